@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency from Debian 12 packages.
+# Idempotent: when everything is present it only runs one dpkg-query (well under a second).
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config git
+  clang-14 libclang-rt-14-dev            # libFuzzer targets and sanitizer runtimes
+  # libraries
+  libboost1.81-dev                       # Boost.Beast/Asio (1.81: http::message_generator)
+  libssl-dev                             # OpenSSL 3
+  libp11-kit-dev                         # pkcs11.h (the only PKCS#11 header we include)
+  libcereal-dev libcli11-dev libtomlplusplus-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # real peers for tests
+  softhsm2                               # the development/CI token
+  opensc                                 # pkcs11-tool, for cross-checks against our own code
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+  [ "$status" = "installed" ] || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages: ${missing[*]}" >&2
+  echo "install-deps: run as root (or install them) and try again" >&2
+  exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

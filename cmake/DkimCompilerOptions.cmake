@@ -1,0 +1,32 @@
+# Warnings, sanitizers and fuzzing flags shared by every target of the project.
+# Targets opt in with dkim_target_defaults(<target>).
+
+add_library(dkim_compile_options INTERFACE)
+target_compile_options(dkim_compile_options INTERFACE
+  -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion
+  -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Woverloaded-virtual
+  -Wnull-dereference -Wimplicit-fallthrough -Wformat=2
+  $<$<BOOL:${DKIM_WERROR}>:-Werror>)
+target_compile_definitions(dkim_compile_options INTERFACE
+  $<$<NOT:$<CONFIG:Debug>>:_FORTIFY_SOURCE=2>)
+target_compile_options(dkim_compile_options INTERFACE -fstack-protector-strong)
+
+if(DKIM_SANITIZE)
+  string(REPLACE ";" "," _dkim_sanitizers "${DKIM_SANITIZE}")
+  message(STATUS "Sanitizers: ${_dkim_sanitizers}")
+  target_compile_options(dkim_compile_options INTERFACE
+    -fsanitize=${_dkim_sanitizers} -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  target_link_options(dkim_compile_options INTERFACE -fsanitize=${_dkim_sanitizers})
+endif()
+
+if(DKIM_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "DKIM_FUZZ needs clang (configure with CXX=clang++-14 CC=clang-14)")
+  endif()
+  # Everything is built with coverage instrumentation; only the fuzz targets link libFuzzer's main.
+  target_compile_options(dkim_compile_options INTERFACE -fsanitize=fuzzer-no-link)
+endif()
+
+function(dkim_target_defaults target)
+  target_link_libraries(${target} PRIVATE dkim_compile_options)
+endfunction()

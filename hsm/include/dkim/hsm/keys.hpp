@@ -1,0 +1,104 @@
+#pragma once
+// DKIM keys inside the token: generation, lookup and public key export.
+//
+// Private keys are generated in the token with CKA_SENSITIVE=true, CKA_EXTRACTABLE=false and
+// CKA_ALLOWED_MECHANISMS limited to the one signing mechanism; they never leave it. The
+// public and private halves share a random CKA_ID, and both carry the label
+// "<selector>._domainkey.<domain>", the DNS name of the key record.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dkim/hsm/error.hpp"
+#include "dkim/hsm/token.hpp"
+
+namespace dkim::hsm {
+
+enum class KeyAlgorithm { rsa2048, rsa3072, rsa4096, ed25519 };
+enum class KeyType { rsa, ed25519 };
+
+std::string_view to_string(KeyAlgorithm algorithm) noexcept;  // "rsa-2048", "ed25519"
+std::optional<KeyAlgorithm> parse_key_algorithm(std::string_view text) noexcept;
+std::string_view to_string(KeyType type) noexcept;  // DKIM k= value: "rsa", "ed25519"
+// The DKIM a= value signed with this key type: "rsa-sha256", "ed25519-sha256".
+std::string_view dkim_signature_algorithm(KeyType type) noexcept;
+
+struct KeyName {
+    std::string domain;    // lower case, no trailing dot
+    std::string selector;  // lower case
+
+    // Checks both as DNS labels (RFC 6376 §3.1: selectors are dot-separated sub-domains).
+    static Result<KeyName> make(std::string_view domain, std::string_view selector);
+    static std::optional<KeyName> from_label(std::string_view label);
+    // "s1._domainkey.example.com"
+    std::string label() const;
+
+    bool operator==(const KeyName&) const = default;
+};
+
+// What protects a private key, read back from the token.
+struct PrivateKeyProtection {
+    bool token = false;
+    bool is_private = false;
+    bool sensitive = false;
+    bool extractable = true;
+    bool always_sensitive = false;
+    bool never_extractable = false;
+    bool sign = false;
+    bool decrypt = true;
+    bool unwrap = true;
+    bool derive = true;
+    bool sign_recover = true;
+    std::vector<unsigned long> allowed_mechanisms;  // CKM_ values
+
+    // True when every attribute is what we generate (see keys.hpp's header comment).
+    bool as_generated() const;
+};
+
+struct KeyInfo {
+    KeyName name;
+    KeyType type = KeyType::rsa;
+    unsigned bits = 0;            // RSA modulus bits; 256 for Ed25519
+    std::vector<unsigned char> id;  // CKA_ID shared by both halves
+    bool has_public = false;
+    // Present when the private half is visible (it is CKA_PRIVATE: only while logged in).
+    std::optional<PrivateKeyProtection> private_half;
+
+    std::string algorithm_name() const;  // "rsa-2048", "ed25519"
+    // RFC 7512 URI of the private half on `token_label`.
+    std::string uri(std::string_view token_label) const;
+};
+
+struct PublicKey {
+    KeyType type = KeyType::rsa;
+    std::vector<unsigned char> spki_der;  // SubjectPublicKeyInfo, DER
+    std::vector<unsigned char> raw;       // Ed25519: the 32-byte key; RSA: empty
+
+    // The base64 value of the DKIM key record's p= tag. RSA: the SubjectPublicKeyInfo, as
+    // OpenDKIM, dkimpy and Mail::DKIM publish and accept. Ed25519 (RFC 8463 §4, paraphrased):
+    // the bare 32-octet public key, not wrapped in a SubjectPublicKeyInfo.
+    std::string dkim_p_value() const;
+};
+
+// Key management on one token. Every operation here takes the module's key-management
+// lock: SoftHSM2 fails under concurrent key generation.
+class KeyStore {
+public:
+    explicit KeyStore(std::shared_ptr<Token> token) : token_(std::move(token)) {}
+
+    // Needs a Login (the private half is a private token object). Refuses an existing name.
+    Result<KeyInfo> generate(const KeyName& name, KeyAlgorithm algorithm);
+    // Public halves are always visible; private halves only while logged in. Sorted by
+    // domain, then selector.
+    Result<std::vector<KeyInfo>> list();
+    Result<KeyInfo> find(const KeyName& name);
+    Result<PublicKey> public_key(const KeyInfo& key);
+
+private:
+    std::shared_ptr<Token> token_;
+};
+
+}  // namespace dkim::hsm

@@ -1,0 +1,564 @@
+#include "dkim/hsm/keys.hpp"
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <map>
+#include <tuple>
+
+#include "pkcs11.hpp"
+#include "token_state.hpp"
+
+namespace dkim::hsm {
+namespace {
+
+using detail::attr;
+using detail::Session;
+
+// RFC 8410 §3: id-Ed25519 OBJECT IDENTIFIER ::= { 1 3 101 112 }, DER-encoded.
+constexpr std::array<unsigned char, 5> kEd25519Oid{0x06, 0x03, 0x2B, 0x65, 0x70};
+// PKCS#11 v3.0 §2.3.10 also allows the curve name as a PrintableString.
+constexpr std::array<unsigned char, 14> kEd25519Name{0x13, 0x0C, 'e', 'd', 'w', 'a', 'r', 'd',
+                                                     's', '2', '5', '5', '1', '9'};
+constexpr std::array<unsigned char, 3> kRsaExponent{0x01, 0x00, 0x01};  // 65537
+constexpr std::size_t kIdSize = 16;
+
+template <class T>
+Result<T> fail(ErrorCode code, std::string message) {
+    return dkim::unexpected(Error{code, std::move(message), "", 0});
+}
+
+bool is_dns_label(std::string_view label) {
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
+        return false;
+    }
+    return std::all_of(label.begin(), label.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    });
+}
+
+bool is_dns_name(std::string_view name) {
+    if (name.empty() || name.size() > 253) {
+        return false;
+    }
+    while (true) {
+        const auto dot = name.find('.');
+        if (!is_dns_label(name.substr(0, dot))) {
+            return false;
+        }
+        if (dot == std::string_view::npos) {
+            return true;
+        }
+        name.remove_prefix(dot + 1);
+    }
+}
+
+std::string lower(std::string_view text) {
+    std::string out(text);
+    std::transform(out.begin(), out.end(), out.begin(), [](char c) {
+        return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+    });
+    return out;
+}
+
+std::string hex(std::span<const unsigned char> bytes) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out;
+    for (const unsigned char b : bytes) {
+        out.push_back(kHex[b >> 4]);
+        out.push_back(kHex[b & 0xf]);
+    }
+    return out;
+}
+
+Result<std::vector<CK_OBJECT_HANDLE>> find_by_id(const Session& session, CK_OBJECT_CLASS klass,
+                                                 std::span<const unsigned char> id) {
+    std::array match{attr(CKA_CLASS, klass), attr(CKA_ID, id)};
+    return session.find_objects(match);
+}
+
+Result<PrivateKeyProtection> read_protection(const Session& session, CK_OBJECT_HANDLE key) {
+    PrivateKeyProtection p;
+    const std::array<std::pair<CK_ATTRIBUTE_TYPE, bool PrivateKeyProtection::*>, 11> flags{{
+        {CKA_TOKEN, &PrivateKeyProtection::token},
+        {CKA_PRIVATE, &PrivateKeyProtection::is_private},
+        {CKA_SENSITIVE, &PrivateKeyProtection::sensitive},
+        {CKA_EXTRACTABLE, &PrivateKeyProtection::extractable},
+        {CKA_ALWAYS_SENSITIVE, &PrivateKeyProtection::always_sensitive},
+        {CKA_NEVER_EXTRACTABLE, &PrivateKeyProtection::never_extractable},
+        {CKA_SIGN, &PrivateKeyProtection::sign},
+        {CKA_DECRYPT, &PrivateKeyProtection::decrypt},
+        {CKA_UNWRAP, &PrivateKeyProtection::unwrap},
+        {CKA_DERIVE, &PrivateKeyProtection::derive},
+        {CKA_SIGN_RECOVER, &PrivateKeyProtection::sign_recover},
+    }};
+    for (const auto& [type, member] : flags) {
+        auto value = session.attribute_bool(key, type);
+        if (!value) {
+            return dkim::unexpected(std::move(value).error());
+        }
+        p.*member = *value;
+    }
+    auto mechanisms = session.attribute(key, CKA_ALLOWED_MECHANISMS);
+    if (mechanisms) {
+        const std::size_t count = mechanisms->size() / sizeof(CK_MECHANISM_TYPE);
+        p.allowed_mechanisms.resize(count);
+        std::memcpy(p.allowed_mechanisms.data(), mechanisms->data(),
+                    count * sizeof(CK_MECHANISM_TYPE));
+    }
+    return p;
+}
+
+CK_MECHANISM_TYPE signing_mechanism(KeyType type) {
+    return type == KeyType::rsa ? CKM_SHA256_RSA_PKCS : CKM_EDDSA;
+}
+
+// Reads both halves of the key with this CKA_ID into a KeyInfo.
+Result<KeyInfo> read_key(const Session& session, const KeyName& name,
+                         std::span<const unsigned char> id, bool logged_in) {
+    KeyInfo info;
+    info.name = name;
+    info.id.assign(id.begin(), id.end());
+    auto publics = find_by_id(session, CKO_PUBLIC_KEY, id);
+    if (!publics) {
+        return dkim::unexpected(std::move(publics).error());
+    }
+    std::vector<CK_OBJECT_HANDLE> privates;
+    if (logged_in) {
+        auto found = find_by_id(session, CKO_PRIVATE_KEY, id);
+        if (!found) {
+            return dkim::unexpected(std::move(found).error());
+        }
+        privates = std::move(*found);
+    }
+    const CK_OBJECT_HANDLE any = !publics->empty() ? publics->front()
+                                 : !privates.empty() ? privates.front()
+                                                     : CK_INVALID_HANDLE;
+    if (any == CK_INVALID_HANDLE) {
+        return fail<KeyInfo>(ErrorCode::key_not_found, "no key with this CKA_ID");
+    }
+    auto key_type = session.attribute_ulong(any, CKA_KEY_TYPE);
+    if (!key_type) {
+        return dkim::unexpected(std::move(key_type).error());
+    }
+    if (*key_type == CKK_RSA) {
+        info.type = KeyType::rsa;
+        if (!publics->empty()) {
+            auto bits = session.attribute_ulong(publics->front(), CKA_MODULUS_BITS);
+            if (bits) {
+                info.bits = static_cast<unsigned>(*bits);
+            } else if (auto modulus = session.attribute(publics->front(), CKA_MODULUS); modulus) {
+                info.bits = static_cast<unsigned>(modulus->size() * 8);
+            }
+        }
+    } else if (*key_type == CKK_EC_EDWARDS) {
+        info.type = KeyType::ed25519;
+        info.bits = 256;
+    } else {
+        return fail<KeyInfo>(ErrorCode::unsupported,
+                             "key " + name.label() + " has a key type DKIM cannot use");
+    }
+    info.has_public = !publics->empty();
+    if (!privates.empty()) {
+        auto protection = read_protection(session, privates.front());
+        if (!protection) {
+            return dkim::unexpected(std::move(protection).error());
+        }
+        info.private_half = std::move(*protection);
+    }
+    return info;
+}
+
+Result<std::shared_ptr<EVP_PKEY>> to_evp(KeyType type, std::span<const unsigned char> a,
+                                         std::span<const unsigned char> b) {
+    EVP_PKEY* key = nullptr;
+    if (type == KeyType::ed25519) {
+        key = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, a.data(), a.size());
+    } else {
+        std::unique_ptr<BIGNUM, decltype(&BN_free)> n(
+            BN_bin2bn(a.data(), static_cast<int>(a.size()), nullptr), BN_free);
+        std::unique_ptr<BIGNUM, decltype(&BN_free)> e(
+            BN_bin2bn(b.data(), static_cast<int>(b.size()), nullptr), BN_free);
+        std::unique_ptr<OSSL_PARAM_BLD, decltype(&OSSL_PARAM_BLD_free)> build(
+            OSSL_PARAM_BLD_new(), OSSL_PARAM_BLD_free);
+        if (!n || !e || !build || !OSSL_PARAM_BLD_push_BN(build.get(), OSSL_PKEY_PARAM_RSA_N, n.get()) ||
+            !OSSL_PARAM_BLD_push_BN(build.get(), OSSL_PKEY_PARAM_RSA_E, e.get())) {
+            return fail<std::shared_ptr<EVP_PKEY>>(ErrorCode::device, "OpenSSL: out of memory");
+        }
+        std::unique_ptr<OSSL_PARAM, decltype(&OSSL_PARAM_free)> params(
+            OSSL_PARAM_BLD_to_param(build.get()), OSSL_PARAM_free);
+        std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(
+            EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr), EVP_PKEY_CTX_free);
+        if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) <= 0 ||
+            EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, params.get()) <= 0) {
+            key = nullptr;
+        }
+    }
+    if (key == nullptr) {
+        return fail<std::shared_ptr<EVP_PKEY>>(ErrorCode::device,
+                                               "the token returned a malformed public key");
+    }
+    return std::shared_ptr<EVP_PKEY>(key, EVP_PKEY_free);
+}
+
+}  // namespace
+
+// --- names ------------------------------------------------------------------------------
+
+std::string_view to_string(KeyAlgorithm algorithm) noexcept {
+    switch (algorithm) {
+        case KeyAlgorithm::rsa2048: return "rsa-2048";
+        case KeyAlgorithm::rsa3072: return "rsa-3072";
+        case KeyAlgorithm::rsa4096: return "rsa-4096";
+        case KeyAlgorithm::ed25519: return "ed25519";
+    }
+    return "unknown";
+}
+
+std::optional<KeyAlgorithm> parse_key_algorithm(std::string_view text) noexcept {
+    for (const auto algorithm : {KeyAlgorithm::rsa2048, KeyAlgorithm::rsa3072,
+                                 KeyAlgorithm::rsa4096, KeyAlgorithm::ed25519}) {
+        if (to_string(algorithm) == text) {
+            return algorithm;
+        }
+    }
+    return std::nullopt;
+}
+
+std::string_view to_string(KeyType type) noexcept {
+    return type == KeyType::rsa ? "rsa" : "ed25519";
+}
+
+std::string_view dkim_signature_algorithm(KeyType type) noexcept {
+    return type == KeyType::rsa ? "rsa-sha256" : "ed25519-sha256";
+}
+
+Result<KeyName> KeyName::make(std::string_view domain, std::string_view selector) {
+    std::string d = lower(domain);
+    if (!d.empty() && d.back() == '.') {
+        d.pop_back();
+    }
+    const std::string s = lower(selector);
+    if (!is_dns_name(d) || d.find('.') == std::string::npos) {
+        return fail<KeyName>(ErrorCode::invalid_argument,
+                             "domain '" + std::string(domain) + "' is not a valid domain name");
+    }
+    // RFC 6376 §3.1: selector = sub-domain *( "." sub-domain ).
+    if (!is_dns_name(s) || s.find('_') != std::string::npos) {
+        return fail<KeyName>(ErrorCode::invalid_argument,
+                             "selector '" + std::string(selector) +
+                                 "' is not a valid selector (letters, digits, '-', '.')");
+    }
+    if (s.size() + d.size() + std::string_view("._domainkey.").size() > 253) {
+        return fail<KeyName>(ErrorCode::invalid_argument,
+                             "selector and domain together exceed a DNS name's 253 characters");
+    }
+    return KeyName{d, s};
+}
+
+std::optional<KeyName> KeyName::from_label(std::string_view label) {
+    constexpr std::string_view infix = "._domainkey.";
+    const auto at = label.find(infix);
+    if (at == std::string_view::npos) {
+        return std::nullopt;
+    }
+    auto name = make(label.substr(at + infix.size()), label.substr(0, at));
+    if (!name || name->label() != label) {
+        return std::nullopt;
+    }
+    return *name;
+}
+
+std::string KeyName::label() const { return selector + "._domainkey." + domain; }
+
+bool PrivateKeyProtection::as_generated() const {
+    return token && is_private && sensitive && !extractable && always_sensitive &&
+           never_extractable && sign && !decrypt && !unwrap && !derive && !sign_recover &&
+           allowed_mechanisms.size() == 1;
+}
+
+std::string KeyInfo::algorithm_name() const {
+    return type == KeyType::ed25519 ? "ed25519" : "rsa-" + std::to_string(bits);
+}
+
+std::string KeyInfo::uri(std::string_view token_label) const {
+    Pkcs11Uri uri;
+    uri.token = std::string(token_label);
+    uri.object = name.label();
+    uri.type = "private";
+    uri.id = id;
+    return uri.to_string();
+}
+
+std::string PublicKey::dkim_p_value() const {
+    const auto& bytes = type == KeyType::ed25519 ? raw : spki_der;
+    std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+    const int written = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),  // NOLINT
+                                        bytes.data(), static_cast<int>(bytes.size()));
+    out.resize(static_cast<std::size_t>(written));
+    return out;
+}
+
+// --- KeyStore -----------------------------------------------------------------------------
+
+Result<KeyInfo> KeyStore::generate(const KeyName& name, KeyAlgorithm algorithm) {
+    std::lock_guard serialize(token_->module()->key_management_mutex());
+    if (!token_->logged_in()) {
+        return fail<KeyInfo>(ErrorCode::locked,
+                             token_->name() + " is not logged in: generating a key needs a login");
+    }
+    auto session = Session::open(token_->module(), token_->slot_id(), true);
+    if (!session) {
+        return dkim::unexpected(std::move(session).error());
+    }
+    const std::string label = name.label();
+    {
+        std::array match{attr(CKA_LABEL, label)};
+        auto existing = session->find_objects(match, 1);
+        if (!existing) {
+            return dkim::unexpected(std::move(existing).error());
+        }
+        if (!existing->empty()) {
+            return fail<KeyInfo>(ErrorCode::key_exists,
+                                 token_->name() + " already holds a key " + label +
+                                     "; rotate to a new selector instead of replacing it");
+        }
+    }
+    std::array<unsigned char, kIdSize> id{};
+    if (RAND_bytes(id.data(), static_cast<int>(id.size())) != 1) {
+        return fail<KeyInfo>(ErrorCode::device, "OpenSSL's random generator failed");
+    }
+
+    const bool ed25519 = algorithm == KeyAlgorithm::ed25519;
+    const KeyType type = ed25519 ? KeyType::ed25519 : KeyType::rsa;
+    CK_ULONG modulus_bits = algorithm == KeyAlgorithm::rsa4096   ? 4096
+                            : algorithm == KeyAlgorithm::rsa3072 ? 3072
+                                                                 : 2048;
+    CK_OBJECT_CLASS public_class = CKO_PUBLIC_KEY;
+    CK_OBJECT_CLASS private_class = CKO_PRIVATE_KEY;
+    CK_KEY_TYPE key_type = ed25519 ? CKK_EC_EDWARDS : CKK_RSA;
+    CK_BBOOL yes = CK_TRUE;
+    CK_BBOOL no = CK_FALSE;
+    CK_MECHANISM_TYPE allowed = signing_mechanism(type);
+    const std::span<const unsigned char> allowed_bytes(
+        reinterpret_cast<const unsigned char*>(&allowed), sizeof allowed);  // NOLINT
+    const std::span<const unsigned char> id_bytes(id);
+
+    std::vector<CK_ATTRIBUTE> public_template{
+        attr(CKA_CLASS, public_class), attr(CKA_KEY_TYPE, key_type),
+        attr(CKA_TOKEN, yes),          attr(CKA_PRIVATE, no),
+        attr(CKA_VERIFY, yes),         attr(CKA_ENCRYPT, no),
+        attr(CKA_WRAP, no),            attr(CKA_VERIFY_RECOVER, no),
+        attr(CKA_LABEL, label),        attr(CKA_ID, id_bytes),
+    };
+    if (ed25519) {
+        public_template.push_back(attr(CKA_EC_PARAMS, std::span<const unsigned char>(kEd25519Oid)));
+    } else {
+        public_template.push_back(attr(CKA_MODULUS_BITS, modulus_bits));
+        public_template.push_back(
+            attr(CKA_PUBLIC_EXPONENT, std::span<const unsigned char>(kRsaExponent)));
+    }
+    std::vector<CK_ATTRIBUTE> private_template{
+        attr(CKA_CLASS, private_class),
+        attr(CKA_KEY_TYPE, key_type),
+        attr(CKA_TOKEN, yes),
+        attr(CKA_PRIVATE, yes),
+        attr(CKA_SENSITIVE, yes),
+        attr(CKA_EXTRACTABLE, no),
+        attr(CKA_SIGN, yes),
+        attr(CKA_DECRYPT, no),
+        attr(CKA_UNWRAP, no),
+        attr(CKA_DERIVE, no),
+        attr(CKA_SIGN_RECOVER, no),
+        attr(CKA_ALLOWED_MECHANISMS, allowed_bytes),
+        attr(CKA_LABEL, label),
+        attr(CKA_ID, id_bytes),
+    };
+
+    CK_MECHANISM mechanism{ed25519 ? CKM_EC_EDWARDS_KEY_PAIR_GEN : CKM_RSA_PKCS_KEY_PAIR_GEN,
+                           nullptr, 0};
+    CK_OBJECT_HANDLE public_key = CK_INVALID_HANDLE;
+    CK_OBJECT_HANDLE private_key = CK_INVALID_HANDLE;
+    const auto& fn = session->fn();
+    CK_RV rv = fn.C_GenerateKeyPair(session->handle(), &mechanism, public_template.data(),
+                                    public_template.size(), private_template.data(),
+                                    private_template.size(), &public_key, &private_key);
+    if (ed25519 && (rv == CKR_DOMAIN_PARAMS_INVALID || rv == CKR_CURVE_NOT_SUPPORTED ||
+                    rv == CKR_ATTRIBUTE_VALUE_INVALID)) {
+        // Tokens differ in which of the two encodings of the curve they accept.
+        public_template.back() = attr(CKA_EC_PARAMS, std::span<const unsigned char>(kEd25519Name));
+        rv = fn.C_GenerateKeyPair(session->handle(), &mechanism, public_template.data(),
+                                  public_template.size(), private_template.data(),
+                                  private_template.size(), &public_key, &private_key);
+    }
+    if (auto ok = detail::check_rv(rv, "C_GenerateKeyPair",
+                                   token_->name() + ": generating " +
+                                       std::string(to_string(algorithm)) + " key " + label);
+        !ok) {
+        return dkim::unexpected(std::move(ok).error());
+    }
+
+    auto info = read_key(*session, name, id_bytes, true);
+    if (!info || !info->private_half || !info->private_half->as_generated() ||
+        info->private_half->allowed_mechanisms.front() != allowed) {
+        // Some tokens ignore attributes they do not implement. A key that is not protected
+        // as promised must not exist: remove both halves.
+        (void)fn.C_DestroyObject(session->handle(), private_key);
+        (void)fn.C_DestroyObject(session->handle(), public_key);
+        if (!info) {
+            return info;
+        }
+        return fail<KeyInfo>(ErrorCode::not_permitted,
+                             token_->name() + " did not apply the required protection "
+                                              "attributes (sensitive, not extractable, "
+                                              "sign-only); the key was deleted");
+    }
+    return info;
+}
+
+Result<std::vector<KeyInfo>> KeyStore::list() {
+    std::lock_guard serialize(token_->module()->key_management_mutex());
+    auto session = Session::open(token_->module(), token_->slot_id(), false);
+    if (!session) {
+        return dkim::unexpected(std::move(session).error());
+    }
+    auto logged_in = session->user_logged_in();
+    if (!logged_in) {
+        return dkim::unexpected(std::move(logged_in).error());
+    }
+    // Collect labels and ids of both classes; private keys are only visible when logged in.
+    std::map<std::vector<unsigned char>, KeyName> ids;
+    for (CK_OBJECT_CLASS klass : {CKO_PUBLIC_KEY, CKO_PRIVATE_KEY}) {
+        std::array match{attr(CKA_CLASS, klass)};
+        auto objects = session->find_objects(match, 4096);
+        if (!objects) {
+            return dkim::unexpected(std::move(objects).error());
+        }
+        for (const CK_OBJECT_HANDLE object : *objects) {
+            auto label = session->attribute(object, CKA_LABEL);
+            auto id = session->attribute(object, CKA_ID);
+            if (!label || !id || id->empty()) {
+                continue;
+            }
+            auto name = KeyName::from_label(
+                std::string_view(reinterpret_cast<const char*>(label->data()), label->size()));  // NOLINT
+            if (name) {
+                ids.emplace(std::move(*id), std::move(*name));
+            }
+        }
+    }
+    std::vector<KeyInfo> keys;
+    for (const auto& [id, name] : ids) {
+        auto info = read_key(*session, name, id, *logged_in);
+        if (!info) {
+            return dkim::unexpected(std::move(info).error());
+        }
+        keys.push_back(std::move(*info));
+    }
+    std::sort(keys.begin(), keys.end(), [](const KeyInfo& a, const KeyInfo& b) {
+        return std::tie(a.name.domain, a.name.selector, a.id) <
+               std::tie(b.name.domain, b.name.selector, b.id);
+    });
+    return keys;
+}
+
+Result<KeyInfo> KeyStore::find(const KeyName& name) {
+    auto keys = list();
+    if (!keys) {
+        return dkim::unexpected(std::move(keys).error());
+    }
+    std::vector<KeyInfo> matching;
+    for (auto& key : *keys) {
+        if (key.name == name) {
+            matching.push_back(std::move(key));
+        }
+    }
+    if (matching.size() == 1) {
+        return std::move(matching.front());
+    }
+    if (matching.empty()) {
+        return fail<KeyInfo>(
+            ErrorCode::key_not_found,
+            "no key for selector '" + name.selector + "' of domain '" + name.domain + "' (" +
+                name.label() + ") in " + token_->name() +
+                (token_->logged_in() ? "" : "; private keys are visible only after login"));
+    }
+    std::string ids;
+    for (const auto& key : matching) {
+        ids += (ids.empty() ? "" : ", ") + hex(key.id);
+    }
+    return fail<KeyInfo>(ErrorCode::invalid_argument,
+                         token_->name() + " holds " + std::to_string(matching.size()) +
+                             " keys labelled " + name.label() + " (CKA_ID " + ids +
+                             "); remove the extra ones");
+}
+
+Result<PublicKey> KeyStore::public_key(const KeyInfo& key) {
+    auto session = Session::open(token_->module(), token_->slot_id(), false);
+    if (!session) {
+        return dkim::unexpected(std::move(session).error());
+    }
+    auto found = find_by_id(*session, CKO_PUBLIC_KEY, key.id);
+    if (!found) {
+        return dkim::unexpected(std::move(found).error());
+    }
+    if (found->empty()) {
+        return fail<PublicKey>(ErrorCode::key_not_found,
+                               "key " + key.name.label() + " in " + token_->name() +
+                                   " has no public half");
+    }
+    const CK_OBJECT_HANDLE object = found->front();
+    PublicKey result;
+    result.type = key.type;
+    Result<std::shared_ptr<EVP_PKEY>> evp = fail<std::shared_ptr<EVP_PKEY>>(ErrorCode::device, "");
+    if (key.type == KeyType::rsa) {
+        auto modulus = session->attribute(object, CKA_MODULUS);
+        auto exponent = session->attribute(object, CKA_PUBLIC_EXPONENT);
+        if (!modulus) {
+            return dkim::unexpected(std::move(modulus).error());
+        }
+        if (!exponent) {
+            return dkim::unexpected(std::move(exponent).error());
+        }
+        evp = to_evp(KeyType::rsa, *modulus, *exponent);
+    } else {
+        auto point = session->attribute(object, CKA_EC_POINT);
+        if (!point) {
+            return dkim::unexpected(std::move(point).error());
+        }
+        // Tokens return CKA_EC_POINT either DER-wrapped (OCTET STRING, 04 20 || key, as
+        // SoftHSM2 and PKCS#11 v2.40 do) or as the raw 32 bytes (PKCS#11 v3.0's reading).
+        std::vector<unsigned char> raw;
+        if (point->size() == 32) {
+            raw = *point;
+        } else if (point->size() == 34 && (*point)[0] == 0x04 && (*point)[1] == 0x20) {
+            raw.assign(point->begin() + 2, point->end());
+        } else {
+            return fail<PublicKey>(ErrorCode::device,
+                                   token_->name() + " returned a CKA_EC_POINT of " +
+                                       std::to_string(point->size()) +
+                                       " bytes for Ed25519 key " + key.name.label());
+        }
+        result.raw = raw;
+        evp = to_evp(KeyType::ed25519, raw, {});
+    }
+    if (!evp) {
+        return dkim::unexpected(std::move(evp).error());
+    }
+    unsigned char* der = nullptr;
+    const int size = i2d_PUBKEY(evp->get(), &der);
+    if (size <= 0) {
+        return fail<PublicKey>(ErrorCode::device, "OpenSSL could not encode the public key");
+    }
+    result.spki_der.assign(der, der + size);
+    OPENSSL_free(der);
+    return result;
+}
+
+}  // namespace dkim::hsm

@@ -1,0 +1,244 @@
+#include "dkim/hsm/signing_pool.hpp"
+
+#include <openssl/sha.h>
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <optional>
+
+#include "pkcs11.hpp"
+#include "token_state.hpp"
+
+namespace dkim::hsm {
+
+using detail::Session;
+
+struct SigningPool::State {
+    std::mutex mutex;
+    std::condition_variable available;
+    std::vector<Session> idle;
+    std::size_t open = 0;  // idle + leased
+    // Private key handles by CKA_ID, valid only for the login epoch they were found in.
+    std::uint64_t handles_epoch = 0;
+    std::map<std::vector<unsigned char>, CK_OBJECT_HANDLE> handles;
+};
+
+namespace {
+
+// A session leased to one operation; back to the pool on destruction unless discarded.
+class Lease {
+public:
+    Lease(SigningPool::State& state, Session session) : state_(&state), session_(std::move(session)) {}
+    Lease(Lease&& other) noexcept
+        : state_(std::exchange(other.state_, nullptr)), session_(std::move(other.session_)) {}
+    Lease& operator=(Lease&&) = delete;
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease() {
+        if (state_ == nullptr) {
+            return;
+        }
+        std::lock_guard lock(state_->mutex);
+        if (discarded_) {
+            --state_->open;
+        } else {
+            state_->idle.push_back(std::move(session_));
+        }
+        state_->available.notify_one();
+    }
+
+    Session& session() { return session_; }
+    // The token reported the session gone: forget the handle, do not return it.
+    void discard(bool handle_is_dead) {
+        if (handle_is_dead) {
+            session_.forget();
+        }
+        session_.close();
+        discarded_ = true;
+    }
+
+private:
+    SigningPool::State* state_;
+    Session session_;
+    bool discarded_ = false;
+};
+
+}  // namespace
+
+SigningPool::SigningPool(std::shared_ptr<Token> token) : SigningPool(std::move(token), Options{}) {}
+
+SigningPool::SigningPool(std::shared_ptr<Token> token, Options options)
+    : token_(std::move(token)), options_(options), state_(std::make_unique<State>()) {
+    if (options_.max_sessions == 0) {
+        options_.max_sessions = 1;
+    }
+}
+
+SigningPool::~SigningPool() = default;
+
+std::size_t SigningPool::open_sessions() const {
+    std::lock_guard lock(state_->mutex);
+    return state_->open;
+}
+
+Result<std::vector<unsigned char>> SigningPool::sign(const KeyInfo& key,
+                                                     std::span<const unsigned char> data) {
+    if (auto ok = token_->module()->check_not_forked(); !ok) {
+        return dkim::unexpected(std::move(ok).error());
+    }
+    std::array<unsigned char, SHA256_DIGEST_LENGTH> digest{};
+    std::span<const unsigned char> input = data;
+    if (key.type == KeyType::ed25519) {
+        SHA256(data.data(), data.size(), digest.data());
+        input = digest;
+    }
+    CK_MECHANISM mechanism{key.type == KeyType::rsa ? CKM_SHA256_RSA_PKCS : CKM_EDDSA, nullptr, 0};
+    auto& state = *state_;
+    const std::string context = token_->name() + ": signing with key " + key.name.label();
+
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        const std::uint64_t epoch = token_->state_->epoch.load(std::memory_order_acquire);
+        if (epoch == 0) {
+            return dkim::unexpected(Error{ErrorCode::locked,
+                                          token_->name() +
+                                              " is locked: it is not logged in, and signing "
+                                              "needs an active login (an approved grant)",
+                                          "", CKR_USER_NOT_LOGGED_IN});
+        }
+
+        // Lease a session: an idle one, a new one, or wait while max_sessions are busy.
+        std::optional<Lease> lease;
+        CK_OBJECT_HANDLE handle = CK_INVALID_HANDLE;
+        {
+            std::unique_lock lock(state.mutex);
+            state.available.wait(lock, [&] {
+                return !state.idle.empty() || state.open < options_.max_sessions;
+            });
+            if (state.handles_epoch != epoch) {
+                state.handles.clear();
+                state.handles_epoch = epoch;
+            }
+            if (auto it = state.handles.find(key.id); it != state.handles.end()) {
+                handle = it->second;
+            }
+            if (!state.idle.empty()) {
+                lease.emplace(state, std::move(state.idle.back()));
+                state.idle.pop_back();
+            } else {
+                ++state.open;
+            }
+        }
+        if (!lease) {
+            auto session = Session::open(token_->module(), token_->slot_id(), false);
+            if (!session) {
+                {
+                    std::lock_guard lock(state.mutex);
+                    --state.open;
+                }
+                state.available.notify_one();
+                if (attempt == 0 && session.error().code == ErrorCode::session_lost) {
+                    if (auto ok = token_->recover_login(epoch); !ok) {
+                        return dkim::unexpected(std::move(ok).error());
+                    }
+                    continue;
+                }
+                return dkim::unexpected(std::move(session).error());
+            }
+            lease.emplace(state, std::move(*session));
+        }
+        Session& session = lease->session();
+        const auto& fn = session.fn();
+
+        CK_RV rv = CKR_OK;
+        std::string_view failed_call;
+        if (handle == CK_INVALID_HANDLE) {
+            // Look the key up again after every login: old handles are invalid.
+            CK_OBJECT_CLASS klass = CKO_PRIVATE_KEY;
+            std::array match{detail::attr(CKA_CLASS, klass),
+                             detail::attr(CKA_ID, std::span<const unsigned char>(key.id))};
+            auto found = session.find_objects(match, 2);
+            if (!found) {
+                rv = found.error().rv;
+                failed_call = "C_FindObjects";
+            } else if (found->empty()) {
+                // Invisible private objects mean we were logged out behind our back.
+                auto logged_in = session.user_logged_in();
+                if (logged_in && *logged_in) {
+                    return dkim::unexpected(Error{ErrorCode::key_not_found,
+                                                  token_->name() + " has no private key " +
+                                                      key.name.label() + " with the expected CKA_ID",
+                                                  "C_FindObjects", 0});
+                }
+                rv = logged_in ? CKR_USER_NOT_LOGGED_IN : logged_in.error().rv;
+                failed_call = "C_FindObjects";
+            } else {
+                handle = found->front();
+                std::lock_guard lock(state.mutex);
+                if (state.handles_epoch == epoch) {
+                    state.handles[key.id] = handle;
+                }
+            }
+        }
+
+        std::vector<unsigned char> signature;
+        if (rv == CKR_OK) {
+            rv = fn.C_SignInit(session.handle(), &mechanism, handle);
+            failed_call = "C_SignInit";
+        }
+        if (rv == CKR_OK) {
+            signature.resize(512);  // RSA-4096; C_Sign says if more is needed
+            CK_ULONG size = signature.size();
+            auto* in = const_cast<unsigned char*>(input.data());  // NOLINT: C API, not written
+            rv = fn.C_Sign(session.handle(), in, input.size(), signature.data(), &size);
+            if (rv == CKR_BUFFER_TOO_SMALL) {
+                signature.resize(size);
+                rv = fn.C_Sign(session.handle(), in, input.size(), signature.data(), &size);
+            }
+            failed_call = "C_Sign";
+            signature.resize(size);
+        }
+        if (rv == CKR_OK) {
+            return signature;
+        }
+
+        const bool session_lost = detail::is_session_lost(rv);
+        const bool stale_login = rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_KEY_HANDLE_INVALID ||
+                                 rv == CKR_OBJECT_HANDLE_INVALID;
+        if ((session_lost || stale_login) && attempt == 0) {
+            lease->discard(session_lost);
+            lease.reset();
+            {
+                std::lock_guard lock(state.mutex);
+                state.handles.clear();
+                // Idle sessions were most likely closed by the same event; keep only those
+                // the token still knows.
+                std::erase_if(state.idle, [&](Session& idle) {
+                    auto alive = idle.state();
+                    if (alive) {
+                        return false;
+                    }
+                    idle.forget();
+                    --state.open;
+                    return true;
+                });
+            }
+            if (auto ok = token_->recover_login(epoch); !ok) {
+                return dkim::unexpected(std::move(ok).error());
+            }
+            continue;
+        }
+        if (session_lost) {
+            lease->discard(true);
+        }
+        Error error = detail::make_error(rv, failed_call, context);
+        if (error.code == ErrorCode::locked) {
+            error.message = token_->name() + " is locked: it is not logged in";
+        }
+        return dkim::unexpected(std::move(error));
+    }
+    return dkim::unexpected(Error{ErrorCode::session_lost,
+                                  context + ": the session was lost again after recovery", "", 0});
+}
+
+}  // namespace dkim::hsm

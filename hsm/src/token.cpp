@@ -1,0 +1,184 @@
+#include "dkim/hsm/token.hpp"
+
+#include <utility>
+
+#include "token_state.hpp"
+
+namespace dkim::hsm {
+namespace {
+
+// C_Login as the normal user. CKR_USER_ALREADY_LOGGED_IN counts as success: login is per
+// application, and another part of this process may have logged in already.
+Result<void> login_user(const detail::Session& session, const Secret& pin,
+                        const std::string& token_name) {
+    // The C API takes a non-const pointer but does not write through it.
+    auto* pin_bytes = const_cast<unsigned char*>(pin.bytes().data());  // NOLINT
+    const CK_RV rv = session.fn().C_Login(session.handle(), CKU_USER, pin_bytes, pin.size());
+    if (rv == CKR_USER_ALREADY_LOGGED_IN) {
+        return {};
+    }
+    return detail::check_rv(rv, "C_Login", token_name);
+}
+
+}  // namespace
+
+Token::Token(std::shared_ptr<Module> module, unsigned long slot_id, std::string label)
+    : module_(std::move(module)),
+      slot_id_(slot_id),
+      label_(std::move(label)),
+      state_(std::make_unique<State>()) {}
+
+Token::~Token() = default;
+
+Result<std::shared_ptr<Token>> Token::open(std::shared_ptr<Module> module,
+                                           const TokenSelector& selector) {
+    auto slot = module->find_token(selector);
+    if (!slot) {
+        return dkim::unexpected(std::move(slot).error());
+    }
+    return std::shared_ptr<Token>(new Token(std::move(module), slot->slot_id, slot->label));
+}
+
+std::string Token::name() const { return "token '" + label_ + "'"; }
+
+bool Token::logged_in() const { return state_->epoch.load(std::memory_order_acquire) != 0; }
+
+std::uint64_t Token::login_epoch() const { return state_->epoch.load(std::memory_order_acquire); }
+
+Result<void> Token::close_all_sessions() {
+    if (auto ok = module_->check_not_forked(); !ok) {
+        return ok;
+    }
+    std::lock_guard lock(state_->mutex);
+    const CK_RV rv = detail::functions(*module_).C_CloseAllSessions(slot_id_);
+    if (state_->anchor) {
+        state_->anchor->forget();  // closed by the call above
+    }
+    state_->epoch.store(0, std::memory_order_release);  // closing every session logs out
+    return detail::check_rv(rv, "C_CloseAllSessions", name());
+}
+
+Result<void> Token::recover_login(std::uint64_t seen_epoch) {
+    std::lock_guard lock(state_->mutex);
+    if (!state_->held) {
+        return dkim::unexpected(
+            Error{ErrorCode::locked, name() + " is not logged in", "", CKR_USER_NOT_LOGGED_IN});
+    }
+    const std::uint64_t current = state_->epoch.load(std::memory_order_acquire);
+    if (current != 0 && current != seen_epoch) {
+        return {};  // another thread already logged in again after this loss
+    }
+    if (state_->anchor) {
+        auto logged_in = state_->anchor->user_logged_in();
+        if (logged_in && *logged_in) {
+            // Only the caller's session was lost; the login itself survived. Handles found
+            // under the current epoch stay valid.
+            if (current == 0) {
+                state_->epoch.store(++state_->last_epoch, std::memory_order_release);
+            }
+            return {};
+        }
+        if (!logged_in && logged_in.error().code == ErrorCode::session_lost) {
+            state_->anchor->forget();
+        }
+        state_->anchor.reset();
+    }
+    state_->epoch.store(0, std::memory_order_release);
+    if (!state_->relogin_pin) {
+        return dkim::unexpected(Error{ErrorCode::locked,
+                                      name() +
+                                          " was logged out behind our back (its sessions were "
+                                          "closed) and this login may not log in again by itself",
+                                      "", CKR_USER_NOT_LOGGED_IN});
+    }
+    auto anchor = detail::Session::open(module_, slot_id_, false);
+    if (!anchor) {
+        return dkim::unexpected(std::move(anchor).error());
+    }
+    if (auto ok = login_user(*anchor, *state_->relogin_pin, name()); !ok) {
+        if (ok.error().code == ErrorCode::pin_incorrect || ok.error().code == ErrorCode::pin_locked) {
+            // The PIN worked before and no longer does: never try it again.
+            state_->relogin_pin.reset();
+        }
+        return ok;
+    }
+    state_->anchor = std::move(*anchor);
+    state_->epoch.store(++state_->last_epoch, std::memory_order_release);
+    return {};
+}
+
+// --- Login ----------------------------------------------------------------------------
+
+Result<Login> Login::acquire(std::shared_ptr<Token> token, Secret pin, Relogin relogin) {
+    auto& state = *token->state_;
+    std::lock_guard lock(state.mutex);
+    if (state.held) {
+        return dkim::unexpected(Error{ErrorCode::invalid_argument,
+                                      token->name() + " is already logged in by a Login object "
+                                                      "of this process; release it first",
+                                      "", 0});
+    }
+    auto anchor = detail::Session::open(token->module_, token->slot_id_, false);
+    if (!anchor) {
+        return dkim::unexpected(std::move(anchor).error());
+    }
+    if (auto ok = login_user(*anchor, pin, token->name()); !ok) {
+        return dkim::unexpected(std::move(ok).error());  // `pin` is wiped on return
+    }
+    state.anchor = std::move(*anchor);
+    if (relogin == Relogin::allowed) {
+        state.relogin_pin = std::move(pin);
+    }
+    state.held = true;
+    state.epoch.store(++state.last_epoch, std::memory_order_release);
+    return Login(std::move(token));
+}
+
+Login::Login(Login&& other) noexcept : token_(std::move(other.token_)) {}
+
+Login& Login::operator=(Login&& other) noexcept {
+    if (this != &other) {
+        (void)release();
+        token_ = std::move(other.token_);
+    }
+    return *this;
+}
+
+Login::~Login() { (void)release(); }
+
+Result<void> Login::release() {
+    if (!token_) {
+        return {};
+    }
+    const auto token = std::exchange(token_, nullptr);
+    auto& state = *token->state_;
+    std::lock_guard lock(state.mutex);
+    state.epoch.store(0, std::memory_order_release);  // signing stops before we log out
+    state.held = false;
+    state.relogin_pin.reset();
+    if (token->module_->forked()) {
+        state.anchor.reset();
+        return {};
+    }
+    CK_RV rv = CKR_SESSION_HANDLE_INVALID;
+    if (state.anchor) {
+        rv = state.anchor->fn().C_Logout(state.anchor->handle());
+    }
+    if (rv == CKR_OK || rv == CKR_USER_NOT_LOGGED_IN) {
+        state.anchor.reset();
+        return {};
+    }
+    // The anchor is gone or the token misbehaved: fail closed by ending every session of
+    // this application on the token, which logs it out as well.
+    if (state.anchor) {
+        state.anchor->forget();
+        state.anchor.reset();
+    }
+    const CK_RV close_rv = detail::functions(*token->module_).C_CloseAllSessions(token->slot_id_);
+    if (close_rv == CKR_OK || detail::is_session_lost(close_rv)) {
+        return {};
+    }
+    return detail::check_rv(close_rv, "C_CloseAllSessions", token->name() + ": logout failed");
+}
+
+}  // namespace dkim::hsm
