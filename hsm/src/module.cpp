@@ -3,7 +3,9 @@
 #include <dlfcn.h>
 #include <pthread.h>
 
+#include <array>
 #include <atomic>
+#include <cstring>
 #include <map>
 #include <sstream>
 
@@ -284,6 +286,78 @@ Result<SlotInfo> Module::find_token(const TokenSelector& selector) const {
                                       " tokens match (add serial= to the URI); slots present: " +
                                       present,
                                   "", 0});
+}
+
+}  // namespace dkim::hsm
+
+namespace dkim::hsm {
+
+Result<SlotInfo> initialize_token(Module& module, const std::string& label, const Secret& so_pin,
+                                  const Secret& user_pin) {
+    if (label.empty() || label.size() > 32) {
+        return dkim::unexpected(Error{ErrorCode::invalid_argument,
+                                      "token label must be 1 to 32 bytes", "", 0});
+    }
+    auto slots = module.slots();
+    if (!slots) {
+        return dkim::unexpected(std::move(slots).error());
+    }
+    const SlotInfo* free_slot = nullptr;
+    for (const auto& slot : *slots) {
+        if (slot.token_present && slot.token_initialized && slot.label == label) {
+            return dkim::unexpected(Error{ErrorCode::invalid_argument,
+                                          "token '" + label + "' already exists in slot " +
+                                              std::to_string(slot.slot_id) +
+                                              "; refusing to initialise another with that label",
+                                          "", 0});
+        }
+        if (free_slot == nullptr && slot.token_present && !slot.token_initialized) {
+            free_slot = &slot;
+        }
+    }
+    if (free_slot == nullptr) {
+        return dkim::unexpected(Error{ErrorCode::token_not_found,
+                                      "module " + module.path().string() +
+                                          " has no slot with an uninitialised token",
+                                      "", 0});
+    }
+    const auto& fn = detail::functions(module);
+    // CK_UTF8CHAR label[32], blank padded.
+    std::array<unsigned char, 32> padded{};
+    padded.fill(' ');
+    std::memcpy(padded.data(), label.data(), label.size());
+    auto* so = const_cast<unsigned char*>(so_pin.bytes().data());  // NOLINT: C API, not written
+    auto* user = const_cast<unsigned char*>(user_pin.bytes().data());  // NOLINT
+    const std::string context = "initialising token '" + label + "'";
+    if (auto ok = detail::check_rv(fn.C_InitToken(free_slot->slot_id, so, so_pin.size(), padded.data()),
+                                   "C_InitToken", context);
+        !ok) {
+        return dkim::unexpected(std::move(ok).error());
+    }
+    // SoftHSM2 moves a newly initialised token to a new slot id: look it up again.
+    auto token = module.find_token(TokenSelector::by_label(label));
+    if (!token) {
+        return dkim::unexpected(std::move(token).error());
+    }
+    CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
+    if (auto ok = detail::check_rv(fn.C_OpenSession(token->slot_id, CKF_SERIAL_SESSION | CKF_RW_SESSION,
+                                                    nullptr, nullptr, &session),
+                                   "C_OpenSession", context);
+        !ok) {
+        return dkim::unexpected(std::move(ok).error());
+    }
+    CK_RV rv = fn.C_Login(session, CKU_SO, so, so_pin.size());
+    const char* call = "C_Login";
+    if (rv == CKR_OK) {
+        rv = fn.C_InitPIN(session, user, user_pin.size());
+        call = "C_InitPIN";
+        (void)fn.C_Logout(session);
+    }
+    (void)fn.C_CloseSession(session);
+    if (auto ok = detail::check_rv(rv, call, context); !ok) {
+        return dkim::unexpected(std::move(ok).error());
+    }
+    return module.find_token(TokenSelector::by_label(label));
 }
 
 }  // namespace dkim::hsm

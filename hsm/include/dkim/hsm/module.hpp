@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "dkim/hsm/error.hpp"
+#include "dkim/hsm/secret.hpp"
 #include "dkim/hsm/uri.hpp"
 
 namespace dkim::hsm {
@@ -96,5 +97,11 @@ private:
     unsigned fork_generation_ = 0;
     std::mutex key_management_mutex_;
 };
+
+// C_InitToken on the first slot whose token is present but not initialised, then C_InitPIN
+// for the user PIN. For SoftHSM2 and lab tokens; production HSMs are initialised with their
+// vendor's tools. Refuses a label that an initialised token already has.
+Result<SlotInfo> initialize_token(Module& module, const std::string& label, const Secret& so_pin,
+                                  const Secret& user_pin);
 
 }  // namespace dkim::hsm

@@ -1,0 +1,216 @@
+#include "dkim/hsm/keys.hpp"
+
+#include <gtest/gtest.h>
+
+#include "dkim/hsm/signing_pool.hpp"
+#include "hsm_test_tokens.hpp"
+#include "openssl_verify.hpp"
+#include "raw_pkcs11.hpp"
+
+namespace dkim::hsm {
+namespace {
+
+using test::key_name;
+
+class KeygenTest : public ::testing::TestWithParam<KeyAlgorithm> {
+protected:
+    static void SetUpTestSuite() {
+        token_ = test::open_token(test::kKeygenToken);
+        login_ = std::make_unique<Login>(test::login(token_));
+    }
+    static void TearDownTestSuite() {
+        login_.reset();
+        token_.reset();
+    }
+    static std::string selector() {
+        std::string name(to_string(GetParam()));
+        name.erase(std::remove(name.begin(), name.end(), '-'), name.end());
+        return name;
+    }
+
+    static inline std::shared_ptr<Token> token_;
+    static inline std::unique_ptr<Login> login_;
+};
+
+TEST_P(KeygenTest, GeneratesAProtectedKeyThatSignsVerifiably) {
+    KeyStore store(token_);
+    const KeyName name = key_name("Example.COM.", selector());
+    EXPECT_EQ(name.domain, "example.com");
+    auto key = store.generate(name, GetParam());
+    ASSERT_TRUE(key) << key.error().to_string();
+    EXPECT_EQ(key->algorithm_name(), to_string(GetParam()));
+    EXPECT_EQ(key->id.size(), 16U);
+    EXPECT_TRUE(key->has_public);
+    ASSERT_TRUE(key->private_half);
+    EXPECT_TRUE(key->private_half->as_generated());
+
+    // Read the private key's attributes back directly, behind hsm/'s back.
+    test::RawPkcs11 raw(test::SoftHsmEnvironment::module_path());
+    const CK_SESSION_HANDLE session = raw.open_session(raw.slot(test::kKeygenToken));
+    const CK_OBJECT_HANDLE priv = raw.find(session, CKO_PRIVATE_KEY, key->id);
+    const CK_OBJECT_HANDLE pub = raw.find(session, CKO_PUBLIC_KEY, key->id);
+    ASSERT_NE(priv, CK_INVALID_HANDLE);
+    ASSERT_NE(pub, CK_INVALID_HANDLE);
+    const auto read_bool = [&](CK_ATTRIBUTE_TYPE type) {
+        CK_BBOOL value = CK_FALSE;
+        CK_ATTRIBUTE query{type, &value, sizeof value};
+        EXPECT_EQ(raw.fn().C_GetAttributeValue(session, priv, &query, 1), CKR_OK);
+        return value == CK_TRUE;
+    };
+    EXPECT_TRUE(read_bool(CKA_TOKEN));
+    EXPECT_TRUE(read_bool(CKA_PRIVATE));
+    EXPECT_TRUE(read_bool(CKA_SENSITIVE));
+    EXPECT_FALSE(read_bool(CKA_EXTRACTABLE));
+    EXPECT_TRUE(read_bool(CKA_SIGN));
+    EXPECT_FALSE(read_bool(CKA_DECRYPT));
+    EXPECT_FALSE(read_bool(CKA_UNWRAP));
+    EXPECT_FALSE(read_bool(CKA_DERIVE));
+    EXPECT_FALSE(read_bool(CKA_SIGN_RECOVER));
+    CK_MECHANISM_TYPE allowed[4] = {};
+    CK_ATTRIBUTE mechanisms{CKA_ALLOWED_MECHANISMS, allowed, sizeof allowed};
+    ASSERT_EQ(raw.fn().C_GetAttributeValue(session, priv, &mechanisms, 1), CKR_OK);
+    ASSERT_EQ(mechanisms.ulValueLen, sizeof(CK_MECHANISM_TYPE));
+    const bool ed25519 = GetParam() == KeyAlgorithm::ed25519;
+    EXPECT_EQ(allowed[0], ed25519 ? CKM_EDDSA : CKM_SHA256_RSA_PKCS);
+
+    // The secret part cannot be read.
+    const CK_ATTRIBUTE_TYPE secret = ed25519 ? CKA_VALUE : CKA_PRIVATE_EXPONENT;
+    EXPECT_EQ(raw.attribute_rv(session, priv, secret), CKR_ATTRIBUTE_SENSITIVE);
+    if (!ed25519) {
+        EXPECT_EQ(raw.attribute_rv(session, priv, CKA_PRIME_1), CKR_ATTRIBUTE_SENSITIVE);
+    }
+    // The key cannot decrypt, and cannot sign with any other mechanism.
+    CK_MECHANISM decrypt{ed25519 ? CKM_ECDH1_DERIVE : CKM_RSA_PKCS, nullptr, 0};
+    EXPECT_NE(raw.fn().C_DecryptInit(session, &decrypt, priv), CKR_OK);
+    CK_MECHANISM other{ed25519 ? CKM_ECDSA : CKM_RSA_PKCS, nullptr, 0};
+    EXPECT_NE(raw.fn().C_SignInit(session, &other, priv), CKR_OK);
+    // Both halves carry the DNS name of the key record as their label.
+    char label[64] = {};
+    CK_ATTRIBUTE label_query{CKA_LABEL, label, sizeof label - 1};
+    ASSERT_EQ(raw.fn().C_GetAttributeValue(session, pub, &label_query, 1), CKR_OK);
+    EXPECT_EQ(std::string(label, label_query.ulValueLen), selector() + "._domainkey.example.com");
+    raw.fn().C_CloseSession(session);
+
+    // The signature verifies with OpenSSL against the exported public key.
+    auto public_key = store.public_key(*key);
+    ASSERT_TRUE(public_key) << public_key.error().to_string();
+    SigningPool pool(token_);
+    const std::string data = "from:Joe <joe@example.com>\r\nsubject:hello\r\n";
+    const std::span<const unsigned char> bytes(reinterpret_cast<const unsigned char*>(data.data()),
+                                               data.size());
+    auto signature = pool.sign(*key, bytes);
+    ASSERT_TRUE(signature) << signature.error().to_string();
+    EXPECT_EQ(signature->size(), ed25519 ? 64U : key->bits / 8);
+    EXPECT_TRUE(test::openssl_verify(public_key->spki_der, ed25519, bytes, *signature));
+    std::string tampered = data;
+    tampered[0] = 'F';
+    EXPECT_FALSE(test::openssl_verify(
+        public_key->spki_der, ed25519,
+        std::span(reinterpret_cast<const unsigned char*>(tampered.data()), tampered.size()),
+        *signature));
+
+    // p= is the SPKI for RSA and the bare 32-byte key for Ed25519 (RFC 8463).
+    const auto p = test::base64_decode(public_key->dkim_p_value());
+    if (ed25519) {
+        EXPECT_EQ(p.size(), 32U);
+        EXPECT_EQ(p, public_key->raw);
+        EXPECT_EQ(public_key->spki_der.size(), 44U);
+        EXPECT_TRUE(std::equal(p.begin(), p.end(), public_key->spki_der.end() - 32));
+    } else {
+        EXPECT_EQ(p, public_key->spki_der);
+    }
+}
+
+TEST_P(KeygenTest, RefusesASecondKeyWithTheSameName) {
+    KeyStore store(token_);
+    auto again = store.generate(key_name("example.com", selector()), GetParam());
+    ASSERT_FALSE(again);
+    EXPECT_EQ(again.error().code, ErrorCode::key_exists);
+    EXPECT_NE(again.error().message.find("already holds a key " + selector() +
+                                         "._domainkey.example.com"),
+              std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllAlgorithms, KeygenTest,
+                         ::testing::Values(KeyAlgorithm::rsa2048, KeyAlgorithm::rsa3072,
+                                           KeyAlgorithm::rsa4096, KeyAlgorithm::ed25519),
+                         [](const auto& param_info) {
+                             std::string name(to_string(param_info.param));
+                             name.erase(std::remove(name.begin(), name.end(), '-'), name.end());
+                             return name;
+                         });
+
+TEST(KeyStoreTest, KeygenNeedsALogin) {
+    auto token = test::open_token(test::kKeygenToken);
+    KeyStore store(token);
+    auto key = store.generate(key_name("example.org", "nologin"), KeyAlgorithm::ed25519);
+    ASSERT_FALSE(key);
+    EXPECT_EQ(key.error().code, ErrorCode::locked);
+}
+
+TEST(KeyStoreTest, ListsAndFindsKeysPublicHalvesWithoutLogin) {
+    auto token = test::open_token(test::kKeygenToken);
+    {
+        auto login = test::login(token);
+        KeyStore store(token);
+        ASSERT_TRUE(store.generate(key_name("b.example", "s2"), KeyAlgorithm::ed25519));
+        ASSERT_TRUE(store.generate(key_name("a.example", "s1"), KeyAlgorithm::ed25519));
+        auto keys = store.list();
+        ASSERT_TRUE(keys) << keys.error().to_string();
+        ASSERT_GE(keys->size(), 2U);
+        EXPECT_EQ((*keys)[0].name, key_name("a.example", "s1")) << "sorted by domain";
+        for (const auto& key : *keys) {
+            EXPECT_TRUE(key.private_half.has_value()) << key.name.label();
+        }
+    }
+    KeyStore store(token);
+    auto keys = store.list();
+    ASSERT_TRUE(keys) << keys.error().to_string();
+    ASSERT_GE(keys->size(), 2U);
+    for (const auto& key : *keys) {
+        EXPECT_TRUE(key.has_public);
+        EXPECT_FALSE(key.private_half.has_value()) << "private objects are invisible logged out";
+    }
+    auto found = store.find(key_name("b.example", "s2"));
+    ASSERT_TRUE(found) << found.error().to_string();
+    EXPECT_EQ(found->type, KeyType::ed25519);
+    EXPECT_EQ(found->uri("keygen").rfind("pkcs11:token=keygen;object=s2._domainkey.b.example;"
+                                         "type=private;id=%",
+                                         0),
+              0U)
+        << found->uri("keygen");
+    auto public_key = store.public_key(*found);
+    ASSERT_TRUE(public_key) << "the public half is readable without a login";
+
+    auto missing = store.find(key_name("b.example", "nope"));
+    ASSERT_FALSE(missing);
+    EXPECT_EQ(missing.error().code, ErrorCode::key_not_found);
+    EXPECT_EQ(missing.error().message,
+              "no key for selector 'nope' of domain 'b.example' (nope._domainkey.b.example) in "
+              "token 'keygen'; private keys are visible only after login");
+}
+
+TEST(KeyNameTest, ValidatesDomainAndSelector) {
+    EXPECT_TRUE(KeyName::make("mail.example.co.uk", "2026-11.rsa"));
+    EXPECT_FALSE(KeyName::make("localhost", "s1")) << "a bare label is not a mail domain";
+    EXPECT_FALSE(KeyName::make("exa mple.com", "s1"));
+    EXPECT_FALSE(KeyName::make("example.com", "s_1"));
+    EXPECT_FALSE(KeyName::make("example.com", ""));
+    EXPECT_FALSE(KeyName::make("example.com", "-s1"));
+    EXPECT_FALSE(KeyName::make("example..com", "s1"));
+    EXPECT_FALSE(KeyName::make("example.com", std::string(64, 'a')));
+    EXPECT_EQ(KeyName::from_label("s1._domainkey.example.com"), key_name("example.com", "s1"));
+    EXPECT_FALSE(KeyName::from_label("audit-key"));
+    EXPECT_FALSE(KeyName::from_label("S1._domainkey.example.com")) << "labels are canonical";
+}
+
+TEST(KeyAlgorithmTest, ParsesNames) {
+    EXPECT_EQ(parse_key_algorithm("rsa-2048"), KeyAlgorithm::rsa2048);
+    EXPECT_EQ(parse_key_algorithm("ed25519"), KeyAlgorithm::ed25519);
+    EXPECT_FALSE(parse_key_algorithm("rsa-1024")) << "RFC 8301: no keys under 1024 bits, and we "
+                                                     "generate nothing under 2048";
+    EXPECT_FALSE(parse_key_algorithm("RSA-2048"));
+}
+
+}  // namespace
+}  // namespace dkim::hsm
