@@ -167,8 +167,9 @@ Result<std::shared_ptr<Module>> Module::load(const std::filesystem::path& path) 
     }
     // Already initialised by other code in this process: that code owns C_Finalize.
     const bool owns_initialization = rv == CKR_OK;
+    // Messages name the module as the operator gave it; the registry uses the real file.
     std::shared_ptr<Module> module(
-        new Module(canonical, handle, functions, owns_initialization));  // private constructor
+        new Module(path, handle, functions, owns_initialization));  // private constructor
     (*modules)[canonical.string()] = module;
     return module;
 }

@@ -287,8 +287,12 @@ std::string Pkcs11Uri::to_string() const {
         }
     }
     if (id) {
-        add("id", std::string_view(reinterpret_cast<const char*>(id->data()),  // NOLINT
-                                   id->size()));
+        // RFC 7512 §2.3: the id is binary; every byte is percent-encoded, readable or not.
+        static constexpr char kHex[] = "0123456789ABCDEF";
+        path += path.empty() ? "id=" : ";id=";
+        for (const unsigned char byte : *id) {
+            path += {'%', kHex[byte >> 4], kHex[byte & 0xf]};
+        }
     }
     for (const auto& [name, value] : vendor) {
         add(name, value);
