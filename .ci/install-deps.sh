@@ -16,6 +16,7 @@ packages=(
   # real peers for tests
   softhsm2                               # the development/CI token
   opensc                                 # pkcs11-tool, for cross-checks against our own code
+  valgrind                               # callgrind instruction counts in tests/bench
 )
 
 missing=()

@@ -2,6 +2,8 @@
 
 #include <toml++/toml.h>
 
+#include <fstream>
+
 #include <sstream>
 #include <vector>
 
@@ -146,24 +148,45 @@ std::optional<std::string> find_config_argument(int argc, const char* const* arg
     return std::nullopt;
 }
 
-dkim::Expected<void, std::string> apply_toml_defaults(CLI::App& app,
-                                                      const std::filesystem::path& file) {
-    toml::table table;
-    try {
-        table = toml::parse_file(file.string());
-    } catch (const toml::parse_error& error) {
-        const auto& source = error.source();
-        if (source.begin.line == 0) {
-            return dkim::unexpected(file.string() + ": " + std::string(error.description()));
-        }
-        return dkim::unexpected(where(file, source) + ": " + std::string(error.description()));
-    }
+namespace {
+
+dkim::Expected<void, std::string> apply_parsed(CLI::App& app, const toml::table& table,
+                                               const std::filesystem::path& file) {
     // Sections are applied after top-level keys, so that a value in [key.generate] beats a
     // top-level one whatever the order of the file.
     if (auto ok = apply_table(app, &app, table, "", file, Only::keys); !ok) {
         return ok;
     }
     return apply_table(app, &app, table, "", file, Only::tables);
+}
+
+}  // namespace
+
+dkim::Expected<void, std::string> apply_toml_defaults(CLI::App& app,
+                                                      const std::filesystem::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+        return dkim::unexpected(file.string() + ": cannot be read");
+    }
+    std::stringstream content;
+    content << in.rdbuf();
+    return apply_toml_defaults(app, content.str(), file);
+}
+
+dkim::Expected<void, std::string> apply_toml_defaults(CLI::App& app, std::string_view document,
+                                                      const std::filesystem::path& file) {
+    // Debian's toml++ is built with exceptions: the parse error becomes a value here.
+    toml::table table;
+    try {
+        table = toml::parse(document, file.string());
+    } catch (const toml::parse_error& error) {
+        if (error.source().begin.line == 0) {
+            return dkim::unexpected(file.string() + ": " + std::string(error.description()));
+        }
+        return dkim::unexpected(where(file, error.source()) + ": " +
+                                std::string(error.description()));
+    }
+    return apply_parsed(app, table, file);
 }
 
 }  // namespace dkim::config

@@ -26,5 +26,8 @@ std::optional<std::string> find_config_argument(int argc, const char* const* arg
 
 dkim::Expected<void, std::string> apply_toml_defaults(CLI::App& app,
                                                       const std::filesystem::path& file);
+// The same for a document already in memory; `file` only names it in error messages.
+dkim::Expected<void, std::string> apply_toml_defaults(CLI::App& app, std::string_view document,
+                                                      const std::filesystem::path& file);
 
 }  // namespace dkim::config
