@@ -499,6 +499,38 @@ Result<KeyInfo> KeyStore::find(const KeyName& name) {
                              "); remove the extra ones");
 }
 
+Result<KeyInfo> KeyStore::find(const Pkcs11Uri& uri) {
+    const std::string text = uri.to_string();
+    if (!uri.object && !uri.id) {
+        return fail<KeyInfo>(ErrorCode::invalid_argument,
+                             "URI " + text + " names no key: it needs object= or id=");
+    }
+    if (uri.type && *uri.type != "private" && *uri.type != "public") {
+        return fail<KeyInfo>(ErrorCode::invalid_argument,
+                             "URI " + text + " names a " + *uri.type + ", not a key");
+    }
+    auto keys = list();
+    if (!keys) {
+        return dkim::unexpected(std::move(keys).error());
+    }
+    std::vector<KeyInfo> matching;
+    for (auto& key : *keys) {
+        if ((!uri.object || *uri.object == key.name.label()) && (!uri.id || *uri.id == key.id)) {
+            matching.push_back(std::move(key));
+        }
+    }
+    if (matching.size() == 1) {
+        return std::move(matching.front());
+    }
+    if (matching.empty()) {
+        return fail<KeyInfo>(ErrorCode::key_not_found, "no key matches " + text + " in " +
+                                                           token_->name());
+    }
+    return fail<KeyInfo>(ErrorCode::invalid_argument,
+                         std::to_string(matching.size()) + " keys match " + text + " in " +
+                             token_->name() + "; add id= to choose one");
+}
+
 Result<PublicKey> KeyStore::public_key(const KeyInfo& key) {
     auto session = Session::open(token_->module(), token_->slot_id(), false);
     if (!session) {

@@ -50,11 +50,16 @@ Result<void> Token::close_all_sessions() {
         return ok;
     }
     std::lock_guard lock(state_->mutex);
+    // Signing stops first; then every session goes, which logs the token out. This is a
+    // deliberate logout, so it fails closed: the kept PIN is wiped and nothing logs in again
+    // by itself (the Login object stays held but dead until it is released).
+    state_->epoch.store(0, std::memory_order_release);
+    state_->relogin_pin.reset();
     const CK_RV rv = detail::functions(*module_).C_CloseAllSessions(slot_id_);
     if (state_->anchor) {
         state_->anchor->forget();  // closed by the call above
+        state_->anchor.reset();
     }
-    state_->epoch.store(0, std::memory_order_release);  // closing every session logs out
     return detail::check_rv(rv, "C_CloseAllSessions", name());
 }
 

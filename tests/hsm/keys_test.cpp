@@ -201,6 +201,42 @@ TEST(KeyStoreTest, ListsAndFindsKeysPublicHalvesWithoutLogin) {
               "token 'keygen'; private keys are visible only after login");
 }
 
+TEST(KeyStoreTest, FindsKeysByUri) {
+    auto token = test::open_token(test::kKeygenToken);
+    auto login = test::login(token);
+    KeyStore store(token);
+    auto first = store.generate(key_name("uri.example", "one"), KeyAlgorithm::ed25519);
+    auto second = store.generate(key_name("uri.example", "two"), KeyAlgorithm::ed25519);
+    ASSERT_TRUE(first && second);
+
+    const auto find = [&](const std::string& text) {
+        auto uri = Pkcs11Uri::parse(text);
+        EXPECT_TRUE(uri) << uri.error();
+        return store.find(*uri);
+    };
+    auto by_object = find("pkcs11:token=keygen;object=two._domainkey.uri.example;type=private");
+    ASSERT_TRUE(by_object) << by_object.error().to_string();
+    EXPECT_EQ(by_object->id, second->id);
+
+    auto by_id = find(first->uri("keygen"));
+    ASSERT_TRUE(by_id) << by_id.error().to_string();
+    EXPECT_EQ(by_id->name, key_name("uri.example", "one"));
+
+    Pkcs11Uri mismatch;
+    mismatch.object = "two._domainkey.uri.example";
+    mismatch.id = first->id;
+    auto none = store.find(mismatch);
+    ASSERT_FALSE(none);
+    EXPECT_EQ(none.error().code, ErrorCode::key_not_found);
+
+    auto no_key = find("pkcs11:token=keygen");
+    ASSERT_FALSE(no_key);
+    EXPECT_NE(no_key.error().message.find("needs object= or id="), std::string::npos);
+    auto cert = find("pkcs11:object=one._domainkey.uri.example;type=cert");
+    ASSERT_FALSE(cert);
+    EXPECT_NE(cert.error().message.find("names a cert, not a key"), std::string::npos);
+}
+
 TEST(KeyNameTest, ValidatesDomainAndSelector) {
     EXPECT_TRUE(KeyName::make("mail.example.co.uk", "2026-11.rsa"));
     EXPECT_FALSE(KeyName::make("localhost", "s1")) << "a bare label is not a mail domain";

@@ -149,6 +149,32 @@ TEST(SigningPoolTest, WithoutReloginALostLoginStaysLocked) {
     EXPECT_EQ(locked.error().code, ErrorCode::locked);
 }
 
+TEST(SigningPoolTest, CloseAllSessionsIsAForcedLogoutEvenWhenReloginIsAllowed) {
+    auto token = test::open_token(test::kRecoveryToken);
+    auto login = test::login(token, Login::Relogin::allowed);
+    const SigningKey key = make_key(token, "ed", KeyAlgorithm::ed25519);
+    SigningPool pool(token);
+    ASSERT_TRUE(pool.sign(key.info, bytes("one")));
+    ASSERT_TRUE(token->close_all_sessions());
+    EXPECT_FALSE(token->logged_in());
+    for (int i = 0; i < 2; ++i) {
+        auto locked = pool.sign(key.info, bytes("two"));
+        ASSERT_FALSE(locked);
+        EXPECT_EQ(locked.error().code, ErrorCode::locked);
+    }
+    // The token agrees: a new session of this application is not logged in.
+    test::RawPkcs11 raw(test::SoftHsmEnvironment::module_path());
+    const CK_SESSION_HANDLE session = raw.open_session(raw.slot(test::kRecoveryToken));
+    CK_SESSION_INFO info{};
+    ASSERT_EQ(raw.fn().C_GetSessionInfo(session, &info), CKR_OK);
+    EXPECT_EQ(info.state, CKS_RO_PUBLIC_SESSION);
+    raw.fn().C_CloseSession(session);
+
+    ASSERT_TRUE(login.release());
+    auto again = test::login(token);
+    EXPECT_TRUE(pool.sign(key.info, bytes("three")));
+}
+
 // --- with the fault-injecting module in front of SoftHSM2 -------------------------------
 
 class FaultModuleTest : public ::testing::Test {
@@ -161,6 +187,12 @@ protected:
         void* handle = dlopen(DKIM_TEST_FAULT_MODULE, RTLD_NOW | RTLD_NOLOAD);
         ASSERT_NE(handle, nullptr);
         login_calls_ = reinterpret_cast<unsigned long (*)()>(dlsym(handle, "dkim_fault_login_calls"));
+        initialize_calls_ =
+            reinterpret_cast<unsigned long (*)()>(dlsym(handle, "dkim_fault_initialize_calls"));
+        finalize_calls_ =
+            reinterpret_cast<unsigned long (*)()>(dlsym(handle, "dkim_fault_finalize_calls"));
+        ASSERT_NE(initialize_calls_, nullptr);
+        ASSERT_NE(finalize_calls_, nullptr);
         fail_next_sign_init_ =
             reinterpret_cast<void (*)(unsigned long)>(dlsym(handle, "dkim_fault_fail_next_sign_init"));
         ASSERT_NE(login_calls_, nullptr);
@@ -171,8 +203,32 @@ protected:
     std::shared_ptr<Module> module_;
     std::shared_ptr<Token> token_;
     unsigned long (*login_calls_)() = nullptr;
+    unsigned long (*initialize_calls_)() = nullptr;
+    unsigned long (*finalize_calls_)() = nullptr;
     void (*fail_next_sign_init_)(unsigned long) = nullptr;
 };
+
+TEST_F(FaultModuleTest, InitializesOnceAndFinalizesWhenTheLastUserGoes) {
+    const unsigned long initialized = initialize_calls_();
+    const unsigned long finalized = finalize_calls_();
+    {
+        auto again = Module::load(DKIM_TEST_FAULT_MODULE);
+        ASSERT_TRUE(again);
+        EXPECT_EQ(again->get(), module_.get());
+        SigningPool pool(token_);  // holds the token, which holds the module
+        token_.reset();
+        module_.reset();
+        EXPECT_EQ(finalize_calls_(), finalized) << "the pool still uses the module";
+    }
+    EXPECT_EQ(initialize_calls_(), initialized) << "one C_Initialize for all users";
+    EXPECT_EQ(finalize_calls_(), finalized + 1) << "C_Finalize when the last user went";
+
+    auto fresh = Module::load(DKIM_TEST_FAULT_MODULE);
+    ASSERT_TRUE(fresh) << fresh.error().to_string();
+    EXPECT_EQ(initialize_calls_(), initialized + 1) << "a new user initialises it again";
+    auto token = Token::open(*fresh, TokenSelector::by_label(test::kFaultToken));
+    ASSERT_TRUE(token) << token.error().to_string();
+}
 
 TEST_F(FaultModuleTest, WrongPinIsReportedAndNeverRetried) {
     const unsigned long before = login_calls_();

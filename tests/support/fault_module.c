@@ -2,7 +2,12 @@
  * $DKIM_FAULT_MODULE_TARGET) and adds two things the real module cannot give a test:
  *  - a count of C_Login calls, to prove that a wrong PIN is never retried;
  *  - one-shot failures: the next C_SignInit returns a chosen CK_RV (CKR_DEVICE_REMOVED),
- *    to drive the session pool's recovery path.
+ *    to drive the session pool's recovery path;
+ *  - counts of C_Initialize and C_Finalize. The shim behaves as a module of its own: it
+ *    answers C_Initialize with CKR_OK even when the real module was already initialised by
+ *    the test binary, and only forwards C_Finalize when its own C_Initialize initialised the
+ *    real module, so tests can see when hsm/ finalises without pulling SoftHSM2 from under
+ *    the rest of the test binary.
  * Tests reach the controls through dlsym on the same handle. */
 #include <dlfcn.h>
 #include <p11-kit/pkcs11.h>
@@ -14,6 +19,29 @@ static CK_FUNCTION_LIST_PTR target;
 static atomic_ulong login_calls;
 static atomic_ulong sign_init_fail_rv;
 static atomic_int sign_init_fail_pending;
+static atomic_ulong initialize_calls;
+static atomic_ulong finalize_calls;
+static atomic_int owns_target;
+
+unsigned long dkim_fault_initialize_calls(void) { return atomic_load(&initialize_calls); }
+unsigned long dkim_fault_finalize_calls(void) { return atomic_load(&finalize_calls); }
+
+static CK_RV counting_initialize(void* args) {
+    atomic_fetch_add(&initialize_calls, 1);
+    CK_RV rv = target->C_Initialize(args);
+    if (rv == CKR_OK) {
+        atomic_store(&owns_target, 1);
+    }
+    return rv == CKR_CRYPTOKI_ALREADY_INITIALIZED ? CKR_OK : rv;
+}
+
+static CK_RV counting_finalize(void* reserved) {
+    atomic_fetch_add(&finalize_calls, 1);
+    if (atomic_exchange(&owns_target, 0)) {
+        return target->C_Finalize(reserved);
+    }
+    return CKR_OK;
+}
 
 unsigned long dkim_fault_login_calls(void) { return atomic_load(&login_calls); }
 
@@ -45,6 +73,8 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list) {
             return CKR_GENERAL_ERROR;
         }
         forwarded = *target;
+        forwarded.C_Initialize = counting_initialize;
+        forwarded.C_Finalize = counting_finalize;
         forwarded.C_Login = counting_login;
         forwarded.C_SignInit = failing_sign_init;
     }

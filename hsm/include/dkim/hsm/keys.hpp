@@ -95,6 +95,9 @@ public:
     // domain, then selector.
     Result<std::vector<KeyInfo>> list();
     Result<KeyInfo> find(const KeyName& name);
+    // By the object= (label) and id= attributes of an RFC 7512 URI; at least one is needed,
+    // and exactly one key must match. type=, when present, must be "private" or "public".
+    Result<KeyInfo> find(const Pkcs11Uri& uri);
     Result<PublicKey> public_key(const KeyInfo& key);
 
 private:

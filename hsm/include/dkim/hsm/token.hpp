@@ -43,7 +43,8 @@ public:
     std::uint64_t login_epoch() const;
 
     // C_CloseAllSessions: ends every session of this application on the token, which also
-    // logs it out. Used by the enforcement point to drop everything at once.
+    // logs it out. Used by the enforcement point to drop everything at once; it fails
+    // closed: signing stays locked until the Login is released and a new one acquired.
     Result<void> close_all_sessions();
 
 private:
