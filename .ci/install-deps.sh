@@ -7,6 +7,7 @@ packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config git
   clang-14 libclang-rt-14-dev            # libFuzzer targets and sanitizer runtimes
+  clang-format-14 clang-tidy-14          # the lint tests
   # libraries
   libboost1.81-dev                       # Boost.Beast/Asio (1.81: http::message_generator)
   libssl-dev                             # OpenSSL 3

@@ -6,14 +6,21 @@ extern "C" {
 
 // Full unwinding through uninstrumented libraries (libcrypto, libsofthsm2), so that leak
 // reports show who called in and the suppression below can match.
-const char* __asan_default_options() { return "fast_unwind_on_malloc=0:detect_leaks=1"; }
-const char* __lsan_default_options() { return "fast_unwind_on_malloc=0"; }
-const char* __ubsan_default_options() { return "print_stacktrace=1:halt_on_error=1"; }
+const char* __asan_default_options() {
+    return "fast_unwind_on_malloc=0:detect_leaks=1";
+}
+const char* __lsan_default_options() {
+    return "fast_unwind_on_malloc=0";
+}
+const char* __ubsan_default_options() {
+    return "print_stacktrace=1:halt_on_error=1";
+}
 
 // Third-party code only, never ours.
 // SoftHSM2 2.6.1 leaks an ASN1_STRING (24 + 13 bytes) in every C_SignInit with an Ed25519
 // key, inside its own OpenSSL key decoding (ASN1_item_d2i_ex called from libsofthsm2.so),
 // as dkim_hsm_test shows under ASan. A production HSM runs outside our process.
-const char* __lsan_default_suppressions() { return "leak:libsofthsm2.so\n"; }
-
+const char* __lsan_default_suppressions() {
+    return "leak:libsofthsm2.so\n";
+}
 }

@@ -11,7 +11,6 @@
 #include <CLI/CLI.hpp>
 #include <cereal/archives/json.hpp>
 #include <cereal/types/vector.hpp>
-
 #include <cstdio>
 #include <iomanip>
 #include <iostream>
@@ -58,12 +57,9 @@ struct KeyRow {
 };
 
 KeyRow row(const dkim::hsm::KeyInfo& key, const std::string& token_label, bool logged_in) {
-    return {key.name.domain,
-            key.name.selector,
-            key.algorithm_name(),
-            hex(key.id),
-            key.uri(token_label),
-            dkim::provisioning::protection_summary(key, logged_in),
+    return {key.name.domain,      key.name.selector,
+            key.algorithm_name(), hex(key.id),
+            key.uri(token_label), dkim::provisioning::protection_summary(key, logged_in),
             key.name.label()};
 }
 
@@ -142,11 +138,13 @@ int run_key_generate(const KeyArgs& args) {
     if (!pin) {
         return report(pin.error());
     }
-    auto generated = dkim::provisioning::generate_key(args.where, std::move(*pin), *name, *algorithm);
+    auto generated =
+        dkim::provisioning::generate_key(args.where, std::move(*pin), *name, *algorithm);
     if (!generated) {
         return report(generated.error());
     }
-    const std::string zone_line = dkim::provisioning::render_zone_line(*name, generated->public_key);
+    const std::string zone_line =
+        dkim::provisioning::render_zone_line(*name, generated->public_key);
     if (args.json) {
         KeyRow key = row(generated->key, generated->token_label, true);
         std::string record = dkim::provisioning::dkim_record_value(generated->public_key);
@@ -237,17 +235,36 @@ int run_dns_record(const KeyArgs& args) {
 void add_token_options(CLI::App* command, KeyArgs& args) {
     command->add_option("--module", args.where.module,
                         "PKCS#11 module (.so) of the token, e.g. /usr/lib/softhsm/libsofthsm2.so");
-    command->add_option("--token", args.where.token,
-                        "token label, or an RFC 7512 URI (pkcs11:token=dkim;serial=...)")
+    command
+        ->add_option("--token", args.where.token,
+                     "token label, or an RFC 7512 URI (pkcs11:token=dkim;serial=...)")
         ->required();
 }
+
+int run(int argc, char** argv);
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"dkim-appliance: operator CLI of the DKIM signing appliance.\n"
-                 "Every option may also be set in a TOML file given with --config; the "
-                 "command line wins."};
+    // Errors are values below this point; anything thrown is a bug or out-of-memory, and
+    // still ends with a message and a failure status rather than std::terminate.
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& error) {
+        std::cerr << "dkim-appliance: internal error: " << error.what() << "\n";
+    } catch (...) {
+        std::cerr << "dkim-appliance: internal error\n";
+    }
+    return kFailed;
+}
+
+namespace {
+
+int run(int argc, char** argv) {
+    CLI::App app{
+        "dkim-appliance: operator CLI of the DKIM signing appliance.\n"
+        "Every option may also be set in a TOML file given with --config; the "
+        "command line wins."};
     app.require_subcommand(1);
     app.fallthrough();
     std::string config_file;
@@ -263,8 +280,9 @@ int main(int argc, char** argv) {
     token->require_subcommand(1);
     TokenInitArgs init_args;
     CLI::App* init = token->add_subcommand(
-        "init", "Initialise a free slot's token (SoftHSM2 and lab tokens; HSMs use their "
-                "vendor's tools)");
+        "init",
+        "Initialise a free slot's token (SoftHSM2 and lab tokens; HSMs use their "
+        "vendor's tools)");
     init->add_option("--module", init_args.module, "PKCS#11 module (.so)")->required();
     init->add_option("--label", init_args.label, "label of the new token (at most 32 bytes)")
         ->required();
@@ -287,7 +305,8 @@ int main(int argc, char** argv) {
     CLI::App* generate = key->add_subcommand(
         "generate", "Generate a key pair inside the token (the private key never leaves it)");
     add_token_options(generate, generate_args);
-    generate->add_option("--pin-file", generate_args.pin_file, "file holding the user PIN (mode 0600)")
+    generate
+        ->add_option("--pin-file", generate_args.pin_file, "file holding the user PIN (mode 0600)")
         ->required();
     generate->add_option("--domain", generate_args.domain, "signing domain (d=)")->required();
     generate->add_option("--selector", generate_args.selector, "selector (s=)")->required();
@@ -331,3 +350,5 @@ int main(int argc, char** argv) {
     }
     return exit_code;
 }
+
+}  // namespace

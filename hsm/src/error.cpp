@@ -125,7 +125,7 @@ std::string ck_rv_name(unsigned long rv) {
         default: break;
     }
     char buffer[32];
-    std::snprintf(buffer, sizeof buffer, "CKR_0x%08lX", rv);
+    (void)std::snprintf(buffer, sizeof buffer, "CKR_0x%08lX", rv);
     return buffer;
 }
 

@@ -24,8 +24,8 @@ using detail::Session;
 // RFC 8410 §3: id-Ed25519 OBJECT IDENTIFIER ::= { 1 3 101 112 }, DER-encoded.
 constexpr std::array<unsigned char, 5> kEd25519Oid{0x06, 0x03, 0x2B, 0x65, 0x70};
 // PKCS#11 v3.0 §2.3.10 also allows the curve name as a PrintableString.
-constexpr std::array<unsigned char, 14> kEd25519Name{0x13, 0x0C, 'e', 'd', 'w', 'a', 'r', 'd',
-                                                     's', '2', '5', '5', '1', '9'};
+constexpr std::array<unsigned char, 14> kEd25519Name{0x13, 0x0C, 'e', 'd', 'w', 'a', 'r',
+                                                     'd',  's',  '2', '5', '5', '1', '9'};
 constexpr std::array<unsigned char, 3> kRsaExponent{0x01, 0x00, 0x01};  // 65537
 constexpr std::size_t kIdSize = 16;
 
@@ -137,7 +137,7 @@ Result<KeyInfo> read_key(const Session& session, const KeyName& name,
         }
         privates = std::move(*found);
     }
-    const CK_OBJECT_HANDLE any = !publics->empty() ? publics->front()
+    const CK_OBJECT_HANDLE any = !publics->empty()   ? publics->front()
                                  : !privates.empty() ? privates.front()
                                                      : CK_INVALID_HANDLE;
     if (any == CK_INVALID_HANDLE) {
@@ -185,9 +185,10 @@ Result<std::shared_ptr<EVP_PKEY>> to_evp(KeyType type, std::span<const unsigned 
             BN_bin2bn(a.data(), static_cast<int>(a.size()), nullptr), BN_free);
         std::unique_ptr<BIGNUM, decltype(&BN_free)> e(
             BN_bin2bn(b.data(), static_cast<int>(b.size()), nullptr), BN_free);
-        std::unique_ptr<OSSL_PARAM_BLD, decltype(&OSSL_PARAM_BLD_free)> build(
-            OSSL_PARAM_BLD_new(), OSSL_PARAM_BLD_free);
-        if (!n || !e || !build || !OSSL_PARAM_BLD_push_BN(build.get(), OSSL_PKEY_PARAM_RSA_N, n.get()) ||
+        std::unique_ptr<OSSL_PARAM_BLD, decltype(&OSSL_PARAM_BLD_free)> build(OSSL_PARAM_BLD_new(),
+                                                                              OSSL_PARAM_BLD_free);
+        if (!n || !e || !build ||
+            !OSSL_PARAM_BLD_push_BN(build.get(), OSSL_PKEY_PARAM_RSA_N, n.get()) ||
             !OSSL_PARAM_BLD_push_BN(build.get(), OSSL_PKEY_PARAM_RSA_E, e.get())) {
             return fail<std::shared_ptr<EVP_PKEY>>(ErrorCode::device, "OpenSSL: out of memory");
         }
@@ -275,7 +276,9 @@ std::optional<KeyName> KeyName::from_label(std::string_view label) {
     return *name;
 }
 
-std::string KeyName::label() const { return selector + "._domainkey." + domain; }
+std::string KeyName::label() const {
+    return selector + "._domainkey." + domain;
+}
 
 bool PrivateKeyProtection::as_generated() const {
     return token && is_private && sensitive && !extractable && always_sensitive &&
@@ -351,11 +354,16 @@ Result<KeyInfo> KeyStore::generate(const KeyName& name, KeyAlgorithm algorithm) 
     const std::span<const unsigned char> id_bytes(id);
 
     std::vector<CK_ATTRIBUTE> public_template{
-        attr(CKA_CLASS, public_class), attr(CKA_KEY_TYPE, key_type),
-        attr(CKA_TOKEN, yes),          attr(CKA_PRIVATE, no),
-        attr(CKA_VERIFY, yes),         attr(CKA_ENCRYPT, no),
-        attr(CKA_WRAP, no),            attr(CKA_VERIFY_RECOVER, no),
-        attr(CKA_LABEL, label),        attr(CKA_ID, id_bytes),
+        attr(CKA_CLASS, public_class),
+        attr(CKA_KEY_TYPE, key_type),
+        attr(CKA_TOKEN, yes),
+        attr(CKA_PRIVATE, no),
+        attr(CKA_VERIFY, yes),
+        attr(CKA_ENCRYPT, no),
+        attr(CKA_WRAP, no),
+        attr(CKA_VERIFY_RECOVER, no),
+        attr(CKA_LABEL, label),
+        attr(CKA_ID, id_bytes),
     };
     if (ed25519) {
         public_template.push_back(attr(CKA_EC_PARAMS, std::span<const unsigned char>(kEd25519Oid)));
@@ -397,9 +405,9 @@ Result<KeyInfo> KeyStore::generate(const KeyName& name, KeyAlgorithm algorithm) 
                                   public_template.size(), private_template.data(),
                                   private_template.size(), &public_key, &private_key);
     }
-    if (auto ok = detail::check_rv(rv, "C_GenerateKeyPair",
-                                   token_->name() + ": generating " +
-                                       std::string(to_string(algorithm)) + " key " + label);
+    if (auto ok = detail::check_rv(
+            rv, "C_GenerateKeyPair",
+            token_->name() + ": generating " + std::string(to_string(algorithm)) + " key " + label);
         !ok) {
         return dkim::unexpected(std::move(ok).error());
     }
@@ -415,9 +423,10 @@ Result<KeyInfo> KeyStore::generate(const KeyName& name, KeyAlgorithm algorithm) 
             return info;
         }
         return fail<KeyInfo>(ErrorCode::not_permitted,
-                             token_->name() + " did not apply the required protection "
-                                              "attributes (sensitive, not extractable, "
-                                              "sign-only); the key was deleted");
+                             token_->name() +
+                                 " did not apply the required protection "
+                                 "attributes (sensitive, not extractable, "
+                                 "sign-only); the key was deleted");
     }
     return info;
 }
@@ -446,8 +455,8 @@ Result<std::vector<KeyInfo>> KeyStore::list() {
             if (!label || !id || id->empty()) {
                 continue;
             }
-            auto name = KeyName::from_label(
-                std::string_view(reinterpret_cast<const char*>(label->data()), label->size()));  // NOLINT
+            auto name = KeyName::from_label(std::string_view(
+                reinterpret_cast<const char*>(label->data()), label->size()));  // NOLINT
             if (name) {
                 ids.emplace(std::move(*id), std::move(*name));
             }
@@ -523,8 +532,8 @@ Result<KeyInfo> KeyStore::find(const Pkcs11Uri& uri) {
         return std::move(matching.front());
     }
     if (matching.empty()) {
-        return fail<KeyInfo>(ErrorCode::key_not_found, "no key matches " + text + " in " +
-                                                           token_->name());
+        return fail<KeyInfo>(ErrorCode::key_not_found,
+                             "no key matches " + text + " in " + token_->name());
     }
     return fail<KeyInfo>(ErrorCode::invalid_argument,
                          std::to_string(matching.size()) + " keys match " + text + " in " +
@@ -541,9 +550,9 @@ Result<PublicKey> KeyStore::public_key(const KeyInfo& key) {
         return dkim::unexpected(std::move(found).error());
     }
     if (found->empty()) {
-        return fail<PublicKey>(ErrorCode::key_not_found,
-                               "key " + key.name.label() + " in " + token_->name() +
-                                   " has no public half");
+        return fail<PublicKey>(
+            ErrorCode::key_not_found,
+            "key " + key.name.label() + " in " + token_->name() + " has no public half");
     }
     const CK_OBJECT_HANDLE object = found->front();
     PublicKey result;
@@ -574,8 +583,8 @@ Result<PublicKey> KeyStore::public_key(const KeyInfo& key) {
         } else {
             return fail<PublicKey>(ErrorCode::device,
                                    token_->name() + " returned a CKA_EC_POINT of " +
-                                       std::to_string(point->size()) +
-                                       " bytes for Ed25519 key " + key.name.label());
+                                       std::to_string(point->size()) + " bytes for Ed25519 key " +
+                                       key.name.label());
         }
         result.raw = raw;
         evp = to_evp(KeyType::ed25519, raw, {});

@@ -19,7 +19,9 @@ namespace {
 // generation it was initialised in, and is dead in any other.
 std::atomic<unsigned> g_fork_generation{0};
 
-void note_fork_in_child() { g_fork_generation.fetch_add(1, std::memory_order_relaxed); }
+void note_fork_in_child() {
+    g_fork_generation.fetch_add(1, std::memory_order_relaxed);
+}
 
 void install_fork_handler() {
     static std::once_flag once;
@@ -33,7 +35,8 @@ LockGuarded<std::map<std::string, std::weak_ptr<Module>>>& registry() {
 }
 
 std::string dl_error() {
-    const char* text = dlerror();
+    // glibc keeps dlerror()'s state per thread; the check cannot know that.
+    const char* text = dlerror();  // NOLINT(concurrency-mt-unsafe)
     return text != nullptr ? text : "unknown dynamic loader error";
 }
 
@@ -111,10 +114,9 @@ Result<std::shared_ptr<Module>> Module::load(const std::filesystem::path& path) 
     std::error_code ec;
     const auto canonical = std::filesystem::canonical(path, ec);
     if (ec) {
-        return dkim::unexpected(Error{ErrorCode::module_load,
-                                      "module " + path.string() +
-                                          " could not be loaded: " + ec.message(),
-                                      "", 0});
+        return dkim::unexpected(
+            Error{ErrorCode::module_load,
+                  "module " + path.string() + " could not be loaded: " + ec.message(), "", 0});
     }
     auto modules = registry().lock();
     if (auto existing = (*modules)[canonical.string()].lock(); existing && !existing->forked()) {
@@ -125,19 +127,18 @@ Result<std::shared_ptr<Module>> Module::load(const std::filesystem::path& path) 
     // would crash at exit if their code were unmapped by dlclose.
     void* handle = dlopen(canonical.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (handle == nullptr) {
-        return dkim::unexpected(Error{ErrorCode::module_load,
-                                      "module " + path.string() +
-                                          " could not be loaded: " + dl_error(),
-                                      "dlopen", 0});
+        return dkim::unexpected(
+            Error{ErrorCode::module_load,
+                  "module " + path.string() + " could not be loaded: " + dl_error(), "dlopen", 0});
     }
     auto* get_function_list =
         reinterpret_cast<CK_C_GetFunctionList>(dlsym(handle, "C_GetFunctionList"));  // NOLINT
     if (get_function_list == nullptr) {
         dlclose(handle);
-        return dkim::unexpected(Error{ErrorCode::module_load,
-                                      "module " + path.string() +
-                                          " is not a PKCS#11 module: it has no C_GetFunctionList",
-                                      "dlsym", 0});
+        return dkim::unexpected(Error{
+            ErrorCode::module_load,
+            "module " + path.string() + " is not a PKCS#11 module: it has no C_GetFunctionList",
+            "dlsym", 0});
     }
     CK_FUNCTION_LIST_PTR functions = nullptr;
     if (const CK_RV rv = get_function_list(&functions); rv != CKR_OK || functions == nullptr) {
@@ -187,12 +188,12 @@ bool Module::forked() const noexcept {
 
 Result<void> Module::check_not_forked() const {
     if (forked()) {
-        return dkim::unexpected(Error{
-            ErrorCode::forked,
-            "module " + path_.string() +
-                " was initialised by the parent process; after fork() the child must load "
-                "it again (Module::load) and open its own sessions",
-            "", 0});
+        return dkim::unexpected(
+            Error{ErrorCode::forked,
+                  "module " + path_.string() +
+                      " was initialised by the parent process; after fork() the child must load "
+                      "it again (Module::load) and open its own sessions",
+                  "", 0});
     }
     return {};
 }
@@ -211,14 +212,14 @@ Result<std::vector<SlotInfo>> Module::slots() const {
         return dkim::unexpected(std::move(ok).error());
     }
     CK_ULONG count = 0;
-    if (auto ok = detail::check_rv(detail::functions(*this).C_GetSlotList(CK_FALSE, nullptr, &count),
-                                   "C_GetSlotList");
+    if (auto ok = detail::check_rv(
+            detail::functions(*this).C_GetSlotList(CK_FALSE, nullptr, &count), "C_GetSlotList");
         !ok) {
         return dkim::unexpected(std::move(ok).error());
     }
     std::vector<CK_SLOT_ID> ids(count);
-    if (auto ok = detail::check_rv(detail::functions(*this).C_GetSlotList(CK_FALSE, ids.data(), &count),
-                                   "C_GetSlotList");
+    if (auto ok = detail::check_rv(
+            detail::functions(*this).C_GetSlotList(CK_FALSE, ids.data(), &count), "C_GetSlotList");
         !ok) {
         return dkim::unexpected(std::move(ok).error());
     }
@@ -281,12 +282,11 @@ Result<SlotInfo> Module::find_token(const TokenSelector& selector) const {
                                           path_.string() + "; slots present: " + present,
                                       "", 0});
     }
-    return dkim::unexpected(Error{ErrorCode::token_not_found,
-                                  selector.describe() + " is ambiguous: " +
-                                      std::to_string(matching.size()) +
-                                      " tokens match (add serial= to the URI); slots present: " +
-                                      present,
-                                  "", 0});
+    return dkim::unexpected(
+        Error{ErrorCode::token_not_found,
+              selector.describe() + " is ambiguous: " + std::to_string(matching.size()) +
+                  " tokens match (add serial= to the URI); slots present: " + present,
+              "", 0});
 }
 
 }  // namespace dkim::hsm
@@ -296,8 +296,8 @@ namespace dkim::hsm {
 Result<SlotInfo> initialize_token(Module& module, const std::string& label, const Secret& so_pin,
                                   const Secret& user_pin) {
     if (label.empty() || label.size() > 32) {
-        return dkim::unexpected(Error{ErrorCode::invalid_argument,
-                                      "token label must be 1 to 32 bytes", "", 0});
+        return dkim::unexpected(
+            Error{ErrorCode::invalid_argument, "token label must be 1 to 32 bytes", "", 0});
     }
     auto slots = module.slots();
     if (!slots) {
@@ -317,21 +317,22 @@ Result<SlotInfo> initialize_token(Module& module, const std::string& label, cons
         }
     }
     if (free_slot == nullptr) {
-        return dkim::unexpected(Error{ErrorCode::token_not_found,
-                                      "module " + module.path().string() +
-                                          " has no slot with an uninitialised token",
-                                      "", 0});
+        return dkim::unexpected(
+            Error{ErrorCode::token_not_found,
+                  "module " + module.path().string() + " has no slot with an uninitialised token",
+                  "", 0});
     }
     const auto& fn = detail::functions(module);
     // CK_UTF8CHAR label[32], blank padded.
     std::array<unsigned char, 32> padded{};
     padded.fill(' ');
     std::memcpy(padded.data(), label.data(), label.size());
-    auto* so = const_cast<unsigned char*>(so_pin.bytes().data());  // NOLINT: C API, not written
+    auto* so = const_cast<unsigned char*>(so_pin.bytes().data());      // NOLINT: C API, not written
     auto* user = const_cast<unsigned char*>(user_pin.bytes().data());  // NOLINT
     const std::string context = "initialising token '" + label + "'";
-    if (auto ok = detail::check_rv(fn.C_InitToken(free_slot->slot_id, so, so_pin.size(), padded.data()),
-                                   "C_InitToken", context);
+    if (auto ok =
+            detail::check_rv(fn.C_InitToken(free_slot->slot_id, so, so_pin.size(), padded.data()),
+                             "C_InitToken", context);
         !ok) {
         return dkim::unexpected(std::move(ok).error());
     }
@@ -341,9 +342,10 @@ Result<SlotInfo> initialize_token(Module& module, const std::string& label, cons
         return dkim::unexpected(std::move(token).error());
     }
     CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
-    if (auto ok = detail::check_rv(fn.C_OpenSession(token->slot_id, CKF_SERIAL_SESSION | CKF_RW_SESSION,
-                                                    nullptr, nullptr, &session),
-                                   "C_OpenSession", context);
+    if (auto ok =
+            detail::check_rv(fn.C_OpenSession(token->slot_id, CKF_SERIAL_SESSION | CKF_RW_SESSION,
+                                              nullptr, nullptr, &session),
+                             "C_OpenSession", context);
         !ok) {
         return dkim::unexpected(std::move(ok).error());
     }

@@ -26,15 +26,12 @@ Mapping map_rv(CK_RV rv) {
             return {ErrorCode::pin_locked,
                     "the user PIN is locked after too many wrong PINs; the security officer "
                     "must unlock it"};
-        case CKR_USER_NOT_LOGGED_IN:
-            return {ErrorCode::locked, "the token is not logged in"};
+        case CKR_USER_NOT_LOGGED_IN: return {ErrorCode::locked, "the token is not logged in"};
         case CKR_SESSION_HANDLE_INVALID:
-        case CKR_SESSION_CLOSED:
-            return {ErrorCode::session_lost, "the session was closed"};
+        case CKR_SESSION_CLOSED: return {ErrorCode::session_lost, "the session was closed"};
         case CKR_DEVICE_REMOVED:
         case CKR_TOKEN_NOT_PRESENT:
-        case CKR_TOKEN_NOT_RECOGNIZED:
-            return {ErrorCode::session_lost, "the token is not present"};
+        case CKR_TOKEN_NOT_RECOGNIZED: return {ErrorCode::session_lost, "the token is not present"};
         case CKR_KEY_FUNCTION_NOT_PERMITTED:
         case CKR_ATTRIBUTE_SENSITIVE:
         case CKR_KEY_UNEXTRACTABLE:
@@ -45,8 +42,7 @@ Mapping map_rv(CK_RV rv) {
         case CKR_MECHANISM_PARAM_INVALID:
         case CKR_CURVE_NOT_SUPPORTED:
         case CKR_FUNCTION_NOT_SUPPORTED:
-        case CKR_KEY_SIZE_RANGE:
-            return {ErrorCode::unsupported, "the token does not support this"};
+        case CKR_KEY_SIZE_RANGE: return {ErrorCode::unsupported, "the token does not support this"};
         case CKR_CRYPTOKI_NOT_INITIALIZED:
             return {ErrorCode::module_load, "the PKCS#11 module is not initialised"};
         case CKR_ARGUMENTS_BAD:
@@ -61,8 +57,7 @@ Mapping map_rv(CK_RV rv) {
         case CKR_KEY_HANDLE_INVALID:
         case CKR_KEY_TYPE_INCONSISTENT:
             return {ErrorCode::invalid_argument, "the token refused the request"};
-        default:
-            return {ErrorCode::device, "the token failed"};
+        default: return {ErrorCode::device, "the token failed"};
     }
 }
 
@@ -135,7 +130,9 @@ Session& Session::operator=(Session&& other) noexcept {
     return *this;
 }
 
-Session::~Session() { close(); }
+Session::~Session() {
+    close();
+}
 
 void Session::close() noexcept {
     if (handle_ != CK_INVALID_HANDLE && module_ && !module_->forked()) {
@@ -195,8 +192,8 @@ Result<std::vector<unsigned char>> Session::attribute(CK_OBJECT_HANDLE object,
         return dkim::unexpected(std::move(ok).error());
     }
     CK_ATTRIBUTE query{type, nullptr, 0};
-    if (auto ok = check_rv(fn_->C_GetAttributeValue(handle_, object, &query, 1),
-                           "C_GetAttributeValue");
+    if (auto ok =
+            check_rv(fn_->C_GetAttributeValue(handle_, object, &query, 1), "C_GetAttributeValue");
         !ok) {
         return dkim::unexpected(std::move(ok).error());
     }
@@ -206,8 +203,8 @@ Result<std::vector<unsigned char>> Session::attribute(CK_OBJECT_HANDLE object,
     }
     std::vector<unsigned char> value(query.ulValueLen);
     query.pValue = value.data();
-    if (auto ok = check_rv(fn_->C_GetAttributeValue(handle_, object, &query, 1),
-                           "C_GetAttributeValue");
+    if (auto ok =
+            check_rv(fn_->C_GetAttributeValue(handle_, object, &query, 1), "C_GetAttributeValue");
         !ok) {
         return dkim::unexpected(std::move(ok).error());
     }
@@ -218,8 +215,8 @@ Result<std::vector<unsigned char>> Session::attribute(CK_OBJECT_HANDLE object,
 Result<CK_ULONG> Session::attribute_ulong(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) const {
     CK_ULONG value = 0;
     CK_ATTRIBUTE query = attr(type, value);
-    if (auto ok = check_rv(fn_->C_GetAttributeValue(handle_, object, &query, 1),
-                           "C_GetAttributeValue");
+    if (auto ok =
+            check_rv(fn_->C_GetAttributeValue(handle_, object, &query, 1), "C_GetAttributeValue");
         !ok) {
         return dkim::unexpected(std::move(ok).error());
     }
@@ -229,8 +226,8 @@ Result<CK_ULONG> Session::attribute_ulong(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_
 Result<bool> Session::attribute_bool(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) const {
     CK_BBOOL value = CK_FALSE;
     CK_ATTRIBUTE query = attr(type, value);
-    if (auto ok = check_rv(fn_->C_GetAttributeValue(handle_, object, &query, 1),
-                           "C_GetAttributeValue");
+    if (auto ok =
+            check_rv(fn_->C_GetAttributeValue(handle_, object, &query, 1), "C_GetAttributeValue");
         !ok) {
         return dkim::unexpected(std::move(ok).error());
     }

@@ -43,7 +43,7 @@ inline const CK_FUNCTION_LIST& functions(const Module& module) noexcept {
 // destructor never throws and never touches the token in a forked child. Login state is
 // NOT owned here (see Login): closing a session never calls C_Logout.
 class Session {
-public:
+  public:
     static Result<Session> open(std::shared_ptr<Module> module, CK_SLOT_ID slot, bool read_write);
 
     Session(Session&& other) noexcept;
@@ -73,7 +73,7 @@ public:
     Result<CK_ULONG> attribute_ulong(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) const;
     Result<bool> attribute_bool(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) const;
 
-private:
+  private:
     Session(std::shared_ptr<Module> module, CK_SLOT_ID slot, CK_SESSION_HANDLE handle) noexcept;
 
     std::shared_ptr<Module> module_;

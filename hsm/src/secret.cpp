@@ -8,6 +8,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 
 namespace dkim::hsm {
 
@@ -33,7 +34,9 @@ Secret& Secret::operator=(Secret&& other) noexcept {
     return *this;
 }
 
-Secret::~Secret() { wipe(); }
+Secret::~Secret() {
+    wipe();
+}
 
 void Secret::wipe() noexcept {
     if (data_) {
@@ -43,7 +46,9 @@ void Secret::wipe() noexcept {
     size_ = 0;
 }
 
-Secret Secret::duplicate() const { return Secret(bytes()); }
+Secret Secret::duplicate() const {
+    return Secret(bytes());
+}
 
 bool Secret::equals(const Secret& other) const noexcept {
     if (size_ != other.size_) {
@@ -58,7 +63,7 @@ Result<Secret> Secret::from_file(const std::filesystem::path& path) {
     };
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        return fail(ErrorCode::io, std::strerror(errno));
+        return fail(ErrorCode::io, std::generic_category().message(errno));
     }
     struct stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -68,10 +73,9 @@ Result<Secret> Secret::from_file(const std::filesystem::path& path) {
     if ((st.st_mode & S_IRWXO) != 0) {
         ::close(fd);
         char mode[8];
-        std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777U);
-        return fail(ErrorCode::invalid_argument,
-                    std::string("other users may read it (mode ") + mode +
-                        "); run chmod o-rwx on it");
+        (void)std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777U);
+        return fail(ErrorCode::invalid_argument, std::string("other users may read it (mode ") +
+                                                     mode + "); run chmod o-rwx on it");
     }
     std::array<unsigned char, max_size + 2> buffer{};
     std::size_t size = 0;
@@ -84,7 +88,7 @@ Result<Secret> Secret::from_file(const std::filesystem::path& path) {
             const int saved = errno;
             ::close(fd);
             OPENSSL_cleanse(buffer.data(), buffer.size());
-            return fail(ErrorCode::io, std::strerror(saved));
+            return fail(ErrorCode::io, std::generic_category().message(saved));
         }
         if (got == 0) {
             break;

@@ -28,8 +28,9 @@ namespace {
 
 // A session leased to one operation; back to the pool on destruction unless discarded.
 class Lease {
-public:
-    Lease(SigningPool::State& state, Session session) : state_(&state), session_(std::move(session)) {}
+  public:
+    Lease(SigningPool::State& state, Session session)
+        : state_(&state), session_(std::move(session)) {}
     Lease(Lease&& other) noexcept
         : state_(std::exchange(other.state_, nullptr)), session_(std::move(other.session_)) {}
     Lease& operator=(Lease&&) = delete;
@@ -58,7 +59,7 @@ public:
         discarded_ = true;
     }
 
-private:
+  private:
     SigningPool::State* state_;
     Session session_;
     bool discarded_ = false;
@@ -112,9 +113,8 @@ Result<std::vector<unsigned char>> SigningPool::sign(const KeyInfo& key,
         CK_OBJECT_HANDLE handle = CK_INVALID_HANDLE;
         {
             std::unique_lock lock(state.mutex);
-            state.available.wait(lock, [&] {
-                return !state.idle.empty() || state.open < options_.max_sessions;
-            });
+            state.available.wait(
+                lock, [&] { return !state.idle.empty() || state.open < options_.max_sessions; });
             if (state.handles_epoch != epoch) {
                 state.handles.clear();
                 state.handles_epoch = epoch;
@@ -167,7 +167,8 @@ Result<std::vector<unsigned char>> SigningPool::sign(const KeyInfo& key,
                 if (logged_in && *logged_in) {
                     return dkim::unexpected(Error{ErrorCode::key_not_found,
                                                   token_->name() + " has no private key " +
-                                                      key.name.label() + " with the expected CKA_ID",
+                                                      key.name.label() +
+                                                      " with the expected CKA_ID",
                                                   "C_FindObjects", 0});
                 }
                 rv = logged_in ? CKR_USER_NOT_LOGGED_IN : logged_in.error().rv;

@@ -39,11 +39,17 @@ Result<std::shared_ptr<Token>> Token::open(std::shared_ptr<Module> module,
     return std::shared_ptr<Token>(new Token(std::move(module), slot->slot_id, slot->label));
 }
 
-std::string Token::name() const { return "token '" + label_ + "'"; }
+std::string Token::name() const {
+    return "token '" + label_ + "'";
+}
 
-bool Token::logged_in() const { return state_->epoch.load(std::memory_order_acquire) != 0; }
+bool Token::logged_in() const {
+    return state_->epoch.load(std::memory_order_acquire) != 0;
+}
 
-std::uint64_t Token::login_epoch() const { return state_->epoch.load(std::memory_order_acquire); }
+std::uint64_t Token::login_epoch() const {
+    return state_->epoch.load(std::memory_order_acquire);
+}
 
 Result<void> Token::close_all_sessions() {
     if (auto ok = module_->check_not_forked(); !ok) {
@@ -101,7 +107,8 @@ Result<void> Token::recover_login(std::uint64_t seen_epoch) {
         return dkim::unexpected(std::move(anchor).error());
     }
     if (auto ok = login_user(*anchor, *state_->relogin_pin, name()); !ok) {
-        if (ok.error().code == ErrorCode::pin_incorrect || ok.error().code == ErrorCode::pin_locked) {
+        if (ok.error().code == ErrorCode::pin_incorrect ||
+            ok.error().code == ErrorCode::pin_locked) {
             // The PIN worked before and no longer does: never try it again.
             state_->relogin_pin.reset();
         }
@@ -149,7 +156,9 @@ Login& Login::operator=(Login&& other) noexcept {
     return *this;
 }
 
-Login::~Login() { (void)release(); }
+Login::~Login() {
+    (void)release();
+}
 
 Result<void> Login::release() {
     if (!token_) {

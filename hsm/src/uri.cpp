@@ -9,27 +9,24 @@ namespace {
 
 // Character classes of RFC 7512 §2.3's ABNF.
 bool is_unreserved(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
-bool is_res_avail(char c) {  // ":" / "[" / "]" / "@" / "!" / "$" / "'" / "(" / ")" / "*" / "+" / "," / "="
-    switch (c) {
-        case ':': case '[': case ']': case '@': case '!': case '$': case '\'':
-        case '(': case ')': case '*': case '+': case ',': case '=':
-            return true;
-        default:
-            return false;
-    }
+// pk11-res-avail = ":" / "[" / "]" / "@" / "!" / "$" / "'" / "(" / ")" / "*" / "+" / "," / "="
+bool is_res_avail(char c) {
+    return c != '\0' && std::string_view(":[]@!$'()*+,=").find(c) != std::string_view::npos;
 }
 // pk11-pchar = unreserved / pk11-res-avail / pct-encoded (and "&" is allowed in the path).
-bool is_path_char(char c) { return is_unreserved(c) || is_res_avail(c) || c == '&'; }
+bool is_path_char(char c) {
+    return is_unreserved(c) || is_res_avail(c) || c == '&';
+}
 // pk11-qchar = unreserved / pk11-res-avail / "/" / "?" / "|" / pct-encoded.
 bool is_query_char(char c) {
     return is_unreserved(c) || is_res_avail(c) || c == '/' || c == '?' || c == '|';
 }
 bool is_attr_name_char(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
 }
 
 int hex_value(char c) {
@@ -69,10 +66,9 @@ ParseResult decode(std::string_view value, bool in_query, std::string_view name)
             continue;
         }
         if (!(in_query ? is_query_char(c) : is_path_char(c))) {
-            return dkim::unexpected("attribute '" + std::string(name) +
-                                    "': character 0x" + "0123456789abcdef"[(c >> 4) & 0xf] +
-                                    "0123456789abcdef"[c & 0xf] +
-                                    " must be percent-encoded");
+            return dkim::unexpected("attribute '" + std::string(name) + "': character 0x" +
+                                    "0123456789abcdef"[(c >> 4) & 0xf] +
+                                    "0123456789abcdef"[c & 0xf] + " must be percent-encoded");
         }
         out.push_back(c);
     }
@@ -104,8 +100,8 @@ constexpr std::array<PathField, 3> kQueryFields{{
     {"module-path", &Pkcs11Uri::module_path},
 }};
 
-dkim::Expected<bool, std::string> set_once(std::optional<std::string>& field,
-                                           std::string_view name, std::string value) {
+dkim::Expected<bool, std::string> set_once(std::optional<std::string>& field, std::string_view name,
+                                           std::string value) {
     if (field) {
         return dkim::unexpected("attribute '" + std::string(name) + "' appears twice");
     }
@@ -121,8 +117,7 @@ std::string percent_encode(std::string_view bytes, bool in_query) {
     for (const char c : bytes) {
         // '&' is legal in the path but we encode it too, as do p11-kit and OpenSC, so that
         // the canonical form is unambiguous for readers that split on it.
-        const bool plain = in_query ? is_query_char(c) && c != '&'
-                                    : is_path_char(c) && c != '&';
+        const bool plain = in_query ? is_query_char(c) && c != '&' : is_path_char(c) && c != '&';
         if (plain) {
             out.push_back(c);
         } else {
@@ -159,8 +154,8 @@ dkim::Expected<Pkcs11Uri, std::string> Pkcs11Uri::parse(std::string_view text) {
         while (!component.empty()) {
             const auto end = component.find(separator);
             const std::string_view item = component.substr(0, end);
-            component = end == std::string_view::npos ? std::string_view{}
-                                                      : component.substr(end + 1);
+            component =
+                end == std::string_view::npos ? std::string_view{} : component.substr(end + 1);
             if (item.empty()) {
                 if (end != std::string_view::npos || !component.empty()) {
                     return dkim::unexpected(std::string("empty attribute (\"") + separator +
@@ -170,8 +165,7 @@ dkim::Expected<Pkcs11Uri, std::string> Pkcs11Uri::parse(std::string_view text) {
             }
             const auto equals = item.find('=');
             if (equals == std::string_view::npos || equals == 0) {
-                return dkim::unexpected("attribute '" + std::string(item) +
-                                        "' is not name=value");
+                return dkim::unexpected("attribute '" + std::string(item) + "' is not name=value");
             }
             const std::string_view name = item.substr(0, equals);
             for (const char c : name) {
@@ -231,9 +225,9 @@ dkim::Expected<Pkcs11Uri, std::string> Pkcs11Uri::parse(std::string_view text) {
                 continue;
             }
             if (name == "pin-value") {
-                return dkim::unexpected(std::string(
-                    "pin-value is refused: a PIN in a URI leaks into logs and process "
-                    "listings; use a PIN file instead"));
+                return dkim::unexpected(
+                    std::string("pin-value is refused: a PIN in a URI leaks into logs and process "
+                                "listings; use a PIN file instead"));
             }
             bool known = false;
             for (const auto& field : kQueryFields) {

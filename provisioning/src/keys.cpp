@@ -73,7 +73,8 @@ hsm::Result<KeyListing> list_keys(const TokenLocation& where, std::optional<hsm:
     }
     std::optional<hsm::Login> login;
     if (pin) {
-        auto acquired = hsm::Login::acquire(*token, std::move(*pin), hsm::Login::Relogin::forbidden);
+        auto acquired =
+            hsm::Login::acquire(*token, std::move(*pin), hsm::Login::Relogin::forbidden);
         if (!acquired) {
             return dkim::unexpected(std::move(acquired).error());
         }

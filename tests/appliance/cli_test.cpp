@@ -48,7 +48,8 @@ std::string write(const std::string& name, const std::string& content, int mode 
 std::string pem_from_zone_line(const std::string& zone_line, bool ed25519) {
     std::string value;
     const std::regex quoted("\"([^\"]*)\"");
-    for (std::sregex_iterator it(zone_line.begin(), zone_line.end(), quoted), end; it != end; ++it) {
+    for (std::sregex_iterator it(zone_line.begin(), zone_line.end(), quoted), end; it != end;
+         ++it) {
         value += (*it)[1].str();
     }
     const auto p = value.find("p=");
@@ -56,8 +57,8 @@ std::string pem_from_zone_line(const std::string& zone_line, bool ed25519) {
     std::vector<unsigned char> der = base64_decode(value.substr(p + 2));
     if (ed25519) {
         // RFC 8410 SubjectPublicKeyInfo prefix for a 32-byte Ed25519 key.
-        const std::vector<unsigned char> prefix{0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65,
-                                                0x70, 0x03, 0x21, 0x00};
+        const std::vector<unsigned char> prefix{0x30, 0x2a, 0x30, 0x05, 0x06, 0x03,
+                                                0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
         EXPECT_EQ(der.size(), 32U);
         der.insert(der.begin(), prefix.begin(), prefix.end());
     }
@@ -72,12 +73,12 @@ std::string pem_from_zone_line(const std::string& zone_line, bool ed25519) {
 }
 
 class CliTest : public ::testing::Test {
-protected:
+  protected:
     static void SetUpTestSuite() {
         so_pin_ = write("so.pin", "so-secret-1\n");
         pin_ = write("user.pin", "user-secret-1\n");
         const CliRun init = cli({"token", "init", "--module", SoftHsmEnvironment::module_path(),
-                              "--label", "dkim", "--so-pin-file", so_pin_, "--pin-file", pin_});
+                                 "--label", "dkim", "--so-pin-file", so_pin_, "--pin-file", pin_});
         ASSERT_EQ(init.status, 0) << init.output;
         ASSERT_NE(init.output.find("initialised token 'dkim' in slot "), std::string::npos);
     }
@@ -104,17 +105,17 @@ protected:
 };
 
 TEST_F(CliTest, GeneratesKeysThatOtherToolsSeeAsProtectedAndVerify) {
-    const CliRun rsa = cli(with({"key", "generate"}, with(token_args(), {"--pin-file", pin_, "--domain",
-                                                                        "example.com", "--selector",
-                                                                        "rsa1"})));
+    const CliRun rsa = cli(with(
+        {"key", "generate"},
+        with(token_args(), {"--pin-file", pin_, "--domain", "example.com", "--selector", "rsa1"})));
     ASSERT_EQ(rsa.status, 0) << rsa.output;
     EXPECT_NE(rsa.output.find("generated rsa-2048 key rsa1._domainkey.example.com in token 'dkim'"),
               std::string::npos)
         << rsa.output;
-    const CliRun ed = cli(with({"key", "generate"},
-                            with(token_args(), {"--pin-file", pin_, "--domain", "example.com",
-                                                "--selector", "ed1", "--algorithm", "ed25519",
-                                                "--json"})));
+    const CliRun ed =
+        cli(with({"key", "generate"},
+                 with(token_args(), {"--pin-file", pin_, "--domain", "example.com", "--selector",
+                                     "ed1", "--algorithm", "ed25519", "--json"})));
     ASSERT_EQ(ed.status, 0) << ed.output;
     EXPECT_NE(ed.output.find("\"algorithm\": \"ed25519\""), std::string::npos) << ed.output;
     EXPECT_NE(ed.output.find("\"private_key\": \"protected\""), std::string::npos) << ed.output;
@@ -122,19 +123,21 @@ TEST_F(CliTest, GeneratesKeysThatOtherToolsSeeAsProtectedAndVerify) {
 
     const CliRun list = cli(with({"key", "list"}, with(token_args(), {"--pin-file", pin_})));
     ASSERT_EQ(list.status, 0) << list.output;
-    EXPECT_TRUE(std::regex_search(list.output,
-                                  std::regex("example\\.com +ed1 +ed25519 +[0-9a-f]{32} +protected")))
+    EXPECT_TRUE(std::regex_search(
+        list.output, std::regex("example\\.com +ed1 +ed25519 +[0-9a-f]{32} +protected")))
         << list.output;
-    EXPECT_TRUE(std::regex_search(list.output,
-                                  std::regex("example\\.com +rsa1 +rsa-2048 +[0-9a-f]{32} +protected")))
+    EXPECT_TRUE(std::regex_search(
+        list.output, std::regex("example\\.com +rsa1 +rsa-2048 +[0-9a-f]{32} +protected")))
         << list.output;
     const CliRun json = cli(with({"key", "list", "--json"}, token_args()));
     ASSERT_EQ(json.status, 0) << json.output;
     EXPECT_NE(json.output.find("\"private_keys_checked\": false"), std::string::npos);
-    EXPECT_NE(json.output.find("\"private_key\": \"not checked (no PIN given)\""), std::string::npos);
+    EXPECT_NE(json.output.find("\"private_key\": \"not checked (no PIN given)\""),
+              std::string::npos);
 
     // OpenSC sees the same protection, independently of our code.
-    const std::string objects = pkcs11_tool("--login --pin user-secret-1 --list-objects --type privkey");
+    const std::string objects =
+        pkcs11_tool("--login --pin user-secret-1 --list-objects --type privkey");
     for (const std::string label : {"rsa1._domainkey.example.com", "ed1._domainkey.example.com"}) {
         const auto at = objects.find("label:      " + label);
         ASSERT_NE(at, std::string::npos) << objects;
@@ -149,25 +152,29 @@ TEST_F(CliTest, GeneratesKeysThatOtherToolsSeeAsProtectedAndVerify) {
     const std::string data = write("data.txt", "from:someone@example.com\r\n");
     for (const bool ed25519 : {false, true}) {
         const std::string selector = ed25519 ? "ed1" : "rsa1";
-        const CliRun record = cli(with({"dns", "record"}, with(token_args(), {"--domain", "example.com",
-                                                                           "--selector", selector})));
+        const CliRun record =
+            cli(with({"dns", "record"},
+                     with(token_args(), {"--domain", "example.com", "--selector", selector})));
         ASSERT_EQ(record.status, 0) << record.output;
-        const std::string pem = write(selector + ".pem", pem_from_zone_line(record.output, ed25519));
-        const std::string signature = (SoftHsmEnvironment::get().directory() / (selector + ".sig")).string();
+        const std::string pem =
+            write(selector + ".pem", pem_from_zone_line(record.output, ed25519));
+        const std::string signature =
+            (SoftHsmEnvironment::get().directory() / (selector + ".sig")).string();
         // Select by CKA_ID: pkcs11-tool 0.23's --label lookup fails for EdDSA keys (it gives
         // CKR_MECHANISM_INVALID even for keys it generated itself).
-        const std::regex id_pattern("\"selector\": \"" + selector +
-                                    "\",\\s*\"algorithm\": \"[^\"]+\",\\s*\"id\": \"([0-9a-f]{32})\"");
+        const std::regex id_pattern(
+            "\"selector\": \"" + selector +
+            "\",\\s*\"algorithm\": \"[^\"]+\",\\s*\"id\": \"([0-9a-f]{32})\"");
         std::smatch id;
         ASSERT_TRUE(std::regex_search(json.output, id, id_pattern)) << json.output;
         pkcs11_tool("--login --pin user-secret-1 --sign --mechanism " +
                     std::string(ed25519 ? "EDDSA" : "SHA256-RSA-PKCS") + " --id " + id[1].str() +
                     " -i " + data + " -o " + signature);
         std::string output;
-        const std::string verify =
-            ed25519 ? "openssl pkeyutl -verify -pubin -inkey " + pem + " -rawin -in " + data +
-                          " -sigfile " + signature
-                    : "openssl dgst -sha256 -verify " + pem + " -signature " + signature + " " + data;
+        const std::string verify = ed25519 ? "openssl pkeyutl -verify -pubin -inkey " + pem +
+                                                 " -rawin -in " + data + " -sigfile " + signature
+                                           : "openssl dgst -sha256 -verify " + pem +
+                                                 " -signature " + signature + " " + data;
         EXPECT_EQ(run_command(verify, &output), 0) << verify << "\n" << output;
         EXPECT_NE(output.find(ed25519 ? "Signature Verified Successfully" : "Verified OK"),
                   std::string::npos)
@@ -176,13 +183,13 @@ TEST_F(CliTest, GeneratesKeysThatOtherToolsSeeAsProtectedAndVerify) {
 }
 
 TEST_F(CliTest, DnsRecordIsOneZoneLineSplitIntoStringsOf255) {
-    ASSERT_EQ(cli(with({"key", "generate"}, with(token_args(), {"--pin-file", pin_, "--domain",
-                                                               "big.example", "--selector", "r4096",
-                                                               "--algorithm", "rsa-4096"})))
+    ASSERT_EQ(cli(with({"key", "generate"},
+                       with(token_args(), {"--pin-file", pin_, "--domain", "big.example",
+                                           "--selector", "r4096", "--algorithm", "rsa-4096"})))
                   .status,
               0);
-    const CliRun record = cli(with({"dns", "record"}, with(token_args(), {"--domain", "big.example",
-                                                                       "--selector", "r4096"})));
+    const CliRun record = cli(with(
+        {"dns", "record"}, with(token_args(), {"--domain", "big.example", "--selector", "r4096"})));
     ASSERT_EQ(record.status, 0) << record.output;
     std::smatch match;
     ASSERT_TRUE(std::regex_match(
@@ -203,22 +210,23 @@ TEST_F(CliTest, DnsRecordIsOneZoneLineSplitIntoStringsOf255) {
 }
 
 TEST_F(CliTest, OptionsComeFromATomlFileAndTheCommandLineWins) {
-    const std::string config = write("dkim.toml",
-                                     "module = \"" + SoftHsmEnvironment::module_path() +
-                                         "\"\ntoken = \"dkim\"\npin-file = \"" + pin_ +
-                                         "\"\n\n[key.generate]\nalgorithm = \"ed25519\"\n");
-    const CliRun ed = cli({"--config", config, "key", "generate", "--domain", "conf.example",
-                        "--selector", "a"});
+    const std::string config =
+        write("dkim.toml", "module = \"" + SoftHsmEnvironment::module_path() +
+                               "\"\ntoken = \"dkim\"\npin-file = \"" + pin_ +
+                               "\"\n\n[key.generate]\nalgorithm = \"ed25519\"\n");
+    const CliRun ed =
+        cli({"--config", config, "key", "generate", "--domain", "conf.example", "--selector", "a"});
     ASSERT_EQ(ed.status, 0) << ed.output;
     EXPECT_NE(ed.output.find("generated ed25519 key a._domainkey.conf.example"), std::string::npos)
         << ed.output;
     const CliRun rsa = cli({"key", "generate", "--config", config, "--domain", "conf.example",
-                         "--selector", "b", "--algorithm", "rsa-2048"});
+                            "--selector", "b", "--algorithm", "rsa-2048"});
     ASSERT_EQ(rsa.status, 0) << rsa.output;
-    EXPECT_NE(rsa.output.find("generated rsa-2048 key b._domainkey.conf.example"), std::string::npos)
+    EXPECT_NE(rsa.output.find("generated rsa-2048 key b._domainkey.conf.example"),
+              std::string::npos)
         << rsa.output;
-    const CliRun record = cli({"--config", config, "dns", "record", "--domain", "conf.example",
-                            "--selector", "a"});
+    const CliRun record =
+        cli({"--config", config, "dns", "record", "--domain", "conf.example", "--selector", "a"});
     EXPECT_EQ(record.status, 0) << record.output;
 }
 
@@ -232,11 +240,13 @@ TEST_F(CliTest, ConfigErrorsNameFileLineAndKey) {
     const std::string bad_value = write("bad.toml", "\n[key.generate]\nalgorithm = \"rsa-1024\"\n");
     run = cli({"--config", bad_value, "key", "generate"});
     EXPECT_EQ(run.status, 2);
-    EXPECT_NE(run.output.find(bad_value + ":3:13: key 'key.generate.algorithm': "), std::string::npos)
+    EXPECT_NE(run.output.find(bad_value + ":3:13: key 'key.generate.algorithm': "),
+              std::string::npos)
         << run.output;
     EXPECT_NE(run.output.find("rsa-1024"), std::string::npos) << run.output;
 
-    const std::string wrong_section = write("section.toml", "[key.list]\nalgorithm = \"ed25519\"\n");
+    const std::string wrong_section =
+        write("section.toml", "[key.list]\nalgorithm = \"ed25519\"\n");
     run = cli({"--config", wrong_section, "key", "list"});
     EXPECT_EQ(run.status, 2);
     EXPECT_NE(run.output.find(wrong_section +
@@ -264,12 +274,15 @@ TEST_F(CliTest, ConfigErrorsNameFileLineAndKey) {
 }
 
 TEST_F(CliTest, FailuresGiveClearErrorsAndExitCodes) {
-    CliRun run = cli(with({"key", "list"}, {"--module", "/nonexistent/module.so", "--token", "dkim"}));
+    CliRun run =
+        cli(with({"key", "list"}, {"--module", "/nonexistent/module.so", "--token", "dkim"}));
     EXPECT_EQ(run.status, 1);
-    EXPECT_EQ(run.output, "dkim-appliance: module /nonexistent/module.so could not be loaded: No such "
-                          "file or directory\n");
+    EXPECT_EQ(run.output,
+              "dkim-appliance: module /nonexistent/module.so could not be loaded: No such "
+              "file or directory\n");
 
-    run = cli(with({"key", "list"}, {"--module", SoftHsmEnvironment::module_path(), "--token", "nope"}));
+    run = cli(
+        with({"key", "list"}, {"--module", SoftHsmEnvironment::module_path(), "--token", "nope"}));
     EXPECT_EQ(run.status, 1);
     EXPECT_EQ(run.output.rfind("dkim-appliance: token 'nope' not found in module " +
                                    SoftHsmEnvironment::module_path() + "; slots present: ",
@@ -278,9 +291,11 @@ TEST_F(CliTest, FailuresGiveClearErrorsAndExitCodes) {
         << run.output;
     EXPECT_NE(run.output.find("'dkim'"), std::string::npos) << run.output;
 
-    run = cli(with({"dns", "record"}, with(token_args(), {"--domain", "example.com", "--selector", "x"})));
+    run = cli(with({"dns", "record"},
+                   with(token_args(), {"--domain", "example.com", "--selector", "x"})));
     EXPECT_EQ(run.status, 1);
-    EXPECT_NE(run.output.find("no key for selector 'x' of domain 'example.com'"), std::string::npos);
+    EXPECT_NE(run.output.find("no key for selector 'x' of domain 'example.com'"),
+              std::string::npos);
 
     const std::string wrong = write("wrong.pin", "not-the-pin\n");
     run = cli(with({"key", "list"}, with(token_args(), {"--pin-file", wrong})));
@@ -293,8 +308,9 @@ TEST_F(CliTest, FailuresGiveClearErrorsAndExitCodes) {
     EXPECT_EQ(run.status, 1);
     EXPECT_NE(run.output.find("other users may read it (mode 0644)"), std::string::npos);
 
-    run = cli(with({"key", "generate"}, with(token_args(), {"--pin-file", pin_, "--domain",
-                                                           "example.com", "--selector", "bad_sel"})));
+    run = cli(with({"key", "generate"},
+                   with(token_args(),
+                        {"--pin-file", pin_, "--domain", "example.com", "--selector", "bad_sel"})));
     EXPECT_EQ(run.status, 1);
     EXPECT_NE(run.output.find("selector 'bad_sel' is not a valid selector"), std::string::npos);
 

@@ -9,7 +9,7 @@ namespace dkim::config {
 namespace {
 
 class TomlDefaultsTest : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         app_.require_subcommand(1);
         CLI::App* key = app_.add_subcommand("key");
@@ -56,7 +56,8 @@ protected:
 };
 
 TEST_F(TomlDefaultsTest, TopLevelKeysReachEveryCommandAndTablesOne) {
-    ASSERT_TRUE(apply_toml_defaults(app_, file("token = \"t\"\n[key.generate]\nbits = 4096\njson = true\n")));
+    ASSERT_TRUE(apply_toml_defaults(
+        app_, file("token = \"t\"\n[key.generate]\nbits = 4096\njson = true\n")));
     EXPECT_EQ(parse({"key", "generate"}), 0) << "a required option may come from the file";
     EXPECT_EQ(token_, "t");
     EXPECT_EQ(bits_, 4096);
@@ -65,7 +66,8 @@ TEST_F(TomlDefaultsTest, TopLevelKeysReachEveryCommandAndTablesOne) {
 }
 
 TEST_F(TomlDefaultsTest, CommandLineWins) {
-    ASSERT_TRUE(apply_toml_defaults(app_, file("token = \"from-file\"\n[key.generate]\nbits = 4096\n")));
+    ASSERT_TRUE(
+        apply_toml_defaults(app_, file("token = \"from-file\"\n[key.generate]\nbits = 4096\n")));
     EXPECT_EQ(parse({"key", "generate", "--token", "from-cli", "--bits", "3072"}), 0);
     EXPECT_EQ(token_, "from-cli");
     EXPECT_EQ(bits_, 3072);
@@ -87,7 +89,8 @@ TEST_F(TomlDefaultsTest, ValidatorsApplyToFileValues) {
     const auto path = file("\n[key.generate]\nbits = 512\n");
     auto result = apply_toml_defaults(app_, path);
     ASSERT_FALSE(result);
-    EXPECT_EQ(result.error().rfind(path + ":3:8: key 'key.generate.bits': ", 0), 0U) << result.error();
+    EXPECT_EQ(result.error().rfind(path + ":3:8: key 'key.generate.bits': ", 0), 0U)
+        << result.error();
 }
 
 TEST_F(TomlDefaultsTest, WithoutTheFileRequiredOptionsStayRequired) {

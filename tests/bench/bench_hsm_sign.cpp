@@ -12,10 +12,10 @@
 // inside the loop: under `valgrind --tool=callgrind --collect-atstart=no` they give the
 // instructions per signature, which do not drift. Outside valgrind the toggles do nothing.
 #include <benchmark/benchmark.h>
-#include <valgrind/callgrind.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 #include <openssl/sha.h>
+#include <valgrind/callgrind.h>
 
 #include <array>
 #include <cstdio>
@@ -65,15 +65,17 @@ Fixture& fixture() {
         hsm::KeyStore store(made.token);
         made.rsa = *store.generate(*hsm::KeyName::make("bench.example", "rsa"),
                                    hsm::KeyAlgorithm::rsa2048);
-        made.ed25519 = *store.generate(*hsm::KeyName::make("bench.example", "ed"),
-                                       hsm::KeyAlgorithm::ed25519);
+        made.ed25519 =
+            *store.generate(*hsm::KeyName::make("bench.example", "ed"), hsm::KeyAlgorithm::ed25519);
         made.pool = std::make_unique<hsm::SigningPool>(made.token);
         return made;
     }();
     return f;
 }
 
-const hsm::KeyInfo& key_for(bool ed25519) { return ed25519 ? fixture().ed25519 : fixture().rsa; }
+const hsm::KeyInfo& key_for(bool ed25519) {
+    return ed25519 ? fixture().ed25519 : fixture().rsa;
+}
 
 template <bool Ed25519>
 void BM_Layer(benchmark::State& state) {
@@ -139,7 +141,8 @@ void BM_OpenSSL(benchmark::State& state) {
     std::array<unsigned char, 512> signature{};
     std::array<unsigned char, SHA256_DIGEST_LENGTH> digest{};
     for (auto _ : state) {
-        std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+        std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
+                                                                    EVP_MD_CTX_free);
         auto input = data();
         if (Ed25519) {
             SHA256(input.data(), input.size(), digest.data());
@@ -157,7 +160,7 @@ void BM_OpenSSL(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations());
 }
 
-#define DKIM_SIGN_BENCHMARK(fn, ed, name)                                          \
+#define DKIM_SIGN_BENCHMARK(fn, ed, name) \
     BENCHMARK(fn<ed>)->Name(name)->Threads(1)->Threads(2)->UseRealTime()->MinTime(1.0)
 
 DKIM_SIGN_BENCHMARK(BM_Layer, false, "layer/rsa2048");

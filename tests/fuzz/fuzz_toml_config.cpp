@@ -1,7 +1,6 @@
 // libFuzzer target: a TOML configuration file applied to a command line shaped like
 // dkim-appliance's. Checks that every refusal names the file.
 #include <CLI/CLI.hpp>
-
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>

@@ -13,7 +13,7 @@ namespace {
 using test::key_name;
 
 class KeygenTest : public ::testing::TestWithParam<KeyAlgorithm> {
-protected:
+  protected:
     static void SetUpTestSuite() {
         token_ = test::open_token(test::kKeygenToken);
         login_ = std::make_unique<Login>(test::login(token_));

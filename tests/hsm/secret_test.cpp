@@ -10,8 +10,7 @@
 namespace dkim::hsm {
 namespace {
 
-std::filesystem::path write_file(const std::string& name, const std::string& content,
-                                 mode_t mode) {
+std::filesystem::path write_file(const std::string& name, const std::string& content, mode_t mode) {
     const auto path = test::SoftHsmEnvironment::get().directory() / name;
     std::ofstream(path, std::ios::binary) << content;
     chmod(path.c_str(), mode);

@@ -1,5 +1,3 @@
-#include "dkim/hsm/signing_pool.hpp"
-
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -8,6 +6,7 @@
 #include <atomic>
 #include <thread>
 
+#include "dkim/hsm/signing_pool.hpp"
 #include "hsm_test_tokens.hpp"
 #include "openssl_verify.hpp"
 #include "raw_pkcs11.hpp"
@@ -53,12 +52,13 @@ TEST(SigningPoolTest, SignsFromEightThreadsAtOnce) {
     for (int t = 0; t < kThreads; ++t) {
         threads.emplace_back([&, t] {
             for (int i = 0; i < kPerThread; ++i) {
-                const std::string data = "thread " + std::to_string(t) + " message " + std::to_string(i);
+                const std::string data =
+                    "thread " + std::to_string(t) + " message " + std::to_string(i);
                 const SigningKey& key = (i % 2 == 0) ? rsa : ed;
                 auto signature = pool.sign(key.info, bytes(data));
-                if (signature && test::openssl_verify(key.public_key.spki_der,
-                                                      key.info.type == KeyType::ed25519,
-                                                      bytes(data), *signature)) {
+                if (signature &&
+                    test::openssl_verify(key.public_key.spki_der, key.info.type == KeyType::ed25519,
+                                         bytes(data), *signature)) {
                     ++verified;
                 } else {
                     ++failed;
@@ -130,8 +130,8 @@ TEST(SigningPoolTest, RecoversAfterAllSessionsWereClosedBehindItsBack) {
 
     auto signature = pool.sign(key.info, bytes("after the loss"));
     ASSERT_TRUE(signature) << signature.error().to_string();
-    EXPECT_TRUE(test::openssl_verify(key.public_key.spki_der, true, bytes("after the loss"),
-                                     *signature));
+    EXPECT_TRUE(
+        test::openssl_verify(key.public_key.spki_der, true, bytes("after the loss"), *signature));
     EXPECT_NE(token->login_epoch(), epoch_before) << "logged in again, key looked up again";
     EXPECT_TRUE(token->logged_in());
     EXPECT_EQ(pool.open_sessions(), 1U) << "the closed sessions were dropped";
@@ -178,7 +178,7 @@ TEST(SigningPoolTest, CloseAllSessionsIsAForcedLogoutEvenWhenReloginIsAllowed) {
 // --- with the fault-injecting module in front of SoftHSM2 -------------------------------
 
 class FaultModuleTest : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         setenv("DKIM_FAULT_MODULE_TARGET", test::SoftHsmEnvironment::module_path().c_str(), 1);
         auto module = Module::load(DKIM_TEST_FAULT_MODULE);
@@ -186,15 +186,16 @@ protected:
         module_ = *module;
         void* handle = dlopen(DKIM_TEST_FAULT_MODULE, RTLD_NOW | RTLD_NOLOAD);
         ASSERT_NE(handle, nullptr);
-        login_calls_ = reinterpret_cast<unsigned long (*)()>(dlsym(handle, "dkim_fault_login_calls"));
+        login_calls_ =
+            reinterpret_cast<unsigned long (*)()>(dlsym(handle, "dkim_fault_login_calls"));
         initialize_calls_ =
             reinterpret_cast<unsigned long (*)()>(dlsym(handle, "dkim_fault_initialize_calls"));
         finalize_calls_ =
             reinterpret_cast<unsigned long (*)()>(dlsym(handle, "dkim_fault_finalize_calls"));
         ASSERT_NE(initialize_calls_, nullptr);
         ASSERT_NE(finalize_calls_, nullptr);
-        fail_next_sign_init_ =
-            reinterpret_cast<void (*)(unsigned long)>(dlsym(handle, "dkim_fault_fail_next_sign_init"));
+        fail_next_sign_init_ = reinterpret_cast<void (*)(unsigned long)>(
+            dlsym(handle, "dkim_fault_fail_next_sign_init"));
         ASSERT_NE(login_calls_, nullptr);
         ASSERT_NE(fail_next_sign_init_, nullptr);
         token_ = test::open_token(test::kFaultToken, module_);

@@ -23,8 +23,12 @@ static atomic_ulong initialize_calls;
 static atomic_ulong finalize_calls;
 static atomic_int owns_target;
 
-unsigned long dkim_fault_initialize_calls(void) { return atomic_load(&initialize_calls); }
-unsigned long dkim_fault_finalize_calls(void) { return atomic_load(&finalize_calls); }
+unsigned long dkim_fault_initialize_calls(void) {
+    return atomic_load(&initialize_calls);
+}
+unsigned long dkim_fault_finalize_calls(void) {
+    return atomic_load(&finalize_calls);
+}
 
 static CK_RV counting_initialize(void* args) {
     atomic_fetch_add(&initialize_calls, 1);
@@ -43,7 +47,9 @@ static CK_RV counting_finalize(void* reserved) {
     return CKR_OK;
 }
 
-unsigned long dkim_fault_login_calls(void) { return atomic_load(&login_calls); }
+unsigned long dkim_fault_login_calls(void) {
+    return atomic_load(&login_calls);
+}
 
 void dkim_fault_fail_next_sign_init(unsigned long rv) {
     atomic_store(&sign_init_fail_rv, rv);
@@ -68,7 +74,8 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list) {
     if (target == NULL) {
         const char* path = getenv("DKIM_FAULT_MODULE_TARGET");
         void* handle = path ? dlopen(path, RTLD_NOW | RTLD_LOCAL) : NULL;
-        CK_C_GetFunctionList get = handle ? (CK_C_GetFunctionList)dlsym(handle, "C_GetFunctionList") : NULL;
+        CK_C_GetFunctionList get =
+            handle ? (CK_C_GetFunctionList)dlsym(handle, "C_GetFunctionList") : NULL;
         if (get == NULL || get(&target) != CKR_OK) {
             return CKR_GENERAL_ERROR;
         }

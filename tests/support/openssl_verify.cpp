@@ -34,8 +34,9 @@ bool openssl_verify(std::span<const unsigned char> spki_der, bool ed25519,
 
 std::vector<unsigned char> base64_decode(const std::string& text) {
     std::vector<unsigned char> out(text.size());
-    const int size = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(text.data()),
-                                     static_cast<int>(text.size()));
+    const int size =
+        EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(text.data()),
+                        static_cast<int>(text.size()));
     if (size < 0) {
         return {};
     }

@@ -14,7 +14,7 @@
 namespace dkim::test {
 
 class RawPkcs11 {
-public:
+  public:
     explicit RawPkcs11(const std::string& module_path);
     CK_FUNCTION_LIST& fn() { return *fn_; }
     CK_SLOT_ID slot(const std::string& label);
@@ -25,7 +25,7 @@ public:
     // CK_RV of C_GetAttributeValue for one attribute (size query only).
     CK_RV attribute_rv(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type);
 
-private:
+  private:
     void* handle_ = nullptr;
     CK_FUNCTION_LIST_PTR fn_ = nullptr;
 };

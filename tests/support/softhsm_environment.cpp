@@ -32,7 +32,9 @@ int run_command(const std::string& command, std::string* output) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-std::string SoftHsmEnvironment::module_path() { return DKIM_SOFTHSM2_MODULE; }
+std::string SoftHsmEnvironment::module_path() {
+    return DKIM_SOFTHSM2_MODULE;
+}
 
 SoftHsmEnvironment& SoftHsmEnvironment::create(const std::vector<TestToken>& tokens) {
     auto env = std::unique_ptr<SoftHsmEnvironment>(new SoftHsmEnvironment());
@@ -43,17 +45,18 @@ SoftHsmEnvironment& SoftHsmEnvironment::create(const std::vector<TestToken>& tok
     env->directory_ = pattern;
     std::filesystem::create_directory(env->directory_ / "tokens");
     env->config_ = env->directory_ / "softhsm2.conf";
-    std::ofstream(env->config_) << "directories.tokendir = " << (env->directory_ / "tokens").string()
+    std::ofstream(env->config_) << "directories.tokendir = "
+                                << (env->directory_ / "tokens").string()
                                 << "\nobjectstore.backend = file\nlog.level = ERROR\n"
                                 << "slots.removable = false\nslots.mechanisms = ALL\n"
                                 << "library.reset_on_fork = true\n";
     setenv("SOFTHSM2_CONF", env->config_.c_str(), 1);
     for (const auto& token : tokens) {
         std::string output;
-        const int status = run_command("softhsm2-util --init-token --free --label '" + token.label +
-                                           "' --so-pin '" + token.so_pin + "' --pin '" +
-                                           token.user_pin + "'",
-                                       &output);
+        const int status =
+            run_command("softhsm2-util --init-token --free --label '" + token.label +
+                            "' --so-pin '" + token.so_pin + "' --pin '" + token.user_pin + "'",
+                        &output);
         if (status != 0) {
             throw std::runtime_error("softhsm2-util failed: " + output);
         }

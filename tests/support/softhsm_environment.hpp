@@ -17,7 +17,7 @@ struct TestToken {
 };
 
 class SoftHsmEnvironment {
-public:
+  public:
     // Creates the folder and the tokens. Call once, before anything loads the module.
     static SoftHsmEnvironment& create(const std::vector<TestToken>& tokens);
     static SoftHsmEnvironment& get();
@@ -31,7 +31,7 @@ public:
 
     ~SoftHsmEnvironment();
 
-private:
+  private:
     std::filesystem::path directory_;
     std::filesystem::path config_;
 };

@@ -3,7 +3,6 @@
 #include <toml++/toml.h>
 
 #include <fstream>
-
 #include <sstream>
 #include <vector>
 
@@ -56,13 +55,15 @@ dkim::Expected<void, std::string> set_default(CLI::Option* option, const toml::n
                                               const std::filesystem::path& file) {
     auto text = scalar_text(node);
     if (!text) {
-        return dkim::unexpected(where(file, node.source()) + ": key '" + key + "': " + text.error());
+        return dkim::unexpected(where(file, node.source()) + ": key '" + key +
+                                "': " + text.error());
     }
     try {
         option->run_callback_for_default(true);
         option->default_val(*text);
     } catch (const CLI::Error& error) {
-        return dkim::unexpected(where(file, node.source()) + ": key '" + key + "': " + error.what());
+        return dkim::unexpected(where(file, node.source()) + ": key '" + key +
+                                "': " + error.what());
     }
     // The file satisfies a required option; the command line may still override it.
     option->required(false);

@@ -12,12 +12,12 @@ namespace dkim {
 
 template <class E>
 class Unexpected {
-public:
+  public:
     explicit Unexpected(E error) : error_(std::move(error)) {}
     E& error() & { return error_; }
     E&& error() && { return std::move(error_); }
 
-private:
+  private:
     E error_;
 };
 
@@ -35,7 +35,7 @@ namespace detail {
 
 template <class T, class E>
 class [[nodiscard]] Expected {
-public:
+  public:
     Expected(T value) : storage_(std::in_place_index<0>, std::move(value)) {}  // NOLINT
     template <class G>
     Expected(Unexpected<G> error)  // NOLINT
@@ -81,13 +81,13 @@ public:
         return std::get<1>(std::move(storage_));
     }
 
-private:
+  private:
     std::variant<T, E> storage_;
 };
 
 template <class E>
 class [[nodiscard]] Expected<void, E> {
-public:
+  public:
     Expected() = default;
     template <class G>
     Expected(Unexpected<G> error) : error_(std::move(error).error()) {}  // NOLINT
@@ -112,7 +112,7 @@ public:
         return std::move(*error_);
     }
 
-private:
+  private:
     std::optional<E> error_;
 };
 

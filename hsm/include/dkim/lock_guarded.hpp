@@ -9,25 +9,25 @@ namespace dkim {
 
 template <class T>
 class LockGuarded {
-public:
+  public:
     template <class... Args>
     explicit LockGuarded(Args&&... args) : value_(std::forward<Args>(args)...) {}
 
     class Holder {
-    public:
+      public:
         Holder(T& value, std::mutex& mutex) : lock_(mutex), value_(value) {}
         T* operator->() { return &value_; }
         T& operator*() { return value_; }
         std::unique_lock<std::mutex>& lock() { return lock_; }
 
-    private:
+      private:
         std::unique_lock<std::mutex> lock_;
         T& value_;
     };
 
     Holder lock() { return Holder(value_, mutex_); }
 
-private:
+  private:
     std::mutex mutex_;
     T value_;
 };

@@ -11,7 +11,6 @@
 // Errors name the file, the line and the key: "/etc/dkim.toml:3:1: key 'algoritm': ...".
 
 #include <CLI/CLI.hpp>
-
 #include <filesystem>
 #include <optional>
 #include <string>

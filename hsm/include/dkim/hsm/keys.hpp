@@ -61,7 +61,7 @@ struct PrivateKeyProtection {
 struct KeyInfo {
     KeyName name;
     KeyType type = KeyType::rsa;
-    unsigned bits = 0;            // RSA modulus bits; 256 for Ed25519
+    unsigned bits = 0;              // RSA modulus bits; 256 for Ed25519
     std::vector<unsigned char> id;  // CKA_ID shared by both halves
     bool has_public = false;
     // Present when the private half is visible (it is CKA_PRIVATE: only while logged in).
@@ -86,7 +86,7 @@ struct PublicKey {
 // Key management on one token. Every operation here takes the module's key-management
 // lock: SoftHSM2 fails under concurrent key generation.
 class KeyStore {
-public:
+  public:
     explicit KeyStore(std::shared_ptr<Token> token) : token_(std::move(token)) {}
 
     // Needs a Login (the private half is a private token object). Refuses an existing name.
@@ -100,7 +100,7 @@ public:
     Result<KeyInfo> find(const Pkcs11Uri& uri);
     Result<PublicKey> public_key(const KeyInfo& key);
 
-private:
+  private:
     std::shared_ptr<Token> token_;
 };
 

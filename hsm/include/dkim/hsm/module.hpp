@@ -48,7 +48,7 @@ struct SlotInfo {
 
 // Which token to use: by label, or by the token attributes of an RFC 7512 URI.
 class TokenSelector {
-public:
+  public:
     static TokenSelector by_label(std::string label);
     static TokenSelector by_uri(Pkcs11Uri uri);
 
@@ -56,12 +56,12 @@ public:
     // "token 'dkim'" or "token matching pkcs11:token=dkim;serial=42"
     std::string describe() const;
 
-private:
+  private:
     Pkcs11Uri uri_;
 };
 
 class Module {
-public:
+  public:
     static Result<std::shared_ptr<Module>> load(const std::filesystem::path& path);
 
     Module(const Module&) = delete;
@@ -83,7 +83,7 @@ public:
     // Key management is serialized per module (SoftHSM2 fails under concurrent keygen).
     std::mutex& key_management_mutex() noexcept { return key_management_mutex_; }
 
-private:
+  private:
     friend struct detail::ModuleAccess;
     // `functions` is the module's CK_FUNCTION_LIST; opaque here so that no CK_* type
     // leaks out of hsm/.

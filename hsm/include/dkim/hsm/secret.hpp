@@ -13,7 +13,7 @@
 namespace dkim::hsm {
 
 class Secret {
-public:
+  public:
     static constexpr std::size_t max_size = 1024;
 
     Secret() = default;
@@ -45,7 +45,7 @@ public:
 
     void wipe() noexcept;
 
-private:
+  private:
     std::unique_ptr<unsigned char[]> data_;
     std::size_t size_ = 0;
 };

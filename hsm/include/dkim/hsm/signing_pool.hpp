@@ -16,7 +16,7 @@
 namespace dkim::hsm {
 
 class SigningPool {
-public:
+  public:
     struct Options {
         std::size_t max_sessions = 32;  // callers beyond this wait for a free session
     };
@@ -32,13 +32,14 @@ public:
     //  - Ed25519: CKM_EDDSA over SHA-256(data) (RFC 8463 §3, paraphrased: the message hash
     //    is computed with SHA-256 and that 32-byte hash is signed with PureEdDSA Ed25519).
     // Fails with ErrorCode::locked while the token is not logged in.
-    Result<std::vector<unsigned char>> sign(const KeyInfo& key, std::span<const unsigned char> data);
+    Result<std::vector<unsigned char>> sign(const KeyInfo& key,
+                                            std::span<const unsigned char> data);
 
     std::size_t open_sessions() const;
 
     struct State;  // opaque: sessions, waiters and the key handle cache
 
-private:
+  private:
     std::shared_ptr<Token> token_;
     Options options_;
     std::unique_ptr<State> state_;

@@ -23,7 +23,7 @@ class SigningPool;
 class KeyStore;
 
 class Token {
-public:
+  public:
     static Result<std::shared_ptr<Token>> open(std::shared_ptr<Module> module,
                                                const TokenSelector& selector);
 
@@ -47,7 +47,7 @@ public:
     // closed: signing stays locked until the Login is released and a new one acquired.
     Result<void> close_all_sessions();
 
-private:
+  private:
     friend class Login;
     friend class SigningPool;
     friend class KeyStore;
@@ -67,7 +67,7 @@ private:
 };
 
 class Login {
-public:
+  public:
     enum class Relogin {
         // Keep a copy of the PIN (wiped on release) so that a session lost behind our
         // back (device reset, C_CloseAllSessions) is recovered by logging in again.
@@ -92,7 +92,7 @@ public:
     Result<void> release();
     bool held() const noexcept { return token_ != nullptr; }
 
-private:
+  private:
     explicit Login(std::shared_ptr<Token> token) noexcept : token_(std::move(token)) {}
     std::shared_ptr<Token> token_;
 };
