@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include "dkim/hsm/signing_pool.hpp"
 #include "hsm_test_tokens.hpp"
 #include "openssl_verify.hpp"
@@ -235,6 +238,38 @@ TEST(KeyStoreTest, FindsKeysByUri) {
     auto cert = find("pkcs11:object=one._domainkey.uri.example;type=cert");
     ASSERT_FALSE(cert);
     EXPECT_NE(cert.error().message.find("names a cert, not a key"), std::string::npos);
+}
+
+TEST(KeyStoreTest, ConcurrentKeyGenerationIsSerializedAndAllSucceed) {
+    auto token = test::open_token(test::kKeygenToken);
+    auto login = test::login(token);
+    constexpr int kThreads = 6;
+    std::vector<std::thread> threads;
+    std::atomic<int> generated{0};
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+            KeyStore store(token);  // one store per thread, as separate callers would have
+            const auto algorithm = t % 2 == 0 ? KeyAlgorithm::ed25519 : KeyAlgorithm::rsa2048;
+            auto key =
+                store.generate(key_name("parallel.example", "k" + std::to_string(t)), algorithm);
+            if (key && key->private_half && key->private_half->as_generated()) {
+                ++generated;
+            } else if (!key) {
+                ADD_FAILURE() << key.error().to_string();
+            }
+        });
+    }
+    for (auto& thread : threads) {
+        thread.join();
+    }
+    EXPECT_EQ(generated.load(), kThreads);
+    KeyStore store(token);
+    auto keys = store.list();
+    ASSERT_TRUE(keys);
+    EXPECT_EQ(
+        std::count_if(keys->begin(), keys->end(),
+                      [](const KeyInfo& key) { return key.name.domain == "parallel.example"; }),
+        kThreads);
 }
 
 TEST(KeyNameTest, ValidatesDomainAndSelector) {

@@ -231,6 +231,22 @@ TEST_F(FaultModuleTest, InitializesOnceAndFinalizesWhenTheLastUserGoes) {
     ASSERT_TRUE(token) << token.error().to_string();
 }
 
+TEST_F(FaultModuleTest, ExportsEd25519KeysFromARawEcPoint) {
+    void* handle = dlopen(DKIM_TEST_FAULT_MODULE, RTLD_NOW | RTLD_NOLOAD);
+    auto raw_ec_point = reinterpret_cast<void (*)(int)>(dlsym(handle, "dkim_fault_raw_ec_point"));
+    ASSERT_NE(raw_ec_point, nullptr);
+    auto login = test::login(token_);
+    const SigningKey key = make_key(token_, "ed", KeyAlgorithm::ed25519);  // DER-wrapped point
+    KeyStore store(token_);
+    raw_ec_point(1);
+    auto from_raw = store.public_key(key.info);
+    raw_ec_point(0);
+    ASSERT_TRUE(from_raw) << from_raw.error().to_string();
+    EXPECT_EQ(from_raw->raw, key.public_key.raw);
+    EXPECT_EQ(from_raw->spki_der, key.public_key.spki_der);
+    EXPECT_EQ(from_raw->dkim_p_value(), key.public_key.dkim_p_value());
+}
+
 TEST_F(FaultModuleTest, WrongPinIsReportedAndNeverRetried) {
     const unsigned long before = login_calls_();
     auto login = Login::acquire(token_, Secret::from_string("wrong-pin"));

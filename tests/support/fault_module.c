@@ -3,6 +3,8 @@
  *  - a count of C_Login calls, to prove that a wrong PIN is never retried;
  *  - one-shot failures: the next C_SignInit returns a chosen CK_RV (CKR_DEVICE_REMOVED),
  *    to drive the session pool's recovery path;
+ *  - CKA_EC_POINT in the raw 32-byte form (PKCS#11 v3.0's reading) instead of SoftHSM2's
+ *    DER-wrapped OCTET STRING, for single-attribute C_GetAttributeValue calls;
  *  - counts of C_Initialize and C_Finalize. The shim behaves as a module of its own: it
  *    answers C_Initialize with CKR_OK even when the real module was already initialised by
  *    the test binary, and only forwards C_Finalize when its own C_Initialize initialised the
@@ -13,15 +15,45 @@
 #include <p11-kit/pkcs11.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 static CK_FUNCTION_LIST forwarded;
 static CK_FUNCTION_LIST_PTR target;
 static atomic_ulong login_calls;
 static atomic_ulong sign_init_fail_rv;
 static atomic_int sign_init_fail_pending;
+static atomic_int raw_ec_point;
 static atomic_ulong initialize_calls;
 static atomic_ulong finalize_calls;
 static atomic_int owns_target;
+
+void dkim_fault_raw_ec_point(int on) {
+    atomic_store(&raw_ec_point, on);
+}
+
+static CK_RV unwrapping_get_attribute_value(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
+                                            CK_ATTRIBUTE_PTR template_, CK_ULONG count) {
+    if (!atomic_load(&raw_ec_point) || count != 1 || template_[0].type != CKA_EC_POINT) {
+        return target->C_GetAttributeValue(session, object, template_, count);
+    }
+    unsigned char wrapped[64];
+    CK_ATTRIBUTE query = {CKA_EC_POINT, wrapped, sizeof wrapped};
+    CK_RV rv = target->C_GetAttributeValue(session, object, &query, 1);
+    if (rv != CKR_OK || query.ulValueLen != 34 || wrapped[0] != 0x04 || wrapped[1] != 0x20) {
+        return target->C_GetAttributeValue(session, object, template_, count);
+    }
+    if (template_[0].pValue == NULL) {
+        template_[0].ulValueLen = 32;
+        return CKR_OK;
+    }
+    if (template_[0].ulValueLen < 32) {
+        template_[0].ulValueLen = CK_UNAVAILABLE_INFORMATION;
+        return CKR_BUFFER_TOO_SMALL;
+    }
+    memcpy(template_[0].pValue, wrapped + 2, 32);
+    template_[0].ulValueLen = 32;
+    return CKR_OK;
+}
 
 unsigned long dkim_fault_initialize_calls(void) {
     return atomic_load(&initialize_calls);
@@ -83,6 +115,7 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list) {
         forwarded.C_Initialize = counting_initialize;
         forwarded.C_Finalize = counting_finalize;
         forwarded.C_Login = counting_login;
+        forwarded.C_GetAttributeValue = unwrapping_get_attribute_value;
         forwarded.C_SignInit = failing_sign_init;
     }
     *list = &forwarded;
