@@ -232,6 +232,11 @@ int run_dns_record(const KeyArgs& args) {
     return 0;
 }
 
+void add_key_name_options(CLI::App* command, KeyArgs& args) {
+    command->add_option("--domain", args.domain, "signing domain (d=)")->required();
+    command->add_option("--selector", args.selector, "selector (s=)")->required();
+}
+
 void add_token_options(CLI::App* command, KeyArgs& args) {
     command->add_option("--module", args.where.module,
                         "PKCS#11 module (.so) of the token, e.g. /usr/lib/softhsm/libsofthsm2.so");
@@ -308,8 +313,7 @@ int run(int argc, char** argv) {
     generate
         ->add_option("--pin-file", generate_args.pin_file, "file holding the user PIN (mode 0600)")
         ->required();
-    generate->add_option("--domain", generate_args.domain, "signing domain (d=)")->required();
-    generate->add_option("--selector", generate_args.selector, "selector (s=)")->required();
+    add_key_name_options(generate, generate_args);
     generate->add_option("--algorithm", generate_args.algorithm, "key algorithm")
         ->check(CLI::IsMember({"rsa-2048", "rsa-3072", "rsa-4096", "ed25519"}))
         ->capture_default_str();
@@ -332,8 +336,7 @@ int run(int argc, char** argv) {
     CLI::App* record = dns->add_subcommand(
         "record", "Print the zone-file line of a key's DKIM record (needs no PIN)");
     add_token_options(record, record_args);
-    record->add_option("--domain", record_args.domain, "signing domain (d=)")->required();
-    record->add_option("--selector", record_args.selector, "selector (s=)")->required();
+    add_key_name_options(record, record_args);
     record->callback([&] { exit_code = run_dns_record(record_args); });
 
     if (const auto file = dkim::config::find_config_argument(argc, argv)) {

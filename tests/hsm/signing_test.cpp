@@ -137,16 +137,21 @@ TEST(SigningPoolTest, RecoversAfterAllSessionsWereClosedBehindItsBack) {
     EXPECT_EQ(pool.open_sessions(), 1U) << "the closed sessions were dropped";
 }
 
-TEST(SigningPoolTest, WithoutReloginALostLoginStaysLocked) {
+TEST(SigningPoolTest, WithoutReloginALoginLostBehindItsBackStaysLocked) {
     auto token = test::open_token(test::kRecoveryToken);
     auto login = test::login(token, Login::Relogin::forbidden);
     const SigningKey key = make_key(token, "ed", KeyAlgorithm::ed25519);
     SigningPool pool(token);
     ASSERT_TRUE(pool.sign(key.info, bytes("one")));
-    ASSERT_TRUE(token->close_all_sessions());
+    // The same loss that RecoversAfterAllSessionsWereClosedBehindItsBack recovers from.
+    test::RawPkcs11 raw(test::SoftHsmEnvironment::module_path());
+    ASSERT_EQ(raw.fn().C_CloseAllSessions(raw.slot(test::kRecoveryToken)), CKR_OK);
     auto locked = pool.sign(key.info, bytes("two"));
     ASSERT_FALSE(locked);
     EXPECT_EQ(locked.error().code, ErrorCode::locked);
+    EXPECT_NE(locked.error().message.find("may not log in again by itself"), std::string::npos)
+        << locked.error().message;
+    EXPECT_FALSE(token->logged_in());
 }
 
 TEST(SigningPoolTest, CloseAllSessionsIsAForcedLogoutEvenWhenReloginIsAllowed) {
