@@ -477,14 +477,17 @@ Result<std::vector<KeyInfo>> KeyStore::list() {
     return keys;
 }
 
-Result<KeyInfo> KeyStore::find(const KeyName& name) {
+// The one key of `keys` that `matches`; `what` names the search in errors.
+template <class Predicate>
+Result<KeyInfo> KeyStore::find_one(Predicate matches, const std::string& what,
+                                   const std::string& not_found) {
     auto keys = list();
     if (!keys) {
         return dkim::unexpected(std::move(keys).error());
     }
     std::vector<KeyInfo> matching;
     for (auto& key : *keys) {
-        if (key.name == name) {
+        if (matches(key)) {
             matching.push_back(std::move(key));
         }
     }
@@ -492,20 +495,24 @@ Result<KeyInfo> KeyStore::find(const KeyName& name) {
         return std::move(matching.front());
     }
     if (matching.empty()) {
-        return fail<KeyInfo>(
-            ErrorCode::key_not_found,
-            "no key for selector '" + name.selector + "' of domain '" + name.domain + "' (" +
-                name.label() + ") in " + token_->name() +
-                (token_->logged_in() ? "" : "; private keys are visible only after login"));
+        return fail<KeyInfo>(ErrorCode::key_not_found, not_found);
     }
     std::string ids;
     for (const auto& key : matching) {
         ids += (ids.empty() ? "" : ", ") + hex(key.id);
     }
     return fail<KeyInfo>(ErrorCode::invalid_argument,
-                         token_->name() + " holds " + std::to_string(matching.size()) +
-                             " keys labelled " + name.label() + " (CKA_ID " + ids +
-                             "); remove the extra ones");
+                         token_->name() + " holds " + std::to_string(matching.size()) + " keys " +
+                             what + " (CKA_ID " + ids +
+                             "); remove the extra ones, or name one by its id=");
+}
+
+Result<KeyInfo> KeyStore::find(const KeyName& name) {
+    return find_one([&](const KeyInfo& key) { return key.name == name; },
+                    "labelled " + name.label(),
+                    "no key for selector '" + name.selector + "' of domain '" + name.domain +
+                        "' (" + name.label() + ") in " + token_->name() +
+                        (token_->logged_in() ? "" : "; private keys are visible only after login"));
 }
 
 Result<KeyInfo> KeyStore::find(const Pkcs11Uri& uri) {
@@ -518,26 +525,12 @@ Result<KeyInfo> KeyStore::find(const Pkcs11Uri& uri) {
         return fail<KeyInfo>(ErrorCode::invalid_argument,
                              "URI " + text + " names a " + *uri.type + ", not a key");
     }
-    auto keys = list();
-    if (!keys) {
-        return dkim::unexpected(std::move(keys).error());
-    }
-    std::vector<KeyInfo> matching;
-    for (auto& key : *keys) {
-        if ((!uri.object || *uri.object == key.name.label()) && (!uri.id || *uri.id == key.id)) {
-            matching.push_back(std::move(key));
-        }
-    }
-    if (matching.size() == 1) {
-        return std::move(matching.front());
-    }
-    if (matching.empty()) {
-        return fail<KeyInfo>(ErrorCode::key_not_found,
-                             "no key matches " + text + " in " + token_->name());
-    }
-    return fail<KeyInfo>(ErrorCode::invalid_argument,
-                         std::to_string(matching.size()) + " keys match " + text + " in " +
-                             token_->name() + "; add id= to choose one");
+    return find_one(
+        [&](const KeyInfo& key) {
+            return (!uri.object || *uri.object == key.name.label()) &&
+                   (!uri.id || *uri.id == key.id);
+        },
+        "matching " + text, "no key matches " + text + " in " + token_->name());
 }
 
 Result<PublicKey> KeyStore::public_key(const KeyInfo& key) {
@@ -557,38 +550,37 @@ Result<PublicKey> KeyStore::public_key(const KeyInfo& key) {
     const CK_OBJECT_HANDLE object = found->front();
     PublicKey result;
     result.type = key.type;
-    Result<std::shared_ptr<EVP_PKEY>> evp = fail<std::shared_ptr<EVP_PKEY>>(ErrorCode::device, "");
-    if (key.type == KeyType::rsa) {
-        auto modulus = session->attribute(object, CKA_MODULUS);
-        auto exponent = session->attribute(object, CKA_PUBLIC_EXPONENT);
-        if (!modulus) {
-            return dkim::unexpected(std::move(modulus).error());
+    const auto read_evp = [&]() -> Result<std::shared_ptr<EVP_PKEY>> {
+        if (key.type == KeyType::rsa) {
+            auto modulus = session->attribute(object, CKA_MODULUS);
+            if (!modulus) {
+                return dkim::unexpected(std::move(modulus).error());
+            }
+            auto exponent = session->attribute(object, CKA_PUBLIC_EXPONENT);
+            if (!exponent) {
+                return dkim::unexpected(std::move(exponent).error());
+            }
+            return to_evp(KeyType::rsa, *modulus, *exponent);
         }
-        if (!exponent) {
-            return dkim::unexpected(std::move(exponent).error());
-        }
-        evp = to_evp(KeyType::rsa, *modulus, *exponent);
-    } else {
         auto point = session->attribute(object, CKA_EC_POINT);
         if (!point) {
             return dkim::unexpected(std::move(point).error());
         }
         // Tokens return CKA_EC_POINT either DER-wrapped (OCTET STRING, 04 20 || key, as
         // SoftHSM2 and PKCS#11 v2.40 do) or as the raw 32 bytes (PKCS#11 v3.0's reading).
-        std::vector<unsigned char> raw;
         if (point->size() == 32) {
-            raw = *point;
+            result.raw = *point;
         } else if (point->size() == 34 && (*point)[0] == 0x04 && (*point)[1] == 0x20) {
-            raw.assign(point->begin() + 2, point->end());
+            result.raw.assign(point->begin() + 2, point->end());
         } else {
-            return fail<PublicKey>(ErrorCode::device,
-                                   token_->name() + " returned a CKA_EC_POINT of " +
+            return fail<std::shared_ptr<EVP_PKEY>>(
+                ErrorCode::device, token_->name() + " returned a CKA_EC_POINT of " +
                                        std::to_string(point->size()) + " bytes for Ed25519 key " +
                                        key.name.label());
         }
-        result.raw = raw;
-        evp = to_evp(KeyType::ed25519, raw, {});
-    }
+        return to_evp(KeyType::ed25519, result.raw, {});
+    };
+    auto evp = read_evp();
     if (!evp) {
         return dkim::unexpected(std::move(evp).error());
     }

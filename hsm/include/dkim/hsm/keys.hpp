@@ -101,6 +101,10 @@ class KeyStore {
     Result<PublicKey> public_key(const KeyInfo& key);
 
   private:
+    template <class Predicate>
+    Result<KeyInfo> find_one(Predicate matches, const std::string& what,
+                             const std::string& not_found);
+
     std::shared_ptr<Token> token_;
 };
 
