@@ -272,6 +272,60 @@ TEST(KeyStoreTest, ConcurrentKeyGenerationIsSerializedAndAllSucceed) {
         kThreads);
 }
 
+TEST(KeyStoreTest, TwoKeysUnderOneNameAreAnErrorNotAChoice) {
+    auto token = test::open_token(test::kKeygenToken);
+    auto login = test::login(token);
+    KeyStore store(token);
+    const KeyName name = key_name("twins.example", "s1");
+    auto key = store.generate(name, KeyAlgorithm::ed25519);
+    ASSERT_TRUE(key) << key.error().to_string();
+
+    // Another tool puts a second public key with the same label but another CKA_ID.
+    test::RawPkcs11 raw(test::SoftHsmEnvironment::module_path());
+    const CK_SESSION_HANDLE session = raw.open_session(raw.slot(test::kKeygenToken), true);
+    CK_OBJECT_CLASS klass = CKO_PUBLIC_KEY;
+    CK_KEY_TYPE type = CKK_EC_EDWARDS;
+    CK_BBOOL yes = CK_TRUE;
+    const std::string label = name.label();
+    unsigned char id[] = {0xAB, 0xCD};
+    unsigned char params[] = {0x06, 0x03, 0x2B, 0x65, 0x70};
+    std::vector<unsigned char> point{0x04, 0x20};
+    auto public_key = store.public_key(*key);
+    ASSERT_TRUE(public_key);
+    point.insert(point.end(), public_key->raw.begin(), public_key->raw.end());
+    CK_ATTRIBUTE object[] = {
+        {CKA_CLASS, &klass, sizeof klass},
+        {CKA_KEY_TYPE, &type, sizeof type},
+        {CKA_TOKEN, &yes, sizeof yes},
+        {CKA_LABEL, const_cast<char*>(label.data()), label.size()},
+        {CKA_ID, id, sizeof id},
+        {CKA_EC_PARAMS, params, sizeof params},
+        {CKA_EC_POINT, point.data(), point.size()},
+    };
+    CK_OBJECT_HANDLE twin = CK_INVALID_HANDLE;
+    ASSERT_EQ(raw.fn().C_CreateObject(session, object, std::size(object), &twin), CKR_OK);
+
+    auto found = store.find(name);
+    ASSERT_FALSE(found);
+    EXPECT_EQ(found.error().code, ErrorCode::invalid_argument);
+    EXPECT_NE(found.error().message.find("token 'keygen' holds 2 keys labelled "
+                                         "s1._domainkey.twins.example (CKA_ID "),
+              std::string::npos)
+        << found.error().message;
+    EXPECT_NE(found.error().message.find("abcd"), std::string::npos) << found.error().message;
+
+    // The id= of a URI still picks one of them.
+    Pkcs11Uri uri;
+    uri.object = label;
+    uri.id = key->id;
+    auto chosen = store.find(uri);
+    ASSERT_TRUE(chosen) << chosen.error().to_string();
+    EXPECT_EQ(chosen->id, key->id);
+
+    EXPECT_EQ(raw.fn().C_DestroyObject(session, twin), CKR_OK);
+    raw.fn().C_CloseSession(session);
+}
+
 TEST(KeyNameTest, ValidatesDomainAndSelector) {
     EXPECT_TRUE(KeyName::make("mail.example.co.uk", "2026-11.rsa"));
     EXPECT_FALSE(KeyName::make("localhost", "s1")) << "a bare label is not a mail domain";
