@@ -96,7 +96,8 @@ Result<std::vector<unsigned char>> SigningPool::sign(const KeyInfo& key,
     }
     CK_MECHANISM mechanism{key.type == KeyType::rsa ? CKM_SHA256_RSA_PKCS : CKM_EDDSA, nullptr, 0};
     auto& state = *state_;
-    const std::string context = token_->name() + ": signing with key " + key.name.label();
+    // Only failures need this text: build it then, not on every signature.
+    const auto context = [&] { return token_->name() + ": signing with key " + key.name.label(); };
 
     for (int attempt = 0; attempt < 2; ++attempt) {
         const std::uint64_t epoch = token_->state_->epoch.load(std::memory_order_acquire);
@@ -232,14 +233,14 @@ Result<std::vector<unsigned char>> SigningPool::sign(const KeyInfo& key,
         if (session_lost) {
             lease->discard(true);
         }
-        Error error = detail::make_error(rv, failed_call, context);
+        Error error = detail::make_error(rv, failed_call, context());
         if (error.code == ErrorCode::locked) {
             error.message = token_->name() + " is locked: it is not logged in";
         }
         return dkim::unexpected(std::move(error));
     }
-    return dkim::unexpected(Error{ErrorCode::session_lost,
-                                  context + ": the session was lost again after recovery", "", 0});
+    return dkim::unexpected(Error{
+        ErrorCode::session_lost, context() + ": the session was lost again after recovery", "", 0});
 }
 
 }  // namespace dkim::hsm
