@@ -14,10 +14,15 @@ packages=(
   libp11-kit-dev                         # pkcs11.h (the only PKCS#11 header we include)
   libcereal-dev libcli11-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libunbound-dev                         # DNS: the DKIM key resolver
+  libopendkim-dev                        # OpenDKIM's library, a peer in tests/bench only
   # real peers for tests
   softhsm2                               # the development/CI token
   opensc                                 # pkcs11-tool, for cross-checks against our own code
   valgrind                               # callgrind instruction counts in tests/bench
+  dnsmasq-base                           # a real DNS server on 127.0.0.1 for DKIM key records
+  python3-dkim python3-nacl python3-dnspython   # dkimpy, an independent signer/verifier
+  libmail-dkim-perl libnet-dns-perl libcryptx-perl  # Perl Mail::DKIM, another one
 )
 
 missing=()
