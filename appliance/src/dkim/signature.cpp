@@ -95,6 +95,9 @@ bool is_valid_domain(std::string_view name) { return is_valid_dotted(name, false
 bool is_valid_selector(std::string_view name) { return is_valid_dotted(name, true); }
 
 Expected<Signature, SignatureError> parse_signature(std::string_view value) {
+    if (value.size() >= 2 && value.substr(value.size() - 2) == "\r\n") {
+        value.remove_suffix(2);  // the field's own line end
+    }
     auto tags = TagList::parse(value);
     if (!tags) {
         return unexpected(syntax("malformed DKIM-Signature: " + tags.error()));
@@ -231,7 +234,10 @@ class Folder {
 public:
     explicit Folder(std::string& out) : out_(out) {
         const std::size_t nl = out_.rfind('\n');
-        column_ = nl == std::string::npos ? out_.size() : out_.size() - nl - 1;
+        const std::size_t start = nl == std::string::npos ? 0 : nl + 1;
+        for (std::size_t i = start; i < out_.size(); ++i) {
+            column_ = out_[i] == '\t' ? (column_ / 8 + 1) * 8 : column_ + 1;
+        }
     }
 
     // `space`: put one SP before the token when it stays on the current line.
@@ -252,7 +258,7 @@ public:
 
 private:
     std::string& out_;
-    std::size_t column_;
+    std::size_t column_ = 0;
 };
 
 }  // namespace
