@@ -5,8 +5,12 @@
 // history), used for one login, and wiped. Nothing secret is ever printed: the only key
 // material in the output is public. The PKCS#11 module it loads is the operator's choice.
 //
-// STANDARDS: RFC 6376 §3.6.1 (DKIM key records), RFC 8463 (Ed25519 keys), RFC 8301 (no RSA
-// keys under 1024 bits; we generate 2048 and up), RFC 7512 (PKCS#11 URIs), PKCS#11 v2.40.
+// `verify` reads untrusted mail and DNS answers: everything it parses goes through the same
+// bounded parsers as the relay's.
+//
+// STANDARDS: RFC 6376 (DKIM signing, verification and key records), RFC 8463 (Ed25519),
+// RFC 8301 (no rsa-sha1, no RSA keys under 1024 bits; we generate 2048 and up), RFC 8601
+// (Authentication-Results), RFC 5322 (message format), RFC 7512 (PKCS#11 URIs), PKCS#11 v2.40.
 
 #include <CLI/CLI.hpp>
 #include <cereal/archives/json.hpp>
@@ -16,6 +20,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "commands.hpp"
 #include "dkim/config/toml_defaults.hpp"
 #include "dkim/provisioning/dns_record.hpp"
 #include "dkim/provisioning/keys.hpp"
@@ -338,6 +343,9 @@ int run(int argc, char** argv) {
     add_token_options(record, record_args);
     add_key_name_options(record, record_args);
     record->callback([&] { exit_code = run_dns_record(record_args); });
+
+    // sign | verify
+    dkim::cli::add_mail_commands(app, exit_code);
 
     if (const auto file = dkim::config::find_config_argument(argc, argv)) {
         if (auto ok = dkim::config::apply_toml_defaults(app, *file); !ok) {

@@ -1,0 +1,290 @@
+// dkim-appliance sign | verify: the DKIM engine on one message, stdin to stdout.
+//
+// `sign` is an operator tool: the PIN file is its credential and it logs in for the one
+// message (the daemons sign through just-in-time grants instead). `verify` needs no
+// privileges at all.
+
+#include <unistd.h>
+
+#include <charconv>
+#include <chrono>
+#include <iostream>
+#include <iterator>
+#include <memory>
+#include <optional>
+
+#include "commands.hpp"
+#include "dkim/dkim/signer.hpp"
+#include "dkim/dkim/verifier.hpp"
+#include "dkim/dns/unbound_resolver.hpp"
+#include "dkim/hsm/keys.hpp"
+#include "dkim/hsm/signing_pool.hpp"
+#include "dkim/hsm/token.hpp"
+#include "dkim/provisioning/keys.hpp"
+#include "dkim/signing/token_signer.hpp"
+
+namespace dkim::cli {
+namespace {
+
+constexpr int kFailed = 1;
+constexpr int kUsage = 2;
+
+int fail(const std::string& message) {
+    std::cerr << "dkim-appliance: " << message << "\n";
+    return kFailed;
+}
+
+// The engine works on CRLF; files on disk often use LF. Input is converted, and what we add
+// is written back with the input's own line endings, in front of the input's unchanged bytes.
+struct WireMessage {
+    std::string crlf;
+    bool lf_input = false;
+};
+
+WireMessage read_stdin() {
+    std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+    WireMessage m;
+    const std::size_t first_lf = input.find('\n');
+    m.lf_input = first_lf != std::string::npos && (first_lf == 0 || input[first_lf - 1] != '\r');
+    if (!m.lf_input) {
+        m.crlf = std::move(input);
+        return m;
+    }
+    m.crlf.reserve(input.size() + input.size() / 32);
+    for (std::size_t i = 0; i < input.size(); ++i) {
+        if (input[i] == '\n' && (i == 0 || input[i - 1] != '\r')) {
+            m.crlf.push_back('\r');
+        }
+        m.crlf.push_back(input[i]);
+    }
+    return m;
+}
+
+std::string with_line_endings(std::string_view crlf_text, bool lf) {
+    if (!lf) {
+        return std::string(crlf_text);
+    }
+    std::string out;
+    out.reserve(crlf_text.size());
+    for (std::size_t i = 0; i < crlf_text.size(); ++i) {
+        if (crlf_text[i] == '\r' && i + 1 < crlf_text.size() && crlf_text[i + 1] == '\n') {
+            continue;
+        }
+        out.push_back(crlf_text[i]);
+    }
+    return out;
+}
+
+std::chrono::system_clock::time_point now_or(std::optional<std::int64_t> unix_time) {
+    if (unix_time) {
+        return std::chrono::system_clock::time_point(std::chrono::seconds(*unix_time));
+    }
+    return std::chrono::system_clock::now();
+}
+
+// "3600", "90m", "12h", "7d"
+std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
+    if (text.empty()) {
+        return std::nullopt;
+    }
+    std::int64_t unit = 1;
+    switch (text.back()) {
+        case 's': unit = 1; break;
+        case 'm': unit = 60; break;
+        case 'h': unit = 3600; break;
+        case 'd': unit = 86400; break;
+        default: unit = 0; break;
+    }
+    if (unit != 0) {
+        text.remove_suffix(1);
+    } else {
+        unit = 1;
+    }
+    std::int64_t value = 0;
+    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || ptr != text.data() + text.size() || value <= 0 ||
+        value > 10LL * 365 * 86400 / unit) {
+        return std::nullopt;
+    }
+    return std::chrono::seconds(value * unit);
+}
+
+// --- sign -----------------------------------------------------------------------------------
+
+struct SignArgs {
+    provisioning::TokenLocation where;
+    std::string pin_file;
+    std::string domain;
+    std::vector<std::string> selectors;
+    std::string canonicalization = "relaxed/relaxed";
+    std::string expire_after;
+    std::optional<std::int64_t> now;
+};
+
+int run_sign(const SignArgs& args) {
+    auto canon = Canonicalization::parse(args.canonicalization);
+    if (!canon) {
+        std::cerr << "dkim-appliance: --canonicalization: " << canon.error() << "\n";
+        return kUsage;
+    }
+    SignOptions options;
+    options.canonicalization = *canon;
+    if (!args.expire_after.empty()) {
+        options.expire_after = parse_duration(args.expire_after);
+        if (!options.expire_after) {
+            std::cerr << "dkim-appliance: --expire-after: expected a duration such as 3600, 12h "
+                         "or 7d\n";
+            return kUsage;
+        }
+    }
+    std::vector<hsm::KeyName> names;
+    for (const std::string& selector : args.selectors) {
+        auto name = hsm::KeyName::make(args.domain, selector);
+        if (!name) {
+            return fail(name.error().to_string());
+        }
+        names.push_back(std::move(*name));
+    }
+    const WireMessage message = read_stdin();
+
+    auto pin = hsm::Secret::from_file(args.pin_file);
+    if (!pin) {
+        return fail(pin.error().to_string());
+    }
+    auto token = args.where.open();
+    if (!token) {
+        return fail(token.error().to_string());
+    }
+    // One login for this one message; a lost session is not silently re-logged in.
+    auto login = hsm::Login::acquire(*token, std::move(*pin), hsm::Login::Relogin::forbidden);
+    if (!login) {
+        return fail(login.error().to_string());
+    }
+    hsm::KeyStore store(*token);
+    hsm::SigningPool pool(*token);
+    std::vector<std::unique_ptr<signing::TokenSigner>> signers;
+    std::vector<SigningKey> keys;
+    for (const hsm::KeyName& name : names) {
+        auto key = store.find(name);
+        if (!key) {
+            return fail(key.error().to_string());
+        }
+        signers.push_back(std::make_unique<signing::TokenSigner>(pool, std::move(*key)));
+        keys.push_back(SigningKey{name.domain, name.selector, signers.back().get(), {}});
+    }
+    mail::MessageSplitter splitter(message.crlf.size() + 1);
+    auto body = splitter.feed(message.crlf);
+    if (!body) {
+        return fail("message: " + body.error().to_string());
+    }
+    if (auto done = splitter.finish(); !done) {
+        return fail("message: " + done.error().to_string());
+    }
+    auto header = splitter.take_header();
+    if (!header) {
+        return fail("message: " + header.error().to_string());
+    }
+    MessageSigner signer(std::move(keys), options);
+    signer.update_body(*body);
+    auto fields = signer.finish(*header, now_or(args.now));
+    if (!fields) {
+        return fail(fields.error().message);
+    }
+    std::cout << with_line_endings(*fields, message.lf_input)
+              << with_line_endings(message.crlf, message.lf_input);
+    std::cout.flush();
+    return std::cout ? 0 : fail("cannot write the signed message");
+}
+
+// --- verify ---------------------------------------------------------------------------------
+
+struct VerifyArgs {
+    std::string dns_server;
+    int dns_timeout_ms = 5000;
+    std::string authserv_id;
+    bool refuse_body_length = false;
+    std::optional<std::int64_t> now;
+};
+
+std::string host_name() {
+    char name[256] = {};
+    if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') {
+        return "localhost";
+    }
+    return name;
+}
+
+int run_verify(const VerifyArgs& args) {
+    dns::UnboundOptions dns_options;
+    if (!args.dns_server.empty()) {
+        dns_options.upstream = args.dns_server;
+    }
+    dns_options.timeout = std::chrono::milliseconds(args.dns_timeout_ms);
+    auto resolver = dns::UnboundResolver::create(dns_options);
+    if (!resolver) {
+        std::cerr << "dkim-appliance: --dns-server: " << resolver.error() << "\n";
+        return kUsage;
+    }
+    const WireMessage message = read_stdin();
+    KeyFetcher keys(**resolver);
+    VerifyOptions options;
+    options.allow_body_length = !args.refuse_body_length;
+    auto verdicts = verify_message(message.crlf, keys, now_or(args.now), options);
+    if (!verdicts) {
+        return fail("message: " + verdicts.error().to_string());
+    }
+    const std::string id = args.authserv_id.empty() ? host_name() : args.authserv_id;
+    std::cout << with_line_endings(
+        mail::render_authentication_results(id, to_method_results(*verdicts)), message.lf_input);
+    bool any_pass = false;
+    for (const SignatureVerdict& v : *verdicts) {
+        any_pass = any_pass || v.result == mail::AuthResult::pass;
+    }
+    return any_pass ? 0 : kFailed;
+}
+
+}  // namespace
+
+void add_mail_commands(CLI::App& app, int& exit_code) {
+    // The arguments live as long as the callbacks that read them (as long as `app`).
+    auto sign_args = std::make_shared<SignArgs>();
+    CLI::App* sign = app.add_subcommand(
+        "sign", "Sign the message on stdin with keys in the token; the signed message goes to "
+                "stdout (LF or CRLF, as the input)");
+    sign->add_option("--module", sign_args->where.module, "PKCS#11 module (.so) of the token");
+    sign->add_option("--token", sign_args->where.token, "token label, or an RFC 7512 URI")
+        ->required();
+    sign->add_option("--pin-file", sign_args->pin_file, "file holding the user PIN (mode 0600)")
+        ->required();
+    sign->add_option("--domain", sign_args->domain, "signing domain (d=)")->required();
+    sign->add_option("--selector", sign_args->selectors,
+                     "selector (s=); repeat for several signatures (RSA and Ed25519)")
+        ->required();
+    sign->add_option("--canonicalization", sign_args->canonicalization, "c= header/body")
+        ->check(CLI::IsMember({"simple/simple", "simple/relaxed", "relaxed/simple",
+                               "relaxed/relaxed"}))
+        ->capture_default_str();
+    sign->add_option("--expire-after", sign_args->expire_after,
+                     "add x= this long after t= (seconds, or 90m, 12h, 7d)");
+    sign->add_option("--now", sign_args->now, "sign as of this Unix time (t=); for tests");
+    sign->callback([&exit_code, sign_args] { exit_code = run_sign(*sign_args); });
+
+    auto verify_args = std::make_shared<VerifyArgs>();
+    CLI::App* verify = app.add_subcommand(
+        "verify",
+        "Verify every DKIM signature of the message on stdin and print one "
+        "Authentication-Results field; exit 0 when at least one passes, 1 otherwise");
+    verify->add_option("--dns-server", verify_args->dns_server,
+                       "DNS server as IP or IP:PORT (default: /etc/resolv.conf)");
+    verify->add_option("--dns-timeout-ms", verify_args->dns_timeout_ms, "per lookup")
+        ->check(CLI::Range(100, 60000))
+        ->capture_default_str();
+    verify->add_option("--authserv-id", verify_args->authserv_id,
+                       "authserv-id of the field (default: this host's name)");
+    verify->add_flag("--refuse-body-length", verify_args->refuse_body_length,
+                     "treat signatures with l= as policy failures");
+    verify->add_option("--now", verify_args->now, "evaluate t= and x= as of this Unix time");
+    verify->callback([&exit_code, verify_args] { exit_code = run_verify(*verify_args); });
+}
+
+}  // namespace dkim::cli
