@@ -26,11 +26,19 @@ public:
 
 private:
     void write(const char* data, std::size_t size) override;
+    void hash(const char* data, std::size_t size);
+    void flush();
+
+    // Relaxed canonicalization hands over many short spans; each SHA-256 update call costs
+    // more than copying a short span, so spans shorter than this are gathered first.
+    static constexpr std::size_t kStaging = 8192;
 
     BodyCanonicalizer canonicalizer_;
     std::optional<std::uint64_t> limit_;
     std::uint64_t length_ = 0;
     crypto::Sha256 sha_;
+    std::size_t staged_ = 0;
+    char staging_[kStaging];
 };
 
 }  // namespace dkim
