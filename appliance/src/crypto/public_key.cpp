@@ -23,11 +23,29 @@ const EVP_MD* sha256_md() {
 }  // namespace
 
 struct PublicKey::Key {
-    explicit Key(EVP_PKEY* p) : pkey(p) {}
-    ~Key() { EVP_PKEY_free(pkey); }
+    explicit Key(EVP_PKEY* p) : pkey(p) {
+        // RSA: a verification context set up once (padding, digest); each verification
+        // works on a copy, which costs less than setting one up (OpenSSL 3 looks the
+        // algorithms up again on every init) and keeps the key shareable across threads.
+        if (EVP_PKEY_get_base_id(pkey) == EVP_PKEY_RSA) {
+            rsa_template = EVP_PKEY_CTX_new_from_pkey(nullptr, pkey, nullptr);
+            if (rsa_template != nullptr &&
+                (EVP_PKEY_verify_init(rsa_template) != 1 ||
+                 EVP_PKEY_CTX_set_rsa_padding(rsa_template, RSA_PKCS1_PADDING) != 1 ||
+                 EVP_PKEY_CTX_set_signature_md(rsa_template, sha256_md()) != 1)) {
+                EVP_PKEY_CTX_free(rsa_template);
+                rsa_template = nullptr;
+            }
+        }
+    }
+    ~Key() {
+        EVP_PKEY_CTX_free(rsa_template);
+        EVP_PKEY_free(pkey);
+    }
     Key(const Key&) = delete;
     Key& operator=(const Key&) = delete;
     EVP_PKEY* pkey;
+    EVP_PKEY_CTX* rsa_template = nullptr;
 };
 
 Expected<PublicKey, std::string> PublicKey::parse(KeyType type, std::string_view key_bytes) {
@@ -86,11 +104,11 @@ bool PublicKey::verify_once(SigningAlgorithm algorithm, const Sha256Digest& dige
     }
     const auto* sig = reinterpret_cast<const unsigned char*>(signature.data());
     if (algorithm == SigningAlgorithm::rsa_sha256 && type_ == KeyType::rsa) {
-        const std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(
-            EVP_PKEY_CTX_new_from_pkey(nullptr, key_->pkey, nullptr));
-        return ctx && EVP_PKEY_verify_init(ctx.get()) == 1 &&
-               EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) == 1 &&
-               EVP_PKEY_CTX_set_signature_md(ctx.get(), sha256_md()) == 1 &&
+        if (key_->rsa_template == nullptr) {
+            return false;
+        }
+        const std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_dup(key_->rsa_template));
+        return ctx &&
                EVP_PKEY_verify(ctx.get(), sig, signature.size(), digest.data(), digest.size()) == 1;
     }
     if (algorithm == SigningAlgorithm::ed25519_sha256 && type_ == KeyType::ed25519) {

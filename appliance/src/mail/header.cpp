@@ -18,6 +18,17 @@ bool is_ftext(char c) {
 
 char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
+// The next CR or LF at or after `pos`, or npos. (std::string::find_first_of calls memchr
+// on the two-character set once per byte of the text.)
+std::size_t find_line_break(std::string_view text, std::size_t pos) {
+    for (; pos < text.size(); ++pos) {
+        if (text[pos] == '\r' || text[pos] == '\n') {
+            return pos;
+        }
+    }
+    return std::string_view::npos;
+}
+
 HeaderError error_at(std::size_t line, std::string message) {
     return HeaderError{line, std::move(message)};
 }
@@ -70,7 +81,7 @@ Expected<HeaderBlock, HeaderError> HeaderBlock::parse(std::string text) {
             ++pos;
         }
         if (pos >= n || text[pos] != ':') {
-            const std::size_t eol = text.find_first_of("\r\n", field.begin);
+            const std::size_t eol = find_line_break(text, field.begin);
             const std::string_view rest(text.data() + field.begin,
                                         (eol == std::string::npos ? n : eol) - field.begin);
             if (rest.find(':') == std::string_view::npos) {
@@ -88,7 +99,7 @@ Expected<HeaderBlock, HeaderError> HeaderBlock::parse(std::string text) {
         field.value_begin = static_cast<std::uint32_t>(pos);
         // The field ends at the first CRLF that is not followed by WSP (a continuation line).
         for (;;) {
-            const std::size_t eol = text.find_first_of("\r\n", pos);
+            const std::size_t eol = find_line_break(text, pos);
             if (eol == std::string::npos) {
                 pos = n;  // an unterminated last line
                 break;
