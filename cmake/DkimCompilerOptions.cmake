@@ -4,8 +4,8 @@
 add_library(dkim_compile_options INTERFACE)
 target_compile_options(dkim_compile_options INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion
-  -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Woverloaded-virtual
-  -Wnull-dereference -Wimplicit-fallthrough -Wformat=2
+  $<$<COMPILE_LANGUAGE:CXX>:-Wnon-virtual-dtor -Wold-style-cast -Woverloaded-virtual>
+  -Wcast-align -Wnull-dereference -Wimplicit-fallthrough -Wformat=2
   $<$<BOOL:${DKIM_WERROR}>:-Werror>)
 target_compile_definitions(dkim_compile_options INTERFACE
   $<$<NOT:$<CONFIG:Debug>>:_FORTIFY_SOURCE=2>)

@@ -249,8 +249,9 @@ void add_mail_commands(CLI::App& app, int& exit_code) {
     // The arguments live as long as the callbacks that read them (as long as `app`).
     auto sign_args = std::make_shared<SignArgs>();
     CLI::App* sign = app.add_subcommand(
-        "sign", "Sign the message on stdin with keys in the token; the signed message goes to "
-                "stdout (LF or CRLF, as the input)");
+        "sign",
+        "Sign the message on stdin with keys in the token; the signed message goes to "
+        "stdout (LF or CRLF, as the input)");
     sign->add_option("--module", sign_args->where.module, "PKCS#11 module (.so) of the token");
     sign->add_option("--token", sign_args->where.token, "token label, or an RFC 7512 URI")
         ->required();
@@ -261,8 +262,8 @@ void add_mail_commands(CLI::App& app, int& exit_code) {
                      "selector (s=); repeat for several signatures (RSA and Ed25519)")
         ->required();
     sign->add_option("--canonicalization", sign_args->canonicalization, "c= header/body")
-        ->check(CLI::IsMember({"simple/simple", "simple/relaxed", "relaxed/simple",
-                               "relaxed/relaxed"}))
+        ->check(
+            CLI::IsMember({"simple/simple", "simple/relaxed", "relaxed/simple", "relaxed/relaxed"}))
         ->capture_default_str();
     sign->add_option("--expire-after", sign_args->expire_after,
                      "add x= this long after t= (seconds, or 90m, 12h, 7d)");

@@ -54,9 +54,9 @@ const std::string kHeader =
 
 // Text lines of 60-76 bytes; a sentence end with two spaces now and then (relaxed rewrites it).
 std::string body_of(std::size_t size) {
-    static const char* words[] = {"the",    "quarterly", "figures", "show",   "steady", "growth",
-                                  "in",     "signed",    "mail",    "volume", "across", "all",
-                                  "domains", "and",      "regions", "while",  "costs",  "stay"};
+    static const char* words[] = {"the",     "quarterly", "figures", "show",   "steady", "growth",
+                                  "in",      "signed",    "mail",    "volume", "across", "all",
+                                  "domains", "and",       "regions", "while",  "costs",  "stay"};
     std::string body;
     body.reserve(size + 80);
     std::size_t w = 0;
@@ -193,7 +193,8 @@ void BM_RawToken(benchmark::State& state) {
 // --- in memory: the engine against OpenDKIM -------------------------------------------------
 
 test::SoftwareSigner& software_rsa() {
-    static auto signer = test::SoftwareSigner::from_pem(test::read_test_file("dkimpy/2048_testkey.key"));
+    static auto signer =
+        test::SoftwareSigner::from_pem(test::read_test_file("dkimpy/2048_testkey.key"));
     return *signer;
 }
 
@@ -230,9 +231,9 @@ void BM_OpenDkim(benchmark::State& state) {
     }
     const std::string_view body = std::string_view(message).substr(message.find("\r\n\r\n") + 4);
     for (auto _ : state) {
-        const std::size_t len = opendkim_peer_sign(lib, pem.c_str(), "sel", "bench.example",
-                                                   pointers.data(), sizes.data(), fields.size(),
-                                                   body.data(), body.size());
+        const std::size_t len =
+            opendkim_peer_sign(lib, pem.c_str(), "sel", "bench.example", pointers.data(),
+                               sizes.data(), fields.size(), body.data(), body.size());
         if (len == 0) {
             state.SkipWithError("OpenDKIM signing failed");
             break;
@@ -308,8 +309,18 @@ void sizes(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_Sha256)->Name("sha256")->Apply(sizes);
 BENCHMARK(BM_BodyHash<Canon::relaxed>)->Name("bodyhash/relaxed")->Apply(sizes);
 BENCHMARK(BM_BodyHash<Canon::simple>)->Name("bodyhash/simple")->Apply(sizes);
-BENCHMARK(BM_TokenSign<false>)->Name("tokensign/rsa2048")->Apply(sizes)->Threads(1)->Threads(2)->UseRealTime();
-BENCHMARK(BM_TokenSign<true>)->Name("tokensign/ed25519")->Apply(sizes)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(BM_TokenSign<false>)
+    ->Name("tokensign/rsa2048")
+    ->Apply(sizes)
+    ->Threads(1)
+    ->Threads(2)
+    ->UseRealTime();
+BENCHMARK(BM_TokenSign<true>)
+    ->Name("tokensign/ed25519")
+    ->Apply(sizes)
+    ->Threads(1)
+    ->Threads(2)
+    ->UseRealTime();
 BENCHMARK(BM_RawToken<false>)->Name("rawtoken/rsa2048")->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_RawToken<true>)->Name("rawtoken/ed25519")->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_SoftSign)->Name("softsign/rsa2048")->Apply(sizes);

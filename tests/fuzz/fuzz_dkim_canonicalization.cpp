@@ -12,7 +12,7 @@
 namespace {
 
 class StringSink final : public dkim::BodySink {
-public:
+  public:
     void write(const char* data, std::size_t size) override { out.append(data, size); }
     std::string out;
 };

@@ -42,7 +42,8 @@ std::unique_ptr<SoftwareSigner> SoftwareSigner::from_pem(std::string_view pem) {
 
 std::unique_ptr<SoftwareSigner> SoftwareSigner::ed25519_from_seed(std::string_view seed) {
     EVP_PKEY* pkey = EVP_PKEY_new_raw_private_key(
-        EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(seed.data()), seed.size());
+        EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(seed.data()),
+        seed.size());
     if (pkey == nullptr) {
         throw std::runtime_error("bad Ed25519 seed");
     }
@@ -51,14 +52,15 @@ std::unique_ptr<SoftwareSigner> SoftwareSigner::ed25519_from_seed(std::string_vi
 }
 
 std::unique_ptr<SoftwareSigner> SoftwareSigner::generate(unsigned bits) {
-    EVP_PKEY* pkey = bits == 0 ? EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519")
-                               : EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(bits));
+    EVP_PKEY* pkey = bits == 0
+                         ? EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519")
+                         : EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(bits));
     if (pkey == nullptr) {
         throw std::runtime_error("key generation failed");
     }
-    return std::unique_ptr<SoftwareSigner>(new SoftwareSigner(
-        std::make_unique<Key>(pkey),
-        bits == 0 ? SigningAlgorithm::ed25519_sha256 : SigningAlgorithm::rsa_sha256));
+    return std::unique_ptr<SoftwareSigner>(
+        new SoftwareSigner(std::make_unique<Key>(pkey), bits == 0 ? SigningAlgorithm::ed25519_sha256
+                                                                  : SigningAlgorithm::rsa_sha256));
 }
 
 Expected<std::string, std::string> SoftwareSigner::sign(std::string_view data) {

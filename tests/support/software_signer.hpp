@@ -12,7 +12,7 @@
 namespace dkim::test {
 
 class SoftwareSigner final : public Signer {
-public:
+  public:
     // A PEM private key (RSA "BEGIN RSA PRIVATE KEY" or PKCS#8).
     static std::unique_ptr<SoftwareSigner> from_pem(std::string_view pem);
     // An Ed25519 key from its 32-byte seed.
@@ -27,7 +27,7 @@ public:
     // The DKIM key record for the public half: "v=DKIM1; k=...; p=...".
     std::string key_record() const;
 
-private:
+  private:
     struct Key;
     SoftwareSigner(std::unique_ptr<Key> key, SigningAlgorithm algorithm);
     std::unique_ptr<Key> key_;

@@ -30,13 +30,13 @@ void BodyHasher::hash(const char* data, std::size_t size) {
     if (staged_ + size > kStaging) {
         flush();
     }
-    copy_bytes(staging_ + staged_, data, size);
+    copy_bytes(staging_.data() + staged_, data, size);
     staged_ += size;
 }
 
 void BodyHasher::flush() {
     if (staged_ > 0) {
-        sha_.update(staging_, staged_);
+        sha_.update(staging_.data(), staged_);
         staged_ = 0;
     }
 }

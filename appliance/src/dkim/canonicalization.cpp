@@ -9,9 +9,13 @@
 namespace dkim {
 namespace {
 
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
+bool is_wsp(char c) {
+    return c == ' ' || c == '\t';
+}
 
-char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char ascii_lower(char c) {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 std::string_view trim_wsp(std::string_view s) {
     while (!s.empty() && is_wsp(s.front())) {
@@ -60,8 +64,8 @@ std::size_t find_relaxed_change_sse2(const char* data, std::size_t i, std::size_
         const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + i + 1));
         const __m128i a_tab = _mm_cmpeq_epi8(a, tab);
         const __m128i a_sp = _mm_cmpeq_epi8(a, sp);
-        const __m128i b_wsp_cr = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(b, sp), _mm_cmpeq_epi8(b, tab)),
-                                              _mm_cmpeq_epi8(b, cr));
+        const __m128i b_wsp_cr = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(b, sp), _mm_cmpeq_epi8(b, tab)), _mm_cmpeq_epi8(b, cr));
         const int mask = _mm_movemask_epi8(_mm_or_si128(a_tab, _mm_and_si128(a_sp, b_wsp_cr)));
         if (mask != 0) {
             return i + static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
@@ -78,18 +82,20 @@ __attribute__((target("avx2"))) inline std::uint64_t mask(__m256i v) {
 // 64 bytes per step: one load per byte, three comparisons, and the "next byte" relation
 // computed on the 64-bit masks (bit k of `next` = byte k + 1 is SP, TAB or CR).
 __attribute__((target("avx2"))) std::size_t find_relaxed_change_avx2(const char* data,
-                                                                      std::size_t i,
-                                                                      std::size_t end) {
+                                                                     std::size_t i,
+                                                                     std::size_t end) {
     const __m256i sp = _mm256_set1_epi8(' ');
     const __m256i tab = _mm256_set1_epi8('\t');
     const __m256i cr = _mm256_set1_epi8('\r');
     while (i + 65 <= end) {
         const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(data + i));
         const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(data + i + 32));
-        const std::uint64_t is_sp = mask(_mm256_cmpeq_epi8(lo, sp)) | mask(_mm256_cmpeq_epi8(hi, sp)) << 32;
+        const std::uint64_t is_sp =
+            mask(_mm256_cmpeq_epi8(lo, sp)) | mask(_mm256_cmpeq_epi8(hi, sp)) << 32;
         const std::uint64_t is_tab =
             mask(_mm256_cmpeq_epi8(lo, tab)) | mask(_mm256_cmpeq_epi8(hi, tab)) << 32;
-        const std::uint64_t is_cr = mask(_mm256_cmpeq_epi8(lo, cr)) | mask(_mm256_cmpeq_epi8(hi, cr)) << 32;
+        const std::uint64_t is_cr =
+            mask(_mm256_cmpeq_epi8(lo, cr)) | mask(_mm256_cmpeq_epi8(hi, cr)) << 32;
         const char after = data[i + 64];
         const std::uint64_t next_is_wsp_cr =
             ((is_sp | is_tab | is_cr) >> 1) |
@@ -105,7 +111,7 @@ __attribute__((target("avx2"))) std::size_t find_relaxed_change_avx2(const char*
 
 using FindFn = std::size_t (*)(const char*, std::size_t, std::size_t);
 
-FindFn select_find_relaxed_change() {
+FindFn select_find_relaxed_change() noexcept {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2")) {
         return find_relaxed_change_avx2;
@@ -166,7 +172,9 @@ Expected<Canonicalization, std::string> Canonicalization::parse(std::string_view
     return c;
 }
 
-std::string_view to_string(Canon canon) { return canon == Canon::simple ? "simple" : "relaxed"; }
+std::string_view to_string(Canon canon) {
+    return canon == Canon::simple ? "simple" : "relaxed";
+}
 
 std::string Canonicalization::to_string() const {
     return std::string(dkim::to_string(header)) + "/" + std::string(dkim::to_string(body));
@@ -251,10 +259,12 @@ void canonicalize_signature_header(Canon canon, std::string_view raw_field, std:
         if (eq != std::string_view::npos) {
             std::string_view tag = spec.substr(0, eq);
             // Strip FWS (WSP and CRLF) around the tag name.
-            while (!tag.empty() && (is_wsp(tag.front()) || tag.front() == '\r' || tag.front() == '\n')) {
+            while (!tag.empty() &&
+                   (is_wsp(tag.front()) || tag.front() == '\r' || tag.front() == '\n')) {
                 tag.remove_prefix(1);
             }
-            while (!tag.empty() && (is_wsp(tag.back()) || tag.back() == '\r' || tag.back() == '\n')) {
+            while (!tag.empty() &&
+                   (is_wsp(tag.back()) || tag.back() == '\r' || tag.back() == '\n')) {
                 tag.remove_suffix(1);
             }
             is_b = tag == "b";
@@ -462,7 +472,8 @@ std::string canonicalize_body_reference(Canon canon, std::string_view body) {
                 while (k < text.size() && is_wsp(text[k])) {
                     ++k;
                 }
-                const bool at_line_end = k + 1 < text.size() && text[k] == '\r' && text[k + 1] == '\n';
+                const bool at_line_end =
+                    k + 1 < text.size() && text[k] == '\r' && text[k + 1] == '\n';
                 if (!at_line_end) {
                     no_trailing.append(text, i, k - i);
                 }

@@ -11,7 +11,9 @@ namespace {
 
 constexpr std::size_t kFoldColumn = 78;
 
-char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char ascii_lower(char c) {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 std::string lowercase(std::string_view s) {
     std::string out(s);
@@ -22,8 +24,8 @@ std::string lowercase(std::string_view s) {
 }
 
 bool is_label_char(char c, bool allow_underscore) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || (allow_underscore && c == '_');
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           (allow_underscore && c == '_');
 }
 
 bool is_valid_dotted(std::string_view name, bool allow_underscore) {
@@ -66,7 +68,6 @@ std::optional<Int> parse_decimal(std::string_view s, std::size_t max_digits) {
     return v;
 }
 
-
 }  // namespace
 
 std::string_view to_string(SigningAlgorithm a) {
@@ -91,8 +92,12 @@ std::optional<SigningAlgorithm> parse_signing_algorithm(std::string_view a_tag) 
     return std::nullopt;
 }
 
-bool is_valid_domain(std::string_view name) { return is_valid_dotted(name, false); }
-bool is_valid_selector(std::string_view name) { return is_valid_dotted(name, true); }
+bool is_valid_domain(std::string_view name) {
+    return is_valid_dotted(name, false);
+}
+bool is_valid_selector(std::string_view name) {
+    return is_valid_dotted(name, true);
+}
 
 Expected<Signature, SignatureError> parse_signature(std::string_view value) {
     if (value.size() >= 2 && value.substr(value.size() - 2) == "\r\n") {
@@ -107,19 +112,20 @@ Expected<Signature, SignatureError> parse_signature(std::string_view value) {
     };
     for (const char* name : {"v", "a", "b", "bh", "d", "h", "s"}) {
         if (required(name) == nullptr) {
-            return unexpected(syntax(std::string("DKIM-Signature without required tag ") + name +
-                                     "="));
+            return unexpected(
+                syntax(std::string("DKIM-Signature without required tag ") + name + "="));
         }
     }
     Signature sig;
     // RFC 6376 §6.1.1: "If the "v=" tag value is not "1"... PERMFAIL (incompatible version)".
     if (*tags->find("v") != "1") {
-        return unexpected(unacceptable("unsupported DKIM version v=" + std::string(*tags->find("v"))));
+        return unexpected(
+            unacceptable("unsupported DKIM version v=" + std::string(*tags->find("v"))));
     }
     const auto algorithm = parse_signing_algorithm(*tags->find("a"));
     if (!algorithm) {
-        return unexpected(unacceptable("unsupported signing algorithm a=" +
-                                       std::string(*tags->find("a"))));
+        return unexpected(
+            unacceptable("unsupported signing algorithm a=" + std::string(*tags->find("a"))));
     }
     sig.algorithm = *algorithm;
 
@@ -177,8 +183,8 @@ Expected<Signature, SignatureError> parse_signature(std::string_view value) {
         // is the same as or a parent domain of the domain part of the "i=" tag."
         const bool same = i_domain == sig.domain;
         const bool sub = i_domain.size() > sig.domain.size() &&
-                         i_domain.compare(i_domain.size() - sig.domain.size(),
-                                          sig.domain.size(), sig.domain) == 0 &&
+                         i_domain.compare(i_domain.size() - sig.domain.size(), sig.domain.size(),
+                                          sig.domain) == 0 &&
                          i_domain[i_domain.size() - sig.domain.size() - 1] == '.';
         if (!same && !sub) {
             return unexpected(unacceptable("i= domain is not d= or a subdomain of it"));
@@ -231,7 +237,7 @@ namespace {
 
 // Appends tokens to folded lines: a token never straddles a fold.
 class Folder {
-public:
+  public:
     explicit Folder(std::string& out) : out_(out) {
         const std::size_t nl = out_.rfind('\n');
         const std::size_t start = nl == std::string::npos ? 0 : nl + 1;
@@ -256,7 +262,7 @@ public:
 
     std::size_t column() const { return column_; }
 
-private:
+  private:
     std::string& out_;
     std::size_t column_ = 0;
 };

@@ -13,7 +13,9 @@ std::string lowercase(std::string_view s) {
     return out;
 }
 
-bool is_prefix_pattern(std::string_view name) { return !name.empty() && name.back() == '*'; }
+bool is_prefix_pattern(std::string_view name) {
+    return !name.empty() && name.back() == '*';
+}
 
 bool starts_with_icase(std::string_view s, std::string_view prefix) {
     return s.size() >= prefix.size() && mail::iequals(s.substr(0, prefix.size()), prefix);
@@ -27,9 +29,10 @@ std::int64_t unix_seconds(std::chrono::system_clock::time_point t) {
 
 const std::vector<std::string>& default_signed_headers() {
     static const std::vector<std::string> headers = {
-        "From",        "To",           "Cc",           "Subject",      "Date",
-        "Message-ID",  "Reply-To",     "In-Reply-To",  "References",   "MIME-Version",
-        "Content-Type", "Content-Transfer-Encoding", "List-*"};
+        "From",       "To",           "Cc",           "Subject",
+        "Date",       "Message-ID",   "Reply-To",     "In-Reply-To",
+        "References", "MIME-Version", "Content-Type", "Content-Transfer-Encoding",
+        "List-*"};
     return headers;
 }
 
@@ -53,7 +56,8 @@ std::vector<std::string> select_signed_headers(const mail::HeaderBlock& header,
     for (const std::string& configured : options.headers) {
         if (is_prefix_pattern(configured)) {
             // "List-*": every distinct present name with that prefix, in order of appearance.
-            const std::string_view prefix = std::string_view(configured).substr(0, configured.size() - 1);
+            const std::string_view prefix =
+                std::string_view(configured).substr(0, configured.size() - 1);
             std::vector<std::string> names;
             for (std::size_t i = 0; i < header.size(); ++i) {
                 const std::string name = lowercase(header.name(i));
@@ -86,9 +90,7 @@ std::string signing_input(const mail::HeaderBlock& header, const SignatureTempla
 }
 
 MessageSigner::MessageSigner(std::vector<SigningKey> keys, SignOptions options)
-    : keys_(std::move(keys)),
-      options_(std::move(options)),
-      body_(options_.canonicalization.body) {}
+    : keys_(std::move(keys)), options_(std::move(options)), body_(options_.canonicalization.body) {}
 
 Expected<std::string, SignError> MessageSigner::finish(const mail::HeaderBlock& header,
                                                        std::chrono::system_clock::time_point now) {
@@ -116,8 +118,8 @@ Expected<std::string, SignError> MessageSigner::finish(const mail::HeaderBlock& 
             return unexpected(SignError{"no signer for selector " + key.selector});
         }
         if (!is_valid_domain(key.domain) || !is_valid_selector(key.selector)) {
-            return unexpected(SignError{"invalid domain or selector: " + key.selector + "._domainkey." +
-                                        key.domain});
+            return unexpected(SignError{"invalid domain or selector: " + key.selector +
+                                        "._domainkey." + key.domain});
         }
         tmpl.algorithm = key.signer->algorithm();
         if (tmpl.algorithm == SigningAlgorithm::rsa_sha1) {

@@ -3,9 +3,15 @@
 namespace dkim {
 namespace {
 
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
-bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_alnumpunc(char c) { return is_alpha(c) || (c >= '0' && c <= '9') || c == '_'; }
+bool is_wsp(char c) {
+    return c == ' ' || c == '\t';
+}
+bool is_alpha(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+bool is_alnumpunc(char c) {
+    return is_alpha(c) || (c >= '0' && c <= '9') || c == '_';
+}
 bool is_valchar(char c) {
     const auto u = static_cast<unsigned char>(c);
     return u >= 0x21 && u <= 0x7E && u != ';';

@@ -119,9 +119,9 @@ SignatureVerdict MessageVerifier::check(Candidate& c, std::chrono::system_clock:
     }
     if (!c.parsed) {
         const SignatureError& e = c.parsed.error();
-        return verdict(e.kind == SignatureError::Kind::syntax ? AuthResult::neutral
-                                                              : AuthResult::permerror,
-                       e.message);
+        return verdict(
+            e.kind == SignatureError::Kind::syntax ? AuthResult::neutral : AuthResult::permerror,
+            e.message);
     }
     const Signature& sig = *c.parsed;
     // RFC 8301 §3.1: "Verifiers MUST NOT consider signatures using SHA-1 to be valid."

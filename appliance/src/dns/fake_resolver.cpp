@@ -37,7 +37,9 @@ void FakeResolver::set_status(std::string_view name, LookupStatus status) {
     state_.lock()->answers[normalize(name)] = std::move(r);
 }
 
-void FakeResolver::clear(std::string_view name) { state_.lock()->answers.erase(normalize(name)); }
+void FakeResolver::clear(std::string_view name) {
+    state_.lock()->answers.erase(normalize(name));
+}
 
 TxtResult FakeResolver::lookup_txt(std::string_view name) {
     auto state = state_.lock();
@@ -51,6 +53,8 @@ TxtResult FakeResolver::lookup_txt(std::string_view name) {
     return it->second;
 }
 
-std::size_t FakeResolver::lookups() const { return state_.lock()->lookups; }
+std::size_t FakeResolver::lookups() const {
+    return state_.lock()->lookups;
+}
 
 }  // namespace dkim::dns

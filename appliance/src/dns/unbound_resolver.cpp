@@ -92,7 +92,8 @@ std::optional<std::string> unbound_forward_address(std::string_view upstream) {
         }
     } else {
         const std::size_t colon = upstream.find(':');
-        if (colon != std::string_view::npos && upstream.find(':', colon + 1) != std::string_view::npos) {
+        if (colon != std::string_view::npos &&
+            upstream.find(':', colon + 1) != std::string_view::npos) {
             host = std::string(upstream);  // a bare IPv6 address
         } else {
             host = std::string(upstream.substr(0, colon));
@@ -157,7 +158,8 @@ Expected<std::unique_ptr<UnboundResolver>, std::string> UnboundResolver::create(
                               ub_strerror(err));
         }
     } else if (int err = ub_ctx_resolvconf(ctx, nullptr); err != 0) {
-        return unexpected("unbound: cannot read /etc/resolv.conf: " + std::string(ub_strerror(err)));
+        return unexpected("unbound: cannot read /etc/resolv.conf: " +
+                          std::string(ub_strerror(err)));
     }
     return std::unique_ptr<UnboundResolver>(new UnboundResolver(std::move(impl)));
 }

@@ -8,7 +8,9 @@
 namespace dkim::mail {
 namespace {
 
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
+bool is_wsp(char c) {
+    return c == ' ' || c == '\t';
+}
 
 // RFC 5322 §3.6.8: ftext = %d33-57 / %d59-126 (printable US-ASCII except colon).
 bool is_ftext(char c) {
@@ -16,7 +18,9 @@ bool is_ftext(char c) {
     return u >= 33 && u <= 126 && u != ':';
 }
 
-char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char ascii_lower(char c) {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 // The next CR or LF at or after `pos`, or npos. (std::string::find_first_of calls memchr
 // on the two-character set once per byte of the text.)
@@ -105,10 +109,12 @@ Expected<HeaderBlock, HeaderError> HeaderBlock::parse(std::string text) {
                 break;
             }
             if (text[eol] == '\n') {
-                return unexpected(error_at(line, "bare LF in header field (lines must end in CRLF)"));
+                return unexpected(
+                    error_at(line, "bare LF in header field (lines must end in CRLF)"));
             }
             if (eol + 1 >= n || text[eol + 1] != '\n') {
-                return unexpected(error_at(line, "bare CR in header field (lines must end in CRLF)"));
+                return unexpected(
+                    error_at(line, "bare CR in header field (lines must end in CRLF)"));
             }
             pos = eol + 2;
             ++line;

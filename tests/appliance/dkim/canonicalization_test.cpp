@@ -9,7 +9,7 @@ namespace dkim {
 namespace {
 
 class StringSink final : public BodySink {
-public:
+  public:
     void write(const char* data, std::size_t size) override { out.append(data, size); }
     std::string out;
 };
@@ -72,22 +72,18 @@ TEST_P(BodyTableTest, StreamingAndReferenceAgree) {
 // and an empty body stays empty (RFC 6376 erratum 1384 / dkimpy).
 INSTANTIATE_TEST_SUITE_P(
     Rules, BodyTableTest,
-    testing::Values(BodyCase{"", "\r\n", ""},
-                    BodyCase{"\r\n", "\r\n", ""},
-                    BodyCase{"\r\n\r\n\r\n", "\r\n", ""},
-                    BodyCase{"abc", "abc\r\n", "abc\r\n"},
-                    BodyCase{"abc\r\n", "abc\r\n", "abc\r\n"},
-                    BodyCase{"abc\r\n\r\n", "abc\r\n", "abc\r\n"},
-                    BodyCase{"a\r\n\r\nb\r\n", "a\r\n\r\nb\r\n", "a\r\n\r\nb\r\n"},
-                    BodyCase{"a  b\t\tc \r\n", "a  b\t\tc \r\n", "a b c\r\n"},
-                    BodyCase{"  \r\n \t \r\n", "  \r\n \t \r\n", ""},
-                    BodyCase{"x\r\n \r\n\t\r\n", "x\r\n \r\n\t\r\n", "x\r\n"},
-                    BodyCase{"abc  ", "abc  \r\n", "abc \r\n"},
-                    BodyCase{"a \rb\r\n", "a \rb\r\n", "a \rb\r\n"},
-                    BodyCase{"a\nb\n", "a\nb\n\r\n", "a\nb\n\r\n"},
-                    BodyCase{"a\r", "a\r\r\n", "a\r\r\n"},
-                    BodyCase{"a \r\r\n", "a \r\r\n", "a \r\r\n"},
-                    BodyCase{"\tlead\r\n", "\tlead\r\n", " lead\r\n"}));
+    testing::Values(
+        BodyCase{"", "\r\n", ""}, BodyCase{"\r\n", "\r\n", ""},
+        BodyCase{"\r\n\r\n\r\n", "\r\n", ""}, BodyCase{"abc", "abc\r\n", "abc\r\n"},
+        BodyCase{"abc\r\n", "abc\r\n", "abc\r\n"}, BodyCase{"abc\r\n\r\n", "abc\r\n", "abc\r\n"},
+        BodyCase{"a\r\n\r\nb\r\n", "a\r\n\r\nb\r\n", "a\r\n\r\nb\r\n"},
+        BodyCase{"a  b\t\tc \r\n", "a  b\t\tc \r\n", "a b c\r\n"},
+        BodyCase{"  \r\n \t \r\n", "  \r\n \t \r\n", ""},
+        BodyCase{"x\r\n \r\n\t\r\n", "x\r\n \r\n\t\r\n", "x\r\n"},
+        BodyCase{"abc  ", "abc  \r\n", "abc \r\n"}, BodyCase{"a \rb\r\n", "a \rb\r\n", "a \rb\r\n"},
+        BodyCase{"a\nb\n", "a\nb\n\r\n", "a\nb\n\r\n"}, BodyCase{"a\r", "a\r\r\n", "a\r\r\n"},
+        BodyCase{"a \r\r\n", "a \r\r\n", "a \r\r\n"},
+        BodyCase{"\tlead\r\n", "\tlead\r\n", " lead\r\n"}));
 
 // Every way of cutting bodies into chunks gives the reference result.
 TEST(CanonicalizationTest, StreamingMatchesReferenceForRandomBodiesAndCuts) {
@@ -116,7 +112,8 @@ TEST(CanonicalizationTest, RelaxedScannerFindsRunsAtEveryOffset) {
             std::string body(100, 'x');
             body.replace(offset, 0, run);
             body.append("\r\n");
-            ASSERT_EQ(stream(Canon::relaxed, body), canonicalize_body_reference(Canon::relaxed, body))
+            ASSERT_EQ(stream(Canon::relaxed, body),
+                      canonicalize_body_reference(Canon::relaxed, body))
                 << offset;
         }
     }

@@ -31,7 +31,8 @@ TEST(SignatureTest, ParsesEveryTag) {
 }
 
 TEST(SignatureTest, DefaultsWhenOptionalTagsAreAbsent) {
-    auto sig = parse_signature("v=1; a=ed25519-sha256; d=example.com; s=s; h=from; bh=AAAA; b=AAAA");
+    auto sig =
+        parse_signature("v=1; a=ed25519-sha256; d=example.com; s=s; h=from; bh=AAAA; b=AAAA");
     ASSERT_TRUE(sig) << sig.error().message;
     EXPECT_EQ(sig->canonicalization.to_string(), "simple/simple");
     EXPECT_EQ(sig->identity, "@example.com");
@@ -71,8 +72,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadSignature{"v=1; h=from; t=200; x=100; " + kBase, K::syntax, "x= is not after t="},
         BadSignature{"v=1; h=from; l=-1; " + kBase, K::syntax, "l= is not a number"},
         BadSignature{"v=1; h=from; t=12x; " + kBase, K::syntax, "t= is not a timestamp"},
-        BadSignature{"v=1; h=from; a=dsa-sha256; d=example.com; s=s; bh=AAAA; b=AAAA", K::unacceptable,
-                     "unsupported signing algorithm"},
+        BadSignature{"v=1; h=from; a=dsa-sha256; d=example.com; s=s; bh=AAAA; b=AAAA",
+                     K::unacceptable, "unsupported signing algorithm"},
         BadSignature{"v=1; h=from; a=rsa-sha256; d=example..com; s=s; bh=AAAA; b=AAAA", K::syntax,
                      "d= is not a domain"},
         BadSignature{"v=1; h=from; a=rsa-sha256; d=example.com; s=s; bh=AAAA; b=A*AA", K::syntax,
@@ -84,8 +85,9 @@ TEST(SignatureTest, RenderedFieldIsFoldedAndParsesBack) {
     t.algorithm = SigningAlgorithm::ed25519_sha256;
     t.domain = "example.com";
     t.selector = "ed25519";
-    t.signed_headers = {"from", "from", "to", "subject", "subject", "date", "date", "message-id",
-                        "message-id", "mime-version", "content-type", "content-type", "list-id"};
+    t.signed_headers = {"from",         "from",         "to",         "subject",    "subject",
+                        "date",         "date",         "message-id", "message-id", "mime-version",
+                        "content-type", "content-type", "list-id"};
     t.body_hash = std::string(32, '\x01');
     t.timestamp = 1764115200;
     t.expiration = 1764720000;
@@ -111,8 +113,9 @@ TEST(SignatureTest, RenderedFieldIsFoldedAndParsesBack) {
 }
 
 TEST(KeyRecordTest, ParsesTagsAndDefaults) {
-    auto k = parse_key_record("v=DKIM1; k=ed25519; t=y:s; s=email; h=sha256; n=note; "
-                              "p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
+    auto k = parse_key_record(
+        "v=DKIM1; k=ed25519; t=y:s; s=email; h=sha256; n=note; "
+        "p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
     ASSERT_TRUE(k) << k.error();
     EXPECT_EQ(k->type, KeyType::ed25519);
     EXPECT_TRUE(k->testing);
@@ -132,9 +135,11 @@ TEST(KeyRecordTest, EmptyPMeansRevoked) {
 }
 
 TEST(KeyRecordTest, Rejects) {
-    EXPECT_NE(parse_key_record("k=rsa; v=DKIM1; p=AAAA").error().find("first tag"), std::string::npos);
+    EXPECT_NE(parse_key_record("k=rsa; v=DKIM1; p=AAAA").error().find("first tag"),
+              std::string::npos);
     EXPECT_NE(parse_key_record("v=DKIM2; p=AAAA").error().find("not DKIM1"), std::string::npos);
-    EXPECT_NE(parse_key_record("k=dsa; p=AAAA").error().find("unknown key type"), std::string::npos);
+    EXPECT_NE(parse_key_record("k=dsa; p=AAAA").error().find("unknown key type"),
+              std::string::npos);
     EXPECT_NE(parse_key_record("s=tls; p=AAAA").error().find("not for email"), std::string::npos);
     EXPECT_NE(parse_key_record("k=rsa").error().find("without p="), std::string::npos);
     EXPECT_NE(parse_key_record("p=A*A").error().find("base64"), std::string::npos);

@@ -53,10 +53,11 @@ TEST(SignerTest, FieldLooksRightAndCarriesTimestamps) {
                             {SigningKey{"Example.COM", "Ed1", signer.get(), "@mail.example.com"}},
                             kNow, options);
     ASSERT_TRUE(out) << out.error().message;
-    EXPECT_EQ(out->rfind("DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=example.com;\r\n"
-                         "\ts=ed1; t=1764115200; x=1764720000; i=@mail.example.com; h=from:from:\r\n",
-                         0),
-              0U)
+    EXPECT_EQ(
+        out->rfind("DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=example.com;\r\n"
+                   "\ts=ed1; t=1764115200; x=1764720000; i=@mail.example.com; h=from:from:\r\n",
+                   0),
+        0U)
         << *out;
     EXPECT_NE(out->find("\r\nFrom: a@example.com\r\n\r\nbody\r\n"), std::string::npos);
 }
@@ -79,7 +80,7 @@ TEST(SignerTest, StreamedBodyGivesTheSameSignatureAsOneBuffer) {
 }
 
 class FailingSigner final : public Signer {
-public:
+  public:
     SigningAlgorithm algorithm() const override { return SigningAlgorithm::rsa_sha256; }
     Expected<std::string, std::string> sign(std::string_view) override {
         return unexpected(std::string("token not logged in"));

@@ -46,7 +46,8 @@ TEST(VerifierVectorsTest, Rfc8463MessageSignedByDkimpy) {
     dns::FakeResolver resolver;
     resolver.set_txt("brisbane._domainkey.football.example.com", {kBrisbaneRecord});
     resolver.set_txt("test._domainkey.football.example.com", {record_file("dkimpy/test.txt")});
-    const auto verdicts = verify(test::to_crlf(test::read_test_file("dkimpy/rfc6376.signed.msg")), resolver);
+    const auto verdicts =
+        verify(test::to_crlf(test::read_test_file("dkimpy/rfc6376.signed.msg")), resolver);
     ASSERT_EQ(verdicts.size(), 2U);
     EXPECT_EQ(verdicts[0].result, AuthResult::pass) << verdicts[0].reason;
     EXPECT_EQ(verdicts[0].algorithm, "ed25519-sha256");
@@ -92,7 +93,7 @@ TEST(VerifierVectorsTest, OurSigningInputReproducesDkimpysSignatures) {
 }
 
 class VerifierTest : public testing::Test {
-protected:
+  protected:
     void SetUp() override {
         rsa_ = test::SoftwareSigner::generate(2048);
         ed_ = test::SoftwareSigner::generate(0);
@@ -102,10 +103,10 @@ protected:
 
     std::string sign(std::string_view message, SignOptions options = {},
                      std::chrono::system_clock::time_point at = kNow) {
-        auto signed_message = sign_message(
-            message,
-            {SigningKey{"example.com", "rsa", rsa_.get(), {}}, SigningKey{"example.com", "ed", ed_.get(), {}}},
-            at, options);
+        auto signed_message = sign_message(message,
+                                           {SigningKey{"example.com", "rsa", rsa_.get(), {}},
+                                            SigningKey{"example.com", "ed", ed_.get(), {}}},
+                                           at, options);
         EXPECT_TRUE(signed_message) << signed_message.error().message;
         return signed_message ? *signed_message : std::string{};
     }
@@ -210,8 +211,9 @@ TEST_F(VerifierTest, ExpiredAndFutureSignaturesArePolicy) {
 TEST_F(VerifierTest, KeyTypeMismatchAndDisallowedHash) {
     const std::string m = sign(message());
     resolver_.set_txt("rsa._domainkey.example.com", {ed_->key_record()});
-    resolver_.set_txt("ed._domainkey.example.com", {"v=DKIM1; k=ed25519; h=sha1; p=" +
-                                                    ed_->key_record().substr(ed_->key_record().find("p=") + 2)});
+    resolver_.set_txt("ed._domainkey.example.com",
+                      {"v=DKIM1; k=ed25519; h=sha1; p=" +
+                       ed_->key_record().substr(ed_->key_record().find("p=") + 2)});
     const auto v = verify(m, resolver_);
     EXPECT_EQ(v[0].result, AuthResult::permerror);
     EXPECT_NE(v[0].reason.find("does not match"), std::string::npos);
@@ -245,7 +247,8 @@ TEST_F(VerifierTest, UnsignedMessageIsNone) {
 }
 
 TEST_F(VerifierTest, MalformedSignatureIsNeutral) {
-    const auto v = verify("DKIM-Signature: v=1; a=rsa-sha256; d=example.com\r\n" + message(), resolver_);
+    const auto v =
+        verify("DKIM-Signature: v=1; a=rsa-sha256; d=example.com\r\n" + message(), resolver_);
     ASSERT_EQ(v.size(), 1U);
     EXPECT_EQ(v[0].result, AuthResult::neutral);
 }
@@ -278,8 +281,8 @@ TEST_F(VerifierTest, BodyLengthTag) {
     const std::string rendered = render_signature_field(t);
     auto sig = rsa_->sign(signing_input(*header, t, rendered));
     ASSERT_TRUE(sig);
-    const std::string m = complete_signature_field(rendered, *sig) + std::string(header->text()) +
-                          "\r\n" + body;
+    const std::string m =
+        complete_signature_field(rendered, *sig) + std::string(header->text()) + "\r\n" + body;
 
     auto v = verify(m + "appended after signing\r\n", resolver_);
     EXPECT_EQ(v[0].result, AuthResult::pass) << v[0].reason;  // what l= allows, by design
@@ -336,12 +339,13 @@ TEST(AuthenticationResultsTest, RendersVerdicts) {
     SignatureVerdict fail = pass;
     fail.result = AuthResult::fail;
     fail.reason = "body hash did not verify";
-    EXPECT_EQ(mail::render_authentication_results("mx.example.net", to_method_results({pass, fail})),
-              "Authentication-Results: mx.example.net;\r\n"
-              "\tdkim=pass header.d=example.com header.i=@example.com header.s=rsa"
-              " header.a=rsa-sha256 header.b=\"dGVz/+ab\";\r\n"
-              "\tdkim=fail reason=\"body hash did not verify\" header.d=example.com"
-              " header.i=@example.com header.s=rsa header.a=rsa-sha256 header.b=\"dGVz/+ab\"\r\n");
+    EXPECT_EQ(
+        mail::render_authentication_results("mx.example.net", to_method_results({pass, fail})),
+        "Authentication-Results: mx.example.net;\r\n"
+        "\tdkim=pass header.d=example.com header.i=@example.com header.s=rsa"
+        " header.a=rsa-sha256 header.b=\"dGVz/+ab\";\r\n"
+        "\tdkim=fail reason=\"body hash did not verify\" header.d=example.com"
+        " header.i=@example.com header.s=rsa header.a=rsa-sha256 header.b=\"dGVz/+ab\"\r\n");
     SignatureVerdict none;
     none.reason = "message not signed";
     EXPECT_EQ(mail::render_authentication_results("mx", to_method_results({none})),

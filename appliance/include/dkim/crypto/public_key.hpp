@@ -14,7 +14,7 @@
 namespace dkim::crypto {
 
 class PublicKey {
-public:
+  public:
     // rsa: DER SubjectPublicKeyInfo, or a bare PKCS#1 RSAPublicKey as some publishers use;
     // ed25519: the 32-byte key (RFC 8463 §4.2: "the base64-encoded public key").
     static Expected<PublicKey, std::string> parse(KeyType type, std::string_view key_bytes);
@@ -27,7 +27,7 @@ public:
     bool verify(SigningAlgorithm algorithm, const Sha256Digest& digest,
                 std::string_view signature) const;
 
-private:
+  private:
     bool verify_once(SigningAlgorithm algorithm, const Sha256Digest& digest,
                      std::string_view signature) const;
 

@@ -13,7 +13,7 @@ namespace dkim::crypto {
 using Sha256Digest = std::array<std::uint8_t, 32>;
 
 class Sha256 {
-public:
+  public:
     Sha256();
     ~Sha256();
     Sha256(Sha256&&) noexcept;
@@ -28,7 +28,7 @@ public:
 
     static Sha256Digest hash(std::string_view data);
 
-private:
+  private:
     struct Ctx;
     std::unique_ptr<Ctx> ctx_;
 };

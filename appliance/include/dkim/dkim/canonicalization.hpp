@@ -58,13 +58,13 @@ void canonicalize_signed_headers(const mail::HeaderBlock& header,
 
 // Where canonical body bytes go.
 class BodySink {
-public:
+  public:
     virtual ~BodySink() = default;
     virtual void write(const char* data, std::size_t size) = 0;
 };
 
 class BodyCanonicalizer {
-public:
+  public:
     BodyCanonicalizer(Canon canon, BodySink& sink) : canon_(canon), sink_(sink) {}
 
     void update(std::string_view chunk);
@@ -72,7 +72,7 @@ public:
     // empty body too; relaxed: one unless the body is empty).
     void finish();
 
-private:
+  private:
     void process_simple(std::string_view data);
     void process_relaxed(std::string_view data);
     void step(char c);

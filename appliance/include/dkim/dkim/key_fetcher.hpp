@@ -38,14 +38,14 @@ struct KeyFetcherOptions {
 };
 
 class KeyFetcher {
-public:
+  public:
     explicit KeyFetcher(dns::Resolver& resolver, KeyFetcherOptions options = {})
         : resolver_(resolver), options_(options) {}
 
     KeyLookup fetch(std::string_view selector, std::string_view domain,
                     std::chrono::system_clock::time_point now);
 
-private:
+  private:
     struct Entry {
         KeyLookup lookup;
         std::chrono::system_clock::time_point expires;

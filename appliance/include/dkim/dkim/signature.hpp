@@ -26,17 +26,17 @@ inline constexpr std::string_view kSignatureFieldName = "DKIM-Signature";
 
 struct Signature {
     SigningAlgorithm algorithm = SigningAlgorithm::rsa_sha256;
-    std::string signature;        // b=, decoded
-    std::string signature_text;   // b= as written, without FWS (for header.b=)
-    std::string body_hash;        // bh=, decoded
+    std::string signature;       // b=, decoded
+    std::string signature_text;  // b= as written, without FWS (for header.b=)
+    std::string body_hash;       // bh=, decoded
     Canonicalization canonicalization;
-    std::string domain;           // d=, lowercased
-    std::vector<std::string> signed_headers;  // h=, as written
-    std::string identity;         // i=; "@" + d= when absent
+    std::string domain;                        // d=, lowercased
+    std::vector<std::string> signed_headers;   // h=, as written
+    std::string identity;                      // i=; "@" + d= when absent
     std::optional<std::uint64_t> body_length;  // l=
-    std::string selector;         // s=, lowercased
-    std::optional<std::int64_t> timestamp;    // t=
-    std::optional<std::int64_t> expiration;   // x=
+    std::string selector;                      // s=, lowercased
+    std::optional<std::int64_t> timestamp;     // t=
+    std::optional<std::int64_t> expiration;    // x=
 };
 
 struct SignatureError {

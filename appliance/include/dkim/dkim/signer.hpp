@@ -19,7 +19,7 @@
 namespace dkim {
 
 class Signer {
-public:
+  public:
     virtual ~Signer() = default;
     virtual SigningAlgorithm algorithm() const = 0;
     // Signs `data`, the canonicalized header fields followed by the DKIM-Signature field with
@@ -56,7 +56,7 @@ struct SignError {
 };
 
 class MessageSigner {
-public:
+  public:
     MessageSigner(std::vector<SigningKey> keys, SignOptions options = {});
 
     void update_body(std::string_view chunk) { body_.update(chunk); }
@@ -68,7 +68,7 @@ public:
     Expected<std::string, SignError> finish(const mail::HeaderBlock& header,
                                             std::chrono::system_clock::time_point now);
 
-private:
+  private:
     std::vector<SigningKey> keys_;
     SignOptions options_;
     BodyHasher body_;

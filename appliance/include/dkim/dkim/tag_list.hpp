@@ -24,14 +24,14 @@ struct Tag {
 };
 
 class TagList {
-public:
+  public:
     static Expected<TagList, std::string> parse(std::string_view text);
 
     // The tag's value, or nullptr when the tag is absent.
     const std::string_view* find(std::string_view name) const;
     const std::vector<Tag>& tags() const { return tags_; }
 
-private:
+  private:
     std::vector<Tag> tags_;
 };
 

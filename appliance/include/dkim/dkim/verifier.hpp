@@ -31,27 +31,27 @@
 namespace dkim {
 
 struct VerifyOptions {
-    std::size_t max_signatures = 8;      // more are reported as policy, not evaluated
-    bool allow_body_length = true;       // false: signatures with l= are policy
+    std::size_t max_signatures = 8;            // more are reported as policy, not evaluated
+    bool allow_body_length = true;             // false: signatures with l= are policy
     std::chrono::seconds max_clock_skew{300};  // t= this far in the future is still accepted
-    unsigned min_rsa_bits = 1024;        // RFC 8301 §3.2
-    unsigned max_rsa_bits = 8192;        // bigger keys only cost CPU
+    unsigned min_rsa_bits = 1024;              // RFC 8301 §3.2
+    unsigned max_rsa_bits = 8192;              // bigger keys only cost CPU
 };
 
 struct SignatureVerdict {
     mail::AuthResult result = mail::AuthResult::none;
     std::string reason;
-    std::string domain;     // d=
-    std::string selector;   // s=
-    std::string identity;   // i= (or "@d")
-    std::string algorithm;  // a= as written
+    std::string domain;            // d=
+    std::string selector;          // s=
+    std::string identity;          // i= (or "@d")
+    std::string algorithm;         // a= as written
     std::string signature_prefix;  // the first characters of b=, for header.b
     bool key_testing = false;      // the key record has t=y
     unsigned key_bits = 0;
 };
 
 class MessageVerifier {
-public:
+  public:
     explicit MessageVerifier(KeyFetcher& keys, VerifyOptions options = {});
     ~MessageVerifier();
     MessageVerifier(const MessageVerifier&) = delete;
@@ -65,7 +65,7 @@ public:
     // none.
     std::vector<SignatureVerdict> finish(std::chrono::system_clock::time_point now);
 
-private:
+  private:
     struct Candidate;
     struct BodyHash;
 

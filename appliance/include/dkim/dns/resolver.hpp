@@ -30,7 +30,7 @@ struct TxtResult {
 };
 
 class Resolver {
-public:
+  public:
     virtual ~Resolver() = default;
     // `name` without a trailing dot. Blocking; safe to call from several threads.
     virtual TxtResult lookup_txt(std::string_view name) = 0;
@@ -38,7 +38,7 @@ public:
 
 // For unit tests: answers from a table, counts lookups.
 class FakeResolver final : public Resolver {
-public:
+  public:
     void set_txt(std::string_view name, std::vector<std::string> records,
                  std::chrono::seconds ttl = std::chrono::seconds(300));
     void set_status(std::string_view name, LookupStatus status);
@@ -47,7 +47,7 @@ public:
     TxtResult lookup_txt(std::string_view name) override;
     std::size_t lookups() const;
 
-private:
+  private:
     struct State {
         std::map<std::string, TxtResult> answers;
         std::size_t lookups = 0;

@@ -20,7 +20,7 @@ struct UnboundOptions {
 };
 
 class UnboundResolver final : public Resolver {
-public:
+  public:
     static Expected<std::unique_ptr<UnboundResolver>, std::string> create(
         const UnboundOptions& options);
     ~UnboundResolver() override;
@@ -29,7 +29,7 @@ public:
 
     TxtResult lookup_txt(std::string_view name) override;
 
-private:
+  private:
     struct Impl;
     explicit UnboundResolver(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;

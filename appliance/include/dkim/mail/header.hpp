@@ -30,7 +30,7 @@ struct HeaderError {
 };
 
 class HeaderBlock {
-public:
+  public:
     HeaderBlock() = default;
 
     // `text` is the header section: the fields, each ending in CRLF, without the empty line
@@ -59,10 +59,10 @@ public:
 
     std::string_view text() const { return text_; }
 
-private:
+  private:
     struct Field {
-        std::uint32_t begin = 0;     // first byte of the name
-        std::uint32_t name_end = 0;  // one past the name (before optional WSP and the colon)
+        std::uint32_t begin = 0;        // first byte of the name
+        std::uint32_t name_end = 0;     // one past the name (before optional WSP and the colon)
         std::uint32_t value_begin = 0;  // one past the colon
         std::uint32_t end = 0;          // one past the field's CRLF
     };
@@ -78,8 +78,8 @@ bool iequals(std::string_view a, std::string_view b);
 // DATA arrives: the header section is collected (up to max_header_bytes), body bytes are
 // handed back to the caller as they come, never buffered here.
 class MessageSplitter {
-public:
-    explicit MessageSplitter(std::size_t max_header_bytes = 1024 * 1024)
+  public:
+    explicit MessageSplitter(std::size_t max_header_bytes = std::size_t{1024} * 1024)
         : max_header_bytes_(max_header_bytes) {}
 
     // Consumes `chunk` and returns the part of it that belongs to the body (empty while the
@@ -97,7 +97,7 @@ public:
     // Parses the collected header section; once, after header_complete().
     Expected<HeaderBlock, HeaderError> take_header();
 
-private:
+  private:
     enum class State { header, body, failed, finished };
 
     std::size_t max_header_bytes_;

@@ -9,7 +9,7 @@
 namespace dkim::signing {
 
 class TokenSigner final : public Signer {
-public:
+  public:
     TokenSigner(hsm::SigningPool& pool, hsm::KeyInfo key) : pool_(pool), key_(std::move(key)) {}
 
     SigningAlgorithm algorithm() const override;
@@ -18,7 +18,7 @@ public:
 
     const hsm::KeyInfo& key() const { return key_; }
 
-private:
+  private:
     hsm::SigningPool& pool_;
     hsm::KeyInfo key_;
 };
