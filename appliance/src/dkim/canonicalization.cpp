@@ -109,10 +109,38 @@ __attribute__((target("avx2"))) std::size_t find_relaxed_change_avx2(const char*
     return find_relaxed_change_sse2(data, i, end);
 }
 
+// AVX-512BW compares 64 bytes at once straight into 64-bit masks.
+__attribute__((target("avx512bw"))) std::size_t find_relaxed_change_avx512(const char* data,
+                                                                          std::size_t i,
+                                                                          std::size_t end) {
+    const __m512i sp = _mm512_set1_epi8(' ');
+    const __m512i tab = _mm512_set1_epi8('\t');
+    const __m512i cr = _mm512_set1_epi8('\r');
+    while (i + 65 <= end) {
+        const __m512i v = _mm512_loadu_si512(data + i);
+        const std::uint64_t is_sp = _mm512_cmpeq_epi8_mask(v, sp);
+        const std::uint64_t is_tab = _mm512_cmpeq_epi8_mask(v, tab);
+        const std::uint64_t is_cr = _mm512_cmpeq_epi8_mask(v, cr);
+        const char after = data[i + 64];
+        const std::uint64_t next_is_wsp_cr =
+            ((is_sp | is_tab | is_cr) >> 1) |
+            (static_cast<std::uint64_t>(after == ' ' || after == '\t' || after == '\r') << 63);
+        const std::uint64_t change = is_tab | (is_sp & next_is_wsp_cr);
+        if (change != 0) {
+            return i + static_cast<std::size_t>(__builtin_ctzll(change));
+        }
+        i += 64;
+    }
+    return find_relaxed_change_sse2(data, i, end);
+}
+
 using FindFn = std::size_t (*)(const char*, std::size_t, std::size_t);
 
 FindFn select_find_relaxed_change() noexcept {
     __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512bw")) {
+        return find_relaxed_change_avx512;
+    }
     if (__builtin_cpu_supports("avx2")) {
         return find_relaxed_change_avx2;
     }
@@ -144,6 +172,20 @@ std::size_t held_tail_start(std::string_view data, bool relaxed) {
 }
 
 }  // namespace
+
+std::vector<detail::RelaxedScanner> detail::relaxed_scanners() {
+    std::vector<RelaxedScanner> out{{"scalar", find_relaxed_change_scalar}};
+#if defined(__x86_64__)
+    out.push_back({"sse2", find_relaxed_change_sse2});
+    if (__builtin_cpu_supports("avx2")) {
+        out.push_back({"avx2", find_relaxed_change_avx2});
+    }
+    if (__builtin_cpu_supports("avx512bw")) {
+        out.push_back({"avx512bw", find_relaxed_change_avx512});
+    }
+#endif
+    return out;
+}
 
 Expected<Canonicalization, std::string> Canonicalization::parse(std::string_view c_tag) {
     auto one = [](std::string_view s) -> Expected<Canon, std::string> {

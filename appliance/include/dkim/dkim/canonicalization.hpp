@@ -93,6 +93,16 @@ class BodyCanonicalizer {
     bool finished_ = false;
 };
 
+namespace detail {
+// The relaxed body scanners this CPU can run (scalar, SSE2, AVX2, AVX-512BW), for tests that
+// check each against the scalar one; the canonicalizer uses the fastest.
+struct RelaxedScanner {
+    const char* name;
+    std::size_t (*find)(const char* data, std::size_t i, std::size_t end);
+};
+std::vector<RelaxedScanner> relaxed_scanners();
+}  // namespace detail
+
 // The reference canonicalizer: the RFC's rules applied to a whole body in memory, written
 // for clarity, not speed. Fuzzing and tests compare the streaming one against it.
 std::string canonicalize_body_reference(Canon canon, std::string_view body);
