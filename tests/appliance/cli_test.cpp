@@ -341,3 +341,115 @@ int main(int argc, char** argv) {
     dkim::test::SoftHsmEnvironment::create({});
     return RUN_ALL_TESTS();
 }
+
+namespace dkim::test {
+namespace {
+
+// `sign` and `verify` on files: stdout only (stderr dropped) for the signed message.
+CliRun cli_stdin(const std::vector<std::string>& args, const std::string& input_file,
+                 bool keep_stderr = false) {
+    std::string command = DKIM_APPLIANCE_CLI;
+    for (const auto& arg : args) {
+        command += " " + quote(arg);
+    }
+    command += " < " + quote(input_file) + (keep_stderr ? "" : " 2>/dev/null");
+    CliRun run{};
+    run.status = run_command(command, &run.output);
+    return run;
+}
+
+TEST_F(CliTest, SignKeepsTheInputsLineEndingsAndBytes) {
+    for (const auto& [selector, algorithm] :
+         {std::pair{"mail-rsa", "rsa-2048"}, std::pair{"mail-ed", "ed25519"}}) {
+        const CliRun made = cli(with({"key", "generate"},
+                                     with(token_args(), {"--pin-file", pin_, "--domain",
+                                                         "cli.example", "--selector", selector,
+                                                         "--algorithm", algorithm})));
+        ASSERT_EQ(made.status, 0) << made.output;
+    }
+    const std::vector<std::string> sign =
+        with({"sign"}, with(token_args(), {"--pin-file", pin_, "--domain", "cli.example",
+                                           "--selector", "mail-rsa", "--selector", "mail-ed"}));
+    const std::string lf = "From: a@cli.example\nTo: b@example.net\nSubject: hi\n\nbody\n";
+    CliRun run = cli_stdin(sign, write("lf.eml", lf));
+    ASSERT_EQ(run.status, 0) << run.output;
+    EXPECT_EQ(run.output.find('\r'), std::string::npos) << "LF in, LF out";
+    EXPECT_EQ(run.output.rfind("DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed;", 0), 0U);
+    EXPECT_NE(run.output.find("\nDKIM-Signature: v=1; a=ed25519-sha256;"), std::string::npos);
+    EXPECT_EQ(run.output.substr(run.output.size() - lf.size()), lf) << "message bytes unchanged";
+
+    const std::string crlf = "From: a@cli.example\r\nSubject: hi\r\n\r\nbody\r\n";
+    run = cli_stdin(with(sign, {"--canonicalization", "simple/simple", "--expire-after", "7d"}),
+                    write("crlf.eml", crlf));
+    ASSERT_EQ(run.status, 0) << run.output;
+    EXPECT_NE(run.output.find("c=simple/simple;"), std::string::npos);
+    EXPECT_NE(run.output.find(" x="), std::string::npos);
+    const std::string fields = run.output.substr(0, run.output.size() - crlf.size());
+    EXPECT_EQ(fields.find("\n"), fields.find("\r\n") + 1) << "CRLF in, CRLF out";
+    EXPECT_EQ(run.output.substr(fields.size()), crlf);
+}
+
+TEST_F(CliTest, SignAndVerifyFailuresAndExitCodes) {
+    const std::vector<std::string> sign =
+        with({"sign"}, with(token_args(), {"--pin-file", pin_, "--domain", "cli.example",
+                                           "--selector", "absent"}));
+    const std::string message = write("m.eml", "From: a@cli.example\n\nbody\n");
+    CliRun run = cli_stdin(sign, message, true);
+    EXPECT_EQ(run.status, 1);
+    EXPECT_NE(run.output.find("no key for selector 'absent'"), std::string::npos) << run.output;
+
+    run = cli_stdin(with(sign, {"--canonicalization", "loose"}), message, true);
+    EXPECT_EQ(run.status, 2) << run.output;
+
+    const std::string no_from = write("nofrom.eml", "To: b@example.net\n\nbody\n");
+    const CliRun made = cli(with({"key", "generate"},
+                                 with(token_args(), {"--pin-file", pin_, "--domain", "cli.example",
+                                                     "--selector", "fail-ed", "--algorithm",
+                                                     "ed25519"})));
+    ASSERT_EQ(made.status, 0) << made.output;
+    run = cli_stdin(with({"sign"}, with(token_args(), {"--pin-file", pin_, "--domain",
+                                                       "cli.example", "--selector", "fail-ed"})),
+                    no_from, true);
+    EXPECT_EQ(run.status, 1);
+    EXPECT_NE(run.output.find("message has no From field; not signed"), std::string::npos)
+        << run.output;
+
+    const std::string broken = write("broken.eml", "From: a@cli.example\nno colon\n\nbody\n");
+    run = cli_stdin({"verify", "--dns-server", "127.0.0.1:9"}, broken, true);
+    EXPECT_EQ(run.status, 1);
+    EXPECT_NE(run.output.find("message: header line 2: header line without a colon"),
+              std::string::npos)
+        << run.output;
+
+    run = cli_stdin({"verify", "--dns-server", "not-an-address"}, message, true);
+    EXPECT_EQ(run.status, 2);
+    EXPECT_NE(run.output.find("invalid DNS server address"), std::string::npos) << run.output;
+
+    run = cli_stdin({"verify", "--dns-server", "127.0.0.1:9", "--authserv-id", "mx.test"}, message);
+    EXPECT_EQ(run.status, 1) << "no signature passes";
+    EXPECT_EQ(run.output, "Authentication-Results: mx.test;\n\tdkim=none reason=\"message not signed\"\n");
+}
+
+// A signature whose key cannot be fetched (nothing answers DNS on the discard port) is a
+// temporary error, and `verify` says so without passing anything.
+TEST_F(CliTest, VerifyWithoutDnsIsTemperror) {
+    const CliRun made = cli(with({"key", "generate"},
+                                 with(token_args(), {"--pin-file", pin_, "--domain", "cli.example",
+                                                     "--selector", "nodns", "--algorithm",
+                                                     "ed25519"})));
+    ASSERT_EQ(made.status, 0) << made.output;
+    const CliRun signed_run = cli_stdin(
+        with({"sign"}, with(token_args(), {"--pin-file", pin_, "--domain", "cli.example",
+                                           "--selector", "nodns"})),
+        write("plain.eml", "From: a@cli.example\n\nbody\n"));
+    ASSERT_EQ(signed_run.status, 0);
+    const CliRun run = cli_stdin({"verify", "--dns-server", "127.0.0.1:9", "--dns-timeout-ms",
+                                  "300", "--authserv-id", "mx.test"},
+                                 write("signed.eml", signed_run.output));
+    EXPECT_EQ(run.status, 1);
+    EXPECT_NE(run.output.find("dkim=temperror"), std::string::npos) << run.output;
+    EXPECT_NE(run.output.find("header.s=nodns"), std::string::npos) << run.output;
+}
+
+}  // namespace
+}  // namespace dkim::test

@@ -18,6 +18,7 @@
 #include <openssl/sha.h>
 
 #include <array>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -331,6 +332,22 @@ BENCHMARK(BM_Verify<true>)->Name("verify/ed25519/1KiB");
 }  // namespace
 
 int main(int argc, char** argv) {
+    // --write-corpus DIR: write the messages (message-SIZE.eml) for peers outside this
+    // process (Mail::DKIM in run-dkim-bench) and exit.
+    if (argc == 3 && std::string_view(argv[1]) == "--write-corpus") {
+        for (const auto size : kSizes) {
+            const std::string path =
+                std::string(argv[2]) + "/message-" + std::to_string(size) + ".eml";
+            std::FILE* f = std::fopen(path.c_str(), "wb");
+            const std::string& m = message_of(static_cast<std::size_t>(size));
+            if (f == nullptr || std::fwrite(m.data(), 1, m.size(), f) != m.size() ||
+                std::fclose(f) != 0) {
+                std::perror(path.c_str());
+                return 1;
+            }
+        }
+        return 0;
+    }
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
         return 1;
