@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 
+#include "bench_token.hpp"
 #include "dkim/hsm/keys.hpp"
 #include "dkim/hsm/signing_pool.hpp"
 #include "raw_pkcs11.hpp"
@@ -47,34 +48,8 @@ std::span<const unsigned char> data() {
     return {reinterpret_cast<const unsigned char*>(kHeaderBlock.data()), kHeaderBlock.size()};
 }
 
-struct Fixture {
-    std::shared_ptr<hsm::Token> token;
-    std::unique_ptr<hsm::Login> login;
-    std::unique_ptr<hsm::SigningPool> pool;
-    hsm::KeyInfo rsa;
-    hsm::KeyInfo ed25519;
-};
-
-Fixture& fixture() {
-    static Fixture f = [] {
-        Fixture made;
-        auto module = hsm::Module::load(test::SoftHsmEnvironment::module_path());
-        made.token = *hsm::Token::open(*module, hsm::TokenSelector::by_label("bench"));
-        made.login = std::make_unique<hsm::Login>(
-            *hsm::Login::acquire(made.token, hsm::Secret::from_string("bench-pin")));
-        hsm::KeyStore store(made.token);
-        made.rsa = *store.generate(*hsm::KeyName::make("bench.example", "rsa"),
-                                   hsm::KeyAlgorithm::rsa2048);
-        made.ed25519 =
-            *store.generate(*hsm::KeyName::make("bench.example", "ed"), hsm::KeyAlgorithm::ed25519);
-        made.pool = std::make_unique<hsm::SigningPool>(made.token);
-        return made;
-    }();
-    return f;
-}
-
 const hsm::KeyInfo& key_for(bool ed25519) {
-    return ed25519 ? fixture().ed25519 : fixture().rsa;
+    return bench::bench_key(ed25519);
 }
 
 template <bool Ed25519>
@@ -82,7 +57,7 @@ void BM_Layer(benchmark::State& state) {
     const hsm::KeyInfo& key = key_for(Ed25519);
     CALLGRIND_TOGGLE_COLLECT;
     for (auto _ : state) {
-        auto signature = fixture().pool->sign(key, data());
+        auto signature = bench::bench_token().pool->sign(key, data());
         if (!signature) {
             state.SkipWithError(signature.error().to_string().c_str());
             break;
@@ -185,7 +160,7 @@ int main(int argc, char** argv) {
         return 1;
     }
     dkim::test::SoftHsmEnvironment::create({{"bench", "bench-so", "bench-pin"}});
-    fixture();  // keys made before any timing starts
+    bench::bench_token();  // keys made before any timing starts
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
     return 0;

@@ -75,6 +75,17 @@ std::size_t find_relaxed_change_sse2(const char* data, std::size_t i, std::size_
     return find_relaxed_change_scalar(data, i, end);
 }
 
+// From the SP, TAB and CR masks of 64 bytes and the byte after them: the bytes where a run
+// that relaxed canonicalization rewrites starts (a TAB, or an SP followed by SP, TAB or CR;
+// bit k of `next` is set when byte k + 1 is SP, TAB or CR).
+inline std::uint64_t change_mask(std::uint64_t is_sp, std::uint64_t is_tab, std::uint64_t is_cr,
+                                 char after) {
+    const std::uint64_t next =
+        ((is_sp | is_tab | is_cr) >> 1) |
+        (static_cast<std::uint64_t>(after == ' ' || after == '\t' || after == '\r') << 63);
+    return is_tab | (is_sp & next);
+}
+
 __attribute__((target("avx2"))) inline std::uint64_t mask(__m256i v) {
     return static_cast<std::uint64_t>(static_cast<std::uint32_t>(_mm256_movemask_epi8(v)));
 }
@@ -96,11 +107,7 @@ __attribute__((target("avx2"))) std::size_t find_relaxed_change_avx2(const char*
             mask(_mm256_cmpeq_epi8(lo, tab)) | mask(_mm256_cmpeq_epi8(hi, tab)) << 32;
         const std::uint64_t is_cr =
             mask(_mm256_cmpeq_epi8(lo, cr)) | mask(_mm256_cmpeq_epi8(hi, cr)) << 32;
-        const char after = data[i + 64];
-        const std::uint64_t next_is_wsp_cr =
-            ((is_sp | is_tab | is_cr) >> 1) |
-            (static_cast<std::uint64_t>(after == ' ' || after == '\t' || after == '\r') << 63);
-        const std::uint64_t change = is_tab | (is_sp & next_is_wsp_cr);
+        const std::uint64_t change = change_mask(is_sp, is_tab, is_cr, data[i + 64]);
         if (change != 0) {
             return i + static_cast<std::size_t>(__builtin_ctzll(change));
         }
@@ -111,8 +118,8 @@ __attribute__((target("avx2"))) std::size_t find_relaxed_change_avx2(const char*
 
 // AVX-512BW compares 64 bytes at once straight into 64-bit masks.
 __attribute__((target("avx512bw"))) std::size_t find_relaxed_change_avx512(const char* data,
-                                                                          std::size_t i,
-                                                                          std::size_t end) {
+                                                                           std::size_t i,
+                                                                           std::size_t end) {
     const __m512i sp = _mm512_set1_epi8(' ');
     const __m512i tab = _mm512_set1_epi8('\t');
     const __m512i cr = _mm512_set1_epi8('\r');
@@ -121,11 +128,7 @@ __attribute__((target("avx512bw"))) std::size_t find_relaxed_change_avx512(const
         const std::uint64_t is_sp = _mm512_cmpeq_epi8_mask(v, sp);
         const std::uint64_t is_tab = _mm512_cmpeq_epi8_mask(v, tab);
         const std::uint64_t is_cr = _mm512_cmpeq_epi8_mask(v, cr);
-        const char after = data[i + 64];
-        const std::uint64_t next_is_wsp_cr =
-            ((is_sp | is_tab | is_cr) >> 1) |
-            (static_cast<std::uint64_t>(after == ' ' || after == '\t' || after == '\r') << 63);
-        const std::uint64_t change = is_tab | (is_sp & next_is_wsp_cr);
+        const std::uint64_t change = change_mask(is_sp, is_tab, is_cr, data[i + 64]);
         if (change != 0) {
             return i + static_cast<std::size_t>(__builtin_ctzll(change));
         }
