@@ -120,6 +120,9 @@ void BM_TokenSign(benchmark::State& state) {
     const std::string& message = message_of(static_cast<std::size_t>(state.range(0)));
     signing::TokenSigner signer(*bench::bench_token().pool, bench::bench_key(Ed25519));
     std::string fields;
+    const std::string dump_name = std::string("counted/tokensign/") +
+                                  (Ed25519 ? "ed25519/" : "rsa2048/") +
+                                  std::to_string(state.range(0));
     CALLGRIND_ZERO_STATS;
     CALLGRIND_TOGGLE_COLLECT;
     for (auto _ : state) {
@@ -130,9 +133,7 @@ void BM_TokenSign(benchmark::State& state) {
         benchmark::DoNotOptimize(fields.data());
     }
     CALLGRIND_TOGGLE_COLLECT;
-    CALLGRIND_DUMP_STATS_AT((std::string("counted/tokensign/") +
-                             (Ed25519 ? "ed25519/" : "rsa2048/") + std::to_string(state.range(0)))
-                                .c_str());
+    CALLGRIND_DUMP_STATS_AT(dump_name.c_str());
     state.SetItemsProcessed(state.iterations());
     state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(message.size()));
 }
