@@ -155,13 +155,5 @@ BENCHMARK(BM_BareLoop<true>)->Name("counted/bare/ed25519")->Iterations(kCountedI
 }  // namespace
 
 int main(int argc, char** argv) {
-    benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
-        return 1;
-    }
-    dkim::test::SoftHsmEnvironment::create({{"bench", "bench-so", "bench-pin"}});
-    bench::bench_token();  // keys made before any timing starts
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    return 0;
+    return dkim::bench::run_with_bench_token(argc, argv);
 }

@@ -2,6 +2,8 @@
 // The benchmarks' token: a SoftHSM2 token "bench" (made by SoftHsmEnvironment in main), logged
 // in, with one RSA-2048 and one Ed25519 key and a SigningPool, made once per process before
 // any timing starts.
+#include <benchmark/benchmark.h>
+
 #include <memory>
 
 #include "dkim/hsm/keys.hpp"
@@ -39,6 +41,20 @@ inline BenchToken& bench_token() {
 
 inline const hsm::KeyInfo& bench_key(bool ed25519) {
     return ed25519 ? bench_token().ed25519 : bench_token().rsa;
+}
+
+// main() of a benchmark binary that uses the token: a temporary SoftHSM2 store with the
+// "bench" token, the keys made before any timing starts, then the benchmarks.
+inline int run_with_bench_token(int argc, char** argv) {
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
+        return 1;
+    }
+    test::SoftHsmEnvironment::create({{"bench", "bench-so", "bench-pin"}});
+    bench_token();
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
 }
 
 }  // namespace dkim::bench
