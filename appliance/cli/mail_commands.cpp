@@ -172,21 +172,13 @@ int run_sign(const SignArgs& args) {
         signers.push_back(std::make_unique<signing::TokenSigner>(pool, std::move(*key)));
         keys.push_back(SigningKey{name.domain, name.selector, signers.back().get(), {}});
     }
-    mail::MessageSplitter splitter(message.crlf.size() + 1);
-    auto body = splitter.feed(message.crlf);
-    if (!body) {
-        return fail("message: " + body.error().to_string());
-    }
-    if (auto done = splitter.finish(); !done) {
-        return fail("message: " + done.error().to_string());
-    }
-    auto header = splitter.take_header();
-    if (!header) {
-        return fail("message: " + header.error().to_string());
+    auto split = mail::split_message(message.crlf);
+    if (!split) {
+        return fail("message: " + split.error().to_string());
     }
     MessageSigner signer(std::move(keys), options);
-    signer.update_body(*body);
-    auto fields = signer.finish(*header, now_or(args.now));
+    signer.update_body(split->body);
+    auto fields = signer.finish(split->header, now_or(args.now));
     if (!fields) {
         return fail(fields.error().message);
     }

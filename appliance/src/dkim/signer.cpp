@@ -143,21 +143,13 @@ Expected<std::string, SignError> sign_message(std::string_view message,
                                               std::vector<SigningKey> keys,
                                               std::chrono::system_clock::time_point now,
                                               const SignOptions& options) {
-    mail::MessageSplitter splitter(message.size() + 1);
-    auto body = splitter.feed(message);
-    if (!body) {
-        return unexpected(SignError{body.error().to_string()});
-    }
-    if (auto done = splitter.finish(); !done) {
-        return unexpected(SignError{done.error().to_string()});
-    }
-    auto header = splitter.take_header();
-    if (!header) {
-        return unexpected(SignError{header.error().to_string()});
+    auto split = mail::split_message(message);
+    if (!split) {
+        return unexpected(SignError{split.error().to_string()});
     }
     MessageSigner signer(std::move(keys), options);
-    signer.update_body(*body);
-    auto fields = signer.finish(*header, now);
+    signer.update_body(split->body);
+    auto fields = signer.finish(split->header, now);
     if (!fields) {
         return unexpected(std::move(fields).error());
     }

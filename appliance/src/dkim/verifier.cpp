@@ -205,21 +205,13 @@ SignatureVerdict MessageVerifier::check(Candidate& c, std::chrono::system_clock:
 Expected<std::vector<SignatureVerdict>, mail::HeaderError> verify_message(
     std::string_view message, KeyFetcher& keys, std::chrono::system_clock::time_point now,
     const VerifyOptions& options) {
-    mail::MessageSplitter splitter(message.size() + 1);
-    auto body = splitter.feed(message);
-    if (!body) {
-        return unexpected(body.error());
-    }
-    if (auto done = splitter.finish(); !done) {
-        return unexpected(done.error());
-    }
-    auto header = splitter.take_header();
-    if (!header) {
-        return unexpected(header.error());
+    auto split = mail::split_message(message);
+    if (!split) {
+        return unexpected(std::move(split).error());
     }
     MessageVerifier verifier(keys, options);
-    verifier.start(std::move(*header));
-    verifier.update_body(*body);
+    verifier.start(std::move(split->header));
+    verifier.update_body(split->body);
     return verifier.finish(now);
 }
 

@@ -236,4 +236,20 @@ Expected<HeaderBlock, HeaderError> MessageSplitter::take_header() {
     return HeaderBlock::parse(std::exchange(header_, std::string{}));
 }
 
+Expected<SplitMessage, HeaderError> split_message(std::string_view message) {
+    MessageSplitter splitter(message.size() + 1);
+    auto body = splitter.feed(message);
+    if (!body) {
+        return unexpected(std::move(body).error());
+    }
+    if (auto done = splitter.finish(); !done) {
+        return unexpected(std::move(done).error());
+    }
+    auto header = splitter.take_header();
+    if (!header) {
+        return unexpected(std::move(header).error());
+    }
+    return SplitMessage{std::move(*header), *body};
+}
+
 }  // namespace dkim::mail

@@ -105,4 +105,12 @@ class MessageSplitter {
     State state_ = State::header;
 };
 
+// A whole message already in memory: its parsed header section and a view of its body (empty
+// when there is none).
+struct SplitMessage {
+    HeaderBlock header;
+    std::string_view body;
+};
+Expected<SplitMessage, HeaderError> split_message(std::string_view message);
+
 }  // namespace dkim::mail
