@@ -361,10 +361,10 @@ CliRun cli_stdin(const std::vector<std::string>& args, const std::string& input_
 TEST_F(CliTest, SignKeepsTheInputsLineEndingsAndBytes) {
     for (const auto& [selector, algorithm] :
          {std::pair{"mail-rsa", "rsa-2048"}, std::pair{"mail-ed", "ed25519"}}) {
-        const CliRun made = cli(with({"key", "generate"},
-                                     with(token_args(), {"--pin-file", pin_, "--domain",
-                                                         "cli.example", "--selector", selector,
-                                                         "--algorithm", algorithm})));
+        const CliRun made =
+            cli(with({"key", "generate"},
+                     with(token_args(), {"--pin-file", pin_, "--domain", "cli.example",
+                                         "--selector", selector, "--algorithm", algorithm})));
         ASSERT_EQ(made.status, 0) << made.output;
     }
     const std::vector<std::string> sign =
@@ -390,9 +390,9 @@ TEST_F(CliTest, SignKeepsTheInputsLineEndingsAndBytes) {
 }
 
 TEST_F(CliTest, SignAndVerifyFailuresAndExitCodes) {
-    const std::vector<std::string> sign =
-        with({"sign"}, with(token_args(), {"--pin-file", pin_, "--domain", "cli.example",
-                                           "--selector", "absent"}));
+    const std::vector<std::string> sign = with(
+        {"sign"}, with(token_args(),
+                       {"--pin-file", pin_, "--domain", "cli.example", "--selector", "absent"}));
     const std::string message = write("m.eml", "From: a@cli.example\n\nbody\n");
     CliRun run = cli_stdin(sign, message, true);
     EXPECT_EQ(run.status, 1);
@@ -402,10 +402,10 @@ TEST_F(CliTest, SignAndVerifyFailuresAndExitCodes) {
     EXPECT_EQ(run.status, 2) << run.output;
 
     const std::string no_from = write("nofrom.eml", "To: b@example.net\n\nbody\n");
-    const CliRun made = cli(with({"key", "generate"},
-                                 with(token_args(), {"--pin-file", pin_, "--domain", "cli.example",
-                                                     "--selector", "fail-ed", "--algorithm",
-                                                     "ed25519"})));
+    const CliRun made =
+        cli(with({"key", "generate"},
+                 with(token_args(), {"--pin-file", pin_, "--domain", "cli.example", "--selector",
+                                     "fail-ed", "--algorithm", "ed25519"})));
     ASSERT_EQ(made.status, 0) << made.output;
     run = cli_stdin(with({"sign"}, with(token_args(), {"--pin-file", pin_, "--domain",
                                                        "cli.example", "--selector", "fail-ed"})),
@@ -427,21 +427,22 @@ TEST_F(CliTest, SignAndVerifyFailuresAndExitCodes) {
 
     run = cli_stdin({"verify", "--dns-server", "127.0.0.1:9", "--authserv-id", "mx.test"}, message);
     EXPECT_EQ(run.status, 1) << "no signature passes";
-    EXPECT_EQ(run.output, "Authentication-Results: mx.test;\n\tdkim=none reason=\"message not signed\"\n");
+    EXPECT_EQ(run.output,
+              "Authentication-Results: mx.test;\n\tdkim=none reason=\"message not signed\"\n");
 }
 
 // A signature whose key cannot be fetched (nothing answers DNS on the discard port) is a
 // temporary error, and `verify` says so without passing anything.
 TEST_F(CliTest, VerifyWithoutDnsIsTemperror) {
-    const CliRun made = cli(with({"key", "generate"},
-                                 with(token_args(), {"--pin-file", pin_, "--domain", "cli.example",
-                                                     "--selector", "nodns", "--algorithm",
-                                                     "ed25519"})));
+    const CliRun made =
+        cli(with({"key", "generate"},
+                 with(token_args(), {"--pin-file", pin_, "--domain", "cli.example", "--selector",
+                                     "nodns", "--algorithm", "ed25519"})));
     ASSERT_EQ(made.status, 0) << made.output;
-    const CliRun signed_run = cli_stdin(
-        with({"sign"}, with(token_args(), {"--pin-file", pin_, "--domain", "cli.example",
-                                           "--selector", "nodns"})),
-        write("plain.eml", "From: a@cli.example\n\nbody\n"));
+    const CliRun signed_run =
+        cli_stdin(with({"sign"}, with(token_args(), {"--pin-file", pin_, "--domain", "cli.example",
+                                                     "--selector", "nodns"})),
+                  write("plain.eml", "From: a@cli.example\n\nbody\n"));
     ASSERT_EQ(signed_run.status, 0);
     const CliRun run = cli_stdin({"verify", "--dns-server", "127.0.0.1:9", "--dns-timeout-ms",
                                   "300", "--authserv-id", "mx.test"},
