@@ -9,13 +9,8 @@
 namespace dkim {
 namespace {
 
-bool is_wsp(char c) {
-    return c == ' ' || c == '\t';
-}
-
-char ascii_lower(char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
+using mail::ascii_lower;
+using mail::is_wsp;
 
 std::string_view trim_wsp(std::string_view s) {
     while (!s.empty() && is_wsp(s.front())) {

@@ -11,18 +11,6 @@ namespace {
 
 constexpr std::size_t kFoldColumn = 78;
 
-char ascii_lower(char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-std::string lowercase(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) {
-        c = ascii_lower(c);
-    }
-    return out;
-}
-
 bool is_label_char(char c, bool allow_underscore) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
            (allow_underscore && c == '_');
@@ -149,11 +137,11 @@ Expected<Signature, SignatureError> parse_signature(std::string_view value) {
         sig.canonicalization = *canon;
     }
 
-    sig.domain = lowercase(strip_fws(*tags->find("d")));
+    sig.domain = mail::ascii_lowercase(strip_fws(*tags->find("d")));
     if (!is_valid_domain(sig.domain)) {
         return unexpected(syntax("d= is not a domain name"));
     }
-    sig.selector = lowercase(strip_fws(*tags->find("s")));
+    sig.selector = mail::ascii_lowercase(strip_fws(*tags->find("s")));
     if (!is_valid_selector(sig.selector)) {
         return unexpected(syntax("s= is not a valid selector"));
     }
@@ -178,7 +166,8 @@ Expected<Signature, SignatureError> parse_signature(std::string_view value) {
         if (at == std::string::npos) {
             return unexpected(syntax("i= has no '@'"));
         }
-        const std::string i_domain = lowercase(std::string_view(sig.identity).substr(at + 1));
+        const std::string i_domain =
+            mail::ascii_lowercase(std::string_view(sig.identity).substr(at + 1));
         // RFC 6376 §6.1.1: "Verifiers MUST confirm that the domain specified in the "d=" tag
         // is the same as or a parent domain of the domain part of the "i=" tag."
         const bool same = i_domain == sig.domain;

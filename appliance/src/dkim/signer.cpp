@@ -5,14 +5,6 @@
 namespace dkim {
 namespace {
 
-std::string lowercase(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) {
-        c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-    }
-    return out;
-}
-
 bool is_prefix_pattern(std::string_view name) {
     return !name.empty() && name.back() == '*';
 }
@@ -60,7 +52,7 @@ std::vector<std::string> select_signed_headers(const mail::HeaderBlock& header,
                 std::string_view(configured).substr(0, configured.size() - 1);
             std::vector<std::string> names;
             for (std::size_t i = 0; i < header.size(); ++i) {
-                const std::string name = lowercase(header.name(i));
+                const std::string name = mail::ascii_lowercase(header.name(i));
                 if (starts_with_icase(name, prefix) &&
                     std::find(names.begin(), names.end(), name) == names.end()) {
                     names.push_back(name);
@@ -72,7 +64,7 @@ std::vector<std::string> select_signed_headers(const mail::HeaderBlock& header,
             }
             continue;
         }
-        const std::string name = lowercase(configured);
+        const std::string name = mail::ascii_lowercase(configured);
         const std::size_t count = header.find_all(name).size();
         h.insert(h.end(), count + (oversigned(name) ? 1 : 0), name);
     }
@@ -125,8 +117,8 @@ Expected<std::string, SignError> MessageSigner::finish(const mail::HeaderBlock& 
         if (tmpl.algorithm == SigningAlgorithm::rsa_sha1) {
             return unexpected(SignError{"rsa-sha1 is not offered (RFC 8301)"});
         }
-        tmpl.domain = lowercase(key.domain);
-        tmpl.selector = lowercase(key.selector);
+        tmpl.domain = mail::ascii_lowercase(key.domain);
+        tmpl.selector = mail::ascii_lowercase(key.selector);
         tmpl.identity = key.identity;
         std::string rendered = render_signature_field(tmpl);
         auto signature = key.signer->sign(signing_input(header, tmpl, rendered));

@@ -1,11 +1,12 @@
 #include "dkim/dkim/tag_list.hpp"
 
+#include "dkim/mail/header.hpp"
+
 namespace dkim {
 namespace {
 
-bool is_wsp(char c) {
-    return c == ' ' || c == '\t';
-}
+using mail::is_wsp;
+
 bool is_alpha(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }

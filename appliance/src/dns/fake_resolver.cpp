@@ -1,20 +1,15 @@
 #include "dkim/dns/resolver.hpp"
+#include "dkim/mail/header.hpp"
 
 namespace dkim::dns {
 namespace {
 
 // DNS names compare case-insensitively; a trailing dot is the same name.
 std::string normalize(std::string_view name) {
-    std::string out(name);
-    if (!out.empty() && out.back() == '.') {
-        out.pop_back();
+    if (!name.empty() && name.back() == '.') {
+        name.remove_suffix(1);
     }
-    for (char& c : out) {
-        if (c >= 'A' && c <= 'Z') {
-            c = static_cast<char>(c - 'A' + 'a');
-        }
-    }
-    return out;
+    return mail::ascii_lowercase(name);
 }
 
 }  // namespace

@@ -8,18 +8,10 @@
 namespace dkim::mail {
 namespace {
 
-bool is_wsp(char c) {
-    return c == ' ' || c == '\t';
-}
-
 // RFC 5322 §3.6.8: ftext = %d33-57 / %d59-126 (printable US-ASCII except colon).
 bool is_ftext(char c) {
     const auto u = static_cast<unsigned char>(c);
     return u >= 33 && u <= 126 && u != ':';
-}
-
-char ascii_lower(char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
 }
 
 // The next CR or LF at or after `pos`, or npos. (std::string::find_first_of calls memchr
@@ -128,6 +120,14 @@ Expected<HeaderBlock, HeaderError> HeaderBlock::parse(std::string text) {
     }
     block.text_ = std::move(text);
     return block;
+}
+
+std::string ascii_lowercase(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) {
+        c = ascii_lower(c);
+    }
+    return out;
 }
 
 std::string_view HeaderBlock::raw(std::size_t i) const {

@@ -73,6 +73,15 @@ class HeaderBlock {
 
 // ASCII case-insensitive equality, for field names and DKIM tag values.
 bool iequals(std::string_view a, std::string_view b);
+// ASCII lowercase (field names, domains, selectors); other bytes unchanged.
+inline char ascii_lower(char c) {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+std::string ascii_lowercase(std::string_view s);
+// RFC 5234 WSP: SP or HTAB.
+inline bool is_wsp(char c) {
+    return c == ' ' || c == '\t';
+}
 
 // Splits a message stream into its header section and body, fed in arbitrary chunks as SMTP
 // DATA arrives: the header section is collected (up to max_header_bytes), body bytes are
