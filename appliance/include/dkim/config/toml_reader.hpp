@@ -1,0 +1,69 @@
+#pragma once
+// Strict reading of a structured TOML file (signerd's configuration and policy): typed
+// getters that name file:line:column and the dotted key in every error, and a check that
+// refuses keys nobody reads (a typo must not silently fall back to a default).
+//
+//   TableReader r(root, "/etc/dkim/signerd.toml");
+//   auto socket = r.string("socket").value_or("/run/dkim-signerd/signerd.sock");
+//   r.finish();  // throws ConfigError on any key that no getter asked for
+
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace toml {
+inline namespace v3 {
+class table;
+class node;
+class array;
+}  // namespace v3
+}  // namespace toml
+
+namespace dkim::config {
+
+// "file:line:column: key 'a.b': message"
+class ConfigError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+class TableReader {
+  public:
+    // `prefix` is the dotted path of `table` ("" for the root, "policy.sign", ...).
+    TableReader(const toml::table& table, std::string file, std::string prefix = "");
+
+    bool has(const std::string& key) const;
+    std::optional<std::string> string(const std::string& key);
+    std::optional<std::int64_t> integer(const std::string& key, std::int64_t min, std::int64_t max);
+    std::optional<bool> boolean(const std::string& key);
+    std::optional<std::vector<std::string>> strings(const std::string& key);
+    // A sub-table, read with its own reader (its keys are checked by that reader's finish).
+    std::optional<TableReader> table(const std::string& key);
+    // An array of tables ([[key]]).
+    std::vector<TableReader> tables(const std::string& key);
+
+    // An error about `key` (or about the table itself when key is empty).
+    [[noreturn]] void fail(const std::string& key, const std::string& message) const;
+    // Throws on the first key present that no getter asked for.
+    void finish() const;
+
+    const std::string& file() const { return file_; }
+    std::string path(const std::string& key) const;
+
+  private:
+    const toml::node* node(const std::string& key);
+    std::string where(const toml::node& node) const;
+
+    const toml::table* table_;
+    std::string file_;
+    std::string prefix_;
+    std::set<std::string> seen_;
+};
+
+// Parses a file; a syntax error becomes a ConfigError naming file:line:column.
+toml::table parse_toml_file(const std::string& file);
+
+}  // namespace dkim::config

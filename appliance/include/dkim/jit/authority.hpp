@@ -1,0 +1,168 @@
+#pragma once
+// The grant state machine: elevation requests, approvals, denials, cancellations, revokes,
+// and the check made for every signature. It enforces the promise of the product: no
+// signature outside an active, approved, unexpired grant that covers it, and every decision
+// on the audit log before it takes effect.
+//
+// All state lives in memory behind one mutex and is written through the Journal: a decision
+// holds the mutex while its record becomes durable, and only then changes the state (so a
+// decision the log cannot hold never happens). A signature is authorized under the mutex,
+// which spends one use of the grant's budget atomically, and its record is written after
+// the token has signed; the caller releases the signature only when that write succeeded.
+//
+// Time is always a parameter: expiry is decided by comparing with `now` on every call,
+// never by a cleanup job. sweep() only writes the informational records of grants and
+// requests that ended by time.
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dkim/jit/journal.hpp"
+#include "dkim/jit/model.hpp"
+#include "dkim/jit/policy.hpp"
+
+namespace dkim::jit {
+
+// Who is asking: an authenticated user, a relay client (service), or the local operator
+// (root on the appliance, through the CLI's socket).
+struct Actor {
+    enum class Kind : std::uint8_t { user, service, local };
+    Kind kind = Kind::user;
+    std::string name;  // user name; service name; local user name
+    RoleSet roles = 0;
+
+    // "alice", "service:relay", "local:root": how the audit log names the actor.
+    std::string audit_name() const;
+};
+
+struct Refusal {
+    enum class Code : std::uint8_t {
+        invalid,      // malformed or out-of-policy input
+        forbidden,    // the actor may not do this
+        not_found,    // no such request or grant
+        conflict,     // not in a state that allows it (already decided, ended)
+        unavailable,  // the audit log or store cannot be written: fail closed
+        unauthenticated,
+    };
+    Code code = Code::invalid;
+    std::string message;
+};
+std::string_view to_string(Refusal::Code code) noexcept;
+
+template <class T>
+using Outcome = Expected<T, Refusal>;
+
+struct RequestInput {
+    Scope scope;
+    Duration duration{0};
+    std::optional<std::uint64_t> budget;
+    std::string reason;
+    bool break_glass = false;
+};
+
+struct Decision {
+    Request request;
+    std::optional<Grant> grant;  // the grant this decision made active, if any
+};
+
+// What the daemon tells webhook subscribers and logs; never an approval channel.
+struct Event {
+    std::string type;  // "request.pending", "request.approved", "request.denied",
+                       // "request.expired", "grant.revoked", "grant.expired",
+                       // "grant.exhausted", "break_glass"
+    std::int64_t request_id = 0;
+    std::int64_t grant_id = 0;
+    std::string scope;
+    std::string actor;
+    std::string reason;
+    TimePoint time;
+};
+
+// The outcome of authorize_sign().
+struct SignPermit {
+    std::int64_t grant_id = 0;
+    std::uint64_t use = 0;  // this signature's use number (1-based)
+    Scope scope;
+};
+struct SignRefusal {
+    enum class Kind : std::uint8_t { locked, unavailable } kind = Kind::locked;
+    std::int64_t request_id = 0;  // locked: the pending request filed or reused
+    std::string message;
+};
+
+class Authority {
+  public:
+    Authority(Journal& journal, Policy policy, const StoredState& state);
+    Authority(const Authority&) = delete;
+    Authority& operator=(const Authority&) = delete;
+
+    Outcome<Decision> request(const Actor& actor, RequestInput input, TimePoint now);
+    Outcome<Decision> approve(const Actor& actor, std::int64_t request_id, TimePoint now);
+    Outcome<Decision> deny(const Actor& actor, std::int64_t request_id, const std::string& reason,
+                           TimePoint now);
+    Outcome<Decision> cancel(const Actor& actor, std::int64_t request_id, TimePoint now);
+    Outcome<Grant> revoke(const Actor& actor, std::int64_t grant_id, const std::string& reason,
+                          TimePoint now);
+
+    // The check made for every signature: an active grant for (sign, domain, selector,
+    // client) at `now`, with budget left. Spends one use. Without one, files a pending request
+    // for the scope (or reuses the one already pending) so approvers see it, and records the
+    // refusal.
+    Expected<SignPermit, SignRefusal> authorize_sign(const std::string& client,
+                                                     const std::string& domain,
+                                                     const std::string& selector, TimePoint now);
+    // The durable record of a signature made under `permit` (outcome "ok" or "failed").
+    Expected<void, std::string> record_signature(const SignPermit& permit,
+                                                 const std::string& client,
+                                                 const std::string& outcome,
+                                                 const std::string& detail, TimePoint now);
+    // A refusal that happened before authorize_sign (the request itself was wrong).
+    Expected<void, std::string> record_sign_refusal(const std::string& client,
+                                                    const std::string& scope,
+                                                    const std::string& reason, TimePoint now);
+
+    // For key.generate / key.rotate / key.retire / admin: the actor must hold an active
+    // grant covering the operation. Spends one use.
+    Outcome<Grant> authorize_operation(const Actor& actor, Operation op, const std::string& domain,
+                                       const std::string& selector, TimePoint now);
+
+    bool any_active(TimePoint now) const;
+    std::size_t active_count(TimePoint now) const;
+    // The earliest time something ends by itself (a grant expires, a pending request times
+    // out), after `now`.
+    std::optional<TimePoint> next_deadline(TimePoint now) const;
+    // Records what ended by time or budget since the last sweep; returns the events.
+    std::vector<Event> sweep(TimePoint now);
+
+    std::vector<Request> requests() const;
+    std::optional<Request> find_request(std::int64_t id) const;
+    std::vector<Grant> grants() const;
+
+    const Policy& policy() const { return policy_; }
+    void on_event(std::function<void(const Event&)> listener);
+
+  private:
+    Outcome<Decision> commit_decision(Request request, std::optional<Grant> grant,
+                                      std::vector<AuditRecord> records);
+    AuditRecord record(TimePoint now, const std::string& actor, std::string action,
+                       const Scope& scope, std::string outcome, std::string reason,
+                       std::int64_t request_id, std::int64_t grant_id) const;
+    Grant make_grant(const Request& request, TimePoint now);
+    void emit(const std::vector<Event>& events);
+
+    Journal& journal_;
+    Policy policy_;
+    mutable std::mutex mutex_;
+    std::map<std::int64_t, Request> requests_;
+    std::map<std::int64_t, Grant> grants_;
+    std::int64_t next_request_id_ = 1;
+    std::int64_t next_grant_id_ = 1;
+    std::function<void(const Event&)> listener_;
+};
+
+}  // namespace dkim::jit

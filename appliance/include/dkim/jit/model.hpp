@@ -1,0 +1,143 @@
+#pragma once
+// The JIT elevation model (ARCHITECTURE.md, "JIT elevation model"): who may ask for what,
+// requests and their approvals, and the grants that unlock the token.
+//
+//   request ──▶ pending ──quorum of distinct approvers, not the requester──▶ approved ─▶ grant
+//                  │  (or an auto-approval rule, or break-glass by an admin)      active
+//                  ├──▶ denied (with a reason)                                      │
+//                  ├──▶ cancelled (by the requester)                                ▼
+//                  └──▶ expired (nobody decided in time)      expired / exhausted / revoked
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dkim/jit/clock.hpp"
+
+namespace dkim::jit {
+
+enum class Operation : std::uint8_t { sign, key_generate, key_rotate, key_retire, admin };
+inline constexpr Operation kOperations[] = {Operation::sign, Operation::key_generate,
+                                            Operation::key_rotate, Operation::key_retire,
+                                            Operation::admin};
+std::string_view to_string(Operation op) noexcept;  // "sign", "key.generate", ...
+std::optional<Operation> parse_operation(std::string_view text) noexcept;
+
+enum class Role : std::uint8_t { requester = 1, approver = 2, admin = 4, auditor = 8 };
+inline constexpr Role kRoles[] = {Role::requester, Role::approver, Role::admin, Role::auditor};
+std::string_view to_string(Role role) noexcept;
+std::optional<Role> parse_role(std::string_view text) noexcept;
+using RoleSet = std::uint8_t;
+inline bool has_role(RoleSet set, Role role) {
+    return (set & static_cast<RoleSet>(role)) != 0;
+}
+std::string roles_to_string(RoleSet set);                   // "approver,requester"
+std::optional<RoleSet> parse_roles(std::string_view text);  // comma-separated
+
+// What an elevation unlocks. domain and selector are lower case; selector "*" is any
+// selector of the domain; domain "*" only for operation admin. client names the service
+// identity (relay client) that may sign under a sign grant; "*" is any of them.
+struct Scope {
+    Operation operation = Operation::sign;
+    std::string domain;
+    std::string selector = "*";
+    std::string client = "*";
+
+    bool covers(Operation op, std::string_view d, std::string_view s, std::string_view c) const;
+    // "sign example.com/s1 for relay", "admin *"
+    std::string to_string() const;
+    bool operator==(const Scope&) const = default;
+};
+
+// Checks a scope as a request may carry it: valid domain and selector names (or "*" where
+// allowed). Returns the normalised (lower-cased) scope or a message.
+std::optional<std::string> validate_scope(Scope& scope);
+
+struct User {
+    std::string name;
+    RoleSet roles = 0;
+    std::string password_hash;  // Argon2id, libsodium's encoded string; empty: no password
+    std::string totp_secret;    // raw bytes; empty: not enrolled
+    bool totp_confirmed = false;
+    std::int64_t totp_last_step = 0;  // the last accepted time step (no replay)
+    bool disabled = false;
+    TimePoint created;
+};
+
+enum class TokenKind : std::uint8_t { api, session };
+struct ApiToken {
+    std::int64_t id = 0;
+    std::string user;
+    TokenKind kind = TokenKind::api;
+    std::string label;
+    std::string hash;  // SHA-256 of the token, raw bytes
+    TimePoint created;
+    std::optional<TimePoint> expires;
+    bool revoked = false;
+};
+
+enum class RequestState : std::uint8_t { pending, approved, denied, cancelled, expired };
+std::string_view to_string(RequestState state) noexcept;
+
+struct Approval {
+    std::string approver;
+    TimePoint at;
+};
+
+struct Request {
+    std::int64_t id = 0;
+    std::string requester;
+    Scope scope;
+    Duration duration{0};
+    std::optional<std::uint64_t> budget;  // number of signatures; none: unlimited
+    std::string reason;
+    TimePoint created;
+    TimePoint pending_until;  // an undecided request expires here
+    RequestState state = RequestState::pending;
+    std::vector<Approval> approvals;
+    std::string decided_by;  // the denier, canceller, auto-approval rule, or "break-glass"
+    std::string decision_reason;
+    std::optional<TimePoint> decided_at;
+    bool break_glass = false;
+    bool filed_by_signer = false;  // filed by signerd for a locked signature
+
+    RequestState state_at(TimePoint now) const {
+        return state == RequestState::pending && now >= pending_until ? RequestState::expired
+                                                                      : state;
+    }
+};
+
+enum class GrantState : std::uint8_t { active, expired, exhausted, revoked };
+std::string_view to_string(GrantState state) noexcept;
+
+struct Grant {
+    std::int64_t id = 0;
+    std::int64_t request_id = 0;
+    std::string holder;  // the requester
+    Scope scope;
+    TimePoint starts;
+    TimePoint expires;
+    std::optional<std::uint64_t> budget;
+    std::uint64_t uses = 0;
+    std::optional<TimePoint> revoked_at;
+    std::string revoked_by;
+    std::string revoke_reason;
+    bool break_glass = false;
+    bool end_recorded = false;  // the audit log holds the record of its end
+
+    // The one place that decides whether a grant is in force.
+    GrantState state_at(TimePoint now) const {
+        if (revoked_at) {
+            return GrantState::revoked;
+        }
+        if (budget && uses >= *budget) {
+            return GrantState::exhausted;
+        }
+        return now < expires ? GrantState::active : GrantState::expired;
+    }
+    bool active_at(TimePoint now) const { return state_at(now) == GrantState::active; }
+};
+
+}  // namespace dkim::jit
