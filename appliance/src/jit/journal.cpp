@@ -10,16 +10,21 @@ struct Journal::Entry {
 };
 
 Journal::Journal(Store& store, std::int64_t seq, const ChainHash& head)
-    : store_(store), seq_(seq), head_(head) {}
+    : store_(store), seq_(seq), head_(head), committed_seq_(seq), committed_head_(head) {}
 
 std::int64_t Journal::seq() const {
     std::lock_guard lock(mutex_);
-    return seq_;
+    return committed_seq_;
 }
 
 ChainHash Journal::head() const {
     std::lock_guard lock(mutex_);
-    return head_;
+    return committed_head_;
+}
+
+std::pair<std::int64_t, ChainHash> Journal::position() const {
+    std::lock_guard lock(mutex_);
+    return {committed_seq_, committed_head_};
 }
 
 std::optional<std::string> Journal::failure() const {
@@ -80,6 +85,8 @@ Expected<void, std::string> Journal::write(std::vector<Mutation> mutations,
         lock.lock();
         if (result) {
             failure_.reset();
+            committed_seq_ = seq_;
+            committed_head_ = head_;
         } else {
             seq_ = seq_before;
             head_ = head_before;

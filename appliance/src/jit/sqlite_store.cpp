@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 
 #include <map>
+#include <mutex>
 
 #include "dkim/jit/store.hpp"
 
@@ -180,6 +181,7 @@ class SqliteStore final : public Store {
     sqlite3* db_;
     std::string file_;
     std::map<const char*, std::unique_ptr<Statement>> statements_;
+    std::mutex mutex_;  // the statement cache is used by one thread at a time
 };
 
 bool done(Statement* s) {
@@ -315,6 +317,7 @@ bool SqliteStore::append(const AuditRecord& r) {
 
 Expected<void, std::string> SqliteStore::commit(const std::vector<Mutation>& mutations,
                                                 const std::vector<AuditRecord>& records) {
+    std::lock_guard lock(mutex_);
     if (!exec("BEGIN IMMEDIATE")) {
         return unexpected(error("cannot start a transaction"));
     }
@@ -337,6 +340,7 @@ Expected<void, std::string> SqliteStore::commit(const std::vector<Mutation>& mut
 }
 
 Expected<StoredState, std::string> SqliteStore::load() {
+    std::lock_guard lock(mutex_);
     StoredState state;
     if (Statement* s = statement("SELECT name, roles, password_hash, totp_secret, totp_confirmed, "
                                  "totp_last_step, disabled, created FROM users ORDER BY name")) {
@@ -453,6 +457,7 @@ Expected<StoredState, std::string> SqliteStore::load() {
 
 Expected<std::vector<AuditRecord>, std::string> SqliteStore::audit_records(std::int64_t from,
                                                                            std::int64_t limit) {
+    std::lock_guard lock(mutex_);
     Statement* s = statement(
         "SELECT seq, time, actor, action, scope, outcome, reason, request_id, grant_id, detail, "
         "hash FROM audit WHERE seq >= ? ORDER BY rowid LIMIT ?");
@@ -484,6 +489,7 @@ Expected<std::vector<AuditRecord>, std::string> SqliteStore::audit_records(std::
 }
 
 Expected<std::vector<Checkpoint>, std::string> SqliteStore::checkpoints() {
+    std::lock_guard lock(mutex_);
     Statement* s = statement(
         "SELECT seq, head, time, key_label, algorithm, signature FROM checkpoints ORDER BY seq");
     if (s == nullptr) {

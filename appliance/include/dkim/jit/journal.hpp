@@ -33,8 +33,11 @@ class Journal {
                                       std::vector<AuditRecord>& records);
     Expected<void, std::string> write(std::vector<Mutation> mutations, AuditRecord record);
 
+    // The durable end of the log.
     std::int64_t seq() const;
     ChainHash head() const;
+    // seq and head of the same moment, both durable.
+    std::pair<std::int64_t, ChainHash> position() const;
     // The reason of the last failed commit, cleared by the next successful one.
     std::optional<std::string> failure() const;
 
@@ -51,8 +54,10 @@ class Journal {
     std::condition_variable committed_;
     std::vector<Entry*> queue_;
     bool committing_ = false;
-    std::int64_t seq_;
+    std::int64_t seq_;  // including a batch being committed
     ChainHash head_;
+    std::int64_t committed_seq_;  // durable
+    ChainHash committed_head_;
     std::optional<std::string> failure_;
     std::function<void(std::chrono::nanoseconds, std::size_t, bool)> observer_;
 };

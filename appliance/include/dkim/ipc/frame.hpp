@@ -1,0 +1,47 @@
+#pragma once
+// Frames on the signerd socket:
+//
+//   +----------------+-----------+-----------+---------------------------+
+//   | length (u32 BE)| version   | reserved  | payload: cereal binary    |
+//   | of the payload | (u16 BE)  | (u16, 0)  | archive of Request/Reply  |
+//   +----------------+-----------+-----------+---------------------------+
+//
+// A frame larger than kMaxFrameSize, of another version, or whose payload does not decode
+// exactly (trailing bytes included) is refused. Decoding never allocates more than the
+// frame's own size: every length inside the payload is checked against the bytes left.
+// Reads and writes have deadlines.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "dkim/expected.hpp"
+#include "dkim/ipc/protocol.hpp"
+
+namespace dkim::ipc {
+
+inline constexpr std::size_t kFrameHeaderSize = 8;
+inline constexpr std::size_t kMaxFrameSize = 1U << 20;  // 1 MiB: a header block is far less
+
+struct FrameError {
+    enum class Kind : std::uint8_t { closed, timeout, too_large, version, malformed, io };
+    Kind kind = Kind::malformed;
+    std::string message;
+};
+
+std::string encode(const Request& request);  // header + payload
+std::string encode(const Reply& reply);
+Expected<Request, FrameError> decode_request(std::string_view payload);
+Expected<Reply, FrameError> decode_reply(std::string_view payload);
+
+// Reads one frame's payload from a stream socket. `first_byte` bounds the wait for the frame
+// to begin (an idle connection), `rest` the time from its first byte to its last.
+Expected<std::string, FrameError> read_frame(int fd, std::chrono::milliseconds first_byte,
+                                             std::chrono::milliseconds rest,
+                                             std::size_t max_size = kMaxFrameSize);
+Expected<void, FrameError> write_all(int fd, std::string_view bytes,
+                                     std::chrono::milliseconds timeout);
+
+}  // namespace dkim::ipc

@@ -1,0 +1,380 @@
+#pragma once
+// The signerd protocol: what dkim-relayd, dkim-webd and the operator CLI send to
+// dkim-signerd over its Unix socket, and what it answers. One request frame, one reply
+// frame; frames are length-prefixed and versioned (frame.hpp), the payload is a cereal
+// binary archive of a Request or Reply variant. Field types are strings, integers, bools,
+// optionals and vectors only (no enums: a decoded value is always a valid value).
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace dkim::ipc {
+
+inline constexpr std::uint16_t kProtocolVersion = 1;
+
+// How an operator request proves who it is for. Exactly one of: token (API or session
+// token), or user + password. totp is the second factor that approve, deny and revoke
+// need. The local operator (root on the appliance, through the CLI) may send none for user
+// management. Wiped by the server after use.
+struct Credentials {
+    std::string user;
+    std::string password;
+    std::string token;
+    std::string totp;
+    void wipe() noexcept;
+    template <class A>
+    void serialize(A& ar) {
+        ar(user, password, token, totp);
+    }
+};
+
+// --- requests -------------------------------------------------------------------------------
+
+// From a relay client: sign `data`, the canonicalized header block ending in the
+// DKIM-Signature field with an empty b= (dkim::signing_input). signerd parses that field and
+// refuses unless its d=, s= and a= are `domain`, `selector` and `algorithm`.
+struct SignRequest {
+    std::string domain;
+    std::string selector;
+    std::string algorithm;  // "rsa-sha256", "ed25519-sha256"
+    std::string data;
+    template <class A>
+    void serialize(A& ar) {
+        ar(domain, selector, algorithm, data);
+    }
+};
+
+struct StatusRequest {
+    template <class A>
+    void serialize(A& /*ar*/) {}
+};
+
+struct SessionCreate {  // password (+ TOTP when enrolled) -> a session token
+    Credentials auth;
+    std::int64_t ttl_seconds = 0;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, ttl_seconds);
+    }
+};
+
+struct UserAdd {
+    Credentials auth;
+    std::string name;
+    std::string roles;  // "requester,approver"
+    std::string password;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, name, roles, password);
+    }
+};
+
+struct UserList {
+    Credentials auth;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth);
+    }
+};
+
+struct UserSetDisabled {
+    Credentials auth;
+    std::string name;
+    bool disabled = true;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, name, disabled);
+    }
+};
+
+struct ApiTokenCreate {
+    Credentials auth;
+    std::string user;
+    std::string label;
+    std::int64_t ttl_seconds = 0;  // 0: no expiry
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, user, label, ttl_seconds);
+    }
+};
+
+struct ApiTokenRevoke {
+    Credentials auth;
+    std::int64_t id = 0;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, id);
+    }
+};
+
+struct TotpEnrol {
+    Credentials auth;
+    std::string user;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, user);
+    }
+};
+
+struct TotpConfirm {
+    Credentials auth;
+    std::string user;
+    std::string code;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, user, code);
+    }
+};
+
+struct ElevationRequest {
+    Credentials auth;
+    std::string operation;  // "sign", "key.generate", ...
+    std::string domain;
+    std::string selector = "*";
+    std::string client = "*";
+    std::int64_t duration_seconds = 0;
+    std::optional<std::uint64_t> budget;
+    std::string reason;
+    bool break_glass = false;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, operation, domain, selector, client, duration_seconds, budget, reason,
+           break_glass);
+    }
+};
+
+struct ElevationList {
+    Credentials auth;
+    bool pending_only = false;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, pending_only);
+    }
+};
+
+struct ElevationDecide {
+    Credentials auth;
+    std::string action;  // "approve", "deny", "cancel"
+    std::int64_t id = 0;
+    std::string reason;  // deny
+    std::string pin;     // approve, in PIN-source "approver" mode; wiped after C_Login
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, action, id, reason, pin);
+    }
+};
+
+struct GrantRevoke {
+    Credentials auth;
+    std::int64_t id = 0;
+    std::string reason;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, id, reason);
+    }
+};
+
+struct GrantList {
+    Credentials auth;
+    bool active_only = false;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, active_only);
+    }
+};
+
+struct AuditShow {
+    Credentials auth;
+    std::int64_t from = 1;
+    std::int64_t limit = 100;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, from, limit);
+    }
+};
+
+using Request =
+    std::variant<SignRequest, StatusRequest, SessionCreate, UserAdd, UserList, UserSetDisabled,
+                 ApiTokenCreate, ApiTokenRevoke, TotpEnrol, TotpConfirm, ElevationRequest,
+                 ElevationList, ElevationDecide, GrantRevoke, GrantList, AuditShow>;
+
+// --- replies --------------------------------------------------------------------------------
+
+// Any refusal. code: "locked" (no active grant; request_id names the pending request),
+// "unavailable" (fail closed: audit log, token or policy cannot be consulted), "invalid",
+// "forbidden", "not_found", "conflict", "unauthenticated", "protocol".
+struct ErrorReply {
+    std::string code;
+    std::string message;
+    std::int64_t request_id = 0;
+    template <class A>
+    void serialize(A& ar) {
+        ar(code, message, request_id);
+    }
+};
+
+struct SignReply {
+    std::string signature;  // raw bytes
+    std::int64_t grant_id = 0;
+    template <class A>
+    void serialize(A& ar) {
+        ar(signature, grant_id);
+    }
+};
+
+struct StatusReply {
+    bool logged_in = false;
+    std::uint32_t active_grants = 0;
+    std::int64_t audit_records = 0;
+    std::string audit_head;     // hex
+    std::string audit_failure;  // empty when the last write succeeded
+    std::string pin_source;
+    template <class A>
+    void serialize(A& ar) {
+        ar(logged_in, active_grants, audit_records, audit_head, audit_failure, pin_source);
+    }
+};
+
+struct OkReply {
+    std::string message;
+    std::int64_t id = 0;
+    std::string secret;  // a new token or TOTP secret: shown once
+    template <class A>
+    void serialize(A& ar) {
+        ar(message, id, secret);
+    }
+};
+
+struct UserView {
+    std::string name;
+    std::string roles;
+    bool disabled = false;
+    bool has_password = false;
+    bool totp = false;  // confirmed enrolment
+    std::int64_t created_ms = 0;
+    template <class A>
+    void serialize(A& ar) {
+        ar(name, roles, disabled, has_password, totp, created_ms);
+    }
+};
+
+struct TokenView {
+    std::int64_t id = 0;
+    std::string user;
+    std::string kind;
+    std::string label;
+    std::int64_t created_ms = 0;
+    std::int64_t expires_ms = 0;  // 0: never
+    bool revoked = false;
+    template <class A>
+    void serialize(A& ar) {
+        ar(id, user, kind, label, created_ms, expires_ms, revoked);
+    }
+};
+
+struct UsersReply {
+    std::vector<UserView> users;
+    std::vector<TokenView> tokens;
+    template <class A>
+    void serialize(A& ar) {
+        ar(users, tokens);
+    }
+};
+
+struct RequestView {
+    std::int64_t id = 0;
+    std::string requester;
+    std::string scope;  // human-readable
+    std::string operation;
+    std::string domain;
+    std::string selector;
+    std::string client;
+    std::int64_t duration_ms = 0;
+    std::optional<std::uint64_t> budget;
+    std::string reason;
+    std::int64_t created_ms = 0;
+    std::int64_t pending_until_ms = 0;
+    std::string state;
+    std::vector<std::string> approvals;
+    std::uint32_t quorum = 1;
+    std::string decided_by;
+    std::string decision_reason;
+    bool break_glass = false;
+    bool filed_by_signer = false;
+    template <class A>
+    void serialize(A& ar) {
+        ar(id, requester, scope, operation, domain, selector, client, duration_ms, budget, reason,
+           created_ms, pending_until_ms, state, approvals, quorum, decided_by, decision_reason,
+           break_glass, filed_by_signer);
+    }
+};
+
+struct RequestsReply {
+    std::vector<RequestView> requests;
+    template <class A>
+    void serialize(A& ar) {
+        ar(requests);
+    }
+};
+
+struct GrantView {
+    std::int64_t id = 0;
+    std::int64_t request_id = 0;
+    std::string holder;
+    std::string scope;
+    std::int64_t starts_ms = 0;
+    std::int64_t expires_ms = 0;
+    std::optional<std::uint64_t> budget;
+    std::uint64_t uses = 0;
+    std::string state;
+    std::string revoked_by;
+    std::string revoke_reason;
+    bool break_glass = false;
+    template <class A>
+    void serialize(A& ar) {
+        ar(id, request_id, holder, scope, starts_ms, expires_ms, budget, uses, state, revoked_by,
+           revoke_reason, break_glass);
+    }
+};
+
+struct GrantsReply {
+    std::vector<GrantView> grants;
+    template <class A>
+    void serialize(A& ar) {
+        ar(grants);
+    }
+};
+
+struct AuditView {
+    std::int64_t seq = 0;
+    std::int64_t time_ms = 0;
+    std::string actor;
+    std::string action;
+    std::string scope;
+    std::string outcome;
+    std::string reason;
+    std::int64_t request_id = 0;
+    std::int64_t grant_id = 0;
+    std::string detail;
+    std::string hash;  // hex
+    template <class A>
+    void serialize(A& ar) {
+        ar(seq, time_ms, actor, action, scope, outcome, reason, request_id, grant_id, detail, hash);
+    }
+};
+
+struct AuditReply {
+    std::vector<AuditView> records;
+    template <class A>
+    void serialize(A& ar) {
+        ar(records);
+    }
+};
+
+using Reply = std::variant<ErrorReply, SignReply, StatusReply, OkReply, UsersReply, RequestsReply,
+                           GrantsReply, AuditReply>;
+
+}  // namespace dkim::ipc

@@ -1,0 +1,210 @@
+#include "config.hpp"
+
+#include <pwd.h>
+#include <toml++/toml.h>
+
+#include <array>
+#include <charconv>
+
+#include "dkim/config/toml_reader.hpp"
+
+namespace dkim::signerd {
+
+std::string_view to_string(PinSourceKind kind) noexcept {
+    switch (kind) {
+        case PinSourceKind::file: return "file";
+        case PinSourceKind::credential: return "credential";
+        case PinSourceKind::approver: return "approver";
+    }
+    return "?";
+}
+
+std::string_view to_string(PeerKind kind) noexcept {
+    switch (kind) {
+        case PeerKind::relay: return "relay";
+        case PeerKind::web: return "web";
+        case PeerKind::admin: return "admin";
+    }
+    return "?";
+}
+
+std::optional<PeerIdentity> Config::peer(std::uint32_t uid) const {
+    const auto it = peers.find(uid);
+    return it == peers.end() ? std::nullopt : std::optional<PeerIdentity>(it->second);
+}
+
+namespace {
+
+// A user name or numeric uid -> (uid, name).
+std::optional<std::pair<std::uint32_t, std::string>> resolve_user(const std::string& who) {
+    std::uint32_t uid = 0;
+    const auto [end, ec] = std::from_chars(who.data(), who.data() + who.size(), uid);
+    std::array<char, 4096> buffer{};
+    passwd entry{};
+    passwd* found = nullptr;
+    if (ec == std::errc() && end == who.data() + who.size()) {
+        if (getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found) == 0 &&
+            found != nullptr) {
+            return std::make_pair(uid, std::string(found->pw_name));
+        }
+        return std::make_pair(uid, "uid" + who);
+    }
+    if (getpwnam_r(who.c_str(), &entry, buffer.data(), buffer.size(), &found) == 0 &&
+        found != nullptr) {
+        return std::make_pair(static_cast<std::uint32_t>(found->pw_uid), who);
+    }
+    return std::nullopt;
+}
+
+jit::Duration duration(config::TableReader& r, const std::string& key, jit::Duration fallback) {
+    const auto text = r.string(key);
+    if (!text) {
+        return fallback;
+    }
+    const auto d = jit::parse_duration(*text);
+    if (!d) {
+        r.fail(key, "expected a duration such as \"90s\", \"5m\" or \"1h\"");
+    }
+    return *d;
+}
+
+}  // namespace
+
+Expected<Config, std::string> load_config(const std::string& file) {
+    try {
+        const toml::table root = config::parse_toml_file(file);
+        config::TableReader r(root, file);
+        Config c;
+        c.file = file;
+        const auto module = r.string("module");
+        const auto token = r.string("token");
+        if (!module || module->empty()) {
+            r.fail("", "'module' (the PKCS#11 module path) is required");
+        }
+        if (!token || token->empty()) {
+            r.fail("", "'token' (a token label or pkcs11: URI) is required");
+        }
+        c.module = *module;
+        c.token = *token;
+        if (auto dir = r.string("state_dir")) {
+            c.state_dir = *dir;
+        }
+        if (auto socket = r.string("socket")) {
+            c.socket = *socket;
+            if (c.socket.native().size() >= 108) {
+                r.fail("socket", "a Unix socket path must be shorter than 108 bytes");
+            }
+        }
+        if (auto mode = r.string("socket_mode")) {
+            unsigned value = 0;
+            const auto [end, ec] =
+                std::from_chars(mode->data(), mode->data() + mode->size(), value, 8);
+            if (ec != std::errc() || end != mode->data() + mode->size() || (value & ~0770U) != 0) {
+                r.fail("socket_mode",
+                       "expected an octal mode without bits for others, such as \"0660\"");
+            }
+            c.socket_mode = value;
+        }
+        if (auto cost = r.string("password_cost")) {
+            if (*cost == "interactive") {
+                c.password_cost = jit::PasswordCost{};
+            } else if (*cost == "moderate") {
+                c.password_cost = jit::PasswordCost{3, 256ULL << 20};
+            } else if (*cost == "minimal-for-tests") {
+                c.password_cost = jit::PasswordCost::minimal();
+            } else {
+                r.fail("password_cost", "expected \"interactive\" or \"moderate\"");
+            }
+        }
+        if (auto pin = r.table("pin")) {
+            const std::string source = pin->string("source").value_or("file");
+            if (source == "file") {
+                c.pin_source = PinSourceKind::file;
+                const auto path = pin->string("file");
+                if (!path) {
+                    pin->fail("file", "source = \"file\" needs the PIN file's path");
+                }
+                c.pin_file = *path;
+            } else if (source == "credential") {
+                c.pin_source = PinSourceKind::credential;
+                c.pin_credential = pin->string("credential").value_or(c.pin_credential);
+                if (c.pin_credential.empty() || c.pin_credential.find('/') != std::string::npos) {
+                    pin->fail("credential", "a credential name, without '/'");
+                }
+            } else if (source == "approver") {
+                c.pin_source = PinSourceKind::approver;
+            } else {
+                pin->fail("source", "expected \"file\", \"credential\" or \"approver\"");
+            }
+            pin->finish();
+        } else {
+            r.fail("",
+                   "a [pin] table is required (source = \"file\", \"credential\" or \"approver\")");
+        }
+        if (auto peers = r.table("peers")) {
+            for (PeerKind kind : {PeerKind::relay, PeerKind::web, PeerKind::admin}) {
+                const std::string key(to_string(kind));
+                for (const std::string& who :
+                     peers->strings(key).value_or(std::vector<std::string>{})) {
+                    const auto resolved = resolve_user(who);
+                    if (!resolved) {
+                        peers->fail(key, "no such user: " + who);
+                    }
+                    if (c.peers.count(resolved->first) != 0) {
+                        peers->fail(key, "user " + who + " is listed twice: one uid, one role");
+                    }
+                    c.peers[resolved->first] = PeerIdentity{kind, resolved->second};
+                }
+            }
+            peers->finish();
+        }
+        if (auto audit = r.table("audit")) {
+            c.checkpoint_interval = duration(*audit, "checkpoint_interval", c.checkpoint_interval);
+            audit->finish();
+        }
+        if (auto webhook = r.table("webhook")) {
+            c.webhook_url = webhook->string("url").value_or("");
+            if (c.webhook_url.rfind("http://", 0) != 0 && c.webhook_url.rfind("https://", 0) != 0) {
+                webhook->fail("url", "expected an http:// or https:// URL");
+            }
+            const auto secret = webhook->string("secret_file");
+            if (!secret) {
+                webhook->fail("secret_file",
+                              "webhooks are signed: the HMAC key's file is required");
+            }
+            c.webhook_secret_file = *secret;
+            webhook->finish();
+        }
+        if (auto metrics = r.table("metrics")) {
+            c.metrics_listen = metrics->string("listen").value_or("127.0.0.1:9464");
+            if (c.metrics_listen.rfind("127.", 0) != 0 &&
+                c.metrics_listen.rfind("[::1]:", 0) != 0) {
+                metrics->fail("listen", "metrics listen on loopback only (127.0.0.0/8 or [::1])");
+            }
+            metrics->finish();
+        }
+        if (root.contains("policy")) {
+            const toml::table* policy_table = root.get("policy")->as_table();
+            (void)r.table("policy");  // mark it read; parse_policy checks its keys
+            if (policy_table == nullptr) {
+                r.fail("policy", "expected a table");
+            }
+            auto policy = jit::parse_policy(*policy_table, file);
+            if (!policy) {
+                return unexpected(policy.error());
+            }
+            c.policy = std::move(*policy);
+        }
+        if (c.pin_source == PinSourceKind::approver && !c.policy.auto_approve.empty()) {
+            r.fail("pin",
+                   "source = \"approver\" cannot serve auto-approval rules: nobody would "
+                   "supply the PIN (remove [[policy.auto_approve]] or use a PIN file)");
+        }
+        r.finish();
+        return c;
+    } catch (const config::ConfigError& error) {
+        return unexpected(std::string(error.what()));
+    }
+}
+
+}  // namespace dkim::signerd

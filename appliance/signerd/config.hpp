@@ -1,0 +1,75 @@
+#pragma once
+// dkim-signerd's configuration file (TOML). Every key is optional except where noted;
+// unknown keys are errors naming file:line:column and the key.
+//
+//   module = "/usr/lib/softhsm/libsofthsm2.so"   # PKCS#11 module (required)
+//   token = "dkim"                               # token label or pkcs11: URI (required)
+//   state_dir = "/var/lib/dkim-signerd"          # signerd.db lives here
+//   socket = "/run/dkim-signerd/signerd.sock"
+//   socket_mode = "0660"
+//   password_cost = "interactive"                # Argon2id: interactive | moderate
+//   [pin]
+//   source = "file"          # file | credential | approver
+//   file = "/etc/dkim-signerd/pin"               # source = file: mode 0600 or stricter
+//   credential = "token-pin" # source = credential: $CREDENTIALS_DIRECTORY/<name> (systemd)
+//   [peers]                  # unix users (names or uids) allowed on the socket
+//   relay = ["dkim-relay"]   # may sign; the user name is the service identity (client)
+//   web = ["dkim-web"]       # may forward operator requests with their credentials
+//   admin = ["root"]         # the operator CLI: user management without credentials
+//   [audit]
+//   checkpoint_interval = "5m"
+//   [webhook]
+//   url = "https://hooks.example.net/dkim"
+//   secret_file = "/etc/dkim-signerd/webhook-secret"
+//   [metrics]
+//   listen = "127.0.0.1:9464"                    # loopback only
+//   [policy...]                                  # see dkim/jit/policy.hpp
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "dkim/expected.hpp"
+#include "dkim/jit/credentials.hpp"
+#include "dkim/jit/policy.hpp"
+
+namespace dkim::signerd {
+
+enum class PinSourceKind : std::uint8_t { file, credential, approver };
+std::string_view to_string(PinSourceKind kind) noexcept;
+
+enum class PeerKind : std::uint8_t { relay, web, admin };
+std::string_view to_string(PeerKind kind) noexcept;
+
+struct PeerIdentity {
+    PeerKind kind = PeerKind::relay;
+    std::string name;  // the unix user name (or "uid<N>")
+};
+
+struct Config {
+    std::string file;
+    std::string module;
+    std::string token;
+    std::filesystem::path state_dir = "/var/lib/dkim-signerd";
+    std::filesystem::path socket = "/run/dkim-signerd/signerd.sock";
+    unsigned socket_mode = 0660;
+    jit::PasswordCost password_cost;
+    PinSourceKind pin_source = PinSourceKind::file;
+    std::filesystem::path pin_file;
+    std::string pin_credential = "token-pin";
+    std::map<std::uint32_t, PeerIdentity> peers;  // by uid
+    jit::Duration checkpoint_interval = std::chrono::minutes(5);
+    std::string webhook_url;
+    std::filesystem::path webhook_secret_file;
+    std::string metrics_listen;  // host:port, loopback only; empty: off
+    jit::Policy policy = jit::Policy::defaults();
+
+    std::optional<PeerIdentity> peer(std::uint32_t uid) const;
+};
+
+Expected<Config, std::string> load_config(const std::string& file);
+
+}  // namespace dkim::signerd

@@ -1,0 +1,264 @@
+// dkim-signerd: the enforcement point. Loads the PKCS#11 module, owns the grant state and
+// the audit log, and signs over its Unix socket only inside active grants.
+//
+//   dkim-signerd --config /etc/dkim-signerd/signerd.toml
+//   dkim-signerd --config FILE --check-config
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <CLI/CLI.hpp>
+#include <condition_variable>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include "config.hpp"
+#include "dkim/jit/store.hpp"
+#include "dkim/provisioning/keys.hpp"
+#include "metrics.hpp"
+#include "server.hpp"
+#include "service.hpp"
+#include "token_gate.hpp"
+#include "webhook.hpp"
+
+namespace {
+
+using namespace dkim;
+
+// Wakes at the next deadline (a grant's expiry, at most 1 s away) or when told something
+// changed, and runs Service::tick().
+class Lifecycle {
+  public:
+    Lifecycle(signerd::Service& service, const jit::Clock& clock)
+        : service_(service), clock_(clock) {
+        service_.on_change([this] { wake(); });
+        thread_ = std::thread([this] { run(); });
+    }
+    Lifecycle(const Lifecycle&) = delete;
+    Lifecycle& operator=(const Lifecycle&) = delete;
+    ~Lifecycle() {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        wake_.notify_all();
+        thread_.join();
+        service_.on_change(nullptr);
+    }
+    void wake() {
+        {
+            std::lock_guard lock(mutex_);
+            woken_ = true;
+        }
+        wake_.notify_all();
+    }
+
+  private:
+    void run() {
+        std::unique_lock lock(mutex_);
+        while (!stopping_) {
+            lock.unlock();
+            service_.tick();
+            const auto wait = std::max(std::chrono::milliseconds(1),
+                                       std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           service_.next_tick() - clock_.now()));
+            lock.lock();
+            wake_.wait_for(lock, wait, [this] { return stopping_ || woken_; });
+            woken_ = false;
+        }
+    }
+
+    signerd::Service& service_;
+    const jit::Clock& clock_;
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    bool stopping_ = false;
+    bool woken_ = false;
+    std::thread thread_;
+};
+
+std::string read_secret_file(const std::filesystem::path& path, std::string& error) {
+    auto secret = hsm::Secret::from_file(path);
+    if (!secret) {
+        error = secret.error().to_string();
+        return "";
+    }
+    return std::string(reinterpret_cast<const char*>(secret->bytes().data()), secret->size());
+}
+
+int run(const signerd::Config& config) {
+    ::umask(0077);
+    std::error_code ec;
+    std::filesystem::create_directories(config.state_dir, ec);
+    if (ec) {
+        std::cerr << "dkim-signerd: cannot create " << config.state_dir << ": " << ec.message()
+                  << "\n";
+        return 1;
+    }
+    auto store = jit::open_sqlite_store(config.state_dir / "signerd.db");
+    if (!store) {
+        std::cerr << "dkim-signerd: " << store.error() << "\n";
+        return 1;
+    }
+    auto state = (*store)->load();
+    if (!state) {
+        std::cerr << "dkim-signerd: " << state.error() << "\n";
+        return 1;
+    }
+    jit::Journal journal(**store, state->audit_seq, state->audit_head);
+    jit::Authority authority(journal, config.policy, *state);
+    jit::Directory directory(journal, *state, config.password_cost);
+    jit::SystemClock clock;
+    signerd::Metrics metrics;
+    journal.on_commit([&metrics](std::chrono::nanoseconds took, std::size_t records, bool ok) {
+        metrics.audit_commit(static_cast<std::uint64_t>(took.count()), records, ok);
+    });
+
+    provisioning::TokenLocation location{config.module, config.token};
+    auto token = location.open();
+    if (!token) {
+        std::cerr << "dkim-signerd: " << token.error().to_string() << "\n";
+        return 1;
+    }
+    signerd::HsmTokenGate gate(*token);
+
+    signerd::ServiceOptions options;
+    options.pin_source = config.pin_source;
+    options.checkpoint_interval = config.checkpoint_interval;
+    if (config.pin_source == signerd::PinSourceKind::file) {
+        options.pin_path = config.pin_file;
+    } else if (config.pin_source == signerd::PinSourceKind::credential) {
+        const char* dir = std::getenv(
+            "CREDENTIALS_DIRECTORY");  // NOLINT(concurrency-mt-unsafe): before any thread
+        if (dir == nullptr) {
+            std::cerr << "dkim-signerd: " << config.file
+                      << ": [pin] source = \"credential\" but $CREDENTIALS_DIRECTORY is not set "
+                         "(LoadCredential= in the systemd unit)\n";
+            return 2;
+        }
+        options.pin_path = std::filesystem::path(dir) / config.pin_credential;
+    }
+    signerd::Service service(journal, authority, directory, gate, clock, metrics, options);
+
+    {
+        jit::AuditRecord r;
+        r.time = clock.now();
+        r.actor = "signerd";
+        r.action = "signerd.start";
+        r.outcome = "ok";
+        r.detail = "pin source " + std::string(to_string(config.pin_source)) + "; " +
+                   std::to_string(authority.active_count(clock.now())) + " active grants restored";
+        if (auto written = journal.write({}, std::move(r)); !written) {
+            std::cerr << "dkim-signerd: the audit log cannot be written, refusing to start: "
+                      << written.error() << "\n";
+            return 1;
+        }
+    }
+
+    std::unique_ptr<signerd::Webhook> webhook;
+    if (!config.webhook_url.empty()) {
+        std::string error;
+        std::string key = read_secret_file(config.webhook_secret_file, error);
+        if (!error.empty()) {
+            std::cerr << "dkim-signerd: webhook key: " << error << "\n";
+            return 1;
+        }
+        webhook = std::make_unique<signerd::Webhook>(
+            signerd::Webhook::Options{config.webhook_url, std::move(key)},
+            [&metrics](bool delivered) { metrics.webhook(delivered); });
+        authority.on_event([&webhook](const jit::Event& e) { webhook->notify(e); });
+    }
+    std::unique_ptr<signerd::MetricsServer> metrics_server;
+    if (!config.metrics_listen.empty()) {
+        std::string error;
+        metrics_server = signerd::MetricsServer::start(
+            config.metrics_listen, [&] { return metrics.render(service.gauges()); }, error);
+        if (!metrics_server) {
+            std::cerr << "dkim-signerd: " << error << "\n";
+            return 1;
+        }
+        std::cerr << "dkim-signerd: metrics on port " << metrics_server->port() << "\n";
+    }
+
+    auto server =
+        signerd::Server::listen(config.socket, config.socket_mode, config, service, metrics);
+    if (!server) {
+        std::cerr << "dkim-signerd: " << server.error() << "\n";
+        return 1;
+    }
+    // SIGTERM and SIGINT end the server loop; every other thread has them blocked.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    std::thread signal_thread([&] {
+        int signal = 0;
+        sigwait(&signals, &signal);
+        (*server)->stop();
+    });
+    int exit_code = 0;
+    {
+        Lifecycle lifecycle(service, clock);
+        std::cerr << "dkim-signerd: listening on " << config.socket.string() << "\n" << std::flush;
+        (*server)->run();
+    }
+    service.shutdown();
+    if (webhook) {
+        authority.on_event(nullptr);
+        webhook->stop();
+    }
+    if (metrics_server) {
+        metrics_server->stop();
+    }
+    {
+        jit::AuditRecord r;
+        r.time = clock.now();
+        r.actor = "signerd";
+        r.action = "signerd.stop";
+        r.outcome = "ok";
+        if (!journal.write({}, std::move(r))) {
+            exit_code = 1;
+        }
+    }
+    pthread_kill(signal_thread.native_handle(), SIGTERM);
+    signal_thread.join();
+    server->reset();
+    std::cerr << "dkim-signerd: stopped\n";
+    return exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    // Block the stop signals before any thread starts, so that they reach sigwait only.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+
+    CLI::App app{"dkim-signerd: the DKIM signing enforcement point"};
+    std::string config_file = "/etc/dkim-signerd/signerd.toml";
+    bool check = false;
+    app.add_option("--config", config_file, "configuration file (TOML)")->capture_default_str();
+    app.add_flag("--check-config", check, "check the configuration file and exit");
+    CLI11_PARSE(app, argc, argv);
+
+    auto config = signerd::load_config(config_file);
+    if (!config) {
+        std::cerr << "dkim-signerd: " << config.error() << "\n";
+        return 2;
+    }
+    if (check) {
+        std::cout << config_file << ": ok\n";
+        return 0;
+    }
+    try {
+        return run(*config);
+    } catch (const std::exception& e) {
+        std::cerr << "dkim-signerd: " << e.what() << "\n";
+        return 1;
+    }
+}

@@ -1,0 +1,73 @@
+#pragma once
+// Prometheus metrics of signerd, served as text on a loopback port (GET /metrics). Counters
+// are lock-free; the gauges are read from the service when scraped.
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace dkim::signerd {
+
+class Metrics {
+  public:
+    enum class SignOutcome : std::uint8_t { ok, failed, locked, refused, unavailable, count_ };
+    enum class Refusal : std::uint8_t {
+        no_grant,
+        mismatch,   // d=/s=/a= of the field differ from the request
+        malformed,  // no parsable DKIM-Signature field in the header block
+        audit,      // the audit log could not be written
+        token,      // the token is not logged in or failed
+        peer,       // a peer that may not do this
+        protocol,   // malformed or oversized frames
+        count_
+    };
+
+    void signature(SignOutcome outcome) { ++signatures_[static_cast<std::size_t>(outcome)]; }
+    void refusal(Refusal reason) { ++refusals_[static_cast<std::size_t>(reason)]; }
+    void login() { ++logins_; }
+    void logout() { ++logouts_; }
+    void audit_commit(std::uint64_t nanoseconds, std::size_t records, bool ok);
+    void webhook(bool delivered) { ++(delivered ? webhook_ok_ : webhook_failed_); }
+
+    struct Gauges {
+        std::uint64_t active_grants = 0;
+        std::uint64_t pending_requests = 0;
+        bool logged_in = false;
+        bool audit_failing = false;
+    };
+    // The exposition text (format 0.0.4).
+    std::string render(const Gauges& gauges) const;
+
+  private:
+    static constexpr std::array<double, 10> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                        0.025,  0.05,  0.1,    0.25,  1.0};
+    std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(SignOutcome::count_)>
+        signatures_{};
+    std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(Refusal::count_)> refusals_{};
+    std::atomic<std::uint64_t> logins_{0};
+    std::atomic<std::uint64_t> logouts_{0};
+    std::array<std::atomic<std::uint64_t>, kBuckets.size()> audit_buckets_{};
+    std::atomic<std::uint64_t> audit_count_{0};
+    std::atomic<std::uint64_t> audit_sum_ns_{0};
+    std::atomic<std::uint64_t> audit_records_{0};
+    std::atomic<std::uint64_t> audit_failures_{0};
+    std::atomic<std::uint64_t> webhook_ok_{0};
+    std::atomic<std::uint64_t> webhook_failed_{0};
+};
+
+// A minimal HTTP/1.1 server on a loopback address for GET /metrics (Boost.Beast).
+class MetricsServer {
+  public:
+    // `listen` is "127.0.0.1:9464" or "[::1]:9464"; port 0 picks one (see port()).
+    static std::unique_ptr<MetricsServer> start(const std::string& listen,
+                                                std::function<std::string()> render,
+                                                std::string& error);
+    virtual ~MetricsServer() = default;
+    virtual unsigned short port() const = 0;
+    virtual void stop() = 0;
+};
+
+}  // namespace dkim::signerd

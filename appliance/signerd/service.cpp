@@ -1,0 +1,821 @@
+#include "service.hpp"
+
+#include "dkim/crypto/sha256.hpp"
+#include "dkim/dkim/signature.hpp"
+#include "dkim/jit/credentials.hpp"
+#include "dkim/mail/header.hpp"
+
+namespace dkim::signerd {
+
+using jit::Actor;
+using jit::Refusal;
+
+ipc::ErrorReply error_reply(const Refusal& refusal) {
+    return ipc::ErrorReply{std::string(jit::to_string(refusal.code)), refusal.message, 0};
+}
+
+namespace {
+
+ipc::Reply error(const std::string& code, const std::string& message) {
+    return ipc::ErrorReply{code, message, 0};
+}
+
+std::string hex(const crypto::Sha256Digest& digest) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    for (std::uint8_t b : digest) {
+        out += digits[b >> 4];
+        out += digits[b & 15];
+    }
+    return out;
+}
+
+// The DKIM-Signature field at the end of the header block to be signed: after the last CRLF
+// that is not followed by folding whitespace (RFC 6376 §3.7: the signature field comes last,
+// without its trailing CRLF).
+std::optional<std::pair<std::string_view, std::string_view>> last_field(std::string_view data) {
+    std::size_t start = 0;
+    for (std::size_t pos = data.rfind("\r\n"); pos != std::string_view::npos;
+         pos = pos == 0 ? std::string_view::npos : data.rfind("\r\n", pos - 1)) {
+        if (pos + 2 < data.size() && data[pos + 2] != ' ' && data[pos + 2] != '\t') {
+            start = pos + 2;
+            break;
+        }
+    }
+    const std::string_view field = data.substr(start);
+    const auto colon = field.find(':');
+    if (colon == std::string_view::npos) {
+        return std::nullopt;
+    }
+    std::string_view name = field.substr(0, colon);
+    while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) {
+        name.remove_suffix(1);  // relaxed canonicalization already removed these; simple keeps them
+    }
+    return std::make_pair(name, field.substr(colon + 1));
+}
+
+ipc::RequestView view(const jit::Request& r, const jit::Policy& policy, jit::TimePoint now) {
+    ipc::RequestView v;
+    v.id = r.id;
+    v.requester = r.requester;
+    v.scope = r.scope.to_string();
+    v.operation = std::string(jit::to_string(r.scope.operation));
+    v.domain = r.scope.domain;
+    v.selector = r.scope.selector;
+    v.client = r.scope.client;
+    v.duration_ms = r.duration.count();
+    v.budget = r.budget;
+    v.reason = r.reason;
+    v.created_ms = jit::to_unix_ms(r.created);
+    v.pending_until_ms = jit::to_unix_ms(r.pending_until);
+    v.state = std::string(jit::to_string(r.state_at(now)));
+    for (const jit::Approval& a : r.approvals) {
+        v.approvals.push_back(a.approver);
+    }
+    v.quorum = policy.for_operation(r.scope.operation).quorum;
+    v.decided_by = r.decided_by;
+    v.decision_reason = r.decision_reason;
+    v.break_glass = r.break_glass;
+    v.filed_by_signer = r.filed_by_signer;
+    return v;
+}
+
+ipc::GrantView view(const jit::Grant& g, jit::TimePoint now) {
+    ipc::GrantView v;
+    v.id = g.id;
+    v.request_id = g.request_id;
+    v.holder = g.holder;
+    v.scope = g.scope.to_string();
+    v.starts_ms = jit::to_unix_ms(g.starts);
+    v.expires_ms = jit::to_unix_ms(g.expires);
+    v.budget = g.budget;
+    v.uses = g.uses;
+    v.state = std::string(jit::to_string(g.state_at(now)));
+    v.revoked_by = g.revoked_by;
+    v.revoke_reason = g.revoke_reason;
+    v.break_glass = g.break_glass;
+    return v;
+}
+
+}  // namespace
+
+Service::Service(jit::Journal& journal, jit::Authority& authority, jit::Directory& directory,
+                 TokenGate& gate, const jit::Clock& clock, Metrics& metrics, ServiceOptions options)
+    : journal_(journal),
+      authority_(authority),
+      directory_(directory),
+      gate_(gate),
+      clock_(clock),
+      metrics_(metrics),
+      options_(std::move(options)) {
+    checkpoint_seq_ = 0;
+    last_checkpoint_ = clock_.now();
+}
+
+void Service::on_change(std::function<void()> wake) {
+    std::lock_guard lock(lifecycle_mutex_);
+    wake_ = std::move(wake);
+}
+
+void Service::notify_change() {
+    std::function<void()> wake;
+    {
+        std::lock_guard lock(lifecycle_mutex_);
+        wake = wake_;
+    }
+    if (wake) {
+        wake();
+    }
+}
+
+Metrics::Gauges Service::gauges() const {
+    const auto now = clock_.now();
+    Metrics::Gauges g;
+    g.active_grants = authority_.active_count(now);
+    for (const jit::Request& r : authority_.requests()) {
+        if (r.state_at(now) == jit::RequestState::pending) {
+            ++g.pending_requests;
+        }
+    }
+    g.logged_in = gate_.logged_in();
+    g.audit_failing = journal_.failure().has_value();
+    return g;
+}
+
+ipc::Reply Service::handle(const Peer& peer, ipc::Request& request) {
+    ipc::Reply reply = std::visit([&](auto& r) { return dispatch(peer, r); }, request);
+    // Wipe every secret the request carried, whatever the outcome.
+    std::visit(
+        [](auto& r) {
+            if constexpr (requires { r.auth; }) {
+                r.auth.wipe();
+            }
+            if constexpr (requires { r.password; }) {
+                jit::wipe(r.password);
+            }
+            if constexpr (requires { r.pin; }) {
+                jit::wipe(r.pin);
+            }
+            if constexpr (requires { r.code; }) {
+                jit::wipe(r.code);
+            }
+        },
+        request);
+    return reply;
+}
+
+template <class T>
+ipc::Reply Service::dispatch(const Peer& peer, T& request) {
+    if constexpr (std::is_same_v<T, ipc::SignRequest>) {
+        if (peer.kind != PeerKind::relay) {
+            metrics_.refusal(Metrics::Refusal::peer);
+            return error("forbidden", "only relay clients may ask for signatures");
+        }
+        return sign(peer, request);
+    } else if constexpr (std::is_same_v<T, ipc::StatusRequest>) {
+        return status();
+    } else {
+        if (peer.kind == PeerKind::relay) {
+            metrics_.refusal(Metrics::Refusal::peer);
+            return error("forbidden", "relay clients may only sign and ask for status");
+        }
+        return operate(peer, request);
+    }
+}
+
+ipc::Reply Service::status() const {
+    ipc::StatusReply s;
+    const auto now = clock_.now();
+    s.logged_in = gate_.logged_in();
+    s.active_grants = static_cast<std::uint32_t>(authority_.active_count(now));
+    const auto [seq, head] = journal_.position();
+    s.audit_records = seq;
+    s.audit_head = jit::to_hex(head);
+    s.audit_failure = journal_.failure().value_or("");
+    s.pin_source = std::string(to_string(options_.pin_source));
+    return s;
+}
+
+// --- signing ----------------------------------------------------------------------------------
+
+ipc::Reply Service::sign(const Peer& peer, const ipc::SignRequest& request) {
+    const auto now = clock_.now();
+    const std::string& client = peer.name;
+    const std::string claimed = "sign " + request.domain + "/" + request.selector;
+    auto refuse = [&](Metrics::Refusal reason, const std::string& code,
+                      const std::string& message) {
+        metrics_.refusal(reason);
+        metrics_.signature(Metrics::SignOutcome::refused);
+        if (auto recorded = authority_.record_sign_refusal(client, claimed, message, now);
+            !recorded) {
+            metrics_.signature(Metrics::SignOutcome::unavailable);
+            return error("unavailable", "the audit log cannot be written: " + recorded.error());
+        }
+        return error(code, message);
+    };
+
+    const auto algorithm = parse_signing_algorithm(request.algorithm);
+    if (!algorithm || *algorithm == SigningAlgorithm::rsa_sha1) {
+        return refuse(
+            Metrics::Refusal::malformed, "invalid",
+            "unsupported algorithm '" + request.algorithm + "' (rsa-sha256 or ed25519-sha256)");
+    }
+    if (!is_valid_domain(request.domain) || !is_valid_selector(request.selector)) {
+        return refuse(Metrics::Refusal::malformed, "invalid", "invalid domain or selector");
+    }
+    if (request.data.empty() || request.data.size() > options_.max_sign_data) {
+        return refuse(
+            Metrics::Refusal::malformed, "invalid",
+            "the header block must be 1 to " + std::to_string(options_.max_sign_data) + " bytes");
+    }
+    // Sign only what can be checked: the block must end in a DKIM-Signature field with an
+    // empty b= whose d=, s= and a= are what the grant check below is about.
+    const auto field = last_field(request.data);
+    if (!field || !mail::iequals(field->first, kSignatureFieldName)) {
+        return refuse(Metrics::Refusal::malformed, "invalid",
+                      "the header block does not end in a DKIM-Signature field");
+    }
+    const auto parsed = parse_signature(field->second);
+    if (!parsed) {
+        return refuse(Metrics::Refusal::malformed, "invalid",
+                      "the DKIM-Signature field is not valid: " + parsed.error().message);
+    }
+    if (!parsed->signature_text.empty()) {
+        return refuse(Metrics::Refusal::malformed, "invalid",
+                      "the DKIM-Signature field to be signed must have an empty b=");
+    }
+    if (!mail::iequals(parsed->domain, request.domain) ||
+        !mail::iequals(parsed->selector, request.selector) || parsed->algorithm != *algorithm) {
+        return refuse(Metrics::Refusal::mismatch, "forbidden",
+                      "the DKIM-Signature field says d=" + parsed->domain +
+                          " s=" + parsed->selector +
+                          " a=" + std::string(to_string(parsed->algorithm)) + ", the request " +
+                          request.domain + "/" + request.selector + " " + request.algorithm);
+    }
+    const std::string domain = mail::ascii_lowercase(request.domain);
+    const std::string selector = mail::ascii_lowercase(request.selector);
+
+    auto permit = authority_.authorize_sign(client, domain, selector, now);
+    if (!permit) {
+        if (permit.error().kind == jit::SignRefusal::Kind::locked) {
+            metrics_.refusal(Metrics::Refusal::no_grant);
+            metrics_.signature(Metrics::SignOutcome::locked);
+            return ipc::ErrorReply{"locked", permit.error().message, permit.error().request_id};
+        }
+        metrics_.refusal(Metrics::Refusal::audit);
+        metrics_.signature(Metrics::SignOutcome::unavailable);
+        return error("unavailable", permit.error().message);
+    }
+    if (!gate_.logged_in()) {
+        // A grant just became active and the lifecycle has not logged in yet.
+        (void)reconcile(now);
+    }
+    auto signature = gate_.sign(domain, selector, *algorithm, request.data);
+    const std::string detail = "a=" + request.algorithm +
+                               "; sha256(header block)=" + hex(crypto::Sha256::hash(request.data));
+    if (!signature) {
+        const std::string why = signature.error().message;
+        (void)authority_.record_signature(*permit, client, "failed", detail + "; " + why, now);
+        metrics_.refusal(Metrics::Refusal::token);
+        metrics_.signature(Metrics::SignOutcome::failed);
+        return error("unavailable", "the token could not sign: " + why);
+    }
+    // Write-ahead: the signature leaves only once its record is durable.
+    if (auto recorded = authority_.record_signature(*permit, client, "ok", detail, now);
+        !recorded) {
+        jit::wipe(*signature);
+        metrics_.refusal(Metrics::Refusal::audit);
+        metrics_.signature(Metrics::SignOutcome::unavailable);
+        return error(
+            "unavailable",
+            "the audit log cannot be written, the signature was withheld: " + recorded.error());
+    }
+    metrics_.signature(Metrics::SignOutcome::ok);
+    if (permit->use > 0) {
+        const auto grants = authority_.grants();
+        for (const jit::Grant& g : grants) {
+            if (g.id == permit->grant_id && g.budget && g.uses >= *g.budget) {
+                (void)reconcile(now);  // the budget is spent: maybe the last grant ended
+                notify_change();
+            }
+        }
+    }
+    return ipc::SignReply{std::move(*signature), permit->grant_id};
+}
+
+// --- the login lifecycle ------------------------------------------------------------------------
+
+Expected<hsm::Secret, std::string> Service::read_pin() const {
+    auto pin = hsm::Secret::from_file(options_.pin_path);
+    if (!pin) {
+        return unexpected("cannot read the token PIN: " + pin.error().to_string());
+    }
+    return std::move(*pin);
+}
+
+Expected<void, std::string> Service::reconcile(jit::TimePoint now,
+                                               std::optional<hsm::Secret> approver_pin) {
+    std::lock_guard lock(lifecycle_mutex_);
+    const bool active = authority_.any_active(now);
+    const bool in = gate_.logged_in();
+    if (active && !in) {
+        hsm::Secret pin;
+        if (options_.pin_source == PinSourceKind::approver) {
+            if (!approver_pin) {
+                return unexpected(
+                    std::string("the token needs an approver's PIN (PIN source \"approver\")"));
+            }
+            pin = std::move(*approver_pin);
+        } else {
+            auto read = read_pin();
+            if (!read) {
+                if (last_login_failure_ != read.error()) {
+                    last_login_failure_ = read.error();
+                    jit::AuditRecord r;
+                    r.time = now;
+                    r.actor = "signerd";
+                    r.action = "token.login";
+                    r.outcome = "failed";
+                    r.reason = read.error();
+                    (void)journal_.write({}, std::move(r));
+                }
+                return unexpected(read.error());
+            }
+            pin = std::move(*read);
+        }
+        auto logged = gate_.login(std::move(pin), options_.pin_source != PinSourceKind::approver);
+        jit::AuditRecord r;
+        r.time = now;
+        r.actor = "signerd";
+        r.action = "token.login";
+        if (!logged) {
+            r.outcome = "failed";
+            r.reason = logged.error().message;
+            if (last_login_failure_ != r.reason) {
+                last_login_failure_ = r.reason;
+                (void)journal_.write({}, std::move(r));
+            }
+            return unexpected(logged.error().message);
+        }
+        last_login_failure_.clear();
+        r.outcome = "ok";
+        r.reason = "a grant is active";
+        if (auto written = journal_.write({}, std::move(r)); !written) {
+            gate_.logout();  // no login without its record
+            return unexpected("the audit log cannot be written: " + written.error());
+        }
+        metrics_.login();
+    } else if (!active && in) {
+        checkpoint(now);
+        gate_.logout();
+        metrics_.logout();
+        jit::AuditRecord r;
+        r.time = now;
+        r.actor = "signerd";
+        r.action = "token.logout";
+        r.outcome = "ok";
+        r.reason = "no active grant";
+        (void)journal_.write({}, std::move(r));  // logged out either way
+    }
+    return {};
+}
+
+// Called with lifecycle_mutex_ held.
+void Service::checkpoint(jit::TimePoint now) {
+    const auto [seq, head] = journal_.position();
+    if (seq == 0 || seq == checkpoint_seq_ || !gate_.logged_in()) {
+        return;
+    }
+    jit::Checkpoint c;
+    c.seq = seq;
+    c.head = head;
+    c.time = now;
+    auto signature = gate_.sign_checkpoint(jit::checkpoint_message(c));
+    if (!signature) {
+        return;  // tried again at the next interval
+    }
+    c.key_label = signature->key_label;
+    c.algorithm = signature->algorithm;
+    c.signature = std::move(signature->signature);
+    std::vector<jit::AuditRecord> none;
+    if (journal_.write({c}, none)) {
+        checkpoint_seq_ = seq;
+        last_checkpoint_ = now;
+    }
+}
+
+void Service::tick() {
+    const auto now = clock_.now();
+    authority_.sweep(now);
+    (void)reconcile(now);
+    std::lock_guard lock(lifecycle_mutex_);
+    if (now - last_checkpoint_ >= options_.checkpoint_interval) {
+        checkpoint(now);
+        last_checkpoint_ = now;
+    }
+}
+
+jit::TimePoint Service::next_tick() const {
+    const auto now = clock_.now();
+    jit::TimePoint next = now + std::chrono::seconds(1);
+    if (auto deadline = authority_.next_deadline(now); deadline && *deadline < next) {
+        next = *deadline;
+    }
+    return next;
+}
+
+void Service::shutdown() {
+    std::lock_guard lock(lifecycle_mutex_);
+    const auto now = clock_.now();
+    checkpoint(now);
+    if (gate_.logged_in()) {
+        gate_.logout();
+        metrics_.logout();
+        jit::AuditRecord r;
+        r.time = now;
+        r.actor = "signerd";
+        r.action = "token.logout";
+        r.outcome = "ok";
+        r.reason = "shutdown";
+        (void)journal_.write({}, std::move(r));
+    }
+}
+
+// --- operators ----------------------------------------------------------------------------------
+
+Expected<Actor, Refusal> Service::authenticate(const Peer& peer,
+                                               const ipc::Credentials& credentials,
+                                               bool need_password, jit::TimePoint now) {
+    if (!credentials.token.empty()) {
+        if (need_password) {
+            return unexpected(Refusal{Refusal::Code::unauthenticated,
+                                      "this needs the user's password, not a token"});
+        }
+        return directory_.authenticate_token(credentials.token, now);
+    }
+    if (!credentials.user.empty()) {
+        auto actor = directory_.authenticate_password(credentials.user, credentials.password, now);
+        if (actor && need_password) {
+            // A session or API token is as strong as the login that made it: with TOTP
+            // enrolled, the code is part of that login.
+            const auto user = directory_.find(actor->name);
+            if (user && user->totp_confirmed) {
+                if (auto checked = directory_.check_totp(*actor, credentials.totp, now); !checked) {
+                    return unexpected(checked.error());
+                }
+            }
+        }
+        return actor;
+    }
+    if (peer.kind == PeerKind::admin) {
+        return Actor{Actor::Kind::local, peer.name,
+                     static_cast<jit::RoleSet>(static_cast<unsigned>(jit::Role::admin) |
+                                               static_cast<unsigned>(jit::Role::auditor))};
+    }
+    return unexpected(Refusal{Refusal::Code::unauthenticated, "credentials are required"});
+}
+
+Expected<void, Refusal> Service::may_administer(const Actor& actor, jit::TimePoint now) {
+    if (actor.kind == Actor::Kind::local) {
+        return {};
+    }
+    if (actor.kind != Actor::Kind::user || !jit::has_role(actor.roles, jit::Role::admin)) {
+        return unexpected(Refusal{Refusal::Code::forbidden, "this needs the admin role"});
+    }
+    auto grant = authority_.authorize_operation(actor, jit::Operation::admin, "*", "*", now);
+    if (!grant) {
+        return unexpected(grant.error());
+    }
+    return {};
+}
+
+#define DKIM_AUTHENTICATE(actor, peer, request, need_password, now)    \
+    auto actor = authenticate(peer, request.auth, need_password, now); \
+    if (!actor) {                                                      \
+        return error_reply(actor.error());                             \
+    }
+
+ipc::Reply Service::operate(const Peer& peer, ipc::SessionCreate& r) {
+    const auto now = clock_.now();
+    if (r.auth.user.empty()) {
+        return error("unauthenticated", "a session needs a user name and password");
+    }
+    DKIM_AUTHENTICATE(actor, peer, r, true, now)
+    const auto ttl = std::chrono::seconds(std::clamp<std::int64_t>(r.ttl_seconds, 60, 12 * 3600));
+    auto made =
+        directory_.create_token(*actor, actor->name, jit::TokenKind::session, "session", ttl, now);
+    if (!made) {
+        return error_reply(made.error());
+    }
+    ipc::OkReply ok{"session for " + actor->name + " (" + jit::roles_to_string(actor->roles) + ")",
+                    made->token.id, std::move(made->secret)};
+    return ok;
+}
+
+ipc::Reply Service::operate(const Peer& peer, ipc::UserAdd& r) {
+    const auto now = clock_.now();
+    DKIM_AUTHENTICATE(actor, peer, r, false, now)
+    if (auto allowed = may_administer(*actor, now); !allowed) {
+        return error_reply(allowed.error());
+    }
+    const auto roles = jit::parse_roles(r.roles);
+    if (!roles) {
+        return error("invalid",
+                     "unknown role in '" + r.roles + "' (requester, approver, admin, auditor)");
+    }
+    auto added = directory_.add_user(*actor, r.name, *roles, r.password, now);
+    if (!added) {
+        return error_reply(added.error());
+    }
+    return ipc::OkReply{
+        "user " + added->name + " added with roles " + jit::roles_to_string(added->roles), 0, ""};
+}
+
+ipc::Reply Service::operate(const Peer& peer, ipc::UserList& r) {
+    const auto now = clock_.now();
+    DKIM_AUTHENTICATE(actor, peer, r, false, now)
+    if (actor->kind == Actor::Kind::user && !jit::has_role(actor->roles, jit::Role::admin) &&
+        !jit::has_role(actor->roles, jit::Role::auditor)) {
+        return error("forbidden", "listing users needs the admin or auditor role");
+    }
+    ipc::UsersReply out;
+    for (const jit::User& u : directory_.users()) {
+        out.users.push_back({u.name, jit::roles_to_string(u.roles), u.disabled,
+                             !u.password_hash.empty(), u.totp_confirmed,
+                             jit::to_unix_ms(u.created)});
+    }
+    for (const jit::ApiToken& t : directory_.tokens()) {
+        out.tokens.push_back({t.id, t.user, t.kind == jit::TokenKind::api ? "api" : "session",
+                              t.label, jit::to_unix_ms(t.created),
+                              t.expires ? jit::to_unix_ms(*t.expires) : 0,
+                              t.revoked || (t.expires && now >= *t.expires)});
+    }
+    return out;
+}
+
+ipc::Reply Service::operate(const Peer& peer, ipc::UserSetDisabled& r) {
+    const auto now = clock_.now();
+    DKIM_AUTHENTICATE(actor, peer, r, false, now)
+    if (auto allowed = may_administer(*actor, now); !allowed) {
+        return error_reply(allowed.error());
+    }
+    auto changed = directory_.set_disabled(*actor, r.name, r.disabled, now);
+    if (!changed) {
+        return error_reply(changed.error());
+    }
+    return ipc::OkReply{"user " + r.name + (r.disabled ? " disabled" : " enabled"), 0, ""};
+}
+
+ipc::Reply Service::operate(const Peer& peer, ipc::ApiTokenCreate& r) {
+    const auto now = clock_.now();
+    // A token is made from a password login (with TOTP when enrolled), never from a token.
+    DKIM_AUTHENTICATE(actor, peer, r, true, now)
+    const std::string user = r.user.empty() ? actor->name : r.user;
+    if (user != actor->name || actor->kind == Actor::Kind::local) {
+        if (auto allowed = may_administer(*actor, now); !allowed) {
+            return error_reply(allowed.error());
+        }
+    }
+    std::optional<jit::Duration> ttl;
+    if (r.ttl_seconds > 0) {
+        ttl = std::chrono::seconds(r.ttl_seconds);
+    }
+    auto made = directory_.create_token(*actor, user, jit::TokenKind::api, r.label, ttl, now);
+    if (!made) {
+        return error_reply(made.error());
+    }
+    return ipc::OkReply{"API token " + std::to_string(made->token.id) + " for " + user +
+                            " (shown once; only its hash is kept)",
+                        made->token.id, std::move(made->secret)};
+}
+
+ipc::Reply Service::operate(const Peer& peer, ipc::ApiTokenRevoke& r) {
+    const auto now = clock_.now();
+    DKIM_AUTHENTICATE(actor, peer, r, false, now)
+    auto revoked = directory_.revoke_token(*actor, r.id, now);
+    if (!revoked) {
+        return error_reply(revoked.error());
+    }
+    return ipc::OkReply{"token " + std::to_string(r.id) + " revoked", r.id, ""};
+}
+
+ipc::Reply Service::operate(const Peer& peer, ipc::TotpEnrol& r) {
+    const auto now = clock_.now();
+    DKIM_AUTHENTICATE(actor, peer, r, true, now)
+    const std::string user = r.user.empty() ? actor->name : r.user;
+    if (user != actor->name || actor->kind == Actor::Kind::local) {
+        if (auto allowed = may_administer(*actor, now); !allowed) {
+            return error_reply(allowed.error());
+        }
+    }
+    auto enrolled = directory_.enrol_totp(*actor, user, now);
+    if (!enrolled) {
+        return error_reply(enrolled.error());
+    }
+    ipc::OkReply ok{"TOTP secret for " + user + " (confirm it with a code: totp confirm)", 0,
+                    std::move(enrolled->uri)};
+    jit::wipe(enrolled->secret_base32);
+    return ok;
+}
+
+ipc::Reply Service::operate(const Peer& peer, ipc::TotpConfirm& r) {
+    const auto now = clock_.now();
+    DKIM_AUTHENTICATE(actor, peer, r, false, now)
+    const std::string user = r.user.empty() ? actor->name : r.user;
+    if (user != actor->name && actor->kind != Actor::Kind::local) {
+        return error("forbidden", "users confirm their own enrolment");
+    }
+    auto confirmed = directory_.confirm_totp(*actor, user, r.code, now);
+    if (!confirmed) {
+        return error_reply(confirmed.error());
+    }
+    return ipc::OkReply{"TOTP confirmed for " + user, 0, ""};
+}
+
+ipc::Reply Service::operate(const Peer& peer, ipc::ElevationRequest& r) {
+    const auto now = clock_.now();
+    DKIM_AUTHENTICATE(actor, peer, r, false, now)
+    const auto op = jit::parse_operation(r.operation);
+    if (!op) {
+        return error("invalid", "unknown operation '" + r.operation +
+                                    "' (sign, key.generate, key.rotate, key.retire, admin)");
+    }
+    if (r.break_glass) {
+        if (auto checked = directory_.check_totp(*actor, r.auth.totp, now); !checked) {
+            return error_reply(checked.error());
+        }
+    }
+    jit::RequestInput input;
+    input.scope = jit::Scope{*op, r.domain, r.selector.empty() ? "*" : r.selector,
+                             r.client.empty() ? "*" : r.client};
+    input.duration = std::chrono::seconds(
+        std::max<std::int64_t>(0, std::min<std::int64_t>(r.duration_seconds, 366LL * 86400)));
+    input.budget = r.budget;
+    input.reason = r.reason;
+    input.break_glass = r.break_glass;
+    auto decided = authority_.request(*actor, std::move(input), now);
+    if (!decided) {
+        return error_reply(decided.error());
+    }
+    if (decided->grant) {
+        (void)reconcile(now);
+        notify_change();
+        return ipc::OkReply{"request " + std::to_string(decided->request.id) + " " +
+                                (decided->request.break_glass ? "BREAK-GLASS: " : "") + "grant " +
+                                std::to_string(decided->grant->id) + " active (" +
+                                decided->request.decided_by + ")",
+                            decided->request.id, ""};
+    }
+    notify_change();
+    return ipc::OkReply{"request " + std::to_string(decided->request.id) + " pending approval",
+                        decided->request.id, ""};
+}
+
+ipc::Reply Service::operate(const Peer& peer, ipc::ElevationList& r) {
+    const auto now = clock_.now();
+    DKIM_AUTHENTICATE(actor, peer, r, false, now)
+    ipc::RequestsReply out;
+    for (const jit::Request& req : authority_.requests()) {
+        if (!r.pending_only || req.state_at(now) == jit::RequestState::pending) {
+            out.requests.push_back(view(req, authority_.policy(), now));
+        }
+    }
+    return out;
+}
+
+ipc::Reply Service::operate(const Peer& peer, ipc::ElevationDecide& r) {
+    const auto now = clock_.now();
+    DKIM_AUTHENTICATE(actor, peer, r, false, now)
+    if (r.action == "cancel") {
+        auto cancelled = authority_.cancel(*actor, r.id, now);
+        if (!cancelled) {
+            return error_reply(cancelled.error());
+        }
+        return ipc::OkReply{"request " + std::to_string(r.id) + " cancelled", r.id, ""};
+    }
+    if (r.action != "approve" && r.action != "deny") {
+        return error("invalid", "action must be approve, deny or cancel");
+    }
+    if (actor->kind != Actor::Kind::user) {
+        return error("forbidden", "approvals and denials are made by users with their TOTP code");
+    }
+    // Cheap checks first, so that a hopeless approval does not spend the TOTP code.
+    const auto pending = authority_.find_request(r.id);
+    if (!pending) {
+        return error("not_found", "no request " + std::to_string(r.id));
+    }
+    if (auto checked = directory_.check_totp(*actor, r.auth.totp, now); !checked) {
+        return error_reply(checked.error());
+    }
+    if (r.action == "deny") {
+        auto denied = authority_.deny(*actor, r.id, r.reason, now);
+        if (!denied) {
+            return error_reply(denied.error());
+        }
+        notify_change();
+        return ipc::OkReply{"request " + std::to_string(r.id) + " denied", r.id, ""};
+    }
+    std::optional<hsm::Secret> pin;
+    if (options_.pin_source == PinSourceKind::approver && !r.pin.empty()) {
+        pin = hsm::Secret::from_string(r.pin);
+        jit::wipe(r.pin);
+    }
+    const unsigned quorum = authority_.policy().for_operation(pending->scope.operation).quorum;
+    const bool completes = pending->approvals.size() + 1 >= quorum;
+    if (options_.pin_source == PinSourceKind::approver && completes && !gate_.logged_in()) {
+        // Approver mode: the approval that activates a grant brings the PIN. Log in first, so
+        // a wrong PIN refuses the approval instead of making a grant that cannot sign.
+        if (!pin) {
+            return error("invalid",
+                         "this approval activates the grant and the token is logged out: "
+                         "PIN source \"approver\" needs the token PIN with it");
+        }
+        auto logged = gate_.login(std::move(*pin), false);
+        pin.reset();
+        if (!logged) {
+            jit::AuditRecord rec;
+            rec.time = now;
+            rec.actor = actor->audit_name();
+            rec.action = "token.login";
+            rec.outcome = "failed";
+            rec.reason = logged.error().message;
+            rec.request_id = r.id;
+            (void)journal_.write({}, std::move(rec));
+            return error("forbidden", "the token refused the PIN; the request stays pending");
+        }
+        metrics_.login();
+    }
+    pin.reset();  // wiped: held only until C_Login
+    auto approved = authority_.approve(*actor, r.id, now);
+    (void)reconcile(now);  // log in for the new grant, or out again if the approval failed
+    if (!approved) {
+        return error_reply(approved.error());
+    }
+    notify_change();
+    if (approved->grant) {
+        return ipc::OkReply{"request " + std::to_string(r.id) + " approved: grant " +
+                                std::to_string(approved->grant->id) + " active",
+                            approved->grant->id, ""};
+    }
+    return ipc::OkReply{"request " + std::to_string(r.id) + " approved (" +
+                            std::to_string(approved->request.approvals.size()) + " of " +
+                            std::to_string(quorum) + ")",
+                        0, ""};
+}
+
+ipc::Reply Service::operate(const Peer& peer, ipc::GrantRevoke& r) {
+    const auto now = clock_.now();
+    DKIM_AUTHENTICATE(actor, peer, r, false, now)
+    if (actor->kind == Actor::Kind::user) {
+        if (auto checked = directory_.check_totp(*actor, r.auth.totp, now); !checked) {
+            return error_reply(checked.error());
+        }
+    }
+    auto revoked = authority_.revoke(*actor, r.id, r.reason, now);
+    if (!revoked) {
+        return error_reply(revoked.error());
+    }
+    // Durable, and the token logged out if this was the last grant, before the answer.
+    (void)reconcile(now);
+    notify_change();
+    return ipc::OkReply{"grant " + std::to_string(r.id) + " revoked" +
+                            (gate_.logged_in() ? "" : "; the token is logged out"),
+                        r.id, ""};
+}
+
+ipc::Reply Service::operate(const Peer& peer, ipc::GrantList& r) {
+    const auto now = clock_.now();
+    DKIM_AUTHENTICATE(actor, peer, r, false, now)
+    ipc::GrantsReply out;
+    for (const jit::Grant& g : authority_.grants()) {
+        if (!r.active_only || g.active_at(now)) {
+            out.grants.push_back(view(g, now));
+        }
+    }
+    return out;
+}
+
+ipc::Reply Service::operate(const Peer& peer, ipc::AuditShow& r) {
+    const auto now = clock_.now();
+    DKIM_AUTHENTICATE(actor, peer, r, false, now)
+    if (actor->kind == Actor::Kind::user && !jit::has_role(actor->roles, jit::Role::auditor) &&
+        !jit::has_role(actor->roles, jit::Role::admin)) {
+        return error("forbidden", "reading the audit log needs the auditor or admin role");
+    }
+    auto records = journal_.store().audit_records(std::max<std::int64_t>(1, r.from),
+                                                  std::clamp<std::int64_t>(r.limit, 1, 10'000));
+    if (!records) {
+        return error("unavailable", records.error());
+    }
+    ipc::AuditReply out;
+    for (const jit::AuditRecord& a : *records) {
+        out.records.push_back({a.seq, jit::to_unix_ms(a.time), a.actor, a.action, a.scope,
+                               a.outcome, a.reason, a.request_id, a.grant_id, a.detail,
+                               jit::to_hex(a.hash)});
+    }
+    return out;
+}
+
+#undef DKIM_AUTHENTICATE
+
+}  // namespace dkim::signerd

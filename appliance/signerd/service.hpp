@@ -1,0 +1,112 @@
+#pragma once
+// What dkim-signerd does with one request from one peer, without the socket: the sign
+// check, the operator operations, and the token's login lifecycle. The server (server.hpp)
+// only moves frames; tests drive this class directly with a ManualClock and a fake gate.
+//
+// The login lifecycle: the token is logged in exactly while at least one grant is active.
+// reconcile() makes it so; it runs after every decision that can change the answer (approve,
+// revoke, a signature that spent a budget) before that decision is acknowledged, and from
+// the lifecycle thread at every deadline (a grant's expiry), so a logout follows the last
+// grant's end within the thread's wake-up latency.
+
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <optional>
+
+#include "config.hpp"
+#include "dkim/ipc/protocol.hpp"
+#include "dkim/jit/authority.hpp"
+#include "dkim/jit/clock.hpp"
+#include "dkim/jit/directory.hpp"
+#include "dkim/jit/journal.hpp"
+#include "metrics.hpp"
+#include "token_gate.hpp"
+
+namespace dkim::signerd {
+
+struct Peer {
+    PeerKind kind = PeerKind::relay;
+    std::string name;
+    std::uint32_t uid = 0;
+};
+
+struct ServiceOptions {
+    PinSourceKind pin_source = PinSourceKind::file;
+    std::filesystem::path pin_path;  // file, or $CREDENTIALS_DIRECTORY/<name>
+    jit::Duration checkpoint_interval = std::chrono::minutes(5);
+    std::size_t max_sign_data = 512 * 1024;
+};
+
+class Service {
+  public:
+    Service(jit::Journal& journal, jit::Authority& authority, jit::Directory& directory,
+            TokenGate& gate, const jit::Clock& clock, Metrics& metrics, ServiceOptions options);
+    Service(const Service&) = delete;
+    Service& operator=(const Service&) = delete;
+
+    // Secrets inside `request` are wiped before this returns.
+    ipc::Reply handle(const Peer& peer, ipc::Request& request);
+
+    // Records what ended by time, brings the login state in line with the grants, and takes a
+    // checkpoint when one is due. Safe to call at any time from any thread.
+    void tick();
+    // When tick() must run next at the latest.
+    jit::TimePoint next_tick() const;
+    // Called when a tick may be due earlier than announced (a new grant, a revoke).
+    void on_change(std::function<void()> wake);
+
+    // Checkpoint and log out; for SIGTERM.
+    void shutdown();
+    bool logged_in() const { return gate_.logged_in(); }
+    Metrics::Gauges gauges() const;
+
+  private:
+    template <class T>
+    ipc::Reply dispatch(const Peer& peer, T& request);
+    ipc::Reply sign(const Peer& peer, const ipc::SignRequest& request);
+    ipc::Reply status() const;
+    Expected<jit::Actor, jit::Refusal> authenticate(const Peer& peer,
+                                                    const ipc::Credentials& credentials,
+                                                    bool need_password, jit::TimePoint now);
+    Expected<void, jit::Refusal> may_administer(const jit::Actor& actor, jit::TimePoint now);
+
+    ipc::Reply operate(const Peer& peer, ipc::SessionCreate& r);
+    ipc::Reply operate(const Peer& peer, ipc::UserAdd& r);
+    ipc::Reply operate(const Peer& peer, ipc::UserList& r);
+    ipc::Reply operate(const Peer& peer, ipc::UserSetDisabled& r);
+    ipc::Reply operate(const Peer& peer, ipc::ApiTokenCreate& r);
+    ipc::Reply operate(const Peer& peer, ipc::ApiTokenRevoke& r);
+    ipc::Reply operate(const Peer& peer, ipc::TotpEnrol& r);
+    ipc::Reply operate(const Peer& peer, ipc::TotpConfirm& r);
+    ipc::Reply operate(const Peer& peer, ipc::ElevationRequest& r);
+    ipc::Reply operate(const Peer& peer, ipc::ElevationList& r);
+    ipc::Reply operate(const Peer& peer, ipc::ElevationDecide& r);
+    ipc::Reply operate(const Peer& peer, ipc::GrantRevoke& r);
+    ipc::Reply operate(const Peer& peer, ipc::GrantList& r);
+    ipc::Reply operate(const Peer& peer, ipc::AuditShow& r);
+
+    // The login lifecycle. `approver_pin`: the PIN an approver just supplied (approver mode).
+    Expected<void, std::string> reconcile(jit::TimePoint now,
+                                          std::optional<hsm::Secret> approver_pin = std::nullopt);
+    Expected<hsm::Secret, std::string> read_pin() const;
+    void checkpoint(jit::TimePoint now);
+    void notify_change();
+
+    jit::Journal& journal_;
+    jit::Authority& authority_;
+    jit::Directory& directory_;
+    TokenGate& gate_;
+    const jit::Clock& clock_;
+    Metrics& metrics_;
+    ServiceOptions options_;
+    mutable std::mutex lifecycle_mutex_;  // login, logout and checkpoints, one at a time
+    std::int64_t checkpoint_seq_ = 0;
+    jit::TimePoint last_checkpoint_;
+    std::string last_login_failure_;
+    std::function<void()> wake_;
+};
+
+ipc::ErrorReply error_reply(const jit::Refusal& refusal);
+
+}  // namespace dkim::signerd

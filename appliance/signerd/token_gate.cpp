@@ -1,0 +1,140 @@
+#include "token_gate.hpp"
+
+namespace dkim::signerd {
+
+hsm::KeyName audit_key_name() {
+    return hsm::KeyName{"signerd.invalid", "audit"};
+}
+
+namespace {
+
+GateError from_hsm(const hsm::Error& error) {
+    switch (error.code) {
+        case hsm::ErrorCode::locked: return {GateError::Kind::locked, error.to_string()};
+        case hsm::ErrorCode::key_not_found: return {GateError::Kind::no_key, error.to_string()};
+        case hsm::ErrorCode::pin_incorrect:
+        case hsm::ErrorCode::pin_locked: return {GateError::Kind::wrong_pin, error.to_string()};
+        default: return {GateError::Kind::token, error.to_string()};
+    }
+}
+
+}  // namespace
+
+HsmTokenGate::HsmTokenGate(std::shared_ptr<hsm::Token> token)
+    : token_(std::move(token)), pool_(std::make_unique<hsm::SigningPool>(token_)) {}
+
+HsmTokenGate::~HsmTokenGate() {
+    logout();
+}
+
+Expected<void, GateError> HsmTokenGate::login(hsm::Secret pin, bool relogin) {
+    std::lock_guard lock(mutex_);
+    if (login_ && login_->held()) {
+        return {};
+    }
+    auto acquired = hsm::Login::acquire(
+        token_, std::move(pin),
+        relogin ? hsm::Login::Relogin::allowed : hsm::Login::Relogin::forbidden);
+    if (!acquired) {
+        return unexpected(from_hsm(acquired.error()));
+    }
+    login_.emplace(std::move(*acquired));
+    return {};
+}
+
+void HsmTokenGate::logout() {
+    std::lock_guard lock(mutex_);
+    if (login_) {
+        (void)login_->release();
+        login_.reset();
+    }
+    // Every session of this application, pool sessions included: after this, a C_Sign on any
+    // handle we ever had fails.
+    (void)token_->close_all_sessions();
+    keys_.clear();
+}
+
+bool HsmTokenGate::logged_in() const {
+    std::lock_guard lock(mutex_);
+    return login_.has_value() && token_->logged_in();
+}
+
+Expected<hsm::KeyInfo, GateError> HsmTokenGate::key(const hsm::KeyName& name) {
+    {
+        std::lock_guard lock(mutex_);
+        if (!login_) {
+            return unexpected(GateError{GateError::Kind::locked, "the token is not logged in"});
+        }
+        if (keys_epoch_ != token_->login_epoch()) {
+            keys_.clear();
+            keys_epoch_ = token_->login_epoch();
+        }
+        const auto it = keys_.find(name.label());
+        if (it != keys_.end()) {
+            return it->second;
+        }
+    }
+    hsm::KeyStore store(token_);
+    auto found = store.find(name);
+    if (!found) {
+        return unexpected(from_hsm(found.error()));
+    }
+    std::lock_guard lock(mutex_);
+    keys_[name.label()] = *found;
+    return std::move(*found);
+}
+
+Expected<std::string, GateError> HsmTokenGate::sign(const std::string& domain,
+                                                    const std::string& selector,
+                                                    SigningAlgorithm algorithm,
+                                                    std::string_view data) {
+    auto name = hsm::KeyName::make(domain, selector);
+    if (!name) {
+        return unexpected(GateError{GateError::Kind::no_key, name.error().to_string()});
+    }
+    auto info = key(*name);
+    if (!info) {
+        return unexpected(info.error());
+    }
+    const bool matches =
+        (algorithm == SigningAlgorithm::rsa_sha256 && info->type == hsm::KeyType::rsa) ||
+        (algorithm == SigningAlgorithm::ed25519_sha256 && info->type == hsm::KeyType::ed25519);
+    if (!matches) {
+        return unexpected(GateError{GateError::Kind::no_key,
+                                    "the key " + name->label() + " is " +
+                                        std::string(hsm::dkim_signature_algorithm(info->type)) +
+                                        ", not " + std::string(to_string(algorithm))});
+    }
+    auto signature =
+        pool_->sign(*info, {reinterpret_cast<const unsigned char*>(data.data()), data.size()});
+    if (!signature) {
+        return unexpected(from_hsm(signature.error()));
+    }
+    return std::string(signature->begin(), signature->end());
+}
+
+Expected<TokenGate::CheckpointSignature, GateError> HsmTokenGate::sign_checkpoint(
+    std::string_view message) {
+    const hsm::KeyName name = audit_key_name();
+    auto info = key(name);
+    if (!info && info.error().kind == GateError::Kind::no_key) {
+        hsm::KeyStore store(token_);
+        auto generated = store.generate(name, hsm::KeyAlgorithm::ed25519);
+        if (!generated) {
+            return unexpected(from_hsm(generated.error()));
+        }
+        info = key(name);
+    }
+    if (!info) {
+        return unexpected(info.error());
+    }
+    auto signature = pool_->sign(
+        *info, {reinterpret_cast<const unsigned char*>(message.data()), message.size()});
+    if (!signature) {
+        return unexpected(from_hsm(signature.error()));
+    }
+    return CheckpointSignature{name.label(), "ed25519-sha256",
+                               std::string(signature->begin(), signature->end())};
+}
+
+}  // namespace dkim::signerd

@@ -1,0 +1,79 @@
+#pragma once
+// The token as signerd sees it: logged in or not, and signing with a DKIM key or the audit
+// key while logged in. TokenGate is the seam for unit tests (a fake); HsmTokenGate is the
+// real one over hsm/. Login and logout are driven by the Service (the login lifecycle),
+// never by the gate itself.
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "dkim/dkim/signature.hpp"
+#include "dkim/expected.hpp"
+#include "dkim/hsm/keys.hpp"
+#include "dkim/hsm/secret.hpp"
+#include "dkim/hsm/signing_pool.hpp"
+#include "dkim/hsm/token.hpp"
+
+namespace dkim::signerd {
+
+struct GateError {
+    enum class Kind : std::uint8_t { locked, no_key, wrong_pin, token } kind = Kind::token;
+    std::string message;
+};
+
+class TokenGate {
+  public:
+    virtual ~TokenGate() = default;
+    // C_Login with `pin`. relogin: keep a copy to recover lost sessions (not in approver mode).
+    virtual Expected<void, GateError> login(hsm::Secret pin, bool relogin) = 0;
+    // C_Logout and close every session of this application on the token.
+    virtual void logout() = 0;
+    virtual bool logged_in() const = 0;
+    virtual Expected<std::string, GateError> sign(const std::string& domain,
+                                                  const std::string& selector,
+                                                  SigningAlgorithm algorithm,
+                                                  std::string_view data) = 0;
+    // Signs an audit checkpoint with the audit key (generated in the token on first use).
+    // Returns (key label, algorithm, signature).
+    struct CheckpointSignature {
+        std::string key_label;
+        std::string algorithm;
+        std::string signature;
+    };
+    virtual Expected<CheckpointSignature, GateError> sign_checkpoint(std::string_view message) = 0;
+};
+
+// The audit key: Ed25519, label "audit._domainkey.signerd.invalid" (.invalid never resolves:
+// no DNS name can collide with it).
+hsm::KeyName audit_key_name();
+
+class HsmTokenGate final : public TokenGate {
+  public:
+    explicit HsmTokenGate(std::shared_ptr<hsm::Token> token);
+    ~HsmTokenGate() override;
+
+    Expected<void, GateError> login(hsm::Secret pin, bool relogin) override;
+    void logout() override;
+    bool logged_in() const override;
+    Expected<std::string, GateError> sign(const std::string& domain, const std::string& selector,
+                                          SigningAlgorithm algorithm,
+                                          std::string_view data) override;
+    Expected<CheckpointSignature, GateError> sign_checkpoint(std::string_view message) override;
+
+    const std::shared_ptr<hsm::Token>& token() const { return token_; }
+
+  private:
+    Expected<hsm::KeyInfo, GateError> key(const hsm::KeyName& name);
+
+    std::shared_ptr<hsm::Token> token_;
+    std::unique_ptr<hsm::SigningPool> pool_;
+    mutable std::mutex mutex_;
+    std::optional<hsm::Login> login_;
+    std::uint64_t keys_epoch_ = 0;
+    std::map<std::string, hsm::KeyInfo> keys_;  // by label, valid for keys_epoch_
+};
+
+}  // namespace dkim::signerd

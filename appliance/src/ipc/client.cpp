@@ -1,0 +1,112 @@
+#include "dkim/ipc/client.hpp"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "dkim/ipc/frame.hpp"
+
+namespace dkim::ipc {
+
+SignerClient::SignerClient(std::string socket_path, ClientOptions options)
+    : path_(std::move(socket_path)), options_(options) {}
+
+SignerClient::SignerClient(SignerClient&& other) noexcept
+    : path_(std::move(other.path_)), options_(other.options_), fd_(other.fd_) {
+    other.fd_ = -1;
+}
+
+SignerClient& SignerClient::operator=(SignerClient&& other) noexcept {
+    if (this != &other) {
+        close();
+        path_ = std::move(other.path_);
+        options_ = other.options_;
+        fd_ = other.fd_;
+        other.fd_ = -1;
+    }
+    return *this;
+}
+
+SignerClient::~SignerClient() {
+    close();
+}
+
+void SignerClient::close() {
+    if (fd_ >= 0) {
+        ::close(fd_);
+        fd_ = -1;
+    }
+}
+
+Expected<void, std::string> SignerClient::connect() {
+    close();
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    if (path_.size() >= sizeof(address.sun_path)) {
+        return unexpected("socket path too long: " + path_);
+    }
+    std::memcpy(address.sun_path, path_.c_str(), path_.size() + 1);
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return unexpected(std::string("cannot create a socket: ") + std::strerror(errno));
+    }
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+        const int error = errno;
+        ::close(fd);
+        return unexpected("cannot connect to dkim-signerd at " + path_ + ": " +
+                          std::strerror(error));
+    }
+    fd_ = fd;
+    return {};
+}
+
+Expected<Reply, std::string> SignerClient::call(const Request& request) {
+    const std::string frame = encode(request);
+    if (frame.size() - kFrameHeaderSize > kMaxFrameSize) {
+        return unexpected(std::string("request too large for one frame"));
+    }
+    if (fd_ >= 0 && std::chrono::steady_clock::now() - last_used_ > options_.max_idle) {
+        close();
+    }
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        const bool fresh = fd_ < 0;
+        if (fresh) {
+            if (auto connected = connect(); !connected) {
+                return unexpected(connected.error());
+            }
+        }
+        auto written = write_all(fd_, frame, options_.timeout);
+        if (!written) {
+            close();
+            // A connection the server closed while idle shows up here: reconnect once. The
+            // request did not reach signerd.
+            if (!fresh && written.error().kind == FrameError::Kind::closed) {
+                continue;
+            }
+            return unexpected("cannot send to dkim-signerd: " + written.error().message);
+        }
+        auto payload = read_frame(fd_, options_.timeout, options_.timeout);
+        if (!payload) {
+            close();
+            if (!fresh && payload.error().kind == FrameError::Kind::closed &&
+                payload.error().message == "connection closed" &&
+                std::holds_alternative<StatusRequest>(request)) {
+                continue;  // only a status request is safe to send again
+            }
+            return unexpected("no reply from dkim-signerd: " + payload.error().message);
+        }
+        auto reply = decode_reply(*payload);
+        if (!reply) {
+            close();
+            return unexpected("bad reply from dkim-signerd: " + reply.error().message);
+        }
+        last_used_ = std::chrono::steady_clock::now();
+        return std::move(*reply);
+    }
+    return unexpected(std::string("dkim-signerd closed the connection"));
+}
+
+}  // namespace dkim::ipc
