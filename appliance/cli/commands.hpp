@@ -7,5 +7,7 @@ namespace dkim::cli {
 
 // `sign` and `verify`; each sets `exit_code` when it runs.
 void add_mail_commands(CLI::App& app, int& exit_code);
+// user, apitoken, totp, elevation, grant, audit, signerd: through dkim-signerd.
+void add_signerd_commands(CLI::App& app, int& exit_code);
 
 }  // namespace dkim::cli

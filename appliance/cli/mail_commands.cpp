@@ -20,6 +20,7 @@
 #include "dkim/hsm/keys.hpp"
 #include "dkim/hsm/signing_pool.hpp"
 #include "dkim/hsm/token.hpp"
+#include "dkim/ipc/remote_signer.hpp"
 #include "dkim/provisioning/keys.hpp"
 #include "dkim/signing/token_signer.hpp"
 
@@ -119,6 +120,8 @@ struct SignArgs {
     std::string canonicalization = "relaxed/relaxed";
     std::string expire_after;
     std::optional<std::int64_t> now;
+    std::string signerd;  // sign through dkim-signerd's socket instead of the token
+    std::string algorithm = "rsa-sha256";
 };
 
 int run_sign(const SignArgs& args) {
@@ -146,6 +149,47 @@ int run_sign(const SignArgs& args) {
         names.push_back(std::move(*name));
     }
     const WireMessage message = read_stdin();
+    auto split = mail::split_message(message.crlf);
+    if (!split) {
+        return fail("message: " + split.error().to_string());
+    }
+
+    if (!args.signerd.empty()) {
+        // Through the enforcement point: signerd checks the grant; no PIN here.
+        const auto algorithm = parse_signing_algorithm(args.algorithm);
+        if (!algorithm || *algorithm == SigningAlgorithm::rsa_sha1) {
+            std::cerr << "dkim-appliance: --algorithm: rsa-sha256 or ed25519-sha256\n";
+            return kUsage;
+        }
+        ipc::SignerClient client(args.signerd);
+        std::vector<std::unique_ptr<ipc::RemoteSigner>> remotes;
+        std::vector<SigningKey> keys;
+        for (const hsm::KeyName& name : names) {
+            remotes.push_back(std::make_unique<ipc::RemoteSigner>(client, name.domain,
+                                                                  name.selector, *algorithm));
+            keys.push_back(SigningKey{name.domain, name.selector, remotes.back().get(), {}});
+        }
+        MessageSigner signer(std::move(keys), options);
+        signer.update_body(split->body);
+        auto fields = signer.finish(split->header, now_or(args.now));
+        if (!fields) {
+            for (const auto& remote : remotes) {
+                if (remote->last_code() == "locked") {
+                    std::cerr << "dkim-appliance: " << fields.error().message << "\n";
+                    return 3;  // locked: a pending request awaits approval
+                }
+            }
+            return fail(fields.error().message);
+        }
+        std::cout << with_line_endings(*fields, message.lf_input)
+                  << with_line_endings(message.crlf, message.lf_input);
+        std::cout.flush();
+        return std::cout ? 0 : fail("cannot write the signed message");
+    }
+    if (args.where.token.empty() || args.pin_file.empty()) {
+        std::cerr << "dkim-appliance: sign needs --token and --pin-file, or --signerd\n";
+        return kUsage;
+    }
 
     auto pin = hsm::Secret::from_file(args.pin_file);
     if (!pin) {
@@ -171,10 +215,6 @@ int run_sign(const SignArgs& args) {
         }
         signers.push_back(std::make_unique<signing::TokenSigner>(pool, std::move(*key)));
         keys.push_back(SigningKey{name.domain, name.selector, signers.back().get(), {}});
-    }
-    auto split = mail::split_message(message.crlf);
-    if (!split) {
-        return fail("message: " + split.error().to_string());
     }
     MessageSigner signer(std::move(keys), options);
     signer.update_body(split->body);
@@ -245,10 +285,14 @@ void add_mail_commands(CLI::App& app, int& exit_code) {
         "Sign the message on stdin with keys in the token; the signed message goes to "
         "stdout (LF or CRLF, as the input)");
     sign->add_option("--module", sign_args->where.module, "PKCS#11 module (.so) of the token");
-    sign->add_option("--token", sign_args->where.token, "token label, or an RFC 7512 URI")
-        ->required();
-    sign->add_option("--pin-file", sign_args->pin_file, "file holding the user PIN (mode 0600)")
-        ->required();
+    sign->add_option("--token", sign_args->where.token, "token label, or an RFC 7512 URI");
+    sign->add_option("--pin-file", sign_args->pin_file, "file holding the user PIN (mode 0600)");
+    sign->add_option("--signerd", sign_args->signerd,
+                     "sign through dkim-signerd's socket (inside a grant) instead of the token; "
+                     "exit 3 when locked");
+    sign->add_option("--algorithm", sign_args->algorithm, "a= with --signerd")
+        ->check(CLI::IsMember({"rsa-sha256", "ed25519-sha256"}))
+        ->capture_default_str();
     sign->add_option("--domain", sign_args->domain, "signing domain (d=)")->required();
     sign->add_option("--selector", sign_args->selectors,
                      "selector (s=); repeat for several signatures (RSA and Ed25519)")

@@ -346,6 +346,7 @@ int run(int argc, char** argv) {
 
     // sign | verify
     dkim::cli::add_mail_commands(app, exit_code);
+    dkim::cli::add_signerd_commands(app, exit_code);
 
     if (const auto file = dkim::config::find_config_argument(argc, argv)) {
         if (auto ok = dkim::config::apply_toml_defaults(app, *file); !ok) {

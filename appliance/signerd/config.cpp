@@ -1,5 +1,6 @@
 #include "config.hpp"
 
+#include <grp.h>
 #include <pwd.h>
 #include <toml++/toml.h>
 
@@ -104,6 +105,16 @@ Expected<Config, std::string> load_config(const std::string& file) {
                        "expected an octal mode without bits for others, such as \"0660\"");
             }
             c.socket_mode = value;
+        }
+        if (auto group = r.string("socket_group")) {
+            std::array<char, 4096> buffer{};
+            ::group entry{};
+            ::group* found = nullptr;
+            if (getgrnam_r(group->c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 ||
+                found == nullptr) {
+                r.fail("socket_group", "no such group: " + *group);
+            }
+            c.socket_gid = static_cast<std::uint32_t>(found->gr_gid);
         }
         if (auto cost = r.string("password_cost")) {
             if (*cost == "interactive") {

@@ -7,6 +7,7 @@
 //   state_dir = "/var/lib/dkim-signerd"          # signerd.db lives here
 //   socket = "/run/dkim-signerd/signerd.sock"
 //   socket_mode = "0660"
+//   socket_group = "dkim"                        # the group relay and web users share
 //   password_cost = "interactive"                # Argon2id: interactive | moderate
 //   [pin]
 //   source = "file"          # file | credential | approver
@@ -56,6 +57,7 @@ struct Config {
     std::filesystem::path state_dir = "/var/lib/dkim-signerd";
     std::filesystem::path socket = "/run/dkim-signerd/signerd.sock";
     unsigned socket_mode = 0660;
+    std::optional<std::uint32_t> socket_gid;  // socket_group: the group the peers share
     jit::PasswordCost password_cost;
     PinSourceKind pin_source = PinSourceKind::file;
     std::filesystem::path pin_file;

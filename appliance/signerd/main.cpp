@@ -181,8 +181,8 @@ int run(const signerd::Config& config) {
         std::cerr << "dkim-signerd: metrics on port " << metrics_server->port() << "\n";
     }
 
-    auto server =
-        signerd::Server::listen(config.socket, config.socket_mode, config, service, metrics);
+    auto server = signerd::Server::listen(config.socket, config.socket_mode, config.socket_gid,
+                                          config, service, metrics);
     if (!server) {
         std::cerr << "dkim-signerd: " << server.error() << "\n";
         return 1;

@@ -29,10 +29,9 @@ void send_error(int fd, const std::string& code, const std::string& message) {
 
 }  // namespace
 
-Expected<std::unique_ptr<Server>, std::string> Server::listen(const std::filesystem::path& path,
-                                                              unsigned mode, const Config& config,
-                                                              Service& service, Metrics& metrics,
-                                                              ServerOptions options) {
+Expected<std::unique_ptr<Server>, std::string> Server::listen(
+    const std::filesystem::path& path, unsigned mode, std::optional<std::uint32_t> gid,
+    const Config& config, Service& service, Metrics& metrics, ServerOptions options) {
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
     const std::string& p = path.native();
@@ -69,7 +68,8 @@ Expected<std::unique_ptr<Server>, std::string> Server::listen(const std::filesys
         ::close(fd);
         return unexpected("cannot bind " + p + ": " + errno_text(e));
     }
-    if (::chmod(p.c_str(), mode) != 0 || ::listen(fd, 64) != 0) {
+    if ((gid && ::chown(p.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(*gid)) != 0) ||
+        ::chmod(p.c_str(), mode) != 0 || ::listen(fd, 64) != 0) {
         const int e = errno;
         ::close(fd);
         return unexpected("cannot listen on " + p + ": " + errno_text(e));

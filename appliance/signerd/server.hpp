@@ -28,11 +28,9 @@ struct ServerOptions {
 
 class Server {
   public:
-    static Expected<std::unique_ptr<Server>, std::string> listen(const std::filesystem::path& path,
-                                                                 unsigned mode,
-                                                                 const Config& config,
-                                                                 Service& service, Metrics& metrics,
-                                                                 ServerOptions options = {});
+    static Expected<std::unique_ptr<Server>, std::string> listen(
+        const std::filesystem::path& path, unsigned mode, std::optional<std::uint32_t> gid,
+        const Config& config, Service& service, Metrics& metrics, ServerOptions options = {});
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
     ~Server();

@@ -54,6 +54,48 @@ std::optional<std::pair<std::string_view, std::string_view>> last_field(std::str
     return std::make_pair(name, field.substr(colon + 1));
 }
 
+std::string_view trim_fws(std::string_view s) {
+    auto is_fws = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+    while (!s.empty() && is_fws(s.front())) {
+        s.remove_prefix(1);
+    }
+    while (!s.empty() && is_fws(s.back())) {
+        s.remove_suffix(1);
+    }
+    return s;
+}
+
+// A field to be signed carries b= with an empty value, which parse_signature() rightly
+// refuses (RFC 6376's base64string is never empty). Returns the value with a placeholder in
+// b=, or none when b= is missing or not empty. Tag values cannot contain ';' (§3.2).
+std::optional<std::string> with_placeholder_b(std::string_view value) {
+    std::string out;
+    bool found = false;
+    std::size_t start = 0;
+    while (start <= value.size()) {
+        const auto end = std::min(value.find(';', start), value.size());
+        const std::string_view tag = value.substr(start, end - start);
+        const auto eq = tag.find('=');
+        if (eq != std::string_view::npos && trim_fws(tag.substr(0, eq)) == "b") {
+            if (found || !trim_fws(tag.substr(eq + 1)).empty()) {
+                return std::nullopt;
+            }
+            found = true;
+            out += "b=AAAA";
+        } else {
+            out += tag;
+        }
+        if (end < value.size()) {
+            out += ';';
+        }
+        start = end + 1;
+    }
+    if (!found) {
+        return std::nullopt;
+    }
+    return out;
+}
+
 ipc::RequestView view(const jit::Request& r, const jit::Policy& policy, jit::TimePoint now) {
     ipc::RequestView v;
     v.id = r.id;
@@ -235,14 +277,15 @@ ipc::Reply Service::sign(const Peer& peer, const ipc::SignRequest& request) {
         return refuse(Metrics::Refusal::malformed, "invalid",
                       "the header block does not end in a DKIM-Signature field");
     }
-    const auto parsed = parse_signature(field->second);
+    const auto placeholder = with_placeholder_b(field->second);
+    if (!placeholder) {
+        return refuse(Metrics::Refusal::malformed, "invalid",
+                      "the DKIM-Signature field to be signed must have one empty b= tag");
+    }
+    const auto parsed = parse_signature(*placeholder);
     if (!parsed) {
         return refuse(Metrics::Refusal::malformed, "invalid",
                       "the DKIM-Signature field is not valid: " + parsed.error().message);
-    }
-    if (!parsed->signature_text.empty()) {
-        return refuse(Metrics::Refusal::malformed, "invalid",
-                      "the DKIM-Signature field to be signed must have an empty b=");
     }
     if (!mail::iequals(parsed->domain, request.domain) ||
         !mail::iequals(parsed->selector, request.selector) || parsed->algorithm != *algorithm) {
