@@ -1,1 +1,322 @@
+// The Service with a fake token gate and a ManualClock: the sign check, the login
+// lifecycle, credentials on every decision, fail-closed behaviour.
+
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "signerd_fixture.hpp"
+
+namespace dkim::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+class FakeGate final : public signerd::TokenGate {
+  public:
+    Expected<void, signerd::GateError> login(hsm::Secret pin, bool relogin) override {
+        ++login_calls;
+        last_relogin = relogin;
+        if (!pin.equals(hsm::Secret::from_string("1234"))) {
+            return unexpected(
+                signerd::GateError{signerd::GateError::Kind::wrong_pin, "CKR_PIN_INCORRECT"});
+        }
+        in = true;
+        ++logins;
+        return {};
+    }
+    void logout() override {
+        in = false;
+        ++logouts;
+    }
+    bool logged_in() const override { return in; }
+    Expected<std::string, signerd::GateError> sign(const std::string& domain,
+                                                   const std::string& selector, SigningAlgorithm,
+                                                   std::string_view data) override {
+        if (!in) {
+            return unexpected(
+                signerd::GateError{signerd::GateError::Kind::locked, "not logged in"});
+        }
+        ++signatures;
+        return "sig(" + domain + "/" + selector + "," + std::to_string(data.size()) + ")";
+    }
+    Expected<CheckpointSignature, signerd::GateError> sign_checkpoint(std::string_view) override {
+        if (!in) {
+            return unexpected(
+                signerd::GateError{signerd::GateError::Kind::locked, "not logged in"});
+        }
+        ++checkpoints;
+        return CheckpointSignature{"audit", "ed25519-sha256", "sig"};
+    }
+    bool in = false;
+    int logins = 0;
+    int login_calls = 0;
+    int logouts = 0;
+    int signatures = 0;
+    int checkpoints = 0;
+    bool last_relogin = true;
+};
+
+std::filesystem::path pin_file() {
+    static const std::filesystem::path path = [] {
+        const auto dir = make_temp_dir("dkim-pin");
+        const auto file = dir / "pin";
+        std::ofstream(file) << "1234\n";
+        ::chmod(file.c_str(), 0600);
+        return file;
+    }();
+    return path;
+}
+
+signerd::ServiceOptions file_pin() {
+    signerd::ServiceOptions o;
+    o.pin_source = signerd::PinSourceKind::file;
+    o.pin_path = pin_file();
+    o.checkpoint_interval = 5min;
+    return o;
+}
+
+class ServiceTest : public ::testing::Test {
+  protected:
+    FakeGate gate;
+    SignerdHarness h{gate, file_pin()};
+    const std::string block = header_block("example.com", "s1");
+
+    std::int64_t grant(std::int64_t seconds = 3600,
+                       std::optional<std::uint64_t> budget = std::nullopt) {
+        const auto id = h.request_sign("example.com", "s1", seconds, budget);
+        const auto reply = h.decide("bob", "approve", id);
+        EXPECT_TRUE(std::holds_alternative<ipc::OkReply>(reply)) << error_message(reply);
+        return std::holds_alternative<ipc::OkReply>(reply) ? std::get<ipc::OkReply>(reply).id : 0;
+    }
+};
+
+TEST_F(ServiceTest, LockedUntilApprovedThenSignsAndLogsInOnlyThen) {
+    auto locked = h.sign(block);
+    EXPECT_EQ(error_code(locked), "locked");
+    EXPECT_GT(std::get<ipc::ErrorReply>(locked).request_id, 0) << "a pending request was filed";
+    EXPECT_FALSE(gate.in);
+    EXPECT_EQ(gate.logins, 0);
+    grant();
+    EXPECT_TRUE(gate.in) << "login when the first grant becomes active";
+    EXPECT_EQ(gate.logins, 1);
+    EXPECT_TRUE(gate.last_relogin) << "file PINs may be used to recover a lost session";
+    auto signed_reply = h.sign(block);
+    ASSERT_TRUE(std::holds_alternative<ipc::SignReply>(signed_reply))
+        << error_message(signed_reply);
+    EXPECT_EQ(std::get<ipc::SignReply>(signed_reply).signature,
+              "sig(example.com/s1," + std::to_string(block.size()) + ")");
+}
+
+TEST_F(ServiceTest, TheLockedRequestOfTheRelayCanBeApprovedDirectly) {
+    const auto id = std::get<ipc::ErrorReply>(h.sign(block)).request_id;
+    EXPECT_EQ(std::get<ipc::ErrorReply>(h.sign(block)).request_id, id)
+        << "one pending request per scope";
+    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(h.decide("bob", "approve", id)));
+    EXPECT_TRUE(std::holds_alternative<ipc::SignReply>(h.sign(block)));
+}
+
+TEST_F(ServiceTest, RevokeLogsOutBeforeItIsAcknowledged) {
+    const auto g = grant();
+    ASSERT_TRUE(gate.in);
+    auto reply =
+        h.call(h.admin_peer, ipc::GrantRevoke{h.password_of("carol", true), g, "incident"});
+    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(reply)) << error_message(reply);
+    EXPECT_FALSE(gate.in) << "logged out before the reply";
+    EXPECT_EQ(gate.logouts, 1);
+    EXPECT_EQ(gate.checkpoints, 1) << "a checkpoint of the chain head while still logged in";
+    EXPECT_EQ(error_code(h.sign(block)), "locked");
+}
+
+TEST_F(ServiceTest, ExpiryEndsSigningAtOnceAndTheNextTickLogsOut) {
+    grant(600);
+    EXPECT_TRUE(std::holds_alternative<ipc::SignReply>(h.sign(block)));
+    EXPECT_EQ(h.service->next_tick(), h.clock.now() + 1s)
+        << "the lifecycle wakes at least every second";
+    h.clock.advance(600s);
+    EXPECT_EQ(error_code(h.sign(block)), "locked") << "expiry is checked on the signature itself";
+    EXPECT_TRUE(gate.in);
+    h.service->tick();
+    EXPECT_FALSE(gate.in);
+}
+
+TEST_F(ServiceTest, NextTickIsTheGrantsExpiryWhenSooner) {
+    grant(1);
+    const auto expires = h.engine.authority().grants().front().expires;
+    EXPECT_EQ(h.service->next_tick(), expires);
+}
+
+TEST_F(ServiceTest, SpendingTheLastUseLogsOut) {
+    grant(3600, 2);
+    EXPECT_TRUE(std::holds_alternative<ipc::SignReply>(h.sign(block)));
+    EXPECT_TRUE(gate.in);
+    EXPECT_TRUE(std::holds_alternative<ipc::SignReply>(h.sign(block)));
+    EXPECT_FALSE(gate.in);
+    EXPECT_EQ(error_code(h.sign(block)), "locked");
+    EXPECT_EQ(gate.signatures, 2);
+}
+
+TEST_F(ServiceTest, OnlyTheDkimSignatureThatTheGrantCoversIsSigned) {
+    grant();
+    EXPECT_EQ(error_code(h.sign(header_block("example.org", "s1"), "example.com", "s1")),
+              "forbidden")
+        << "d= differs from the request";
+    EXPECT_EQ(error_code(h.sign(header_block("example.com", "s2"), "example.com", "s1")),
+              "forbidden");
+    EXPECT_EQ(error_code(h.sign(block, "example.com", "s1", "ed25519-sha256")), "forbidden")
+        << "a= differs";
+    EXPECT_EQ(error_code(h.sign("from:a@example.com\r\nsubject:hi")), "invalid")
+        << "no DKIM-Signature";
+    std::string signed_b = block;
+    signed_b += "AAAA";
+    EXPECT_EQ(error_code(h.sign(signed_b)), "invalid") << "b= must be empty";
+    EXPECT_EQ(error_code(h.sign(block, "example.com", "s1", "rsa-sha1")), "invalid");
+    EXPECT_EQ(error_code(h.sign("")), "invalid");
+    EXPECT_EQ(gate.signatures, 0);
+    // A signature that covers another domain is not signed even when that domain has a grant.
+    const auto other = h.request_sign("example.org", "s1", 600);
+    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(h.decide("bob", "approve", other)));
+    EXPECT_EQ(error_code(h.sign(header_block("example.org", "s1"), "example.com", "s1")),
+              "forbidden");
+    // Simple header canonicalization, folded field: accepted.
+    EXPECT_TRUE(std::holds_alternative<ipc::SignReply>(
+        h.sign(header_block("example.com", "s1", SigningAlgorithm::rsa_sha256, Canon::simple))));
+}
+
+TEST_F(ServiceTest, PeersMayOnlyDoTheirPart) {
+    grant();
+    EXPECT_EQ(
+        error_code(h.call(h.web_peer, ipc::SignRequest{"example.com", "s1", "rsa-sha256", block})),
+        "forbidden");
+    EXPECT_EQ(error_code(
+                  h.call(h.admin_peer, ipc::SignRequest{"example.com", "s1", "rsa-sha256", block})),
+              "forbidden");
+    EXPECT_EQ(error_code(h.call(h.relay_peer, ipc::GrantList{})), "forbidden");
+    EXPECT_EQ(error_code(h.call(h.web_peer, ipc::GrantList{})), "unauthenticated")
+        << "web must forward credentials; only the local admin peer may omit them";
+    EXPECT_TRUE(std::holds_alternative<ipc::GrantsReply>(h.call(h.admin_peer, ipc::GrantList{})));
+    EXPECT_TRUE(
+        std::holds_alternative<ipc::StatusReply>(h.call(h.relay_peer, ipc::StatusRequest{})));
+}
+
+TEST_F(ServiceTest, DecisionsNeedTheApproversTotpCodeOnce) {
+    const auto id = h.request_sign("example.com", "s1", 600);
+    auto no_code = h.password_of("bob");
+    EXPECT_EQ(error_code(h.call(h.web_peer, ipc::ElevationDecide{no_code, "approve", id, "", ""})),
+              "unauthenticated");
+    auto wrong_password = h.password_of("bob", true);
+    wrong_password.password = "not-bobs-password";
+    EXPECT_EQ(
+        error_code(h.call(h.web_peer, ipc::ElevationDecide{wrong_password, "approve", id, "", ""})),
+        "unauthenticated");
+    auto good = h.password_of("bob", true);
+    const auto replay = good;
+    EXPECT_TRUE(std::holds_alternative<ipc::OkReply>(
+        h.call(h.web_peer, ipc::ElevationDecide{good, "approve", id, "", ""})));
+    const auto id2 = h.request_sign("example.com", "s2", 600);
+    EXPECT_EQ(error_code(h.call(h.web_peer, ipc::ElevationDecide{replay, "approve", id2, "", ""})),
+              "unauthenticated")
+        << "a TOTP code is accepted once";
+    // The local root operator is no approver.
+    EXPECT_EQ(error_code(h.call(h.admin_peer, ipc::ElevationDecide{{}, "approve", id2, "", ""})),
+              "forbidden");
+    // A requester cannot approve even with valid credentials.
+    auto alice = h.password_of("alice");
+    EXPECT_NE(error_code(h.call(h.web_peer, ipc::ElevationDecide{alice, "approve", id2, "", ""})),
+              "");
+}
+
+TEST_F(ServiceTest, ApiTokensComeFromPasswordsAndWorkForRequests) {
+    auto made = h.call(h.web_peer, ipc::ApiTokenCreate{h.password_of("alice"), "", "ci", 0});
+    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(made)) << error_message(made);
+    const std::string token = std::get<ipc::OkReply>(made).secret;
+    ASSERT_EQ(token.rfind("dkt_", 0), 0U);
+    ipc::Credentials by_token;
+    by_token.token = token;
+    EXPECT_EQ(error_code(h.call(h.web_peer, ipc::ApiTokenCreate{by_token, "", "again", 0})),
+              "unauthenticated")
+        << "a token cannot mint tokens";
+    ipc::ElevationRequest r;
+    r.auth = by_token;
+    r.operation = "sign";
+    r.domain = "example.com";
+    r.duration_seconds = 600;
+    r.reason = "CHG-9";
+    EXPECT_TRUE(std::holds_alternative<ipc::OkReply>(h.call(h.web_peer, r)));
+    EXPECT_EQ(error_code(h.call(h.web_peer, ipc::UserAdd{by_token, "mallory", "admin", ""})),
+              "forbidden");
+}
+
+TEST_F(ServiceTest, AnUnwritableAuditLogWithholdsSignaturesAndGrants) {
+    grant();
+    h.engine.store().failing = true;
+    auto reply = h.sign(block);
+    EXPECT_EQ(error_code(reply), "unavailable");
+    EXPECT_NE(error_message(reply).find("audit log"), std::string::npos) << error_message(reply);
+    EXPECT_EQ(gate.signatures, 1) << "the token signed, but the signature was not released";
+    const auto status = std::get<ipc::StatusReply>(h.call(h.relay_peer, ipc::StatusRequest{}));
+    EXPECT_NE(status.audit_failure.find("disk I/O error"), std::string::npos);
+    h.engine.store().failing = false;
+    EXPECT_TRUE(std::holds_alternative<ipc::SignReply>(h.sign(block)));
+}
+
+TEST_F(ServiceTest, SecretsInRequestsAreWiped) {
+    ipc::Request request =
+        ipc::ElevationDecide{h.password_of("bob", true), "approve", 999, "", "1234"};
+    (void)h.service->handle(h.admin_peer, request);
+    const auto& decided = std::get<ipc::ElevationDecide>(request);
+    EXPECT_TRUE(decided.auth.password.empty());
+    EXPECT_TRUE(decided.auth.totp.empty());
+    EXPECT_TRUE(decided.pin.empty());
+}
+
+TEST_F(ServiceTest, StateSurvivesARestart) {
+    grant(3600, 5);
+    EXPECT_TRUE(std::holds_alternative<ipc::SignReply>(h.sign(block)));
+    gate.in = false;  // a restarted process starts logged out
+    h.restart();
+    h.service->tick();
+    EXPECT_TRUE(gate.in) << "an active grant restored means login again";
+    const auto grants = std::get<ipc::GrantsReply>(h.call(h.admin_peer, ipc::GrantList{{}, true}));
+    ASSERT_EQ(grants.grants.size(), 1U);
+    EXPECT_EQ(grants.grants[0].uses, 1U);
+    h.clock.advance(2h);
+    h.restart();
+    gate.in = false;
+    h.service->tick();
+    EXPECT_FALSE(gate.in) << "an expired grant is not revived";
+}
+
+class ApproverPinTest : public ::testing::Test {
+  protected:
+    static signerd::ServiceOptions approver_mode() {
+        signerd::ServiceOptions o;
+        o.pin_source = signerd::PinSourceKind::approver;
+        return o;
+    }
+    FakeGate gate;
+    SignerdHarness h{gate, approver_mode()};
+};
+
+TEST_F(ApproverPinTest, TheActivatingApprovalBringsThePinWhichIsUsedOnce) {
+    const auto id = h.request_sign("example.com", "s1", 600);
+    EXPECT_EQ(error_code(h.decide("bob", "approve", id)), "invalid") << "no PIN";
+    EXPECT_EQ(error_code(h.decide("bob", "approve", id, "9999")), "forbidden") << "wrong PIN";
+    EXPECT_EQ(h.engine.authority().find_request(id)->state, jit::RequestState::pending)
+        << "a wrong PIN does not approve";
+    auto ok = h.decide("bob", "approve", id, "1234");
+    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(ok)) << error_message(ok);
+    EXPECT_TRUE(gate.in);
+    EXPECT_FALSE(gate.last_relogin) << "an approver's PIN is never kept for re-login";
+    EXPECT_TRUE(std::holds_alternative<ipc::SignReply>(h.sign(header_block("example.com", "s1"))));
+    h.clock.advance(601s);
+    h.service->tick();
+    EXPECT_FALSE(gate.in);
+    // The next grant needs the PIN again: signerd kept no copy.
+    const auto id2 = h.request_sign("example.com", "s1", 600);
+    EXPECT_EQ(error_code(h.decide("carol", "approve", id2)), "invalid");
+}
+
+}  // namespace
+}  // namespace dkim::test

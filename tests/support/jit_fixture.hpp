@@ -10,6 +10,7 @@
 #include <random>
 
 #include "dkim/jit/authority.hpp"
+#include "dkim/jit/credentials.hpp"
 #include "dkim/jit/directory.hpp"
 #include "dkim/jit/journal.hpp"
 #include "dkim/jit/store.hpp"
@@ -29,8 +30,8 @@ class FailingStore final : public jit::Store {
         ++commits;
         return inner_->commit(m, r);
     }
-    Expected<std::vector<jit::AuditRecord>, std::string> audit_records(std::int64_t from,
-                                                                       std::int64_t limit) override {
+    Expected<std::vector<jit::AuditRecord>, std::string> audit_records(
+        std::int64_t from, std::int64_t limit) override {
         return inner_->audit_records(from, limit);
     }
     Expected<std::vector<jit::Checkpoint>, std::string> checkpoints() override {
@@ -88,7 +89,8 @@ class JitEngine {
         }
         journal_ = std::make_unique<jit::Journal>(*store_, state->audit_seq, state->audit_head);
         authority_ = std::make_unique<jit::Authority>(*journal_, policy_, *state);
-        directory_ = std::make_unique<jit::Directory>(*journal_, *state, jit::PasswordCost::minimal());
+        directory_ =
+            std::make_unique<jit::Directory>(*journal_, *state, jit::PasswordCost::minimal());
     }
 
     std::filesystem::path db() const { return dir_ / "signerd.db"; }
@@ -130,6 +132,31 @@ inline jit::RequestInput sign_request(const std::string& domain, const std::stri
     in.budget = budget;
     in.reason = "CHG-1234 quarterly newsletter";
     return in;
+}
+
+// RFC 4648 base32 without padding, as authenticator apps read otpauth:// secrets.
+inline std::string base32_decode(std::string_view text) {
+    std::string out;
+    unsigned buffer = 0;
+    int bits = 0;
+    for (char c : text) {
+        const int v = c >= 'A' && c <= 'Z' ? c - 'A' : c - '2' + 26;
+        buffer = (buffer << 5) | static_cast<unsigned>(v);
+        bits += 5;
+        if (bits >= 8) {
+            out += static_cast<char>((buffer >> (bits - 8)) & 0xff);
+            bits -= 8;
+        }
+    }
+    return out;
+}
+
+// The six-digit TOTP code for `secret` at `t`, as an authenticator app computes it.
+inline std::string totp_at(const std::string& secret, jit::TimePoint t) {
+    char text[8];
+    std::snprintf(text, sizeof text, "%06u",
+                  jit::totp_code(secret, jit::totp_step(jit::to_unix_ms(t) / 1000)));
+    return text;
 }
 
 }  // namespace dkim::test

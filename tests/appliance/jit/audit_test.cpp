@@ -18,7 +18,8 @@ class AuditChainTest : public ::testing::Test {
         const auto approver = user("bob", {jit::Role::approver});
         auto t = test_epoch();
         for (int i = 0; i < 4; ++i) {
-            auto r = engine.authority().request(requester, sign_request("example.com", "s" + std::to_string(i), 1h), t);
+            auto r = engine.authority().request(
+                requester, sign_request("example.com", "s" + std::to_string(i), 1h), t);
             ASSERT_TRUE(r);
             ASSERT_TRUE(engine.authority().approve(approver, r->request.id, t));
         }
@@ -34,8 +35,10 @@ class AuditChainTest : public ::testing::Test {
         sqlite3* db = nullptr;
         ASSERT_EQ(sqlite3_open(engine.db().c_str(), &db), SQLITE_OK);
         char* error = nullptr;
-        const std::string all = "DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS "
-                                "audit_no_delete; " + statement;
+        const std::string all =
+            "DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS "
+            "audit_no_delete; " +
+            statement;
         EXPECT_EQ(sqlite3_exec(db, all.c_str(), nullptr, nullptr, &error), SQLITE_OK)
             << (error ? error : "");
         sqlite3_free(error);
@@ -61,8 +64,11 @@ TEST_F(AuditChainTest, AnIntactLogVerifies) {
 TEST_F(AuditChainTest, TheAppendOnlyTriggersRefuseEdits) {
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(engine.db().c_str(), &db), SQLITE_OK);
-    EXPECT_NE(sqlite3_exec(db, "UPDATE audit SET reason = 'x' WHERE seq = 3", nullptr, nullptr, nullptr), SQLITE_OK);
-    EXPECT_NE(sqlite3_exec(db, "DELETE FROM audit WHERE seq = 3", nullptr, nullptr, nullptr), SQLITE_OK);
+    EXPECT_NE(
+        sqlite3_exec(db, "UPDATE audit SET reason = 'x' WHERE seq = 3", nullptr, nullptr, nullptr),
+        SQLITE_OK);
+    EXPECT_NE(sqlite3_exec(db, "DELETE FROM audit WHERE seq = 3", nullptr, nullptr, nullptr),
+              SQLITE_OK);
     sqlite3_close(db);
 }
 
@@ -92,7 +98,8 @@ TEST_F(AuditChainTest, SwappedRecordsAreReportedAtTheFirstOfThem) {
 }
 
 TEST_F(AuditChainTest, AnInsertedRecordIsReported) {
-    sql("UPDATE audit SET seq = -(seq + 1) WHERE seq >= 6; UPDATE audit SET seq = -seq WHERE seq < 0; "
+    sql("UPDATE audit SET seq = -(seq + 1) WHERE seq >= 6; UPDATE audit SET seq = -seq WHERE seq < "
+        "0; "
         "INSERT INTO audit SELECT 6, time, 'mallory', action, scope, outcome, reason, request_id, "
         "grant_id, detail, hash FROM audit WHERE seq = 5;");
     const auto report = verify();

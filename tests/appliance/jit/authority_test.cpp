@@ -46,25 +46,33 @@ class AuthorityTest : public ::testing::Test {
     }
 };
 
-Refusal::Code code_of(const jit::Outcome<jit::Decision>& d) { return d.error().code; }
+Refusal::Code code_of(const jit::Outcome<jit::Decision>& d) {
+    return d.error().code;
+}
 
 TEST_F(AuthorityTest, RequestNeedsRequesterRoleReasonScopeAndDurationWithinPolicy) {
     auto& a = engine.authority();
-    EXPECT_EQ(code_of(a.request(bob, sign_request("example.com", "s1", 1h), t0)), Refusal::Code::forbidden);
+    EXPECT_EQ(code_of(a.request(bob, sign_request("example.com", "s1", 1h), t0)),
+              Refusal::Code::forbidden);
     auto no_reason = sign_request("example.com", "s1", 1h);
     no_reason.reason = "";
     EXPECT_EQ(code_of(a.request(alice, no_reason, t0)), Refusal::Code::invalid);
     auto control = sign_request("example.com", "s1", 1h);
     control.reason = "line\nbreak";
     EXPECT_EQ(code_of(a.request(alice, control, t0)), Refusal::Code::invalid);
-    EXPECT_EQ(code_of(a.request(alice, sign_request("not a domain", "s1", 1h), t0)), Refusal::Code::invalid);
+    EXPECT_EQ(code_of(a.request(alice, sign_request("not a domain", "s1", 1h), t0)),
+              Refusal::Code::invalid);
     EXPECT_EQ(code_of(a.request(alice, sign_request("example.com", "bad selector", 1h), t0)),
               Refusal::Code::invalid);
-    EXPECT_EQ(code_of(a.request(alice, sign_request("example.com", "s1", 9h), t0)), Refusal::Code::invalid);
-    EXPECT_EQ(code_of(a.request(alice, sign_request("example.com", "s1", 0ms), t0)), Refusal::Code::invalid);
-    EXPECT_EQ(code_of(a.request(alice, sign_request("example.com", "s1", 1h, 0), t0)), Refusal::Code::invalid);
+    EXPECT_EQ(code_of(a.request(alice, sign_request("example.com", "s1", 9h), t0)),
+              Refusal::Code::invalid);
+    EXPECT_EQ(code_of(a.request(alice, sign_request("example.com", "s1", 0ms), t0)),
+              Refusal::Code::invalid);
+    EXPECT_EQ(code_of(a.request(alice, sign_request("example.com", "s1", 1h, 0), t0)),
+              Refusal::Code::invalid);
     jit::Actor service{jit::Actor::Kind::service, "relay", 0};
-    EXPECT_EQ(code_of(a.request(service, sign_request("example.com", "s1", 1h), t0)), Refusal::Code::forbidden);
+    EXPECT_EQ(code_of(a.request(service, sign_request("example.com", "s1", 1h), t0)),
+              Refusal::Code::forbidden);
     EXPECT_TRUE(a.requests().empty());
     EXPECT_EQ(engine.journal().seq(), 0) << "refusals of malformed requests change nothing";
 }
@@ -149,7 +157,8 @@ TEST_F(AuthorityTest, GrantCoversItsScopeUntilExpiryExactly) {
     EXPECT_FALSE(can_sign(t0 + 1h)) << "expiry is checked on every signature";
     EXPECT_FALSE(can_sign(t0, "example.com", "s2"));
     EXPECT_FALSE(can_sign(t0, "example.org", "s1"));
-    EXPECT_TRUE(can_sign(t0, "EXAMPLE.com", "S1")) << "domains and selectors compare case-insensitively";
+    EXPECT_TRUE(can_sign(t0, "EXAMPLE.com", "S1"))
+        << "domains and selectors compare case-insensitively";
 }
 
 TEST_F(AuthorityTest, SelectorWildcardAndClientScope) {
@@ -250,10 +259,14 @@ TEST_F(AuthorityTest, AutoApprovalRules) {
     EXPECT_TRUE(ok->grant);
     EXPECT_EQ(ok->request.decided_by, "rule:newsletters");
     // Each condition of the rule, one at a time:
-    EXPECT_FALSE(a.request(alice, sign_request("example.com", "s1", 30min), noon)->grant) << "domain";
-    EXPECT_FALSE(a.request(dave, sign_request("news.example.com", "s1", 30min), noon)->grant) << "requester";
-    EXPECT_FALSE(a.request(alice, sign_request("news.example.com", "s1", 31min), noon)->grant) << "duration";
-    EXPECT_FALSE(a.request(alice, sign_request("news.example.com", "s1", 30min), noon + 6h)->grant) << "window";
+    EXPECT_FALSE(a.request(alice, sign_request("example.com", "s1", 30min), noon)->grant)
+        << "domain";
+    EXPECT_FALSE(a.request(dave, sign_request("news.example.com", "s1", 30min), noon)->grant)
+        << "requester";
+    EXPECT_FALSE(a.request(alice, sign_request("news.example.com", "s1", 31min), noon)->grant)
+        << "duration";
+    EXPECT_FALSE(a.request(alice, sign_request("news.example.com", "s1", 30min), noon + 6h)->grant)
+        << "window";
 }
 
 TEST_F(AuthorityTest, BreakGlassIsAdminOnlyCappedAndFlagged) {
@@ -340,14 +353,15 @@ window = "22:00-06:00"
     EXPECT_EQ(policy->for_operation(Operation::key_retire).quorum, 3U);
     ASSERT_EQ(policy->auto_approve.size(), 1U);
     EXPECT_TRUE(policy->auto_approve[0].window->contains(test_epoch() - 11h));  // 01:00
-    EXPECT_FALSE(policy->auto_approve[0].window->contains(test_epoch()));     // 12:00
+    EXPECT_FALSE(policy->auto_approve[0].window->contains(test_epoch()));       // 12:00
 
     auto bad = jit::parse_policy(toml::parse("[sign]\nquorum = 0\n"), "p.toml");
     ASSERT_FALSE(bad);
     EXPECT_EQ(bad.error(), "p.toml:2:10: key 'policy.sign.quorum': must be between 1 and 16");
     auto typo = jit::parse_policy(toml::parse("[sign]\nmax_duraton = \"1h\"\n"), "p.toml");
     ASSERT_FALSE(typo);
-    EXPECT_NE(typo.error().find("p.toml:2:15: key 'policy.sign.max_duraton': unknown key"), std::string::npos)
+    EXPECT_NE(typo.error().find("p.toml:2:15: key 'policy.sign.max_duraton': unknown key"),
+              std::string::npos)
         << typo.error();
     auto admin_auto = jit::parse_policy(
         toml::parse("[[auto_approve]]\nname = \"x\"\noperation = \"admin\"\n"), "p.toml");

@@ -1,8 +1,9 @@
 // Credentials: RFC 6238 test vectors, Argon2id, API tokens, and the Directory's refusals.
 
+#include "dkim/jit/credentials.hpp"
+
 #include <gtest/gtest.h>
 
-#include "dkim/jit/credentials.hpp"
 #include "jit_fixture.hpp"
 
 namespace dkim::test {
@@ -21,7 +22,8 @@ TEST(TotpTest, Rfc6238Sha1Vectors) {
     EXPECT_EQ(jit::totp_code(seed, jit::totp_step(2000000000)), 279037U);
     EXPECT_EQ(jit::totp_code(seed, jit::totp_step(20000000000)), 353130U);
     EXPECT_EQ(jit::totp_match(seed, "287082", jit::totp_step(59)), jit::totp_step(59));
-    EXPECT_EQ(jit::totp_match(seed, "287082", jit::totp_step(59) + 1), jit::totp_step(59)) << "one step of skew";
+    EXPECT_EQ(jit::totp_match(seed, "287082", jit::totp_step(59) + 1), jit::totp_step(59))
+        << "one step of skew";
     EXPECT_FALSE(jit::totp_match(seed, "287082", jit::totp_step(59) + 2));
     EXPECT_FALSE(jit::totp_match(seed, "28708", jit::totp_step(59)));
     EXPECT_FALSE(jit::totp_match(seed, "28708x", jit::totp_step(59)));
@@ -93,7 +95,8 @@ TEST_F(DirectoryTest, FiveFailuresLockAUserOut) {
     ASSERT_TRUE(d.add_user(local, "bob", static_cast<jit::RoleSet>(jit::Role::approver),
                            "correct horse battery", t0));
     for (int i = 0; i < 5; ++i) {
-        EXPECT_FALSE(d.authenticate_password("bob", "guess guess guess", t0 + std::chrono::seconds(i)));
+        EXPECT_FALSE(
+            d.authenticate_password("bob", "guess guess guess", t0 + std::chrono::seconds(i)));
     }
     EXPECT_FALSE(d.authenticate_password("bob", "correct horse battery", t0 + 10s)) << "locked out";
     EXPECT_TRUE(d.authenticate_password("bob", "correct horse battery", t0 + 16min));
@@ -108,25 +111,8 @@ TEST_F(DirectoryTest, TotpMustBeConfirmedAndACodeWorksOnce) {
     auto enrolment = d.enrol_totp(local, "bob", t0);
     ASSERT_TRUE(enrolment);
     EXPECT_EQ(enrolment->uri.rfind("otpauth://totp/dkim-appliance:bob?secret=", 0), 0U);
-    // Recover the raw secret from base32 to compute codes as an authenticator app would.
-    std::string secret;
-    unsigned buffer = 0;
-    int bits = 0;
-    for (char c : enrolment->secret_base32) {
-        const int v = c >= 'A' && c <= 'Z' ? c - 'A' : c - '2' + 26;
-        buffer = (buffer << 5) | static_cast<unsigned>(v);
-        bits += 5;
-        if (bits >= 8) {
-            secret += static_cast<char>((buffer >> (bits - 8)) & 0xff);
-            bits -= 8;
-        }
-    }
-    auto code_at = [&](jit::TimePoint t) {
-        char text[8];
-        std::snprintf(text, sizeof text, "%06u",
-                      jit::totp_code(secret, jit::totp_step(jit::to_unix_ms(t) / 1000)));
-        return std::string(text);
-    };
+    const std::string secret = base32_decode(enrolment->secret_base32);
+    auto code_at = [&](jit::TimePoint t) { return totp_at(secret, t); };
     EXPECT_EQ(d.check_totp(bob, code_at(t0), t0).error().code, jit::Refusal::Code::forbidden)
         << "not confirmed yet";
     ASSERT_TRUE(d.confirm_totp(bob, "bob", code_at(t0), t0));
@@ -134,7 +120,8 @@ TEST_F(DirectoryTest, TotpMustBeConfirmedAndACodeWorksOnce) {
     ASSERT_TRUE(d.check_totp(bob, code_at(t0 + 30s), t0 + 30s));
     EXPECT_FALSE(d.check_totp(bob, code_at(t0 + 30s), t0 + 31s)) << "replay";
     engine.restart();
-    EXPECT_FALSE(engine.directory().check_totp(bob, code_at(t0 + 30s), t0 + 32s)) << "replay after restart";
+    EXPECT_FALSE(engine.directory().check_totp(bob, code_at(t0 + 30s), t0 + 32s))
+        << "replay after restart";
     EXPECT_TRUE(engine.directory().check_totp(bob, code_at(t0 + 60s), t0 + 60s));
     EXPECT_FALSE(engine.directory().check_totp(bob, "000000", t0 + 90s));
 }

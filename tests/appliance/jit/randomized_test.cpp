@@ -70,10 +70,9 @@ void run_schedule(std::uint32_t seed, int steps) {
     JitEngine engine(policy, true);
     Model model;
     jit::TimePoint now = test_epoch();
-    const std::vector<jit::Actor> people = {user("alice", {Role::requester}),
-                                            user("bob", {Role::approver}),
-                                            user("carol", {Role::approver}),
-                                            user("dave", {Role::requester, Role::approver})};
+    const std::vector<jit::Actor> people = {
+        user("alice", {Role::requester}), user("bob", {Role::approver}),
+        user("carol", {Role::approver}), user("dave", {Role::requester, Role::approver})};
     const std::vector<std::string> domains = {"a.example", "b.example"};
     const std::vector<std::string> selectors = {"s1", "s2", "*"};
     std::vector<std::int64_t> request_ids;
@@ -96,30 +95,41 @@ void run_schedule(std::uint32_t seed, int steps) {
             const bool should = in.duration <= 2h;
             ASSERT_EQ(r.has_value(), should) << context(step, "request");
             if (r) {
-                model.requests[r->request.id] = {who.name, in.scope.domain, in.scope.selector, in.duration,
-                                                 in.budget, now + 3h, {}, true};
+                model.requests[r->request.id] = {who.name,
+                                                 in.scope.domain,
+                                                 in.scope.selector,
+                                                 in.duration,
+                                                 in.budget,
+                                                 now + 3h,
+                                                 {},
+                                                 true};
                 request_ids.push_back(r->request.id);
             }
         } else if (op < 45 && !request_ids.empty()) {  // approve (sometimes by the requester)
-            const auto id = request_ids[static_cast<std::size_t>(pick(static_cast<int>(request_ids.size())))];
+            const auto id =
+                request_ids[static_cast<std::size_t>(pick(static_cast<int>(request_ids.size())))];
             const jit::Actor& who = people[static_cast<std::size_t>(1 + pick(3))];
             ModelRequest& m = model.requests.at(id);
             const bool pending = m.open && now < m.pending_until;
-            const bool already = std::find(m.approvals.begin(), m.approvals.end(), who.name) != m.approvals.end();
+            const bool already =
+                std::find(m.approvals.begin(), m.approvals.end(), who.name) != m.approvals.end();
             const bool should = pending && who.name != m.requester && !already;
             auto d = engine.authority().approve(who, id, now);
             ASSERT_EQ(d.has_value(), should) << context(step, "approve") << " by " << who.name;
             if (d) {
                 m.approvals.push_back(who.name);
-                ASSERT_EQ(d->grant.has_value(), m.approvals.size() >= quorum) << context(step, "quorum");
+                ASSERT_EQ(d->grant.has_value(), m.approvals.size() >= quorum)
+                    << context(step, "quorum");
                 if (d->grant) {
                     m.open = false;
-                    model.grants[d->grant->id] = {m.domain, m.selector, now + m.duration, m.budget, 0, false};
+                    model.grants[d->grant->id] = {m.domain, m.selector, now + m.duration,
+                                                  m.budget, 0,          false};
                     grant_ids.push_back(d->grant->id);
                 }
             }
         } else if (op < 50 && !request_ids.empty()) {  // deny or cancel
-            const auto id = request_ids[static_cast<std::size_t>(pick(static_cast<int>(request_ids.size())))];
+            const auto id =
+                request_ids[static_cast<std::size_t>(pick(static_cast<int>(request_ids.size())))];
             ModelRequest& m = model.requests.at(id);
             const bool pending = m.open && now < m.pending_until;
             if (pick(2) == 0) {
@@ -138,7 +148,8 @@ void run_schedule(std::uint32_t seed, int steps) {
                 }
             }
         } else if (op < 55 && !grant_ids.empty()) {  // revoke
-            const auto id = grant_ids[static_cast<std::size_t>(pick(static_cast<int>(grant_ids.size())))];
+            const auto id =
+                grant_ids[static_cast<std::size_t>(pick(static_cast<int>(grant_ids.size())))];
             ModelGrant& g = model.grants.at(id);
             auto r = engine.authority().revoke(people[2], id, "incident", now);
             ASSERT_EQ(r.has_value(), g.active(now)) << context(step, "revoke");
@@ -174,9 +185,15 @@ void run_schedule(std::uint32_t seed, int steps) {
                 // signerd filed (or reused) a pending request: the model learns about it.
                 const auto id = permit.error().request_id;
                 if (model.requests.count(id) == 0) {
-                    model.requests[id] = {"service:relay", d, s,
-                                          std::min<jit::Duration>(policy.signer_request_duration, 2h), std::nullopt,
-                                          now + 3h, {}, true};
+                    model.requests[id] = {
+                        "service:relay",
+                        d,
+                        s,
+                        std::min<jit::Duration>(policy.signer_request_duration, 2h),
+                        std::nullopt,
+                        now + 3h,
+                        {},
+                        true};
                     request_ids.push_back(id);
                 }
             }
@@ -187,9 +204,11 @@ void run_schedule(std::uint32_t seed, int steps) {
                 const bool model_active = model.covering(d, s, now) != nullptr;
                 bool active = false;
                 for (const jit::Grant& g : engine.authority().grants()) {
-                    active = active || (g.active_at(now) && g.scope.covers(jit::Operation::sign, d, s, "relay"));
+                    active = active || (g.active_at(now) &&
+                                        g.scope.covers(jit::Operation::sign, d, s, "relay"));
                 }
-                ASSERT_EQ(active, model_active) << context(step, "invariant") << " " << d << "/" << s;
+                ASSERT_EQ(active, model_active)
+                    << context(step, "invariant") << " " << d << "/" << s;
             }
         }
     }

@@ -1,0 +1,162 @@
+#pragma once
+// A Service on a JitEngine with a ManualClock: users alice (requester) and bob and carol
+// (approvers, TOTP enrolled), and helpers that build real header blocks to be signed.
+
+#include <gtest/gtest.h>
+
+#include "dkim/dkim/signer.hpp"
+#include "dkim/mail/header.hpp"
+#include "jit_fixture.hpp"
+#include "service.hpp"
+
+namespace dkim::test {
+
+// Captures what MessageSigner asks to sign: the exact header block a relay sends signerd.
+class CapturingSigner final : public Signer {
+  public:
+    explicit CapturingSigner(SigningAlgorithm a) : algorithm_(a) {}
+    SigningAlgorithm algorithm() const override { return algorithm_; }
+    Expected<std::string, std::string> sign(std::string_view data) override {
+        captured = std::string(data);
+        return std::string(64, 'x');
+    }
+    std::string captured;
+
+  private:
+    SigningAlgorithm algorithm_;
+};
+
+inline std::string header_block(const std::string& domain, const std::string& selector,
+                                SigningAlgorithm algorithm = SigningAlgorithm::rsa_sha256,
+                                Canon header_canon = Canon::relaxed) {
+    CapturingSigner capture(algorithm);
+    SignOptions options;
+    options.canonicalization = Canonicalization{header_canon, Canon::relaxed};
+    MessageSigner signer({SigningKey{domain, selector, &capture, {}}}, options);
+    const std::string message =
+        "From: a@" + domain + "\r\nTo: b@example.net\r\nSubject: hi\r\n\r\nbody\r\n";
+    auto split = mail::split_message(message);
+    EXPECT_TRUE(split);
+    signer.update_body(split->body);
+    auto fields = signer.finish(
+        split->header, std::chrono::system_clock::time_point(std::chrono::seconds(1'795'694'400)));
+    EXPECT_TRUE(fields) << fields.error().message;
+    return capture.captured;
+}
+
+struct Person {
+    std::string name;
+    std::string password;
+    std::string totp_secret;  // raw
+};
+
+class SignerdHarness {
+  public:
+    SignerdHarness(signerd::TokenGate& gate, signerd::ServiceOptions options = {},
+                   jit::Policy policy = jit::Policy::defaults())
+        : engine(std::move(policy)),
+          clock(test_epoch()),
+          gate_(gate),
+          options_(std::move(options)) {
+        build();
+        const jit::Actor local{jit::Actor::Kind::local, "root",
+                               static_cast<jit::RoleSet>(jit::Role::admin)};
+        auto add = [&](const std::string& name, jit::Role role, bool totp) {
+            Person p{name, name + "-password-123", ""};
+            EXPECT_TRUE(engine.directory().add_user(local, name, static_cast<jit::RoleSet>(role),
+                                                    p.password, clock.now()));
+            if (totp) {
+                auto e = engine.directory().enrol_totp(local, name, clock.now());
+                p.totp_secret = base32_decode(e->secret_base32);
+                const jit::Actor self = user(name, {role});
+                EXPECT_TRUE(engine.directory().confirm_totp(
+                    self, name, totp_at(p.totp_secret, clock.now() - std::chrono::seconds(30)),
+                    clock.now()));
+            }
+            people[name] = p;
+        };
+        add("alice", jit::Role::requester, false);
+        add("bob", jit::Role::approver, true);
+        add("carol", jit::Role::approver, true);
+    }
+
+    void build() {
+        service =
+            std::make_unique<signerd::Service>(engine.journal(), engine.authority(),
+                                               engine.directory(), gate_, clock, metrics, options_);
+    }
+    void restart() {
+        service.reset();
+        engine.restart();
+        build();
+    }
+
+    ipc::Credentials password_of(const std::string& name, bool with_totp = false) {
+        ipc::Credentials c;
+        c.user = name;
+        c.password = people[name].password;
+        if (with_totp) {
+            // A fresh step each time: codes are accepted once.
+            clock.advance(std::chrono::seconds(30));
+            c.totp = totp_at(people[name].totp_secret, clock.now());
+        }
+        return c;
+    }
+
+    ipc::Reply call(const signerd::Peer& peer, ipc::Request request) {
+        return service->handle(peer, request);
+    }
+
+    std::int64_t request_sign(const std::string& domain, const std::string& selector,
+                              std::int64_t seconds,
+                              std::optional<std::uint64_t> budget = std::nullopt) {
+        ipc::ElevationRequest r;
+        r.auth = password_of("alice");
+        r.operation = "sign";
+        r.domain = domain;
+        r.selector = selector;
+        r.duration_seconds = seconds;
+        r.budget = budget;
+        r.reason = "CHG-7 newsletter";
+        auto reply = call(admin_peer, r);
+        const auto* ok = std::get_if<ipc::OkReply>(&reply);
+        EXPECT_NE(ok, nullptr) << (std::holds_alternative<ipc::ErrorReply>(reply)
+                                       ? std::get<ipc::ErrorReply>(reply).message
+                                       : "");
+        return ok ? ok->id : 0;
+    }
+    ipc::Reply decide(const std::string& who, const std::string& action, std::int64_t id,
+                      const std::string& pin = "") {
+        return call(admin_peer,
+                    ipc::ElevationDecide{password_of(who, true), action, id, "not now", pin});
+    }
+    ipc::Reply sign(const std::string& block, const std::string& domain = "example.com",
+                    const std::string& selector = "s1",
+                    const std::string& algorithm = "rsa-sha256") {
+        return call(relay_peer, ipc::SignRequest{domain, selector, algorithm, block});
+    }
+
+    JitEngine engine;
+    jit::ManualClock clock;
+    signerd::Metrics metrics;
+    std::unique_ptr<signerd::Service> service;
+    std::map<std::string, Person> people;
+    const signerd::Peer relay_peer{signerd::PeerKind::relay, "relay", 1001};
+    const signerd::Peer web_peer{signerd::PeerKind::web, "web", 1002};
+    const signerd::Peer admin_peer{signerd::PeerKind::admin, "root", 0};
+
+  private:
+    signerd::TokenGate& gate_;
+    signerd::ServiceOptions options_;
+};
+
+inline std::string error_code(const ipc::Reply& reply) {
+    const auto* e = std::get_if<ipc::ErrorReply>(&reply);
+    return e ? e->code : "";
+}
+inline std::string error_message(const ipc::Reply& reply) {
+    const auto* e = std::get_if<ipc::ErrorReply>(&reply);
+    return e ? e->message : "";
+}
+
+}  // namespace dkim::test
