@@ -6,8 +6,7 @@
 // Credentials come from files or the terminal, never from the command line: --user with
 // --password-file, or --token-file. --totp is a one-time code (approve, deny, revoke).
 
-#include <rapidjson/document.h>
-
+#include <charconv>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -81,7 +80,9 @@ std::string time_text(std::int64_t ms) {
     std::tm tm{};
     gmtime_r(&t, &tm);
     char buffer[32];
-    std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+        return "?";
+    }
     return buffer;
 }
 
@@ -142,9 +143,10 @@ std::string escape_json(std::string_view text) {
             out += '\\';
             out += ch;
         } else if (u < 0x20 || u == 0x7f) {
-            char buffer[8];
-            std::snprintf(buffer, sizeof buffer, "\\u%04x", u);
-            out += buffer;
+            static constexpr char hex[] = "0123456789abcdef";
+            out += "\\u00";
+            out += hex[u >> 4];
+            out += hex[u & 15];
         } else {
             out += ch;
         }
@@ -220,7 +222,10 @@ int run_audit_export(const AuditFileArgs& args) {
 }
 
 // Checkpoints of an earlier export, plus its last record as an anchor: the log must still
-// hold everything that export held.
+// hold everything that export held. The lines are the ones run_audit_export writes, read by
+// position: {"type":"record","seq":N,...,"hash":"<hex>"} and
+// {"type":"checkpoint","seq":N,"head":"<hex>",...}. (Free text fields sit in between, so
+// nothing is searched for inside them.)
 Expected<std::vector<jit::Checkpoint>, std::string> read_anchors(const std::string& file) {
     std::ifstream in(file);
     if (!in) {
@@ -230,31 +235,49 @@ Expected<std::vector<jit::Checkpoint>, std::string> read_anchors(const std::stri
     std::optional<jit::Checkpoint> last_record;
     std::string line;
     std::size_t number = 0;
+    auto parse_seq = [](std::string_view rest, std::int64_t& seq) {
+        const auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), seq);
+        return ec == std::errc() && end != rest.data() && *end == ',' && seq > 0;
+    };
     while (std::getline(in, line)) {
         ++number;
-        rapidjson::Document doc;
-        doc.Parse(line.c_str(), line.size());
-        if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("type") ||
-            !doc["type"].IsString() || !doc.HasMember("seq") || !doc["seq"].IsInt64()) {
-            return unexpected(file + ":" + std::to_string(number) + ": not an audit export line");
-        }
-        const std::string type = doc["type"].GetString();
-        const char* hash_key = type == "record" ? "hash" : "head";
-        if (!doc.HasMember(hash_key) || !doc[hash_key].IsString()) {
-            return unexpected(file + ":" + std::to_string(number) + ": no " + hash_key);
-        }
-        const auto hash = jit::chain_hash_from_hex(doc[hash_key].GetString());
-        if (!hash) {
-            return unexpected(file + ":" + std::to_string(number) + ": bad " + hash_key);
-        }
+        const std::string where = file + ":" + std::to_string(number) + ": ";
+        static constexpr std::string_view record_prefix = "{\"type\":\"record\",\"seq\":";
+        static constexpr std::string_view checkpoint_prefix = "{\"type\":\"checkpoint\",\"seq\":";
+        static constexpr std::size_t hex_size = 64;
+        const std::string_view text = line;
         jit::Checkpoint c;
-        c.seq = doc["seq"].GetInt64();
+        std::optional<jit::ChainHash> hash;
+        if (text.rfind(record_prefix, 0) == 0) {
+            // ...,"hash":"<64 hex>"}
+            static constexpr std::string_view tail = ",\"hash\":\"";
+            if (!parse_seq(text.substr(record_prefix.size()), c.seq) ||
+                text.size() < tail.size() + hex_size + 2 ||
+                text.substr(text.size() - hex_size - 2 - tail.size(), tail.size()) != tail ||
+                text.substr(text.size() - 2) != "\"}") {
+                return unexpected(where + "not a record line of an audit export");
+            }
+            hash = jit::chain_hash_from_hex(text.substr(text.size() - hex_size - 2, hex_size));
+        } else if (text.rfind(checkpoint_prefix, 0) == 0) {
+            const std::string_view rest = text.substr(checkpoint_prefix.size());
+            const auto head = rest.find(",\"head\":\"");
+            if (!parse_seq(rest, c.seq) || head == std::string_view::npos ||
+                rest.size() < head + 9 + hex_size) {
+                return unexpected(where + "not a checkpoint line of an audit export");
+            }
+            hash = jit::chain_hash_from_hex(rest.substr(head + 9, hex_size));
+        } else {
+            return unexpected(where + "not an audit export line");
+        }
+        if (!hash) {
+            return unexpected(where + "bad hash");
+        }
         c.head = *hash;
-        if (type == "record") {
+        if (text.rfind(record_prefix, 0) == 0) {
             if (!last_record || c.seq > last_record->seq) {
                 last_record = c;
             }
-        } else if (type == "checkpoint") {
+        } else {
             anchors.push_back(c);
         }
     }

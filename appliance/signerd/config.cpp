@@ -98,9 +98,12 @@ Expected<Config, std::string> load_config(const std::string& file) {
         }
         if (auto mode = r.string("socket_mode")) {
             unsigned value = 0;
-            const auto [end, ec] =
-                std::from_chars(mode->data(), mode->data() + mode->size(), value, 8);
-            if (ec != std::errc() || end != mode->data() + mode->size() || (value & ~0770U) != 0) {
+            bool octal = !mode->empty() && mode->size() <= 4;
+            for (char digit : *mode) {
+                octal = octal && digit >= '0' && digit <= '7';
+                value = value * 8 + static_cast<unsigned>(digit - '0');
+            }
+            if (!octal || (value & ~0770U) != 0) {
                 r.fail("socket_mode",
                        "expected an octal mode without bits for others, such as \"0660\"");
             }

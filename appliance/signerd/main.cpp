@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <condition_variable>
 #include <cstdlib>
 #include <iostream>
@@ -129,8 +130,9 @@ int run(const signerd::Config& config) {
     if (config.pin_source == signerd::PinSourceKind::file) {
         options.pin_path = config.pin_file;
     } else if (config.pin_source == signerd::PinSourceKind::credential) {
-        const char* dir = std::getenv(
-            "CREDENTIALS_DIRECTORY");  // NOLINT(concurrency-mt-unsafe): before any thread
+        // Read before any thread of ours starts.
+        // NOLINTNEXTLINE(concurrency-mt-unsafe)
+        const char* dir = std::getenv("CREDENTIALS_DIRECTORY");
         if (dir == nullptr) {
             std::cerr << "dkim-signerd: " << config.file
                       << ": [pin] source = \"credential\" but $CREDENTIALS_DIRECTORY is not set "
@@ -192,10 +194,16 @@ int run(const signerd::Config& config) {
     sigemptyset(&signals);
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGINT);
+    std::atomic<bool> stopped{false};
     std::thread signal_thread([&] {
-        int signal = 0;
-        sigwait(&signals, &signal);
-        (*server)->stop();
+        // Polls so that it can also end when the server stopped for another reason.
+        const timespec tick{0, 200'000'000};
+        while (!stopped) {
+            if (sigtimedwait(&signals, nullptr, &tick) > 0) {
+                (*server)->stop();
+                return;
+            }
+        }
     });
     int exit_code = 0;
     {
@@ -221,7 +229,7 @@ int run(const signerd::Config& config) {
             exit_code = 1;
         }
     }
-    pthread_kill(signal_thread.native_handle(), SIGTERM);
+    stopped = true;
     signal_thread.join();
     server->reset();
     std::cerr << "dkim-signerd: stopped\n";
@@ -230,14 +238,17 @@ int run(const signerd::Config& config) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    // Block the stop signals before any thread starts, so that they reach sigwait only.
+int main(int argc, char** argv) try {
+    // Block the stop signals before any thread starts, so that they reach sigtimedwait only.
     sigset_t signals;
     sigemptyset(&signals);
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-    ::signal(SIGPIPE, SIG_IGN);
+    // Broken peers and an exceeded file size limit become errors to handle, not deaths:
+    // a full disk must fail closed with a message, not kill signerd.
+    (void)::signal(SIGPIPE, SIG_IGN);
+    (void)::signal(SIGXFSZ, SIG_IGN);
 
     CLI::App app{"dkim-signerd: the DKIM signing enforcement point"};
     std::string config_file = "/etc/dkim-signerd/signerd.toml";
@@ -255,10 +266,8 @@ int main(int argc, char** argv) {
         std::cout << config_file << ": ok\n";
         return 0;
     }
-    try {
-        return run(*config);
-    } catch (const std::exception& e) {
-        std::cerr << "dkim-signerd: " << e.what() << "\n";
-        return 1;
-    }
+    return run(*config);
+} catch (const std::exception& e) {
+    std::cerr << "dkim-signerd: " << e.what() << "\n";
+    return 1;
 }

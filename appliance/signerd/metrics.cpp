@@ -92,7 +92,7 @@ namespace {
 
 class BeastMetricsServer final : public MetricsServer {
   public:
-    BeastMetricsServer(asio::ip::tcp::endpoint endpoint, std::function<std::string()> render)
+    BeastMetricsServer(const asio::ip::tcp::endpoint& endpoint, std::function<std::string()> render)
         : acceptor_(io_, endpoint), render_(std::move(render)) {}
 
     void run() {

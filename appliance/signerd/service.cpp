@@ -206,6 +206,14 @@ ipc::Reply Service::handle(const Peer& peer, ipc::Request& request) {
     return reply;
 }
 
+// Requests that make a credential (a session, an API token, a TOTP enrolment) need the
+// user's password (and TOTP code when enrolled), never a token.
+template <class T>
+constexpr bool needs_password() {
+    return std::is_same_v<T, ipc::SessionCreate> || std::is_same_v<T, ipc::ApiTokenCreate> ||
+           std::is_same_v<T, ipc::TotpEnrol>;
+}
+
 template <class T>
 ipc::Reply Service::dispatch(const Peer& peer, T& request) {
     if constexpr (std::is_same_v<T, ipc::SignRequest>) {
@@ -221,7 +229,12 @@ ipc::Reply Service::dispatch(const Peer& peer, T& request) {
             metrics_.refusal(Metrics::Refusal::peer);
             return error("forbidden", "relay clients may only sign and ask for status");
         }
-        return operate(peer, request);
+        const auto now = clock_.now();
+        auto actor = authenticate(peer, request.auth, needs_password<T>(), now);
+        if (!actor) {
+            return error_reply(actor.error());
+        }
+        return operate(*actor, request, now);
     }
 }
 
@@ -532,33 +545,24 @@ Expected<void, Refusal> Service::may_administer(const Actor& actor, jit::TimePoi
     return {};
 }
 
-#define DKIM_AUTHENTICATE(actor, peer, request, need_password, now)    \
-    auto actor = authenticate(peer, request.auth, need_password, now); \
-    if (!actor) {                                                      \
-        return error_reply(actor.error());                             \
-    }
-
-ipc::Reply Service::operate(const Peer& peer, ipc::SessionCreate& r) {
-    const auto now = clock_.now();
-    if (r.auth.user.empty()) {
+ipc::Reply Service::operate(const Actor& who, ipc::SessionCreate& r, jit::TimePoint now) {
+    if (who.kind != Actor::Kind::user) {
         return error("unauthenticated", "a session needs a user name and password");
     }
-    DKIM_AUTHENTICATE(actor, peer, r, true, now)
-    const auto ttl = std::chrono::seconds(std::clamp<std::int64_t>(r.ttl_seconds, 60, 12 * 3600));
+    const auto ttl =
+        std::chrono::seconds(std::clamp<std::int64_t>(r.ttl_seconds, 60, std::int64_t{12} * 3600));
     auto made =
-        directory_.create_token(*actor, actor->name, jit::TokenKind::session, "session", ttl, now);
+        directory_.create_token(who, who.name, jit::TokenKind::session, "session", ttl, now);
     if (!made) {
         return error_reply(made.error());
     }
-    ipc::OkReply ok{"session for " + actor->name + " (" + jit::roles_to_string(actor->roles) + ")",
+    ipc::OkReply ok{"session for " + who.name + " (" + jit::roles_to_string(who.roles) + ")",
                     made->token.id, std::move(made->secret)};
     return ok;
 }
 
-ipc::Reply Service::operate(const Peer& peer, ipc::UserAdd& r) {
-    const auto now = clock_.now();
-    DKIM_AUTHENTICATE(actor, peer, r, false, now)
-    if (auto allowed = may_administer(*actor, now); !allowed) {
+ipc::Reply Service::operate(const Actor& who, ipc::UserAdd& r, jit::TimePoint now) {
+    if (auto allowed = may_administer(who, now); !allowed) {
         return error_reply(allowed.error());
     }
     const auto roles = jit::parse_roles(r.roles);
@@ -566,7 +570,7 @@ ipc::Reply Service::operate(const Peer& peer, ipc::UserAdd& r) {
         return error("invalid",
                      "unknown role in '" + r.roles + "' (requester, approver, admin, auditor)");
     }
-    auto added = directory_.add_user(*actor, r.name, *roles, r.password, now);
+    auto added = directory_.add_user(who, r.name, *roles, r.password, now);
     if (!added) {
         return error_reply(added.error());
     }
@@ -574,11 +578,9 @@ ipc::Reply Service::operate(const Peer& peer, ipc::UserAdd& r) {
         "user " + added->name + " added with roles " + jit::roles_to_string(added->roles), 0, ""};
 }
 
-ipc::Reply Service::operate(const Peer& peer, ipc::UserList& r) {
-    const auto now = clock_.now();
-    DKIM_AUTHENTICATE(actor, peer, r, false, now)
-    if (actor->kind == Actor::Kind::user && !jit::has_role(actor->roles, jit::Role::admin) &&
-        !jit::has_role(actor->roles, jit::Role::auditor)) {
+ipc::Reply Service::operate(const Actor& who, ipc::UserList& /*r*/, jit::TimePoint now) {
+    if (who.kind == Actor::Kind::user && !jit::has_role(who.roles, jit::Role::admin) &&
+        !jit::has_role(who.roles, jit::Role::auditor)) {
         return error("forbidden", "listing users needs the admin or auditor role");
     }
     ipc::UsersReply out;
@@ -596,26 +598,22 @@ ipc::Reply Service::operate(const Peer& peer, ipc::UserList& r) {
     return out;
 }
 
-ipc::Reply Service::operate(const Peer& peer, ipc::UserSetDisabled& r) {
-    const auto now = clock_.now();
-    DKIM_AUTHENTICATE(actor, peer, r, false, now)
-    if (auto allowed = may_administer(*actor, now); !allowed) {
+ipc::Reply Service::operate(const Actor& who, ipc::UserSetDisabled& r, jit::TimePoint now) {
+    if (auto allowed = may_administer(who, now); !allowed) {
         return error_reply(allowed.error());
     }
-    auto changed = directory_.set_disabled(*actor, r.name, r.disabled, now);
+    auto changed = directory_.set_disabled(who, r.name, r.disabled, now);
     if (!changed) {
         return error_reply(changed.error());
     }
     return ipc::OkReply{"user " + r.name + (r.disabled ? " disabled" : " enabled"), 0, ""};
 }
 
-ipc::Reply Service::operate(const Peer& peer, ipc::ApiTokenCreate& r) {
-    const auto now = clock_.now();
+ipc::Reply Service::operate(const Actor& who, ipc::ApiTokenCreate& r, jit::TimePoint now) {
     // A token is made from a password login (with TOTP when enrolled), never from a token.
-    DKIM_AUTHENTICATE(actor, peer, r, true, now)
-    const std::string user = r.user.empty() ? actor->name : r.user;
-    if (user != actor->name || actor->kind == Actor::Kind::local) {
-        if (auto allowed = may_administer(*actor, now); !allowed) {
+    const std::string user = r.user.empty() ? who.name : r.user;
+    if (user != who.name || who.kind == Actor::Kind::local) {
+        if (auto allowed = may_administer(who, now); !allowed) {
             return error_reply(allowed.error());
         }
     }
@@ -623,7 +621,7 @@ ipc::Reply Service::operate(const Peer& peer, ipc::ApiTokenCreate& r) {
     if (r.ttl_seconds > 0) {
         ttl = std::chrono::seconds(r.ttl_seconds);
     }
-    auto made = directory_.create_token(*actor, user, jit::TokenKind::api, r.label, ttl, now);
+    auto made = directory_.create_token(who, user, jit::TokenKind::api, r.label, ttl, now);
     if (!made) {
         return error_reply(made.error());
     }
@@ -632,26 +630,22 @@ ipc::Reply Service::operate(const Peer& peer, ipc::ApiTokenCreate& r) {
                         made->token.id, std::move(made->secret)};
 }
 
-ipc::Reply Service::operate(const Peer& peer, ipc::ApiTokenRevoke& r) {
-    const auto now = clock_.now();
-    DKIM_AUTHENTICATE(actor, peer, r, false, now)
-    auto revoked = directory_.revoke_token(*actor, r.id, now);
+ipc::Reply Service::operate(const Actor& who, ipc::ApiTokenRevoke& r, jit::TimePoint now) {
+    auto revoked = directory_.revoke_token(who, r.id, now);
     if (!revoked) {
         return error_reply(revoked.error());
     }
     return ipc::OkReply{"token " + std::to_string(r.id) + " revoked", r.id, ""};
 }
 
-ipc::Reply Service::operate(const Peer& peer, ipc::TotpEnrol& r) {
-    const auto now = clock_.now();
-    DKIM_AUTHENTICATE(actor, peer, r, true, now)
-    const std::string user = r.user.empty() ? actor->name : r.user;
-    if (user != actor->name || actor->kind == Actor::Kind::local) {
-        if (auto allowed = may_administer(*actor, now); !allowed) {
+ipc::Reply Service::operate(const Actor& who, ipc::TotpEnrol& r, jit::TimePoint now) {
+    const std::string user = r.user.empty() ? who.name : r.user;
+    if (user != who.name || who.kind == Actor::Kind::local) {
+        if (auto allowed = may_administer(who, now); !allowed) {
             return error_reply(allowed.error());
         }
     }
-    auto enrolled = directory_.enrol_totp(*actor, user, now);
+    auto enrolled = directory_.enrol_totp(who, user, now);
     if (!enrolled) {
         return error_reply(enrolled.error());
     }
@@ -661,30 +655,26 @@ ipc::Reply Service::operate(const Peer& peer, ipc::TotpEnrol& r) {
     return ok;
 }
 
-ipc::Reply Service::operate(const Peer& peer, ipc::TotpConfirm& r) {
-    const auto now = clock_.now();
-    DKIM_AUTHENTICATE(actor, peer, r, false, now)
-    const std::string user = r.user.empty() ? actor->name : r.user;
-    if (user != actor->name && actor->kind != Actor::Kind::local) {
+ipc::Reply Service::operate(const Actor& who, ipc::TotpConfirm& r, jit::TimePoint now) {
+    const std::string user = r.user.empty() ? who.name : r.user;
+    if (user != who.name && who.kind != Actor::Kind::local) {
         return error("forbidden", "users confirm their own enrolment");
     }
-    auto confirmed = directory_.confirm_totp(*actor, user, r.code, now);
+    auto confirmed = directory_.confirm_totp(who, user, r.code, now);
     if (!confirmed) {
         return error_reply(confirmed.error());
     }
     return ipc::OkReply{"TOTP confirmed for " + user, 0, ""};
 }
 
-ipc::Reply Service::operate(const Peer& peer, ipc::ElevationRequest& r) {
-    const auto now = clock_.now();
-    DKIM_AUTHENTICATE(actor, peer, r, false, now)
+ipc::Reply Service::operate(const Actor& who, ipc::ElevationRequest& r, jit::TimePoint now) {
     const auto op = jit::parse_operation(r.operation);
     if (!op) {
         return error("invalid", "unknown operation '" + r.operation +
                                     "' (sign, key.generate, key.rotate, key.retire, admin)");
     }
     if (r.break_glass) {
-        if (auto checked = directory_.check_totp(*actor, r.auth.totp, now); !checked) {
+        if (auto checked = directory_.check_totp(who, r.auth.totp, now); !checked) {
             return error_reply(checked.error());
         }
     }
@@ -696,7 +686,7 @@ ipc::Reply Service::operate(const Peer& peer, ipc::ElevationRequest& r) {
     input.budget = r.budget;
     input.reason = r.reason;
     input.break_glass = r.break_glass;
-    auto decided = authority_.request(*actor, std::move(input), now);
+    auto decided = authority_.request(who, std::move(input), now);
     if (!decided) {
         return error_reply(decided.error());
     }
@@ -714,9 +704,7 @@ ipc::Reply Service::operate(const Peer& peer, ipc::ElevationRequest& r) {
                         decided->request.id, ""};
 }
 
-ipc::Reply Service::operate(const Peer& peer, ipc::ElevationList& r) {
-    const auto now = clock_.now();
-    DKIM_AUTHENTICATE(actor, peer, r, false, now)
+ipc::Reply Service::operate(const Actor& /*who*/, ipc::ElevationList& r, jit::TimePoint now) {
     ipc::RequestsReply out;
     for (const jit::Request& req : authority_.requests()) {
         if (!r.pending_only || req.state_at(now) == jit::RequestState::pending) {
@@ -726,11 +714,9 @@ ipc::Reply Service::operate(const Peer& peer, ipc::ElevationList& r) {
     return out;
 }
 
-ipc::Reply Service::operate(const Peer& peer, ipc::ElevationDecide& r) {
-    const auto now = clock_.now();
-    DKIM_AUTHENTICATE(actor, peer, r, false, now)
+ipc::Reply Service::operate(const Actor& who, ipc::ElevationDecide& r, jit::TimePoint now) {
     if (r.action == "cancel") {
-        auto cancelled = authority_.cancel(*actor, r.id, now);
+        auto cancelled = authority_.cancel(who, r.id, now);
         if (!cancelled) {
             return error_reply(cancelled.error());
         }
@@ -739,7 +725,7 @@ ipc::Reply Service::operate(const Peer& peer, ipc::ElevationDecide& r) {
     if (r.action != "approve" && r.action != "deny") {
         return error("invalid", "action must be approve, deny or cancel");
     }
-    if (actor->kind != Actor::Kind::user) {
+    if (who.kind != Actor::Kind::user) {
         return error("forbidden", "approvals and denials are made by users with their TOTP code");
     }
     // Cheap checks first, so that a hopeless approval does not spend the TOTP code.
@@ -747,11 +733,11 @@ ipc::Reply Service::operate(const Peer& peer, ipc::ElevationDecide& r) {
     if (!pending) {
         return error("not_found", "no request " + std::to_string(r.id));
     }
-    if (auto checked = directory_.check_totp(*actor, r.auth.totp, now); !checked) {
+    if (auto checked = directory_.check_totp(who, r.auth.totp, now); !checked) {
         return error_reply(checked.error());
     }
     if (r.action == "deny") {
-        auto denied = authority_.deny(*actor, r.id, r.reason, now);
+        auto denied = authority_.deny(who, r.id, r.reason, now);
         if (!denied) {
             return error_reply(denied.error());
         }
@@ -778,7 +764,7 @@ ipc::Reply Service::operate(const Peer& peer, ipc::ElevationDecide& r) {
         if (!logged) {
             jit::AuditRecord rec;
             rec.time = now;
-            rec.actor = actor->audit_name();
+            rec.actor = who.audit_name();
             rec.action = "token.login";
             rec.outcome = "failed";
             rec.reason = logged.error().message;
@@ -789,7 +775,7 @@ ipc::Reply Service::operate(const Peer& peer, ipc::ElevationDecide& r) {
         metrics_.login();
     }
     pin.reset();  // wiped: held only until C_Login
-    auto approved = authority_.approve(*actor, r.id, now);
+    auto approved = authority_.approve(who, r.id, now);
     (void)reconcile(now);  // log in for the new grant, or out again if the approval failed
     if (!approved) {
         return error_reply(approved.error());
@@ -806,15 +792,13 @@ ipc::Reply Service::operate(const Peer& peer, ipc::ElevationDecide& r) {
                         0, ""};
 }
 
-ipc::Reply Service::operate(const Peer& peer, ipc::GrantRevoke& r) {
-    const auto now = clock_.now();
-    DKIM_AUTHENTICATE(actor, peer, r, false, now)
-    if (actor->kind == Actor::Kind::user) {
-        if (auto checked = directory_.check_totp(*actor, r.auth.totp, now); !checked) {
+ipc::Reply Service::operate(const Actor& who, ipc::GrantRevoke& r, jit::TimePoint now) {
+    if (who.kind == Actor::Kind::user) {
+        if (auto checked = directory_.check_totp(who, r.auth.totp, now); !checked) {
             return error_reply(checked.error());
         }
     }
-    auto revoked = authority_.revoke(*actor, r.id, r.reason, now);
+    auto revoked = authority_.revoke(who, r.id, r.reason, now);
     if (!revoked) {
         return error_reply(revoked.error());
     }
@@ -826,9 +810,7 @@ ipc::Reply Service::operate(const Peer& peer, ipc::GrantRevoke& r) {
                         r.id, ""};
 }
 
-ipc::Reply Service::operate(const Peer& peer, ipc::GrantList& r) {
-    const auto now = clock_.now();
-    DKIM_AUTHENTICATE(actor, peer, r, false, now)
+ipc::Reply Service::operate(const Actor& /*who*/, ipc::GrantList& r, jit::TimePoint now) {
     ipc::GrantsReply out;
     for (const jit::Grant& g : authority_.grants()) {
         if (!r.active_only || g.active_at(now)) {
@@ -838,11 +820,9 @@ ipc::Reply Service::operate(const Peer& peer, ipc::GrantList& r) {
     return out;
 }
 
-ipc::Reply Service::operate(const Peer& peer, ipc::AuditShow& r) {
-    const auto now = clock_.now();
-    DKIM_AUTHENTICATE(actor, peer, r, false, now)
-    if (actor->kind == Actor::Kind::user && !jit::has_role(actor->roles, jit::Role::auditor) &&
-        !jit::has_role(actor->roles, jit::Role::admin)) {
+ipc::Reply Service::operate(const Actor& who, ipc::AuditShow& r, jit::TimePoint /*now*/) {
+    if (who.kind == Actor::Kind::user && !jit::has_role(who.roles, jit::Role::auditor) &&
+        !jit::has_role(who.roles, jit::Role::admin)) {
         return error("forbidden", "reading the audit log needs the auditor or admin role");
     }
     auto records = journal_.store().audit_records(std::max<std::int64_t>(1, r.from),
@@ -858,7 +838,5 @@ ipc::Reply Service::operate(const Peer& peer, ipc::AuditShow& r) {
     }
     return out;
 }
-
-#undef DKIM_AUTHENTICATE
 
 }  // namespace dkim::signerd

@@ -71,20 +71,20 @@ class Service {
                                                     bool need_password, jit::TimePoint now);
     Expected<void, jit::Refusal> may_administer(const jit::Actor& actor, jit::TimePoint now);
 
-    ipc::Reply operate(const Peer& peer, ipc::SessionCreate& r);
-    ipc::Reply operate(const Peer& peer, ipc::UserAdd& r);
-    ipc::Reply operate(const Peer& peer, ipc::UserList& r);
-    ipc::Reply operate(const Peer& peer, ipc::UserSetDisabled& r);
-    ipc::Reply operate(const Peer& peer, ipc::ApiTokenCreate& r);
-    ipc::Reply operate(const Peer& peer, ipc::ApiTokenRevoke& r);
-    ipc::Reply operate(const Peer& peer, ipc::TotpEnrol& r);
-    ipc::Reply operate(const Peer& peer, ipc::TotpConfirm& r);
-    ipc::Reply operate(const Peer& peer, ipc::ElevationRequest& r);
-    ipc::Reply operate(const Peer& peer, ipc::ElevationList& r);
-    ipc::Reply operate(const Peer& peer, ipc::ElevationDecide& r);
-    ipc::Reply operate(const Peer& peer, ipc::GrantRevoke& r);
-    ipc::Reply operate(const Peer& peer, ipc::GrantList& r);
-    ipc::Reply operate(const Peer& peer, ipc::AuditShow& r);
+    ipc::Reply operate(const jit::Actor& who, ipc::SessionCreate& r, jit::TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::UserAdd& r, jit::TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::UserList& r, jit::TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::UserSetDisabled& r, jit::TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::ApiTokenCreate& r, jit::TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::ApiTokenRevoke& r, jit::TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::TotpEnrol& r, jit::TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::TotpConfirm& r, jit::TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::ElevationRequest& r, jit::TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::ElevationList& r, jit::TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::ElevationDecide& r, jit::TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::GrantRevoke& r, jit::TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::GrantList& r, jit::TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::AuditShow& r, jit::TimePoint now);
 
     // The login lifecycle. `approver_pin`: the PIN an approver just supplied (approver mode).
     Expected<void, std::string> reconcile(jit::TimePoint now,

@@ -4,12 +4,19 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 
 #include "dkim/ipc/frame.hpp"
 
 namespace dkim::ipc {
+namespace {
+std::string errno_text(int error) {
+    std::array<char, 256> buffer{};
+    return strerror_r(error, buffer.data(), buffer.size());  // GNU: returns the message
+}
+}  // namespace
 
 SignerClient::SignerClient(std::string socket_path, ClientOptions options)
     : path_(std::move(socket_path)), options_(options) {}
@@ -51,13 +58,12 @@ Expected<void, std::string> SignerClient::connect() {
     std::memcpy(address.sun_path, path_.c_str(), path_.size() + 1);
     const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        return unexpected(std::string("cannot create a socket: ") + std::strerror(errno));
+        return unexpected(std::string("cannot create a socket: ") + errno_text(errno));
     }
     if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
         const int error = errno;
         ::close(fd);
-        return unexpected("cannot connect to dkim-signerd at " + path_ + ": " +
-                          std::strerror(error));
+        return unexpected("cannot connect to dkim-signerd at " + path_ + ": " + errno_text(error));
     }
     fd_ = fd;
     return {};

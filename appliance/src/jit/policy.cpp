@@ -30,9 +30,9 @@ std::optional<Duration> parse_duration(std::string_view text) {
         std::int64_t unit = 0;
         switch (text[digits]) {
             case 's': unit = 1000; break;
-            case 'm': unit = 60 * 1000; break;
-            case 'h': unit = 3600 * 1000; break;
-            case 'd': unit = 86400 * 1000; break;
+            case 'm': unit = std::int64_t{60} * 1000; break;
+            case 'h': unit = std::int64_t{3600} * 1000; break;
+            case 'd': unit = std::int64_t{86400} * 1000; break;
             default: return std::nullopt;
         }
         total += value * unit;
