@@ -114,8 +114,9 @@ std::uint32_t totp_code(std::string_view secret, std::int64_t step) {
     }
     // RFC 4226 §5.3 dynamic truncation.
     const unsigned offset = mac[19] & 0x0f;
-    const std::uint32_t binary = ((mac[offset] & 0x7fU) << 24) | (mac[offset + 1] << 16) |
-                                 (mac[offset + 2] << 8) | mac[offset + 3];
+    const auto byte = [&](unsigned i) { return static_cast<std::uint32_t>(mac[i]); };
+    const std::uint32_t binary = ((byte(offset) & 0x7fU) << 24) | (byte(offset + 1) << 16) |
+                                 (byte(offset + 2) << 8) | byte(offset + 3);
     sodium_memzero(mac.data(), mac.size());
     return binary % 1'000'000;
 }

@@ -54,7 +54,7 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 
 class Statement {
   public:
-    Statement(sqlite3* db, const char* sql) : db_(db) {
+    Statement(sqlite3* db, const char* sql) {
         if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr) !=
             SQLITE_OK) {
             stmt_ = nullptr;
@@ -104,7 +104,6 @@ class Statement {
     }
 
   private:
-    sqlite3* db_;
     sqlite3_stmt* stmt_ = nullptr;
     int next_ = 1;
 };
