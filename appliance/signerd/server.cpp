@@ -112,6 +112,7 @@ void Server::run() {
             for (auto it = connections_.begin(); it != connections_.end();) {
                 if (it->done) {
                     it->thread.join();
+                    ::close(it->fd);
                     it = connections_.erase(it);
                 } else {
                     ++it;
@@ -151,6 +152,8 @@ void Server::run() {
         c.fd = fd;
         c.thread = std::thread([this, &c] {
             serve(c.fd);
+            // The peer sees the end at once; the descriptor is closed when the thread is reaped.
+            ::shutdown(c.fd, SHUT_RDWR);
             c.done = true;
         });
     }

@@ -19,27 +19,18 @@ import base64
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 import dkim
-import dns.resolver
 import nacl.signing
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from testlib import FAILURES, DnsServer, check  # noqa: E402
+
 DOMAIN = "interop.example"
-FAILURES = []
-
-
-def check(condition, what):
-    print(("ok    " if condition else "FAIL  ") + what, flush=True)
-    if not condition:
-        FAILURES.append(what)
-
-
 # --- the corpus ---------------------------------------------------------------------------
 
 def corpus():
@@ -78,76 +69,6 @@ def corpus():
 
 def to_crlf(message):
     return re.sub(rb"(?<!\r)\n", b"\r\n", message)
-
-
-# --- real peers ---------------------------------------------------------------------------
-
-class DnsServer:
-    """dnsmasq on 127.0.0.1, answering TXT records for DOMAIN and NXDOMAIN for the rest of it."""
-
-    def __init__(self, folder, records):
-        self.conf = os.path.join(folder, "dnsmasq.conf")
-        with open(self.conf, "w") as f:
-            for name, text in records.items():
-                parts = [text[i:i + 255] for i in range(0, len(text), 255)] or [""]
-                f.write("txt-record=%s,%s\n" % (name, ",".join('"%s"' % p for p in parts)))
-        for attempt in range(20):
-            self.port = free_port()
-            self.proc = subprocess.Popen(
-                ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-poll",
-                 "--bind-interfaces", "--listen-address=127.0.0.1", "--port=%d" % self.port,
-                 "--local=/%s/" % DOMAIN, "--pid-file=", "--user=root", "--conf-file=" + self.conf],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            if self.wait_ready():
-                return
-            self.stop()
-        raise RuntimeError("dnsmasq did not start")
-
-    def wait_ready(self):
-        resolver = self.resolver()
-        for _ in range(100):
-            if self.proc.poll() is not None:
-                return False
-            try:
-                resolver.resolve("nothing." + DOMAIN, "TXT", lifetime=0.2)
-                return True
-            except dns.resolver.NXDOMAIN:
-                return True
-            except Exception:
-                time.sleep(0.05)
-        return False
-
-    def resolver(self):
-        r = dns.resolver.Resolver(configure=False)
-        r.nameservers = ["127.0.0.1"]
-        r.port = self.port
-        return r
-
-    def dkimpy_dnsfunc(self):
-        resolver = self.resolver()
-
-        def lookup(name, timeout=5):
-            try:
-                answer = resolver.resolve(name.decode().rstrip("."), "TXT", lifetime=timeout)
-            except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-                return None
-            return b"".join(answer[0].strings)
-        return lookup
-
-    def address(self):
-        return "127.0.0.1:%d" % self.port
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=10)
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-        u.bind(("127.0.0.1", 0))
-        port = u.getsockname()[1]
-    return port
 
 
 MAIL_DKIM_VERIFY = r'''
@@ -273,7 +194,7 @@ def setup(folder, cli, module, extra_records=None):
         "ed._domainkey." + DOMAIN: appliance.generate("ed", "ed25519"),
     }
     records.update(extra_records or {})
-    return appliance, DnsServer(folder, records)
+    return appliance, DnsServer(folder, records, DOMAIN)
 
 
 def ours_verified_by_peers(folder, cli, module):
@@ -355,7 +276,7 @@ def tampered(folder, cli, module):
         "ed._domainkey." + DOMAIN: record_value("ed"),
         "gone._domainkey." + DOMAIN: "v=DKIM1; k=rsa; p=",
     }
-    dns_server = DnsServer(folder, records)
+    dns_server = DnsServer(folder, records, DOMAIN)
     try:
         message = corpus()[0][1]
         signed = appliance.sign(message, ["rsa", "ed"])

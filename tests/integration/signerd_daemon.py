@@ -1,0 +1,418 @@
+#!/usr/bin/python3
+"""dkim-signerd as a real daemon, driven through the operator CLI and a relay client.
+
+Started by ctest (labels "hsm;signerd"), one group per run:
+
+  lifecycle   locked until approved; signatures through signerd verify with dkimpy and
+              Mail::DKIM over a real DNS server; revoke logs out before it is acknowledged;
+              kill -9 and restart restores active grants and never revives expired ones; the
+              audit chain stays intact, and tampering or truncation is reported by
+              `dkim-appliance audit verify` at the right record; SIGTERM stops cleanly
+  faults      a peer that is not configured is refused; malformed, oversized, wrong-version
+              and stalled frames end the connection with an error and harm nothing; a full
+              disk under the audit log (RLIMIT_FSIZE on the running daemon) stops signing and
+              grants until it is writable again; the webhook receives HMAC-signed events;
+              the Prometheus endpoint reports what happened
+
+The relay client runs as user nobody (setpriv), the operator CLI as root (the admin peer).
+Each run has its own SoftHSM2 token, state folder and dnsmasq. Debian's python3-dkim belongs
+to /usr/bin/python3.
+
+usage: signerd_daemon.py GROUP DKIM_APPLIANCE DKIM_SIGNERD SOFTHSM2_MODULE
+"""
+
+import base64
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+import dkim
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from testlib import FAILURES, DnsServer, check  # noqa: E402
+
+DOMAIN = "signerd.example"
+MESSAGE = (b"From: Alice <alice@signerd.example>\r\nTo: Bob <bob@peer.example>\r\n"
+           b"Subject: through signerd\r\nDate: Thu, 26 Nov 2026 10:00:00 +0000\r\n"
+           b"Message-ID: <s1@signerd.example>\r\n\r\nSigned inside a grant.\r\n")
+
+
+def totp_code(secret, step):
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    mac = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
+    o = mac[19] & 15
+    return "%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7fffffff) % 1000000)
+
+
+class Appliance:
+    """A token with keys, a signerd configuration, the daemon, and the CLI around it."""
+
+    def __init__(self, folder, cli, signerd, module, webhook_url=None):
+        self.folder, self.cli_path, self.signerd, self.module = folder, cli, signerd, module
+        os.chmod(folder, 0o755)  # nobody must reach the socket inside
+        self.env = dict(os.environ, SOFTHSM2_CONF=os.path.join(folder, "softhsm2.conf"))
+        os.makedirs(os.path.join(folder, "tokens"))
+        with open(self.env["SOFTHSM2_CONF"], "w") as f:
+            f.write("directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n" % folder)
+        self.pin = self.secret_file("pin", "user-pin-1234")
+        so = self.secret_file("so-pin", "so-pin-1234")
+        self.cli("token", "init", "--module", module, "--label", "dkim", "--so-pin-file", so, "--pin-file", self.pin)
+        self.records = {}
+        for selector, algorithm in (("rsa", "rsa-2048"), ("ed", "ed25519"), ("short", "ed25519")):
+            out = self.cli("key", "generate", "--module", module, "--token", "dkim", "--pin-file", self.pin,
+                           "--domain", DOMAIN, "--selector", selector, "--algorithm", algorithm,
+                           "--json").stdout.decode()
+            self.records["%s._domainkey.%s" % (selector, DOMAIN)] = re.search(r'"dns_record": "([^"]*)"', out).group(1)
+        self.socket = os.path.join(folder, "signerd.sock")
+        self.db = os.path.join(folder, "state", "signerd.db")
+        config = [
+            'module = "%s"' % module, 'token = "dkim"', 'state_dir = "%s/state"' % folder,
+            'socket = "%s"' % self.socket, 'socket_group = "nogroup"', 'password_cost = "minimal-for-tests"',
+            "[pin]", 'source = "file"', 'file = "%s"' % self.pin,
+            "[peers]", 'admin = ["root"]', 'relay = ["nobody"]',
+            "[metrics]", 'listen = "127.0.0.1:0"',
+            "[audit]", 'checkpoint_interval = "2s"',
+        ]
+        if webhook_url:
+            config += ["[webhook]", 'url = "%s"' % webhook_url,
+                       'secret_file = "%s"' % self.secret_file("webhook-key", "webhook-hmac-key")]
+        config += ["[policy.sign]", 'max_duration = "1h"', 'approvers = ["role:approver"]']
+        self.config = os.path.join(folder, "signerd.toml")
+        with open(self.config, "w") as f:
+            f.write("\n".join(config) + "\n")
+        self.proc = None
+        self.totp_secrets = {}
+        self.totp_last = {}
+
+    def secret_file(self, name, content):
+        path = os.path.join(self.folder, name)
+        with open(path, "w") as f:
+            f.write(content + "\n")
+        os.chmod(path, 0o600)
+        return path
+
+    def cli(self, *args, stdin=None, check=True):
+        return subprocess.run([self.cli_path] + list(args), input=stdin, capture_output=True, env=self.env,
+                              check=check)
+
+    def op(self, *args, user=None, totp=False, check=False):
+        """An operator command through signerd, as `user` (password file) or as local root."""
+        extra = ["--socket", self.socket]
+        if user:
+            extra += ["--user", user, "--password-file", os.path.join(self.folder, "pw-" + user)]
+        if totp:
+            extra += ["--totp", self.totp(user)]
+        return self.cli(*(list(args) + extra), check=check)
+
+    def start(self):
+        self.log = open(os.path.join(self.folder, "signerd.log"), "ab")
+        self.proc = subprocess.Popen([self.signerd, "--config", self.config], stdout=self.log,
+                                     stderr=self.log, env=self.env)
+        for _ in range(200):
+            text = open(os.path.join(self.folder, "signerd.log")).read()
+            if text.count("listening on") > getattr(self, "starts", 0):
+                self.starts = text.count("listening on")
+                self.metrics_port = int(re.findall(r"metrics on port (\d+)", text)[-1])
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError("dkim-signerd exited: " + text)
+            time.sleep(0.05)
+        raise RuntimeError("dkim-signerd did not start")
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            return self.proc.wait(timeout=30)
+        return self.proc.returncode if self.proc else 0
+
+    def add_users(self):
+        for name, roles in (("alice", "requester"), ("bob", "approver"), ("carol", "approver")):
+            self.secret_file("pw-" + name, name + "-correct-horse")
+            self.op("user", "add", "--name", name, "--roles", roles, "--new-password-file",
+                    os.path.join(self.folder, "pw-" + name), check=True)
+        for name in ("bob", "carol"):
+            out = self.op("totp", "enrol", user=name, check=True).stdout.decode()
+            self.totp_secrets[name] = re.search(r"secret=([A-Z2-7]+)", out).group(1)
+            self.op("totp", "confirm", "--code", self.totp(name), user=name, check=True)
+
+    def totp(self, user):
+        """A code signerd accepts once: the next unused time step within its +-1 window."""
+        while True:
+            now = int(time.time() // 30)
+            step = max(now - 1, self.totp_last.get(user, 0) + 1)
+            if step <= now + 1:
+                self.totp_last[user] = step
+                return totp_code(self.totp_secrets[user], step)
+            time.sleep(1)
+
+    def request(self, selector, duration, reason="CHG-100 newsletter"):
+        out = self.op("elevation", "request", "--operation", "sign", "--domain", DOMAIN, "--selector", selector,
+                      "--duration", duration, "--reason", reason, user="alice", check=True).stdout.decode()
+        return int(re.search(r"request (\d+)", out).group(1))
+
+    def approve(self, request_id, approver="bob"):
+        out = self.op("elevation", "approve", "--id", str(request_id), user=approver, totp=True, check=True)
+        return int(re.search(r"grant (\d+)", out.stdout.decode()).group(1))
+
+    def relay_sign(self, selector, algorithm, message=MESSAGE):
+        """Signs as the relay client: user nobody, no PIN, no module, only the socket."""
+        return subprocess.run(
+            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", self.cli_path, "sign",
+             "--signerd", self.socket, "--domain", DOMAIN, "--selector", selector, "--algorithm", algorithm],
+            input=message, capture_output=True, env=self.env)
+
+    def status(self):
+        return self.op("signerd", "status").stdout.decode()
+
+    def metrics(self):
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metrics_port, timeout=5) as r:
+            return r.read().decode()
+
+
+def dkimpy_verifies(dns_server, signed):
+    try:
+        return bool(dkim.verify(signed, dnsfunc=dns_server.dkimpy_dnsfunc()))
+    except dkim.DKIMException as e:
+        print("      dkimpy: %s" % e)
+        return False
+
+
+def mail_dkim_result(dns_server, signed):
+    script = (r'use Mail::DKIM::Verifier; use Net::DNS::Resolver;'
+              r'Mail::DKIM::DNS::resolver(Net::DNS::Resolver->new(nameservers=>["127.0.0.1"],port=>$ARGV[0]));'
+              r'my $d=Mail::DKIM::Verifier->new(); local $/; my $m=<STDIN>; $d->PRINT($m); $d->CLOSE;'
+              r'print $d->result;')
+    return subprocess.run(["perl", "-e", script, str(dns_server.port)], input=signed, capture_output=True,
+                          check=True).stdout.decode()
+
+
+def grant_states(app):
+    out = app.op("grant", "list", check=True).stdout.decode()
+    return {int(line.split("\t")[0]): line.split("\t")[1] for line in out.splitlines()}
+
+
+# --- groups -------------------------------------------------------------------------------
+
+def lifecycle(folder, cli, signerd, module):
+    app = Appliance(folder, cli, signerd, module)
+    dns_server = DnsServer(folder, app.records, DOMAIN)
+    app.start()
+    try:
+        app.add_users()
+        locked = app.relay_sign("rsa", "rsa-sha256")
+        check(locked.returncode == 3 and b"locked" in locked.stderr and b"pending request" in locked.stderr,
+              "without a grant the relay is told 'locked' and a pending request is filed: %s" % locked.stderr[-120:])
+        check("token: logged out" in app.status(), "the token is logged out while no grant is active")
+
+        request_id = app.request("*", "30m")
+        grant_id = app.approve(request_id)
+        check("token: logged in" in app.status(), "approval logs the token in")
+        rsa = app.relay_sign("rsa", "rsa-sha256")
+        ed = app.relay_sign("ed", "ed25519-sha256")
+        check(rsa.returncode == 0 and ed.returncode == 0, "the relay signs through signerd (RSA, Ed25519)")
+        check(dkimpy_verifies(dns_server, rsa.stdout), "dkimpy verifies the RSA signature made through signerd")
+        check(dkimpy_verifies(dns_server, ed.stdout), "dkimpy verifies the Ed25519 signature made through signerd")
+        check(mail_dkim_result(dns_server, rsa.stdout) == "pass", "Mail::DKIM verifies the RSA signature")
+        metrics = app.metrics()
+        check('dkim_signerd_signatures_total{outcome="ok"} 2' in metrics and "dkim_signerd_token_logged_in 1" in metrics,
+              "metrics count the signatures and show the login")
+
+        started = time.monotonic()
+        revoked = app.op("elevation", "revoke", "--grant", str(grant_id), "--reason", "incident 7", user="carol",
+                         totp=True)
+        took = time.monotonic() - started
+        check(revoked.returncode == 0 and b"the token is logged out" in revoked.stdout,
+              "revoke answers only after the logout (%.0f ms for the whole CLI call): %s" % (took * 1000, revoked.stdout))
+        check(app.relay_sign("rsa", "rsa-sha256").returncode == 3, "after the revoke the relay is locked again")
+
+        # kill -9 with one long and one short grant active; restart after the short one ended.
+        long_grant = app.approve(app.request("rsa", "30m"), "carol")
+        short_grant = app.approve(app.request("short", "3s"))
+        check(app.relay_sign("short", "ed25519-sha256").returncode == 0, "the short grant signs")
+        app.kill9()
+        time.sleep(3.5)
+        app.start()
+        states = grant_states(app)
+        check(states.get(long_grant) == "active" and states.get(short_grant) == "expired",
+              "after kill -9 and restart the long grant is active, the short one expired: %s" % states)
+        check(app.relay_sign("rsa", "rsa-sha256").returncode == 0, "the restored grant signs after the restart")
+        check(app.relay_sign("short", "ed25519-sha256").returncode == 3, "the expired grant is not revived")
+        verify = app.cli("audit", "verify", "--db", app.db, "--module", module, "--token", "dkim", check=False)
+        check(verify.returncode == 0 and b"chain intact" in verify.stdout and b"signatures valid" in verify.stdout,
+              "the audit chain is intact after kill -9, with signed checkpoints: %s" % verify.stdout.strip())
+
+        export = os.path.join(folder, "export.jsonl")
+        app.cli("audit", "export", "--db", app.db, "--out", export)
+        count = sum(1 for line in open(export) if '"type":"record"' in line)
+        for what, sql, broken_at in (
+                ("an edited record", "UPDATE audit SET actor = 'mallory' WHERE seq = 5", 5),
+                ("a deleted record", "DELETE FROM audit WHERE seq = 6", 6),
+                ("two swapped records", "UPDATE audit SET seq = -3 WHERE seq = 3; UPDATE audit SET seq = 3 WHERE seq = 8;"
+                 " UPDATE audit SET seq = 8 WHERE seq = -3", 3),
+                ("truncation after the export", "DELETE FROM audit WHERE seq > %d" % (count - 2), count - 1)):
+            copy = os.path.join(folder, "tampered.db")
+            app.op("signerd", "status")  # a read through signerd while the copy is made
+            shutil.copy(app.db, copy)
+            for suffix in ("-wal", "-shm"):
+                if os.path.exists(app.db + suffix):
+                    shutil.copy(app.db + suffix, copy + suffix)
+            db = sqlite3.connect(copy)
+            db.executescript("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete; " + sql)
+            db.commit()
+            db.close()
+            result = app.cli("audit", "verify", "--db", copy, "--against", export, check=False)
+            check(result.returncode == 1 and ("BROKEN at record %d" % broken_at).encode() in result.stdout,
+                  "audit verify reports %s at record %d: %s" % (what, broken_at, result.stdout.strip()))
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(copy + suffix):
+                    os.remove(copy + suffix)
+
+        code = app.stop()
+        check(code == 0 and not os.path.exists(app.socket), "SIGTERM stops signerd cleanly and removes its socket")
+        last = app.cli("audit", "verify", "--db", app.db, "--module", module, "--token", "dkim", check=False)
+        check(last.returncode == 0, "the log verifies after the clean stop: %s" % last.stdout.strip())
+    finally:
+        app.stop()
+        dns_server.stop()
+
+
+class WebhookReceiver(http.server.BaseHTTPRequestHandler):
+    events = []
+    bad = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        stamp = self.headers.get("X-DKIM-Signerd-Timestamp", "")
+        expected = "v1=" + hmac.new(b"webhook-hmac-key", stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+        fresh = stamp.isdigit() and abs(time.time() - int(stamp)) < 300
+        if hmac.compare_digest(expected, self.headers.get("X-DKIM-Signerd-Signature", "")) and fresh:
+            WebhookReceiver.events.append(json.loads(body))
+        else:
+            WebhookReceiver.bad.append(body)
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def raw_exchange(path, data, read=True):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(15)
+    s.connect(path)
+    s.sendall(data)
+    reply = b""
+    if read:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    s.close()
+    return reply
+
+
+def faults(folder, cli, signerd, module):
+    receiver = http.server.HTTPServer(("127.0.0.1", 0), WebhookReceiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    app = Appliance(folder, cli, signerd, module,
+                    webhook_url="http://127.0.0.1:%d/hook" % receiver.server_address[1])
+    app.start()
+    try:
+        app.add_users()
+        stranger = subprocess.run(["setpriv", "--reuid=daemon", "--regid=nogroup", "--clear-groups", cli,
+                                   "signerd", "status", "--socket", app.socket], capture_output=True)
+        check(stranger.returncode == 1 and b"not a configured peer" in stranger.stderr,
+              "a peer uid that is not configured is refused: %s" % stranger.stderr.strip())
+
+        for what, frame, expect in (
+                ("an oversized frame", struct.pack(">IHH", 64 << 20, 1, 0), b"exceeds the limit"),
+                ("another protocol version", struct.pack(">IHH", 4, 9, 0) + b"abcd", b"protocol version 9"),
+                ("a malformed payload", struct.pack(">IHH", 6, 1, 0) + b"\x63\x00\x00\x00\x00\x00", b"malformed"),
+                ("a payload with trailing bytes", struct.pack(">IHH", 5, 1, 0) + b"\x01\x00\x00\x00\x00", b"trailing")):
+            reply = raw_exchange(app.socket, frame)
+            check(b"protocol" in reply and expect in reply, "%s is refused with a protocol error" % what)
+        started = time.monotonic()
+        stalled = raw_exchange(app.socket, struct.pack(">IHH", 100, 1, 0) + b"only part")
+        check(b"timed out" in stalled and time.monotonic() - started < 10, "a stalled frame times out")
+        check(app.proc.poll() is None and "token:" in app.status(), "signerd is unharmed by bad frames")
+
+        app.approve(app.request("rsa", "30m"))
+        check(app.relay_sign("rsa", "rsa-sha256").returncode == 0, "signing works before the disk fills up")
+        subprocess.run(["prlimit", "--pid", str(app.proc.pid), "--fsize=1:"], check=True)
+        full = app.relay_sign("rsa", "rsa-sha256")
+        check(full.returncode == 1 and b"unavailable" in full.stderr,
+              "with the audit log unwritable, no signature is released: %s" % full.stderr.strip()[-160:])
+        check("AUDIT LOG FAILING" in app.status(), "status says why signing stopped")
+        denied = app.op("elevation", "request", "--operation", "sign", "--domain", DOMAIN, "--duration", "5m",
+                        "--reason", "CHG-2", user="alice")
+        check(denied.returncode == 1 and b"unavailable" in denied.stderr, "and no new request or grant either")
+        subprocess.run(["prlimit", "--pid", str(app.proc.pid), "--fsize=unlimited:"], check=True)
+        check(app.relay_sign("rsa", "rsa-sha256").returncode == 0, "signing resumes once the log is writable")
+        metrics = app.metrics()
+        check(re.search(r'dkim_signerd_refusals_total\{reason="protocol"\} [1-9]', metrics) is not None and
+              re.search(r'dkim_signerd_audit_write_failures_total [1-9]', metrics) is not None and
+              re.search(r'dkim_signerd_refusals_total\{reason="peer"\} [1-9]', metrics) is not None,
+              "metrics count protocol, peer and audit refusals")
+
+        grants = grant_states(app)
+        for grant_id, state in grants.items():
+            if state == "active":
+                app.op("elevation", "revoke", "--grant", str(grant_id), "--reason", "done", user="carol", totp=True)
+        deadline = time.time() + 15
+        while time.time() < deadline and not {"request.pending", "request.approved", "grant.revoked"} <= {
+                e["type"] for e in WebhookReceiver.events}:
+            time.sleep(0.1)
+        types = [e["type"] for e in WebhookReceiver.events]
+        check({"request.pending", "request.approved", "grant.revoked"} <= set(types) and not WebhookReceiver.bad,
+              "the webhook receives HMAC-signed events: %s" % types)
+        verify = app.cli("audit", "verify", "--db", app.db, check=False)
+        check(verify.returncode == 0, "the chain is intact after the failed writes: %s" % verify.stdout.strip())
+    finally:
+        app.stop()
+        receiver.shutdown()
+
+
+def main():
+    if len(sys.argv) != 5:
+        print(__doc__)
+        return 2
+    group, cli, signerd, module = sys.argv[1:]
+    groups = {"lifecycle": lifecycle, "faults": faults}
+    folder = tempfile.mkdtemp(prefix="dkim-signerd-")
+    try:
+        groups[group](folder, cli, signerd, module)
+    finally:
+        if FAILURES:
+            log = os.path.join(folder, "signerd.log")
+            if os.path.exists(log):
+                print("--- signerd.log\n" + open(log).read()[-4000:])
+        shutil.rmtree(folder, ignore_errors=True)
+    if FAILURES:
+        print("\n%d check(s) failed" % len(FAILURES))
+        return 1
+    print("\nall checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

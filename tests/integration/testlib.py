@@ -1,0 +1,87 @@
+"""Shared pieces of the integration tests: check() bookkeeping and a real DNS server
+(dnsmasq on 127.0.0.1, a free port) serving TXT records for one zone."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import dns.resolver
+
+FAILURES = []
+
+
+def check(condition, what):
+    print(("ok    " if condition else "FAIL  ") + what, flush=True)
+    if not condition:
+        FAILURES.append(what)
+
+
+class DnsServer:
+    """dnsmasq on 127.0.0.1, answering TXT records for `zone` and NXDOMAIN for the rest of it."""
+
+    def __init__(self, folder, records, zone):
+        self.zone = zone
+        self.conf = os.path.join(folder, "dnsmasq.conf")
+        with open(self.conf, "w") as f:
+            for name, text in records.items():
+                parts = [text[i:i + 255] for i in range(0, len(text), 255)] or [""]
+                f.write("txt-record=%s,%s\n" % (name, ",".join('"%s"' % p for p in parts)))
+        for attempt in range(20):
+            self.port = free_port()
+            self.proc = subprocess.Popen(
+                ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-poll",
+                 "--bind-interfaces", "--listen-address=127.0.0.1", "--port=%d" % self.port,
+                 "--local=/%s/" % zone, "--pid-file=", "--user=root", "--conf-file=" + self.conf],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            if self.wait_ready():
+                return
+            self.stop()
+        raise RuntimeError("dnsmasq did not start")
+
+    def wait_ready(self):
+        resolver = self.resolver()
+        for _ in range(100):
+            if self.proc.poll() is not None:
+                return False
+            try:
+                resolver.resolve("nothing." + self.zone, "TXT", lifetime=0.2)
+                return True
+            except dns.resolver.NXDOMAIN:
+                return True
+            except Exception:
+                time.sleep(0.05)
+        return False
+
+    def resolver(self):
+        r = dns.resolver.Resolver(configure=False)
+        r.nameservers = ["127.0.0.1"]
+        r.port = self.port
+        return r
+
+    def dkimpy_dnsfunc(self):
+        resolver = self.resolver()
+
+        def lookup(name, timeout=5):
+            try:
+                answer = resolver.resolve(name.decode().rstrip("."), "TXT", lifetime=timeout)
+            except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+                return None
+            return b"".join(answer[0].strings)
+        return lookup
+
+    def address(self):
+        return "127.0.0.1:%d" % self.port
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=10)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.bind(("127.0.0.1", 0))
+        port = u.getsockname()[1]
+    return port
