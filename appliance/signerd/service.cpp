@@ -1,11 +1,10 @@
 #include "service.hpp"
 
-#include "header_block.hpp"
-
 #include "dkim/crypto/sha256.hpp"
 #include "dkim/dkim/signature.hpp"
 #include "dkim/jit/credentials.hpp"
 #include "dkim/mail/header.hpp"
+#include "header_block.hpp"
 
 namespace dkim::signerd {
 
@@ -251,9 +250,13 @@ ipc::Reply Service::sign(const Peer& peer, const ipc::SignRequest& request) {
         // A grant just became active and the lifecycle has not logged in yet.
         (void)reconcile(now);
     }
-    auto signature = gate_.sign(domain, selector, *algorithm, request.data);
     const std::string detail = "a=" + request.algorithm +
                                "; sha256(header block)=" + hex(crypto::Sha256::hash(request.data));
+    // Write-ahead, overlapped: the record's durable write runs while the token signs, and the
+    // signature leaves only once both are done.
+    const auto record = authority_.begin_signature(*permit, client, detail, now);
+    auto signature = gate_.sign(domain, selector, *algorithm, request.data);
+    auto durable = record->wait();
     if (!signature) {
         const std::string why = signature.error().message;
         (void)authority_.record_signature(*permit, client, "failed", detail + "; " + why, now);
@@ -261,25 +264,18 @@ ipc::Reply Service::sign(const Peer& peer, const ipc::SignRequest& request) {
         metrics_.signature(Metrics::SignOutcome::failed);
         return error("unavailable", "the token could not sign: " + why);
     }
-    // Write-ahead: the signature leaves only once its record is durable.
-    if (auto recorded = authority_.record_signature(*permit, client, "ok", detail, now);
-        !recorded) {
+    if (!durable) {
         jit::wipe(*signature);
         metrics_.refusal(Metrics::Refusal::audit);
         metrics_.signature(Metrics::SignOutcome::unavailable);
         return error(
             "unavailable",
-            "the audit log cannot be written, the signature was withheld: " + recorded.error());
+            "the audit log cannot be written, the signature was withheld: " + durable.error());
     }
     metrics_.signature(Metrics::SignOutcome::ok);
-    if (permit->use > 0) {
-        const auto grants = authority_.grants();
-        for (const jit::Grant& g : grants) {
-            if (g.id == permit->grant_id && g.budget && g.uses >= *g.budget) {
-                (void)reconcile(now);  // the budget is spent: maybe the last grant ended
-                notify_change();
-            }
-        }
+    if (permit->last_use) {
+        (void)reconcile(now);  // the budget is spent: maybe the last grant ended
+        notify_change();
     }
     return ipc::SignReply{std::move(*signature), permit->grant_id};
 }

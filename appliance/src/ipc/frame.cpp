@@ -11,6 +11,7 @@
 #include <cereal/types/vector.hpp>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <sstream>
 
 namespace dkim::ipc {
@@ -137,26 +138,37 @@ Expected<void, FrameError> wait(int fd, short events, Clock::time_point deadline
     }
 }
 
-Expected<void, FrameError> read_exact(int fd, char* out, std::size_t size,
-                                      Clock::time_point deadline, bool at_start) {
+// Reads exactly `size` bytes. The socket is read first and polled only when it has nothing
+// (one recv per frame part in the usual case, no poll). `deadline` bounds the read; with
+// `rest`, it bounds only the wait for the first byte, and is moved to that byte's arrival
+// plus `rest` for everything after it.
+Expected<void, FrameError> read_exact(
+    int fd, char* out, std::size_t size, Clock::time_point& deadline,
+    std::optional<std::chrono::milliseconds> rest = std::nullopt) {
     std::size_t got = 0;
     while (got < size) {
+        const ssize_t n = ::recv(fd, out + got, size - got, MSG_DONTWAIT);
+        if (n > 0) {
+            if (got == 0 && rest) {
+                deadline = Clock::now() + *rest;
+            }
+            got += static_cast<std::size_t>(n);
+            continue;
+        }
+        if (n == 0) {
+            return unexpected(
+                FrameError{FrameError::Kind::closed,
+                           got == 0 && rest ? "connection closed" : "connection closed mid-frame"});
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            return unexpected(FrameError{FrameError::Kind::io, "read failed"});
+        }
         if (auto ready = wait(fd, POLLIN, deadline); !ready) {
             return ready;
         }
-        const ssize_t n = ::recv(fd, out + got, size - got, 0);
-        if (n == 0) {
-            return unexpected(FrameError{
-                FrameError::Kind::closed,
-                at_start && got == 0 ? "connection closed" : "connection closed mid-frame"});
-        }
-        if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN) {
-                continue;
-            }
-            return unexpected(FrameError{FrameError::Kind::io, "read failed"});
-        }
-        got += static_cast<std::size_t>(n);
     }
     return {};
 }
@@ -179,11 +191,8 @@ Expected<Reply, FrameError> decode_reply(std::string_view payload) {
 Expected<std::string, FrameError> read_frame(int fd, std::chrono::milliseconds first_byte,
                                              std::chrono::milliseconds rest, std::size_t max_size) {
     char header[kFrameHeaderSize];
-    if (auto ready = wait(fd, POLLIN, Clock::now() + first_byte); !ready) {
-        return unexpected(ready.error());
-    }
-    const auto deadline = Clock::now() + rest;
-    if (auto got = read_exact(fd, header, sizeof header, deadline, true); !got) {
+    auto deadline = Clock::now() + first_byte;  // then: the first byte's arrival + `rest`
+    if (auto got = read_exact(fd, header, sizeof header, deadline, rest); !got) {
         return unexpected(got.error());
     }
     const auto byte = [&](std::size_t i) {
@@ -204,7 +213,7 @@ Expected<std::string, FrameError> read_frame(int fd, std::chrono::milliseconds f
                                                         std::to_string(max_size)});
     }
     std::string payload(size, '\0');
-    if (auto got = read_exact(fd, payload.data(), size, deadline, false); !got) {
+    if (auto got = read_exact(fd, payload.data(), size, deadline); !got) {
         return unexpected(got.error());
     }
     return payload;
@@ -215,18 +224,24 @@ Expected<void, FrameError> write_all(int fd, std::string_view bytes,
     const auto deadline = Clock::now() + timeout;
     std::size_t sent = 0;
     while (sent < bytes.size()) {
+        const ssize_t n =
+            ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n >= 0) {
+            sent += static_cast<std::size_t>(n);
+            continue;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            return unexpected(FrameError{errno == EPIPE || errno == ECONNRESET
+                                             ? FrameError::Kind::closed
+                                             : FrameError::Kind::io,
+                                         "write failed"});
+        }
         if (auto ready = wait(fd, POLLOUT, deadline); !ready) {
             return ready;
         }
-        const ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN) {
-                continue;
-            }
-            return unexpected(FrameError{
-                errno == EPIPE ? FrameError::Kind::closed : FrameError::Kind::io, "write failed"});
-        }
-        sent += static_cast<std::size_t>(n);
     }
     return {};
 }

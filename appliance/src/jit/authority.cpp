@@ -418,7 +418,8 @@ Expected<SignPermit, SignRefusal> Authority::authorize_sign(const std::string& c
         }
         if (best != nullptr) {
             ++best->uses;
-            return SignPermit{best->id, best->uses, best->scope};
+            return SignPermit{best->id, best->uses, best->budget && best->uses >= *best->budget,
+                              best->scope};
         }
         for (const auto& [id, r] : requests_) {
             if (r.state_at(now) == RequestState::pending &&
@@ -471,6 +472,18 @@ Expected<SignPermit, SignRefusal> Authority::authorize_sign(const std::string& c
                                   "no active grant for " + scope.to_string() +
                                       "; pending request " + std::to_string(reuse_id) +
                                       " awaits approval"});
+}
+
+std::shared_ptr<Journal::Ticket> Authority::begin_signature(const SignPermit& permit,
+                                                            const std::string& client,
+                                                            const std::string& detail,
+                                                            TimePoint now) {
+    AuditRecord r =
+        record(now, "service:" + client, "sign", permit.scope, "issued", "", 0, permit.grant_id);
+    r.detail = "use " + std::to_string(permit.use) + "; " + detail;
+    std::vector<AuditRecord> records;
+    records.push_back(std::move(r));
+    return journal_.submit({GrantUses{permit.grant_id, permit.use}}, std::move(records));
 }
 
 Expected<void, std::string> Authority::record_signature(const SignPermit& permit,

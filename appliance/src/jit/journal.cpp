@@ -2,29 +2,31 @@
 
 namespace dkim::jit {
 
-struct Journal::Entry {
-    std::vector<Mutation> mutations;
-    std::vector<AuditRecord>* records = nullptr;
-    bool done = false;
-    Expected<void, std::string> result{};
-};
-
 Journal::Journal(Store& store, std::int64_t seq, const ChainHash& head)
-    : store_(store), seq_(seq), head_(head), committed_seq_(seq), committed_head_(head) {}
+    : store_(store), seq_(seq), head_(head) {
+    committer_ = std::thread([this] { run(); });
+}
+
+Journal::~Journal() {
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    queued_.notify_all();
+    committer_.join();
+}
 
 std::int64_t Journal::seq() const {
-    std::lock_guard lock(mutex_);
-    return committed_seq_;
+    return position().first;
 }
 
 ChainHash Journal::head() const {
-    std::lock_guard lock(mutex_);
-    return committed_head_;
+    return position().second;
 }
 
 std::pair<std::int64_t, ChainHash> Journal::position() const {
     std::lock_guard lock(mutex_);
-    return {committed_seq_, committed_head_};
+    return {seq_, head_};  // only the committer changes them, after a successful commit
 }
 
 std::optional<std::string> Journal::failure() const {
@@ -37,69 +39,92 @@ void Journal::on_commit(std::function<void(std::chrono::nanoseconds, std::size_t
     observer_ = std::move(observer);
 }
 
+std::shared_ptr<Journal::Ticket> Journal::submit(std::vector<Mutation> mutations,
+                                                 std::vector<AuditRecord> records) {
+    auto ticket = std::make_shared<Ticket>();
+    ticket->mutations_ = std::move(mutations);
+    ticket->records_ = std::move(records);
+    {
+        std::lock_guard lock(mutex_);
+        queue_.push_back(ticket);
+    }
+    queued_.notify_one();
+    return ticket;
+}
+
+Expected<void, std::string> Journal::write(std::vector<Mutation> mutations,
+                                           std::vector<AuditRecord>& records) {
+    auto ticket = submit(std::move(mutations), std::move(records));
+    auto result = ticket->wait();
+    records = ticket->records();
+    return result;
+}
+
 Expected<void, std::string> Journal::write(std::vector<Mutation> mutations, AuditRecord record) {
     std::vector<AuditRecord> records{std::move(record)};
     return write(std::move(mutations), records);
 }
 
-Expected<void, std::string> Journal::write(std::vector<Mutation> mutations,
-                                           std::vector<AuditRecord>& records) {
-    Entry entry;
-    entry.mutations = std::move(mutations);
-    entry.records = &records;
+Expected<void, std::string> Journal::Ticket::wait() {
     std::unique_lock lock(mutex_);
-    queue_.push_back(&entry);
-    while (!entry.done) {
-        if (committing_) {
-            committed_.wait(lock);
-            continue;
+    done_.wait(lock, [this] { return finished_; });
+    return result_;
+}
+
+void Journal::run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+        queued_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) {
+            return;  // stopping, and everything queued was committed
         }
-        // Lead a commit of everything queued so far (including our own entry).
-        committing_ = true;
-        std::vector<Entry*> batch;
+        std::deque<std::shared_ptr<Ticket>> batch;
         batch.swap(queue_);
-        const std::int64_t seq_before = seq_;
-        const ChainHash head_before = head_;
-        std::vector<Mutation> all_mutations;
-        std::vector<AuditRecord> all_records;
-        for (Entry* e : batch) {
-            for (Mutation& m : e->mutations) {
-                all_mutations.push_back(std::move(m));
-            }
-            for (AuditRecord& r : *e->records) {
-                r.seq = ++seq_;
-                r.hash = chain_hash(head_, r);
-                head_ = r.hash;
-                all_records.push_back(r);
-            }
-        }
+        std::int64_t seq = seq_;
+        ChainHash head = head_;
         auto observer = observer_;
         lock.unlock();
+
+        std::vector<Mutation> mutations;
+        std::vector<AuditRecord> records;
+        for (const auto& ticket : batch) {
+            for (Mutation& m : ticket->mutations_) {
+                mutations.push_back(std::move(m));
+            }
+            for (AuditRecord& r : ticket->records_) {
+                r.seq = ++seq;
+                r.hash = chain_hash(head, r);
+                head = r.hash;
+                records.push_back(r);
+            }
+        }
         const auto started = std::chrono::steady_clock::now();
-        auto result = store_.commit(all_mutations, all_records);
+        auto result = store_.commit(mutations, records);
         const auto took = std::chrono::steady_clock::now() - started;
         if (observer) {
-            observer(std::chrono::duration_cast<std::chrono::nanoseconds>(took), all_records.size(),
+            observer(std::chrono::duration_cast<std::chrono::nanoseconds>(took), records.size(),
                      result.has_value());
         }
+
         lock.lock();
         if (result) {
+            seq_ = seq;
+            head_ = head;
             failure_.reset();
-            committed_seq_ = seq_;
-            committed_head_ = head_;
         } else {
-            seq_ = seq_before;
-            head_ = head_before;
-            failure_ = result.error();
+            failure_ = result.error();  // seq_ and head_ stay: the batch never happened
         }
-        for (Entry* e : batch) {
-            e->result = result;
-            e->done = true;
+        lock.unlock();
+        for (const auto& ticket : batch) {
+            {
+                std::lock_guard done(ticket->mutex_);
+                ticket->result_ = result;
+                ticket->finished_ = true;
+            }
+            ticket->done_.notify_all();
         }
-        committing_ = false;
-        committed_.notify_all();
+        lock.lock();
     }
-    return entry.result;
 }
 
 }  // namespace dkim::jit

@@ -178,7 +178,7 @@ TEST_F(AuthorityTest, BudgetIsSpentExactlyOnceEvenConcurrently) {
             for (int i = 0; i < 50; ++i) {
                 if (auto p = engine.authority().authorize_sign("relay", "example.com", "s1", t0)) {
                     ++permits;
-                    EXPECT_TRUE(engine.authority().record_signature(*p, "relay", "ok", "", t0));
+                    EXPECT_TRUE(engine.authority().record_signature(*p, "relay", "issued", "", t0));
                 }
             }
         });
@@ -304,7 +304,7 @@ TEST_F(AuthorityTest, AnUnwritableAuditLogStopsGrantsAndSignatures) {
     auto permit = engine.authority().authorize_sign("relay", "example.com", "s1", t0);
     ASSERT_TRUE(permit);
     engine.store().failing = true;
-    EXPECT_FALSE(engine.authority().record_signature(*permit, "relay", "ok", "", t0))
+    EXPECT_FALSE(engine.authority().record_signature(*permit, "relay", "issued", "", t0))
         << "the caller withholds the signature";
     auto locked = engine.authority().authorize_sign("relay", "example.org", "s1", t0);
     ASSERT_FALSE(locked);

@@ -87,6 +87,7 @@ struct Event {
 struct SignPermit {
     std::int64_t grant_id = 0;
     std::uint64_t use = 0;  // this signature's use number (1-based)
+    bool last_use = false;  // the grant's budget is spent with this one
     Scope scope;
 };
 struct SignRefusal {
@@ -116,7 +117,14 @@ class Authority {
     Expected<SignPermit, SignRefusal> authorize_sign(const std::string& client,
                                                      const std::string& domain,
                                                      const std::string& selector, TimePoint now);
-    // The durable record of a signature made under `permit` (outcome "ok" or "failed").
+    // Starts the durable write of the record of a signature under `permit` (write-ahead: the
+    // caller signs with the token meanwhile and releases the signature only when the ticket's
+    // wait() succeeds). The record's outcome is "issued"; if the token then fails, the caller
+    // adds a record with outcome "failed" for the same use.
+    std::shared_ptr<Journal::Ticket> begin_signature(const SignPermit& permit,
+                                                     const std::string& client,
+                                                     const std::string& detail, TimePoint now);
+    // The same, synchronous, with any outcome ("issued", "failed").
     Expected<void, std::string> record_signature(const SignPermit& permit,
                                                  const std::string& client,
                                                  const std::string& outcome,

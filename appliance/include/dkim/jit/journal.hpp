@@ -1,9 +1,14 @@
 #pragma once
 // Group commit in front of the Store. Every state change and every audit record goes
-// through write(), which returns only when they are durable, or with the reason they are
-// not. Concurrent writers are batched: whoever finds no commit in progress commits
-// everything queued so far in one transaction (one fsync), so that thousands of signatures a
-// second cost a few hundred fsyncs, not thousands.
+// through the journal, and is durable (one transaction, fsync'd) before the writer is told
+// so. One committer thread takes everything queued since its last commit and commits it in
+// one transaction: concurrent writers share one fsync, so thousands of signatures a second
+// cost a few hundred fsyncs, not thousands.
+//
+// submit() queues and returns at once; wait() on the ticket blocks until the batch holding it
+// is durable. That lets a signer start the durable write of a signature's record and sign
+// with the token meanwhile, releasing the signature only when both are done (write-ahead,
+// with the fsync hidden behind the token's own latency). write() is submit() + wait().
 //
 // The journal numbers the records and chains their hashes in commit order. When a commit
 // fails, nothing of the batch is kept and every writer in it gets the error: the caller must
@@ -12,10 +17,13 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "dkim/jit/store.hpp"
@@ -24,10 +32,16 @@ namespace dkim::jit {
 
 class Journal {
   public:
+    class Ticket;
+
     Journal(Store& store, std::int64_t seq, const ChainHash& head);
     Journal(const Journal&) = delete;
     Journal& operator=(const Journal&) = delete;
+    // Commits what is queued, then stops the committer.
+    ~Journal();
 
+    std::shared_ptr<Ticket> submit(std::vector<Mutation> mutations,
+                                   std::vector<AuditRecord> records);
     // Durable on success. The records' seq and hash are filled in.
     Expected<void, std::string> write(std::vector<Mutation> mutations,
                                       std::vector<AuditRecord>& records);
@@ -41,25 +55,41 @@ class Journal {
     // The reason of the last failed commit, cleared by the next successful one.
     std::optional<std::string> failure() const;
 
-    // Called after each commit with its duration and the number of records (metrics).
+    // Called after each commit with its duration, the number of records and the outcome.
     void on_commit(std::function<void(std::chrono::nanoseconds, std::size_t, bool)> observer);
 
     Store& store() { return store_; }
 
   private:
-    struct Entry;
+    void run();
 
     Store& store_;
     mutable std::mutex mutex_;
-    std::condition_variable committed_;
-    std::vector<Entry*> queue_;
-    bool committing_ = false;
-    std::int64_t seq_;  // including a batch being committed
+    std::condition_variable queued_;
+    std::deque<std::shared_ptr<Ticket>> queue_;
+    bool stopping_ = false;
+    std::int64_t seq_;
     ChainHash head_;
-    std::int64_t committed_seq_;  // durable
-    ChainHash committed_head_;
     std::optional<std::string> failure_;
     std::function<void(std::chrono::nanoseconds, std::size_t, bool)> observer_;
+    std::thread committer_;
+};
+
+class Journal::Ticket {
+  public:
+    // Blocks until the batch holding this entry is committed (or failed).
+    Expected<void, std::string> wait();
+    // The records as numbered and hashed by the commit (valid after a successful wait()).
+    const std::vector<AuditRecord>& records() const { return records_; }
+
+  private:
+    friend class Journal;
+    std::vector<Mutation> mutations_;
+    std::vector<AuditRecord> records_;
+    std::mutex mutex_;
+    std::condition_variable done_;
+    bool finished_ = false;
+    Expected<void, std::string> result_{};
 };
 
 }  // namespace dkim::jit

@@ -1,0 +1,268 @@
+// Signatures per second through dkim-signerd's socket, with the audit log on (SQLite WAL,
+// synchronous=FULL, on disk), against hsm/ in process (SigningPool) on the same SoftHSM2
+// token and keys, 1 and 2 client threads. Goal (issue 4): through signerd >= 0.9 x in
+// process. tests/bench/run-signerd-bench prints the ratios.
+//
+// The breakdown, in the same run: gate/ (the token gate alone), service/ (the whole sign path
+// with the durable audit write, without the socket), roundtrip/ (a status request on the
+// socket) and floor/ (a bare socketpair ping-pong: what any process boundary costs here).
+//
+// The daemon side is the real one (Server, Service, Authority, Journal, HsmTokenGate) in this
+// process, listening on a Unix socket in a temporary folder; each client thread keeps one
+// connection, as a relay worker does, and sends the header block of a real DKIM signature.
+#include <benchmark/benchmark.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include "bench_token.hpp"
+#include "dkim/ipc/client.hpp"
+#include "dkim/jit/store.hpp"
+#include "server.hpp"
+#include "service.hpp"
+#include "token_gate.hpp"
+
+namespace {
+
+using namespace dkim;
+using namespace std::chrono_literals;
+
+// The exact block a relay sends: canonicalized header fields, then the DKIM-Signature field
+// with an empty b= (relaxed header canonicalization).
+std::string header_block(const std::string& selector, const std::string& algorithm) {
+    return "from:Joe SixPack <joe@bench.example>\r\n"
+           "to:Suzie Q <suzie@shopping.example.net>\r\n"
+           "subject:Is dinner ready?\r\n"
+           "date:Fri, 11 Jul 2003 21:00:37 -0700 (PDT)\r\n"
+           "message-id:<20030712040037.46341.5F8J@bench.example>\r\n"
+           "mime-version:1.0\r\n"
+           "content-type:text/plain; charset=utf-8\r\n"
+           "dkim-signature:v=1; a=" +
+           algorithm + "; c=relaxed/relaxed; d=bench.example; s=" + selector +
+           "; t=1528637909; h=from:to:subject:date:message-id:mime-version:content-type; "
+           "bh=2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=; b=";
+}
+
+struct Daemon {
+    std::filesystem::path dir;
+    std::unique_ptr<jit::Store> store;
+    std::unique_ptr<jit::Journal> journal;
+    std::unique_ptr<jit::Authority> authority;
+    std::unique_ptr<jit::Directory> directory;
+    jit::SystemClock clock;
+    signerd::Metrics metrics;
+    std::unique_ptr<signerd::HsmTokenGate> gate;
+    std::unique_ptr<signerd::Service> service;
+    signerd::Config config;
+    std::unique_ptr<signerd::Server> server;
+    std::thread thread;
+    std::string socket;
+
+    Daemon() {
+        std::string pattern =
+            (std::filesystem::temp_directory_path() / "dkim-bench-XXXXXX").string();
+        dir = ::mkdtemp(pattern.data());
+        store = std::move(*jit::open_sqlite_store(dir / "signerd.db"));
+        const auto state = *store->load();
+        journal = std::make_unique<jit::Journal>(*store, state.audit_seq, state.audit_head);
+        authority = std::make_unique<jit::Authority>(*journal, jit::Policy::defaults(), state);
+        directory = std::make_unique<jit::Directory>(*journal, state, jit::PasswordCost::minimal());
+        // signerd owns the token's login from here on (one Login per token and process); the
+        // in-process pool keeps working on the same logged-in token.
+        (void)bench::bench_token().login->release();
+        gate = std::make_unique<signerd::HsmTokenGate>(bench::bench_token().token);
+        const auto pin = dir / "pin";
+        std::ofstream(pin) << "bench-pin\n";
+        ::chmod(pin.c_str(), 0600);
+        signerd::ServiceOptions options;
+        options.pin_source = signerd::PinSourceKind::file;
+        options.pin_path = pin;
+        service = std::make_unique<signerd::Service>(*journal, *authority, *directory, *gate, clock,
+                                                     metrics, options);
+        // One grant for the benchmark's domain, approved by someone else, no budget.
+        const jit::Actor requester{jit::Actor::Kind::user, "alice",
+                                   static_cast<jit::RoleSet>(jit::Role::requester)};
+        const jit::Actor approver{jit::Actor::Kind::user, "bob",
+                                  static_cast<jit::RoleSet>(jit::Role::approver)};
+        jit::RequestInput in;
+        in.scope = jit::Scope{jit::Operation::sign, "bench.example", "*", "*"};
+        in.duration = 8h;
+        in.reason = "benchmark";
+        auto requested = authority->request(requester, in, clock.now());
+        (void)authority->approve(approver, requested->request.id, clock.now());
+        service->tick();  // logs in
+        config.peers[static_cast<std::uint32_t>(::getuid())] = {signerd::PeerKind::relay, "bench"};
+        socket = (dir / "signerd.sock").string();
+        server = std::move(
+            *signerd::Server::listen(socket, 0600, std::nullopt, config, *service, metrics));
+        thread = std::thread([this] { server->run(); });
+    }
+    ~Daemon() {
+        server->stop();
+        thread.join();
+        server.reset();
+        service->shutdown();
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+    }
+};
+
+Daemon& daemon_instance() {
+    static Daemon d;
+    return d;
+}
+
+template <bool Ed25519>
+void BM_InProcess(benchmark::State& state) {
+    const hsm::KeyInfo& key = bench::bench_key(Ed25519);
+    const std::string block =
+        header_block(Ed25519 ? "ed" : "rsa", Ed25519 ? "ed25519-sha256" : "rsa-sha256");
+    const std::span<const unsigned char> data(reinterpret_cast<const unsigned char*>(block.data()),
+                                              block.size());
+    for (auto _ : state) {
+        auto signature = bench::bench_token().pool->sign(key, data);
+        if (!signature) {
+            state.SkipWithError(signature.error().to_string().c_str());
+            break;
+        }
+        benchmark::DoNotOptimize(signature->data());
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+
+template <bool Ed25519>
+void BM_Signerd(benchmark::State& state) {
+    Daemon& d = daemon_instance();
+    ipc::SignerClient client(d.socket);
+    const ipc::Request request = ipc::SignRequest{
+        "bench.example", Ed25519 ? "ed" : "rsa", Ed25519 ? "ed25519-sha256" : "rsa-sha256",
+        header_block(Ed25519 ? "ed" : "rsa", Ed25519 ? "ed25519-sha256" : "rsa-sha256")};
+    for (auto _ : state) {
+        auto reply = client.call(request);
+        if (!reply || !std::holds_alternative<ipc::SignReply>(*reply)) {
+            state.SkipWithError(reply ? std::get<ipc::ErrorReply>(*reply).message.c_str()
+                                      : reply.error().c_str());
+            break;
+        }
+        benchmark::DoNotOptimize(std::get<ipc::SignReply>(*reply).signature.data());
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+
+// The same path without the socket (Service::handle in this thread), and the token gate alone:
+// where the time between in-process and through-signerd goes.
+template <bool Ed25519>
+void BM_Service(benchmark::State& state) {
+    Daemon& d = daemon_instance();
+    const signerd::Peer peer{signerd::PeerKind::relay, "bench", 0};
+    for (auto _ : state) {
+        ipc::Request request = ipc::SignRequest{
+            "bench.example", Ed25519 ? "ed" : "rsa", Ed25519 ? "ed25519-sha256" : "rsa-sha256",
+            header_block(Ed25519 ? "ed" : "rsa", Ed25519 ? "ed25519-sha256" : "rsa-sha256")};
+        auto reply = d.service->handle(peer, request);
+        if (!std::holds_alternative<ipc::SignReply>(reply)) {
+            state.SkipWithError(std::get<ipc::ErrorReply>(reply).message.c_str());
+            break;
+        }
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+
+template <bool Ed25519>
+void BM_Gate(benchmark::State& state) {
+    Daemon& d = daemon_instance();
+    const std::string block =
+        header_block(Ed25519 ? "ed" : "rsa", Ed25519 ? "ed25519-sha256" : "rsa-sha256");
+    for (auto _ : state) {
+        auto signature = d.gate->sign(
+            "bench.example", Ed25519 ? "ed" : "rsa",
+            Ed25519 ? SigningAlgorithm::ed25519_sha256 : SigningAlgorithm::rsa_sha256, block);
+        if (!signature) {
+            state.SkipWithError(signature.error().message.c_str());
+            break;
+        }
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+
+// One round trip on the socket with no work behind it.
+void BM_RoundTrip(benchmark::State& state) {
+    ipc::SignerClient client(daemon_instance().socket);
+    for (auto _ : state) {
+        auto reply = client.call(ipc::StatusRequest{});
+        if (!reply) {
+            state.SkipWithError(reply.error().c_str());
+            break;
+        }
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+
+// The machine's floor for any process boundary: one byte there and back on a socketpair
+// between two threads, each waiting in poll() as signerd and its clients do.
+void BM_Floor(benchmark::State& state) {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+        state.SkipWithError("socketpair failed");
+        return;
+    }
+    std::thread echo([fd = fds[1]] {
+        char byte = 0;
+        for (;;) {
+            pollfd p{fd, POLLIN, 0};
+            if (::poll(&p, 1, -1) < 0 || ::read(fd, &byte, 1) != 1 || ::write(fd, &byte, 1) != 1) {
+                return;
+            }
+        }
+    });
+    char byte = 'x';
+    for (auto _ : state) {
+        pollfd p{fds[0], POLLIN, 0};
+        if (::write(fds[0], &byte, 1) != 1 || ::poll(&p, 1, -1) != 1 ||
+            ::read(fds[0], &byte, 1) != 1) {
+            state.SkipWithError("echo failed");
+            break;
+        }
+    }
+    ::close(fds[0]);
+    echo.join();
+    ::close(fds[1]);
+    state.SetItemsProcessed(state.iterations());
+}
+
+BENCHMARK(BM_Floor)->Name("floor/socketpair")->UseRealTime();
+BENCHMARK(BM_RoundTrip)->Name("roundtrip/status")->Threads(1)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_Gate, false)->Name("gate/rsa2048")->Threads(1)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_Gate, true)->Name("gate/ed25519")->Threads(1)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_Service, false)->Name("service/rsa2048")->Threads(1)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_Service, true)->Name("service/ed25519")->Threads(1)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_InProcess, false)
+    ->Name("inprocess/rsa2048")
+    ->Threads(1)
+    ->Threads(2)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(BM_InProcess, true)
+    ->Name("inprocess/ed25519")
+    ->Threads(1)
+    ->Threads(2)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(BM_Signerd, false)
+    ->Name("signerd/rsa2048")
+    ->Threads(1)
+    ->Threads(2)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(BM_Signerd, true)
+    ->Name("signerd/ed25519")
+    ->Threads(1)
+    ->Threads(2)
+    ->UseRealTime();
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    return dkim::bench::run_with_bench_token(argc, argv);
+}
