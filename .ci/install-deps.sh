@@ -12,7 +12,7 @@ packages=(
   libboost1.81-dev                       # Boost.Beast/Asio (1.81: http::message_generator)
   libssl-dev                             # OpenSSL 3
   libp11-kit-dev                         # pkcs11.h (the only PKCS#11 header we include)
-  libcereal-dev libcli11-dev libtomlplusplus-dev rapidjson-dev
+  libcereal-dev libcli11-dev libtomlplusplus-dev
   libsqlite3-dev libsodium-dev            # signerd: the state store, Argon2id
   libgtest-dev libgmock-dev libbenchmark-dev
   libunbound-dev                         # DNS: the DKIM key resolver

@@ -13,6 +13,9 @@ Started by ctest (labels "hsm;signerd"), one group per run:
               disk under the audit log (RLIMIT_FSIZE on the running daemon) stops signing and
               grants until it is writable again; the webhook receives HMAC-signed events;
               the Prometheus endpoint reports what happened
+  pin-sources the PIN from a systemd credential, and from the approver (held only until
+              C_Login: a wrong one approves nothing, and the next grant needs it again);
+              configuration errors name file:line:column and the key
 
 The relay client runs as user nobody (setpriv), the operator CLI as root (the admin peer).
 Each run has its own SoftHSM2 token, state folder and dnsmasq. Debian's python3-dkim belongs
@@ -62,7 +65,7 @@ def totp_code(secret, step):
 class Appliance:
     """A token with keys, a signerd configuration, the daemon, and the CLI around it."""
 
-    def __init__(self, folder, cli, signerd, module, webhook_url=None):
+    def __init__(self, folder, cli, signerd, module, webhook_url=None, pin_source="file"):
         self.folder, self.cli_path, self.signerd, self.module = folder, cli, signerd, module
         os.chmod(folder, 0o755)  # nobody must reach the socket inside
         self.env = dict(os.environ, SOFTHSM2_CONF=os.path.join(folder, "softhsm2.conf"))
@@ -83,7 +86,8 @@ class Appliance:
         config = [
             'module = "%s"' % module, 'token = "dkim"', 'state_dir = "%s/state"' % folder,
             'socket = "%s"' % self.socket, 'socket_group = "nogroup"', 'password_cost = "minimal-for-tests"',
-            "[pin]", 'source = "file"', 'file = "%s"' % self.pin,
+            "[pin]", 'source = "%s"' % pin_source,
+            {"file": 'file = "%s"' % self.pin, "credential": 'credential = "token-pin"', "approver": ""}[pin_source],
             "[peers]", 'admin = ["root"]', 'relay = ["nobody"]',
             "[metrics]", 'listen = "127.0.0.1:0"',
             "[audit]", 'checkpoint_interval = "2s"',
@@ -119,10 +123,10 @@ class Appliance:
             extra += ["--totp", self.totp(user)]
         return self.cli(*(list(args) + extra), check=check)
 
-    def start(self):
+    def start(self, env=None):
         self.log = open(os.path.join(self.folder, "signerd.log"), "ab")
         self.proc = subprocess.Popen([self.signerd, "--config", self.config], stdout=self.log,
-                                     stderr=self.log, env=self.env)
+                                     stderr=self.log, env=env or self.env)
         for _ in range(200):
             text = open(os.path.join(self.folder, "signerd.log")).read()
             if text.count("listening on") > getattr(self, "starts", 0):
@@ -169,8 +173,8 @@ class Appliance:
                       "--duration", duration, "--reason", reason, user="alice", check=True).stdout.decode()
         return int(re.search(r"request (\d+)", out).group(1))
 
-    def approve(self, request_id, approver="bob"):
-        out = self.op("elevation", "approve", "--id", str(request_id), user=approver, totp=True, check=True)
+    def approve(self, request_id, approver="bob", *extra):
+        out = self.op("elevation", "approve", "--id", str(request_id), *extra, user=approver, totp=True, check=True)
         return int(re.search(r"grant (\d+)", out.stdout.decode()).group(1))
 
     def relay_sign(self, selector, algorithm, message=MESSAGE):
@@ -298,9 +302,15 @@ def lifecycle(folder, cli, signerd, module):
 class WebhookReceiver(http.server.BaseHTTPRequestHandler):
     events = []
     bad = []
+    failed_first = []
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
+        if not WebhookReceiver.failed_first:  # the first delivery fails: it must be retried
+            WebhookReceiver.failed_first.append(body)
+            self.send_response(500)
+            self.end_headers()
+            return
         stamp = self.headers.get("X-DKIM-Signerd-Timestamp", "")
         expected = "v1=" + hmac.new(b"webhook-hmac-key", stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
         fresh = stamp.isdigit() and abs(time.time() - int(stamp)) < 300
@@ -385,6 +395,8 @@ def faults(folder, cli, signerd, module):
         types = [e["type"] for e in WebhookReceiver.events]
         check({"request.pending", "request.approved", "grant.revoked"} <= set(types) and not WebhookReceiver.bad,
               "the webhook receives HMAC-signed events: %s" % types)
+        check(WebhookReceiver.failed_first and json.loads(WebhookReceiver.failed_first[0]) in WebhookReceiver.events,
+              "a delivery that failed (HTTP 500) was retried and arrived")
         verify = app.cli("audit", "verify", "--db", app.db, check=False)
         check(verify.returncode == 0, "the chain is intact after the failed writes: %s" % verify.stdout.strip())
     finally:
@@ -392,12 +404,72 @@ def faults(folder, cli, signerd, module):
         receiver.shutdown()
 
 
+def pin_sources(folder, cli, signerd, module):
+    os.chmod(folder, 0o755)  # the relay (nobody) reaches the sockets in the sub-folders
+    # A configuration error names the file, the line and the key.
+    bad = os.path.join(folder, "bad.toml")
+    with open(bad, "w") as f:
+        f.write('module = "%s"\ntoken = "dkim"\n[pin]\nsource = "file"\nfile = "/x"\n[peers]\nrelay = ["nobody"]\n'
+                '[policy.sign]\nquorum = 0\n' % module)
+    result = subprocess.run([signerd, "--config", bad, "--check-config"], capture_output=True)
+    check(result.returncode == 2 and ("%s:9:10: key 'policy.sign.quorum'" % bad).encode() in result.stderr,
+          "a config error names file:line:column and the key: %s" % result.stderr.strip())
+
+    # systemd credential: the PIN comes from $CREDENTIALS_DIRECTORY/token-pin.
+    sub = os.path.join(folder, "credential")
+    os.makedirs(sub)
+    app = Appliance(sub, cli, signerd, module, pin_source="credential")
+    missing = subprocess.run([signerd, "--config", app.config], capture_output=True, env=app.env)
+    check(missing.returncode == 2 and b"CREDENTIALS_DIRECTORY is not set" in missing.stderr,
+          "credential mode without $CREDENTIALS_DIRECTORY refuses to start: %s" % missing.stderr.strip())
+    creds = os.path.join(sub, "creds")
+    os.makedirs(creds, mode=0o700)
+    shutil.copy(app.pin, os.path.join(creds, "token-pin"))
+    os.chmod(os.path.join(creds, "token-pin"), 0o400)
+    app.start(env=dict(app.env, CREDENTIALS_DIRECTORY=creds))
+    try:
+        app.add_users()
+        app.approve(app.request("rsa", "10m"))
+        signed = app.relay_sign("rsa", "rsa-sha256")
+        check("token: logged in" in app.status() and signed.returncode == 0,
+              "credential mode: logged in with the systemd credential, signing works: %s" % signed.stderr.strip())
+    finally:
+        app.stop()
+
+    # approver mode: the PIN comes with the approval that activates a grant, and is not kept.
+    sub = os.path.join(folder, "approver")
+    os.makedirs(sub)
+    app = Appliance(sub, cli, signerd, module, pin_source="approver")
+    app.start()
+    try:
+        app.add_users()
+        request_id = app.request("rsa", "10m")
+        no_pin = app.op("elevation", "approve", "--id", str(request_id), user="bob", totp=True)
+        check(no_pin.returncode == 1 and b"needs the token PIN" in no_pin.stderr,
+              "approver mode: an activating approval without the PIN is refused: %s" % no_pin.stderr.strip())
+        wrong = app.secret_file("wrong-pin", "not-the-pin")
+        refused = app.op("elevation", "approve", "--id", str(request_id), "--pin-file", wrong, user="bob", totp=True)
+        check(refused.returncode == 1 and b"refused the PIN" in refused.stderr and "token: logged out" in app.status(),
+              "approver mode: a wrong PIN is refused and approves nothing: %s" % refused.stderr.strip())
+        grant_id = app.approve(request_id, "carol", "--pin-file", app.pin)
+        signed = app.relay_sign("rsa", "rsa-sha256")
+        check("token: logged in" in app.status() and signed.returncode == 0,
+              "approver mode: the approver's PIN logs the token in and signing works: %s" % signed.stderr.strip())
+        app.op("elevation", "revoke", "--grant", str(grant_id), "--reason", "done", user="bob", totp=True, check=True)
+        again = app.request("rsa", "10m")
+        kept = app.op("elevation", "approve", "--id", str(again), user="carol", totp=True)
+        check(kept.returncode == 1 and b"needs the token PIN" in kept.stderr and "token: logged out" in app.status(),
+              "approver mode: the PIN was not kept after the logout")
+    finally:
+        app.stop()
+
+
 def main():
     if len(sys.argv) != 5:
         print(__doc__)
         return 2
     group, cli, signerd, module = sys.argv[1:]
-    groups = {"lifecycle": lifecycle, "faults": faults}
+    groups = {"lifecycle": lifecycle, "faults": faults, "pin-sources": pin_sources}
     folder = tempfile.mkdtemp(prefix="dkim-signerd-")
     try:
         groups[group](folder, cli, signerd, module)

@@ -85,6 +85,16 @@ Expected<Reply, std::string> SignerClient::call(const Request& request) {
             }
         }
         auto written = write_all(fd_, frame, options_.timeout);
+        if (!written && fresh) {
+            // signerd may have refused the connection with an answer before closing it (a
+            // peer it does not know): that answer says more than the failed write.
+            if (auto refusal = read_frame(fd_, std::chrono::milliseconds(500), options_.timeout)) {
+                if (auto reply = decode_reply(*refusal)) {
+                    close();
+                    return std::move(*reply);
+                }
+            }
+        }
         if (!written) {
             close();
             // A connection the server closed while idle shows up here: reconnect once. The
