@@ -5,8 +5,9 @@
 # initialise the token, generate an RSA-2048 and an Ed25519 key inside it, list them with
 # their protection, print the DNS records to publish, then sign a sample message with both
 # keys and verify it against those records served by a DNS server on 127.0.0.1 (dnsmasq,
-# started and stopped here). The signing daemons (dkim-signerd, dkim-relayd, dkim-webd) join
-# this command as they are built.
+# started and stopped here). Then dkim-signerd: a relay client is refused until alice's
+# elevation request is approved by bob with his TOTP code, signs through it, the grant is
+# revoked, and the audit log is verified. dkim-relayd and dkim-webd join as they are built.
 #
 # DKIM_STATE_DIR (default ./state) holds the token, the PIN files and the config; running the
 # command again reuses them. DKIM_DOMAIN (default example.com) is the signing domain.
@@ -18,8 +19,10 @@ bash .ci/install-deps.sh
 echo "== building dkim-appliance"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >build.configure.log 2>&1 ||
   { cat build.configure.log; exit 1; }
-cmake --build build --target dkim-appliance >build.appliance.log 2>&1 || { tail -50 build.appliance.log; exit 1; }
+cmake --build build --target dkim-appliance dkim-signerd >build.appliance.log 2>&1 ||
+  { tail -50 build.appliance.log; exit 1; }
 cli=$root/build/appliance/dkim-appliance
+signerd=$root/build/appliance/dkim-signerd
 
 state=$(mkdir -p "${DKIM_STATE_DIR:-state}" && cd "${DKIM_STATE_DIR:-state}" && pwd)
 domain=${DKIM_DOMAIN:-example.com}
@@ -99,12 +102,111 @@ sleep 0.5
 echo
 echo "\$ dkim-appliance verify --dns-server 127.0.0.1:$port --authserv-id demo.local < sample.signed.eml"
 "$cli" verify --dns-server "127.0.0.1:$port" --authserv-id demo.local <"$state/sample.signed.eml" || true
+
+# --- dkim-signerd: signatures only inside an approved, time-limited grant -------------------
+# signerd holds the PIN and the audit log; the relay client (here: the CLI as user nobody)
+# holds neither. alice requests, bob approves with his TOTP code, the token is logged in only
+# while the grant lasts, and every step lands in the hash-chained audit log.
+chmod 711 "$state"
+mkdir -p "$state/run" && chmod 755 "$state/run"
+socket=$state/run/signerd.sock
+cat >"$state/signerd.toml" <<TOML
+module = "$module"
+token = "dkim"
+state_dir = "$state/signerd"
+socket = "$socket"
+socket_group = "nogroup"
+[pin]
+source = "file"
+file = "$state/user.pin"
+[peers]
+admin = ["root"]
+relay = ["nobody"]
+[policy.sign]
+max_duration = "1h"
+TOML
+"$signerd" --config "$state/signerd.toml" >>"$state/signerd.log" 2>&1 &
+signerd_pid=$!
+trap 'kill $dns_pid 2>/dev/null || true; kill $signerd_pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [ -S "$socket" ] && break; sleep 0.1; done
+[ -S "$socket" ] || { tail "$state/signerd.log"; exit 1; }
+
+# The TOTP codes an authenticator app would show (RFC 6238), each time step used once.
+totp() {
+  /usr/bin/python3 - "$state/$1.totp" <<'PY'
+import base64, hashlib, hmac, os, struct, sys, time
+path = sys.argv[1]
+secret = open(path).read().split()[0]
+last = int(open(path + ".step").read()) if os.path.exists(path + ".step") else 0
+while True:
+    now = int(time.time() // 30)
+    step = max(now - 1, last + 1)
+    if step <= now + 1:
+        break
+    time.sleep(1)
+open(path + ".step", "w").write(str(step))
+mac = hmac.new(base64.b32decode(secret + "=" * (-len(secret) % 8)), struct.pack(">Q", step), hashlib.sha1).digest()
+o = mac[19] & 15
+print("%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7fffffff) % 1000000))
+PY
+}
+sd() {
+  echo
+  echo "\$ dkim-appliance $*"
+  "$cli" "$@" --socket "$socket"
+}
+as() {  # as <user> <command...>: with the user's password file
+  local who=$1
+  shift
+  echo
+  echo "\$ dkim-appliance $* --user $who"
+  "$cli" "$@" --socket "$socket" --user "$who" --password-file "$state/$who.password"
+}
+for who in alice:requester bob:approver; do
+  name=${who%%:*}
+  [ -f "$state/$name.password" ] || openssl rand -hex 16 >"$state/$name.password"
+  if ! "$cli" user list --socket "$socket" | grep -q "^$name"; then
+    sd user add --name "$name" --roles "${who#*:}" --new-password-file "$state/$name.password"
+  fi
+done
+if [ ! -f "$state/bob.totp" ]; then
+  "$cli" totp enrol --socket "$socket" --user bob --password-file "$state/bob.password" |
+    grep -o 'secret=[A-Z2-7]*' | cut -d= -f2 >"$state/bob.totp"
+  as bob totp confirm --code "$(totp bob)"
+fi
+relay_sign() {  # the command line to stderr, the signed message to stdout
+  echo >&2
+  echo "\$ dkim-appliance sign --signerd $socket --domain $domain --selector ed25519 --algorithm ed25519-sha256 < sample.eml   # as the relay (nobody)" >&2
+  setpriv --reuid=nobody --regid=nogroup --clear-groups "$cli" sign --signerd "$socket" --domain "$domain" \
+    --selector ed25519 --algorithm ed25519-sha256 <"$sample"
+}
+relay_sign >/dev/null || echo "(exit $?: locked, a pending request was filed for approvers)"
+sd elevation list --pending
+request=$(as alice elevation request --operation sign --domain "$domain" --selector ed25519 --duration 15m \
+  --budget 10 --reason "demo: sign the sample" | tee /dev/stderr | grep -o 'request [0-9][0-9]*' | tail -1 | cut -d' ' -f2)
+as bob elevation approve --id "$request" --totp "$(totp bob)"
+sd signerd status
+relay_sign >"$state/sample.signerd.eml"
+sed -n '1,/^From:/p' "$state/sample.signerd.eml" | sed '$d'
+echo
+echo "\$ dkim-appliance verify --dns-server 127.0.0.1:$port --authserv-id demo.local < sample.signerd.eml"
+"$cli" verify --dns-server "127.0.0.1:$port" --authserv-id demo.local <"$state/sample.signerd.eml" || true
+grant=$("$cli" grant list --active --socket "$socket" | tail -1 | cut -f1)
+as bob elevation revoke --grant "$grant" --reason "demo done" --totp "$(totp bob)"
+sd signerd status
+sd audit show --from "$(("$("$cli" signerd status --socket "$socket" | grep -o '[0-9]* records' | cut -d' ' -f1)" - 7))"
+kill "$signerd_pid" && wait "$signerd_pid" || true
+echo
+echo "\$ dkim-appliance audit verify --db $state/signerd/signerd.db --token dkim"
+"$cli" --config "$state/dkim-appliance.toml" audit verify --db "$state/signerd/signerd.db"
 kill $dns_pid 2>/dev/null || true
 
 cat <<TEXT
 
 State folder: $state (token store, PIN files mode 0600, dkim-appliance.toml).
-Signed sample: $state/sample.signed.eml
+Signed sample: $state/sample.signed.eml (with the PIN file), $state/sample.signerd.eml (through
+dkim-signerd, inside a grant). dkim-signerd's configuration, log and database: $state/signerd.toml,
+$state/signerd.log, $state/signerd/signerd.db.
 Try:  SOFTHSM2_CONF=$SOFTHSM2_CONF $cli --config $state/dkim-appliance.toml key list --json
 Remove everything with: rm -rf $state
 TEXT
