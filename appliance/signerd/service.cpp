@@ -1,5 +1,7 @@
 #include "service.hpp"
 
+#include <iostream>
+
 #include "dkim/crypto/sha256.hpp"
 #include "dkim/dkim/signature.hpp"
 #include "dkim/jit/credentials.hpp"
@@ -612,6 +614,14 @@ ipc::Reply Service::operate(const Actor& who, ipc::ElevationRequest& r, jit::Tim
         return error_reply(decided.error());
     }
     if (decided->grant) {
+        if (decided->request.break_glass) {
+            // Loudly, also outside the audit log: the journal of the host shows it at once.
+            std::cerr << "dkim-signerd: BREAK-GLASS: " << who.name << " activated grant "
+                      << decided->grant->id << " for " << decided->request.scope.to_string()
+                      << " without approval, for "
+                      << jit::format_duration(decided->request.duration) << ": "
+                      << decided->request.reason << "\n";
+        }
         (void)reconcile(now);
         notify_change();
         return ipc::OkReply{"request " + std::to_string(decided->request.id) + " " +

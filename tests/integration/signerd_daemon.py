@@ -248,6 +248,14 @@ def lifecycle(folder, cli, signerd, module):
               "revoke answers only after the logout (%.0f ms for the whole CLI call): %s" % (took * 1000, revoked.stdout))
         check(app.relay_sign("rsa", "rsa-sha256").returncode == 3, "after the revoke the relay is locked again")
 
+        # The last grant expires by itself: logged out within a second of its end.
+        request_id = app.request("ed", "2s")
+        approved_at = time.time()
+        app.approve(request_id, "carol")
+        check("token: logged in" in app.status(), "a 2-second grant logs the token in")
+        time.sleep(max(0.0, approved_at + 2.0 + 1.0 - time.time()))
+        check("token: logged out" in app.status(), "logged out within 1 s of the last grant's expiry")
+
         # kill -9 with one long and one short grant active; restart after the short one ended.
         long_grant = app.approve(app.request("rsa", "30m"), "carol")
         short_grant = app.approve(app.request("short", "3s"))

@@ -288,6 +288,37 @@ TEST_F(ServiceTest, StateSurvivesARestart) {
     EXPECT_FALSE(gate.in) << "an expired grant is not revived";
 }
 
+TEST_F(ServiceTest, BreakGlassNeedsAnAdminWithTotpAndIsActiveAtOnce) {
+    const jit::Actor local{jit::Actor::Kind::local, "root",
+                           static_cast<jit::RoleSet>(jit::Role::admin)};
+    const auto now = h.clock.now();
+    ASSERT_TRUE(h.engine.directory().add_user(
+        local, "erin", static_cast<jit::RoleSet>(jit::Role::admin), "erin-password-123", now));
+    auto enrolment = h.engine.directory().enrol_totp(local, "erin", now);
+    const std::string secret = base32_decode(enrolment->secret_base32);
+    ASSERT_TRUE(h.engine.directory().confirm_totp(user("erin", {jit::Role::admin}), "erin",
+                                                  totp_at(secret, now - 30s), now));
+    ipc::ElevationRequest r;
+    r.auth.user = "erin";
+    r.auth.password = "erin-password-123";
+    r.operation = "sign";
+    r.domain = "example.com";
+    r.duration_seconds = 600;
+    r.reason = "INC-9 outage, approvers unreachable";
+    r.break_glass = true;
+    EXPECT_EQ(error_code(h.call(h.web_peer, r)), "unauthenticated") << "no TOTP code";
+    r.auth.password = "erin-password-123";
+    r.auth.totp = totp_at(secret, now);
+    auto reply = h.call(h.web_peer, r);
+    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(reply)) << error_message(reply);
+    EXPECT_NE(std::get<ipc::OkReply>(reply).message.find("BREAK-GLASS"), std::string::npos);
+    EXPECT_TRUE(gate.in);
+    EXPECT_TRUE(std::holds_alternative<ipc::SignReply>(h.sign(block)));
+    r.auth.user = "alice";
+    r.auth.password = h.people["alice"].password;
+    EXPECT_EQ(error_code(h.call(h.web_peer, r)), "forbidden") << "requesters cannot break glass";
+}
+
 class ApproverPinTest : public ::testing::Test {
   protected:
     static signerd::ServiceOptions approver_mode() {
