@@ -292,69 +292,67 @@ Expected<hsm::Secret, std::string> Service::read_pin() const {
     return std::move(*pin);
 }
 
-Expected<void, std::string> Service::reconcile(jit::TimePoint now,
-                                               std::optional<hsm::Secret> approver_pin) {
+Expected<void, std::string> Service::record(jit::TimePoint now, std::string action,
+                                            std::string outcome, std::string reason,
+                                            std::int64_t request_id) {
+    jit::AuditRecord r;
+    r.time = now;
+    r.actor = "signerd";
+    r.action = std::move(action);
+    r.outcome = std::move(outcome);
+    r.reason = std::move(reason);
+    r.request_id = request_id;
+    return journal_.write({}, std::move(r));
+}
+
+// Called with lifecycle_mutex_ held. A failure is recorded once, not at every retry.
+void Service::login_failed(jit::TimePoint now, const std::string& why) {
+    if (last_login_failure_ != why) {
+        last_login_failure_ = why;
+        (void)record(now, "token.login", "failed", why);
+    }
+}
+
+// Called with lifecycle_mutex_ held: the checkpoint while the audit key can still sign,
+// then C_Logout and C_CloseAllSessions, then the record (logged out even if it fails).
+void Service::logout(jit::TimePoint now, const std::string& reason) {
+    checkpoint(now);
+    gate_.logout();
+    metrics_.logout();
+    (void)record(now, "token.logout", "ok", reason);
+}
+
+Expected<void, std::string> Service::reconcile(jit::TimePoint now) {
     std::lock_guard lock(lifecycle_mutex_);
+    return reconcile_locked(now);
+}
+
+Expected<void, std::string> Service::reconcile_locked(jit::TimePoint now) {
     const bool active = authority_.any_active(now);
     const bool in = gate_.logged_in();
     if (active && !in) {
-        hsm::Secret pin;
         if (options_.pin_source == PinSourceKind::approver) {
-            if (!approver_pin) {
-                return unexpected(
-                    std::string("the token needs an approver's PIN (PIN source \"approver\")"));
-            }
-            pin = std::move(*approver_pin);
-        } else {
-            auto read = read_pin();
-            if (!read) {
-                if (last_login_failure_ != read.error()) {
-                    last_login_failure_ = read.error();
-                    jit::AuditRecord r;
-                    r.time = now;
-                    r.actor = "signerd";
-                    r.action = "token.login";
-                    r.outcome = "failed";
-                    r.reason = read.error();
-                    (void)journal_.write({}, std::move(r));
-                }
-                return unexpected(read.error());
-            }
-            pin = std::move(*read);
+            // Logged in only by the approval that brings the PIN (operate(ElevationDecide)).
+            return unexpected(
+                std::string("the token needs an approver's PIN (PIN source \"approver\")"));
         }
-        auto logged = gate_.login(std::move(pin), options_.pin_source != PinSourceKind::approver);
-        jit::AuditRecord r;
-        r.time = now;
-        r.actor = "signerd";
-        r.action = "token.login";
-        if (!logged) {
-            r.outcome = "failed";
-            r.reason = logged.error().message;
-            if (last_login_failure_ != r.reason) {
-                last_login_failure_ = r.reason;
-                (void)journal_.write({}, std::move(r));
-            }
+        auto pin = read_pin();
+        if (!pin) {
+            login_failed(now, pin.error());
+            return unexpected(pin.error());
+        }
+        if (auto logged = gate_.login(std::move(*pin), true); !logged) {
+            login_failed(now, logged.error().message);
             return unexpected(logged.error().message);
         }
         last_login_failure_.clear();
-        r.outcome = "ok";
-        r.reason = "a grant is active";
-        if (auto written = journal_.write({}, std::move(r)); !written) {
+        if (auto written = record(now, "token.login", "ok", "a grant is active"); !written) {
             gate_.logout();  // no login without its record
             return unexpected("the audit log cannot be written: " + written.error());
         }
         metrics_.login();
     } else if (!active && in) {
-        checkpoint(now);
-        gate_.logout();
-        metrics_.logout();
-        jit::AuditRecord r;
-        r.time = now;
-        r.actor = "signerd";
-        r.action = "token.logout";
-        r.outcome = "ok";
-        r.reason = "no active grant";
-        (void)journal_.write({}, std::move(r));  // logged out either way
+        logout(now, "no active grant");
     }
     return {};
 }
@@ -406,17 +404,10 @@ jit::TimePoint Service::next_tick() const {
 void Service::shutdown() {
     std::lock_guard lock(lifecycle_mutex_);
     const auto now = clock_.now();
-    checkpoint(now);
     if (gate_.logged_in()) {
-        gate_.logout();
-        metrics_.logout();
-        jit::AuditRecord r;
-        r.time = now;
-        r.actor = "signerd";
-        r.action = "token.logout";
-        r.outcome = "ok";
-        r.reason = "shutdown";
-        (void)journal_.write({}, std::move(r));
+        logout(now, "shutdown");
+    } else {
+        checkpoint(now);
     }
 }
 
@@ -682,32 +673,44 @@ ipc::Reply Service::operate(const Actor& who, ipc::ElevationDecide& r, jit::Time
     }
     const unsigned quorum = authority_.policy().for_operation(pending->scope.operation).quorum;
     const bool completes = pending->approvals.size() + 1 >= quorum;
-    if (options_.pin_source == PinSourceKind::approver && completes && !gate_.logged_in()) {
-        // Approver mode: the approval that activates a grant brings the PIN. Log in first, so
-        // a wrong PIN refuses the approval instead of making a grant that cannot sign.
+    // In approver mode the lifecycle lock is held from the login to the approval, so that the
+    // lifecycle thread cannot log out in between (no grant is active yet at that moment).
+    std::unique_lock lifecycle(lifecycle_mutex_, std::defer_lock);
+    if (options_.pin_source == PinSourceKind::approver && completes) {
+        lifecycle.lock();
+    }
+    if (lifecycle.owns_lock() && !gate_.logged_in()) {
+        // The approval that activates a grant brings the PIN. Log in first, so a wrong PIN
+        // refuses the approval instead of making a grant that cannot sign.
         if (!pin) {
             return error("invalid",
                          "this approval activates the grant and the token is logged out: "
                          "PIN source \"approver\" needs the token PIN with it");
         }
         auto logged = gate_.login(std::move(*pin), false);
-        pin.reset();
+        pin.reset();  // wiped: held only until C_Login
         if (!logged) {
-            jit::AuditRecord rec;
-            rec.time = now;
-            rec.actor = who.audit_name();
-            rec.action = "token.login";
-            rec.outcome = "failed";
-            rec.reason = logged.error().message;
-            rec.request_id = r.id;
-            (void)journal_.write({}, std::move(rec));
+            (void)record(now, "token.login", "failed",
+                         "PIN from approver " + who.name + ": " + logged.error().message, r.id);
             return error("forbidden", "the token refused the PIN; the request stays pending");
         }
+        if (auto written = record(now, "token.login", "ok", "PIN from approver " + who.name, r.id);
+            !written) {
+            gate_.logout();  // no login without its record
+            return error("unavailable", "the audit log cannot be written: " + written.error());
+        }
+        last_login_failure_.clear();
         metrics_.login();
     }
-    pin.reset();  // wiped: held only until C_Login
+    pin.reset();
     auto approved = authority_.approve(who, r.id, now);
-    (void)reconcile(now);  // log in for the new grant, or out again if the approval failed
+    // Log in for the new grant, or out again if the approval failed.
+    if (lifecycle.owns_lock()) {
+        (void)reconcile_locked(now);
+        lifecycle.unlock();
+    } else {
+        (void)reconcile(now);
+    }
     if (!approved) {
         return error_reply(approved.error());
     }

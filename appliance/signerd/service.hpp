@@ -86,9 +86,13 @@ class Service {
     ipc::Reply operate(const jit::Actor& who, ipc::GrantList& r, jit::TimePoint now);
     ipc::Reply operate(const jit::Actor& who, ipc::AuditShow& r, jit::TimePoint now);
 
-    // The login lifecycle. `approver_pin`: the PIN an approver just supplied (approver mode).
-    Expected<void, std::string> reconcile(jit::TimePoint now,
-                                          std::optional<hsm::Secret> approver_pin = std::nullopt);
+    // The login lifecycle.
+    Expected<void, std::string> reconcile(jit::TimePoint now);
+    Expected<void, std::string> reconcile_locked(jit::TimePoint now);  // lifecycle_mutex_ held
+    void logout(jit::TimePoint now, const std::string& reason);
+    void login_failed(jit::TimePoint now, const std::string& why);
+    Expected<void, std::string> record(jit::TimePoint now, std::string action, std::string outcome,
+                                       std::string reason, std::int64_t request_id = 0);
     Expected<hsm::Secret, std::string> read_pin() const;
     void checkpoint(jit::TimePoint now);
     void notify_change();

@@ -28,7 +28,7 @@ import dkim
 import nacl.signing
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from testlib import FAILURES, DnsServer, check  # noqa: E402
+from testlib import FAILURES, DnsServer, check, summary  # noqa: E402
 
 DOMAIN = "interop.example"
 # --- the corpus ---------------------------------------------------------------------------
@@ -321,11 +321,7 @@ def main():
         GROUPS[sys.argv[1]](folder, sys.argv[2], sys.argv[3])
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    if FAILURES:
-        print("\n%d check(s) failed" % len(FAILURES))
-        return 1
-    print("\nall checks passed")
-    return 0
+    return summary()
 
 
 if __name__ == "__main__":

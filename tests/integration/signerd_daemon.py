@@ -47,7 +47,7 @@ import urllib.request
 import dkim
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from testlib import FAILURES, DnsServer, check  # noqa: E402
+from testlib import FAILURES, DnsServer, check, summary  # noqa: E402
 
 DOMAIN = "signerd.example"
 MESSAGE = (b"From: Alice <alice@signerd.example>\r\nTo: Bob <bob@peer.example>\r\n"
@@ -487,11 +487,7 @@ def main():
             if os.path.exists(log):
                 print("--- signerd.log\n" + open(log).read()[-4000:])
         shutil.rmtree(folder, ignore_errors=True)
-    if FAILURES:
-        print("\n%d check(s) failed" % len(FAILURES))
-        return 1
-    print("\nall checks passed")
-    return 0
+    return summary()
 
 
 if __name__ == "__main__":

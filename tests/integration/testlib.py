@@ -18,6 +18,15 @@ def check(condition, what):
         FAILURES.append(what)
 
 
+def summary():
+    """Prints the outcome of all checks; the process's exit status."""
+    if FAILURES:
+        print("\n%d check(s) failed" % len(FAILURES))
+        return 1
+    print("\nall checks passed")
+    return 0
+
+
 class DnsServer:
     """dnsmasq on 127.0.0.1, answering TXT records for `zone` and NXDOMAIN for the rest of it."""
 

@@ -219,6 +219,20 @@ Outcome<Decision> Authority::request(const Actor& actor, RequestInput input, Tim
     return decided;
 }
 
+// Called with mutex_ held: a copy of the request if it is still pending at `now`.
+Outcome<Request> Authority::pending_request(std::int64_t request_id, TimePoint now) const {
+    const auto it = requests_.find(request_id);
+    if (it == requests_.end()) {
+        return refuse(Refusal::Code::not_found, "no request " + std::to_string(request_id));
+    }
+    const RequestState state = it->second.state_at(now);
+    if (state != RequestState::pending) {
+        return refuse(Refusal::Code::conflict, "request " + std::to_string(request_id) + " is " +
+                                                   std::string(to_string(state)) + ", not pending");
+    }
+    return it->second;
+}
+
 Outcome<Decision> Authority::approve(const Actor& actor, std::int64_t request_id, TimePoint now) {
     if (actor.kind != Actor::Kind::user) {
         return refuse(Refusal::Code::forbidden, "only users may approve");
@@ -227,17 +241,11 @@ Outcome<Decision> Authority::approve(const Actor& actor, std::int64_t request_id
     Outcome<Decision> decided = refuse(Refusal::Code::conflict, "not decided");
     {
         std::lock_guard lock(mutex_);
-        const auto it = requests_.find(request_id);
-        if (it == requests_.end()) {
-            return refuse(Refusal::Code::not_found, "no request " + std::to_string(request_id));
+        auto found = pending_request(request_id, now);
+        if (!found) {
+            return unexpected(found.error());
         }
-        Request r = it->second;
-        const RequestState state = r.state_at(now);
-        if (state != RequestState::pending) {
-            return refuse(Refusal::Code::conflict, "request " + std::to_string(request_id) +
-                                                       " is " + std::string(to_string(state)) +
-                                                       ", not pending");
-        }
+        Request r = std::move(*found);
         const OperationPolicy& op_policy = policy_.for_operation(r.scope.operation);
         if (!op_policy.may_approve(actor.name, actor.roles)) {
             return refuse(Refusal::Code::forbidden, actor.name + " may not approve " +
@@ -293,17 +301,11 @@ Outcome<Decision> Authority::deny(const Actor& actor, std::int64_t request_id,
     Outcome<Decision> decided = refuse(Refusal::Code::conflict, "not decided");
     {
         std::lock_guard lock(mutex_);
-        const auto it = requests_.find(request_id);
-        if (it == requests_.end()) {
-            return refuse(Refusal::Code::not_found, "no request " + std::to_string(request_id));
+        auto found = pending_request(request_id, now);
+        if (!found) {
+            return unexpected(found.error());
         }
-        Request r = it->second;
-        const RequestState state = r.state_at(now);
-        if (state != RequestState::pending) {
-            return refuse(Refusal::Code::conflict, "request " + std::to_string(request_id) +
-                                                       " is " + std::string(to_string(state)) +
-                                                       ", not pending");
-        }
+        Request r = std::move(*found);
         if (!policy_.for_operation(r.scope.operation).may_approve(actor.name, actor.roles)) {
             return refuse(Refusal::Code::forbidden, actor.name + " may not decide " +
                                                         std::string(to_string(r.scope.operation)) +
@@ -330,16 +332,11 @@ Outcome<Decision> Authority::deny(const Actor& actor, std::int64_t request_id,
 
 Outcome<Decision> Authority::cancel(const Actor& actor, std::int64_t request_id, TimePoint now) {
     std::lock_guard lock(mutex_);
-    const auto it = requests_.find(request_id);
-    if (it == requests_.end()) {
-        return refuse(Refusal::Code::not_found, "no request " + std::to_string(request_id));
+    auto found = pending_request(request_id, now);
+    if (!found) {
+        return unexpected(found.error());
     }
-    Request r = it->second;
-    if (r.state_at(now) != RequestState::pending) {
-        return refuse(Refusal::Code::conflict, "request " + std::to_string(request_id) + " is " +
-                                                   std::string(to_string(r.state_at(now))) +
-                                                   ", not pending");
-    }
+    Request r = std::move(*found);
     const bool own = actor.kind == Actor::Kind::user && actor.name == r.requester;
     if (!own && !has_role(actor.roles, Role::admin) && actor.kind != Actor::Kind::local) {
         return refuse(Refusal::Code::forbidden, "only the requester or an admin may cancel");

@@ -155,6 +155,7 @@ class Authority {
     void on_event(std::function<void(const Event&)> listener);
 
   private:
+    Outcome<Request> pending_request(std::int64_t request_id, TimePoint now) const;
     Outcome<Decision> commit_decision(Request request, std::optional<Grant> grant,
                                       std::vector<AuditRecord> records);
     AuditRecord record(TimePoint now, const std::string& actor, std::string action,
