@@ -26,7 +26,8 @@ class AuditChainTest : public ::testing::Test {
         for (int i = 0; i < 4; ++i) {
             auto p = engine.authority().authorize_sign("relay", "example.com", "s1", t);
             ASSERT_TRUE(p);
-            ASSERT_TRUE(engine.authority().record_signature(*p, "relay", "issued", "a=rsa-sha256", t));
+            ASSERT_TRUE(
+                engine.authority().record_signature(*p, "relay", "issued", "a=rsa-sha256", t));
         }
         ASSERT_EQ(engine.journal().seq(), 12);
     }

@@ -180,7 +180,8 @@ void run_schedule(std::uint32_t seed, int steps) {
             if (permit) {
                 ++expected->uses;
                 ASSERT_EQ(permit->use, expected->uses) << context(step, "budget");
-                ASSERT_TRUE(engine.authority().record_signature(*permit, "relay", "issued", "", now));
+                ASSERT_TRUE(
+                    engine.authority().record_signature(*permit, "relay", "issued", "", now));
             } else {
                 // signerd filed (or reused) a pending request: the model learns about it.
                 const auto id = permit.error().request_id;
