@@ -38,6 +38,9 @@ class Metrics {
         bool logged_in = false;
         bool audit_failing = false;
     };
+    std::uint64_t audit_commits() const { return audit_count_.load(); }
+    std::uint64_t audit_records() const { return audit_records_.load(); }
+
     // The exposition text (format 0.0.4).
     std::string render(const Gauges& gauges) const;
 

@@ -69,6 +69,9 @@ struct Daemon {
         store = std::move(*jit::open_sqlite_store(dir / "signerd.db"));
         const auto state = *store->load();
         journal = std::make_unique<jit::Journal>(*store, state.audit_seq, state.audit_head);
+        journal->on_commit([this](std::chrono::nanoseconds took, std::size_t records, bool ok) {
+            metrics.audit_commit(static_cast<std::uint64_t>(took.count()), records, ok);
+        });
         authority = std::make_unique<jit::Authority>(*journal, jit::Policy::defaults(), state);
         directory = std::make_unique<jit::Directory>(*journal, state, jit::PasswordCost::minimal());
         // signerd owns the token's login from here on (one Login per token and process); the
@@ -137,6 +140,8 @@ void BM_InProcess(benchmark::State& state) {
 template <bool Ed25519>
 void BM_Signerd(benchmark::State& state) {
     Daemon& d = daemon_instance();
+    const std::uint64_t commits_before = d.metrics.audit_commits();
+    const std::uint64_t records_before = d.metrics.audit_records();
     ipc::SignerClient client(d.socket);
     const ipc::Request request = ipc::SignRequest{
         "bench.example", Ed25519 ? "ed" : "rsa", Ed25519 ? "ed25519-sha256" : "rsa-sha256",
@@ -151,6 +156,13 @@ void BM_Signerd(benchmark::State& state) {
         benchmark::DoNotOptimize(std::get<ipc::SignReply>(*reply).signature.data());
     }
     state.SetItemsProcessed(state.iterations());
+    if (state.thread_index() == 0) {
+        // Group commit at work: audit records per durable commit (fsync) during this run.
+        const double commits = static_cast<double>(d.metrics.audit_commits() - commits_before);
+        state.counters["records_per_commit"] =
+            commits > 0 ? static_cast<double>(d.metrics.audit_records() - records_before) / commits
+                        : 0;
+    }
 }
 
 // The same path without the socket (Service::handle in this thread), and the token gate alone:
