@@ -19,9 +19,11 @@
 #include "dkim/hsm/secret.hpp"
 #include "dkim/ipc/client.hpp"
 #include "dkim/jit/audit.hpp"
+#include "dkim/jit/credentials.hpp"
 #include "dkim/jit/policy.hpp"
 #include "dkim/jit/store.hpp"
 #include "dkim/provisioning/keys.hpp"
+#include "dkim/text/json.hpp"
 
 namespace dkim::cli {
 namespace {
@@ -135,25 +137,6 @@ struct AuditFileArgs {
     provisioning::TokenLocation where;
 };
 
-std::string escape_json(std::string_view text) {
-    std::string out;
-    for (char ch : text) {
-        const auto u = static_cast<unsigned char>(ch);
-        if (ch == '"' || ch == '\\') {
-            out += '\\';
-            out += ch;
-        } else if (u < 0x20 || u == 0x7f) {
-            static constexpr char hex[] = "0123456789abcdef";
-            out += "\\u00";
-            out += hex[u >> 4];
-            out += hex[u & 15];
-        } else {
-            out += ch;
-        }
-    }
-    return out;
-}
-
 Expected<std::pair<std::vector<jit::AuditRecord>, std::vector<jit::Checkpoint>>, std::string>
 read_store(const std::string& db) {
     jit::SqliteOptions options;
@@ -199,18 +182,21 @@ int run_audit_export(const AuditFileArgs& args) {
     }
     for (const jit::AuditRecord& r : data->first) {
         out << "{\"type\":\"record\",\"seq\":" << r.seq
-            << ",\"time_ms\":" << jit::to_unix_ms(r.time) << ",\"actor\":\"" << escape_json(r.actor)
-            << "\",\"action\":\"" << escape_json(r.action) << "\",\"scope\":\""
-            << escape_json(r.scope) << "\",\"outcome\":\"" << escape_json(r.outcome)
-            << "\",\"reason\":\"" << escape_json(r.reason) << "\",\"request_id\":" << r.request_id
-            << ",\"grant_id\":" << r.grant_id << ",\"detail\":\"" << escape_json(r.detail)
-            << "\",\"hash\":\"" << jit::to_hex(r.hash) << "\"}\n";
+            << ",\"time_ms\":" << jit::to_unix_ms(r.time)
+            << ",\"actor\":" << text::json_quote(r.actor)
+            << ",\"action\":" << text::json_quote(r.action)
+            << ",\"scope\":" << text::json_quote(r.scope)
+            << ",\"outcome\":" << text::json_quote(r.outcome)
+            << ",\"reason\":" << text::json_quote(r.reason) << ",\"request_id\":" << r.request_id
+            << ",\"grant_id\":" << r.grant_id << ",\"detail\":" << text::json_quote(r.detail)
+            << ",\"hash\":\"" << jit::to_hex(r.hash) << "\"}\n";
     }
     for (const jit::Checkpoint& c : data->second) {
         out << "{\"type\":\"checkpoint\",\"seq\":" << c.seq << ",\"head\":\"" << jit::to_hex(c.head)
-            << "\",\"time_ms\":" << jit::to_unix_ms(c.time) << ",\"key\":\""
-            << escape_json(c.key_label) << "\",\"algorithm\":\"" << c.algorithm
-            << "\",\"signature\":\"" << crypto::base64_encode(c.signature) << "\"}\n";
+            << "\",\"time_ms\":" << jit::to_unix_ms(c.time)
+            << ",\"key\":" << text::json_quote(c.key_label)
+            << ",\"algorithm\":" << text::json_quote(c.algorithm) << ",\"signature\":\""
+            << crypto::base64_encode(c.signature) << "\"}\n";
     }
     out.close();
     if (!out) {
@@ -393,7 +379,7 @@ void add_signerd_commands(CLI::App& app, int& exit_code) {
             }
         }
         exit_code = call(*c, ipc::UserAdd{*auth, *name, *roles, password});
-        std::fill(password.begin(), password.end(), '\0');
+        jit::wipe(password);
     });
     CLI::App* list = user->add_subcommand("list", "list users and their tokens");
     add_common(list, *c);
@@ -582,7 +568,7 @@ void add_signerd_commands(CLI::App& app, int& exit_code) {
                 }
             }
             exit_code = call(*c, ipc::ElevationDecide{*auth, action, *id, *reason, pin});
-            std::fill(pin.begin(), pin.end(), '\0');
+            jit::wipe(pin);
         });
     }
     CLI::App* revoke =

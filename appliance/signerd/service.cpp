@@ -23,16 +23,6 @@ ipc::Reply error(const std::string& code, const std::string& message) {
     return ipc::ErrorReply{code, message, 0};
 }
 
-std::string hex(const crypto::Sha256Digest& digest) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    for (std::uint8_t b : digest) {
-        out += digits[b >> 4];
-        out += digits[b & 15];
-    }
-    return out;
-}
-
 ipc::RequestView view(const jit::Request& r, const jit::Policy& policy, jit::TimePoint now) {
     ipc::RequestView v;
     v.id = r.id;
@@ -252,8 +242,8 @@ ipc::Reply Service::sign(const Peer& peer, const ipc::SignRequest& request) {
         // A grant just became active and the lifecycle has not logged in yet.
         (void)reconcile(now);
     }
-    const std::string detail = "a=" + request.algorithm +
-                               "; sha256(header block)=" + hex(crypto::Sha256::hash(request.data));
+    const std::string detail = "a=" + request.algorithm + "; sha256(header block)=" +
+                               jit::to_hex(crypto::Sha256::hash(request.data));
     // Write-ahead, overlapped: the record's durable write runs while the token signs, and the
     // signature leaves only once both are done.
     const auto record = authority_.begin_signature(*permit, client, detail, now);

@@ -11,6 +11,7 @@
 #include <chrono>
 
 #include "dkim/jit/credentials.hpp"
+#include "dkim/text/json.hpp"
 
 namespace dkim::signerd {
 
@@ -19,30 +20,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 
 namespace {
-
-std::string json_string(std::string_view text) {
-    std::string out = "\"";
-    for (char c : text) {
-        const auto u = static_cast<unsigned char>(c);
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (u < 0x20 || u == 0x7f) {
-                    static constexpr char hex[] = "0123456789abcdef";
-                    out += "\\u00";
-                    out += hex[u >> 4];
-                    out += hex[u & 15];
-                } else {
-                    out += c;
-                }
-        }
-    }
-    return out + "\"";
-}
 
 struct Url {
     bool tls = false;
@@ -91,10 +68,11 @@ std::optional<Url> parse_url(const std::string& url) {
 
 std::string event_json(const jit::Event& e) {
     const auto ms = jit::to_unix_ms(e.time);
-    return "{\"type\":" + json_string(e.type) + ",\"request_id\":" + std::to_string(e.request_id) +
-           ",\"grant_id\":" + std::to_string(e.grant_id) + ",\"scope\":" + json_string(e.scope) +
-           ",\"actor\":" + json_string(e.actor) + ",\"reason\":" + json_string(e.reason) +
-           ",\"time_ms\":" + std::to_string(ms) + "}";
+    return "{\"type\":" + text::json_quote(e.type) +
+           ",\"request_id\":" + std::to_string(e.request_id) +
+           ",\"grant_id\":" + std::to_string(e.grant_id) +
+           ",\"scope\":" + text::json_quote(e.scope) + ",\"actor\":" + text::json_quote(e.actor) +
+           ",\"reason\":" + text::json_quote(e.reason) + ",\"time_ms\":" + std::to_string(ms) + "}";
 }
 
 std::string webhook_signature(std::string_view key, std::int64_t timestamp, std::string_view body) {
