@@ -24,6 +24,9 @@ packages=(
   dnsmasq-base                           # a real DNS server on 127.0.0.1 for DKIM key records
   python3-dkim python3-nacl python3-dnspython   # dkimpy, an independent signer/verifier
   libmail-dkim-perl libnet-dns-perl libcryptx-perl  # Perl Mail::DKIM, another one
+  swaks                                  # the SMTP client in the relay tests
+  postfix                                # smtp-source/smtp-sink; its daemon is never started
+  opendkim                               # the milter peer in tests/bench (a private instance)
 )
 
 missing=()
@@ -44,5 +47,21 @@ fi
 
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Postfix and OpenDKIM are wanted for their tools and for private instances that the tests
+# and benchmarks start themselves: the packages' own services must not start, and Postfix
+# must not be configured as this machine's mailer.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+policy_added=0
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  policy_added=1
+fi
+trap '[ "$policy_added" = 1 ] && rm -f /usr/sbin/policy-rc.d' EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+  for unit in postfix opendkim; do
+    systemctl disable --now "$unit" >/dev/null 2>&1 || true
+  done
+fi

@@ -171,10 +171,10 @@ int run(const signerd::Config& config) {
             [&metrics](bool delivered) { metrics.webhook(delivered); });
         authority.on_event([&webhook](const jit::Event& e) { webhook->notify(e); });
     }
-    std::unique_ptr<signerd::MetricsServer> metrics_server;
+    std::unique_ptr<metrics::Exporter> metrics_server;
     if (!config.metrics_listen.empty()) {
         std::string error;
-        metrics_server = signerd::MetricsServer::start(
+        metrics_server = metrics::Exporter::start(
             config.metrics_listen, [&] { return metrics.render(service.gauges()); }, error);
         if (!metrics_server) {
             std::cerr << "dkim-signerd: " << error << "\n";

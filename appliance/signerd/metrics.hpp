@@ -9,6 +9,8 @@
 #include <memory>
 #include <string>
 
+#include "dkim/metrics/exporter.hpp"
+
 namespace dkim::signerd {
 
 class Metrics {
@@ -61,16 +63,5 @@ class Metrics {
     std::atomic<std::uint64_t> webhook_failed_{0};
 };
 
-// A minimal HTTP/1.1 server on a loopback address for GET /metrics (Boost.Beast).
-class MetricsServer {
-  public:
-    // `listen` is "127.0.0.1:9464" or "[::1]:9464"; port 0 picks one (see port()).
-    static std::unique_ptr<MetricsServer> start(const std::string& listen,
-                                                std::function<std::string()> render,
-                                                std::string& error);
-    virtual ~MetricsServer() = default;
-    virtual unsigned short port() const = 0;
-    virtual void stop() = 0;
-};
 
 }  // namespace dkim::signerd

@@ -149,12 +149,15 @@ ipc::Reply Service::dispatch(const Peer& peer, T& request) {
             return error("forbidden", "only relay clients may ask for signatures");
         }
         return sign(peer, request);
+    } else if constexpr (std::is_same_v<T, ipc::PublicKeyRequest>) {
+        return public_key(request);
     } else if constexpr (std::is_same_v<T, ipc::StatusRequest>) {
         return status();
     } else {
         if (peer.kind == PeerKind::relay) {
             metrics_.refusal(Metrics::Refusal::peer);
-            return error("forbidden", "relay clients may only sign and ask for status");
+            return error("forbidden",
+                         "relay clients may only sign, read public keys and ask for status");
         }
         const auto now = clock_.now();
         auto actor = authenticate(peer, request.auth, needs_password<T>(), now);
@@ -176,6 +179,21 @@ ipc::Reply Service::status() const {
     s.audit_failure = journal_.failure().value_or("");
     s.pin_source = std::string(to_string(options_.pin_source));
     return s;
+}
+
+ipc::Reply Service::public_key(const ipc::PublicKeyRequest& request) {
+    if (!is_valid_domain(request.domain) || !is_valid_selector(request.selector)) {
+        return error("invalid", "invalid domain or selector");
+    }
+    auto key = gate_.public_key(mail::ascii_lowercase(request.domain),
+                                mail::ascii_lowercase(request.selector));
+    if (!key) {
+        if (key.error().kind == GateError::Kind::no_key) {
+            return error("not_found", key.error().message);
+        }
+        return error("unavailable", "the token cannot be read: " + key.error().message);
+    }
+    return ipc::PublicKeyReply{std::move(key->key_type), std::move(key->key)};
 }
 
 // --- signing ----------------------------------------------------------------------------------

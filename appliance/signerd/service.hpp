@@ -66,6 +66,7 @@ class Service {
     ipc::Reply dispatch(const Peer& peer, T& request);
     ipc::Reply sign(const Peer& peer, const ipc::SignRequest& request);
     ipc::Reply status() const;
+    ipc::Reply public_key(const ipc::PublicKeyRequest& request);
     Expected<jit::Actor, jit::Refusal> authenticate(const Peer& peer,
                                                     const ipc::Credentials& credentials,
                                                     bool need_password, jit::TimePoint now);

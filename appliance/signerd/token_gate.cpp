@@ -113,6 +113,27 @@ Expected<std::string, GateError> HsmTokenGate::sign(const std::string& domain,
     return std::string(signature->begin(), signature->end());
 }
 
+Expected<TokenGate::PublicKey, GateError> HsmTokenGate::public_key(const std::string& domain,
+                                                                   const std::string& selector) {
+    auto name = hsm::KeyName::make(domain, selector);
+    if (!name) {
+        return unexpected(GateError{GateError::Kind::no_key, name.error().to_string()});
+    }
+    hsm::KeyStore store(token_);
+    auto info = store.find(*name);
+    if (!info) {
+        return unexpected(from_hsm(info.error()));
+    }
+    auto key = store.public_key(*info);
+    if (!key) {
+        return unexpected(from_hsm(key.error()));
+    }
+    if (key->type == hsm::KeyType::ed25519) {
+        return PublicKey{"ed25519", std::string(key->raw.begin(), key->raw.end())};
+    }
+    return PublicKey{"rsa", std::string(key->spki_der.begin(), key->spki_der.end())};
+}
+
 Expected<TokenGate::CheckpointSignature, GateError> HsmTokenGate::sign_checkpoint(
     std::string_view message) {
     const hsm::KeyName name = audit_key_name();

@@ -36,6 +36,13 @@ class TokenGate {
                                                   const std::string& selector,
                                                   SigningAlgorithm algorithm,
                                                   std::string_view data) = 0;
+    // The public half of domain/selector: readable without a login.
+    struct PublicKey {
+        std::string key_type;  // "rsa", "ed25519"
+        std::string key;       // rsa: SubjectPublicKeyInfo DER; ed25519: the 32 raw bytes
+    };
+    virtual Expected<PublicKey, GateError> public_key(const std::string& domain,
+                                                      const std::string& selector) = 0;
     // Signs an audit checkpoint with the audit key (generated in the token on first use).
     // Returns (key label, algorithm, signature).
     struct CheckpointSignature {
@@ -61,6 +68,8 @@ class HsmTokenGate final : public TokenGate {
     Expected<std::string, GateError> sign(const std::string& domain, const std::string& selector,
                                           SigningAlgorithm algorithm,
                                           std::string_view data) override;
+    Expected<PublicKey, GateError> public_key(const std::string& domain,
+                                              const std::string& selector) override;
     Expected<CheckpointSignature, GateError> sign_checkpoint(std::string_view message) override;
 
     const std::shared_ptr<hsm::Token>& token() const { return token_; }

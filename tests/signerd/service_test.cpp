@@ -41,6 +41,14 @@ class FakeGate final : public signerd::TokenGate {
         ++signatures;
         return "sig(" + domain + "/" + selector + "," + std::to_string(data.size()) + ")";
     }
+    Expected<PublicKey, signerd::GateError> public_key(const std::string& domain,
+                                                       const std::string& selector) override {
+        if (domain != "example.com" || selector != "sel") {
+            return unexpected(
+                signerd::GateError{signerd::GateError::Kind::no_key, "no key " + selector});
+        }
+        return PublicKey{"ed25519", std::string(32, 'k')};
+    }
     Expected<CheckpointSignature, signerd::GateError> sign_checkpoint(std::string_view) override {
         if (!in) {
             return unexpected(
@@ -198,6 +206,17 @@ TEST_F(ServiceTest, PeersMayOnlyDoTheirPart) {
     EXPECT_TRUE(std::holds_alternative<ipc::GrantsReply>(h.call(h.admin_peer, ipc::GrantList{})));
     EXPECT_TRUE(
         std::holds_alternative<ipc::StatusReply>(h.call(h.relay_peer, ipc::StatusRequest{})));
+}
+
+TEST_F(ServiceTest, PublicKeysAreReadableWithoutAGrant) {
+    const auto reply = h.call(h.relay_peer, ipc::PublicKeyRequest{"Example.COM", "SEL"});
+    ASSERT_TRUE(std::holds_alternative<ipc::PublicKeyReply>(reply));
+    EXPECT_EQ(std::get<ipc::PublicKeyReply>(reply).key_type, "ed25519");
+    EXPECT_EQ(std::get<ipc::PublicKeyReply>(reply).key.size(), 32u);
+    EXPECT_EQ(error_code(h.call(h.relay_peer, ipc::PublicKeyRequest{"example.com", "other"})),
+              "not_found");
+    EXPECT_EQ(error_code(h.call(h.relay_peer, ipc::PublicKeyRequest{"exa mple.com", "sel"})),
+              "invalid");
 }
 
 TEST_F(ServiceTest, DecisionsNeedTheApproversTotpCodeOnce) {

@@ -98,6 +98,39 @@ std::optional<std::vector<std::string>> TableReader::strings(const std::string& 
     return out;
 }
 
+std::optional<std::chrono::milliseconds> TableReader::duration(const std::string& key,
+                                                              std::chrono::milliseconds min) {
+    const auto text = string(key);
+    if (!text) {
+        return std::nullopt;
+    }
+    const auto d = parse_duration(*text);
+    if (!d || *d < min) {
+        fail(key, "expected a duration of at least " + std::to_string(min.count()) +
+                      "ms such as \"500ms\", \"90s\", \"5m\" or \"1h30m\"");
+    }
+    return *d;
+}
+
+std::optional<std::uint64_t> TableReader::size(const std::string& key, std::uint64_t min,
+                                               std::uint64_t max) {
+    const toml::node* n = node(key);
+    if (n == nullptr) {
+        return std::nullopt;
+    }
+    std::optional<std::uint64_t> value;
+    if (const auto* i = n->as_integer(); i != nullptr && i->get() >= 0) {
+        value = static_cast<std::uint64_t>(i->get());
+    } else if (const auto* s = n->as_string(); s != nullptr) {
+        value = parse_size(s->get());
+    }
+    if (!value || *value < min || *value > max) {
+        fail(key, "expected a size from " + std::to_string(min) + " to " + std::to_string(max) +
+                      " bytes, as a number or with a unit (\"64KiB\", \"25MiB\")");
+    }
+    return value;
+}
+
 std::optional<TableReader> TableReader::table(const std::string& key) {
     const toml::node* n = node(key);
     if (n == nullptr) {
@@ -138,6 +171,76 @@ void TableReader::finish() const {
                               "': unknown key");
         }
     }
+}
+
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
+    if (text.empty()) {
+        return std::nullopt;
+    }
+    std::int64_t total = 0;
+    while (!text.empty()) {
+        std::int64_t value = 0;
+        std::size_t digits = 0;
+        while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') {
+            value = value * 10 + (text[digits] - '0');
+            if (value > 1'000'000'000) {
+                return std::nullopt;
+            }
+            ++digits;
+        }
+        if (digits == 0 || digits == text.size()) {
+            return std::nullopt;
+        }
+        std::int64_t unit = 0;
+        std::size_t unit_length = 1;
+        if (text.substr(digits, 2) == "ms") {
+            unit = 1;
+            unit_length = 2;
+        } else {
+            switch (text[digits]) {
+                case 's': unit = 1000; break;
+                case 'm': unit = std::int64_t{60} * 1000; break;
+                case 'h': unit = std::int64_t{3600} * 1000; break;
+                case 'd': unit = std::int64_t{86400} * 1000; break;
+                default: return std::nullopt;
+            }
+        }
+        total += value * unit;
+        text.remove_prefix(digits + unit_length);
+    }
+    if (total <= 0) {
+        return std::nullopt;
+    }
+    return std::chrono::milliseconds(total);
+}
+
+std::optional<std::uint64_t> parse_size(std::string_view text) {
+    std::uint64_t value = 0;
+    std::size_t digits = 0;
+    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') {
+        value = value * 10 + static_cast<std::uint64_t>(text[digits] - '0');
+        if (value > (std::uint64_t{1} << 40)) {
+            return std::nullopt;
+        }
+        ++digits;
+    }
+    if (digits == 0) {
+        return std::nullopt;
+    }
+    const std::string_view unit = text.substr(digits);
+    if (unit.empty() || unit == "B") {
+        return value;
+    }
+    if (unit == "KiB") {
+        return value << 10;
+    }
+    if (unit == "MiB") {
+        return value << 20;
+    }
+    if (unit == "GiB") {
+        return value << 30;
+    }
+    return std::nullopt;
 }
 
 toml::table parse_toml_file(const std::string& file) {

@@ -109,8 +109,9 @@ Expected<Reply, std::string> SignerClient::call(const Request& request) {
             close();
             if (!fresh && payload.error().kind == FrameError::Kind::closed &&
                 payload.error().message == "connection closed" &&
-                std::holds_alternative<StatusRequest>(request)) {
-                continue;  // only a status request is safe to send again
+                (std::holds_alternative<StatusRequest>(request) ||
+                 std::holds_alternative<PublicKeyRequest>(request))) {
+                continue;  // only reads are safe to send again
             }
             return unexpected("no reply from dkim-signerd: " + payload.error().message);
         }

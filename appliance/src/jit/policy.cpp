@@ -10,38 +10,7 @@
 namespace dkim::jit {
 
 std::optional<Duration> parse_duration(std::string_view text) {
-    if (text.empty()) {
-        return std::nullopt;
-    }
-    std::int64_t total = 0;
-    while (!text.empty()) {
-        std::int64_t value = 0;
-        std::size_t digits = 0;
-        while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') {
-            value = value * 10 + (text[digits] - '0');
-            if (value > 1'000'000'000) {
-                return std::nullopt;
-            }
-            ++digits;
-        }
-        if (digits == 0 || digits == text.size()) {
-            return std::nullopt;
-        }
-        std::int64_t unit = 0;
-        switch (text[digits]) {
-            case 's': unit = 1000; break;
-            case 'm': unit = std::int64_t{60} * 1000; break;
-            case 'h': unit = std::int64_t{3600} * 1000; break;
-            case 'd': unit = std::int64_t{86400} * 1000; break;
-            default: return std::nullopt;
-        }
-        total += value * unit;
-        text.remove_prefix(digits + 1);
-    }
-    if (total <= 0) {
-        return std::nullopt;
-    }
-    return Duration(total);
+    return config::parse_duration(text);
 }
 
 std::string format_duration(Duration d) {

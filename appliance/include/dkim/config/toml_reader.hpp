@@ -7,11 +7,13 @@
 //   auto socket = r.string("socket").value_or("/run/dkim-signerd/signerd.sock");
 //   r.finish();  // throws ConfigError on any key that no getter asked for
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace toml {
@@ -40,6 +42,12 @@ class TableReader {
     std::optional<std::int64_t> integer(const std::string& key, std::int64_t min, std::int64_t max);
     std::optional<bool> boolean(const std::string& key);
     std::optional<std::vector<std::string>> strings(const std::string& key);
+    // A duration string ("250ms", "90s", "5m", "1h30m"), at least `min`.
+    std::optional<std::chrono::milliseconds> duration(
+        const std::string& key, std::chrono::milliseconds min = std::chrono::milliseconds(1));
+    // A size: an integer number of bytes or a string with a unit ("10KiB", "25MiB").
+    std::optional<std::uint64_t> size(const std::string& key, std::uint64_t min,
+                                      std::uint64_t max);
     // A sub-table, read with its own reader (its keys are checked by that reader's finish).
     std::optional<TableReader> table(const std::string& key);
     // An array of tables ([[key]]).
@@ -62,6 +70,12 @@ class TableReader {
     std::string prefix_;
     std::set<std::string> seen_;
 };
+
+// "250ms", "90s", "15m", "8h", "2d", "1h30m" -> milliseconds; none on a malformed or zero
+// value.
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
+// "512", "10KiB", "25MiB", "1GiB" -> bytes; none when malformed.
+std::optional<std::uint64_t> parse_size(std::string_view text);
 
 // Parses a file; a syntax error becomes a ConfigError naming file:line:column.
 toml::table parse_toml_file(const std::string& file);

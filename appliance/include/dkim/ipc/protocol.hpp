@@ -47,6 +47,18 @@ struct SignRequest {
     }
 };
 
+// From a relay client (or webd): the public half of domain/selector, read from the token
+// without a login (public objects), so that the relay can verify each signature the token
+// makes before the message leaves.
+struct PublicKeyRequest {
+    std::string domain;
+    std::string selector;
+    template <class A>
+    void serialize(A& ar) {
+        ar(domain, selector);
+    }
+};
+
 struct StatusRequest {
     template <class A>
     void serialize(A& /*ar*/) {}
@@ -197,7 +209,7 @@ struct AuditShow {
 };
 
 using Request =
-    std::variant<SignRequest, StatusRequest, SessionCreate, UserAdd, UserList, UserSetDisabled,
+    std::variant<SignRequest, PublicKeyRequest, StatusRequest, SessionCreate, UserAdd, UserList, UserSetDisabled,
                  ApiTokenCreate, ApiTokenRevoke, TotpEnrol, TotpConfirm, ElevationRequest,
                  ElevationList, ElevationDecide, GrantRevoke, GrantList, AuditShow>;
 
@@ -222,6 +234,15 @@ struct SignReply {
     template <class A>
     void serialize(A& ar) {
         ar(signature, grant_id);
+    }
+};
+
+struct PublicKeyReply {
+    std::string key_type;  // "rsa" or "ed25519"
+    std::string key;       // rsa: SubjectPublicKeyInfo DER; ed25519: the 32 raw bytes
+    template <class A>
+    void serialize(A& ar) {
+        ar(key_type, key);
     }
 };
 
@@ -375,6 +396,6 @@ struct AuditReply {
 };
 
 using Reply = std::variant<ErrorReply, SignReply, StatusReply, OkReply, UsersReply, RequestsReply,
-                           GrantsReply, AuditReply>;
+                           GrantsReply, AuditReply, PublicKeyReply>;
 
 }  // namespace dkim::ipc
