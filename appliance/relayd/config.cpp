@@ -1,0 +1,378 @@
+#include "config.hpp"
+
+#include <arpa/inet.h>
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+
+#include "dkim/config/toml_reader.hpp"
+#include "dkim/mail/header.hpp"
+#include "dkim/smtp/protocol.hpp"
+
+namespace dkim::relayd {
+
+std::string Endpoint::to_string() const {
+    if (host.find(':') != std::string::npos) {
+        return "[" + host + "]:" + std::to_string(port);
+    }
+    return host + ":" + std::to_string(port);
+}
+
+std::optional<Endpoint> parse_endpoint(std::string_view text) {
+    Endpoint e;
+    std::string_view port;
+    if (!text.empty() && text.front() == '[') {
+        const std::size_t close = text.find("]:");
+        if (close == std::string_view::npos) {
+            return std::nullopt;
+        }
+        e.host = std::string(text.substr(1, close - 1));
+        port = text.substr(close + 2);
+    } else {
+        const std::size_t colon = text.rfind(':');
+        if (colon == std::string_view::npos || text.find(':') != colon) {
+            return std::nullopt;
+        }
+        e.host = std::string(text.substr(0, colon));
+        port = text.substr(colon + 1);
+    }
+    unsigned value = 0;
+    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (e.host.empty() || ec != std::errc() || end != port.data() + port.size() || value > 65535) {
+        return std::nullopt;
+    }
+    e.port = static_cast<std::uint16_t>(value);
+    return e;
+}
+
+namespace {
+
+std::optional<std::array<unsigned char, 16>> parse_ip(const std::string& text) {
+    std::array<unsigned char, 16> out{};
+    if (inet_pton(AF_INET6, text.c_str(), out.data()) == 1) {
+        return out;
+    }
+    std::array<unsigned char, 4> v4{};
+    if (inet_pton(AF_INET, text.c_str(), v4.data()) == 1) {
+        out = {};
+        out[10] = 0xff;
+        out[11] = 0xff;
+        std::memcpy(out.data() + 12, v4.data(), 4);
+        return out;
+    }
+    return std::nullopt;
+}
+
+bool is_v4_mapped(const std::array<unsigned char, 16>& ip) {
+    static constexpr std::array<unsigned char, 12> kPrefix{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    return std::equal(kPrefix.begin(), kPrefix.end(), ip.begin());
+}
+
+}  // namespace
+
+std::optional<Network> parse_network(std::string_view text) {
+    const std::size_t slash = text.find('/');
+    const std::string address(text.substr(0, slash));
+    auto ip = parse_ip(address);
+    if (!ip) {
+        return std::nullopt;
+    }
+    Network n;
+    n.address = *ip;
+    const bool v4 = address.find(':') == std::string::npos;
+    n.prefix = 128;
+    if (slash != std::string_view::npos) {
+        const std::string_view bits = text.substr(slash + 1);
+        unsigned value = 0;
+        const auto [end, ec] = std::from_chars(bits.data(), bits.data() + bits.size(), value);
+        if (ec != std::errc() || end != bits.data() + bits.size() || value > (v4 ? 32U : 128U)) {
+            return std::nullopt;
+        }
+        n.prefix = v4 ? value + 96 : value;
+    }
+    return n;
+}
+
+bool Network::contains(const std::array<unsigned char, 16>& ip) const {
+    unsigned bits = prefix;
+    for (std::size_t i = 0; i < 16 && bits > 0; ++i) {
+        const unsigned take = std::min(bits, 8U);
+        const auto mask = static_cast<unsigned char>(0xff << (8 - take));
+        if ((ip[i] & mask) != (address[i] & mask)) {
+            return false;
+        }
+        bits -= take;
+    }
+    return true;
+}
+
+bool is_loopback(const std::array<unsigned char, 16>& ip) {
+    if (is_v4_mapped(ip)) {
+        return ip[12] == 127;
+    }
+    static constexpr std::array<unsigned char, 16> kLoopback{0, 0, 0, 0, 0, 0, 0, 0,
+                                                             0, 0, 0, 0, 0, 0, 0, 1};
+    return ip == kLoopback;
+}
+
+std::string NextHop::describe() const {
+    if (kind == Kind::maildir) {
+        return "maildir:" + maildir;
+    }
+    return "smtp://" + Endpoint{host, port}.to_string();
+}
+
+bool Client::allows(std::string_view domain) const {
+    return std::any_of(domains.begin(), domains.end(),
+                       [&](const std::string& d) { return mail::iequals(d, domain); });
+}
+
+const SigningDomain* Config::domain(std::string_view name) const {
+    for (const auto& d : domains) {
+        if (mail::iequals(d.name, name)) {
+            return &d;
+        }
+    }
+    return nullptr;
+}
+
+const Client* Config::client(std::string_view name) const {
+    for (const auto& c : clients) {
+        if (c.name == name) {
+            return &c;
+        }
+    }
+    return nullptr;
+}
+
+const Client* Config::client_for(const std::array<unsigned char, 16>& ip) const {
+    for (const auto& c : clients) {
+        for (const auto& n : c.networks) {
+            if (n.contains(ip)) {
+                return &c;
+            }
+        }
+    }
+    return nullptr;
+}
+
+namespace {
+
+Endpoint endpoint(config::TableReader& r, const std::string& key, bool loopback_only) {
+    const auto text = r.string(key);
+    if (!text) {
+        r.fail(key, "missing (an address and port such as \"127.0.0.1:2525\")");
+    }
+    auto e = parse_endpoint(*text);
+    if (!e) {
+        r.fail(key, "expected an address and port such as \"127.0.0.1:2525\" or \"[::1]:2525\"");
+    }
+    const auto ip = parse_ip(e->host);
+    if (!ip) {
+        r.fail(key, "expected an IP address, not a host name");
+    }
+    if (loopback_only && !is_loopback(*ip)) {
+        r.fail(key, "must be a loopback address (127.0.0.0/8 or ::1)");
+    }
+    return *e;
+}
+
+void read_limits(config::TableReader& r, Limits& l) {
+    using std::chrono::milliseconds;
+    using std::chrono::seconds;
+    // RFC 5321 §4.5.3.1.10: at least 100 recipients must be accepted; §4.5.3.1.6: text
+    // lines of 1000 octets with the CRLF; §4.5.3.2.7: a server waits at least 5 minutes.
+    l.message_size = r.size("message_size", 1024, std::uint64_t{1} << 30).value_or(l.message_size);
+    l.recipients = static_cast<std::size_t>(r.integer("recipients", 1, 100000).value_or(100));
+    l.line_length = static_cast<std::size_t>(r.integer("line_length", 78, 65536).value_or(998));
+    l.commands = static_cast<std::size_t>(r.integer("commands", 10, 1000000).value_or(1000));
+    l.errors = static_cast<std::size_t>(r.integer("errors", 1, 1000).value_or(10));
+    l.connections = static_cast<std::size_t>(r.integer("connections", 1, 100000).value_or(1000));
+    l.connections_per_client =
+        static_cast<std::size_t>(r.integer("connections_per_client", 1, 100000).value_or(20));
+    l.auth_failures = static_cast<std::size_t>(r.integer("auth_failures", 1, 100).value_or(3));
+    l.greeting_delay = r.duration("greeting_delay", milliseconds(0)).value_or(l.greeting_delay);
+    l.command_timeout = r.duration("command_timeout", milliseconds(100)).value_or(l.command_timeout);
+    l.data_timeout = r.duration("data_timeout", milliseconds(100)).value_or(l.data_timeout);
+    l.session_timeout = r.duration("session_timeout", seconds(1)).value_or(l.session_timeout);
+    r.finish();
+}
+
+void read_next_hop(config::TableReader& r, NextHop& h) {
+    const auto url = r.string("url");
+    if (!url) {
+        r.fail("url", "missing (\"smtp://host:port\" or \"maildir:/path\")");
+    }
+    if (url->rfind("maildir:", 0) == 0) {
+        h.kind = NextHop::Kind::maildir;
+        h.maildir = url->substr(8);
+        if (h.maildir.empty() || h.maildir.front() != '/') {
+            r.fail("url", "a maildir next hop needs an absolute path (\"maildir:/var/mail/x\")");
+        }
+    } else if (url->rfind("smtp://", 0) == 0) {
+        h.kind = NextHop::Kind::smtp;
+        auto e = parse_endpoint(url->substr(7));
+        if (!e) {
+            r.fail("url", "expected \"smtp://host:port\"");
+        }
+        h.host = e->host;
+        h.port = e->port;
+    } else {
+        r.fail("url", "expected \"smtp://host:port\" or \"maildir:/path\"");
+    }
+    if (const auto tls = r.string("tls")) {
+        if (*tls == "required") {
+            h.tls = TlsMode::required;
+        } else if (*tls == "opportunistic") {
+            h.tls = TlsMode::opportunistic;
+        } else if (*tls == "off") {
+            h.tls = TlsMode::off;
+        } else {
+            r.fail("tls", "expected \"required\", \"opportunistic\" or \"off\"");
+        }
+    }
+    h.verify_certificate = r.boolean("verify_certificate").value_or(true);
+    h.ca_file = r.string("ca_file").value_or("");
+    h.server_name = r.string("server_name").value_or(h.host);
+    using std::chrono::milliseconds;
+    h.connect_timeout = r.duration("connect_timeout", milliseconds(100)).value_or(h.connect_timeout);
+    h.command_timeout = r.duration("command_timeout", milliseconds(100)).value_or(h.command_timeout);
+    h.data_timeout = r.duration("data_timeout", milliseconds(100)).value_or(h.data_timeout);
+    r.finish();
+}
+
+}  // namespace
+
+Expected<Config, std::string> load_config(const std::string& file) {
+    try {
+        const toml::table root = config::parse_toml_file(file);
+        config::TableReader r(root, file);
+        Config c;
+        c.file = file;
+        c.hostname = r.string("hostname").value_or(c.hostname);
+        if (!smtp::is_valid_domain(c.hostname)) {
+            r.fail("hostname", "not a valid host name");
+        }
+        c.signerd_socket = r.string("signerd_socket").value_or(c.signerd_socket);
+
+        for (auto& l : r.tables("listen")) {
+            Listener listener;
+            listener.address = endpoint(l, "address", false);
+            listener.tls_certificate = l.string("tls_certificate").value_or("");
+            listener.tls_key = l.string("tls_key").value_or("");
+            if (listener.tls_certificate.empty() != listener.tls_key.empty()) {
+                l.fail(listener.tls_key.empty() ? "tls_key" : "tls_certificate",
+                       "STARTTLS needs both tls_certificate and tls_key");
+            }
+            listener.plain_auth = l.boolean("plain_auth").value_or(false);
+            if (listener.plain_auth && !is_loopback(*parse_ip(listener.address.host))) {
+                l.fail("plain_auth", "AUTH without TLS is only allowed on a loopback address");
+            }
+            l.finish();
+            c.listeners.push_back(std::move(listener));
+        }
+        if (c.listeners.empty()) {
+            r.fail("listen", "at least one [[listen]] table is needed");
+        }
+        if (auto limits = r.table("limits")) {
+            read_limits(*limits, c.limits);
+        }
+        auto next_hop = r.table("next_hop");
+        if (!next_hop) {
+            r.fail("next_hop", "missing ([next_hop] url = \"smtp://host:port\" or \"maildir:/path\")");
+        }
+        read_next_hop(*next_hop, c.next_hop);
+
+        if (auto signing = r.table("signing")) {
+            if (const auto canon = signing->string("canonicalization")) {
+                auto parsed = Canonicalization::parse(*canon);
+                if (!parsed) {
+                    signing->fail("canonicalization", parsed.error());
+                }
+                c.canonicalization = *parsed;
+            }
+            if (const auto x = signing->duration("expire_after", std::chrono::hours(1))) {
+                c.expire_after = std::chrono::duration_cast<std::chrono::seconds>(*x);
+            }
+            c.signing_workers =
+                static_cast<std::size_t>(signing->integer("workers", 1, 256).value_or(8));
+            signing->finish();
+        }
+
+        for (auto& d : r.tables("domain")) {
+            SigningDomain domain;
+            domain.name = mail::ascii_lowercase(d.string("name").value_or(""));
+            if (!smtp::is_valid_domain(domain.name) || domain.name.front() == '[') {
+                d.fail("name", "expected a domain name");
+            }
+            if (c.domain(domain.name) != nullptr) {
+                d.fail("name", "domain " + domain.name + " is configured twice");
+            }
+            domain.selectors = d.strings("selectors").value_or(std::vector<std::string>{});
+            if (domain.selectors.empty()) {
+                d.fail("selectors", "at least one selector is needed");
+            }
+            for (auto& s : domain.selectors) {
+                s = mail::ascii_lowercase(s);
+                if (!smtp::is_valid_domain(s)) {
+                    d.fail("selectors", "'" + s + "' is not a valid selector");
+                }
+            }
+            d.finish();
+            c.domains.push_back(std::move(domain));
+        }
+
+        for (auto& t : r.tables("client")) {
+            Client client;
+            client.name = t.string("name").value_or("");
+            if (client.name.empty() || client.name.size() > 64 ||
+                !std::all_of(client.name.begin(), client.name.end(), [](char ch) {
+                    return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '-' ||
+                           ch == '_' || ch == '.' || ch == '@';
+                })) {
+                t.fail("name", "expected 1 to 64 letters, digits, '-', '_', '.' or '@'");
+            }
+            if (c.client(client.name) != nullptr) {
+                t.fail("name", "client " + client.name + " is configured twice");
+            }
+            for (const auto& n : t.strings("networks").value_or(std::vector<std::string>{})) {
+                auto network = parse_network(n);
+                if (!network) {
+                    t.fail("networks", "'" + n + "' is not an address or network (\"10.0.0.0/8\")");
+                }
+                client.networks.push_back(*network);
+            }
+            client.password_hash = t.string("password_hash").value_or("");
+            if (!client.password_hash.empty() && client.password_hash.rfind("$argon2id$", 0) != 0) {
+                t.fail("password_hash", "expected an Argon2id hash (\"$argon2id$...\")");
+            }
+            if (client.networks.empty() && client.password_hash.empty()) {
+                t.fail("", "a client needs networks, a password_hash, or both");
+            }
+            for (auto d : t.strings("domains").value_or(std::vector<std::string>{})) {
+                d = mail::ascii_lowercase(d);
+                if (c.domain(d) == nullptr) {
+                    t.fail("domains", "no [[domain]] table signs for " + d);
+                }
+                client.domains.push_back(std::move(d));
+            }
+            if (client.domains.empty()) {
+                t.fail("domains", "a client needs at least one domain it may send for");
+            }
+            t.finish();
+            c.clients.push_back(std::move(client));
+        }
+        if (auto metrics = r.table("metrics")) {
+            c.metrics = endpoint(*metrics, "listen", true);
+            metrics->finish();
+        }
+        r.finish();
+        return c;
+    } catch (const config::ConfigError& e) {
+        return unexpected(std::string(e.what()));
+    }
+}
+
+}  // namespace dkim::relayd

@@ -1,0 +1,150 @@
+#pragma once
+// dkim-relayd's configuration (TOML, read strictly: an unknown key is an error naming
+// file:line:column and the key).
+//
+//   hostname = "relay.example.net"          # greeting and EHLO name
+//   signerd_socket = "/run/dkim-signerd/signerd.sock"
+//
+//   [[listen]]
+//   address = "127.0.0.1:2525"              # or "[::1]:2525"
+//   tls_certificate = "/etc/dkim/relay.crt" # enables STARTTLS
+//   tls_key = "/etc/dkim/relay.key"
+//   plain_auth = false                      # AUTH without TLS: only on a loopback address
+//
+//   [limits]                                # RFC 5321 §4.5.3 minimums are the floor
+//   message_size = "25MiB"      recipients = 100       line_length = 998
+//   commands = 1000             errors = 10            connections = 1000
+//   connections_per_client = 20 greeting_delay = "0s"
+//   command_timeout = "5m"      data_timeout = "3m"     session_timeout = "30m"
+//
+//   [next_hop]
+//   url = "smtp://127.0.0.1:10026"          # or "maildir:/var/lib/dkim/maildir"
+//   tls = "required"                        # "required", "opportunistic", "off"
+//   verify_certificate = true               # ca_file, server_name
+//   connect_timeout = "30s"  command_timeout = "5m"  data_timeout = "10m"
+//
+//   [signing]
+//   canonicalization = "relaxed/relaxed"
+//   expire_after = "7d"                     # x=, optional
+//   workers = 8                             # signerd calls in flight
+//
+//   [[domain]]                              # each selector's algorithm comes from its key
+//   name = "example.com"
+//   selectors = ["rsa2026", "ed2026"]
+//
+//   [[client]]                              # who may relay, and for which From: domains
+//   name = "app1"
+//   networks = ["127.0.0.0/8", "::1/128"]   # may send without AUTH from these
+//   password_hash = "$argon2id$..."         # or AUTH PLAIN/LOGIN as `name` with a password
+//   domains = ["example.com"]
+//
+//   [metrics]
+//   listen = "127.0.0.1:9125"               # loopback only
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dkim/dkim/canonicalization.hpp"
+#include "dkim/expected.hpp"
+
+namespace dkim::relayd {
+
+struct Endpoint {
+    std::string host;  // an IP address
+    std::uint16_t port = 0;
+    std::string to_string() const;
+};
+// "127.0.0.1:25", "[::1]:25", "localhost:25" (host names are resolved later).
+std::optional<Endpoint> parse_endpoint(std::string_view text);
+
+// An IPv4 or IPv6 network: "192.0.2.0/24", "::1/128", "127.0.0.1".
+struct Network {
+    std::array<unsigned char, 16> address{};  // IPv4 as ::ffff:a.b.c.d
+    unsigned prefix = 128;
+    bool contains(const std::array<unsigned char, 16>& ip) const;
+};
+std::optional<Network> parse_network(std::string_view text);
+bool is_loopback(const std::array<unsigned char, 16>& ip);
+
+struct Listener {
+    Endpoint address;
+    std::string tls_certificate;
+    std::string tls_key;
+    bool plain_auth = false;
+    bool tls() const { return !tls_certificate.empty(); }
+};
+
+struct Limits {
+    std::uint64_t message_size = std::uint64_t{25} << 20;
+    std::size_t recipients = 100;
+    std::size_t line_length = 998;
+    std::size_t command_line = 512;
+    std::size_t commands = 1000;
+    std::size_t errors = 10;
+    std::size_t connections = 1000;
+    std::size_t connections_per_client = 20;
+    std::size_t auth_failures = 3;
+    std::chrono::milliseconds greeting_delay{0};
+    std::chrono::milliseconds command_timeout{std::chrono::minutes(5)};
+    std::chrono::milliseconds data_timeout{std::chrono::minutes(3)};
+    std::chrono::milliseconds session_timeout{std::chrono::minutes(30)};
+};
+
+enum class TlsMode : std::uint8_t { required, opportunistic, off };
+
+struct NextHop {
+    enum class Kind : std::uint8_t { smtp, maildir } kind = Kind::maildir;
+    std::string host;  // smtp
+    std::uint16_t port = 25;
+    std::string maildir;  // maildir
+    TlsMode tls = TlsMode::required;
+    bool verify_certificate = true;
+    std::string ca_file;
+    std::string server_name;
+    std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
+    std::chrono::milliseconds command_timeout{std::chrono::minutes(5)};
+    std::chrono::milliseconds data_timeout{std::chrono::minutes(10)};
+    std::string describe() const;  // "smtp://host:port", "maildir:/path"
+};
+
+struct SigningDomain {
+    std::string name;  // lower-case
+    std::vector<std::string> selectors;
+};
+
+struct Client {
+    std::string name;
+    std::vector<Network> networks;
+    std::string password_hash;  // Argon2id (libsodium crypto_pwhash_str), empty: no AUTH
+    std::vector<std::string> domains;  // lower-case From:/MAIL FROM domains it may send for
+    bool allows(std::string_view domain) const;
+};
+
+struct Config {
+    std::string file;
+    std::string hostname = "localhost";
+    std::string signerd_socket = "/run/dkim-signerd/signerd.sock";
+    std::vector<Listener> listeners;
+    Limits limits;
+    NextHop next_hop;
+    Canonicalization canonicalization{Canon::relaxed, Canon::relaxed};
+    std::optional<std::chrono::seconds> expire_after;
+    std::size_t signing_workers = 8;
+    std::vector<SigningDomain> domains;
+    std::vector<Client> clients;
+    std::optional<Endpoint> metrics;
+
+    const SigningDomain* domain(std::string_view name) const;
+    const Client* client(std::string_view name) const;
+    // The client whose networks contain `ip` (first match), or null.
+    const Client* client_for(const std::array<unsigned char, 16>& ip) const;
+};
+
+// Errors name the file, line, column and key.
+Expected<Config, std::string> load_config(const std::string& file);
+
+}  // namespace dkim::relayd

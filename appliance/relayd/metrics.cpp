@@ -1,0 +1,38 @@
+#include "metrics.hpp"
+
+namespace dkim::relayd {
+
+std::string RelayMetrics::render() const {
+    std::string out;
+    auto counter = [&out](const std::string& name, const std::string& help, const char* type,
+                          const std::string& value) {
+        out += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+        out += name + " " + value + "\n";
+    };
+    counter("dkim_relayd_connections_total", "Client connections accepted.", "counter",
+            std::to_string(connections_total_.load()));
+    counter("dkim_relayd_connections_open", "Client connections open now.", "gauge",
+            std::to_string(connections_open_.load()));
+    counter("dkim_relayd_connections_refused_total",
+            "Connections refused at once (limits, early talkers).", "counter",
+            std::to_string(connections_refused_.load()));
+    counter("dkim_relayd_received_bytes_total", "Bytes read from clients.", "counter",
+            std::to_string(bytes_in_.load()));
+    counter("dkim_relayd_forwarded_bytes_total", "Message bytes accepted by the next hop.",
+            "counter", std::to_string(bytes_out_.load()));
+    static constexpr const char* kOutcomes[] = {"delivered",       "rejected",     "deferred_grant",
+                                                "deferred_signer", "deferred_hop", "aborted"};
+    out += "# HELP dkim_relayd_transactions_total Mail transactions by outcome.\n"
+           "# TYPE dkim_relayd_transactions_total counter\n";
+    for (std::size_t i = 0; i < transactions_.size(); ++i) {
+        out += std::string("dkim_relayd_transactions_total{outcome=\"") + kOutcomes[i] + "\"} " +
+               std::to_string(transactions_[i].load()) + "\n";
+    }
+    signing_.render(out, "dkim_relayd_signing_seconds",
+                    "Time to sign one message through dkim-signerd, self-check included.");
+    transaction_.render(out, "dkim_relayd_transaction_seconds",
+                        "From the end of DATA to the reply (signing and next hop).");
+    return out;
+}
+
+}  // namespace dkim::relayd

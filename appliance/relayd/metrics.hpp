@@ -1,0 +1,54 @@
+#pragma once
+// dkim-relayd's Prometheus metrics: connections, transactions by outcome, bytes, and the
+// signing and transaction latency histograms. Lock-free counters, rendered when scraped.
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "dkim/metrics/exporter.hpp"
+
+namespace dkim::relayd {
+
+class RelayMetrics {
+  public:
+    enum class Outcome : std::uint8_t {
+        delivered,        // 250 after the next hop accepted
+        rejected,         // 5xx from here (policy, syntax, size) or from the next hop
+        deferred_grant,   // 451: no covering grant (an elevation request is pending)
+        deferred_signer,  // 451: signerd, the token or the self-check failed
+        deferred_hop,     // 4xx: the next hop was down, slow or answered 4xx
+        aborted,          // the client left or timed out inside the transaction
+        count_
+    };
+    void transaction(Outcome outcome) { ++transactions_[static_cast<std::size_t>(outcome)]; }
+    void connection_opened() {
+        ++connections_total_;
+        ++connections_open_;
+    }
+    void connection_closed() { --connections_open_; }
+    void connection_refused() { ++connections_refused_; }
+    void bytes_in(std::uint64_t n) { bytes_in_ += n; }
+    void bytes_out(std::uint64_t n) { bytes_out_ += n; }
+    metrics::Histogram& signing_latency() { return signing_; }
+    metrics::Histogram& transaction_latency() { return transaction_; }
+    std::uint64_t transactions(Outcome outcome) const {
+        return transactions_[static_cast<std::size_t>(outcome)].load();
+    }
+
+    std::string render() const;
+
+  private:
+    std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(Outcome::count_)>
+        transactions_{};
+    std::atomic<std::uint64_t> connections_total_{0};
+    std::atomic<std::int64_t> connections_open_{0};
+    std::atomic<std::uint64_t> connections_refused_{0};
+    std::atomic<std::uint64_t> bytes_in_{0};
+    std::atomic<std::uint64_t> bytes_out_{0};
+    metrics::Histogram signing_;
+    metrics::Histogram transaction_;
+};
+
+}  // namespace dkim::relayd

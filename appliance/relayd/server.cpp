@@ -1,0 +1,121 @@
+#include "server.hpp"
+
+#include <random>
+
+namespace dkim::relayd {
+
+namespace {
+
+void harden(ssl::context& context) {
+    context.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                        ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+    SSL_CTX_set_min_proto_version(context.native_handle(), TLS1_2_VERSION);
+}
+
+}  // namespace
+
+Relay::Relay(const Config& config, ipc::ClientOptions signerd_options)
+    : config_(config),
+      workers_(config.signing_workers),
+      signing_(config, signerd_options) {}
+
+Relay::~Relay() {
+    stop();
+    workers_.join();
+}
+
+Expected<void, std::string> Relay::open() {
+    harden(client_tls_);
+    error_code ec;
+    if (!config_.next_hop.ca_file.empty()) {
+        client_tls_.load_verify_file(config_.next_hop.ca_file, ec);
+    } else {
+        client_tls_.set_default_verify_paths(ec);
+    }
+    if (ec) {
+        return unexpected(config_.file + ": key 'next_hop.ca_file': cannot load CA certificates: " +
+                          ec.message());
+    }
+    context_ = std::make_unique<RelayContext>(RelayContext{
+        config_, workers_, signing_, make_next_hop(config_, workers_, client_tls_), metrics_, 0,
+        {}, 0, 0});
+    context_->id_salt = std::random_device{}();
+    for (std::size_t i = 0; i < config_.listeners.size(); ++i) {
+        const Listener& l = config_.listeners[i];
+        auto tls = std::make_unique<ssl::context>(ssl::context::tls_server);
+        harden(*tls);
+        if (l.tls()) {
+            tls->use_certificate_chain_file(l.tls_certificate, ec);
+            if (!ec) {
+                tls->use_private_key_file(l.tls_key, ssl::context::pem, ec);
+            }
+            if (ec) {
+                return unexpected(config_.file + ": listener " + l.address.to_string() +
+                                  ": cannot load tls_certificate/tls_key: " + ec.message());
+            }
+        }
+        server_tls_.push_back(std::move(tls));
+        const auto address = asio::ip::make_address(l.address.host, ec);
+        if (ec) {
+            return unexpected("cannot listen on " + l.address.to_string() + ": " + ec.message());
+        }
+        auto acceptor = std::make_unique<tcp::acceptor>(io_);
+        const tcp::endpoint endpoint(address, l.address.port);
+        acceptor->open(endpoint.protocol(), ec);
+        if (!ec) {
+            acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+            acceptor->bind(endpoint, ec);
+        }
+        if (!ec) {
+            acceptor->listen(asio::socket_base::max_listen_connections, ec);
+        }
+        if (ec) {
+            return unexpected("cannot listen on " + l.address.to_string() + ": " + ec.message());
+        }
+        acceptors_.push_back(std::move(acceptor));
+    }
+    for (std::size_t i = 0; i < acceptors_.size(); ++i) {
+        accept(i);
+    }
+    return {};
+}
+
+std::vector<tcp::endpoint> Relay::endpoints() const {
+    std::vector<tcp::endpoint> out;
+    for (const auto& a : acceptors_) {
+        error_code ec;
+        out.push_back(a->local_endpoint(ec));
+    }
+    return out;
+}
+
+void Relay::accept(std::size_t listener) {
+    acceptors_[listener]->async_accept([this, listener](error_code ec, tcp::socket socket) {
+        if (ec == asio::error::operation_aborted || !acceptors_[listener]->is_open()) {
+            return;
+        }
+        if (!ec) {
+            std::make_shared<Session>(*context_, config_.listeners[listener],
+                                      *server_tls_[listener], std::move(socket))
+                ->start();
+        }
+        accept(listener);
+    });
+}
+
+void Relay::run() {
+    io_.run();
+}
+
+void Relay::stop() {
+    asio::post(io_, [this] {
+        for (auto& a : acceptors_) {
+            error_code ignored;
+            a->close(ignored);
+        }
+    });
+    io_.stop();
+}
+
+}  // namespace dkim::relayd
