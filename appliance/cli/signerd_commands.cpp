@@ -332,6 +332,36 @@ int run_audit_verify(const AuditFileArgs& args) {
 void add_signerd_commands(CLI::App& app, int& exit_code) {
     auto c = std::make_shared<Common>();
 
+    // For dkim-relayd's [[client]] password_hash: the relay verifies, it never stores.
+    CLI::App* relay = app.add_subcommand("relay", "dkim-relayd helpers")->require_subcommand(1);
+    CLI::App* hash = relay->add_subcommand(
+        "hash-password", "print the Argon2id hash of a relay client's password (for password_hash)");
+    auto password_file = std::make_shared<std::string>();
+    auto cost_name = std::make_shared<std::string>("interactive");
+    hash->add_option("--password-file", *password_file, "file holding the password")->required();
+    hash->add_option("--cost", *cost_name, "interactive (default), moderate, minimal-for-tests");
+    hash->callback([&exit_code, password_file, cost_name] {
+        const auto cost = jit::parse_password_cost(*cost_name);
+        if (!cost) {
+            exit_code = fail("--cost: expected interactive, moderate or minimal-for-tests");
+            return;
+        }
+        std::string error;
+        std::string password = read_secret(*password_file, error);
+        if (!error.empty()) {
+            exit_code = fail(error);
+            return;
+        }
+        const auto hashed = jit::hash_password(password, *cost);
+        jit::wipe(password);
+        if (!hashed) {
+            exit_code = fail("cannot hash the password (out of memory)");
+            return;
+        }
+        std::cout << *hashed << "\n";
+        exit_code = 0;
+    });
+
     CLI::App* status = app.add_subcommand("signerd", "dkim-signerd's state")->require_subcommand(1);
     CLI::App* st = status->add_subcommand("status", "login state, active grants, audit log head");
     add_common(st, *c);

@@ -66,7 +66,8 @@ std::optional<std::array<unsigned char, 16>> parse_ip(const std::string& text) {
 }
 
 bool is_v4_mapped(const std::array<unsigned char, 16>& ip) {
-    static constexpr std::array<unsigned char, 12> kPrefix{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static constexpr std::array<unsigned char, 12> kPrefix{0, 0, 0, 0, 0,    0,
+                                                           0, 0, 0, 0, 0xff, 0xff};
     return std::equal(kPrefix.begin(), kPrefix.end(), ip.begin());
 }
 
@@ -194,7 +195,8 @@ void read_limits(config::TableReader& r, Limits& l) {
         static_cast<std::size_t>(r.integer("connections_per_client", 1, 100000).value_or(20));
     l.auth_failures = static_cast<std::size_t>(r.integer("auth_failures", 1, 100).value_or(3));
     l.greeting_delay = r.duration("greeting_delay", milliseconds(0)).value_or(l.greeting_delay);
-    l.command_timeout = r.duration("command_timeout", milliseconds(100)).value_or(l.command_timeout);
+    l.command_timeout =
+        r.duration("command_timeout", milliseconds(100)).value_or(l.command_timeout);
     l.data_timeout = r.duration("data_timeout", milliseconds(100)).value_or(l.data_timeout);
     l.session_timeout = r.duration("session_timeout", seconds(1)).value_or(l.session_timeout);
     r.finish();
@@ -237,8 +239,10 @@ void read_next_hop(config::TableReader& r, NextHop& h) {
     h.ca_file = r.string("ca_file").value_or("");
     h.server_name = r.string("server_name").value_or(h.host);
     using std::chrono::milliseconds;
-    h.connect_timeout = r.duration("connect_timeout", milliseconds(100)).value_or(h.connect_timeout);
-    h.command_timeout = r.duration("command_timeout", milliseconds(100)).value_or(h.command_timeout);
+    h.connect_timeout =
+        r.duration("connect_timeout", milliseconds(100)).value_or(h.connect_timeout);
+    h.command_timeout =
+        r.duration("command_timeout", milliseconds(100)).value_or(h.command_timeout);
     h.data_timeout = r.duration("data_timeout", milliseconds(100)).value_or(h.data_timeout);
     r.finish();
 }
@@ -281,7 +285,8 @@ Expected<Config, std::string> load_config(const std::string& file) {
         }
         auto next_hop = r.table("next_hop");
         if (!next_hop) {
-            r.fail("next_hop", "missing ([next_hop] url = \"smtp://host:port\" or \"maildir:/path\")");
+            r.fail("next_hop",
+                   "missing ([next_hop] url = \"smtp://host:port\" or \"maildir:/path\")");
         }
         read_next_hop(*next_hop, c.next_hop);
 

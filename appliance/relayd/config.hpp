@@ -119,7 +119,7 @@ struct SigningDomain {
 struct Client {
     std::string name;
     std::vector<Network> networks;
-    std::string password_hash;  // Argon2id (libsodium crypto_pwhash_str), empty: no AUTH
+    std::string password_hash;         // Argon2id (libsodium crypto_pwhash_str), empty: no AUTH
     std::vector<std::string> domains;  // lower-case From:/MAIL FROM domains it may send for
     bool allows(std::string_view domain) const;
 };

@@ -62,7 +62,7 @@ void Watchdog::stop() {
     timer_.cancel();
 }
 
-awaitable<void> Watchdog::run(std::function<void()> on_expiry) {
+awaitable<void> Watchdog::run(const std::function<void()>& on_expiry) {
     while (!stopped_) {
         timer_.expires_at(deadline_);
         error_code ec;

@@ -56,7 +56,8 @@ class Watchdog {
     bool expired() const { return expired_; }
     void reset_expired() { expired_ = false; }
     void stop();
-    awaitable<void> run(std::function<void()> on_expiry);
+    // `on_expiry` must outlive run().
+    awaitable<void> run(const std::function<void()>& on_expiry);
 
   private:
     asio::steady_timer timer_;
@@ -67,8 +68,11 @@ class Watchdog {
 
 // Runs `f` on `pool` and resumes the calling coroutine on its own executor with the result.
 // (co_spawn needs a default-constructible result, hence the optional.)
+// `f` captures only references and pointers: GCC 12 may destroy a non-trivial temporary
+// inside a co_await expression twice.
 template <class F>
 awaitable<std::invoke_result_t<F>> run_blocking(asio::thread_pool& pool, F f) {
+    static_assert(std::is_trivially_destructible_v<F>, "capture by reference or pointer");
     using R = std::invoke_result_t<F>;
     auto result = co_await asio::co_spawn(
         pool, [f = std::move(f)]() mutable -> awaitable<std::optional<R>> { co_return f(); },

@@ -51,8 +51,8 @@ int main(int argc, char** argv) {
     std::unique_ptr<metrics::Exporter> exporter;
     if (config->metrics) {
         std::string error;
-        exporter = metrics::Exporter::start(config->metrics->to_string(),
-                                            [&relay] { return relay.metrics().render(); }, error);
+        exporter = metrics::Exporter::start(
+            config->metrics->to_string(), [&relay] { return relay.metrics().render(); }, error);
         if (!exporter) {
             std::cerr << "dkim-relayd: " << error << "\n";
             return 1;

@@ -22,8 +22,9 @@ std::string RelayMetrics::render() const {
             "counter", std::to_string(bytes_out_.load()));
     static constexpr const char* kOutcomes[] = {"delivered",       "rejected",     "deferred_grant",
                                                 "deferred_signer", "deferred_hop", "aborted"};
-    out += "# HELP dkim_relayd_transactions_total Mail transactions by outcome.\n"
-           "# TYPE dkim_relayd_transactions_total counter\n";
+    out +=
+        "# HELP dkim_relayd_transactions_total Mail transactions by outcome.\n"
+        "# TYPE dkim_relayd_transactions_total counter\n";
     for (std::size_t i = 0; i < transactions_.size(); ++i) {
         out += std::string("dkim_relayd_transactions_total{outcome=\"") + kOutcomes[i] + "\"} " +
                std::to_string(transactions_[i].load()) + "\n";

@@ -70,11 +70,13 @@ std::string unique_name() {
     }
     const auto now = std::chrono::system_clock::now().time_since_epoch();
     const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(now).count();
-    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(now).count() % 1000000;
+    const auto micros =
+        std::chrono::duration_cast<std::chrono::microseconds>(now).count() % 1000000;
     char buffer[128];
-    std::snprintf(buffer, sizeof buffer, "%lld.M%lldP%dQ%lluR%llx.", static_cast<long long>(seconds),
-                  static_cast<long long>(micros), static_cast<int>(::getpid()),
-                  static_cast<unsigned long long>(++counter), static_cast<unsigned long long>(salt));
+    std::snprintf(buffer, sizeof buffer, "%lld.M%lldP%dQ%lluR%llx.",
+                  static_cast<long long>(seconds), static_cast<long long>(micros),
+                  static_cast<int>(::getpid()), static_cast<unsigned long long>(++counter),
+                  static_cast<unsigned long long>(salt));
     return buffer + hostname;
 }
 
@@ -151,8 +153,8 @@ class MaildirNextHop final : public NextHopSession {
             envelope += "Delivered-To: " + r + "\r\n";
         }
         const std::vector<std::string_view> parts{envelope, prefix, message};
-        auto delivered = co_await run_blocking(
-            blocking_, [&] { return deliver_to_maildir(path_, parts); });
+        auto delivered =
+            co_await run_blocking(blocking_, [&] { return deliver_to_maildir(path_, parts); });
         recipients_.clear();
         if (!delivered) {
             co_return local_reply(451, "4.3.0", "maildir delivery failed: " + delivered.error());
@@ -213,7 +215,8 @@ class SmtpNextHop final : public NextHopSession, public std::enable_shared_from_
         if (!stream_) {
             co_return broken_;
         }
-        co_return co_await command_reply("RCPT TO:<" + forward_path + ">", hop_.command_timeout);
+        const std::string line = "RCPT TO:<" + forward_path + ">";
+        co_return co_await command_reply(line, hop_.command_timeout);
     }
 
     awaitable<smtp::Reply> data(const std::string& prefix, const std::string& message,
@@ -273,19 +276,21 @@ class SmtpNextHop final : public NextHopSession, public std::enable_shared_from_
             asio::co_spawn(
                 executor_,
                 [self = shared_from_this()]() -> awaitable<void> {
-                    co_await self->watchdog_.run([self] {
+                    const std::function<void()> on_expiry = [self] {
                         if (self->stream_) {
                             self->stream_->close();
                         }
-                    });
+                    };
+                    co_await self->watchdog_.run(on_expiry);
                 },
                 asio::detached);
         }
         error_code ec;
         tcp::resolver resolver(executor_);
         watchdog_.arm(hop_.connect_timeout);
+        const std::string port = std::to_string(hop_.port);
         const auto endpoints = co_await resolver.async_resolve(
-            hop_.host, std::to_string(hop_.port), asio::redirect_error(asio::use_awaitable, ec));
+            hop_.host, port, asio::redirect_error(asio::use_awaitable, ec));
         if (!ec) {
             co_await asio::async_connect(stream_->socket(), endpoints,
                                          asio::redirect_error(asio::use_awaitable, ec));
@@ -293,10 +298,10 @@ class SmtpNextHop final : public NextHopSession, public std::enable_shared_from_
         if (ec) {
             const bool timed_out = watchdog_.expired();
             close();
-            co_return local_reply(451, timed_out ? "4.4.2" : "4.4.1",
-                                  where + " unreachable: " +
-                                      (timed_out ? std::string("connection timed out")
-                                                 : ec.message()));
+            co_return local_reply(
+                451, timed_out ? "4.4.2" : "4.4.1",
+                where + " unreachable: " +
+                    (timed_out ? std::string("connection timed out") : ec.message()));
         }
         stream_->socket().set_option(tcp::no_delay(true), ec);
         auto greeting = co_await read_reply(hop_.command_timeout);
@@ -311,8 +316,9 @@ class SmtpNextHop final : public NextHopSession, public std::enable_shared_from_
             if (!starttls_) {
                 close();
                 co_return local_reply(451, "4.7.5",
-                                      where + " does not offer STARTTLS, which the "
-                                      "configuration requires");
+                                      where +
+                                          " does not offer STARTTLS, which the "
+                                          "configuration requires");
             }
             auto ready = co_await command_reply("STARTTLS", hop_.command_timeout);
             if (ready.code != 220) {
@@ -351,15 +357,17 @@ class SmtpNextHop final : public NextHopSession, public std::enable_shared_from_
             return local_reply(reply.code < 500 ? 451 : 554, reply.code < 500 ? "4.4.0" : "5.4.0",
                                std::string(step) + " refused: " + reply.summary());
         }
-        return local_reply(451, "4.4.0", hop_.describe() + " failed at " + step + ": " +
-                                              reply.summary());
+        return local_reply(451, "4.4.0",
+                           hop_.describe() + " failed at " + step + ": " + reply.summary());
     }
 
     awaitable<smtp::Reply> ehlo() {
-        auto reply = co_await command_reply("EHLO " + hostname_, hop_.command_timeout);
+        const std::string ehlo_line = "EHLO " + hostname_;
+        auto reply = co_await command_reply(ehlo_line, hop_.command_timeout);
         if (reply.code >= 500 && stream_) {
             size_ = eight_bit_mime_ = smtputf8_ = starttls_ = false;
-            co_return co_await command_reply("HELO " + hostname_, hop_.command_timeout);
+            const std::string helo_line = "HELO " + hostname_;
+            co_return co_await command_reply(helo_line, hop_.command_timeout);
         }
         if (reply.positive()) {
             size_ = eight_bit_mime_ = smtputf8_ = starttls_ = false;
@@ -380,12 +388,16 @@ class SmtpNextHop final : public NextHopSession, public std::enable_shared_from_
     }
 
     // Sends `text` (a command without CRLF, or raw data when !is_command) and reads the reply.
-    awaitable<smtp::Reply> command_reply(const std::string& text, std::chrono::milliseconds timeout,
+    // (GCC 12 may destroy a temporary with a destructor twice when it is part of a co_await
+    // expression: arguments here are named objects or string literals, never temporaries.)
+    awaitable<smtp::Reply> command_reply(std::string_view text, std::chrono::milliseconds timeout,
                                          bool is_command = true) {
         error_code ec;
         watchdog_.arm(timeout);
         if (is_command) {
-            co_await stream_->write(text + "\r\n", ec);
+            std::string line(text);
+            line += "\r\n";
+            co_await stream_->write(line, ec);
         } else {
             co_await stream_->write(text, ec);
         }
@@ -433,8 +445,7 @@ class SmtpNextHop final : public NextHopSession, public std::enable_shared_from_
 
     void fail(const std::string& why) {
         const bool timed_out = watchdog_.expired();
-        broken_ = local_reply(451, timed_out ? "4.4.2" : "4.4.0",
-                              hop_.describe() + ": " + why);
+        broken_ = local_reply(451, timed_out ? "4.4.2" : "4.4.0", hop_.describe() + ": " + why);
         close();
     }
 

@@ -21,7 +21,7 @@
 namespace dkim::relayd {
 
 struct MailCommand {
-    std::string reverse_path;        // address without brackets; empty for <>
+    std::string reverse_path;         // address without brackets; empty for <>
     std::uint64_t declared_size = 0;  // SIZE=, 0 when not declared
     bool eight_bit = false;           // BODY=8BITMIME
     bool smtputf8 = false;

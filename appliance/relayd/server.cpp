@@ -8,17 +8,15 @@ namespace {
 
 void harden(ssl::context& context) {
     context.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
-                        ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                        ssl::context::single_dh_use);
     SSL_CTX_set_min_proto_version(context.native_handle(), TLS1_2_VERSION);
 }
 
 }  // namespace
 
 Relay::Relay(const Config& config, ipc::ClientOptions signerd_options)
-    : config_(config),
-      workers_(config.signing_workers),
-      signing_(config, signerd_options) {}
+    : config_(config), workers_(config.signing_workers), signing_(config, signerd_options) {}
 
 Relay::~Relay() {
     stop();
@@ -34,12 +32,19 @@ Expected<void, std::string> Relay::open() {
         client_tls_.set_default_verify_paths(ec);
     }
     if (ec) {
-        return unexpected(config_.file + ": key 'next_hop.ca_file': cannot load CA certificates: " +
-                          ec.message());
+        return unexpected(config_.file +
+                          ": key 'next_hop.ca_file': cannot load CA certificates: " + ec.message());
     }
-    context_ = std::make_unique<RelayContext>(RelayContext{
-        config_, workers_, signing_, make_next_hop(config_, workers_, client_tls_), metrics_, 0,
-        {}, 0, 0});
+    context_ =
+        std::make_unique<RelayContext>(RelayContext{config_,
+                                                    workers_,
+                                                    signing_,
+                                                    make_next_hop(config_, workers_, client_tls_),
+                                                    metrics_,
+                                                    0,
+                                                    {},
+                                                    0,
+                                                    0});
     context_->id_salt = std::random_device{}();
     for (std::size_t i = 0; i < config_.listeners.size(); ++i) {
         const Listener& l = config_.listeners[i];

@@ -55,8 +55,7 @@ bool verify_client_password(const Client* client, std::string_view password) {
     }();
     const std::string& hash =
         client != nullptr && !client->password_hash.empty() ? client->password_hash : dummy;
-    const bool ok =
-        crypto_pwhash_str_verify(hash.c_str(), password.data(), password.size()) == 0;
+    const bool ok = crypto_pwhash_str_verify(hash.c_str(), password.data(), password.size()) == 0;
     return ok && client != nullptr && !client->password_hash.empty();
 }
 
@@ -100,16 +99,17 @@ void Session::start() {
     asio::co_spawn(
         stream_.socket().get_executor(),
         [self]() -> awaitable<void> {
-            co_await self->watchdog_.run([self] {
-                // First the pending operation is cancelled so that the session can say 421;
-                // if that write does not finish either, the next expiry closes the socket.
+            // First the pending operation is cancelled so that the session can say 421; if that
+            // write does not finish either, the next expiry closes the socket.
+            const std::function<void()> on_expiry = [self] {
                 if (self->timed_out_) {
                     self->stream_.close();
                 } else {
                     self->timed_out_ = true;
                     self->stream_.cancel();
                 }
-            });
+            };
+            co_await self->watchdog_.run(on_expiry);
         },
         asio::detached);
     asio::co_spawn(
@@ -133,7 +133,8 @@ void Session::start() {
 }
 
 std::chrono::milliseconds Session::budget(std::chrono::milliseconds timeout) const {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(session_end_ - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(session_end_ - Clock::now());
     return std::max(std::min(timeout, left), 1ms);
 }
 
@@ -206,13 +207,15 @@ awaitable<bool> Session::greet() {
     const std::size_t from_here = ++relay_.per_address[address_];
     if (relay_.connections > limits.connections) {
         relay_.metrics.connection_refused();
-        close_after_reply(421, "4.7.0", config_.hostname + " Too many connections; try again later");
+        close_after_reply(421, "4.7.0",
+                          config_.hostname + " Too many connections; try again later");
         co_return false;
     }
     if (from_here > limits.connections_per_client) {
         relay_.metrics.connection_refused();
-        close_after_reply(421, "4.7.0",
-                          config_.hostname + " Too many connections from your address; try again later");
+        close_after_reply(
+            421, "4.7.0",
+            config_.hostname + " Too many connections from your address; try again later");
         co_return false;
     }
     if (limits.greeting_delay > 0ms) {
@@ -221,10 +224,10 @@ awaitable<bool> Session::greet() {
         asio::steady_timer timer(stream_.socket().get_executor());
         timer.expires_after(limits.greeting_delay);
         error_code ec;
-        const auto first = co_await (
-            stream_.socket().async_wait(tcp::socket::wait_read,
-                                        asio::redirect_error(asio::use_awaitable, ec)) ||
-            timer.async_wait(asio::redirect_error(asio::use_awaitable, ec)));
+        const auto first =
+            co_await (stream_.socket().async_wait(tcp::socket::wait_read,
+                                                  asio::redirect_error(asio::use_awaitable, ec)) ||
+                      timer.async_wait(asio::redirect_error(asio::use_awaitable, ec)));
         if (first.index() == 0) {
             relay_.metrics.connection_refused();
             close_after_reply(554, "5.5.1", "Protocol error: data sent before the greeting");
@@ -329,9 +332,12 @@ awaitable<void> Session::ehlo(const smtp::Command& c, bool extended) {
         reply(250, "", config_.hostname);
         co_return;
     }
-    std::vector<std::string> lines{config_.hostname, "PIPELINING",
+    std::vector<std::string> lines{config_.hostname,
+                                   "PIPELINING",
                                    "SIZE " + std::to_string(config_.limits.message_size),
-                                   "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8"};
+                                   "8BITMIME",
+                                   "ENHANCEDSTATUSCODES",
+                                   "SMTPUTF8"};
     if (listener_.tls() && !stream_.tls()) {
         lines.emplace_back("STARTTLS");
     }
@@ -378,8 +384,8 @@ awaitable<void> Session::mail(const smtp::Command& c) {
                 co_return;
             }
             t.declared_size = std::stoull(v);
-        } else if (p.keyword == "BODY" && p.value && (mail::iequals(*p.value, "8BITMIME") ||
-                                                      mail::iequals(*p.value, "7BIT"))) {
+        } else if (p.keyword == "BODY" && p.value &&
+                   (mail::iequals(*p.value, "8BITMIME") || mail::iequals(*p.value, "7BIT"))) {
             t.eight_bit = mail::iequals(*p.value, "8BITMIME");
         } else if (p.keyword == "SMTPUTF8" && !p.value && ehlo_) {
             t.smtputf8 = true;
@@ -391,8 +397,9 @@ awaitable<void> Session::mail(const smtp::Command& c) {
         }
     }
     if (t.declared_size > config_.limits.message_size) {
-        reply(552, "5.3.4", "Message size exceeds the limit of " +
-                                std::to_string(config_.limits.message_size) + " bytes");
+        reply(552, "5.3.4",
+              "Message size exceeds the limit of " + std::to_string(config_.limits.message_size) +
+                  " bytes");
         co_return;
     }
     if (path->utf8 && !t.smtputf8) {
@@ -411,19 +418,19 @@ awaitable<void> Session::mail(const smtp::Command& c) {
         co_return;
     }
     if (!path->address.empty() && !who->allows(path->domain)) {
-        reply(550, "5.7.1", "Client " + who->name + " may not send mail from the domain " +
-                                path->domain);
+        reply(550, "5.7.1",
+              "Client " + who->name + " may not send mail from the domain " + path->domain);
         co_return;
     }
     if (!next_hop_) {
         next_hop_ = relay_.next_hop(stream_.socket().get_executor());
     }
     co_await flush();  // the next hop may take a while: pipelined replies go out first
-    const auto answer = co_await next_hop_->mail(
-        MailCommand{path->address, t.declared_size, t.eight_bit, t.smtputf8});
+    const MailCommand command{path->address, t.declared_size, t.eight_bit, t.smtputf8};
+    const auto answer = co_await next_hop_->mail(command);
     if (!answer.positive()) {
-        reply(answer.code, answer.enhanced.empty() ? (answer.code < 500 ? "4.4.0" : "5.0.0")
-                                                   : answer.enhanced,
+        reply(answer.code,
+              answer.enhanced.empty() ? (answer.code < 500 ? "4.4.0" : "5.0.0") : answer.enhanced,
               "Next hop: " + one_line(answer.text));
         co_return;
     }
@@ -448,7 +455,8 @@ awaitable<void> Session::rcpt(const smtp::Command& c) {
         co_return;
     }
     if (!path->parameters.empty()) {
-        reply(555, "5.5.4", "Unsupported RCPT parameter " + path->parameters[0].keyword.substr(0, 20));
+        reply(555, "5.5.4",
+              "Unsupported RCPT parameter " + path->parameters[0].keyword.substr(0, 20));
         co_return;
     }
     if (path->utf8 && !txn_.smtputf8) {
@@ -462,8 +470,8 @@ awaitable<void> Session::rcpt(const smtp::Command& c) {
     co_await flush();
     const auto answer = co_await next_hop_->rcpt(path->address);
     if (!answer.positive()) {
-        reply(answer.code, answer.enhanced.empty() ? (answer.code < 500 ? "4.4.0" : "5.0.0")
-                                                   : answer.enhanced,
+        reply(answer.code,
+              answer.enhanced.empty() ? (answer.code < 500 ? "4.4.0" : "5.0.0") : answer.enhanced,
               "Next hop: " + one_line(answer.text));
         co_return;
     }
@@ -490,9 +498,8 @@ awaitable<void> Session::data(const smtp::Command& c) {
     const auto& limits = config_.limits;
     smtp::DataDecoder decoder(limits.line_length);
     message_.clear();
-    message_.reserve(static_cast<std::size_t>(
-        std::min<std::uint64_t>(txn_.declared_size > 0 ? txn_.declared_size + 1024 : 65536,
-                                limits.message_size)));
+    message_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(
+        txn_.declared_size > 0 ? txn_.declared_size + 1024 : 65536, limits.message_size)));
     // The header section is parsed once its empty line arrives; from then on the body is
     // hashed as it comes.
     std::optional<mail::HeaderBlock> header;
@@ -577,31 +584,31 @@ awaitable<void> Session::data(const smtp::Command& c) {
                 closing_ = true;
             }
             co_await reset_transaction();
+            co_await reset_transaction();
             co_return;
         }
     }
     const auto finished = Clock::now();
-    auto finish = [&](RelayMetrics::Outcome outcome, int code, std::string_view enhanced,
-                      const std::string& text, const std::string& sign_state,
-                      const std::string& hop_state) -> awaitable<void> {
+    // The reply to the final dot, its metrics and log line. The caller then ends the
+    // transaction (a plain function: GCC 12 mishandles temporaries in co_await expressions).
+    auto conclude = [&](RelayMetrics::Outcome outcome, int code, std::string_view enhanced,
+                        const std::string& text, const std::string& sign_state,
+                        const std::string& hop_state) {
         reply(code, enhanced, text);
         relay_.metrics.transaction(outcome);
         relay_.metrics.transaction_latency().observe(Clock::now() - finished);
         std::string selectors = "-";
         if (signing) {
             selectors.clear();
-            for (const auto& s : signing->selectors()) {
-                selectors += (selectors.empty() ? "" : ",") + s;
+            for (const auto& name : signing->selectors()) {
+                selectors += (selectors.empty() ? "" : ",") + name;
             }
         }
         log_transaction(from_domains.empty() ? "-" : from_domains.front(), decoder.size(),
                         selectors, sign_state, hop_state, code, Clock::now() - txn_.started);
-        const bool hop_done = outcome == RelayMetrics::Outcome::delivered ||
-                              !hop_state.empty();  // the next hop ended the transaction itself
-        if (hop_done) {
-            txn_.active = false;
+        if (!hop_state.empty()) {
+            txn_.active = false;  // the next hop answered the message: its transaction is over
         }
-        co_await reset_transaction();
     };
 
     if (result.status == smtp::DataDecoder::Status::bare_newline) {
@@ -609,21 +616,24 @@ awaitable<void> Session::data(const smtp::Command& c) {
         close_after_reply(521, "5.5.2",
                           "Bare CR or LF in the message; lines end in CRLF only (RFC 5321 §2.3.8)");
         co_await reset_transaction();
+        co_await reset_transaction();
         co_return;
     }
     if (decoder.oversized()) {
-        co_await finish(RelayMetrics::Outcome::rejected, 552, "5.3.4",
-                        "Message size exceeds the limit of " + std::to_string(limits.message_size) +
-                            " bytes",
-                        "-", "");
+        conclude(
+            RelayMetrics::Outcome::rejected, 552, "5.3.4",
+            "Message size exceeds the limit of " + std::to_string(limits.message_size) + " bytes",
+            "-", "");
+        co_await reset_transaction();
         co_return;
     }
     if (decoder.line_too_long()) {
-        co_await finish(RelayMetrics::Outcome::rejected, 550, "5.6.0",
-                        "A line is longer than " + std::to_string(limits.line_length) +
-                            " octets (RFC 5322 §2.1.1); it would not reach the recipient with a "
-                            "valid signature",
-                        "-", "");
+        conclude(RelayMetrics::Outcome::rejected, 550, "5.6.0",
+                 "A line is longer than " + std::to_string(limits.line_length) +
+                     " octets (RFC 5322 §2.1.1); it would not reach the recipient with a "
+                     "valid signature",
+                 "-", "");
+        co_await reset_transaction();
         co_return;
     }
     if (!header && header_error.empty()) {
@@ -631,21 +641,24 @@ awaitable<void> Session::data(const smtp::Command& c) {
         body_start = hashed = message_.size();
     }
     if (!header_error.empty()) {
-        co_await finish(RelayMetrics::Outcome::rejected, 554, "5.6.0", header_error, "-", "");
+        conclude(RelayMetrics::Outcome::rejected, 554, "5.6.0", header_error, "-", "");
+        co_await reset_transaction();
         co_return;
     }
     const Client* who = client();
     for (const auto& d : from_domains) {
         if (who == nullptr || !who->allows(d)) {
-            co_await finish(RelayMetrics::Outcome::rejected, 550, "5.7.1",
-                            "Client " + client_name() + " may not send mail with From: domain " + d,
-                            "-", "");
+            conclude(RelayMetrics::Outcome::rejected, 550, "5.7.1",
+                     "Client " + client_name() + " may not send mail with From: domain " + d, "-",
+                     "");
+            co_await reset_transaction();
             co_return;
         }
     }
     if (signing_domain == nullptr) {  // allowed domains are signing domains (config check)
-        co_await finish(RelayMetrics::Outcome::rejected, 550, "5.7.1",
-                        "No signing keys for " + from_domains.front(), "-", "");
+        conclude(RelayMetrics::Outcome::rejected, 550, "5.7.1",
+                 "No signing keys for " + from_domains.front(), "-", "");
+        co_await reset_transaction();
         co_return;
     }
     const auto sign_started = Clock::now();
@@ -653,63 +666,65 @@ awaitable<void> Session::data(const smtp::Command& c) {
         // The public keys were not cached yet: fetch them, then hash the body now.
         SigningService& service = relay_.signing;
         const SigningDomain& domain = *signing_domain;
-        auto prepared =
-            co_await run_blocking(relay_.workers, [&service, &domain] { return service.prepare(domain); });
+        auto prepared = co_await run_blocking(
+            relay_.workers, [&service, &domain] { return service.prepare(domain); });
         if (prepared) {
             signing = relay_.signing.start(*signing_domain);
         }
         if (!signing) {
-            co_await finish(RelayMetrics::Outcome::deferred_signer, 451, "4.3.0",
-                            "Signing is unavailable: " +
-                                one_line(prepared ? "no public key" : prepared.error().message),
-                            "unavailable", "");
+            conclude(RelayMetrics::Outcome::deferred_signer, 451, "4.3.0",
+                     "Signing is unavailable: " +
+                         one_line(prepared ? "no public key" : prepared.error().message),
+                     "unavailable", "");
+            co_await reset_transaction();
             co_return;
         }
         signing->update_body(std::string_view(message_).substr(body_start));
     }
     MessageSigning* s = signing.get();
     const mail::HeaderBlock* h = &*header;
-    auto fields = co_await run_blocking(relay_.workers, [s, h] {
-        return s->finish(*h, std::chrono::system_clock::now());
-    });
+    auto fields = co_await run_blocking(
+        relay_.workers, [s, h] { return s->finish(*h, std::chrono::system_clock::now()); });
     relay_.metrics.signing_latency().observe(Clock::now() - sign_started);
     if (!fields) {
         const SignFailure& f = fields.error();
         switch (f.kind) {
             case SignFailure::Kind::locked:
-                co_await finish(RelayMetrics::Outcome::deferred_grant, 451, "4.7.0",
-                                "Signing for " + signing_domain->name +
-                                    " is awaiting approval (elevation request " +
-                                    std::to_string(f.request_id) + "); try again later",
-                                "locked:" + std::to_string(f.request_id), "");
+                conclude(RelayMetrics::Outcome::deferred_grant, 451, "4.7.0",
+                         "Signing for " + signing_domain->name +
+                             " is awaiting approval (elevation request " +
+                             std::to_string(f.request_id) + "); try again later",
+                         "locked:" + std::to_string(f.request_id), "");
                 break;
             case SignFailure::Kind::self_check:
             case SignFailure::Kind::unavailable:
             case SignFailure::Kind::refused:
-                co_await finish(RelayMetrics::Outcome::deferred_signer, 451,
-                                f.kind == SignFailure::Kind::refused ? "4.3.5" : "4.3.0",
-                                "Signing failed: " + one_line(f.message),
-                                f.kind == SignFailure::Kind::self_check ? "self-check-failed"
-                                                                        : "unavailable",
-                                "");
+                conclude(
+                    RelayMetrics::Outcome::deferred_signer, 451,
+                    f.kind == SignFailure::Kind::refused ? "4.3.5" : "4.3.0",
+                    "Signing failed: " + one_line(f.message),
+                    f.kind == SignFailure::Kind::self_check ? "self-check-failed" : "unavailable",
+                    "");
                 break;
         }
+        co_await reset_transaction();
         co_return;
     }
     const auto answer = co_await next_hop_->data(*fields, message_, decoder.eight_bit());
     if (answer.positive()) {
         relay_.metrics.bytes_out(fields->size() + message_.size());
-        co_await finish(RelayMetrics::Outcome::delivered, 250, "2.0.0",
-                        "Ok: signed and accepted by the next hop: " + one_line(answer.summary()),
-                        "ok", answer.summary());
+        conclude(RelayMetrics::Outcome::delivered, 250, "2.0.0",
+                 "Ok: signed and accepted by the next hop: " + one_line(answer.summary()), "ok",
+                 answer.summary());
     } else {
-        co_await finish(answer.code < 500 ? RelayMetrics::Outcome::deferred_hop
-                                          : RelayMetrics::Outcome::rejected,
-                        answer.code,
-                        answer.enhanced.empty() ? (answer.code < 500 ? "4.4.0" : "5.0.0")
-                                                : answer.enhanced,
-                        "Next hop: " + one_line(answer.text), "ok", answer.summary());
+        conclude(
+            answer.code < 500 ? RelayMetrics::Outcome::deferred_hop
+                              : RelayMetrics::Outcome::rejected,
+            answer.code,
+            answer.enhanced.empty() ? (answer.code < 500 ? "4.4.0" : "5.0.0") : answer.enhanced,
+            "Next hop: " + one_line(answer.text), "ok", answer.summary());
     }
+    co_await reset_transaction();
 }
 
 awaitable<void> Session::starttls(const smtp::Command& c) {
@@ -797,7 +812,8 @@ awaitable<void> Session::auth(const smtp::Command& c) {
             reply(501, "5.0.0", "Authentication cancelled");
             return std::nullopt;
         }
-        auto decoded = encoded == "=" ? std::optional<std::string>("") : crypto::base64_decode(encoded);
+        auto decoded =
+            encoded == "=" ? std::optional<std::string>("") : crypto::base64_decode(encoded);
         wipe(encoded);
         if (!decoded) {
             reply(501, "5.5.2", "Invalid base64 data");
@@ -884,9 +900,9 @@ void Session::log_transaction(const std::string& from_domain, std::uint64_t size
                               const std::string& selectors, const std::string& signing,
                               const std::string& next_hop, int reply_code,
                               std::chrono::steady_clock::duration latency) {
-    const double ms =
-        static_cast<double>(std::chrono::duration_cast<std::chrono::microseconds>(latency).count()) /
-        1000.0;
+    const double ms = static_cast<double>(
+                          std::chrono::duration_cast<std::chrono::microseconds>(latency).count()) /
+                      1000.0;
     std::fprintf(stderr,
                  "dkim-relayd: txn id=%s.%llu client=%s ip=%s from_domain=%s size=%llu rcpts=%zu "
                  "selectors=%s sign=%s next_hop=%s reply=%d latency_ms=%.3f\n",

@@ -84,7 +84,9 @@ class Session : public std::enable_shared_from_this<Session> {
     // Counts a client error; true when the session must end.
     bool error_counted();
     std::chrono::milliseconds budget(std::chrono::milliseconds timeout) const;
-    const Client* client() const { return auth_client_ != nullptr ? auth_client_ : network_client_; }
+    const Client* client() const {
+        return auth_client_ != nullptr ? auth_client_ : network_client_;
+    }
     std::string client_name() const;
     bool auth_offered() const;
     void log_transaction(const std::string& from_domain, std::uint64_t size,

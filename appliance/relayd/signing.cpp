@@ -110,7 +110,7 @@ std::optional<SigningService::Key> SigningService::cached(const std::string& dom
 }
 
 Expected<SigningService::Key, SignFailure> SigningService::fetch(const std::string& domain,
-                                                                const std::string& selector) {
+                                                                 const std::string& selector) {
     auto reply = client().call(ipc::PublicKeyRequest{domain, selector});
     if (!reply) {
         return unexpected(SignFailure{SignFailure::Kind::unavailable, reply.error(), selector, 0});
@@ -119,8 +119,8 @@ Expected<SigningService::Key, SignFailure> SigningService::fetch(const std::stri
         const auto kind = error->code == "unavailable" ? SignFailure::Kind::unavailable
                                                        : SignFailure::Kind::refused;
         return unexpected(SignFailure{kind,
-                                      "the public key of " + key_label(domain, selector) +
-                                          ": " + error->code + ": " + error->message,
+                                      "the public key of " + key_label(domain, selector) + ": " +
+                                          error->code + ": " + error->message,
                                       selector, 0});
     }
     const auto* found = std::get_if<ipc::PublicKeyReply>(&*reply);
@@ -131,10 +131,11 @@ Expected<SigningService::Key, SignFailure> SigningService::fetch(const std::stri
     const bool ed25519 = found->key_type == "ed25519";
     auto key = crypto::PublicKey::parse(ed25519 ? KeyType::ed25519 : KeyType::rsa, found->key);
     if (!key || (!ed25519 && found->key_type != "rsa")) {
-        return unexpected(SignFailure{SignFailure::Kind::refused,
-                                      "the public key of " + key_label(domain, selector) +
-                                          " cannot be used: " + (key ? found->key_type : key.error()),
-                                      selector, 0});
+        return unexpected(
+            SignFailure{SignFailure::Kind::refused,
+                        "the public key of " + key_label(domain, selector) +
+                            " cannot be used: " + (key ? found->key_type : key.error()),
+                        selector, 0});
     }
     Key k{ed25519 ? SigningAlgorithm::ed25519_sha256 : SigningAlgorithm::rsa_sha256,
           std::move(*key)};

@@ -120,15 +120,11 @@ Expected<Config, std::string> load_config(const std::string& file) {
             c.socket_gid = static_cast<std::uint32_t>(found->gr_gid);
         }
         if (auto cost = r.string("password_cost")) {
-            if (*cost == "interactive") {
-                c.password_cost = jit::PasswordCost{};
-            } else if (*cost == "moderate") {
-                c.password_cost = jit::PasswordCost{3, 256ULL << 20};
-            } else if (*cost == "minimal-for-tests") {
-                c.password_cost = jit::PasswordCost::minimal();
-            } else {
+            const auto parsed = jit::parse_password_cost(*cost);
+            if (!parsed) {
                 r.fail("password_cost", "expected \"interactive\" or \"moderate\"");
             }
+            c.password_cost = *parsed;
         }
         if (auto pin = r.table("pin")) {
             const std::string source = pin->string("source").value_or("file");

@@ -22,6 +22,19 @@ void ensure_sodium() {
 
 }  // namespace
 
+std::optional<PasswordCost> parse_password_cost(std::string_view name) {
+    if (name == "interactive") {
+        return PasswordCost{};
+    }
+    if (name == "moderate") {
+        return PasswordCost{3, 256ULL << 20};
+    }
+    if (name == "minimal-for-tests") {
+        return PasswordCost::minimal();
+    }
+    return std::nullopt;
+}
+
 PasswordCost PasswordCost::minimal() {
     return PasswordCost{crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_MEMLIMIT_MIN};
 }

@@ -1,9 +1,9 @@
 #include "dkim/metrics/exporter.hpp"
 
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <algorithm>
 #include <cstdio>
 #include <thread>
 
@@ -114,8 +114,7 @@ class BeastExporter final : public Exporter {
 }  // namespace
 
 std::unique_ptr<Exporter> Exporter::start(const std::string& listen,
-                                                    std::function<std::string()> render,
-                                                    std::string& error) {
+                                          std::function<std::string()> render, std::string& error) {
     const auto colon = listen.rfind(':');
     if (colon == std::string::npos) {
         error = "metrics: expected host:port, got " + listen;

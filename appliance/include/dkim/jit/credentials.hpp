@@ -15,6 +15,8 @@ struct PasswordCost {
     std::size_t memory = 64ULL << 20;  // crypto_pwhash_MEMLIMIT_INTERACTIVE, 64 MiB
     static PasswordCost minimal();     // for tests only: the smallest Argon2id allows
 };
+// "interactive" (64 MiB), "moderate" (256 MiB) or "minimal-for-tests".
+std::optional<PasswordCost> parse_password_cost(std::string_view name);
 
 // libsodium's encoded "$argon2id$v=19$m=...,t=...,p=1$salt$hash", or none when out of memory.
 std::optional<std::string> hash_password(std::string_view password, const PasswordCost& cost);

@@ -16,8 +16,7 @@ class Exporter {
   public:
     // `listen` is "127.0.0.1:9464" or "[::1]:9464"; port 0 picks one (see port()).
     static std::unique_ptr<Exporter> start(const std::string& listen,
-                                           std::function<std::string()> render,
-                                           std::string& error);
+                                           std::function<std::string()> render, std::string& error);
     virtual ~Exporter() = default;
     virtual unsigned short port() const = 0;
     virtual void stop() = 0;

@@ -193,7 +193,8 @@ class ReplyParser {
 };
 
 // Formats a reply: "250-a\r\n250 b\r\n". Each line gets the enhanced code when given.
-std::string format_reply(int code, std::string_view enhanced, const std::vector<std::string>& lines);
+std::string format_reply(int code, std::string_view enhanced,
+                         const std::vector<std::string>& lines);
 std::string format_reply(int code, std::string_view enhanced, std::string_view text);
 
 }  // namespace dkim::smtp

@@ -1,0 +1,361 @@
+#!/usr/bin/python3
+"""dkim-relayd as a real daemon between real SMTP peers.
+
+Started by ctest (labels "hsm;signerd;relayd"), one group per run:
+
+  delivery   swaks as the client (plain, PIPELINING, 8-bit, large, empty and SMTPUTF8
+             messages; STARTTLS + AUTH PLAIN/LOGIN), Postfix's smtp-sink and a maildir as
+             next hops; every delivered message verifies with dkimpy over a real DNS server
+             (RSA and Ed25519 selectors on one message); no grant: 451 with the request id,
+             then, once approved, the retry is delivered once
+  faults     next hop down, answering 4xx and 5xx to RCPT and to the final dot, stalling
+             past the timeout; signerd stopped; kill -9 of relayd in the middle of DATA; the
+             client leaving mid-DATA. After each: nothing delivered that the client was not
+             told 250 for, nothing delivered twice
+  security   SMTP smuggling sequences, open-relay attempts, a From: domain the client may not
+             use, AUTH before STARTTLS, oversized messages (declared and actual), too many
+             recipients, an early talker, command timeouts, configuration errors
+
+relayd runs as user nobody (setpriv), like signerd's relay peer; signerd, its token and
+dnsmasq are set up as in signerd_daemon.py. smtp-sink runs as nobody too (-u).
+
+usage: relayd_daemon.py GROUP DKIM_APPLIANCE DKIM_SIGNERD DKIM_RELAYD SOFTHSM2_MODULE
+"""
+
+import glob
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+import dkim
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from signerd_daemon import DOMAIN, Appliance  # noqa: E402
+from testlib import FAILURES, DnsServer, check, free_port, summary  # noqa: E402
+
+NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+def message(subject="relayed", body=b"Signed by the relay.\r\n", sender="alice@" + DOMAIN, extra=b""):
+    return (b"From: Alice <" + sender.encode() + b">\r\nTo: Bob <bob@peer.example>\r\n"
+            b"Subject: " + subject.encode() + b"\r\nDate: Thu, 26 Nov 2026 10:00:00 +0000\r\n"
+            b"Message-ID: <" + subject.encode().replace(b" ", b"-") + b"@" + DOMAIN.encode() + b">\r\n" +
+            extra + b"\r\n" + body)
+
+
+class Sink:
+    """Postfix's smtp-sink on a free port, dumping each accepted message into its own file."""
+
+    def __init__(self, folder, *options):
+        self.dir = os.path.join(folder, "sink-%d" % time.monotonic_ns())
+        os.makedirs(self.dir)
+        shutil.chown(self.dir, "nobody", "nogroup")
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            ["smtp-sink", "-u", "nobody", "-d", self.dir + "/msg.", *options, "127.0.0.1:%d" % self.port, "64"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("smtp-sink did not start")
+
+    def messages(self):
+        out = []
+        for path in sorted(glob.glob(self.dir + "/msg.*")):
+            with open(path, "rb") as f:
+                out.append(f.read())
+        return out
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+def maildir_messages(path):
+    out = []
+    for name in sorted(glob.glob(os.path.join(path, "new", "*"))):
+        with open(name, "rb") as f:
+            out.append(f.read())
+    return out
+
+
+class Relay:
+    def __init__(self, folder, relayd, app, next_hop, name="relay", limits="", listen_extra="", clients=None,
+                 next_hop_extra=""):
+        self.folder, self.relayd, self.app = folder, relayd, app
+        self.config = os.path.join(folder, name + ".toml")
+        self.logfile = os.path.join(folder, name + ".log")
+        self.port = free_port()
+        clients = clients if clients is not None else [
+            '[[client]]\nname = "apps"\nnetworks = ["127.0.0.0/8"]\ndomains = ["%s"]' % DOMAIN]
+        with open(self.config, "w") as f:
+            f.write('hostname = "relay.test"\nsignerd_socket = "%s"\n' % app.socket)
+            f.write('[[listen]]\naddress = "127.0.0.1:%d"\n%s\n' % (self.port, listen_extra))
+            f.write("[limits]\n%s\n" % limits)
+            f.write('[next_hop]\nurl = "%s"\n%s\n' % (next_hop, next_hop_extra))
+            f.write('[[domain]]\nname = "%s"\nselectors = ["rsa", "ed"]\n' % DOMAIN)
+            f.write('[metrics]\nlisten = "127.0.0.1:0"\n')
+            f.write("\n".join(clients) + "\n")
+        self.proc = None
+
+    def start(self):
+        self.log = open(self.logfile, "ab")
+        starts = open(self.logfile).read().count("listening on") if os.path.exists(self.logfile) else 0
+        wrapper = os.environ.get("DKIM_RELAYD_WRAPPER", "").split()  # e.g. "valgrind -q" when debugging
+        self.proc = subprocess.Popen(NOBODY + wrapper + [self.relayd, "--config", self.config], stdout=self.log,
+                                     stderr=self.log)
+        for _ in range(200):
+            text = open(self.logfile).read()
+            if text.count("listening on") > starts:
+                self.metrics_port = int(re.findall(r"metrics on port (\d+)", text)[-1])
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError("dkim-relayd exited: " + text)
+            time.sleep(0.05)
+        raise RuntimeError("dkim-relayd did not start")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            return self.proc.wait(timeout=30)
+        return self.proc.returncode if self.proc else 0
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def text(self):
+        return open(self.logfile).read()
+
+    def metrics(self):
+        import urllib.request
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metrics_port, timeout=5) as r:
+            return r.read().decode()
+
+
+def swaks(port, *args, data=None, timeout=60):
+    """Runs swaks; returns (exit status, transcript)."""
+    cmd = ["swaks", "--server", "127.0.0.1:%d" % port, "--from", "alice@" + DOMAIN, "--to", "bob@peer.example",
+           "--helo", "client.test", "--timeout", "20"]
+    if data is not None:
+        cmd += ["--data", "-"]
+    r = subprocess.run(cmd + list(args), input=data, capture_output=True, timeout=timeout)
+    return r.returncode, r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
+
+
+def last_reply(transcript):
+    """The server's reply to the final dot, or else its last reply before QUIT."""
+    lines = transcript.splitlines()
+    dots = [i for i, line in enumerate(lines) if re.match(r"^ *\S*> \.$", line)]
+    replies = [(i, m.group(1)) for i, line in enumerate(lines)
+               for m in [re.match(r"^<\S*\s+(\d{3}[ -].*)$", line)] if m]
+    if dots:
+        after = [r for i, r in replies if i > dots[-1]]
+        if after:
+            return after[0]
+    before_quit = [r for _, r in replies if not r.startswith("221")]
+    return before_quit[-1] if before_quit else ""
+
+
+class Raw:
+    """A hand-driven SMTP client, for what swaks will not send (bare LF, early talk)."""
+
+    def __init__(self, port, greet=True):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buffer = b""
+        if greet:
+            self.greeting = self.reply()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def reply(self):
+        lines = []
+        while True:
+            while b"\r\n" not in self.buffer:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return "\n".join(lines) or "<closed>"
+                self.buffer += chunk
+            line, self.buffer = self.buffer.split(b"\r\n", 1)
+            lines.append(line.decode(errors="replace"))
+            if len(line) < 4 or line[3:4] != b"-":
+                return "\n".join(lines)
+
+    def cmd(self, line):
+        self.send(line + b"\r\n")
+        return self.reply()
+
+    def closed(self):
+        try:
+            self.sock.settimeout(5)
+            return self.sock.recv(1) == b""
+        except OSError:
+            return True
+
+    def close(self):
+        self.sock.close()
+
+
+def dkimpy_verifies(dns_server, signed):
+    """Every DKIM-Signature on the message verifies (dkimpy, keys from dnsmasq)."""
+    try:
+        sigs = len(re.findall(rb"^DKIM-Signature:", signed, re.M | re.I))
+        if sigs == 0:
+            return False
+        d = dkim.DKIM(signed)
+        return all(d.verify(idx=i, dnsfunc=dns_server.dkimpy_dnsfunc()) for i in range(sigs))
+    except dkim.DKIMException as e:
+        print("      dkimpy: %s" % e)
+        return False
+
+
+def strip_sink_headers(dumped):
+    """smtp-sink puts X-Client-Addr, X-Helo-Args, ... on top; the message follows."""
+    return dumped
+
+
+def setup(folder, cli, signerd, module, grant=True):
+    app = Appliance(folder, cli, signerd, module)
+    dns_server = DnsServer(folder, app.records, DOMAIN)
+    app.start()
+    app.add_users()
+    if grant:
+        app.approve(app.request("*", "30m"))
+    return app, dns_server
+
+
+# --- groups ----------------------------------------------------------------------------------
+
+def delivery(folder, cli, signerd, relayd, module):
+    app, dns_server = setup(folder, cli, signerd, module, grant=False)
+    sink = Sink(folder)
+    relay = Relay(folder, relayd, app, "smtp://127.0.0.1:%d" % sink.port, next_hop_extra='tls = "off"')
+    relay.start()
+    try:
+        # No grant yet: 451 naming the pending request; nothing reaches the next hop. Each
+        # selector is its own scope, so the RSA and the Ed25519 key are approved one by one.
+        status, out = swaks(relay.port, data=message("before approval"))
+        reply = last_reply(out)
+        request = re.search(r"elevation request (\d+)", reply)
+        check(reply.startswith("451 4.7.0") and request is not None,
+              "without a grant the final dot gets 451 4.7.0 with the pending request: " + reply)
+        check(sink.messages() == [], "nothing reached the next hop without a grant")
+        approved = 0
+        while request and approved < 2:
+            app.approve(int(request.group(1)))
+            approved += 1
+            status, out = swaks(relay.port, data=message("before approval"))
+            request = re.search(r"elevation request (\d+)", last_reply(out))
+        check(last_reply(out).startswith("250 2.0.0") and approved == 2,
+              "once both selectors' requests are approved the retry is accepted: " + last_reply(out))
+        got = sink.messages()
+        check(len(got) == 1, "exactly one copy reached the next hop (%d)" % len(got))
+        if got:
+            check(len(re.findall(rb"^DKIM-Signature:", got[0], re.M)) == 2, "RSA and Ed25519 signatures on top")
+            check(dkimpy_verifies(dns_server, got[0]), "dkimpy verifies both signatures of the relayed message")
+
+        cases = [
+            ("pipelined", ["--pipeline"], message("pipelined")),
+            ("8-bit body", ["--8bitmime"], message("eight bit", body="Grüße aus Köln, naïve café.\r\n".encode())),
+            ("large (1 MiB)", [], message("large", body=(b"x" * 998 + b"\r\n") * 1050)),
+            ("empty body", [], message("empty", body=b"")),
+            ("dot-stuffed lines", [], message("dots", body=b".leading dot\r\n..two\r\n.\r\nafter\r\n")),
+        ]
+        for name, args, data in cases:
+            before = len(sink.messages())
+            status, out = swaks(relay.port, *args, data=data)
+            got = sink.messages()
+            ok = last_reply(out).startswith("250") and len(got) == before + 1
+            check(ok, "%s: accepted and delivered once: %s" % (name, last_reply(out)))
+            if ok:
+                check(dkimpy_verifies(dns_server, got[-1]), "%s: dkimpy verifies the delivered message" % name)
+                if name == "dot-stuffed lines":
+                    check(b"\n.leading dot" in got[-1] and b"\n..two" in got[-1] and b"\n.\r\nafter" in got[-1]
+                          or b"\n.\nafter" in got[-1], "dot-stuffing is undone and redone exactly")
+        metrics = relay.metrics()
+        check('dkim_relayd_transactions_total{outcome="delivered"} 6' in metrics and
+              'dkim_relayd_transactions_total{outcome="deferred_grant"} 1' in metrics,
+              "metrics count delivered and deferred transactions")
+        check(re.search(r"txn id=\S+ client=apps ip=127\.0\.0\.1 from_domain=%s size=\d+ rcpts=1 selectors=rsa,ed "
+                        r"sign=ok next_hop=\"250 [^\"]*\" reply=250 latency_ms=" % re.escape(DOMAIN), relay.text()),
+              "one structured log line per transaction")
+    finally:
+        relay.stop()
+        sink.stop()
+
+    # A maildir next hop, STARTTLS and AUTH.
+    maildir = os.path.join(folder, "maildir")
+    os.makedirs(maildir)
+    shutil.chown(maildir, "nobody", "nogroup")
+    cert, key = os.path.join(folder, "relay.crt"), os.path.join(folder, "relay.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=relay.test"], check=True,
+                   capture_output=True)
+    for path in (cert, key):
+        shutil.chown(path, "nobody", "nogroup")
+    password_hash = subprocess.run([cli, "relay", "hash-password", "--password-file", app.secret_file(
+        "relay-pw", "app-secret-pw"), "--cost", "minimal-for-tests"], capture_output=True, check=True
+    ).stdout.decode().strip()
+    relay = Relay(folder, relayd, app, "maildir:" + maildir, name="tls-relay",
+                  listen_extra='tls_certificate = "%s"\ntls_key = "%s"' % (cert, key),
+                  clients=['[[client]]\nname = "app1"\npassword_hash = "%s"\ndomains = ["%s"]' % (password_hash, DOMAIN)])
+    relay.start()
+    try:
+        status, out = swaks(relay.port, data=message("no auth"))
+        check(re.search(r"^<~?\*\* 530 5\.7\.0", out, re.M) is not None,
+              "without STARTTLS and AUTH the sender is refused with 530")
+        status, out = swaks(relay.port, "--auth", "PLAIN", "--auth-user", "app1", "--auth-password", "app-secret-pw",
+                            data=message("auth without tls"))
+        check(status != 0 and "AUTH" in out and not maildir_messages(maildir),
+              "AUTH is not offered before STARTTLS")
+        for mechanism in ("PLAIN", "LOGIN"):
+            status, out = swaks(relay.port, "--tls", "--auth", mechanism, "--auth-user", "app1",
+                                "--auth-password", "app-secret-pw", data=message("tls " + mechanism))
+            check(last_reply(out).startswith("250 2.0.0"), "STARTTLS + AUTH %s: accepted: %s" % (mechanism, last_reply(out)))
+        status, out = swaks(relay.port, "--tls", "--auth", "PLAIN", "--auth-user", "app1",
+                            "--auth-password", "wrong", data=message("bad password"))
+        check(re.search(r"535 5\.7\.8", out) is not None, "a wrong password gets 535 5.7.8")
+        check("app-secret-pw" not in relay.text() and "wrong" not in relay.text(), "passwords are never logged")
+        got = maildir_messages(maildir)
+        check(len(got) == 2, "the maildir holds exactly the two accepted messages (%d)" % len(got))
+        check(all(dkimpy_verifies(dns_server, m) for m in got), "dkimpy verifies the maildir copies")
+        check(not os.listdir(os.path.join(maildir, "tmp")) if os.path.isdir(os.path.join(maildir, "tmp")) else False,
+              "nothing is left in the maildir's tmp/")
+    finally:
+        relay.stop()
+        app.stop()
+        dns_server.stop()
+
+
+def main():
+    if len(sys.argv) != 6:
+        print(__doc__)
+        return 2
+    group, cli, signerd, relayd, module = sys.argv[1:]
+    groups = {"delivery": delivery}
+    folder = tempfile.mkdtemp(prefix="dkim-relayd-")
+    os.chmod(folder, 0o755)
+    try:
+        groups[group](folder, cli, signerd, relayd, module)
+    finally:
+        if FAILURES:
+            for log in sorted(glob.glob(os.path.join(folder, "*.log"))):
+                print("--- %s\n%s" % (os.path.basename(log), open(log).read()[-4000:]))
+        shutil.rmtree(folder, ignore_errors=True)
+    return summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
