@@ -71,10 +71,14 @@ class Sink:
         raise RuntimeError("smtp-sink did not start")
 
     def messages(self):
+        """The messages received whole (smtp-sink also dumps the envelope of transactions that
+        never got to DATA, and the message of one it refused at the dot: see received())."""
         out = []
         for path in sorted(glob.glob(self.dir + "/msg.*")):
             with open(path, "rb") as f:
-                out.append(f.read())
+                dumped = f.read()
+            if b"\nDKIM-Signature:" in dumped:
+                out.append(dumped)
         return out
 
     def stop(self):
@@ -368,12 +372,222 @@ def delivery(folder, cli, signerd, relayd, module):
         dns_server.stop()
 
 
+def transaction(port, data, sender="alice@" + DOMAIN, rcpts=("bob@peer.example",)):
+    """MAIL, RCPT, DATA and the message by hand; returns the replies."""
+    raw = Raw(port)
+    replies = [raw.cmd(b"EHLO client.test"), raw.cmd(b"MAIL FROM:<%s>" % sender.encode())]
+    for r in rcpts:
+        replies.append(raw.cmd(b"RCPT TO:<%s>" % r.encode()))
+    replies.append(raw.cmd(b"DATA"))
+    if replies[-1].startswith("354"):
+        replies.append(raw.cmd(data + b".\r\n"))
+    raw.cmd(b"QUIT")
+    raw.close()
+    return replies
+
+
+def faults(folder, cli, signerd, relayd, module):
+    app, dns_server = setup(folder, cli, signerd, module)
+    app.approve(app.request("*", "30m"))
+    try:
+        # The next hop is down: 451 at MAIL, the client keeps the message.
+        dead = free_port()
+        relay = Relay(folder, relayd, app, "smtp://127.0.0.1:%d" % dead, name="down", next_hop_extra='tls = "off"')
+        relay.start()
+        replies = transaction(relay.port, message("hop down"))
+        check(replies[1].startswith("451 4.4.1") and "127.0.0.1:%d" % dead in replies[1],
+              "next hop down: MAIL gets 451 4.4.1 naming it: " + replies[1])
+        relay.stop()
+
+        # (A refusal at the dot means the next hop has the bytes but did not take the message:
+        # smtp-sink dumps them anyway, so only the reply is checked there.)
+        cases = [
+            ("4xx to RCPT", ["-r", "RCPT"], 2, "450", True),
+            ("5xx to RCPT", ["-f", "RCPT"], 2, "500", True),
+            ("4xx to the final dot", ["-r", "."], 4, "450", False),
+            ("5xx to the final dot", ["-f", "."], 4, "500", False),
+            ("stall before answering DATA", ["-w", "4"], 4, "451 4.4.2", True),
+            ("stall before answering RCPT", ["-W", "RCPT:4"], 2, "451 4.4.2", True),
+        ]
+        for name, options, index, expected, sent_nothing in cases:
+            sink = Sink(folder, *options)
+            relay = Relay(folder, relayd, app, "smtp://127.0.0.1:%d" % sink.port, name="hop",
+                          next_hop_extra='tls = "off"\ncommand_timeout = "1s"\ndata_timeout = "1s"')
+            relay.start()
+            replies = transaction(relay.port, message(name))
+            got = replies[index] if len(replies) > index else "<none>"
+            check(got.startswith(expected), "next hop %s: the client gets %s: %s" % (name, expected, got))
+            time.sleep(0.2)
+            if sent_nothing:
+                check(sink.messages() == [], "next hop %s: the message was never sent" % name)
+            relay.stop()
+            sink.stop()
+
+        # signerd stopped, then back: 451 4.3.0, then one delivery.
+        sink = Sink(folder)
+        relay = Relay(folder, relayd, app, "smtp://127.0.0.1:%d" % sink.port, name="signer",
+                      next_hop_extra='tls = "off"')
+        relay.start()
+        check(transaction(relay.port, message("warm up"))[-1].startswith("250"), "a first message is delivered")
+        app.stop()
+        replies = transaction(relay.port, message("signerd down"))
+        check(replies[-1].startswith("451 4.3.0"), "signerd stopped: the final dot gets 451 4.3.0: " + replies[-1])
+        check(len(sink.messages()) == 1, "signerd stopped: nothing more was delivered")
+        app.start()
+        replies = transaction(relay.port, message("signerd down"))
+        check(replies[-1].startswith("250"), "signerd back: the retry is delivered: " + replies[-1])
+        check(len(sink.messages()) == 2, "signerd back: exactly one copy of the retried message")
+
+        # kill -9 of relayd in the middle of DATA: the client sees the connection drop, the next
+        # hop never saw DATA; after a restart the retry is delivered once.
+        raw = Raw(relay.port)
+        for line in (b"EHLO client.test", b"MAIL FROM:<alice@%s>" % DOMAIN.encode(), b"RCPT TO:<bob@peer.example>",
+                     b"DATA"):
+            raw.cmd(line)
+        raw.send(message("killed")[:60])
+        time.sleep(0.2)
+        relay.kill9()
+        check(raw.closed(), "kill -9 mid-DATA: the client's connection drops (it keeps the message)")
+        raw.close()
+        check(len(sink.messages()) == 2, "kill -9 mid-DATA: nothing reached the next hop")
+        relay.start()
+        check(transaction(relay.port, message("killed"))[-1].startswith("250"), "after a restart the retry is accepted")
+        check(len(sink.messages()) == 3, "kill -9 mid-DATA: exactly one copy after the retry")
+
+        # The client leaves in the middle of DATA.
+        raw = Raw(relay.port)
+        for line in (b"EHLO client.test", b"MAIL FROM:<alice@%s>" % DOMAIN.encode(), b"RCPT TO:<bob@peer.example>",
+                     b"DATA"):
+            raw.cmd(line)
+        raw.send(message("abandoned")[:80])
+        raw.close()
+        time.sleep(0.5)
+        check(len(sink.messages()) == 3, "client gone mid-DATA: nothing reached the next hop")
+        check('dkim_relayd_transactions_total{outcome="aborted"} 1' in relay.metrics(),
+              "client gone mid-DATA: counted as aborted")
+        check(all(dkimpy_verifies(dns_server, m) for m in sink.messages()), "every delivered message verifies")
+        relay.stop()
+        sink.stop()
+    finally:
+        app.stop()
+        dns_server.stop()
+
+
+def security(folder, cli, signerd, relayd, module):
+    app, dns_server = setup(folder, cli, signerd, module)
+    app.approve(app.request("*", "30m"))
+    sink = Sink(folder)
+    relay = Relay(folder, relayd, app, "smtp://127.0.0.1:%d" % sink.port, next_hop_extra='tls = "off"',
+                  limits='message_size = "64KiB"\nrecipients = 2\ncommand_timeout = "1s"\nerrors = 4\n'
+                         'connections_per_client = 3\ngreeting_delay = "200ms"')
+    relay.start()
+    try:
+        # SMTP smuggling: every end-of-data look-alike with a bare CR or LF ends the session.
+        smuggled = b"\r\nMAIL FROM:<alice@signerd.example>\r\nRCPT TO:<eve@peer.example>\r\nDATA\r\n" \
+                   b"From: alice@signerd.example\r\n\r\nsmuggled\r\n"
+        for name, sequence in (("LF.CRLF", b"\n.\r\n"), ("CRLF.LF", b"\r\n.\n"), ("LF.LF", b"\n.\n"),
+                               ("CR.CRLF", b"\r.\r\n"), ("CRLF.CR", b"\r\n.\r"), ("bare LF", b"\n")):
+            raw = Raw(relay.port)
+            for line in (b"EHLO client.test", b"MAIL FROM:<alice@%s>" % DOMAIN.encode(), b"RCPT TO:<bob@peer.example>",
+                         b"DATA"):
+                raw.cmd(line)
+            raw.send(message("smuggle " + name, body=b"text" + sequence + smuggled) + b".\r\n")
+            reply = raw.reply()
+            check(reply.startswith("521 5.5.2") and raw.closed(), "smuggling %s: 521 and the session ends: %s" % (name, reply))
+            raw.close()
+        raw = Raw(relay.port)
+        check(raw.cmd(b"NOOP\nNOOP").startswith("521 5.5.2"), "a bare LF in a command line: 521")
+        raw.close()
+        time.sleep(0.3)
+        check(sink.messages() == [], "nothing smuggled reached the next hop")
+
+        # Open relay attempts and foreign domains.
+        replies = transaction(relay.port, message("foreign envelope"), sender="mallory@other.example")
+        check(replies[1].startswith("550 5.7.1"), "MAIL FROM a domain the client may not use: 550 5.7.1: " + replies[1])
+        replies = transaction(relay.port, message("foreign header", sender="ceo@other.example"))
+        check(replies[-1].startswith("550 5.7.1") and "other.example" in replies[-1],
+              "a From: header domain the client may not use: 550 5.7.1 at the dot: " + replies[-1])
+        two_from = b"From: a@signerd.example\r\n" + message("two from")
+        check(transaction(relay.port, two_from)[-1].startswith("554 5.6.0"), "two From: fields: 554 5.6.0")
+
+        raw = Raw(relay.port)
+        check(raw.cmd(b"VRFY root").startswith("252 2.5.0") and raw.cmd(b"EXPN staff").startswith("502"),
+              "VRFY and EXPN disclose nothing (252, 502)")
+        raw.close()
+
+        # Size and recipient limits.
+        raw = Raw(relay.port)
+        raw.cmd(b"EHLO client.test")
+        check(raw.cmd(b"MAIL FROM:<alice@%s> SIZE=10000000" % DOMAIN.encode()).startswith("552 5.3.4"),
+              "a declared SIZE over the limit: 552 5.3.4 at MAIL")
+        raw.close()
+        big = message("too big", body=(b"y" * 900 + b"\r\n") * 100)
+        check(transaction(relay.port, big)[-1].startswith("552 5.3.4"), "an actual size over the limit: 552 5.3.4")
+        replies = transaction(relay.port, message("many"), rcpts=("a@peer.example", "b@peer.example", "c@peer.example"))
+        check(replies[4].startswith("452 4.5.3") and replies[-1].startswith("250"),
+              "the third recipient gets 452 4.5.3, the first two get the message: %s / %s" % (replies[4], replies[-1]))
+        long_line = message("long line", body=b"z" * 1200 + b"\r\n")
+        check(transaction(relay.port, long_line)[-1].startswith("550 5.6.0"), "a line over 998 octets: 550 5.6.0")
+        raw = Raw(relay.port)
+        check(raw.cmd(b"NOOP " + b"x" * 600).startswith("500 5.5.6") and raw.closed(), "a command line over 512: 500 5.5.6")
+        raw.close()
+
+        # Early talkers, idle clients, errors and connection counts.
+        raw = Raw(relay.port, greet=False)
+        raw.send(b"EHLO early.test\r\n")
+        check(raw.reply().startswith("554 5.5.1") and raw.closed(), "an early talker gets 554 and is disconnected")
+        raw.close()
+        raw = Raw(relay.port)
+        started = time.monotonic()
+        reply = raw.reply()
+        check(reply.startswith("421 4.4.2") and raw.closed() and time.monotonic() - started < 5,
+              "an idle client gets 421 4.4.2 after the command timeout: " + reply)
+        raw.close()
+        raw = Raw(relay.port)
+        replies = [raw.cmd(b"BOGUS") for _ in range(4)]
+        check(replies[-1].startswith("421 4.7.0") and raw.closed(), "too many errors: 421 and disconnected")
+        raw.close()
+        held = [Raw(relay.port) for _ in range(3)]
+        extra = Raw(relay.port)
+        check(extra.greeting.startswith("421 4.7.0"), "a fourth connection from one address: 421 4.7.0")
+        for r in held + [extra]:
+            r.close()
+        check(sink.messages() and len(sink.messages()) == 1, "only the one legitimate message was delivered")
+    finally:
+        relay.stop()
+        sink.stop()
+
+    # An address that is not a configured client network, and no AUTH offered: no open relay.
+    closed = Relay(folder, relayd, app, "smtp://127.0.0.1:%d" % sink.port, name="closed", next_hop_extra='tls = "off"',
+                   clients=['[[client]]\nname = "lan"\nnetworks = ["10.0.0.0/8"]\ndomains = ["%s"]' % DOMAIN])
+    closed.start()
+    replies = transaction(closed.port, message("open relay"))
+    check(replies[1].startswith("554 5.7.1"), "a client outside the configured networks: 554 5.7.1: " + replies[1])
+    closed.stop()
+
+    # Configuration errors name the file, line, column and key.
+    bad = os.path.join(folder, "bad.toml")
+    with open(bad, "w") as f:
+        f.write('hostname = "relay.test"\n[[listen]]\naddress = "127.0.0.1:25"\nplain_auth = true\n'
+                '[next_hop]\nurl = "maildir:/tmp/x"\n[limits]\nmessage_sise = 10\n')
+    r = subprocess.run([relayd, "--config", bad, "--check-config"], capture_output=True)
+    check(r.returncode == 2 and re.search(rb"bad\.toml:8:\d+: key 'limits\.message_sise'", r.stderr),
+          "an unknown key is an error naming file:line:column and the key: %s" % r.stderr.strip())
+    with open(bad, "w") as f:
+        f.write('[[listen]]\naddress = "0.0.0.0:25"\nplain_auth = true\n[next_hop]\nurl = "maildir:/tmp/x"\n')
+    r = subprocess.run([relayd, "--config", bad, "--check-config"], capture_output=True)
+    check(r.returncode == 2 and b"plain_auth'" in r.stderr and b"loopback" in r.stderr,
+          "AUTH without TLS on a public address is refused: %s" % r.stderr.strip())
+    app.stop()
+    dns_server.stop()
+
+
 def main():
     if len(sys.argv) != 6:
         print(__doc__)
         return 2
     group, cli, signerd, relayd, module = sys.argv[1:]
-    groups = {"delivery": delivery}
+    groups = {"delivery": delivery, "faults": faults, "security": security}
     folder = tempfile.mkdtemp(prefix="dkim-relayd-")
     os.chmod(folder, 0o755)
     try:
