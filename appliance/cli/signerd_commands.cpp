@@ -335,7 +335,8 @@ void add_signerd_commands(CLI::App& app, int& exit_code) {
     // For dkim-relayd's [[client]] password_hash: the relay verifies, it never stores.
     CLI::App* relay = app.add_subcommand("relay", "dkim-relayd helpers")->require_subcommand(1);
     CLI::App* hash = relay->add_subcommand(
-        "hash-password", "print the Argon2id hash of a relay client's password (for password_hash)");
+        "hash-password",
+        "print the Argon2id hash of a relay client's password (for password_hash)");
     auto password_file = std::make_shared<std::string>();
     auto cost_name = std::make_shared<std::string>("interactive");
     hash->add_option("--password-file", *password_file, "file holding the password")->required();

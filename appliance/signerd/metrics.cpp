@@ -5,7 +5,6 @@
 
 namespace dkim::signerd {
 
-
 void Metrics::audit_commit(std::uint64_t nanoseconds, std::size_t records, bool ok) {
     if (!ok) {
         ++audit_failures_;
@@ -81,6 +80,5 @@ std::string Metrics::render(const Gauges& g) const {
         << "\n";
     return out.str();
 }
-
 
 }  // namespace dkim::signerd

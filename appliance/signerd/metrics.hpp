@@ -63,5 +63,4 @@ class Metrics {
     std::atomic<std::uint64_t> webhook_failed_{0};
 };
 
-
 }  // namespace dkim::signerd

@@ -99,7 +99,7 @@ std::optional<std::vector<std::string>> TableReader::strings(const std::string& 
 }
 
 std::optional<std::chrono::milliseconds> TableReader::duration(const std::string& key,
-                                                              std::chrono::milliseconds min) {
+                                                               std::chrono::milliseconds min) {
     const auto text = string(key);
     if (!text) {
         return std::nullopt;

@@ -46,8 +46,7 @@ class TableReader {
     std::optional<std::chrono::milliseconds> duration(
         const std::string& key, std::chrono::milliseconds min = std::chrono::milliseconds(1));
     // A size: an integer number of bytes or a string with a unit ("10KiB", "25MiB").
-    std::optional<std::uint64_t> size(const std::string& key, std::uint64_t min,
-                                      std::uint64_t max);
+    std::optional<std::uint64_t> size(const std::string& key, std::uint64_t min, std::uint64_t max);
     // A sub-table, read with its own reader (its keys are checked by that reader's finish).
     std::optional<TableReader> table(const std::string& key);
     // An array of tables ([[key]]).

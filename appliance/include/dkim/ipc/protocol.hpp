@@ -208,10 +208,10 @@ struct AuditShow {
     }
 };
 
-using Request =
-    std::variant<SignRequest, PublicKeyRequest, StatusRequest, SessionCreate, UserAdd, UserList, UserSetDisabled,
-                 ApiTokenCreate, ApiTokenRevoke, TotpEnrol, TotpConfirm, ElevationRequest,
-                 ElevationList, ElevationDecide, GrantRevoke, GrantList, AuditShow>;
+using Request = std::variant<SignRequest, PublicKeyRequest, StatusRequest, SessionCreate, UserAdd,
+                             UserList, UserSetDisabled, ApiTokenCreate, ApiTokenRevoke, TotpEnrol,
+                             TotpConfirm, ElevationRequest, ElevationList, ElevationDecide,
+                             GrantRevoke, GrantList, AuditShow>;
 
 // --- replies --------------------------------------------------------------------------------
 

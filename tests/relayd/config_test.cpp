@@ -1,0 +1,125 @@
+#include "config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "jit_fixture.hpp"
+
+namespace dkim::relayd {
+namespace {
+
+class RelayConfigTest : public ::testing::Test {
+  protected:
+    Expected<Config, std::string> load(const std::string& text) {
+        const auto file = dir_ / "relayd.toml";
+        std::ofstream(file) << text;
+        return load_config(file.string());
+    }
+    std::filesystem::path dir_ = test::make_temp_dir("relayd-config");
+};
+
+constexpr const char* kMinimal =
+    "[[listen]]\naddress = \"127.0.0.1:2525\"\n"
+    "[next_hop]\nurl = \"maildir:/var/lib/dkim/maildir\"\n"
+    "[[domain]]\nname = \"Example.COM\"\nselectors = [\"rsa1\", \"ed1\"]\n"
+    "[[client]]\nname = \"apps\"\nnetworks = [\"10.0.0.0/8\", \"::1\"]\n"
+    "domains = [\"example.com\"]\n";
+
+TEST_F(RelayConfigTest, AMinimalConfigurationGetsSafeDefaults) {
+    auto c = load(kMinimal);
+    ASSERT_TRUE(c) << c.error();
+    EXPECT_EQ(c->listeners.at(0).address.port, 2525);
+    EXPECT_FALSE(c->listeners[0].tls());
+    EXPECT_EQ(c->next_hop.kind, NextHop::Kind::maildir);
+    EXPECT_EQ(c->next_hop.tls, TlsMode::required);
+    EXPECT_EQ(c->limits.message_size, std::uint64_t{25} << 20);
+    EXPECT_EQ(c->limits.command_timeout, std::chrono::minutes(5)) << "RFC 5321 §4.5.3.2.7";
+    EXPECT_EQ(c->domains.at(0).name, "example.com");
+    ASSERT_NE(c->domain("EXAMPLE.com"), nullptr);
+    const auto& client = c->clients.at(0);
+    EXPECT_TRUE(client.allows("Example.Com"));
+    EXPECT_FALSE(client.allows("other.example"));
+}
+
+TEST_F(RelayConfigTest, ClientsAreFoundByNetwork) {
+    auto c = load(kMinimal);
+    ASSERT_TRUE(c);
+    auto n = parse_network("10.0.0.0/8");
+    ASSERT_TRUE(n);
+    auto v4 = [](unsigned char a, unsigned char b) {
+        std::array<unsigned char, 16> ip{};
+        ip[10] = ip[11] = 0xff;
+        ip[12] = a;
+        ip[13] = b;
+        return ip;
+    };
+    EXPECT_NE(c->client_for(v4(10, 200)), nullptr);
+    EXPECT_EQ(c->client_for(v4(11, 0)), nullptr);
+    std::array<unsigned char, 16> loopback6{};
+    loopback6[15] = 1;
+    EXPECT_NE(c->client_for(loopback6), nullptr);
+    EXPECT_TRUE(is_loopback(v4(127, 5)));
+    EXPECT_FALSE(is_loopback(v4(10, 0)));
+    EXPECT_FALSE(parse_network("10.0.0.0/33"));
+    EXPECT_FALSE(parse_network("example.com"));
+    EXPECT_TRUE(parse_network("2001:db8::/32"));
+}
+
+TEST_F(RelayConfigTest, ErrorsNameFileLineColumnAndKey) {
+    struct Case {
+        std::string text;
+        std::string key;
+        std::string says;
+    };
+    const std::string listen = "[[listen]]\naddress = \"127.0.0.1:25\"\n";
+    const std::string hop = "[next_hop]\nurl = \"maildir:/m\"\n";
+    const std::string domain = "[[domain]]\nname = \"example.com\"\nselectors = [\"s\"]\n";
+    const std::vector<Case> cases = {
+        {listen + hop + "[limits]\nmessage_sise = 1\n", "limits.message_sise", "unknown key"},
+        {listen + hop + "[limits]\nmessage_size = \"12XB\"\n", "limits.message_size", "size"},
+        {listen + hop + "[limits]\ncommand_timeout = \"soon\"\n", "limits.command_timeout",
+         "duration"},
+        {"[[listen]]\naddress = \"0.0.0.0:25\"\nplain_auth = true\n" + hop, "plain_auth",
+         "loopback"},
+        {"[[listen]]\naddress = \"127.0.0.1:25\"\ntls_key = \"k\"\n" + hop, "tls_certificate",
+         "both"},
+        {listen + "[next_hop]\nurl = \"ftp://x\"\n", "next_hop.url", "smtp://"},
+        {listen + "[next_hop]\nurl = \"smtp://h:25\"\ntls = \"maybe\"\n", "next_hop.tls",
+         "opportunistic"},
+        {listen + hop + domain +
+             "[[client]]\nname = \"a\"\nnetworks = [\"10/8\"]\ndomains = [\"example.com\"]\n",
+         "networks", "not an address"},
+        {listen + hop + domain +
+             "[[client]]\nname = \"a\"\nnetworks = [\"10.0.0.0/8\"]\ndomains = "
+             "[\"other.example\"]\n",
+         "domains", "no [[domain]]"},
+        {listen + hop + domain + "[[client]]\nname = \"a\"\ndomains = [\"example.com\"]\n",
+         "client", "networks, a password_hash"},
+        {listen + hop + domain +
+             "[[client]]\nname = \"a\"\npassword_hash = \"md5:x\"\n"
+             "domains = [\"example.com\"]\n",
+         "password_hash", "Argon2id"},
+        {listen + hop + "[metrics]\nlisten = \"0.0.0.0:9100\"\n", "metrics.listen", "loopback"},
+        {hop, "listen", "at least one"},
+    };
+    for (const auto& c : cases) {
+        auto loaded = load(c.text);
+        ASSERT_FALSE(loaded) << c.text;
+        EXPECT_NE(loaded.error().find("relayd.toml:"), std::string::npos) << loaded.error();
+        EXPECT_NE(loaded.error().find(c.key), std::string::npos) << loaded.error();
+        EXPECT_NE(loaded.error().find(c.says), std::string::npos) << loaded.error();
+    }
+}
+
+TEST(EndpointTest, Parses) {
+    EXPECT_EQ(parse_endpoint("[::1]:25")->host, "::1");
+    EXPECT_EQ(parse_endpoint("127.0.0.1:0")->port, 0);
+    EXPECT_FALSE(parse_endpoint("127.0.0.1"));
+    EXPECT_FALSE(parse_endpoint("::1:25"));
+    EXPECT_FALSE(parse_endpoint("h:99999"));
+    EXPECT_EQ((Endpoint{"::1", 25}.to_string()), "[::1]:25");
+}
+
+}  // namespace
+}  // namespace dkim::relayd
