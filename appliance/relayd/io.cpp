@@ -8,32 +8,39 @@ auto token(error_code& ec) {
 }
 }  // namespace
 
+ssl::stream<tcp::socket>& Stream::tls_stream() {
+    if (!ssl_) {
+        ssl_ = std::make_unique<ssl::stream<tcp::socket>>(std::move(socket_), context_);
+    }
+    return *ssl_;
+}
+
 awaitable<std::size_t> Stream::read_some(asio::mutable_buffer buffer, error_code& ec) {
     if (tls_) {
-        co_return co_await ssl_.async_read_some(buffer, token(ec));
+        co_return co_await ssl_->async_read_some(buffer, token(ec));
     }
-    co_return co_await ssl_.next_layer().async_read_some(buffer, token(ec));
+    co_return co_await socket().async_read_some(buffer, token(ec));
 }
 
 awaitable<void> Stream::write(std::string_view bytes, error_code& ec) {
     const asio::const_buffer buffer(bytes.data(), bytes.size());
     if (tls_) {
-        co_await asio::async_write(ssl_, buffer, token(ec));
+        co_await asio::async_write(*ssl_, buffer, token(ec));
     } else {
-        co_await asio::async_write(ssl_.next_layer(), buffer, token(ec));
+        co_await asio::async_write(socket(), buffer, token(ec));
     }
 }
 
 awaitable<void> Stream::write(const std::vector<asio::const_buffer>& buffers, error_code& ec) {
     if (tls_) {
-        co_await asio::async_write(ssl_, buffers, token(ec));
+        co_await asio::async_write(*ssl_, buffers, token(ec));
     } else {
-        co_await asio::async_write(ssl_.next_layer(), buffers, token(ec));
+        co_await asio::async_write(socket(), buffers, token(ec));
     }
 }
 
 awaitable<void> Stream::handshake(ssl::stream_base::handshake_type type, error_code& ec) {
-    co_await ssl_.async_handshake(type, token(ec));
+    co_await tls_stream().async_handshake(type, token(ec));
     if (!ec) {
         tls_ = true;
     }
@@ -41,13 +48,13 @@ awaitable<void> Stream::handshake(ssl::stream_base::handshake_type type, error_c
 
 void Stream::cancel() {
     error_code ignored;
-    ssl_.next_layer().cancel(ignored);
+    socket().cancel(ignored);
 }
 
 void Stream::close() {
     error_code ignored;
-    ssl_.next_layer().shutdown(tcp::socket::shutdown_both, ignored);
-    ssl_.next_layer().close(ignored);
+    socket().shutdown(tcp::socket::shutdown_both, ignored);
+    socket().close(ignored);
 }
 
 void Watchdog::arm(std::chrono::milliseconds timeout) {

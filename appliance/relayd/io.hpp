@@ -8,6 +8,7 @@
 #include <boost/asio/ssl.hpp>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string_view>
 #include <type_traits>
@@ -23,10 +24,13 @@ using awaitable = asio::awaitable<T>;
 
 class Stream {
   public:
-    Stream(tcp::socket socket, ssl::context& context) : ssl_(std::move(socket), context) {}
+    Stream(tcp::socket socket, ssl::context& context)
+        : socket_(std::move(socket)), context_(context) {}
 
-    tcp::socket& socket() { return ssl_.next_layer(); }
-    ssl::stream<tcp::socket>& tls_stream() { return ssl_; }
+    tcp::socket& socket() { return ssl_ ? ssl_->next_layer() : socket_; }
+    // The TLS layer, made on first use (before the handshake): a session that never says
+    // STARTTLS never pays for an SSL object.
+    ssl::stream<tcp::socket>& tls_stream();
     bool tls() const { return tls_; }
 
     awaitable<std::size_t> read_some(asio::mutable_buffer buffer, error_code& ec);
@@ -38,7 +42,9 @@ class Stream {
     void close();
 
   private:
-    ssl::stream<tcp::socket> ssl_;
+    tcp::socket socket_;
+    ssl::context& context_;
+    std::unique_ptr<ssl::stream<tcp::socket>> ssl_;
     bool tls_ = false;
 };
 

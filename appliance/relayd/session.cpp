@@ -79,6 +79,7 @@ Session::Session(RelayContext& relay, const Listener& listener, ssl::context& tl
         }
     }
     stream_.socket().set_option(tcp::no_delay(true), ec);
+    stream_.socket().non_blocking(true, ec);
     id_ = hex_id(relay_.id_salt, ++relay_.next_session);
     network_client_ = config_.client_for(address_);
 }
@@ -145,13 +146,31 @@ awaitable<bool> Session::fill(std::chrono::milliseconds timeout) {
     }
     watchdog_.arm(budget(timeout));
     error_code ec;
-    const std::size_t n = co_await stream_.read_some(asio::buffer(buffer_), ec);
+    std::size_t n = 0;
+    const char* data = nullptr;
+    if (stream_.tls()) {
+        if (!tls_buffer_) {
+            tls_buffer_ = std::make_unique<std::array<char, 16384>>();
+        }
+        n = co_await stream_.read_some(asio::buffer(*tls_buffer_), ec);
+        data = tls_buffer_->data();
+    } else {
+        // Wait until readable, then read without blocking into the shared scratch buffer.
+        do {
+            co_await stream_.socket().async_wait(tcp::socket::wait_read,
+                                                 asio::redirect_error(asio::use_awaitable, ec));
+            if (!ec) {
+                n = stream_.socket().read_some(asio::buffer(relay_.scratch), ec);
+            }
+        } while (ec == asio::error::would_block || ec == asio::error::try_again);
+        data = relay_.scratch.data();
+    }
     watchdog_.disarm();
     if (ec || n == 0) {
         co_return false;
     }
     relay_.metrics.bytes_in(n);
-    in_.append(std::string_view(buffer_.data(), n));
+    in_.append(std::string_view(data, n));
     co_return true;
 }
 

@@ -39,6 +39,9 @@ struct RelayContext {
     std::map<IpAddress, std::size_t> per_address;
     std::uint64_t next_session = 0;
     std::uint64_t id_salt = 0;
+    // Where plain-text sessions read into: there is one I/O thread, and a session copies the
+    // bytes out before it waits again, so idle sessions hold no read buffer of their own.
+    std::array<char, 65536> scratch{};
 };
 
 // Verifies an AUTH password against a client's Argon2id hash (blocking; on a worker). An
@@ -105,7 +108,7 @@ class Session : public std::enable_shared_from_this<Session> {
     std::chrono::steady_clock::time_point session_end_;
     smtp::LineBuffer in_;
     std::string out_;
-    std::array<char, 65536> buffer_{};
+    std::unique_ptr<std::array<char, 16384>> tls_buffer_;  // once TLS is on
     bool closing_ = false;
     bool timed_out_ = false;
     bool counted_ = false;

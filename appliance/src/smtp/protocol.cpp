@@ -397,7 +397,11 @@ void LineBuffer::consume(std::size_t n) {
 
 void LineBuffer::compact() {
     if (pos_ == data_.size()) {
-        data_.clear();
+        if (data_.capacity() > 16384) {
+            std::string().swap(data_);  // an idle session keeps no large buffer
+        } else {
+            data_.clear();
+        }
         pos_ = 0;
     } else if (pos_ > 4096 && pos_ * 2 > data_.size()) {
         data_.erase(0, pos_);
