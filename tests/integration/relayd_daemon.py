@@ -6,10 +6,13 @@ Started by ctest (labels "hsm;signerd;relayd"), one group per run:
   delivery   swaks as the client (plain, PIPELINING, 8-bit, large, empty and SMTPUTF8
              messages; STARTTLS + AUTH PLAIN/LOGIN), Postfix's smtp-sink and a maildir as
              next hops; every delivered message verifies with dkimpy over a real DNS server
-             (RSA and Ed25519 selectors on one message); no grant: 451 with the request id,
+             (RSA and Ed25519 selectors on one message); an SMTP next hop with STARTTLS
+             (required and verified, a wrong certificate name, no STARTTLS offered,
+             opportunistic); no grant: 451 with the request id,
              then, once approved, the retry is delivered once
   faults     next hop down, answering 4xx and 5xx to RCPT and to the final dot, stalling
-             past the timeout; signerd stopped; kill -9 of relayd in the middle of DATA; the
+             past the timeout; signerd stopped; a faulty token (signatures that do not verify
+             with the public key are never sent); kill -9 of relayd in the middle of DATA; the
              client leaving mid-DATA. After each: nothing delivered that the client was not
              told 250 for, nothing delivered twice
   security   SMTP smuggling sequences, open-relay attempts, a From: domain the client may not
@@ -19,7 +22,7 @@ Started by ctest (labels "hsm;signerd;relayd"), one group per run:
 relayd runs as user nobody (setpriv), like signerd's relay peer; signerd, its token and
 dnsmasq are set up as in signerd_daemon.py. smtp-sink runs as nobody too (-u).
 
-usage: relayd_daemon.py GROUP DKIM_APPLIANCE DKIM_SIGNERD DKIM_RELAYD SOFTHSM2_MODULE
+usage: relayd_daemon.py GROUP DKIM_APPLIANCE DKIM_SIGNERD DKIM_RELAYD SOFTHSM2_MODULE FAULT_MODULE
 """
 
 import base64
@@ -41,6 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from signerd_daemon import DOMAIN, Appliance  # noqa: E402
 from testlib import FAILURES, DnsServer, check, free_port, summary  # noqa: E402
 
+FAULT_MODULE = [None]  # tests/support/fault_module.c, from the command line
 NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 
 
@@ -74,7 +78,7 @@ class Sink:
         """The messages received whole (smtp-sink also dumps the envelope of transactions that
         never got to DATA, and the message of one it refused at the dot: see received())."""
         out = []
-        for path in sorted(glob.glob(self.dir + "/msg.*")):
+        for path in sorted(glob.glob(self.dir + "/msg.*"), key=os.path.getmtime):
             with open(path, "rb") as f:
                 dumped = f.read()
             if b"\nDKIM-Signature:" in dumped:
@@ -89,7 +93,7 @@ class Sink:
 
 def maildir_messages(path):
     out = []
-    for name in sorted(glob.glob(os.path.join(path, "new", "*"))):
+    for name in sorted(glob.glob(os.path.join(path, "new", "*")), key=os.path.getmtime):
         with open(name, "rb") as f:
             out.append(f.read())
     return out
@@ -368,6 +372,48 @@ def delivery(folder, cli, signerd, relayd, module):
               "nothing is left in the maildir's tmp/")
     finally:
         relay.stop()
+
+    # An SMTP next hop with STARTTLS: another relay (certificate for relay.test) in front of a
+    # maildir. tls = "required" with the certificate checked, a wrong name, and a next hop
+    # without STARTTLS.
+    second = os.path.join(folder, "maildir2")
+    os.makedirs(second)
+    shutil.chown(second, "nobody", "nogroup")
+    hop = Relay(folder, relayd, app, "maildir:" + second, name="tls-hop",
+                listen_extra='tls_certificate = "%s"\ntls_key = "%s"' % (cert, key))
+    hop.start()
+    plain_sink = Sink(folder)
+    relays = []
+    try:
+        def front(name, url, extra):
+            r = Relay(folder, relayd, app, url, name=name, next_hop_extra=extra)
+            r.start()
+            relays.append(r)
+            return r
+        verified = front("front-verify", "smtp://127.0.0.1:%d" % hop.port,
+                         'tls = "required"\nca_file = "%s"\nserver_name = "relay.test"' % cert)
+        replies = transaction(verified.port, message("over tls"))
+        check(replies[-1].startswith("250 2.0.0"), "a STARTTLS next hop with a verified certificate: " + replies[-1])
+        got = maildir_messages(second)
+        check(len(got) == 1 and dkimpy_verifies(dns_server, got[0]), "the message arrived once and verifies")
+        wrong = front("front-wrong", "smtp://127.0.0.1:%d" % hop.port,
+                      'tls = "required"\nca_file = "%s"\nserver_name = "other.test"' % cert)
+        replies = transaction(wrong.port, message("wrong name"))
+        check(replies[1].startswith("451 4.7.5"), "a certificate for another name: 451 4.7.5 at MAIL: " + replies[1])
+        required = front("front-required", "smtp://127.0.0.1:%d" % plain_sink.port, 'tls = "required"')
+        replies = transaction(required.port, message("no starttls"))
+        check(replies[1].startswith("451 4.7.5") and "STARTTLS" in replies[1],
+              "tls = required and a next hop without STARTTLS: 451 4.7.5: " + replies[1])
+        opportunistic = front("front-opportunistic", "smtp://127.0.0.1:%d" % plain_sink.port, 'tls = "opportunistic"')
+        check(transaction(opportunistic.port, message("opportunistic"))[-1].startswith("250"),
+              "tls = opportunistic and a next hop without STARTTLS: delivered in clear")
+        check(len(maildir_messages(second)) == 1 and len(plain_sink.messages()) == 1,
+              "nothing else was delivered anywhere")
+    finally:
+        for r in relays:
+            r.stop()
+        hop.stop()
+        plain_sink.stop()
         app.stop()
         dns_server.stop()
 
@@ -466,6 +512,20 @@ def faults(folder, cli, signerd, relayd, module):
         check('dkim_relayd_transactions_total{outcome="aborted"} 1' in relay.metrics(),
               "client gone mid-DATA: counted as aborted")
         check(all(dkimpy_verifies(dns_server, m) for m in sink.messages()), "every delivered message verifies")
+
+        # A faulty token: signerd on a module that flips a bit of every signature. The relay's
+        # check with the public key refuses to send them.
+        app.stop()
+        with open(app.config) as f:
+            config = f.read()
+        with open(app.config, "w") as f:
+            f.write(config.replace('module = "%s"' % module, 'module = "%s"' % FAULT_MODULE[0]))
+        app.start(env=dict(app.env, DKIM_FAULT_MODULE_TARGET=module, DKIM_FAULT_CORRUPT_SIGNATURES="1"))
+        replies = transaction(relay.port, message("faulty token"))
+        check(replies[-1].startswith("451 4.3.0") and "does not verify" in replies[-1],
+              "a faulty token: 451 4.3.0, the signature is never sent: " + replies[-1])
+        check(len(sink.messages()) == 3, "a faulty token: nothing reached the next hop")
+        check("sign=self-check-failed" in relay.text(), "the log says the self-check failed")
         relay.stop()
         sink.stop()
     finally:
@@ -583,10 +643,10 @@ def security(folder, cli, signerd, relayd, module):
 
 
 def main():
-    if len(sys.argv) != 6:
+    if len(sys.argv) != 7:
         print(__doc__)
         return 2
-    group, cli, signerd, relayd, module = sys.argv[1:]
+    group, cli, signerd, relayd, module, FAULT_MODULE[0] = sys.argv[1:]
     groups = {"delivery": delivery, "faults": faults, "security": security}
     folder = tempfile.mkdtemp(prefix="dkim-relayd-")
     os.chmod(folder, 0o755)

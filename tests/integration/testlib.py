@@ -2,6 +2,7 @@
 (dnsmasq on 127.0.0.1, a free port) serving TXT records for one zone."""
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -90,7 +91,22 @@ class DnsServer:
 
 
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-        u.bind(("127.0.0.1", 0))
-        port = u.getsockname()[1]
-    return port
+    """A TCP and UDP port free on 127.0.0.1, below the kernel's ephemeral range: a port from
+    that range can be taken as the source port of some connection before the server that was
+    meant to get it binds it (and stays taken while that connection is in TIME_WAIT)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError):
+        low = 32768
+    for _ in range(200):
+        port = random.randrange(10000, max(10001, low))
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t, \
+                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                t.bind(("127.0.0.1", port))
+                u.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port below %d" % low)

@@ -5,6 +5,8 @@
  *    to drive the session pool's recovery path;
  *  - CKA_EC_POINT in the raw 32-byte form (PKCS#11 v3.0's reading) instead of SoftHSM2's
  *    DER-wrapped OCTET STRING, for single-attribute C_GetAttributeValue calls;
+ *  - with $DKIM_FAULT_CORRUPT_SIGNATURES set, every signature C_Sign returns has one bit
+ *    flipped: a faulty token, for the relay's check of each signature before it leaves;
  *  - counts of C_Initialize and C_Finalize. The shim behaves as a module of its own: it
  *    answers C_Initialize with CKR_OK even when the real module was already initialised by
  *    the test binary, and only forwards C_Finalize when its own C_Initialize initialised the
@@ -102,6 +104,15 @@ static CK_RV failing_sign_init(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mecha
     return target->C_SignInit(session, mechanism, key);
 }
 
+static CK_RV corrupting_sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG length,
+                             CK_BYTE_PTR signature, CK_ULONG_PTR signature_length) {
+    CK_RV rv = target->C_Sign(session, data, length, signature, signature_length);
+    if (rv == CKR_OK && signature != NULL && *signature_length > 0) {
+        signature[*signature_length / 2] ^= 0x10;
+    }
+    return rv;
+}
+
 CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list) {
     if (target == NULL) {
         const char* path = getenv("DKIM_FAULT_MODULE_TARGET");
@@ -117,6 +128,9 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list) {
         forwarded.C_Login = counting_login;
         forwarded.C_GetAttributeValue = unwrapping_get_attribute_value;
         forwarded.C_SignInit = failing_sign_init;
+        if (getenv("DKIM_FAULT_CORRUPT_SIGNATURES") != NULL) {
+            forwarded.C_Sign = corrupting_sign;
+        }
     }
     *list = &forwarded;
     return CKR_OK;
