@@ -188,6 +188,7 @@ class SmtpNextHop final : public NextHopSession, public std::enable_shared_from_
           watchdog_(executor) {}
 
     awaitable<smtp::Reply> mail(const MailCommand& command) override {
+        const bool reused = stream_ != nullptr;
         if (!stream_) {
             auto opened = co_await open();
             if (!opened.positive()) {
@@ -208,7 +209,17 @@ class SmtpNextHop final : public NextHopSession, public std::enable_shared_from_
             }
             line += " SMTPUTF8";
         }
-        co_return co_await command_reply(line, hop_.command_timeout);
+        auto reply = co_await command_reply(line, hop_.command_timeout);
+        if (reused && !stream_ && !timed_out_) {
+            // The kept session was closed by the next hop while idle (its own timeout): no
+            // transaction was open there, so a new session can safely try once more.
+            auto opened = co_await open();
+            if (!opened.positive()) {
+                co_return opened;
+            }
+            reply = co_await command_reply(line, hop_.command_timeout);
+        }
+        co_return reply;
     }
 
     awaitable<smtp::Reply> rcpt(const std::string& forward_path) override {
@@ -445,6 +456,7 @@ class SmtpNextHop final : public NextHopSession, public std::enable_shared_from_
 
     void fail(const std::string& why) {
         const bool timed_out = watchdog_.expired();
+        timed_out_ = timed_out;
         broken_ = local_reply(451, timed_out ? "4.4.2" : "4.4.0", hop_.describe() + ": " + why);
         close();
     }
@@ -465,6 +477,7 @@ class SmtpNextHop final : public NextHopSession, public std::enable_shared_from_
     ssl::context& tls_context_;
     Watchdog watchdog_;
     bool watchdog_running_ = false;
+    bool timed_out_ = false;  // the last failure was a timeout
     std::unique_ptr<Stream> stream_;
     smtp::LineBuffer input_{4096};
     std::array<char, 16384> buffer_{};

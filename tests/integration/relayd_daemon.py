@@ -206,6 +206,11 @@ class Raw:
         self.send(line + b"\r\n")
         return self.reply()
 
+    def message(self, data):
+        """The message after 354, and the end of data; the reply to it."""
+        self.send(data + b".\r\n")
+        return self.reply()
+
     def closed(self):
         try:
             self.sock.settimeout(5)
@@ -361,7 +366,7 @@ def delivery(folder, cli, signerd, relayd, module):
         check(raw.cmd("RCPT TO:<jörg@peer.example>".encode()).startswith("250"), "a UTF-8 recipient with SMTPUTF8")
         check(raw.cmd(b"DATA").startswith("354"), "DATA")
         utf8 = message("utf8", body="Jörg grüßt.\r\n".encode(), extra="To: Jörg <jörg@peer.example>\r\n".encode())
-        final = raw.cmd(utf8 + b".\r\n")
+        final = raw.message(utf8)
         check(final.startswith("250 2.0.0"), "an SMTPUTF8 message is signed and delivered: " + final)
         raw.cmd(b"QUIT")
         raw.close()
@@ -426,7 +431,7 @@ def transaction(port, data, sender="alice@" + DOMAIN, rcpts=("bob@peer.example",
         replies.append(raw.cmd(b"RCPT TO:<%s>" % r.encode()))
     replies.append(raw.cmd(b"DATA"))
     if replies[-1].startswith("354"):
-        replies.append(raw.cmd(data + b".\r\n"))
+        replies.append(raw.message(data))
     raw.cmd(b"QUIT")
     raw.close()
     return replies
@@ -468,6 +473,26 @@ def faults(folder, cli, signerd, relayd, module):
                 check(sink.messages() == [], "next hop %s: the message was never sent" % name)
             relay.stop()
             sink.stop()
+
+        # The next hop closes the kept session while the client is idle (smtp-sink -t 1): the
+        # client's second transaction gets a fresh next-hop session.
+        sink = Sink(folder, "-t", "1")
+        relay = Relay(folder, relayd, app, "smtp://127.0.0.1:%d" % sink.port, name="idle", next_hop_extra='tls = "off"')
+        relay.start()
+        raw = Raw(relay.port)
+        raw.cmd(b"EHLO client.test")
+        outcomes = []
+        for n in range(2):
+            outcomes.append(raw.cmd(b"MAIL FROM:<alice@%s>" % DOMAIN.encode()))
+            outcomes.append(raw.cmd(b"RCPT TO:<bob@peer.example>"))
+            outcomes.append(raw.cmd(b"DATA"))
+            outcomes.append(raw.message(message("idle %d" % n)))
+            time.sleep(2.5 if n == 0 else 0)
+        raw.close()
+        check(outcomes[-1].startswith("250") and outcomes[3].startswith("250") and len(sink.messages()) == 2,
+              "a next-hop session closed while idle is replaced: %s" % outcomes[4:])
+        relay.stop()
+        sink.stop()
 
         # signerd stopped, then back: 451 4.3.0, then one delivery.
         sink = Sink(folder)
