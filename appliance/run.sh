@@ -7,7 +7,10 @@
 # keys and verify it against those records served by a DNS server on 127.0.0.1 (dnsmasq,
 # started and stopped here). Then dkim-signerd: a relay client is refused until alice's
 # elevation request is approved by bob with his TOTP code, signs through it, the grant is
-# revoked, and the audit log is verified. dkim-relayd and dkim-webd join as they are built.
+# revoked, and the audit log is verified. And dkim-relayd: mail submitted over SMTP (swaks) is
+# signed through signerd inside that grant and delivered to a maildir next hop under the state
+# folder; after the revoke the relay answers 451 and files a new request. dkim-webd joins as
+# it is built.
 #
 # DKIM_STATE_DIR (default ./state) holds the token, the PIN files and the config; running the
 # command again reuses them. DKIM_DOMAIN (default example.com) is the signing domain.
@@ -19,10 +22,11 @@ bash .ci/install-deps.sh
 echo "== building dkim-appliance"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >build.configure.log 2>&1 ||
   { cat build.configure.log; exit 1; }
-cmake --build build --target dkim-appliance dkim-signerd >build.appliance.log 2>&1 ||
+cmake --build build --target dkim-appliance dkim-signerd dkim-relayd >build.appliance.log 2>&1 ||
   { tail -50 build.appliance.log; exit 1; }
 cli=$root/build/appliance/dkim-appliance
 signerd=$root/build/appliance/dkim-signerd
+relayd=$root/build/appliance/dkim-relayd
 
 state=$(mkdir -p "${DKIM_STATE_DIR:-state}" && cd "${DKIM_STATE_DIR:-state}" && pwd)
 domain=${DKIM_DOMAIN:-example.com}
@@ -191,10 +195,51 @@ sed -n '1,/^From:/p' "$state/sample.signerd.eml" | sed '$d'
 echo
 echo "\$ dkim-appliance verify --dns-server 127.0.0.1:$port --authserv-id demo.local < sample.signerd.eml"
 "$cli" verify --dns-server "127.0.0.1:$port" --authserv-id demo.local <"$state/sample.signerd.eml" || true
+
+# --- dkim-relayd: SMTP in, signed through signerd inside the grant, into a maildir ------------
+mkdir -p "$state/maildir"
+chown nobody:nogroup "$state/maildir"
+relay_port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >"$state/relayd.toml" <<TOML
+hostname = "relay.demo.local"
+signerd_socket = "$socket"
+[[listen]]
+address = "127.0.0.1:$relay_port"
+[next_hop]
+url = "maildir:$state/maildir"
+[[domain]]
+name = "$domain"
+selectors = ["ed25519"]
+[[client]]
+name = "demo-apps"
+networks = ["127.0.0.0/8"]
+domains = ["$domain"]
+TOML
+chmod 644 "$state/relayd.toml"
+setpriv --reuid=nobody --regid=nogroup --clear-groups "$relayd" --config "$state/relayd.toml" \
+  >>"$state/relayd.log" 2>&1 &
+relayd_pid=$!
+trap 'kill $dns_pid $signerd_pid $relayd_pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q "listening on" "$state/relayd.log" 2>/dev/null && break; sleep 0.1; done
+submit() {
+  echo
+  echo "\$ swaks --server 127.0.0.1:$relay_port --from demo@$domain --to someone@peer.example --header 'Subject: $1'"
+  swaks --server "127.0.0.1:$relay_port" --from "demo@$domain" --to someone@peer.example \
+    --header "Subject: $1" 2>&1 | grep -E '^ *(->|<-|<\*\*) +(MAIL|RCPT|[0-9]{3} )' || true
+}
+submit "through the relay"
+delivered=$(ls -t "$state/maildir/new" | head -1)
+echo
+echo "\$ dkim-appliance verify --dns-server 127.0.0.1:$port --authserv-id demo.local < maildir/new/$delivered"
+"$cli" verify --dns-server "127.0.0.1:$port" --authserv-id demo.local <"$state/maildir/new/$delivered" || true
+tail -1 "$state/relayd.log"
+
 grant=$("$cli" grant list --active --socket "$socket" | tail -1 | cut -f1)
 as bob elevation revoke --grant "$grant" --reason "demo done" --totp "$(totp bob)"
 sd signerd status
-sd audit show --from "$(("$("$cli" signerd status --socket "$socket" | grep -o '[0-9]* records' | cut -d' ' -f1)" - 7))"
+submit "after the revoke"
+kill "$relayd_pid" && wait "$relayd_pid" || true
+sd audit show --from "$(("$("$cli" signerd status --socket "$socket" | grep -o '[0-9]* records' | cut -d' ' -f1)" - 10))"
 kill "$signerd_pid" && wait "$signerd_pid" || true
 echo
 echo "\$ dkim-appliance audit verify --db $state/signerd/signerd.db --token dkim"
@@ -206,7 +251,8 @@ cat <<TEXT
 State folder: $state (token store, PIN files mode 0600, dkim-appliance.toml).
 Signed sample: $state/sample.signed.eml (with the PIN file), $state/sample.signerd.eml (through
 dkim-signerd, inside a grant). dkim-signerd's configuration, log and database: $state/signerd.toml,
-$state/signerd.log, $state/signerd/signerd.db.
+$state/signerd.log, $state/signerd/signerd.db. dkim-relayd's configuration and log:
+$state/relayd.toml, $state/relayd.log; what it delivered: $state/maildir/new.
 Try:  SOFTHSM2_CONF=$SOFTHSM2_CONF $cli --config $state/dkim-appliance.toml key list --json
 Remove everything with: rm -rf $state
 TEXT
