@@ -16,7 +16,9 @@
 #include "dkim/metrics/exporter.hpp"
 #include "server.hpp"
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
     using namespace dkim;
     CLI::App app{"dkim-relayd: the DKIM signing SMTP relay"};
     std::string config_file = "/etc/dkim-relayd/relayd.toml";
@@ -41,7 +43,7 @@ int main(int argc, char** argv) {
         return 1;
     }
     // A client that disconnects while a reply is written must not kill the relay.
-    ::signal(SIGPIPE, SIG_IGN);
+    (void)::signal(SIGPIPE, SIG_IGN);
 
     relayd::Relay relay(*config);
     if (auto opened = relay.open(); !opened) {
@@ -92,4 +94,15 @@ int main(int argc, char** argv) {
     }
     std::cerr << "dkim-relayd: stopped\n";
     return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        std::cerr << "dkim-relayd: " << e.what() << "\n";
+        return 1;
+    }
 }

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <random>
+#include <system_error>
 
 #include "dkim/mail/header.hpp"
 
@@ -27,7 +28,7 @@ smtp::Reply local_reply(int code, std::string enhanced, std::string text) {
 namespace {
 
 std::string errno_text(int error) {
-    return std::strerror(error);
+    return std::generic_category().message(error);
 }
 
 bool write_all(int fd, std::string_view bytes) {
@@ -59,7 +60,7 @@ std::string unique_name() {
     static const std::uint64_t salt = std::random_device{}();
     std::array<char, 256> host{};
     if (::gethostname(host.data(), host.size() - 1) != 0) {
-        std::strcpy(host.data(), "localhost");
+        host = {'l', 'o', 'c', 'a', 'l', 'h', 'o', 's', 't'};
     }
     std::string hostname(host.data());
     // Maildir names may not hold '/' or ':'.
@@ -73,10 +74,10 @@ std::string unique_name() {
     const auto micros =
         std::chrono::duration_cast<std::chrono::microseconds>(now).count() % 1000000;
     char buffer[128];
-    std::snprintf(buffer, sizeof buffer, "%lld.M%lldP%dQ%lluR%llx.",
-                  static_cast<long long>(seconds), static_cast<long long>(micros),
-                  static_cast<int>(::getpid()), static_cast<unsigned long long>(++counter),
-                  static_cast<unsigned long long>(salt));
+    (void)std::snprintf(buffer, sizeof buffer, "%lld.M%lldP%dQ%lluR%llx.",
+                        static_cast<long long>(seconds), static_cast<long long>(micros),
+                        static_cast<int>(::getpid()), static_cast<unsigned long long>(++counter),
+                        static_cast<unsigned long long>(salt));
     return buffer + hostname;
 }
 

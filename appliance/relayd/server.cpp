@@ -19,8 +19,12 @@ Relay::Relay(const Config& config, ipc::ClientOptions signerd_options)
     : config_(config), workers_(config.signing_workers), signing_(config, signerd_options) {}
 
 Relay::~Relay() {
-    stop();
-    workers_.join();
+    try {
+        stop();
+        workers_.join();
+    } catch (const std::exception&) {
+        // Nothing left to do: the process is ending.
+    }
 }
 
 Expected<void, std::string> Relay::open() {

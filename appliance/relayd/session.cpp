@@ -23,9 +23,9 @@ void wipe(std::string& s) {
 
 std::string hex_id(std::uint64_t salt, std::uint64_t n) {
     char buffer[40];
-    std::snprintf(buffer, sizeof buffer, "%06llx%06llx",
-                  static_cast<unsigned long long>(salt & 0xffffff),
-                  static_cast<unsigned long long>(n & 0xffffff));
+    (void)std::snprintf(buffer, sizeof buffer, "%06llx%06llx",
+                        static_cast<unsigned long long>(salt & 0xffffff),
+                        static_cast<unsigned long long>(n & 0xffffff));
     return buffer;
 }
 
@@ -119,7 +119,8 @@ void Session::start() {
             try {
                 co_await self->run();
             } catch (const std::exception& e) {
-                std::fprintf(stderr, "dkim-relayd: session %s: %s\n", self->id_.c_str(), e.what());
+                (void)std::fprintf(stderr, "dkim-relayd: session %s: %s\n", self->id_.c_str(),
+                                   e.what());
             }
             if (self->next_hop_) {
                 try {
@@ -922,14 +923,14 @@ void Session::log_transaction(const std::string& from_domain, std::uint64_t size
     const double ms = static_cast<double>(
                           std::chrono::duration_cast<std::chrono::microseconds>(latency).count()) /
                       1000.0;
-    std::fprintf(stderr,
-                 "dkim-relayd: txn id=%s.%llu client=%s ip=%s from_domain=%s size=%llu rcpts=%zu "
-                 "selectors=%s sign=%s next_hop=%s reply=%d latency_ms=%.3f\n",
-                 id_.c_str(), static_cast<unsigned long long>(++transactions_),
-                 client_name().c_str(), address_text_.c_str(), from_domain.c_str(),
-                 static_cast<unsigned long long>(size), txn_.recipients.size(), selectors.c_str(),
-                 signing.c_str(), text::json_quote(next_hop.empty() ? "-" : next_hop).c_str(),
-                 reply_code, ms);
+    (void)std::fprintf(
+        stderr,
+        "dkim-relayd: txn id=%s.%llu client=%s ip=%s from_domain=%s size=%llu rcpts=%zu "
+        "selectors=%s sign=%s next_hop=%s reply=%d latency_ms=%.3f\n",
+        id_.c_str(), static_cast<unsigned long long>(++transactions_), client_name().c_str(),
+        address_text_.c_str(), from_domain.c_str(), static_cast<unsigned long long>(size),
+        txn_.recipients.size(), selectors.c_str(), signing.c_str(),
+        text::json_quote(next_hop.empty() ? "-" : next_hop).c_str(), reply_code, ms);
 }
 
 }  // namespace dkim::relayd

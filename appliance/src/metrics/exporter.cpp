@@ -29,11 +29,11 @@ void Histogram::render(std::string& out, const std::string& name, const std::str
     out += "# HELP " + name + " " + help + "\n# TYPE " + name + " histogram\n";
     char bound[32];
     for (std::size_t i = 0; i < kBounds.size(); ++i) {
-        std::snprintf(bound, sizeof bound, "%g", kBounds[i]);
+        (void)std::snprintf(bound, sizeof bound, "%g", kBounds[i]);
         out += name + "_bucket{le=\"" + bound + "\"} " + std::to_string(buckets_[i].load()) + "\n";
     }
     const std::uint64_t count = count_.load();
-    std::snprintf(bound, sizeof bound, "%.9f", static_cast<double>(sum_ns_.load()) / 1e9);
+    (void)std::snprintf(bound, sizeof bound, "%.9f", static_cast<double>(sum_ns_.load()) / 1e9);
     out += name + "_bucket{le=\"+Inf\"} " + std::to_string(count) + "\n";
     out += name + "_sum " + bound + "\n";
     out += name + "_count " + std::to_string(count) + "\n";
