@@ -208,10 +208,11 @@ struct AuditShow {
     }
 };
 
-using Request = std::variant<SignRequest, PublicKeyRequest, StatusRequest, SessionCreate, UserAdd,
-                             UserList, UserSetDisabled, ApiTokenCreate, ApiTokenRevoke, TotpEnrol,
+// New alternatives go at the end: the index is the wire tag.
+using Request = std::variant<SignRequest, StatusRequest, SessionCreate, UserAdd, UserList,
+                             UserSetDisabled, ApiTokenCreate, ApiTokenRevoke, TotpEnrol,
                              TotpConfirm, ElevationRequest, ElevationList, ElevationDecide,
-                             GrantRevoke, GrantList, AuditShow>;
+                             GrantRevoke, GrantList, AuditShow, PublicKeyRequest>;
 
 // --- replies --------------------------------------------------------------------------------
 
