@@ -447,6 +447,15 @@ def transaction(port, data, sender="alice@" + DOMAIN, rcpts=("bob@peer.example",
     return replies
 
 
+def start_data(port):
+    """A session up to DATA's 354, for tests that send the message (or part of it) by hand."""
+    raw = Raw(port)
+    for line in (b"EHLO client.test", b"MAIL FROM:<alice@%s>" % DOMAIN.encode(), b"RCPT TO:<bob@peer.example>",
+                 b"DATA"):
+        raw.cmd(line)
+    return raw
+
+
 def faults(folder, cli, signerd, relayd, module):
     app, dns_server = setup(folder, cli, signerd, module)
     app.approve(app.request("*", "30m"))
@@ -522,10 +531,7 @@ def faults(folder, cli, signerd, relayd, module):
 
         # kill -9 of relayd in the middle of DATA: the client sees the connection drop, the next
         # hop never saw DATA; after a restart the retry is delivered once.
-        raw = Raw(relay.port)
-        for line in (b"EHLO client.test", b"MAIL FROM:<alice@%s>" % DOMAIN.encode(), b"RCPT TO:<bob@peer.example>",
-                     b"DATA"):
-            raw.cmd(line)
+        raw = start_data(relay.port)
         raw.send(message("killed")[:60])
         time.sleep(0.2)
         relay.kill9()
@@ -537,10 +543,7 @@ def faults(folder, cli, signerd, relayd, module):
         check(len(sink.messages()) == 3, "kill -9 mid-DATA: exactly one copy after the retry")
 
         # The client leaves in the middle of DATA.
-        raw = Raw(relay.port)
-        for line in (b"EHLO client.test", b"MAIL FROM:<alice@%s>" % DOMAIN.encode(), b"RCPT TO:<bob@peer.example>",
-                     b"DATA"):
-            raw.cmd(line)
+        raw = start_data(relay.port)
         raw.send(message("abandoned")[:80])
         raw.close()
         check(eventually(lambda: 'dkim_relayd_transactions_total{outcome="aborted"} 1' in relay.metrics()),
@@ -582,10 +585,7 @@ def security(folder, cli, signerd, relayd, module):
                    b"From: alice@signerd.example\r\n\r\nsmuggled\r\n"
         for name, sequence in (("LF.CRLF", b"\n.\r\n"), ("CRLF.LF", b"\r\n.\n"), ("LF.LF", b"\n.\n"),
                                ("CR.CRLF", b"\r.\r\n"), ("CRLF.CR", b"\r\n.\r"), ("bare LF", b"\n")):
-            raw = Raw(relay.port)
-            for line in (b"EHLO client.test", b"MAIL FROM:<alice@%s>" % DOMAIN.encode(), b"RCPT TO:<bob@peer.example>",
-                         b"DATA"):
-                raw.cmd(line)
+            raw = start_data(relay.port)
             raw.send(message("smuggle " + name, body=b"text" + sequence + smuggled) + b".\r\n")
             reply = raw.reply()
             check(reply.startswith("521 5.5.2") and raw.closed(), "smuggling %s: 521 and the session ends: %s" % (name, reply))

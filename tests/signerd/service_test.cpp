@@ -241,9 +241,10 @@ TEST_F(ServiceTest, DecisionsNeedTheApproversTotpCodeOnce) {
     EXPECT_EQ(error_code(h.call(h.admin_peer, ipc::ElevationDecide{{}, "approve", id2, "", ""})),
               "forbidden");
     // A requester cannot approve even with valid credentials.
-    auto alice = h.password_of("alice");
-    EXPECT_NE(error_code(h.call(h.web_peer, ipc::ElevationDecide{alice, "approve", id2, "", ""})),
-              "");
+    auto requester = h.password_of("alice");
+    EXPECT_NE(
+        error_code(h.call(h.web_peer, ipc::ElevationDecide{requester, "approve", id2, "", ""})),
+        "");
 }
 
 TEST_F(ServiceTest, ApiTokensComeFromPasswordsAndWorkForRequests) {

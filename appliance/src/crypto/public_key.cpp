@@ -5,6 +5,8 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "openssl_digest.hpp"
+
 namespace dkim::crypto {
 namespace {
 
@@ -14,11 +16,6 @@ struct PkeyCtxFree {
 struct MdCtxFree {
     void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); }
 };
-
-const EVP_MD* sha256_md() {
-    static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-    return md;
-}
 
 }  // namespace
 

@@ -4,8 +4,9 @@
 
 #include <cstdlib>
 
+#include "openssl_digest.hpp"
+
 namespace dkim::crypto {
-namespace {
 
 const EVP_MD* sha256_md() {
     // Fetched once and kept for the life of the process.
@@ -15,8 +16,6 @@ const EVP_MD* sha256_md() {
     }
     return md;
 }
-
-}  // namespace
 
 struct Sha256::Ctx {
     EVP_MD_CTX* md_ctx = nullptr;

@@ -13,10 +13,6 @@ bool starts_with_icase(std::string_view s, std::string_view prefix) {
     return s.size() >= prefix.size() && mail::iequals(s.substr(0, prefix.size()), prefix);
 }
 
-std::int64_t unix_seconds(std::chrono::system_clock::time_point t) {
-    return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-
 }  // namespace
 
 const std::vector<std::string>& default_signed_headers() {

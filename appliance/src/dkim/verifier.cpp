@@ -18,10 +18,6 @@ bool constant_time_equal(std::string_view a, const crypto::Sha256Digest& b) {
     return diff == 0;
 }
 
-std::int64_t unix_seconds(std::chrono::system_clock::time_point t) {
-    return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-
 }  // namespace
 
 struct MessageVerifier::BodyHash {

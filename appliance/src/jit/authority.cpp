@@ -29,10 +29,6 @@ namespace {
 
 constexpr std::size_t kMaxReason = 1000;
 
-Unexpected<Refusal> refuse(Refusal::Code code, std::string message) {
-    return unexpected(Refusal{code, std::move(message)});
-}
-
 Unexpected<Refusal> unavailable(const std::string& why) {
     return refuse(Refusal::Code::unavailable,
                   "the audit log cannot be written, nothing was changed: " + why);

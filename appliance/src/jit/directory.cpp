@@ -11,10 +11,6 @@ constexpr auto kLockout = std::chrono::minutes(15);
 constexpr std::size_t kMinPassword = 12;
 constexpr std::size_t kMaxPassword = 1024;
 
-Unexpected<Refusal> refuse(Refusal::Code code, std::string message) {
-    return unexpected(Refusal{code, std::move(message)});
-}
-
 // The same answer for every way authentication fails: it must not say which part was wrong.
 Unexpected<Refusal> bad_credentials() {
     return refuse(Refusal::Code::unauthenticated, "authentication failed");

@@ -106,24 +106,24 @@ TEST_F(DirectoryTest, TotpMustBeConfirmedAndACodeWorksOnce) {
     auto& d = engine.directory();
     ASSERT_TRUE(d.add_user(local, "bob", static_cast<jit::RoleSet>(jit::Role::approver),
                            "correct horse battery", t0));
-    const auto bob = user("bob", {jit::Role::approver});
-    EXPECT_EQ(d.check_totp(bob, "123456", t0).error().code, jit::Refusal::Code::forbidden);
+    const auto approver = user("bob", {jit::Role::approver});
+    EXPECT_EQ(d.check_totp(approver, "123456", t0).error().code, jit::Refusal::Code::forbidden);
     auto enrolment = d.enrol_totp(local, "bob", t0);
     ASSERT_TRUE(enrolment);
-    EXPECT_EQ(enrolment->uri.rfind("otpauth://totp/dkim-appliance:bob?secret=", 0), 0U);
+    EXPECT_EQ(enrolment->uri.rfind("otpauth://totp/dkim-appliance:approver?secret=", 0), 0U);
     const std::string secret = base32_decode(enrolment->secret_base32);
     auto code_at = [&](jit::TimePoint t) { return totp_at(secret, t); };
-    EXPECT_EQ(d.check_totp(bob, code_at(t0), t0).error().code, jit::Refusal::Code::forbidden)
+    EXPECT_EQ(d.check_totp(approver, code_at(t0), t0).error().code, jit::Refusal::Code::forbidden)
         << "not confirmed yet";
-    ASSERT_TRUE(d.confirm_totp(bob, "bob", code_at(t0), t0));
-    EXPECT_FALSE(d.check_totp(bob, code_at(t0), t0)) << "the confirming code was used";
-    ASSERT_TRUE(d.check_totp(bob, code_at(t0 + 30s), t0 + 30s));
-    EXPECT_FALSE(d.check_totp(bob, code_at(t0 + 30s), t0 + 31s)) << "replay";
+    ASSERT_TRUE(d.confirm_totp(approver, "bob", code_at(t0), t0));
+    EXPECT_FALSE(d.check_totp(approver, code_at(t0), t0)) << "the confirming code was used";
+    ASSERT_TRUE(d.check_totp(approver, code_at(t0 + 30s), t0 + 30s));
+    EXPECT_FALSE(d.check_totp(approver, code_at(t0 + 30s), t0 + 31s)) << "replay";
     engine.restart();
-    EXPECT_FALSE(engine.directory().check_totp(bob, code_at(t0 + 30s), t0 + 32s))
+    EXPECT_FALSE(engine.directory().check_totp(approver, code_at(t0 + 30s), t0 + 32s))
         << "replay after restart";
-    EXPECT_TRUE(engine.directory().check_totp(bob, code_at(t0 + 60s), t0 + 60s));
-    EXPECT_FALSE(engine.directory().check_totp(bob, "000000", t0 + 90s));
+    EXPECT_TRUE(engine.directory().check_totp(approver, code_at(t0 + 60s), t0 + 60s));
+    EXPECT_FALSE(engine.directory().check_totp(approver, "000000", t0 + 90s));
 }
 
 }  // namespace

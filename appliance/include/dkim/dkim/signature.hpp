@@ -2,6 +2,7 @@
 // The DKIM-Signature header field (RFC 6376 §3.5): parsed and checked for a verifier,
 // rendered (folded to readable lines) for a signer.
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -18,6 +19,11 @@ enum class SigningAlgorithm : std::uint8_t {
     ed25519_sha256,  // RFC 8463
     rsa_sha1,        // parsed so it can be named; RFC 8301: never valid
 };
+
+// t= and x= values: seconds since the epoch.
+inline std::int64_t unix_seconds(std::chrono::system_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
 
 std::string_view to_string(SigningAlgorithm a);
 std::optional<SigningAlgorithm> parse_signing_algorithm(std::string_view a_tag);

@@ -53,6 +53,9 @@ struct Refusal {
     std::string message;
 };
 std::string_view to_string(Refusal::Code code) noexcept;
+inline Unexpected<Refusal> refuse(Refusal::Code code, std::string message) {
+    return unexpected(Refusal{code, std::move(message)});
+}
 
 template <class T>
 using Outcome = Expected<T, Refusal>;
