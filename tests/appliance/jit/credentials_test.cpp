@@ -110,7 +110,7 @@ TEST_F(DirectoryTest, TotpMustBeConfirmedAndACodeWorksOnce) {
     EXPECT_EQ(d.check_totp(approver, "123456", t0).error().code, jit::Refusal::Code::forbidden);
     auto enrolment = d.enrol_totp(local, "bob", t0);
     ASSERT_TRUE(enrolment);
-    EXPECT_EQ(enrolment->uri.rfind("otpauth://totp/dkim-appliance:approver?secret=", 0), 0U);
+    EXPECT_EQ(enrolment->uri.rfind("otpauth://totp/dkim-appliance:bob?secret=", 0), 0U);
     const std::string secret = base32_decode(enrolment->secret_base32);
     auto code_at = [&](jit::TimePoint t) { return totp_at(secret, t); };
     EXPECT_EQ(d.check_totp(approver, code_at(t0), t0).error().code, jit::Refusal::Code::forbidden)
