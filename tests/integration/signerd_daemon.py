@@ -395,8 +395,10 @@ def faults(folder, cli, signerd, module):
         grants = grant_states(app)
         for grant_id, state in grants.items():
             if state == "active":
-                app.op("elevation", "revoke", "--grant", str(grant_id), "--reason", "done", user="carol", totp=True)
-        deadline = time.time() + 15
+                revoked = app.op("elevation", "revoke", "--grant", str(grant_id), "--reason", "done", user="carol",
+                                 totp=True)
+                check(revoked.returncode == 0, "grant %d revoked for the webhook: %s" % (grant_id, revoked.stderr.strip()))
+        deadline = time.time() + 30  # the webhook retries after 1, 2, 4 and 8 s
         while time.time() < deadline and not {"request.pending", "request.approved", "grant.revoked"} <= {
                 e["type"] for e in WebhookReceiver.events}:
             time.sleep(0.1)
