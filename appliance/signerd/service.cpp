@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "dkim/crypto/public_key.hpp"
 #include "dkim/crypto/sha256.hpp"
 #include "dkim/dkim/signature.hpp"
 #include "dkim/jit/credentials.hpp"
@@ -21,6 +22,11 @@ namespace {
 
 ipc::Reply error(const std::string& code, const std::string& message) {
     return ipc::ErrorReply{code, message, 0};
+}
+
+bool may_read_audit(const Actor& who) {
+    return who.kind != Actor::Kind::user || jit::has_role(who.roles, jit::Role::auditor) ||
+           jit::has_role(who.roles, jit::Role::admin);
 }
 
 ipc::RequestView view(const jit::Request& r, const jit::Policy& policy, jit::TimePoint now) {
@@ -763,8 +769,7 @@ ipc::Reply Service::operate(const Actor& /*who*/, ipc::GrantList& r, jit::TimePo
 }
 
 ipc::Reply Service::operate(const Actor& who, ipc::AuditShow& r, jit::TimePoint /*now*/) {
-    if (who.kind == Actor::Kind::user && !jit::has_role(who.roles, jit::Role::auditor) &&
-        !jit::has_role(who.roles, jit::Role::admin)) {
+    if (!may_read_audit(who)) {
         return error("forbidden", "reading the audit log needs the auditor or admin role");
     }
     auto records = journal_.store().audit_records(std::max<std::int64_t>(1, r.from),
@@ -777,6 +782,183 @@ ipc::Reply Service::operate(const Actor& who, ipc::AuditShow& r, jit::TimePoint 
         out.records.push_back({a.seq, jit::to_unix_ms(a.time), a.actor, a.action, a.scope,
                                a.outcome, a.reason, a.request_id, a.grant_id, a.detail,
                                jit::to_hex(a.hash)});
+    }
+    return out;
+}
+
+namespace {
+
+ipc::KeyView key_view(const TokenGate::KeyDescription& k) {
+    return ipc::KeyView{k.domain,
+                        k.selector,
+                        k.algorithm,
+                        k.signing,
+                        k.bits,
+                        k.selector + "._domainkey." + k.domain,
+                        k.dkim_record};
+}
+
+ipc::Reply gate_error(const GateError& e) {
+    switch (e.kind) {
+        case GateError::Kind::invalid: return error("invalid", e.message);
+        case GateError::Kind::exists: return error("conflict", e.message);
+        case GateError::Kind::no_key: return error("not_found", e.message);
+        default: return error("unavailable", "the token cannot do it: " + e.message);
+    }
+}
+
+}  // namespace
+
+ipc::Reply Service::operate(const Actor& who, ipc::WhoAmI& r, jit::TimePoint /*now*/) {
+    ipc::IdentityReply out;
+    out.name = who.name;
+    out.roles = jit::roles_to_string(who.roles);
+    out.kind = who.kind == Actor::Kind::local ? "local" : "user";
+    if (who.kind == Actor::Kind::user) {
+        const auto user = directory_.find(who.name);
+        out.totp = user && user->totp_confirmed;
+    }
+    if (!r.auth.token.empty()) {
+        if (const auto token = directory_.token_info(r.auth.token)) {
+            out.token_kind = token->kind == jit::TokenKind::api ? "api" : "session";
+            out.token_id = token->id;
+            out.token_expires_ms = token->expires ? jit::to_unix_ms(*token->expires) : 0;
+        }
+    }
+    return out;
+}
+
+ipc::Reply Service::operate(const Actor& who, ipc::SessionEnd& r, jit::TimePoint now) {
+    const auto token = r.auth.token.empty() ? std::nullopt : directory_.token_info(r.auth.token);
+    if (!token || token->kind != jit::TokenKind::session) {
+        return error("invalid", "only a session token can end its session");
+    }
+    auto revoked = directory_.revoke_token(who, token->id, now);
+    if (!revoked) {
+        return error_reply(revoked.error());
+    }
+    return ipc::OkReply{"session ended", token->id, ""};
+}
+
+ipc::Reply Service::operate(const Actor& /*who*/, ipc::KeyList& /*r*/, jit::TimePoint /*now*/) {
+    auto keys = gate_.list_keys();
+    if (!keys) {
+        return gate_error(keys.error());
+    }
+    ipc::KeysReply out;
+    for (const auto& k : *keys) {
+        out.keys.push_back(key_view(k));
+    }
+    return out;
+}
+
+ipc::Reply Service::operate(const Actor& who, ipc::KeyGenerate& r, jit::TimePoint now) {
+    if (!is_valid_domain(r.domain) || !is_valid_selector(r.selector)) {
+        return error("invalid", "invalid domain or selector");
+    }
+    const std::string domain = mail::ascii_lowercase(r.domain);
+    const std::string selector = mail::ascii_lowercase(r.selector);
+    // The grant first (it spends a use and is recorded), then the token.
+    auto grant = authority_.authorize_operation(who, jit::Operation::key_generate, domain,
+                                                selector, now);
+    if (!grant) {
+        return error_reply(grant.error());
+    }
+    if (!gate_.logged_in()) {
+        (void)reconcile(now);
+    }
+    auto made = gate_.generate_key(domain, selector, r.algorithm);
+    const std::string scope = "key.generate " + domain + "/" + selector;
+    if (!made) {
+        jit::AuditRecord failed;
+        failed.time = now;
+        failed.actor = who.audit_name();
+        failed.action = "key.generate";
+        failed.scope = scope;
+        failed.outcome = "failed";
+        failed.reason = made.error().message;
+        failed.grant_id = grant->id;
+        (void)journal_.write({}, std::move(failed));
+        return gate_error(made.error());
+    }
+    jit::AuditRecord done;
+    done.time = now;
+    done.actor = who.audit_name();
+    done.action = "key.generated";
+    done.scope = scope;
+    done.outcome = "ok";
+    done.grant_id = grant->id;
+    done.detail = made->algorithm + "; " + made->dkim_record;
+    if (auto written = journal_.write({}, std::move(done)); !written) {
+        return error("unavailable", "the key was generated but its record could not be written: " +
+                                        written.error());
+    }
+    notify_change();
+    ipc::KeysReply out;
+    out.keys.push_back(key_view(*made));
+    return out;
+}
+
+ipc::Reply Service::operate(const Actor& who, ipc::AuditVerify& /*r*/, jit::TimePoint /*now*/) {
+    if (!may_read_audit(who)) {
+        return error("forbidden", "verifying the audit log needs the auditor or admin role");
+    }
+    std::vector<jit::AuditRecord> all;
+    for (std::int64_t from = 1;;) {
+        // By position, not by seq: a gap or a duplicate must reach verify_chain as it is.
+        auto page = journal_.store().audit_records(from, 50'000);
+        if (!page) {
+            return error("unavailable", page.error());
+        }
+        if (page->empty()) {
+            break;
+        }
+        from = page->back().seq + 1;
+        const bool last = page->size() < 50'000;
+        std::move(page->begin(), page->end(), std::back_inserter(all));
+        if (last) {
+            break;
+        }
+    }
+    auto checkpoints = journal_.store().checkpoints();
+    if (!checkpoints) {
+        return error("unavailable", checkpoints.error());
+    }
+    const jit::ChainReport report = jit::verify_chain(all, *checkpoints);
+    ipc::AuditVerifyReply out;
+    out.ok = report.ok;
+    out.records = report.records;
+    out.first_broken = report.first_broken;
+    out.problem = report.problem;
+    out.checkpoints = report.checkpoints_checked;
+    out.head = all.empty() ? jit::to_hex(jit::ChainHash{}) : jit::to_hex(all.back().hash);
+    if (!report.ok || checkpoints->empty()) {
+        return out;
+    }
+    // The checkpoints' signatures, with the audit key's public half (no login needed).
+    const hsm::KeyName audit = audit_key_name();
+    auto key = gate_.public_key(audit.domain, audit.selector);
+    if (!key) {
+        out.ok = false;
+        out.problem = "the audit key cannot be read: " + key.error().message;
+        return out;
+    }
+    auto public_key = crypto::PublicKey::parse(KeyType::ed25519, key->key);
+    if (!public_key) {
+        out.ok = false;
+        out.problem = "the audit key cannot be read: " + public_key.error();
+        return out;
+    }
+    for (const jit::Checkpoint& c : *checkpoints) {
+        const auto digest = crypto::Sha256::hash(jit::checkpoint_message(c));
+        if (!public_key->verify(SigningAlgorithm::ed25519_sha256, digest, c.signature)) {
+            out.ok = false;
+            out.first_broken = c.seq;
+            out.problem = "the checkpoint at record " + std::to_string(c.seq) +
+                          " does not carry a valid signature of the audit key";
+            return out;
+        }
+        ++out.checkpoint_signatures;
     }
     return out;
 }

@@ -86,6 +86,11 @@ class Service {
     ipc::Reply operate(const jit::Actor& who, ipc::GrantRevoke& r, jit::TimePoint now);
     ipc::Reply operate(const jit::Actor& who, ipc::GrantList& r, jit::TimePoint now);
     ipc::Reply operate(const jit::Actor& who, ipc::AuditShow& r, jit::TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::WhoAmI& r, jit::TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::SessionEnd& r, jit::TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::KeyList& r, jit::TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::KeyGenerate& r, jit::TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::AuditVerify& r, jit::TimePoint now);
 
     // The login lifecycle.
     Expected<void, std::string> reconcile(jit::TimePoint now);

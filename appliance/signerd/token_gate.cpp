@@ -1,5 +1,7 @@
 #include "token_gate.hpp"
 
+#include "dkim/provisioning/dns_record.hpp"
+
 namespace dkim::signerd {
 
 hsm::KeyName audit_key_name() {
@@ -12,6 +14,9 @@ GateError from_hsm(const hsm::Error& error) {
     switch (error.code) {
         case hsm::ErrorCode::locked: return {GateError::Kind::locked, error.to_string()};
         case hsm::ErrorCode::key_not_found: return {GateError::Kind::no_key, error.to_string()};
+        case hsm::ErrorCode::key_exists: return {GateError::Kind::exists, error.to_string()};
+        case hsm::ErrorCode::invalid_argument:
+            return {GateError::Kind::invalid, error.to_string()};
         case hsm::ErrorCode::pin_incorrect:
         case hsm::ErrorCode::pin_locked: return {GateError::Kind::wrong_pin, error.to_string()};
         default: return {GateError::Kind::token, error.to_string()};
@@ -156,6 +161,73 @@ Expected<TokenGate::CheckpointSignature, GateError> HsmTokenGate::sign_checkpoin
     }
     return CheckpointSignature{name.label(), "ed25519-sha256",
                                std::string(signature->begin(), signature->end())};
+}
+
+namespace {
+
+Expected<TokenGate::KeyDescription, GateError> describe(hsm::KeyStore& store,
+                                                        const hsm::KeyInfo& info) {
+    auto key = store.public_key(info);
+    if (!key) {
+        return unexpected(from_hsm(key.error()));
+    }
+    return TokenGate::KeyDescription{info.name.domain,
+                                     info.name.selector,
+                                     info.algorithm_name(),
+                                     std::string(hsm::dkim_signature_algorithm(info.type)),
+                                     info.bits,
+                                     provisioning::dkim_record_value(*key)};
+}
+
+}  // namespace
+
+Expected<std::vector<TokenGate::KeyDescription>, GateError> HsmTokenGate::list_keys() {
+    hsm::KeyStore store(token_);
+    auto keys = store.list();
+    if (!keys) {
+        return unexpected(from_hsm(keys.error()));
+    }
+    std::vector<KeyDescription> out;
+    for (const hsm::KeyInfo& info : *keys) {
+        if (info.name == audit_key_name() || !info.has_public) {
+            continue;
+        }
+        auto described = describe(store, info);
+        if (!described) {
+            return unexpected(described.error());
+        }
+        out.push_back(std::move(*described));
+    }
+    return out;
+}
+
+Expected<TokenGate::KeyDescription, GateError> HsmTokenGate::generate_key(
+    const std::string& domain, const std::string& selector, const std::string& algorithm) {
+    auto name = hsm::KeyName::make(domain, selector);
+    if (!name) {
+        return unexpected(GateError{GateError::Kind::invalid, name.error().to_string()});
+    }
+    if (*name == audit_key_name()) {
+        return unexpected(GateError{GateError::Kind::invalid, "that name is the audit key's"});
+    }
+    const auto parsed = hsm::parse_key_algorithm(algorithm);
+    if (!parsed) {
+        return unexpected(GateError{GateError::Kind::invalid,
+                                    "unknown algorithm '" + algorithm +
+                                        "' (rsa-2048, rsa-3072, rsa-4096 or ed25519)"});
+    }
+    {
+        std::lock_guard lock(mutex_);
+        if (!login_) {
+            return unexpected(GateError{GateError::Kind::locked, "the token is not logged in"});
+        }
+    }
+    hsm::KeyStore store(token_);
+    auto generated = store.generate(*name, *parsed);
+    if (!generated) {
+        return unexpected(from_hsm(generated.error()));
+    }
+    return describe(store, *generated);
 }
 
 }  // namespace dkim::signerd

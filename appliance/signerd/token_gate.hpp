@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "dkim/dkim/signature.hpp"
 #include "dkim/expected.hpp"
@@ -20,7 +21,8 @@
 namespace dkim::signerd {
 
 struct GateError {
-    enum class Kind : std::uint8_t { locked, no_key, wrong_pin, token } kind = Kind::token;
+    enum class Kind : std::uint8_t { locked, no_key, wrong_pin, token, invalid, exists } kind =
+        Kind::token;
     std::string message;
 };
 
@@ -43,6 +45,21 @@ class TokenGate {
     };
     virtual Expected<PublicKey, GateError> public_key(const std::string& domain,
                                                       const std::string& selector) = 0;
+    // The DKIM keys in the token, from their public halves (no login needed), sorted by domain
+    // and selector; the audit key is not among them.
+    struct KeyDescription {
+        std::string domain;
+        std::string selector;
+        std::string algorithm;  // "rsa-2048", "ed25519"
+        std::string signing;    // "rsa-sha256", "ed25519-sha256"
+        unsigned bits = 0;
+        std::string dkim_record;  // "v=DKIM1; k=...; p=..."
+    };
+    virtual Expected<std::vector<KeyDescription>, GateError> list_keys() = 0;
+    // Generates a key pair in the token (needs a login). Refuses a name that exists.
+    virtual Expected<KeyDescription, GateError> generate_key(const std::string& domain,
+                                                             const std::string& selector,
+                                                             const std::string& algorithm) = 0;
     // Signs an audit checkpoint with the audit key (generated in the token on first use).
     // Returns (key label, algorithm, signature).
     struct CheckpointSignature {
@@ -71,6 +88,10 @@ class HsmTokenGate final : public TokenGate {
     Expected<PublicKey, GateError> public_key(const std::string& domain,
                                               const std::string& selector) override;
     Expected<CheckpointSignature, GateError> sign_checkpoint(std::string_view message) override;
+    Expected<std::vector<KeyDescription>, GateError> list_keys() override;
+    Expected<KeyDescription, GateError> generate_key(const std::string& domain,
+                                                     const std::string& selector,
+                                                     const std::string& algorithm) override;
 
     const std::shared_ptr<hsm::Token>& token() const { return token_; }
 

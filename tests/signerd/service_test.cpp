@@ -57,6 +57,26 @@ class FakeGate final : public signerd::TokenGate {
         ++checkpoints;
         return CheckpointSignature{"audit", "ed25519-sha256", "sig"};
     }
+    Expected<std::vector<KeyDescription>, signerd::GateError> list_keys() override {
+        return keys;
+    }
+    Expected<KeyDescription, signerd::GateError> generate_key(const std::string& domain,
+                                                              const std::string& selector,
+                                                              const std::string& algorithm) override {
+        if (!in) {
+            return unexpected(
+                signerd::GateError{signerd::GateError::Kind::locked, "not logged in"});
+        }
+        for (const auto& k : keys) {
+            if (k.domain == domain && k.selector == selector) {
+                return unexpected(signerd::GateError{signerd::GateError::Kind::exists, "exists"});
+            }
+        }
+        keys.push_back({domain, selector, algorithm, "ed25519-sha256", 256,
+                        "v=DKIM1; k=ed25519; p=" + selector});
+        return keys.back();
+    }
+    std::vector<KeyDescription> keys;
     bool in = false;
     int logins = 0;
     int login_calls = 0;
@@ -337,6 +357,88 @@ TEST_F(ServiceTest, BreakGlassNeedsAnAdminWithTotpAndIsActiveAtOnce) {
     r.auth.user = "alice";
     r.auth.password = h.people["alice"].password;
     EXPECT_EQ(error_code(h.call(h.web_peer, r)), "forbidden") << "requesters cannot break glass";
+}
+
+TEST_F(ServiceTest, WhoAmINamesTheUserAndTheSessionToken) {
+    ipc::SessionCreate create{h.password_of("bob", true), 600};
+    auto made = h.call(h.web_peer, create);
+    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(made)) << error_message(made);
+    const std::string token = std::get<ipc::OkReply>(made).secret;
+    ipc::Credentials by_token;
+    by_token.token = token;
+    auto me = h.call(h.web_peer, ipc::WhoAmI{by_token});
+    ASSERT_TRUE(std::holds_alternative<ipc::IdentityReply>(me)) << error_message(me);
+    const auto& id = std::get<ipc::IdentityReply>(me);
+    EXPECT_EQ(id.name, "bob");
+    EXPECT_EQ(id.roles, "approver");
+    EXPECT_TRUE(id.totp);
+    EXPECT_EQ(id.token_kind, "session");
+    EXPECT_EQ(id.token_expires_ms, jit::to_unix_ms(h.clock.now() + 600s));
+
+    // The session ends, and its token stops working; the end is on the audit log.
+    auto ended = h.call(h.web_peer, ipc::SessionEnd{by_token});
+    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(ended)) << error_message(ended);
+    EXPECT_EQ(error_code(h.call(h.web_peer, ipc::WhoAmI{by_token})), "unauthenticated");
+    // A password login has no session to end.
+    EXPECT_EQ(error_code(h.call(h.web_peer, ipc::SessionEnd{h.password_of("alice")})), "invalid");
+}
+
+TEST_F(ServiceTest, KeysAreListedForAnyUserAndGeneratedOnlyUnderAKeyGenerateGrant) {
+    gate.keys.push_back({"example.com", "s1", "rsa-2048", "rsa-sha256", 2048, "v=DKIM1; p=x"});
+    auto listed = h.call(h.web_peer, ipc::KeyList{h.password_of("alice")});
+    ASSERT_TRUE(std::holds_alternative<ipc::KeysReply>(listed)) << error_message(listed);
+    ASSERT_EQ(std::get<ipc::KeysReply>(listed).keys.size(), 1U);
+    EXPECT_EQ(std::get<ipc::KeysReply>(listed).keys[0].dns_name, "s1._domainkey.example.com");
+    EXPECT_EQ(error_code(h.call(h.web_peer, ipc::KeyList{})), "unauthenticated");
+
+    ipc::KeyGenerate generate{h.password_of("alice"), "example.com", "s2", "ed25519"};
+    auto refused = h.call(h.web_peer, generate);
+    EXPECT_EQ(error_code(refused), "forbidden") << "no key.generate grant";
+    EXPECT_EQ(gate.keys.size(), 1U);
+
+    ipc::ElevationRequest r;
+    r.auth = h.password_of("alice");
+    r.operation = "key.generate";
+    r.domain = "example.com";
+    r.selector = "s2";
+    r.duration_seconds = 600;
+    r.reason = "CHG-9 new selector";
+    auto requested = h.call(h.web_peer, r);
+    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(requested)) << error_message(requested);
+    auto approved = h.decide("bob", "approve", std::get<ipc::OkReply>(requested).id);
+    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(approved)) << error_message(approved);
+    EXPECT_TRUE(gate.in) << "a key.generate grant logs the token in";
+
+    EXPECT_EQ(error_code(h.call(h.web_peer, ipc::KeyGenerate{h.password_of("alice"), "example.com",
+                                                             "s3", "ed25519"})),
+              "forbidden")
+        << "the grant names selector s2 only";
+    generate.auth = h.password_of("alice");
+    auto made = h.call(h.web_peer, generate);
+    ASSERT_TRUE(std::holds_alternative<ipc::KeysReply>(made)) << error_message(made);
+    EXPECT_EQ(std::get<ipc::KeysReply>(made).keys.at(0).selector, "s2");
+    generate.auth = h.password_of("alice");
+    EXPECT_EQ(error_code(h.call(h.web_peer, generate)), "conflict") << "the name exists";
+
+    auto log = h.engine.journal().store().audit_records(1, 1000);
+    ASSERT_TRUE(log);
+    EXPECT_TRUE(std::any_of(log->begin(), log->end(), [](const jit::AuditRecord& a) {
+        return a.action == "key.generated" && a.outcome == "ok" && a.actor == "alice";
+    }));
+}
+
+TEST_F(ServiceTest, AuditVerifyWalksTheChainForAuditorsOnly) {
+    EXPECT_EQ(error_code(h.call(h.web_peer, ipc::AuditVerify{h.password_of("alice")})),
+              "forbidden");
+    const auto id = h.request_sign("example.com", "s1", 600);
+    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(h.decide("bob", "approve", id)));
+    auto verified = h.call(h.admin_peer, ipc::AuditVerify{});
+    ASSERT_TRUE(std::holds_alternative<ipc::AuditVerifyReply>(verified))
+        << error_message(verified);
+    const auto& report = std::get<ipc::AuditVerifyReply>(verified);
+    EXPECT_TRUE(report.ok) << report.problem;
+    EXPECT_GT(report.records, 3);
+    EXPECT_EQ(report.head, jit::to_hex(h.engine.journal().head()));
 }
 
 class ApproverPinTest : public ::testing::Test {

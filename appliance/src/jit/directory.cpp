@@ -232,6 +232,18 @@ Outcome<Actor> Directory::authenticate_token(std::string_view token, TimePoint n
     return bad_credentials();
 }
 
+std::optional<ApiToken> Directory::token_info(std::string_view token) const {
+    const std::string hash = token_hash(token);
+    std::lock_guard lock(mutex_);
+    const auto it = token_by_hash_.find(hash);
+    if (it == token_by_hash_.end()) {
+        return std::nullopt;
+    }
+    ApiToken copy = tokens_.at(it->second);
+    copy.hash.clear();
+    return copy;
+}
+
 Outcome<NewToken> Directory::create_token(const Actor& by, const std::string& user, TokenKind kind,
                                           const std::string& label, std::optional<Duration> ttl,
                                           TimePoint now) {

@@ -208,11 +208,62 @@ struct AuditShow {
     }
 };
 
+// Who the credentials belong to (for webd's GET /api/v1/me and its session table).
+struct WhoAmI {
+    Credentials auth;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth);
+    }
+};
+
+// Ends the session whose token `auth` carries (logout). Only session tokens; API tokens are
+// revoked with ApiTokenRevoke.
+struct SessionEnd {
+    Credentials auth;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth);
+    }
+};
+
+// The DKIM keys in the token (public halves: no login needed), with their DNS records.
+struct KeyList {
+    Credentials auth;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth);
+    }
+};
+
+// Generates a key in the token. Needs an active key.generate grant of the caller that covers
+// domain/selector (which is also what keeps the token logged in).
+struct KeyGenerate {
+    Credentials auth;
+    std::string domain;
+    std::string selector;
+    std::string algorithm;  // "rsa-2048", "rsa-3072", "rsa-4096", "ed25519"
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, domain, selector, algorithm);
+    }
+};
+
+// Walks the whole audit chain and checks the checkpoints' signatures with the audit key.
+struct AuditVerify {
+    Credentials auth;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth);
+    }
+};
+
 // New alternatives go at the end: the index is the wire tag.
 using Request = std::variant<SignRequest, StatusRequest, SessionCreate, UserAdd, UserList,
                              UserSetDisabled, ApiTokenCreate, ApiTokenRevoke, TotpEnrol,
                              TotpConfirm, ElevationRequest, ElevationList, ElevationDecide,
-                             GrantRevoke, GrantList, AuditShow, PublicKeyRequest>;
+                             GrantRevoke, GrantList, AuditShow, PublicKeyRequest, WhoAmI,
+                             SessionEnd, KeyList, KeyGenerate, AuditVerify>;
 
 // --- replies --------------------------------------------------------------------------------
 
@@ -396,7 +447,58 @@ struct AuditReply {
     }
 };
 
+struct IdentityReply {
+    std::string name;
+    std::string roles;       // "approver,requester"
+    std::string kind;        // "user" or "local"
+    bool totp = false;       // a confirmed TOTP enrolment: approve, deny and revoke need codes
+    std::string token_kind;  // "session", "api", or "" for a password login
+    std::int64_t token_id = 0;
+    std::int64_t token_expires_ms = 0;  // 0: never, or no token
+    template <class A>
+    void serialize(A& ar) {
+        ar(name, roles, kind, totp, token_kind, token_id, token_expires_ms);
+    }
+};
+
+struct KeyView {
+    std::string domain;
+    std::string selector;
+    std::string algorithm;   // "rsa-2048", "ed25519"
+    std::string signing;     // the DKIM a= value: "rsa-sha256", "ed25519-sha256"
+    std::uint32_t bits = 0;
+    std::string dns_name;    // "s1._domainkey.example.com"
+    std::string dns_record;  // "v=DKIM1; k=rsa; p=..."
+    template <class A>
+    void serialize(A& ar) {
+        ar(domain, selector, algorithm, signing, bits, dns_name, dns_record);
+    }
+};
+
+struct KeysReply {
+    std::vector<KeyView> keys;
+    template <class A>
+    void serialize(A& ar) {
+        ar(keys);
+    }
+};
+
+struct AuditVerifyReply {
+    bool ok = false;
+    std::int64_t records = 0;
+    std::int64_t first_broken = 0;  // 0 when ok
+    std::string problem;
+    std::int64_t checkpoints = 0;           // matched against the chain
+    std::int64_t checkpoint_signatures = 0;  // valid signatures of the audit key
+    std::string head;                        // hex hash of the last record
+    template <class A>
+    void serialize(A& ar) {
+        ar(ok, records, first_broken, problem, checkpoints, checkpoint_signatures, head);
+    }
+};
+
 using Reply = std::variant<ErrorReply, SignReply, StatusReply, OkReply, UsersReply, RequestsReply,
-                           GrantsReply, AuditReply, PublicKeyReply>;
+                           GrantsReply, AuditReply, PublicKeyReply, IdentityReply, KeysReply,
+                           AuditVerifyReply>;
 
 }  // namespace dkim::ipc

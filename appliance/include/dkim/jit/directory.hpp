@@ -48,6 +48,8 @@ class Directory {
     Outcome<Actor> authenticate_password(const std::string& name, std::string_view password,
                                          TimePoint now);
     Outcome<Actor> authenticate_token(std::string_view token, TimePoint now);
+    // The token record behind a token (hash blanked), for a caller that has authenticated it.
+    std::optional<ApiToken> token_info(std::string_view token) const;
 
     Outcome<NewToken> create_token(const Actor& by, const std::string& user, TokenKind kind,
                                    const std::string& label, std::optional<Duration> ttl,
