@@ -23,7 +23,7 @@ std::string errno_text(int error) {
 }
 
 void send_error(int fd, const std::string& code, const std::string& message) {
-    const std::string frame = ipc::encode(ipc::Reply{ipc::ErrorReply{code, message, 0}});
+    const std::string frame = ipc::encode(ipc::Reply{ipc::ErrorReply{code, message, 0, {}}});
     (void)ipc::write_all(fd, frame, std::chrono::milliseconds(1000));
 }
 

@@ -15,13 +15,14 @@ using jit::Actor;
 using jit::Refusal;
 
 ipc::ErrorReply error_reply(const Refusal& refusal) {
-    return ipc::ErrorReply{std::string(jit::to_string(refusal.code)), refusal.message, 0};
+    return ipc::ErrorReply{std::string(jit::to_string(refusal.code)), refusal.message, 0,
+                           refusal.rule};
 }
 
 namespace {
 
 ipc::Reply error(const std::string& code, const std::string& message) {
-    return ipc::ErrorReply{code, message, 0};
+    return ipc::ErrorReply{code, message, 0, {}};
 }
 
 bool may_read_audit(const Actor& who) {
@@ -256,7 +257,8 @@ ipc::Reply Service::sign(const Peer& peer, const ipc::SignRequest& request) {
         if (permit.error().kind == jit::SignRefusal::Kind::locked) {
             metrics_.refusal(Metrics::Refusal::no_grant);
             metrics_.signature(Metrics::SignOutcome::locked);
-            return ipc::ErrorReply{"locked", permit.error().message, permit.error().request_id};
+            return ipc::ErrorReply{"locked", permit.error().message, permit.error().request_id,
+                                   {}};
         }
         metrics_.refusal(Metrics::Refusal::audit);
         metrics_.signature(Metrics::SignOutcome::unavailable);
@@ -432,8 +434,8 @@ Expected<Actor, Refusal> Service::authenticate(const Peer& peer,
                                                bool need_password, jit::TimePoint now) {
     if (!credentials.token.empty()) {
         if (need_password) {
-            return unexpected(Refusal{Refusal::Code::unauthenticated,
-                                      "this needs the user's password, not a token"});
+            return jit::refuse(Refusal::Code::unauthenticated,
+                               "this needs the user's password, not a token");
         }
         return directory_.authenticate_token(credentials.token, now);
     }
@@ -456,7 +458,7 @@ Expected<Actor, Refusal> Service::authenticate(const Peer& peer,
                      static_cast<jit::RoleSet>(static_cast<unsigned>(jit::Role::admin) |
                                                static_cast<unsigned>(jit::Role::auditor))};
     }
-    return unexpected(Refusal{Refusal::Code::unauthenticated, "credentials are required"});
+    return jit::refuse(Refusal::Code::unauthenticated, "credentials are required");
 }
 
 Expected<void, Refusal> Service::may_administer(const Actor& actor, jit::TimePoint now) {
@@ -464,7 +466,7 @@ Expected<void, Refusal> Service::may_administer(const Actor& actor, jit::TimePoi
         return {};
     }
     if (actor.kind != Actor::Kind::user || !jit::has_role(actor.roles, jit::Role::admin)) {
-        return unexpected(Refusal{Refusal::Code::forbidden, "this needs the admin role"});
+        return jit::refuse(Refusal::Code::forbidden, "this needs the admin role", "role");
     }
     auto grant = authority_.authorize_operation(actor, jit::Operation::admin, "*", "*", now);
     if (!grant) {

@@ -126,14 +126,15 @@ Outcome<Decision> Authority::commit_decision(Request request, std::optional<Gran
 
 Outcome<Decision> Authority::request(const Actor& actor, RequestInput input, TimePoint now) {
     if (actor.kind != Actor::Kind::user) {
-        return refuse(Refusal::Code::forbidden, "only users may request elevations");
+        return refuse(Refusal::Code::forbidden, "only users may request elevations", "role");
     }
     if (input.break_glass) {
         if (!has_role(actor.roles, Role::admin)) {
-            return refuse(Refusal::Code::forbidden, "break-glass is for admins only");
+            return refuse(Refusal::Code::forbidden, "break-glass is for admins only", "role");
         }
     } else if (!has_role(actor.roles, Role::requester)) {
-        return refuse(Refusal::Code::forbidden, actor.name + " does not have the requester role");
+        return refuse(Refusal::Code::forbidden, actor.name + " does not have the requester role",
+                      "role");
     }
     if (auto problem = validate_scope(input.scope)) {
         return refuse(Refusal::Code::invalid, *problem);
@@ -231,7 +232,7 @@ Outcome<Request> Authority::pending_request(std::int64_t request_id, TimePoint n
 
 Outcome<Decision> Authority::approve(const Actor& actor, std::int64_t request_id, TimePoint now) {
     if (actor.kind != Actor::Kind::user) {
-        return refuse(Refusal::Code::forbidden, "only users may approve");
+        return refuse(Refusal::Code::forbidden, "only users may approve", "role");
     }
     std::vector<Event> events;
     Outcome<Decision> decided = refuse(Refusal::Code::conflict, "not decided");
@@ -239,23 +240,33 @@ Outcome<Decision> Authority::approve(const Actor& actor, std::int64_t request_id
         std::lock_guard lock(mutex_);
         auto found = pending_request(request_id, now);
         if (!found) {
+            if (const auto it = requests_.find(request_id);
+                it != requests_.end() && it->second.state == RequestState::approved) {
+                return refuse(Refusal::Code::forbidden,
+                              "request " + std::to_string(request_id) +
+                                  " has its quorum of approvals already: it is approved",
+                              "quorum_met");
+            }
             return unexpected(found.error());
         }
         Request r = std::move(*found);
         const OperationPolicy& op_policy = policy_.for_operation(r.scope.operation);
         if (!op_policy.may_approve(actor.name, actor.roles)) {
-            return refuse(Refusal::Code::forbidden, actor.name + " may not approve " +
-                                                        std::string(to_string(r.scope.operation)) +
-                                                        " requests");
+            return refuse(Refusal::Code::forbidden,
+                          actor.name + " may not approve " +
+                              std::string(to_string(r.scope.operation)) + " requests",
+                          "role");
         }
         if (r.requester == actor.name) {
-            return refuse(Refusal::Code::forbidden, "nobody may approve their own request");
+            return refuse(Refusal::Code::forbidden, "nobody may approve their own request",
+                          "self_approval");
         }
         for (const Approval& a : r.approvals) {
             if (a.approver == actor.name) {
-                return refuse(Refusal::Code::conflict,
+                return refuse(Refusal::Code::forbidden,
                               actor.name + " has already approved request " +
-                                  std::to_string(request_id) + " (one person counts once)");
+                                  std::to_string(request_id) + " (one person counts once)",
+                              "duplicate_approver");
             }
         }
         r.approvals.push_back({actor.name, now});
@@ -287,7 +298,7 @@ Outcome<Decision> Authority::approve(const Actor& actor, std::int64_t request_id
 Outcome<Decision> Authority::deny(const Actor& actor, std::int64_t request_id,
                                   const std::string& reason, TimePoint now) {
     if (actor.kind != Actor::Kind::user) {
-        return refuse(Refusal::Code::forbidden, "only users may deny");
+        return refuse(Refusal::Code::forbidden, "only users may deny", "role");
     }
     if (reason.empty() || reason.size() > kMaxReason || !printable(reason)) {
         return refuse(Refusal::Code::invalid,
@@ -303,13 +314,15 @@ Outcome<Decision> Authority::deny(const Actor& actor, std::int64_t request_id,
         }
         Request r = std::move(*found);
         if (!policy_.for_operation(r.scope.operation).may_approve(actor.name, actor.roles)) {
-            return refuse(Refusal::Code::forbidden, actor.name + " may not decide " +
-                                                        std::string(to_string(r.scope.operation)) +
-                                                        " requests");
+            return refuse(Refusal::Code::forbidden,
+                          actor.name + " may not decide " +
+                              std::string(to_string(r.scope.operation)) + " requests",
+                          "role");
         }
         if (r.requester == actor.name) {
             return refuse(Refusal::Code::forbidden,
-                          "nobody may decide their own request (cancel it instead)");
+                          "nobody may decide their own request (cancel it instead)",
+                          "self_approval");
         }
         r.state = RequestState::denied;
         r.decided_by = actor.name;
@@ -335,7 +348,8 @@ Outcome<Decision> Authority::cancel(const Actor& actor, std::int64_t request_id,
     Request r = std::move(*found);
     const bool own = actor.kind == Actor::Kind::user && actor.name == r.requester;
     if (!own && !has_role(actor.roles, Role::admin) && actor.kind != Actor::Kind::local) {
-        return refuse(Refusal::Code::forbidden, "only the requester or an admin may cancel");
+        return refuse(Refusal::Code::forbidden, "only the requester or an admin may cancel",
+                      "owner");
     }
     r.state = RequestState::cancelled;
     r.decided_by = actor.name;
@@ -372,7 +386,8 @@ Outcome<Grant> Authority::revoke(const Actor& actor, std::int64_t grant_id,
               policy_.for_operation(g.scope.operation).may_approve(actor.name, actor.roles)));
         if (!allowed) {
             return refuse(Refusal::Code::forbidden,
-                          actor.name + " may not revoke grant " + std::to_string(grant_id));
+                          actor.name + " may not revoke grant " + std::to_string(grant_id),
+                          "role");
         }
         g.revoked_at = now;
         g.revoked_by = actor.audit_name();
@@ -519,7 +534,8 @@ Outcome<Grant> Authority::authorize_operation(const Actor& actor, Operation op,
         if (best == nullptr) {
             return refuse(Refusal::Code::forbidden,
                           actor.name + " holds no active grant for " + std::string(to_string(op)) +
-                              " " + domain + (op == Operation::admin ? "" : "/" + selector));
+                              " " + domain + (op == Operation::admin ? "" : "/" + selector),
+                          "no_grant");
         }
         ++best->uses;
         used = *best;

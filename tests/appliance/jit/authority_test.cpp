@@ -94,12 +94,17 @@ TEST_F(AuthorityTest, NobodyApprovesTheirOwnRequestAndOnePersonCountsOnce) {
     auto& a = engine.authority();
     const auto id = pending(sign_request("example.com", "s1", 1h), dave);
     EXPECT_EQ(code_of(a.approve(dave, id, t0)), Refusal::Code::forbidden);
+    EXPECT_EQ(a.approve(dave, id, t0).error().rule, "self_approval");
     EXPECT_EQ(code_of(a.approve(alice, id, t0)), Refusal::Code::forbidden) << "not an approver";
+    EXPECT_EQ(a.approve(alice, id, t0).error().rule, "role");
     auto first = a.approve(bob, id, t0);
     ASSERT_TRUE(first);
     EXPECT_FALSE(first->grant);
     EXPECT_EQ(first->request.state, RequestState::pending);
-    EXPECT_EQ(code_of(a.approve(bob, id, t0 + 1s)), Refusal::Code::conflict);
+    const auto again = a.approve(bob, id, t0 + 1s);
+    ASSERT_FALSE(again);
+    EXPECT_EQ(again.error().code, Refusal::Code::forbidden) << "one person counts once";
+    EXPECT_EQ(again.error().rule, "duplicate_approver");
     EXPECT_FALSE(can_sign(t0 + 1s));
     auto second = a.approve(carol, id, t0 + 2s);
     ASSERT_TRUE(second);
@@ -108,7 +113,10 @@ TEST_F(AuthorityTest, NobodyApprovesTheirOwnRequestAndOnePersonCountsOnce) {
     EXPECT_EQ(second->grant->starts, t0 + 2s) << "a grant starts when approved";
     EXPECT_EQ(second->grant->expires, t0 + 2s + 1h);
     EXPECT_TRUE(can_sign(t0 + 3s));
-    EXPECT_EQ(code_of(a.approve(carol, id, t0 + 3s)), Refusal::Code::conflict);
+    const auto late = a.approve(carol, id, t0 + 3s);
+    ASSERT_FALSE(late);
+    EXPECT_EQ(late.error().code, Refusal::Code::forbidden);
+    EXPECT_EQ(late.error().rule, "quorum_met");
 }
 
 TEST_F(AuthorityTest, NamedApproversOnly) {

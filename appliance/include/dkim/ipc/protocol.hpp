@@ -274,9 +274,10 @@ struct ErrorReply {
     std::string code;
     std::string message;
     std::int64_t request_id = 0;
+    std::string rule;  // forbidden: the rule that refused (jit::Refusal::rule)
     template <class A>
     void serialize(A& ar) {
-        ar(code, message, request_id);
+        ar(code, message, request_id, rule);
     }
 };
 

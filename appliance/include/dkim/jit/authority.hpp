@@ -51,10 +51,14 @@ struct Refusal {
     };
     Code code = Code::invalid;
     std::string message;
+    // For forbidden: which rule refused, in words an API client can switch on: "role",
+    // "self_approval", "duplicate_approver", "quorum_met", "no_grant", "owner". Else empty.
+    std::string rule;
 };
 std::string_view to_string(Refusal::Code code) noexcept;
-inline Unexpected<Refusal> refuse(Refusal::Code code, std::string message) {
-    return unexpected(Refusal{code, std::move(message)});
+inline Unexpected<Refusal> refuse(Refusal::Code code, std::string message,
+                                  std::string rule = {}) {
+    return unexpected(Refusal{code, std::move(message), std::move(rule)});
 }
 
 template <class T>
