@@ -48,18 +48,14 @@
 #include <string>
 #include <vector>
 
+#include "dkim/config/endpoint.hpp"
 #include "dkim/dkim/canonicalization.hpp"
 #include "dkim/expected.hpp"
 
 namespace dkim::relayd {
 
-struct Endpoint {
-    std::string host;  // an IP address
-    std::uint16_t port = 0;
-    std::string to_string() const;
-};
-// "127.0.0.1:25", "[::1]:25", "localhost:25" (host names are resolved later).
-std::optional<Endpoint> parse_endpoint(std::string_view text);
+using config::Endpoint;
+using config::parse_endpoint;
 
 // An IPv4 or IPv6 network: "192.0.2.0/24", "::1/128", "127.0.0.1".
 struct Network {

@@ -1,5 +1,7 @@
 #include "dkim/ipc/client.hpp"
 
+#include <openssl/crypto.h>
+
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -69,8 +71,25 @@ Expected<void, std::string> SignerClient::connect() {
     return {};
 }
 
+namespace {
+
+// Frames carry passwords, tokens, TOTP codes and new secrets: wiped once used.
+class WipedOnExit {
+  public:
+    explicit WipedOnExit(std::string& bytes) : bytes_(bytes) {}
+    WipedOnExit(const WipedOnExit&) = delete;
+    WipedOnExit& operator=(const WipedOnExit&) = delete;
+    ~WipedOnExit() { OPENSSL_cleanse(bytes_.data(), bytes_.size()); }
+
+  private:
+    std::string& bytes_;
+};
+
+}  // namespace
+
 Expected<Reply, std::string> SignerClient::call(const Request& request) {
-    const std::string frame = encode(request);
+    std::string frame = encode(request);
+    const WipedOnExit wipe_frame(frame);
     if (frame.size() - kFrameHeaderSize > kMaxFrameSize) {
         return unexpected(std::string("request too large for one frame"));
     }
@@ -115,6 +134,7 @@ Expected<Reply, std::string> SignerClient::call(const Request& request) {
             }
             return unexpected("no reply from dkim-signerd: " + payload.error().message);
         }
+        const WipedOnExit wipe_payload(*payload);
         auto reply = decode_reply(*payload);
         if (!reply) {
             close();

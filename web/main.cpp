@@ -1,0 +1,119 @@
+// dkim-webd: the HTTPS API and the approval console.
+//
+//   dkim-webd --config /etc/dkim-webd/webd.toml [--check-config]
+//
+// SECURITY: webd faces browsers and API clients (untrusted) over TLS only. It holds no key,
+// no PIN and no credential store: passwords, API tokens and TOTP codes are passed through to
+// dkim-signerd, which verifies them on every request and decides every approval; webd keeps
+// only its TLS key and a table of browser sessions (signerd's session tokens, by hash, with
+// their CSRF tokens). It runs as its own user (dkim-web), which signerd knows as a web peer.
+// Secrets in request bodies are wiped once a request is handled and never logged.
+//
+// STANDARDS: RFC 9110/9112 (HTTP), RFC 8446/5246 (TLS 1.3/1.2), RFC 6265bis (cookies:
+// __Host- prefix, SameSite=Strict), RFC 6797 (HSTS), CSP Level 3, RFC 6238 (TOTP codes,
+// checked by signerd), OpenAPI 3.0 (web/openapi.json).
+
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "config.hpp"
+#include "server.hpp"
+
+namespace {
+
+int run(int argc, char** argv) {
+    using namespace dkim;
+    CLI::App app{"dkim-webd: the HTTPS API and approval console of the DKIM appliance"};
+    std::string config_file = "/etc/dkim-webd/webd.toml";
+    bool check_only = false;
+    app.add_option("--config", config_file, "configuration file (TOML)");
+    app.add_flag("--check-config", check_only, "read the configuration, report, and exit");
+    CLI11_PARSE(app, argc, argv);
+
+    auto config = web::load_config(config_file);
+    if (!config) {
+        std::cerr << "dkim-webd: " << config.error() << "\n";
+        return 2;
+    }
+    if (check_only) {
+        std::cout << config_file << ": ok (https://" << config->listen.to_string() << ", signerd at "
+                  << config->signerd_socket << ")\n";
+        return 0;
+    }
+    (void)::signal(SIGPIPE, SIG_IGN);
+
+    std::string certificate = config->tls_certificate;
+    std::string key = config->tls_key;
+    if (certificate.empty()) {
+        // Development: a self-signed certificate, made once, kept in the state folder.
+        std::error_code ec;
+        std::filesystem::create_directories(config->state_dir, ec);
+        certificate = (config->state_dir / "webd-selfsigned.crt").string();
+        key = (config->state_dir / "webd-selfsigned.key").string();
+        if (!std::filesystem::exists(certificate) || !std::filesystem::exists(key)) {
+            if (auto made = web::make_self_signed(certificate, key, config->listen.host); !made) {
+                std::cerr << "dkim-webd: " << made.error() << "\n";
+                return 1;
+            }
+            std::cerr << "dkim-webd: made a self-signed certificate " << certificate << "\n";
+        }
+    }
+    auto tls = web::make_tls_context(certificate, key);
+    if (!tls) {
+        std::cerr << "dkim-webd: " << tls.error() << "\n";
+        return 1;
+    }
+    if (auto fingerprint = web::certificate_fingerprint(certificate)) {
+        std::cerr << "dkim-webd: certificate SHA-256 fingerprint " << *fingerprint << "\n";
+    }
+
+    jit::SystemClock clock;
+    web::SignerPool signer(config->signerd_socket);
+    web::SessionTable sessions(config->session_idle, config->max_sessions);
+    web::LoginLimiter limiter(config->login);
+    web::WebMetrics metrics;
+    web::Deps deps{signer, sessions, limiter, clock, metrics, config->handler};
+    web::Server server(*config, deps, **tls);
+    if (auto opened = server.open(); !opened) {
+        std::cerr << "dkim-webd: " << opened.error() << "\n";
+        return 1;
+    }
+    std::cerr << "dkim-webd: listening on https://"
+              << (config->listen.host.find(':') != std::string::npos
+                      ? "[" + config->listen.host + "]"
+                      : config->listen.host)
+              << ":" << server.port() << "/\n";
+
+    // SIGTERM and SIGINT: stop accepting, finish what is in progress, exit.
+    boost::asio::io_context signals_io;
+    boost::asio::signal_set signals(signals_io, SIGTERM, SIGINT);
+    signals.async_wait([&server](const boost::system::error_code& ec, int) {
+        if (!ec) {
+            server.stop();
+        }
+    });
+    std::thread signal_thread([&signals_io] { signals_io.run(); });
+    server.run();
+    signals.cancel();
+    signals_io.stop();
+    signal_thread.join();
+    std::cerr << "dkim-webd: stopped\n";
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        std::cerr << "dkim-webd: " << e.what() << "\n";
+        return 1;
+    }
+}

@@ -1,0 +1,230 @@
+#pragma once
+// The JSON shapes of REST API v1 (web/openapi.json describes the same shapes), written with
+// cereal's JSON archive. Each view saves its fields by name; optional values are written as
+// null, never left out, so that a client sees every field the document promises.
+
+#include <cereal/archives/json.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/vector.hpp>
+#include <cstdint>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace dkim::web::api {
+
+template <class Archive, class T>
+void optional_field(Archive& ar, const char* name, const std::optional<T>& value) {
+    if (value) {
+        ar(cereal::make_nvp(name, *value));
+    } else {
+        ar(cereal::make_nvp(name, nullptr));
+    }
+}
+
+// {"a": ..., "b": ...} from cereal::make_nvp pairs.
+template <class... Fields>
+std::string object(const Fields&... fields) {
+    std::ostringstream out;
+    {
+        cereal::JSONOutputArchive ar(out, cereal::JSONOutputArchive::Options::NoIndent());
+        ar(fields...);
+    }
+    return out.str();
+}
+
+struct Error {
+    std::string code;
+    std::string message;
+    std::string field;  // 400: the field at fault
+    std::string rule;   // 403: the rule that refused
+    std::int64_t request_id = 0;
+    template <class A>
+    void save(A& ar) const {
+        ar(cereal::make_nvp("code", code), cereal::make_nvp("message", message));
+        if (!field.empty()) {
+            ar(cereal::make_nvp("field", field));
+        }
+        if (!rule.empty()) {
+            ar(cereal::make_nvp("rule", rule));
+        }
+        if (request_id != 0) {
+            ar(cereal::make_nvp("request_id", request_id));
+        }
+    }
+};
+
+struct Identity {
+    std::string user;
+    std::vector<std::string> roles;
+    bool totp = false;
+    std::string auth;  // "session" or "api"
+    std::optional<std::int64_t> expires_ms;
+    std::optional<std::string> csrf_token;  // browser sessions only
+    template <class A>
+    void save(A& ar) const {
+        ar(cereal::make_nvp("user", user), cereal::make_nvp("roles", roles),
+           cereal::make_nvp("totp", totp), cereal::make_nvp("auth", auth));
+        optional_field(ar, "expires_ms", expires_ms);
+        optional_field(ar, "csrf_token", csrf_token);
+    }
+};
+
+struct GrantSummary {
+    std::int64_t id = 0;
+    std::int64_t request_id = 0;
+    std::string holder;
+    std::string scope;
+    std::string state;  // active, expired, exhausted, revoked
+    std::int64_t starts_ms = 0;
+    std::int64_t expires_ms = 0;
+    std::optional<std::uint64_t> budget;
+    std::uint64_t uses = 0;
+    std::optional<std::uint64_t> uses_left;
+    std::string revoked_by;
+    std::string revoke_reason;
+    bool break_glass = false;
+    template <class A>
+    void save(A& ar) const {
+        ar(cereal::make_nvp("id", id), cereal::make_nvp("request_id", request_id),
+           cereal::make_nvp("holder", holder), cereal::make_nvp("scope", scope),
+           cereal::make_nvp("state", state), cereal::make_nvp("starts_ms", starts_ms),
+           cereal::make_nvp("expires_ms", expires_ms));
+        optional_field(ar, "budget", budget);
+        ar(cereal::make_nvp("uses", uses));
+        optional_field(ar, "uses_left", uses_left);
+        ar(cereal::make_nvp("revoked_by", revoked_by),
+           cereal::make_nvp("revoke_reason", revoke_reason),
+           cereal::make_nvp("break_glass", break_glass));
+    }
+};
+
+struct Elevation {
+    std::int64_t id = 0;
+    std::string requester;
+    std::string operation;
+    std::string domain;
+    std::string selector;
+    std::string client;
+    std::string scope;
+    std::int64_t duration_seconds = 0;
+    std::optional<std::uint64_t> budget;
+    std::string reason;
+    std::string state;  // pending, approved, denied, cancelled, expired
+    std::int64_t created_ms = 0;
+    std::int64_t pending_until_ms = 0;
+    std::vector<std::string> approvals;
+    std::uint32_t quorum = 1;
+    std::string decided_by;
+    std::string decision_reason;
+    bool break_glass = false;
+    bool filed_by_signer = false;
+    std::optional<GrantSummary> grant;
+    template <class A>
+    void save(A& ar) const {
+        ar(cereal::make_nvp("id", id), cereal::make_nvp("requester", requester),
+           cereal::make_nvp("operation", operation), cereal::make_nvp("domain", domain),
+           cereal::make_nvp("selector", selector), cereal::make_nvp("client", client),
+           cereal::make_nvp("scope", scope), cereal::make_nvp("duration_seconds", duration_seconds));
+        optional_field(ar, "budget", budget);
+        ar(cereal::make_nvp("reason", reason), cereal::make_nvp("state", state),
+           cereal::make_nvp("created_ms", created_ms),
+           cereal::make_nvp("pending_until_ms", pending_until_ms),
+           cereal::make_nvp("approvals", approvals), cereal::make_nvp("quorum", quorum),
+           cereal::make_nvp("decided_by", decided_by),
+           cereal::make_nvp("decision_reason", decision_reason),
+           cereal::make_nvp("break_glass", break_glass),
+           cereal::make_nvp("filed_by_signer", filed_by_signer));
+        optional_field(ar, "grant", grant);
+    }
+};
+
+struct Key {
+    std::string domain;
+    std::string selector;
+    std::string algorithm;
+    std::string signing;
+    std::uint32_t bits = 0;
+    std::string dns_name;
+    std::string dns_record;
+    template <class A>
+    void save(A& ar) const {
+        ar(cereal::make_nvp("domain", domain), cereal::make_nvp("selector", selector),
+           cereal::make_nvp("algorithm", algorithm), cereal::make_nvp("signing", signing),
+           cereal::make_nvp("bits", bits), cereal::make_nvp("dns_name", dns_name),
+           cereal::make_nvp("dns_record", dns_record));
+    }
+};
+
+struct DnsRecord {
+    std::string kind;  // "dkim", "spf", "dmarc"
+    std::string name;  // owner name, no trailing dot
+    std::string type;  // "TXT"
+    std::string value;
+    std::string zone_line;  // ready to paste into a zone file
+    std::string note;
+    template <class A>
+    void save(A& ar) const {
+        ar(cereal::make_nvp("kind", kind), cereal::make_nvp("name", name),
+           cereal::make_nvp("type", type), cereal::make_nvp("value", value),
+           cereal::make_nvp("zone_line", zone_line), cereal::make_nvp("note", note));
+    }
+};
+
+struct AuditRecord {
+    std::int64_t seq = 0;
+    std::int64_t time_ms = 0;
+    std::string actor;
+    std::string action;
+    std::string scope;
+    std::string outcome;
+    std::string reason;
+    std::int64_t request_id = 0;
+    std::int64_t grant_id = 0;
+    std::string detail;
+    std::string hash;
+    template <class A>
+    void save(A& ar) const {
+        ar(cereal::make_nvp("seq", seq), cereal::make_nvp("time_ms", time_ms),
+           cereal::make_nvp("actor", actor), cereal::make_nvp("action", action),
+           cereal::make_nvp("scope", scope), cereal::make_nvp("outcome", outcome),
+           cereal::make_nvp("reason", reason), cereal::make_nvp("request_id", request_id),
+           cereal::make_nvp("grant_id", grant_id), cereal::make_nvp("detail", detail),
+           cereal::make_nvp("hash", hash));
+    }
+};
+
+struct User {
+    std::string name;
+    std::vector<std::string> roles;
+    bool disabled = false;
+    bool totp = false;
+    std::int64_t created_ms = 0;
+    template <class A>
+    void save(A& ar) const {
+        ar(cereal::make_nvp("name", name), cereal::make_nvp("roles", roles),
+           cereal::make_nvp("disabled", disabled), cereal::make_nvp("totp", totp),
+           cereal::make_nvp("created_ms", created_ms));
+    }
+};
+
+struct Token {
+    std::int64_t id = 0;
+    std::string user;
+    std::string kind;
+    std::string label;
+    std::int64_t created_ms = 0;
+    std::optional<std::int64_t> expires_ms;
+    bool revoked = false;
+    template <class A>
+    void save(A& ar) const {
+        ar(cereal::make_nvp("id", id), cereal::make_nvp("user", user),
+           cereal::make_nvp("kind", kind), cereal::make_nvp("label", label),
+           cereal::make_nvp("created_ms", created_ms));
+        optional_field(ar, "expires_ms", expires_ms);
+        ar(cereal::make_nvp("revoked", revoked));
+    }
+};
+
+}  // namespace dkim::web::api

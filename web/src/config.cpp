@@ -1,0 +1,126 @@
+#include "config.hpp"
+
+#include <arpa/inet.h>
+#include <toml++/toml.h>
+
+#include "dkim/config/toml_reader.hpp"
+
+namespace dkim::web {
+
+namespace {
+
+bool is_address(const std::string& text) {
+    std::array<unsigned char, 16> out{};
+    return inet_pton(AF_INET, text.c_str(), out.data()) == 1 ||
+           inet_pton(AF_INET6, text.c_str(), out.data()) == 1;
+}
+
+// "192.0.2.25", "2001:db8::25", "192.0.2.0/24" (SPF ip4:/ip6: take a prefix length).
+bool is_address_or_network(const std::string& text) {
+    const std::size_t slash = text.find('/');
+    if (slash == std::string::npos) {
+        return is_address(text);
+    }
+    const std::string address = text.substr(0, slash);
+    const std::string length = text.substr(slash + 1);
+    if (!is_address(address) || length.empty() || length.size() > 3 ||
+        length.find_first_not_of("0123456789") != std::string::npos) {
+        return false;
+    }
+    return std::stoi(length) <= (address.find(':') != std::string::npos ? 128 : 32);
+}
+
+}  // namespace
+
+Expected<Config, std::string> load_config(const std::string& file) {
+    try {
+        const toml::table root = config::parse_toml_file(file);
+        config::TableReader r(root, file);
+        Config c;
+        c.file = file;
+        if (auto listen = r.string("listen")) {
+            auto e = config::parse_endpoint(*listen);
+            if (!e || !is_address(e->host)) {
+                r.fail("listen", "expected \"IP:PORT\" or \"[IPv6]:PORT\"");
+            }
+            c.listen = *e;
+        }
+        c.tls_certificate = r.string("tls_certificate").value_or("");
+        c.tls_key = r.string("tls_key").value_or("");
+        c.self_signed = r.boolean("self_signed").value_or(false);
+        if (auto dir = r.string("state_dir")) {
+            c.state_dir = *dir;
+        }
+        if (c.tls_certificate.empty() != c.tls_key.empty()) {
+            r.fail(c.tls_key.empty() ? "tls_key" : "tls_certificate",
+                   "HTTPS needs both tls_certificate and tls_key");
+        }
+        if (c.tls_certificate.empty() && !c.self_signed) {
+            r.fail("tls_certificate",
+                   "missing: HTTPS needs a certificate (or self_signed = true in development)");
+        }
+        c.signerd_socket = r.string("signerd_socket").value_or(c.signerd_socket);
+        c.workers = static_cast<unsigned>(r.integer("workers", 1, 64).value_or(c.workers));
+        c.body_limit = r.size("body_limit", 1024, 16 * 1024 * 1024).value_or(c.body_limit);
+        c.header_limit = r.size("header_limit", 1024, 1024 * 1024).value_or(c.header_limit);
+        c.read_timeout = r.duration("read_timeout").value_or(c.read_timeout);
+        c.idle_timeout = r.duration("idle_timeout").value_or(c.idle_timeout);
+        c.write_timeout = r.duration("write_timeout").value_or(c.write_timeout);
+        c.max_connections = static_cast<std::size_t>(
+            r.integer("max_connections", 1, 100'000).value_or(512));
+        c.handler.body_limit = c.body_limit;
+        if (auto ttl = r.duration("session_ttl", std::chrono::minutes(1))) {
+            if (*ttl > std::chrono::hours(12)) {
+                r.fail("session_ttl", "at most 12h (signerd's limit for session tokens)");
+            }
+            c.handler.session_ttl_seconds =
+                std::chrono::duration_cast<std::chrono::seconds>(*ttl).count();
+        }
+        c.session_idle = r.duration("session_idle", std::chrono::minutes(1)).value_or(c.session_idle);
+        c.max_sessions =
+            static_cast<std::size_t>(r.integer("max_sessions", 1, 1'000'000).value_or(10'000));
+        if (auto access = r.string("metrics")) {
+            if (*access == "off") {
+                c.handler.metrics = MetricsAccess::off;
+            } else if (*access == "public") {
+                c.handler.metrics = MetricsAccess::public_;
+            } else if (*access == "authenticated") {
+                c.handler.metrics = MetricsAccess::authenticated;
+            } else if (*access == "auditor") {
+                c.handler.metrics = MetricsAccess::auditor;
+            } else {
+                r.fail("metrics", "expected \"off\", \"public\", \"authenticated\" or \"auditor\"");
+            }
+        }
+        if (auto login = r.table("login")) {
+            c.login.per_address = static_cast<unsigned>(
+                login->integer("attempts_per_address", 1, 10'000).value_or(c.login.per_address));
+            c.login.per_user = static_cast<unsigned>(
+                login->integer("attempts_per_user", 1, 10'000).value_or(c.login.per_user));
+            c.login.window = login->duration("window", std::chrono::seconds(1)).value_or(c.login.window);
+            login->finish();
+        }
+        if (auto dns = r.table("dns")) {
+            c.handler.dns.outbound_addresses = dns->strings("outbound_addresses").value_or(
+                std::vector<std::string>{});
+            for (const std::string& a : c.handler.dns.outbound_addresses) {
+                if (!is_address_or_network(a)) {
+                    dns->fail("outbound_addresses", "'" + a + "' is not an IP address or network");
+                }
+            }
+            c.handler.dns.dmarc_rua = dns->string("dmarc_rua").value_or("");
+            const std::string& rua = c.handler.dns.dmarc_rua;
+            if (!rua.empty() && (rua.rfind("mailto:", 0) != 0 ||
+                                 rua.find_first_of("; \t\"\\") != std::string::npos)) {
+                dns->fail("dmarc_rua", "expected a mailto: URI (no ';', spaces or quotes)");
+            }
+            dns->finish();
+        }
+        r.finish();
+        return c;
+    } catch (const config::ConfigError& e) {
+        return unexpected(std::string(e.what()));
+    }
+}
+
+}  // namespace dkim::web

@@ -1,0 +1,65 @@
+#pragma once
+// REST API v1 and the console's files as one pure function: handle(request) -> response,
+// with no sockets (server.cpp moves bytes; tests call handle() directly with a fake signerd
+// and a ManualClock).
+//
+// Authentication: a browser session cookie (__Host-dkim_session, the signerd session token,
+// HttpOnly, Secure, SameSite=Strict) plus its CSRF token in X-CSRF-Token on every POST and
+// DELETE; or "Authorization: Bearer <API token>" for automation (no cookie, no CSRF). webd
+// checks neither credential itself beyond its session table: signerd verifies every token,
+// password and TOTP code on every request.
+
+#include <boost/beast/http.hpp>
+#include <string>
+#include <vector>
+
+#include "dkim/jit/clock.hpp"
+#include "metrics.hpp"
+#include "sessions.hpp"
+#include "signer_api.hpp"
+
+namespace dkim::web {
+
+namespace http = boost::beast::http;
+using Request = http::request<http::string_body>;
+using Response = http::response<http::string_body>;
+
+enum class MetricsAccess : std::uint8_t { off, public_, authenticated, auditor };
+
+struct DnsAdvice {
+    std::vector<std::string> outbound_addresses;  // "192.0.2.25", "2001:db8::25", "10.0.0.0/24"
+    std::string dmarc_rua;                        // "mailto:dmarc-reports@example.com" or ""
+};
+
+struct HandlerOptions {
+    std::int64_t session_ttl_seconds = 8 * 3600;
+    MetricsAccess metrics = MetricsAccess::auditor;
+    DnsAdvice dns;
+    std::size_t body_limit = 64 * 1024;
+};
+
+struct Deps {
+    SignerApi& signer;
+    SessionTable& sessions;
+    LoginLimiter& limiter;
+    const jit::Clock& clock;
+    WebMetrics& metrics;
+    const HandlerOptions& options;
+};
+
+struct ClientInfo {
+    std::string address;  // the peer's IP address (for the login limiter)
+};
+
+Response handle(const Request& request, const ClientInfo& client, Deps& deps);
+
+// A JSON error response with the headers every response carries.
+Response error_response(http::status status, const std::string& code, const std::string& message,
+                        unsigned version = 11, bool keep_alive = false);
+
+// Every route, for the OpenAPI document check: "GET /api/v1/elevations/{id}".
+std::vector<std::string> route_table();
+
+inline constexpr const char* kSessionCookie = "__Host-dkim_session";
+
+}  // namespace dkim::web

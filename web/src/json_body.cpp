@@ -1,0 +1,150 @@
+#include "json_body.hpp"
+
+// cereal's JSON archive configures RapidJSON (assertions throw); include it first so that
+// every translation unit of dkim_web sees RapidJSON configured the same way.
+#include <cereal/archives/json.hpp>
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+#include <openssl/crypto.h>
+
+namespace dkim::web {
+
+// Parsed in place: the strings of the document point into `buffer`, which is wiped when the
+// body goes (bodies carry passwords, TOTP codes and PINs).
+struct JsonBody::Impl {
+    std::string buffer;
+    rapidjson::Document document;
+    Impl() = default;
+    Impl(const Impl&) = delete;
+    Impl& operator=(const Impl&) = delete;
+    ~Impl() { OPENSSL_cleanse(buffer.data(), buffer.size()); }
+};
+
+JsonBody::JsonBody(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+JsonBody::JsonBody(JsonBody&&) noexcept = default;
+JsonBody& JsonBody::operator=(JsonBody&&) noexcept = default;
+JsonBody::~JsonBody() = default;
+
+Expected<JsonBody, FieldError> JsonBody::parse(std::string_view body) {
+    auto impl = std::make_unique<Impl>();
+    if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) {
+        impl->document.SetObject();
+        return JsonBody(std::move(impl));
+    }
+    if (body.find('\0') != std::string_view::npos) {
+        return unexpected(FieldError{"", "the body is not valid JSON: a NUL byte"});
+    }
+    constexpr unsigned kFlags = rapidjson::kParseIterativeFlag |
+                                rapidjson::kParseValidateEncodingFlag;
+    impl->buffer.assign(body);
+    impl->document.ParseInsitu<kFlags>(impl->buffer.data());
+    if (impl->document.HasParseError()) {
+        return unexpected(
+            FieldError{"", "the body is not valid JSON: " +
+                               std::string(rapidjson::GetParseError_En(
+                                   impl->document.GetParseError())) +
+                               " (at byte " + std::to_string(impl->document.GetErrorOffset()) +
+                               ")"});
+    }
+    if (!impl->document.IsObject()) {
+        return unexpected(FieldError{"", "the body must be a JSON object"});
+    }
+    // Duplicate names would let two readers of the same body disagree.
+    std::set<std::string_view> names;
+    for (const auto& member : impl->document.GetObject()) {
+        const std::string_view name(member.name.GetString(), member.name.GetStringLength());
+        if (!names.insert(name).second) {
+            return unexpected(FieldError{std::string(name), "the field appears twice"});
+        }
+    }
+    return JsonBody(std::move(impl));
+}
+
+namespace {
+
+bool printable(std::string_view text) {
+    for (const char c : text) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7f) {
+            return false;
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
+Expected<std::optional<std::string>, FieldError> JsonBody::string(const char* name, bool required,
+                                                                  std::size_t max) {
+    seen_.insert(name);
+    const auto it = impl_->document.FindMember(name);
+    if (it == impl_->document.MemberEnd() || it->value.IsNull()) {
+        if (required) {
+            return unexpected(FieldError{name, "is required"});
+        }
+        return std::optional<std::string>();
+    }
+    if (!it->value.IsString()) {
+        return unexpected(FieldError{name, "must be a string"});
+    }
+    std::string value(it->value.GetString(), it->value.GetStringLength());
+    if (value.empty() && required) {
+        return unexpected(FieldError{name, "must not be empty"});
+    }
+    if (value.size() > max) {
+        return unexpected(FieldError{name, "is longer than " + std::to_string(max) + " bytes"});
+    }
+    if (!printable(value)) {
+        return unexpected(FieldError{name, "must not contain control characters"});
+    }
+    return std::optional<std::string>(std::move(value));
+}
+
+Expected<std::optional<std::int64_t>, FieldError> JsonBody::integer(const char* name,
+                                                                    bool required,
+                                                                    std::int64_t min,
+                                                                    std::int64_t max) {
+    seen_.insert(name);
+    const auto it = impl_->document.FindMember(name);
+    if (it == impl_->document.MemberEnd() || it->value.IsNull()) {
+        if (required) {
+            return unexpected(FieldError{name, "is required"});
+        }
+        return std::optional<std::int64_t>();
+    }
+    if (!it->value.IsInt64()) {
+        return unexpected(FieldError{name, "must be an integer"});
+    }
+    const std::int64_t value = it->value.GetInt64();
+    if (value < min || value > max) {
+        return unexpected(FieldError{name, "must be between " + std::to_string(min) + " and " +
+                                               std::to_string(max)});
+    }
+    return std::optional<std::int64_t>(value);
+}
+
+Expected<std::optional<bool>, FieldError> JsonBody::boolean(const char* name) {
+    seen_.insert(name);
+    const auto it = impl_->document.FindMember(name);
+    if (it == impl_->document.MemberEnd() || it->value.IsNull()) {
+        return std::optional<bool>();
+    }
+    if (!it->value.IsBool()) {
+        return unexpected(FieldError{name, "must be true or false"});
+    }
+    return std::optional<bool>(it->value.GetBool());
+}
+
+Expected<void, FieldError> JsonBody::finish() const {
+    for (const auto& member : impl_->document.GetObject()) {
+        const std::string name(member.name.GetString(), member.name.GetStringLength());
+        if (seen_.count(name) == 0) {
+            return unexpected(FieldError{printable(name) && name.size() <= 64 ? name : "?",
+                                         "is not a field of this request"});
+        }
+    }
+    return {};
+}
+
+}  // namespace dkim::web
