@@ -42,8 +42,8 @@ int run(int argc, char** argv) {
         return 2;
     }
     if (check_only) {
-        std::cout << config_file << ": ok (https://" << config->listen.to_string() << ", signerd at "
-                  << config->signerd_socket << ")\n";
+        std::cout << config_file << ": ok (https://" << config->listen.to_string()
+                  << ", signerd at " << config->signerd_socket << ")\n";
         return 0;
     }
     (void)::signal(SIGPIPE, SIG_IGN);

@@ -257,8 +257,7 @@ ipc::Reply Service::sign(const Peer& peer, const ipc::SignRequest& request) {
         if (permit.error().kind == jit::SignRefusal::Kind::locked) {
             metrics_.refusal(Metrics::Refusal::no_grant);
             metrics_.signature(Metrics::SignOutcome::locked);
-            return ipc::ErrorReply{"locked", permit.error().message, permit.error().request_id,
-                                   {}};
+            return ipc::ErrorReply{"locked", permit.error().message, permit.error().request_id, {}};
         }
         metrics_.refusal(Metrics::Refusal::audit);
         metrics_.signature(Metrics::SignOutcome::unavailable);
@@ -791,12 +790,8 @@ ipc::Reply Service::operate(const Actor& who, ipc::AuditShow& r, jit::TimePoint 
 namespace {
 
 ipc::KeyView key_view(const TokenGate::KeyDescription& k) {
-    return ipc::KeyView{k.domain,
-                        k.selector,
-                        k.algorithm,
-                        k.signing,
-                        k.bits,
-                        k.selector + "._domainkey." + k.domain,
+    return ipc::KeyView{k.domain,     k.selector, k.algorithm,
+                        k.signing,    k.bits,     k.selector + "._domainkey." + k.domain,
                         k.dkim_record};
 }
 
@@ -861,8 +856,8 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyGenerate& r, jit::TimePoin
     const std::string domain = mail::ascii_lowercase(r.domain);
     const std::string selector = mail::ascii_lowercase(r.selector);
     // The grant first (it spends a use and is recorded), then the token.
-    auto grant = authority_.authorize_operation(who, jit::Operation::key_generate, domain,
-                                                selector, now);
+    auto grant =
+        authority_.authorize_operation(who, jit::Operation::key_generate, domain, selector, now);
     if (!grant) {
         return error_reply(grant.error());
     }

@@ -15,8 +15,7 @@ GateError from_hsm(const hsm::Error& error) {
         case hsm::ErrorCode::locked: return {GateError::Kind::locked, error.to_string()};
         case hsm::ErrorCode::key_not_found: return {GateError::Kind::no_key, error.to_string()};
         case hsm::ErrorCode::key_exists: return {GateError::Kind::exists, error.to_string()};
-        case hsm::ErrorCode::invalid_argument:
-            return {GateError::Kind::invalid, error.to_string()};
+        case hsm::ErrorCode::invalid_argument: return {GateError::Kind::invalid, error.to_string()};
         case hsm::ErrorCode::pin_incorrect:
         case hsm::ErrorCode::pin_locked: return {GateError::Kind::wrong_pin, error.to_string()};
         default: return {GateError::Kind::token, error.to_string()};
@@ -212,9 +211,9 @@ Expected<TokenGate::KeyDescription, GateError> HsmTokenGate::generate_key(
     }
     const auto parsed = hsm::parse_key_algorithm(algorithm);
     if (!parsed) {
-        return unexpected(GateError{GateError::Kind::invalid,
-                                    "unknown algorithm '" + algorithm +
-                                        "' (rsa-2048, rsa-3072, rsa-4096 or ed25519)"});
+        return unexpected(GateError{
+            GateError::Kind::invalid,
+            "unknown algorithm '" + algorithm + "' (rsa-2048, rsa-3072, rsa-4096 or ed25519)"});
     }
     {
         std::lock_guard lock(mutex_);

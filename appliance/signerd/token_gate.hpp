@@ -21,8 +21,14 @@
 namespace dkim::signerd {
 
 struct GateError {
-    enum class Kind : std::uint8_t { locked, no_key, wrong_pin, token, invalid, exists } kind =
-        Kind::token;
+    enum class Kind : std::uint8_t {
+        locked,
+        no_key,
+        wrong_pin,
+        token,
+        invalid,
+        exists
+    } kind = Kind::token;
     std::string message;
 };
 

@@ -65,7 +65,7 @@ def totp_code(secret, step):
 class Appliance:
     """A token with keys, a signerd configuration, the daemon, and the CLI around it."""
 
-    def __init__(self, folder, cli, signerd, module, webhook_url=None, pin_source="file"):
+    def __init__(self, folder, cli, signerd, module, webhook_url=None, pin_source="file", web_peer=None):
         self.folder, self.cli_path, self.signerd, self.module = folder, cli, signerd, module
         os.chmod(folder, 0o755)  # nobody must reach the socket inside
         self.env = dict(os.environ, SOFTHSM2_CONF=os.path.join(folder, "softhsm2.conf"))
@@ -89,6 +89,7 @@ class Appliance:
             "[pin]", 'source = "%s"' % pin_source,
             {"file": 'file = "%s"' % self.pin, "credential": 'credential = "token-pin"', "approver": ""}[pin_source],
             "[peers]", 'admin = ["root"]', 'relay = ["nobody"]',
+            'web = ["%s"]' % web_peer if web_peer else "",
             "[metrics]", 'listen = "127.0.0.1:0"',
             "[audit]", 'checkpoint_interval = "2s"',
         ]
@@ -96,6 +97,8 @@ class Appliance:
             config += ["[webhook]", 'url = "%s"' % webhook_url,
                        'secret_file = "%s"' % self.secret_file("webhook-key", "webhook-hmac-key")]
         config += ["[policy.sign]", 'max_duration = "1h"', 'approvers = ["role:approver"]']
+        if web_peer:
+            config += ["[policy.key.generate]", 'approvers = ["role:approver"]']
         self.config = os.path.join(folder, "signerd.toml")
         with open(self.config, "w") as f:
             f.write("\n".join(config) + "\n")

@@ -57,12 +57,10 @@ class FakeGate final : public signerd::TokenGate {
         ++checkpoints;
         return CheckpointSignature{"audit", "ed25519-sha256", "sig"};
     }
-    Expected<std::vector<KeyDescription>, signerd::GateError> list_keys() override {
-        return keys;
-    }
-    Expected<KeyDescription, signerd::GateError> generate_key(const std::string& domain,
-                                                              const std::string& selector,
-                                                              const std::string& algorithm) override {
+    Expected<std::vector<KeyDescription>, signerd::GateError> list_keys() override { return keys; }
+    Expected<KeyDescription, signerd::GateError> generate_key(
+        const std::string& domain, const std::string& selector,
+        const std::string& algorithm) override {
         if (!in) {
             return unexpected(
                 signerd::GateError{signerd::GateError::Kind::locked, "not logged in"});
@@ -433,8 +431,7 @@ TEST_F(ServiceTest, AuditVerifyWalksTheChainForAuditorsOnly) {
     const auto id = h.request_sign("example.com", "s1", 600);
     ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(h.decide("bob", "approve", id)));
     auto verified = h.call(h.admin_peer, ipc::AuditVerify{});
-    ASSERT_TRUE(std::holds_alternative<ipc::AuditVerifyReply>(verified))
-        << error_message(verified);
+    ASSERT_TRUE(std::holds_alternative<ipc::AuditVerifyReply>(verified)) << error_message(verified);
     const auto& report = std::get<ipc::AuditVerifyReply>(verified);
     EXPECT_TRUE(report.ok) << report.problem;
     EXPECT_GT(report.records, 3);

@@ -126,7 +126,8 @@ struct Elevation {
         ar(cereal::make_nvp("id", id), cereal::make_nvp("requester", requester),
            cereal::make_nvp("operation", operation), cereal::make_nvp("domain", domain),
            cereal::make_nvp("selector", selector), cereal::make_nvp("client", client),
-           cereal::make_nvp("scope", scope), cereal::make_nvp("duration_seconds", duration_seconds));
+           cereal::make_nvp("scope", scope),
+           cereal::make_nvp("duration_seconds", duration_seconds));
         optional_field(ar, "budget", budget);
         ar(cereal::make_nvp("reason", reason), cereal::make_nvp("state", state),
            cereal::make_nvp("created_ms", created_ms),

@@ -66,8 +66,8 @@ Expected<Config, std::string> load_config(const std::string& file) {
         c.read_timeout = r.duration("read_timeout").value_or(c.read_timeout);
         c.idle_timeout = r.duration("idle_timeout").value_or(c.idle_timeout);
         c.write_timeout = r.duration("write_timeout").value_or(c.write_timeout);
-        c.max_connections = static_cast<std::size_t>(
-            r.integer("max_connections", 1, 100'000).value_or(512));
+        c.max_connections =
+            static_cast<std::size_t>(r.integer("max_connections", 1, 100'000).value_or(512));
         c.handler.body_limit = c.body_limit;
         if (auto ttl = r.duration("session_ttl", std::chrono::minutes(1))) {
             if (*ttl > std::chrono::hours(12)) {
@@ -76,7 +76,8 @@ Expected<Config, std::string> load_config(const std::string& file) {
             c.handler.session_ttl_seconds =
                 std::chrono::duration_cast<std::chrono::seconds>(*ttl).count();
         }
-        c.session_idle = r.duration("session_idle", std::chrono::minutes(1)).value_or(c.session_idle);
+        c.session_idle =
+            r.duration("session_idle", std::chrono::minutes(1)).value_or(c.session_idle);
         c.max_sessions =
             static_cast<std::size_t>(r.integer("max_sessions", 1, 1'000'000).value_or(10'000));
         if (auto access = r.string("metrics")) {
@@ -97,12 +98,13 @@ Expected<Config, std::string> load_config(const std::string& file) {
                 login->integer("attempts_per_address", 1, 10'000).value_or(c.login.per_address));
             c.login.per_user = static_cast<unsigned>(
                 login->integer("attempts_per_user", 1, 10'000).value_or(c.login.per_user));
-            c.login.window = login->duration("window", std::chrono::seconds(1)).value_or(c.login.window);
+            c.login.window =
+                login->duration("window", std::chrono::seconds(1)).value_or(c.login.window);
             login->finish();
         }
         if (auto dns = r.table("dns")) {
-            c.handler.dns.outbound_addresses = dns->strings("outbound_addresses").value_or(
-                std::vector<std::string>{});
+            c.handler.dns.outbound_addresses =
+                dns->strings("outbound_addresses").value_or(std::vector<std::string>{});
             for (const std::string& a : c.handler.dns.outbound_addresses) {
                 if (!is_address_or_network(a)) {
                     dns->fail("outbound_addresses", "'" + a + "' is not an IP address or network");

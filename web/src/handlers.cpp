@@ -1,11 +1,11 @@
 #include "handlers.hpp"
 
+#include <openssl/crypto.h>
+
 #include <algorithm>
 #include <charconv>
 #include <functional>
 #include <optional>
-
-#include <openssl/crypto.h>
 
 #include "api_json.hpp"
 #include "assets.hpp"
@@ -71,7 +71,8 @@ struct ApiError {
 
 ApiError failure(http::status status, std::string code, std::string message,
                  std::string field = {}) {
-    return ApiError{status, api::Error{std::move(code), std::move(message), std::move(field), {}, 0}};
+    return ApiError{status,
+                    api::Error{std::move(code), std::move(message), std::move(field), {}, 0}};
 }
 
 Response render(const ApiError& e, const Request& req) {
@@ -165,8 +166,8 @@ std::string_view header(const Request& req, http::field f) {
 
 // The value of cookie `name` in the Cookie header(s), or empty.
 std::string cookie(const Request& req, std::string_view name) {
-    for (auto it = req.find(http::field::cookie); it != req.end() && it->name() == http::field::cookie;
-         ++it) {
+    for (auto it = req.find(http::field::cookie);
+         it != req.end() && it->name() == http::field::cookie; ++it) {
         std::string_view rest = it->value();
         while (!rest.empty()) {
             const std::size_t semi = rest.find(';');
@@ -241,8 +242,8 @@ std::optional<ApiError> check_request_shape(const Request& req) {
     const std::string_view origin = header(req, http::field::origin);
     const std::string_view host = header(req, http::field::host);
     if (!origin.empty() && (host.empty() || origin != "https://" + std::string(host))) {
-        ApiError e = failure(http::status::forbidden, "origin",
-                             "requests from another origin are refused");
+        ApiError e =
+            failure(http::status::forbidden, "origin", "requests from another origin are refused");
         e.error.rule = "origin";
         return e;
     }
@@ -337,7 +338,8 @@ api::GrantSummary grant_view(const ipc::GrantView& g) {
     return v;
 }
 
-api::Elevation elevation_view(const ipc::RequestView& r, const std::vector<ipc::GrantView>& grants) {
+api::Elevation elevation_view(const ipc::RequestView& r,
+                              const std::vector<ipc::GrantView>& grants) {
     api::Elevation v;
     v.id = r.id;
     v.requester = r.requester;
@@ -367,8 +369,7 @@ api::Elevation elevation_view(const ipc::RequestView& r, const std::vector<ipc::
 }
 
 api::Key key_view(const ipc::KeyView& k) {
-    return api::Key{k.domain,   k.selector, k.algorithm, k.signing,
-                    k.bits,     k.dns_name, k.dns_record};
+    return api::Key{k.domain, k.selector, k.algorithm, k.signing, k.bits, k.dns_name, k.dns_record};
 }
 
 // A TXT value as a zone-file line: character-strings of at most 255 bytes (RFC 1035 §3.3.14).
@@ -392,8 +393,8 @@ Response created(const Request& req, std::string body, const std::string& locati
 
 std::string session_cookie(const std::string& token, std::int64_t max_age) {
     // __Host-: Secure, Path=/ and no Domain, so that no other host can set or read it.
-    return std::string(kSessionCookie) + "=" + token + "; Path=/; Secure; HttpOnly; SameSite=Strict" +
-           "; Max-Age=" + std::to_string(max_age);
+    return std::string(kSessionCookie) + "=" + token +
+           "; Path=/; Secure; HttpOnly; SameSite=Strict" + "; Max-Age=" + std::to_string(max_age);
 }
 
 Result<Response> login(Context& ctx) {
@@ -414,9 +415,9 @@ Result<Response> login(Context& ctx) {
     if (const auto wait = ctx.deps.limiter.attempt(ctx.client.address, **user, ctx.now)) {
         ctx.deps.metrics.rate_limited();
         const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(*wait).count() + 1;
-        ApiError e = failure(http::status::too_many_requests, "rate_limited",
-                             "too many login attempts; try again in " + std::to_string(seconds) +
-                                 " s");
+        ApiError e =
+            failure(http::status::too_many_requests, "rate_limited",
+                    "too many login attempts; try again in " + std::to_string(seconds) + " s");
         Response r = render(e, ctx.req);
         r.set(http::field::retry_after, std::to_string(seconds));
         return r;
@@ -452,12 +453,8 @@ Result<Response> login(Context& ctx) {
                           ? jit::from_unix_ms(me->token_expires_ms)
                           : ctx.now + std::chrono::seconds(ctx.deps.options.session_ttl_seconds);
     const std::string csrf = ctx.deps.sessions.add(token, session, ctx.now);
-    api::Identity id{me->name,
-                     split_roles(me->roles),
-                     me->totp,
-                     "session",
-                     jit::to_unix_ms(session.expires),
-                     csrf};
+    api::Identity id{me->name,  split_roles(me->roles),           me->totp,
+                     "session", jit::to_unix_ms(session.expires), csrf};
     Response r = created(ctx.req, api::object(cereal::make_nvp("session", id)));
     const auto max_age =
         std::chrono::duration_cast<std::chrono::seconds>(session.expires - ctx.now).count();
@@ -474,8 +471,8 @@ Result<Response> logout(Context& ctx, Caller& caller) {
     }
     ctx.deps.sessions.remove(caller.token);
     auto ended = ctx.call<ipc::OkReply>(ipc::SessionEnd{caller.credentials});
-    Response r = json_response(http::status::ok, api::object(cereal::make_nvp("ended", true)),
-                               ctx.req);
+    Response r =
+        json_response(http::status::ok, api::object(cereal::make_nvp("ended", true)), ctx.req);
     r.set(http::field::set_cookie, session_cookie("", 0));
     if (!ended && ended.error().status != http::status::unauthorized) {
         return unexpected(ended.error());
@@ -555,15 +552,16 @@ Result<Response> request_elevation(Context& ctx, Caller& caller) {
     }
     for (const ipc::RequestView& v : list->requests) {
         if (v.id == made->id) {
-            return created(ctx.req,
-                           api::object(cereal::make_nvp("elevation", elevation_view(v, grants->grants)),
-                                       cereal::make_nvp("message", made->message)),
-                           "/api/v1/elevations/" + std::to_string(v.id));
+            return created(
+                ctx.req,
+                api::object(cereal::make_nvp("elevation", elevation_view(v, grants->grants)),
+                            cereal::make_nvp("message", made->message)),
+                "/api/v1/elevations/" + std::to_string(v.id));
         }
     }
-    return unexpected(failure(http::status::bad_gateway, "protocol",
-                              "signerd made request " + std::to_string(made->id) +
-                                  " but does not list it"));
+    return unexpected(
+        failure(http::status::bad_gateway, "protocol",
+                "signerd made request " + std::to_string(made->id) + " but does not list it"));
 }
 
 const std::vector<std::string_view>& elevation_states() {
@@ -624,11 +622,11 @@ Result<api::Elevation> find_elevation(Context& ctx, Caller& caller, std::int64_t
 }
 
 Response elevation_response(Context& ctx, const api::Elevation& e, const std::string& message) {
-    return json_response(http::status::ok,
-                         api::object(cereal::make_nvp("elevation", e),
-                                     cereal::make_nvp("message", message),
-                                     cereal::make_nvp("now_ms", jit::to_unix_ms(ctx.now))),
-                         ctx.req);
+    return json_response(
+        http::status::ok,
+        api::object(cereal::make_nvp("elevation", e), cereal::make_nvp("message", message),
+                    cereal::make_nvp("now_ms", jit::to_unix_ms(ctx.now))),
+        ctx.req);
 }
 
 Result<Response> get_elevation(Context& ctx, Caller& caller) {
@@ -659,23 +657,27 @@ Result<Response> decide(Context& ctx, Caller& caller, const std::string& action)
     auto reason = body->string("reason", needs_reason, 1000);
     auto pin = body->string("pin", false, 256);
     auto finished = body->finish();
-    for (const FieldError* e : {totp ? nullptr : &totp.error(), reason ? nullptr : &reason.error(),
-                                pin ? nullptr : &pin.error(), finished ? nullptr : &finished.error()}) {
+    for (const FieldError* e :
+         {totp ? nullptr : &totp.error(), reason ? nullptr : &reason.error(),
+          pin ? nullptr : &pin.error(), finished ? nullptr : &finished.error()}) {
         if (e != nullptr) {
             return unexpected(from_field(*e));
         }
     }
     if (action == "cancel" && (*totp || *reason || *pin)) {
         return unexpected(failure(http::status::bad_request, "invalid_field",
-                                  "cancel takes no fields", *totp ? "totp" : *reason ? "reason" : "pin"));
+                                  "cancel takes no fields",
+                                  *totp     ? "totp"
+                                  : *reason ? "reason"
+                                            : "pin"));
     }
     ipc::Credentials credentials = caller.credentials;
     credentials.totp = totp->value_or("");
     Result<ipc::OkReply> done = unexpected(ApiError{});
     if (action == "revoke") {
         if (*pin) {
-            return unexpected(failure(http::status::bad_request, "invalid_field",
-                                      "revoke takes no pin", "pin"));
+            return unexpected(
+                failure(http::status::bad_request, "invalid_field", "revoke takes no pin", "pin"));
         }
         auto found = find_elevation(ctx, caller, *id);
         if (!found) {
@@ -759,8 +761,8 @@ Result<Response> generate_key(Context& ctx, Caller& caller) {
             return unexpected(from_field(*e));
         }
     }
-    auto made =
-        ctx.call<ipc::KeysReply>(ipc::KeyGenerate{caller.credentials, **domain, **selector, **algorithm});
+    auto made = ctx.call<ipc::KeysReply>(
+        ipc::KeyGenerate{caller.credentials, **domain, **selector, **algorithm});
     if (!made) {
         return unexpected(made.error());
     }
@@ -832,10 +834,10 @@ Result<Response> domain_dns(Context& ctx, Caller& caller) {
     records.push_back({"dmarc", dmarc_name, "TXT", dmarc, zone_line(dmarc_name, dmarc),
                        "monitor mode first; when the reports show only your own mail passing, "
                        "ramp up: p=quarantine; pct=25, then pct=100, then p=reject"});
-    return json_response(http::status::ok,
-                         api::object(cereal::make_nvp("domain", domain),
-                                     cereal::make_nvp("records", records)),
-                         ctx.req);
+    return json_response(
+        http::status::ok,
+        api::object(cereal::make_nvp("domain", domain), cereal::make_nvp("records", records)),
+        ctx.req);
 }
 
 Result<Response> audit(Context& ctx, Caller& caller) {
@@ -856,10 +858,10 @@ Result<Response> audit(Context& ctx, Caller& caller) {
                        a.request_id, a.grant_id, a.detail, a.hash});
     }
     const std::int64_t next = out.empty() ? from - 1 : out.back().seq;
-    return json_response(http::status::ok,
-                         api::object(cereal::make_nvp("records", out),
-                                     cereal::make_nvp("next_after", next)),
-                         ctx.req);
+    return json_response(
+        http::status::ok,
+        api::object(cereal::make_nvp("records", out), cereal::make_nvp("next_after", next)),
+        ctx.req);
 }
 
 Result<Response> audit_verify(Context& ctx, Caller& caller) {
@@ -869,7 +871,8 @@ Result<Response> audit_verify(Context& ctx, Caller& caller) {
     }
     return json_response(
         http::status::ok,
-        api::object(cereal::make_nvp("ok", report->ok), cereal::make_nvp("records", report->records),
+        api::object(cereal::make_nvp("ok", report->ok),
+                    cereal::make_nvp("records", report->records),
                     cereal::make_nvp("first_broken", report->first_broken),
                     cereal::make_nvp("problem", report->problem),
                     cereal::make_nvp("checkpoints", report->checkpoints),
@@ -910,9 +913,9 @@ Result<Response> add_user(Context& ctx, Caller& caller) {
     auto roles = body->string("roles", true, 64);
     auto password = body->string("password", true, 1024);
     auto finished = body->finish();
-    for (const FieldError* e : {name ? nullptr : &name.error(), roles ? nullptr : &roles.error(),
-                                password ? nullptr : &password.error(),
-                                finished ? nullptr : &finished.error()}) {
+    for (const FieldError* e :
+         {name ? nullptr : &name.error(), roles ? nullptr : &roles.error(),
+          password ? nullptr : &password.error(), finished ? nullptr : &finished.error()}) {
         if (e != nullptr) {
             return unexpected(from_field(*e));
         }
@@ -979,11 +982,12 @@ Result<Response> healthz(Context& ctx) {
                              ctx.req);
     }
     const bool audit_ok = status->audit_failure.empty();
-    return json_response(audit_ok ? http::status::ok : http::status::service_unavailable,
-                         api::object(cereal::make_nvp("status", std::string(audit_ok ? "ok" : "degraded")),
-                                     cereal::make_nvp("signerd", std::string("ok")),
-                                     cereal::make_nvp("audit", std::string(audit_ok ? "ok" : "failing"))),
-                         ctx.req);
+    return json_response(
+        audit_ok ? http::status::ok : http::status::service_unavailable,
+        api::object(cereal::make_nvp("status", std::string(audit_ok ? "ok" : "degraded")),
+                    cereal::make_nvp("signerd", std::string("ok")),
+                    cereal::make_nvp("audit", std::string(audit_ok ? "ok" : "failing"))),
+        ctx.req);
 }
 
 Result<Response> metrics(Context& ctx) {
@@ -1115,9 +1119,9 @@ Response serve_asset(const Request& req, const Asset& asset) {
 
 Response error_response(http::status status, const std::string& code, const std::string& message,
                         unsigned version, bool keep_alive) {
-    return make_response(status,
-                         api::object(cereal::make_nvp("error", api::Error{code, message, {}, {}, 0})),
-                         kJson, version, keep_alive);
+    return make_response(
+        status, api::object(cereal::make_nvp("error", api::Error{code, message, {}, {}, 0})), kJson,
+        version, keep_alive);
 }
 
 std::vector<std::string> route_table() {
@@ -1133,8 +1137,13 @@ Response handle(const Request& req, const ClientInfo& client, Deps& deps) {
     const std::string_view target = req.target();
     const std::size_t question = target.find('?');
     const std::string_view path = target.substr(0, question);
-    Context ctx{req, client, deps, deps.clock.now(), {},
-                question == std::string_view::npos ? std::string_view() : target.substr(question + 1)};
+    Context ctx{
+        req,
+        client,
+        deps,
+        deps.clock.now(),
+        {},
+        question == std::string_view::npos ? std::string_view() : target.substr(question + 1)};
 
     auto finish = [&](Response r) {
         deps.metrics.response(r.result_int());
@@ -1181,8 +1190,10 @@ Response handle(const Request& req, const ClientInfo& client, Deps& deps) {
         auto result = route.run(ctx, caller);
         if (!result) {
             Response r = render(result.error(), req);
-            // A session signerd no longer accepts is forgotten, and its cookie with it.
-            if (result.error().status == http::status::unauthorized && caller.session) {
+            // A session signerd no longer accepts is forgotten, and its cookie with it. (A 401
+            // can also be about a password in the body, which leaves the session as it is.)
+            if (result.error().status == http::status::unauthorized && caller.session &&
+                !ctx.call<ipc::IdentityReply>(ipc::WhoAmI{caller.credentials})) {
                 deps.sessions.remove(caller.token);
                 r.set(http::field::set_cookie, session_cookie("", 0));
             }
@@ -1191,10 +1202,11 @@ Response handle(const Request& req, const ClientInfo& client, Deps& deps) {
         return finish(std::move(*result));
     }
     if (!allowed.empty()) {
-        Response r = render(failure(http::status::method_not_allowed, "method_not_allowed",
-                                    std::string(http::to_string(req.method())) + " is not allowed on " +
-                                        std::string(path).substr(0, 200) + " (allowed: " + allowed + ")"),
-                            req);
+        Response r =
+            render(failure(http::status::method_not_allowed, "method_not_allowed",
+                           std::string(http::to_string(req.method())) + " is not allowed on " +
+                               std::string(path).substr(0, 200) + " (allowed: " + allowed + ")"),
+                   req);
         r.set(http::field::allow, allowed);
         return finish(std::move(r));
     }

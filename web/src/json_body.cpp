@@ -2,11 +2,11 @@
 
 // cereal's JSON archive configures RapidJSON (assertions throw); include it first so that
 // every translation unit of dkim_web sees RapidJSON configured the same way.
-#include <cereal/archives/json.hpp>
+#include <openssl/crypto.h>
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 
-#include <openssl/crypto.h>
+#include <cereal/archives/json.hpp>
 
 namespace dkim::web {
 
@@ -35,17 +35,15 @@ Expected<JsonBody, FieldError> JsonBody::parse(std::string_view body) {
     if (body.find('\0') != std::string_view::npos) {
         return unexpected(FieldError{"", "the body is not valid JSON: a NUL byte"});
     }
-    constexpr unsigned kFlags = rapidjson::kParseIterativeFlag |
-                                rapidjson::kParseValidateEncodingFlag;
+    constexpr unsigned kFlags =
+        rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
     impl->buffer.assign(body);
     impl->document.ParseInsitu<kFlags>(impl->buffer.data());
     if (impl->document.HasParseError()) {
-        return unexpected(
-            FieldError{"", "the body is not valid JSON: " +
-                               std::string(rapidjson::GetParseError_En(
-                                   impl->document.GetParseError())) +
-                               " (at byte " + std::to_string(impl->document.GetErrorOffset()) +
-                               ")"});
+        return unexpected(FieldError{
+            "", "the body is not valid JSON: " +
+                    std::string(rapidjson::GetParseError_En(impl->document.GetParseError())) +
+                    " (at byte " + std::to_string(impl->document.GetErrorOffset()) + ")"});
     }
     if (!impl->document.IsObject()) {
         return unexpected(FieldError{"", "the body must be a JSON object"});
@@ -101,8 +99,7 @@ Expected<std::optional<std::string>, FieldError> JsonBody::string(const char* na
     return std::optional<std::string>(std::move(value));
 }
 
-Expected<std::optional<std::int64_t>, FieldError> JsonBody::integer(const char* name,
-                                                                    bool required,
+Expected<std::optional<std::int64_t>, FieldError> JsonBody::integer(const char* name, bool required,
                                                                     std::int64_t min,
                                                                     std::int64_t max) {
     seen_.insert(name);
@@ -118,8 +115,8 @@ Expected<std::optional<std::int64_t>, FieldError> JsonBody::integer(const char* 
     }
     const std::int64_t value = it->value.GetInt64();
     if (value < min || value > max) {
-        return unexpected(FieldError{name, "must be between " + std::to_string(min) + " and " +
-                                               std::to_string(max)});
+        return unexpected(FieldError{
+            name, "must be between " + std::to_string(min) + " and " + std::to_string(max)});
     }
     return std::optional<std::int64_t>(value);
 }

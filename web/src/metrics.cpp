@@ -29,11 +29,12 @@ std::string WebMetrics::render(std::size_t sessions) const {
             rate_limited_.load(), true);
     counter("dkim_webd_csrf_refused_total", "state-changing requests without a valid CSRF token",
             "", csrf_refused_.load(), true);
-    counter("dkim_webd_signerd_unreachable_total", "requests that could not reach dkim-signerd",
-            "", signerd_unreachable_.load(), true);
-    out += "# HELP dkim_webd_sessions browser sessions in the session table\n"
-           "# TYPE dkim_webd_sessions gauge\ndkim_webd_sessions " +
-           std::to_string(sessions) + "\n";
+    counter("dkim_webd_signerd_unreachable_total", "requests that could not reach dkim-signerd", "",
+            signerd_unreachable_.load(), true);
+    out +=
+        "# HELP dkim_webd_sessions browser sessions in the session table\n"
+        "# TYPE dkim_webd_sessions gauge\ndkim_webd_sessions " +
+        std::to_string(sessions) + "\n";
     latency_.render(out, "dkim_webd_request_seconds", "time to answer an API request");
     return out;
 }

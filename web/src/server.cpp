@@ -30,8 +30,8 @@ using tcp = asio::ip::tcp;
 
 // --- TLS --------------------------------------------------------------------------------------
 
-Expected<std::unique_ptr<ssl::context>, std::string> make_tls_context(const std::string& certificate,
-                                                                      const std::string& key) {
+Expected<std::unique_ptr<ssl::context>, std::string> make_tls_context(
+    const std::string& certificate, const std::string& key) {
     auto context = std::make_unique<ssl::context>(ssl::context::tls_server);
     context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                          ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
@@ -101,8 +101,8 @@ Expected<std::string, std::string> certificate_fingerprint(const std::string& ce
     return out;
 }
 
-Expected<void, std::string> make_self_signed(const std::string& certificate,
-                                             const std::string& key, const std::string& address) {
+Expected<void, std::string> make_self_signed(const std::string& certificate, const std::string& key,
+                                             const std::string& address) {
     std::unique_ptr<EVP_PKEY, PkeyDeleter> pkey(EVP_EC_gen("P-256"));
     std::unique_ptr<X509, X509Deleter> x(X509_new());
     if (!pkey || !x) {
@@ -120,18 +120,17 @@ Expected<void, std::string> make_self_signed(const std::string& certificate,
     X509_set_pubkey(x.get(), pkey.get());
     X509_NAME* name = X509_get_subject_name(x.get());
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                               reinterpret_cast<const unsigned char*>("dkim-webd (self-signed)"), -1,
-                               -1, 0);
+                               reinterpret_cast<const unsigned char*>("dkim-webd (self-signed)"),
+                               -1, -1, 0);
     X509_set_issuer_name(x.get(), name);
     const std::string san = "DNS:localhost, IP:" + address;
     X509V3_CTX v3;
     X509V3_set_ctx_nodb(&v3);
     X509V3_set_ctx(&v3, x.get(), x.get(), nullptr, nullptr, 0);
-    for (const auto& [nid, value] :
-         {std::pair<int, std::string>{NID_subject_alt_name, san},
-          {NID_basic_constraints, "critical,CA:FALSE"},
-          {NID_key_usage, "critical,digitalSignature"},
-          {NID_ext_key_usage, "serverAuth"}}) {
+    for (const auto& [nid, value] : {std::pair<int, std::string>{NID_subject_alt_name, san},
+                                     {NID_basic_constraints, "critical,CA:FALSE"},
+                                     {NID_key_usage, "critical,digitalSignature"},
+                                     {NID_ext_key_usage, "serverAuth"}}) {
         X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &v3, nid, value.c_str());
         if (ext == nullptr) {
             return unexpected("cannot make the certificate extension " + value);
@@ -145,7 +144,8 @@ Expected<void, std::string> make_self_signed(const std::string& certificate,
     const mode_t old = ::umask(077);
     File k(std::fopen(key.c_str(), "w"));
     ::umask(old);
-    if (!k || PEM_write_PrivateKey(k.get(), pkey.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+    if (!k ||
+        PEM_write_PrivateKey(k.get(), pkey.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1) {
         return unexpected("cannot write " + key);
     }
     File c(std::fopen(certificate.c_str(), "w"));
@@ -226,10 +226,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
             return;
         }
         beast::get_lowest_layer(stream_).expires_after(server_.config.read_timeout);
-        http::async_read(stream_, buffer_, *parser_,
-                         [self = shared_from_this()](beast::error_code e, std::size_t) {
-                             self->on_read(e);
-                         });
+        http::async_read(
+            stream_, buffer_, *parser_,
+            [self = shared_from_this()](beast::error_code e, std::size_t) { self->on_read(e); });
     }
 
     void on_error(beast::error_code ec) {
@@ -245,8 +244,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
         if (ec == http::error::body_limit) {
             status = http::status::payload_too_large;
             code = "payload_too_large";
-            message = "the body is larger than " + std::to_string(server_.config.body_limit) +
-                      " bytes";
+            message =
+                "the body is larger than " + std::to_string(server_.config.body_limit) + " bytes";
         } else if (ec == http::error::header_limit) {
             status = http::status::request_header_fields_too_large;
             code = "headers_too_large";
@@ -284,10 +283,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
             response_->keep_alive(false);
         }
         beast::get_lowest_layer(stream_).expires_after(server_.config.write_timeout);
-        http::async_write(stream_, *response_,
-                          [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                              self->on_write(ec);
-                          });
+        http::async_write(
+            stream_, *response_,
+            [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec); });
     }
 
     void on_write(beast::error_code ec) {
@@ -308,8 +306,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
         beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
         stream_.async_shutdown([self = shared_from_this()](beast::error_code) {
             beast::error_code ignored;
-            beast::get_lowest_layer(self->stream_).socket().shutdown(tcp::socket::shutdown_both,
-                                                                     ignored);
+            beast::get_lowest_layer(self->stream_)
+                .socket()
+                .shutdown(tcp::socket::shutdown_both, ignored);
         });
     }
 

@@ -26,8 +26,8 @@ Expected<std::string, std::string> certificate_fingerprint(const std::string& ce
 
 // Makes a self-signed certificate (ECDSA P-256, one year) for `host_name` and the listen
 // address; the key file is written with mode 0600.
-Expected<void, std::string> make_self_signed(const std::string& certificate,
-                                             const std::string& key, const std::string& address);
+Expected<void, std::string> make_self_signed(const std::string& certificate, const std::string& key,
+                                             const std::string& address);
 
 class Server {
   public:

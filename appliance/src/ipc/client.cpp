@@ -1,7 +1,6 @@
 #include "dkim/ipc/client.hpp"
 
 #include <openssl/crypto.h>
-
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>

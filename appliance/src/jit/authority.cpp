@@ -386,8 +386,7 @@ Outcome<Grant> Authority::revoke(const Actor& actor, std::int64_t grant_id,
               policy_.for_operation(g.scope.operation).may_approve(actor.name, actor.roles)));
         if (!allowed) {
             return refuse(Refusal::Code::forbidden,
-                          actor.name + " may not revoke grant " + std::to_string(grant_id),
-                          "role");
+                          actor.name + " may not revoke grant " + std::to_string(grant_id), "role");
         }
         g.revoked_at = now;
         g.revoked_by = actor.audit_name();

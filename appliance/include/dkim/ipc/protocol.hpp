@@ -259,11 +259,11 @@ struct AuditVerify {
 };
 
 // New alternatives go at the end: the index is the wire tag.
-using Request = std::variant<SignRequest, StatusRequest, SessionCreate, UserAdd, UserList,
-                             UserSetDisabled, ApiTokenCreate, ApiTokenRevoke, TotpEnrol,
-                             TotpConfirm, ElevationRequest, ElevationList, ElevationDecide,
-                             GrantRevoke, GrantList, AuditShow, PublicKeyRequest, WhoAmI,
-                             SessionEnd, KeyList, KeyGenerate, AuditVerify>;
+using Request =
+    std::variant<SignRequest, StatusRequest, SessionCreate, UserAdd, UserList, UserSetDisabled,
+                 ApiTokenCreate, ApiTokenRevoke, TotpEnrol, TotpConfirm, ElevationRequest,
+                 ElevationList, ElevationDecide, GrantRevoke, GrantList, AuditShow,
+                 PublicKeyRequest, WhoAmI, SessionEnd, KeyList, KeyGenerate, AuditVerify>;
 
 // --- replies --------------------------------------------------------------------------------
 
@@ -465,8 +465,8 @@ struct IdentityReply {
 struct KeyView {
     std::string domain;
     std::string selector;
-    std::string algorithm;   // "rsa-2048", "ed25519"
-    std::string signing;     // the DKIM a= value: "rsa-sha256", "ed25519-sha256"
+    std::string algorithm;  // "rsa-2048", "ed25519"
+    std::string signing;    // the DKIM a= value: "rsa-sha256", "ed25519-sha256"
     std::uint32_t bits = 0;
     std::string dns_name;    // "s1._domainkey.example.com"
     std::string dns_record;  // "v=DKIM1; k=rsa; p=..."
@@ -489,7 +489,7 @@ struct AuditVerifyReply {
     std::int64_t records = 0;
     std::int64_t first_broken = 0;  // 0 when ok
     std::string problem;
-    std::int64_t checkpoints = 0;           // matched against the chain
+    std::int64_t checkpoints = 0;            // matched against the chain
     std::int64_t checkpoint_signatures = 0;  // valid signatures of the audit key
     std::string head;                        // hex hash of the last record
     template <class A>

@@ -56,8 +56,7 @@ struct Refusal {
     std::string rule;
 };
 std::string_view to_string(Refusal::Code code) noexcept;
-inline Unexpected<Refusal> refuse(Refusal::Code code, std::string message,
-                                  std::string rule = {}) {
+inline Unexpected<Refusal> refuse(Refusal::Code code, std::string message, std::string rule = {}) {
     return unexpected(Refusal{code, std::move(message), std::move(rule)});
 }
 

@@ -1,0 +1,488 @@
+#!/usr/bin/python3
+"""dkim-webd as a real daemon over TLS, in front of a real dkim-signerd on SoftHSM2.
+
+Started by ctest (labels "hsm;signerd;webd"):
+
+  api   the REST API with a real HTTPS client (Python's ssl, the self-signed certificate
+        pinned as the only CA): TLS 1.2+ only; security headers on every response; every
+        API endpoint refuses a request without credentials (401) except /healthz; login with
+        password (+ TOTP for approvers), the session cookie's attributes, CSRF on every
+        state-changing request; request -> approve with TOTP -> a relay signature through
+        signerd -> revoke -> the next signature is refused; wrong role, self-approval, quorum
+        already met (403 with the rule); malformed, oversized, mistyped and unknown-field
+        bodies (400 naming the field, 413, 415); 404, 405 with Allow; bearer API tokens; the
+        login rate limit (429 with Retry-After); keys, DNS records, key generation under a
+        key.generate grant; the audit log and its verification; every JSON answer checked
+        against web/openapi.json; SIGTERM stops cleanly.
+
+webd runs as user daemon (group nogroup), which signerd knows as its web peer.
+
+usage: webd_daemon.py GROUP DKIM_APPLIANCE DKIM_SIGNERD DKIM_WEBD SOFTHSM2_MODULE OPENAPI_JSON
+"""
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from signerd_daemon import DOMAIN, Appliance  # noqa: E402
+from testlib import FAILURES, check, free_port, summary  # noqa: E402
+
+
+class Webd:
+    def __init__(self, folder, webd, signerd_socket, extra=""):
+        self.folder = os.path.join(folder, "webd")
+        os.makedirs(self.folder)
+        shutil.chown(self.folder, "daemon", "nogroup")
+        self.port = free_port()
+        self.config = os.path.join(folder, "webd.toml")
+        with open(self.config, "w") as f:
+            f.write('listen = "127.0.0.1:%d"\nself_signed = true\nstate_dir = "%s"\n'
+                    'signerd_socket = "%s"\nbody_limit = "16KiB"\n%s\n'
+                    '[dns]\noutbound_addresses = ["192.0.2.25", "2001:db8::25"]\n'
+                    'dmarc_rua = "mailto:dmarc@%s"\n' % (self.port, self.folder, signerd_socket, extra, DOMAIN))
+        self.log_path = os.path.join(folder, "webd.log")
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            ["setpriv", "--reuid=daemon", "--regid=nogroup", "--clear-groups", webd, "--config", self.config],
+            stdout=self.log, stderr=self.log)
+        for _ in range(200):
+            text = open(self.log_path).read()
+            if "listening on" in text:
+                break
+            if self.proc.poll() is not None:
+                raise RuntimeError("dkim-webd exited: " + text)
+            time.sleep(0.05)
+        self.ca = os.path.join(self.folder, "webd-selfsigned.crt")
+        self.context = ssl.create_default_context(cafile=self.ca)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            return self.proc.wait(timeout=30)
+        return self.proc.returncode
+
+
+class Client:
+    """One HTTPS client with a cookie jar and the session's CSRF token."""
+
+    def __init__(self, webd):
+        self.webd = webd
+        self.cookie = None
+        self.csrf = None
+        self.bearer = None
+
+    def request(self, method, path, body=None, headers=None, raw=None, csrf=True):
+        conn = http.client.HTTPSConnection("127.0.0.1", self.webd.port, context=self.webd.context, timeout=30)
+        h = dict(headers or {})
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            h.setdefault("Content-Type", "application/json")
+        if self.cookie:
+            h["Cookie"] = self.cookie
+        if self.csrf and csrf and method in ("POST", "DELETE"):
+            h.setdefault("X-CSRF-Token", self.csrf)
+        if self.bearer:
+            h["Authorization"] = "Bearer " + self.bearer
+        conn.request(method, path, body=data, headers=h)
+        r = conn.getresponse()
+        text = r.read()
+        conn.close()
+        try:
+            doc = json.loads(text) if text else None
+        except ValueError:
+            doc = None
+        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), doc, text
+
+    def login(self, user, password, totp=None):
+        body = {"user": user, "password": password}
+        if totp:
+            body["totp"] = totp
+        status, headers, doc, _ = self.request("POST", "/api/v1/session", body)
+        if status == 201:
+            self.cookie = headers["set-cookie"].split(";")[0]
+            self.csrf = doc["session"]["csrf_token"]
+        return status, headers, doc
+
+
+# --- a small validator for the subset of JSON Schema that web/openapi.json uses ---------------
+
+def resolve(spec, schema):
+    while "$ref" in schema:
+        node = spec
+        for part in schema["$ref"].lstrip("#/").split("/"):
+            node = node[part]
+        schema = node
+    return schema
+
+
+def validate(spec, schema, value, where="$"):
+    schema = resolve(spec, schema)
+    if value is None:
+        return [] if schema.get("nullable") else ["%s: null where %s is required" % (where, schema.get("type"))]
+    if "allOf" in schema:
+        return [p for sub in schema["allOf"] for p in validate(spec, sub, value, where)]
+    kind = schema.get("type")
+    types = {"object": dict, "array": list, "string": str, "boolean": bool}
+    if kind == "integer":
+        if not isinstance(value, int) or isinstance(value, bool):
+            return ["%s: not an integer" % where]
+    elif kind in types and not isinstance(value, types[kind]):
+        return ["%s: not a %s" % (where, kind)]
+    problems = []
+    if "enum" in schema and value not in schema["enum"]:
+        problems.append("%s: %r not in %r" % (where, value, schema["enum"]))
+    if kind == "object":
+        props = schema.get("properties", {})
+        for name in schema.get("required", []):
+            if name not in value:
+                problems.append("%s: missing %s" % (where, name))
+        for name, v in value.items():
+            if name in props:
+                problems += validate(spec, props[name], v, where + "." + name)
+            elif schema.get("additionalProperties") is False:
+                problems.append("%s: undocumented field %s" % (where, name))
+    if kind == "array":
+        for i, item in enumerate(value):
+            problems += validate(spec, schema.get("items", {}), item, "%s[%d]" % (where, i))
+    return problems
+
+
+class ApiChecker:
+    """Checks each JSON answer against the document's response schema for its route."""
+
+    def __init__(self, openapi):
+        with open(openapi) as f:
+            self.spec = json.load(f)
+        self.checked = 0
+        self.problems = []
+
+    def route(self, path):
+        for template in self.spec["paths"]:
+            pattern = "^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"
+            if re.match(pattern, path):
+                return template
+        return None
+
+    def check(self, method, path, status, doc):
+        template = self.route(path.split("?")[0])
+        if template is None:
+            return  # 404s for paths that do not exist
+        operation = self.spec["paths"][template].get(method.lower())
+        if operation is None:
+            return  # 405s are checked separately
+        responses = operation["responses"]
+        response = responses.get(str(status)) or responses.get("default")
+        if response is None:
+            self.problems.append("%s %s: status %d not documented" % (method, template, status))
+            return
+        response = resolve(self.spec, response)
+        schema = response.get("content", {}).get("application/json", {}).get("schema")
+        if schema is not None:
+            self.checked += 1
+            self.problems += ["%s %s %d: %s" % (method, template, status, p)
+                              for p in validate(self.spec, schema, doc)]
+
+
+def api(folder, cli, signerd, webd_path, module, openapi):
+    warnings.simplefilter("ignore", DeprecationWarning)  # TLS 1.0/1.1 are asked for on purpose
+    app = Appliance(folder, cli, signerd, module, web_peer="daemon")
+    app.start()
+    web = None
+    try:
+        app.add_users()
+        for name, roles in (("dave", "requester,approver"), ("erin", "auditor")):
+            app.secret_file("pw-" + name, name + "-correct-horse")
+            app.op("user", "add", "--name", name, "--roles", roles, "--new-password-file",
+                   os.path.join(folder, "pw-" + name), check=True)
+        out = app.op("totp", "enrol", user="dave", check=True).stdout.decode()
+        app.totp_secrets["dave"] = re.search(r"secret=([A-Z2-7]+)", out).group(1)
+        app.op("totp", "confirm", "--code", app.totp("dave"), user="dave", check=True)
+        os.chmod(os.path.dirname(app.socket), 0o755)
+
+        web = Webd(folder, webd_path, app.socket)
+        checker = ApiChecker(openapi)
+        log = open(web.log_path).read()
+        check(re.search(r"fingerprint ([0-9A-F]{2}:){31}[0-9A-F]{2}", log) is not None,
+              "first start: a self-signed certificate is made and its fingerprint printed")
+        pw = lambda name: name + "-correct-horse"  # noqa: E731
+
+        def call(client, method, path, body=None, **kw):
+            status, headers, doc, raw = client.request(method, path, body, **kw)
+            if headers.get("content-type", "").startswith("application/json"):
+                checker.check(method, path, status, doc)
+            return status, headers, doc, raw
+
+        # TLS: 1.2 and 1.3 only.
+        old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        old.load_verify_locations(web.ca)
+        old.check_hostname = False
+        old.minimum_version = ssl.TLSVersion.TLSv1
+        old.maximum_version = ssl.TLSVersion.TLSv1_1
+        try:
+            old.set_ciphers("ALL:@SECLEVEL=0")
+            with socket.create_connection(("127.0.0.1", web.port)) as s, old.wrap_socket(s) as t:
+                refused = False
+        except (ssl.SSLError, OSError):
+            refused = True
+        check(refused, "TLS 1.0/1.1 handshakes are refused")
+        only12 = ssl.create_default_context(cafile=web.ca)
+        only12.maximum_version = ssl.TLSVersion.TLSv1_2
+        with socket.create_connection(("127.0.0.1", web.port)) as s, \
+                only12.wrap_socket(s, server_hostname="127.0.0.1") as t:
+            check(t.version() == "TLSv1.2", "TLS 1.2 works, with the certificate verified for 127.0.0.1")
+
+        anonymous = Client(web)
+        status, headers, doc, _ = call(anonymous, "GET", "/healthz")
+        check(status == 200 and doc == {"status": "ok", "signerd": "ok", "audit": "ok"}, "GET /healthz: ok")
+        for name, value in (("strict-transport-security", "max-age="), ("content-security-policy", "script-src 'self'"),
+                            ("x-content-type-options", "nosniff"), ("x-frame-options", "DENY"),
+                            ("cache-control", "no-store")):
+            check(value in headers.get(name, ""), "security header %s: %s" % (name, headers.get(name)))
+
+        # Every API endpoint without credentials: 401 (GET /healthz and the login excepted).
+        spec = checker.spec
+        unauthenticated = []
+        for template, operations in spec["paths"].items():
+            for method in operations:
+                if (method, template) in (("get", "/healthz"), ("post", "/api/v1/session")):
+                    continue
+                path = template.replace("{id}", "1").replace("{domain}", DOMAIN)
+                status, _, doc, _ = call(anonymous, method.upper(), path, {} if method == "post" else None)
+                if status != 401 or doc.get("error", {}).get("code") != "unauthenticated":
+                    unauthenticated.append("%s %s -> %d" % (method.upper(), path, status))
+        check(not unauthenticated, "every endpoint but /healthz answers 401 without credentials: %s" % unauthenticated)
+
+        # Login: a session cookie with the right attributes; approvers need their TOTP code.
+        alice = Client(web)
+        status, headers, doc = alice.login("alice", pw("alice"))
+        cookie = headers.get("set-cookie", "")
+        check(status == 201 and cookie.startswith("__Host-dkim_session=") and
+              all(a in cookie for a in ("Secure", "HttpOnly", "SameSite=Strict", "Path=/")),
+              "alice logs in: %d %s" % (status, cookie.split("=")[0]))
+        bob = Client(web)
+        status, _, doc = bob.login("bob", pw("bob"))
+        check(status == 401, "bob without his TOTP code: 401 (%s)" % (doc or {}).get("error"))
+        status, _, doc = bob.login("bob", pw("bob"), app.totp("bob"))
+        check(status == 201 and doc["session"]["totp"] is True, "bob logs in with password and TOTP")
+        status, _, doc, _ = call(alice, "GET", "/api/v1/me")
+        check(status == 200 and doc["me"]["user"] == "alice" and doc["me"]["roles"] == ["requester"],
+              "GET /api/v1/me names alice")
+
+        # CSRF: a state-changing request without the session's token is refused.
+        request = {"operation": "sign", "domain": DOMAIN, "selector": "rsa", "duration_seconds": 600,
+                   "budget": 10, "reason": "CHG-7 <script>alert(1)</script> newsletter"}
+        status, _, doc, _ = call(alice, "POST", "/api/v1/elevations", request, csrf=False)
+        check(status == 403 and doc["error"]["code"] == "csrf", "no CSRF token: 403 csrf")
+        status, _, doc, _ = call(alice, "POST", "/api/v1/elevations", request, headers={"X-CSRF-Token": "0" * 64})
+        check(status == 403 and doc["error"]["code"] == "csrf", "a wrong CSRF token: 403 csrf")
+        status, _, doc, _ = call(alice, "POST", "/api/v1/elevations", request,
+                                 headers={"Origin": "https://evil.example"})
+        check(status == 403 and doc["error"]["code"] == "origin", "another Origin: 403")
+        status, headers, doc, _ = call(alice, "POST", "/api/v1/elevations", request)
+        check(status == 201 and doc["elevation"]["state"] == "pending" and
+              headers.get("location") == "/api/v1/elevations/%d" % doc["elevation"]["id"],
+              "alice requests an elevation: 201, pending")
+        request_id = doc["elevation"]["id"]
+        check(doc["elevation"]["reason"] == request["reason"], "the reason comes back as it was sent (text)")
+
+        # Bad bodies.
+        for body, headers, want, field in (
+                (None, {"Content-Type": "application/json"}, 400, None),
+                (b"{not json", {"Content-Type": "application/json"}, 400, None),
+                (json.dumps(dict(request, duration_seconds="ten")).encode(), None, 400, "duration_seconds"),
+                (json.dumps(dict(request, colour="red")).encode(), None, 400, "colour"),
+                (json.dumps({k: v for k, v in request.items() if k != "reason"}).encode(), None, 400, "reason"),
+                (b'{"reason":"a","reason":"b"}', None, 400, "reason"),
+                (b"\xff\xfe{}", None, 400, None),
+                (json.dumps(request).encode(), {"Content-Type": "text/plain"}, 415, None),
+                (b'{"a":"' + b"x" * 20000 + b'"}', None, 413, None)):
+            h = {"Content-Type": "application/json"}
+            h.update(headers or {})
+            status, _, doc, _ = alice.request("POST", "/api/v1/elevations", raw=body if body is not None else b"[]",
+                                              headers=h)
+            ok = status == want and (field is None or doc["error"].get("field") == field)
+            check(ok, "bad body %r...: %d (%s)" % ((body or b"[]")[:24], status, (doc or {}).get("error")))
+        status, headers, doc, _ = call(alice, "PUT", "/api/v1/elevations")
+        check(status == 405 and "POST" in headers.get("allow", ""), "PUT /api/v1/elevations: 405 with Allow")
+        status, _, doc, _ = call(alice, "GET", "/api/v1/nothing")
+        check(status == 404 and doc["error"]["code"] == "not_found", "unknown path: 404")
+        status, _, doc, _ = call(alice, "GET", "/api/v1/elevations/9999")
+        check(status == 404, "unknown elevation: 404")
+        status, _, doc, _ = call(alice, "GET", "/api/v1/elevations?state=bogus")
+        check(status == 400 and doc["error"]["field"] == "state", "a bad state filter: 400 naming state")
+
+        # Decisions: wrong role, missing TOTP, approve, quorum met.
+        status, _, doc, _ = call(alice, "POST", "/api/v1/elevations/%d/approve" % request_id, {"totp": "000000"})
+        check(status == 403,
+              "alice (requester) cannot approve: %d %s" % (status, doc["error"]))
+        status, _, doc, _ = call(bob, "POST", "/api/v1/elevations/%d/approve" % request_id, {})
+        check(status == 400 and doc["error"]["field"] == "totp", "approve without a TOTP code: 400 naming totp")
+        status, _, doc, _ = call(bob, "POST", "/api/v1/elevations/%d/approve" % request_id, {"totp": app.totp("bob")})
+        grant = (doc or {}).get("elevation", {}).get("grant") or {}
+        check(status == 200 and doc["elevation"]["state"] == "approved" and grant.get("state") == "active" and
+              grant.get("uses_left") == 10, "bob approves with TOTP: the grant is active with 10 uses left")
+        carol = Client(web)
+        carol.login("carol", pw("carol"), app.totp("carol"))
+        status, _, doc, _ = call(carol, "POST", "/api/v1/elevations/%d/approve" % request_id, {"totp": app.totp("carol")})
+        check(status == 403 and doc["error"].get("rule") == "quorum_met", "a late approval: 403 quorum_met")
+        status, _, doc, _ = call(alice, "GET", "/api/v1/grants?active=true")
+        check(status == 200 and any(g["request_id"] == request_id for g in doc["grants"]) and doc["now_ms"] > 0,
+              "GET /api/v1/grants?active=true lists the grant")
+
+        signed = app.relay_sign("rsa", "rsa-sha256")
+        check(signed.returncode == 0, "a relay signature through signerd inside the grant: %s" % signed.stderr.strip())
+
+        # Self-approval.
+        dave = Client(web)
+        dave.login("dave", pw("dave"), app.totp("dave"))
+        status, _, doc, _ = call(dave, "POST", "/api/v1/elevations", dict(request, selector="ed"))
+        own = doc["elevation"]["id"]
+        status, _, doc, _ = call(dave, "POST", "/api/v1/elevations/%d/approve" % own, {"totp": app.totp("dave")})
+        check(status == 403 and doc["error"].get("rule") == "self_approval",
+              "self-approval: 403 self_approval (%s)" % doc["error"]["message"])
+        status, _, doc, _ = call(bob, "POST", "/api/v1/elevations/%d/deny" % own, {"totp": app.totp("bob")})
+        check(status == 400 and doc["error"]["field"] == "reason", "deny without a reason: 400 naming reason")
+        status, _, doc, _ = call(bob, "POST", "/api/v1/elevations/%d/deny" % own,
+                                 {"totp": app.totp("bob"), "reason": "not this week"})
+        check(status == 200 and doc["elevation"]["state"] == "denied", "bob denies dave's request with a reason")
+
+        # Revoke: the token is logged out, the next signature refused.
+        status, _, doc, _ = call(bob, "POST", "/api/v1/elevations/%d/revoke" % request_id,
+                                 {"totp": app.totp("bob"), "reason": "done"})
+        check(status == 200 and doc["elevation"]["grant"]["state"] == "revoked", "bob revokes the grant")
+        refused = app.relay_sign("rsa", "rsa-sha256")
+        check(refused.returncode == 3, "after the revoke the next signature is refused (locked)")
+        status, _, doc, _ = call(bob, "POST", "/api/v1/elevations/%d/revoke" % request_id,
+                                 {"totp": app.totp("bob"), "reason": "again"})
+        check(status == 409, "revoking twice: 409 (%s)" % doc["error"]["message"])
+
+        # Bearer API tokens: made with the password again, no CSRF needed.
+        status, _, doc, _ = call(alice, "POST", "/api/v1/apitokens", {"label": "ci", "password": "wrong"})
+        check(status == 401, "an API token needs the right password: %d" % status)
+        status, _, doc, _ = call(alice, "POST", "/api/v1/apitokens",
+                                 {"label": "ci", "ttl_seconds": 3600, "password": pw("alice")})
+        check(status == 201 and doc["token"].startswith("dkt_"), "alice makes an API token (shown once): %s" % doc)
+        robot = Client(web)
+        robot.bearer = doc["token"]
+        status, _, doc, _ = call(robot, "GET", "/api/v1/me")
+        check(status == 200 and doc["me"]["auth"] == "api" and doc["me"]["csrf_token"] is None,
+              "a bearer token authenticates alice for automation")
+        status, _, doc, _ = call(robot, "POST", "/api/v1/elevations", dict(request, selector="short"))
+        check(status == 201, "a bearer request needs no CSRF token")
+        robot.bearer = "dkt_" + "A" * 43
+        status, _, doc, _ = call(robot, "GET", "/api/v1/me")
+        check(status == 401, "an unknown bearer token: 401")
+
+        # Keys and DNS records.
+        status, _, doc, _ = call(alice, "GET", "/api/v1/keys")
+        names = sorted(k["dns_name"] for k in (doc or {}).get("keys", []))
+        check(status == 200 and names == sorted("%s._domainkey.%s" % (s, DOMAIN) for s in ("rsa", "ed", "short")),
+              "GET /api/v1/keys lists the token's keys: %s" % names)
+        status, _, doc, _ = call(alice, "GET", "/api/v1/domains/%s/dns" % DOMAIN)
+        dkim = {r["name"]: r["value"] for r in doc["records"] if r["kind"] == "dkim"}
+        spf = [r["value"] for r in doc["records"] if r["kind"] == "spf"]
+        dmarc = [r for r in doc["records"] if r["kind"] == "dmarc"]
+        check(status == 200 and dkim == app.records, "the DKIM records equal what the CLI printed for the token")
+        check(spf == ["v=spf1 ip4:192.0.2.25 ip6:2001:db8::25 -all"] and
+              dmarc and dmarc[0]["value"].startswith("v=DMARC1; p=none; rua=mailto:dmarc@"),
+              "SPF and DMARC suggestions: %s %s" % (spf, [d["value"] for d in dmarc]))
+        status, _, doc, _ = call(alice, "GET", "/api/v1/domains/unknown.example/dns")
+        check(status == 404, "DNS records for a domain without keys: 404")
+        newkey = {"domain": DOMAIN, "selector": "web1", "algorithm": "ed25519"}
+        status, _, doc, _ = call(alice, "POST", "/api/v1/keys", newkey)
+        check(status == 403 and doc["error"].get("rule") == "no_grant", "a key without a key.generate grant: 403")
+        status, _, doc, _ = call(alice, "POST", "/api/v1/elevations",
+                                 {"operation": "key.generate", "domain": DOMAIN, "selector": "web1",
+                                  "duration_seconds": 600, "reason": "CHG-8 new selector"})
+        gen_id = doc["elevation"]["id"]
+        call(bob, "POST", "/api/v1/elevations/%d/approve" % gen_id, {"totp": app.totp("bob")})
+        status, _, doc, _ = call(alice, "POST", "/api/v1/keys", newkey)
+        check(status == 201 and doc["key"]["dns_name"] == "web1._domainkey." + DOMAIN and
+              doc["key"]["dns_record"].startswith("v=DKIM1; k=ed25519; p="),
+              "with the grant the key is generated in the token: %s" % (doc.get("error") if doc else status))
+
+        # Audit log.
+        status, _, doc, _ = call(alice, "GET", "/api/v1/audit")
+        check(status == 403 and doc["error"].get("rule") in ("role", ""), "alice may not read the audit log")
+        erin = Client(web)
+        erin.login("erin", pw("erin"))
+        status, _, doc, _ = call(erin, "GET", "/api/v1/audit?after=0&limit=5")
+        check(status == 200 and len(doc["records"]) == 5 and doc["next_after"] == 5, "the auditor pages the log")
+        status, _, doc, _ = call(erin, "GET", "/api/v1/audit?after=5&limit=1000")
+        actions = {r["action"] for r in doc["records"]}
+        check({"elevation.approve", "grant.revoke", "sign", "key.generated"} <= actions,
+              "the log holds the approval, the signature, the revoke and the key: %s" % sorted(actions))
+        status, _, doc, _ = call(erin, "GET", "/api/v1/audit/verify")
+        check(status == 200 and doc["ok"] is True and doc["records"] > 10, "the chain verifies: %s" % doc)
+        status, _, doc, _ = call(erin, "GET", "/api/v1/audit?limit=0")
+        check(status == 400 and doc["error"]["field"] == "limit", "limit=0: 400 naming limit")
+        status, _, _, text = call(erin, "GET", "/metrics")
+        check(status == 200 and b"dkim_webd_responses_total" in text, "the auditor reads /metrics")
+        status, _, _, _ = call(alice, "GET", "/metrics")
+        check(status == 403, "a requester may not read /metrics")
+
+        # Users (admin through signerd; here as the auditor: list only).
+        status, _, doc, _ = call(erin, "GET", "/api/v1/users")
+        check(status == 200 and {"alice", "bob", "erin"} <= {u["name"] for u in doc["users"]},
+              "the auditor lists the users")
+        status, _, doc, _ = call(erin, "POST", "/api/v1/users",
+                                 {"name": "mallory", "roles": "admin", "password": "x" * 16})
+        check(status == 403, "the auditor cannot add users: %d" % status)
+
+        # Logout.
+        status, headers, doc, _ = call(alice, "DELETE", "/api/v1/session")
+        check(status == 200 and "Max-Age=0" in headers.get("set-cookie", ""), "logout clears the cookie")
+        status, _, _, _ = call(alice, "GET", "/api/v1/me")
+        check(status == 401, "after logout the session is gone")
+
+        # The login rate limit (per user: 5 attempts in the window).
+        mallory = Client(web)
+        statuses = [mallory.login("carol", "wrong-%d" % i)[0] for i in range(6)]
+        status, headers, doc = mallory.login("carol", "wrong-7")
+        check(statuses[:5] == [401] * 5 and status == 429 and int(headers.get("retry-after", "0")) > 0,
+              "repeated failed logins: 401 x5 then 429 with Retry-After: %s %d" % (statuses, status))
+
+        check(checker.checked > 40 and not checker.problems,
+              "%d JSON answers match web/openapi.json: %s" % (checker.checked, checker.problems[:8]))
+        code = web.stop()
+        check(code == 0 and "stopped" in open(web.log_path).read(), "SIGTERM: webd stops cleanly (%s)" % code)
+        leaked = [s for s in ("alice-correct-horse", "bob-correct-horse", "dkt_") if s in open(web.log_path).read()]
+        check(not leaked, "no password or token in webd's log: %s" % leaked)
+    finally:
+        if web:
+            web.stop()
+        app.stop()
+
+
+def main():
+    if len(sys.argv) != 7:
+        print(__doc__)
+        return 2
+    group, cli, signerd, webd, module, openapi = sys.argv[1:]
+    folder = tempfile.mkdtemp(prefix="dkim-webd-")
+    try:
+        {"api": api}[group](folder, cli, signerd, webd, module, openapi)
+    finally:
+        if FAILURES:
+            for name in ("webd.log", "signerd.log"):
+                log = os.path.join(folder, name)
+                if os.path.exists(log):
+                    print("--- %s\n%s" % (name, open(log).read()[-4000:]))
+        shutil.rmtree(folder, ignore_errors=True)
+    return summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
