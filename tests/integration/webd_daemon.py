@@ -211,7 +211,9 @@ def api(folder, cli, signerd, webd_path, module, openapi):
         app.op("totp", "confirm", "--code", app.totp("dave"), user="dave", check=True)
         os.chmod(os.path.dirname(app.socket), 0o755)
 
-        web = Webd(folder, webd_path, app.socket)
+        # Every client here is 127.0.0.1: the per-address login limit is raised so that the
+        # per-user one is what the rate-limit check below meets.
+        web = Webd(folder, webd_path, app.socket, "[login]\nattempts_per_address = 50")
         checker = ApiChecker(openapi)
         log = open(web.log_path).read()
         check(re.search(r"fingerprint ([0-9A-F]{2}:){31}[0-9A-F]{2}", log) is not None,
@@ -415,7 +417,7 @@ def api(folder, cli, signerd, webd_path, module, openapi):
 
         # Audit log.
         status, _, doc, _ = call(alice, "GET", "/api/v1/audit")
-        check(status == 403 and doc["error"].get("rule") in ("role", ""), "alice may not read the audit log")
+        check(status == 403, "alice may not read the audit log: %s" % doc["error"]["message"])
         erin = Client(web)
         erin.login("erin", pw("erin"))
         status, _, doc, _ = call(erin, "GET", "/api/v1/audit?after=0&limit=5")
