@@ -27,7 +27,10 @@ packages=(
   swaks                                  # the SMTP client in the relay tests
   postfix                                # smtp-source/smtp-sink; its daemon is never started
   opendkim                               # the milter peer in tests/bench (a private instance)
+  chromium                               # the console's end-to-end test (driven by playwright-core)
 )
+# Node.js for playwright-core: Debian's, unless the machine already has one.
+command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -35,7 +38,19 @@ for p in "${packages[@]}"; do
   [ "$status" = "installed" ] || missing+=("$p")
 done
 
+# playwright-core (no browser download: the test drives Debian's Chromium), from the npm
+# registry at the version package-lock.json pins; again only when the lock file changed.
+browser_deps() {
+  local dir
+  dir="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    echo "install-deps: npm ci in tests/browser"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
+  browser_deps
   exit 0
 fi
 
@@ -65,3 +80,4 @@ if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
     systemctl disable --now "$unit" >/dev/null 2>&1 || true
   done
 fi
+browser_deps

@@ -17,7 +17,14 @@ Started by ctest (labels "hsm;signerd;webd"):
 
 webd runs as user daemon (group nogroup), which signerd knows as its web peer.
 
-usage: webd_daemon.py GROUP DKIM_APPLIANCE DKIM_SIGNERD DKIM_WEBD SOFTHSM2_MODULE OPENAPI_JSON
+  browser the console in Debian's Chromium driven by playwright-core (tests/browser/console.mjs):
+        alice requests, bob approves with TOTP, the grant appears with its countdown, a
+        signature through signerd succeeds, bob revokes and the next signature is refused; a
+        <script> in a reason is shown as text; keys with DNS records; the audit log verified;
+        a screenshot of each page in ARTIFACTS.
+
+usage: webd_daemon.py api DKIM_APPLIANCE DKIM_SIGNERD DKIM_WEBD SOFTHSM2_MODULE OPENAPI_JSON
+       webd_daemon.py browser DKIM_APPLIANCE DKIM_SIGNERD DKIM_WEBD SOFTHSM2_MODULE ARTIFACTS
 """
 
 import http.client
@@ -195,22 +202,28 @@ class ApiChecker:
                               for p in validate(self.spec, schema, doc)]
 
 
-def api(folder, cli, signerd, webd_path, module, openapi):
-    warnings.simplefilter("ignore", DeprecationWarning)  # TLS 1.0/1.1 are asked for on purpose
+def start_appliance(folder, cli, signerd, module):
+    """signerd with users alice (requester), bob, carol (approvers, TOTP), dave (requester
+    and approver, TOTP) and erin (auditor); webd is its web peer."""
     app = Appliance(folder, cli, signerd, module, web_peer="daemon")
     app.start()
+    app.add_users()
+    for name, roles in (("dave", "requester,approver"), ("erin", "auditor")):
+        app.secret_file("pw-" + name, name + "-correct-horse")
+        app.op("user", "add", "--name", name, "--roles", roles, "--new-password-file",
+               os.path.join(folder, "pw-" + name), check=True)
+    out = app.op("totp", "enrol", user="dave", check=True).stdout.decode()
+    app.totp_secrets["dave"] = re.search(r"secret=([A-Z2-7]+)", out).group(1)
+    app.op("totp", "confirm", "--code", app.totp("dave"), user="dave", check=True)
+    os.chmod(os.path.dirname(app.socket), 0o755)
+    return app
+
+
+def api(folder, cli, signerd, webd_path, module, openapi):
+    warnings.simplefilter("ignore", DeprecationWarning)  # TLS 1.0/1.1 are asked for on purpose
+    app = start_appliance(folder, cli, signerd, module)
     web = None
     try:
-        app.add_users()
-        for name, roles in (("dave", "requester,approver"), ("erin", "auditor")):
-            app.secret_file("pw-" + name, name + "-correct-horse")
-            app.op("user", "add", "--name", name, "--roles", roles, "--new-password-file",
-                   os.path.join(folder, "pw-" + name), check=True)
-        out = app.op("totp", "enrol", user="dave", check=True).stdout.decode()
-        app.totp_secrets["dave"] = re.search(r"secret=([A-Z2-7]+)", out).group(1)
-        app.op("totp", "confirm", "--code", app.totp("dave"), user="dave", check=True)
-        os.chmod(os.path.dirname(app.socket), 0o755)
-
         # Every client here is 127.0.0.1: the per-address login limit is raised so that the
         # per-user one is what the rate-limit check below meets.
         web = Webd(folder, webd_path, app.socket, "[login]\nattempts_per_address = 50")
@@ -468,14 +481,46 @@ def api(folder, cli, signerd, webd_path, module, openapi):
         app.stop()
 
 
+def browser(folder, cli, signerd, webd_path, module, artifacts):
+    """The console in Debian's Chromium, driven by playwright-core (tests/browser/console.mjs)."""
+    app = start_appliance(folder, cli, signerd, module)
+    web = None
+    try:
+        web = Webd(folder, webd_path, app.socket)
+        # Chromium trusts exactly this certificate: its public key's SHA-256 is pinned.
+        spki = subprocess.run(
+            "openssl x509 -in %s -pubkey -noout | openssl pkey -pubin -outform der | "
+            "openssl dgst -sha256 -binary | base64" % web.ca, shell=True, capture_output=True,
+            check=True).stdout.decode().strip()
+        os.makedirs(artifacts, exist_ok=True)
+        sign = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", cli, "sign",
+                "--signerd", app.socket, "--domain", DOMAIN, "--selector", "rsa", "--algorithm", "rsa-sha256"]
+        env = dict(os.environ, WEBD_URL="https://127.0.0.1:%d/" % web.port, WEBD_SPKI=spki,
+                   ARTIFACTS=artifacts, DOMAIN=DOMAIN, SIGN_COMMAND=json.dumps(sign),
+                   TOTP_SECRETS=json.dumps(app.totp_secrets), TOTP_LAST=json.dumps(app.totp_last),
+                   PASSWORDS=json.dumps({u: u + "-correct-horse" for u in ("alice", "bob", "erin")}))
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "browser", "console.mjs")
+        run = subprocess.run(["node", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             timeout=400)
+        output = run.stdout.decode(errors="replace")
+        print(output, end="")
+        check(run.returncode == 0, "the console scenario in Chromium (exit %d)" % run.returncode)
+        shots = sorted(f for f in os.listdir(artifacts) if f.endswith(".png") and f[0].isdigit())
+        check(len(shots) == 8, "screenshots of each console page in %s: %s" % (artifacts, shots))
+    finally:
+        if web:
+            web.stop()
+        app.stop()
+
+
 def main():
     if len(sys.argv) != 7:
         print(__doc__)
         return 2
-    group, cli, signerd, webd, module, openapi = sys.argv[1:]
+    group, cli, signerd, webd, module, extra = sys.argv[1:]
     folder = tempfile.mkdtemp(prefix="dkim-webd-")
     try:
-        {"api": api}[group](folder, cli, signerd, webd, module, openapi)
+        {"api": api, "browser": browser}[group](folder, cli, signerd, webd, module, extra)
     finally:
         if FAILURES:
             for name in ("webd.log", "signerd.log"):

@@ -1,0 +1,209 @@
+// The approval console end to end in Debian's Chromium, driven by playwright-core.
+// Started by tests/integration/webd_daemon.py browser, which runs signerd and webd and passes:
+//   WEBD_URL, WEBD_SPKI (the server key's SHA-256, pinned), ARTIFACTS (screenshots), DOMAIN,
+//   SIGN_COMMAND (a relay signature through signerd, as JSON argv), TOTP_SECRETS, TOTP_LAST,
+//   PASSWORDS.
+// The story: alice requests (keyboard only), bob approves with his TOTP code, the grant appears
+// with a live countdown, a signature through signerd succeeds and spends a use, bob revokes,
+// the next signature is refused. Untrusted text (a <script> in the reason) stays text.
+
+import { createHmac } from "node:crypto";
+import { spawnSync } from "node:child_process";
+import { chromium } from "playwright-core";
+
+const env = process.env;
+const url = env.WEBD_URL;
+const shots = env.ARTIFACTS;
+const secrets = JSON.parse(env.TOTP_SECRETS);
+const lastStep = JSON.parse(env.TOTP_LAST);
+const passwords = JSON.parse(env.PASSWORDS);
+const signCommand = JSON.parse(env.SIGN_COMMAND);
+let failures = 0;
+
+function check(ok, what) {
+  console.log((ok ? "ok    " : "FAIL  ") + what);
+  if (!ok) { failures++; }
+}
+
+// RFC 6238 with SHA-1, 30 s steps, 6 digits; each step used once (signerd refuses a replay).
+function base32(text) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const c of text.replace(/=+$/, "")) { bits += alphabet.indexOf(c).toString(2).padStart(5, "0"); }
+  const bytes = [];
+  for (let i = 0; i + 8 <= bits.length; i += 8) { bytes.push(parseInt(bits.slice(i, i + 8), 2)); }
+  return Buffer.from(bytes);
+}
+async function totp(user) {
+  for (;;) {
+    const now = Math.floor(Date.now() / 30000);
+    const step = Math.max(now - 1, (lastStep[user] || 0) + 1);
+    if (step <= now + 1) {
+      lastStep[user] = step;
+      const counter = Buffer.alloc(8);
+      counter.writeBigUInt64BE(BigInt(step));
+      const mac = createHmac("sha1", base32(secrets[user])).update(counter).digest();
+      const o = mac[19] & 15;
+      return String((mac.readUInt32BE(o) & 0x7fffffff) % 1000000).padStart(6, "0");
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+const message = "From: Alice <alice@" + env.DOMAIN + ">\r\nTo: bob@peer.example\r\nSubject: console\r\n" +
+  "Date: Mon, 30 Nov 2026 10:00:00 +0000\r\nMessage-ID: <c1@" + env.DOMAIN + ">\r\n\r\nhello\r\n";
+function relaySign() {
+  return spawnSync(signCommand[0], signCommand.slice(1), { input: message }).status;
+}
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-default-apps", "--disable-extensions", "--metrics-recording-only",
+         "--ignore-certificate-errors-spki-list=" + env.WEBD_SPKI],
+});
+
+async function person(name) {
+  const context = await browser.newContext({ viewport: { width: 1366, height: 860 } });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => check(false, name + ": no script error in the page: " + e.message));
+  page.on("console", (m) => { if (m.type() === "error") { console.log("      " + name + " console: " + m.text()); } });
+  return page;
+}
+
+async function login(page, user, withTotp) {
+  await page.goto(url);
+  await page.locator("#login-form").waitFor();
+  await page.fill("#login-form [name=user]", user);
+  await page.fill("#login-form [name=password]", passwords[user]);
+  if (withTotp) { await page.fill("#login-form [name=totp]", await totp(user)); }
+  await page.click("#login-form button[type=submit]");
+  await page.locator("#bar").waitFor();
+}
+
+try {
+  // alice, from the keyboard only: sign in, open the form, request.
+  const alice = await person("alice");
+  await alice.goto(url);
+  await alice.locator("#login-form").waitFor();
+  await alice.screenshot({ path: shots + "/01-login.png" });
+  check(await alice.evaluate(() => document.activeElement && document.activeElement.id === "login-user"),
+        "the login form has the focus");
+  await alice.keyboard.type("alice");
+  await alice.keyboard.press("Tab");
+  await alice.keyboard.type(passwords.alice);
+  await alice.keyboard.press("Enter");
+  await alice.locator("#bar").waitFor();
+  check(await alice.textContent("#who-name") === "alice", "alice is signed in with the keyboard");
+
+  await alice.goto(url + "#new");
+  await alice.locator("#new-form").waitFor();
+  const reason = "CHG-42 <script>window.__xss=1</script><img src=x onerror=window.__xss=2> newsletter";
+  await alice.selectOption("#new-form [name=operation]", "sign");
+  await alice.fill("#new-form [name=domain]", env.DOMAIN);
+  await alice.fill("#new-form [name=selector]", "rsa");
+  await alice.fill("#new-form [name=duration]", "10");
+  await alice.selectOption("#new-form [name=unit]", "60");
+  await alice.fill("#new-form [name=budget]", "5");
+  await alice.fill("#new-form [name=reason]", reason);
+  await alice.screenshot({ path: shots + "/02-request-form.png" });
+  await alice.click("#new-form button[type=submit]");
+  await alice.locator("#notice").waitFor();
+  check(/pending approval/.test(await alice.textContent("#notice")), "alice's request is pending");
+  const card = alice.locator("#pending-list .card").first();
+  await card.waitFor();
+  check(/someone else must approve/.test(await card.textContent()), "alice sees her own request without approve buttons");
+
+  // bob approves with his TOTP code.
+  const bob = await person("bob");
+  await login(bob, "bob", true);
+  const bobCard = bob.locator("#pending-list .card").first();
+  await bobCard.waitFor();
+  const text = await bobCard.locator(".reason").textContent();
+  check(text === reason, "the reason with <script> and <img onerror> is shown as text");
+  check(await bob.evaluate(() => window.__xss === undefined && !document.querySelector("#pending-list script, #pending-list img")),
+        "nothing in the reason ran or became an element");
+  check(/0 of 1 approval/.test(await bobCard.locator(".policy").textContent()), "the card shows the quorum progress");
+  check(/alice/.test(await bobCard.locator(".requester").textContent()) &&
+        /10 min/.test(await bobCard.locator(".duration").textContent()) &&
+        /5 signatures/.test(await bobCard.locator(".budget").textContent()),
+        "the card shows requester, duration and budget");
+  await bob.screenshot({ path: shots + "/03-pending-requests.png" });
+  await bobCard.getByRole("button", { name: "Approve…" }).click();
+  await bob.locator("#decide[open]").waitFor();
+  await bob.screenshot({ path: shots + "/04-approve-dialog.png" });
+  await bob.fill("#decide-form [name=totp]", await totp("bob"));
+  await bob.click("#decide-submit");
+  await bob.locator("#decide").waitFor({ state: "hidden" });
+  check(/grant \d+ active/.test(await bob.textContent("#notice")), "bob's approval makes the grant active");
+
+  // The grant, its countdown and its uses.
+  await bob.goto(url + "#grants");
+  const row = bob.locator("#grants-table tbody tr").first();
+  await row.waitFor();
+  const first = await row.locator(".countdown").textContent();
+  await bob.waitForTimeout(2100);
+  const second = await row.locator(".countdown").textContent();
+  check(/min/.test(first) && first !== second, "the countdown runs: " + first + " -> " + second);
+  check(/5 of 5/.test(await row.textContent()), "5 of 5 uses left");
+  check(relaySign() === 0, "a signature through signerd succeeds inside the grant");
+  await bob.locator("#grants-table tbody tr", { hasText: "4 of 5" }).waitFor({ timeout: 12000 });
+  check(true, "the console shows the spent use (4 of 5), live");
+  await bob.screenshot({ path: shots + "/05-active-grants.png" });
+
+  // bob revokes; the next signature is refused.
+  await row.getByRole("button", { name: "Revoke…" }).click();
+  await bob.locator("#decide[open]").waitFor();
+  await bob.fill("#decide-form [name=reason]", "campaign sent");
+  await bob.fill("#decide-form [name=totp]", await totp("bob"));
+  await bob.click("#decide-submit");
+  await bob.locator("#grants-empty").waitFor();
+  check(/revoked/.test(await bob.textContent("#notice")), "the grant is revoked");
+  check(relaySign() === 3, "after the revoke the next signature is refused (locked)");
+  check(/revoked/.test(await bob.textContent("#ended-table")), "the revoked grant is listed with its reason");
+
+  // Keys with their DNS records.
+  await bob.goto(url + "#keys");
+  await bob.locator("#keys-list table").first().waitFor();
+  const keys = await bob.textContent("#keys-list");
+  check(keys.includes("rsa._domainkey." + env.DOMAIN) && keys.includes("v=DKIM1; k=rsa; p=") &&
+        keys.includes("v=DMARC1"), "keys with DKIM and DMARC records");
+  check(await bob.locator("#keys-list button.copy").count() >= 3, "copy buttons beside the records");
+  await bob.screenshot({ path: shots + "/06-keys-dns.png", fullPage: true });
+
+  // The audit log, as the auditor, with the chain's status.
+  const erin = await person("erin");
+  await login(erin, "erin", false);
+  await erin.goto(url + "#audit");
+  await erin.locator("#verify-status.good").waitFor();
+  check(/Chain intact/.test(await erin.textContent("#verify-status")), "the audit chain is shown as intact");
+  const actions = await erin.textContent("#audit-table");
+  check(/elevation\.approve/.test(actions) && /grant\.revoke/.test(actions) && /sign/.test(actions),
+        "the audit page lists the approval, the signature and the revoke");
+  await erin.screenshot({ path: shots + "/07-audit.png" });
+  await bob.goto(url + "#audit");
+  await bob.locator("#audit-forbidden").waitFor();
+  check(true, "an approver without the auditor role is told the audit log is not for them");
+
+  // Sign out.
+  await alice.click("#logout");
+  await alice.locator("#view-login").waitFor();
+  check(/signed out/.test(await alice.textContent("#login-error")), "alice signs out");
+  await alice.screenshot({ path: shots + "/08-signed-out.png" });
+} catch (error) {
+  check(false, "the scenario ran to the end: " + error.message.split("\n")[0]);
+  for (const context of browser.contexts()) {
+    for (const page of context.pages()) {
+      const n = browser.contexts().indexOf(context);
+      await page.screenshot({ path: shots + "/failure-" + n + ".png" }).catch(() => {});
+      console.log("      page " + n + " notice: " + await page.textContent("#notice").catch(() => "") +
+                  " | dialog error: " + await page.textContent("#decide-error").catch(() => ""));
+    }
+  }
+} finally {
+  await browser.close();
+}
+console.log(failures ? "\n" + failures + " check(s) failed" : "\nall checks passed");
+process.exit(failures ? 1 : 0);
