@@ -665,10 +665,15 @@ ipc::Reply Service::operate(const Actor& who, ipc::ElevationDecide& r, jit::Time
     if (who.kind != Actor::Kind::user) {
         return error("forbidden", "approvals and denials are made by users with their TOTP code");
     }
-    // Cheap checks first, so that a hopeless approval does not spend the TOTP code.
+    // Cheap checks first, so that a hopeless approval or denial does not spend the TOTP code:
+    // the request is pending, the user is one of its approvers, not its requester, and has
+    // not approved it yet.
     const auto pending = authority_.find_request(r.id);
     if (!pending) {
         return error("not_found", "no request " + std::to_string(r.id));
+    }
+    if (auto allowed = authority_.may_decide(who, r.id, r.action == "approve", now); !allowed) {
+        return error_reply(allowed.error());
     }
     if (auto checked = directory_.check_totp(who, r.auth.totp, now); !checked) {
         return error_reply(checked.error());

@@ -357,6 +357,22 @@ TEST_F(ServiceTest, BreakGlassNeedsAnAdminWithTotpAndIsActiveAtOnce) {
     EXPECT_EQ(error_code(h.call(h.web_peer, r)), "forbidden") << "requesters cannot break glass";
 }
 
+TEST_F(ServiceTest, HopelessDecisionsAreRefusedBeforeTheTotpCodeIsSpent) {
+    const auto id = h.request_sign("example.com", "s1", 600);
+    auto by_requester = h.decide("alice", "approve", id);
+    EXPECT_EQ(error_code(by_requester), "forbidden");
+    EXPECT_EQ(std::get<ipc::ErrorReply>(by_requester).rule, "role")
+        << "the role is checked before the (missing) TOTP enrolment";
+    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(h.decide("bob", "approve", id)));
+    // carol is too late; her code is not spent, so the same code still works.
+    ipc::Credentials carol = h.password_of("carol", true);
+    auto late = h.call(h.web_peer, ipc::ElevationDecide{carol, "approve", id, "", ""});
+    EXPECT_EQ(std::get<ipc::ErrorReply>(late).rule, "quorum_met");
+    const auto id2 = h.request_sign("example.com", "s2", 600);
+    auto same_code = h.call(h.web_peer, ipc::ElevationDecide{carol, "approve", id2, "", ""});
+    EXPECT_TRUE(std::holds_alternative<ipc::OkReply>(same_code)) << error_message(same_code);
+}
+
 TEST_F(ServiceTest, WhoAmINamesTheUserAndTheSessionToken) {
     ipc::SessionCreate create{h.password_of("bob", true), 600};
     auto made = h.call(h.web_peer, create);

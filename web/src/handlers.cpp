@@ -688,6 +688,12 @@ Result<Response> decide(Context& ctx, Caller& caller, const std::string& action)
                                       "request " + std::to_string(*id) + " is " + found->state +
                                           "; it has no grant to revoke"));
         }
+        // An ended grant cannot be revoked: say so before the TOTP code is spent on it.
+        if (found->grant->state != "active") {
+            return unexpected(failure(http::status::conflict, "conflict",
+                                      "grant " + std::to_string(found->grant->id) + " is " +
+                                          found->grant->state + " already"));
+        }
         done = ctx.call<ipc::OkReply>(
             ipc::GrantRevoke{credentials, found->grant->id, reason->value_or("")});
     } else {

@@ -15,6 +15,11 @@ namespace dkim::web {
 struct JsonBody::Impl {
     std::string buffer;
     rapidjson::Document document;
+    // The member `name`, or null. (No iterator comparisons here: clang warns that C++20 finds
+    // RapidJSON's operator== ambiguous.)
+    const rapidjson::Value* find(const char* name) const {
+        return document.HasMember(name) ? &document[name] : nullptr;
+    }
     Impl() = default;
     Impl(const Impl&) = delete;
     Impl& operator=(const Impl&) = delete;
@@ -50,7 +55,8 @@ Expected<JsonBody, FieldError> JsonBody::parse(std::string_view body) {
     }
     // Duplicate names would let two readers of the same body disagree.
     std::set<std::string_view> names;
-    for (const auto& member : impl->document.GetObject()) {
+    for (rapidjson::SizeType i = 0; i < impl->document.MemberCount(); ++i) {
+        const auto& member = *(impl->document.MemberBegin() + i);
         const std::string_view name(member.name.GetString(), member.name.GetStringLength());
         if (!names.insert(name).second) {
             return unexpected(FieldError{std::string(name), "the field appears twice"});
@@ -76,17 +82,17 @@ bool printable(std::string_view text) {
 Expected<std::optional<std::string>, FieldError> JsonBody::string(const char* name, bool required,
                                                                   std::size_t max) {
     seen_.insert(name);
-    const auto it = impl_->document.FindMember(name);
-    if (it == impl_->document.MemberEnd() || it->value.IsNull()) {
+    const rapidjson::Value* found = impl_->find(name);
+    if (found == nullptr || found->IsNull()) {
         if (required) {
             return unexpected(FieldError{name, "is required"});
         }
         return std::optional<std::string>();
     }
-    if (!it->value.IsString()) {
+    if (!found->IsString()) {
         return unexpected(FieldError{name, "must be a string"});
     }
-    std::string value(it->value.GetString(), it->value.GetStringLength());
+    std::string value(found->GetString(), found->GetStringLength());
     if (value.empty() && required) {
         return unexpected(FieldError{name, "must not be empty"});
     }
@@ -103,17 +109,17 @@ Expected<std::optional<std::int64_t>, FieldError> JsonBody::integer(const char* 
                                                                     std::int64_t min,
                                                                     std::int64_t max) {
     seen_.insert(name);
-    const auto it = impl_->document.FindMember(name);
-    if (it == impl_->document.MemberEnd() || it->value.IsNull()) {
+    const rapidjson::Value* found = impl_->find(name);
+    if (found == nullptr || found->IsNull()) {
         if (required) {
             return unexpected(FieldError{name, "is required"});
         }
         return std::optional<std::int64_t>();
     }
-    if (!it->value.IsInt64()) {
+    if (!found->IsInt64()) {
         return unexpected(FieldError{name, "must be an integer"});
     }
-    const std::int64_t value = it->value.GetInt64();
+    const std::int64_t value = found->GetInt64();
     if (value < min || value > max) {
         return unexpected(FieldError{
             name, "must be between " + std::to_string(min) + " and " + std::to_string(max)});
@@ -123,18 +129,19 @@ Expected<std::optional<std::int64_t>, FieldError> JsonBody::integer(const char* 
 
 Expected<std::optional<bool>, FieldError> JsonBody::boolean(const char* name) {
     seen_.insert(name);
-    const auto it = impl_->document.FindMember(name);
-    if (it == impl_->document.MemberEnd() || it->value.IsNull()) {
+    const rapidjson::Value* found = impl_->find(name);
+    if (found == nullptr || found->IsNull()) {
         return std::optional<bool>();
     }
-    if (!it->value.IsBool()) {
+    if (!found->IsBool()) {
         return unexpected(FieldError{name, "must be true or false"});
     }
-    return std::optional<bool>(it->value.GetBool());
+    return std::optional<bool>(found->GetBool());
 }
 
 Expected<void, FieldError> JsonBody::finish() const {
-    for (const auto& member : impl_->document.GetObject()) {
+    for (rapidjson::SizeType i = 0; i < impl_->document.MemberCount(); ++i) {
+        const auto& member = *(impl_->document.MemberBegin() + i);
         const std::string name(member.name.GetString(), member.name.GetStringLength());
         if (seen_.count(name) == 0) {
             return unexpected(FieldError{printable(name) && name.size() <= 64 ? name : "?",

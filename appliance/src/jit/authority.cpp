@@ -230,37 +230,36 @@ Outcome<Request> Authority::pending_request(std::int64_t request_id, TimePoint n
     return it->second;
 }
 
-Outcome<Decision> Authority::approve(const Actor& actor, std::int64_t request_id, TimePoint now) {
-    if (actor.kind != Actor::Kind::user) {
-        return refuse(Refusal::Code::forbidden, "only users may approve", "role");
-    }
-    std::vector<Event> events;
-    Outcome<Decision> decided = refuse(Refusal::Code::conflict, "not decided");
-    {
-        std::lock_guard lock(mutex_);
-        auto found = pending_request(request_id, now);
-        if (!found) {
-            if (const auto it = requests_.find(request_id);
-                it != requests_.end() && it->second.state == RequestState::approved) {
-                return refuse(Refusal::Code::forbidden,
-                              "request " + std::to_string(request_id) +
-                                  " has its quorum of approvals already: it is approved",
-                              "quorum_met");
-            }
-            return unexpected(found.error());
-        }
-        Request r = std::move(*found);
-        const OperationPolicy& op_policy = policy_.for_operation(r.scope.operation);
-        if (!op_policy.may_approve(actor.name, actor.roles)) {
+// Whether `actor` may approve (or deny) request `request_id` now: it is pending, the actor
+// is an approver of its operation, not its requester, and (approving) has not approved it
+// yet. Called with mutex_ held.
+Outcome<Request> Authority::decidable_request(const Actor& actor, std::int64_t request_id,
+                                              bool approving, TimePoint now) const {
+    auto found = pending_request(request_id, now);
+    if (!found) {
+        if (const auto it = requests_.find(request_id);
+            approving && it != requests_.end() && it->second.state == RequestState::approved) {
             return refuse(Refusal::Code::forbidden,
-                          actor.name + " may not approve " +
-                              std::string(to_string(r.scope.operation)) + " requests",
-                          "role");
+                          "request " + std::to_string(request_id) +
+                              " has its quorum of approvals already: it is approved",
+                          "quorum_met");
         }
-        if (r.requester == actor.name) {
-            return refuse(Refusal::Code::forbidden, "nobody may approve their own request",
-                          "self_approval");
-        }
+        return unexpected(found.error());
+    }
+    const Request& r = *found;
+    if (!policy_.for_operation(r.scope.operation).may_approve(actor.name, actor.roles)) {
+        return refuse(Refusal::Code::forbidden,
+                      actor.name + " may not " + (approving ? "approve " : "decide ") +
+                          std::string(to_string(r.scope.operation)) + " requests",
+                      "role");
+    }
+    if (r.requester == actor.name) {
+        return refuse(Refusal::Code::forbidden,
+                      approving ? "nobody may approve their own request"
+                                : "nobody may decide their own request (cancel it instead)",
+                      "self_approval");
+    }
+    if (approving) {
         for (const Approval& a : r.approvals) {
             if (a.approver == actor.name) {
                 return refuse(Refusal::Code::forbidden,
@@ -269,6 +268,37 @@ Outcome<Decision> Authority::approve(const Actor& actor, std::int64_t request_id
                               "duplicate_approver");
             }
         }
+    }
+    return found;
+}
+
+Outcome<void> Authority::may_decide(const Actor& actor, std::int64_t request_id, bool approving,
+                                    TimePoint now) const {
+    if (actor.kind != Actor::Kind::user) {
+        return refuse(Refusal::Code::forbidden, "only users may approve or deny", "role");
+    }
+    std::lock_guard lock(mutex_);
+    auto found = decidable_request(actor, request_id, approving, now);
+    if (!found) {
+        return unexpected(found.error());
+    }
+    return {};
+}
+
+Outcome<Decision> Authority::approve(const Actor& actor, std::int64_t request_id, TimePoint now) {
+    if (actor.kind != Actor::Kind::user) {
+        return refuse(Refusal::Code::forbidden, "only users may approve", "role");
+    }
+    std::vector<Event> events;
+    Outcome<Decision> decided = refuse(Refusal::Code::conflict, "not decided");
+    {
+        std::lock_guard lock(mutex_);
+        auto found = decidable_request(actor, request_id, true, now);
+        if (!found) {
+            return unexpected(found.error());
+        }
+        Request r = std::move(*found);
+        const OperationPolicy& op_policy = policy_.for_operation(r.scope.operation);
         r.approvals.push_back({actor.name, now});
         std::vector<AuditRecord> records;
         records.push_back(
@@ -308,22 +338,11 @@ Outcome<Decision> Authority::deny(const Actor& actor, std::int64_t request_id,
     Outcome<Decision> decided = refuse(Refusal::Code::conflict, "not decided");
     {
         std::lock_guard lock(mutex_);
-        auto found = pending_request(request_id, now);
+        auto found = decidable_request(actor, request_id, false, now);
         if (!found) {
             return unexpected(found.error());
         }
         Request r = std::move(*found);
-        if (!policy_.for_operation(r.scope.operation).may_approve(actor.name, actor.roles)) {
-            return refuse(Refusal::Code::forbidden,
-                          actor.name + " may not decide " +
-                              std::string(to_string(r.scope.operation)) + " requests",
-                          "role");
-        }
-        if (r.requester == actor.name) {
-            return refuse(Refusal::Code::forbidden,
-                          "nobody may decide their own request (cancel it instead)",
-                          "self_approval");
-        }
         r.state = RequestState::denied;
         r.decided_by = actor.name;
         r.decision_reason = reason;

@@ -109,6 +109,10 @@ class Authority {
     Authority& operator=(const Authority&) = delete;
 
     Outcome<Decision> request(const Actor& actor, RequestInput input, TimePoint now);
+    // The checks approve() (approving) or deny() would make, without deciding: so that a
+    // hopeless decision is refused before the approver's TOTP code is spent.
+    Outcome<void> may_decide(const Actor& actor, std::int64_t request_id, bool approving,
+                             TimePoint now) const;
     Outcome<Decision> approve(const Actor& actor, std::int64_t request_id, TimePoint now);
     Outcome<Decision> deny(const Actor& actor, std::int64_t request_id, const std::string& reason,
                            TimePoint now);
@@ -162,6 +166,8 @@ class Authority {
 
   private:
     Outcome<Request> pending_request(std::int64_t request_id, TimePoint now) const;
+    Outcome<Request> decidable_request(const Actor& actor, std::int64_t request_id, bool approving,
+                                       TimePoint now) const;
     Outcome<Decision> commit_decision(Request request, std::optional<Grant> grant,
                                       std::vector<AuditRecord> records);
     AuditRecord record(TimePoint now, const std::string& actor, std::string action,

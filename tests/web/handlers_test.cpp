@@ -1,0 +1,454 @@
+// dkim-webd's handlers as a pure function: no sockets, a scripted signerd, a ManualClock.
+
+#include "handlers.hpp"
+
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <cereal/archives/json.hpp>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+
+#include "json_body.hpp"
+#include "sessions.hpp"
+
+namespace dkim::test {
+namespace {
+
+using namespace std::chrono_literals;
+using web::http::field;
+using web::http::status;
+using web::http::verb;
+
+// A scripted signerd: `answer` sees each request (secrets still in it) and replies.
+class FakeSigner final : public web::SignerApi {
+  public:
+    Expected<ipc::Reply, std::string> call(ipc::Request& request) override {
+        calls.push_back(request.index());
+        if (down) {
+            web::wipe_secrets(request);
+            return unexpected(std::string("cannot connect"));
+        }
+        ipc::Reply reply = answer(request);
+        web::wipe_secrets(request);
+        return reply;
+    }
+    std::function<ipc::Reply(ipc::Request&)> answer = [](ipc::Request&) {
+        return ipc::Reply{ipc::ErrorReply{"invalid", "not scripted", 0, {}}};
+    };
+    std::vector<std::size_t> calls;
+    bool down = false;
+};
+
+rapidjson::Document parse(const std::string& body) {
+    rapidjson::Document d;
+    d.Parse(body.c_str());
+    EXPECT_FALSE(d.HasParseError()) << body;
+    return d;
+}
+
+class HandlersTest : public ::testing::Test {
+  protected:
+    web::Response send(verb method, const std::string& target, const std::string& body = "",
+                       std::vector<std::pair<std::string, std::string>> headers = {}) {
+        web::Request req{method, target, 11};
+        req.set(field::host, "appliance.test:8443");
+        if (!body.empty()) {
+            req.set(field::content_type, "application/json");
+        }
+        for (const auto& [k, v] : headers) {
+            req.set(k, v);
+        }
+        req.body() = body;
+        req.prepare_payload();
+        return web::handle(req, web::ClientInfo{"192.0.2.7"}, deps);
+    }
+    // Logs in as `user` against a signerd that accepts "right-password" and hands out "tok-<user>".
+    std::string login(const std::string& user, const std::string& roles = "requester") {
+        signer.answer = [user, roles](ipc::Request& r) -> ipc::Reply {
+            if (auto* s = std::get_if<ipc::SessionCreate>(&r)) {
+                if (s->auth.password != "right-password") {
+                    return ipc::ErrorReply{"unauthenticated", "wrong user name or password", 0, {}};
+                }
+                return ipc::OkReply{"session", 7, "tok-" + s->auth.user};
+            }
+            if (auto* w = std::get_if<ipc::WhoAmI>(&r)) {
+                if (w->auth.token != "tok-" + user) {
+                    return ipc::ErrorReply{"unauthenticated", "bad token", 0, {}};
+                }
+                return ipc::IdentityReply{user,      roles, "user",           false,
+                                          "session", 7,     1'800'000'000'000};
+            }
+            return ipc::ErrorReply{"invalid", "not scripted", 0, {}};
+        };
+        auto r = send(verb::post, "/api/v1/session",
+                      R"({"user":")" + user + R"(","password":"right-password"})");
+        EXPECT_EQ(r.result(), status::created) << r.body();
+        auto doc = parse(r.body());
+        csrf = doc["session"]["csrf_token"].GetString();
+        const std::string cookie(r[field::set_cookie]);
+        session_cookie = cookie.substr(0, cookie.find(';'));
+        return session_cookie;
+    }
+    std::vector<std::pair<std::string, std::string>> with_session(bool with_csrf = true) {
+        std::vector<std::pair<std::string, std::string>> h{{"Cookie", session_cookie}};
+        if (with_csrf) {
+            h.emplace_back("X-CSRF-Token", csrf);
+        }
+        return h;
+    }
+    static std::string error_code(const web::Response& r) {
+        auto d = parse(r.body());
+        return d.HasMember("error") ? d["error"]["code"].GetString() : "";
+    }
+    static std::string error_field(const web::Response& r) {
+        auto d = parse(r.body());
+        return d.HasMember("error") && d["error"].HasMember("field")
+                   ? d["error"]["field"].GetString()
+                   : "";
+    }
+
+    FakeSigner signer;
+    jit::ManualClock clock{jit::from_unix_ms(1'795'000'000'000)};
+    web::SessionTable sessions{30min, 100};
+    web::LoginLimiter limiter{web::LoginLimiter::Limits{10, 3, 5min}};
+    web::WebMetrics metrics;
+    web::HandlerOptions options;
+    web::Deps deps{signer, sessions, limiter, clock, metrics, options};
+    std::string csrf;
+    std::string session_cookie;
+};
+
+TEST_F(HandlersTest, EveryResponseCarriesTheSecurityHeaders) {
+    for (const auto& r :
+         {send(verb::get, "/"), send(verb::get, "/api/v1/me"), send(verb::get, "/nothing")}) {
+        EXPECT_NE(r[field::strict_transport_security].find("max-age="), std::string::npos);
+        EXPECT_NE(r["Content-Security-Policy"].find("default-src 'none'"), std::string::npos);
+        EXPECT_EQ(r["Content-Security-Policy"].find("unsafe-inline"), std::string::npos);
+        EXPECT_EQ(r["X-Content-Type-Options"], "nosniff");
+        EXPECT_EQ(r["X-Frame-Options"], "DENY");
+    }
+}
+
+TEST_F(HandlersTest, TheConsoleIsPublicAndTheApiIsNot) {
+    auto page = send(verb::get, "/");
+    EXPECT_EQ(page.result(), status::ok);
+    EXPECT_NE(page.body().find("<script src=\"/app.js\""), std::string::npos);
+    EXPECT_EQ(page.body().find("<script>"), std::string::npos) << "no inline script";
+    EXPECT_EQ(send(verb::get, "/app.js").result(), status::ok);
+    for (const std::string& route : web::route_table()) {
+        const std::string method = route.substr(0, route.find(' '));
+        std::string path = route.substr(route.find(' ') + 1);
+        if (route == "GET /healthz" || route == "POST /api/v1/session") {
+            continue;
+        }
+        for (const char* p : {"{id}", "{domain}"}) {
+            if (const auto at = path.find(p); at != std::string::npos) {
+                path.replace(at, std::string(p).size(), "1");
+            }
+        }
+        const auto r = send(web::http::string_to_verb(method), path, method == "GET" ? "" : "{}");
+        EXPECT_EQ(r.result(), status::unauthorized) << route;
+        EXPECT_EQ(error_code(r), "unauthenticated") << route;
+    }
+    EXPECT_TRUE(signer.calls.empty()) << "nothing reached signerd without credentials";
+}
+
+TEST_F(HandlersTest, LoginSetsAHostOnlyStrictCookieAndTheCsrfTokenGuardsChanges) {
+    login("alice");
+    auto r = send(verb::post, "/api/v1/session", R"({"user":"alice","password":"right-password"})");
+    const std::string cookie(r[field::set_cookie]);
+    EXPECT_EQ(cookie.rfind("__Host-dkim_session=tok-alice;", 0), 0U);
+    for (const char* attribute : {"Path=/", "Secure", "HttpOnly", "SameSite=Strict", "Max-Age="}) {
+        EXPECT_NE(cookie.find(attribute), std::string::npos) << attribute;
+    }
+    signer.calls.clear();
+    const std::string body =
+        R"({"operation":"sign","domain":"example.com","duration_seconds":600,"reason":"x"})";
+    auto no_csrf = send(verb::post, "/api/v1/elevations", body, with_session(false));
+    EXPECT_EQ(no_csrf.result(), status::forbidden);
+    EXPECT_EQ(error_code(no_csrf), "csrf");
+    auto wrong = send(verb::post, "/api/v1/elevations", body,
+                      {{"Cookie", session_cookie}, {"X-CSRF-Token", std::string(64, 'a')}});
+    EXPECT_EQ(wrong.result(), status::forbidden);
+    auto other_origin = send(
+        verb::post, "/api/v1/elevations", body,
+        {{"Cookie", session_cookie}, {"X-CSRF-Token", csrf}, {"Origin", "https://evil.example"}});
+    EXPECT_EQ(error_code(other_origin), "origin");
+    EXPECT_TRUE(signer.calls.empty()) << "refused before signerd was asked";
+    // A GET needs no CSRF token.
+    EXPECT_EQ(send(verb::get, "/api/v1/me", "", with_session(false)).result(), status::ok);
+}
+
+TEST_F(HandlersTest, SessionsEndByIdleTimeAndAtLogout) {
+    login("alice");
+    clock.advance(29min);
+    EXPECT_EQ(send(verb::get, "/api/v1/me", "", with_session()).result(), status::ok);
+    clock.advance(31min);
+    EXPECT_EQ(send(verb::get, "/api/v1/me", "", with_session()).result(), status::unauthorized)
+        << "idle for longer than session_idle";
+    login("alice");
+    signer.answer = [](ipc::Request& r) -> ipc::Reply {
+        EXPECT_TRUE(std::holds_alternative<ipc::SessionEnd>(r));
+        return ipc::OkReply{"session ended", 7, ""};
+    };
+    auto out = send(verb::delete_, "/api/v1/session", "", with_session());
+    EXPECT_EQ(out.result(), status::ok);
+    EXPECT_NE(std::string(out[field::set_cookie]).find("Max-Age=0"), std::string::npos);
+    EXPECT_EQ(send(verb::get, "/api/v1/me", "", with_session()).result(), status::unauthorized);
+}
+
+TEST_F(HandlersTest, BadBodiesAreRefusedNamingTheField) {
+    login("alice");
+    struct Case {
+        std::string body;
+        std::string code;
+        std::string field;
+    };
+    const std::vector<Case> cases = {
+        {"[1]", "invalid_body", ""},
+        {"{\"operation\":", "invalid_body", ""},
+        {R"({"operation":"sign","domain":"example.com","duration_seconds":"1h","reason":"x"})",
+         "invalid_field", "duration_seconds"},
+        {R"({"operation":"sign","domain":"example.com","duration_seconds":5,"reason":"x"})",
+         "invalid_field", "duration_seconds"},
+        {R"({"operation":"sign","domain":"example.com","duration_seconds":600})", "invalid_field",
+         "reason"},
+        {R"({"operation":"sign","domain":"example.com","duration_seconds":600,"reason":"x","x":1})",
+         "invalid_field", "x"},
+        {R"({"operation":"sign","domain":"example.com","duration_seconds":600,"reason":"a\u0007"})",
+         "invalid_field", "reason"},
+        {R"({"domain":"a","domain":"b"})", "invalid_field", "domain"},
+        {"{\"reason\":\"\xc3\x28\"}", "invalid_body", ""},
+        {std::string("{\"a\":1}\0", 8), "invalid_body", ""},
+    };
+    signer.calls.clear();
+    for (const Case& c : cases) {
+        auto r = send(verb::post, "/api/v1/elevations", c.body, with_session());
+        EXPECT_EQ(r.result(), status::bad_request) << c.body;
+        EXPECT_EQ(error_code(r), c.code) << c.body;
+        EXPECT_EQ(error_field(r), c.field) << c.body;
+    }
+    EXPECT_TRUE(signer.calls.empty());
+    auto plain =
+        send(verb::post, "/api/v1/elevations", "{}",
+             {{"Cookie", session_cookie}, {"X-CSRF-Token", csrf}, {"Content-Type", "text/plain"}});
+    EXPECT_EQ(plain.result(), status::unsupported_media_type);
+}
+
+TEST_F(HandlersTest, SignerdRefusalsMapToStatusesWithTheRule) {
+    login("dave", "requester,approver");
+    const std::vector<std::pair<ipc::ErrorReply, status>> cases = {
+        {{"forbidden", "nobody may approve their own request", 0, "self_approval"},
+         status::forbidden},
+        {{"forbidden", "request 1 has its quorum", 0, "quorum_met"}, status::forbidden},
+        {{"conflict", "request 1 is denied, not pending", 0, {}}, status::conflict},
+        {{"not_found", "no request 1", 0, {}}, status::not_found},
+        {{"unavailable", "the audit log cannot be written", 0, {}}, status::service_unavailable},
+    };
+    for (const auto& [refusal, expected] : cases) {
+        signer.answer = [refusal = refusal](ipc::Request& r) -> ipc::Reply {
+            if (auto* d = std::get_if<ipc::ElevationDecide>(&r)) {
+                EXPECT_EQ(d->auth.token, "tok-dave");
+                EXPECT_EQ(d->auth.totp, "123456");
+                return refusal;
+            }
+            return ipc::ErrorReply{"invalid", "unexpected", 0, {}};
+        };
+        auto r = send(verb::post, "/api/v1/elevations/1/approve", R"({"totp":"123456"})",
+                      with_session());
+        EXPECT_EQ(r.result(), expected) << refusal.code;
+        auto d = parse(r.body());
+        EXPECT_EQ(std::string(d["error"]["code"].GetString()), refusal.code);
+        EXPECT_EQ(std::string(d["error"]["message"].GetString()), refusal.message);
+        EXPECT_EQ(d["error"].HasMember("rule"), !refusal.rule.empty());
+    }
+    signer.down = true;
+    auto r =
+        send(verb::post, "/api/v1/elevations/1/approve", R"({"totp":"123456"})", with_session());
+    EXPECT_EQ(r.result(), status::service_unavailable);
+    EXPECT_EQ(error_code(r), "signerd_unavailable");
+}
+
+TEST_F(HandlersTest, LoginsAreRateLimitedPerUser) {
+    signer.answer = [](ipc::Request&) -> ipc::Reply {
+        return ipc::ErrorReply{"unauthenticated", "wrong user name or password", 0, {}};
+    };
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_EQ(
+            send(verb::post, "/api/v1/session", R"({"user":"bob","password":"guess"})").result(),
+            status::unauthorized);
+    }
+    auto limited = send(verb::post, "/api/v1/session", R"({"user":"bob","password":"guess"})");
+    EXPECT_EQ(limited.result(), status::too_many_requests);
+    EXPECT_GT(std::stoi(std::string(limited[field::retry_after])), 0);
+    EXPECT_EQ(signer.calls.size(), 3U) << "the limited attempt never reached signerd";
+    clock.advance(5min);
+    EXPECT_EQ(send(verb::post, "/api/v1/session", R"({"user":"bob","password":"guess"})").result(),
+              status::unauthorized)
+        << "the window has passed";
+}
+
+TEST_F(HandlersTest, MethodsAndPaths) {
+    auto r = send(verb::put, "/api/v1/elevations");
+    EXPECT_EQ(r.result(), status::method_not_allowed);
+    EXPECT_EQ(r[field::allow], "POST, GET");
+    EXPECT_EQ(send(verb::get, "/api/v1/nothing").result(), status::not_found);
+    EXPECT_EQ(send(verb::post, "/").result(), status::method_not_allowed);
+    EXPECT_EQ(send(verb::get, "/api/v1/elevations/1/approve/x").result(), status::not_found);
+}
+
+TEST_F(HandlersTest, BearerTokensNeedNoCsrfAndAreForwarded) {
+    signer.answer = [](ipc::Request& r) -> ipc::Reply {
+        if (auto* w = std::get_if<ipc::WhoAmI>(&r)) {
+            EXPECT_EQ(w->auth.token, "dkt_robot");
+            return ipc::IdentityReply{"ci", "requester", "user", false, "api", 3, 0};
+        }
+        return ipc::ErrorReply{"invalid", "unexpected", 0, {}};
+    };
+    auto r = send(verb::get, "/api/v1/me", "", {{"Authorization", "Bearer dkt_robot"}});
+    ASSERT_EQ(r.result(), status::ok) << r.body();
+    auto d = parse(r.body());
+    EXPECT_EQ(std::string(d["me"]["auth"].GetString()), "api");
+    EXPECT_TRUE(d["me"]["csrf_token"].IsNull());
+    EXPECT_TRUE(d["me"]["expires_ms"].IsNull());
+    EXPECT_EQ(send(verb::get, "/api/v1/me", "", {{"Authorization", "Basic eDp5"}}).result(),
+              status::unauthorized);
+}
+
+TEST_F(HandlersTest, SecretsLeaveNoCopyInTheRequestsSent) {
+    login("bob", "approver");
+    std::string seen_totp;
+    signer.answer = [&](ipc::Request& r) -> ipc::Reply {
+        if (auto* d = std::get_if<ipc::ElevationDecide>(&r)) {
+            seen_totp = d->auth.totp;
+            return ipc::OkReply{"request 4 approved: grant 2 active", 2, ""};
+        }
+        if (std::holds_alternative<ipc::ElevationList>(r)) {
+            ipc::RequestView v;
+            v.id = 4;
+            v.state = "approved";
+            return ipc::RequestsReply{{v}};
+        }
+        if (std::holds_alternative<ipc::GrantList>(r)) {
+            return ipc::GrantsReply{};
+        }
+        return ipc::ErrorReply{"invalid", "unexpected", 0, {}};
+    };
+    auto r =
+        send(verb::post, "/api/v1/elevations/4/approve", R"({"totp":"654321"})", with_session());
+    ASSERT_EQ(r.result(), status::ok) << r.body();
+    EXPECT_EQ(seen_totp, "654321");
+    EXPECT_EQ(r.body().find("654321"), std::string::npos) << "the code is not echoed";
+}
+
+TEST_F(HandlersTest, DnsRecordsComeFromTheTokensKeysAndTheConfiguredAddresses) {
+    options.dns.outbound_addresses = {"192.0.2.25", "2001:db8::/64"};
+    options.dns.dmarc_rua = "mailto:reports@example.com";
+    login("alice");
+    const std::string long_record = "v=DKIM1; k=rsa; p=" + std::string(400, 'A');
+    signer.answer = [&](ipc::Request& r) -> ipc::Reply {
+        EXPECT_TRUE(std::holds_alternative<ipc::KeyList>(r));
+        return ipc::KeysReply{{{"example.com", "s1", "rsa-2048", "rsa-sha256", 2048,
+                                "s1._domainkey.example.com", long_record},
+                               {"other.example", "s1", "ed25519", "ed25519-sha256", 256,
+                                "s1._domainkey.other.example", "v=DKIM1; k=ed25519; p=x"}}};
+    };
+    auto r = send(verb::get, "/api/v1/domains/Example.COM/dns", "", with_session());
+    ASSERT_EQ(r.result(), status::ok) << r.body();
+    auto d = parse(r.body());
+    const auto& records = d["records"];
+    ASSERT_EQ(records.Size(), 3U);
+    EXPECT_EQ(std::string(records[0]["value"].GetString()), long_record);
+    EXPECT_EQ(std::string(records[0]["zone_line"].GetString()),
+              "s1._domainkey.example.com. IN TXT ( \"" + long_record.substr(0, 255) + "\" \"" +
+                  long_record.substr(255) + "\" )")
+        << "split into 255-byte character-strings";
+    EXPECT_EQ(std::string(records[1]["value"].GetString()),
+              "v=spf1 ip4:192.0.2.25 ip6:2001:db8::/64 -all");
+    EXPECT_EQ(std::string(records[2]["name"].GetString()), "_dmarc.example.com");
+    EXPECT_EQ(std::string(records[2]["value"].GetString()),
+              "v=DMARC1; p=none; rua=mailto:reports@example.com; adkim=r; aspf=r");
+    EXPECT_EQ(send(verb::get, "/api/v1/domains/none.example/dns", "", with_session()).result(),
+              status::not_found);
+    EXPECT_EQ(send(verb::get, "/api/v1/domains/a..b/dns", "", with_session()).result(),
+              status::bad_request);
+}
+
+TEST_F(HandlersTest, HealthzSaysWhetherSignerdAnswers) {
+    signer.answer = [](ipc::Request&) -> ipc::Reply { return ipc::StatusReply{}; };
+    EXPECT_EQ(send(verb::get, "/healthz").result(), status::ok);
+    signer.answer = [](ipc::Request&) -> ipc::Reply {
+        ipc::StatusReply s;
+        s.audit_failure = "disk full";
+        return s;
+    };
+    EXPECT_EQ(send(verb::get, "/healthz").result(), status::service_unavailable);
+    signer.down = true;
+    EXPECT_EQ(send(verb::get, "/healthz").result(), status::service_unavailable);
+}
+
+// The OpenAPI document and the route table list the same operations.
+TEST(OpenApiTest, TheDocumentMatchesTheRoutes) {
+    std::ifstream in(DKIM_OPENAPI_JSON);
+    std::stringstream text;
+    text << in.rdbuf();
+    rapidjson::Document doc;
+    doc.Parse(text.str().c_str());
+    ASSERT_FALSE(doc.HasParseError());
+    EXPECT_EQ(std::string(doc["openapi"].GetString()).substr(0, 2), "3.");
+    std::set<std::string> documented;
+    for (const auto& path : doc["paths"].GetObject()) {
+        for (const auto& op : path.value.GetObject()) {
+            std::string method = op.name.GetString();
+            std::transform(method.begin(), method.end(), method.begin(),
+                           [](char c) { return static_cast<char>(std::toupper(c)); });
+            documented.insert(method + " " + path.name.GetString());
+            EXPECT_TRUE(op.value.HasMember("responses")) << method << " " << path.name.GetString();
+        }
+    }
+    const auto routes = web::route_table();
+    const std::set<std::string> handled(routes.begin(), routes.end());
+    EXPECT_EQ(documented, handled);
+}
+
+TEST(JsonBodyTest, NestingIsParsedWithoutRecursion) {
+    const std::string deep = std::string(100'000, '[') + std::string(100'000, ']');
+    EXPECT_FALSE(web::JsonBody::parse(deep)) << "not an object, and no stack overflow";
+    auto empty = web::JsonBody::parse("  ");
+    ASSERT_TRUE(empty);
+    EXPECT_TRUE(empty->finish());
+}
+
+TEST(LoginLimiterTest, PerAddressAndPerUser) {
+    web::LoginLimiter limiter({3, 2, std::chrono::minutes(1)});
+    const auto t0 = jit::from_unix_ms(0);
+    EXPECT_FALSE(limiter.attempt("a", "u1", t0));
+    EXPECT_FALSE(limiter.attempt("a", "u1", t0));
+    EXPECT_TRUE(limiter.attempt("b", "u1", t0)) << "per user, from any address";
+    EXPECT_FALSE(limiter.attempt("a", "u2", t0));
+    EXPECT_TRUE(limiter.attempt("a", "u3", t0)) << "per address, for any user";
+    limiter.succeeded("u1");
+    EXPECT_FALSE(limiter.attempt("c", "u1", t0)) << "a success clears the user's count";
+    EXPECT_FALSE(limiter.attempt("a", "u3", t0 + std::chrono::minutes(1)));
+}
+
+TEST(SessionTableTest, BoundedAndKeyedByHash) {
+    web::SessionTable table(std::chrono::minutes(30), 2);
+    const auto t0 = jit::from_unix_ms(0);
+    web::BrowserSession s;
+    s.expires = t0 + std::chrono::hours(1);
+    const auto a = table.add("token-a", s, t0);
+    table.add("token-b", s, t0 + std::chrono::seconds(1));
+    EXPECT_EQ(a.size(), 64U);
+    EXPECT_TRUE(table.find("token-a", t0 + std::chrono::seconds(2)));
+    table.add("token-c", s, t0 + std::chrono::seconds(3));
+    EXPECT_EQ(table.size(t0 + std::chrono::seconds(3)), 2U);
+    EXPECT_FALSE(table.find("token-b", t0 + std::chrono::seconds(4))) << "least recently used";
+    EXPECT_FALSE(table.find("token-a", t0 + std::chrono::hours(1))) << "expired";
+}
+
+}  // namespace
+}  // namespace dkim::test
