@@ -9,8 +9,9 @@
 # elevation request is approved by bob with his TOTP code, signs through it, the grant is
 # revoked, and the audit log is verified. And dkim-relayd: mail submitted over SMTP (swaks) is
 # signed through signerd inside that grant and delivered to a maildir next hop under the state
-# folder; after the revoke the relay answers 451 and files a new request. dkim-webd joins as
-# it is built.
+# folder; after the revoke the relay answers 451 and files a new request. And dkim-webd: the
+# same workflow through the HTTPS API (curl), and, when run from a terminal, the approval
+# console at https://127.0.0.1:8443/ until Enter is pressed.
 #
 # DKIM_STATE_DIR (default ./state) holds the token, the PIN files and the config; running the
 # command again reuses them. DKIM_DOMAIN (default example.com) is the signing domain.
@@ -22,11 +23,12 @@ bash .ci/install-deps.sh
 echo "== building dkim-appliance"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >build.configure.log 2>&1 ||
   { cat build.configure.log; exit 1; }
-cmake --build build --target dkim-appliance dkim-signerd dkim-relayd >build.appliance.log 2>&1 ||
+cmake --build build --target dkim-appliance dkim-signerd dkim-relayd dkim-webd >build.appliance.log 2>&1 ||
   { tail -50 build.appliance.log; exit 1; }
 cli=$root/build/appliance/dkim-appliance
 signerd=$root/build/appliance/dkim-signerd
 relayd=$root/build/appliance/dkim-relayd
+webd=$root/build/web/dkim-webd
 
 state=$(mkdir -p "${DKIM_STATE_DIR:-state}" && cd "${DKIM_STATE_DIR:-state}" && pwd)
 domain=${DKIM_DOMAIN:-example.com}
@@ -126,6 +128,7 @@ file = "$state/user.pin"
 [peers]
 admin = ["root"]
 relay = ["nobody"]
+web = ["daemon"]
 [policy.sign]
 max_duration = "1h"
 TOML
@@ -239,6 +242,70 @@ as bob elevation revoke --grant "$grant" --reason "demo done" --totp "$(totp bob
 sd signerd status
 submit "after the revoke"
 kill "$relayd_pid" && wait "$relayd_pid" || true
+
+# --- dkim-webd: the HTTPS API and the approval console -----------------------------------------
+# webd runs as its own user (daemon here), which signerd knows as its web peer; it holds no key
+# and no credential store: signerd checks every password, token and TOTP code.
+mkdir -p "$state/webd"
+chown daemon:nogroup "$state/webd"
+web_port=${DKIM_WEB_PORT:-8443}
+cat >"$state/webd.toml" <<TOML
+listen = "127.0.0.1:$web_port"
+self_signed = true                 # development: a certificate made once in state_dir
+state_dir = "$state/webd"
+signerd_socket = "$socket"
+[dns]
+outbound_addresses = ["192.0.2.25"]
+dmarc_rua = "mailto:dmarc-reports@$domain"
+TOML
+chmod 644 "$state/webd.toml"
+setpriv --reuid=daemon --regid=nogroup --clear-groups "$webd" --config "$state/webd.toml" \
+  >>"$state/webd.log" 2>&1 &
+webd_pid=$!
+trap 'kill $dns_pid $signerd_pid $webd_pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q "listening on" "$state/webd.log" 2>/dev/null && break; sleep 0.1; done
+grep -E "fingerprint|listening" "$state/webd.log" | tail -2
+ca=$state/webd/webd-selfsigned.crt
+url=https://127.0.0.1:$web_port
+api() {  # api <cookie-jar> <method> <path> [json]: prints the command and the answer
+  local jar=$1 method=$2 path=$3 body=${4:-}
+  local csrf=""
+  [ -f "$jar.csrf" ] && csrf=$(cat "$jar.csrf")
+  local shown
+  shown=$(printf '%s' "$body" | sed -e 's/"password":"[^"]*"/"password":"(hidden)"/' -e 's/"totp":"[0-9]*"/"totp":"(code)"/')
+  echo
+  echo "\$ curl -X $method $url$path${shown:+ -d '$shown'}"
+  curl -sS --cacert "$ca" -b "$jar" -c "$jar" -X "$method" -H "X-CSRF-Token: $csrf" \
+    ${body:+-H "Content-Type: application/json" -d "$body"} "$url$path" | tee "$jar.last"
+  echo
+}
+jar_alice=$(mktemp) jar_bob=$(mktemp)
+api "$jar_alice" GET /healthz
+api "$jar_alice" POST /api/v1/session "{\"user\":\"alice\",\"password\":\"$(cat "$state/alice.password")\"}" >/dev/null
+grep -o '"csrf_token": *"[0-9a-f]*"' "$jar_alice.last" | grep -o '[0-9a-f]\{64\}' >"$jar_alice.csrf"
+api "$jar_alice" POST /api/v1/elevations "{\"operation\":\"sign\",\"domain\":\"$domain\",\"selector\":\"ed25519\",\"duration_seconds\":900,\"budget\":10,\"reason\":\"demo through the API\"}"
+web_request=$(grep -o '"id": *[0-9]*' "$jar_alice.last" | head -1 | grep -o '[0-9]*$')
+api "$jar_bob" POST /api/v1/session "{\"user\":\"bob\",\"password\":\"$(cat "$state/bob.password")\",\"totp\":\"$(totp bob)\"}" >/dev/null
+grep -o '"csrf_token": *"[0-9a-f]*"' "$jar_bob.last" | grep -o '[0-9a-f]\{64\}' >"$jar_bob.csrf"
+api "$jar_bob" POST "/api/v1/elevations/$web_request/approve" "{\"totp\":\"$(totp bob)\"}"
+if [ -t 0 ] && [ -t 1 ]; then
+  cat <<TEXT
+
+The approval console is running: $url/
+  (self-signed certificate, SHA-256 fingerprint in $state/webd.log)
+  requester: alice, password in $state/alice.password
+  approver:  bob, password in $state/bob.password; his authenticator secret is in
+             $state/bob.totp (add it to an authenticator app, or run:
+             oathtool --totp -b \$(cat $state/bob.totp))
+Grant $web_request is active for 15 minutes: revoke it in the console (Grants), or leave it.
+Press Enter to stop the daemons and finish the tour.
+TEXT
+  read -r _ || true
+fi
+api "$jar_bob" POST "/api/v1/elevations/$web_request/revoke" "{\"totp\":\"$(totp bob)\",\"reason\":\"demo done\"}" || true
+api "$jar_alice" DELETE /api/v1/session >/dev/null
+rm -f "$jar_alice"* "$jar_bob"*
+kill "$webd_pid" && wait "$webd_pid" || true
 sd audit show --from "$(("$("$cli" signerd status --socket "$socket" | grep -o '[0-9]* records' | cut -d' ' -f1)" - 10))"
 kill "$signerd_pid" && wait "$signerd_pid" || true
 echo
@@ -252,7 +319,8 @@ State folder: $state (token store, PIN files mode 0600, dkim-appliance.toml).
 Signed sample: $state/sample.signed.eml (with the PIN file), $state/sample.signerd.eml (through
 dkim-signerd, inside a grant). dkim-signerd's configuration, log and database: $state/signerd.toml,
 $state/signerd.log, $state/signerd/signerd.db. dkim-relayd's configuration and log:
-$state/relayd.toml, $state/relayd.log; what it delivered: $state/maildir/new.
+$state/relayd.toml, $state/relayd.log; what it delivered: $state/maildir/new. dkim-webd's
+configuration, log and self-signed certificate: $state/webd.toml, $state/webd.log, $state/webd/.
 Try:  SOFTHSM2_CONF=$SOFTHSM2_CONF $cli --config $state/dkim-appliance.toml key list --json
 Remove everything with: rm -rf $state
 TEXT

@@ -61,8 +61,10 @@ Expected<Config, std::string> load_config(const std::string& file) {
         }
         c.signerd_socket = r.string("signerd_socket").value_or(c.signerd_socket);
         c.workers = static_cast<unsigned>(r.integer("workers", 1, 64).value_or(c.workers));
-        c.body_limit = r.size("body_limit", 1024, 16 * 1024 * 1024).value_or(c.body_limit);
-        c.header_limit = r.size("header_limit", 1024, 1024 * 1024).value_or(c.header_limit);
+        c.body_limit =
+            r.size("body_limit", 1024, std::uint64_t{16} * 1024 * 1024).value_or(c.body_limit);
+        c.header_limit =
+            r.size("header_limit", 1024, std::uint64_t{1024} * 1024).value_or(c.header_limit);
         c.read_timeout = r.duration("read_timeout").value_or(c.read_timeout);
         c.idle_timeout = r.duration("idle_timeout").value_or(c.idle_timeout);
         c.write_timeout = r.duration("write_timeout").value_or(c.write_timeout);

@@ -63,6 +63,7 @@ Expected<std::unique_ptr<ssl::context>, std::string> make_tls_context(
 namespace {
 
 struct FileCloser {
+    // NOLINTNEXTLINE(cppcoreguidelines-owning-memory): File's deleter, the owner of the FILE*
     void operator()(FILE* f) const { (void)std::fclose(f); }
 };
 using File = std::unique_ptr<FILE, FileCloser>;
