@@ -28,6 +28,7 @@ packages=(
   postfix                                # smtp-source/smtp-sink; its daemon is never started
   opendkim                               # the milter peer in tests/bench (a private instance)
   chromium                               # the console's end-to-end test (driven by playwright-core)
+  oathtool                               # TOTP codes for the tour in appliance/run.sh
 )
 # Node.js for playwright-core: Debian's, unless the machine already has one.
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)

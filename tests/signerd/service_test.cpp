@@ -392,6 +392,9 @@ TEST_F(ServiceTest, WhoAmINamesTheUserAndTheSessionToken) {
     // The session ends, and its token stops working; the end is on the audit log.
     auto ended = h.call(h.web_peer, ipc::SessionEnd{by_token});
     ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(ended)) << error_message(ended);
+    auto log = h.engine.journal().store().audit_records(1, 1000);
+    ASSERT_TRUE(log);
+    EXPECT_EQ(log->back().action, "session.end");
     EXPECT_EQ(error_code(h.call(h.web_peer, ipc::WhoAmI{by_token})), "unauthenticated");
     // A password login has no session to end.
     EXPECT_EQ(error_code(h.call(h.web_peer, ipc::SessionEnd{h.password_of("alice")})), "invalid");

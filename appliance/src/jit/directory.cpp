@@ -298,7 +298,9 @@ Outcome<ApiToken> Directory::revoke_token(const Actor& by, std::int64_t id, Time
                       "token " + std::to_string(id) + " is revoked already");
     }
     t.revoked = true;
-    AuditRecord r = audit(now, by.audit_name(), "apitoken.revoke", "ok", "");
+    AuditRecord r =
+        audit(now, by.audit_name(),
+              t.kind == TokenKind::session ? "session.end" : "apitoken.revoke", "ok", "");
     r.detail = "token " + std::to_string(id) + " of " + t.user;
     if (auto written = journal_.write({t}, std::move(r)); !written) {
         return refuse(Refusal::Code::unavailable,
