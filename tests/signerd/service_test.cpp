@@ -365,11 +365,11 @@ TEST_F(ServiceTest, HopelessDecisionsAreRefusedBeforeTheTotpCodeIsSpent) {
         << "the role is checked before the (missing) TOTP enrolment";
     ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(h.decide("bob", "approve", id)));
     // carol is too late; her code is not spent, so the same code still works.
-    ipc::Credentials carol = h.password_of("carol", true);
-    auto late = h.call(h.web_peer, ipc::ElevationDecide{carol, "approve", id, "", ""});
+    ipc::Credentials carol_code = h.password_of("carol", true);
+    auto late = h.call(h.web_peer, ipc::ElevationDecide{carol_code, "approve", id, "", ""});
     EXPECT_EQ(std::get<ipc::ErrorReply>(late).rule, "quorum_met");
     const auto id2 = h.request_sign("example.com", "s2", 600);
-    auto same_code = h.call(h.web_peer, ipc::ElevationDecide{carol, "approve", id2, "", ""});
+    auto same_code = h.call(h.web_peer, ipc::ElevationDecide{carol_code, "approve", id2, "", ""});
     EXPECT_TRUE(std::holds_alternative<ipc::OkReply>(same_code)) << error_message(same_code);
 }
 

@@ -303,7 +303,9 @@ TEST_F(HandlersTest, MethodsAndPaths) {
 TEST_F(HandlersTest, BearerTokensNeedNoCsrfAndAreForwarded) {
     signer.answer = [](ipc::Request& r) -> ipc::Reply {
         if (auto* w = std::get_if<ipc::WhoAmI>(&r)) {
-            EXPECT_EQ(w->auth.token, "dkt_robot");
+            if (w->auth.token != "dkt_robot") {
+                return ipc::ErrorReply{"unauthenticated", "unknown token", 0, {}};
+            }
             return ipc::IdentityReply{"ci", "requester", "user", false, "api", 3, 0};
         }
         return ipc::ErrorReply{"invalid", "unexpected", 0, {}};
@@ -316,6 +318,13 @@ TEST_F(HandlersTest, BearerTokensNeedNoCsrfAndAreForwarded) {
     EXPECT_TRUE(d["me"]["expires_ms"].IsNull());
     EXPECT_EQ(send(verb::get, "/api/v1/me", "", {{"Authorization", "Basic eDp5"}}).result(),
               status::unauthorized);
+    EXPECT_EQ(send(verb::get, "/api/v1/openapi.json", "", {{"Authorization", "Bearer dkt_robot"}})
+                  .result(),
+              status::ok);
+    EXPECT_EQ(send(verb::get, "/api/v1/openapi.json", "", {{"Authorization", "Bearer dkt_forged"}})
+                  .result(),
+              status::unauthorized)
+        << "signerd checks the token for every API resource";
 }
 
 TEST_F(HandlersTest, SecretsLeaveNoCopyInTheRequestsSent) {

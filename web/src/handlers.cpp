@@ -1025,7 +1025,11 @@ Result<Response> metrics(Context& ctx) {
                          ctx.req.keep_alive());
 }
 
-Result<Response> openapi(Context& ctx, Caller& /*caller*/) {
+Result<Response> openapi(Context& ctx, Caller& caller) {
+    // Like every API resource, for callers signerd knows (a bearer token is not checked here).
+    if (auto who = ctx.call<ipc::IdentityReply>(ipc::WhoAmI{caller.credentials}); !who) {
+        return unexpected(who.error());
+    }
     const Asset* document = find_asset("/api/v1/openapi.json");
     if (document == nullptr) {
         return unexpected(failure(http::status::not_found, "not_found", "no OpenAPI document"));
