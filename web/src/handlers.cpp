@@ -16,14 +16,11 @@ namespace dkim::web {
 namespace {
 
 void wipe(std::string& secret) {
-    if (!secret.empty()) {
-        OPENSSL_cleanse(secret.data(), secret.size());
-    }
-    secret.clear();
+    wipe_secret(secret);
 }
 void wipe(std::optional<std::string>& secret) {
     if (secret) {
-        wipe(*secret);
+        wipe_secret(*secret);
     }
 }
 

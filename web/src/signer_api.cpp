@@ -4,33 +4,29 @@
 
 namespace dkim::web {
 
-namespace {
-
-void wipe(std::string& secret) {
+void wipe_secret(std::string& secret) {
     if (!secret.empty()) {
         OPENSSL_cleanse(secret.data(), secret.size());
     }
     secret.clear();
 }
 
-}  // namespace
-
 void wipe_secrets(ipc::Request& request) {
     std::visit(
         [](auto& r) {
             if constexpr (requires { r.auth; }) {
-                wipe(r.auth.password);
-                wipe(r.auth.token);
-                wipe(r.auth.totp);
+                wipe_secret(r.auth.password);
+                wipe_secret(r.auth.token);
+                wipe_secret(r.auth.totp);
             }
             if constexpr (requires { r.password; }) {
-                wipe(r.password);
+                wipe_secret(r.password);
             }
             if constexpr (requires { r.pin; }) {
-                wipe(r.pin);
+                wipe_secret(r.pin);
             }
             if constexpr (requires { r.code; }) {
-                wipe(r.code);
+                wipe_secret(r.code);
             }
         },
         request);

@@ -34,5 +34,7 @@ class SignerPool final : public SignerApi {
 
 // Wipes every secret a request carries (credentials, passwords, PINs, codes).
 void wipe_secrets(ipc::Request& request);
+// Overwrites a secret's bytes (OPENSSL_cleanse, which the compiler may not drop) and empties it.
+void wipe_secret(std::string& secret);
 
 }  // namespace dkim::web
