@@ -1,6 +1,7 @@
 #include "dkim/config/toml_defaults.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -21,8 +22,10 @@ class TomlDefaultsTest : public ::testing::Test {
         list->add_option("--token", list_token_)->required();
     }
     std::string file(const std::string& content) {
-        const auto path = std::filesystem::temp_directory_path() /
-                          ("dkim-toml-" + std::to_string(counter_++) + ".toml");
+        // ctest runs each test in its own process, several at a time: the name carries the pid.
+        const auto path =
+            std::filesystem::temp_directory_path() / ("dkim-toml-" + std::to_string(::getpid()) +
+                                                      "-" + std::to_string(counter_++) + ".toml");
         std::ofstream(path) << content;
         files_.push_back(path);
         return path.string();
