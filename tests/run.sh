@@ -31,9 +31,11 @@ build() {  # build DIR [TARGET]
 
 echo "== clang-tidy, in the background at nice 19"
 rm -rf build-lint
-(nice -n 19 sh tests/lint/run-clang-tidy build-lint >build-lint.log 2>&1; echo $? >build-lint.status) &
+# In a process group of its own, so that an early exit stops run-clang-tidy's workers too
+# (killing only the subshell left them running, and the next run shared the CPU with them).
+setsid -w sh -c 'nice -n 19 sh tests/lint/run-clang-tidy build-lint >build-lint.log 2>&1; echo $? >build-lint.status' &
 lint_pid=$!
-trap 'kill $lint_pid 2>/dev/null || true' EXIT
+trap 'kill -- -$lint_pid 2>/dev/null || true' EXIT
 
 if [ "${DKIM_TEST_QUICK:-0}" != 1 ]; then
   echo "== fuzz targets (clang-14, libFuzzer, ASan+UBSan)"
