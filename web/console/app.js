@@ -48,7 +48,7 @@
       state.skew = doc.now_ms - Date.now();
     }
     if (!response.ok) {
-      if (response.status === 401 && path !== "/api/v1/session") {
+      if (response.status === 401 && path !== "/api/v1/session" && state.me) {
         showLogin("Your session has ended. Please sign in again.");
       }
       throw new ApiError(response.status, doc && doc.error);
@@ -523,6 +523,8 @@
   }
 
   async function logout() {
+    stopPolling();
+    state.me = null;  // a refresh still in flight must not report "session ended" over this
     try { await api("DELETE", "/api/v1/session"); } catch (e) { /* gone already */ }
     showLogin("You are signed out.");
   }
