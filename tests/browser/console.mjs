@@ -36,8 +36,11 @@ function base32(text) {
 }
 async function totp(user) {
   for (;;) {
-    const now = Math.floor(Date.now() / 30000);
-    const step = Math.max(now - 1, (lastStep[user] || 0) + 1);
+    const clock = Date.now();
+    const now = Math.floor(clock / 30000);
+    // The previous step only while this one is young: the form may reach signerd after it turns.
+    const oldest = clock % 30000 < 15000 ? now - 1 : now;
+    const step = Math.max(oldest, (lastStep[user] || 0) + 1);
     if (step <= now + 1) {
       lastStep[user] = step;
       const counter = Buffer.alloc(8);

@@ -164,8 +164,12 @@ class Appliance:
     def totp(self, user):
         """A code signerd accepts once: the next unused time step within its +-1 window."""
         while True:
-            now = int(time.time() // 30)
-            step = max(now - 1, self.totp_last.get(user, 0) + 1)
+            clock = time.time()
+            now = int(clock // 30)
+            # The previous step is only safe early in this one: a slow CLI under ASan may reach
+            # signerd after the step turns, when now - 1 has left the window.
+            oldest = now - 1 if clock % 30 < 15 else now
+            step = max(oldest, self.totp_last.get(user, 0) + 1)
             if step <= now + 1:
                 self.totp_last[user] = step
                 return totp_code(self.totp_secrets[user], step)
