@@ -15,7 +15,8 @@ packages=(
   libcereal-dev libcli11-dev libtomlplusplus-dev
   libsqlite3-dev libsodium-dev            # signerd: the state store, Argon2id
   libgtest-dev libgmock-dev libbenchmark-dev
-  libunbound-dev                         # DNS: the DKIM key resolver
+  libunbound-dev                         # DNS: the DKIM key, SPF and DMARC lookups
+  libyaml-cpp-dev                        # reads the RFC 7208 SPF test suite (tests only)
   libopendkim-dev                        # OpenDKIM's library, a peer in tests/bench only
   # real peers for tests
   softhsm2                               # the development/CI token
@@ -23,6 +24,7 @@ packages=(
   valgrind                               # callgrind instruction counts in tests/bench
   dnsmasq-base                           # a real DNS server on 127.0.0.1 for DKIM key records
   python3-dkim python3-nacl python3-dnspython   # dkimpy, an independent signer/verifier
+  python3-spf                            # pyspf, the peer our SPF results are compared with
   libmail-dkim-perl libnet-dns-perl libcryptx-perl  # Perl Mail::DKIM, another one
   swaks                                  # the SMTP client in the relay tests
   postfix                                # smtp-source/smtp-sink; its daemon is never started

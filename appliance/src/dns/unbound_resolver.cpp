@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <unbound.h>
 
+#include <algorithm>
 #include <charconv>
 #include <condition_variable>
 #include <mutex>
@@ -11,7 +12,6 @@
 namespace dkim::dns {
 namespace {
 
-constexpr int kTypeTxt = 16;
 constexpr int kClassIn = 1;
 constexpr int kRcodeNxdomain = 3;
 
@@ -21,50 +21,126 @@ struct CtxDelete {
 
 // One outstanding query; written by unbound's callback under Impl::mutex.
 struct Pending {
+    RecordType type = RecordType::txt;
     bool done = false;
-    TxtResult result;
+    Answer result;
 };
 
 // TXT RDATA is a sequence of <length><bytes> character-strings; a record is their
 // concatenation.
-std::optional<std::string> txt_rdata(const char* data, int len) {
+std::optional<std::string> txt_rdata(std::string_view data) {
     std::string out;
-    int pos = 0;
-    while (pos < len) {
+    std::size_t pos = 0;
+    while (pos < data.size()) {
         const auto n = static_cast<unsigned char>(data[pos]);
-        if (pos + 1 + n > len) {
+        if (pos + 1 + n > data.size()) {
             return std::nullopt;
         }
-        out.append(data + pos + 1, n);
+        out.append(data.substr(pos + 1, n));
         pos += 1 + n;
     }
     return out;
 }
 
+// A domain name in wire form (unbound hands RDATA names uncompressed) as dotted text.
+std::optional<std::string> wire_name(std::string_view data) {
+    std::string out;
+    std::size_t pos = 0;
+    while (pos < data.size()) {
+        const auto n = static_cast<unsigned char>(data[pos]);
+        if (n == 0) {
+            return out.empty() ? std::optional<std::string>(".") : out;
+        }
+        if (n > 63 || pos + 1 + n > data.size()) {
+            return std::nullopt;  // a compression pointer or a truncated label
+        }
+        if (!out.empty()) {
+            out += '.';
+        }
+        out.append(data.substr(pos + 1, n));
+        pos += 1 + n;
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> address_rdata(std::string_view data, int family) {
+    char text[INET6_ADDRSTRLEN] = {};
+    const std::size_t want = family == AF_INET ? 4 : 16;
+    if (data.size() != want || inet_ntop(family, data.data(), text, sizeof text) == nullptr) {
+        return std::nullopt;
+    }
+    return std::string(text);
+}
+
+// Records of `type` from the answer's RDATA; malformed ones are left out. MX records come
+// out by preference.
+std::vector<std::string> records(RecordType type, const ub_result& result) {
+    std::vector<std::pair<unsigned, std::string>> out;
+    for (int i = 0; result.data[i] != nullptr; ++i) {
+        const std::string_view data(result.data[i], static_cast<std::size_t>(result.len[i]));
+        std::optional<std::string> value;
+        unsigned preference = 0;
+        switch (type) {
+            case RecordType::txt:
+                value = txt_rdata(data);
+                break;
+            case RecordType::a:
+                value = address_rdata(data, AF_INET);
+                break;
+            case RecordType::aaaa:
+                value = address_rdata(data, AF_INET6);
+                break;
+            case RecordType::ptr:
+                value = wire_name(data);
+                break;
+            case RecordType::mx:
+                if (data.size() > 2) {
+                    preference = static_cast<unsigned>(static_cast<unsigned char>(data[0])) << 8 |
+                                 static_cast<unsigned char>(data[1]);
+                    value = wire_name(data.substr(2));
+                }
+                break;
+        }
+        if (value) {
+            out.emplace_back(preference, std::move(*value));
+        }
+    }
+    std::stable_sort(out.begin(), out.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<std::string> values;
+    values.reserve(out.size());
+    for (auto& [preference, value] : out) {
+        values.push_back(std::move(value));
+    }
+    return values;
+}
+
 void on_result(void* arg, int err, ub_result* result) {
     auto* pending = static_cast<Pending*>(arg);
-    TxtResult& r = pending->result;
+    Answer& r = pending->result;
     if (err != 0) {
         r.status = LookupStatus::temporary_failure;
         r.error = ub_strerror(err);
-    } else if (result->havedata) {
-        r.status = LookupStatus::found;
-        r.ttl = std::chrono::seconds(result->ttl);
-        for (int i = 0; result->data[i] != nullptr; ++i) {
-            auto txt = txt_rdata(result->data[i], result->len[i]);
-            if (txt) {
-                r.records.push_back(std::move(*txt));
-            }
-        }
-    } else if (result->nxdomain || result->rcode == kRcodeNxdomain) {
-        r.status = LookupStatus::no_such_name;
-        r.ttl = std::chrono::seconds(result->ttl);
-    } else if (result->rcode == 0) {
-        r.status = LookupStatus::no_data;
-        r.ttl = std::chrono::seconds(result->ttl);
-    } else {
+    } else if (result->bogus) {
+        // DNSSEC validation failed: an attack or a broken zone; never an answer.
         r.status = LookupStatus::temporary_failure;
-        r.error = "DNS rcode " + std::to_string(result->rcode);
+        r.security = Security::bogus;
+        r.error = std::string("DNSSEC validation failed") +
+                  (result->why_bogus != nullptr ? std::string(": ") + result->why_bogus : "");
+    } else {
+        r.security = result->secure ? Security::secure : Security::insecure;
+        r.ttl = std::chrono::seconds(result->ttl);
+        if (result->havedata) {
+            r.status = LookupStatus::found;
+            r.records = records(pending->type, *result);
+        } else if (result->nxdomain || result->rcode == kRcodeNxdomain) {
+            r.status = LookupStatus::no_such_name;
+        } else if (result->rcode == 0) {
+            r.status = LookupStatus::no_data;
+        } else {
+            r.status = LookupStatus::temporary_failure;
+            r.error = "DNS rcode " + std::to_string(result->rcode);
+        }
     }
     if (result != nullptr) {
         ub_resolve_free(result);
@@ -161,20 +237,27 @@ Expected<std::unique_ptr<UnboundResolver>, std::string> UnboundResolver::create(
         return unexpected("unbound: cannot read /etc/resolv.conf: " +
                           std::string(ub_strerror(err)));
     }
+    if (options.trust_anchor_file) {
+        if (int err = ub_ctx_add_ta_file(ctx, options.trust_anchor_file->c_str()); err != 0) {
+            return unexpected("unbound: cannot read the trust anchor " +
+                              *options.trust_anchor_file + ": " + ub_strerror(err));
+        }
+    }
     return std::unique_ptr<UnboundResolver>(new UnboundResolver(std::move(impl)));
 }
 
-TxtResult UnboundResolver::lookup_txt(std::string_view name) {
+Answer UnboundResolver::lookup(std::string_view name, RecordType type) {
     Impl& impl = *impl_;
     const std::string query(name);
     Pending pending;
+    pending.type = type;
     int async_id = 0;
     const auto deadline = std::chrono::steady_clock::now() + impl.timeout;
     std::unique_lock lock(impl.mutex);
-    if (int err = ub_resolve_async(impl.ctx.get(), query.c_str(), kTypeTxt, kClassIn, &pending,
-                                   on_result, &async_id);
+    if (int err = ub_resolve_async(impl.ctx.get(), query.c_str(), static_cast<int>(type), kClassIn,
+                                   &pending, on_result, &async_id);
         err != 0) {
-        TxtResult r;
+        Answer r;
         r.error = ub_strerror(err);
         return r;
     }
@@ -182,7 +265,7 @@ TxtResult UnboundResolver::lookup_txt(std::string_view name) {
         const auto now = std::chrono::steady_clock::now();
         if (now >= deadline) {
             ub_cancel(impl.ctx.get(), async_id);
-            TxtResult r;
+            Answer r;
             r.error = "DNS lookup timed out after " + std::to_string(impl.timeout.count()) + " ms";
             return r;
         }

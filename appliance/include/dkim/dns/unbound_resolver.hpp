@@ -17,6 +17,9 @@ namespace dkim::dns {
 struct UnboundOptions {
     std::optional<std::string> upstream;  // IP or IP:PORT; IPv6 as [addr]:port
     std::chrono::milliseconds timeout{5000};
+    // DNSSEC: a trust anchor file (e.g. Debian's /usr/share/dns/root.key) turns validation on;
+    // answers then say secure, insecure or (as a temporary failure) bogus.
+    std::optional<std::string> trust_anchor_file;
 };
 
 class UnboundResolver final : public Resolver {
@@ -27,7 +30,7 @@ class UnboundResolver final : public Resolver {
     UnboundResolver(const UnboundResolver&) = delete;
     UnboundResolver& operator=(const UnboundResolver&) = delete;
 
-    TxtResult lookup_txt(std::string_view name) override;
+    Answer lookup(std::string_view name, RecordType type) override;
 
   private:
     struct Impl;
