@@ -17,6 +17,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libunbound-dev                         # DNS: the DKIM key, SPF and DMARC lookups
   libyaml-cpp-dev                        # reads the RFC 7208 SPF test suite (tests only)
+  libpsl-dev publicsuffix                # DMARC organizational domains by the Public Suffix List
   libopendkim-dev                        # OpenDKIM's library, a peer in tests/bench only
   # real peers for tests
   softhsm2                               # the development/CI token

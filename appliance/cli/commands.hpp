@@ -2,8 +2,20 @@
 // Subcommands of dkim-appliance that live outside main.cpp.
 
 #include <CLI/CLI.hpp>
+#include <iostream>
+#include <string>
 
 namespace dkim::cli {
+
+// Exit codes: the operation failed; the command line is wrong.
+inline constexpr int kFailed = 1;
+inline constexpr int kUsage = 2;
+
+// "dkim-appliance: <message>" on standard error; returns kFailed.
+inline int fail(const std::string& message) {
+    std::cerr << "dkim-appliance: " << message << "\n";
+    return kFailed;
+}
 
 // `sign` and `verify`; each sets `exit_code` when it runs.
 void add_mail_commands(CLI::App& app, int& exit_code);

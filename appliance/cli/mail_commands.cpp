@@ -27,14 +27,6 @@
 namespace dkim::cli {
 namespace {
 
-constexpr int kFailed = 1;
-constexpr int kUsage = 2;
-
-int fail(const std::string& message) {
-    std::cerr << "dkim-appliance: " << message << "\n";
-    return kFailed;
-}
-
 // The engine works on CRLF; files on disk often use LF. Input is converted, and what we add
 // is written back with the input's own line endings, in front of the input's unchanged bytes.
 struct WireMessage {

@@ -27,10 +27,9 @@
 
 namespace {
 
+using dkim::cli::kFailed;
+using dkim::cli::kUsage;
 using dkim::provisioning::TokenLocation;
-
-constexpr int kFailed = 1;
-constexpr int kUsage = 2;
 
 int report(const dkim::hsm::Error& error) {
     std::cerr << "dkim-appliance: " << error.to_string() << "\n";

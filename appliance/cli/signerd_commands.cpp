@@ -28,9 +28,6 @@
 namespace dkim::cli {
 namespace {
 
-constexpr int kFailed = 1;
-constexpr int kUsage = 2;
-
 struct Common {
     std::string socket = "/run/dkim-signerd/signerd.sock";
     std::string user;
@@ -38,11 +35,6 @@ struct Common {
     std::string token_file;
     std::string totp;
 };
-
-int fail(const std::string& message) {
-    std::cerr << "dkim-appliance: " << message << "\n";
-    return kFailed;
-}
 
 std::string read_secret(const std::string& path, std::string& error) {
     auto secret = hsm::Secret::from_file(path);

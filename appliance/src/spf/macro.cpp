@@ -3,21 +3,18 @@
 #include <algorithm>
 #include <vector>
 
+#include "chars.hpp"
+
 namespace dkim::spf {
 namespace {
 
 constexpr std::string_view kDelimiters = ".-+,/_=";
 constexpr std::string_view kHexUpper = "0123456789ABCDEF";
 
-bool is_alpha(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-bool is_digit(char c) {
-    return c >= '0' && c <= '9';
-}
-char lower(char c) {
-    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
+using chars::is_alnum;
+using chars::is_alpha;
+using chars::is_digit;
+using chars::lower;
 
 // One %{...} macro, parsed.
 struct Macro {
@@ -124,10 +121,6 @@ std::optional<std::string> walk(std::string_view text, MacroUse use, Literal&& l
         }
     }
     return std::nullopt;
-}
-
-bool is_alnum(char c) {
-    return is_alpha(c) || is_digit(c);
 }
 
 // toplabel = ( *alphanum ALPHA *alphanum ) / ( 1*alphanum "-" *( alphanum / "-" ) alphanum )

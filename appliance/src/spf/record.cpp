@@ -4,6 +4,7 @@
 
 #include "dkim/mail/header.hpp"
 #include "dkim/spf/macro.hpp"
+#include "chars.hpp"
 
 namespace dkim::spf {
 namespace {
@@ -12,17 +13,13 @@ bool iequals(std::string_view a, std::string_view b) {
     return a.size() == b.size() && mail::ascii_lowercase(a) == mail::ascii_lowercase(b);
 }
 
-bool is_alpha(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
 // name = ALPHA *( ALPHA / DIGIT / "-" / "_" / "." )
 bool is_modifier_name(std::string_view name) {
-    if (name.empty() || !is_alpha(name.front())) {
+    if (name.empty() || !chars::is_alpha(name.front())) {
         return false;
     }
     for (const char c : name) {
-        if (!is_alpha(c) && !(c >= '0' && c <= '9') && c != '-' && c != '_' && c != '.') {
+        if (!chars::is_alpha(c) && !(c >= '0' && c <= '9') && c != '-' && c != '_' && c != '.') {
             return false;
         }
     }

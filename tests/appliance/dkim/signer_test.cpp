@@ -8,7 +8,7 @@
 namespace dkim {
 namespace {
 
-const auto kNow = std::chrono::system_clock::time_point(std::chrono::seconds(1764115200));
+const auto kSignedAt = std::chrono::system_clock::time_point(std::chrono::seconds(1764115200));
 
 mail::HeaderBlock header(std::string text) {
     auto h = mail::HeaderBlock::parse(std::move(text));
@@ -39,7 +39,7 @@ TEST(SignerTest, RefusesMessagesWithoutExactlyOneFrom) {
     auto signer = test::SoftwareSigner::generate(0);
     for (const char* m : {"To: a@example.com\r\n\r\nbody\r\n",
                           "From: a@example.com\r\nFrom: b@evil.example\r\n\r\nbody\r\n"}) {
-        auto out = sign_message(m, {SigningKey{"example.com", "s", signer.get(), {}}}, kNow);
+        auto out = sign_message(m, {SigningKey{"example.com", "s", signer.get(), {}}}, kSignedAt);
         ASSERT_FALSE(out);
         EXPECT_NE(out.error().message.find("From"), std::string::npos);
     }
@@ -51,7 +51,7 @@ TEST(SignerTest, FieldLooksRightAndCarriesTimestamps) {
     options.expire_after = std::chrono::hours(24 * 7);
     auto out = sign_message("From: a@example.com\r\n\r\nbody\r\n",
                             {SigningKey{"Example.COM", "Ed1", signer.get(), "@mail.example.com"}},
-                            kNow, options);
+                            kSignedAt, options);
     ASSERT_TRUE(out) << out.error().message;
     EXPECT_EQ(
         out->rfind("DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=example.com;\r\n"
@@ -70,10 +70,10 @@ TEST(SignerTest, StreamedBodyGivesTheSameSignatureAsOneBuffer) {
     for (const char c : body) {
         streamed.update_body(std::string_view(&c, 1));
     }
-    auto a = streamed.finish(h, kNow);
+    auto a = streamed.finish(h, kSignedAt);
     MessageSigner whole({SigningKey{"example.com", "s", signer.get(), {}}});
     whole.update_body(body);
-    auto b = whole.finish(h, kNow);
+    auto b = whole.finish(h, kSignedAt);
     ASSERT_TRUE(a);
     ASSERT_TRUE(b);
     EXPECT_EQ(*a, *b);
@@ -90,7 +90,7 @@ class FailingSigner final : public Signer {
 TEST(SignerTest, SignerFailureIsAnErrorNotAnUnsignedMessage) {
     FailingSigner failing;
     auto out = sign_message("From: a@example.com\r\n\r\nbody\r\n",
-                            {SigningKey{"example.com", "s", &failing, {}}}, kNow);
+                            {SigningKey{"example.com", "s", &failing, {}}}, kSignedAt);
     ASSERT_FALSE(out);
     EXPECT_NE(out.error().message.find("token not logged in"), std::string::npos);
 }

@@ -137,9 +137,9 @@ TEST_P(Rfc7208Suite, Result) {
     dns::FakeResolver resolver;
     ASSERT_NO_FATAL_FAILURE(load_zone(*c.zone, resolver));
     Identity id;
-    const auto ip = net::IpAddress::parse(c.test["host"].as<std::string>());
-    ASSERT_TRUE(ip) << c.test["host"].as<std::string>();
-    id.ip = *ip;
+    const auto client = net::IpAddress::parse(c.test["host"].as<std::string>());
+    ASSERT_TRUE(client) << c.test["host"].as<std::string>();
+    id.ip = *client;
     id.helo = c.test["helo"].as<std::string>();
     id.mail_from = c.test["mailfrom"].as<std::string>();
     const Checker checker(resolver, "receiver.example.org");
