@@ -38,6 +38,7 @@ std::string_view to_string(AuthResult r) {
         case AuthResult::neutral: return "neutral";
         case AuthResult::temperror: return "temperror";
         case AuthResult::permerror: return "permerror";
+        case AuthResult::softfail: return "softfail";
     }
     return "none";
 }
@@ -77,6 +78,17 @@ std::string render_authentication_results(std::string_view authserv_id,
         out.append(r.method);
         out.push_back('=');
         out.append(to_string(r.result));
+        if (!r.comment.empty()) {
+            out.append(" (");
+            for (const char c : r.comment) {
+                const auto u = static_cast<unsigned char>(c);
+                if (c == '(' || c == ')' || c == '\\') {
+                    out.push_back('\\');  // quoted-pair (RFC 5322 §3.2.2)
+                }
+                out.push_back(u < 32 || u == 127 ? ' ' : c);
+            }
+            out.push_back(')');
+        }
         if (!r.reason.empty()) {
             out.append(" reason=");
             std::string quoted = quote_if_needed(r.reason);
@@ -96,6 +108,82 @@ std::string render_authentication_results(std::string_view authserv_id,
         }
     }
     out.append("\r\n");
+    return out;
+}
+
+std::optional<std::string> authserv_id_of(std::string_view value) {
+    std::size_t i = 0;
+    // CFWS: whitespace, folding and (nested) comments with quoted-pairs.
+    int depth = 0;
+    while (i < value.size()) {
+        const char c = value[i];
+        if (depth > 0) {
+            if (c == '\\') {
+                ++i;
+            } else if (c == '(') {
+                ++depth;
+            } else if (c == ')') {
+                --depth;
+            }
+            ++i;
+        } else if (c == '(') {
+            depth = 1;
+            ++i;
+        } else if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+            ++i;
+        } else {
+            break;
+        }
+    }
+    std::string id;
+    if (i < value.size() && value[i] == '"') {
+        bool closed = false;
+        for (++i; i < value.size(); ++i) {
+            if (value[i] == '\\' && i + 1 < value.size()) {
+                id.push_back(value[++i]);
+            } else if (value[i] == '"') {
+                closed = true;
+                break;
+            } else {
+                id.push_back(value[i]);
+            }
+        }
+        if (!closed) {
+            return std::nullopt;
+        }
+    } else {
+        while (i < value.size() && is_token_char(value[i])) {
+            id.push_back(value[i++]);
+        }
+    }
+    if (!id.empty() && id.back() == '.') {
+        id.pop_back();
+    }
+    if (id.empty()) {
+        return std::nullopt;
+    }
+    return ascii_lowercase(id);
+}
+
+std::string strip_authentication_results(const HeaderBlock& header, std::string_view authserv_id,
+                                         std::size_t& removed) {
+    std::string ours = ascii_lowercase(authserv_id);
+    if (!ours.empty() && ours.back() == '.') {
+        ours.pop_back();
+    }
+    removed = 0;
+    std::string out;
+    out.reserve(header.text().size());
+    for (std::size_t i = 0; i < header.size(); ++i) {
+        if (iequals(header.name(i), "Authentication-Results")) {
+            const auto id = authserv_id_of(header.value(i));
+            if (id && *id == ours) {
+                ++removed;
+                continue;
+            }
+        }
+        out.append(header.raw(i));
+    }
     return out;
 }
 
