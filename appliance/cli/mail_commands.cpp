@@ -2,7 +2,7 @@
 //
 // `sign` is an operator tool: the PIN file is its credential and it logs in for the one
 // message (the daemons sign through just-in-time grants instead). `verify` needs no
-// privileges at all.
+// privileges at all; with --ip it runs the inbound listener's checks (SPF, DKIM, DMARC).
 
 #include <unistd.h>
 
@@ -18,6 +18,7 @@
 #include "dkim/dkim/verifier.hpp"
 #include "dkim/dns/unbound_resolver.hpp"
 #include "dkim/hsm/keys.hpp"
+#include "dkim/inbound/verifier.hpp"
 #include "dkim/hsm/signing_pool.hpp"
 #include "dkim/hsm/token.hpp"
 #include "dkim/ipc/remote_signer.hpp"
@@ -228,6 +229,12 @@ struct VerifyArgs {
     std::string authserv_id;
     bool refuse_body_length = false;
     std::optional<std::int64_t> now;
+    // The inbound checks: the SMTP client's address, HELO name and MAIL FROM address.
+    std::string ip;
+    std::string helo;
+    std::string mail_from;
+    std::string org_domain = "psl";
+    std::string psl_file = dmarc::PublicSuffixList::kDefaultFile;
 };
 
 std::string host_name() {
@@ -236,6 +243,40 @@ std::string host_name() {
         return "localhost";
     }
     return name;
+}
+
+// SPF (MAIL FROM and HELO), DKIM and DMARC as dkim-relayd's inbound listener runs them:
+// prints the Authentication-Results field; the action goes to stderr.
+int run_inbound(const VerifyArgs& args, dns::Resolver& resolver, KeyFetcher& keys,
+                const VerifyOptions& options, const std::string& authserv_id,
+                const WireMessage& message) {
+    const auto client = net::IpAddress::parse(args.ip);
+    if (!client) {
+        std::cerr << "dkim-appliance: --ip: '" << args.ip << "' is not an IP address\n";
+        return kUsage;
+    }
+    inbound::Settings settings;
+    settings.authserv_id = authserv_id;
+    settings.dkim = options;
+    if (args.org_domain == "tree-walk") {
+        settings.dmarc.method = dmarc::OrgDomainMethod::tree_walk;
+    } else {
+        auto psl = dmarc::PublicSuffixList::load(args.psl_file);
+        if (!psl) {
+            return fail(psl.error());
+        }
+        settings.dmarc.psl = *psl;
+    }
+    const inbound::Verifier verifier(resolver, keys, settings);
+    const auto now = now_or(args.now);
+    const inbound::Envelope envelope{*client, args.helo, args.mail_from};
+    const auto spf = verifier.check_spf(
+        envelope, std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count());
+    const inbound::Verdict verdict = verifier.finish(spf, message.crlf, now);
+    std::cout << with_line_endings(verdict.authentication_results, message.lf_input);
+    std::cerr << "dkim-appliance: action: " << inbound::to_string(verdict.action)
+              << (verdict.why.empty() ? "" : " (" + verdict.why + ")") << "\n";
+    return verdict.action == inbound::Action::deliver ? 0 : kFailed;
 }
 
 int run_verify(const VerifyArgs& args) {
@@ -253,11 +294,14 @@ int run_verify(const VerifyArgs& args) {
     KeyFetcher keys(**resolver);
     VerifyOptions options;
     options.allow_body_length = !args.refuse_body_length;
+    const std::string id = args.authserv_id.empty() ? host_name() : args.authserv_id;
+    if (!args.ip.empty()) {
+        return run_inbound(args, **resolver, keys, options, id, message);
+    }
     auto verdicts = verify_message(message.crlf, keys, now_or(args.now), options);
     if (!verdicts) {
         return fail("message: " + verdicts.error().to_string());
     }
-    const std::string id = args.authserv_id.empty() ? host_name() : args.authserv_id;
     std::cout << with_line_endings(
         mail::render_authentication_results(id, to_method_results(*verdicts)), message.lf_input);
     bool any_pass = false;
@@ -313,6 +357,20 @@ void add_mail_commands(CLI::App& app, int& exit_code) {
     verify->add_flag("--refuse-body-length", verify_args->refuse_body_length,
                      "treat signatures with l= as policy failures");
     verify->add_option("--now", verify_args->now, "evaluate t= and x= as of this Unix time");
+    verify->add_option("--ip", verify_args->ip,
+                       "the SMTP client's address: also check SPF and DMARC as the inbound "
+                       "listener does; exit 0 when the message would be delivered, 1 when "
+                       "quarantined or rejected");
+    verify->add_option("--helo", verify_args->helo, "the client's HELO/EHLO name (with --ip)");
+    verify->add_option("--mail-from", verify_args->mail_from,
+                       "the MAIL FROM address, empty for the null reverse-path (with --ip)");
+    verify->add_option("--org-domain", verify_args->org_domain,
+                       "DMARC organizational domains: the Public Suffix List or the DMARCbis DNS "
+                       "tree walk")
+        ->check(CLI::IsMember({"psl", "tree-walk"}))
+        ->capture_default_str();
+    verify->add_option("--psl-file", verify_args->psl_file, "Public Suffix List (libpsl format)")
+        ->capture_default_str();
     verify->callback([&exit_code, verify_args] { exit_code = run_verify(*verify_args); });
 }
 

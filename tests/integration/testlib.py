@@ -28,22 +28,34 @@ def summary():
     return 0
 
 
-class DnsServer:
-    """dnsmasq on 127.0.0.1, answering TXT records for `zone` and NXDOMAIN for the rest of it."""
+def txt_record_line(name, text):
+    """A dnsmasq txt-record line: the text in character-strings of at most 255 octets."""
+    parts = [text[i:i + 255] for i in range(0, len(text), 255)] or [""]
+    return "txt-record=%s,%s\n" % (name, ",".join('"%s"' % p.replace('"', '\\"') for p in parts))
 
-    def __init__(self, folder, records, zone):
+
+class DnsServer:
+    """dnsmasq on 127.0.0.1, answering TXT records (`records`: name -> text, or name -> list
+    of texts) for `zone` and NXDOMAIN for the rest of it. `extra` holds more dnsmasq lines
+    (host-record, mx-host, ptr-record, server=/.../ for names that must time out);
+    `local_zones` more zones it answers alone (reverse zones for PTR records)."""
+
+    def __init__(self, folder, records, zone, extra=(), local_zones=()):
         self.zone = zone
         self.conf = os.path.join(folder, "dnsmasq.conf")
         with open(self.conf, "w") as f:
-            for name, text in records.items():
-                parts = [text[i:i + 255] for i in range(0, len(text), 255)] or [""]
-                f.write("txt-record=%s,%s\n" % (name, ",".join('"%s"' % p for p in parts)))
+            for name, texts in records.items():
+                for text in ([texts] if isinstance(texts, str) else texts):
+                    f.write(txt_record_line(name, text))
+            for line in extra:
+                f.write(line + "\n")
+        locals_ = ["--local=/%s/" % z for z in [zone] + list(local_zones)]
         for attempt in range(20):
             self.port = free_port()
             self.proc = subprocess.Popen(
                 ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-poll",
                  "--bind-interfaces", "--listen-address=127.0.0.1", "--port=%d" % self.port,
-                 "--local=/%s/" % zone, "--pid-file=", "--user=root", "--conf-file=" + self.conf],
+                 "--pid-file=", "--user=root", "--conf-file=" + self.conf] + locals_,
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             if self.wait_ready():
                 return

@@ -97,6 +97,9 @@ mail::MethodResult spf_method_result(const spf::Outcome& outcome, std::string_vi
     } else if (!outcome.mechanism.empty()) {
         r.comment = "matched " + outcome.mechanism;
     }
+    if (outcome.result == spf::Result::fail && !outcome.explanation.empty()) {
+        r.reason = outcome.explanation;  // the domain's exp= text (RFC 7208 §6.2)
+    }
     if (!identity.empty()) {
         r.properties.push_back({std::string(property), std::string(identity)});
     }
