@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "dkim/config/toml_reader.hpp"
+#include "dkim/dns/unbound_resolver.hpp"
 #include "dkim/mail/header.hpp"
 #include "dkim/smtp/protocol.hpp"
 
@@ -213,7 +214,72 @@ void read_next_hop(config::TableReader& r, NextHop& h) {
     r.finish();
 }
 
+Inbound read_inbound(config::TableReader& r, const Config& c) {
+    Inbound in;
+    for (auto d : r.strings("domains").value_or(std::vector<std::string>{})) {
+        d = mail::ascii_lowercase(d);
+        if (!smtp::is_valid_domain(d) || d.front() == '[') {
+            r.fail("domains", "'" + d + "' is not a domain name");
+        }
+        in.domains.push_back(std::move(d));
+    }
+    if (in.domains.empty()) {
+        r.fail("domains", "the recipient domains to receive for are needed (no open relay)");
+    }
+    in.authserv_id = r.string("authserv_id").value_or(c.hostname);
+    if (!smtp::is_valid_domain(in.authserv_id)) {
+        r.fail("authserv_id", "not a valid host name");
+    }
+    in.dmarc_reject = r.boolean("dmarc_reject").value_or(true);
+    if (const auto q = r.string("quarantine")) {
+        if (*q == "header") {
+            in.quarantine = Quarantine::header;
+        } else if (*q == "next_hop") {
+            in.quarantine = Quarantine::next_hop;
+        } else if (*q == "off") {
+            in.quarantine = Quarantine::off;
+        } else {
+            r.fail("quarantine", "expected \"header\", \"next_hop\" or \"off\"");
+        }
+    }
+    in.check_helo = r.boolean("check_helo").value_or(true);
+    if (const auto method = r.string("org_domain")) {
+        if (*method != "psl" && *method != "tree-walk") {
+            r.fail("org_domain", "expected \"psl\" (Public Suffix List) or \"tree-walk\"");
+        }
+        in.tree_walk = *method == "tree-walk";
+    }
+    in.psl_file = r.string("psl_file").value_or(in.psl_file);
+    if (const auto server = r.string("dns_server")) {
+        if (!dns::unbound_forward_address(*server)) {
+            r.fail("dns_server", "expected IP or IP:PORT (\"127.0.0.1:53\", \"[::1]:53\")");
+        }
+        in.dns_server = *server;
+    }
+    in.dns_timeout = r.duration("dns_timeout", std::chrono::milliseconds(100))
+                         .value_or(in.dns_timeout);
+    in.next_hop = c.next_hop;
+    if (auto hop = r.table("next_hop")) {
+        in.next_hop = NextHop{};
+        read_next_hop(*hop, in.next_hop);
+    }
+    if (auto hop = r.table("quarantine_next_hop")) {
+        in.quarantine_next_hop = NextHop{};
+        read_next_hop(*hop, *in.quarantine_next_hop);
+    }
+    if (in.quarantine == Quarantine::next_hop && !in.quarantine_next_hop) {
+        r.fail("quarantine", "quarantine = \"next_hop\" needs an [inbound.quarantine_next_hop]");
+    }
+    r.finish();
+    return in;
+}
+
 }  // namespace
+
+bool Inbound::accepts(std::string_view recipient_domain) const {
+    const std::string d = mail::ascii_lowercase(recipient_domain);
+    return std::find(domains.begin(), domains.end(), d) != domains.end();
+}
 
 Expected<Config, std::string> load_config(const std::string& file) {
     try {
@@ -236,7 +302,17 @@ Expected<Config, std::string> load_config(const std::string& file) {
                 l.fail(listener.tls_key.empty() ? "tls_key" : "tls_certificate",
                        "STARTTLS needs both tls_certificate and tls_key");
             }
+            if (const auto role = l.string("role")) {
+                if (*role == "inbound") {
+                    listener.role = Listener::Role::inbound;
+                } else if (*role != "outbound") {
+                    l.fail("role", "expected \"outbound\" (sign) or \"inbound\" (verify)");
+                }
+            }
             listener.plain_auth = l.boolean("plain_auth").value_or(false);
+            if (listener.plain_auth && listener.role == Listener::Role::inbound) {
+                l.fail("plain_auth", "an inbound listener offers no AUTH");
+            }
             if (listener.plain_auth && !is_loopback(*parse_ip(listener.address.host))) {
                 l.fail("plain_auth", "AUTH without TLS is only allowed on a loopback address");
             }
@@ -338,6 +414,14 @@ Expected<Config, std::string> load_config(const std::string& file) {
         if (auto metrics = r.table("metrics")) {
             c.metrics = endpoint(*metrics, "listen", true);
             metrics->finish();
+        }
+        const bool inbound_listener =
+            std::any_of(c.listeners.begin(), c.listeners.end(),
+                        [](const Listener& l) { return l.role == Listener::Role::inbound; });
+        if (auto inbound = r.table("inbound")) {
+            c.inbound = read_inbound(*inbound, c);
+        } else if (inbound_listener) {
+            r.fail("inbound", "a listener has role = \"inbound\": an [inbound] table is needed");
         }
         r.finish();
         return c;

@@ -7,6 +7,7 @@
 //
 //   [[listen]]
 //   address = "127.0.0.1:2525"              # or "[::1]:2525"
+//   role = "outbound"                       # sign (default), or "inbound": verify
 //   tls_certificate = "/etc/dkim/relay.crt" # enables STARTTLS
 //   tls_key = "/etc/dkim/relay.key"
 //   plain_auth = false                      # AUTH without TLS: only on a loopback address
@@ -40,6 +41,19 @@
 //
 //   [metrics]
 //   listen = "127.0.0.1:9125"               # loopback only
+//
+//   [inbound]                               # the role = "inbound" listeners
+//   domains = ["example.com"]               # recipient domains received for (no open relay)
+//   authserv_id = "mx.example.com"          # Authentication-Results; default: hostname
+//   dmarc_reject = true                     # p=reject failures: 550 5.7.1
+//   quarantine = "header"                   # p=quarantine: "header", "next_hop" or "off"
+//   check_helo = true                       # SPF for the HELO identity too
+//   org_domain = "psl"                      # or "tree-walk" (DMARCbis)
+//   psl_file = "/usr/share/publicsuffix/public_suffix_list.dafsa"
+//   dns_server = "127.0.0.1:53"             # default: /etc/resolv.conf
+//   dns_timeout = "5s"
+//   [inbound.next_hop]                      # default: [next_hop]
+//   [inbound.quarantine_next_hop]           # for quarantine = "next_hop"
 
 #include <array>
 #include <chrono>
@@ -67,7 +81,9 @@ std::optional<Network> parse_network(std::string_view text);
 bool is_loopback(const std::array<unsigned char, 16>& ip);
 
 struct Listener {
+    enum class Role : std::uint8_t { outbound, inbound };
     Endpoint address;
+    Role role = Role::outbound;
     std::string tls_certificate;
     std::string tls_key;
     bool plain_auth = false;
@@ -120,6 +136,27 @@ struct Client {
     bool allows(std::string_view domain) const;
 };
 
+enum class Quarantine : std::uint8_t { header, next_hop, off };
+
+// The verifying listeners' settings (issue: verifying mode).
+struct Inbound {
+    std::vector<std::string> domains;  // lower-case recipient domains
+    std::string authserv_id;
+    bool dmarc_reject = true;
+    Quarantine quarantine = Quarantine::header;
+    bool check_helo = true;
+    bool tree_walk = false;  // DMARC organizational domains by the DNS tree walk
+    std::string psl_file = "/usr/share/publicsuffix/public_suffix_list.dafsa";
+    std::optional<std::string> dns_server;
+    std::chrono::milliseconds dns_timeout{std::chrono::seconds(5)};
+    NextHop next_hop;
+    std::optional<NextHop> quarantine_next_hop;
+    bool accepts(std::string_view recipient_domain) const;
+};
+
+// The header field a quarantined message carries (quarantine = "header").
+inline constexpr std::string_view kQuarantineHeader = "X-Dkim-Appliance-Quarantine";
+
 struct Config {
     std::string file;
     std::string hostname = "localhost";
@@ -133,6 +170,7 @@ struct Config {
     std::vector<SigningDomain> domains;
     std::vector<Client> clients;
     std::optional<Endpoint> metrics;
+    std::optional<Inbound> inbound;
 
     const SigningDomain* domain(std::string_view name) const;
     const Client* client(std::string_view name) const;

@@ -180,11 +180,11 @@ class MaildirNextHop final : public NextHopSession {
 
 class SmtpNextHop final : public NextHopSession, public std::enable_shared_from_this<SmtpNextHop> {
   public:
-    SmtpNextHop(const asio::any_io_executor& executor, const Config& config,
-                ssl::context& tls_context)
+    SmtpNextHop(const asio::any_io_executor& executor, const NextHop& hop,
+                const std::string& hostname, ssl::context& tls_context)
         : executor_(executor),
-          hop_(config.next_hop),
-          hostname_(config.hostname),
+          hop_(hop),
+          hostname_(hostname),
           tls_context_(tls_context),
           watchdog_(executor) {}
 
@@ -491,15 +491,15 @@ class SmtpNextHop final : public NextHopSession, public std::enable_shared_from_
 
 }  // namespace
 
-NextHopFactory make_next_hop(const Config& config, asio::thread_pool& blocking,
-                             ssl::context& client_tls) {
-    if (config.next_hop.kind == NextHop::Kind::maildir) {
-        return [&config, &blocking](const asio::any_io_executor&) {
-            return std::make_shared<MaildirNextHop>(config.next_hop.maildir, blocking);
+NextHopFactory make_next_hop(const NextHop& hop, const std::string& hostname,
+                             asio::thread_pool& blocking, ssl::context& client_tls) {
+    if (hop.kind == NextHop::Kind::maildir) {
+        return [&hop, &blocking](const asio::any_io_executor&) {
+            return std::make_shared<MaildirNextHop>(hop.maildir, blocking);
         };
     }
-    return [&config, &client_tls](const asio::any_io_executor& executor) {
-        return std::make_shared<SmtpNextHop>(executor, config, client_tls);
+    return [&hop, &hostname, &client_tls](const asio::any_io_executor& executor) {
+        return std::make_shared<SmtpNextHop>(executor, hop, hostname, client_tls);
     };
 }
 

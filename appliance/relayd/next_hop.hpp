@@ -46,9 +46,10 @@ class NextHopSession {
 
 using NextHopFactory = std::function<std::shared_ptr<NextHopSession>(const asio::any_io_executor&)>;
 
-// The configured next hop. `blocking` runs the maildir's writes and fsyncs.
-NextHopFactory make_next_hop(const Config& config, asio::thread_pool& blocking,
-                             ssl::context& client_tls);
+// Sessions to `hop` (which must outlive the factory), greeting it as `hostname`. `blocking`
+// runs the maildir's writes and fsyncs.
+NextHopFactory make_next_hop(const NextHop& hop, const std::string& hostname,
+                             asio::thread_pool& blocking, ssl::context& client_tls);
 
 // A reply made here rather than by a peer.
 smtp::Reply local_reply(int code, std::string enhanced, std::string text);

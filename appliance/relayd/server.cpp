@@ -27,29 +27,79 @@ Relay::~Relay() {
     }
 }
 
-Expected<void, std::string> Relay::open() {
-    harden(client_tls_);
+Expected<NextHopFactory, std::string> Relay::next_hop(const NextHop& hop, const std::string& key) {
+    auto tls = std::make_unique<ssl::context>(ssl::context::tls_client);
+    harden(*tls);
     error_code ec;
-    if (!config_.next_hop.ca_file.empty()) {
-        client_tls_.load_verify_file(config_.next_hop.ca_file, ec);
+    if (!hop.ca_file.empty()) {
+        tls->load_verify_file(hop.ca_file, ec);
     } else {
-        client_tls_.set_default_verify_paths(ec);
+        tls->set_default_verify_paths(ec);
     }
     if (ec) {
-        return unexpected(config_.file +
-                          ": key 'next_hop.ca_file': cannot load CA certificates: " + ec.message());
+        return unexpected(config_.file + ": key '" + key +
+                          ".ca_file': cannot load CA certificates: " + ec.message());
     }
-    context_ =
-        std::make_unique<RelayContext>(RelayContext{config_,
-                                                    workers_,
-                                                    signing_,
-                                                    make_next_hop(config_, workers_, client_tls_),
-                                                    metrics_,
-                                                    0,
-                                                    {},
-                                                    0,
-                                                    0});
+    client_tls_.push_back(std::move(tls));
+    return make_next_hop(hop, config_.hostname, workers_, *client_tls_.back());
+}
+
+Expected<void, std::string> Relay::open_inbound() {
+    const Inbound& in = *config_.inbound;
+    dns::UnboundOptions dns_options;
+    dns_options.upstream = in.dns_server;
+    dns_options.timeout = in.dns_timeout;
+    auto resolver = dns::UnboundResolver::create(dns_options);
+    if (!resolver) {
+        return unexpected(config_.file + ": [inbound]: " + resolver.error());
+    }
+    resolver_ = std::move(*resolver);
+    keys_ = std::make_unique<KeyFetcher>(*resolver_);
+    inbound::Settings settings;
+    settings.authserv_id = in.authserv_id;
+    settings.check_helo = in.check_helo;
+    settings.reject_dmarc = in.dmarc_reject;
+    settings.quarantine_dmarc = in.quarantine != Quarantine::off;
+    if (in.tree_walk) {
+        settings.dmarc.method = dmarc::OrgDomainMethod::tree_walk;
+    } else {
+        auto psl = dmarc::PublicSuffixList::load(in.psl_file);
+        if (!psl) {
+            return unexpected(config_.file + ": key 'inbound.psl_file': " + psl.error());
+        }
+        settings.dmarc.psl = *psl;
+    }
+    verifier_ = std::make_unique<inbound::Verifier>(*resolver_, *keys_, settings);
+    context_->inbound = verifier_.get();
+    auto hop = next_hop(in.next_hop, "inbound.next_hop");
+    if (!hop) {
+        return unexpected(hop.error());
+    }
+    context_->inbound_next_hop = std::move(*hop);
+    if (in.quarantine_next_hop) {
+        auto quarantine = next_hop(*in.quarantine_next_hop, "inbound.quarantine_next_hop");
+        if (!quarantine) {
+            return unexpected(quarantine.error());
+        }
+        context_->quarantine_next_hop = std::move(*quarantine);
+    }
+    return {};
+}
+
+Expected<void, std::string> Relay::open() {
+    error_code ec;
+    auto primary = next_hop(config_.next_hop, "next_hop");
+    if (!primary) {
+        return unexpected(primary.error());
+    }
+    context_ = std::make_unique<RelayContext>(RelayContext{
+        config_, workers_, signing_, std::move(*primary), metrics_, 0, {}, 0, 0});
     context_->id_salt = std::random_device{}();
+    if (config_.inbound) {
+        if (auto opened = open_inbound(); !opened) {
+            return opened;
+        }
+    }
     for (std::size_t i = 0; i < config_.listeners.size(); ++i) {
         const Listener& l = config_.listeners[i];
         auto tls = std::make_unique<ssl::context>(ssl::context::tls_server);

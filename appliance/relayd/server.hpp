@@ -7,7 +7,10 @@
 #include <vector>
 
 #include "config.hpp"
+#include "dkim/dkim/key_fetcher.hpp"
+#include "dkim/dns/unbound_resolver.hpp"
 #include "dkim/expected.hpp"
+#include "dkim/inbound/verifier.hpp"
 #include "io.hpp"
 #include "metrics.hpp"
 #include "session.hpp"
@@ -33,6 +36,9 @@ class Relay {
 
   private:
     void accept(std::size_t listener);
+    // A next hop with its own client TLS context; `key` names it in errors.
+    Expected<NextHopFactory, std::string> next_hop(const NextHop& hop, const std::string& key);
+    Expected<void, std::string> open_inbound();
 
     // Destroyed bottom-up: the acceptors, then the I/O context (which destroys the sessions
     // still pending, and they use everything above it).
@@ -40,8 +46,13 @@ class Relay {
     asio::thread_pool workers_;
     RelayMetrics metrics_;
     SigningService signing_;
-    ssl::context client_tls_{ssl::context::tls_client};
+    // One client TLS context per next hop (each may name its own CA file).
+    std::vector<std::unique_ptr<ssl::context>> client_tls_;
     std::vector<std::unique_ptr<ssl::context>> server_tls_;
+    // The inbound checks, when [inbound] is configured.
+    std::unique_ptr<dns::UnboundResolver> resolver_;
+    std::unique_ptr<KeyFetcher> keys_;
+    std::unique_ptr<inbound::Verifier> verifier_;
     std::unique_ptr<RelayContext> context_;
     asio::io_context io_{1};
     std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;

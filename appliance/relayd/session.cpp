@@ -66,7 +66,8 @@ Session::Session(RelayContext& relay, const Listener& listener, ssl::context& tl
       listener_(listener),
       stream_(std::move(socket), tls),
       watchdog_(stream_.socket().get_executor()),
-      in_(relay.config.limits.command_line) {
+      in_(relay.config.limits.command_line),
+      inbound_(listener.role == Listener::Role::inbound && relay.inbound != nullptr) {
     error_code ec;
     const auto remote = stream_.socket().remote_endpoint(ec);
     if (!ec) {
@@ -212,6 +213,9 @@ std::string Session::client_name() const {
 }
 
 bool Session::auth_offered() const {
+    if (inbound_) {
+        return false;
+    }
     const bool any_password = std::any_of(config_.clients.begin(), config_.clients.end(),
                                           [](const Client& c) { return !c.password_hash.empty(); });
     return any_password && (stream_.tls() || listener_.plain_auth);
@@ -348,6 +352,7 @@ awaitable<void> Session::ehlo(const smtp::Command& c, bool extended) {
     co_await reset_transaction();
     greeted_ = true;
     ehlo_ = extended;
+    helo_name_ = c.argument;
     if (!extended) {
         reply(250, "", config_.hostname);
         co_return;
@@ -426,8 +431,30 @@ awaitable<void> Session::mail(const smtp::Command& c) {
         reply(553, "5.6.7", "Non-ASCII addresses need the SMTPUTF8 parameter (RFC 6531)");
         co_return;
     }
-    const Client* who = client();
-    if (who == nullptr) {
+    if (inbound_) {
+        // SPF now, for both identities (the result waits for DMARC at the final dot). Its DNS
+        // lookups block: they run on the workers.
+        const auto ip = net::IpAddress::parse(address_text_);
+        if (!ip) {
+            reply(451, "4.3.0", "Cannot read the client address");
+            co_return;
+        }
+        const inbound::Envelope envelope{*ip, helo_name_, path->address};
+        const inbound::Envelope* e = &envelope;
+        const inbound::Verifier* verifier = relay_.inbound;
+        t.spf = co_await run_blocking(relay_.workers, [verifier, e] {
+            const auto now = std::chrono::system_clock::now().time_since_epoch();
+            return verifier->check_spf(*e,
+                                       std::chrono::duration_cast<std::chrono::seconds>(now).count());
+        });
+        if (!next_hop_) {
+            next_hop_ = relay_.inbound_next_hop(stream_.socket().get_executor());
+        }
+    }
+    const Client* who = inbound_ ? nullptr : client();
+    if (inbound_) {
+        // Anyone may send to the domains received for (rcpt() checks them).
+    } else if (who == nullptr) {
         if (auth_offered()) {
             reply(530, "5.7.0", "Authentication required");
         } else if (listener_.tls() && !stream_.tls()) {
@@ -437,7 +464,7 @@ awaitable<void> Session::mail(const smtp::Command& c) {
         }
         co_return;
     }
-    if (!path->address.empty() && !who->allows(path->domain)) {
+    if (!inbound_ && !path->address.empty() && !who->allows(path->domain)) {
         reply(550, "5.7.1",
               "Client " + who->name + " may not send mail from the domain " + path->domain);
         co_return;
@@ -485,6 +512,14 @@ awaitable<void> Session::rcpt(const smtp::Command& c) {
     }
     if (txn_.recipients.size() >= config_.limits.recipients) {
         reply(452, "4.5.3", "Too many recipients");
+        co_return;
+    }
+    // Inbound: only the configured domains (and the local <Postmaster>, RFC 5321 §4.5.1).
+    if (inbound_ && !path->domain.empty() && !config_.inbound->accepts(path->domain)) {
+        if (!error_counted()) {
+            reply(550, "5.7.1", "Relaying denied: " + path->domain.substr(0, 255) +
+                                    " is not a domain this server receives mail for");
+        }
         co_return;
     }
     co_await flush();
@@ -555,8 +590,8 @@ awaitable<void> Session::data(const smtp::Command& c) {
         }
     };
     auto progress = [&]() {
-        if (decoder.oversized()) {
-            return;
+        if (decoder.oversized() || inbound_) {
+            return;  // inbound messages are checked whole, after the final dot
         }
         if (!header && header_error.empty()) {
             // The empty line: CRLF at the very start, or CRLF CRLF.
@@ -654,6 +689,10 @@ awaitable<void> Session::data(const smtp::Command& c) {
                      "valid signature",
                  "-", "");
         co_await reset_transaction();
+        co_return;
+    }
+    if (inbound_) {
+        co_await finish_inbound(decoder.size(), decoder.eight_bit());
         co_return;
     }
     if (!header && header_error.empty()) {
@@ -914,6 +953,122 @@ awaitable<void> Session::auth(const smtp::Command& c) {
     }
     auth_client_ = candidate;
     reply(235, "2.7.0", "Authentication successful");
+}
+
+// --- inbound ---------------------------------------------------------------------------------
+
+awaitable<void> Session::finish_inbound(std::uint64_t size, bool eight_bit) {
+    const auto finished = Clock::now();
+    const inbound::Verifier* verifier = relay_.inbound;
+    const inbound::SpfResults* spf = &*txn_.spf;
+    const std::string* message = &message_;
+    const inbound::Verdict verdict = co_await run_blocking(relay_.workers, [verifier, spf, message] {
+        return verifier->finish(*spf, *message, std::chrono::system_clock::now());
+    });
+    auto done = [&](RelayMetrics::Outcome outcome, int code, std::string_view enhanced,
+                    const std::string& text, const std::string& action,
+                    const std::string& hop_state) {
+        reply(code, enhanced, text);
+        relay_.metrics.transaction(outcome);
+        relay_.metrics.transaction_latency().observe(Clock::now() - finished);
+        log_inbound(&verdict, size, action, hop_state, code);
+        if (!hop_state.empty()) {
+            txn_.active = false;
+        }
+    };
+    if (verdict.action == inbound::Action::reject) {
+        done(RelayMetrics::Outcome::rejected, 550, "5.7.1", one_line(verdict.why), "reject", "");
+        co_await reset_transaction();
+        co_return;
+    }
+    // Forged results first: every Authentication-Results field claiming our authserv-id goes.
+    std::size_t header_end = message_.find("\r\n\r\n");
+    header_end = message_.starts_with("\r\n") ? 0
+                 : header_end == std::string::npos ? message_.size()
+                                                   : header_end + 2;
+    auto header = mail::HeaderBlock::parse(message_.substr(0, header_end));
+    if (!header) {
+        done(RelayMetrics::Outcome::rejected, 554, "5.6.0",
+             "Malformed header section: " + header.error().to_string(), "reject", "");
+        co_await reset_transaction();
+        co_return;
+    }
+    std::size_t forged = 0;
+    std::string forwarded = mail::strip_authentication_results(
+        *header, config_.inbound->authserv_id, forged);
+    forwarded.append(message_, header_end, std::string::npos);
+    std::string prefix = verdict.authentication_results;
+    const bool quarantine = verdict.action == inbound::Action::quarantine &&
+                            config_.inbound->quarantine != Quarantine::off;
+    if (quarantine && config_.inbound->quarantine == Quarantine::header) {
+        prefix += std::string(kQuarantineHeader) + ": " + one_line(verdict.why) + "\r\n";
+    }
+    smtp::Reply answer;
+    if (quarantine && config_.inbound->quarantine == Quarantine::next_hop) {
+        answer = co_await quarantine_to_next_hop(prefix, forwarded, eight_bit);
+    } else {
+        answer = co_await next_hop_->data(prefix, forwarded, eight_bit);
+    }
+    const std::string action = quarantine ? "quarantine" : "deliver";
+    if (answer.positive()) {
+        relay_.metrics.bytes_out(prefix.size() + forwarded.size());
+        done(RelayMetrics::Outcome::delivered, 250, "2.0.0",
+             std::string(quarantine ? "Ok: quarantined" : "Ok: verified") +
+                 " and accepted by the next hop: " + one_line(answer.summary()),
+             action, answer.summary());
+    } else {
+        done(answer.code < 500 ? RelayMetrics::Outcome::deferred_hop
+                               : RelayMetrics::Outcome::rejected,
+             answer.code,
+             answer.enhanced.empty() ? (answer.code < 500 ? "4.4.0" : "5.0.0") : answer.enhanced,
+             "Next hop: " + one_line(answer.text), action, answer.summary());
+    }
+    co_await reset_transaction();
+}
+
+awaitable<smtp::Reply> Session::quarantine_to_next_hop(const std::string& prefix,
+                                                       const std::string& message,
+                                                       bool eight_bit) {
+    // The primary hop's transaction is abandoned; the quarantine hop gets MAIL, every RCPT
+    // and the message. Any refusal there is the client's answer: nothing is lost.
+    co_await next_hop_->reset();
+    txn_.active = false;
+    auto hop = relay_.quarantine_next_hop(stream_.socket().get_executor());
+    const MailCommand command{txn_.sender, txn_.declared_size, txn_.eight_bit, txn_.smtputf8};
+    smtp::Reply answer = co_await hop->mail(command);
+    for (std::size_t i = 0; answer.positive() && i < txn_.recipients.size(); ++i) {
+        answer = co_await hop->rcpt(txn_.recipients[i]);
+    }
+    if (answer.positive()) {
+        answer = co_await hop->data(prefix, message, eight_bit);
+    } else if (answer.code >= 500) {
+        // A refusal by the quarantine hop must not become a permanent bounce of the message.
+        answer = local_reply(451, "4.3.0", "Quarantine refused the transaction: " + answer.text);
+    }
+    co_await hop->quit();
+    co_return answer;
+}
+
+void Session::log_inbound(const inbound::Verdict* verdict, std::uint64_t size,
+                          const std::string& action, const std::string& next_hop,
+                          int reply_code) {
+    std::string dkim;
+    for (const auto& s : verdict->dkim) {
+        dkim += (dkim.empty() ? "" : ",") + std::string(mail::to_string(s.result));
+    }
+    (void)std::fprintf(
+        stderr,
+        "dkim-relayd: inbound id=%s.%llu ip=%s helo=%s mail_from_domain=%s from_domain=%s "
+        "size=%llu rcpts=%zu spf=%s dkim=%s dmarc=%s action=%s next_hop=%s reply=%d\n",
+        id_.c_str(), static_cast<unsigned long long>(++transactions_), address_text_.c_str(),
+        text::json_quote(helo_name_).c_str(),
+        verdict->spf.mail_from.domain.empty() ? "-" : verdict->spf.mail_from.domain.c_str(),
+        verdict->from_domain.empty() ? "-" : verdict->from_domain.c_str(),
+        static_cast<unsigned long long>(size), txn_.recipients.size(),
+        std::string(spf::to_string(verdict->spf.mail_from.result)).c_str(),
+        dkim.empty() ? "none" : dkim.c_str(),
+        std::string(dmarc::to_string(verdict->dmarc.result)).c_str(), action.c_str(),
+        text::json_quote(next_hop.empty() ? "-" : next_hop).c_str(), reply_code);
 }
 
 void Session::log_transaction(const std::string& from_domain, std::uint64_t size,

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "config.hpp"
+#include "dkim/inbound/verifier.hpp"
 #include "dkim/mail/header.hpp"
 #include "dkim/smtp/protocol.hpp"
 #include "io.hpp"
@@ -42,6 +43,11 @@ struct RelayContext {
     // Where plain-text sessions read into: there is one I/O thread, and a session copies the
     // bytes out before it waits again, so idle sessions hold no read buffer of their own.
     std::array<char, 65536> scratch{};
+    // The verifying listeners (role = "inbound"), when [inbound] is configured: the checks
+    // (thread-safe, run on the workers) and where their mail goes.
+    const inbound::Verifier* inbound = nullptr;
+    NextHopFactory inbound_next_hop{};
+    NextHopFactory quarantine_next_hop{};
 };
 
 // Verifies an AUTH password against a client's Argon2id hash (blocking; on a worker). An
@@ -64,6 +70,7 @@ class Session : public std::enable_shared_from_this<Session> {
         bool eight_bit = false;
         bool smtputf8 = false;
         std::chrono::steady_clock::time_point started;
+        std::optional<inbound::SpfResults> spf;  // inbound: checked at MAIL FROM
     };
 
     awaitable<void> run();
@@ -76,6 +83,11 @@ class Session : public std::enable_shared_from_this<Session> {
     awaitable<void> starttls(const smtp::Command& c);
     awaitable<void> auth(const smtp::Command& c);
     awaitable<void> reset_transaction();
+    // Inbound, after the final dot: the checks, then reject, quarantine or forward.
+    awaitable<void> finish_inbound(std::uint64_t size, bool eight_bit);
+    // Inbound quarantine = "next_hop": the transaction again, to the quarantine hop.
+    awaitable<smtp::Reply> quarantine_to_next_hop(const std::string& prefix,
+                                                  const std::string& message, bool eight_bit);
 
     // Reads more input; false on end of stream, error or timeout (then timed_out_ says so).
     awaitable<bool> fill(std::chrono::milliseconds timeout);
@@ -92,6 +104,8 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     std::string client_name() const;
     bool auth_offered() const;
+    void log_inbound(const inbound::Verdict* verdict, std::uint64_t size, const std::string& action,
+                     const std::string& next_hop, int reply_code);
     void log_transaction(const std::string& from_domain, std::uint64_t size,
                          const std::string& selectors, const std::string& signing,
                          const std::string& next_hop, int reply_code,
@@ -109,6 +123,8 @@ class Session : public std::enable_shared_from_this<Session> {
     smtp::LineBuffer in_;
     std::string out_;
     std::unique_ptr<std::array<char, 16384>> tls_buffer_;  // once TLS is on
+    const bool inbound_;     // a verifying listener: no AUTH, no signing
+    std::string helo_name_;  // the EHLO/HELO argument, for SPF
     bool closing_ = false;
     bool timed_out_ = false;
     bool counted_ = false;

@@ -102,6 +102,18 @@ TEST_F(RelayConfigTest, ErrorsNameFileLineColumnAndKey) {
          "password_hash", "Argon2id"},
         {listen + hop + "[metrics]\nlisten = \"0.0.0.0:9100\"\n", "metrics.listen", "loopback"},
         {hop, "listen", "at least one"},
+        {"[[listen]]\naddress = \"127.0.0.1:25\"\nrole = \"both\"\n" + hop, "role", "inbound"},
+        {"[[listen]]\naddress = \"127.0.0.1:25\"\nrole = \"inbound\"\n" + hop, "inbound",
+         "[inbound] table"},
+        {listen + hop + "[inbound]\n", "inbound.domains", "no open relay"},
+        {listen + hop + "[inbound]\ndomains = [\"example.com\"]\nquarantine = \"next_hop\"\n",
+         "inbound.quarantine", "quarantine_next_hop"},
+        {listen + hop + "[inbound]\ndomains = [\"example.com\"]\norg_domain = \"guess\"\n",
+         "inbound.org_domain", "tree-walk"},
+        {listen + hop + "[inbound]\ndomains = [\"example.com\"]\ndns_server = \"dns.example\"\n",
+         "inbound.dns_server", "IP:PORT"},
+        {listen + hop + "[inbound]\ndomains = [\"example.com\"]\n[inbound.next_hop]\nurl = \"x\"\n",
+         "inbound.next_hop.url", "smtp://"},
     };
     for (const auto& c : cases) {
         auto loaded = load(c.text);
@@ -110,6 +122,29 @@ TEST_F(RelayConfigTest, ErrorsNameFileLineColumnAndKey) {
         EXPECT_NE(loaded.error().find(c.key), std::string::npos) << loaded.error();
         EXPECT_NE(loaded.error().find(c.says), std::string::npos) << loaded.error();
     }
+}
+
+TEST_F(RelayConfigTest, InboundListenersGetTheirOwnSettings) {
+    auto c = load(
+        "hostname = \"mx.example.com\"\n"
+        "[[listen]]\naddress = \"127.0.0.1:25\"\nrole = \"inbound\"\n"
+        "[next_hop]\nurl = \"maildir:/m\"\n"
+        "[inbound]\ndomains = [\"Example.COM\"]\norg_domain = \"tree-walk\"\n"
+        "quarantine = \"next_hop\"\ndns_server = \"127.0.0.1:5353\"\ndns_timeout = \"2s\"\n"
+        "[inbound.quarantine_next_hop]\nurl = \"maildir:/q\"\n");
+    ASSERT_TRUE(c) << c.error();
+    EXPECT_EQ(c->listeners.at(0).role, Listener::Role::inbound);
+    ASSERT_TRUE(c->inbound);
+    EXPECT_TRUE(c->inbound->accepts("example.com"));
+    EXPECT_TRUE(c->inbound->accepts("EXAMPLE.com"));
+    EXPECT_FALSE(c->inbound->accepts("sub.example.com"));
+    EXPECT_EQ(c->inbound->authserv_id, "mx.example.com");  // the hostname by default
+    EXPECT_TRUE(c->inbound->tree_walk);
+    EXPECT_TRUE(c->inbound->dmarc_reject);
+    EXPECT_EQ(c->inbound->quarantine, Quarantine::next_hop);
+    EXPECT_EQ(c->inbound->next_hop.maildir, "/m");  // [next_hop] unless overridden
+    EXPECT_EQ(c->inbound->quarantine_next_hop->maildir, "/q");
+    EXPECT_EQ(c->inbound->dns_timeout, std::chrono::seconds(2));
 }
 
 TEST(EndpointTest, Parses) {
