@@ -287,6 +287,24 @@ Evaluation Evaluator::evaluate(const Identifiers& ids) const {
         out.reason = "alignment: " + alignment_error;
         return out;
     }
+    // An aligned identifier that could not be checked (DNS) might have passed: enforcing a
+    // policy on a DNS failure would refuse legitimate mail, so the result is temperror.
+    const auto aligned_temperror = [&](const std::string& domain, Alignment mode) {
+        auto a = aligned(domain, from, mode);
+        return !a || *a;
+    };
+    if (ids.spf_temperror && aligned_temperror(ids.spf_domain, record.aspf)) {
+        out.result = Result::temperror;
+        out.reason = "SPF for " + normalize(ids.spf_domain) + " failed on DNS";
+        return out;
+    }
+    for (const std::string& d : ids.dkim_temperror_domains) {
+        if (aligned_temperror(d, record.adkim)) {
+            out.result = Result::temperror;
+            out.reason = "a DKIM key of " + normalize(d) + " could not be fetched (DNS)";
+            return out;
+        }
+    }
     out.result = Result::fail;
     if (found->domain == from) {
         out.requested = record.p;

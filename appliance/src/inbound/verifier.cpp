@@ -166,9 +166,12 @@ Verdict Verifier::finish(SpfResults spf, std::string_view message,
     }
 
     std::vector<std::string> dkim_pass;
+    std::vector<std::string> dkim_temperror;
     for (const SignatureVerdict& s : v.dkim) {
         if (s.result == mail::AuthResult::pass && !s.domain.empty()) {
             dkim_pass.push_back(s.domain);
+        } else if (s.result == mail::AuthResult::temperror && !s.domain.empty()) {
+            dkim_temperror.push_back(s.domain);
         }
     }
     auto domains = from_domains(message);
@@ -190,6 +193,8 @@ Verdict Verifier::finish(SpfResults spf, std::string_view message,
             ids.spf_pass = mf.result == spf::Result::pass;
             ids.spf_domain = mf.domain;
             ids.dkim_pass_domains = dkim_pass;
+            ids.spf_temperror = mf.result == spf::Result::temperror;
+            ids.dkim_temperror_domains = dkim_temperror;
             dmarc::Evaluation e = dmarc_.evaluate(ids);
             results.push_back(dmarc_method_result(e, domain));
             const bool worse = e.result == dmarc::Result::fail &&

@@ -207,6 +207,22 @@ TEST_P(DmarcEval, DnsFailureIsTemperror) {
     EXPECT_EQ(run(from("example.com")).result, Result::temperror);
 }
 
+TEST_P(DmarcEval, AnAlignedIdentifierLostToDnsIsTemperrorNotFail) {
+    dns_.set_txt("_dmarc.example.com", {"v=DMARC1; p=reject"});
+    Identifiers ids = from("example.com");
+    ids.spf_domain = "example.com";
+    ids.spf_temperror = true;
+    EXPECT_EQ(run(ids).result, Result::temperror);
+    ids.spf_temperror = false;
+    ids.dkim_temperror_domains = {"mail.example.com"};
+    EXPECT_EQ(run(ids).result, Result::temperror);
+    // A DNS failure of an unrelated domain changes nothing.
+    ids.dkim_temperror_domains = {"other.example"};
+    const Evaluation e = run(ids);
+    EXPECT_EQ(e.result, Result::fail);
+    EXPECT_EQ(e.disposition, Policy::reject);
+}
+
 TEST_P(DmarcEval, NoFromDomainIsPermerror) {
     EXPECT_EQ(run(from("")).result, Result::permerror);
     EXPECT_EQ(run(from("localhost")).result, Result::permerror);

@@ -52,6 +52,10 @@ struct Identifiers {
     bool spf_pass = false;     // the SPF result for spf_domain was pass
     std::string spf_domain;    // RFC5321.MailFrom domain (or HELO for the null path)
     std::vector<std::string> dkim_pass_domains;  // d= of each signature that verified
+    // Identifiers whose check failed on DNS (temperror): when one of them is aligned, a
+    // missing pass is no proof of a fail, and the result is temperror instead.
+    bool spf_temperror = false;
+    std::vector<std::string> dkim_temperror_domains;
 };
 
 struct Evaluation {
