@@ -18,9 +18,9 @@
 #include "dkim/dkim/verifier.hpp"
 #include "dkim/dns/unbound_resolver.hpp"
 #include "dkim/hsm/keys.hpp"
-#include "dkim/inbound/verifier.hpp"
 #include "dkim/hsm/signing_pool.hpp"
 #include "dkim/hsm/token.hpp"
+#include "dkim/inbound/verifier.hpp"
 #include "dkim/ipc/remote_signer.hpp"
 #include "dkim/provisioning/keys.hpp"
 #include "dkim/signing/token_signer.hpp"
@@ -364,9 +364,10 @@ void add_mail_commands(CLI::App& app, int& exit_code) {
     verify->add_option("--helo", verify_args->helo, "the client's HELO/EHLO name (with --ip)");
     verify->add_option("--mail-from", verify_args->mail_from,
                        "the MAIL FROM address, empty for the null reverse-path (with --ip)");
-    verify->add_option("--org-domain", verify_args->org_domain,
-                       "DMARC organizational domains: the Public Suffix List or the DMARCbis DNS "
-                       "tree walk")
+    verify
+        ->add_option("--org-domain", verify_args->org_domain,
+                     "DMARC organizational domains: the Public Suffix List or the DMARCbis DNS "
+                     "tree walk")
         ->check(CLI::IsMember({"psl", "tree-walk"}))
         ->capture_default_str();
     verify->add_option("--psl-file", verify_args->psl_file, "Public Suffix List (libpsl format)")

@@ -256,8 +256,8 @@ Inbound read_inbound(config::TableReader& r, const Config& c) {
         }
         in.dns_server = *server;
     }
-    in.dns_timeout = r.duration("dns_timeout", std::chrono::milliseconds(100))
-                         .value_or(in.dns_timeout);
+    in.dns_timeout =
+        r.duration("dns_timeout", std::chrono::milliseconds(100)).value_or(in.dns_timeout);
     in.next_hop = c.next_hop;
     if (auto hop = r.table("next_hop")) {
         in.next_hop = NextHop{};

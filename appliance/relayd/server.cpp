@@ -92,8 +92,8 @@ Expected<void, std::string> Relay::open() {
     if (!primary) {
         return unexpected(primary.error());
     }
-    context_ = std::make_unique<RelayContext>(RelayContext{
-        config_, workers_, signing_, std::move(*primary), metrics_, 0, {}, 0, 0});
+    context_ = std::make_unique<RelayContext>(
+        RelayContext{config_, workers_, signing_, std::move(*primary), metrics_, 0, {}, 0, 0});
     context_->id_salt = std::random_device{}();
     if (config_.inbound) {
         if (auto opened = open_inbound(); !opened) {

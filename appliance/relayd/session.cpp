@@ -444,8 +444,8 @@ awaitable<void> Session::mail(const smtp::Command& c) {
         const inbound::Verifier* verifier = relay_.inbound;
         t.spf = co_await run_blocking(relay_.workers, [verifier, e] {
             const auto now = std::chrono::system_clock::now().time_since_epoch();
-            return verifier->check_spf(*e,
-                                       std::chrono::duration_cast<std::chrono::seconds>(now).count());
+            return verifier->check_spf(
+                *e, std::chrono::duration_cast<std::chrono::seconds>(now).count());
         });
         if (!next_hop_) {
             next_hop_ = relay_.inbound_next_hop(stream_.socket().get_executor());
@@ -517,8 +517,9 @@ awaitable<void> Session::rcpt(const smtp::Command& c) {
     // Inbound: only the configured domains (and the local <Postmaster>, RFC 5321 §4.5.1).
     if (inbound_ && !path->domain.empty() && !config_.inbound->accepts(path->domain)) {
         if (!error_counted()) {
-            reply(550, "5.7.1", "Relaying denied: " + path->domain.substr(0, 255) +
-                                    " is not a domain this server receives mail for");
+            reply(550, "5.7.1",
+                  "Relaying denied: " + path->domain.substr(0, 255) +
+                      " is not a domain this server receives mail for");
         }
         co_return;
     }
@@ -962,9 +963,10 @@ awaitable<void> Session::finish_inbound(std::uint64_t size, bool eight_bit) {
     const inbound::Verifier* verifier = relay_.inbound;
     const inbound::SpfResults* spf = &*txn_.spf;
     const std::string* message = &message_;
-    const inbound::Verdict verdict = co_await run_blocking(relay_.workers, [verifier, spf, message] {
-        return verifier->finish(*spf, *message, std::chrono::system_clock::now());
-    });
+    const inbound::Verdict verdict =
+        co_await run_blocking(relay_.workers, [verifier, spf, message] {
+            return verifier->finish(*spf, *message, std::chrono::system_clock::now());
+        });
     auto done = [&](RelayMetrics::Outcome outcome, int code, std::string_view enhanced,
                     const std::string& text, const std::string& action,
                     const std::string& hop_state) {
@@ -983,7 +985,7 @@ awaitable<void> Session::finish_inbound(std::uint64_t size, bool eight_bit) {
     }
     // Forged results first: every Authentication-Results field claiming our authserv-id goes.
     std::size_t header_end = message_.find("\r\n\r\n");
-    header_end = message_.starts_with("\r\n") ? 0
+    header_end = message_.starts_with("\r\n")      ? 0
                  : header_end == std::string::npos ? message_.size()
                                                    : header_end + 2;
     auto header = mail::HeaderBlock::parse(message_.substr(0, header_end));
@@ -994,8 +996,8 @@ awaitable<void> Session::finish_inbound(std::uint64_t size, bool eight_bit) {
         co_return;
     }
     std::size_t forged = 0;
-    std::string forwarded = mail::strip_authentication_results(
-        *header, config_.inbound->authserv_id, forged);
+    std::string forwarded =
+        mail::strip_authentication_results(*header, config_.inbound->authserv_id, forged);
     forwarded.append(message_, header_end, std::string::npos);
     std::string prefix = verdict.authentication_results;
     const bool quarantine = verdict.action == inbound::Action::quarantine &&
@@ -1027,8 +1029,7 @@ awaitable<void> Session::finish_inbound(std::uint64_t size, bool eight_bit) {
 }
 
 awaitable<smtp::Reply> Session::quarantine_to_next_hop(const std::string& prefix,
-                                                       const std::string& message,
-                                                       bool eight_bit) {
+                                                       const std::string& message, bool eight_bit) {
     // The primary hop's transaction is abandoned; the quarantine hop gets MAIL, every RCPT
     // and the message. Any refusal there is the client's answer: nothing is lost.
     co_await next_hop_->reset();
@@ -1050,8 +1051,7 @@ awaitable<smtp::Reply> Session::quarantine_to_next_hop(const std::string& prefix
 }
 
 void Session::log_inbound(const inbound::Verdict* verdict, std::uint64_t size,
-                          const std::string& action, const std::string& next_hop,
-                          int reply_code) {
+                          const std::string& action, const std::string& next_hop, int reply_code) {
     std::string dkim;
     for (const auto& s : verdict->dkim) {
         dkim += (dkim.empty() ? "" : ",") + std::string(mail::to_string(s.result));

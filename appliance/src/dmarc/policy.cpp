@@ -75,16 +75,11 @@ std::string PublicSuffixList::organizational_domain(std::string_view domain) con
 
 std::string_view to_string(Result result) {
     switch (result) {
-        case Result::none:
-            return "none";
-        case Result::pass:
-            return "pass";
-        case Result::fail:
-            return "fail";
-        case Result::temperror:
-            return "temperror";
-        case Result::permerror:
-            return "permerror";
+        case Result::none: return "none";
+        case Result::pass: return "pass";
+        case Result::fail: return "fail";
+        case Result::temperror: return "temperror";
+        case Result::permerror: return "permerror";
     }
     return "none";
 }

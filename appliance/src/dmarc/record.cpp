@@ -82,12 +82,9 @@ std::vector<std::string> uri_list(std::string_view value) {
 
 std::string_view to_string(Policy policy) {
     switch (policy) {
-        case Policy::none:
-            return "none";
-        case Policy::quarantine:
-            return "quarantine";
-        case Policy::reject:
-            return "reject";
+        case Policy::none: return "none";
+        case Policy::quarantine: return "quarantine";
+        case Policy::reject: return "reject";
     }
     return "none";
 }

@@ -25,16 +25,11 @@ Answer with_status(LookupStatus status) {
 
 std::string_view to_string(RecordType type) {
     switch (type) {
-        case RecordType::a:
-            return "A";
-        case RecordType::aaaa:
-            return "AAAA";
-        case RecordType::mx:
-            return "MX";
-        case RecordType::ptr:
-            return "PTR";
-        case RecordType::txt:
-            return "TXT";
+        case RecordType::a: return "A";
+        case RecordType::aaaa: return "AAAA";
+        case RecordType::mx: return "MX";
+        case RecordType::ptr: return "PTR";
+        case RecordType::txt: return "TXT";
     }
     return "?";
 }

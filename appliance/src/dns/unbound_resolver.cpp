@@ -81,18 +81,10 @@ std::vector<std::string> records(RecordType type, const ub_result& result) {
         std::optional<std::string> value;
         unsigned preference = 0;
         switch (type) {
-            case RecordType::txt:
-                value = txt_rdata(data);
-                break;
-            case RecordType::a:
-                value = address_rdata(data, AF_INET);
-                break;
-            case RecordType::aaaa:
-                value = address_rdata(data, AF_INET6);
-                break;
-            case RecordType::ptr:
-                value = wire_name(data);
-                break;
+            case RecordType::txt: value = txt_rdata(data); break;
+            case RecordType::a: value = address_rdata(data, AF_INET); break;
+            case RecordType::aaaa: value = address_rdata(data, AF_INET6); break;
+            case RecordType::ptr: value = wire_name(data); break;
             case RecordType::mx:
                 if (data.size() > 2) {
                     preference = static_cast<unsigned>(static_cast<unsigned char>(data[0])) << 8 |

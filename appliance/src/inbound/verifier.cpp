@@ -10,36 +10,24 @@ namespace {
 
 mail::AuthResult auth_result(spf::Result r) {
     switch (r) {
-        case spf::Result::none:
-            return mail::AuthResult::none;
-        case spf::Result::neutral:
-            return mail::AuthResult::neutral;
-        case spf::Result::pass:
-            return mail::AuthResult::pass;
-        case spf::Result::fail:
-            return mail::AuthResult::fail;
-        case spf::Result::softfail:
-            return mail::AuthResult::softfail;
-        case spf::Result::temperror:
-            return mail::AuthResult::temperror;
-        case spf::Result::permerror:
-            return mail::AuthResult::permerror;
+        case spf::Result::none: return mail::AuthResult::none;
+        case spf::Result::neutral: return mail::AuthResult::neutral;
+        case spf::Result::pass: return mail::AuthResult::pass;
+        case spf::Result::fail: return mail::AuthResult::fail;
+        case spf::Result::softfail: return mail::AuthResult::softfail;
+        case spf::Result::temperror: return mail::AuthResult::temperror;
+        case spf::Result::permerror: return mail::AuthResult::permerror;
     }
     return mail::AuthResult::none;
 }
 
 mail::AuthResult auth_result(dmarc::Result r) {
     switch (r) {
-        case dmarc::Result::none:
-            return mail::AuthResult::none;
-        case dmarc::Result::pass:
-            return mail::AuthResult::pass;
-        case dmarc::Result::fail:
-            return mail::AuthResult::fail;
-        case dmarc::Result::temperror:
-            return mail::AuthResult::temperror;
-        case dmarc::Result::permerror:
-            return mail::AuthResult::permerror;
+        case dmarc::Result::none: return mail::AuthResult::none;
+        case dmarc::Result::pass: return mail::AuthResult::pass;
+        case dmarc::Result::fail: return mail::AuthResult::fail;
+        case dmarc::Result::temperror: return mail::AuthResult::temperror;
+        case dmarc::Result::permerror: return mail::AuthResult::permerror;
     }
     return mail::AuthResult::none;
 }
@@ -77,12 +65,9 @@ Expected<std::vector<std::string>, std::string> from_domains(std::string_view me
 
 std::string_view to_string(Action action) {
     switch (action) {
-        case Action::deliver:
-            return "deliver";
-        case Action::quarantine:
-            return "quarantine";
-        case Action::reject:
-            return "reject";
+        case Action::deliver: return "deliver";
+        case Action::quarantine: return "quarantine";
+        case Action::reject: return "reject";
     }
     return "deliver";
 }
@@ -128,7 +113,8 @@ mail::MethodResult dmarc_method_result(const dmarc::Evaluation& e, std::string_v
 
 Verifier::Verifier(dns::Resolver& resolver, KeyFetcher& keys, Settings settings,
                    std::function<unsigned()> percent)
-    : keys_(keys), settings_(std::move(settings)),
+    : keys_(keys),
+      settings_(std::move(settings)),
       spf_(resolver, settings_.authserv_id, settings_.spf_limits),
       dmarc_(resolver, settings_.dmarc, std::move(percent)) {}
 
@@ -197,9 +183,9 @@ Verdict Verifier::finish(SpfResults spf, std::string_view message,
             ids.dkim_temperror_domains = dkim_temperror;
             dmarc::Evaluation e = dmarc_.evaluate(ids);
             results.push_back(dmarc_method_result(e, domain));
-            const bool worse = e.result == dmarc::Result::fail &&
-                               (v.dmarc.result != dmarc::Result::fail ||
-                                e.disposition > v.dmarc.disposition);
+            const bool worse =
+                e.result == dmarc::Result::fail &&
+                (v.dmarc.result != dmarc::Result::fail || e.disposition > v.dmarc.disposition);
             if (first || worse) {
                 v.dmarc = std::move(e);
                 v.from_domain = domain;

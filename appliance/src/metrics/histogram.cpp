@@ -1,7 +1,7 @@
-#include "dkim/metrics/exporter.hpp"
-
 #include <algorithm>
 #include <cstdio>
+
+#include "dkim/metrics/exporter.hpp"
 
 namespace dkim::metrics {
 

@@ -64,14 +64,10 @@ bool same_or_subdomain(std::string_view name, std::string_view domain) {
 
 Result qualifier_result(Qualifier q) {
     switch (q) {
-        case Qualifier::pass:
-            return Result::pass;
-        case Qualifier::fail:
-            return Result::fail;
-        case Qualifier::softfail:
-            return Result::softfail;
-        case Qualifier::neutral:
-            return Result::neutral;
+        case Qualifier::pass: return Result::pass;
+        case Qualifier::fail: return Result::fail;
+        case Qualifier::softfail: return Result::softfail;
+        case Qualifier::neutral: return Result::neutral;
     }
     return Result::neutral;
 }
@@ -87,8 +83,13 @@ class Evaluation {
     Evaluation(dns::Resolver& resolver, const Limits& limits, std::string_view receiver,
                const net::IpAddress& ip, std::string_view sender, std::string_view helo,
                std::int64_t now)
-        : resolver_(resolver), limits_(limits), receiver_(receiver), ip_(ip.unmapped()),
-          sender_(sender), helo_(helo), now_(now) {
+        : resolver_(resolver),
+          limits_(limits),
+          receiver_(receiver),
+          ip_(ip.unmapped()),
+          sender_(sender),
+          helo_(helo),
+          now_(now) {
         const std::size_t at = sender_.rfind('@');
         local_part_ = at == std::string::npos ? std::string() : sender_.substr(0, at);
         sender_domain_ = at == std::string::npos ? sender_ : sender_.substr(at + 1);
@@ -207,9 +208,9 @@ class Evaluation {
     std::optional<Abort> count_void(const dns::Answer& answer) {
         if (answer.status != dns::LookupStatus::found || answer.records.empty()) {
             if (++void_lookups_ > limits_.void_lookups) {
-                return Abort{Result::permerror,
-                             "more than " + std::to_string(limits_.void_lookups) +
-                                 " void DNS lookups (RFC 7208 section 4.6.4)"};
+                return Abort{Result::permerror, "more than " +
+                                                    std::to_string(limits_.void_lookups) +
+                                                    " void DNS lookups (RFC 7208 section 4.6.4)"};
             }
         }
         return std::nullopt;
@@ -232,9 +233,9 @@ class Evaluation {
         const dns::RecordType type = ip_.is_v4() ? dns::RecordType::a : dns::RecordType::aaaa;
         const dns::Answer answer = resolver_.lookup(name, type);
         if (answer.status == dns::LookupStatus::temporary_failure) {
-            return unexpected(Abort{Result::temperror, std::string(dns::to_string(type)) +
-                                                           " lookup for " + name + ": " +
-                                                           answer.error});
+            return unexpected(Abort{
+                Result::temperror,
+                std::string(dns::to_string(type)) + " lookup for " + name + ": " + answer.error});
         }
         if (count_voids) {
             if (auto abort = count_void(answer)) {
@@ -252,15 +253,13 @@ class Evaluation {
 
     std::variant<Match, Abort> match(const Directive& d, const std::string& domain, int depth) {
         switch (d.mechanism) {
-            case Mechanism::all:
-                return Match::yes;
+            case Mechanism::all: return Match::yes;
             case Mechanism::ip4:
             case Mechanism::ip6: {
                 const unsigned prefix = d.mechanism == Mechanism::ip4 ? d.cidr4 : d.cidr6;
                 return d.network && ip_.in_network(*d.network, prefix) ? Match::yes : Match::no;
             }
-            default:
-                break;
+            default: break;
         }
         if (auto counted = count_term(); counted) {
             return std::move(*counted);
@@ -273,18 +272,14 @@ class Evaluation {
             case Mechanism::include: {
                 Step step = evaluate(*target, depth + 1);
                 switch (step.result) {
-                    case Result::pass:
-                        return Match::yes;
+                    case Result::pass: return Match::yes;
                     case Result::fail:
                     case Result::softfail:
-                    case Result::neutral:
-                        return Match::no;
-                    case Result::temperror:
-                        return Abort{Result::temperror, step.problem};
+                    case Result::neutral: return Match::no;
+                    case Result::temperror: return Abort{Result::temperror, step.problem};
                     case Result::none:
                         return Abort{Result::permerror, "include:" + *target + ": no SPF record"};
-                    case Result::permerror:
-                        return Abort{Result::permerror, step.problem};
+                    case Result::permerror: return Abort{Result::permerror, step.problem};
                 }
                 return Match::no;
             }
@@ -333,8 +328,7 @@ class Evaluation {
                 }
                 return a.records.empty() ? Match::no : Match::yes;
             }
-            default:
-                return Match::no;
+            default: return Match::no;
         }
     }
 
@@ -416,20 +410,13 @@ class Evaluation {
 
 std::string_view to_string(Result result) {
     switch (result) {
-        case Result::none:
-            return "none";
-        case Result::neutral:
-            return "neutral";
-        case Result::pass:
-            return "pass";
-        case Result::fail:
-            return "fail";
-        case Result::softfail:
-            return "softfail";
-        case Result::temperror:
-            return "temperror";
-        case Result::permerror:
-            return "permerror";
+        case Result::none: return "none";
+        case Result::neutral: return "neutral";
+        case Result::pass: return "pass";
+        case Result::fail: return "fail";
+        case Result::softfail: return "softfail";
+        case Result::temperror: return "temperror";
+        case Result::permerror: return "permerror";
     }
     return "none";
 }

@@ -233,44 +233,25 @@ Expected<std::string, std::string> expand_macros(std::string_view text, const Ma
         text, use, [&](std::string_view literal) { out += literal; },
         [&](const Macro& m) -> std::optional<std::string> {
             switch (m.letter) {
-                case 's':
-                    out += render(m, context.sender);
-                    break;
-                case 'l':
-                    out += render(m, context.local_part);
-                    break;
-                case 'o':
-                    out += render(m, context.sender_domain);
-                    break;
-                case 'd':
-                    out += render(m, context.domain);
-                    break;
-                case 'i':
-                    out += render(m, context.ip.to_dotted());
-                    break;
+                case 's': out += render(m, context.sender); break;
+                case 'l': out += render(m, context.local_part); break;
+                case 'o': out += render(m, context.sender_domain); break;
+                case 'd': out += render(m, context.domain); break;
+                case 'i': out += render(m, context.ip.to_dotted()); break;
                 case 'p':
                     if (!validated) {
                         validated = context.validated_name ? context.validated_name() : "unknown";
                     }
                     out += render(m, *validated);
                     break;
-                case 'h':
-                    out += render(m, context.helo);
-                    break;
-                case 'v':
-                    out += render(m, context.ip.is_v4() ? "in-addr" : "ip6");
-                    break;
-                case 'c':
-                    out += render(m, context.ip.to_string());
-                    break;
+                case 'h': out += render(m, context.helo); break;
+                case 'v': out += render(m, context.ip.is_v4() ? "in-addr" : "ip6"); break;
+                case 'c': out += render(m, context.ip.to_string()); break;
                 case 'r':
                     out += render(m, context.receiver.empty() ? "unknown" : context.receiver);
                     break;
-                case 't':
-                    out += render(m, std::to_string(context.timestamp));
-                    break;
-                default:
-                    return "unknown macro letter";
+                case 't': out += render(m, std::to_string(context.timestamp)); break;
+                default: return "unknown macro letter";
             }
             return std::nullopt;
         });

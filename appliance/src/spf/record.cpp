@@ -2,9 +2,9 @@
 
 #include <charconv>
 
+#include "chars.hpp"
 #include "dkim/mail/header.hpp"
 #include "dkim/spf/macro.hpp"
-#include "chars.hpp"
 
 namespace dkim::spf {
 namespace {
@@ -99,8 +99,7 @@ Expected<Directive, std::string> parse_directive(std::string_view term) {
             d.qualifier = Qualifier::neutral;
             rest.remove_prefix(1);
             break;
-        default:
-            break;
+        default: break;
     }
     const std::size_t sep = rest.find_first_of(":/");
     const std::string name = mail::ascii_lowercase(rest.substr(0, sep));
@@ -183,22 +182,14 @@ Expected<Directive, std::string> parse_directive(std::string_view term) {
 
 std::string_view to_string(Mechanism mechanism) {
     switch (mechanism) {
-        case Mechanism::all:
-            return "all";
-        case Mechanism::include:
-            return "include";
-        case Mechanism::a:
-            return "a";
-        case Mechanism::mx:
-            return "mx";
-        case Mechanism::ptr:
-            return "ptr";
-        case Mechanism::ip4:
-            return "ip4";
-        case Mechanism::ip6:
-            return "ip6";
-        case Mechanism::exists:
-            return "exists";
+        case Mechanism::all: return "all";
+        case Mechanism::include: return "include";
+        case Mechanism::a: return "a";
+        case Mechanism::mx: return "mx";
+        case Mechanism::ptr: return "ptr";
+        case Mechanism::ip4: return "ip4";
+        case Mechanism::ip6: return "ip6";
+        case Mechanism::exists: return "exists";
     }
     return "?";
 }
@@ -211,11 +202,8 @@ unsigned Record::dns_terms() const {
             case Mechanism::a:
             case Mechanism::mx:
             case Mechanism::ptr:
-            case Mechanism::exists:
-                ++n;
-                break;
-            default:
-                break;
+            case Mechanism::exists: ++n; break;
+            default: break;
         }
     }
     return n;

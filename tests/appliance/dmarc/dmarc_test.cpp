@@ -29,7 +29,8 @@ TEST(DmarcRecord, ParsesEveryTag) {
     EXPECT_EQ(r->pct, 30U);
     EXPECT_TRUE(r->testing);
     EXPECT_EQ(r->psd, PsdFlag::no);
-    EXPECT_EQ(r->rua, (std::vector<std::string>{"mailto:agg@example.com", "mailto:b@example.net!10m"}));
+    EXPECT_EQ(r->rua,
+              (std::vector<std::string>{"mailto:agg@example.com", "mailto:b@example.net!10m"}));
     EXPECT_EQ(r->ruf.size(), 1U);
 }
 
@@ -73,9 +74,9 @@ TEST(DmarcRecord, BadOptionalValuesFallBackToDefaults) {
 }
 
 TEST(DmarcTreeWalk, NamesToQuery) {
-    EXPECT_EQ(tree_walk_names("a.mail.example.com"),
-              (std::vector<std::string>{"a.mail.example.com", "mail.example.com", "example.com",
-                                        "com"}));
+    EXPECT_EQ(
+        tree_walk_names("a.mail.example.com"),
+        (std::vector<std::string>{"a.mail.example.com", "mail.example.com", "example.com", "com"}));
     // 8 labels or more: the domain, then straight to its last 7 labels.
     EXPECT_EQ(tree_walk_names("a.b.c.d.e.f.g.h.example.com").size(), 8U);
     EXPECT_EQ(tree_walk_names("a.b.c.d.e.f.g.h.example.com")[1], "d.e.f.g.h.example.com");

@@ -2,13 +2,12 @@
 // dkimpy, an independent signer), DMARC, the Authentication-Results field and the action;
 // forged Authentication-Results fields stripped.
 
-#include "dkim/inbound/verifier.hpp"
-
 #include <gtest/gtest.h>
 
 #include <string>
 
 #include "dkim/dns/resolver.hpp"
+#include "dkim/inbound/verifier.hpp"
 #include "dkim/mail/authentication_results.hpp"
 #include "software_signer.hpp"
 
@@ -99,8 +98,7 @@ TEST_F(InboundTest, DmarcFailuresFollowThePolicyAndTheSettings) {
     EXPECT_EQ(v.dmarc.result, dmarc::Result::fail);
     EXPECT_EQ(v.action, Action::reject);
     EXPECT_NE(v.why.find("football.example.com"), std::string::npos) << v.why;
-    EXPECT_NE(v.authentication_results.find("dmarc=fail (p=reject dis=reject)"),
-              std::string::npos)
+    EXPECT_NE(v.authentication_results.find("dmarc=fail (p=reject dis=reject)"), std::string::npos)
         << v.authentication_results;
 
     settings_.reject_dmarc = false;  // then a reject policy is quarantined

@@ -54,9 +54,9 @@ void load_zone(const YAML::Node& zonedata, dns::FakeResolver& resolver) {
         for (const auto& rr : entry.second) {
             if (rr.IsScalar()) {
                 ASSERT_EQ(rr.as<std::string>(), "TIMEOUT") << name;
-                for (const auto type : {dns::RecordType::a, dns::RecordType::aaaa,
-                                        dns::RecordType::mx, dns::RecordType::ptr,
-                                        dns::RecordType::txt}) {
+                for (const auto type :
+                     {dns::RecordType::a, dns::RecordType::aaaa, dns::RecordType::mx,
+                      dns::RecordType::ptr, dns::RecordType::txt}) {
                     if (!answered.count(type)) {
                         resolver.set_status(name, type, dns::LookupStatus::temporary_failure);
                     }
@@ -100,7 +100,8 @@ void load_zone(const YAML::Node& zonedata, dns::FakeResolver& resolver) {
             const bool timed_out = !answered.count(dns::RecordType::txt);
             resolver.set_txt(name, txt);
             if (timed_out) {
-                resolver.set_status(name, dns::RecordType::txt, dns::LookupStatus::temporary_failure);
+                resolver.set_status(name, dns::RecordType::txt,
+                                    dns::LookupStatus::temporary_failure);
             }
         }
     }
@@ -156,8 +157,8 @@ TEST_P(Rfc7208Suite, Result) {
     }
     const std::string got(to_string(out.result));
     EXPECT_TRUE(expected.count(got))
-        << c.name << ": " << c.test["description"].as<std::string>("") << "\n  got " << got
-        << " (" << out.mechanism << out.problem << "), expected " << YAML::Dump(result);
+        << c.name << ": " << c.test["description"].as<std::string>("") << "\n  got " << got << " ("
+        << out.mechanism << out.problem << "), expected " << YAML::Dump(result);
     if (c.test["explanation"] && out.result == Result::fail) {
         const std::string want = c.test["explanation"].as<std::string>();
         if (want != "DEFAULT") {

@@ -52,8 +52,7 @@ TEST(SpfMacro, Rfc7208Examples) {
              {"%{lr-}.lp._spf.%{d2}", "bad.strong.lp._spf.example.com"},
              {"%{lr-}.lp.%{ir}.%{v}._spf.%{d2}",
               "bad.strong.lp.3.2.0.192.in-addr._spf.example.com"},
-             {"%{ir}.%{v}.%{l1r-}.lp._spf.%{d2}",
-              "3.2.0.192.in-addr.strong.lp._spf.example.com"},
+             {"%{ir}.%{v}.%{l1r-}.lp._spf.%{d2}", "3.2.0.192.in-addr.strong.lp._spf.example.com"},
              {"%{d2}.trusted-domains.example.net", "example.com.trusted-domains.example.net"},
              {"%%%_%-", "% %20"},
          }) {
@@ -64,8 +63,9 @@ TEST(SpfMacro, Rfc7208Examples) {
     c.ip = ip("2001:db8::cb01");
     auto v6 = expand_macros("%{ir}.%{v}._spf.%{d2}", c, MacroUse::domain_spec);
     ASSERT_TRUE(v6);
-    EXPECT_EQ(*v6,
-              "1.0.b.c.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6._spf.example.com");
+    EXPECT_EQ(
+        *v6,
+        "1.0.b.c.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6._spf.example.com");
 }
 
 TEST(SpfMacro, UppercaseLettersAreUrlEscaped) {
@@ -86,7 +86,8 @@ TEST(SpfMacro, RefusesWhatTheGrammarDoesNot) {
 }
 
 TEST(SpfMacro, DomainSpecEndsInAToplabelOrAMacro) {
-    for (const char* good : {"example.com", "example.com.", "%{d}", "foo.%{d2}", "a-1.x-2", "x.1-2"}) {
+    for (const char* good :
+         {"example.com", "example.com.", "%{d}", "foo.%{d2}", "a-1.x-2", "x.1-2"}) {
         EXPECT_FALSE(domain_spec_error(good)) << good;
     }
     for (const char* bad : {"com", "com.", "example.123", "example.com-", "", "foo.-com"}) {
@@ -95,9 +96,10 @@ TEST(SpfMacro, DomainSpecEndsInAToplabelOrAMacro) {
 }
 
 TEST(SpfRecord, Parses) {
-    auto r = parse_record("v=spf1 +a mx/24//64 -ip4:192.0.2.0/24 ~ip6:2001:db8::/32 "
-                          "?include:_spf.example.com exists:%{i}.x.example ptr:example.org "
-                          "redirect=_spf.example.net exp=why.%{d} x-future=%{d}  ");
+    auto r = parse_record(
+        "v=spf1 +a mx/24//64 -ip4:192.0.2.0/24 ~ip6:2001:db8::/32 "
+        "?include:_spf.example.com exists:%{i}.x.example ptr:example.org "
+        "redirect=_spf.example.net exp=why.%{d} x-future=%{d}  ");
     ASSERT_TRUE(r) << r.error();
     ASSERT_EQ(r->directives.size(), 7U);
     EXPECT_EQ(r->directives[1].mechanism, Mechanism::mx);
@@ -111,12 +113,12 @@ TEST(SpfRecord, Parses) {
 }
 
 TEST(SpfRecord, RefusesWholeRecordOnAnySyntaxError) {
-    for (const char* bad : {
-             "v=spf1 a:", "v=spf1 ip4:192.0.2.1/33", "v=spf1 ip4:2001:db8::1", "v=spf1 ip6:1.2.3.4",
-             "v=spf1 a/024", "v=spf1 mx//129", "v=spf1 foo", "v=spf1 all:x", "v=spf1 ptr/24",
-             "v=spf1 redirect=a.example redirect=b.example", "v=spf1 exp=a.example exp=b.example",
-             "v=spf1 include", "v=spf1 -all\x01", "v=spf1 a:\xc3\xa9.example", "v=spf1 1x=y",
-             "v=spf1 x=%{z}", "v=spf1\ta", "v=spf1 ip4:192.0.2.1/"}) {
+    for (const char* bad :
+         {"v=spf1 a:", "v=spf1 ip4:192.0.2.1/33", "v=spf1 ip4:2001:db8::1", "v=spf1 ip6:1.2.3.4",
+          "v=spf1 a/024", "v=spf1 mx//129", "v=spf1 foo", "v=spf1 all:x", "v=spf1 ptr/24",
+          "v=spf1 redirect=a.example redirect=b.example", "v=spf1 exp=a.example exp=b.example",
+          "v=spf1 include", "v=spf1 -all\x01", "v=spf1 a:\xc3\xa9.example", "v=spf1 1x=y",
+          "v=spf1 x=%{z}", "v=spf1\ta", "v=spf1 ip4:192.0.2.1/"}) {
         auto r = parse_record(bad);
         EXPECT_FALSE(r) << bad;
         if (!r) {

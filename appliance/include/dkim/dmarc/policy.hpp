@@ -48,9 +48,9 @@ enum class Result : std::uint8_t { none, pass, fail, temperror, permerror };
 std::string_view to_string(Result result);
 
 struct Identifiers {
-    std::string from_domain;   // the RFC5322.From domain
-    bool spf_pass = false;     // the SPF result for spf_domain was pass
-    std::string spf_domain;    // RFC5321.MailFrom domain (or HELO for the null path)
+    std::string from_domain;  // the RFC5322.From domain
+    bool spf_pass = false;    // the SPF result for spf_domain was pass
+    std::string spf_domain;   // RFC5321.MailFrom domain (or HELO for the null path)
     std::vector<std::string> dkim_pass_domains;  // d= of each signature that verified
     // Identifiers whose check failed on DNS (temperror): when one of them is aligned, a
     // missing pass is no proof of a fail, and the result is temperror instead.
