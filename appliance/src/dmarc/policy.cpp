@@ -310,10 +310,8 @@ Evaluation Evaluator::evaluate(const Identifiers& ids) const {
     }
     out.disposition = out.requested;
     if (out.requested != Policy::none) {
-        if (record.testing) {
-            out.disposition = one_lower(out.requested);
-            out.sampled_out = true;
-        } else if (record.pct < 100 && percent_() >= record.pct) {
+        // t=y (DMARCbis testing) or outside pct= (RFC 7489 sampling): one level lower.
+        if (record.testing || (record.pct < 100 && percent_() >= record.pct)) {
             out.disposition = one_lower(out.requested);
             out.sampled_out = true;
         }

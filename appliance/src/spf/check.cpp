@@ -185,7 +185,7 @@ class Evaluation {
             }
             auto target = target_domain(*record->redirect, domain);
             if (!target) {
-                return aborted(std::move(target.error()));
+                return aborted(target.error());
             }
             Step step = evaluate(*target, depth + 1);
             if (step.result == Result::none) {
@@ -266,7 +266,7 @@ class Evaluation {
         }
         auto target = target_domain(d.domain_spec, domain);
         if (!target) {
-            return std::move(target.error());
+            return target.error();
         }
         switch (d.mechanism) {
             case Mechanism::include: {
@@ -286,7 +286,7 @@ class Evaluation {
             case Mechanism::a: {
                 auto matched = address_match(*target, d, true);
                 if (!matched) {
-                    return std::move(matched.error());
+                    return matched.error();
                 }
                 return *matched ? Match::yes : Match::no;
             }
@@ -306,7 +306,7 @@ class Evaluation {
                 for (const std::string& host : mx.records) {
                     auto matched = address_match(host, d, false);
                     if (!matched) {
-                        return std::move(matched.error());
+                        return matched.error();
                     }
                     if (*matched) {
                         return Match::yes;
