@@ -39,7 +39,7 @@ SENDERS = ["good.example", "bad.example", "soft.example", "slow.example", "many.
            "signed.example"]
 
 
-def zone(blackhole_port, ed_public):
+def zone(blackhole_port, ed_public, query_log):
     txt = {
         "good.example": "v=spf1 ip4:127.0.0.1 -all",
         "_dmarc.good.example": "v=DMARC1; p=reject",
@@ -55,7 +55,10 @@ def zone(blackhole_port, ed_public):
         "_dmarc.signed.example": "v=DMARC1; p=reject; adkim=s",
         "ed._domainkey.signed.example": "v=DKIM1; k=ed25519; p=" + ed_public,
     }
-    extra = ["server=/x.slow.example/127.0.0.1#%d" % blackhole_port]
+    # Answers carry a TTL (dnsmasq's own records have none by default), and every query is
+    # logged: the DNS cache check counts them.
+    extra = ["server=/x.slow.example/127.0.0.1#%d" % blackhole_port, "local-ttl=3", "log-queries",
+             "log-facility=" + query_log]
     extra += ["host-record=h%d.many.example,192.0.2.%d" % (i, 10 + i) for i in range(11)]
     return txt, extra
 
@@ -152,7 +155,8 @@ def group_verify(cli, relayd):
     ed_public = base64.b64encode(bytes(ed_key.verify_key)).decode()
     with tempfile.TemporaryDirectory(prefix="inbound-") as folder:
         os.chmod(folder, 0o755)
-        txt, extra = zone(blackhole.getsockname()[1], ed_public)
+        query_log = os.path.join(folder, "dnsmasq-queries.log")
+        txt, extra = zone(blackhole.getsockname()[1], ed_public, query_log)
         server = DnsServer(folder, txt, SENDERS[0], extra=extra, local_zones=SENDERS[1:])
         inbox = make_maildir(folder, "inbox")
         quarantine_box = make_maildir(folder, "quarantine")
@@ -160,6 +164,7 @@ def group_verify(cli, relayd):
         relay.start()
         try:
             run_checks(cli, relay, server, inbox, ed_seed)
+            cache_checks(relay, query_log)
             relay.stop()
             # quarantine = "next_hop": the message goes to its own maildir, the inbox gets nothing.
             before = len(mailbox(inbox))
@@ -277,6 +282,25 @@ def run_checks(cli, relay, server, inbox, ed_seed):
                          input=message("joe@bad.example", "cli"), capture_output=True, timeout=60)
     check(out.returncode == 1 and b"dmarc=fail" in out.stdout and b"action: reject" in out.stderr,
           "dkim-appliance verify --ip: the same verdict (exit %d, %s)" % (out.returncode, out.stderr.decode().strip()))
+
+
+def cache_checks(relay, query_log):
+    """libunbound's cache in the relay: repeated checks of one domain ask the server once per
+    TTL (3 s here), and ask again once it ran out."""
+    def queries():
+        with open(query_log, errors="replace") as f:
+            return len(re.findall(r"query\[TXT\] _dmarc\.good\.example from", f.read()))
+
+    time.sleep(3.5)  # what earlier checks cached has expired
+    before = queries()
+    for i in range(3):
+        swaks(relay.port, "joe@good.example", message("joe@good.example", "cached %d" % i))
+    first = queries() - before
+    check(first == 1, "DNS cache: three messages within the TTL, one query for _dmarc.good.example (%d)" % first)
+    time.sleep(3.5)
+    swaks(relay.port, "joe@good.example", message("joe@good.example", "expired"))
+    check(queries() - before == 2, "DNS cache: after the TTL, the record is asked for again (%d)"
+          % (queries() - before))
 
 
 def main():
