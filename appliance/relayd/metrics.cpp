@@ -29,6 +29,22 @@ std::string RelayMetrics::render() const {
         out += std::string("dkim_relayd_transactions_total{outcome=\"") + kOutcomes[i] + "\"} " +
                std::to_string(transactions_[i].load()) + "\n";
     }
+    static constexpr const char* kDmarc[] = {"none", "pass", "fail", "temperror", "permerror"};
+    static constexpr const char* kActionNames[] = {"deliver", "quarantine", "reject"};
+    out +=
+        "# HELP dkim_relayd_inbound_messages_total Messages checked by inbound listeners, by "
+        "DMARC result and action.\n"
+        "# TYPE dkim_relayd_inbound_messages_total counter\n";
+    for (std::size_t d = 0; d < kDmarcResults; ++d) {
+        for (std::size_t a = 0; a < kActions; ++a) {
+            out += std::string("dkim_relayd_inbound_messages_total{dmarc=\"") + kDmarc[d] +
+                   "\",action=\"" + kActionNames[a] + "\"} " +
+                   std::to_string(inbound_[d * kActions + a].load()) + "\n";
+        }
+    }
+    inbound_latency_.render(out, "dkim_relayd_inbound_check_seconds",
+                            "Time of the DKIM, DMARC and Authentication-Results checks at the "
+                            "end of DATA (SPF ran at MAIL FROM).");
     signing_.render(out, "dkim_relayd_signing_seconds",
                     "Time to sign one message through dkim-signerd, self-check included.");
     transaction_.render(out, "dkim_relayd_transaction_seconds",

@@ -37,6 +37,17 @@ class RelayMetrics {
         return transactions_[static_cast<std::size_t>(outcome)].load();
     }
 
+    // Inbound listeners: one count per checked message, by DMARC result and action
+    // (indexes as in dmarc::Result and inbound::Action), and the time the checks took.
+    static constexpr std::size_t kDmarcResults = 5;
+    static constexpr std::size_t kActions = 3;
+    void inbound_checked(std::size_t dmarc_result, std::size_t action) {
+        if (dmarc_result < kDmarcResults && action < kActions) {
+            ++inbound_[dmarc_result * kActions + action];
+        }
+    }
+    metrics::Histogram& inbound_latency() { return inbound_latency_; }
+
     std::string render() const;
 
   private:
@@ -49,6 +60,8 @@ class RelayMetrics {
     std::atomic<std::uint64_t> bytes_out_{0};
     metrics::Histogram signing_;
     metrics::Histogram transaction_;
+    std::array<std::atomic<std::uint64_t>, kDmarcResults * kActions> inbound_{};
+    metrics::Histogram inbound_latency_;
 };
 
 }  // namespace dkim::relayd

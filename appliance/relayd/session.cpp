@@ -967,6 +967,9 @@ awaitable<void> Session::finish_inbound(std::uint64_t size, bool eight_bit) {
         co_await run_blocking(relay_.workers, [verifier, spf, message] {
             return verifier->finish(*spf, *message, std::chrono::system_clock::now());
         });
+    relay_.metrics.inbound_latency().observe(Clock::now() - finished);
+    relay_.metrics.inbound_checked(static_cast<std::size_t>(verdict.dmarc.result),
+                                   static_cast<std::size_t>(verdict.action));
     auto done = [&](RelayMetrics::Outcome outcome, int code, std::string_view enhanced,
                     const std::string& text, const std::string& action,
                     const std::string& hop_state) {

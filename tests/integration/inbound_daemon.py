@@ -79,6 +79,7 @@ class InboundRelay:
             f.write('hostname = "%s"\nsignerd_socket = "%s/none.sock"\n' % (AUTHSERV, folder))
             f.write('[[listen]]\naddress = "127.0.0.1:%d"\nrole = "inbound"\n' % self.port)
             f.write('[next_hop]\nurl = "maildir:%s"\n' % maildir)
+            f.write('[metrics]\nlisten = "127.0.0.1:0"\n')
             f.write('[inbound]\ndomains = ["%s"]\ndns_server = "%s"\ndns_timeout = "1500ms"\n'
                     'quarantine = "%s"\n' % (RECIPIENT_DOMAIN, dns_address, quarantine))
             if quarantine_dir:
@@ -272,6 +273,16 @@ def run_checks(cli, relay, server, inbox, ed_seed):
                        to="someone@elsewhere.example")
     check(any(r.startswith("550 5.7.1") for r in replies), "open relay attempt: 550 5.7.1 at RCPT")
     check(len(delivered()) == 6, "open relay attempt: nothing delivered")
+
+    # The metrics: one count per checked message, by DMARC result and action.
+    import urllib.request
+    port = int(re.findall(r"metrics on port (\d+)", relay.text())[-1])
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+        metrics = r.read().decode()
+    for labels, count in (('dmarc="fail",action="reject"', 2), ('dmarc="fail",action="quarantine"', 1),
+                          ('dmarc="pass",action="deliver"', 3), ('dmarc="temperror",action="deliver"', 1)):
+        check(re.search(r"^dkim_relayd_inbound_messages_total\{%s\} %d$" % (re.escape(labels), count), metrics,
+                        re.M) is not None, "metrics: %s %d" % (labels, count))
 
     # The log line of each transaction, and the same checks from the CLI.
     text = relay.text()
