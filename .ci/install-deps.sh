@@ -24,6 +24,7 @@ packages=(
   opensc                                 # pkcs11-tool, for cross-checks against our own code
   valgrind                               # callgrind instruction counts in tests/bench
   dnsmasq-base                           # a real DNS server on 127.0.0.1 for DKIM key records
+  nsd ldnsutils                          # a DNSSEC-signed zone on 127.0.0.1 (service disabled)
   python3-dkim python3-nacl python3-dnspython   # dkimpy, an independent signer/verifier
   python3-spf                            # pyspf, the peer our SPF results are compared with
   libmail-dkim-perl libnet-dns-perl libcryptx-perl  # Perl Mail::DKIM, another one
@@ -66,7 +67,7 @@ fi
 
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-# Postfix and OpenDKIM are wanted for their tools and for private instances that the tests
+# Postfix, OpenDKIM and NSD are wanted for their tools and for private instances that the tests
 # and benchmarks start themselves: the packages' own services must not start, and Postfix
 # must not be configured as this machine's mailer.
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
@@ -80,7 +81,7 @@ trap '[ "$policy_added" = 1 ] && rm -f /usr/sbin/policy-rc.d' EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-  for unit in postfix opendkim; do
+  for unit in postfix opendkim nsd; do
     systemctl disable --now "$unit" >/dev/null 2>&1 || true
   done
 fi

@@ -9,7 +9,9 @@
 # elevation request is approved by bob with his TOTP code, signs through it, the grant is
 # revoked, and the audit log is verified. And dkim-relayd: mail submitted over SMTP (swaks) is
 # signed through signerd inside that grant and delivered to a maildir next hop under the state
-# folder; after the revoke the relay answers 451 and files a new request. And dkim-webd: the
+# folder; the relay's inbound listener checks that message again (SPF, DKIM, DMARC: pass) and
+# refuses a forgery under the domain's DMARC p=reject; after the revoke the relay answers 451
+# and files a new request. And dkim-webd: the
 # same workflow through the HTTPS API (curl), and, when run from a terminal, the approval
 # console at https://127.0.0.1:8443/ until Enter is pressed.
 #
@@ -99,6 +101,9 @@ for selector in rsa2048 ed25519; do
     grep -o '"[^"]*"' | tr -d '"\n')
   printf 'txt-record=%s._domainkey.%s,"%s"\n' "$selector" "$domain" "$(echo "$value" | sed 's/.\{255\}/&","/g')" >>"$dns_conf"
 done
+# SPF and DMARC for the demo domain, for the relay's inbound listener below.
+printf 'txt-record=%s,"v=spf1 ip4:127.0.0.1 -all"\ntxt-record=_dmarc.%s,"v=DMARC1; p=reject"\n' \
+  "$domain" "$domain" >>"$dns_conf"
 port=$((20000 + RANDOM % 20000))
 dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces --listen-address=127.0.0.1 \
   --port="$port" --pid-file= --user=root --conf-file="$dns_conf" --local=/"$domain"/ 2>/dev/null &
@@ -200,16 +205,28 @@ echo "\$ dkim-appliance verify --dns-server 127.0.0.1:$port --authserv-id demo.l
 "$cli" verify --dns-server "127.0.0.1:$port" --authserv-id demo.local <"$state/sample.signerd.eml" || true
 
 # --- dkim-relayd: SMTP in, signed through signerd inside the grant, into a maildir ------------
-mkdir -p "$state/maildir"
-chown nobody:nogroup "$state/maildir"
-relay_port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$state/maildir" "$state/inbox"
+chown nobody:nogroup "$state/maildir" "$state/inbox"
+free_port() {
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+relay_port=$(free_port)
+inbound_port=$(free_port)
 cat >"$state/relayd.toml" <<TOML
 hostname = "relay.demo.local"
 signerd_socket = "$socket"
 [[listen]]
 address = "127.0.0.1:$relay_port"
+[[listen]]
+address = "127.0.0.1:$inbound_port"
+role = "inbound"
 [next_hop]
 url = "maildir:$state/maildir"
+[inbound]
+domains = ["$domain"]
+dns_server = "127.0.0.1:$port"
+[inbound.next_hop]
+url = "maildir:$state/inbox"
 [[domain]]
 name = "$domain"
 selectors = ["ed25519"]
@@ -236,6 +253,21 @@ echo
 echo "\$ dkim-appliance verify --dns-server 127.0.0.1:$port --authserv-id demo.local < maildir/new/$delivered"
 "$cli" verify --dns-server "127.0.0.1:$port" --authserv-id demo.local <"$state/maildir/new/$delivered" || true
 tail -1 "$state/relayd.log"
+
+# The relay's second role: an inbound listener checks SPF, DKIM and DMARC, prepends one
+# Authentication-Results field and enforces the sender's DMARC policy. The message the relay
+# just signed passes; a forgery of the same From: domain, unsigned and from another envelope
+# domain, meets the domain's p=reject.
+echo
+echo "\$ swaks --server 127.0.0.1:$inbound_port --from demo@$domain --to postmaster@$domain --data maildir/new/$delivered"
+swaks --server "127.0.0.1:$inbound_port" --from "demo@$domain" --to "postmaster@$domain" \
+  --data "$state/maildir/new/$delivered" 2>&1 | grep -E '^ *<- +250 2\.0\.0' || true
+checked=$(ls -t "$state/inbox/new" | head -1)
+sed -n '/^Authentication-Results:/,/^[^[:space:]]/p' "$state/inbox/new/$checked" | sed '$d'
+echo
+echo "\$ swaks --server 127.0.0.1:$inbound_port --from ceo@spoof.invalid --to postmaster@$domain --header 'From: ceo@$domain'"
+swaks --server "127.0.0.1:$inbound_port" --from ceo@spoof.invalid --to "postmaster@$domain" \
+  --header "From: ceo@$domain" 2>&1 | grep -E '^ *<\*\* +5' || true
 
 grant=$("$cli" grant list --active --socket "$socket" | tail -1 | cut -f1)
 as bob elevation revoke --grant "$grant" --reason "demo done" --totp "$(totp bob)"
@@ -319,7 +351,8 @@ State folder: $state (token store, PIN files mode 0600, dkim-appliance.toml).
 Signed sample: $state/sample.signed.eml (with the PIN file), $state/sample.signerd.eml (through
 dkim-signerd, inside a grant). dkim-signerd's configuration, log and database: $state/signerd.toml,
 $state/signerd.log, $state/signerd/signerd.db. dkim-relayd's configuration and log:
-$state/relayd.toml, $state/relayd.log; what it delivered: $state/maildir/new. dkim-webd's
+$state/relayd.toml, $state/relayd.log; what it delivered: $state/maildir/new (signed) and
+$state/inbox/new (checked by the inbound listener). dkim-webd's
 configuration, log and self-signed certificate: $state/webd.toml, $state/webd.log, $state/webd/.
 Try:  SOFTHSM2_CONF=$SOFTHSM2_CONF $cli --config $state/dkim-appliance.toml key list --json
 Remove everything with: rm -rf $state

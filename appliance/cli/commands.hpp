@@ -19,6 +19,8 @@ inline int fail(const std::string& message) {
 
 // `sign` and `verify`; each sets `exit_code` when it runs.
 void add_mail_commands(CLI::App& app, int& exit_code);
+// `dns query`: one lookup through the resolver the daemons use (with its DNSSEC state).
+void add_dns_query_command(CLI::App& dns, int& exit_code);
 // user, apitoken, totp, elevation, grant, audit, signerd: through dkim-signerd.
 void add_signerd_commands(CLI::App& app, int& exit_code);
 

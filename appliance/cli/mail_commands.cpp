@@ -24,6 +24,7 @@
 #include "dkim/ipc/remote_signer.hpp"
 #include "dkim/provisioning/keys.hpp"
 #include "dkim/signing/token_signer.hpp"
+#include "dkim/text/json.hpp"
 
 namespace dkim::cli {
 namespace {
@@ -311,7 +312,80 @@ int run_verify(const VerifyArgs& args) {
     return any_pass ? 0 : kFailed;
 }
 
+// --- dns query -------------------------------------------------------------------------------
+
+struct QueryArgs {
+    std::string name;
+    std::string type = "TXT";
+    std::string dns_server;
+    int dns_timeout_ms = 5000;
+    std::string trust_anchor;
+};
+
+int run_dns_query(const QueryArgs& args) {
+    dns::UnboundOptions options;
+    if (!args.dns_server.empty()) {
+        options.upstream = args.dns_server;
+    }
+    options.timeout = std::chrono::milliseconds(args.dns_timeout_ms);
+    if (!args.trust_anchor.empty()) {
+        options.trust_anchor_file = args.trust_anchor;
+    }
+    auto resolver = dns::UnboundResolver::create(options);
+    if (!resolver) {
+        std::cerr << "dkim-appliance: " << resolver.error() << "\n";
+        return kUsage;
+    }
+    static const std::pair<const char*, dns::RecordType> kTypes[] = {
+        {"A", dns::RecordType::a},
+        {"AAAA", dns::RecordType::aaaa},
+        {"MX", dns::RecordType::mx},
+        {"PTR", dns::RecordType::ptr},
+        {"TXT", dns::RecordType::txt}};
+    dns::RecordType type = dns::RecordType::txt;
+    for (const auto& [text, t] : kTypes) {
+        if (args.type == text) {
+            type = t;
+        }
+    }
+    const dns::Answer answer = (*resolver)->lookup(args.name, type);
+    static constexpr const char* kStatus[] = {"found", "nxdomain", "nodata", "temporary-failure"};
+    static constexpr const char* kSecurity[] = {"insecure", "secure", "bogus"};
+    std::cout << "status=" << kStatus[static_cast<int>(answer.status)]
+              << " dnssec=" << kSecurity[static_cast<int>(answer.security)]
+              << " ttl=" << answer.ttl.count();
+    if (!answer.error.empty()) {
+        std::cout << " error=" << text::json_quote(answer.error);
+    }
+    std::cout << "\n";
+    for (const std::string& record : answer.records) {
+        std::cout << record << "\n";
+    }
+    return answer.status == dns::LookupStatus::found ? 0 : kFailed;
+}
+
 }  // namespace
+
+void add_dns_query_command(CLI::App& dns, int& exit_code) {
+    auto args = std::make_shared<QueryArgs>();
+    CLI::App* query = dns.add_subcommand(
+        "query",
+        "Look a name up as the daemons do (libunbound): status, DNSSEC state (insecure, secure, "
+        "bogus), TTL, then one record per line; exit 0 when records were found");
+    query->add_option("--name", args->name, "the name to look up")->required();
+    query->add_option("--type", args->type, "record type")
+        ->check(CLI::IsMember({"A", "AAAA", "MX", "PTR", "TXT"}))
+        ->capture_default_str();
+    query->add_option("--dns-server", args->dns_server,
+                      "DNS server as IP or IP:PORT (default: /etc/resolv.conf)");
+    query->add_option("--dns-timeout-ms", args->dns_timeout_ms, "per lookup")
+        ->check(CLI::Range(100, 60000))
+        ->capture_default_str();
+    query->add_option("--trust-anchor", args->trust_anchor,
+                      "DNSSEC trust anchor file (DS or DNSKEY records, e.g. "
+                      "/usr/share/dns/root.key): validate answers");
+    query->callback([&exit_code, args] { exit_code = run_dns_query(*args); });
+}
 
 void add_mail_commands(CLI::App& app, int& exit_code) {
     // The arguments live as long as the callbacks that read them (as long as `app`).

@@ -334,7 +334,7 @@ int run(int argc, char** argv) {
     list->callback([&] { exit_code = run_key_list(list_args); });
 
     // dns record
-    CLI::App* dns = app.add_subcommand("dns", "DNS records of the keys");
+    CLI::App* dns = app.add_subcommand("dns", "DNS records of the keys, and lookups");
     dns->require_subcommand(1);
     KeyArgs record_args;
     CLI::App* record = dns->add_subcommand(
@@ -342,6 +342,7 @@ int run(int argc, char** argv) {
     add_token_options(record, record_args);
     add_key_name_options(record, record_args);
     record->callback([&] { exit_code = run_dns_record(record_args); });
+    dkim::cli::add_dns_query_command(*dns, exit_code);
 
     // sign | verify
     dkim::cli::add_mail_commands(app, exit_code);

@@ -258,6 +258,12 @@ Inbound read_inbound(config::TableReader& r, const Config& c) {
     }
     in.dns_timeout =
         r.duration("dns_timeout", std::chrono::milliseconds(100)).value_or(in.dns_timeout);
+    if (const auto anchor = r.string("dnssec_trust_anchor")) {
+        if (anchor->empty() || anchor->front() != '/') {
+            r.fail("dnssec_trust_anchor", "expected an absolute path");
+        }
+        in.dnssec_trust_anchor = *anchor;
+    }
     in.next_hop = c.next_hop;
     if (auto hop = r.table("next_hop")) {
         in.next_hop = NextHop{};

@@ -52,6 +52,7 @@
 //   psl_file = "/usr/share/publicsuffix/public_suffix_list.dafsa"
 //   dns_server = "127.0.0.1:53"             # default: /etc/resolv.conf
 //   dns_timeout = "5s"
+//   dnssec_trust_anchor = "/usr/share/dns/root.key"  # validate (answers carry their state)
 //   [inbound.next_hop]                      # default: [next_hop]
 //   [inbound.quarantine_next_hop]           # for quarantine = "next_hop"
 
@@ -149,6 +150,7 @@ struct Inbound {
     std::string psl_file = "/usr/share/publicsuffix/public_suffix_list.dafsa";
     std::optional<std::string> dns_server;
     std::chrono::milliseconds dns_timeout{std::chrono::seconds(5)};
+    std::optional<std::string> dnssec_trust_anchor;
     NextHop next_hop;
     std::optional<NextHop> quarantine_next_hop;
     bool accepts(std::string_view recipient_domain) const;

@@ -49,6 +49,7 @@ Expected<void, std::string> Relay::open_inbound() {
     dns::UnboundOptions dns_options;
     dns_options.upstream = in.dns_server;
     dns_options.timeout = in.dns_timeout;
+    dns_options.trust_anchor_file = in.dnssec_trust_anchor;
     auto resolver = dns::UnboundResolver::create(dns_options);
     if (!resolver) {
         return unexpected(config_.file + ": [inbound]: " + resolver.error());
