@@ -264,6 +264,7 @@ Inbound read_inbound(config::TableReader& r, const Config& c) {
         }
         in.dnssec_trust_anchor = *anchor;
     }
+    in.workers = static_cast<std::size_t>(r.integer("workers", 1, 256).value_or(16));
     in.next_hop = c.next_hop;
     if (auto hop = r.table("next_hop")) {
         in.next_hop = NextHop{};

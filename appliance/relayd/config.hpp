@@ -53,6 +53,8 @@
 //   dns_server = "127.0.0.1:53"             # default: /etc/resolv.conf
 //   dns_timeout = "5s"
 //   dnssec_trust_anchor = "/usr/share/dns/root.key"  # validate (answers carry their state)
+//   workers = 16                            # checks in flight (their own pool: slow DNS
+//                                           # never holds up outbound signing)
 //   [inbound.next_hop]                      # default: [next_hop]
 //   [inbound.quarantine_next_hop]           # for quarantine = "next_hop"
 
@@ -151,6 +153,7 @@ struct Inbound {
     std::optional<std::string> dns_server;
     std::chrono::milliseconds dns_timeout{std::chrono::seconds(5)};
     std::optional<std::string> dnssec_trust_anchor;
+    std::size_t workers = 16;
     NextHop next_hop;
     std::optional<NextHop> quarantine_next_hop;
     bool accepts(std::string_view recipient_domain) const;

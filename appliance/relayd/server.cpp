@@ -22,6 +22,9 @@ Relay::~Relay() {
     try {
         stop();
         workers_.join();
+        if (inbound_workers_) {
+            inbound_workers_->join();
+        }
     } catch (const std::exception&) {
         // Nothing left to do: the process is ending.
     }
@@ -71,7 +74,9 @@ Expected<void, std::string> Relay::open_inbound() {
         settings.dmarc.psl = *psl;
     }
     verifier_ = std::make_unique<inbound::Verifier>(*resolver_, *keys_, settings);
+    inbound_workers_ = std::make_unique<asio::thread_pool>(in.workers);
     context_->inbound = verifier_.get();
+    context_->inbound_workers = inbound_workers_.get();
     auto hop = next_hop(in.next_hop, "inbound.next_hop");
     if (!hop) {
         return unexpected(hop.error());

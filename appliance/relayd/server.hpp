@@ -53,6 +53,7 @@ class Relay {
     std::unique_ptr<dns::UnboundResolver> resolver_;
     std::unique_ptr<KeyFetcher> keys_;
     std::unique_ptr<inbound::Verifier> verifier_;
+    std::unique_ptr<asio::thread_pool> inbound_workers_;
     std::unique_ptr<RelayContext> context_;
     asio::io_context io_{1};
     std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;

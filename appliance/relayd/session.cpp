@@ -442,7 +442,7 @@ awaitable<void> Session::mail(const smtp::Command& c) {
         const inbound::Envelope envelope{*ip, helo_name_, path->address};
         const inbound::Envelope* e = &envelope;
         const inbound::Verifier* verifier = relay_.inbound;
-        t.spf = co_await run_blocking(relay_.workers, [verifier, e] {
+        t.spf = co_await run_blocking(*relay_.inbound_workers, [verifier, e] {
             const auto now = std::chrono::system_clock::now().time_since_epoch();
             return verifier->check_spf(
                 *e, std::chrono::duration_cast<std::chrono::seconds>(now).count());
@@ -964,7 +964,7 @@ awaitable<void> Session::finish_inbound(std::uint64_t size, bool eight_bit) {
     const inbound::SpfResults* spf = &*txn_.spf;
     const std::string* message = &message_;
     const inbound::Verdict verdict =
-        co_await run_blocking(relay_.workers, [verifier, spf, message] {
+        co_await run_blocking(*relay_.inbound_workers, [verifier, spf, message] {
             return verifier->finish(*spf, *message, std::chrono::system_clock::now());
         });
     relay_.metrics.inbound_latency().observe(Clock::now() - finished);

@@ -46,6 +46,7 @@ struct RelayContext {
     // The verifying listeners (role = "inbound"), when [inbound] is configured: the checks
     // (thread-safe, run on the workers) and where their mail goes.
     const inbound::Verifier* inbound = nullptr;
+    asio::thread_pool* inbound_workers = nullptr;
     NextHopFactory inbound_next_hop{};
     NextHopFactory quarantine_next_hop{};
 };

@@ -145,6 +145,7 @@ TEST_F(RelayConfigTest, InboundListenersGetTheirOwnSettings) {
     EXPECT_EQ(c->inbound->next_hop.maildir, "/m");  // [next_hop] unless overridden
     EXPECT_EQ(c->inbound->quarantine_next_hop->maildir, "/q");
     EXPECT_EQ(c->inbound->dns_timeout, std::chrono::seconds(2));
+    EXPECT_EQ(c->inbound->workers, 16U);
 }
 
 TEST(EndpointTest, Parses) {

@@ -80,11 +80,13 @@ struct Abort {
 
 class Evaluation {
   public:
-    Evaluation(dns::Resolver& resolver, const Limits& limits, std::string_view receiver,
-               const net::IpAddress& ip, std::string_view sender, std::string_view helo,
-               std::int64_t now)
+    Evaluation(dns::Resolver& resolver, const Limits& limits, const SteadyNow& clock,
+               std::string_view receiver, const net::IpAddress& ip, std::string_view sender,
+               std::string_view helo, std::int64_t now)
         : resolver_(resolver),
           limits_(limits),
+          clock_(clock),
+          deadline_(clock() + limits.time_budget),
           receiver_(receiver),
           ip_(ip.unmapped()),
           sender_(sender),
@@ -124,6 +126,17 @@ class Evaluation {
     };
     enum class Match : std::uint8_t { yes, no };
 
+    // Every lookup of the evaluation, inside its time budget.
+    dns::Answer lookup(std::string_view name, dns::RecordType type) {
+        if (clock_() >= deadline_) {
+            dns::Answer late;
+            late.error = "the SPF evaluation ran out of its time budget (" +
+                         std::to_string(limits_.time_budget.count()) + " ms)";
+            return late;  // temporary_failure
+        }
+        return resolver_.lookup(name, type);
+    }
+
     static Step aborted(Abort a) { return Step{a.result, {}, {}, std::move(a.problem)}; }
 
     MacroContext context(std::string_view domain) {
@@ -144,7 +157,7 @@ class Evaluation {
         if (depth > 20) {  // unreachable within the term limit; a guard all the same
             return aborted({Result::permerror, "include/redirect nesting too deep"});
         }
-        const dns::Answer txt = resolver_.lookup(domain, dns::RecordType::txt);
+        const dns::Answer txt = lookup(domain, dns::RecordType::txt);
         if (txt.status == dns::LookupStatus::temporary_failure) {
             return aborted({Result::temperror, "TXT lookup for " + domain + ": " + txt.error});
         }
@@ -231,7 +244,7 @@ class Evaluation {
     Expected<bool, Abort> address_match(const std::string& name, const Directive& d,
                                         bool count_voids) {
         const dns::RecordType type = ip_.is_v4() ? dns::RecordType::a : dns::RecordType::aaaa;
-        const dns::Answer answer = resolver_.lookup(name, type);
+        const dns::Answer answer = lookup(name, type);
         if (answer.status == dns::LookupStatus::temporary_failure) {
             return unexpected(Abort{
                 Result::temperror,
@@ -291,7 +304,7 @@ class Evaluation {
                 return *matched ? Match::yes : Match::no;
             }
             case Mechanism::mx: {
-                const dns::Answer mx = resolver_.lookup(*target, dns::RecordType::mx);
+                const dns::Answer mx = lookup(*target, dns::RecordType::mx);
                 if (mx.status == dns::LookupStatus::temporary_failure) {
                     return Abort{Result::temperror, "MX lookup for " + *target + ": " + mx.error};
                 }
@@ -319,7 +332,7 @@ class Evaluation {
                 return name.empty() ? Match::no : Match::yes;
             }
             case Mechanism::exists: {
-                const dns::Answer a = resolver_.lookup(*target, dns::RecordType::a);
+                const dns::Answer a = lookup(*target, dns::RecordType::a);
                 if (a.status == dns::LookupStatus::temporary_failure) {
                     return Abort{Result::temperror, "A lookup for " + *target + ": " + a.error};
                 }
@@ -337,7 +350,7 @@ class Evaluation {
     // "" (the ptr mechanism); without, the best one for %{p}: `domain` itself, then a
     // subdomain, then any; "unknown" when none.
     std::string validated_name(const std::string& domain, bool within_only = false) {
-        const dns::Answer ptr = resolver_.lookup(ip_.reverse_name(), dns::RecordType::ptr);
+        const dns::Answer ptr = lookup(ip_.reverse_name(), dns::RecordType::ptr);
         std::vector<std::string> validated;
         if (ptr.status == dns::LookupStatus::found) {
             const dns::RecordType type = ip_.is_v4() ? dns::RecordType::a : dns::RecordType::aaaa;
@@ -349,7 +362,7 @@ class Evaluation {
                 if (within_only && !same_or_subdomain(name, domain)) {
                     continue;
                 }
-                const dns::Answer forward = resolver_.lookup(name, type);
+                const dns::Answer forward = lookup(name, type);
                 for (const std::string& text : forward.records) {
                     const auto address = net::IpAddress::parse(text);
                     if (address && *address == ip_) {
@@ -385,7 +398,7 @@ class Evaluation {
         if (!valid_domain(name)) {
             return {};
         }
-        const dns::Answer txt = resolver_.lookup(name, dns::RecordType::txt);
+        const dns::Answer txt = lookup(name, dns::RecordType::txt);
         if (txt.status != dns::LookupStatus::found || txt.records.size() != 1) {
             return {};
         }
@@ -395,6 +408,8 @@ class Evaluation {
 
     dns::Resolver& resolver_;
     const Limits& limits_;
+    const SteadyNow& clock_;
+    std::chrono::steady_clock::time_point deadline_;
     std::string receiver_;
     net::IpAddress ip_;
     std::string sender_;
@@ -421,13 +436,17 @@ std::string_view to_string(Result result) {
     return "none";
 }
 
-Checker::Checker(dns::Resolver& resolver, std::string receiver, Limits limits)
-    : resolver_(resolver), receiver_(std::move(receiver)), limits_(limits) {}
+Checker::Checker(dns::Resolver& resolver, std::string receiver, Limits limits, SteadyNow now)
+    : resolver_(resolver), receiver_(std::move(receiver)), limits_(limits), now_(std::move(now)) {
+    if (!now_) {
+        now_ = [] { return std::chrono::steady_clock::now(); };
+    }
+}
 
 Outcome Checker::check_host(const net::IpAddress& ip, std::string_view domain,
                             std::string_view sender, std::string_view helo,
                             std::int64_t now) const {
-    Evaluation evaluation(resolver_, limits_, receiver_, ip, sender, helo, now);
+    Evaluation evaluation(resolver_, limits_, now_, receiver_, ip, sender, helo, now);
     return evaluation.run(domain);
 }
 

@@ -244,6 +244,47 @@ TEST_F(SpfCheck, RedirectAndIncludeLoopsEndInPermerror) {
     EXPECT_EQ(check("192.0.2.1").result, Result::permerror);
 }
 
+// A resolver whose every answer takes `delay` on a fake clock.
+class SlowResolver final : public dns::Resolver {
+  public:
+    SlowResolver(dns::Resolver& inner, std::chrono::steady_clock::time_point& clock,
+                 std::chrono::milliseconds delay)
+        : inner_(inner), clock_(clock), delay_(delay) {}
+    dns::Answer lookup(std::string_view name, dns::RecordType type) override {
+        clock_ += delay_;
+        return inner_.lookup(name, type);
+    }
+
+  private:
+    dns::Resolver& inner_;
+    std::chrono::steady_clock::time_point& clock_;
+    std::chrono::milliseconds delay_;
+};
+
+TEST(SpfTimeBudget, SlowServersEndInTemperror) {
+    dns::FakeResolver dns;
+    std::string record = "v=spf1";
+    for (int i = 0; i < 9; ++i) {
+        const std::string name = "h" + std::to_string(i) + ".example.com";
+        dns.add(name, dns::RecordType::a, "198.51.100.1");
+        record += " a:" + name;
+    }
+    dns.set_txt("example.com", {record + " +all"});
+    auto clock = std::chrono::steady_clock::time_point();
+    // Each answer takes 4.9 s, just inside a 5 s lookup deadline: 10 lookups are 49 s.
+    SlowResolver slow(dns, clock, std::chrono::milliseconds(4900));
+    const Checker checker(slow, "mx.example.net", Limits{}, [&clock] { return clock; });
+    const Outcome out = checker.check_host(ip("192.0.2.1"), "example.com", "a@example.com", "h", 0);
+    EXPECT_EQ(out.result, Result::temperror);
+    EXPECT_NE(out.problem.find("time budget"), std::string::npos) << out.problem;
+    EXPECT_LE(clock - std::chrono::steady_clock::time_point(), std::chrono::milliseconds(24500));
+    // Fast answers: the same record passes.
+    SlowResolver fast(dns, clock, std::chrono::milliseconds(10));
+    const Checker quick(fast, "mx.example.net", Limits{}, [&clock] { return clock; });
+    EXPECT_EQ(quick.check_host(ip("192.0.2.1"), "example.com", "a@example.com", "h", 0).result,
+              Result::pass);
+}
+
 TEST(SpfIdentity, MailFromAndHelo) {
     dns::FakeResolver dns;
     dns.set_txt("example.com", {"v=spf1 ip4:192.0.2.1 -all"});

@@ -4,7 +4,9 @@
 // that query DNS, 2 void lookups, 10 MX or PTR names). DNS errors are temperror, never pass
 // or fail.
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -23,7 +25,13 @@ struct Limits {
     unsigned void_lookups = 2;  // answers with no records (NXDOMAIN or NODATA)
     unsigned mx_names = 10;     // names of one mx mechanism, each looked up
     unsigned ptr_names = 10;    // names of one PTR answer that are validated
+    // §4.6.4 allows an overall limit: a domain whose servers answer just inside each lookup's
+    // deadline must not hold a worker for minutes. Past it, every lookup fails (temperror).
+    std::chrono::milliseconds time_budget{20000};
 };
+
+// The clock the time budget is measured with (tests inject a fake one).
+using SteadyNow = std::function<std::chrono::steady_clock::time_point()>;
 
 struct Outcome {
     Result result = Result::none;
@@ -42,7 +50,7 @@ struct Identity {
 class Checker {
   public:
     // `receiver`: this host's name, for %{r} in explanations.
-    Checker(dns::Resolver& resolver, std::string receiver, Limits limits = {});
+    Checker(dns::Resolver& resolver, std::string receiver, Limits limits = {}, SteadyNow now = {});
 
     // §2.4: the MAIL FROM identity; the null reverse-path is checked as postmaster@<helo>.
     Outcome check_mail_from(const Identity& id, std::int64_t now) const;
@@ -56,6 +64,7 @@ class Checker {
     dns::Resolver& resolver_;
     std::string receiver_;
     Limits limits_;
+    SteadyNow now_;
 };
 
 }  // namespace dkim::spf
