@@ -224,9 +224,38 @@ int run_sign(const SignArgs& args) {
 
 // --- verify ---------------------------------------------------------------------------------
 
+// The resolver options of `verify` and `dns query`: the daemons' resolver (libunbound).
+struct DnsArgs {
+    std::string server;
+    int timeout_ms = 5000;
+    std::string trust_anchor;
+};
+
+void add_dns_options(CLI::App* command, DnsArgs& dns) {
+    command->add_option("--dns-server", dns.server,
+                        "DNS server as IP or IP:PORT (default: /etc/resolv.conf)");
+    command->add_option("--dns-timeout-ms", dns.timeout_ms, "per lookup")
+        ->check(CLI::Range(100, 60000))
+        ->capture_default_str();
+    command->add_option("--trust-anchor", dns.trust_anchor,
+                        "DNSSEC trust anchor file (DS or DNSKEY records, e.g. "
+                        "/usr/share/dns/root.key): validate answers");
+}
+
+Expected<std::unique_ptr<dns::UnboundResolver>, std::string> open_resolver(const DnsArgs& args) {
+    dns::UnboundOptions options;
+    if (!args.server.empty()) {
+        options.upstream = args.server;
+    }
+    options.timeout = std::chrono::milliseconds(args.timeout_ms);
+    if (!args.trust_anchor.empty()) {
+        options.trust_anchor_file = args.trust_anchor;
+    }
+    return dns::UnboundResolver::create(options);
+}
+
 struct VerifyArgs {
-    std::string dns_server;
-    int dns_timeout_ms = 5000;
+    DnsArgs dns;
     std::string authserv_id;
     bool refuse_body_length = false;
     std::optional<std::int64_t> now;
@@ -281,14 +310,9 @@ int run_inbound(const VerifyArgs& args, dns::Resolver& resolver, KeyFetcher& key
 }
 
 int run_verify(const VerifyArgs& args) {
-    dns::UnboundOptions dns_options;
-    if (!args.dns_server.empty()) {
-        dns_options.upstream = args.dns_server;
-    }
-    dns_options.timeout = std::chrono::milliseconds(args.dns_timeout_ms);
-    auto resolver = dns::UnboundResolver::create(dns_options);
+    auto resolver = open_resolver(args.dns);
     if (!resolver) {
-        std::cerr << "dkim-appliance: --dns-server: " << resolver.error() << "\n";
+        std::cerr << "dkim-appliance: " << resolver.error() << "\n";
         return kUsage;
     }
     const WireMessage message = read_stdin();
@@ -317,21 +341,11 @@ int run_verify(const VerifyArgs& args) {
 struct QueryArgs {
     std::string name;
     std::string type = "TXT";
-    std::string dns_server;
-    int dns_timeout_ms = 5000;
-    std::string trust_anchor;
+    DnsArgs dns;
 };
 
 int run_dns_query(const QueryArgs& args) {
-    dns::UnboundOptions options;
-    if (!args.dns_server.empty()) {
-        options.upstream = args.dns_server;
-    }
-    options.timeout = std::chrono::milliseconds(args.dns_timeout_ms);
-    if (!args.trust_anchor.empty()) {
-        options.trust_anchor_file = args.trust_anchor;
-    }
-    auto resolver = dns::UnboundResolver::create(options);
+    auto resolver = open_resolver(args.dns);
     if (!resolver) {
         std::cerr << "dkim-appliance: " << resolver.error() << "\n";
         return kUsage;
@@ -376,14 +390,7 @@ void add_dns_query_command(CLI::App& dns, int& exit_code) {
     query->add_option("--type", args->type, "record type")
         ->check(CLI::IsMember({"A", "AAAA", "MX", "PTR", "TXT"}))
         ->capture_default_str();
-    query->add_option("--dns-server", args->dns_server,
-                      "DNS server as IP or IP:PORT (default: /etc/resolv.conf)");
-    query->add_option("--dns-timeout-ms", args->dns_timeout_ms, "per lookup")
-        ->check(CLI::Range(100, 60000))
-        ->capture_default_str();
-    query->add_option("--trust-anchor", args->trust_anchor,
-                      "DNSSEC trust anchor file (DS or DNSKEY records, e.g. "
-                      "/usr/share/dns/root.key): validate answers");
+    add_dns_options(query, args->dns);
     query->callback([&exit_code, args] { exit_code = run_dns_query(*args); });
 }
 
@@ -421,11 +428,7 @@ void add_mail_commands(CLI::App& app, int& exit_code) {
         "verify",
         "Verify every DKIM signature of the message on stdin and print one "
         "Authentication-Results field; exit 0 when at least one passes, 1 otherwise");
-    verify->add_option("--dns-server", verify_args->dns_server,
-                       "DNS server as IP or IP:PORT (default: /etc/resolv.conf)");
-    verify->add_option("--dns-timeout-ms", verify_args->dns_timeout_ms, "per lookup")
-        ->check(CLI::Range(100, 60000))
-        ->capture_default_str();
+    add_dns_options(verify, verify_args->dns);
     verify->add_option("--authserv-id", verify_args->authserv_id,
                        "authserv-id of the field (default: this host's name)");
     verify->add_flag("--refuse-body-length", verify_args->refuse_body_length,
