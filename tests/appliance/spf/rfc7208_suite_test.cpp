@@ -63,8 +63,9 @@ void load_zone(const YAML::Node& zonedata, dns::FakeResolver& resolver) {
                 }
                 continue;
             }
+            // Copies: the iterator (and the pair it points at) is a temporary.
             const std::string type = rr.begin()->first.as<std::string>();
-            const YAML::Node& value = rr.begin()->second;
+            const YAML::Node value = rr.begin()->second;
             if (type == "SPF") {
                 if (!has_txt && !(value.IsScalar() && value.as<std::string>() == "NONE")) {
                     if (!(value.IsSequence() && value.size() == 0)) {
