@@ -2,7 +2,11 @@
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
 #include <openssl/param_build.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 
@@ -278,6 +282,11 @@ std::optional<KeyName> KeyName::from_label(std::string_view label) {
 
 std::string KeyName::label() const {
     return selector + "._domainkey." + domain;
+}
+
+bool PrivateKeyProtection::as_imported() const {
+    return token && is_private && sensitive && !extractable && sign && !decrypt && !unwrap &&
+           !derive && !sign_recover && allowed_mechanisms.size() == 1;
 }
 
 bool PrivateKeyProtection::as_generated() const {
@@ -592,6 +601,269 @@ Result<PublicKey> KeyStore::public_key(const KeyInfo& key) {
     result.spki_der.assign(der, der + size);
     OPENSSL_free(der);
     return result;
+}
+
+
+// --- import and destroy ----------------------------------------------------------------------
+
+namespace {
+
+// Key material copied out of OpenSSL: wiped when it goes.
+class WipedBytes {
+  public:
+    WipedBytes() = default;
+    explicit WipedBytes(std::size_t size) : bytes_(size) {}
+    WipedBytes(const WipedBytes&) = delete;
+    WipedBytes& operator=(const WipedBytes&) = delete;
+    WipedBytes(WipedBytes&&) = default;
+    WipedBytes& operator=(WipedBytes&&) = default;
+    ~WipedBytes() {
+        if (!bytes_.empty()) {
+            OPENSSL_cleanse(bytes_.data(), bytes_.size());
+        }
+    }
+    std::vector<unsigned char>& get() { return bytes_; }
+    std::span<const unsigned char> span() const { return bytes_; }
+
+  private:
+    std::vector<unsigned char> bytes_;
+};
+
+using EvpKey = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
+
+int no_passphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) {
+    return 0;  // an encrypted key file is refused, not prompted for
+}
+
+// PEM (any of the private-key labels OpenSSL reads) or DER (PKCS#8 or PKCS#1).
+Result<EvpKey> parse_private_key(std::span<const unsigned char> bytes) {
+    EVP_PKEY* key = nullptr;
+    constexpr std::string_view pem_start = "-----BEGIN";
+    const std::string_view text(reinterpret_cast<const char*>(bytes.data()),  // NOLINT
+                                bytes.size());
+    const bool encrypted = text.find("ENCRYPTED") != std::string_view::npos;
+    if (text.find(pem_start) != std::string_view::npos) {
+        std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+            BIO_new_mem_buf(bytes.data(), static_cast<int>(bytes.size())), BIO_free);
+        if (bio) {
+            key = PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr);
+        }
+    } else {
+        const unsigned char* p = bytes.data();
+        key = d2i_AutoPrivateKey(nullptr, &p, static_cast<long>(bytes.size()));
+    }
+    if (key == nullptr) {
+        return fail<EvpKey>(ErrorCode::invalid_argument,
+                            encrypted ? "the private key is encrypted; decrypt it first "
+                                        "(openssl pkey -in FILE -out FILE.plain)"
+                                      : "not a private key in PEM or DER form");
+    }
+    return EvpKey(key, EVP_PKEY_free);
+}
+
+Result<WipedBytes> bn_param(const EVP_PKEY* key, const char* name) {
+    BIGNUM* bn = nullptr;
+    if (EVP_PKEY_get_bn_param(key, name, &bn) != 1 || bn == nullptr) {
+        return fail<WipedBytes>(ErrorCode::invalid_argument,
+                                std::string("the RSA key lacks its ") + name +
+                                    " parameter (a key without CRT parameters cannot be imported)");
+    }
+    WipedBytes out(static_cast<std::size_t>(BN_num_bytes(bn)));
+    BN_bn2bin(bn, out.get().data());
+    BN_clear_free(bn);
+    return out;
+}
+
+// DER OCTET STRING of a 32-byte Ed25519 point, as PKCS#11 v2.40 tokens want CKA_EC_POINT.
+std::array<unsigned char, 34> ed25519_point(std::span<const unsigned char, 32> raw) {
+    std::array<unsigned char, 34> out{0x04, 0x20};
+    std::copy(raw.begin(), raw.end(), out.begin() + 2);
+    return out;
+}
+
+}  // namespace
+
+Result<KeyInfo> KeyStore::import(const KeyName& name, std::span<const unsigned char> private_key) {
+    auto parsed = parse_private_key(private_key);
+    if (!parsed) {
+        return dkim::unexpected(std::move(parsed).error());
+    }
+    EVP_PKEY* evp = parsed->get();
+    const int id_type = EVP_PKEY_get_base_id(evp);
+    if (id_type != EVP_PKEY_RSA && id_type != EVP_PKEY_ED25519) {
+        return fail<KeyInfo>(ErrorCode::unsupported,
+                             "the private key is neither RSA nor Ed25519 (DKIM signs with those)");
+    }
+    const bool ed25519 = id_type == EVP_PKEY_ED25519;
+    if (!ed25519 && EVP_PKEY_get_bits(evp) < 1024) {
+        return fail<KeyInfo>(ErrorCode::invalid_argument,
+                             "the RSA key has " + std::to_string(EVP_PKEY_get_bits(evp)) +
+                                 " bits; RFC 8301 requires at least 1024");
+    }
+
+    std::lock_guard serialize(token_->module()->key_management_mutex());
+    if (!token_->logged_in()) {
+        return fail<KeyInfo>(ErrorCode::locked,
+                             token_->name() + " is not logged in: importing a key needs a login");
+    }
+    auto session = Session::open(token_->module(), token_->slot_id(), true);
+    if (!session) {
+        return dkim::unexpected(std::move(session).error());
+    }
+    const std::string label = name.label();
+    {
+        std::array match{attr(CKA_LABEL, label)};
+        auto existing = session->find_objects(match, 1);
+        if (!existing) {
+            return dkim::unexpected(std::move(existing).error());
+        }
+        if (!existing->empty()) {
+            return fail<KeyInfo>(ErrorCode::key_exists,
+                                 token_->name() + " already holds a key " + label);
+        }
+    }
+    std::array<unsigned char, kIdSize> id{};
+    if (RAND_bytes(id.data(), static_cast<int>(id.size())) != 1) {
+        return fail<KeyInfo>(ErrorCode::device, "OpenSSL's random generator failed");
+    }
+    const KeyType type = ed25519 ? KeyType::ed25519 : KeyType::rsa;
+    CK_OBJECT_CLASS public_class = CKO_PUBLIC_KEY;
+    CK_OBJECT_CLASS private_class = CKO_PRIVATE_KEY;
+    CK_KEY_TYPE key_type = ed25519 ? CKK_EC_EDWARDS : CKK_RSA;
+    CK_BBOOL yes = CK_TRUE;
+    CK_BBOOL no = CK_FALSE;
+    CK_MECHANISM_TYPE allowed = signing_mechanism(type);
+    const std::span<const unsigned char> allowed_bytes(
+        reinterpret_cast<const unsigned char*>(&allowed), sizeof allowed);  // NOLINT
+    const std::span<const unsigned char> id_bytes(id);
+
+    std::vector<CK_ATTRIBUTE> public_template{
+        attr(CKA_CLASS, public_class), attr(CKA_KEY_TYPE, key_type), attr(CKA_TOKEN, yes),
+        attr(CKA_PRIVATE, no),         attr(CKA_VERIFY, yes),        attr(CKA_ENCRYPT, no),
+        attr(CKA_WRAP, no),            attr(CKA_VERIFY_RECOVER, no), attr(CKA_LABEL, label),
+        attr(CKA_ID, id_bytes),
+    };
+    std::vector<CK_ATTRIBUTE> private_template{
+        attr(CKA_CLASS, private_class),
+        attr(CKA_KEY_TYPE, key_type),
+        attr(CKA_TOKEN, yes),
+        attr(CKA_PRIVATE, yes),
+        attr(CKA_SENSITIVE, yes),
+        attr(CKA_EXTRACTABLE, no),
+        attr(CKA_SIGN, yes),
+        attr(CKA_DECRYPT, no),
+        attr(CKA_UNWRAP, no),
+        attr(CKA_DERIVE, no),
+        attr(CKA_SIGN_RECOVER, no),
+        attr(CKA_ALLOWED_MECHANISMS, allowed_bytes),
+        attr(CKA_LABEL, label),
+        attr(CKA_ID, id_bytes),
+    };
+    // The key's numbers live here until the objects are made, then are wiped.
+    std::vector<WipedBytes> values;
+    std::array<unsigned char, 34> point{};
+    if (ed25519) {
+        WipedBytes secret(32);
+        std::array<unsigned char, 32> raw_public{};
+        std::size_t secret_size = 32;
+        std::size_t public_size = raw_public.size();
+        if (EVP_PKEY_get_raw_private_key(evp, secret.get().data(), &secret_size) != 1 ||
+            secret_size != 32 ||
+            EVP_PKEY_get_raw_public_key(evp, raw_public.data(), &public_size) != 1 ||
+            public_size != 32) {
+            return fail<KeyInfo>(ErrorCode::invalid_argument, "the Ed25519 key cannot be read");
+        }
+        point = ed25519_point(raw_public);
+        values.push_back(std::move(secret));
+        public_template.push_back(attr(CKA_EC_PARAMS, std::span<const unsigned char>(kEd25519Oid)));
+        public_template.push_back(attr(CKA_EC_POINT, std::span<const unsigned char>(point)));
+        private_template.push_back(
+            attr(CKA_EC_PARAMS, std::span<const unsigned char>(kEd25519Oid)));
+        private_template.push_back(attr(CKA_VALUE, values.back().span()));
+    } else {
+        const std::array<std::pair<CK_ATTRIBUTE_TYPE, const char*>, 8> parts{{
+            {CKA_MODULUS, OSSL_PKEY_PARAM_RSA_N},
+            {CKA_PUBLIC_EXPONENT, OSSL_PKEY_PARAM_RSA_E},
+            {CKA_PRIVATE_EXPONENT, OSSL_PKEY_PARAM_RSA_D},
+            {CKA_PRIME_1, OSSL_PKEY_PARAM_RSA_FACTOR1},
+            {CKA_PRIME_2, OSSL_PKEY_PARAM_RSA_FACTOR2},
+            {CKA_EXPONENT_1, OSSL_PKEY_PARAM_RSA_EXPONENT1},
+            {CKA_EXPONENT_2, OSSL_PKEY_PARAM_RSA_EXPONENT2},
+            {CKA_COEFFICIENT, OSSL_PKEY_PARAM_RSA_COEFFICIENT1},
+        }};
+        values.reserve(parts.size());
+        for (const auto& [type_id, param] : parts) {
+            auto value = bn_param(evp, param);
+            if (!value) {
+                return dkim::unexpected(std::move(value).error());
+            }
+            values.push_back(std::move(*value));
+            private_template.push_back(attr(type_id, values.back().span()));
+        }
+        public_template.push_back(attr(CKA_MODULUS, values[0].span()));
+        public_template.push_back(attr(CKA_PUBLIC_EXPONENT, values[1].span()));
+    }
+    parsed->reset();
+
+    const auto& fn = session->fn();
+    CK_OBJECT_HANDLE private_object = CK_INVALID_HANDLE;
+    CK_OBJECT_HANDLE public_object = CK_INVALID_HANDLE;
+    const std::string context = token_->name() + ": importing key " + label;
+    CK_RV rv = fn.C_CreateObject(session->handle(), private_template.data(),
+                                 private_template.size(), &private_object);
+    if (auto ok = detail::check_rv(rv, "C_CreateObject", context); !ok) {
+        return dkim::unexpected(std::move(ok).error());
+    }
+    rv = fn.C_CreateObject(session->handle(), public_template.data(), public_template.size(),
+                           &public_object);
+    if (auto ok = detail::check_rv(rv, "C_CreateObject", context); !ok) {
+        (void)fn.C_DestroyObject(session->handle(), private_object);
+        return dkim::unexpected(std::move(ok).error());
+    }
+    values.clear();
+    auto info = read_key(*session, name, id_bytes, true);
+    if (!info || !info->private_half || !info->private_half->as_imported() ||
+        info->private_half->allowed_mechanisms.front() != allowed) {
+        (void)fn.C_DestroyObject(session->handle(), private_object);
+        (void)fn.C_DestroyObject(session->handle(), public_object);
+        if (!info) {
+            return info;
+        }
+        return fail<KeyInfo>(ErrorCode::not_permitted,
+                             token_->name() +
+                                 " did not apply the required protection attributes "
+                                 "(sensitive, not extractable, sign-only); the key was deleted");
+    }
+    return info;
+}
+
+Result<std::size_t> KeyStore::destroy_private(const KeyName& name) {
+    std::lock_guard serialize(token_->module()->key_management_mutex());
+    if (!token_->logged_in()) {
+        return fail<std::size_t>(ErrorCode::locked, token_->name() +
+                                                        " is not logged in: destroying a key "
+                                                        "needs a login");
+    }
+    auto session = Session::open(token_->module(), token_->slot_id(), true);
+    if (!session) {
+        return dkim::unexpected(std::move(session).error());
+    }
+    const std::string label = name.label();
+    CK_OBJECT_CLASS klass = CKO_PRIVATE_KEY;
+    std::array match{attr(CKA_CLASS, klass), attr(CKA_LABEL, label)};
+    auto found = session->find_objects(match);
+    if (!found) {
+        return dkim::unexpected(std::move(found).error());
+    }
+    for (const CK_OBJECT_HANDLE object : *found) {
+        if (auto ok = detail::check_rv(session->fn().C_DestroyObject(session->handle(), object),
+                                       "C_DestroyObject",
+                                       token_->name() + ": destroying key " + label);
+            !ok) {
+            return dkim::unexpected(std::move(ok).error());
+        }
+    }
+    return found->size();
 }
 
 }  // namespace dkim::hsm

@@ -91,17 +91,20 @@ class JitEngine {
         authority_ = std::make_unique<jit::Authority>(*journal_, policy_, *state);
         directory_ =
             std::make_unique<jit::Directory>(*journal_, *state, jit::PasswordCost::minimal());
+        keys_ = std::make_unique<jit::KeyRegistry>(state->keys);
     }
 
     std::filesystem::path db() const { return dir_ / "signerd.db"; }
     jit::Authority& authority() { return *authority_; }
     jit::Directory& directory() { return *directory_; }
     jit::Journal& journal() { return *journal_; }
+    jit::KeyRegistry& keys() { return *keys_; }
     FailingStore& store() { return *store_; }
     jit::Policy& policy() { return policy_; }
 
   private:
     void reset() {
+        keys_.reset();
         directory_.reset();
         authority_.reset();
         journal_.reset();
@@ -113,6 +116,7 @@ class JitEngine {
     std::unique_ptr<jit::Journal> journal_;
     std::unique_ptr<jit::Authority> authority_;
     std::unique_ptr<jit::Directory> directory_;
+    std::unique_ptr<jit::KeyRegistry> keys_;
 };
 
 inline jit::Actor user(const std::string& name, std::initializer_list<jit::Role> roles) {

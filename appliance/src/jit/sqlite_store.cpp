@@ -39,6 +39,11 @@ CREATE TABLE IF NOT EXISTS grants(
   starts INTEGER NOT NULL, expires INTEGER NOT NULL, budget INTEGER, uses INTEGER NOT NULL,
   revoked_at INTEGER, revoked_by TEXT NOT NULL, revoke_reason TEXT NOT NULL,
   break_glass INTEGER NOT NULL, end_recorded INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS keys(
+  domain TEXT NOT NULL, selector TEXT NOT NULL, algorithm TEXT NOT NULL, state TEXT NOT NULL,
+  origin TEXT NOT NULL, created INTEGER NOT NULL, activated INTEGER, retiring_since INTEGER,
+  retire_after INTEGER, retired INTEGER, dkim_record TEXT NOT NULL,
+  PRIMARY KEY(domain, selector));
 CREATE TABLE IF NOT EXISTS audit(
   seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
   scope TEXT NOT NULL, outcome TEXT NOT NULL, reason TEXT NOT NULL, request_id INTEGER NOT NULL,
@@ -175,6 +180,7 @@ class SqliteStore final : public Store {
     bool apply(const Grant& g);
     bool apply(const GrantUses& g);
     bool apply(const Checkpoint& c);
+    bool apply(const KeyRecord& k);
     bool append(const AuditRecord& r);
 
     sqlite3* db_;
@@ -298,6 +304,31 @@ bool SqliteStore::apply(const Checkpoint& c) {
     }
     s->bind(c.seq).bind_blob(hash_text(c.head)).bind(to_unix_ms(c.time)).bind(c.key_label);
     s->bind(c.algorithm).bind_blob(c.signature);
+    return done(s);
+}
+
+bool SqliteStore::apply(const KeyRecord& k) {
+    Statement* s = statement(
+        "INSERT OR REPLACE INTO keys(domain, selector, algorithm, state, origin, created, "
+        "activated, retiring_since, retire_after, retired, dkim_record) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+    if (s == nullptr) {
+        return false;
+    }
+    const auto time = [s](const std::optional<TimePoint>& t) {
+        if (t) {
+            s->bind(to_unix_ms(*t));
+        } else {
+            s->bind_null();
+        }
+    };
+    s->bind(k.domain).bind(k.selector).bind(k.algorithm).bind(to_string(k.state)).bind(k.origin);
+    s->bind(to_unix_ms(k.created));
+    time(k.activated);
+    time(k.retiring_since);
+    time(k.retire_after);
+    time(k.retired);
+    s->bind(k.dkim_record);
     return done(s);
 }
 
@@ -442,6 +473,35 @@ Expected<StoredState, std::string> SqliteStore::load() {
         }
     } else {
         return unexpected(error("cannot read grants"));
+    }
+    if (Statement* s = statement(
+            "SELECT domain, selector, algorithm, state, origin, created, activated, "
+            "retiring_since, retire_after, retired, dkim_record FROM keys "
+            "ORDER BY domain, selector")) {
+        const auto time = [s](int column) -> std::optional<TimePoint> {
+            if (s->is_null(column)) {
+                return std::nullopt;
+            }
+            return from_unix_ms(s->integer(column));
+        };
+        while (s->step() == SQLITE_ROW) {
+            KeyRecord k;
+            k.domain = s->text(0);
+            k.selector = s->text(1);
+            k.algorithm = s->text(2);
+            // Unknown: retired, which never signs.
+            k.state = parse_key_state(s->text(3)).value_or(KeyState::retired);
+            k.origin = s->text(4);
+            k.created = from_unix_ms(s->integer(5));
+            k.activated = time(6);
+            k.retiring_since = time(7);
+            k.retire_after = time(8);
+            k.retired = time(9);
+            k.dkim_record = s->text(10);
+            state.keys.push_back(std::move(k));
+        }
+    } else {
+        return unexpected(error("cannot read the keys' lifecycle"));
     }
     if (Statement* s = statement("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")) {
         if (s->step() == SQLITE_ROW) {

@@ -236,16 +236,20 @@ struct KeyList {
     }
 };
 
-// Generates a key in the token. Needs an active key.generate grant of the caller that covers
-// domain/selector (which is also what keeps the token logged in).
+// Generates a key in the token; it starts in state pending-publish. Needs an active grant of
+// the caller that covers domain/selector (which is also what keeps the token logged in):
+// key.generate, or key.rotate when `rotation` is set (the domain must then have an active key
+// of the same kind). Rerunning it for a key that is still pending-publish, or whose
+// generation was interrupted, finishes it instead of failing.
 struct KeyGenerate {
     Credentials auth;
     std::string domain;
     std::string selector;
     std::string algorithm;  // "rsa-2048", "rsa-3072", "rsa-4096", "ed25519"
+    bool rotation = false;
     template <class A>
     void serialize(A& ar) {
-        ar(auth, domain, selector, algorithm);
+        ar(auth, domain, selector, algorithm, rotation);
     }
 };
 
@@ -258,12 +262,68 @@ struct AuditVerify {
     }
 };
 
+// Switches signing to a pending-publish key: it becomes active, and the active keys of the same
+// kind (RSA or Ed25519) of its domain become retiring, to be retired after `grace_seconds`.
+// One durable commit. Needs key.rotate when it displaces a key, else key.generate or
+// key.rotate. signerd does not look at DNS: the caller checks that the record is published.
+struct KeyActivate {
+    Credentials auth;
+    std::string domain;
+    std::string selector;
+    std::int64_t grace_seconds = 0;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, domain, selector, grace_seconds);
+    }
+};
+
+// Retires a retiring key whose grace period is over (or, with `force`, any key that is not
+// pending: a compromised one): it stops signing at once and its private half is destroyed in
+// the token. Needs key.retire. Rerunning it finishes an interrupted destruction.
+struct KeyRetire {
+    Credentials auth;
+    std::string domain;
+    std::string selector;
+    bool force = false;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, domain, selector, force);
+    }
+};
+
+// Imports a private key (PEM or DER, PKCS#1 or PKCS#8: RSA of at least 1024 bits, or Ed25519)
+// into the token as a sensitive, non-extractable object, in state pending-publish. Needs
+// key.generate. `test_data`, when given, is a header block to sign with the new key at once
+// (as SignRequest.data: its DKIM-Signature must name this key), so that the caller can check
+// the imported key against the published record. The key bytes are wiped after use.
+struct KeyImport {
+    Credentials auth;
+    std::string domain;
+    std::string selector;
+    std::string private_key;
+    std::string test_data;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, domain, selector, private_key, test_data);
+    }
+};
+
+// From a relay: the selectors that sign for `domain` now (active keys, and unmanaged ones).
+struct SigningKeysRequest {
+    std::string domain;
+    template <class A>
+    void serialize(A& ar) {
+        ar(domain);
+    }
+};
+
 // New alternatives go at the end: the index is the wire tag.
 using Request =
     std::variant<SignRequest, StatusRequest, SessionCreate, UserAdd, UserList, UserSetDisabled,
                  ApiTokenCreate, ApiTokenRevoke, TotpEnrol, TotpConfirm, ElevationRequest,
                  ElevationList, ElevationDecide, GrantRevoke, GrantList, AuditShow,
-                 PublicKeyRequest, WhoAmI, SessionEnd, KeyList, KeyGenerate, AuditVerify>;
+                 PublicKeyRequest, WhoAmI, SessionEnd, KeyList, KeyGenerate, AuditVerify,
+                 KeyActivate, KeyRetire, KeyImport, SigningKeysRequest>;
 
 // --- replies --------------------------------------------------------------------------------
 
@@ -470,14 +530,45 @@ struct KeyView {
     std::uint32_t bits = 0;
     std::string dns_name;    // "s1._domainkey.example.com"
     std::string dns_record;  // "v=DKIM1; k=rsa; p=..."
+    // The lifecycle (dkim/jit/keys.hpp): "generating", "pending-publish", "active", "retiring",
+    // "retired". managed is false for a key in the token that signerd has no record of (it
+    // signs as an active key).
+    std::string state;
+    bool managed = false;
+    std::string origin;  // "generated", "imported", "adopted"; "" when unmanaged
+    std::int64_t created_ms = 0;
+    std::int64_t activated_ms = 0;     // 0: never
+    std::int64_t retire_after_ms = 0;  // retiring: the end of the grace period
+    std::int64_t retired_ms = 0;
+    bool private_key_present = true;  // false once retired and destroyed
     template <class A>
     void serialize(A& ar) {
-        ar(domain, selector, algorithm, signing, bits, dns_name, dns_record);
+        ar(domain, selector, algorithm, signing, bits, dns_name, dns_record, state, managed, origin,
+           created_ms, activated_ms, retire_after_ms, retired_ms, private_key_present);
     }
 };
 
 struct KeysReply {
     std::vector<KeyView> keys;
+    std::string message;      // what the operation did ("generated", "already active", ...)
+    std::string test_signature;  // KeyImport with test_data: the raw signature
+    template <class A>
+    void serialize(A& ar) {
+        ar(keys, message, test_signature);
+    }
+};
+
+struct SigningKey {
+    std::string selector;
+    std::string algorithm;  // the DKIM a= value
+    template <class A>
+    void serialize(A& ar) {
+        ar(selector, algorithm);
+    }
+};
+
+struct SigningKeysReply {
+    std::vector<SigningKey> keys;  // sorted by selector
     template <class A>
     void serialize(A& ar) {
         ar(keys);
@@ -500,6 +591,6 @@ struct AuditVerifyReply {
 
 using Reply = std::variant<ErrorReply, SignReply, StatusReply, OkReply, UsersReply, RequestsReply,
                            GrantsReply, AuditReply, PublicKeyReply, IdentityReply, KeysReply,
-                           AuditVerifyReply>;
+                           AuditVerifyReply, SigningKeysReply>;
 
 }  // namespace dkim::ipc

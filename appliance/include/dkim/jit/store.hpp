@@ -1,6 +1,6 @@
 #pragma once
 // Durable state of signerd: users, API-token hashes, elevation requests and approvals,
-// grants with their use counters, the audit log and its checkpoints. One commit is one
+// grants with their use counters, the DKIM keys' lifecycle, the audit log and its checkpoints. One commit is one
 // transaction that is durable (fsync'd) before it returns: a state change and the audit
 // records that describe it land together or not at all.
 
@@ -13,6 +13,7 @@
 
 #include "dkim/expected.hpp"
 #include "dkim/jit/audit.hpp"
+#include "dkim/jit/keys.hpp"
 #include "dkim/jit/model.hpp"
 
 namespace dkim::jit {
@@ -23,13 +24,14 @@ struct GrantUses {
     std::uint64_t uses = 0;
 };
 
-using Mutation = std::variant<User, ApiToken, Request, Grant, GrantUses, Checkpoint>;
+using Mutation = std::variant<User, ApiToken, Request, Grant, GrantUses, Checkpoint, KeyRecord>;
 
 struct StoredState {
     std::vector<User> users;
     std::vector<ApiToken> tokens;
     std::vector<Request> requests;  // with their approvals
     std::vector<Grant> grants;
+    std::vector<KeyRecord> keys;
     std::int64_t audit_seq = 0;  // records in the log
     ChainHash audit_head{};      // hash of the last record
 };

@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,6 +57,9 @@ struct PrivateKeyProtection {
 
     // True when every attribute is what we generate (see keys.hpp's header comment).
     bool as_generated() const;
+    // What an imported key can have at best: as generated, except that it was once outside
+    // the token (CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE are false).
+    bool as_imported() const;
 };
 
 struct KeyInfo {
@@ -91,6 +95,17 @@ class KeyStore {
 
     // Needs a Login (the private half is a private token object). Refuses an existing name.
     Result<KeyInfo> generate(const KeyName& name, KeyAlgorithm algorithm);
+    // Creates both halves from a private key made outside the token (C_CreateObject): PEM or
+    // DER, PKCS#1 or PKCS#8, RSA of 1024 bits or more, or Ed25519. The private half gets the
+    // protection of generated keys (sensitive, not extractable, one signing mechanism); the
+    // token records that it was not always sensitive. Needs a Login; refuses an existing
+    // name and encrypted key files. The caller wipes `private_key`; every copy made here is
+    // wiped, and no error message contains key material.
+    Result<KeyInfo> import(const KeyName& name, std::span<const unsigned char> private_key);
+    // Destroys the private half(s) labelled with `name` (C_DestroyObject); the public half
+    // stays, so that old signatures can still be checked. Needs a Login. Returns how many
+    // objects were destroyed (0 when there was none left: rerunning is safe).
+    Result<std::size_t> destroy_private(const KeyName& name);
     // Public halves are always visible; private halves only while logged in. Sorted by
     // domain, then selector.
     Result<std::vector<KeyInfo>> list();

@@ -1,0 +1,88 @@
+#include "dkim/jit/keys.hpp"
+
+#include <algorithm>
+#include <tuple>
+
+namespace dkim::jit {
+
+std::string_view to_string(KeyState state) noexcept {
+    switch (state) {
+        case KeyState::generating: return "generating";
+        case KeyState::pending_publish: return "pending-publish";
+        case KeyState::active: return "active";
+        case KeyState::retiring: return "retiring";
+        case KeyState::retired: return "retired";
+    }
+    return "retired";
+}
+
+std::optional<KeyState> parse_key_state(std::string_view text) noexcept {
+    for (const KeyState s : kKeyStates) {
+        if (to_string(s) == text) {
+            return s;
+        }
+    }
+    return std::nullopt;
+}
+
+std::string key_kind(std::string_view algorithm) {
+    if (algorithm.rfind("rsa-", 0) == 0) {
+        return "rsa";
+    }
+    return algorithm == "ed25519" ? "ed25519" : "";
+}
+
+std::string KeyRecord::kind() const {
+    return key_kind(algorithm);
+}
+
+namespace {
+
+bool before(const KeyRecord& a, const KeyRecord& b) {
+    return std::tie(a.domain, a.selector) < std::tie(b.domain, b.selector);
+}
+
+}  // namespace
+
+KeyRegistry::KeyRegistry(std::vector<KeyRecord> records) : records_(std::move(records)) {
+    std::sort(records_.begin(), records_.end(), before);
+}
+
+std::optional<KeyRecord> KeyRegistry::find(std::string_view domain,
+                                           std::string_view selector) const {
+    std::lock_guard lock(mutex_);
+    for (const KeyRecord& r : records_) {
+        if (r.domain == domain && r.selector == selector) {
+            return r;
+        }
+    }
+    return std::nullopt;
+}
+
+std::vector<KeyRecord> KeyRegistry::all() const {
+    std::lock_guard lock(mutex_);
+    return records_;
+}
+
+std::vector<KeyRecord> KeyRegistry::of_domain(std::string_view domain) const {
+    std::lock_guard lock(mutex_);
+    std::vector<KeyRecord> out;
+    for (const KeyRecord& r : records_) {
+        if (r.domain == domain) {
+            out.push_back(r);
+        }
+    }
+    return out;
+}
+
+void KeyRegistry::put(const KeyRecord& record) {
+    std::lock_guard lock(mutex_);
+    const auto at = std::lower_bound(records_.begin(), records_.end(), record, before);
+    if (at != records_.end() && at->domain == record.domain && at->selector == record.selector) {
+        *at = record;
+    } else {
+        records_.insert(at, record);
+    }
+}
+
+}  // namespace dkim::jit
