@@ -110,6 +110,7 @@ int run(const signerd::Config& config) {
     jit::Journal journal(**store, state->audit_seq, state->audit_head);
     jit::Authority authority(journal, config.policy, *state);
     jit::Directory directory(journal, *state, config.password_cost);
+    jit::KeyRegistry keys(state->keys);
     jit::SystemClock clock;
     signerd::Metrics metrics;
     journal.on_commit([&metrics](std::chrono::nanoseconds took, std::size_t records, bool ok) {
@@ -141,7 +142,8 @@ int run(const signerd::Config& config) {
         }
         options.pin_path = std::filesystem::path(dir) / config.pin_credential;
     }
-    signerd::Service service(journal, authority, directory, gate, clock, metrics, options);
+    signerd::Service service(journal, authority, directory, keys, gate, clock, metrics,
+                             options);
 
     {
         jit::AuditRecord r;

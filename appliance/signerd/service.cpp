@@ -76,10 +76,12 @@ ipc::GrantView view(const jit::Grant& g, jit::TimePoint now) {
 }  // namespace
 
 Service::Service(jit::Journal& journal, jit::Authority& authority, jit::Directory& directory,
-                 TokenGate& gate, const jit::Clock& clock, Metrics& metrics, ServiceOptions options)
+                 jit::KeyRegistry& keys, TokenGate& gate, const jit::Clock& clock,
+                 Metrics& metrics, ServiceOptions options)
     : journal_(journal),
       authority_(authority),
       directory_(directory),
+      keys_(keys),
       gate_(gate),
       clock_(clock),
       metrics_(metrics),
@@ -135,6 +137,9 @@ ipc::Reply Service::handle(const Peer& peer, ipc::Request& request) {
             if constexpr (requires { r.code; }) {
                 jit::wipe(r.code);
             }
+            if constexpr (requires { r.private_key; }) {
+                jit::wipe(r.private_key);
+            }
         },
         request);
     return reply;
@@ -158,13 +163,16 @@ ipc::Reply Service::dispatch(const Peer& peer, T& request) {
         return sign(peer, request);
     } else if constexpr (std::is_same_v<T, ipc::PublicKeyRequest>) {
         return public_key(request);
+    } else if constexpr (std::is_same_v<T, ipc::SigningKeysRequest>) {
+        return signing_keys(request);
     } else if constexpr (std::is_same_v<T, ipc::StatusRequest>) {
         return status();
     } else {
         if (peer.kind == PeerKind::relay) {
             metrics_.refusal(Metrics::Refusal::peer);
             return error("forbidden",
-                         "relay clients may only sign, read public keys and ask for status");
+                         "relay clients may only sign, read public keys and signing keys, and ask "
+                         "for status");
         }
         const auto now = clock_.now();
         auto actor = authenticate(peer, request.auth, needs_password<T>(), now);
@@ -251,6 +259,11 @@ ipc::Reply Service::sign(const Peer& peer, const ipc::SignRequest& request) {
     }
     const std::string domain = mail::ascii_lowercase(request.domain);
     const std::string selector = mail::ascii_lowercase(request.selector);
+    if (const auto key = keys_.find(domain, selector); key && !key->signs()) {
+        return refuse(Metrics::Refusal::mismatch, "forbidden",
+                      "the key " + key->label() + " is " + std::string(jit::to_string(key->state)) +
+                          ": it does not sign");
+    }
 
     auto permit = authority_.authorize_sign(client, domain, selector, now);
     if (!permit) {
@@ -792,24 +805,6 @@ ipc::Reply Service::operate(const Actor& who, ipc::AuditShow& r, jit::TimePoint 
     return out;
 }
 
-namespace {
-
-ipc::KeyView key_view(const TokenGate::KeyDescription& k) {
-    return ipc::KeyView{k.domain,     k.selector, k.algorithm,
-                        k.signing,    k.bits,     k.selector + "._domainkey." + k.domain,
-                        k.dkim_record};
-}
-
-ipc::Reply gate_error(const GateError& e) {
-    switch (e.kind) {
-        case GateError::Kind::invalid: return error("invalid", e.message);
-        case GateError::Kind::exists: return error("conflict", e.message);
-        case GateError::Kind::no_key: return error("not_found", e.message);
-        default: return error("unavailable", "the token cannot do it: " + e.message);
-    }
-}
-
-}  // namespace
 
 ipc::Reply Service::operate(const Actor& who, ipc::WhoAmI& r, jit::TimePoint /*now*/) {
     ipc::IdentityReply out;
@@ -840,65 +835,6 @@ ipc::Reply Service::operate(const Actor& who, ipc::SessionEnd& r, jit::TimePoint
         return error_reply(revoked.error());
     }
     return ipc::OkReply{"session ended", token->id, ""};
-}
-
-ipc::Reply Service::operate(const Actor& /*who*/, ipc::KeyList& /*r*/, jit::TimePoint /*now*/) {
-    auto keys = gate_.list_keys();
-    if (!keys) {
-        return gate_error(keys.error());
-    }
-    ipc::KeysReply out;
-    for (const auto& k : *keys) {
-        out.keys.push_back(key_view(k));
-    }
-    return out;
-}
-
-ipc::Reply Service::operate(const Actor& who, ipc::KeyGenerate& r, jit::TimePoint now) {
-    if (!is_valid_domain(r.domain) || !is_valid_selector(r.selector)) {
-        return error("invalid", "invalid domain or selector");
-    }
-    const std::string domain = mail::ascii_lowercase(r.domain);
-    const std::string selector = mail::ascii_lowercase(r.selector);
-    // The grant first (it spends a use and is recorded), then the token.
-    auto grant =
-        authority_.authorize_operation(who, jit::Operation::key_generate, domain, selector, now);
-    if (!grant) {
-        return error_reply(grant.error());
-    }
-    if (!gate_.logged_in()) {
-        (void)reconcile(now);
-    }
-    auto made = gate_.generate_key(domain, selector, r.algorithm);
-    const std::string scope = "key.generate " + domain + "/" + selector;
-    if (!made) {
-        jit::AuditRecord failed;
-        failed.time = now;
-        failed.actor = who.audit_name();
-        failed.action = "key.generate";
-        failed.scope = scope;
-        failed.outcome = "failed";
-        failed.reason = made.error().message;
-        failed.grant_id = grant->id;
-        (void)journal_.write({}, std::move(failed));
-        return gate_error(made.error());
-    }
-    jit::AuditRecord done;
-    done.time = now;
-    done.actor = who.audit_name();
-    done.action = "key.generated";
-    done.scope = scope;
-    done.outcome = "ok";
-    done.grant_id = grant->id;
-    done.detail = made->algorithm + "; " + made->dkim_record;
-    if (auto written = journal_.write({}, std::move(done)); !written) {
-        return error("unavailable", "the key was generated but its record could not be written: " +
-                                        written.error());
-    }
-    notify_change();
-    ipc::KeysReply out;
-    out.keys.push_back(key_view(*made));
-    return out;
 }
 
 ipc::Reply Service::operate(const Actor& who, ipc::AuditVerify& /*r*/, jit::TimePoint /*now*/) {

@@ -20,6 +20,7 @@
 #include "dkim/jit/clock.hpp"
 #include "dkim/jit/directory.hpp"
 #include "dkim/jit/journal.hpp"
+#include "dkim/jit/keys.hpp"
 #include "metrics.hpp"
 #include "token_gate.hpp"
 
@@ -41,7 +42,8 @@ struct ServiceOptions {
 class Service {
   public:
     Service(jit::Journal& journal, jit::Authority& authority, jit::Directory& directory,
-            TokenGate& gate, const jit::Clock& clock, Metrics& metrics, ServiceOptions options);
+            jit::KeyRegistry& keys, TokenGate& gate, const jit::Clock& clock, Metrics& metrics,
+            ServiceOptions options);
     Service(const Service&) = delete;
     Service& operator=(const Service&) = delete;
 
@@ -61,12 +63,22 @@ class Service {
     bool logged_in() const { return gate_.logged_in(); }
     Metrics::Gauges gauges() const;
 
+    // The token's keys joined with their records.
+    struct KeyEntry {
+        std::optional<TokenGate::KeyDescription> token;
+        std::optional<jit::KeyRecord> record;
+        std::string kind() const;
+        bool signs() const;    // active or retiring (or unmanaged)
+        bool current() const;  // active (or unmanaged): what a relay is told to sign with
+    };
+
   private:
     template <class T>
     ipc::Reply dispatch(const Peer& peer, T& request);
     ipc::Reply sign(const Peer& peer, const ipc::SignRequest& request);
     ipc::Reply status() const;
     ipc::Reply public_key(const ipc::PublicKeyRequest& request);
+    ipc::Reply signing_keys(const ipc::SigningKeysRequest& request);
     Expected<jit::Actor, jit::Refusal> authenticate(const Peer& peer,
                                                     const ipc::Credentials& credentials,
                                                     bool need_password, jit::TimePoint now);
@@ -91,6 +103,19 @@ class Service {
     ipc::Reply operate(const jit::Actor& who, ipc::KeyList& r, jit::TimePoint now);
     ipc::Reply operate(const jit::Actor& who, ipc::KeyGenerate& r, jit::TimePoint now);
     ipc::Reply operate(const jit::Actor& who, ipc::AuditVerify& r, jit::TimePoint now);
+    // The keys' lifecycle (key_lifecycle.cpp).
+    ipc::Reply operate(const jit::Actor& who, ipc::KeyActivate& r, jit::TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::KeyRetire& r, jit::TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::KeyImport& r, jit::TimePoint now);
+    // A record made durable (with the audit records describing it), then visible.
+    Expected<void, std::string> commit_keys(std::vector<jit::KeyRecord> records,
+                                            std::vector<jit::AuditRecord> audit);
+    Expected<std::vector<KeyEntry>, ipc::ErrorReply> key_entries(const std::string& domain);
+    // key.rotate when `displacing`, else key.generate or key.rotate.
+    Expected<jit::Grant, jit::Refusal> authorize_key(const jit::Actor& who, jit::Operation op,
+                                                     const std::string& domain,
+                                                     const std::string& selector,
+                                                     jit::TimePoint now);
 
     // The login lifecycle.
     Expected<void, std::string> reconcile(jit::TimePoint now);
@@ -106,6 +131,7 @@ class Service {
     jit::Journal& journal_;
     jit::Authority& authority_;
     jit::Directory& directory_;
+    jit::KeyRegistry& keys_;
     TokenGate& gate_;
     const jit::Clock& clock_;
     Metrics& metrics_;

@@ -180,6 +180,23 @@ Expected<TokenGate::KeyDescription, GateError> describe(hsm::KeyStore& store,
 
 }  // namespace
 
+namespace {
+
+// The name of a DKIM key that an operator may create: valid, and not the audit key's.
+Expected<hsm::KeyName, GateError> operator_key_name(const std::string& domain,
+                                                    const std::string& selector) {
+    auto name = hsm::KeyName::make(domain, selector);
+    if (!name) {
+        return unexpected(GateError{GateError::Kind::invalid, name.error().to_string()});
+    }
+    if (*name == audit_key_name()) {
+        return unexpected(GateError{GateError::Kind::invalid, "that name is the audit key's"});
+    }
+    return std::move(*name);
+}
+
+}  // namespace
+
 Expected<std::vector<TokenGate::KeyDescription>, GateError> HsmTokenGate::list_keys() {
     hsm::KeyStore store(token_);
     auto keys = store.list();
@@ -202,12 +219,9 @@ Expected<std::vector<TokenGate::KeyDescription>, GateError> HsmTokenGate::list_k
 
 Expected<TokenGate::KeyDescription, GateError> HsmTokenGate::generate_key(
     const std::string& domain, const std::string& selector, const std::string& algorithm) {
-    auto name = hsm::KeyName::make(domain, selector);
+    auto name = operator_key_name(domain, selector);
     if (!name) {
-        return unexpected(GateError{GateError::Kind::invalid, name.error().to_string()});
-    }
-    if (*name == audit_key_name()) {
-        return unexpected(GateError{GateError::Kind::invalid, "that name is the audit key's"});
+        return unexpected(name.error());
     }
     const auto parsed = hsm::parse_key_algorithm(algorithm);
     if (!parsed) {
@@ -227,6 +241,61 @@ Expected<TokenGate::KeyDescription, GateError> HsmTokenGate::generate_key(
         return unexpected(from_hsm(generated.error()));
     }
     return describe(store, *generated);
+}
+
+
+Expected<TokenGate::KeyDescription, GateError> HsmTokenGate::import_key(
+    const std::string& domain, const std::string& selector, std::string_view private_key) {
+    auto name = operator_key_name(domain, selector);
+    if (!name) {
+        return unexpected(name.error());
+    }
+    {
+        std::lock_guard lock(mutex_);
+        if (!login_) {
+            return unexpected(GateError{GateError::Kind::locked, "the token is not logged in"});
+        }
+    }
+    hsm::KeyStore store(token_);
+    const std::span<const unsigned char> bytes(
+        reinterpret_cast<const unsigned char*>(private_key.data()), private_key.size());  // NOLINT
+    auto imported = store.import(*name, bytes);
+    if (!imported && imported.error().code == hsm::ErrorCode::key_exists) {
+        // A rerun after a crash: the same key (same public half), both halves present.
+        auto existing = store.find(*name);
+        if (existing && existing->private_half && existing->has_public) {
+            auto ours = hsm::public_key_of(bytes);
+            auto theirs = store.public_key(*existing);
+            if (ours && theirs && ours->spki_der == theirs->spki_der) {
+                return describe(store, *existing);
+            }
+        }
+    }
+    if (!imported) {
+        return unexpected(from_hsm(imported.error()));
+    }
+    return describe(store, *imported);
+}
+
+Expected<std::size_t, GateError> HsmTokenGate::destroy_private_key(const std::string& domain,
+                                                                   const std::string& selector) {
+    auto name = operator_key_name(domain, selector);
+    if (!name) {
+        return unexpected(name.error());
+    }
+    {
+        std::lock_guard lock(mutex_);
+        if (!login_) {
+            return unexpected(GateError{GateError::Kind::locked, "the token is not logged in"});
+        }
+        keys_.erase(name->label());
+    }
+    hsm::KeyStore store(token_);
+    auto destroyed = store.destroy_private(*name);
+    if (!destroyed) {
+        return unexpected(from_hsm(destroyed.error()));
+    }
+    return *destroyed;
 }
 
 }  // namespace dkim::signerd

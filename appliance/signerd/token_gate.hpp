@@ -66,6 +66,15 @@ class TokenGate {
     virtual Expected<KeyDescription, GateError> generate_key(const std::string& domain,
                                                              const std::string& selector,
                                                              const std::string& algorithm) = 0;
+    // Imports a private key made outside the token (hsm::KeyStore::import; needs a login).
+    // Importing the same key again under the same name returns it (a rerun after a crash).
+    virtual Expected<KeyDescription, GateError> import_key(const std::string& domain,
+                                                           const std::string& selector,
+                                                           std::string_view private_key) = 0;
+    // Destroys the private half of domain/selector (needs a login); the number destroyed, 0
+    // when none was left.
+    virtual Expected<std::size_t, GateError> destroy_private_key(const std::string& domain,
+                                                                 const std::string& selector) = 0;
     // Signs an audit checkpoint with the audit key (generated in the token on first use).
     // Returns (key label, algorithm, signature).
     struct CheckpointSignature {
@@ -98,6 +107,11 @@ class HsmTokenGate final : public TokenGate {
     Expected<KeyDescription, GateError> generate_key(const std::string& domain,
                                                      const std::string& selector,
                                                      const std::string& algorithm) override;
+    Expected<KeyDescription, GateError> import_key(const std::string& domain,
+                                                   const std::string& selector,
+                                                   std::string_view private_key) override;
+    Expected<std::size_t, GateError> destroy_private_key(const std::string& domain,
+                                                         const std::string& selector) override;
 
     const std::shared_ptr<hsm::Token>& token() const { return token_; }
 

@@ -683,6 +683,36 @@ std::array<unsigned char, 34> ed25519_point(std::span<const unsigned char, 32> r
 
 }  // namespace
 
+Result<PublicKey> public_key_of(std::span<const unsigned char> private_key) {
+    auto parsed = parse_private_key(private_key);
+    if (!parsed) {
+        return dkim::unexpected(std::move(parsed).error());
+    }
+    const int id_type = EVP_PKEY_get_base_id(parsed->get());
+    if (id_type != EVP_PKEY_RSA && id_type != EVP_PKEY_ED25519) {
+        return fail<PublicKey>(ErrorCode::unsupported,
+                               "the private key is neither RSA nor Ed25519 (DKIM signs with those)");
+    }
+    PublicKey out;
+    out.type = id_type == EVP_PKEY_ED25519 ? KeyType::ed25519 : KeyType::rsa;
+    unsigned char* der = nullptr;
+    const int size = i2d_PUBKEY(parsed->get(), &der);
+    if (size <= 0) {
+        return fail<PublicKey>(ErrorCode::device, "OpenSSL could not encode the public key");
+    }
+    out.spki_der.assign(der, der + size);
+    OPENSSL_free(der);
+    if (out.type == KeyType::ed25519) {
+        out.raw.resize(32);
+        std::size_t raw_size = out.raw.size();
+        if (EVP_PKEY_get_raw_public_key(parsed->get(), out.raw.data(), &raw_size) != 1 ||
+            raw_size != 32) {
+            return fail<PublicKey>(ErrorCode::invalid_argument, "the Ed25519 key cannot be read");
+        }
+    }
+    return out;
+}
+
 Result<KeyInfo> KeyStore::import(const KeyName& name, std::span<const unsigned char> private_key) {
     auto parsed = parse_private_key(private_key);
     if (!parsed) {

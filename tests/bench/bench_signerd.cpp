@@ -53,6 +53,7 @@ struct Daemon {
     std::unique_ptr<jit::Journal> journal;
     std::unique_ptr<jit::Authority> authority;
     std::unique_ptr<jit::Directory> directory;
+    std::unique_ptr<jit::KeyRegistry> keys;
     jit::SystemClock clock;
     signerd::Metrics metrics;
     std::unique_ptr<signerd::HsmTokenGate> gate;
@@ -74,6 +75,7 @@ struct Daemon {
         });
         authority = std::make_unique<jit::Authority>(*journal, jit::Policy::defaults(), state);
         directory = std::make_unique<jit::Directory>(*journal, state, jit::PasswordCost::minimal());
+        keys = std::make_unique<jit::KeyRegistry>(state.keys);
         // signerd owns the token's login from here on (one Login per token and process); the
         // in-process pool keeps working on the same logged-in token.
         (void)bench::bench_token().login->release();
@@ -84,8 +86,8 @@ struct Daemon {
         signerd::ServiceOptions options;
         options.pin_source = signerd::PinSourceKind::file;
         options.pin_path = pin;
-        service = std::make_unique<signerd::Service>(*journal, *authority, *directory, *gate, clock,
-                                                     metrics, options);
+        service = std::make_unique<signerd::Service>(*journal, *authority, *directory, *keys,
+                                                     *gate, clock, metrics, options);
         // One grant for the benchmark's domain, approved by someone else, no budget.
         const jit::Actor requester{jit::Actor::Kind::user, "alice",
                                    static_cast<jit::RoleSet>(jit::Role::requester)};

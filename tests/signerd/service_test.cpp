@@ -6,83 +6,13 @@
 
 #include <fstream>
 
+#include "fake_gate.hpp"
 #include "signerd_fixture.hpp"
 
 namespace dkim::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-class FakeGate final : public signerd::TokenGate {
-  public:
-    Expected<void, signerd::GateError> login(hsm::Secret pin, bool relogin) override {
-        ++login_calls;
-        last_relogin = relogin;
-        if (!pin.equals(hsm::Secret::from_string("1234"))) {
-            return unexpected(
-                signerd::GateError{signerd::GateError::Kind::wrong_pin, "CKR_PIN_INCORRECT"});
-        }
-        in = true;
-        ++logins;
-        return {};
-    }
-    void logout() override {
-        in = false;
-        ++logouts;
-    }
-    bool logged_in() const override { return in; }
-    Expected<std::string, signerd::GateError> sign(const std::string& domain,
-                                                   const std::string& selector, SigningAlgorithm,
-                                                   std::string_view data) override {
-        if (!in) {
-            return unexpected(
-                signerd::GateError{signerd::GateError::Kind::locked, "not logged in"});
-        }
-        ++signatures;
-        return "sig(" + domain + "/" + selector + "," + std::to_string(data.size()) + ")";
-    }
-    Expected<PublicKey, signerd::GateError> public_key(const std::string& domain,
-                                                       const std::string& selector) override {
-        if (domain != "example.com" || selector != "sel") {
-            return unexpected(
-                signerd::GateError{signerd::GateError::Kind::no_key, "no key " + selector});
-        }
-        return PublicKey{"ed25519", std::string(32, 'k')};
-    }
-    Expected<CheckpointSignature, signerd::GateError> sign_checkpoint(std::string_view) override {
-        if (!in) {
-            return unexpected(
-                signerd::GateError{signerd::GateError::Kind::locked, "not logged in"});
-        }
-        ++checkpoints;
-        return CheckpointSignature{"audit", "ed25519-sha256", "sig"};
-    }
-    Expected<std::vector<KeyDescription>, signerd::GateError> list_keys() override { return keys; }
-    Expected<KeyDescription, signerd::GateError> generate_key(
-        const std::string& domain, const std::string& selector,
-        const std::string& algorithm) override {
-        if (!in) {
-            return unexpected(
-                signerd::GateError{signerd::GateError::Kind::locked, "not logged in"});
-        }
-        for (const auto& k : keys) {
-            if (k.domain == domain && k.selector == selector) {
-                return unexpected(signerd::GateError{signerd::GateError::Kind::exists, "exists"});
-            }
-        }
-        keys.push_back({domain, selector, algorithm, "ed25519-sha256", 256,
-                        "v=DKIM1; k=ed25519; p=" + selector});
-        return keys.back();
-    }
-    std::vector<KeyDescription> keys;
-    bool in = false;
-    int logins = 0;
-    int login_calls = 0;
-    int logouts = 0;
-    int signatures = 0;
-    int checkpoints = 0;
-    bool last_relogin = true;
-};
 
 std::filesystem::path pin_file() {
     static const std::filesystem::path path = [] {
@@ -401,7 +331,7 @@ TEST_F(ServiceTest, WhoAmINamesTheUserAndTheSessionToken) {
 }
 
 TEST_F(ServiceTest, KeysAreListedForAnyUserAndGeneratedOnlyUnderAKeyGenerateGrant) {
-    gate.keys.push_back({"example.com", "s1", "rsa-2048", "rsa-sha256", 2048, "v=DKIM1; p=x"});
+    gate.add_key("example.com", "s1");
     auto listed = h.call(h.web_peer, ipc::KeyList{h.password_of("alice")});
     ASSERT_TRUE(std::holds_alternative<ipc::KeysReply>(listed)) << error_message(listed);
     ASSERT_EQ(std::get<ipc::KeysReply>(listed).keys.size(), 1U);
@@ -434,8 +364,19 @@ TEST_F(ServiceTest, KeysAreListedForAnyUserAndGeneratedOnlyUnderAKeyGenerateGran
     auto made = h.call(h.web_peer, generate);
     ASSERT_TRUE(std::holds_alternative<ipc::KeysReply>(made)) << error_message(made);
     EXPECT_EQ(std::get<ipc::KeysReply>(made).keys.at(0).selector, "s2");
+    EXPECT_EQ(std::get<ipc::KeysReply>(made).keys.at(0).state, "pending-publish");
     generate.auth = h.password_of("alice");
-    EXPECT_EQ(error_code(h.call(h.web_peer, generate)), "conflict") << "the name exists";
+    auto again = h.call(h.web_peer, generate);
+    ASSERT_TRUE(std::holds_alternative<ipc::KeysReply>(again)) << error_message(again);
+    EXPECT_EQ(std::get<ipc::KeysReply>(again).message, "already generated; publish its record")
+        << "a rerun finds the key it made";
+    EXPECT_EQ(gate.generated, 1);
+    generate.auth = h.password_of("alice");
+    generate.algorithm = "rsa-2048";
+    EXPECT_EQ(error_code(h.call(h.web_peer, generate)), "conflict") << "another algorithm";
+    generate.auth = h.password_of("alice");
+    generate.selector = "s1";
+    EXPECT_EQ(error_code(h.call(h.web_peer, generate)), "conflict") << "an active key's name";
 
     auto log = h.engine.journal().store().audit_records(1, 1000);
     ASSERT_TRUE(log);

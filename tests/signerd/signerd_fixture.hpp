@@ -83,7 +83,8 @@ class SignerdHarness {
     void build() {
         service =
             std::make_unique<signerd::Service>(engine.journal(), engine.authority(),
-                                               engine.directory(), gate_, clock, metrics, options_);
+                                               engine.directory(), engine.keys(), gate_, clock,
+                                               metrics, options_);
     }
     void restart() {
         service.reset();

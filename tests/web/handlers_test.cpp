@@ -360,10 +360,24 @@ TEST_F(HandlersTest, DnsRecordsComeFromTheTokensKeysAndTheConfiguredAddresses) {
     const std::string long_record = "v=DKIM1; k=rsa; p=" + std::string(400, 'A');
     signer.answer = [&](ipc::Request& r) -> ipc::Reply {
         EXPECT_TRUE(std::holds_alternative<ipc::KeyList>(r));
-        return ipc::KeysReply{{{"example.com", "s1", "rsa-2048", "rsa-sha256", 2048,
-                                "s1._domainkey.example.com", long_record},
-                               {"other.example", "s1", "ed25519", "ed25519-sha256", 256,
-                                "s1._domainkey.other.example", "v=DKIM1; k=ed25519; p=x"}}};
+        const auto key = [](std::string domain, std::string algorithm, std::string signing,
+                            std::uint32_t bits, std::string record) {
+            ipc::KeyView k;
+            k.domain = std::move(domain);
+            k.selector = "s1";
+            k.algorithm = std::move(algorithm);
+            k.signing = std::move(signing);
+            k.bits = bits;
+            k.dns_name = "s1._domainkey." + k.domain;
+            k.dns_record = std::move(record);
+            k.state = "active";
+            return k;
+        };
+        ipc::KeysReply reply;
+        reply.keys = {key("example.com", "rsa-2048", "rsa-sha256", 2048, long_record),
+                      key("other.example", "ed25519", "ed25519-sha256", 256,
+                          "v=DKIM1; k=ed25519; p=x")};
+        return reply;
     };
     auto r = send(verb::get, "/api/v1/domains/Example.COM/dns", "", with_session());
     ASSERT_EQ(r.result(), status::ok) << r.body();

@@ -87,6 +87,10 @@ struct PublicKey {
     std::string dkim_p_value() const;
 };
 
+// The public half of a private key given as PEM or DER (as KeyStore::import reads it), for
+// comparing a key file with a published record or a token's key. No token involved.
+Result<PublicKey> public_key_of(std::span<const unsigned char> private_key);
+
 // Key management on one token. Every operation here takes the module's key-management
 // lock: SoftHSM2 fails under concurrent key generation.
 class KeyStore {

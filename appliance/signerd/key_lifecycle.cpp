@@ -1,0 +1,603 @@
+// The DKIM keys' lifecycle in signerd (dkim/jit/keys.hpp): list, generate, import, activate,
+// retire, and the selectors a relay signs with. Every change needs a grant of its operation,
+// is one durable commit with its audit records, and is ordered against the token operation so
+// that rerunning a step after a crash finishes it:
+//   generate/import: intent (generating) committed -> token -> pending-publish committed
+//   activate:        one commit (the new key active, the displaced ones retiring)
+//   retire:          retired committed (it stops signing) -> private half destroyed -> recorded
+
+#include <algorithm>
+#include <map>
+
+#include "dkim/crypto/public_key.hpp"
+#include "dkim/crypto/sha256.hpp"
+#include "dkim/dkim/signature.hpp"
+#include "dkim/hsm/keys.hpp"
+#include "dkim/mail/header.hpp"
+#include "header_block.hpp"
+#include "service.hpp"
+
+namespace dkim::signerd {
+
+using jit::Actor;
+using jit::KeyRecord;
+using jit::KeyState;
+
+namespace {
+
+constexpr auto kMaxGrace = std::chrono::hours(24 * 365);
+
+ipc::ErrorReply error(const std::string& code, const std::string& message) {
+    return ipc::ErrorReply{code, message, 0, {}};
+}
+
+ipc::ErrorReply gate_error(const GateError& e) {
+    switch (e.kind) {
+        case GateError::Kind::invalid: return error("invalid", e.message);
+        case GateError::Kind::exists: return error("conflict", e.message);
+        case GateError::Kind::no_key: return error("not_found", e.message);
+        default: return error("unavailable", "the token cannot do it: " + e.message);
+    }
+}
+
+std::int64_t ms(const std::optional<jit::TimePoint>& t) {
+    return t ? jit::to_unix_ms(*t) : 0;
+}
+
+unsigned bits_of(const std::string& algorithm) {
+    if (algorithm == "ed25519") {
+        return 256;
+    }
+    return algorithm.rfind("rsa-", 0) == 0
+               ? static_cast<unsigned>(std::strtoul(algorithm.c_str() + 4, nullptr, 10))
+               : 0;
+}
+
+std::string signing_of(const std::string& algorithm) {
+    return jit::key_kind(algorithm) == "ed25519" ? "ed25519-sha256" : "rsa-sha256";
+}
+
+jit::AuditRecord audit(const Actor& who, jit::TimePoint now, std::string action,
+                       std::string scope, std::string outcome, std::int64_t grant_id,
+                       std::string detail) {
+    jit::AuditRecord r;
+    r.time = now;
+    r.actor = who.audit_name();
+    r.action = std::move(action);
+    r.scope = std::move(scope);
+    r.outcome = std::move(outcome);
+    r.grant_id = grant_id;
+    r.detail = std::move(detail);
+    return r;
+}
+
+std::string format_time(jit::TimePoint t) {
+    const std::time_t seconds = std::chrono::system_clock::to_time_t(
+        std::chrono::time_point_cast<std::chrono::seconds>(t));
+    std::tm tm{};
+    gmtime_r(&seconds, &tm);
+    char out[32];
+    (void)std::strftime(out, sizeof out, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return out;
+}
+
+}  // namespace
+
+std::string Service::KeyEntry::kind() const {
+    if (record) {
+        return record->kind();
+    }
+    return token ? jit::key_kind(token->algorithm) : "";
+}
+
+bool Service::KeyEntry::signs() const {
+    return record ? record->signs() : token.has_value();
+}
+
+bool Service::KeyEntry::current() const {
+    return record ? record->state == KeyState::active : token.has_value();
+}
+
+namespace {
+
+ipc::KeyView view(const Service::KeyEntry& e) {
+    ipc::KeyView v;
+    if (e.token) {
+        v.domain = e.token->domain;
+        v.selector = e.token->selector;
+        v.algorithm = e.token->algorithm;
+        v.signing = e.token->signing;
+        v.bits = e.token->bits;
+        v.dns_record = e.token->dkim_record;
+    }
+    if (e.record) {
+        const KeyRecord& r = *e.record;
+        v.domain = r.domain;
+        v.selector = r.selector;
+        if (v.algorithm.empty()) {
+            v.algorithm = r.algorithm;
+            v.signing = signing_of(r.algorithm);
+            v.bits = bits_of(r.algorithm);
+        }
+        if (v.dns_record.empty()) {
+            v.dns_record = r.dkim_record;
+        }
+        v.state = std::string(jit::to_string(r.state));
+        v.managed = true;
+        v.origin = r.origin;
+        v.created_ms = jit::to_unix_ms(r.created);
+        v.activated_ms = ms(r.activated);
+        v.retire_after_ms = ms(r.retire_after);
+        v.retired_ms = ms(r.retired);
+        v.private_key_present = r.state != KeyState::retired && e.token.has_value();
+    } else {
+        v.state = "active";
+        v.managed = false;
+    }
+    v.dns_name = v.selector + "._domainkey." + v.domain;
+    return v;
+}
+
+}  // namespace
+
+Expected<std::vector<Service::KeyEntry>, ipc::ErrorReply> Service::key_entries(
+    const std::string& domain) {
+    auto listed = gate_.list_keys();
+    if (!listed) {
+        return unexpected(gate_error(listed.error()));
+    }
+    std::map<std::pair<std::string, std::string>, KeyEntry> entries;
+    for (auto& k : *listed) {
+        if (domain.empty() || k.domain == domain) {
+            entries[{k.domain, k.selector}].token = std::move(k);
+        }
+    }
+    for (auto& r : domain.empty() ? keys_.all() : keys_.of_domain(domain)) {
+        entries[{r.domain, r.selector}].record = std::move(r);
+    }
+    std::vector<KeyEntry> out;
+    out.reserve(entries.size());
+    for (auto& [name, entry] : entries) {
+        out.push_back(std::move(entry));
+    }
+    return out;
+}
+
+Expected<void, std::string> Service::commit_keys(std::vector<KeyRecord> records,
+                                                 std::vector<jit::AuditRecord> audit_records) {
+    std::vector<jit::Mutation> mutations(records.begin(), records.end());
+    if (auto written = journal_.write(std::move(mutations), audit_records); !written) {
+        return written;
+    }
+    for (const KeyRecord& r : records) {
+        keys_.put(r);
+    }
+    notify_change();
+    return {};
+}
+
+Expected<jit::Grant, jit::Refusal> Service::authorize_key(const Actor& who, jit::Operation op,
+                                                          const std::string& domain,
+                                                          const std::string& selector,
+                                                          jit::TimePoint now) {
+    auto grant = authority_.authorize_operation(who, op, domain, selector, now);
+    if (grant && !gate_.logged_in()) {
+        (void)reconcile(now);  // the grant just became active: the token logs in now
+    }
+    return grant;
+}
+
+ipc::Reply Service::signing_keys(const ipc::SigningKeysRequest& request) {
+    if (!is_valid_domain(request.domain)) {
+        return error("invalid", "invalid domain");
+    }
+    auto entries = key_entries(mail::ascii_lowercase(request.domain));
+    if (!entries) {
+        return entries.error();
+    }
+    ipc::SigningKeysReply out;
+    for (const KeyEntry& e : *entries) {
+        // Retiring keys still sign (a relay may hold them for a moment) but are not handed out.
+        if (e.current() && e.token) {
+            out.keys.push_back({e.token->selector, e.token->signing});
+        }
+    }
+    return out;
+}
+
+ipc::Reply Service::operate(const Actor& /*who*/, ipc::KeyList& /*r*/, jit::TimePoint /*now*/) {
+    auto entries = key_entries("");
+    if (!entries) {
+        return entries.error();
+    }
+    ipc::KeysReply out;
+    for (const KeyEntry& e : *entries) {
+        out.keys.push_back(view(e));
+    }
+    return out;
+}
+
+ipc::Reply Service::operate(const Actor& who, ipc::KeyGenerate& r, jit::TimePoint now) {
+    if (!is_valid_domain(r.domain) || !is_valid_selector(r.selector)) {
+        return error("invalid", "invalid domain or selector");
+    }
+    if (!hsm::parse_key_algorithm(r.algorithm)) {
+        return error("invalid", "unknown algorithm '" + r.algorithm +
+                                    "' (rsa-2048, rsa-3072, rsa-4096 or ed25519)");
+    }
+    const std::string domain = mail::ascii_lowercase(r.domain);
+    const std::string selector = mail::ascii_lowercase(r.selector);
+    const std::string scope = (r.rotation ? "key.rotate " : "key.generate ") + domain + "/" +
+                              selector;
+    auto entries = key_entries(domain);
+    if (!entries) {
+        return entries.error();
+    }
+    const KeyEntry* existing = nullptr;
+    bool rotatable = false;
+    for (const KeyEntry& e : *entries) {
+        if (view(e).selector == selector) {
+            existing = &e;
+        } else if (e.kind() == jit::key_kind(r.algorithm) && e.current()) {
+            rotatable = true;
+        }
+    }
+    if (existing != nullptr) {
+        const auto state = existing->record ? existing->record->state : KeyState::active;
+        if (state != KeyState::generating && state != KeyState::pending_publish) {
+            return error("conflict", "the key " + selector + "._domainkey." + domain +
+                                         " exists and is " +
+                                         (existing->record ? std::string(jit::to_string(state))
+                                                           : "active (unmanaged)") +
+                                         "; choose a new selector");
+        }
+        if (existing->record->algorithm != r.algorithm) {
+            return error("conflict", "the key " + existing->record->label() + " is being made as " +
+                                         existing->record->algorithm + ", not " + r.algorithm);
+        }
+    }
+    if (r.rotation && !rotatable) {
+        return error("invalid", domain + " has no " + jit::key_kind(r.algorithm) +
+                                    " key that signs: there is nothing to rotate (generate one "
+                                    "under a key.generate grant)");
+    }
+    auto grant = authorize_key(
+        who, r.rotation ? jit::Operation::key_rotate : jit::Operation::key_generate, domain,
+        selector, now);
+    if (!grant) {
+        return error_reply(grant.error());
+    }
+    if (existing != nullptr && existing->record->state == KeyState::pending_publish) {
+        ipc::KeysReply out;
+        out.keys.push_back(view(*existing));
+        out.message = "already generated; publish its record";
+        return out;
+    }
+    KeyRecord record;
+    if (existing != nullptr) {
+        record = *existing->record;  // an interrupted generation: finish it
+    } else {
+        record.domain = domain;
+        record.selector = selector;
+        record.algorithm = r.algorithm;
+        record.state = KeyState::generating;
+        record.origin = "generated";
+        record.created = now;
+        if (auto ok = commit_keys({record}, {audit(who, now, "key.generating", scope, "ok",
+                                                   grant->id, r.algorithm)});
+            !ok) {
+            return error("unavailable", "the audit log cannot be written: " + ok.error());
+        }
+    }
+    auto made = gate_.generate_key(domain, selector, r.algorithm);
+    if (!made && made.error().kind == GateError::Kind::exists) {
+        // The token made the key before a crash took the record of it.
+        auto listed = gate_.list_keys();
+        if (listed) {
+            for (auto& k : *listed) {
+                if (k.domain == domain && k.selector == selector && k.algorithm == r.algorithm) {
+                    made = std::move(k);
+                }
+            }
+        }
+    }
+    if (!made) {
+        (void)journal_.write({}, audit(who, now, "key.generating", scope, "failed", grant->id,
+                                       made.error().message));
+        return gate_error(made.error());
+    }
+    record.state = KeyState::pending_publish;
+    record.dkim_record = made->dkim_record;
+    if (auto ok = commit_keys({record}, {audit(who, now, "key.generated", scope, "ok", grant->id,
+                                               made->algorithm + "; " + made->dkim_record)});
+        !ok) {
+        return error("unavailable",
+                     "the key was generated but its record could not be written (rerun to "
+                     "finish): " +
+                         ok.error());
+    }
+    ipc::KeysReply out;
+    out.keys.push_back(view(KeyEntry{*made, record}));
+    out.message = "generated; publish its record, then activate it";
+    return out;
+}
+
+ipc::Reply Service::operate(const Actor& who, ipc::KeyImport& r, jit::TimePoint now) {
+    if (!is_valid_domain(r.domain) || !is_valid_selector(r.selector)) {
+        return error("invalid", "invalid domain or selector");
+    }
+    const std::string domain = mail::ascii_lowercase(r.domain);
+    const std::string selector = mail::ascii_lowercase(r.selector);
+    const std::string scope = "key.generate " + domain + "/" + selector;
+    const std::span<const unsigned char> key_bytes(
+        reinterpret_cast<const unsigned char*>(r.private_key.data()),  // NOLINT
+        r.private_key.size());
+    auto public_half = hsm::public_key_of(key_bytes);
+    if (!public_half) {
+        return error("invalid", public_half.error().message);
+    }
+    // The test block, when given, must be a DKIM-Signature of this very key.
+    std::optional<Signature> test;
+    if (!r.test_data.empty()) {
+        auto parsed = inspect_header_block(r.test_data);
+        if (!parsed) {
+            return error("invalid", "test block: " + parsed.error());
+        }
+        const auto expected = public_half->type == hsm::KeyType::ed25519
+                                  ? SigningAlgorithm::ed25519_sha256
+                                  : SigningAlgorithm::rsa_sha256;
+        if (!mail::iequals(parsed->domain, domain) || !mail::iequals(parsed->selector, selector) ||
+            parsed->algorithm != expected) {
+            return error("invalid", "test block: its DKIM-Signature is not one of " + selector +
+                                        "._domainkey." + domain + " with a=" +
+                                        std::string(to_string(expected)));
+        }
+        test = *parsed;
+    }
+    const auto existing = keys_.find(domain, selector);
+    if (existing && existing->state != KeyState::generating &&
+        existing->state != KeyState::pending_publish) {
+        return error("conflict", "the key " + existing->label() + " exists and is " +
+                                     std::string(jit::to_string(existing->state)));
+    }
+    auto grant = authorize_key(who, jit::Operation::key_generate, domain, selector, now);
+    if (!grant) {
+        return error_reply(grant.error());
+    }
+    KeyRecord record;
+    if (existing) {
+        record = *existing;
+    } else {
+        record.domain = domain;
+        record.selector = selector;
+        record.algorithm = public_half->type == hsm::KeyType::ed25519 ? "ed25519" : "rsa";
+        record.state = KeyState::generating;
+        record.origin = "imported";
+        record.created = now;
+        if (auto ok = commit_keys({record}, {audit(who, now, "key.importing", scope, "ok",
+                                                   grant->id, "")});
+            !ok) {
+            return error("unavailable", "the audit log cannot be written: " + ok.error());
+        }
+    }
+    auto made = gate_.import_key(domain, selector, r.private_key);
+    jit::wipe(r.private_key);
+    if (!made) {
+        (void)journal_.write({}, audit(who, now, "key.importing", scope, "failed", grant->id,
+                                       made.error().message));
+        return gate_error(made.error());
+    }
+    record.algorithm = made->algorithm;
+    record.dkim_record = made->dkim_record;
+    record.state = KeyState::pending_publish;
+    if (auto ok = commit_keys({record}, {audit(who, now, "key.imported", scope, "ok", grant->id,
+                                               made->algorithm + "; " + made->dkim_record)});
+        !ok) {
+        return error("unavailable",
+                     "the key was imported but its record could not be written (rerun to "
+                     "finish): " +
+                         ok.error());
+    }
+    ipc::KeysReply out;
+    out.keys.push_back(view(KeyEntry{*made, record}));
+    out.message = "imported; publish its record (or check the published one), then activate it";
+    if (test) {
+        auto signature = gate_.sign(domain, selector, test->algorithm, r.test_data);
+        if (!signature) {
+            return gate_error(signature.error());
+        }
+        (void)journal_.write({}, audit(who, now, "key.imported.test-signature", scope, "ok",
+                                       grant->id,
+                                       "sha256(header block)=" +
+                                           jit::to_hex(crypto::Sha256::hash(r.test_data))));
+        out.test_signature = std::move(*signature);
+    }
+    return out;
+}
+
+ipc::Reply Service::operate(const Actor& who, ipc::KeyActivate& r, jit::TimePoint now) {
+    if (!is_valid_domain(r.domain) || !is_valid_selector(r.selector)) {
+        return error("invalid", "invalid domain or selector");
+    }
+    if (r.grace_seconds < 0 || std::chrono::seconds(r.grace_seconds) > kMaxGrace) {
+        return error("invalid", "the grace period must be 0 to 365 days");
+    }
+    const std::string domain = mail::ascii_lowercase(r.domain);
+    const std::string selector = mail::ascii_lowercase(r.selector);
+    auto entries = key_entries(domain);
+    if (!entries) {
+        return entries.error();
+    }
+    const KeyEntry* target = nullptr;
+    for (const KeyEntry& e : *entries) {
+        if (e.record && e.record->selector == selector) {
+            target = &e;
+        } else if (!e.record && e.token && e.token->selector == selector) {
+            return error("conflict", selector + "._domainkey." + domain +
+                                         " is not managed here; it already signs");
+        }
+    }
+    if (target == nullptr) {
+        return error("not_found", "no key " + selector + "._domainkey." + domain);
+    }
+    const KeyRecord& key = *target->record;
+    if (key.state != KeyState::pending_publish && key.state != KeyState::active) {
+        return error("conflict", "the key " + key.label() + " is " +
+                                     std::string(jit::to_string(key.state)) +
+                                     "; only a pending-publish key can be activated");
+    }
+    if (!target->token) {
+        return error("conflict", "the key " + key.label() + " is not in the token");
+    }
+    std::vector<const KeyEntry*> displaced;
+    for (const KeyEntry& e : *entries) {
+        if (&e != target && e.current() && e.kind() == key.kind()) {
+            displaced.push_back(&e);
+        }
+    }
+    auto grant = authorize_key(
+        who, displaced.empty() ? jit::Operation::key_generate : jit::Operation::key_rotate, domain,
+        selector, now);
+    if (!grant && displaced.empty()) {
+        grant = authorize_key(who, jit::Operation::key_rotate, domain, selector, now);
+    }
+    if (!grant) {
+        return error_reply(grant.error());
+    }
+    if (key.state == KeyState::active) {
+        ipc::KeysReply out;
+        out.keys.push_back(view(*target));
+        out.message = "already active";
+        return out;
+    }
+    std::vector<KeyRecord> changed;
+    KeyRecord activated = key;
+    activated.state = KeyState::active;
+    activated.activated = now;
+    changed.push_back(activated);
+    std::string detail;
+    for (const KeyEntry* e : displaced) {
+        KeyRecord old;
+        if (e->record) {
+            old = *e->record;
+        } else {  // an unmanaged key gets its record now
+            old.domain = e->token->domain;
+            old.selector = e->token->selector;
+            old.algorithm = e->token->algorithm;
+            old.origin = "adopted";
+            old.created = now;
+            old.activated = now;
+            old.dkim_record = e->token->dkim_record;
+        }
+        old.state = KeyState::retiring;
+        old.retiring_since = now;
+        old.retire_after = now + std::chrono::seconds(r.grace_seconds);
+        detail += (detail.empty() ? "" : "; ") + old.selector + " retiring until " +
+                  format_time(*old.retire_after);
+        changed.push_back(std::move(old));
+    }
+    const std::string scope = "key.rotate " + domain + "/" + selector;
+    if (auto ok = commit_keys(changed, {audit(who, now, "key.activated", scope, "ok", grant->id,
+                                              detail.empty() ? "first key of its kind" : detail)});
+        !ok) {
+        return error("unavailable", "the audit log cannot be written: " + ok.error());
+    }
+    ipc::KeysReply out;
+    auto after = key_entries(domain);
+    if (after) {
+        for (const KeyEntry& e : *after) {
+            out.keys.push_back(view(e));
+        }
+    }
+    out.message = "active" + (detail.empty() ? std::string() : "; " + detail);
+    return out;
+}
+
+ipc::Reply Service::operate(const Actor& who, ipc::KeyRetire& r, jit::TimePoint now) {
+    if (!is_valid_domain(r.domain) || !is_valid_selector(r.selector)) {
+        return error("invalid", "invalid domain or selector");
+    }
+    const std::string domain = mail::ascii_lowercase(r.domain);
+    const std::string selector = mail::ascii_lowercase(r.selector);
+    const std::string scope = "key.retire " + domain + "/" + selector;
+    auto entries = key_entries(domain);
+    if (!entries) {
+        return entries.error();
+    }
+    const KeyEntry* target = nullptr;
+    for (const KeyEntry& e : *entries) {
+        if (view(e).selector == selector) {
+            target = &e;
+        }
+    }
+    if (target == nullptr) {
+        return error("not_found", "no key " + selector + "._domainkey." + domain);
+    }
+    const KeyState state = target->record ? target->record->state : KeyState::active;
+    if (state == KeyState::active && !r.force) {
+        return error("conflict", selector + "._domainkey." + domain +
+                                     " is active: activate its successor first (it then retires "
+                                     "after the grace period), or force the retirement of a "
+                                     "compromised key");
+    }
+    if (state == KeyState::retiring && target->record->retire_after &&
+        now < *target->record->retire_after && !r.force) {
+        return error("conflict", "the grace period of " + target->record->label() +
+                                     " ends at " + format_time(*target->record->retire_after) +
+                                     "; mail signed with it may still be in flight");
+    }
+    auto grant = authorize_key(who, jit::Operation::key_retire, domain, selector, now);
+    if (!grant) {
+        return error_reply(grant.error());
+    }
+    KeyRecord record;
+    if (target->record) {
+        record = *target->record;
+    } else {
+        record.domain = domain;
+        record.selector = selector;
+        record.algorithm = target->token->algorithm;
+        record.origin = "adopted";
+        record.created = now;
+        record.dkim_record = target->token->dkim_record;
+    }
+    std::string message = "retired";
+    if (state != KeyState::retired) {
+        const std::string was(jit::to_string(state));
+        record.state = KeyState::retired;
+        record.retired = now;
+        if (auto ok = commit_keys({record}, {audit(who, now, "key.retired", scope, "ok", grant->id,
+                                                   "was " + was + (r.force ? "; forced" : ""))});
+            !ok) {
+            return error("unavailable", "the audit log cannot be written: " + ok.error());
+        }
+    } else {
+        message = "already retired";
+    }
+    auto destroyed = gate_.destroy_private_key(domain, selector);
+    if (!destroyed) {
+        (void)journal_.write({}, audit(who, now, "key.destroyed", scope, "failed", grant->id,
+                                       destroyed.error().message));
+        return error("unavailable",
+                     "the key no longer signs, but its private half could not be destroyed "
+                     "(rerun to finish): " +
+                         destroyed.error().message);
+    }
+    if (*destroyed > 0) {
+        if (auto ok = journal_.write({}, audit(who, now, "key.destroyed", scope, "ok", grant->id,
+                                               "private half destroyed in the token"));
+            !ok) {
+            return error("unavailable", "the audit log cannot be written: " + ok.error());
+        }
+        message += "; the private key was destroyed in the token";
+    } else {
+        message += "; no private key left in the token";
+    }
+    ipc::KeysReply out;
+    out.keys.push_back(view(KeyEntry{target->token, record}));
+    out.keys.back().private_key_present = false;
+    out.message = message;
+    return out;
+}
+
+}  // namespace dkim::signerd
