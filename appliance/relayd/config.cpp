@@ -352,6 +352,9 @@ Expected<Config, std::string> load_config(const std::string& file) {
             }
             c.signing_workers =
                 static_cast<std::size_t>(signing->integer("workers", 1, 256).value_or(8));
+            if (const auto refresh = signing->duration("key_refresh", std::chrono::seconds(1))) {
+                c.key_refresh = *refresh;
+            }
             signing->finish();
         }
 
@@ -364,9 +367,14 @@ Expected<Config, std::string> load_config(const std::string& file) {
             if (c.domain(domain.name) != nullptr) {
                 d.fail("name", "domain " + domain.name + " is configured twice");
             }
-            domain.selectors = d.strings("selectors").value_or(std::vector<std::string>{});
-            if (domain.selectors.empty()) {
-                d.fail("selectors", "at least one selector is needed");
+            // Without selectors the domain is managed: signerd says which keys are active
+            // (they change with each rotation).
+            const auto selectors = d.strings("selectors");
+            domain.selectors = selectors.value_or(std::vector<std::string>{});
+            if (selectors && domain.selectors.empty()) {
+                d.fail("selectors",
+                       "an empty list signs nothing; leave selectors out to sign with the keys "
+                       "signerd has active for the domain");
             }
             for (auto& s : domain.selectors) {
                 s = mail::ascii_lowercase(s);

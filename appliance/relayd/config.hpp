@@ -28,10 +28,12 @@
 //   canonicalization = "relaxed/relaxed"
 //   expire_after = "7d"                     # x=, optional
 //   workers = 8                             # signerd calls in flight
+//   key_refresh = "60s"                     # how long the active selectors are cached
 //
 //   [[domain]]                              # each selector's algorithm comes from its key
 //   name = "example.com"
-//   selectors = ["rsa2026", "ed2026"]
+//   selectors = ["rsa2026", "ed2026"]       # pinned; leave out to sign with the keys signerd
+//                                           # has active (they follow each rotation)
 //
 //   [[client]]                              # who may relay, and for which From: domains
 //   name = "app1"
@@ -128,7 +130,8 @@ struct NextHop {
 
 struct SigningDomain {
     std::string name;  // lower-case
-    std::vector<std::string> selectors;
+    std::vector<std::string> selectors;  // empty: managed, signerd's active keys
+    bool managed() const { return selectors.empty(); }
 };
 
 struct Client {
@@ -172,6 +175,7 @@ struct Config {
     Canonicalization canonicalization{Canon::relaxed, Canon::relaxed};
     std::optional<std::chrono::seconds> expire_after;
     std::size_t signing_workers = 8;
+    std::chrono::milliseconds key_refresh{std::chrono::seconds(60)};
     std::vector<SigningDomain> domains;
     std::vector<Client> clients;
     std::optional<Endpoint> metrics;

@@ -36,6 +36,10 @@ class MessageSigning::CheckedSigner final : public Signer {
             failure_.kind = code == "locked"        ? SignFailure::Kind::locked
                             : code == "unavailable" ? SignFailure::Kind::unavailable
                                                     : SignFailure::Kind::refused;
+            if (failure_.kind == SignFailure::Kind::refused) {
+                // A key retired or replaced since the selectors were cached.
+                service_.forget_selectors(domain_);
+            }
             return unexpected(signature.error());
         }
         const auto digest = crypto::Sha256::hash(data);
@@ -84,8 +88,9 @@ Expected<std::string, SignFailure> MessageSigning::finish(
     return unexpected(SignFailure{SignFailure::Kind::refused, fields.error().message, "", 0});
 }
 
-SigningService::SigningService(const Config& config, ipc::ClientOptions client_options)
-    : config_(config), client_options_(client_options) {}
+SigningService::SigningService(const Config& config, ipc::ClientOptions client_options,
+                               SteadyNow now)
+    : config_(config), client_options_(client_options), now_(std::move(now)) {}
 
 SigningService::~SigningService() = default;
 
@@ -144,10 +149,62 @@ Expected<SigningService::Key, SignFailure> SigningService::fetch(const std::stri
     return k;
 }
 
+std::optional<std::vector<std::string>> SigningService::fresh_selectors(
+    const std::string& domain) {
+    std::lock_guard lock(mutex_);
+    const auto it = managed_.find(domain);
+    if (it == managed_.end() || now_() - it->second.fetched >= config_.key_refresh) {
+        return std::nullopt;
+    }
+    return it->second.names;
+}
+
+void SigningService::forget_selectors(const std::string& domain) {
+    std::lock_guard lock(mutex_);
+    managed_.erase(domain);
+}
+
+Expected<std::vector<std::string>, SignFailure> SigningService::fetch_selectors(
+    const std::string& domain) {
+    auto reply = client().call(ipc::SigningKeysRequest{domain});
+    if (!reply) {
+        return unexpected(SignFailure{SignFailure::Kind::unavailable, reply.error(), "", 0});
+    }
+    if (const auto* error = std::get_if<ipc::ErrorReply>(&*reply)) {
+        const auto kind = error->code == "unavailable" ? SignFailure::Kind::unavailable
+                                                       : SignFailure::Kind::refused;
+        return unexpected(SignFailure{
+            kind, "the signing keys of " + domain + ": " + error->code + ": " + error->message, "",
+            0});
+    }
+    const auto* found = std::get_if<ipc::SigningKeysReply>(&*reply);
+    if (found == nullptr) {
+        return unexpected(SignFailure{SignFailure::Kind::unavailable,
+                                      "unexpected reply from dkim-signerd", "", 0});
+    }
+    if (found->keys.empty()) {
+        return unexpected(SignFailure{SignFailure::Kind::refused,
+                                      "no active key for " + domain +
+                                          " (dkim-appliance key list; key activate)",
+                                      "", 0});
+    }
+    std::vector<std::string> names;
+    for (const auto& k : found->keys) {
+        names.push_back(k.selector);
+    }
+    std::lock_guard lock(mutex_);
+    managed_[domain] = Selectors{names, now_()};
+    return names;
+}
+
 std::unique_ptr<MessageSigning> SigningService::start(const SigningDomain& domain) {
     auto signing = std::make_unique<MessageSigning>();
     std::vector<SigningKey> keys;
-    for (const auto& selector : domain.selectors) {
+    const auto names = domain.managed() ? fresh_selectors(domain.name) : domain.selectors;
+    if (!names) {
+        return nullptr;
+    }
+    for (const auto& selector : *names) {
         auto key = cached(domain.name, selector);
         if (!key) {
             return nullptr;
@@ -165,7 +222,15 @@ std::unique_ptr<MessageSigning> SigningService::start(const SigningDomain& domai
 }
 
 Expected<void, SignFailure> SigningService::prepare(const SigningDomain& domain) {
-    for (const auto& selector : domain.selectors) {
+    auto names = domain.managed() ? fresh_selectors(domain.name) : domain.selectors;
+    if (!names) {
+        auto fetched = fetch_selectors(domain.name);
+        if (!fetched) {
+            return unexpected(fetched.error());
+        }
+        names = std::move(*fetched);
+    }
+    for (const auto& selector : *names) {
         if (!cached(domain.name, selector)) {
             auto key = fetch(domain.name, selector);
             if (!key) {
@@ -179,10 +244,8 @@ Expected<void, SignFailure> SigningService::prepare(const SigningDomain& domain)
 std::vector<std::string> SigningService::prefetch() {
     std::vector<std::string> errors;
     for (const auto& domain : config_.domains) {
-        for (const auto& selector : domain.selectors) {
-            if (auto key = fetch(domain.name, selector); !key) {
-                errors.push_back(key.error().message);
-            }
+        if (auto prepared = prepare(domain); !prepared) {
+            errors.push_back(prepared.error().message);
         }
     }
     return errors;

@@ -5,10 +5,16 @@
 // signerd (read from the token without a login) and are cached; a signature that does not
 // verify makes the key be read again once, then the message is refused (4xx), never sent.
 //
+// A managed domain (no selectors in the config) signs with the keys signerd reports active
+// for it, asked again after `key_refresh` (config) or at once after signerd refused a key: a
+// rotation reaches the relay without a restart. Retiring keys still sign at signerd for the
+// grace period, so a message that started under the old selector still goes out.
+//
 // Blocking: sign() and public-key fetches talk to signerd over its Unix socket. The relay
 // runs them on its worker pool, one signerd connection per worker thread.
 
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -64,7 +70,9 @@ class MessageSigning {
 
 class SigningService {
   public:
-    SigningService(const Config& config, ipc::ClientOptions client_options = {});
+    using SteadyNow = std::function<std::chrono::steady_clock::time_point()>;
+    SigningService(const Config& config, ipc::ClientOptions client_options = {},
+                   SteadyNow now = [] { return std::chrono::steady_clock::now(); });
     ~SigningService();
 
     // Non-blocking: a MessageSigning for `domain` when every selector's public key is
@@ -74,6 +82,8 @@ class SigningService {
     Expected<void, SignFailure> prepare(const SigningDomain& domain);
     // Blocking: fetches every configured key it can; the errors, one per key that failed.
     std::vector<std::string> prefetch();
+    // Drops what is cached of a managed domain's selectors: the next message asks again.
+    void forget_selectors(const std::string& domain);
 
   private:
     friend class MessageSigning;
@@ -82,6 +92,9 @@ class SigningService {
         crypto::PublicKey public_key;
     };
     std::optional<Key> cached(const std::string& domain, const std::string& selector);
+    // Managed domains: the cached active selectors while fresh.
+    std::optional<std::vector<std::string>> fresh_selectors(const std::string& domain);
+    Expected<std::vector<std::string>, SignFailure> fetch_selectors(const std::string& domain);
     Expected<Key, SignFailure> fetch(const std::string& domain, const std::string& selector);
     // This thread's connection to signerd.
     ipc::SignerClient& client();
@@ -90,6 +103,12 @@ class SigningService {
     ipc::ClientOptions client_options_;
     std::mutex mutex_;
     std::map<std::string, Key> keys_;  // "selector._domainkey.domain"
+    struct Selectors {
+        std::vector<std::string> names;
+        std::chrono::steady_clock::time_point fetched;
+    };
+    SteadyNow now_;
+    std::map<std::string, Selectors> managed_;  // by domain
 };
 
 }  // namespace dkim::relayd

@@ -42,6 +42,20 @@ TEST_F(RelayConfigTest, AMinimalConfigurationGetsSafeDefaults) {
     EXPECT_FALSE(client.allows("other.example"));
 }
 
+TEST_F(RelayConfigTest, ADomainWithoutSelectorsSignsWithSignerdsActiveKeys) {
+    auto c = load(
+        "[[listen]]\naddress = \"127.0.0.1:2525\"\n[next_hop]\nurl = \"maildir:/m\"\n"
+        "[signing]\nkey_refresh = \"30s\"\n"
+        "[[domain]]\nname = \"managed.example\"\n"
+        "[[domain]]\nname = \"pinned.example\"\nselectors = [\"S1\"]\n");
+    ASSERT_TRUE(c) << c.error();
+    EXPECT_TRUE(c->domain("managed.example")->managed());
+    EXPECT_FALSE(c->domain("pinned.example")->managed());
+    EXPECT_EQ(c->domain("pinned.example")->selectors, std::vector<std::string>{"s1"});
+    EXPECT_EQ(c->key_refresh, std::chrono::seconds(30));
+    EXPECT_EQ(load(kMinimal)->key_refresh, std::chrono::seconds(60)) << "the default";
+}
+
 TEST_F(RelayConfigTest, ClientsAreFoundByNetwork) {
     auto c = load(kMinimal);
     ASSERT_TRUE(c);
@@ -106,6 +120,10 @@ TEST_F(RelayConfigTest, ErrorsNameFileLineColumnAndKey) {
         {"[[listen]]\naddress = \"127.0.0.1:25\"\nrole = \"inbound\"\n" + hop, "inbound",
          "[inbound] table"},
         {listen + hop + "[inbound]\n", "inbound.domains", "no open relay"},
+        {listen + hop + "[[domain]]\nname = \"example.com\"\nselectors = []\n", "selectors",
+         "leave selectors out"},
+        {listen + hop + "[signing]\nkey_refresh = \"10ms\"\n", "signing.key_refresh",
+         "at least"},
         {listen + hop + "[inbound]\ndomains = [\"example.com\"]\nquarantine = \"next_hop\"\n",
          "inbound.quarantine", "quarantine_next_hop"},
         {listen + hop + "[inbound]\ndomains = [\"example.com\"]\norg_domain = \"guess\"\n",
