@@ -17,14 +17,23 @@ std::vector<std::string> split_character_strings(const std::string& value, std::
     return strings;
 }
 
-std::string render_zone_line(const hsm::KeyName& name, const hsm::PublicKey& key) {
-    // The value holds only base64, letters, digits, '=', ';' and spaces: nothing needs
-    // escaping inside the quotes.
-    std::string line = name.label() + ". IN TXT (";
-    for (const auto& part : split_character_strings(dkim_record_value(key))) {
-        line += " \"" + part + "\"";
+std::string zone_line(const std::string& name, const std::string& value) {
+    std::string line = name + ". IN TXT (";
+    for (const auto& part : split_character_strings(value)) {
+        line += " \"";
+        for (const char c : part) {
+            if (c == '"' || c == '\\') {
+                line += '\\';
+            }
+            line += c;
+        }
+        line += '"';
     }
     return line + " )";
+}
+
+std::string render_zone_line(const hsm::KeyName& name, const hsm::PublicKey& key) {
+    return zone_line(name.label(), dkim_record_value(key));
 }
 
 }  // namespace dkim::provisioning

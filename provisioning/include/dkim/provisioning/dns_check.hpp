@@ -1,0 +1,135 @@
+#pragma once
+// The DNS side of provisioning: the records a domain should publish (its DKIM keys, an SPF
+// record authorizing the appliance's outbound addresses, a DMARC record and its ramp), and a
+// live check of what is published, one finding per record with what to fix.
+//
+// STANDARDS: RFC 6376 §3.6 (DKIM key records), RFC 8463 (Ed25519 keys), RFC 7208 (SPF: one
+// record per name §4.5, at most 10 DNS-querying terms and 2 void lookups §4.6.4), RFC 7489
+// (DMARC: discovery, p/sp/pct/rua), RFC 1035 §3.3.14 (255-byte character-strings).
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dkim/dns/resolver.hpp"
+#include "dkim/expected.hpp"
+#include "dkim/net/ip_address.hpp"
+
+namespace dkim::provisioning {
+
+// An address (or network) the appliance's outbound mail leaves from: "192.0.2.25",
+// "2001:db8::25", "198.51.100.0/28".
+struct OutboundAddress {
+    net::IpAddress ip;
+    unsigned prefix = 32;
+    std::string text;  // as configured, normalised
+
+    static Expected<OutboundAddress, std::string> parse(std::string_view text);
+    std::string spf_term() const;  // "ip4:192.0.2.25", "ip6:2001:db8::/64"
+};
+
+// A key as the lifecycle sees it (from signerd's key list).
+struct DomainKey {
+    std::string selector;
+    std::string algorithm;    // "rsa-2048", "ed25519"
+    std::string state;        // "pending-publish", "active", "retiring", "retired", ...
+    std::string dkim_record;  // "v=DKIM1; k=...; p=..." as the token holds it
+};
+
+// Whether a key's record belongs in DNS now: pending-publish (to be published), active and
+// retiring (mail signed with it may still be verified).
+bool should_be_published(const DomainKey& key);
+
+struct DnsRecord {
+    std::string kind;  // "dkim", "spf", "dmarc"
+    std::string name;  // owner name, no trailing dot
+    std::string value;
+    std::string zone_line;
+    std::string note;  // what it is for, what to do
+};
+
+// --- SPF --------------------------------------------------------------------------------
+
+// The DNS-querying terms an SPF record costs when every one of them is evaluated (the worst
+// case a receiver meets): include, a, mx, ptr, exists and redirect, through includes and the
+// redirect, as RFC 7208 §4.6.4 counts them; void lookups (NXDOMAIN or no records) too.
+struct SpfCost {
+    unsigned lookups = 0;
+    unsigned void_lookups = 0;
+    std::vector<std::string> problems;  // an include without a record, a loop, a DNS failure
+};
+SpfCost spf_cost(dns::Resolver& resolver, std::string_view domain);
+// The cost of a record's text (its own terms and what they include).
+SpfCost spf_cost_of_record(dns::Resolver& resolver, std::string_view record);
+
+struct SpfAdvice {
+    std::string record;                    // what to publish (the merged or a new record)
+    std::optional<std::string> published;  // the SPF record found, if one
+    std::vector<std::string> added;        // the terms added for our addresses
+    unsigned lookups = 0;                  // the cost of `record`
+    bool ok = true;                        // false: the published state needs a person
+    std::string note;
+};
+// The SPF record that authorizes `addresses` for `domain`: a new "v=spf1 ip4:... -all" when
+// none is published, else the published one with the missing addresses' terms added after
+// "v=spf1" (ip4/ip6 terms cost no lookups, so merging never raises the count). An address the
+// published record already passes (check_host) is not added again. With no resolver: a new
+// record.
+SpfAdvice advise_spf(dns::Resolver* resolver, std::string_view domain,
+                     const std::vector<OutboundAddress>& addresses);
+
+// --- DMARC ------------------------------------------------------------------------------
+
+struct DmarcStage {
+    std::string record;
+    std::string when;
+};
+// p=none with rua (monitor), then quarantine at pct=25 and pct=100, then reject.
+std::vector<DmarcStage> dmarc_ramp(const std::string& rua);
+
+// --- the records to publish -------------------------------------------------------------
+
+struct RecordsInput {
+    std::string domain;
+    std::vector<DomainKey> keys;
+    std::vector<OutboundAddress> addresses;
+    std::string dmarc_rua;  // "mailto:dmarc-reports@example.com" or ""
+};
+// DKIM for each key that should be published, SPF (merged with the published one when a
+// resolver is given), DMARC monitor mode with the ramp in its note.
+std::vector<DnsRecord> records_for(const RecordsInput& in, dns::Resolver* resolver);
+
+// --- the live check ---------------------------------------------------------------------
+
+enum class Status : std::uint8_t { ok, warning, problem };
+std::string_view to_string(Status status);
+
+struct Finding {
+    std::string record;  // "DKIM s1", "SPF", "DMARC"
+    std::string name;    // the DNS name looked up
+    Status status = Status::ok;
+    std::string message;
+    std::string fix;  // empty when nothing is to be done
+};
+
+struct CheckInput {
+    std::string domain;
+    std::vector<DomainKey> keys;
+    std::vector<OutboundAddress> addresses;
+    std::string receiver = "dkim-appliance";  // %{r} for SPF explanations
+};
+
+// DKIM: each key that should be published is, once, parses, is not revoked or in testing,
+// and its key is byte-identical to the token's; retired keys' records are gone or revoked.
+// SPF: one record, valid, within the lookup limits, passing each outbound address. DMARC:
+// one valid record (at the domain or, inherited, above it), with the policy stage reported.
+std::vector<Finding> check_domain(dns::Resolver& resolver, const CheckInput& in,
+                                  std::int64_t now_unix);
+
+// The finding for one DKIM key (for rotation: is the new key published yet?).
+Finding check_dkim_key(dns::Resolver& resolver, const std::string& domain, const DomainKey& key);
+
+bool has_problems(const std::vector<Finding>& findings);
+
+}  // namespace dkim::provisioning
