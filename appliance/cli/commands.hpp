@@ -3,7 +3,11 @@
 
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <memory>
 #include <string>
+
+#include "dkim/dns/unbound_resolver.hpp"
+#include "dkim/expected.hpp"
 
 namespace dkim::cli {
 
@@ -17,11 +21,28 @@ inline int fail(const std::string& message) {
     return kFailed;
 }
 
+// The resolver options of the commands that look DNS up: the daemons' resolver (libunbound).
+struct DnsArgs {
+    std::string server;
+    int timeout_ms = 5000;
+    std::string trust_anchor;
+};
+// --dns-server, --dns-timeout-ms, --trust-anchor.
+void add_dns_options(CLI::App* command, DnsArgs& dns);
+Expected<std::unique_ptr<dns::UnboundResolver>, std::string> open_resolver(const DnsArgs& args);
+
 // `sign` and `verify`; each sets `exit_code` when it runs.
 void add_mail_commands(CLI::App& app, int& exit_code);
 // `dns query`: one lookup through the resolver the daemons use (with its DNSSEC state).
 void add_dns_query_command(CLI::App& dns, int& exit_code);
 // user, apitoken, totp, elevation, grant, audit, signerd: through dkim-signerd.
 void add_signerd_commands(CLI::App& app, int& exit_code);
+// key activate | retire | rotate, dns records | check, apply, import opendkim; and the signerd
+// forms of key list and key generate (main.cpp keeps their offline, token-direct forms).
+void add_provisioning_commands(CLI::App& app, CLI::App& key, CLI::App& dns, int& exit_code);
+struct Common;
+int list_through_signerd(const Common& common, bool json);
+int generate_through_signerd(const Common& common, const std::string& domain,
+                             const std::string& selector, const std::string& algorithm, bool json);
 
 }  // namespace dkim::cli

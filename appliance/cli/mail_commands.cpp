@@ -224,36 +224,6 @@ int run_sign(const SignArgs& args) {
 
 // --- verify ---------------------------------------------------------------------------------
 
-// The resolver options of `verify` and `dns query`: the daemons' resolver (libunbound).
-struct DnsArgs {
-    std::string server;
-    int timeout_ms = 5000;
-    std::string trust_anchor;
-};
-
-void add_dns_options(CLI::App* command, DnsArgs& dns) {
-    command->add_option("--dns-server", dns.server,
-                        "DNS server as IP or IP:PORT (default: /etc/resolv.conf)");
-    command->add_option("--dns-timeout-ms", dns.timeout_ms, "per lookup")
-        ->check(CLI::Range(100, 60000))
-        ->capture_default_str();
-    command->add_option("--trust-anchor", dns.trust_anchor,
-                        "DNSSEC trust anchor file (DS or DNSKEY records, e.g. "
-                        "/usr/share/dns/root.key): validate answers");
-}
-
-Expected<std::unique_ptr<dns::UnboundResolver>, std::string> open_resolver(const DnsArgs& args) {
-    dns::UnboundOptions options;
-    if (!args.server.empty()) {
-        options.upstream = args.server;
-    }
-    options.timeout = std::chrono::milliseconds(args.timeout_ms);
-    if (!args.trust_anchor.empty()) {
-        options.trust_anchor_file = args.trust_anchor;
-    }
-    return dns::UnboundResolver::create(options);
-}
-
 struct VerifyArgs {
     DnsArgs dns;
     std::string authserv_id;
@@ -450,6 +420,29 @@ void add_mail_commands(CLI::App& app, int& exit_code) {
     verify->add_option("--psl-file", verify_args->psl_file, "Public Suffix List (libpsl format)")
         ->capture_default_str();
     verify->callback([&exit_code, verify_args] { exit_code = run_verify(*verify_args); });
+}
+
+void add_dns_options(CLI::App* command, DnsArgs& dns) {
+    command->add_option("--dns-server", dns.server,
+                        "DNS server as IP or IP:PORT (default: /etc/resolv.conf)");
+    command->add_option("--dns-timeout-ms", dns.timeout_ms, "per lookup")
+        ->check(CLI::Range(100, 60000))
+        ->capture_default_str();
+    command->add_option("--trust-anchor", dns.trust_anchor,
+                        "DNSSEC trust anchor file (DS or DNSKEY records, e.g. "
+                        "/usr/share/dns/root.key): validate answers");
+}
+
+Expected<std::unique_ptr<dns::UnboundResolver>, std::string> open_resolver(const DnsArgs& args) {
+    dns::UnboundOptions options;
+    if (!args.server.empty()) {
+        options.upstream = args.server;
+    }
+    options.timeout = std::chrono::milliseconds(args.timeout_ms);
+    if (!args.trust_anchor.empty()) {
+        options.trust_anchor_file = args.trust_anchor;
+    }
+    return dns::UnboundResolver::create(options);
 }
 
 }  // namespace dkim::cli

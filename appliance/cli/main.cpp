@@ -21,6 +21,7 @@
 #include <sstream>
 
 #include "commands.hpp"
+#include "signerd_connection.hpp"
 #include "dkim/config/toml_defaults.hpp"
 #include "dkim/provisioning/dns_record.hpp"
 #include "dkim/provisioning/keys.hpp"
@@ -124,6 +125,7 @@ int run_token_list(const std::string& module_path) {
 // --- key generate -------------------------------------------------------------------------
 
 struct KeyArgs {
+    dkim::cli::Common signerd;
     TokenLocation where;
     std::string pin_file;
     std::string domain;
@@ -133,6 +135,13 @@ struct KeyArgs {
 };
 
 int run_key_generate(const KeyArgs& args) {
+    if (args.pin_file.empty()) {
+        return dkim::cli::generate_through_signerd(args.signerd, args.domain, args.selector,
+                                                   args.algorithm, args.json);
+    }
+    if (args.where.token.empty()) {
+        return dkim::cli::fail("--pin-file (offline generation) needs --token");
+    }
     auto name = dkim::hsm::KeyName::make(args.domain, args.selector);
     if (!name) {
         return report(name.error());
@@ -171,6 +180,9 @@ int run_key_generate(const KeyArgs& args) {
 // --- key list -----------------------------------------------------------------------------
 
 int run_key_list(const KeyArgs& args) {
+    if (args.where.token.empty()) {
+        return dkim::cli::list_through_signerd(args.signerd, args.json);
+    }
     std::optional<dkim::hsm::Secret> pin;
     if (!args.pin_file.empty()) {
         auto read = dkim::hsm::Secret::from_file(args.pin_file);
@@ -241,13 +253,15 @@ void add_key_name_options(CLI::App* command, KeyArgs& args) {
     command->add_option("--selector", args.selector, "selector (s=)")->required();
 }
 
-void add_token_options(CLI::App* command, KeyArgs& args) {
+void add_token_options(CLI::App* command, KeyArgs& args, bool required = true) {
     command->add_option("--module", args.where.module,
                         "PKCS#11 module (.so) of the token, e.g. /usr/lib/softhsm/libsofthsm2.so");
-    command
-        ->add_option("--token", args.where.token,
-                     "token label, or an RFC 7512 URI (pkcs11:token=dkim;serial=...)")
-        ->required();
+    auto* token = command->add_option(
+        "--token", args.where.token,
+        "token label, or an RFC 7512 URI (pkcs11:token=dkim;serial=...)");
+    if (required) {
+        token->required();
+    }
 }
 
 int run(int argc, char** argv);
@@ -312,11 +326,15 @@ int run(int argc, char** argv) {
     key->require_subcommand(1);
     KeyArgs generate_args;
     CLI::App* generate = key->add_subcommand(
-        "generate", "Generate a key pair inside the token (the private key never leaves it)");
-    add_token_options(generate, generate_args);
-    generate
-        ->add_option("--pin-file", generate_args.pin_file, "file holding the user PIN (mode 0600)")
-        ->required();
+        "generate",
+        "Generate a key pair inside the token (the private key never leaves it), through "
+        "dkim-signerd under a key.generate grant; it starts pending-publish. Offline, with "
+        "--token and --pin-file, the token is used directly (lab and first-boot use: no grant, "
+        "no audit record; signerd treats such a key as active and unmanaged)");
+    add_token_options(generate, generate_args, false);
+    generate->add_option("--pin-file", generate_args.pin_file,
+                         "offline: file holding the user PIN (mode 0600)");
+    dkim::cli::add_common(generate, generate_args.signerd);
     add_key_name_options(generate, generate_args);
     generate->add_option("--algorithm", generate_args.algorithm, "key algorithm")
         ->check(CLI::IsMember({"rsa-2048", "rsa-3072", "rsa-4096", "ed25519"}))
@@ -326,8 +344,11 @@ int run(int argc, char** argv) {
 
     KeyArgs list_args;
     CLI::App* list = key->add_subcommand(
-        "list", "List the DKIM keys; with --pin-file also check each private key's protection");
-    add_token_options(list, list_args);
+        "list",
+        "List the DKIM keys with their lifecycle state (through dkim-signerd); with --token, "
+        "read the token directly, and with --pin-file also check each private key's protection");
+    add_token_options(list, list_args, false);
+    dkim::cli::add_common(list, list_args.signerd);
     list->add_option("--pin-file", list_args.pin_file,
                      "file holding the user PIN; private keys are only visible after login");
     list->add_flag("--json", list_args.json, "print JSON");
@@ -343,6 +364,7 @@ int run(int argc, char** argv) {
     add_key_name_options(record, record_args);
     record->callback([&] { exit_code = run_dns_record(record_args); });
     dkim::cli::add_dns_query_command(*dns, exit_code);
+    dkim::cli::add_provisioning_commands(app, *key, *dns, exit_code);
 
     // sign | verify
     dkim::cli::add_mail_commands(app, exit_code);

@@ -1,0 +1,115 @@
+#include "signerd_connection.hpp"
+
+#include <ctime>
+#include <iostream>
+
+#include "commands.hpp"
+#include "dkim/hsm/secret.hpp"
+#include "dkim/ipc/client.hpp"
+
+namespace dkim::cli {
+
+std::string read_secret(const std::string& path, std::string& error) {
+    auto secret = hsm::Secret::from_file(path);
+    if (!secret) {
+        error = secret.error().to_string();
+        return "";
+    }
+    return std::string(reinterpret_cast<const char*>(secret->bytes().data()), secret->size());
+}
+
+std::optional<ipc::Credentials> credentials(const Common& c) {
+    ipc::Credentials out;
+    std::string error;
+    if (!c.token_file.empty()) {
+        out.token = read_secret(c.token_file, error);
+    } else if (!c.user.empty()) {
+        out.user = c.user;
+        if (!c.password_file.empty()) {
+            out.password = read_secret(c.password_file, error);
+        } else {
+            error = "--user needs --password-file (or use --token-file)";
+        }
+    }
+    if (!error.empty()) {
+        std::cerr << "dkim-appliance: " << error << "\n";
+        return std::nullopt;
+    }
+    out.totp = c.totp;
+    return out;
+}
+
+std::string time_text(std::int64_t ms) {
+    if (ms == 0) {
+        return "-";
+    }
+    const std::time_t t = static_cast<std::time_t>(ms / 1000);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buffer[32];
+    if (std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+        return "?";
+    }
+    return buffer;
+}
+
+// Sends one request and prints the common replies. Returns the exit code.
+int call(const Common& c, ipc::Request request,
+         const std::function<void(const ipc::Reply&)>& print) {
+    ipc::SignerClient client(c.socket);
+    auto reply = client.call(request);
+    std::visit(
+        [](auto& r) {
+            if constexpr (requires { r.auth; }) {
+                r.auth.wipe();
+            }
+        },
+        request);
+    if (!reply) {
+        return fail(reply.error());
+    }
+    if (const auto* error = std::get_if<ipc::ErrorReply>(&*reply)) {
+        std::cerr << "dkim-appliance: " << error->code << ": " << error->message << "\n";
+        return kFailed;
+    }
+    if (const auto* ok = std::get_if<ipc::OkReply>(&*reply)) {
+        std::cout << ok->message << "\n";
+        if (!ok->secret.empty()) {
+            std::cout << ok->secret << "\n";
+        }
+        return 0;
+    }
+    if (print) {
+        print(*reply);
+    }
+    return 0;
+}
+
+void add_common(CLI::App* command, Common& c) {
+    command->add_option("--socket", c.socket, "dkim-signerd's socket")->capture_default_str();
+    command->add_option("--user", c.user, "authenticate as this user (with --password-file)");
+    command->add_option("--password-file", c.password_file, "file holding the user's password");
+    command->add_option("--token-file", c.token_file, "file holding an API or session token");
+    command->add_option("--totp", c.totp, "the user's current TOTP code (approve, deny, revoke)");
+}
+
+Expected<ipc::Reply, std::string> exchange(const Common& c, ipc::Request request) {
+    ipc::SignerClient client(c.socket);
+    auto reply = client.call(request);
+    std::visit(
+        [](auto& r) {
+            if constexpr (requires { r.auth; }) {
+                r.auth.wipe();
+            }
+        },
+        request);
+    if (!reply) {
+        return unexpected(reply.error());
+    }
+    if (const auto* error = std::get_if<ipc::ErrorReply>(&*reply)) {
+        return unexpected(error->code + ": " + error->message);
+    }
+    return std::move(*reply);
+}
+
+}  // namespace dkim::cli
