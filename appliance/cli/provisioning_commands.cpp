@@ -59,7 +59,7 @@ std::vector<provisioning::KeyStatus> statuses(const std::vector<ipc::KeyView>& k
     for (const auto& k : keys) {
         if (k.domain == domain) {
             out.push_back({k.selector, k.algorithm, k.state, k.managed, k.activated_ms,
-                           k.retire_after_ms, k.dns_record});
+                           k.retire_after_ms, k.dns_record, k.retired_ms});
         }
     }
     return out;

@@ -183,6 +183,23 @@ Expected<RotationStep, std::string> next_rotation_step(const std::vector<KeyStat
         return unexpected(request.domain + " has no active " + kind +
                           " key: there is nothing to rotate (key generate, then key activate)");
     }
+    if (request.selector.empty()) {
+        // The rotation that has just ended: its old key retired after the current key became
+        // active, a short while ago.
+        for (const auto& k : keys) {
+            if (kind_of(k.algorithm) == kind && k.state == "retired" &&
+                k.retired_ms >= current.front().activated_ms &&
+                request.now_ms - k.retired_ms < request.min_interval_ms) {
+                step.kind = RotationStep::Kind::done;
+                step.key = current.front();
+                return step;
+            }
+        }
+    }
+    if (current.empty()) {
+        return unexpected(request.domain + " has no active " + kind +
+                          " key: there is nothing to rotate (key generate, then key activate)");
+    }
     step.kind = RotationStep::Kind::generate;
     step.key.selector = target;
     step.key.algorithm = request.algorithm.empty() ? current.front().algorithm : request.algorithm;

@@ -316,7 +316,18 @@ TEST_F(CliTest, FailuresGiveClearErrorsAndExitCodes) {
 
     run = cli({"key", "generate", "--token", "dkim"});
     EXPECT_EQ(run.status, 2) << "usage errors exit with 2";
-    EXPECT_NE(run.output.find("--pin-file is required"), std::string::npos) << run.output;
+    EXPECT_NE(run.output.find("--domain is required"), std::string::npos) << run.output;
+
+    run = cli({"key", "generate", "--pin-file", pin_, "--domain", "example.com", "--selector",
+               "s1"});
+    EXPECT_EQ(run.status, 1);
+    EXPECT_NE(run.output.find("--pin-file (offline generation) needs --token"), std::string::npos)
+        << run.output;
+
+    run = cli({"key", "generate", "--socket", "/nonexistent/signerd.sock", "--domain",
+               "example.com", "--selector", "s1"});
+    EXPECT_EQ(run.status, 1) << "without --pin-file the key is made through signerd";
+    EXPECT_NE(run.output.find("/nonexistent/signerd.sock"), std::string::npos) << run.output;
 
     run = cli({"token", "init", "--module", SoftHsmEnvironment::module_path(), "--label", "dkim2",
                "--so-pin-file", so_pin_, "--pin-file", so_pin_});

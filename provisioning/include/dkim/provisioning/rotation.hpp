@@ -10,7 +10,8 @@
 //   ──▶ wait for the grace period ──▶ retire the old key (key.retire) ──▶ done
 //
 // The next selector's name comes from a scheme (default "s%Y-%m"), so rerunning within the
-// same period finds the key it made instead of making another.
+// same period finds the key it made instead of making another; and a rotation that has just
+// ended (within min_interval) is reported done rather than started again.
 
 #include <cstdint>
 #include <string>
@@ -28,6 +29,7 @@ struct KeyStatus {
     std::int64_t activated_ms = 0;
     std::int64_t retire_after_ms = 0;
     std::string dkim_record;
+    std::int64_t retired_ms = 0;
 };
 
 struct RotationRequest {
@@ -36,6 +38,9 @@ struct RotationRequest {
     std::string selector;   // the new selector; empty: from selector_format
     std::string selector_format = "s%Y-%m";
     std::int64_t now_ms = 0;
+    // A rotation that ended (its old key retired) less than this long ago is done: a rerun
+    // right after the last step, even in a new naming period, starts nothing new.
+    std::int64_t min_interval_ms = 86'400'000;
 };
 
 struct RotationStep {
