@@ -370,7 +370,9 @@ int run(int argc, char** argv) {
     dkim::cli::add_mail_commands(app, exit_code);
     dkim::cli::add_signerd_commands(app, exit_code);
 
-    if (const auto file = dkim::config::find_config_argument(argc, argv)) {
+    // `apply --config` names its own (declarative) file, not a file of option defaults.
+    const bool applying = argc > 1 && std::string_view(argv[1]) == "apply";
+    if (const auto file = dkim::config::find_config_argument(argc, argv); file && !applying) {
         if (auto ok = dkim::config::apply_toml_defaults(app, *file); !ok) {
             std::cerr << "dkim-appliance: configuration error: " << ok.error() << "\n";
             return kUsage;

@@ -93,7 +93,7 @@ void add_common(CLI::App* command, Common& c) {
     command->add_option("--totp", c.totp, "the user's current TOTP code (approve, deny, revoke)");
 }
 
-Expected<ipc::Reply, std::string> exchange(const Common& c, ipc::Request request) {
+Expected<ipc::Reply, std::string> ask_signerd(const Common& c, ipc::Request request) {
     ipc::SignerClient client(c.socket);
     auto reply = client.call(request);
     std::visit(

@@ -40,6 +40,6 @@ int call(const Common& c, ipc::Request request,
 
 // Sends one request; an ErrorReply or a transport failure becomes the error text
 // ("code: message"). The credentials in `request` are wiped.
-Expected<ipc::Reply, std::string> exchange(const Common& c, ipc::Request request);
+Expected<ipc::Reply, std::string> ask_signerd(const Common& c, ipc::Request request);
 
 }  // namespace dkim::cli

@@ -1,0 +1,98 @@
+#pragma once
+// `dkim-appliance apply --config appliance.toml`: the keys, their rotation and the domains'
+// DNS policy as code. The file says what should be; plan_apply() compares it with what signerd
+// reports (and what DNS publishes) and lists the steps that get there; apply carries out the
+// ones it can (through signerd, each under its grant) and names the ones that need a person
+// (publishing a record). Running it again once everything is in place changes nothing.
+//
+//   signerd_socket = "/run/dkim-signerd/signerd.sock"
+//   outbound_addresses = ["192.0.2.25", "2001:db8::25"]   # for SPF
+//   dmarc_rua = "mailto:dmarc-reports@example.com"
+//
+//   [rotation]
+//   selector_format = "s%Y-%m"      # %Y %m %d, %k: rsa or ed25519
+//   grace = "7d"                    # how long a replaced key still signs
+//
+//   [[domain]]
+//   name = "example.com"
+//   rotate_after = "180d"           # optional: rotate keys older than this
+//   dmarc_policy = "none"           # the stage DMARC should be at: none, quarantine, reject
+//   dmarc_pct = 100
+//   [[domain.key]]                  # one per kind: RSA and Ed25519 may sign side by side
+//   algorithm = "rsa-2048"
+//   selector = "rsa2026"            # optional: from selector_format
+//   [[domain.key]]
+//   algorithm = "ed25519"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dkim/expected.hpp"
+#include "dkim/provisioning/rotation.hpp"
+
+namespace dkim::provisioning {
+
+struct DesiredKey {
+    std::string algorithm;  // "rsa-2048", "rsa-3072", "rsa-4096", "ed25519"
+    std::string selector;   // empty: from the selector format
+};
+
+struct DesiredDomain {
+    std::string name;
+    std::vector<DesiredKey> keys;  // at most one per kind
+    std::optional<std::chrono::milliseconds> rotate_after;
+    std::string dmarc_policy = "none";
+    unsigned dmarc_pct = 100;
+};
+
+struct ApplyConfig {
+    std::string file;
+    std::string signerd_socket = "/run/dkim-signerd/signerd.sock";
+    std::vector<std::string> outbound_addresses;
+    std::string dmarc_rua;
+    std::string selector_format = "s%Y-%m";
+    std::chrono::seconds grace{std::chrono::hours(24 * 7)};
+    std::vector<DesiredDomain> domains;
+};
+
+// Errors name file:line:column and the key.
+Expected<ApplyConfig, std::string> load_apply_config(const std::string& file);
+
+struct PlannedStep {
+    enum class Action : std::uint8_t {
+        create,    // generate a domain's first key of a kind (key.generate)
+        rotate,    // generate the next key of a kind (key.rotate)
+        activate,  // switch signing to a published pending key
+        retire,    // destroy a key whose grace period is over (key.retire)
+        publish,   // a person publishes a record (apply waits for it)
+        wait,      // the grace period runs
+        note,      // something apply leaves alone
+    } action = Action::note;
+    std::string domain;
+    std::string selector;
+    std::string algorithm;
+    std::string detail;
+    bool changes() const;  // create, rotate, activate, retire
+};
+std::string_view to_string(PlannedStep::Action action);
+
+struct Plan {
+    std::vector<PlannedStep> steps;
+    bool changes() const;
+    bool waiting() const;  // publish or wait steps remain
+};
+
+// `published(domain, key)` says whether DNS publishes the pending key's record (the token's
+// key, byte for byte).
+using PublishedCheck = std::function<bool(const std::string& domain, const KeyStatus& key)>;
+
+Plan plan_apply(const ApplyConfig& config,
+                const std::map<std::string, std::vector<KeyStatus>>& keys_by_domain,
+                std::int64_t now_ms, const PublishedCheck& published);
+
+}  // namespace dkim::provisioning

@@ -1,0 +1,267 @@
+#include "dkim/provisioning/apply.hpp"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <set>
+
+#include "dkim/config/toml_reader.hpp"
+#include "dkim/hsm/keys.hpp"
+#include "dkim/provisioning/dns_check.hpp"
+
+namespace dkim::provisioning {
+namespace {
+
+std::string kind_of(const std::string& algorithm) {
+    if (algorithm.rfind("rsa-", 0) == 0) {
+        return "rsa";
+    }
+    return algorithm == "ed25519" ? "ed25519" : "";
+}
+
+std::string lower(std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(), [](char c) {
+        return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+    });
+    return s;
+}
+
+std::string utc(std::int64_t ms) {
+    const std::time_t t = static_cast<std::time_t>(ms / 1000);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char out[32];
+    (void)std::strftime(out, sizeof out, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return out;
+}
+
+}  // namespace
+
+Expected<ApplyConfig, std::string> load_apply_config(const std::string& file) {
+    try {
+        const toml::table root = config::parse_toml_file(file);
+        config::TableReader r(root, file);
+        ApplyConfig c;
+        c.file = file;
+        c.signerd_socket = r.string("signerd_socket").value_or(c.signerd_socket);
+        c.outbound_addresses = r.strings("outbound_addresses").value_or(std::vector<std::string>{});
+        for (const auto& a : c.outbound_addresses) {
+            if (auto parsed = OutboundAddress::parse(a); !parsed) {
+                r.fail("outbound_addresses", parsed.error());
+            }
+        }
+        c.dmarc_rua = r.string("dmarc_rua").value_or("");
+        if (!c.dmarc_rua.empty() && c.dmarc_rua.rfind("mailto:", 0) != 0 &&
+            c.dmarc_rua.rfind("https:", 0) != 0) {
+            r.fail("dmarc_rua", "expected a mailto: (or https:) URI");
+        }
+        if (auto rotation = r.table("rotation")) {
+            c.selector_format = rotation->string("selector_format").value_or(c.selector_format);
+            if (auto ok = format_selector(c.selector_format, 0, "rsa"); !ok) {
+                rotation->fail("selector_format", ok.error());
+            }
+            if (const auto grace = rotation->duration("grace", std::chrono::seconds(1))) {
+                if (*grace > std::chrono::hours(24 * 365)) {
+                    rotation->fail("grace", "at most 365d");
+                }
+                c.grace = std::chrono::duration_cast<std::chrono::seconds>(*grace);
+            }
+            rotation->finish();
+        }
+        std::set<std::string> names;
+        for (auto& d : r.tables("domain")) {
+            DesiredDomain domain;
+            domain.name = lower(d.string("name").value_or(""));
+            if (!domain.name.empty() && domain.name.back() == '.') {
+                domain.name.pop_back();
+            }
+            if (!hsm::KeyName::make(domain.name, "s")) {
+                d.fail("name", "expected a domain name");
+            }
+            if (!names.insert(domain.name).second) {
+                d.fail("name", domain.name + " is listed twice");
+            }
+            domain.rotate_after = d.duration("rotate_after", std::chrono::hours(24));
+            domain.dmarc_policy = d.string("dmarc_policy").value_or("none");
+            if (domain.dmarc_policy != "none" && domain.dmarc_policy != "quarantine" &&
+                domain.dmarc_policy != "reject") {
+                d.fail("dmarc_policy", "expected none, quarantine or reject");
+            }
+            domain.dmarc_pct = static_cast<unsigned>(d.integer("dmarc_pct", 0, 100).value_or(100));
+            std::set<std::string> kinds;
+            for (auto& k : d.tables("key")) {
+                DesiredKey key;
+                key.algorithm = k.string("algorithm").value_or("");
+                if (!hsm::parse_key_algorithm(key.algorithm)) {
+                    k.fail("algorithm", "expected rsa-2048, rsa-3072, rsa-4096 or ed25519");
+                }
+                if (!kinds.insert(kind_of(key.algorithm)).second) {
+                    k.fail("algorithm", "one key per kind (RSA, Ed25519) and domain");
+                }
+                key.selector = lower(k.string("selector").value_or(""));
+                if (!key.selector.empty() && !hsm::KeyName::make(domain.name, key.selector)) {
+                    k.fail("selector", "'" + key.selector + "' is not a valid selector");
+                }
+                k.finish();
+                domain.keys.push_back(std::move(key));
+            }
+            if (domain.keys.empty()) {
+                d.fail("key", "each domain needs at least one [[domain.key]]");
+            }
+            d.finish();
+            c.domains.push_back(std::move(domain));
+        }
+        if (c.domains.empty()) {
+            r.fail("domain", "no [[domain]]: nothing to apply");
+        }
+        r.finish();
+        return c;
+    } catch (const config::ConfigError& e) {
+        return unexpected(std::string(e.what()));
+    }
+}
+
+bool PlannedStep::changes() const {
+    return action == Action::create || action == Action::rotate || action == Action::activate ||
+           action == Action::retire;
+}
+
+std::string_view to_string(PlannedStep::Action action) {
+    switch (action) {
+        case PlannedStep::Action::create: return "create";
+        case PlannedStep::Action::rotate: return "rotate";
+        case PlannedStep::Action::activate: return "activate";
+        case PlannedStep::Action::retire: return "retire";
+        case PlannedStep::Action::publish: return "publish";
+        case PlannedStep::Action::wait: return "wait";
+        case PlannedStep::Action::note: return "note";
+    }
+    return "note";
+}
+
+bool Plan::changes() const {
+    return std::any_of(steps.begin(), steps.end(), [](const auto& s) { return s.changes(); });
+}
+
+bool Plan::waiting() const {
+    return std::any_of(steps.begin(), steps.end(), [](const auto& s) {
+        return s.action == PlannedStep::Action::publish || s.action == PlannedStep::Action::wait;
+    });
+}
+
+Plan plan_apply(const ApplyConfig& config,
+                const std::map<std::string, std::vector<KeyStatus>>& keys_by_domain,
+                std::int64_t now_ms, const PublishedCheck& published) {
+    using Action = PlannedStep::Action;
+    Plan plan;
+    const std::vector<KeyStatus> none;
+    for (const DesiredDomain& domain : config.domains) {
+        const auto found = keys_by_domain.find(domain.name);
+        const std::vector<KeyStatus>& keys = found == keys_by_domain.end() ? none : found->second;
+        const auto add = [&](Action action, const std::string& selector,
+                             const std::string& algorithm, std::string detail) {
+            plan.steps.push_back({action, domain.name, selector, algorithm, std::move(detail)});
+        };
+        std::set<std::string> desired_kinds;
+        for (const DesiredKey& want : domain.keys) {
+            const std::string kind = kind_of(want.algorithm);
+            desired_kinds.insert(kind);
+            std::vector<const KeyStatus*> current;
+            std::vector<const KeyStatus*> pending;
+            std::vector<const KeyStatus*> retiring;
+            for (const auto& k : keys) {
+                if (kind_of(k.algorithm) != kind) {
+                    continue;
+                }
+                if (k.state == "active") {
+                    current.push_back(&k);
+                } else if (k.state == "pending-publish" || k.state == "generating") {
+                    pending.push_back(&k);
+                } else if (k.state == "retiring") {
+                    retiring.push_back(&k);
+                }
+            }
+            // Old keys first: their grace periods.
+            for (const KeyStatus* r : retiring) {
+                if (now_ms >= r->retire_after_ms) {
+                    add(Action::retire, r->selector, r->algorithm, "its grace period is over");
+                } else {
+                    add(Action::wait, r->selector, r->algorithm,
+                        "retiring until " + utc(r->retire_after_ms));
+                }
+            }
+            if (!pending.empty()) {
+                const KeyStatus& p = *pending.front();
+                if (p.state == "pending-publish" && published(domain.name, p)) {
+                    add(Action::activate, p.selector, p.algorithm,
+                        current.empty() ? "its record is published"
+                                        : "its record is published; " + current.front()->selector +
+                                              " retires after the grace period");
+                } else {
+                    add(Action::publish, p.selector, p.algorithm,
+                        p.state == "generating"
+                            ? "its generation was interrupted: apply finishes it"
+                            : "publish its record (dkim-appliance dns records " + domain.name +
+                                  "), then apply again");
+                }
+                continue;
+            }
+            if (current.empty()) {
+                std::string selector = want.selector;
+                if (selector.empty()) {
+                    auto formatted = format_selector(config.selector_format, now_ms, kind);
+                    selector = formatted ? *formatted : "";
+                    const bool taken = std::any_of(keys.begin(), keys.end(), [&](const auto& k) {
+                        return k.selector == selector;
+                    });
+                    if (taken) {
+                        selector += "-" + kind;
+                    }
+                }
+                add(Action::create, selector, want.algorithm, "no " + kind + " key signs yet");
+                continue;
+            }
+            if (!retiring.empty()) {
+                continue;  // one rotation at a time
+            }
+            const KeyStatus& now_signing = *current.front();
+            std::string why;
+            if (!want.selector.empty() && want.selector != now_signing.selector) {
+                why = "the configuration names selector " + want.selector;
+            } else if (want.algorithm != now_signing.algorithm) {
+                why = "the configuration asks for " + want.algorithm + ", " +
+                      now_signing.selector + " is " + now_signing.algorithm;
+            } else if (domain.rotate_after && now_signing.activated_ms > 0 &&
+                       now_ms - now_signing.activated_ms >= domain.rotate_after->count()) {
+                why = now_signing.selector + " has signed since " +
+                      utc(now_signing.activated_ms) + " (rotate_after)";
+            }
+            if (why.empty()) {
+                continue;
+            }
+            RotationRequest request;
+            request.domain = domain.name;
+            request.algorithm = want.algorithm;
+            request.selector = want.selector;
+            request.selector_format = config.selector_format;
+            request.now_ms = now_ms;
+            request.min_interval_ms = 0;
+            auto step = next_rotation_step(keys, request);
+            if (!step) {
+                add(Action::note, want.selector, want.algorithm, step.error());
+            } else if (step->kind == RotationStep::Kind::generate) {
+                add(Action::rotate, step->key.selector, step->key.algorithm, why);
+            }
+        }
+        for (const auto& k : keys) {
+            if (k.state == "active" && desired_kinds.count(kind_of(k.algorithm)) == 0) {
+                add(Action::note, k.selector, k.algorithm,
+                    "signs, but the configuration lists no " + kind_of(k.algorithm) +
+                        " key: left alone (dkim-appliance key retire --force to stop it)");
+            }
+        }
+    }
+    return plan;
+}
+
+}  // namespace dkim::provisioning
