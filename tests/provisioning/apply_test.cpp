@@ -1,0 +1,180 @@
+// apply's configuration (strict, errors with file:line and key) and its plan: what is created,
+// rotated, activated, retired, what waits for DNS, and that a realised configuration plans
+// nothing.
+
+#include "dkim/provisioning/apply.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+namespace dkim::provisioning {
+namespace {
+
+using Action = PlannedStep::Action;
+constexpr std::int64_t kNow = 1'795'694'400'000;  // 2026-11-26T12:00:00Z
+constexpr std::int64_t kDay = 86'400'000;
+
+KeyStatus ks(const std::string& selector, const std::string& algorithm, const std::string& state,
+             bool managed = true, std::int64_t activated = 0, std::int64_t retire_after = 0) {
+    KeyStatus k;
+    k.selector = selector;
+    k.algorithm = algorithm;
+    k.state = state;
+    k.managed = managed;
+    k.activated_ms = activated;
+    k.retire_after_ms = retire_after;
+    return k;
+}
+
+class ApplyTest : public ::testing::Test {
+  protected:
+    Expected<ApplyConfig, std::string> load(const std::string& text) {
+        const auto file = dir_ / "appliance.toml";
+        std::ofstream(file) << text;
+        return load_apply_config(file.string());
+    }
+    Plan plan(const std::map<std::string, std::vector<KeyStatus>>& keys,
+              std::int64_t now = kNow) {
+        return plan_apply(config_, keys, now, [this](const std::string&, const KeyStatus& k) {
+            return published_.count(k.selector) != 0;
+        });
+    }
+    static std::vector<std::string> summary(const Plan& p) {
+        std::vector<std::string> out;
+        for (const auto& s : p.steps) {
+            out.push_back(std::string(to_string(s.action)) + " " + s.domain + " " + s.selector +
+                          " " + s.algorithm);
+        }
+        return out;
+    }
+
+    std::filesystem::path dir_ = [] {
+        std::string pattern = (std::filesystem::temp_directory_path() / "apply-XXXXXX").string();
+        return std::filesystem::path(::mkdtemp(pattern.data()));
+    }();
+    ApplyConfig config_;
+    std::set<std::string> published_;
+};
+
+constexpr const char* kConfig = R"(
+outbound_addresses = ["192.0.2.25"]
+dmarc_rua = "mailto:dmarc@example.com"
+[rotation]
+grace = "2d"
+[[domain]]
+name = "Example.com"
+rotate_after = "180d"
+[[domain.key]]
+algorithm = "rsa-2048"
+[[domain.key]]
+algorithm = "ed25519"
+selector = "ed1"
+)";
+
+TEST_F(ApplyTest, ReadsTheConfiguration) {
+    auto c = load(kConfig);
+    ASSERT_TRUE(c) << c.error();
+    EXPECT_EQ(c->grace, std::chrono::hours(48));
+    ASSERT_EQ(c->domains.size(), 1U);
+    EXPECT_EQ(c->domains[0].name, "example.com");
+    EXPECT_EQ(c->domains[0].keys.size(), 2U);
+    EXPECT_EQ(c->domains[0].keys[1].selector, "ed1");
+    EXPECT_EQ(c->domains[0].rotate_after, std::chrono::hours(24 * 180));
+}
+
+TEST_F(ApplyTest, ConfigurationErrorsNameLineAndKey) {
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"[[domain]]\nname = \"example.com\"\n[[domain.key]]\nalgorithm = \"rsa-1024\"\n",
+         "domain[0].key[0].algorithm"},
+        {"[[domain]]\nname = \"example.com\"\n[[domain.key]]\nalgorithm = \"rsa-2048\"\n"
+         "[[domain.key]]\nalgorithm = \"rsa-4096\"\n",
+         "one key per kind"},
+        {"[[domain]]\nname = \"example.com\"\n", "at least one [[domain.key]]"},
+        {"[[domain]]\nname = \"not a domain\"\n[[domain.key]]\nalgorithm = \"ed25519\"\n",
+         "expected a domain name"},
+        {"outbound_addresses = [\"mail.example.com\"]\n", "outbound_addresses"},
+        {"[rotation]\nselector_format = \"s_%Y\"\n", "selector_format"},
+        {"[[domain]]\nname = \"example.com\"\ncolour = \"blue\"\n[[domain.key]]\n"
+         "algorithm = \"ed25519\"\n",
+         "colour"},
+        {"", "nothing to apply"},
+    };
+    for (const auto& [text, says] : cases) {
+        auto c = load(text);
+        ASSERT_FALSE(c) << text;
+        EXPECT_NE(c.error().find("appliance.toml"), std::string::npos) << c.error();
+        EXPECT_NE(c.error().find(says), std::string::npos) << c.error();
+    }
+    auto c = load("[[domain]]\nname = \"example.com\"\n[[domain.key]]\nalgorithm = \"rsa-1024\"\n");
+    EXPECT_NE(c.error().find(":4:"), std::string::npos) << "the line: " << c.error();
+}
+
+TEST_F(ApplyTest, FromNothingToTwoActiveKeysThenNothingToDo) {
+    config_ = *load(kConfig);
+    std::map<std::string, std::vector<KeyStatus>> keys;
+    EXPECT_EQ(summary(plan(keys)), (std::vector<std::string>{
+                                       "create example.com s2026-11 rsa-2048",
+                                       "create example.com ed1 ed25519",
+                                   }));
+    keys["example.com"] = {ks("s2026-11", "rsa-2048", "pending-publish"),
+                           ks("ed1", "ed25519", "pending-publish")};
+    auto p = plan(keys);
+    EXPECT_FALSE(p.changes()) << "nothing to do until the records are published";
+    EXPECT_TRUE(p.waiting());
+    published_ = {"s2026-11"};
+    EXPECT_EQ(summary(plan(keys)), (std::vector<std::string>{
+                                       "activate example.com s2026-11 rsa-2048",
+                                       "publish example.com ed1 ed25519",
+                                   }));
+    keys["example.com"] = {ks("s2026-11", "rsa-2048", "active", true, kNow),
+                           ks("ed1", "ed25519", "active", true, kNow)};
+    p = plan(keys);
+    EXPECT_TRUE(p.steps.empty()) << "the configuration is realised: nothing planned";
+    EXPECT_FALSE(p.changes());
+    EXPECT_FALSE(p.waiting());
+}
+
+TEST_F(ApplyTest, RotatesByAgeAlgorithmOrSelectorAndRetiresAfterTheGracePeriod) {
+    config_ = *load(kConfig);
+    std::map<std::string, std::vector<KeyStatus>> keys;
+    keys["example.com"] = {ks("old", "rsa-2048", "active", true, kNow - 200 * kDay),
+                           ks("ed1", "ed25519", "active", true, kNow)};
+    EXPECT_EQ(summary(plan(keys)),
+              std::vector<std::string>{"rotate example.com s2026-11 rsa-2048"});
+    config_.domains[0].keys[0].algorithm = "rsa-3072";
+    keys["example.com"][0].activated_ms = kNow;
+    EXPECT_EQ(summary(plan(keys)),
+              std::vector<std::string>{"rotate example.com s2026-11 rsa-3072"});
+    config_.domains[0].keys[1].selector = "ed2";
+    config_.domains[0].keys[0].algorithm = "rsa-2048";
+    EXPECT_EQ(summary(plan(keys)), std::vector<std::string>{"rotate example.com ed2 ed25519"});
+
+    config_.domains[0].keys[1].selector = "ed1";
+    keys["example.com"] = {ks("old", "rsa-2048", "retiring", true, kNow - 200 * kDay, kNow + kDay),
+                           ks("s2026-11", "rsa-2048", "active", true, kNow),
+                           ks("ed1", "ed25519", "active", true, kNow)};
+    auto p = plan(keys);
+    EXPECT_EQ(summary(p), std::vector<std::string>{"wait example.com old rsa-2048"});
+    EXPECT_FALSE(p.changes());
+    EXPECT_EQ(summary(plan(keys, kNow + kDay)),
+              std::vector<std::string>{"retire example.com old rsa-2048"});
+}
+
+TEST_F(ApplyTest, LeavesUnlistedKeysAloneAndSaysSo) {
+    config_ = *load(kConfig);
+    config_.domains[0].keys.pop_back();  // RSA only
+    std::map<std::string, std::vector<KeyStatus>> keys;
+    keys["example.com"] = {ks("s2026-11", "rsa-2048", "active", true, kNow),
+                           ks("ed0", "ed25519", "active", false, 0)};
+    const auto p = plan(keys);
+    ASSERT_EQ(p.steps.size(), 1U);
+    EXPECT_EQ(p.steps[0].action, Action::note);
+    EXPECT_NE(p.steps[0].detail.find("left alone"), std::string::npos);
+    EXPECT_FALSE(p.changes());
+}
+
+}  // namespace
+}  // namespace dkim::provisioning
