@@ -600,6 +600,7 @@ Result<PublicKey> KeyStore::public_key(const KeyInfo& key) {
     }
     result.spki_der.assign(der, der + size);
     OPENSSL_free(der);
+    result.bits = static_cast<unsigned>(EVP_PKEY_get_bits(evp->get()));
     return result;
 }
 
@@ -702,6 +703,7 @@ Result<PublicKey> public_key_of(std::span<const unsigned char> private_key) {
     }
     out.spki_der.assign(der, der + size);
     OPENSSL_free(der);
+    out.bits = static_cast<unsigned>(EVP_PKEY_get_bits(parsed->get()));
     if (out.type == KeyType::ed25519) {
         out.raw.resize(32);
         std::size_t raw_size = out.raw.size();

@@ -80,6 +80,7 @@ struct PublicKey {
     KeyType type = KeyType::rsa;
     std::vector<unsigned char> spki_der;  // SubjectPublicKeyInfo, DER
     std::vector<unsigned char> raw;       // Ed25519: the 32-byte key; RSA: empty
+    unsigned bits = 0;                    // RSA modulus bits; 256 for Ed25519
 
     // The base64 value of the DKIM key record's p= tag. RSA: the SubjectPublicKeyInfo, as
     // OpenDKIM, dkimpy and Mail::DKIM publish and accept. Ed25519 (RFC 8463 §4, paraphrased):

@@ -1,0 +1,237 @@
+#include "dkim/provisioning/opendkim.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "dkim/hsm/keys.hpp"
+
+namespace dkim::provisioning {
+namespace {
+
+constexpr std::size_t kMaxLine = 4096;
+constexpr std::size_t kMaxEntries = 100'000;
+
+struct Line {
+    int number = 0;
+    std::string key;
+    std::string value;
+};
+
+bool space(char c) {
+    return c == ' ' || c == '\t' || c == '\r';
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && space(s.front())) {
+        s.remove_prefix(1);
+    }
+    while (!s.empty() && space(s.back())) {
+        s.remove_suffix(1);
+    }
+    return s;
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(), [](char c) {
+        return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+    });
+    return out;
+}
+
+// OpenDKIM's "file:" dataset: a key, whitespace, a value; '#' starts a comment; blank lines
+// are skipped.
+Expected<std::vector<Line>, std::string> read_lines(std::string_view text, const std::string& file) {
+    std::vector<Line> out;
+    int number = 0;
+    while (!text.empty()) {
+        ++number;
+        const auto end = text.find('\n');
+        std::string_view line = text.substr(0, end);
+        text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
+        const std::string where = file + ":" + std::to_string(number) + ": ";
+        if (line.size() > kMaxLine) {
+            return unexpected(where + "the line is longer than " + std::to_string(kMaxLine) +
+                              " bytes");
+        }
+        if (const auto hash = line.find('#'); hash != std::string_view::npos) {
+            line = line.substr(0, hash);
+        }
+        line = trim(line);
+        if (line.empty()) {
+            continue;
+        }
+        for (const char c : line) {
+            if (static_cast<unsigned char>(c) < 0x20 && c != '\t') {
+                return unexpected(where + "a control character");
+            }
+        }
+        const auto gap = std::find_if(line.begin(), line.end(), space) - line.begin();
+        if (static_cast<std::size_t>(gap) == line.size()) {
+            return unexpected(where + "'" + std::string(line) + "' has a key but no value");
+        }
+        if (out.size() == kMaxEntries) {
+            return unexpected(where + "more than " + std::to_string(kMaxEntries) + " entries");
+        }
+        out.push_back({number, std::string(line.substr(0, static_cast<std::size_t>(gap))),
+                       std::string(trim(line.substr(static_cast<std::size_t>(gap))))});
+    }
+    return out;
+}
+
+// The domain a signing table pattern is for: "*@example.com", "@example.com", "example.com",
+// "user@example.com" give example.com; other wildcards give "".
+std::string pattern_domain(const std::string& pattern) {
+    const auto at = pattern.rfind('@');
+    std::string domain = lower(at == std::string::npos ? pattern : pattern.substr(at + 1));
+    if (domain.find('*') != std::string::npos || !hsm::KeyName::make(domain, "s")) {
+        return "";
+    }
+    return domain;
+}
+
+}  // namespace
+
+std::string strip_dataset_prefix(const std::string& value) {
+    for (const std::string prefix : {"refile:", "file:"}) {
+        if (value.rfind(prefix, 0) == 0) {
+            return value.substr(prefix.size());
+        }
+    }
+    return value;
+}
+
+Expected<std::vector<KeyTableEntry>, std::string> parse_key_table(std::string_view text,
+                                                                   const std::string& file) {
+    auto lines = read_lines(text, file);
+    if (!lines) {
+        return unexpected(lines.error());
+    }
+    std::vector<KeyTableEntry> out;
+    std::set<std::string> names;
+    for (const Line& l : *lines) {
+        const std::string where = file + ":" + std::to_string(l.number) + ": ";
+        const auto first = l.value.find(':');
+        const auto second =
+            first == std::string::npos ? std::string::npos : l.value.find(':', first + 1);
+        if (second == std::string::npos) {
+            return unexpected(where + "expected <name> <domain>:<selector>:<key file>");
+        }
+        KeyTableEntry e;
+        e.name = l.key;
+        e.domain = lower(l.value.substr(0, first));
+        e.selector = lower(l.value.substr(first + 1, second - first - 1));
+        e.key = l.value.substr(second + 1);
+        e.line = l.number;
+        if (e.domain != "%" && !hsm::KeyName::make(e.domain, "s")) {
+            return unexpected(where + "'" + e.domain + "' is not a domain name");
+        }
+        if (!hsm::KeyName::make("example.com", e.selector)) {
+            return unexpected(where + "'" + e.selector + "' is not a valid selector");
+        }
+        if (e.key.empty() || e.key.front() != '/') {
+            return unexpected(where +
+                              "the private key must be given as an absolute file name (a key "
+                              "written into the table is not imported: put it in a file)");
+        }
+        if (!names.insert(e.name).second) {
+            return unexpected(where + "the key name '" + e.name + "' is listed twice");
+        }
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+Expected<std::vector<SigningTableEntry>, std::string> parse_signing_table(
+    std::string_view text, const std::string& file) {
+    auto lines = read_lines(text, file);
+    if (!lines) {
+        return unexpected(lines.error());
+    }
+    std::vector<SigningTableEntry> out;
+    for (const Line& l : *lines) {
+        if (std::any_of(l.value.begin(), l.value.end(), space)) {
+            return unexpected(file + ":" + std::to_string(l.number) + ": expected <pattern> "
+                                                                      "<key name>, found more");
+        }
+        out.push_back({lower(l.key), l.value, l.number});
+    }
+    return out;
+}
+
+Expected<std::vector<ImportItem>, std::string> plan_import(
+    const std::vector<KeyTableEntry>& keys, const std::vector<SigningTableEntry>& signing,
+    const std::string& key_table_file, const std::string& signing_table_file) {
+    std::map<std::string, std::vector<const SigningTableEntry*>> users;
+    for (const auto& s : signing) {
+        const bool known = std::any_of(keys.begin(), keys.end(),
+                                       [&](const auto& k) { return k.name == s.key_name; });
+        if (!known) {
+            return unexpected(signing_table_file + ":" + std::to_string(s.line) + ": key '" +
+                              s.key_name + "' is not in " + key_table_file);
+        }
+        users[s.key_name].push_back(&s);
+    }
+    std::vector<ImportItem> out;
+    std::set<std::string> seen;  // "selector._domainkey.domain"
+    for (const auto& k : keys) {
+        const auto& patterns = users[k.name];
+        std::vector<std::string> domains;
+        if (k.domain == "%") {
+            for (const auto* s : patterns) {
+                const std::string d = pattern_domain(s->pattern);
+                if (d.empty()) {
+                    return unexpected(signing_table_file + ":" + std::to_string(s->line) +
+                                      ": pattern '" + s->pattern + "' names no single domain for "
+                                      "key '" + k.name + "' (its domain is %)");
+                }
+                if (std::find(domains.begin(), domains.end(), d) == domains.end()) {
+                    domains.push_back(d);
+                }
+            }
+            if (domains.empty()) {
+                return unexpected(key_table_file + ":" + std::to_string(k.line) + ": key '" +
+                                  k.name + "' has domain % and no signing table line uses it");
+            }
+        } else {
+            domains.push_back(k.domain);
+        }
+        for (const auto& d : domains) {
+            ImportItem item;
+            item.key_name = k.name;
+            item.domain = d;
+            item.selector = k.selector;
+            item.key_file = k.key;
+            item.line = k.line;
+            if (!seen.insert(k.selector + "._domainkey." + d).second) {
+                return unexpected(key_table_file + ":" + std::to_string(k.line) + ": " +
+                                  k.selector + "._domainkey." + d + " is listed twice");
+            }
+            for (const auto* s : patterns) {
+                item.patterns.push_back(s->pattern);
+                const std::string pd = pattern_domain(s->pattern);
+                if (pd.empty()) {
+                    item.warnings.push_back("pattern '" + s->pattern +
+                                            "' is a wildcard: the relay signs mail by its From "
+                                            "domain; configure a [[client]] with its domains");
+                } else if (pd != d) {
+                    item.warnings.push_back("mail from " + pd + " was signed with d=" + d +
+                                            "; the relay signs with the From domain's own keys");
+                } else if (s->pattern.find('@') != std::string::npos &&
+                           s->pattern.rfind("*@", 0) != 0 && s->pattern.front() != '@') {
+                    item.warnings.push_back("pattern '" + s->pattern +
+                                            "' names one sender: the relay signs every sender "
+                                            "of " + d + " that a client may send for");
+                }
+            }
+            if (patterns.empty()) {
+                item.warnings.push_back("no signing table line uses this key");
+            }
+            out.push_back(std::move(item));
+        }
+    }
+    return out;
+}
+
+}  // namespace dkim::provisioning

@@ -1,0 +1,89 @@
+// OpenDKIM's KeyTable and SigningTable: what is read, what is refused (with file and line),
+// and how the tables join into the keys to import.
+
+#include "dkim/provisioning/opendkim.hpp"
+
+#include <gtest/gtest.h>
+
+namespace dkim::provisioning {
+namespace {
+
+constexpr const char* kKeyTable =
+    "# OpenDKIM key table\n"
+    "mail._domainkey.example.com  example.com:mail:/etc/opendkim/keys/example.com/mail.private\n"
+    "\n"
+    "wild   %:shared:/etc/opendkim/keys/shared.private   # one key, several domains\n";
+
+constexpr const char* kSigningTable =
+    "*@example.com     mail._domainkey.example.com\n"
+    "*@example.org     wild\n"
+    "@example.net      wild\n"
+    "boss@example.com  mail._domainkey.example.com\n";
+
+TEST(OpendkimTest, ReadsBothTablesAndJoinsThem) {
+    auto keys = parse_key_table(kKeyTable, "KeyTable");
+    ASSERT_TRUE(keys) << keys.error();
+    ASSERT_EQ(keys->size(), 2U);
+    EXPECT_EQ((*keys)[0].domain, "example.com");
+    EXPECT_EQ((*keys)[0].selector, "mail");
+    EXPECT_EQ((*keys)[0].key, "/etc/opendkim/keys/example.com/mail.private");
+    EXPECT_EQ((*keys)[1].domain, "%");
+    EXPECT_EQ((*keys)[1].line, 4);
+    auto signing = parse_signing_table(kSigningTable, "SigningTable");
+    ASSERT_TRUE(signing) << signing.error();
+    ASSERT_EQ(signing->size(), 4U);
+
+    auto items = plan_import(*keys, *signing, "KeyTable", "SigningTable");
+    ASSERT_TRUE(items) << items.error();
+    ASSERT_EQ(items->size(), 3U) << "the % key once per domain that uses it";
+    EXPECT_EQ((*items)[0].domain, "example.com");
+    EXPECT_EQ((*items)[0].patterns.size(), 2U);
+    ASSERT_EQ((*items)[0].warnings.size(), 1U) << "boss@ names one sender";
+    EXPECT_EQ((*items)[1].domain, "example.org");
+    EXPECT_EQ((*items)[1].selector, "shared");
+    EXPECT_EQ((*items)[2].domain, "example.net");
+}
+
+TEST(OpendkimTest, MalformedTablesNameFileAndLine) {
+    const std::vector<std::pair<std::string, std::string>> key_tables = {
+        {"k example.com:mail\n", "KeyTable:1: expected <name> <domain>:<selector>:<key file>"},
+        {"\n\nk not_a_domain:mail:/k\n", "KeyTable:3: 'not_a_domain' is not a domain name"},
+        {"k example.com:bad_sel:/k\n", "KeyTable:1: 'bad_sel' is not a valid selector"},
+        {"k example.com:mail:keys/relative\n", "KeyTable:1: the private key must be given as"},
+        {"k example.com:a:/k\nk example.com:b:/k\n", "KeyTable:2: the key name 'k' is listed"},
+        {"lonely\n", "KeyTable:1: 'lonely' has a key but no value"},
+        {"k example.com:a:/k\x01\n", "KeyTable:1: a control character"},
+        {std::string(5000, 'x') + " v\n", "KeyTable:1: the line is longer"},
+    };
+    for (const auto& [text, says] : key_tables) {
+        auto parsed = parse_key_table(text, "KeyTable");
+        ASSERT_FALSE(parsed) << text;
+        EXPECT_NE(parsed.error().find(says), std::string::npos) << parsed.error();
+    }
+    auto signing = parse_signing_table("*@example.com k extra\n", "SigningTable");
+    ASSERT_FALSE(signing);
+    EXPECT_NE(signing.error().find("SigningTable:1:"), std::string::npos);
+
+    auto keys = parse_key_table("k %:s:/k\nj example.com:s:/j\n", "KeyTable");
+    ASSERT_TRUE(keys);
+    auto unknown = plan_import(*keys, *parse_signing_table("*@example.com nope\n", "ST"), "KT",
+                               "ST");
+    ASSERT_FALSE(unknown);
+    EXPECT_NE(unknown.error().find("ST:1: key 'nope' is not in KT"), std::string::npos);
+    auto wildcard = plan_import(*keys, *parse_signing_table("*.example.com k\n", "ST"), "KT", "ST");
+    ASSERT_FALSE(wildcard);
+    EXPECT_NE(wildcard.error().find("names no single domain"), std::string::npos);
+    auto unused = plan_import(*keys, {}, "KT", "ST");
+    ASSERT_FALSE(unused);
+    EXPECT_NE(unused.error().find("KT:1: key 'k' has domain %"), std::string::npos);
+}
+
+TEST(OpendkimTest, DatasetPrefixes) {
+    EXPECT_EQ(strip_dataset_prefix("refile:/etc/opendkim/SigningTable"),
+              "/etc/opendkim/SigningTable");
+    EXPECT_EQ(strip_dataset_prefix("file:/etc/opendkim/KeyTable"), "/etc/opendkim/KeyTable");
+    EXPECT_EQ(strip_dataset_prefix("/etc/opendkim/KeyTable"), "/etc/opendkim/KeyTable");
+}
+
+}  // namespace
+}  // namespace dkim::provisioning
