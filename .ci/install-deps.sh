@@ -31,6 +31,7 @@ packages=(
   swaks                                  # the SMTP client in the relay tests
   postfix                                # smtp-source/smtp-sink; its daemon is never started
   opendkim                               # the milter peer in tests/bench (a private instance)
+  opendkim-tools                         # opendkim-genkey: the keys the OpenDKIM import test migrates
   chromium                               # the console's end-to-end test (driven by playwright-core)
   oathtool                               # TOTP codes for the tour in appliance/run.sh
 )

@@ -297,7 +297,7 @@ struct KeyStepArgs {
     // rotate
     std::string algorithm;
     std::string selector_format = "s%Y-%m";
-    std::string wait = "0s";
+    std::string wait;  // empty: do not wait
     int steps = 0;  // 0: as many as possible
 };
 
@@ -391,7 +391,9 @@ int run_key_retire(const KeyStepArgs& args) {
 int run_key_rotate(const KeyStepArgs& args) {
     const std::string domain = lower(args.domain);
     auto grace = parse_seconds(args.grace, "--grace");
-    auto wait = parse_seconds(args.wait, "--wait");
+    auto wait = args.wait.empty() ? Expected<std::chrono::seconds, std::string>(
+                                        std::chrono::seconds(0))
+                                  : parse_seconds(args.wait, "--wait");
     if (!grace || !wait) {
         return fail(!grace ? grace.error() : wait.error());
     }
@@ -946,8 +948,7 @@ void add_provisioning_commands(CLI::App& app, CLI::App& key, CLI::App& dns, int&
                        "how long the old key still signs and stays published")
         ->capture_default_str();
     rotate->add_option("--wait", rotate_args->wait,
-                       "wait up to this long for the new record to be published")
-        ->capture_default_str();
+                       "wait up to this long (such as 30m) for the new record to be published");
     rotate->add_option("--steps", rotate_args->steps, "stop after this many steps");
     rotate->callback([&exit_code, rotate_args] { exit_code = run_key_rotate(*rotate_args); });
 

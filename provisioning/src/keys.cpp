@@ -99,6 +99,9 @@ std::string protection_summary(const hsm::KeyInfo& key, bool logged_in) {
     if (p.as_generated()) {
         return "protected";
     }
+    if (p.as_imported()) {
+        return "protected (imported: it existed outside the token before)";
+    }
     std::string weak;
     const auto add = [&weak](bool bad, const char* what) {
         if (bad) {

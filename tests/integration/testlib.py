@@ -43,24 +43,41 @@ class DnsServer:
     def __init__(self, folder, records, zone, extra=(), local_zones=()):
         self.zone = zone
         self.conf = os.path.join(folder, "dnsmasq.conf")
+        self.locals = ["--local=/%s/" % z for z in [zone] + list(local_zones)]
+        self.write(records, extra)
+        for attempt in range(20):
+            self.port = free_port()
+            if self.launch():
+                return
+            self.stop()
+        raise RuntimeError("dnsmasq did not start")
+
+    def write(self, records, extra=()):
         with open(self.conf, "w") as f:
             for name, texts in records.items():
                 for text in ([texts] if isinstance(texts, str) else texts):
                     f.write(txt_record_line(name, text))
             for line in extra:
                 f.write(line + "\n")
-        locals_ = ["--local=/%s/" % z for z in [zone] + list(local_zones)]
-        for attempt in range(20):
-            self.port = free_port()
-            self.proc = subprocess.Popen(
-                ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-poll",
-                 "--bind-interfaces", "--listen-address=127.0.0.1", "--port=%d" % self.port,
-                 "--pid-file=", "--user=root", "--conf-file=" + self.conf] + locals_,
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            if self.wait_ready():
+
+    def launch(self):
+        self.proc = subprocess.Popen(
+            ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-poll",
+             "--bind-interfaces", "--listen-address=127.0.0.1", "--port=%d" % self.port,
+             "--pid-file=", "--user=root", "--conf-file=" + self.conf] + self.locals,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return self.wait_ready()
+
+    def republish(self, records, extra=()):
+        """Serves `records` from now on, on the same port (an operator's zone change)."""
+        self.stop()
+        self.write(records, extra)
+        for attempt in range(50):
+            if self.launch():
                 return
             self.stop()
-        raise RuntimeError("dnsmasq did not start")
+            time.sleep(0.1)
+        raise RuntimeError("dnsmasq did not restart on port %d" % self.port)
 
     def wait_ready(self):
         resolver = self.resolver()
