@@ -425,7 +425,8 @@
       for (const r of records.records) {
         const tr = el("tr");
         const key = doc.keys.find((k) => k.dns_name === r.name);
-        tr.appendChild(el("td", r.kind.toUpperCase() + (key ? " " + key.algorithm : "")));
+        tr.appendChild(el("td", r.kind.toUpperCase() +
+          (key ? " " + key.algorithm + " (" + key.state + ")" : "")));
         tr.appendChild(el("td", r.name, "mono"));
         const value = el("td");
         value.appendChild(el("code", r.value || "—", "record"));

@@ -149,12 +149,15 @@ struct Key {
     std::uint32_t bits = 0;
     std::string dns_name;
     std::string dns_record;
+    std::string state;  // pending-publish, active, retiring, retired, generating
+    bool managed = false;
     template <class A>
     void save(A& ar) const {
         ar(cereal::make_nvp("domain", domain), cereal::make_nvp("selector", selector),
            cereal::make_nvp("algorithm", algorithm), cereal::make_nvp("signing", signing),
            cereal::make_nvp("bits", bits), cereal::make_nvp("dns_name", dns_name),
-           cereal::make_nvp("dns_record", dns_record));
+           cereal::make_nvp("dns_record", dns_record), cereal::make_nvp("state", state),
+           cereal::make_nvp("managed", managed));
     }
 };
 

@@ -366,7 +366,8 @@ api::Elevation elevation_view(const ipc::RequestView& r,
 }
 
 api::Key key_view(const ipc::KeyView& k) {
-    return api::Key{k.domain, k.selector, k.algorithm, k.signing, k.bits, k.dns_name, k.dns_record};
+    return api::Key{k.domain,   k.selector,   k.algorithm, k.signing, k.bits,
+                    k.dns_name, k.dns_record, k.state,     k.managed};
 }
 
 // A TXT value as a zone-file line: character-strings of at most 255 bytes (RFC 1035 §3.3.14).
@@ -801,15 +802,21 @@ Result<Response> domain_dns(Context& ctx, Caller& caller) {
         return unexpected(keys.error());
     }
     std::vector<api::DnsRecord> records;
+    bool any_key = false;
     for (const ipc::KeyView& k : keys->keys) {
-        if (k.domain == domain) {
+        any_key = any_key || k.domain == domain;
+        // Pending keys are to be published, active and retiring ones must stay; retired and
+        // half-generated ones have nothing to publish.
+        const bool publish =
+            k.state == "pending-publish" || k.state == "active" || k.state == "retiring";
+        if (k.domain == domain && publish) {
             records.push_back({"dkim", k.dns_name, "TXT", k.dns_record,
                                zone_line(k.dns_name, k.dns_record),
                                "the public half of the " + k.algorithm + " key " + k.selector +
-                                   ", as the token holds it"});
+                                   " (" + k.state + "), as the token holds it"});
         }
     }
-    if (records.empty()) {
+    if (!any_key) {
         return unexpected(failure(http::status::not_found, "not_found",
                                   "the token holds no DKIM key for " + domain));
     }
