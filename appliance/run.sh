@@ -9,7 +9,8 @@
 # elevation request is approved by bob with his TOTP code, signs through it, the grant is
 # revoked, and the audit log is verified. And dkim-relayd: mail submitted over SMTP (swaks) is
 # signed through signerd inside that grant and delivered to a maildir next hop under the state
-# folder; the relay's inbound listener checks that message again (SPF, DKIM, DMARC: pass) and
+# folder; `key list` and `dns check` show the keys' lifecycle and the domain's records checked
+# live; the relay's inbound listener checks that message again (SPF, DKIM, DMARC: pass) and
 # refuses a forgery under the domain's DMARC p=reject; after the revoke the relay answers 451
 # and files a new request. And dkim-webd: the
 # same workflow through the HTTPS API (curl), and, when run from a terminal, the approval
@@ -203,6 +204,12 @@ sed -n '1,/^From:/p' "$state/sample.signerd.eml" | sed '$d'
 echo
 echo "\$ dkim-appliance verify --dns-server 127.0.0.1:$port --authserv-id demo.local < sample.signerd.eml"
 "$cli" verify --dns-server "127.0.0.1:$port" --authserv-id demo.local <"$state/sample.signerd.eml" || true
+
+# --- provisioning: the keys' lifecycle as signerd records it, and the domain's DNS checked live --
+# (the two keys above were made offline, with the PIN: they are active and unmanaged; keys made
+# through signerd start pending-publish and need a key.generate grant)
+as alice key list
+as alice dns check "$domain" --outbound 127.0.0.1 --dns-server "127.0.0.1:$port" || true
 
 # --- dkim-relayd: SMTP in, signed through signerd inside the grant, into a maildir ------------
 mkdir -p "$state/maildir" "$state/inbox"
