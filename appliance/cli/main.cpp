@@ -21,10 +21,10 @@
 #include <sstream>
 
 #include "commands.hpp"
-#include "signerd_connection.hpp"
 #include "dkim/config/toml_defaults.hpp"
 #include "dkim/provisioning/dns_record.hpp"
 #include "dkim/provisioning/keys.hpp"
+#include "signerd_connection.hpp"
 
 namespace {
 
@@ -256,9 +256,9 @@ void add_key_name_options(CLI::App* command, KeyArgs& args) {
 void add_token_options(CLI::App* command, KeyArgs& args, bool required = true) {
     command->add_option("--module", args.where.module,
                         "PKCS#11 module (.so) of the token, e.g. /usr/lib/softhsm/libsofthsm2.so");
-    auto* token = command->add_option(
-        "--token", args.where.token,
-        "token label, or an RFC 7512 URI (pkcs11:token=dkim;serial=...)");
+    auto* token =
+        command->add_option("--token", args.where.token,
+                            "token label, or an RFC 7512 URI (pkcs11:token=dkim;serial=...)");
     if (required) {
         token->required();
     }

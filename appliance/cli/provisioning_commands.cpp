@@ -14,8 +14,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
-#include <sstream>
 #include <iostream>
+#include <sstream>
 #include <thread>
 
 #include "commands.hpp"
@@ -146,8 +146,8 @@ void print_keys_table(const std::vector<ipc::KeyView>& keys) {
                           const std::string& bits, const std::string& created,
                           const std::string& state) {
         std::cout << std::left << std::setw(static_cast<int>(dw) + 2) << d
-                  << std::setw(static_cast<int>(sw) + 2) << s << std::setw(11) << a
-                  << std::setw(6) << bits << std::setw(22) << created << state << "\n";
+                  << std::setw(static_cast<int>(sw) + 2) << s << std::setw(11) << a << std::setw(6)
+                  << bits << std::setw(22) << created << state << "\n";
     };
     line("DOMAIN", "SELECTOR", "ALGORITHM", "SIZE", "CREATED", "STATE");
     for (const auto& k : keys) {
@@ -298,7 +298,7 @@ struct KeyStepArgs {
     std::string algorithm;
     std::string selector_format = "s%Y-%m";
     std::string wait;  // empty: do not wait
-    int steps = 0;  // 0: as many as possible
+    int steps = 0;     // 0: as many as possible
 };
 
 Expected<std::chrono::seconds, std::string> parse_seconds(const std::string& text,
@@ -365,7 +365,7 @@ int run_key_activate(const KeyStepArgs& args) {
         return kUsage;
     }
     auto reply = ask_signerd(args.common,
-                          ipc::KeyActivate{std::move(*auth), domain, selector, grace->count()});
+                             ipc::KeyActivate{std::move(*auth), domain, selector, grace->count()});
     if (!reply) {
         return fail(reply.error());
     }
@@ -378,7 +378,7 @@ int run_key_retire(const KeyStepArgs& args) {
         return kUsage;
     }
     auto reply = ask_signerd(args.common, ipc::KeyRetire{std::move(*auth), lower(args.domain),
-                                                      lower(args.selector), args.force});
+                                                         lower(args.selector), args.force});
     if (!reply) {
         return fail(reply.error());
     }
@@ -391,9 +391,9 @@ int run_key_retire(const KeyStepArgs& args) {
 int run_key_rotate(const KeyStepArgs& args) {
     const std::string domain = lower(args.domain);
     auto grace = parse_seconds(args.grace, "--grace");
-    auto wait = args.wait.empty() ? Expected<std::chrono::seconds, std::string>(
-                                        std::chrono::seconds(0))
-                                  : parse_seconds(args.wait, "--wait");
+    auto wait = args.wait.empty()
+                    ? Expected<std::chrono::seconds, std::string>(std::chrono::seconds(0))
+                    : parse_seconds(args.wait, "--wait");
     if (!grace || !wait) {
         return fail(!grace ? grace.error() : wait.error());
     }
@@ -427,9 +427,9 @@ int run_key_rotate(const KeyStepArgs& args) {
         }
         ipc::Request call_request;
         if (step->kind == Kind::wait_for_publication) {
-            auto ok = published(args.dns, domain,
-                                {step->key.selector, step->key.algorithm, step->key.state,
-                                 step->key.dkim_record});
+            auto ok = published(
+                args.dns, domain,
+                {step->key.selector, step->key.algorithm, step->key.state, step->key.dkim_record});
             if (!ok) {
                 if (std::chrono::steady_clock::now() < deadline) {
                     std::this_thread::sleep_for(std::chrono::seconds(2));
@@ -469,8 +469,7 @@ int run_key_rotate(const KeyStepArgs& args) {
         std::cout << "  " << (made != nullptr ? made->message : std::string("done")) << "\n";
         if (step->kind == Kind::generate && made != nullptr && !made->keys.empty()) {
             const auto& k = made->keys.front();
-            std::cout << "  publish: "
-                      << provisioning::zone_line(k.dns_name, k.dns_record) << "\n";
+            std::cout << "  publish: " << provisioning::zone_line(k.dns_name, k.dns_record) << "\n";
         }
         ++steps;
     }
@@ -632,8 +631,8 @@ class ImportingSigner final : public Signer {
         if (!auth) {
             return unexpected(std::string("no credentials"));
         }
-        auto reply = ask_signerd(common_, ipc::KeyImport{std::move(*auth), domain_, selector_,
-                                                         key_, std::string(data)});
+        auto reply = ask_signerd(
+            common_, ipc::KeyImport{std::move(*auth), domain_, selector_, key_, std::string(data)});
         if (!reply) {
             return unexpected(reply.error());
         }
@@ -719,13 +718,12 @@ int run_import(const ImportArgs& args) {
         std::tm tm{};
         gmtime_r(&t, &tm);
         (void)std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-        const std::string message = "From: postmaster@" + item.domain +
-                                    "\r\nTo: postmaster@" + item.domain +
-                                    "\r\nSubject: dkim-appliance: imported key " + item.selector +
-                                    "\r\nDate: " + date + "\r\nMessage-ID: <import." +
-                                    std::to_string(t) + "." + item.selector + "@" + item.domain +
-                                    ">\r\n\r\nSigned in the token by the key imported from " +
-                                    item.key_file + ".\r\n";
+        const std::string message =
+            "From: postmaster@" + item.domain + "\r\nTo: postmaster@" + item.domain +
+            "\r\nSubject: dkim-appliance: imported key " + item.selector + "\r\nDate: " + date +
+            "\r\nMessage-ID: <import." + std::to_string(t) + "." + item.selector + "@" +
+            item.domain + ">\r\n\r\nSigned in the token by the key imported from " + item.key_file +
+            ".\r\n";
         ImportingSigner signer(args.common, item.domain, item.selector, *key,
                                public_half->type == hsm::KeyType::ed25519
                                    ? SigningAlgorithm::ed25519_sha256
@@ -776,8 +774,8 @@ int run_import(const ImportArgs& args) {
             if (!auth) {
                 return kUsage;
             }
-            auto reply = ask_signerd(args.common,
-                                     ipc::KeyActivate{std::move(*auth), item.domain, item.selector, 0});
+            auto reply = ask_signerd(
+                args.common, ipc::KeyActivate{std::move(*auth), item.domain, item.selector, 0});
             if (!reply) {
                 std::cout << "   not activated: " << reply.error() << "\n";
                 ++waiting;
@@ -789,8 +787,9 @@ int run_import(const ImportArgs& args) {
     // The equivalent configuration.
     std::ostringstream config;
     config << "# Written by dkim-appliance import opendkim from " << key_table_file << " and "
-           << signing_table_file << ".\n# For dkim-appliance apply --config; dkim-relayd needs "
-                                    "one [[domain]] with the name alone for each.\n";
+           << signing_table_file
+           << ".\n# For dkim-appliance apply --config; dkim-relayd needs "
+              "one [[domain]] with the name alone for each.\n";
     std::string last_domain;
     for (const auto& [item, algorithm] : imported) {
         if (item.domain != last_domain) {
@@ -840,8 +839,7 @@ int list_through_signerd(const Common& common, bool json) {
 }
 
 int generate_through_signerd(const Common& common, const std::string& domain,
-                             const std::string& selector, const std::string& algorithm,
-                             bool json) {
+                             const std::string& selector, const std::string& algorithm, bool json) {
     auto auth = credentials(common);
     if (!auth) {
         return kUsage;
@@ -854,8 +852,7 @@ int generate_through_signerd(const Common& common, const std::string& domain,
     const int code = print_keys_reply(*reply, json);
     if (const auto* made = std::get_if<ipc::KeysReply>(&*reply); made && !json) {
         for (const auto& k : made->keys) {
-            std::cout << "publish: " << provisioning::zone_line(k.dns_name, k.dns_record)
-                      << "\n";
+            std::cout << "publish: " << provisioning::zone_line(k.dns_name, k.dns_record) << "\n";
         }
     }
     return code;
@@ -875,8 +872,9 @@ void add_provisioning_commands(CLI::App& app, CLI::App& key, CLI::App& dns, int&
         ->required();
     opendkim->add_option("--config-out", import_args->config_out,
                          "write the equivalent appliance.toml here");
-    opendkim->add_option("--test-messages", import_args->test_messages,
-                         "write each signed test message into this folder")
+    opendkim
+        ->add_option("--test-messages", import_args->test_messages,
+                     "write each signed test message into this folder")
         ->check(CLI::ExistingDirectory);
     opendkim->add_flag("!--no-activate", import_args->activate,
                        "leave the imported keys pending-publish");
@@ -936,16 +934,19 @@ void add_provisioning_commands(CLI::App& app, CLI::App& key, CLI::App& dns, int&
     add_common(rotate, rotate_args->common);
     add_dns_options(rotate, rotate_args->dns);
     rotate->add_option("domain", rotate_args->domain, "signing domain")->required();
-    rotate->add_option("--algorithm", rotate_args->algorithm,
-                       "the new key's algorithm (default: the current key's)")
+    rotate
+        ->add_option("--algorithm", rotate_args->algorithm,
+                     "the new key's algorithm (default: the current key's)")
         ->check(CLI::IsMember({"rsa-2048", "rsa-3072", "rsa-4096", "ed25519"}));
     rotate->add_option("--selector", rotate_args->selector,
                        "the new selector (default: from --selector-format)");
-    rotate->add_option("--selector-format", rotate_args->selector_format,
-                       "naming scheme: %Y %m %d of today, %k the key kind (rsa, ed25519)")
+    rotate
+        ->add_option("--selector-format", rotate_args->selector_format,
+                     "naming scheme: %Y %m %d of today, %k the key kind (rsa, ed25519)")
         ->capture_default_str();
-    rotate->add_option("--grace", rotate_args->grace,
-                       "how long the old key still signs and stays published")
+    rotate
+        ->add_option("--grace", rotate_args->grace,
+                     "how long the old key still signs and stays published")
         ->capture_default_str();
     rotate->add_option("--wait", rotate_args->wait,
                        "wait up to this long (such as 30m) for the new record to be published");

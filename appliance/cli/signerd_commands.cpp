@@ -13,7 +13,6 @@
 #include <memory>
 
 #include "commands.hpp"
-#include "signerd_connection.hpp"
 #include "dkim/crypto/base64.hpp"
 #include "dkim/crypto/public_key.hpp"
 #include "dkim/crypto/sha256.hpp"
@@ -25,6 +24,7 @@
 #include "dkim/jit/store.hpp"
 #include "dkim/provisioning/keys.hpp"
 #include "dkim/text/json.hpp"
+#include "signerd_connection.hpp"
 
 namespace dkim::cli {
 namespace {

@@ -129,7 +129,7 @@ struct NextHop {
 };
 
 struct SigningDomain {
-    std::string name;  // lower-case
+    std::string name;                    // lower-case
     std::vector<std::string> selectors;  // empty: managed, signerd's active keys
     bool managed() const { return selectors.empty(); }
 };

@@ -149,8 +149,7 @@ Expected<SigningService::Key, SignFailure> SigningService::fetch(const std::stri
     return k;
 }
 
-std::optional<std::vector<std::string>> SigningService::fresh_selectors(
-    const std::string& domain) {
+std::optional<std::vector<std::string>> SigningService::fresh_selectors(const std::string& domain) {
     std::lock_guard lock(mutex_);
     const auto it = managed_.find(domain);
     if (it == managed_.end() || now_() - it->second.fetched >= config_.key_refresh) {
@@ -183,10 +182,9 @@ Expected<std::vector<std::string>, SignFailure> SigningService::fetch_selectors(
                                       "unexpected reply from dkim-signerd", "", 0});
     }
     if (found->keys.empty()) {
-        return unexpected(SignFailure{SignFailure::Kind::refused,
-                                      "no active key for " + domain +
-                                          " (dkim-appliance key list; key activate)",
-                                      "", 0});
+        return unexpected(SignFailure{
+            SignFailure::Kind::refused,
+            "no active key for " + domain + " (dkim-appliance key list; key activate)", "", 0});
     }
     std::vector<std::string> names;
     for (const auto& k : found->keys) {

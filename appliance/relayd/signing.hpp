@@ -14,8 +14,8 @@
 // runs them on its worker pool, one signerd connection per worker thread.
 
 #include <chrono>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -71,8 +71,9 @@ class MessageSigning {
 class SigningService {
   public:
     using SteadyNow = std::function<std::chrono::steady_clock::time_point()>;
-    SigningService(const Config& config, ipc::ClientOptions client_options = {},
-                   SteadyNow now = [] { return std::chrono::steady_clock::now(); });
+    SigningService(
+        const Config& config, ipc::ClientOptions client_options = {},
+        SteadyNow now = [] { return std::chrono::steady_clock::now(); });
     ~SigningService();
 
     // Non-blocking: a MessageSigning for `domain` when every selector's public key is

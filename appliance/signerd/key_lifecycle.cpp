@@ -57,9 +57,8 @@ std::string signing_of(const std::string& algorithm) {
     return jit::key_kind(algorithm) == "ed25519" ? "ed25519-sha256" : "rsa-sha256";
 }
 
-jit::AuditRecord audit(const Actor& who, jit::TimePoint now, std::string action,
-                       std::string scope, std::string outcome, std::int64_t grant_id,
-                       std::string detail) {
+jit::AuditRecord audit(const Actor& who, jit::TimePoint now, std::string action, std::string scope,
+                       std::string outcome, std::int64_t grant_id, std::string detail) {
     jit::AuditRecord r;
     r.time = now;
     r.actor = who.audit_name();
@@ -72,8 +71,8 @@ jit::AuditRecord audit(const Actor& who, jit::TimePoint now, std::string action,
 }
 
 std::string format_time(jit::TimePoint t) {
-    const std::time_t seconds = std::chrono::system_clock::to_time_t(
-        std::chrono::time_point_cast<std::chrono::seconds>(t));
+    const std::time_t seconds =
+        std::chrono::system_clock::to_time_t(std::chrono::time_point_cast<std::chrono::seconds>(t));
     std::tm tm{};
     gmtime_r(&seconds, &tm);
     char out[32];
@@ -227,8 +226,8 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyGenerate& r, jit::TimePoin
     }
     const std::string domain = mail::ascii_lowercase(r.domain);
     const std::string selector = mail::ascii_lowercase(r.selector);
-    const std::string scope = (r.rotation ? "key.rotate " : "key.generate ") + domain + "/" +
-                              selector;
+    const std::string scope =
+        (r.rotation ? "key.rotate " : "key.generate ") + domain + "/" + selector;
     auto entries = key_entries(domain);
     if (!entries) {
         return entries.error();
@@ -245,11 +244,11 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyGenerate& r, jit::TimePoin
     if (existing != nullptr) {
         const auto state = existing->record ? existing->record->state : KeyState::active;
         if (state != KeyState::generating && state != KeyState::pending_publish) {
-            return error("conflict", "the key " + selector + "._domainkey." + domain +
-                                         " exists and is " +
-                                         (existing->record ? std::string(jit::to_string(state))
-                                                           : "active (unmanaged)") +
-                                         "; choose a new selector");
+            return error(
+                "conflict",
+                "the key " + selector + "._domainkey." + domain + " exists and is " +
+                    (existing->record ? std::string(jit::to_string(state)) : "active (unmanaged)") +
+                    "; choose a new selector");
         }
         if (existing->record->algorithm != r.algorithm) {
             return error("conflict", "the key " + existing->record->label() + " is being made as " +
@@ -261,9 +260,9 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyGenerate& r, jit::TimePoin
                                     " key that signs: there is nothing to rotate (generate one "
                                     "under a key.generate grant)");
     }
-    auto grant = authorize_key(
-        who, r.rotation ? jit::Operation::key_rotate : jit::Operation::key_generate, domain,
-        selector, now);
+    auto grant =
+        authorize_key(who, r.rotation ? jit::Operation::key_rotate : jit::Operation::key_generate,
+                      domain, selector, now);
     if (!grant) {
         return error_reply(grant.error());
     }
@@ -283,8 +282,8 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyGenerate& r, jit::TimePoin
         record.state = KeyState::generating;
         record.origin = "generated";
         record.created = now;
-        if (auto ok = commit_keys({record}, {audit(who, now, "key.generating", scope, "ok",
-                                                   grant->id, r.algorithm)});
+        if (auto ok = commit_keys(
+                {record}, {audit(who, now, "key.generating", scope, "ok", grant->id, r.algorithm)});
             !ok) {
             return error("unavailable", "the audit log cannot be written: " + ok.error());
         }
@@ -349,8 +348,8 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyImport& r, jit::TimePoint 
         if (!mail::iequals(parsed->domain, domain) || !mail::iequals(parsed->selector, selector) ||
             parsed->algorithm != expected) {
             return error("invalid", "test block: its DKIM-Signature is not one of " + selector +
-                                        "._domainkey." + domain + " with a=" +
-                                        std::string(to_string(expected)));
+                                        "._domainkey." + domain +
+                                        " with a=" + std::string(to_string(expected)));
         }
         test = *parsed;
     }
@@ -374,8 +373,8 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyImport& r, jit::TimePoint 
         record.state = KeyState::generating;
         record.origin = "imported";
         record.created = now;
-        if (auto ok = commit_keys({record}, {audit(who, now, "key.importing", scope, "ok",
-                                                   grant->id, "")});
+        if (auto ok = commit_keys({record},
+                                  {audit(who, now, "key.importing", scope, "ok", grant->id, "")});
             !ok) {
             return error("unavailable", "the audit log cannot be written: " + ok.error());
         }
@@ -383,8 +382,8 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyImport& r, jit::TimePoint 
     auto made = gate_.import_key(domain, selector, r.private_key);
     jit::wipe(r.private_key);
     if (!made) {
-        (void)journal_.write({}, audit(who, now, "key.importing", scope, "failed", grant->id,
-                                       made.error().message));
+        (void)journal_.write(
+            {}, audit(who, now, "key.importing", scope, "failed", grant->id, made.error().message));
         return gate_error(made.error());
     }
     record.algorithm = made->algorithm;
@@ -406,10 +405,9 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyImport& r, jit::TimePoint 
         if (!signature) {
             return gate_error(signature.error());
         }
-        (void)journal_.write({}, audit(who, now, "key.imported.test-signature", scope, "ok",
-                                       grant->id,
-                                       "sha256(header block)=" +
-                                           jit::to_hex(crypto::Sha256::hash(r.test_data))));
+        (void)journal_.write(
+            {}, audit(who, now, "key.imported.test-signature", scope, "ok", grant->id,
+                      "sha256(header block)=" + jit::to_hex(crypto::Sha256::hash(r.test_data))));
         out.test_signature = std::move(*signature);
     }
     return out;
@@ -542,8 +540,8 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyRetire& r, jit::TimePoint 
     }
     if (state == KeyState::retiring && target->record->retire_after &&
         now < *target->record->retire_after && !r.force) {
-        return error("conflict", "the grace period of " + target->record->label() +
-                                     " ends at " + format_time(*target->record->retire_after) +
+        return error("conflict", "the grace period of " + target->record->label() + " ends at " +
+                                     format_time(*target->record->retire_after) +
                                      "; mail signed with it may still be in flight");
     }
     auto grant = authorize_key(who, jit::Operation::key_retire, domain, selector, now);

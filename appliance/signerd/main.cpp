@@ -142,8 +142,7 @@ int run(const signerd::Config& config) {
         }
         options.pin_path = std::filesystem::path(dir) / config.pin_credential;
     }
-    signerd::Service service(journal, authority, directory, keys, gate, clock, metrics,
-                             options);
+    signerd::Service service(journal, authority, directory, keys, gate, clock, metrics, options);
 
     {
         jit::AuditRecord r;

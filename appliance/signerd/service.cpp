@@ -76,8 +76,8 @@ ipc::GrantView view(const jit::Grant& g, jit::TimePoint now) {
 }  // namespace
 
 Service::Service(jit::Journal& journal, jit::Authority& authority, jit::Directory& directory,
-                 jit::KeyRegistry& keys, TokenGate& gate, const jit::Clock& clock,
-                 Metrics& metrics, ServiceOptions options)
+                 jit::KeyRegistry& keys, TokenGate& gate, const jit::Clock& clock, Metrics& metrics,
+                 ServiceOptions options)
     : journal_(journal),
       authority_(authority),
       directory_(directory),
@@ -804,7 +804,6 @@ ipc::Reply Service::operate(const Actor& who, ipc::AuditShow& r, jit::TimePoint 
     }
     return out;
 }
-
 
 ipc::Reply Service::operate(const Actor& who, ipc::WhoAmI& r, jit::TimePoint /*now*/) {
     ipc::IdentityReply out;

@@ -243,7 +243,6 @@ Expected<TokenGate::KeyDescription, GateError> HsmTokenGate::generate_key(
     return describe(store, *generated);
 }
 
-
 Expected<TokenGate::KeyDescription, GateError> HsmTokenGate::import_key(
     const std::string& domain, const std::string& selector, std::string_view private_key) {
     auto name = operator_key_name(domain, selector);

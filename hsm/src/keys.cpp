@@ -1,10 +1,10 @@
 #include "dkim/hsm/keys.hpp"
 
-#include <openssl/core_names.h>
-#include <openssl/evp.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -604,7 +604,6 @@ Result<PublicKey> KeyStore::public_key(const KeyInfo& key) {
     return result;
 }
 
-
 // --- import and destroy ----------------------------------------------------------------------
 
 namespace {
@@ -691,8 +690,9 @@ Result<PublicKey> public_key_of(std::span<const unsigned char> private_key) {
     }
     const int id_type = EVP_PKEY_get_base_id(parsed->get());
     if (id_type != EVP_PKEY_RSA && id_type != EVP_PKEY_ED25519) {
-        return fail<PublicKey>(ErrorCode::unsupported,
-                               "the private key is neither RSA nor Ed25519 (DKIM signs with those)");
+        return fail<PublicKey>(
+            ErrorCode::unsupported,
+            "the private key is neither RSA nor Ed25519 (DKIM signs with those)");
     }
     PublicKey out;
     out.type = id_type == EVP_PKEY_ED25519 ? KeyType::ed25519 : KeyType::rsa;
@@ -770,9 +770,15 @@ Result<KeyInfo> KeyStore::import(const KeyName& name, std::span<const unsigned c
     const std::span<const unsigned char> id_bytes(id);
 
     std::vector<CK_ATTRIBUTE> public_template{
-        attr(CKA_CLASS, public_class), attr(CKA_KEY_TYPE, key_type), attr(CKA_TOKEN, yes),
-        attr(CKA_PRIVATE, no),         attr(CKA_VERIFY, yes),        attr(CKA_ENCRYPT, no),
-        attr(CKA_WRAP, no),            attr(CKA_VERIFY_RECOVER, no), attr(CKA_LABEL, label),
+        attr(CKA_CLASS, public_class),
+        attr(CKA_KEY_TYPE, key_type),
+        attr(CKA_TOKEN, yes),
+        attr(CKA_PRIVATE, no),
+        attr(CKA_VERIFY, yes),
+        attr(CKA_ENCRYPT, no),
+        attr(CKA_WRAP, no),
+        attr(CKA_VERIFY_RECOVER, no),
+        attr(CKA_LABEL, label),
         attr(CKA_ID, id_bytes),
     };
     std::vector<CK_ATTRIBUTE> private_template{
@@ -888,9 +894,9 @@ Result<std::size_t> KeyStore::destroy_private(const KeyName& name) {
         return dkim::unexpected(std::move(found).error());
     }
     for (const CK_OBJECT_HANDLE object : *found) {
-        if (auto ok = detail::check_rv(session->fn().C_DestroyObject(session->handle(), object),
-                                       "C_DestroyObject",
-                                       token_->name() + ": destroying key " + label);
+        if (auto ok =
+                detail::check_rv(session->fn().C_DestroyObject(session->handle(), object),
+                                 "C_DestroyObject", token_->name() + ": destroying key " + label);
             !ok) {
             return dkim::unexpected(std::move(ok).error());
         }

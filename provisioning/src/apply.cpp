@@ -229,12 +229,12 @@ Plan plan_apply(const ApplyConfig& config,
             if (!want.selector.empty() && want.selector != now_signing.selector) {
                 why = "the configuration names selector " + want.selector;
             } else if (want.algorithm != now_signing.algorithm) {
-                why = "the configuration asks for " + want.algorithm + ", " +
-                      now_signing.selector + " is " + now_signing.algorithm;
+                why = "the configuration asks for " + want.algorithm + ", " + now_signing.selector +
+                      " is " + now_signing.algorithm;
             } else if (domain.rotate_after && now_signing.activated_ms > 0 &&
                        now_ms - now_signing.activated_ms >= domain.rotate_after->count()) {
-                why = now_signing.selector + " has signed since " +
-                      utc(now_signing.activated_ms) + " (rotate_after)";
+                why = now_signing.selector + " has signed since " + utc(now_signing.activated_ms) +
+                      " (rotate_after)";
             }
             if (why.empty()) {
                 continue;

@@ -14,8 +14,8 @@
 namespace dkim::provisioning {
 namespace {
 
-constexpr unsigned kMaxLookups = 10;      // RFC 7208 §4.6.4
-constexpr unsigned kMaxVoidLookups = 2;   // RFC 7208 §4.6.4
+constexpr unsigned kMaxLookups = 10;       // RFC 7208 §4.6.4
+constexpr unsigned kMaxVoidLookups = 2;    // RFC 7208 §4.6.4
 constexpr unsigned kMaxIncludeDepth = 10;  // loops end here at the latest
 
 std::string lower(std::string_view s) {
@@ -148,7 +148,8 @@ Expected<OutboundAddress, std::string> OutboundAddress::parse(std::string_view t
     if (slash != std::string_view::npos) {
         const auto digits = text.substr(slash + 1);
         unsigned prefix = 0;
-        const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), prefix);
+        const auto [end, ec] =
+            std::from_chars(digits.data(), digits.data() + digits.size(), prefix);
         if (ec != std::errc() || end != digits.data() + digits.size() || digits.empty() ||
             prefix > out.prefix) {
             return unexpected("'" + std::string(text) + "' has an invalid prefix length");
@@ -234,8 +235,8 @@ SpfAdvice advise_spf(dns::Resolver* resolver, std::string_view domain,
     spf::Checker checker(*resolver, "dkim-appliance");
     std::vector<std::string> missing;
     for (const auto& a : addresses) {
-        const auto outcome = checker.check_host(a.ip, domain, "postmaster@" + std::string(domain),
-                                                domain, 0);
+        const auto outcome =
+            checker.check_host(a.ip, domain, "postmaster@" + std::string(domain), domain, 0);
         if (outcome.result != spf::Result::pass) {
             missing.push_back(a.spf_term());
         }
@@ -359,8 +360,8 @@ Finding check_dkim_key(dns::Resolver& resolver, const std::string& domain, const
     }
     if (answer.records.size() > 1) {
         f.status = Status::problem;
-        f.message = std::to_string(answer.records.size()) +
-                    " TXT records: a verifier may pick any of them";
+        f.message =
+            std::to_string(answer.records.size()) + " TXT records: a verifier may pick any of them";
         f.fix = "keep exactly one: " + publish;
         return f;
     }
@@ -459,8 +460,8 @@ Finding check_spf(dns::Resolver& resolver, const CheckInput& in, std::int64_t no
     spf::Checker checker(resolver, in.receiver);
     std::vector<std::string> missing;
     for (const auto& a : in.addresses) {
-        const auto outcome = checker.check_host(a.ip, in.domain, "postmaster@" + in.domain,
-                                                in.domain, now_unix);
+        const auto outcome =
+            checker.check_host(a.ip, in.domain, "postmaster@" + in.domain, in.domain, now_unix);
         if (outcome.result != spf::Result::pass) {
             missing.push_back(a.text + " (" + std::string(spf::to_string(outcome.result)) + ")");
         }

@@ -42,7 +42,8 @@ std::string lower(std::string_view s) {
 
 // OpenDKIM's "file:" dataset: a key, whitespace, a value; '#' starts a comment; blank lines
 // are skipped.
-Expected<std::vector<Line>, std::string> read_lines(std::string_view text, const std::string& file) {
+Expected<std::vector<Line>, std::string> read_lines(std::string_view text,
+                                                    const std::string& file) {
     std::vector<Line> out;
     int number = 0;
     while (!text.empty()) {
@@ -103,7 +104,7 @@ std::string strip_dataset_prefix(const std::string& value) {
 }
 
 Expected<std::vector<KeyTableEntry>, std::string> parse_key_table(std::string_view text,
-                                                                   const std::string& file) {
+                                                                  const std::string& file) {
     auto lines = read_lines(text, file);
     if (!lines) {
         return unexpected(lines.error());
@@ -143,8 +144,8 @@ Expected<std::vector<KeyTableEntry>, std::string> parse_key_table(std::string_vi
     return out;
 }
 
-Expected<std::vector<SigningTableEntry>, std::string> parse_signing_table(
-    std::string_view text, const std::string& file) {
+Expected<std::vector<SigningTableEntry>, std::string> parse_signing_table(std::string_view text,
+                                                                          const std::string& file) {
     auto lines = read_lines(text, file);
     if (!lines) {
         return unexpected(lines.error());
@@ -152,8 +153,9 @@ Expected<std::vector<SigningTableEntry>, std::string> parse_signing_table(
     std::vector<SigningTableEntry> out;
     for (const Line& l : *lines) {
         if (std::any_of(l.value.begin(), l.value.end(), space)) {
-            return unexpected(file + ":" + std::to_string(l.number) + ": expected <pattern> "
-                                                                      "<key name>, found more");
+            return unexpected(file + ":" + std::to_string(l.number) +
+                              ": expected <pattern> "
+                              "<key name>, found more");
         }
         out.push_back({lower(l.key), l.value, l.number});
     }
@@ -183,8 +185,10 @@ Expected<std::vector<ImportItem>, std::string> plan_import(
                 const std::string d = pattern_domain(s->pattern);
                 if (d.empty()) {
                     return unexpected(signing_table_file + ":" + std::to_string(s->line) +
-                                      ": pattern '" + s->pattern + "' names no single domain for "
-                                      "key '" + k.name + "' (its domain is %)");
+                                      ": pattern '" + s->pattern +
+                                      "' names no single domain for "
+                                      "key '" +
+                                      k.name + "' (its domain is %)");
                 }
                 if (std::find(domains.begin(), domains.end(), d) == domains.end()) {
                     domains.push_back(d);
@@ -222,7 +226,8 @@ Expected<std::vector<ImportItem>, std::string> plan_import(
                            s->pattern.rfind("*@", 0) != 0 && s->pattern.front() != '@') {
                     item.warnings.push_back("pattern '" + s->pattern +
                                             "' names one sender: the relay signs every sender "
-                                            "of " + d + " that a client may send for");
+                                            "of " +
+                                            d + " that a client may send for");
                 }
             }
             if (patterns.empty()) {

@@ -36,8 +36,7 @@ std::string RotationStep::describe() const {
         case Kind::wait_for_grace:
             return key.selector + " is retiring until " + utc(not_before_ms) +
                    " (mail signed with it may still be in flight)";
-        case Kind::retire:
-            return "the grace period of " + key.selector + " is over: retire it";
+        case Kind::retire: return "the grace period of " + key.selector + " is over: retire it";
         case Kind::done:
             return "nothing in progress; " + key.selector + " (" + key.algorithm +
                    ") signs. Pass --selector to rotate again before the next period";
@@ -97,8 +96,9 @@ Expected<RotationStep, std::string> next_rotation_step(const std::vector<KeyStat
             }
         }
         if (kinds.empty()) {
-            return unexpected(request.domain + " has no active key: there is nothing to rotate "
-                                               "(key generate, then key activate)");
+            return unexpected(request.domain +
+                              " has no active key: there is nothing to rotate "
+                              "(key generate, then key activate)");
         }
         if (kinds.size() > 1) {
             return unexpected(request.domain +

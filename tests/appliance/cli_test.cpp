@@ -318,8 +318,8 @@ TEST_F(CliTest, FailuresGiveClearErrorsAndExitCodes) {
     EXPECT_EQ(run.status, 2) << "usage errors exit with 2";
     EXPECT_NE(run.output.find("--domain is required"), std::string::npos) << run.output;
 
-    run = cli({"key", "generate", "--pin-file", pin_, "--domain", "example.com", "--selector",
-               "s1"});
+    run =
+        cli({"key", "generate", "--pin-file", pin_, "--domain", "example.com", "--selector", "s1"});
     EXPECT_EQ(run.status, 1);
     EXPECT_NE(run.output.find("--pin-file (offline generation) needs --token"), std::string::npos)
         << run.output;

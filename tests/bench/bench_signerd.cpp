@@ -86,8 +86,8 @@ struct Daemon {
         signerd::ServiceOptions options;
         options.pin_source = signerd::PinSourceKind::file;
         options.pin_path = pin;
-        service = std::make_unique<signerd::Service>(*journal, *authority, *directory, *keys,
-                                                     *gate, clock, metrics, options);
+        service = std::make_unique<signerd::Service>(*journal, *authority, *directory, *keys, *gate,
+                                                     clock, metrics, options);
         // One grant for the benchmark's domain, approved by someone else, no budget.
         const jit::Actor requester{jit::Actor::Kind::user, "alice",
                                    static_cast<jit::RoleSet>(jit::Role::requester)};

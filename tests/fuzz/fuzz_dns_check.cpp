@@ -24,8 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     dkim::dns::FakeResolver zone;
     const char* fixed[] = {"example.com", "_dmarc.example.com", "s1._domainkey.example.com"};
     for (std::size_t i = 0; i < lines.size(); ++i) {
-        const std::string name =
-            i < 3 ? fixed[i] : "i" + std::to_string(i - 3) + ".example.com";
+        const std::string name = i < 3 ? fixed[i] : "i" + std::to_string(i - 3) + ".example.com";
         zone.set_txt(name, {lines[i]});
     }
     dkim::provisioning::CheckInput in;

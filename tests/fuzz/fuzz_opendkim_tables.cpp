@@ -25,8 +25,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         return 0;
     }
     for (const auto& k : *keys) {
-        if ((k.domain != "%" && !dkim::hsm::KeyName::make(k.domain, k.selector)) ||
-            k.key.empty() || k.key.front() != '/' || k.line < 1) {
+        if ((k.domain != "%" && !dkim::hsm::KeyName::make(k.domain, k.selector)) || k.key.empty() ||
+            k.key.front() != '/' || k.line < 1) {
             std::abort();
         }
     }

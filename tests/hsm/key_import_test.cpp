@@ -42,7 +42,9 @@ std::string encode(EVP_PKEY* key, Form form) {
         case Form::pkcs8_pem:
             PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr);
             break;
-        case Form::pkcs8_der: i2d_PKCS8PrivateKey_bio(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr); break;
+        case Form::pkcs8_der:
+            i2d_PKCS8PrivateKey_bio(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr);
+            break;
     }
     char* data = nullptr;
     const long size = BIO_get_mem_data(bio.get(), &data);
@@ -74,8 +76,8 @@ class KeyImportTest : public ::testing::Test {
 
     // Imports `pem`, checks the protection and that the token signs verifiably with the
     // original key's public half.
-    void import_and_sign(const std::string& selector, EVP_PKEY* original, const std::string& encoded,
-                         bool ed25519) {
+    void import_and_sign(const std::string& selector, EVP_PKEY* original,
+                         const std::string& encoded, bool ed25519) {
         KeyStore store(token_);
         auto key = store.import(key_name("import.example", selector), bytes(encoded));
         ASSERT_TRUE(key) << key.error().to_string();
@@ -158,9 +160,9 @@ TEST_F(KeyImportTest, RefusesWhatDkimCannotUseAndNamesNoKeyMaterial) {
               1);
     char* data = nullptr;
     const long size = BIO_get_mem_data(bio.get(), &data);
-    EXPECT_NE(refused("encrypted", std::string(data, static_cast<std::size_t>(size)))
-                  .find("encrypted"),
-              std::string::npos);
+    EXPECT_NE(
+        refused("encrypted", std::string(data, static_cast<std::size_t>(size))).find("encrypted"),
+        std::string::npos);
 }
 
 TEST_F(KeyImportTest, RefusesAnExistingName) {

@@ -36,8 +36,7 @@ class ApplyTest : public ::testing::Test {
         std::ofstream(file) << text;
         return load_apply_config(file.string());
     }
-    Plan plan(const std::map<std::string, std::vector<KeyStatus>>& keys,
-              std::int64_t now = kNow) {
+    Plan plan(const std::map<std::string, std::vector<KeyStatus>>& keys, std::int64_t now = kNow) {
         return plan_apply(config_, keys, now, [this](const std::string&, const KeyStatus& k) {
             return published_.count(k.selector) != 0;
         });

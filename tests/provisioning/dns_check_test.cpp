@@ -89,12 +89,12 @@ TEST_F(DnsCheckTest, DkimMissingMismatchedMalformedRevokedDuplicated) {
     zone.set_txt("s2._domainkey.example.com", {ed_record('b'), ed_record('b')});
     EXPECT_NE(finding("DKIM s2").message.find("2 TXT records"), std::string::npos);
 
-    zone.set_txt("s2._domainkey.example.com", {"v=DKIM1; k=rsa; p=" + crypto::base64_encode(
-                                                                          std::string(32, 'b'))});
+    zone.set_txt("s2._domainkey.example.com",
+                 {"v=DKIM1; k=rsa; p=" + crypto::base64_encode(std::string(32, 'b'))});
     EXPECT_EQ(finding("DKIM s2").message, "the published record is of another key type");
 
-    zone.set_txt("s2._domainkey.example.com", {"v=DKIM1; t=y; k=ed25519; p=" +
-                                               crypto::base64_encode(std::string(32, 'b'))});
+    zone.set_txt("s2._domainkey.example.com",
+                 {"v=DKIM1; t=y; k=ed25519; p=" + crypto::base64_encode(std::string(32, 'b'))});
     EXPECT_EQ(finding("DKIM s2").status, Status::warning);
 
     zone.set_txt("s2._domainkey.example.com", {ed_record('b')});
@@ -225,8 +225,7 @@ TEST_F(DnsCheckTest, RecordsToPublishCoverTheLifecycleStates) {
     const auto records = records_for(in, nullptr);
     ASSERT_EQ(records.size(), 5U) << "three keys, SPF, DMARC; not the retired key";
     EXPECT_EQ(records[1].name, "s2._domainkey.example.com");
-    EXPECT_NE(records[1].zone_line.find("\" \""), std::string::npos)
-        << "split in 255-byte strings";
+    EXPECT_NE(records[1].zone_line.find("\" \""), std::string::npos) << "split in 255-byte strings";
     EXPECT_EQ(records[3].value, "v=spf1 ip4:192.0.2.25 -all");
     EXPECT_EQ(records[4].value, "v=DMARC1; p=none; rua=mailto:dmarc@example.com");
     EXPECT_NE(records[4].note.find("p=quarantine; pct=25"), std::string::npos);

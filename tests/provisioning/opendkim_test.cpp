@@ -66,8 +66,8 @@ TEST(OpendkimTest, MalformedTablesNameFileAndLine) {
 
     auto keys = parse_key_table("k %:s:/k\nj example.com:s:/j\n", "KeyTable");
     ASSERT_TRUE(keys);
-    auto unknown = plan_import(*keys, *parse_signing_table("*@example.com nope\n", "ST"), "KT",
-                               "ST");
+    auto unknown =
+        plan_import(*keys, *parse_signing_table("*@example.com nope\n", "ST"), "KT", "ST");
     ASSERT_FALSE(unknown);
     EXPECT_NE(unknown.error().find("ST:1: key 'nope' is not in KT"), std::string::npos);
     auto wildcard = plan_import(*keys, *parse_signing_table("*.example.com k\n", "ST"), "KT", "ST");

@@ -50,8 +50,8 @@ class FakeGate final : public signerd::TokenGate {
                 signerd::GateError{signerd::GateError::Kind::locked, "not logged in"});
         }
         if (find(domain, selector) != nullptr && !has_private(domain, selector)) {
-            return unexpected(signerd::GateError{signerd::GateError::Kind::no_key,
-                                                 "no private key " + selector});
+            return unexpected(
+                signerd::GateError{signerd::GateError::Kind::no_key, "no private key " + selector});
         }
         ++signatures;
         return "sig(" + domain + "/" + selector + "," + std::to_string(data.size()) + ")";

@@ -62,8 +62,8 @@ class KeyLifecycleTest : public ::testing::Test {
 
     ipc::Reply generate(const std::string& selector, bool rotation = true,
                         const std::string& algorithm = "rsa-2048") {
-        return h.call(h.web_peer, ipc::KeyGenerate{h.password_of("alice"), "example.com",
-                                                   selector, algorithm, rotation});
+        return h.call(h.web_peer, ipc::KeyGenerate{h.password_of("alice"), "example.com", selector,
+                                                   algorithm, rotation});
     }
     ipc::Reply activate(const std::string& selector, std::int64_t grace = 86400) {
         return h.call(h.web_peer,
@@ -173,10 +173,10 @@ TEST_F(KeyLifecycleTest, EveryKeyOperationIsRefusedWithoutItsGrant) {
     EXPECT_EQ(error_code(retire("s2")), "forbidden");
     EXPECT_EQ(error_code(retire("s1", true)), "forbidden");
     EXPECT_TRUE(gate.has_private("example.com", "s1"));
-    EXPECT_EQ(error_code(h.call(h.web_peer, ipc::KeyImport{h.password_of("alice"), "example.com",
-                                                           "s9", "-----BEGIN PRIVATE KEY-----",
-                                                           ""})),
-              "invalid")
+    EXPECT_EQ(
+        error_code(h.call(h.web_peer, ipc::KeyImport{h.password_of("alice"), "example.com", "s9",
+                                                     "-----BEGIN PRIVATE KEY-----", ""})),
+        "invalid")
         << "not a key: refused before any grant is spent";
     grant("key.rotate", "s2");
     EXPECT_TRUE(std::holds_alternative<ipc::KeysReply>(activate("s2")));
@@ -195,8 +195,8 @@ TEST_F(KeyLifecycleTest, TheFirstKeyOfAKindNeedsNoRotationAndKindsRotateApart) {
     ASSERT_TRUE(std::holds_alternative<ipc::KeysReply>(generate("ed1", false, "ed25519")));
     auto activated = activate("ed1");
     ASSERT_TRUE(std::holds_alternative<ipc::KeysReply>(activated)) << error_message(activated);
-    EXPECT_EQ(states(), (std::map<std::string, std::string>{{"ed1", "active"},
-                                                            {"s1", "active (unmanaged)"}}))
+    EXPECT_EQ(states(),
+              (std::map<std::string, std::string>{{"ed1", "active"}, {"s1", "active (unmanaged)"}}))
         << "an Ed25519 key does not displace the RSA key: dual signing";
     EXPECT_EQ(signing_selectors(), (std::vector<std::string>{"ed1", "s1"}));
     auto again = activate("ed1");
@@ -227,10 +227,8 @@ TEST_F(KeyLifecycleTest, ImportSignsItsTestBlockAndWipesTheKeyBytes) {
         "-----BEGIN PRIVATE KEY-----\n"
         "MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n"
         "-----END PRIVATE KEY-----\n";
-    const std::string block =
-        header_block("example.com", "imp", SigningAlgorithm::ed25519_sha256);
-    ipc::Request request =
-        ipc::KeyImport{h.password_of("alice"), "example.com", "imp", pem, block};
+    const std::string block = header_block("example.com", "imp", SigningAlgorithm::ed25519_sha256);
+    ipc::Request request = ipc::KeyImport{h.password_of("alice"), "example.com", "imp", pem, block};
     auto reply = h.service->handle(h.web_peer, request);
     ASSERT_TRUE(std::holds_alternative<ipc::KeysReply>(reply)) << error_message(reply);
     EXPECT_EQ(gate.last_import, pem);
@@ -316,12 +314,11 @@ TEST_P(KeyLifecycleCrashTest, RerunningTheInterruptedStepFinishesIt) {
 
 INSTANTIATE_TEST_SUITE_P(
     EveryPoint, KeyLifecycleCrashTest,
-    ::testing::Values(CrashCase{"BeforeTheTokenGenerates", "generate", FakeGate::When::before},
-                      CrashCase{"AfterTheTokenGenerated", "generate", FakeGate::When::after},
-                      CrashCase{"BeforeThePrivateKeyIsDestroyed", "destroy",
-                                FakeGate::When::before},
-                      CrashCase{"AfterThePrivateKeyWasDestroyed", "destroy",
-                                FakeGate::When::after}),
+    ::testing::Values(
+        CrashCase{"BeforeTheTokenGenerates", "generate", FakeGate::When::before},
+        CrashCase{"AfterTheTokenGenerated", "generate", FakeGate::When::after},
+        CrashCase{"BeforeThePrivateKeyIsDestroyed", "destroy", FakeGate::When::before},
+        CrashCase{"AfterThePrivateKeyWasDestroyed", "destroy", FakeGate::When::after}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
 }  // namespace

@@ -81,10 +81,9 @@ class SignerdHarness {
     }
 
     void build() {
-        service =
-            std::make_unique<signerd::Service>(engine.journal(), engine.authority(),
-                                               engine.directory(), engine.keys(), gate_, clock,
-                                               metrics, options_);
+        service = std::make_unique<signerd::Service>(engine.journal(), engine.authority(),
+                                                     engine.directory(), engine.keys(), gate_,
+                                                     clock, metrics, options_);
     }
     void restart() {
         service.reset();

@@ -374,9 +374,9 @@ TEST_F(HandlersTest, DnsRecordsComeFromTheTokensKeysAndTheConfiguredAddresses) {
             return k;
         };
         ipc::KeysReply reply;
-        reply.keys = {key("example.com", "rsa-2048", "rsa-sha256", 2048, long_record),
-                      key("other.example", "ed25519", "ed25519-sha256", 256,
-                          "v=DKIM1; k=ed25519; p=x")};
+        reply.keys = {
+            key("example.com", "rsa-2048", "rsa-sha256", 2048, long_record),
+            key("other.example", "ed25519", "ed25519-sha256", 256, "v=DKIM1; k=ed25519; p=x")};
         return reply;
     };
     auto r = send(verb::get, "/api/v1/domains/Example.COM/dns", "", with_session());

@@ -474,10 +474,10 @@ Expected<StoredState, std::string> SqliteStore::load() {
     } else {
         return unexpected(error("cannot read grants"));
     }
-    if (Statement* s = statement(
-            "SELECT domain, selector, algorithm, state, origin, created, activated, "
-            "retiring_since, retire_after, retired, dkim_record FROM keys "
-            "ORDER BY domain, selector")) {
+    if (Statement* s =
+            statement("SELECT domain, selector, algorithm, state, origin, created, activated, "
+                      "retiring_since, retire_after, retired, dkim_record FROM keys "
+                      "ORDER BY domain, selector")) {
         const auto time = [s](int column) -> std::optional<TimePoint> {
             if (s->is_null(column)) {
                 return std::nullopt;

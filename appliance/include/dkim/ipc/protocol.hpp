@@ -550,7 +550,7 @@ struct KeyView {
 
 struct KeysReply {
     std::vector<KeyView> keys;
-    std::string message;      // what the operation did ("generated", "already active", ...)
+    std::string message;         // what the operation did ("generated", "already active", ...)
     std::string test_signature;  // KeyImport with test_data: the raw signature
     template <class A>
     void serialize(A& ar) {

@@ -30,8 +30,7 @@ namespace dkim::jit {
 
 enum class KeyState : std::uint8_t { generating, pending_publish, active, retiring, retired };
 inline constexpr KeyState kKeyStates[] = {KeyState::generating, KeyState::pending_publish,
-                                          KeyState::active, KeyState::retiring,
-                                          KeyState::retired};
+                                          KeyState::active, KeyState::retiring, KeyState::retired};
 std::string_view to_string(KeyState state) noexcept;  // "pending-publish", ...
 std::optional<KeyState> parse_key_state(std::string_view text) noexcept;
 

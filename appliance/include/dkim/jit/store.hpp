@@ -1,8 +1,8 @@
 #pragma once
 // Durable state of signerd: users, API-token hashes, elevation requests and approvals,
-// grants with their use counters, the DKIM keys' lifecycle, the audit log and its checkpoints. One commit is one
-// transaction that is durable (fsync'd) before it returns: a state change and the audit
-// records that describe it land together or not at all.
+// grants with their use counters, the DKIM keys' lifecycle, the audit log and its checkpoints. One
+// commit is one transaction that is durable (fsync'd) before it returns: a state change and the
+// audit records that describe it land together or not at all.
 
 #include <cstdint>
 #include <filesystem>

@@ -32,9 +32,9 @@ struct SigningTableEntry {
 
 // `file` names the table in errors ("/etc/opendkim/KeyTable:12: ...").
 Expected<std::vector<KeyTableEntry>, std::string> parse_key_table(std::string_view text,
-                                                                   const std::string& file);
-Expected<std::vector<SigningTableEntry>, std::string> parse_signing_table(
-    std::string_view text, const std::string& file);
+                                                                  const std::string& file);
+Expected<std::vector<SigningTableEntry>, std::string> parse_signing_table(std::string_view text,
+                                                                          const std::string& file);
 
 // One key to import, with the From patterns that OpenDKIM signed with it.
 struct ImportItem {
