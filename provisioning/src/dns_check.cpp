@@ -55,7 +55,7 @@ class SpfCoster {
                 case spf::Mechanism::all: has_all = true; break;
                 case spf::Mechanism::ip4:
                 case spf::Mechanism::ip6: break;
-                case spf::Mechanism::ptr: ++cost.lookups; break;
+                case spf::Mechanism::ptr:
                 case spf::Mechanism::exists: ++cost.lookups; break;
                 case spf::Mechanism::a:
                     ++cost.lookups;
