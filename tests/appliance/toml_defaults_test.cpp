@@ -68,6 +68,22 @@ TEST_F(TomlDefaultsTest, TopLevelKeysReachEveryCommandAndTablesOne) {
     EXPECT_EQ(list_token_, "t");
 }
 
+TEST_F(TomlDefaultsTest, ListsSetOptionsThatTakeSeveralValues) {
+    std::vector<std::string> outbound;
+    CLI::App* check = app_.add_subcommand("check");
+    check->add_option("--outbound", outbound);
+    ASSERT_TRUE(apply_toml_defaults(
+        app_, file("outbound = [\"192.0.2.25\", \"2001:db8::25\"]\ntoken = \"t\"\n")));
+    EXPECT_EQ(parse({"check"}), 0);
+    EXPECT_EQ(outbound, (std::vector<std::string>{"192.0.2.25", "2001:db8::25"}));
+    auto single = apply_toml_defaults(app_, file("token = [\"a\", \"b\"]\n"));
+    ASSERT_FALSE(single);
+    EXPECT_NE(single.error().find("expected one value, not a list"), std::string::npos);
+    auto comma = apply_toml_defaults(app_, file("outbound = [\"a,b\"]\n"));
+    ASSERT_FALSE(comma);
+    EXPECT_NE(comma.error().find("cannot hold ','"), std::string::npos);
+}
+
 TEST_F(TomlDefaultsTest, CommandLineWins) {
     ASSERT_TRUE(
         apply_toml_defaults(app_, file("token = \"from-file\"\n[key.generate]\nbits = 4096\n")));

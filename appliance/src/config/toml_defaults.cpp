@@ -50,10 +50,35 @@ dkim::Expected<std::string, std::string> scalar_text(const toml::node& node) {
     return dkim::unexpected(std::string("expected a string, number or boolean"));
 }
 
+// A scalar, or an array of scalars for an option that takes several values (CLI11 reads
+// "[a,b]" as the list a, b).
+dkim::Expected<std::string, std::string> value_text(const CLI::Option* option,
+                                                    const toml::node& node) {
+    const auto* array = node.as_array();
+    if (array == nullptr) {
+        return scalar_text(node);
+    }
+    if (option->get_items_expected_max() <= 1) {
+        return dkim::unexpected(std::string("expected one value, not a list"));
+    }
+    std::string out = "[";
+    for (const toml::node& item : *array) {
+        auto text = scalar_text(item);
+        if (!text) {
+            return text;
+        }
+        if (text->find(',') != std::string::npos) {
+            return dkim::unexpected("list items cannot hold ',': '" + *text + "'");
+        }
+        out += (out.size() > 1 ? "," : "") + *text;
+    }
+    return out + "]";
+}
+
 dkim::Expected<void, std::string> set_default(CLI::Option* option, const toml::node& node,
                                               const std::string& key,
                                               const std::filesystem::path& file) {
-    auto text = scalar_text(node);
+    auto text = value_text(option, node);
     if (!text) {
         return dkim::unexpected(where(file, node.source()) + ": key '" + key +
                                 "': " + text.error());
