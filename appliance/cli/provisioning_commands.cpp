@@ -513,15 +513,22 @@ int run_apply(ApplyArgs args) {
     const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
-    const auto plan = provisioning::plan_apply(*config, by_domain, now_ms, published);
+    auto plan = provisioning::plan_apply(*config, by_domain, now_ms, published);
+    for (const auto& domain : config->domains) {
+        for (auto& step :
+             provisioning::dns_policy_steps(*config, domain, **resolver, now_ms / 1000)) {
+            plan.steps.push_back(std::move(step));
+        }
+    }
     std::cout << "plan for " << config->file << ":\n";
     if (plan.steps.empty()) {
         std::cout << "  nothing to change: every domain is as configured\n";
     }
     for (const auto& step : plan.steps) {
         std::cout << "  " << std::left << std::setw(9) << provisioning::to_string(step.action)
-                  << step.domain << " " << step.selector << " (" << step.algorithm
-                  << "): " << step.detail << "\n";
+                  << step.domain << " " << step.selector
+                  << (step.algorithm.empty() ? "" : " (" + step.algorithm + ")") << ": "
+                  << step.detail << "\n";
     }
     if (args.dry_run) {
         return 0;

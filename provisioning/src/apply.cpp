@@ -6,8 +6,10 @@
 #include <set>
 
 #include "dkim/config/toml_reader.hpp"
+#include "dkim/dmarc/record.hpp"
 #include "dkim/hsm/keys.hpp"
 #include "dkim/provisioning/dns_check.hpp"
+#include "dkim/provisioning/dns_record.hpp"
 
 namespace dkim::provisioning {
 namespace {
@@ -262,6 +264,65 @@ Plan plan_apply(const ApplyConfig& config,
         }
     }
     return plan;
+}
+
+std::string desired_dmarc(const ApplyConfig& config, const DesiredDomain& domain) {
+    std::string record = "v=DMARC1; p=" + domain.dmarc_policy;
+    if (domain.dmarc_pct < 100) {
+        record += "; pct=" + std::to_string(domain.dmarc_pct);
+    }
+    if (!config.dmarc_rua.empty()) {
+        record += "; rua=" + config.dmarc_rua;
+    }
+    return record;
+}
+
+std::vector<PlannedStep> dns_policy_steps(const ApplyConfig& config, const DesiredDomain& domain,
+                                          dns::Resolver& resolver, std::int64_t now_unix) {
+    std::vector<PlannedStep> out;
+    const std::string want = desired_dmarc(config, domain);
+    const std::string name = "_dmarc." + domain.name;
+    const auto answer = resolver.lookup_txt(name);
+    std::optional<dmarc::Record> published;
+    std::string published_text;
+    for (const auto& r : answer.records) {
+        if (dmarc::is_dmarc_record(r)) {
+            auto parsed = dmarc::parse_record(r);
+            if (parsed && parsed->p_valid && !published) {
+                published = *parsed;
+                published_text = r;
+            }
+        }
+    }
+    const std::string wanted_policy = domain.dmarc_policy;
+    const bool matches = published &&
+                         std::string(dmarc::to_string(published->p)) == wanted_policy &&
+                         published->pct == domain.dmarc_pct;
+    if (answer.status == dns::LookupStatus::temporary_failure) {
+        out.push_back({PlannedStep::Action::note, domain.name, "_dmarc", "",
+                       "the DMARC record could not be looked up: " + answer.error});
+    } else if (!matches) {
+        out.push_back({PlannedStep::Action::publish, domain.name, "_dmarc", "",
+                       "publish " + zone_line(name, want) +
+                           (published ? " (published: \"" + published_text + "\")"
+                                      : " (none is published)")});
+    }
+    if (!config.outbound_addresses.empty()) {
+        CheckInput in;
+        in.domain = domain.name;
+        for (const auto& a : config.outbound_addresses) {
+            if (auto parsed = OutboundAddress::parse(a)) {
+                in.addresses.push_back(*parsed);
+            }
+        }
+        for (const Finding& f : check_domain(resolver, in, now_unix)) {
+            if (f.record == "SPF" && f.status == Status::problem) {
+                out.push_back({PlannedStep::Action::publish, domain.name, "SPF", "",
+                               f.message + "; " + f.fix});
+            }
+        }
+    }
+    return out;
 }
 
 }  // namespace dkim::provisioning

@@ -405,6 +405,7 @@ def apply_group(folder, cli, signerd, relayd, module):
               "a second apply before publication changes nothing: %s" % out(second).strip()[-120:])
 
         op.records["apply.example"] = "v=spf1 ip4:127.0.0.1 -all"
+        op.records["_dmarc.apply.example"] = "v=DMARC1; p=none; rua=mailto:dmarc@apply.example"
         op.publish("apply.example")
         third = op.alice("apply", "--config", config)
         keys = op.keys("apply.example")
@@ -415,6 +416,21 @@ def apply_group(folder, cli, signerd, relayd, module):
         check(fourth.returncode == 0 and "nothing to change" in out(fourth) and op.keys("apply.example") == keys and
               op.audit_count() == audit_before,
               "a second apply changes nothing (same keys, no audit record): %s" % out(fourth).strip()[-100:])
+
+        # The DMARC stage is policy too: apply names the record to publish, and changes nothing.
+        with open(config) as f:
+            text = f.read()
+        with open(config, "w") as f:
+            f.write(text.replace('name = "apply.example"\n',
+                                 'name = "apply.example"\ndmarc_policy = "quarantine"\ndmarc_pct = 25\n'))
+        ramp = op.alice("apply", "--config", config)
+        check(ramp.returncode == WAITING and "v=DMARC1; p=quarantine; pct=25; rua=mailto:dmarc@apply.example" in out(ramp)
+              and op.keys("apply.example") == keys,
+              "a new DMARC stage in the file: apply shows the record to publish: %s" % out(ramp).strip()[-160:])
+        op.records["_dmarc.apply.example"] = "v=DMARC1; p=quarantine; pct=25; rua=mailto:dmarc@apply.example"
+        op.dns.republish(op.records)
+        done = op.alice("apply", "--config", config)
+        check(done.returncode == 0 and "nothing to change" in out(done), "published: apply is satisfied")
 
         with open(config, "a") as f:
             f.write("colour = \"blue\"\n")

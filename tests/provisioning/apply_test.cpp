@@ -10,6 +10,8 @@
 #include <fstream>
 #include <set>
 
+#include "dkim/dns/resolver.hpp"
+
 namespace dkim::provisioning {
 namespace {
 
@@ -173,6 +175,36 @@ TEST_F(ApplyTest, LeavesUnlistedKeysAloneAndSaysSo) {
     EXPECT_EQ(p.steps[0].action, Action::note);
     EXPECT_NE(p.steps[0].detail.find("left alone"), std::string::npos);
     EXPECT_FALSE(p.changes());
+}
+
+TEST_F(ApplyTest, TheDnsPolicyIsComparedWithWhatIsPublished) {
+    config_ = *load(kConfig);
+    dns::FakeResolver zone;
+    zone.set_txt("example.com", {"v=spf1 ip4:192.0.2.25 -all"});
+    zone.set_txt("_dmarc.example.com", {"v=DMARC1; p=none; rua=mailto:dmarc@example.com"});
+    const auto& domain = config_.domains[0];
+    EXPECT_EQ(desired_dmarc(config_, domain), "v=DMARC1; p=none; rua=mailto:dmarc@example.com");
+    EXPECT_TRUE(dns_policy_steps(config_, domain, zone, kNow / 1000).empty())
+        << "published as configured: nothing to do";
+
+    config_.domains[0].dmarc_policy = "quarantine";
+    config_.domains[0].dmarc_pct = 25;
+    auto steps = dns_policy_steps(config_, config_.domains[0], zone, kNow / 1000);
+    ASSERT_EQ(steps.size(), 1U);
+    EXPECT_EQ(steps[0].action, Action::publish);
+    EXPECT_NE(
+        steps[0].detail.find("\"v=DMARC1; p=quarantine; pct=25; rua=mailto:dmarc@example.com\""),
+        std::string::npos)
+        << steps[0].detail;
+    EXPECT_NE(steps[0].detail.find("(published: \"v=DMARC1; p=none"), std::string::npos);
+
+    zone.set_txt("example.com", {"v=spf1 ip4:198.51.100.1 -all"});
+    steps = dns_policy_steps(config_, config_.domains[0], zone, kNow / 1000);
+    ASSERT_EQ(steps.size(), 2U);
+    EXPECT_EQ(steps[1].selector, "SPF");
+    EXPECT_NE(steps[1].detail.find("v=spf1 ip4:192.0.2.25 ip4:198.51.100.1 -all"),
+              std::string::npos)
+        << steps[1].detail;
 }
 
 }  // namespace

@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "dkim/dns/resolver.hpp"
 #include "dkim/expected.hpp"
 #include "dkim/provisioning/rotation.hpp"
 
@@ -94,5 +95,15 @@ using PublishedCheck = std::function<bool(const std::string& domain, const KeySt
 Plan plan_apply(const ApplyConfig& config,
                 const std::map<std::string, std::vector<KeyStatus>>& keys_by_domain,
                 std::int64_t now_ms, const PublishedCheck& published);
+
+// The DMARC record a domain's configuration asks for: "v=DMARC1; p=quarantine; pct=25;
+// rua=mailto:...".
+std::string desired_dmarc(const ApplyConfig& config, const DesiredDomain& domain);
+
+// The domain's DNS policy as configured against what it publishes: a publish step for DMARC
+// when its record is missing or at another stage (p=, pct=), and one for SPF when it does
+// not pass the outbound addresses (with the merged record to publish).
+std::vector<PlannedStep> dns_policy_steps(const ApplyConfig& config, const DesiredDomain& domain,
+                                          dns::Resolver& resolver, std::int64_t now_unix);
 
 }  // namespace dkim::provisioning
