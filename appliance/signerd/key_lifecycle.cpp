@@ -27,16 +27,16 @@ namespace {
 
 constexpr auto kMaxGrace = std::chrono::hours(24 * 365);
 
-ipc::ErrorReply error(const std::string& code, const std::string& message) {
+ipc::ErrorReply refusal(const std::string& code, const std::string& message) {
     return ipc::ErrorReply{code, message, 0, {}};
 }
 
-ipc::ErrorReply gate_error(const GateError& e) {
+ipc::ErrorReply token_refusal(const GateError& e) {
     switch (e.kind) {
-        case GateError::Kind::invalid: return error("invalid", e.message);
-        case GateError::Kind::exists: return error("conflict", e.message);
-        case GateError::Kind::no_key: return error("not_found", e.message);
-        default: return error("unavailable", "the token cannot do it: " + e.message);
+        case GateError::Kind::invalid: return refusal("invalid", e.message);
+        case GateError::Kind::exists: return refusal("conflict", e.message);
+        case GateError::Kind::no_key: return refusal("not_found", e.message);
+        default: return refusal("unavailable", "the token cannot do it: " + e.message);
     }
 }
 
@@ -57,8 +57,9 @@ std::string signing_of(const std::string& algorithm) {
     return jit::key_kind(algorithm) == "ed25519" ? "ed25519-sha256" : "rsa-sha256";
 }
 
-jit::AuditRecord audit(const Actor& who, jit::TimePoint now, std::string action, std::string scope,
-                       std::string outcome, std::int64_t grant_id, std::string detail) {
+jit::AuditRecord key_audit(const Actor& who, jit::TimePoint now, std::string action,
+                           std::string scope, std::string outcome, std::int64_t grant_id,
+                           std::string detail) {
     jit::AuditRecord r;
     r.time = now;
     r.actor = who.audit_name();
@@ -70,7 +71,7 @@ jit::AuditRecord audit(const Actor& who, jit::TimePoint now, std::string action,
     return r;
 }
 
-std::string format_time(jit::TimePoint t) {
+std::string utc_text(jit::TimePoint t) {
     const std::time_t seconds =
         std::chrono::system_clock::to_time_t(std::chrono::time_point_cast<std::chrono::seconds>(t));
     std::tm tm{};
@@ -99,7 +100,7 @@ bool Service::KeyEntry::current() const {
 
 namespace {
 
-ipc::KeyView view(const Service::KeyEntry& e) {
+ipc::KeyView key_view(const Service::KeyEntry& e) {
     ipc::KeyView v;
     if (e.token) {
         v.domain = e.token->domain;
@@ -143,7 +144,7 @@ Expected<std::vector<Service::KeyEntry>, ipc::ErrorReply> Service::key_entries(
     const std::string& domain) {
     auto listed = gate_.list_keys();
     if (!listed) {
-        return unexpected(gate_error(listed.error()));
+        return unexpected(token_refusal(listed.error()));
     }
     std::map<std::pair<std::string, std::string>, KeyEntry> entries;
     for (auto& k : *listed) {
@@ -188,7 +189,7 @@ Expected<jit::Grant, jit::Refusal> Service::authorize_key(const Actor& who, jit:
 
 ipc::Reply Service::signing_keys(const ipc::SigningKeysRequest& request) {
     if (!is_valid_domain(request.domain)) {
-        return error("invalid", "invalid domain");
+        return refusal("invalid", "invalid domain");
     }
     auto entries = key_entries(mail::ascii_lowercase(request.domain));
     if (!entries) {
@@ -211,18 +212,18 @@ ipc::Reply Service::operate(const Actor& /*who*/, ipc::KeyList& /*r*/, jit::Time
     }
     ipc::KeysReply out;
     for (const KeyEntry& e : *entries) {
-        out.keys.push_back(view(e));
+        out.keys.push_back(key_view(e));
     }
     return out;
 }
 
 ipc::Reply Service::operate(const Actor& who, ipc::KeyGenerate& r, jit::TimePoint now) {
     if (!is_valid_domain(r.domain) || !is_valid_selector(r.selector)) {
-        return error("invalid", "invalid domain or selector");
+        return refusal("invalid", "invalid domain or selector");
     }
     if (!hsm::parse_key_algorithm(r.algorithm)) {
-        return error("invalid", "unknown algorithm '" + r.algorithm +
-                                    "' (rsa-2048, rsa-3072, rsa-4096 or ed25519)");
+        return refusal("invalid", "unknown algorithm '" + r.algorithm +
+                                      "' (rsa-2048, rsa-3072, rsa-4096 or ed25519)");
     }
     const std::string domain = mail::ascii_lowercase(r.domain);
     const std::string selector = mail::ascii_lowercase(r.selector);
@@ -235,7 +236,7 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyGenerate& r, jit::TimePoin
     const KeyEntry* existing = nullptr;
     bool rotatable = false;
     for (const KeyEntry& e : *entries) {
-        if (view(e).selector == selector) {
+        if (key_view(e).selector == selector) {
             existing = &e;
         } else if (e.kind() == jit::key_kind(r.algorithm) && e.current()) {
             rotatable = true;
@@ -244,21 +245,22 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyGenerate& r, jit::TimePoin
     if (existing != nullptr) {
         const auto state = existing->record ? existing->record->state : KeyState::active;
         if (state != KeyState::generating && state != KeyState::pending_publish) {
-            return error(
+            return refusal(
                 "conflict",
                 "the key " + selector + "._domainkey." + domain + " exists and is " +
                     (existing->record ? std::string(jit::to_string(state)) : "active (unmanaged)") +
                     "; choose a new selector");
         }
         if (existing->record->algorithm != r.algorithm) {
-            return error("conflict", "the key " + existing->record->label() + " is being made as " +
-                                         existing->record->algorithm + ", not " + r.algorithm);
+            return refusal("conflict", "the key " + existing->record->label() +
+                                           " is being made as " + existing->record->algorithm +
+                                           ", not " + r.algorithm);
         }
     }
     if (r.rotation && !rotatable) {
-        return error("invalid", domain + " has no " + jit::key_kind(r.algorithm) +
-                                    " key that signs: there is nothing to rotate (generate one "
-                                    "under a key.generate grant)");
+        return refusal("invalid", domain + " has no " + jit::key_kind(r.algorithm) +
+                                      " key that signs: there is nothing to rotate (generate one "
+                                      "under a key.generate grant)");
     }
     auto grant =
         authorize_key(who, r.rotation ? jit::Operation::key_rotate : jit::Operation::key_generate,
@@ -268,7 +270,7 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyGenerate& r, jit::TimePoin
     }
     if (existing != nullptr && existing->record->state == KeyState::pending_publish) {
         ipc::KeysReply out;
-        out.keys.push_back(view(*existing));
+        out.keys.push_back(key_view(*existing));
         out.message = "already generated; publish its record";
         return out;
     }
@@ -282,10 +284,10 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyGenerate& r, jit::TimePoin
         record.state = KeyState::generating;
         record.origin = "generated";
         record.created = now;
-        if (auto ok = commit_keys(
-                {record}, {audit(who, now, "key.generating", scope, "ok", grant->id, r.algorithm)});
+        if (auto ok = commit_keys({record}, {key_audit(who, now, "key.generating", scope, "ok",
+                                                       grant->id, r.algorithm)});
             !ok) {
-            return error("unavailable", "the audit log cannot be written: " + ok.error());
+            return refusal("unavailable", "the audit log cannot be written: " + ok.error());
         }
     }
     auto made = gate_.generate_key(domain, selector, r.algorithm);
@@ -301,29 +303,30 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyGenerate& r, jit::TimePoin
         }
     }
     if (!made) {
-        (void)journal_.write({}, audit(who, now, "key.generating", scope, "failed", grant->id,
-                                       made.error().message));
-        return gate_error(made.error());
+        (void)journal_.write({}, key_audit(who, now, "key.generating", scope, "failed", grant->id,
+                                           made.error().message));
+        return token_refusal(made.error());
     }
     record.state = KeyState::pending_publish;
     record.dkim_record = made->dkim_record;
-    if (auto ok = commit_keys({record}, {audit(who, now, "key.generated", scope, "ok", grant->id,
-                                               made->algorithm + "; " + made->dkim_record)});
+    if (auto ok =
+            commit_keys({record}, {key_audit(who, now, "key.generated", scope, "ok", grant->id,
+                                             made->algorithm + "; " + made->dkim_record)});
         !ok) {
-        return error("unavailable",
-                     "the key was generated but its record could not be written (rerun to "
-                     "finish): " +
-                         ok.error());
+        return refusal("unavailable",
+                       "the key was generated but its record could not be written (rerun to "
+                       "finish): " +
+                           ok.error());
     }
     ipc::KeysReply out;
-    out.keys.push_back(view(KeyEntry{*made, record}));
+    out.keys.push_back(key_view(KeyEntry{*made, record}));
     out.message = "generated; publish its record, then activate it";
     return out;
 }
 
 ipc::Reply Service::operate(const Actor& who, ipc::KeyImport& r, jit::TimePoint now) {
     if (!is_valid_domain(r.domain) || !is_valid_selector(r.selector)) {
-        return error("invalid", "invalid domain or selector");
+        return refusal("invalid", "invalid domain or selector");
     }
     const std::string domain = mail::ascii_lowercase(r.domain);
     const std::string selector = mail::ascii_lowercase(r.selector);
@@ -333,31 +336,31 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyImport& r, jit::TimePoint 
         r.private_key.size());
     auto public_half = hsm::public_key_of(key_bytes);
     if (!public_half) {
-        return error("invalid", public_half.error().message);
+        return refusal("invalid", public_half.error().message);
     }
     // The test block, when given, must be a DKIM-Signature of this very key.
     std::optional<Signature> test;
     if (!r.test_data.empty()) {
         auto parsed = inspect_header_block(r.test_data);
         if (!parsed) {
-            return error("invalid", "test block: " + parsed.error());
+            return refusal("invalid", "test block: " + parsed.error());
         }
         const auto expected = public_half->type == hsm::KeyType::ed25519
                                   ? SigningAlgorithm::ed25519_sha256
                                   : SigningAlgorithm::rsa_sha256;
         if (!mail::iequals(parsed->domain, domain) || !mail::iequals(parsed->selector, selector) ||
             parsed->algorithm != expected) {
-            return error("invalid", "test block: its DKIM-Signature is not one of " + selector +
-                                        "._domainkey." + domain +
-                                        " with a=" + std::string(to_string(expected)));
+            return refusal("invalid", "test block: its DKIM-Signature is not one of " + selector +
+                                          "._domainkey." + domain +
+                                          " with a=" + std::string(to_string(expected)));
         }
         test = *parsed;
     }
     const auto existing = keys_.find(domain, selector);
     if (existing && existing->state != KeyState::generating &&
         existing->state != KeyState::pending_publish) {
-        return error("conflict", "the key " + existing->label() + " exists and is " +
-                                     std::string(jit::to_string(existing->state)));
+        return refusal("conflict", "the key " + existing->label() + " exists and is " +
+                                       std::string(jit::to_string(existing->state)));
     }
     auto grant = authorize_key(who, jit::Operation::key_generate, domain, selector, now);
     if (!grant) {
@@ -373,40 +376,41 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyImport& r, jit::TimePoint 
         record.state = KeyState::generating;
         record.origin = "imported";
         record.created = now;
-        if (auto ok = commit_keys({record},
-                                  {audit(who, now, "key.importing", scope, "ok", grant->id, "")});
+        if (auto ok = commit_keys(
+                {record}, {key_audit(who, now, "key.importing", scope, "ok", grant->id, "")});
             !ok) {
-            return error("unavailable", "the audit log cannot be written: " + ok.error());
+            return refusal("unavailable", "the audit log cannot be written: " + ok.error());
         }
     }
     auto made = gate_.import_key(domain, selector, r.private_key);
     jit::wipe(r.private_key);
     if (!made) {
-        (void)journal_.write(
-            {}, audit(who, now, "key.importing", scope, "failed", grant->id, made.error().message));
-        return gate_error(made.error());
+        (void)journal_.write({}, key_audit(who, now, "key.importing", scope, "failed", grant->id,
+                                           made.error().message));
+        return token_refusal(made.error());
     }
     record.algorithm = made->algorithm;
     record.dkim_record = made->dkim_record;
     record.state = KeyState::pending_publish;
-    if (auto ok = commit_keys({record}, {audit(who, now, "key.imported", scope, "ok", grant->id,
-                                               made->algorithm + "; " + made->dkim_record)});
+    if (auto ok = commit_keys({record}, {key_audit(who, now, "key.imported", scope, "ok", grant->id,
+                                                   made->algorithm + "; " + made->dkim_record)});
         !ok) {
-        return error("unavailable",
-                     "the key was imported but its record could not be written (rerun to "
-                     "finish): " +
-                         ok.error());
+        return refusal("unavailable",
+                       "the key was imported but its record could not be written (rerun to "
+                       "finish): " +
+                           ok.error());
     }
     ipc::KeysReply out;
-    out.keys.push_back(view(KeyEntry{*made, record}));
+    out.keys.push_back(key_view(KeyEntry{*made, record}));
     out.message = "imported; publish its record (or check the published one), then activate it";
     if (test) {
         auto signature = gate_.sign(domain, selector, test->algorithm, r.test_data);
         if (!signature) {
-            return gate_error(signature.error());
+            return token_refusal(signature.error());
         }
         (void)journal_.write(
-            {}, audit(who, now, "key.imported.test-signature", scope, "ok", grant->id,
+            {},
+            key_audit(who, now, "key.imported.test-signature", scope, "ok", grant->id,
                       "sha256(header block)=" + jit::to_hex(crypto::Sha256::hash(r.test_data))));
         out.test_signature = std::move(*signature);
     }
@@ -415,10 +419,10 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyImport& r, jit::TimePoint 
 
 ipc::Reply Service::operate(const Actor& who, ipc::KeyActivate& r, jit::TimePoint now) {
     if (!is_valid_domain(r.domain) || !is_valid_selector(r.selector)) {
-        return error("invalid", "invalid domain or selector");
+        return refusal("invalid", "invalid domain or selector");
     }
     if (r.grace_seconds < 0 || std::chrono::seconds(r.grace_seconds) > kMaxGrace) {
-        return error("invalid", "the grace period must be 0 to 365 days");
+        return refusal("invalid", "the grace period must be 0 to 365 days");
     }
     const std::string domain = mail::ascii_lowercase(r.domain);
     const std::string selector = mail::ascii_lowercase(r.selector);
@@ -431,21 +435,21 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyActivate& r, jit::TimePoin
         if (e.record && e.record->selector == selector) {
             target = &e;
         } else if (!e.record && e.token && e.token->selector == selector) {
-            return error("conflict", selector + "._domainkey." + domain +
-                                         " is not managed here; it already signs");
+            return refusal("conflict", selector + "._domainkey." + domain +
+                                           " is not managed here; it already signs");
         }
     }
     if (target == nullptr) {
-        return error("not_found", "no key " + selector + "._domainkey." + domain);
+        return refusal("not_found", "no key " + selector + "._domainkey." + domain);
     }
     const KeyRecord& key = *target->record;
     if (key.state != KeyState::pending_publish && key.state != KeyState::active) {
-        return error("conflict", "the key " + key.label() + " is " +
-                                     std::string(jit::to_string(key.state)) +
-                                     "; only a pending-publish key can be activated");
+        return refusal("conflict", "the key " + key.label() + " is " +
+                                       std::string(jit::to_string(key.state)) +
+                                       "; only a pending-publish key can be activated");
     }
     if (!target->token) {
-        return error("conflict", "the key " + key.label() + " is not in the token");
+        return refusal("conflict", "the key " + key.label() + " is not in the token");
     }
     std::vector<const KeyEntry*> displaced;
     for (const KeyEntry& e : *entries) {
@@ -464,7 +468,7 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyActivate& r, jit::TimePoin
     }
     if (key.state == KeyState::active) {
         ipc::KeysReply out;
-        out.keys.push_back(view(*target));
+        out.keys.push_back(key_view(*target));
         out.message = "already active";
         return out;
     }
@@ -491,20 +495,21 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyActivate& r, jit::TimePoin
         old.retiring_since = now;
         old.retire_after = now + std::chrono::seconds(r.grace_seconds);
         detail += (detail.empty() ? "" : "; ") + old.selector + " retiring until " +
-                  format_time(*old.retire_after);
+                  utc_text(*old.retire_after);
         changed.push_back(std::move(old));
     }
     const std::string scope = "key.rotate " + domain + "/" + selector;
-    if (auto ok = commit_keys(changed, {audit(who, now, "key.activated", scope, "ok", grant->id,
-                                              detail.empty() ? "first key of its kind" : detail)});
+    if (auto ok =
+            commit_keys(changed, {key_audit(who, now, "key.activated", scope, "ok", grant->id,
+                                            detail.empty() ? "first key of its kind" : detail)});
         !ok) {
-        return error("unavailable", "the audit log cannot be written: " + ok.error());
+        return refusal("unavailable", "the audit log cannot be written: " + ok.error());
     }
     ipc::KeysReply out;
     auto after = key_entries(domain);
     if (after) {
         for (const KeyEntry& e : *after) {
-            out.keys.push_back(view(e));
+            out.keys.push_back(key_view(e));
         }
     }
     out.message = "active" + (detail.empty() ? std::string() : "; " + detail);
@@ -513,7 +518,7 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyActivate& r, jit::TimePoin
 
 ipc::Reply Service::operate(const Actor& who, ipc::KeyRetire& r, jit::TimePoint now) {
     if (!is_valid_domain(r.domain) || !is_valid_selector(r.selector)) {
-        return error("invalid", "invalid domain or selector");
+        return refusal("invalid", "invalid domain or selector");
     }
     const std::string domain = mail::ascii_lowercase(r.domain);
     const std::string selector = mail::ascii_lowercase(r.selector);
@@ -524,25 +529,25 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyRetire& r, jit::TimePoint 
     }
     const KeyEntry* target = nullptr;
     for (const KeyEntry& e : *entries) {
-        if (view(e).selector == selector) {
+        if (key_view(e).selector == selector) {
             target = &e;
         }
     }
     if (target == nullptr) {
-        return error("not_found", "no key " + selector + "._domainkey." + domain);
+        return refusal("not_found", "no key " + selector + "._domainkey." + domain);
     }
     const KeyState state = target->record ? target->record->state : KeyState::active;
     if (state == KeyState::active && !r.force) {
-        return error("conflict", selector + "._domainkey." + domain +
-                                     " is active: activate its successor first (it then retires "
-                                     "after the grace period), or force the retirement of a "
-                                     "compromised key");
+        return refusal("conflict", selector + "._domainkey." + domain +
+                                       " is active: activate its successor first (it then retires "
+                                       "after the grace period), or force the retirement of a "
+                                       "compromised key");
     }
     if (state == KeyState::retiring && target->record->retire_after &&
         now < *target->record->retire_after && !r.force) {
-        return error("conflict", "the grace period of " + target->record->label() + " ends at " +
-                                     format_time(*target->record->retire_after) +
-                                     "; mail signed with it may still be in flight");
+        return refusal("conflict", "the grace period of " + target->record->label() + " ends at " +
+                                       utc_text(*target->record->retire_after) +
+                                       "; mail signed with it may still be in flight");
     }
     auto grant = authorize_key(who, jit::Operation::key_retire, domain, selector, now);
     if (!grant) {
@@ -564,35 +569,37 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyRetire& r, jit::TimePoint 
         const std::string was(jit::to_string(state));
         record.state = KeyState::retired;
         record.retired = now;
-        if (auto ok = commit_keys({record}, {audit(who, now, "key.retired", scope, "ok", grant->id,
-                                                   "was " + was + (r.force ? "; forced" : ""))});
+        if (auto ok =
+                commit_keys({record}, {key_audit(who, now, "key.retired", scope, "ok", grant->id,
+                                                 "was " + was + (r.force ? "; forced" : ""))});
             !ok) {
-            return error("unavailable", "the audit log cannot be written: " + ok.error());
+            return refusal("unavailable", "the audit log cannot be written: " + ok.error());
         }
     } else {
         message = "already retired";
     }
     auto destroyed = gate_.destroy_private_key(domain, selector);
     if (!destroyed) {
-        (void)journal_.write({}, audit(who, now, "key.destroyed", scope, "failed", grant->id,
-                                       destroyed.error().message));
-        return error("unavailable",
-                     "the key no longer signs, but its private half could not be destroyed "
-                     "(rerun to finish): " +
-                         destroyed.error().message);
+        (void)journal_.write({}, key_audit(who, now, "key.destroyed", scope, "failed", grant->id,
+                                           destroyed.error().message));
+        return refusal("unavailable",
+                       "the key no longer signs, but its private half could not be destroyed "
+                       "(rerun to finish): " +
+                           destroyed.error().message);
     }
     if (*destroyed > 0) {
-        if (auto ok = journal_.write({}, audit(who, now, "key.destroyed", scope, "ok", grant->id,
-                                               "private half destroyed in the token"));
+        if (auto ok =
+                journal_.write({}, key_audit(who, now, "key.destroyed", scope, "ok", grant->id,
+                                             "private half destroyed in the token"));
             !ok) {
-            return error("unavailable", "the audit log cannot be written: " + ok.error());
+            return refusal("unavailable", "the audit log cannot be written: " + ok.error());
         }
         message += "; the private key was destroyed in the token";
     } else {
         message += "; no private key left in the token";
     }
     ipc::KeysReply out;
-    out.keys.push_back(view(KeyEntry{target->token, record}));
+    out.keys.push_back(key_view(KeyEntry{target->token, record}));
     out.keys.back().private_key_present = false;
     out.message = message;
     return out;

@@ -10,35 +10,13 @@
 #include "dkim/hsm/keys.hpp"
 #include "dkim/provisioning/dns_check.hpp"
 #include "dkim/provisioning/dns_record.hpp"
+#include "text.hpp"
 
 namespace dkim::provisioning {
-namespace {
 
-std::string kind_of(const std::string& algorithm) {
-    if (algorithm.rfind("rsa-", 0) == 0) {
-        return "rsa";
-    }
-    return algorithm == "ed25519" ? "ed25519" : "";
-}
-
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](char c) {
-        return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-    });
-    return s;
-}
-
-std::string utc(std::int64_t ms) {
-    const std::time_t t = static_cast<std::time_t>(ms / 1000);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char out[32];
-    (void)std::strftime(out, sizeof out, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return out;
-}
-
-}  // namespace
-
+using detail::kind_of;
+using detail::lower;
+using detail::utc;
 Expected<ApplyConfig, std::string> load_apply_config(const std::string& file) {
     try {
         const toml::table root = config::parse_toml_file(file);

@@ -10,17 +10,16 @@
 #include "dkim/provisioning/dns_record.hpp"
 #include "dkim/spf/check.hpp"
 #include "dkim/spf/record.hpp"
+#include "text.hpp"
 
 namespace dkim::provisioning {
+
+using detail::lower;
 namespace {
 
 constexpr unsigned kMaxLookups = 10;       // RFC 7208 §4.6.4
 constexpr unsigned kMaxVoidLookups = 2;    // RFC 7208 §4.6.4
 constexpr unsigned kMaxIncludeDepth = 10;  // loops end here at the latest
-
-std::string lower(std::string_view s) {
-    return mail::ascii_lowercase(s);
-}
 
 std::vector<std::string> spf_records(const dns::Answer& answer) {
     std::vector<std::string> out;

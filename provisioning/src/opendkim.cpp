@@ -5,8 +5,11 @@
 #include <set>
 
 #include "dkim/hsm/keys.hpp"
+#include "text.hpp"
 
 namespace dkim::provisioning {
+
+using detail::lower;
 namespace {
 
 constexpr std::size_t kMaxLine = 4096;
@@ -30,14 +33,6 @@ std::string_view trim(std::string_view s) {
         s.remove_suffix(1);
     }
     return s;
-}
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](char c) {
-        return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-    });
-    return out;
 }
 
 // OpenDKIM's "file:" dataset: a key, whitespace, a value; '#' starts a comment; blank lines

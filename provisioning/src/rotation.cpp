@@ -4,28 +4,12 @@
 #include <ctime>
 
 #include "dkim/hsm/keys.hpp"
+#include "text.hpp"
 
 namespace dkim::provisioning {
-namespace {
 
-std::string kind_of(const std::string& algorithm) {
-    if (algorithm.rfind("rsa-", 0) == 0) {
-        return "rsa";
-    }
-    return algorithm == "ed25519" ? "ed25519" : "";
-}
-
-std::string utc(std::int64_t ms) {
-    const std::time_t t = static_cast<std::time_t>(ms / 1000);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char out[32];
-    (void)std::strftime(out, sizeof out, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return out;
-}
-
-}  // namespace
-
+using detail::kind_of;
+using detail::utc;
 std::string RotationStep::describe() const {
     switch (kind) {
         case Kind::generate:

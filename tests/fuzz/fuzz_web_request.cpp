@@ -44,8 +44,18 @@ class AnyoneSigner final : public web::SignerApi {
                     g.uses = 5;
                     return ipc::GrantsReply{{g}};
                 } else if constexpr (std::is_same_v<T, ipc::KeyList>) {
-                    return ipc::KeysReply{{{"example.com", "s1", "ed25519", "ed25519-sha256", 256,
-                                            "s1._domainkey.example.com", "v=DKIM1; p=x"}}};
+                    ipc::KeyView k;
+                    k.domain = "example.com";
+                    k.selector = "s1";
+                    k.algorithm = "ed25519";
+                    k.signing = "ed25519-sha256";
+                    k.bits = 256;
+                    k.dns_name = "s1._domainkey.example.com";
+                    k.dns_record = "v=DKIM1; p=x";
+                    k.state = "active";
+                    ipc::KeysReply reply;
+                    reply.keys.push_back(std::move(k));
+                    return reply;
                 } else if constexpr (std::is_same_v<T, ipc::AuditShow>) {
                     return ipc::AuditReply{{{1, 0, "a", "b", "c", "ok", "r", 0, 0, "d", "00"}}};
                 } else if constexpr (std::is_same_v<T, ipc::StatusRequest>) {

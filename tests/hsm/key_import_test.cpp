@@ -59,7 +59,7 @@ std::vector<unsigned char> spki(EVP_PKEY* key) {
     return out;
 }
 
-std::span<const unsigned char> bytes(const std::string& s) {
+std::span<const unsigned char> key_bytes(const std::string& s) {
     return {reinterpret_cast<const unsigned char*>(s.data()), s.size()};
 }
 
@@ -79,7 +79,7 @@ class KeyImportTest : public ::testing::Test {
     void import_and_sign(const std::string& selector, EVP_PKEY* original,
                          const std::string& encoded, bool ed25519) {
         KeyStore store(token_);
-        auto key = store.import(key_name("import.example", selector), bytes(encoded));
+        auto key = store.import(key_name("import.example", selector), key_bytes(encoded));
         ASSERT_TRUE(key) << key.error().to_string();
         EXPECT_EQ(key->type, ed25519 ? KeyType::ed25519 : KeyType::rsa);
         ASSERT_TRUE(key->private_half);
@@ -95,9 +95,9 @@ class KeyImportTest : public ::testing::Test {
 
         SigningPool pool(token_);
         const std::string data = "from:a@import.example\r\nsubject:imported\r\n";
-        auto signature = pool.sign(*key, bytes(data));
+        auto signature = pool.sign(*key, key_bytes(data));
         ASSERT_TRUE(signature) << signature.error().to_string();
-        EXPECT_TRUE(test::openssl_verify(spki(original), ed25519, bytes(data), *signature));
+        EXPECT_TRUE(test::openssl_verify(spki(original), ed25519, key_bytes(data), *signature));
 
         // The secret part cannot be read back.
         test::RawPkcs11 raw(test::SoftHsmEnvironment::module_path());
@@ -134,7 +134,7 @@ TEST_F(KeyImportTest, ImportsEd25519) {
 TEST_F(KeyImportTest, RefusesWhatDkimCannotUseAndNamesNoKeyMaterial) {
     KeyStore store(token_);
     const auto refused = [&](const std::string& selector, const std::string& encoded) {
-        auto key = store.import(key_name("import.example", selector), bytes(encoded));
+        auto key = store.import(key_name("import.example", selector), key_bytes(encoded));
         EXPECT_FALSE(key) << selector;
         if (!key) {
             EXPECT_EQ(key.error().message.find("PRIVATE KEY"), std::string::npos)
@@ -170,7 +170,7 @@ TEST_F(KeyImportTest, RefusesAnExistingName) {
     const auto name = key_name("import.example", "taken");
     ASSERT_TRUE(store.generate(name, KeyAlgorithm::ed25519));
     auto key = ed25519_key();
-    auto again = store.import(name, bytes(encode(key.get(), Form::pkcs8_pem)));
+    auto again = store.import(name, key_bytes(encode(key.get(), Form::pkcs8_pem)));
     ASSERT_FALSE(again);
     EXPECT_EQ(again.error().code, ErrorCode::key_exists);
 }
@@ -191,7 +191,7 @@ TEST_F(KeyImportTest, DestroyingThePrivateHalfKeepsThePublicOneAndIsSafeToRepeat
     EXPECT_TRUE(found->has_public);
     EXPECT_FALSE(found->private_half) << "the private half is gone";
     SigningPool pool(token_);
-    EXPECT_FALSE(pool.sign(*found, bytes("data")));
+    EXPECT_FALSE(pool.sign(*found, key_bytes("data")));
 }
 
 TEST(KeyImportLoginTest, ImportAndDestroyNeedALogin) {
@@ -199,7 +199,7 @@ TEST(KeyImportLoginTest, ImportAndDestroyNeedALogin) {
     KeyStore store(token);
     auto key = ed25519_key();
     auto imported = store.import(key_name("import.example", "nologin"),
-                                 bytes(encode(key.get(), Form::pkcs8_pem)));
+                                 key_bytes(encode(key.get(), Form::pkcs8_pem)));
     ASSERT_FALSE(imported);
     EXPECT_EQ(imported.error().code, ErrorCode::locked);
     auto destroyed = store.destroy_private(key_name("import.example", "nologin"));

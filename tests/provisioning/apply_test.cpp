@@ -16,8 +16,8 @@ namespace dkim::provisioning {
 namespace {
 
 using Action = PlannedStep::Action;
-constexpr std::int64_t kNow = 1'795'694'400'000;  // 2026-11-26T12:00:00Z
-constexpr std::int64_t kDay = 86'400'000;
+constexpr std::int64_t kApplyNow = 1'795'694'400'000;  // 2026-11-26T12:00:00Z
+constexpr std::int64_t kApplyDay = 86'400'000;
 
 KeyStatus ks(const std::string& selector, const std::string& algorithm, const std::string& state,
              bool managed = true, std::int64_t activated = 0, std::int64_t retire_after = 0) {
@@ -38,7 +38,8 @@ class ApplyTest : public ::testing::Test {
         std::ofstream(file) << text;
         return load_apply_config(file.string());
     }
-    Plan plan(const std::map<std::string, std::vector<KeyStatus>>& keys, std::int64_t now = kNow) {
+    Plan plan(const std::map<std::string, std::vector<KeyStatus>>& keys,
+              std::int64_t now = kApplyNow) {
         return plan_apply(config_, keys, now, [this](const std::string&, const KeyStatus& k) {
             return published_.count(k.selector) != 0;
         });
@@ -130,8 +131,8 @@ TEST_F(ApplyTest, FromNothingToTwoActiveKeysThenNothingToDo) {
                                        "activate example.com s2026-11 rsa-2048",
                                        "publish example.com ed1 ed25519",
                                    }));
-    keys["example.com"] = {ks("s2026-11", "rsa-2048", "active", true, kNow),
-                           ks("ed1", "ed25519", "active", true, kNow)};
+    keys["example.com"] = {ks("s2026-11", "rsa-2048", "active", true, kApplyNow),
+                           ks("ed1", "ed25519", "active", true, kApplyNow)};
     p = plan(keys);
     EXPECT_TRUE(p.steps.empty()) << "the configuration is realised: nothing planned";
     EXPECT_FALSE(p.changes());
@@ -141,12 +142,12 @@ TEST_F(ApplyTest, FromNothingToTwoActiveKeysThenNothingToDo) {
 TEST_F(ApplyTest, RotatesByAgeAlgorithmOrSelectorAndRetiresAfterTheGracePeriod) {
     config_ = *load(kConfig);
     std::map<std::string, std::vector<KeyStatus>> keys;
-    keys["example.com"] = {ks("old", "rsa-2048", "active", true, kNow - 200 * kDay),
-                           ks("ed1", "ed25519", "active", true, kNow)};
+    keys["example.com"] = {ks("old", "rsa-2048", "active", true, kApplyNow - 200 * kApplyDay),
+                           ks("ed1", "ed25519", "active", true, kApplyNow)};
     EXPECT_EQ(summary(plan(keys)),
               std::vector<std::string>{"rotate example.com s2026-11 rsa-2048"});
     config_.domains[0].keys[0].algorithm = "rsa-3072";
-    keys["example.com"][0].activated_ms = kNow;
+    keys["example.com"][0].activated_ms = kApplyNow;
     EXPECT_EQ(summary(plan(keys)),
               std::vector<std::string>{"rotate example.com s2026-11 rsa-3072"});
     config_.domains[0].keys[1].selector = "ed2";
@@ -154,13 +155,14 @@ TEST_F(ApplyTest, RotatesByAgeAlgorithmOrSelectorAndRetiresAfterTheGracePeriod) 
     EXPECT_EQ(summary(plan(keys)), std::vector<std::string>{"rotate example.com ed2 ed25519"});
 
     config_.domains[0].keys[1].selector = "ed1";
-    keys["example.com"] = {ks("old", "rsa-2048", "retiring", true, kNow - 200 * kDay, kNow + kDay),
-                           ks("s2026-11", "rsa-2048", "active", true, kNow),
-                           ks("ed1", "ed25519", "active", true, kNow)};
+    keys["example.com"] = {
+        ks("old", "rsa-2048", "retiring", true, kApplyNow - 200 * kApplyDay, kApplyNow + kApplyDay),
+        ks("s2026-11", "rsa-2048", "active", true, kApplyNow),
+        ks("ed1", "ed25519", "active", true, kApplyNow)};
     auto p = plan(keys);
     EXPECT_EQ(summary(p), std::vector<std::string>{"wait example.com old rsa-2048"});
     EXPECT_FALSE(p.changes());
-    EXPECT_EQ(summary(plan(keys, kNow + kDay)),
+    EXPECT_EQ(summary(plan(keys, kApplyNow + kApplyDay)),
               std::vector<std::string>{"retire example.com old rsa-2048"});
 }
 
@@ -168,7 +170,7 @@ TEST_F(ApplyTest, LeavesUnlistedKeysAloneAndSaysSo) {
     config_ = *load(kConfig);
     config_.domains[0].keys.pop_back();  // RSA only
     std::map<std::string, std::vector<KeyStatus>> keys;
-    keys["example.com"] = {ks("s2026-11", "rsa-2048", "active", true, kNow),
+    keys["example.com"] = {ks("s2026-11", "rsa-2048", "active", true, kApplyNow),
                            ks("ed0", "ed25519", "active", false, 0)};
     const auto p = plan(keys);
     ASSERT_EQ(p.steps.size(), 1U);
@@ -184,12 +186,12 @@ TEST_F(ApplyTest, TheDnsPolicyIsComparedWithWhatIsPublished) {
     zone.set_txt("_dmarc.example.com", {"v=DMARC1; p=none; rua=mailto:dmarc@example.com"});
     const auto& domain = config_.domains[0];
     EXPECT_EQ(desired_dmarc(config_, domain), "v=DMARC1; p=none; rua=mailto:dmarc@example.com");
-    EXPECT_TRUE(dns_policy_steps(config_, domain, zone, kNow / 1000).empty())
+    EXPECT_TRUE(dns_policy_steps(config_, domain, zone, kApplyNow / 1000).empty())
         << "published as configured: nothing to do";
 
     config_.domains[0].dmarc_policy = "quarantine";
     config_.domains[0].dmarc_pct = 25;
-    auto steps = dns_policy_steps(config_, config_.domains[0], zone, kNow / 1000);
+    auto steps = dns_policy_steps(config_, config_.domains[0], zone, kApplyNow / 1000);
     ASSERT_EQ(steps.size(), 1U);
     EXPECT_EQ(steps[0].action, Action::publish);
     EXPECT_NE(
@@ -199,7 +201,7 @@ TEST_F(ApplyTest, TheDnsPolicyIsComparedWithWhatIsPublished) {
     EXPECT_NE(steps[0].detail.find("(published: \"v=DMARC1; p=none"), std::string::npos);
 
     zone.set_txt("example.com", {"v=spf1 ip4:198.51.100.1 -all"});
-    steps = dns_policy_steps(config_, config_.domains[0], zone, kNow / 1000);
+    steps = dns_policy_steps(config_, config_.domains[0], zone, kApplyNow / 1000);
     ASSERT_EQ(steps.size(), 2U);
     EXPECT_EQ(steps[1].selector, "SPF");
     EXPECT_NE(steps[1].detail.find("v=spf1 ip4:192.0.2.25 ip4:198.51.100.1 -all"),

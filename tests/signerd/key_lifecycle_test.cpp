@@ -17,7 +17,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-signerd::ServiceOptions file_pin() {
+signerd::ServiceOptions lifecycle_pin() {
     static const std::filesystem::path path = [] {
         const auto dir = make_temp_dir("dkim-pin");
         const auto file = dir / "pin";
@@ -34,7 +34,7 @@ signerd::ServiceOptions file_pin() {
 class KeyLifecycleTest : public ::testing::Test {
   protected:
     FakeGate gate;
-    SignerdHarness h{gate, file_pin()};
+    SignerdHarness h{gate, lifecycle_pin()};
 
     void SetUp() override { gate.add_key("example.com", "s1"); }
 
