@@ -268,7 +268,7 @@ TEST_F(CliTest, ConfigErrorsNameFileLineAndKey) {
     const std::string array = write("array.toml", "token = [\"a\", \"b\"]\n");
     run = cli({"--config", array, "key", "list"});
     EXPECT_EQ(run.status, 2);
-    EXPECT_NE(run.output.find(":1:9: key 'token': expected a string, number or boolean"),
+    EXPECT_NE(run.output.find(":1:9: key 'token': expected one value, not a list"),
               std::string::npos)
         << run.output;
 }
