@@ -56,21 +56,9 @@ std::string time_text(std::int64_t ms) {
 // Sends one request and prints the common replies. Returns the exit code.
 int call(const Common& c, ipc::Request request,
          const std::function<void(const ipc::Reply&)>& print) {
-    ipc::SignerClient client(c.socket);
-    auto reply = client.call(request);
-    std::visit(
-        [](auto& r) {
-            if constexpr (requires { r.auth; }) {
-                r.auth.wipe();
-            }
-        },
-        request);
+    auto reply = ask_signerd(c, std::move(request));
     if (!reply) {
         return fail(reply.error());
-    }
-    if (const auto* error = std::get_if<ipc::ErrorReply>(&*reply)) {
-        std::cerr << "dkim-appliance: " << error->code << ": " << error->message << "\n";
-        return kFailed;
     }
     if (const auto* ok = std::get_if<ipc::OkReply>(&*reply)) {
         std::cout << ok->message << "\n";

@@ -212,6 +212,63 @@ Result<std::shared_ptr<EVP_PKEY>> to_evp(KeyType type, std::span<const unsigned 
     return std::shared_ptr<EVP_PKEY>(key, EVP_PKEY_free);
 }
 
+// The attributes every DKIM key pair gets, generated or imported (this file's header comment):
+// both halves on the token under the record's DNS name, the private half sensitive, never
+// extractable, and signing with its one mechanism only. It holds the values its attributes
+// point to: not copyable.
+class KeyPairTemplate {
+  public:
+    KeyPairTemplate(KeyType type, const std::string& label, std::span<const unsigned char> id)
+        : key_type_(type == KeyType::ed25519 ? CKK_EC_EDWARDS : CKK_RSA),
+          allowed_(signing_mechanism(type)) {
+        const std::span<const unsigned char> allowed_bytes(
+            reinterpret_cast<const unsigned char*>(&allowed_), sizeof allowed_);  // NOLINT
+        public_half = {
+            attr(CKA_CLASS, public_class_),
+            attr(CKA_KEY_TYPE, key_type_),
+            attr(CKA_TOKEN, yes_),
+            attr(CKA_PRIVATE, no_),
+            attr(CKA_VERIFY, yes_),
+            attr(CKA_ENCRYPT, no_),
+            attr(CKA_WRAP, no_),
+            attr(CKA_VERIFY_RECOVER, no_),
+            attr(CKA_LABEL, label),
+            attr(CKA_ID, id),
+        };
+        private_half = {
+            attr(CKA_CLASS, private_class_),
+            attr(CKA_KEY_TYPE, key_type_),
+            attr(CKA_TOKEN, yes_),
+            attr(CKA_PRIVATE, yes_),
+            attr(CKA_SENSITIVE, yes_),
+            attr(CKA_EXTRACTABLE, no_),
+            attr(CKA_SIGN, yes_),
+            attr(CKA_DECRYPT, no_),
+            attr(CKA_UNWRAP, no_),
+            attr(CKA_DERIVE, no_),
+            attr(CKA_SIGN_RECOVER, no_),
+            attr(CKA_ALLOWED_MECHANISMS, allowed_bytes),
+            attr(CKA_LABEL, label),
+            attr(CKA_ID, id),
+        };
+    }
+    KeyPairTemplate(const KeyPairTemplate&) = delete;
+    KeyPairTemplate& operator=(const KeyPairTemplate&) = delete;
+
+    CK_MECHANISM_TYPE allowed() const { return allowed_; }
+
+    std::vector<CK_ATTRIBUTE> public_half;
+    std::vector<CK_ATTRIBUTE> private_half;
+
+  private:
+    CK_OBJECT_CLASS public_class_ = CKO_PUBLIC_KEY;
+    CK_OBJECT_CLASS private_class_ = CKO_PRIVATE_KEY;
+    CK_KEY_TYPE key_type_;
+    CK_BBOOL yes_ = CK_TRUE;
+    CK_BBOOL no_ = CK_FALSE;
+    CK_MECHANISM_TYPE allowed_;
+};
+
 }  // namespace
 
 // --- names ------------------------------------------------------------------------------
@@ -352,28 +409,11 @@ Result<KeyInfo> KeyStore::generate(const KeyName& name, KeyAlgorithm algorithm) 
     CK_ULONG modulus_bits = algorithm == KeyAlgorithm::rsa4096   ? 4096
                             : algorithm == KeyAlgorithm::rsa3072 ? 3072
                                                                  : 2048;
-    CK_OBJECT_CLASS public_class = CKO_PUBLIC_KEY;
-    CK_OBJECT_CLASS private_class = CKO_PRIVATE_KEY;
-    CK_KEY_TYPE key_type = ed25519 ? CKK_EC_EDWARDS : CKK_RSA;
-    CK_BBOOL yes = CK_TRUE;
-    CK_BBOOL no = CK_FALSE;
-    CK_MECHANISM_TYPE allowed = signing_mechanism(type);
-    const std::span<const unsigned char> allowed_bytes(
-        reinterpret_cast<const unsigned char*>(&allowed), sizeof allowed);  // NOLINT
     const std::span<const unsigned char> id_bytes(id);
-
-    std::vector<CK_ATTRIBUTE> public_template{
-        attr(CKA_CLASS, public_class),
-        attr(CKA_KEY_TYPE, key_type),
-        attr(CKA_TOKEN, yes),
-        attr(CKA_PRIVATE, no),
-        attr(CKA_VERIFY, yes),
-        attr(CKA_ENCRYPT, no),
-        attr(CKA_WRAP, no),
-        attr(CKA_VERIFY_RECOVER, no),
-        attr(CKA_LABEL, label),
-        attr(CKA_ID, id_bytes),
-    };
+    KeyPairTemplate pair(type, label, id_bytes);
+    std::vector<CK_ATTRIBUTE>& public_template = pair.public_half;
+    std::vector<CK_ATTRIBUTE>& private_template = pair.private_half;
+    const CK_MECHANISM_TYPE allowed = pair.allowed();
     if (ed25519) {
         public_template.push_back(attr(CKA_EC_PARAMS, std::span<const unsigned char>(kEd25519Oid)));
     } else {
@@ -381,22 +421,6 @@ Result<KeyInfo> KeyStore::generate(const KeyName& name, KeyAlgorithm algorithm) 
         public_template.push_back(
             attr(CKA_PUBLIC_EXPONENT, std::span<const unsigned char>(kRsaExponent)));
     }
-    std::vector<CK_ATTRIBUTE> private_template{
-        attr(CKA_CLASS, private_class),
-        attr(CKA_KEY_TYPE, key_type),
-        attr(CKA_TOKEN, yes),
-        attr(CKA_PRIVATE, yes),
-        attr(CKA_SENSITIVE, yes),
-        attr(CKA_EXTRACTABLE, no),
-        attr(CKA_SIGN, yes),
-        attr(CKA_DECRYPT, no),
-        attr(CKA_UNWRAP, no),
-        attr(CKA_DERIVE, no),
-        attr(CKA_SIGN_RECOVER, no),
-        attr(CKA_ALLOWED_MECHANISMS, allowed_bytes),
-        attr(CKA_LABEL, label),
-        attr(CKA_ID, id_bytes),
-    };
 
     CK_MECHANISM mechanism{ed25519 ? CKM_EC_EDWARDS_KEY_PAIR_GEN : CKM_RSA_PKCS_KEY_PAIR_GEN,
                            nullptr, 0};
@@ -759,44 +783,11 @@ Result<KeyInfo> KeyStore::import(const KeyName& name, std::span<const unsigned c
         return fail<KeyInfo>(ErrorCode::device, "OpenSSL's random generator failed");
     }
     const KeyType type = ed25519 ? KeyType::ed25519 : KeyType::rsa;
-    CK_OBJECT_CLASS public_class = CKO_PUBLIC_KEY;
-    CK_OBJECT_CLASS private_class = CKO_PRIVATE_KEY;
-    CK_KEY_TYPE key_type = ed25519 ? CKK_EC_EDWARDS : CKK_RSA;
-    CK_BBOOL yes = CK_TRUE;
-    CK_BBOOL no = CK_FALSE;
-    CK_MECHANISM_TYPE allowed = signing_mechanism(type);
-    const std::span<const unsigned char> allowed_bytes(
-        reinterpret_cast<const unsigned char*>(&allowed), sizeof allowed);  // NOLINT
     const std::span<const unsigned char> id_bytes(id);
-
-    std::vector<CK_ATTRIBUTE> public_template{
-        attr(CKA_CLASS, public_class),
-        attr(CKA_KEY_TYPE, key_type),
-        attr(CKA_TOKEN, yes),
-        attr(CKA_PRIVATE, no),
-        attr(CKA_VERIFY, yes),
-        attr(CKA_ENCRYPT, no),
-        attr(CKA_WRAP, no),
-        attr(CKA_VERIFY_RECOVER, no),
-        attr(CKA_LABEL, label),
-        attr(CKA_ID, id_bytes),
-    };
-    std::vector<CK_ATTRIBUTE> private_template{
-        attr(CKA_CLASS, private_class),
-        attr(CKA_KEY_TYPE, key_type),
-        attr(CKA_TOKEN, yes),
-        attr(CKA_PRIVATE, yes),
-        attr(CKA_SENSITIVE, yes),
-        attr(CKA_EXTRACTABLE, no),
-        attr(CKA_SIGN, yes),
-        attr(CKA_DECRYPT, no),
-        attr(CKA_UNWRAP, no),
-        attr(CKA_DERIVE, no),
-        attr(CKA_SIGN_RECOVER, no),
-        attr(CKA_ALLOWED_MECHANISMS, allowed_bytes),
-        attr(CKA_LABEL, label),
-        attr(CKA_ID, id_bytes),
-    };
+    KeyPairTemplate pair(type, label, id_bytes);
+    std::vector<CK_ATTRIBUTE>& public_template = pair.public_half;
+    std::vector<CK_ATTRIBUTE>& private_template = pair.private_half;
+    const CK_MECHANISM_TYPE allowed = pair.allowed();
     // The key's numbers live here until the objects are made, then are wiped.
     std::vector<WipedBytes> values;
     std::array<unsigned char, 34> point{};
