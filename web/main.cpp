@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "config.hpp"
+#include "dkim/service/notify.hpp"
 #include "server.hpp"
 
 namespace {
@@ -99,7 +100,15 @@ int run(int argc, char** argv) {
         }
     });
     std::thread signal_thread([&signals_io] { signals_io.run(); });
-    server.run();
+    {
+        service::Watchdog watchdog(
+            service::watchdog_interval(),
+            [&server](std::chrono::milliseconds budget) { return server.responsive(budget); },
+            "dkim-webd");
+        service::notify_ready("HTTPS on port " + std::to_string(server.port()));
+        server.run();
+        service::notify_stopping();
+    }
     signals.cancel();
     signals_io.stop();
     signal_thread.join();

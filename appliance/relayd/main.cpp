@@ -14,6 +14,7 @@
 
 #include "config.hpp"
 #include "dkim/metrics/exporter.hpp"
+#include "dkim/service/notify.hpp"
 #include "server.hpp"
 
 namespace {
@@ -84,7 +85,20 @@ int run(int argc, char** argv) {
     std::cerr << "dkim-relayd: next hop " << config->next_hop.describe() << ", signerd "
               << config->signerd_socket << "\n"
               << std::flush;
-    relay.run();
+    {
+        service::Watchdog watchdog(
+            service::watchdog_interval(),
+            [&relay](std::chrono::milliseconds budget) { return relay.responsive(budget); },
+            "dkim-relayd");
+        std::string listening;
+        for (const auto& endpoint : relay.endpoints()) {
+            listening += (listening.empty() ? "SMTP on " : ", ") + endpoint.address().to_string() +
+                         ":" + std::to_string(endpoint.port());
+        }
+        service::notify_ready(listening);
+        relay.run();
+        service::notify_stopping();
+    }
 
     signals_io.stop();
     signal_thread.join();

@@ -1,5 +1,6 @@
 #include "server.hpp"
 
+#include <future>
 #include <random>
 
 namespace dkim::relayd {
@@ -171,6 +172,13 @@ void Relay::accept(std::size_t listener) {
 
 void Relay::run() {
     io_.run();
+}
+
+bool Relay::responsive(std::chrono::milliseconds budget) {
+    auto answered = std::make_shared<std::promise<void>>();
+    auto future = answered->get_future();
+    asio::post(io_, [answered] { answered->set_value(); });
+    return future.wait_for(budget) == std::future_status::ready;
 }
 
 void Relay::stop() {

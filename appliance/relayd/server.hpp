@@ -2,6 +2,7 @@
 // dkim-relayd's server: the listeners, the I/O thread that runs every session, the worker
 // pool for blocking calls (signerd, maildir fsync, Argon2), and the TLS contexts.
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +31,8 @@ class Relay {
     // Runs the I/O thread on the calling thread until stop().
     void run();
     void stop();
+    // The watchdog's probe: true when the I/O thread ran a posted handler within budget.
+    bool responsive(std::chrono::milliseconds budget);
 
     RelayMetrics& metrics() { return metrics_; }
     SigningService& signing() { return signing_; }

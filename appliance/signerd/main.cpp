@@ -17,6 +17,7 @@
 #include "config.hpp"
 #include "dkim/jit/store.hpp"
 #include "dkim/provisioning/keys.hpp"
+#include "dkim/service/notify.hpp"
 #include "metrics.hpp"
 #include "server.hpp"
 #include "service.hpp"
@@ -210,7 +211,13 @@ int run(const signerd::Config& config) {
     {
         Lifecycle lifecycle(service, clock);
         std::cerr << "dkim-signerd: listening on " << config.socket.string() << "\n" << std::flush;
+        service::Watchdog watchdog(
+            service::watchdog_interval(),
+            [&server](std::chrono::milliseconds budget) { return (*server)->responsive(budget); },
+            "dkim-signerd");
+        service::notify_ready("serving on " + config.socket.string());
         (*server)->run();
+        service::notify_stopping();
     }
     service.shutdown();
     if (webhook) {

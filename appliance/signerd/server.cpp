@@ -100,8 +100,19 @@ void Server::stop() {
     (void)!::write(wake_fd_, &one, sizeof one);
 }
 
+bool Server::responsive(std::chrono::milliseconds budget) {
+    std::unique_lock lock(turn_mutex_);
+    const std::uint64_t seen = turns_;
+    return turned_.wait_for(lock, budget, [&] { return turns_ != seen; });
+}
+
 void Server::run() {
     while (!stopping_) {
+        {
+            std::lock_guard lock(turn_mutex_);
+            ++turns_;
+        }
+        turned_.notify_all();
         pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
         if (::poll(fds, 2, 1000) < 0 && errno != EINTR) {
             break;

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <list>
 #include <memory>
@@ -39,6 +40,9 @@ class Server {
     void run();
     // From any thread (the signal thread).
     void stop();
+    // The watchdog's probe: true when the accept loop (which turns at least once a second)
+    // turned within budget.
+    bool responsive(std::chrono::milliseconds budget);
 
   private:
     Server(int fd, std::filesystem::path path, const Config& config, Service& service,
@@ -61,6 +65,9 @@ class Server {
     std::mutex mutex_;
     std::list<Connection> connections_;
     std::atomic<bool> stopping_{false};
+    std::mutex turn_mutex_;
+    std::condition_variable turned_;
+    std::uint64_t turns_ = 0;
 };
 
 }  // namespace dkim::signerd

@@ -19,6 +19,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <cstdio>
+#include <future>
 #include <optional>
 
 namespace dkim::web {
@@ -382,6 +383,13 @@ unsigned short Server::port() const {
 void Server::run() {
     impl_->accept();
     impl_->io.run();
+}
+
+bool Server::responsive(std::chrono::milliseconds budget) {
+    auto answered = std::make_shared<std::promise<void>>();
+    auto future = answered->get_future();
+    asio::post(impl_->io, [answered] { answered->set_value(); });
+    return future.wait_for(budget) == std::future_status::ready;
 }
 
 void Server::stop() {

@@ -7,6 +7,7 @@
 // in progress finish (a few seconds at most) and closes the rest.
 
 #include <boost/asio/io_context.hpp>
+#include <chrono>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <memory>
@@ -40,6 +41,8 @@ class Server {
     unsigned short port() const;
     void run();   // until stop()
     void stop();  // from any thread or a signal handler's strand
+    // The watchdog's probe: true when the I/O loop ran a posted handler within budget.
+    bool responsive(std::chrono::milliseconds budget);
 
     struct Impl;  // public for the connections in server.cpp, opaque to everyone else
 

@@ -1,0 +1,60 @@
+#pragma once
+// The daemons' side of systemd's service protocol (sd_notify(3), libsystemd): READY=1 once a
+// daemon serves, STATUS= lines, STOPPING=1, and the watchdog (WatchdogSec= in the unit).
+// Outside systemd (no $NOTIFY_SOCKET) every call is a no-op. `dkim-appliance up` sets
+// $NOTIFY_SOCKET for the daemons it supervises and reads the same messages.
+//
+// The watchdog pings only while the daemon's own loop answers: a probe that the daemon
+// supplies (an asio handler posted to its io_context, a server loop's turn counter) must
+// succeed within a budget before each WATCHDOG=1. A hung loop stops the pings and systemd
+// restarts the service (Restart=on-failure, WatchdogSignal=SIGABRT for a core).
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+
+namespace dkim::service {
+
+// The state line to the service manager; false when there is none or it cannot be told.
+bool notify(std::string_view state);
+inline bool notify_ready(std::string_view status) {
+    return notify("READY=1\nSTATUS=" + std::string(status));
+}
+inline bool notify_stopping() { return notify("STOPPING=1\nSTATUS=stopping"); }
+
+// The watchdog interval the manager asked for ($WATCHDOG_USEC for this process), if any.
+std::optional<std::chrono::microseconds> watchdog_interval();
+
+class Watchdog {
+  public:
+    // probe(budget): true when the daemon's loop made progress within budget.
+    using Probe = std::function<bool(std::chrono::milliseconds budget)>;
+    // A thread that calls tick() every interval/2; none when interval is empty.
+    Watchdog(std::optional<std::chrono::microseconds> interval, Probe probe,
+             std::string daemon_name);
+    Watchdog(const Watchdog&) = delete;
+    Watchdog& operator=(const Watchdog&) = delete;
+    ~Watchdog();
+
+    // One probe (budget: a quarter of the interval) and, when it succeeds, WATCHDOG=1.
+    // Returns whether it pinged. Logs once when the loop stops answering and once when it
+    // answers again.
+    bool tick();
+
+  private:
+    std::chrono::microseconds interval_;
+    Probe probe_;
+    std::string name_;
+    bool failing_ = false;
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    bool stopping_ = false;
+    std::thread thread_;
+};
+
+}  // namespace dkim::service
