@@ -35,6 +35,7 @@ packages=(
   opendkim-tools                         # opendkim-genkey: the keys the OpenDKIM import test migrates
   chromium                               # the console's end-to-end test (driven by playwright-core)
   oathtool                               # TOTP codes for the tour in appliance/run.sh
+  nftables iproute2                      # the appliance's firewall, checked in namespaces
 )
 # Node.js for playwright-core: Debian's, unless the machine already has one.
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)

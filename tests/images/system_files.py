@@ -1,0 +1,205 @@
+"""The appliance's system integration files under images/, checked with the tools that will
+read them on the appliance:
+
+  units     systemd-analyze security --offline=yes scores every unit (dkim-signerd at most
+            0.5, dkim-relayd and dkim-webd at most 1.5) and systemd-analyze verify reads them
+  users     systemd-sysusers and systemd-tmpfiles create the users, groups and folders in an
+            empty root folder
+  firewall  nft -c -f accepts the ruleset, and loaded into a network namespace of the test's
+            own it drops by default: a client namespace reaches 25, 587 and 443 and nothing else
+
+usage: system_files.py GROUP IMAGES_DIR
+"""
+
+import os
+import re
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from testlib import check, summary  # noqa: E402
+
+LIMITS = {"dkim-signerd.service": 0.5, "dkim-relayd.service": 1.5, "dkim-webd.service": 1.5}
+
+
+def run(*cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, **kw)
+
+
+def units(images):
+    folder = os.path.join(images, "systemd")
+    for unit, limit in sorted(LIMITS.items()):
+        path = os.path.join(folder, unit)
+        shown = run("systemd-analyze", "security", "--offline=yes", "--no-pager", path)
+        m = re.search(r"Overall exposure level for %s: ([0-9.]+)" % re.escape(unit), shown.stdout)
+        score = float(m.group(1)) if m else None
+        print("  %s: exposure %s (limit %.1f)" % (unit, score, limit))
+        # The tool's own comparison, on its 0-100 scale (exit status 1 above the threshold).
+        within = run("systemd-analyze", "security", "--offline=yes", "--no-pager",
+                     "--threshold=%d" % round(limit * 10), path)
+        check(score is not None and score <= limit and within.returncode == 0,
+              "%s scores %s, at most %.1f" % (unit, score, limit))
+        if score is None or within.returncode != 0:
+            print(shown.stdout[-3000:] + shown.stderr[-1000:])
+        # A unit's weaker settings would show here: a unit that dropped them must not pass.
+        weaker = os.path.join(tempfile.mkdtemp(), unit)
+        with open(path) as f:
+            text = f.read()
+        with open(weaker, "w") as f:
+            f.write(re.sub(r"^(ProtectSystem|NoNewPrivileges|SystemCallFilter|CapabilityBoundingSet)=.*\n",
+                           "", text, flags=re.M))
+        worse = run("systemd-analyze", "security", "--offline=yes", "--no-pager",
+                    "--threshold=%d" % round(limit * 10), weaker)
+        check(worse.returncode != 0, "%s without its hardening lines fails the same threshold" % unit)
+    text = open(os.path.join(folder, "dkim-signerd.service")).read()
+    for line in ("PrivateNetwork=yes", "RestrictAddressFamilies=AF_UNIX", "IPAddressDeny=any",
+                 "CapabilityBoundingSet=\n", "Type=notify", "WatchdogSec=",
+                 "LoadCredentialEncrypted=pin:", "UMask=0077"):
+        check(line in text, "dkim-signerd.service has %s" % line.strip())
+    relayd = open(os.path.join(folder, "dkim-relayd.service")).read()
+    check("CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n" in relayd,
+          "dkim-relayd keeps only CAP_NET_BIND_SERVICE")
+    webd = open(os.path.join(folder, "dkim-webd.service")).read()
+    check("CapabilityBoundingSet=\n" in webd and "ListenStream=443" in
+          open(os.path.join(folder, "dkim-webd.socket")).read(),
+          "dkim-webd has no capability; dkim-webd.socket binds 443 for it")
+    # systemd-analyze verify: the syntax and references of every unit, with stand-in
+    # executables at the ExecStart= paths (the real ones are checked in the package test).
+    root = tempfile.mkdtemp()
+    try:
+        for d in ("usr/sbin", "etc/systemd/system"):
+            os.makedirs(os.path.join(root, d))
+        for daemon in ("dkim-signerd", "dkim-relayd", "dkim-webd"):
+            exe = os.path.join(root, "usr/sbin", daemon)
+            with open(exe, "w") as f:
+                f.write("#!/bin/sh\n")
+            os.chmod(exe, 0o755)
+        for name in os.listdir(folder):
+            shutil.copy(os.path.join(folder, name), os.path.join(root, "etc/systemd/system", name))
+        verified = run("systemd-analyze", "verify", "--man=no", "--root=" + root,
+                       *sorted("/etc/systemd/system/" + n for n in os.listdir(folder)))
+        # Complaints about a file name a file and line; the stand-in root has no sysinit.target,
+        # which verify also reports, without one.
+        problems = [l for l in (verified.stdout + verified.stderr).splitlines()
+                    if re.search(r"\.(service|socket|target):\d+:", l)]
+        check(not problems, "systemd-analyze verify finds nothing in the units%s" %
+              ("" if not problems else ": " + "; ".join(problems[:5])))
+    finally:
+        shutil.rmtree(root)
+
+
+def users(images):
+    root = tempfile.mkdtemp()
+    try:
+        os.makedirs(os.path.join(root, "etc"))
+        for name in ("passwd", "group", "shadow", "gshadow"):
+            open(os.path.join(root, "etc", name), "w").close()
+        made = run("systemd-sysusers", "--root=" + root,
+                   os.path.join(images, "sysusers.d", "dkim-appliance.conf"))
+        check(made.returncode == 0, "systemd-sysusers reads sysusers.d/dkim-appliance.conf")
+        passwd = {l.split(":")[0]: l.split(":") for l in open(os.path.join(root, "etc/passwd"))}
+        for user in ("dkim-signer", "dkim-relay", "dkim-web"):
+            check(user in passwd and passwd[user][6].strip() == "/usr/sbin/nologin" and
+                  int(passwd[user][2]) < 1000, "system user %s, no login shell" % user)
+        check(len({passwd[u][2] for u in passwd}) == len(passwd), "one uid per daemon")
+        made = run("systemd-tmpfiles", "--create", "--root=" + root,
+                   os.path.join(images, "tmpfiles.d", "dkim-appliance.conf"))
+        check(made.returncode == 0, "systemd-tmpfiles creates the folders (%s)" % made.stderr.strip())
+        signer_uid = int(passwd["dkim-signer"][2])
+        for path, mode, uid in (("etc/dkim-appliance/credentials", 0o700, 0),
+                                ("var/lib/dkim-signerd", 0o700, signer_uid),
+                                ("var/lib/dkim-signerd/tokens", 0o700, signer_uid)):
+            st = os.stat(os.path.join(root, path))
+            check(stat.S_IMODE(st.st_mode) == mode and st.st_uid == uid,
+                  "/%s is %o, owned by uid %d" % (path, mode, uid))
+    finally:
+        shutil.rmtree(root)
+
+
+def in_netns(name, *cmd, **kw):
+    return run("ip", "netns", "exec", name, *cmd, **kw)
+
+
+def firewall(images):
+    ruleset = os.path.join(images, "nftables", "dkim-appliance.nft")
+    checked = run("unshare", "-n", "nft", "-c", "-f", ruleset)
+    check(checked.returncode == 0, "nft -c -f accepts the ruleset (%s)" % checked.stderr.strip())
+    broken = tempfile.NamedTemporaryFile("w", suffix=".nft", delete=False)
+    broken.write(open(ruleset).read().replace("policy drop;", "policy dropp;", 1))
+    broken.close()
+    check(run("unshare", "-n", "nft", "-c", "-f", broken.name).returncode != 0,
+          "nft -c -f refuses a broken copy (the check can fail)")
+    os.unlink(broken.name)
+
+    # Two namespaces of the test's own joined by a veth pair: "appliance" with the ruleset,
+    # "client" connecting to it.
+    tag = "dkfw%d" % os.getpid()
+    app, client = tag + "a", tag + "c"
+    try:
+        for ns in (app, client):
+            run("ip", "netns", "add", ns)
+        run("ip", "link", "add", tag + "x", "netns", app, "type", "veth", "peer", "name",
+            tag + "y", "netns", client)
+        in_netns(app, "ip", "addr", "add", "10.231.0.1/24", "dev", tag + "x")
+        in_netns(client, "ip", "addr", "add", "10.231.0.2/24", "dev", tag + "y")
+        for ns, dev in ((app, tag + "x"), (client, tag + "y")):
+            in_netns(ns, "ip", "link", "set", dev, "up")
+            in_netns(ns, "ip", "link", "set", "lo", "up")
+        loaded = in_netns(app, "nft", "-f", ruleset)
+        check(loaded.returncode == 0, "the ruleset loads in a network namespace (%s)" % loaded.stderr.strip())
+        listed = in_netns(app, "nft", "list", "table", "inet", "dkim_appliance").stdout
+        check(listed.count("policy drop;") == 3, "input, forward and output chains drop by default")
+        # Loading it again replaces the table rather than adding a second copy of the rules.
+        in_netns(app, "nft", "-f", ruleset)
+        again = in_netns(app, "nft", "list", "table", "inet", "dkim_appliance").stdout
+        check(again == listed, "loading the ruleset twice gives the same rules")
+
+        ports = (25, 587, 443, 8443, 22, 2525)
+        servers = [subprocess.Popen(
+            ["ip", "netns", "exec", app, "/usr/bin/python3", "-c",
+             "import socket,sys\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+             "s.bind(('10.231.0.1',%d));s.listen(8)\nprint('up',flush=True)\n"
+             "while True:\n c,_=s.accept();c.close()" % p], stdout=subprocess.PIPE, text=True)
+            for p in ports]
+        for s in servers:
+            s.stdout.readline()
+        probe = ("import socket,sys\nr=[]\nfor p in %r:\n s=socket.socket();s.settimeout(1.5)\n"
+                 " try:\n  s.connect(('10.231.0.1',p));r.append(str(p))\n except Exception:\n  pass\n"
+                 "print(' '.join(r))" % (ports,))
+        reached = in_netns(client, "/usr/bin/python3", "-c", probe).stdout.split()
+        check(reached == ["25", "587", "443"], "from outside only 25, 587 and 443 answer (%s)" % reached)
+        # Out: SMTP to an address outside next_hop_v4 is dropped; once the operator lists it,
+        # it goes through (the client namespace plays the next hop, on port 25).
+        out = ("import socket\ns=socket.socket();s.settimeout(1.5)\ntry:\n s.connect(('10.231.0.2',25));print('yes')\n"
+               "except Exception:\n print('no')")
+        sink = subprocess.Popen(
+            ["ip", "netns", "exec", client, "/usr/bin/python3", "-c",
+             "import socket\ns=socket.socket();s.bind(('10.231.0.2',25));s.listen(8)\nprint('up',flush=True)\n"
+             "while True:\n c,_=s.accept();c.close()"], stdout=subprocess.PIPE, text=True)
+        sink.stdout.readline()
+        check(in_netns(app, "/usr/bin/python3", "-c", out).stdout.strip() == "no",
+              "SMTP out to a host that is not the next hop is dropped")
+        in_netns(app, "nft", "add", "element", "inet", "dkim_appliance", "next_hop_v4", "{ 10.231.0.2 }")
+        check(in_netns(app, "/usr/bin/python3", "-c", out).stdout.strip() == "yes",
+              "SMTP out to the listed next hop goes through")
+        for s in servers + [sink]:
+            s.kill()
+            s.wait()
+    finally:
+        for ns in (app, client):
+            run("ip", "netns", "del", ns)
+
+
+def main():
+    group, images = sys.argv[1], os.path.abspath(sys.argv[2])
+    {"units": units, "users": users, "firewall": firewall}[group](images)
+    return summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
