@@ -40,6 +40,8 @@ void add_signerd_commands(CLI::App& app, int& exit_code);
 // key activate | retire | rotate, dns records | check, apply, import opendkim; and the signerd
 // forms of key list and key generate (main.cpp keeps their offline, token-direct forms).
 void add_provisioning_commands(CLI::App& app, CLI::App& key, CLI::App& dns, int& exit_code);
+// `up`: the whole appliance on this machine, supervised (up_command.cpp).
+void add_up_command(CLI::App& app, int& exit_code);
 struct Common;
 int list_through_signerd(const Common& common, bool json);
 int generate_through_signerd(const Common& common, const std::string& domain,

@@ -107,6 +107,34 @@ std::string base32_encode(std::string_view bytes) {
     return out;
 }
 
+std::optional<std::string> base32_decode(std::string_view text) {
+    std::string out;
+    unsigned buffer = 0;
+    int bits = 0;
+    for (char c : text) {
+        int value = -1;
+        if (c >= 'A' && c <= 'Z') {
+            value = c - 'A';
+        } else if (c >= 'a' && c <= 'z') {
+            value = c - 'a';
+        } else if (c >= '2' && c <= '7') {
+            value = c - '2' + 26;
+        } else if (c == '=') {
+            break;
+        }
+        if (value < 0) {
+            return std::nullopt;
+        }
+        buffer = (buffer << 5) | static_cast<unsigned>(value);
+        bits += 5;
+        if (bits >= 8) {
+            out += static_cast<char>((buffer >> (bits - 8)) & 0xff);
+            bits -= 8;
+        }
+    }
+    return out;
+}
+
 std::int64_t totp_step(std::int64_t unix_seconds) {
     return unix_seconds / 30;
 }

@@ -11,6 +11,15 @@ bool notify(std::string_view state) {
     return sd_notify(0, line.c_str()) > 0;
 }
 
+std::vector<int> listen_fds() {
+    const int n = sd_listen_fds(1);
+    std::vector<int> fds;
+    for (int i = 0; i < n; ++i) {
+        fds.push_back(SD_LISTEN_FDS_START + i);
+    }
+    return fds;
+}
+
 std::optional<std::chrono::microseconds> watchdog_interval() {
     std::uint64_t usec = 0;
     if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) {

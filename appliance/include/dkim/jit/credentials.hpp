@@ -31,6 +31,8 @@ bool constant_time_equal(std::string_view a, std::string_view b);
 // 20 random bytes (RFC 4226 §4 recommends 160 bits).
 std::string random_totp_secret();
 std::string base32_encode(std::string_view bytes);  // RFC 4648, no padding
+// Upper or lower case, padding optional; none for a character outside the alphabet.
+std::optional<std::string> base32_decode(std::string_view text);
 // The code for a time step (RFC 6238: T = floor(unix seconds / 30)).
 std::uint32_t totp_code(std::string_view secret, std::int64_t step);
 std::int64_t totp_step(std::int64_t unix_seconds);

@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 namespace dkim::service {
 
@@ -26,6 +27,10 @@ inline bool notify_ready(std::string_view status) {
     return notify("READY=1\nSTATUS=" + std::string(status));
 }
 inline bool notify_stopping() { return notify("STOPPING=1\nSTATUS=stopping"); }
+
+// The listening sockets passed by socket activation ($LISTEN_FDS for this process, from fd 3
+// on), marked close-on-exec; empty without socket activation.
+std::vector<int> listen_fds();
 
 // The watchdog interval the manager asked for ($WATCHDOG_USEC for this process), if any.
 std::optional<std::chrono::microseconds> watchdog_interval();
