@@ -22,6 +22,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -37,6 +38,8 @@
 #include <unistd.h>
 
 #include <array>
+#include <system_error>
+#include <tuple>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -113,6 +116,8 @@ struct Ids {
     gid_t signer_gid = 0, relay_gid = 0, web_gid = 0;
 };
 
+std::string errno_text() { return std::error_code(errno, std::system_category()).message(); }
+
 // A TOML basic string.
 std::string toml_string(const std::string& s) { return text::json_quote(s); }
 
@@ -136,7 +141,7 @@ Expected<void, std::string> write_file(const fs::path& path, const std::string& 
     const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
                           mode);
     if (fd < 0) {
-        return unexpected("cannot write " + temporary.string() + ": " + std::strerror(errno));
+        return unexpected("cannot write " + temporary.string() + ": " + errno_text());
     }
     bool ok = ::fchmod(fd, mode) == 0 && ::fchown(fd, uid, gid) == 0;
     for (std::size_t done = 0; ok && done < content.size();) {
@@ -147,7 +152,7 @@ Expected<void, std::string> write_file(const fs::path& path, const std::string& 
     ok = ::fsync(fd) == 0 && ok;
     ::close(fd);
     if (!ok || ::rename(temporary.c_str(), path.c_str()) != 0) {
-        return unexpected("cannot write " + path.string() + ": " + std::strerror(errno));
+        return unexpected("cannot write " + path.string() + ": " + errno_text());
     }
     return {};
 }
@@ -164,30 +169,39 @@ Expected<void, std::string> make_folder(const fs::path& path, mode_t mode, uid_t
     fs::create_directories(path, ec);
     if (ec || ::chmod(path.c_str(), mode) != 0 || ::chown(path.c_str(), uid, gid) != 0) {
         return unexpected("cannot prepare " + path.string() + ": " +
-                          (ec ? ec.message() : std::string(std::strerror(errno))));
+                          (ec ? ec.message() : std::string(errno_text())));
     }
     return {};
+}
+
+std::string signal_name(int sig) {
+    const char* name = ::sigdescr_np(sig);
+    return name != nullptr ? name : "signal " + std::to_string(sig);
+}
+
+std::optional<std::pair<uid_t, gid_t>> user_ids(const char* name) {
+    passwd entry{};
+    passwd* found = nullptr;
+    std::array<char, 4096> buffer{};
+    if (::getpwnam_r(name, &entry, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) {
+        return std::nullopt;
+    }
+    return std::pair{entry.pw_uid, entry.pw_gid};
 }
 
 // The packaged system users (images/sysusers.d/dkim-appliance.conf), made with
 // systemd-sysusers when the package is not installed.
 Expected<Ids, std::string> system_users() {
     auto lookup = [](Ids& ids) {
-        const passwd* s = ::getpwnam("dkim-signer");
-        const passwd* r = s ? ::getpwnam("dkim-relay") : nullptr;
-        const passwd* w = r ? ::getpwnam("dkim-web") : nullptr;
-        if (w == nullptr) {
+        const auto signer = user_ids("dkim-signer");
+        const auto relay = user_ids("dkim-relay");
+        const auto web = user_ids("dkim-web");
+        if (!signer || !relay || !web) {
             return false;
         }
-        s = ::getpwnam("dkim-signer");
-        ids.signer = s->pw_uid;
-        ids.signer_gid = s->pw_gid;
-        r = ::getpwnam("dkim-relay");
-        ids.relay = r->pw_uid;
-        ids.relay_gid = r->pw_gid;
-        w = ::getpwnam("dkim-web");
-        ids.web = w->pw_uid;
-        ids.web_gid = w->pw_gid;
+        std::tie(ids.signer, ids.signer_gid) = *signer;
+        std::tie(ids.relay, ids.relay_gid) = *relay;
+        std::tie(ids.web, ids.web_gid) = *web;
         return true;
     };
     Ids ids;
@@ -198,7 +212,7 @@ Expected<Ids, std::string> system_users() {
     if (sysusers == nullptr) {
         return unexpected("cannot run systemd-sysusers to create the daemons' users");
     }
-    std::fwrite(kSysusersConf, 1, std::strlen(kSysusersConf), sysusers);
+    (void)std::fwrite(kSysusersConf, 1, std::strlen(kSysusersConf), sysusers);
     const int status = ::pclose(sysusers);
     if (status != 0 || !lookup(ids)) {
         return unexpected(
@@ -279,6 +293,20 @@ Expected<Settings, std::string> settle(const UpArgs& args, const Paths& paths) {
     return s;
 }
 
+// STARTTLS to the next hop is required (and its certificate checked) unless the next hop is
+// on this machine, where a test sink without TLS is the usual peer.
+std::string next_hop_tls(const std::string& next_hop) {
+    if (next_hop.rfind("smtp://", 0) != 0) {
+        return "";
+    }
+    const auto hop = config::parse_endpoint(next_hop.substr(7));
+    const bool local = hop && (hop->host.rfind("127.", 0) == 0 || hop->host == "::1" ||
+                               hop->host == "localhost");
+    return local ? "# A next hop on this machine: STARTTLS when it offers it.\ntls = \"opportunistic\"\n"
+                 : "# STARTTLS with a verified certificate, or the message is not sent.\n"
+                   "tls = \"required\"\n";
+}
+
 Expected<void, std::string> write_configs(const Settings& s, const Paths& p) {
     const std::string header =
         "# Written by `dkim-appliance up` at every start, from " + p.settings.string() +
@@ -307,7 +335,7 @@ Expected<void, std::string> write_configs(const Settings& s, const Paths& p) {
         "signerd_socket = " + toml_string(p.socket.string()) + "\n\n"
         "[[listen]]\naddress = " + toml_string(s.smtp_listen) + "\n\n"
         "# Signed mail goes on inside the client's transaction.\n"
-        "[next_hop]\nurl = " + toml_string(s.next_hop) + "\n\n"
+        "[next_hop]\nurl = " + toml_string(s.next_hop) + "\n" + next_hop_tls(s.next_hop) + "\n"
         "# No selectors: the relay signs with the keys signerd reports active (rotation-ready).\n"
         "[[domain]]\nname = " + toml_string(s.domain) + "\n\n"
         "# Local clients may send mail from the domain.\n"
@@ -448,7 +476,7 @@ std::string describe_exit(int status) {
         return "exited with status " + std::to_string(WEXITSTATUS(status));
     }
     if (WIFSIGNALED(status)) {
-        return std::string("was killed by ") + ::strsignal(WTERMSIG(status));
+        return std::string("was killed by ") + signal_name(WTERMSIG(status));
     }
     return "stopped";
 }
@@ -474,7 +502,7 @@ class Supervisor {
         for (int sig : {SIGCHLD, SIGINT, SIGTERM, SIGHUP}) {
             sigaddset(&set, sig);
         }
-        ::sigprocmask(SIG_BLOCK, &set, nullptr);
+        ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
         signal_fd_ = ::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
         notify_fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         sockaddr_un addr{};
@@ -539,7 +567,7 @@ bool Supervisor::spawn(Child& c) {
     const int log_fd = ::open(c.log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (log_fd < 0 || null_fd < 0) {
-        std::cerr << "up: cannot open " << c.log << ": " << std::strerror(errno) << "\n";
+        std::cerr << "up: cannot open " << c.log << ": " << errno_text() << "\n";
         return false;
     }
     std::vector<std::string> env = {
@@ -548,6 +576,7 @@ bool Supervisor::spawn(Child& c) {
         "WATCHDOG_PID=0000000000"};
     env.insert(env.end(), c.extra_env.begin(), c.extra_env.end());
     std::vector<char*> envp;
+    envp.reserve(env.size() + 1);
     for (auto& e : env) {
         envp.push_back(e.data());
     }
@@ -563,7 +592,7 @@ bool Supervisor::spawn(Child& c) {
     if (pid == 0) {
         // The child: its own process group (Ctrl-C reaches up only), its user, its log.
         (void)::setpgid(0, 0);
-        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
         // WATCHDOG_PID=<our pid>, without leading zeros (a leading 0 would read as octal).
         char digits[16];
         int n = 0;
@@ -585,7 +614,7 @@ bool Supervisor::spawn(Child& c) {
     ::close(log_fd);
     ::close(null_fd);
     if (pid < 0) {
-        std::cerr << "up: cannot start " << c.name << ": " << std::strerror(errno) << "\n";
+        std::cerr << "up: cannot start " << c.name << ": " << errno_text() << "\n";
         return false;
     }
     c.pid = pid;
@@ -682,7 +711,7 @@ void Supervisor::pump(std::chrono::milliseconds wait) {
             if (info.ssi_signo == SIGINT || info.ssi_signo == SIGTERM ||
                 info.ssi_signo == SIGHUP) {
                 if (!stop_) {
-                    std::cerr << "\nup: " << ::strsignal(static_cast<int>(info.ssi_signo))
+                    std::cerr << "\nup: " << signal_name(static_cast<int>(info.ssi_signo))
                               << ": stopping the appliance\n"
                               << std::flush;
                 }
@@ -828,12 +857,12 @@ fs::path find_daemon(const std::string& name, const std::string& bin_dir) {
 }
 
 std::string certificate_sha256(const fs::path& certificate) {
-    FILE* f = std::fopen(certificate.c_str(), "r");
-    if (f == nullptr) {
+    BIO* file = BIO_new_file(certificate.c_str(), "r");
+    if (file == nullptr) {
         return "";
     }
-    X509* x = PEM_read_X509(f, nullptr, nullptr, nullptr);
-    std::fclose(f);
+    X509* x = PEM_read_bio_X509(file, nullptr, nullptr, nullptr);
+    BIO_free(file);
     if (x == nullptr) {
         return "";
     }
@@ -913,7 +942,7 @@ Expected<std::vector<UserFacts>, std::string> ensure_users(const Paths& p) {
                                  std::chrono::system_clock::now().time_since_epoch())
                                  .count();
             char code[8];
-            std::snprintf(code, sizeof code, "%06u",
+            (void)std::snprintf(code, sizeof code, "%06u",
                           raw ? jit::totp_code(*raw, jit::totp_step(now)) : 0U);
             if (raw) {
                 jit::wipe(*raw);
@@ -1071,7 +1100,7 @@ int run_up(const UpArgs& args) {
     Supervisor supervisor(p.notify, ids->signer_gid);
     if (!supervisor.ok()) {
         return fail("cannot listen for the daemons' notifications on " + p.notify.string() +
-                    ": " + std::strerror(errno));
+                    ": " + errno_text());
     }
     for (const Daemon& d : {Daemon{"dkim-signerd", p.etc / "signerd.toml", ids->signer, ids->signer_gid},
                             Daemon{"dkim-relayd", p.etc / "relayd.toml", ids->relay, ids->relay_gid},

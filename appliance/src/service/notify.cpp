@@ -2,6 +2,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include <algorithm>
 #include <iostream>
 
 namespace dkim::service {
@@ -14,6 +15,7 @@ bool notify(std::string_view state) {
 std::vector<int> listen_fds() {
     const int n = sd_listen_fds(1);
     std::vector<int> fds;
+    fds.reserve(static_cast<std::size_t>(std::max(n, 0)));
     for (int i = 0; i < n; ++i) {
         fds.push_back(SD_LISTEN_FDS_START + i);
     }

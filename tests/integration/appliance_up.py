@@ -1,0 +1,359 @@
+"""`dkim-appliance up` end to end, as the README's run command uses it (as root):
+
+  tour         first run into an empty folder (--json facts; users, token, keys, configs and
+               modes; each daemon as its own user); the README's tour: swaks gets 451 and a
+               request is filed, admin requests, approver approves with a TOTP code, the message
+               is signed into the maildir and dkimpy verifies it against the printed records
+               served by dnsmasq; /healthz over TLS pinned to the printed fingerprint; revoke,
+               451 again; SIGINT stops every daemon cleanly; a second run reuses everything
+               (same keys, users, certificate) with a new next hop (smtp-sink)
+  supervision  kill -9 of a daemon is restarted with back-off; a daemon that stops answering
+               (SIGSTOP) misses its watchdog pings and is aborted and restarted; SIGTERM stops
+               the appliance; refusals: a second `up` on the same folder, a bad key in up.toml
+               (file:line), a non-root user
+
+usage: appliance_up.py GROUP DKIM_APPLIANCE
+"""
+
+import base64
+import glob
+import hashlib
+import hmac
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from testlib import DnsServer, check, free_port, summary  # noqa: E402
+
+import dkim  # noqa: E402  (python3-dkim)
+
+
+class Up:
+    """One `dkim-appliance up` process and the facts it printed."""
+
+    def __init__(self, cli, state, *options):
+        self.cli, self.state = cli, state
+        self.err = open(os.path.join(os.path.dirname(state), "up-%d.err" % time.monotonic_ns()), "w+")
+        self.proc = subprocess.Popen([cli, "up", "--state-dir", state, "--json", *options],
+                                     stdout=subprocess.PIPE, stderr=self.err, text=True)
+        line = self.proc.stdout.readline()
+        self.facts = json.loads(line) if line.strip() else None
+        if self.facts is None:
+            print(self.stderr()[-3000:])
+
+    def stderr(self):
+        self.err.flush()
+        with open(self.err.name) as f:
+            return f.read()
+
+    def stop(self, sig=signal.SIGINT):
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return None
+
+
+def daemon_pids(state):
+    """name -> pid of the daemons running with this state folder's configs."""
+    out = {}
+    for status in glob.glob("/proc/[0-9]*/cmdline"):
+        try:
+            with open(status, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if len(argv) >= 3 and argv[1] == b"--config" and argv[2].startswith(state.encode() + b"/etc/"):
+            out[os.path.basename(argv[0].decode())] = int(status.split("/")[2])
+    return out
+
+
+def uid_of(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    return None
+
+
+def wait_for(predicate, timeout, step=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return predicate()
+
+
+class Totp:
+    """RFC 6238 codes computed here (not by our code), each time step used once: signerd
+    refuses a replayed step. The enrolment confirmed the step `up` ran in."""
+
+    def __init__(self, secret):
+        self.key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+        self.last = int(time.time() // 30)
+
+    def code(self):
+        while True:
+            now = int(time.time() // 30)
+            step = max(now - 1, self.last + 1)
+            if step <= now + 1:
+                break
+            time.sleep(1)
+        self.last = step
+        mac = hmac.new(self.key, struct.pack(">Q", step), hashlib.sha1).digest()
+        o = mac[19] & 15
+        return "%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7fffffff) % 1000000)
+
+
+def swaks(port, subject):
+    r = subprocess.run(["swaks", "--server", "127.0.0.1:%d" % port, "--from", "demo@example.test",
+                        "--to", "someone@example.net", "--header", "Subject: " + subject,
+                        "--timeout", "30"], capture_output=True, text=True)
+    # The reply to the final dot: the last one before QUIT's 221.
+    final = [l for l in r.stdout.splitlines() if re.match(r"^ *(<-|<\*\*) +\d{3} ", l)
+             and not re.match(r"^ *(<-|<\*\*) +221 ", l)]
+    return final[-1].split(None, 2)[1:] if final else ["none", r.stdout[-500:]]
+
+
+def zone_records(lines):
+    """name -> TXT text from the zone lines `up` printed."""
+    out = {}
+    for line in lines:
+        name = line.split()[0].rstrip(".")
+        out[name] = "".join(re.findall(r'"([^"]*)"', line))
+    return out
+
+
+def cli(up, *args):
+    return subprocess.run([up.cli, "--config", os.path.join(up.state, "dkim-appliance.toml"), *args],
+                          capture_output=True, text=True)
+
+
+def as_user(up, user, *args):
+    return cli(up, *args, "--user", user, "--password-file",
+               os.path.join(up.state, "secrets", user + ".password"))
+
+
+def tour(folder, appliance):
+    state = os.path.join(folder, "state")
+    smtp, https = free_port(), free_port()
+    up = Up(appliance, state, "--smtp", "127.0.0.1:%d" % smtp, "--https", "127.0.0.1:%d" % https)
+    facts = up.facts
+    check(facts is not None, "up prints its facts as one JSON object")
+    if facts is None:
+        up.stop()
+        return
+    check(facts["console_url"] == "https://127.0.0.1:%d/" % https and facts["smtp"] == "127.0.0.1:%d" % smtp,
+          "the facts name the console URL and the SMTP address")
+    users = {u["name"]: u for u in facts["users"]}
+    check(set(users) == {"admin", "approver"} and all(u["password"] and u["totp_secret"] for u in users.values()),
+          "an admin and an approver, each with a password and a TOTP seed")
+    check(facts["swaks"].startswith("swaks --server 127.0.0.1:%d " % smtp), "a ready-to-paste swaks command")
+    check(facts["next_hop"] == "maildir:" + os.path.join(state, "maildir"), "mail goes to a maildir under the state folder")
+
+    # What it made, and who owns it.
+    mode = lambda p: os.stat(os.path.join(state, p)).st_mode & 0o777  # noqa: E731
+    owner = lambda p: os.stat(os.path.join(state, p)).st_uid  # noqa: E731
+    import pwd
+    ids = {n: pwd.getpwnam(n).pw_uid for n in ("dkim-signer", "dkim-relay", "dkim-web")}
+    check(mode("secrets") == 0o700 and owner("secrets") == 0, "secrets/ is root's, mode 0700")
+    check(mode("signerd/user.pin") == 0o600 and owner("signerd/user.pin") == ids["dkim-signer"],
+          "the user PIN is dkim-signer's, mode 0600")
+    check(all(owner(p) == ids["dkim-signer"] for p in ["tokens"] + [os.path.relpath(x, state) for x in glob.glob(state + "/tokens/**", recursive=True)]),
+          "the token's files belong to dkim-signer")
+    check(os.path.exists(os.path.join(state, "signerd", "signerd.db")), "signerd's SQLite state is in the folder")
+    for name in ("signerd", "relayd", "webd"):
+        with open(os.path.join(state, "etc", name + ".toml")) as f:
+            text = f.read()
+        check(text.count("\n#") >= 3, "etc/%s.toml is commented" % name)
+    pids = daemon_pids(state)
+    check(set(pids) == {"dkim-signerd", "dkim-relayd", "dkim-webd"}, "three daemons run (%s)" % sorted(pids))
+    check(uid_of(pids.get("dkim-signerd", 0)) == ids["dkim-signer"] and
+          uid_of(pids.get("dkim-relayd", 0)) == ids["dkim-relay"] and
+          uid_of(pids.get("dkim-webd", 0)) == ids["dkim-web"], "each daemon runs as its own user")
+
+    # The console answers over TLS with the certificate whose fingerprint was printed.
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", https), timeout=10) as raw:
+        with ctx.wrap_socket(raw) as tls:
+            der = tls.getpeercert(binary_form=True)
+            tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while True:
+                chunk = tls.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+    fingerprint = ":".join("%02X" % b for b in hashlib.sha256(der).digest())
+    check(fingerprint == facts["certificate_sha256"], "the console's certificate has the printed fingerprint")
+    check(answer.startswith(b"HTTP/1.1 200") and b"ok" in answer, "/healthz answers ok")
+
+    # The tour: locked until a grant, request, approve, send, verify, revoke, 451.
+    code, text = swaks(smtp, "before any grant")
+    check(code == "451" and "awaiting approval" in text, "without a grant the relay answers 451 and files a request (%s %s)" % (code, text))
+    approver = Totp(users["approver"]["totp_secret"])
+    requested = as_user(up, "admin", "elevation", "request", "--operation", "sign", "--domain", "example.test",
+                        "--selector", "*", "--duration", "15m", "--reason", "the README tour")
+    request = re.search(r"request (\d+)", requested.stdout)
+    check(requested.returncode == 0 and request, "admin requests a signing elevation (%s)" % requested.stderr.strip())
+    approved = as_user(up, "approver", "elevation", "approve", "--id", request.group(1) if request else "0",
+                       "--totp", approver.code())
+    check(approved.returncode == 0 and "grant" in approved.stdout, "approver approves with a TOTP code (%s)" % approved.stderr.strip())
+    code, text = swaks(smtp, "inside the grant")
+    check(code == "250", "inside the grant the relay signs and delivers (%s %s)" % (code, text))
+    delivered = sorted(glob.glob(os.path.join(state, "maildir", "new", "*")), key=os.path.getmtime)
+    check(len(delivered) == 1, "one message in the maildir")
+    dns_server = DnsServer(folder, zone_records(facts["dns_records"]), "example.test")
+    try:
+        with open(delivered[-1], "rb") as f:
+            message = f.read()
+        d = dkim.DKIM(message)
+        sigs = [v for k, v in d.headers if k.lower() == b"dkim-signature"]
+        results = [bool(d.verify(idx=i, dnsfunc=dns_server.dkimpy_dnsfunc())) for i in range(len(sigs))]
+        check(len(results) == 2 and all(results), "dkimpy verifies both signatures against the printed records (%s)" % results)
+    finally:
+        dns_server.stop()
+    grants = cli(up, "grant", "list", "--active").stdout.strip().splitlines()
+    grant = grants[-1].split("\t")[0] if grants else "0"
+    revoked = as_user(up, "approver", "elevation", "revoke", "--grant", grant, "--reason", "tour done",
+                      "--totp", approver.code())
+    check(revoked.returncode == 0, "approver revokes the grant (%s)" % revoked.stderr.strip())
+    code, text = swaks(smtp, "after the revoke")
+    check(code == "451", "after the revoke the relay answers 451 (%s %s)" % (code, text))
+
+    status = up.stop(signal.SIGINT)
+    check(status == 0, "Ctrl-C (SIGINT) stops up with status 0 (%s)" % status)
+    err = up.stderr()
+    check(all("%s exited with status 0" % d in err for d in ("dkim-signerd", "dkim-relayd", "dkim-webd")),
+          "every daemon stopped cleanly")
+    check(wait_for(lambda: not daemon_pids(state), 10), "no daemon is left running")
+    audit = subprocess.run([appliance, "audit", "verify", "--db", os.path.join(state, "signerd", "signerd.db")],
+                           capture_output=True, text=True)
+    check(audit.returncode == 0, "the audit log verifies (%s)" % (audit.stdout + audit.stderr).strip()[-200:])
+
+    # The second run reuses everything; --next-hop changes where mail goes (and is saved).
+    sink_dir = os.path.join(folder, "sink")
+    os.makedirs(sink_dir)
+    os.chmod(sink_dir, 0o777)
+    sink_port = free_port()
+    sink = subprocess.Popen(["smtp-sink", "-u", "nobody", "-d", sink_dir + "/msg.", "127.0.0.1:%d" % sink_port, "16"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        again = Up(appliance, state, "--next-hop", "smtp://127.0.0.1:%d" % sink_port)
+        f2 = again.facts or {}
+        check(f2.get("dns_records") == facts["dns_records"], "a second run keeps the keys")
+        check(f2.get("users") == facts["users"], "a second run keeps the users and their secrets")
+        check(f2.get("certificate_sha256") == facts["certificate_sha256"], "a second run keeps the certificate")
+        check(f2.get("smtp") == facts["smtp"], "a second run keeps the saved listen addresses")
+        check("initialised" not in again.stderr() and "generated" not in again.stderr(),
+              "a second run neither initialises a token nor generates keys")
+        check(f2.get("next_hop") == "smtp://127.0.0.1:%d" % sink_port, "--next-hop smtp://HOST:PORT is used")
+        # (the same Totp: the steps used above stay used)
+        requested = as_user(again, "admin", "elevation", "request", "--operation", "sign", "--domain",
+                            "example.test", "--selector", "*", "--duration", "5m", "--reason", "second run")
+        request = re.search(r"request (\d+)", requested.stdout)
+        approved = as_user(again, "approver", "elevation", "approve", "--id",
+                           request.group(1) if request else "0", "--totp", approver.code())
+        check(approved.returncode == 0, "the grant is approved on the second run (%s)" % approved.stderr.strip())
+        code, text = swaks(smtp, "to the smtp next hop")
+        got = wait_for(lambda: [p for p in glob.glob(sink_dir + "/msg.*")
+                                if b"DKIM-Signature:" in open(p, "rb").read()], 10)
+        check(code == "250" and got, "signed mail reaches the smtp next hop (%s %s)" % (code, text))
+        check(again.stop(signal.SIGTERM) == 0, "SIGTERM stops up with status 0")
+        with open(os.path.join(state, "up.toml")) as f:
+            check("smtp://127.0.0.1:%d" % sink_port in f.read(), "up.toml saved the new next hop")
+    finally:
+        sink.kill()
+        sink.wait()
+
+
+def supervision(folder, appliance):
+    state = os.path.join(folder, "state")
+    smtp, https = free_port(), free_port()
+    up = Up(appliance, state, "--smtp", "127.0.0.1:%d" % smtp, "--https", "127.0.0.1:%d" % https)
+    check(up.facts is not None, "up starts")
+    if up.facts is None:
+        up.stop()
+        return
+    second = subprocess.run([appliance, "up", "--state-dir", state, "--smtp", "127.0.0.1:%d" % free_port()],
+                            capture_output=True, text=True, timeout=60)
+    check(second.returncode == 1 and "another `dkim-appliance up` is running" in second.stderr,
+          "a second up on the same folder is refused (%s)" % second.stderr.strip())
+
+    # kill -9: restarted, and serving again.
+    before = daemon_pids(state)
+    os.kill(before["dkim-relayd"], signal.SIGKILL)
+    restarted = wait_for(lambda: daemon_pids(state).get("dkim-relayd") not in (None, before["dkim-relayd"]), 20)
+    check(restarted, "a relayd killed with SIGKILL is started again")
+    banner = wait_for(lambda: _banner(smtp), 20)
+    check(banner and banner.startswith(b"220 "), "the restarted relay answers SMTP (%r)" % banner)
+    check("dkim-relayd was killed by Killed; restarting in 1 s" in up.stderr(), "up says why and when it restarts")
+    # Killed again at once: the back-off doubles.
+    pid = wait_for(lambda: daemon_pids(state).get("dkim-relayd"), 10)
+    os.kill(pid, signal.SIGKILL)
+    check(wait_for(lambda: "restarting in 2 s" in up.stderr(), 10), "a daemon that keeps failing is restarted with back-off")
+
+    # A daemon that hangs misses its watchdog pings (every 5 s of a 10 s interval): aborted and
+    # started again.
+    webd = daemon_pids(state)["dkim-webd"]
+    os.kill(webd, signal.SIGSTOP)
+    aborted = wait_for(lambda: "dkim-webd sent no watchdog ping" in up.stderr(), 25, step=0.5)
+    check(aborted, "a stopped webd misses its watchdog pings and up notices")
+    os.kill(webd, signal.SIGCONT)  # lets the SIGABRT that is waiting take effect
+    check(wait_for(lambda: daemon_pids(state).get("dkim-webd") not in (None, webd), 20),
+          "the hung webd is replaced by a new process")
+
+    check(up.stop(signal.SIGTERM) == 0, "SIGTERM stops up with status 0")
+    check(wait_for(lambda: not daemon_pids(state), 10), "no daemon is left running")
+
+    # Refusals, each with a clear message.
+    with open(os.path.join(state, "up.toml"), "a") as f:
+        f.write("smtp_lisen = \"127.0.0.1:25\"\n")
+    bad = subprocess.run([appliance, "up", "--state-dir", state], capture_output=True, text=True, timeout=60)
+    check(bad.returncode == 1 and re.search(r"up\.toml:\d+:\d+: .*smtp_lisen", bad.stderr),
+          "a misspelt key in up.toml is refused with file:line:column and the key (%s)" % bad.stderr.strip())
+    nobody = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", appliance, "up",
+                             "--state-dir", os.path.join(folder, "other")], capture_output=True, text=True)
+    check(nobody.returncode == 1 and "run it as root" in nobody.stderr, "up as another user than root is refused")
+
+
+def _banner(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            return s.recv(512)
+    except OSError:
+        return None
+
+
+def main():
+    group, appliance = sys.argv[1], sys.argv[2]
+    folder = tempfile.mkdtemp(prefix="appliance-up-")
+    os.chmod(folder, 0o711)
+    try:
+        {"tour": tour, "supervision": supervision}[group](folder, appliance)
+    finally:
+        for pid in daemon_pids(os.path.join(folder, "state")).values():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        subprocess.run(["rm", "-rf", folder])
+    return summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
