@@ -575,6 +575,16 @@ bool Supervisor::spawn(Child& c) {
         "WATCHDOG_USEC=" + std::to_string(std::chrono::microseconds(kWatchdog).count()),
         "WATCHDOG_PID=0000000000"};
     env.insert(env.end(), c.extra_env.begin(), c.extra_env.end());
+    // The rest of up's environment stays behind, but for the time zone and the sanitizers'
+    // options of a test build.
+    for (char** e = environ; *e != nullptr; ++e) {
+        const std::string_view v(*e);
+        for (const std::string_view prefix : {"TZ=", "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS="}) {
+            if (v.substr(0, prefix.size()) == prefix) {
+                env.emplace_back(v);
+            }
+        }
+    }
     std::vector<char*> envp;
     envp.reserve(env.size() + 1);
     for (auto& e : env) {
@@ -982,7 +992,10 @@ std::string console_url(const Settings& s) {
 void print_facts(const Settings& s, const Paths& p, const std::vector<UserFacts>& users,
                  const std::vector<std::string>& records, bool json) {
     const std::string fingerprint = certificate_sha256(p.webd / "webd-selfsigned.crt");
-    const std::string cli = "dkim-appliance --config " + p.cli_defaults.string();
+    std::error_code ec;
+    const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+    const std::string cli = (ec ? std::string("dkim-appliance") : self.string()) + " --config " +
+                            p.cli_defaults.string();
     if (json) {
         std::ostringstream o;
         o << "{\"state_dir\":" << toml_string(p.root.string())

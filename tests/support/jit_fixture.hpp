@@ -138,21 +138,9 @@ inline jit::RequestInput sign_request(const std::string& domain, const std::stri
     return in;
 }
 
-// RFC 4648 base32 without padding, as authenticator apps read otpauth:// secrets.
+// RFC 4648 base32, as authenticator apps read otpauth:// secrets.
 inline std::string base32_decode(std::string_view text) {
-    std::string out;
-    unsigned buffer = 0;
-    int bits = 0;
-    for (char c : text) {
-        const int v = c >= 'A' && c <= 'Z' ? c - 'A' : c - '2' + 26;
-        buffer = (buffer << 5) | static_cast<unsigned>(v);
-        bits += 5;
-        if (bits >= 8) {
-            out += static_cast<char>((buffer >> (bits - 8)) & 0xff);
-            bits -= 8;
-        }
-    }
-    return out;
+    return jit::base32_decode(text).value_or("");
 }
 
 // The six-digit TOTP code for `secret` at `t`, as an authenticator app computes it.
