@@ -36,6 +36,8 @@ packages=(
   chromium                               # the console's end-to-end test (driven by playwright-core)
   oathtool                               # TOTP codes for the tour in appliance/run.sh
   nftables iproute2                      # the appliance's firewall, checked in namespaces
+  help2man                               # the package's man pages, from each binary's --help
+  debootstrap                            # a Debian 12 folder the package test installs into
 )
 # Node.js for playwright-core: Debian's, unless the machine already has one.
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)

@@ -34,6 +34,12 @@ build() {  # build DIR [TARGET...]
     { tail -50 "$dir.build.log"; exit 1; }
 }
 
+# The Debian 12 folder the package test installs into (debootstrap from the mirror apt uses,
+# like the installs above; about a minute), made beside the first stages.
+echo "== a Debian 12 folder for the package test (tests/images/prepare-chroot, in the background)"
+bash tests/images/prepare-chroot "$PWD/build-chroot" >build-chroot.prepare.log 2>&1 &
+chroot_pid=$!
+
 echo "== clang-tidy, in the background at nice 19"
 rm -rf build-lint
 # In a process group of its own, so that an early exit stops run-clang-tidy's workers too
@@ -57,7 +63,7 @@ if [ "${DKIM_TEST_QUICK:-0}" != 1 ]; then
   echo "== the suite under ASan+UBSan"
   configure build-asan -DDKIM_SANITIZE="address;undefined" -DDKIM_BUILD_BENCH=OFF
   build build-asan
-  ctest --test-dir build-asan --output-on-failure -j"$(nproc)"
+  ctest --test-dir build-asan --output-on-failure -j"$(nproc)" -LE package
 fi
 
 echo "== the release build"
@@ -68,13 +74,14 @@ configure build -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
 # The results are printed once clang-tidy is done, so that ctest's summary still closes the
 # output.
 status=0
+wait "$chroot_pid" || { echo "tests/images/prepare-chroot failed:"; tail -20 build-chroot.prepare.log; }
 if [ "${DKIM_TEST_QUICK:-0}" = 1 ]; then
   build build
   ctest --test-dir build --output-on-failure -j"$(nproc)" -E '^clang_tidy$' \
     >build.ctest.log 2>&1 || status=$?
 else
   build build shipped bench_targets
-  ctest --test-dir build --output-on-failure -j"$(nproc)" -E '^clang_tidy$' -L 'bench|lint' \
+  ctest --test-dir build --output-on-failure -j"$(nproc)" -E '^clang_tidy$' -L 'bench|lint|package' \
     >build.ctest.log 2>&1 || status=$?
 fi
 wait "$lint_pid" || true

@@ -1,6 +1,6 @@
 // dkim-webd: the HTTPS API and the approval console.
 //
-//   dkim-webd --config /etc/dkim-webd/webd.toml [--check-config]
+//   dkim-webd --config /etc/dkim-appliance/webd.toml [--check-config]
 //
 // SECURITY: webd faces browsers and API clients (untrusted) over TLS only. It holds no key,
 // no PIN and no credential store: passwords, API tokens and TOTP codes are passed through to
@@ -31,9 +31,9 @@ namespace {
 int run(int argc, char** argv) {
     using namespace dkim;
     CLI::App app{"dkim-webd: the HTTPS API and approval console of the DKIM appliance"};
-    std::string config_file = "/etc/dkim-webd/webd.toml";
+    std::string config_file = "/etc/dkim-appliance/webd.toml";
     bool check_only = false;
-    app.add_option("--config", config_file, "configuration file (TOML)");
+    app.add_option("--config", config_file, "configuration file (TOML)")->capture_default_str();
     app.add_flag("--check-config", check_only, "read the configuration, report, and exit");
     CLI11_PARSE(app, argc, argv);
 
@@ -81,7 +81,15 @@ int run(int argc, char** argv) {
     web::WebMetrics metrics;
     web::Deps deps{signer, sessions, limiter, clock, metrics, config->handler};
     web::Server server(*config, deps, **tls);
-    if (auto opened = server.open(); !opened) {
+    // Socket activation (dkim-webd.socket binds 443 for a webd without capabilities), else
+    // the configured address.
+    const auto passed = service::listen_fds();
+    if (passed.size() > 1) {
+        std::cerr << "dkim-webd: the service manager passed " << passed.size()
+                  << " sockets; expected one (ListenStream= once in dkim-webd.socket)\n";
+        return 1;
+    }
+    if (auto opened = passed.empty() ? server.open() : server.adopt(passed.front()); !opened) {
         std::cerr << "dkim-webd: " << opened.error() << "\n";
         return 1;
     }

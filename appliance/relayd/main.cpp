@@ -2,7 +2,7 @@
 // it through dkim-signerd (never holding a key or a PIN) and forwards it to the next hop
 // inside the client's transaction.
 //
-//   dkim-relayd --config /etc/dkim-relayd/relayd.toml
+//   dkim-relayd --config /etc/dkim-appliance/relayd.toml
 //   dkim-relayd --config FILE --check-config
 
 #include <signal.h>
@@ -22,9 +22,9 @@ namespace {
 int run(int argc, char** argv) {
     using namespace dkim;
     CLI::App app{"dkim-relayd: the DKIM signing SMTP relay"};
-    std::string config_file = "/etc/dkim-relayd/relayd.toml";
+    std::string config_file = "/etc/dkim-appliance/relayd.toml";
     bool check_only = false;
-    app.add_option("--config", config_file, "configuration file (TOML)");
+    app.add_option("--config", config_file, "configuration file (TOML)")->capture_default_str();
     app.add_flag("--check-config", check_only, "read the configuration, report, and exit");
     CLI11_PARSE(app, argc, argv);
 

@@ -11,7 +11,7 @@
 //   password_cost = "interactive"                # Argon2id: interactive | moderate
 //   [pin]
 //   source = "file"          # file | credential | approver
-//   file = "/etc/dkim-signerd/pin"               # source = file: mode 0600 or stricter
+//   file = "/etc/dkim-appliance/pin"               # source = file: mode 0600 or stricter
 //   credential = "token-pin" # source = credential: $CREDENTIALS_DIRECTORY/<name> (systemd)
 //   [peers]                  # unix users (names or uids) allowed on the socket
 //   relay = ["dkim-relay"]   # may sign; the user name is the service identity (client)
@@ -21,7 +21,7 @@
 //   checkpoint_interval = "5m"
 //   [webhook]
 //   url = "https://hooks.example.net/dkim"
-//   secret_file = "/etc/dkim-signerd/webhook-secret"
+//   secret_file = "/etc/dkim-appliance/webhook-secret"
 //   [metrics]
 //   listen = "127.0.0.1:9464"                    # loopback only
 //   [policy...]                                  # see dkim/jit/policy.hpp

@@ -1,7 +1,7 @@
 // dkim-signerd: the enforcement point. Loads the PKCS#11 module, owns the grant state and
 // the audit log, and signs over its Unix socket only inside active grants.
 //
-//   dkim-signerd --config /etc/dkim-signerd/signerd.toml
+//   dkim-signerd --config /etc/dkim-appliance/signerd.toml
 //   dkim-signerd --config FILE --check-config
 
 #include <signal.h>
@@ -259,7 +259,7 @@ int main(int argc, char** argv) try {
     (void)::signal(SIGXFSZ, SIG_IGN);
 
     CLI::App app{"dkim-signerd: the DKIM signing enforcement point"};
-    std::string config_file = "/etc/dkim-signerd/signerd.toml";
+    std::string config_file = "/etc/dkim-appliance/signerd.toml";
     bool check = false;
     app.add_option("--config", config_file, "configuration file (TOML)")->capture_default_str();
     app.add_flag("--check-config", check, "check the configuration file and exit");

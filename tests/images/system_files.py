@@ -74,8 +74,11 @@ def units(images):
     try:
         for d in ("usr/sbin", "etc/systemd/system"):
             os.makedirs(os.path.join(root, d))
-        for daemon in ("dkim-signerd", "dkim-relayd", "dkim-webd"):
-            exe = os.path.join(root, "usr/sbin", daemon)
+        os.makedirs(os.path.join(root, "usr/libexec/dkim-appliance"))
+        for daemon in ("usr/sbin/dkim-signerd", "usr/sbin/dkim-relayd", "usr/sbin/dkim-webd",
+                       "usr/libexec/dkim-appliance/dkim-appliance-firstboot",
+                       "usr/libexec/dkim-appliance/dkim-appliance-welcome"):
+            exe = os.path.join(root, daemon)
             with open(exe, "w") as f:
                 f.write("#!/bin/sh\n")
             os.chmod(exe, 0o755)
@@ -195,8 +198,57 @@ def firewall(images):
             run("ip", "netns", "del", ns)
 
 
+def socket_activation(images, webd):
+    """dkim-webd.socket's way: the port is bound by the service manager (here
+    systemd-socket-activate, the same LISTEN_FDS protocol) and webd serves on it without
+    binding anything itself."""
+    from testlib import free_port
+    folder = tempfile.mkdtemp()
+    try:
+        config = os.path.join(folder, "webd.toml")
+        with open(config, "w") as f:
+            # An address webd could not bind (port 1, not root below): only the passed socket works.
+            f.write('listen = "127.0.0.1:1"\nself_signed = true\nstate_dir = "%s"\n'
+                    'signerd_socket = "%s/none.sock"\n' % (folder, folder))
+        port = free_port()
+        log = open(os.path.join(folder, "log"), "w+")
+        os.chmod(folder, 0o777)
+        proc = subprocess.Popen(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                 "systemd-socket-activate", "-l", "127.0.0.1:%d" % port, webd, "--config", config],
+                                stdout=log, stderr=log)
+        answer = b""
+        for _ in range(50):
+            try:
+                import ssl
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, ctx.wrap_socket(raw) as tls:
+                    tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    while True:
+                        chunk = tls.recv(4096)
+                        if not chunk:
+                            break
+                        answer += chunk
+                break
+            except OSError:
+                time.sleep(0.2)
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.seek(0)
+        text = log.read()
+        check(answer.startswith(b"HTTP/1.1 ") and b"signerd" in answer,
+              "webd, as nobody, answers HTTPS on the socket it was passed (%r)" % answer[:40])
+        check("listening on https://127.0.0.1:%d/" % port in text, "and reports that port as its own")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main():
     group, images = sys.argv[1], os.path.abspath(sys.argv[2])
+    if group == "socket-activation":
+        socket_activation(images, sys.argv[3])
+        return summary()
     {"units": units, "users": users, "firewall": firewall}[group](images)
     return summary()
 

@@ -8,6 +8,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <atomic>
@@ -371,6 +372,21 @@ Expected<void, std::string> Server::open() {
     if (ec) {
         return unexpected("cannot listen on " + impl_->config.listen.to_string() + ": " +
                           ec.message());
+    }
+    return {};
+}
+
+Expected<void, std::string> Server::adopt(int listening_fd) {
+    sockaddr_storage bound{};
+    socklen_t size = sizeof bound;
+    if (::getsockname(listening_fd, reinterpret_cast<sockaddr*>(&bound), &size) != 0 ||
+        (bound.ss_family != AF_INET && bound.ss_family != AF_INET6)) {
+        return unexpected("the socket passed by the service manager is not a TCP socket");
+    }
+    beast::error_code ec;
+    impl_->acceptor.assign(bound.ss_family == AF_INET ? tcp::v4() : tcp::v6(), listening_fd, ec);
+    if (ec) {
+        return unexpected("cannot use the socket passed by the service manager: " + ec.message());
     }
     return {};
 }

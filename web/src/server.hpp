@@ -38,6 +38,9 @@ class Server {
     Server& operator=(const Server&) = delete;
 
     Expected<void, std::string> open();  // binds; port 0 picks a port
+    // Takes a listening TCP socket that the service manager bound (socket activation), so that
+    // webd serves port 443 without CAP_NET_BIND_SERVICE. The config's `listen` is then unused.
+    Expected<void, std::string> adopt(int listening_fd);
     unsigned short port() const;
     void run();   // until stop()
     void stop();  // from any thread or a signal handler's strand
