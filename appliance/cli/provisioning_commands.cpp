@@ -114,6 +114,21 @@ struct KeyViewJson {
     }
 };
 
+// `name`: a JSON array with one object per item, its fields written by fields(archive, item).
+template <class Items, class Fields>
+void json_array(cereal::JSONOutputArchive& archive, const char* name, const Items& items,
+                Fields fields) {
+    archive.setNextName(name);
+    archive.startNode();
+    archive.makeArray();
+    for (const auto& item : items) {
+        archive.startNode();
+        fields(archive, item);
+        archive.finishNode();
+    }
+    archive.finishNode();
+}
+
 void print_keys_json(const std::vector<ipc::KeyView>& keys, const std::string& message = "") {
     {
         cereal::JSONOutputArchive archive(std::cout);
@@ -208,18 +223,11 @@ int run_dns_records(const DnsCommandArgs& args) {
         {
             cereal::JSONOutputArchive archive(std::cout);
             archive(cereal::make_nvp("domain", domain));
-            archive.setNextName("records");
-            archive.startNode();
-            archive.makeArray();
-            for (const auto& r : records) {
-                archive.startNode();
-                archive(cereal::make_nvp("kind", r.kind), cereal::make_nvp("name", r.name),
-                        cereal::make_nvp("value", r.value),
-                        cereal::make_nvp("zone_line", r.zone_line),
-                        cereal::make_nvp("note", r.note));
-                archive.finishNode();
-            }
-            archive.finishNode();
+            json_array(archive, "records", records, [](auto& a, const auto& r) {
+                a(cereal::make_nvp("kind", r.kind), cereal::make_nvp("name", r.name),
+                  cereal::make_nvp("value", r.value), cereal::make_nvp("zone_line", r.zone_line),
+                  cereal::make_nvp("note", r.note));
+            });
         }
         std::cout << "\n";
         return 0;
@@ -258,17 +266,11 @@ int run_dns_check(const DnsCommandArgs& args) {
         {
             cereal::JSONOutputArchive archive(std::cout);
             archive(cereal::make_nvp("domain", domain), cereal::make_nvp("ok", !bad));
-            archive.setNextName("findings");
-            archive.startNode();
-            archive.makeArray();
-            for (const auto& f : findings) {
-                archive.startNode();
-                archive(cereal::make_nvp("record", f.record), cereal::make_nvp("name", f.name),
-                        cereal::make_nvp("status", std::string(provisioning::to_string(f.status))),
-                        cereal::make_nvp("message", f.message), cereal::make_nvp("fix", f.fix));
-                archive.finishNode();
-            }
-            archive.finishNode();
+            json_array(archive, "findings", findings, [](auto& a, const auto& f) {
+                a(cereal::make_nvp("record", f.record), cereal::make_nvp("name", f.name),
+                  cereal::make_nvp("status", std::string(provisioning::to_string(f.status))),
+                  cereal::make_nvp("message", f.message), cereal::make_nvp("fix", f.fix));
+            });
         }
         std::cout << "\n";
     } else {

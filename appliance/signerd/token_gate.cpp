@@ -58,6 +58,14 @@ void HsmTokenGate::logout() {
     keys_.clear();
 }
 
+Expected<void, GateError> HsmTokenGate::require_login() const {
+    std::lock_guard lock(mutex_);
+    if (!login_) {
+        return unexpected(GateError{GateError::Kind::locked, "the token is not logged in"});
+    }
+    return {};
+}
+
 bool HsmTokenGate::logged_in() const {
     std::lock_guard lock(mutex_);
     return login_.has_value() && token_->logged_in();
@@ -229,11 +237,8 @@ Expected<TokenGate::KeyDescription, GateError> HsmTokenGate::generate_key(
             GateError::Kind::invalid,
             "unknown algorithm '" + algorithm + "' (rsa-2048, rsa-3072, rsa-4096 or ed25519)"});
     }
-    {
-        std::lock_guard lock(mutex_);
-        if (!login_) {
-            return unexpected(GateError{GateError::Kind::locked, "the token is not logged in"});
-        }
+    if (auto ready = require_login(); !ready) {
+        return unexpected(ready.error());
     }
     hsm::KeyStore store(token_);
     auto generated = store.generate(*name, *parsed);
@@ -249,11 +254,8 @@ Expected<TokenGate::KeyDescription, GateError> HsmTokenGate::import_key(
     if (!name) {
         return unexpected(name.error());
     }
-    {
-        std::lock_guard lock(mutex_);
-        if (!login_) {
-            return unexpected(GateError{GateError::Kind::locked, "the token is not logged in"});
-        }
+    if (auto ready = require_login(); !ready) {
+        return unexpected(ready.error());
     }
     hsm::KeyStore store(token_);
     const std::span<const unsigned char> bytes(
@@ -282,11 +284,11 @@ Expected<std::size_t, GateError> HsmTokenGate::destroy_private_key(const std::st
     if (!name) {
         return unexpected(name.error());
     }
+    if (auto ready = require_login(); !ready) {
+        return unexpected(ready.error());
+    }
     {
         std::lock_guard lock(mutex_);
-        if (!login_) {
-            return unexpected(GateError{GateError::Kind::locked, "the token is not logged in"});
-        }
         keys_.erase(name->label());
     }
     hsm::KeyStore store(token_);

@@ -116,6 +116,8 @@ class HsmTokenGate final : public TokenGate {
     const std::shared_ptr<hsm::Token>& token() const { return token_; }
 
   private:
+    // A locked error unless a grant keeps the token logged in (key changes need one).
+    Expected<void, GateError> require_login() const;
     Expected<hsm::KeyInfo, GateError> key(const hsm::KeyName& name);
 
     std::shared_ptr<hsm::Token> token_;

@@ -376,29 +376,43 @@ std::string PublicKey::dkim_p_value() const {
 
 // --- KeyStore -----------------------------------------------------------------------------
 
+namespace {
+
+// A read-write session for a new key pair named `name`: the token must be logged in, and no
+// object may carry the label yet (a key is never replaced in place).
+Result<Session> session_for_new_key(const Token& token, const KeyName& name, std::string_view doing,
+                                    std::string_view exists_hint) {
+    if (!token.logged_in()) {
+        return fail<Session>(ErrorCode::locked, token.name() + " is not logged in: " +
+                                                    std::string(doing) + " a key needs a login");
+    }
+    auto session = Session::open(token.module(), token.slot_id(), true);
+    if (!session) {
+        return session;
+    }
+    const std::string label = name.label();  // outlives the attribute that points into it
+    std::array match{attr(CKA_LABEL, label)};
+    auto existing = session->find_objects(match, 1);
+    if (!existing) {
+        return dkim::unexpected(std::move(existing).error());
+    }
+    if (!existing->empty()) {
+        return fail<Session>(ErrorCode::key_exists,
+                             token.name() + " already holds a key " + label + std::string(exists_hint));
+    }
+    return session;
+}
+
+}  // namespace
+
 Result<KeyInfo> KeyStore::generate(const KeyName& name, KeyAlgorithm algorithm) {
     std::lock_guard serialize(token_->module()->key_management_mutex());
-    if (!token_->logged_in()) {
-        return fail<KeyInfo>(ErrorCode::locked,
-                             token_->name() + " is not logged in: generating a key needs a login");
-    }
-    auto session = Session::open(token_->module(), token_->slot_id(), true);
+    auto session = session_for_new_key(*token_, name, "generating",
+                                       "; rotate to a new selector instead of replacing it");
     if (!session) {
         return dkim::unexpected(std::move(session).error());
     }
     const std::string label = name.label();
-    {
-        std::array match{attr(CKA_LABEL, label)};
-        auto existing = session->find_objects(match, 1);
-        if (!existing) {
-            return dkim::unexpected(std::move(existing).error());
-        }
-        if (!existing->empty()) {
-            return fail<KeyInfo>(ErrorCode::key_exists,
-                                 token_->name() + " already holds a key " + label +
-                                     "; rotate to a new selector instead of replacing it");
-        }
-    }
     std::array<unsigned char, kIdSize> id{};
     if (RAND_bytes(id.data(), static_cast<int>(id.size())) != 1) {
         return fail<KeyInfo>(ErrorCode::device, "OpenSSL's random generator failed");
@@ -758,26 +772,11 @@ Result<KeyInfo> KeyStore::import(const KeyName& name, std::span<const unsigned c
     }
 
     std::lock_guard serialize(token_->module()->key_management_mutex());
-    if (!token_->logged_in()) {
-        return fail<KeyInfo>(ErrorCode::locked,
-                             token_->name() + " is not logged in: importing a key needs a login");
-    }
-    auto session = Session::open(token_->module(), token_->slot_id(), true);
+    auto session = session_for_new_key(*token_, name, "importing", "");
     if (!session) {
         return dkim::unexpected(std::move(session).error());
     }
     const std::string label = name.label();
-    {
-        std::array match{attr(CKA_LABEL, label)};
-        auto existing = session->find_objects(match, 1);
-        if (!existing) {
-            return dkim::unexpected(std::move(existing).error());
-        }
-        if (!existing->empty()) {
-            return fail<KeyInfo>(ErrorCode::key_exists,
-                                 token_->name() + " already holds a key " + label);
-        }
-    }
     std::array<unsigned char, kIdSize> id{};
     if (RAND_bytes(id.data(), static_cast<int>(id.size())) != 1) {
         return fail<KeyInfo>(ErrorCode::device, "OpenSSL's random generator failed");
