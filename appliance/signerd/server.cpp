@@ -68,7 +68,10 @@ Expected<std::unique_ptr<Server>, std::string> Server::listen(
         ::close(fd);
         return unexpected("cannot bind " + p + ": " + errno_text(e));
     }
-    if ((gid && ::chown(p.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(*gid)) != 0) ||
+    // The socket is made with our own group; chown only to another one (the appliance's
+    // unit forbids chown: SystemCallFilter=~@privileged).
+    const bool regroup = gid && static_cast<gid_t>(*gid) != ::getegid();
+    if ((regroup && ::chown(p.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(*gid)) != 0) ||
         ::chmod(p.c_str(), mode) != 0 || ::listen(fd, 64) != 0) {
         const int e = errno;
         ::close(fd);
