@@ -189,6 +189,24 @@ std::optional<std::pair<uid_t, gid_t>> user_ids(const char* name) {
     return std::pair{entry.pw_uid, entry.pw_gid};
 }
 
+// Everything below `folder` to its daemon's user (files made by root, or by an earlier layout).
+Expected<void, std::string> hand_over(const fs::path& folder, uid_t uid, gid_t gid) {
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(folder, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        struct stat st {};
+        if (::lstat(it->path().c_str(), &st) == 0 && (st.st_uid != uid || st.st_gid != gid) &&
+            ::lchown(it->path().c_str(), uid, gid) != 0) {
+            return unexpected("cannot hand " + it->path().string() + " to uid " +
+                              std::to_string(uid) + ": " + errno_text());
+        }
+    }
+    if (ec) {
+        return unexpected("cannot read " + folder.string() + ": " + ec.message());
+    }
+    return {};
+}
+
 // The packaged system users (images/sysusers.d/dkim-appliance.conf), made with
 // systemd-sysusers when the package is not installed.
 Expected<Ids, std::string> system_users() {
@@ -374,20 +392,33 @@ constexpr std::array<KeySpec, 2> kKeys{{{"rsa2048", "rsa-2048"}, {"ed25519", "ed
 // unmanaged: signerd signs with them inside grants). Returns the zone lines to publish.
 Expected<std::vector<std::string>, std::string> prepare_token(const Settings& s, const Paths& p,
                                                               const Ids& ids) {
-    if (!fs::exists(p.softhsm_conf)) {
-        auto written = write_file(p.softhsm_conf,
+    // Written at every start, like etc/: it names this folder's tokens/ (a copied or moved
+    // state folder must not reach back to the old one).
+    if (auto written = write_file(p.softhsm_conf,
+                                  "# SoftHSM2 for `dkim-appliance up`: written at every start.\n"
                                   "directories.tokendir = " + p.tokens.string() +
                                       "\nobjectstore.backend = file\nlog.level = ERROR\n"
                                       "slots.removable = false\nlibrary.reset_on_fork = true\n",
                                   0644);
-        if (!written) {
-            return unexpected(written.error());
-        }
+        !written) {
+        return unexpected(written.error());
     }
     // Read by the module when it loads (below, and in signerd's environment).
     ::setenv("SOFTHSM2_CONF", p.softhsm_conf.c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
     const fs::path so_pin = p.secrets / "so.pin";
     const fs::path user_pin = p.signerd / "user.pin";
+    // A state folder of the earlier demo script kept both PINs at its top.
+    for (const auto& [old, now] : {std::pair{p.root / "so.pin", so_pin}, {p.root / "user.pin", user_pin}}) {
+        std::error_code ec;
+        if (!fs::exists(now) && fs::exists(old) && fs::exists(p.tokens)) {
+            fs::copy_file(old, now, ec);
+            if (ec || ::chmod(now.c_str(), 0600) != 0 ||
+                (now == user_pin && ::chown(now.c_str(), ids.signer, ids.signer_gid) != 0)) {
+                return unexpected("cannot move " + old.string() + " to " + now.string());
+            }
+            std::cerr << "up: moved " << old.string() << " to " << now.string() << "\n";
+        }
+    }
     for (const auto& [path, uid, gid] :
          {std::tuple{so_pin, uid_t{0}, gid_t{0}}, {user_pin, ids.signer, ids.signer_gid}}) {
         if (!fs::exists(path)) {
@@ -439,12 +470,8 @@ Expected<std::vector<std::string>, std::string> prepare_token(const Settings& s,
         records.push_back(provisioning::render_zone_line(*name, made->public_key));
     }
     // The token's files belong to signerd's user from now on.
-    std::error_code ec;
-    for (auto it = fs::recursive_directory_iterator(p.tokens, ec);
-         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-        if (::lchown(it->path().c_str(), ids.signer, ids.signer_gid) != 0) {
-            return unexpected("cannot hand " + it->path().string() + " to dkim-signer");
-        }
+    if (auto handed = hand_over(p.tokens, ids.signer, ids.signer_gid); !handed) {
+        return unexpected(handed.error());
     }
     return records;
 }
@@ -1084,6 +1111,12 @@ int run_up(const UpArgs& args) {
           {p.maildir, 0700, ids->relay, ids->relay_gid}}) {
         if (auto made = make_folder(path, static_cast<mode_t>(mode), uid, gid); !made) {
             return fail(made.error());
+        }
+        // The daemons' own folders, whole (an earlier layout ran the daemons as other users).
+        if (uid != 0) {
+            if (auto handed = hand_over(path, uid, gid); !handed) {
+                return fail(handed.error());
+            }
         }
     }
     auto settings = settle(args, p);
