@@ -33,9 +33,15 @@ int run(int argc, char** argv) {
     CLI::App app{"dkim-webd: the HTTPS API and approval console of the DKIM appliance"};
     std::string config_file = "/etc/dkim-appliance/webd.toml";
     bool check_only = false;
+    bool reference = false;
     app.add_option("--config", config_file, "configuration file (TOML)")->capture_default_str();
     app.add_flag("--check-config", check_only, "read the configuration, report, and exit");
+    app.add_flag("--config-reference", reference, "print every configuration key (Markdown)");
     CLI11_PARSE(app, argc, argv);
+    if (reference) {
+        std::cout << config::reference_markdown(web::config_schema());
+        return 0;
+    }
 
     auto config = web::load_config(config_file);
     if (!config) {

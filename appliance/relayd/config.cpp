@@ -288,10 +288,103 @@ bool Inbound::accepts(std::string_view recipient_domain) const {
     return std::find(domains.begin(), domains.end(), d) != domains.end();
 }
 
+namespace {
+
+// Every key dkim-relayd reads (the parser may read no other; --config-reference prints them).
+constexpr config::KeyDoc kKeys[] = {
+    {"hostname", "string", "localhost", "The relay's name: the SMTP banner, EHLO to next hops, Received: fields.",
+     "\"relay.example.net\""},
+    {"signerd_socket", "string", "/run/dkim-signerd/signerd.sock", "dkim-signerd's socket: keys and signatures come from there.",
+     "\"/run/dkim-signerd/signerd.sock\""},
+    {"listen[]", "tables", "", "SMTP listeners; at least one."},
+    {"listen[].address", "string", "", "IP:PORT (required).", "\"127.0.0.1:2525\""},
+    {"listen[].role", "string", "outbound", "outbound (sign and forward) or inbound (check SPF, DKIM, DMARC and forward).",
+     "\"outbound\""},
+    {"listen[].tls_certificate", "string", "", "PEM certificate for STARTTLS (with tls_key).",
+     "\"/etc/dkim-appliance/tls/relay.crt\""},
+    {"listen[].tls_key", "string", "", "PEM key for STARTTLS.", "\"/etc/dkim-appliance/tls/relay.key\""},
+    {"listen[].plain_auth", "boolean", "false", "Offer AUTH without TLS (loopback listeners only).", "false"},
+    {"limits", "table", "", "Per-connection and per-message limits."},
+    {"limits.message_size", "size", "25MiB", "Largest message (SIZE).", "\"25MiB\""},
+    {"limits.recipients", "integer 1..100000", "100", "Recipients per message.", "100"},
+    {"limits.line_length", "integer 78..65536", "998", "Longest text line, without CRLF.", "998"},
+    {"limits.commands", "integer 10..1000000", "1000", "Commands per connection.", "1000"},
+    {"limits.errors", "integer 1..1000", "10", "Errors before the connection is closed.", "10"},
+    {"limits.connections", "integer 1..100000", "1000", "Connections at once.", "1000"},
+    {"limits.connections_per_client", "integer 1..100000", "20", "Connections at once from one address.", "20"},
+    {"limits.auth_failures", "integer 1..100", "3", "Failed AUTH attempts per connection.", "3"},
+    {"limits.greeting_delay", "duration", "none", "Wait before the banner; clients that talk first are refused.",
+     "\"1s\""},
+    {"limits.command_timeout", "duration", "5m", "Wait for the next command.", "\"5m\""},
+    {"limits.data_timeout", "duration", "3m", "Wait for the next block of message data.", "\"3m\""},
+    {"limits.session_timeout", "duration", "30m", "Longest connection.", "\"30m\""},
+    {"<hop>", "table", "", "A next hop: [next_hop] (required), [inbound.next_hop] and [inbound.quarantine_next_hop].",
+     "next_hop"},
+    {"<hop>.url", "string", "", "smtp://HOST:PORT or maildir:/path (required).", "\"smtp://127.0.0.1:10026\""},
+    {"<hop>.tls", "string", "required", "STARTTLS to the next hop: required, opportunistic or off.",
+     "\"opportunistic\""},
+    {"<hop>.verify_certificate", "boolean", "true", "Check the next hop's certificate and name.", "true"},
+    {"<hop>.ca_file", "string", "", "CA bundle for that check (default: the system's).",
+     "\"/etc/ssl/certs/ca-certificates.crt\""},
+    {"<hop>.server_name", "string", "the url's host", "The name the certificate must carry.",
+     "\"mail.example.net\""},
+    {"<hop>.connect_timeout", "duration", "30s", "TCP and banner.", "\"30s\""},
+    {"<hop>.command_timeout", "duration", "5m", "Each command's reply.", "\"5m\""},
+    {"<hop>.data_timeout", "duration", "10m", "The reply to the final dot.", "\"10m\""},
+    {"signing", "table", "", "How outbound mail is signed."},
+    {"signing.canonicalization", "string", "relaxed/relaxed", "Header/body canonicalization (c=).",
+     "\"relaxed/relaxed\""},
+    {"signing.expire_after", "duration", "", "Signatures expire (x=) this long after signing (at least 1h; default: no x=).",
+     "\"7d\""},
+    {"signing.workers", "integer 1..256", "8", "Threads hashing and asking signerd.", "8"},
+    {"signing.key_refresh", "duration", "60s", "How long a managed domain's active selectors are cached.",
+     "\"60s\""},
+    {"domain[]", "tables", "", "The signing domains."},
+    {"domain[].name", "string", "", "The domain (d=).", "\"example.net\""},
+    {"domain[].selectors", "strings", "", "Fixed selectors; without it the keys signerd reports active (rotation-ready).",
+     "[\"s2026\"]"},
+    {"client[]", "tables", "", "Who may submit outbound mail, and for which domains."},
+    {"client[].name", "string", "", "The client's name: the client in grant scopes and logs.", "\"apps\""},
+    {"client[].networks", "strings", "", "Addresses or networks it connects from (or password_hash, or both).",
+     "[\"127.0.0.0/8\"]"},
+    {"client[].password_hash", "string", "", "Argon2id hash for SMTP AUTH (dkim-appliance relay hash).",
+     "\"$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g\""},
+    {"client[].domains", "strings", "", "Domains (from [[domain]]) it may send for.", "[\"example.net\"]"},
+    {"metrics", "table", "", "Prometheus metrics over HTTP."},
+    {"metrics.listen", "string", "", "Loopback IP:PORT.", "\"127.0.0.1:9465\""},
+    {"inbound", "table", "", "The verifying role: needed when a listener has role = inbound."},
+    {"inbound.domains", "strings", "", "Recipient domains received for (anything else: 550).", "[\"example.net\"]"},
+    {"inbound.authserv_id", "string", "hostname", "The Authentication-Results authserv-id.", "\"mx.example.net\""},
+    {"inbound.dmarc_reject", "boolean", "true", "Refuse (550) mail whose DMARC policy says reject.", "true"},
+    {"inbound.quarantine", "string", "header", "DMARC quarantine: header (a field), next_hop (the quarantine hop) or off.",
+     "\"header\""},
+    {"inbound.check_helo", "boolean", "true", "Check SPF for the HELO identity too.", "true"},
+    {"inbound.org_domain", "string", "psl", "Organizational domains: psl (Public Suffix List) or tree-walk (DMARCbis).",
+     "\"psl\""},
+    {"inbound.psl_file", "string", "/usr/share/publicsuffix/public_suffix_list.dafsa", "The Public Suffix List.",
+     "\"/usr/share/publicsuffix/public_suffix_list.dafsa\""},
+    {"inbound.dns_server", "string", "", "Resolver IP[:PORT] (default: the system's).", "\"127.0.0.1:53\""},
+    {"inbound.dns_timeout", "duration", "5s", "One DNS query.", "\"5s\""},
+    {"inbound.dnssec_trust_anchor", "string", "", "Root trust anchor file, to validate DNSSEC.",
+     "\"/usr/share/dns/root.key\""},
+    {"inbound.workers", "integer 1..256", "16", "Threads for the inbound checks.", "16"},
+};
+
+constexpr config::Placeholder kNames[] = {
+    {"<hop>", "next_hop inbound.next_hop inbound.quarantine_next_hop"}};
+
+}  // namespace
+
+const config::Schema& config_schema() {
+    static const config::Schema schema{"dkim-relayd: /etc/dkim-appliance/relayd.toml", kKeys,
+                                       kNames};
+    return schema;
+}
+
 Expected<Config, std::string> load_config(const std::string& file) {
     try {
         const toml::table root = config::parse_toml_file(file);
-        config::TableReader r(root, file);
+        config::TableReader r(root, file, "", &config_schema());
         Config c;
         c.file = file;
         c.hostname = r.string("hostname").value_or(c.hostname);

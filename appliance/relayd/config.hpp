@@ -68,6 +68,7 @@
 #include <vector>
 
 #include "dkim/config/endpoint.hpp"
+#include "dkim/config/schema.hpp"
 #include "dkim/dkim/canonicalization.hpp"
 #include "dkim/expected.hpp"
 
@@ -188,6 +189,9 @@ struct Config {
 };
 
 // Errors name the file, line, column and key.
+// The declarations of every key (the parser reads no other; --config-reference prints them).
+const config::Schema& config_schema();
+
 Expected<Config, std::string> load_config(const std::string& file);
 
 }  // namespace dkim::relayd

@@ -24,9 +24,15 @@ int run(int argc, char** argv) {
     CLI::App app{"dkim-relayd: the DKIM signing SMTP relay"};
     std::string config_file = "/etc/dkim-appliance/relayd.toml";
     bool check_only = false;
+    bool reference = false;
     app.add_option("--config", config_file, "configuration file (TOML)")->capture_default_str();
     app.add_flag("--check-config", check_only, "read the configuration, report, and exit");
+    app.add_flag("--config-reference", reference, "print every configuration key (Markdown)");
     CLI11_PARSE(app, argc, argv);
+    if (reference) {
+        std::cout << config::reference_markdown(relayd::config_schema());
+        return 0;
+    }
 
     auto config = relayd::load_config(config_file);
     if (!config) {

@@ -71,10 +71,88 @@ jit::Duration duration(config::TableReader& r, const std::string& key, jit::Dura
 
 }  // namespace
 
+namespace {
+
+// Every key dkim-signerd reads: the parser below may read no other (TableReader checks), and
+// `dkim-signerd --config-reference` prints them for the README.
+constexpr config::KeyDoc kKeys[] = {
+    {"module", "string", "", "The PKCS#11 module (.so) that signerd alone loads. Required.",
+     "\"/usr/lib/softhsm/libsofthsm2.so\""},
+    {"token", "string", "", "The token: its label, or an RFC 7512 URI (pkcs11:token=dkim;serial=...). Required.",
+     "\"dkim\""},
+    {"state_dir", "string", "/var/lib/dkim-signerd", "Folder of signerd.db: users, requests, grants, keys' lifecycle, the audit log.",
+     "\"/var/lib/dkim-signerd\""},
+    {"socket", "string", "/run/dkim-signerd/signerd.sock", "The Unix socket, signerd's only door (shorter than 108 bytes).",
+     "\"/run/dkim-signerd/signerd.sock\""},
+    {"socket_mode", "string", "0660", "The socket's mode, octal, with no bits for others.", "\"0660\""},
+    {"socket_group", "string", "", "The socket's group: the group relayd's and webd's users share (default: signerd's own).",
+     "\"root\""},
+    {"password_cost", "string", "interactive", "Argon2id cost for users' passwords: interactive or moderate (minimal-for-tests: test suites only).",
+     "\"interactive\""},
+    {"pin", "table", "", "Where the token's user PIN comes from. Required."},
+    {"pin.source", "string", "file", "file (a 0600 file), credential (a systemd credential) or approver (typed by an approver at each login).",
+     "\"credential\""},
+    {"pin.file", "string", "", "source = file: the PIN file, not readable by others."},
+    {"pin.credential", "string", "pin", "source = credential: the credential's name in $CREDENTIALS_DIRECTORY (LoadCredentialEncrypted= in the unit).",
+     "\"pin\""},
+    {"peers", "table", "", "Who may connect, by Unix user name or uid; one role per uid."},
+    {"peers.relay", "strings", "[]", "Relay users: may sign inside grants; the user name is the client in grant scopes.",
+     "[\"nobody\"]"},
+    {"peers.web", "strings", "[]", "Web users: pass operators' credentials on (dkim-webd).", "[\"daemon\"]"},
+    {"peers.admin", "strings", "[]", "Operator users of the CLI: manage users without credentials.",
+     "[\"root\"]"},
+    {"audit", "table", "", "The audit log."},
+    {"audit.checkpoint_interval", "duration", "5m", "How often the chain's head is signed with a token key while it is logged in.",
+     "\"5m\""},
+    {"webhook", "table", "", "Requests and decisions posted to a URL, signed with HMAC-SHA256."},
+    {"webhook.url", "string", "", "http:// or https:// URL.", "\"https://hooks.example.net/dkim\""},
+    {"webhook.secret_file", "string", "", "The HMAC key's file (required with url).", "\"/etc/dkim-appliance/webhook-key\""},
+    {"metrics", "table", "", "Prometheus metrics over HTTP."},
+    {"metrics.listen", "string", "127.0.0.1:9464", "Loopback address and port.", "\"127.0.0.1:9464\""},
+    {"policy", "table", "", "Grant policy per operation: sign, admin, key.generate, key.rotate, key.retire."},
+    {"policy.<operation>", "table", "", "[policy.sign], [policy.admin], [policy.key.generate], [policy.key.rotate], [policy.key.retire].",
+     "sign"},
+    {"policy.key", "table", "", "Holds [policy.key.generate], [policy.key.rotate] and [policy.key.retire]."},
+    {"policy.<operation>.max_duration", "duration", "sign 8h, others 1h", "The longest grant of the operation.",
+     "\"1h\""},
+    {"policy.<operation>.pending_expiry", "duration", "sign 24h, others 4h", "A request not decided by then expires.",
+     "\"24h\""},
+    {"policy.<operation>.quorum", "integer 1..16", "admin and key.retire 2, others 1", "Distinct approvers needed, never counting the requester.",
+     "1"},
+    {"policy.<operation>.approvers", "strings", "[\"role:approver\"]", "Who may approve: user names or role:NAME.",
+     "[\"role:approver\"]"},
+    {"policy.<operation>.ticket_pattern", "string", "", "A regular expression every request's reason must match (a change ticket).",
+     "\"^CHG-[0-9]+\""},
+    {"policy.break_glass", "table", "", "Break-glass requests (approved after the fact)."},
+    {"policy.break_glass.max_duration", "duration", "30m", "The longest break-glass grant (at most 4h).", "\"30m\""},
+    {"policy.signer_request_duration", "duration", "1h", "The duration of the requests signerd files for a relay that has no grant.",
+     "\"1h\""},
+    {"policy.auto_approve[]", "tables", "", "Auto-approval rules for low-risk scopes (never admin), each recorded in the audit log."},
+    {"policy.auto_approve[].name", "string", "", "The rule's name (required).", "\"office-hours\""},
+    {"policy.auto_approve[].operation", "string", "", "sign, key.generate, key.rotate or key.retire (required).",
+     "\"sign\""},
+    {"policy.auto_approve[].domain", "string", "*", "Domain pattern (*.example.net).", "\"example.net\""},
+    {"policy.auto_approve[].requesters", "strings", "[] (anyone)", "Requesters the rule applies to.", "[\"alice\"]"},
+    {"policy.auto_approve[].max_duration", "duration", "1h", "Longest grant the rule approves (within the operation's).",
+     "\"30m\""},
+    {"policy.auto_approve[].window", "string", "", "UTC time window, HH:MM-HH:MM.", "\"08:00-18:00\""},
+};
+
+constexpr config::Placeholder kNames[] = {
+    {"<operation>", "sign admin key.generate key.rotate key.retire"}};
+
+}  // namespace
+
+const config::Schema& config_schema() {
+    static const config::Schema schema{"dkim-signerd: /etc/dkim-appliance/signerd.toml", kKeys,
+                                       kNames};
+    return schema;
+}
+
 Expected<Config, std::string> load_config(const std::string& file) {
     try {
         const toml::table root = config::parse_toml_file(file);
-        config::TableReader r(root, file);
+        config::TableReader r(root, file, "", &config_schema());
         Config c;
         c.file = file;
         const auto module = r.string("module");
@@ -199,7 +277,7 @@ Expected<Config, std::string> load_config(const std::string& file) {
             if (policy_table == nullptr) {
                 r.fail("policy", "expected a table");
             }
-            auto policy = jit::parse_policy(*policy_table, file);
+            auto policy = jit::parse_policy(*policy_table, file, &config_schema());
             if (!policy) {
                 return unexpected(policy.error());
             }

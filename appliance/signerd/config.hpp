@@ -33,6 +33,7 @@
 #include <optional>
 #include <string>
 
+#include "dkim/config/schema.hpp"
 #include "dkim/expected.hpp"
 #include "dkim/jit/credentials.hpp"
 #include "dkim/jit/policy.hpp"
@@ -71,6 +72,9 @@ struct Config {
 
     std::optional<PeerIdentity> peer(std::uint32_t uid) const;
 };
+
+// The declarations of every key (the parser reads no other; --config-reference prints them).
+const config::Schema& config_schema();
 
 Expected<Config, std::string> load_config(const std::string& file);
 

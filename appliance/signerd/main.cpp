@@ -261,9 +261,15 @@ int main(int argc, char** argv) try {
     CLI::App app{"dkim-signerd: the DKIM signing enforcement point"};
     std::string config_file = "/etc/dkim-appliance/signerd.toml";
     bool check = false;
+    bool reference = false;
     app.add_option("--config", config_file, "configuration file (TOML)")->capture_default_str();
     app.add_flag("--check-config", check, "check the configuration file and exit");
+    app.add_flag("--config-reference", reference, "print every configuration key (Markdown)");
     CLI11_PARSE(app, argc, argv);
+    if (reference) {
+        std::cout << config::reference_markdown(signerd::config_schema());
+        return 0;
+    }
 
     auto config = signerd::load_config(config_file);
     if (!config) {

@@ -176,3 +176,21 @@ TEST(EndpointTest, Parses) {
 
 }  // namespace
 }  // namespace dkim::relayd
+
+namespace {
+
+// Every key of the declarations is read by the parser (the reader refuses any other).
+TEST(RelaydConfigSchemaTest, EveryDeclaredKeyIsRead) {
+    const auto file = std::filesystem::temp_directory_path() /
+                      ("relayd-config-" + std::to_string(::getpid()) + ".toml");
+    const std::string example = dkim::config::example_toml(dkim::relayd::config_schema());
+    std::ofstream(file) << example;
+    auto config = dkim::relayd::load_config(file.string());
+    std::filesystem::remove(file);
+    ASSERT_TRUE(config.has_value()) << config.error() << "\n" << example;
+    ASSERT_TRUE(config->inbound.has_value());
+    EXPECT_EQ(config->clients.size(), 1U);
+    EXPECT_EQ(config->next_hop.tls, dkim::relayd::TlsMode::opportunistic);
+}
+
+}  // namespace

@@ -32,10 +32,53 @@ bool is_address_or_network(const std::string& text) {
 
 }  // namespace
 
+namespace {
+
+// Every key dkim-webd reads (the parser may read no other; --config-reference prints them).
+constexpr config::KeyDoc kKeys[] = {
+    {"listen", "string", "127.0.0.1:8443", "IP:PORT to serve HTTPS on, unless systemd passes a socket (dkim-webd.socket).",
+     "\"127.0.0.1:8443\""},
+    {"tls_certificate", "string", "", "PEM certificate chain (with tls_key; required unless self_signed).",
+     "\"/etc/dkim-appliance/tls/webd.crt\""},
+    {"tls_key", "string", "", "PEM private key (on the appliance: the unit's tls-key credential).",
+     "\"/run/credentials/dkim-webd.service/tls-key\""},
+    {"self_signed", "boolean", "false", "Development: without a certificate, make a self-signed one in state_dir once.",
+     "false"},
+    {"state_dir", "string", "/var/lib/dkim-webd", "Folder of the self-signed certificate.", "\"/var/lib/dkim-webd\""},
+    {"signerd_socket", "string", "/run/dkim-signerd/signerd.sock", "dkim-signerd's socket: every credential is checked there.",
+     "\"/run/dkim-signerd/signerd.sock\""},
+    {"workers", "integer 1..64", "4", "Requests handled at once (each may wait for signerd).", "4"},
+    {"body_limit", "size", "64KiB", "Largest request body.", "\"64KiB\""},
+    {"header_limit", "size", "16KiB", "Largest request header block.", "\"16KiB\""},
+    {"read_timeout", "duration", "30s", "Time to read one request, headers and body.", "\"30s\""},
+    {"idle_timeout", "duration", "2m", "A kept-alive connection's wait for its next request.", "\"2m\""},
+    {"write_timeout", "duration", "30s", "Time to write one response.", "\"30s\""},
+    {"max_connections", "integer 1..100000", "512", "Connections at once; more wait in the kernel's queue.", "512"},
+    {"session_ttl", "duration", "8h", "A console session's lifetime (1m..12h).", "\"8h\""},
+    {"session_idle", "duration", "30m", "A console session ends after this long unused.", "\"30m\""},
+    {"max_sessions", "integer 1..1000000", "10000", "Console sessions kept at once.", "10000"},
+    {"metrics", "string", "auditor", "Who may read /metrics: off, public, authenticated or auditor.", "\"auditor\""},
+    {"login", "table", "", "Login rate limits (signerd also locks users after failures)."},
+    {"login.attempts_per_address", "integer 1..10000", "10", "Failed logins per client address per window.", "10"},
+    {"login.attempts_per_user", "integer 1..10000", "5", "Failed logins per user name per window.", "5"},
+    {"login.window", "duration", "5m", "The sliding window of the two limits.", "\"5m\""},
+    {"dns", "table", "", "What the console's DNS page proposes."},
+    {"dns.outbound_addresses", "strings", "[]", "The relay's outbound addresses or networks, for the SPF record.",
+     "[\"192.0.2.25\"]"},
+    {"dns.dmarc_rua", "string", "", "mailto: URI for DMARC aggregate reports.", "\"mailto:dmarc@example.net\""},
+};
+
+}  // namespace
+
+const config::Schema& config_schema() {
+    static const config::Schema schema{"dkim-webd: /etc/dkim-appliance/webd.toml", kKeys};
+    return schema;
+}
+
 Expected<Config, std::string> load_config(const std::string& file) {
     try {
         const toml::table root = config::parse_toml_file(file);
-        config::TableReader r(root, file);
+        config::TableReader r(root, file, "", &config_schema());
         Config c;
         c.file = file;
         if (auto listen = r.string("listen")) {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "dkim/config/endpoint.hpp"
+#include "dkim/config/schema.hpp"
 #include "dkim/expected.hpp"
 #include "handlers.hpp"
 
@@ -34,6 +35,9 @@ struct Config {
     LoginLimiter::Limits login;
     HandlerOptions handler;
 };
+
+// The declarations of every key (the parser reads no other; --config-reference prints them).
+const config::Schema& config_schema();
 
 Expected<Config, std::string> load_config(const std::string& file);
 

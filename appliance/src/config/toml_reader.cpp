@@ -3,11 +3,15 @@
 #include <toml++/toml.h>
 
 #include <sstream>
+#include <stdexcept>
+
+#include "dkim/config/schema.hpp"
 
 namespace dkim::config {
 
-TableReader::TableReader(const toml::table& table, std::string file, std::string prefix)
-    : table_(&table), file_(std::move(file)), prefix_(std::move(prefix)) {}
+TableReader::TableReader(const toml::table& table, std::string file, std::string prefix,
+                         const Schema* schema)
+    : table_(&table), file_(std::move(file)), prefix_(std::move(prefix)), schema_(schema) {}
 
 std::string TableReader::path(const std::string& key) const {
     if (prefix_.empty()) {
@@ -35,6 +39,10 @@ bool TableReader::has(const std::string& key) const {
 }
 
 const toml::node* TableReader::node(const std::string& key) {
+    if (schema_ != nullptr && !declares(*schema_, path(key))) {
+        throw std::logic_error("configuration key '" + path(key) +
+                               "' is read but not declared in its schema");
+    }
     seen_.insert(key);
     return table_->get(key);
 }
@@ -140,7 +148,7 @@ std::optional<TableReader> TableReader::table(const std::string& key) {
     if (t == nullptr) {
         fail(key, "expected a table");
     }
-    return TableReader(*t, file_, path(key));
+    return TableReader(*t, file_, path(key), schema_);
 }
 
 std::vector<TableReader> TableReader::tables(const std::string& key) {
@@ -159,7 +167,7 @@ std::vector<TableReader> TableReader::tables(const std::string& key) {
         if (t == nullptr) {
             throw ConfigError(where(element) + ": key '" + path(key) + "': expected a table");
         }
-        out.emplace_back(*t, file_, path(key) + "[" + std::to_string(index++) + "]");
+        out.emplace_back(*t, file_, path(key) + "[" + std::to_string(index++) + "]", schema_);
     }
     return out;
 }

@@ -209,10 +209,11 @@ AutoApproveRule read_rule(config::TableReader& r, const Policy& policy) {
 
 }  // namespace
 
-Expected<Policy, std::string> parse_policy(const toml::table& table, const std::string& file) {
+Expected<Policy, std::string> parse_policy(const toml::table& table, const std::string& file,
+                                           const config::Schema* schema) {
     try {
         Policy policy = Policy::defaults();
-        config::TableReader r(table, file, "policy");
+        config::TableReader r(table, file, "policy", schema);
         // [policy.sign], [policy.admin], and [policy.key.generate] etc. (TOML reads the dotted
         // name as nested tables).
         for (Operation op : {Operation::sign, Operation::admin}) {

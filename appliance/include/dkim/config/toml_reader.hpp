@@ -26,6 +26,8 @@ class array;
 
 namespace dkim::config {
 
+struct Schema;
+
 // "file:line:column: key 'a.b': message"
 class ConfigError : public std::runtime_error {
   public:
@@ -34,8 +36,11 @@ class ConfigError : public std::runtime_error {
 
 class TableReader {
   public:
-    // `prefix` is the dotted path of `table` ("" for the root, "policy.sign", ...).
-    TableReader(const toml::table& table, std::string file, std::string prefix = "");
+    // `prefix` is the dotted path of `table` ("" for the root, "policy.sign", ...). With a
+    // schema, reading a key it does not declare throws std::logic_error: the parser and the
+    // configuration reference cannot drift apart.
+    TableReader(const toml::table& table, std::string file, std::string prefix = "",
+                const Schema* schema = nullptr);
 
     bool has(const std::string& key) const;
     std::optional<std::string> string(const std::string& key);
@@ -68,6 +73,7 @@ class TableReader {
     std::string file_;
     std::string prefix_;
     std::set<std::string> seen_;
+    const Schema* schema_ = nullptr;
 };
 
 // "250ms", "90s", "15m", "8h", "2d", "1h30m" -> milliseconds; none on a malformed or zero

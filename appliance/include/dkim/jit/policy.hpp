@@ -18,6 +18,10 @@ class table;
 }
 }  // namespace toml
 
+namespace dkim::config {
+struct Schema;
+}
+
 namespace dkim::jit {
 
 struct OperationPolicy {
@@ -72,7 +76,9 @@ struct Policy {
 //   [policy.break_glass]     max_duration = "30m"
 // Errors name the file, line, column and key. Unknown keys are errors (a typo must not
 // silently weaken the policy).
-Expected<Policy, std::string> parse_policy(const toml::table& table, const std::string& file);
+// `schema`: the daemon's declarations, whose "policy." keys the reader checks against.
+Expected<Policy, std::string> parse_policy(const toml::table& table, const std::string& file,
+                                           const config::Schema* schema = nullptr);
 
 // "90s", "15m", "8h", "2d", "1h30m" -> milliseconds; none on a malformed or zero value.
 std::optional<Duration> parse_duration(std::string_view text);

@@ -1,0 +1,56 @@
+// dkim-signerd's configuration against its declarations: a file with every declared key
+// parses (the parser reads each one), and the pin sources that exclude each other each parse.
+#include "config.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+class SignerdConfigTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        dir_ = fs::temp_directory_path() / ("signerd-config-" + std::to_string(::getpid()));
+        fs::create_directories(dir_);
+    }
+    void TearDown() override { fs::remove_all(dir_); }
+    std::string write(const std::string& text) {
+        const fs::path file = dir_ / "signerd.toml";
+        std::ofstream(file) << text;
+        return file.string();
+    }
+    fs::path dir_;
+};
+
+TEST_F(SignerdConfigTest, EveryDeclaredKeyIsRead) {
+    const std::string example = dkim::config::example_toml(dkim::signerd::config_schema());
+    auto config = dkim::signerd::load_config(write(example));
+    ASSERT_TRUE(config.has_value()) << config.error() << "\n" << example;
+    EXPECT_EQ(config->token, "dkim");
+    EXPECT_EQ(config->pin_source, dkim::signerd::PinSourceKind::credential);
+    EXPECT_EQ(config->policy.auto_approve.size(), 1U);
+    EXPECT_EQ(config->metrics_listen, "127.0.0.1:9464");
+}
+
+TEST_F(SignerdConfigTest, ThePinSourcesThatExcludeEachOther) {
+    auto file = dkim::signerd::load_config(
+        write("module = \"m.so\"\ntoken = \"t\"\n[pin]\nsource = \"file\"\nfile = \"/p\"\n"));
+    ASSERT_TRUE(file.has_value()) << file.error();
+    EXPECT_EQ(file->pin_file, "/p");
+    auto approver = dkim::signerd::load_config(
+        write("module = \"m.so\"\ntoken = \"t\"\n[pin]\nsource = \"approver\"\n"));
+    ASSERT_TRUE(approver.has_value()) << approver.error();
+    auto misspelt = dkim::signerd::load_config(
+        write("module = \"m.so\"\ntoken = \"t\"\n[pin]\nsource = \"file\"\nfile = \"/p\"\nfiles = 1\n"));
+    ASSERT_FALSE(misspelt.has_value());
+    EXPECT_NE(misspelt.error().find("signerd.toml:6:9: key 'pin.files': unknown key"),
+              std::string::npos)
+        << misspelt.error();
+}
+
+}  // namespace
