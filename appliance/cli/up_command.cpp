@@ -35,11 +35,10 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <array>
-#include <system_error>
-#include <tuple>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -49,7 +48,8 @@
 #include <iostream>
 #include <memory>
 #include <sstream>
-#include <toml++/toml.h>
+#include <system_error>
+#include <tuple>
 
 #include "commands.hpp"
 #include "dkim/config/endpoint.hpp"
@@ -116,10 +116,14 @@ struct Ids {
     gid_t signer_gid = 0, relay_gid = 0, web_gid = 0;
 };
 
-std::string errno_text() { return std::error_code(errno, std::system_category()).message(); }
+std::string errno_text() {
+    return std::error_code(errno, std::system_category()).message();
+}
 
 // A TOML basic string.
-std::string toml_string(const std::string& s) { return text::json_quote(s); }
+std::string toml_string(const std::string& s) {
+    return text::json_quote(s);
+}
 
 std::string random_text(std::size_t bytes) {
     std::string raw = jit::random_totp_secret();  // 20 random bytes
@@ -138,8 +142,8 @@ std::string random_text(std::size_t bytes) {
 Expected<void, std::string> write_file(const fs::path& path, const std::string& content,
                                        mode_t mode, uid_t uid = 0, gid_t gid = 0) {
     const fs::path temporary = path.string() + ".tmp";
-    const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-                          mode);
+    const int fd =
+        ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
     if (fd < 0) {
         return unexpected("cannot write " + temporary.string() + ": " + errno_text());
     }
@@ -250,10 +254,11 @@ Expected<Settings, std::string> settle(const UpArgs& args, const Paths& paths) {
         try {
             const toml::table t = config::parse_toml_file(paths.settings.string());
             config::TableReader r(t, paths.settings.string());
-            for (const auto& [key, field] :
-                 {std::pair{"domain", &s.domain}, {"smtp_listen", &s.smtp_listen},
-                  {"https_listen", &s.https_listen}, {"next_hop", &s.next_hop},
-                  {"module", &s.module}}) {
+            for (const auto& [key, field] : {std::pair{"domain", &s.domain},
+                                             {"smtp_listen", &s.smtp_listen},
+                                             {"https_listen", &s.https_listen},
+                                             {"next_hop", &s.next_hop},
+                                             {"module", &s.module}}) {
                 *field = r.string(key).value_or(*field);
             }
             r.finish();
@@ -262,11 +267,16 @@ Expected<Settings, std::string> settle(const UpArgs& args, const Paths& paths) {
         }
     }
     const auto given = [&](const char* option) { return args.command->count(option) > 0; };
-    if (given("--domain")) s.domain = args.given.domain;
-    if (given("--smtp")) s.smtp_listen = args.given.smtp_listen;
-    if (given("--https")) s.https_listen = args.given.https_listen;
-    if (given("--next-hop")) s.next_hop = args.given.next_hop;
-    if (given("--module")) s.module = args.given.module;
+    if (given("--domain"))
+        s.domain = args.given.domain;
+    if (given("--smtp"))
+        s.smtp_listen = args.given.smtp_listen;
+    if (given("--https"))
+        s.https_listen = args.given.https_listen;
+    if (given("--next-hop"))
+        s.next_hop = args.given.next_hop;
+    if (given("--module"))
+        s.module = args.given.module;
     if (s.next_hop.empty()) {
         s.next_hop = "maildir:" + paths.maildir.string();
     }
@@ -279,8 +289,9 @@ Expected<Settings, std::string> settle(const UpArgs& args, const Paths& paths) {
             }
         }
         if (s.module.empty()) {
-            return unexpected("SoftHSM2 is not installed (apt-get install softhsm2), or give "
-                              "--module");
+            return unexpected(
+                "SoftHSM2 is not installed (apt-get install softhsm2), or give "
+                "--module");
         }
     }
     for (const auto* listen : {&s.smtp_listen, &s.https_listen}) {
@@ -296,15 +307,24 @@ Expected<Settings, std::string> settle(const UpArgs& args, const Paths& paths) {
         "# saved here; edit this file or pass them again. The daemons' configurations in etc/\n"
         "# are written from it at every start.\n\n"
         "# The signing domain of the demo keys and the relay's clients.\n"
-        "domain = " + toml_string(s.domain) + "\n"
+        "domain = " +
+        toml_string(s.domain) +
+        "\n"
         "# Where dkim-relayd takes mail (clients from 127.0.0.0/8 and ::1 may send).\n"
-        "smtp_listen = " + toml_string(s.smtp_listen) + "\n"
+        "smtp_listen = " +
+        toml_string(s.smtp_listen) +
+        "\n"
         "# The approval console and the API (dkim-webd, HTTPS with a self-signed certificate).\n"
-        "https_listen = " + toml_string(s.https_listen) + "\n"
+        "https_listen = " +
+        toml_string(s.https_listen) +
+        "\n"
         "# Where signed mail goes: smtp://HOST:PORT, or maildir:/path.\n"
-        "next_hop = " + toml_string(s.next_hop) + "\n"
+        "next_hop = " +
+        toml_string(s.next_hop) +
+        "\n"
         "# The PKCS#11 module (SoftHSM2 here; a real HSM's module in production).\n"
-        "module = " + toml_string(s.module) + "\n";
+        "module = " +
+        toml_string(s.module) + "\n";
     if (auto written = write_file(paths.settings, saved, 0644); !written) {
         return unexpected(written.error());
     }
@@ -318,9 +338,10 @@ std::string next_hop_tls(const std::string& next_hop) {
         return "";
     }
     const auto hop = config::parse_endpoint(next_hop.substr(7));
-    const bool local = hop && (hop->host.rfind("127.", 0) == 0 || hop->host == "::1" ||
-                               hop->host == "localhost");
-    return local ? "# A next hop on this machine: STARTTLS when it offers it.\ntls = \"opportunistic\"\n"
+    const bool local =
+        hop && (hop->host.rfind("127.", 0) == 0 || hop->host == "::1" || hop->host == "localhost");
+    return local ? "# A next hop on this machine: STARTTLS when it offers it.\ntls = "
+                   "\"opportunistic\"\n"
                  : "# STARTTLS with a verified certificate, or the message is not sent.\n"
                    "tls = \"required\"\n";
 }
@@ -332,53 +353,77 @@ Expected<void, std::string> write_configs(const Settings& s, const Paths& p) {
     const std::string signerd =
         header +
         "# The PKCS#11 module and the token's label: signerd is the only process that loads it.\n"
-        "module = " + toml_string(s.module) + "\n"
-        "token = " + toml_string(kTokenLabel) + "\n"
+        "module = " +
+        toml_string(s.module) +
+        "\n"
+        "token = " +
+        toml_string(kTokenLabel) +
+        "\n"
         "# The grant store and the audit log (SQLite).\n"
-        "state_dir = " + toml_string(p.signerd.string()) + "\n"
+        "state_dir = " +
+        toml_string(p.signerd.string()) +
+        "\n"
         "# The one door: a Unix socket for root (admin), dkim-relay and dkim-web.\n"
-        "socket = " + toml_string(p.socket.string()) + "\n"
+        "socket = " +
+        toml_string(p.socket.string()) +
+        "\n"
         "socket_group = \"dkim-signer\"\n\n"
         "# The token's user PIN. On the appliance: source = \"credential\" (an encrypted systemd\n"
         "# credential).\n"
-        "[pin]\nsource = \"file\"\nfile = " + toml_string((p.signerd / "user.pin").string()) + "\n\n"
+        "[pin]\nsource = \"file\"\nfile = " +
+        toml_string((p.signerd / "user.pin").string()) +
+        "\n\n"
         "# Who may connect, by uid: each daemon runs as its own user.\n"
         "[peers]\nadmin = [\"root\"]\nrelay = [\"dkim-relay\"]\nweb = [\"dkim-web\"]\n\n"
         "# Signing grants last at most an hour; one approver (not the requester) approves.\n"
         "[policy.sign]\nmax_duration = \"1h\"\n";
     const std::string relayd =
-        header +
-        "hostname = " + toml_string("relay." + s.domain) + "\n"
+        header + "hostname = " + toml_string("relay." + s.domain) +
+        "\n"
         "# Keys and signatures come from dkim-signerd; the relay holds neither key nor PIN.\n"
-        "signerd_socket = " + toml_string(p.socket.string()) + "\n\n"
-        "[[listen]]\naddress = " + toml_string(s.smtp_listen) + "\n\n"
+        "signerd_socket = " +
+        toml_string(p.socket.string()) +
+        "\n\n"
+        "[[listen]]\naddress = " +
+        toml_string(s.smtp_listen) +
+        "\n\n"
         "# Signed mail goes on inside the client's transaction.\n"
-        "[next_hop]\nurl = " + toml_string(s.next_hop) + "\n" + next_hop_tls(s.next_hop) + "\n"
+        "[next_hop]\nurl = " +
+        toml_string(s.next_hop) + "\n" + next_hop_tls(s.next_hop) +
+        "\n"
         "# No selectors: the relay signs with the keys signerd reports active (rotation-ready).\n"
-        "[[domain]]\nname = " + toml_string(s.domain) + "\n\n"
+        "[[domain]]\nname = " +
+        toml_string(s.domain) +
+        "\n\n"
         "# Local clients may send mail from the domain.\n"
         "[[client]]\nname = \"local\"\nnetworks = [\"127.0.0.0/8\", \"::1/128\"]\n"
-        "domains = [" + toml_string(s.domain) + "]\n";
+        "domains = [" +
+        toml_string(s.domain) + "]\n";
     const std::string webd =
-        header +
-        "listen = " + toml_string(s.https_listen) + "\n"
+        header + "listen = " + toml_string(s.https_listen) +
+        "\n"
         "# Development: a certificate made once in state_dir. Production: tls_certificate and\n"
         "# tls_key.\n"
         "self_signed = true\n"
-        "state_dir = " + toml_string(p.webd.string()) + "\n"
+        "state_dir = " +
+        toml_string(p.webd.string()) +
+        "\n"
         "# webd holds no key and no credential store: signerd checks every password and code.\n"
-        "signerd_socket = " + toml_string(p.socket.string()) + "\n";
-    for (const auto& [name, text] : {std::pair{"signerd.toml", signerd}, {"relayd.toml", relayd},
-                                     {"webd.toml", webd}}) {
+        "signerd_socket = " +
+        toml_string(p.socket.string()) + "\n";
+    for (const auto& [name, text] :
+         {std::pair{"signerd.toml", signerd}, {"relayd.toml", relayd}, {"webd.toml", webd}}) {
         if (auto written = write_file(p.etc / name, text, 0644); !written) {
             return written;
         }
     }
     return write_file(p.cli_defaults,
                       "# Defaults for dkim-appliance commands run against this state folder:\n"
-                      "#   dkim-appliance --config " + p.cli_defaults.string() +
+                      "#   dkim-appliance --config " +
+                          p.cli_defaults.string() +
                           " elevation list\n"
-                          "socket = " + toml_string(p.socket.string()) + "\n",
+                          "socket = " +
+                          toml_string(p.socket.string()) + "\n",
                       0644);
 }
 
@@ -396,7 +441,8 @@ Expected<std::vector<std::string>, std::string> prepare_token(const Settings& s,
     // state folder must not reach back to the old one).
     if (auto written = write_file(p.softhsm_conf,
                                   "# SoftHSM2 for `dkim-appliance up`: written at every start.\n"
-                                  "directories.tokendir = " + p.tokens.string() +
+                                  "directories.tokendir = " +
+                                      p.tokens.string() +
                                       "\nobjectstore.backend = file\nlog.level = ERROR\n"
                                       "slots.removable = false\nlibrary.reset_on_fork = true\n",
                                   0644);
@@ -408,7 +454,8 @@ Expected<std::vector<std::string>, std::string> prepare_token(const Settings& s,
     const fs::path so_pin = p.secrets / "so.pin";
     const fs::path user_pin = p.signerd / "user.pin";
     // A state folder of the earlier demo script kept both PINs at its top.
-    for (const auto& [old, now] : {std::pair{p.root / "so.pin", so_pin}, {p.root / "user.pin", user_pin}}) {
+    for (const auto& [old, now] :
+         {std::pair{p.root / "so.pin", so_pin}, {p.root / "user.pin", user_pin}}) {
         std::error_code ec;
         if (!fs::exists(now) && fs::exists(old) && fs::exists(p.tokens)) {
             fs::copy_file(old, now, ec);
@@ -537,7 +584,8 @@ class Supervisor {
         std::strncpy(addr.sun_path, notify_path.c_str(), sizeof addr.sun_path - 1);
         ::unlink(notify_path.c_str());
         const int on = 1;
-        ok_ = signal_fd_ >= 0 && notify_fd_ >= 0 && notify_path.string().size() < sizeof addr.sun_path &&
+        ok_ = signal_fd_ >= 0 && notify_fd_ >= 0 &&
+              notify_path.string().size() < sizeof addr.sun_path &&
               ::bind(notify_fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0 &&
               ::setsockopt(notify_fd_, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) == 0 &&
               ::chown(notify_path.c_str(), 0, notify_gid) == 0 &&
@@ -606,7 +654,8 @@ bool Supervisor::spawn(Child& c) {
     // options of a test build.
     for (char** e = environ; *e != nullptr; ++e) {
         const std::string_view v(*e);
-        for (const std::string_view prefix : {"TZ=", "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS="}) {
+        for (const std::string_view prefix :
+             {"TZ=", "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS="}) {
             if (v.substr(0, prefix.size()) == prefix) {
                 env.emplace_back(v);
             }
@@ -745,8 +794,7 @@ void Supervisor::pump(std::chrono::milliseconds wait) {
     if ((fds[0].revents & POLLIN) != 0) {
         signalfd_siginfo info{};
         while (::read(signal_fd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
-            if (info.ssi_signo == SIGINT || info.ssi_signo == SIGTERM ||
-                info.ssi_signo == SIGHUP) {
+            if (info.ssi_signo == SIGINT || info.ssi_signo == SIGTERM || info.ssi_signo == SIGHUP) {
                 if (!stop_) {
                     std::cerr << "\nup: " << signal_name(static_cast<int>(info.ssi_signo))
                               << ": stopping the appliance\n"
@@ -807,8 +855,8 @@ void Supervisor::supervise() {
                           << std::flush;
                 spawn(c);
             } else if (c.pid > 0 && c.ready && now - c.last_ping > kWatchdog) {
-                std::cerr << "up: " << c.name << " sent no watchdog ping for "
-                          << kWatchdog.count() << " s; aborting it\n"
+                std::cerr << "up: " << c.name << " sent no watchdog ping for " << kWatchdog.count()
+                          << " s; aborting it\n"
                           << std::flush;
                 ::kill(c.pid, SIGABRT);
                 c.last_ping = now;  // one abort; reap() restarts it
@@ -852,8 +900,8 @@ void Supervisor::stop_all() {
         for (Child& c : children_) {
             for (const auto& name : wave) {
                 if (c.name == name && c.pid > 0) {
-                    std::cerr << "up: " << c.name << " did not stop within "
-                              << kStopTimeout.count() << " s; killing it\n";
+                    std::cerr << "up: " << c.name << " did not stop within " << kStopTimeout.count()
+                              << " s; killing it\n";
                     ::kill(c.pid, SIGKILL);
                     int status = 0;
                     ::waitpid(c.pid, &status, 0);
@@ -881,7 +929,7 @@ fs::path find_daemon(const std::string& name, const std::string& bin_dir) {
     std::error_code ec;
     const fs::path self = fs::read_symlink("/proc/self/exe", ec).parent_path();
     if (!ec) {
-        candidates.push_back(self / name);                  // installed side by side
+        candidates.push_back(self / name);                        // installed side by side
         candidates.push_back(self.parent_path() / "web" / name);  // the build tree
     }
     candidates.push_back(fs::path("/usr/sbin") / name);
@@ -941,8 +989,9 @@ Expected<std::vector<UserFacts>, std::string> ensure_users(const Paths& p) {
     }
     const auto* users = std::get_if<ipc::UsersReply>(&*listed);
     std::vector<UserFacts> out;
-    for (const auto& [name, roles] : {std::pair<std::string, std::string>{"admin", "admin,requester,auditor"},
-                                      {"approver", "approver"}}) {
+    for (const auto& [name, roles] :
+         {std::pair<std::string, std::string>{"admin", "admin,requester,auditor"},
+          {"approver", "approver"}}) {
         UserFacts f{name, roles, "", "", ""};
         const fs::path password_file = p.secrets / (name + ".password");
         const fs::path totp_file = p.secrets / (name + ".totp");
@@ -980,7 +1029,7 @@ Expected<std::vector<UserFacts>, std::string> ensure_users(const Paths& p) {
                                  .count();
             char code[8];
             (void)std::snprintf(code, sizeof code, "%06u",
-                          raw ? jit::totp_code(*raw, jit::totp_step(now)) : 0U);
+                                raw ? jit::totp_code(*raw, jit::totp_step(now)) : 0U);
             if (raw) {
                 jit::wipe(*raw);
             }
@@ -1001,7 +1050,9 @@ Expected<std::vector<UserFacts>, std::string> ensure_users(const Paths& p) {
 
 std::string swaks_command(const Settings& s) {
     const auto smtp = config::parse_endpoint(s.smtp_listen);
-    const std::string host = smtp->host == "0.0.0.0" ? "127.0.0.1" : smtp->host == "::" ? "::1" : smtp->host;
+    const std::string host = smtp->host == "0.0.0.0" ? "127.0.0.1"
+                             : smtp->host == "::"    ? "::1"
+                                                     : smtp->host;
     return "swaks --server " + (host.find(':') != std::string::npos ? "[" + host + "]" : host) +
            ":" + std::to_string(smtp->port) + " --from demo@" + s.domain +
            " --to someone@example.net --header 'Subject: signed by the DKIM appliance'";
@@ -1009,7 +1060,9 @@ std::string swaks_command(const Settings& s) {
 
 std::string console_url(const Settings& s) {
     const auto https = config::parse_endpoint(s.https_listen);
-    std::string host = https->host == "0.0.0.0" ? "127.0.0.1" : https->host == "::" ? "::1" : https->host;
+    std::string host = https->host == "0.0.0.0" ? "127.0.0.1"
+                       : https->host == "::"    ? "::1"
+                                                : https->host;
     if (host.find(':') != std::string::npos) {
         host = "[" + host + "]";
     }
@@ -1034,7 +1087,8 @@ void print_facts(const Settings& s, const Paths& p, const std::vector<UserFacts>
           << ",\"cli_config\":" << toml_string(p.cli_defaults.string()) << ",\"users\":[";
         for (std::size_t i = 0; i < users.size(); ++i) {
             const UserFacts& u = users[i];
-            o << (i ? "," : "") << "{\"name\":" << toml_string(u.name) << ",\"roles\":" << toml_string(u.roles)
+            o << (i ? "," : "") << "{\"name\":" << toml_string(u.name)
+              << ",\"roles\":" << toml_string(u.roles)
               << ",\"password\":" << toml_string(u.password)
               << ",\"totp_secret\":" << toml_string(u.totp_secret)
               << ",\"otpauth_uri\":" << toml_string(u.otpauth) << "}";
@@ -1059,14 +1113,15 @@ void print_facts(const Settings& s, const Paths& p, const std::vector<UserFacts>
     for (const UserFacts& u : users) {
         std::cout << "  " << (u.name == "admin" ? "Admin      " : "Approver   ") << "user "
                   << u.name << ", password " << u.password << " (" << u.roles << ")\n"
-                  << "             TOTP seed " << u.totp_secret
-                  << "  (oathtool --totp -b " << u.totp_secret << ")\n";
+                  << "             TOTP seed " << u.totp_secret << "  (oathtool --totp -b "
+                  << u.totp_secret << ")\n";
     }
     std::cout << "  SMTP       " << s.smtp_listen << " for clients on this machine, signing as @"
               << s.domain << "\n"
               << "  Next hop   " << s.next_hop << "\n"
               << "  CLI        " << cli << " elevation list\n"
-              << "  Logs       " << (p.log / "").string() << "{dkim-signerd,dkim-relayd,dkim-webd}.log\n"
+              << "  Logs       " << (p.log / "").string()
+              << "{dkim-signerd,dkim-relayd,dkim-webd}.log\n"
               << "  Secrets    " << p.secrets.string() << " (root only)\n\n"
               << "DNS records to publish for " << s.domain << ":\n";
     for (const auto& r : records) {
@@ -1082,8 +1137,9 @@ void print_facts(const Settings& s, const Paths& p, const std::vector<UserFacts>
 
 int run_up(const UpArgs& args) {
     if (::geteuid() != 0) {
-        return fail("up runs each daemon as its own system user (dkim-signer, dkim-relay, "
-                    "dkim-web): run it as root");
+        return fail(
+            "up runs each daemon as its own system user (dkim-signer, dkim-relay, "
+            "dkim-web): run it as root");
     }
     std::error_code ec;
     fs::create_directories(args.state_dir, ec);
@@ -1096,19 +1152,22 @@ int run_up(const UpArgs& args) {
     // One `up` per state folder: two signerds on one token and one database would fight.
     const int lock = ::open((root / "up.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (lock < 0 || ::flock(lock, LOCK_EX | LOCK_NB) != 0) {
-        return fail("another `dkim-appliance up` is running with " + root.string() +
-                    " (it holds " + (root / "up.lock").string() + ")");
+        return fail("another `dkim-appliance up` is running with " + root.string() + " (it holds " +
+                    (root / "up.lock").string() + ")");
     }
     auto ids = system_users();
     if (!ids) {
         return fail(ids.error());
     }
-    for (const auto& [path, mode, uid, gid] :
-         {std::tuple{p.root, 0711, uid_t{0}, gid_t{0}}, {p.etc, 0755, 0u, 0u},
-          {p.secrets, 0700, 0u, 0u}, {p.log, 0750, 0u, 0u}, {p.tokens, 0700, ids->signer, ids->signer_gid},
-          {p.signerd, 0700, ids->signer, ids->signer_gid},
-          {p.run, 0750, ids->signer, ids->signer_gid}, {p.webd, 0700, ids->web, ids->web_gid},
-          {p.maildir, 0700, ids->relay, ids->relay_gid}}) {
+    for (const auto& [path, mode, uid, gid] : {std::tuple{p.root, 0711, uid_t{0}, gid_t{0}},
+                                               {p.etc, 0755, 0u, 0u},
+                                               {p.secrets, 0700, 0u, 0u},
+                                               {p.log, 0750, 0u, 0u},
+                                               {p.tokens, 0700, ids->signer, ids->signer_gid},
+                                               {p.signerd, 0700, ids->signer, ids->signer_gid},
+                                               {p.run, 0750, ids->signer, ids->signer_gid},
+                                               {p.webd, 0700, ids->web, ids->web_gid},
+                                               {p.maildir, 0700, ids->relay, ids->relay_gid}}) {
         if (auto made = make_folder(path, static_cast<mode_t>(mode), uid, gid); !made) {
             return fail(made.error());
         }
@@ -1145,12 +1204,13 @@ int run_up(const UpArgs& args) {
     };
     Supervisor supervisor(p.notify, ids->signer_gid);
     if (!supervisor.ok()) {
-        return fail("cannot listen for the daemons' notifications on " + p.notify.string() +
-                    ": " + errno_text());
+        return fail("cannot listen for the daemons' notifications on " + p.notify.string() + ": " +
+                    errno_text());
     }
-    for (const Daemon& d : {Daemon{"dkim-signerd", p.etc / "signerd.toml", ids->signer, ids->signer_gid},
-                            Daemon{"dkim-relayd", p.etc / "relayd.toml", ids->relay, ids->relay_gid},
-                            Daemon{"dkim-webd", p.etc / "webd.toml", ids->web, ids->web_gid}}) {
+    for (const Daemon& d :
+         {Daemon{"dkim-signerd", p.etc / "signerd.toml", ids->signer, ids->signer_gid},
+          Daemon{"dkim-relayd", p.etc / "relayd.toml", ids->relay, ids->relay_gid},
+          Daemon{"dkim-webd", p.etc / "webd.toml", ids->web, ids->web_gid}}) {
         Child c;
         c.name = d.name;
         c.exe = find_daemon(d.name, args.bin_dir);

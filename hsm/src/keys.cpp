@@ -397,8 +397,8 @@ Result<Session> session_for_new_key(const Token& token, const KeyName& name, std
         return dkim::unexpected(std::move(existing).error());
     }
     if (!existing->empty()) {
-        return fail<Session>(ErrorCode::key_exists,
-                             token.name() + " already holds a key " + label + std::string(exists_hint));
+        return fail<Session>(ErrorCode::key_exists, token.name() + " already holds a key " + label +
+                                                        std::string(exists_hint));
     }
     return session;
 }

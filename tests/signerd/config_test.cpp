@@ -45,8 +45,8 @@ TEST_F(SignerdConfigTest, ThePinSourcesThatExcludeEachOther) {
     auto approver = dkim::signerd::load_config(
         write("module = \"m.so\"\ntoken = \"t\"\n[pin]\nsource = \"approver\"\n"));
     ASSERT_TRUE(approver.has_value()) << approver.error();
-    auto misspelt = dkim::signerd::load_config(
-        write("module = \"m.so\"\ntoken = \"t\"\n[pin]\nsource = \"file\"\nfile = \"/p\"\nfiles = 1\n"));
+    auto misspelt = dkim::signerd::load_config(write(
+        "module = \"m.so\"\ntoken = \"t\"\n[pin]\nsource = \"file\"\nfile = \"/p\"\nfiles = 1\n"));
     ASSERT_FALSE(misspelt.has_value());
     EXPECT_NE(misspelt.error().find("signerd.toml:6:9: key 'pin.files': unknown key"),
               std::string::npos)

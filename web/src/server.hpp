@@ -7,9 +7,9 @@
 // in progress finish (a few seconds at most) and closes the rest.
 
 #include <boost/asio/io_context.hpp>
-#include <chrono>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <chrono>
 #include <memory>
 #include <string>
 

@@ -51,8 +51,10 @@ bool match(const Schema& schema, std::span<const std::string_view> pattern,
             while (!names.empty()) {
                 const auto space = names.find(' ');
                 const auto name = segments(names.substr(0, space));
-                names = space == std::string_view::npos ? std::string_view() : names.substr(space + 1);
-                if (name.size() <= path.size() && std::equal(name.begin(), name.end(), path.begin()) &&
+                names =
+                    space == std::string_view::npos ? std::string_view() : names.substr(space + 1);
+                if (name.size() <= path.size() &&
+                    std::equal(name.begin(), name.end(), path.begin()) &&
                     match(schema, pattern.subspan(1), path.subspan(name.size()))) {
                     return true;
                 }
@@ -139,8 +141,8 @@ std::string example_toml(const Schema& schema) {
         std::string path;
         for (auto segment : segments(k.path)) {
             const auto it = names.find(segment);
-            path += (path.empty() ? "" : ".") +
-                    (it != names.end() ? it->second : std::string(segment));
+            path +=
+                (path.empty() ? "" : ".") + (it != names.end() ? it->second : std::string(segment));
         }
         const auto dot = path.rfind('.');
         std::string header;

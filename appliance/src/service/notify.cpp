@@ -60,8 +60,9 @@ Watchdog::~Watchdog() {
 }
 
 bool Watchdog::tick() {
-    const auto budget = std::max(std::chrono::milliseconds(1),
-                                 std::chrono::duration_cast<std::chrono::milliseconds>(interval_ / 4));
+    const auto budget =
+        std::max(std::chrono::milliseconds(1),
+                 std::chrono::duration_cast<std::chrono::milliseconds>(interval_ / 4));
     if (!probe_(budget)) {
         if (!failing_) {
             std::cerr << name_ << ": watchdog: the main loop did not answer within "

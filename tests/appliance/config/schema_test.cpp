@@ -3,9 +3,9 @@
 #include "dkim/config/schema.hpp"
 
 #include <gtest/gtest.h>
+#include <toml++/toml.h>
 
 #include <stdexcept>
-#include <toml++/toml.h>
 
 #include "dkim/config/toml_reader.hpp"
 
@@ -58,7 +58,8 @@ TEST(ConfigSchemaTest, TheReferenceHasOneRowPerKey) {
     EXPECT_NE(md.find("| `[next_hop] url` |"), std::string::npos);
     EXPECT_NE(md.find("| `[[listen]]` | tables | – | Listeners. |"), std::string::npos);
     EXPECT_NE(md.find("| `[next_hop]` | table |"), std::string::npos);
-    EXPECT_NE(md.find("| `[policy.<operation>] quorum` | integer 1..16 | `1` |"), std::string::npos);
+    EXPECT_NE(md.find("| `[policy.<operation>] quorum` | integer 1..16 | `1` |"),
+              std::string::npos);
 }
 
 TEST(ConfigSchemaTest, TheExampleHoldsEveryKeyWithAnExample) {

@@ -20,8 +20,8 @@ using dkim::service::Watchdog;
 class NotifyTest : public ::testing::Test {
   protected:
     void SetUp() override {
-        dir_ = std::filesystem::temp_directory_path() /
-               ("notify-test-" + std::to_string(::getpid()));
+        dir_ =
+            std::filesystem::temp_directory_path() / ("notify-test-" + std::to_string(::getpid()));
         std::filesystem::create_directories(dir_);
         fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         ASSERT_GE(fd_, 0);
@@ -79,10 +79,13 @@ TEST_F(NotifyTest, TheWatchdogPingsOnlyWhileTheLoopAnswers) {
     bool answers = true;
     std::chrono::milliseconds asked{0};
     // No interval: no thread; tick() is driven by the test.
-    Watchdog watchdog(std::nullopt, [&](std::chrono::milliseconds budget) {
-        asked = budget;
-        return answers;
-    }, "test");
+    Watchdog watchdog(
+        std::nullopt,
+        [&](std::chrono::milliseconds budget) {
+            asked = budget;
+            return answers;
+        },
+        "test");
     EXPECT_TRUE(watchdog.tick());
     EXPECT_EQ(next(), "WATCHDOG=1");
     answers = false;
@@ -100,12 +103,13 @@ TEST_F(NotifyTest, TheProbeBudgetIsAQuarterOfTheInterval) {
     {
         // A long interval: the thread waits on a condition variable and ends at once when the
         // watchdog is destroyed, before its first tick.
-        Watchdog watchdog(std::chrono::microseconds(40'000'000),
-                          [&](std::chrono::milliseconds budget) {
-                              asked = budget;
-                              return true;
-                          },
-                          "test");
+        Watchdog watchdog(
+            std::chrono::microseconds(40'000'000),
+            [&](std::chrono::milliseconds budget) {
+                asked = budget;
+                return true;
+            },
+            "test");
         EXPECT_TRUE(watchdog.tick());
     }
     EXPECT_EQ(asked.count(), 10'000);

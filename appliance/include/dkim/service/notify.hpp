@@ -26,7 +26,9 @@ bool notify(std::string_view state);
 inline bool notify_ready(std::string_view status) {
     return notify("READY=1\nSTATUS=" + std::string(status));
 }
-inline bool notify_stopping() { return notify("STOPPING=1\nSTATUS=stopping"); }
+inline bool notify_stopping() {
+    return notify("STOPPING=1\nSTATUS=stopping");
+}
 
 // The listening sockets passed by socket activation ($LISTEN_FDS for this process, from fd 3
 // on), marked close-on-exec; empty without socket activation.
