@@ -427,6 +427,15 @@ Expected<void, std::string> write_configs(const Settings& s, const Paths& p) {
                       0644);
 }
 
+// A dnsmasq txt-record line: the text in character-strings of at most 255 octets.
+std::string dnsmasq_txt(const std::string& name, const std::string& text) {
+    std::string line = "txt-record=" + name;
+    for (std::size_t at = 0; at < text.size(); at += 255) {
+        line += ",\"" + text.substr(at, 255) + "\"";
+    }
+    return line + "\n";
+}
+
 struct KeySpec {
     const char* selector;
     const char* algorithm;
@@ -493,6 +502,7 @@ Expected<std::vector<std::string>, std::string> prepare_token(const Settings& s,
                   << "\n";
     }
     std::vector<std::string> records;
+    std::string dnsmasq = "local=/" + s.domain + "/\n";
     for (const KeySpec& k : kKeys) {
         auto name = hsm::KeyName::make(s.domain, k.selector);
         if (!name) {
@@ -501,6 +511,8 @@ Expected<std::vector<std::string>, std::string> prepare_token(const Settings& s,
         auto existing = provisioning::public_key(where, *name);
         if (existing) {
             records.push_back(provisioning::render_zone_line(*name, existing->public_key));
+            dnsmasq +=
+                dnsmasq_txt(name->label(), provisioning::dkim_record_value(existing->public_key));
             continue;
         }
         auto pin = hsm::Secret::from_file(user_pin);
@@ -515,6 +527,25 @@ Expected<std::vector<std::string>, std::string> prepare_token(const Settings& s,
         std::cerr << "up: generated " << made->key.algorithm_name() << " key " << name->label()
                   << " inside the token\n";
         records.push_back(provisioning::render_zone_line(*name, made->public_key));
+        dnsmasq += dnsmasq_txt(name->label(), provisioning::dkim_record_value(made->public_key));
+    }
+    // The same records (and an SPF and a DMARC record for mail from this machine) for a DNS
+    // server of the tour's own: dnsmasq --conf-file=DIR/dns/dnsmasq.conf --port 5353 ...
+    dnsmasq += dnsmasq_txt(s.domain, "v=spf1 ip4:127.0.0.1 ip6:::1 -all");
+    dnsmasq += dnsmasq_txt("_dmarc." + s.domain, "v=DMARC1; p=none");
+    if (auto made = make_folder(p.root / "dns", 0755, 0, 0); !made) {
+        return unexpected(made.error());
+    }
+    if (auto written = write_file(p.root / "dns" / "dnsmasq.conf",
+                                  "# The DNS records of " + s.domain +
+                                      ", for dnsmasq on a loopback port (written by up at every "
+                                      "start):\n#   dnsmasq --no-daemon --no-resolv --no-hosts "
+                                      "--listen-address=127.0.0.1 --bind-interfaces --port=5353 "
+                                      "--conf-file=" +
+                                      (p.root / "dns" / "dnsmasq.conf").string() + "\n" + dnsmasq,
+                                  0644);
+        !written) {
+        return unexpected(written.error());
     }
     // The token's files belong to signerd's user from now on.
     if (auto handed = hand_over(p.tokens, ids.signer, ids.signer_gid); !handed) {
@@ -1084,7 +1115,9 @@ void print_facts(const Settings& s, const Paths& p, const std::vector<UserFacts>
           << ",\"smtp\":" << toml_string(s.smtp_listen) << ",\"domain\":" << toml_string(s.domain)
           << ",\"next_hop\":" << toml_string(s.next_hop)
           << ",\"signerd_socket\":" << toml_string(p.socket.string())
-          << ",\"cli_config\":" << toml_string(p.cli_defaults.string()) << ",\"users\":[";
+          << ",\"cli_config\":" << toml_string(p.cli_defaults.string())
+          << ",\"dnsmasq_conf\":" << toml_string((p.root / "dns" / "dnsmasq.conf").string())
+          << ",\"users\":[";
         for (std::size_t i = 0; i < users.size(); ++i) {
             const UserFacts& u = users[i];
             o << (i ? "," : "") << "{\"name\":" << toml_string(u.name)
@@ -1127,6 +1160,8 @@ void print_facts(const Settings& s, const Paths& p, const std::vector<UserFacts>
     for (const auto& r : records) {
         std::cout << "  " << r << "\n";
     }
+    std::cout << "  (for a DNS server of your own on 127.0.0.1: "
+              << (p.root / "dns" / "dnsmasq.conf").string() << ")\n";
     std::cout << "\nSubmit a test message (signing waits for an approved grant: the relay answers\n"
               << "451 and files a request; approve it in the console as approver, then send "
                  "again):\n  "

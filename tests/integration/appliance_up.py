@@ -227,6 +227,17 @@ def tour(folder, appliance):
         check(len(results) == 2 and all(results), "dkimpy verifies both signatures against the printed records (%s)" % results)
     finally:
         dns_server.stop()
+    # The README's step 5: the records `up` wrote for dnsmasq, and our own verifier.
+    dns_port = free_port()
+    dnsmasq = subprocess.Popen(["dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--listen-address=127.0.0.1",
+                                "--bind-interfaces", "--port=%d" % dns_port, "--pid-file=", "--user=root",
+                                "--conf-file=" + facts["dnsmasq_conf"]], stderr=subprocess.DEVNULL)
+    try:
+        verified = wait_for(lambda: _verify(appliance, dns_port, delivered[-1]), 10, step=0.5)
+        check(verified, "dkim-appliance verify passes both signatures with the dnsmasq.conf that up wrote")
+    finally:
+        dnsmasq.kill()
+        dnsmasq.wait()
     grants = cli(up, "grant", "list", "--active").stdout.strip().splitlines()
     grant = grants[-1].split("\t")[0] if grants else "0"
     revoked = as_user(up, "approver", "elevation", "revoke", "--grant", grant, "--reason", "tour done",
@@ -329,6 +340,13 @@ def supervision(folder, appliance):
     nobody = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", appliance, "up",
                              "--state-dir", os.path.join(folder, "other")], capture_output=True, text=True)
     check(nobody.returncode == 1 and "run it as root" in nobody.stderr, "up as another user than root is refused")
+
+
+def _verify(appliance, dns_port, message):
+    with open(message, "rb") as f:
+        out = subprocess.run([appliance, "verify", "--dns-server", "127.0.0.1:%d" % dns_port,
+                              "--authserv-id", "tour.test"], stdin=f, capture_output=True, text=True).stdout
+    return out.count("dkim=pass") == 2
 
 
 def _banner(port):

@@ -221,6 +221,15 @@ Expected<std::unique_ptr<UnboundResolver>, std::string> UnboundResolver::create(
         if (int err = ub_ctx_set_option(ctx, "do-not-query-localhost:", "no"); err != 0) {
             return unexpected("unbound: " + std::string(ub_strerror(err)));
         }
+        // unbound answers the special-use names test. and invalid. (RFC 6761) itself, with
+        // NXDOMAIN, and "nodefault" does not lift that through libunbound: "transparent" passes
+        // the questions on to the server the operator named (a lab's zone, the demo's
+        // example.test).
+        for (const char* zone : {"test. transparent", "invalid. transparent"}) {
+            if (int err = ub_ctx_set_option(ctx, "local-zone:", zone); err != 0) {
+                return unexpected("unbound: " + std::string(ub_strerror(err)));
+            }
+        }
         if (int err = ub_ctx_set_fwd(ctx, addr->c_str()); err != 0) {
             return unexpected("unbound: cannot forward to " + *options.upstream + ": " +
                               ub_strerror(err));
