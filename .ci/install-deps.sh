@@ -20,6 +20,7 @@ packages=(
   libyaml-cpp-dev                        # reads the RFC 7208 SPF test suite (tests only)
   libpsl-dev publicsuffix                # DMARC organizational domains by the Public Suffix List
   libopendkim-dev                        # OpenDKIM's library, a peer in tests/bench only
+  libspf2-dev libopendmarc-dev           # libspf2 and OpenDMARC: the inbound benchmark's peers
   # real peers for tests
   softhsm2                               # the development/CI token
   opensc                                 # pkcs11-tool, for cross-checks against our own code
