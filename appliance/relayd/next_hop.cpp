@@ -336,6 +336,23 @@ class SmtpNextHop final : public NextHopSession, public std::enable_shared_from_
             if (ready.code != 220) {
                 co_return failed_open(ready, "STARTTLS");
             }
+            // Nothing may follow the 220 in clear text: the next hop waits for our TLS
+            // handshake. Bytes already here (after the 220 in the reply buffer, or waiting in
+            // the socket) were put there by someone on the path, to be read later as replies to
+            // commands sent over TLS (a forged 250 or 550; the CVE-2011-0411 class, the other
+            // way round). They end the session: 4xx, and the client keeps the message.
+            error_code waiting_ec;
+            const std::size_t waiting = stream_->socket().available(waiting_ec);
+            if (input_.has_pending() || waiting > 0 || waiting_ec) {
+                close();
+                co_return local_reply(451, "4.7.5",
+                                      where +
+                                          " sent clear text after its 220 to STARTTLS "
+                                          "(response injection?): session ended");
+            }
+            input_ = smtp::LineBuffer(4096);
+            // RFC 3207 §4.2: nothing learnt before TLS counts; EHLO again over TLS below.
+            size_ = eight_bit_mime_ = smtputf8_ = starttls_ = false;
             auto& tls = stream_->tls_stream();
             if (!hop_.server_name.empty()) {
                 // SSL_set_tlsext_host_name, without the macro's C cast.
