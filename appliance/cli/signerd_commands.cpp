@@ -360,21 +360,29 @@ void add_signerd_commands(CLI::App& app, int& exit_code) {
     add_common(create, *c);
     create->add_option("--for", *name, "user the token belongs to (default: --user)");
     create->add_option("--label", *label, "what the token is for");
-    create->add_option("--ttl", *ttl, "expiry, such as 30d (default: none)");
+    create->add_option("--ttl", *ttl,
+                       "lifetime, such as 30d (default: 90d); 'never' for a token that does not "
+                       "expire");
     create->callback([&exit_code, c, name, label, ttl] {
         auto auth = credentials(*c);
         if (!auth) {
             exit_code = kUsage;
             return;
         }
-        std::int64_t seconds = 0;
-        if (!ttl->empty()) {
+        std::int64_t seconds = 0;  // signerd's default, ipc::kApiTokenDefaultTtl
+        if (*ttl == "never") {
+            seconds = ipc::kApiTokenNeverExpires;
+        } else if (!ttl->empty()) {
             const auto d = jit::parse_duration(*ttl);
             if (!d) {
                 exit_code = fail("--ttl: expected a duration such as 30d");
                 return;
             }
             seconds = std::chrono::duration_cast<std::chrono::seconds>(*d).count();
+            if (seconds <= 0) {
+                exit_code = fail("--ttl: expected a duration such as 30d, or never");
+                return;
+            }
         }
         exit_code = call(*c, ipc::ApiTokenCreate{*auth, *name, *label, seconds});
     });
@@ -402,10 +410,19 @@ void add_signerd_commands(CLI::App& app, int& exit_code) {
         totp->add_subcommand("confirm", "confirm the enrolment with a current code");
     add_common(confirm, *c);
     confirm->add_option("--for", *name, "user (default: --user)");
-    confirm->add_option("--code", *code, "the current code")->required();
+    confirm
+        ->add_option("--code", *code,
+                     "the current code; '-' reads it from standard input (a prompt without echo "
+                     "on a terminal)")
+        ->required();
     confirm->callback([&exit_code, c, name, code] {
-        auto auth = credentials(*c);
-        exit_code = auth ? call(*c, ipc::TotpConfirm{*auth, *name, *code}) : kUsage;
+        auto the_code = code_argument(*code, "TOTP code: ");
+        jit::wipe(*code);
+        auto auth = the_code ? credentials(*c) : std::nullopt;
+        exit_code = auth ? call(*c, ipc::TotpConfirm{*auth, *name, *the_code}) : kUsage;
+        if (the_code) {
+            jit::wipe(*the_code);
+        }
     });
 
     // elevation request | list | approve | deny | cancel | revoke

@@ -1,13 +1,74 @@
 #include "signerd_connection.hpp"
 
+#include <termios.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <ctime>
 #include <iostream>
 
 #include "commands.hpp"
 #include "dkim/hsm/secret.hpp"
 #include "dkim/ipc/client.hpp"
+#include "dkim/jit/credentials.hpp"
 
 namespace dkim::cli {
+
+std::optional<std::string> read_code_from_stdin(const std::string& prompt, std::string& error) {
+    const bool terminal = ::isatty(STDIN_FILENO) == 1;
+    termios saved{};
+    const bool echo_off = terminal && ::tcgetattr(STDIN_FILENO, &saved) == 0;
+    if (terminal) {
+        std::cerr << prompt << std::flush;
+    }
+    if (echo_off) {
+        termios quiet = saved;
+        quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+        ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    std::string line;
+    bool ok = true;
+    for (char c = 0;;) {
+        const ssize_t n = ::read(STDIN_FILENO, &c, 1);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0 || c == '\n') {
+            ok = n > 0 || !line.empty();
+            break;
+        }
+        if (line.size() >= 64) {
+            ok = false;
+            break;
+        }
+        line.push_back(c);
+    }
+    if (echo_off) {
+        ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+        std::cerr << "\n";
+    }
+    if (!line.empty() && line.back() == '\r') {
+        line.pop_back();
+    }
+    if (!ok || line.empty()) {
+        jit::wipe(line);
+        error = "expected the code on standard input (one line, at most 64 bytes)";
+        return std::nullopt;
+    }
+    return line;
+}
+
+std::optional<std::string> code_argument(const std::string& value, const std::string& prompt) {
+    if (value != "-") {
+        return value;
+    }
+    std::string error;
+    auto code = read_code_from_stdin(prompt, error);
+    if (!code) {
+        std::cerr << "dkim-appliance: " << error << "\n";
+    }
+    return code;
+}
 
 std::string read_secret(const std::string& path, std::string& error) {
     auto secret = hsm::Secret::from_file(path);
@@ -35,7 +96,17 @@ std::optional<ipc::Credentials> credentials(const Common& c) {
         std::cerr << "dkim-appliance: " << error << "\n";
         return std::nullopt;
     }
-    out.totp = c.totp;
+    if (c.totp_stdin || c.totp == "-") {
+        auto code = read_code_from_stdin("TOTP code: ", error);
+        if (!code) {
+            out.wipe();
+            std::cerr << "dkim-appliance: --totp: " << error << "\n";
+            return std::nullopt;
+        }
+        out.totp = std::move(*code);
+    } else {
+        out.totp = c.totp;
+    }
     return out;
 }
 
@@ -78,7 +149,12 @@ void add_common(CLI::App* command, Common& c) {
     command->add_option("--user", c.user, "authenticate as this user (with --password-file)");
     command->add_option("--password-file", c.password_file, "file holding the user's password");
     command->add_option("--token-file", c.token_file, "file holding an API or session token");
-    command->add_option("--totp", c.totp, "the user's current TOTP code (approve, deny, revoke)");
+    command->add_option("--totp", c.totp,
+                        "the user's current TOTP code (approve, deny, revoke; a login that makes "
+                        "a token). '-' reads it from standard input (a prompt without echo on a "
+                        "terminal): a code given here is visible in the process list");
+    command->add_flag("--totp-stdin", c.totp_stdin,
+                      "read the TOTP code from standard input (the same as --totp -)");
 }
 
 Expected<ipc::Reply, std::string> ask_signerd(const Common& c, ipc::Request request) {

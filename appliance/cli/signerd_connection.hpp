@@ -1,6 +1,8 @@
 #pragma once
 // The operator CLI's connection to dkim-signerd: where its socket is, who the operator is
-// (credentials from files, never from the command line), one request and its reply.
+// (credentials from files, never from the command line), one request and its reply. A TOTP
+// code comes from standard input (`--totp -` or `--totp-stdin`, with a prompt without echo on
+// a terminal) so that it is not in the process list; `--totp CODE` still works.
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
@@ -19,13 +21,21 @@ struct Common {
     std::string password_file;
     std::string token_file;
     std::string totp;
+    bool totp_stdin = false;
 };
+
+// One line from standard input (at most 64 bytes, without its line end), after `prompt` on
+// standard error without echo when standard input is a terminal. `what` names it in errors.
+std::optional<std::string> read_code_from_stdin(const std::string& prompt, std::string& error);
+
+// `value`, or the line read from standard input when `value` is "-".
+std::optional<std::string> code_argument(const std::string& value, const std::string& prompt);
 
 // A secret file's content (hsm::Secret::from_file's checks: not readable by others); sets
 // `error` instead when it cannot be read.
 std::string read_secret(const std::string& path, std::string& error);
 
-// --socket, --user, --password-file, --token-file, --totp.
+// --socket, --user, --password-file, --token-file, --totp, --totp-stdin.
 void add_common(CLI::App* command, Common& c);
 
 // The credentials the options name (read from their files); nullopt after printing why not.

@@ -179,7 +179,11 @@ ipc::Reply Service::dispatch(const Peer& peer, T& request) {
         if (!actor) {
             return error_reply(actor.error());
         }
-        return operate(*actor, request, now);
+        if constexpr (std::is_same_v<T, ipc::ApiTokenCreate> || std::is_same_v<T, ipc::TotpEnrol>) {
+            return operate(peer, *actor, request, now);
+        } else {
+            return operate(*actor, request, now);
+        }
     }
 }
 
@@ -551,17 +555,32 @@ ipc::Reply Service::operate(const Actor& who, ipc::UserSetDisabled& r, jit::Time
     return ipc::OkReply{"user " + r.name + (r.disabled ? " disabled" : " enabled"), 0, ""};
 }
 
-ipc::Reply Service::operate(const Actor& who, ipc::ApiTokenCreate& r, jit::TimePoint now) {
+ipc::Reply Service::operate(const Peer& peer, const Actor& who, ipc::ApiTokenCreate& r,
+                            jit::TimePoint now) {
     // A token is made from a password login (with TOTP when enrolled), never from a token.
     const std::string user = r.user.empty() ? who.name : r.user;
     if (user != who.name || who.kind == Actor::Kind::local) {
+        if (peer.kind == PeerKind::web) {
+            // dkim-webd sees every console user's password: through it, a user makes tokens for
+            // themselves only, whatever grant an admin holds.
+            return error("forbidden",
+                         "through the web console a user makes API tokens only for "
+                         "themselves");
+        }
         if (auto allowed = may_administer(who, now); !allowed) {
             return error_reply(allowed.error());
         }
     }
+    // 0: the default lifetime; kApiTokenNeverExpires: no expiry, only when asked for explicitly.
     std::optional<jit::Duration> ttl;
-    if (r.ttl_seconds > 0) {
+    if (r.ttl_seconds == 0) {
+        ttl = ipc::kApiTokenDefaultTtl;
+    } else if (r.ttl_seconds > 0) {
         ttl = std::chrono::seconds(r.ttl_seconds);
+    } else if (r.ttl_seconds != ipc::kApiTokenNeverExpires) {
+        return error("invalid", "ttl_seconds is a positive number of seconds, 0 for the default (" +
+                                    std::to_string(ipc::kApiTokenDefaultTtl.count() / 86400) +
+                                    " days) or -1 for no expiry");
     }
     auto made = directory_.create_token(who, user, jit::TokenKind::api, r.label, ttl, now);
     if (!made) {
@@ -580,14 +599,36 @@ ipc::Reply Service::operate(const Actor& who, ipc::ApiTokenRevoke& r, jit::TimeP
     return ipc::OkReply{"token " + std::to_string(r.id) + " revoked", r.id, ""};
 }
 
-ipc::Reply Service::operate(const Actor& who, ipc::TotpEnrol& r, jit::TimePoint now) {
+ipc::Reply Service::operate(const Peer& peer, const Actor& who, ipc::TotpEnrol& r,
+                            jit::TimePoint now) {
     const std::string user = r.user.empty() ? who.name : r.user;
     if (user != who.name || who.kind == Actor::Kind::local) {
+        if (peer.kind == PeerKind::web) {
+            return error("forbidden", "through the web console a user enrols only their own TOTP");
+        }
         if (auto allowed = may_administer(who, now); !allowed) {
             return error_reply(allowed.error());
         }
     }
-    auto enrolled = directory_.enrol_totp(who, user, now);
+    // Replacing a confirmed TOTP: webd sees the password and a fresh code at every console
+    // login, so one login would be enough to take over the second factor. Only the local
+    // operator (the admin peer, root) or an admin under an admin grant, from the admin peer.
+    bool replace = false;
+    if (const auto target = directory_.find(user); target && target->totp_confirmed) {
+        if (peer.kind != PeerKind::admin) {
+            return error("forbidden",
+                         "the TOTP of " + user +
+                             " is confirmed: only the local operator (root) or an admin under an "
+                             "admin grant can replace it, never through the web console");
+        }
+        if (who.kind != Actor::Kind::local) {
+            if (auto allowed = may_administer(who, now); !allowed) {
+                return error_reply(allowed.error());
+            }
+        }
+        replace = true;
+    }
+    auto enrolled = directory_.enrol_totp(who, user, now, replace);
     if (!enrolled) {
         return error_reply(enrolled.error());
     }

@@ -88,9 +88,13 @@ class Service {
     ipc::Reply operate(const jit::Actor& who, ipc::UserAdd& r, jit::TimePoint now);
     ipc::Reply operate(const jit::Actor& who, ipc::UserList& r, jit::TimePoint now);
     ipc::Reply operate(const jit::Actor& who, ipc::UserSetDisabled& r, jit::TimePoint now);
-    ipc::Reply operate(const jit::Actor& who, ipc::ApiTokenCreate& r, jit::TimePoint now);
+    // Credentials for a user: these also look at the peer (dkim-webd may not make them for
+    // another user, nor replace a confirmed TOTP).
+    ipc::Reply operate(const Peer& peer, const jit::Actor& who, ipc::ApiTokenCreate& r,
+                       jit::TimePoint now);
     ipc::Reply operate(const jit::Actor& who, ipc::ApiTokenRevoke& r, jit::TimePoint now);
-    ipc::Reply operate(const jit::Actor& who, ipc::TotpEnrol& r, jit::TimePoint now);
+    ipc::Reply operate(const Peer& peer, const jit::Actor& who, ipc::TotpEnrol& r,
+                       jit::TimePoint now);
     ipc::Reply operate(const jit::Actor& who, ipc::TotpConfirm& r, jit::TimePoint now);
     ipc::Reply operate(const jit::Actor& who, ipc::ElevationRequest& r, jit::TimePoint now);
     ipc::Reply operate(const jit::Actor& who, ipc::ElevationList& r, jit::TimePoint now);

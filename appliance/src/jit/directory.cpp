@@ -5,9 +5,6 @@
 namespace dkim::jit {
 namespace {
 
-constexpr int kMaxFailures = 5;
-constexpr auto kFailureWindow = std::chrono::minutes(15);
-constexpr auto kLockout = std::chrono::minutes(15);
 constexpr std::size_t kMinPassword = 12;
 constexpr std::size_t kMaxPassword = 1024;
 
@@ -56,6 +53,11 @@ Directory::Directory(Journal& journal, const StoredState& state, PasswordCost co
         tokens_[t.id] = t;
         token_by_hash_[t.hash] = t.id;
         next_token_id_ = std::max(next_token_id_, t.id + 1);
+    }
+    for (const LoginFailures& f : state.login_failures) {
+        if (users_.count(f.user) != 0) {
+            failures_[f.user] = f;
+        }
     }
 }
 
@@ -116,12 +118,9 @@ Outcome<User> Directory::set_disabled(const Actor& by, const std::string& name, 
     AuditRecord r =
         audit(now, by.audit_name(), disabled ? "user.disable" : "user.enable", "ok", "");
     r.detail = "user " + name;
-    auto saved = save(std::move(u), std::move(r));
-    if (saved && disabled) {
-        // A disabled user's tokens stop working at once (authenticate checks the user too).
-        failures_.erase(name);
-    }
-    return saved;
+    // A disabled user's tokens stop working at once (authenticate checks the user too). A
+    // lockout is not touched: disabling and enabling again does not lift it.
+    return save(std::move(u), std::move(r));
 }
 
 Outcome<User> Directory::set_password(const Actor& by, const std::string& name,
@@ -160,25 +159,56 @@ std::optional<User> Directory::find(const std::string& name) const {
     return it == users_.end() ? std::nullopt : std::optional<User>(blank(it->second));
 }
 
-bool Directory::locked_out(const std::string& name, TimePoint now) {
+bool Directory::locked_out(const std::string& name, TimePoint now) const {
     const auto it = failures_.find(name);
     return it != failures_.end() && now < it->second.locked_until;
 }
 
-void Directory::note_failure(const std::string& name, TimePoint now) {
-    Failures& f = failures_[name];
-    if (f.count == 0 || now - f.first > kFailureWindow) {
-        f = Failures{0, now, {}};
+bool Directory::locked_out_at(const std::string& name, TimePoint now) const {
+    std::lock_guard lock(mutex_);
+    return locked_out(name, now);
+}
+
+std::size_t Directory::tracked_failures() const {
+    std::lock_guard lock(mutex_);
+    return failures_.size();
+}
+
+std::optional<LoginFailures> Directory::note_failure(const std::string& name, TimePoint now) {
+    if (users_.count(name) == 0) {
+        // An unknown name can never authenticate: nothing to lock, nothing to remember. A
+        // sprayer of random names takes no memory here (the audit log records each attempt).
+        return std::nullopt;
     }
+    LoginFailures& f = failures_[name];
+    if (now < f.locked_until) {
+        // Locked: whatever is tried neither counts nor changes the lockout's end.
+        return std::nullopt;
+    }
+    if (f.count == 0 || now - f.first >= kFailureWindow || now < f.first) {
+        f.count = 0;
+        f.first = now;
+    }
+    f.user = name;
+    ++f.version;
     if (++f.count >= kMaxFailures) {
+        // Locked for the whole period from this failure; the count starts again after it.
         f.locked_until = now + kLockout;
         f.count = 0;
     }
+    return f;
 }
 
 Outcome<void> Directory::audit_failure(const std::string& actor, const std::string& action,
-                                       const std::string& reason, TimePoint now) {
-    if (auto written = journal_.write({}, audit(now, actor, action, "refused", reason)); !written) {
+                                       const std::string& reason,
+                                       std::optional<LoginFailures> failures, TimePoint now) {
+    std::vector<Mutation> changes;
+    if (failures) {
+        changes.emplace_back(std::move(*failures));
+    }
+    if (auto written =
+            journal_.write(std::move(changes), audit(now, actor, action, "refused", reason));
+        !written) {
         return refuse(Refusal::Code::unavailable,
                       "the audit log cannot be written: " + written.error());
     }
@@ -202,16 +232,27 @@ Outcome<Actor> Directory::authenticate_password(const std::string& name, std::st
     static const std::string dummy = hash_password("not a password of anyone", cost_).value_or("");
     const bool ok = verify_password(u.name.empty() ? dummy : u.password_hash, password);
     if (!ok || u.name.empty()) {
+        std::optional<LoginFailures> failures;
+        bool locked = false;
         {
             std::lock_guard lock(mutex_);
-            note_failure(name, now);
+            locked = locked_out(name, now);
+            failures = note_failure(name, now);
         }
-        if (auto recorded = audit_failure(is_valid_user_name(name) ? name : "(invalid name)",
-                                          "auth.password", "authentication failed", now);
+        if (auto recorded = audit_failure(
+                is_valid_user_name(name) ? name : "(invalid name)", "auth.password",
+                locked ? "locked out" : "authentication failed", std::move(failures), now);
             !recorded) {
             return unexpected(recorded.error());
         }
         return bad_credentials();
+    }
+    {
+        // The lockout may have begun while the password was being checked.
+        std::lock_guard lock(mutex_);
+        if (locked_out(name, now)) {
+            return bad_credentials();
+        }
     }
     return actor_of(u);
 }
@@ -323,20 +364,29 @@ std::vector<ApiToken> Directory::tokens() const {
 }
 
 Outcome<TotpEnrolment> Directory::enrol_totp(const Actor& by, const std::string& user,
-                                             TimePoint now) {
+                                             TimePoint now, bool replace_confirmed) {
     std::lock_guard lock(mutex_);
     const auto it = users_.find(user);
     if (it == users_.end()) {
         return refuse(Refusal::Code::not_found, "no user " + user);
     }
     User u = it->second;
+    if (u.totp_confirmed && !replace_confirmed) {
+        return refuse(Refusal::Code::forbidden,
+                      "the TOTP of " + user +
+                          " is confirmed: only the local operator (root) or an admin under an "
+                          "admin grant can replace it, never through the web console",
+                      "totp-replace");
+    }
+    const bool replaced = u.totp_confirmed;
     u.totp_secret = random_totp_secret();
     u.totp_confirmed = false;
     u.totp_last_step = 0;
     TotpEnrolment enrolment{base32_encode(u.totp_secret),
                             totp_uri("dkim-appliance", user, u.totp_secret)};
     AuditRecord r = audit(now, by.audit_name(), "totp.enrol", "ok", "");
-    r.detail = "user " + user + " (unconfirmed)";
+    r.detail = "user " + user +
+               (replaced ? " (replaces a confirmed TOTP; unconfirmed)" : " (unconfirmed)");
     if (auto saved = save(std::move(u), std::move(r)); !saved) {
         wipe(enrolment.secret_base32);
         wipe(enrolment.uri);
@@ -347,19 +397,30 @@ Outcome<TotpEnrolment> Directory::enrol_totp(const Actor& by, const std::string&
 
 Outcome<User> Directory::confirm_totp(const Actor& by, const std::string& user,
                                       std::string_view code, TimePoint now) {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     const auto it = users_.find(user);
     if (it == users_.end() || it->second.totp_secret.empty()) {
         return refuse(Refusal::Code::conflict, "no TOTP enrolment to confirm for " + user);
     }
     User u = it->second;
-    const auto step = totp_match(
-        u.totp_secret, code,
-        totp_step(
-            std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count()));
+    std::optional<std::int64_t> step;
+    const bool locked = locked_out(user, now);
+    if (!locked) {
+        step = totp_match(
+            u.totp_secret, code,
+            totp_step(
+                std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count()));
+    }
     if (!step || *step <= u.totp_last_step) {
-        note_failure(user, now);
-        return refuse(Refusal::Code::unauthenticated, "the code does not match");
+        auto failures = note_failure(user, now);
+        lock.unlock();
+        if (auto recorded =
+                audit_failure(user, "totp.confirm", locked ? "locked out" : "TOTP code wrong",
+                              std::move(failures), now);
+            !recorded) {
+            return unexpected(recorded.error());
+        }
+        return bad_credentials();
     }
     u.totp_confirmed = true;
     u.totp_last_step = *step;
@@ -382,21 +443,26 @@ Outcome<void> Directory::check_totp(const Actor& actor, std::string_view code, T
                           "need one (dkim-appliance totp enrol)");
     }
     std::optional<std::int64_t> step;
-    if (!locked_out(u.name, now)) {
+    const bool locked = locked_out(u.name, now);
+    if (!locked) {
         step = totp_match(
             u.totp_secret, code,
             totp_step(
                 std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count()));
     }
     if (!step || *step <= u.totp_last_step) {
-        note_failure(u.name, now);
+        auto failures = note_failure(u.name, now);
         lock.unlock();
         if (auto recorded = audit_failure(u.name, "auth.totp",
-                                          step ? "TOTP code reused" : "TOTP code wrong", now);
+                                          locked ? "locked out"
+                                          : step ? "TOTP code reused"
+                                                 : "TOTP code wrong",
+                                          std::move(failures), now);
             !recorded) {
             return unexpected(recorded.error());
         }
-        return refuse(Refusal::Code::unauthenticated, "the TOTP code is wrong or was used already");
+        // The same answer as a wrong password: a guesser learns nothing about which part failed.
+        return bad_credentials();
     }
     u.totp_last_step = *step;
     // Remember the step durably before the decision it authorizes: a code works once.

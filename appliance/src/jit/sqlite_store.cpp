@@ -5,8 +5,10 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
+#include <string>
 
 #include "dkim/jit/store.hpp"
 
@@ -51,11 +53,24 @@ CREATE TABLE IF NOT EXISTS audit(
 CREATE TABLE IF NOT EXISTS checkpoints(
   seq INTEGER PRIMARY KEY, head BLOB NOT NULL, time INTEGER NOT NULL, key_label TEXT NOT NULL,
   algorithm TEXT NOT NULL, signature BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS login_failures(
+  user TEXT PRIMARY KEY, version INTEGER NOT NULL, count INTEGER NOT NULL, first INTEGER NOT NULL,
+  locked_until INTEGER NOT NULL);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 )sql";
+
+// Schema versions, applied in order to a store that is older (each step idempotent, in one
+// transaction with the version it brings). Tables that are new in a version are created by
+// kSchema above (CREATE TABLE IF NOT EXISTS); a step here changes what exists already.
+//   2: login_failures (lockouts survive a restart)
+constexpr int kSchemaVersion = 2;
+constexpr const char* kMigrations[] = {
+    // 1 -> 2: the table is created by kSchema; nothing existing changes.
+    "UPDATE meta SET value = '2' WHERE key = 'schema' AND CAST(value AS INTEGER) < 2;",
+};
 
 class Statement {
   public:
@@ -181,6 +196,7 @@ class SqliteStore final : public Store {
     bool apply(const GrantUses& g);
     bool apply(const Checkpoint& c);
     bool apply(const KeyRecord& k);
+    bool apply(const LoginFailures& f);
     bool append(const AuditRecord& r);
 
     sqlite3* db_;
@@ -329,6 +345,20 @@ bool SqliteStore::apply(const KeyRecord& k) {
     time(k.retire_after);
     time(k.retired);
     s->bind(k.dkim_record);
+    return done(s);
+}
+
+bool SqliteStore::apply(const LoginFailures& f) {
+    Statement* s = statement(
+        "INSERT INTO login_failures(user, version, count, first, locked_until) "
+        "VALUES (?,?,?,?,?) ON CONFLICT(user) DO UPDATE SET version = excluded.version, "
+        "count = excluded.count, first = excluded.first, locked_until = excluded.locked_until "
+        "WHERE excluded.version > login_failures.version");
+    if (s == nullptr) {
+        return false;
+    }
+    s->bind(f.user).bind(f.version).bind(std::int64_t{f.count}).bind(to_unix_ms(f.first));
+    s->bind(to_unix_ms(f.locked_until));
     return done(s);
 }
 
@@ -503,6 +533,20 @@ Expected<StoredState, std::string> SqliteStore::load() {
     } else {
         return unexpected(error("cannot read the keys' lifecycle"));
     }
+    if (Statement* s = statement("SELECT user, version, count, first, locked_until "
+                                 "FROM login_failures ORDER BY user")) {
+        while (s->step() == SQLITE_ROW) {
+            LoginFailures f;
+            f.user = s->text(0);
+            f.version = s->integer(1);
+            f.count = static_cast<int>(std::clamp<std::int64_t>(s->integer(2), 0, 1000));
+            f.first = from_unix_ms(s->integer(3));
+            f.locked_until = from_unix_ms(s->integer(4));
+            state.login_failures.push_back(std::move(f));
+        }
+    } else {
+        return unexpected(error("cannot read the login failures"));
+    }
     if (Statement* s = statement("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")) {
         if (s->step() == SQLITE_ROW) {
             state.audit_seq = s->integer(0);
@@ -568,6 +612,45 @@ Expected<std::vector<Checkpoint>, std::string> SqliteStore::checkpoints() {
     return out;
 }
 
+// Brings an older store to kSchemaVersion, one step per transaction; a store newer than this
+// binary is refused (its columns could mean what this binary does not know).
+bool migrate(sqlite3* db, char** err) {
+    const auto version = [db]() -> int {
+        sqlite3_stmt* stmt = nullptr;
+        int v = -1;
+        if (sqlite3_prepare_v2(db, "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'schema'",
+                               -1, &stmt, nullptr) == SQLITE_OK &&
+            sqlite3_step(stmt) == SQLITE_ROW) {
+            v = sqlite3_column_int(stmt, 0);
+        }
+        sqlite3_finalize(stmt);
+        return v;
+    };
+    int current = version();
+    if (current > kSchemaVersion) {
+        *err = sqlite3_mprintf("the store has schema version %d, this binary knows %d", current,
+                               kSchemaVersion);
+        return false;
+    }
+    for (; current >= 1 && current < kSchemaVersion; current = version()) {
+        const std::string step =
+            std::string("BEGIN IMMEDIATE; ") + kMigrations[current - 1] + " COMMIT;";
+        if (sqlite3_exec(db, step.c_str(), nullptr, nullptr, err) != SQLITE_OK) {
+            sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+            return false;
+        }
+        if (version() <= current) {
+            *err = sqlite3_mprintf("schema migration from version %d did not advance", current);
+            return false;
+        }
+    }
+    if (current < 1) {
+        *err = sqlite3_mprintf("the store has no schema version");
+        return false;
+    }
+    return true;
+}
+
 }  // namespace
 
 Expected<std::unique_ptr<Store>, std::string> open_sqlite_store(const std::filesystem::path& file,
@@ -589,7 +672,8 @@ Expected<std::unique_ptr<Store>, std::string> open_sqlite_store(const std::files
         const char* setup = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;";
         char* err = nullptr;
         if (sqlite3_exec(db, setup, nullptr, nullptr, &err) != SQLITE_OK ||
-            (options.create && sqlite3_exec(db, kSchema, nullptr, nullptr, &err) != SQLITE_OK)) {
+            (options.create && sqlite3_exec(db, kSchema, nullptr, nullptr, &err) != SQLITE_OK) ||
+            (options.create && !migrate(db, &err))) {
             std::string message = "cannot set up the state store " + file.string() + ": " +
                                   (err != nullptr ? err : sqlite3_errmsg(db));
             sqlite3_free(err);

@@ -5,6 +5,7 @@
 // binary archive of a Request or Reply variant. Field types are strings, integers, bools,
 // optionals and vectors only (no enums: a decoded value is always a valid value).
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -102,11 +103,18 @@ struct UserSetDisabled {
     }
 };
 
+// An API token lives 90 days unless asked otherwise: long enough for a quarterly rotation of
+// what uses it, short enough that a forgotten or leaked token dies on its own. A token that
+// never expires must be asked for explicitly (ttl_seconds = kApiTokenNeverExpires).
+inline constexpr std::chrono::seconds kApiTokenDefaultTtl{std::int64_t{90} * 86400};
+inline constexpr std::int64_t kApiTokenNeverExpires = -1;
+
 struct ApiTokenCreate {
     Credentials auth;
     std::string user;
     std::string label;
-    std::int64_t ttl_seconds = 0;  // 0: no expiry
+    // 0: kApiTokenDefaultTtl; > 0: seconds; kApiTokenNeverExpires: no expiry.
+    std::int64_t ttl_seconds = 0;
     template <class A>
     void serialize(A& ar) {
         ar(auth, user, label, ttl_seconds);

@@ -2,8 +2,12 @@
 // Identities: users with roles, their Argon2id password hashes, API and session tokens
 // (kept as hashes, shown once), and TOTP enrolment. Credentials are verified here, in
 // signerd; dkim-webd only forwards them. Every change and every failed authentication is
-// on the audit log. Five failures within 15 minutes lock a user's password and TOTP out for
-// 15 minutes (in memory: a restart clears it, the audit log keeps the attempts).
+// on the audit log. Five failures (wrong passwords and wrong TOTP codes count together) within
+// 15 minutes lock a user's password and TOTP out for 15 minutes from the fifth: nothing tried
+// during the lockout is accepted, counted or able to shorten it, and the lockout is in the
+// state store, so a restart keeps it. Only existing users are tracked: a name that does not
+// exist can never authenticate and takes no memory, however many are tried. Every refusal of
+// a guessed secret (password, TOTP code, locked out or not) is the same answer.
 
 #include <map>
 #include <mutex>
@@ -57,24 +61,36 @@ class Directory {
     Outcome<ApiToken> revoke_token(const Actor& by, std::int64_t id, TimePoint now);
     std::vector<ApiToken> tokens() const;  // hashes blanked
 
-    // A new secret; the user must confirm it with a code before it counts.
-    Outcome<TotpEnrolment> enrol_totp(const Actor& by, const std::string& user, TimePoint now);
+    // A new secret; the user must confirm it with a code before it counts. A confirmed one is
+    // replaced only with `replace_confirmed` (the caller has checked that `by` is the local
+    // operator or an admin under an admin grant, never through dkim-webd).
+    Outcome<TotpEnrolment> enrol_totp(const Actor& by, const std::string& user, TimePoint now,
+                                      bool replace_confirmed = false);
     Outcome<User> confirm_totp(const Actor& by, const std::string& user, std::string_view code,
                                TimePoint now);
     // The second factor for approve, deny and revoke. A code is accepted once (its time step
     // is remembered durably).
     Outcome<void> check_totp(const Actor& actor, std::string_view code, TimePoint now);
 
+    // Whether `name` is locked out at `now` (for tests and status).
+    bool locked_out_at(const std::string& name, TimePoint now) const;
+    // How many names have failure records (bounded by the number of users).
+    std::size_t tracked_failures() const;
+
+    static constexpr int kMaxFailures = 5;
+    static constexpr Duration kFailureWindow = std::chrono::minutes(15);
+    static constexpr Duration kLockout = std::chrono::minutes(15);
+
   private:
-    struct Failures {
-        int count = 0;
-        TimePoint first;
-        TimePoint locked_until;
-    };
-    bool locked_out(const std::string& name, TimePoint now);
-    void note_failure(const std::string& name, TimePoint now);
+    // Called with mutex_ held.
+    bool locked_out(const std::string& name, TimePoint now) const;
+    // Called with mutex_ held: counts a failure of an existing user (nothing for an unknown
+    // name, nothing during a lockout) and returns the record to persist, if it changed.
+    std::optional<LoginFailures> note_failure(const std::string& name, TimePoint now);
+    // The refusal on the audit log, with the changed failure record in the same commit.
     Outcome<void> audit_failure(const std::string& actor, const std::string& action,
-                                const std::string& reason, TimePoint now);
+                                const std::string& reason, std::optional<LoginFailures> failures,
+                                TimePoint now);
     Outcome<User> save(User user, AuditRecord record);
     static Actor actor_of(const User& user);
 
@@ -85,7 +101,7 @@ class Directory {
     std::map<std::int64_t, ApiToken> tokens_;
     std::map<std::string, std::int64_t> token_by_hash_;
     std::int64_t next_token_id_ = 1;
-    std::map<std::string, Failures> failures_;
+    std::map<std::string, LoginFailures> failures_;  // existing users only
 };
 
 bool is_valid_user_name(std::string_view name);

@@ -24,7 +24,20 @@ struct GrantUses {
     std::uint64_t uses = 0;
 };
 
-using Mutation = std::variant<User, ApiToken, Request, Grant, GrantUses, Checkpoint, KeyRecord>;
+// A user's recent authentication failures (password and TOTP codes count together) and the
+// lockout they caused, kept so that a restart lifts no lockout. `version` grows with every
+// change: the store keeps the highest, so two writes that land out of order cannot bring an
+// older state back. Only existing users have one (unknown names are never tracked).
+struct LoginFailures {
+    std::string user;
+    std::int64_t version = 0;
+    int count = 0;           // failures in the window that began at `first`
+    TimePoint first;         // start of the current failure window
+    TimePoint locked_until;  // no password or TOTP code is accepted before this
+};
+
+using Mutation =
+    std::variant<User, ApiToken, Request, Grant, GrantUses, Checkpoint, KeyRecord, LoginFailures>;
 
 struct StoredState {
     std::vector<User> users;
@@ -32,6 +45,7 @@ struct StoredState {
     std::vector<Request> requests;  // with their approvals
     std::vector<Grant> grants;
     std::vector<KeyRecord> keys;
+    std::vector<LoginFailures> login_failures;
     std::int64_t audit_seq = 0;  // records in the log
     ChainHash audit_head{};      // hash of the last record
 };
