@@ -126,6 +126,9 @@ int run_sign(const SignArgs& args) {
     }
     SignOptions options;
     options.canonicalization = *canon;
+    if (!args.signerd.empty() && args.expire_after.empty()) {
+        options.expire_after = std::chrono::hours(24 * 7);  // within signerd's signing profile
+    }
     if (!args.expire_after.empty()) {
         options.expire_after = parse_duration(args.expire_after);
         if (!options.expire_after) {
@@ -389,7 +392,8 @@ void add_mail_commands(CLI::App& app, int& exit_code) {
             CLI::IsMember({"simple/simple", "simple/relaxed", "relaxed/simple", "relaxed/relaxed"}))
         ->capture_default_str();
     sign->add_option("--expire-after", sign_args->expire_after,
-                     "add x= this long after t= (seconds, or 90m, 12h, 7d)");
+                     "add x= this long after t= (seconds, or 90m, 12h, 7d; with --signerd the "
+                     "default is 7d, signerd's default limit)");
     sign->add_option("--now", sign_args->now, "sign as of this Unix time (t=); for tests");
     sign->callback([&exit_code, sign_args] { exit_code = run_sign(*sign_args); });
 

@@ -343,8 +343,10 @@ constexpr config::KeyDoc kKeys[] = {
     {"signing", "table", "", "How outbound mail is signed."},
     {"signing.canonicalization", "string", "relaxed/relaxed", "Header/body canonicalization (c=).",
      "\"relaxed/relaxed\""},
-    {"signing.expire_after", "duration", "",
-     "Signatures expire (x=) this long after signing (at least 1h; default: no x=).", "\"7d\""},
+    {"signing.expire_after", "duration", "7d",
+     "Signatures expire (x=) this long after signing: 1h to 30d, and within signerd's "
+     "signing_profile.max_lifetime (7d by default), or signerd refuses to sign.",
+     "\"3d\""},
     {"signing.workers", "integer 1..256", "8", "Threads hashing and asking signerd.", "8"},
     {"signing.key_refresh", "duration", "60s",
      "How long a managed domain's active selectors are cached.", "\"60s\""},
@@ -458,6 +460,10 @@ Expected<Config, std::string> load_config(const std::string& file) {
                 c.canonicalization = *parsed;
             }
             if (const auto x = signing->duration("expire_after", std::chrono::hours(1))) {
+                if (*x > std::chrono::hours(24 * 30)) {
+                    signing->fail("expire_after",
+                                  "at most 30d (signerd's signing profile caps x= after t=)");
+                }
                 c.expire_after = std::chrono::duration_cast<std::chrono::seconds>(*x);
             }
             c.signing_workers =

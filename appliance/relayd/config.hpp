@@ -26,7 +26,7 @@
 //
 //   [signing]
 //   canonicalization = "relaxed/relaxed"
-//   expire_after = "7d"                     # x=, optional
+//   expire_after = "7d"                     # x= after t= (within signerd's profile)
 //   workers = 8                             # signerd calls in flight
 //   key_refresh = "60s"                     # how long the active selectors are cached
 //
@@ -174,7 +174,7 @@ struct Config {
     Limits limits;
     NextHop next_hop;
     Canonicalization canonicalization{Canon::relaxed, Canon::relaxed};
-    std::optional<std::chrono::seconds> expire_after;
+    std::optional<std::chrono::seconds> expire_after = std::chrono::hours(24 * 7);
     std::size_t signing_workers = 8;
     std::chrono::milliseconds key_refresh{std::chrono::seconds(60)};
     std::vector<SigningDomain> domains;

@@ -587,7 +587,7 @@ awaitable<void> Session::data(const smtp::Command& c) {
         from_domains = std::move(*domains);
         signing_domain = config_.domain(from_domains.front());
         if (signing_domain != nullptr) {
-            signing = relay_.signing.start(*signing_domain);
+            signing = relay_.signing.start(*signing_domain, client_name());
         }
     };
     auto progress = [&]() {
@@ -729,7 +729,7 @@ awaitable<void> Session::data(const smtp::Command& c) {
         auto prepared = co_await run_blocking(
             relay_.workers, [&service, &domain] { return service.prepare(domain); });
         if (prepared) {
-            signing = relay_.signing.start(*signing_domain);
+            signing = relay_.signing.start(*signing_domain, client_name());
         }
         if (!signing) {
             conclude(RelayMetrics::Outcome::deferred_signer, 451, "4.3.0",

@@ -17,16 +17,18 @@ std::string key_label(const std::string& domain, const std::string& selector) {
 class MessageSigning::CheckedSigner final : public Signer {
   public:
     CheckedSigner(SigningService& service, std::string domain, std::string selector,
-                  SigningService::Key key)
+                  SigningService::Key key, std::string smtp_client)
         : service_(service),
           domain_(std::move(domain)),
           selector_(std::move(selector)),
-          key_(std::move(key)) {}
+          key_(std::move(key)),
+          smtp_client_(std::move(smtp_client)) {}
 
     SigningAlgorithm algorithm() const override { return key_.algorithm; }
 
     Expected<std::string, std::string> sign(std::string_view data) override {
-        ipc::RemoteSigner remote(service_.client(), domain_, selector_, key_.algorithm);
+        ipc::RemoteSigner remote(service_.client(), domain_, selector_, key_.algorithm,
+                                 smtp_client_);
         auto signature = remote.sign(data);
         if (!signature) {
             failure_.selector = selector_;
@@ -67,6 +69,7 @@ class MessageSigning::CheckedSigner final : public Signer {
     std::string domain_;
     std::string selector_;
     SigningService::Key key_;
+    std::string smtp_client_;
     SignFailure failure_;
 };
 
@@ -195,7 +198,8 @@ Expected<std::vector<std::string>, SignFailure> SigningService::fetch_selectors(
     return names;
 }
 
-std::unique_ptr<MessageSigning> SigningService::start(const SigningDomain& domain) {
+std::unique_ptr<MessageSigning> SigningService::start(const SigningDomain& domain,
+                                                      const std::string& smtp_client) {
     auto signing = std::make_unique<MessageSigning>();
     std::vector<SigningKey> keys;
     const auto names = domain.managed() ? fresh_selectors(domain.name) : domain.selectors;
@@ -207,8 +211,8 @@ std::unique_ptr<MessageSigning> SigningService::start(const SigningDomain& domai
         if (!key) {
             return nullptr;
         }
-        signing->signers_.push_back(
-            std::make_unique<MessageSigning::CheckedSigner>(*this, domain.name, selector, *key));
+        signing->signers_.push_back(std::make_unique<MessageSigning::CheckedSigner>(
+            *this, domain.name, selector, *key, smtp_client));
         keys.push_back(SigningKey{domain.name, selector, signing->signers_.back().get(), {}});
         signing->selectors_.push_back(selector);
     }

@@ -78,7 +78,10 @@ class SigningService {
 
     // Non-blocking: a MessageSigning for `domain` when every selector's public key is
     // cached, else nullopt (call prepare() on a worker, then try again).
-    std::unique_ptr<MessageSigning> start(const SigningDomain& domain);
+    // `smtp_client` (the [[client]] name) is stated to signerd with each signature, for its
+    // audit log.
+    std::unique_ptr<MessageSigning> start(const SigningDomain& domain,
+                                          const std::string& smtp_client = {});
     // Blocking: fetches the missing public keys of `domain`.
     Expected<void, SignFailure> prepare(const SigningDomain& domain);
     // Blocking: fetches every configured key it can; the errors, one per key that failed.

@@ -4,10 +4,12 @@
 #include <pwd.h>
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 
 #include "dkim/config/toml_reader.hpp"
+#include "dkim/mail/header.hpp"
 
 namespace dkim::signerd {
 
@@ -116,7 +118,30 @@ constexpr config::KeyDoc kKeys[] = {
      "[\"root\"]"},
     {"audit", "table", "", "The audit log."},
     {"audit.checkpoint_interval", "duration", "5m",
-     "How often the chain's head is signed with a token key while it is logged in.", "\"5m\""},
+     "While the token is logged in, a checkpoint (the chain's head signed with the audit key, "
+     "itself a record of the log) at least this often, even when nothing else is written; and "
+     "one before every logout. audit verify reports a logged-in log without one for longer as "
+     "broken.",
+     "\"5m\""},
+    {"audit.checkpoint_records", "integer 1..100000000", "10000",
+     "Or after this many records, whichever comes first (checked every second): bounds the "
+     "records not yet covered by a signature under load.",
+     "10000"},
+    {"signing_profile", "table", "",
+     "What a relay's header block must fit to be signed (no l=, t= near signerd's clock, x= "
+     "within the lifetime, the listed fields oversigned, nothing but the fields h= selects)."},
+    {"signing_profile.oversigned", "strings",
+     "[\"from\", \"to\", \"cc\", \"subject\", \"date\", \"message-id\", \"reply-to\"]",
+     "Fields h= must list once more than the block holds them, so none can be added after "
+     "signing. From is always among them.",
+     "[\"from\", \"to\", \"cc\", \"subject\", \"date\", \"message-id\", \"reply-to\", "
+     "\"content-type\"]"},
+    {"signing_profile.max_clock_skew", "duration", "5m",
+     "How far t= may be from signerd's clock (a stale or replayed block is refused).", "\"5m\""},
+    {"signing_profile.max_lifetime", "duration", "7d",
+     "The latest x= after t=: how long a signature can outlive its grant (mail queues retry for "
+     "about 5 days). At most 30d; the relay's signing.expire_after must fit it.",
+     "\"7d\""},
     {"webhook", "table", "", "Requests and decisions posted to a URL, signed with HMAC-SHA256."},
     {"webhook.url", "string", "", "http:// or https:// URL.", "\"https://hooks.example.net/dkim\""},
     {"webhook.secret_file", "string", "", "The HMAC key's file (required with url).",
@@ -273,7 +298,45 @@ Expected<Config, std::string> load_config(const std::string& file) {
         }
         if (auto audit = r.table("audit")) {
             c.checkpoint_interval = duration(*audit, "checkpoint_interval", c.checkpoint_interval);
+            c.checkpoint_records =
+                audit->integer("checkpoint_records", 1, 100'000'000).value_or(c.checkpoint_records);
             audit->finish();
+        }
+        if (auto profile = r.table("signing_profile")) {
+            if (auto fields = profile->strings("oversigned")) {
+                c.profile.oversigned.clear();
+                for (const std::string& f : *fields) {
+                    const bool valid = !f.empty() && f.size() <= 64 &&
+                                       std::all_of(f.begin(), f.end(), [](char ch) {
+                                           return ch > 32 && ch < 127 && ch != ':';
+                                       });
+                    if (!valid) {
+                        profile->fail("oversigned", "not a header field name: \"" + f + "\"");
+                    }
+                    c.profile.oversigned.push_back(mail::ascii_lowercase(f));
+                }
+                if (std::find(c.profile.oversigned.begin(), c.profile.oversigned.end(), "from") ==
+                    c.profile.oversigned.end()) {
+                    profile->fail("oversigned",
+                                  "must list from (a second From must break the "
+                                  "signature)");
+                }
+            }
+            const auto skew =
+                duration(*profile, "max_clock_skew",
+                         std::chrono::duration_cast<jit::Duration>(c.profile.max_clock_skew));
+            if (skew < std::chrono::seconds(1) || skew > std::chrono::hours(1)) {
+                profile->fail("max_clock_skew", "expected 1s to 1h");
+            }
+            c.profile.max_clock_skew = std::chrono::duration_cast<std::chrono::seconds>(skew);
+            const auto lifetime =
+                duration(*profile, "max_lifetime",
+                         std::chrono::duration_cast<jit::Duration>(c.profile.max_lifetime));
+            if (lifetime < std::chrono::hours(1) || lifetime > std::chrono::hours(24 * 30)) {
+                profile->fail("max_lifetime", "expected 1h to 30d");
+            }
+            c.profile.max_lifetime = std::chrono::duration_cast<std::chrono::seconds>(lifetime);
+            profile->finish();
         }
         if (auto webhook = r.table("webhook")) {
             c.webhook_url = webhook->string("url").value_or("");

@@ -18,7 +18,12 @@
 //   web = ["dkim-web"]       # may forward operator requests with their credentials
 //   admin = ["root"]         # the operator CLI: user management without credentials
 //   [audit]
-//   checkpoint_interval = "5m"
+//   checkpoint_interval = "5m"                  # signed checkpoints while logged in: every 5m
+//   checkpoint_records = 10000                   # or every 10000 records, whichever first
+//   [signing_profile]                            # dkim/dkim/signing_profile.hpp
+//   oversigned = ["from", "to", "cc", "subject", "date", "message-id", "reply-to"]
+//   max_clock_skew = "5m"
+//   max_lifetime = "7d"
 //   [webhook]
 //   url = "https://hooks.example.net/dkim"
 //   secret_file = "/etc/dkim-appliance/webhook-secret"
@@ -34,6 +39,7 @@
 #include <string>
 
 #include "dkim/config/schema.hpp"
+#include "dkim/dkim/signing_profile.hpp"
 #include "dkim/expected.hpp"
 #include "dkim/jit/credentials.hpp"
 #include "dkim/jit/policy.hpp"
@@ -65,6 +71,8 @@ struct Config {
     std::string pin_credential = "token-pin";
     std::map<std::uint32_t, PeerIdentity> peers;  // by uid
     jit::Duration checkpoint_interval = std::chrono::minutes(5);
+    std::int64_t checkpoint_records = 10'000;
+    SigningProfile profile;
     std::string webhook_url;
     std::filesystem::path webhook_secret_file;
     std::string metrics_listen;  // host:port, loopback only; empty: off

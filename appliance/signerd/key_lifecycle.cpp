@@ -12,9 +12,9 @@
 #include "dkim/crypto/public_key.hpp"
 #include "dkim/crypto/sha256.hpp"
 #include "dkim/dkim/signature.hpp"
+#include "dkim/dkim/signing_profile.hpp"
 #include "dkim/hsm/keys.hpp"
 #include "dkim/mail/header.hpp"
-#include "header_block.hpp"
 #include "service.hpp"
 
 namespace dkim::signerd {
@@ -341,10 +341,11 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyImport& r, jit::TimePoint 
     // The test block, when given, must be a DKIM-Signature of this very key.
     std::optional<Signature> test;
     if (!r.test_data.empty()) {
-        auto parsed = inspect_header_block(r.test_data);
-        if (!parsed) {
-            return refusal("invalid", "test block: " + parsed.error());
+        auto block = parse_signing_block(r.test_data);
+        if (!block) {
+            return refusal("invalid", "test block: " + block.error().to_string());
         }
+        const Signature* parsed = &block->signature;
         const auto expected = public_half->type == hsm::KeyType::ed25519
                                   ? SigningAlgorithm::ed25519_sha256
                                   : SigningAlgorithm::rsa_sha256;
@@ -408,10 +409,18 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyImport& r, jit::TimePoint 
         if (!signature) {
             return token_refusal(signature.error());
         }
-        (void)journal_.write(
-            {},
-            key_audit(who, now, "key.imported.test-signature", scope, "ok", grant->id,
-                      "sha256(header block)=" + jit::to_hex(crypto::Sha256::hash(r.test_data))));
+        // Fail closed: no signature leaves without its audit record.
+        if (auto recorded = journal_.write(
+                {}, key_audit(
+                        who, now, "key.imported.test-signature", scope, "ok", grant->id,
+                        "sha256(header block)=" + jit::to_hex(crypto::Sha256::hash(r.test_data))));
+            !recorded) {
+            jit::wipe(*signature);
+            return refusal("unavailable",
+                           "the key was imported, but the audit log cannot be written: the test "
+                           "signature was withheld (" +
+                               recorded.error() + ")");
+        }
         out.test_signature = std::move(*signature);
     }
     return out;

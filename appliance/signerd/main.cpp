@@ -129,6 +129,8 @@ int run(const signerd::Config& config) {
     signerd::ServiceOptions options;
     options.pin_source = config.pin_source;
     options.checkpoint_interval = config.checkpoint_interval;
+    options.checkpoint_records = config.checkpoint_records;
+    options.profile = config.profile;
     if (config.pin_source == signerd::PinSourceKind::file) {
         options.pin_path = config.pin_file;
     } else if (config.pin_source == signerd::PinSourceKind::credential) {

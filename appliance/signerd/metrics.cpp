@@ -1,5 +1,6 @@
 #include "metrics.hpp"
 
+#include <iterator>
 #include <sstream>
 #include <thread>
 
@@ -42,13 +43,22 @@ std::string Metrics::render(const Gauges& g) const {
         out << "dkim_signerd_signatures_total{outcome=\"" << outcomes[i] << "\"} "
             << signatures_[i].load() << "\n";
     }
-    static constexpr const char* reasons[] = {"no_grant", "mismatch", "malformed", "audit",
-                                              "token",    "peer",     "protocol"};
+    static constexpr const char* reasons[] = {"no_grant", "mismatch", "malformed",
+                                              "audit",    "token",    "peer",
+                                              "protocol", "profile",  "reserved"};
+    static_assert(std::size(reasons) == static_cast<std::size_t>(Refusal::count_));
     out << "# HELP dkim_signerd_refusals_total Refused requests by reason.\n"
            "# TYPE dkim_signerd_refusals_total counter\n";
     for (std::size_t i = 0; i < refusals_.size(); ++i) {
         out << "dkim_signerd_refusals_total{reason=\"" << reasons[i] << "\"} "
             << refusals_[i].load() << "\n";
+    }
+    out << "# HELP dkim_signerd_profile_refusals_total Header blocks refused by the signing "
+           "profile, by rule.\n"
+           "# TYPE dkim_signerd_profile_refusals_total counter\n";
+    for (std::size_t i = 0; i < profile_rules_.size(); ++i) {
+        out << "dkim_signerd_profile_refusals_total{rule=\""
+            << to_string(static_cast<ProfileRule>(i)) << "\"} " << profile_rules_[i].load() << "\n";
     }
     out << "# HELP dkim_signerd_token_logins_total Logins to the token.\n"
            "# TYPE dkim_signerd_token_logins_total counter\n"

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "dkim/dkim/signing_profile.hpp"
 #include "dkim/metrics/exporter.hpp"
 
 namespace dkim::signerd {
@@ -24,11 +25,19 @@ class Metrics {
         token,      // the token is not logged in or failed
         peer,       // a peer that may not do this
         protocol,   // malformed or oversized frames
+        profile,    // the header block does not fit the signing profile
+        reserved,   // a key that never signs mail (the audit key)
         count_
     };
 
     void signature(SignOutcome outcome) { ++signatures_[static_cast<std::size_t>(outcome)]; }
     void refusal(Refusal reason) { ++refusals_[static_cast<std::size_t>(reason)]; }
+    // A signing-profile refusal, by the rule it broke (dkim::ProfileRule).
+    void profile_refusal(std::size_t rule) {
+        if (rule < profile_rules_.size()) {
+            ++profile_rules_[rule];
+        }
+    }
     void login() { ++logins_; }
     void logout() { ++logouts_; }
     void audit_commit(std::uint64_t nanoseconds, std::size_t records, bool ok);
@@ -52,6 +61,8 @@ class Metrics {
     std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(SignOutcome::count_)>
         signatures_{};
     std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(Refusal::count_)> refusals_{};
+    std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(ProfileRule::count_)>
+        profile_rules_{};
     std::atomic<std::uint64_t> logins_{0};
     std::atomic<std::uint64_t> logouts_{0};
     std::array<std::atomic<std::uint64_t>, kBuckets.size()> audit_buckets_{};

@@ -1,5 +1,6 @@
 #include "service.hpp"
 
+#include <algorithm>
 #include <iostream>
 
 #include "dkim/crypto/public_key.hpp"
@@ -7,7 +8,6 @@
 #include "dkim/dkim/signature.hpp"
 #include "dkim/jit/credentials.hpp"
 #include "dkim/mail/header.hpp"
-#include "header_block.hpp"
 
 namespace dkim::signerd {
 
@@ -86,7 +86,7 @@ Service::Service(jit::Journal& journal, jit::Authority& authority, jit::Director
       clock_(clock),
       metrics_(metrics),
       options_(std::move(options)) {
-    checkpoint_seq_ = 0;
+    checkpoint_seq_ = journal_.seq();
     last_checkpoint_ = clock_.now();
 }
 
@@ -221,8 +221,8 @@ ipc::Reply Service::sign(const Peer& peer, const ipc::SignRequest& request) {
     const auto now = clock_.now();
     const std::string& client = peer.name;
     const std::string claimed = "sign " + request.domain + "/" + request.selector;
-    auto refuse = [&](Metrics::Refusal reason, const std::string& code,
-                      const std::string& message) {
+    auto refuse = [&](Metrics::Refusal reason, const std::string& code, const std::string& message,
+                      const std::string& rule = {}) -> ipc::Reply {
         metrics_.refusal(reason);
         metrics_.signature(Metrics::SignOutcome::refused);
         if (auto recorded = authority_.record_sign_refusal(client, claimed, message, now);
@@ -230,7 +230,7 @@ ipc::Reply Service::sign(const Peer& peer, const ipc::SignRequest& request) {
             metrics_.signature(Metrics::SignOutcome::unavailable);
             return error("unavailable", "the audit log cannot be written: " + recorded.error());
         }
-        return error(code, message);
+        return ipc::ErrorReply{code, message, 0, rule};
     };
 
     const auto algorithm = parse_signing_algorithm(request.algorithm);
@@ -242,31 +242,72 @@ ipc::Reply Service::sign(const Peer& peer, const ipc::SignRequest& request) {
     if (!is_valid_domain(request.domain) || !is_valid_selector(request.selector)) {
         return refuse(Metrics::Refusal::malformed, "invalid", "invalid domain or selector");
     }
+    const bool client_valid =
+        request.smtp_client.size() <= 64 &&
+        std::all_of(request.smtp_client.begin(), request.smtp_client.end(), [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   c == '-' || c == '_' || c == '.';
+        });
+    if (!client_valid) {
+        return refuse(Metrics::Refusal::malformed, "invalid", "invalid SMTP client name");
+    }
+    const std::string domain = mail::ascii_lowercase(request.domain);
+    const std::string selector = mail::ascii_lowercase(request.selector);
+    // The audit key signs checkpoints only: never for a relay, whatever a grant's scope says,
+    // and no request is filed for it.
+    if (const hsm::KeyName audit = audit_key_name();
+        domain == audit.domain && selector == audit.selector) {
+        return refuse(Metrics::Refusal::reserved, "forbidden", "the audit key never signs mail");
+    }
     if (request.data.empty() || request.data.size() > options_.max_sign_data) {
         return refuse(
             Metrics::Refusal::malformed, "invalid",
             "the header block must be 1 to " + std::to_string(options_.max_sign_data) + " bytes");
     }
-    // Sign only what can be checked: the block must end in a DKIM-Signature field with an
-    // empty b= whose d=, s= and a= are what the grant check below is about.
-    const auto parsed = inspect_header_block(request.data);
-    if (!parsed) {
-        return refuse(Metrics::Refusal::malformed, "invalid", parsed.error());
+    // The key: its lifecycle state, and its algorithm, which a= must name. A key the token
+    // does not hold is refused here, before a request could be filed for it.
+    std::string kind;
+    if (const auto key = keys_.find(domain, selector)) {
+        if (!key->signs()) {
+            return refuse(Metrics::Refusal::mismatch, "forbidden",
+                          "the key " + key->label() + " is " +
+                              std::string(jit::to_string(key->state)) + ": it does not sign");
+        }
+        kind = key->kind();
+    } else {
+        auto public_half = gate_.public_key(domain, selector);
+        if (!public_half) {
+            if (public_half.error().kind == GateError::Kind::no_key) {
+                return refuse(Metrics::Refusal::mismatch, "not_found",
+                              "the token holds no key " + selector + "._domainkey." + domain);
+            }
+            metrics_.refusal(Metrics::Refusal::token);
+            metrics_.signature(Metrics::SignOutcome::unavailable);
+            return error("unavailable", "the token cannot be read: " + public_half.error().message);
+        }
+        kind = public_half->key_type;
     }
-    if (!mail::iequals(parsed->domain, request.domain) ||
-        !mail::iequals(parsed->selector, request.selector) || parsed->algorithm != *algorithm) {
+    const SigningAlgorithm key_algorithm =
+        kind == "ed25519" ? SigningAlgorithm::ed25519_sha256 : SigningAlgorithm::rsa_sha256;
+    // Sign only what fits the signing profile (dkim/dkim/signing_profile.hpp): the relay is
+    // not trusted with what a signature covers or how long it lives.
+    const auto checked =
+        check_signing_block(request.data, options_.profile, key_algorithm, unix_seconds(now));
+    if (!checked) {
+        metrics_.profile_refusal(static_cast<std::size_t>(checked.error().rule));
+        const ProfileRule rule = checked.error().rule;
+        const bool malformed = rule == ProfileRule::structure || rule == ProfileRule::b_tag ||
+                               rule == ProfileRule::syntax;
+        return refuse(Metrics::Refusal::profile, malformed ? "invalid" : "forbidden",
+                      checked.error().to_string(),
+                      "profile:" + std::string(to_string(checked.error().rule)));
+    }
+    const Signature& parsed = checked->signature;
+    if (parsed.domain != domain || parsed.selector != selector || parsed.algorithm != *algorithm) {
         return refuse(Metrics::Refusal::mismatch, "forbidden",
-                      "the DKIM-Signature field says d=" + parsed->domain +
-                          " s=" + parsed->selector +
-                          " a=" + std::string(to_string(parsed->algorithm)) + ", the request " +
+                      "the DKIM-Signature field says d=" + parsed.domain + " s=" + parsed.selector +
+                          " a=" + std::string(to_string(parsed.algorithm)) + ", the request " +
                           request.domain + "/" + request.selector + " " + request.algorithm);
-    }
-    const std::string domain = mail::ascii_lowercase(request.domain);
-    const std::string selector = mail::ascii_lowercase(request.selector);
-    if (const auto key = keys_.find(domain, selector); key && !key->signs()) {
-        return refuse(Metrics::Refusal::mismatch, "forbidden",
-                      "the key " + key->label() + " is " + std::string(jit::to_string(key->state)) +
-                          ": it does not sign");
     }
 
     auto permit = authority_.authorize_sign(client, domain, selector, now);
@@ -284,8 +325,13 @@ ipc::Reply Service::sign(const Peer& peer, const ipc::SignRequest& request) {
         // A grant just became active and the lifecycle has not logged in yet.
         (void)reconcile(now);
     }
-    const std::string detail = "a=" + request.algorithm + "; sha256(header block)=" +
-                               jit::to_hex(crypto::Sha256::hash(request.data));
+    std::string detail =
+        "a=" + request.algorithm + "; t=" + std::to_string(parsed.timestamp.value_or(0)) +
+        "; x=" + std::to_string(parsed.expiration.value_or(0)) +
+        "; sha256(header block)=" + jit::to_hex(crypto::Sha256::hash(request.data));
+    if (!request.smtp_client.empty()) {
+        detail += "; smtp client " + request.smtp_client + " (as the relay states)";
+    }
     // Write-ahead, overlapped: the record's durable write runs while the token signs, and the
     // signature leaves only once both are done.
     const auto record = authority_.begin_signature(*permit, client, detail, now);
@@ -326,7 +372,7 @@ Expected<hsm::Secret, std::string> Service::read_pin() const {
 
 Expected<void, std::string> Service::record(jit::TimePoint now, std::string action,
                                             std::string outcome, std::string reason,
-                                            std::int64_t request_id) {
+                                            std::int64_t request_id, std::string detail) {
     jit::AuditRecord r;
     r.time = now;
     r.actor = "signerd";
@@ -334,6 +380,7 @@ Expected<void, std::string> Service::record(jit::TimePoint now, std::string acti
     r.outcome = std::move(outcome);
     r.reason = std::move(reason);
     r.request_id = request_id;
+    r.detail = std::move(detail);
     return journal_.write({}, std::move(r));
 }
 
@@ -345,13 +392,32 @@ void Service::login_failed(jit::TimePoint now, const std::string& why) {
     }
 }
 
-// Called with lifecycle_mutex_ held: the checkpoint while the audit key can still sign,
-// then C_Logout and C_CloseAllSessions, then the record (logged out even if it fails).
+// Called with lifecycle_mutex_ held: the checkpoint while the audit key can still sign and
+// the token.logout record right after it, in one commit, then C_Logout and
+// C_CloseAllSessions. The token is logged out whatever happened to the records: when the
+// checkpoint cannot be signed, its record says why and `audit verify` reports the session as
+// not covered; when nothing can be written, the logout is recorded (unchecked) afterwards if
+// the log takes it.
 void Service::logout(jit::TimePoint now, const std::string& reason) {
-    checkpoint(now);
+    jit::AuditRecord out;
+    out.time = now;
+    out.actor = "signerd";
+    out.action = "token.logout";
+    out.outcome = "ok";
+    out.reason = reason;
+    auto written = checkpoint(now, jit::kCheckpointLogout, {out});
     gate_.logout();
     metrics_.logout();
-    (void)record(now, "token.logout", "ok", reason);
+    if (!written) {
+        (void)record(
+            now, "token.logout", "ok",
+            reason + "; the checkpoint before it could not be written: " + written.error());
+    }
+}
+
+std::string Service::login_detail() const {
+    return jit::checkpoint_interval_detail(options_.checkpoint_interval.count(),
+                                           options_.checkpoint_records);
 }
 
 Expected<void, std::string> Service::reconcile(jit::TimePoint now) {
@@ -378,7 +444,8 @@ Expected<void, std::string> Service::reconcile_locked(jit::TimePoint now) {
             return unexpected(logged.error().message);
         }
         last_login_failure_.clear();
-        if (auto written = record(now, "token.login", "ok", "a grant is active"); !written) {
+        if (auto written = record(now, "token.login", "ok", "a grant is active", 0, login_detail());
+            !written) {
             gate_.logout();  // no login without its record
             return unexpected("the audit log cannot be written: " + written.error());
         }
@@ -389,28 +456,44 @@ Expected<void, std::string> Service::reconcile_locked(jit::TimePoint now) {
     return {};
 }
 
-// Called with lifecycle_mutex_ held.
-void Service::checkpoint(jit::TimePoint now) {
-    const auto [seq, head] = journal_.position();
-    if (seq == 0 || seq == checkpoint_seq_ || !gate_.logged_in()) {
-        return;
+// Called with lifecycle_mutex_ held. The journal numbers the checkpoint record right after
+// the head it signs (Journal::write_checkpoint): the token signs on the committer thread.
+Expected<void, std::string> Service::checkpoint(jit::TimePoint now, std::string_view kind,
+                                                std::vector<jit::AuditRecord> then) {
+    const std::int64_t every_ms = options_.checkpoint_interval.count();
+    const std::int64_t every_records = options_.checkpoint_records;
+    auto make = [this, now, kind, every_ms, every_records](std::int64_t seq,
+                                                           const jit::ChainHash& head) {
+        jit::Checkpoint c;
+        c.seq = seq;
+        c.head = head;
+        c.time = now;
+        c.kind = std::string(kind);
+        c.every_ms = every_ms;
+        c.every_records = every_records;
+        if (seq == 0) {
+            return jit::checkpoint_record(c, "the log is empty");
+        }
+        auto signature = gate_.sign_checkpoint(jit::checkpoint_message(c));
+        if (!signature) {
+            return jit::checkpoint_record(
+                c, "the audit key cannot sign: " + signature.error().message);
+        }
+        c.key_label = signature->key_label;
+        c.algorithm = signature->algorithm;
+        c.signature = std::move(signature->signature);
+        return jit::checkpoint_record(c);
+    };
+    auto written = journal_.write_checkpoint(make, then);
+    if (!written) {
+        return written;
     }
-    jit::Checkpoint c;
-    c.seq = seq;
-    c.head = head;
-    c.time = now;
-    auto signature = gate_.sign_checkpoint(jit::checkpoint_message(c));
-    if (!signature) {
-        return;  // tried again at the next interval
+    checkpoint_seq_ = then.front().seq;
+    last_checkpoint_ = now;
+    if (then.front().outcome != "ok") {
+        return unexpected("the checkpoint could not be signed: " + then.front().reason);
     }
-    c.key_label = signature->key_label;
-    c.algorithm = signature->algorithm;
-    c.signature = std::move(signature->signature);
-    std::vector<jit::AuditRecord> none;
-    if (journal_.write({c}, none)) {
-        checkpoint_seq_ = seq;
-        last_checkpoint_ = now;
-    }
+    return {};
 }
 
 void Service::tick() {
@@ -418,9 +501,15 @@ void Service::tick() {
     authority_.sweep(now);
     (void)reconcile(now);
     std::lock_guard lock(lifecycle_mutex_);
-    if (now - last_checkpoint_ >= options_.checkpoint_interval) {
-        checkpoint(now);
-        last_checkpoint_ = now;
+    if (!gate_.logged_in()) {
+        return;
+    }
+    // Also when nothing else was written: a checkpoint is the proof that the log still ends
+    // here (a log cut after an earlier checkpoint looks stale to `audit verify`).
+    if (now - last_checkpoint_ >= options_.checkpoint_interval ||
+        journal_.seq() - checkpoint_seq_ >= options_.checkpoint_records) {
+        (void)checkpoint(now, jit::kCheckpointPeriodic);
+        last_checkpoint_ = now;  // a failure is recorded, and tried again at the next interval
     }
 }
 
@@ -438,8 +527,6 @@ void Service::shutdown() {
     const auto now = clock_.now();
     if (gate_.logged_in()) {
         logout(now, "shutdown");
-    } else {
-        checkpoint(now);
     }
 }
 
@@ -656,6 +743,11 @@ ipc::Reply Service::operate(const Actor& who, ipc::ElevationRequest& r, jit::Tim
         return error("invalid", "unknown operation '" + r.operation +
                                     "' (sign, key.generate, key.rotate, key.retire, admin)");
     }
+    if (mail::iequals(r.domain, audit_key_name().domain)) {
+        // The audit key's domain: no grant may ever name it (sign() refuses it anyway).
+        return error("forbidden", "the audit key's domain " + audit_key_name().domain +
+                                      " is reserved: no request may name it");
+    }
     if (r.break_glass) {
         if (auto checked = directory_.check_totp(who, r.auth.totp, now); !checked) {
             return error_reply(checked.error());
@@ -768,7 +860,8 @@ ipc::Reply Service::operate(const Actor& who, ipc::ElevationDecide& r, jit::Time
                          "PIN from approver " + who.name + ": " + logged.error().message, r.id);
             return error("forbidden", "the token refused the PIN; the request stays pending");
         }
-        if (auto written = record(now, "token.login", "ok", "PIN from approver " + who.name, r.id);
+        if (auto written = record(now, "token.login", "ok", "PIN from approver " + who.name, r.id,
+                                  login_detail());
             !written) {
             gate_.logout();  // no login without its record
             return error("unavailable", "the audit log cannot be written: " + written.error());
@@ -877,7 +970,7 @@ ipc::Reply Service::operate(const Actor& who, ipc::SessionEnd& r, jit::TimePoint
     return ipc::OkReply{"session ended", token->id, ""};
 }
 
-ipc::Reply Service::operate(const Actor& who, ipc::AuditVerify& /*r*/, jit::TimePoint /*now*/) {
+ipc::Reply Service::operate(const Actor& who, ipc::AuditVerify& /*r*/, jit::TimePoint now) {
     if (!may_read_audit(who)) {
         return error("forbidden", "verifying the audit log needs the auditor or admin role");
     }
@@ -902,42 +995,41 @@ ipc::Reply Service::operate(const Actor& who, ipc::AuditVerify& /*r*/, jit::Time
     if (!checkpoints) {
         return error("unavailable", checkpoints.error());
     }
-    const jit::ChainReport report = jit::verify_chain(all, *checkpoints);
     ipc::AuditVerifyReply out;
-    out.ok = report.ok;
-    out.records = report.records;
-    out.first_broken = report.first_broken;
-    out.problem = report.problem;
-    out.checkpoints = report.checkpoints_checked;
     out.head = all.empty() ? jit::to_hex(jit::ChainHash{}) : jit::to_hex(all.back().hash);
-    if (!report.ok || checkpoints->empty()) {
-        return out;
-    }
-    // The checkpoints' signatures, with the audit key's public half (no login needed).
+    // The checkpoints' signatures, with the audit key's public half (no login needed). No
+    // audit key yet: no checkpoint can be valid, and every one found is reported.
     const hsm::KeyName audit = audit_key_name();
-    auto key = gate_.public_key(audit.domain, audit.selector);
-    if (!key) {
+    std::optional<crypto::PublicKey> public_key;
+    if (auto key = gate_.public_key(audit.domain, audit.selector)) {
+        auto parsed = crypto::PublicKey::parse(KeyType::ed25519, key->key);
+        if (!parsed) {
+            out.ok = false;
+            out.problem = "the audit key cannot be read: " + parsed.error();
+            return out;
+        }
+        public_key = std::move(*parsed);
+    } else if (key.error().kind != GateError::Kind::no_key) {
         out.ok = false;
         out.problem = "the audit key cannot be read: " + key.error().message;
         return out;
     }
-    auto public_key = crypto::PublicKey::parse(KeyType::ed25519, key->key);
-    if (!public_key) {
-        out.ok = false;
-        out.problem = "the audit key cannot be read: " + public_key.error();
-        return out;
-    }
-    for (const jit::Checkpoint& c : *checkpoints) {
-        const auto digest = crypto::Sha256::hash(jit::checkpoint_message(c));
-        if (!public_key->verify(SigningAlgorithm::ed25519_sha256, digest, c.signature)) {
-            out.ok = false;
-            out.first_broken = c.seq;
-            out.problem = "the checkpoint at record " + std::to_string(c.seq) +
-                          " does not carry a valid signature of the audit key";
-            return out;
-        }
-        ++out.checkpoint_signatures;
-    }
+    jit::LogCheckOptions options;
+    options.now = now;
+    options.default_every_ms = options_.checkpoint_interval.count();
+    options.default_every_records = options_.checkpoint_records;
+    options.signature_valid = [&public_key](const jit::Checkpoint& c) {
+        return public_key &&
+               public_key->verify(SigningAlgorithm::ed25519_sha256,
+                                  crypto::Sha256::hash(jit::checkpoint_message(c)), c.signature);
+    };
+    const jit::LogReport report = jit::verify_log(all, *checkpoints, {}, options);
+    out.ok = report.chain.ok;
+    out.records = report.chain.records;
+    out.first_broken = report.chain.first_broken;
+    out.problem = report.chain.ok ? report.tail : report.chain.problem;
+    out.checkpoints = report.checkpoints + report.table_checkpoints;
+    out.checkpoint_signatures = report.signatures_valid;
     return out;
 }
 

@@ -15,6 +15,7 @@
 #include <optional>
 
 #include "config.hpp"
+#include "dkim/dkim/signing_profile.hpp"
 #include "dkim/ipc/protocol.hpp"
 #include "dkim/jit/authority.hpp"
 #include "dkim/jit/clock.hpp"
@@ -35,8 +36,12 @@ struct Peer {
 struct ServiceOptions {
     PinSourceKind pin_source = PinSourceKind::file;
     std::filesystem::path pin_path;  // file, or $CREDENTIALS_DIRECTORY/<name>
+    // While the token is logged in, a signed checkpoint (an audit record) at least this often,
+    // or after this many records, whichever first; and one right before every logout.
     jit::Duration checkpoint_interval = std::chrono::minutes(5);
+    std::int64_t checkpoint_records = 10'000;
     std::size_t max_sign_data = 512 * 1024;
+    SigningProfile profile;  // what a relay's header block must fit to be signed
 };
 
 class Service {
@@ -127,9 +132,14 @@ class Service {
     void logout(jit::TimePoint now, const std::string& reason);
     void login_failed(jit::TimePoint now, const std::string& why);
     Expected<void, std::string> record(jit::TimePoint now, std::string action, std::string outcome,
-                                       std::string reason, std::int64_t request_id = 0);
+                                       std::string reason, std::int64_t request_id = 0,
+                                       std::string detail = {});
     Expected<hsm::Secret, std::string> read_pin() const;
-    void checkpoint(jit::TimePoint now);
+    // A checkpoint record (kind periodic or logout) covering the record before it, then
+    // `then` in the same commit. A checkpoint that cannot be signed is recorded as failed.
+    Expected<void, std::string> checkpoint(jit::TimePoint now, std::string_view kind,
+                                           std::vector<jit::AuditRecord> then = {});
+    std::string login_detail() const;
     void notify_change();
 
     jit::Journal& journal_;

@@ -33,7 +33,10 @@ using namespace std::chrono_literals;
 
 // The exact block a relay sends: canonicalized header fields, then the DKIM-Signature field
 // with an empty b= (relaxed header canonicalization).
+// A relay's block as signerd's signing profile wants it: t= now, x= within the lifetime, the
+// profile's fields oversigned.
 std::string header_block(const std::string& selector, const std::string& algorithm) {
+    const std::int64_t now = unix_seconds(std::chrono::system_clock::now());
     return "from:Joe SixPack <joe@bench.example>\r\n"
            "to:Suzie Q <suzie@shopping.example.net>\r\n"
            "subject:Is dinner ready?\r\n"
@@ -43,7 +46,9 @@ std::string header_block(const std::string& selector, const std::string& algorit
            "content-type:text/plain; charset=utf-8\r\n"
            "dkim-signature:v=1; a=" +
            algorithm + "; c=relaxed/relaxed; d=bench.example; s=" + selector +
-           "; t=1528637909; h=from:to:subject:date:message-id:mime-version:content-type; "
+           "; t=" + std::to_string(now) + "; x=" + std::to_string(now + 3600) +
+           "; h=from:to:subject:date:message-id:mime-version:content-type:from:to:cc:subject:"
+           "date:reply-to:message-id; "
            "bh=2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=; b=";
 }
 
@@ -146,8 +151,11 @@ void BM_Signerd(benchmark::State& state) {
     const std::uint64_t records_before = d.metrics.audit_records();
     ipc::SignerClient client(d.socket);
     const ipc::Request request = ipc::SignRequest{
-        "bench.example", Ed25519 ? "ed" : "rsa", Ed25519 ? "ed25519-sha256" : "rsa-sha256",
-        header_block(Ed25519 ? "ed" : "rsa", Ed25519 ? "ed25519-sha256" : "rsa-sha256")};
+        "bench.example",
+        Ed25519 ? "ed" : "rsa",
+        Ed25519 ? "ed25519-sha256" : "rsa-sha256",
+        header_block(Ed25519 ? "ed" : "rsa", Ed25519 ? "ed25519-sha256" : "rsa-sha256"),
+        {}};
     for (auto _ : state) {
         auto reply = client.call(request);
         if (!reply || !std::holds_alternative<ipc::SignReply>(*reply)) {
@@ -175,8 +183,11 @@ void BM_Service(benchmark::State& state) {
     const signerd::Peer peer{signerd::PeerKind::relay, "bench", 0};
     for (auto _ : state) {
         ipc::Request request = ipc::SignRequest{
-            "bench.example", Ed25519 ? "ed" : "rsa", Ed25519 ? "ed25519-sha256" : "rsa-sha256",
-            header_block(Ed25519 ? "ed" : "rsa", Ed25519 ? "ed25519-sha256" : "rsa-sha256")};
+            "bench.example",
+            Ed25519 ? "ed" : "rsa",
+            Ed25519 ? "ed25519-sha256" : "rsa-sha256",
+            header_block(Ed25519 ? "ed" : "rsa", Ed25519 ? "ed25519-sha256" : "rsa-sha256"),
+            {}};
         auto reply = d.service->handle(peer, request);
         if (!std::holds_alternative<ipc::SignReply>(reply)) {
             state.SkipWithError(std::get<ipc::ErrorReply>(reply).message.c_str());

@@ -1,13 +1,13 @@
 // libFuzzer target: the payload of a frame on dkim-signerd's socket, as a hostile local peer
 // could send it. Decoding must fail cleanly or succeed exactly (re-encoding a decoded request
 // gives back the same bytes); a decoded sign request's header block goes through the same
-// inspection signerd applies before it signs.
+// structural check signerd applies before it signs (fuzz_signing_profile goes further).
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
 
 #include "dkim/ipc/frame.hpp"
-#include "header_block.hpp"
+#include "dkim/dkim/signing_profile.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view payload(reinterpret_cast<const char*>(data), size);
@@ -17,8 +17,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             std::abort();
         }
         if (const auto* sign = std::get_if<dkim::ipc::SignRequest>(&*request)) {
-            auto inspected = dkim::signerd::inspect_header_block(sign->data);
-            if (!inspected && inspected.error().empty()) {
+            auto inspected = dkim::parse_signing_block(sign->data);
+            if (!inspected && inspected.error().message.empty()) {
                 std::abort();
             }
         }

@@ -62,6 +62,9 @@ class FakeGate final : public signerd::TokenGate {
             if (const auto* k = find(domain, selector)) {
                 return PublicKey{k->algorithm == "ed25519" ? "ed25519" : "rsa", k->dkim_record};
             }
+            if (signing_keys.count(domain + "/" + selector) != 0) {
+                return PublicKey{"rsa", std::string(270, 'k')};
+            }
             return unexpected(
                 signerd::GateError{signerd::GateError::Kind::no_key, "no key " + selector});
         }
@@ -125,6 +128,9 @@ class FakeGate final : public signerd::TokenGate {
 
     std::vector<KeyDescription> keys;
     std::set<std::string> privates;  // "domain/selector" with a private half
+    // RSA keys the token holds outside `keys` (not listed, unmanaged): what the service tests
+    // sign with. signerd refuses to sign for a key the token does not hold.
+    std::set<std::string> signing_keys = {"example.com/s1", "example.com/s2", "example.org/s1"};
     std::optional<CrashPoint> crash;
     bool unreadable = false;
     bool in = false;

@@ -104,7 +104,10 @@ class KeyLifecycleTest : public ::testing::Test {
             all.begin(), all.end(), [&](const jit::AuditRecord& a) { return a.action == action; }));
     }
     std::string sign_with(const std::string& selector) {
-        const auto reply = h.sign(header_block("example.com", selector), "example.com", selector);
+        const auto reply =
+            h.sign(header_block("example.com", selector, SigningAlgorithm::rsa_sha256,
+                                Canon::relaxed, h.clock.now()),
+                   "example.com", selector);
         return std::holds_alternative<ipc::SignReply>(reply) ? "signed" : error_code(reply);
     }
 };

@@ -91,7 +91,10 @@ TEST_F(ServiceTest, ExpiryEndsSigningAtOnceAndTheNextTickLogsOut) {
     EXPECT_EQ(h.service->next_tick(), h.clock.now() + 1s)
         << "the lifecycle wakes at least every second";
     h.clock.advance(600s);
-    EXPECT_EQ(error_code(h.sign(block)), "locked") << "expiry is checked on the signature itself";
+    EXPECT_EQ(error_code(h.sign(header_block("example.com", "s1", SigningAlgorithm::rsa_sha256,
+                                             Canon::relaxed, h.clock.now()))),
+              "locked")
+        << "expiry is checked on the signature itself";
     EXPECT_TRUE(gate.in);
     h.service->tick();
     EXPECT_FALSE(gate.in);
@@ -142,11 +145,11 @@ TEST_F(ServiceTest, OnlyTheDkimSignatureThatTheGrantCoversIsSigned) {
 
 TEST_F(ServiceTest, PeersMayOnlyDoTheirPart) {
     grant();
-    EXPECT_EQ(
-        error_code(h.call(h.web_peer, ipc::SignRequest{"example.com", "s1", "rsa-sha256", block})),
-        "forbidden");
-    EXPECT_EQ(error_code(
-                  h.call(h.admin_peer, ipc::SignRequest{"example.com", "s1", "rsa-sha256", block})),
+    EXPECT_EQ(error_code(h.call(h.web_peer,
+                                ipc::SignRequest{"example.com", "s1", "rsa-sha256", block, {}})),
+              "forbidden");
+    EXPECT_EQ(error_code(h.call(h.admin_peer,
+                                ipc::SignRequest{"example.com", "s1", "rsa-sha256", block, {}})),
               "forbidden");
     EXPECT_EQ(error_code(h.call(h.relay_peer, ipc::GrantList{})), "forbidden");
     EXPECT_EQ(error_code(h.call(h.web_peer, ipc::GrantList{})), "unauthenticated")

@@ -28,18 +28,19 @@ class CapturingSigner final : public Signer {
 
 inline std::string header_block(const std::string& domain, const std::string& selector,
                                 SigningAlgorithm algorithm = SigningAlgorithm::rsa_sha256,
-                                Canon header_canon = Canon::relaxed) {
+                                Canon header_canon = Canon::relaxed,
+                                jit::TimePoint at = test_epoch()) {
     CapturingSigner capture(algorithm);
     SignOptions options;
     options.canonicalization = Canonicalization{header_canon, Canon::relaxed};
+    options.expire_after = std::chrono::hours(24 * 7);  // within signerd's signing profile
     MessageSigner signer({SigningKey{domain, selector, &capture, {}}}, options);
     const std::string message =
         "From: a@" + domain + "\r\nTo: b@example.net\r\nSubject: hi\r\n\r\nbody\r\n";
     auto split = mail::split_message(message);
     EXPECT_TRUE(split);
     signer.update_body(split->body);
-    auto fields = signer.finish(
-        split->header, std::chrono::system_clock::time_point(std::chrono::seconds(1'795'694'400)));
+    auto fields = signer.finish(split->header, at);
     EXPECT_TRUE(fields) << fields.error().message;
     return capture.captured;
 }
@@ -133,7 +134,7 @@ class SignerdHarness {
     ipc::Reply sign(const std::string& block, const std::string& domain = "example.com",
                     const std::string& selector = "s1",
                     const std::string& algorithm = "rsa-sha256") {
-        return call(relay_peer, ipc::SignRequest{domain, selector, algorithm, block});
+        return call(relay_peer, ipc::SignRequest{domain, selector, algorithm, block, {}});
     }
 
     JitEngine engine;

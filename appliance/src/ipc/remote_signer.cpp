@@ -5,8 +5,8 @@ namespace dkim::ipc {
 Expected<std::string, std::string> RemoteSigner::sign(std::string_view data) {
     last_code_.clear();
     last_request_id_ = 0;
-    auto reply = client_.call(
-        SignRequest{domain_, selector_, std::string(to_string(algorithm_)), std::string(data)});
+    auto reply = client_.call(SignRequest{domain_, selector_, std::string(to_string(algorithm_)),
+                                          std::string(data), smtp_client_});
     if (!reply) {
         last_code_ = "unavailable";
         return unexpected(reply.error());

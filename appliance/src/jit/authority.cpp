@@ -124,6 +124,15 @@ Outcome<Decision> Authority::commit_decision(Request request, std::optional<Gran
     return Decision{std::move(request), std::move(grant)};
 }
 
+// Called with mutex_ held.
+std::size_t Authority::pending_from(const std::string& requester, TimePoint now) const {
+    return static_cast<std::size_t>(
+        std::count_if(requests_.begin(), requests_.end(), [&](const auto& entry) {
+            return entry.second.requester == requester &&
+                   entry.second.state_at(now) == RequestState::pending;
+        }));
+}
+
 Outcome<Decision> Authority::request(const Actor& actor, RequestInput input, TimePoint now) {
     if (actor.kind != Actor::Kind::user) {
         return refuse(Refusal::Code::forbidden, "only users may request elevations", "role");
@@ -165,6 +174,11 @@ Outcome<Decision> Authority::request(const Actor& actor, RequestInput input, Tim
     Outcome<Decision> decided = refuse(Refusal::Code::conflict, "not decided");
     {
         std::lock_guard lock(mutex_);
+        if (!input.break_glass && pending_from(actor.name, now) >= kMaxPendingPerRequester) {
+            return refuse(Refusal::Code::conflict,
+                          std::to_string(kMaxPendingPerRequester) + " requests of " + actor.name +
+                              " are pending already: withdraw or wait for a decision first");
+        }
         std::vector<AuditRecord> records;
         Request r;
         r.id = next_request_id_;
@@ -453,6 +467,21 @@ Expected<SignPermit, SignRefusal> Authority::authorize_sign(const std::string& c
                 reuse_id = id;
                 break;
             }
+        }
+        if (reuse_id == 0 && pending_from(actor, now) >= kMaxPendingPerRequester) {
+            // A relay (compromised or misconfigured) cannot flood approvers with requests.
+            if (auto written = journal_.write(
+                    {}, record(now, actor, "sign", scope, "locked",
+                               "no active grant; no request filed: too many pending", 0, 0));
+                !written) {
+                return unexpected(SignRefusal{SignRefusal::Kind::unavailable, 0,
+                                              "the audit log cannot be written: " + written.error()});
+            }
+            return unexpected(SignRefusal{
+                SignRefusal::Kind::locked, 0,
+                "no active grant for " + scope.to_string() + "; no request was filed: " +
+                    std::to_string(kMaxPendingPerRequester) + " requests of " + actor +
+                    " are pending already"});
         }
         if (reuse_id == 0) {
             // File one, durable before the answer, while holding the lock (one per scope).

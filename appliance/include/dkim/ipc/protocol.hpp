@@ -42,9 +42,13 @@ struct SignRequest {
     std::string selector;
     std::string algorithm;  // "rsa-sha256", "ed25519-sha256"
     std::string data;
+    // The SMTP client the relay authorised for this message (its [[client]] name), as the
+    // relay states it: signerd records it in the audit log but trusts the relay for it. Grant
+    // scopes name the relay itself (its Unix user), which signerd checks.
+    std::string smtp_client;
     template <class A>
     void serialize(A& ar) {
-        ar(domain, selector, algorithm, data);
+        ar(domain, selector, algorithm, data, smtp_client);
     }
 };
 

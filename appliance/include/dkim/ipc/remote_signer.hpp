@@ -13,11 +13,12 @@ namespace dkim::ipc {
 class RemoteSigner final : public Signer {
   public:
     RemoteSigner(SignerClient& client, std::string domain, std::string selector,
-                 SigningAlgorithm algorithm)
+                 SigningAlgorithm algorithm, std::string smtp_client = {})
         : client_(client),
           domain_(std::move(domain)),
           selector_(std::move(selector)),
-          algorithm_(algorithm) {}
+          algorithm_(algorithm),
+          smtp_client_(std::move(smtp_client)) {}
 
     SigningAlgorithm algorithm() const override { return algorithm_; }
     // Errors: "locked: ... (pending request 12)", "unavailable: ...", or the transport's.
@@ -32,6 +33,7 @@ class RemoteSigner final : public Signer {
     std::string domain_;
     std::string selector_;
     SigningAlgorithm algorithm_;
+    std::string smtp_client_;  // stated in each request (SignRequest::smtp_client)
     std::string last_code_;
     std::int64_t last_request_id_ = 0;
 };

@@ -164,7 +164,12 @@ class Authority {
     const Policy& policy() const { return policy_; }
     void on_event(std::function<void(const Event&)> listener);
 
+    // Pending requests one requester (a user, or "service:<relay>") may have at once; more
+    // are refused (the relay's sign is then locked without filing one).
+    static constexpr std::size_t kMaxPendingPerRequester = 16;
+
   private:
+    std::size_t pending_from(const std::string& requester, TimePoint now) const;
     Outcome<Request> pending_request(std::int64_t request_id, TimePoint now) const;
     Outcome<Request> decidable_request(const Actor& actor, std::int64_t request_id, bool approving,
                                        TimePoint now) const;
