@@ -143,15 +143,26 @@ TEST_F(HsmLifecycleTest, AfterRevokeAndAfterExpiryTheTokenRefusesADirectSign) {
     EXPECT_TRUE(after_expiry == CKR_USER_NOT_LOGGED_IN || after_expiry == CKR_OBJECT_HANDLE_INVALID)
         << ck_name(after_expiry);
 
-    // The checkpoints taken before each logout carry valid signatures of the audit key.
-    auto checkpoints = h.engine.store().checkpoints();
-    ASSERT_TRUE(checkpoints);
-    ASSERT_EQ(checkpoints->size(), 2U);
+    // The checkpoints taken before each logout are records of the chain, right before the
+    // token.logout, and carry valid signatures of the audit key.
+    auto log = h.engine.store().audit_records(1, 100'000);
+    ASSERT_TRUE(log);
+    std::vector<jit::Checkpoint> checkpoints;
+    for (std::size_t i = 0; i < log->size(); ++i) {
+        if (auto c = jit::parse_checkpoint_record((*log)[i]); c && c->kind == "logout") {
+            EXPECT_EQ((*log)[i].outcome, "ok") << (*log)[i].reason;
+            ASSERT_LT(i + 1, log->size());
+            EXPECT_EQ((*log)[i + 1].action, "token.logout");
+            EXPECT_EQ(c->seq, (*log)[i].seq - 1);
+            checkpoints.push_back(*c);
+        }
+    }
+    ASSERT_EQ(checkpoints.size(), 2U);
     auto audit_key = store.find(signerd::audit_key_name());
     ASSERT_TRUE(audit_key) << audit_key.error().to_string();
     auto audit_public = store.public_key(*audit_key);
     ASSERT_TRUE(audit_public);
-    for (const jit::Checkpoint& c : *checkpoints) {
+    for (const jit::Checkpoint& c : checkpoints) {
         // Ed25519 over SHA-256(message), as DKIM's ed25519-sha256 (openssl_verify hashes).
         const std::string message = jit::checkpoint_message(c);
         EXPECT_TRUE(openssl_verify(

@@ -1,7 +1,11 @@
 #include "dkim/jit/audit.hpp"
 
+#include <algorithm>
+#include <charconv>
 #include <cstring>
+#include <map>
 
+#include "dkim/crypto/base64.hpp"
 #include "dkim/crypto/sha256.hpp"
 
 namespace dkim::jit {
@@ -49,11 +53,124 @@ ChainHash chain_hash(const ChainHash& previous, const AuditRecord& record) {
 }
 
 std::string checkpoint_message(const Checkpoint& c) {
-    std::string out = "dkim-audit-checkpoint-v1";
+    std::string out = c.kind.empty() ? "dkim-audit-checkpoint-v1" : "dkim-audit-checkpoint-v2";
     put(out, c.seq);
     put(out, std::string_view(reinterpret_cast<const char*>(c.head.data()), c.head.size()));
     put(out, to_unix_ms(c.time));
+    if (!c.kind.empty()) {
+        put(out, c.kind);
+        put(out, c.every_ms);
+        put(out, c.every_records);
+    }
     return out;
+}
+
+std::string checkpoint_interval_detail(std::int64_t every_ms, std::int64_t every_records) {
+    return "checkpoint every=" + std::to_string(every_ms) + "ms," + std::to_string(every_records) +
+           "records";
+}
+
+AuditRecord checkpoint_record(const Checkpoint& c, const std::string& why) {
+    AuditRecord r;
+    r.time = c.time;
+    r.actor = "signerd";
+    r.action = std::string(kCheckpointAction);
+    const bool ok = why.empty() && !c.signature.empty();
+    r.outcome = ok ? "ok" : "failed";
+    r.reason = ok ? std::string() : (why.empty() ? std::string("no signature") : why);
+    r.detail = "covers=" + std::to_string(c.seq) + " head=" + to_hex(c.head) + " kind=" + c.kind +
+               " every=" + std::to_string(c.every_ms) + "ms," + std::to_string(c.every_records) +
+               "records";
+    if (ok) {
+        r.detail += " key=" + c.key_label + " alg=" + c.algorithm +
+                    " signature=" + crypto::base64_encode(c.signature);
+    }
+    return r;
+}
+
+namespace {
+
+bool parse_int(std::string_view text, std::int64_t& out) {
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+    return ec == std::errc() && end == text.data() + text.size();
+}
+
+// "<ms>ms,<n>records"
+bool parse_every(std::string_view text, std::int64_t& ms, std::int64_t& records) {
+    const auto comma = text.find(',');
+    if (comma == std::string_view::npos) {
+        return false;
+    }
+    std::string_view a = text.substr(0, comma);
+    std::string_view b = text.substr(comma + 1);
+    if (a.size() < 3 || a.substr(a.size() - 2) != "ms" || b.size() < 8 ||
+        b.substr(b.size() - 7) != "records") {
+        return false;
+    }
+    return parse_int(a.substr(0, a.size() - 2), ms) &&
+           parse_int(b.substr(0, b.size() - 7), records) && ms > 0 && records > 0;
+}
+
+std::map<std::string_view, std::string_view> fields_of(std::string_view detail) {
+    std::map<std::string_view, std::string_view> out;
+    while (!detail.empty()) {
+        const auto space = detail.find(' ');
+        const std::string_view token = detail.substr(0, space);
+        detail = space == std::string_view::npos ? std::string_view() : detail.substr(space + 1);
+        const auto eq = token.find('=');
+        if (eq != std::string_view::npos) {
+            out.emplace(token.substr(0, eq), token.substr(eq + 1));
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+std::optional<Checkpoint> parse_checkpoint_record(const AuditRecord& r) {
+    if (r.action != kCheckpointAction || r.actor != "signerd") {
+        return std::nullopt;
+    }
+    const auto f = fields_of(r.detail);
+    const auto get = [&f](std::string_view key) -> std::optional<std::string_view> {
+        const auto it = f.find(key);
+        return it == f.end() ? std::nullopt : std::optional<std::string_view>(it->second);
+    };
+    Checkpoint c;
+    c.time = r.time;
+    const auto covers = get("covers");
+    const auto head = get("head");
+    const auto kind = get("kind");
+    const auto every = get("every");
+    if (!covers || !head || !kind || !every || !parse_int(*covers, c.seq) ||
+        !parse_every(*every, c.every_ms, c.every_records) ||
+        (*kind != kCheckpointPeriodic && *kind != kCheckpointLogout)) {
+        return std::nullopt;
+    }
+    const auto hash = chain_hash_from_hex(*head);
+    if (!hash) {
+        return std::nullopt;
+    }
+    c.head = *hash;
+    c.kind = std::string(*kind);
+    if (r.outcome == "ok") {
+        const auto key = get("key");
+        const auto alg = get("alg");
+        const auto signature = get("signature");
+        if (!key || !alg || !signature) {
+            return std::nullopt;
+        }
+        auto raw = crypto::base64_decode(*signature);
+        if (!raw || raw->empty()) {
+            return std::nullopt;
+        }
+        c.key_label = std::string(*key);
+        c.algorithm = std::string(*alg);
+        c.signature = std::move(*raw);
+    } else if (r.outcome != "failed") {
+        return std::nullopt;
+    }
+    return c;
 }
 
 std::string to_hex(const ChainHash& hash) {
@@ -149,6 +266,223 @@ ChainReport verify_chain(const std::vector<AuditRecord>& records,
         ++report.checkpoints_checked;
     }
     return report;
+}
+
+namespace {
+
+std::string seconds_text(Duration d) {
+    const auto ms = d.count();
+    return std::to_string(ms / 1000) + "." + std::to_string((ms % 1000) / 100) + " s";
+}
+
+std::string range_text(std::int64_t from, std::int64_t to) {
+    return from == to ? "record " + std::to_string(from)
+                      : "records " + std::to_string(from) + ".." + std::to_string(to);
+}
+
+}  // namespace
+
+LogReport verify_log(const std::vector<AuditRecord>& records, const std::vector<Checkpoint>& table,
+                     const std::vector<Checkpoint>& anchors, const LogCheckOptions& options) {
+    LogReport out;
+    std::vector<Checkpoint> matched = table;
+    matched.insert(matched.end(), anchors.begin(), anchors.end());
+    out.chain = verify_chain(records, matched);
+    out.signatures_checked = static_cast<bool>(options.signature_valid);
+    if (!out.chain.ok) {
+        return out;
+    }
+    auto broken = [&out](std::int64_t at, std::string problem) {
+        out.chain.ok = false;
+        out.chain.first_broken = at;
+        out.chain.problem = std::move(problem);
+        return out;
+    };
+    const auto n = static_cast<std::int64_t>(records.size());
+
+    // Table checkpoints (earlier versions): matched by verify_chain; signed, they cover.
+    std::int64_t table_covered = 0;
+    std::vector<std::int64_t> table_seqs;
+    for (const Checkpoint& c : table) {
+        if (c.seq < 1) {
+            continue;
+        }
+        if (options.signature_valid && !options.signature_valid(c)) {
+            return broken(c.seq, "the checkpoint of record " + std::to_string(c.seq) +
+                                     " (checkpoints table) does not carry a valid signature of "
+                                     "the audit key");
+        }
+        if (options.signature_valid) {
+            ++out.signatures_valid;
+        }
+        ++out.table_checkpoints;
+        table_seqs.push_back(c.seq);
+        table_covered = std::max(table_covered, c.seq);
+    }
+    std::sort(table_seqs.begin(), table_seqs.end());
+
+    std::int64_t covered = 0;                 // records 1..covered are covered so far
+    TimePoint covered_time{};                 // the time of the last covering checkpoint
+    std::int64_t last_logout_checkpoint = 0;  // seq of the last signed "logout" checkpoint
+    std::int64_t last_failed = 0;             // seq of the last failed checkpoint record
+    std::string last_failed_reason;
+    bool logged_in = false;
+    std::int64_t login_seq = 0;
+    TimePoint login_time{};
+    std::int64_t every_ms = options.default_every_ms;
+    std::int64_t every_records = options.default_every_records;
+    std::int64_t crash_at = 0;     // a signerd.start that ended a session without logout
+    std::int64_t crash_login = 0;  // the login of that session
+
+    for (std::int64_t seq = 1; seq <= n; ++seq) {
+        const AuditRecord& r = records[static_cast<std::size_t>(seq - 1)];
+        if (r.actor != "signerd") {
+            continue;
+        }
+        if (r.action == kCheckpointAction) {
+            const auto c = parse_checkpoint_record(r);
+            if (!c) {
+                return broken(seq, "record " + std::to_string(seq) +
+                                       " is an audit.checkpoint record that cannot be read");
+            }
+            if (c->seq != seq - 1 || seq == 1) {
+                return broken(seq, "the checkpoint at record " + std::to_string(seq) +
+                                       " covers record " + std::to_string(c->seq) +
+                                       ", not the record before it: moved or inserted");
+            }
+            if (c->head != records[static_cast<std::size_t>(seq - 2)].hash) {
+                return broken(seq, "the checkpoint at record " + std::to_string(seq) +
+                                       " names a head that is not the hash of record " +
+                                       std::to_string(seq - 1) + ": the log was rewritten");
+            }
+            ++out.checkpoints;
+            if (r.outcome != "ok") {
+                ++out.failed_checkpoints;
+                last_failed = seq;
+                last_failed_reason = r.reason;
+                continue;
+            }
+            if (options.signature_valid) {
+                if (!options.signature_valid(*c)) {
+                    return broken(seq, "the checkpoint at record " + std::to_string(seq) +
+                                           " does not carry a valid signature of the audit key");
+                }
+                ++out.signatures_valid;
+            }
+            covered = seq - 1;
+            covered_time = c->time;
+            every_ms = c->every_ms;
+            every_records = c->every_records;
+            if (c->kind == kCheckpointLogout) {
+                last_logout_checkpoint = seq;
+            }
+        } else if (r.action == "token.logout") {
+            // Rule 2: a signed "logout" checkpoint right before it, or (an earlier version's
+            // log) a signed table checkpoint taken in this session.
+            const bool in_chain = last_logout_checkpoint == seq - 1;
+            const auto table_it = std::upper_bound(table_seqs.begin(), table_seqs.end(), seq - 1);
+            const bool legacy =
+                table_it != table_seqs.begin() && *(table_it - 1) >= login_seq && login_seq > 0;
+            if (!in_chain && !legacy) {
+                if (last_failed == seq - 1 && last_failed > 0) {
+                    return broken(
+                        seq,
+                        "the token.logout at record " + std::to_string(seq) +
+                            " follows a checkpoint that failed (" + last_failed_reason +
+                            "): " + range_text(std::max<std::int64_t>(covered + 1, 1), seq - 1) +
+                            " are not covered by a signed checkpoint");
+                }
+                return broken(seq, "the token.logout at record " + std::to_string(seq) +
+                                       " does not follow a signed checkpoint: a checkpoint was "
+                                       "removed from the chain, or records were inserted");
+            }
+            logged_in = false;
+        } else if (r.action == "token.login" && r.outcome == "ok") {
+            if (!logged_in) {
+                logged_in = true;
+                login_seq = seq;
+                login_time = r.time;
+                const auto f = fields_of(r.detail);
+                std::int64_t ms = 0;
+                std::int64_t count = 0;
+                if (const auto it = f.find("every");
+                    it != f.end() && parse_every(it->second, ms, count)) {
+                    every_ms = ms;
+                    every_records = count;
+                } else {
+                    every_ms = options.default_every_ms;
+                    every_records = options.default_every_records;
+                }
+            }
+        } else if (r.action == "signerd.start") {
+            if (logged_in) {
+                crash_at = seq;
+                crash_login = login_seq;
+            }
+            logged_in = false;
+        }
+    }
+
+    out.covered_through = std::max(covered, table_covered);
+    out.uncovered = n - out.covered_through;
+    out.logged_in = logged_in;
+    out.chain.checkpoints_checked += out.checkpoints;
+    // Rule 4, the tail. A crashed session's records after the last coverage: not covered,
+    // unless the current session's next checkpoint is still to come.
+    const std::int64_t crash_from = std::max(out.covered_through + 1, crash_login);
+    const bool crash_in_tail = crash_at > 0 && crash_from <= crash_at - 1 &&
+                               !(crash_from == crash_at - 1 && crash_from == covered + 1);
+    std::string crash_note;
+    if (crash_in_tail) {
+        crash_note =
+            range_text(crash_from, crash_at - 1) + ", written while the token was logged in " +
+            "(login at record " + std::to_string(crash_login) +
+            "), ended without a token.logout: signerd stopped without logging out " +
+            "(a crash) before record " + std::to_string(crash_at) + ", or the log was cut there";
+    }
+    if (logged_in) {
+        const std::int64_t from = std::max(out.covered_through, login_seq - 1) + 1;
+        const std::int64_t count = n - from + 1;
+        const TimePoint since = covered + 1 > login_seq ? covered_time : login_time;
+        const Duration age = std::chrono::duration_cast<Duration>(options.now - since);
+        const Duration allowed = Duration(every_ms) + options.grace;
+        if (age > allowed) {
+            return broken(from, "the log says the token is logged in since record " +
+                                    std::to_string(login_seq) + " and no checkpoint has covered " +
+                                    range_text(from, n) + " for " + seconds_text(age) +
+                                    " (checkpoints are due every " +
+                                    seconds_text(Duration(every_ms)) +
+                                    "): signerd stopped without logging out or is stalled, or "
+                                    "the log was cut after record " +
+                                    std::to_string(out.covered_through));
+        }
+        if (count > 2 * every_records) {
+            return broken(from, range_text(from, n) +
+                                    " were written while the token was logged in without a "
+                                    "checkpoint (due every " +
+                                    std::to_string(every_records) +
+                                    " records): checkpoints were removed from the chain");
+        }
+        out.tail = std::to_string(out.uncovered) + " records after record " +
+                   std::to_string(out.covered_through) +
+                   " not yet covered: the token is logged in (since record " +
+                   std::to_string(login_seq) + ") and the next checkpoint is due within " +
+                   seconds_text(allowed - age);
+        if (crash_in_tail) {
+            out.tail += "; they include " + crash_note;
+        }
+        return out;
+    }
+    if (crash_in_tail) {
+        return broken(crash_from, crash_note + "; no checkpoint covers them");
+    }
+    if (out.uncovered > 0) {
+        out.tail = std::to_string(out.uncovered) + " records after record " +
+                   std::to_string(out.covered_through) +
+                   " not covered: written while the token was logged out (nothing can sign "
+                   "them before the next login)";
+    }
+    return out;
 }
 
 }  // namespace dkim::jit

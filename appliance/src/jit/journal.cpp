@@ -65,6 +65,21 @@ Expected<void, std::string> Journal::write(std::vector<Mutation> mutations, Audi
     return write(std::move(mutations), records);
 }
 
+Expected<void, std::string> Journal::write_checkpoint(CheckpointMaker make,
+                                                      std::vector<AuditRecord>& records) {
+    auto ticket = std::make_shared<Ticket>();
+    ticket->records_ = std::move(records);
+    ticket->make_ = std::move(make);
+    {
+        std::lock_guard lock(mutex_);
+        queue_.push_back(ticket);
+    }
+    queued_.notify_one();
+    auto result = ticket->wait();
+    records = ticket->records();
+    return result;
+}
+
 Expected<void, std::string> Journal::Ticket::wait() {
     std::unique_lock lock(mutex_);
     done_.wait(lock, [this] { return finished_; });
@@ -90,6 +105,12 @@ void Journal::run() {
         for (const auto& ticket : batch) {
             for (Mutation& m : ticket->mutations_) {
                 mutations.push_back(std::move(m));
+            }
+            if (ticket->make_) {
+                // The head this commit leaves before the checkpoint: earlier tickets of the
+                // batch are numbered already.
+                ticket->records_.insert(ticket->records_.begin(), ticket->make_(seq, head));
+                ticket->make_ = nullptr;
             }
             for (AuditRecord& r : ticket->records_) {
                 r.seq = ++seq;

@@ -1,7 +1,8 @@
 // The SQLite store. WAL mode with synchronous=FULL: a commit returns after the WAL is
-// fsync'd. The audit table refuses UPDATE and DELETE through triggers; that only stops
-// accidents (whoever can write the file can drop a trigger), the hash chain is what detects
-// tampering.
+// fsync'd. The audit and checkpoints tables refuse UPDATE and DELETE through triggers; that
+// only stops accidents (whoever can write the file can drop a trigger): the hash chain and
+// the signed checkpoints inside it are what detect tampering. signerd writes its checkpoints
+// as audit records now; the checkpoints table holds those of earlier versions.
 
 #include <sqlite3.h>
 
@@ -60,6 +61,10 @@ CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS checkpoints_no_update BEFORE UPDATE ON checkpoints
+  BEGIN SELECT RAISE(ABORT, 'the audit checkpoints are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
+  BEGIN SELECT RAISE(ABORT, 'the audit checkpoints are append-only'); END;
 )sql";
 
 // Schema versions, applied in order to a store that is older (each step idempotent, in one

@@ -4,6 +4,10 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <atomic>
+#include <thread>
+
+#include "dkim/crypto/sha256.hpp"
 #include "jit_fixture.hpp"
 
 namespace dkim::test {
@@ -113,7 +117,9 @@ TEST_F(AuditChainTest, ARewrittenChainIsCaughtByACheckpoint) {
     // consistent again, but no longer ends in the head a checkpoint recorded.
     engine.restart();
     auto records = *engine.store().audit_records(1, 1000);
-    jit::Checkpoint checkpoint{12, records.back().hash, test_epoch(), "", "", ""};
+    jit::Checkpoint checkpoint;
+    checkpoint.seq = 12;
+    checkpoint.head = records.back().hash;
     records[4].actor = "mallory";
     jit::ChainHash previous = records[3].hash;
     for (std::size_t i = 4; i < records.size(); ++i) {
@@ -129,7 +135,9 @@ TEST_F(AuditChainTest, ARewrittenChainIsCaughtByACheckpoint) {
 TEST_F(AuditChainTest, TruncationAfterAnExportedCheckpointIsReported) {
     engine.restart();
     const auto records = *engine.store().audit_records(1, 1000);
-    const jit::Checkpoint exported{12, records.back().hash, test_epoch(), "", "", ""};
+    jit::Checkpoint exported;
+    exported.seq = 12;
+    exported.head = records.back().hash;
     sql("DELETE FROM audit WHERE seq > 9");
     const auto report = verify({exported});
     EXPECT_FALSE(report.ok);
@@ -148,6 +156,328 @@ TEST(AuditEncodingTest, FieldsCannotBeShiftedIntoEachOther) {
     b.action = "bc";
     EXPECT_NE(jit::canonical_encoding(a), jit::canonical_encoding(b));
     EXPECT_NE(jit::chain_hash({}, a), jit::chain_hash({}, b));
+}
+
+// --- the checkpoint rules (verify_log) -----------------------------------------------------
+// A log built record by record as signerd writes it, with a stand-in for the audit key: the
+// "signature" is SHA-256 of the message under a secret the attacker does not have.
+
+std::string fake_sign(const jit::Checkpoint& c) {
+    return jit::to_hex(crypto::Sha256::hash("audit-key-secret" + jit::checkpoint_message(c)));
+}
+
+class LogBuilder {
+  public:
+    LogBuilder() : now_(test_epoch()) {}
+
+    jit::AuditRecord& add(const std::string& actor, const std::string& action,
+                          const std::string& outcome = "ok", const std::string& detail = {}) {
+        jit::AuditRecord r;
+        r.time = now_;
+        r.actor = actor;
+        r.action = action;
+        r.outcome = outcome;
+        r.detail = detail;
+        return push(std::move(r));
+    }
+    void start() { add("signerd", "signerd.start"); }
+    void login() {
+        add("signerd", "token.login", "ok", jit::checkpoint_interval_detail(60'000, 100));
+    }
+    void logout() { add("signerd", "token.logout"); }
+    void work(int n) {
+        for (int i = 0; i < n; ++i) {
+            add("service:relay", "sign", "ok", "a=ed25519-sha256 #" + std::to_string(i));
+        }
+    }
+    void checkpoint(std::string_view kind, const std::string& why = {}) {
+        jit::Checkpoint c;
+        c.seq = static_cast<std::int64_t>(records.size());
+        c.head = records.back().hash;
+        c.time = now_;
+        c.kind = std::string(kind);
+        c.every_ms = 60'000;
+        c.every_records = 100;
+        if (why.empty()) {
+            c.key_label = "audit._domainkey.signerd.invalid";
+            c.algorithm = "ed25519-sha256";
+            c.signature = fake_sign(c);
+        }
+        push(jit::checkpoint_record(c, why));
+    }
+    void advance(jit::Duration d) { now_ += d; }
+    jit::TimePoint now() const { return now_; }
+
+    // The attacker's tool: recompute every hash from `from` (a seq) on.
+    void rechain(std::size_t from = 1) {
+        jit::ChainHash previous = from > 1 ? records[from - 2].hash : jit::ChainHash{};
+        for (std::size_t i = from - 1; i < records.size(); ++i) {
+            records[i].seq = static_cast<std::int64_t>(i) + 1;
+            records[i].hash = jit::chain_hash(previous, records[i]);
+            previous = records[i].hash;
+        }
+    }
+    void erase(std::int64_t seq) {
+        records.erase(records.begin() + (seq - 1));
+        rechain(static_cast<std::size_t>(seq));
+    }
+
+    jit::LogReport verify(std::optional<jit::TimePoint> at = std::nullopt,
+                          const std::vector<jit::Checkpoint>& table = {}, bool signatures = true) {
+        jit::LogCheckOptions o;
+        o.now = at.value_or(now_);
+        if (signatures) {
+            o.signature_valid = [](const jit::Checkpoint& c) {
+                return c.signature == fake_sign(c);
+            };
+        }
+        return jit::verify_log(records, table, {}, o);
+    }
+
+    std::vector<jit::AuditRecord> records;
+
+  private:
+    jit::AuditRecord& push(jit::AuditRecord r) {
+        r.seq = static_cast<std::int64_t>(records.size()) + 1;
+        r.hash = jit::chain_hash(records.empty() ? jit::ChainHash{} : records.back().hash, r);
+        records.push_back(std::move(r));
+        return records.back();
+    }
+    jit::TimePoint now_;
+};
+
+// start, login, 6 signatures, periodic checkpoint (9), 3 signatures, logout checkpoint (13),
+// logout (14), then a refused request while logged out (15).
+class CheckpointRulesTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        log.start();
+        log.login();
+        log.work(6);
+        log.advance(30s);
+        log.checkpoint(jit::kCheckpointPeriodic);
+        log.work(3);
+        log.checkpoint(jit::kCheckpointLogout);
+        log.logout();
+        log.add("service:relay", "elevation.request", "pending");
+        ASSERT_EQ(log.records.size(), 15U);
+        ASSERT_EQ(log.records[8].action, "audit.checkpoint");
+        ASSERT_EQ(log.records[12].action, "audit.checkpoint");
+    }
+    static void expect_broken(const jit::LogReport& r, std::int64_t at, const std::string& words) {
+        EXPECT_FALSE(r.chain.ok);
+        EXPECT_EQ(r.chain.first_broken, at) << r.chain.problem;
+        EXPECT_NE(r.chain.problem.find(words), std::string::npos) << r.chain.problem;
+    }
+    LogBuilder log;
+};
+
+TEST_F(CheckpointRulesTest, AnHonestLogVerifiesAndNamesItsUncoveredTail) {
+    const auto r = log.verify(log.now() + 24h);
+    ASSERT_TRUE(r.chain.ok) << r.chain.problem;
+    EXPECT_EQ(r.checkpoints, 2);
+    EXPECT_EQ(r.signatures_valid, 2);
+    EXPECT_EQ(r.covered_through, 12);
+    EXPECT_EQ(r.uncovered, 3) << "the logout checkpoint itself, the logout, the request";
+    EXPECT_FALSE(r.logged_in);
+    EXPECT_NE(r.tail.find("logged out"), std::string::npos) << r.tail;
+}
+
+TEST_F(CheckpointRulesTest, TheFindingsRewriteWithoutCheckpointsIsBroken) {
+    // Finding 4: records removed, the chain recomputed, the checkpoints deleted.
+    log.erase(13);  // the logout checkpoint
+    log.erase(9);   // the periodic one
+    log.erase(4);   // a signature
+    EXPECT_TRUE(jit::verify_chain(log.records, {}).ok) << "the chain alone is consistent";
+    expect_broken(log.verify(), 11, "does not follow a signed checkpoint");
+}
+
+TEST_F(CheckpointRulesTest, AnEditBeforeACheckpointIsCaughtByItsHeadOrItsSignature) {
+    log.records[3].actor = "mallory";
+    log.rechain(4);
+    expect_broken(log.verify(), 9, "not the hash of record 8");
+    // The attacker also rewrites the head in the checkpoint's detail: the signature fails.
+    auto c = *jit::parse_checkpoint_record(log.records[8]);
+    c.head = log.records[7].hash;
+    auto forged = jit::checkpoint_record(c);
+    forged.time = log.records[8].time;
+    log.records[8].detail = forged.detail;
+    log.rechain(9);
+    expect_broken(log.verify(), 9, "does not carry a valid signature");
+}
+
+TEST_F(CheckpointRulesTest, AMovedCheckpointIsBroken) {
+    std::swap(log.records[8], log.records[9]);  // a record slipped in before it
+    log.rechain(9);
+    expect_broken(log.verify(), 10, "not the record before it");
+}
+
+TEST_F(CheckpointRulesTest, DroppingTheLogoutCheckpointIsBroken) {
+    log.erase(13);
+    expect_broken(log.verify(), 13, "token.logout at record 13 does not follow");
+}
+
+TEST_F(CheckpointRulesTest, ACutToAPeriodicCheckpointLooksLoggedInAndGoesStale) {
+    // Everything after the periodic checkpoint removed: the log now ends logged in.
+    log.records.resize(9);
+    const auto fresh = log.verify(log.now() + 30s);
+    ASSERT_TRUE(fresh.chain.ok) << fresh.chain.problem;
+    EXPECT_TRUE(fresh.logged_in);
+    EXPECT_NE(fresh.tail.find("not yet covered"), std::string::npos) << fresh.tail;
+    EXPECT_EQ(fresh.uncovered, 1);
+    expect_broken(log.verify(log.now() + 60s + 11s), 9, "no checkpoint has covered");
+}
+
+TEST_F(CheckpointRulesTest, ACutThatAddsAForgedLogoutIsBroken) {
+    log.records.resize(9);
+    log.logout();
+    expect_broken(log.verify(), 10, "does not follow a signed checkpoint");
+}
+
+TEST_F(CheckpointRulesTest, TooManyRecordsWithoutACheckpointWhileLoggedInIsBroken) {
+    log.records.resize(12);  // before the logout checkpoint: logged in, 3 uncovered
+    log.work(200);
+    expect_broken(log.verify(), 9, "without a checkpoint");
+}
+
+TEST_F(CheckpointRulesTest, AFailedCheckpointBeforeTheLogoutIsReported) {
+    log.records.resize(12);
+    log.checkpoint(jit::kCheckpointLogout, "the audit key cannot sign: CKR_DEVICE_ERROR");
+    log.logout();
+    expect_broken(log.verify(), 14, "follows a checkpoint that failed (the audit key cannot sign");
+}
+
+TEST_F(CheckpointRulesTest, ACrashWhileLoggedInIsNotCoveredUntilTheNextSessionCoversIt) {
+    log.records.resize(12);  // kill -9 after record 12
+    log.advance(5s);
+    log.start();  // 13
+    auto r = log.verify();
+    expect_broken(r, 9, "stopped without logging out");
+    // The restart logs in again (an active grant): the next checkpoint will cover them.
+    log.login();
+    r = log.verify();
+    ASSERT_TRUE(r.chain.ok) << r.chain.problem;
+    EXPECT_NE(r.tail.find("not yet covered"), std::string::npos) << r.tail;
+    EXPECT_NE(r.tail.find("they include records 9..12"), std::string::npos) << r.tail;
+    log.checkpoint(jit::kCheckpointPeriodic);
+    r = log.verify(log.now() + 24h);
+    EXPECT_FALSE(r.chain.ok) << "logged in for a day without a checkpoint";
+    log.checkpoint(jit::kCheckpointLogout);
+    log.logout();
+    r = log.verify(log.now() + 24h);
+    ASSERT_TRUE(r.chain.ok) << r.chain.problem;
+    EXPECT_EQ(r.covered_through, 15);
+}
+
+TEST_F(CheckpointRulesTest, WithoutTheKeyTheRulesStillHoldButSignaturesAreNotCounted) {
+    const auto r = log.verify(std::nullopt, {}, false);
+    ASSERT_TRUE(r.chain.ok) << r.chain.problem;
+    EXPECT_FALSE(r.signatures_checked);
+    EXPECT_EQ(r.signatures_valid, 0);
+    log.erase(13);
+    EXPECT_FALSE(log.verify(std::nullopt, {}, false).chain.ok);
+}
+
+TEST(CheckpointLegacyTest, AnEarlierVersionsLogIsCoveredByItsSignedTableCheckpoints) {
+    LogBuilder log;
+    log.start();
+    log.add("signerd", "token.login");  // no declared interval
+    log.work(4);
+    jit::Checkpoint table;
+    table.seq = 6;
+    table.head = log.records.back().hash;
+    table.time = log.now();
+    table.key_label = "audit";
+    table.algorithm = "ed25519-sha256";
+    table.signature = fake_sign(table);
+    log.logout();
+    const auto ok = log.verify(std::nullopt, {table});
+    ASSERT_TRUE(ok.chain.ok) << ok.chain.problem;
+    EXPECT_EQ(ok.table_checkpoints, 1);
+    EXPECT_EQ(ok.covered_through, 6);
+    EXPECT_FALSE(log.verify(std::nullopt, {}).chain.ok) << "its table checkpoint deleted";
+    table.signature[0] ^= 1;
+    EXPECT_FALSE(log.verify(std::nullopt, {table}).chain.ok) << "a forged table checkpoint";
+}
+
+TEST(CheckpointRecordTest, RoundTripsAndRefusesMalformedDetails) {
+    jit::Checkpoint c;
+    c.seq = 41;
+    c.head[0] = 7;
+    c.time = test_epoch();
+    c.kind = "logout";
+    c.every_ms = 300'000;
+    c.every_records = 10'000;
+    c.key_label = "audit._domainkey.signerd.invalid";
+    c.algorithm = "ed25519-sha256";
+    c.signature = std::string("\x00\x01\x02 signature bytes", 19);
+    const auto r = jit::checkpoint_record(c);
+    EXPECT_EQ(r.outcome, "ok");
+    const auto back = jit::parse_checkpoint_record(r);
+    ASSERT_TRUE(back);
+    EXPECT_EQ(jit::checkpoint_message(*back), jit::checkpoint_message(c));
+    EXPECT_EQ(back->signature, c.signature);
+    auto bad = r;
+    bad.detail.replace(bad.detail.find("kind=logout"), 11, "kind=nothing");
+    EXPECT_FALSE(jit::parse_checkpoint_record(bad));
+    jit::Checkpoint v1 = c;
+    v1.kind.clear();
+    EXPECT_NE(jit::checkpoint_message(v1), jit::checkpoint_message(c))
+        << "kind and interval are signed in v2";
+}
+
+TEST(JournalCheckpointTest, ACheckpointCoversTheRecordJustBeforeItWhateverWasQueued) {
+    JitEngine engine;
+    jit::AuditRecord first;
+    first.time = test_epoch();
+    first.actor = "writer";
+    first.action = "noise";
+    ASSERT_TRUE(engine.journal().write({}, first));
+    std::atomic<bool> stop{false};
+    std::thread writer([&] {
+        while (!stop) {
+            jit::AuditRecord r;
+            r.time = test_epoch();
+            r.actor = "writer";
+            r.action = "noise";
+            (void)engine.journal().write({}, r);
+        }
+    });
+    for (int i = 0; i < 50; ++i) {
+        jit::AuditRecord logout;
+        logout.time = test_epoch();
+        logout.actor = "signerd";
+        logout.action = "token.logout";
+        std::vector<jit::AuditRecord> records{logout};
+        auto written = engine.journal().write_checkpoint(
+            [](std::int64_t seq, const jit::ChainHash& head) {
+                jit::Checkpoint c;
+                c.seq = seq;
+                c.head = head;
+                c.time = test_epoch();
+                c.kind = "logout";
+                c.every_ms = 1000;
+                c.every_records = 10;
+                c.key_label = "k";
+                c.algorithm = "ed25519-sha256";
+                c.signature = fake_sign(c);
+                return jit::checkpoint_record(c);
+            },
+            records);
+        ASSERT_TRUE(written);
+        ASSERT_EQ(records.size(), 2U);
+        EXPECT_EQ(records[1].seq, records[0].seq + 1) << "the logout directly follows";
+    }
+    stop = true;
+    writer.join();
+    auto all = engine.store().audit_records(1, 1'000'000);
+    ASSERT_TRUE(all);
+    jit::LogCheckOptions o;
+    o.now = test_epoch();
+    o.signature_valid = [](const jit::Checkpoint& c) { return c.signature == fake_sign(c); };
+    const auto report = jit::verify_log(*all, {}, {}, o);
+    EXPECT_TRUE(report.chain.ok) << report.chain.problem;
+    EXPECT_EQ(report.checkpoints, 50);
 }
 
 }  // namespace

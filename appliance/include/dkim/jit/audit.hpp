@@ -1,17 +1,38 @@
 #pragma once
 // The tamper-evident audit log: an append-only sequence of records, each hash-chained to
 // the one before (SHA-256 over a canonical encoding), and signed checkpoints of the chain
-// head. verify_chain() walks it and reports the first record that breaks the chain: an
-// edited, deleted, inserted or reordered record, or a log that ends before a checkpoint
-// that was exported from it.
+// head that are themselves records of the chain. verify_chain() walks the chain and reports
+// the first record that breaks it: an edited, deleted, inserted or reordered record, or a
+// log that ends before an anchor exported from it. verify_log() adds what the log itself
+// says must exist (the checkpoint rules below) and checks the checkpoints' signatures.
 //
 //   hash(n) = SHA-256( "dkim-audit-v1" || hash(n-1) || enc(seq) || enc(time) || enc(actor)
 //                      || enc(action) || enc(scope) || enc(outcome) || enc(reason)
 //                      || enc(request) || enc(grant) || enc(detail) )
 //   hash(0) = 32 zero bytes; enc(x) = 4-byte big-endian length || bytes, integers in decimal.
+//
+// A checkpoint is the record (actor "signerd", action "audit.checkpoint") at seq n + 1 that
+// carries, in its detail, n and hash(n) and the audit key's signature over them (with its
+// time, its kind and the interval signerd promises for the next one): it covers records 1..n.
+// The rules (verify_log):
+//   1. A checkpoint covers exactly the record before it, and its signature is valid.
+//   2. Every `token.logout` record directly follows a signed checkpoint of kind "logout": the
+//      records of a login session are covered when it ends. (When that checkpoint cannot be
+//      signed, signerd still logs out, and the failed checkpoint record says why: broken.)
+//   3. While the token is logged in, checkpoints come at least every `every_ms` or
+//      `every_records` (whichever first, as the last checkpoint or login record declared).
+//   4. Every record is covered by a later valid checkpoint, except the tail after the last
+//      one: records written while the token was logged out (nothing can sign them until the
+//      next login), and, while the log says the token is logged in, the records of the
+//      current interval (reported as "not yet covered", with their number). A tail that
+//      holds the end of a login session without its [checkpoint, token.logout] is broken:
+//      signerd stopped without logging out (a crash), or the log was cut.
+// Checkpoints in the `checkpoints` table (written by earlier versions, outside the chain)
+// are still matched against the chain and, when signed, count as coverage for old logs.
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,9 +68,28 @@ struct Checkpoint {
     std::string key_label;  // the token key that signed it
     std::string algorithm;  // "ed25519-sha256" / "rsa-sha256"
     std::string signature;  // raw bytes; empty when the token was not logged in
+    // In-chain checkpoints (empty kind: a table checkpoint of an earlier version, signed over
+    // the v1 message). "periodic" or "logout" (taken just before the token logs out).
+    std::string kind;
+    std::int64_t every_ms = 0;       // the next checkpoint is due within this time
+    std::int64_t every_records = 0;  // or within this many records, whichever first
 };
-// The bytes a checkpoint signature covers.
+// The bytes a checkpoint signature covers: v1 (seq, head, time) for table checkpoints, v2
+// (also kind, every_ms, every_records) for in-chain ones.
 std::string checkpoint_message(const Checkpoint& checkpoint);
+
+inline constexpr std::string_view kCheckpointAction = "audit.checkpoint";
+inline constexpr std::string_view kCheckpointPeriodic = "periodic";
+inline constexpr std::string_view kCheckpointLogout = "logout";
+
+// The record that carries `c` (time, seq and hash are set by the journal / the caller). A
+// checkpoint that could not be signed is written too, with outcome "failed" and `why`.
+AuditRecord checkpoint_record(const Checkpoint& c, const std::string& why = {});
+// The checkpoint a record carries; nullopt if it is not a well-formed checkpoint record. Its
+// time is the record's time.
+std::optional<Checkpoint> parse_checkpoint_record(const AuditRecord& record);
+// "checkpoint every=<ms>ms,<n>records", in token.login records: the interval of the session.
+std::string checkpoint_interval_detail(std::int64_t every_ms, std::int64_t every_records);
 
 struct ChainReport {
     bool ok = true;
@@ -64,6 +104,39 @@ struct ChainReport {
 // (they need the token's public key).
 ChainReport verify_chain(const std::vector<AuditRecord>& records,
                          const std::vector<Checkpoint>& checkpoints);
+
+struct LogCheckOptions {
+    // Checks a checkpoint's signature with the audit key; empty: signatures are not checked
+    // (the rules are checked on the records as they are, and the report says so).
+    std::function<bool(const Checkpoint&)> signature_valid;
+    // The verifier's clock, for the age of a logged-in tail.
+    TimePoint now;
+    // Slack over the declared interval: signerd's tick (1 s), the token's signature and the
+    // commit's fsync, with a margin for a loaded machine.
+    Duration grace = std::chrono::seconds(10);
+    // A session without a declared interval (a log of an earlier version).
+    std::int64_t default_every_ms = 5 * 60 * 1000;
+    std::int64_t default_every_records = 10'000;
+};
+
+struct LogReport {
+    ChainReport chain;                    // ok, records, first_broken, problem
+    std::int64_t checkpoints = 0;         // checkpoint records in the chain
+    std::int64_t signatures_valid = 0;    // of those and of table checkpoints
+    bool signatures_checked = false;      // signature_valid was given
+    std::int64_t table_checkpoints = 0;   // matched table checkpoints (earlier versions)
+    std::int64_t failed_checkpoints = 0;  // "failed" checkpoint records (reasons in the log)
+    std::int64_t covered_through = 0;     // records 1..covered_through are covered
+    std::int64_t uncovered = 0;           // records after covered_through
+    bool logged_in = false;               // the log ends with the token logged in
+    std::string tail;                     // what the uncovered tail is, when ok
+};
+
+// verify_chain over `records` and `anchors` (table checkpoints and an export's anchors),
+// then the checkpoint rules above, with the signatures of the in-chain checkpoints and of
+// the signed table checkpoints in `table`.
+LogReport verify_log(const std::vector<AuditRecord>& records, const std::vector<Checkpoint>& table,
+                     const std::vector<Checkpoint>& anchors, const LogCheckOptions& options);
 
 std::string to_hex(const ChainHash& hash);
 std::optional<ChainHash> chain_hash_from_hex(std::string_view hex);

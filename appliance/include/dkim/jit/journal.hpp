@@ -46,6 +46,15 @@ class Journal {
     Expected<void, std::string> write(std::vector<Mutation> mutations,
                                       std::vector<AuditRecord>& records);
     Expected<void, std::string> write(std::vector<Mutation> mutations, AuditRecord record);
+    // A checkpoint record, then `records`, in one commit and with consecutive numbers: the
+    // committer calls `make` with the seq and hash of the record just before the checkpoint
+    // (the end of the log as this commit will leave it), so that the checkpoint covers
+    // exactly the record before it whatever other writers queued meanwhile. `make` runs on
+    // the committer thread (it may use the token; other writers wait for it). On success
+    // `records` holds the checkpoint record first, then the others, numbered and hashed.
+    using CheckpointMaker = std::function<AuditRecord(std::int64_t seq, const ChainHash& head)>;
+    Expected<void, std::string> write_checkpoint(CheckpointMaker make,
+                                                 std::vector<AuditRecord>& records);
 
     // The durable end of the log.
     std::int64_t seq() const;
@@ -86,6 +95,7 @@ class Journal::Ticket {
     friend class Journal;
     std::vector<Mutation> mutations_;
     std::vector<AuditRecord> records_;
+    CheckpointMaker make_;
     std::mutex mutex_;
     std::condition_variable done_;
     bool finished_ = false;
