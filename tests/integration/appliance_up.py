@@ -136,14 +136,17 @@ def zone_records(lines):
     return out
 
 
-def cli(up, *args):
+def cli(up, *args, stdin=None):
     return subprocess.run([up.cli, "--config", os.path.join(up.state, "dkim-appliance.toml"), *args],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, input=stdin)
 
 
-def as_user(up, user, *args):
+def as_user(up, user, *args, totp=None):
+    """As `user` (password file); a TOTP code goes on standard input, not into the process list."""
+    extra = ["--totp-stdin"] if totp is not None else []
     return cli(up, *args, "--user", user, "--password-file",
-               os.path.join(up.state, "secrets", user + ".password"))
+               os.path.join(up.state, "secrets", user + ".password"), *extra,
+               stdin=None if totp is None else totp + "\n")
 
 
 def tour(folder, appliance):
@@ -211,7 +214,7 @@ def tour(folder, appliance):
     request = re.search(r"request (\d+)", requested.stdout)
     check(requested.returncode == 0 and request, "admin requests a signing elevation (%s)" % requested.stderr.strip())
     approved = as_user(up, "approver", "elevation", "approve", "--id", request.group(1) if request else "0",
-                       "--totp", approver.code())
+                       totp=approver.code())
     check(approved.returncode == 0 and "grant" in approved.stdout, "approver approves with a TOTP code (%s)" % approved.stderr.strip())
     code, text = swaks(smtp, "inside the grant")
     check(code == "250", "inside the grant the relay signs and delivers (%s %s)" % (code, text))
@@ -241,7 +244,7 @@ def tour(folder, appliance):
     grants = cli(up, "grant", "list", "--active").stdout.strip().splitlines()
     grant = grants[-1].split("\t")[0] if grants else "0"
     revoked = as_user(up, "approver", "elevation", "revoke", "--grant", grant, "--reason", "tour done",
-                      "--totp", approver.code())
+                      totp=approver.code())
     check(revoked.returncode == 0, "approver revokes the grant (%s)" % revoked.stderr.strip())
     code, text = swaks(smtp, "after the revoke")
     check(code == "451", "after the revoke the relay answers 451 (%s %s)" % (code, text))
@@ -278,7 +281,7 @@ def tour(folder, appliance):
                             "example.test", "--selector", "*", "--duration", "5m", "--reason", "second run")
         request = re.search(r"request (\d+)", requested.stdout)
         approved = as_user(again, "approver", "elevation", "approve", "--id",
-                           request.group(1) if request else "0", "--totp", approver.code())
+                           request.group(1) if request else "0", totp=approver.code())
         check(approved.returncode == 0, "the grant is approved on the second run (%s)" % approved.stderr.strip())
         code, text = swaks(smtp, "to the smtp next hop")
         got = wait_for(lambda: [p for p in glob.glob(sink_dir + "/msg.*")

@@ -118,13 +118,16 @@ class Appliance:
                               check=check)
 
     def op(self, *args, user=None, totp=False, check=False):
-        """An operator command through signerd, as `user` (password file) or as local root."""
+        """An operator command through signerd, as `user` (password file) or as local root. A
+        TOTP code goes on standard input (--totp-stdin), never into the process list."""
         extra = ["--socket", self.socket]
+        stdin = None
         if user:
             extra += ["--user", user, "--password-file", os.path.join(self.folder, "pw-" + user)]
         if totp:
-            extra += ["--totp", self.totp(user)]
-        return self.cli(*(list(args) + extra), check=check)
+            extra += ["--totp-stdin"]
+            stdin = (self.totp(user) + "\n").encode()
+        return self.cli(*(list(args) + extra), stdin=stdin, check=check)
 
     def start(self, env=None):
         self.log = open(os.path.join(self.folder, "signerd.log"), "ab")
@@ -159,7 +162,9 @@ class Appliance:
         for name in ("bob", "carol"):
             out = self.op("totp", "enrol", user=name, check=True).stdout.decode()
             self.totp_secrets[name] = re.search(r"secret=([A-Z2-7]+)", out).group(1)
-            self.op("totp", "confirm", "--code", self.totp(name), user=name, check=True)
+            self.cli("totp", "confirm", "--code", "-", "--socket", self.socket, "--user", name,
+                     "--password-file", os.path.join(self.folder, "pw-" + name),
+                     stdin=(self.totp(name) + "\n").encode(), check=True)
 
     def totp(self, user):
         """A code signerd accepts once: the next unused time step within its +-1 window."""
