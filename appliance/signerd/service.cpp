@@ -458,7 +458,7 @@ Expected<void, std::string> Service::reconcile_locked(jit::TimePoint now) {
 
 // Called with lifecycle_mutex_ held. The journal numbers the checkpoint record right after
 // the head it signs (Journal::write_checkpoint): the token signs on the committer thread.
-Expected<void, std::string> Service::checkpoint(jit::TimePoint now, std::string_view kind,
+Expected<bool, std::string> Service::checkpoint(jit::TimePoint now, std::string_view kind,
                                                 std::vector<jit::AuditRecord> then) {
     const std::int64_t every_ms = options_.checkpoint_interval.count();
     const std::int64_t every_records = options_.checkpoint_records;
@@ -484,16 +484,12 @@ Expected<void, std::string> Service::checkpoint(jit::TimePoint now, std::string_
         c.signature = std::move(signature->signature);
         return jit::checkpoint_record(c);
     };
-    auto written = journal_.write_checkpoint(make, then);
-    if (!written) {
-        return written;
+    if (auto written = journal_.write_checkpoint(make, then); !written) {
+        return unexpected(written.error());
     }
     checkpoint_seq_ = then.front().seq;
     last_checkpoint_ = now;
-    if (then.front().outcome != "ok") {
-        return unexpected("the checkpoint could not be signed: " + then.front().reason);
-    }
-    return {};
+    return then.front().outcome == "ok";
 }
 
 void Service::tick() {

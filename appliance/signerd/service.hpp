@@ -137,7 +137,8 @@ class Service {
     Expected<hsm::Secret, std::string> read_pin() const;
     // A checkpoint record (kind periodic or logout) covering the record before it, then
     // `then` in the same commit. A checkpoint that cannot be signed is recorded as failed.
-    Expected<void, std::string> checkpoint(jit::TimePoint now, std::string_view kind,
+    // True when signed, false when recorded as failed; an error when nothing was written.
+    Expected<bool, std::string> checkpoint(jit::TimePoint now, std::string_view kind,
                                            std::vector<jit::AuditRecord> then = {});
     std::string login_detail() const;
     void notify_change();

@@ -75,6 +75,10 @@ class FakeGate final : public signerd::TokenGate {
             return unexpected(
                 signerd::GateError{signerd::GateError::Kind::locked, "not logged in"});
         }
+        if (checkpoint_fails) {
+            return unexpected(
+                signerd::GateError{signerd::GateError::Kind::token, "CKR_DEVICE_ERROR"});
+        }
         ++checkpoints;
         return CheckpointSignature{"audit", "ed25519-sha256", "sig"};
     }
@@ -139,6 +143,7 @@ class FakeGate final : public signerd::TokenGate {
     int logouts = 0;
     int signatures = 0;
     int checkpoints = 0;
+    bool checkpoint_fails = false;
     int generated = 0;
     int destroyed = 0;
     bool last_relogin = true;

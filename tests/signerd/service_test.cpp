@@ -431,5 +431,76 @@ TEST_F(ApproverPinTest, TheActivatingApprovalBringsThePinWhichIsUsedOnce) {
     EXPECT_EQ(error_code(h.decide("carol", "approve", id2)), "invalid");
 }
 
+// Finding 4 of issue 18: the checkpoints are records of the chain, and the log says which
+// must exist.
+std::vector<jit::AuditRecord> audit_log(SignerdHarness& h) {
+    auto log = h.engine.journal().store().audit_records(1, 100'000);
+    EXPECT_TRUE(log);
+    return log ? *log : std::vector<jit::AuditRecord>{};
+}
+
+TEST_F(ServiceTest, CheckpointsComeAtTheIntervalWhileLoggedInAndBeforeEveryLogout) {
+    grant();
+    ASSERT_TRUE(gate.in);
+    const auto login = audit_log(h).back();
+    EXPECT_EQ(login.action, "token.login");
+    EXPECT_NE(login.detail.find("every=300000ms,10000records"), std::string::npos) << login.detail;
+    h.clock.advance(4min);
+    h.service->tick();
+    EXPECT_EQ(gate.checkpoints, 0) << "not due yet";
+    h.clock.advance(1min);
+    h.service->tick();
+    EXPECT_EQ(gate.checkpoints, 1) << "due after checkpoint_interval, even with nothing new";
+    auto log = audit_log(h);
+    auto periodic = jit::parse_checkpoint_record(log.back());
+    ASSERT_TRUE(periodic);
+    EXPECT_EQ(periodic->kind, "periodic");
+    EXPECT_EQ(periodic->seq, log.back().seq - 1);
+    EXPECT_EQ(periodic->head, log[log.size() - 2].hash);
+    h.clock.advance(10s);
+    h.service->tick();
+    EXPECT_EQ(gate.checkpoints, 1);
+
+    h.service->shutdown();
+    EXPECT_FALSE(gate.in);
+    log = audit_log(h);
+    ASSERT_GE(log.size(), 2U);
+    EXPECT_EQ(log.back().action, "token.logout");
+    const auto before = jit::parse_checkpoint_record(log[log.size() - 2]);
+    ASSERT_TRUE(before);
+    EXPECT_EQ(before->kind, "logout");
+    EXPECT_EQ(log[log.size() - 2].outcome, "ok");
+    jit::LogCheckOptions o;
+    o.now = h.clock.now();
+    o.signature_valid = [](const jit::Checkpoint& c) { return c.signature == "sig"; };
+    const auto report = jit::verify_log(log, {}, {}, o);
+    EXPECT_TRUE(report.chain.ok) << report.chain.problem;
+    EXPECT_EQ(report.checkpoints, 2);
+}
+
+TEST_F(ServiceTest, ACheckpointThatCannotBeSignedStillLogsOutAndTheLogSaysSo) {
+    const auto g = grant();
+    ASSERT_TRUE(gate.in);
+    gate.checkpoint_fails = true;
+    auto reply =
+        h.call(h.admin_peer, ipc::GrantRevoke{h.password_of("carol", true), g, "incident"});
+    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(reply)) << error_message(reply);
+    EXPECT_FALSE(gate.in) << "fail closed: the token does not stay logged in";
+    const auto log = audit_log(h);
+    ASSERT_GE(log.size(), 2U);
+    EXPECT_EQ(log.back().action, "token.logout");
+    EXPECT_EQ(log[log.size() - 2].action, "audit.checkpoint");
+    EXPECT_EQ(log[log.size() - 2].outcome, "failed");
+    EXPECT_NE(log[log.size() - 2].reason.find("CKR_DEVICE_ERROR"), std::string::npos);
+    jit::LogCheckOptions o;
+    o.now = h.clock.now();
+    o.signature_valid = [](const jit::Checkpoint& c) { return c.signature == "sig"; };
+    const auto report = jit::verify_log(log, {}, {}, o);
+    EXPECT_FALSE(report.chain.ok);
+    EXPECT_EQ(report.chain.first_broken, log.back().seq);
+    EXPECT_NE(report.chain.problem.find("follows a checkpoint that failed"), std::string::npos)
+        << report.chain.problem;
+}
+
 }  // namespace
 }  // namespace dkim::test
