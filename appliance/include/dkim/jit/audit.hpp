@@ -115,7 +115,7 @@ struct LogCheckOptions {
     // commit's fsync, with a margin for a loaded machine.
     Duration grace = std::chrono::seconds(10);
     // A session without a declared interval (a log of an earlier version).
-    std::int64_t default_every_ms = 5 * 60 * 1000;
+    std::int64_t default_every_ms = 300'000;  // 5 minutes
     std::int64_t default_every_records = 10'000;
 };
 
