@@ -356,7 +356,9 @@ constexpr config::KeyDoc kKeys[] = {
      "Fixed selectors; without it the keys signerd reports active (rotation-ready).",
      "[\"s2026\"]"},
     {"client[]", "tables", "", "Who may submit outbound mail, and for which domains."},
-    {"client[].name", "string", "", "The client's name: the client in grant scopes and logs.",
+    {"client[].name", "string", "",
+     "The client's name, in logs and stated to signerd with each signature for its audit log "
+     "(signerd trusts the relay for it; grant scopes name the relay's Unix user).",
      "\"apps\""},
     {"client[].networks", "strings", "",
      "Addresses or networks it connects from (or password_hash, or both).", "[\"127.0.0.0/8\"]"},
