@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "dkim/dkim/signer.hpp"
 #include "signing_profile_oracle.hpp"
 
@@ -268,6 +271,31 @@ TEST(SigningProfileTest, RelaxedBlocksAreInRelaxedForm) {
     const std::string simple = profile_block(Canon::simple);
     EXPECT_NE(simple.find("Subject:  Hello   there"), std::string::npos);
     EXPECT_TRUE(profile_check(simple));
+}
+
+TEST(SigningProfileTest, TheFuzzSeedsAreAcceptedOrRefusedAsMeant) {
+    // tests/fuzz/corpus/signing_profile: the fuzzer starts from blocks the profile accepts
+    // (and the finding's block, refused), so that it explores both sides.
+    const std::string dir = std::string(DKIM_TEST_DATA_DIR) + "/../fuzz/corpus/signing_profile/";
+    for (const std::string name : {"relaxed", "simple", "repeated", "finding"}) {
+        std::ifstream in(dir + name, std::ios::binary);
+        ASSERT_TRUE(in) << dir + name;
+        std::stringstream text;
+        text << in.rdbuf();
+        const std::string block = text.str();
+        const auto parsed = parse_signing_block(block);
+        ASSERT_TRUE(parsed) << name << ": " << parsed.error().to_string();
+        const auto checked =
+            check_signing_block(block, SigningProfile{}, parsed->signature.algorithm,
+                                parsed->signature.timestamp.value_or(0));
+        if (name == "finding") {
+            ASSERT_FALSE(checked);
+            EXPECT_EQ(checked.error().rule, ProfileRule::body_length);
+            continue;
+        }
+        ASSERT_TRUE(checked) << name << ": " << checked.error().to_string();
+        EXPECT_EQ(test::profile_disagreement(block, *checked), "") << name;
+    }
 }
 
 TEST(SigningProfileTest, ParseAloneChecksOnlyStructure) {
