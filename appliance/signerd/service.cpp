@@ -536,7 +536,15 @@ Expected<Actor, Refusal> Service::authenticate(const Peer& peer,
             return jit::refuse(Refusal::Code::unauthenticated,
                                "this needs the user's password, not a token");
         }
-        return directory_.authenticate_token(credentials.token, now);
+        std::optional<jit::TokenKind> kind;
+        if (credentials.token_kind == "api") {
+            kind = jit::TokenKind::api;
+        } else if (credentials.token_kind == "session") {
+            kind = jit::TokenKind::session;
+        } else if (!credentials.token_kind.empty()) {
+            return jit::refuse(Refusal::Code::unauthenticated, "unknown token kind");
+        }
+        return directory_.authenticate_token(credentials.token, now, kind);
     }
     if (!credentials.user.empty()) {
         auto actor = directory_.authenticate_password(credentials.user, credentials.password, now);

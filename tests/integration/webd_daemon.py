@@ -229,6 +229,7 @@ def api(folder, cli, signerd, webd_path, module, openapi):
     warnings.simplefilter("ignore", DeprecationWarning)  # TLS 1.0/1.1 are asked for on purpose
     app = start_appliance(folder, cli, signerd, module)
     web = None
+    idle_web = None
     try:
         # Every client here is 127.0.0.1: the per-address login limit is raised so that the
         # per-user one is what the rate-limit check below meets.
@@ -297,6 +298,13 @@ def api(folder, cli, signerd, webd_path, module, openapi):
         check(status == 401, "bob without his TOTP code: 401 (%s)" % (doc or {}).get("error"))
         status, _, doc = bob.login("bob", pw("bob"), app.totp("bob"))
         check(status == 201 and doc["session"]["totp"] is True, "bob logs in with password and TOTP")
+        # A second webd with session_idle = 1m, for issue 18 (finding 6): alice's session there
+        # is left idle while the checks below run, and is tried as a Bearer token at the end.
+        idle_web = Webd(os.path.join(folder, "idle"), webd_path, app.socket, 'session_idle = "1m"')
+        idle_alice = Client(idle_web)
+        status, _, _ = idle_alice.login("alice", pw("alice"))
+        idle_since = time.monotonic()
+        check(status == 201, "alice logs in at a webd with session_idle = 1m")
         status, _, doc, _ = call(alice, "GET", "/api/v1/me")
         check(status == 200 and doc["me"]["user"] == "alice" and doc["me"]["roles"] == ["requester"],
               "GET /api/v1/me names alice")
@@ -405,6 +413,23 @@ def api(folder, cli, signerd, webd_path, module, openapi):
         robot.bearer = "dkt_" + "A" * 43
         status, _, doc, _ = call(robot, "GET", "/api/v1/me")
         check(status == 401, "an unknown bearer token: 401")
+        # Issue 18, finding 6: a console session token is not an API token. Sent as a Bearer
+        # token it would skip session_idle (and CSRF): webd refuses a session it knows, and
+        # signerd refuses any session token that webd sends as "api" (one webd has forgotten).
+        session_token = alice.cookie.split("=", 1)[1]
+        stolen = Client(web)
+        stolen.bearer = session_token
+        status, _, doc, _ = call(stolen, "GET", "/api/v1/me")
+        check(status == 401, "alice's live session token as a Bearer token: 401 (%s)" % status)
+        status, _, doc, _ = call(stolen, "POST", "/api/v1/elevations", dict(request, selector="short"))
+        check(status == 401, "nor may it change anything without the CSRF token: %d" % status)
+        status, _, doc, _ = call(alice, "GET", "/api/v1/me")
+        check(status == 200, "the same token as alice's cookie still works")
+        # idle_web never saw this session: only signerd can refuse it there.
+        other = Client(idle_web)
+        other.bearer = session_token
+        status, _, _, _ = other.request("GET", "/api/v1/me")
+        check(status == 401, "a webd that does not know the session: signerd refuses it as a Bearer token")
 
         # Keys and DNS records.
         status, _, doc, _ = call(alice, "GET", "/api/v1/keys")
@@ -477,6 +502,18 @@ def api(folder, cli, signerd, webd_path, module, openapi):
         check(statuses[:5] == [401] * 5 and status == 429 and int(headers.get("retry-after", "0")) > 0,
               "repeated failed logins: 401 x5 then 429 with Retry-After: %s %d" % (statuses, status))
 
+        # The idle webd: alice's session there has been unused for over a minute.
+        time.sleep(max(0.0, 61 - (time.monotonic() - idle_since)))
+        status, _, _, _ = idle_alice.request("GET", "/api/v1/me")
+        check(status == 401, "after session_idle without use the session cookie is refused: %d" % status)
+        idle_bearer = Client(idle_web)
+        idle_bearer.bearer = idle_alice.cookie.split("=", 1)[1]
+        status, _, _, _ = idle_bearer.request("GET", "/api/v1/me")
+        check(status == 401, "and so is its token as a Bearer token (signerd: session, not api): %d" % status)
+        idle_web.stop()
+        leaked = [s for s in ("alice-correct-horse", "dkt_") if s in open(idle_web.log_path).read()]
+        check(not leaked, "no password or token in the idle webd's log: %s" % leaked)
+
         check(checker.checked > 40 and not checker.problems,
               "%d JSON answers match web/openapi.json: %s" % (checker.checked, checker.problems[:8]))
         code = web.stop()
@@ -486,6 +523,8 @@ def api(folder, cli, signerd, webd_path, module, openapi):
     finally:
         if web:
             web.stop()
+        if idle_web:
+            idle_web.stop()
         app.stop()
 
 

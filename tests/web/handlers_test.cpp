@@ -200,6 +200,90 @@ TEST_F(HandlersTest, SessionsEndByIdleTimeAndAtLogout) {
     EXPECT_EQ(send(verb::get, "/api/v1/me", "", with_session()).result(), status::unauthorized);
 }
 
+// Issue 18, finding 6: a console session token sent as "Authorization: Bearer" must not
+// escape session_idle. webd refuses a session token it knows as a Bearer token without asking
+// signerd, and marks every Bearer token "api" so that signerd refuses a session token webd has
+// forgotten (idle, logged out, restarted). The scripted signerd below answers as signerd's
+// Directory does for token kinds (tests/appliance/jit/credentials_test.cpp checks that part).
+TEST_F(HandlersTest, ASessionTokenIsNoBearerTokenAndCannotOutliveTheIdleTimeout) {
+    login("alice");
+    const std::string session_token = session_cookie.substr(session_cookie.find('=') + 1);
+    ASSERT_EQ(session_token, "tok-alice");
+    std::vector<std::string> kinds_seen;
+    signer.answer = [&](ipc::Request& r) -> ipc::Reply {
+        const ipc::Credentials* auth = std::visit(
+            [](auto& request) -> const ipc::Credentials* {
+                if constexpr (requires { request.auth; }) {
+                    return &request.auth;
+                } else {
+                    return nullptr;
+                }
+            },
+            r);
+        if (auth == nullptr) {
+            return ipc::ErrorReply{"invalid", "not scripted", 0, {}};
+        }
+        kinds_seen.push_back(auth->token_kind);
+        const bool ok = (auth->token == "tok-alice" && auth->token_kind != "api") ||
+                        (auth->token == "dkt_robot" && auth->token_kind != "session");
+        if (!ok) {
+            return ipc::ErrorReply{"unauthenticated", "authentication failed", 0, {}};
+        }
+        if (!std::holds_alternative<ipc::WhoAmI>(r)) {
+            return ipc::ErrorReply{"invalid", "not scripted", 0, {}};
+        }
+        if (auth->token == "tok-alice") {
+            return ipc::IdentityReply{"alice",   "requester", "user",           false,
+                                      "session", 7,           1'800'000'000'000};
+        }
+        return ipc::IdentityReply{"ci", "requester", "user", false, "api", 3, 0};
+    };
+    const std::vector<std::pair<std::string, std::string>> as_bearer = {
+        {"Authorization", "Bearer " + session_token}};
+
+    signer.calls.clear();
+    auto fresh = send(verb::get, "/api/v1/me", "", as_bearer);
+    EXPECT_EQ(fresh.result(), status::unauthorized) << "refused even while the session is fresh";
+    EXPECT_EQ(error_code(fresh), "unauthenticated");
+    EXPECT_TRUE(signer.calls.empty()) << "webd knows the session and refuses it itself";
+    ASSERT_EQ(send(verb::get, "/api/v1/me", "", with_session(false)).result(), status::ok);
+    EXPECT_EQ(kinds_seen.back(), "session") << "the cookie's token is sent as a session token";
+
+    // Idle past session_idle (30 minutes here): the cookie is refused, and so is the Bearer.
+    clock.advance(31min);
+    EXPECT_EQ(send(verb::get, "/api/v1/me", "", with_session(false)).result(),
+              status::unauthorized);
+    signer.calls.clear();
+    kinds_seen.clear();
+    const auto idle = send(verb::get, "/api/v1/me", "", as_bearer);
+    EXPECT_EQ(idle.result(), status::unauthorized) << idle.body();
+    for (const std::string& kind : kinds_seen) {
+        EXPECT_EQ(kind, "api") << "a Bearer token reaches signerd only as an API token";
+    }
+    const auto state_change =
+        send(verb::post, "/api/v1/elevations",
+             R"({"operation":"sign","domain":"example.com","duration_seconds":600,"reason":"x"})",
+             as_bearer);
+    EXPECT_EQ(state_change.result(), status::unauthorized) << state_change.body();
+
+    // A webd that never saw the session (restarted): signerd is what refuses it.
+    web::SessionTable empty{30min, 100};
+    web::Deps restarted{signer, empty, limiter, clock, metrics, options};
+    web::Request req{verb::get, "/api/v1/me", 11};
+    req.set(field::host, "appliance.test:8443");
+    req.set(field::authorization, "Bearer " + session_token);
+    kinds_seen.clear();
+    EXPECT_EQ(web::handle(req, web::ClientInfo{"192.0.2.7"}, restarted).result(),
+              status::unauthorized);
+    ASSERT_EQ(kinds_seen, std::vector<std::string>{"api"});
+
+    // An API token still works as a Bearer token, sent as "api".
+    kinds_seen.clear();
+    EXPECT_EQ(send(verb::get, "/api/v1/me", "", {{"Authorization", "Bearer dkt_robot"}}).result(),
+              status::ok);
+    EXPECT_EQ(kinds_seen, std::vector<std::string>{"api"});
+}
+
 TEST_F(HandlersTest, BadBodiesAreRefusedNamingTheField) {
     login("alice");
     struct Case {

@@ -200,7 +200,18 @@ Result<Caller> authenticate(Context& ctx) {
                                       "the Authorization header must be 'Bearer <API token>'"));
         }
         caller.token = std::string(authorization.substr(kBearer.size()));
+        // A console session token is not an API token: as a Bearer token it would escape the
+        // session's idle timeout (and its CSRF check). webd refuses one it knows, and signerd
+        // refuses any session token sent as "api", also one webd has forgotten (idle, logged
+        // out, or a webd restart).
+        if (ctx.deps.sessions.is_session(caller.token)) {
+            wipe(caller.token);
+            return unexpected(failure(http::status::unauthorized, "unauthenticated",
+                                      "a console session token is not an API token; send an "
+                                      "API token as the Bearer token"));
+        }
         caller.credentials.token = caller.token;
+        caller.credentials.token_kind = "api";
         return caller;
     }
     caller.token = cookie(ctx.req, kSessionCookie);
@@ -227,6 +238,7 @@ Result<Caller> authenticate(Context& ctx) {
         }
     }
     caller.credentials.token = caller.token;
+    caller.credentials.token_kind = "session";
     return caller;
 }
 
@@ -438,6 +450,7 @@ Result<Response> login(Context& ctx) {
     wipe(made->secret);
     ipc::WhoAmI who;
     who.auth.token = token;
+    who.auth.token_kind = "session";
     auto me = ctx.call<ipc::IdentityReply>(std::move(who));
     if (!me) {
         wipe(token);

@@ -87,6 +87,10 @@ std::optional<BrowserSession> SessionTable::find(std::string_view token, jit::Ti
     return it->second;
 }
 
+bool SessionTable::is_session(std::string_view token) {
+    return sessions_.lock()->contains(key_of(token));
+}
+
 void SessionTable::remove(std::string_view token) {
     sessions_.lock()->erase(key_of(token));
 }

@@ -35,6 +35,8 @@ class SessionTable {
     std::string add(std::string_view token, BrowserSession session, jit::TimePoint now);
     // The session of `token`, if it is known, unexpired and not idle for too long; touches it.
     std::optional<BrowserSession> find(std::string_view token, jit::TimePoint now);
+    // Whether `token` is a session this table handed out (ended or not); does not touch it.
+    bool is_session(std::string_view token);
     void remove(std::string_view token);
     std::size_t size(jit::TimePoint now);
 

@@ -257,7 +257,8 @@ Outcome<Actor> Directory::authenticate_password(const std::string& name, std::st
     return actor_of(u);
 }
 
-Outcome<Actor> Directory::authenticate_token(std::string_view token, TimePoint now) {
+Outcome<Actor> Directory::authenticate_token(std::string_view token, TimePoint now,
+                                             std::optional<TokenKind> kind) {
     const std::string hash = token_hash(token);
     std::lock_guard lock(mutex_);
     // The map lookup is by hash: timing reveals nothing about valid tokens' plaintexts.
@@ -266,7 +267,7 @@ Outcome<Actor> Directory::authenticate_token(std::string_view token, TimePoint n
         const ApiToken& t = tokens_.at(it->second);
         const auto user = users_.find(t.user);
         if (constant_time_equal(t.hash, hash) && !t.revoked && (!t.expires || now < *t.expires) &&
-            user != users_.end() && !user->second.disabled) {
+            (!kind || t.kind == *kind) && user != users_.end() && !user->second.disabled) {
             return actor_of(user->second);
         }
     }

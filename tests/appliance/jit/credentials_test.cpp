@@ -90,6 +90,28 @@ TEST_F(DirectoryTest, PasswordsTokensAndDisabledUsers) {
     EXPECT_EQ(state->users[0].password_hash.rfind("$argon2id$", 0), 0U);
 }
 
+// Issue 18, finding 6: webd sends a Bearer token as "api" and a cookie's as "session"; a token
+// of the other kind is refused like an unknown one (a session token cannot be replayed as a
+// Bearer token around webd's idle timeout).
+TEST_F(DirectoryTest, ATokenIsAcceptedOnlyAsItsOwnKindWhenOneIsAskedFor) {
+    auto& d = engine.directory();
+    ASSERT_TRUE(d.add_user(local, "carol", static_cast<jit::RoleSet>(jit::Role::requester),
+                           "correct horse battery", t0));
+    auto session = d.create_token(local, "carol", jit::TokenKind::session, "session", 1h, t0);
+    auto api = d.create_token(local, "carol", jit::TokenKind::api, "ci", 1h, t0);
+    ASSERT_TRUE(session);
+    ASSERT_TRUE(api);
+    EXPECT_TRUE(d.authenticate_token(session->secret, t0, jit::TokenKind::session));
+    EXPECT_TRUE(d.authenticate_token(session->secret, t0)) << "the CLI asks for no kind";
+    const auto as_api = d.authenticate_token(session->secret, t0, jit::TokenKind::api);
+    ASSERT_FALSE(as_api) << "a session token is not an API token";
+    const auto unknown = d.authenticate_token("dkt_unknown", t0, jit::TokenKind::api);
+    ASSERT_FALSE(unknown);
+    EXPECT_EQ(as_api.error().message, unknown.error().message) << "the same answer";
+    EXPECT_TRUE(d.authenticate_token(api->secret, t0, jit::TokenKind::api));
+    EXPECT_FALSE(d.authenticate_token(api->secret, t0, jit::TokenKind::session));
+}
+
 TEST_F(DirectoryTest, FiveFailuresLockAUserOut) {
     auto& d = engine.directory();
     ASSERT_TRUE(d.add_user(local, "bob", static_cast<jit::RoleSet>(jit::Role::approver),

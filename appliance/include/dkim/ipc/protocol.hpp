@@ -20,15 +20,22 @@ inline constexpr std::uint16_t kProtocolVersion = 1;
 // token), or user + password. totp is the second factor that approve, deny and revoke
 // need. The local operator (root on the appliance, through the CLI) may send none for user
 // management. Wiped by the server after use.
+//
+// token_kind says which kind of token the sender accepted it as: "api" (webd's Bearer
+// header), "session" (webd's session cookie, after webd's own idle check), or "" (either,
+// the CLI's --token-file). signerd refuses a token of the other kind as it refuses a wrong
+// one, so a console session token cannot be replayed as a Bearer token around webd's idle
+// timeout, even after webd forgot the session.
 struct Credentials {
     std::string user;
     std::string password;
     std::string token;
     std::string totp;
+    std::string token_kind;
     void wipe() noexcept;
     template <class A>
     void serialize(A& ar) {
-        ar(user, password, token, totp);
+        ar(user, password, token, totp, token_kind);
     }
 };
 

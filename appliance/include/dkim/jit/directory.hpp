@@ -51,7 +51,9 @@ class Directory {
 
     Outcome<Actor> authenticate_password(const std::string& name, std::string_view password,
                                          TimePoint now);
-    Outcome<Actor> authenticate_token(std::string_view token, TimePoint now);
+    // A token of another kind than `kind` (when given) is refused like an unknown one.
+    Outcome<Actor> authenticate_token(std::string_view token, TimePoint now,
+                                      std::optional<TokenKind> kind = std::nullopt);
     // The token record behind a token (hash blanked), for a caller that has authenticated it.
     std::optional<ApiToken> token_info(std::string_view token) const;
 
