@@ -13,7 +13,7 @@ install(FILES ${_images}/sysusers.d/dkim-appliance.conf DESTINATION lib/sysusers
 install(FILES ${_images}/tmpfiles.d/dkim-appliance.conf DESTINATION lib/tmpfiles.d)
 install(FILES ${_images}/nftables/dkim-appliance.nft DESTINATION share/dkim-appliance/nftables)
 install(FILES ${_images}/config/signerd.toml ${_images}/config/relayd.toml
-  ${_images}/config/webd.toml ${_images}/config/softhsm2.conf
+  ${_images}/config/webd.toml ${_images}/config/notifyd.toml ${_images}/config/softhsm2.conf
   DESTINATION share/dkim-appliance/config)
 install(PROGRAMS ${_images}/firstboot/dkim-appliance-firstboot
   ${_images}/firstboot/dkim-appliance-welcome DESTINATION libexec/dkim-appliance)

@@ -142,8 +142,17 @@ constexpr config::KeyDoc kKeys[] = {
      "The latest x= after t=: how long a signature can outlive its grant (mail queues retry for "
      "about 5 days). At most 30d; the relay's signing.expire_after must fit it.",
      "\"7d\""},
-    {"webhook", "table", "", "Requests and decisions posted to a URL, signed with HMAC-SHA256."},
-    {"webhook.url", "string", "", "http:// or https:// URL.", "\"https://hooks.example.net/dkim\""},
+    {"webhook", "table", "",
+     "Requests and decisions for an HMAC-SHA256-signed webhook: spooled to an outbox that "
+     "dkim-notifyd delivers (the appliance: signerd has no network), or posted by signerd itself "
+     "(development)."},
+    {"webhook.outbox", "string", "",
+     "The folder each event is written to, durably, before its decision is answered "
+     "(dkim-notifyd's outbox; at most 10000 files waiting). Instead of url.",
+     ""},
+    {"webhook.url", "string", "",
+     "http:// or https:// URL that signerd posts to itself: only where it has a network.",
+     "\"https://hooks.example.net/dkim\""},
     {"webhook.secret_file", "string", "", "The HMAC key's file (required with url).",
      "\"/etc/dkim-appliance/webhook-key\""},
     {"metrics", "table", "", "Prometheus metrics over HTTP."},
@@ -339,16 +348,30 @@ Expected<Config, std::string> load_config(const std::string& file) {
             profile->finish();
         }
         if (auto webhook = r.table("webhook")) {
-            c.webhook_url = webhook->string("url").value_or("");
-            if (c.webhook_url.rfind("http://", 0) != 0 && c.webhook_url.rfind("https://", 0) != 0) {
-                webhook->fail("url", "expected an http:// or https:// URL");
+            if (auto outbox = webhook->string("outbox")) {
+                // The notifier holds the key and the network; signerd only writes files.
+                if (webhook->has("url") || webhook->has("secret_file")) {
+                    webhook->fail("outbox",
+                                  "with an outbox, dkim-notifyd posts the events: url and "
+                                  "secret_file belong in its notifyd.toml, not here");
+                }
+                if (outbox->empty() || (*outbox)[0] != '/') {
+                    webhook->fail("outbox", "expected an absolute path");
+                }
+                c.webhook_outbox = *outbox;
+            } else {
+                c.webhook_url = webhook->string("url").value_or("");
+                if (c.webhook_url.rfind("http://", 0) != 0 &&
+                    c.webhook_url.rfind("https://", 0) != 0) {
+                    webhook->fail("url", "expected an http:// or https:// URL (or an outbox)");
+                }
+                const auto secret = webhook->string("secret_file");
+                if (!secret) {
+                    webhook->fail("secret_file",
+                                  "webhooks are signed: the HMAC key's file is required");
+                }
+                c.webhook_secret_file = *secret;
             }
-            const auto secret = webhook->string("secret_file");
-            if (!secret) {
-                webhook->fail("secret_file",
-                              "webhooks are signed: the HMAC key's file is required");
-            }
-            c.webhook_secret_file = *secret;
             webhook->finish();
         }
         if (auto metrics = r.table("metrics")) {

@@ -24,7 +24,7 @@
 //   oversigned = ["from", "to", "cc", "subject", "date", "message-id", "reply-to"]
 //   max_clock_skew = "5m"
 //   max_lifetime = "7d"
-//   [webhook]
+//   [webhook]                                    # the appliance: outbox = "/var/spool/dkim-notify"
 //   url = "https://hooks.example.net/dkim"
 //   secret_file = "/etc/dkim-appliance/webhook-secret"
 //   [metrics]
@@ -75,7 +75,8 @@ struct Config {
     SigningProfile profile;
     std::string webhook_url;
     std::filesystem::path webhook_secret_file;
-    std::string metrics_listen;  // host:port, loopback only; empty: off
+    std::filesystem::path webhook_outbox;  // dkim-notifyd's outbox (instead of url)
+    std::string metrics_listen;            // host:port, loopback only; empty: off
     jit::Policy policy = jit::Policy::defaults();
 
     std::optional<PeerIdentity> peer(std::uint32_t uid) const;

@@ -19,6 +19,7 @@
 #include "dkim/provisioning/keys.hpp"
 #include "dkim/service/notify.hpp"
 #include "metrics.hpp"
+#include "outbox.hpp"
 #include "server.hpp"
 #include "service.hpp"
 #include "token_gate.hpp"
@@ -175,6 +176,25 @@ int run(const signerd::Config& config) {
             [&metrics](bool delivered) { metrics.webhook(delivered); });
         authority.on_event([&webhook](const jit::Event& e) { webhook->notify(e); });
     }
+    // The appliance: no network here. Each event is written to dkim-notifyd's outbox, durably,
+    // before the decision that caused it is answered; the notifier posts it.
+    std::unique_ptr<notify::OutboxWriter> outbox;
+    if (!config.webhook_outbox.empty()) {
+        auto opened = notify::OutboxWriter::open(config.webhook_outbox);
+        if (!opened) {
+            std::cerr << "dkim-signerd: webhook: " << opened.error() << "\n";
+            return 1;
+        }
+        outbox = std::move(*opened);
+        authority.on_event([&outbox, &metrics](const jit::Event& e) {
+            auto put = outbox->put(signerd::event_json(e), jit::to_unix_ms(e.time));
+            metrics.webhook_spooled(put.has_value());
+            if (!put) {
+                std::cerr << "dkim-signerd: webhook event " << e.type
+                          << " not spooled: " << put.error() << "\n";
+            }
+        });
+    }
     std::unique_ptr<metrics::Exporter> metrics_server;
     if (!config.metrics_listen.empty()) {
         std::string error;
@@ -225,6 +245,9 @@ int run(const signerd::Config& config) {
     if (webhook) {
         authority.on_event(nullptr);
         webhook->stop();
+    }
+    if (outbox) {
+        authority.on_event(nullptr);
     }
     if (metrics_server) {
         metrics_server->stop();

@@ -87,7 +87,11 @@ std::string Metrics::render(const Gauges& g) const {
         << "dkim_signerd_webhook_deliveries_total{result=\"delivered\"} " << webhook_ok_.load()
         << "\n"
         << "dkim_signerd_webhook_deliveries_total{result=\"failed\"} " << webhook_failed_.load()
-        << "\n";
+        << "\n"
+        << "dkim_signerd_webhook_deliveries_total{result=\"spooled\"} " << webhook_spooled_.load()
+        << "\n"
+        << "dkim_signerd_webhook_deliveries_total{result=\"spool_failed\"} "
+        << webhook_spool_failed_.load() << "\n";
     return out.str();
 }
 

@@ -42,6 +42,8 @@ class Metrics {
     void logout() { ++logouts_; }
     void audit_commit(std::uint64_t nanoseconds, std::size_t records, bool ok);
     void webhook(bool delivered) { ++(delivered ? webhook_ok_ : webhook_failed_); }
+    // An event written to dkim-notifyd's outbox, or one that could not be.
+    void webhook_spooled(bool ok) { ++(ok ? webhook_spooled_ : webhook_spool_failed_); }
 
     struct Gauges {
         std::uint64_t active_grants = 0;
@@ -72,6 +74,8 @@ class Metrics {
     std::atomic<std::uint64_t> audit_failures_{0};
     std::atomic<std::uint64_t> webhook_ok_{0};
     std::atomic<std::uint64_t> webhook_failed_{0};
+    std::atomic<std::uint64_t> webhook_spooled_{0};
+    std::atomic<std::uint64_t> webhook_spool_failed_{0};
 };
 
 }  // namespace dkim::signerd

@@ -6,7 +6,8 @@ read them on the appliance:
   users     systemd-sysusers and systemd-tmpfiles create the users, groups and folders in an
             empty root folder
   firewall  nft -c -f accepts the ruleset, and loaded into a network namespace of the test's
-            own it drops by default: a client namespace reaches 25, 587 and 443 and nothing else
+            own it drops by default: a client namespace reaches 25, 587 and 443 and nothing else;
+            out, SMTP reaches only the next hop and HTTPS only the webhook, from dkim-notifyd's uid
 
 usage: system_files.py GROUP IMAGES_DIR
 """
@@ -24,7 +25,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 from testlib import check, summary  # noqa: E402
 
-LIMITS = {"dkim-signerd.service": 0.5, "dkim-relayd.service": 1.5, "dkim-webd.service": 1.5}
+LIMITS = {"dkim-signerd.service": 0.5, "dkim-relayd.service": 1.5, "dkim-webd.service": 1.5,
+          "dkim-notifyd.service": 1.5}
 
 
 def run(*cmd, **kw):
@@ -61,6 +63,13 @@ def units(images):
                  "CapabilityBoundingSet=\n", "Type=notify", "WatchdogSec=",
                  "LoadCredentialEncrypted=pin:", "UMask=0077"):
         check(line in text, "dkim-signerd.service has %s" % line.strip())
+    check("ReadWritePaths=-/var/spool/dkim-notify\n" in text and "AF_INET" not in text,
+          "dkim-signerd may write the webhook outbox and still has no network family")
+    notifyd = open(os.path.join(folder, "dkim-notifyd.service")).read()
+    check("User=dkim-notify\n" in notifyd and "SupplementaryGroups" not in notifyd and
+          "LoadCredential=webhook-key:" in notifyd and "ReadWritePaths=/var/spool/dkim-notify\n" in notifyd
+          and "CapabilityBoundingSet=\n" in notifyd,
+          "dkim-notifyd: its own user, no group of signerd's, the HMAC key as a credential, the outbox")
     relayd = open(os.path.join(folder, "dkim-relayd.service")).read()
     check("CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n" in relayd,
           "dkim-relayd keeps only CAP_NET_BIND_SERVICE")
@@ -76,6 +85,7 @@ def units(images):
             os.makedirs(os.path.join(root, d))
         os.makedirs(os.path.join(root, "usr/libexec/dkim-appliance"))
         for daemon in ("usr/sbin/dkim-signerd", "usr/sbin/dkim-relayd", "usr/sbin/dkim-webd",
+                       "usr/sbin/dkim-notifyd",
                        "usr/libexec/dkim-appliance/dkim-appliance-firstboot",
                        "usr/libexec/dkim-appliance/dkim-appliance-welcome"):
             exe = os.path.join(root, daemon)
@@ -106,7 +116,7 @@ def users(images):
                    os.path.join(images, "sysusers.d", "dkim-appliance.conf"))
         check(made.returncode == 0, "systemd-sysusers reads sysusers.d/dkim-appliance.conf")
         passwd = {l.split(":")[0]: l.split(":") for l in open(os.path.join(root, "etc/passwd"))}
-        for user in ("dkim-signer", "dkim-relay", "dkim-web"):
+        for user in ("dkim-signer", "dkim-relay", "dkim-web", "dkim-notify"):
             check(user in passwd and passwd[user][6].strip() == "/usr/sbin/nologin" and
                   int(passwd[user][2]) < 1000, "system user %s, no login shell" % user)
         check(len({passwd[u][2] for u in passwd}) == len(passwd), "one uid per daemon")
@@ -116,10 +126,16 @@ def users(images):
         signer_uid = int(passwd["dkim-signer"][2])
         for path, mode, uid in (("etc/dkim-appliance/credentials", 0o700, 0),
                                 ("var/lib/dkim-signerd", 0o700, signer_uid),
-                                ("var/lib/dkim-signerd/tokens", 0o700, signer_uid)):
+                                ("var/lib/dkim-signerd/tokens", 0o700, signer_uid),
+                                ("var/spool/dkim-notify", 0o2770, signer_uid)):
             st = os.stat(os.path.join(root, path))
             check(stat.S_IMODE(st.st_mode) == mode and st.st_uid == uid,
                   "/%s is %o, owned by uid %d" % (path, mode, uid))
+        groups = {l.split(":")[0]: l.split(":") for l in open(os.path.join(root, "etc/group"))}
+        outbox = os.stat(os.path.join(root, "var/spool/dkim-notify"))
+        check(outbox.st_gid == int(groups["dkim-notify"][2]) and
+              "dkim-notify" not in groups["dkim-signer"][3] and "dkim-signer" not in groups["dkim-notify"][3],
+              "the webhook outbox's group is dkim-notify; neither daemon is in the other's group")
     finally:
         shutil.rmtree(root)
 
@@ -190,7 +206,26 @@ def firewall(images):
         in_netns(app, "nft", "add", "element", "inet", "dkim_appliance", "next_hop_v4", "{ 10.231.0.2 }")
         check(in_netns(app, "/usr/bin/python3", "-c", out).stdout.strip() == "yes",
               "SMTP out to the listed next hop goes through")
-        for s in servers + [sink]:
+        # Out: HTTPS to the webhook only from dkim-notifyd's uid (notifier_uid, here daemon's)
+        # and only to a listed address (the client namespace plays the webhook on 443).
+        hook = subprocess.Popen(
+            ["ip", "netns", "exec", client, "/usr/bin/python3", "-c",
+             "import socket\ns=socket.socket();s.bind(('10.231.0.2',443));s.listen(8)\nprint('up',flush=True)\n"
+             "while True:\n c,_=s.accept();c.close()"], stdout=subprocess.PIPE, text=True)
+        hook.stdout.readline()
+        https = out.replace("25", "443")
+
+        def https_as(user):
+            return run("ip", "netns", "exec", app, "setpriv", "--reuid=" + user, "--regid=nogroup",
+                       "--clear-groups", "/usr/bin/python3", "-c", https).stdout.strip()
+        check(https_as("daemon") == "no", "HTTPS out to an unlisted host is dropped")
+        in_netns(app, "nft", "add", "element", "inet", "dkim_appliance", "webhook_v4", "{ 10.231.0.2 }")
+        check(https_as("daemon") == "no", "HTTPS to the webhook's host from another uid is dropped")
+        daemon_uid = run("id", "-u", "daemon").stdout.strip()
+        in_netns(app, "nft", "add", "element", "inet", "dkim_appliance", "notifier_uid", "{ %s }" % daemon_uid)
+        check(https_as("daemon") == "yes", "HTTPS to the webhook's host from the notifier's uid goes through")
+        check(https_as("nobody") == "no", "and from any other uid (nobody) it is still dropped")
+        for s in servers + [sink, hook]:
             s.kill()
             s.wait()
     finally:

@@ -65,7 +65,8 @@ def totp_code(secret, step):
 class Appliance:
     """A token with keys, a signerd configuration, the daemon, and the CLI around it."""
 
-    def __init__(self, folder, cli, signerd, module, webhook_url=None, pin_source="file", web_peer=None):
+    def __init__(self, folder, cli, signerd, module, webhook_url=None, pin_source="file", web_peer=None,
+                 webhook_outbox=None):
         self.folder, self.cli_path, self.signerd, self.module = folder, cli, signerd, module
         os.chmod(folder, 0o755)  # nobody must reach the socket inside
         self.env = dict(os.environ, SOFTHSM2_CONF=os.path.join(folder, "softhsm2.conf"))
@@ -96,6 +97,8 @@ class Appliance:
         if webhook_url:
             config += ["[webhook]", 'url = "%s"' % webhook_url,
                        'secret_file = "%s"' % self.secret_file("webhook-key", "webhook-hmac-key")]
+        if webhook_outbox:
+            config += ["[webhook]", 'outbox = "%s"' % webhook_outbox]
         config += ["[policy.sign]", 'max_duration = "1h"', 'approvers = ["role:approver"]']
         if web_peer:
             config += ["[policy.key.generate]", 'approvers = ["role:approver"]']

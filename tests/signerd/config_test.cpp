@@ -53,4 +53,24 @@ TEST_F(SignerdConfigTest, ThePinSourcesThatExcludeEachOther) {
         << misspelt.error();
 }
 
+// Issue 18, finding 6: on the appliance signerd writes webhook events to dkim-notifyd's outbox
+// and posts nothing; the notifier holds the URL and the key, so they may not be given here too.
+TEST_F(SignerdConfigTest, TheWebhookOutboxExcludesTheUrlAndTheKey) {
+    const std::string head = "module = \"m.so\"\ntoken = \"t\"\n[pin]\nsource = \"approver\"\n";
+    auto outbox = dkim::signerd::load_config(
+        write(head + "[webhook]\noutbox = \"/var/spool/dkim-notify\"\n"));
+    ASSERT_TRUE(outbox.has_value()) << outbox.error();
+    EXPECT_EQ(outbox->webhook_outbox, "/var/spool/dkim-notify");
+    EXPECT_TRUE(outbox->webhook_url.empty());
+    auto both =
+        dkim::signerd::load_config(write(
+            head + "[webhook]\noutbox = \"/var/spool/dkim-notify\"\nurl = \"https://h.example/\"\n"
+                   "secret_file = \"/k\"\n"));
+    ASSERT_FALSE(both.has_value());
+    EXPECT_NE(both.error().find("key 'webhook.outbox'"), std::string::npos) << both.error();
+    auto relative = dkim::signerd::load_config(write(head + "[webhook]\noutbox = \"spool\"\n"));
+    ASSERT_FALSE(relative.has_value());
+    EXPECT_NE(relative.error().find("absolute"), std::string::npos) << relative.error();
+}
+
 }  // namespace
