@@ -9,8 +9,10 @@
 //   - canonicalize_signed_headers + canonicalize_signature_header rebuild the very block.
 // Used by tests/fuzz/fuzz_signing_profile.cpp over arbitrary blocks and by the unit tests.
 
+#include <algorithm>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "dkim/dkim/canonicalization.hpp"
 #include "dkim/dkim/signing_profile.hpp"
@@ -56,6 +58,46 @@ inline std::string profile_disagreement(std::string_view data, const SigningBloc
         sig->signed_headers != seen.signed_headers || sig->timestamp != seen.timestamp ||
         sig->expiration != seen.expiration || sig->body_length != seen.body_length) {
         return "the verifier reads other tags (d=" + sig->domain + " s=" + sig->selector + ")";
+    }
+    // h= as dkimpy splits it (re.split(r"\s*:\s*") on the tag's value, trimmed): an
+    // independent reading, not our tag-list parser's.
+    {
+        const std::string_view field = block.signature_field;
+        std::string_view rest = field.substr(field.find(':') + 1);
+        const auto is_space = [](char c) {
+            return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+        };
+        const auto trim = [&](std::string_view v) {
+            while (!v.empty() && is_space(v.front())) {
+                v.remove_prefix(1);
+            }
+            while (!v.empty() && is_space(v.back())) {
+                v.remove_suffix(1);
+            }
+            return v;
+        };
+        std::vector<std::string> names;
+        while (!rest.empty()) {
+            const std::size_t semi = std::min(rest.find(';'), rest.size());
+            const std::string_view tag = rest.substr(0, semi);
+            rest.remove_prefix(std::min(semi + 1, rest.size()));
+            const std::size_t eq = tag.find('=');
+            if (eq == std::string_view::npos || trim(tag.substr(0, eq)) != "h") {
+                continue;
+            }
+            std::string_view value = trim(tag.substr(eq + 1));
+            for (;;) {
+                const std::size_t colon = value.find(':');
+                names.emplace_back(trim(value.substr(0, colon)));
+                if (colon == std::string_view::npos) {
+                    break;
+                }
+                value.remove_prefix(colon + 1);
+            }
+        }
+        if (names != seen.signed_headers) {
+            return "dkimpy would read another h= than signerd";
+        }
     }
     std::string rebuilt;
     canonicalize_signed_headers(*parsed, sig->signed_headers, sig->canonicalization.header, n,

@@ -130,18 +130,18 @@ Expected<Signature, SignatureError> parse_signature(std::string_view value) {
     sig.body_hash = std::move(*bh);
 
     if (const auto* c = tags->find("c")) {
-        auto canon = Canonicalization::parse(strip_fws(*c));
+        auto canon = Canonicalization::parse(trim_fws(*c));
         if (!canon) {
             return unexpected(unacceptable(canon.error()));
         }
         sig.canonicalization = *canon;
     }
 
-    sig.domain = mail::ascii_lowercase(strip_fws(*tags->find("d")));
+    sig.domain = mail::ascii_lowercase(trim_fws(*tags->find("d")));
     if (!is_valid_domain(sig.domain)) {
         return unexpected(syntax("d= is not a domain name"));
     }
-    sig.selector = mail::ascii_lowercase(strip_fws(*tags->find("s")));
+    sig.selector = mail::ascii_lowercase(trim_fws(*tags->find("s")));
     if (!is_valid_selector(sig.selector)) {
         return unexpected(syntax("s= is not a valid selector"));
     }
@@ -161,10 +161,13 @@ Expected<Signature, SignatureError> parse_signature(std::string_view value) {
     }
 
     if (const auto* i = tags->find("i")) {
-        sig.identity = strip_fws(*i);
+        sig.identity = trim_fws(*i);
         const std::size_t at = sig.identity.rfind('@');
         if (at == std::string::npos) {
             return unexpected(syntax("i= has no '@'"));
+        }
+        if (sig.identity.find_first_of(" \t\r\n") != std::string::npos) {
+            return unexpected(syntax("i= has white space inside"));
         }
         const std::string i_domain =
             mail::ascii_lowercase(std::string_view(sig.identity).substr(at + 1));
@@ -183,7 +186,7 @@ Expected<Signature, SignatureError> parse_signature(std::string_view value) {
     }
 
     if (const auto* l = tags->find("l")) {
-        const std::string digits = strip_fws(*l);
+        const std::string digits = trim_fws(*l);
         // "l= ... 1*76DIGIT": more than fits in 64 bits is longer than any body we will see.
         if (digits.empty() || digits.size() > 76 ||
             digits.find_first_not_of("0123456789") != std::string::npos) {
@@ -204,13 +207,13 @@ Expected<Signature, SignatureError> parse_signature(std::string_view value) {
     }
 
     if (const auto* t = tags->find("t")) {
-        sig.timestamp = parse_decimal<std::int64_t>(strip_fws(*t), 12);
+        sig.timestamp = parse_decimal<std::int64_t>(trim_fws(*t), 12);
         if (!sig.timestamp) {
             return unexpected(syntax("t= is not a timestamp"));
         }
     }
     if (const auto* x = tags->find("x")) {
-        sig.expiration = parse_decimal<std::int64_t>(strip_fws(*x), 12);
+        sig.expiration = parse_decimal<std::int64_t>(trim_fws(*x), 12);
         if (!sig.expiration) {
             return unexpected(syntax("x= is not a timestamp"));
         }

@@ -195,6 +195,13 @@ Expected<SigningBlock, ProfileViolation> check_signing_block(std::string_view da
                              "c=relaxed, but the DKIM-Signature field is not in relaxed form");
         }
     }
+    // Each h= entry a field name: "sub ject" names no field for dkimpy and Mail::DKIM, and
+    // must not be counted as Subject here.
+    for (const std::string& h : sig.signed_headers) {
+        if (!std::all_of(h.begin(), h.end(), is_ftext)) {
+            return violation(ProfileRule::syntax, "h= entry '" + h + "' is not a field name");
+        }
+    }
     if (sig.body_length) {
         return violation(ProfileRule::body_length,
                          "l= is never signed: anything could be appended to the body");

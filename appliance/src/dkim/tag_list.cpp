@@ -106,12 +106,23 @@ std::string strip_fws(std::string_view value) {
     return out;
 }
 
+std::string trim_fws(std::string_view value) {
+    auto fws = [](char c) { return is_wsp(c) || c == '\r' || c == '\n'; };
+    while (!value.empty() && fws(value.front())) {
+        value.remove_prefix(1);
+    }
+    while (!value.empty() && fws(value.back())) {
+        value.remove_suffix(1);
+    }
+    return std::string(value);
+}
+
 std::vector<std::string> split_colon_list(std::string_view value) {
     std::vector<std::string> out;
     std::size_t start = 0;
     for (;;) {
         const std::size_t colon = value.find(':', start);
-        out.push_back(strip_fws(value.substr(
+        out.push_back(trim_fws(value.substr(
             start, colon == std::string_view::npos ? std::string_view::npos : colon - start)));
         if (colon == std::string_view::npos) {
             return out;

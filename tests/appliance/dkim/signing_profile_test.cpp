@@ -156,6 +156,18 @@ TEST(SigningProfileTest, SyntaxAndBodyLength) {
     expect_profile_rule(profile_replace(good, "; b=", "; i=user@elsewhere.example; b="),
                         ProfileRule::syntax);
     expect_profile_rule(profile_replace(good, "; b=", "; l=0; b="), ProfileRule::body_length);
+    // White space inside names and values (the review's finding: "sub ject" was read as
+    // subject here, as a field that does not exist by dkimpy and Mail::DKIM).
+    expect_profile_rule(profile_replace(good, "reply-to:", "reply-t o:"), ProfileRule::syntax);
+    expect_profile_rule(profile_replace(good, "h=from:from:", "h=fr om:from:"),
+                        ProfileRule::syntax);
+    expect_profile_rule(profile_replace(good, "d=example.com", "d=exam ple.com"),
+                        ProfileRule::syntax);
+    expect_profile_rule(profile_replace(good, "s=s1", "s=s 1"), ProfileRule::syntax);
+    expect_profile_rule(profile_replace(good, "x=", "x=1 "), ProfileRule::syntax);
+    // FWS around the colons of h= is allowed (RFC 6376's grammar).
+    const auto folded = profile_check(profile_replace(good, "h=from:from:", "h=from : from:"));
+    EXPECT_TRUE(folded) << folded.error().to_string();
     // i= within d= is fine.
     EXPECT_TRUE(profile_check(profile_replace(good, "; b=", "; i=news@mail.example.com; b=")));
 }

@@ -38,7 +38,15 @@ class TagList {
 // A tag value with all FWS removed (for base64 values such as b=, bh= and p=).
 std::string strip_fws(std::string_view value);
 
-// A colon-separated tag value (h=, q=, and the key record's h=, s=, t=), FWS removed.
+// A tag value with the FWS around it removed and none inside: for values whose grammar has no
+// white space inside (d=, s=, i=, c=, l=, t=, x=, each name of a list). White space inside is
+// kept, so that the value stays invalid: removing it would make "exa mple.com" or "sub ject"
+// mean something that dkimpy and Mail::DKIM do not read (issue 18's review).
+std::string trim_fws(std::string_view value);
+
+// A colon-separated tag value (h=, q=, and the key record's h=, s=, t=), each entry with the
+// FWS around it removed (RFC 6376: hdr-name *( *FWS ":" *FWS hdr-name )). An entry with white
+// space inside keeps it, and so names no field.
 std::vector<std::string> split_colon_list(std::string_view value);
 
 }  // namespace dkim
