@@ -18,8 +18,8 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <iostream>
+#include <system_error>
 
 #include "dkim/config/schema.hpp"
 #include "dkim/service/notify.hpp"
@@ -43,7 +43,8 @@ void wipe_key(std::string& key) {
 Expected<std::string, std::string> read_key(const std::filesystem::path& path) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        return unexpected("the webhook key " + path.string() + ": " + std::strerror(errno));
+        return unexpected("the webhook key " + path.string() + ": " +
+                          std::error_code(errno, std::generic_category()).message());
     }
     struct stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > 4096) {

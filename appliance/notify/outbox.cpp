@@ -1,6 +1,5 @@
 #include "outbox.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
@@ -8,14 +7,14 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
+#include <system_error>
 
 namespace dkim::notify {
 
 namespace {
 
 std::string errno_text(const char* what) {
-    return std::string(what) + ": " + std::strerror(errno);
+    return std::string(what) + ": " + std::error_code(errno, std::generic_category()).message();
 }
 
 bool all_of_class(std::string_view text, bool hex) {
@@ -78,8 +77,8 @@ std::int64_t outbox_name_ms(std::string_view name) {
     return ms;
 }
 
-OutboxWriter::OutboxWriter(int folder_fd, std::size_t max_files)
-    : folder_fd_(folder_fd), max_files_(max_files) {}
+OutboxWriter::OutboxWriter(int folder_fd, std::filesystem::path folder, std::size_t max_files)
+    : folder_fd_(folder_fd), folder_(std::move(folder)), max_files_(max_files) {}
 
 OutboxWriter::~OutboxWriter() {
     ::close(folder_fd_);
@@ -91,27 +90,17 @@ Expected<std::unique_ptr<OutboxWriter>, std::string> OutboxWriter::open(
     if (fd < 0) {
         return unexpected(errno_text(("the outbox " + folder.string()).c_str()));
     }
-    return std::unique_ptr<OutboxWriter>(new OutboxWriter(fd, max_files));
+    return std::unique_ptr<OutboxWriter>(new OutboxWriter(fd, folder, max_files));
 }
 
 std::size_t OutboxWriter::entries() const {
-    const int fd = ::openat(folder_fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        return max_files_;
-    }
-    DIR* dir = ::fdopendir(fd);
-    if (dir == nullptr) {
-        ::close(fd);
-        return max_files_;
-    }
+    std::error_code ec;
     std::size_t n = 0;
-    while (const dirent* e = ::readdir(dir)) {
-        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
-            ++n;
-        }
+    for (std::filesystem::directory_iterator it(folder_, ec), end; !ec && it != end;
+         it.increment(ec)) {
+        ++n;
     }
-    ::closedir(dir);
-    return n;
+    return ec ? max_files_ : n;
 }
 
 Expected<std::string, std::string> OutboxWriter::put(std::string_view body, std::int64_t unix_ms) {
@@ -177,24 +166,19 @@ OutboxSender::Round OutboxSender::run_once(std::chrono::system_clock::time_point
     }
     Fd folder(folder_fd);
     std::vector<std::string> names;
-    {
-        const int list_fd = ::openat(folder.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR* dir = list_fd < 0 ? nullptr : ::fdopendir(list_fd);
-        if (dir == nullptr) {
-            if (list_fd >= 0) {
-                ::close(list_fd);
-            }
-            round.failed = errno_text("cannot list the outbox");
-            round.retry_in = options_.max_backoff;
-            next_try_ = now + round.retry_in;
-            return round;
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it(folder_, ec), end; !ec && it != end;
+         it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (is_outbox_name(name)) {
+            names.push_back(name);
         }
-        while (const dirent* e = ::readdir(dir)) {
-            if (is_outbox_name(e->d_name)) {
-                names.emplace_back(e->d_name);
-            }
-        }
-        ::closedir(dir);
+    }
+    if (ec) {
+        round.failed = "cannot list the outbox: " + ec.message();
+        round.retry_in = options_.max_backoff;
+        next_try_ = now + round.retry_in;
+        return round;
     }
     std::sort(names.begin(), names.end());
     const auto now_ms =

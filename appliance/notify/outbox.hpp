@@ -50,10 +50,11 @@ class OutboxWriter {
     Expected<std::string, std::string> put(std::string_view body, std::int64_t unix_ms);
 
   private:
-    OutboxWriter(int folder_fd, std::size_t max_files);
+    OutboxWriter(int folder_fd, std::filesystem::path folder, std::size_t max_files);
     std::size_t entries() const;
 
     int folder_fd_;
+    std::filesystem::path folder_;
     std::size_t max_files_;
     std::mutex mutex_;
     std::uint32_t counter_ = 0;
