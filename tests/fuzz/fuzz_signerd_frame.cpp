@@ -6,8 +6,8 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "dkim/ipc/frame.hpp"
 #include "dkim/dkim/signing_profile.hpp"
+#include "dkim/ipc/frame.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view payload(reinterpret_cast<const char*>(data), size);

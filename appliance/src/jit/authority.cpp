@@ -474,14 +474,15 @@ Expected<SignPermit, SignRefusal> Authority::authorize_sign(const std::string& c
                     {}, record(now, actor, "sign", scope, "locked",
                                "no active grant; no request filed: too many pending", 0, 0));
                 !written) {
-                return unexpected(SignRefusal{SignRefusal::Kind::unavailable, 0,
-                                              "the audit log cannot be written: " + written.error()});
+                return unexpected(
+                    SignRefusal{SignRefusal::Kind::unavailable, 0,
+                                "the audit log cannot be written: " + written.error()});
             }
             return unexpected(SignRefusal{
                 SignRefusal::Kind::locked, 0,
-                "no active grant for " + scope.to_string() + "; no request was filed: " +
-                    std::to_string(kMaxPendingPerRequester) + " requests of " + actor +
-                    " are pending already"});
+                "no active grant for " + scope.to_string() +
+                    "; no request was filed: " + std::to_string(kMaxPendingPerRequester) +
+                    " requests of " + actor + " are pending already"});
         }
         if (reuse_id == 0) {
             // File one, durable before the answer, while holding the lock (one per scope).

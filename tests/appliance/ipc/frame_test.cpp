@@ -43,8 +43,8 @@ TEST(FrameTest, RequestsAndRepliesRoundTrip) {
 }
 
 TEST(FrameTest, MalformedPayloadsAreRefused) {
-    const std::string good = payload_of(
-        ipc::encode(ipc::Request{ipc::SignRequest{"example.com", "s1", "rsa-sha256", "data", "app1"}}));
+    const std::string good = payload_of(ipc::encode(
+        ipc::Request{ipc::SignRequest{"example.com", "s1", "rsa-sha256", "data", "app1"}}));
     EXPECT_TRUE(ipc::decode_request(good));
     for (std::size_t cut = 0; cut < good.size(); ++cut) {
         EXPECT_FALSE(ipc::decode_request(good.substr(0, cut))) << "truncated at " << cut;
