@@ -259,7 +259,25 @@ void BM_Floor(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations());
 }
 
+// The signing profile's check of one relay block (issue 18): what it adds to each signature,
+// next to gate/* (the token's signature) in the same run.
+void BM_Profile(benchmark::State& state) {
+    const std::string block = header_block("ed", "ed25519-sha256");
+    const SigningProfile profile;
+    const std::int64_t now = unix_seconds(std::chrono::system_clock::now());
+    for (auto _ : state) {
+        auto checked = check_signing_block(block, profile, SigningAlgorithm::ed25519_sha256, now);
+        if (!checked) {
+            state.SkipWithError(checked.error().to_string().c_str());
+            break;
+        }
+        benchmark::DoNotOptimize(checked->fields.size());
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+
 BENCHMARK(BM_Floor)->Name("floor/socketpair")->UseRealTime();
+BENCHMARK(BM_Profile)->Name("profile/check");
 BENCHMARK(BM_RoundTrip)->Name("roundtrip/status")->Threads(1)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_Gate, false)->Name("gate/rsa2048")->Threads(1)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_Gate, true)->Name("gate/ed25519")->Threads(1)->UseRealTime();
