@@ -238,6 +238,19 @@ int run_audit_verify(const AuditFileArgs& args) {
         std::cout << " (signatures not checked: give --token to check them)";
     }
     std::cout << "; covered through record " << report.covered_through;
+    if (!report.unclean_ends.empty()) {
+        // Each a crash that signerd's next login covered with a signed recovery checkpoint.
+        const bool one = report.unclean_ends.size() == 1;
+        std::cout << "; " << report.unclean_ends.size() << (one ? " unclean end" : " unclean ends")
+                  << " (signerd stopped without logging out) covered by a signed recovery "
+                     "checkpoint, at signerd.start record"
+                  << (one ? "" : "s");
+        const char* separator = " ";
+        for (const std::int64_t start : report.unclean_ends) {
+            std::cout << separator << start;
+            separator = ", ";
+        }
+    }
     if (!report.tail.empty()) {
         std::cout << "; " << report.tail;
     }

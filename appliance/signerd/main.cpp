@@ -148,19 +148,14 @@ int run(const signerd::Config& config) {
     }
     signerd::Service service(journal, authority, directory, keys, gate, clock, metrics, options);
 
-    {
-        jit::AuditRecord r;
-        r.time = clock.now();
-        r.actor = "signerd";
-        r.action = "signerd.start";
-        r.outcome = "ok";
-        r.detail = "pin source " + std::string(to_string(config.pin_source)) + "; " +
-                   std::to_string(authority.active_count(clock.now())) + " active grants restored";
-        if (auto written = journal.write({}, std::move(r)); !written) {
-            std::cerr << "dkim-signerd: the audit log cannot be written, refusing to start: "
-                      << written.error() << "\n";
-            return 1;
-        }
+    // The signerd.start record; after an unclean end, the next login's recovery checkpoint.
+    if (auto started = service.start("pin source " + std::string(to_string(config.pin_source)) +
+                                     "; " + std::to_string(authority.active_count(clock.now())) +
+                                     " active grants restored");
+        !started) {
+        std::cerr << "dkim-signerd: the audit log cannot be written, refusing to start: "
+                  << started.error() << "\n";
+        return 1;
     }
 
     std::unique_ptr<signerd::Webhook> webhook;

@@ -450,6 +450,7 @@ Expected<void, std::string> Service::reconcile_locked(jit::TimePoint now) {
             return unexpected("the audit log cannot be written: " + written.error());
         }
         metrics_.login();
+        recover_locked(now);
     } else if (!active && in) {
         logout(now, "no active grant");
     }
@@ -462,15 +463,20 @@ Expected<bool, std::string> Service::checkpoint(jit::TimePoint now, std::string_
                                                 std::vector<jit::AuditRecord> then) {
     const std::int64_t every_ms = options_.checkpoint_interval.count();
     const std::int64_t every_records = options_.checkpoint_records;
-    auto make = [this, now, kind, every_ms, every_records](std::int64_t seq,
-                                                           const jit::ChainHash& head) {
+    if (kind == jit::kCheckpointPeriodic && unrecovered_ > 0) {
+        kind = jit::kCheckpointRecovery;
+    }
+    const std::int64_t crash = kind == jit::kCheckpointRecovery ? unrecovered_ : 0;
+    auto make = [this, now, kind, every_ms, every_records, crash](
+                    std::int64_t seq, const jit::ChainHash& head, jit::TimePoint not_before) {
         jit::Checkpoint c;
         c.seq = seq;
         c.head = head;
-        c.time = now;
+        c.time = std::max(now, not_before);  // the journal keeps times in chain order
         c.kind = std::string(kind);
         c.every_ms = every_ms;
         c.every_records = every_records;
+        c.crash = crash;
         if (seq == 0) {
             return jit::checkpoint_record(c, "the log is empty");
         }
@@ -489,7 +495,77 @@ Expected<bool, std::string> Service::checkpoint(jit::TimePoint now, std::string_
     }
     checkpoint_seq_ = then.front().seq;
     last_checkpoint_ = now;
-    return then.front().outcome == "ok";
+    const bool signed_ok = then.front().outcome == "ok";
+    if (signed_ok) {
+        unrecovered_ = 0;  // it covers the unclean end, whatever its kind
+    }
+    return signed_ok;
+}
+
+void Service::recover_locked(jit::TimePoint now) {
+    if (unrecovered_ > 0) {
+        // A failure is recorded; the periodic checkpoints that follow try again.
+        (void)checkpoint(now, jit::kCheckpointRecovery);
+    }
+}
+
+Expected<jit::LogEnd, std::string> Service::read_log_end() {
+    std::vector<jit::AuditRecord> tail;  // newest first
+    constexpr std::int64_t page = 4096;
+    for (std::int64_t to = journal_.seq(); to >= 1;) {
+        const std::int64_t from = std::max<std::int64_t>(1, to - page + 1);
+        auto records = journal_.store().audit_records(from, to - from + 1);
+        if (!records) {
+            return unexpected(records.error());
+        }
+        for (auto it = records->rbegin(); it != records->rend(); ++it) {
+            if (!jit::is_lifecycle_record(*it)) {
+                continue;
+            }
+            tail.push_back(*it);
+            if (it->action == jit::kCheckpointAction && it->outcome == "ok") {
+                std::reverse(tail.begin(), tail.end());
+                return jit::log_end(tail);
+            }
+        }
+        to = from - 1;
+    }
+    std::reverse(tail.begin(), tail.end());
+    return jit::log_end(tail);
+}
+
+Expected<void, std::string> Service::start(const std::string& detail) {
+    std::lock_guard lock(lifecycle_mutex_);
+    auto end = read_log_end();
+    if (!end) {
+        return unexpected("the end of the audit log cannot be read: " + end.error());
+    }
+    jit::AuditRecord r;
+    r.time = clock_.now();
+    r.actor = "signerd";
+    r.action = "signerd.start";
+    r.outcome = "ok";
+    r.detail = detail;
+    if (end->logged_in) {
+        r.detail += "; unclean end: the log ends in a login session";
+        if (end->login > 0) {
+            r.detail += " (token.login at record " + std::to_string(end->login) + ")";
+        }
+        r.detail += " without a token.logout: signerd stopped without logging out";
+    } else if (end->unrecovered > 0) {
+        r.detail += "; the unclean end at record " + std::to_string(end->unrecovered) +
+                    " is not yet covered";
+    }
+    if (end->logged_in || end->unrecovered > 0) {
+        r.detail += "; the next login writes a signed recovery checkpoint";
+    }
+    std::vector<jit::AuditRecord> records{std::move(r)};
+    if (auto written = journal_.write({}, records); !written) {
+        return unexpected(written.error());
+    }
+    unrecovered_ =
+        end->unrecovered > 0 ? end->unrecovered : (end->logged_in ? records.front().seq : 0);
+    return {};
 }
 
 void Service::tick() {
@@ -872,6 +948,7 @@ ipc::Reply Service::operate(const Actor& who, ipc::ElevationDecide& r, jit::Time
         }
         last_login_failure_.clear();
         metrics_.login();
+        recover_locked(now);
     }
     pin.reset();
     auto approved = authority_.approve(who, r.id, now);

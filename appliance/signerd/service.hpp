@@ -55,6 +55,13 @@ class Service {
     // Secrets inside `request` are wiped before this returns.
     ipc::Reply handle(const Peer& peer, ipc::Request& request);
 
+    // Once, before the first request: writes the signerd.start record (`detail`, plus what
+    // the end of the log says). When the log ends inside a login session (no token.logout:
+    // signerd stopped without logging out), or an earlier unclean end is not yet covered by
+    // a signed checkpoint, the next login writes a signed "recovery" checkpoint naming it
+    // (audit.hpp, rule 5). The PIN is not presented for it: it waits for a grant.
+    Expected<void, std::string> start(const std::string& detail);
+
     // Records what ended by time, brings the login state in line with the grants, and takes a
     // checkpoint when one is due. Safe to call at any time from any thread.
     void tick();
@@ -135,12 +142,17 @@ class Service {
                                        std::string reason, std::int64_t request_id = 0,
                                        std::string detail = {});
     Expected<hsm::Secret, std::string> read_pin() const;
-    // A checkpoint record (kind periodic or logout) covering the record before it, then
-    // `then` in the same commit. A checkpoint that cannot be signed is recorded as failed.
+    // A checkpoint record (kind periodic, logout or recovery) covering the record before it,
+    // then `then` in the same commit. A checkpoint that cannot be signed is recorded as
+    // failed. While an unclean end waits for its recovery, a periodic one is a recovery.
     // True when signed, false when recorded as failed; an error when nothing was written.
     Expected<bool, std::string> checkpoint(jit::TimePoint now, std::string_view kind,
                                            std::vector<jit::AuditRecord> then = {});
     std::string login_detail() const;
+    // After a token.login record: the recovery checkpoint, when an unclean end waits for one.
+    void recover_locked(jit::TimePoint now);
+    // The lifecycle records after the last signed checkpoint, read backwards from the end.
+    Expected<jit::LogEnd, std::string> read_log_end();
     void notify_change();
 
     jit::Journal& journal_;
@@ -154,6 +166,8 @@ class Service {
     mutable std::mutex lifecycle_mutex_;  // login, logout and checkpoints, one at a time
     std::int64_t checkpoint_seq_ = 0;
     jit::TimePoint last_checkpoint_;
+    // The signerd.start record of an unclean end that no signed checkpoint covers yet; 0: none.
+    std::int64_t unrecovered_ = 0;
     std::string last_login_failure_;
     std::function<void()> wake_;
 };

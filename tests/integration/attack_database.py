@@ -9,7 +9,10 @@ Started by ctest (labels "hsm;signerd"), one group per run:
             consistent hashes (with and without rewriting the checkpoints' heads), does what
             finding 4 of issue 18 did (a record removed, the chain recomputed, every
             checkpoint deleted), drops the logout checkpoint, cuts the tail back to a
-            periodic checkpoint, and cuts it back to an earlier logout. Each is reported by
+            periodic checkpoint, and cuts it back to an earlier logout; forges a crash (the log
+            cut right after a periodic checkpoint, a copy of a signerd.start appended: red-team
+            finding F3 [A]) and the same with a token.login dated a year ahead ([B]). Each is
+            reported by
             `dkim-appliance audit verify --token` with exit 1, naming the record and the rule
             (the cut to an earlier logout only with --against an earlier export: the limit
             SECURITY.md states). The untouched log verifies (exit 0).
@@ -265,6 +268,38 @@ def stopped(folder, cli, signerd, module):
                   "truncated after record %d" % logouts[0], "--against", export)
     code, out = verify(app, app.db, "--against", export)
     check(code == 0, "the untouched log verifies against the export: %s" % out)
+
+    # A forged crash (red-team finding F3): cut right after a periodic checkpoint, hiding what
+    # the later signed checkpoints of that session covered, and append a copy of a
+    # signerd.start (dated after the cut, in chain order) as a crash would have left it. Only
+    # a signed recovery checkpoint, which signerd writes at its next login after a real
+    # crash, could cover it.
+    cut = next((p for p in periodic if any(p < s < logouts[0] for s in signatures)), None)
+    check(cut is not None, "a periodic checkpoint with covered signatures after it in session 1: %s" % periodic)
+    start_row = next(r for r in rows if r[3] == "signerd.start")
+    login_row = next(r for r in rows if r[3] == "token.login" and r[5] == "ok")
+    if cut is not None:
+        def forged_crash(name, extra):
+            c = Copy(app, name)
+            forged = [r for r in c.rows() if r[0] <= cut]
+            t = forged[-1][1]
+            for i, (row, ahead) in enumerate(extra):
+                row = list(row)
+                row[1] = t + 1 + i + ahead
+                forged.append(row)
+            c.rewrite(forged)
+            return c
+        c = forged_crash("forged-crash", [(start_row, 0)])
+        expect_broken(app, c, "F3 [A]: cut after periodic checkpoint %d, a signerd.start appended" % cut, cut + 1,
+                      "that has no token.logout: signerd stopped without logging out (a crash), or the log was cut "
+                      "after record %d and a start appended; no signed checkpoint covers it" % cut)
+        c = forged_crash("forged-crash-login", [(start_row, 0), (login_row, 0)])
+        expect_broken(app, c, "F3 [A] with a token.login after the forged start", cut + 1,
+                      "no signed checkpoint covers it")
+        year_ms = 365 * 86400 * 1000
+        c = forged_crash("forged-crash-future-login", [(start_row, 0), (login_row, year_ms)])
+        expect_broken(app, c, "F3 [B]: the same with a token.login dated a year ahead", cut + 2,
+                      "after the verifier's clock (more than the 300.0 s allowed for clock skew)")
 
 
 def running(folder, cli, signerd, module):

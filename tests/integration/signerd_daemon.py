@@ -286,8 +286,10 @@ def lifecycle(folder, cli, signerd, module):
         check(app.relay_sign("rsa", "rsa-sha256").returncode == 0, "the restored grant signs after the restart")
         check(app.relay_sign("short", "ed25519-sha256").returncode == 3, "the expired grant is not revived")
         verify = app.cli("audit", "verify", "--db", app.db, "--module", module, "--token", "dkim", check=False)
-        check(verify.returncode == 0 and b"chain intact" in verify.stdout and b"signatures valid" in verify.stdout,
-              "the audit chain is intact after kill -9, with signed checkpoints: %s" % verify.stdout.strip())
+        check(verify.returncode == 0 and b"chain intact" in verify.stdout and b"signatures valid" in verify.stdout
+              and b"1 unclean end (signerd stopped without logging out) covered by a signed recovery" in verify.stdout,
+              "the audit chain is intact after kill -9, with signed checkpoints, and the crash is covered by the "
+              "restart's signed recovery checkpoint: %s" % verify.stdout.strip())
 
         export = os.path.join(folder, "export.jsonl")
         app.cli("audit", "export", "--db", app.db, "--out", export)

@@ -502,5 +502,156 @@ TEST_F(ServiceTest, ACheckpointThatCannotBeSignedStillLogsOutAndTheLogSaysSo) {
         << report.chain.problem;
 }
 
+// Red-team finding F3: a crash (a signerd.start while the log says the token is logged in)
+// is broken until a signed checkpoint covers it; signerd writes a "recovery" one at its next
+// login, naming the start record. A forged start after a cut never gets one.
+jit::LogReport verify_with_fake_key(SignerdHarness& h) {
+    jit::LogCheckOptions o;
+    o.now = h.clock.now();
+    o.signature_valid = [](const jit::Checkpoint& c) { return c.signature == "sig"; };
+    return jit::verify_log(audit_log(h), {}, {}, o);
+}
+
+std::int64_t last_start(SignerdHarness& h) {
+    const auto log = audit_log(h);
+    for (auto it = log.rbegin(); it != log.rend(); ++it) {
+        if (it->action == "signerd.start") {
+            return it->seq;
+        }
+    }
+    return 0;
+}
+
+TEST_F(ServiceTest, AnHonestCrashIsReportedUntilTheNextLoginWritesItsRecoveryCheckpoint) {
+    ASSERT_TRUE(h.service->start("test"));
+    grant();
+    ASSERT_TRUE(gate.in);
+    ASSERT_TRUE(std::holds_alternative<ipc::SignReply>(h.sign(block)));
+    ASSERT_TRUE(verify_with_fake_key(h).chain.ok);
+    // kill -9 while logged in: no checkpoint, no token.logout.
+    gate.in = false;
+    h.restart();
+    h.clock.advance(3s);
+    ASSERT_TRUE(h.service->start("test"));
+    const std::int64_t start = last_start(h);
+    EXPECT_NE(audit_log(h).back().detail.find("unclean end"), std::string::npos)
+        << audit_log(h).back().detail;
+    auto report = verify_with_fake_key(h);
+    EXPECT_FALSE(report.chain.ok);
+    EXPECT_EQ(report.chain.first_broken, start) << report.chain.problem;
+    EXPECT_NE(report.chain.problem.find("no signed checkpoint covers it"), std::string::npos)
+        << report.chain.problem;
+    // The grant is still active: the next tick logs in, and the recovery follows the login.
+    h.service->tick();
+    ASSERT_TRUE(gate.in);
+    const auto log = audit_log(h);
+    ASSERT_GE(log.size(), 2U);
+    EXPECT_EQ(log[log.size() - 2].action, "token.login");
+    const auto recovery = jit::parse_checkpoint_record(log.back());
+    ASSERT_TRUE(recovery);
+    EXPECT_EQ(recovery->kind, "recovery");
+    EXPECT_EQ(recovery->crash, start);
+    report = verify_with_fake_key(h);
+    ASSERT_TRUE(report.chain.ok) << report.chain.problem;
+    EXPECT_EQ(report.unclean_ends, std::vector<std::int64_t>{start});
+    EXPECT_EQ(gate.checkpoints, 1);
+    h.clock.advance(5min);
+    h.service->tick();
+    EXPECT_EQ(gate.checkpoints, 2);
+    EXPECT_EQ(jit::parse_checkpoint_record(audit_log(h).back())->kind, "periodic")
+        << "recovered: periodic again";
+    h.service->shutdown();
+    report = verify_with_fake_key(h);
+    ASSERT_TRUE(report.chain.ok) << report.chain.problem;
+}
+
+TEST_F(ServiceTest, ACrashWithoutAGrantAtRestartStaysReportedUntilALoginRecoversIt) {
+    ASSERT_TRUE(h.service->start("test"));
+    grant(600);
+    ASSERT_TRUE(gate.in);
+    gate.in = false;  // kill -9
+    h.restart();
+    h.clock.advance(1h);  // the grant ended while signerd was down
+    ASSERT_TRUE(h.service->start("test"));
+    const std::int64_t crash = last_start(h);
+    h.service->tick();
+    EXPECT_FALSE(gate.in) << "no grant: the PIN is not presented for a recovery";
+    auto report = verify_with_fake_key(h);
+    EXPECT_FALSE(report.chain.ok);
+    EXPECT_EQ(report.chain.first_broken, crash) << report.chain.problem;
+    // A clean stop and start while logged out: the unclean end still waits.
+    h.service->shutdown();
+    h.restart();
+    ASSERT_TRUE(h.service->start("test"));
+    EXPECT_NE(audit_log(h).back().detail.find("the unclean end at record " + std::to_string(crash) +
+                                              " is not yet covered"),
+              std::string::npos)
+        << audit_log(h).back().detail;
+    EXPECT_FALSE(verify_with_fake_key(h).chain.ok);
+    // The recovery cannot be signed at the next login: recorded as failed, tried again.
+    gate.checkpoint_fails = true;
+    grant();
+    ASSERT_TRUE(gate.in);
+    report = verify_with_fake_key(h);
+    EXPECT_FALSE(report.chain.ok);
+    EXPECT_EQ(report.failed_checkpoints, 1);
+    gate.checkpoint_fails = false;
+    h.clock.advance(5min);
+    h.service->tick();
+    const auto recovery = jit::parse_checkpoint_record(audit_log(h).back());
+    ASSERT_TRUE(recovery);
+    EXPECT_EQ(recovery->kind, "recovery") << "the due checkpoint is the recovery";
+    EXPECT_EQ(recovery->crash, crash);
+    report = verify_with_fake_key(h);
+    ASSERT_TRUE(report.chain.ok) << report.chain.problem;
+    EXPECT_EQ(report.unclean_ends, std::vector<std::int64_t>{crash});
+}
+
+TEST_F(ServiceTest, ACleanStopNeedsNoRecovery) {
+    ASSERT_TRUE(h.service->start("test"));
+    grant();
+    h.service->shutdown();
+    h.restart();
+    ASSERT_TRUE(h.service->start("test"));
+    EXPECT_EQ(audit_log(h).back().detail, "test");
+    h.service->tick();
+    ASSERT_TRUE(gate.in);
+    EXPECT_EQ(audit_log(h).back().action, "token.login") << "no recovery checkpoint";
+    const auto report = verify_with_fake_key(h);
+    ASSERT_TRUE(report.chain.ok) << report.chain.problem;
+    EXPECT_TRUE(report.unclean_ends.empty());
+}
+
+TEST(JournalTimeTest, RecordTimesFollowTheChainWhateverTheWritersClocks) {
+    JitEngine engine;
+    jit::AuditRecord r;
+    r.actor = "writer";
+    r.action = "noise";
+    r.time = test_epoch();
+    ASSERT_TRUE(engine.journal().write({}, r));
+    r.time = test_epoch() - 2s;  // read the clock first, committed second; or a clock step
+    std::vector<jit::AuditRecord> written{r};
+    ASSERT_TRUE(engine.journal().write({}, written));
+    EXPECT_EQ(written.front().time, test_epoch());
+    engine.restart();  // the floor is read back from the store
+    written = {r};
+    ASSERT_TRUE(engine.journal().write({}, written));
+    EXPECT_EQ(written.front().time, test_epoch());
+    std::vector<jit::AuditRecord> none;
+    ASSERT_TRUE(engine.journal().write_checkpoint(
+        [&](std::int64_t seq, const jit::ChainHash& head, jit::TimePoint not_before) {
+            jit::Checkpoint c;
+            c.seq = seq;
+            c.head = head;
+            c.time = not_before;
+            c.kind = "periodic";
+            c.every_ms = 1000;
+            c.every_records = 10;
+            return jit::checkpoint_record(c, "test");
+        },
+        none));
+    EXPECT_EQ(none.front().time, test_epoch()) << "the checkpoint maker is told the floor";
+}
+
 }  // namespace
 }  // namespace dkim::test

@@ -61,6 +61,9 @@ std::string checkpoint_message(const Checkpoint& c) {
         put(out, c.kind);
         put(out, c.every_ms);
         put(out, c.every_records);
+        if (c.kind == kCheckpointRecovery) {
+            put(out, c.crash);
+        }
     }
     return out;
 }
@@ -81,6 +84,9 @@ AuditRecord checkpoint_record(const Checkpoint& c, const std::string& why) {
     r.detail = "covers=" + std::to_string(c.seq) + " head=" + to_hex(c.head) + " kind=" + c.kind +
                " every=" + std::to_string(c.every_ms) + "ms," + std::to_string(c.every_records) +
                "records";
+    if (c.kind == kCheckpointRecovery) {
+        r.detail += " crash=" + std::to_string(c.crash);
+    }
     if (ok) {
         r.detail += " key=" + c.key_label + " alg=" + c.algorithm +
                     " signature=" + crypto::base64_encode(c.signature);
@@ -144,8 +150,15 @@ std::optional<Checkpoint> parse_checkpoint_record(const AuditRecord& r) {
     const auto every = get("every");
     if (!covers || !head || !kind || !every || !parse_int(*covers, c.seq) ||
         !parse_every(*every, c.every_ms, c.every_records) ||
-        (*kind != kCheckpointPeriodic && *kind != kCheckpointLogout)) {
+        (*kind != kCheckpointPeriodic && *kind != kCheckpointLogout &&
+         *kind != kCheckpointRecovery)) {
         return std::nullopt;
+    }
+    if (*kind == kCheckpointRecovery) {
+        const auto crash = get("crash");
+        if (!crash || !parse_int(*crash, c.crash) || c.crash < 1 || c.crash > c.seq) {
+            return std::nullopt;
+        }
     }
     const auto hash = chain_hash_from_hex(*head);
     if (!hash) {
@@ -331,11 +344,32 @@ LogReport verify_log(const std::vector<AuditRecord>& records, const std::vector<
     TimePoint login_time{};
     std::int64_t every_ms = options.default_every_ms;
     std::int64_t every_records = options.default_every_records;
-    std::int64_t crash_at = 0;     // a signerd.start that ended a session without logout
-    std::int64_t crash_login = 0;  // the login of that session
+    struct UncleanEnd {
+        std::int64_t start;  // the signerd.start record
+        std::int64_t login;  // the login of the session it ended
+    };
+    std::vector<UncleanEnd> unclean;  // rule 5: not yet covered by a signed checkpoint
 
     for (std::int64_t seq = 1; seq <= n; ++seq) {
         const AuditRecord& r = records[static_cast<std::size_t>(seq - 1)];
+        // Rule 6: times in chain order, none from the future.
+        if (seq > 1 && r.time < records[static_cast<std::size_t>(seq - 2)].time) {
+            return broken(
+                seq, "record " + std::to_string(seq) + " is dated " +
+                         seconds_text(records[static_cast<std::size_t>(seq - 2)].time - r.time) +
+                         " before record " + std::to_string(seq - 1) +
+                         ": record times never go back along the chain (the journal "
+                         "keeps them in commit order); inserted, reordered or "
+                         "back-dated");
+        }
+        if (r.time > options.now + options.clock_skew) {
+            return broken(seq, "record " + std::to_string(seq) + " is dated " +
+                                   seconds_text(r.time - options.now) +
+                                   " after the verifier's clock (more than the " +
+                                   seconds_text(options.clock_skew) +
+                                   " allowed for clock skew): forged ahead of time, or a clock "
+                                   "is wrong");
+        }
         if (r.actor != "signerd") {
             continue;
         }
@@ -369,6 +403,20 @@ LogReport verify_log(const std::vector<AuditRecord>& records, const std::vector<
                 }
                 ++out.signatures_valid;
             }
+            if (c->kind == kCheckpointRecovery &&
+                std::none_of(unclean.begin(), unclean.end(),
+                             [&c](const UncleanEnd& u) { return u.start == c->crash; })) {
+                return broken(seq, "the recovery checkpoint at record " + std::to_string(seq) +
+                                       " names an unclean end at record " +
+                                       std::to_string(c->crash) +
+                                       " that the log does not hold (no signerd.start there "
+                                       "after a session without token.logout, or one covered "
+                                       "already)");
+            }
+            for (const UncleanEnd& u : unclean) {
+                out.unclean_ends.push_back(u.start);
+            }
+            unclean.clear();
             covered = seq - 1;
             covered_time = c->time;
             every_ms = c->every_ms;
@@ -416,8 +464,7 @@ LogReport verify_log(const std::vector<AuditRecord>& records, const std::vector<
             }
         } else if (r.action == "signerd.start") {
             if (logged_in) {
-                crash_at = seq;
-                crash_login = login_seq;
+                unclean.push_back(UncleanEnd{seq, login_seq});
             }
             logged_in = false;
         }
@@ -427,18 +474,26 @@ LogReport verify_log(const std::vector<AuditRecord>& records, const std::vector<
     out.uncovered = n - out.covered_through;
     out.logged_in = logged_in;
     out.chain.checkpoints_checked += out.checkpoints;
-    // Rule 4, the tail. A crashed session's records after the last coverage: not covered,
-    // unless the current session's next checkpoint is still to come.
-    const std::int64_t crash_from = std::max(out.covered_through + 1, crash_login);
-    const bool crash_in_tail = crash_at > 0 && crash_from <= crash_at - 1 &&
-                               !(crash_from == crash_at - 1 && crash_from == covered + 1);
-    std::string crash_note;
-    if (crash_in_tail) {
-        crash_note =
-            range_text(crash_from, crash_at - 1) + ", written while the token was logged in " +
-            "(login at record " + std::to_string(crash_login) +
-            "), ended without a token.logout: signerd stopped without logging out " +
-            "(a crash) before record " + std::to_string(crash_at) + ", or the log was cut there";
+    // Rule 5: an unclean end that no signed checkpoint covers (a table checkpoint of an
+    // earlier version's log counts).
+    for (const UncleanEnd& u : unclean) {
+        if (u.start <= table_covered) {
+            out.unclean_ends.push_back(u.start);
+            continue;
+        }
+        const std::int64_t last = u.start - 1;
+        return broken(u.start,
+                      "the signerd.start at record " + std::to_string(u.start) +
+                          " follows a login session (token.login at record " +
+                          std::to_string(u.login) +
+                          ") that has no token.logout: signerd "
+                          "stopped without logging out (a crash), or the log was cut after "
+                          "record " +
+                          std::to_string(last) +
+                          " and a start appended; no signed checkpoint covers it, so " +
+                          range_text(std::max(out.covered_through + 1, u.login), last) +
+                          " may be the end of a longer log (after a crash, signerd's next login "
+                          "writes a signed recovery checkpoint that covers it)");
     }
     if (logged_in) {
         const std::int64_t from = std::max(out.covered_through, login_seq - 1) + 1;
@@ -467,14 +522,8 @@ LogReport verify_log(const std::vector<AuditRecord>& records, const std::vector<
                    std::to_string(out.covered_through) +
                    " not yet covered: the token is logged in (since record " +
                    std::to_string(login_seq) + ") and the next checkpoint is due within " +
-                   seconds_text(allowed - age);
-        if (crash_in_tail) {
-            out.tail += "; they include " + crash_note;
-        }
+                   seconds_text(std::min(allowed - age, allowed));
         return out;
-    }
-    if (crash_in_tail) {
-        return broken(crash_from, crash_note + "; no checkpoint covers them");
     }
     if (out.uncovered > 0) {
         out.tail = std::to_string(out.uncovered) + " records after record " +
@@ -483,6 +532,42 @@ LogReport verify_log(const std::vector<AuditRecord>& records, const std::vector<
                    "them before the next login)";
     }
     return out;
+}
+
+bool is_lifecycle_record(const AuditRecord& r) {
+    return r.actor == "signerd" &&
+           (r.action == kCheckpointAction || r.action == "token.logout" ||
+            r.action == "signerd.start" || (r.action == "token.login" && r.outcome == "ok"));
+}
+
+LogEnd log_end(const std::vector<AuditRecord>& tail) {
+    LogEnd end;
+    for (const AuditRecord& r : tail) {
+        if (r.actor != "signerd") {
+            continue;
+        }
+        if (r.action == kCheckpointAction) {
+            if (r.outcome == "ok") {
+                // Signed only while logged in (a logout checkpoint is followed by its logout),
+                // and it covers every earlier unclean end.
+                end.logged_in = true;
+                end.unrecovered = 0;
+            }
+        } else if (r.action == "token.logout") {
+            end.logged_in = false;
+        } else if (r.action == "token.login" && r.outcome == "ok") {
+            if (!end.logged_in) {
+                end.logged_in = true;
+                end.login = r.seq;
+            }
+        } else if (r.action == "signerd.start") {
+            if (end.logged_in && end.unrecovered == 0) {
+                end.unrecovered = r.seq;
+            }
+            end.logged_in = false;
+        }
+    }
+    return end;
 }
 
 }  // namespace dkim::jit

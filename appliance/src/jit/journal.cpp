@@ -1,9 +1,18 @@
 #include "dkim/jit/journal.hpp"
 
+#include <algorithm>
+
 namespace dkim::jit {
 
 Journal::Journal(Store& store, std::int64_t seq, const ChainHash& head)
     : store_(store), seq_(seq), head_(head) {
+    if (seq > 0) {
+        // Unreadable here: the commit that follows fails the same way, or the verifier names
+        // the first record out of order.
+        if (auto last = store_.audit_records(seq, 1); last && !last->empty()) {
+            time_ = last->back().time;
+        }
+    }
     committer_ = std::thread([this] { run(); });
 }
 
@@ -97,6 +106,7 @@ void Journal::run() {
         batch.swap(queue_);
         std::int64_t seq = seq_;
         ChainHash head = head_;
+        TimePoint time = time_;
         auto observer = observer_;
         lock.unlock();
 
@@ -109,10 +119,12 @@ void Journal::run() {
             if (ticket->make_) {
                 // The head this commit leaves before the checkpoint: earlier tickets of the
                 // batch are numbered already.
-                ticket->records_.insert(ticket->records_.begin(), ticket->make_(seq, head));
+                ticket->records_.insert(ticket->records_.begin(), ticket->make_(seq, head, time));
                 ticket->make_ = nullptr;
             }
             for (AuditRecord& r : ticket->records_) {
+                r.time = std::max(r.time, time);
+                time = r.time;
                 r.seq = ++seq;
                 r.hash = chain_hash(head, r);
                 head = r.hash;
@@ -131,6 +143,7 @@ void Journal::run() {
         if (result) {
             seq_ = seq;
             head_ = head;
+            time_ = time;
             failure_.reset();
         } else {
             failure_ = result.error();  // seq_ and head_ stay: the batch never happened

@@ -190,7 +190,7 @@ class LogBuilder {
             add("service:relay", "sign", "ok", "a=ed25519-sha256 #" + std::to_string(i));
         }
     }
-    void checkpoint(std::string_view kind, const std::string& why = {}) {
+    void checkpoint(std::string_view kind, const std::string& why = {}, std::int64_t crash = 0) {
         jit::Checkpoint c;
         c.seq = static_cast<std::int64_t>(records.size());
         c.head = records.back().hash;
@@ -198,6 +198,7 @@ class LogBuilder {
         c.kind = std::string(kind);
         c.every_ms = 60'000;
         c.every_records = 100;
+        c.crash = crash;
         if (why.empty()) {
             c.key_label = "audit._domainkey.signerd.invalid";
             c.algorithm = "ed25519-sha256";
@@ -347,19 +348,26 @@ TEST_F(CheckpointRulesTest, AFailedCheckpointBeforeTheLogoutIsReported) {
     expect_broken(log.verify(), 14, "follows a checkpoint that failed (the audit key cannot sign");
 }
 
-TEST_F(CheckpointRulesTest, ACrashWhileLoggedInIsNotCoveredUntilTheNextSessionCoversIt) {
-    log.records.resize(12);  // kill -9 after record 12
+TEST_F(CheckpointRulesTest, AnHonestCrashIsBrokenUntilItsSignedRecoveryCheckpoint) {
+    log.records.resize(12);  // kill -9 after record 12, logged in since record 2
     log.advance(5s);
-    log.start();  // 13
+    log.start();  // 13: an unclean end
     auto r = log.verify();
-    expect_broken(r, 9, "stopped without logging out");
-    // The restart logs in again (an active grant): the next checkpoint will cover them.
-    log.login();
+    expect_broken(r, 13, "follows a login session (token.login at record 2) that has no");
+    EXPECT_NE(r.chain.problem.find("records 9..12 may be the end of a longer log"),
+              std::string::npos)
+        << r.chain.problem;
+    // The restart logs in again (an active grant): until its recovery checkpoint is written,
+    // the log cannot tell the crash from a cut, and says so.
+    log.login();  // 14
+    expect_broken(log.verify(), 13, "no signed checkpoint covers it");
+    log.checkpoint(jit::kCheckpointRecovery, {}, 13);  // 15, covers 1..14
     r = log.verify();
     ASSERT_TRUE(r.chain.ok) << r.chain.problem;
+    EXPECT_EQ(r.unclean_ends, std::vector<std::int64_t>{13});
+    EXPECT_EQ(r.covered_through, 14);
+    EXPECT_TRUE(r.logged_in);
     EXPECT_NE(r.tail.find("not yet covered"), std::string::npos) << r.tail;
-    EXPECT_NE(r.tail.find("they include records 9..12"), std::string::npos) << r.tail;
-    log.checkpoint(jit::kCheckpointPeriodic);
     r = log.verify(log.now() + 24h);
     EXPECT_FALSE(r.chain.ok) << "logged in for a day without a checkpoint";
     log.checkpoint(jit::kCheckpointLogout);
@@ -367,6 +375,150 @@ TEST_F(CheckpointRulesTest, ACrashWhileLoggedInIsNotCoveredUntilTheNextSessionCo
     r = log.verify(log.now() + 24h);
     ASSERT_TRUE(r.chain.ok) << r.chain.problem;
     EXPECT_EQ(r.covered_through, 15);
+    EXPECT_EQ(r.unclean_ends, std::vector<std::int64_t>{13});
+}
+
+TEST_F(CheckpointRulesTest, ACrashCoveredByAnyLaterSignedCheckpointIsCoveredAndNamed) {
+    // The recovery could not be signed at the login; the next periodic one covers it.
+    log.records.resize(12);
+    log.start();                                                                // 13
+    log.login();                                                                // 14
+    log.checkpoint(jit::kCheckpointRecovery, "the audit key cannot sign", 13);  // 15, failed
+    expect_broken(log.verify(), 13, "no signed checkpoint covers it");
+    log.work(2);
+    log.checkpoint(jit::kCheckpointRecovery, {}, 13);  // 18
+    const auto r = log.verify();
+    ASSERT_TRUE(r.chain.ok) << r.chain.problem;
+    EXPECT_EQ(r.failed_checkpoints, 1);
+    EXPECT_EQ(r.unclean_ends, std::vector<std::int64_t>{13});
+}
+
+// Red-team finding F3 [A]: the log cut right after a periodic checkpoint (hiding what the
+// later signed checkpoints covered) and a copy of a signerd.start appended: a forged crash.
+TEST_F(CheckpointRulesTest, F3ACutAtAPeriodicCheckpointWithAForgedStartIsBroken) {
+    const jit::AuditRecord start = log.records[0];
+    log.records.resize(9);
+    log.records.push_back(start);
+    log.records.back().time = log.records[8].time + 1ms;
+    log.rechain(10);
+    EXPECT_TRUE(jit::verify_chain(log.records, {}).ok) << "the chain alone is consistent";
+    expect_broken(log.verify(log.now() + 1s), 10, "no signed checkpoint covers it");
+    expect_broken(log.verify(log.now() + 1s), 10, "the log was cut after record 9");
+    // Nor does a forged login after it help, dated now: the unclean end stays uncovered.
+    log.advance(1s);
+    log.login();
+    expect_broken(log.verify(log.now() + 1s), 10, "no signed checkpoint covers it");
+}
+
+// F3 [B]: the same with a token.login dated a year ahead, to keep the "not yet covered"
+// interval open: the time rule refuses it whatever the cut.
+TEST_F(CheckpointRulesTest, F3BAForgedLoginDatedAheadIsBroken) {
+    log.records.resize(9);
+    log.start();  // 10
+    log.advance(24h * 365);
+    log.login();  // 11
+    expect_broken(log.verify(log.now() - 24h * 365 + 1s), 11,
+                  "after the verifier's clock (more than the 300.0 s allowed");
+}
+
+TEST_F(CheckpointRulesTest, ARecoveryCheckpointCannotBeForgedNorNameAnotherRecord) {
+    log.records.resize(9);
+    log.start();                                       // 10, forged
+    log.login();                                       // 11
+    log.checkpoint(jit::kCheckpointRecovery, {}, 10);  // 12
+    auto forged = log.records;
+    auto c = *jit::parse_checkpoint_record(forged[11]);
+    c.signature[0] ^= 1;  // without the audit key
+    forged[11].detail = jit::checkpoint_record(c).detail;
+    log.records = forged;
+    log.rechain(12);
+    expect_broken(log.verify(), 12, "does not carry a valid signature of the audit key");
+    // A validly signed recovery must name an uncovered unclean end of this log (signerd and
+    // the verifier agree on what one is).
+    log.records.resize(11);
+    log.checkpoint(jit::kCheckpointRecovery, {}, 9);
+    expect_broken(log.verify(), 12, "names an unclean end at record 9 that the log does not hold");
+    jit::Checkpoint moved = c;
+    moved.crash = 11;
+    EXPECT_NE(jit::checkpoint_message(moved), jit::checkpoint_message(c))
+        << "the named start record is signed";
+}
+
+TEST_F(CheckpointRulesTest, ACutAfterARecoveryCheckpointIsBrokenLikeAnyOther) {
+    log.records.resize(12);
+    log.start();                                       // 13
+    log.login();                                       // 14
+    log.checkpoint(jit::kCheckpointRecovery, {}, 13);  // 15
+    log.work(3);
+    log.checkpoint(jit::kCheckpointPeriodic);  // 19
+    log.checkpoint(jit::kCheckpointLogout);    // 20
+    log.logout();                              // 21
+    ASSERT_TRUE(log.verify().chain.ok) << log.verify().chain.problem;
+    // Cut right after the recovery: a logged-in log that goes stale.
+    auto cut = log;
+    cut.records.resize(15);
+    ASSERT_TRUE(cut.verify().chain.ok);
+    expect_broken(cut.verify(log.now() + 60s + 11s), 15, "no checkpoint has covered");
+    // Cut there and a start appended: a forged unclean end, uncovered.
+    cut.start();  // 16
+    expect_broken(cut.verify(), 16, "no signed checkpoint covers it");
+    // Cut before the recovery: the honest crash is uncovered again.
+    cut.records.resize(14);
+    expect_broken(cut.verify(), 13, "no signed checkpoint covers it");
+}
+
+TEST_F(CheckpointRulesTest, RecordTimesNeverGoBackNorComeFromTheFuture) {
+    log.records[5].time = log.records[4].time - 1ms;
+    log.rechain(6);
+    expect_broken(log.verify(log.now() + 24h), 6, "is dated 0.0 s before record 5");
+    log.records[5].time = log.records[4].time;
+    log.rechain(6);
+    ASSERT_TRUE(log.verify(log.now() + 24h).chain.ok) << "equal times are in order";
+    // The last record dated ahead of the verifier's clock: within the skew, then beyond.
+    log.records.back().time = log.now() + 4min;
+    log.rechain(15);
+    EXPECT_TRUE(log.verify().chain.ok) << log.verify().chain.problem;
+    log.records.back().time = log.now() + 5min + 1ms;
+    log.rechain(15);
+    expect_broken(log.verify(), 15, "is dated 300.0 s after the verifier's clock");
+}
+
+TEST_F(CheckpointRulesTest, TheLogEndTellsSignerdWhatToRecover) {
+    const auto tail_after_last_checkpoint = [](const std::vector<jit::AuditRecord>& all) {
+        std::vector<jit::AuditRecord> tail;
+        for (auto it = all.rbegin(); it != all.rend(); ++it) {
+            if (jit::is_lifecycle_record(*it)) {
+                tail.insert(tail.begin(), *it);
+                if (it->action == jit::kCheckpointAction && it->outcome == "ok") {
+                    break;
+                }
+            }
+        }
+        return tail;
+    };
+    auto end = jit::log_end(tail_after_last_checkpoint(log.records));
+    EXPECT_FALSE(end.logged_in) << "a clean logout";
+    EXPECT_EQ(end.unrecovered, 0);
+    log.records.resize(12);  // a crash
+    end = jit::log_end(tail_after_last_checkpoint(log.records));
+    EXPECT_TRUE(end.logged_in) << "this start is an unclean end";
+    log.start();  // 13, no grant: no login
+    log.start();  // 14, a clean restart while logged out
+    end = jit::log_end(tail_after_last_checkpoint(log.records));
+    EXPECT_FALSE(end.logged_in);
+    EXPECT_EQ(end.unrecovered, 13) << "the first unclean end still waits for its recovery";
+    log.login();  // 15, and a crash before the recovery
+    log.start();  // 16
+    end = jit::log_end(tail_after_last_checkpoint(log.records));
+    EXPECT_EQ(end.unrecovered, 13);
+    log.login();                                       // 17
+    log.checkpoint(jit::kCheckpointRecovery, {}, 13);  // 18: covers both
+    const auto r = log.verify();
+    ASSERT_TRUE(r.chain.ok) << r.chain.problem;
+    EXPECT_EQ(r.unclean_ends, (std::vector<std::int64_t>{13, 16}));
+    end = jit::log_end(tail_after_last_checkpoint(log.records));
+    EXPECT_TRUE(end.logged_in);
+    EXPECT_EQ(end.unrecovered, 0);
 }
 
 TEST_F(CheckpointRulesTest, WithoutTheKeyTheRulesStillHoldButSignaturesAreNotCounted) {
@@ -450,7 +602,7 @@ TEST(JournalCheckpointTest, ACheckpointCoversTheRecordJustBeforeItWhateverWasQue
         logout.action = "token.logout";
         std::vector<jit::AuditRecord> records{logout};
         auto written = engine.journal().write_checkpoint(
-            [](std::int64_t seq, const jit::ChainHash& head) {
+            [](std::int64_t seq, const jit::ChainHash& head, jit::TimePoint) {
                 jit::Checkpoint c;
                 c.seq = seq;
                 c.head = head;

@@ -13,7 +13,8 @@
 //
 // A checkpoint is the record (actor "signerd", action "audit.checkpoint") at seq n + 1 that
 // carries, in its detail, n and hash(n) and the audit key's signature over them (with its
-// time, its kind and the interval signerd promises for the next one): it covers records 1..n.
+// time, its kind, the interval signerd promises for the next one and, for a recovery, the
+// unclean end it recovers from): it covers records 1..n.
 // The rules (verify_log):
 //   1. A checkpoint covers exactly the record before it, and its signature is valid.
 //   2. Every `token.logout` record directly follows a signed checkpoint of kind "logout": the
@@ -27,6 +28,16 @@
 //      current interval (reported as "not yet covered", with their number). A tail that
 //      holds the end of a login session without its [checkpoint, token.logout] is broken:
 //      signerd stopped without logging out (a crash), or the log was cut.
+//   5. An unclean end (a `signerd.start` while the log says the token is logged in: the
+//      session before it has no token.logout) is broken until a later signed checkpoint
+//      covers that start record. A crash looks exactly like a cut after any record followed
+//      by a copied start record; only the audit key can tell them apart: at its first login
+//      after an unclean end, signerd writes a signed checkpoint of kind "recovery" that names
+//      the start record (`crash=`), so an honest crash is covered at once and named, and a
+//      forged one stays uncovered. A recovery checkpoint must name an uncovered unclean end.
+//   6. Record times never decrease along the chain (the journal keeps them in commit order),
+//      and no record is dated more than `clock_skew` after the verifier's clock: a login
+//      dated in the future cannot stretch the "not yet covered" interval of rule 3.
 // Checkpoints in the `checkpoints` table (written by earlier versions, outside the chain)
 // are still matched against the chain and, when signed, count as coverage for old logs.
 
@@ -73,14 +84,18 @@ struct Checkpoint {
     std::string kind;
     std::int64_t every_ms = 0;       // the next checkpoint is due within this time
     std::int64_t every_records = 0;  // or within this many records, whichever first
+    // Kind "recovery": the signerd.start record that ended a login session without a
+    // token.logout (an unclean end), which this checkpoint is the first to cover.
+    std::int64_t crash = 0;
 };
 // The bytes a checkpoint signature covers: v1 (seq, head, time) for table checkpoints, v2
-// (also kind, every_ms, every_records) for in-chain ones.
+// (also kind, every_ms, every_records, and crash for a recovery) for in-chain ones.
 std::string checkpoint_message(const Checkpoint& checkpoint);
 
 inline constexpr std::string_view kCheckpointAction = "audit.checkpoint";
 inline constexpr std::string_view kCheckpointPeriodic = "periodic";
 inline constexpr std::string_view kCheckpointLogout = "logout";
+inline constexpr std::string_view kCheckpointRecovery = "recovery";
 
 // The record that carries `c` (time, seq and hash are set by the journal / the caller). A
 // checkpoint that could not be signed is written too, with outcome "failed" and `why`.
@@ -114,6 +129,10 @@ struct LogCheckOptions {
     // Slack over the declared interval: signerd's tick (1 s), the token's signature and the
     // commit's fsync, with a margin for a loaded machine.
     Duration grace = std::chrono::seconds(10);
+    // How far a record may be dated after `now`: the DKIM signing profile's t= skew. An
+    // NTP-synchronised appliance is milliseconds off; an export verified elsewhere, or a clock
+    // stepped back a little, stays well inside; a forged record dated ahead does not.
+    Duration clock_skew = std::chrono::minutes(5);
     // A session without a declared interval (a log of an earlier version).
     std::int64_t default_every_ms = 300'000;  // 5 minutes
     std::int64_t default_every_records = 10'000;
@@ -130,6 +149,8 @@ struct LogReport {
     std::int64_t uncovered = 0;           // records after covered_through
     bool logged_in = false;               // the log ends with the token logged in
     std::string tail;                     // what the uncovered tail is, when ok
+    // The signerd.start records of unclean ends (rule 5) that a later signed checkpoint covers.
+    std::vector<std::int64_t> unclean_ends;
 };
 
 // verify_chain over `records` and `anchors` (table checkpoints and an export's anchors),
@@ -137,6 +158,19 @@ struct LogReport {
 // the signed table checkpoints in `table`.
 LogReport verify_log(const std::vector<AuditRecord>& records, const std::vector<Checkpoint>& table,
                      const std::vector<Checkpoint>& anchors, const LogCheckOptions& options);
+
+// What signerd must know when it starts, from the end of the log: whether the log ends
+// inside a login session (no token.logout: this start is an unclean end), and the first
+// earlier unclean end that no signed checkpoint covers yet. The records the state depends on
+// are lifecycle records (is_lifecycle_record) after the last signed checkpoint: `tail` holds
+// them in order, beginning with that checkpoint when the log has one.
+struct LogEnd {
+    bool logged_in = false;
+    std::int64_t login = 0;        // the token.login of that session (0: before `tail`)
+    std::int64_t unrecovered = 0;  // the start record of the first uncovered unclean end
+};
+bool is_lifecycle_record(const AuditRecord& record);
+LogEnd log_end(const std::vector<AuditRecord>& tail);
 
 std::string to_hex(const ChainHash& hash);
 std::optional<ChainHash> chain_hash_from_hex(std::string_view hex);

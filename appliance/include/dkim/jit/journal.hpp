@@ -10,7 +10,11 @@
 // with the token meanwhile, releasing the signature only when both are done (write-ahead,
 // with the fsync hidden behind the token's own latency). write() is submit() + wait().
 //
-// The journal numbers the records and chains their hashes in commit order. When a commit
+// The journal numbers the records and chains their hashes in commit order, and keeps their
+// times in that order too: a record dated before the one committed ahead of it (two writers
+// that read the clock in one order and committed in the other, or a clock stepped back) takes
+// that one's time, so that times never decrease along the chain (`audit verify` checks it).
+// When a commit
 // fails, nothing of the batch is kept and every writer in it gets the error: the caller must
 // then not release the signature or acknowledge the decision (fail closed).
 
@@ -49,10 +53,13 @@ class Journal {
     // A checkpoint record, then `records`, in one commit and with consecutive numbers: the
     // committer calls `make` with the seq and hash of the record just before the checkpoint
     // (the end of the log as this commit will leave it), so that the checkpoint covers
-    // exactly the record before it whatever other writers queued meanwhile. `make` runs on
-    // the committer thread (it may use the token; other writers wait for it). On success
-    // `records` holds the checkpoint record first, then the others, numbered and hashed.
-    using CheckpointMaker = std::function<AuditRecord(std::int64_t seq, const ChainHash& head)>;
+    // exactly the record before it whatever other writers queued meanwhile, and the time of
+    // that record: the checkpoint is dated no earlier (its time is signed, so the journal
+    // cannot move it afterwards). `make` runs on the committer thread (it may use the token;
+    // other writers wait for it). On success `records` holds the checkpoint record first,
+    // then the others, numbered and hashed.
+    using CheckpointMaker =
+        std::function<AuditRecord(std::int64_t seq, const ChainHash& head, TimePoint not_before)>;
     Expected<void, std::string> write_checkpoint(CheckpointMaker make,
                                                  std::vector<AuditRecord>& records);
 
@@ -79,6 +86,7 @@ class Journal {
     bool stopping_ = false;
     std::int64_t seq_;
     ChainHash head_;
+    TimePoint time_{};  // the time of the last record committed
     std::optional<std::string> failure_;
     std::function<void(std::chrono::nanoseconds, std::size_t, bool)> observer_;
     std::thread committer_;
