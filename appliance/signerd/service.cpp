@@ -153,6 +153,18 @@ constexpr bool needs_password() {
            std::is_same_v<T, ipc::TotpEnrol>;
 }
 
+// User management and TOTP enrolment are the admin peer's only (the local operator, or an admin
+// under an admin grant, at the CLI). dkim-webd sees every console user's password and a fresh
+// TOTP code at each login: through it, one admin login under an admin grant would add an
+// approver whose password and TOTP webd chose, re-enable a disabled one, and any login of a user
+// without a confirmed TOTP (a new user, or one an admin has just reset) would let webd enrol a
+// second factor it holds. The console offers none of these.
+template <class T>
+constexpr bool admin_peer_only() {
+    return std::is_same_v<T, ipc::UserAdd> || std::is_same_v<T, ipc::UserSetDisabled> ||
+           std::is_same_v<T, ipc::TotpEnrol>;
+}
+
 template <class T>
 ipc::Reply Service::dispatch(const Peer& peer, T& request) {
     if constexpr (std::is_same_v<T, ipc::SignRequest>) {
@@ -179,7 +191,12 @@ ipc::Reply Service::dispatch(const Peer& peer, T& request) {
         if (!actor) {
             return error_reply(actor.error());
         }
-        if constexpr (std::is_same_v<T, ipc::ApiTokenCreate> || std::is_same_v<T, ipc::TotpEnrol>) {
+        if constexpr (admin_peer_only<T>()) {
+            if (peer.kind != PeerKind::admin) {
+                return refuse_web_peer(peer, *actor, request, now);
+            }
+        }
+        if constexpr (std::is_same_v<T, ipc::ApiTokenCreate>) {
             return operate(peer, *actor, request, now);
         } else {
             return operate(*actor, request, now);
@@ -658,6 +675,33 @@ Expected<void, Refusal> Service::may_administer(const Actor& actor, jit::TimePoi
     return {};
 }
 
+template <class T>
+ipc::Reply Service::refuse_web_peer(const Peer& peer, const Actor& who, const T& r,
+                                    jit::TimePoint now) {
+    metrics_.refusal(Metrics::Refusal::peer);
+    jit::AuditRecord record;
+    record.time = now;
+    record.actor = who.audit_name();
+    record.outcome = "refused";
+    record.reason = "only at the CLI (admin peer), never through the web console";
+    if constexpr (std::is_same_v<T, ipc::UserAdd>) {
+        record.action = "user.add";
+        record.detail = "user " + r.name + " roles " + r.roles;
+    } else if constexpr (std::is_same_v<T, ipc::UserSetDisabled>) {
+        record.action = r.disabled ? "user.disable" : "user.enable";
+        record.detail = "user " + r.name;
+    } else {
+        record.action = "totp.enrol";
+        record.detail = "user " + (r.user.empty() ? who.name : r.user);
+    }
+    record.detail += " from peer " + std::string(to_string(peer.kind)) + " (" + peer.name + ")";
+    // The refusal stands whether or not it could be recorded.
+    (void)journal_.write({}, std::move(record));
+    return error("forbidden",
+                 "users and TOTP enrolments are managed only at the CLI (root, or an admin under "
+                 "an admin grant), never through the web console");
+}
+
 ipc::Reply Service::operate(const Actor& who, ipc::SessionCreate& r, jit::TimePoint now) {
     if (who.kind != Actor::Kind::user) {
         return error("unauthenticated", "a session needs a user name and password");
@@ -766,34 +810,22 @@ ipc::Reply Service::operate(const Actor& who, ipc::ApiTokenRevoke& r, jit::TimeP
     return ipc::OkReply{"token " + std::to_string(r.id) + " revoked", r.id, ""};
 }
 
-ipc::Reply Service::operate(const Peer& peer, const Actor& who, ipc::TotpEnrol& r,
-                            jit::TimePoint now) {
+ipc::Reply Service::operate(const Actor& who, ipc::TotpEnrol& r, jit::TimePoint now) {
+    // From the admin peer only (dispatch refuses the others): a user enrols their own first TOTP
+    // there with their password; enrolling another user, or replacing a confirmed TOTP (a lost
+    // phone), is the local operator's or an admin's under an admin grant.
     const std::string user = r.user.empty() ? who.name : r.user;
-    if (user != who.name || who.kind == Actor::Kind::local) {
-        if (peer.kind == PeerKind::web) {
-            return error("forbidden", "through the web console a user enrols only their own TOTP");
-        }
+    const auto target = directory_.find(user);
+    const bool replace = target && target->totp_confirmed;
+    if (who.kind != Actor::Kind::local && (user != who.name || replace)) {
         if (auto allowed = may_administer(who, now); !allowed) {
-            return error_reply(allowed.error());
-        }
-    }
-    // Replacing a confirmed TOTP: webd sees the password and a fresh code at every console
-    // login, so one login would be enough to take over the second factor. Only the local
-    // operator (the admin peer, root) or an admin under an admin grant, from the admin peer.
-    bool replace = false;
-    if (const auto target = directory_.find(user); target && target->totp_confirmed) {
-        if (peer.kind != PeerKind::admin) {
-            return error("forbidden",
-                         "the TOTP of " + user +
-                             " is confirmed: only the local operator (root) or an admin under an "
-                             "admin grant can replace it, never through the web console");
-        }
-        if (who.kind != Actor::Kind::local) {
-            if (auto allowed = may_administer(who, now); !allowed) {
+            if (!replace) {
                 return error_reply(allowed.error());
             }
+            return error("forbidden", "the TOTP of " + user +
+                                          " is confirmed: only the local operator (root) or an "
+                                          "admin under an admin grant can replace it");
         }
-        replace = true;
     }
     auto enrolled = directory_.enrol_totp(who, user, now, replace);
     if (!enrolled) {

@@ -95,18 +95,21 @@ class Service {
                                                     const ipc::Credentials& credentials,
                                                     bool need_password, jit::TimePoint now);
     Expected<void, jit::Refusal> may_administer(const jit::Actor& actor, jit::TimePoint now);
+    // A user-management or TOTP enrolment request from a peer other than the admin peer:
+    // refused, counted and on the audit log (it means a compromised or misused dkim-webd).
+    template <class T>
+    ipc::Reply refuse_web_peer(const Peer& peer, const jit::Actor& who, const T& r,
+                               jit::TimePoint now);
 
     ipc::Reply operate(const jit::Actor& who, ipc::SessionCreate& r, jit::TimePoint now);
     ipc::Reply operate(const jit::Actor& who, ipc::UserAdd& r, jit::TimePoint now);
     ipc::Reply operate(const jit::Actor& who, ipc::UserList& r, jit::TimePoint now);
     ipc::Reply operate(const jit::Actor& who, ipc::UserSetDisabled& r, jit::TimePoint now);
-    // Credentials for a user: these also look at the peer (dkim-webd may not make them for
-    // another user, nor replace a confirmed TOTP).
+    // API tokens also look at the peer (through dkim-webd a user makes them for themselves only).
     ipc::Reply operate(const Peer& peer, const jit::Actor& who, ipc::ApiTokenCreate& r,
                        jit::TimePoint now);
     ipc::Reply operate(const jit::Actor& who, ipc::ApiTokenRevoke& r, jit::TimePoint now);
-    ipc::Reply operate(const Peer& peer, const jit::Actor& who, ipc::TotpEnrol& r,
-                       jit::TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::TotpEnrol& r, jit::TimePoint now);
     ipc::Reply operate(const jit::Actor& who, ipc::TotpConfirm& r, jit::TimePoint now);
     ipc::Reply operate(const jit::Actor& who, ipc::ElevationRequest& r, jit::TimePoint now);
     ipc::Reply operate(const jit::Actor& who, ipc::ElevationList& r, jit::TimePoint now);

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """A compromised dkim-webd against the real dkim-signerd (SoftHSM2 token, its Unix socket;
-issue 18, finding 3).
+issue 18, finding 3, and the red team's F2).
 
 The attacker runs as the web peer's uid (user daemon, setpriv) and speaks signerd's protocol
 through the real operator CLI, holding what webd sees at every console login: a user's
@@ -10,6 +10,16 @@ admin grant), to act without credentials as the local operator would, and to sig
 relay. Each is refused, the approver's TOTP secret in the store is unchanged and keeps
 working, and the same reset from the root CLI by an admin under an admin grant succeeds (the
 refusal is about the peer, not the request).
+
+Then the red team's two ways to an approver webd owns:
+  [A] with an admin's login under an admin grant, add an approver with a password webd chose
+      (then enrol and confirm its TOTP, and approve alone after the grant ends); also disable
+      or re-enable users: user management is refused to the web peer, whoever's login it uses;
+  [B] after a TOTP reset at the root CLI (a lost phone), re-enrol the user before they confirm
+      the secret they were handed, and a new user's first enrolment: TOTP enrolment is
+      refused to the web peer altogether; confirming needs a code of the secret only the user
+      has, and works (also through the console) for that user.
+Each refusal is on the audit log, naming whose login webd used.
 
 usage: attack_webd.py DKIM_APPLIANCE DKIM_SIGNERD SOFTHSM2_MODULE
 """
@@ -64,6 +74,14 @@ def totp_secret_in_store(app, name):
     row = db.execute("SELECT totp_secret, totp_confirmed FROM users WHERE name = ?", (name,)).fetchone()
     db.close()
     return row
+
+
+def user_in_store(app, name):
+    """The user's disabled flag in the store, or None when there is no such user."""
+    db = sqlite3.connect("file:%s?mode=ro" % app.db, uri=True)
+    row = db.execute("SELECT disabled FROM users WHERE name = ?", (name,)).fetchone()
+    db.close()
+    return None if row is None else row[0]
 
 
 def refused(result, code="forbidden"):
@@ -124,6 +142,34 @@ def main():
         check(refused(reset), "an admin's TOTP reset through the web peer is refused: %s" % reset.stderr.strip())
         check(totp_secret_in_store(app, "bob") == bob_before, "bob's TOTP secret is still unchanged")
 
+        # 5. [A] erin's login under her admin grant: webd adds an approver with a password it
+        # chose, and disables or re-enables users. Refused: user management is the CLI's only.
+        mallory_pw = os.path.join(webd.secrets, "pw-mallory")
+        with open(mallory_pw, "w") as f:
+            f.write("mallory-webd-chose-this\n")
+        os.chown(mallory_pw, webd.uid, webd.gid)
+        os.chmod(mallory_pw, 0o600)
+        added = webd.run("user", "add", "--name", "mallory", "--roles", "approver", "--new-password-file",
+                         mallory_pw, user="erin")
+        check(refused(added), "[A] adding an approver through the web peer with an admin's login under an admin "
+              "grant is refused: %s" % added.stderr.strip())
+        check(user_in_store(app, "mallory") is None, "[A] there is no user mallory")
+        enrol_mallory = webd.run("totp", "enrol", "--for", "mallory", user="erin", totp=app.totp("erin"))
+        check(refused(enrol_mallory) and b"otpauth://" not in enrol_mallory.stdout,
+              "[A] nor can it enrol a TOTP for one: %s" % enrol_mallory.stderr.strip())
+        disabled = webd.run("user", "disable", "--name", "carol", user="erin")
+        check(refused(disabled) and user_in_store(app, "carol") == 0,
+              "[A] disabling an approver through the web peer is refused: %s" % disabled.stderr.strip())
+        app.op("user", "disable", "--name", "carol", check=True)
+        enabled = webd.run("user", "enable", "--name", "carol", user="erin")
+        check(refused(enabled) and user_in_store(app, "carol") == 1,
+              "[A] re-enabling a disabled user through the web peer is refused: %s" % enabled.stderr.strip())
+        app.op("user", "enable", "--name", "carol", check=True)
+        log = app.op("audit", "show", "--limit", "10000", check=True).stdout.decode()
+        check(all(re.search(r"erin\s.*%s\s.*refused.*from peer web" % action, log)
+                  for action in ("user\\.add", "user\\.disable", "user\\.enable")),
+              "[A] each refusal is on the audit log, naming erin's login and the web peer")
+
         # bob's second factor is still his: his code approves.
         out = app.op("elevation", "request", "--operation", "sign", "--domain", DOMAIN, "--selector", "rsa",
                      "--duration", "5m", "--reason", "CHG-19", user="alice", check=True).stdout.decode()
@@ -147,6 +193,40 @@ def main():
         log = app.cli("audit", "show", "--socket", app.socket, "--limit", "10000", check=False).stdout.decode()
         check(re.search(r"erin\s+totp\.enrol.*replaces a confirmed TOTP", log) is not None or
               "replaces a confirmed TOTP" in log, "the reset is on the audit log")
+
+        # 6. [B] bob has not yet confirmed the secret he was handed; webd saw his password at a
+        # login and enrols a TOTP of its own for him. Refused: no enrolment through the web peer.
+        handed = re.search(r"secret=([A-Z2-7]+)", control.stdout.decode()).group(1)
+        again = webd.run("totp", "enrol", user="bob")
+        check(refused(again) and b"otpauth://" not in again.stdout,
+              "[B] re-enrolling bob's pending TOTP through the web peer is refused: %s" % again.stderr.strip())
+        check(totp_secret_in_store(app, "bob") == after, "[B] bob's pending secret is still the one he was handed")
+        guessed = webd.run("totp", "confirm", "--code", "-", user="bob", stdin=b"000000\n")
+        check(refused(guessed, "unauthenticated"), "[B] webd cannot confirm it without the secret: %s" %
+              guessed.stderr.strip())
+        app.totp_secrets["bob"] = handed
+        confirmed = webd.run("totp", "confirm", "--code", "-", user="bob", stdin=(app.totp("bob") + "\n").encode())
+        check(confirmed.returncode == 0 and totp_secret_in_store(app, "bob") == (after[0], 1),
+              "[B] bob confirms the secret he was handed, also through the web peer: %s" % confirmed.stderr.strip())
+        out = app.op("elevation", "request", "--operation", "sign", "--domain", DOMAIN, "--selector", "ed",
+                     "--duration", "5m", "--reason", "CHG-21", user="alice", check=True).stdout.decode()
+        sign_request = re.search(r"request (\d+)", out).group(1)
+        approved = app.op("elevation", "approve", "--id", sign_request, user="bob", totp=True)
+        check(approved.returncode == 0, "[B] and his new TOTP approves: %s" % approved.stderr.strip())
+        # A new user's first enrolment: webd sees dave's password at his first console login.
+        app.secret_file("pw-dave", "dave-correct-horse")
+        app.op("user", "add", "--name", "dave", "--roles", "approver", "--new-password-file",
+               os.path.join(folder, "pw-dave"), check=True)
+        first = webd.run("totp", "enrol", user="dave")
+        check(refused(first) and not totp_secret_in_store(app, "dave")[0],
+              "[B] a new user's first TOTP enrolment through the web peer is refused: %s" % first.stderr.strip())
+        at_cli = app.op("totp", "enrol", user="dave")
+        check(at_cli.returncode == 0 and b"otpauth://" in at_cli.stdout,
+              "[B] dave enrols at the root CLI: %s" % at_cli.stderr.strip())
+        log = app.op("audit", "show", "--limit", "10000", check=True).stdout.decode()
+        check(re.search(r"bob\s.*totp\.enrol\s.*refused.*from peer web", log) is not None and
+              re.search(r"dave\s.*totp\.enrol\s.*refused.*from peer web", log) is not None,
+              "[B] the refusals are on the audit log, naming bob's and dave's logins")
     finally:
         app.stop()
         if FAILURES:

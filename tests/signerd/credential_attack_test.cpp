@@ -1,11 +1,13 @@
 // The Service against a compromised dkim-webd and a password guesser (issue 18, findings 2
-// and 3, and API tokens' lifetime): what the web peer may do with the credentials it sees at
-// every console login, the lockout through the whole request path, one answer for every
-// wrong secret, and a lockout that survives a restart of the service.
+// and 3, the red team's F2, and API tokens' lifetime): what the web peer may do with the
+// credentials it sees at every console login (no user management, no TOTP enrolment at all), the
+// lockout through the whole request path, one answer for every wrong secret, and a lockout that
+// survives a restart of the service.
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "fake_gate.hpp"
@@ -125,16 +127,89 @@ TEST_F(CredentialAttackTest, TheLocalOperatorOrAnAdminUnderAGrantResetsATotp) {
     ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(by_root)) << error_message(by_root);
 }
 
-TEST_F(CredentialAttackTest, AFirstEnrolmentThroughWebdStaysPossible) {
+// Refusals of the web peer are on the audit log, naming whose login webd used.
+bool refusal_recorded(JitEngine& engine, const std::string& actor, const std::string& action) {
+    auto log = engine.journal().store().audit_records(1, 10'000);
+    EXPECT_TRUE(log);
+    return log && std::any_of(log->begin(), log->end(), [&](const jit::AuditRecord& r) {
+               return r.actor == actor && r.action == action && r.outcome == "refused" &&
+                      r.detail.find("from peer web") != std::string::npos;
+           });
+}
+
+// Red team, finding F2 [A]: erin (admin) logs in at the console under an approved admin grant;
+// webd adds an approver whose password it chose, enrols and confirms its TOTP, and after the
+// grant ends approves alone as that user. User management is the admin peer's only.
+TEST_F(CredentialAttackTest, WebdManagesNoUsersNotEvenWithAnAdminsLoginUnderAGrant) {
+    admin_grant_for_erin();
+    auto add = h.call(h.web_peer, ipc::UserAdd{h.password_of("erin", true), "mallory", "approver",
+                                               "webd-chose-this-one"});
+    EXPECT_EQ(error_code(add), "forbidden") << error_message(add);
+    EXPECT_FALSE(h.engine.directory().find("mallory")) << "no user was added";
+    EXPECT_TRUE(refusal_recorded(h.engine, "erin", "user.add"));
+    // Nor disable an approver, nor enable a disabled one.
+    auto disable = h.call(h.web_peer, ipc::UserSetDisabled{h.password_of("erin"), "carol", true});
+    EXPECT_EQ(error_code(disable), "forbidden") << error_message(disable);
+    EXPECT_FALSE(h.engine.directory().find("carol")->disabled);
+    ASSERT_TRUE(h.engine.directory().set_disabled(local, "bob", true, h.clock.now()));
+    auto enable = h.call(h.web_peer, ipc::UserSetDisabled{h.password_of("erin"), "bob", false});
+    EXPECT_EQ(error_code(enable), "forbidden") << error_message(enable);
+    EXPECT_TRUE(h.engine.directory().find("bob")->disabled);
+    EXPECT_TRUE(refusal_recorded(h.engine, "erin", "user.enable"));
+    // Nor enrol a TOTP for anybody: not for a user it made, not for itself.
+    auto enrol = h.call(h.web_peer, ipc::TotpEnrol{h.password_of("alice"), ""});
+    EXPECT_EQ(error_code(enrol), "forbidden") << error_message(enrol);
+    EXPECT_TRUE(refusal_recorded(h.engine, "alice", "totp.enrol"));
+    EXPECT_NE(h.metrics.render({}).find("dkim_signerd_refusals_total{reason=\"peer\"} 4\n"),
+              std::string::npos)
+        << "each refusal of the peer is counted";
+    // The control: the same admin at the root CLI, under the same grant.
+    auto at_cli = h.call(h.admin_peer, ipc::UserAdd{h.password_of("erin", true), "mallory",
+                                                    "approver", "chosen-at-the-cli"});
+    EXPECT_TRUE(std::holds_alternative<ipc::OkReply>(at_cli)) << error_message(at_cli);
+    auto enabled = h.call(h.admin_peer, ipc::UserSetDisabled{h.password_of("erin"), "bob", false});
+    EXPECT_TRUE(std::holds_alternative<ipc::OkReply>(enabled)) << error_message(enabled);
+}
+
+// Red team, finding F2 [B]: root resets bob's TOTP at the CLI (lost phone); before bob confirms
+// the new one, webd (which saw bob's password at a login) enrols a TOTP of its own for him.
+TEST_F(CredentialAttackTest, WebdCannotTakeOverATotpResetByRoot) {
+    auto reset = h.call(h.admin_peer, ipc::TotpEnrol{{}, "bob"});
+    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(reset)) << error_message(reset);
+    const std::string handed_to_bob = totp_secret_of("bob");
+    EXPECT_FALSE(h.engine.directory().find("bob")->totp_confirmed);
+    auto again = h.call(h.web_peer, ipc::TotpEnrol{h.password_of("bob"), ""});
+    EXPECT_EQ(error_code(again), "forbidden") << error_message(again);
+    EXPECT_EQ(totp_secret_of("bob"), handed_to_bob) << "the pending secret is still root's";
+    EXPECT_TRUE(refusal_recorded(h.engine, "bob", "totp.enrol"));
+    // webd cannot confirm it without the secret; bob can, also through the console (confirming
+    // needs a code of the secret only bob was given).
+    auto guessed = h.call(h.web_peer, ipc::TotpConfirm{h.password_of("bob"), "", "000000"});
+    EXPECT_EQ(error_code(guessed), "unauthenticated");
+    h.clock.advance(30s);
+    auto confirmed = h.call(h.web_peer, ipc::TotpConfirm{h.password_of("bob"), "",
+                                                         totp_at(handed_to_bob, h.clock.now())});
+    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(confirmed)) << error_message(confirmed);
+    EXPECT_TRUE(h.engine.directory().find("bob")->totp_confirmed);
+    EXPECT_EQ(totp_secret_of("bob"), handed_to_bob);
+}
+
+TEST_F(CredentialAttackTest, AFirstEnrolmentIsAtTheCliNeverThroughWebd) {
     ASSERT_TRUE(h.engine.directory().add_user(local, "dave",
                                               static_cast<jit::RoleSet>(jit::Role::approver),
                                               "dave-password-123", h.clock.now()));
     h.people["dave"] = Person{"dave", "dave-password-123", ""};
+    // webd sees dave's password at his first console login: it cannot give him a second factor
+    // it holds (the design limit "a first TOTP enrolment goes through webd" is gone).
     auto first = h.call(h.web_peer, ipc::TotpEnrol{h.password_of("dave"), ""});
-    EXPECT_TRUE(std::holds_alternative<ipc::OkReply>(first)) << error_message(first);
-    // ...but only for oneself.
+    EXPECT_EQ(error_code(first), "forbidden") << error_message(first);
+    EXPECT_TRUE(totp_secret_of("dave").empty());
     auto other = h.call(h.web_peer, ipc::TotpEnrol{h.password_of("alice"), "dave"});
     EXPECT_EQ(error_code(other), "forbidden");
+    // At the CLI (the admin peer), dave enrols himself with his password.
+    auto at_cli = h.call(h.admin_peer, ipc::TotpEnrol{h.password_of("dave"), ""});
+    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(at_cli)) << error_message(at_cli);
+    EXPECT_FALSE(totp_secret_of("dave").empty());
 }
 
 TEST_F(CredentialAttackTest, WebdMakesNoTokensForOtherUsers) {

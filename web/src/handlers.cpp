@@ -905,6 +905,8 @@ Result<Response> audit_verify(Context& ctx, Caller& caller) {
         ctx.req);
 }
 
+// Users are only listed here. They are added, disabled and enrolled in TOTP at the CLI: signerd
+// refuses all of it from the web peer, which sees every console user's password and code.
 Result<Response> list_users(Context& ctx, Caller& caller) {
     auto users = ctx.call<ipc::UsersReply>(ipc::UserList{caller.credentials});
     if (!users) {
@@ -925,31 +927,6 @@ Result<Response> list_users(Context& ctx, Caller& caller) {
     return json_response(
         http::status::ok,
         api::object(cereal::make_nvp("users", out), cereal::make_nvp("tokens", tokens)), ctx.req);
-}
-
-Result<Response> add_user(Context& ctx, Caller& caller) {
-    auto body = JsonBody::parse(ctx.req.body());
-    if (!body) {
-        return unexpected(from_field(body.error()));
-    }
-    auto name = body->string("name", true, 64);
-    auto roles = body->string("roles", true, 64);
-    auto password = body->string("password", true, 1024);
-    auto finished = body->finish();
-    for (const FieldError* e :
-         {name ? nullptr : &name.error(), roles ? nullptr : &roles.error(),
-          password ? nullptr : &password.error(), finished ? nullptr : &finished.error()}) {
-        if (e != nullptr) {
-            return unexpected(from_field(*e));
-        }
-    }
-    ipc::UserAdd add{caller.credentials, **name, **roles, **password};
-    wipe(*password);
-    auto added = ctx.call<ipc::OkReply>(std::move(add));
-    if (!added) {
-        return unexpected(added.error());
-    }
-    return created(ctx.req, api::object(cereal::make_nvp("message", added->message)));
 }
 
 // A new API token needs the user's password (and TOTP code when enrolled) again: a stolen
@@ -1094,7 +1071,6 @@ const std::vector<Route>& routes() {
         {V::get, "/api/v1/audit", Auth::caller, audit},
         {V::get, "/api/v1/audit/verify", Auth::caller, audit_verify},
         {V::get, "/api/v1/users", Auth::caller, list_users},
-        {V::post, "/api/v1/users", Auth::caller, add_user},
         {V::post, "/api/v1/apitokens", Auth::caller, create_api_token},
         {V::get, "/api/v1/openapi.json", Auth::caller, openapi},
     };

@@ -56,7 +56,12 @@ Directory::Directory(Journal& journal, const StoredState& state, PasswordCost co
     }
     for (const LoginFailures& f : state.login_failures) {
         if (users_.count(f.user) != 0) {
-            failures_[f.user] = f;
+            LoginFailures& kept = failures_[f.user];
+            kept = f;
+            if (kept.recent.size() > kMaxFailures) {
+                kept.recent.erase(kept.recent.begin(),
+                                  kept.recent.end() - static_cast<std::ptrdiff_t>(kMaxFailures));
+            }
         }
     }
 }
@@ -185,16 +190,22 @@ std::optional<LoginFailures> Directory::note_failure(const std::string& name, Ti
         // Locked: whatever is tried neither counts nor changes the lockout's end.
         return std::nullopt;
     }
-    if (f.count == 0 || now - f.first >= kFailureWindow || now < f.first) {
-        f.count = 0;
-        f.first = now;
-    }
+    // A sliding window: the times of the last kMaxFailures failures are kept, and this one locks
+    // when the oldest of them is less than kFailureWindow old, i.e. when kMaxFailures failures
+    // fall within any kFailureWindow. (A clock set back makes the kept ones look recent: that
+    // locks sooner, never later.)
     f.user = name;
     ++f.version;
-    if (++f.count >= kMaxFailures) {
-        // Locked for the whole period from this failure; the count starts again after it.
+    f.recent.push_back(now);
+    if (f.recent.size() > kMaxFailures) {
+        f.recent.erase(f.recent.begin(),
+                       f.recent.end() - static_cast<std::ptrdiff_t>(kMaxFailures));
+    }
+    if (f.recent.size() == kMaxFailures && now - f.recent.front() < kFailureWindow) {
+        // Locked for the whole period from this failure; counting starts again after it (the
+        // failures before it are all at least kFailureWindow old by then anyway).
         f.locked_until = now + kLockout;
-        f.count = 0;
+        f.recent.clear();
     }
     return f;
 }

@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS audit(
 CREATE TABLE IF NOT EXISTS checkpoints(
   seq INTEGER PRIMARY KEY, head BLOB NOT NULL, time INTEGER NOT NULL, key_label TEXT NOT NULL,
   algorithm TEXT NOT NULL, signature BLOB NOT NULL);
+-- As schema 2 made it; schema 3 adds the column recent (see kMigrations).
 CREATE TABLE IF NOT EXISTS login_failures(
   user TEXT PRIMARY KEY, version INTEGER NOT NULL, count INTEGER NOT NULL, first INTEGER NOT NULL,
   locked_until INTEGER NOT NULL);
@@ -71,11 +72,53 @@ CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
 // transaction with the version it brings). Tables that are new in a version are created by
 // kSchema above (CREATE TABLE IF NOT EXISTS); a step here changes what exists already.
 //   2: login_failures (lockouts survive a restart)
-constexpr int kSchemaVersion = 2;
+//   3: login_failures.recent: the times of the last failures (a sliding window), not a count
+//      since the first failure of a fixed window
+constexpr int kSchemaVersion = 3;
 constexpr const char* kMigrations[] = {
     // 1 -> 2: the table is created by kSchema; nothing existing changes.
     "UPDATE meta SET value = '2' WHERE key = 'schema' AND CAST(value AS INTEGER) < 2;",
+    // 2 -> 3: `recent` holds the times (unix ms, oldest first, space-separated). A schema-2
+    // row's failures are all taken to be at `first` (count copies of it: hex(zeroblob(n)) is
+    // n '00's): they leave the window when schema 2 would have forgotten them. count and first
+    // are still written (count = how many are in recent, first = the oldest), never read.
+    "ALTER TABLE login_failures ADD COLUMN recent TEXT NOT NULL DEFAULT '';"
+    "UPDATE login_failures SET recent = "
+    "rtrim(replace(hex(zeroblob(min(max(count, 0), 16))), '00', first || ' ')) WHERE count > 0;"
+    "UPDATE meta SET value = '3' WHERE key = 'schema' AND CAST(value AS INTEGER) < 3;",
 };
+
+// More than the directory keeps (Directory::kMaxFailures): a row edited by hand stays bounded.
+constexpr std::size_t kMaxStoredFailureTimes = 16;
+
+// Failure times as stored in login_failures.recent.
+std::string failure_times_text(const std::vector<TimePoint>& times) {
+    std::string out;
+    for (const TimePoint t : times) {
+        out += (out.empty() ? "" : " ") + std::to_string(to_unix_ms(t));
+    }
+    return out;
+}
+
+// At most `limit` of them, the last ones; anything that is not a number is skipped.
+std::vector<TimePoint> failure_times_from(const std::string& text, std::size_t limit) {
+    std::vector<TimePoint> out;
+    std::size_t at = 0;
+    while (at < text.size()) {
+        const std::size_t end = std::min(text.find(' ', at), text.size());
+        const std::string word = text.substr(at, end - at);
+        at = end + 1;
+        if (word.empty() || word.size() > 18 ||
+            !std::all_of(word.begin(), word.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+            continue;
+        }
+        out.push_back(from_unix_ms(std::stoll(word)));
+        if (out.size() > limit) {
+            out.erase(out.begin());
+        }
+    }
+    return out;
+}
 
 class Statement {
   public:
@@ -355,15 +398,16 @@ bool SqliteStore::apply(const KeyRecord& k) {
 
 bool SqliteStore::apply(const LoginFailures& f) {
     Statement* s = statement(
-        "INSERT INTO login_failures(user, version, count, first, locked_until) "
-        "VALUES (?,?,?,?,?) ON CONFLICT(user) DO UPDATE SET version = excluded.version, "
-        "count = excluded.count, first = excluded.first, locked_until = excluded.locked_until "
-        "WHERE excluded.version > login_failures.version");
+        "INSERT INTO login_failures(user, version, count, first, locked_until, recent) "
+        "VALUES (?,?,?,?,?,?) ON CONFLICT(user) DO UPDATE SET version = excluded.version, "
+        "count = excluded.count, first = excluded.first, locked_until = excluded.locked_until, "
+        "recent = excluded.recent WHERE excluded.version > login_failures.version");
     if (s == nullptr) {
         return false;
     }
-    s->bind(f.user).bind(f.version).bind(std::int64_t{f.count}).bind(to_unix_ms(f.first));
-    s->bind(to_unix_ms(f.locked_until));
+    s->bind(f.user).bind(f.version).bind(static_cast<std::int64_t>(f.recent.size()));
+    s->bind(f.recent.empty() ? std::int64_t{0} : to_unix_ms(f.recent.front()));
+    s->bind(to_unix_ms(f.locked_until)).bind(failure_times_text(f.recent));
     return done(s);
 }
 
@@ -538,15 +582,14 @@ Expected<StoredState, std::string> SqliteStore::load() {
     } else {
         return unexpected(error("cannot read the keys' lifecycle"));
     }
-    if (Statement* s = statement("SELECT user, version, count, first, locked_until "
+    if (Statement* s = statement("SELECT user, version, recent, locked_until "
                                  "FROM login_failures ORDER BY user")) {
         while (s->step() == SQLITE_ROW) {
             LoginFailures f;
             f.user = s->text(0);
             f.version = s->integer(1);
-            f.count = static_cast<int>(std::clamp<std::int64_t>(s->integer(2), 0, 1000));
-            f.first = from_unix_ms(s->integer(3));
-            f.locked_until = from_unix_ms(s->integer(4));
+            f.recent = failure_times_from(s->text(2), kMaxStoredFailureTimes);
+            f.locked_until = from_unix_ms(s->integer(3));
             state.login_failures.push_back(std::move(f));
         }
     } else {

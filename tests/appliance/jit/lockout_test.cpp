@@ -1,15 +1,18 @@
-// The password guesser against the Directory: five failures lock a user out for the whole
-// lockout period whatever is tried during it, a restart keeps the lockout, a wrong TOTP code
-// and a wrong password get the same answer, unknown names take no memory, and a confirmed
-// TOTP is not replaced without the caller's say-so. Then a property test: random schedules of
-// right and wrong passwords and TOTP codes, clock jumps and restarts, checked after every step
-// against a small model of the rule.
+// The password guesser against the Directory: five failures within any 15 minutes (a sliding
+// window, with its edges) lock a user out for the whole lockout period whatever is tried during
+// it, a restart keeps the lockout and the failure times (also from a schema-2 store), a wrong
+// TOTP code and a wrong password get the same answer, unknown names take no memory, and a
+// confirmed TOTP is not replaced without the caller's say-so. Then a property test: random
+// schedules of right and wrong passwords and TOTP codes, clock jumps and restarts, checked after
+// every step against a small model of the rule.
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <random>
+#include <vector>
 
 #include "dkim/jit/credentials.hpp"
 #include "jit_fixture.hpp"
@@ -179,8 +182,8 @@ TEST(LockoutStoreTest, AnOlderWriteDoesNotBringBackAnOlderState) {
     {
         auto store = jit::open_sqlite_store(dir / "signerd.db");
         ASSERT_TRUE(store);
-        jit::LoginFailures newer{"bob", 7, 0, test_epoch(), test_epoch() + 15min};
-        jit::LoginFailures older{"bob", 6, 4, test_epoch(), {}};
+        jit::LoginFailures newer{"bob", 7, {}, test_epoch() + 15min};
+        jit::LoginFailures older{"bob", 6, {test_epoch(), test_epoch() + 1s}, {}};
         std::vector<jit::AuditRecord> none;
         ASSERT_TRUE((*store)->commit({newer}, none));
         ASSERT_TRUE((*store)->commit({older}, none));
@@ -189,6 +192,23 @@ TEST(LockoutStoreTest, AnOlderWriteDoesNotBringBackAnOlderState) {
         ASSERT_EQ(state->login_failures.size(), 1U);
         EXPECT_EQ(state->login_failures[0].version, 7);
         EXPECT_EQ(state->login_failures[0].locked_until, test_epoch() + 15min);
+        EXPECT_TRUE(state->login_failures[0].recent.empty());
+    }
+    std::filesystem::remove_all(dir);
+}
+
+TEST(LockoutStoreTest, FailureTimesAreKeptToTheMillisecond) {
+    const auto dir = make_temp_dir("dkim-lockout");
+    {
+        auto store = jit::open_sqlite_store(dir / "signerd.db");
+        ASSERT_TRUE(store);
+        const std::vector<jit::TimePoint> times{test_epoch(), test_epoch() + 899s + 999ms,
+                                                test_epoch() + 900s};
+        ASSERT_TRUE((*store)->commit({jit::LoginFailures{"bob", 1, times, {}}}, {}));
+        auto state = (*store)->load();
+        ASSERT_TRUE(state);
+        ASSERT_EQ(state->login_failures.size(), 1U);
+        EXPECT_EQ(state->login_failures[0].recent, times);
     }
     std::filesystem::remove_all(dir);
 }
@@ -215,7 +235,7 @@ TEST(LockoutStoreTest, AVersionOneStoreIsMigrated) {
         auto store = jit::open_sqlite_store(dir / "signerd.db");
         ASSERT_TRUE(store) << store.error();
         std::vector<jit::AuditRecord> none;
-        EXPECT_TRUE((*store)->commit({jit::LoginFailures{"bob", 1, 1, test_epoch(), {}}}, none));
+        EXPECT_TRUE((*store)->commit({jit::LoginFailures{"bob", 1, {test_epoch()}, {}}}, none));
         ASSERT_TRUE((*store)->load());
     }
     // A store from a newer binary is refused rather than misread.
@@ -226,15 +246,120 @@ TEST(LockoutStoreTest, AVersionOneStoreIsMigrated) {
     std::filesystem::remove_all(dir);
 }
 
+// A development store of schema 2 (a failure count since the first failure of a fixed window)
+// opens: its rows become `count` failures at `first`, and a lockout in it holds.
+TEST(LockoutStoreTest, ASchemaTwoStoreIsMigratedWithItsFailures) {
+    const jit::TimePoint t0 = test_epoch();
+    JitEngine engine(jit::Policy::defaults(), true);
+    const jit::Actor local{jit::Actor::Kind::local, "root",
+                           static_cast<jit::RoleSet>(jit::Role::admin)};
+    for (const char* name : {"bob", "carol"}) {
+        ASSERT_TRUE(engine.directory().add_user(
+            local, name, static_cast<jit::RoleSet>(jit::Role::approver), kPassword, t0));
+    }
+    // Back to schema 2 (its login_failures table, no column recent): bob has three failures
+    // since t0, carol is locked until t0+15m.
+    const std::string sql =
+        "DROP TABLE login_failures; "
+        "CREATE TABLE login_failures(user TEXT PRIMARY KEY, version INTEGER NOT NULL, "
+        "count INTEGER NOT NULL, first INTEGER NOT NULL, locked_until INTEGER NOT NULL); "
+        "INSERT INTO login_failures(user, version, count, first, locked_until) VALUES "
+        "('bob', 3, 3, " +
+        std::to_string(jit::to_unix_ms(t0)) + ", 0), ('carol', 5, 0, 0, " +
+        std::to_string(jit::to_unix_ms(t0 + 15min)) +
+        "); UPDATE meta SET value = '2' WHERE key = 'schema';";
+    ASSERT_TRUE(exec_sql(engine.db(), sql.c_str()));
+    engine.restart();
+    const auto state = engine.store().load();
+    ASSERT_TRUE(state);
+    ASSERT_EQ(state->login_failures.size(), 2U);
+    EXPECT_EQ(state->login_failures[0].recent, std::vector<jit::TimePoint>(3, t0));
+    EXPECT_TRUE(state->login_failures[1].recent.empty());
+    EXPECT_EQ(state->login_failures[1].locked_until, t0 + 15min);
+    auto& d = engine.directory();
+    EXPECT_TRUE(d.locked_out_at("carol", t0 + 15min - 1ms)) << "carol's lockout holds";
+    EXPECT_FALSE(d.authenticate_password("carol", kPassword, t0 + 1min));
+    // bob: three at t0, two more within the window lock him.
+    EXPECT_FALSE(d.authenticate_password("bob", kWrong, t0 + 10min));
+    EXPECT_FALSE(d.locked_out_at("bob", t0 + 10min));
+    EXPECT_FALSE(d.authenticate_password("bob", kWrong, t0 + 14min));
+    EXPECT_TRUE(d.locked_out_at("bob", t0 + 14min));
+}
+
+// --- the sliding window ----------------------------------------------------------------------
+
+class LockoutWindowTest : public LockoutTest {
+  protected:
+    // A wrong password for bob at each of the times; true when bob is locked after the last.
+    bool fail_at(std::initializer_list<jit::Duration> after_t0) {
+        jit::TimePoint last = t0;
+        for (jit::Duration d : after_t0) {
+            last = t0 + d;
+            EXPECT_FALSE(engine.directory().authenticate_password("bob", kWrong, last));
+        }
+        return engine.directory().locked_out_at("bob", last);
+    }
+};
+
+TEST_F(LockoutWindowTest, TheRedTeamSequenceLocksAtTheSixthFailure) {
+    add_bob();
+    // The finding: one failure at t0, three at t0+899s, four at t0+900s, and the right password
+    // at t0+900s was accepted: the window had been reset at t0+900s, 7 failures within ~1 s.
+    EXPECT_FALSE(fail_at({0s, 899s, 899s, 899s, 900s})) << "the one at t0 is out of the window";
+    EXPECT_TRUE(fail_at({900s})) << "five within the last second lock";
+    EXPECT_FALSE(engine.directory().authenticate_password("bob", kPassword, t0 + 900s));
+    EXPECT_TRUE(engine.directory().locked_out_at("bob", t0 + 900s + Directory::kLockout - 1ms));
+    EXPECT_TRUE(engine.directory().authenticate_password("bob", kPassword,
+                                                         t0 + 900s + Directory::kLockout));
+}
+
+TEST_F(LockoutWindowTest, FiveFailuresJustInsideTheWindowLock) {
+    add_bob();
+    EXPECT_TRUE(fail_at({0s, 1s, 2s, 3s, Directory::kFailureWindow - 1ms}));
+}
+
+TEST_F(LockoutWindowTest, FiveFailuresSpanningExactlyTheWindowDoNotLock) {
+    add_bob();
+    EXPECT_FALSE(fail_at({0s, 1s, 2s, 3s, Directory::kFailureWindow}));
+    // ...but the next one slides the window: 1s, 2s, 3s, 15m and 15m+0.5s are within 15 minutes.
+    EXPECT_TRUE(fail_at({Directory::kFailureWindow + 500ms}));
+}
+
+TEST_F(LockoutWindowTest, TheWindowSlidesAcrossWhatAFixedWindowWouldHaveReset) {
+    add_bob();
+    // Four early failures, then a fixed window would have started over at 15m; the sliding one
+    // still sees 10m, 11m, 12m and locks with two more before 25m.
+    EXPECT_FALSE(fail_at({0s, 10min, 11min, 12min, 15min}));
+    EXPECT_FALSE(engine.directory().locked_out_at("bob", t0 + 15min));
+    EXPECT_TRUE(fail_at({24min + 59s}));
+}
+
+TEST_F(LockoutWindowTest, FailuresOlderThanTheWindowAreForgotten) {
+    add_bob();
+    EXPECT_FALSE(fail_at({0s, 1s, 2s, 3s}));
+    // 15 minutes after the fourth, all four are out: four more do not lock, a fifth does.
+    EXPECT_FALSE(fail_at({18min, 18min, 18min, 18min}));
+    EXPECT_TRUE(fail_at({18min + 1ms}));
+}
+
+TEST_F(LockoutWindowTest, TheWindowSurvivesARestart) {
+    add_bob();
+    EXPECT_FALSE(fail_at({0s, 899s, 899s}));
+    engine.restart();
+    EXPECT_FALSE(fail_at({900s, 900s}));
+    engine.restart();
+    EXPECT_TRUE(fail_at({900s})) << "the kept times are those of the last failures";
+}
+
 // --- the property test ------------------------------------------------------------------------
 
-// The rule, restated: failures count only outside a lockout, in a window that opens at the
-// first counted failure and lasts kFailureWindow; the fifth in a window locks for kLockout
-// from that failure. A success needs the right secret and no lockout; a TOTP code is right
-// only for a time step later than the last accepted one.
+// The rule, restated: failures count only outside a lockout; a failure locks for kLockout from
+// it when, with it, kMaxFailures counted failures fall within the last kFailureWindow (a sliding
+// window: a failure is in it while it is less than kFailureWindow old); counting starts again
+// after a lockout. A success needs the right secret and no lockout; a TOTP code is right only
+// for a time step later than the last accepted one.
 struct LockoutModel {
-    int count = 0;
-    jit::TimePoint first;
+    std::vector<jit::TimePoint> counted;  // every counted failure since the last lockout
     jit::TimePoint locked_until;
     std::int64_t last_step = 0;
 
@@ -243,13 +368,13 @@ struct LockoutModel {
         if (locked(now)) {
             return;
         }
-        if (count == 0 || now - first >= Directory::kFailureWindow) {
-            count = 0;
-            first = now;
-        }
-        if (++count >= Directory::kMaxFailures) {
+        counted.push_back(now);
+        const auto in_window = std::count_if(counted.begin(), counted.end(), [now](auto t) {
+            return now - t < Directory::kFailureWindow;
+        });
+        if (static_cast<std::size_t>(in_window) >= Directory::kMaxFailures) {
             locked_until = now + Directory::kLockout;
-            count = 0;
+            counted.clear();
         }
     }
 };
@@ -274,7 +399,9 @@ void run_lockout_schedule(std::uint32_t seed, int steps) {
     LockoutModel model;
     model.last_step = step_at(now);
     int locked_successes_tried = 0;
-    const jit::Duration jumps[] = {0s, 1s, 10s, 31s, 2min, 5min, 14min, 15min, 16min, 40min};
+    // Forward only, some of them to just before or at the window's edge.
+    const jit::Duration jumps[] = {0s,    1ms,   1s,    10s,   31s,         2min,      5min,
+                                   14min, 15min, 16min, 40min, 15min - 1ms, 7min + 30s};
 
     for (int step = 0; step < steps; ++step) {
         const auto where = [&] {

@@ -3,9 +3,10 @@
 // (kept as hashes, shown once), and TOTP enrolment. Credentials are verified here, in
 // signerd; dkim-webd only forwards them. Every change and every failed authentication is
 // on the audit log. Five failures (wrong passwords and wrong TOTP codes count together) within
-// 15 minutes lock a user's password and TOTP out for 15 minutes from the fifth: nothing tried
-// during the lockout is accepted, counted or able to shorten it, and the lockout is in the
-// state store, so a restart keeps it. Only existing users are tracked: a name that does not
+// any 15 minutes (a sliding window: the times of the last five are kept) lock a user's
+// password and TOTP out for 15 minutes from the fifth: nothing tried during the lockout is
+// accepted, counted or able to shorten it, and the lockout and the failure times are in the
+// state store, so a restart keeps them. Only existing users are tracked: a name that does not
 // exist can never authenticate and takes no memory, however many are tried. Every refusal of
 // a guessed secret (password, TOTP code, locked out or not) is the same answer.
 
@@ -79,7 +80,7 @@ class Directory {
     // How many names have failure records (bounded by the number of users).
     std::size_t tracked_failures() const;
 
-    static constexpr int kMaxFailures = 5;
+    static constexpr std::size_t kMaxFailures = 5;
     static constexpr Duration kFailureWindow = std::chrono::minutes(15);
     static constexpr Duration kLockout = std::chrono::minutes(15);
 

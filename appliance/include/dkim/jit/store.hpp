@@ -31,8 +31,10 @@ struct GrantUses {
 struct LoginFailures {
     std::string user;
     std::int64_t version = 0;
-    int count = 0;           // failures in the window that began at `first`
-    TimePoint first;         // start of the current failure window
+    // The times of the failures counted since the last lockout, oldest first; the directory
+    // keeps the last Directory::kMaxFailures (a sliding window: the user is locked when the
+    // oldest of them is less than the window old).
+    std::vector<TimePoint> recent;
     TimePoint locked_until;  // no password or TOTP code is accepted before this
 };
 
