@@ -96,8 +96,10 @@ Expected<std::unique_ptr<OutboxWriter>, std::string> OutboxWriter::open(
 std::size_t OutboxWriter::entries() const {
     std::error_code ec;
     std::size_t n = 0;
-    for (std::filesystem::directory_iterator it(folder_, ec), end; !ec && it != end;
-         it.increment(ec)) {
+    // Stops at the limit: the notifier can write to the folder, and a folder it filled with
+    // millions of entries must not make every event cost a scan of all of them.
+    for (std::filesystem::directory_iterator it(folder_, ec), end;
+         !ec && it != end && n < max_files_; it.increment(ec)) {
         ++n;
     }
     return ec ? max_files_ : n;

@@ -33,12 +33,11 @@ import shutil
 import sqlite3
 import struct
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from signerd_daemon import Appliance  # noqa: E402
-from testlib import FAILURES, check, summary  # noqa: E402
+from testlib import check, run_module  # noqa: E402
 
 COLUMNS = "seq, time, actor, action, scope, outcome, reason, request_id, grant_id, detail, hash"
 
@@ -343,22 +342,7 @@ def running(folder, cli, signerd, module):
 
 
 def main():
-    if len(sys.argv) != 5:
-        print(__doc__)
-        return 2
-    group, cli, signerd, module = sys.argv[1:]
-    groups = {"stopped": stopped, "running": running}
-    folder = tempfile.mkdtemp(prefix="dkim-attack-db-")
-    try:
-        groups[group](folder, cli, signerd, module)
-    finally:
-        if FAILURES:
-            log = os.path.join(folder, "signerd.log")
-            if os.path.exists(log):
-                print("--- signerd.log\n" + open(log).read()[-4000:])
-        shutil.rmtree(folder, ignore_errors=True)
-    return summary()
-
+    return run_module(__doc__, {"stopped": stopped, "running": running}, 3, "dkim-attack-db-")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -31,14 +31,13 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from relayd_daemon import Raw, Relay, message, setup, swaks, last_reply  # noqa: E402
 from signerd_daemon import DOMAIN  # noqa: E402
-from testlib import FAILURES, check, free_port, summary  # noqa: E402
+from testlib import check, free_port, run_module  # noqa: E402
 
 HOP_NAME = "hop.test"
 
@@ -494,22 +493,8 @@ def client_tls(folder, cli, signerd, relayd, module):
 
 
 def main():
-    if len(sys.argv) != 6:
-        print(__doc__)
-        return 2
-    group, cli, signerd, relayd, module = sys.argv[1:]
-    groups = {"next-hop": next_hop, "client-tls": client_tls}
-    folder = tempfile.mkdtemp(prefix="dkim-attack-network-")
-    os.chmod(folder, 0o755)
-    try:
-        groups[group](folder, cli, signerd, relayd, module)
-    finally:
-        if FAILURES:
-            for log in sorted(glob.glob(os.path.join(folder, "*.log"))):
-                print("--- %s\n%s" % (os.path.basename(log), open(log).read()[-3000:]))
-        shutil.rmtree(folder, ignore_errors=True)
-    return summary()
-
+    return run_module(__doc__, {"next-hop": next_hop, "client-tls": client_tls}, 4, "dkim-attack-network-",
+                      mode=0o755)
 
 if __name__ == "__main__":
     sys.exit(main())

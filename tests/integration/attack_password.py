@@ -17,16 +17,14 @@ usage: attack_password.py GROUP DKIM_APPLIANCE DKIM_SIGNERD SOFTHSM2_MODULE
 
 import os
 import random
-import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from signerd_daemon import Appliance  # noqa: E402
-from testlib import FAILURES, check, summary  # noqa: E402
+from testlib import check, run_module  # noqa: E402
 
 SAME_ANSWER = b"unauthenticated: authentication failed"
 
@@ -187,22 +185,7 @@ def spray(folder, cli, signerd, module):
 
 
 def main():
-    if len(sys.argv) != 5:
-        print(__doc__)
-        return 2
-    group, cli, signerd, module = sys.argv[1:]
-    groups = {"lockout": lockout, "spray": spray}
-    folder = tempfile.mkdtemp(prefix="dkim-attack-password-")
-    try:
-        groups[group](folder, cli, signerd, module)
-    finally:
-        if FAILURES:
-            log = os.path.join(folder, "signerd.log")
-            if os.path.exists(log):
-                print("--- signerd.log\n" + open(log, errors="replace").read()[-4000:])
-        shutil.rmtree(folder, ignore_errors=True)
-    return summary()
-
+    return run_module(__doc__, {"lockout": lockout, "spray": spray}, 3, "dkim-attack-password-")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -22,18 +22,16 @@ import base64
 import hashlib
 import os
 import re
-import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 
 import dkim
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from signerd_daemon import DOMAIN, Appliance  # noqa: E402
-from testlib import FAILURES, DnsServer, check, summary  # noqa: E402
+from testlib import DnsServer, check, run_module  # noqa: E402
 
 # --- signerd's protocol, as the attacker writes it (appliance/include/dkim/ipc) --------------
 # A frame: u32 BE payload length, u16 BE version 1, u16 0; the payload a cereal binary archive
@@ -293,20 +291,7 @@ def run(folder, cli, signerd, module):
 
 
 def main():
-    if len(sys.argv) != 4:
-        print(__doc__)
-        return 2
-    folder = tempfile.mkdtemp(prefix="dkim-attack-relay-")
-    try:
-        run(folder, *sys.argv[1:])
-    finally:
-        if FAILURES:
-            log = os.path.join(folder, "signerd.log")
-            if os.path.exists(log):
-                print("--- signerd.log\n" + open(log).read()[-4000:])
-        shutil.rmtree(folder, ignore_errors=True)
-    return summary()
-
+    return run_module(__doc__, run, 3, "dkim-attack-relay-")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,11 +1,15 @@
 """Shared pieces of the integration tests: check() bookkeeping and a real DNS server
 (dnsmasq on 127.0.0.1, a free port) serving TXT records for one zone."""
 
+import glob
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 
 import dns.resolver
@@ -26,6 +30,30 @@ def summary():
         return 1
     print("\nall checks passed")
     return 0
+
+
+def run_module(doc, groups, nargs, prefix, mode=None):
+    """The main of a test module: `module.py [GROUP] ARG...` with `nargs` ARGs. `groups` maps
+    group names to functions, or is one function (no GROUP argument); each is called with a new
+    temporary folder (made `mode` if given) and the ARGs. When a check failed, the tail of each
+    *.log in the folder is printed; the folder is removed. Returns the exit status."""
+    argv = sys.argv[1:]
+    grouped = isinstance(groups, dict)
+    if len(argv) != nargs + (1 if grouped else 0) or (grouped and argv[0] not in groups):
+        print(doc)
+        return 2
+    run = groups[argv.pop(0)] if grouped else groups
+    folder = tempfile.mkdtemp(prefix=prefix)
+    if mode is not None:
+        os.chmod(folder, mode)
+    try:
+        run(folder, *argv)
+    finally:
+        if FAILURES:
+            for log in sorted(glob.glob(os.path.join(folder, "*.log"))):
+                print("--- %s\n%s" % (os.path.basename(log), open(log, errors="replace").read()[-4000:]))
+        shutil.rmtree(folder, ignore_errors=True)
+    return summary()
 
 
 def txt_record_line(name, text):

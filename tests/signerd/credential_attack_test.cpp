@@ -18,20 +18,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-signerd::ServiceOptions options() {
-    static const std::filesystem::path pin = [] {
-        const auto dir = make_temp_dir("dkim-pin");
-        const auto file = dir / "pin";
-        std::ofstream(file) << "1234\n";
-        ::chmod(file.c_str(), 0600);
-        return file;
-    }();
-    signerd::ServiceOptions o;
-    o.pin_source = signerd::PinSourceKind::file;
-    o.pin_path = pin;
-    return o;
-}
-
 class CredentialAttackTest : public ::testing::Test {
   protected:
     CredentialAttackTest() {
@@ -79,7 +65,7 @@ class CredentialAttackTest : public ::testing::Test {
     }
 
     FakeGate gate;
-    SignerdHarness h{gate, options()};
+    SignerdHarness h{gate, file_pin_options()};
     const jit::Actor local{jit::Actor::Kind::local, "root",
                            static_cast<jit::RoleSet>(jit::Role::admin)};
     std::string erin_secret;

@@ -17,24 +17,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
-signerd::ServiceOptions lifecycle_pin() {
-    static const std::filesystem::path path = [] {
-        const auto dir = make_temp_dir("dkim-pin");
-        const auto file = dir / "pin";
-        std::ofstream(file) << "1234\n";
-        ::chmod(file.c_str(), 0600);
-        return file;
-    }();
-    signerd::ServiceOptions o;
-    o.pin_source = signerd::PinSourceKind::file;
-    o.pin_path = path;
-    return o;
-}
-
 class KeyLifecycleTest : public ::testing::Test {
   protected:
     FakeGate gate;
-    SignerdHarness h{gate, lifecycle_pin()};
+    SignerdHarness h{gate, file_pin_options()};
 
     void SetUp() override { gate.add_key("example.com", "s1"); }
 

@@ -14,29 +14,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::filesystem::path pin_file() {
-    static const std::filesystem::path path = [] {
-        const auto dir = make_temp_dir("dkim-pin");
-        const auto file = dir / "pin";
-        std::ofstream(file) << "1234\n";
-        ::chmod(file.c_str(), 0600);
-        return file;
-    }();
-    return path;
-}
-
-signerd::ServiceOptions file_pin() {
-    signerd::ServiceOptions o;
-    o.pin_source = signerd::PinSourceKind::file;
-    o.pin_path = pin_file();
-    o.checkpoint_interval = 5min;
-    return o;
-}
-
 class ServiceTest : public ::testing::Test {
   protected:
     FakeGate gate;
-    SignerdHarness h{gate, file_pin()};
+    SignerdHarness h{gate, file_pin_options()};
     const std::string block = header_block("example.com", "s1");
 
     std::int64_t grant(std::int64_t seconds = 3600,

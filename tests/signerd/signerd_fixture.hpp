@@ -3,28 +3,18 @@
 // (approvers, TOTP enrolled), and helpers that build real header blocks to be signed.
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
+#include <filesystem>
+#include <fstream>
+
+#include "capturing_signer.hpp"
 #include "dkim/dkim/signer.hpp"
 #include "dkim/mail/header.hpp"
 #include "jit_fixture.hpp"
 #include "service.hpp"
 
 namespace dkim::test {
-
-// Captures what MessageSigner asks to sign: the exact header block a relay sends signerd.
-class CapturingSigner final : public Signer {
-  public:
-    explicit CapturingSigner(SigningAlgorithm a) : algorithm_(a) {}
-    SigningAlgorithm algorithm() const override { return algorithm_; }
-    Expected<std::string, std::string> sign(std::string_view data) override {
-        captured = std::string(data);
-        return std::string(64, 'x');
-    }
-    std::string captured;
-
-  private:
-    SigningAlgorithm algorithm_;
-};
 
 inline std::string header_block(const std::string& domain, const std::string& selector,
                                 SigningAlgorithm algorithm = SigningAlgorithm::rsa_sha256,
@@ -43,6 +33,21 @@ inline std::string header_block(const std::string& domain, const std::string& se
     auto fields = signer.finish(split->header, at);
     EXPECT_TRUE(fields) << fields.error().message;
     return capture.captured;
+}
+
+// Service options with the PIN "1234" in a 0600 file (one per test process).
+inline signerd::ServiceOptions file_pin_options() {
+    static const std::filesystem::path path = [] {
+        const auto dir = make_temp_dir("dkim-pin");
+        const auto file = dir / "pin";
+        std::ofstream(file) << "1234\n";
+        ::chmod(file.c_str(), 0600);
+        return file;
+    }();
+    signerd::ServiceOptions o;
+    o.pin_source = signerd::PinSourceKind::file;
+    o.pin_path = path;
+    return o;
 }
 
 struct Person {

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "capturing_signer.hpp"
 #include "dkim/dkim/signer.hpp"
 #include "signing_profile_oracle.hpp"
 
@@ -15,20 +16,6 @@ namespace dkim {
 namespace {
 
 constexpr std::int64_t kProfileNow = 1'795'694'400;  // 2026-11-26T12:00:00Z
-
-class ProfileCapture final : public Signer {
-  public:
-    explicit ProfileCapture(SigningAlgorithm a) : algorithm_(a) {}
-    SigningAlgorithm algorithm() const override { return algorithm_; }
-    Expected<std::string, std::string> sign(std::string_view data) override {
-        captured = std::string(data);
-        return std::string(64, 'x');
-    }
-    std::string captured;
-
-  private:
-    SigningAlgorithm algorithm_;
-};
 
 const std::string kMessage =
     "Received: from a by b\r\n"
@@ -47,7 +34,7 @@ std::string profile_block(Canon header_canon = Canon::relaxed,
                           SigningAlgorithm algorithm = SigningAlgorithm::rsa_sha256,
                           std::optional<SignOptions> given = std::nullopt,
                           const std::string& message = kMessage, std::int64_t t = kProfileNow) {
-    ProfileCapture capture(algorithm);
+    test::CapturingSigner capture(algorithm);
     SignOptions options;
     options.canonicalization = Canonicalization{header_canon, Canon::relaxed};
     options.expire_after = std::chrono::hours(24 * 7);
