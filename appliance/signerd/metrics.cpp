@@ -35,7 +35,11 @@ std::string Metrics::render(const Gauges& g) const {
         << "dkim_signerd_token_logged_in " << (g.logged_in ? 1 : 0) << "\n"
         << "# HELP dkim_signerd_audit_failing 1 while the last audit write failed (fail closed).\n"
            "# TYPE dkim_signerd_audit_failing gauge\n"
-        << "dkim_signerd_audit_failing " << (g.audit_failing ? 1 : 0) << "\n";
+        << "dkim_signerd_audit_failing " << (g.audit_failing ? 1 : 0) << "\n"
+        << "# HELP dkim_signerd_login_failure_records Users whose failed logins are kept for the "
+           "lockout (existing users only: unknown names take no memory).\n"
+           "# TYPE dkim_signerd_login_failure_records gauge\n"
+        << "dkim_signerd_login_failure_records " << g.login_failure_records << "\n";
     static constexpr const char* outcomes[] = {"ok", "failed", "locked", "refused", "unavailable"};
     out << "# HELP dkim_signerd_signatures_total Sign requests by outcome.\n"
            "# TYPE dkim_signerd_signatures_total counter\n";

@@ -50,6 +50,7 @@ class Metrics {
         std::uint64_t pending_requests = 0;
         bool logged_in = false;
         bool audit_failing = false;
+        std::uint64_t login_failure_records = 0;  // users with failures kept (existing only)
     };
     std::uint64_t audit_commits() const { return audit_count_.load(); }
     std::uint64_t audit_records() const { return audit_records_.load(); }

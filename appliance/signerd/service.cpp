@@ -117,6 +117,7 @@ Metrics::Gauges Service::gauges() const {
     }
     g.logged_in = gate_.logged_in();
     g.audit_failing = journal_.failure().has_value();
+    g.login_failure_records = directory_.tracked_failures();
     return g;
 }
 
