@@ -223,7 +223,7 @@ def run(folder, cli, signerd, module):
             after = metric(app, "dkim_signerd_profile_refusals_total", 'rule="%s"' % rule)
             check(after == before[rule] + count, "metrics count %d %s refusals (%d -> %d)"
                   % (count, rule, before[rule], after))
-        audit = app.op("audit", "show", "--limit", "200", check=True).stdout.decode()
+        audit = app.op("audit", "show", "--limit", "10000", check=True).stdout.decode()
         check("signing profile: oversigning" in audit and "signing profile: timestamp" in audit,
               "the audit log records each refusal with its rule")
 
