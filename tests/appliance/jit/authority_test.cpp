@@ -389,5 +389,38 @@ TEST(PolicyTest, Durations) {
     EXPECT_EQ(jit::format_duration(90min), "1h30m");
 }
 
+TEST_F(AuthorityTest, PendingRequestsAreBoundedPerRequester) {
+    // A compromised relay (or a user) cannot flood the approvers: 16 pending at most.
+    auto& a = engine.authority();
+    const std::size_t cap = jit::Authority::kMaxPendingPerRequester;
+    for (std::size_t i = 0; i < cap; ++i) {
+        auto r = a.authorize_sign("relay", "example.com", "s" + std::to_string(i), t0);
+        ASSERT_FALSE(r);
+        EXPECT_EQ(r.error().kind, jit::SignRefusal::Kind::locked);
+        EXPECT_GT(r.error().request_id, 0) << "filed for selector " << i;
+    }
+    auto over = a.authorize_sign("relay", "example.com", "one-more", t0);
+    ASSERT_FALSE(over);
+    EXPECT_EQ(over.error().kind, jit::SignRefusal::Kind::locked);
+    EXPECT_EQ(over.error().request_id, 0) << "no request filed past the bound";
+    EXPECT_NE(over.error().message.find("no request was filed"), std::string::npos);
+    // The same scope again reuses its pending request.
+    auto again = a.authorize_sign("relay", "example.com", "s0", t0);
+    ASSERT_FALSE(again);
+    EXPECT_GT(again.error().request_id, 0);
+    // Another relay client, and users, have bounds of their own.
+    EXPECT_GT(a.authorize_sign("other-relay", "example.com", "s0", t0).error().request_id, 0);
+    std::vector<std::int64_t> ids;
+    for (std::size_t i = 0; i < cap; ++i) {
+        ids.push_back(pending(sign_request("example.com", "u" + std::to_string(i), 1h)));
+    }
+    EXPECT_EQ(code_of(a.request(alice, sign_request("example.com", "u-more", 1h), t0)),
+              Refusal::Code::conflict);
+    EXPECT_TRUE(a.request(dave, sign_request("example.com", "u-more", 1h), t0));
+    // Once one is decided, there is room again.
+    ASSERT_TRUE(a.approve(bob, ids.front(), t0));
+    EXPECT_TRUE(a.request(alice, sign_request("example.com", "u-more", 1h), t0));
+}
+
 }  // namespace
 }  // namespace dkim::test
