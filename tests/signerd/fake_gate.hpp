@@ -5,6 +5,7 @@
 // throws Crash, which leaves the Service as a killed process would (the token changed or
 // not, nothing more committed). The test then restarts the harness and reruns the step.
 
+#include <functional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -45,6 +46,9 @@ class FakeGate final : public signerd::TokenGate {
     Expected<std::string, signerd::GateError> sign(const std::string& domain,
                                                    const std::string& selector, SigningAlgorithm,
                                                    std::string_view data) override {
+        if (before_sign) {
+            before_sign();
+        }
         if (!in) {
             return unexpected(
                 signerd::GateError{signerd::GateError::Kind::locked, "not logged in"});
@@ -131,7 +135,8 @@ class FakeGate final : public signerd::TokenGate {
     }
 
     std::vector<KeyDescription> keys;
-    std::set<std::string> privates;  // "domain/selector" with a private half
+    std::function<void()> before_sign;  // runs as each signature starts (fault injection)
+    std::set<std::string> privates;     // "domain/selector" with a private half
     // RSA keys the token holds outside `keys` (not listed, unmanaged): what the service tests
     // sign with. signerd refuses to sign for a key the token does not hold.
     std::set<std::string> signing_keys = {"example.com/s1", "example.com/s2", "example.org/s1"};

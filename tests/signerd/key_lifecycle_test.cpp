@@ -235,6 +235,24 @@ TEST_F(KeyLifecycleTest, ImportSignsItsTestBlockAndWipesTheKeyBytes) {
     EXPECT_EQ(gate.find("example.com", "imp2"), nullptr);
 }
 
+TEST_F(KeyLifecycleTest, AnImportsTestSignatureIsWithheldWhenItsAuditRecordFails) {
+    // Fail closed: the audit log breaks between the token's signature and its record.
+    gate.imported_algorithm = "ed25519";
+    grant("key.generate", "imp");
+    const std::string pem =
+        "-----BEGIN PRIVATE KEY-----\n"
+        "MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n"
+        "-----END PRIVATE KEY-----\n";
+    const std::string block = header_block("example.com", "imp", SigningAlgorithm::ed25519_sha256);
+    gate.before_sign = [this] { h.engine.store().failing = true; };
+    const auto reply = h.call(
+        h.web_peer, ipc::KeyImport{h.password_of("alice"), "example.com", "imp", pem, block});
+    h.engine.store().failing = false;
+    ASSERT_EQ(error_code(reply), "unavailable") << error_message(reply);
+    EXPECT_NE(error_message(reply).find("test signature was withheld"), std::string::npos);
+    EXPECT_EQ(gate.signatures, 1) << "the token signed, the signature did not leave";
+}
+
 TEST_F(KeyLifecycleTest, AnUnreadableTokenFailsClosed) {
     gate.unreadable = true;
     EXPECT_EQ(error_code(h.call(h.relay_peer, ipc::SigningKeysRequest{"example.com"})),
