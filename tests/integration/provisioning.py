@@ -127,6 +127,7 @@ class ManagedRelay:
 
     def __init__(self, folder, relayd, app):
         self.folder, self.relayd = folder, relayd
+        self.last_reply = ""
         self.maildir = os.path.join(folder, "maildir")
         for sub in ("new", "cur", "tmp"):
             os.makedirs(os.path.join(self.maildir, sub), exist_ok=True)
@@ -160,6 +161,8 @@ class ManagedRelay:
         r = subprocess.run(["swaks", "--server", "127.0.0.1:%d" % self.port, "--from", "alice@" + DOMAIN,
                             "--to", "bob@peer.example", "--helo", "client.test", "--data", "-"],
                            input=message, capture_output=True, timeout=60)
+        replies = [line for line in r.stdout.decode(errors="replace").splitlines() if line.startswith("<~")]
+        self.last_reply = replies[-1] if replies else r.stderr.decode(errors="replace").strip()
         return r.returncode
 
     def delivered(self):
@@ -202,6 +205,12 @@ def rotation(folder, cli, signerd, relayd, module):
         op.grant("sign")
         relay = ManagedRelay(folder, relayd, op.app)
         sent = relay.send("before")
+        if sent != 0:
+            # Seen once in a full parallel ASan run (not reproduced alone): the first message
+            # after the relay started got 451 while its key prefetch ran. A client retries a 451;
+            # so does this test, once, and says what the first answer was.
+            print("      the first message was deferred (%s); retrying once" % relay.last_reply)
+            sent = relay.send("before")
         delivered = relay.delivered()
         check(sent == 0 and delivered and sorted(selectors_of(delivered[-1])) == [b"ed", b"rsa", b"short"],
               "the managed relay signs with every active key: %s" % (delivered and selectors_of(delivered[-1])))
