@@ -17,6 +17,12 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// A real Ed25519 PKCS#8 key (RFC 8410 §10.3), so that signerd can read its public half.
+const std::string kImportPem =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n"
+    "-----END PRIVATE KEY-----\n";
+
 class KeyLifecycleTest : public ::testing::Test {
   protected:
     FakeGate gate;
@@ -211,11 +217,7 @@ TEST_F(KeyLifecycleTest, AForcedRetirementStopsACompromisedKeyAtOnce) {
 TEST_F(KeyLifecycleTest, ImportSignsItsTestBlockAndWipesTheKeyBytes) {
     gate.imported_algorithm = "ed25519";
     grant("key.generate", "imp");
-    // A real Ed25519 PKCS#8 key (RFC 8410 §10.3), so that signerd can read its public half.
-    const std::string pem =
-        "-----BEGIN PRIVATE KEY-----\n"
-        "MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n"
-        "-----END PRIVATE KEY-----\n";
+    const std::string& pem = kImportPem;
     const std::string block = header_block("example.com", "imp", SigningAlgorithm::ed25519_sha256);
     ipc::Request request = ipc::KeyImport{h.password_of("alice"), "example.com", "imp", pem, block};
     auto reply = h.service->handle(h.web_peer, request);
@@ -239,10 +241,7 @@ TEST_F(KeyLifecycleTest, AnImportsTestSignatureIsWithheldWhenItsAuditRecordFails
     // Fail closed: the audit log breaks between the token's signature and its record.
     gate.imported_algorithm = "ed25519";
     grant("key.generate", "imp");
-    const std::string pem =
-        "-----BEGIN PRIVATE KEY-----\n"
-        "MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n"
-        "-----END PRIVATE KEY-----\n";
+    const std::string& pem = kImportPem;
     const std::string block = header_block("example.com", "imp", SigningAlgorithm::ed25519_sha256);
     gate.before_sign = [this] { h.engine.store().failing = true; };
     const auto reply = h.call(
