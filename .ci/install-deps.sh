@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config git
+  ccache                                 # tests/stages.sh: a new clone reuses earlier compilations
   clang-14 libclang-rt-14-dev            # libFuzzer targets and sanitizer runtimes
   clang-format-14 clang-tidy-14          # the lint tests
   # libraries
