@@ -57,6 +57,7 @@
 #include "dkim/jit/credentials.hpp"
 #include "dkim/provisioning/dns_record.hpp"
 #include "dkim/provisioning/keys.hpp"
+#include "dkim/service/traversal.hpp"
 #include "dkim/text/json.hpp"
 #include "signerd_connection.hpp"
 #include "up_sysusers.hpp"
@@ -191,6 +192,68 @@ std::optional<std::pair<uid_t, gid_t>> user_ids(const char* name) {
         return std::nullopt;
     }
     return std::pair{entry.pw_uid, entry.pw_gid};
+}
+
+std::string user_name(uid_t uid) {
+    passwd entry{};
+    passwd* found = nullptr;
+    std::array<char, 4096> buffer{};
+    if (::getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) {
+        return "uid " + std::to_string(uid);
+    }
+    return found->pw_name;
+}
+
+std::string group_name(gid_t gid) {
+    ::group entry{};
+    ::group* found = nullptr;
+    std::array<char, 4096> buffer{};
+    if (::getgrgid_r(gid, &entry, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) {
+        return "gid " + std::to_string(gid);
+    }
+    return found->gr_name;
+}
+
+// The daemons run as their own users and open their configuration, state and sockets under
+// the state folder, so every folder above it must let them search it (a `mktemp -d` folder,
+// mode 0700, does not: signerd would fail to open etc/signerd.toml, again at every restart).
+// Checked before anything is made or started: with the packaged users and their groups when
+// they exist, else as users that own nothing and are in no group (the others' bits).
+Expected<void, std::string> daemons_can_reach(const fs::path& root) {
+    constexpr uid_t kNotYetMade = static_cast<uid_t>(-2);
+    const auto signer = user_ids("dkim-signer");
+    std::vector<service::Account> accounts;
+    for (const char* name : {"dkim-signer", "dkim-relay", "dkim-web"}) {
+        const auto ids = user_ids(name);
+        service::Account account{name, ids ? ids->first : kNotYetMade, {}};
+        for (const auto& known : {ids, signer}) {
+            if (known) {
+                account.groups.push_back(known->second);
+            }
+        }
+        accounts.push_back(std::move(account));
+    }
+    const auto blocked = service::first_blocking(service::folders_on_the_way(root), accounts);
+    if (!blocked) {
+        return {};
+    }
+    char mode[8];
+    (void)std::snprintf(mode, sizeof mode, "%04o", blocked->folder.mode);
+    const char* who = blocked->applies == service::PermissionClass::owner   ? "its owner"
+                      : blocked->applies == service::PermissionClass::group ? "its group"
+                                                                             : "others";
+    return unexpected(
+        "the state folder " + root.string() +
+        " cannot be reached by the daemons: they run as their own system users (dkim-signer, "
+        "dkim-relay, dkim-web), and " +
+        blocked->folder.path.string() + " (mode " + mode + ", owner " +
+        user_name(blocked->folder.uid) + ", group " + group_name(blocked->folder.gid) +
+        ") does not let " + blocked->account + " through: it needs search permission (x) for " +
+        who +
+        ".\n  Either let them through (enter, not list):  " + blocked->fix +
+        "\n  or give a --state-dir outside it, whose every parent others may enter "
+        "(such as /var/lib/dkim-appliance-up or ./state in a home folder of mode 0711 or 0755)."
+        "\n  Nothing was made or started.");
 }
 
 // Everything below `folder` to its daemon's user (files made by root, or by an earlier layout).
@@ -1177,13 +1240,24 @@ int run_up(const UpArgs& args) {
             "dkim-web): run it as root");
     }
     std::error_code ec;
-    fs::create_directories(args.state_dir, ec);
-    const fs::path root = fs::absolute(args.state_dir, ec).lexically_normal();
+    fs::path root = fs::absolute(args.state_dir, ec).lexically_normal();
     if (ec) {
-        return fail("cannot create " + args.state_dir + ": " + ec.message());
+        return fail("cannot resolve " + args.state_dir + ": " + ec.message());
+    }
+    if (!root.has_filename()) {
+        root = root.parent_path();  // "state/"
+    }
+    // Before anything is made: the daemons' users must be able to reach the folder.
+    if (auto reachable = daemons_can_reach(root); !reachable) {
+        return fail(reachable.error());
+    }
+    // Folders made on the way to it must let the daemons through too.
+    ::umask(0022);
+    fs::create_directories(root, ec);
+    if (ec) {
+        return fail("cannot create " + root.string() + ": " + ec.message());
     }
     const Paths p(root);
-    ::umask(0022);
     // One `up` per state folder: two signerds on one token and one database would fight.
     const int lock = ::open((root / "up.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (lock < 0 || ::flock(lock, LOCK_EX | LOCK_NB) != 0) {

@@ -10,7 +10,8 @@
   supervision  kill -9 of a daemon is restarted with back-off; a daemon that stops answering
                (SIGSTOP) misses its watchdog pings and is aborted and restarted; SIGTERM stops
                the appliance; refusals: a second `up` on the same folder, a bad key in up.toml
-               (file:line), a non-root user
+               (file:line), a non-root user, a state folder under a folder of mode 0700 (the
+               daemons' users could not reach it: refused before anything is made)
 
 usage: appliance_up.py GROUP DKIM_APPLIANCE
 """
@@ -343,6 +344,20 @@ def supervision(folder, appliance):
     nobody = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", appliance, "up",
                              "--state-dir", os.path.join(folder, "other")], capture_output=True, text=True)
     check(nobody.returncode == 1 and "run it as root" in nobody.stderr, "up as another user than root is refused")
+    # A state folder under a folder only its owner may enter (`mktemp -d` makes them 0700): the
+    # daemons, each its own user, could not reach it. Refused before anything is made or
+    # started, naming that folder, its mode and the fix.
+    private = os.path.join(folder, "private")
+    os.mkdir(private)
+    os.chmod(private, 0o700)
+    blocked = subprocess.run([appliance, "up", "--state-dir", os.path.join(private, "deeper", "state")],
+                             capture_output=True, text=True, timeout=60)
+    check(blocked.returncode == 1 and "%s (mode 0700, owner root" % private in blocked.stderr
+          and "chmod o+x " + private in blocked.stderr and "--state-dir" in blocked.stderr,
+          "a state folder the daemons' users cannot reach is refused with the folder that blocks them and "
+          "the fix (%s)" % blocked.stderr.strip()[-400:])
+    check(os.listdir(private) == [], "nothing was made under it (%s)" % os.listdir(private))
+    check(not daemon_pids(os.path.join(private, "deeper", "state")), "no daemon was started")
 
 
 def _verify(appliance, dns_port, message):
