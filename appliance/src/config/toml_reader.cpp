@@ -106,13 +106,33 @@ std::optional<std::vector<std::string>> TableReader::strings(const std::string& 
     return out;
 }
 
+namespace {
+
+// "0s", "0ms", "0m0s": a well-formed duration of zero (parse_duration refuses zero).
+bool reads_as_zero_duration(std::string_view text) {
+    std::string ones(text);
+    bool digits_all_zero = true;
+    for (char& c : ones) {
+        if (c >= '1' && c <= '9') {
+            digits_all_zero = false;
+        }
+        c = c == '0' ? '1' : c;
+    }
+    return digits_all_zero && parse_duration(ones).has_value();
+}
+
+}  // namespace
+
 std::optional<std::chrono::milliseconds> TableReader::duration(const std::string& key,
                                                                std::chrono::milliseconds min) {
     const auto text = string(key);
     if (!text) {
         return std::nullopt;
     }
-    const auto d = parse_duration(*text);
+    // Where the minimum is zero, zero is a value ("0s": no greeting delay).
+    const auto d = min.count() == 0 && reads_as_zero_duration(*text)
+                       ? std::optional<std::chrono::milliseconds>(0)
+                       : parse_duration(*text);
     if (!d || *d < min) {
         fail(key, "expected a duration of at least " + std::to_string(min.count()) +
                       "ms such as \"500ms\", \"90s\", \"5m\" or \"1h30m\"");

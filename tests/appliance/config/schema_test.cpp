@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <toml++/toml.h>
 
+#include <chrono>
 #include <stdexcept>
 
 #include "dkim/config/toml_reader.hpp"
@@ -85,6 +86,22 @@ TEST(ConfigSchemaTest, AReaderWithASchemaRefusesUndeclaredKeys) {
     // Without a schema nothing is checked.
     dkim::config::TableReader free(t, "test.toml");
     EXPECT_FALSE(free.boolean("debug").has_value());
+}
+
+TEST(ConfigSchemaTest, AZeroDurationIsReadWhereTheMinimumIsZero) {
+    // relayd's [limits] greeting_delay: "0s" is no delay (the README's example says so).
+    const toml::table t = toml::parse(
+        "off = \"0s\"\nms = \"0ms\"\nmixed = \"0m0s\"\nsome = \"250ms\"\nbare = \"0\"\n"
+        "below = \"0s\"\n");
+    dkim::config::TableReader r(t, "test.toml");
+    using std::chrono::milliseconds;
+    EXPECT_EQ(r.duration("off", milliseconds(0)), milliseconds(0));
+    EXPECT_EQ(r.duration("ms", milliseconds(0)), milliseconds(0));
+    EXPECT_EQ(r.duration("mixed", milliseconds(0)), milliseconds(0));
+    EXPECT_EQ(r.duration("some", milliseconds(0)), milliseconds(250));
+    EXPECT_THROW((void)r.duration("bare", milliseconds(0)), dkim::config::ConfigError);
+    // Elsewhere (the default minimum of 1ms) zero stays an error.
+    EXPECT_THROW((void)r.duration("below"), dkim::config::ConfigError);
 }
 
 }  // namespace
