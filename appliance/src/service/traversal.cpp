@@ -76,8 +76,8 @@ bool add_ancestors(const fs::path& absolute, std::vector<FolderFacts>& out,
             return false;
         }
         if (seen.insert({st.st_dev, st.st_ino}).second) {
-            out.push_back(FolderFacts{walked, static_cast<unsigned>(st.st_mode & 07777),
-                                      st.st_uid, st.st_gid});
+            out.push_back(FolderFacts{walked, static_cast<unsigned>(st.st_mode & 07777), st.st_uid,
+                                      st.st_gid});
         }
     }
     return true;

@@ -77,8 +77,7 @@ TEST(TraversalTest, OneClassAppliesAsTheKernelChecks) {
 
 TEST(TraversalTest, TheOutermostBlockingFolderIsNamed) {
     const auto blocked = dkim::service::first_blocking(
-        {folder("/", 0755), folder("/home/a", 0750), folder("/home/a/b", 0700)},
-        {kSignerAccount});
+        {folder("/", 0755), folder("/home/a", 0750), folder("/home/a/b", 0700)}, {kSignerAccount});
     ASSERT_TRUE(blocked.has_value());
     EXPECT_EQ(blocked->folder.path, "/home/a");
 }
