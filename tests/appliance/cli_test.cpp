@@ -10,6 +10,7 @@
 
 #include "openssl_verify.hpp"
 #include "softhsm_environment.hpp"
+#include "test_paths.hpp"
 
 namespace dkim::test {
 namespace {
@@ -28,7 +29,7 @@ std::string quote(const std::string& arg) {
 }
 
 CliRun cli(const std::vector<std::string>& args) {
-    std::string command = DKIM_APPLIANCE_CLI;
+    std::string command = quote(test_path("cli").string());
     for (const auto& arg : args) {
         command += " " + quote(arg);
     }
@@ -359,7 +360,7 @@ namespace {
 // `sign` and `verify` on files: stdout only (stderr dropped) for the signed message.
 CliRun cli_stdin(const std::vector<std::string>& args, const std::string& input_file,
                  bool keep_stderr = false) {
-    std::string command = DKIM_APPLIANCE_CLI;
+    std::string command = quote(test_path("cli").string());
     for (const auto& arg : args) {
         command += " " + quote(arg);
     }

@@ -4,6 +4,7 @@
 
 #include "dkim/hsm/token.hpp"
 #include "hsm_test_tokens.hpp"
+#include "test_paths.hpp"
 
 namespace dkim::hsm {
 namespace {
@@ -20,7 +21,7 @@ TEST(ModuleTest, MissingModuleGivesClearError) {
 
 TEST(ModuleTest, LibraryWithoutPkcs11EntryPointIsRefused) {
     // libcrypto is a shared library with no C_GetFunctionList.
-    auto module = Module::load(DKIM_TEST_NON_PKCS11_LIBRARY);
+    auto module = Module::load(dkim::test::test_path("non_pkcs11_library").string());
     ASSERT_FALSE(module);
     EXPECT_EQ(module.error().code, ErrorCode::module_load);
     EXPECT_NE(module.error().message.find("is not a PKCS#11 module: it has no C_GetFunctionList"),

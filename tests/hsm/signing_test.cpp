@@ -10,6 +10,7 @@
 #include "hsm_test_tokens.hpp"
 #include "openssl_verify.hpp"
 #include "raw_pkcs11.hpp"
+#include "test_paths.hpp"
 
 namespace dkim::hsm {
 namespace {
@@ -186,10 +187,10 @@ class FaultModuleTest : public ::testing::Test {
   protected:
     void SetUp() override {
         setenv("DKIM_FAULT_MODULE_TARGET", test::SoftHsmEnvironment::module_path().c_str(), 1);
-        auto module = Module::load(DKIM_TEST_FAULT_MODULE);
+        auto module = Module::load(dkim::test::test_path("fault_module").string());
         ASSERT_TRUE(module) << module.error().to_string();
         module_ = *module;
-        void* handle = dlopen(DKIM_TEST_FAULT_MODULE, RTLD_NOW | RTLD_NOLOAD);
+        void* handle = dlopen(dkim::test::test_path("fault_module").c_str(), RTLD_NOW | RTLD_NOLOAD);
         ASSERT_NE(handle, nullptr);
         login_calls_ =
             reinterpret_cast<unsigned long (*)()>(dlsym(handle, "dkim_fault_login_calls"));
@@ -218,7 +219,7 @@ TEST_F(FaultModuleTest, InitializesOnceAndFinalizesWhenTheLastUserGoes) {
     const unsigned long initialized = initialize_calls_();
     const unsigned long finalized = finalize_calls_();
     {
-        auto again = Module::load(DKIM_TEST_FAULT_MODULE);
+        auto again = Module::load(dkim::test::test_path("fault_module").string());
         ASSERT_TRUE(again);
         EXPECT_EQ(again->get(), module_.get());
         SigningPool pool(token_);  // holds the token, which holds the module
@@ -229,7 +230,7 @@ TEST_F(FaultModuleTest, InitializesOnceAndFinalizesWhenTheLastUserGoes) {
     EXPECT_EQ(initialize_calls_(), initialized) << "one C_Initialize for all users";
     EXPECT_EQ(finalize_calls_(), finalized + 1) << "C_Finalize when the last user went";
 
-    auto fresh = Module::load(DKIM_TEST_FAULT_MODULE);
+    auto fresh = Module::load(dkim::test::test_path("fault_module").string());
     ASSERT_TRUE(fresh) << fresh.error().to_string();
     EXPECT_EQ(initialize_calls_(), initialized + 1) << "a new user initialises it again";
     auto token = Token::open(*fresh, TokenSelector::by_label(test::kFaultToken));
@@ -237,7 +238,7 @@ TEST_F(FaultModuleTest, InitializesOnceAndFinalizesWhenTheLastUserGoes) {
 }
 
 TEST_F(FaultModuleTest, ExportsEd25519KeysFromARawEcPoint) {
-    void* handle = dlopen(DKIM_TEST_FAULT_MODULE, RTLD_NOW | RTLD_NOLOAD);
+    void* handle = dlopen(dkim::test::test_path("fault_module").c_str(), RTLD_NOW | RTLD_NOLOAD);
     auto raw_ec_point = reinterpret_cast<void (*)(int)>(dlsym(handle, "dkim_fault_raw_ec_point"));
     ASSERT_NE(raw_ec_point, nullptr);
     auto login = test::login(token_);

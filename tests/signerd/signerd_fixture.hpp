@@ -35,18 +35,27 @@ inline std::string header_block(const std::string& domain, const std::string& se
     return capture.captured;
 }
 
-// Service options with the PIN "1234" in a 0600 file (one per test process).
+// Service options with the PIN "1234" in a 0600 file (one per test process, removed when the
+// process ends: each test is a process of its own under ctest, and /tmp kept hundreds).
 inline signerd::ServiceOptions file_pin_options() {
-    static const std::filesystem::path path = [] {
-        const auto dir = make_temp_dir("dkim-pin");
-        const auto file = dir / "pin";
-        std::ofstream(file) << "1234\n";
-        ::chmod(file.c_str(), 0600);
-        return file;
-    }();
+    struct PinFile {
+        std::filesystem::path dir = make_temp_dir("dkim-pin");
+        std::filesystem::path file = dir / "pin";
+        PinFile() {
+            std::ofstream(file) << "1234\n";
+            ::chmod(file.c_str(), 0600);
+        }
+        ~PinFile() {
+            std::error_code ec;
+            std::filesystem::remove_all(dir, ec);
+        }
+        PinFile(const PinFile&) = delete;
+        PinFile& operator=(const PinFile&) = delete;
+    };
+    static const PinFile pin;
     signerd::ServiceOptions o;
     o.pin_source = signerd::PinSourceKind::file;
-    o.pin_path = path;
+    o.pin_path = pin.file;
     return o;
 }
 

@@ -12,6 +12,7 @@
 
 #include "dkim/crypto/base64.hpp"
 #include "dkim/crypto/sha256.hpp"
+#include "test_paths.hpp"
 
 namespace dkim::test {
 
@@ -111,7 +112,7 @@ std::string SoftwareSigner::key_record() const {
 }
 
 std::string read_test_file(const std::filesystem::path& relative) {
-    const std::filesystem::path path = std::filesystem::path(DKIM_TEST_DATA_DIR) / relative;
+    const std::filesystem::path path = test_data_path(relative);
     std::ifstream in(path, std::ios::binary);
     if (!in) {
         throw std::runtime_error("cannot read " + path.string());

@@ -34,7 +34,7 @@ class SoftwareSigner final : public Signer {
     SigningAlgorithm algorithm_;
 };
 
-// Test data under tests/data (DKIM_TEST_DATA_DIR).
+// Test data under tests/data (test_data_path).
 std::string read_test_file(const std::filesystem::path& relative);
 // LF line endings to CRLF (test data files are stored with LF).
 std::string to_crlf(std::string_view text);

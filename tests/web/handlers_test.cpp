@@ -13,6 +13,7 @@
 
 #include "json_body.hpp"
 #include "sessions.hpp"
+#include "test_paths.hpp"
 
 namespace dkim::test {
 namespace {
@@ -499,7 +500,7 @@ TEST_F(HandlersTest, HealthzSaysWhetherSignerdAnswers) {
 
 // The OpenAPI document and the route table list the same operations.
 TEST(OpenApiTest, TheDocumentMatchesTheRoutes) {
-    std::ifstream in(DKIM_OPENAPI_JSON);
+    std::ifstream in(dkim::test::test_path("openapi"));
     std::stringstream text;
     text << in.rdbuf();
     rapidjson::Document doc;

@@ -14,11 +14,12 @@
 
 #include "dkim/dns/resolver.hpp"
 #include "dkim/spf/check.hpp"
+#include "test_paths.hpp"
 
 namespace dkim::spf {
 namespace {
 
-const std::string kSuite = std::string(DKIM_TEST_DATA_DIR) + "/spf/rfc7208-tests.yml";
+const std::string kSuite = dkim::test::test_data_path("spf/rfc7208-tests.yml").string();
 
 struct SuiteCase {
     std::string name;  // "section/test"
