@@ -30,6 +30,39 @@ bool may_read_audit(const Actor& who) {
            jit::has_role(who.roles, jit::Role::admin);
 }
 
+bool may_list_users(const Actor& who) {
+    return who.kind != Actor::Kind::user || jit::has_role(who.roles, jit::Role::admin) ||
+           jit::has_role(who.roles, jit::Role::auditor);
+}
+
+// What `who` may do (WhoAmI), by the rules the operations check: Authority::request (the
+// requester role; break-glass: admin, and operate(ElevationRequest) wants a TOTP code),
+// Authority::decidable_request and ::revoke (the operation's approvers in the policy; admins
+// revoke any grant, holders their own; users confirm each with a TOTP code, which needs a
+// confirmed enrolment), Authority::cancel (admins and the local operator cancel any pending
+// request), may_read_audit and may_list_users. It grants nothing: every operation checks
+// again. PermissionsTest.PermissionsAreWhatTheOperationsAllow holds the two together.
+ipc::Permissions permissions_of(const Actor& who, bool totp, const jit::Policy& policy) {
+    ipc::Permissions p;
+    const bool user = who.kind == Actor::Kind::user;
+    const bool admin = jit::has_role(who.roles, jit::Role::admin);
+    p.request = user && jit::has_role(who.roles, jit::Role::requester);
+    p.break_glass = user && admin && totp;
+    if (user && totp) {
+        for (const jit::Operation op : jit::kOperations) {
+            if (policy.for_operation(op).may_approve(who.name, who.roles)) {
+                p.approve.emplace_back(jit::to_string(op));
+            }
+        }
+    }
+    p.revoke_own = user && totp;
+    p.revoke_any = who.kind == Actor::Kind::local || (user && admin && totp);
+    p.cancel_any = who.kind == Actor::Kind::local || admin;
+    p.audit = may_read_audit(who);
+    p.users = may_list_users(who);
+    return p;
+}
+
 ipc::RequestView view(const jit::Request& r, const jit::Policy& policy, jit::TimePoint now) {
     ipc::RequestView v;
     v.id = r.id;
@@ -737,8 +770,7 @@ ipc::Reply Service::operate(const Actor& who, ipc::UserAdd& r, jit::TimePoint no
 }
 
 ipc::Reply Service::operate(const Actor& who, ipc::UserList& /*r*/, jit::TimePoint now) {
-    if (who.kind == Actor::Kind::user && !jit::has_role(who.roles, jit::Role::admin) &&
-        !jit::has_role(who.roles, jit::Role::auditor)) {
+    if (!may_list_users(who)) {
         return error("forbidden", "listing users needs the admin or auditor role");
     }
     ipc::UsersReply out;
@@ -1062,6 +1094,7 @@ ipc::Reply Service::operate(const Actor& who, ipc::WhoAmI& r, jit::TimePoint /*n
         const auto user = directory_.find(who.name);
         out.totp = user && user->totp_confirmed;
     }
+    out.permissions = permissions_of(who, out.totp, authority_.policy());
     if (!r.auth.token.empty()) {
         if (const auto token = directory_.token_info(r.auth.token)) {
             out.token_kind = token->kind == jit::TokenKind::api ? "api" : "session";

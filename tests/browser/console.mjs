@@ -6,6 +6,10 @@
 // The story: alice requests (keyboard only), bob approves with his TOTP code, the grant appears
 // with a live countdown, a signature through signerd succeeds and spends a use, carol revokes,
 // the next signature is refused. Untrusted text (a <script> in the reason) stays text.
+// Each user sees only the tabs and buttons they may use, never even for a moment: alice
+// (requester) no audit log and no approve, deny or revoke; bob and carol (approvers) no request
+// form and no audit log; erin (auditor) the audit log; gwen (admin) the audit log and a cancel
+// button on another's request, which works.
 
 import { createHmac } from "node:crypto";
 import { spawnSync } from "node:child_process";
@@ -70,10 +74,37 @@ const browser = await chromium.launch({
 
 async function person(name) {
   const context = await browser.newContext({ viewport: { width: 1366, height: 860 } });
+  // Every tab that is ever rendered visible in this page, also for a moment (a mutation
+  // observer runs before the next paint): a tab the user may not use must never be in it.
+  await context.addInitScript(() => {
+    window.__tabsSeen = [];
+    new MutationObserver(() => {
+      for (const a of document.querySelectorAll("nav a[data-view]")) {
+        if (a.getClientRects().length > 0 && window.__tabsSeen.indexOf(a.dataset.view) < 0) {
+          window.__tabsSeen.push(a.dataset.view);
+        }
+      }
+    }).observe(document, { subtree: true, childList: true, attributes: true });
+  });
   const page = await context.newPage();
   page.on("pageerror", (e) => check(false, name + ": no script error in the page: " + e.message));
   page.on("console", (m) => { if (m.type() === "error") { console.log("      " + name + " console: " + m.text()); } });
   return page;
+}
+
+// The tabs shown now, by name (without the pending count), and every tab this page has ever shown.
+async function tabs(page) {
+  return (await page.locator("nav a[data-view]:visible").allTextContents())
+    .map((t) => t.replace(/\s+\d+\s*$/, "").trim());
+}
+async function tabsSeen(page) { return page.evaluate(() => window.__tabsSeen.slice().sort()); }
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+// The buttons on the newest pending request's card.
+async function cardButtons(page) {
+  await page.goto(url + "#requests");
+  const card = page.locator("#pending-list .card").first();
+  await card.waitFor();
+  return (await card.locator("button").allTextContents()).map((t) => t.trim());
 }
 
 async function login(page, user, withTotp) {
@@ -100,6 +131,15 @@ try {
   await alice.keyboard.press("Enter");
   await alice.locator("#bar").waitFor();
   check(await alice.textContent("#who-name") === "alice", "alice is signed in with the keyboard");
+  check(same(await tabs(alice), ["Requests", "Grants", "Request elevation", "Keys & DNS"]),
+        "alice (requester) has no Audit log tab: " + await tabs(alice));
+  const aliceAsked = [];
+  alice.on("request", (r) => aliceAsked.push(new URL(r.url()).pathname));
+  await alice.goto(url + "#audit");
+  await alice.locator("#view-requests").waitFor();
+  check(await alice.locator("#view-audit").isHidden() && new URL(alice.url()).hash === "#requests" &&
+        !aliceAsked.some((p) => p.startsWith("/api/v1/audit")),
+        "alice's #audit opens the requests instead, and nothing asks for the audit log");
 
   await alice.goto(url + "#new");
   await alice.locator("#new-form").waitFor();
@@ -122,6 +162,8 @@ try {
   // bob approves with his TOTP code.
   const bob = await person("bob");
   await login(bob, "bob", true);
+  check(same(await tabs(bob), ["Requests", "Grants", "Keys & DNS"]),
+        "bob (approver) has no request form and no Audit log tab: " + await tabs(bob));
   const bobCard = bob.locator("#pending-list .card").first();
   await bobCard.waitFor();
   const text = await bobCard.locator(".reason").textContent();
@@ -155,6 +197,11 @@ try {
   await bob.locator("#grants-table tbody tr", { hasText: "4 of 5" }).waitFor({ timeout: 12000 });
   check(true, "the console shows the spent use (4 of 5), live");
   await bob.screenshot({ path: shots + "/05-active-grants.png" });
+  await alice.goto(url + "#grants");
+  const aliceRow = alice.locator("#grants-table tbody tr").first();
+  await aliceRow.waitFor();
+  check(/alice/.test(await aliceRow.textContent()) && await aliceRow.locator("button").count() === 0,
+        "alice sees her grant without a Revoke button (a revoke needs a TOTP code she has not)");
 
   // carol revokes (each approver spends at most three codes: signerd's window); the next
   // signature is refused.
@@ -171,6 +218,10 @@ try {
   await carol.locator("#grants-empty").waitFor();
   check(/revoked/.test(await carol.textContent("#notice")), "the grant is revoked");
   check(relaySign() === 3, "after the revoke the next signature is refused (locked)");
+  // The refused signature filed a pending request (the relay's): not alice's to decide.
+  check(same(await cardButtons(alice), []),
+        "alice sees the relay's pending request with no Approve, Deny or Cancel button");
+  check(same(await cardButtons(carol), ["Approve…", "Deny…"]), "carol (approver) may approve or deny it");
   await bob.locator("#grants-empty").waitFor({ timeout: 12000 });
   check(/revoked/.test(await bob.textContent("#ended-table")), "bob's console shows the revoke live");
 
@@ -186,6 +237,9 @@ try {
   // The audit log, as the auditor, with the chain's status.
   const erin = await person("erin");
   await login(erin, "erin", false);
+  check(same(await tabs(erin), ["Requests", "Grants", "Keys & DNS", "Audit log"]),
+        "erin (auditor) has the Audit log tab and no request form: " + await tabs(erin));
+  check(same(await cardButtons(erin), []), "erin (auditor) may not decide the relay's request");
   await erin.goto(url + "#audit");
   await erin.locator("#verify-status.good").waitFor();
   check(/Chain intact/.test(await erin.textContent("#verify-status")), "the audit chain is shown as intact");
@@ -194,8 +248,47 @@ try {
         "the audit page lists the approval, the signature and the revoke");
   await erin.screenshot({ path: shots + "/07-audit.png" });
   await bob.goto(url + "#audit");
-  await bob.locator("#audit-forbidden").waitFor();
-  check(true, "an approver without the auditor role is told the audit log is not for them");
+  await bob.locator("#view-requests").waitFor();
+  check(await bob.locator("#view-audit").isHidden() && !(await tabs(bob)).includes("Audit log"),
+        "bob (approver) cannot open the audit log from its address either");
+
+  // gwen (admin, no TOTP): the audit log, and a cancel button on another's request.
+  const gwen = await person("gwen");
+  await login(gwen, "gwen", false);
+  check(same(await tabs(gwen), ["Requests", "Grants", "Keys & DNS", "Audit log"]),
+        "gwen (admin) has the Audit log tab: " + await tabs(gwen));
+  await gwen.goto(url + "#audit");
+  await gwen.locator("#verify-status.good").waitFor();
+  check(/grant\.revoke/.test(await gwen.textContent("#audit-table")), "gwen reads the audit log");
+  check(same(await cardButtons(gwen), ["Cancel request"]),
+        "gwen may cancel the relay's request, not approve it (no approver role, no TOTP)");
+  await gwen.locator("#pending-list .card").first().getByRole("button", { name: "Cancel request" }).click();
+  await gwen.locator("#pending-empty").waitFor();
+  check(/cancelled/.test(await gwen.textContent("#notice")), "gwen's cancel works");
+  await gwen.screenshot({ path: shots + "/09-admin-requests.png" });
+
+  // No page ever showed a tab its user may not use, not even for a moment.
+  const never = async (page, who, views) => {
+    const seen = await tabsSeen(page);
+    check(!views.some((v) => seen.includes(v)), who + " was never shown a tab they may not use: " + seen);
+  };
+  await never(alice, "alice", ["audit"]);
+  await never(bob, "bob", ["audit", "new"]);
+  await never(carol, "carol", ["audit", "new"]);
+  await never(erin, "erin", ["new"]);
+  await never(gwen, "gwen", ["new"]);
+  // The next load asks signerd again (GET /api/v1/me, held back here for a second): nothing
+  // forbidden shows while it asks, and then the tabs are the permissions it answered.
+  await alice.route("**/api/v1/me", async (route) => {
+    await new Promise((r) => setTimeout(r, 1000));
+    await route.continue();
+  });
+  await alice.reload();
+  await alice.locator("#bar").waitFor();
+  await alice.unroute("**/api/v1/me");
+  check(same(await tabs(alice), ["Requests", "Grants", "Request elevation", "Keys & DNS"]),
+        "after a reload alice's tabs are her permissions again");
+  await never(alice, "alice (reloaded)", ["audit"]);
 
   // Sign out.
   await alice.click("#logout");

@@ -25,10 +25,14 @@ class AnyoneSigner final : public web::SignerApi {
             [](auto& r) -> ipc::Reply {
                 using T = std::decay_t<decltype(r)>;
                 if constexpr (std::is_same_v<T, ipc::WhoAmI>) {
-                    return ipc::IdentityReply{"fuzz",           "requester,approver,admin,auditor",
-                                              "user",           true,
-                                              "session",        1,
-                                              1'900'000'000'000};
+                    return ipc::IdentityReply{"fuzz",
+                                              "requester,approver,admin,auditor",
+                                              "user",
+                                              true,
+                                              "session",
+                                              1,
+                                              1'900'000'000'000,
+                                              {true, true, {"sign"}, true, true, true, true, true}};
                 } else if constexpr (std::is_same_v<T, ipc::ElevationList>) {
                     ipc::RequestView v;
                     v.id = 1;

@@ -21,7 +21,9 @@ webd runs as user daemon (group nogroup), which signerd knows as its web peer.
         alice requests, bob approves with TOTP, the grant appears with its countdown, a
         signature through signerd succeeds, bob revokes and the next signature is refused; a
         <script> in a reason is shown as text; keys with DNS records; the audit log verified;
-        a screenshot of each page in ARTIFACTS.
+        each user (alice requester, bob and carol approvers, erin auditor, gwen admin) sees
+        only the tabs and buttons they may use, never even for a moment; a screenshot of each
+        page in ARTIFACTS.
 
 usage: webd_daemon.py api DKIM_APPLIANCE DKIM_SIGNERD DKIM_WEBD SOFTHSM2_MODULE OPENAPI_JSON
        webd_daemon.py browser DKIM_APPLIANCE DKIM_SIGNERD DKIM_WEBD SOFTHSM2_MODULE ARTIFACTS
@@ -308,6 +310,14 @@ def api(folder, cli, signerd, webd_path, module, openapi):
         status, _, doc, _ = call(alice, "GET", "/api/v1/me")
         check(status == 200 and doc["me"]["user"] == "alice" and doc["me"]["roles"] == ["requester"],
               "GET /api/v1/me names alice")
+        may = doc["me"]["permissions"]
+        check(may["request"] and not may["audit"] and not may["approve"] and not may["revoke_own"],
+              "alice may request, not read the audit log, decide or revoke (no TOTP): %s" % may)
+        status, _, doc, _ = call(bob, "GET", "/api/v1/me")
+        may = doc["me"]["permissions"]
+        check(may["approve"] == ["sign", "key.generate", "key.rotate", "key.retire", "admin"] and
+              may["revoke_own"] and not may["request"] and not may["audit"],
+              "bob may approve what the policy's role:approver may, and not request: %s" % may)
 
         # CSRF: a state-changing request without the session's token is refused.
         request = {"operation": "sign", "domain": DOMAIN, "selector": "rsa", "duration_seconds": 600,
@@ -533,6 +543,10 @@ def api(folder, cli, signerd, webd_path, module, openapi):
 def browser(folder, cli, signerd, webd_path, module, artifacts):
     """The console in Debian's Chromium, driven by playwright-core (tests/browser/console.mjs)."""
     app = start_appliance(folder, cli, signerd, module)
+    # gwen: an admin without TOTP (the audit log, cancelling another's request; no decisions).
+    app.secret_file("pw-gwen", "gwen-correct-horse")
+    app.op("user", "add", "--name", "gwen", "--roles", "admin", "--new-password-file",
+           os.path.join(folder, "pw-gwen"), check=True)
     web = None
     try:
         web = Webd(folder, webd_path, app.socket)
@@ -547,7 +561,7 @@ def browser(folder, cli, signerd, webd_path, module, artifacts):
         env = dict(os.environ, WEBD_URL="https://127.0.0.1:%d/" % web.port, WEBD_SPKI=spki,
                    ARTIFACTS=artifacts, DOMAIN=DOMAIN, SIGN_COMMAND=json.dumps(sign),
                    TOTP_SECRETS=json.dumps(app.totp_secrets), TOTP_LAST=json.dumps(app.totp_last),
-                   PASSWORDS=json.dumps({u: u + "-correct-horse" for u in ("alice", "bob", "carol", "erin")}))
+                   PASSWORDS=json.dumps({u: u + "-correct-horse" for u in ("alice", "bob", "carol", "erin", "gwen")}))
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "browser", "console.mjs")
         run = subprocess.run(["node", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              timeout=400)
@@ -555,7 +569,7 @@ def browser(folder, cli, signerd, webd_path, module, artifacts):
         print(output, end="")
         check(run.returncode == 0, "the console scenario in Chromium (exit %d)" % run.returncode)
         shots = sorted(f for f in os.listdir(artifacts) if f.endswith(".png") and f[0].isdigit())
-        check(len(shots) == 8, "screenshots of each console page in %s: %s" % (artifacts, shots))
+        check(len(shots) == 9, "screenshots of each console page in %s: %s" % (artifacts, shots))
     finally:
         if web:
             web.stop()

@@ -79,8 +79,8 @@ class HandlersTest : public ::testing::Test {
                 if (w->auth.token != "tok-" + user) {
                     return ipc::ErrorReply{"unauthenticated", "bad token", 0, {}};
                 }
-                return ipc::IdentityReply{user,      roles, "user",           false,
-                                          "session", 7,     1'800'000'000'000};
+                return ipc::IdentityReply{
+                    user, roles, "user", false, "session", 7, 1'800'000'000'000, {}};
             }
             return ipc::ErrorReply{"invalid", "not scripted", 0, {}};
         };
@@ -234,10 +234,10 @@ TEST_F(HandlersTest, ASessionTokenIsNoBearerTokenAndCannotOutliveTheIdleTimeout)
             return ipc::ErrorReply{"invalid", "not scripted", 0, {}};
         }
         if (auth->token == "tok-alice") {
-            return ipc::IdentityReply{"alice",   "requester", "user",           false,
-                                      "session", 7,           1'800'000'000'000};
+            return ipc::IdentityReply{"alice", "requester",       "user", false, "session",
+                                      7,       1'800'000'000'000, {}};
         }
-        return ipc::IdentityReply{"ci", "requester", "user", false, "api", 3, 0};
+        return ipc::IdentityReply{"ci", "requester", "user", false, "api", 3, 0, {}};
     };
     const std::vector<std::pair<std::string, std::string>> as_bearer = {
         {"Authorization", "Bearer " + session_token}};
@@ -283,6 +283,71 @@ TEST_F(HandlersTest, ASessionTokenIsNoBearerTokenAndCannotOutliveTheIdleTimeout)
     EXPECT_EQ(send(verb::get, "/api/v1/me", "", {{"Authorization", "Bearer dkt_robot"}}).result(),
               status::ok);
     EXPECT_EQ(kinds_seen, std::vector<std::string>{"api"});
+}
+
+// The console shows only what its user may use: login and GET /api/v1/me carry the
+// permissions signerd computes (ipc::Permissions), asked anew on every GET /api/v1/me rather
+// than kept with the session, so that a change of roles or policy shows at the next load.
+TEST_F(HandlersTest, MeCarriesSignerdsPermissionsAskedAnewEachTime) {
+    ipc::Permissions now_allowed;
+    now_allowed.request = true;
+    now_allowed.revoke_own = true;
+    std::string roles = "requester";
+    signer.answer = [&](ipc::Request& r) -> ipc::Reply {
+        if (std::holds_alternative<ipc::SessionCreate>(r)) {
+            return ipc::OkReply{"session", 7, "tok-dave"};
+        }
+        if (std::holds_alternative<ipc::WhoAmI>(r)) {
+            return ipc::IdentityReply{
+                "dave", roles, "user", true, "session", 7, 1'800'000'000'000, now_allowed};
+        }
+        return ipc::ErrorReply{"invalid", "not scripted", 0, {}};
+    };
+    const auto permissions_in = [](const rapidjson::Value& identity) {
+        std::vector<std::string> out;
+        const auto& p = identity["permissions"];
+        for (const char* flag : {"request", "break_glass", "revoke_own", "revoke_any", "cancel_any",
+                                 "audit", "users"}) {
+            EXPECT_TRUE(p.HasMember(flag) && p[flag].IsBool()) << flag;
+            if (p.HasMember(flag) && p[flag].IsBool() && p[flag].GetBool()) {
+                out.emplace_back(flag);
+            }
+        }
+        EXPECT_TRUE(p.HasMember("approve") && p["approve"].IsArray());
+        if (p.HasMember("approve") && p["approve"].IsArray()) {
+            for (const auto& op : p["approve"].GetArray()) {
+                out.push_back(std::string("approve:") + op.GetString());
+            }
+        }
+        return out;
+    };
+    auto made =
+        send(verb::post, "/api/v1/session", R"({"user":"dave","password":"right-password"})");
+    ASSERT_EQ(made.result(), status::created) << made.body();
+    auto doc = parse(made.body());
+    EXPECT_EQ(permissions_in(doc["session"]), (std::vector<std::string>{"request", "revoke_own"}));
+    const std::string cookie(made[field::set_cookie]);
+    const std::vector<std::pair<std::string, std::string>> as_dave = {
+        {"Cookie", cookie.substr(0, cookie.find(';'))}};
+
+    // An admin adds the approver and auditor roles, and the policy names dave for key.retire.
+    roles = "approver,auditor,requester";
+    now_allowed.approve = {"sign", "key.retire"};
+    now_allowed.audit = true;
+    now_allowed.users = true;
+    auto me = send(verb::get, "/api/v1/me", "", as_dave);
+    ASSERT_EQ(me.result(), status::ok) << me.body();
+    doc = parse(me.body());
+    EXPECT_EQ(permissions_in(doc["me"]),
+              (std::vector<std::string>{"request", "revoke_own", "audit", "users", "approve:sign",
+                                        "approve:key.retire"}));
+    EXPECT_EQ(doc["me"]["roles"].Size(), 3U);
+
+    // And takes them away again: the next load shows less.
+    now_allowed = ipc::Permissions{};
+    roles = "";
+    doc = parse(send(verb::get, "/api/v1/me", "", as_dave).body());
+    EXPECT_TRUE(permissions_in(doc["me"]).empty());
 }
 
 TEST_F(HandlersTest, BadBodiesAreRefusedNamingTheField) {
@@ -391,7 +456,7 @@ TEST_F(HandlersTest, BearerTokensNeedNoCsrfAndAreForwarded) {
             if (w->auth.token != "dkt_robot") {
                 return ipc::ErrorReply{"unauthenticated", "unknown token", 0, {}};
             }
-            return ipc::IdentityReply{"ci", "requester", "user", false, "api", 3, 0};
+            return ipc::IdentityReply{"ci", "requester", "user", false, "api", 3, 0, {}};
         }
         return ipc::ErrorReply{"invalid", "unexpected", 0, {}};
     };

@@ -102,14 +102,48 @@
     node.textContent = explain(error);
     node.hidden = false;
   }
-  function hasRole(role) { return !!state.me && state.me.roles.indexOf(role) >= 0; }
+
+  // --- what the signed-in user may do -----------------------------------------------------
+  // signerd says it (permissions in /api/v1/me and the login answer, from the roles, the
+  // policy's approvers per operation and the TOTP enrolment) and checks every operation
+  // again: hiding what a user may not use spares them dead ends, it protects nothing.
+
+  function may(what) { return !!state.me && !!state.me.permissions && state.me.permissions[what] === true; }
+  function mayDecide(operation) {
+    return !!state.me && !!state.me.permissions && state.me.permissions.approve.indexOf(operation) >= 0;
+  }
+  function mayRevoke(grant, elevation) {
+    return may("revoke_any") || mayDecide(elevation.operation) ||
+      (may("revoke_own") && state.me.user === grant.holder);
+  }
+  // The views the user may open; the others' tabs stay hidden (index.html hides them until
+  // the permissions are known, so none shows for a moment before).
+  const viewNeeds = { new: "request", audit: "audit" };
+  function mayView(view) { return !viewNeeds[view] || may(viewNeeds[view]); }
+  function applyPermissions() {
+    for (const a of document.querySelectorAll("nav a[data-view]")) {
+      a.parentElement.hidden = !mayView(a.dataset.view);
+    }
+  }
+  // After a refusal for the role: ask again (roles and policy may have changed since the page
+  // was loaded), hide what is gone and leave a view the user may no longer open.
+  async function relearnPermissions() {
+    const doc = await api("GET", "/api/v1/me");
+    state.me = doc.me;
+    $("who-roles").textContent = doc.me.roles.join(", ");
+    applyPermissions();
+    if (!mayView(state.view)) { location.hash = "#requests"; }
+  }
 
   // --- views ------------------------------------------------------------------------------
 
   const views = ["requests", "grants", "new", "keys", "audit"];
 
   function show(view) {
-    if (views.indexOf(view) < 0) { view = "requests"; }
+    if (views.indexOf(view) < 0 || !mayView(view)) {
+      view = "requests";
+      if (location.hash) { history.replaceState(null, "", "#requests"); }
+    }
     state.view = view;
     $("view-login").hidden = true;
     for (const v of views) { $("view-" + v).hidden = v !== view; }
@@ -137,6 +171,7 @@
     state.csrf = me.csrf_token;
     $("who-name").textContent = me.user;
     $("who-roles").textContent = me.roles.join(", ");
+    applyPermissions();
     $("bar").hidden = false;
     show((location.hash || "#requests").slice(1));
     startPolling();
@@ -219,23 +254,29 @@
     card.querySelector(".glass").hidden = !e.break_glass;
     const actions = card.querySelector(".actions");
     const mine = state.me && e.requester === state.me.user;
-    if (hasRole("approver") && !mine) {
-      const approve = el("button", "Approve…", "primary");
-      approve.type = "button";
-      approve.addEventListener("click", () => openDecision("approve", e));
+    if (mayDecide(e.operation) && !mine) {
+      // One approval per person; a denial is still open to someone who approved.
+      if (e.approvals.indexOf(state.me.user) < 0) {
+        const approve = el("button", "Approve…", "primary");
+        approve.type = "button";
+        approve.addEventListener("click", () => openDecision("approve", e));
+        actions.appendChild(approve);
+      }
       const deny = el("button", "Deny…", "danger");
       deny.type = "button";
       deny.addEventListener("click", () => openDecision("deny", e));
-      actions.append(approve, deny);
+      actions.appendChild(deny);
     }
-    if (mine) {
-      actions.appendChild(el("span", "Your request: someone else must approve it.", "muted"));
-      const cancel = el("button", "Withdraw");
+    if (mine || may("cancel_any")) {
+      if (mine) {
+        actions.appendChild(el("span", "Your request: someone else must approve it.", "muted"));
+      }
+      const cancel = el("button", mine ? "Withdraw" : "Cancel request");
       cancel.type = "button";
       cancel.addEventListener("click", async () => {
         try {
           await api("POST", "/api/v1/elevations/" + e.id + "/cancel", {});
-          notify("Request " + e.id + " withdrawn.");
+          notify("Request " + e.id + (mine ? " withdrawn." : " cancelled."));
           refresh();
         } catch (error) { notify(explain(error), "bad"); }
       });
@@ -292,6 +333,9 @@
       refresh();
     } catch (error) {
       showError($("decide-error"), error);
+      if (error instanceof ApiError && error.rule === "role") {
+        relearnPermissions().then(refresh).catch(() => {});
+      }
     } finally {
       submit.disabled = false;
       form.elements.totp.value = "";
@@ -318,8 +362,7 @@
       tr.appendChild(el("td", g.uses_left === null ? "no limit (" + g.uses + " used)" : g.uses_left + " of " + g.budget));
       const act = el("td");
       const elevation = state.elevations.find((e) => e.id === g.request_id);
-      const mayRevoke = hasRole("approver") || hasRole("admin") || (state.me && state.me.user === g.holder);
-      if (mayRevoke && elevation) {
+      if (elevation && mayRevoke(g, elevation)) {
         const b = el("button", "Revoke…", "danger");
         b.type = "button";
         b.addEventListener("click", () => openDecision("revoke", elevation, g));
@@ -464,8 +507,6 @@
         state.auditAfter = Math.max(0, next - 50);
         doc = await api("GET", "/api/v1/audit?after=" + state.auditAfter + "&limit=50");
       }
-      $("audit-forbidden").hidden = true;
-      table.hidden = false;
       const body = table.tBodies[0];
       clear(body);
       for (const r of doc.records.slice().reverse()) {
@@ -484,10 +525,7 @@
       await verifyAudit();
     } catch (error) {
       if (error instanceof ApiError && error.status === 403) {
-        table.hidden = true;
-        $("audit-forbidden").hidden = false;
-        $("verify-status").hidden = true;
-        return;
+        await relearnPermissions();
       }
       throw error;
     }

@@ -55,6 +55,26 @@ struct Error {
     }
 };
 
+// What the caller may do, as signerd decides it (ipc::Permissions): the console shows only
+// what its user may use. It grants nothing; signerd checks every operation again.
+struct Permissions {
+    bool request = false;
+    bool break_glass = false;
+    std::vector<std::string> approve;  // operations
+    bool revoke_own = false;
+    bool revoke_any = false;
+    bool cancel_any = false;
+    bool audit = false;
+    bool users = false;
+    template <class A>
+    void save(A& ar) const {
+        ar(cereal::make_nvp("request", request), cereal::make_nvp("break_glass", break_glass),
+           cereal::make_nvp("approve", approve), cereal::make_nvp("revoke_own", revoke_own),
+           cereal::make_nvp("revoke_any", revoke_any), cereal::make_nvp("cancel_any", cancel_any),
+           cereal::make_nvp("audit", audit), cereal::make_nvp("users", users));
+    }
+};
+
 struct Identity {
     std::string user;
     std::vector<std::string> roles;
@@ -62,12 +82,14 @@ struct Identity {
     std::string auth;  // "session" or "api"
     std::optional<std::int64_t> expires_ms;
     std::optional<std::string> csrf_token;  // browser sessions only
+    Permissions permissions;
     template <class A>
     void save(A& ar) const {
         ar(cereal::make_nvp("user", user), cereal::make_nvp("roles", roles),
            cereal::make_nvp("totp", totp), cereal::make_nvp("auth", auth));
         optional_field(ar, "expires_ms", expires_ms);
         optional_field(ar, "csrf_token", csrf_token);
+        ar(cereal::make_nvp("permissions", permissions));
     }
 };
 

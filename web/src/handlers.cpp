@@ -401,6 +401,11 @@ Response created(const Request& req, std::string body, const std::string& locati
     return r;
 }
 
+api::Permissions permissions_view(const ipc::Permissions& p) {
+    return api::Permissions{p.request,    p.break_glass, p.approve, p.revoke_own,
+                            p.revoke_any, p.cancel_any,  p.audit,   p.users};
+}
+
 std::string session_cookie(const std::string& token, std::int64_t max_age) {
     // __Host-: Secure, Path=/ and no Domain, so that no other host can set or read it.
     return std::string(kSessionCookie) + "=" + token +
@@ -464,8 +469,13 @@ Result<Response> login(Context& ctx) {
                           ? jit::from_unix_ms(me->token_expires_ms)
                           : ctx.now + std::chrono::seconds(ctx.deps.options.session_ttl_seconds);
     const std::string csrf = ctx.deps.sessions.add(token, session, ctx.now);
-    api::Identity id{me->name,  split_roles(me->roles),           me->totp,
-                     "session", jit::to_unix_ms(session.expires), csrf};
+    api::Identity id{me->name,
+                     split_roles(me->roles),
+                     me->totp,
+                     "session",
+                     jit::to_unix_ms(session.expires),
+                     csrf,
+                     permissions_view(me->permissions)};
     Response r = created(ctx.req, api::object(cereal::make_nvp("session", id)));
     const auto max_age =
         std::chrono::duration_cast<std::chrono::seconds>(session.expires - ctx.now).count();
@@ -507,6 +517,9 @@ Result<Response> me(Context& ctx, Caller& caller) {
     if (caller.session) {
         id.csrf_token = caller.session->csrf;
     }
+    // Asked of signerd on every call, not kept with the session: a change of roles or policy
+    // shows at the console's next load.
+    id.permissions = permissions_view(who->permissions);
     return json_response(http::status::ok,
                          api::object(cereal::make_nvp("me", id),
                                      cereal::make_nvp("now_ms", jit::to_unix_ms(ctx.now))),

@@ -527,6 +527,27 @@ struct AuditReply {
     }
 };
 
+// What the caller may do, by the rules signerd checks on each operation (roles, the policy's
+// approvers per operation, the TOTP enrolment that approve, deny, revoke and break-glass
+// need). For the console, which shows each user only what they may use: it grants nothing,
+// every operation is checked again. Per-request rules (nobody decides their own request, one
+// approval per person, only pending requests) are the client's to apply from the request.
+struct Permissions {
+    bool request = false;              // file elevation requests (the requester role)
+    bool break_glass = false;          // break-glass requests (admin, with TOTP)
+    std::vector<std::string> approve;  // operations whose requests the caller may approve or
+                                       // deny, and whose grants they may revoke
+    bool revoke_own = false;           // revoke the grants the caller holds
+    bool revoke_any = false;           // revoke any grant (admin)
+    bool cancel_any = false;           // cancel anyone's pending request (own: always)
+    bool audit = false;                // read and verify the audit log (auditor, admin)
+    bool users = false;                // list users and API tokens (admin, auditor)
+    template <class A>
+    void serialize(A& ar) {
+        ar(request, break_glass, approve, revoke_own, revoke_any, cancel_any, audit, users);
+    }
+};
+
 struct IdentityReply {
     std::string name;
     std::string roles;       // "approver,requester"
@@ -535,9 +556,10 @@ struct IdentityReply {
     std::string token_kind;  // "session", "api", or "" for a password login
     std::int64_t token_id = 0;
     std::int64_t token_expires_ms = 0;  // 0: never, or no token
+    Permissions permissions;
     template <class A>
     void serialize(A& ar) {
-        ar(name, roles, kind, totp, token_kind, token_id, token_expires_ms);
+        ar(name, roles, kind, totp, token_kind, token_id, token_expires_ms, permissions);
     }
 };
 
