@@ -45,6 +45,11 @@ struct BadSignature {
     SignatureError::Kind kind;
     const char* message;
 };
+// What ctest's test name shows of a case (CMake 3.25's gtest_discover_tests keeps gtest's
+// "# GetParam() = ..." in the name): its text, not the struct's bytes, which hold pointers.
+inline void PrintTo(const BadSignature& c, std::ostream* os) {
+    *os << ::testing::PrintToString(std::string(c.value));
+}
 
 class SignatureRejectTest : public testing::TestWithParam<BadSignature> {};
 
@@ -78,7 +83,8 @@ INSTANTIATE_TEST_SUITE_P(
                      "d= is not a domain"},
         BadSignature{"v=1; h=from; a=rsa-sha256; d=example.com; s=s; bh=AAAA; b=A*AA", K::syntax,
                      "b= is not valid base64"},
-        BadSignature{"v=1; h=from; h=to; " + kBase, K::syntax, "duplicate tag 'h'"}));
+        BadSignature{"v=1; h=from; h=to; " + kBase, K::syntax, "duplicate tag 'h'"}),
+    [](const auto& param_info) { return "Case" + std::to_string(param_info.index); });
 
 TEST(SignatureTest, RenderedFieldIsFoldedAndParsesBack) {
     SignatureTemplate t;
