@@ -184,6 +184,7 @@ struct DnsCommandArgs {
     std::vector<std::string> outbound;
     std::string dmarc_rua;
     bool offline = false;  // records: do not look the published SPF record up
+    bool dnsmasq = false;  // records: as dnsmasq configuration lines
     bool json = false;
 };
 
@@ -219,6 +220,22 @@ int run_dns_records(const DnsCommandArgs& args) {
     }
     provisioning::RecordsInput in{domain, domain_keys(*keys, domain), *addresses, args.dmarc_rua};
     const auto records = provisioning::records_for(in, resolver.get());
+    if (args.dnsmasq) {
+        // For a DNS server of one's own (the demo's): the domain is answered from these lines
+        // only, each TXT value in character-strings of at most 255 octets.
+        std::cout << "local=/" << domain << "/\n";
+        for (const auto& r : records) {
+            if (r.value.empty()) {
+                continue;
+            }
+            std::cout << "txt-record=" << r.name;
+            for (std::size_t at = 0; at < r.value.size(); at += 255) {
+                std::cout << ",\"" << r.value.substr(at, 255) << "\"";
+            }
+            std::cout << "\n";
+        }
+        return 0;
+    }
     if (args.json) {
         {
             cereal::JSONOutputArchive archive(std::cout);
@@ -970,6 +987,9 @@ void add_provisioning_commands(CLI::App& app, CLI::App& key, CLI::App& dns, int&
     add_dns_advice_options(records, *records_args);
     records->add_flag("--offline", records_args->offline,
                       "do not look up the published SPF record to merge with");
+    records->add_flag("--dnsmasq", records_args->dnsmasq,
+                      "print the records as dnsmasq configuration lines (local=, txt-record=), "
+                      "for a DNS server of one's own such as the demo's");
     records->callback([&exit_code, records_args] { exit_code = run_dns_records(*records_args); });
 
     auto check_args = std::make_shared<DnsCommandArgs>();

@@ -1,7 +1,8 @@
 // dkim-appliance up --state-dir DIR: the whole appliance on one machine, for evaluation and
 // development. On first use it makes everything under DIR: a SoftHSM2 token with an RSA-2048
 // and an Ed25519 key for the domain, the daemons' commented TOML configurations, signerd's
-// SQLite state, an admin and an approver with initial passwords and confirmed TOTP seeds, and
+// SQLite state, an admin and two approvers (the default policy wants two approvals for
+// key.retire and admin grants) with initial passwords and confirmed TOTP seeds, and
 // (through dkim-webd) a self-signed TLS certificate. Then it starts dkim-signerd, dkim-relayd
 // and dkim-webd as separate processes, each as its own system user (the packaged
 // sysusers.d users), and supervises them the way systemd does on the appliance: READY=1 and
@@ -241,7 +242,7 @@ Expected<void, std::string> daemons_can_reach(const fs::path& root) {
     (void)std::snprintf(mode, sizeof mode, "%04o", blocked->folder.mode);
     const char* who = blocked->applies == service::PermissionClass::owner   ? "its owner"
                       : blocked->applies == service::PermissionClass::group ? "its group"
-                                                                             : "others";
+                                                                            : "others";
     return unexpected(
         "the state folder " + root.string() +
         " cannot be reached by the daemons: they run as their own system users (dkim-signer, "
@@ -249,8 +250,7 @@ Expected<void, std::string> daemons_can_reach(const fs::path& root) {
         blocked->folder.path.string() + " (mode " + mode + ", owner " +
         user_name(blocked->folder.uid) + ", group " + group_name(blocked->folder.gid) +
         ") does not let " + blocked->account + " through: it needs search permission (x) for " +
-        who +
-        ".\n  Either let them through (enter, not list):  " + blocked->fix +
+        who + ".\n  Either let them through (enter, not list):  " + blocked->fix +
         "\n  or give a --state-dir outside it, whose every parent others may enter "
         "(such as /var/lib/dkim-appliance-up or ./state in a home folder of mode 0711 or 0755)."
         "\n  Nothing was made or started.");
@@ -439,6 +439,8 @@ Expected<void, std::string> write_configs(const Settings& s, const Paths& p) {
         "# Who may connect, by uid: each daemon runs as its own user.\n"
         "[peers]\nadmin = [\"root\"]\nrelay = [\"dkim-relay\"]\nweb = [\"dkim-web\"]\n\n"
         "# Signing grants last at most an hour; one approver (not the requester) approves.\n"
+        "# The other operations keep the default policy: key.retire and admin grants need two\n"
+        "# approvers (up makes approver and approver2), key.generate and key.rotate one.\n"
         "[policy.sign]\nmax_duration = \"1h\"\n";
     const std::string relayd =
         header + "hostname = " + toml_string("relay." + s.domain) +
@@ -1072,8 +1074,10 @@ std::optional<std::string> otpauth_secret(const std::string& uri) {
     return uri.substr(at + 7, uri.find('&', at) - (at + 7));
 }
 
-// The admin and the approver: created once through signerd (as root, its admin peer), each
-// with an initial password and a confirmed TOTP seed, kept in secrets/ (root only).
+// The admin and two approvers (a key's retirement and admin grants need two approvals by
+// default, so that the demo can finish a rotation): created once through signerd (as root,
+// its admin peer), each with an initial password and a confirmed TOTP seed, kept in secrets/
+// (root only). A state folder made before the second approver existed gets it on its next run.
 Expected<std::vector<UserFacts>, std::string> ensure_users(const Paths& p) {
     Common c;
     c.socket = p.socket.string();
@@ -1085,7 +1089,8 @@ Expected<std::vector<UserFacts>, std::string> ensure_users(const Paths& p) {
     std::vector<UserFacts> out;
     for (const auto& [name, roles] :
          {std::pair<std::string, std::string>{"admin", "admin,requester,auditor"},
-          {"approver", "approver"}}) {
+          {"approver", "approver"},
+          {"approver2", "approver"}}) {
         UserFacts f{name, roles, "", "", ""};
         const fs::path password_file = p.secrets / (name + ".password");
         const fs::path totp_file = p.secrets / (name + ".totp");
@@ -1227,7 +1232,7 @@ void print_facts(const Settings& s, const Paths& p, const std::vector<UserFacts>
               << (p.root / "dns" / "dnsmasq.conf").string() << ")\n";
     std::cout << "\nSubmit a test message (signing waits for an approved grant: the relay answers\n"
               << "451 and files a request; approve it in the console as approver, then send "
-                 "again):\n  "
+                 "again;\na key's retirement needs approver and approver2):\n  "
               << swaks_command(s) << "\n\n"
               << "Ctrl-C stops the appliance; the same command starts it again with this state.\n"
               << std::flush;

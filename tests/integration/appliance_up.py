@@ -7,6 +7,10 @@
                served by dnsmasq; /healthz over TLS pinned to the printed fingerprint; revoke,
                451 again; SIGINT stops every daemon cleanly; a second run reuses everything
                (same keys, users, certificate) with a new next hop (smtp-sink)
+  rotation     the README's key rotation in the demo: key.rotate approved by one approver, the
+               next RSA key generated, published to dnsmasq with `dns records --dnsmasq`,
+               activated, and after the grace period retired under a key.retire grant that
+               needs both demo approvers (one is not enough); the audit log verifies
   supervision  kill -9 of a daemon is restarted with back-off; a daemon that stops answering
                (SIGSTOP) misses its watchdog pings and is aborted and restarted; SIGTERM stops
                the appliance; refusals: a second `up` on the same folder, a bad key in up.toml
@@ -36,6 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from testlib import DnsServer, check, free_port, summary  # noqa: E402
 
 import dkim  # noqa: E402  (python3-dkim)
+import dns.resolver  # noqa: E402  (python3-dnspython)
 
 
 class Up:
@@ -162,8 +167,10 @@ def tour(folder, appliance):
     check(facts["console_url"] == "https://127.0.0.1:%d/" % https and facts["smtp"] == "127.0.0.1:%d" % smtp,
           "the facts name the console URL and the SMTP address")
     users = {u["name"]: u for u in facts["users"]}
-    check(set(users) == {"admin", "approver"} and all(u["password"] and u["totp_secret"] for u in users.values()),
-          "an admin and an approver, each with a password and a TOTP seed")
+    check(set(users) == {"admin", "approver", "approver2"} and
+          all(u["password"] and u["totp_secret"] and u["otpauth_uri"] for u in users.values()),
+          "an admin and two approvers (key.retire needs two), each with a password and a TOTP seed")
+    check(users.get("approver2", {}).get("roles") == "approver", "approver2 is an approver")
     check(facts["swaks"].startswith("swaks --server 127.0.0.1:%d " % smtp), "a ready-to-paste swaks command")
     check(facts["next_hop"] == "maildir:" + os.path.join(state, "maildir"), "mail goes to a maildir under the state folder")
 
@@ -214,6 +221,7 @@ def tour(folder, appliance):
                         "--selector", "*", "--duration", "15m", "--reason", "the README tour")
     request = re.search(r"request (\d+)", requested.stdout)
     check(requested.returncode == 0 and request, "admin requests a signing elevation (%s)" % requested.stderr.strip())
+    check(request and request.group(1) == "2", "it is request 2, as the README's tour says (%s)" % requested.stdout.strip())
     approved = as_user(up, "approver", "elevation", "approve", "--id", request.group(1) if request else "0",
                        totp=approver.code())
     check(approved.returncode == 0 and "grant" in approved.stdout, "approver approves with a TOTP code (%s)" % approved.stderr.strip())
@@ -244,11 +252,16 @@ def tour(folder, appliance):
         dnsmasq.wait()
     grants = cli(up, "grant", "list", "--active").stdout.strip().splitlines()
     grant = grants[-1].split("\t")[0] if grants else "0"
+    check(grant == "1", "the grant is grant 1, as the README's tour says (%s)" % grants)
     revoked = as_user(up, "approver", "elevation", "revoke", "--grant", grant, "--reason", "tour done",
                       totp=approver.code())
     check(revoked.returncode == 0, "approver revokes the grant (%s)" % revoked.stderr.strip())
     code, text = swaks(smtp, "after the revoke")
     check(code == "451", "after the revoke the relay answers 451 (%s %s)" % (code, text))
+    # The README's step 7, as root (the local operator).
+    shown = cli(up, "audit", "show", "--limit", "1000")
+    check(shown.returncode == 0 and "grant.revoke" in shown.stdout and "tour done" in shown.stdout,
+          "audit show lists the tour, the revoke among it (%s)" % shown.stderr.strip())
 
     status = up.stop(signal.SIGINT)
     check(status == 0, "Ctrl-C (SIGINT) stops up with status 0 (%s)" % status)
@@ -294,6 +307,133 @@ def tour(folder, appliance):
     finally:
         sink.kill()
         sink.wait()
+
+
+def rotation(folder, appliance):
+    """The README's "A key rotation in the demo", command by command (the TOTP codes computed
+    here instead of by oathtool, and a grace period of seconds instead of minutes)."""
+    state = os.path.join(folder, "state")
+    up = Up(appliance, state, "--smtp", "127.0.0.1:%d" % free_port(), "--https", "127.0.0.1:%d" % free_port())
+    facts = up.facts
+    check(facts is not None, "up starts")
+    if facts is None:
+        up.stop()
+        return
+    users = {u["name"]: u for u in facts["users"]}
+    check(set(users) == {"admin", "approver", "approver2"}, "the demo has an admin and two approvers (%s)" % sorted(users))
+    totp = {name: Totp(users[name]["totp_secret"]) for name in users if name != "admin"}
+    dns_port = free_port()
+    grace = 4
+    rotate = ["key", "rotate", "example.test", "--algorithm", "rsa-2048", "--grace", "%ds" % grace,
+              "--dns-server", "127.0.0.1:%d" % dns_port]
+    new = None
+    dnsmasq = None
+
+    def serve(conf):
+        """dnsmasq on the loopback port, answering from `conf` (the README's step 5 command)."""
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers, resolver.port = ["127.0.0.1"], dns_port
+        process = subprocess.Popen(["dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--listen-address=127.0.0.1",
+                                    "--bind-interfaces", "--port=%d" % dns_port, "--pid-file=", "--user=root",
+                                    "--conf-file=" + conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def answers():
+            try:
+                return resolver.resolve("ed25519._domainkey.example.test", "TXT", lifetime=0.5)
+            except Exception:  # not listening yet
+                return None
+        check(wait_for(answers, 10), "dnsmasq serves %s" % os.path.basename(conf))
+        return process
+
+    def approve(user, request_id):
+        if user not in totp:
+            return subprocess.CompletedProcess([], 1, "", "no user %s" % user)
+        return as_user(up, user, "elevation", "approve", "--id", request_id, totp=totp[user].code())
+
+    def keys():
+        listed = as_user(up, "admin", "key", "list", "--json")
+        try:
+            return {k["selector"]: k for k in json.loads(listed.stdout)["keys"] if k["domain"] == "example.test"}
+        except ValueError:
+            return {}
+
+    try:
+        dnsmasq = serve(facts["dnsmasq_conf"])
+        # 1. key.rotate: one approver.
+        requested = as_user(up, "admin", "elevation", "request", "--operation", "key.rotate", "--domain",
+                            "example.test", "--selector", "*", "--duration", "1h", "--reason", "rotation")
+        request = re.search(r"request (\d+) pending approval", requested.stdout)
+        check(requested.returncode == 0 and request, "admin requests key.rotate (%s)" % requested.stderr.strip())
+        approved = approve("approver", request.group(1) if request else "0")
+        check(approved.returncode == 0 and "grant" in approved.stdout and "active" in approved.stdout,
+              "one approver's approval makes the key.rotate grant (%s%s)" % (approved.stdout.strip(),
+                                                                             approved.stderr.strip()))
+        # 2. The next RSA key is made, and the rotation waits for its record in DNS.
+        r = as_user(up, "admin", *rotate)
+        made = re.search(r"generate the next key, (\S+) \(rsa-2048\)", r.stdout)
+        new = made.group(1) if made else None
+        check(r.returncode == 75 and made and "publish: " + (new or "?") + "._domainkey.example.test." in r.stdout
+              and "not published yet" in r.stdout,
+              "key rotate generates the next key, shows its record and waits for DNS (exit 75): %s" % (
+                  r.stdout + r.stderr).strip()[-300:])
+        check(keys().get(new, {}).get("state") == "pending-publish", "the new key is pending-publish")
+        # 3. Published: dns records --dnsmasq, served by dnsmasq instead of up's file.
+        records = as_user(up, "admin", "dns", "records", "example.test", "--offline", "--outbound", "127.0.0.1",
+                          "--dnsmasq")
+        conf = os.path.join(state, "dns", "rotation.conf")
+        with open(conf, "w") as f:
+            f.write(records.stdout)
+        check(records.returncode == 0 and "local=/example.test/" in records.stdout and
+              "txt-record=%s._domainkey.example.test," % new in records.stdout and
+              "txt-record=rsa2048._domainkey.example.test," in records.stdout,
+              "dns records --dnsmasq prints the domain's records as dnsmasq lines, the new key's among them")
+        dnsmasq.kill()
+        dnsmasq.wait()
+        dnsmasq = serve(conf)
+        # 4. Signing switches to the new key; the old one retires after the grace period.
+        r = as_user(up, "admin", *rotate)
+        activated = time.monotonic()
+        check(r.returncode == 75 and "active; rsa2048 retiring until" in r.stdout,
+              "once DNS has the record the new key is activated and rsa2048 retires (exit 75, the grace "
+              "period): %s" % (r.stdout + r.stderr).strip()[-300:])
+        k = keys()
+        check(k.get(new, {}).get("state") == "active" and k.get("rsa2048", {}).get("state") == "retiring",
+              "the new key is active, rsa2048 retiring")
+        # 5. key.retire: one approval is not enough (the default policy's quorum of two).
+        requested = as_user(up, "admin", "elevation", "request", "--operation", "key.retire", "--domain",
+                            "example.test", "--selector", "*", "--duration", "1h", "--reason", "rotation")
+        request = re.search(r"request (\d+) pending approval", requested.stdout)
+        check(requested.returncode == 0 and request, "admin requests key.retire (%s)" % requested.stderr.strip())
+        retire_id = request.group(1) if request else "0"
+        first = approve("approver2", retire_id)
+        check(first.returncode == 0 and "(1 of 2)" in first.stdout,
+              "the first approval of key.retire is one of two (%s%s)" % (first.stdout.strip(), first.stderr.strip()))
+        time.sleep(max(0.0, grace + 0.5 - (time.monotonic() - activated)))
+        r = as_user(up, "admin", *rotate)
+        check(r.returncode == 1 and "holds no active grant for key.retire" in (r.stdout + r.stderr),
+              "after the grace period, retiring with one approval is refused: %s" % (r.stdout + r.stderr).strip()[-200:])
+        second = approve("approver", retire_id)
+        check(second.returncode == 0 and "grant" in second.stdout and "active" in second.stdout,
+              "the second approver's approval makes the key.retire grant (%s%s)" % (second.stdout.strip(),
+                                                                                   second.stderr.strip()))
+        # 6. Retired: the private half is destroyed; the rotation is done.
+        r = as_user(up, "admin", *rotate)
+        check(r.returncode == 0 and "the private key was destroyed in the token" in r.stdout,
+              "key rotate retires rsa2048 and destroys its private half: %s" % (r.stdout + r.stderr).strip()[-200:])
+        k = keys()
+        check(k.get("rsa2048", {}).get("state") == "retired" and k.get(new, {}).get("state") == "active",
+              "the end state: rsa2048 retired, %s active" % new)
+        r = as_user(up, "admin", *rotate)
+        check(r.returncode == 0 and "nothing in progress" in r.stdout, "a rerun reports the rotation done")
+    finally:
+        if dnsmasq:
+            dnsmasq.kill()
+            dnsmasq.wait()
+        status = up.stop(signal.SIGTERM)
+    check(status == 0, "up stops with status 0")
+    audit = subprocess.run([appliance, "audit", "verify", "--db", os.path.join(state, "signerd", "signerd.db")],
+                           capture_output=True, text=True)
+    check(audit.returncode == 0, "the audit log verifies (%s)" % (audit.stdout + audit.stderr).strip()[-200:])
 
 
 def supervision(folder, appliance):
@@ -380,7 +520,7 @@ def main():
     folder = tempfile.mkdtemp(prefix="appliance-up-")
     os.chmod(folder, 0o711)
     try:
-        {"tour": tour, "supervision": supervision}[group](folder, appliance)
+        {"tour": tour, "rotation": rotation, "supervision": supervision}[group](folder, appliance)
     finally:
         for pid in daemon_pids(os.path.join(folder, "state")).values():
             try:
