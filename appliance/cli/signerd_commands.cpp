@@ -512,7 +512,11 @@ void add_signerd_commands(CLI::App& app, int& exit_code) {
                     std::cout << v.id << "\t" << v.state << "\t" << v.scope << "\t" << v.requester
                               << "\t" << jit::format_duration(jit::Duration(v.duration_ms)) << "\t"
                               << v.approvals.size() << "/" << v.quorum << "\t"
-                              << (v.break_glass ? "BREAK-GLASS " : "") << v.reason << "\n";
+                              << (v.break_glass ? "BREAK-GLASS " : "") << v.reason
+                              << (v.superseded_by != 0 ? " (superseded by grant " +
+                                                             std::to_string(v.superseded_by) + ")"
+                                                       : "")
+                              << "\n";
                 }
             }
         });

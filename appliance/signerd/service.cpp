@@ -86,7 +86,21 @@ ipc::RequestView view(const jit::Request& r, const jit::Policy& policy, jit::Tim
     v.decision_reason = r.decision_reason;
     v.break_glass = r.break_glass;
     v.filed_by_signer = r.filed_by_signer;
+    v.superseded_by = r.superseded_by;
     return v;
+}
+
+// "; it supersedes pending requests 3, 4" (the approver's answer says what else closed).
+std::string superseded_note(const std::vector<jit::Request>& superseded) {
+    if (superseded.empty()) {
+        return "";
+    }
+    std::string out = "; it supersedes pending request";
+    out += superseded.size() == 1 ? " " : "s ";
+    for (std::size_t i = 0; i < superseded.size(); ++i) {
+        out += (i == 0 ? "" : ", ") + std::to_string(superseded[i].id);
+    }
+    return out;
 }
 
 ipc::GrantView view(const jit::Grant& g, jit::TimePoint now) {
@@ -924,7 +938,8 @@ ipc::Reply Service::operate(const Actor& who, ipc::ElevationRequest& r, jit::Tim
         return ipc::OkReply{"request " + std::to_string(decided->request.id) + " " +
                                 (decided->request.break_glass ? "BREAK-GLASS: " : "") + "grant " +
                                 std::to_string(decided->grant->id) + " active (" +
-                                decided->request.decided_by + ")",
+                                decided->request.decided_by + ")" +
+                                superseded_note(decided->superseded),
                             decided->request.id, ""};
     }
     notify_change();
@@ -1030,7 +1045,8 @@ ipc::Reply Service::operate(const Actor& who, ipc::ElevationDecide& r, jit::Time
     notify_change();
     if (approved->grant) {
         return ipc::OkReply{"request " + std::to_string(r.id) + " approved: grant " +
-                                std::to_string(approved->grant->id) + " active",
+                                std::to_string(approved->grant->id) + " active" +
+                                superseded_note(approved->superseded),
                             approved->grant->id, ""};
     }
     return ipc::OkReply{"request " + std::to_string(r.id) + " approved (" +

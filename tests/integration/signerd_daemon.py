@@ -224,6 +224,17 @@ def mail_dkim_result(dns_server, signed):
                           check=True).stdout.decode()
 
 
+def superseded(app, request_id, grant_id):
+    """Whether `elevation list` shows the request as superseded by the grant, and `--pending`
+    leaves it out."""
+    listed = app.op("elevation", "list", check=True).stdout.decode().splitlines()
+    pending = app.op("elevation", "list", "--pending", check=True).stdout.decode().splitlines()
+    line = [x for x in listed if x.split("\t")[0] == str(request_id)]
+    return (len(line) == 1 and line[0].split("\t")[1] == "superseded" and
+            line[0].endswith("(superseded by grant %d)" % grant_id) and
+            not [x for x in pending if x.split("\t")[0] == str(request_id)])
+
+
 def grant_states(app):
     out = app.op("grant", "list", check=True).stdout.decode()
     return {int(line.split("\t")[0]): line.split("\t")[1] for line in out.splitlines()}
@@ -242,9 +253,26 @@ def lifecycle(folder, cli, signerd, module):
               "without a grant the relay is told 'locked' and a pending request is filed: %s" % locked.stderr[-120:])
         check("token: logged out" in app.status(), "the token is logged out while no grant is active")
 
+        # The relay's request names one selector; the grant approved below covers the domain
+        # (issue 19): it closes the relay's request as superseded, with an audit record.
+        relay_request = int(re.search(rb"pending request (\d+)", locked.stderr).group(1))
         request_id = app.request("*", "30m")
-        grant_id = app.approve(request_id)
+        approved = app.op("elevation", "approve", "--id", str(request_id), user="bob", totp=True)
+        grant_id = int(re.search(r"grant (\d+)", approved.stdout.decode()).group(1))
+        check(approved.returncode == 0 and ("supersedes pending request %d" % relay_request) in approved.stdout.decode(),
+              "the approval of the wider request says it supersedes the relay's: %s" % approved.stdout.decode().strip())
         check("token: logged in" in app.status(), "approval logs the token in")
+        check(superseded(app, relay_request, grant_id),
+              "the relay's request is listed as superseded by grant %d, not pending" % grant_id)
+        late = app.op("elevation", "approve", "--id", str(relay_request), user="carol", totp=True)
+        check(late.returncode == 1 and b"superseded" in late.stderr and b"conflict" in late.stderr,
+              "an approval of the superseded request is refused: %s" % late.stderr.strip())
+        db = sqlite3.connect("file:%s?mode=ro" % app.db, uri=True)
+        records = db.execute("SELECT actor, outcome, grant_id FROM audit WHERE action = 'elevation.supersede' "
+                             "AND request_id = ?", (relay_request,)).fetchall()
+        db.close()
+        check(records == [("signerd", "superseded", grant_id)],
+              "one audit record of the supersession, naming the grant: %s" % records)
         rsa = app.relay_sign("rsa", "rsa-sha256")
         ed = app.relay_sign("ed", "ed25519-sha256")
         check(rsa.returncode == 0 and ed.returncode == 0, "the relay signs through signerd (RSA, Ed25519)")
@@ -284,6 +312,7 @@ def lifecycle(folder, cli, signerd, module):
         check(states.get(long_grant) == "active" and states.get(short_grant) == "expired",
               "after kill -9 and restart the long grant is active, the short one expired: %s" % states)
         check(app.relay_sign("rsa", "rsa-sha256").returncode == 0, "the restored grant signs after the restart")
+        check(superseded(app, relay_request, grant_id), "the relay's request is still superseded after the restart")
         check(app.relay_sign("short", "ed25519-sha256").returncode == 3, "the expired grant is not revived")
         verify = app.cli("audit", "verify", "--db", app.db, "--module", module, "--token", "dkim", check=False)
         check(verify.returncode == 0 and b"chain intact" in verify.stdout and b"signatures valid" in verify.stdout

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "fake_gate.hpp"
@@ -52,6 +53,56 @@ TEST_F(ServiceTest, TheLockedRequestOfTheRelayCanBeApprovedDirectly) {
         << "one pending request per scope";
     ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(h.decide("bob", "approve", id)));
     EXPECT_TRUE(std::holds_alternative<ipc::SignReply>(h.sign(block)));
+}
+
+// Issue 19: the relay's request for one selector no longer waits for approvers once a grant
+// for the whole domain is active: listed as superseded by that grant, not pending, and an
+// approval of it is refused before the approver's TOTP code is spent. Also after a restart.
+TEST_F(ServiceTest, TheRelaysRequestIsSupersededByAWiderGrantAndListedSo) {
+    const auto narrow = std::get<ipc::ErrorReply>(h.sign(block)).request_id;
+    ASSERT_GT(narrow, 0);
+    EXPECT_EQ(h.service->gauges().pending_requests, 1U);
+    const auto wide = h.request_sign("example.com", "*", 600);
+    EXPECT_EQ(h.service->gauges().pending_requests, 2U);
+    auto approved = h.decide("bob", "approve", wide);
+    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(approved)) << error_message(approved);
+    const auto grant = std::get<ipc::OkReply>(approved).id;
+    EXPECT_NE(std::get<ipc::OkReply>(approved).message.find("supersedes pending request " +
+                                                            std::to_string(narrow)),
+              std::string::npos)
+        << std::get<ipc::OkReply>(approved).message;
+    EXPECT_EQ(h.service->gauges().pending_requests, 0U) << "no request left for approvers";
+    EXPECT_TRUE(std::holds_alternative<ipc::SignReply>(h.sign(block)));
+
+    for (int pass = 0; pass < 2; ++pass) {
+        SCOPED_TRACE(pass == 0 ? "before the restart" : "after the restart");
+        const auto listed =
+            std::get<ipc::RequestsReply>(h.call(h.admin_peer, ipc::ElevationList{{}, false}));
+        const auto it = std::find_if(listed.requests.begin(), listed.requests.end(),
+                                     [&](const ipc::RequestView& v) { return v.id == narrow; });
+        ASSERT_NE(it, listed.requests.end());
+        EXPECT_EQ(it->state, "superseded");
+        EXPECT_EQ(it->superseded_by, grant);
+        EXPECT_EQ(it->decided_by, "signerd");
+        EXPECT_TRUE(it->filed_by_signer);
+        EXPECT_NE(it->decision_reason.find("grant " + std::to_string(grant)), std::string::npos);
+        const auto only_pending =
+            std::get<ipc::RequestsReply>(h.call(h.admin_peer, ipc::ElevationList{{}, true}));
+        EXPECT_TRUE(only_pending.requests.empty());
+
+        ipc::Credentials carol_code = h.password_of("carol", true);
+        auto refused =
+            h.call(h.web_peer, ipc::ElevationDecide{carol_code, "approve", narrow, "", ""});
+        EXPECT_EQ(error_code(refused), "conflict");
+        EXPECT_NE(error_message(refused).find("superseded"), std::string::npos)
+            << error_message(refused);
+        // Her code was not spent on it.
+        const auto other = h.request_sign("example.org", "s" + std::to_string(pass + 1), 600);
+        auto same_code =
+            h.call(h.web_peer, ipc::ElevationDecide{carol_code, "approve", other, "", ""});
+        EXPECT_TRUE(std::holds_alternative<ipc::OkReply>(same_code)) << error_message(same_code);
+        h.restart();
+    }
 }
 
 TEST_F(ServiceTest, RevokeLogsOutBeforeItIsAcknowledged) {

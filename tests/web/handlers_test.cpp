@@ -550,6 +550,42 @@ TEST_F(HandlersTest, DnsRecordsComeFromTheTokensKeysAndTheConfiguredAddresses) {
               status::bad_request);
 }
 
+// Issue 19: a request that an active grant covers is listed as superseded, with the grant.
+TEST_F(HandlersTest, SupersededRequestsAreListedWithTheGrantThatCoversThem) {
+    login("bob", "approver");
+    signer.answer = [](ipc::Request& r) -> ipc::Reply {
+        if (std::holds_alternative<ipc::ElevationList>(r)) {
+            ipc::RequestView relay;
+            relay.id = 1;
+            relay.state = "superseded";
+            relay.decided_by = "signerd";
+            relay.filed_by_signer = true;
+            relay.superseded_by = 7;
+            ipc::RequestView waiting;
+            waiting.id = 2;
+            waiting.state = "pending";
+            return ipc::RequestsReply{{relay, waiting}};
+        }
+        if (std::holds_alternative<ipc::GrantList>(r)) {
+            return ipc::GrantsReply{};
+        }
+        return ipc::ErrorReply{"invalid", "unexpected", 0, {}};
+    };
+    auto r = send(verb::get, "/api/v1/elevations?state=superseded", "", with_session());
+    ASSERT_EQ(r.result(), status::ok) << r.body();
+    auto d = parse(r.body());
+    ASSERT_EQ(d["elevations"].Size(), 1U);
+    EXPECT_EQ(d["elevations"][0]["id"].GetInt64(), 1);
+    EXPECT_EQ(std::string(d["elevations"][0]["state"].GetString()), "superseded");
+    EXPECT_EQ(d["elevations"][0]["superseded_by"].GetInt64(), 7);
+    r = send(verb::get, "/api/v1/elevations?state=pending", "", with_session());
+    ASSERT_EQ(r.result(), status::ok) << r.body();
+    d = parse(r.body());
+    ASSERT_EQ(d["elevations"].Size(), 1U);
+    EXPECT_EQ(d["elevations"][0]["id"].GetInt64(), 2);
+    EXPECT_TRUE(d["elevations"][0]["superseded_by"].IsNull()) << "null unless superseded";
+}
+
 TEST_F(HandlersTest, HealthzSaysWhetherSignerdAnswers) {
     signer.answer = [](ipc::Request&) -> ipc::Reply { return ipc::StatusReply{}; };
     EXPECT_EQ(send(verb::get, "/healthz").result(), status::ok);

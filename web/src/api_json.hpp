@@ -133,7 +133,7 @@ struct Elevation {
     std::int64_t duration_seconds = 0;
     std::optional<std::uint64_t> budget;
     std::string reason;
-    std::string state;  // pending, approved, denied, cancelled, expired
+    std::string state;  // pending, approved, denied, cancelled, expired, superseded
     std::int64_t created_ms = 0;
     std::int64_t pending_until_ms = 0;
     std::vector<std::string> approvals;
@@ -142,6 +142,7 @@ struct Elevation {
     std::string decision_reason;
     bool break_glass = false;
     bool filed_by_signer = false;
+    std::optional<std::int64_t> superseded_by;  // superseded: the grant that covers it
     std::optional<GrantSummary> grant;
     template <class A>
     void save(A& ar) const {
@@ -159,6 +160,7 @@ struct Elevation {
            cereal::make_nvp("decision_reason", decision_reason),
            cereal::make_nvp("break_glass", break_glass),
            cereal::make_nvp("filed_by_signer", filed_by_signer));
+        optional_field(ar, "superseded_by", superseded_by);
         optional_field(ar, "grant", grant);
     }
 };

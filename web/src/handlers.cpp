@@ -369,6 +369,9 @@ api::Elevation elevation_view(const ipc::RequestView& r,
     v.decision_reason = r.decision_reason;
     v.break_glass = r.break_glass;
     v.filed_by_signer = r.filed_by_signer;
+    if (r.superseded_by != 0) {
+        v.superseded_by = r.superseded_by;
+    }
     for (const ipc::GrantView& g : grants) {
         if (g.request_id == r.id) {
             v.grant = grant_view(g);
@@ -590,7 +593,7 @@ Result<Response> request_elevation(Context& ctx, Caller& caller) {
 
 const std::vector<std::string_view>& elevation_states() {
     static const std::vector<std::string_view> states = {
-        "pending", "approved", "denied", "cancelled", "expired", "active", "all"};
+        "pending", "approved", "denied", "cancelled", "expired", "superseded", "active", "all"};
     return states;
 }
 
@@ -600,7 +603,7 @@ Result<Response> list_elevations(Context& ctx, Caller& caller) {
     if (std::find(states.begin(), states.end(), state) == states.end()) {
         return unexpected(failure(http::status::bad_request, "invalid_field",
                                   "state must be pending, approved, denied, cancelled, expired, "
-                                  "active or all",
+                                  "superseded, active or all",
                                   "state"));
     }
     auto list =

@@ -105,12 +105,17 @@ Grant Authority::make_grant(const Request& request, TimePoint now) {
     return g;
 }
 
-// Called with mutex_ held. Writes, then applies.
+// Called with mutex_ held. Writes, then applies: the decision, its grant and the requests that
+// grant supersedes land together or not at all.
 Outcome<Decision> Authority::commit_decision(Request request, std::optional<Grant> grant,
-                                             std::vector<AuditRecord> records) {
+                                             std::vector<AuditRecord> records,
+                                             std::vector<Request> superseded) {
     std::vector<Mutation> mutations{request};
     if (grant) {
         mutations.emplace_back(*grant);
+    }
+    for (const Request& closed : superseded) {
+        mutations.emplace_back(closed);
     }
     if (auto written = journal_.write(std::move(mutations), records); !written) {
         return unavailable(written.error());
@@ -121,7 +126,65 @@ Outcome<Decision> Authority::commit_decision(Request request, std::optional<Gran
         grants_[grant->id] = *grant;
         next_grant_id_ = std::max(next_grant_id_, grant->id + 1);
     }
-    return Decision{std::move(request), std::move(grant)};
+    for (const Request& closed : superseded) {
+        requests_[closed.id] = closed;
+    }
+    return Decision{std::move(request), std::move(grant), std::move(superseded)};
+}
+
+bool Authority::covers(const Grant& grant, const Scope& scope, const std::string& requester,
+                       TimePoint now) {
+    return grant.active_at(now) && grant.scope.covers(scope) &&
+           (scope.operation == Operation::sign || grant.holder == requester);
+}
+
+// Called with mutex_ held: an active grant that covers a request of `requester` for `scope`.
+const Grant* Authority::covering_grant(const Scope& scope, const std::string& requester,
+                                       TimePoint now) const {
+    for (const auto& [id, g] : grants_) {
+        if (covers(g, scope, requester, now)) {
+            return &g;
+        }
+    }
+    return nullptr;
+}
+
+// `request`, closed as superseded by `grant`, with its record and event.
+Request Authority::superseded_copy(const Request& request, const Grant& grant, TimePoint now,
+                                   std::vector<AuditRecord>& records,
+                                   std::vector<Event>& events) const {
+    Request closed = request;
+    closed.state = RequestState::superseded;
+    closed.superseded_by = grant.id;
+    closed.decided_by = "signerd";
+    closed.decided_at = now;
+    closed.decision_reason = "superseded by grant " + std::to_string(grant.id) + " (request " +
+                             std::to_string(grant.request_id) + ", " + grant.scope.to_string() +
+                             "), which covers its whole scope";
+    AuditRecord r = record(now, "signerd", "elevation.supersede", request.scope, "superseded",
+                           closed.decision_reason, request.id, grant.id);
+    r.detail = "grant " + std::to_string(grant.id) + " active until " +
+               std::to_string(to_unix_ms(grant.expires)) + "; " +
+               std::to_string(request.approvals.size()) + " approvals so far";
+    records.push_back(std::move(r));
+    events.push_back({"request.superseded", request.id, grant.id, request.scope.to_string(),
+                      "signerd", closed.decision_reason, now});
+    return closed;
+}
+
+// Called with mutex_ held, as `grant` becomes active: the pending requests other than
+// `except` (the one it was made for) that it covers, closed as superseded by it.
+std::vector<Request> Authority::supersede_covered(const Grant& grant, std::int64_t except,
+                                                  TimePoint now, std::vector<AuditRecord>& records,
+                                                  std::vector<Event>& events) const {
+    std::vector<Request> out;
+    for (const auto& [id, r] : requests_) {
+        if (id != except && r.state_at(now) == RequestState::pending &&
+            covers(grant, r.scope, r.requester, now)) {
+            out.push_back(superseded_copy(r, grant, now, records, events));
+        }
+    }
+    return out;
 }
 
 // Called with mutex_ held.
@@ -174,6 +237,16 @@ Outcome<Decision> Authority::request(const Actor& actor, RequestInput input, Tim
     Outcome<Decision> decided = refuse(Refusal::Code::conflict, "not decided");
     {
         std::lock_guard lock(mutex_);
+        if (const Grant* g =
+                input.break_glass ? nullptr : covering_grant(input.scope, actor.name, now)) {
+            // It would be superseded at once: say so instead of filing it. (The relay never
+            // gets here: authorize_sign signs under such a grant.)
+            return refuse(Refusal::Code::conflict,
+                          "grant " + std::to_string(g->id) + " (" + g->scope.to_string() +
+                              ") covers " + input.scope.to_string() + " already, for another " +
+                              format_duration(g->expires - now) +
+                              ": nothing to request while it is active");
+        }
         if (!input.break_glass && pending_from(actor.name, now) >= kMaxPendingPerRequester) {
             return refuse(Refusal::Code::conflict,
                           std::to_string(kMaxPendingPerRequester) + " requests of " + actor.name +
@@ -222,7 +295,12 @@ Outcome<Decision> Authority::request(const Actor& actor, RequestInput input, Tim
             records.back().detail = terms;
             events.push_back({"request.pending", r.id, 0, r.scope.to_string(), who, r.reason, now});
         }
-        decided = commit_decision(std::move(r), std::move(grant), std::move(records));
+        std::vector<Request> superseded;
+        if (grant) {
+            superseded = supersede_covered(*grant, r.id, now, records, events);
+        }
+        decided = commit_decision(std::move(r), std::move(grant), std::move(records),
+                                  std::move(superseded));
     }
     if (decided) {
         emit(events);
@@ -237,6 +315,13 @@ Outcome<Request> Authority::pending_request(std::int64_t request_id, TimePoint n
         return refuse(Refusal::Code::not_found, "no request " + std::to_string(request_id));
     }
     const RequestState state = it->second.state_at(now);
+    if (state == RequestState::superseded) {
+        return refuse(Refusal::Code::conflict,
+                      "request " + std::to_string(request_id) +
+                          " is superseded, not pending: grant " +
+                          std::to_string(it->second.superseded_by) +
+                          " covers its whole scope, so nothing is left to decide");
+    }
     if (state != RequestState::pending) {
         return refuse(Refusal::Code::conflict, "request " + std::to_string(request_id) + " is " +
                                                    std::string(to_string(state)) + ", not pending");
@@ -331,7 +416,12 @@ Outcome<Decision> Authority::approve(const Actor& actor, std::int64_t request_id
             events.push_back({"request.approved", r.id, grant->id, r.scope.to_string(), actor.name,
                               r.reason, now});
         }
-        decided = commit_decision(std::move(r), std::move(grant), std::move(records));
+        std::vector<Request> superseded;
+        if (grant) {
+            superseded = supersede_covered(*grant, r.id, now, records, events);
+        }
+        decided = commit_decision(std::move(r), std::move(grant), std::move(records),
+                                  std::move(superseded));
     }
     if (decided) {
         emit(events);
@@ -636,7 +726,7 @@ std::vector<Event> Authority::sweep(TimePoint now) {
         std::vector<Mutation> mutations;
         std::vector<AuditRecord> records;
         std::vector<Grant> ended;
-        std::vector<Request> expired;
+        std::vector<Request> closed;  // expired or superseded
         for (const auto& [id, g] : grants_) {
             const GrantState state = g.state_at(now);
             if (state != GrantState::active && !g.end_recorded) {
@@ -663,7 +753,19 @@ std::vector<Event> Authority::sweep(TimePoint now) {
                 events.push_back(
                     {"request.expired", r.id, 0, r.scope.to_string(), "signerd", "", now});
                 mutations.emplace_back(copy);
-                expired.push_back(std::move(copy));
+                closed.push_back(std::move(copy));
+            }
+        }
+        // Grants supersede what they cover as they become active, so this finds only what a
+        // store written before that holds.
+        for (const auto& [id, r] : requests_) {
+            if (r.state_at(now) != RequestState::pending) {
+                continue;
+            }
+            if (const Grant* g = covering_grant(r.scope, r.requester, now)) {
+                Request copy = superseded_copy(r, *g, now, records, events);
+                mutations.emplace_back(copy);
+                closed.push_back(std::move(copy));
             }
         }
         if (records.empty()) {
@@ -676,7 +778,7 @@ std::vector<Event> Authority::sweep(TimePoint now) {
             // Keep the in-memory use counter (it may be ahead of the one just written).
             grants_[g.id].end_recorded = true;
         }
-        for (Request& r : expired) {
+        for (Request& r : closed) {
             requests_[r.id] = std::move(r);
         }
     }

@@ -82,6 +82,7 @@ std::string_view to_string(RequestState state) noexcept {
         case RequestState::denied: return "denied";
         case RequestState::cancelled: return "cancelled";
         case RequestState::expired: return "expired";
+        case RequestState::superseded: return "superseded";
     }
     return "?";
 }
@@ -107,6 +108,12 @@ bool Scope::covers(Operation op, std::string_view d, std::string_view s, std::st
         return false;
     }
     return client == "*" || client == c;
+}
+
+bool Scope::covers(const Scope& inner) const {
+    // The same test a signature (or an operation) of `inner` meets: a literal "*" there is
+    // matched only by a "*" here, since no domain, selector or client name is "*".
+    return covers(inner.operation, inner.domain, inner.selector, inner.client);
 }
 
 std::string Scope::to_string() const {

@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <string>
@@ -68,25 +69,38 @@ CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
   BEGIN SELECT RAISE(ABORT, 'the audit checkpoints are append-only'); END;
 )sql";
 
-// Schema versions, applied in order to a store that is older (each step idempotent, in one
-// transaction with the version it brings). Tables that are new in a version are created by
-// kSchema above (CREATE TABLE IF NOT EXISTS); a step here changes what exists already.
+// Schema versions, applied in order to a store that is older (each step in one transaction
+// with the version it brings). Tables that are new in a version are created by kSchema above
+// (CREATE TABLE IF NOT EXISTS); a step here changes what exists already. A step that adds a
+// column runs only while the column is missing (ALTER TABLE ... ADD COLUMN is not idempotent,
+// and a store set back to an older version by hand may have it).
 //   2: login_failures (lockouts survive a restart)
 //   3: login_failures.recent: the times of the last failures (a sliding window), not a count
 //      since the first failure of a fixed window
-constexpr int kSchemaVersion = 3;
-constexpr const char* kMigrations[] = {
+//   4: requests.superseded_by: the grant that superseded a request (state 'superseded')
+constexpr int kSchemaVersion = 4;
+struct Migration {
+    const char* table;  // with column: what the step adds; nullptr: it always runs
+    const char* column;
+    const char* sql;
+};
+constexpr Migration kMigrations[] = {
     // 1 -> 2: the table is created by kSchema; nothing existing changes.
-    "UPDATE meta SET value = '2' WHERE key = 'schema' AND CAST(value AS INTEGER) < 2;",
+    {nullptr, nullptr, ""},
     // 2 -> 3: `recent` holds the times (unix ms, oldest first, space-separated). A schema-2
     // row's failures are all taken to be at `first` (count copies of it: hex(zeroblob(n)) is
     // n '00's): they leave the window when schema 2 would have forgotten them. count and first
     // are still written (count = how many are in recent, first = the oldest), never read.
-    "ALTER TABLE login_failures ADD COLUMN recent TEXT NOT NULL DEFAULT '';"
-    "UPDATE login_failures SET recent = "
-    "rtrim(replace(hex(zeroblob(min(max(count, 0), 16))), '00', first || ' ')) WHERE count > 0;"
-    "UPDATE meta SET value = '3' WHERE key = 'schema' AND CAST(value AS INTEGER) < 3;",
+    {"login_failures", "recent",
+     "ALTER TABLE login_failures ADD COLUMN recent TEXT NOT NULL DEFAULT '';"
+     "UPDATE login_failures SET recent = "
+     "rtrim(replace(hex(zeroblob(min(max(count, 0), 16))), '00', first || ' ')) "
+     "WHERE count > 0;"},
+    // 3 -> 4: no request of an older store is superseded (0: none).
+    {"requests", "superseded_by",
+     "ALTER TABLE requests ADD COLUMN superseded_by INTEGER NOT NULL DEFAULT 0;"},
 };
+static_assert(static_cast<int>(std::size(kMigrations)) == kSchemaVersion - 1);
 
 // More than the directory keeps (Directory::kMaxFailures): a row edited by hand stays bounded.
 constexpr std::size_t kMaxStoredFailureTimes = 16;
@@ -193,8 +207,9 @@ Operation operation_from(const std::string& text) {
 }
 
 RequestState request_state_from(const std::string& text) {
-    for (RequestState s : {RequestState::pending, RequestState::approved, RequestState::denied,
-                           RequestState::cancelled, RequestState::expired}) {
+    for (RequestState s :
+         {RequestState::pending, RequestState::approved, RequestState::denied,
+          RequestState::cancelled, RequestState::expired, RequestState::superseded}) {
         if (to_string(s) == text) {
             return s;
         }
@@ -292,8 +307,8 @@ bool SqliteStore::apply(const Request& r) {
     Statement* s = statement(
         "INSERT OR REPLACE INTO requests(id, requester, operation, domain, selector, client, "
         "duration_ms, budget, reason, created, pending_until, state, decided_by, "
-        "decision_reason, decided_at, break_glass, filed_by_signer) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        "decision_reason, decided_at, break_glass, filed_by_signer, superseded_by) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     if (s == nullptr) {
         return false;
     }
@@ -307,7 +322,7 @@ bool SqliteStore::apply(const Request& r) {
     } else {
         s->bind_null();
     }
-    s->bind(r.break_glass ? 1 : 0).bind(r.filed_by_signer ? 1 : 0);
+    s->bind(r.break_glass ? 1 : 0).bind(r.filed_by_signer ? 1 : 0).bind(r.superseded_by);
     if (!done(s)) {
         return false;
     }
@@ -498,7 +513,7 @@ Expected<StoredState, std::string> SqliteStore::load() {
     if (Statement* s = statement(
             "SELECT id, requester, operation, domain, selector, client, duration_ms, budget, "
             "reason, created, pending_until, state, decided_by, decision_reason, decided_at, "
-            "break_glass, filed_by_signer FROM requests ORDER BY id")) {
+            "break_glass, filed_by_signer, superseded_by FROM requests ORDER BY id")) {
         while (s->step() == SQLITE_ROW) {
             Request r;
             r.id = s->integer(0);
@@ -519,6 +534,7 @@ Expected<StoredState, std::string> SqliteStore::load() {
             }
             r.break_glass = s->integer(15) != 0;
             r.filed_by_signer = s->integer(16) != 0;
+            r.superseded_by = s->integer(17);
             r.approvals = std::move(approvals[r.id]);
             state.requests.push_back(std::move(r));
         }
@@ -680,9 +696,25 @@ bool migrate(sqlite3* db, char** err) {
                                kSchemaVersion);
         return false;
     }
+    const auto has_column = [db](const char* table, const char* column) {
+        sqlite3_stmt* stmt = nullptr;
+        bool found = false;
+        if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info(?) WHERE name = ?", -1, &stmt,
+                               nullptr) == SQLITE_OK) {
+            sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
+            sqlite3_bind_text(stmt, 2, column, -1, SQLITE_STATIC);
+            found = sqlite3_step(stmt) == SQLITE_ROW;
+        }
+        sqlite3_finalize(stmt);
+        return found;
+    };
     for (; current >= 1 && current < kSchemaVersion; current = version()) {
+        const Migration& m = kMigrations[current - 1];
+        const bool run = m.table == nullptr || !has_column(m.table, m.column);
+        const std::string next = std::to_string(current + 1);
         const std::string step =
-            std::string("BEGIN IMMEDIATE; ") + kMigrations[current - 1] + " COMMIT;";
+            std::string("BEGIN IMMEDIATE; ") + (run ? m.sql : "") + " UPDATE meta SET value = '" +
+            next + "' WHERE key = 'schema' AND CAST(value AS INTEGER) < " + next + "; COMMIT;";
         if (sqlite3_exec(db, step.c_str(), nullptr, nullptr, err) != SQLITE_OK) {
             sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
             return false;

@@ -1,10 +1,13 @@
 // Thousands of random schedules of requests, approvals, denials, cancels, revokes, time
 // jumps, signatures (budget spending) and restarts. After every step, a signature must
-// succeed exactly when the test's own model says an active grant covers it, and every
-// decision must succeed exactly when the model says it may.
+// succeed exactly when the test's own model says an active grant covers it, every decision
+// must succeed exactly when the model says it may, and a request is pending exactly when the
+// model says so (a grant supersedes the pending requests it covers as it becomes active; a
+// request it covers already is refused).
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <random>
 
@@ -20,16 +23,19 @@ struct ModelRequest {
     std::string requester;
     std::string domain;
     std::string selector;
+    std::string client;  // "*" (users' requests) or "relay" (filed for a locked signature)
     jit::Duration duration;
     std::optional<std::uint64_t> budget;
     jit::TimePoint pending_until;
     std::vector<std::string> approvals;
-    bool open = true;  // pending, not decided (time may still expire it)
+    bool open = true;  // pending, not decided or superseded (time may still expire it)
+    bool pending_at(jit::TimePoint now) const { return open && now < pending_until; }
 };
 
 struct ModelGrant {
     std::string domain;
     std::string selector;
+    std::string client;  // its request's
     jit::TimePoint expires;
     std::optional<std::uint64_t> budget;
     std::uint64_t uses = 0;
@@ -37,8 +43,10 @@ struct ModelGrant {
     bool active(jit::TimePoint now) const {
         return !revoked && now < expires && (!budget || uses < *budget);
     }
-    bool covers(const std::string& d, const std::string& s) const {
-        return domain == d && (selector == "*" || selector == s);
+    // A signature of relay client c for d/s, or all of a request for d/s/c: a "*" there is
+    // covered only by a "*" here.
+    bool covers(const std::string& d, const std::string& s, const std::string& c) const {
+        return domain == d && (selector == "*" || selector == s) && (client == "*" || client == c);
     }
 };
 
@@ -51,11 +59,31 @@ class Model {
     ModelGrant* covering(const std::string& d, const std::string& s, jit::TimePoint now) {
         ModelGrant* best = nullptr;
         for (auto& [id, g] : grants) {
-            if (g.covers(d, s) && g.active(now) && (best == nullptr || g.expires < best->expires)) {
+            if (g.covers(d, s, "relay") && g.active(now) &&
+                (best == nullptr || g.expires < best->expires)) {
                 best = &g;
             }
         }
         return best;
+    }
+    // Whether an active grant covers a request for d/s/c (such a request is refused).
+    bool covered(const std::string& d, const std::string& s, const std::string& c,
+                 jit::TimePoint now) const {
+        return std::any_of(grants.begin(), grants.end(), [&](const auto& entry) {
+            return entry.second.active(now) && entry.second.covers(d, s, c);
+        });
+    }
+    // The pending requests a grant that has just become active supersedes, closed.
+    std::vector<std::int64_t> supersede(const ModelGrant& g, std::int64_t except,
+                                        jit::TimePoint now) {
+        std::vector<std::int64_t> closed;
+        for (auto& [id, r] : requests) {
+            if (id != except && r.pending_at(now) && g.covers(r.domain, r.selector, r.client)) {
+                r.open = false;
+                closed.push_back(id);
+            }
+        }
+        return closed;
     }
 };
 
@@ -92,17 +120,14 @@ void run_schedule(std::uint32_t seed, int steps) {
                 in.budget = 1 + static_cast<std::uint64_t>(pick(4));
             }
             auto r = engine.authority().request(who, in, now);
-            const bool should = in.duration <= 2h;
+            const bool should =
+                in.duration <= 2h && !model.covered(in.scope.domain, in.scope.selector, "*", now);
             ASSERT_EQ(r.has_value(), should) << context(step, "request");
             if (r) {
-                model.requests[r->request.id] = {who.name,
-                                                 in.scope.domain,
-                                                 in.scope.selector,
-                                                 in.duration,
-                                                 in.budget,
-                                                 now + 3h,
-                                                 {},
-                                                 true};
+                model.requests[r->request.id] = {
+                    who.name,    in.scope.domain, in.scope.selector, "*",
+                    in.duration, in.budget,       now + 3h,          {},
+                    true};
                 request_ids.push_back(r->request.id);
             }
         } else if (op < 45 && !request_ids.empty()) {  // approve (sometimes by the requester)
@@ -110,7 +135,7 @@ void run_schedule(std::uint32_t seed, int steps) {
                 request_ids[static_cast<std::size_t>(pick(static_cast<int>(request_ids.size())))];
             const jit::Actor& who = people[static_cast<std::size_t>(1 + pick(3))];
             ModelRequest& m = model.requests.at(id);
-            const bool pending = m.open && now < m.pending_until;
+            const bool pending = m.pending_at(now);
             const bool already =
                 std::find(m.approvals.begin(), m.approvals.end(), who.name) != m.approvals.end();
             const bool should = pending && who.name != m.requester && !already;
@@ -122,16 +147,22 @@ void run_schedule(std::uint32_t seed, int steps) {
                     << context(step, "quorum");
                 if (d->grant) {
                     m.open = false;
-                    model.grants[d->grant->id] = {m.domain, m.selector, now + m.duration,
+                    model.grants[d->grant->id] = {m.domain, m.selector, m.client, now + m.duration,
                                                   m.budget, 0,          false};
                     grant_ids.push_back(d->grant->id);
+                    std::vector<std::int64_t> closed;
+                    for (const jit::Request& r : d->superseded) {
+                        closed.push_back(r.id);
+                    }
+                    ASSERT_EQ(closed, model.supersede(model.grants.at(d->grant->id), id, now))
+                        << context(step, "superseded");
                 }
             }
         } else if (op < 50 && !request_ids.empty()) {  // deny or cancel
             const auto id =
                 request_ids[static_cast<std::size_t>(pick(static_cast<int>(request_ids.size())))];
             ModelRequest& m = model.requests.at(id);
-            const bool pending = m.open && now < m.pending_until;
+            const bool pending = m.pending_at(now);
             if (pick(2) == 0) {
                 auto d = engine.authority().deny(people[1], id, "no", now);
                 ASSERT_EQ(d.has_value(), pending) << context(step, "deny");
@@ -190,6 +221,7 @@ void run_schedule(std::uint32_t seed, int steps) {
                         "service:relay",
                         d,
                         s,
+                        "relay",
                         std::min<jit::Duration>(policy.signer_request_duration, 2h),
                         std::nullopt,
                         now + 3h,
@@ -211,6 +243,15 @@ void run_schedule(std::uint32_t seed, int steps) {
                 ASSERT_EQ(active, model_active)
                     << context(step, "invariant") << " " << d << "/" << s;
             }
+        }
+        // Pending exactly when the model says; none that an active grant covers.
+        for (const jit::Request& r : engine.authority().requests()) {
+            const bool is_pending = r.state_at(now) == jit::RequestState::pending;
+            ASSERT_EQ(is_pending, model.requests.at(r.id).pending_at(now))
+                << context(step, "pending") << " request " << r.id;
+            ASSERT_FALSE(is_pending &&
+                         model.covered(r.scope.domain, r.scope.selector, r.scope.client, now))
+                << context(step, "covered yet pending") << " request " << r.id;
         }
     }
     auto records = engine.store().audit_records(1, 1'000'000);

@@ -457,11 +457,12 @@ struct RequestView {
     std::string decision_reason;
     bool break_glass = false;
     bool filed_by_signer = false;
+    std::int64_t superseded_by = 0;  // state "superseded": the grant that covers it
     template <class A>
     void serialize(A& ar) {
         ar(id, requester, scope, operation, domain, selector, client, duration_ms, budget, reason,
            created_ms, pending_until_ms, state, approvals, quorum, decided_by, decision_reason,
-           break_glass, filed_by_signer);
+           break_glass, filed_by_signer, superseded_by);
     }
 };
 

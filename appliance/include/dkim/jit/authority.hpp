@@ -74,12 +74,16 @@ struct RequestInput {
 struct Decision {
     Request request;
     std::optional<Grant> grant;  // the grant this decision made active, if any
+    // The pending requests that grant covers, closed as superseded by it in the same durable
+    // write (each with its record).
+    std::vector<Request> superseded;
 };
 
 // What the daemon tells webhook subscribers and logs; never an approval channel.
 struct Event {
     std::string type;  // "request.pending", "request.approved", "request.denied",
-                       // "request.expired", "grant.revoked", "grant.expired",
+                       // "request.expired", "request.superseded" (grant_id: the grant
+                       // that covers it), "grant.revoked", "grant.expired",
                        // "grant.exhausted", "break_glass"
     std::int64_t request_id = 0;
     std::int64_t grant_id = 0;
@@ -108,6 +112,8 @@ class Authority {
     Authority(const Authority&) = delete;
     Authority& operator=(const Authority&) = delete;
 
+    // A request (other than break-glass) whose whole scope an active grant covers already is
+    // refused (conflict, naming the grant): there is nothing to approve while it lasts.
     Outcome<Decision> request(const Actor& actor, RequestInput input, TimePoint now);
     // The checks approve() (approving) or deny() would make, without deciding: so that a
     // hopeless decision is refused before the approver's TOTP code is spent.
@@ -154,8 +160,18 @@ class Authority {
     // The earliest time something ends by itself (a grant expires, a pending request times
     // out), after `now`.
     std::optional<TimePoint> next_deadline(TimePoint now) const;
-    // Records what ended by time or budget since the last sweep; returns the events.
+    // Records what ended by time or budget since the last sweep; returns the events. Also
+    // closes, as superseded, a pending request that an active grant covers (none can arise
+    // here: a grant supersedes them as it becomes active; a store written before signerd
+    // did so may hold some).
     std::vector<Event> sweep(TimePoint now);
+
+    // Whether `grant` authorises, at `now`, everything a request of `requester` for `scope`
+    // would: it is active, its scope covers the request's whole scope (Scope::covers, the
+    // test authorize_sign makes), and, for operations other than sign, it is the requester's
+    // own (authorize_operation serves the holder only). Such a request is superseded.
+    static bool covers(const Grant& grant, const Scope& scope, const std::string& requester,
+                       TimePoint now);
 
     std::vector<Request> requests() const;
     std::optional<Request> find_request(std::int64_t id) const;
@@ -174,7 +190,15 @@ class Authority {
     Outcome<Request> decidable_request(const Actor& actor, std::int64_t request_id, bool approving,
                                        TimePoint now) const;
     Outcome<Decision> commit_decision(Request request, std::optional<Grant> grant,
-                                      std::vector<AuditRecord> records);
+                                      std::vector<AuditRecord> records,
+                                      std::vector<Request> superseded = {});
+    const Grant* covering_grant(const Scope& scope, const std::string& requester,
+                                TimePoint now) const;
+    std::vector<Request> supersede_covered(const Grant& grant, std::int64_t except, TimePoint now,
+                                           std::vector<AuditRecord>& records,
+                                           std::vector<Event>& events) const;
+    Request superseded_copy(const Request& request, const Grant& grant, TimePoint now,
+                            std::vector<AuditRecord>& records, std::vector<Event>& events) const;
     AuditRecord record(TimePoint now, const std::string& actor, std::string action,
                        const Scope& scope, std::string outcome, std::string reason,
                        std::int64_t request_id, std::int64_t grant_id) const;

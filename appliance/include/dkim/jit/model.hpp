@@ -6,7 +6,9 @@
 //                  │  (or an auto-approval rule, or break-glass by an admin)      active
 //                  ├──▶ denied (with a reason)                                      │
 //                  ├──▶ cancelled (by the requester)                                ▼
-//                  └──▶ expired (nobody decided in time)      expired / exhausted / revoked
+//                  ├──▶ expired (nobody decided in time)      expired / exhausted / revoked
+//                  └──▶ superseded (an active grant covers its whole scope: see
+//                       Authority::covers; closed when that grant becomes active)
 
 #include <cstdint>
 #include <optional>
@@ -46,6 +48,10 @@ struct Scope {
     std::string client = "*";
 
     bool covers(Operation op, std::string_view d, std::string_view s, std::string_view c) const;
+    // Whether this scope covers all of `inner` (as validate_scope leaves it): every signature
+    // or operation `inner` would allow, this one allows. A "*" in `inner` is covered only by a
+    // "*" here: a grant for one selector does not cover a request for all of them.
+    bool covers(const Scope& inner) const;
     // "sign example.com/s1 for relay", "admin *"
     std::string to_string() const;
     bool operator==(const Scope&) const = default;
@@ -78,7 +84,16 @@ struct ApiToken {
     bool revoked = false;
 };
 
-enum class RequestState : std::uint8_t { pending, approved, denied, cancelled, expired };
+// superseded: closed by signerd because an active grant covers the request's whole scope (for
+// operations other than sign, a grant of the same requester); terminal, like the others.
+enum class RequestState : std::uint8_t {
+    pending,
+    approved,
+    denied,
+    cancelled,
+    expired,
+    superseded
+};
 std::string_view to_string(RequestState state) noexcept;
 
 struct Approval {
@@ -101,7 +116,8 @@ struct Request {
     std::string decision_reason;
     std::optional<TimePoint> decided_at;
     bool break_glass = false;
-    bool filed_by_signer = false;  // filed by signerd for a locked signature
+    bool filed_by_signer = false;    // filed by signerd for a locked signature
+    std::int64_t superseded_by = 0;  // superseded: the grant that covered it
 
     RequestState state_at(TimePoint now) const {
         return state == RequestState::pending && now >= pending_until ? RequestState::expired
