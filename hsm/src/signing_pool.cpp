@@ -1,5 +1,17 @@
 #include "dkim/hsm/signing_pool.hpp"
 
+// LeakSanitizer's interface, in sanitizer builds only (see C_SignInit below).
+#if defined(__SANITIZE_ADDRESS__)
+#define DKIM_LEAK_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DKIM_LEAK_SANITIZER 1
+#endif
+#endif
+#if defined(DKIM_LEAK_SANITIZER)
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #include <openssl/sha.h>
 
 #include <condition_variable>
@@ -185,7 +197,17 @@ Result<std::vector<unsigned char>> SigningPool::sign(const KeyInfo& key,
 
         std::vector<unsigned char> signature;
         if (rv == CKR_OK) {
-            rv = fn.C_SignInit(session.handle(), &mechanism, handle);
+            {
+#if defined(DKIM_LEAK_SANITIZER)
+                // SoftHSM2 2.6.1 leaks an ASN1_STRING (24 + 13 bytes) in every C_SignInit with
+                // an Ed25519 key, in its own OpenSSL key decoding. What the token allocates
+                // inside C_SignInit is the token's: LeakSanitizer does not count it. (Matching
+                // a suppression by the library's name needed full unwinding on every malloc,
+                // which made the sanitizer stage several times slower.)
+                const __lsan::ScopedDisabler the_tokens_own_allocations;
+#endif
+                rv = fn.C_SignInit(session.handle(), &mechanism, handle);
+            }
             failed_call = "C_SignInit";
         }
         if (rv == CKR_OK) {

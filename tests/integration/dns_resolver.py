@@ -20,7 +20,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from testlib import check, free_port, summary  # noqa: E402
+from testlib import check, free_port, summary, until  # noqa: E402
 
 ZONE = "dnssec.example"
 ZONE_FILE = """$ORIGIN dnssec.example.
@@ -45,7 +45,7 @@ class Nsd:
                     % (self.port, folder, folder, folder, folder, folder, ZONE, zone_file))
         self.proc = subprocess.Popen(["nsd", "-d", "-c", self.conf], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        for _ in range(200):
+        for _ in until():
             if "nsd started" in self.log():
                 return
             if self.proc.poll() is not None:

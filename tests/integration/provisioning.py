@@ -43,7 +43,7 @@ import dkim
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from signerd_daemon import DOMAIN, Appliance  # noqa: E402
-from testlib import FAILURES, DnsServer, check, free_port, summary  # noqa: E402
+from testlib import FAILURES, DnsServer, check, free_port, summary, until  # noqa: E402
 
 NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 WAITING = 75  # EX_TEMPFAIL: the CLI waits for DNS or a grace period
@@ -146,7 +146,7 @@ class ManagedRelay:
             f.write('[[client]]\nname = "apps"\nnetworks = ["127.0.0.0/8"]\ndomains = ["%s"]\n' % DOMAIN)
         self.log = open(self.logfile, "ab")
         self.proc = subprocess.Popen(NOBODY + [relayd, "--config", self.config], stdout=self.log, stderr=self.log)
-        for _ in range(200):
+        for _ in until():
             if "listening on" in open(self.logfile).read():
                 return
             if self.proc.poll() is not None:
@@ -255,8 +255,14 @@ def rotation(folder, cli, signerd, relayd, module):
               "after the restart %s is active and rsa is retiring" % new)
         check(op.alice("dns", "check", DOMAIN, "--outbound", "127.0.0.1").returncode == 0,
               "dns check passes with both keys published")
-        time.sleep(1.2)  # the relay's key_refresh
-        relay.send("after activation")
+        # The relay reloads its keys every key_refresh (1 s): mail sent before then is still
+        # signed with rsa. Send until a message carries the new key (seconds at most), instead of
+        # a fixed sleep that a loaded machine outlasted.
+        for _ in until(30):
+            relay.send("after activation")
+            if new.encode() in selectors_of(relay.delivered()[-1]):
+                break
+            time.sleep(0.2)
         check(new.encode() in selectors_of(relay.delivered()[-1]) and b"rsa" not in selectors_of(relay.delivered()[-1]),
               "the relay switched to %s without a restart: %s" % (new, selectors_of(relay.delivered()[-1])))
         check(dkimpy_verifies(op.dns, relay.delivered()[-1]), "dkimpy verifies the relay's mail after the rotation")

@@ -47,7 +47,7 @@ import urllib.request
 import dkim
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from testlib import FAILURES, DnsServer, check, summary  # noqa: E402
+from testlib import FAILURES, DnsServer, check, summary, until  # noqa: E402
 
 DOMAIN = "signerd.example"
 MESSAGE = (b"From: Alice <alice@signerd.example>\r\nTo: Bob <bob@peer.example>\r\n"
@@ -136,7 +136,7 @@ class Appliance:
         self.log = open(os.path.join(self.folder, "signerd.log"), "ab")
         self.proc = subprocess.Popen([self.signerd, "--config", self.config], stdout=self.log,
                                      stderr=self.log, env=env or self.env)
-        for _ in range(200):
+        for _ in until():
             text = open(os.path.join(self.folder, "signerd.log")).read()
             if text.count("listening on") > getattr(self, "starts", 0):
                 self.starts = text.count("listening on")

@@ -23,6 +23,16 @@ def check(condition, what):
         FAILURES.append(what)
 
 
+def until(seconds=60.0):
+    """Iterations until SECONDS of wall time have passed: for loops that wait for an event (a
+    daemon's "listening on", a port, a log line) and sleep briefly between looks. The deadline
+    is generous because it costs nothing when the event comes early: a count of iterations was
+    too short for a daemon starting under ASan on a loaded machine (issue 19)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        yield
+
+
 def summary():
     """Prints the outcome of all checks; the process's exit status."""
     if FAILURES:
@@ -109,7 +119,7 @@ class DnsServer:
 
     def wait_ready(self):
         resolver = self.resolver()
-        for _ in range(100):
+        for _ in until():
             if self.proc.poll() is not None:
                 return False
             try:

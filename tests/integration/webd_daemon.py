@@ -45,7 +45,7 @@ import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from signerd_daemon import DOMAIN, Appliance  # noqa: E402
-from testlib import FAILURES, check, free_port, summary  # noqa: E402
+from testlib import FAILURES, check, free_port, summary, until  # noqa: E402
 
 
 class Webd:
@@ -65,7 +65,7 @@ class Webd:
         self.proc = subprocess.Popen(
             ["setpriv", "--reuid=daemon", "--regid=nogroup", "--clear-groups", webd, "--config", self.config],
             stdout=self.log, stderr=self.log)
-        for _ in range(200):
+        for _ in until():
             text = open(self.log_path).read()
             if "listening on" in text:
                 break
