@@ -132,17 +132,31 @@ Outcome<Decision> Authority::commit_decision(Request request, std::optional<Gran
     return Decision{std::move(request), std::move(grant), std::move(superseded)};
 }
 
-bool Authority::covers(const Grant& grant, const Scope& scope, const std::string& requester,
-                       TimePoint now) {
-    return grant.active_at(now) && grant.scope.covers(scope) &&
-           (scope.operation == Operation::sign || grant.holder == requester);
+bool Authority::covers(const Grant& grant, const Asked& asked, TimePoint now) {
+    if (!grant.active_at(now) || !grant.scope.covers(asked.scope) ||
+        (asked.scope.operation != Operation::sign && grant.holder != asked.requester)) {
+        return false;
+    }
+    if (asked.filed_by_signer) {
+        return true;
+    }
+    if (grant.expires - now < asked.duration) {
+        return false;
+    }
+    // active_at: uses < budget.
+    return !grant.budget || (asked.budget && *grant.budget - grant.uses >= *asked.budget);
 }
 
-// Called with mutex_ held: an active grant that covers a request of `requester` for `scope`.
-const Grant* Authority::covering_grant(const Scope& scope, const std::string& requester,
-                                       TimePoint now) const {
+namespace {
+Authority::Asked asked_by(const Request& r) {
+    return {r.scope, r.requester, r.duration, r.budget, r.filed_by_signer};
+}
+}  // namespace
+
+// Called with mutex_ held: an active grant that covers a request.
+const Grant* Authority::covering_grant(const Asked& asked, TimePoint now) const {
     for (const auto& [id, g] : grants_) {
-        if (covers(g, scope, requester, now)) {
+        if (covers(g, asked, now)) {
             return &g;
         }
     }
@@ -180,7 +194,7 @@ std::vector<Request> Authority::supersede_covered(const Grant& grant, std::int64
     std::vector<Request> out;
     for (const auto& [id, r] : requests_) {
         if (id != except && r.state_at(now) == RequestState::pending &&
-            covers(grant, r.scope, r.requester, now)) {
+            covers(grant, asked_by(r), now)) {
             out.push_back(superseded_copy(r, grant, now, records, events));
         }
     }
@@ -237,8 +251,10 @@ Outcome<Decision> Authority::request(const Actor& actor, RequestInput input, Tim
     Outcome<Decision> decided = refuse(Refusal::Code::conflict, "not decided");
     {
         std::lock_guard lock(mutex_);
-        if (const Grant* g =
-                input.break_glass ? nullptr : covering_grant(input.scope, actor.name, now)) {
+        if (const Grant* g = input.break_glass ? nullptr
+                                               : covering_grant({input.scope, actor.name,
+                                                                 input.duration, input.budget},
+                                                                now)) {
             // It would be superseded at once: say so instead of filing it. (The relay never
             // gets here: authorize_sign signs under such a grant.)
             return refuse(Refusal::Code::conflict,
@@ -762,7 +778,7 @@ std::vector<Event> Authority::sweep(TimePoint now) {
             if (r.state_at(now) != RequestState::pending) {
                 continue;
             }
-            if (const Grant* g = covering_grant(r.scope, r.requester, now)) {
+            if (const Grant* g = covering_grant(asked_by(r), now)) {
                 Request copy = superseded_copy(r, *g, now, records, events);
                 mutations.emplace_back(copy);
                 closed.push_back(std::move(copy));

@@ -585,12 +585,12 @@ TEST_F(AuthorityTest, ARequestThatAnActiveGrantCoversIsRefused) {
     const auto grant = granted(sign_request("example.com", "*", 1h));
     const auto seq = engine.journal().seq();
     const auto count = a.requests().size();
-    auto covered = a.request(alice, sign_request("example.com", "s1", 1h), t0 + 1s);
+    auto covered = a.request(alice, sign_request("example.com", "s1", 30min), t0 + 1s);
     ASSERT_FALSE(covered);
     EXPECT_EQ(covered.error().code, Refusal::Code::conflict);
     EXPECT_NE(covered.error().message.find("grant " + std::to_string(grant)), std::string::npos)
         << covered.error().message;
-    auto for_relay_in = sign_request("example.com", "s1", 1h);
+    auto for_relay_in = sign_request("example.com", "s1", 30min);
     for_relay_in.scope.client = "relay";
     EXPECT_EQ(code_of(a.request(dave, for_relay_in, t0 + 1s)), Refusal::Code::conflict)
         << "the grant is for any relay client";
@@ -612,6 +612,58 @@ TEST_F(AuthorityTest, ARequestThatAnActiveGrantCoversIsRefused) {
     auto again = a.request(alice, sign_request("example.com", "s1", 1h), t0 + 3s);
     ASSERT_TRUE(again) << again.error().message;
     EXPECT_EQ(again->request.state, RequestState::pending);
+}
+
+// The attacker: a requester whose short requests an auto-approval rule takes files one for the
+// whole domain, for a few minutes and one use, and revokes it at once (holders revoke their
+// own). That grant must not close someone else's longer pending request (with the approvals
+// it has so far), nor make signerd refuse their request while it lasts: it does not cover
+// what they asked for. A grant that lasts as long and has the uses does.
+TEST_F(AuthorityTest, AShortOrSmallGrantClosesNobodysLongerRequest) {
+    engine.policy().operations[Operation::sign].quorum = 2;
+    jit::AutoApproveRule rule;
+    rule.name = "quick";
+    rule.operation = Operation::sign;
+    rule.domain_pattern = "*";
+    rule.requesters = {"dave"};
+    rule.max_duration = 5min;
+    engine.policy().auto_approve.push_back(rule);
+    engine.restart();
+    auto& a = engine.authority();
+    const auto victim = pending(sign_request("example.com", "s1", 4h));
+    ASSERT_TRUE(a.approve(bob, victim, t0));  // one of two approvals
+    const auto unlimited = pending(sign_request("example.com", "s2", 4h));
+    const auto relay = a.authorize_sign("relay", "example.com", "s3", t0).error().request_id;
+    ASSERT_GT(relay, 0);
+
+    auto attack = a.request(dave, sign_request("example.com", "*", 5min, 1), t0 + 1s);
+    ASSERT_TRUE(attack) << attack.error().message;
+    ASSERT_TRUE(attack->grant) << "auto-approved";
+    std::vector<std::int64_t> closed;
+    for (const auto& r : attack->superseded) {
+        closed.push_back(r.id);
+    }
+    EXPECT_EQ(closed, (std::vector<std::int64_t>{relay}))
+        << "only the relay's request (filed again when the grant ends)";
+    ASSERT_TRUE(a.revoke(dave, attack->grant->id, "oops", t0 + 2s));
+    EXPECT_EQ(a.find_request(victim)->state_at(t0 + 2s), RequestState::pending);
+    EXPECT_EQ(a.find_request(unlimited)->state_at(t0 + 2s), RequestState::pending);
+    auto second = a.approve(carol, victim, t0 + 3s);
+    ASSERT_TRUE(second) << second.error().message;
+    EXPECT_TRUE(second->grant) << "the approval so far was kept";
+
+    // While a short or small grant is active, a request for more is filed, not refused; one
+    // for no more than it gives is refused (it would be superseded at once).
+    auto small = a.request(dave, sign_request("example.net", "*", 5min, 1), t0 + 4s);
+    ASSERT_TRUE(small && small->grant);
+    auto longer = a.request(alice, sign_request("example.net", "s1", 1h, 1), t0 + 5s);
+    ASSERT_TRUE(longer) << longer.error().message;
+    EXPECT_EQ(longer->request.state, RequestState::pending);
+    auto unbudgeted = a.request(alice, sign_request("example.net", "s2", 4min), t0 + 5s);
+    ASSERT_TRUE(unbudgeted) << unbudgeted.error().message;
+    EXPECT_EQ(unbudgeted->request.state, RequestState::pending);
+    EXPECT_EQ(code_of(a.request(alice, sign_request("example.net", "s3", 4min, 1), t0 + 5s)),
+              Refusal::Code::conflict);
 }
 
 // Supersession never widens anything: a superseded request is never approved, denied or

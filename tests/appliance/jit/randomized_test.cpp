@@ -66,19 +66,29 @@ class Model {
         }
         return best;
     }
-    // Whether an active grant covers a request for d/s/c (such a request is refused).
-    bool covered(const std::string& d, const std::string& s, const std::string& c,
-                 jit::TimePoint now) const {
-        return std::any_of(grants.begin(), grants.end(), [&](const auto& entry) {
-            return entry.second.active(now) && entry.second.covers(d, s, c);
-        });
+    // Whether grant g gives, at `now`, all a request asks: scope, and (unless the relay's)
+    // time and uses.
+    static bool gives(const ModelGrant& g, const ModelRequest& r, jit::TimePoint now) {
+        if (!g.active(now) || !g.covers(r.domain, r.selector, r.client)) {
+            return false;
+        }
+        if (r.client == "relay") {
+            return true;
+        }
+        return g.expires - now >= r.duration &&
+               (!g.budget || (r.budget && *g.budget - g.uses >= *r.budget));
+    }
+    // Whether an active grant covers a request (such a request is refused).
+    bool covered(const ModelRequest& r, jit::TimePoint now) const {
+        return std::any_of(grants.begin(), grants.end(),
+                           [&](const auto& entry) { return gives(entry.second, r, now); });
     }
     // The pending requests a grant that has just become active supersedes, closed.
     std::vector<std::int64_t> supersede(const ModelGrant& g, std::int64_t except,
                                         jit::TimePoint now) {
         std::vector<std::int64_t> closed;
         for (auto& [id, r] : requests) {
-            if (id != except && r.pending_at(now) && g.covers(r.domain, r.selector, r.client)) {
+            if (id != except && r.pending_at(now) && gives(g, r, now)) {
                 r.open = false;
                 closed.push_back(id);
             }
@@ -120,8 +130,10 @@ void run_schedule(std::uint32_t seed, int steps) {
                 in.budget = 1 + static_cast<std::uint64_t>(pick(4));
             }
             auto r = engine.authority().request(who, in, now);
-            const bool should =
-                in.duration <= 2h && !model.covered(in.scope.domain, in.scope.selector, "*", now);
+            const ModelRequest asked{who.name,    in.scope.domain, in.scope.selector, "*",
+                                     in.duration, in.budget,       now + 3h,          {},
+                                     true};
+            const bool should = in.duration <= 2h && !model.covered(asked, now);
             ASSERT_EQ(r.has_value(), should) << context(step, "request");
             if (r) {
                 model.requests[r->request.id] = {
@@ -249,8 +261,7 @@ void run_schedule(std::uint32_t seed, int steps) {
             const bool is_pending = r.state_at(now) == jit::RequestState::pending;
             ASSERT_EQ(is_pending, model.requests.at(r.id).pending_at(now))
                 << context(step, "pending") << " request " << r.id;
-            ASSERT_FALSE(is_pending &&
-                         model.covered(r.scope.domain, r.scope.selector, r.scope.client, now))
+            ASSERT_FALSE(is_pending && model.covered(model.requests.at(r.id), now))
                 << context(step, "covered yet pending") << " request " << r.id;
         }
     }

@@ -166,12 +166,23 @@ class Authority {
     // did so may hold some).
     std::vector<Event> sweep(TimePoint now);
 
-    // Whether `grant` authorises, at `now`, everything a request of `requester` for `scope`
-    // would: it is active, its scope covers the request's whole scope (Scope::covers, the
-    // test authorize_sign makes), and, for operations other than sign, it is the requester's
-    // own (authorize_operation serves the holder only). Such a request is superseded.
-    static bool covers(const Grant& grant, const Scope& scope, const std::string& requester,
-                       TimePoint now);
+    // What a request asks for, as covers() compares it with a grant.
+    struct Asked {
+        const Scope& scope;
+        const std::string& requester;
+        Duration duration;
+        std::optional<std::uint64_t> budget;  // none: no limit
+        bool filed_by_signer = false;
+    };
+    // Whether `grant` authorises, at `now`, everything a request would: it is active, its
+    // scope covers the request's whole scope (Scope::covers, the test authorize_sign makes),
+    // for operations other than sign it is the requester's own (authorize_operation serves the
+    // holder only), and (unless signerd filed the request for a locked signature, which it
+    // files again when the grant ends) it lasts at least as long as the request asks and has
+    // at least as many uses left: a short or small grant, which anyone whose request an
+    // auto-approval rule takes may hold and revoke at once, closes nobody's longer request.
+    // Such a request is superseded.
+    static bool covers(const Grant& grant, const Asked& asked, TimePoint now);
 
     std::vector<Request> requests() const;
     std::optional<Request> find_request(std::int64_t id) const;
@@ -192,8 +203,7 @@ class Authority {
     Outcome<Decision> commit_decision(Request request, std::optional<Grant> grant,
                                       std::vector<AuditRecord> records,
                                       std::vector<Request> superseded = {});
-    const Grant* covering_grant(const Scope& scope, const std::string& requester,
-                                TimePoint now) const;
+    const Grant* covering_grant(const Asked& asked, TimePoint now) const;
     std::vector<Request> supersede_covered(const Grant& grant, std::int64_t except, TimePoint now,
                                            std::vector<AuditRecord>& records,
                                            std::vector<Event>& events) const;
