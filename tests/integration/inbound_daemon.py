@@ -16,6 +16,7 @@ usage: inbound_daemon.py GROUP DKIM_APPLIANCE DKIM_RELAYD
 """
 
 import base64
+import math
 import os
 import re
 import shutil
@@ -30,13 +31,14 @@ import dkim
 import nacl.signing
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from testlib import DnsServer, check, free_port, summary  # noqa: E402
+from testlib import DnsServer, check, free_port, summary, until  # noqa: E402
 
 NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 AUTHSERV = "mx.inbound.example"
 RECIPIENT_DOMAIN = "inbound.example"
 SENDERS = ["good.example", "bad.example", "soft.example", "slow.example", "many.example",
            "signed.example"]
+DNS_TTL = 3  # seconds, of every answer dnsmasq gives (local-ttl)
 
 
 def zone(blackhole_port, ed_public, query_log):
@@ -57,8 +59,8 @@ def zone(blackhole_port, ed_public, query_log):
     }
     # Answers carry a TTL (dnsmasq's own records have none by default), and every query is
     # logged: the DNS cache check counts them.
-    extra = ["server=/x.slow.example/127.0.0.1#%d" % blackhole_port, "local-ttl=3", "log-queries",
-             "log-facility=" + query_log]
+    extra = ["server=/x.slow.example/127.0.0.1#%d" % blackhole_port, "local-ttl=%d" % DNS_TTL,
+             "log-queries", "log-facility=" + query_log]
     extra += ["host-record=h%d.many.example,192.0.2.%d" % (i, 10 + i) for i in range(11)]
     return txt, extra
 
@@ -89,7 +91,7 @@ class InboundRelay:
         self.log = open(self.logfile, "ab")
         self.proc = subprocess.Popen(NOBODY + [self.relayd, "--config", self.config], stdout=self.log,
                                      stderr=self.log)
-        for _ in range(400):
+        for _ in until():
             text = open(self.logfile).read()
             if "listening on" in text:
                 return
@@ -295,29 +297,55 @@ def run_checks(cli, relay, server, inbox, ed_seed):
           "dkim-appliance verify --ip: the same verdict (exit %d, %s)" % (out.returncode, out.stderr.decode().strip()))
 
 
+def expired_by(cached_at):
+    """The wall time by which an answer that the relay cached at or before wall time CACHED_AT
+    (time.time()) has certainly expired. libunbound's clock counts whole seconds: an answer
+    stored during second S expires at S + TTL and is served until its clock is past that, so
+    the next query goes out from second S + TTL + 1 on. An answer is thus kept up to a second
+    longer than its TTL (services/cache/dns.c: `if(now > d->ttl) return NULL;`)."""
+    return math.floor(cached_at) + DNS_TTL + 1
+
+
+def wait_until(wall_time):
+    while time.time() < wall_time:
+        time.sleep(wall_time - time.time())
+
+
 def cache_checks(relay, query_log):
     """libunbound's cache in the relay: repeated checks of one domain ask the server once per
     TTL (3 s here), and ask again once it ran out."""
     def queries():
+        """The times dnsmasq logged of the queries for _dmarc.good.example."""
         with open(query_log, errors="replace") as f:
-            return len(re.findall(r"query\[TXT\] _dmarc\.good\.example from", f.read()))
+            return re.findall(r"^(.*?) dnsmasq\[\d+\]: query\[TXT\] _dmarc\.good\.example from",
+                              f.read(), re.M)
 
-    time.sleep(3.5)  # what earlier checks cached has expired
-    before = queries()
+    def logged(count):
+        """The queries since `before`, once COUNT of them are in the log: dnsmasq writes its
+        query log asynchronously, the line may trail the answer (seconds on a loaded machine)."""
+        for _ in until(20):
+            if len(queries()) - before >= count:
+                break
+            time.sleep(0.05)
+        return queries()[before:]
+
+    # What earlier checks cached was cached before they returned, so before now.
+    wait_until(expired_by(time.time()))
+    before = len(queries())
+    started = time.time()
     for i in range(3):
         swaks(relay.port, "joe@good.example", message("joe@good.example", "cached %d" % i))
-    first = queries() - before
-    check(first == 1, "DNS cache: three messages within the TTL, one query for _dmarc.good.example (%d)" % first)
-    time.sleep(3.5)
+    # The answer was cached by the time the message that asked for it was answered.
+    cached_by = time.time()
+    first = logged(1)
+    check(len(first) == 1, "DNS cache: three messages within the TTL (%.1f s), one query for "
+          "_dmarc.good.example (%d, at %s)" % (cached_by - started, len(first), first))
+    wait_until(expired_by(cached_by))
     swaks(relay.port, "joe@good.example", message("joe@good.example", "expired"))
-    # dnsmasq writes its query log asynchronously: the line may trail the answer a little
-    # (seconds on a loaded machine).
-    for _ in range(200):
-        if queries() - before >= 2:
-            break
-        time.sleep(0.05)
-    check(queries() - before == 2, "DNS cache: after the TTL, the record is asked for again (%d)"
-          % (queries() - before))
+    asked = logged(2)
+    check(len(asked) == 2, "DNS cache: after the TTL, the record is asked for again (%d, at %s; "
+          "cached by %s)" % (len(asked), asked, time.strftime("%b %d %H:%M:%S",
+                                                             time.localtime(cached_by))))
 
 
 def main():
