@@ -54,6 +54,9 @@ configure_stage() {  # configure_stage STAGE SOURCE_DIR BUILD_DIR [MORE CMAKE AR
 ccache_environment() {  # ccache_environment CLONE_DIR
   export CCACHE_BASEDIR=$1
   export CCACHE_NOHASHDIR=true
-  export CCACHE_SLOPPINESS=include_file_mtime,include_file_ctime,time_macros
+  # No sloppiness, whatever a ccache.conf on the machine says: ccache's refusal to cache a
+  # compilation that read a header changed while it ran stays (a fresh clone's files are
+  # minutes old by the time its builds start, so it costs nothing here).
+  export CCACHE_SLOPPINESS=
   export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-25G}
 }
