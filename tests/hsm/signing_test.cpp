@@ -190,7 +190,8 @@ class FaultModuleTest : public ::testing::Test {
         auto module = Module::load(dkim::test::test_path("fault_module").string());
         ASSERT_TRUE(module) << module.error().to_string();
         module_ = *module;
-        void* handle = dlopen(dkim::test::test_path("fault_module").c_str(), RTLD_NOW | RTLD_NOLOAD);
+        void* handle =
+            dlopen(dkim::test::test_path("fault_module").c_str(), RTLD_NOW | RTLD_NOLOAD);
         ASSERT_NE(handle, nullptr);
         login_calls_ =
             reinterpret_cast<unsigned long (*)()>(dlsym(handle, "dkim_fault_login_calls"));

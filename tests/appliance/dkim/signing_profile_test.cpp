@@ -276,7 +276,8 @@ TEST(SigningProfileTest, RelaxedBlocksAreInRelaxedForm) {
 TEST(SigningProfileTest, TheFuzzSeedsAreAcceptedOrRefusedAsMeant) {
     // tests/fuzz/corpus/signing_profile: the fuzzer starts from blocks the profile accepts
     // (and the finding's block, refused), so that it explores both sides.
-    const std::string dir = (dkim::test::test_path("source") / "tests/fuzz/corpus/signing_profile/").string();
+    const std::string dir =
+        (dkim::test::test_path("source") / "tests/fuzz/corpus/signing_profile/").string();
     for (const std::string name : {"relaxed", "simple", "repeated", "finding"}) {
         std::ifstream in(dir + name, std::ios::binary);
         ASSERT_TRUE(in) << dir + name;
