@@ -253,10 +253,18 @@ def strip_sink_headers(dumped):
 def setup(folder, cli, signerd, module, grant=True):
     app = Appliance(folder, cli, signerd, module)
     dns_server = DnsServer(folder, app.records, DOMAIN)
-    app.start()
-    app.add_users()
-    if grant:
-        app.approve(app.request("*", "30m"))
+    try:
+        app.start()
+        app.add_users()
+        if grant:
+            app.approve(app.request("*", "30m"))
+    except BaseException:
+        # The callers' try/finally starts after setup: a failure here left signerd and dnsmasq
+        # running after the test (issue 19 found five such pairs after a day's runs).
+        if getattr(app, "proc", None):
+            app.stop()
+        dns_server.stop()
+        raise
     return app, dns_server
 
 
