@@ -126,6 +126,14 @@ Expected<std::vector<KeyTableEntry>, std::string> parse_key_table(std::string_vi
         if (!hsm::KeyName::make("example.com", e.selector)) {
             return unexpected(where + "'" + e.selector + "' is not a valid selector");
         }
+        // Each part can be valid alone and the pair too long for one DNS name; a "%" domain's
+        // pairs are checked by plan_import, which knows the domains.
+        if (e.domain != "%") {
+            if (auto name = hsm::KeyName::make(e.domain, e.selector); !name) {
+                return unexpected(where + e.selector + "._domainkey." + e.domain + ": " +
+                                  name.error().message);
+            }
+        }
         if (e.key.empty() || e.key.front() != '/') {
             return unexpected(where +
                               "the private key must be given as an absolute file name (a key "
@@ -197,6 +205,12 @@ Expected<std::vector<ImportItem>, std::string> plan_import(
             domains.push_back(k.domain);
         }
         for (const auto& d : domains) {
+            // The pair as apply.cpp checks it: "ss" and a 240-character domain are each valid,
+            // "ss._domainkey." and that domain are 254 characters, not a DNS name.
+            if (auto name = hsm::KeyName::make(d, k.selector); !name) {
+                return unexpected(key_table_file + ":" + std::to_string(k.line) + ": " +
+                                  k.selector + "._domainkey." + d + ": " + name.error().message);
+            }
             ImportItem item;
             item.key_name = k.name;
             item.domain = d;

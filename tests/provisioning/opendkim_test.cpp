@@ -78,6 +78,44 @@ TEST(OpendkimTest, MalformedTablesNameFileAndLine) {
     EXPECT_NE(unused.error().find("KT:1: key 'k' has domain %"), std::string::npos);
 }
 
+// A selector and a domain that are each valid but together longer than a DNS name (RFC 1035
+// §2.3.4: 255 octets on the wire, 253 characters as text): found by fuzz_opendkim_tables
+// with a "%" key, whose domain comes from the signing table.
+TEST(OpendkimTest, RefusesASelectorAndDomainTooLongForOneDnsName) {
+    const std::string domain = std::string(60, 'a') + "." + std::string(60, 'b') + "." +
+                               std::string(60, 'c') + "." + std::string(57, 'd');
+    ASSERT_EQ(domain.size(), 240U) << "with selector s, 253 characters: the longest name";
+
+    auto keys = parse_key_table("k %:ss:/k\n", "KT");
+    ASSERT_TRUE(keys) << keys.error();
+    auto signing = parse_signing_table("*@" + domain + " k\n", "ST");
+    ASSERT_TRUE(signing) << signing.error();
+    auto items = plan_import(*keys, *signing, "KT", "ST");
+    ASSERT_FALSE(items) << "ss._domainkey." << domain << " is 254 characters";
+    EXPECT_NE(items.error().find("KT:1: ss._domainkey." + domain), std::string::npos)
+        << items.error();
+    EXPECT_NE(items.error().find("253"), std::string::npos) << items.error();
+
+    auto longest = parse_key_table("k %:s:/k\n", "KT");
+    ASSERT_TRUE(longest) << longest.error();
+    auto fits = plan_import(*longest, *signing, "KT", "ST");
+    ASSERT_TRUE(fits) << fits.error();
+    ASSERT_EQ(fits->size(), 1U);
+    EXPECT_EQ((*fits)[0].domain, domain);
+
+    // A key table line with its own domain is refused where it is read.
+    auto fixed = parse_key_table("k " + domain + ":ss:/k\n", "KT");
+    ASSERT_FALSE(fixed);
+    EXPECT_NE(fixed.error().find("KT:1: ss._domainkey." + domain), std::string::npos)
+        << fixed.error();
+    // And plan_import refuses such an entry even when it was not read by parse_key_table.
+    const std::vector<KeyTableEntry> made = {{"k", domain, "ss", "/k", 1}};
+    auto joined = plan_import(made, {}, "KT", "ST");
+    ASSERT_FALSE(joined);
+    EXPECT_NE(joined.error().find("KT:1: ss._domainkey." + domain), std::string::npos)
+        << joined.error();
+}
+
 TEST(OpendkimTest, DatasetPrefixes) {
     EXPECT_EQ(strip_dataset_prefix("refile:/etc/opendkim/SigningTable"),
               "/etc/opendkim/SigningTable");
