@@ -80,7 +80,7 @@ int run(int argc, char** argv) {
         std::cerr << "dkim-webd: certificate SHA-256 fingerprint " << *fingerprint << "\n";
     }
 
-    jit::SystemClock clock;
+    SystemClock clock;
     web::SignerPool signer(config->signerd_socket);
     web::SessionTable sessions(config->session_idle, config->max_sessions);
     web::LoginLimiter limiter(config->login);

@@ -21,6 +21,7 @@
 #include <sstream>
 
 #include "commands.hpp"
+#include "dkim/base/hex.hpp"
 #include "dkim/config/toml_defaults.hpp"
 #include "dkim/provisioning/dns_record.hpp"
 #include "dkim/provisioning/keys.hpp"
@@ -35,14 +36,6 @@ using dkim::provisioning::TokenLocation;
 int report(const dkim::hsm::Error& error) {
     std::cerr << "dkim-appliance: " << error.to_string() << "\n";
     return kFailed;
-}
-
-std::string hex(const std::vector<unsigned char>& bytes) {
-    std::ostringstream out;
-    for (const unsigned char b : bytes) {
-        out << std::hex << std::setw(2) << std::setfill('0') << static_cast<int>(b);
-    }
-    return out.str();
 }
 
 struct KeyRow {
@@ -63,7 +56,7 @@ struct KeyRow {
 
 KeyRow row(const dkim::hsm::KeyInfo& key, const std::string& token_label, bool logged_in) {
     return {key.name.domain,      key.name.selector,
-            key.algorithm_name(), hex(key.id),
+            key.algorithm_name(), dkim::base::hex_encode(key.id),
             key.uri(token_label), dkim::provisioning::protection_summary(key, logged_in),
             key.name.label()};
 }

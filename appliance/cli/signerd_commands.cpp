@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "commands.hpp"
+#include "dkim/base/wipe.hpp"
 #include "dkim/crypto/base64.hpp"
 #include "dkim/crypto/public_key.hpp"
 #include "dkim/crypto/sha256.hpp"
@@ -82,8 +83,7 @@ int run_audit_export(const AuditFileArgs& args) {
         return fail("cannot write " + args.out);
     }
     for (const jit::AuditRecord& r : data->first) {
-        out << "{\"type\":\"record\",\"seq\":" << r.seq
-            << ",\"time_ms\":" << jit::to_unix_ms(r.time)
+        out << "{\"type\":\"record\",\"seq\":" << r.seq << ",\"time_ms\":" << to_unix_ms(r.time)
             << ",\"actor\":" << text::json_quote(r.actor)
             << ",\"action\":" << text::json_quote(r.action)
             << ",\"scope\":" << text::json_quote(r.scope)
@@ -94,7 +94,7 @@ int run_audit_export(const AuditFileArgs& args) {
     }
     for (const jit::Checkpoint& c : data->second) {
         out << "{\"type\":\"checkpoint\",\"seq\":" << c.seq << ",\"head\":\"" << jit::to_hex(c.head)
-            << "\",\"time_ms\":" << jit::to_unix_ms(c.time)
+            << "\",\"time_ms\":" << to_unix_ms(c.time)
             << ",\"key\":" << text::json_quote(c.key_label)
             << ",\"algorithm\":" << text::json_quote(c.algorithm) << ",\"signature\":\""
             << crypto::base64_encode(c.signature) << "\"}\n";
@@ -192,7 +192,7 @@ int run_audit_verify(const AuditFileArgs& args) {
         anchors = std::move(*exported);
     }
     jit::LogCheckOptions options;
-    options.now = jit::SystemClock().now();
+    options.now = SystemClock().now();
     std::optional<crypto::PublicKey> public_key;
     if (!args.where.token.empty()) {
         auto key = provisioning::public_key(args.where, hsm::KeyName{"signerd.invalid", "audit"});
@@ -285,7 +285,7 @@ void add_signerd_commands(CLI::App& app, int& exit_code) {
             return;
         }
         const auto hashed = jit::hash_password(password, *cost);
-        jit::wipe(password);
+        base::wipe(password);
         if (!hashed) {
             exit_code = fail("cannot hash the password (out of memory)");
             return;
@@ -341,7 +341,7 @@ void add_signerd_commands(CLI::App& app, int& exit_code) {
             }
         }
         exit_code = call(*c, ipc::UserAdd{*auth, *name, *roles, password});
-        jit::wipe(password);
+        base::wipe(password);
     });
     CLI::App* list = user->add_subcommand("list", "list users and their tokens");
     add_common(list, *c);
@@ -447,11 +447,11 @@ void add_signerd_commands(CLI::App& app, int& exit_code) {
         ->required();
     confirm->callback([&exit_code, c, name, code] {
         auto the_code = code_argument(*code, "TOTP code: ");
-        jit::wipe(*code);
+        base::wipe(*code);
         auto auth = the_code ? credentials(*c) : std::nullopt;
         exit_code = auth ? call(*c, ipc::TotpConfirm{*auth, *name, *the_code}) : kUsage;
         if (the_code) {
-            jit::wipe(*the_code);
+            base::wipe(*the_code);
         }
     });
 
@@ -510,7 +510,7 @@ void add_signerd_commands(CLI::App& app, int& exit_code) {
             if (const auto* r = std::get_if<ipc::RequestsReply>(&reply)) {
                 for (const auto& v : r->requests) {
                     std::cout << v.id << "\t" << v.state << "\t" << v.scope << "\t" << v.requester
-                              << "\t" << jit::format_duration(jit::Duration(v.duration_ms)) << "\t"
+                              << "\t" << jit::format_duration(Duration(v.duration_ms)) << "\t"
                               << v.approvals.size() << "/" << v.quorum << "\t"
                               << (v.break_glass ? "BREAK-GLASS " : "") << v.reason
                               << (v.superseded_by != 0 ? " (superseded by grant " +
@@ -551,7 +551,7 @@ void add_signerd_commands(CLI::App& app, int& exit_code) {
                 }
             }
             exit_code = call(*c, ipc::ElevationDecide{*auth, action, *id, *reason, pin});
-            jit::wipe(pin);
+            base::wipe(pin);
         });
     }
     CLI::App* revoke =

@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "commands.hpp"
+#include "dkim/base/wipe.hpp"
 #include "dkim/hsm/secret.hpp"
 #include "dkim/ipc/client.hpp"
 #include "dkim/jit/credentials.hpp"
@@ -51,7 +52,7 @@ std::optional<std::string> read_code_from_stdin(const std::string& prompt, std::
         line.pop_back();
     }
     if (!ok || line.empty()) {
-        jit::wipe(line);
+        base::wipe(line);
         error = "expected the code on standard input (one line, at most 64 bytes)";
         return std::nullopt;
     }

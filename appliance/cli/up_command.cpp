@@ -53,6 +53,7 @@
 #include <tuple>
 
 #include "commands.hpp"
+#include "dkim/base/wipe.hpp"
 #include "dkim/config/endpoint.hpp"
 #include "dkim/config/toml_reader.hpp"
 #include "dkim/jit/credentials.hpp"
@@ -134,7 +135,7 @@ std::string random_text(std::size_t bytes) {
     }
     raw.resize(bytes);
     std::string out = jit::base32_encode(raw);
-    jit::wipe(raw);
+    base::wipe(raw);
     for (char& c : out) {
         c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     }
@@ -545,7 +546,7 @@ Expected<std::vector<std::string>, std::string> prepare_token(const Settings& s,
         if (!fs::exists(path)) {
             std::string pin = random_text(16);
             auto written = write_file(path, pin + "\n", 0600, uid, gid);
-            jit::wipe(pin);
+            base::wipe(pin);
             if (!written) {
                 return unexpected(written.error());
             }
@@ -1130,7 +1131,7 @@ Expected<std::vector<UserFacts>, std::string> ensure_users(const Paths& p) {
             (void)std::snprintf(code, sizeof code, "%06u",
                                 raw ? jit::totp_code(*raw, jit::totp_step(now)) : 0U);
             if (raw) {
-                jit::wipe(*raw);
+                base::wipe(*raw);
             }
             auto confirmed = ask_signerd(c, ipc::TotpConfirm{{}, name, code});
             if (!confirmed) {
@@ -1357,9 +1358,9 @@ int run_up(const UpArgs& args) {
     if (status == 0 && !supervisor.stop_requested()) {
         print_facts(*settings, p, users, *records, args.json);
         for (auto& u : users) {
-            jit::wipe(u.password);
-            jit::wipe(u.totp_secret);
-            jit::wipe(u.otpauth);
+            base::wipe(u.password);
+            base::wipe(u.totp_secret);
+            base::wipe(u.otpauth);
         }
         supervisor.supervise();
     }

@@ -21,6 +21,7 @@
 #include <iostream>
 #include <system_error>
 
+#include "dkim/base/wipe.hpp"
 #include "dkim/config/schema.hpp"
 #include "dkim/service/notify.hpp"
 #include "notifyd_config.hpp"
@@ -30,14 +31,6 @@
 namespace {
 
 using namespace dkim;
-
-void wipe_key(std::string& key) {
-    volatile char* p = key.data();
-    for (std::size_t i = 0; i < key.size(); ++i) {
-        p[i] = 0;
-    }
-    key.clear();
-}
 
 // The HMAC key: a regular file that other users cannot read; one trailing newline dropped.
 Expected<std::string, std::string> read_key(const std::filesystem::path& path) {
@@ -130,7 +123,7 @@ int serve(const notify::Config& config) {
         }
     }
     service::notify_stopping();
-    wipe_key(*key);
+    base::wipe(*key);
     std::cerr << "dkim-notifyd: stopped\n";
     return 0;
 }

@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <system_error>
 
+#include "dkim/base/hex.hpp"
+
 namespace dkim::notify {
 
 namespace {
@@ -118,12 +120,7 @@ Expected<std::string, std::string> OutboxWriter::put(std::string_view body, std:
     if (RAND_bytes(random, sizeof random) != 1) {
         return unexpected(std::string("the random number generator failed"));
     }
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string tail;
-    for (const unsigned char b : random) {
-        tail += kHex[b >> 4];
-        tail += kHex[b & 15];
-    }
+    const std::string tail = base::hex_encode(std::span<const std::uint8_t>(random));
     const std::string name =
         zero_padded(static_cast<std::uint64_t>(std::max<std::int64_t>(0, unix_ms)), 20) + "-" +
         zero_padded(counter_++, 10) + "-" + tail + ".json";

@@ -10,6 +10,8 @@
 #include <boost/beast/ssl.hpp>
 #include <optional>
 
+#include "dkim/base/hex.hpp"
+
 namespace dkim::notify {
 
 namespace asio = boost::asio;
@@ -69,13 +71,7 @@ std::string webhook_signature(std::string_view key, std::int64_t timestamp, std:
     unsigned int size = 0;
     HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
          reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &size);
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out = "v1=";
-    for (unsigned i = 0; i < size; ++i) {
-        out += hex[mac[i] >> 4];
-        out += hex[mac[i] & 15];
-    }
-    return out;
+    return "v1=" + base::hex_encode(std::span<const std::uint8_t>(mac, size));
 }
 
 bool valid_webhook_url(const std::string& url) {

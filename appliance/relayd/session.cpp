@@ -5,6 +5,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <cstdio>
 
+#include "dkim/base/wipe.hpp"
 #include "dkim/crypto/base64.hpp"
 #include "dkim/mail/address.hpp"
 #include "dkim/text/json.hpp"
@@ -15,11 +16,6 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-void wipe(std::string& s) {
-    sodium_memzero(s.data(), s.size());
-    s.clear();
-}
 
 std::string hex_id(std::uint64_t salt, std::uint64_t n) {
     char buffer[40];
@@ -874,7 +870,7 @@ awaitable<void> Session::auth(const smtp::Command& c) {
         }
         auto decoded =
             encoded == "=" ? std::optional<std::string>("") : crypto::base64_decode(encoded);
-        wipe(encoded);
+        base::wipe(encoded);
         if (!decoded) {
             reply(501, "5.5.2", "Invalid base64 data");
         }
@@ -904,16 +900,16 @@ awaitable<void> Session::auth(const smtp::Command& c) {
         const std::size_t second =
             first == std::string::npos ? std::string::npos : response->find('\0', first + 1);
         if (second == std::string::npos) {
-            wipe(*response);
+            base::wipe(*response);
             reply(501, "5.5.2", "Malformed PLAIN response");
             co_return;
         }
         const std::string authzid = response->substr(0, first);
         user = response->substr(first + 1, second - first - 1);
         password = response->substr(second + 1);
-        wipe(*response);
+        base::wipe(*response);
         if (!authzid.empty() && authzid != user) {
-            wipe(password);
+            base::wipe(password);
             reply(535, "5.7.8", "Authentication credentials invalid");
             co_return;
         }
@@ -934,7 +930,7 @@ awaitable<void> Session::auth(const smtp::Command& c) {
         }
         password = std::move(*secret);
     } else {
-        wipe(initial);
+        base::wipe(initial);
         reply(504, "5.5.4", "Unrecognized authentication mechanism (PLAIN or LOGIN)");
         co_return;
     }
@@ -943,7 +939,7 @@ awaitable<void> Session::auth(const smtp::Command& c) {
     std::string* secret = &password;
     const bool ok = co_await run_blocking(
         relay_.workers, [candidate, secret] { return verify_client_password(candidate, *secret); });
-    wipe(password);
+    base::wipe(password);
     if (!ok) {
         if (++auth_failures_ >= config_.limits.auth_failures) {
             close_after_reply(421, "4.7.0", config_.hostname + " Too many failed authentications");

@@ -59,7 +59,7 @@ std::optional<std::pair<std::uint32_t, std::string>> resolve_user(const std::str
     return std::nullopt;
 }
 
-jit::Duration duration(config::TableReader& r, const std::string& key, jit::Duration fallback) {
+Duration duration(config::TableReader& r, const std::string& key, Duration fallback) {
     const auto text = r.string(key);
     if (!text) {
         return fallback;
@@ -333,14 +333,14 @@ Expected<Config, std::string> load_config(const std::string& file) {
             }
             const auto skew =
                 duration(*profile, "max_clock_skew",
-                         std::chrono::duration_cast<jit::Duration>(c.profile.max_clock_skew));
+                         std::chrono::duration_cast<Duration>(c.profile.max_clock_skew));
             if (skew < std::chrono::seconds(1) || skew > std::chrono::hours(1)) {
                 profile->fail("max_clock_skew", "expected 1s to 1h");
             }
             c.profile.max_clock_skew = std::chrono::duration_cast<std::chrono::seconds>(skew);
             const auto lifetime =
                 duration(*profile, "max_lifetime",
-                         std::chrono::duration_cast<jit::Duration>(c.profile.max_lifetime));
+                         std::chrono::duration_cast<Duration>(c.profile.max_lifetime));
             if (lifetime < std::chrono::hours(1) || lifetime > std::chrono::hours(24 * 30)) {
                 profile->fail("max_lifetime", "expected 1h to 30d");
             }

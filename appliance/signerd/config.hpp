@@ -70,7 +70,7 @@ struct Config {
     std::filesystem::path pin_file;
     std::string pin_credential = "token-pin";
     std::map<std::uint32_t, PeerIdentity> peers;  // by uid
-    jit::Duration checkpoint_interval = std::chrono::minutes(5);
+    Duration checkpoint_interval = std::chrono::minutes(5);
     std::int64_t checkpoint_records = 10'000;
     SigningProfile profile;
     std::string webhook_url;

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <map>
 
+#include "dkim/base/wipe.hpp"
 #include "dkim/crypto/public_key.hpp"
 #include "dkim/crypto/sha256.hpp"
 #include "dkim/dkim/signature.hpp"
@@ -40,8 +41,8 @@ ipc::ErrorReply token_refusal(const GateError& e) {
     }
 }
 
-std::int64_t ms(const std::optional<jit::TimePoint>& t) {
-    return t ? jit::to_unix_ms(*t) : 0;
+std::int64_t ms(const std::optional<TimePoint>& t) {
+    return t ? to_unix_ms(*t) : 0;
 }
 
 unsigned bits_of(const std::string& algorithm) {
@@ -57,9 +58,8 @@ std::string signing_of(const std::string& algorithm) {
     return jit::key_kind(algorithm) == "ed25519" ? "ed25519-sha256" : "rsa-sha256";
 }
 
-jit::AuditRecord key_audit(const Actor& who, jit::TimePoint now, std::string action,
-                           std::string scope, std::string outcome, std::int64_t grant_id,
-                           std::string detail) {
+jit::AuditRecord key_audit(const Actor& who, TimePoint now, std::string action, std::string scope,
+                           std::string outcome, std::int64_t grant_id, std::string detail) {
     jit::AuditRecord r;
     r.time = now;
     r.actor = who.audit_name();
@@ -71,7 +71,7 @@ jit::AuditRecord key_audit(const Actor& who, jit::TimePoint now, std::string act
     return r;
 }
 
-std::string utc_text(jit::TimePoint t) {
+std::string utc_text(TimePoint t) {
     const std::time_t seconds =
         std::chrono::system_clock::to_time_t(std::chrono::time_point_cast<std::chrono::seconds>(t));
     std::tm tm{};
@@ -125,7 +125,7 @@ ipc::KeyView key_view(const Service::KeyEntry& e) {
         v.state = std::string(jit::to_string(r.state));
         v.managed = true;
         v.origin = r.origin;
-        v.created_ms = jit::to_unix_ms(r.created);
+        v.created_ms = to_unix_ms(r.created);
         v.activated_ms = ms(r.activated);
         v.retire_after_ms = ms(r.retire_after);
         v.retired_ms = ms(r.retired);
@@ -179,7 +179,7 @@ Expected<void, std::string> Service::commit_keys(std::vector<KeyRecord> records,
 Expected<jit::Grant, jit::Refusal> Service::authorize_key(const Actor& who, jit::Operation op,
                                                           const std::string& domain,
                                                           const std::string& selector,
-                                                          jit::TimePoint now) {
+                                                          TimePoint now) {
     auto grant = authority_.authorize_operation(who, op, domain, selector, now);
     if (grant && !gate_.logged_in()) {
         (void)reconcile(now);  // the grant just became active: the token logs in now
@@ -205,7 +205,7 @@ ipc::Reply Service::signing_keys(const ipc::SigningKeysRequest& request) {
     return out;
 }
 
-ipc::Reply Service::operate(const Actor& /*who*/, ipc::KeyList& /*r*/, jit::TimePoint /*now*/) {
+ipc::Reply Service::operate(const Actor& /*who*/, ipc::KeyList& /*r*/, TimePoint /*now*/) {
     auto entries = key_entries("");
     if (!entries) {
         return entries.error();
@@ -217,7 +217,7 @@ ipc::Reply Service::operate(const Actor& /*who*/, ipc::KeyList& /*r*/, jit::Time
     return out;
 }
 
-ipc::Reply Service::operate(const Actor& who, ipc::KeyGenerate& r, jit::TimePoint now) {
+ipc::Reply Service::operate(const Actor& who, ipc::KeyGenerate& r, TimePoint now) {
     if (!is_valid_domain(r.domain) || !is_valid_selector(r.selector)) {
         return refusal("invalid", "invalid domain or selector");
     }
@@ -324,7 +324,7 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyGenerate& r, jit::TimePoin
     return out;
 }
 
-ipc::Reply Service::operate(const Actor& who, ipc::KeyImport& r, jit::TimePoint now) {
+ipc::Reply Service::operate(const Actor& who, ipc::KeyImport& r, TimePoint now) {
     if (!is_valid_domain(r.domain) || !is_valid_selector(r.selector)) {
         return refusal("invalid", "invalid domain or selector");
     }
@@ -384,7 +384,7 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyImport& r, jit::TimePoint 
         }
     }
     auto made = gate_.import_key(domain, selector, r.private_key);
-    jit::wipe(r.private_key);
+    base::wipe(r.private_key);
     if (!made) {
         (void)journal_.write({}, key_audit(who, now, "key.importing", scope, "failed", grant->id,
                                            made.error().message));
@@ -415,7 +415,7 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyImport& r, jit::TimePoint 
                         who, now, "key.imported.test-signature", scope, "ok", grant->id,
                         "sha256(header block)=" + jit::to_hex(crypto::Sha256::hash(r.test_data))));
             !recorded) {
-            jit::wipe(*signature);
+            base::wipe(*signature);
             return refusal("unavailable",
                            "the key was imported, but the audit log cannot be written: the test "
                            "signature was withheld (" +
@@ -426,7 +426,7 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyImport& r, jit::TimePoint 
     return out;
 }
 
-ipc::Reply Service::operate(const Actor& who, ipc::KeyActivate& r, jit::TimePoint now) {
+ipc::Reply Service::operate(const Actor& who, ipc::KeyActivate& r, TimePoint now) {
     if (!is_valid_domain(r.domain) || !is_valid_selector(r.selector)) {
         return refusal("invalid", "invalid domain or selector");
     }
@@ -525,7 +525,7 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyActivate& r, jit::TimePoin
     return out;
 }
 
-ipc::Reply Service::operate(const Actor& who, ipc::KeyRetire& r, jit::TimePoint now) {
+ipc::Reply Service::operate(const Actor& who, ipc::KeyRetire& r, TimePoint now) {
     if (!is_valid_domain(r.domain) || !is_valid_selector(r.selector)) {
         return refusal("invalid", "invalid domain or selector");
     }

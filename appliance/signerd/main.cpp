@@ -33,8 +33,7 @@ using namespace dkim;
 // changed, and runs Service::tick().
 class Lifecycle {
   public:
-    Lifecycle(signerd::Service& service, const jit::Clock& clock)
-        : service_(service), clock_(clock) {
+    Lifecycle(signerd::Service& service, const Clock& clock) : service_(service), clock_(clock) {
         service_.on_change([this] { wake(); });
         thread_ = std::thread([this] { run(); });
     }
@@ -73,7 +72,7 @@ class Lifecycle {
     }
 
     signerd::Service& service_;
-    const jit::Clock& clock_;
+    const Clock& clock_;
     std::mutex mutex_;
     std::condition_variable wake_;
     bool stopping_ = false;
@@ -113,7 +112,7 @@ int run(const signerd::Config& config) {
     jit::Authority authority(journal, config.policy, *state);
     jit::Directory directory(journal, *state, config.password_cost);
     jit::KeyRegistry keys(state->keys);
-    jit::SystemClock clock;
+    SystemClock clock;
     signerd::Metrics metrics;
     journal.on_commit([&metrics](std::chrono::nanoseconds took, std::size_t records, bool ok) {
         metrics.audit_commit(static_cast<std::uint64_t>(took.count()), records, ok);
@@ -182,7 +181,7 @@ int run(const signerd::Config& config) {
         }
         outbox = std::move(*opened);
         authority.on_event([&outbox, &metrics](const jit::Event& e) {
-            auto put = outbox->put(signerd::event_json(e), jit::to_unix_ms(e.time));
+            auto put = outbox->put(signerd::event_json(e), to_unix_ms(e.time));
             metrics.webhook_spooled(put.has_value());
             if (!put) {
                 std::cerr << "dkim-signerd: webhook event " << e.type

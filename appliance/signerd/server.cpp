@@ -11,6 +11,7 @@
 #include <cstring>
 #include <iostream>
 
+#include "dkim/base/wipe.hpp"
 #include "dkim/ipc/frame.hpp"
 
 namespace dkim::signerd {
@@ -210,7 +211,7 @@ void Server::serve(int fd) {
             break;
         }
         auto request = ipc::decode_request(*payload);
-        jit::wipe(*payload);
+        base::wipe(*payload);
         if (!request) {
             metrics_.refusal(Metrics::Refusal::protocol);
             send_error(fd, "protocol", request.error().message);
@@ -219,10 +220,10 @@ void Server::serve(int fd) {
         ipc::Reply reply = service_.handle(peer, *request);
         std::string frame = ipc::encode(reply);
         if (auto* ok = std::get_if<ipc::OkReply>(&reply)) {
-            jit::wipe(ok->secret);
+            base::wipe(ok->secret);
         }
         auto written = ipc::write_all(fd, frame, options_.frame_timeout);
-        jit::wipe(frame);
+        base::wipe(frame);
         if (!written) {
             break;
         }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <iostream>
 
+#include "dkim/base/wipe.hpp"
 #include "dkim/crypto/public_key.hpp"
 #include "dkim/crypto/sha256.hpp"
 #include "dkim/dkim/signature.hpp"
@@ -63,7 +64,7 @@ ipc::Permissions permissions_of(const Actor& who, bool totp, const jit::Policy& 
     return p;
 }
 
-ipc::RequestView view(const jit::Request& r, const jit::Policy& policy, jit::TimePoint now) {
+ipc::RequestView view(const jit::Request& r, const jit::Policy& policy, TimePoint now) {
     ipc::RequestView v;
     v.id = r.id;
     v.requester = r.requester;
@@ -75,8 +76,8 @@ ipc::RequestView view(const jit::Request& r, const jit::Policy& policy, jit::Tim
     v.duration_ms = r.duration.count();
     v.budget = r.budget;
     v.reason = r.reason;
-    v.created_ms = jit::to_unix_ms(r.created);
-    v.pending_until_ms = jit::to_unix_ms(r.pending_until);
+    v.created_ms = to_unix_ms(r.created);
+    v.pending_until_ms = to_unix_ms(r.pending_until);
     v.state = std::string(jit::to_string(r.state_at(now)));
     for (const jit::Approval& a : r.approvals) {
         v.approvals.push_back(a.approver);
@@ -103,14 +104,14 @@ std::string superseded_note(const std::vector<jit::Request>& superseded) {
     return out;
 }
 
-ipc::GrantView view(const jit::Grant& g, jit::TimePoint now) {
+ipc::GrantView view(const jit::Grant& g, TimePoint now) {
     ipc::GrantView v;
     v.id = g.id;
     v.request_id = g.request_id;
     v.holder = g.holder;
     v.scope = g.scope.to_string();
-    v.starts_ms = jit::to_unix_ms(g.starts);
-    v.expires_ms = jit::to_unix_ms(g.expires);
+    v.starts_ms = to_unix_ms(g.starts);
+    v.expires_ms = to_unix_ms(g.expires);
     v.budget = g.budget;
     v.uses = g.uses;
     v.state = std::string(jit::to_string(g.state_at(now)));
@@ -123,7 +124,7 @@ ipc::GrantView view(const jit::Grant& g, jit::TimePoint now) {
 }  // namespace
 
 Service::Service(jit::Journal& journal, jit::Authority& authority, jit::Directory& directory,
-                 jit::KeyRegistry& keys, TokenGate& gate, const jit::Clock& clock, Metrics& metrics,
+                 jit::KeyRegistry& keys, TokenGate& gate, const Clock& clock, Metrics& metrics,
                  ServiceOptions options)
     : journal_(journal),
       authority_(authority),
@@ -177,16 +178,16 @@ ipc::Reply Service::handle(const Peer& peer, ipc::Request& request) {
                 r.auth.wipe();
             }
             if constexpr (requires { r.password; }) {
-                jit::wipe(r.password);
+                base::wipe(r.password);
             }
             if constexpr (requires { r.pin; }) {
-                jit::wipe(r.pin);
+                base::wipe(r.pin);
             }
             if constexpr (requires { r.code; }) {
-                jit::wipe(r.code);
+                base::wipe(r.code);
             }
             if constexpr (requires { r.private_key; }) {
-                jit::wipe(r.private_key);
+                base::wipe(r.private_key);
             }
         },
         request);
@@ -410,7 +411,7 @@ ipc::Reply Service::sign(const Peer& peer, const ipc::SignRequest& request) {
         return error("unavailable", "the token could not sign: " + why);
     }
     if (!durable) {
-        jit::wipe(*signature);
+        base::wipe(*signature);
         metrics_.refusal(Metrics::Refusal::audit);
         metrics_.signature(Metrics::SignOutcome::unavailable);
         return error(
@@ -435,9 +436,9 @@ Expected<hsm::Secret, std::string> Service::read_pin() const {
     return std::move(*pin);
 }
 
-Expected<void, std::string> Service::record(jit::TimePoint now, std::string action,
-                                            std::string outcome, std::string reason,
-                                            std::int64_t request_id, std::string detail) {
+Expected<void, std::string> Service::record(TimePoint now, std::string action, std::string outcome,
+                                            std::string reason, std::int64_t request_id,
+                                            std::string detail) {
     jit::AuditRecord r;
     r.time = now;
     r.actor = "signerd";
@@ -450,7 +451,7 @@ Expected<void, std::string> Service::record(jit::TimePoint now, std::string acti
 }
 
 // Called with lifecycle_mutex_ held. A failure is recorded once, not at every retry.
-void Service::login_failed(jit::TimePoint now, const std::string& why) {
+void Service::login_failed(TimePoint now, const std::string& why) {
     if (last_login_failure_ != why) {
         last_login_failure_ = why;
         (void)record(now, "token.login", "failed", why);
@@ -463,7 +464,7 @@ void Service::login_failed(jit::TimePoint now, const std::string& why) {
 // checkpoint cannot be signed, its record says why and `audit verify` reports the session as
 // not covered; when nothing can be written, the logout is recorded (unchecked) afterwards if
 // the log takes it.
-void Service::logout(jit::TimePoint now, const std::string& reason) {
+void Service::logout(TimePoint now, const std::string& reason) {
     jit::AuditRecord out;
     out.time = now;
     out.actor = "signerd";
@@ -485,12 +486,12 @@ std::string Service::login_detail() const {
                                            options_.checkpoint_records);
 }
 
-Expected<void, std::string> Service::reconcile(jit::TimePoint now) {
+Expected<void, std::string> Service::reconcile(TimePoint now) {
     std::lock_guard lock(lifecycle_mutex_);
     return reconcile_locked(now);
 }
 
-Expected<void, std::string> Service::reconcile_locked(jit::TimePoint now) {
+Expected<void, std::string> Service::reconcile_locked(TimePoint now) {
     const bool active = authority_.any_active(now);
     const bool in = gate_.logged_in();
     if (active && !in) {
@@ -524,7 +525,7 @@ Expected<void, std::string> Service::reconcile_locked(jit::TimePoint now) {
 
 // Called with lifecycle_mutex_ held. The journal numbers the checkpoint record right after
 // the head it signs (Journal::write_checkpoint): the token signs on the committer thread.
-Expected<bool, std::string> Service::checkpoint(jit::TimePoint now, std::string_view kind,
+Expected<bool, std::string> Service::checkpoint(TimePoint now, std::string_view kind,
                                                 std::vector<jit::AuditRecord> then) {
     const std::int64_t every_ms = options_.checkpoint_interval.count();
     const std::int64_t every_records = options_.checkpoint_records;
@@ -533,7 +534,7 @@ Expected<bool, std::string> Service::checkpoint(jit::TimePoint now, std::string_
     }
     const std::int64_t crash = kind == jit::kCheckpointRecovery ? unrecovered_ : 0;
     auto make = [this, now, kind, every_ms, every_records, crash](
-                    std::int64_t seq, const jit::ChainHash& head, jit::TimePoint not_before) {
+                    std::int64_t seq, const jit::ChainHash& head, TimePoint not_before) {
         jit::Checkpoint c;
         c.seq = seq;
         c.head = head;
@@ -567,7 +568,7 @@ Expected<bool, std::string> Service::checkpoint(jit::TimePoint now, std::string_
     return signed_ok;
 }
 
-void Service::recover_locked(jit::TimePoint now) {
+void Service::recover_locked(TimePoint now) {
     if (unrecovered_ > 0) {
         // A failure is recorded; the periodic checkpoints that follow try again.
         (void)checkpoint(now, jit::kCheckpointRecovery);
@@ -650,9 +651,9 @@ void Service::tick() {
     }
 }
 
-jit::TimePoint Service::next_tick() const {
+TimePoint Service::next_tick() const {
     const auto now = clock_.now();
-    jit::TimePoint next = now + std::chrono::seconds(1);
+    TimePoint next = now + std::chrono::seconds(1);
     if (auto deadline = authority_.next_deadline(now); deadline && *deadline < next) {
         next = *deadline;
     }
@@ -671,7 +672,7 @@ void Service::shutdown() {
 
 Expected<Actor, Refusal> Service::authenticate(const Peer& peer,
                                                const ipc::Credentials& credentials,
-                                               bool need_password, jit::TimePoint now) {
+                                               bool need_password, TimePoint now) {
     if (!credentials.token.empty()) {
         if (need_password) {
             return jit::refuse(Refusal::Code::unauthenticated,
@@ -709,7 +710,7 @@ Expected<Actor, Refusal> Service::authenticate(const Peer& peer,
     return jit::refuse(Refusal::Code::unauthenticated, "credentials are required");
 }
 
-Expected<void, Refusal> Service::may_administer(const Actor& actor, jit::TimePoint now) {
+Expected<void, Refusal> Service::may_administer(const Actor& actor, TimePoint now) {
     if (actor.kind == Actor::Kind::local) {
         return {};
     }
@@ -724,8 +725,7 @@ Expected<void, Refusal> Service::may_administer(const Actor& actor, jit::TimePoi
 }
 
 template <class T>
-ipc::Reply Service::refuse_web_peer(const Peer& peer, const Actor& who, const T& r,
-                                    jit::TimePoint now) {
+ipc::Reply Service::refuse_web_peer(const Peer& peer, const Actor& who, const T& r, TimePoint now) {
     metrics_.refusal(Metrics::Refusal::peer);
     jit::AuditRecord record;
     record.time = now;
@@ -750,7 +750,7 @@ ipc::Reply Service::refuse_web_peer(const Peer& peer, const Actor& who, const T&
                  "an admin grant), never through the web console");
 }
 
-ipc::Reply Service::operate(const Actor& who, ipc::SessionCreate& r, jit::TimePoint now) {
+ipc::Reply Service::operate(const Actor& who, ipc::SessionCreate& r, TimePoint now) {
     if (who.kind != Actor::Kind::user) {
         return error("unauthenticated", "a session needs a user name and password");
     }
@@ -766,7 +766,7 @@ ipc::Reply Service::operate(const Actor& who, ipc::SessionCreate& r, jit::TimePo
     return ok;
 }
 
-ipc::Reply Service::operate(const Actor& who, ipc::UserAdd& r, jit::TimePoint now) {
+ipc::Reply Service::operate(const Actor& who, ipc::UserAdd& r, TimePoint now) {
     if (auto allowed = may_administer(who, now); !allowed) {
         return error_reply(allowed.error());
     }
@@ -783,26 +783,25 @@ ipc::Reply Service::operate(const Actor& who, ipc::UserAdd& r, jit::TimePoint no
         "user " + added->name + " added with roles " + jit::roles_to_string(added->roles), 0, ""};
 }
 
-ipc::Reply Service::operate(const Actor& who, ipc::UserList& /*r*/, jit::TimePoint now) {
+ipc::Reply Service::operate(const Actor& who, ipc::UserList& /*r*/, TimePoint now) {
     if (!may_list_users(who)) {
         return error("forbidden", "listing users needs the admin or auditor role");
     }
     ipc::UsersReply out;
     for (const jit::User& u : directory_.users()) {
         out.users.push_back({u.name, jit::roles_to_string(u.roles), u.disabled,
-                             !u.password_hash.empty(), u.totp_confirmed,
-                             jit::to_unix_ms(u.created)});
+                             !u.password_hash.empty(), u.totp_confirmed, to_unix_ms(u.created)});
     }
     for (const jit::ApiToken& t : directory_.tokens()) {
         out.tokens.push_back({t.id, t.user, t.kind == jit::TokenKind::api ? "api" : "session",
-                              t.label, jit::to_unix_ms(t.created),
-                              t.expires ? jit::to_unix_ms(*t.expires) : 0,
+                              t.label, to_unix_ms(t.created),
+                              t.expires ? to_unix_ms(*t.expires) : 0,
                               t.revoked || (t.expires && now >= *t.expires)});
     }
     return out;
 }
 
-ipc::Reply Service::operate(const Actor& who, ipc::UserSetDisabled& r, jit::TimePoint now) {
+ipc::Reply Service::operate(const Actor& who, ipc::UserSetDisabled& r, TimePoint now) {
     if (auto allowed = may_administer(who, now); !allowed) {
         return error_reply(allowed.error());
     }
@@ -814,7 +813,7 @@ ipc::Reply Service::operate(const Actor& who, ipc::UserSetDisabled& r, jit::Time
 }
 
 ipc::Reply Service::operate(const Peer& peer, const Actor& who, ipc::ApiTokenCreate& r,
-                            jit::TimePoint now) {
+                            TimePoint now) {
     // A token is made from a password login (with TOTP when enrolled), never from a token.
     const std::string user = r.user.empty() ? who.name : r.user;
     if (user != who.name || who.kind == Actor::Kind::local) {
@@ -830,7 +829,7 @@ ipc::Reply Service::operate(const Peer& peer, const Actor& who, ipc::ApiTokenCre
         }
     }
     // 0: the default lifetime; kApiTokenNeverExpires: no expiry, only when asked for explicitly.
-    std::optional<jit::Duration> ttl;
+    std::optional<Duration> ttl;
     if (r.ttl_seconds == 0) {
         ttl = ipc::kApiTokenDefaultTtl;
     } else if (r.ttl_seconds > 0) {
@@ -849,7 +848,7 @@ ipc::Reply Service::operate(const Peer& peer, const Actor& who, ipc::ApiTokenCre
                         made->token.id, std::move(made->secret)};
 }
 
-ipc::Reply Service::operate(const Actor& who, ipc::ApiTokenRevoke& r, jit::TimePoint now) {
+ipc::Reply Service::operate(const Actor& who, ipc::ApiTokenRevoke& r, TimePoint now) {
     auto revoked = directory_.revoke_token(who, r.id, now);
     if (!revoked) {
         return error_reply(revoked.error());
@@ -857,7 +856,7 @@ ipc::Reply Service::operate(const Actor& who, ipc::ApiTokenRevoke& r, jit::TimeP
     return ipc::OkReply{"token " + std::to_string(r.id) + " revoked", r.id, ""};
 }
 
-ipc::Reply Service::operate(const Actor& who, ipc::TotpEnrol& r, jit::TimePoint now) {
+ipc::Reply Service::operate(const Actor& who, ipc::TotpEnrol& r, TimePoint now) {
     // From the admin peer only (dispatch refuses the others): a user enrols their own first TOTP
     // there with their password; enrolling another user, or replacing a confirmed TOTP (a lost
     // phone), is the local operator's or an admin's under an admin grant.
@@ -880,11 +879,11 @@ ipc::Reply Service::operate(const Actor& who, ipc::TotpEnrol& r, jit::TimePoint 
     }
     ipc::OkReply ok{"TOTP secret for " + user + " (confirm it with a code: totp confirm)", 0,
                     std::move(enrolled->uri)};
-    jit::wipe(enrolled->secret_base32);
+    base::wipe(enrolled->secret_base32);
     return ok;
 }
 
-ipc::Reply Service::operate(const Actor& who, ipc::TotpConfirm& r, jit::TimePoint now) {
+ipc::Reply Service::operate(const Actor& who, ipc::TotpConfirm& r, TimePoint now) {
     const std::string user = r.user.empty() ? who.name : r.user;
     if (user != who.name && who.kind != Actor::Kind::local) {
         return error("forbidden", "users confirm their own enrolment");
@@ -896,7 +895,7 @@ ipc::Reply Service::operate(const Actor& who, ipc::TotpConfirm& r, jit::TimePoin
     return ipc::OkReply{"TOTP confirmed for " + user, 0, ""};
 }
 
-ipc::Reply Service::operate(const Actor& who, ipc::ElevationRequest& r, jit::TimePoint now) {
+ipc::Reply Service::operate(const Actor& who, ipc::ElevationRequest& r, TimePoint now) {
     const auto op = jit::parse_operation(r.operation);
     if (!op) {
         return error("invalid", "unknown operation '" + r.operation +
@@ -947,7 +946,7 @@ ipc::Reply Service::operate(const Actor& who, ipc::ElevationRequest& r, jit::Tim
                         decided->request.id, ""};
 }
 
-ipc::Reply Service::operate(const Actor& /*who*/, ipc::ElevationList& r, jit::TimePoint now) {
+ipc::Reply Service::operate(const Actor& /*who*/, ipc::ElevationList& r, TimePoint now) {
     ipc::RequestsReply out;
     for (const jit::Request& req : authority_.requests()) {
         if (!r.pending_only || req.state_at(now) == jit::RequestState::pending) {
@@ -957,7 +956,7 @@ ipc::Reply Service::operate(const Actor& /*who*/, ipc::ElevationList& r, jit::Ti
     return out;
 }
 
-ipc::Reply Service::operate(const Actor& who, ipc::ElevationDecide& r, jit::TimePoint now) {
+ipc::Reply Service::operate(const Actor& who, ipc::ElevationDecide& r, TimePoint now) {
     if (r.action == "cancel") {
         auto cancelled = authority_.cancel(who, r.id, now);
         if (!cancelled) {
@@ -995,7 +994,7 @@ ipc::Reply Service::operate(const Actor& who, ipc::ElevationDecide& r, jit::Time
     std::optional<hsm::Secret> pin;
     if (options_.pin_source == PinSourceKind::approver && !r.pin.empty()) {
         pin = hsm::Secret::from_string(r.pin);
-        jit::wipe(r.pin);
+        base::wipe(r.pin);
     }
     const unsigned quorum = authority_.policy().for_operation(pending->scope.operation).quorum;
     const bool completes = pending->approvals.size() + 1 >= quorum;
@@ -1055,7 +1054,7 @@ ipc::Reply Service::operate(const Actor& who, ipc::ElevationDecide& r, jit::Time
                         0, ""};
 }
 
-ipc::Reply Service::operate(const Actor& who, ipc::GrantRevoke& r, jit::TimePoint now) {
+ipc::Reply Service::operate(const Actor& who, ipc::GrantRevoke& r, TimePoint now) {
     if (who.kind == Actor::Kind::user) {
         if (auto checked = directory_.check_totp(who, r.auth.totp, now); !checked) {
             return error_reply(checked.error());
@@ -1073,7 +1072,7 @@ ipc::Reply Service::operate(const Actor& who, ipc::GrantRevoke& r, jit::TimePoin
                         r.id, ""};
 }
 
-ipc::Reply Service::operate(const Actor& /*who*/, ipc::GrantList& r, jit::TimePoint now) {
+ipc::Reply Service::operate(const Actor& /*who*/, ipc::GrantList& r, TimePoint now) {
     ipc::GrantsReply out;
     for (const jit::Grant& g : authority_.grants()) {
         if (!r.active_only || g.active_at(now)) {
@@ -1083,7 +1082,7 @@ ipc::Reply Service::operate(const Actor& /*who*/, ipc::GrantList& r, jit::TimePo
     return out;
 }
 
-ipc::Reply Service::operate(const Actor& who, ipc::AuditShow& r, jit::TimePoint /*now*/) {
+ipc::Reply Service::operate(const Actor& who, ipc::AuditShow& r, TimePoint /*now*/) {
     if (!may_read_audit(who)) {
         return error("forbidden", "reading the audit log needs the auditor or admin role");
     }
@@ -1094,14 +1093,13 @@ ipc::Reply Service::operate(const Actor& who, ipc::AuditShow& r, jit::TimePoint 
     }
     ipc::AuditReply out;
     for (const jit::AuditRecord& a : *records) {
-        out.records.push_back({a.seq, jit::to_unix_ms(a.time), a.actor, a.action, a.scope,
-                               a.outcome, a.reason, a.request_id, a.grant_id, a.detail,
-                               jit::to_hex(a.hash)});
+        out.records.push_back({a.seq, to_unix_ms(a.time), a.actor, a.action, a.scope, a.outcome,
+                               a.reason, a.request_id, a.grant_id, a.detail, jit::to_hex(a.hash)});
     }
     return out;
 }
 
-ipc::Reply Service::operate(const Actor& who, ipc::WhoAmI& r, jit::TimePoint /*now*/) {
+ipc::Reply Service::operate(const Actor& who, ipc::WhoAmI& r, TimePoint /*now*/) {
     ipc::IdentityReply out;
     out.name = who.name;
     out.roles = jit::roles_to_string(who.roles);
@@ -1115,13 +1113,13 @@ ipc::Reply Service::operate(const Actor& who, ipc::WhoAmI& r, jit::TimePoint /*n
         if (const auto token = directory_.token_info(r.auth.token)) {
             out.token_kind = token->kind == jit::TokenKind::api ? "api" : "session";
             out.token_id = token->id;
-            out.token_expires_ms = token->expires ? jit::to_unix_ms(*token->expires) : 0;
+            out.token_expires_ms = token->expires ? to_unix_ms(*token->expires) : 0;
         }
     }
     return out;
 }
 
-ipc::Reply Service::operate(const Actor& who, ipc::SessionEnd& r, jit::TimePoint now) {
+ipc::Reply Service::operate(const Actor& who, ipc::SessionEnd& r, TimePoint now) {
     const auto token = r.auth.token.empty() ? std::nullopt : directory_.token_info(r.auth.token);
     if (!token || token->kind != jit::TokenKind::session) {
         return error("invalid", "only a session token can end its session");
@@ -1133,7 +1131,7 @@ ipc::Reply Service::operate(const Actor& who, ipc::SessionEnd& r, jit::TimePoint
     return ipc::OkReply{"session ended", token->id, ""};
 }
 
-ipc::Reply Service::operate(const Actor& who, ipc::AuditVerify& /*r*/, jit::TimePoint now) {
+ipc::Reply Service::operate(const Actor& who, ipc::AuditVerify& /*r*/, TimePoint now) {
     if (!may_read_audit(who)) {
         return error("forbidden", "verifying the audit log needs the auditor or admin role");
     }

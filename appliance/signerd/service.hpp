@@ -15,10 +15,10 @@
 #include <optional>
 
 #include "config.hpp"
+#include "dkim/clock.hpp"
 #include "dkim/dkim/signing_profile.hpp"
 #include "dkim/ipc/protocol.hpp"
 #include "dkim/jit/authority.hpp"
-#include "dkim/jit/clock.hpp"
 #include "dkim/jit/directory.hpp"
 #include "dkim/jit/journal.hpp"
 #include "dkim/jit/keys.hpp"
@@ -38,7 +38,7 @@ struct ServiceOptions {
     std::filesystem::path pin_path;  // file, or $CREDENTIALS_DIRECTORY/<name>
     // While the token is logged in, a signed checkpoint (an audit record) at least this often,
     // or after this many records, whichever first; and one right before every logout.
-    jit::Duration checkpoint_interval = std::chrono::minutes(5);
+    Duration checkpoint_interval = std::chrono::minutes(5);
     std::int64_t checkpoint_records = 10'000;
     std::size_t max_sign_data = 512 * 1024;
     SigningProfile profile;  // what a relay's header block must fit to be signed
@@ -47,7 +47,7 @@ struct ServiceOptions {
 class Service {
   public:
     Service(jit::Journal& journal, jit::Authority& authority, jit::Directory& directory,
-            jit::KeyRegistry& keys, TokenGate& gate, const jit::Clock& clock, Metrics& metrics,
+            jit::KeyRegistry& keys, TokenGate& gate, const Clock& clock, Metrics& metrics,
             ServiceOptions options);
     Service(const Service&) = delete;
     Service& operator=(const Service&) = delete;
@@ -66,7 +66,7 @@ class Service {
     // checkpoint when one is due. Safe to call at any time from any thread.
     void tick();
     // When tick() must run next at the latest.
-    jit::TimePoint next_tick() const;
+    TimePoint next_tick() const;
     // Called when a tick may be due earlier than announced (a new grant, a revoke).
     void on_change(std::function<void()> wake);
 
@@ -93,39 +93,38 @@ class Service {
     ipc::Reply signing_keys(const ipc::SigningKeysRequest& request);
     Expected<jit::Actor, jit::Refusal> authenticate(const Peer& peer,
                                                     const ipc::Credentials& credentials,
-                                                    bool need_password, jit::TimePoint now);
-    Expected<void, jit::Refusal> may_administer(const jit::Actor& actor, jit::TimePoint now);
+                                                    bool need_password, TimePoint now);
+    Expected<void, jit::Refusal> may_administer(const jit::Actor& actor, TimePoint now);
     // A user-management or TOTP enrolment request from a peer other than the admin peer:
     // refused, counted and on the audit log (it means a compromised or misused dkim-webd).
     template <class T>
-    ipc::Reply refuse_web_peer(const Peer& peer, const jit::Actor& who, const T& r,
-                               jit::TimePoint now);
+    ipc::Reply refuse_web_peer(const Peer& peer, const jit::Actor& who, const T& r, TimePoint now);
 
-    ipc::Reply operate(const jit::Actor& who, ipc::SessionCreate& r, jit::TimePoint now);
-    ipc::Reply operate(const jit::Actor& who, ipc::UserAdd& r, jit::TimePoint now);
-    ipc::Reply operate(const jit::Actor& who, ipc::UserList& r, jit::TimePoint now);
-    ipc::Reply operate(const jit::Actor& who, ipc::UserSetDisabled& r, jit::TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::SessionCreate& r, TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::UserAdd& r, TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::UserList& r, TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::UserSetDisabled& r, TimePoint now);
     // API tokens also look at the peer (through dkim-webd a user makes them for themselves only).
     ipc::Reply operate(const Peer& peer, const jit::Actor& who, ipc::ApiTokenCreate& r,
-                       jit::TimePoint now);
-    ipc::Reply operate(const jit::Actor& who, ipc::ApiTokenRevoke& r, jit::TimePoint now);
-    ipc::Reply operate(const jit::Actor& who, ipc::TotpEnrol& r, jit::TimePoint now);
-    ipc::Reply operate(const jit::Actor& who, ipc::TotpConfirm& r, jit::TimePoint now);
-    ipc::Reply operate(const jit::Actor& who, ipc::ElevationRequest& r, jit::TimePoint now);
-    ipc::Reply operate(const jit::Actor& who, ipc::ElevationList& r, jit::TimePoint now);
-    ipc::Reply operate(const jit::Actor& who, ipc::ElevationDecide& r, jit::TimePoint now);
-    ipc::Reply operate(const jit::Actor& who, ipc::GrantRevoke& r, jit::TimePoint now);
-    ipc::Reply operate(const jit::Actor& who, ipc::GrantList& r, jit::TimePoint now);
-    ipc::Reply operate(const jit::Actor& who, ipc::AuditShow& r, jit::TimePoint now);
-    ipc::Reply operate(const jit::Actor& who, ipc::WhoAmI& r, jit::TimePoint now);
-    ipc::Reply operate(const jit::Actor& who, ipc::SessionEnd& r, jit::TimePoint now);
-    ipc::Reply operate(const jit::Actor& who, ipc::KeyList& r, jit::TimePoint now);
-    ipc::Reply operate(const jit::Actor& who, ipc::KeyGenerate& r, jit::TimePoint now);
-    ipc::Reply operate(const jit::Actor& who, ipc::AuditVerify& r, jit::TimePoint now);
+                       TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::ApiTokenRevoke& r, TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::TotpEnrol& r, TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::TotpConfirm& r, TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::ElevationRequest& r, TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::ElevationList& r, TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::ElevationDecide& r, TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::GrantRevoke& r, TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::GrantList& r, TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::AuditShow& r, TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::WhoAmI& r, TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::SessionEnd& r, TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::KeyList& r, TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::KeyGenerate& r, TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::AuditVerify& r, TimePoint now);
     // The keys' lifecycle (key_lifecycle.cpp).
-    ipc::Reply operate(const jit::Actor& who, ipc::KeyActivate& r, jit::TimePoint now);
-    ipc::Reply operate(const jit::Actor& who, ipc::KeyRetire& r, jit::TimePoint now);
-    ipc::Reply operate(const jit::Actor& who, ipc::KeyImport& r, jit::TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::KeyActivate& r, TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::KeyRetire& r, TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::KeyImport& r, TimePoint now);
     // A record made durable (with the audit records describing it), then visible.
     Expected<void, std::string> commit_keys(std::vector<jit::KeyRecord> records,
                                             std::vector<jit::AuditRecord> audit);
@@ -133,15 +132,14 @@ class Service {
     // key.rotate when `displacing`, else key.generate or key.rotate.
     Expected<jit::Grant, jit::Refusal> authorize_key(const jit::Actor& who, jit::Operation op,
                                                      const std::string& domain,
-                                                     const std::string& selector,
-                                                     jit::TimePoint now);
+                                                     const std::string& selector, TimePoint now);
 
     // The login lifecycle.
-    Expected<void, std::string> reconcile(jit::TimePoint now);
-    Expected<void, std::string> reconcile_locked(jit::TimePoint now);  // lifecycle_mutex_ held
-    void logout(jit::TimePoint now, const std::string& reason);
-    void login_failed(jit::TimePoint now, const std::string& why);
-    Expected<void, std::string> record(jit::TimePoint now, std::string action, std::string outcome,
+    Expected<void, std::string> reconcile(TimePoint now);
+    Expected<void, std::string> reconcile_locked(TimePoint now);  // lifecycle_mutex_ held
+    void logout(TimePoint now, const std::string& reason);
+    void login_failed(TimePoint now, const std::string& why);
+    Expected<void, std::string> record(TimePoint now, std::string action, std::string outcome,
                                        std::string reason, std::int64_t request_id = 0,
                                        std::string detail = {});
     Expected<hsm::Secret, std::string> read_pin() const;
@@ -149,11 +147,11 @@ class Service {
     // then `then` in the same commit. A checkpoint that cannot be signed is recorded as
     // failed. While an unclean end waits for its recovery, a periodic one is a recovery.
     // True when signed, false when recorded as failed; an error when nothing was written.
-    Expected<bool, std::string> checkpoint(jit::TimePoint now, std::string_view kind,
+    Expected<bool, std::string> checkpoint(TimePoint now, std::string_view kind,
                                            std::vector<jit::AuditRecord> then = {});
     std::string login_detail() const;
     // After a token.login record: the recovery checkpoint, when an unclean end waits for one.
-    void recover_locked(jit::TimePoint now);
+    void recover_locked(TimePoint now);
     // The lifecycle records after the last signed checkpoint, read backwards from the end.
     Expected<jit::LogEnd, std::string> read_log_end();
     void notify_change();
@@ -163,12 +161,12 @@ class Service {
     jit::Directory& directory_;
     jit::KeyRegistry& keys_;
     TokenGate& gate_;
-    const jit::Clock& clock_;
+    const Clock& clock_;
     Metrics& metrics_;
     ServiceOptions options_;
     mutable std::mutex lifecycle_mutex_;  // login, logout and checkpoints, one at a time
     std::int64_t checkpoint_seq_ = 0;
-    jit::TimePoint last_checkpoint_;
+    TimePoint last_checkpoint_;
     // The signerd.start record of an unclean end that no signed checkpoint covers yet; 0: none.
     std::int64_t unrecovered_ = 0;
     std::string last_login_failure_;

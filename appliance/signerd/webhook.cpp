@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "dkim/base/wipe.hpp"
 #include "dkim/jit/credentials.hpp"
 #include "dkim/text/json.hpp"
 #include "webhook_post.hpp"
@@ -9,7 +10,7 @@
 namespace dkim::signerd {
 
 std::string event_json(const jit::Event& e) {
-    const auto ms = jit::to_unix_ms(e.time);
+    const auto ms = to_unix_ms(e.time);
     return "{\"type\":" + text::json_quote(e.type) +
            ",\"request_id\":" + std::to_string(e.request_id) +
            ",\"grant_id\":" + std::to_string(e.grant_id) +
@@ -28,7 +29,7 @@ Webhook::Webhook(Options options, std::function<void(bool)> on_result)
 
 Webhook::~Webhook() {
     stop();
-    jit::wipe(options_.key);
+    base::wipe(options_.key);
 }
 
 void Webhook::stop() {

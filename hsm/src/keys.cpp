@@ -16,6 +16,7 @@
 #include <map>
 #include <tuple>
 
+#include "dkim/base/hex.hpp"
 #include "pkcs11.hpp"
 #include "token_state.hpp"
 
@@ -68,16 +69,6 @@ std::string lower(std::string_view text) {
     std::transform(out.begin(), out.end(), out.begin(), [](char c) {
         return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
     });
-    return out;
-}
-
-std::string hex(std::span<const unsigned char> bytes) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out;
-    for (const unsigned char b : bytes) {
-        out.push_back(kHex[b >> 4]);
-        out.push_back(kHex[b & 0xf]);
-    }
     return out;
 }
 
@@ -546,7 +537,7 @@ Result<KeyInfo> KeyStore::find_one(Predicate matches, const std::string& what,
     }
     std::string ids;
     for (const auto& key : matching) {
-        ids += (ids.empty() ? "" : ", ") + hex(key.id);
+        ids += (ids.empty() ? "" : ", ") + base::hex_encode(key.id);
     }
     return fail<KeyInfo>(ErrorCode::invalid_argument,
                          token_->name() + " holds " + std::to_string(matching.size()) + " keys " +

@@ -59,7 +59,7 @@ struct Daemon {
     std::unique_ptr<jit::Authority> authority;
     std::unique_ptr<jit::Directory> directory;
     std::unique_ptr<jit::KeyRegistry> keys;
-    jit::SystemClock clock;
+    SystemClock clock;
     signerd::Metrics metrics;
     std::unique_ptr<signerd::HsmTokenGate> gate;
     std::unique_ptr<signerd::Service> service;

@@ -108,7 +108,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
 
     static AnyoneSigner signer;
-    static jit::ManualClock clock(jit::from_unix_ms(1'795'000'000'000));
+    static ManualClock clock(from_unix_ms(1'795'000'000'000));
     static web::SessionTable sessions(std::chrono::minutes(30), 64);
     static web::LoginLimiter limiter({1'000'000, 1'000'000, std::chrono::minutes(1)});
     static web::WebMetrics metrics;

@@ -237,8 +237,8 @@ TEST_F(CredentialAttackTest, ApiTokensExpireAfterNinetyDaysUnlessNeverIsAskedFor
     auto me = h.call(h.web_peer, ipc::WhoAmI{token});
     ASSERT_TRUE(std::holds_alternative<ipc::IdentityReply>(me)) << error_message(me);
     EXPECT_EQ(std::get<ipc::IdentityReply>(me).token_expires_ms,
-              jit::to_unix_ms(created + ipc::kApiTokenDefaultTtl));
-    h.clock.advance(std::chrono::duration_cast<jit::Duration>(ipc::kApiTokenDefaultTtl));
+              to_unix_ms(created + ipc::kApiTokenDefaultTtl));
+    h.clock.advance(std::chrono::duration_cast<Duration>(ipc::kApiTokenDefaultTtl));
     EXPECT_EQ(error_code(h.call(h.web_peer, ipc::WhoAmI{token})), "unauthenticated")
         << "expired after 90 days";
     EXPECT_TRUE(

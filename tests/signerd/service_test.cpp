@@ -352,7 +352,7 @@ TEST_F(ServiceTest, WhoAmINamesTheUserAndTheSessionToken) {
     EXPECT_EQ(id.roles, "approver");
     EXPECT_TRUE(id.totp);
     EXPECT_EQ(id.token_kind, "session");
-    EXPECT_EQ(id.token_expires_ms, jit::to_unix_ms(h.clock.now() + 600s));
+    EXPECT_EQ(id.token_expires_ms, to_unix_ms(h.clock.now() + 600s));
 
     // The session ends, and its token stops working; the end is on the audit log.
     auto ended = h.call(h.web_peer, ipc::SessionEnd{by_token});
@@ -671,7 +671,7 @@ TEST(JournalTimeTest, RecordTimesFollowTheChainWhateverTheWritersClocks) {
     EXPECT_EQ(written.front().time, test_epoch());
     std::vector<jit::AuditRecord> none;
     ASSERT_TRUE(engine.journal().write_checkpoint(
-        [&](std::int64_t seq, const jit::ChainHash& head, jit::TimePoint not_before) {
+        [&](std::int64_t seq, const jit::ChainHash& head, TimePoint not_before) {
             jit::Checkpoint c;
             c.seq = seq;
             c.head = head;

@@ -18,8 +18,7 @@ namespace dkim::test {
 
 inline std::string header_block(const std::string& domain, const std::string& selector,
                                 SigningAlgorithm algorithm = SigningAlgorithm::rsa_sha256,
-                                Canon header_canon = Canon::relaxed,
-                                jit::TimePoint at = test_epoch()) {
+                                Canon header_canon = Canon::relaxed, TimePoint at = test_epoch()) {
     CapturingSigner capture(algorithm);
     SignOptions options;
     options.canonicalization = Canonicalization{header_canon, Canon::relaxed};
@@ -152,7 +151,7 @@ class SignerdHarness {
     }
 
     JitEngine engine;
-    jit::ManualClock clock;
+    ManualClock clock;
     signerd::Metrics metrics;
     std::unique_ptr<signerd::Service> service;
     std::map<std::string, Person> people;

@@ -56,9 +56,9 @@ inline std::filesystem::path make_temp_dir(const std::string& prefix, bool memor
     return pattern;
 }
 
-inline jit::TimePoint test_epoch() {
+inline TimePoint test_epoch() {
     // 2026-11-26T12:00:00Z
-    return jit::from_unix_ms(1'795'694'400'000);
+    return from_unix_ms(1'795'694'400'000);
 }
 
 class JitEngine {
@@ -128,7 +128,7 @@ inline jit::Actor user(const std::string& name, std::initializer_list<jit::Role>
 }
 
 inline jit::RequestInput sign_request(const std::string& domain, const std::string& selector,
-                                      jit::Duration duration,
+                                      Duration duration,
                                       std::optional<std::uint64_t> budget = std::nullopt) {
     jit::RequestInput in;
     in.scope = jit::Scope{jit::Operation::sign, domain, selector, "*"};
@@ -144,10 +144,10 @@ inline std::string base32_decode(std::string_view text) {
 }
 
 // The six-digit TOTP code for `secret` at `t`, as an authenticator app computes it.
-inline std::string totp_at(const std::string& secret, jit::TimePoint t) {
+inline std::string totp_at(const std::string& secret, TimePoint t) {
     char text[8];
     std::snprintf(text, sizeof text, "%06u",
-                  jit::totp_code(secret, jit::totp_step(jit::to_unix_ms(t) / 1000)));
+                  jit::totp_code(secret, jit::totp_step(to_unix_ms(t) / 1000)));
     return text;
 }
 

@@ -112,7 +112,7 @@ class HandlersTest : public ::testing::Test {
     }
 
     FakeSigner signer;
-    jit::ManualClock clock{jit::from_unix_ms(1'795'000'000'000)};
+    ManualClock clock{from_unix_ms(1'795'000'000'000)};
     web::SessionTable sessions{30min, 100};
     web::LoginLimiter limiter{web::LoginLimiter::Limits{10, 3, 5min}};
     web::WebMetrics metrics;
@@ -633,7 +633,7 @@ TEST(JsonBodyTest, NestingIsParsedWithoutRecursion) {
 
 TEST(LoginLimiterTest, PerAddressAndPerUser) {
     web::LoginLimiter limiter({3, 2, std::chrono::minutes(1)});
-    const auto t0 = jit::from_unix_ms(0);
+    const auto t0 = from_unix_ms(0);
     EXPECT_FALSE(limiter.attempt("a", "u1", t0));
     EXPECT_FALSE(limiter.attempt("a", "u1", t0));
     EXPECT_TRUE(limiter.attempt("b", "u1", t0)) << "per user, from any address";
@@ -646,7 +646,7 @@ TEST(LoginLimiterTest, PerAddressAndPerUser) {
 
 TEST(SessionTableTest, BoundedAndKeyedByHash) {
     web::SessionTable table(std::chrono::minutes(30), 2);
-    const auto t0 = jit::from_unix_ms(0);
+    const auto t0 = from_unix_ms(0);
     web::BrowserSession s;
     s.expires = t0 + std::chrono::hours(1);
     const auto a = table.add("token-a", s, t0);

@@ -9,6 +9,7 @@
 
 #include "api_json.hpp"
 #include "assets.hpp"
+#include "dkim/base/wipe.hpp"
 #include "json_body.hpp"
 
 namespace dkim::web {
@@ -131,7 +132,7 @@ struct Context {
     const Request& req;
     const ClientInfo& client;
     Deps& deps;
-    jit::TimePoint now;
+    TimePoint now;
     std::vector<std::string> params;  // the {id}, {domain} parts of the path
     std::string_view query;
 
@@ -228,7 +229,7 @@ Result<Caller> authenticate(Context& ctx) {
         const auto it = ctx.req.find("X-CSRF-Token");
         const std::string_view csrf =
             it == ctx.req.end() ? std::string_view() : std::string_view(it->value());
-        if (csrf.empty() || !constant_time_equal(csrf, caller.session->csrf)) {
+        if (csrf.empty() || !base::constant_time_equal(csrf, caller.session->csrf)) {
             ctx.deps.metrics.csrf_refused();
             ApiError e = failure(http::status::forbidden, "csrf",
                                  "a state-changing request from the console needs the session's "
@@ -469,14 +470,14 @@ Result<Response> login(Context& ctx) {
     session.roles = me->roles;
     session.totp = me->totp;
     session.expires = me->token_expires_ms > 0
-                          ? jit::from_unix_ms(me->token_expires_ms)
+                          ? from_unix_ms(me->token_expires_ms)
                           : ctx.now + std::chrono::seconds(ctx.deps.options.session_ttl_seconds);
     const std::string csrf = ctx.deps.sessions.add(token, session, ctx.now);
     api::Identity id{me->name,
                      split_roles(me->roles),
                      me->totp,
                      "session",
-                     jit::to_unix_ms(session.expires),
+                     to_unix_ms(session.expires),
                      csrf,
                      permissions_view(me->permissions)};
     Response r = created(ctx.req, api::object(cereal::make_nvp("session", id)));
@@ -523,10 +524,10 @@ Result<Response> me(Context& ctx, Caller& caller) {
     // Asked of signerd on every call, not kept with the session: a change of roles or policy
     // shows at the console's next load.
     id.permissions = permissions_view(who->permissions);
-    return json_response(http::status::ok,
-                         api::object(cereal::make_nvp("me", id),
-                                     cereal::make_nvp("now_ms", jit::to_unix_ms(ctx.now))),
-                         ctx.req);
+    return json_response(
+        http::status::ok,
+        api::object(cereal::make_nvp("me", id), cereal::make_nvp("now_ms", to_unix_ms(ctx.now))),
+        ctx.req);
 }
 
 Result<Response> request_elevation(Context& ctx, Caller& caller) {
@@ -626,7 +627,7 @@ Result<Response> list_elevations(Context& ctx, Caller& caller) {
     std::reverse(out.begin(), out.end());  // newest first
     return json_response(http::status::ok,
                          api::object(cereal::make_nvp("elevations", out),
-                                     cereal::make_nvp("now_ms", jit::to_unix_ms(ctx.now))),
+                                     cereal::make_nvp("now_ms", to_unix_ms(ctx.now))),
                          ctx.req);
 }
 
@@ -652,7 +653,7 @@ Response elevation_response(Context& ctx, const api::Elevation& e, const std::st
     return json_response(
         http::status::ok,
         api::object(cereal::make_nvp("elevation", e), cereal::make_nvp("message", message),
-                    cereal::make_nvp("now_ms", jit::to_unix_ms(ctx.now))),
+                    cereal::make_nvp("now_ms", to_unix_ms(ctx.now))),
         ctx.req);
 }
 
@@ -762,7 +763,7 @@ Result<Response> list_grants(Context& ctx, Caller& caller) {
     std::reverse(out.begin(), out.end());
     return json_response(http::status::ok,
                          api::object(cereal::make_nvp("grants", out),
-                                     cereal::make_nvp("now_ms", jit::to_unix_ms(ctx.now))),
+                                     cereal::make_nvp("now_ms", to_unix_ms(ctx.now))),
                          ctx.req);
 }
 
@@ -917,7 +918,7 @@ Result<Response> audit_verify(Context& ctx, Caller& caller) {
                     cereal::make_nvp("checkpoints", report->checkpoints),
                     cereal::make_nvp("checkpoint_signatures", report->checkpoint_signatures),
                     cereal::make_nvp("head", report->head),
-                    cereal::make_nvp("verified_ms", jit::to_unix_ms(ctx.now))),
+                    cereal::make_nvp("verified_ms", to_unix_ms(ctx.now))),
         ctx.req);
 }
 

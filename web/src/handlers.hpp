@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "dkim/jit/clock.hpp"
+#include "dkim/clock.hpp"
 #include "metrics.hpp"
 #include "sessions.hpp"
 #include "signer_api.hpp"
@@ -42,7 +42,7 @@ struct Deps {
     SignerApi& signer;
     SessionTable& sessions;
     LoginLimiter& limiter;
-    const jit::Clock& clock;
+    const Clock& clock;
     WebMetrics& metrics;
     const HandlerOptions& options;
 };

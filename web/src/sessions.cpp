@@ -5,6 +5,8 @@
 
 #include <stdexcept>
 
+#include "dkim/base/hex.hpp"
+#include "dkim/base/wipe.hpp"
 #include "dkim/crypto/sha256.hpp"
 
 namespace dkim::web {
@@ -23,36 +25,21 @@ std::string random_hex(std::size_t bytes) {
     if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1) {
         throw std::runtime_error("the random number generator failed");
     }
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(bytes * 2);
-    for (const char c : raw) {
-        const auto u = static_cast<unsigned char>(c);
-        out += kHex[u >> 4];
-        out += kHex[u & 15];
-    }
-    OPENSSL_cleanse(raw.data(), raw.size());
+    std::string out = base::hex_encode(raw);
+    base::wipe(raw);
     return out;
 }
 
-bool constant_time_equal(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) {
-        return false;
-    }
-    return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
-
-SessionTable::SessionTable(jit::Duration idle_timeout, std::size_t max_sessions)
+SessionTable::SessionTable(Duration idle_timeout, std::size_t max_sessions)
     : idle_timeout_(idle_timeout), max_sessions_(max_sessions) {}
 
-void SessionTable::sweep(std::map<std::string, BrowserSession>& sessions,
-                         jit::TimePoint now) const {
+void SessionTable::sweep(std::map<std::string, BrowserSession>& sessions, TimePoint now) const {
     std::erase_if(sessions, [&](const auto& kv) {
         return now >= kv.second.expires || now - kv.second.last_used >= idle_timeout_;
     });
 }
 
-std::string SessionTable::add(std::string_view token, BrowserSession session, jit::TimePoint now) {
+std::string SessionTable::add(std::string_view token, BrowserSession session, TimePoint now) {
     session.csrf = random_hex(32);
     session.created = now;
     session.last_used = now;
@@ -73,7 +60,7 @@ std::string SessionTable::add(std::string_view token, BrowserSession session, ji
     return csrf;
 }
 
-std::optional<BrowserSession> SessionTable::find(std::string_view token, jit::TimePoint now) {
+std::optional<BrowserSession> SessionTable::find(std::string_view token, TimePoint now) {
     auto sessions = sessions_.lock();
     const auto it = sessions->find(key_of(token));
     if (it == sessions->end()) {
@@ -95,7 +82,7 @@ void SessionTable::remove(std::string_view token) {
     sessions_.lock()->erase(key_of(token));
 }
 
-std::size_t SessionTable::size(jit::TimePoint now) {
+std::size_t SessionTable::size(TimePoint now) {
     auto sessions = sessions_.lock();
     sweep(*sessions, now);
     return sessions->size();
@@ -103,9 +90,9 @@ std::size_t SessionTable::size(jit::TimePoint now) {
 
 LoginLimiter::LoginLimiter(Limits limits) : limits_(limits) {}
 
-std::optional<jit::Duration> LoginLimiter::check(std::map<std::string, Window>& windows,
-                                                 const std::string& key, unsigned limit,
-                                                 jit::TimePoint now) const {
+std::optional<Duration> LoginLimiter::check(std::map<std::string, Window>& windows,
+                                            const std::string& key, unsigned limit,
+                                            TimePoint now) const {
     Window& w = windows[key];
     while (!w.times.empty() && now - w.times.front() >= limits_.window) {
         w.times.pop_front();
@@ -116,8 +103,8 @@ std::optional<jit::Duration> LoginLimiter::check(std::map<std::string, Window>& 
     return std::nullopt;
 }
 
-std::optional<jit::Duration> LoginLimiter::attempt(const std::string& address,
-                                                   const std::string& user, jit::TimePoint now) {
+std::optional<Duration> LoginLimiter::attempt(const std::string& address, const std::string& user,
+                                              TimePoint now) {
     auto state = state_.lock();
     // Forget windows that are empty, so that the maps stay as small as the recent traffic.
     auto prune = [&](std::map<std::string, Window>& windows) {
@@ -130,7 +117,7 @@ std::optional<jit::Duration> LoginLimiter::attempt(const std::string& address,
     const auto by_address = check(state->addresses, address, limits_.per_address, now);
     const auto by_user = check(state->users, user, limits_.per_user, now);
     if (by_address || by_user) {
-        return std::max(by_address.value_or(jit::Duration(0)), by_user.value_or(jit::Duration(0)));
+        return std::max(by_address.value_or(Duration(0)), by_user.value_or(Duration(0)));
     }
     state->addresses[address].times.push_back(now);
     state->users[user].times.push_back(now);

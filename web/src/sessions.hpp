@@ -12,7 +12,7 @@
 #include <optional>
 #include <string>
 
-#include "dkim/jit/clock.hpp"
+#include "dkim/clock.hpp"
 #include "dkim/lock_guarded.hpp"
 
 namespace dkim::web {
@@ -22,28 +22,28 @@ struct BrowserSession {
     std::string roles;
     bool totp = false;
     std::string csrf;  // random, sent by the console in X-CSRF-Token on every POST/DELETE
-    jit::TimePoint created;
-    jit::TimePoint expires;    // signerd's session token expires then too
-    jit::TimePoint last_used;  // idle sessions end after the idle timeout
+    TimePoint created;
+    TimePoint expires;    // signerd's session token expires then too
+    TimePoint last_used;  // idle sessions end after the idle timeout
 };
 
 class SessionTable {
   public:
-    SessionTable(jit::Duration idle_timeout, std::size_t max_sessions);
+    SessionTable(Duration idle_timeout, std::size_t max_sessions);
 
     // Remembers the session of `token` (signerd's session token); returns its CSRF token.
-    std::string add(std::string_view token, BrowserSession session, jit::TimePoint now);
+    std::string add(std::string_view token, BrowserSession session, TimePoint now);
     // The session of `token`, if it is known, unexpired and not idle for too long; touches it.
-    std::optional<BrowserSession> find(std::string_view token, jit::TimePoint now);
+    std::optional<BrowserSession> find(std::string_view token, TimePoint now);
     // Whether `token` is a session this table handed out (ended or not); does not touch it.
     bool is_session(std::string_view token);
     void remove(std::string_view token);
-    std::size_t size(jit::TimePoint now);
+    std::size_t size(TimePoint now);
 
   private:
-    void sweep(std::map<std::string, BrowserSession>& sessions, jit::TimePoint now) const;
+    void sweep(std::map<std::string, BrowserSession>& sessions, TimePoint now) const;
 
-    jit::Duration idle_timeout_;
+    Duration idle_timeout_;
     std::size_t max_sessions_;
     LockGuarded<std::map<std::string, BrowserSession>> sessions_;  // by SHA-256 of the token
 };
@@ -56,24 +56,23 @@ class LoginLimiter {
     struct Limits {
         unsigned per_address = 10;
         unsigned per_user = 5;
-        jit::Duration window = std::chrono::minutes(5);
+        Duration window = std::chrono::minutes(5);
     };
     explicit LoginLimiter(Limits limits);
 
     // Records an attempt; when one of the limits is reached, the attempt is refused and the
     // answer is how long to wait.
-    std::optional<jit::Duration> attempt(const std::string& address, const std::string& user,
-                                         jit::TimePoint now);
+    std::optional<Duration> attempt(const std::string& address, const std::string& user,
+                                    TimePoint now);
     // A successful login clears the user's failures (not the address's attempts).
     void succeeded(const std::string& user);
 
   private:
     struct Window {
-        std::deque<jit::TimePoint> times;
+        std::deque<TimePoint> times;
     };
-    std::optional<jit::Duration> check(std::map<std::string, Window>& windows,
-                                       const std::string& key, unsigned limit,
-                                       jit::TimePoint now) const;
+    std::optional<Duration> check(std::map<std::string, Window>& windows, const std::string& key,
+                                  unsigned limit, TimePoint now) const;
     Limits limits_;
     struct State {
         std::map<std::string, Window> addresses;
@@ -84,7 +83,5 @@ class LoginLimiter {
 
 // 32 random bytes as 64 hex digits (the CSRF tokens).
 std::string random_hex(std::size_t bytes);
-// Constant-time comparison of two strings (lengths may differ).
-bool constant_time_equal(std::string_view a, std::string_view b);
 
 }  // namespace dkim::web

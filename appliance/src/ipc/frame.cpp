@@ -14,6 +14,8 @@
 #include <optional>
 #include <sstream>
 
+#include "dkim/base/wipe.hpp"
+
 namespace dkim::ipc {
 namespace {
 
@@ -248,11 +250,7 @@ Expected<void, FrameError> write_all(int fd, std::string_view bytes,
 
 void Credentials::wipe() noexcept {
     for (std::string* s : {&password, &token, &totp}) {
-        volatile char* p = s->data();
-        for (std::size_t i = 0; i < s->size(); ++i) {
-            p[i] = 0;
-        }
-        s->clear();
+        base::wipe(*s);
     }
 }
 

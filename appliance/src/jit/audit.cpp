@@ -5,6 +5,7 @@
 #include <cstring>
 #include <map>
 
+#include "dkim/base/hex.hpp"
 #include "dkim/crypto/base64.hpp"
 #include "dkim/crypto/sha256.hpp"
 
@@ -187,37 +188,13 @@ std::optional<Checkpoint> parse_checkpoint_record(const AuditRecord& r) {
 }
 
 std::string to_hex(const ChainHash& hash) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(64);
-    for (std::uint8_t b : hash) {
-        out += digits[b >> 4];
-        out += digits[b & 15];
-    }
-    return out;
+    return base::hex_encode(hash);
 }
 
 std::optional<ChainHash> chain_hash_from_hex(std::string_view hex) {
-    if (hex.size() != 64) {
-        return std::nullopt;
-    }
-    auto nibble = [](char c) -> int {
-        if (c >= '0' && c <= '9') {
-            return c - '0';
-        }
-        if (c >= 'a' && c <= 'f') {
-            return c - 'a' + 10;
-        }
-        return -1;
-    };
     ChainHash out{};
-    for (std::size_t i = 0; i < 32; ++i) {
-        const int hi = nibble(hex[2 * i]);
-        const int lo = nibble(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            return std::nullopt;
-        }
-        out[i] = static_cast<std::uint8_t>(hi * 16 + lo);
+    if (!base::hex_decode_into(hex, out)) {
+        return std::nullopt;
     }
     return out;
 }

@@ -76,11 +76,6 @@ std::string token_hash(std::string_view token) {
     return std::string(reinterpret_cast<const char*>(digest.data()), digest.size());
 }
 
-bool constant_time_equal(std::string_view a, std::string_view b) {
-    ensure_sodium();
-    return a.size() == b.size() && sodium_memcmp(a.data(), b.data(), a.size()) == 0;
-}
-
 std::string random_totp_secret() {
     ensure_sodium();
     std::string secret(20, '\0');
@@ -190,13 +185,6 @@ std::string totp_uri(std::string_view issuer, std::string_view user, std::string
     const std::string b32 = base32_encode(secret);
     return "otpauth://totp/" + std::string(issuer) + ":" + std::string(user) + "?secret=" + b32 +
            "&issuer=" + std::string(issuer) + "&algorithm=SHA1&digits=6&period=30";
-}
-
-void wipe(std::string& secret) noexcept {
-    if (!secret.empty()) {
-        sodium_memzero(secret.data(), secret.size());
-    }
-    secret.clear();
 }
 
 }  // namespace dkim::jit

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "dkim/base/wipe.hpp"
+
 namespace dkim::jit {
 namespace {
 
@@ -277,8 +279,9 @@ Outcome<Actor> Directory::authenticate_token(std::string_view token, TimePoint n
     if (it != token_by_hash_.end()) {
         const ApiToken& t = tokens_.at(it->second);
         const auto user = users_.find(t.user);
-        if (constant_time_equal(t.hash, hash) && !t.revoked && (!t.expires || now < *t.expires) &&
-            (!kind || t.kind == *kind) && user != users_.end() && !user->second.disabled) {
+        if (base::constant_time_equal(t.hash, hash) && !t.revoked &&
+            (!t.expires || now < *t.expires) && (!kind || t.kind == *kind) &&
+            user != users_.end() && !user->second.disabled) {
             return actor_of(user->second);
         }
     }
@@ -325,7 +328,7 @@ Outcome<NewToken> Directory::create_token(const Actor& by, const std::string& us
     r.detail = "token " + std::to_string(t.id) + " for " + user +
                (label.empty() ? "" : " (" + label + ")");
     if (auto written = journal_.write({t}, std::move(r)); !written) {
-        wipe(created.secret);
+        base::wipe(created.secret);
         return refuse(Refusal::Code::unavailable,
                       "the audit log cannot be written, nothing was changed: " + written.error());
     }
@@ -400,8 +403,8 @@ Outcome<TotpEnrolment> Directory::enrol_totp(const Actor& by, const std::string&
     r.detail = "user " + user +
                (replaced ? " (replaces a confirmed TOTP; unconfirmed)" : " (unconfirmed)");
     if (auto saved = save(std::move(u), std::move(r)); !saved) {
-        wipe(enrolment.secret_base32);
-        wipe(enrolment.uri);
+        base::wipe(enrolment.secret_base32);
+        base::wipe(enrolment.uri);
         return unexpected(saved.error());
     }
     return enrolment;

@@ -206,8 +206,8 @@ class LogBuilder {
         }
         push(jit::checkpoint_record(c, why));
     }
-    void advance(jit::Duration d) { now_ += d; }
-    jit::TimePoint now() const { return now_; }
+    void advance(Duration d) { now_ += d; }
+    TimePoint now() const { return now_; }
 
     // The attacker's tool: recompute every hash from `from` (a seq) on.
     void rechain(std::size_t from = 1) {
@@ -223,7 +223,7 @@ class LogBuilder {
         rechain(static_cast<std::size_t>(seq));
     }
 
-    jit::LogReport verify(std::optional<jit::TimePoint> at = std::nullopt,
+    jit::LogReport verify(std::optional<TimePoint> at = std::nullopt,
                           const std::vector<jit::Checkpoint>& table = {}, bool signatures = true) {
         jit::LogCheckOptions o;
         o.now = at.value_or(now_);
@@ -244,7 +244,7 @@ class LogBuilder {
         records.push_back(std::move(r));
         return records.back();
     }
-    jit::TimePoint now_;
+    TimePoint now_;
 };
 
 // start, login, 6 signatures, periodic checkpoint (9), 3 signatures, logout checkpoint (13),
@@ -602,7 +602,7 @@ TEST(JournalCheckpointTest, ACheckpointCoversTheRecordJustBeforeItWhateverWasQue
         logout.action = "token.logout";
         std::vector<jit::AuditRecord> records{logout};
         auto written = engine.journal().write_checkpoint(
-            [](std::int64_t seq, const jit::ChainHash& head, jit::TimePoint) {
+            [](std::int64_t seq, const jit::ChainHash& head, TimePoint) {
                 jit::Checkpoint c;
                 c.seq = seq;
                 c.head = head;

@@ -26,7 +26,7 @@ const jit::Actor root = user("root-admin", {Role::admin});
 class AuthorityTest : public ::testing::Test {
   protected:
     JitEngine engine;
-    jit::TimePoint t0 = test_epoch();
+    TimePoint t0 = test_epoch();
 
     std::int64_t pending(const jit::RequestInput& in, const jit::Actor& who = alice) {
         auto r = engine.authority().request(who, in, t0);
@@ -41,8 +41,8 @@ class AuthorityTest : public ::testing::Test {
         EXPECT_TRUE(d->grant.has_value());
         return d->grant ? d->grant->id : 0;
     }
-    bool can_sign(jit::TimePoint at, const std::string& d = "example.com",
-                  const std::string& s = "s1", const std::string& client = "relay") {
+    bool can_sign(TimePoint at, const std::string& d = "example.com", const std::string& s = "s1",
+                  const std::string& client = "relay") {
         return engine.authority().authorize_sign(client, d, s, at).has_value();
     }
 };

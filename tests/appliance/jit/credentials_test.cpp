@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "dkim/base/wipe.hpp"
 #include "jit_fixture.hpp"
 
 namespace dkim::test {
@@ -47,14 +48,14 @@ TEST(TokenTest, RandomTokensAndHashes) {
     EXPECT_EQ(t1.size(), 4U + 43U);
     EXPECT_NE(t1, t2);
     EXPECT_EQ(jit::token_hash(t1).size(), 32U);
-    EXPECT_TRUE(jit::constant_time_equal(jit::token_hash(t1), jit::token_hash(t1)));
-    EXPECT_FALSE(jit::constant_time_equal(jit::token_hash(t1), jit::token_hash(t2)));
+    EXPECT_TRUE(base::constant_time_equal(jit::token_hash(t1), jit::token_hash(t1)));
+    EXPECT_FALSE(base::constant_time_equal(jit::token_hash(t1), jit::token_hash(t2)));
 }
 
 class DirectoryTest : public ::testing::Test {
   protected:
     JitEngine engine;
-    jit::TimePoint t0 = test_epoch();
+    TimePoint t0 = test_epoch();
     jit::Actor local{jit::Actor::Kind::local, "root", static_cast<jit::RoleSet>(jit::Role::admin)};
 };
 
@@ -134,7 +135,7 @@ TEST_F(DirectoryTest, TotpMustBeConfirmedAndACodeWorksOnce) {
     ASSERT_TRUE(enrolment);
     EXPECT_EQ(enrolment->uri.rfind("otpauth://totp/dkim-appliance:bob?secret=", 0), 0U);
     const std::string secret = base32_decode(enrolment->secret_base32);
-    auto code_at = [&](jit::TimePoint t) { return totp_at(secret, t); };
+    auto code_at = [&](TimePoint t) { return totp_at(secret, t); };
     EXPECT_EQ(d.check_totp(approver, code_at(t0), t0).error().code, jit::Refusal::Code::forbidden)
         << "not confirmed yet";
     ASSERT_TRUE(d.confirm_totp(approver, "bob", code_at(t0), t0));

@@ -43,7 +43,7 @@ class LockoutTest : public ::testing::Test {
     }
 
     JitEngine engine;
-    jit::TimePoint t0 = test_epoch();
+    TimePoint t0 = test_epoch();
     jit::Actor local{jit::Actor::Kind::local, "root", static_cast<jit::RoleSet>(jit::Role::admin)};
     jit::Actor bob = user("bob", {jit::Role::approver});
 };
@@ -54,12 +54,12 @@ TEST_F(LockoutTest, ALockoutHoldsItsWholePeriodWhateverIsTried) {
     for (int i = 0; i < 5; ++i) {
         EXPECT_FALSE(d.authenticate_password("bob", kWrong, t0 + 1min + std::chrono::seconds(i)));
     }
-    const jit::TimePoint locked_at = t0 + 1min + 4s;
+    const TimePoint locked_at = t0 + 1min + 4s;
     EXPECT_TRUE(d.locked_out_at("bob", locked_at));
     // The finding: the right password refused, then a wrong one, then the right one accepted at
     // once. Now every attempt inside the period is refused, and none of them moves its end.
-    for (jit::Duration after : {jit::Duration(1s), jit::Duration(2s), jit::Duration(5min),
-                                jit::Duration(14min), jit::Duration(14min + 59s)}) {
+    for (Duration after :
+         {Duration(1s), Duration(2s), Duration(5min), Duration(14min), Duration(14min + 59s)}) {
         EXPECT_FALSE(d.authenticate_password("bob", kPassword, locked_at + after))
             << "right password " << after.count() << " ms into the lockout";
         EXPECT_FALSE(d.authenticate_password("bob", kWrong, locked_at + after));
@@ -75,10 +75,10 @@ TEST_F(LockoutTest, ARightTotpCodeIsRefusedDuringTheLockout) {
     for (int i = 0; i < 5; ++i) {
         EXPECT_FALSE(d.check_totp(bob, "000000", t0 + 1min + std::chrono::seconds(i)));
     }
-    const jit::TimePoint t = t0 + 3min;
+    const TimePoint t = t0 + 3min;
     EXPECT_FALSE(d.check_totp(bob, totp_at(secret, t), t)) << "locked: even the right code";
     EXPECT_FALSE(d.authenticate_password("bob", kPassword, t)) << "TOTP failures lock passwords";
-    const jit::TimePoint after = t0 + 1min + 4s + Directory::kLockout;
+    const TimePoint after = t0 + 1min + 4s + Directory::kLockout;
     EXPECT_TRUE(d.check_totp(bob, totp_at(secret, after), after));
 }
 
@@ -202,8 +202,8 @@ TEST(LockoutStoreTest, FailureTimesAreKeptToTheMillisecond) {
     {
         auto store = jit::open_sqlite_store(dir / "signerd.db");
         ASSERT_TRUE(store);
-        const std::vector<jit::TimePoint> times{test_epoch(), test_epoch() + 899s + 999ms,
-                                                test_epoch() + 900s};
+        const std::vector<TimePoint> times{test_epoch(), test_epoch() + 899s + 999ms,
+                                           test_epoch() + 900s};
         ASSERT_TRUE((*store)->commit({jit::LoginFailures{"bob", 1, times, {}}}, {}));
         auto state = (*store)->load();
         ASSERT_TRUE(state);
@@ -249,7 +249,7 @@ TEST(LockoutStoreTest, AVersionOneStoreIsMigrated) {
 // A development store of schema 2 (a failure count since the first failure of a fixed window)
 // opens: its rows become `count` failures at `first`, and a lockout in it holds.
 TEST(LockoutStoreTest, ASchemaTwoStoreIsMigratedWithItsFailures) {
-    const jit::TimePoint t0 = test_epoch();
+    const TimePoint t0 = test_epoch();
     JitEngine engine(jit::Policy::defaults(), true);
     const jit::Actor local{jit::Actor::Kind::local, "root",
                            static_cast<jit::RoleSet>(jit::Role::admin)};
@@ -265,15 +265,15 @@ TEST(LockoutStoreTest, ASchemaTwoStoreIsMigratedWithItsFailures) {
         "count INTEGER NOT NULL, first INTEGER NOT NULL, locked_until INTEGER NOT NULL); "
         "INSERT INTO login_failures(user, version, count, first, locked_until) VALUES "
         "('bob', 3, 3, " +
-        std::to_string(jit::to_unix_ms(t0)) + ", 0), ('carol', 5, 0, 0, " +
-        std::to_string(jit::to_unix_ms(t0 + 15min)) +
+        std::to_string(to_unix_ms(t0)) + ", 0), ('carol', 5, 0, 0, " +
+        std::to_string(to_unix_ms(t0 + 15min)) +
         "); UPDATE meta SET value = '2' WHERE key = 'schema';";
     ASSERT_TRUE(exec_sql(engine.db(), sql.c_str()));
     engine.restart();
     const auto state = engine.store().load();
     ASSERT_TRUE(state);
     ASSERT_EQ(state->login_failures.size(), 2U);
-    EXPECT_EQ(state->login_failures[0].recent, std::vector<jit::TimePoint>(3, t0));
+    EXPECT_EQ(state->login_failures[0].recent, std::vector<TimePoint>(3, t0));
     EXPECT_TRUE(state->login_failures[1].recent.empty());
     EXPECT_EQ(state->login_failures[1].locked_until, t0 + 15min);
     auto& d = engine.directory();
@@ -291,9 +291,9 @@ TEST(LockoutStoreTest, ASchemaTwoStoreIsMigratedWithItsFailures) {
 class LockoutWindowTest : public LockoutTest {
   protected:
     // A wrong password for bob at each of the times; true when bob is locked after the last.
-    bool fail_at(std::initializer_list<jit::Duration> after_t0) {
-        jit::TimePoint last = t0;
-        for (jit::Duration d : after_t0) {
+    bool fail_at(std::initializer_list<Duration> after_t0) {
+        TimePoint last = t0;
+        for (Duration d : after_t0) {
             last = t0 + d;
             EXPECT_FALSE(engine.directory().authenticate_password("bob", kWrong, last));
         }
@@ -359,12 +359,12 @@ TEST_F(LockoutWindowTest, TheWindowSurvivesARestart) {
 // after a lockout. A success needs the right secret and no lockout; a TOTP code is right only
 // for a time step later than the last accepted one.
 struct LockoutModel {
-    std::vector<jit::TimePoint> counted;  // every counted failure since the last lockout
-    jit::TimePoint locked_until;
+    std::vector<TimePoint> counted;  // every counted failure since the last lockout
+    TimePoint locked_until;
     std::int64_t last_step = 0;
 
-    bool locked(jit::TimePoint now) const { return now < locked_until; }
-    void fail(jit::TimePoint now) {
+    bool locked(TimePoint now) const { return now < locked_until; }
+    void fail(TimePoint now) {
         if (locked(now)) {
             return;
         }
@@ -379,7 +379,7 @@ struct LockoutModel {
     }
 };
 
-std::int64_t step_at(jit::TimePoint t) {
+std::int64_t step_at(TimePoint t) {
     return jit::totp_step(
         std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count());
 }
@@ -390,7 +390,7 @@ void run_lockout_schedule(std::uint32_t seed, int steps) {
     const jit::Actor local{jit::Actor::Kind::local, "root",
                            static_cast<jit::RoleSet>(jit::Role::admin)};
     const jit::Actor approver = user("bob", {jit::Role::approver});
-    jit::TimePoint now = test_epoch();
+    TimePoint now = test_epoch();
     ASSERT_TRUE(engine.directory().add_user(local, "bob", approver.roles, kPassword, now));
     auto enrolment = engine.directory().enrol_totp(local, "bob", now);
     ASSERT_TRUE(enrolment);
@@ -400,8 +400,8 @@ void run_lockout_schedule(std::uint32_t seed, int steps) {
     model.last_step = step_at(now);
     int locked_successes_tried = 0;
     // Forward only, some of them to just before or at the window's edge.
-    const jit::Duration jumps[] = {0s,    1ms,   1s,    10s,   31s,         2min,      5min,
-                                   14min, 15min, 16min, 40min, 15min - 1ms, 7min + 30s};
+    const Duration jumps[] = {0s,    1ms,   1s,    10s,   31s,         2min,      5min,
+                              14min, 15min, 16min, 40min, 15min - 1ms, 7min + 30s};
 
     for (int step = 0; step < steps; ++step) {
         const auto where = [&] {

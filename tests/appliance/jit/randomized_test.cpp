@@ -24,23 +24,23 @@ struct ModelRequest {
     std::string domain;
     std::string selector;
     std::string client;  // "*" (users' requests) or "relay" (filed for a locked signature)
-    jit::Duration duration;
+    Duration duration;
     std::optional<std::uint64_t> budget;
-    jit::TimePoint pending_until;
+    TimePoint pending_until;
     std::vector<std::string> approvals;
     bool open = true;  // pending, not decided or superseded (time may still expire it)
-    bool pending_at(jit::TimePoint now) const { return open && now < pending_until; }
+    bool pending_at(TimePoint now) const { return open && now < pending_until; }
 };
 
 struct ModelGrant {
     std::string domain;
     std::string selector;
     std::string client;  // its request's
-    jit::TimePoint expires;
+    TimePoint expires;
     std::optional<std::uint64_t> budget;
     std::uint64_t uses = 0;
     bool revoked = false;
-    bool active(jit::TimePoint now) const {
+    bool active(TimePoint now) const {
         return !revoked && now < expires && (!budget || uses < *budget);
     }
     // A signature of relay client c for d/s, or all of a request for d/s/c: a "*" there is
@@ -56,7 +56,7 @@ class Model {
     std::map<std::int64_t, ModelGrant> grants;
 
     // The grant authorize_sign must pick: the covering active one that ends first.
-    ModelGrant* covering(const std::string& d, const std::string& s, jit::TimePoint now) {
+    ModelGrant* covering(const std::string& d, const std::string& s, TimePoint now) {
         ModelGrant* best = nullptr;
         for (auto& [id, g] : grants) {
             if (g.covers(d, s, "relay") && g.active(now) &&
@@ -68,7 +68,7 @@ class Model {
     }
     // Whether grant g gives, at `now`, all a request asks: scope, and (unless the relay's)
     // time and uses.
-    static bool gives(const ModelGrant& g, const ModelRequest& r, jit::TimePoint now) {
+    static bool gives(const ModelGrant& g, const ModelRequest& r, TimePoint now) {
         if (!g.active(now) || !g.covers(r.domain, r.selector, r.client)) {
             return false;
         }
@@ -79,13 +79,12 @@ class Model {
                (!g.budget || (r.budget && *g.budget - g.uses >= *r.budget));
     }
     // Whether an active grant covers a request (such a request is refused).
-    bool covered(const ModelRequest& r, jit::TimePoint now) const {
+    bool covered(const ModelRequest& r, TimePoint now) const {
         return std::any_of(grants.begin(), grants.end(),
                            [&](const auto& entry) { return gives(entry.second, r, now); });
     }
     // The pending requests a grant that has just become active supersedes, closed.
-    std::vector<std::int64_t> supersede(const ModelGrant& g, std::int64_t except,
-                                        jit::TimePoint now) {
+    std::vector<std::int64_t> supersede(const ModelGrant& g, std::int64_t except, TimePoint now) {
         std::vector<std::int64_t> closed;
         for (auto& [id, r] : requests) {
             if (id != except && r.pending_at(now) && gives(g, r, now)) {
@@ -107,7 +106,7 @@ void run_schedule(std::uint32_t seed, int steps) {
     policy.operations[jit::Operation::sign].pending_expiry = 3h;
     JitEngine engine(policy, true);
     Model model;
-    jit::TimePoint now = test_epoch();
+    TimePoint now = test_epoch();
     const std::vector<jit::Actor> people = {
         user("alice", {Role::requester}), user("bob", {Role::approver}),
         user("carol", {Role::approver}), user("dave", {Role::requester, Role::approver})};
@@ -202,7 +201,7 @@ void run_schedule(std::uint32_t seed, int steps) {
         } else if (op < 60) {  // time passes
             now += std::chrono::minutes(pick(70)) + std::chrono::milliseconds(pick(1000));
         } else if (op < 65) {  // to a boundary: exactly a grant's expiry, or 1 ms before it
-            std::optional<jit::TimePoint> next;
+            std::optional<TimePoint> next;
             for (const auto& [id, g] : model.grants) {
                 if (g.expires > now && (!next || g.expires < *next)) {
                     next = g.expires;
@@ -229,16 +228,15 @@ void run_schedule(std::uint32_t seed, int steps) {
                 // signerd filed (or reused) a pending request: the model learns about it.
                 const auto id = permit.error().request_id;
                 if (model.requests.count(id) == 0) {
-                    model.requests[id] = {
-                        "service:relay",
-                        d,
-                        s,
-                        "relay",
-                        std::min<jit::Duration>(policy.signer_request_duration, 2h),
-                        std::nullopt,
-                        now + 3h,
-                        {},
-                        true};
+                    model.requests[id] = {"service:relay",
+                                          d,
+                                          s,
+                                          "relay",
+                                          std::min<Duration>(policy.signer_request_duration, 2h),
+                                          std::nullopt,
+                                          now + 3h,
+                                          {},
+                                          true};
                     request_ids.push_back(id);
                 }
             }

@@ -48,7 +48,7 @@
 #include <string>
 #include <vector>
 
-#include "dkim/jit/clock.hpp"
+#include "dkim/clock.hpp"
 
 namespace dkim::jit {
 

@@ -26,7 +26,6 @@ bool verify_password(const std::string& encoded, std::string_view password);
 std::string random_token();
 // SHA-256 of the token, raw bytes: what the store keeps.
 std::string token_hash(std::string_view token);
-bool constant_time_equal(std::string_view a, std::string_view b);
 
 // 20 random bytes (RFC 4226 §4 recommends 160 bits).
 std::string random_totp_secret();
@@ -42,8 +41,5 @@ std::optional<std::int64_t> totp_match(std::string_view secret, std::string_view
                                        std::int64_t step, int window = 1);
 // otpauth://totp/<issuer>:<user>?secret=...&issuer=...&algorithm=SHA1&digits=6&period=30
 std::string totp_uri(std::string_view issuer, std::string_view user, std::string_view secret);
-
-// Overwrites the bytes of a string holding a secret (sodium_memzero: not optimised away).
-void wipe(std::string& secret) noexcept;
 
 }  // namespace dkim::jit

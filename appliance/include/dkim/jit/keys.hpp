@@ -24,7 +24,7 @@
 #include <string_view>
 #include <vector>
 
-#include "dkim/jit/clock.hpp"
+#include "dkim/clock.hpp"
 
 namespace dkim::jit {
 

@@ -16,7 +16,7 @@
 #include <string_view>
 #include <vector>
 
-#include "dkim/jit/clock.hpp"
+#include "dkim/clock.hpp"
 
 namespace dkim::jit {
 
