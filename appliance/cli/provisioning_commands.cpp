@@ -23,6 +23,7 @@
 #include "dkim/dkim/key_fetcher.hpp"
 #include "dkim/dkim/signer.hpp"
 #include "dkim/dkim/verifier.hpp"
+#include "dkim/dns/record_text.hpp"
 #include "dkim/hsm/keys.hpp"
 #include "dkim/mail/header.hpp"
 #include "dkim/provisioning/apply.hpp"
@@ -488,7 +489,7 @@ int run_key_rotate(const KeyStepArgs& args) {
         std::cout << "  " << (made != nullptr ? made->message : std::string("done")) << "\n";
         if (step->kind == Kind::generate && made != nullptr && !made->keys.empty()) {
             const auto& k = made->keys.front();
-            std::cout << "  publish: " << provisioning::zone_line(k.dns_name, k.dns_record) << "\n";
+            std::cout << "  publish: " << dns::zone_line(k.dns_name, k.dns_record) << "\n";
         }
         ++steps;
     }
@@ -592,8 +593,7 @@ int run_apply(ApplyArgs args) {
         if ((step.action == Action::create || step.action == Action::rotate) && result != nullptr) {
             made = true;
             for (const auto& k : result->keys) {
-                std::cout << "  publish: " << provisioning::zone_line(k.dns_name, k.dns_record)
-                          << "\n";
+                std::cout << "  publish: " << dns::zone_line(k.dns_name, k.dns_record) << "\n";
             }
         }
     }
@@ -878,7 +878,7 @@ int generate_through_signerd(const Common& common, const std::string& domain,
     const int code = print_keys_reply(*reply, json);
     if (const auto* made = std::get_if<ipc::KeysReply>(&*reply); made && !json) {
         for (const auto& k : made->keys) {
-            std::cout << "publish: " << provisioning::zone_line(k.dns_name, k.dns_record) << "\n";
+            std::cout << "publish: " << dns::zone_line(k.dns_name, k.dns_record) << "\n";
         }
     }
     return code;

@@ -7,9 +7,9 @@
 
 #include "dkim/config/toml_reader.hpp"
 #include "dkim/dmarc/record.hpp"
+#include "dkim/dns/record_text.hpp"
 #include "dkim/hsm/keys.hpp"
 #include "dkim/provisioning/dns_check.hpp"
-#include "dkim/provisioning/dns_record.hpp"
 #include "text.hpp"
 
 namespace dkim::provisioning {
@@ -245,14 +245,13 @@ Plan plan_apply(const ApplyConfig& config,
 }
 
 std::string desired_dmarc(const ApplyConfig& config, const DesiredDomain& domain) {
-    std::string record = "v=DMARC1; p=" + domain.dmarc_policy;
+    dns::DmarcRecordFields fields;
+    fields.policy = domain.dmarc_policy;
     if (domain.dmarc_pct < 100) {
-        record += "; pct=" + std::to_string(domain.dmarc_pct);
+        fields.pct = domain.dmarc_pct;
     }
-    if (!config.dmarc_rua.empty()) {
-        record += "; rua=" + config.dmarc_rua;
-    }
-    return record;
+    fields.rua = config.dmarc_rua;
+    return dns::dmarc_record_text(fields);
 }
 
 std::vector<PlannedStep> dns_policy_steps(const ApplyConfig& config, const DesiredDomain& domain,
@@ -281,7 +280,7 @@ std::vector<PlannedStep> dns_policy_steps(const ApplyConfig& config, const Desir
                        "the DMARC record could not be looked up: " + answer.error});
     } else if (!matches) {
         out.push_back({PlannedStep::Action::publish, domain.name, "_dmarc", "",
-                       "publish " + zone_line(name, want) +
+                       "publish " + dns::zone_line(name, want) +
                            (published ? " (published: \"" + published_text + "\")"
                                       : " (none is published)")});
     }

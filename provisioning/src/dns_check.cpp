@@ -6,8 +6,8 @@
 
 #include "dkim/dkim/key_record.hpp"
 #include "dkim/dmarc/record.hpp"
+#include "dkim/dns/record_text.hpp"
 #include "dkim/mail/header.hpp"
-#include "dkim/provisioning/dns_record.hpp"
 #include "dkim/spf/check.hpp"
 #include "dkim/spf/record.hpp"
 #include "text.hpp"
@@ -163,7 +163,7 @@ Expected<OutboundAddress, std::string> OutboundAddress::parse(std::string_view t
 }
 
 std::string OutboundAddress::spf_term() const {
-    return (ip.is_v4() ? "ip4:" : "ip6:") + text;
+    return dns::spf_address_term(text);
 }
 
 bool should_be_published(const DomainKey& key) {
@@ -193,13 +193,12 @@ SpfCost spf_cost_of_record(dns::Resolver& resolver, std::string_view record) {
 SpfAdvice advise_spf(dns::Resolver* resolver, std::string_view domain,
                      const std::vector<OutboundAddress>& addresses) {
     SpfAdvice advice;
-    std::string fresh = "v=spf1";
+    std::vector<std::string> texts;
     for (const auto& a : addresses) {
-        fresh += " " + a.spf_term();
+        texts.push_back(a.text);
         advice.added.push_back(a.spf_term());
     }
-    fresh += " -all";
-    advice.record = fresh;
+    advice.record = dns::spf_record_text(texts);
     advice.note = "authorizes the appliance's outbound addresses, and nothing else";
     if (resolver == nullptr) {
         return advice;
@@ -242,12 +241,7 @@ SpfAdvice advise_spf(dns::Resolver* resolver, std::string_view domain,
     }
     advice.added = missing;
     // After "v=spf1": the terms are tried first, and cost no lookups.
-    const std::string& published = *advice.published;
-    std::string merged = published.substr(0, 6);
-    for (const auto& term : missing) {
-        merged += " " + term;
-    }
-    merged += published.substr(6);
+    const std::string merged = dns::spf_record_with_terms(*advice.published, missing);
     advice.record = merged;
     const SpfCost cost = spf_cost_of_record(*resolver, merged);
     advice.lookups = cost.lookups;
@@ -265,19 +259,6 @@ SpfAdvice advise_spf(dns::Resolver* resolver, std::string_view domain,
     return advice;
 }
 
-// --- DMARC ------------------------------------------------------------------------------
-
-std::vector<DmarcStage> dmarc_ramp(const std::string& rua) {
-    const std::string reports = rua.empty() ? "" : "; rua=" + rua;
-    return {
-        {"v=DMARC1; p=none" + reports, "now: monitor, and read the aggregate reports"},
-        {"v=DMARC1; p=quarantine; pct=25" + reports,
-         "when the reports show only your own mail passing (SPF or DKIM aligned)"},
-        {"v=DMARC1; p=quarantine; pct=100" + reports, "after a few weeks without surprises"},
-        {"v=DMARC1; p=reject" + reports, "when quarantine shows nothing legitimate failing"},
-    };
-}
-
 // --- the records to publish -------------------------------------------------------------
 
 std::vector<DnsRecord> records_for(const RecordsInput& in, dns::Resolver* resolver) {
@@ -293,7 +274,7 @@ std::vector<DnsRecord> records_for(const RecordsInput& in, dns::Resolver* resolv
         } else if (k.state == "retiring") {
             note += ": keep it published until the key is retired";
         }
-        out.push_back({"dkim", name, k.dkim_record, zone_line(name, k.dkim_record), note});
+        out.push_back({"dkim", name, k.dkim_record, dns::zone_line(name, k.dkim_record), note});
     }
     if (in.addresses.empty()) {
         out.push_back({"spf", in.domain, "", "",
@@ -301,10 +282,10 @@ std::vector<DnsRecord> records_for(const RecordsInput& in, dns::Resolver* resolv
                        "mail leaves from (outbound_addresses)"});
     } else {
         const SpfAdvice spf = advise_spf(resolver, in.domain, in.addresses);
-        out.push_back({"spf", in.domain, spf.record, zone_line(in.domain, spf.record),
+        out.push_back({"spf", in.domain, spf.record, dns::zone_line(in.domain, spf.record),
                        (spf.ok ? "" : "ATTENTION: ") + spf.note});
     }
-    const auto ramp = dmarc_ramp(in.dmarc_rua);
+    const auto ramp = dns::dmarc_ramp(in.dmarc_rua);
     std::string note = "monitor mode first. Then, step by step:";
     for (std::size_t i = 1; i < ramp.size(); ++i) {
         note += " " + std::to_string(i) + ") \"" + ramp[i].record + "\" " + ramp[i].when + ".";
@@ -314,7 +295,7 @@ std::vector<DnsRecord> records_for(const RecordsInput& in, dns::Resolver* resolv
     }
     const std::string dmarc_name = "_dmarc." + in.domain;
     out.push_back({"dmarc", dmarc_name, ramp.front().record,
-                   zone_line(dmarc_name, ramp.front().record), note});
+                   dns::zone_line(dmarc_name, ramp.front().record), note});
     return out;
 }
 
@@ -333,7 +314,7 @@ Finding check_dkim_key(dns::Resolver& resolver, const std::string& domain, const
     Finding f;
     f.record = "DKIM " + key.selector;
     f.name = key.selector + "._domainkey." + domain;
-    const std::string publish = zone_line(f.name, key.dkim_record);
+    const std::string publish = dns::zone_line(f.name, key.dkim_record);
     const auto answer = resolver.lookup_txt(f.name);
     const bool retired = key.state == "retired";
     if (answer.status == dns::LookupStatus::temporary_failure) {
@@ -429,7 +410,7 @@ Finding check_spf(dns::Resolver& resolver, const CheckInput& in, std::int64_t no
     if (found.empty()) {
         f.status = Status::problem;
         f.message = "no SPF record";
-        f.fix = "publish: " + zone_line(in.domain, advice.record);
+        f.fix = "publish: " + dns::zone_line(in.domain, advice.record);
         return f;
     }
     if (found.size() > 1) {
@@ -483,7 +464,7 @@ Finding check_spf(dns::Resolver& resolver, const CheckInput& in, std::int64_t no
             f.message += (f.message.empty() ? "" : "; ") + p;
         }
         const SpfAdvice merged = advise_spf(&resolver, in.domain, in.addresses);
-        f.fix = merged.ok ? "publish: " + zone_line(in.domain, merged.record) : merged.note;
+        f.fix = merged.ok ? "publish: " + dns::zone_line(in.domain, merged.record) : merged.note;
         return f;
     }
     if (f.message.empty()) {
@@ -525,12 +506,14 @@ Finding check_dmarc(dns::Resolver& resolver, const std::string& domain) {
         }
         at = at.substr(dot + 1);
     }
-    const auto ramp = dmarc_ramp("");
+    const auto ramp = dns::dmarc_ramp("");
     if (found.empty()) {
         f.status = Status::problem;
         f.message = "no DMARC record";
+        dns::DmarcRecordFields monitor;
+        monitor.rua = "mailto:dmarc-reports@" + domain;
         f.fix = "publish (monitor mode first): " +
-                zone_line(f.name, "v=DMARC1; p=none; rua=mailto:dmarc-reports@" + domain);
+                dns::zone_line(f.name, dns::dmarc_record_text(monitor));
         return f;
     }
     f.name = "_dmarc." + at;
@@ -544,7 +527,7 @@ Finding check_dmarc(dns::Resolver& resolver, const std::string& domain) {
     if (!parsed || !parsed->p_valid) {
         f.status = Status::problem;
         f.message = parsed ? "p= is missing or invalid" : "invalid: " + parsed.error();
-        f.fix = "publish: " + zone_line(f.name, ramp.front().record);
+        f.fix = "publish: " + dns::zone_line(f.name, ramp.front().record);
         return f;
     }
     const bool inherited = at != domain;

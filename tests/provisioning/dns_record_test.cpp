@@ -27,17 +27,6 @@ TEST(DnsRecordTest, Ed25519RecordMatchesRfc8463Example) {
               "p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\" )");
 }
 
-TEST(DnsRecordTest, SplitsIntoCharacterStringsOfAtMost255) {
-    EXPECT_EQ(split_character_strings(""), std::vector<std::string>{""});
-    EXPECT_EQ(split_character_strings(std::string(255, 'a')).size(), 1U);
-    const auto two = split_character_strings(std::string(256, 'a'));
-    ASSERT_EQ(two.size(), 2U);
-    EXPECT_EQ(two[0].size(), 255U);
-    EXPECT_EQ(two[1], "a");
-    const auto parts = split_character_strings("abcdefg", 3);
-    EXPECT_EQ(parts, (std::vector<std::string>{"abc", "def", "g"}));
-}
-
 TEST(DnsRecordTest, RsaRecordCarriesTheSubjectPublicKeyInfo) {
     hsm::PublicKey key;
     key.type = hsm::KeyType::rsa;

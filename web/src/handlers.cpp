@@ -10,6 +10,7 @@
 #include "api_json.hpp"
 #include "assets.hpp"
 #include "dkim/base/wipe.hpp"
+#include "dkim/dns/record_text.hpp"
 #include "json_body.hpp"
 
 namespace dkim::web {
@@ -384,15 +385,6 @@ api::Elevation elevation_view(const ipc::RequestView& r,
 api::Key key_view(const ipc::KeyView& k) {
     return api::Key{k.domain,   k.selector,   k.algorithm, k.signing, k.bits,
                     k.dns_name, k.dns_record, k.state,     k.managed};
-}
-
-// A TXT value as a zone-file line: character-strings of at most 255 bytes (RFC 1035 §3.3.14).
-std::string zone_line(const std::string& name, const std::string& value) {
-    std::string out = name + ". IN TXT (";
-    for (std::size_t i = 0; i < value.size(); i += 255) {
-        out += " \"" + value.substr(i, 255) + "\"";
-    }
-    return out + " )";
 }
 
 // --- the handlers -----------------------------------------------------------------------------
@@ -841,7 +833,7 @@ Result<Response> domain_dns(Context& ctx, Caller& caller) {
             k.state == "pending-publish" || k.state == "active" || k.state == "retiring";
         if (k.domain == domain && publish) {
             records.push_back({"dkim", k.dns_name, "TXT", k.dns_record,
-                               zone_line(k.dns_name, k.dns_record),
+                               dns::zone_line(k.dns_name, k.dns_record),
                                "the public half of the " + k.algorithm + " key " + k.selector +
                                    " (" + k.state + "), as the token holds it"});
         }
@@ -856,22 +848,18 @@ Result<Response> domain_dns(Context& ctx, Caller& caller) {
                            "no outbound addresses are configured ([dns] outbound_addresses in "
                            "webd.toml): add the addresses the next hop sends from"});
     } else {
-        std::string spf = "v=spf1";
-        for (const std::string& a : advice.outbound_addresses) {
-            spf += (a.find(':') != std::string::npos ? " ip6:" : " ip4:") + a;
-        }
-        spf += " -all";
-        records.push_back({"spf", domain, "TXT", spf, zone_line(domain, spf),
+        const std::string spf = dns::spf_record_text(advice.outbound_addresses);
+        records.push_back({"spf", domain, "TXT", spf, dns::zone_line(domain, spf),
                            "authorizes the appliance's outbound addresses; merge it with any "
                            "SPF record the domain already publishes (one record per name)"});
     }
-    std::string dmarc = "v=DMARC1; p=none";
-    if (!advice.dmarc_rua.empty()) {
-        dmarc += "; rua=" + advice.dmarc_rua;
-    }
-    dmarc += "; adkim=r; aspf=r";
+    dns::DmarcRecordFields monitor;
+    monitor.rua = advice.dmarc_rua;
+    monitor.adkim = "r";
+    monitor.aspf = "r";
+    const std::string dmarc = dns::dmarc_record_text(monitor);
     const std::string dmarc_name = "_dmarc." + domain;
-    records.push_back({"dmarc", dmarc_name, "TXT", dmarc, zone_line(dmarc_name, dmarc),
+    records.push_back({"dmarc", dmarc_name, "TXT", dmarc, dns::zone_line(dmarc_name, dmarc),
                        "monitor mode first; when the reports show only your own mail passing, "
                        "ramp up: p=quarantine; pct=25, then pct=100, then p=reject"});
     return json_response(

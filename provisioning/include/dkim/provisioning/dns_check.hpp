@@ -79,16 +79,8 @@ struct SpfAdvice {
 SpfAdvice advise_spf(dns::Resolver* resolver, std::string_view domain,
                      const std::vector<OutboundAddress>& addresses);
 
-// --- DMARC ------------------------------------------------------------------------------
-
-struct DmarcStage {
-    std::string record;
-    std::string when;
-};
-// p=none with rua (monitor), then quarantine at pct=25 and pct=100, then reject.
-std::vector<DmarcStage> dmarc_ramp(const std::string& rua);
-
 // --- the records to publish -------------------------------------------------------------
+// (Their text, the DMARC ramp and the zone-file lines are dkim_core's: dkim/dns/record_text.hpp.)
 
 struct RecordsInput {
     std::string domain;
