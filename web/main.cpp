@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "config.hpp"
+#include "dkim/crypto/certificate.hpp"
 #include "dkim/service/notify.hpp"
 #include "server.hpp"
 
@@ -76,7 +77,7 @@ int run(int argc, char** argv) {
         std::cerr << "dkim-webd: " << tls.error() << "\n";
         return 1;
     }
-    if (auto fingerprint = web::certificate_fingerprint(certificate)) {
+    if (auto fingerprint = crypto::certificate_sha256_fingerprint(certificate)) {
         std::cerr << "dkim-webd: certificate SHA-256 fingerprint " << *fingerprint << "\n";
     }
 

@@ -23,10 +23,6 @@
 
 #include <fcntl.h>
 #include <grp.h>
-#include <openssl/bio.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -56,6 +52,7 @@
 #include "dkim/base/wipe.hpp"
 #include "dkim/config/endpoint.hpp"
 #include "dkim/config/toml_reader.hpp"
+#include "dkim/crypto/certificate.hpp"
 #include "dkim/jit/credentials.hpp"
 #include "dkim/provisioning/dns_record.hpp"
 #include "dkim/provisioning/keys.hpp"
@@ -1038,31 +1035,6 @@ fs::path find_daemon(const std::string& name, const std::string& bin_dir) {
     return {};
 }
 
-std::string certificate_sha256(const fs::path& certificate) {
-    BIO* file = BIO_new_file(certificate.c_str(), "r");
-    if (file == nullptr) {
-        return "";
-    }
-    X509* x = PEM_read_bio_X509(file, nullptr, nullptr, nullptr);
-    BIO_free(file);
-    if (x == nullptr) {
-        return "";
-    }
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int size = 0;
-    std::string out;
-    if (X509_digest(x, EVP_sha256(), md, &size) == 1) {
-        static constexpr char hex[] = "0123456789ABCDEF";
-        for (unsigned i = 0; i < size; ++i) {
-            out += (i != 0 ? ":" : "");
-            out += hex[md[i] >> 4];
-            out += hex[md[i] & 15];
-        }
-    }
-    X509_free(x);
-    return out;
-}
-
 struct UserFacts {
     std::string name, roles, password, totp_secret, otpauth;
 };
@@ -1171,7 +1143,9 @@ std::string console_url(const Settings& s) {
 
 void print_facts(const Settings& s, const Paths& p, const std::vector<UserFacts>& users,
                  const std::vector<std::string>& records, bool json) {
-    const std::string fingerprint = certificate_sha256(p.webd / "webd-selfsigned.crt");
+    const auto certificate =
+        crypto::certificate_sha256_fingerprint((p.webd / "webd-selfsigned.crt").string());
+    const std::string fingerprint = certificate ? *certificate : "";
     std::error_code ec;
     const fs::path self = fs::read_symlink("/proc/self/exe", ec);
     const std::string cli = (ec ? std::string("dkim-appliance") : self.string()) + " --config " +

@@ -78,32 +78,6 @@ struct PkeyDeleter {
 
 }  // namespace
 
-Expected<std::string, std::string> certificate_fingerprint(const std::string& certificate) {
-    File f(std::fopen(certificate.c_str(), "r"));
-    if (!f) {
-        return unexpected("cannot read " + certificate);
-    }
-    std::unique_ptr<X509, X509Deleter> x(PEM_read_X509(f.get(), nullptr, nullptr, nullptr));
-    if (!x) {
-        return unexpected(certificate + " is not a PEM certificate");
-    }
-    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-    unsigned int size = 0;
-    if (X509_digest(x.get(), EVP_sha256(), md.data(), &size) != 1) {
-        return unexpected("cannot hash " + certificate);
-    }
-    static constexpr char kHex[] = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned int i = 0; i < size; ++i) {
-        if (i > 0) {
-            out += ':';
-        }
-        out += kHex[md.at(i) >> 4];
-        out += kHex[md.at(i) & 15];
-    }
-    return out;
-}
-
 Expected<void, std::string> make_self_signed(const std::string& certificate, const std::string& key,
                                              const std::string& address) {
     std::unique_ptr<EVP_PKEY, PkeyDeleter> pkey(EVP_EC_gen("P-256"));

@@ -22,9 +22,6 @@ namespace dkim::web {
 Expected<std::unique_ptr<boost::asio::ssl::context>, std::string> make_tls_context(
     const std::string& certificate, const std::string& key);
 
-// The SHA-256 fingerprint of a PEM certificate, "AB:CD:...".
-Expected<std::string, std::string> certificate_fingerprint(const std::string& certificate);
-
 // Makes a self-signed certificate (ECDSA P-256, one year) for `host_name` and the listen
 // address; the key file is written with mode 0600.
 Expected<void, std::string> make_self_signed(const std::string& certificate, const std::string& key,
