@@ -11,31 +11,6 @@ namespace {
 
 constexpr std::size_t kFoldColumn = 78;
 
-bool is_label_char(char c, bool allow_underscore) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           (allow_underscore && c == '_');
-}
-
-bool is_valid_dotted(std::string_view name, bool allow_underscore) {
-    if (name.empty() || name.size() > 253) {
-        return false;
-    }
-    std::size_t label = 0;
-    for (const char c : name) {
-        if (c == '.') {
-            if (label == 0) {
-                return false;
-            }
-            label = 0;
-            continue;
-        }
-        if (!is_label_char(c, allow_underscore) || ++label > 63) {
-            return false;
-        }
-    }
-    return label > 0;
-}
-
 SignatureError syntax(std::string message) {
     return SignatureError{SignatureError::Kind::syntax, std::move(message)};
 }
@@ -78,13 +53,6 @@ std::optional<SigningAlgorithm> parse_signing_algorithm(std::string_view a_tag) 
         return SigningAlgorithm::rsa_sha1;
     }
     return std::nullopt;
-}
-
-bool is_valid_domain(std::string_view name) {
-    return is_valid_dotted(name, false);
-}
-bool is_valid_selector(std::string_view name) {
-    return is_valid_dotted(name, true);
 }
 
 Expected<Signature, SignatureError> parse_signature(std::string_view value) {

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstring>
 
+#include "dkim/dns/name.hpp"
 #include "dkim/mail/header.hpp"
 
 namespace dkim::smtp {
@@ -43,17 +44,6 @@ std::string upper(std::string_view s) {
         }
     }
     return out;
-}
-
-bool valid_label(std::string_view label, bool utf8) {
-    if (label.empty() || label.size() > 63) {
-        return false;
-    }
-    auto let_dig = [&](char c) { return is_alpha(c) || is_digit(c) || (utf8 && is_high(c)); };
-    if (!let_dig(label.front()) || !let_dig(label.back())) {
-        return false;
-    }
-    return std::all_of(label.begin(), label.end(), [&](char c) { return let_dig(c) || c == '-'; });
 }
 
 bool valid_address_literal(std::string_view literal) {
@@ -310,18 +300,7 @@ bool is_valid_domain(std::string_view domain, bool utf8) {
     if (domain.front() == '[') {
         return valid_address_literal(domain);
     }
-    std::size_t start = 0;
-    while (true) {
-        const std::size_t dot = domain.find('.', start);
-        const std::string_view label = domain.substr(start, dot - start);
-        if (!valid_label(label, utf8)) {
-            return false;
-        }
-        if (dot == std::string_view::npos) {
-            return true;
-        }
-        start = dot + 1;
-    }
+    return dns::is_valid_name(domain, {utf8 ? dns::LabelSyntax::ldh_utf8 : dns::LabelSyntax::ldh});
 }
 
 std::optional<std::string> decode_xtext(std::string_view text) {

@@ -5,6 +5,7 @@
 #include <variant>
 #include <vector>
 
+#include "dkim/dns/name.hpp"
 #include "dkim/mail/header.hpp"
 #include "dkim/spf/macro.hpp"
 #include "dkim/spf/record.hpp"
@@ -12,7 +13,7 @@
 namespace dkim::spf {
 namespace {
 
-constexpr std::size_t kMaxDomain = 253;
+constexpr std::size_t kMaxDomain = dns::kMaxNameLength;
 
 std::string strip_dot(std::string_view name) {
     if (!name.empty() && name.back() == '.') {
@@ -21,25 +22,12 @@ std::string strip_dot(std::string_view name) {
     return std::string(name);
 }
 
-// §4.3: a domain check_host() can start from: labels of 1..63 octets, more than one label.
+// §4.3: a domain check_host() can start from: labels of 1..63 octets, more than one label
+// ("If the <domain> is malformed (e.g., label longer than 63 characters, zero-length label not
+// at the end, etc.) or is not a multi-label domain name, [...] check_host() immediately returns
+// the result "none"").
 bool valid_domain(std::string_view name) {
-    const std::string d = strip_dot(name);
-    if (d.empty() || d.size() > kMaxDomain || d.find('.') == std::string::npos) {
-        return false;
-    }
-    std::size_t start = 0;
-    while (start <= d.size()) {
-        std::size_t dot = d.find('.', start);
-        if (dot == std::string::npos) {
-            dot = d.size();
-        }
-        const std::size_t len = dot - start;
-        if (len == 0 || len > 63) {
-            return false;
-        }
-        start = dot + 1;
-    }
-    return true;
+    return dns::is_valid_name(strip_dot(name), {dns::LabelSyntax::any_octet, 2});
 }
 
 // §4.8: an expanded domain-spec over 253 octets loses labels on the left until it fits.

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "dkim/dkim/canonicalization.hpp"
+#include "dkim/dns/name.hpp"  // is_valid_domain, is_valid_selector: d= and s= syntax
 #include "dkim/expected.hpp"
 
 namespace dkim {
@@ -78,10 +79,5 @@ struct SignatureTemplate {
 std::string render_signature_field(const SignatureTemplate& t);
 // Appends the base64 signature to the rendered field, folded, and the final CRLF.
 std::string complete_signature_field(std::string rendered, std::string_view signature);
-
-// RFC 6376 §3.5 domain and selector syntax: dot-separated labels of letters, digits and
-// hyphens (underscores allowed in selectors), no empty label.
-bool is_valid_domain(std::string_view name);
-bool is_valid_selector(std::string_view name);
 
 }  // namespace dkim

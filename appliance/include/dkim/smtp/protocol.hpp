@@ -79,8 +79,8 @@ Expected<Path, SyntaxError> parse_mail_from(std::string_view argument);
 Expected<Path, SyntaxError> parse_rcpt_to(std::string_view argument);
 
 // RFC 5321 §4.1.2 Domain (dot-separated labels of letters, digits, hyphens, each up to 63,
-// total up to 255), or an address literal [1.2.3.4] / [IPv6:...]. With utf8, U-labels
-// (non-ASCII bytes) are allowed too (RFC 6531).
+// total up to 253: dns::is_valid_name), or an address literal [1.2.3.4] / [IPv6:...]. With
+// utf8, U-labels (non-ASCII bytes) are allowed too (RFC 6531).
 bool is_valid_domain(std::string_view domain, bool utf8 = false);
 
 // Decodes an RFC 3461 xtext (AUTH=, ENVID=) value; nullopt if malformed.
