@@ -1,10 +1,4 @@
-// The DKIM keys' lifecycle in signerd (dkim/jit/keys.hpp): list, generate, import, activate,
-// retire, and the selectors a relay signs with. Every change needs a grant of its operation,
-// is one durable commit with its audit records, and is ordered against the token operation so
-// that rerunning a step after a crash finishes it:
-//   generate/import: intent (generating) committed -> token -> pending-publish committed
-//   activate:        one commit (the new key active, the displaced ones retiring)
-//   retire:          retired committed (it stops signing) -> private half destroyed -> recorded
+#include "key_handlers.hpp"
 
 #include <algorithm>
 #include <map>
@@ -16,7 +10,6 @@
 #include "dkim/dkim/signing_profile.hpp"
 #include "dkim/hsm/keys.hpp"
 #include "dkim/mail/header.hpp"
-#include "service.hpp"
 
 namespace dkim::signerd {
 
@@ -28,16 +21,12 @@ namespace {
 
 constexpr auto kMaxGrace = std::chrono::hours(24 * 365);
 
-ipc::ErrorReply refusal(const std::string& code, const std::string& message) {
-    return ipc::ErrorReply{code, message, 0, {}};
-}
-
 ipc::ErrorReply token_refusal(const GateError& e) {
     switch (e.kind) {
-        case GateError::Kind::invalid: return refusal("invalid", e.message);
-        case GateError::Kind::exists: return refusal("conflict", e.message);
-        case GateError::Kind::no_key: return refusal("not_found", e.message);
-        default: return refusal("unavailable", "the token cannot do it: " + e.message);
+        case GateError::Kind::invalid: return error_reply("invalid", e.message);
+        case GateError::Kind::exists: return error_reply("conflict", e.message);
+        case GateError::Kind::no_key: return error_reply("not_found", e.message);
+        default: return error_reply("unavailable", "the token cannot do it: " + e.message);
     }
 }
 
@@ -83,24 +72,24 @@ std::string utc_text(TimePoint t) {
 
 }  // namespace
 
-std::string Service::KeyEntry::kind() const {
+std::string KeyHandlers::KeyEntry::kind() const {
     if (record) {
         return record->kind();
     }
     return token ? jit::key_kind(token->algorithm) : "";
 }
 
-bool Service::KeyEntry::signs() const {
+bool KeyHandlers::KeyEntry::signs() const {
     return record ? record->signs() : token.has_value();
 }
 
-bool Service::KeyEntry::current() const {
+bool KeyHandlers::KeyEntry::current() const {
     return record ? record->state == KeyState::active : token.has_value();
 }
 
 namespace {
 
-ipc::KeyView key_view(const Service::KeyEntry& e) {
+ipc::KeyView key_view(const KeyHandlers::KeyEntry& e) {
     ipc::KeyView v;
     if (e.token) {
         v.domain = e.token->domain;
@@ -140,7 +129,7 @@ ipc::KeyView key_view(const Service::KeyEntry& e) {
 
 }  // namespace
 
-Expected<std::vector<Service::KeyEntry>, ipc::ErrorReply> Service::key_entries(
+Expected<std::vector<KeyHandlers::KeyEntry>, ipc::ErrorReply> KeyHandlers::key_entries(
     const std::string& domain) {
     auto listed = gate_.list_keys();
     if (!listed) {
@@ -163,8 +152,8 @@ Expected<std::vector<Service::KeyEntry>, ipc::ErrorReply> Service::key_entries(
     return out;
 }
 
-Expected<void, std::string> Service::commit_keys(std::vector<KeyRecord> records,
-                                                 std::vector<jit::AuditRecord> audit_records) {
+Expected<void, std::string> KeyHandlers::commit_keys(std::vector<KeyRecord> records,
+                                                     std::vector<jit::AuditRecord> audit_records) {
     std::vector<jit::Mutation> mutations(records.begin(), records.end());
     if (auto written = journal_.write(std::move(mutations), audit_records); !written) {
         return written;
@@ -172,24 +161,24 @@ Expected<void, std::string> Service::commit_keys(std::vector<KeyRecord> records,
     for (const KeyRecord& r : records) {
         keys_.put(r);
     }
-    notify_change();
+    lifecycle_.notify_change();
     return {};
 }
 
-Expected<jit::Grant, jit::Refusal> Service::authorize_key(const Actor& who, jit::Operation op,
-                                                          const std::string& domain,
-                                                          const std::string& selector,
-                                                          TimePoint now) {
+Expected<jit::Grant, jit::Refusal> KeyHandlers::authorize_key(const Actor& who, jit::Operation op,
+                                                              const std::string& domain,
+                                                              const std::string& selector,
+                                                              TimePoint now) {
     auto grant = authority_.authorize_operation(who, op, domain, selector, now);
     if (grant && !gate_.logged_in()) {
-        (void)reconcile(now);  // the grant just became active: the token logs in now
+        (void)lifecycle_.reconcile(now);  // the grant just became active: the token logs in now
     }
     return grant;
 }
 
-ipc::Reply Service::signing_keys(const ipc::SigningKeysRequest& request) {
+ipc::Reply KeyHandlers::signing_keys(const ipc::SigningKeysRequest& request) {
     if (!is_valid_domain(request.domain)) {
-        return refusal("invalid", "invalid domain");
+        return error_reply("invalid", "invalid domain");
     }
     auto entries = key_entries(mail::ascii_lowercase(request.domain));
     if (!entries) {
@@ -205,7 +194,7 @@ ipc::Reply Service::signing_keys(const ipc::SigningKeysRequest& request) {
     return out;
 }
 
-ipc::Reply Service::operate(const Actor& /*who*/, ipc::KeyList& /*r*/, TimePoint /*now*/) {
+ipc::Reply KeyHandlers::operate(const Actor& /*who*/, ipc::KeyList& /*r*/, TimePoint /*now*/) {
     auto entries = key_entries("");
     if (!entries) {
         return entries.error();
@@ -217,13 +206,13 @@ ipc::Reply Service::operate(const Actor& /*who*/, ipc::KeyList& /*r*/, TimePoint
     return out;
 }
 
-ipc::Reply Service::operate(const Actor& who, ipc::KeyGenerate& r, TimePoint now) {
+ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyGenerate& r, TimePoint now) {
     if (!is_valid_domain(r.domain) || !is_valid_selector(r.selector)) {
-        return refusal("invalid", "invalid domain or selector");
+        return error_reply("invalid", "invalid domain or selector");
     }
     if (!hsm::parse_key_algorithm(r.algorithm)) {
-        return refusal("invalid", "unknown algorithm '" + r.algorithm +
-                                      "' (rsa-2048, rsa-3072, rsa-4096 or ed25519)");
+        return error_reply("invalid", "unknown algorithm '" + r.algorithm +
+                                          "' (rsa-2048, rsa-3072, rsa-4096 or ed25519)");
     }
     const std::string domain = mail::ascii_lowercase(r.domain);
     const std::string selector = mail::ascii_lowercase(r.selector);
@@ -245,22 +234,23 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyGenerate& r, TimePoint now
     if (existing != nullptr) {
         const auto state = existing->record ? existing->record->state : KeyState::active;
         if (state != KeyState::generating && state != KeyState::pending_publish) {
-            return refusal(
+            return error_reply(
                 "conflict",
                 "the key " + selector + "._domainkey." + domain + " exists and is " +
                     (existing->record ? std::string(jit::to_string(state)) : "active (unmanaged)") +
                     "; choose a new selector");
         }
         if (existing->record->algorithm != r.algorithm) {
-            return refusal("conflict", "the key " + existing->record->label() +
-                                           " is being made as " + existing->record->algorithm +
-                                           ", not " + r.algorithm);
+            return error_reply("conflict", "the key " + existing->record->label() +
+                                               " is being made as " + existing->record->algorithm +
+                                               ", not " + r.algorithm);
         }
     }
     if (r.rotation && !rotatable) {
-        return refusal("invalid", domain + " has no " + jit::key_kind(r.algorithm) +
-                                      " key that signs: there is nothing to rotate (generate one "
-                                      "under a key.generate grant)");
+        return error_reply("invalid",
+                           domain + " has no " + jit::key_kind(r.algorithm) +
+                               " key that signs: there is nothing to rotate (generate one "
+                               "under a key.generate grant)");
     }
     auto grant =
         authorize_key(who, r.rotation ? jit::Operation::key_rotate : jit::Operation::key_generate,
@@ -287,7 +277,7 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyGenerate& r, TimePoint now
         if (auto ok = commit_keys({record}, {key_audit(who, now, "key.generating", scope, "ok",
                                                        grant->id, r.algorithm)});
             !ok) {
-            return refusal("unavailable", "the audit log cannot be written: " + ok.error());
+            return error_reply("unavailable", "the audit log cannot be written: " + ok.error());
         }
     }
     auto made = gate_.generate_key(domain, selector, r.algorithm);
@@ -313,10 +303,10 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyGenerate& r, TimePoint now
             commit_keys({record}, {key_audit(who, now, "key.generated", scope, "ok", grant->id,
                                              made->algorithm + "; " + made->dkim_record)});
         !ok) {
-        return refusal("unavailable",
-                       "the key was generated but its record could not be written (rerun to "
-                       "finish): " +
-                           ok.error());
+        return error_reply("unavailable",
+                           "the key was generated but its record could not be written (rerun to "
+                           "finish): " +
+                               ok.error());
     }
     ipc::KeysReply out;
     out.keys.push_back(key_view(KeyEntry{*made, record}));
@@ -324,9 +314,9 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyGenerate& r, TimePoint now
     return out;
 }
 
-ipc::Reply Service::operate(const Actor& who, ipc::KeyImport& r, TimePoint now) {
+ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyImport& r, TimePoint now) {
     if (!is_valid_domain(r.domain) || !is_valid_selector(r.selector)) {
-        return refusal("invalid", "invalid domain or selector");
+        return error_reply("invalid", "invalid domain or selector");
     }
     const std::string domain = mail::ascii_lowercase(r.domain);
     const std::string selector = mail::ascii_lowercase(r.selector);
@@ -336,14 +326,14 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyImport& r, TimePoint now) 
         r.private_key.size());
     auto public_half = hsm::public_key_of(key_bytes);
     if (!public_half) {
-        return refusal("invalid", public_half.error().message);
+        return error_reply("invalid", public_half.error().message);
     }
     // The test block, when given, must be a DKIM-Signature of this very key.
     std::optional<Signature> test;
     if (!r.test_data.empty()) {
         auto block = parse_signing_block(r.test_data);
         if (!block) {
-            return refusal("invalid", "test block: " + block.error().to_string());
+            return error_reply("invalid", "test block: " + block.error().to_string());
         }
         const Signature* parsed = &block->signature;
         const auto expected = public_half->type == hsm::KeyType::ed25519
@@ -351,17 +341,17 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyImport& r, TimePoint now) 
                                   : SigningAlgorithm::rsa_sha256;
         if (!mail::iequals(parsed->domain, domain) || !mail::iequals(parsed->selector, selector) ||
             parsed->algorithm != expected) {
-            return refusal("invalid", "test block: its DKIM-Signature is not one of " + selector +
-                                          "._domainkey." + domain +
-                                          " with a=" + std::string(to_string(expected)));
+            return error_reply("invalid", "test block: its DKIM-Signature is not one of " +
+                                              selector + "._domainkey." + domain +
+                                              " with a=" + std::string(to_string(expected)));
         }
         test = *parsed;
     }
     const auto existing = keys_.find(domain, selector);
     if (existing && existing->state != KeyState::generating &&
         existing->state != KeyState::pending_publish) {
-        return refusal("conflict", "the key " + existing->label() + " exists and is " +
-                                       std::string(jit::to_string(existing->state)));
+        return error_reply("conflict", "the key " + existing->label() + " exists and is " +
+                                           std::string(jit::to_string(existing->state)));
     }
     auto grant = authorize_key(who, jit::Operation::key_generate, domain, selector, now);
     if (!grant) {
@@ -380,7 +370,7 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyImport& r, TimePoint now) 
         if (auto ok = commit_keys(
                 {record}, {key_audit(who, now, "key.importing", scope, "ok", grant->id, "")});
             !ok) {
-            return refusal("unavailable", "the audit log cannot be written: " + ok.error());
+            return error_reply("unavailable", "the audit log cannot be written: " + ok.error());
         }
     }
     auto made = gate_.import_key(domain, selector, r.private_key);
@@ -396,10 +386,10 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyImport& r, TimePoint now) 
     if (auto ok = commit_keys({record}, {key_audit(who, now, "key.imported", scope, "ok", grant->id,
                                                    made->algorithm + "; " + made->dkim_record)});
         !ok) {
-        return refusal("unavailable",
-                       "the key was imported but its record could not be written (rerun to "
-                       "finish): " +
-                           ok.error());
+        return error_reply("unavailable",
+                           "the key was imported but its record could not be written (rerun to "
+                           "finish): " +
+                               ok.error());
     }
     ipc::KeysReply out;
     out.keys.push_back(key_view(KeyEntry{*made, record}));
@@ -416,22 +406,23 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyImport& r, TimePoint now) 
                         "sha256(header block)=" + jit::to_hex(crypto::Sha256::hash(r.test_data))));
             !recorded) {
             base::wipe(*signature);
-            return refusal("unavailable",
-                           "the key was imported, but the audit log cannot be written: the test "
-                           "signature was withheld (" +
-                               recorded.error() + ")");
+            return error_reply(
+                "unavailable",
+                "the key was imported, but the audit log cannot be written: the test "
+                "signature was withheld (" +
+                    recorded.error() + ")");
         }
         out.test_signature = std::move(*signature);
     }
     return out;
 }
 
-ipc::Reply Service::operate(const Actor& who, ipc::KeyActivate& r, TimePoint now) {
+ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyActivate& r, TimePoint now) {
     if (!is_valid_domain(r.domain) || !is_valid_selector(r.selector)) {
-        return refusal("invalid", "invalid domain or selector");
+        return error_reply("invalid", "invalid domain or selector");
     }
     if (r.grace_seconds < 0 || std::chrono::seconds(r.grace_seconds) > kMaxGrace) {
-        return refusal("invalid", "the grace period must be 0 to 365 days");
+        return error_reply("invalid", "the grace period must be 0 to 365 days");
     }
     const std::string domain = mail::ascii_lowercase(r.domain);
     const std::string selector = mail::ascii_lowercase(r.selector);
@@ -444,21 +435,21 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyActivate& r, TimePoint now
         if (e.record && e.record->selector == selector) {
             target = &e;
         } else if (!e.record && e.token && e.token->selector == selector) {
-            return refusal("conflict", selector + "._domainkey." + domain +
-                                           " is not managed here; it already signs");
+            return error_reply("conflict", selector + "._domainkey." + domain +
+                                               " is not managed here; it already signs");
         }
     }
     if (target == nullptr) {
-        return refusal("not_found", "no key " + selector + "._domainkey." + domain);
+        return error_reply("not_found", "no key " + selector + "._domainkey." + domain);
     }
     const KeyRecord& key = *target->record;
     if (key.state != KeyState::pending_publish && key.state != KeyState::active) {
-        return refusal("conflict", "the key " + key.label() + " is " +
-                                       std::string(jit::to_string(key.state)) +
-                                       "; only a pending-publish key can be activated");
+        return error_reply("conflict", "the key " + key.label() + " is " +
+                                           std::string(jit::to_string(key.state)) +
+                                           "; only a pending-publish key can be activated");
     }
     if (!target->token) {
-        return refusal("conflict", "the key " + key.label() + " is not in the token");
+        return error_reply("conflict", "the key " + key.label() + " is not in the token");
     }
     std::vector<const KeyEntry*> displaced;
     for (const KeyEntry& e : *entries) {
@@ -512,7 +503,7 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyActivate& r, TimePoint now
             commit_keys(changed, {key_audit(who, now, "key.activated", scope, "ok", grant->id,
                                             detail.empty() ? "first key of its kind" : detail)});
         !ok) {
-        return refusal("unavailable", "the audit log cannot be written: " + ok.error());
+        return error_reply("unavailable", "the audit log cannot be written: " + ok.error());
     }
     ipc::KeysReply out;
     auto after = key_entries(domain);
@@ -525,9 +516,9 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyActivate& r, TimePoint now
     return out;
 }
 
-ipc::Reply Service::operate(const Actor& who, ipc::KeyRetire& r, TimePoint now) {
+ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyRetire& r, TimePoint now) {
     if (!is_valid_domain(r.domain) || !is_valid_selector(r.selector)) {
-        return refusal("invalid", "invalid domain or selector");
+        return error_reply("invalid", "invalid domain or selector");
     }
     const std::string domain = mail::ascii_lowercase(r.domain);
     const std::string selector = mail::ascii_lowercase(r.selector);
@@ -543,20 +534,21 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyRetire& r, TimePoint now) 
         }
     }
     if (target == nullptr) {
-        return refusal("not_found", "no key " + selector + "._domainkey." + domain);
+        return error_reply("not_found", "no key " + selector + "._domainkey." + domain);
     }
     const KeyState state = target->record ? target->record->state : KeyState::active;
     if (state == KeyState::active && !r.force) {
-        return refusal("conflict", selector + "._domainkey." + domain +
-                                       " is active: activate its successor first (it then retires "
-                                       "after the grace period), or force the retirement of a "
-                                       "compromised key");
+        return error_reply("conflict",
+                           selector + "._domainkey." + domain +
+                               " is active: activate its successor first (it then retires "
+                               "after the grace period), or force the retirement of a "
+                               "compromised key");
     }
     if (state == KeyState::retiring && target->record->retire_after &&
         now < *target->record->retire_after && !r.force) {
-        return refusal("conflict", "the grace period of " + target->record->label() + " ends at " +
-                                       utc_text(*target->record->retire_after) +
-                                       "; mail signed with it may still be in flight");
+        return error_reply("conflict", "the grace period of " + target->record->label() +
+                                           " ends at " + utc_text(*target->record->retire_after) +
+                                           "; mail signed with it may still be in flight");
     }
     auto grant = authorize_key(who, jit::Operation::key_retire, domain, selector, now);
     if (!grant) {
@@ -582,7 +574,7 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyRetire& r, TimePoint now) 
                 commit_keys({record}, {key_audit(who, now, "key.retired", scope, "ok", grant->id,
                                                  "was " + was + (r.force ? "; forced" : ""))});
             !ok) {
-            return refusal("unavailable", "the audit log cannot be written: " + ok.error());
+            return error_reply("unavailable", "the audit log cannot be written: " + ok.error());
         }
     } else {
         message = "already retired";
@@ -591,17 +583,17 @@ ipc::Reply Service::operate(const Actor& who, ipc::KeyRetire& r, TimePoint now) 
     if (!destroyed) {
         (void)journal_.write({}, key_audit(who, now, "key.destroyed", scope, "failed", grant->id,
                                            destroyed.error().message));
-        return refusal("unavailable",
-                       "the key no longer signs, but its private half could not be destroyed "
-                       "(rerun to finish): " +
-                           destroyed.error().message);
+        return error_reply("unavailable",
+                           "the key no longer signs, but its private half could not be destroyed "
+                           "(rerun to finish): " +
+                               destroyed.error().message);
     }
     if (*destroyed > 0) {
         if (auto ok =
                 journal_.write({}, key_audit(who, now, "key.destroyed", scope, "ok", grant->id,
                                              "private half destroyed in the token"));
             !ok) {
-            return refusal("unavailable", "the audit log cannot be written: " + ok.error());
+            return error_reply("unavailable", "the audit log cannot be written: " + ok.error());
         }
         message += "; the private key was destroyed in the token";
     } else {

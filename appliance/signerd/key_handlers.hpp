@@ -1,0 +1,70 @@
+#pragma once
+// The DKIM keys' lifecycle in signerd (dkim/jit/keys.hpp): list, generate, import, activate,
+// retire, and the selectors a relay signs with. Every change needs a grant of its operation,
+// is one durable commit with its audit records, and is ordered against the token operation so
+// that rerunning a step after a crash finishes it:
+//   generate/import: intent (generating) committed -> token -> pending-publish committed
+//   activate:        one commit (the new key active, the displaced ones retiring)
+//   retire:          retired committed (it stops signing) -> private half destroyed -> recorded
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dkim/clock.hpp"
+#include "dkim/ipc/protocol.hpp"
+#include "dkim/jit/authority.hpp"
+#include "dkim/jit/journal.hpp"
+#include "dkim/jit/keys.hpp"
+#include "handlers.hpp"
+#include "token_gate.hpp"
+#include "token_lifecycle.hpp"
+
+namespace dkim::signerd {
+
+class KeyHandlers {
+  public:
+    KeyHandlers(jit::Journal& journal, jit::Authority& authority, jit::KeyRegistry& keys,
+                TokenGate& gate, TokenLifecycle& lifecycle)
+        : journal_(journal),
+          authority_(authority),
+          keys_(keys),
+          gate_(gate),
+          lifecycle_(lifecycle) {}
+
+    // The token's keys joined with their records.
+    struct KeyEntry {
+        std::optional<TokenGate::KeyDescription> token;
+        std::optional<jit::KeyRecord> record;
+        std::string kind() const;
+        bool signs() const;    // active or retiring (or unmanaged)
+        bool current() const;  // active (or unmanaged): what a relay is told to sign with
+    };
+
+    // For any peer, the relay above all: the selectors to sign with.
+    ipc::Reply signing_keys(const ipc::SigningKeysRequest& request);
+
+    ipc::Reply operate(const jit::Actor& who, ipc::KeyList& r, TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::KeyGenerate& r, TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::KeyImport& r, TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::KeyActivate& r, TimePoint now);
+    ipc::Reply operate(const jit::Actor& who, ipc::KeyRetire& r, TimePoint now);
+
+  private:
+    // A record made durable (with the audit records describing it), then visible.
+    Expected<void, std::string> commit_keys(std::vector<jit::KeyRecord> records,
+                                            std::vector<jit::AuditRecord> audit);
+    Expected<std::vector<KeyEntry>, ipc::ErrorReply> key_entries(const std::string& domain);
+    // The grant of `op` for domain/selector; logs the token in when it just became active.
+    Expected<jit::Grant, jit::Refusal> authorize_key(const jit::Actor& who, jit::Operation op,
+                                                     const std::string& domain,
+                                                     const std::string& selector, TimePoint now);
+
+    jit::Journal& journal_;
+    jit::Authority& authority_;
+    jit::KeyRegistry& keys_;
+    TokenGate& gate_;
+    TokenLifecycle& lifecycle_;
+};
+
+}  // namespace dkim::signerd

@@ -1,0 +1,170 @@
+#include "signing_handlers.hpp"
+
+#include <algorithm>
+
+#include "dkim/base/wipe.hpp"
+#include "dkim/crypto/sha256.hpp"
+#include "dkim/dkim/signature.hpp"
+#include "dkim/mail/header.hpp"
+
+namespace dkim::signerd {
+
+ipc::Reply SigningHandlers::public_key(const ipc::PublicKeyRequest& request) {
+    if (!is_valid_domain(request.domain) || !is_valid_selector(request.selector)) {
+        return error_reply("invalid", "invalid domain or selector");
+    }
+    auto key = gate_.public_key(mail::ascii_lowercase(request.domain),
+                                mail::ascii_lowercase(request.selector));
+    if (!key) {
+        if (key.error().kind == GateError::Kind::no_key) {
+            return error_reply("not_found", key.error().message);
+        }
+        return error_reply("unavailable", "the token cannot be read: " + key.error().message);
+    }
+    return ipc::PublicKeyReply{std::move(key->key_type), std::move(key->key)};
+}
+
+ipc::Reply SigningHandlers::sign(const Peer& peer, const ipc::SignRequest& request, TimePoint now) {
+    const std::string& client = peer.name;
+    const std::string claimed = "sign " + request.domain + "/" + request.selector;
+    auto refuse = [&](Metrics::Refusal reason, const std::string& code, const std::string& message,
+                      const std::string& rule = {}) -> ipc::Reply {
+        metrics_.refusal(reason);
+        metrics_.signature(Metrics::SignOutcome::refused);
+        if (auto recorded = authority_.record_sign_refusal(client, claimed, message, now);
+            !recorded) {
+            metrics_.signature(Metrics::SignOutcome::unavailable);
+            return error_reply("unavailable",
+                               "the audit log cannot be written: " + recorded.error());
+        }
+        return ipc::ErrorReply{code, message, 0, rule};
+    };
+
+    const auto algorithm = parse_signing_algorithm(request.algorithm);
+    if (!algorithm || *algorithm == SigningAlgorithm::rsa_sha1) {
+        return refuse(
+            Metrics::Refusal::malformed, "invalid",
+            "unsupported algorithm '" + request.algorithm + "' (rsa-sha256 or ed25519-sha256)");
+    }
+    if (!is_valid_domain(request.domain) || !is_valid_selector(request.selector)) {
+        return refuse(Metrics::Refusal::malformed, "invalid", "invalid domain or selector");
+    }
+    const bool client_valid =
+        request.smtp_client.size() <= 64 &&
+        std::all_of(request.smtp_client.begin(), request.smtp_client.end(), [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   c == '-' || c == '_' || c == '.';
+        });
+    if (!client_valid) {
+        return refuse(Metrics::Refusal::malformed, "invalid", "invalid SMTP client name");
+    }
+    const std::string domain = mail::ascii_lowercase(request.domain);
+    const std::string selector = mail::ascii_lowercase(request.selector);
+    // The audit key signs checkpoints only: never for a relay, whatever a grant's scope says,
+    // and no request is filed for it.
+    if (const hsm::KeyName audit = audit_key_name();
+        domain == audit.domain && selector == audit.selector) {
+        return refuse(Metrics::Refusal::reserved, "forbidden", "the audit key never signs mail");
+    }
+    if (request.data.empty() || request.data.size() > max_sign_data_) {
+        return refuse(Metrics::Refusal::malformed, "invalid",
+                      "the header block must be 1 to " + std::to_string(max_sign_data_) + " bytes");
+    }
+    // The key: its lifecycle state, and its algorithm, which a= must name. A key the token
+    // does not hold is refused here, before a request could be filed for it.
+    std::string kind;
+    if (const auto key = keys_.find(domain, selector)) {
+        if (!key->signs()) {
+            return refuse(Metrics::Refusal::mismatch, "forbidden",
+                          "the key " + key->label() + " is " +
+                              std::string(jit::to_string(key->state)) + ": it does not sign");
+        }
+        kind = key->kind();
+    } else {
+        auto public_half = gate_.public_key(domain, selector);
+        if (!public_half) {
+            if (public_half.error().kind == GateError::Kind::no_key) {
+                return refuse(Metrics::Refusal::mismatch, "not_found",
+                              "the token holds no key " + selector + "._domainkey." + domain);
+            }
+            metrics_.refusal(Metrics::Refusal::token);
+            metrics_.signature(Metrics::SignOutcome::unavailable);
+            return error_reply("unavailable",
+                               "the token cannot be read: " + public_half.error().message);
+        }
+        kind = public_half->key_type;
+    }
+    const SigningAlgorithm key_algorithm =
+        kind == "ed25519" ? SigningAlgorithm::ed25519_sha256 : SigningAlgorithm::rsa_sha256;
+    // Sign only what fits the signing profile (dkim/dkim/signing_profile.hpp): the relay is
+    // not trusted with what a signature covers or how long it lives.
+    const auto checked =
+        check_signing_block(request.data, profile_, key_algorithm, unix_seconds(now));
+    if (!checked) {
+        metrics_.profile_refusal(static_cast<std::size_t>(checked.error().rule));
+        const ProfileRule rule = checked.error().rule;
+        const bool malformed = rule == ProfileRule::structure || rule == ProfileRule::b_tag ||
+                               rule == ProfileRule::syntax;
+        return refuse(Metrics::Refusal::profile, malformed ? "invalid" : "forbidden",
+                      checked.error().to_string(),
+                      "profile:" + std::string(to_string(checked.error().rule)));
+    }
+    const Signature& parsed = checked->signature;
+    if (parsed.domain != domain || parsed.selector != selector || parsed.algorithm != *algorithm) {
+        return refuse(Metrics::Refusal::mismatch, "forbidden",
+                      "the DKIM-Signature field says d=" + parsed.domain + " s=" + parsed.selector +
+                          " a=" + std::string(to_string(parsed.algorithm)) + ", the request " +
+                          request.domain + "/" + request.selector + " " + request.algorithm);
+    }
+
+    auto permit = authority_.authorize_sign(client, domain, selector, now);
+    if (!permit) {
+        if (permit.error().kind == jit::SignRefusal::Kind::locked) {
+            metrics_.refusal(Metrics::Refusal::no_grant);
+            metrics_.signature(Metrics::SignOutcome::locked);
+            return ipc::ErrorReply{"locked", permit.error().message, permit.error().request_id, {}};
+        }
+        metrics_.refusal(Metrics::Refusal::audit);
+        metrics_.signature(Metrics::SignOutcome::unavailable);
+        return error_reply("unavailable", permit.error().message);
+    }
+    if (!gate_.logged_in()) {
+        // A grant just became active and the lifecycle has not logged in yet.
+        (void)lifecycle_.reconcile(now);
+    }
+    std::string detail =
+        "a=" + request.algorithm + "; t=" + std::to_string(parsed.timestamp.value_or(0)) +
+        "; x=" + std::to_string(parsed.expiration.value_or(0)) +
+        "; sha256(header block)=" + jit::to_hex(crypto::Sha256::hash(request.data));
+    if (!request.smtp_client.empty()) {
+        detail += "; smtp client " + request.smtp_client + " (as the relay states)";
+    }
+    // Write-ahead, overlapped: the record's durable write runs while the token signs, and the
+    // signature leaves only once both are done.
+    const auto record = authority_.begin_signature(*permit, client, detail, now);
+    auto signature = gate_.sign(domain, selector, *algorithm, request.data);
+    auto durable = record->wait();
+    if (!signature) {
+        const std::string why = signature.error().message;
+        (void)authority_.record_signature(*permit, client, "failed", detail + "; " + why, now);
+        metrics_.refusal(Metrics::Refusal::token);
+        metrics_.signature(Metrics::SignOutcome::failed);
+        return error_reply("unavailable", "the token could not sign: " + why);
+    }
+    if (!durable) {
+        base::wipe(*signature);
+        metrics_.refusal(Metrics::Refusal::audit);
+        metrics_.signature(Metrics::SignOutcome::unavailable);
+        return error_reply(
+            "unavailable",
+            "the audit log cannot be written, the signature was withheld: " + durable.error());
+    }
+    metrics_.signature(Metrics::SignOutcome::ok);
+    if (permit->last_use) {
+        (void)lifecycle_.reconcile(now);  // the budget is spent: maybe the last grant ended
+        lifecycle_.notify_change();
+    }
+    return ipc::SignReply{std::move(*signature), permit->grant_id};
+}
+
+}  // namespace dkim::signerd
