@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cstring>
 
 #include "dkim/dns/name.hpp"
 #include "dkim/mail/header.hpp"
@@ -27,9 +26,10 @@ bool is_digit(char c) {
 bool is_high(char c) {
     return static_cast<unsigned char>(c) >= 0x80;
 }
-// RFC 5322 atext.
+// RFC 5322 atext. (Not std::strchr on the specials: it finds a NUL, the string's own end.)
 bool is_atext(char c) {
-    return is_alpha(c) || is_digit(c) || std::strchr("!#$%&'*+-/=?^_`{|}~", c) != nullptr;
+    return is_alpha(c) || is_digit(c) ||
+           std::string_view("!#$%&'*+-/=?^_`{|}~").find(c) != std::string_view::npos;
 }
 
 bool starts_with_ci(std::string_view s, std::string_view prefix) {
@@ -51,6 +51,9 @@ bool valid_address_literal(std::string_view literal) {
         return false;
     }
     std::string inner(literal.substr(1, literal.size() - 2));
+    if (inner.find('\0') != std::string::npos) {
+        return false;  // inet_pton would read the text only up to it
+    }
     std::array<unsigned char, 16> buffer{};
     if (starts_with_ci(inner, "IPv6:")) {
         return inet_pton(AF_INET6, inner.c_str() + 5, buffer.data()) == 1;

@@ -58,6 +58,20 @@ TEST(SmtpPathTest, MalformedPathsAreRefused) {
     EXPECT_FALSE(parse_rcpt_to("TO:<bob>"));
 }
 
+// Found by fuzz_smtp_protocol: std::strchr took a NUL for one of atext's specials, and
+// inet_pton read an address literal only up to a NUL, so paths with NUL bytes were accepted
+// and would have been written into the next hop's MAIL and RCPT lines.
+TEST(SmtpPathTest, NulBytesAreRefused) {
+    using namespace std::string_literals;
+    for (const std::string& bad :
+         {"FROM:<\0a@b.example>"s, "FROM:<a\0b@b.example>"s, "FROM:<a@[192.0.2.1\0x]>"s,
+          "FROM:<a@[IPv6:2001:db8::1\0x]>"s, "FROM:<a@b.example\0>"s}) {
+        EXPECT_FALSE(parse_mail_from(bad)) << "NUL at " << bad.find('\0');
+        EXPECT_FALSE(parse_rcpt_to("TO:" + bad.substr(5))) << "NUL at " << bad.find('\0');
+    }
+    EXPECT_TRUE(parse_mail_from("FROM:<!#$%&'*+-/=?^_`{|}~@b.example>")) << "atext's specials";
+}
+
 TEST(SmtpDomainTest, Names) {
     EXPECT_TRUE(is_valid_domain("mail.example.com"));
     EXPECT_TRUE(is_valid_domain("xn--bcher-kva.example"));
