@@ -18,9 +18,11 @@ SignatureError unacceptable(std::string message) {
     return SignatureError{SignatureError::Kind::unacceptable, std::move(message)};
 }
 
+// 1*max_digits DIGIT. (std::from_chars alone would also take a leading '-'.)
 template <class Int>
 std::optional<Int> parse_decimal(std::string_view s, std::size_t max_digits) {
-    if (s.empty() || s.size() > max_digits) {
+    if (s.empty() || s.size() > max_digits ||
+        s.find_first_not_of("0123456789") != std::string_view::npos) {
         return std::nullopt;
     }
     Int v{};

@@ -83,7 +83,10 @@ INSTANTIATE_TEST_SUITE_P(
                      "d= is not a domain"},
         BadSignature{"v=1; h=from; a=rsa-sha256; d=example.com; s=s; bh=AAAA; b=A*AA", K::syntax,
                      "b= is not valid base64"},
-        BadSignature{"v=1; h=from; h=to; " + kBase, K::syntax, "duplicate tag 'h'"}),
+        BadSignature{"v=1; h=from; h=to; " + kBase, K::syntax, "duplicate tag 'h'"},
+        // RFC 6376 §3.5: t= and x= are 1*12DIGIT (fuzz_dkim_tag_list found t=-100 accepted).
+        BadSignature{"v=1; h=from; t=-100; " + kBase, K::syntax, "t= is not a timestamp"},
+        BadSignature{"v=1; h=from; x=-1; " + kBase, K::syntax, "x= is not a timestamp"}),
     [](const auto& param_info) { return "Case" + std::to_string(param_info.index); });
 
 TEST(SignatureTest, RenderedFieldIsFoldedAndParsesBack) {
