@@ -17,6 +17,7 @@
 #include <tuple>
 
 #include "dkim/base/hex.hpp"
+#include "dkim/dns/name.hpp"
 #include "pkcs11.hpp"
 #include "token_state.hpp"
 
@@ -37,31 +38,6 @@ constexpr std::size_t kIdSize = 16;
 template <class T>
 Result<T> fail(ErrorCode code, std::string message) {
     return dkim::unexpected(Error{code, std::move(message), "", 0});
-}
-
-bool is_dns_label(std::string_view label) {
-    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
-        return false;
-    }
-    return std::all_of(label.begin(), label.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-    });
-}
-
-bool is_dns_name(std::string_view name) {
-    if (name.empty() || name.size() > 253) {
-        return false;
-    }
-    while (true) {
-        const auto dot = name.find('.');
-        if (!is_dns_label(name.substr(0, dot))) {
-            return false;
-        }
-        if (dot == std::string_view::npos) {
-            return true;
-        }
-        name.remove_prefix(dot + 1);
-    }
 }
 
 std::string lower(std::string_view text) {
@@ -293,26 +269,14 @@ std::string_view dkim_signature_algorithm(KeyType type) noexcept {
 }
 
 Result<KeyName> KeyName::make(std::string_view domain, std::string_view selector) {
+    if (std::string problem = dns::key_name_problem(domain, selector); !problem.empty()) {
+        return fail<KeyName>(ErrorCode::invalid_argument, std::move(problem));
+    }
     std::string d = lower(domain);
-    if (!d.empty() && d.back() == '.') {
+    if (d.back() == '.') {
         d.pop_back();
     }
-    const std::string s = lower(selector);
-    if (!is_dns_name(d) || d.find('.') == std::string::npos) {
-        return fail<KeyName>(ErrorCode::invalid_argument,
-                             "domain '" + std::string(domain) + "' is not a valid domain name");
-    }
-    // RFC 6376 §3.1: selector = sub-domain *( "." sub-domain ).
-    if (!is_dns_name(s) || s.find('_') != std::string::npos) {
-        return fail<KeyName>(ErrorCode::invalid_argument,
-                             "selector '" + std::string(selector) +
-                                 "' is not a valid selector (letters, digits, '-', '.')");
-    }
-    if (s.size() + d.size() + std::string_view("._domainkey.").size() > 253) {
-        return fail<KeyName>(ErrorCode::invalid_argument,
-                             "selector and domain together exceed a DNS name's 253 characters");
-    }
-    return KeyName{d, s};
+    return KeyName{std::move(d), lower(selector)};
 }
 
 std::optional<KeyName> KeyName::from_label(std::string_view label) {

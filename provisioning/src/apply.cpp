@@ -7,6 +7,7 @@
 
 #include "dkim/config/toml_reader.hpp"
 #include "dkim/dmarc/record.hpp"
+#include "dkim/dns/name.hpp"
 #include "dkim/dns/record_text.hpp"
 #include "dkim/hsm/keys.hpp"
 #include "dkim/provisioning/dns_check.hpp"
@@ -55,7 +56,7 @@ Expected<ApplyConfig, std::string> load_apply_config(const std::string& file) {
             if (!domain.name.empty() && domain.name.back() == '.') {
                 domain.name.pop_back();
             }
-            if (!hsm::KeyName::make(domain.name, "s")) {
+            if (!dns::is_key_domain(domain.name)) {
                 d.fail("name", "expected a domain name");
             }
             if (!names.insert(domain.name).second) {
@@ -79,7 +80,8 @@ Expected<ApplyConfig, std::string> load_apply_config(const std::string& file) {
                     k.fail("algorithm", "one key per kind (RSA, Ed25519) and domain");
                 }
                 key.selector = lower(k.string("selector").value_or(""));
-                if (!key.selector.empty() && !hsm::KeyName::make(domain.name, key.selector)) {
+                if (!key.selector.empty() &&
+                    !dns::key_name_problem(domain.name, key.selector).empty()) {
                     k.fail("selector", "'" + key.selector + "' is not a valid selector");
                 }
                 k.finish();

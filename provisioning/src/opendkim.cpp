@@ -4,7 +4,7 @@
 #include <map>
 #include <set>
 
-#include "dkim/hsm/keys.hpp"
+#include "dkim/dns/name.hpp"
 #include "text.hpp"
 
 namespace dkim::provisioning {
@@ -81,7 +81,7 @@ Expected<std::vector<Line>, std::string> read_lines(std::string_view text,
 std::string pattern_domain(const std::string& pattern) {
     const auto at = pattern.rfind('@');
     std::string domain = lower(at == std::string::npos ? pattern : pattern.substr(at + 1));
-    if (domain.find('*') != std::string::npos || !hsm::KeyName::make(domain, "s")) {
+    if (!dns::is_key_domain(domain)) {  // a wildcard is not a name
         return "";
     }
     return domain;
@@ -120,18 +120,18 @@ Expected<std::vector<KeyTableEntry>, std::string> parse_key_table(std::string_vi
         e.selector = lower(l.value.substr(first + 1, second - first - 1));
         e.key = l.value.substr(second + 1);
         e.line = l.number;
-        if (e.domain != "%" && !hsm::KeyName::make(e.domain, "s")) {
+        if (e.domain != "%" && !dns::is_key_domain(e.domain)) {
             return unexpected(where + "'" + e.domain + "' is not a domain name");
         }
-        if (!hsm::KeyName::make("example.com", e.selector)) {
+        if (!dns::is_key_selector(e.selector)) {
             return unexpected(where + "'" + e.selector + "' is not a valid selector");
         }
         // Each part can be valid alone and the pair too long for one DNS name; a "%" domain's
         // pairs are checked by plan_import, which knows the domains.
         if (e.domain != "%") {
-            if (auto name = hsm::KeyName::make(e.domain, e.selector); !name) {
-                return unexpected(where + e.selector + "._domainkey." + e.domain + ": " +
-                                  name.error().message);
+            if (const auto problem = dns::key_name_problem(e.domain, e.selector);
+                !problem.empty()) {
+                return unexpected(where + e.selector + "._domainkey." + e.domain + ": " + problem);
             }
         }
         if (e.key.empty() || e.key.front() != '/') {
@@ -207,9 +207,9 @@ Expected<std::vector<ImportItem>, std::string> plan_import(
         for (const auto& d : domains) {
             // The pair as apply.cpp checks it: "ss" and a 240-character domain are each valid,
             // "ss._domainkey." and that domain are 254 characters, not a DNS name.
-            if (auto name = hsm::KeyName::make(d, k.selector); !name) {
+            if (const auto problem = dns::key_name_problem(d, k.selector); !problem.empty()) {
                 return unexpected(key_table_file + ":" + std::to_string(k.line) + ": " +
-                                  k.selector + "._domainkey." + d + ": " + name.error().message);
+                                  k.selector + "._domainkey." + d + ": " + problem);
             }
             ImportItem item;
             item.key_name = k.name;

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <ctime>
 
-#include "dkim/hsm/keys.hpp"
+#include "dkim/dns/name.hpp"
 #include "text.hpp"
 
 namespace dkim::provisioning {
@@ -55,7 +55,7 @@ Expected<std::string, std::string> format_selector(const std::string& format, st
         }
         out += buffer;
     }
-    if (!hsm::KeyName::make("example.com", out)) {
+    if (!dns::is_key_selector(out)) {
         return unexpected("selector format '" + format + "' makes '" + out +
                           "', which is not a valid selector");
     }

@@ -335,6 +335,16 @@ TEST(KeyNameTest, ValidatesDomainAndSelector) {
     EXPECT_FALSE(KeyName::make("example.com", "-s1"));
     EXPECT_FALSE(KeyName::make("example..com", "s1"));
     EXPECT_FALSE(KeyName::make("example.com", std::string(64, 'a')));
+    EXPECT_FALSE(KeyName::make("_x.example.com", "s1")) << "RFC 6376 d=: no '_' (dns/name.hpp)";
+    EXPECT_FALSE(KeyName::make("example-.com", "s1"));
+    auto absolute = KeyName::make("Example.COM.", "S1");
+    ASSERT_TRUE(absolute) << absolute.error().to_string();
+    EXPECT_EQ(absolute->label(), "s1._domainkey.example.com") << "lower case, no final dot";
+    auto wrong = KeyName::make("example.com", "Bad_Sel");
+    ASSERT_FALSE(wrong);
+    EXPECT_EQ(wrong.error().message,
+              "selector 'Bad_Sel' is not a valid selector (letters, digits, '-', '.')")
+        << "the message quotes what was given";
     EXPECT_EQ(KeyName::from_label("s1._domainkey.example.com"), key_name("example.com", "s1"));
     EXPECT_FALSE(KeyName::from_label("audit-key"));
     EXPECT_FALSE(KeyName::from_label("S1._domainkey.example.com")) << "labels are canonical";

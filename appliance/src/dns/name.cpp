@@ -12,6 +12,13 @@ bool is_name_letter_or_digit(char c, LabelSyntax syntax) noexcept {
 
 constexpr std::string_view kKeyRecordInfix = "._domainkey.";
 
+std::string_view without_root_dot(std::string_view name) noexcept {
+    if (!name.empty() && name.back() == '.') {
+        name.remove_suffix(1);
+    }
+    return name;
+}
+
 }  // namespace
 
 bool is_valid_label(std::string_view label, LabelSyntax syntax) noexcept {
@@ -55,8 +62,24 @@ bool fits_key_record_name(std::string_view selector, std::string_view domain) no
     return selector.size() + kKeyRecordInfix.size() + domain.size() <= kMaxNameLength;
 }
 
+std::string key_name_problem(std::string_view domain, std::string_view selector) {
+    const std::string_view relative = without_root_dot(domain);
+    if (!is_valid_name(relative, kKeyDomain)) {
+        return "domain '" + std::string(domain) + "' is not a valid domain name";
+    }
+    if (!is_key_selector(selector)) {
+        return "selector '" + std::string(selector) +
+               "' is not a valid selector (letters, digits, '-', '.')";
+    }
+    if (!fits_key_record_name(selector, relative)) {
+        return "selector and domain together exceed a DNS name's 253 characters";
+    }
+    return {};
+}
+
 bool is_key_domain(std::string_view domain) noexcept {
-    return is_valid_name(domain, kKeyDomain) && fits_key_record_name("s", domain);
+    const std::string_view relative = without_root_dot(domain);
+    return is_valid_name(relative, kKeyDomain) && fits_key_record_name("s", relative);
 }
 
 bool is_key_selector(std::string_view selector) noexcept {

@@ -113,6 +113,15 @@ TEST(DnsNameTest, KeyNames) {
     EXPECT_TRUE(is_key_domain(domain));
     EXPECT_FALSE(is_key_domain("e" + domain)) << "a valid name, too long for any key record";
     EXPECT_TRUE(is_valid_name("e" + domain, kKeyDomain));
+
+    EXPECT_EQ(key_name_problem("example.com", "s1"), "");
+    EXPECT_EQ(key_name_problem("Example.COM.", "S1"), "") << "either case, the absolute form";
+    EXPECT_EQ(key_name_problem("localhost", "s1"), "domain 'localhost' is not a valid domain name");
+    EXPECT_EQ(key_name_problem("example.com", "s_1"),
+              "selector 's_1' is not a valid selector (letters, digits, '-', '.')");
+    EXPECT_EQ(key_name_problem(domain, "ss"),
+              "selector and domain together exceed a DNS name's 253 characters");
+    EXPECT_EQ(key_name_problem(domain + ".", "s"), "");
 }
 
 }  // namespace

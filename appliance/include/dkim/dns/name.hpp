@@ -11,6 +11,7 @@
 // (U-labels with SMTPUTF8); RFC 7208 §4.3 (SPF checks lengths only).
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace dkim::dns {
@@ -50,6 +51,11 @@ inline constexpr NameRules kKeySelector{LabelSyntax::ldh, 1};
 // "<selector>._domainkey.<domain>" is 253 characters at most: a selector and a domain can each
 // be valid and together too long for one DNS name.
 bool fits_key_record_name(std::string_view selector, std::string_view domain) noexcept;
+
+// The domain's, then the selector's, then the pair's problem as a message ("domain 'x' is not a
+// valid domain name"), or "" when "<selector>._domainkey.<domain>" can name a key. The domain
+// may end in the root's dot (KeyName drops it); letters of either case.
+std::string key_name_problem(std::string_view domain, std::string_view selector);
 // A key domain that leaves room for a key record name (with a one-character selector).
 bool is_key_domain(std::string_view domain) noexcept;
 bool is_key_selector(std::string_view selector) noexcept;
