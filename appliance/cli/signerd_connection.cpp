@@ -161,13 +161,7 @@ void add_common(CLI::App* command, Common& c) {
 Expected<ipc::Reply, std::string> ask_signerd(const Common& c, ipc::Request request) {
     ipc::SignerClient client(c.socket);
     auto reply = client.call(request);
-    std::visit(
-        [](auto& r) {
-            if constexpr (requires { r.auth; }) {
-                r.auth.wipe();
-            }
-        },
-        request);
+    ipc::wipe_secrets(request);
     if (!reply) {
         return unexpected(reply.error());
     }

@@ -56,25 +56,7 @@ Metrics::Gauges Service::gauges() const {
 ipc::Reply Service::handle(const Peer& peer, ipc::Request& request) {
     ipc::Reply reply = std::visit([&](auto& r) { return dispatch(peer, r); }, request);
     // Wipe every secret the request carried, whatever the outcome.
-    std::visit(
-        [](auto& r) {
-            if constexpr (requires { r.auth; }) {
-                r.auth.wipe();
-            }
-            if constexpr (requires { r.password; }) {
-                base::wipe(r.password);
-            }
-            if constexpr (requires { r.pin; }) {
-                base::wipe(r.pin);
-            }
-            if constexpr (requires { r.code; }) {
-                base::wipe(r.code);
-            }
-            if constexpr (requires { r.private_key; }) {
-                base::wipe(r.private_key);
-            }
-        },
-        request);
+    ipc::wipe_secrets(request);
     return reply;
 }
 

@@ -14,8 +14,6 @@
 #include <optional>
 #include <sstream>
 
-#include "dkim/base/wipe.hpp"
-
 namespace dkim::ipc {
 namespace {
 
@@ -246,12 +244,6 @@ Expected<void, FrameError> write_all(int fd, std::string_view bytes,
         }
     }
     return {};
-}
-
-void Credentials::wipe() noexcept {
-    for (std::string* s : {&password, &token, &totp}) {
-        base::wipe(*s);
-    }
 }
 
 }  // namespace dkim::ipc

@@ -344,6 +344,13 @@ using Request =
                  PublicKeyRequest, WhoAmI, SessionEnd, KeyList, KeyGenerate, AuditVerify,
                  KeyActivate, KeyRetire, KeyImport, SigningKeysRequest>;
 
+// Wipes every secret a request carries: the credentials' password, token and TOTP code, a new
+// user's password, a PIN, a TOTP confirmation code, an imported private key. Every process
+// that sends or receives a request calls it once the request is done (webd, the CLI, signerd);
+// tests/appliance/ipc/protocol_test.cpp classifies every string field of every request type, so
+// a new field must be declared secret or not there.
+void wipe_secrets(Request& request);
+
 // --- replies --------------------------------------------------------------------------------
 
 // Any refusal. code: "locked" (no active grant; request_id names the pending request),
