@@ -3,6 +3,25 @@
 //
 //   dkim-signerd --config /etc/dkim-appliance/signerd.toml
 //   dkim-signerd --config FILE --check-config
+//
+// SECURITY: the only process that loads the PKCS#11 module, holds the token's PIN, keeps the
+// grant store (users, password and API-token hashes, TOTP seeds, requests, grants, the keys'
+// lifecycle) and writes the audit log. It trusts the token, its configuration and its state
+// folder, and nobody on its socket: each connection's uid (SO_PEERCRED) must be a configured
+// peer, and its role limits what it may ask (the relay only signs, and only header blocks that
+// fit the signing profile, inside an active grant; the web peer passes operators' credentials,
+// which signerd verifies itself, and never manages users or TOTP enrolments; root's CLI is the
+// admin peer). The token is logged in only while a grant is active; the PIN is read from a
+// 0600 file or a systemd credential at each login and held (to restore lost sessions) only until
+// the logout, or comes with the approval that activates a grant and is wiped after C_Login.
+// No signature leaves before its audit record is durable: when the log cannot be written,
+// signerd fails closed. On the appliance it runs as dkim-signer with no network at all
+// (PrivateNetwork=yes, AF_UNIX only); secrets in requests are wiped once handled and never
+// logged.
+//
+// STANDARDS: RFC 6376 (DKIM: the DKIM-Signature it checks and signs), RFC 8463 (Ed25519),
+// RFC 8301 (rsa-sha256 only, no rsa-sha1), RFC 5322 (the header block), RFC 6238 (TOTP),
+// RFC 7512 (PKCS#11 URIs), PKCS#11 v2.40.
 
 #include <signal.h>
 #include <sys/stat.h>
@@ -16,6 +35,7 @@
 
 #include "config.hpp"
 #include "dkim/jit/store.hpp"
+#include "dkim/lock_guarded.hpp"
 #include "dkim/provisioning/keys.hpp"
 #include "dkim/service/notify.hpp"
 #include "metrics.hpp"
@@ -40,43 +60,41 @@ class Lifecycle {
     Lifecycle(const Lifecycle&) = delete;
     Lifecycle& operator=(const Lifecycle&) = delete;
     ~Lifecycle() {
-        {
-            std::lock_guard lock(mutex_);
-            stopping_ = true;
-        }
+        flags_.lock()->stopping = true;
         wake_.notify_all();
         thread_.join();
         service_.on_change(nullptr);
     }
     void wake() {
-        {
-            std::lock_guard lock(mutex_);
-            woken_ = true;
-        }
+        flags_.lock()->woken = true;
         wake_.notify_all();
     }
 
   private:
+    struct Flags {
+        bool stopping = false;
+        bool woken = false;
+    };
+
     void run() {
-        std::unique_lock lock(mutex_);
-        while (!stopping_) {
-            lock.unlock();
+        auto flags = flags_.lock();
+        while (!flags->stopping) {
+            flags.lock().unlock();
             service_.tick();
             const auto wait = std::max(std::chrono::milliseconds(1),
                                        std::chrono::duration_cast<std::chrono::milliseconds>(
                                            service_.next_tick() - clock_.now()));
-            lock.lock();
-            wake_.wait_for(lock, wait, [this] { return stopping_ || woken_; });
-            woken_ = false;
+            flags.lock().lock();
+            wake_.wait_for(flags.lock(), wait,
+                           [&flags] { return flags->stopping || flags->woken; });
+            flags->woken = false;
         }
     }
 
     signerd::Service& service_;
     const Clock& clock_;
-    std::mutex mutex_;
-    std::condition_variable wake_;
-    bool stopping_ = false;
-    bool woken_ = false;
+    LockGuarded<Flags> flags_;
+    std::condition_variable wake_;  // with flags_'s lock
     std::thread thread_;
 };
 

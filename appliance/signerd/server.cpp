@@ -105,17 +105,14 @@ void Server::stop() {
 }
 
 bool Server::responsive(std::chrono::milliseconds budget) {
-    std::unique_lock lock(turn_mutex_);
-    const std::uint64_t seen = turns_;
-    return turned_.wait_for(lock, budget, [&] { return turns_ != seen; });
+    auto turns = turns_.lock();
+    const std::uint64_t seen = *turns;
+    return turned_.wait_for(turns.lock(), budget, [&] { return *turns != seen; });
 }
 
 void Server::run() {
     while (!stopping_) {
-        {
-            std::lock_guard lock(turn_mutex_);
-            ++turns_;
-        }
+        ++*turns_.lock();
         turned_.notify_all();
         pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
         if (::poll(fds, 2, 1000) < 0 && errno != EINTR) {
@@ -123,12 +120,12 @@ void Server::run() {
         }
         {
             // Reap finished connections.
-            std::lock_guard lock(mutex_);
-            for (auto it = connections_.begin(); it != connections_.end();) {
+            auto connections = connections_.lock();
+            for (auto it = connections->begin(); it != connections->end();) {
                 if (it->done) {
                     it->thread.join();
                     ::close(it->fd);
-                    it = connections_.erase(it);
+                    it = connections->erase(it);
                 } else {
                     ++it;
                 }
@@ -157,13 +154,13 @@ void Server::run() {
             ::close(fd);
             continue;
         }
-        std::lock_guard lock(mutex_);
-        if (connections_.size() >= options_.max_connections) {
+        auto connections = connections_.lock();
+        if (connections->size() >= options_.max_connections) {
             send_error(fd, "unavailable", "too many connections");
             ::close(fd);
             continue;
         }
-        Connection& c = connections_.emplace_back();
+        Connection& c = connections->emplace_back();
         c.fd = fd;
         c.thread = std::thread([this, &c] {
             serve(c.fd);
@@ -172,15 +169,15 @@ void Server::run() {
             c.done = true;
         });
     }
-    std::lock_guard lock(mutex_);
-    for (Connection& c : connections_) {
+    auto connections = connections_.lock();
+    for (Connection& c : *connections) {
         ::shutdown(c.fd, SHUT_RDWR);
     }
-    for (Connection& c : connections_) {
+    for (Connection& c : *connections) {
         c.thread.join();
         ::close(c.fd);
     }
-    connections_.clear();
+    connections->clear();
 }
 
 void Server::serve(int fd) {

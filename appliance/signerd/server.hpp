@@ -11,11 +11,11 @@
 #include <filesystem>
 #include <list>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 
 #include "config.hpp"
+#include "dkim/lock_guarded.hpp"
 #include "metrics.hpp"
 #include "service.hpp"
 
@@ -62,12 +62,10 @@ class Server {
     Service& service_;
     Metrics& metrics_;
     ServerOptions options_;
-    std::mutex mutex_;
-    std::list<Connection> connections_;
+    LockGuarded<std::list<Connection>> connections_;
     std::atomic<bool> stopping_{false};
-    std::mutex turn_mutex_;
-    std::condition_variable turned_;
-    std::uint64_t turns_ = 0;
+    LockGuarded<std::uint64_t> turns_;  // of the accept loop
+    std::condition_variable turned_;    // with turns_'s lock
 };
 
 }  // namespace dkim::signerd

@@ -32,8 +32,8 @@ HsmTokenGate::~HsmTokenGate() {
 }
 
 Expected<void, GateError> HsmTokenGate::login(hsm::Secret pin, bool relogin) {
-    std::lock_guard lock(mutex_);
-    if (login_ && login_->held()) {
+    auto state = state_.lock();
+    if (state->login && state->login->held()) {
         return {};
     }
     auto acquired = hsm::Login::acquire(
@@ -42,47 +42,46 @@ Expected<void, GateError> HsmTokenGate::login(hsm::Secret pin, bool relogin) {
     if (!acquired) {
         return unexpected(from_hsm(acquired.error()));
     }
-    login_.emplace(std::move(*acquired));
+    state->login.emplace(std::move(*acquired));
     return {};
 }
 
 void HsmTokenGate::logout() {
-    std::lock_guard lock(mutex_);
-    if (login_) {
-        (void)login_->release();
-        login_.reset();
+    auto state = state_.lock();
+    if (state->login) {
+        (void)state->login->release();
+        state->login.reset();
     }
     // Every session of this application, pool sessions included: after this, a C_Sign on any
     // handle we ever had fails.
     (void)token_->close_all_sessions();
-    keys_.clear();
+    state->keys.clear();
 }
 
 Expected<void, GateError> HsmTokenGate::require_login() const {
-    std::lock_guard lock(mutex_);
-    if (!login_) {
+    if (!state_.read_only_lock()->login) {
         return unexpected(GateError{GateError::Kind::locked, "the token is not logged in"});
     }
     return {};
 }
 
 bool HsmTokenGate::logged_in() const {
-    std::lock_guard lock(mutex_);
-    return login_.has_value() && token_->logged_in();
+    const auto state = state_.read_only_lock();
+    return state->login.has_value() && token_->logged_in();
 }
 
 Expected<hsm::KeyInfo, GateError> HsmTokenGate::key(const hsm::KeyName& name) {
     {
-        std::lock_guard lock(mutex_);
-        if (!login_) {
+        auto state = state_.lock();
+        if (!state->login) {
             return unexpected(GateError{GateError::Kind::locked, "the token is not logged in"});
         }
-        if (keys_epoch_ != token_->login_epoch()) {
-            keys_.clear();
-            keys_epoch_ = token_->login_epoch();
+        if (state->keys_epoch != token_->login_epoch()) {
+            state->keys.clear();
+            state->keys_epoch = token_->login_epoch();
         }
-        const auto it = keys_.find(name.label());
-        if (it != keys_.end()) {
+        const auto it = state->keys.find(name.label());
+        if (it != state->keys.end()) {
             return it->second;
         }
     }
@@ -91,8 +90,7 @@ Expected<hsm::KeyInfo, GateError> HsmTokenGate::key(const hsm::KeyName& name) {
     if (!found) {
         return unexpected(from_hsm(found.error()));
     }
-    std::lock_guard lock(mutex_);
-    keys_[name.label()] = *found;
+    state_.lock()->keys[name.label()] = *found;
     return std::move(*found);
 }
 
@@ -287,10 +285,7 @@ Expected<std::size_t, GateError> HsmTokenGate::destroy_private_key(const std::st
     if (auto ready = require_login(); !ready) {
         return unexpected(ready.error());
     }
-    {
-        std::lock_guard lock(mutex_);
-        keys_.erase(name->label());
-    }
+    state_.lock()->keys.erase(name->label());
     hsm::KeyStore store(token_);
     auto destroyed = store.destroy_private(*name);
     if (!destroyed) {

@@ -6,7 +6,6 @@
 
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,6 +16,7 @@
 #include "dkim/hsm/secret.hpp"
 #include "dkim/hsm/signing_pool.hpp"
 #include "dkim/hsm/token.hpp"
+#include "dkim/lock_guarded.hpp"
 
 namespace dkim::signerd {
 
@@ -120,12 +120,15 @@ class HsmTokenGate final : public TokenGate {
     Expected<void, GateError> require_login() const;
     Expected<hsm::KeyInfo, GateError> key(const hsm::KeyName& name);
 
+    struct State {
+        std::optional<hsm::Login> login;
+        std::uint64_t keys_epoch = 0;
+        std::map<std::string, hsm::KeyInfo> keys;  // by label, valid for keys_epoch
+    };
+
     std::shared_ptr<hsm::Token> token_;
     std::unique_ptr<hsm::SigningPool> pool_;
-    mutable std::mutex mutex_;
-    std::optional<hsm::Login> login_;
-    std::uint64_t keys_epoch_ = 0;
-    std::map<std::string, hsm::KeyInfo> keys_;  // by label, valid for keys_epoch_
+    LockGuarded<State> state_;
 };
 
 }  // namespace dkim::signerd

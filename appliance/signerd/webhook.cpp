@@ -33,10 +33,7 @@ Webhook::~Webhook() {
 }
 
 void Webhook::stop() {
-    {
-        std::lock_guard lock(mutex_);
-        stopping_ = true;
-    }
+    queue_.lock()->stopping = true;
     wake_.notify_all();
     if (thread_.joinable()) {
         thread_.join();
@@ -45,36 +42,36 @@ void Webhook::stop() {
 
 void Webhook::notify(const jit::Event& event) {
     {
-        std::lock_guard lock(mutex_);
-        if (queue_.size() >= options_.queue_limit) {
-            queue_.pop_front();
+        auto queue = queue_.lock();
+        if (queue->bodies.size() >= options_.queue_limit) {
+            queue->bodies.pop_front();
         }
-        queue_.push_back(event_json(event));
+        queue->bodies.push_back(event_json(event));
     }
     wake_.notify_one();
 }
 
 void Webhook::run() {
-    std::unique_lock lock(mutex_);
+    auto queue = queue_.lock();
     for (;;) {
-        wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-        if (stopping_) {
+        wake_.wait(queue.lock(), [&queue] { return queue->stopping || !queue->bodies.empty(); });
+        if (queue->stopping) {
             return;
         }
-        std::string body = std::move(queue_.front());
-        queue_.pop_front();
+        std::string body = std::move(queue->bodies.front());
+        queue->bodies.pop_front();
         auto backoff = options_.first_backoff;
         for (int attempt = 1; attempt <= options_.attempts; ++attempt) {
-            lock.unlock();
+            queue.lock().unlock();  // no delivery holds up notify()
             const std::string problem = deliver(body);
-            lock.lock();
+            queue.lock().lock();
             if (on_result_) {
                 on_result_(problem.empty());
             }
             if (problem.empty() || attempt == options_.attempts) {
                 break;
             }
-            if (wake_.wait_for(lock, backoff, [this] { return stopping_; })) {
+            if (wake_.wait_for(queue.lock(), backoff, [&queue] { return queue->stopping; })) {
                 return;
             }
             backoff *= 2;

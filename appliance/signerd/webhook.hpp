@@ -15,11 +15,11 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <thread>
 
 #include "dkim/jit/authority.hpp"
+#include "dkim/lock_guarded.hpp"
 
 namespace dkim::signerd {
 
@@ -51,12 +51,15 @@ class Webhook {
     // "" on success, else why it failed.
     std::string deliver(const std::string& body);
 
+    struct Queue {
+        std::deque<std::string> bodies;  // the events' JSON, oldest first
+        bool stopping = false;
+    };
+
     Options options_;
     std::function<void(bool)> on_result_;
-    std::mutex mutex_;
-    std::condition_variable wake_;
-    std::deque<std::string> queue_;
-    bool stopping_ = false;
+    LockGuarded<Queue> queue_;
+    std::condition_variable wake_;  // with queue_'s lock
     std::thread thread_;
 };
 
