@@ -17,7 +17,9 @@ void harden(ssl::context& context) {
 }  // namespace
 
 Relay::Relay(const Config& config, ipc::ClientOptions signerd_options)
-    : config_(config), workers_(config.signing_workers), signing_(config, signerd_options) {}
+    : config_(config),
+      workers_(config.signing_workers),
+      signing_(config, clock_, signerd_options) {}
 
 Relay::~Relay() {
     try {
@@ -99,8 +101,8 @@ Expected<void, std::string> Relay::open() {
     if (!primary) {
         return unexpected(primary.error());
     }
-    context_ = std::make_unique<RelayContext>(
-        RelayContext{config_, workers_, signing_, std::move(*primary), metrics_, 0, {}, 0, 0});
+    context_ = std::make_unique<RelayContext>(RelayContext{
+        config_, workers_, signing_, std::move(*primary), metrics_, clock_, 0, {}, 0, 0});
     context_->id_salt = std::random_device{}();
     if (config_.inbound) {
         if (auto opened = open_inbound(); !opened) {

@@ -48,6 +48,7 @@ class Relay {
     const Config& config_;
     asio::thread_pool workers_;
     RelayMetrics metrics_;
+    SystemClock clock_;
     SigningService signing_;
     // One client TLS context per next hop (each may name its own CA file).
     std::vector<std::unique_ptr<ssl::context>> client_tls_;

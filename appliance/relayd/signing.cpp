@@ -76,8 +76,8 @@ class MessageSigning::CheckedSigner final : public Signer {
 MessageSigning::MessageSigning() = default;
 MessageSigning::~MessageSigning() = default;
 
-Expected<std::string, SignFailure> MessageSigning::finish(
-    const mail::HeaderBlock& header, std::chrono::system_clock::time_point now) {
+Expected<std::string, SignFailure> MessageSigning::finish(const mail::HeaderBlock& header,
+                                                          TimePoint now) {
     auto fields = signer_->finish(header, now);
     if (fields) {
         return std::move(*fields);
@@ -91,9 +91,9 @@ Expected<std::string, SignFailure> MessageSigning::finish(
     return unexpected(SignFailure{SignFailure::Kind::refused, fields.error().message, "", 0});
 }
 
-SigningService::SigningService(const Config& config, ipc::ClientOptions client_options,
-                               SteadyNow now)
-    : config_(config), client_options_(client_options), now_(std::move(now)) {}
+SigningService::SigningService(const Config& config, const Clock& clock,
+                               ipc::ClientOptions client_options)
+    : config_(config), client_options_(client_options), clock_(clock) {}
 
 SigningService::~SigningService() = default;
 
@@ -109,9 +109,9 @@ ipc::SignerClient& SigningService::client() {
 
 std::optional<SigningService::Key> SigningService::cached(const std::string& domain,
                                                           const std::string& selector) {
-    std::lock_guard lock(mutex_);
-    const auto it = keys_.find(key_label(domain, selector));
-    if (it == keys_.end()) {
+    const auto cache = cache_.read_only_lock();
+    const auto it = cache->keys.find(key_label(domain, selector));
+    if (it == cache->keys.end()) {
         return std::nullopt;
     }
     return it->second;
@@ -147,23 +147,22 @@ Expected<SigningService::Key, SignFailure> SigningService::fetch(const std::stri
     }
     Key k{ed25519 ? SigningAlgorithm::ed25519_sha256 : SigningAlgorithm::rsa_sha256,
           std::move(*key)};
-    std::lock_guard lock(mutex_);
-    keys_[key_label(domain, selector)] = k;
+    cache_.lock()->keys[key_label(domain, selector)] = k;
     return k;
 }
 
 std::optional<std::vector<std::string>> SigningService::fresh_selectors(const std::string& domain) {
-    std::lock_guard lock(mutex_);
-    const auto it = managed_.find(domain);
-    if (it == managed_.end() || now_() - it->second.fetched >= config_.key_refresh) {
+    const auto cache = cache_.read_only_lock();
+    const auto it = cache->managed.find(domain);
+    if (it == cache->managed.end() ||
+        clock_.monotonic() - it->second.fetched >= config_.key_refresh) {
         return std::nullopt;
     }
     return it->second.names;
 }
 
 void SigningService::forget_selectors(const std::string& domain) {
-    std::lock_guard lock(mutex_);
-    managed_.erase(domain);
+    cache_.lock()->managed.erase(domain);
 }
 
 Expected<std::vector<std::string>, SignFailure> SigningService::fetch_selectors(
@@ -193,13 +192,12 @@ Expected<std::vector<std::string>, SignFailure> SigningService::fetch_selectors(
     for (const auto& k : found->keys) {
         names.push_back(k.selector);
     }
-    std::lock_guard lock(mutex_);
-    managed_[domain] = Selectors{names, now_()};
+    cache_.lock()->managed[domain] = Selectors{names, clock_.monotonic()};
     return names;
 }
 
-std::unique_ptr<MessageSigning> SigningService::start(const SigningDomain& domain,
-                                                      const std::string& smtp_client) {
+std::unique_ptr<BodySignature> SigningService::start(const SigningDomain& domain,
+                                                     const std::string& smtp_client) {
     auto signing = std::make_unique<MessageSigning>();
     std::vector<SigningKey> keys;
     const auto names = domain.managed() ? fresh_selectors(domain.name) : domain.selectors;

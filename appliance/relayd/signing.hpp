@@ -18,15 +18,16 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "config.hpp"
+#include "dkim/clock.hpp"
 #include "dkim/crypto/public_key.hpp"
 #include "dkim/dkim/signer.hpp"
 #include "dkim/ipc/client.hpp"
+#include "dkim/lock_guarded.hpp"
 
 namespace dkim::relayd {
 
@@ -42,22 +43,44 @@ struct SignFailure {
     std::int64_t request_id = 0;
 };
 
-class SigningService;
-
 // One message's signatures: created when its header section is complete (so that the body
 // is hashed as it arrives), finished on a worker thread.
-class MessageSigning {
+class BodySignature {
+  public:
+    virtual ~BodySignature() = default;
+    virtual void update_body(std::string_view chunk) = 0;
+    // Blocking. The DKIM-Signature fields to put on top of the message.
+    virtual Expected<std::string, SignFailure> finish(const mail::HeaderBlock& header,
+                                                      TimePoint now) = 0;
+    virtual const std::vector<std::string>& selectors() const = 0;
+};
+
+// Where signatures come from: SigningService (signerd) in the daemon, a fake in tests.
+class SigningBackend {
+  public:
+    virtual ~SigningBackend() = default;
+    // Non-blocking: the signatures for `domain` when every selector's public key is cached,
+    // else nullptr (call prepare() on a worker, then try again). `smtp_client` (the
+    // [[client]] name) is stated to signerd with each signature, for its audit log.
+    virtual std::unique_ptr<BodySignature> start(const SigningDomain& domain,
+                                                 const std::string& smtp_client) = 0;
+    // Blocking: fetches the missing public keys of `domain`.
+    virtual Expected<void, SignFailure> prepare(const SigningDomain& domain) = 0;
+};
+
+class SigningService;
+
+class MessageSigning final : public BodySignature {
   public:
     MessageSigning();
-    ~MessageSigning();
+    ~MessageSigning() override;
     MessageSigning(const MessageSigning&) = delete;
     MessageSigning& operator=(const MessageSigning&) = delete;
 
-    void update_body(std::string_view chunk) { signer_->update_body(chunk); }
-    // Blocking. The DKIM-Signature fields to put on top of the message.
+    void update_body(std::string_view chunk) override { signer_->update_body(chunk); }
     Expected<std::string, SignFailure> finish(const mail::HeaderBlock& header,
-                                              std::chrono::system_clock::time_point now);
-    const std::vector<std::string>& selectors() const { return selectors_; }
+                                              TimePoint now) override;
+    const std::vector<std::string>& selectors() const override { return selectors_; }
 
   private:
     friend class SigningService;
@@ -68,22 +91,16 @@ class MessageSigning {
     std::vector<std::string> selectors_;
 };
 
-class SigningService {
+class SigningService final : public SigningBackend {
   public:
-    using SteadyNow = std::function<std::chrono::steady_clock::time_point()>;
-    SigningService(
-        const Config& config, ipc::ClientOptions client_options = {},
-        SteadyNow now = [] { return std::chrono::steady_clock::now(); });
-    ~SigningService();
+    // `clock`'s monotonic time ages the cached selectors of managed domains.
+    SigningService(const Config& config, const Clock& clock,
+                   ipc::ClientOptions client_options = {});
+    ~SigningService() override;
 
-    // Non-blocking: a MessageSigning for `domain` when every selector's public key is
-    // cached, else nullopt (call prepare() on a worker, then try again).
-    // `smtp_client` (the [[client]] name) is stated to signerd with each signature, for its
-    // audit log.
-    std::unique_ptr<MessageSigning> start(const SigningDomain& domain,
-                                          const std::string& smtp_client = {});
-    // Blocking: fetches the missing public keys of `domain`.
-    Expected<void, SignFailure> prepare(const SigningDomain& domain);
+    std::unique_ptr<BodySignature> start(const SigningDomain& domain,
+                                         const std::string& smtp_client) override;
+    Expected<void, SignFailure> prepare(const SigningDomain& domain) override;
     // Blocking: fetches every configured key it can; the errors, one per key that failed.
     std::vector<std::string> prefetch();
     // Drops what is cached of a managed domain's selectors: the next message asks again.
@@ -105,14 +122,16 @@ class SigningService {
 
     const Config& config_;
     ipc::ClientOptions client_options_;
-    std::mutex mutex_;
-    std::map<std::string, Key> keys_;  // "selector._domainkey.domain"
+    const Clock& clock_;
     struct Selectors {
         std::vector<std::string> names;
-        std::chrono::steady_clock::time_point fetched;
+        MonotonicTime fetched;
     };
-    SteadyNow now_;
-    std::map<std::string, Selectors> managed_;  // by domain
+    struct Cache {
+        std::map<std::string, Key> keys;           // "selector._domainkey.domain"
+        std::map<std::string, Selectors> managed;  // by domain
+    };
+    LockGuarded<Cache> cache_;
 };
 
 }  // namespace dkim::relayd
