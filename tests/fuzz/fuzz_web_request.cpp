@@ -72,7 +72,7 @@ class AnyoneSigner final : public web::SignerApi {
                 }
             },
             request);
-        web::wipe_secrets(request);
+        ipc::wipe_secrets(request);
         return reply;
     }
 };

@@ -2,11 +2,12 @@
 
 // cereal's JSON archive configures RapidJSON (assertions throw); include it first so that
 // every translation unit of dkim_web sees RapidJSON configured the same way.
-#include <openssl/crypto.h>
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 
 #include <cereal/archives/json.hpp>
+
+#include "dkim/base/wipe.hpp"
 
 namespace dkim::web {
 
@@ -23,7 +24,7 @@ struct JsonBody::Impl {
     Impl() = default;
     Impl(const Impl&) = delete;
     Impl& operator=(const Impl&) = delete;
-    ~Impl() { OPENSSL_cleanse(buffer.data(), buffer.size()); }
+    ~Impl() { base::secure_wipe(buffer.data(), buffer.size()); }
 };
 
 JsonBody::JsonBody(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -1,6 +1,5 @@
 #include "server.hpp"
 
-#include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -22,6 +21,8 @@
 #include <cstdio>
 #include <future>
 #include <optional>
+
+#include "dkim/base/wipe.hpp"
 
 namespace dkim::web {
 
@@ -247,7 +248,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         // handle() may wait for signerd: never on the I/O thread.
         asio::post(server_.workers, [self = shared_from_this()] {
             Response response = handle(self->request_, self->client_, self->server_.deps);
-            OPENSSL_cleanse(self->request_.body().data(), self->request_.body().size());
+            base::secure_wipe(self->request_.body().data(), self->request_.body().size());
             asio::post(self->stream_.get_executor(),
                        [self, r = std::move(response)]() mutable { self->respond(std::move(r)); });
         });

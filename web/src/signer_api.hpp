@@ -17,7 +17,7 @@ class SignerApi {
   public:
     virtual ~SignerApi() = default;
     // The reply, or why there is none (signerd cannot be reached). Secrets in `request` are
-    // wiped before this returns.
+    // wiped before this returns (ipc::wipe_secrets).
     virtual Expected<ipc::Reply, std::string> call(ipc::Request& request) = 0;
 };
 
@@ -31,10 +31,5 @@ class SignerPool final : public SignerApi {
     ipc::ClientOptions options_;
     LockGuarded<std::vector<std::unique_ptr<ipc::SignerClient>>> idle_;
 };
-
-// Wipes every secret a request carries (credentials, passwords, PINs, codes).
-void wipe_secrets(ipc::Request& request);
-// Overwrites a secret's bytes (OPENSSL_cleanse, which the compiler may not drop) and empties it.
-void wipe_secret(std::string& secret);
 
 }  // namespace dkim::web

@@ -1,0 +1,142 @@
+// dkim-webd's handlers for resources: DNS records, elevations and grants, health, and the
+// OpenAPI document against the route table.
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "handlers_fixture.hpp"
+#include "test_paths.hpp"
+
+namespace dkim::test {
+namespace {
+
+using namespace std::chrono_literals;
+using web::http::field;
+using web::http::status;
+using web::http::verb;
+
+TEST_F(HandlersTest, DnsRecordsComeFromTheTokensKeysAndTheConfiguredAddresses) {
+    options.dns.outbound_addresses = {"192.0.2.25", "2001:db8::/64"};
+    options.dns.dmarc_rua = "mailto:reports@example.com";
+    login("alice");
+    const std::string long_record = "v=DKIM1; k=rsa; p=" + std::string(400, 'A');
+    signer.answer = [&](ipc::Request& r) -> ipc::Reply {
+        EXPECT_TRUE(std::holds_alternative<ipc::KeyList>(r));
+        const auto key = [](std::string domain, std::string algorithm, std::string signing,
+                            std::uint32_t bits, std::string record) {
+            ipc::KeyView k;
+            k.domain = std::move(domain);
+            k.selector = "s1";
+            k.algorithm = std::move(algorithm);
+            k.signing = std::move(signing);
+            k.bits = bits;
+            k.dns_name = "s1._domainkey." + k.domain;
+            k.dns_record = std::move(record);
+            k.state = "active";
+            return k;
+        };
+        ipc::KeysReply reply;
+        reply.keys = {
+            key("example.com", "rsa-2048", "rsa-sha256", 2048, long_record),
+            key("other.example", "ed25519", "ed25519-sha256", 256, "v=DKIM1; k=ed25519; p=x")};
+        return reply;
+    };
+    auto r = send(verb::get, "/api/v1/domains/Example.COM/dns", "", with_session());
+    ASSERT_EQ(r.result(), status::ok) << r.body();
+    auto d = parse(r.body());
+    const auto& records = d["records"];
+    ASSERT_EQ(records.Size(), 3U);
+    EXPECT_EQ(std::string(records[0]["value"].GetString()), long_record);
+    EXPECT_EQ(std::string(records[0]["zone_line"].GetString()),
+              "s1._domainkey.example.com. IN TXT ( \"" + long_record.substr(0, 255) + "\" \"" +
+                  long_record.substr(255) + "\" )")
+        << "split into 255-byte character-strings";
+    EXPECT_EQ(std::string(records[1]["value"].GetString()),
+              "v=spf1 ip4:192.0.2.25 ip6:2001:db8::/64 -all");
+    EXPECT_EQ(std::string(records[2]["name"].GetString()), "_dmarc.example.com");
+    EXPECT_EQ(std::string(records[2]["value"].GetString()),
+              "v=DMARC1; p=none; rua=mailto:reports@example.com; adkim=r; aspf=r");
+    EXPECT_EQ(send(verb::get, "/api/v1/domains/none.example/dns", "", with_session()).result(),
+              status::not_found);
+    EXPECT_EQ(send(verb::get, "/api/v1/domains/a..b/dns", "", with_session()).result(),
+              status::bad_request);
+}
+
+// Issue 19: a request that an active grant covers is listed as superseded, with the grant.
+TEST_F(HandlersTest, SupersededRequestsAreListedWithTheGrantThatCoversThem) {
+    login("bob", "approver");
+    signer.answer = [](ipc::Request& r) -> ipc::Reply {
+        if (std::holds_alternative<ipc::ElevationList>(r)) {
+            ipc::RequestView relay;
+            relay.id = 1;
+            relay.state = "superseded";
+            relay.decided_by = "signerd";
+            relay.filed_by_signer = true;
+            relay.superseded_by = 7;
+            ipc::RequestView waiting;
+            waiting.id = 2;
+            waiting.state = "pending";
+            return ipc::RequestsReply{{relay, waiting}};
+        }
+        if (std::holds_alternative<ipc::GrantList>(r)) {
+            return ipc::GrantsReply{};
+        }
+        return ipc::ErrorReply{"invalid", "unexpected", 0, {}};
+    };
+    auto r = send(verb::get, "/api/v1/elevations?state=superseded", "", with_session());
+    ASSERT_EQ(r.result(), status::ok) << r.body();
+    auto d = parse(r.body());
+    ASSERT_EQ(d["elevations"].Size(), 1U);
+    EXPECT_EQ(d["elevations"][0]["id"].GetInt64(), 1);
+    EXPECT_EQ(std::string(d["elevations"][0]["state"].GetString()), "superseded");
+    EXPECT_EQ(d["elevations"][0]["superseded_by"].GetInt64(), 7);
+    r = send(verb::get, "/api/v1/elevations?state=pending", "", with_session());
+    ASSERT_EQ(r.result(), status::ok) << r.body();
+    d = parse(r.body());
+    ASSERT_EQ(d["elevations"].Size(), 1U);
+    EXPECT_EQ(d["elevations"][0]["id"].GetInt64(), 2);
+    EXPECT_TRUE(d["elevations"][0]["superseded_by"].IsNull()) << "null unless superseded";
+}
+
+TEST_F(HandlersTest, HealthzSaysWhetherSignerdAnswers) {
+    signer.answer = [](ipc::Request&) -> ipc::Reply { return ipc::StatusReply{}; };
+    EXPECT_EQ(send(verb::get, "/healthz").result(), status::ok);
+    signer.answer = [](ipc::Request&) -> ipc::Reply {
+        ipc::StatusReply s;
+        s.audit_failure = "disk full";
+        return s;
+    };
+    EXPECT_EQ(send(verb::get, "/healthz").result(), status::service_unavailable);
+    signer.down = true;
+    EXPECT_EQ(send(verb::get, "/healthz").result(), status::service_unavailable);
+}
+
+// The OpenAPI document and the route table list the same operations.
+TEST(OpenApiTest, TheDocumentMatchesTheRoutes) {
+    std::ifstream in(dkim::test::test_path("openapi"));
+    std::stringstream text;
+    text << in.rdbuf();
+    rapidjson::Document doc;
+    doc.Parse(text.str().c_str());
+    ASSERT_FALSE(doc.HasParseError());
+    EXPECT_EQ(std::string(doc["openapi"].GetString()).substr(0, 2), "3.");
+    std::set<std::string> documented;
+    for (const auto& path : doc["paths"].GetObject()) {
+        for (const auto& op : path.value.GetObject()) {
+            std::string method = op.name.GetString();
+            std::transform(method.begin(), method.end(), method.begin(),
+                           [](char c) { return static_cast<char>(std::toupper(c)); });
+            documented.insert(method + " " + path.name.GetString());
+            EXPECT_TRUE(op.value.HasMember("responses")) << method << " " << path.name.GetString();
+        }
+    }
+    const auto routes = web::route_table();
+    const std::set<std::string> handled(routes.begin(), routes.end());
+    EXPECT_EQ(documented, handled);
+}
+
+}  // namespace
+}  // namespace dkim::test

@@ -1,0 +1,251 @@
+// Elevation requests, the decisions on them, and the grants they become.
+
+#include <algorithm>
+
+#include "endpoints.hpp"
+#include "query.hpp"
+#include "views.hpp"
+
+namespace dkim::web::detail {
+
+namespace {
+
+const std::vector<std::string_view>& elevation_states() {
+    static const std::vector<std::string_view> states = {
+        "pending", "approved", "denied", "cancelled", "expired", "superseded", "active", "all"};
+    return states;
+}
+
+Result<api::Elevation> find_elevation(Context& ctx, Caller& caller, std::int64_t id) {
+    auto list = ctx.call<ipc::RequestsReply>(ipc::ElevationList{caller.credentials, false});
+    if (!list) {
+        return unexpected(list.error());
+    }
+    auto grants = ctx.call<ipc::GrantsReply>(ipc::GrantList{caller.credentials, false});
+    if (!grants) {
+        return unexpected(grants.error());
+    }
+    for (const ipc::RequestView& r : list->requests) {
+        if (r.id == id) {
+            return elevation_view(r, grants->grants);
+        }
+    }
+    return unexpected(failure(http::status::not_found, "not_found",
+                              "no elevation request " + std::to_string(id)));
+}
+
+Response elevation_response(Context& ctx, const api::Elevation& e, const std::string& message) {
+    return json_response(
+        http::status::ok,
+        api::object(cereal::make_nvp("elevation", e), cereal::make_nvp("message", message),
+                    cereal::make_nvp("now_ms", to_unix_ms(ctx.now))),
+        ctx.req);
+}
+
+}  // namespace
+
+Result<Response> request_elevation(Context& ctx, Caller& caller) {
+    auto body = JsonBody::parse(ctx.req.body());
+    if (!body) {
+        return unexpected(from_field(body.error()));
+    }
+    ipc::ElevationRequest r;
+    r.auth = caller.credentials;
+    auto operation = body->string("operation", true, 32);
+    auto domain = body->string("domain", true, 253);
+    auto selector = body->string("selector", false, 63);
+    auto client = body->string("client", false, 64);
+    auto duration = body->integer("duration_seconds", true, 60, 366LL * 86400);
+    auto budget = body->integer("budget", false, 1, std::int64_t{1} << 40);
+    auto reason = body->string("reason", true, 1000);
+    auto break_glass = body->boolean("break_glass");
+    auto totp = body->string("totp", false, 16);
+    auto finished = body->finish();
+    for (const FieldError* e :
+         {operation ? nullptr : &operation.error(), domain ? nullptr : &domain.error(),
+          selector ? nullptr : &selector.error(), client ? nullptr : &client.error(),
+          duration ? nullptr : &duration.error(), budget ? nullptr : &budget.error(),
+          reason ? nullptr : &reason.error(), break_glass ? nullptr : &break_glass.error(),
+          totp ? nullptr : &totp.error(), finished ? nullptr : &finished.error()}) {
+        if (e != nullptr) {
+            return unexpected(from_field(*e));
+        }
+    }
+    r.operation = **operation;
+    r.domain = **domain;
+    r.selector = selector->value_or("*");
+    r.client = client->value_or("*");
+    r.duration_seconds = **duration;
+    if (*budget) {
+        r.budget = static_cast<std::uint64_t>(**budget);
+    }
+    r.reason = **reason;
+    r.break_glass = break_glass->value_or(false);
+    r.auth.totp = totp->value_or("");
+    wipe(*totp);
+    auto made = ctx.call<ipc::OkReply>(std::move(r));
+    if (!made) {
+        return unexpected(made.error());
+    }
+    auto list = ctx.call<ipc::RequestsReply>(ipc::ElevationList{caller.credentials, false});
+    auto grants = ctx.call<ipc::GrantsReply>(ipc::GrantList{caller.credentials, false});
+    if (!list || !grants) {
+        return unexpected(!list ? list.error() : grants.error());
+    }
+    for (const ipc::RequestView& v : list->requests) {
+        if (v.id == made->id) {
+            return created(
+                ctx.req,
+                api::object(cereal::make_nvp("elevation", elevation_view(v, grants->grants)),
+                            cereal::make_nvp("message", made->message)),
+                "/api/v1/elevations/" + std::to_string(v.id));
+        }
+    }
+    return unexpected(
+        failure(http::status::bad_gateway, "protocol",
+                "signerd made request " + std::to_string(made->id) + " but does not list it"));
+}
+
+Result<Response> list_elevations(Context& ctx, Caller& caller) {
+    const std::string state = query_value(ctx.query, "state").value_or("all");
+    const auto& states = elevation_states();
+    if (std::find(states.begin(), states.end(), state) == states.end()) {
+        return unexpected(failure(http::status::bad_request, "invalid_field",
+                                  "state must be pending, approved, denied, cancelled, expired, "
+                                  "superseded, active or all",
+                                  "state"));
+    }
+    auto list =
+        ctx.call<ipc::RequestsReply>(ipc::ElevationList{caller.credentials, state == "pending"});
+    if (!list) {
+        return unexpected(list.error());
+    }
+    auto grants = ctx.call<ipc::GrantsReply>(ipc::GrantList{caller.credentials, false});
+    if (!grants) {
+        return unexpected(grants.error());
+    }
+    std::vector<api::Elevation> out;
+    for (const ipc::RequestView& r : list->requests) {
+        api::Elevation v = elevation_view(r, grants->grants);
+        const bool active = v.grant && v.grant->state == "active";
+        if (state == "all" || (state == "active" ? active : v.state == state)) {
+            out.push_back(std::move(v));
+        }
+    }
+    std::reverse(out.begin(), out.end());  // newest first
+    return json_response(http::status::ok,
+                         api::object(cereal::make_nvp("elevations", out),
+                                     cereal::make_nvp("now_ms", to_unix_ms(ctx.now))),
+                         ctx.req);
+}
+
+Result<Response> get_elevation(Context& ctx, Caller& caller) {
+    auto id = path_id(ctx);
+    if (!id) {
+        return unexpected(id.error());
+    }
+    auto found = find_elevation(ctx, caller, *id);
+    if (!found) {
+        return unexpected(found.error());
+    }
+    return elevation_response(ctx, *found, "");
+}
+
+// approve, deny, revoke, cancel: {totp, reason, pin} as each needs.
+Result<Response> decide(Context& ctx, Caller& caller, const std::string& action) {
+    auto id = path_id(ctx);
+    if (!id) {
+        return unexpected(id.error());
+    }
+    auto body = JsonBody::parse(ctx.req.body());
+    if (!body) {
+        return unexpected(from_field(body.error()));
+    }
+    const bool needs_totp = action != "cancel";
+    const bool needs_reason = action == "deny" || action == "revoke";
+    auto totp = body->string("totp", needs_totp, 16);
+    auto reason = body->string("reason", needs_reason, 1000);
+    auto pin = body->string("pin", false, 256);
+    auto finished = body->finish();
+    for (const FieldError* e :
+         {totp ? nullptr : &totp.error(), reason ? nullptr : &reason.error(),
+          pin ? nullptr : &pin.error(), finished ? nullptr : &finished.error()}) {
+        if (e != nullptr) {
+            return unexpected(from_field(*e));
+        }
+    }
+    if (action == "cancel" && (*totp || *reason || *pin)) {
+        return unexpected(failure(http::status::bad_request, "invalid_field",
+                                  "cancel takes no fields",
+                                  *totp     ? "totp"
+                                  : *reason ? "reason"
+                                            : "pin"));
+    }
+    ipc::Credentials credentials = caller.credentials;
+    credentials.totp = totp->value_or("");
+    Result<ipc::OkReply> done = unexpected(ApiError{});
+    if (action == "revoke") {
+        if (*pin) {
+            return unexpected(
+                failure(http::status::bad_request, "invalid_field", "revoke takes no pin", "pin"));
+        }
+        auto found = find_elevation(ctx, caller, *id);
+        if (!found) {
+            return unexpected(found.error());
+        }
+        if (!found->grant) {
+            return unexpected(failure(http::status::conflict, "conflict",
+                                      "request " + std::to_string(*id) + " is " + found->state +
+                                          "; it has no grant to revoke"));
+        }
+        // An ended grant cannot be revoked: say so before the TOTP code is spent on it.
+        if (found->grant->state != "active") {
+            return unexpected(failure(http::status::conflict, "conflict",
+                                      "grant " + std::to_string(found->grant->id) + " is " +
+                                          found->grant->state + " already"));
+        }
+        done = ctx.call<ipc::OkReply>(
+            ipc::GrantRevoke{credentials, found->grant->id, reason->value_or("")});
+    } else {
+        if (*pin && action != "approve") {
+            return unexpected(failure(http::status::bad_request, "invalid_field",
+                                      action + " takes no pin", "pin"));
+        }
+        ipc::ElevationDecide d{credentials, action, *id, reason->value_or(""), pin->value_or("")};
+        wipe(*pin);
+        done = ctx.call<ipc::OkReply>(std::move(d));
+    }
+    credentials.wipe();
+    if (!done) {
+        return unexpected(done.error());
+    }
+    auto found = find_elevation(ctx, caller, *id);
+    if (!found) {
+        return unexpected(found.error());
+    }
+    return elevation_response(ctx, *found, done->message);
+}
+
+Result<Response> list_grants(Context& ctx, Caller& caller) {
+    const auto active = query_value(ctx.query, "active");
+    if (active && *active != "true" && *active != "false") {
+        return unexpected(failure(http::status::bad_request, "invalid_field",
+                                  "active must be true or false", "active"));
+    }
+    auto grants =
+        ctx.call<ipc::GrantsReply>(ipc::GrantList{caller.credentials, active && *active == "true"});
+    if (!grants) {
+        return unexpected(grants.error());
+    }
+    std::vector<api::GrantSummary> out;
+    for (const ipc::GrantView& g : grants->grants) {
+        out.push_back(grant_view(g));
+    }
+    std::reverse(out.begin(), out.end());
+    return json_response(http::status::ok,
+                         api::object(cereal::make_nvp("grants", out),
+                                     cereal::make_nvp("now_ms", to_unix_ms(ctx.now))),
+                         ctx.req);
+}
+
+}  // namespace dkim::web::detail

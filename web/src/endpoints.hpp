@@ -1,0 +1,43 @@
+#pragma once
+// The handlers the route table (handlers.cpp) runs, by subject and file. Each is pure: it reads
+// the request in `ctx`, asks signerd through ctx.call, and answers a response or an ApiError.
+
+#include <string>
+
+#include "context.hpp"
+#include "response.hpp"
+
+namespace dkim::web::detail {
+
+// session_handlers.cpp: the console's login, logout and who-am-I.
+Result<Response> login(Context& ctx);
+Result<Response> logout(Context& ctx, Caller& caller);
+Result<Response> me(Context& ctx, Caller& caller);
+
+// elevation_handlers.cpp: elevation requests, their decisions, and grants.
+Result<Response> request_elevation(Context& ctx, Caller& caller);
+Result<Response> list_elevations(Context& ctx, Caller& caller);
+Result<Response> get_elevation(Context& ctx, Caller& caller);
+// action: "approve", "deny", "revoke", "cancel"
+Result<Response> decide(Context& ctx, Caller& caller, const std::string& action);
+Result<Response> list_grants(Context& ctx, Caller& caller);
+
+// key_handlers.cpp: the token's keys and the DNS records a domain should publish.
+Result<Response> list_keys(Context& ctx, Caller& caller);
+Result<Response> generate_key(Context& ctx, Caller& caller);
+Result<Response> domain_dns(Context& ctx, Caller& caller);
+
+// audit_handlers.cpp: the audit log and its verification.
+Result<Response> audit(Context& ctx, Caller& caller);
+Result<Response> audit_verify(Context& ctx, Caller& caller);
+
+// user_handlers.cpp: users and API tokens.
+Result<Response> list_users(Context& ctx, Caller& caller);
+Result<Response> create_api_token(Context& ctx, Caller& caller);
+
+// service_handlers.cpp: health, metrics and the OpenAPI document.
+Result<Response> healthz(Context& ctx);
+Result<Response> metrics(Context& ctx);
+Result<Response> openapi(Context& ctx, Caller& caller);
+
+}  // namespace dkim::web::detail

@@ -1,0 +1,108 @@
+// The token's DKIM keys and the DNS records a domain should publish.
+
+#include "dkim/dns/name.hpp"
+#include "dkim/dns/record_text.hpp"
+#include "dkim/mail/header.hpp"
+#include "endpoints.hpp"
+#include "views.hpp"
+
+namespace dkim::web::detail {
+
+Result<Response> list_keys(Context& ctx, Caller& caller) {
+    auto keys = ctx.call<ipc::KeysReply>(ipc::KeyList{caller.credentials});
+    if (!keys) {
+        return unexpected(keys.error());
+    }
+    std::vector<api::Key> out;
+    for (const ipc::KeyView& k : keys->keys) {
+        out.push_back(key_view(k));
+    }
+    return json_response(http::status::ok, api::object(cereal::make_nvp("keys", out)), ctx.req);
+}
+
+Result<Response> generate_key(Context& ctx, Caller& caller) {
+    auto body = JsonBody::parse(ctx.req.body());
+    if (!body) {
+        return unexpected(from_field(body.error()));
+    }
+    auto domain = body->string("domain", true, 253);
+    auto selector = body->string("selector", true, 63);
+    auto algorithm = body->string("algorithm", true, 16);
+    auto finished = body->finish();
+    for (const FieldError* e :
+         {domain ? nullptr : &domain.error(), selector ? nullptr : &selector.error(),
+          algorithm ? nullptr : &algorithm.error(), finished ? nullptr : &finished.error()}) {
+        if (e != nullptr) {
+            return unexpected(from_field(*e));
+        }
+    }
+    auto made = ctx.call<ipc::KeysReply>(
+        ipc::KeyGenerate{caller.credentials, **domain, **selector, **algorithm});
+    if (!made) {
+        return unexpected(made.error());
+    }
+    if (made->keys.size() != 1) {
+        return unexpected(failure(http::status::bad_gateway, "protocol",
+                                  "dkim-signerd answered a key generation without the key"));
+    }
+    return created(ctx.req, api::object(cereal::make_nvp("key", key_view(made->keys.front()))),
+                   "/api/v1/keys");
+}
+
+Result<Response> domain_dns(Context& ctx, Caller& caller) {
+    std::string domain = ctx.params.at(0);
+    if (!is_valid_domain(domain)) {
+        return unexpected(failure(http::status::bad_request, "invalid_field",
+                                  "domain is not a domain name", "domain"));
+    }
+    domain = mail::ascii_lowercase(domain);
+    auto keys = ctx.call<ipc::KeysReply>(ipc::KeyList{caller.credentials});
+    if (!keys) {
+        return unexpected(keys.error());
+    }
+    std::vector<api::DnsRecord> records;
+    bool any_key = false;
+    for (const ipc::KeyView& k : keys->keys) {
+        any_key = any_key || k.domain == domain;
+        // Pending keys are to be published, active and retiring ones must stay; retired and
+        // half-generated ones have nothing to publish.
+        const bool publish =
+            k.state == "pending-publish" || k.state == "active" || k.state == "retiring";
+        if (k.domain == domain && publish) {
+            records.push_back({"dkim", k.dns_name, "TXT", k.dns_record,
+                               dns::zone_line(k.dns_name, k.dns_record),
+                               "the public half of the " + k.algorithm + " key " + k.selector +
+                                   " (" + k.state + "), as the token holds it"});
+        }
+    }
+    if (!any_key) {
+        return unexpected(failure(http::status::not_found, "not_found",
+                                  "the token holds no DKIM key for " + domain));
+    }
+    const DnsAdvice& advice = ctx.deps.options.dns;
+    if (advice.outbound_addresses.empty()) {
+        records.push_back({"spf", domain, "TXT", "", "",
+                           "no outbound addresses are configured ([dns] outbound_addresses in "
+                           "webd.toml): add the addresses the next hop sends from"});
+    } else {
+        const std::string spf = dns::spf_record_text(advice.outbound_addresses);
+        records.push_back({"spf", domain, "TXT", spf, dns::zone_line(domain, spf),
+                           "authorizes the appliance's outbound addresses; merge it with any "
+                           "SPF record the domain already publishes (one record per name)"});
+    }
+    dns::DmarcRecordFields monitor;
+    monitor.rua = advice.dmarc_rua;
+    monitor.adkim = "r";
+    monitor.aspf = "r";
+    const std::string dmarc = dns::dmarc_record_text(monitor);
+    const std::string dmarc_name = "_dmarc." + domain;
+    records.push_back({"dmarc", dmarc_name, "TXT", dmarc, dns::zone_line(dmarc_name, dmarc),
+                       "monitor mode first; when the reports show only your own mail passing, "
+                       "ramp up: p=quarantine; pct=25, then pct=100, then p=reject"});
+    return json_response(
+        http::status::ok,
+        api::object(cereal::make_nvp("domain", domain), cereal::make_nvp("records", records)),
+        ctx.req);
+}
+
+}  // namespace dkim::web::detail
