@@ -358,6 +358,67 @@ Result<Session> session_for_new_key(const Token& token, const KeyName& name, std
     return session;
 }
 
+// An object that a generation or an import made, and what it is ("private half").
+struct MadeObject {
+    CK_OBJECT_HANDLE handle;
+    std::string_view what;
+};
+
+// What a failed generation or import made must not stay on the token: a half-made key, or one
+// not protected as promised. Destroys `made` and returns `why`, with `removed` appended when
+// every object went. An object the token would not destroy is never left silently: the error
+// then names it (label and CKA_ID) and the C_DestroyObject failure, and says how to remove it.
+Error remove_made_objects(const Session& session, const Token& token,
+                          std::initializer_list<MadeObject> made, const std::string& label,
+                          std::span<const unsigned char> id, Error why, std::string_view removed) {
+    std::string left;
+    std::string failure;
+    for (const MadeObject& object : made) {
+        if (auto gone = session.destroy_object(object.handle, {}); !gone) {
+            left += (left.empty() ? "its " : " and its ") + std::string(object.what);
+            if (failure.empty()) {
+                failure = gone.error().rv_name() + " from C_DestroyObject";
+            }
+        }
+    }
+    if (left.empty()) {
+        why.message += removed;
+        return why;
+    }
+    const std::string hex_id = base::hex_encode(id);
+    why.message += "; removing what was made failed as well (" + failure + "): " + token.name() +
+                   " still holds " + left + " (label " + label + ", CKA_ID " + hex_id +
+                   "); delete it with the token's own tools (pkcs11-tool --login --delete-object "
+                   "--id " +
+                   hex_id + ") before the name is used again";
+    return why;
+}
+
+// Reads back the pair just made under `name` and keeps it only when its private half is
+// protected as `promised` (PrivateKeyProtection::as_generated or as_imported) with `allowed` its
+// one mechanism. Some tokens ignore attributes they do not implement: a key that is not
+// protected as promised must not exist, so both halves are removed.
+Result<KeyInfo> keep_if_protected(const Session& session, const Token& token, const KeyName& name,
+                                  Session::KeyPair made, std::span<const unsigned char> id,
+                                  CK_MECHANISM_TYPE allowed,
+                                  bool (PrivateKeyProtection::*promised)() const) {
+    auto info = read_key(session, name, id, true);
+    if (info && info->private_half && (*info->private_half.*promised)() &&
+        info->private_half->allowed_mechanisms.front() == allowed) {
+        return info;
+    }
+    const bool read = info.has_value();
+    Error why = read ? Error{ErrorCode::not_permitted,
+                             token.name() +
+                                 " did not apply the required protection attributes (sensitive, "
+                                 "not extractable, sign-only)",
+                             "", 0}
+                     : std::move(info).error();
+    return dkim::unexpected(remove_made_objects(
+        session, token, {{made.private_key, "private half"}, {made.public_key, "public half"}},
+        name.label(), id, std::move(why), read ? "; the key was deleted" : ""));
+}
+
 }  // namespace
 
 Result<KeyInfo> KeyStore::generate(const KeyName& name, KeyAlgorithm algorithm) {
@@ -382,7 +443,6 @@ Result<KeyInfo> KeyStore::generate(const KeyName& name, KeyAlgorithm algorithm) 
     KeyPairTemplate pair(type, label, id_bytes);
     std::vector<CK_ATTRIBUTE>& public_template = pair.public_half;
     std::vector<CK_ATTRIBUTE>& private_template = pair.private_half;
-    const CK_MECHANISM_TYPE allowed = pair.allowed();
     if (ed25519) {
         public_template.push_back(attr(CKA_EC_PARAMS, std::span<const unsigned char>(kEd25519Oid)));
     } else {
@@ -391,46 +451,24 @@ Result<KeyInfo> KeyStore::generate(const KeyName& name, KeyAlgorithm algorithm) 
             attr(CKA_PUBLIC_EXPONENT, std::span<const unsigned char>(kRsaExponent)));
     }
 
-    CK_MECHANISM mechanism{ed25519 ? CKM_EC_EDWARDS_KEY_PAIR_GEN : CKM_RSA_PKCS_KEY_PAIR_GEN,
-                           nullptr, 0};
-    CK_OBJECT_HANDLE public_key = CK_INVALID_HANDLE;
-    CK_OBJECT_HANDLE private_key = CK_INVALID_HANDLE;
-    const auto& fn = session->fn();
-    CK_RV rv = fn.C_GenerateKeyPair(session->handle(), &mechanism, public_template.data(),
-                                    public_template.size(), private_template.data(),
-                                    private_template.size(), &public_key, &private_key);
-    if (ed25519 && (rv == CKR_DOMAIN_PARAMS_INVALID || rv == CKR_CURVE_NOT_SUPPORTED ||
-                    rv == CKR_ATTRIBUTE_VALUE_INVALID)) {
+    const CK_MECHANISM mechanism{ed25519 ? CKM_EC_EDWARDS_KEY_PAIR_GEN : CKM_RSA_PKCS_KEY_PAIR_GEN,
+                                 nullptr, 0};
+    const std::string context =
+        token_->name() + ": generating " + std::string(to_string(algorithm)) + " key " + label;
+    auto made = session->generate_key_pair(mechanism, public_template, private_template, context);
+    if (!made && ed25519 &&
+        (made.error().rv == CKR_DOMAIN_PARAMS_INVALID ||
+         made.error().rv == CKR_CURVE_NOT_SUPPORTED ||
+         made.error().rv == CKR_ATTRIBUTE_VALUE_INVALID)) {
         // Tokens differ in which of the two encodings of the curve they accept.
         public_template.back() = attr(CKA_EC_PARAMS, std::span<const unsigned char>(kEd25519Name));
-        rv = fn.C_GenerateKeyPair(session->handle(), &mechanism, public_template.data(),
-                                  public_template.size(), private_template.data(),
-                                  private_template.size(), &public_key, &private_key);
+        made = session->generate_key_pair(mechanism, public_template, private_template, context);
     }
-    if (auto ok = detail::check_rv(
-            rv, "C_GenerateKeyPair",
-            token_->name() + ": generating " + std::string(to_string(algorithm)) + " key " + label);
-        !ok) {
-        return dkim::unexpected(std::move(ok).error());
+    if (!made) {
+        return dkim::unexpected(std::move(made).error());
     }
-
-    auto info = read_key(*session, name, id_bytes, true);
-    if (!info || !info->private_half || !info->private_half->as_generated() ||
-        info->private_half->allowed_mechanisms.front() != allowed) {
-        // Some tokens ignore attributes they do not implement. A key that is not protected
-        // as promised must not exist: remove both halves.
-        (void)fn.C_DestroyObject(session->handle(), private_key);
-        (void)fn.C_DestroyObject(session->handle(), public_key);
-        if (!info) {
-            return info;
-        }
-        return fail<KeyInfo>(ErrorCode::not_permitted,
-                             token_->name() +
-                                 " did not apply the required protection "
-                                 "attributes (sensitive, not extractable, "
-                                 "sign-only); the key was deleted");
-    }
-    return info;
+    return keep_if_protected(*session, *token_, name, *made, id_bytes, pair.allowed(),
+                             &PrivateKeyProtection::as_generated);
 }
 
 Result<std::vector<KeyInfo>> KeyStore::list() {
@@ -788,36 +826,21 @@ Result<KeyInfo> KeyStore::import(const KeyName& name, std::span<const unsigned c
     }
     parsed->reset();
 
-    const auto& fn = session->fn();
-    CK_OBJECT_HANDLE private_object = CK_INVALID_HANDLE;
-    CK_OBJECT_HANDLE public_object = CK_INVALID_HANDLE;
     const std::string context = token_->name() + ": importing key " + label;
-    CK_RV rv = fn.C_CreateObject(session->handle(), private_template.data(),
-                                 private_template.size(), &private_object);
-    if (auto ok = detail::check_rv(rv, "C_CreateObject", context); !ok) {
-        return dkim::unexpected(std::move(ok).error());
+    auto private_object = session->create_object(private_template, context);
+    if (!private_object) {
+        return dkim::unexpected(std::move(private_object).error());
     }
-    rv = fn.C_CreateObject(session->handle(), public_template.data(), public_template.size(),
-                           &public_object);
-    if (auto ok = detail::check_rv(rv, "C_CreateObject", context); !ok) {
-        (void)fn.C_DestroyObject(session->handle(), private_object);
-        return dkim::unexpected(std::move(ok).error());
+    auto public_object = session->create_object(public_template, context);
+    if (!public_object) {
+        // The private half alone is no key: it goes, or the error says that it is still there.
+        return dkim::unexpected(
+            remove_made_objects(*session, *token_, {{*private_object, "private half"}}, label,
+                                id_bytes, std::move(public_object).error(), ""));
     }
     values.clear();
-    auto info = read_key(*session, name, id_bytes, true);
-    if (!info || !info->private_half || !info->private_half->as_imported() ||
-        info->private_half->allowed_mechanisms.front() != allowed) {
-        (void)fn.C_DestroyObject(session->handle(), private_object);
-        (void)fn.C_DestroyObject(session->handle(), public_object);
-        if (!info) {
-            return info;
-        }
-        return fail<KeyInfo>(ErrorCode::not_permitted,
-                             token_->name() +
-                                 " did not apply the required protection attributes "
-                                 "(sensitive, not extractable, sign-only); the key was deleted");
-    }
-    return info;
+    return keep_if_protected(*session, *token_, name, {*public_object, *private_object}, id_bytes,
+                             allowed, &PrivateKeyProtection::as_imported);
 }
 
 Result<std::size_t> KeyStore::destroy_private(const KeyName& name) {
@@ -839,9 +862,7 @@ Result<std::size_t> KeyStore::destroy_private(const KeyName& name) {
         return dkim::unexpected(std::move(found).error());
     }
     for (const CK_OBJECT_HANDLE object : *found) {
-        if (auto ok =
-                detail::check_rv(session->fn().C_DestroyObject(session->handle(), object),
-                                 "C_DestroyObject", token_->name() + ": destroying key " + label);
+        if (auto ok = session->destroy_object(object, token_->name() + ": destroying key " + label);
             !ok) {
             return dkim::unexpected(std::move(ok).error());
         }

@@ -3,9 +3,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 
-#include <array>
 #include <atomic>
-#include <cstring>
 #include <map>
 #include <sstream>
 
@@ -131,53 +129,28 @@ Result<std::shared_ptr<Module>> Module::load(const std::filesystem::path& path) 
             Error{ErrorCode::module_load,
                   "module " + path.string() + " could not be loaded: " + dl_error(), "dlopen", 0});
     }
-    auto* get_function_list =
-        reinterpret_cast<CK_C_GetFunctionList>(dlsym(handle, "C_GetFunctionList"));  // NOLINT
-    if (get_function_list == nullptr) {
+    auto functions = detail::function_list(handle, path.string());
+    if (!functions) {
         dlclose(handle);
-        return dkim::unexpected(Error{
-            ErrorCode::module_load,
-            "module " + path.string() + " is not a PKCS#11 module: it has no C_GetFunctionList",
-            "dlsym", 0});
+        return dkim::unexpected(std::move(functions).error());
     }
-    CK_FUNCTION_LIST_PTR functions = nullptr;
-    if (const CK_RV rv = get_function_list(&functions); rv != CKR_OK || functions == nullptr) {
+    // False when other code in this process had initialised it: that code owns C_Finalize.
+    auto owns_initialization =
+        detail::initialize(**functions, "module " + path.string() + " could not be initialised");
+    if (!owns_initialization) {
         dlclose(handle);
-        return dkim::unexpected(
-            detail::make_error(rv == CKR_OK ? CKR_GENERAL_ERROR : rv, "C_GetFunctionList",
-                               "module " + path.string() + " could not be loaded"));
+        return dkim::unexpected(std::move(owns_initialization).error());
     }
-    if (functions->version.major != 2) {
-        dlclose(handle);
-        return dkim::unexpected(Error{ErrorCode::module_load,
-                                      "module " + path.string() + " speaks PKCS#11 " +
-                                          std::to_string(functions->version.major) + "." +
-                                          std::to_string(functions->version.minor) +
-                                          "; this build needs a v2.x function list",
-                                      "C_GetFunctionList", 0});
-    }
-
-    // The module may be called from many threads; it must use the OS's locking.
-    CK_C_INITIALIZE_ARGS init_args{};
-    init_args.flags = CKF_OS_LOCKING_OK;
-    const CK_RV rv = functions->C_Initialize(&init_args);
-    if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
-        dlclose(handle);
-        return dkim::unexpected(detail::make_error(
-            rv, "C_Initialize", "module " + path.string() + " could not be initialised"));
-    }
-    // Already initialised by other code in this process: that code owns C_Finalize.
-    const bool owns_initialization = rv == CKR_OK;
     // Messages name the module as the operator gave it; the registry uses the real file.
     std::shared_ptr<Module> module(
-        new Module(path, handle, functions, owns_initialization));  // private constructor
+        new Module(path, handle, *functions, *owns_initialization));  // private constructor
     (*modules)[canonical.string()] = module;
     return module;
 }
 
 Module::~Module() {
     if (!forked() && owns_initialization_) {
-        (void)detail::functions(*this).C_Finalize(nullptr);
+        detail::finalize(detail::functions(*this));
     }
     dlclose(dl_handle_);
 }
@@ -199,55 +172,49 @@ Result<void> Module::check_not_forked() const {
 }
 
 std::string Module::library_description() const {
-    CK_INFO info{};
-    if (forked() || detail::functions(*this).C_GetInfo(&info) != CKR_OK) {
+    if (forked()) {
         return path_.string();
     }
-    return detail::from_padded(info.manufacturerID) + " " +
-           detail::from_padded(info.libraryDescription);
+    auto info = detail::library_info(*this);
+    if (!info) {
+        return path_.string();  // a description only: the path says as much
+    }
+    return detail::from_padded(info->manufacturerID) + " " +
+           detail::from_padded(info->libraryDescription);
 }
 
 Result<std::vector<SlotInfo>> Module::slots() const {
     if (auto ok = check_not_forked(); !ok) {
         return dkim::unexpected(std::move(ok).error());
     }
-    CK_ULONG count = 0;
-    if (auto ok = detail::check_rv(
-            detail::functions(*this).C_GetSlotList(CK_FALSE, nullptr, &count), "C_GetSlotList");
-        !ok) {
-        return dkim::unexpected(std::move(ok).error());
+    auto ids = detail::slot_ids(*this);
+    if (!ids) {
+        return dkim::unexpected(std::move(ids).error());
     }
-    std::vector<CK_SLOT_ID> ids(count);
-    if (auto ok = detail::check_rv(
-            detail::functions(*this).C_GetSlotList(CK_FALSE, ids.data(), &count), "C_GetSlotList");
-        !ok) {
-        return dkim::unexpected(std::move(ok).error());
-    }
-    ids.resize(count);
 
     std::vector<SlotInfo> slots;
-    for (const CK_SLOT_ID id : ids) {
-        CK_SLOT_INFO slot_info{};
-        if (detail::functions(*this).C_GetSlotInfo(id, &slot_info) != CKR_OK) {
+    for (const CK_SLOT_ID id : *ids) {
+        auto slot_info = detail::slot_info(*this, id);
+        if (!slot_info) {
             continue;  // a slot that vanished between the two calls
         }
         SlotInfo slot;
         slot.slot_id = id;
-        slot.slot_description = detail::from_padded(slot_info.slotDescription);
-        slot.slot_manufacturer = detail::from_padded(slot_info.manufacturerID);
-        slot.token_present = (slot_info.flags & CKF_TOKEN_PRESENT) != 0;
+        slot.slot_description = detail::from_padded(slot_info->slotDescription);
+        slot.slot_manufacturer = detail::from_padded(slot_info->manufacturerID);
+        slot.token_present = (slot_info->flags & CKF_TOKEN_PRESENT) != 0;
         if (slot.token_present) {
-            CK_TOKEN_INFO token_info{};
-            if (detail::functions(*this).C_GetTokenInfo(id, &token_info) == CKR_OK) {
-                slot.token_initialized = (token_info.flags & CKF_TOKEN_INITIALIZED) != 0;
-                slot.label = detail::from_padded(token_info.label);
-                slot.manufacturer = detail::from_padded(token_info.manufacturerID);
-                slot.model = detail::from_padded(token_info.model);
-                slot.serial = detail::from_padded(token_info.serialNumber);
-                slot.login_required = (token_info.flags & CKF_LOGIN_REQUIRED) != 0;
-                slot.user_pin_initialized = (token_info.flags & CKF_USER_PIN_INITIALIZED) != 0;
-                slot.user_pin_locked = (token_info.flags & CKF_USER_PIN_LOCKED) != 0;
-                slot.write_protected = (token_info.flags & CKF_WRITE_PROTECTED) != 0;
+            // A token that cannot describe itself is listed as present but not initialised.
+            if (auto token_info = detail::token_info(*this, id)) {
+                slot.token_initialized = (token_info->flags & CKF_TOKEN_INITIALIZED) != 0;
+                slot.label = detail::from_padded(token_info->label);
+                slot.manufacturer = detail::from_padded(token_info->manufacturerID);
+                slot.model = detail::from_padded(token_info->model);
+                slot.serial = detail::from_padded(token_info->serialNumber);
+                slot.login_required = (token_info->flags & CKF_LOGIN_REQUIRED) != 0;
+                slot.user_pin_initialized = (token_info->flags & CKF_USER_PIN_INITIALIZED) != 0;
+                slot.user_pin_locked = (token_info->flags & CKF_USER_PIN_LOCKED) != 0;
+                slot.write_protected = (token_info->flags & CKF_WRITE_PROTECTED) != 0;
             }
         }
         slots.push_back(std::move(slot));
@@ -322,18 +289,8 @@ Result<SlotInfo> initialize_token(Module& module, const std::string& label, cons
                   "module " + module.path().string() + " has no slot with an uninitialised token",
                   "", 0});
     }
-    const auto& fn = detail::functions(module);
-    // CK_UTF8CHAR label[32], blank padded.
-    std::array<unsigned char, 32> padded{};
-    padded.fill(' ');
-    std::memcpy(padded.data(), label.data(), label.size());
-    auto* so = const_cast<unsigned char*>(so_pin.bytes().data());      // NOLINT: C API, not written
-    auto* user = const_cast<unsigned char*>(user_pin.bytes().data());  // NOLINT
     const std::string context = "initialising token '" + label + "'";
-    if (auto ok =
-            detail::check_rv(fn.C_InitToken(free_slot->slot_id, so, so_pin.size(), padded.data()),
-                             "C_InitToken", context);
-        !ok) {
+    if (auto ok = detail::init_token(module, free_slot->slot_id, so_pin, label, context); !ok) {
         return dkim::unexpected(std::move(ok).error());
     }
     // SoftHSM2 moves a newly initialised token to a new slot id: look it up again.
@@ -341,24 +298,22 @@ Result<SlotInfo> initialize_token(Module& module, const std::string& label, cons
     if (!token) {
         return dkim::unexpected(std::move(token).error());
     }
-    CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
-    if (auto ok =
-            detail::check_rv(fn.C_OpenSession(token->slot_id, CKF_SERIAL_SESSION | CKF_RW_SESSION,
-                                              nullptr, nullptr, &session),
-                             "C_OpenSession", context);
-        !ok) {
+    // The caller holds `module` for the whole call: the session borrows it without owning it.
+    const std::shared_ptr<Module> borrowed(std::shared_ptr<Module>(), &module);
+    auto session = detail::Session::open(borrowed, token->slot_id, true, context);
+    if (!session) {
+        return dkim::unexpected(std::move(session).error());
+    }
+    if (auto ok = session->login(CKU_SO, so_pin, context); !ok) {
         return dkim::unexpected(std::move(ok).error());
     }
-    CK_RV rv = fn.C_Login(session, CKU_SO, so, so_pin.size());
-    const char* call = "C_Login";
-    if (rv == CKR_OK) {
-        rv = fn.C_InitPIN(session, user, user_pin.size());
-        call = "C_InitPIN";
-        (void)fn.C_Logout(session);
-    }
-    (void)fn.C_CloseSession(session);
-    if (auto ok = detail::check_rv(rv, call, context); !ok) {
-        return dkim::unexpected(std::move(ok).error());
+    auto pin_set = session->init_pin(user_pin, context);
+    // Closing the session ends the security officer's login whatever C_Logout answers: it is
+    // this application's only session with the new token.
+    (void)session->logout();
+    session->close();
+    if (!pin_set) {
+        return dkim::unexpected(std::move(pin_set).error());
     }
     return module.find_token(TokenSelector::by_label(label));
 }

@@ -1,6 +1,9 @@
 #pragma once
-// Internal to dkim_hsm: the one place that includes pkcs11.h. Nothing here is installed
-// or visible to other libraries.
+// Internal to dkim_hsm: the one place that includes pkcs11.h, and the only code that calls the
+// C API (Botan's LowLevel): the module calls below and detail::Session. Everything else in hsm/
+// calls these, every CK_RV passes through check_rv/make_error, and no result is dropped without
+// a reason written beside it (tests/lint/pkcs11-calls keeps `fn.C_` out of every other file).
+// Nothing here is installed or visible to other libraries.
 
 #include <p11-kit/pkcs11.h>
 
@@ -12,6 +15,7 @@
 
 #include "dkim/hsm/error.hpp"
 #include "dkim/hsm/module.hpp"
+#include "dkim/hsm/secret.hpp"
 
 namespace dkim::hsm::detail {
 
@@ -39,12 +43,36 @@ inline const CK_FUNCTION_LIST& functions(const Module& module) noexcept {
     return ModuleAccess::functions(module);
 }
 
+// --- calls on the module and its slots ---------------------------------------------------------
+// `context` starts the message of an error ("module /usr/lib/x.so could not be loaded").
+
+// dlsym("C_GetFunctionList") on a dlopen()ed module and the call: a v2.x function list.
+// `path` names the module in errors.
+Result<const CK_FUNCTION_LIST*> function_list(void* dl_handle, const std::string& path);
+// C_Initialize with the OS's locking (the module is called from many threads). True when this
+// call initialised the module; false when other code of the process already had
+// (CKR_CRYPTOKI_ALREADY_INITIALIZED), which then owns C_Finalize.
+Result<bool> initialize(const CK_FUNCTION_LIST& fn, std::string_view context);
+// C_Finalize, from the last user's destructor: nothing is left to do when it fails.
+void finalize(const CK_FUNCTION_LIST& fn) noexcept;
+
+Result<CK_INFO> library_info(const Module& module);              // C_GetInfo
+Result<std::vector<CK_SLOT_ID>> slot_ids(const Module& module);  // C_GetSlotList
+Result<CK_SLOT_INFO> slot_info(const Module& module, CK_SLOT_ID slot);
+Result<CK_TOKEN_INFO> token_info(const Module& module, CK_SLOT_ID slot);
+// C_InitToken with the label blank-padded to CK_UTF8CHAR[32] (the caller checks its length).
+Result<void> init_token(const Module& module, CK_SLOT_ID slot, const Secret& so_pin,
+                        std::string_view label, std::string_view context);
+// C_CloseAllSessions: every session of this application on the slot's token, and its login.
+Result<void> close_all_sessions(const Module& module, CK_SLOT_ID slot, std::string_view context);
+
 // An open PKCS#11 session. Owns the handle: not copyable, closed on destruction, and the
 // destructor never throws and never touches the token in a forked child. Login state is
 // NOT owned here (see Login): closing a session never calls C_Logout.
 class Session {
   public:
-    static Result<Session> open(std::shared_ptr<Module> module, CK_SLOT_ID slot, bool read_write);
+    static Result<Session> open(std::shared_ptr<Module> module, CK_SLOT_ID slot, bool read_write,
+                                std::string_view context = "cannot open a session");
 
     Session(Session&& other) noexcept;
     Session& operator=(Session&& other) noexcept;
@@ -54,7 +82,6 @@ class Session {
 
     CK_SESSION_HANDLE handle() const noexcept { return handle_; }
     CK_SLOT_ID slot() const noexcept { return slot_; }
-    const CK_FUNCTION_LIST& fn() const noexcept { return *fn_; }
     const std::shared_ptr<Module>& module() const noexcept { return module_; }
 
     // The token reported this handle gone: do not call C_CloseSession on it later.
@@ -72,6 +99,31 @@ class Session {
                                                  CK_ATTRIBUTE_TYPE type) const;
     Result<CK_ULONG> attribute_ulong(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) const;
     Result<bool> attribute_bool(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) const;
+
+    // C_Login. CKR_USER_ALREADY_LOGGED_IN is an error like any other here (its rv says so):
+    // whether it counts as success is the caller's to say.
+    Result<void> login(CK_USER_TYPE user, const Secret& pin, std::string_view context) const;
+    // C_Logout: logs out every session of this application on the token.
+    Result<void> logout(std::string_view context = {}) const;
+    // C_InitPIN, in a session of the security officer.
+    Result<void> init_pin(const Secret& user_pin, std::string_view context) const;
+
+    struct KeyPair {
+        CK_OBJECT_HANDLE public_key = CK_INVALID_HANDLE;
+        CK_OBJECT_HANDLE private_key = CK_INVALID_HANDLE;
+    };
+    Result<KeyPair> generate_key_pair(CK_MECHANISM mechanism,
+                                      std::span<CK_ATTRIBUTE> public_template,
+                                      std::span<CK_ATTRIBUTE> private_template,
+                                      std::string_view context) const;
+    Result<CK_OBJECT_HANDLE> create_object(std::span<CK_ATTRIBUTE> object_template,
+                                           std::string_view context) const;
+    Result<void> destroy_object(CK_OBJECT_HANDLE object, std::string_view context) const;
+
+    // C_SignInit and C_Sign (single part), growing the buffer when the token asks for more.
+    // Errors carry no context: the pool words them once it knows whether it retries.
+    Result<void> sign_init(CK_MECHANISM mechanism, CK_OBJECT_HANDLE key) const;
+    Result<std::vector<unsigned char>> sign(std::span<const unsigned char> input) const;
 
   private:
     Session(std::shared_ptr<Module> module, CK_SLOT_ID slot, CK_SESSION_HANDLE handle) noexcept;

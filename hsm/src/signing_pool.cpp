@@ -1,17 +1,5 @@
 #include "dkim/hsm/signing_pool.hpp"
 
-// LeakSanitizer's interface, in sanitizer builds only (see C_SignInit below).
-#if defined(__SANITIZE_ADDRESS__)
-#define DKIM_LEAK_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define DKIM_LEAK_SANITIZER 1
-#endif
-#endif
-#if defined(DKIM_LEAK_SANITIZER)
-#include <sanitizer/lsan_interface.h>
-#endif
-
 #include <openssl/sha.h>
 
 #include <condition_variable>
@@ -161,10 +149,13 @@ Result<std::vector<unsigned char>> SigningPool::sign(const KeyInfo& key,
             lease.emplace(state, std::move(*session));
         }
         Session& session = lease->session();
-        const auto& fn = session.fn();
 
         CK_RV rv = CKR_OK;
-        std::string_view failed_call;
+        std::string failed_call;  // only set on failure
+        const auto failed = [&](Error error) {
+            rv = error.rv;
+            failed_call = std::move(error.function);
+        };
         if (handle == CK_INVALID_HANDLE) {
             // Look the key up again after every login: old handles are invalid.
             CK_OBJECT_CLASS klass = CKO_PRIVATE_KEY;
@@ -195,35 +186,17 @@ Result<std::vector<unsigned char>> SigningPool::sign(const KeyInfo& key,
             }
         }
 
-        std::vector<unsigned char> signature;
         if (rv == CKR_OK) {
-            {
-#if defined(DKIM_LEAK_SANITIZER)
-                // SoftHSM2 2.6.1 leaks an ASN1_STRING (24 + 13 bytes) in every C_SignInit with
-                // an Ed25519 key, in its own OpenSSL key decoding. What the token allocates
-                // inside C_SignInit is the token's: LeakSanitizer does not count it. (Matching
-                // a suppression by the library's name needed full unwinding on every malloc,
-                // which made the sanitizer stage several times slower.)
-                const __lsan::ScopedDisabler the_tokens_own_allocations;
-#endif
-                rv = fn.C_SignInit(session.handle(), &mechanism, handle);
+            if (auto ok = session.sign_init(mechanism, handle); !ok) {
+                failed(std::move(ok).error());
             }
-            failed_call = "C_SignInit";
         }
         if (rv == CKR_OK) {
-            signature.resize(512);  // RSA-4096; C_Sign says if more is needed
-            CK_ULONG size = signature.size();
-            auto* in = const_cast<unsigned char*>(input.data());  // NOLINT: C API, not written
-            rv = fn.C_Sign(session.handle(), in, input.size(), signature.data(), &size);
-            if (rv == CKR_BUFFER_TOO_SMALL) {
-                signature.resize(size);
-                rv = fn.C_Sign(session.handle(), in, input.size(), signature.data(), &size);
+            auto signature = session.sign(input);
+            if (signature) {
+                return std::move(*signature);
             }
-            failed_call = "C_Sign";
-            signature.resize(size);
-        }
-        if (rv == CKR_OK) {
-            return signature;
+            failed(std::move(signature).error());
         }
 
         const bool session_lost = detail::is_session_lost(rv);

@@ -11,13 +11,11 @@ namespace {
 // application, and another part of this process may have logged in already.
 Result<void> login_user(const detail::Session& session, const Secret& pin,
                         const std::string& token_name) {
-    // The C API takes a non-const pointer but does not write through it.
-    auto* pin_bytes = const_cast<unsigned char*>(pin.bytes().data());  // NOLINT
-    const CK_RV rv = session.fn().C_Login(session.handle(), CKU_USER, pin_bytes, pin.size());
-    if (rv == CKR_USER_ALREADY_LOGGED_IN) {
+    auto ok = session.login(CKU_USER, pin, token_name);
+    if (!ok && ok.error().rv == CKR_USER_ALREADY_LOGGED_IN) {
         return {};
     }
-    return detail::check_rv(rv, "C_Login", token_name);
+    return ok;
 }
 
 }  // namespace
@@ -61,12 +59,12 @@ Result<void> Token::close_all_sessions() {
     // by itself (the Login object stays held but dead until it is released).
     state_->epoch.store(0, std::memory_order_release);
     state_->relogin_pin.reset();
-    const CK_RV rv = detail::functions(*module_).C_CloseAllSessions(slot_id_);
+    auto closed = detail::close_all_sessions(*module_, slot_id_, name());
     if (state_->anchor) {
         state_->anchor->forget();  // closed by the call above
         state_->anchor.reset();
     }
-    return detail::check_rv(rv, "C_CloseAllSessions", name());
+    return closed;
 }
 
 Result<void> Token::recover_login(std::uint64_t seen_epoch) {
@@ -174,13 +172,12 @@ Result<void> Login::release() {
         state.anchor.reset();
         return {};
     }
-    CK_RV rv = CKR_SESSION_HANDLE_INVALID;
     if (state.anchor) {
-        rv = state.anchor->fn().C_Logout(state.anchor->handle());
-    }
-    if (rv == CKR_OK || rv == CKR_USER_NOT_LOGGED_IN) {
-        state.anchor.reset();
-        return {};
+        auto logged_out = state.anchor->logout();
+        if (logged_out || logged_out.error().rv == CKR_USER_NOT_LOGGED_IN) {
+            state.anchor.reset();
+            return {};
+        }
     }
     // The anchor is gone or the token misbehaved: fail closed by ending every session of
     // this application on the token, which logs it out as well.
@@ -188,11 +185,12 @@ Result<void> Login::release() {
         state.anchor->forget();
         state.anchor.reset();
     }
-    const CK_RV close_rv = detail::functions(*token->module_).C_CloseAllSessions(token->slot_id_);
-    if (close_rv == CKR_OK || detail::is_session_lost(close_rv)) {
+    auto closed = detail::close_all_sessions(*token->module_, token->slot_id_,
+                                             token->name() + ": logout failed");
+    if (closed || detail::is_session_lost(closed.error().rv)) {
         return {};
     }
-    return detail::check_rv(close_rv, "C_CloseAllSessions", token->name() + ": logout failed");
+    return closed;
 }
 
 }  // namespace dkim::hsm

@@ -1,11 +1,15 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <thread>
 
+#include "dkim/base/hex.hpp"
 #include "dkim/hsm/signing_pool.hpp"
 #include "hsm_test_tokens.hpp"
 #include "openssl_verify.hpp"
@@ -332,6 +336,64 @@ TEST_F(FaultModuleTest, APinChangedBehindOurBackIsTriedOnceOnRecoveryNeverAgain)
     raw.fn().C_CloseSession(session);
     ASSERT_EQ(set_pin(new_pin, old_pin), CKR_OK);
     raw.fn().C_CloseAllSessions(slot);
+}
+
+// Only the wrapper writes `fn.C_`, and no C_DestroyObject result is dropped: a key whose public
+// half cannot be made loses its private half, and when that fails too the error says so.
+TEST_F(FaultModuleTest, AHalfImportedKeyIsRemovedOrNamedNeverLeftSilently) {
+    void* handle = dlopen(dkim::test::test_path("fault_module").c_str(), RTLD_NOW | RTLD_NOLOAD);
+    auto fail_create = reinterpret_cast<void (*)(unsigned long, unsigned long)>(
+        dlsym(handle, "dkim_fault_fail_create_object"));
+    auto fail_destroy = reinterpret_cast<void (*)(unsigned long)>(
+        dlsym(handle, "dkim_fault_fail_next_destroy_object"));
+    ASSERT_NE(fail_create, nullptr);
+    ASSERT_NE(fail_destroy, nullptr);
+    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+        EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"), EVP_PKEY_free);
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
+    ASSERT_EQ(PEM_write_bio_PrivateKey(bio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr),
+              1);
+    char* pem_data = nullptr;
+    const long pem_size = BIO_get_mem_data(bio.get(), &pem_data);
+    const std::string pem(pem_data, static_cast<std::size_t>(pem_size));
+    auto login = test::login(token_);
+    KeyStore store(token_);
+
+    // The second C_CreateObject (the public half) fails: the private half is destroyed.
+    const KeyName gone = test::key_name("example.net", "half-gone");
+    fail_create(2, CKR_DEVICE_MEMORY);
+    auto first = store.import(gone, bytes(pem));
+    ASSERT_FALSE(first);
+    EXPECT_EQ(first.error().function, "C_CreateObject");
+    EXPECT_EQ(first.error().rv_name(), "CKR_DEVICE_MEMORY");
+    EXPECT_EQ(first.error().message.find("still holds"), std::string::npos)
+        << first.error().message;
+    EXPECT_FALSE(store.find(gone)) << "nothing of it is left";
+    auto imported = store.import(gone, bytes(pem));
+    EXPECT_TRUE(imported) << "nothing is left to refuse the name: " << imported.error().to_string();
+
+    // And the private half's C_DestroyObject fails too: the error says what is left, and where.
+    const KeyName left = test::key_name("example.net", "half-left");
+    fail_create(2, CKR_DEVICE_MEMORY);
+    fail_destroy(CKR_DEVICE_ERROR);
+    auto second = store.import(left, bytes(pem));
+    ASSERT_FALSE(second);
+    EXPECT_EQ(second.error().rv_name(), "CKR_DEVICE_MEMORY") << "the cause stays the error";
+    const std::string& message = second.error().message;
+    EXPECT_NE(message.find("CKR_DEVICE_ERROR from C_DestroyObject"), std::string::npos) << message;
+    EXPECT_NE(message.find("token 'fault' still holds its private half (label "
+                           "half-left._domainkey.example.net, CKA_ID "),
+              std::string::npos)
+        << message;
+    auto found = store.find(left);
+    ASSERT_TRUE(found) << "the leftover is really there";
+    ASSERT_TRUE(found->private_half);
+    EXPECT_FALSE(found->has_public);
+    EXPECT_NE(message.find(base::hex_encode(found->id)), std::string::npos) << message;
+    auto destroyed = store.destroy_private(left);
+    ASSERT_TRUE(destroyed) << destroyed.error().to_string();
+    EXPECT_EQ(*destroyed, 1U);
+    EXPECT_FALSE(store.find(left));
 }
 
 // --- fork -------------------------------------------------------------------------------

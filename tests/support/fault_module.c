@@ -2,7 +2,9 @@
  * $DKIM_FAULT_MODULE_TARGET) and adds two things the real module cannot give a test:
  *  - a count of C_Login calls, to prove that a wrong PIN is never retried;
  *  - one-shot failures: the next C_SignInit returns a chosen CK_RV (CKR_DEVICE_REMOVED),
- *    to drive the session pool's recovery path;
+ *    to drive the session pool's recovery path; the n-th next C_CreateObject and the next
+ *    C_DestroyObject fail without creating or destroying anything, to leave a key half
+ *    imported and its cleanup failing;
  *  - CKA_EC_POINT in the raw 32-byte form (PKCS#11 v3.0's reading) instead of SoftHSM2's
  *    DER-wrapped OCTET STRING, for single-attribute C_GetAttributeValue calls;
  *  - with $DKIM_FAULT_CORRUPT_SIGNATURES set, every signature C_Sign returns has one bit
@@ -24,6 +26,10 @@ static CK_FUNCTION_LIST_PTR target;
 static atomic_ulong login_calls;
 static atomic_ulong sign_init_fail_rv;
 static atomic_int sign_init_fail_pending;
+static atomic_ulong create_object_fail_rv;
+static atomic_ulong create_object_fail_countdown; /* 1: the next call fails; 0: none */
+static atomic_ulong destroy_object_fail_rv;
+static atomic_int destroy_object_fail_pending;
 static atomic_int raw_ec_point;
 static atomic_ulong initialize_calls;
 static atomic_ulong finalize_calls;
@@ -104,6 +110,35 @@ static CK_RV failing_sign_init(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mecha
     return target->C_SignInit(session, mechanism, key);
 }
 
+void dkim_fault_fail_create_object(unsigned long nth, unsigned long rv) {
+    atomic_store(&create_object_fail_rv, rv);
+    atomic_store(&create_object_fail_countdown, nth);
+}
+
+void dkim_fault_fail_next_destroy_object(unsigned long rv) {
+    atomic_store(&destroy_object_fail_rv, rv);
+    atomic_store(&destroy_object_fail_pending, 1);
+}
+
+static CK_RV failing_create_object(CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR template_,
+                                   CK_ULONG count, CK_OBJECT_HANDLE_PTR object) {
+    unsigned long countdown = atomic_load(&create_object_fail_countdown);
+    while (countdown > 0 && !atomic_compare_exchange_weak(&create_object_fail_countdown, &countdown,
+                                                          countdown - 1)) {
+    }
+    if (countdown == 1) {
+        return atomic_load(&create_object_fail_rv);
+    }
+    return target->C_CreateObject(session, template_, count, object);
+}
+
+static CK_RV failing_destroy_object(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object) {
+    if (atomic_exchange(&destroy_object_fail_pending, 0)) {
+        return atomic_load(&destroy_object_fail_rv);
+    }
+    return target->C_DestroyObject(session, object);
+}
+
 static CK_RV corrupting_sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG length,
                              CK_BYTE_PTR signature, CK_ULONG_PTR signature_length) {
     CK_RV rv = target->C_Sign(session, data, length, signature, signature_length);
@@ -128,6 +163,8 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list) {
         forwarded.C_Login = counting_login;
         forwarded.C_GetAttributeValue = unwrapping_get_attribute_value;
         forwarded.C_SignInit = failing_sign_init;
+        forwarded.C_CreateObject = failing_create_object;
+        forwarded.C_DestroyObject = failing_destroy_object;
         if (getenv("DKIM_FAULT_CORRUPT_SIGNATURES") != NULL) {
             forwarded.C_Sign = corrupting_sign;
         }
