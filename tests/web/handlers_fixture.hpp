@@ -20,6 +20,11 @@
 namespace dkim::test {
 namespace {
 
+// The tests name these often (using-declarations: nothing else enters the namespace).
+using web::http::field;
+using web::http::status;
+using web::http::verb;
+
 // A scripted signerd: `answer` sees each request (secrets still in it) and replies.
 class FakeSigner final : public web::SignerApi {
   public:
@@ -49,13 +54,12 @@ rapidjson::Document parse(const std::string& body) {
 
 class HandlersTest : public ::testing::Test {
   protected:
-    web::Response send(web::http::verb method, const std::string& target,
-                       const std::string& body = "",
+    web::Response send(verb method, const std::string& target, const std::string& body = "",
                        std::vector<std::pair<std::string, std::string>> headers = {}) {
         web::Request req{method, target, 11};
-        req.set(web::http::field::host, "appliance.test:8443");
+        req.set(field::host, "appliance.test:8443");
         if (!body.empty()) {
-            req.set(web::http::field::content_type, "application/json");
+            req.set(field::content_type, "application/json");
         }
         for (const auto& [k, v] : headers) {
             req.set(k, v);
@@ -82,12 +86,12 @@ class HandlersTest : public ::testing::Test {
             }
             return ipc::ErrorReply{"invalid", "not scripted", 0, {}};
         };
-        auto r = send(web::http::verb::post, "/api/v1/session",
+        auto r = send(verb::post, "/api/v1/session",
                       R"({"user":")" + user + R"(","password":"right-password"})");
-        EXPECT_EQ(r.result(), web::http::status::created) << r.body();
+        EXPECT_EQ(r.result(), status::created) << r.body();
         auto doc = parse(r.body());
         csrf = doc["session"]["csrf_token"].GetString();
-        const std::string cookie(r[web::http::field::set_cookie]);
+        const std::string cookie(r[field::set_cookie]);
         session_cookie = cookie.substr(0, cookie.find(';'));
         return session_cookie;
     }

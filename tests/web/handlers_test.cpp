@@ -7,9 +7,6 @@ namespace dkim::test {
 namespace {
 
 using namespace std::chrono_literals;
-using web::http::field;
-using web::http::status;
-using web::http::verb;
 
 TEST_F(HandlersTest, EveryResponseCarriesTheSecurityHeaders) {
     for (const auto& r :

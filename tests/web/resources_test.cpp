@@ -13,11 +13,6 @@
 namespace dkim::test {
 namespace {
 
-using namespace std::chrono_literals;
-using web::http::field;
-using web::http::status;
-using web::http::verb;
-
 TEST_F(HandlersTest, DnsRecordsComeFromTheTokensKeysAndTheConfiguredAddresses) {
     options.dns.outbound_addresses = {"192.0.2.25", "2001:db8::/64"};
     options.dns.dmarc_rua = "mailto:reports@example.com";

@@ -61,15 +61,9 @@ Result<Response> request_elevation(Context& ctx, Caller& caller) {
     auto break_glass = body->boolean("break_glass");
     auto totp = body->string("totp", false, 16);
     auto finished = body->finish();
-    for (const FieldError* e :
-         {operation ? nullptr : &operation.error(), domain ? nullptr : &domain.error(),
-          selector ? nullptr : &selector.error(), client ? nullptr : &client.error(),
-          duration ? nullptr : &duration.error(), budget ? nullptr : &budget.error(),
-          reason ? nullptr : &reason.error(), break_glass ? nullptr : &break_glass.error(),
-          totp ? nullptr : &totp.error(), finished ? nullptr : &finished.error()}) {
-        if (e != nullptr) {
-            return unexpected(from_field(*e));
-        }
+    if (auto refused = first_refused(operation, domain, selector, client, duration, budget, reason,
+                                     break_glass, totp, finished)) {
+        return unexpected(*refused);
     }
     r.operation = **operation;
     r.domain = **domain;
@@ -167,12 +161,8 @@ Result<Response> decide(Context& ctx, Caller& caller, const std::string& action)
     auto reason = body->string("reason", needs_reason, 1000);
     auto pin = body->string("pin", false, 256);
     auto finished = body->finish();
-    for (const FieldError* e :
-         {totp ? nullptr : &totp.error(), reason ? nullptr : &reason.error(),
-          pin ? nullptr : &pin.error(), finished ? nullptr : &finished.error()}) {
-        if (e != nullptr) {
-            return unexpected(from_field(*e));
-        }
+    if (auto refused = first_refused(totp, reason, pin, finished)) {
+        return unexpected(*refused);
     }
     if (action == "cancel" && (*totp || *reason || *pin)) {
         return unexpected(failure(http::status::bad_request, "invalid_field",

@@ -29,12 +29,8 @@ Result<Response> generate_key(Context& ctx, Caller& caller) {
     auto selector = body->string("selector", true, 63);
     auto algorithm = body->string("algorithm", true, 16);
     auto finished = body->finish();
-    for (const FieldError* e :
-         {domain ? nullptr : &domain.error(), selector ? nullptr : &selector.error(),
-          algorithm ? nullptr : &algorithm.error(), finished ? nullptr : &finished.error()}) {
-        if (e != nullptr) {
-            return unexpected(from_field(*e));
-        }
+    if (auto refused = first_refused(domain, selector, algorithm, finished)) {
+        return unexpected(*refused);
     }
     auto made = ctx.call<ipc::KeysReply>(
         ipc::KeyGenerate{caller.credentials, **domain, **selector, **algorithm});

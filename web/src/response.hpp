@@ -3,6 +3,7 @@
 // as values (ApiError: an HTTP status and {"error": {"code", "message", "field", "rule",
 // "request_id"}}), from a bad body field or from one of signerd's refusals.
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -44,6 +45,20 @@ using Result = Expected<T, ApiError>;
 
 // A refused body field: invalid_body (the body itself) or invalid_field naming the field.
 ApiError from_field(const FieldError& e);
+
+// The first of a body's fields (JsonBody's answers, in the order given) that was refused, as
+// from_field says it, or nothing when every one was read.
+template <class... Fields>
+std::optional<ApiError> first_refused(const Fields&... fields) {
+    std::optional<ApiError> refused;
+    auto check = [&refused](const auto& field) {
+        if (!refused && !field) {
+            refused = from_field(field.error());
+        }
+    };
+    (check(fields), ...);
+    return refused;
+}
 
 // signerd's refusal codes (jit::Refusal, ipc::ErrorReply) as HTTP statuses.
 ApiError from_signerd(const ipc::ErrorReply& e);

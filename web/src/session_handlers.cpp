@@ -18,11 +18,8 @@ Result<Response> login(Context& ctx) {
     auto password = body->string("password", true, 1024);
     auto totp = body->string("totp", false, 16);
     auto finished = body->finish();
-    if (!user || !password || !totp || !finished) {
-        return unexpected(from_field(!user       ? user.error()
-                                     : !password ? password.error()
-                                     : !totp     ? totp.error()
-                                                 : finished.error()));
+    if (auto refused = first_refused(user, password, totp, finished)) {
+        return unexpected(*refused);
     }
     if (const auto wait = ctx.deps.limiter.attempt(ctx.client.address, **user, ctx.now)) {
         ctx.deps.metrics.rate_limited();

@@ -41,13 +41,8 @@ Result<Response> create_api_token(Context& ctx, Caller& caller) {
     auto password = body->string("password", true, 1024);
     auto totp = body->string("totp", false, 16);
     auto finished = body->finish();
-    for (const FieldError* e :
-         {label ? nullptr : &label.error(), ttl ? nullptr : &ttl.error(),
-          password ? nullptr : &password.error(), totp ? nullptr : &totp.error(),
-          finished ? nullptr : &finished.error()}) {
-        if (e != nullptr) {
-            return unexpected(from_field(*e));
-        }
+    if (auto refused = first_refused(label, ttl, password, totp, finished)) {
+        return unexpected(*refused);
     }
     auto who = ctx.call<ipc::IdentityReply>(ipc::WhoAmI{caller.credentials});
     if (!who) {
