@@ -1,0 +1,117 @@
+#include "up_daemon_config.hpp"
+
+#include <toml++/toml.h>
+
+#include <utility>
+
+#include "dkim/config/endpoint.hpp"
+#include "up_commented_toml.hpp"
+
+namespace dkim::cli::up {
+
+namespace {
+
+CommentedToml daemon_file(const StatePaths& p) {
+    return CommentedToml(
+        "Written by `dkim-appliance up` at every start, from " + p.settings.string() +
+        ".\nThe packaged appliance reads the same keys from /etc/dkim-appliance/.");
+}
+
+// [next_hop]: STARTTLS to the next hop is required (and its certificate checked) unless the
+// next hop is on this machine, where a test sink without TLS is the usual peer; a maildir
+// has no TLS.
+std::pair<std::string, toml::table> next_hop_table(const std::string& next_hop) {
+    toml::table table{{"url", next_hop}};
+    std::string comment = "Signed mail goes on inside the client's transaction.";
+    if (next_hop.rfind("smtp://", 0) == 0) {
+        const auto hop = config::parse_endpoint(next_hop.substr(7));
+        const bool local = hop && (hop->host.rfind("127.", 0) == 0 || hop->host == "::1" ||
+                                   hop->host == "localhost");
+        comment += local ? "\nA next hop on this machine: STARTTLS when it offers it."
+                         : "\nSTARTTLS with a verified certificate, or the message is not sent.";
+        table.insert("tls", local ? "opportunistic" : "required");
+    }
+    return {comment, toml::table{{"next_hop", std::move(table)}}};
+}
+
+}  // namespace
+
+std::string signerd_config(const Settings& s, const StatePaths& p) {
+    CommentedToml file = daemon_file(p);
+    file.add("The PKCS#11 module and the token's label: signerd is the only process that loads it.",
+             toml::table{{"module", s.module}, {"token", kTokenLabel}})
+        .add("The grant store and the audit log (SQLite).",
+             toml::table{{"state_dir", p.signerd.string()}})
+        .add("The one door: a Unix socket for root (admin), dkim-relay and dkim-web.",
+             toml::table{{"socket", p.socket.string()}, {"socket_group", "dkim-signer"}})
+        .add(
+            "The token's user PIN. On the appliance: source = \"credential\" (an encrypted "
+            "systemd credential).",
+            toml::table{{"pin", toml::table{{"source", "file"},
+                                            {"file", (p.signerd / "user.pin").string()}}}})
+        .add("Who may connect, by uid: each daemon runs as its own user.",
+             toml::table{{"peers", toml::table{{"admin", toml::array{"root"}},
+                                               {"relay", toml::array{"dkim-relay"}},
+                                               {"web", toml::array{"dkim-web"}}}}})
+        .add(
+            "Signing grants last at most an hour; one approver (not the requester) approves.\n"
+            "The other operations keep the default policy: key.retire and admin grants need two "
+            "approvers (up makes approver and approver2), key.generate and key.rotate one.",
+            toml::table{{"policy", toml::table{{"sign", toml::table{{"max_duration", "1h"}}}}}});
+    return file.text();
+}
+
+std::string relayd_config(const Settings& s, const StatePaths& p) {
+    const auto [next_hop_comment, next_hop] = next_hop_table(s.next_hop);
+    CommentedToml file = daemon_file(p);
+    file.add("", toml::table{{"hostname", "relay." + s.domain}})
+        .add("Keys and signatures come from dkim-signerd; the relay holds neither key nor PIN.",
+             toml::table{{"signerd_socket", p.socket.string()}})
+        .add("", toml::table{{"listen", toml::array{toml::table{{"address", s.smtp_listen}}}}})
+        .add(next_hop_comment, next_hop)
+        .add(
+            "No selectors: the relay signs with the keys signerd reports active "
+            "(rotation-ready).",
+            toml::table{{"domain", toml::array{toml::table{{"name", s.domain}}}}})
+        .add("Local clients may send mail from the domain.",
+             toml::table{{"client", toml::array{toml::table{
+                                        {"name", "local"},
+                                        {"networks", toml::array{"127.0.0.0/8", "::1/128"}},
+                                        {"domains", toml::array{s.domain}}}}}});
+    return file.text();
+}
+
+std::string webd_config(const Settings& s, const StatePaths& p) {
+    CommentedToml file = daemon_file(p);
+    file.add("", toml::table{{"listen", s.https_listen}})
+        .add(
+            "Development: a certificate made once in state_dir. Production: tls_certificate and "
+            "tls_key.",
+            toml::table{{"self_signed", true}, {"state_dir", p.webd.string()}})
+        .add("webd holds no key and no credential store: signerd checks every password and code.",
+             toml::table{{"signerd_socket", p.socket.string()}});
+    return file.text();
+}
+
+std::string cli_defaults_config(const StatePaths& p) {
+    CommentedToml file;
+    file.add(
+        "Defaults for dkim-appliance commands run against this state folder:\n  "
+        "dkim-appliance --config " +
+            p.cli_defaults.string() + " elevation list",
+        toml::table{{"socket", p.socket.string()}});
+    return file.text();
+}
+
+Expected<void, std::string> write_daemon_configs(const Settings& s, const StatePaths& p) {
+    for (const auto& [name, text] : {std::pair{"signerd.toml", signerd_config(s, p)},
+                                     {"relayd.toml", relayd_config(s, p)},
+                                     {"webd.toml", webd_config(s, p)}}) {
+        if (auto written = write_file(p.etc / name, text, 0644); !written) {
+            return written;
+        }
+    }
+    return write_file(p.cli_defaults, cli_defaults_config(p), 0644);
+}
+
+}  // namespace dkim::cli::up

@@ -1,0 +1,24 @@
+#pragma once
+// The daemons' configurations that `up` writes into etc/ at every start, from up.toml's
+// settings: dkim-signerd, dkim-relayd and dkim-webd read the same keys as on the packaged
+// appliance (/etc/dkim-appliance/), with this folder's paths. Built as TOML tables (toml++
+// quotes and escapes every value) with comments for the reader.
+
+#include <string>
+
+#include "dkim/expected.hpp"
+#include "up_settings.hpp"
+#include "up_state_folder.hpp"
+
+namespace dkim::cli::up {
+
+std::string signerd_config(const Settings& settings, const StatePaths& paths);
+std::string relayd_config(const Settings& settings, const StatePaths& paths);
+std::string webd_config(const Settings& settings, const StatePaths& paths);
+// dkim-appliance.toml: the CLI's defaults for this folder (signerd's socket).
+std::string cli_defaults_config(const StatePaths& paths);
+
+// etc/signerd.toml, etc/relayd.toml, etc/webd.toml and dkim-appliance.toml.
+Expected<void, std::string> write_daemon_configs(const Settings& settings, const StatePaths& paths);
+
+}  // namespace dkim::cli::up

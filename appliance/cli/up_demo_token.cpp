@@ -1,0 +1,125 @@
+#include "up_demo_token.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <tuple>
+#include <utility>
+
+#include "dkim/base/wipe.hpp"
+#include "dkim/provisioning/dns_record.hpp"
+#include "dkim/provisioning/keys.hpp"
+
+namespace dkim::cli::up {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct DemoKeySpec {
+    const char* selector;
+    const char* algorithm;
+};
+constexpr std::array<DemoKeySpec, 2> kDemoKeys{{{"rsa2048", "rsa-2048"}, {"ed25519", "ed25519"}}};
+
+std::string softhsm_conf(const StatePaths& p) {
+    return "# SoftHSM2 for `dkim-appliance up`: written at every start.\n"
+           "directories.tokendir = " +
+           p.tokens.string() +
+           "\nobjectstore.backend = file\nlog.level = ERROR\n"
+           "slots.removable = false\nlibrary.reset_on_fork = true\n";
+}
+
+// The PINs: made once; a state folder of the earlier demo script kept both at its top.
+Expected<void, std::string> prepare_pins(const StatePaths& p, const DaemonUsers& u,
+                                         const fs::path& so_pin, const fs::path& user_pin) {
+    for (const auto& [old, now] :
+         {std::pair{p.root / "so.pin", so_pin}, {p.root / "user.pin", user_pin}}) {
+        std::error_code ec;
+        if (!fs::exists(now) && fs::exists(old) && fs::exists(p.tokens)) {
+            fs::copy_file(old, now, ec);
+            if (ec || ::chmod(now.c_str(), 0600) != 0 ||
+                (now == user_pin && ::chown(now.c_str(), u.signer, u.signer_gid) != 0)) {
+                return unexpected("cannot move " + old.string() + " to " + now.string());
+            }
+            std::cerr << "up: moved " << old.string() << " to " << now.string() << "\n";
+        }
+    }
+    for (const auto& [path, uid, gid] :
+         {std::tuple{so_pin, uid_t{0}, gid_t{0}}, {user_pin, u.signer, u.signer_gid}}) {
+        if (!fs::exists(path)) {
+            std::string pin = random_text(16);
+            auto written = write_file(path, pin + "\n", 0600, uid, gid);
+            base::wipe(pin);
+            if (!written) {
+                return written;
+            }
+        }
+    }
+    return {};
+}
+
+}  // namespace
+
+Expected<std::vector<TxtRecord>, std::string> prepare_demo_token(const Settings& s,
+                                                                 const StatePaths& p,
+                                                                 const DaemonUsers& u) {
+    if (auto written = write_file(p.softhsm_conf, softhsm_conf(p), 0644); !written) {
+        return unexpected(written.error());
+    }
+    // Read by the module when it loads (below, and in signerd's environment).
+    ::setenv("SOFTHSM2_CONF", p.softhsm_conf.c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
+    const fs::path so_pin = p.secrets / "so.pin";
+    const fs::path user_pin = p.signerd / "user.pin";
+    if (auto pins = prepare_pins(p, u, so_pin, user_pin); !pins) {
+        return unexpected(pins.error());
+    }
+    provisioning::TokenLocation where{s.module, kTokenLabel};
+    auto report = [](const hsm::Error& e) { return unexpected(e.to_string()); };
+    if (!where.open()) {
+        auto so = hsm::Secret::from_file(so_pin);
+        auto user = hsm::Secret::from_file(user_pin);
+        if (!so || !user) {
+            return report(!so ? so.error() : user.error());
+        }
+        auto slot = provisioning::init_token(s.module, kTokenLabel, *so, *user);
+        if (!slot) {
+            return report(slot.error());
+        }
+        std::cerr << "up: initialised SoftHSM2 token '" << kTokenLabel << "' in " << p.tokens
+                  << "\n";
+    }
+    std::vector<TxtRecord> records;
+    for (const DemoKeySpec& k : kDemoKeys) {
+        auto name = hsm::KeyName::make(s.domain, k.selector);
+        if (!name) {
+            return report(name.error());
+        }
+        auto key = provisioning::public_key(where, *name);
+        if (!key) {
+            auto pin = hsm::Secret::from_file(user_pin);
+            if (!pin) {
+                return report(pin.error());
+            }
+            key = provisioning::generate_key(where, std::move(*pin), *name,
+                                             *hsm::parse_key_algorithm(k.algorithm));
+            if (!key) {
+                return report(key.error());
+            }
+            std::cerr << "up: generated " << key->key.algorithm_name() << " key " << name->label()
+                      << " inside the token\n";
+        }
+        records.push_back({name->label(), provisioning::dkim_record_value(key->public_key)});
+    }
+    // The token's files belong to signerd's user from now on.
+    if (auto handed = hand_over(p.tokens, u.signer, u.signer_gid); !handed) {
+        return unexpected(handed.error());
+    }
+    return records;
+}
+
+}  // namespace dkim::cli::up

@@ -1,0 +1,24 @@
+#pragma once
+// The demo token: a SoftHSM2 token under the state folder with an RSA-2048 and an Ed25519 key
+// for the domain, made inside the token with the PIN before signerd starts (they are active and
+// unmanaged: signerd signs with them inside grants). A second run reuses token, PINs and keys.
+
+#include <string>
+#include <vector>
+
+#include "dkim/expected.hpp"
+#include "up_dns_zone.hpp"
+#include "up_settings.hpp"
+#include "up_state_folder.hpp"
+
+namespace dkim::cli::up {
+
+// softhsm2.conf (written at every start: it names this folder's tokens/, so a copied or moved
+// folder does not reach back to the old one, and SOFTHSM2_CONF points at it), the SO and user
+// PINs (secrets/so.pin, signerd/user.pin), the token and the keys; the token's files are handed
+// to signerd's user. Returns the keys' DKIM records.
+Expected<std::vector<TxtRecord>, std::string> prepare_demo_token(const Settings& settings,
+                                                                 const StatePaths& paths,
+                                                                 const DaemonUsers& users);
+
+}  // namespace dkim::cli::up

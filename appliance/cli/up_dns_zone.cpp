@@ -1,0 +1,46 @@
+#include "up_dns_zone.hpp"
+
+#include "dkim/dns/record_text.hpp"
+#include "up_state_folder.hpp"
+
+namespace dkim::cli::up {
+
+std::vector<std::string> zone_lines(const std::vector<TxtRecord>& records) {
+    std::vector<std::string> lines;
+    lines.reserve(records.size());
+    for (const TxtRecord& r : records) {
+        lines.push_back(dns::zone_line(r.name, r.value));
+    }
+    return lines;
+}
+
+std::string dnsmasq_txt_line(const TxtRecord& record) {
+    std::string line = "txt-record=" + record.name;
+    for (const std::string& part : dns::split_character_strings(record.value)) {
+        line += "," + dns::quoted_character_string(part);
+    }
+    return line + "\n";
+}
+
+std::string dnsmasq_conf(const std::string& domain, const std::vector<TxtRecord>& key_records,
+                         const std::filesystem::path& conf) {
+    std::string text = "# The DNS records of " + domain +
+                       ", for dnsmasq on a loopback port (written by up at every start):\n"
+                       "#   dnsmasq --no-daemon --no-resolv --no-hosts --listen-address=127.0.0.1 "
+                       "--bind-interfaces --port=5353 --conf-file=" +
+                       conf.string() + "\nlocal=/" + domain + "/\n";
+    for (const TxtRecord& r : key_records) {
+        text += dnsmasq_txt_line(r);
+    }
+    text += dnsmasq_txt_line({domain, dns::spf_record_text({"127.0.0.1", "::1"})});
+    text += dnsmasq_txt_line({"_dmarc." + domain, dns::dmarc_record_text({})});
+    return text;
+}
+
+Expected<void, std::string> write_dnsmasq_conf(const std::string& domain,
+                                               const std::vector<TxtRecord>& key_records,
+                                               const std::filesystem::path& conf) {
+    return write_file(conf, dnsmasq_conf(domain, key_records, conf), 0644);
+}
+
+}  // namespace dkim::cli::up

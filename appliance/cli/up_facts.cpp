@@ -1,0 +1,131 @@
+#include "up_facts.hpp"
+
+#include <cereal/archives/json.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/vector.hpp>
+#include <sstream>
+
+#include "dkim/config/endpoint.hpp"
+#include "dkim/crypto/certificate.hpp"
+
+namespace dkim::cli::up {
+
+namespace {
+
+// A wildcard listen address as a client on this machine reaches it.
+std::string reachable_host(const std::string& host) {
+    return host == "0.0.0.0" ? "127.0.0.1" : host == "::" ? "::1" : host;
+}
+
+std::string url_host(const std::string& host) {
+    return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+}  // namespace
+
+// The users as the JSON facts name their fields.
+template <class Archive>
+void save(Archive& archive, const DemoUser& u) {
+    archive(cereal::make_nvp("name", u.name), cereal::make_nvp("roles", u.roles),
+            cereal::make_nvp("password", u.password),
+            cereal::make_nvp("totp_secret", u.totp_secret),
+            cereal::make_nvp("otpauth_uri", u.otpauth));
+}
+
+std::string console_url(const Settings& s) {
+    const auto https = config::parse_endpoint(s.https_listen);
+    return "https://" + url_host(reachable_host(https->host)) + ":" + std::to_string(https->port) +
+           "/";
+}
+
+std::string swaks_command(const Settings& s) {
+    const auto smtp = config::parse_endpoint(s.smtp_listen);
+    return "swaks --server " + url_host(reachable_host(smtp->host)) + ":" +
+           std::to_string(smtp->port) + " --from demo@" + s.domain +
+           " --to someone@example.net --header 'Subject: signed by the DKIM appliance'";
+}
+
+Facts gather_facts(const Settings& s, const StatePaths& p, std::vector<DemoUser> users,
+                   std::vector<std::string> dns_records, const std::string& cli) {
+    Facts f;
+    f.state_dir = p.root.string();
+    f.console_url = console_url(s);
+    const auto fingerprint = crypto::certificate_sha256_fingerprint(p.certificate.string());
+    f.certificate_sha256 = fingerprint ? *fingerprint : "";
+    f.smtp = s.smtp_listen;
+    f.domain = s.domain;
+    f.next_hop = s.next_hop;
+    f.signerd_socket = p.socket.string();
+    f.cli_config = p.cli_defaults.string();
+    f.cli_command = cli + " --config " + p.cli_defaults.string();
+    f.dnsmasq_conf = p.dnsmasq_conf.string();
+    f.secrets = p.secrets.string();
+    f.log_folder = (p.log / "").string();
+    f.users = std::move(users);
+    f.dns_records = std::move(dns_records);
+    f.swaks = swaks_command(s);
+    for (const char* daemon : {"dkim-signerd", "dkim-relayd", "dkim-webd"}) {
+        f.logs.emplace_back(daemon, p.daemon_log(daemon).string());
+    }
+    return f;
+}
+
+std::string facts_json(const Facts& f) {
+    std::ostringstream out;
+    {
+        cereal::JSONOutputArchive archive(out, cereal::JSONOutputArchive::Options::NoIndent());
+        archive(cereal::make_nvp("state_dir", f.state_dir),
+                cereal::make_nvp("console_url", f.console_url),
+                cereal::make_nvp("certificate_sha256", f.certificate_sha256),
+                cereal::make_nvp("smtp", f.smtp), cereal::make_nvp("domain", f.domain),
+                cereal::make_nvp("next_hop", f.next_hop),
+                cereal::make_nvp("signerd_socket", f.signerd_socket),
+                cereal::make_nvp("cli_config", f.cli_config),
+                cereal::make_nvp("dnsmasq_conf", f.dnsmasq_conf),
+                cereal::make_nvp("users", f.users), cereal::make_nvp("dns_records", f.dns_records),
+                cereal::make_nvp("swaks", f.swaks));
+        archive.setNextName("logs");
+        archive.startNode();
+        for (const auto& [daemon, log] : f.logs) {
+            archive(cereal::make_nvp(daemon.c_str(), log));
+        }
+        archive.finishNode();
+    }
+    // cereal's writer puts each value on a line of its own; a JSON string holds no raw line
+    // break (it is written \n), so dropping them leaves the same object on one line.
+    std::string text = out.str();
+    std::erase(text, '\n');
+    return text + "\n";
+}
+
+std::string facts_text(const Facts& f) {
+    std::ostringstream o;
+    o << "\nThe DKIM appliance is running (state in " << f.state_dir << ").\n\n"
+      << "  Console    " << f.console_url << "\n"
+      << "             self-signed certificate, SHA-256 " << f.certificate_sha256 << "\n";
+    for (const DemoUser& u : f.users) {
+        o << "  " << (u.name == "admin" ? "Admin      " : "Approver   ") << "user " << u.name
+          << ", password " << u.password << " (" << u.roles << ")\n"
+          << "             TOTP seed " << u.totp_secret << "  (oathtool --totp -b " << u.totp_secret
+          << ")\n";
+    }
+    o << "  SMTP       " << f.smtp << " for clients on this machine, signing as @" << f.domain
+      << "\n"
+      << "  Next hop   " << f.next_hop << "\n"
+      << "  CLI        " << f.cli_command << " elevation list\n"
+      << "  Logs       " << f.log_folder << "{dkim-signerd,dkim-relayd,dkim-webd}.log\n"
+      << "  Secrets    " << f.secrets << " (root only)\n\n"
+      << "DNS records to publish for " << f.domain << ":\n";
+    for (const auto& r : f.dns_records) {
+        o << "  " << r << "\n";
+    }
+    o << "  (for a DNS server of your own on 127.0.0.1: " << f.dnsmasq_conf << ")\n"
+      << "\nSubmit a test message (signing waits for an approved grant: the relay answers\n"
+      << "451 and files a request; approve it in the console as approver, then send "
+         "again;\na key's retirement needs approver and approver2):\n  "
+      << f.swaks << "\n\n"
+      << "Ctrl-C stops the appliance; the same command starts it again with this state.\n";
+    return o.str();
+}
+
+}  // namespace dkim::cli::up

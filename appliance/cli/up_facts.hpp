@@ -1,0 +1,49 @@
+#pragma once
+// What `up` prints once the appliance runs: the console URL and its certificate's
+// fingerprint, the users and their credentials, the SMTP port, the DNS records, a swaks
+// command; as text for a person, or (--json) as one JSON object on one line for a script.
+
+#include <string>
+#include <vector>
+
+#include "up_settings.hpp"
+#include "up_state_folder.hpp"
+#include "up_users.hpp"
+
+namespace dkim::cli::up {
+
+struct Facts {
+    std::string state_dir;
+    std::string console_url;
+    std::string certificate_sha256;  // "" when the certificate cannot be read
+    std::string smtp;
+    std::string domain;
+    std::string next_hop;
+    std::string signerd_socket;
+    std::string cli_config;
+    std::string cli_command;  // the CLI with --config, as the operator would run it
+    std::string dnsmasq_conf;
+    std::string secrets;
+    std::string log_folder;
+    std::vector<DemoUser> users;
+    std::vector<std::string> dns_records;  // zone-file lines
+    std::string swaks;
+    std::vector<std::pair<std::string, std::string>> logs;  // daemon -> its log
+};
+
+// "https://127.0.0.1:8443/": a wildcard listen address becomes its loopback address.
+std::string console_url(const Settings& settings);
+// The swaks command that submits a test message to the relay.
+std::string swaks_command(const Settings& settings);
+
+// The facts of a running appliance (reads the certificate's fingerprint). `cli` is the path of
+// this program.
+Facts gather_facts(const Settings& settings, const StatePaths& paths, std::vector<DemoUser> users,
+                   std::vector<std::string> dns_records, const std::string& cli);
+
+// One JSON object on one line, with a newline.
+std::string facts_json(const Facts& facts);
+// The text for a person.
+std::string facts_text(const Facts& facts);
+
+}  // namespace dkim::cli::up

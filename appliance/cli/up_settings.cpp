@@ -1,0 +1,143 @@
+#include "up_settings.hpp"
+
+#include <toml++/toml.h>
+
+#include "dkim/config/endpoint.hpp"
+#include "dkim/config/toml_reader.hpp"
+#include "up_commented_toml.hpp"
+
+namespace dkim::cli::up {
+
+namespace {
+
+// Every key of up.toml (the reader may read no other; `up --config-reference` prints them and
+// the saved file carries their text as comments).
+constexpr config::KeyDoc kSettingKeys[] = {
+    {"domain", "string", "example.test",
+     "The signing domain of the demo keys and the relay's clients.", "\"example.test\""},
+    {"smtp_listen", "string", "127.0.0.1:2525",
+     "Where dkim-relayd takes mail, IP:PORT (clients from 127.0.0.0/8 and ::1 may send).",
+     "\"127.0.0.1:2525\""},
+    {"https_listen", "string", "127.0.0.1:8443",
+     "The approval console and the API, IP:PORT (dkim-webd, HTTPS with a self-signed "
+     "certificate).",
+     "\"127.0.0.1:8443\""},
+    {"next_hop", "string", "",
+     "Where signed mail goes: smtp://HOST:PORT, or maildir:/path (default: maildir/ in the state "
+     "folder).",
+     "\"smtp://127.0.0.1:2526\""},
+    {"module", "string", "",
+     "The PKCS#11 module (SoftHSM2 here; a real HSM's module in production). Default: Debian's "
+     "SoftHSM2.",
+     "\"/usr/lib/softhsm/libsofthsm2.so\""},
+};
+
+constexpr const char* kListenProblem = "expected an IP:PORT, got \"";
+constexpr const char* kNextHopProblem = "expected smtp://HOST:PORT (or maildir:/path)";
+
+bool valid_next_hop(const std::string& next_hop) {
+    return next_hop.empty() || next_hop.rfind("maildir:/", 0) == 0 ||
+           next_hop.rfind("smtp://", 0) == 0;
+}
+
+std::string_view setting_doc(std::string_view key) {
+    for (const config::KeyDoc& k : kSettingKeys) {
+        if (k.path == key) {
+            return k.doc;
+        }
+    }
+    return {};
+}
+
+}  // namespace
+
+const config::Schema& settings_schema() {
+    static const config::Schema schema{"dkim-appliance up: STATE_DIR/up.toml", kSettingKeys};
+    return schema;
+}
+
+Expected<Settings, std::string> load_settings(const std::filesystem::path& file) {
+    Settings s;
+    std::error_code ec;
+    if (!std::filesystem::exists(file, ec)) {
+        return s;
+    }
+    try {
+        const toml::table t = config::parse_toml_file(file.string());
+        config::TableReader r(t, file.string(), "", &settings_schema());
+        s.domain = r.string("domain").value_or(s.domain);
+        for (const auto& [key, field] :
+             {std::pair{"smtp_listen", &s.smtp_listen}, {"https_listen", &s.https_listen}}) {
+            *field = r.string(key).value_or(*field);
+            if (!config::parse_endpoint(*field)) {
+                r.fail(key, kListenProblem + *field + "\"");
+            }
+        }
+        s.next_hop = r.string("next_hop").value_or(s.next_hop);
+        if (!valid_next_hop(s.next_hop)) {
+            r.fail("next_hop", kNextHopProblem);
+        }
+        s.module = r.string("module").value_or(s.module);
+        r.finish();
+    } catch (const config::ConfigError& e) {
+        return unexpected(std::string(e.what()));
+    }
+    return s;
+}
+
+Expected<Settings, std::string> settle(Settings s, const SettingOverrides& given,
+                                       const std::filesystem::path& maildir,
+                                       std::span<const std::string_view> modules) {
+    for (const auto& [value, field] : {std::pair{&given.domain, &s.domain},
+                                       {&given.smtp_listen, &s.smtp_listen},
+                                       {&given.https_listen, &s.https_listen},
+                                       {&given.next_hop, &s.next_hop},
+                                       {&given.module, &s.module}}) {
+        if (*value) {
+            *field = **value;
+        }
+    }
+    for (const auto& [option, value] :
+         {std::pair{"--smtp", &given.smtp_listen}, {"--https", &given.https_listen}}) {
+        if (*value && !config::parse_endpoint(**value)) {
+            return unexpected(std::string(option) + ": " + kListenProblem + **value + "\"");
+        }
+    }
+    if (given.next_hop && !valid_next_hop(*given.next_hop)) {
+        return unexpected(std::string("--next-hop: ") + kNextHopProblem);
+    }
+    if (s.next_hop.empty()) {
+        s.next_hop = "maildir:" + maildir.string();
+    }
+    if (s.module.empty()) {
+        for (const std::string_view candidate : modules) {
+            std::error_code ec;
+            if (std::filesystem::exists(candidate, ec)) {
+                s.module = candidate;
+                break;
+            }
+        }
+        if (s.module.empty()) {
+            return unexpected(std::string(
+                "SoftHSM2 is not installed (apt-get install softhsm2), or give --module"));
+        }
+    }
+    return s;
+}
+
+std::string settings_toml(const Settings& s) {
+    CommentedToml file(
+        "dkim-appliance up: the settings of this state folder. Options given to `up` are saved "
+        "here; edit this file or pass them again. The daemons' configurations in etc/ are written "
+        "from it at every start.");
+    for (const auto& [key, value] : {std::pair{"domain", &s.domain},
+                                     {"smtp_listen", &s.smtp_listen},
+                                     {"https_listen", &s.https_listen},
+                                     {"next_hop", &s.next_hop},
+                                     {"module", &s.module}}) {
+        file.add(setting_doc(key), toml::table{{key, *value}});
+    }
+    return file.text();
+}
+
+}  // namespace dkim::cli::up

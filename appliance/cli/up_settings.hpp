@@ -1,0 +1,55 @@
+#pragma once
+// up.toml: the settings of one `dkim-appliance up` state folder. Each key is declared once in
+// settings_schema(): the reader refuses any other (errors name file:line:column and the key),
+// the saved file's comments and `dkim-appliance up --config-reference` (the README's
+// configuration reference) come from the same declarations. Options given to `up` go on top of
+// the file and are saved in it.
+
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "dkim/config/schema.hpp"
+#include "dkim/expected.hpp"
+
+namespace dkim::cli::up {
+
+// The demo token's label (not a setting: the folder holds one token).
+inline constexpr const char* kTokenLabel = "dkim";
+
+// Debian's SoftHSM2, tried in order when no module is set.
+inline constexpr std::string_view kSoftHsmModules[] = {
+    "/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"};
+
+struct Settings {
+    std::string domain = "example.test";
+    std::string smtp_listen = "127.0.0.1:2525";
+    std::string https_listen = "127.0.0.1:8443";
+    std::string next_hop;  // default: maildir under the state folder
+    std::string module;    // default: Debian's SoftHSM2
+};
+
+// The options given to `up` this time (--domain, --smtp, --https, --next-hop, --module).
+struct SettingOverrides {
+    std::optional<std::string> domain, smtp_listen, https_listen, next_hop, module;
+};
+
+const config::Schema& settings_schema();
+
+// up.toml as saved: its keys over the defaults (only the defaults when there is no file).
+// Errors name file:line:column and the key; a key nobody reads is an error too.
+Expected<Settings, std::string> load_settings(const std::filesystem::path& file);
+
+// The settings to run with: `saved` with the options given now on top (a bad one named by its
+// option), then the defaults that depend on the machine: the maildir under the state folder
+// for the next hop, the first of `modules` that exists for the PKCS#11 module.
+Expected<Settings, std::string> settle(Settings saved, const SettingOverrides& given,
+                                       const std::filesystem::path& maildir,
+                                       std::span<const std::string_view> modules = kSoftHsmModules);
+
+// up.toml's text: a header, then each key with its declaration's text as a comment.
+std::string settings_toml(const Settings& settings);
+
+}  // namespace dkim::cli::up

@@ -1,0 +1,119 @@
+// The daemons' configurations `up` writes: TOML that reads back to the settings and the state
+// folder's paths (quoted by toml++, whatever they hold), commented for the reader; and the
+// commented-TOML writer under them.
+#include "up_daemon_config.hpp"
+
+#include <gtest/gtest.h>
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "up_commented_toml.hpp"
+
+namespace dkim::cli::up {
+namespace {
+
+Settings demo_settings() {
+    Settings s;
+    s.domain = "example.test";
+    s.next_hop = "maildir:/state/maildir";
+    s.module = "/usr/lib/softhsm/libsofthsm2.so";
+    return s;
+}
+
+std::size_t comments(const std::string& text) {
+    return static_cast<std::size_t>(std::count(text.begin(), text.end(), '#'));
+}
+
+TEST(UpDaemonConfigTest, SignerdReadsTheModuleTokenFolderSocketPinPeersAndPolicy) {
+    const StatePaths p("/srv/state \"odd\\");
+    const std::string text = signerd_config(demo_settings(), p);
+    const toml::table t = toml::parse(text);
+    EXPECT_EQ(t["module"].value_or(""), std::string("/usr/lib/softhsm/libsofthsm2.so"));
+    EXPECT_EQ(t["token"].value_or(""), std::string("dkim"));
+    EXPECT_EQ(t["state_dir"].value_or(""), p.signerd.string());
+    EXPECT_EQ(t["socket"].value_or(""), p.socket.string());
+    EXPECT_EQ(t["socket_group"].value_or(""), std::string("dkim-signer"));
+    EXPECT_EQ(t["pin"]["source"].value_or(""), std::string("file"));
+    EXPECT_EQ(t["pin"]["file"].value_or(""), (p.signerd / "user.pin").string());
+    EXPECT_EQ(t["peers"]["admin"][0].value_or(""), std::string("root"));
+    EXPECT_EQ(t["peers"]["relay"][0].value_or(""), std::string("dkim-relay"));
+    EXPECT_EQ(t["peers"]["web"][0].value_or(""), std::string("dkim-web"));
+    EXPECT_EQ(t["policy"]["sign"]["max_duration"].value_or(""), std::string("1h"));
+    EXPECT_EQ(t.size(), 8U) << text;
+    EXPECT_GE(comments(text), 6U) << text;
+    EXPECT_NE(
+        text.find("# Written by `dkim-appliance up` at every start, from " + p.settings.string()),
+        std::string::npos)
+        << text;
+}
+
+TEST(UpDaemonConfigTest, RelaydListensSignsForTheDomainAndTakesLocalClients) {
+    const StatePaths p("/state");
+    const std::string text = relayd_config(demo_settings(), p);
+    const toml::table t = toml::parse(text);
+    EXPECT_EQ(t["hostname"].value_or(""), std::string("relay.example.test"));
+    EXPECT_EQ(t["signerd_socket"].value_or(""), std::string("/state/run/signerd.sock"));
+    EXPECT_EQ(t["listen"][0]["address"].value_or(""), std::string("127.0.0.1:2525"));
+    EXPECT_EQ(t["next_hop"]["url"].value_or(""), std::string("maildir:/state/maildir"));
+    EXPECT_FALSE(t["next_hop"]["tls"]) << "a maildir has no TLS";
+    EXPECT_EQ(t["domain"][0]["name"].value_or(""), std::string("example.test"));
+    EXPECT_EQ(t["client"][0]["name"].value_or(""), std::string("local"));
+    EXPECT_EQ(t["client"][0]["networks"][1].value_or(""), std::string("::1/128"));
+    EXPECT_EQ(t["client"][0]["domains"][0].value_or(""), std::string("example.test"));
+    EXPECT_GE(comments(text), 5U) << text;
+}
+
+TEST(UpDaemonConfigTest, StartTlsToTheNextHopIsRequiredUnlessItIsOnThisMachine) {
+    const StatePaths p("/state");
+    for (const auto& [url, tls] : {std::pair{"smtp://127.0.0.1:2526", "opportunistic"},
+                                   {"smtp://[::1]:2526", "opportunistic"},
+                                   {"smtp://localhost:25", "opportunistic"},
+                                   {"smtp://mx.example.net:25", "required"},
+                                   {"smtp://192.0.2.1:25", "required"}}) {
+        Settings s = demo_settings();
+        s.next_hop = url;
+        const toml::table t = toml::parse(relayd_config(s, p));
+        EXPECT_EQ(t["next_hop"]["tls"].value_or(""), std::string(tls)) << url;
+    }
+}
+
+TEST(UpDaemonConfigTest, WebdAndTheCliDefaultsNameTheFoldersSocket) {
+    const StatePaths p("/state");
+    const toml::table web = toml::parse(webd_config(demo_settings(), p));
+    EXPECT_EQ(web["listen"].value_or(""), std::string("127.0.0.1:8443"));
+    EXPECT_EQ(web["self_signed"].value_or(false), true);
+    EXPECT_EQ(web["state_dir"].value_or(""), std::string("/state/webd"));
+    EXPECT_EQ(web["signerd_socket"].value_or(""), std::string("/state/run/signerd.sock"));
+    const std::string cli = cli_defaults_config(p);
+    EXPECT_EQ(toml::parse(cli)["socket"].value_or(""), std::string("/state/run/signerd.sock"));
+    EXPECT_NE(cli.find("#   dkim-appliance --config /state/dkim-appliance.toml elevation list\n"),
+              std::string::npos)
+        << cli;
+}
+
+TEST(CommentedTomlTest, CommentsWrapAndPartsKeepTheirOrder) {
+    CommentedToml file("A header.");
+    file.add("Last in the alphabet, first in the file.", toml::table{{"zeta", 1}})
+        .add(std::string(60, 'a') + " " + std::string(40, 'b') + "\nA second line.",
+             toml::table{{"alpha", "x"}})
+        .add("", toml::table{{"table", toml::table{{"key", true}}}});
+    EXPECT_EQ(file.text(),
+              "# A header.\n\n"
+              "# Last in the alphabet, first in the file.\nzeta = 1\n"
+              "# " +
+                  std::string(60, 'a') + "\n# " + std::string(40, 'b') +
+                  "\n# A second line.\nalpha = \"x\"\n"
+                  "\n[table]\nkey = true\n");
+}
+
+TEST(CommentedTomlTest, PlainKeysAfterATableAreAProgrammingError) {
+    CommentedToml file;
+    file.add("", toml::table{{"table", toml::table{{"key", 1}}}});
+    EXPECT_THROW(file.add("", toml::table{{"loose", 2}}), std::logic_error);
+    EXPECT_NO_THROW(file.add("", toml::table{{"array", toml::array{toml::table{{"k", 3}}}}}));
+}
+
+}  // namespace
+}  // namespace dkim::cli::up
