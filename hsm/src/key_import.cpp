@@ -146,7 +146,7 @@ Result<KeyInfo> KeyStore::import(const KeyName& name, std::span<const unsigned c
                                  " bits; RFC 8301 requires at least 1024");
     }
 
-    std::lock_guard serialize(token_->module()->key_management_mutex());
+    const auto serialized = token_->module()->serialize_key_management();
     auto start = detail::start_new_key(*token_, name, "importing", "");
     if (!start) {
         return dkim::unexpected(std::move(start).error());

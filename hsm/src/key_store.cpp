@@ -258,7 +258,7 @@ Result<KeyInfo> keep_if_protected(const Session& session, const Token& token, co
 // --- KeyStore -----------------------------------------------------------------------------
 
 Result<KeyInfo> KeyStore::generate(const KeyName& name, KeyAlgorithm algorithm) {
-    std::lock_guard serialize(token_->module()->key_management_mutex());
+    const auto serialized = token_->module()->serialize_key_management();
     auto start = detail::start_new_key(*token_, name, "generating",
                                        "; rotate to a new selector instead of replacing it");
     if (!start) {
@@ -305,7 +305,7 @@ Result<KeyInfo> KeyStore::generate(const KeyName& name, KeyAlgorithm algorithm) 
 }
 
 Result<std::vector<KeyInfo>> KeyStore::list() {
-    std::lock_guard serialize(token_->module()->key_management_mutex());
+    const auto serialized = token_->module()->serialize_key_management();
     auto session = Session::open(token_->module(), token_->slot_id(), false);
     if (!session) {
         return dkim::unexpected(std::move(session).error());
@@ -464,7 +464,7 @@ Result<PublicKey> KeyStore::public_key(const KeyInfo& key) {
 }
 
 Result<std::size_t> KeyStore::destroy_private(const KeyName& name) {
-    std::lock_guard serialize(token_->module()->key_management_mutex());
+    const auto serialized = token_->module()->serialize_key_management();
     if (!token_->logged_in()) {
         return fail<std::size_t>(ErrorCode::locked, token_->name() +
                                                         " is not logged in: destroying a key "

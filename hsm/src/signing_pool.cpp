@@ -4,9 +4,9 @@
 
 #include <condition_variable>
 #include <map>
-#include <mutex>
 #include <optional>
 
+#include "dkim/lock_guarded.hpp"
 #include "pkcs11.hpp"
 #include "token_state.hpp"
 
@@ -15,13 +15,16 @@ namespace dkim::hsm {
 using detail::Session;
 
 struct SigningPool::State {
-    std::mutex mutex;
+    struct Sessions {
+        std::vector<Session> idle;
+        std::size_t open = 0;  // idle + leased
+        // Private key handles by CKA_ID, valid only for the login epoch they were found in.
+        std::uint64_t handles_epoch = 0;
+        std::map<std::vector<unsigned char>, CK_OBJECT_HANDLE> handles;
+    };
+    LockGuarded<Sessions> sessions;
+    // Signalled when a leased session comes back or goes: waited on with `sessions` locked.
     std::condition_variable available;
-    std::vector<Session> idle;
-    std::size_t open = 0;  // idle + leased
-    // Private key handles by CKA_ID, valid only for the login epoch they were found in.
-    std::uint64_t handles_epoch = 0;
-    std::map<std::vector<unsigned char>, CK_OBJECT_HANDLE> handles;
 };
 
 namespace {
@@ -40,11 +43,13 @@ class Lease {
         if (state_ == nullptr) {
             return;
         }
-        std::lock_guard lock(state_->mutex);
-        if (discarded_) {
-            --state_->open;
-        } else {
-            state_->idle.push_back(std::move(session_));
+        {
+            auto sessions = state_->sessions.lock();
+            if (discarded_) {
+                --sessions->open;
+            } else {
+                sessions->idle.push_back(std::move(session_));
+            }
         }
         state_->available.notify_one();
     }
@@ -79,8 +84,7 @@ SigningPool::SigningPool(std::shared_ptr<Token> token, Options options)
 SigningPool::~SigningPool() = default;
 
 std::size_t SigningPool::open_sessions() const {
-    std::lock_guard lock(state_->mutex);
-    return state_->open;
+    return state_->sessions.read_only_lock()->open;
 }
 
 Result<std::vector<unsigned char>> SigningPool::sign(const KeyInfo& key,
@@ -113,30 +117,28 @@ Result<std::vector<unsigned char>> SigningPool::sign(const KeyInfo& key,
         std::optional<Lease> lease;
         CK_OBJECT_HANDLE handle = CK_INVALID_HANDLE;
         {
-            std::unique_lock lock(state.mutex);
-            state.available.wait(
-                lock, [&] { return !state.idle.empty() || state.open < options_.max_sessions; });
-            if (state.handles_epoch != epoch) {
-                state.handles.clear();
-                state.handles_epoch = epoch;
+            auto sessions = state.sessions.lock();
+            state.available.wait(sessions.lock(), [&] {
+                return !sessions->idle.empty() || sessions->open < options_.max_sessions;
+            });
+            if (sessions->handles_epoch != epoch) {
+                sessions->handles.clear();
+                sessions->handles_epoch = epoch;
             }
-            if (auto it = state.handles.find(key.id); it != state.handles.end()) {
+            if (auto it = sessions->handles.find(key.id); it != sessions->handles.end()) {
                 handle = it->second;
             }
-            if (!state.idle.empty()) {
-                lease.emplace(state, std::move(state.idle.back()));
-                state.idle.pop_back();
+            if (!sessions->idle.empty()) {
+                lease.emplace(state, std::move(sessions->idle.back()));
+                sessions->idle.pop_back();
             } else {
-                ++state.open;
+                ++sessions->open;
             }
         }
         if (!lease) {
             auto session = Session::open(token_->module(), token_->slot_id(), false);
             if (!session) {
-                {
-                    std::lock_guard lock(state.mutex);
-                    --state.open;
-                }
+                --state.sessions.lock()->open;
                 state.available.notify_one();
                 if (attempt == 0 && session.error().code == ErrorCode::session_lost) {
                     if (auto ok = token_->recover_login(epoch); !ok) {
@@ -179,9 +181,9 @@ Result<std::vector<unsigned char>> SigningPool::sign(const KeyInfo& key,
                 failed_call = "C_FindObjects";
             } else {
                 handle = found->front();
-                std::lock_guard lock(state.mutex);
-                if (state.handles_epoch == epoch) {
-                    state.handles[key.id] = handle;
+                auto sessions = state.sessions.lock();
+                if (sessions->handles_epoch == epoch) {
+                    sessions->handles[key.id] = handle;
                 }
             }
         }
@@ -206,17 +208,17 @@ Result<std::vector<unsigned char>> SigningPool::sign(const KeyInfo& key,
             lease->discard(session_lost);
             lease.reset();
             {
-                std::lock_guard lock(state.mutex);
-                state.handles.clear();
+                auto sessions = state.sessions.lock();
+                sessions->handles.clear();
                 // Idle sessions were most likely closed by the same event; keep only those
                 // the token still knows.
-                std::erase_if(state.idle, [&](Session& idle) {
+                std::erase_if(sessions->idle, [&](Session& idle) {
                     auto alive = idle.state();
                     if (alive) {
                         return false;
                     }
                     idle.forget();
-                    --state.open;
+                    --sessions->open;
                     return true;
                 });
             }

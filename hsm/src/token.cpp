@@ -53,23 +53,23 @@ Result<void> Token::close_all_sessions() {
     if (auto ok = module_->check_not_forked(); !ok) {
         return ok;
     }
-    std::lock_guard lock(state_->mutex);
+    auto login = state_->login.lock();
     // Signing stops first; then every session goes, which logs the token out. This is a
     // deliberate logout, so it fails closed: the kept PIN is wiped and nothing logs in again
     // by itself (the Login object stays held but dead until it is released).
     state_->epoch.store(0, std::memory_order_release);
-    state_->relogin_pin.reset();
+    login->relogin_pin.reset();
     auto closed = detail::close_all_sessions(*module_, slot_id_, name());
-    if (state_->anchor) {
-        state_->anchor->forget();  // closed by the call above
-        state_->anchor.reset();
+    if (login->anchor) {
+        login->anchor->forget();  // closed by the call above
+        login->anchor.reset();
     }
     return closed;
 }
 
 Result<void> Token::recover_login(std::uint64_t seen_epoch) {
-    std::lock_guard lock(state_->mutex);
-    if (!state_->held) {
+    auto login = state_->login.lock();
+    if (!login->held) {
         return dkim::unexpected(
             Error{ErrorCode::locked, name() + " is not logged in", "", CKR_USER_NOT_LOGGED_IN});
     }
@@ -77,23 +77,23 @@ Result<void> Token::recover_login(std::uint64_t seen_epoch) {
     if (current != 0 && current != seen_epoch) {
         return {};  // another thread already logged in again after this loss
     }
-    if (state_->anchor) {
-        auto logged_in = state_->anchor->user_logged_in();
+    if (login->anchor) {
+        auto logged_in = login->anchor->user_logged_in();
         if (logged_in && *logged_in) {
             // Only the caller's session was lost; the login itself survived. Handles found
             // under the current epoch stay valid.
             if (current == 0) {
-                state_->epoch.store(++state_->last_epoch, std::memory_order_release);
+                state_->epoch.store(++login->last_epoch, std::memory_order_release);
             }
             return {};
         }
         if (!logged_in && logged_in.error().code == ErrorCode::session_lost) {
-            state_->anchor->forget();
+            login->anchor->forget();
         }
-        state_->anchor.reset();
+        login->anchor.reset();
     }
     state_->epoch.store(0, std::memory_order_release);
-    if (!state_->relogin_pin) {
+    if (!login->relogin_pin) {
         return dkim::unexpected(Error{ErrorCode::locked,
                                       name() +
                                           " was logged out behind our back (its sessions were "
@@ -104,16 +104,16 @@ Result<void> Token::recover_login(std::uint64_t seen_epoch) {
     if (!anchor) {
         return dkim::unexpected(std::move(anchor).error());
     }
-    if (auto ok = login_user(*anchor, *state_->relogin_pin, name()); !ok) {
+    if (auto ok = login_user(*anchor, *login->relogin_pin, name()); !ok) {
         if (ok.error().code == ErrorCode::pin_incorrect ||
             ok.error().code == ErrorCode::pin_locked) {
             // The PIN worked before and no longer does: never try it again.
-            state_->relogin_pin.reset();
+            login->relogin_pin.reset();
         }
         return ok;
     }
-    state_->anchor = std::move(*anchor);
-    state_->epoch.store(++state_->last_epoch, std::memory_order_release);
+    login->anchor = std::move(*anchor);
+    state_->epoch.store(++login->last_epoch, std::memory_order_release);
     return {};
 }
 
@@ -121,8 +121,8 @@ Result<void> Token::recover_login(std::uint64_t seen_epoch) {
 
 Result<Login> Login::acquire(std::shared_ptr<Token> token, Secret pin, Relogin relogin) {
     auto& state = *token->state_;
-    std::lock_guard lock(state.mutex);
-    if (state.held) {
+    auto login = state.login.lock();
+    if (login->held) {
         return dkim::unexpected(Error{ErrorCode::invalid_argument,
                                       token->name() + " is already logged in by a Login object "
                                                       "of this process; release it first",
@@ -135,12 +135,12 @@ Result<Login> Login::acquire(std::shared_ptr<Token> token, Secret pin, Relogin r
     if (auto ok = login_user(*anchor, pin, token->name()); !ok) {
         return dkim::unexpected(std::move(ok).error());  // `pin` is wiped on return
     }
-    state.anchor = std::move(*anchor);
+    login->anchor = std::move(*anchor);
     if (relogin == Relogin::allowed) {
-        state.relogin_pin = std::move(pin);
+        login->relogin_pin = std::move(pin);
     }
-    state.held = true;
-    state.epoch.store(++state.last_epoch, std::memory_order_release);
+    login->held = true;
+    state.epoch.store(++login->last_epoch, std::memory_order_release);
     return Login(std::move(token));
 }
 
@@ -164,26 +164,26 @@ Result<void> Login::release() {
     }
     const auto token = std::exchange(token_, nullptr);
     auto& state = *token->state_;
-    std::lock_guard lock(state.mutex);
+    auto login = state.login.lock();
     state.epoch.store(0, std::memory_order_release);  // signing stops before we log out
-    state.held = false;
-    state.relogin_pin.reset();
+    login->held = false;
+    login->relogin_pin.reset();
     if (token->module_->forked()) {
-        state.anchor.reset();
+        login->anchor.reset();
         return {};
     }
-    if (state.anchor) {
-        auto logged_out = state.anchor->logout();
+    if (login->anchor) {
+        auto logged_out = login->anchor->logout();
         if (logged_out || logged_out.error().rv == CKR_USER_NOT_LOGGED_IN) {
-            state.anchor.reset();
+            login->anchor.reset();
             return {};
         }
     }
     // The anchor is gone or the token misbehaved: fail closed by ending every session of
     // this application on the token, which logs it out as well.
-    if (state.anchor) {
-        state.anchor->forget();
-        state.anchor.reset();
+    if (login->anchor) {
+        login->anchor->forget();
+        login->anchor.reset();
     }
     auto closed = detail::close_all_sessions(*token->module_, token->slot_id_,
                                              token->name() + ": logout failed");

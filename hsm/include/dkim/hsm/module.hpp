@@ -80,8 +80,11 @@ class Module {
     bool forked() const noexcept;
     Result<void> check_not_forked() const;
 
-    // Key management is serialized per module (SoftHSM2 fails under concurrent keygen).
-    std::mutex& key_management_mutex() noexcept { return key_management_mutex_; }
+    // Key management is serialized per module (SoftHSM2 fails under concurrent keygen): held
+    // for the whole of a KeyStore operation.
+    [[nodiscard]] std::unique_lock<std::mutex> serialize_key_management() {
+        return std::unique_lock(key_management_mutex_);
+    }
 
   private:
     friend struct detail::ModuleAccess;
@@ -95,6 +98,8 @@ class Module {
     const void* functions_ = nullptr;
     bool owns_initialization_ = false;
     unsigned fork_generation_ = 0;
+    // Guards no data: it serialises an operation (see serialize_key_management), so it is not a
+    // LockGuarded.
     std::mutex key_management_mutex_;
 };
 
