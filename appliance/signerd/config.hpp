@@ -12,7 +12,7 @@
 //   [pin]
 //   source = "file"          # file | credential | approver
 //   file = "/etc/dkim-appliance/pin"               # source = file: mode 0600 or stricter
-//   credential = "token-pin" # source = credential: $CREDENTIALS_DIRECTORY/<name> (systemd)
+//   credential = "pin"       # source = credential: $CREDENTIALS_DIRECTORY/<name> (systemd)
 //   [peers]                  # unix users (names or uids) allowed on the socket
 //   relay = ["dkim-relay"]   # may sign; the user name is the service identity (client)
 //   web = ["dkim-web"]       # may forward operator requests with their credentials
@@ -68,7 +68,8 @@ struct Config {
     jit::PasswordCost password_cost;
     PinSourceKind pin_source = PinSourceKind::file;
     std::filesystem::path pin_file;
-    std::string pin_credential = "token-pin";
+    // The name in LoadCredentialEncrypted=pin:... of images/systemd/dkim-signerd.service.
+    std::string pin_credential = "pin";
     std::map<std::uint32_t, PeerIdentity> peers;  // by uid
     Duration checkpoint_interval = std::chrono::minutes(5);
     std::int64_t checkpoint_records = 10'000;

@@ -88,7 +88,8 @@ class Appliance:
             'module = "%s"' % module, 'token = "dkim"', 'state_dir = "%s/state"' % folder,
             'socket = "%s"' % self.socket, 'socket_group = "nogroup"', 'password_cost = "minimal-for-tests"',
             "[pin]", 'source = "%s"' % pin_source,
-            {"file": 'file = "%s"' % self.pin, "credential": 'credential = "token-pin"', "approver": ""}[pin_source],
+            # credential: the default name, "pin", as the appliance's unit loads it (LoadCredentialEncrypted=pin:...)
+            {"file": 'file = "%s"' % self.pin, "credential": "", "approver": ""}[pin_source],
             "[peers]", 'admin = ["root"]', 'relay = ["nobody"]',
             'web = ["%s"]' % web_peer if web_peer else "",
             "[metrics]", 'listen = "127.0.0.1:0"',
@@ -473,7 +474,7 @@ def pin_sources(folder, cli, signerd, module):
     check(result.returncode == 2 and ("%s:9:10: key 'policy.sign.quorum'" % bad).encode() in result.stderr,
           "a config error names file:line:column and the key: %s" % result.stderr.strip())
 
-    # systemd credential: the PIN comes from $CREDENTIALS_DIRECTORY/token-pin.
+    # systemd credential: the PIN comes from $CREDENTIALS_DIRECTORY/pin (the default name, the unit's).
     sub = os.path.join(folder, "credential")
     os.makedirs(sub)
     app = Appliance(sub, cli, signerd, module, pin_source="credential")
@@ -482,8 +483,8 @@ def pin_sources(folder, cli, signerd, module):
           "credential mode without $CREDENTIALS_DIRECTORY refuses to start: %s" % missing.stderr.strip())
     creds = os.path.join(sub, "creds")
     os.makedirs(creds, mode=0o700)
-    shutil.copy(app.pin, os.path.join(creds, "token-pin"))
-    os.chmod(os.path.join(creds, "token-pin"), 0o400)
+    shutil.copy(app.pin, os.path.join(creds, "pin"))
+    os.chmod(os.path.join(creds, "pin"), 0o400)
     app.start(env=dict(app.env, CREDENTIALS_DIRECTORY=creds))
     try:
         app.add_users()
