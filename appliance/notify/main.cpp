@@ -88,9 +88,11 @@ int serve(const notify::Config& config) {
 
     const std::string url = config.url;
     const auto timeout = config.timeout;
+    const SystemClock clock;
     notify::OutboxSender sender(config.outbox,
-                                [&url, &key, timeout](const std::string& body) {
-                                    return notify::post_signed(url, *key, body, timeout);
+                                [&url, &key, timeout, &clock](const std::string& body) {
+                                    return notify::post_signed(url, *key, body, timeout,
+                                                               clock.now());
                                 },
                                 {config.first_backoff, config.max_backoff, config.max_age});
     std::cerr << "dkim-notifyd: delivering " << config.outbox.string()
@@ -98,7 +100,7 @@ int serve(const notify::Config& config) {
               << std::flush;
     service::notify_ready("delivering " + config.outbox.string());
     for (;;) {
-        const auto round = sender.run_once(std::chrono::system_clock::now());
+        const auto round = sender.run_once(clock.now());
         for (const std::string& name : round.delivered) {
             std::cerr << "dkim-notifyd: delivered " << name << "\n";
         }

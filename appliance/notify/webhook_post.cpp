@@ -79,14 +79,13 @@ bool valid_webhook_url(const std::string& url) {
 }
 
 std::string post_signed(const std::string& url_text, std::string_view key, const std::string& body,
-                        std::chrono::milliseconds timeout) {
+                        std::chrono::milliseconds timeout, TimePoint now) {
     const auto url = parse_webhook_url(url_text);
     if (!url) {
         return "bad URL";
     }
-    const auto timestamp = std::chrono::duration_cast<std::chrono::seconds>(
-                               std::chrono::system_clock::now().time_since_epoch())
-                               .count();
+    const auto timestamp =
+        std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
     http::request<http::string_body> request{http::verb::post, url->target, 11};
     request.set(http::field::host, url->host);
     request.set(http::field::user_agent, "dkim-appliance-webhook");

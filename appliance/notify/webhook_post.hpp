@@ -15,6 +15,8 @@
 #include <string>
 #include <string_view>
 
+#include "dkim/clock.hpp"
+
 namespace dkim::notify {
 
 // "v1=<hex>" over timestamp + "." + body.
@@ -23,10 +25,10 @@ std::string webhook_signature(std::string_view key, std::int64_t timestamp, std:
 // Whether `url` is an http:// or https:// URL with a host.
 bool valid_webhook_url(const std::string& url);
 
-// POSTs `body` to `url` signed with `key`, within `timeout` (connect, TLS with the system's
-// CAs and the host name checked, request and answer). "" when the receiver answered 2xx, else
-// why not (no secret in it).
+// POSTs `body` to `url` signed with `key` and timestamped `now`, within `timeout` (connect,
+// TLS with the system's CAs and the host name checked, request and answer). "" when the
+// receiver answered 2xx, else why not (no secret in it).
 std::string post_signed(const std::string& url, std::string_view key, const std::string& body,
-                        std::chrono::milliseconds timeout);
+                        std::chrono::milliseconds timeout, TimePoint now);
 
 }  // namespace dkim::notify

@@ -184,7 +184,7 @@ int run(const signerd::Config& config) {
             return 1;
         }
         webhook = std::make_unique<signerd::Webhook>(
-            signerd::Webhook::Options{config.webhook_url, std::move(key)},
+            signerd::Webhook::Options{config.webhook_url, std::move(key)}, clock,
             [&metrics](bool delivered) { metrics.webhook(delivered); });
         authority.on_event([&webhook](const jit::Event& e) { webhook->notify(e); });
     }

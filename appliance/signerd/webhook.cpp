@@ -22,8 +22,8 @@ std::string webhook_signature(std::string_view key, std::int64_t timestamp, std:
     return notify::webhook_signature(key, timestamp, body);
 }
 
-Webhook::Webhook(Options options, std::function<void(bool)> on_result)
-    : options_(std::move(options)), on_result_(std::move(on_result)) {
+Webhook::Webhook(Options options, const Clock& clock, std::function<void(bool)> on_result)
+    : options_(std::move(options)), clock_(clock), on_result_(std::move(on_result)) {
     thread_ = std::thread([this] { run(); });
 }
 
@@ -80,7 +80,7 @@ void Webhook::run() {
 }
 
 std::string Webhook::deliver(const std::string& body) {
-    return notify::post_signed(options_.url, options_.key, body, options_.timeout);
+    return notify::post_signed(options_.url, options_.key, body, options_.timeout, clock_.now());
 }
 
 }  // namespace dkim::signerd

@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "dkim/clock.hpp"
 #include "dkim/jit/authority.hpp"
 #include "dkim/lock_guarded.hpp"
 
@@ -37,7 +38,8 @@ class Webhook {
         std::chrono::milliseconds first_backoff{1000};
         std::chrono::milliseconds timeout{5000};
     };
-    Webhook(Options options, std::function<void(bool delivered)> on_result);
+    // `clock` (which must outlive the webhook) timestamps each signed POST.
+    Webhook(Options options, const Clock& clock, std::function<void(bool delivered)> on_result);
     Webhook(const Webhook&) = delete;
     Webhook& operator=(const Webhook&) = delete;
     ~Webhook();
@@ -57,6 +59,7 @@ class Webhook {
     };
 
     Options options_;
+    const Clock& clock_;
     std::function<void(bool)> on_result_;
     LockGuarded<Queue> queue_;
     std::condition_variable wake_;  // with queue_'s lock
