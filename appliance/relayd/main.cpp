@@ -4,6 +4,25 @@
 //
 //   dkim-relayd --config /etc/dkim-appliance/relayd.toml
 //   dkim-relayd --config FILE --check-config
+//
+// SECURITY: relayd speaks SMTP with the world, so it holds nothing worth stealing: no key, no
+// PIN, no PKCS#11 module, no database. It trusts its configuration and, for signatures, only
+// signerd's socket; every SMTP client is untrusted until its address or AUTH (Argon2id hashes,
+// checked on a worker; an unknown name costs the same) matches a [[client]], and even then may
+// send only from its own domains. Every byte it reads goes through the socket-free Transaction
+// (transaction.hpp): bounded lines, commands, errors, recipients, message size and time; no
+// bare CR or LF; nothing pipelined after STARTTLS taken as encrypted. It signs by asking
+// signerd, which checks the header block against its signing profile and its grants, and it
+// checks each returned signature against the key's public half before the message leaves.
+// Mail is never stored: 250 comes only after the next hop accepted. The verifying role strips
+// every Authentication-Results field that claims this host before adding its own. It runs as
+// dkim-relay with only CAP_NET_BIND_SERVICE, AF_UNIX/AF_INET/AF_INET6 and a read-only system;
+// passwords are wiped after the check and never logged.
+//
+// STANDARDS: RFC 5321 (SMTP), 1870 (SIZE), 6152 (8BITMIME), 2920 (PIPELINING), 2034
+// (ENHANCEDSTATUSCODES), 3463 (enhanced status codes), 6531 (SMTPUTF8), 3207 (STARTTLS), 4954
+// and 4616 (AUTH, PLAIN; LOGIN as deployed), 3461 (xtext), 5322 (message format), 6376 and
+// 8463 (DKIM, Ed25519), 8301, 7208 (SPF), 7489 and 9989 (DMARC), 8601 (Authentication-Results).
 
 #include <signal.h>
 #include <sodium.h>
