@@ -55,7 +55,7 @@ bool fsync_directory(const std::string& path) {
     return ok;
 }
 
-std::string unique_name() {
+std::string unique_name(TimePoint now) {
     static std::atomic<std::uint64_t> counter{0};
     static const std::uint64_t salt = std::random_device{}();
     std::array<char, 256> host{};
@@ -69,10 +69,10 @@ std::string unique_name() {
             c = '_';
         }
     }
-    const auto now = std::chrono::system_clock::now().time_since_epoch();
-    const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(now).count();
+    const auto since = now.time_since_epoch();
+    const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(since).count();
     const auto micros =
-        std::chrono::duration_cast<std::chrono::microseconds>(now).count() % 1000000;
+        std::chrono::duration_cast<std::chrono::microseconds>(since).count() % 1000000;
     char buffer[128];
     (void)std::snprintf(buffer, sizeof buffer, "%lld.M%lldP%dQ%lluR%llx.",
                         static_cast<long long>(seconds), static_cast<long long>(micros),
@@ -84,14 +84,15 @@ std::string unique_name() {
 }  // namespace
 
 Expected<std::string, std::string> deliver_to_maildir(const std::string& maildir,
-                                                      const std::vector<std::string_view>& parts) {
+                                                      const std::vector<std::string_view>& parts,
+                                                      TimePoint now) {
     for (const char* sub : {"", "/tmp", "/new", "/cur"}) {
         const std::string dir = maildir + sub;
         if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
             return unexpected("cannot create " + dir + ": " + errno_text(errno));
         }
     }
-    const std::string name = unique_name();
+    const std::string name = unique_name(now);
     const std::string tmp = maildir + "/tmp/" + name;
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -134,8 +135,8 @@ namespace {
 
 class MaildirNextHop final : public NextHopSession {
   public:
-    MaildirNextHop(std::string path, asio::thread_pool& blocking)
-        : path_(std::move(path)), blocking_(blocking) {}
+    MaildirNextHop(std::string path, asio::thread_pool& blocking, const Clock& clock)
+        : path_(std::move(path)), blocking_(blocking), clock_(clock) {}
 
     awaitable<smtp::Reply> mail(const MailCommand& command) override {
         sender_ = command.reverse_path;
@@ -154,8 +155,9 @@ class MaildirNextHop final : public NextHopSession {
             envelope += "Delivered-To: " + r + "\r\n";
         }
         const std::vector<std::string_view> parts{envelope, prefix, message};
+        const TimePoint now = clock_.now();
         auto delivered =
-            co_await run_blocking(blocking_, [&] { return deliver_to_maildir(path_, parts); });
+            co_await run_blocking(blocking_, [&] { return deliver_to_maildir(path_, parts, now); });
         recipients_.clear();
         if (!delivered) {
             co_return local_reply(451, "4.3.0", "maildir delivery failed: " + delivered.error());
@@ -172,6 +174,7 @@ class MaildirNextHop final : public NextHopSession {
   private:
     std::string path_;
     asio::thread_pool& blocking_;
+    const Clock& clock_;
     std::string sender_;
     std::vector<std::string> recipients_;
 };
@@ -509,10 +512,11 @@ class SmtpNextHop final : public NextHopSession, public std::enable_shared_from_
 }  // namespace
 
 NextHopFactory make_next_hop(const NextHop& hop, const std::string& hostname,
-                             asio::thread_pool& blocking, ssl::context& client_tls) {
+                             asio::thread_pool& blocking, ssl::context& client_tls,
+                             const Clock& clock) {
     if (hop.kind == NextHop::Kind::maildir) {
-        return [&hop, &blocking](const asio::any_io_executor&) {
-            return std::make_shared<MaildirNextHop>(hop.maildir, blocking);
+        return [&hop, &blocking, &clock](const asio::any_io_executor&) {
+            return std::make_shared<MaildirNextHop>(hop.maildir, blocking, clock);
         };
     }
     return [&hop, &hostname, &client_tls](const asio::any_io_executor& executor) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "config.hpp"
+#include "dkim/clock.hpp"
 #include "dkim/smtp/protocol.hpp"
 #include "io.hpp"
 
@@ -47,16 +48,19 @@ class NextHopSession {
 using NextHopFactory = std::function<std::shared_ptr<NextHopSession>(const asio::any_io_executor&)>;
 
 // Sessions to `hop` (which must outlive the factory), greeting it as `hostname`. `blocking`
-// runs the maildir's writes and fsyncs.
+// runs the maildir's writes and fsyncs; `clock` (which must outlive the factory) names the
+// maildir's files.
 NextHopFactory make_next_hop(const NextHop& hop, const std::string& hostname,
-                             asio::thread_pool& blocking, ssl::context& client_tls);
+                             asio::thread_pool& blocking, ssl::context& client_tls,
+                             const Clock& clock);
 
 // A reply made here rather than by a peer.
 smtp::Reply local_reply(int code, std::string enhanced, std::string text);
 
 // Writes one message to a maildir: tmp/<unique>, fsync, rename to new/, fsync new/. Returns
-// the file name, or why it failed (errno text).
+// the file name (made unique with `now`, the pid and a counter), or why it failed (errno text).
 Expected<std::string, std::string> deliver_to_maildir(const std::string& maildir,
-                                                      const std::vector<std::string_view>& parts);
+                                                      const std::vector<std::string_view>& parts,
+                                                      TimePoint now);
 
 }  // namespace dkim::relayd

@@ -47,7 +47,7 @@ Expected<NextHopFactory, std::string> Relay::next_hop(const NextHop& hop, const 
                           ".ca_file': cannot load CA certificates: " + ec.message());
     }
     client_tls_.push_back(std::move(tls));
-    return make_next_hop(hop, config_.hostname, workers_, *client_tls_.back());
+    return make_next_hop(hop, config_.hostname, workers_, *client_tls_.back(), clock_);
 }
 
 Expected<void, std::string> Relay::open_inbound() {

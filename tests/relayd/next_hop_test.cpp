@@ -68,7 +68,8 @@ smtp::Reply mail_through(const std::string& ready, PeerLog& log) {
     const std::string hostname = "relay.test";
     asio::thread_pool blocking(1);
     ssl::context tls(ssl::context::tls_client);
-    const auto factory = make_next_hop(hop, hostname, blocking, tls);
+    const SystemClock clock;
+    const auto factory = make_next_hop(hop, hostname, blocking, tls, clock);
 
     asio::io_context io;
     smtp::Reply reply;
