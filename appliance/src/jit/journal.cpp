@@ -4,23 +4,26 @@
 
 namespace dkim::jit {
 
-Journal::Journal(Store& store, std::int64_t seq, const ChainHash& head)
-    : store_(store), seq_(seq), head_(head) {
+Journal::Journal(Store& store, std::int64_t seq, const ChainHash& head) : store_(store) {
+    TimePoint time{};
     if (seq > 0) {
         // Unreadable here: the commit that follows fails the same way, or the verifier names
         // the first record out of order.
         if (auto last = store_.audit_records(seq, 1); last && !last->empty()) {
-            time_ = last->back().time;
+            time = last->back().time;
         }
+    }
+    {
+        auto state = state_.lock();
+        state->seq = seq;
+        state->head = head;
+        state->time = time;
     }
     committer_ = std::thread([this] { run(); });
 }
 
 Journal::~Journal() {
-    {
-        std::lock_guard lock(mutex_);
-        stopping_ = true;
-    }
+    state_.lock()->stopping = true;
     queued_.notify_all();
     committer_.join();
 }
@@ -34,18 +37,16 @@ ChainHash Journal::head() const {
 }
 
 std::pair<std::int64_t, ChainHash> Journal::position() const {
-    std::lock_guard lock(mutex_);
-    return {seq_, head_};  // only the committer changes them, after a successful commit
+    const auto state = state_.read_only_lock();
+    return {state->seq, state->head};  // only the committer changes them, after a successful commit
 }
 
 std::optional<std::string> Journal::failure() const {
-    std::lock_guard lock(mutex_);
-    return failure_;
+    return state_.read_only_lock()->failure;
 }
 
 void Journal::on_commit(std::function<void(std::chrono::nanoseconds, std::size_t, bool)> observer) {
-    std::lock_guard lock(mutex_);
-    observer_ = std::move(observer);
+    state_.lock()->observer = std::move(observer);
 }
 
 std::shared_ptr<Journal::Ticket> Journal::submit(std::vector<Mutation> mutations,
@@ -53,10 +54,7 @@ std::shared_ptr<Journal::Ticket> Journal::submit(std::vector<Mutation> mutations
     auto ticket = std::make_shared<Ticket>();
     ticket->mutations_ = std::move(mutations);
     ticket->records_ = std::move(records);
-    {
-        std::lock_guard lock(mutex_);
-        queue_.push_back(ticket);
-    }
+    state_.lock()->queue.push_back(ticket);
     queued_.notify_one();
     return ticket;
 }
@@ -79,10 +77,7 @@ Expected<void, std::string> Journal::write_checkpoint(CheckpointMaker make,
     auto ticket = std::make_shared<Ticket>();
     ticket->records_ = std::move(records);
     ticket->make_ = std::move(make);
-    {
-        std::lock_guard lock(mutex_);
-        queue_.push_back(ticket);
-    }
+    state_.lock()->queue.push_back(ticket);
     queued_.notify_one();
     auto result = ticket->wait();
     records = ticket->records();
@@ -90,25 +85,33 @@ Expected<void, std::string> Journal::write_checkpoint(CheckpointMaker make,
 }
 
 Expected<void, std::string> Journal::Ticket::wait() {
-    std::unique_lock lock(mutex_);
-    done_.wait(lock, [this] { return finished_; });
-    return result_;
+    auto completion = completion_.lock();
+    done_.wait(completion.lock(), [&completion] { return completion->finished; });
+    return completion->result;
 }
 
+// The lock is taken twice per batch: to take the queue and the end of the log, then to record
+// the commit's outcome; the tickets are told after that, and the next wait takes it again.
 void Journal::run() {
-    std::unique_lock lock(mutex_);
     for (;;) {
-        queued_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-        if (queue_.empty()) {
-            return;  // stopping, and everything queued was committed
-        }
         std::deque<std::shared_ptr<Ticket>> batch;
-        batch.swap(queue_);
-        std::int64_t seq = seq_;
-        ChainHash head = head_;
-        TimePoint time = time_;
-        auto observer = observer_;
-        lock.unlock();
+        std::int64_t seq = 0;
+        ChainHash head{};
+        TimePoint time{};
+        std::function<void(std::chrono::nanoseconds, std::size_t, bool)> observer;
+        {
+            auto state = state_.lock();
+            queued_.wait(state.lock(),
+                         [&state] { return state->stopping || !state->queue.empty(); });
+            if (state->queue.empty()) {
+                return;  // stopping, and everything queued was committed
+            }
+            batch.swap(state->queue);
+            seq = state->seq;
+            head = state->head;
+            time = state->time;
+            observer = state->observer;
+        }
 
         std::vector<Mutation> mutations;
         std::vector<AuditRecord> records;
@@ -139,25 +142,25 @@ void Journal::run() {
                      result.has_value());
         }
 
-        lock.lock();
-        if (result) {
-            seq_ = seq;
-            head_ = head;
-            time_ = time;
-            failure_.reset();
-        } else {
-            failure_ = result.error();  // seq_ and head_ stay: the batch never happened
+        {
+            auto state = state_.lock();
+            if (result) {
+                state->seq = seq;
+                state->head = head;
+                state->time = time;
+                state->failure.reset();
+            } else {
+                state->failure = result.error();  // seq and head stay: the batch never happened
+            }
         }
-        lock.unlock();
         for (const auto& ticket : batch) {
             {
-                std::lock_guard done(ticket->mutex_);
-                ticket->result_ = result;
-                ticket->finished_ = true;
+                auto completion = ticket->completion_.lock();
+                completion->result = result;
+                completion->finished = true;
             }
             ticket->done_.notify_all();
         }
-        lock.lock();
     }
 }
 

@@ -24,13 +24,13 @@
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "dkim/jit/store.hpp"
+#include "dkim/lock_guarded.hpp"
 
 namespace dkim::jit {
 
@@ -77,18 +77,25 @@ class Journal {
     Store& store() { return store_; }
 
   private:
+    // Everything the lock guards. The committer holds it only to take the queue and the end of
+    // the log, and again to record how the commit went: never while the store commits.
+    struct State {
+        std::deque<std::shared_ptr<Ticket>> queue;
+        bool stopping = false;
+        // The durable end of the log: only the committer changes it, after a successful commit.
+        std::int64_t seq = 0;
+        ChainHash head{};
+        TimePoint time{};  // the time of the last record committed
+        std::optional<std::string> failure;
+        std::function<void(std::chrono::nanoseconds, std::size_t, bool)> observer;
+    };
+
     void run();
 
     Store& store_;
-    mutable std::mutex mutex_;
+    LockGuarded<State> state_;
+    // Signalled when a ticket is queued and when the journal stops; waited on with state_ locked.
     std::condition_variable queued_;
-    std::deque<std::shared_ptr<Ticket>> queue_;
-    bool stopping_ = false;
-    std::int64_t seq_;
-    ChainHash head_;
-    TimePoint time_{};  // the time of the last record committed
-    std::optional<std::string> failure_;
-    std::function<void(std::chrono::nanoseconds, std::size_t, bool)> observer_;
     std::thread committer_;
 };
 
@@ -101,13 +108,20 @@ class Journal::Ticket {
 
   private:
     friend class Journal;
+    // Not behind a lock: the writer fills them before the ticket is queued, the committer alone
+    // uses them while it commits, and the writer reads the records after wait() (the journal's
+    // lock, then completion_'s, hand them over).
     std::vector<Mutation> mutations_;
     std::vector<AuditRecord> records_;
     CheckpointMaker make_;
-    std::mutex mutex_;
+    struct Completion {
+        bool finished = false;
+        Expected<void, std::string> result{};
+    };
+    LockGuarded<Completion> completion_;
+    // Signalled when the batch holding this entry is committed or failed; waited on with
+    // completion_ locked.
     std::condition_variable done_;
-    bool finished_ = false;
-    Expected<void, std::string> result_{};
 };
 
 }  // namespace dkim::jit
