@@ -47,29 +47,25 @@ std::string grant_end_event(GrantState state) {
 
 }  // namespace
 
-Authority::Authority(Journal& journal, Policy policy, const StoredState& state)
+Authority::Authority(Journal& journal, Policy policy, const StoredState& stored)
     : journal_(journal), policy_(std::move(policy)) {
-    for (const Request& r : state.requests) {
-        requests_[r.id] = r;
-        next_request_id_ = std::max(next_request_id_, r.id + 1);
+    auto state = state_.lock();
+    for (const Request& r : stored.requests) {
+        state->requests[r.id] = r;
+        state->next_request_id = std::max(state->next_request_id, r.id + 1);
     }
-    for (const Grant& g : state.grants) {
-        grants_[g.id] = g;
-        next_grant_id_ = std::max(next_grant_id_, g.id + 1);
+    for (const Grant& g : stored.grants) {
+        state->grants[g.id] = g;
+        state->next_grant_id = std::max(state->next_grant_id, g.id + 1);
     }
 }
 
 void Authority::on_event(std::function<void(const Event&)> listener) {
-    std::lock_guard lock(mutex_);
-    listener_ = std::move(listener);
+    state_.lock()->listener = std::move(listener);
 }
 
 void Authority::emit(const std::vector<Event>& events) {
-    std::function<void(const Event&)> listener;
-    {
-        std::lock_guard lock(mutex_);
-        listener = listener_;
-    }
+    const std::function<void(const Event&)> listener = state_.read_only_lock()->listener;
     if (listener) {
         for (const Event& e : events) {
             listener(e);
@@ -92,9 +88,9 @@ AuditRecord Authority::record(TimePoint now, const std::string& actor, std::stri
     return r;
 }
 
-Grant Authority::make_grant(const Request& request, TimePoint now) {
+Grant Authority::make_grant(const State& state, const Request& request, TimePoint now) {
     Grant g;
-    g.id = next_grant_id_;
+    g.id = state.next_grant_id;
     g.request_id = request.id;
     g.holder = request.requester;
     g.scope = request.scope;
@@ -105,9 +101,10 @@ Grant Authority::make_grant(const Request& request, TimePoint now) {
     return g;
 }
 
-// Called with mutex_ held. Writes, then applies: the decision, its grant and the requests that
-// grant supersedes land together or not at all.
-Outcome<Decision> Authority::commit_decision(Request request, std::optional<Grant> grant,
+// Called with the state locked. Writes, then applies: the decision, its grant and the requests
+// that grant supersedes land together or not at all.
+Outcome<Decision> Authority::commit_decision(State& state, Request request,
+                                             std::optional<Grant> grant,
                                              std::vector<AuditRecord> records,
                                              std::vector<Request> superseded) {
     std::vector<Mutation> mutations{request};
@@ -120,14 +117,14 @@ Outcome<Decision> Authority::commit_decision(Request request, std::optional<Gran
     if (auto written = journal_.write(std::move(mutations), records); !written) {
         return unavailable(written.error());
     }
-    requests_[request.id] = request;
-    next_request_id_ = std::max(next_request_id_, request.id + 1);
+    state.requests[request.id] = request;
+    state.next_request_id = std::max(state.next_request_id, request.id + 1);
     if (grant) {
-        grants_[grant->id] = *grant;
-        next_grant_id_ = std::max(next_grant_id_, grant->id + 1);
+        state.grants[grant->id] = *grant;
+        state.next_grant_id = std::max(state.next_grant_id, grant->id + 1);
     }
     for (const Request& closed : superseded) {
-        requests_[closed.id] = closed;
+        state.requests[closed.id] = closed;
     }
     return Decision{std::move(request), std::move(grant), std::move(superseded)};
 }
@@ -153,9 +150,9 @@ Authority::Asked asked_by(const Request& r) {
 }
 }  // namespace
 
-// Called with mutex_ held: an active grant that covers a request.
-const Grant* Authority::covering_grant(const Asked& asked, TimePoint now) const {
-    for (const auto& [id, g] : grants_) {
+// An active grant that covers a request.
+const Grant* Authority::covering_grant(const State& state, const Asked& asked, TimePoint now) {
+    for (const auto& [id, g] : state.grants) {
         if (covers(g, asked, now)) {
             return &g;
         }
@@ -186,13 +183,14 @@ Request Authority::superseded_copy(const Request& request, const Grant& grant, T
     return closed;
 }
 
-// Called with mutex_ held, as `grant` becomes active: the pending requests other than
-// `except` (the one it was made for) that it covers, closed as superseded by it.
-std::vector<Request> Authority::supersede_covered(const Grant& grant, std::int64_t except,
-                                                  TimePoint now, std::vector<AuditRecord>& records,
+// As `grant` becomes active: the pending requests other than `except` (the one it was made
+// for) that it covers, closed as superseded by it.
+std::vector<Request> Authority::supersede_covered(const State& state, const Grant& grant,
+                                                  std::int64_t except, TimePoint now,
+                                                  std::vector<AuditRecord>& records,
                                                   std::vector<Event>& events) const {
     std::vector<Request> out;
-    for (const auto& [id, r] : requests_) {
+    for (const auto& [id, r] : state.requests) {
         if (id != except && r.state_at(now) == RequestState::pending &&
             covers(grant, asked_by(r), now)) {
             out.push_back(superseded_copy(r, grant, now, records, events));
@@ -201,10 +199,10 @@ std::vector<Request> Authority::supersede_covered(const Grant& grant, std::int64
     return out;
 }
 
-// Called with mutex_ held.
-std::size_t Authority::pending_from(const std::string& requester, TimePoint now) const {
+std::size_t Authority::pending_from(const State& state, const std::string& requester,
+                                    TimePoint now) {
     return static_cast<std::size_t>(
-        std::count_if(requests_.begin(), requests_.end(), [&](const auto& entry) {
+        std::count_if(state.requests.begin(), state.requests.end(), [&](const auto& entry) {
             return entry.second.requester == requester &&
                    entry.second.state_at(now) == RequestState::pending;
         }));
@@ -250,11 +248,12 @@ Outcome<Decision> Authority::request(const Actor& actor, RequestInput input, Tim
     std::vector<Event> events;
     Outcome<Decision> decided = refuse(Refusal::Code::conflict, "not decided");
     {
-        std::lock_guard lock(mutex_);
-        if (const Grant* g = input.break_glass ? nullptr
-                                               : covering_grant({input.scope, actor.name,
-                                                                 input.duration, input.budget},
-                                                                now)) {
+        auto state = state_.lock();
+        if (const Grant* g =
+                input.break_glass
+                    ? nullptr
+                    : covering_grant(
+                          *state, {input.scope, actor.name, input.duration, input.budget}, now)) {
             // It would be superseded at once: say so instead of filing it. (The relay never
             // gets here: authorize_sign signs under such a grant.)
             return refuse(Refusal::Code::conflict,
@@ -263,14 +262,15 @@ Outcome<Decision> Authority::request(const Actor& actor, RequestInput input, Tim
                               format_duration(g->expires - now) +
                               ": nothing to request while it is active");
         }
-        if (!input.break_glass && pending_from(actor.name, now) >= kMaxPendingPerRequester) {
+        if (!input.break_glass &&
+            pending_from(*state, actor.name, now) >= kMaxPendingPerRequester) {
             return refuse(Refusal::Code::conflict,
                           std::to_string(kMaxPendingPerRequester) + " requests of " + actor.name +
                               " are pending already: withdraw or wait for a decision first");
         }
         std::vector<AuditRecord> records;
         Request r;
-        r.id = next_request_id_;
+        r.id = state->next_request_id;
         r.requester = actor.name;
         r.scope = input.scope;
         r.duration = input.duration;
@@ -287,7 +287,7 @@ Outcome<Decision> Authority::request(const Actor& actor, RequestInput input, Tim
             r.state = RequestState::approved;
             r.decided_by = "break-glass";
             r.decided_at = now;
-            grant = make_grant(r, now);
+            grant = make_grant(*state, r, now);
             records.push_back(record(now, who, "elevation.break_glass", r.scope, "alert", r.reason,
                                      r.id, grant->id));
             records.back().detail = "BREAK-GLASS: active without approval; " + terms;
@@ -297,7 +297,7 @@ Outcome<Decision> Authority::request(const Actor& actor, RequestInput input, Tim
             r.state = RequestState::approved;
             r.decided_by = "rule:" + rule->name;
             r.decided_at = now;
-            grant = make_grant(r, now);
+            grant = make_grant(*state, r, now);
             records.push_back(
                 record(now, who, "elevation.request", r.scope, "ok", r.reason, r.id, 0));
             records.back().detail = terms;
@@ -313,9 +313,9 @@ Outcome<Decision> Authority::request(const Actor& actor, RequestInput input, Tim
         }
         std::vector<Request> superseded;
         if (grant) {
-            superseded = supersede_covered(*grant, r.id, now, records, events);
+            superseded = supersede_covered(*state, *grant, r.id, now, records, events);
         }
-        decided = commit_decision(std::move(r), std::move(grant), std::move(records),
+        decided = commit_decision(*state, std::move(r), std::move(grant), std::move(records),
                                   std::move(superseded));
     }
     if (decided) {
@@ -324,36 +324,39 @@ Outcome<Decision> Authority::request(const Actor& actor, RequestInput input, Tim
     return decided;
 }
 
-// Called with mutex_ held: a copy of the request if it is still pending at `now`.
-Outcome<Request> Authority::pending_request(std::int64_t request_id, TimePoint now) const {
-    const auto it = requests_.find(request_id);
-    if (it == requests_.end()) {
+// A copy of the request if it is still pending at `now`.
+Outcome<Request> Authority::pending_request(const State& state, std::int64_t request_id,
+                                            TimePoint now) {
+    const auto it = state.requests.find(request_id);
+    if (it == state.requests.end()) {
         return refuse(Refusal::Code::not_found, "no request " + std::to_string(request_id));
     }
-    const RequestState state = it->second.state_at(now);
-    if (state == RequestState::superseded) {
+    const RequestState current = it->second.state_at(now);
+    if (current == RequestState::superseded) {
         return refuse(Refusal::Code::conflict,
                       "request " + std::to_string(request_id) +
                           " is superseded, not pending: grant " +
                           std::to_string(it->second.superseded_by) +
                           " covers its whole scope, so nothing is left to decide");
     }
-    if (state != RequestState::pending) {
+    if (current != RequestState::pending) {
         return refuse(Refusal::Code::conflict, "request " + std::to_string(request_id) + " is " +
-                                                   std::string(to_string(state)) + ", not pending");
+                                                   std::string(to_string(current)) +
+                                                   ", not pending");
     }
     return it->second;
 }
 
 // Whether `actor` may approve (or deny) request `request_id` now: it is pending, the actor
 // is an approver of its operation, not its requester, and (approving) has not approved it
-// yet. Called with mutex_ held.
-Outcome<Request> Authority::decidable_request(const Actor& actor, std::int64_t request_id,
-                                              bool approving, TimePoint now) const {
-    auto found = pending_request(request_id, now);
+// yet.
+Outcome<Request> Authority::decidable_request(const State& state, const Actor& actor,
+                                              std::int64_t request_id, bool approving,
+                                              TimePoint now) const {
+    auto found = pending_request(state, request_id, now);
     if (!found) {
-        if (const auto it = requests_.find(request_id);
-            approving && it != requests_.end() && it->second.state == RequestState::approved) {
+        if (const auto it = state.requests.find(request_id);
+            approving && it != state.requests.end() && it->second.state == RequestState::approved) {
             return refuse(Refusal::Code::forbidden,
                           "request " + std::to_string(request_id) +
                               " has its quorum of approvals already: it is approved",
@@ -392,8 +395,8 @@ Outcome<void> Authority::may_decide(const Actor& actor, std::int64_t request_id,
     if (actor.kind != Actor::Kind::user) {
         return refuse(Refusal::Code::forbidden, "only users may approve or deny", "role");
     }
-    std::lock_guard lock(mutex_);
-    auto found = decidable_request(actor, request_id, approving, now);
+    const auto state = state_.read_only_lock();
+    auto found = decidable_request(*state, actor, request_id, approving, now);
     if (!found) {
         return unexpected(found.error());
     }
@@ -407,8 +410,8 @@ Outcome<Decision> Authority::approve(const Actor& actor, std::int64_t request_id
     std::vector<Event> events;
     Outcome<Decision> decided = refuse(Refusal::Code::conflict, "not decided");
     {
-        std::lock_guard lock(mutex_);
-        auto found = decidable_request(actor, request_id, true, now);
+        auto state = state_.lock();
+        auto found = decidable_request(*state, actor, request_id, true, now);
         if (!found) {
             return unexpected(found.error());
         }
@@ -425,7 +428,7 @@ Outcome<Decision> Authority::approve(const Actor& actor, std::int64_t request_id
             r.state = RequestState::approved;
             r.decided_by = actor.name;
             r.decided_at = now;
-            grant = make_grant(r, now);
+            grant = make_grant(*state, r, now);
             records.back().grant_id = grant->id;
             records.back().detail += "; grant " + std::to_string(grant->id) + " active until " +
                                      std::to_string(to_unix_ms(grant->expires));
@@ -434,9 +437,9 @@ Outcome<Decision> Authority::approve(const Actor& actor, std::int64_t request_id
         }
         std::vector<Request> superseded;
         if (grant) {
-            superseded = supersede_covered(*grant, r.id, now, records, events);
+            superseded = supersede_covered(*state, *grant, r.id, now, records, events);
         }
-        decided = commit_decision(std::move(r), std::move(grant), std::move(records),
+        decided = commit_decision(*state, std::move(r), std::move(grant), std::move(records),
                                   std::move(superseded));
     }
     if (decided) {
@@ -457,8 +460,8 @@ Outcome<Decision> Authority::deny(const Actor& actor, std::int64_t request_id,
     std::vector<Event> events;
     Outcome<Decision> decided = refuse(Refusal::Code::conflict, "not decided");
     {
-        std::lock_guard lock(mutex_);
-        auto found = decidable_request(actor, request_id, false, now);
+        auto state = state_.lock();
+        auto found = decidable_request(*state, actor, request_id, false, now);
         if (!found) {
             return unexpected(found.error());
         }
@@ -470,7 +473,7 @@ Outcome<Decision> Authority::deny(const Actor& actor, std::int64_t request_id,
         std::vector<AuditRecord> records{
             record(now, actor.audit_name(), "elevation.deny", r.scope, "ok", reason, r.id, 0)};
         events.push_back({"request.denied", r.id, 0, r.scope.to_string(), actor.name, reason, now});
-        decided = commit_decision(std::move(r), std::nullopt, std::move(records));
+        decided = commit_decision(*state, std::move(r), std::nullopt, std::move(records));
     }
     if (decided) {
         emit(events);
@@ -479,8 +482,8 @@ Outcome<Decision> Authority::deny(const Actor& actor, std::int64_t request_id,
 }
 
 Outcome<Decision> Authority::cancel(const Actor& actor, std::int64_t request_id, TimePoint now) {
-    std::lock_guard lock(mutex_);
-    auto found = pending_request(request_id, now);
+    auto state = state_.lock();
+    auto found = pending_request(*state, request_id, now);
     if (!found) {
         return unexpected(found.error());
     }
@@ -495,7 +498,7 @@ Outcome<Decision> Authority::cancel(const Actor& actor, std::int64_t request_id,
     r.decided_at = now;
     std::vector<AuditRecord> records{
         record(now, actor.audit_name(), "elevation.cancel", r.scope, "ok", "", r.id, 0)};
-    return commit_decision(std::move(r), std::nullopt, std::move(records));
+    return commit_decision(*state, std::move(r), std::nullopt, std::move(records));
 }
 
 Outcome<Grant> Authority::revoke(const Actor& actor, std::int64_t grant_id,
@@ -507,9 +510,9 @@ Outcome<Grant> Authority::revoke(const Actor& actor, std::int64_t grant_id,
     std::vector<Event> events;
     Grant g;
     {
-        std::lock_guard lock(mutex_);
-        const auto it = grants_.find(grant_id);
-        if (it == grants_.end()) {
+        auto state = state_.lock();
+        const auto it = state->grants.find(grant_id);
+        if (it == state->grants.end()) {
             return refuse(Refusal::Code::not_found, "no grant " + std::to_string(grant_id));
         }
         g = it->second;
@@ -537,7 +540,7 @@ Outcome<Grant> Authority::revoke(const Actor& actor, std::int64_t grant_id,
         if (auto written = journal_.write({g}, std::move(r)); !written) {
             return unavailable(written.error());
         }
-        grants_[g.id] = g;
+        state->grants[g.id] = g;
         events.push_back({"grant.revoked", g.request_id, g.id, g.scope.to_string(),
                           actor.audit_name(), reason, now});
     }
@@ -553,10 +556,10 @@ Expected<SignPermit, SignRefusal> Authority::authorize_sign(const std::string& c
     std::int64_t reuse_id = 0;
     Scope scope{Operation::sign, domain, selector, client};
     {
-        std::lock_guard lock(mutex_);
+        auto state = state_.lock();
         // The grant that ends first is spent first (it would be wasted otherwise).
         Grant* best = nullptr;
-        for (auto& [id, g] : grants_) {
+        for (auto& [id, g] : state->grants) {
             if (g.scope.covers(Operation::sign, domain, selector, client) && g.active_at(now) &&
                 (best == nullptr || g.expires < best->expires)) {
                 best = &g;
@@ -567,14 +570,14 @@ Expected<SignPermit, SignRefusal> Authority::authorize_sign(const std::string& c
             return SignPermit{best->id, best->uses, best->budget && best->uses >= *best->budget,
                               best->scope};
         }
-        for (const auto& [id, r] : requests_) {
+        for (const auto& [id, r] : state->requests) {
             if (r.state_at(now) == RequestState::pending &&
                 r.scope.covers(Operation::sign, domain, selector, client)) {
                 reuse_id = id;
                 break;
             }
         }
-        if (reuse_id == 0 && pending_from(actor, now) >= kMaxPendingPerRequester) {
+        if (reuse_id == 0 && pending_from(*state, actor, now) >= kMaxPendingPerRequester) {
             // A relay (compromised or misconfigured) cannot flood approvers with requests.
             if (auto written = journal_.write(
                     {}, record(now, actor, "sign", scope, "locked",
@@ -593,7 +596,7 @@ Expected<SignPermit, SignRefusal> Authority::authorize_sign(const std::string& c
         if (reuse_id == 0) {
             // File one, durable before the answer, while holding the lock (one per scope).
             Request r;
-            r.id = next_request_id_;
+            r.id = state->next_request_id;
             r.requester = actor;
             r.scope = scope;
             r.duration = std::min(policy_.signer_request_duration,
@@ -611,10 +614,10 @@ Expected<SignPermit, SignRefusal> Authority::authorize_sign(const std::string& c
                     SignRefusal{SignRefusal::Kind::unavailable, 0,
                                 "the audit log cannot be written: " + written.error()});
             }
-            requests_[r.id] = r;
-            next_request_id_ = r.id + 1;
+            state->requests[r.id] = r;
+            state->next_request_id = r.id + 1;
             Event e{"request.pending", r.id, 0, scope.to_string(), actor, r.reason, now};
-            auto listener = listener_;
+            auto listener = state->listener;
             if (listener) {
                 listener(e);
             }
@@ -677,9 +680,9 @@ Outcome<Grant> Authority::authorize_operation(const Actor& actor, Operation op,
                                               const std::string& selector, TimePoint now) {
     Grant used;
     {
-        std::lock_guard lock(mutex_);
+        auto state = state_.lock();
         Grant* best = nullptr;
-        for (auto& [id, g] : grants_) {
+        for (auto& [id, g] : state->grants) {
             if (g.holder == actor.name && g.scope.covers(op, domain, selector, "*") &&
                 g.active_at(now) && (best == nullptr || g.expires < best->expires)) {
                 best = &g;
@@ -708,26 +711,26 @@ bool Authority::any_active(TimePoint now) const {
 }
 
 std::size_t Authority::active_count(TimePoint now) const {
-    std::lock_guard lock(mutex_);
+    const auto state = state_.read_only_lock();
     return static_cast<std::size_t>(
-        std::count_if(grants_.begin(), grants_.end(),
+        std::count_if(state->grants.begin(), state->grants.end(),
                       [now](const auto& kv) { return kv.second.active_at(now); }));
 }
 
 std::optional<TimePoint> Authority::next_deadline(TimePoint now) const {
-    std::lock_guard lock(mutex_);
+    const auto state = state_.read_only_lock();
     std::optional<TimePoint> next;
     auto consider = [&](TimePoint t) {
         if (t > now && (!next || t < *next)) {
             next = t;
         }
     };
-    for (const auto& [id, g] : grants_) {
+    for (const auto& [id, g] : state->grants) {
         if (g.active_at(now)) {
             consider(g.expires);
         }
     }
-    for (const auto& [id, r] : requests_) {
+    for (const auto& [id, r] : state->requests) {
         if (r.state_at(now) == RequestState::pending) {
             consider(r.pending_until);
         }
@@ -738,27 +741,27 @@ std::optional<TimePoint> Authority::next_deadline(TimePoint now) const {
 std::vector<Event> Authority::sweep(TimePoint now) {
     std::vector<Event> events;
     {
-        std::lock_guard lock(mutex_);
+        auto state = state_.lock();
         std::vector<Mutation> mutations;
         std::vector<AuditRecord> records;
         std::vector<Grant> ended;
         std::vector<Request> closed;  // expired or superseded
-        for (const auto& [id, g] : grants_) {
-            const GrantState state = g.state_at(now);
-            if (state != GrantState::active && !g.end_recorded) {
+        for (const auto& [id, g] : state->grants) {
+            const GrantState ended_as = g.state_at(now);
+            if (ended_as != GrantState::active && !g.end_recorded) {
                 Grant copy = g;
                 copy.end_recorded = true;
                 AuditRecord r = record(now, "signerd", "grant.end", g.scope,
-                                       std::string(to_string(state)), "", g.request_id, g.id);
+                                       std::string(to_string(ended_as)), "", g.request_id, g.id);
                 r.detail = "after " + std::to_string(g.uses) + " uses";
                 records.push_back(std::move(r));
-                events.push_back({grant_end_event(state), g.request_id, g.id, g.scope.to_string(),
-                                  "signerd", "", now});
+                events.push_back({grant_end_event(ended_as), g.request_id, g.id,
+                                  g.scope.to_string(), "signerd", "", now});
                 mutations.emplace_back(copy);
                 ended.push_back(std::move(copy));
             }
         }
-        for (const auto& [id, r] : requests_) {
+        for (const auto& [id, r] : state->requests) {
             if (r.state == RequestState::pending && r.state_at(now) == RequestState::expired) {
                 Request copy = r;
                 copy.state = RequestState::expired;
@@ -774,11 +777,11 @@ std::vector<Event> Authority::sweep(TimePoint now) {
         }
         // Grants supersede what they cover as they become active, so this finds only what a
         // store written before that holds.
-        for (const auto& [id, r] : requests_) {
+        for (const auto& [id, r] : state->requests) {
             if (r.state_at(now) != RequestState::pending) {
                 continue;
             }
-            if (const Grant* g = covering_grant(asked_by(r), now)) {
+            if (const Grant* g = covering_grant(*state, asked_by(r), now)) {
                 Request copy = superseded_copy(r, *g, now, records, events);
                 mutations.emplace_back(copy);
                 closed.push_back(std::move(copy));
@@ -792,10 +795,10 @@ std::vector<Event> Authority::sweep(TimePoint now) {
         }
         for (Grant& g : ended) {
             // Keep the in-memory use counter (it may be ahead of the one just written).
-            grants_[g.id].end_recorded = true;
+            state->grants[g.id].end_recorded = true;
         }
         for (Request& r : closed) {
-            requests_[r.id] = std::move(r);
+            state->requests[r.id] = std::move(r);
         }
     }
     emit(events);
@@ -803,26 +806,26 @@ std::vector<Event> Authority::sweep(TimePoint now) {
 }
 
 std::vector<Request> Authority::requests() const {
-    std::lock_guard lock(mutex_);
+    const auto state = state_.read_only_lock();
     std::vector<Request> out;
-    out.reserve(requests_.size());
-    for (const auto& [id, r] : requests_) {
+    out.reserve(state->requests.size());
+    for (const auto& [id, r] : state->requests) {
         out.push_back(r);
     }
     return out;
 }
 
 std::optional<Request> Authority::find_request(std::int64_t id) const {
-    std::lock_guard lock(mutex_);
-    const auto it = requests_.find(id);
-    return it == requests_.end() ? std::nullopt : std::optional<Request>(it->second);
+    const auto state = state_.read_only_lock();
+    const auto it = state->requests.find(id);
+    return it == state->requests.end() ? std::nullopt : std::optional<Request>(it->second);
 }
 
 std::vector<Grant> Authority::grants() const {
-    std::lock_guard lock(mutex_);
+    const auto state = state_.read_only_lock();
     std::vector<Grant> out;
-    out.reserve(grants_.size());
-    for (const auto& [id, g] : grants_) {
+    out.reserve(state->grants.size());
+    for (const auto& [id, g] : state->grants) {
         out.push_back(g);
     }
     return out;

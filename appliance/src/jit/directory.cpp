@@ -46,19 +46,20 @@ bool is_valid_user_name(std::string_view name) {
            name.front() >= 'a' && name.front() <= 'z';
 }
 
-Directory::Directory(Journal& journal, const StoredState& state, PasswordCost cost)
+Directory::Directory(Journal& journal, const StoredState& stored, PasswordCost cost)
     : journal_(journal), cost_(cost) {
-    for (const User& u : state.users) {
-        users_[u.name] = u;
+    auto state = state_.lock();
+    for (const User& u : stored.users) {
+        state->users[u.name] = u;
     }
-    for (const ApiToken& t : state.tokens) {
-        tokens_[t.id] = t;
-        token_by_hash_[t.hash] = t.id;
-        next_token_id_ = std::max(next_token_id_, t.id + 1);
+    for (const ApiToken& t : stored.tokens) {
+        state->tokens[t.id] = t;
+        state->token_by_hash[t.hash] = t.id;
+        state->next_token_id = std::max(state->next_token_id, t.id + 1);
     }
-    for (const LoginFailures& f : state.login_failures) {
-        if (users_.count(f.user) != 0) {
-            LoginFailures& kept = failures_[f.user];
+    for (const LoginFailures& f : stored.login_failures) {
+        if (state->users.count(f.user) != 0) {
+            LoginFailures& kept = state->failures[f.user];
             kept = f;
             if (kept.recent.size() > kMaxFailures) {
                 kept.recent.erase(kept.recent.begin(),
@@ -72,12 +73,12 @@ Actor Directory::actor_of(const User& user) {
     return Actor{Actor::Kind::user, user.name, user.roles};
 }
 
-Outcome<User> Directory::save(User user, AuditRecord record) {
+Outcome<User> Directory::save(State& state, User user, AuditRecord record) {
     if (auto written = journal_.write({user}, std::move(record)); !written) {
         return refuse(Refusal::Code::unavailable,
                       "the audit log cannot be written, nothing was changed: " + written.error());
     }
-    users_[user.name] = user;
+    state.users[user.name] = user;
     return blank(std::move(user));
 }
 
@@ -104,20 +105,20 @@ Outcome<User> Directory::add_user(const Actor& by, const std::string& name, Role
         }
         u.password_hash = std::move(*hashed);
     }
-    std::lock_guard lock(mutex_);
-    if (users_.count(name) != 0) {
+    auto state = state_.lock();
+    if (state->users.count(name) != 0) {
         return refuse(Refusal::Code::conflict, "user " + name + " exists already");
     }
     AuditRecord r = audit(now, by.audit_name(), "user.add", "ok", "");
     r.detail = "user " + name + " roles " + roles_to_string(roles);
-    return save(std::move(u), std::move(r));
+    return save(*state, std::move(u), std::move(r));
 }
 
 Outcome<User> Directory::set_disabled(const Actor& by, const std::string& name, bool disabled,
                                       TimePoint now) {
-    std::lock_guard lock(mutex_);
-    const auto it = users_.find(name);
-    if (it == users_.end()) {
+    auto state = state_.lock();
+    const auto it = state->users.find(name);
+    if (it == state->users.end()) {
         return refuse(Refusal::Code::not_found, "no user " + name);
     }
     User u = it->second;
@@ -127,7 +128,7 @@ Outcome<User> Directory::set_disabled(const Actor& by, const std::string& name, 
     r.detail = "user " + name;
     // A disabled user's tokens stop working at once (authenticate checks the user too). A
     // lockout is not touched: disabling and enabling again does not lift it.
-    return save(std::move(u), std::move(r));
+    return save(*state, std::move(u), std::move(r));
 }
 
 Outcome<User> Directory::set_password(const Actor& by, const std::string& name,
@@ -139,55 +140,54 @@ Outcome<User> Directory::set_password(const Actor& by, const std::string& name,
     if (!hashed) {
         return refuse(Refusal::Code::unavailable, "out of memory hashing the password");
     }
-    std::lock_guard lock(mutex_);
-    const auto it = users_.find(name);
-    if (it == users_.end()) {
+    auto state = state_.lock();
+    const auto it = state->users.find(name);
+    if (it == state->users.end()) {
         return refuse(Refusal::Code::not_found, "no user " + name);
     }
     User u = it->second;
     u.password_hash = std::move(*hashed);
     AuditRecord r = audit(now, by.audit_name(), "user.password", "ok", "");
     r.detail = "user " + name;
-    return save(std::move(u), std::move(r));
+    return save(*state, std::move(u), std::move(r));
 }
 
 std::vector<User> Directory::users() const {
-    std::lock_guard lock(mutex_);
+    const auto state = state_.read_only_lock();
     std::vector<User> out;
-    for (const auto& [name, u] : users_) {
+    for (const auto& [name, u] : state->users) {
         out.push_back(blank(u));
     }
     return out;
 }
 
 std::optional<User> Directory::find(const std::string& name) const {
-    std::lock_guard lock(mutex_);
-    const auto it = users_.find(name);
-    return it == users_.end() ? std::nullopt : std::optional<User>(blank(it->second));
+    const auto state = state_.read_only_lock();
+    const auto it = state->users.find(name);
+    return it == state->users.end() ? std::nullopt : std::optional<User>(blank(it->second));
 }
 
-bool Directory::locked_out(const std::string& name, TimePoint now) const {
-    const auto it = failures_.find(name);
-    return it != failures_.end() && now < it->second.locked_until;
+bool Directory::locked_out(const State& state, const std::string& name, TimePoint now) {
+    const auto it = state.failures.find(name);
+    return it != state.failures.end() && now < it->second.locked_until;
 }
 
 bool Directory::locked_out_at(const std::string& name, TimePoint now) const {
-    std::lock_guard lock(mutex_);
-    return locked_out(name, now);
+    return locked_out(*state_.read_only_lock(), name, now);
 }
 
 std::size_t Directory::tracked_failures() const {
-    std::lock_guard lock(mutex_);
-    return failures_.size();
+    return state_.read_only_lock()->failures.size();
 }
 
-std::optional<LoginFailures> Directory::note_failure(const std::string& name, TimePoint now) {
-    if (users_.count(name) == 0) {
+std::optional<LoginFailures> Directory::note_failure(State& state, const std::string& name,
+                                                     TimePoint now) {
+    if (state.users.count(name) == 0) {
         // An unknown name can never authenticate: nothing to lock, nothing to remember. A
         // sprayer of random names takes no memory here (the audit log records each attempt).
         return std::nullopt;
     }
-    LoginFailures& f = failures_[name];
+    LoginFailures& f = state.failures[name];
     if (now < f.locked_until) {
         // Locked: whatever is tried neither counts nor changes the lockout's end.
         return std::nullopt;
@@ -232,10 +232,10 @@ Outcome<Actor> Directory::authenticate_password(const std::string& name, std::st
                                                 TimePoint now) {
     User u;
     {
-        std::lock_guard lock(mutex_);
-        const auto it = users_.find(name);
-        if (it == users_.end() || it->second.disabled || it->second.password_hash.empty() ||
-            locked_out(name, now)) {
+        const auto state = state_.read_only_lock();
+        const auto it = state->users.find(name);
+        if (it == state->users.end() || it->second.disabled || it->second.password_hash.empty() ||
+            locked_out(*state, name, now)) {
             u.name.clear();
         } else {
             u = it->second;
@@ -248,9 +248,9 @@ Outcome<Actor> Directory::authenticate_password(const std::string& name, std::st
         std::optional<LoginFailures> failures;
         bool locked = false;
         {
-            std::lock_guard lock(mutex_);
-            locked = locked_out(name, now);
-            failures = note_failure(name, now);
+            auto state = state_.lock();
+            locked = locked_out(*state, name, now);
+            failures = note_failure(*state, name, now);
         }
         if (auto recorded = audit_failure(
                 is_valid_user_name(name) ? name : "(invalid name)", "auth.password",
@@ -260,12 +260,9 @@ Outcome<Actor> Directory::authenticate_password(const std::string& name, std::st
         }
         return bad_credentials();
     }
-    {
-        // The lockout may have begun while the password was being checked.
-        std::lock_guard lock(mutex_);
-        if (locked_out(name, now)) {
-            return bad_credentials();
-        }
+    // The lockout may have begun while the password was being checked.
+    if (locked_out(*state_.read_only_lock(), name, now)) {
+        return bad_credentials();
     }
     return actor_of(u);
 }
@@ -273,15 +270,15 @@ Outcome<Actor> Directory::authenticate_password(const std::string& name, std::st
 Outcome<Actor> Directory::authenticate_token(std::string_view token, TimePoint now,
                                              std::optional<TokenKind> kind) {
     const std::string hash = token_hash(token);
-    std::lock_guard lock(mutex_);
+    const auto state = state_.read_only_lock();
     // The map lookup is by hash: timing reveals nothing about valid tokens' plaintexts.
-    const auto it = token_by_hash_.find(hash);
-    if (it != token_by_hash_.end()) {
-        const ApiToken& t = tokens_.at(it->second);
-        const auto user = users_.find(t.user);
+    const auto it = state->token_by_hash.find(hash);
+    if (it != state->token_by_hash.end()) {
+        const ApiToken& t = state->tokens.at(it->second);
+        const auto user = state->users.find(t.user);
         if (base::constant_time_equal(t.hash, hash) && !t.revoked &&
             (!t.expires || now < *t.expires) && (!kind || t.kind == *kind) &&
-            user != users_.end() && !user->second.disabled) {
+            user != state->users.end() && !user->second.disabled) {
             return actor_of(user->second);
         }
     }
@@ -290,12 +287,12 @@ Outcome<Actor> Directory::authenticate_token(std::string_view token, TimePoint n
 
 std::optional<ApiToken> Directory::token_info(std::string_view token) const {
     const std::string hash = token_hash(token);
-    std::lock_guard lock(mutex_);
-    const auto it = token_by_hash_.find(hash);
-    if (it == token_by_hash_.end()) {
+    const auto state = state_.read_only_lock();
+    const auto it = state->token_by_hash.find(hash);
+    if (it == state->token_by_hash.end()) {
         return std::nullopt;
     }
-    ApiToken copy = tokens_.at(it->second);
+    ApiToken copy = state->tokens.at(it->second);
     copy.hash.clear();
     return copy;
 }
@@ -306,15 +303,15 @@ Outcome<NewToken> Directory::create_token(const Actor& by, const std::string& us
     if (label.size() > 200) {
         return refuse(Refusal::Code::invalid, "token labels are at most 200 bytes");
     }
-    std::lock_guard lock(mutex_);
-    const auto it = users_.find(user);
-    if (it == users_.end() || it->second.disabled) {
+    auto state = state_.lock();
+    const auto it = state->users.find(user);
+    if (it == state->users.end() || it->second.disabled) {
         return refuse(Refusal::Code::not_found, "no enabled user " + user);
     }
     NewToken created;
     created.secret = random_token();
     ApiToken& t = created.token;
-    t.id = next_token_id_;
+    t.id = state->next_token_id;
     t.user = user;
     t.kind = kind;
     t.label = label;
@@ -332,17 +329,17 @@ Outcome<NewToken> Directory::create_token(const Actor& by, const std::string& us
         return refuse(Refusal::Code::unavailable,
                       "the audit log cannot be written, nothing was changed: " + written.error());
     }
-    tokens_[t.id] = t;
-    token_by_hash_[t.hash] = t.id;
-    next_token_id_ = t.id + 1;
+    state->tokens[t.id] = t;
+    state->token_by_hash[t.hash] = t.id;
+    state->next_token_id = t.id + 1;
     created.token.hash.clear();
     return created;
 }
 
 Outcome<ApiToken> Directory::revoke_token(const Actor& by, std::int64_t id, TimePoint now) {
-    std::lock_guard lock(mutex_);
-    const auto it = tokens_.find(id);
-    if (it == tokens_.end()) {
+    auto state = state_.lock();
+    const auto it = state->tokens.find(id);
+    if (it == state->tokens.end()) {
         return refuse(Refusal::Code::not_found, "no token " + std::to_string(id));
     }
     ApiToken t = it->second;
@@ -368,9 +365,9 @@ Outcome<ApiToken> Directory::revoke_token(const Actor& by, std::int64_t id, Time
 }
 
 std::vector<ApiToken> Directory::tokens() const {
-    std::lock_guard lock(mutex_);
+    const auto state = state_.read_only_lock();
     std::vector<ApiToken> out;
-    for (const auto& [id, t] : tokens_) {
+    for (const auto& [id, t] : state->tokens) {
         ApiToken copy = t;
         copy.hash.clear();
         out.push_back(std::move(copy));
@@ -380,9 +377,9 @@ std::vector<ApiToken> Directory::tokens() const {
 
 Outcome<TotpEnrolment> Directory::enrol_totp(const Actor& by, const std::string& user,
                                              TimePoint now, bool replace_confirmed) {
-    std::lock_guard lock(mutex_);
-    const auto it = users_.find(user);
-    if (it == users_.end()) {
+    auto state = state_.lock();
+    const auto it = state->users.find(user);
+    if (it == state->users.end()) {
         return refuse(Refusal::Code::not_found, "no user " + user);
     }
     User u = it->second;
@@ -402,7 +399,7 @@ Outcome<TotpEnrolment> Directory::enrol_totp(const Actor& by, const std::string&
     AuditRecord r = audit(now, by.audit_name(), "totp.enrol", "ok", "");
     r.detail = "user " + user +
                (replaced ? " (replaces a confirmed TOTP; unconfirmed)" : " (unconfirmed)");
-    if (auto saved = save(std::move(u), std::move(r)); !saved) {
+    if (auto saved = save(*state, std::move(u), std::move(r)); !saved) {
         base::wipe(enrolment.secret_base32);
         base::wipe(enrolment.uri);
         return unexpected(saved.error());
@@ -412,14 +409,14 @@ Outcome<TotpEnrolment> Directory::enrol_totp(const Actor& by, const std::string&
 
 Outcome<User> Directory::confirm_totp(const Actor& by, const std::string& user,
                                       std::string_view code, TimePoint now) {
-    std::unique_lock lock(mutex_);
-    const auto it = users_.find(user);
-    if (it == users_.end() || it->second.totp_secret.empty()) {
+    auto state = state_.lock();
+    const auto it = state->users.find(user);
+    if (it == state->users.end() || it->second.totp_secret.empty()) {
         return refuse(Refusal::Code::conflict, "no TOTP enrolment to confirm for " + user);
     }
     User u = it->second;
     std::optional<std::int64_t> step;
-    const bool locked = locked_out(user, now);
+    const bool locked = locked_out(*state, user, now);
     if (!locked) {
         step = totp_match(
             u.totp_secret, code,
@@ -427,8 +424,8 @@ Outcome<User> Directory::confirm_totp(const Actor& by, const std::string& user,
                 std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count()));
     }
     if (!step || *step <= u.totp_last_step) {
-        auto failures = note_failure(user, now);
-        lock.unlock();
+        auto failures = note_failure(*state, user, now);
+        state.lock().unlock();  // the refusal is written to the log unlocked
         if (auto recorded =
                 audit_failure(user, "totp.confirm", locked ? "locked out" : "TOTP code wrong",
                               std::move(failures), now);
@@ -441,13 +438,13 @@ Outcome<User> Directory::confirm_totp(const Actor& by, const std::string& user,
     u.totp_last_step = *step;
     AuditRecord r = audit(now, by.audit_name(), "totp.confirm", "ok", "");
     r.detail = "user " + user;
-    return save(std::move(u), std::move(r));
+    return save(*state, std::move(u), std::move(r));
 }
 
 Outcome<void> Directory::check_totp(const Actor& actor, std::string_view code, TimePoint now) {
-    std::unique_lock lock(mutex_);
-    const auto it = users_.find(actor.name);
-    if (actor.kind != Actor::Kind::user || it == users_.end()) {
+    auto state = state_.lock();
+    const auto it = state->users.find(actor.name);
+    if (actor.kind != Actor::Kind::user || it == state->users.end()) {
         return refuse(Refusal::Code::forbidden, "a TOTP code needs a user");
     }
     User u = it->second;
@@ -458,7 +455,7 @@ Outcome<void> Directory::check_totp(const Actor& actor, std::string_view code, T
                           "need one (dkim-appliance totp enrol)");
     }
     std::optional<std::int64_t> step;
-    const bool locked = locked_out(u.name, now);
+    const bool locked = locked_out(*state, u.name, now);
     if (!locked) {
         step = totp_match(
             u.totp_secret, code,
@@ -466,8 +463,8 @@ Outcome<void> Directory::check_totp(const Actor& actor, std::string_view code, T
                 std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count()));
     }
     if (!step || *step <= u.totp_last_step) {
-        auto failures = note_failure(u.name, now);
-        lock.unlock();
+        auto failures = note_failure(*state, u.name, now);
+        state.lock().unlock();  // the refusal is written to the log unlocked
         if (auto recorded = audit_failure(u.name, "auth.totp",
                                           locked ? "locked out"
                                           : step ? "TOTP code reused"
@@ -485,7 +482,7 @@ Outcome<void> Directory::check_totp(const Actor& actor, std::string_view code, T
         return refuse(Refusal::Code::unavailable,
                       "the audit log cannot be written: " + written.error());
     }
-    users_[u.name].totp_last_step = *step;
+    state->users[u.name].totp_last_step = *step;
     return {};
 }
 

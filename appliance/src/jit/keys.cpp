@@ -42,16 +42,20 @@ bool before(const KeyRecord& a, const KeyRecord& b) {
     return std::tie(a.domain, a.selector) < std::tie(b.domain, b.selector);
 }
 
+std::vector<KeyRecord> sorted_records(std::vector<KeyRecord> records) {
+    std::sort(records.begin(), records.end(), before);
+    return records;
+}
+
 }  // namespace
 
-KeyRegistry::KeyRegistry(std::vector<KeyRecord> records) : records_(std::move(records)) {
-    std::sort(records_.begin(), records_.end(), before);
-}
+KeyRegistry::KeyRegistry(std::vector<KeyRecord> records)
+    : records_(sorted_records(std::move(records))) {}
 
 std::optional<KeyRecord> KeyRegistry::find(std::string_view domain,
                                            std::string_view selector) const {
-    std::lock_guard lock(mutex_);
-    for (const KeyRecord& r : records_) {
+    const auto records = records_.read_only_lock();
+    for (const KeyRecord& r : *records) {
         if (r.domain == domain && r.selector == selector) {
             return r;
         }
@@ -60,14 +64,13 @@ std::optional<KeyRecord> KeyRegistry::find(std::string_view domain,
 }
 
 std::vector<KeyRecord> KeyRegistry::all() const {
-    std::lock_guard lock(mutex_);
-    return records_;
+    return *records_.read_only_lock();
 }
 
 std::vector<KeyRecord> KeyRegistry::of_domain(std::string_view domain) const {
-    std::lock_guard lock(mutex_);
+    const auto records = records_.read_only_lock();
     std::vector<KeyRecord> out;
-    for (const KeyRecord& r : records_) {
+    for (const KeyRecord& r : *records) {
         if (r.domain == domain) {
             out.push_back(r);
         }
@@ -76,12 +79,12 @@ std::vector<KeyRecord> KeyRegistry::of_domain(std::string_view domain) const {
 }
 
 void KeyRegistry::put(const KeyRecord& record) {
-    std::lock_guard lock(mutex_);
-    const auto at = std::lower_bound(records_.begin(), records_.end(), record, before);
-    if (at != records_.end() && at->domain == record.domain && at->selector == record.selector) {
+    auto records = records_.lock();
+    const auto at = std::lower_bound(records->begin(), records->end(), record, before);
+    if (at != records->end() && at->domain == record.domain && at->selector == record.selector) {
         *at = record;
     } else {
-        records_.insert(at, record);
+        records->insert(at, record);
     }
 }
 

@@ -4,9 +4,9 @@
 // signature outside an active, approved, unexpired grant that covers it, and every decision
 // on the audit log before it takes effect.
 //
-// All state lives in memory behind one mutex and is written through the Journal: a decision
-// holds the mutex while its record becomes durable, and only then changes the state (so a
-// decision the log cannot hold never happens). A signature is authorized under the mutex,
+// All state lives in memory inside one LockGuarded and is written through the Journal: a
+// decision holds the lock while its record becomes durable, and only then changes the state (so
+// a decision the log cannot hold never happens). A signature is authorized under the lock,
 // which spends one use of the grant's budget atomically, and its record is written after
 // the token has signed; the caller releases the signature only when that write succeeded.
 //
@@ -17,7 +17,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,6 +24,7 @@
 #include "dkim/jit/journal.hpp"
 #include "dkim/jit/model.hpp"
 #include "dkim/jit/policy.hpp"
+#include "dkim/lock_guarded.hpp"
 
 namespace dkim::jit {
 
@@ -196,15 +196,29 @@ class Authority {
     static constexpr std::size_t kMaxPendingPerRequester = 16;
 
   private:
-    std::size_t pending_from(const std::string& requester, TimePoint now) const;
-    Outcome<Request> pending_request(std::int64_t request_id, TimePoint now) const;
-    Outcome<Request> decidable_request(const Actor& actor, std::int64_t request_id, bool approving,
+    // Everything the lock guards. The functions below that take a State are called with it
+    // locked (they are handed the locked value).
+    struct State {
+        std::map<std::int64_t, Request> requests;
+        std::map<std::int64_t, Grant> grants;
+        std::int64_t next_request_id = 1;
+        std::int64_t next_grant_id = 1;
+        std::function<void(const Event&)> listener;
+    };
+
+    static std::size_t pending_from(const State& state, const std::string& requester,
+                                    TimePoint now);
+    static Outcome<Request> pending_request(const State& state, std::int64_t request_id,
+                                            TimePoint now);
+    Outcome<Request> decidable_request(const State& state, const Actor& actor,
+                                       std::int64_t request_id, bool approving,
                                        TimePoint now) const;
-    Outcome<Decision> commit_decision(Request request, std::optional<Grant> grant,
+    Outcome<Decision> commit_decision(State& state, Request request, std::optional<Grant> grant,
                                       std::vector<AuditRecord> records,
                                       std::vector<Request> superseded = {});
-    const Grant* covering_grant(const Asked& asked, TimePoint now) const;
-    std::vector<Request> supersede_covered(const Grant& grant, std::int64_t except, TimePoint now,
+    static const Grant* covering_grant(const State& state, const Asked& asked, TimePoint now);
+    std::vector<Request> supersede_covered(const State& state, const Grant& grant,
+                                           std::int64_t except, TimePoint now,
                                            std::vector<AuditRecord>& records,
                                            std::vector<Event>& events) const;
     Request superseded_copy(const Request& request, const Grant& grant, TimePoint now,
@@ -212,17 +226,12 @@ class Authority {
     AuditRecord record(TimePoint now, const std::string& actor, std::string action,
                        const Scope& scope, std::string outcome, std::string reason,
                        std::int64_t request_id, std::int64_t grant_id) const;
-    Grant make_grant(const Request& request, TimePoint now);
+    static Grant make_grant(const State& state, const Request& request, TimePoint now);
     void emit(const std::vector<Event>& events);
 
     Journal& journal_;
     Policy policy_;
-    mutable std::mutex mutex_;
-    std::map<std::int64_t, Request> requests_;
-    std::map<std::int64_t, Grant> grants_;
-    std::int64_t next_request_id_ = 1;
-    std::int64_t next_grant_id_ = 1;
-    std::function<void(const Event&)> listener_;
+    LockGuarded<State> state_;
 };
 
 }  // namespace dkim::jit

@@ -11,7 +11,6 @@
 // a guessed secret (password, TOTP code, locked out or not) is the same answer.
 
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,6 +18,7 @@
 #include "dkim/jit/authority.hpp"
 #include "dkim/jit/credentials.hpp"
 #include "dkim/jit/journal.hpp"
+#include "dkim/lock_guarded.hpp"
 
 namespace dkim::jit {
 
@@ -85,26 +85,31 @@ class Directory {
     static constexpr Duration kLockout = std::chrono::minutes(15);
 
   private:
-    // Called with mutex_ held.
-    bool locked_out(const std::string& name, TimePoint now) const;
-    // Called with mutex_ held: counts a failure of an existing user (nothing for an unknown
-    // name, nothing during a lockout) and returns the record to persist, if it changed.
-    std::optional<LoginFailures> note_failure(const std::string& name, TimePoint now);
+    // Everything the lock guards. The functions below that take a State are called with it
+    // locked (they are handed the locked value).
+    struct State {
+        std::map<std::string, User> users;
+        std::map<std::int64_t, ApiToken> tokens;
+        std::map<std::string, std::int64_t> token_by_hash;
+        std::int64_t next_token_id = 1;
+        std::map<std::string, LoginFailures> failures;  // existing users only
+    };
+
+    static bool locked_out(const State& state, const std::string& name, TimePoint now);
+    // Counts a failure of an existing user (nothing for an unknown name, nothing during a
+    // lockout) and returns the record to persist, if it changed.
+    static std::optional<LoginFailures> note_failure(State& state, const std::string& name,
+                                                     TimePoint now);
     // The refusal on the audit log, with the changed failure record in the same commit.
     Outcome<void> audit_failure(const std::string& actor, const std::string& action,
                                 const std::string& reason, std::optional<LoginFailures> failures,
                                 TimePoint now);
-    Outcome<User> save(User user, AuditRecord record);
+    Outcome<User> save(State& state, User user, AuditRecord record);
     static Actor actor_of(const User& user);
 
     Journal& journal_;
     PasswordCost cost_;
-    mutable std::mutex mutex_;
-    std::map<std::string, User> users_;
-    std::map<std::int64_t, ApiToken> tokens_;
-    std::map<std::string, std::int64_t> token_by_hash_;
-    std::int64_t next_token_id_ = 1;
-    std::map<std::string, LoginFailures> failures_;  // existing users only
+    LockGuarded<State> state_;
 };
 
 bool is_valid_user_name(std::string_view name);

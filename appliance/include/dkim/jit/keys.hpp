@@ -18,13 +18,13 @@
 // key of its kind moves it to retiring like any other.
 
 #include <cstdint>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "dkim/clock.hpp"
+#include "dkim/lock_guarded.hpp"
 
 namespace dkim::jit {
 
@@ -70,8 +70,7 @@ class KeyRegistry {
     void put(const KeyRecord& record);
 
   private:
-    mutable std::mutex mutex_;
-    std::vector<KeyRecord> records_;  // sorted by domain, selector
+    LockGuarded<std::vector<KeyRecord>> records_;  // sorted by domain, selector
 };
 
 }  // namespace dkim::jit
