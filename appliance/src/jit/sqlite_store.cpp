@@ -9,10 +9,10 @@
 #include <algorithm>
 #include <iterator>
 #include <map>
-#include <mutex>
 #include <string>
 
 #include "dkim/jit/store.hpp"
+#include "dkim/lock_guarded.hpp"
 
 namespace dkim::jit {
 namespace {
@@ -217,24 +217,19 @@ RequestState request_state_from(const std::string& text) {
     return RequestState::cancelled;  // unknown: never pending, never approved
 }
 
-class SqliteStore final : public Store {
+// The database connection and its cache of prepared statements: used by one thread at a time
+// (SqliteStore keeps it inside its lock), so that no read lands inside a commit's transaction and
+// no statement is stepped by two threads.
+class SqliteConnection {
   public:
-    explicit SqliteStore(sqlite3* db, std::string file) : db_(db), file_(std::move(file)) {}
-    SqliteStore(const SqliteStore&) = delete;
-    SqliteStore& operator=(const SqliteStore&) = delete;
-    ~SqliteStore() override {
+    SqliteConnection(sqlite3* db, std::string file) : db_(db), file_(std::move(file)) {}
+    SqliteConnection(const SqliteConnection&) = delete;
+    SqliteConnection& operator=(const SqliteConnection&) = delete;
+    ~SqliteConnection() {
         statements_.clear();
         sqlite3_close(db_);
     }
 
-    Expected<StoredState, std::string> load() override;
-    Expected<void, std::string> commit(const std::vector<Mutation>& mutations,
-                                       const std::vector<AuditRecord>& records) override;
-    Expected<std::vector<AuditRecord>, std::string> audit_records(std::int64_t from,
-                                                                  std::int64_t limit) override;
-    Expected<std::vector<Checkpoint>, std::string> checkpoints() override;
-
-  private:
     std::string error(const std::string& what) const {
         return what + ": " + file_ + ": " + sqlite3_errmsg(db_);
     }
@@ -262,17 +257,32 @@ class SqliteStore final : public Store {
     bool apply(const LoginFailures& f);
     bool append(const AuditRecord& r);
 
+  private:
     sqlite3* db_;
     std::string file_;
     std::map<const char*, std::unique_ptr<Statement>> statements_;
-    std::mutex mutex_;  // the statement cache is used by one thread at a time
+};
+
+class SqliteStore final : public Store {
+  public:
+    SqliteStore(sqlite3* db, std::string file) : connection_(db, std::move(file)) {}
+
+    Expected<StoredState, std::string> load() override;
+    Expected<void, std::string> commit(const std::vector<Mutation>& mutations,
+                                       const std::vector<AuditRecord>& records) override;
+    Expected<std::vector<AuditRecord>, std::string> audit_records(std::int64_t from,
+                                                                  std::int64_t limit) override;
+    Expected<std::vector<Checkpoint>, std::string> checkpoints() override;
+
+  private:
+    LockGuarded<SqliteConnection> connection_;
 };
 
 bool done(Statement* s) {
     return s != nullptr && s->step() == SQLITE_DONE;
 }
 
-bool SqliteStore::apply(const User& u) {
+bool SqliteConnection::apply(const User& u) {
     Statement* s = statement(
         "INSERT OR REPLACE INTO users(name, roles, password_hash, totp_secret, totp_confirmed, "
         "totp_last_step, disabled, created) VALUES (?,?,?,?,?,?,?,?)");
@@ -285,7 +295,7 @@ bool SqliteStore::apply(const User& u) {
     return done(s);
 }
 
-bool SqliteStore::apply(const ApiToken& t) {
+bool SqliteConnection::apply(const ApiToken& t) {
     Statement* s = statement(
         "INSERT OR REPLACE INTO api_tokens(id, user, kind, label, hash, created, expires, revoked) "
         "VALUES (?,?,?,?,?,?,?,?)");
@@ -303,7 +313,7 @@ bool SqliteStore::apply(const ApiToken& t) {
     return done(s);
 }
 
-bool SqliteStore::apply(const Request& r) {
+bool SqliteConnection::apply(const Request& r) {
     Statement* s = statement(
         "INSERT OR REPLACE INTO requests(id, requester, operation, domain, selector, client, "
         "duration_ms, budget, reason, created, pending_until, state, decided_by, "
@@ -340,7 +350,7 @@ bool SqliteStore::apply(const Request& r) {
     return true;
 }
 
-bool SqliteStore::apply(const Grant& g) {
+bool SqliteConnection::apply(const Grant& g) {
     Statement* s = statement(
         "INSERT INTO grants(id, request_id, holder, operation, domain, selector, client, starts, "
         "expires, budget, uses, revoked_at, revoked_by, revoke_reason, break_glass, "
@@ -365,7 +375,7 @@ bool SqliteStore::apply(const Grant& g) {
     return done(s);
 }
 
-bool SqliteStore::apply(const GrantUses& g) {
+bool SqliteConnection::apply(const GrantUses& g) {
     Statement* s = statement("UPDATE grants SET uses = MAX(uses, ?) WHERE id = ?");
     if (s == nullptr) {
         return false;
@@ -374,7 +384,7 @@ bool SqliteStore::apply(const GrantUses& g) {
     return done(s);
 }
 
-bool SqliteStore::apply(const Checkpoint& c) {
+bool SqliteConnection::apply(const Checkpoint& c) {
     Statement* s = statement(
         "INSERT OR REPLACE INTO checkpoints(seq, head, time, key_label, algorithm, signature) "
         "VALUES (?,?,?,?,?,?)");
@@ -386,7 +396,7 @@ bool SqliteStore::apply(const Checkpoint& c) {
     return done(s);
 }
 
-bool SqliteStore::apply(const KeyRecord& k) {
+bool SqliteConnection::apply(const KeyRecord& k) {
     Statement* s = statement(
         "INSERT OR REPLACE INTO keys(domain, selector, algorithm, state, origin, created, "
         "activated, retiring_since, retire_after, retired, dkim_record) "
@@ -411,7 +421,7 @@ bool SqliteStore::apply(const KeyRecord& k) {
     return done(s);
 }
 
-bool SqliteStore::apply(const LoginFailures& f) {
+bool SqliteConnection::apply(const LoginFailures& f) {
     Statement* s = statement(
         "INSERT INTO login_failures(user, version, count, first, locked_until, recent) "
         "VALUES (?,?,?,?,?,?) ON CONFLICT(user) DO UPDATE SET version = excluded.version, "
@@ -426,7 +436,7 @@ bool SqliteStore::apply(const LoginFailures& f) {
     return done(s);
 }
 
-bool SqliteStore::append(const AuditRecord& r) {
+bool SqliteConnection::append(const AuditRecord& r) {
     Statement* s = statement(
         "INSERT INTO audit(seq, time, actor, action, scope, outcome, reason, request_id, "
         "grant_id, detail, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
@@ -441,33 +451,34 @@ bool SqliteStore::append(const AuditRecord& r) {
 
 Expected<void, std::string> SqliteStore::commit(const std::vector<Mutation>& mutations,
                                                 const std::vector<AuditRecord>& records) {
-    std::lock_guard lock(mutex_);
-    if (!exec("BEGIN IMMEDIATE")) {
-        return unexpected(error("cannot start a transaction"));
+    auto connection = connection_.lock();
+    if (!connection->exec("BEGIN IMMEDIATE")) {
+        return unexpected(connection->error("cannot start a transaction"));
     }
     bool ok = true;
     for (const Mutation& m : mutations) {
-        ok = std::visit([this](const auto& value) { return apply(value); }, m);
+        ok = std::visit([&connection](const auto& value) { return connection->apply(value); }, m);
         if (!ok) {
             break;
         }
     }
     for (std::size_t i = 0; ok && i < records.size(); ++i) {
-        ok = append(records[i]);
+        ok = connection->append(records[i]);
     }
-    if (ok && exec("COMMIT")) {
+    if (ok && connection->exec("COMMIT")) {
         return {};
     }
-    std::string message = error("cannot write the state and audit log");
-    exec("ROLLBACK");
+    std::string message = connection->error("cannot write the state and audit log");
+    connection->exec("ROLLBACK");
     return unexpected(std::move(message));
 }
 
 Expected<StoredState, std::string> SqliteStore::load() {
-    std::lock_guard lock(mutex_);
+    auto connection = connection_.lock();
     StoredState state;
-    if (Statement* s = statement("SELECT name, roles, password_hash, totp_secret, totp_confirmed, "
-                                 "totp_last_step, disabled, created FROM users ORDER BY name")) {
+    if (Statement* s =
+            connection->statement("SELECT name, roles, password_hash, totp_secret, totp_confirmed, "
+                                  "totp_last_step, disabled, created FROM users ORDER BY name")) {
         while (s->step() == SQLITE_ROW) {
             User u;
             u.name = s->text(0);
@@ -481,10 +492,11 @@ Expected<StoredState, std::string> SqliteStore::load() {
             state.users.push_back(std::move(u));
         }
     } else {
-        return unexpected(error("cannot read users"));
+        return unexpected(connection->error("cannot read users"));
     }
-    if (Statement* s = statement("SELECT id, user, kind, label, hash, created, expires, revoked "
-                                 "FROM api_tokens ORDER BY id")) {
+    if (Statement* s =
+            connection->statement("SELECT id, user, kind, label, hash, created, expires, revoked "
+                                  "FROM api_tokens ORDER BY id")) {
         while (s->step() == SQLITE_ROW) {
             ApiToken t;
             t.id = s->integer(0);
@@ -500,17 +512,18 @@ Expected<StoredState, std::string> SqliteStore::load() {
             state.tokens.push_back(std::move(t));
         }
     } else {
-        return unexpected(error("cannot read API tokens"));
+        return unexpected(connection->error("cannot read API tokens"));
     }
     std::map<std::int64_t, std::vector<Approval>> approvals;
-    if (Statement* s = statement("SELECT request_id, approver, at FROM approvals ORDER BY at")) {
+    if (Statement* s =
+            connection->statement("SELECT request_id, approver, at FROM approvals ORDER BY at")) {
         while (s->step() == SQLITE_ROW) {
             approvals[s->integer(0)].push_back({s->text(1), from_unix_ms(s->integer(2))});
         }
     } else {
-        return unexpected(error("cannot read approvals"));
+        return unexpected(connection->error("cannot read approvals"));
     }
-    if (Statement* s = statement(
+    if (Statement* s = connection->statement(
             "SELECT id, requester, operation, domain, selector, client, duration_ms, budget, "
             "reason, created, pending_until, state, decided_by, decision_reason, decided_at, "
             "break_glass, filed_by_signer, superseded_by FROM requests ORDER BY id")) {
@@ -539,9 +552,9 @@ Expected<StoredState, std::string> SqliteStore::load() {
             state.requests.push_back(std::move(r));
         }
     } else {
-        return unexpected(error("cannot read requests"));
+        return unexpected(connection->error("cannot read requests"));
     }
-    if (Statement* s = statement(
+    if (Statement* s = connection->statement(
             "SELECT id, request_id, holder, operation, domain, selector, client, starts, expires, "
             "budget, uses, revoked_at, revoked_by, revoke_reason, break_glass, end_recorded "
             "FROM grants ORDER BY id")) {
@@ -567,12 +580,12 @@ Expected<StoredState, std::string> SqliteStore::load() {
             state.grants.push_back(std::move(g));
         }
     } else {
-        return unexpected(error("cannot read grants"));
+        return unexpected(connection->error("cannot read grants"));
     }
-    if (Statement* s =
-            statement("SELECT domain, selector, algorithm, state, origin, created, activated, "
-                      "retiring_since, retire_after, retired, dkim_record FROM keys "
-                      "ORDER BY domain, selector")) {
+    if (Statement* s = connection->statement(
+            "SELECT domain, selector, algorithm, state, origin, created, activated, "
+            "retiring_since, retire_after, retired, dkim_record FROM keys "
+            "ORDER BY domain, selector")) {
         const auto time = [s](int column) -> std::optional<TimePoint> {
             if (s->is_null(column)) {
                 return std::nullopt;
@@ -596,10 +609,10 @@ Expected<StoredState, std::string> SqliteStore::load() {
             state.keys.push_back(std::move(k));
         }
     } else {
-        return unexpected(error("cannot read the keys' lifecycle"));
+        return unexpected(connection->error("cannot read the keys' lifecycle"));
     }
-    if (Statement* s = statement("SELECT user, version, recent, locked_until "
-                                 "FROM login_failures ORDER BY user")) {
+    if (Statement* s = connection->statement("SELECT user, version, recent, locked_until "
+                                             "FROM login_failures ORDER BY user")) {
         while (s->step() == SQLITE_ROW) {
             LoginFailures f;
             f.user = s->text(0);
@@ -609,27 +622,28 @@ Expected<StoredState, std::string> SqliteStore::load() {
             state.login_failures.push_back(std::move(f));
         }
     } else {
-        return unexpected(error("cannot read the login failures"));
+        return unexpected(connection->error("cannot read the login failures"));
     }
-    if (Statement* s = statement("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")) {
+    if (Statement* s =
+            connection->statement("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")) {
         if (s->step() == SQLITE_ROW) {
             state.audit_seq = s->integer(0);
             state.audit_head = hash_from(s->text(1));
         }
     } else {
-        return unexpected(error("cannot read the audit log"));
+        return unexpected(connection->error("cannot read the audit log"));
     }
     return state;
 }
 
 Expected<std::vector<AuditRecord>, std::string> SqliteStore::audit_records(std::int64_t from,
                                                                            std::int64_t limit) {
-    std::lock_guard lock(mutex_);
-    Statement* s = statement(
+    auto connection = connection_.lock();
+    Statement* s = connection->statement(
         "SELECT seq, time, actor, action, scope, outcome, reason, request_id, grant_id, detail, "
         "hash FROM audit WHERE seq >= ? ORDER BY rowid LIMIT ?");
     if (s == nullptr) {
-        return unexpected(error("cannot read the audit log"));
+        return unexpected(connection->error("cannot read the audit log"));
     }
     s->bind(from).bind(limit);
     std::vector<AuditRecord> out;
@@ -650,17 +664,17 @@ Expected<std::vector<AuditRecord>, std::string> SqliteStore::audit_records(std::
         out.push_back(std::move(r));
     }
     if (rc != SQLITE_DONE) {
-        return unexpected(error("cannot read the audit log"));
+        return unexpected(connection->error("cannot read the audit log"));
     }
     return out;
 }
 
 Expected<std::vector<Checkpoint>, std::string> SqliteStore::checkpoints() {
-    std::lock_guard lock(mutex_);
-    Statement* s = statement(
+    auto connection = connection_.lock();
+    Statement* s = connection->statement(
         "SELECT seq, head, time, key_label, algorithm, signature FROM checkpoints ORDER BY seq");
     if (s == nullptr) {
-        return unexpected(error("cannot read the audit checkpoints"));
+        return unexpected(connection->error("cannot read the audit checkpoints"));
     }
     std::vector<Checkpoint> out;
     while (s->step() == SQLITE_ROW) {
