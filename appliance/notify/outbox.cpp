@@ -111,7 +111,7 @@ Expected<std::string, std::string> OutboxWriter::put(std::string_view body, std:
     if (body.size() > kOutboxBodyLimit) {
         return unexpected(std::string("the event is over the outbox's size limit"));
     }
-    std::lock_guard lock(mutex_);
+    auto counter = counter_.lock();
     if (entries() >= max_files_) {
         return unexpected("the outbox holds " + std::to_string(max_files_) +
                           " files already (is dkim-notifyd running?)");
@@ -123,7 +123,7 @@ Expected<std::string, std::string> OutboxWriter::put(std::string_view body, std:
     const std::string tail = base::hex_encode(std::span<const std::uint8_t>(random));
     const std::string name =
         zero_padded(static_cast<std::uint64_t>(std::max<std::int64_t>(0, unix_ms)), 20) + "-" +
-        zero_padded(counter_++, 10) + "-" + tail + ".json";
+        zero_padded((*counter)++, 10) + "-" + tail + ".json";
     const std::string temporary = ".tmp-" + name;
     Fd file(::openat(folder_fd_, temporary.c_str(),
                      O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));

@@ -21,12 +21,12 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "dkim/expected.hpp"
+#include "dkim/lock_guarded.hpp"
 
 namespace dkim::notify {
 
@@ -56,8 +56,9 @@ class OutboxWriter {
     int folder_fd_;
     std::filesystem::path folder_;
     std::size_t max_files_;
-    std::mutex mutex_;
-    std::uint32_t counter_ = 0;
+    // The file counter. put() holds it from counting the folder's entries to the folder's fsync,
+    // so that the limit check and the file it admits are one step.
+    LockGuarded<std::uint32_t> counter_{0U};
 };
 
 class OutboxSender {

@@ -7,7 +7,8 @@
 #include <algorithm>
 #include <charconv>
 #include <condition_variable>
-#include <mutex>
+
+#include "dkim/lock_guarded.hpp"
 
 namespace dkim::dns {
 namespace {
@@ -19,7 +20,7 @@ struct CtxDelete {
     void operator()(ub_ctx* ctx) const { ub_ctx_delete(ctx); }
 };
 
-// One outstanding query; written by unbound's callback under Impl::mutex.
+// One outstanding query; written by unbound's callback, which runs with Impl::context locked.
 struct Pending {
     RecordType type = RecordType::txt;
     bool done = false;
@@ -186,13 +187,16 @@ std::optional<std::string> unbound_forward_address(std::string_view upstream) {
 }
 
 struct UnboundResolver::Impl {
-    std::unique_ptr<ub_ctx, CtxDelete> ctx;
-    std::chrono::milliseconds timeout{};
-    // unbound's async calls are serialized here; one waiting thread at a time polls the
+    // unbound's async calls are serialized by this lock; one waiting thread at a time polls the
     // context's descriptor and its ub_process() completes everyone's queries.
-    std::mutex mutex;
+    struct Context {
+        std::unique_ptr<ub_ctx, CtxDelete> ctx;
+        bool polling = false;
+    };
+    std::chrono::milliseconds timeout{};
+    LockGuarded<Context> context;
+    // Signalled when a poller is done; waited on with `context` locked.
     std::condition_variable changed;
-    bool polling = false;
 };
 
 UnboundResolver::UnboundResolver(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -202,11 +206,12 @@ Expected<std::unique_ptr<UnboundResolver>, std::string> UnboundResolver::create(
     const UnboundOptions& options) {
     auto impl = std::make_unique<Impl>();
     impl->timeout = options.timeout;
-    impl->ctx.reset(ub_ctx_create());
-    if (!impl->ctx) {
+    // Set up before anyone else can reach it, then moved inside the lock.
+    std::unique_ptr<ub_ctx, CtxDelete> context(ub_ctx_create());
+    if (!context) {
         return unexpected(std::string("cannot create the unbound context"));
     }
-    ub_ctx* ctx = impl->ctx.get();
+    ub_ctx* ctx = context.get();
     // A worker thread, not a forked process: we may be a multi-threaded daemon.
     if (int err = ub_ctx_async(ctx, 1); err != 0) {
         return unexpected("unbound: " + std::string(ub_strerror(err)));
@@ -244,6 +249,7 @@ Expected<std::unique_ptr<UnboundResolver>, std::string> UnboundResolver::create(
                               *options.trust_anchor_file + ": " + ub_strerror(err));
         }
     }
+    impl->context.lock()->ctx = std::move(context);
     return std::unique_ptr<UnboundResolver>(new UnboundResolver(std::move(impl)));
 }
 
@@ -254,9 +260,9 @@ Answer UnboundResolver::lookup(std::string_view name, RecordType type) {
     pending.type = type;
     int async_id = 0;
     const auto deadline = std::chrono::steady_clock::now() + impl.timeout;
-    std::unique_lock lock(impl.mutex);
-    if (int err = ub_resolve_async(impl.ctx.get(), query.c_str(), static_cast<int>(type), kClassIn,
-                                   &pending, on_result, &async_id);
+    auto context = impl.context.lock();
+    if (int err = ub_resolve_async(context->ctx.get(), query.c_str(), static_cast<int>(type),
+                                   kClassIn, &pending, on_result, &async_id);
         err != 0) {
         Answer r;
         r.error = ub_strerror(err);
@@ -265,26 +271,26 @@ Answer UnboundResolver::lookup(std::string_view name, RecordType type) {
     while (!pending.done) {
         const auto now = std::chrono::steady_clock::now();
         if (now >= deadline) {
-            ub_cancel(impl.ctx.get(), async_id);
+            ub_cancel(context->ctx.get(), async_id);
             Answer r;
             r.error = "DNS lookup timed out after " + std::to_string(impl.timeout.count()) + " ms";
             return r;
         }
-        if (impl.polling) {
-            impl.changed.wait_until(lock, deadline);
+        if (context->polling) {
+            impl.changed.wait_until(context.lock(), deadline);
             continue;
         }
-        impl.polling = true;
-        const int fd = ub_fd(impl.ctx.get());
-        lock.unlock();
+        context->polling = true;
+        const int fd = ub_fd(context->ctx.get());
+        context.lock().unlock();  // while this thread polls
         pollfd pfd{fd, POLLIN, 0};
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
         const int ready = ::poll(&pfd, 1, static_cast<int>(std::max<long long>(1, left.count())));
-        lock.lock();
+        context.lock().lock();
         if (ready > 0) {
-            ub_process(impl.ctx.get());  // runs on_result for every finished query
+            ub_process(context->ctx.get());  // runs on_result for every finished query
         }
-        impl.polling = false;
+        context->polling = false;
         impl.changed.notify_all();
     }
     return std::move(pending.result);

@@ -39,20 +39,17 @@ Watchdog::Watchdog(std::optional<std::chrono::microseconds> interval, Probe prob
         return;
     }
     thread_ = std::thread([this] {
-        std::unique_lock lock(mutex_);
-        while (!wake_.wait_for(lock, interval_ / 2, [this] { return stopping_; })) {
-            lock.unlock();
+        auto stopping = stopping_.lock();
+        while (!wake_.wait_for(stopping.lock(), interval_ / 2, [&stopping] { return *stopping; })) {
+            stopping.lock().unlock();  // while it ticks
             tick();
-            lock.lock();
+            stopping.lock().lock();
         }
     });
 }
 
 Watchdog::~Watchdog() {
-    {
-        std::lock_guard lock(mutex_);
-        stopping_ = true;
-    }
+    *stopping_.lock() = true;
     wake_.notify_all();
     if (thread_.joinable()) {
         thread_.join();

@@ -12,12 +12,13 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#include "dkim/lock_guarded.hpp"
 
 namespace dkim::service {
 
@@ -57,10 +58,12 @@ class Watchdog {
     std::chrono::microseconds interval_;
     Probe probe_;
     std::string name_;
+    // Not behind the lock: only tick() uses it (on the watchdog's thread, or the caller's when
+    // there is none).
     bool failing_ = false;
-    std::mutex mutex_;
+    LockGuarded<bool> stopping_{false};
+    // Signalled when stopping; waited on with stopping_ locked.
     std::condition_variable wake_;
-    bool stopping_ = false;
     std::thread thread_;
 };
 
