@@ -14,14 +14,6 @@ std::vector<std::string> zone_lines(const std::vector<TxtRecord>& records) {
     return lines;
 }
 
-std::string dnsmasq_txt_line(const TxtRecord& record) {
-    std::string line = "txt-record=" + record.name;
-    for (const std::string& part : dns::split_character_strings(record.value)) {
-        line += "," + dns::quoted_character_string(part);
-    }
-    return line + "\n";
-}
-
 std::string dnsmasq_conf(const std::string& domain, const std::vector<TxtRecord>& key_records,
                          const std::filesystem::path& conf) {
     std::string text = "# The DNS records of " + domain +
@@ -30,10 +22,10 @@ std::string dnsmasq_conf(const std::string& domain, const std::vector<TxtRecord>
                        "--bind-interfaces --port=5353 --conf-file=" +
                        conf.string() + "\nlocal=/" + domain + "/\n";
     for (const TxtRecord& r : key_records) {
-        text += dnsmasq_txt_line(r);
+        text += dns::dnsmasq_txt_line(r.name, r.value) + "\n";
     }
-    text += dnsmasq_txt_line({domain, dns::spf_record_text({"127.0.0.1", "::1"})});
-    text += dnsmasq_txt_line({"_dmarc." + domain, dns::dmarc_record_text({})});
+    text += dns::dnsmasq_txt_line(domain, dns::spf_record_text({"127.0.0.1", "::1"})) + "\n";
+    text += dns::dnsmasq_txt_line("_dmarc." + domain, dns::dmarc_record_text({})) + "\n";
     return text;
 }
 

@@ -20,9 +20,6 @@ struct TxtRecord {
 // "rsa2048._domainkey.example.test. IN TXT ( "v=DKIM1; k=rsa; p=..." "..." )", one a record.
 std::vector<std::string> zone_lines(const std::vector<TxtRecord>& records);
 
-// A dnsmasq txt-record line: the value in quoted character-strings of at most 255 octets.
-std::string dnsmasq_txt_line(const TxtRecord& record);
-
 // dnsmasq.conf for `domain`: answered from these lines only (local=/domain/), the key records,
 // "v=spf1 ip4:127.0.0.1 ip6:::1 -all" and "v=DMARC1; p=none". `conf` is where it is written
 // (named in the comment that shows how to run dnsmasq with it).

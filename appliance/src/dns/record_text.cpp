@@ -36,6 +36,15 @@ std::string zone_line(std::string_view name, std::string_view value) {
     return line + " )";
 }
 
+std::string dnsmasq_txt_line(std::string_view name, std::string_view value) {
+    std::string line = "txt-record=" + std::string(name);
+    for (const auto& part : split_character_strings(value)) {
+        line += ',';
+        line += quoted_character_string(part);
+    }
+    return line;
+}
+
 std::string dkim_key_record_text(std::string_view key_type, std::string_view p_base64) {
     std::string record = "v=DKIM1; k=";
     record.append(key_type);

@@ -17,15 +17,6 @@ TEST(UpDnsZoneTest, ZoneLinesQuoteTheRecordInCharacterStrings) {
     EXPECT_EQ(lines[1], "ed25519._domainkey.example.test. IN TXT ( \"v=DKIM1; k=ed25519; p=Kx\" )");
 }
 
-TEST(UpDnsZoneTest, DnsmasqLinesSplitAt255Octets) {
-    const std::string value(600, 'x');
-    EXPECT_EQ(dnsmasq_txt_line({"a.example.test", value}),
-              "txt-record=a.example.test,\"" + value.substr(0, 255) + "\",\"" +
-                  value.substr(255, 255) + "\",\"" + value.substr(510) + "\"\n");
-    EXPECT_EQ(dnsmasq_txt_line({"q.example.test", "say \"hi\""}),
-              "txt-record=q.example.test,\"say \\\"hi\\\"\"\n");
-}
-
 TEST(UpDnsZoneTest, TheDnsmasqConfAnswersTheDomainWithKeysSpfAndDmarc) {
     const std::string conf = dnsmasq_conf(
         "example.test", {{"ed25519._domainkey.example.test", "v=DKIM1; k=ed25519; p=Kx"}},

@@ -48,6 +48,27 @@ TEST(RecordTextTest, ZoneLineSplitsALongValueAt255Bytes) {
               "n. IN TXT ( \"" + std::string(255, 'x') + "\" \"" + std::string(255, 'x') + "\" )");
 }
 
+// `dns records --dnsmasq` and the dnsmasq.conf of `up` write their lines here: a value in
+// character-strings of at most 255 octets, each quoted as in a zone file.
+TEST(RecordTextTest, DnsmasqLineSplitsAt255Octets) {
+    const std::string value(600, 'x');
+    EXPECT_EQ(dnsmasq_txt_line("a.example.test", value),
+              "txt-record=a.example.test,\"" + value.substr(0, 255) + "\",\"" +
+                  value.substr(255, 255) + "\",\"" + value.substr(510) + "\"");
+    EXPECT_EQ(dnsmasq_txt_line("ed25519._domainkey.example.test", "v=DKIM1; k=ed25519; p=Kx"),
+              "txt-record=ed25519._domainkey.example.test,\"v=DKIM1; k=ed25519; p=Kx\"");
+    EXPECT_EQ(dnsmasq_txt_line("example.test", ""), "txt-record=example.test,\"\"");
+}
+
+// dnsmasq reads a backslash in a quoted string as an escape, as zone files do; the CLI's own
+// builder wrote both characters bare.
+TEST(RecordTextTest, DnsmasqLineEscapesQuotesAndBackslashes) {
+    EXPECT_EQ(dnsmasq_txt_line("q.example.test", "say \"hi\""),
+              "txt-record=q.example.test,\"say \\\"hi\\\"\"");
+    EXPECT_EQ(dnsmasq_txt_line("example.com", R"(v=spf1 exp="x\y" -all)"),
+              R"(txt-record=example.com,"v=spf1 exp=\"x\\y\" -all")");
+}
+
 TEST(RecordTextTest, DkimKeyRecordText) {
     EXPECT_EQ(dkim_key_record_text("ed25519", "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="),
               "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");

@@ -1,7 +1,8 @@
 #pragma once
 // The text of the DNS records the appliance asks a domain to publish (DKIM key, SPF, DMARC) and
-// the zone-file line that carries one: text only, no token, no lookups. provisioning, webd and
-// the CLI build every record here, so that they propose the same text and quote it the same way.
+// the zone-file or dnsmasq line that carries one: text only, no token, no lookups. provisioning,
+// webd and the CLI build every record here, so that they propose the same text and quote it the
+// same way.
 //
 // STANDARDS: RFC 1035 §3.3.14 and §5.1 (TXT character-strings, zone-file quoting), RFC 6376
 // §3.6.1 (DKIM key records), RFC 8463 (Ed25519 keys), RFC 7208 §4.5 and §5.6 (SPF: the
@@ -30,6 +31,11 @@ std::string quoted_character_string(std::string_view part);
 // One zone-file line for any TXT value, split in 255-byte character-strings, each quoted:
 //   s1._domainkey.example.com. IN TXT ( "v=DKIM1; k=rsa; p=MIIB..." "...rest" )
 std::string zone_line(std::string_view name, std::string_view value);
+
+// One dnsmasq line for any TXT value (without its line end), split and quoted as above
+// (dnsmasq(8): "--txt-record=<name>[[,<text>],<text>]"):
+//   txt-record=s1._domainkey.example.com,"v=DKIM1; k=rsa; p=MIIB...","...rest"
+std::string dnsmasq_txt_line(std::string_view name, std::string_view value);
 
 // --- DKIM ------------------------------------------------------------------------------------
 
