@@ -11,9 +11,11 @@
 
 namespace dkim::cli {
 
-// Exit codes: the operation failed; the command line is wrong.
+// Exit codes: the operation failed; the command line is wrong; a step waits for something
+// outside it (DNS publication, a grace period), rerun later (EX_TEMPFAIL).
 inline constexpr int kFailed = 1;
 inline constexpr int kUsage = 2;
+inline constexpr int kWaiting = 75;
 
 // "dkim-appliance: <message>" on standard error; returns kFailed.
 inline int fail(const std::string& message) {
@@ -37,11 +39,18 @@ void add_mail_commands(CLI::App& app, int& exit_code);
 void add_dns_query_command(CLI::App& dns, int& exit_code);
 // user, apitoken, totp, elevation, grant, audit, signerd: through dkim-signerd.
 void add_signerd_commands(CLI::App& app, int& exit_code);
-// key activate | retire | rotate, dns records | check, apply, import opendkim; and the signerd
-// forms of key list and key generate (main.cpp keeps their offline, token-direct forms).
-void add_provisioning_commands(CLI::App& app, CLI::App& key, CLI::App& dns, int& exit_code);
+// `import opendkim` (import_opendkim_command.cpp).
+void add_import_command(CLI::App& app, int& exit_code);
+// `apply` (apply_command.cpp).
+void add_apply_command(CLI::App& app, int& exit_code);
+// key activate | retire | rotate (key_rotation_commands.cpp).
+void add_key_rotation_commands(CLI::App& key, int& exit_code);
+// dns records | check (dns_records_commands.cpp).
+void add_dns_records_commands(CLI::App& dns, int& exit_code);
 // `up`: the whole appliance on this machine, supervised (up_command.cpp).
 void add_up_command(CLI::App& app, int& exit_code);
+// The signerd forms of key list and key generate (signerd_keys.cpp; main.cpp keeps their
+// offline, token-direct forms).
 struct Common;
 int list_through_signerd(const Common& common, bool json);
 int generate_through_signerd(const Common& common, const std::string& domain,

@@ -357,7 +357,10 @@ int run(int argc, char** argv) {
     add_key_name_options(record, record_args);
     record->callback([&] { exit_code = run_dns_record(record_args); });
     dkim::cli::add_dns_query_command(*dns, exit_code);
-    dkim::cli::add_provisioning_commands(app, *key, *dns, exit_code);
+    dkim::cli::add_import_command(app, exit_code);
+    dkim::cli::add_apply_command(app, exit_code);
+    dkim::cli::add_key_rotation_commands(*key, exit_code);
+    dkim::cli::add_dns_records_commands(*dns, exit_code);
 
     // sign | verify
     dkim::cli::add_mail_commands(app, exit_code);

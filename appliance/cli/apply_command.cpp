@@ -1,0 +1,151 @@
+// dkim-appliance apply --config FILE: the keys and DNS policy as the declarative file says,
+// through dkim-signerd (every change under a grant of its operation). It prints the plan, then
+// carries it out; running it again changes nothing.
+//
+// Exit codes: 0 done; 1 failed; 2 usage or configuration; 75 (EX_TEMPFAIL) waiting for DNS
+// publication or a grace period: apply again later.
+
+#include <chrono>
+#include <iomanip>
+#include <iostream>
+#include <map>
+
+#include "commands.hpp"
+#include "dkim/dns/record_text.hpp"
+#include "dkim/provisioning/apply.hpp"
+#include "dkim/provisioning/dns_check.hpp"
+#include "signerd_keys.hpp"
+
+namespace dkim::cli {
+
+namespace {
+
+struct ApplyArgs {
+    Common common;
+    DnsArgs dns;
+    std::string config;
+    bool dry_run = false;
+};
+
+int run_apply(ApplyArgs args) {
+    auto config = provisioning::load_apply_config(args.config);
+    if (!config) {
+        std::cerr << "dkim-appliance: configuration error: " << config.error() << "\n";
+        return kUsage;
+    }
+    if (args.common.socket == Common{}.socket) {
+        args.common.socket = config->signerd_socket;
+    }
+    auto keys = fetch_keys(args.common);
+    if (!keys) {
+        return fail(keys.error());
+    }
+    std::map<std::string, std::vector<provisioning::KeyStatus>> by_domain;
+    for (const auto& d : config->domains) {
+        by_domain[d.name] = key_statuses(*keys, d.name);
+    }
+    auto resolver = open_resolver(args.dns);
+    if (!resolver) {
+        return fail(resolver.error());
+    }
+    const auto published = [&](const std::string& domain, const provisioning::KeyStatus& k) {
+        const auto f = provisioning::check_dkim_key(
+            **resolver, domain, {k.selector, k.algorithm, k.state, k.dkim_record});
+        return f.status != provisioning::Status::problem;
+    };
+    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    auto plan = provisioning::plan_apply(*config, by_domain, now_ms, published);
+    for (const auto& domain : config->domains) {
+        for (auto& step :
+             provisioning::dns_policy_steps(*config, domain, **resolver, now_ms / 1000)) {
+            plan.steps.push_back(std::move(step));
+        }
+    }
+    std::cout << "plan for " << config->file << ":\n";
+    if (plan.steps.empty()) {
+        std::cout << "  nothing to change: every domain is as configured\n";
+    }
+    for (const auto& step : plan.steps) {
+        std::cout << "  " << std::left << std::setw(9) << provisioning::to_string(step.action)
+                  << step.domain << " " << step.selector
+                  << (step.algorithm.empty() ? "" : " (" + step.algorithm + ")") << ": "
+                  << step.detail << "\n";
+    }
+    if (args.dry_run) {
+        return 0;
+    }
+    if (!plan.changes()) {
+        if (!plan.steps.empty()) {
+            std::cout << "nothing apply can change now\n";
+        }
+        return plan.waiting() ? kWaiting : 0;
+    }
+    bool failed = false;
+    bool made = false;
+    using Action = provisioning::PlannedStep::Action;
+    for (const auto& step : plan.steps) {
+        if (!step.changes()) {
+            continue;
+        }
+        auto auth = credentials(args.common);
+        if (!auth) {
+            return kUsage;
+        }
+        ipc::Request request;
+        if (step.action == Action::create || step.action == Action::rotate) {
+            request = ipc::KeyGenerate{std::move(*auth), step.domain, step.selector, step.algorithm,
+                                       step.action == Action::rotate};
+        } else if (step.action == Action::activate) {
+            request = ipc::KeyActivate{std::move(*auth), step.domain, step.selector,
+                                       config->grace.count()};
+        } else {
+            request = ipc::KeyRetire{std::move(*auth), step.domain, step.selector, false};
+        }
+        std::cout << provisioning::to_string(step.action) << " " << step.domain << " "
+                  << step.selector << ": " << std::flush;
+        auto reply = ask_signerd(args.common, std::move(request));
+        if (!reply) {
+            std::cout << "FAILED: " << reply.error() << "\n";
+            failed = true;
+            continue;
+        }
+        const auto* result = std::get_if<ipc::KeysReply>(&*reply);
+        std::cout << (result != nullptr ? result->message : std::string("done")) << "\n";
+        if ((step.action == Action::create || step.action == Action::rotate) && result != nullptr) {
+            made = true;
+            for (const auto& k : result->keys) {
+                std::cout << "  publish: " << dns::zone_line(k.dns_name, k.dns_record) << "\n";
+            }
+        }
+    }
+    if (failed) {
+        return kFailed;
+    }
+    if (made || plan.waiting()) {
+        std::cout << "apply again once the records are published (and grace periods over)\n";
+        return kWaiting;
+    }
+    return 0;
+}
+
+}  // namespace
+
+void add_apply_command(CLI::App& app, int& exit_code) {
+    auto apply_args = std::make_shared<ApplyArgs>();
+    CLI::App* apply = app.add_subcommand(
+        "apply",
+        "Make the keys what appliance.toml says: print the plan (create, rotate, activate, "
+        "retire; what needs publishing), then carry it out through dkim-signerd. Running it "
+        "again changes nothing. Exit 75: waiting for DNS or a grace period");
+    apply->add_option("--config", apply_args->config, "the declarative configuration")
+        ->required()
+        ->check(CLI::ExistingFile);
+    apply->add_flag("--dry-run", apply_args->dry_run, "print the plan, change nothing");
+    add_common(apply, apply_args->common);
+    add_dns_options(apply, apply_args->dns);
+    apply->callback([&exit_code, apply_args] { exit_code = run_apply(*apply_args); });
+}
+
+}  // namespace dkim::cli
