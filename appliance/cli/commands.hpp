@@ -37,8 +37,14 @@ Expected<std::unique_ptr<dns::UnboundResolver>, std::string> open_resolver(const
 void add_mail_commands(CLI::App& app, int& exit_code);
 // `dns query`: one lookup through the resolver the daemons use (with its DNSSEC state).
 void add_dns_query_command(CLI::App& dns, int& exit_code);
-// user, apitoken, totp, elevation, grant, audit, signerd: through dkim-signerd.
+// `signerd status` (through dkim-signerd) and `relay hash-password` (signerd_commands.cpp).
 void add_signerd_commands(CLI::App& app, int& exit_code);
+// user, apitoken, totp: through dkim-signerd (user_commands.cpp).
+void add_user_commands(CLI::App& app, int& exit_code);
+// elevation, grant: through dkim-signerd (elevation_commands.cpp).
+void add_elevation_commands(CLI::App& app, int& exit_code);
+// audit show (through dkim-signerd) | export | verify (on the state store; audit_commands.cpp).
+void add_audit_commands(CLI::App& app, int& exit_code);
 // `import opendkim` (import_opendkim_command.cpp).
 void add_import_command(CLI::App& app, int& exit_code);
 // `apply` (apply_command.cpp).

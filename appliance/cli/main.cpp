@@ -365,6 +365,9 @@ int run(int argc, char** argv) {
     // sign | verify
     dkim::cli::add_mail_commands(app, exit_code);
     dkim::cli::add_signerd_commands(app, exit_code);
+    dkim::cli::add_user_commands(app, exit_code);
+    dkim::cli::add_elevation_commands(app, exit_code);
+    dkim::cli::add_audit_commands(app, exit_code);
     dkim::cli::add_up_command(app, exit_code);
 
     // `apply --config` names its own (declarative) file, not a file of option defaults.

@@ -1,0 +1,298 @@
+// dkim-appliance audit show | export | verify: the tamper-evident audit log. `show` goes through
+// dkim-signerd's socket, where credentials are checked; `export` and `verify` read the state
+// store directly (read-only), so that the log can be checked without trusting the daemon that
+// wrote it.
+
+#include <charconv>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <optional>
+
+#include "commands.hpp"
+#include "dkim/crypto/base64.hpp"
+#include "dkim/crypto/public_key.hpp"
+#include "dkim/crypto/sha256.hpp"
+#include "dkim/jit/audit.hpp"
+#include "dkim/jit/store.hpp"
+#include "dkim/provisioning/keys.hpp"
+#include "dkim/text/json.hpp"
+#include "signerd_connection.hpp"
+
+namespace dkim::cli {
+namespace {
+
+struct AuditFileArgs {
+    std::string db;
+    std::string out;
+    std::string against;
+    provisioning::TokenLocation where;
+};
+
+Expected<std::pair<std::vector<jit::AuditRecord>, std::vector<jit::Checkpoint>>, std::string>
+read_store(const std::string& db) {
+    jit::SqliteOptions options;
+    options.read_only = true;
+    options.create = false;
+    auto store = jit::open_sqlite_store(db, options);
+    if (!store) {
+        return unexpected(store.error());
+    }
+    std::vector<jit::AuditRecord> all;
+    for (std::int64_t from = 1;;) {
+        // By position, not by seq: a gap or a duplicate must reach verify_chain as it is.
+        auto page = (*store)->audit_records(from, 50'000);
+        if (!page) {
+            return unexpected(page.error());
+        }
+        if (page->empty()) {
+            break;
+        }
+        from = page->back().seq + 1;
+        for (auto& r : *page) {
+            all.push_back(std::move(r));
+        }
+        if (page->size() < 50'000) {
+            break;
+        }
+    }
+    auto checkpoints = (*store)->checkpoints();
+    if (!checkpoints) {
+        return unexpected(checkpoints.error());
+    }
+    return std::make_pair(std::move(all), std::move(*checkpoints));
+}
+
+int run_audit_export(const AuditFileArgs& args) {
+    auto data = read_store(args.db);
+    if (!data) {
+        return fail(data.error());
+    }
+    std::ofstream out(args.out, std::ios::trunc);
+    if (!out) {
+        return fail("cannot write " + args.out);
+    }
+    for (const jit::AuditRecord& r : data->first) {
+        out << "{\"type\":\"record\",\"seq\":" << r.seq << ",\"time_ms\":" << to_unix_ms(r.time)
+            << ",\"actor\":" << text::json_quote(r.actor)
+            << ",\"action\":" << text::json_quote(r.action)
+            << ",\"scope\":" << text::json_quote(r.scope)
+            << ",\"outcome\":" << text::json_quote(r.outcome)
+            << ",\"reason\":" << text::json_quote(r.reason) << ",\"request_id\":" << r.request_id
+            << ",\"grant_id\":" << r.grant_id << ",\"detail\":" << text::json_quote(r.detail)
+            << ",\"hash\":\"" << jit::to_hex(r.hash) << "\"}\n";
+    }
+    for (const jit::Checkpoint& c : data->second) {
+        out << "{\"type\":\"checkpoint\",\"seq\":" << c.seq << ",\"head\":\"" << jit::to_hex(c.head)
+            << "\",\"time_ms\":" << to_unix_ms(c.time)
+            << ",\"key\":" << text::json_quote(c.key_label)
+            << ",\"algorithm\":" << text::json_quote(c.algorithm) << ",\"signature\":\""
+            << crypto::base64_encode(c.signature) << "\"}\n";
+    }
+    out.close();
+    if (!out) {
+        return fail("cannot write " + args.out);
+    }
+    std::cout << "exported " << data->first.size() << " records and " << data->second.size()
+              << " checkpoints to " << args.out << "\n";
+    return 0;
+}
+
+// Checkpoints of an earlier export, plus its last record as an anchor: the log must still
+// hold everything that export held. The lines are the ones run_audit_export writes, read by
+// position: {"type":"record","seq":N,...,"hash":"<hex>"} and
+// {"type":"checkpoint","seq":N,"head":"<hex>",...}. (Free text fields sit in between, so
+// nothing is searched for inside them.)
+Expected<std::vector<jit::Checkpoint>, std::string> read_anchors(const std::string& file) {
+    std::ifstream in(file);
+    if (!in) {
+        return unexpected("cannot read " + file);
+    }
+    std::vector<jit::Checkpoint> anchors;
+    std::optional<jit::Checkpoint> last_record;
+    std::string line;
+    std::size_t number = 0;
+    auto parse_seq = [](std::string_view rest, std::int64_t& seq) {
+        const auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), seq);
+        return ec == std::errc() && end != rest.data() && *end == ',' && seq > 0;
+    };
+    while (std::getline(in, line)) {
+        ++number;
+        const std::string where = file + ":" + std::to_string(number) + ": ";
+        static constexpr std::string_view record_prefix = "{\"type\":\"record\",\"seq\":";
+        static constexpr std::string_view checkpoint_prefix = "{\"type\":\"checkpoint\",\"seq\":";
+        static constexpr std::size_t hex_size = 64;
+        const std::string_view text = line;
+        jit::Checkpoint c;
+        std::optional<jit::ChainHash> hash;
+        if (text.rfind(record_prefix, 0) == 0) {
+            // ...,"hash":"<64 hex>"}
+            static constexpr std::string_view tail = ",\"hash\":\"";
+            if (!parse_seq(text.substr(record_prefix.size()), c.seq) ||
+                text.size() < tail.size() + hex_size + 2 ||
+                text.substr(text.size() - hex_size - 2 - tail.size(), tail.size()) != tail ||
+                text.substr(text.size() - 2) != "\"}") {
+                return unexpected(where + "not a record line of an audit export");
+            }
+            hash = jit::chain_hash_from_hex(text.substr(text.size() - hex_size - 2, hex_size));
+        } else if (text.rfind(checkpoint_prefix, 0) == 0) {
+            const std::string_view rest = text.substr(checkpoint_prefix.size());
+            const auto head = rest.find(",\"head\":\"");
+            if (!parse_seq(rest, c.seq) || head == std::string_view::npos ||
+                rest.size() < head + 9 + hex_size) {
+                return unexpected(where + "not a checkpoint line of an audit export");
+            }
+            hash = jit::chain_hash_from_hex(rest.substr(head + 9, hex_size));
+        } else {
+            return unexpected(where + "not an audit export line");
+        }
+        if (!hash) {
+            return unexpected(where + "bad hash");
+        }
+        c.head = *hash;
+        if (text.rfind(record_prefix, 0) == 0) {
+            if (!last_record || c.seq > last_record->seq) {
+                last_record = c;
+            }
+        } else {
+            anchors.push_back(c);
+        }
+    }
+    if (last_record) {
+        anchors.push_back(*last_record);
+    }
+    return anchors;
+}
+
+// The chain, the export's anchors (--against), and the checkpoint rules of jit::verify_log:
+// every record covered by a later signed checkpoint but the tail, which is named. With
+// --token the signatures are checked with the audit key's public half (no PIN needed).
+int run_audit_verify(const AuditFileArgs& args) {
+    auto data = read_store(args.db);
+    if (!data) {
+        return fail(data.error());
+    }
+    auto& [records, checkpoints] = *data;
+    std::vector<jit::Checkpoint> anchors;
+    if (!args.against.empty()) {
+        auto exported = read_anchors(args.against);
+        if (!exported) {
+            return fail(exported.error());
+        }
+        anchors = std::move(*exported);
+    }
+    jit::LogCheckOptions options;
+    options.now = SystemClock().now();
+    std::optional<crypto::PublicKey> public_key;
+    if (!args.where.token.empty()) {
+        auto key = provisioning::public_key(args.where, hsm::KeyName{"signerd.invalid", "audit"});
+        if (key) {
+            auto parsed = crypto::PublicKey::parse(
+                KeyType::ed25519,
+                std::string_view(reinterpret_cast<const char*>(key->public_key.raw.data()),
+                                 key->public_key.raw.size()));
+            if (!parsed) {
+                return fail("audit key: " + parsed.error());
+            }
+            public_key = std::move(*parsed);
+        } else if (key.error().code != hsm::ErrorCode::key_not_found) {
+            return fail("audit key: " + key.error().to_string());
+        }
+        // No audit key in the token: no checkpoint can be valid, and each one found says so.
+        options.signature_valid = [&public_key](const jit::Checkpoint& c) {
+            return public_key && public_key->verify(
+                                     SigningAlgorithm::ed25519_sha256,
+                                     crypto::Sha256::hash(jit::checkpoint_message(c)), c.signature);
+        };
+    }
+    const jit::LogReport report = jit::verify_log(records, checkpoints, anchors, options);
+    if (!report.chain.ok) {
+        std::cout << "BROKEN at record " << report.chain.first_broken << ": "
+                  << report.chain.problem << "\n";
+        return kFailed;
+    }
+    std::cout << "ok: " << report.chain.records << " records, chain intact; " << report.checkpoints
+              << " checkpoints in the chain";
+    if (report.failed_checkpoints > 0) {
+        std::cout << " (" << report.failed_checkpoints << " failed, see the log)";
+    }
+    if (report.table_checkpoints > 0) {
+        std::cout << ", " << report.table_checkpoints << " in the checkpoints table";
+    }
+    if (!anchors.empty()) {
+        std::cout << ", " << anchors.size() << " anchors of " << args.against << " match";
+    }
+    if (report.signatures_checked) {
+        std::cout << "; " << report.signatures_valid << " checkpoint signatures valid";
+    } else {
+        std::cout << " (signatures not checked: give --token to check them)";
+    }
+    std::cout << "; covered through record " << report.covered_through;
+    if (!report.unclean_ends.empty()) {
+        // Each a crash that signerd's next login covered with a signed recovery checkpoint.
+        const bool one = report.unclean_ends.size() == 1;
+        std::cout << "; " << report.unclean_ends.size() << (one ? " unclean end" : " unclean ends")
+                  << " (signerd stopped without logging out) covered by a signed recovery "
+                     "checkpoint, at signerd.start record"
+                  << (one ? "" : "s");
+        const char* separator = " ";
+        for (const std::int64_t start : report.unclean_ends) {
+            std::cout << separator << start;
+            separator = ", ";
+        }
+    }
+    if (!report.tail.empty()) {
+        std::cout << "; " << report.tail;
+    }
+    std::cout << "\n";
+    return 0;
+}
+
+}  // namespace
+
+void add_audit_commands(CLI::App& app, int& exit_code) {
+    auto c = std::make_shared<Common>();
+
+    // audit show | export | verify
+    CLI::App* audit =
+        app.add_subcommand("audit", "the tamper-evident audit log")->require_subcommand(1);
+    auto from = std::make_shared<std::int64_t>(1);
+    auto limit = std::make_shared<std::int64_t>(100);
+    CLI::App* show = audit->add_subcommand("show", "print audit records (through signerd)");
+    add_common(show, *c);
+    show->add_option("--from", *from, "first record")->capture_default_str();
+    show->add_option("--limit", *limit, "at most this many")->capture_default_str();
+    show->callback([&exit_code, c, from, limit] {
+        auto auth = credentials(*c);
+        if (!auth) {
+            exit_code = kUsage;
+            return;
+        }
+        exit_code = call(*c, ipc::AuditShow{*auth, *from, *limit}, [](const ipc::Reply& reply) {
+            if (const auto* a = std::get_if<ipc::AuditReply>(&reply)) {
+                for (const auto& r : a->records) {
+                    std::cout << r.seq << "\t" << time_text(r.time_ms) << "\t" << r.actor << "\t"
+                              << r.action << "\t" << r.outcome << "\t" << r.scope << "\t"
+                              << r.reason << "\t" << r.detail << "\n";
+                }
+            }
+        });
+    });
+    auto file_args = std::make_shared<AuditFileArgs>();
+    CLI::App* exp =
+        audit->add_subcommand("export", "write the log and its checkpoints as JSON lines");
+    exp->add_option("--db", file_args->db, "signerd.db in the state folder")->required();
+    exp->add_option("--out", file_args->out, "output file")->required();
+    exp->callback([&exit_code, file_args] { exit_code = run_audit_export(*file_args); });
+    CLI::App* ver = audit->add_subcommand(
+        "verify", "walk the hash chain and report the first broken record; exit 1 if broken");
+    ver->add_option("--db", file_args->db, "signerd.db in the state folder")->required();
+    ver->add_option("--against", file_args->against,
+                    "an earlier `audit export`: the log must still hold all of it (truncation)");
+    ver->add_option("--module", file_args->where.module,
+                    "PKCS#11 module, to check checkpoint signatures");
+    ver->add_option("--token", file_args->where.token, "token label or URI holding the audit key");
+    ver->callback([&exit_code, file_args] { exit_code = run_audit_verify(*file_args); });
+}
+
+}  // namespace dkim::cli
