@@ -1,0 +1,217 @@
+// The Authority's grants in use: revoking one; the check made for every signature, which files a
+// pending request (or reuses one) when no grant covers it; the records of signatures; the check
+// made for key and admin operations.
+
+#include <algorithm>
+
+#include "authority_detail.hpp"
+#include "dkim/jit/authority.hpp"
+
+namespace dkim::jit {
+
+Outcome<Grant> Authority::revoke(const Actor& actor, std::int64_t grant_id,
+                                 const std::string& reason, TimePoint now) {
+    if (reason.empty() || reason.size() > detail::kMaxReason || !detail::printable(reason)) {
+        return refuse(Refusal::Code::invalid,
+                      "a revoke needs a reason (one line, at most 1000 bytes)");
+    }
+    std::vector<Event> events;
+    Grant g;
+    {
+        auto state = state_.lock();
+        const auto it = state->grants.find(grant_id);
+        if (it == state->grants.end()) {
+            return refuse(Refusal::Code::not_found, "no grant " + std::to_string(grant_id));
+        }
+        g = it->second;
+        if (g.state_at(now) != GrantState::active) {
+            return refuse(Refusal::Code::conflict, "grant " + std::to_string(grant_id) + " is " +
+                                                       std::string(to_string(g.state_at(now))) +
+                                                       " already");
+        }
+        const bool allowed =
+            actor.kind == Actor::Kind::local ||
+            (actor.kind == Actor::Kind::user &&
+             (actor.name == g.holder || has_role(actor.roles, Role::admin) ||
+              policy_.for_operation(g.scope.operation).may_approve(actor.name, actor.roles)));
+        if (!allowed) {
+            return refuse(Refusal::Code::forbidden,
+                          actor.name + " may not revoke grant " + std::to_string(grant_id), "role");
+        }
+        g.revoked_at = now;
+        g.revoked_by = actor.audit_name();
+        g.revoke_reason = reason;
+        g.end_recorded = true;
+        AuditRecord r = record(now, actor.audit_name(), "grant.revoke", g.scope, "ok", reason,
+                               g.request_id, g.id);
+        r.detail = "after " + std::to_string(g.uses) + " uses";
+        if (auto written = journal_.write({g}, std::move(r)); !written) {
+            return detail::unavailable(written.error());
+        }
+        state->grants[g.id] = g;
+        events.push_back({"grant.revoked", g.request_id, g.id, g.scope.to_string(),
+                          actor.audit_name(), reason, now});
+    }
+    emit(events);
+    return g;
+}
+
+Expected<SignPermit, SignRefusal> Authority::authorize_sign(const std::string& client,
+                                                            const std::string& domain,
+                                                            const std::string& selector,
+                                                            TimePoint now) {
+    const std::string actor = "service:" + client;
+    std::int64_t reuse_id = 0;
+    Scope scope{Operation::sign, domain, selector, client};
+    {
+        auto state = state_.lock();
+        // The grant that ends first is spent first (it would be wasted otherwise).
+        Grant* best = nullptr;
+        for (auto& [id, g] : state->grants) {
+            if (g.scope.covers(Operation::sign, domain, selector, client) && g.active_at(now) &&
+                (best == nullptr || g.expires < best->expires)) {
+                best = &g;
+            }
+        }
+        if (best != nullptr) {
+            ++best->uses;
+            return SignPermit{best->id, best->uses, best->budget && best->uses >= *best->budget,
+                              best->scope};
+        }
+        for (const auto& [id, r] : state->requests) {
+            if (r.state_at(now) == RequestState::pending &&
+                r.scope.covers(Operation::sign, domain, selector, client)) {
+                reuse_id = id;
+                break;
+            }
+        }
+        if (reuse_id == 0 && pending_from(*state, actor, now) >= kMaxPendingPerRequester) {
+            // A relay (compromised or misconfigured) cannot flood approvers with requests.
+            if (auto written = journal_.write(
+                    {}, record(now, actor, "sign", scope, "locked",
+                               "no active grant; no request filed: too many pending", 0, 0));
+                !written) {
+                return unexpected(
+                    SignRefusal{SignRefusal::Kind::unavailable, 0,
+                                "the audit log cannot be written: " + written.error()});
+            }
+            return unexpected(SignRefusal{
+                SignRefusal::Kind::locked, 0,
+                "no active grant for " + scope.to_string() +
+                    "; no request was filed: " + std::to_string(kMaxPendingPerRequester) +
+                    " requests of " + actor + " are pending already"});
+        }
+        if (reuse_id == 0) {
+            // File one, durable before the answer, while holding the lock (one per scope).
+            Request r;
+            r.id = state->next_request_id;
+            r.requester = actor;
+            r.scope = scope;
+            r.duration = std::min(policy_.signer_request_duration,
+                                  policy_.for_operation(Operation::sign).max_duration);
+            r.reason = "signature requested by relay client " + client + " for d=" + domain +
+                       " s=" + selector;
+            r.created = now;
+            r.pending_until = now + policy_.for_operation(Operation::sign).pending_expiry;
+            r.filed_by_signer = true;
+            std::vector<AuditRecord> records{
+                record(now, actor, "elevation.request", scope, "ok", r.reason, r.id, 0),
+                record(now, actor, "sign", scope, "locked", "no active grant", r.id, 0)};
+            if (auto written = journal_.write({r}, records); !written) {
+                return unexpected(
+                    SignRefusal{SignRefusal::Kind::unavailable, 0,
+                                "the audit log cannot be written: " + written.error()});
+            }
+            state->requests[r.id] = r;
+            state->next_request_id = r.id + 1;
+            Event e{"request.pending", r.id, 0, scope.to_string(), actor, r.reason, now};
+            auto listener = state->listener;
+            if (listener) {
+                listener(e);
+            }
+            return unexpected(SignRefusal{SignRefusal::Kind::locked, r.id,
+                                          "no active grant for " + scope.to_string() +
+                                              "; pending request " + std::to_string(r.id) +
+                                              " was filed"});
+        }
+    }
+    if (auto written = journal_.write(
+            {}, record(now, actor, "sign", scope, "locked", "no active grant", reuse_id, 0));
+        !written) {
+        return unexpected(SignRefusal{SignRefusal::Kind::unavailable, 0,
+                                      "the audit log cannot be written: " + written.error()});
+    }
+    return unexpected(SignRefusal{SignRefusal::Kind::locked, reuse_id,
+                                  "no active grant for " + scope.to_string() +
+                                      "; pending request " + std::to_string(reuse_id) +
+                                      " awaits approval"});
+}
+
+std::shared_ptr<Journal::Ticket> Authority::begin_signature(const SignPermit& permit,
+                                                            const std::string& client,
+                                                            const std::string& detail,
+                                                            TimePoint now) {
+    AuditRecord r =
+        record(now, "service:" + client, "sign", permit.scope, "issued", "", 0, permit.grant_id);
+    r.detail = "use " + std::to_string(permit.use) + "; " + detail;
+    std::vector<AuditRecord> records;
+    records.push_back(std::move(r));
+    return journal_.submit({GrantUses{permit.grant_id, permit.use}}, std::move(records));
+}
+
+Expected<void, std::string> Authority::record_signature(const SignPermit& permit,
+                                                        const std::string& client,
+                                                        const std::string& outcome,
+                                                        const std::string& detail, TimePoint now) {
+    AuditRecord r =
+        record(now, "service:" + client, "sign", permit.scope, outcome, "", 0, permit.grant_id);
+    r.detail = "use " + std::to_string(permit.use) + "; " + detail;
+    return journal_.write({GrantUses{permit.grant_id, permit.use}}, std::move(r));
+}
+
+Expected<void, std::string> Authority::record_sign_refusal(const std::string& client,
+                                                           const std::string& scope,
+                                                           const std::string& reason,
+                                                           TimePoint now) {
+    AuditRecord r;
+    r.time = now;
+    r.actor = "service:" + client;
+    r.action = "sign";
+    r.scope = scope;
+    r.outcome = "refused";
+    r.reason = reason;
+    return journal_.write({}, std::move(r));
+}
+
+Outcome<Grant> Authority::authorize_operation(const Actor& actor, Operation op,
+                                              const std::string& domain,
+                                              const std::string& selector, TimePoint now) {
+    Grant used;
+    {
+        auto state = state_.lock();
+        Grant* best = nullptr;
+        for (auto& [id, g] : state->grants) {
+            if (g.holder == actor.name && g.scope.covers(op, domain, selector, "*") &&
+                g.active_at(now) && (best == nullptr || g.expires < best->expires)) {
+                best = &g;
+            }
+        }
+        if (best == nullptr) {
+            return refuse(Refusal::Code::forbidden,
+                          actor.name + " holds no active grant for " + std::string(to_string(op)) +
+                              " " + domain + (op == Operation::admin ? "" : "/" + selector),
+                          "no_grant");
+        }
+        ++best->uses;
+        used = *best;
+    }
+    AuditRecord r = record(now, actor.audit_name(), std::string(to_string(op)), used.scope, "ok",
+                           "", used.request_id, used.id);
+    r.detail = "target " + domain + "/" + selector + "; use " + std::to_string(used.uses);
+    if (auto written = journal_.write({GrantUses{used.id, used.uses}}, std::move(r)); !written) {
+        return detail::unavailable(written.error());
+    }
+    return used;
+}
+
+}  // namespace dkim::jit
