@@ -4,6 +4,10 @@
 // frame; frames are length-prefixed and versioned (frame.hpp), the payload is a cereal
 // binary archive of a Request or Reply variant. Field types are strings, integers, bools,
 // optionals and vectors only (no enums: a decoded value is always a valid value).
+//
+// It is over 600 lines on purpose: every Request and Reply alternative, each with the order
+// its fields cross the wire in (serialize), is here, so that the wire format reads as one
+// document and a change to it is one diff.
 
 #include <chrono>
 #include <cstdint>
