@@ -1,6 +1,9 @@
 #!/usr/bin/python3
 """dkim-relayd as a real daemon between real SMTP peers.
 
+(About 700 lines: the three groups share one start-up of signerd, dnsmasq and relayd; the
+socket-free Transaction's cases are unit tests in tests/relayd/transaction_test.cpp.)
+
 Started by ctest (labels "hsm;signerd;relayd"), one group per run:
 
   delivery   swaks as the client (plain, PIPELINING, 8-bit, large, empty and SMTPUTF8

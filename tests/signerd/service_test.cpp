@@ -1,5 +1,7 @@
 // The Service with a fake token gate and a ManualClock: the sign check, the login
 // lifecycle, credentials on every decision, fail-closed behaviour.
+// (About 700 lines: one fixture, whose setup — a store, users, a fake token — every case shares;
+// the credential attacks and the TokenLifecycle have files of their own.)
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
