@@ -95,6 +95,7 @@ Peer Transaction::peer() const {
 void Transaction::tls_started() {
     tls_requested_ = false;
     tls_active_ = true;
+    in_ = smtp::LineBuffer(config_.limits.command_line);  // nothing read in clear text survives
     // RFC 3207 §4.2: forget everything learnt before TLS.
     greeted_ = false;
     ehlo_ = false;
@@ -104,6 +105,11 @@ void Transaction::tls_started() {
 // --- input -----------------------------------------------------------------------------------
 
 awaitable<void> Transaction::receive(std::string_view bytes) {
+    if (tls_requested_) {
+        // Between "220 Ready to start TLS" and the handshake nothing is read: it would be
+        // clear text taken as coming through TLS (CVE-2011-0411).
+        co_return;
+    }
     in_.append(bytes);
     std::string line;
     while (!closing_ && !tls_requested_) {
