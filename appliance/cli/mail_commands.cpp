@@ -171,7 +171,7 @@ int run_sign(const SignArgs& args) {
         auto fields = signer.finish(split->header, now_or(args.now));
         if (!fields) {
             for (const auto& remote : remotes) {
-                if (remote->last_code() == "locked") {
+                if (remote->last_code() == ipc::ErrorCode::locked) {
                     std::cerr << "dkim-appliance: " << fields.error().message << "\n";
                     return 3;  // locked: a pending request awaits approval
                 }

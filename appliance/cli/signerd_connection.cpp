@@ -166,7 +166,7 @@ Expected<ipc::Reply, std::string> ask_signerd(const Common& c, ipc::Request requ
         return unexpected(reply.error());
     }
     if (const auto* error = std::get_if<ipc::ErrorReply>(&*reply)) {
-        return unexpected(error->code + ": " + error->message);
+        return unexpected(error->describe());
     }
     return std::move(*reply);
 }

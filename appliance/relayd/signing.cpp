@@ -34,10 +34,10 @@ class MessageSigning::CheckedSigner final : public Signer {
             failure_.selector = selector_;
             failure_.message = signature.error();
             failure_.request_id = remote.last_request_id();
-            const std::string& code = remote.last_code();
-            failure_.kind = code == "locked"        ? SignFailure::Kind::locked
-                            : code == "unavailable" ? SignFailure::Kind::unavailable
-                                                    : SignFailure::Kind::refused;
+            const auto code = remote.last_code();
+            failure_.kind = code == ipc::ErrorCode::locked        ? SignFailure::Kind::locked
+                            : code == ipc::ErrorCode::unavailable ? SignFailure::Kind::unavailable
+                                                                  : SignFailure::Kind::refused;
             if (failure_.kind == SignFailure::Kind::refused) {
                 // A key retired or replaced since the selectors were cached.
                 service_.forget_selectors(domain_);
@@ -124,12 +124,12 @@ Expected<SigningService::Key, SignFailure> SigningService::fetch(const std::stri
         return unexpected(SignFailure{SignFailure::Kind::unavailable, reply.error(), selector, 0});
     }
     if (const auto* error = std::get_if<ipc::ErrorReply>(&*reply)) {
-        const auto kind = error->code == "unavailable" ? SignFailure::Kind::unavailable
-                                                       : SignFailure::Kind::refused;
-        return unexpected(SignFailure{kind,
-                                      "the public key of " + key_label(domain, selector) + ": " +
-                                          error->code + ": " + error->message,
-                                      selector, 0});
+        const auto kind = error->code == ipc::ErrorCode::unavailable
+                              ? SignFailure::Kind::unavailable
+                              : SignFailure::Kind::refused;
+        return unexpected(SignFailure{
+            kind, "the public key of " + key_label(domain, selector) + ": " + error->describe(),
+            selector, 0});
     }
     const auto* found = std::get_if<ipc::PublicKeyReply>(&*reply);
     if (found == nullptr) {
@@ -172,11 +172,11 @@ Expected<std::vector<std::string>, SignFailure> SigningService::fetch_selectors(
         return unexpected(SignFailure{SignFailure::Kind::unavailable, reply.error(), "", 0});
     }
     if (const auto* error = std::get_if<ipc::ErrorReply>(&*reply)) {
-        const auto kind = error->code == "unavailable" ? SignFailure::Kind::unavailable
-                                                       : SignFailure::Kind::refused;
-        return unexpected(SignFailure{
-            kind, "the signing keys of " + domain + ": " + error->code + ": " + error->message, "",
-            0});
+        const auto kind = error->code == ipc::ErrorCode::unavailable
+                              ? SignFailure::Kind::unavailable
+                              : SignFailure::Kind::refused;
+        return unexpected(
+            SignFailure{kind, "the signing keys of " + domain + ": " + error->describe(), "", 0});
     }
     const auto* found = std::get_if<ipc::SigningKeysReply>(&*reply);
     if (found == nullptr) {

@@ -17,12 +17,13 @@ bool may_read_audit(const Actor& who) {
 
 ipc::Reply AuditHandlers::operate(const Actor& who, ipc::AuditShow& r, TimePoint /*now*/) {
     if (!may_read_audit(who)) {
-        return error_reply("forbidden", "reading the audit log needs the auditor or admin role");
+        return error_reply(ipc::ErrorCode::forbidden,
+                           "reading the audit log needs the auditor or admin role");
     }
     auto records = journal_.store().audit_records(std::max<std::int64_t>(1, r.from),
                                                   std::clamp<std::int64_t>(r.limit, 1, 10'000));
     if (!records) {
-        return error_reply("unavailable", records.error());
+        return error_reply(ipc::ErrorCode::unavailable, records.error());
     }
     ipc::AuditReply out;
     for (const jit::AuditRecord& a : *records) {
@@ -34,14 +35,15 @@ ipc::Reply AuditHandlers::operate(const Actor& who, ipc::AuditShow& r, TimePoint
 
 ipc::Reply AuditHandlers::operate(const Actor& who, ipc::AuditVerify& /*r*/, TimePoint now) {
     if (!may_read_audit(who)) {
-        return error_reply("forbidden", "verifying the audit log needs the auditor or admin role");
+        return error_reply(ipc::ErrorCode::forbidden,
+                           "verifying the audit log needs the auditor or admin role");
     }
     std::vector<jit::AuditRecord> all;
     for (std::int64_t from = 1;;) {
         // By position, not by seq: a gap or a duplicate must reach verify_chain as it is.
         auto page = journal_.store().audit_records(from, 50'000);
         if (!page) {
-            return error_reply("unavailable", page.error());
+            return error_reply(ipc::ErrorCode::unavailable, page.error());
         }
         if (page->empty()) {
             break;
@@ -55,7 +57,7 @@ ipc::Reply AuditHandlers::operate(const Actor& who, ipc::AuditVerify& /*r*/, Tim
     }
     auto checkpoints = journal_.store().checkpoints();
     if (!checkpoints) {
-        return error_reply("unavailable", checkpoints.error());
+        return error_reply(ipc::ErrorCode::unavailable, checkpoints.error());
     }
     ipc::AuditVerifyReply out;
     out.head = all.empty() ? jit::to_hex(jit::ChainHash{}) : jit::to_hex(all.back().hash);

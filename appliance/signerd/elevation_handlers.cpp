@@ -74,13 +74,15 @@ ipc::GrantView grant_view(const jit::Grant& g, TimePoint now) {
 ipc::Reply ElevationHandlers::operate(const Actor& who, ipc::ElevationRequest& r, TimePoint now) {
     const auto op = jit::parse_operation(r.operation);
     if (!op) {
-        return error_reply("invalid", "unknown operation '" + r.operation +
-                                          "' (sign, key.generate, key.rotate, key.retire, admin)");
+        return error_reply(ipc::ErrorCode::invalid,
+                           "unknown operation '" + r.operation +
+                               "' (sign, key.generate, key.rotate, key.retire, admin)");
     }
     if (mail::iequals(r.domain, audit_key_name().domain)) {
         // The audit key's domain: no grant may ever name it (sign() refuses it anyway).
-        return error_reply("forbidden", "the audit key's domain " + audit_key_name().domain +
-                                            " is reserved: no request may name it");
+        return error_reply(ipc::ErrorCode::forbidden, "the audit key's domain " +
+                                                          audit_key_name().domain +
+                                                          " is reserved: no request may name it");
     }
     if (r.break_glass) {
         if (auto checked = directory_.check_totp(who, r.auth.totp, now); !checked) {
@@ -141,10 +143,10 @@ ipc::Reply ElevationHandlers::operate(const Actor& who, ipc::ElevationDecide& r,
         return ipc::OkReply{"request " + std::to_string(r.id) + " cancelled", r.id, ""};
     }
     if (r.action != "approve" && r.action != "deny") {
-        return error_reply("invalid", "action must be approve, deny or cancel");
+        return error_reply(ipc::ErrorCode::invalid, "action must be approve, deny or cancel");
     }
     if (who.kind != Actor::Kind::user) {
-        return error_reply("forbidden",
+        return error_reply(ipc::ErrorCode::forbidden,
                            "approvals and denials are made by users with their TOTP code");
     }
     // Cheap checks first, so that a hopeless approval or denial does not spend the TOTP code:
@@ -152,7 +154,7 @@ ipc::Reply ElevationHandlers::operate(const Actor& who, ipc::ElevationDecide& r,
     // not approved it yet.
     const auto pending = authority_.find_request(r.id);
     if (!pending) {
-        return error_reply("not_found", "no request " + std::to_string(r.id));
+        return error_reply(ipc::ErrorCode::not_found, "no request " + std::to_string(r.id));
     }
     if (auto allowed = authority_.may_decide(who, r.id, r.action == "approve", now); !allowed) {
         return error_reply(allowed.error());
@@ -184,16 +186,16 @@ ipc::Reply ElevationHandlers::operate(const Actor& who, ipc::ElevationDecide& r,
         if (!logged) {
             using Kind = TokenLifecycle::LoginRefusal::Kind;
             if (logged.error().kind == Kind::no_pin) {
-                return error_reply("invalid",
+                return error_reply(ipc::ErrorCode::invalid,
                                    "this approval activates the grant and the token is logged "
                                    "out: PIN source \"approver\" needs the token PIN with it");
             }
             if (logged.error().kind == Kind::wrong_pin) {
-                return error_reply("forbidden",
+                return error_reply(ipc::ErrorCode::forbidden,
                                    "the token refused the PIN; the request stays pending");
             }
             // The token.login record could not be written: logged out again.
-            return error_reply("unavailable", logged.error().message);
+            return error_reply(ipc::ErrorCode::unavailable, logged.error().message);
         }
     } else {
         pin.reset();

@@ -26,7 +26,9 @@ struct Peer {
     std::uint32_t uid = 0;
 };
 
+// The engine's refusal as the wire's code (the names are the same).
+ipc::ErrorCode error_code(jit::Refusal::Code code);
 ipc::ErrorReply error_reply(const jit::Refusal& refusal);
-ipc::ErrorReply error_reply(std::string code, std::string message);
+ipc::ErrorReply error_reply(ipc::ErrorCode code, std::string message);
 
 }  // namespace dkim::signerd

@@ -63,7 +63,8 @@ Expected<void, Refusal> IdentityHandlers::may_administer(const Actor& actor, Tim
 
 ipc::Reply IdentityHandlers::operate(const Actor& who, ipc::SessionCreate& r, TimePoint now) {
     if (who.kind != Actor::Kind::user) {
-        return error_reply("unauthenticated", "a session needs a user name and password");
+        return error_reply(ipc::ErrorCode::unauthenticated,
+                           "a session needs a user name and password");
     }
     const auto ttl =
         std::chrono::seconds(std::clamp<std::int64_t>(r.ttl_seconds, 60, std::int64_t{12} * 3600));
@@ -83,8 +84,8 @@ ipc::Reply IdentityHandlers::operate(const Actor& who, ipc::UserAdd& r, TimePoin
     }
     const auto roles = jit::parse_roles(r.roles);
     if (!roles) {
-        return error_reply(
-            "invalid", "unknown role in '" + r.roles + "' (requester, approver, admin, auditor)");
+        return error_reply(ipc::ErrorCode::invalid, "unknown role in '" + r.roles +
+                                                        "' (requester, approver, admin, auditor)");
     }
     auto added = directory_.add_user(who, r.name, *roles, r.password, now);
     if (!added) {
@@ -96,7 +97,8 @@ ipc::Reply IdentityHandlers::operate(const Actor& who, ipc::UserAdd& r, TimePoin
 
 ipc::Reply IdentityHandlers::operate(const Actor& who, ipc::UserList& /*r*/, TimePoint now) {
     if (!may_list_users(who)) {
-        return error_reply("forbidden", "listing users needs the admin or auditor role");
+        return error_reply(ipc::ErrorCode::forbidden,
+                           "listing users needs the admin or auditor role");
     }
     ipc::UsersReply out;
     for (const jit::User& u : directory_.users()) {
@@ -131,7 +133,7 @@ ipc::Reply IdentityHandlers::operate(const Peer& peer, const Actor& who, ipc::Ap
         if (peer.kind == PeerKind::web) {
             // dkim-webd sees every console user's password: through it, a user makes tokens for
             // themselves only, whatever grant an admin holds.
-            return error_reply("forbidden",
+            return error_reply(ipc::ErrorCode::forbidden,
                                "through the web console a user makes API tokens only for "
                                "themselves");
         }
@@ -146,7 +148,7 @@ ipc::Reply IdentityHandlers::operate(const Peer& peer, const Actor& who, ipc::Ap
     } else if (r.ttl_seconds > 0) {
         ttl = std::chrono::seconds(r.ttl_seconds);
     } else if (r.ttl_seconds != ipc::kApiTokenNeverExpires) {
-        return error_reply("invalid",
+        return error_reply(ipc::ErrorCode::invalid,
                            "ttl_seconds is a positive number of seconds, 0 for the default (" +
                                std::to_string(ipc::kApiTokenDefaultTtl.count() / 86400) +
                                " days) or -1 for no expiry");
@@ -180,7 +182,7 @@ ipc::Reply IdentityHandlers::operate(const Actor& who, ipc::TotpEnrol& r, TimePo
             if (!replace) {
                 return error_reply(allowed.error());
             }
-            return error_reply("forbidden",
+            return error_reply(ipc::ErrorCode::forbidden,
                                "the TOTP of " + user +
                                    " is confirmed: only the local operator (root) or an "
                                    "admin under an admin grant can replace it");
@@ -199,7 +201,7 @@ ipc::Reply IdentityHandlers::operate(const Actor& who, ipc::TotpEnrol& r, TimePo
 ipc::Reply IdentityHandlers::operate(const Actor& who, ipc::TotpConfirm& r, TimePoint now) {
     const std::string user = r.user.empty() ? who.name : r.user;
     if (user != who.name && who.kind != Actor::Kind::local) {
-        return error_reply("forbidden", "users confirm their own enrolment");
+        return error_reply(ipc::ErrorCode::forbidden, "users confirm their own enrolment");
     }
     auto confirmed = directory_.confirm_totp(who, user, r.code, now);
     if (!confirmed) {
@@ -231,7 +233,7 @@ ipc::Reply IdentityHandlers::operate(const Actor& who, ipc::WhoAmI& r, TimePoint
 ipc::Reply IdentityHandlers::operate(const Actor& who, ipc::SessionEnd& r, TimePoint now) {
     const auto token = r.auth.token.empty() ? std::nullopt : directory_.token_info(r.auth.token);
     if (!token || token->kind != jit::TokenKind::session) {
-        return error_reply("invalid", "only a session token can end its session");
+        return error_reply(ipc::ErrorCode::invalid, "only a session token can end its session");
     }
     auto revoked = directory_.revoke_token(who, token->id, now);
     if (!revoked) {

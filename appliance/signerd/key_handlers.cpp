@@ -23,10 +23,11 @@ constexpr auto kMaxGrace = std::chrono::hours(24 * 365);
 
 ipc::ErrorReply token_refusal(const GateError& e) {
     switch (e.kind) {
-        case GateError::Kind::invalid: return error_reply("invalid", e.message);
-        case GateError::Kind::exists: return error_reply("conflict", e.message);
-        case GateError::Kind::no_key: return error_reply("not_found", e.message);
-        default: return error_reply("unavailable", "the token cannot do it: " + e.message);
+        case GateError::Kind::invalid: return error_reply(ipc::ErrorCode::invalid, e.message);
+        case GateError::Kind::exists: return error_reply(ipc::ErrorCode::conflict, e.message);
+        case GateError::Kind::no_key: return error_reply(ipc::ErrorCode::not_found, e.message);
+        default:
+            return error_reply(ipc::ErrorCode::unavailable, "the token cannot do it: " + e.message);
     }
 }
 
@@ -178,7 +179,7 @@ Expected<jit::Grant, jit::Refusal> KeyHandlers::authorize_key(const Actor& who, 
 
 ipc::Reply KeyHandlers::signing_keys(const ipc::SigningKeysRequest& request) {
     if (!is_valid_domain(request.domain)) {
-        return error_reply("invalid", "invalid domain");
+        return error_reply(ipc::ErrorCode::invalid, "invalid domain");
     }
     auto entries = key_entries(mail::ascii_lowercase(request.domain));
     if (!entries) {
@@ -208,11 +209,12 @@ ipc::Reply KeyHandlers::operate(const Actor& /*who*/, ipc::KeyList& /*r*/, TimeP
 
 ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyGenerate& r, TimePoint now) {
     if (!is_valid_domain(r.domain) || !is_valid_selector(r.selector)) {
-        return error_reply("invalid", "invalid domain or selector");
+        return error_reply(ipc::ErrorCode::invalid, "invalid domain or selector");
     }
     if (!hsm::parse_key_algorithm(r.algorithm)) {
-        return error_reply("invalid", "unknown algorithm '" + r.algorithm +
-                                          "' (rsa-2048, rsa-3072, rsa-4096 or ed25519)");
+        return error_reply(
+            ipc::ErrorCode::invalid,
+            "unknown algorithm '" + r.algorithm + "' (rsa-2048, rsa-3072, rsa-4096 or ed25519)");
     }
     const std::string domain = mail::ascii_lowercase(r.domain);
     const std::string selector = mail::ascii_lowercase(r.selector);
@@ -235,19 +237,19 @@ ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyGenerate& r, TimePoint
         const auto state = existing->record ? existing->record->state : KeyState::active;
         if (state != KeyState::generating && state != KeyState::pending_publish) {
             return error_reply(
-                "conflict",
+                ipc::ErrorCode::conflict,
                 "the key " + selector + "._domainkey." + domain + " exists and is " +
                     (existing->record ? std::string(jit::to_string(state)) : "active (unmanaged)") +
                     "; choose a new selector");
         }
         if (existing->record->algorithm != r.algorithm) {
-            return error_reply("conflict", "the key " + existing->record->label() +
-                                               " is being made as " + existing->record->algorithm +
-                                               ", not " + r.algorithm);
+            return error_reply(ipc::ErrorCode::conflict,
+                               "the key " + existing->record->label() + " is being made as " +
+                                   existing->record->algorithm + ", not " + r.algorithm);
         }
     }
     if (r.rotation && !rotatable) {
-        return error_reply("invalid",
+        return error_reply(ipc::ErrorCode::invalid,
                            domain + " has no " + jit::key_kind(r.algorithm) +
                                " key that signs: there is nothing to rotate (generate one "
                                "under a key.generate grant)");
@@ -277,7 +279,8 @@ ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyGenerate& r, TimePoint
         if (auto ok = commit_keys({record}, {key_audit(who, now, "key.generating", scope, "ok",
                                                        grant->id, r.algorithm)});
             !ok) {
-            return error_reply("unavailable", "the audit log cannot be written: " + ok.error());
+            return error_reply(ipc::ErrorCode::unavailable,
+                               "the audit log cannot be written: " + ok.error());
         }
     }
     auto made = gate_.generate_key(domain, selector, r.algorithm);
@@ -303,7 +306,7 @@ ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyGenerate& r, TimePoint
             commit_keys({record}, {key_audit(who, now, "key.generated", scope, "ok", grant->id,
                                              made->algorithm + "; " + made->dkim_record)});
         !ok) {
-        return error_reply("unavailable",
+        return error_reply(ipc::ErrorCode::unavailable,
                            "the key was generated but its record could not be written (rerun to "
                            "finish): " +
                                ok.error());
@@ -316,7 +319,7 @@ ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyGenerate& r, TimePoint
 
 ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyImport& r, TimePoint now) {
     if (!is_valid_domain(r.domain) || !is_valid_selector(r.selector)) {
-        return error_reply("invalid", "invalid domain or selector");
+        return error_reply(ipc::ErrorCode::invalid, "invalid domain or selector");
     }
     const std::string domain = mail::ascii_lowercase(r.domain);
     const std::string selector = mail::ascii_lowercase(r.selector);
@@ -326,14 +329,14 @@ ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyImport& r, TimePoint n
         r.private_key.size());
     auto public_half = hsm::public_key_of(key_bytes);
     if (!public_half) {
-        return error_reply("invalid", public_half.error().message);
+        return error_reply(ipc::ErrorCode::invalid, public_half.error().message);
     }
     // The test block, when given, must be a DKIM-Signature of this very key.
     std::optional<Signature> test;
     if (!r.test_data.empty()) {
         auto block = parse_signing_block(r.test_data);
         if (!block) {
-            return error_reply("invalid", "test block: " + block.error().to_string());
+            return error_reply(ipc::ErrorCode::invalid, "test block: " + block.error().to_string());
         }
         const Signature* parsed = &block->signature;
         const auto expected = public_half->type == hsm::KeyType::ed25519
@@ -341,17 +344,19 @@ ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyImport& r, TimePoint n
                                   : SigningAlgorithm::rsa_sha256;
         if (!mail::iequals(parsed->domain, domain) || !mail::iequals(parsed->selector, selector) ||
             parsed->algorithm != expected) {
-            return error_reply("invalid", "test block: its DKIM-Signature is not one of " +
-                                              selector + "._domainkey." + domain +
-                                              " with a=" + std::string(to_string(expected)));
+            return error_reply(ipc::ErrorCode::invalid,
+                               "test block: its DKIM-Signature is not one of " + selector +
+                                   "._domainkey." + domain +
+                                   " with a=" + std::string(to_string(expected)));
         }
         test = *parsed;
     }
     const auto existing = keys_.find(domain, selector);
     if (existing && existing->state != KeyState::generating &&
         existing->state != KeyState::pending_publish) {
-        return error_reply("conflict", "the key " + existing->label() + " exists and is " +
-                                           std::string(jit::to_string(existing->state)));
+        return error_reply(ipc::ErrorCode::conflict,
+                           "the key " + existing->label() + " exists and is " +
+                               std::string(jit::to_string(existing->state)));
     }
     auto grant = authorize_key(who, jit::Operation::key_generate, domain, selector, now);
     if (!grant) {
@@ -370,7 +375,8 @@ ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyImport& r, TimePoint n
         if (auto ok = commit_keys(
                 {record}, {key_audit(who, now, "key.importing", scope, "ok", grant->id, "")});
             !ok) {
-            return error_reply("unavailable", "the audit log cannot be written: " + ok.error());
+            return error_reply(ipc::ErrorCode::unavailable,
+                               "the audit log cannot be written: " + ok.error());
         }
     }
     auto made = gate_.import_key(domain, selector, r.private_key);
@@ -386,7 +392,7 @@ ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyImport& r, TimePoint n
     if (auto ok = commit_keys({record}, {key_audit(who, now, "key.imported", scope, "ok", grant->id,
                                                    made->algorithm + "; " + made->dkim_record)});
         !ok) {
-        return error_reply("unavailable",
+        return error_reply(ipc::ErrorCode::unavailable,
                            "the key was imported but its record could not be written (rerun to "
                            "finish): " +
                                ok.error());
@@ -407,7 +413,7 @@ ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyImport& r, TimePoint n
             !recorded) {
             base::wipe(*signature);
             return error_reply(
-                "unavailable",
+                ipc::ErrorCode::unavailable,
                 "the key was imported, but the audit log cannot be written: the test "
                 "signature was withheld (" +
                     recorded.error() + ")");
@@ -419,10 +425,10 @@ ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyImport& r, TimePoint n
 
 ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyActivate& r, TimePoint now) {
     if (!is_valid_domain(r.domain) || !is_valid_selector(r.selector)) {
-        return error_reply("invalid", "invalid domain or selector");
+        return error_reply(ipc::ErrorCode::invalid, "invalid domain or selector");
     }
     if (r.grace_seconds < 0 || std::chrono::seconds(r.grace_seconds) > kMaxGrace) {
-        return error_reply("invalid", "the grace period must be 0 to 365 days");
+        return error_reply(ipc::ErrorCode::invalid, "the grace period must be 0 to 365 days");
     }
     const std::string domain = mail::ascii_lowercase(r.domain);
     const std::string selector = mail::ascii_lowercase(r.selector);
@@ -435,21 +441,25 @@ ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyActivate& r, TimePoint
         if (e.record && e.record->selector == selector) {
             target = &e;
         } else if (!e.record && e.token && e.token->selector == selector) {
-            return error_reply("conflict", selector + "._domainkey." + domain +
-                                               " is not managed here; it already signs");
+            return error_reply(
+                ipc::ErrorCode::conflict,
+                selector + "._domainkey." + domain + " is not managed here; it already signs");
         }
     }
     if (target == nullptr) {
-        return error_reply("not_found", "no key " + selector + "._domainkey." + domain);
+        return error_reply(ipc::ErrorCode::not_found,
+                           "no key " + selector + "._domainkey." + domain);
     }
     const KeyRecord& key = *target->record;
     if (key.state != KeyState::pending_publish && key.state != KeyState::active) {
-        return error_reply("conflict", "the key " + key.label() + " is " +
-                                           std::string(jit::to_string(key.state)) +
-                                           "; only a pending-publish key can be activated");
+        return error_reply(ipc::ErrorCode::conflict,
+                           "the key " + key.label() + " is " +
+                               std::string(jit::to_string(key.state)) +
+                               "; only a pending-publish key can be activated");
     }
     if (!target->token) {
-        return error_reply("conflict", "the key " + key.label() + " is not in the token");
+        return error_reply(ipc::ErrorCode::conflict,
+                           "the key " + key.label() + " is not in the token");
     }
     std::vector<const KeyEntry*> displaced;
     for (const KeyEntry& e : *entries) {
@@ -503,7 +513,8 @@ ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyActivate& r, TimePoint
             commit_keys(changed, {key_audit(who, now, "key.activated", scope, "ok", grant->id,
                                             detail.empty() ? "first key of its kind" : detail)});
         !ok) {
-        return error_reply("unavailable", "the audit log cannot be written: " + ok.error());
+        return error_reply(ipc::ErrorCode::unavailable,
+                           "the audit log cannot be written: " + ok.error());
     }
     ipc::KeysReply out;
     auto after = key_entries(domain);
@@ -518,7 +529,7 @@ ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyActivate& r, TimePoint
 
 ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyRetire& r, TimePoint now) {
     if (!is_valid_domain(r.domain) || !is_valid_selector(r.selector)) {
-        return error_reply("invalid", "invalid domain or selector");
+        return error_reply(ipc::ErrorCode::invalid, "invalid domain or selector");
     }
     const std::string domain = mail::ascii_lowercase(r.domain);
     const std::string selector = mail::ascii_lowercase(r.selector);
@@ -534,11 +545,12 @@ ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyRetire& r, TimePoint n
         }
     }
     if (target == nullptr) {
-        return error_reply("not_found", "no key " + selector + "._domainkey." + domain);
+        return error_reply(ipc::ErrorCode::not_found,
+                           "no key " + selector + "._domainkey." + domain);
     }
     const KeyState state = target->record ? target->record->state : KeyState::active;
     if (state == KeyState::active && !r.force) {
-        return error_reply("conflict",
+        return error_reply(ipc::ErrorCode::conflict,
                            selector + "._domainkey." + domain +
                                " is active: activate its successor first (it then retires "
                                "after the grace period), or force the retirement of a "
@@ -546,9 +558,10 @@ ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyRetire& r, TimePoint n
     }
     if (state == KeyState::retiring && target->record->retire_after &&
         now < *target->record->retire_after && !r.force) {
-        return error_reply("conflict", "the grace period of " + target->record->label() +
-                                           " ends at " + utc_text(*target->record->retire_after) +
-                                           "; mail signed with it may still be in flight");
+        return error_reply(ipc::ErrorCode::conflict,
+                           "the grace period of " + target->record->label() + " ends at " +
+                               utc_text(*target->record->retire_after) +
+                               "; mail signed with it may still be in flight");
     }
     auto grant = authorize_key(who, jit::Operation::key_retire, domain, selector, now);
     if (!grant) {
@@ -574,7 +587,8 @@ ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyRetire& r, TimePoint n
                 commit_keys({record}, {key_audit(who, now, "key.retired", scope, "ok", grant->id,
                                                  "was " + was + (r.force ? "; forced" : ""))});
             !ok) {
-            return error_reply("unavailable", "the audit log cannot be written: " + ok.error());
+            return error_reply(ipc::ErrorCode::unavailable,
+                               "the audit log cannot be written: " + ok.error());
         }
     } else {
         message = "already retired";
@@ -583,7 +597,7 @@ ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyRetire& r, TimePoint n
     if (!destroyed) {
         (void)journal_.write({}, key_audit(who, now, "key.destroyed", scope, "failed", grant->id,
                                            destroyed.error().message));
-        return error_reply("unavailable",
+        return error_reply(ipc::ErrorCode::unavailable,
                            "the key no longer signs, but its private half could not be destroyed "
                            "(rerun to finish): " +
                                destroyed.error().message);
@@ -593,7 +607,8 @@ ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyRetire& r, TimePoint n
                 journal_.write({}, key_audit(who, now, "key.destroyed", scope, "ok", grant->id,
                                              "private half destroyed in the token"));
             !ok) {
-            return error_reply("unavailable", "the audit log cannot be written: " + ok.error());
+            return error_reply(ipc::ErrorCode::unavailable,
+                               "the audit log cannot be written: " + ok.error());
         }
         message += "; the private key was destroyed in the token";
     } else {

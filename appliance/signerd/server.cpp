@@ -23,7 +23,7 @@ std::string errno_text(int error) {
     return strerror_r(error, buffer.data(), buffer.size());
 }
 
-void send_error(int fd, const std::string& code, const std::string& message) {
+void send_error(int fd, ipc::ErrorCode code, const std::string& message) {
     const std::string frame = ipc::encode(ipc::Reply{ipc::ErrorReply{code, message, 0, {}}});
     (void)ipc::write_all(fd, frame, std::chrono::milliseconds(1000));
 }
@@ -149,14 +149,14 @@ void Server::run() {
             std::cerr << "dkim-signerd: refused a connection from uid " << peer.uid << " (pid "
                       << peer.pid << "): not a configured peer\n";
             send_error(
-                fd, "forbidden",
+                fd, ipc::ErrorCode::forbidden,
                 "uid " + std::to_string(peer.uid) + " is not a configured peer of dkim-signerd");
             ::close(fd);
             continue;
         }
         auto connections = connections_.lock();
         if (connections->size() >= options_.max_connections) {
-            send_error(fd, "unavailable", "too many connections");
+            send_error(fd, ipc::ErrorCode::unavailable, "too many connections");
             ::close(fd);
             continue;
         }
@@ -200,18 +200,18 @@ void Server::serve(int fd) {
             if (kind == ipc::FrameError::Kind::timeout && payload.error().message == "timed out" &&
                 !stopping_) {
                 // Idle, or a frame that did not arrive in time: either way the connection ends.
-                send_error(fd, "protocol", "timed out");
+                send_error(fd, ipc::ErrorCode::protocol, "timed out");
                 break;
             }
             metrics_.refusal(Metrics::Refusal::protocol);
-            send_error(fd, "protocol", payload.error().message);
+            send_error(fd, ipc::ErrorCode::protocol, payload.error().message);
             break;
         }
         auto request = ipc::decode_request(*payload);
         base::wipe(*payload);
         if (!request) {
             metrics_.refusal(Metrics::Refusal::protocol);
-            send_error(fd, "protocol", request.error().message);
+            send_error(fd, ipc::ErrorCode::protocol, request.error().message);
             break;
         }
         ipc::Reply reply = service_.handle(peer, *request);

@@ -10,13 +10,24 @@ namespace dkim::signerd {
 using jit::Actor;
 using jit::Refusal;
 
-ipc::ErrorReply error_reply(const Refusal& refusal) {
-    return ipc::ErrorReply{std::string(jit::to_string(refusal.code)), refusal.message, 0,
-                           refusal.rule};
+ipc::ErrorCode error_code(Refusal::Code code) {
+    switch (code) {
+        case Refusal::Code::invalid: return ipc::ErrorCode::invalid;
+        case Refusal::Code::forbidden: return ipc::ErrorCode::forbidden;
+        case Refusal::Code::not_found: return ipc::ErrorCode::not_found;
+        case Refusal::Code::conflict: return ipc::ErrorCode::conflict;
+        case Refusal::Code::unavailable: return ipc::ErrorCode::unavailable;
+        case Refusal::Code::unauthenticated: return ipc::ErrorCode::unauthenticated;
+    }
+    return ipc::ErrorCode::unavailable;
 }
 
-ipc::ErrorReply error_reply(std::string code, std::string message) {
-    return ipc::ErrorReply{std::move(code), std::move(message), 0, {}};
+ipc::ErrorReply error_reply(const Refusal& refusal) {
+    return ipc::ErrorReply{error_code(refusal.code), refusal.message, 0, refusal.rule};
+}
+
+ipc::ErrorReply error_reply(ipc::ErrorCode code, std::string message) {
+    return ipc::ErrorReply{code, std::move(message), 0, {}};
 }
 
 Service::Service(jit::Journal& journal, jit::Authority& authority, jit::Directory& directory,
@@ -85,7 +96,8 @@ ipc::Reply Service::dispatch(const Peer& peer, T& request) {
     if constexpr (std::is_same_v<T, ipc::SignRequest>) {
         if (peer.kind != PeerKind::relay) {
             metrics_.refusal(Metrics::Refusal::peer);
-            return error_reply("forbidden", "only relay clients may ask for signatures");
+            return error_reply(ipc::ErrorCode::forbidden,
+                               "only relay clients may ask for signatures");
         }
         return signing_.sign(peer, request, clock_.now());
     } else if constexpr (std::is_same_v<T, ipc::PublicKeyRequest>) {
@@ -98,7 +110,7 @@ ipc::Reply Service::dispatch(const Peer& peer, T& request) {
         if (peer.kind == PeerKind::relay) {
             metrics_.refusal(Metrics::Refusal::peer);
             return error_reply(
-                "forbidden",
+                ipc::ErrorCode::forbidden,
                 "relay clients may only sign, read public keys and signing keys, and ask "
                 "for status");
         }
@@ -237,7 +249,7 @@ ipc::Reply Service::refuse_web_peer(const Peer& peer, const Actor& who, const T&
     // The refusal stands whether or not it could be recorded.
     (void)journal_.write({}, std::move(record));
     return error_reply(
-        "forbidden",
+        ipc::ErrorCode::forbidden,
         "users and TOTP enrolments are managed only at the CLI (root, or an admin under "
         "an admin grant), never through the web console");
 }

@@ -11,15 +11,16 @@ namespace dkim::signerd {
 
 ipc::Reply SigningHandlers::public_key(const ipc::PublicKeyRequest& request) {
     if (!is_valid_domain(request.domain) || !is_valid_selector(request.selector)) {
-        return error_reply("invalid", "invalid domain or selector");
+        return error_reply(ipc::ErrorCode::invalid, "invalid domain or selector");
     }
     auto key = gate_.public_key(mail::ascii_lowercase(request.domain),
                                 mail::ascii_lowercase(request.selector));
     if (!key) {
         if (key.error().kind == GateError::Kind::no_key) {
-            return error_reply("not_found", key.error().message);
+            return error_reply(ipc::ErrorCode::not_found, key.error().message);
         }
-        return error_reply("unavailable", "the token cannot be read: " + key.error().message);
+        return error_reply(ipc::ErrorCode::unavailable,
+                           "the token cannot be read: " + key.error().message);
     }
     return ipc::PublicKeyReply{std::move(key->key_type), std::move(key->key)};
 }
@@ -27,14 +28,14 @@ ipc::Reply SigningHandlers::public_key(const ipc::PublicKeyRequest& request) {
 ipc::Reply SigningHandlers::sign(const Peer& peer, const ipc::SignRequest& request, TimePoint now) {
     const std::string& client = peer.name;
     const std::string claimed = "sign " + request.domain + "/" + request.selector;
-    auto refuse = [&](Metrics::Refusal reason, const std::string& code, const std::string& message,
+    auto refuse = [&](Metrics::Refusal reason, ipc::ErrorCode code, const std::string& message,
                       const std::string& rule = {}) -> ipc::Reply {
         metrics_.refusal(reason);
         metrics_.signature(Metrics::SignOutcome::refused);
         if (auto recorded = authority_.record_sign_refusal(client, claimed, message, now);
             !recorded) {
             metrics_.signature(Metrics::SignOutcome::unavailable);
-            return error_reply("unavailable",
+            return error_reply(ipc::ErrorCode::unavailable,
                                "the audit log cannot be written: " + recorded.error());
         }
         return ipc::ErrorReply{code, message, 0, rule};
@@ -43,11 +44,12 @@ ipc::Reply SigningHandlers::sign(const Peer& peer, const ipc::SignRequest& reque
     const auto algorithm = parse_signing_algorithm(request.algorithm);
     if (!algorithm || *algorithm == SigningAlgorithm::rsa_sha1) {
         return refuse(
-            Metrics::Refusal::malformed, "invalid",
+            Metrics::Refusal::malformed, ipc::ErrorCode::invalid,
             "unsupported algorithm '" + request.algorithm + "' (rsa-sha256 or ed25519-sha256)");
     }
     if (!is_valid_domain(request.domain) || !is_valid_selector(request.selector)) {
-        return refuse(Metrics::Refusal::malformed, "invalid", "invalid domain or selector");
+        return refuse(Metrics::Refusal::malformed, ipc::ErrorCode::invalid,
+                      "invalid domain or selector");
     }
     const bool client_valid =
         request.smtp_client.size() <= 64 &&
@@ -56,7 +58,8 @@ ipc::Reply SigningHandlers::sign(const Peer& peer, const ipc::SignRequest& reque
                    c == '-' || c == '_' || c == '.';
         });
     if (!client_valid) {
-        return refuse(Metrics::Refusal::malformed, "invalid", "invalid SMTP client name");
+        return refuse(Metrics::Refusal::malformed, ipc::ErrorCode::invalid,
+                      "invalid SMTP client name");
     }
     const std::string domain = mail::ascii_lowercase(request.domain);
     const std::string selector = mail::ascii_lowercase(request.selector);
@@ -64,10 +67,11 @@ ipc::Reply SigningHandlers::sign(const Peer& peer, const ipc::SignRequest& reque
     // and no request is filed for it.
     if (const hsm::KeyName audit = audit_key_name();
         domain == audit.domain && selector == audit.selector) {
-        return refuse(Metrics::Refusal::reserved, "forbidden", "the audit key never signs mail");
+        return refuse(Metrics::Refusal::reserved, ipc::ErrorCode::forbidden,
+                      "the audit key never signs mail");
     }
     if (request.data.empty() || request.data.size() > max_sign_data_) {
-        return refuse(Metrics::Refusal::malformed, "invalid",
+        return refuse(Metrics::Refusal::malformed, ipc::ErrorCode::invalid,
                       "the header block must be 1 to " + std::to_string(max_sign_data_) + " bytes");
     }
     // The key: its lifecycle state, and its algorithm, which a= must name. A key the token
@@ -75,7 +79,7 @@ ipc::Reply SigningHandlers::sign(const Peer& peer, const ipc::SignRequest& reque
     std::string kind;
     if (const auto key = keys_.find(domain, selector)) {
         if (!key->signs()) {
-            return refuse(Metrics::Refusal::mismatch, "forbidden",
+            return refuse(Metrics::Refusal::mismatch, ipc::ErrorCode::forbidden,
                           "the key " + key->label() + " is " +
                               std::string(jit::to_string(key->state)) + ": it does not sign");
         }
@@ -84,12 +88,12 @@ ipc::Reply SigningHandlers::sign(const Peer& peer, const ipc::SignRequest& reque
         auto public_half = gate_.public_key(domain, selector);
         if (!public_half) {
             if (public_half.error().kind == GateError::Kind::no_key) {
-                return refuse(Metrics::Refusal::mismatch, "not_found",
+                return refuse(Metrics::Refusal::mismatch, ipc::ErrorCode::not_found,
                               "the token holds no key " + selector + "._domainkey." + domain);
             }
             metrics_.refusal(Metrics::Refusal::token);
             metrics_.signature(Metrics::SignOutcome::unavailable);
-            return error_reply("unavailable",
+            return error_reply(ipc::ErrorCode::unavailable,
                                "the token cannot be read: " + public_half.error().message);
         }
         kind = public_half->key_type;
@@ -105,13 +109,14 @@ ipc::Reply SigningHandlers::sign(const Peer& peer, const ipc::SignRequest& reque
         const ProfileRule rule = checked.error().rule;
         const bool malformed = rule == ProfileRule::structure || rule == ProfileRule::b_tag ||
                                rule == ProfileRule::syntax;
-        return refuse(Metrics::Refusal::profile, malformed ? "invalid" : "forbidden",
+        return refuse(Metrics::Refusal::profile,
+                      malformed ? ipc::ErrorCode::invalid : ipc::ErrorCode::forbidden,
                       checked.error().to_string(),
                       "profile:" + std::string(to_string(checked.error().rule)));
     }
     const Signature& parsed = checked->signature;
     if (parsed.domain != domain || parsed.selector != selector || parsed.algorithm != *algorithm) {
-        return refuse(Metrics::Refusal::mismatch, "forbidden",
+        return refuse(Metrics::Refusal::mismatch, ipc::ErrorCode::forbidden,
                       "the DKIM-Signature field says d=" + parsed.domain + " s=" + parsed.selector +
                           " a=" + std::string(to_string(parsed.algorithm)) + ", the request " +
                           request.domain + "/" + request.selector + " " + request.algorithm);
@@ -122,11 +127,12 @@ ipc::Reply SigningHandlers::sign(const Peer& peer, const ipc::SignRequest& reque
         if (permit.error().kind == jit::SignRefusal::Kind::locked) {
             metrics_.refusal(Metrics::Refusal::no_grant);
             metrics_.signature(Metrics::SignOutcome::locked);
-            return ipc::ErrorReply{"locked", permit.error().message, permit.error().request_id, {}};
+            return ipc::ErrorReply{
+                ipc::ErrorCode::locked, permit.error().message, permit.error().request_id, {}};
         }
         metrics_.refusal(Metrics::Refusal::audit);
         metrics_.signature(Metrics::SignOutcome::unavailable);
-        return error_reply("unavailable", permit.error().message);
+        return error_reply(ipc::ErrorCode::unavailable, permit.error().message);
     }
     if (!gate_.logged_in()) {
         // A grant just became active and the lifecycle has not logged in yet.
@@ -149,14 +155,14 @@ ipc::Reply SigningHandlers::sign(const Peer& peer, const ipc::SignRequest& reque
         (void)authority_.record_signature(*permit, client, "failed", detail + "; " + why, now);
         metrics_.refusal(Metrics::Refusal::token);
         metrics_.signature(Metrics::SignOutcome::failed);
-        return error_reply("unavailable", "the token could not sign: " + why);
+        return error_reply(ipc::ErrorCode::unavailable, "the token could not sign: " + why);
     }
     if (!durable) {
         base::wipe(*signature);
         metrics_.refusal(Metrics::Refusal::audit);
         metrics_.signature(Metrics::SignOutcome::unavailable);
         return error_reply(
-            "unavailable",
+            ipc::ErrorCode::unavailable,
             "the audit log cannot be written, the signature was withheld: " + durable.error());
     }
     metrics_.signature(Metrics::SignOutcome::ok);

@@ -166,7 +166,7 @@ class SignerdHarness {
 
 inline std::string error_code(const ipc::Reply& reply) {
     const auto* e = std::get_if<ipc::ErrorReply>(&reply);
-    return e ? e->code : "";
+    return e ? std::string(ipc::to_string(e->code)) : "";
 }
 inline std::string error_message(const ipc::Reply& reply) {
     const auto* e = std::get_if<ipc::ErrorReply>(&reply);

@@ -39,7 +39,7 @@ class FakeSigner final : public web::SignerApi {
         return reply;
     }
     std::function<ipc::Reply(ipc::Request&)> answer = [](ipc::Request&) {
-        return ipc::Reply{ipc::ErrorReply{"invalid", "not scripted", 0, {}}};
+        return ipc::Reply{ipc::ErrorReply{ipc::ErrorCode::invalid, "not scripted", 0, {}}};
     };
     std::vector<std::size_t> calls;
     bool down = false;
@@ -73,18 +73,19 @@ class HandlersTest : public ::testing::Test {
         signer.answer = [user, roles](ipc::Request& r) -> ipc::Reply {
             if (auto* s = std::get_if<ipc::SessionCreate>(&r)) {
                 if (s->auth.password != "right-password") {
-                    return ipc::ErrorReply{"unauthenticated", "wrong user name or password", 0, {}};
+                    return ipc::ErrorReply{
+                        ipc::ErrorCode::unauthenticated, "wrong user name or password", 0, {}};
                 }
                 return ipc::OkReply{"session", 7, "tok-" + s->auth.user};
             }
             if (auto* w = std::get_if<ipc::WhoAmI>(&r)) {
                 if (w->auth.token != "tok-" + user) {
-                    return ipc::ErrorReply{"unauthenticated", "bad token", 0, {}};
+                    return ipc::ErrorReply{ipc::ErrorCode::unauthenticated, "bad token", 0, {}};
                 }
                 return ipc::IdentityReply{
                     user, roles, "user", false, "session", 7, 1'800'000'000'000, {}};
             }
-            return ipc::ErrorReply{"invalid", "not scripted", 0, {}};
+            return ipc::ErrorReply{ipc::ErrorCode::invalid, "not scripted", 0, {}};
         };
         auto r = send(verb::post, "/api/v1/session",
                       R"({"user":")" + user + R"(","password":"right-password"})");

@@ -108,16 +108,16 @@ TEST_F(HandlersTest, ASessionTokenIsNoBearerTokenAndCannotOutliveTheIdleTimeout)
             },
             r);
         if (auth == nullptr) {
-            return ipc::ErrorReply{"invalid", "not scripted", 0, {}};
+            return ipc::ErrorReply{ipc::ErrorCode::invalid, "not scripted", 0, {}};
         }
         kinds_seen.push_back(auth->token_kind);
         const bool ok = (auth->token == "tok-alice" && auth->token_kind != "api") ||
                         (auth->token == "dkt_robot" && auth->token_kind != "session");
         if (!ok) {
-            return ipc::ErrorReply{"unauthenticated", "authentication failed", 0, {}};
+            return ipc::ErrorReply{ipc::ErrorCode::unauthenticated, "authentication failed", 0, {}};
         }
         if (!std::holds_alternative<ipc::WhoAmI>(r)) {
-            return ipc::ErrorReply{"invalid", "not scripted", 0, {}};
+            return ipc::ErrorReply{ipc::ErrorCode::invalid, "not scripted", 0, {}};
         }
         if (auth->token == "tok-alice") {
             return ipc::IdentityReply{"alice", "requester",       "user", false, "session",
@@ -187,7 +187,7 @@ TEST_F(HandlersTest, MeCarriesSignerdsPermissionsAskedAnewEachTime) {
             return ipc::IdentityReply{
                 "dave", roles, "user", true, "session", 7, 1'800'000'000'000, now_allowed};
         }
-        return ipc::ErrorReply{"invalid", "not scripted", 0, {}};
+        return ipc::ErrorReply{ipc::ErrorCode::invalid, "not scripted", 0, {}};
     };
     const auto permissions_in = [](const rapidjson::Value& identity) {
         std::vector<std::string> out;
@@ -277,12 +277,17 @@ TEST_F(HandlersTest, BadBodiesAreRefusedNamingTheField) {
 TEST_F(HandlersTest, SignerdRefusalsMapToStatusesWithTheRule) {
     login("dave", "requester,approver");
     const std::vector<std::pair<ipc::ErrorReply, status>> cases = {
-        {{"forbidden", "nobody may approve their own request", 0, "self_approval"},
+        {{ipc::ErrorCode::forbidden, "nobody may approve their own request", 0, "self_approval"},
          status::forbidden},
-        {{"forbidden", "request 1 has its quorum", 0, "quorum_met"}, status::forbidden},
-        {{"conflict", "request 1 is denied, not pending", 0, {}}, status::conflict},
-        {{"not_found", "no request 1", 0, {}}, status::not_found},
-        {{"unavailable", "the audit log cannot be written", 0, {}}, status::service_unavailable},
+        {{ipc::ErrorCode::forbidden, "request 1 has its quorum", 0, "quorum_met"},
+         status::forbidden},
+        {{ipc::ErrorCode::conflict, "request 1 is denied, not pending", 0, {}}, status::conflict},
+        {{ipc::ErrorCode::not_found, "no request 1", 0, {}}, status::not_found},
+        {{ipc::ErrorCode::unavailable, "the audit log cannot be written", 0, {}},
+         status::service_unavailable},
+        {{ipc::ErrorCode::locked, "no active grant", 0, {}}, status::locked},
+        {{ipc::ErrorCode::protocol, "bad frame", 0, {}}, status::bad_gateway},
+        {{ipc::ErrorCode::unknown, "a newer signerd's code", 0, {}}, status::bad_gateway},
     };
     for (const auto& [refusal, expected] : cases) {
         signer.answer = [refusal = refusal](ipc::Request& r) -> ipc::Reply {
@@ -291,13 +296,13 @@ TEST_F(HandlersTest, SignerdRefusalsMapToStatusesWithTheRule) {
                 EXPECT_EQ(d->auth.totp, "123456");
                 return refusal;
             }
-            return ipc::ErrorReply{"invalid", "unexpected", 0, {}};
+            return ipc::ErrorReply{ipc::ErrorCode::invalid, "unexpected", 0, {}};
         };
         auto r = send(verb::post, "/api/v1/elevations/1/approve", R"({"totp":"123456"})",
                       with_session());
-        EXPECT_EQ(r.result(), expected) << refusal.code;
+        EXPECT_EQ(r.result(), expected) << ipc::to_string(refusal.code);
         auto d = parse(r.body());
-        EXPECT_EQ(std::string(d["error"]["code"].GetString()), refusal.code);
+        EXPECT_EQ(std::string(d["error"]["code"].GetString()), ipc::to_string(refusal.code));
         EXPECT_EQ(std::string(d["error"]["message"].GetString()), refusal.message);
         EXPECT_EQ(d["error"].HasMember("rule"), !refusal.rule.empty());
     }
@@ -310,7 +315,8 @@ TEST_F(HandlersTest, SignerdRefusalsMapToStatusesWithTheRule) {
 
 TEST_F(HandlersTest, LoginsAreRateLimitedPerUser) {
     signer.answer = [](ipc::Request&) -> ipc::Reply {
-        return ipc::ErrorReply{"unauthenticated", "wrong user name or password", 0, {}};
+        return ipc::ErrorReply{
+            ipc::ErrorCode::unauthenticated, "wrong user name or password", 0, {}};
     };
     for (int i = 0; i < 3; ++i) {
         EXPECT_EQ(
@@ -340,11 +346,11 @@ TEST_F(HandlersTest, BearerTokensNeedNoCsrfAndAreForwarded) {
     signer.answer = [](ipc::Request& r) -> ipc::Reply {
         if (auto* w = std::get_if<ipc::WhoAmI>(&r)) {
             if (w->auth.token != "dkt_robot") {
-                return ipc::ErrorReply{"unauthenticated", "unknown token", 0, {}};
+                return ipc::ErrorReply{ipc::ErrorCode::unauthenticated, "unknown token", 0, {}};
             }
             return ipc::IdentityReply{"ci", "requester", "user", false, "api", 3, 0, {}};
         }
-        return ipc::ErrorReply{"invalid", "unexpected", 0, {}};
+        return ipc::ErrorReply{ipc::ErrorCode::invalid, "unexpected", 0, {}};
     };
     auto r = send(verb::get, "/api/v1/me", "", {{"Authorization", "Bearer dkt_robot"}});
     ASSERT_EQ(r.result(), status::ok) << r.body();
@@ -380,7 +386,7 @@ TEST_F(HandlersTest, SecretsLeaveNoCopyInTheRequestsSent) {
         if (std::holds_alternative<ipc::GrantList>(r)) {
             return ipc::GrantsReply{};
         }
-        return ipc::ErrorReply{"invalid", "unexpected", 0, {}};
+        return ipc::ErrorReply{ipc::ErrorCode::invalid, "unexpected", 0, {}};
     };
     auto r =
         send(verb::post, "/api/v1/elevations/4/approve", R"({"totp":"654321"})", with_session());

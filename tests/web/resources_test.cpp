@@ -79,7 +79,7 @@ TEST_F(HandlersTest, SupersededRequestsAreListedWithTheGrantThatCoversThem) {
         if (std::holds_alternative<ipc::GrantList>(r)) {
             return ipc::GrantsReply{};
         }
-        return ipc::ErrorReply{"invalid", "unexpected", 0, {}};
+        return ipc::ErrorReply{ipc::ErrorCode::invalid, "unexpected", 0, {}};
     };
     auto r = send(verb::get, "/api/v1/elevations?state=superseded", "", with_session());
     ASSERT_EQ(r.result(), status::ok) << r.body();

@@ -57,22 +57,19 @@ ApiError from_field(const FieldError& e) {
 }
 
 ApiError from_signerd(const ipc::ErrorReply& e) {
-    static const std::pair<std::string_view, http::status> kStatuses[] = {
-        {"unauthenticated", http::status::unauthorized},
-        {"forbidden", http::status::forbidden},
-        {"not_found", http::status::not_found},
-        {"conflict", http::status::conflict},
-        {"invalid", http::status::bad_request},
-        {"unavailable", http::status::service_unavailable},
-        {"locked", http::status::locked},
-    };
-    http::status status = http::status::bad_gateway;
-    for (const auto& [code, s] : kStatuses) {
-        if (e.code == code) {
-            status = s;
-        }
+    http::status status = http::status::bad_gateway;  // protocol, unknown: signerd misbehaved
+    switch (e.code) {
+        case ipc::ErrorCode::unauthenticated: status = http::status::unauthorized; break;
+        case ipc::ErrorCode::forbidden: status = http::status::forbidden; break;
+        case ipc::ErrorCode::not_found: status = http::status::not_found; break;
+        case ipc::ErrorCode::conflict: status = http::status::conflict; break;
+        case ipc::ErrorCode::invalid: status = http::status::bad_request; break;
+        case ipc::ErrorCode::unavailable: status = http::status::service_unavailable; break;
+        case ipc::ErrorCode::locked: status = http::status::locked; break;
+        case ipc::ErrorCode::protocol:
+        case ipc::ErrorCode::unknown: break;
     }
-    ApiError out = failure(status, e.code, e.message);
+    ApiError out = failure(status, std::string(ipc::to_string(e.code)), e.message);
     out.error.rule = e.rule;
     out.error.request_id = e.request_id;
     return out;

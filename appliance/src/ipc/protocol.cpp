@@ -1,8 +1,38 @@
 #include "dkim/ipc/protocol.hpp"
 
+#include <utility>
+
 #include "dkim/base/wipe.hpp"
 
 namespace dkim::ipc {
+
+namespace {
+constexpr std::pair<ErrorCode, std::string_view> kErrorCodeNames[] = {
+    {ErrorCode::invalid, "invalid"},         {ErrorCode::forbidden, "forbidden"},
+    {ErrorCode::not_found, "not_found"},     {ErrorCode::conflict, "conflict"},
+    {ErrorCode::unavailable, "unavailable"}, {ErrorCode::unauthenticated, "unauthenticated"},
+    {ErrorCode::locked, "locked"},           {ErrorCode::protocol, "protocol"},
+    {ErrorCode::unknown, "unknown"},
+};
+}  // namespace
+
+std::string_view to_string(ErrorCode code) {
+    for (const auto& [c, name] : kErrorCodeNames) {
+        if (c == code) {
+            return name;
+        }
+    }
+    return "unknown";
+}
+
+ErrorCode error_code_from_name(std::string_view name) {
+    for (const auto& [c, n] : kErrorCodeNames) {
+        if (n == name) {
+            return c;
+        }
+    }
+    return ErrorCode::unknown;
+}
 
 void Credentials::wipe() noexcept {
     for (std::string* s : {&password, &token, &totp}) {

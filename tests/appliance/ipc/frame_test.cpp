@@ -115,3 +115,34 @@ TEST_F(SocketPair, AClosedPeerIsReportedAsClosed) {
 
 }  // namespace
 }  // namespace dkim::test
+
+namespace dkim {
+namespace {
+
+// Refusals cross the socket as their codes' names: each name reads back as its code, and a
+// name this build does not know reads as `unknown` (never as another code).
+TEST(ErrorCodeTest, CodesCrossTheSocketByName) {
+    using ipc::ErrorCode;
+    for (const auto code : {ErrorCode::invalid, ErrorCode::forbidden, ErrorCode::not_found,
+                            ErrorCode::conflict, ErrorCode::unavailable, ErrorCode::unauthenticated,
+                            ErrorCode::locked, ErrorCode::protocol}) {
+        EXPECT_EQ(ipc::error_code_from_name(ipc::to_string(code)), code);
+        const ipc::ErrorReply sent{code, "why", 7, "rule"};
+        auto reply = ipc::decode_reply(ipc::encode(ipc::Reply{sent}).substr(ipc::kFrameHeaderSize));
+        ASSERT_TRUE(reply);
+        const auto* got = std::get_if<ipc::ErrorReply>(&*reply);
+        ASSERT_NE(got, nullptr);
+        EXPECT_EQ(got->code, code);
+        EXPECT_EQ(got->request_id, 7);
+        EXPECT_EQ(got->rule, "rule");
+    }
+    EXPECT_EQ(ipc::to_string(ErrorCode::not_found), "not_found");
+    EXPECT_EQ(ipc::error_code_from_name("Forbidden"), ErrorCode::unknown);
+    EXPECT_EQ(ipc::error_code_from_name("teapot"), ErrorCode::unknown);
+    EXPECT_EQ(ipc::error_code_from_name(""), ErrorCode::unknown);
+    EXPECT_EQ((ipc::ErrorReply{ErrorCode::locked, "no grant", 0, {}}.describe()),
+              "locked: no grant");
+}
+
+}  // namespace
+}  // namespace dkim

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -357,18 +358,41 @@ void wipe_secrets(Request& request);
 
 // --- replies --------------------------------------------------------------------------------
 
-// Any refusal. code: "locked" (no active grant; request_id names the pending request),
-// "unavailable" (fail closed: audit log, token or policy cannot be consulted), "invalid",
-// "forbidden", "not_found", "conflict", "unauthenticated", "protocol".
+// Why signerd refused. One enum in code; on the wire, its name (so that a peer of another
+// version reads a code it does not know as `unknown`, not as a wrong one).
+enum class ErrorCode : std::uint8_t {
+    invalid,          // malformed or out-of-policy input
+    forbidden,        // the peer or actor may not do this (rule says which rule)
+    not_found,        // no such request, grant, user or key
+    conflict,         // not in a state that allows it (already decided, exists)
+    unavailable,      // fail closed: the audit log, the token or policy cannot be consulted
+    unauthenticated,  // no or wrong credentials
+    locked,           // no active grant covers it; request_id names the pending request
+    protocol,         // the frame or request could not be read, or the reply was not expected
+    unknown,          // a name this build does not know (read from the wire only)
+};
+std::string_view to_string(ErrorCode code);
+// The code of a name; `unknown` for any other text.
+ErrorCode error_code_from_name(std::string_view name);
+
+// Any refusal.
 struct ErrorReply {
-    std::string code;
+    ErrorCode code = ErrorCode::unavailable;
     std::string message;
     std::int64_t request_id = 0;
     std::string rule;  // forbidden: the rule that refused (jit::Refusal::rule)
     template <class A>
-    void serialize(A& ar) {
-        ar(code, message, request_id, rule);
+    void save(A& ar) const {
+        ar(std::string(to_string(code)), message, request_id, rule);
     }
+    template <class A>
+    void load(A& ar) {
+        std::string name;
+        ar(name, message, request_id, rule);
+        code = error_code_from_name(name);
+    }
+    // "forbidden: why" (for logs and error text).
+    std::string describe() const { return std::string(to_string(code)) + ": " + message; }
 };
 
 struct SignReply {

@@ -25,7 +25,7 @@ class RemoteSigner final : public Signer {
     Expected<std::string, std::string> sign(std::string_view data) override;
 
     // The code of the last refusal ("locked", "unavailable", ...), "" after a success.
-    const std::string& last_code() const { return last_code_; }
+    std::optional<ErrorCode> last_code() const { return last_code_; }
     std::int64_t last_request_id() const { return last_request_id_; }
 
   private:
@@ -34,7 +34,7 @@ class RemoteSigner final : public Signer {
     std::string selector_;
     SigningAlgorithm algorithm_;
     std::string smtp_client_;  // stated in each request (SignRequest::smtp_client)
-    std::string last_code_;
+    std::optional<ErrorCode> last_code_;
     std::int64_t last_request_id_ = 0;
 };
 
