@@ -166,10 +166,11 @@ awaitable<void> Session::write(std::string& bytes) {
     }
 }
 
-awaitable<void> Session::flush(std::string& output) {
+awaitable<bool> Session::flush(std::string& output) {
     out_ += output;
     output.clear();
     co_await write(out_);
+    co_return !broken_;
 }
 
 std::shared_ptr<NextHopSession> Session::next_hop(Route route) {

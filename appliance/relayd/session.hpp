@@ -65,7 +65,7 @@ class Session final : public std::enable_shared_from_this<Session>, public Trans
     std::chrono::milliseconds budget(std::chrono::milliseconds timeout) const;
 
     // TransactionHost
-    awaitable<void> flush(std::string& output) override;
+    awaitable<bool> flush(std::string& output) override;
     std::shared_ptr<NextHopSession> next_hop(Route route) override;
     awaitable<bool> verify_password(const Client* client, const std::string& password) override;
     void log(const std::string& line) override;

@@ -52,6 +52,15 @@ Transaction::Transaction(const Config& config, ConnectionInfo connection, MailPo
 
 Transaction::~Transaction() = default;
 
+awaitable<bool> Transaction::send_now() {
+    // (A co_await inside a condition: GCC 12 miscompiles it, hence the named result.)
+    const bool written = co_await host_.flush(output_);
+    if (!written) {
+        closing_ = true;
+    }
+    co_return written;
+}
+
 void Transaction::reply(int code, std::string_view enhanced, std::string_view text) {
     output_ += smtp::format_reply(code, enhanced, text);
 }
@@ -114,7 +123,11 @@ awaitable<void> Transaction::receive(std::string_view bytes) {
     std::string line;
     while (!closing_ && !tls_requested_) {
         if (data_) {
-            if (!in_.has_pending() || !co_await feed_data()) {
+            if (!in_.has_pending()) {
+                co_return;
+            }
+            const bool ended = co_await feed_data();
+            if (!ended) {
                 co_return;
             }
             continue;
@@ -332,7 +345,8 @@ awaitable<void> Transaction::mail(const smtp::Command& c) {
     }
     const Peer who = peer();
     const smtp::Path* sender = &*path;
-    if (auto refusal = co_await policy_.mail(who, *sender)) {
+    auto refusal = co_await policy_.mail(who, *sender);
+    if (refusal) {
         reply(*refusal);
         policy_.reset();
         co_return;
@@ -340,7 +354,11 @@ awaitable<void> Transaction::mail(const smtp::Command& c) {
     if (!next_hop_) {
         next_hop_ = host_.next_hop(Route::primary);
     }
-    co_await host_.flush(output_);  // the next hop may take a while: pipelined replies go first
+    const bool sent = co_await send_now();
+    if (!sent) {  // the next hop may take a while: pipelined replies go first
+        policy_.reset();
+        co_return;
+    }
     const MailCommand command{path->address, t->declared_size, t->eight_bit, t->smtputf8};
     const auto answer = co_await next_hop_->mail(command);
     if (!answer.positive()) {
@@ -386,7 +404,10 @@ awaitable<void> Transaction::rcpt(const smtp::Command& c) {
         }
         co_return;
     }
-    co_await host_.flush(output_);
+    const bool sent = co_await send_now();
+    if (!sent) {
+        co_return;
+    }
     const auto answer = co_await next_hop_->rcpt(path->address);
     if (!answer.positive()) {
         reply(answer.code, enhanced_or_default(answer), "Next hop: " + one_line(answer.text));
@@ -479,7 +500,11 @@ awaitable<void> Transaction::auth_step(AuthExchange::Step step) {
         co_return;
     }
     const Client* candidate = config_.client(step.user);
-    co_await host_.flush(output_);
+    const bool sent = co_await send_now();
+    if (!sent) {
+        base::wipe(step.password);
+        co_return;
+    }
     const bool ok = co_await host_.verify_password(candidate, step.password);
     base::wipe(step.password);
     if (!ok) {

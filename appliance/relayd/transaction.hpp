@@ -36,8 +36,9 @@ class TransactionHost {
   public:
     virtual ~TransactionHost() = default;
     // Sends the replies so far (before a step that may take a while: pipelined replies go
-    // out first).
-    virtual awaitable<void> flush(std::string& output) = 0;
+    // out first). false when the client cannot be written to: the session is over, and
+    // nothing more of what it sent is passed on.
+    virtual awaitable<bool> flush(std::string& output) = 0;
     // A session to the next hop for `route`.
     virtual std::shared_ptr<NextHopSession> next_hop(Route route) = 0;
     // Checks an AUTH password (blocking work: the session runs it on a worker).
@@ -107,6 +108,8 @@ class Transaction {
     // Ends the transaction; the next hop hears RSET unless it answered the message already.
     awaitable<void> reset_transaction(bool next_hop_done = false);
 
+    // host_.flush(); when the client is gone, closing() and false.
+    awaitable<bool> send_now();
     void reply(int code, std::string_view enhanced, std::string_view text);
     void reply(const smtp::Reply& r);
     void close_after_reply(int code, std::string_view enhanced, std::string_view text);

@@ -84,6 +84,17 @@ awaitable<void> Transaction::end_of_data() {
         d.body_start = d.hashed = d.message.size();
         policy_.end_of_header(peer(), d.message);
     }
+    const bool sent = co_await send_now();
+    if (!sent) {
+        // The client is gone: it cannot hear the answer and will send again, so nothing is
+        // signed or forwarded.
+        metrics_.transaction(RelayMetrics::Outcome::aborted);
+        c.latency = clock_.monotonic() - envelope_->started;
+        policy_.annotate(c);
+        log_transaction(c);
+        co_await reset_transaction();
+        co_return;
+    }
     const Peer who = peer();
     const std::string* message = &d.message;
     Delivery delivery =

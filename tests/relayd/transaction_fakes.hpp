@@ -58,11 +58,14 @@ class FakeNextHop final : public NextHopSession {
 
 class FakeHost final : public TransactionHost {
   public:
-    awaitable<void> flush(std::string& output) override {
+    awaitable<bool> flush(std::string& output) override {
         ++flushes;
+        if (broken) {
+            co_return false;
+        }
         sent += output;
         output.clear();
-        co_return;
+        co_return true;
     }
     std::shared_ptr<NextHopSession> next_hop(Route route) override {
         return std::make_shared<FakeNextHop>(hop, route == Route::quarantine ? "Q:" : "");
@@ -76,6 +79,7 @@ class FakeHost final : public TransactionHost {
     HopScript hop;
     std::string sent;
     std::size_t flushes = 0;
+    bool broken = false;  // the client reset the connection: writes fail
     std::size_t password_checks = 0;
     std::vector<std::string> logs;
 };

@@ -358,6 +358,29 @@ TEST_F(TransactionTest, EndOfDataLookAlikesDoNotSmuggleCommands) {
         << "the dot-stuffed line and the look-alike command are message text";
 }
 
+// A client that pipelined a whole transaction and reset the connection cannot hear the 250
+// and will send again: what it sent after the failed write is not passed on (red team, issue
+// 20: the first Transaction went on delivering).
+TEST_F(TransactionTest, NothingIsPassedOnOnceTheClientCannotBeWrittenTo) {
+    start_signing(apps());
+    host_.broken = true;
+    send(kEnvelope + "DATA\r\n" + kMessage + ".\r\n");
+    EXPECT_TRUE(txn_->closing());
+    EXPECT_TRUE(host_.hop.calls.empty()) << host_.hop.calls.front();
+    EXPECT_TRUE(host_.hop.messages.empty());
+
+    start_signing(apps());
+    host_ = FakeHost{};
+    send(kEnvelope + "DATA\r\n" + kMessage);  // the end of data has not come yet
+    host_.broken = true;
+    send(".\r\n");
+    EXPECT_TRUE(txn_->closing());
+    EXPECT_TRUE(host_.hop.messages.empty()) << "neither signed nor forwarded";
+    EXPECT_TRUE(signing_.clients.size() <= 1U);
+    EXPECT_EQ(metrics_.transactions(RelayMetrics::Outcome::aborted), 1U);
+    EXPECT_EQ(metrics_.transactions(RelayMetrics::Outcome::delivered), 0U);
+}
+
 TEST_F(TransactionTest, PipelinedRepliesGoOutBeforeTheNextHopIsAsked) {
     start_signing(apps());
     send(kEnvelope);
