@@ -3,7 +3,9 @@
 // dkim-signerd over its Unix socket, and what it answers. One request frame, one reply
 // frame; frames are length-prefixed and versioned (frame.hpp), the payload is a cereal
 // binary archive of a Request or Reply variant. Field types are strings, integers, bools,
-// optionals and vectors only (no enums: a decoded value is always a valid value).
+// optionals and vectors only on the wire (no enums there: a decoded value is always a valid
+// value); the one enum in code, ErrorCode, crosses as its name and reads back as `unknown`
+// when a peer sends a name this build does not know.
 //
 // It is over 600 lines on purpose: every Request and Reply alternative, each with the order
 // its fields cross the wire in (serialize), is here, so that the wire format reads as one
