@@ -5,8 +5,6 @@
 // Exit codes: 0 done; 1 a key failed; 2 usage; 75 (EX_TEMPFAIL) a record is not published as
 // the key says, or a key is not activated yet.
 
-#include <openssl/crypto.h>
-
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -15,6 +13,7 @@
 #include <sstream>
 
 #include "commands.hpp"
+#include "dkim/base/wipe.hpp"
 #include "dkim/dkim/key_fetcher.hpp"
 #include "dkim/dkim/signer.hpp"
 #include "dkim/dkim/verifier.hpp"
@@ -50,7 +49,7 @@ Expected<std::string, std::string> read_file(const std::string& path, std::size_
     in.read(data.data(), static_cast<std::streamsize>(data.size()));
     data.resize(static_cast<std::size_t>(in.gcount()));
     if (data.size() > max) {
-        OPENSSL_cleanse(data.data(), data.size());
+        dkim::base::secure_wipe(data.data(), data.size());
         return unexpected(path + ": larger than " + std::to_string(max) + " bytes");
     }
     return data;
@@ -138,7 +137,7 @@ int run_import(const ImportArgs& args) {
             reinterpret_cast<const unsigned char*>(key->data()), key->size());  // NOLINT
         auto public_half = hsm::public_key_of(key_bytes);
         if (!public_half) {
-            OPENSSL_cleanse(key->data(), key->size());
+            dkim::base::secure_wipe(key->data(), key->size());
             std::cout << "   FAILED: " << item.key_file << ": " << public_half.error().message
                       << "\n";
             ++failures;
@@ -173,12 +172,12 @@ int run_import(const ImportArgs& args) {
         MessageSigner message_signer({SigningKey{item.domain, item.selector, &signer, {}}});
         auto split = mail::split_message(message);
         if (!split) {
-            OPENSSL_cleanse(key->data(), key->size());
+            dkim::base::secure_wipe(key->data(), key->size());
             return fail("internal: the test message does not parse");
         }
         message_signer.update_body(split->body);
         auto fields = message_signer.finish(split->header, now);
-        OPENSSL_cleanse(key->data(), key->size());
+        dkim::base::secure_wipe(key->data(), key->size());
         if (!fields) {
             std::cout << "   FAILED: " << fields.error().message << "\n";
             ++failures;

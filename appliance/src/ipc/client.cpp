@@ -1,6 +1,5 @@
 #include "dkim/ipc/client.hpp"
 
-#include <openssl/crypto.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -9,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "dkim/base/wipe.hpp"
 #include "dkim/ipc/frame.hpp"
 
 namespace dkim::ipc {
@@ -78,7 +78,7 @@ class WipedOnExit {
     explicit WipedOnExit(std::string& bytes) : bytes_(bytes) {}
     WipedOnExit(const WipedOnExit&) = delete;
     WipedOnExit& operator=(const WipedOnExit&) = delete;
-    ~WipedOnExit() { OPENSSL_cleanse(bytes_.data(), bytes_.size()); }
+    ~WipedOnExit() { base::secure_wipe(bytes_.data(), bytes_.size()); }
 
   private:
     std::string& bytes_;

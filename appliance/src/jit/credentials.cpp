@@ -8,6 +8,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "dkim/base/wipe.hpp"
 #include "dkim/crypto/sha256.hpp"
 
 namespace dkim::jit {
@@ -65,9 +66,9 @@ std::string random_token() {
         text{};
     sodium_bin2base64(text.data(), text.size(), bytes.data(), bytes.size(),
                       sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    sodium_memzero(bytes.data(), bytes.size());
+    base::secure_wipe(bytes.data(), bytes.size());
     std::string token = "dkt_" + std::string(text.data());
-    sodium_memzero(text.data(), text.size());
+    base::secure_wipe(text.data(), text.size());
     return token;
 }
 
@@ -153,7 +154,7 @@ std::uint32_t totp_code(std::string_view secret, std::int64_t step) {
     const auto byte = [&](unsigned i) { return static_cast<std::uint32_t>(mac[i]); };
     const std::uint32_t binary = ((byte(offset) & 0x7fU) << 24) | (byte(offset + 1) << 16) |
                                  (byte(offset + 2) << 8) | byte(offset + 3);
-    sodium_memzero(mac.data(), mac.size());
+    base::secure_wipe(mac.data(), mac.size());
     return binary % 1'000'000;
 }
 
