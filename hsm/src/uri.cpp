@@ -1,4 +1,5 @@
 #include "dkim/hsm/uri.hpp"
+#include "dkim/base/hex.hpp"
 
 #include <array>
 #include <charconv>
@@ -29,19 +30,6 @@ bool is_attr_name_char(char c) {
            c == '_';
 }
 
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 using ParseResult = dkim::Expected<std::string, std::string>;
 
 ParseResult decode(std::string_view value, bool in_query, std::string_view name) {
@@ -54,8 +42,8 @@ ParseResult decode(std::string_view value, bool in_query, std::string_view name)
                 return dkim::unexpected("attribute '" + std::string(name) +
                                         "': truncated percent-encoding");
             }
-            const int high = hex_value(value[i + 1]);
-            const int low = hex_value(value[i + 2]);
+            const int high = base::hex_digit_value(value[i + 1]);
+            const int low = base::hex_digit_value(value[i + 2]);
             if (high < 0 || low < 0) {
                 return dkim::unexpected("attribute '" + std::string(name) +
                                         "': invalid percent-encoding '" +
