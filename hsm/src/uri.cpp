@@ -1,9 +1,10 @@
 #include "dkim/hsm/uri.hpp"
-#include "dkim/base/hex.hpp"
 
 #include <array>
 #include <charconv>
 #include <cstdint>
+
+#include "dkim/base/hex.hpp"
 
 namespace dkim::hsm {
 namespace {
