@@ -1,3 +1,6 @@
+// signerd's key handlers: list, generate, import, activate, retire, and the relay's signing
+// keys. (About 620 lines: the five share the key views, the token's refusals and the key
+// authorization, which a split would have to export from an internal header.)
 #include "key_handlers.hpp"
 
 #include <algorithm>
