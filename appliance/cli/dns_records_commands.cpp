@@ -70,16 +70,36 @@ void add_dns_advice_options(CLI::App* command, DnsCommandArgs& args) {
     add_dns_options(command, args.dns);
 }
 
-int run_dns_records(const DnsCommandArgs& args) {
-    const std::string domain = mail::ascii_lowercase(args.domain);
+// What both commands start from: the domain (lower case), its keys as signerd reports them
+// and the outbound addresses; or why not.
+struct DomainInputs {
+    std::string domain;
+    std::vector<provisioning::DomainKey> keys;
+    std::vector<provisioning::OutboundAddress> addresses;
+};
+
+Expected<DomainInputs, std::string> domain_inputs(const DnsCommandArgs& args) {
+    DomainInputs out;
+    out.domain = mail::ascii_lowercase(args.domain);
     auto keys = fetch_keys(args.common);
     if (!keys) {
-        return fail(keys.error());
+        return unexpected(keys.error());
     }
     auto addresses = parse_addresses(args.outbound);
     if (!addresses) {
-        return fail(addresses.error());
+        return unexpected(addresses.error());
     }
+    out.keys = domain_keys(*keys, out.domain);
+    out.addresses = std::move(*addresses);
+    return out;
+}
+
+int run_dns_records(const DnsCommandArgs& args) {
+    auto inputs = domain_inputs(args);
+    if (!inputs) {
+        return fail(inputs.error());
+    }
+    const std::string& domain = inputs->domain;
     std::unique_ptr<dns::UnboundResolver> resolver;
     if (!args.offline) {
         auto opened = open_resolver(args.dns);
@@ -88,7 +108,8 @@ int run_dns_records(const DnsCommandArgs& args) {
         }
         resolver = std::move(*opened);
     }
-    provisioning::RecordsInput in{domain, domain_keys(*keys, domain), *addresses, args.dmarc_rua};
+    provisioning::RecordsInput in{domain, std::move(inputs->keys), std::move(inputs->addresses),
+                                  args.dmarc_rua};
     const auto records = provisioning::records_for(in, resolver.get());
     if (args.dnsmasq) {
         // For a DNS server of one's own (the demo's): the domain is answered from these lines
@@ -122,23 +143,19 @@ int run_dns_records(const DnsCommandArgs& args) {
 }
 
 int run_dns_check(const DnsCommandArgs& args) {
-    const std::string domain = mail::ascii_lowercase(args.domain);
-    auto keys = fetch_keys(args.common);
-    if (!keys) {
-        return fail(keys.error());
+    auto inputs = domain_inputs(args);
+    if (!inputs) {
+        return fail(inputs.error());
     }
-    auto addresses = parse_addresses(args.outbound);
-    if (!addresses) {
-        return fail(addresses.error());
-    }
+    const std::string& domain = inputs->domain;
     auto resolver = open_resolver(args.dns);
     if (!resolver) {
         return fail(resolver.error());
     }
     provisioning::CheckInput in;
     in.domain = domain;
-    in.keys = domain_keys(*keys, domain);
-    in.addresses = *addresses;
+    in.keys = std::move(inputs->keys);
+    in.addresses = std::move(inputs->addresses);
     const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
