@@ -11,6 +11,7 @@
 #include <map>
 
 #include "commands.hpp"
+#include "dkim/dmarc/policy.hpp"
 #include "dkim/dns/record_text.hpp"
 #include "dkim/provisioning/apply.hpp"
 #include "dkim/provisioning/dns_check.hpp"
@@ -57,9 +58,11 @@ int run_apply(ApplyArgs args) {
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
     auto plan = provisioning::plan_apply(*config, by_domain, now_ms, published);
+    // Whether a report domain is external (RFC 7489 §7.1); without the list, the tree decides.
+    auto psl = dmarc::PublicSuffixList::load();
     for (const auto& domain : config->domains) {
-        for (auto& step :
-             provisioning::dns_policy_steps(*config, domain, **resolver, now_ms / 1000)) {
+        for (auto& step : provisioning::dns_policy_steps(*config, domain, **resolver, now_ms / 1000,
+                                                         psl ? *psl : nullptr)) {
             plan.steps.push_back(std::move(step));
         }
     }

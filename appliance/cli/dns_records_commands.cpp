@@ -1,6 +1,7 @@
 // dkim-appliance dns records | check: the records a signing domain needs (DKIM for its keys,
-// SPF for the outbound addresses, DMARC monitor mode and its ramp), as zone-file lines, JSON or
-// dnsmasq lines; and the same records looked up live, with what is wrong and how to fix it.
+// SPF for the outbound addresses, DMARC monitor mode and its ramp with the report addresses,
+// TLS-RPT, and the authorization an external report domain publishes), as zone-file lines, JSON
+// or dnsmasq lines; and the same records looked up live, with what is wrong and how to fix it.
 //
 // Exit codes: 0 done; 1 failed (or, for `dns check`, something is wrong); 2 usage.
 
@@ -10,6 +11,7 @@
 #include <iostream>
 
 #include "commands.hpp"
+#include "dkim/dmarc/policy.hpp"
 #include "dkim/dns/record_text.hpp"
 #include "dkim/mail/header.hpp"
 #include "dkim/provisioning/dns_check.hpp"
@@ -47,12 +49,22 @@ void json_array(cereal::JSONOutputArchive& archive, const char* name, const Item
     archive.finishNode();
 }
 
+CLI::Validator report_uris_validator(bool https_allowed) {
+    return CLI::Validator(
+        [https_allowed](const std::string& value) {
+            return dns::report_uris_problem(value, https_allowed);
+        },
+        https_allowed ? "URI" : "MAILTO");
+}
+
 struct DnsCommandArgs {
     Common common;
     DnsArgs dns;
     std::string domain;
     std::vector<std::string> outbound;
     std::string dmarc_rua;
+    std::string dmarc_ruf;
+    std::string tlsrpt_rua;
     bool offline = false;  // records: do not look the published SPF record up
     bool dnsmasq = false;  // records: as dnsmasq configuration lines
     bool json = false;
@@ -63,19 +75,33 @@ void add_dns_advice_options(CLI::App* command, DnsCommandArgs& args) {
     command->add_option("--outbound", args.outbound,
                         "an address or network the appliance's mail leaves from (repeat); SPF "
                         "must authorize them");
-    command->add_option("--dmarc-rua", args.dmarc_rua,
-                        "where DMARC aggregate reports go (mailto:dmarc-reports@example.com)");
+    // RFC 7489 §6.2 (mailto: here), RFC 8460 §3 (mailto: or https:); one URI or several,
+    // comma-separated.
+    command
+        ->add_option("--dmarc-rua", args.dmarc_rua,
+                     "where DMARC aggregate reports go (mailto:dmarc-reports@example.com)")
+        ->check(report_uris_validator(false));
+    command
+        ->add_option("--dmarc-ruf", args.dmarc_ruf,
+                     "where DMARC failure reports go (mailto:dmarc-failures@example.com)")
+        ->check(report_uris_validator(false));
+    command
+        ->add_option("--tlsrpt-rua", args.tlsrpt_rua,
+                     "where TLS reports go, for the TLS-RPT record "
+                     "(mailto:tls-reports@example.com, or an https:// URL)")
+        ->check(report_uris_validator(true));
     command->add_flag("--json", args.json, "print JSON");
     add_common(command, args.common);
     add_dns_options(command, args.dns);
 }
 
-// What both commands start from: the domain (lower case), its keys as signerd reports them
-// and the outbound addresses; or why not.
+// What both commands start from: the domain (lower case), its keys as signerd reports them,
+// the outbound addresses and where reports go; or why not.
 struct DomainInputs {
     std::string domain;
     std::vector<provisioning::DomainKey> keys;
     std::vector<provisioning::OutboundAddress> addresses;
+    provisioning::ReportUris reports;
 };
 
 Expected<DomainInputs, std::string> domain_inputs(const DnsCommandArgs& args) {
@@ -91,6 +117,13 @@ Expected<DomainInputs, std::string> domain_inputs(const DnsCommandArgs& args) {
     }
     out.keys = domain_keys(*keys, out.domain);
     out.addresses = std::move(*addresses);
+    out.reports.dmarc_rua = args.dmarc_rua;
+    out.reports.dmarc_ruf = args.dmarc_ruf;
+    out.reports.tlsrpt_rua = args.tlsrpt_rua;
+    // Whether a report domain is external (RFC 7489 §7.1); without the list, the tree decides.
+    if (auto psl = dmarc::PublicSuffixList::load()) {
+        out.reports.psl = std::move(*psl);
+    }
     return out;
 }
 
@@ -109,11 +142,12 @@ int run_dns_records(const DnsCommandArgs& args) {
         resolver = std::move(*opened);
     }
     provisioning::RecordsInput in{domain, std::move(inputs->keys), std::move(inputs->addresses),
-                                  args.dmarc_rua};
+                                  std::move(inputs->reports)};
     const auto records = provisioning::records_for(in, resolver.get());
     if (args.dnsmasq) {
         // For a DNS server of one's own (the demo's): the domain is answered from these lines
-        // only, each TXT value in quoted character-strings of at most 255 octets.
+        // only, each TXT value in quoted character-strings of at most 255 octets (a report
+        // domain's authorization among them: dnsmasq answers it, other names there are not its).
         std::cout << "local=/" << domain << "/\n";
         for (const auto& r : records) {
             if (!r.value.empty()) {
@@ -156,6 +190,7 @@ int run_dns_check(const DnsCommandArgs& args) {
     in.domain = domain;
     in.keys = std::move(inputs->keys);
     in.addresses = std::move(inputs->addresses);
+    in.reports = std::move(inputs->reports);
     const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
@@ -191,7 +226,8 @@ void add_dns_records_commands(CLI::App& dns, int& exit_code) {
     CLI::App* records = dns.add_subcommand(
         "records",
         "The records DOMAIN needs: DKIM for its active, pending and retiring keys, SPF for the "
-        "outbound addresses (merged with the published record), DMARC monitor mode and ramp");
+        "outbound addresses (merged with the published record), DMARC monitor mode and ramp, "
+        "TLS-RPT, and the record an external report domain publishes (RFC 7489 7.1)");
     add_dns_advice_options(records, *records_args);
     records->add_flag("--offline", records_args->offline,
                       "do not look up the published SPF record to merge with");

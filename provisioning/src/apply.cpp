@@ -31,10 +31,15 @@ Expected<ApplyConfig, std::string> load_apply_config(const std::string& file) {
                 r.fail("outbound_addresses", parsed.error());
             }
         }
-        c.dmarc_rua = r.string("dmarc_rua").value_or("");
-        if (!c.dmarc_rua.empty() && c.dmarc_rua.rfind("mailto:", 0) != 0 &&
-            c.dmarc_rua.rfind("https:", 0) != 0) {
-            r.fail("dmarc_rua", "expected a mailto: (or https:) URI");
+        // Report URIs: mailto: (or https:, RFC 7489 §6.2 allows other schemes; RFC 8460 §3).
+        for (const auto& [key, field] : {std::pair{"dmarc_rua", &c.dmarc_rua},
+                                         {"dmarc_ruf", &c.dmarc_ruf},
+                                         {"tlsrpt_rua", &c.tlsrpt_rua}}) {
+            *field = r.string(key).value_or("");
+            if (const auto problem = dns::report_uris_problem(*field, true);
+                !field->empty() && !problem.empty()) {
+                r.fail(key, problem);
+            }
         }
         if (auto rotation = r.table("rotation")) {
             c.selector_format = rotation->string("selector_format").value_or(c.selector_format);
@@ -253,11 +258,13 @@ std::string desired_dmarc(const ApplyConfig& config, const DesiredDomain& domain
         fields.pct = domain.dmarc_pct;
     }
     fields.rua = config.dmarc_rua;
+    fields.ruf = config.dmarc_ruf;
     return dns::dmarc_record_text(fields);
 }
 
 std::vector<PlannedStep> dns_policy_steps(const ApplyConfig& config, const DesiredDomain& domain,
-                                          dns::Resolver& resolver, std::int64_t now_unix) {
+                                          dns::Resolver& resolver, std::int64_t now_unix,
+                                          std::shared_ptr<const dmarc::PublicSuffixList> psl) {
     std::vector<PlannedStep> out;
     const std::string want = desired_dmarc(config, domain);
     const std::string name = "_dmarc." + domain.name;
@@ -274,9 +281,11 @@ std::vector<PlannedStep> dns_policy_steps(const ApplyConfig& config, const Desir
         }
     }
     const std::string wanted_policy = domain.dmarc_policy;
-    const bool matches = published &&
-                         std::string(dmarc::to_string(published->p)) == wanted_policy &&
-                         published->pct == domain.dmarc_pct;
+    const bool matches =
+        published && std::string(dmarc::to_string(published->p)) == wanted_policy &&
+        published->pct == domain.dmarc_pct &&
+        dns::missing_report_uris(published->rua, dns::report_uris(config.dmarc_rua)).empty() &&
+        dns::missing_report_uris(published->ruf, dns::report_uris(config.dmarc_ruf)).empty();
     if (answer.status == dns::LookupStatus::temporary_failure) {
         out.push_back({PlannedStep::Action::note, domain.name, "_dmarc", "",
                        "the DMARC record could not be looked up: " + answer.error});
@@ -299,6 +308,25 @@ std::vector<PlannedStep> dns_policy_steps(const ApplyConfig& config, const Desir
                 out.push_back({PlannedStep::Action::publish, domain.name, "SPF", "",
                                f.message + "; " + f.fix});
             }
+        }
+    }
+    // Where reports go: the TLS-RPT record, and the report domains' authorizations.
+    CheckInput wanted;
+    wanted.domain = domain.name;
+    wanted.reports = {config.dmarc_rua, config.dmarc_ruf, config.tlsrpt_rua, std::move(psl)};
+    std::vector<std::string> uris = dns::report_uris(config.dmarc_rua);
+    for (std::string& uri : dns::report_uris(config.dmarc_ruf)) {
+        uris.push_back(std::move(uri));
+    }
+    auto findings = check_report_authorizations(resolver, wanted, domain.name, uris);
+    if (auto tlsrpt = config.tlsrpt_rua.empty() ? std::nullopt : check_tlsrpt(resolver, wanted)) {
+        findings.insert(findings.begin(), std::move(*tlsrpt));
+    }
+    for (const Finding& f : findings) {
+        if (f.status == Status::problem) {
+            out.push_back({f.fix.empty() ? PlannedStep::Action::note : PlannedStep::Action::publish,
+                           domain.name, f.record, "",
+                           f.message + (f.fix.empty() ? "" : "; " + f.fix)});
         }
     }
     return out;

@@ -5,7 +5,6 @@
 #include <set>
 
 #include "dkim/dkim/key_record.hpp"
-#include "dkim/dmarc/record.hpp"
 #include "dkim/dns/record_text.hpp"
 #include "dkim/mail/header.hpp"
 #include "dkim/spf/check.hpp"
@@ -14,6 +13,7 @@
 
 namespace dkim::provisioning {
 
+using detail::describe_failure;
 using detail::lower;
 namespace {
 
@@ -29,10 +29,6 @@ std::vector<std::string> spf_records(const dns::Answer& answer) {
         }
     }
     return out;
-}
-
-std::string describe_failure(const dns::Answer& answer) {
-    return answer.error.empty() ? "the lookup failed" : "the lookup failed: " + answer.error;
 }
 
 class SpfCoster {
@@ -285,17 +281,21 @@ std::vector<DnsRecord> records_for(const RecordsInput& in, dns::Resolver* resolv
         out.push_back({"spf", in.domain, spf.record, dns::zone_line(in.domain, spf.record),
                        (spf.ok ? "" : "ATTENTION: ") + spf.note});
     }
-    const auto ramp = dns::dmarc_ramp(in.dmarc_rua);
+    const ReportUris& reports = in.reports;
+    const auto ramp = dns::dmarc_ramp(reports.dmarc_rua, reports.dmarc_ruf);
     std::string note = "monitor mode first. Then, step by step:";
     for (std::size_t i = 1; i < ramp.size(); ++i) {
         note += " " + std::to_string(i) + ") \"" + ramp[i].record + "\" " + ramp[i].when + ".";
     }
-    if (in.dmarc_rua.empty()) {
+    if (reports.dmarc_rua.empty()) {
         note += " Add rua=mailto:... to receive the reports you ramp up by.";
     }
     const std::string dmarc_name = "_dmarc." + in.domain;
     out.push_back({"dmarc", dmarc_name, ramp.front().record,
                    dns::zone_line(dmarc_name, ramp.front().record), note});
+    for (DnsRecord& r : report_records(in.domain, reports)) {
+        out.push_back(std::move(r));
+    }
     return out;
 }
 
@@ -479,86 +479,6 @@ Finding check_spf(dns::Resolver& resolver, const CheckInput& in, std::int64_t no
     return f;
 }
 
-Finding check_dmarc(dns::Resolver& resolver, const std::string& domain) {
-    Finding f;
-    f.record = "DMARC";
-    f.name = "_dmarc." + domain;
-    // The domain's own record, else one above it (RFC 7489 §6.6.3 falls back to the
-    // organizational domain; walking up finds it without a suffix list).
-    std::string at = domain;
-    std::vector<std::string> found;
-    while (true) {
-        const auto answer = resolver.lookup_txt("_dmarc." + at);
-        if (answer.status == dns::LookupStatus::temporary_failure) {
-            f.status = Status::problem;
-            f.message = describe_failure(answer);
-            return f;
-        }
-        for (const auto& r : answer.records) {
-            if (dmarc::is_dmarc_record(r)) {
-                found.push_back(r);
-            }
-        }
-        const auto dot = at.find('.');
-        if (!found.empty() || dot == std::string::npos ||
-            at.find('.', dot + 1) == std::string::npos) {
-            break;
-        }
-        at = at.substr(dot + 1);
-    }
-    const auto ramp = dns::dmarc_ramp("");
-    if (found.empty()) {
-        f.status = Status::problem;
-        f.message = "no DMARC record";
-        dns::DmarcRecordFields monitor;
-        monitor.rua = "mailto:dmarc-reports@" + domain;
-        f.fix = "publish (monitor mode first): " +
-                dns::zone_line(f.name, dns::dmarc_record_text(monitor));
-        return f;
-    }
-    f.name = "_dmarc." + at;
-    if (found.size() > 1) {
-        f.status = Status::problem;
-        f.message = std::to_string(found.size()) + " DMARC records: receivers ignore them all";
-        f.fix = "keep exactly one";
-        return f;
-    }
-    auto parsed = dmarc::parse_record(found.front());
-    if (!parsed || !parsed->p_valid) {
-        f.status = Status::problem;
-        f.message = parsed ? "p= is missing or invalid" : "invalid: " + parsed.error();
-        f.fix = "publish: " + dns::zone_line(f.name, ramp.front().record);
-        return f;
-    }
-    const bool inherited = at != domain;
-    const dmarc::Policy policy = inherited && parsed->sp ? *parsed->sp : parsed->p;
-    std::string stage;
-    std::string next;
-    if (policy == dmarc::Policy::none) {
-        stage = "monitor mode (p=none)";
-        next = "next: p=quarantine; pct=25 when the reports show only your own mail";
-    } else if (policy == dmarc::Policy::quarantine) {
-        stage = "quarantine at pct=" + std::to_string(parsed->pct);
-        next = parsed->pct < 100 ? "next: pct=100" : "next: p=reject";
-    } else {
-        stage = parsed->pct < 100 ? "reject at pct=" + std::to_string(parsed->pct)
-                                  : "enforcing (p=reject)";
-    }
-    f.message = stage + (inherited ? " (inherited from " + at + ")" : "");
-    if (!next.empty()) {
-        f.message += "; " + next;
-    }
-    if (parsed->rua.empty()) {
-        f.status = Status::warning;
-        f.fix = "add rua=mailto:... to see the aggregate reports the ramp depends on";
-    }
-    if (parsed->testing) {
-        f.status = Status::warning;
-        f.fix = "t=y lowers the policy one step: remove it when ready";
-    }
-    return f;
-}
-
 }  // namespace
 
 std::vector<Finding> check_domain(dns::Resolver& resolver, const CheckInput& in,
@@ -577,7 +497,21 @@ std::vector<Finding> check_domain(dns::Resolver& resolver, const CheckInput& in,
                        "dkim-appliance key generate --domain " + in.domain + " --selector ..."});
     }
     out.push_back(check_spf(resolver, in, now_unix));
-    out.push_back(check_dmarc(resolver, in.domain));
+    // Where reports go: the DMARC record's addresses and the configured ones.
+    std::string policy_domain = in.domain;
+    std::vector<std::string> uris;
+    out.push_back(check_dmarc(resolver, in, &policy_domain, &uris));
+    if (auto tlsrpt = check_tlsrpt(resolver, in)) {
+        out.push_back(std::move(*tlsrpt));
+    }
+    for (const auto& configured : {in.reports.dmarc_rua, in.reports.dmarc_ruf}) {
+        for (std::string& uri : dns::report_uris(configured)) {
+            uris.push_back(std::move(uri));
+        }
+    }
+    for (Finding& f : check_report_authorizations(resolver, in, policy_domain, uris)) {
+        out.push_back(std::move(f));
+    }
     return out;
 }
 

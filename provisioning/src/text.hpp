@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "dkim/dns/resolver.hpp"
 #include "dkim/mail/header.hpp"
 
 namespace dkim::provisioning::detail {
@@ -21,6 +22,11 @@ inline std::string kind_of(std::string_view algorithm) {
 
 inline std::string lower(std::string_view text) {
     return mail::ascii_lowercase(text);
+}
+
+// "the lookup failed: SERVFAIL" for an answer that failed.
+inline std::string describe_failure(const dns::Answer& answer) {
+    return answer.error.empty() ? "the lookup failed" : "the lookup failed: " + answer.error;
 }
 
 // "2026-11-30T10:00:00Z"

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <set>
 
+#include "dkim/dmarc/policy.hpp"
 #include "dkim/dns/resolver.hpp"
 
 namespace dkim::provisioning {
@@ -99,6 +100,9 @@ TEST_F(ApplyTest, ConfigurationErrorsNameLineAndKey) {
          "expected a domain name"},
         {"outbound_addresses = [\"mail.example.com\"]\n", "outbound_addresses"},
         {"[rotation]\nselector_format = \"s_%Y\"\n", "selector_format"},
+        {"dmarc_ruf = \"dmarc-failures@example.com\"\n", "dmarc_ruf"},
+        {"tlsrpt_rua = \"mailto:tls@example.com; x=1\"\n", "tlsrpt_rua"},
+        {"dmarc_rua = \"ftp://example.com/\"\n", "dmarc_rua"},
         {"[[domain]]\nname = \"example.com\"\ncolour = \"blue\"\n[[domain.key]]\n"
          "algorithm = \"ed25519\"\n",
          "colour"},
@@ -207,6 +211,53 @@ TEST_F(ApplyTest, TheDnsPolicyIsComparedWithWhatIsPublished) {
     EXPECT_NE(steps[1].detail.find("v=spf1 ip4:192.0.2.25 ip4:198.51.100.1 -all"),
               std::string::npos)
         << steps[1].detail;
+}
+
+TEST_F(ApplyTest, ReportAddressesArePartOfTheDnsPolicy) {
+    const std::string text = kConfig;
+    const auto top = text.find("[rotation]");
+    auto loaded =
+        load(text.substr(0, top) +
+             "dmarc_ruf = \"mailto:dmarc-failures@reports.example.net\"\n"
+             "tlsrpt_rua = \"mailto:tls@example.com,https://reports.example.net/tlsrpt\"\n" +
+             text.substr(top));
+    ASSERT_TRUE(loaded) << loaded.error();
+    config_ = *loaded;
+    EXPECT_EQ(config_.dmarc_ruf, "mailto:dmarc-failures@reports.example.net");
+    const auto& domain = config_.domains[0];
+    EXPECT_EQ(desired_dmarc(config_, domain),
+              "v=DMARC1; p=none; rua=mailto:dmarc@example.com; "
+              "ruf=mailto:dmarc-failures@reports.example.net");
+    auto psl = dmarc::PublicSuffixList::load();
+    ASSERT_TRUE(psl) << psl.error();
+
+    dns::FakeResolver zone;
+    zone.set_txt("example.com", {"v=spf1 ip4:192.0.2.25 -all"});
+    zone.set_txt("_dmarc.example.com", {"v=DMARC1; p=none; rua=mailto:dmarc@example.com"});
+    auto steps = dns_policy_steps(config_, domain, zone, kApplyNow / 1000, *psl);
+    ASSERT_EQ(steps.size(), 3U) << "DMARC without ruf=, no TLS-RPT, no authorization";
+    EXPECT_EQ(steps[0].selector, "_dmarc");
+    EXPECT_NE(steps[0].detail.find("ruf=mailto:dmarc-failures@reports.example.net"),
+              std::string::npos)
+        << steps[0].detail;
+    EXPECT_EQ(steps[1].selector, "TLS-RPT");
+    EXPECT_NE(
+        steps[1].detail.find("_smtp._tls.example.com. IN TXT ( \"v=TLSRPTv1; "
+                             "rua=mailto:tls@example.com,https://reports.example.net/tlsrpt\" )"),
+        std::string::npos)
+        << steps[1].detail;
+    EXPECT_EQ(steps[2].selector, "DMARC report");
+    EXPECT_NE(steps[2].detail.find("example.com._report._dmarc.reports.example.net. IN TXT"),
+              std::string::npos)
+        << steps[2].detail;
+
+    zone.set_txt("_dmarc.example.com", {"v=DMARC1; p=none; rua=mailto:dmarc@example.com; "
+                                        "ruf=mailto:dmarc-failures@reports.example.net"});
+    zone.set_txt("_smtp._tls.example.com",
+                 {"v=TLSRPTv1; rua=mailto:tls@example.com,https://reports.example.net/tlsrpt"});
+    zone.set_txt("example.com._report._dmarc.reports.example.net", {"v=DMARC1"});
+    steps = dns_policy_steps(config_, domain, zone, kApplyNow / 1000, *psl);
+    EXPECT_TRUE(steps.empty()) << "published as configured: " << steps.front().detail;
 }
 
 }  // namespace

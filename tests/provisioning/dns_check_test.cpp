@@ -1,11 +1,13 @@
 // The records to publish and the live check, against a zone in memory (FakeResolver): correct,
-// missing, mismatched, malformed and over-limit records, SPF merging, the DMARC stages.
+// missing, mismatched, malformed and over-limit records, SPF merging, the DMARC stages, where
+// reports go (rua=, ruf=, TLS-RPT, external report domains).
 
 #include "dkim/provisioning/dns_check.hpp"
 
 #include <gtest/gtest.h>
 
 #include "dkim/crypto/base64.hpp"
+#include "dkim/dmarc/policy.hpp"
 
 namespace dkim::provisioning {
 namespace {
@@ -221,7 +223,7 @@ TEST_F(DnsCheckTest, RecordsToPublishCoverTheLifecycleStates) {
                {"s0", "ed25519", "retiring", ed_record('z')},
                {"gone", "ed25519", "retired", ed_record('g')}};
     in.addresses = addresses({"192.0.2.25"});
-    in.dmarc_rua = "mailto:dmarc@example.com";
+    in.reports.dmarc_rua = "mailto:dmarc@example.com";
     const auto records = records_for(in, nullptr);
     ASSERT_EQ(records.size(), 5U) << "three keys, SPF, DMARC; not the retired key";
     EXPECT_EQ(records[1].name, "s2._domainkey.example.com");
@@ -230,6 +232,132 @@ TEST_F(DnsCheckTest, RecordsToPublishCoverTheLifecycleStates) {
     EXPECT_EQ(records[4].value, "v=DMARC1; p=none; rua=mailto:dmarc@example.com");
     EXPECT_NE(records[4].note.find("p=quarantine; pct=25"), std::string::npos);
     EXPECT_NE(records[4].note.find("p=reject"), std::string::npos);
+}
+
+std::shared_ptr<const dmarc::PublicSuffixList> suffix_list() {
+    static const auto list = dmarc::PublicSuffixList::load();
+    EXPECT_TRUE(list) << list.error();
+    return list ? *list : nullptr;
+}
+
+// RFC 8460 §3 and RFC 7489 §7.1: the records that send reports to the appliance's addresses.
+TEST_F(DnsCheckTest, RecordsToPublishNameTheReportAddresses) {
+    RecordsInput in;
+    in.domain = "example.com";
+    in.addresses = addresses({"192.0.2.25"});
+    in.reports = {"mailto:dmarc@example.com,mailto:agg@reports.example.net",
+                  "mailto:fail@reports.example.net", "mailto:tls@example.com", suffix_list()};
+    const auto records = records_for(in, nullptr);
+    ASSERT_EQ(records.size(), 4U) << "SPF, DMARC, TLS-RPT, one authorization";
+    EXPECT_EQ(records[1].value,
+              "v=DMARC1; p=none; rua=mailto:dmarc@example.com,mailto:agg@reports.example.net; "
+              "ruf=mailto:fail@reports.example.net");
+    EXPECT_NE(records[1].note.find("p=quarantine; pct=25; rua=mailto:dmarc@example.com,"
+                                   "mailto:agg@reports.example.net; ruf="),
+              std::string::npos)
+        << "every stage keeps the addresses: " << records[1].note;
+    EXPECT_EQ(records[2].kind, "tlsrpt");
+    EXPECT_EQ(records[2].name, "_smtp._tls.example.com");
+    EXPECT_EQ(records[2].value, "v=TLSRPTv1; rua=mailto:tls@example.com");
+    EXPECT_EQ(records[2].zone_line,
+              "_smtp._tls.example.com. IN TXT ( \"v=TLSRPTv1; rua=mailto:tls@example.com\" )");
+    EXPECT_EQ(records[3].kind, "dmarc-report");
+    EXPECT_EQ(records[3].name, "example.com._report._dmarc.reports.example.net");
+    EXPECT_EQ(records[3].value, "v=DMARC1");
+    EXPECT_NE(records[3].note.find("reports.example.net's zone"), std::string::npos);
+
+    in.reports = {"mailto:dmarc@reports.example.com", "", "", suffix_list()};
+    EXPECT_EQ(records_for(in, nullptr).size(), 2U)
+        << "no TLS-RPT address, and a report domain in the same organizational domain";
+}
+
+TEST_F(DnsCheckTest, DmarcNamesTheConfiguredReportAddresses) {
+    input.reports.dmarc_rua = "mailto:d@example.com";
+    EXPECT_EQ(finding("DMARC").status, Status::ok) << "the published record names it";
+    input.reports.dmarc_rua = "mailto:agg@example.com";
+    input.reports.dmarc_ruf = "mailto:fail@example.com";
+    auto f = finding("DMARC");
+    EXPECT_EQ(f.status, Status::problem);
+    EXPECT_NE(f.message.find("rua= does not name mailto:agg@example.com; ruf= does not name "
+                             "mailto:fail@example.com (the configured report address)"),
+              std::string::npos)
+        << f.message;
+    EXPECT_EQ(f.fix,
+              "publish: _dmarc.example.com. IN TXT ( \"v=DMARC1; p=none; "
+              "rua=mailto:d@example.com,mailto:agg@example.com; ruf=mailto:fail@example.com\" )");
+    zone.clear("_dmarc.example.com");
+    f = finding("DMARC");
+    EXPECT_NE(f.fix.find("\"v=DMARC1; p=none; rua=mailto:agg@example.com; "
+                         "ruf=mailto:fail@example.com\""),
+              std::string::npos)
+        << "the record to publish names them: " << f.fix;
+}
+
+TEST_F(DnsCheckTest, TlsRptMissingWrongDuplicatedOrInvalid) {
+    EXPECT_FALSE(check_tlsrpt(zone, input)) << "nothing configured, nothing published";
+    input.reports.tlsrpt_rua = "mailto:tls@example.com";
+    auto f = check_tlsrpt(zone, input);
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->record, "TLS-RPT");
+    EXPECT_EQ(f->name, "_smtp._tls.example.com");
+    EXPECT_EQ(f->status, Status::problem);
+    EXPECT_EQ(
+        f->fix,
+        "publish: _smtp._tls.example.com. IN TXT ( \"v=TLSRPTv1; rua=mailto:tls@example.com\" )");
+    EXPECT_EQ(finding("TLS-RPT").status, Status::problem) << "part of the domain's check";
+
+    zone.set_txt("_smtp._tls.example.com", {"v=TLSRPTv1; rua=mailto:tls@example.com"});
+    f = check_tlsrpt(zone, input);
+    EXPECT_EQ(f->status, Status::ok);
+    EXPECT_EQ(f->message, "reports go to mailto:tls@example.com");
+
+    zone.set_txt("_smtp._tls.example.com", {"v=TLSRPTv1; rua=https://reports.example.net/x"});
+    f = check_tlsrpt(zone, input);
+    EXPECT_EQ(f->status, Status::problem);
+    EXPECT_NE(f->fix.find("rua=https://reports.example.net/x,mailto:tls@example.com"),
+              std::string::npos)
+        << f->fix;
+
+    zone.set_txt("_smtp._tls.example.com",
+                 {"v=TLSRPTv1; rua=mailto:tls@example.com", "v=TLSRPTv1; rua=mailto:b@x.test"});
+    EXPECT_NE(check_tlsrpt(zone, input)->message.find("2 TLS-RPT records"), std::string::npos);
+    zone.set_txt("_smtp._tls.example.com", {"v=TLSRPTv1; ruf=mailto:tls@example.com"});
+    EXPECT_EQ(check_tlsrpt(zone, input)->message, "invalid: rua= is missing (it is required)");
+
+    input.reports.tlsrpt_rua.clear();
+    zone.set_txt("_smtp._tls.example.com", {"v=TLSRPTv1; rua=mailto:tls@example.com"});
+    EXPECT_EQ(check_tlsrpt(zone, input)->status, Status::ok) << "a published record is checked";
+    zone.set_status("_smtp._tls.example.com", RecordType::txt,
+                    dns::LookupStatus::temporary_failure);
+    EXPECT_EQ(check_tlsrpt(zone, input)->status, Status::problem);
+}
+
+TEST_F(DnsCheckTest, ExternalReportDomainsMustAuthorizeTheReports) {
+    input.reports.psl = suffix_list();
+    zone.set_txt("_dmarc.example.com",
+                 {"v=DMARC1; p=none; rua=mailto:d@example.com,mailto:x@thirdparty.example.net"});
+    auto f = finding("DMARC report");
+    EXPECT_EQ(f.name, "example.com._report._dmarc.thirdparty.example.net");
+    EXPECT_EQ(f.status, Status::warning) << "not the configured address: a warning";
+    EXPECT_EQ(f.fix,
+              "publish in thirdparty.example.net's zone: "
+              "example.com._report._dmarc.thirdparty.example.net. IN TXT ( \"v=DMARC1\" )");
+    EXPECT_FALSE(has_problems(check()));
+
+    input.reports.dmarc_ruf = "mailto:f@thirdparty.example.net";
+    f = finding("DMARC report");
+    EXPECT_EQ(f.status, Status::problem) << "the configured address's domain: a problem";
+
+    zone.set_txt("example.com._report._dmarc.thirdparty.example.net", {"v=DMARC1"});
+    f = finding("DMARC report");
+    EXPECT_EQ(f.status, Status::ok);
+    EXPECT_EQ(f.message, "thirdparty.example.net accepts DMARC reports for example.com");
+
+    // An inherited record: the authorization names the domain whose record applies.
+    input.domain = "mail.example.com";
+    input.reports.dmarc_ruf.clear();
+    zone.clear("example.com._report._dmarc.thirdparty.example.net");
+    EXPECT_EQ(finding("DMARC report").name, "example.com._report._dmarc.thirdparty.example.net");
 }
 
 TEST(OutboundAddressTest, ParsesAddressesAndNetworks) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "dkim/dmarc/policy.hpp"
+
 namespace dkim::dns {
 namespace {
 
@@ -102,6 +104,14 @@ TEST(RecordTextTest, DmarcRecordText) {
     EXPECT_EQ(dmarc_record_text(fields),
               "v=DMARC1; p=quarantine; pct=25; rua=mailto:dmarc-reports@example.com; adkim=r; "
               "aspf=s");
+    fields.ruf = "mailto:dmarc-failures@example.com";
+    EXPECT_EQ(dmarc_record_text(fields),
+              "v=DMARC1; p=quarantine; pct=25; rua=mailto:dmarc-reports@example.com; "
+              "ruf=mailto:dmarc-failures@example.com; adkim=r; aspf=s")
+        << "ruf= right after rua=";
+    DmarcRecordFields failures_only;
+    failures_only.ruf = "mailto:f@example.com";
+    EXPECT_EQ(dmarc_record_text(failures_only), "v=DMARC1; p=none; ruf=mailto:f@example.com");
 }
 
 TEST(RecordTextTest, DmarcRampClimbsFromMonitorToReject) {
@@ -115,6 +125,120 @@ TEST(RecordTextTest, DmarcRampClimbsFromMonitorToReject) {
     for (const DmarcStage& s : ramp) {
         EXPECT_FALSE(s.when.empty());
     }
+    const auto with_failures = dmarc_ramp("mailto:d@example.com", "mailto:f@example.com");
+    EXPECT_EQ(with_failures[1].record,
+              "v=DMARC1; p=quarantine; pct=25; rua=mailto:d@example.com; ruf=mailto:f@example.com");
+}
+
+// RFC 7489 §6.2: "a comma-separated list of DMARC URIs", each with an optional size limit.
+TEST(RecordTextTest, ReportUrisAndTheirDomains) {
+    EXPECT_EQ(report_uris("mailto:a@example.com, mailto:b@example.net!10m ,"),
+              (std::vector<std::string>{"mailto:a@example.com", "mailto:b@example.net!10m"}));
+    EXPECT_TRUE(report_uris("").empty());
+    EXPECT_EQ(report_uri_domain("mailto:dmarc@Reports.Example.NET!10m"), "reports.example.net");
+    EXPECT_EQ(report_uri_domain("MAILTO:d@example.com?subject=x"), "example.com");
+    EXPECT_EQ(report_uri_domain("https://reports.example.net:8443/tlsrpt"), "reports.example.net");
+    EXPECT_EQ(report_uri_domain("https://user@reports.example.net"), "reports.example.net");
+    EXPECT_EQ(report_uri_domain("mailto:nobody"), "");
+    EXPECT_EQ(report_uri_domain("ftp://example.com/"), "");
+}
+
+TEST(RecordTextTest, ReportUrisAreValidatedForTheirRecord) {
+    for (const char* good :
+         {"mailto:dmarc-reports@example.com",
+          "mailto:a@example.com,mailto:b@reports.example.net!10m", "mailto:a@example.com!500"}) {
+        EXPECT_EQ(report_uris_problem(good), "") << good;
+    }
+    for (const char* bad :
+         {"dmarc-reports@example.com", "mailto:example.com", "mailto:@example.com",
+          "mailto:a@example.com; p=reject", "mailto:a b@example.com", "mailto:\"a\"@example.com",
+          "mailto:a@-bad-.com", "mailto:a@example.com!10x", "https://reports.example.net/x", ","}) {
+        EXPECT_NE(report_uris_problem(bad), "") << bad;
+    }
+    EXPECT_EQ(report_uris_problem("https://reports.example.net/tlsrpt", true), "");
+    EXPECT_EQ(report_uris_problem("mailto:t@example.com,https://reports.example.net/", true), "");
+    EXPECT_NE(report_uris_problem("http://reports.example.net/", true), "");
+    EXPECT_EQ(report_uris_problem("mailto:a@example.com; p=reject"),
+              "no ';', spaces, quotes or backslashes");
+
+    EXPECT_TRUE(is_report_address("dmarc-reports@example.test"));
+    EXPECT_TRUE(is_report_address("tls+reports@mail.example.com"));
+    for (const char* bad :
+         {"", "example.test", "@example.test", "a@b@example.test", "a,b@example.test",
+          "a@example.test!10m", "a b@example.test", "a@", "a@-x-.test", "mailto:a@example.test"}) {
+        EXPECT_FALSE(is_report_address(bad)) << bad;
+    }
+}
+
+TEST(RecordTextTest, ConfiguredReportUrisAreAddedToAPublishedRecord) {
+    const std::vector<std::string> ours{"mailto:d@example.com"};
+    EXPECT_TRUE(missing_report_uris({"MAILTO:D@Example.com!10m"}, ours).empty())
+        << "compared without case and size limit";
+    EXPECT_EQ(missing_report_uris({"mailto:other@example.net"}, ours), ours);
+    EXPECT_EQ(
+        record_with_report_uris("v=DMARC1; p=none; rua=mailto:other@example.net", "rua", ours),
+        "v=DMARC1; p=none; rua=mailto:other@example.net,mailto:d@example.com");
+    EXPECT_EQ(record_with_report_uris("v=DMARC1;p=reject;", "ruf", ours),
+              "v=DMARC1; p=reject; ruf=mailto:d@example.com");
+    EXPECT_EQ(record_with_report_uris("v=DMARC1; p=none; rua=mailto:d@example.com", "rua", ours),
+              "v=DMARC1; p=none; rua=mailto:d@example.com");
+}
+
+// RFC 8460 §3: "_smtp._tls.<domain>", "v=TLSRPTv1; rua=...".
+TEST(RecordTextTest, TlsRptRecords) {
+    EXPECT_EQ(tlsrpt_record_name("example.com"), "_smtp._tls.example.com");
+    EXPECT_EQ(tlsrpt_record_text("mailto:tls-reports@example.com"),
+              "v=TLSRPTv1; rua=mailto:tls-reports@example.com");
+    EXPECT_EQ(tlsrpt_record_text("mailto:a@example.com,https://reports.example.net/tlsrpt"),
+              "v=TLSRPTv1; rua=mailto:a@example.com,https://reports.example.net/tlsrpt");
+    EXPECT_TRUE(is_tlsrpt_record("v=TLSRPTv1; rua=mailto:a@example.com"));
+    EXPECT_TRUE(is_tlsrpt_record("v=TLSRPTv1;rua=mailto:a@example.com"));
+    EXPECT_FALSE(is_tlsrpt_record("v=TLSRPTv10; rua=mailto:a@example.com"));
+    EXPECT_FALSE(is_tlsrpt_record("v=spf1 -all"));
+
+    const auto rua = tlsrpt_record_rua(
+        "v=TLSRPTv1; rua=mailto:a@example.com, https://reports.example.net/x; ext=1;");
+    ASSERT_TRUE(rua);
+    EXPECT_EQ(*rua,
+              (std::vector<std::string>{"mailto:a@example.com", "https://reports.example.net/x"}));
+    std::string problem;
+    EXPECT_FALSE(tlsrpt_record_rua("v=TLSRPTv1", &problem));
+    EXPECT_EQ(problem, "rua= is missing (it is required)");
+    EXPECT_FALSE(tlsrpt_record_rua("v=TLSRPTv1; rua=ftp://example.com/", &problem));
+    EXPECT_NE(problem.find("neither a mailto: nor an https: URI"), std::string::npos);
+    EXPECT_FALSE(tlsrpt_record_rua("v=TLSRPTv1; rua=mailto:a@x; rua=mailto:b@x", &problem));
+    EXPECT_FALSE(tlsrpt_record_rua("v=TLSRPTv1; garbage", &problem));
+    EXPECT_FALSE(tlsrpt_record_rua("v=DMARC1; rua=mailto:a@x", &problem));
+}
+
+// RFC 7489 §7.1: reports leave the organizational domain only to a domain that says yes.
+TEST(RecordTextTest, ExternalReportDomainsNeedAnAuthorizationRecord) {
+    EXPECT_EQ(report_authorization_name("Example.com.", "reports.example.net"),
+              "example.com._report._dmarc.reports.example.net");
+    EXPECT_EQ(kReportAuthorizationText, "v=DMARC1");
+    auto psl = dmarc::PublicSuffixList::load();
+    ASSERT_TRUE(psl) << psl.error();
+    const dmarc::PublicSuffixList* list = psl->get();
+    EXPECT_FALSE(is_external_report_domain(list, "example.com", "example.com"));
+    EXPECT_FALSE(is_external_report_domain(list, "mail.example.com", "reports.example.com"))
+        << "the same organizational domain";
+    EXPECT_TRUE(is_external_report_domain(list, "example.com", "example.net"));
+    EXPECT_TRUE(is_external_report_domain(list, "a.example.co.uk", "b.other.co.uk"));
+    EXPECT_FALSE(is_external_report_domain(list, "a.example.co.uk", "b.example.co.uk"));
+    // Without a list: related by the tree only (a cousin counts as external: harmless).
+    EXPECT_FALSE(is_external_report_domain(nullptr, "mail.example.com", "example.com"));
+    EXPECT_FALSE(is_external_report_domain(nullptr, "example.com", "reports.example.com"));
+    EXPECT_TRUE(is_external_report_domain(nullptr, "mail.example.com", "reports.example.com"));
+    EXPECT_TRUE(is_external_report_domain(nullptr, "example.com", "badexample.com"));
+
+    const auto records =
+        report_authorizations(list, "example.com",
+                              {"mailto:d@example.com", "mailto:a@reports.example.net",
+                               "mailto:b@Reports.example.net!1m", "mailto:c@provider.example.org"});
+    ASSERT_EQ(records.size(), 2U) << "one per external domain";
+    EXPECT_EQ(records[0].report_domain, "reports.example.net");
+    EXPECT_EQ(records[0].name, "example.com._report._dmarc.reports.example.net");
+    EXPECT_EQ(records[1].name, "example.com._report._dmarc.provider.example.org");
 }
 
 }  // namespace

@@ -7,7 +7,9 @@
 //
 //   signerd_socket = "/run/dkim-signerd/signerd.sock"
 //   outbound_addresses = ["192.0.2.25", "2001:db8::25"]   # for SPF
-//   dmarc_rua = "mailto:dmarc-reports@example.com"
+//   dmarc_rua = "mailto:dmarc-reports@example.com"      # DMARC aggregate reports (rua=)
+//   dmarc_ruf = "mailto:dmarc-failures@example.com"     # DMARC failure reports (ruf=)
+//   tlsrpt_rua = "mailto:tls-reports@example.com"       # TLS-RPT (_smtp._tls, RFC 8460)
 //
 //   [rotation]
 //   selector_format = "s%Y-%m"      # %Y %m %d, %k: rsa or ed25519
@@ -28,6 +30,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,6 +38,10 @@
 #include "dkim/dns/resolver.hpp"
 #include "dkim/expected.hpp"
 #include "dkim/provisioning/rotation.hpp"
+
+namespace dkim::dmarc {
+class PublicSuffixList;
+}
 
 namespace dkim::provisioning {
 
@@ -55,7 +62,9 @@ struct ApplyConfig {
     std::string file;
     std::string signerd_socket = "/run/dkim-signerd/signerd.sock";
     std::vector<std::string> outbound_addresses;
-    std::string dmarc_rua;
+    std::string dmarc_rua;  // each "" or one URI or several, comma-separated
+    std::string dmarc_ruf;
+    std::string tlsrpt_rua;
     std::string selector_format = "s%Y-%m";
     std::chrono::seconds grace{std::chrono::hours(24 * 7)};
     std::vector<DesiredDomain> domains;
@@ -97,13 +106,17 @@ Plan plan_apply(const ApplyConfig& config,
                 std::int64_t now_ms, const PublishedCheck& published);
 
 // The DMARC record a domain's configuration asks for: "v=DMARC1; p=quarantine; pct=25;
-// rua=mailto:...".
+// rua=mailto:...; ruf=mailto:...".
 std::string desired_dmarc(const ApplyConfig& config, const DesiredDomain& domain);
 
 // The domain's DNS policy as configured against what it publishes: a publish step for DMARC
-// when its record is missing or at another stage (p=, pct=), and one for SPF when it does
-// not pass the outbound addresses (with the merged record to publish).
-std::vector<PlannedStep> dns_policy_steps(const ApplyConfig& config, const DesiredDomain& domain,
-                                          dns::Resolver& resolver, std::int64_t now_unix);
+// when its record is missing, at another stage (p=, pct=) or without the configured rua= and
+// ruf= addresses; one for TLS-RPT when tlsrpt_rua is set and the record does not name it; one
+// for each report domain outside the domain's organizational domain (by `psl`, see
+// dns::is_external_report_domain) that does not authorize its DMARC reports (RFC 7489 §7.1);
+// and one for SPF when it does not pass the outbound addresses (with the merged record).
+std::vector<PlannedStep> dns_policy_steps(
+    const ApplyConfig& config, const DesiredDomain& domain, dns::Resolver& resolver,
+    std::int64_t now_unix, std::shared_ptr<const dmarc::PublicSuffixList> psl = nullptr);
 
 }  // namespace dkim::provisioning
