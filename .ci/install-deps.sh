@@ -22,6 +22,8 @@ packages=(
   libpsl-dev publicsuffix                # DMARC organizational domains by the Public Suffix List
   libopendkim-dev                        # OpenDKIM's library, a peer in tests/bench only
   libspf2-dev libopendmarc-dev           # libspf2 and OpenDMARC: the inbound benchmark's peers
+  libexpat1-dev zlib1g-dev libgmime-3.0-dev  # DMARC/TLS reports: XML, gzip/zip, report mails
+  libcurl4-openssl-dev                   # reports: fetching report mail from an IMAP mailbox
   # real peers for tests
   softhsm2                               # the development/CI token
   opensc                                 # pkcs11-tool, for cross-checks against our own code

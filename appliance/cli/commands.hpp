@@ -55,6 +55,8 @@ void add_key_rotation_commands(CLI::App& key, int& exit_code);
 void add_dns_records_commands(CLI::App& dns, int& exit_code);
 // `up`: the whole appliance on this machine, supervised (up_command.cpp).
 void add_up_command(CLI::App& app, int& exit_code);
+// reports parse | ... (reports_commands.cpp)
+void add_reports_commands(CLI::App& app, int& exit_code);
 // The signerd forms of key list and key generate (signerd_keys.cpp; main.cpp keeps their
 // offline, token-direct forms).
 struct Common;
