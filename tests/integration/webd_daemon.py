@@ -59,7 +59,9 @@ class Webd:
             f.write('listen = "127.0.0.1:%d"\nself_signed = true\nstate_dir = "%s"\n'
                     'signerd_socket = "%s"\nbody_limit = "16KiB"\n%s\n'
                     '[dns]\noutbound_addresses = ["192.0.2.25", "2001:db8::25"]\n'
-                    'dmarc_rua = "mailto:dmarc@%s"\n' % (self.port, self.folder, signerd_socket, extra, DOMAIN))
+                    'dmarc_rua = "mailto:dmarc@%s"\ndmarc_ruf = "mailto:failures@reports.example.net"\n'
+                    'tlsrpt_rua = "mailto:tls@%s"\n' % (self.port, self.folder, signerd_socket, extra, DOMAIN,
+                                                       DOMAIN))
         self.log_path = os.path.join(folder, "webd.log")
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
@@ -452,8 +454,13 @@ def api(folder, cli, signerd, webd_path, module, openapi):
         dmarc = [r for r in doc["records"] if r["kind"] == "dmarc"]
         check(status == 200 and dkim == app.records, "the DKIM records equal what the CLI printed for the token")
         check(spf == ["v=spf1 ip4:192.0.2.25 ip6:2001:db8::25 -all"] and
-              dmarc and dmarc[0]["value"].startswith("v=DMARC1; p=none; rua=mailto:dmarc@"),
+              dmarc and dmarc[0]["value"].startswith("v=DMARC1; p=none; rua=mailto:dmarc@") and
+              "; ruf=mailto:failures@reports.example.net" in dmarc[0]["value"],
               "SPF and DMARC suggestions: %s %s" % (spf, [d["value"] for d in dmarc]))
+        reports = {r["kind"]: (r["name"], r["value"]) for r in doc["records"] if r["kind"] in ("tlsrpt", "dmarc-report")}
+        check(reports == {"tlsrpt": ("_smtp._tls." + DOMAIN, "v=TLSRPTv1; rua=mailto:tls@" + DOMAIN),
+                          "dmarc-report": (DOMAIN + "._report._dmarc.reports.example.net", "v=DMARC1")},
+              "the TLS-RPT record and the external report domain's authorization: %s" % reports)
         status, _, doc, _ = call(alice, "GET", "/api/v1/domains/unknown.example/dns")
         check(status == 404, "DNS records for a domain without keys: 404")
         newkey = {"domain": DOMAIN, "selector": "web1", "algorithm": "ed25519"}

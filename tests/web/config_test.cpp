@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <tuple>
 
 namespace {
 
@@ -19,6 +20,33 @@ TEST(WebdConfigTest, EveryDeclaredKeyIsRead) {
     ASSERT_TRUE(config.has_value()) << config.error() << "\n" << example;
     EXPECT_EQ(config->login.per_user, 5U);
     EXPECT_EQ(config->handler.dns.dmarc_rua, "mailto:dmarc@example.net");
+    EXPECT_EQ(config->handler.dns.dmarc_ruf, "mailto:dmarc-failures@example.net");
+    EXPECT_EQ(config->handler.dns.tlsrpt_rua, "mailto:tls-reports@example.net");
+    EXPECT_TRUE(config->handler.dns.psl) << "report domains are judged by the suffix list";
+}
+
+// Report addresses go into TXT records: a bad one is named by file, line and key.
+TEST(WebdConfigTest, ReportAddressesAreUrisThatFitTheirRecords) {
+    const auto file = std::filesystem::temp_directory_path() /
+                      ("webd-reports-" + std::to_string(::getpid()) + ".toml");
+    for (const auto& [text, key, ok] :
+         {std::tuple{"dmarc_rua = \"mailto:a@example.com,mailto:b@example.net!10m\"\n", "dmarc_rua",
+                     true},
+          {"tlsrpt_rua = \"https://reports.example.net/tlsrpt\"\n", "tlsrpt_rua", true},
+          {"dmarc_rua = \"mailto:a@example.com; p=reject\"\n", "dmarc_rua", false},
+          {"\ndmarc_ruf = \"failures@example.com\"\n", "dmarc_ruf", false},
+          {"dmarc_ruf = \"https://reports.example.net/\"\n", "dmarc_ruf", false},
+          {"tlsrpt_rua = \"mailto:tls reports@example.com\"\n", "tlsrpt_rua", false}}) {
+        std::ofstream(file) << "self_signed = true\n[dns]\n" << text;
+        const auto config = dkim::web::load_config(file.string());
+        EXPECT_EQ(config.has_value(), ok) << text << (config ? "" : config.error());
+        if (!ok && !config) {
+            EXPECT_EQ(config.error().rfind(file.string() + ":", 0), 0U) << config.error();
+            EXPECT_NE(config.error().find(std::string("dns.") + key), std::string::npos)
+                << config.error();
+        }
+    }
+    std::filesystem::remove(file);
 }
 
 }  // namespace

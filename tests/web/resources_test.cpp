@@ -56,6 +56,26 @@ TEST_F(HandlersTest, DnsRecordsComeFromTheTokensKeysAndTheConfiguredAddresses) {
               "v=DMARC1; p=none; rua=mailto:reports@example.com; adkim=r; aspf=r");
     EXPECT_EQ(send(verb::get, "/api/v1/domains/none.example/dns", "", with_session()).result(),
               status::not_found);
+
+    // Where reports go: ruf=, the TLS-RPT record, an external report domain's authorization.
+    options.dns.dmarc_ruf = "mailto:failures@reports.example.net";
+    options.dns.tlsrpt_rua = "mailto:tls@example.com";
+    r = send(verb::get, "/api/v1/domains/example.com/dns", "", with_session());
+    ASSERT_EQ(r.result(), status::ok) << r.body();
+    d = parse(r.body());
+    const auto& all = d["records"];
+    ASSERT_EQ(all.Size(), 5U) << r.body();
+    EXPECT_EQ(std::string(all[2]["value"].GetString()),
+              "v=DMARC1; p=none; rua=mailto:reports@example.com; "
+              "ruf=mailto:failures@reports.example.net; adkim=r; aspf=r");
+    EXPECT_EQ(std::string(all[3]["kind"].GetString()), "tlsrpt");
+    EXPECT_EQ(std::string(all[3]["name"].GetString()), "_smtp._tls.example.com");
+    EXPECT_EQ(std::string(all[3]["value"].GetString()), "v=TLSRPTv1; rua=mailto:tls@example.com");
+    EXPECT_EQ(std::string(all[4]["kind"].GetString()), "dmarc-report");
+    EXPECT_EQ(std::string(all[4]["name"].GetString()),
+              "example.com._report._dmarc.reports.example.net");
+    EXPECT_EQ(std::string(all[4]["zone_line"].GetString()),
+              "example.com._report._dmarc.reports.example.net. IN TXT ( \"v=DMARC1\" )");
     EXPECT_EQ(send(verb::get, "/api/v1/domains/a..b/dns", "", with_session()).result(),
               status::bad_request);
 }

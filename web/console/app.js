@@ -447,6 +447,15 @@
     return b;
   }
 
+  // What each kind of record is, as the Kind column names it.
+  const RECORD_KINDS = {
+    dkim: "DKIM",
+    spf: "SPF",
+    dmarc: "DMARC",
+    tlsrpt: "TLS-RPT",
+    "dmarc-report": "DMARC report authorization",
+  };
+
   async function renderKeys() {
     const doc = await api("GET", "/api/v1/keys");
     const list = $("keys-list");
@@ -468,7 +477,7 @@
       for (const r of records.records) {
         const tr = el("tr");
         const key = doc.keys.find((k) => k.dns_name === r.name);
-        tr.appendChild(el("td", r.kind.toUpperCase() +
+        tr.appendChild(el("td", (RECORD_KINDS[r.kind] || r.kind.toUpperCase()) +
           (key ? " " + key.algorithm + " (" + key.state + ")" : "")));
         tr.appendChild(el("td", r.name, "mono"));
         const value = el("td");

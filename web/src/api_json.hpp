@@ -186,7 +186,7 @@ struct Key {
 };
 
 struct DnsRecord {
-    std::string kind;  // "dkim", "spf", "dmarc"
+    std::string kind;  // "dkim", "spf", "dmarc", "tlsrpt", "dmarc-report" (RFC 7489 §7.1)
     std::string name;  // owner name, no trailing dot
     std::string type;  // "TXT"
     std::string value;

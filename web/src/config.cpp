@@ -4,6 +4,8 @@
 #include <toml++/toml.h>
 
 #include "dkim/config/toml_reader.hpp"
+#include "dkim/dmarc/policy.hpp"
+#include "dkim/dns/record_text.hpp"
 
 namespace dkim::web {
 
@@ -75,8 +77,15 @@ constexpr config::KeyDoc kKeys[] = {
     {"dns", "table", "", "What the console's DNS page proposes."},
     {"dns.outbound_addresses", "strings", "[]",
      "The relay's outbound addresses or networks, for the SPF record.", "[\"192.0.2.25\"]"},
-    {"dns.dmarc_rua", "string", "", "mailto: URI for DMARC aggregate reports.",
+    {"dns.dmarc_rua", "string", "",
+     "mailto: URI for DMARC aggregate reports (rua=; several: comma-separated).",
      "\"mailto:dmarc@example.net\""},
+    {"dns.dmarc_ruf", "string", "",
+     "mailto: URI for DMARC failure reports (ruf=; several: comma-separated).",
+     "\"mailto:dmarc-failures@example.net\""},
+    {"dns.tlsrpt_rua", "string", "",
+     "mailto: URI (or https:// URL) for TLS reports: the TLS-RPT record (_smtp._tls, RFC 8460).",
+     "\"mailto:tls-reports@example.net\""},
 };
 
 }  // namespace
@@ -166,13 +175,24 @@ Expected<Config, std::string> load_config(const std::string& file) {
                     dns->fail("outbound_addresses", "'" + a + "' is not an IP address or network");
                 }
             }
-            c.handler.dns.dmarc_rua = dns->string("dmarc_rua").value_or("");
-            const std::string& rua = c.handler.dns.dmarc_rua;
-            if (!rua.empty() && (rua.rfind("mailto:", 0) != 0 ||
-                                 rua.find_first_of("; \t\"\\") != std::string::npos)) {
-                dns->fail("dmarc_rua", "expected a mailto: URI (no ';', spaces or quotes)");
+            // Report URIs: mailto: (RFC 7489 §6.2), TLS-RPT also https: (RFC 8460 §3).
+            for (const auto& [key, field, https] :
+                 {std::tuple{"dmarc_rua", &c.handler.dns.dmarc_rua, false},
+                  {"dmarc_ruf", &c.handler.dns.dmarc_ruf, false},
+                  {"tlsrpt_rua", &c.handler.dns.tlsrpt_rua, true}}) {
+                *field = dns->string(key).value_or("");
+                if (const auto problem = dkim::dns::report_uris_problem(*field, https);
+                    !field->empty() && !problem.empty()) {
+                    dns->fail(key, problem);
+                }
             }
             dns->finish();
+            if (!c.handler.dns.dmarc_rua.empty() || !c.handler.dns.dmarc_ruf.empty()) {
+                // Without the list (libpsl's own is built in), the tree decides.
+                if (auto psl = dmarc::PublicSuffixList::load()) {
+                    c.handler.dns.psl = std::move(*psl);
+                }
+            }
         }
         r.finish();
         return c;

@@ -10,6 +10,7 @@
 // password and TOTP code on every request.
 
 #include <boost/beast/http.hpp>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,10 @@
 #include "metrics.hpp"
 #include "sessions.hpp"
 #include "signer_api.hpp"
+
+namespace dkim::dmarc {
+class PublicSuffixList;
+}
 
 namespace dkim::web {
 
@@ -29,6 +34,11 @@ enum class MetricsAccess : std::uint8_t { off, public_, authenticated, auditor }
 struct DnsAdvice {
     std::vector<std::string> outbound_addresses;  // "192.0.2.25", "2001:db8::25", "10.0.0.0/24"
     std::string dmarc_rua;                        // "mailto:dmarc-reports@example.com" or ""
+    std::string dmarc_ruf;                        // "mailto:dmarc-failures@example.com" or ""
+    std::string tlsrpt_rua;                       // "mailto:tls-reports@example.com" or ""
+    // Which report domains are outside a domain's organizational domain (RFC 7489 §7.1);
+    // without it, dns::is_external_report_domain's rule.
+    std::shared_ptr<const dmarc::PublicSuffixList> psl;
 };
 
 struct HandlerOptions {

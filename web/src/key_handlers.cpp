@@ -1,4 +1,6 @@
-// The token's DKIM keys and the DNS records a domain should publish.
+// The token's DKIM keys and the DNS records a domain should publish: DKIM, SPF, DMARC (with
+// where its reports go), TLS-RPT (RFC 8460) and the authorization of an external report domain
+// (RFC 7489 §7.1).
 
 #include "dkim/dns/name.hpp"
 #include "dkim/dns/record_text.hpp"
@@ -7,6 +9,34 @@
 #include "views.hpp"
 
 namespace dkim::web::detail {
+
+namespace {
+
+// The TLS-RPT record ([dns] tlsrpt_rua), and the record each DMARC report domain outside the
+// domain's organizational domain publishes to accept its reports (RFC 7489 §7.1).
+void add_report_records(std::vector<api::DnsRecord>& records, const std::string& domain,
+                        const DnsAdvice& advice) {
+    if (!advice.tlsrpt_rua.empty()) {
+        const std::string name = dns::tlsrpt_record_name(domain);
+        const std::string value = dns::tlsrpt_record_text(advice.tlsrpt_rua);
+        records.push_back({"tlsrpt", name, "TXT", value, dns::zone_line(name, value),
+                           "where senders report failed TLS connections to the domain's mail "
+                           "servers (SMTP TLS Reporting, RFC 8460)"});
+    }
+    std::vector<std::string> uris = dns::report_uris(advice.dmarc_rua);
+    for (std::string& uri : dns::report_uris(advice.dmarc_ruf)) {
+        uris.push_back(std::move(uri));
+    }
+    for (const auto& a : dns::report_authorizations(advice.psl.get(), domain, uris)) {
+        const std::string value(dns::kReportAuthorizationText);
+        records.push_back({"dmarc-report", a.name, "TXT", value, dns::zone_line(a.name, value),
+                           "for " + a.report_domain + "'s zone, not " + domain +
+                               "'s: it accepts DMARC reports for " + domain +
+                               " only with this record (RFC 7489 §7.1)"});
+    }
+}
+
+}  // namespace
 
 Result<Response> list_keys(Context& ctx, Caller& caller) {
     auto keys = ctx.call<ipc::KeysReply>(ipc::KeyList{caller.credentials});
@@ -88,6 +118,7 @@ Result<Response> domain_dns(Context& ctx, Caller& caller) {
     }
     dns::DmarcRecordFields monitor;
     monitor.rua = advice.dmarc_rua;
+    monitor.ruf = advice.dmarc_ruf;
     monitor.adkim = "r";
     monitor.aspf = "r";
     const std::string dmarc = dns::dmarc_record_text(monitor);
@@ -95,6 +126,7 @@ Result<Response> domain_dns(Context& ctx, Caller& caller) {
     records.push_back({"dmarc", dmarc_name, "TXT", dmarc, dns::zone_line(dmarc_name, dmarc),
                        "monitor mode first; when the reports show only your own mail passing, "
                        "ramp up: p=quarantine; pct=25, then pct=100, then p=reject"});
+    add_report_records(records, domain, advice);
     return json_response(
         http::status::ok,
         api::object(cereal::make_nvp("domain", domain), cereal::make_nvp("records", records)),
