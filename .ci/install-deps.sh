@@ -33,6 +33,8 @@ packages=(
   python3-dkim python3-nacl python3-dnspython   # dkimpy, an independent signer/verifier
   python3-spf                            # pyspf, the peer our SPF results are compared with
   libmail-dkim-perl libnet-dns-perl libcryptx-perl  # Perl Mail::DKIM, another one
+  libmail-dmarc-perl dmarc-cat           # Mail::DMARC and dmarc-cat: independent readers of DMARC reports (tests/reports/)
+  time                                   # GNU time: peak RSS in tests/bench/run-reports-bench
   swaks                                  # the SMTP client in the relay tests
   postfix                                # smtp-source/smtp-sink; its daemon is never started
   opendkim                               # the milter peer in tests/bench (a private instance)
