@@ -14,7 +14,8 @@
 //   up_settings       up.toml (declared in a config::Schema) and the options on top of it
 //   up_daemon_config  etc/{signerd,relayd,webd}.toml and dkim-appliance.toml (toml++)
 //   up_demo_token     the SoftHSM2 token, its PINs and the two keys
-//   up_dns_zone       the records to publish and dns/dnsmasq.conf
+//   up_dns_zone       the records to publish (keys, SPF, DMARC and TLS-RPT with the report
+//                     addresses) and dns/dnsmasq.conf
 //   up_supervisor     readiness, watchdog, restarts with back-off, stops in waves
 //   up_child_processes  fork/exec, the signalfd and the notification socket under it
 //   up_users          the admin and the two approvers, through signerd
@@ -30,6 +31,7 @@
 
 #include "commands.hpp"
 #include "dkim/clock.hpp"
+#include "dkim/dmarc/policy.hpp"
 #include "up_child_processes.hpp"
 #include "up_daemon_config.hpp"
 #include "up_demo_token.hpp"
@@ -159,10 +161,15 @@ Expected<std::vector<std::string>, std::string> prepare_state(const UpArgs& args
     if (!keys) {
         return unexpected(keys.error());
     }
-    if (auto written = up::write_dnsmasq_conf(settings.domain, *keys, p.dnsmasq_conf); !written) {
+    // Report domains outside the domain's organizational domain need an authorization record
+    // (RFC 7489 §7.1); without the list, the tree decides.
+    auto psl = dmarc::PublicSuffixList::load();
+    const auto records =
+        up::demo_records(settings.domain, *keys, settings.reports, psl ? psl->get() : nullptr);
+    if (auto written = up::write_dnsmasq_conf(settings.domain, records, p.dnsmasq_conf); !written) {
         return unexpected(written.error());
     }
-    return up::zone_lines(*keys);
+    return up::zone_lines(records);
 }
 
 int run_up(const UpArgs& args) {

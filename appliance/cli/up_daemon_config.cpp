@@ -2,6 +2,8 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
+#include <array>
 #include <utility>
 
 #include "dkim/config/endpoint.hpp"
@@ -10,6 +12,13 @@
 namespace dkim::cli::up {
 
 namespace {
+
+// up.toml's [reports] as the report URIs webd's [dns] and the CLI's options name them.
+std::array<std::pair<std::string, std::string>, 3> report_options(const Settings& s) {
+    return {{{"dmarc_rua", mailto(s.reports.aggregate_address)},
+             {"dmarc_ruf", mailto(s.reports.failure_address)},
+             {"tlsrpt_rua", mailto(s.reports.tls_address)}}};
+}
 
 CommentedToml daemon_file(const StatePaths& p) {
     return CommentedToml(
@@ -32,6 +41,18 @@ std::pair<std::string, toml::table> next_hop_table(const std::string& next_hop) 
         table.insert("tls", local ? "opportunistic" : "required");
     }
     return {comment, toml::table{{"next_hop", std::move(table)}}};
+}
+
+// webd's [dns]: the addresses the demo's SPF record authorizes, and the report URIs of up.toml's
+// [reports] that are set.
+toml::table dns_advice(const Settings& s) {
+    toml::table dns{{"outbound_addresses", toml::array{"127.0.0.1", "::1"}}};
+    for (const auto& [key, uri] : report_options(s)) {
+        if (!uri.empty()) {
+            dns.insert(key, uri);
+        }
+    }
+    return dns;
 }
 
 }  // namespace
@@ -89,17 +110,33 @@ std::string webd_config(const Settings& s, const StatePaths& p) {
             "tls_key.",
             toml::table{{"self_signed", true}, {"state_dir", p.webd.string()}})
         .add("webd holds no key and no credential store: signerd checks every password and code.",
-             toml::table{{"signerd_socket", p.socket.string()}});
+             toml::table{{"signerd_socket", p.socket.string()}})
+        .add(
+            "What the console's DNS page proposes: the demo's records (SPF for this machine, "
+            "where reports go).",
+            toml::table{{"dns", dns_advice(s)}});
     return file.text();
 }
 
-std::string cli_defaults_config(const StatePaths& p) {
+std::string cli_defaults_config(const Settings& s, const StatePaths& p) {
     CommentedToml file;
     file.add(
         "Defaults for dkim-appliance commands run against this state folder:\n  "
         "dkim-appliance --config " +
             p.cli_defaults.string() + " elevation list",
         toml::table{{"socket", p.socket.string()}});
+    // `dns records` and `dns check` (--dmarc-rua, --dmarc-ruf, --tlsrpt-rua): up.toml's
+    // [reports].
+    toml::table reports;
+    for (auto [key, uri] : report_options(s)) {
+        if (!uri.empty()) {
+            std::replace(key.begin(), key.end(), '_', '-');
+            reports.insert(key, uri);
+        }
+    }
+    if (!reports.empty()) {
+        file.add("Where reports go, for dns records and dns check (up.toml's [reports]).", reports);
+    }
     return file.text();
 }
 
@@ -111,7 +148,7 @@ Expected<void, std::string> write_daemon_configs(const Settings& s, const StateP
             return written;
         }
     }
-    return write_file(p.cli_defaults, cli_defaults_config(p), 0644);
+    return write_file(p.cli_defaults, cli_defaults_config(s, p), 0644);
 }
 
 }  // namespace dkim::cli::up

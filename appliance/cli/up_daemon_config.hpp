@@ -14,9 +14,11 @@ namespace dkim::cli::up {
 
 std::string signerd_config(const Settings& settings, const StatePaths& paths);
 std::string relayd_config(const Settings& settings, const StatePaths& paths);
+// webd.toml, with [dns]: the demo's outbound addresses and up.toml's [reports] as report URIs.
 std::string webd_config(const Settings& settings, const StatePaths& paths);
-// dkim-appliance.toml: the CLI's defaults for this folder (signerd's socket).
-std::string cli_defaults_config(const StatePaths& paths);
+// dkim-appliance.toml: the CLI's defaults for this folder (signerd's socket; the report URIs
+// for dns records and dns check).
+std::string cli_defaults_config(const Settings& settings, const StatePaths& paths);
 
 // etc/signerd.toml, etc/relayd.toml, etc/webd.toml and dkim-appliance.toml.
 Expected<void, std::string> write_daemon_configs(const Settings& settings, const StatePaths& paths);

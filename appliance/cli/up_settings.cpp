@@ -2,8 +2,12 @@
 
 #include <toml++/toml.h>
 
+#include <array>
+#include <utility>
+
 #include "dkim/config/endpoint.hpp"
 #include "dkim/config/toml_reader.hpp"
+#include "dkim/dns/record_text.hpp"
 #include "up_commented_toml.hpp"
 
 namespace dkim::cli::up {
@@ -30,7 +34,23 @@ constexpr config::KeyDoc kSettingKeys[] = {
      "The PKCS#11 module (SoftHSM2 here; a real HSM's module in production). Default: Debian's "
      "SoftHSM2.",
      "\"/usr/lib/softhsm/libsofthsm2.so\""},
+    {"reports", "table", "",
+     "Where receivers send reports about the domain: mailboxes dkim-reportd takes through "
+     "dkim-relayd, published as mailto: URIs in the domain's records; \"\" publishes none of that "
+     "kind."},
+    {"reports.aggregate_address", "string", "dmarc-reports@DOMAIN",
+     "DMARC aggregate reports: rua= of the _dmarc record (RFC 7489 §7.2).",
+     "\"dmarc-reports@example.test\""},
+    {"reports.failure_address", "string", "dmarc-failures@DOMAIN",
+     "DMARC failure reports: ruf= of the _dmarc record (RFC 7489 §7.3).",
+     "\"dmarc-failures@example.test\""},
+    {"reports.tls_address", "string", "tls-reports@DOMAIN",
+     "TLS reports: rua= of the TLS-RPT record _smtp._tls (RFC 8460).",
+     "\"tls-reports@example.test\""},
 };
+
+constexpr const char* kReportAddressProblem =
+    "expected a mailbox (local@domain, nothing mailto: URIs would have to escape) or \"\"";
 
 constexpr const char* kListenProblem = "expected an IP:PORT, got \"";
 constexpr const char* kNextHopProblem = "expected smtp://HOST:PORT (or maildir:/path)";
@@ -49,7 +69,22 @@ std::string_view setting_doc(std::string_view key) {
     return {};
 }
 
+// The report addresses as up.toml names them.
+std::array<std::pair<const char*, std::string ReportAddresses::*>, 3> report_fields() {
+    return {{{"aggregate_address", &ReportAddresses::aggregate_address},
+             {"failure_address", &ReportAddresses::failure_address},
+             {"tls_address", &ReportAddresses::tls_address}}};
+}
+
 }  // namespace
+
+ReportAddresses default_report_addresses(const std::string& domain) {
+    return {"dmarc-reports@" + domain, "dmarc-failures@" + domain, "tls-reports@" + domain};
+}
+
+std::string mailto(const std::string& address) {
+    return address.empty() ? "" : "mailto:" + address;
+}
 
 const config::Schema& settings_schema() {
     static const config::Schema schema{"dkim-appliance up: STATE_DIR/up.toml", kSettingKeys};
@@ -78,6 +113,16 @@ Expected<Settings, std::string> load_settings(const std::filesystem::path& file)
             r.fail("next_hop", kNextHopProblem);
         }
         s.module = r.string("module").value_or(s.module);
+        s.reports = default_report_addresses(s.domain);
+        if (auto reports = r.table("reports")) {
+            for (const auto& [key, field] : report_fields()) {
+                s.reports.*field = reports->string(key).value_or(s.reports.*field);
+                if (!(s.reports.*field).empty() && !dns::is_report_address(s.reports.*field)) {
+                    reports->fail(key, kReportAddressProblem);
+                }
+            }
+            reports->finish();
+        }
         r.finish();
     } catch (const config::ConfigError& e) {
         return unexpected(std::string(e.what()));
@@ -88,6 +133,16 @@ Expected<Settings, std::string> load_settings(const std::filesystem::path& file)
 Expected<Settings, std::string> settle(Settings s, const SettingOverrides& given,
                                        const std::filesystem::path& maildir,
                                        std::span<const std::string_view> modules) {
+    if (given.domain && *given.domain != s.domain) {
+        // The old domain's own addresses become the new domain's; others stay as they are.
+        const ReportAddresses before = default_report_addresses(s.domain);
+        const ReportAddresses after = default_report_addresses(*given.domain);
+        for (const auto& [key, field] : report_fields()) {
+            if (s.reports.*field == before.*field) {
+                s.reports.*field = after.*field;
+            }
+        }
+    }
     for (const auto& [value, field] : {std::pair{&given.domain, &s.domain},
                                        {&given.smtp_listen, &s.smtp_listen},
                                        {&given.https_listen, &s.https_listen},
@@ -137,6 +192,14 @@ std::string settings_toml(const Settings& s) {
                                      {"module", &s.module}}) {
         file.add(setting_doc(key), toml::table{{key, *value}});
     }
+    // [reports] last (plain keys after it would belong to it), its keys' texts as its comment.
+    std::string comment(setting_doc("reports"));
+    toml::table reports;
+    for (const auto& [key, field] : report_fields()) {
+        comment += "\n" + std::string(setting_doc(std::string("reports.") + key));
+        reports.insert(key, s.reports.*field);
+    }
+    file.add(comment, toml::table{{"reports", std::move(reports)}});
     return file.text();
 }
 

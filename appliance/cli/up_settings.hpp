@@ -23,13 +23,30 @@ inline constexpr const char* kTokenLabel = "dkim";
 inline constexpr std::string_view kSoftHsmModules[] = {
     "/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"};
 
+// Where the world's receivers send reports about the domain: mailboxes (dkim-reportd takes the
+// mail to them through dkim-relayd), published as mailto: URIs; "" publishes none of that kind.
+// Unless up.toml says otherwise, mailboxes of the domain (default_report_addresses).
+struct ReportAddresses {
+    std::string aggregate_address;  // DMARC rua= (RFC 7489 §7.2): "dmarc-reports@example.test"
+    std::string failure_address;    // DMARC ruf= (RFC 7489 §7.3): "dmarc-failures@example.test"
+    std::string tls_address;        // TLS-RPT rua= (RFC 8460 §3): "tls-reports@example.test"
+    bool operator==(const ReportAddresses&) const = default;
+};
+
+// dmarc-reports@, dmarc-failures@ and tls-reports@ the domain.
+ReportAddresses default_report_addresses(const std::string& domain);
+
 struct Settings {
     std::string domain = "example.test";
     std::string smtp_listen = "127.0.0.1:2525";
     std::string https_listen = "127.0.0.1:8443";
     std::string next_hop;  // default: maildir under the state folder
     std::string module;    // default: Debian's SoftHSM2
+    ReportAddresses reports = default_report_addresses("example.test");  // [reports]
 };
+
+// "mailto:dmarc-reports@example.test", or "" for "".
+std::string mailto(const std::string& address);
 
 // The options given to `up` this time (--domain, --smtp, --https, --next-hop, --module).
 struct SettingOverrides {
@@ -43,7 +60,8 @@ const config::Schema& settings_schema();
 Expected<Settings, std::string> load_settings(const std::filesystem::path& file);
 
 // The settings to run with: `saved` with the options given now on top (a bad one named by its
-// option), then the defaults that depend on the machine: the maildir under the state folder
+// option; a new --domain takes along the report addresses that were the old domain's
+// defaults), then the defaults that depend on the machine: the maildir under the state folder
 // for the next hop, the first of `modules` that exists for the PKCS#11 module.
 Expected<Settings, std::string> settle(Settings saved, const SettingOverrides& given,
                                        const std::filesystem::path& maildir,

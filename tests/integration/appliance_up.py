@@ -173,6 +173,11 @@ def tour(folder, appliance):
     check(users.get("approver2", {}).get("roles") == "approver", "approver2 is an approver")
     check(facts["swaks"].startswith("swaks --server 127.0.0.1:%d " % smtp), "a ready-to-paste swaks command")
     check(facts["next_hop"] == "maildir:" + os.path.join(state, "maildir"), "mail goes to a maildir under the state folder")
+    printed = zone_records(facts["dns_records"])
+    check(printed.get("_dmarc.example.test") == "v=DMARC1; p=none; rua=mailto:dmarc-reports@example.test; "
+          "ruf=mailto:dmarc-failures@example.test" and
+          printed.get("_smtp._tls.example.test") == "v=TLSRPTv1; rua=mailto:tls-reports@example.test",
+          "the printed records send DMARC and TLS reports to up.toml's [reports] addresses: %s" % sorted(printed))
 
     # What it made, and who owns it.
     mode = lambda p: os.stat(os.path.join(state, p)).st_mode & 0o777  # noqa: E731
@@ -247,6 +252,15 @@ def tour(folder, appliance):
     try:
         verified = wait_for(lambda: _verify(appliance, dns_port, delivered[-1]), 10, step=0.5)
         check(verified, "dkim-appliance verify passes both signatures with the dnsmasq.conf that up wrote")
+        # dns check with the CLI defaults up wrote (the report addresses among them).
+        checked = cli(up, "dns", "check", "example.test", "--outbound", "127.0.0.1",
+                      "--dns-server", "127.0.0.1:%d" % dns_port, "--json")
+        try:
+            findings = {f["record"]: f["status"] for f in json.loads(checked.stdout)["findings"]}
+        except ValueError:
+            findings = {"error": (checked.stdout + checked.stderr).strip()[-300:]}
+        check(findings.get("DMARC") == "OK" and findings.get("TLS-RPT") == "OK",
+              "dns check finds DMARC and TLS-RPT with up's report addresses in the dnsmasq.conf: %s" % findings)
     finally:
         dnsmasq.kill()
         dnsmasq.wait()

@@ -86,11 +86,37 @@ TEST(UpDaemonConfigTest, WebdAndTheCliDefaultsNameTheFoldersSocket) {
     EXPECT_EQ(web["self_signed"].value_or(false), true);
     EXPECT_EQ(web["state_dir"].value_or(""), std::string("/state/webd"));
     EXPECT_EQ(web["signerd_socket"].value_or(""), std::string("/state/run/signerd.sock"));
-    const std::string cli = cli_defaults_config(p);
+    const std::string cli = cli_defaults_config(demo_settings(), p);
     EXPECT_EQ(toml::parse(cli)["socket"].value_or(""), std::string("/state/run/signerd.sock"));
     EXPECT_NE(cli.find("#   dkim-appliance --config /state/dkim-appliance.toml elevation list\n"),
               std::string::npos)
         << cli;
+}
+
+// The report addresses of up.toml reach the console's DNS page and `dns records`.
+TEST(UpDaemonConfigTest, WebdAndTheCliDefaultsNameTheReportAddresses) {
+    const StatePaths p("/state");
+    Settings s = demo_settings();
+    const toml::table web = toml::parse(webd_config(s, p));
+    EXPECT_EQ(web["dns"]["outbound_addresses"][1].value_or(""), std::string("::1"));
+    EXPECT_EQ(web["dns"]["dmarc_rua"].value_or(""),
+              std::string("mailto:dmarc-reports@example.test"));
+    EXPECT_EQ(web["dns"]["dmarc_ruf"].value_or(""),
+              std::string("mailto:dmarc-failures@example.test"));
+    EXPECT_EQ(web["dns"]["tlsrpt_rua"].value_or(""),
+              std::string("mailto:tls-reports@example.test"));
+    const toml::table cli = toml::parse(cli_defaults_config(s, p));
+    EXPECT_EQ(cli["dmarc-rua"].value_or(""), std::string("mailto:dmarc-reports@example.test"));
+    EXPECT_EQ(cli["dmarc-ruf"].value_or(""), std::string("mailto:dmarc-failures@example.test"));
+    EXPECT_EQ(cli["tlsrpt-rua"].value_or(""), std::string("mailto:tls-reports@example.test"));
+
+    s.reports = {"dmarc@example.test", "", ""};
+    const toml::table fewer = toml::parse(webd_config(s, p));
+    EXPECT_TRUE(fewer["dns"]["dmarc_rua"]);
+    EXPECT_FALSE(fewer["dns"]["dmarc_ruf"]) << "\"\" publishes none";
+    EXPECT_FALSE(fewer["dns"]["tlsrpt_rua"]);
+    s.reports = {};
+    EXPECT_FALSE(toml::parse(cli_defaults_config(s, p))["dmarc-rua"]);
 }
 
 TEST(CommentedTomlTest, CommentsWrapAndPartsKeepTheirOrder) {

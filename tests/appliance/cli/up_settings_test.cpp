@@ -18,7 +18,8 @@ using test::TestFolder;
 
 bool same(const Settings& a, const Settings& b) {
     return a.domain == b.domain && a.smtp_listen == b.smtp_listen &&
-           a.https_listen == b.https_listen && a.next_hop == b.next_hop && a.module == b.module;
+           a.https_listen == b.https_listen && a.next_hop == b.next_hop && a.module == b.module &&
+           a.reports == b.reports;
 }
 
 TEST(UpSettingsTest, WithoutAFileTheDefaultsApply) {
@@ -29,6 +30,9 @@ TEST(UpSettingsTest, WithoutAFileTheDefaultsApply) {
     EXPECT_EQ(s->domain, "example.test");
     EXPECT_EQ(s->smtp_listen, "127.0.0.1:2525");
     EXPECT_EQ(s->https_listen, "127.0.0.1:8443");
+    EXPECT_EQ(s->reports.aggregate_address, "dmarc-reports@example.test");
+    EXPECT_EQ(s->reports.failure_address, "dmarc-failures@example.test");
+    EXPECT_EQ(s->reports.tls_address, "tls-reports@example.test");
 }
 
 TEST(UpSettingsTest, EveryDeclaredKeyIsRead) {
@@ -38,6 +42,37 @@ TEST(UpSettingsTest, EveryDeclaredKeyIsRead) {
     ASSERT_TRUE(s) << s.error();
     EXPECT_EQ(s->next_hop, "smtp://127.0.0.1:2526");
     EXPECT_EQ(s->module, "/usr/lib/softhsm/libsofthsm2.so");
+    EXPECT_EQ(s->reports.tls_address, "tls-reports@example.test");
+}
+
+// [reports]: mailboxes of the domain unless set; "" publishes none of that kind.
+TEST(UpSettingsTest, ReportAddressesDefaultToTheDomainsOwn) {
+    TestFolder folder;
+    auto s = load_settings(folder.write("up.toml", "domain = \"b.test\"\n"));
+    ASSERT_TRUE(s) << s.error();
+    EXPECT_EQ(s->reports, default_report_addresses("b.test"));
+    EXPECT_EQ(s->reports.aggregate_address, "dmarc-reports@b.test");
+    s = load_settings(folder.write("up.toml",
+                                   "[reports]\naggregate_address = \"agg@reports.example.net\"\n"
+                                   "failure_address = \"\"\n"));
+    ASSERT_TRUE(s) << s.error();
+    EXPECT_EQ(s->reports.aggregate_address, "agg@reports.example.net");
+    EXPECT_EQ(s->reports.failure_address, "");
+    EXPECT_EQ(s->reports.tls_address, "tls-reports@example.test");
+    EXPECT_EQ(mailto(s->reports.aggregate_address), "mailto:agg@reports.example.net");
+    EXPECT_EQ(mailto(s->reports.failure_address), "");
+
+    // A new --domain takes the old domain's own addresses along, and leaves the others.
+    const std::array<std::string_view, 1> modules{"/opt/hsm.so"};
+    Settings saved = *s;
+    saved.module = "/opt/hsm.so";
+    SettingOverrides given;
+    given.domain = "c.test";
+    const auto moved = settle(saved, given, "/m", modules);
+    ASSERT_TRUE(moved) << moved.error();
+    EXPECT_EQ(moved->reports.aggregate_address, "agg@reports.example.net");
+    EXPECT_EQ(moved->reports.failure_address, "");
+    EXPECT_EQ(moved->reports.tls_address, "tls-reports@c.test");
 }
 
 TEST(UpSettingsTest, AMisspeltKeyIsRefusedAtItsLine) {
@@ -57,6 +92,9 @@ TEST(UpSettingsTest, BadValuesInTheFileAreNamedByFileLineAndKey) {
          {std::tuple{"domain = \"a.test\"\nsmtp_listen = \"nowhere\"\n", "smtp_listen", 2},
           {"https_listen = \"127.0.0.1\"\n", "https_listen", 1},
           {"\n\nnext_hop = \"ftp://relay\"\n", "next_hop", 3},
+          {"[reports]\ntls_address = \"mailto:tls@a.test\"\n", "reports.tls_address", 2},
+          {"[reports]\n\naggregate_address = \"a,b@a.test\"\n", "reports.aggregate_address", 3},
+          {"[reports]\nfailure_address = \"nobody\"\n", "reports.failure_address", 2},
           {"domain = 42\n", "domain", 1}}) {
         const auto file = folder.write("up.toml", text);
         const auto s = load_settings(file);
@@ -121,12 +159,24 @@ TEST(UpSettingsTest, TheSavedFileReadsBackWithTheDeclarationsAsComments) {
     EXPECT_TRUE(same(*back, s)) << text;
     EXPECT_EQ(text.rfind("# dkim-appliance up: the settings of this state folder.", 0), 0U) << text;
     for (const config::KeyDoc& k : settings_schema().keys) {
-        // Each key follows the first words of its declaration's text.
+        // Each key (a table's keys: the table) follows the first words of its declaration's
+        // text.
         const std::string words(k.doc.substr(0, 30));
         const auto comment = text.find("# " + words);
         ASSERT_NE(comment, std::string::npos) << words << "\n" << text;
-        EXPECT_LT(comment, text.find("\n" + std::string(k.path) + " = ")) << text;
+        const std::string path(k.path);
+        const auto dot = path.find('.');
+        const auto key = k.type == "table" ? text.find("\n[" + path + "]\n")
+                         : dot == std::string::npos
+                             ? text.find("\n" + path + " = ")
+                             : text.find("\n[" + path.substr(0, dot) + "]\n");
+        ASSERT_NE(key, std::string::npos) << path << "\n" << text;
+        EXPECT_LT(comment, key) << text;
     }
+    s.reports = {"agg@reports.example.net", "", "tls@example.net"};
+    const auto reports = load_settings(folder.write("up.toml", settings_toml(s)));
+    ASSERT_TRUE(reports) << reports.error();
+    EXPECT_EQ(reports->reports, s.reports) << "\"\" is saved, and read back, as \"\"";
 }
 
 }  // namespace
