@@ -13,11 +13,14 @@ Started by ctest (labels "dns;hsm;signerd"), one group per run:
             the new selector (dkimpy verifies it), the retired selector no longer signs, the
             audit chain verifies
   dnscheck  `dns check` on a correct domain, and on missing, mismatched, malformed, duplicated
-            and over-limit records (exit status and the fix it names); `dns records` merges
-            SPF with the published record
+            and over-limit records (exit status and the fix it names); the report records
+            (DMARC rua=/ruf=, TLS-RPT, an external report domain's authorization) missing and
+            published; `dns records` merges SPF with the published record and prints the report
+            records (zone lines, --json, --dnsmasq)
   apply     apply's plan and its execution from nothing to RSA + Ed25519 keys, waiting for the
             records to be published, then activating them; a second apply changes nothing
-            (same keys, no new audit records); --dry-run changes nothing
+            (same keys, no new audit records); --dry-run changes nothing; the DNS policy (the
+            DMARC stage, tlsrpt_rua) names the records to publish until they are
   import    keys made by Debian's opendkim-genkey, listed in a KeyTable and a SigningTable, are
             imported (refused without a key.generate grant; malformed tables name file and
             line), the test message each signs verifies with dkimpy against the published
@@ -379,6 +382,51 @@ def dnscheck(folder, cli, signerd, relayd, module):
               'rsa._domainkey.%s. IN TXT ( "v=DKIM1; k=rsa; p=' % DOMAIN in text and
               "p=quarantine; pct=25" in text,
               "dns records: DKIM, the merged SPF record and the DMARC ramp")
+
+        # Where reports go: the configured addresses in DMARC, TLS-RPT, an external report
+        # domain's authorization (RFC 7489 section 7.1) in its own zone.
+        op.dns.locals.append("--local=/reports.example.net/")
+        reporting = ("--dmarc-rua", "mailto:dmarc@" + DOMAIN, "--dmarc-ruf", "mailto:failures@reports.example.net",
+                     "--tlsrpt-rua", "mailto:tls@" + DOMAIN)
+        authorization = DOMAIN + "._report._dmarc.reports.example.net"
+        code, findings = run(base, *reporting)
+        check(code == 1 and findings["DMARC"]["status"] == "PROBLEM" and
+              "ruf=mailto:failures@reports.example.net" in findings["DMARC"]["fix"] and
+              findings["TLS-RPT"]["status"] == "PROBLEM" and
+              "_smtp._tls.%s. IN TXT" % DOMAIN in findings["TLS-RPT"]["fix"] and
+              findings["DMARC report"]["status"] == "PROBLEM" and
+              authorization + '. IN TXT ( "v=DMARC1" )' in findings["DMARC report"]["fix"],
+              "dns check: DMARC without ruf=, no TLS-RPT and no authorization are problems, each with its fix: %s" % {
+                  k: f["status"] for k, f in findings.items()})
+        reported = dict(base)
+        reported["_dmarc." + DOMAIN] = ("v=DMARC1; p=none; rua=mailto:dmarc@%s; "
+                                        "ruf=mailto:failures@reports.example.net" % DOMAIN)
+        reported["_smtp._tls." + DOMAIN] = "v=TLSRPTv1; rua=mailto:tls@" + DOMAIN
+        reported[authorization] = "v=DMARC1"
+        code, findings = run(reported, *reporting)
+        check(code == 0 and all(findings[k]["status"] == "OK" for k in ("DMARC", "TLS-RPT", "DMARC report")),
+              "dns check: the report records as configured are OK: %s" % {k: f["status"] for k, f in findings.items()})
+
+        records = op.alice("dns", "records", DOMAIN, "--outbound", "127.0.0.1", *reporting)
+        text = out(records)
+        check('_dmarc.%s. IN TXT ( "v=DMARC1; p=none; rua=mailto:dmarc@%s; ruf=mailto:failures@reports.example.net" )'
+              % (DOMAIN, DOMAIN) in text and
+              '_smtp._tls.%s. IN TXT ( "v=TLSRPTv1; rua=mailto:tls@%s" )' % (DOMAIN, DOMAIN) in text and
+              '%s. IN TXT ( "v=DMARC1" )' % authorization in text,
+              "dns records: DMARC with rua= and ruf=, TLS-RPT and the report domain's authorization")
+        listed = op.alice("dns", "records", DOMAIN, "--offline", "--json", *reporting)
+        try:
+            kinds = {r["kind"]: r["name"] for r in json.loads(listed.stdout)["records"]}
+        except ValueError:
+            kinds = {"error": out(listed)}
+        check(kinds.get("tlsrpt") == "_smtp._tls." + DOMAIN and kinds.get("dmarc-report") == authorization,
+              "dns records --json: kinds tlsrpt and dmarc-report: %s" % kinds)
+        served = op.alice("dns", "records", DOMAIN, "--offline", "--dnsmasq", *reporting)
+        check('txt-record=_smtp._tls.%s,"v=TLSRPTv1; rua=mailto:tls@%s"' % (DOMAIN, DOMAIN) in out(served) and
+              'txt-record=%s,"v=DMARC1"' % authorization in out(served),
+              "dns records --dnsmasq: the TLS-RPT record and the authorization as txt-record lines")
+        bad = op.alice("dns", "records", DOMAIN, "--offline", "--dmarc-ruf", "failures@reports.example.net")
+        check(bad.returncode == 2 and "--dmarc-ruf" in out(bad), "a report address that is no mailto: URI is a usage error")
     finally:
         op.stop()
 
@@ -451,6 +499,22 @@ def apply_group(folder, cli, signerd, relayd, module):
         op.dns.republish(op.records)
         done = op.alice("apply", "--config", config)
         check(done.returncode == 0 and "nothing to change" in out(done), "published: apply is satisfied")
+
+        # Where TLS reports go is policy too (apply.example answered by the test's DNS alone).
+        op.dns.locals.append("--local=/apply.example/")
+        op.dns.republish(op.records)
+        with open(config) as f:
+            text = f.read()
+        with open(config, "w") as f:
+            f.write('tlsrpt_rua = "mailto:tls@apply.example"\n' + text)
+        tls = op.alice("apply", "--config", config)
+        check(tls.returncode == WAITING and
+              '_smtp._tls.apply.example. IN TXT ( "v=TLSRPTv1; rua=mailto:tls@apply.example" )' in out(tls),
+              "tlsrpt_rua in the file: apply shows the TLS-RPT record to publish: %s" % out(tls).strip()[-200:])
+        op.records["_smtp._tls.apply.example"] = "v=TLSRPTv1; rua=mailto:tls@apply.example"
+        op.dns.republish(op.records)
+        done = op.alice("apply", "--config", config)
+        check(done.returncode == 0 and "nothing to change" in out(done), "TLS-RPT published: apply is satisfied")
 
         with open(config, "a") as f:
             f.write("colour = \"blue\"\n")
