@@ -209,11 +209,9 @@ struct Walk {
 }  // namespace
 
 bool read_feedback_fields(std::string_view text, FailureReport& r) {
-    bool found = false;
     for (const auto& [name, value] : fields(text)) {
         if (name == "feedback-type") {
             r.feedback_type = text::lower(value);
-            found = true;
         } else if (name == "user-agent") {
             r.user_agent = value;
         } else if (name == "version") {
@@ -236,7 +234,6 @@ bool read_feedback_fields(std::string_view text, FailureReport& r) {
             r.reported_uri = value;
         } else if (name == "auth-failure") {
             r.auth_failure = text::lower(value);
-            found = true;
         } else if (name == "authentication-results") {
             r.authentication_results = value;
         } else if (name == "delivery-result") {
@@ -261,7 +258,7 @@ bool read_feedback_fields(std::string_view text, FailureReport& r) {
             g_date_time_unref(date);
         }
     }
-    return found;
+    return !r.feedback_type.empty() || !r.auth_failure.empty();
 }
 
 Expected<MailContent, std::string> walk(std::string_view message, const Limits& limits) {
