@@ -255,6 +255,17 @@ TEST(AggregateTest, MissingOrBadFieldsAreNamed) {
     expect_refused(backwards, "begins after it ends");
 
     expect_refused("<?xml version=\"1.0\"?><html><body/></html>", "root element is <html>");
+
+    // Found by the comparison with Mail::DMARC (tests/reports/compare_with_oracles.py).
+    std::string no_count = aggregate_xml(1);
+    no_count.replace(no_count.find("<count>1</count>"), 16, "");
+    expect_refused(no_count, "record 1: <count> is missing");
+    std::string two_counts = aggregate_xml(1);
+    two_counts.replace(two_counts.find("<count>1</count>"), 16, "<count>7</count><count>2</count>");
+    expect_refused(two_counts, "more than one <count>");
+    std::string no_result = aggregate_xml(1);
+    no_result.replace(no_result.find("<result>pass</result></dkim>"), 21, "");
+    expect_refused(no_result, "without its <result>");
 }
 
 TEST(AggregateTest, ABrokenReportAfterSomeRecordsIsAbandonedWhole) {

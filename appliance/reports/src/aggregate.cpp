@@ -179,6 +179,7 @@ class AggregateReader {
                 return;
             }
             record_ = AggregateRecord{};
+            have_count_ = false;
         } else if (in_record() && name == "reason" && parent() == "policy_evaluated") {
             record_.reasons.emplace_back();
         } else if (in_record() && parent() == "auth_results") {
@@ -289,6 +290,11 @@ class AggregateReader {
             if (name == "source_ip") {
                 r.source_ip = value;
             } else if (name == "count") {
+                if (have_count_) {
+                    fail("record " + std::to_string(records_) + ": more than one <count>");
+                    return;
+                }
+                have_count_ = true;
                 const auto count = unsigned_value(value, kMaxCount);
                 if (!count) {
                     fail("record " + std::to_string(records_) + ": <count> '" +
@@ -349,6 +355,16 @@ class AggregateReader {
             return;
         }
         const std::string where = "record " + std::to_string(records_);
+        if (!have_count_) {
+            fail(where + ": <count> is missing");
+            return;
+        }
+        const auto no_result = [](const auto& r) { return r.result.empty(); };
+        if (std::any_of(record_.dkim.begin(), record_.dkim.end(), no_result) ||
+            std::any_of(record_.spf.begin(), record_.spf.end(), no_result)) {
+            fail(where + ": a <dkim> or <spf> result without its <result>");
+            return;
+        }
         const auto ip = net::IpAddress::parse(record_.source_ip);
         if (!ip) {
             fail(where + ": <source_ip> '" + text::printable(record_.source_ip) +
@@ -406,6 +422,7 @@ class AggregateReader {
     bool have_begin_ = false;
     bool have_end_ = false;
     bool header_sent_ = false;
+    bool have_count_ = false;
     bool wrapped_ = false;        // inside an <xs:schema> wrapper
     bool feedback_done_ = false;  // </feedback> was read
 };

@@ -1,7 +1,9 @@
 #pragma once
 // What a DMARC aggregate report, a DMARC failure report and an SMTP TLS report hold, as the
-// parsers hand them on: text fields as the reporter wrote them (trimmed; result keywords in
-// lower case), times as Unix seconds. No lookups, no storage.
+// parsers hand them on: text fields as the reporter wrote them, trimmed; result keywords,
+// domain names and selectors in lower case (DNS names compare without case); times as Unix
+// seconds. An empty <org_name> is the <email>'s domain (reports are told apart by reporter and
+// report id). No lookups, no storage.
 //
 // STANDARDS: RFC 7489 Appendix C and RFC 9990 (aggregate reports, with or without the
 // urn:ietf:params:xml:ns:dmarc-2.0 namespace), RFC 6591 and RFC 5965 (failure reports in the
