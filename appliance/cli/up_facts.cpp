@@ -21,6 +21,10 @@ std::string url_host(const std::string& host) {
     return host.find(':') != std::string::npos ? "[" + host + "]" : host;
 }
 
+std::string or_none(const std::string& address) {
+    return address.empty() ? "(none)" : address;
+}
+
 }  // namespace
 
 // The users as the JSON facts name their fields.
@@ -63,6 +67,7 @@ Facts gather_facts(const Settings& s, const StatePaths& p, std::vector<DemoUser>
     f.log_folder = (p.log / "").string();
     f.users = std::move(users);
     f.dns_records = std::move(dns_records);
+    f.reports = s.reports;
     f.swaks = swaks_command(s);
     for (const char* daemon : {"dkim-signerd", "dkim-relayd", "dkim-webd"}) {
         f.logs.emplace_back(daemon, p.daemon_log(daemon).string());
@@ -82,8 +87,14 @@ std::string facts_json(const Facts& f) {
                 cereal::make_nvp("signerd_socket", f.signerd_socket),
                 cereal::make_nvp("cli_config", f.cli_config),
                 cereal::make_nvp("dnsmasq_conf", f.dnsmasq_conf),
-                cereal::make_nvp("users", f.users), cereal::make_nvp("dns_records", f.dns_records),
-                cereal::make_nvp("swaks", f.swaks));
+                cereal::make_nvp("users", f.users), cereal::make_nvp("dns_records", f.dns_records));
+        archive.setNextName("reports");
+        archive.startNode();
+        archive(cereal::make_nvp("aggregate_address", f.reports.aggregate_address),
+                cereal::make_nvp("failure_address", f.reports.failure_address),
+                cereal::make_nvp("tls_address", f.reports.tls_address));
+        archive.finishNode();
+        archive(cereal::make_nvp("swaks", f.swaks));
         archive.setNextName("logs");
         archive.startNode();
         for (const auto& [daemon, log] : f.logs) {
@@ -120,6 +131,9 @@ std::string facts_text(const Facts& f) {
         o << "  " << r << "\n";
     }
     o << "  (for a DNS server of your own on 127.0.0.1: " << f.dnsmasq_conf << ")\n"
+      << "Reports (up.toml [reports]): DMARC aggregate " << or_none(f.reports.aggregate_address)
+      << ", DMARC failure " << or_none(f.reports.failure_address) << ", TLS "
+      << or_none(f.reports.tls_address) << "\n"
       << "\nSubmit a test message (signing waits for an approved grant: the relay answers\n"
       << "451 and files a request; approve it in the console as approver, then send "
          "again;\na key's retirement needs approver and approver2):\n  "

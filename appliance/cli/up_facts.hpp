@@ -1,7 +1,8 @@
 #pragma once
 // What `up` prints once the appliance runs: the console URL and its certificate's
-// fingerprint, the users and their credentials, the SMTP port, the DNS records, a swaks
-// command; as text for a person, or (--json) as one JSON object on one line for a script.
+// fingerprint, the users and their credentials, the SMTP port, the DNS records and the report
+// addresses they name, a swaks command; as text for a person, or (--json) as one JSON object on
+// one line for a script.
 
 #include <string>
 #include <vector>
@@ -27,6 +28,7 @@ struct Facts {
     std::string log_folder;
     std::vector<DemoUser> users;
     std::vector<std::string> dns_records;  // zone-file lines
+    ReportAddresses reports;               // where the records send reports ("" for none)
     std::string swaks;
     std::vector<std::pair<std::string, std::string>> logs;  // daemon -> its log
 };

@@ -178,6 +178,10 @@ def tour(folder, appliance):
           "ruf=mailto:dmarc-failures@example.test" and
           printed.get("_smtp._tls.example.test") == "v=TLSRPTv1; rua=mailto:tls-reports@example.test",
           "the printed records send DMARC and TLS reports to up.toml's [reports] addresses: %s" % sorted(printed))
+    check(facts.get("reports") == {"aggregate_address": "dmarc-reports@example.test",
+                                   "failure_address": "dmarc-failures@example.test",
+                                   "tls_address": "tls-reports@example.test"},
+          "the facts name the report addresses: %s" % facts.get("reports"))
 
     # What it made, and who owns it.
     mode = lambda p: os.stat(os.path.join(state, p)).st_mode & 0o777  # noqa: E731

@@ -28,6 +28,7 @@ Facts sample_facts() {
         {"admin", "admin,requester,auditor", "pass\"word\n", "SEED", "otpauth://x?secret=SEED"},
         {"approver", "approver", "p2", "SEED2", "otpauth://y"}};
     f.dns_records = {"rsa2048._domainkey.example.test. IN TXT ( \"v=DKIM1; k=rsa; p=A\" )"};
+    f.reports = {"dmarc-reports@example.test", "", "tls-reports@example.test"};
     f.swaks = swaks_command(Settings{});
     f.logs = {{"dkim-signerd", "/state/log/dkim-signerd.log"},
               {"dkim-relayd", "/state/log/dkim-relayd.log"},
@@ -61,6 +62,10 @@ TEST(UpFactsTest, JsonIsOneObjectOnOneLineWithEveryFact) {
     ASSERT_TRUE(d["dns_records"].IsArray());
     EXPECT_STREQ(d["dns_records"][0].GetString(),
                  "rsa2048._domainkey.example.test. IN TXT ( \"v=DKIM1; k=rsa; p=A\" )");
+    ASSERT_TRUE(d["reports"].IsObject());
+    EXPECT_STREQ(d["reports"]["aggregate_address"].GetString(), "dmarc-reports@example.test");
+    EXPECT_STREQ(d["reports"]["failure_address"].GetString(), "") << "none";
+    EXPECT_STREQ(d["reports"]["tls_address"].GetString(), "tls-reports@example.test");
     ASSERT_TRUE(d["logs"].IsObject());
     EXPECT_STREQ(d["logs"]["dkim-relayd"].GetString(), "/state/log/dkim-relayd.log");
     EXPECT_EQ(d["logs"].MemberCount(), 3U);
@@ -80,7 +85,9 @@ TEST(UpFactsTest, TheTextNamesTheConsoleUsersRecordsAndSwaks) {
           "  Logs       /state/log/{dkim-signerd,dkim-relayd,dkim-webd}.log\n",
           "DNS records to publish for example.test:\n"
           "  rsa2048._domainkey.example.test. IN TXT ( \"v=DKIM1; k=rsa; p=A\" )\n"
-          "  (for a DNS server of your own on 127.0.0.1: /state/dns/dnsmasq.conf)\n",
+          "  (for a DNS server of your own on 127.0.0.1: /state/dns/dnsmasq.conf)\n"
+          "Reports (up.toml [reports]): DMARC aggregate dmarc-reports@example.test, DMARC "
+          "failure (none), TLS tls-reports@example.test\n",
           "  swaks --server 127.0.0.1:2525 --from demo@example.test"}) {
         EXPECT_NE(text.find(line), std::string::npos) << line << "\n---\n" << text;
     }
