@@ -27,6 +27,7 @@ std::string_view to_string(PeerKind kind) noexcept {
         case PeerKind::relay: return "relay";
         case PeerKind::web: return "web";
         case PeerKind::admin: return "admin";
+        case PeerKind::reports: return "reports";
     }
     return "?";
 }
@@ -116,6 +117,11 @@ constexpr config::KeyDoc kKeys[] = {
      "[\"daemon\"]"},
     {"peers.admin", "strings", "[]", "Operator users of the CLI: manage users without credentials.",
      "[\"root\"]"},
+    {"peers.reports", "strings", "[]",
+     "Report users (dkim-reportd): may read the signing summary (signatures and refusals per "
+     "domain, selector and hour, sign grants' intervals), signing keys, public keys and status, "
+     "and nothing else.",
+     "[\"bin\"]"},
     {"audit", "table", "", "The audit log."},
     {"audit.checkpoint_interval", "duration", "5m",
      "While the token is logged in, a checkpoint (the chain's head signed with the audit key, "
@@ -289,7 +295,8 @@ Expected<Config, std::string> load_config(const std::string& file) {
                    "a [pin] table is required (source = \"file\", \"credential\" or \"approver\")");
         }
         if (auto peers = r.table("peers")) {
-            for (PeerKind kind : {PeerKind::relay, PeerKind::web, PeerKind::admin}) {
+            for (PeerKind kind :
+                 {PeerKind::relay, PeerKind::web, PeerKind::admin, PeerKind::reports}) {
                 const std::string key(to_string(kind));
                 for (const std::string& who :
                      peers->strings(key).value_or(std::vector<std::string>{})) {

@@ -17,6 +17,8 @@
 //   relay = ["dkim-relay"]   # may sign; the user name is the service identity (client)
 //   web = ["dkim-web"]       # may forward operator requests with their credentials
 //   admin = ["root"]         # the operator CLI: user management without credentials
+//   reports = ["dkim-report"]  # dkim-reportd: reads the signing summary, signing keys, public
+//                              # keys and status only (counts and grant intervals, no secrets)
 //   [audit]
 //   checkpoint_interval = "5m"                  # signed checkpoints while logged in: every 5m
 //   checkpoint_records = 10000                   # or every 10000 records, whichever first
@@ -49,7 +51,9 @@ namespace dkim::signerd {
 enum class PinSourceKind : std::uint8_t { file, credential, approver };
 std::string_view to_string(PinSourceKind kind) noexcept;
 
-enum class PeerKind : std::uint8_t { relay, web, admin };
+// relay: signs; web: forwards operators' credentials; admin: the operator CLI; reports:
+// dkim-reportd, which reads the signing summary (and keys and status) and nothing else.
+enum class PeerKind : std::uint8_t { relay, web, admin, reports };
 std::string_view to_string(PeerKind kind) noexcept;
 
 struct PeerIdentity {

@@ -8,6 +8,7 @@
 //   elevation_handlers elevation requests, decisions, grants and their revocation
 //   key_handlers       the DKIM keys' lifecycle and the selectors a relay signs with
 //   audit_handlers     reading and verifying the audit log
+//   summary_handlers   the signing summary for dkim-reportd (counts per hour, grant intervals)
 //
 // The Service (service.hpp) authenticates, dispatches to them and wipes the secrets.
 

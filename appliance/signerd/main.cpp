@@ -11,9 +11,11 @@
 // peer, and its role limits what it may ask (the relay only signs, and only header blocks that
 // fit the signing profile, inside an active grant; the web peer passes operators' credentials,
 // which signerd verifies itself, and never manages users or TOTP enrolments; root's CLI is the
-// admin peer). The token is logged in only while a grant is active; the PIN is read from a
-// 0600 file or a systemd credential at each login and held (to restore lost sessions) only until
-// the logout, or comes with the approval that activates a grant and is wiped after C_Login.
+// admin peer; dkim-reportd, the reports peer, reads the signing summary, signing keys, public
+// keys and status and nothing else). The token is logged in only while a grant is active; the
+// PIN is read from a 0600 file or a systemd credential at each login and held (to restore lost
+// sessions) only until the logout, or comes with the approval that activates a grant and is
+// wiped after C_Login.
 // No signature leaves before its audit record is durable: when the log cannot be written,
 // signerd fails closed. On the appliance it runs as dkim-signer with no network at all
 // (PrivateNetwork=yes, AF_UNIX only); secrets in requests are wiped once handled and never

@@ -47,7 +47,8 @@ Service::Service(jit::Journal& journal, jit::Authority& authority, jit::Director
       identities_(authority, directory),
       elevations_(authority, directory, lifecycle_, options.pin_source),
       keys_(journal, authority, keys, gate, lifecycle_),
-      audit_(journal, gate, options.checkpoint_interval, options.checkpoint_records) {}
+      audit_(journal, gate, options.checkpoint_interval, options.checkpoint_records),
+      summary_(journal, authority, signing_.profile().max_lifetime) {}
 
 Metrics::Gauges Service::gauges() const {
     const auto now = clock_.now();
@@ -91,8 +92,24 @@ constexpr bool admin_peer_only() {
            std::is_same_v<T, ipc::TotpEnrol>;
 }
 
+// What the reports peer (dkim-reportd) may ask: read-only, and nothing but counts, grant
+// intervals, selectors, public keys and status. It parses untrusted reports: whatever it is made
+// to send, everything else is refused for the peer.
+template <class T>
+constexpr bool reports_peer_may() {
+    return std::is_same_v<T, ipc::SigningSummaryRequest> ||
+           std::is_same_v<T, ipc::SigningKeysRequest> || std::is_same_v<T, ipc::PublicKeyRequest> ||
+           std::is_same_v<T, ipc::StatusRequest>;
+}
+
 template <class T>
 ipc::Reply Service::dispatch(const Peer& peer, T& request) {
+    if (peer.kind == PeerKind::reports && !reports_peer_may<T>()) {
+        metrics_.refusal(Metrics::Refusal::peer);
+        return error_reply(ipc::ErrorCode::forbidden,
+                           "the reports peer may only read the signing summary, signing keys, "
+                           "public keys and status");
+    }
     if constexpr (std::is_same_v<T, ipc::SignRequest>) {
         if (peer.kind != PeerKind::relay) {
             metrics_.refusal(Metrics::Refusal::peer);
@@ -106,6 +123,15 @@ ipc::Reply Service::dispatch(const Peer& peer, T& request) {
         return keys_.signing_keys(request);
     } else if constexpr (std::is_same_v<T, ipc::StatusRequest>) {
         return status();
+    } else if constexpr (std::is_same_v<T, ipc::SigningSummaryRequest>) {
+        // The peer's uid is the credential: dkim-reportd, or the operator CLI.
+        if (peer.kind != PeerKind::reports && peer.kind != PeerKind::admin) {
+            metrics_.refusal(Metrics::Refusal::peer);
+            return error_reply(ipc::ErrorCode::forbidden,
+                               "only the reports peer (dkim-reportd) and the admin peer may read "
+                               "the signing summary");
+        }
+        return summary_.signing_summary(request);
     } else {
         if (peer.kind == PeerKind::relay) {
             metrics_.refusal(Metrics::Refusal::peer);

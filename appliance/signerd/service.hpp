@@ -23,6 +23,7 @@
 #include "key_handlers.hpp"
 #include "metrics.hpp"
 #include "signing_handlers.hpp"
+#include "summary_handlers.hpp"
 #include "token_gate.hpp"
 #include "token_lifecycle.hpp"
 
@@ -90,6 +91,7 @@ class Service {
     ElevationHandlers elevations_;
     KeyHandlers keys_;
     AuditHandlers audit_;
+    SummaryHandlers summary_;
 };
 
 }  // namespace dkim::signerd

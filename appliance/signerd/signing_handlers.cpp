@@ -28,11 +28,17 @@ ipc::Reply SigningHandlers::public_key(const ipc::PublicKeyRequest& request) {
 ipc::Reply SigningHandlers::sign(const Peer& peer, const ipc::SignRequest& request, TimePoint now) {
     const std::string& client = peer.name;
     const std::string claimed = "sign " + request.domain + "/" + request.selector;
+    // Set once the request's key is one signerd knows (its lifecycle record, or the token holds
+    // it): the signing summary counts the refusals from there on under that key. What is refused
+    // before (an unknown algorithm, bad names or SMTP client, an empty or oversized block, the
+    // audit key) is on the audit log only: it names no key for sure, and a relay could
+    // otherwise fill the summary with names of its choosing.
+    std::optional<jit::CountedKey> counted;
     auto refuse = [&](Metrics::Refusal reason, ipc::ErrorCode code, const std::string& message,
                       const std::string& rule = {}) -> ipc::Reply {
         metrics_.refusal(reason);
         metrics_.signature(Metrics::SignOutcome::refused);
-        if (auto recorded = authority_.record_sign_refusal(client, claimed, message, now);
+        if (auto recorded = authority_.record_sign_refusal(client, claimed, message, counted, now);
             !recorded) {
             metrics_.signature(Metrics::SignOutcome::unavailable);
             return error_reply(ipc::ErrorCode::unavailable,
@@ -78,6 +84,7 @@ ipc::Reply SigningHandlers::sign(const Peer& peer, const ipc::SignRequest& reque
     // does not hold is refused here, before a request could be filed for it.
     std::string kind;
     if (const auto key = keys_.find(domain, selector)) {
+        counted = jit::CountedKey{domain, selector};
         if (!key->signs()) {
             return refuse(Metrics::Refusal::mismatch, ipc::ErrorCode::forbidden,
                           "the key " + key->label() + " is " +
@@ -97,6 +104,7 @@ ipc::Reply SigningHandlers::sign(const Peer& peer, const ipc::SignRequest& reque
                                "the token cannot be read: " + public_half.error().message);
         }
         kind = public_half->key_type;
+        counted = jit::CountedKey{domain, selector};
     }
     const SigningAlgorithm key_algorithm =
         kind == "ed25519" ? SigningAlgorithm::ed25519_sha256 : SigningAlgorithm::rsa_sha256;
@@ -139,7 +147,8 @@ ipc::Reply SigningHandlers::sign(const Peer& peer, const ipc::SignRequest& reque
         (void)lifecycle_.reconcile(now);
     }
     std::string detail =
-        "a=" + request.algorithm + "; t=" + std::to_string(parsed.timestamp.value_or(0)) +
+        "d=" + domain + "; s=" + selector + "; a=" + request.algorithm +
+        "; t=" + std::to_string(parsed.timestamp.value_or(0)) +
         "; x=" + std::to_string(parsed.expiration.value_or(0)) +
         "; sha256(header block)=" + jit::to_hex(crypto::Sha256::hash(request.data));
     if (!request.smtp_client.empty()) {
@@ -152,7 +161,10 @@ ipc::Reply SigningHandlers::sign(const Peer& peer, const ipc::SignRequest& reque
     auto durable = record->wait();
     if (!signature) {
         const std::string why = signature.error().message;
-        (void)authority_.record_signature(*permit, client, "failed", detail + "; " + why, now);
+        // Takes back the signature the "issued" record counted, if that record is durable.
+        (void)authority_.record_signature(
+            *permit, client, "failed", detail + "; " + why, now,
+            durable ? std::optional<TimePoint>(record->records().front().time) : std::nullopt);
         metrics_.refusal(Metrics::Refusal::token);
         metrics_.signature(Metrics::SignOutcome::failed);
         return error_reply(ipc::ErrorCode::unavailable, "the token could not sign: " + why);

@@ -2,8 +2,9 @@
 // The relay's requests: a signature over a header block, and a key's public half. signerd signs
 // only what it can check: the block must fit the signing profile (dkim/dkim/signing_profile.hpp)
 // and its d=/s= must fall inside an active grant for that relay, within its budget; every
-// signature and every refusal is on the audit log, and a signature leaves only once its record
-// is durable.
+// signature and every refusal is on the audit log (and counted in the signing summary, in the
+// same commit, once the request names a key signerd knows), and a signature leaves only once its
+// record is durable.
 
 #include <cstddef>
 
@@ -36,6 +37,7 @@ class SigningHandlers {
     ipc::Reply sign(const Peer& peer, const ipc::SignRequest& request, TimePoint now);
     // Readable without a login, by any peer.
     ipc::Reply public_key(const ipc::PublicKeyRequest& request);
+    const SigningProfile& profile() const { return profile_; }
 
   private:
     jit::Authority& authority_;

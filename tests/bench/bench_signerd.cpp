@@ -6,6 +6,7 @@
 // The breakdown, in the same run: gate/ (the token gate alone), service/ (the whole sign path
 // with the durable audit write, without the socket), roundtrip/ (a status request on the
 // socket) and floor/ (a bare socketpair ping-pong: what any process boundary costs here).
+// summary/: dkim-reportd's read of the signing summary (issue 21), on a year of 50 domains.
 //
 // The daemon side is the real one (Server, Service, Authority, Journal, HsmTokenGate) in this
 // process, listening on a Unix socket in a temporary folder; each client thread keeps one
@@ -24,6 +25,7 @@
 #include "dkim/jit/store.hpp"
 #include "server.hpp"
 #include "service.hpp"
+#include "summary_handlers.hpp"
 #include "token_gate.hpp"
 
 namespace {
@@ -276,6 +278,85 @@ void BM_Profile(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations());
 }
 
+// The signing summary (issue 21): what dkim-reportd's request costs signerd (the store's read,
+// the grants, the reply's size check), on a store holding a year of hours for 50 domains, one
+// selector each signing every hour and a second one for 30 days of a rotation (474,000 rows).
+// summary/domain_year: one domain's year (9,480 hours); summary/all_day: every domain's day;
+// summary/all_year: every domain's year, refused once 10,000 rows are read.
+struct SummaryStore {
+    static constexpr std::int64_t kYearStart = 1'767'225'600;  // 2026-01-01T00:00:00Z
+    std::filesystem::path dir;
+    std::unique_ptr<jit::Store> store;
+    std::unique_ptr<jit::Journal> journal;
+    std::unique_ptr<jit::Authority> authority;
+    std::unique_ptr<signerd::SummaryHandlers> handlers;
+
+    SummaryStore() {
+        std::string pattern =
+            (std::filesystem::temp_directory_path() / "dkim-bench-summary-XXXXXX").string();
+        dir = ::mkdtemp(pattern.data());
+        store = std::move(*jit::open_sqlite_store(dir / "signerd.db"));
+        std::vector<jit::Mutation> batch;
+        const std::vector<jit::AuditRecord> none;
+        for (int d = 0; d < 50; ++d) {
+            const std::string domain = "domain" + std::to_string(d) + ".example";
+            for (std::int64_t hour = 0; hour < 8760; ++hour) {
+                const std::int64_t at = kYearStart + hour * 3600;
+                batch.emplace_back(jit::SigningTally{domain, "s2026-01", at, 120 + hour % 7, 0});
+                if (hour >= 4000 && hour < 4720) {
+                    batch.emplace_back(jit::SigningTally{domain, "s2026-06", at, 3, hour % 2});
+                }
+            }
+            if (!store->commit(batch, none)) {
+                throw std::runtime_error("cannot fill the summary store");
+            }
+            batch.clear();
+        }
+        auto state = store->load();
+        journal = std::make_unique<jit::Journal>(*store, state->audit_seq, state->audit_head);
+        authority = std::make_unique<jit::Authority>(*journal, jit::Policy::defaults(), *state);
+        handlers = std::make_unique<signerd::SummaryHandlers>(*journal, *authority,
+                                                              std::chrono::hours(24 * 7));
+    }
+    ~SummaryStore() {
+        handlers.reset();
+        authority.reset();
+        journal.reset();
+        store.reset();
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+    }
+    SummaryStore(const SummaryStore&) = delete;
+    SummaryStore& operator=(const SummaryStore&) = delete;
+};
+
+template <int Kind>
+void BM_Summary(benchmark::State& state) {
+    static SummaryStore summary;
+    constexpr std::int64_t kYear = std::int64_t{365} * 86400;
+    const ipc::SigningSummaryRequest request =
+        Kind == 0   ? ipc::SigningSummaryRequest{SummaryStore::kYearStart,
+                                               SummaryStore::kYearStart + kYear, "domain17.example"}
+        : Kind == 1 ? ipc::SigningSummaryRequest{SummaryStore::kYearStart + 180 * 86400,
+                                                 SummaryStore::kYearStart + 181 * 86400, ""}
+                    : ipc::SigningSummaryRequest{SummaryStore::kYearStart,
+                                                 SummaryStore::kYearStart + kYear, ""};
+    std::size_t rows = 0;
+    for (auto _ : state) {
+        const ipc::Reply reply = summary.handlers->signing_summary(request);
+        if (const auto* ok = std::get_if<ipc::SigningSummaryReply>(&reply)) {
+            rows = ok->hours.size();
+        } else if (Kind != 2) {
+            state.SkipWithError(std::get<ipc::ErrorReply>(reply).message.c_str());
+            break;
+        }
+    }
+    state.counters["rows"] = static_cast<double>(rows);
+}
+
+BENCHMARK_TEMPLATE(BM_Summary, 0)->Name("summary/domain_year")->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_Summary, 1)->Name("summary/all_day")->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_Summary, 2)->Name("summary/all_year")->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Floor)->Name("floor/socketpair")->UseRealTime();
 BENCHMARK(BM_Profile)->Name("profile/check");
 BENCHMARK(BM_RoundTrip)->Name("roundtrip/status")->Threads(1)->UseRealTime();

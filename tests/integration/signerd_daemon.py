@@ -66,7 +66,7 @@ class Appliance:
     """A token with keys, a signerd configuration, the daemon, and the CLI around it."""
 
     def __init__(self, folder, cli, signerd, module, webhook_url=None, pin_source="file", web_peer=None,
-                 webhook_outbox=None):
+                 webhook_outbox=None, reports_peer=None):
         self.folder, self.cli_path, self.signerd, self.module = folder, cli, signerd, module
         os.chmod(folder, 0o755)  # nobody must reach the socket inside
         self.env = dict(os.environ, SOFTHSM2_CONF=os.path.join(folder, "softhsm2.conf"))
@@ -92,6 +92,7 @@ class Appliance:
             {"file": 'file = "%s"' % self.pin, "credential": "", "approver": ""}[pin_source],
             "[peers]", 'admin = ["root"]', 'relay = ["nobody"]',
             'web = ["%s"]' % web_peer if web_peer else "",
+            'reports = ["%s"]' % reports_peer if reports_peer else "",
             "[metrics]", 'listen = "127.0.0.1:0"',
             "[audit]", 'checkpoint_interval = "2s"',
         ]

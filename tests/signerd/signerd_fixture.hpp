@@ -158,6 +158,7 @@ class SignerdHarness {
     const signerd::Peer relay_peer{signerd::PeerKind::relay, "relay", 1001};
     const signerd::Peer web_peer{signerd::PeerKind::web, "web", 1002};
     const signerd::Peer admin_peer{signerd::PeerKind::admin, "root", 0};
+    const signerd::Peer reports_peer{signerd::PeerKind::reports, "dkim-report", 1003};
 
   private:
     signerd::TokenGate& gate_;

@@ -37,6 +37,11 @@ class FailingStore final : public jit::Store {
     Expected<std::vector<jit::Checkpoint>, std::string> checkpoints() override {
         return inner_->checkpoints();
     }
+    Expected<jit::SigningHours, std::string> signing_hours(std::int64_t from, std::int64_t until,
+                                                           const std::string& domain,
+                                                           std::size_t limit) override {
+        return inner_->signing_hours(from, until, domain, limit);
+    }
     std::atomic<bool> failing{false};
     std::atomic<int> commits{0};
 

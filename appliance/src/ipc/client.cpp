@@ -128,7 +128,8 @@ Expected<Reply, std::string> SignerClient::call(const Request& request) {
             if (!fresh && payload.error().kind == FrameError::Kind::closed &&
                 payload.error().message == "connection closed" &&
                 (std::holds_alternative<StatusRequest>(request) ||
-                 std::holds_alternative<PublicKeyRequest>(request))) {
+                 std::holds_alternative<PublicKeyRequest>(request) ||
+                 std::holds_alternative<SigningSummaryRequest>(request))) {
                 continue;  // only reads are safe to send again
             }
             return unexpected("no reply from dkim-signerd: " + payload.error().message);
@@ -143,6 +144,22 @@ Expected<Reply, std::string> SignerClient::call(const Request& request) {
         return std::move(*reply);
     }
     return unexpected(std::string("dkim-signerd closed the connection"));
+}
+
+Expected<SigningSummaryReply, ErrorReply> signing_summary(SignerClient& client, std::int64_t from,
+                                                          std::int64_t until,
+                                                          const std::string& domain) {
+    auto reply = client.call(SigningSummaryRequest{from, until, domain});
+    if (!reply) {
+        return unexpected(ErrorReply{ErrorCode::unavailable, reply.error(), 0, {}});
+    }
+    if (auto* summary = std::get_if<SigningSummaryReply>(&*reply)) {
+        return std::move(*summary);
+    }
+    if (auto* error = std::get_if<ErrorReply>(&*reply)) {
+        return unexpected(std::move(*error));
+    }
+    return unexpected(ErrorReply{ErrorCode::protocol, "unexpected reply from dkim-signerd", 0, {}});
 }
 
 }  // namespace dkim::ipc

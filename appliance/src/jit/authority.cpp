@@ -326,4 +326,18 @@ std::vector<Grant> Authority::grants() const {
     return out;
 }
 
+std::vector<GrantInterval> Authority::sign_grant_intervals(const std::string& domain,
+                                                           TimePoint from, TimePoint until) const {
+    const auto state = state_.read_only_lock();
+    std::vector<GrantInterval> out;
+    for (const auto& [id, g] : state->grants) {
+        const TimePoint end = g.ends();
+        if (g.scope.operation == Operation::sign && (domain.empty() || g.scope.domain == domain) &&
+            g.starts < until && end > from) {
+            out.push_back({g.id, g.scope.domain, g.scope.selector, g.starts, end});
+        }
+    }
+    return out;
+}
+
 }  // namespace dkim::jit

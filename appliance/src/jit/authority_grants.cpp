@@ -1,6 +1,7 @@
 // The Authority's grants in use: revoking one; the check made for every signature, which files a
-// pending request (or reuses one) when no grant covers it; the records of signatures; the check
-// made for key and admin operations.
+// pending request (or reuses one) when no grant covers it; the records of signatures and refusals
+// (and their counts in the signing summary, in the same commit); the check made for key and admin
+// operations.
 
 #include <algorithm>
 
@@ -8,6 +9,35 @@
 #include "dkim/jit/authority.hpp"
 
 namespace dkim::jit {
+
+namespace {
+
+// One refused (or locked) sign request of domain/selector in the signing summary, in the hour
+// of the record it travels with.
+SigningTally refusal_tally(const std::string& domain, const std::string& selector) {
+    return SigningTally{domain, selector, std::nullopt, 0, 1};
+}
+
+// How a counted refusal's record names its key (a signature's detail names it the same way, from
+// signerd's signing handlers): so that the log itself says what the summary counted.
+std::string counted_key_detail(const std::string& domain, const std::string& selector) {
+    return "d=" + domain + "; s=" + selector;
+}
+
+// What a signature's record writes besides itself: the grant's use counter (and, for the use
+// that spent its budget, when), and the signing summary's count.
+std::vector<Mutation> signature_mutations(const SignPermit& permit, std::int64_t signatures,
+                                          std::optional<std::int64_t> hour) {
+    std::vector<Mutation> mutations{
+        GrantUses{permit.grant_id, permit.use,
+                  permit.last_use ? std::optional<TimePoint>(permit.given) : std::nullopt}};
+    if (signatures != 0) {
+        mutations.emplace_back(SigningTally{permit.domain, permit.selector, hour, signatures, 0});
+    }
+    return mutations;
+}
+
+}  // namespace
 
 Outcome<Grant> Authority::revoke(const Actor& actor, std::int64_t grant_id,
                                  const std::string& reason, TimePoint now) {
@@ -63,6 +93,13 @@ Expected<SignPermit, SignRefusal> Authority::authorize_sign(const std::string& c
     const std::string actor = "service:" + client;
     std::int64_t reuse_id = 0;
     Scope scope{Operation::sign, domain, selector, client};
+    // A locked signature's record; it names the key the signing summary counts it under.
+    const auto locked = [&](std::string reason, std::int64_t request_id) {
+        AuditRecord r =
+            record(now, actor, "sign", scope, "locked", std::move(reason), request_id, 0);
+        r.detail = counted_key_detail(domain, selector);
+        return r;
+    };
     {
         auto state = state_.lock();
         // The grant that ends first is spent first (it would be wasted otherwise).
@@ -75,8 +112,11 @@ Expected<SignPermit, SignRefusal> Authority::authorize_sign(const std::string& c
         }
         if (best != nullptr) {
             ++best->uses;
-            return SignPermit{best->id, best->uses, best->budget && best->uses >= *best->budget,
-                              best->scope};
+            const bool last_use = best->budget && best->uses >= *best->budget;
+            if (last_use) {
+                best->exhausted_at = now;
+            }
+            return SignPermit{best->id, best->uses, last_use, best->scope, domain, selector, now};
         }
         for (const auto& [id, r] : state->requests) {
             if (r.state_at(now) == RequestState::pending &&
@@ -88,8 +128,8 @@ Expected<SignPermit, SignRefusal> Authority::authorize_sign(const std::string& c
         if (reuse_id == 0 && pending_from(*state, actor, now) >= kMaxPendingPerRequester) {
             // A relay (compromised or misconfigured) cannot flood approvers with requests.
             if (auto written = journal_.write(
-                    {}, record(now, actor, "sign", scope, "locked",
-                               "no active grant; no request filed: too many pending", 0, 0));
+                    {refusal_tally(domain, selector)},
+                    locked("no active grant; no request filed: too many pending", 0));
                 !written) {
                 return unexpected(
                     SignRefusal{SignRefusal::Kind::unavailable, 0,
@@ -116,8 +156,9 @@ Expected<SignPermit, SignRefusal> Authority::authorize_sign(const std::string& c
             r.filed_by_signer = true;
             std::vector<AuditRecord> records{
                 record(now, actor, "elevation.request", scope, "ok", r.reason, r.id, 0),
-                record(now, actor, "sign", scope, "locked", "no active grant", r.id, 0)};
-            if (auto written = journal_.write({r}, records); !written) {
+                locked("no active grant", r.id)};
+            if (auto written = journal_.write({r, refusal_tally(domain, selector)}, records);
+                !written) {
                 return unexpected(
                     SignRefusal{SignRefusal::Kind::unavailable, 0,
                                 "the audit log cannot be written: " + written.error()});
@@ -135,8 +176,8 @@ Expected<SignPermit, SignRefusal> Authority::authorize_sign(const std::string& c
                                               " was filed"});
         }
     }
-    if (auto written = journal_.write(
-            {}, record(now, actor, "sign", scope, "locked", "no active grant", reuse_id, 0));
+    if (auto written =
+            journal_.write({refusal_tally(domain, selector)}, locked("no active grant", reuse_id));
         !written) {
         return unexpected(SignRefusal{SignRefusal::Kind::unavailable, 0,
                                       "the audit log cannot be written: " + written.error()});
@@ -156,22 +197,29 @@ std::shared_ptr<Journal::Ticket> Authority::begin_signature(const SignPermit& pe
     r.detail = "use " + std::to_string(permit.use) + "; " + detail;
     std::vector<AuditRecord> records;
     records.push_back(std::move(r));
-    return journal_.submit({GrantUses{permit.grant_id, permit.use}}, std::move(records));
+    return journal_.submit(signature_mutations(permit, 1, std::nullopt), std::move(records));
 }
 
 Expected<void, std::string> Authority::record_signature(const SignPermit& permit,
                                                         const std::string& client,
                                                         const std::string& outcome,
-                                                        const std::string& detail, TimePoint now) {
+                                                        const std::string& detail, TimePoint now,
+                                                        std::optional<TimePoint> issued_at) {
     AuditRecord r =
         record(now, "service:" + client, "sign", permit.scope, outcome, "", 0, permit.grant_id);
     r.detail = "use " + std::to_string(permit.use) + "; " + detail;
-    return journal_.write({GrantUses{permit.grant_id, permit.use}}, std::move(r));
+    if (outcome == "failed" && issued_at) {
+        return journal_.write(signature_mutations(permit, -1, signing_hour(*issued_at)),
+                              std::move(r));
+    }
+    return journal_.write(signature_mutations(permit, outcome == "issued" ? 1 : 0, std::nullopt),
+                          std::move(r));
 }
 
 Expected<void, std::string> Authority::record_sign_refusal(const std::string& client,
                                                            const std::string& scope,
                                                            const std::string& reason,
+                                                           const std::optional<CountedKey>& counted,
                                                            TimePoint now) {
     AuditRecord r;
     r.time = now;
@@ -180,7 +228,12 @@ Expected<void, std::string> Authority::record_sign_refusal(const std::string& cl
     r.scope = scope;
     r.outcome = "refused";
     r.reason = reason;
-    return journal_.write({}, std::move(r));
+    std::vector<Mutation> mutations;
+    if (counted) {
+        r.detail = counted_key_detail(counted->domain, counted->selector);
+        mutations.emplace_back(refusal_tally(counted->domain, counted->selector));
+    }
+    return journal_.write(std::move(mutations), std::move(r));
 }
 
 Outcome<Grant> Authority::authorize_operation(const Actor& actor, Operation op,
@@ -203,12 +256,17 @@ Outcome<Grant> Authority::authorize_operation(const Actor& actor, Operation op,
                           "no_grant");
         }
         ++best->uses;
+        if (best->budget && best->uses >= *best->budget) {
+            best->exhausted_at = now;
+        }
         used = *best;
     }
     AuditRecord r = record(now, actor.audit_name(), std::string(to_string(op)), used.scope, "ok",
                            "", used.request_id, used.id);
     r.detail = "target " + domain + "/" + selector + "; use " + std::to_string(used.uses);
-    if (auto written = journal_.write({GrantUses{used.id, used.uses}}, std::move(r)); !written) {
+    if (auto written =
+            journal_.write({GrantUses{used.id, used.uses, used.exhausted_at}}, std::move(r));
+        !written) {
         return detail::unavailable(written.error());
     }
     return used;

@@ -116,9 +116,6 @@ void Journal::run() {
         std::vector<Mutation> mutations;
         std::vector<AuditRecord> records;
         for (const auto& ticket : batch) {
-            for (Mutation& m : ticket->mutations_) {
-                mutations.push_back(std::move(m));
-            }
             if (ticket->make_) {
                 // The head this commit leaves before the checkpoint: earlier tickets of the
                 // batch are numbered already.
@@ -132,6 +129,14 @@ void Journal::run() {
                 r.hash = chain_hash(head, r);
                 head = r.hash;
                 records.push_back(r);
+            }
+            for (Mutation& m : ticket->mutations_) {
+                // A signing tally counts in the hour of its record as dated here (store.hpp).
+                if (auto* tally = std::get_if<SigningTally>(&m);
+                    tally != nullptr && !tally->hour && !ticket->records_.empty()) {
+                    tally->hour = signing_hour(ticket->records_.front().time);
+                }
+                mutations.push_back(std::move(m));
             }
         }
         const auto started = std::chrono::steady_clock::now();

@@ -109,6 +109,8 @@ class SqliteConnection {
     bool apply(const Checkpoint& c);
     bool apply(const KeyRecord& k);
     bool apply(const LoginFailures& f);
+    // Adds to the row of its key and hour (false without an hour: the journal sets it).
+    bool apply(const SigningTally& t);
     bool append(const AuditRecord& r);
 
   private:

@@ -101,10 +101,11 @@ bool SqliteConnection::apply(const Grant& g) {
     Statement* s = statement(
         "INSERT INTO grants(id, request_id, holder, operation, domain, selector, client, starts, "
         "expires, budget, uses, revoked_at, revoked_by, revoke_reason, break_glass, "
-        "end_recorded) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+        "end_recorded, exhausted_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
         "ON CONFLICT(id) DO UPDATE SET uses = MAX(uses, excluded.uses), "
         "revoked_at = excluded.revoked_at, revoked_by = excluded.revoked_by, "
-        "revoke_reason = excluded.revoke_reason, end_recorded = excluded.end_recorded");
+        "revoke_reason = excluded.revoke_reason, end_recorded = excluded.end_recorded, "
+        "exhausted_at = COALESCE(exhausted_at, excluded.exhausted_at)");
     if (s == nullptr) {
         return false;
     }
@@ -119,15 +120,40 @@ bool SqliteConnection::apply(const Grant& g) {
     }
     s->bind(g.revoked_by).bind(g.revoke_reason).bind(g.break_glass ? 1 : 0);
     s->bind(g.end_recorded ? 1 : 0);
+    if (g.exhausted_at) {
+        s->bind(to_unix_ms(*g.exhausted_at));
+    } else {
+        s->bind_null();
+    }
     return done(s);
 }
 
 bool SqliteConnection::apply(const GrantUses& g) {
-    Statement* s = statement("UPDATE grants SET uses = MAX(uses, ?) WHERE id = ?");
+    Statement* s = statement(
+        "UPDATE grants SET uses = MAX(uses, ?), exhausted_at = COALESCE(exhausted_at, ?) "
+        "WHERE id = ?");
     if (s == nullptr) {
         return false;
     }
-    s->bind(static_cast<std::int64_t>(g.uses)).bind(g.grant_id);
+    s->bind(static_cast<std::int64_t>(g.uses));
+    if (g.exhausted_at) {
+        s->bind(to_unix_ms(*g.exhausted_at));
+    } else {
+        s->bind_null();
+    }
+    s->bind(g.grant_id);
+    return done(s);
+}
+
+bool SqliteConnection::apply(const SigningTally& t) {
+    Statement* s = statement(
+        "INSERT INTO signing_hours(hour, domain, selector, signatures, refusals) "
+        "VALUES (?,?,?,?,?) ON CONFLICT(hour, domain, selector) DO UPDATE SET "
+        "signatures = signatures + excluded.signatures, refusals = refusals + excluded.refusals");
+    if (s == nullptr || !t.hour) {
+        return false;
+    }
+    s->bind(*t.hour).bind(t.domain).bind(t.selector).bind(t.signatures).bind(t.refusals);
     return done(s);
 }
 

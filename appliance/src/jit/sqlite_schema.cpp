@@ -54,6 +54,14 @@ CREATE TABLE IF NOT EXISTS checkpoints(
 CREATE TABLE IF NOT EXISTS login_failures(
   user TEXT PRIMARY KEY, version INTEGER NOT NULL, count INTEGER NOT NULL, first INTEGER NOT NULL,
   locked_until INTEGER NOT NULL);
+-- The signing summary (store.hpp, SigningTally): written in the commits of the audit records it
+-- counts. By hour first: a range of every domain reads in key order and stops at its limit; by
+-- domain and hour for one domain.
+CREATE TABLE IF NOT EXISTS signing_hours(
+  hour INTEGER NOT NULL, domain TEXT NOT NULL, selector TEXT NOT NULL,
+  signatures INTEGER NOT NULL, refusals INTEGER NOT NULL,
+  PRIMARY KEY(hour, domain, selector)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS signing_hours_by_domain ON signing_hours(domain, hour);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
@@ -73,7 +81,9 @@ CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
 //   3: login_failures.recent: the times of the last failures (a sliding window), not a count
 //      since the first failure of a fixed window
 //   4: requests.superseded_by: the grant that superseded a request (state 'superseded')
-constexpr int kSchemaVersion = 4;
+//   5: grants.exhausted_at: when the use that spent a grant's budget was given
+//   6: signing_hours (the signing summary), counting from the end of the log as it was then
+constexpr int kSchemaVersion = 6;
 struct Migration {
     const char* table;  // with column: what the step adds; nullptr: it always runs
     const char* column;
@@ -94,6 +104,14 @@ constexpr Migration kMigrations[] = {
     // 3 -> 4: no request of an older store is superseded (0: none).
     {"requests", "superseded_by",
      "ALTER TABLE requests ADD COLUMN superseded_by INTEGER NOT NULL DEFAULT 0;"},
+    // 4 -> 5: no older grant knows when its budget was spent (its end reads as its expiry).
+    {"grants", "exhausted_at", "ALTER TABLE grants ADD COLUMN exhausted_at INTEGER;"},
+    // 5 -> 6: the table is created by kSchema, empty; the summary counts from the last record
+    // of the log (unix ms; 0 for a new store), which signerd reports as counted_since. Kept if
+    // set already (a store set back to an older version by hand).
+    {nullptr, nullptr,
+     "INSERT OR IGNORE INTO meta(key, value) "
+     "SELECT 'signing_hours_since', CAST(COALESCE(MAX(time), 0) AS TEXT) FROM audit;"},
 };
 static_assert(static_cast<int>(std::size(kMigrations)) == kSchemaVersion - 1);
 

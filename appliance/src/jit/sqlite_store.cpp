@@ -11,8 +11,10 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <string>
+#include <tuple>
 
 #include "dkim/jit/store.hpp"
 #include "dkim/lock_guarded.hpp"
@@ -80,6 +82,9 @@ class SqliteStore final : public Store {
     Expected<std::vector<AuditRecord>, std::string> audit_records(std::int64_t from,
                                                                   std::int64_t limit) override;
     Expected<std::vector<Checkpoint>, std::string> checkpoints() override;
+    Expected<SigningHours, std::string> signing_hours(std::int64_t from, std::int64_t until,
+                                                      const std::string& domain,
+                                                      std::size_t limit) override;
 
   private:
     LockGuarded<SqliteConnection> connection_;
@@ -92,11 +97,27 @@ Expected<void, std::string> SqliteStore::commit(const std::vector<Mutation>& mut
         return unexpected(connection->error("cannot start a transaction"));
     }
     bool ok = true;
+    // The tallies of one key and hour add up first: a batch of a thousand signatures of one
+    // selector writes its row once.
+    std::map<std::tuple<std::string, std::string, std::int64_t>, SigningTally> tallies;
     for (const Mutation& m : mutations) {
+        if (const auto* tally = std::get_if<SigningTally>(&m); tally != nullptr && tally->hour) {
+            SigningTally& sum = tallies[{tally->domain, tally->selector, *tally->hour}];
+            if (!sum.hour) {
+                sum = *tally;
+            } else {
+                sum.signatures += tally->signatures;
+                sum.refusals += tally->refusals;
+            }
+            continue;
+        }
         ok = std::visit([&connection](const auto& value) { return connection->apply(value); }, m);
         if (!ok) {
             break;
         }
+    }
+    for (auto it = tallies.begin(); ok && it != tallies.end(); ++it) {
+        ok = connection->apply(it->second);
     }
     for (std::size_t i = 0; ok && i < records.size(); ++i) {
         ok = connection->append(records[i]);
@@ -192,8 +213,8 @@ Expected<StoredState, std::string> SqliteStore::load() {
     }
     if (Statement* s = connection->statement(
             "SELECT id, request_id, holder, operation, domain, selector, client, starts, expires, "
-            "budget, uses, revoked_at, revoked_by, revoke_reason, break_glass, end_recorded "
-            "FROM grants ORDER BY id")) {
+            "budget, uses, revoked_at, revoked_by, revoke_reason, break_glass, end_recorded, "
+            "exhausted_at FROM grants ORDER BY id")) {
         while (s->step() == SQLITE_ROW) {
             Grant g;
             g.id = s->integer(0);
@@ -213,6 +234,9 @@ Expected<StoredState, std::string> SqliteStore::load() {
             g.revoke_reason = s->text(13);
             g.break_glass = s->integer(14) != 0;
             g.end_recorded = s->integer(15) != 0;
+            if (!s->is_null(16)) {
+                g.exhausted_at = from_unix_ms(s->integer(16));
+            }
             state.grants.push_back(std::move(g));
         }
     } else {
@@ -323,6 +347,53 @@ Expected<std::vector<Checkpoint>, std::string> SqliteStore::checkpoints() {
         c.signature = s->text(5);
         out.push_back(std::move(c));
     }
+    return out;
+}
+
+Expected<SigningHours, std::string> SqliteStore::signing_hours(std::int64_t from,
+                                                               std::int64_t until,
+                                                               const std::string& domain,
+                                                               std::size_t limit) {
+    auto connection = connection_.lock();
+    SigningHours out;
+    if (Statement* s = connection->statement(
+            "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'signing_hours_since'")) {
+        if (s->step() == SQLITE_ROW) {
+            out.counted_since = from_unix_ms(s->integer(0));
+        }
+    } else {
+        return unexpected(connection->error("cannot read the signing summary"));
+    }
+    // In the order of an index (hour; domain and hour), so that LIMIT stops the read. A row
+    // whose signature was taken back (the token failed) and that counts nothing else is no row.
+    Statement* s =
+        domain.empty()
+            ? connection->statement(
+                  "SELECT domain, selector, hour, signatures, refusals FROM signing_hours "
+                  "WHERE hour >= ? AND hour < ? AND (signatures != 0 OR refusals != 0) "
+                  "ORDER BY hour LIMIT ?")
+            : connection->statement(
+                  "SELECT domain, selector, hour, signatures, refusals FROM signing_hours "
+                  "WHERE domain = ? AND hour >= ? AND hour < ? "
+                  "AND (signatures != 0 OR refusals != 0) ORDER BY hour LIMIT ?");
+    if (s == nullptr) {
+        return unexpected(connection->error("cannot read the signing summary"));
+    }
+    if (!domain.empty()) {
+        s->bind(domain);
+    }
+    constexpr auto kMaxLimit = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+    s->bind(from).bind(until).bind(static_cast<std::int64_t>(std::min(limit, kMaxLimit)));
+    int rc = 0;
+    while ((rc = s->step()) == SQLITE_ROW) {
+        out.rows.push_back({s->text(0), s->text(1), s->integer(2), s->integer(3), s->integer(4)});
+    }
+    if (rc != SQLITE_DONE) {
+        return unexpected(connection->error("cannot read the signing summary"));
+    }
+    std::sort(out.rows.begin(), out.rows.end(), [](const SigningHour& a, const SigningHour& b) {
+        return std::tie(a.domain, a.selector, a.hour) < std::tie(b.domain, b.selector, b.hour);
+    });
     return out;
 }
 

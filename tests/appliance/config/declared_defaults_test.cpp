@@ -301,6 +301,8 @@ TEST(DeclaredDefaultsTest, Signerd) {
     d.expect("peers.relay", [](const C& c) { return peers_of(c, dkim::signerd::PeerKind::relay); });
     d.expect("peers.web", [](const C& c) { return peers_of(c, dkim::signerd::PeerKind::web); });
     d.expect("peers.admin", [](const C& c) { return peers_of(c, dkim::signerd::PeerKind::admin); });
+    d.expect("peers.reports",
+             [](const C& c) { return peers_of(c, dkim::signerd::PeerKind::reports); });
     d.expect("audit.checkpoint_interval", [](const C& c) { return ms(c.checkpoint_interval); });
     d.expect("audit.checkpoint_records",
              [](const C& c) { return std::to_string(c.checkpoint_records); });

@@ -42,6 +42,42 @@ TEST(FrameTest, RequestsAndRepliesRoundTrip) {
     EXPECT_EQ(std::get<ipc::RequestsReply>(*reply).requests[0].approvals.size(), 2U);
 }
 
+// Issue 21: the signing summary's request and reply, field by field.
+TEST(FrameTest, TheSigningSummaryRoundTrips) {
+    const ipc::SigningSummaryRequest asked{1'795'690'800, 1'795'698'000, "example.com"};
+    auto request = ipc::decode_request(payload_of(ipc::encode(ipc::Request{asked})));
+    ASSERT_TRUE(request) << request.error().message;
+    const auto& back = std::get<ipc::SigningSummaryRequest>(*request);
+    EXPECT_EQ(back.from, asked.from);
+    EXPECT_EQ(back.until, asked.until);
+    EXPECT_EQ(back.domain, "example.com");
+
+    ipc::SigningSummaryReply summary;
+    summary.hours = {{"example.com", "s1", 1'795'694'400, 12, 3},
+                     {"example.org", "sel", 1'795'698'000, 0, 1}};
+    summary.grants = {{7, "example.com", "*", 1'795'694'400, 1'795'701'601}};
+    summary.signature_lifetime = 604'800;
+    summary.counted_since = 1'795'000'000;
+    const std::string frame = ipc::encode(ipc::Reply{summary});
+    auto reply = ipc::decode_reply(payload_of(frame));
+    ASSERT_TRUE(reply) << reply.error().message;
+    const auto& got = std::get<ipc::SigningSummaryReply>(*reply);
+    ASSERT_EQ(got.hours.size(), 2U);
+    EXPECT_EQ(got.hours[1].domain, "example.org");
+    EXPECT_EQ(got.hours[1].selector, "sel");
+    EXPECT_EQ(got.hours[0].hour, 1'795'694'400);
+    EXPECT_EQ(got.hours[0].signatures, 12);
+    EXPECT_EQ(got.hours[0].refusals, 3);
+    ASSERT_EQ(got.grants.size(), 1U);
+    EXPECT_EQ(got.grants[0].grant_id, 7);
+    EXPECT_EQ(got.grants[0].selector, "*");
+    EXPECT_EQ(got.grants[0].start, 1'795'694'400);
+    EXPECT_EQ(got.grants[0].end, 1'795'701'601);
+    EXPECT_EQ(got.signature_lifetime, 604'800);
+    EXPECT_EQ(got.counted_since, 1'795'000'000);
+    EXPECT_EQ(ipc::encode(*reply), frame) << "exactly";
+}
+
 TEST(FrameTest, MalformedPayloadsAreRefused) {
     const std::string good = payload_of(ipc::encode(
         ipc::Request{ipc::SignRequest{"example.com", "s1", "rsa-sha256", "data", "app1"}}));

@@ -110,7 +110,8 @@ TEST_F(WipeSecretsTest, EveryRequestTypeHasEverySecretWipedAndNothingElse) {
     expect<KeyRetire>("KeyRetire", kCredentials + "pp");      // domain, selector
     // domain, selector, private_key, test_data
     expect<KeyImport>("KeyImport", kCredentials + "ppsp");
-    expect<SigningKeysRequest>("SigningKeysRequest", "p");  // domain
+    expect<SigningKeysRequest>("SigningKeysRequest", "p");        // domain
+    expect<SigningSummaryRequest>("SigningSummaryRequest", "p");  // domain
     EXPECT_EQ(seen_.size(), std::variant_size_v<Request>)
         << "a request type is missing above: classify its fields";
 }

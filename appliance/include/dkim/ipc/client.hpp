@@ -5,6 +5,7 @@
 // retried here: the caller answers 4xx and the client retries the mail).
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 #include "dkim/expected.hpp"
@@ -40,5 +41,14 @@ class SignerClient {
     int fd_ = -1;
     std::chrono::steady_clock::time_point last_used_;
 };
+
+// signerd's signing summary for [from, until) (unix seconds), of `domain` or, empty, of every
+// domain: for dkim-reportd (the reports peer) and the operator CLI (the admin peer). The
+// refusal is signerd's (invalid: the range is over kMaxSummaryRange or holds more than
+// kMaxSummaryRows hours or grants, so ask for less; forbidden: not the reports or admin peer);
+// no reply at all reads as unavailable, an unexpected one as protocol.
+Expected<SigningSummaryReply, ErrorReply> signing_summary(SignerClient& client, std::int64_t from,
+                                                          std::int64_t until,
+                                                          const std::string& domain = {});
 
 }  // namespace dkim::ipc

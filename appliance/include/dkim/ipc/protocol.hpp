@@ -12,6 +12,7 @@
 // document and a change to it is one diff.
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -343,13 +344,30 @@ struct SigningKeysRequest {
     }
 };
 
+// From the reports peer (dkim-reportd) or the admin peer, read-only: the signing summary for
+// [from, until) (SigningSummaryReply), for one domain or all. No credentials: the peer's uid is
+// the credential. A range longer than kMaxSummaryRange, or one that holds more than
+// kMaxSummaryRows hours or grants (or a reply over one frame), is refused as invalid: ask for a
+// domain at a time, or a shorter range.
+struct SigningSummaryRequest {
+    std::int64_t from = 0;   // unix seconds; the hour that holds it is the first
+    std::int64_t until = 0;  // unix seconds, exclusive
+    std::string domain;      // empty: every domain
+    template <class A>
+    void serialize(A& ar) {
+        ar(from, until, domain);
+    }
+};
+inline constexpr std::int64_t kMaxSummaryRange = std::int64_t{400} * 86400;  // seconds
+inline constexpr std::size_t kMaxSummaryRows = 10'000;
+
 // New alternatives go at the end: the index is the wire tag.
 using Request =
     std::variant<SignRequest, StatusRequest, SessionCreate, UserAdd, UserList, UserSetDisabled,
                  ApiTokenCreate, ApiTokenRevoke, TotpEnrol, TotpConfirm, ElevationRequest,
                  ElevationList, ElevationDecide, GrantRevoke, GrantList, AuditShow,
                  PublicKeyRequest, WhoAmI, SessionEnd, KeyList, KeyGenerate, AuditVerify,
-                 KeyActivate, KeyRetire, KeyImport, SigningKeysRequest>;
+                 KeyActivate, KeyRetire, KeyImport, SigningKeysRequest, SigningSummaryRequest>;
 
 // Wipes every secret a request carries: the credentials' password, token and TOTP code, a new
 // user's password, a PIN, a TOTP confirmation code, an imported private key. Every process
@@ -668,8 +686,55 @@ struct AuditVerifyReply {
     }
 };
 
+// One domain/selector/hour of the signing summary: signatures issued and sign requests refused
+// (refusals for keys signerd knows: the profile, the key's state, no active grant).
+struct SigningHour {
+    std::string domain;
+    std::string selector;
+    std::int64_t hour = 0;  // unix seconds, a multiple of 3600
+    std::int64_t signatures = 0;
+    std::int64_t refusals = 0;
+    template <class A>
+    void serialize(A& ar) {
+        ar(domain, selector, hour, signatures, refusals);
+    }
+};
+
+// A sign grant: from its start to its end (its expiry, or its revocation or the spending of its
+// budget when earlier; for a grant still active, its expiry).
+struct GrantInterval {
+    std::int64_t grant_id = 0;
+    std::string domain;
+    std::string selector;    // "*": every selector of the domain
+    std::int64_t start = 0;  // unix seconds
+    std::int64_t end = 0;    // unix seconds, rounded up
+    template <class A>
+    void serialize(A& ar) {
+        ar(grant_id, domain, selector, start, end);
+    }
+};
+
+struct SigningSummaryReply {
+    // The hours with a signature or a refusal, by domain, selector and hour; an hour not listed
+    // had none (from counted_since on).
+    std::vector<SigningHour> hours;
+    // The sign grants (of the domain) whose interval overlaps the range, by id.
+    std::vector<GrantInterval> grants;
+    // The longest a signature lives: the signing profile's max_lifetime, the latest x= after
+    // t= (t= itself within max_clock_skew, 5 minutes by default, of the signing time). A DKIM
+    // pass seen in hour H can come from a signature made in H or in this long before it.
+    std::int64_t signature_lifetime = 0;  // seconds
+    // Signatures and refusals are counted from this time on (unix seconds): 0, or the upgrade
+    // that brought the summary to an older store; hours before it were not counted.
+    std::int64_t counted_since = 0;
+    template <class A>
+    void serialize(A& ar) {
+        ar(hours, grants, signature_lifetime, counted_since);
+    }
+};
+
 using Reply = std::variant<ErrorReply, SignReply, StatusReply, OkReply, UsersReply, RequestsReply,
                            GrantsReply, AuditReply, PublicKeyReply, IdentityReply, KeysReply,
-                           AuditVerifyReply, SigningKeysReply>;
+                           AuditVerifyReply, SigningKeysReply, SigningSummaryReply>;
 
 }  // namespace dkim::ipc

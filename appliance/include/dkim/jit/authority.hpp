@@ -98,7 +98,28 @@ struct SignPermit {
     std::int64_t grant_id = 0;
     std::uint64_t use = 0;  // this signature's use number (1-based)
     bool last_use = false;  // the grant's budget is spent with this one
-    Scope scope;
+    Scope scope;            // the grant's
+    // The key it signs with (the grant's selector may be *): what the signing summary counts.
+    std::string domain;
+    std::string selector;
+    TimePoint given;  // when: with last_use, when the grant's budget was spent
+};
+
+// The key a refused sign request named, when the signing summary counts the refusal: its names
+// are valid and signerd knows the key (store.hpp, SigningTally).
+struct CountedKey {
+    std::string domain;
+    std::string selector;
+};
+
+// A sign grant as the signing summary shows it: from its start to its end (Grant::ends: its
+// expiry, or its revocation or the spending of its budget when earlier).
+struct GrantInterval {
+    std::int64_t grant_id = 0;
+    std::string domain;
+    std::string selector;  // or "*": every selector of the domain
+    TimePoint start;
+    TimePoint end;
 };
 struct SignRefusal {
     enum class Kind : std::uint8_t { locked, unavailable } kind = Kind::locked;
@@ -135,20 +156,27 @@ class Authority {
                                                      const std::string& selector, TimePoint now);
     // Starts the durable write of the record of a signature under `permit` (write-ahead: the
     // caller signs with the token meanwhile and releases the signature only when the ticket's
-    // wait() succeeds). The record's outcome is "issued"; if the token then fails, the caller
-    // adds a record with outcome "failed" for the same use.
+    // wait() succeeds). The record's outcome is "issued", and it counts one signature in the
+    // signing summary in the same commit; if the token then fails, the caller adds a record
+    // with outcome "failed" for the same use (record_signature), which takes it back.
     std::shared_ptr<Journal::Ticket> begin_signature(const SignPermit& permit,
                                                      const std::string& client,
                                                      const std::string& detail, TimePoint now);
-    // The same, synchronous, with any outcome ("issued", "failed").
+    // The same, synchronous, with any outcome: "issued" counts one signature; "failed" takes
+    // back the one its "issued" record counted, in the hour of `issued_at` (the time the
+    // journal gave that record; none: it was never durable, nothing was counted).
     Expected<void, std::string> record_signature(const SignPermit& permit,
                                                  const std::string& client,
                                                  const std::string& outcome,
-                                                 const std::string& detail, TimePoint now);
-    // A refusal that happened before authorize_sign (the request itself was wrong).
+                                                 const std::string& detail, TimePoint now,
+                                                 std::optional<TimePoint> issued_at = {});
+    // A refusal that happened before authorize_sign (the request itself was wrong); counted in
+    // the signing summary under `counted`, if given.
     Expected<void, std::string> record_sign_refusal(const std::string& client,
                                                     const std::string& scope,
-                                                    const std::string& reason, TimePoint now);
+                                                    const std::string& reason,
+                                                    const std::optional<CountedKey>& counted,
+                                                    TimePoint now);
 
     // For key.generate / key.rotate / key.retire / admin: the actor must hold an active
     // grant covering the operation. Spends one use.
@@ -187,6 +215,10 @@ class Authority {
     std::vector<Request> requests() const;
     std::optional<Request> find_request(std::int64_t id) const;
     std::vector<Grant> grants() const;
+    // The sign grants of `domain` (every domain when empty) whose interval overlaps
+    // [from, until), by id: for the signing summary.
+    std::vector<GrantInterval> sign_grant_intervals(const std::string& domain, TimePoint from,
+                                                    TimePoint until) const;
 
     const Policy& policy() const { return policy_; }
     void on_event(std::function<void(const Event&)> listener);

@@ -14,6 +14,7 @@
 // times in that order too: a record dated before the one committed ahead of it (two writers
 // that read the clock in one order and committed in the other, or a clock stepped back) takes
 // that one's time, so that times never decrease along the chain (`audit verify` checks it).
+// A SigningTally without an hour is dated with the time its ticket's first record got so.
 // When a commit
 // fails, nothing of the batch is kept and every writer in it gets the error: the caller must
 // then not release the signature or acknowledge the decision (fail closed).

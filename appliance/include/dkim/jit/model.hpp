@@ -142,6 +142,9 @@ struct Grant {
     std::string revoke_reason;
     bool break_glass = false;
     bool end_recorded = false;  // the audit log holds the record of its end
+    // When the use that spent its budget was given (none: not exhausted, or exhausted before
+    // signerd kept the time).
+    std::optional<TimePoint> exhausted_at;
 
     // The one place that decides whether a grant is in force.
     GrantState state_at(TimePoint now) const {
@@ -154,6 +157,17 @@ struct Grant {
         return now < expires ? GrantState::active : GrantState::expired;
     }
     bool active_at(TimePoint now) const { return state_at(now) == GrantState::active; }
+    // When it ends or ended: its expiry, or its revocation or the spending of its budget when
+    // earlier (an exhausted grant without exhausted_at: its expiry, the latest it can be).
+    TimePoint ends() const {
+        TimePoint end = expires;
+        for (const auto& t : {revoked_at, exhausted_at}) {
+            if (t && *t < end) {
+                end = *t;
+            }
+        }
+        return end;
+    }
 };
 
 }  // namespace dkim::jit
