@@ -1,11 +1,15 @@
-// dkim-appliance reports parse: what DMARC aggregate, DMARC failure and SMTP TLS report files
-// hold, read by the same parsers the report daemon uses, without storing anything.
+// dkim-appliance reports parse | import | findings.
 //
-// The files come from anyone on the internet. They are opened first; then, when the CLI runs
-// as root, it gives root up (to `nobody`, with no_new_privs) before the first byte is parsed.
+// parse: what DMARC aggregate, DMARC failure and SMTP TLS report files hold, read by the same
+// parsers the report daemon uses, without storing anything. The files come from anyone on the
+// internet. They are opened first; then, when the CLI runs as root, it gives root up (to
+// `nobody`, with no_new_privs) before the first byte is parsed.
 //
-// Exit codes: 0 every file read; 2 some file (or some report in one) could not be read (the
-// others are still read and printed); 1 failed otherwise.
+// import: files, maildirs and mboxes handed to dkim-reportd, which stores and reads them (the
+// CLI parses nothing). findings: what dkim-reportd makes of the reports and signerd's record.
+//
+// Exit codes: 0 done; 2 some file (or some report in one) could not be read or imported (the
+// others still are); 1 failed otherwise (dkim-reportd unreachable, say).
 
 #include <fcntl.h>
 #include <grp.h>
@@ -13,21 +17,26 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
 
 #include "commands.hpp"
+#include "dkim/reports/channel.hpp"
 #include "dkim/reports/json.hpp"
 #include "dkim/reports/reader.hpp"
 
 namespace dkim::cli {
 namespace {
 
-struct ParseArgs {
+struct ReportParseArgs {
     std::vector<std::string> files;
     bool json = false;
 };
@@ -178,7 +187,7 @@ class PrintingSink final : public reports::ReportSink {
     std::unique_ptr<std::FILE, FileCloser> spill_;
 };
 
-int run_parse(const ParseArgs& args) {
+int run_report_parse(const ReportParseArgs& args) {
     const reports::Limits limits;
     PrintingSink sink(args.json);
     bool failed = false;
@@ -209,13 +218,175 @@ int run_parse(const ParseArgs& args) {
     return failed ? kUsage : 0;
 }
 
+constexpr const char* kReportdSocket = "/run/dkim-appliance/reportd.sock";
+constexpr std::uintmax_t kMaxImport = std::uintmax_t{64} << 20;
+
+struct ReportImportArgs {
+    std::vector<std::string> paths;
+    std::string socket = kReportdSocket;
+    bool json = false;
+};
+
+// The files an import path names: a file; a maildir's messages (cur/ and new/); or a folder's
+// regular files (not recursively).
+std::vector<std::filesystem::path> files_of(const std::filesystem::path& path,
+                                            std::vector<std::string>& problems) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    std::vector<fs::path> out;
+    if (fs::is_regular_file(path, ec)) {
+        out.push_back(path);
+        return out;
+    }
+    if (!fs::is_directory(path, ec)) {
+        problems.push_back(path.string() + ": no such file or folder");
+        return out;
+    }
+    std::vector<fs::path> folders;
+    if (fs::is_directory(path / "cur", ec) || fs::is_directory(path / "new", ec)) {
+        folders = {path / "cur", path / "new"};
+    } else {
+        folders = {path};
+    }
+    for (const fs::path& folder : folders) {
+        for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
+            if (it->is_regular_file(ec)) {
+                out.push_back(it->path());
+            }
+        }
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+int run_report_import(const ReportImportArgs& args) {
+    reports::channel::Client client(args.socket);
+    std::vector<std::string> problems;
+    std::size_t stored = 0;
+    std::size_t duplicates = 0;
+    std::size_t files = 0;
+    for (const std::string& p : args.paths) {
+        for (const std::filesystem::path& file : files_of(p, problems)) {
+            std::error_code ec;
+            if (std::filesystem::file_size(file, ec) > kMaxImport) {
+                problems.push_back(file.string() + ": larger than 64 MiB");
+                continue;
+            }
+            std::ifstream in(file, std::ios::binary);
+            std::ostringstream bytes;
+            bytes << in.rdbuf();
+            if (!in) {
+                problems.push_back(file.string() + ": cannot read");
+                continue;
+            }
+            reports::channel::Message request;
+            request.json["op"] = "submit";
+            request.json["origin"] = "import " + file.string();
+            request.body = std::move(bytes).str();
+            auto answer = client.call(request);
+            if (!answer) {
+                return fail(answer.error());
+            }
+            const auto& j = answer->json;
+            if (!j.contains("ok") || !j.at("ok").is_bool() || !j.at("ok").as_bool()) {
+                const std::string code = reports::channel::string_member(j, "code");
+                const std::string why = reports::channel::string_member(j, "error");
+                if (code == "forbidden" || code == "unavailable") {
+                    return fail("dkim-reportd: " + why);
+                }
+                problems.push_back(file.string() + ": " + why);
+                continue;
+            }
+            ++files;
+            const auto n = static_cast<std::size_t>(reports::channel::int_member(j, "reports"));
+            const auto d = static_cast<std::size_t>(reports::channel::int_member(j, "duplicates"));
+            stored += n;
+            duplicates += d;
+            if (args.json) {
+                boost::json::object line = j;
+                line.erase("ok");
+                line["file"] = file.string();
+                std::cout << boost::json::serialize(line) << "\n";
+            } else {
+                std::cout << file.string() << ": " << n << " reports stored, " << d
+                          << " already stored\n";
+            }
+            if (const auto* errors = j.if_contains("errors");
+                errors != nullptr && errors->is_array()) {
+                for (const auto& e : errors->as_array()) {
+                    if (e.is_string()) {
+                        problems.push_back(file.string() + ": " + std::string(e.as_string()));
+                    }
+                }
+            }
+        }
+    }
+    std::cout.flush();
+    for (const std::string& p : problems) {
+        std::cerr << "dkim-appliance: " << p << "\n";
+    }
+    if (!args.json) {
+        std::cout << files << " files imported: " << stored << " reports stored, " << duplicates
+                  << " already stored, " << problems.size() << " problems\n";
+    }
+    return problems.empty() ? 0 : kUsage;
+}
+
+struct ReportFindingsArgs {
+    std::string socket = kReportdSocket;
+    std::string domain;
+    int days = 14;
+    bool json = false;
+};
+
+int run_report_findings(const ReportFindingsArgs& args) {
+    reports::channel::Client client(args.socket);
+    reports::channel::Message request;
+    request.json["op"] = "findings";
+    if (!args.domain.empty()) {
+        request.json["domain"] = args.domain;
+    }
+    const auto now = static_cast<std::int64_t>(std::time(nullptr));
+    request.json["until"] = now;
+    request.json["from"] = now - std::int64_t{args.days} * 86400;
+    auto answer = client.call(request);
+    if (!answer) {
+        return fail(answer.error());
+    }
+    const auto& j = answer->json;
+    if (!j.contains("ok") || !j.at("ok").is_bool() || !j.at("ok").as_bool()) {
+        return fail("dkim-reportd: " + reports::channel::string_member(j, "error"));
+    }
+    const auto* findings = j.if_contains("findings");
+    if (findings == nullptr || !findings->is_array()) {
+        return fail("dkim-reportd: an answer without findings");
+    }
+    for (const auto& f : findings->as_array()) {
+        if (!f.is_object()) {
+            continue;
+        }
+        if (args.json) {
+            std::cout << boost::json::serialize(f) << "\n";
+            continue;
+        }
+        const auto& o = f.as_object();
+        std::cout << reports::channel::string_member(o, "severity") << "  "
+                  << reports::channel::string_member(o, "kind") << "  "
+                  << reports::channel::string_member(o, "summary") << "\n";
+    }
+    if (!args.json && findings->as_array().empty()) {
+        std::cout << "no findings\n";
+    }
+    return 0;
+}
+
 }  // namespace
 
 void add_reports_commands(CLI::App& app, int& exit_code) {
     CLI::App* reports = app.add_subcommand("reports", "DMARC and SMTP TLS reports");
     reports->require_subcommand(1);
 
-    auto parse_args = std::make_shared<ParseArgs>();
+    auto parse_args = std::make_shared<ReportParseArgs>();
     CLI::App* parse = reports->add_subcommand(
         "parse",
         "Print what report files hold (aggregate, failure, TLS; bare, gzip, zip, mail, mbox), "
@@ -223,7 +394,34 @@ void add_reports_commands(CLI::App& app, int& exit_code) {
     parse->add_option("files", parse_args->files, "report files ('-' for standard input)")
         ->required();
     parse->add_flag("--json", parse_args->json, "one JSON object per report, one per line");
-    parse->callback([&exit_code, parse_args] { exit_code = run_parse(*parse_args); });
-}
+    parse->callback([&exit_code, parse_args] { exit_code = run_report_parse(*parse_args); });
+
+    auto import_args = std::make_shared<ReportImportArgs>();
+    CLI::App* import = reports->add_subcommand(
+        "import",
+        "Hand report files, maildirs and mboxes to dkim-reportd, which stores and reads them; "
+        "exit 2 if any could not be imported");
+    import->add_option("paths", import_args->paths, "files, maildirs (cur/, new/) or folders")
+        ->required();
+    import->add_option("--reportd-socket", import_args->socket, "dkim-reportd's socket")
+        ->capture_default_str();
+    import->add_flag("--json", import_args->json, "one JSON object per file, one per line");
+    import->callback([&exit_code, import_args] { exit_code = run_report_import(*import_args);
+});
+
+auto findings_args = std::make_shared<ReportFindingsArgs>();
+CLI::App* findings = reports->add_subcommand(
+    "findings", "What the reports and signerd's signing record mean (dkim-reportd)");
+findings->add_option("--domain", findings_args->domain, "one domain only");
+findings->add_option("--days", findings_args->days, "the last this many days")
+    ->check(CLI::Range(1, 400))
+    ->capture_default_str();
+findings->add_option("--reportd-socket", findings_args->socket, "dkim-reportd's socket")
+    ->capture_default_str();
+findings->add_flag("--json", findings_args->json, "one JSON object per finding, one per line");
+findings->callback([&exit_code, findings_args] {
+    exit_code = run_report_findings(*findings_args);
+});
+}  // namespace dkim::cli
 
 }  // namespace dkim::cli

@@ -74,16 +74,8 @@ void CEREAL_LOAD_FUNCTION_NAME(BoundedInputArchive& ar, cereal::BinaryData<T>& b
 }
 
 void put_header(std::string& out, std::size_t size) {
-    const auto n = static_cast<std::uint32_t>(size);
-    const char header[kFrameHeaderSize] = {static_cast<char>(n >> 24),
-                                           static_cast<char>((n >> 16) & 0xff),
-                                           static_cast<char>((n >> 8) & 0xff),
-                                           static_cast<char>(n & 0xff),
-                                           static_cast<char>(kProtocolVersion >> 8),
-                                           static_cast<char>(kProtocolVersion & 0xff),
-                                           0,
-                                           0};
-    out.replace(0, kFrameHeaderSize, header, kFrameHeaderSize);
+    const std::string header = frame_header(size);
+    out.replace(0, kFrameHeaderSize, header);
 }
 
 template <class T>
@@ -188,8 +180,21 @@ Expected<Reply, FrameError> decode_reply(std::string_view payload) {
     return decode_any<Reply>(payload);
 }
 
+std::string frame_header(std::size_t size, std::uint16_t version) {
+    const auto n = static_cast<std::uint32_t>(size);
+    return {static_cast<char>(n >> 24),
+            static_cast<char>((n >> 16) & 0xff),
+            static_cast<char>((n >> 8) & 0xff),
+            static_cast<char>(n & 0xff),
+            static_cast<char>(version >> 8),
+            static_cast<char>(version & 0xff),
+            0,
+            0};
+}
+
 Expected<std::string, FrameError> read_frame(int fd, std::chrono::milliseconds first_byte,
-                                             std::chrono::milliseconds rest, std::size_t max_size) {
+                                             std::chrono::milliseconds rest, std::size_t max_size,
+                                             std::uint16_t expected_version) {
     char header[kFrameHeaderSize];
     auto deadline = Clock::now() + first_byte;  // then: the first byte's arrival + `rest`
     if (auto got = read_exact(fd, header, sizeof header, deadline, rest); !got) {
@@ -200,11 +205,11 @@ Expected<std::string, FrameError> read_frame(int fd, std::chrono::milliseconds f
     };
     const std::uint32_t size = (byte(0) << 24) | (byte(1) << 16) | (byte(2) << 8) | byte(3);
     const auto version = static_cast<std::uint16_t>((byte(4) << 8) | byte(5));
-    if (version != kProtocolVersion) {
+    if (version != expected_version) {
         return unexpected(
             FrameError{FrameError::Kind::version, "protocol version " + std::to_string(version) +
                                                       " is not supported (this side speaks " +
-                                                      std::to_string(kProtocolVersion) + ")"});
+                                                      std::to_string(expected_version) + ")"});
     }
     if (size > max_size) {
         return unexpected(

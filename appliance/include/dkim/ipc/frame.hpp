@@ -37,10 +37,14 @@ Expected<Request, FrameError> decode_request(std::string_view payload);
 Expected<Reply, FrameError> decode_reply(std::string_view payload);
 
 // Reads one frame's payload from a stream socket. `first_byte` bounds the wait for the frame
-// to begin (an idle connection), `rest` the time from its first byte to its last.
+// to begin (an idle connection), `rest` the time from its first byte to its last. The report
+// daemon's channel uses the same frames with its own version (dkim/ipc/report_channel.hpp).
 Expected<std::string, FrameError> read_frame(int fd, std::chrono::milliseconds first_byte,
                                              std::chrono::milliseconds rest,
-                                             std::size_t max_size = kMaxFrameSize);
+                                             std::size_t max_size = kMaxFrameSize,
+                                             std::uint16_t version = kProtocolVersion);
+// The 8-byte header of a frame of `size` payload bytes and `version`.
+std::string frame_header(std::size_t size, std::uint16_t version = kProtocolVersion);
 Expected<void, FrameError> write_all(int fd, std::string_view bytes,
                                      std::chrono::milliseconds timeout);
 

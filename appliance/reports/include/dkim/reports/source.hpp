@@ -5,8 +5,9 @@
 // the cap; none of them trusts a size the input declares.
 //
 // STANDARDS: RFC 1952 (gzip: one member is read; bytes after it are ignored, as some reporters
-// append them; a second member is such bytes too: reporters send one report per file), PKWARE APPNOTE 6.3 §4.3 (zip local file headers, data descriptors; stored and
-// deflated members only, no encryption, no zip64).
+// append them; a second member is such bytes too: reporters send one report per file), PKWARE
+// APPNOTE 6.3 §4.3 (zip local file headers, data descriptors; stored and deflated members only, no
+// encryption, no zip64).
 
 #include <cstddef>
 #include <cstdint>

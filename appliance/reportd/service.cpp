@@ -1,0 +1,390 @@
+#include "service.hpp"
+
+#include <algorithm>
+#include <ctime>
+#include <set>
+
+namespace dkim::reportd {
+
+namespace bj = boost::json;
+using reports::channel::error;
+using reports::channel::int_member;
+using reports::channel::Message;
+using reports::channel::string_member;
+
+namespace {
+
+Message ok() {
+    Message m;
+    m.json["ok"] = true;
+    return m;
+}
+
+// The query's range in days: from/until (unix seconds) or the last `default_days` days.
+std::pair<std::int64_t, std::int64_t> day_range(const bj::object& args, std::int64_t now,
+                                                std::int64_t default_days) {
+    const std::int64_t until = int_member(args, "until", now);
+    const std::int64_t from = int_member(args, "from", until - default_days * kDay);
+    const std::int64_t to_day = (std::max(until, std::int64_t{1}) - 1) / kDay;
+    std::int64_t from_day = std::max<std::int64_t>(from, 0) / kDay;
+    from_day = std::max(from_day, to_day - 400);  // at most about 13 months at once
+    return {std::min(from_day, to_day), to_day};
+}
+
+// Reporters name the policy domain; a hostile one could name thousands. signerd is asked about
+// this many at most (the appliance signs for a few dozen).
+constexpr std::size_t kMaxSummaryDomains = 100;
+
+bool valid_domain_argument(const std::string& domain) {
+    return domain.size() <= 253 &&
+           domain.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-_") == std::string::npos;
+}
+
+}  // namespace
+
+std::string day_text(std::int64_t day) {
+    const std::time_t t = static_cast<std::time_t>(day * kDay);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char text[16];
+    std::strftime(text, sizeof text, "%Y-%m-%d", &tm);
+    return text;
+}
+
+Service::Service(ReportStore& store, SigningRecord& signing, const Clock& clock,
+                 const Config& config)
+    : store_(store), signing_(signing), clock_(clock), config_(config) {}
+
+Message Service::handle(PeerKind peer, const Message& request) {
+    const std::string op = string_member(request.json, "op");
+    if (op == "submit") {
+        return submit(request);
+    }
+    if (peer == PeerKind::relay) {
+        return error("forbidden", "relay peers may only submit reports");
+    }
+    if (op == "status") {
+        return status();
+    }
+    if (op == "reports") {
+        return list_reports(request.json);
+    }
+    if (op == "dashboard") {
+        return dashboard(request.json);
+    }
+    if (op == "findings") {
+        return findings(request.json);
+    }
+    return error("invalid", "unknown operation '" + op.substr(0, 32) + "'");
+}
+
+bool Service::admit_submission(std::int64_t now_ms) {
+    std::lock_guard lock(rate_mutex_);
+    while (!recent_.empty() && recent_.front() <= now_ms - 60'000) {
+        recent_.pop_front();
+    }
+    if (recent_.size() >= config_.max_submissions_per_minute) {
+        return false;
+    }
+    recent_.push_back(now_ms);
+    return true;
+}
+
+Expected<ipc::SigningSummaryReply, std::string> Service::summaries(
+    std::int64_t from, std::int64_t until, const std::vector<std::string>& domains) {
+    ipc::SigningSummaryReply merged;
+    std::size_t asked = 0;
+    for (const std::string& d : domains) {
+        if (++asked > kMaxSummaryDomains) {
+            break;
+        }
+        auto one = signing_.summary(from, until, d);
+        if (!one) {
+            return unexpected(one.error());
+        }
+        merged.hours.insert(merged.hours.end(), one->hours.begin(), one->hours.end());
+        merged.grants.insert(merged.grants.end(), one->grants.begin(), one->grants.end());
+        merged.signature_lifetime = std::max(merged.signature_lifetime, one->signature_lifetime);
+        merged.counted_since = std::max(merged.counted_since, one->counted_since);
+    }
+    return merged;
+}
+
+Message Service::submit(const Message& request) {
+    if (request.body.empty()) {
+        return error("invalid", "nothing to submit");
+    }
+    if (request.body.size() > config_.limits.max_input) {
+        return error("invalid", "submission larger than " +
+                                    std::to_string(config_.limits.max_input >> 20) + " MiB");
+    }
+    const auto now = clock_.now();
+    const std::int64_t now_ms = to_unix_ms(now);
+    if (!admit_submission(now_ms)) {
+        return error("unavailable", "too many submissions this minute; try again later");
+    }
+    std::string origin = string_member(request.json, "origin").substr(0, 512);
+    std::lock_guard lock(store_mutex_);
+    auto id = store_.add_submission(now_ms / 1000, origin, request.body);
+    if (!id) {
+        return error("unavailable", id.error());
+    }
+    const IngestResult result = store_.ingest(*id, config_.limits, now_ms / 1000);
+    Message m = ok();
+    m.json["submission"] = result.submission;
+    m.json["reports"] = result.reports;
+    m.json["duplicates"] = result.duplicates;
+    bj::array errors;
+    for (const auto& e : result.errors) {
+        errors.push_back(bj::value(e));
+    }
+    m.json["errors"] = std::move(errors);
+    return m;
+}
+
+std::size_t Service::recover() {
+    std::lock_guard lock(store_mutex_);
+    std::size_t n = 0;
+    for (const std::int64_t id : store_.unread_submissions()) {
+        (void)store_.ingest(id, config_.limits, to_unix_ms(clock_.now()) / 1000);
+        ++n;
+    }
+    return n;
+}
+
+Message Service::status() {
+    std::lock_guard lock(store_mutex_);
+    Message m = ok();
+    m.json["submissions"] = store_.submission_count();
+    bj::array domains;
+    for (const auto& d : store_.domains()) {
+        domains.push_back(bj::value(d));
+    }
+    m.json["domains"] = std::move(domains);
+    return m;
+}
+
+Message Service::list_reports(const bj::object& args) {
+    const std::string domain = string_member(args, "domain");
+    if (!valid_domain_argument(domain)) {
+        return error("invalid", "domain: expected a domain name in lower case");
+    }
+    const std::int64_t now = to_unix_ms(clock_.now()) / 1000;
+    const std::int64_t until = int_member(args, "until", now + kDay);
+    const std::int64_t from = int_member(args, "from", until - 30 * kDay);
+    const auto limit =
+        static_cast<std::size_t>(std::clamp<std::int64_t>(int_member(args, "limit", 100), 1, 1000));
+    std::lock_guard lock(store_mutex_);
+    bj::array out;
+    for (const StoredReport& r : store_.reports(domain, from, until, limit)) {
+        bj::object o;
+        o["id"] = r.id;
+        o["kind"] = r.kind;
+        o["org_name"] = r.org_name;
+        o["report_id"] = r.report_id;
+        o["domain"] = r.domain;
+        o["begin"] = r.begin;
+        o["end"] = r.end;
+        o["received"] = r.received;
+        o["records"] = r.records;
+        o["messages"] = r.messages;
+        out.push_back(std::move(o));
+    }
+    Message m = ok();
+    m.json["reports"] = std::move(out);
+    return m;
+}
+
+Message Service::dashboard(const bj::object& args) {
+    const std::string domain = string_member(args, "domain");
+    if (!valid_domain_argument(domain)) {
+        return error("invalid", "domain: expected a domain name in lower case");
+    }
+    const std::int64_t now = to_unix_ms(clock_.now()) / 1000;
+    const auto [from_day, to_day] = day_range(args, now, 30);
+    Message m = ok();
+    m.json["domain"] = domain;
+    m.json["from"] = from_day * kDay;
+    m.json["until"] = (to_day + 1) * kDay;
+
+    std::vector<DailyTotals> daily;
+    std::vector<SelectorDay> selectors;
+    std::vector<SourceTotals> sources;
+    std::vector<std::string> domains;
+    {
+        std::lock_guard lock(store_mutex_);
+        domains = store_.domains();
+        daily = store_.daily(domain, from_day, to_day);
+        selectors = store_.selector_days(from_day, to_day);
+        if (!domain.empty()) {
+            sources = store_.sources(domain, from_day, to_day);
+        }
+    }
+    bj::array domain_list;
+    for (const auto& d : domains) {
+        domain_list.push_back(bj::value(d));
+    }
+    m.json["domains"] = std::move(domain_list);
+    bj::array days;
+    for (const DailyTotals& d : daily) {
+        bj::object o;
+        o["domain"] = d.domain;
+        o["day"] = day_text(d.day);
+        o["messages"] = d.messages;
+        o["dmarc_pass"] = d.dmarc_pass;
+        o["dkim_aligned"] = d.dkim_aligned;
+        o["spf_aligned"] = d.spf_aligned;
+        o["quarantined"] = d.quarantined;
+        o["rejected"] = d.rejected;
+        days.push_back(std::move(o));
+    }
+    m.json["daily"] = std::move(days);
+
+    // Signatures per selector and day next to the DKIM passes reporters saw.
+    auto summary = summaries(from_day * kDay, (to_day + 1) * kDay,
+                             domain.empty() ? domains : std::vector<std::string>{domain});
+    m.json["signing_available"] = summary.has_value();
+    if (!summary) {
+        m.json["signing_error"] = summary.error();
+    }
+    std::map<std::pair<std::string, std::int64_t>, std::pair<std::int64_t, std::uint64_t>>
+        per_day;  // (selector, day) -> (signed, reported pass)
+    std::map<std::pair<std::string, std::int64_t>, std::uint64_t> failed;
+    if (summary) {
+        for (const auto& h : summary->hours) {
+            if (domain.empty() || h.domain == domain) {
+                per_day[{h.domain + "/" + h.selector, h.hour / kDay}].first += h.signatures;
+            }
+        }
+    }
+    for (const SelectorDay& s : selectors) {
+        if (domain.empty() || s.signer == domain) {
+            per_day[{s.signer + "/" + s.selector, s.day}].second += s.pass;
+            failed[{s.signer + "/" + s.selector, s.day}] += s.fail;
+        }
+    }
+    bj::array signing;
+    for (const auto& [key, v] : per_day) {
+        const auto slash = key.first.find('/');
+        bj::object o;
+        o["domain"] = key.first.substr(0, slash);
+        o["selector"] = key.first.substr(slash + 1);
+        o["day"] = day_text(key.second);
+        o["signed"] = v.first;
+        o["reported_pass"] = v.second;
+        o["reported_fail"] = failed[key];
+        signing.push_back(std::move(o));
+    }
+    m.json["signing"] = std::move(signing);
+    bj::array grants;
+    if (summary) {
+        for (const auto& g : summary->grants) {
+            if (domain.empty() || g.domain == domain) {
+                bj::object o;
+                o["grant_id"] = g.grant_id;
+                o["domain"] = g.domain;
+                o["selector"] = g.selector;
+                o["start"] = g.start;
+                o["end"] = g.end;
+                grants.push_back(std::move(o));
+            }
+        }
+    }
+    m.json["grants"] = std::move(grants);
+    bj::array source_list;
+    for (std::size_t i = 0; i < sources.size() && i < 50; ++i) {
+        const SourceTotals& s = sources[i];
+        bj::object o;
+        o["source_ip"] = s.source_ip;
+        o["messages"] = s.messages;
+        o["dkim_aligned"] = s.dkim_aligned;
+        o["spf_aligned"] = s.spf_aligned;
+        o["spf_pass"] = s.spf_pass;
+        o["dmarc_pass"] = s.dmarc_pass;
+        o["reverse_dns"] = nullptr;
+        source_list.push_back(std::move(o));
+    }
+    m.json["sources"] = std::move(source_list);
+    return m;
+}
+
+Message Service::findings(const bj::object& args) {
+    const std::int64_t now = to_unix_ms(clock_.now()) / 1000;
+    const auto [from_day, to_day] = day_range(args, now, config_.findings.readiness_days);
+    const std::string only = string_member(args, "domain");
+    if (!valid_domain_argument(only)) {
+        return error("invalid", "domain: expected a domain name in lower case");
+    }
+    FindingInput in;
+    in.from_day = from_day;
+    in.to_day = to_day;
+    in.outbound = config_.outbound;
+    const std::int64_t readiness_from = to_day - config_.findings.readiness_days + 1;
+    std::vector<std::string> domains;
+    {
+        std::lock_guard lock(store_mutex_);
+        in.reported = store_.selector_days(from_day, to_day);
+        in.tls_failures = store_.tls_failures(from_day, to_day);
+        domains = store_.domains();
+        for (const std::string& d : domains) {
+            if (!only.empty() && d != only) {
+                continue;
+            }
+            DomainEvidence e;
+            e.domain = d;
+            e.sources = store_.sources(d, readiness_from, to_day);
+            e.daily = store_.daily(d, readiness_from, to_day);
+            e.published = store_.published_policy(d);
+            in.domains.push_back(std::move(e));
+        }
+    }
+    std::int64_t lifetime_guess = 7 * kDay;  // asked for before the lifetime is known
+    const std::vector<std::string> asked = only.empty() ? domains : std::vector<std::string>{only};
+    auto summary = summaries(from_day * kDay - lifetime_guess, (to_day + 1) * kDay, asked);
+    std::string signing_problem;
+    if (summary) {
+        in.signing = std::move(*summary);
+        in.signing_available = true;
+        auto keys = signing_.active_keys(domains);
+        if (keys) {
+            in.active_keys = std::move(*keys);
+        }
+    } else {
+        signing_problem = summary.error();
+    }
+    in.top_sources = [this](const std::string& signer, const std::string& selector,
+                            std::int64_t day) {
+        std::lock_guard lock(store_mutex_);
+        return store_.selector_sources(signer, selector, day, 10);
+    };
+    std::vector<Finding> found = find(in, config_.findings);
+    if (!only.empty()) {
+        found.erase(std::remove_if(found.begin(), found.end(),
+                                   [&](const Finding& f) { return f.domain != only; }),
+                    found.end());
+    }
+    if (!in.signing_available) {
+        // Fail closed: without signerd's record, no replay or outside-grant finding can be
+        // ruled out, and the operator is told so.
+        Finding f;
+        f.kind = "signing_record_unavailable";
+        f.severity = "warning";
+        f.from = from_day * kDay;
+        f.until = (to_day + 1) * kDay;
+        f.summary = "dkim-signerd's signing record could not be read (" + signing_problem +
+                    "): replays and signatures outside grants cannot be checked.";
+        found.insert(found.begin(), std::move(f));
+    }
+    Message m = ok();
+    m.json["from"] = from_day * kDay;
+    m.json["until"] = (to_day + 1) * kDay;
+    m.json["signing_available"] = in.signing_available;
+    bj::array out;
+    for (const Finding& f : found) {
+        out.push_back(to_json(f));
+    }
+    m.json["findings"] = std::move(out);
+    return m;
+}
+
+}  // namespace dkim::reportd

@@ -1,0 +1,65 @@
+#pragma once
+// dkim-reportd's operations, socket-free: a request (a channel message) and the peer's kind in,
+// the answer out. Submissions are stored durably, then read; queries read the store and join it
+// with signerd's signing record. One store connection, used under one lock.
+
+#include <deque>
+#include <memory>
+#include <mutex>
+
+#include "config.hpp"
+#include "dkim/clock.hpp"
+#include "dkim/ipc/protocol.hpp"
+#include "dkim/reports/channel.hpp"
+#include "findings.hpp"
+#include "store.hpp"
+
+namespace dkim::reportd {
+
+// signerd's side of the join (dkim-signerd's socket as its reports peer; a fake in tests).
+class SigningRecord {
+  public:
+    virtual ~SigningRecord() = default;
+    // One domain's summary (signerd caps a reply's rows: a year of one domain fits, a year of
+    // fifty may not).
+    virtual Expected<ipc::SigningSummaryReply, std::string> summary(std::int64_t from,
+                                                                    std::int64_t until,
+                                                                    const std::string& domain) = 0;
+    // The (domain, selector) pairs signerd signs with now.
+    virtual Expected<std::vector<std::pair<std::string, std::string>>, std::string> active_keys(
+        const std::vector<std::string>& domains) = 0;
+};
+
+class Service {
+  public:
+    Service(ReportStore& store, SigningRecord& signing, const Clock& clock, const Config& config);
+
+    reports::channel::Message handle(PeerKind peer, const reports::channel::Message& request);
+
+    // Submissions stored but not read (the daemon stopped while reading them): read them now.
+    std::size_t recover();
+
+  private:
+    reports::channel::Message submit(const reports::channel::Message& request);
+    reports::channel::Message list_reports(const boost::json::object& args);
+    reports::channel::Message dashboard(const boost::json::object& args);
+    reports::channel::Message findings(const boost::json::object& args);
+    reports::channel::Message status();
+    bool admit_submission(std::int64_t now_ms);
+    // The summaries of `domains` (at most kMaxSummaryDomains of them) merged into one.
+    Expected<ipc::SigningSummaryReply, std::string> summaries(
+        std::int64_t from, std::int64_t until, const std::vector<std::string>& domains);
+
+    ReportStore& store_;
+    SigningRecord& signing_;
+    const Clock& clock_;
+    const Config& config_;
+    std::mutex store_mutex_;  // the store's one connection
+    std::mutex rate_mutex_;
+    std::deque<std::int64_t> recent_;  // submission times (ms) in the last minute
+};
+
+// "2024-01-09" for a day number.
+std::string day_text(std::int64_t day);
+
+}  // namespace dkim::reportd

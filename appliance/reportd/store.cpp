@@ -1,0 +1,632 @@
+#include "store.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+#include "dkim/reports/json.hpp"
+#include "dkim/reports/source.hpp"
+
+namespace dkim::reportd {
+
+// Named, not anonymous: ReportStore::Ingest holds statements.
+namespace store_detail {
+
+class Sql {
+  public:
+    Sql(sqlite3* db, const char* sql) : db_(db) {
+        if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) {
+            stmt_ = nullptr;
+        }
+    }
+    Sql(const Sql&) = delete;
+    Sql& operator=(const Sql&) = delete;
+    ~Sql() { sqlite3_finalize(stmt_); }
+    bool ok() const { return stmt_ != nullptr; }
+    std::string error() const { return sqlite3_errmsg(db_); }
+
+    Sql& reset() {
+        sqlite3_reset(stmt_);
+        sqlite3_clear_bindings(stmt_);
+        next_ = 1;
+        return *this;
+    }
+    Sql& bind(std::int64_t v) {
+        sqlite3_bind_int64(stmt_, next_++, v);
+        return *this;
+    }
+    Sql& bind(std::uint64_t v) { return bind(static_cast<std::int64_t>(v)); }
+    Sql& bind(std::string_view v) {
+        sqlite3_bind_text(stmt_, next_++, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+        return *this;
+    }
+    Sql& bind_blob(std::string_view v) {
+        sqlite3_bind_blob(stmt_, next_++, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+        return *this;
+    }
+    int step() { return stmt_ == nullptr ? SQLITE_ERROR : sqlite3_step(stmt_); }
+    bool run() { return step() == SQLITE_DONE; }
+    std::int64_t integer(int column) const { return sqlite3_column_int64(stmt_, column); }
+    std::uint64_t count(int column) const {
+        return static_cast<std::uint64_t>(std::max<std::int64_t>(integer(column), 0));
+    }
+    std::string text(int column) const {
+        const auto* p = sqlite3_column_text(stmt_, column);
+        return p == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(p));
+    }
+    std::string blob(int column) const {
+        const void* p = sqlite3_column_blob(stmt_, column);
+        const int n = sqlite3_column_bytes(stmt_, column);
+        return p == nullptr ? std::string()
+                            : std::string(static_cast<const char*>(p), static_cast<std::size_t>(n));
+    }
+
+  private:
+    sqlite3* db_;
+    sqlite3_stmt* stmt_ = nullptr;
+    int next_ = 1;
+};
+
+bool exec(sqlite3* db, const char* sql) {
+    return sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
+}
+
+constexpr const char* kSchema = R"SQL(
+CREATE TABLE IF NOT EXISTS submissions(
+  id INTEGER PRIMARY KEY, received INTEGER NOT NULL, origin TEXT NOT NULL,
+  size INTEGER NOT NULL, content BLOB NOT NULL,
+  reports INTEGER, duplicates INTEGER, errors TEXT);
+CREATE TABLE IF NOT EXISTS reports(
+  id INTEGER PRIMARY KEY, submission INTEGER NOT NULL, kind TEXT NOT NULL,
+  org_name TEXT NOT NULL, report_id TEXT NOT NULL, domain TEXT NOT NULL,
+  begin INTEGER NOT NULL, end INTEGER NOT NULL, received INTEGER NOT NULL,
+  records INTEGER NOT NULL DEFAULT 0, messages INTEGER NOT NULL DEFAULT 0,
+  policy_p TEXT, policy_pct INTEGER, document TEXT,
+  UNIQUE(kind, org_name, report_id, domain));
+CREATE INDEX IF NOT EXISTS reports_domain_begin ON reports(domain, begin);
+CREATE TABLE IF NOT EXISTS records(
+  report INTEGER NOT NULL, domain TEXT NOT NULL, day INTEGER NOT NULL,
+  source_ip TEXT NOT NULL, count INTEGER NOT NULL, header_from TEXT NOT NULL,
+  disposition TEXT NOT NULL, dkim_aligned INTEGER NOT NULL, spf_aligned INTEGER NOT NULL,
+  spf_pass INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS records_domain_day ON records(domain, day);
+CREATE TABLE IF NOT EXISTS dkim_results(
+  report INTEGER NOT NULL, domain TEXT NOT NULL, day INTEGER NOT NULL, signer TEXT NOT NULL,
+  selector TEXT NOT NULL, result TEXT NOT NULL, source_ip TEXT NOT NULL, count INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS dkim_results_selector_day ON dkim_results(signer, selector, day);
+CREATE INDEX IF NOT EXISTS dkim_results_day ON dkim_results(day);
+CREATE TABLE IF NOT EXISTS daily(
+  domain TEXT NOT NULL, day INTEGER NOT NULL, messages INTEGER NOT NULL,
+  dmarc_pass INTEGER NOT NULL, dkim_aligned INTEGER NOT NULL, spf_aligned INTEGER NOT NULL,
+  quarantined INTEGER NOT NULL, rejected INTEGER NOT NULL,
+  PRIMARY KEY(domain, day)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tls_policies(
+  report INTEGER NOT NULL, day INTEGER NOT NULL, policy_domain TEXT NOT NULL,
+  policy_type TEXT NOT NULL, successful INTEGER NOT NULL, failed INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS tls_policies_day ON tls_policies(day);
+CREATE TABLE IF NOT EXISTS tls_failures(
+  report INTEGER NOT NULL, day INTEGER NOT NULL, policy_domain TEXT NOT NULL,
+  result_type TEXT NOT NULL, receiving_mx_hostname TEXT NOT NULL,
+  sending_mta_ip TEXT NOT NULL, sessions INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS tls_failures_day ON tls_failures(day);
+)SQL";
+
+// Real reports cover a day, a few at most; a longer span is refused rather than spread thin.
+constexpr std::int64_t kMaxReportSpan = 31 * kDay;
+
+std::int64_t day_of(std::int64_t t) {
+    return t >= 0 ? t / kDay : -((-t + kDay - 1) / kDay);
+}
+
+}  // namespace store_detail
+
+using namespace store_detail;
+
+std::vector<std::pair<std::int64_t, std::uint64_t>> split_by_day(std::int64_t begin,
+                                                                 std::int64_t end,
+                                                                 std::uint64_t count) {
+    std::vector<std::pair<std::int64_t, std::uint64_t>> out;
+    end = std::max(end, begin);
+    const std::int64_t first = day_of(begin);
+    const std::int64_t last = day_of(end);
+    if (first == last || count == 0) {
+        out.emplace_back(first, count);
+        return out;
+    }
+    const auto total = static_cast<std::uint64_t>(end - begin + 1);
+    std::vector<std::pair<std::uint64_t, std::size_t>> remainders;  // (remainder, index)
+    std::uint64_t given = 0;
+    for (std::int64_t d = first; d <= last; ++d) {
+        const std::int64_t from = std::max(begin, d * kDay);
+        const std::int64_t to = std::min(end + 1, (d + 1) * kDay);
+        const auto seconds = static_cast<std::uint64_t>(to - from);
+        // count * seconds / total without overflow: the spans are below 2^32 seconds.
+        const std::uint64_t whole = count / total * seconds;
+        const std::uint64_t part = (count % total) * seconds;
+        const std::uint64_t share = whole + part / total;
+        remainders.emplace_back(part % total, out.size());
+        out.emplace_back(d, share);
+        given += share;
+    }
+    // What the floors left goes to the days with the largest remainders (earlier first).
+    std::stable_sort(remainders.begin(), remainders.end(),
+                     [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (std::size_t i = 0; given < count && i < remainders.size(); ++i, ++given) {
+        ++out[remainders[i].second].second;
+    }
+    return out;
+}
+
+// One submission's reports into the tables: a ReportSink whose aggregate report is one
+// transaction.
+class ReportStore::Ingest final : public reports::ReportSink {
+  public:
+    Ingest(sqlite3* db, std::int64_t submission, std::int64_t received)
+        : db_(db),
+          submission_(submission),
+          received_(received),
+          exists_(db,
+                  "SELECT 1 FROM reports WHERE kind=? AND org_name=? AND report_id=? AND "
+                  "domain=?"),
+          report_(db,
+                  "INSERT INTO reports(submission, kind, org_name, report_id, domain, begin, end, "
+                  "received, policy_p, policy_pct, document) VALUES(?,?,?,?,?,?,?,?,?,?,?)"),
+          finish_(db, "UPDATE reports SET records=?, messages=? WHERE id=?"),
+          record_(db,
+                  "INSERT INTO records(report, domain, day, source_ip, count, header_from, "
+                  "disposition, dkim_aligned, spf_aligned, spf_pass) VALUES(?,?,?,?,?,?,?,?,?,?)"),
+          dkim_(db,
+                "INSERT INTO dkim_results(report, domain, day, signer, selector, result, "
+                "source_ip, count) VALUES(?,?,?,?,?,?,?,?)"),
+          daily_(
+              db,
+              "INSERT INTO daily(domain, day, messages, dmarc_pass, dkim_aligned, spf_aligned, "
+              "quarantined, rejected) VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(domain, day) DO "
+              "UPDATE SET messages=messages+excluded.messages, "
+              "dmarc_pass=dmarc_pass+excluded.dmarc_pass, "
+              "dkim_aligned=dkim_aligned+excluded.dkim_aligned, "
+              "spf_aligned=spf_aligned+excluded.spf_aligned, "
+              "quarantined=quarantined+excluded.quarantined, rejected=rejected+excluded.rejected"),
+          tls_policy_(db,
+                      "INSERT INTO tls_policies(report, day, policy_domain, policy_type, "
+                      "successful, failed) VALUES(?,?,?,?,?,?)"),
+          tls_failure_(db,
+                       "INSERT INTO tls_failures(report, day, policy_domain, result_type, "
+                       "receiving_mx_hostname, sending_mta_ip, sessions) VALUES(?,?,?,?,?,?,?)") {}
+
+    IngestResult result;
+
+    void header(const reports::AggregateHeader& h) override {
+        header_ = h;
+        records_ = 0;
+        messages_ = 0;
+        totals_.clear();
+        refused_ = h.end - h.begin > kMaxReportSpan;
+        if (refused_) {
+            result.errors.push_back("aggregate report " + h.report_id + " from " + h.org_name +
+                                    ": its date range spans more than 31 days");
+            skipping_ = true;
+            return;
+        }
+        skipping_ = duplicate("aggregate", h.org_name, h.report_id, h.policy.domain);
+        if (skipping_) {
+            return;
+        }
+        exec(db_, "BEGIN IMMEDIATE");
+        open_ = true;
+        report_id_ = insert_report("aggregate", h.org_name, h.report_id, h.policy.domain, h.begin,
+                                   h.end, h.policy.p, h.policy.pct, {});
+    }
+
+    void record(const reports::AggregateRecord& r) override {
+        if (skipping_ || !open_ || report_id_ == 0) {
+            return;
+        }
+        ++records_;
+        messages_ += r.count;
+        const bool dkim_aligned = r.dkim_aligned == "pass";
+        const bool spf_aligned = r.spf_aligned == "pass";
+        const bool spf_pass = std::any_of(r.spf.begin(), r.spf.end(),
+                                          [](const auto& s) { return s.result == "pass"; });
+        const std::string& domain = header_.policy.domain;
+        for (const auto& [day, n] : split_by_day(header_.begin, header_.end, r.count)) {
+            if (n == 0) {
+                continue;
+            }
+            record_.reset()
+                .bind(report_id_)
+                .bind(domain)
+                .bind(day)
+                .bind(r.source_ip)
+                .bind(n)
+                .bind(r.header_from)
+                .bind(r.disposition)
+                .bind(std::int64_t{dkim_aligned})
+                .bind(std::int64_t{spf_aligned})
+                .bind(std::int64_t{spf_pass});
+            ok_ = record_.run() && ok_;
+            for (const auto& d : r.dkim) {
+                dkim_.reset()
+                    .bind(report_id_)
+                    .bind(domain)
+                    .bind(day)
+                    .bind(d.domain)
+                    .bind(d.selector)
+                    .bind(d.result)
+                    .bind(r.source_ip)
+                    .bind(n);
+                ok_ = dkim_.run() && ok_;
+            }
+            DailyTotals& t = totals_[day];
+            t.messages += n;
+            t.dmarc_pass += (dkim_aligned || spf_aligned) ? n : 0;
+            t.dkim_aligned += dkim_aligned ? n : 0;
+            t.spf_aligned += spf_aligned ? n : 0;
+            t.quarantined += r.disposition == "quarantine" ? n : 0;
+            t.rejected += r.disposition == "reject" ? n : 0;
+        }
+    }
+
+    void aggregate_end() override {
+        if (skipping_) {
+            result.duplicates += refused_ ? 0 : 1;
+            return;
+        }
+        if (!open_) {
+            return;
+        }
+        for (const auto& [day, t] : totals_) {
+            daily_.reset()
+                .bind(header_.policy.domain)
+                .bind(day)
+                .bind(t.messages)
+                .bind(t.dmarc_pass)
+                .bind(t.dkim_aligned)
+                .bind(t.spf_aligned)
+                .bind(t.quarantined)
+                .bind(t.rejected);
+            ok_ = daily_.run() && ok_;
+        }
+        finish_.reset().bind(std::uint64_t{records_}).bind(messages_).bind(report_id_);
+        ok_ = finish_.run() && ok_;
+        commit("aggregate report " + header_.report_id);
+    }
+
+    void aggregate_abandoned() override {
+        if (open_) {
+            exec(db_, "ROLLBACK");
+            open_ = false;
+        }
+        skipping_ = false;
+    }
+
+    void failure(const reports::FailureReport& f) override {
+        std::string document;
+        reports::json::failure(document, f);
+        // A failure report has no id of its own: the report mail's Message-ID, or its content.
+        const std::string id =
+            !f.report_message_id.empty()
+                ? f.report_message_id
+                : f.arrival_date_text + " " + f.source_ip + " " + f.original_message_id;
+        const std::string org = f.reporter.empty() ? "unknown" : f.reporter;
+        if (duplicate("failure", org, id, f.reported_domain)) {
+            ++result.duplicates;
+            return;
+        }
+        exec(db_, "BEGIN IMMEDIATE");
+        open_ = true;
+        const std::int64_t t = f.arrival_date.value_or(received_);
+        insert_report("failure", org, id, f.reported_domain, t, t, {}, std::nullopt, document);
+        commit("failure report");
+    }
+
+    void tls(const reports::TlsReport& r) override {
+        const std::string domain =
+            r.policies.empty() ? std::string() : r.policies.front().policy_domain;
+        if (duplicate("tls", r.org_name, r.report_id, domain)) {
+            ++result.duplicates;
+            return;
+        }
+        exec(db_, "BEGIN IMMEDIATE");
+        open_ = true;
+        const std::int64_t id = insert_report("tls", r.org_name, r.report_id, domain, r.begin,
+                                              r.end, {}, std::nullopt, {});
+        const std::int64_t day = day_of(r.begin);
+        for (const auto& p : r.policies) {
+            tls_policy_.reset()
+                .bind(id)
+                .bind(day)
+                .bind(p.policy_domain)
+                .bind(p.policy_type)
+                .bind(p.successful)
+                .bind(p.failed);
+            ok_ = tls_policy_.run() && ok_;
+            for (const auto& f : p.failures) {
+                tls_failure_.reset()
+                    .bind(id)
+                    .bind(day)
+                    .bind(p.policy_domain)
+                    .bind(f.result_type)
+                    .bind(f.receiving_mx_hostname)
+                    .bind(f.sending_mta_ip)
+                    .bind(f.failed_session_count);
+                ok_ = tls_failure_.run() && ok_;
+            }
+        }
+        commit("TLS report " + r.report_id);
+    }
+
+    void error(const std::string& where, const std::string& reason) override {
+        result.errors.push_back(where + ": " + reason);
+    }
+
+  private:
+    bool duplicate(std::string_view kind, std::string_view org, std::string_view id,
+                   std::string_view domain) {
+        exists_.reset().bind(kind).bind(org).bind(id).bind(domain);
+        return exists_.step() == SQLITE_ROW;
+    }
+
+    std::int64_t insert_report(std::string_view kind, std::string_view org, std::string_view id,
+                               std::string_view domain, std::int64_t begin, std::int64_t end,
+                               std::string_view p, std::optional<unsigned> pct,
+                               std::string_view document) {
+        report_.reset()
+            .bind(submission_)
+            .bind(kind)
+            .bind(org)
+            .bind(id)
+            .bind(domain)
+            .bind(begin)
+            .bind(end)
+            .bind(received_)
+            .bind(p);
+        if (pct) {
+            report_.bind(std::int64_t{*pct});
+        } else {
+            report_.bind(std::string_view());
+        }
+        report_.bind(document);
+        ok_ = report_.run() && ok_;
+        return sqlite3_last_insert_rowid(db_);
+    }
+
+    void commit(const std::string& what) {
+        if (!open_) {
+            return;
+        }
+        open_ = false;
+        if (ok_ && exec(db_, "COMMIT")) {
+            ++result.reports;
+        } else {
+            result.errors.push_back(what + ": not stored (" + sqlite3_errmsg(db_) + ")");
+            exec(db_, "ROLLBACK");
+        }
+        ok_ = true;
+    }
+
+    sqlite3* db_;
+    std::int64_t submission_;
+    std::int64_t received_;
+    Sql exists_;
+    Sql report_;
+    Sql finish_;
+    Sql record_;
+    Sql dkim_;
+    Sql daily_;
+    Sql tls_policy_;
+    Sql tls_failure_;
+    reports::AggregateHeader header_;
+    std::int64_t report_id_ = 0;
+    std::size_t records_ = 0;
+    std::uint64_t messages_ = 0;
+    std::map<std::int64_t, DailyTotals> totals_;
+    bool skipping_ = false;
+    bool refused_ = false;
+    bool open_ = false;
+    bool ok_ = true;
+};
+
+Expected<std::unique_ptr<ReportStore>, std::string> ReportStore::open(const std::string& path) {
+    sqlite3* db = nullptr;
+    if (sqlite3_open_v2(path.c_str(), &db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        nullptr) != SQLITE_OK) {
+        std::string why = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
+        sqlite3_close(db);
+        return unexpected("cannot open " + path + ": " + why);
+    }
+    if (!exec(db, "PRAGMA journal_mode=WAL") || !exec(db, "PRAGMA synchronous=FULL") ||
+        !exec(db, "PRAGMA foreign_keys=ON") || !exec(db, kSchema)) {
+        std::string why = sqlite3_errmsg(db);
+        sqlite3_close(db);
+        return unexpected("cannot prepare " + path + ": " + why);
+    }
+    sqlite3_busy_timeout(db, 5000);
+    return std::unique_ptr<ReportStore>(new ReportStore(db));
+}
+
+ReportStore::ReportStore(sqlite3* db) : db_(db) {}
+
+ReportStore::~ReportStore() {
+    sqlite3_close(db_);
+}
+
+Expected<std::int64_t, std::string> ReportStore::add_submission(std::int64_t received,
+                                                                std::string_view origin,
+                                                                std::string_view bytes) {
+    Sql insert(db_, "INSERT INTO submissions(received, origin, size, content) VALUES(?,?,?,?)");
+    insert.bind(received)
+        .bind(origin)
+        .bind(static_cast<std::int64_t>(bytes.size()))
+        .bind_blob(bytes);
+    if (!insert.run()) {
+        return unexpected("cannot store the submission: " + insert.error());
+    }
+    return sqlite3_last_insert_rowid(db_);
+}
+
+IngestResult ReportStore::ingest(std::int64_t submission, const reports::Limits& limits,
+                                 std::int64_t received) {
+    std::string content;
+    {
+        Sql read(db_, "SELECT content FROM submissions WHERE id=?");
+        read.bind(submission);
+        if (read.step() == SQLITE_ROW) {
+            content = read.blob(0);
+        }
+    }
+    Ingest ingest(db_, submission, received);
+    ingest.result.submission = submission;
+    reports::MemorySource source(content);
+    reports::read_reports(source, "submission " + std::to_string(submission), ingest, limits);
+    std::string errors;
+    for (const auto& e : ingest.result.errors) {
+        errors += e + "\n";
+    }
+    Sql done(db_, "UPDATE submissions SET reports=?, duplicates=?, errors=? WHERE id=?");
+    done.bind(static_cast<std::int64_t>(ingest.result.reports))
+        .bind(static_cast<std::int64_t>(ingest.result.duplicates))
+        .bind(errors)
+        .bind(submission);
+    (void)done.run();
+    return std::move(ingest.result);
+}
+
+std::vector<DailyTotals> ReportStore::daily(const std::string& domain, std::int64_t from_day,
+                                            std::int64_t to_day) {
+    Sql q(db_,
+          "SELECT domain, day, messages, dmarc_pass, dkim_aligned, spf_aligned, quarantined, "
+          "rejected FROM daily WHERE (?1 = '' OR domain = ?1) AND day BETWEEN ?2 AND ?3 "
+          "ORDER BY domain, day");
+    q.bind(domain).bind(from_day).bind(to_day);
+    std::vector<DailyTotals> out;
+    while (q.step() == SQLITE_ROW) {
+        out.push_back({q.text(0), q.integer(1), q.count(2), q.count(3), q.count(4), q.count(5),
+                       q.count(6), q.count(7)});
+    }
+    return out;
+}
+
+std::vector<std::string> ReportStore::domains() {
+    Sql q(db_, "SELECT DISTINCT domain FROM daily ORDER BY domain");
+    std::vector<std::string> out;
+    while (q.step() == SQLITE_ROW) {
+        out.push_back(q.text(0));
+    }
+    return out;
+}
+
+std::vector<SelectorDay> ReportStore::selector_days(std::int64_t from_day, std::int64_t to_day) {
+    Sql q(
+        db_,
+        "SELECT signer, selector, day, SUM(CASE WHEN result='pass' THEN count ELSE 0 END), "
+        "SUM(CASE WHEN result='pass' THEN 0 ELSE count END) FROM dkim_results "
+        "WHERE day BETWEEN ? AND ? GROUP BY signer, selector, day ORDER BY signer, selector, day");
+    q.bind(from_day).bind(to_day);
+    std::vector<SelectorDay> out;
+    while (q.step() == SQLITE_ROW) {
+        out.push_back({q.text(0), q.text(1), q.integer(2), q.count(3), q.count(4)});
+    }
+    return out;
+}
+
+std::vector<SourceTotals> ReportStore::sources(const std::string& domain, std::int64_t from_day,
+                                               std::int64_t to_day) {
+    Sql q(db_,
+          "SELECT source_ip, SUM(count), SUM(count*dkim_aligned), SUM(count*spf_aligned), "
+          "SUM(count*spf_pass), SUM(CASE WHEN dkim_aligned=1 OR spf_aligned=1 THEN count ELSE 0 "
+          "END) FROM records WHERE domain = ? AND day BETWEEN ? AND ? GROUP BY source_ip "
+          "ORDER BY 2 DESC, 1");
+    q.bind(domain).bind(from_day).bind(to_day);
+    std::vector<SourceTotals> out;
+    while (q.step() == SQLITE_ROW) {
+        out.push_back({q.text(0), q.count(1), q.count(2), q.count(3), q.count(4), q.count(5)});
+    }
+    return out;
+}
+
+std::vector<std::pair<std::string, std::uint64_t>> ReportStore::selector_sources(
+    const std::string& signer, const std::string& selector, std::int64_t day, std::size_t limit) {
+    Sql q(db_,
+          "SELECT source_ip, SUM(count) FROM dkim_results WHERE signer=? AND selector=? AND day=? "
+          "AND result='pass' GROUP BY source_ip ORDER BY 2 DESC, 1 LIMIT ?");
+    q.bind(signer).bind(selector).bind(day).bind(static_cast<std::int64_t>(limit));
+    std::vector<std::pair<std::string, std::uint64_t>> out;
+    while (q.step() == SQLITE_ROW) {
+        out.emplace_back(q.text(0), q.count(1));
+    }
+    return out;
+}
+
+std::vector<StoredReport> ReportStore::reports(const std::string& domain, std::int64_t from,
+                                               std::int64_t until, std::size_t limit) {
+    Sql q(db_,
+          "SELECT id, kind, org_name, report_id, domain, begin, end, received, records, messages "
+          "FROM reports WHERE (?1 = '' OR domain = ?1) AND end >= ?2 AND begin < ?3 "
+          "ORDER BY begin DESC, id DESC LIMIT ?4");
+    q.bind(domain).bind(from).bind(until).bind(static_cast<std::int64_t>(limit));
+    std::vector<StoredReport> out;
+    while (q.step() == SQLITE_ROW) {
+        out.push_back({q.integer(0), q.text(1), q.text(2), q.text(3), q.text(4), q.integer(5),
+                       q.integer(6), q.integer(7), q.count(8), q.count(9)});
+    }
+    return out;
+}
+
+std::vector<TlsPolicyTotals> ReportStore::tls_policies(std::int64_t from_day, std::int64_t to_day) {
+    Sql q(db_,
+          "SELECT policy_domain, day, SUM(successful), SUM(failed) FROM tls_policies WHERE day "
+          "BETWEEN ? AND ? GROUP BY policy_domain, day ORDER BY policy_domain, day");
+    q.bind(from_day).bind(to_day);
+    std::vector<TlsPolicyTotals> out;
+    while (q.step() == SQLITE_ROW) {
+        out.push_back({q.text(0), q.integer(1), q.count(2), q.count(3)});
+    }
+    return out;
+}
+
+std::vector<TlsFailureTotals> ReportStore::tls_failures(std::int64_t from_day,
+                                                        std::int64_t to_day) {
+    Sql q(db_,
+          "SELECT policy_domain, result_type, receiving_mx_hostname, day, SUM(sessions) FROM "
+          "tls_failures WHERE day BETWEEN ? AND ? GROUP BY policy_domain, result_type, "
+          "receiving_mx_hostname, day ORDER BY policy_domain, day, 5 DESC");
+    q.bind(from_day).bind(to_day);
+    std::vector<TlsFailureTotals> out;
+    while (q.step() == SQLITE_ROW) {
+        out.push_back({q.text(0), q.text(1), q.text(2), q.integer(3), q.count(4)});
+    }
+    return out;
+}
+
+std::optional<std::pair<std::string, std::optional<unsigned>>> ReportStore::published_policy(
+    const std::string& domain) {
+    Sql q(db_,
+          "SELECT policy_p, policy_pct FROM reports WHERE kind='aggregate' AND domain=? AND "
+          "policy_p <> '' ORDER BY end DESC, id DESC LIMIT 1");
+    q.bind(domain);
+    if (q.step() != SQLITE_ROW) {
+        return std::nullopt;
+    }
+    std::optional<unsigned> pct;
+    if (!q.text(1).empty()) {
+        pct = static_cast<unsigned>(q.integer(1));
+    }
+    return std::make_pair(q.text(0), pct);
+}
+
+std::vector<std::int64_t> ReportStore::unread_submissions() {
+    Sql q(db_, "SELECT id FROM submissions WHERE reports IS NULL ORDER BY id");
+    std::vector<std::int64_t> out;
+    while (q.step() == SQLITE_ROW) {
+        out.push_back(q.integer(0));
+    }
+    return out;
+}
+
+std::uint64_t ReportStore::submission_count() {
+    Sql q(db_, "SELECT COUNT(*) FROM submissions");
+    return q.step() == SQLITE_ROW ? q.count(0) : 0;
+}
+
+}  // namespace dkim::reportd

@@ -1,0 +1,142 @@
+#pragma once
+// dkim-reportd's store (SQLite, WAL, synchronous=FULL): every submission's bytes as received
+// (stored durably before anything parses them, so a 250 means the report is kept whatever its
+// parsing says), the reports read from them (one row each; a report already stored, by kind,
+// reporter, report id and domain, is counted as a duplicate and not stored again), and what the
+// dashboard and the findings read: aggregate records split by UTC day (a report spanning more
+// than a day has its counts shared out over the days by the seconds it covers in each, the sum
+// kept exact), DKIM results by signing domain, selector and day, per-domain daily totals kept
+// as reports arrive, failure reports and TLS reports.
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dkim/expected.hpp"
+#include "dkim/reports/model.hpp"
+#include "dkim/reports/reader.hpp"
+
+namespace dkim::reportd {
+
+inline constexpr std::int64_t kDay = 86400;
+
+// `count` shared out over the UTC days of [begin, end] (end inclusive, as reports write it) by
+// the seconds of each day inside it; the shares add up to `count` exactly. One day: all of it.
+std::vector<std::pair<std::int64_t, std::uint64_t>> split_by_day(std::int64_t begin,
+                                                                 std::int64_t end,
+                                                                 std::uint64_t count);
+
+struct IngestResult {
+    std::int64_t submission = 0;
+    std::size_t reports = 0;          // stored now
+    std::size_t duplicates = 0;       // already stored
+    std::vector<std::string> errors;  // "where: why", one per report that could not be read
+};
+
+struct DailyTotals {
+    std::string domain;
+    std::int64_t day = 0;  // days since 1970-01-01 (UTC)
+    std::uint64_t messages = 0;
+    std::uint64_t dmarc_pass = 0;  // DKIM- or SPF-aligned pass
+    std::uint64_t dkim_aligned = 0;
+    std::uint64_t spf_aligned = 0;
+    std::uint64_t quarantined = 0;
+    std::uint64_t rejected = 0;
+};
+
+struct SelectorDay {
+    std::string signer;  // d=
+    std::string selector;
+    std::int64_t day = 0;
+    std::uint64_t pass = 0;
+    std::uint64_t fail = 0;  // any result but pass (fail, permerror, temperror, neutral, ...)
+};
+
+struct SourceTotals {
+    std::string source_ip;
+    std::uint64_t messages = 0;
+    std::uint64_t dkim_aligned = 0;
+    std::uint64_t spf_aligned = 0;
+    std::uint64_t spf_pass = 0;  // an SPF pass for any domain (authorised by SPF)
+    std::uint64_t dmarc_pass = 0;
+};
+
+struct StoredReport {
+    std::int64_t id = 0;
+    std::string kind;  // aggregate, failure, tls
+    std::string org_name;
+    std::string report_id;
+    std::string domain;
+    std::int64_t begin = 0;
+    std::int64_t end = 0;
+    std::int64_t received = 0;
+    std::uint64_t records = 0;
+    std::uint64_t messages = 0;
+};
+
+struct TlsFailureTotals {
+    std::string policy_domain;
+    std::string result_type;
+    std::string receiving_mx_hostname;
+    std::int64_t day = 0;
+    std::uint64_t sessions = 0;
+};
+
+struct TlsPolicyTotals {
+    std::string policy_domain;
+    std::int64_t day = 0;
+    std::uint64_t successful = 0;
+    std::uint64_t failed = 0;
+};
+
+class ReportStore {
+  public:
+    static Expected<std::unique_ptr<ReportStore>, std::string> open(const std::string& path);
+    ReportStore(const ReportStore&) = delete;
+    ReportStore& operator=(const ReportStore&) = delete;
+    ~ReportStore();
+
+    // The bytes, durably (the transaction is committed with synchronous=FULL) before it returns.
+    Expected<std::int64_t, std::string> add_submission(std::int64_t received,
+                                                       std::string_view origin,
+                                                       std::string_view bytes);
+    // Reads the stored submission's reports into the tables: each report in a transaction of its
+    // own, so one bad report costs nothing of the others.
+    IngestResult ingest(std::int64_t submission, const reports::Limits& limits,
+                        std::int64_t received);
+
+    std::vector<DailyTotals> daily(const std::string& domain, std::int64_t from_day,
+                                   std::int64_t to_day);
+    std::vector<std::string> domains();
+    std::vector<SelectorDay> selector_days(std::int64_t from_day, std::int64_t to_day);
+    std::vector<SourceTotals> sources(const std::string& domain, std::int64_t from_day,
+                                      std::int64_t to_day);
+    // The sources that sent DKIM passes for signer/selector on `day`, by volume.
+    std::vector<std::pair<std::string, std::uint64_t>> selector_sources(const std::string& signer,
+                                                                        const std::string& selector,
+                                                                        std::int64_t day,
+                                                                        std::size_t limit);
+    std::vector<StoredReport> reports(const std::string& domain, std::int64_t from,
+                                      std::int64_t until, std::size_t limit);
+    std::vector<TlsPolicyTotals> tls_policies(std::int64_t from_day, std::int64_t to_day);
+    std::vector<TlsFailureTotals> tls_failures(std::int64_t from_day, std::int64_t to_day);
+    // The p= (and pct=) the latest report for the domain says it published.
+    std::optional<std::pair<std::string, std::optional<unsigned>>> published_policy(
+        const std::string& domain);
+    std::uint64_t submission_count();
+    // Submissions stored but never read (reads are recorded when they end).
+    std::vector<std::int64_t> unread_submissions();
+
+  private:
+    explicit ReportStore(sqlite3* db);
+    class Ingest;
+    sqlite3* db_;
+};
+
+}  // namespace dkim::reportd

@@ -1,0 +1,175 @@
+// dkim-reportd's service: who may do what, submissions (stored, read, answered with what was
+// found; too many refused), and the queries joined with a fake signing record.
+
+#include "service.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "dkim/clock.hpp"
+#include "report_test_support.hpp"
+
+namespace dkim::reportd {
+namespace {
+
+namespace bj = boost::json;
+using reports::channel::Message;
+using reports::testing::aggregate_xml;
+
+class FakeSigning final : public SigningRecord {
+  public:
+    Expected<ipc::SigningSummaryReply, std::string> summary(std::int64_t from, std::int64_t until,
+                                                            const std::string& domain) override {
+        asked_domains.push_back(domain);
+        asked_from = from;
+        asked_until = until;
+        if (!available) {
+            return unexpected(std::string("cannot connect to signerd.sock"));
+        }
+        return reply;
+    }
+    Expected<std::vector<std::pair<std::string, std::string>>, std::string> active_keys(
+        const std::vector<std::string>&) override {
+        return std::vector<std::pair<std::string, std::string>>{{"example.com", "s1"}};
+    }
+
+    bool available = true;
+    ipc::SigningSummaryReply reply;
+    std::int64_t asked_from = 0;
+    std::int64_t asked_until = 0;
+    std::vector<std::string> asked_domains;
+};
+
+class ServiceTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        dir_ = std::filesystem::temp_directory_path() /
+               ("reportd-service-" + std::to_string(::getpid()) + "-" +
+                ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        std::filesystem::remove_all(dir_);
+        std::filesystem::create_directories(dir_);
+        auto s = ReportStore::open((dir_ / "reports.db").string());
+        ASSERT_TRUE(s) << s.error();
+        store_ = std::move(*s);
+        config_.max_submissions_per_minute = 5;
+        service_ = std::make_unique<Service>(*store_, signing_, clock_, config_);
+    }
+    void TearDown() override {
+        service_.reset();
+        store_.reset();
+        std::filesystem::remove_all(dir_);
+    }
+    Message call(PeerKind peer, bj::object json, std::string body = {}) {
+        Message m;
+        m.json = std::move(json);
+        m.body = std::move(body);
+        return service_->handle(peer, m);
+    }
+    static bool ok(const Message& m) { return m.json.at("ok").as_bool(); }
+    static std::string code(const Message& m) { return std::string(m.json.at("code").as_string()); }
+
+    std::filesystem::path dir_;
+    std::unique_ptr<ReportStore> store_;
+    FakeSigning signing_;
+    // The reports speak of 2023-11-14/15; "now" is the day after.
+    ManualClock clock_{from_unix_ms(std::int64_t{1700092800} * 1000 + 3600 * 1000)};
+    Config config_;
+    std::unique_ptr<Service> service_;
+};
+
+TEST_F(ServiceTest, ARelayMaySubmitAndNothingElse) {
+    const Message submitted =
+        call(PeerKind::relay, {{"op", "submit"}, {"origin", "smtp 192.0.2.9"}}, aggregate_xml(2));
+    ASSERT_TRUE(ok(submitted)) << bj::serialize(submitted.json);
+    EXPECT_EQ(submitted.json.at("reports").as_uint64(), 1U);
+    EXPECT_EQ(submitted.json.at("duplicates").as_uint64(), 0U);
+    for (const char* op : {"dashboard", "findings", "reports", "status"}) {
+        const Message m = call(PeerKind::relay, {{"op", op}});
+        EXPECT_FALSE(ok(m)) << op;
+        EXPECT_EQ(code(m), "forbidden") << op;
+    }
+    EXPECT_TRUE(ok(call(PeerKind::web, {{"op", "status"}})));
+    EXPECT_EQ(code(call(PeerKind::admin, {{"op", "drop-tables"}})), "invalid");
+}
+
+TEST_F(ServiceTest, ASubmissionNamesWhatCouldNotBeReadAndKeepsTheRest) {
+    const Message m =
+        call(PeerKind::admin, {{"op", "submit"}, {"origin", "import"}},
+             reports::testing::zip_bytes({reports::testing::zip_entry("good.xml", aggregate_xml(1)),
+                                          reports::testing::zip_entry("bad.xml", "<feedback>")}));
+    ASSERT_TRUE(ok(m));
+    EXPECT_EQ(m.json.at("reports").as_uint64(), 1U);
+    ASSERT_EQ(m.json.at("errors").as_array().size(), 1U);
+    EXPECT_NE(std::string(m.json.at("errors").as_array()[0].as_string()).find("bad.xml"),
+              std::string::npos);
+    EXPECT_EQ(code(call(PeerKind::admin, {{"op", "submit"}})), "invalid");  // nothing in it
+}
+
+TEST_F(ServiceTest, SubmissionsAreRateLimited) {
+    for (int i = 0; i < 5; ++i) {
+        EXPECT_TRUE(ok(call(PeerKind::relay, {{"op", "submit"}},
+                            aggregate_xml(1, 1, "r" + std::to_string(i)))));
+    }
+    const Message refused = call(PeerKind::relay, {{"op", "submit"}}, aggregate_xml(1, 1, "r9"));
+    EXPECT_EQ(code(refused), "unavailable");
+    clock_.advance(std::chrono::seconds(61));
+    EXPECT_TRUE(ok(call(PeerKind::relay, {{"op", "submit"}}, aggregate_xml(1, 1, "r9"))));
+}
+
+TEST_F(ServiceTest, FindingsFailClosedWithoutTheSigningRecord) {
+    ASSERT_TRUE(ok(call(PeerKind::relay, {{"op", "submit"}}, aggregate_xml(3, 20))));
+    signing_.available = false;
+    const Message m = call(PeerKind::web, {{"op", "findings"}});
+    ASSERT_TRUE(ok(m));
+    EXPECT_FALSE(m.json.at("signing_available").as_bool());
+    const auto& findings = m.json.at("findings").as_array();
+    ASSERT_FALSE(findings.empty());
+    EXPECT_EQ(findings[0].as_object().at("kind").as_string(), "signing_record_unavailable");
+    for (const auto& f : findings) {
+        EXPECT_NE(f.as_object().at("kind").as_string(), "replay_suspected");
+    }
+}
+
+TEST_F(ServiceTest, FindingsAndTheDashboardJoinTheSigningRecord) {
+    // 60 passes for s1 on 2023-11-14 (the whole UTC day); signerd signed 2 with it under a
+    // grant.
+    const std::int64_t day_start = 1700000000 / kDay * kDay;
+    std::string report = aggregate_xml(3, 20);
+    report.replace(report.find("1700000000"), 10, std::to_string(day_start));
+    report.replace(report.find("1700086399"), 10, std::to_string(day_start + kDay - 1));
+    ASSERT_TRUE(ok(call(PeerKind::relay, {{"op", "submit"}}, report)));
+    signing_.reply.hours = {{"example.com", "s1", day_start + 7200, 2, 1}};
+    signing_.reply.grants = {{7, "example.com", "s1", day_start, day_start + kDay}};
+    signing_.reply.signature_lifetime = 86400;
+    const Message f = call(PeerKind::web, {{"op", "findings"}});
+    ASSERT_TRUE(ok(f));
+    bool replay = false;
+    for (const auto& v : f.json.at("findings").as_array()) {
+        const auto& o = v.as_object();
+        if (o.at("kind").as_string() == "replay_suspected") {
+            replay = true;
+            EXPECT_EQ(o.at("evidence").as_object().at("signed").as_int64(), 2);
+            EXPECT_EQ(o.at("evidence").as_object().at("reported_pass").as_uint64(), 60U);
+        }
+    }
+    EXPECT_TRUE(replay) << bj::serialize(f.json);
+    EXPECT_EQ(signing_.asked_domains, std::vector<std::string>{"example.com"});  // one by one
+
+    const Message d = call(PeerKind::web, {{"op", "dashboard"}, {"domain", "example.com"}});
+    ASSERT_TRUE(ok(d)) << bj::serialize(d.json);
+    EXPECT_TRUE(d.json.at("signing_available").as_bool());
+    const auto& signing = d.json.at("signing").as_array();
+    ASSERT_EQ(signing.size(), 1U);
+    EXPECT_EQ(signing[0].as_object().at("day").as_string(), "2023-11-14");
+    EXPECT_EQ(signing[0].as_object().at("signed").as_int64(), 2);
+    EXPECT_EQ(signing[0].as_object().at("reported_pass").as_uint64(), 60U);
+    EXPECT_EQ(d.json.at("grants").as_array().size(), 1U);
+    EXPECT_EQ(d.json.at("daily").as_array().size(), 1U);
+    EXPECT_EQ(d.json.at("sources").as_array().size(), 3U);
+    EXPECT_EQ(code(call(PeerKind::web, {{"op", "dashboard"}, {"domain", "EXAMPLE.com;"}})),
+              "invalid");
+}
+
+}  // namespace
+}  // namespace dkim::reportd
