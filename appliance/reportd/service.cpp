@@ -215,7 +215,7 @@ Message Service::dashboard(const bj::object& args) {
         std::lock_guard lock(store_mutex_);
         domains = store_.domains();
         daily = store_.daily(domain, from_day, to_day);
-        selectors = store_.selector_days(from_day, to_day);
+        selectors = store_.selector_days(from_day, to_day, domain);
         if (!domain.empty()) {
             sources = store_.sources(domain, from_day, to_day);
         }

@@ -24,9 +24,9 @@ class Sql {
     bool ok() const { return stmt_ != nullptr; }
     std::string error() const { return sqlite3_errmsg(db_); }
 
+    // Every caller binds every parameter again after a reset.
     Sql& reset() {
         sqlite3_reset(stmt_);
-        sqlite3_clear_bindings(stmt_);
         next_ = 1;
         return *this;
     }
@@ -35,8 +35,9 @@ class Sql {
         return *this;
     }
     Sql& bind(std::uint64_t v) { return bind(static_cast<std::int64_t>(v)); }
+    // The text must outlive the statement's next step (every caller steps at once).
     Sql& bind(std::string_view v) {
-        sqlite3_bind_text(stmt_, next_++, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt_, next_++, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
         return *this;
     }
     Sql& bind_blob(std::string_view v) {
@@ -88,12 +89,11 @@ CREATE TABLE IF NOT EXISTS records(
   source_ip TEXT NOT NULL, count INTEGER NOT NULL, header_from TEXT NOT NULL,
   disposition TEXT NOT NULL, dkim_aligned INTEGER NOT NULL, spf_aligned INTEGER NOT NULL,
   spf_pass INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS records_domain_day ON records(domain, day);
 CREATE TABLE IF NOT EXISTS dkim_results(
   report INTEGER NOT NULL, domain TEXT NOT NULL, day INTEGER NOT NULL, signer TEXT NOT NULL,
   selector TEXT NOT NULL, result TEXT NOT NULL, source_ip TEXT NOT NULL, count INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS dkim_results_selector_day ON dkim_results(signer, selector, day);
-CREATE INDEX IF NOT EXISTS dkim_results_day ON dkim_results(day);
+CREATE INDEX IF NOT EXISTS records_domain_day ON records(domain, day, source_ip);
 CREATE TABLE IF NOT EXISTS daily(
   domain TEXT NOT NULL, day INTEGER NOT NULL, messages INTEGER NOT NULL,
   dmarc_pass INTEGER NOT NULL, dkim_aligned INTEGER NOT NULL, spf_aligned INTEGER NOT NULL,
@@ -215,6 +215,8 @@ class ReportStore::Ingest final : public reports::ReportSink {
         open_ = true;
         report_id_ = insert_report("aggregate", h.org_name, h.report_id, h.policy.domain, h.begin,
                                    h.end, h.policy.p, h.policy.pct, {});
+        first_day_ = day_of(h.begin);
+        single_day_ = first_day_ == day_of(std::max(h.end, h.begin));
     }
 
     void record(const reports::AggregateRecord& r) override {
@@ -228,10 +230,7 @@ class ReportStore::Ingest final : public reports::ReportSink {
         const bool spf_pass = std::any_of(r.spf.begin(), r.spf.end(),
                                           [](const auto& s) { return s.result == "pass"; });
         const std::string& domain = header_.policy.domain;
-        for (const auto& [day, n] : split_by_day(header_.begin, header_.end, r.count)) {
-            if (n == 0) {
-                continue;
-            }
+        const auto store_part = [&](std::int64_t day, std::uint64_t n) {
             record_.reset()
                 .bind(report_id_)
                 .bind(domain)
@@ -263,6 +262,15 @@ class ReportStore::Ingest final : public reports::ReportSink {
             t.spf_aligned += spf_aligned ? n : 0;
             t.quarantined += r.disposition == "quarantine" ? n : 0;
             t.rejected += r.disposition == "reject" ? n : 0;
+        };
+        if (single_day_) {  // most reports: no split to compute
+            store_part(first_day_, r.count);
+            return;
+        }
+        for (const auto& [day, n] : split_by_day(header_.begin, header_.end, r.count)) {
+            if (n > 0) {
+                store_part(day, n);
+            }
         }
     }
 
@@ -420,13 +428,16 @@ class ReportStore::Ingest final : public reports::ReportSink {
     std::size_t records_ = 0;
     std::uint64_t messages_ = 0;
     std::map<std::int64_t, DailyTotals> totals_;
+    std::int64_t first_day_ = 0;
+    bool single_day_ = true;
     bool skipping_ = false;
     bool refused_ = false;
     bool open_ = false;
     bool ok_ = true;
 };
 
-Expected<std::unique_ptr<ReportStore>, std::string> ReportStore::open(const std::string& path) {
+Expected<std::unique_ptr<ReportStore>, std::string> ReportStore::open(const std::string& path,
+                                                                      bool durable) {
     sqlite3* db = nullptr;
     if (sqlite3_open_v2(path.c_str(), &db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -435,8 +446,12 @@ Expected<std::unique_ptr<ReportStore>, std::string> ReportStore::open(const std:
         sqlite3_close(db);
         return unexpected("cannot open " + path + ": " + why);
     }
-    if (!exec(db, "PRAGMA journal_mode=WAL") || !exec(db, "PRAGMA synchronous=FULL") ||
-        !exec(db, "PRAGMA foreign_keys=ON") || !exec(db, kSchema)) {
+    if (!exec(db, "PRAGMA journal_mode=WAL") ||
+        !exec(db, durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=OFF") ||
+        !exec(db, "PRAGMA foreign_keys=ON") ||
+        // A fixed 32 MiB page cache: a large report's rows and indexes stay in memory until its
+        // commit instead of spilling to the WAL page by page (the cost does not grow with it).
+        !exec(db, "PRAGMA cache_size=-32768") || !exec(db, "PRAGMA temp_store=MEMORY") || !exec(db, kSchema)) {
         std::string why = sqlite3_errmsg(db);
         sqlite3_close(db);
         return unexpected("cannot prepare " + path + ": " + why);
@@ -465,20 +480,57 @@ Expected<std::int64_t, std::string> ReportStore::add_submission(std::int64_t rec
     return sqlite3_last_insert_rowid(db_);
 }
 
-IngestResult ReportStore::ingest(std::int64_t submission, const reports::Limits& limits,
-                                 std::int64_t received) {
-    std::string content;
-    {
-        Sql read(db_, "SELECT content FROM submissions WHERE id=?");
-        read.bind(submission);
-        if (read.step() == SQLITE_ROW) {
-            content = read.blob(0);
+namespace store_detail {
+
+// A stored submission's bytes read in pieces (SQLite's incremental blob I/O): reading a report
+// costs the parser's buffers, not a second copy of the submission.
+class BlobSource final : public reports::ByteSource {
+  public:
+    BlobSource(sqlite3* db, std::int64_t row) {
+        if (sqlite3_blob_open(db, "main", "submissions", "content", row, 0, &blob_) != SQLITE_OK) {
+            blob_ = nullptr;
+            error_ = sqlite3_errmsg(db);
+        } else {
+            size_ = sqlite3_blob_bytes(blob_);
         }
     }
+    BlobSource(const BlobSource&) = delete;
+    BlobSource& operator=(const BlobSource&) = delete;
+    ~BlobSource() override { sqlite3_blob_close(blob_); }
+
+    Expected<std::size_t, std::string> read(char* out, std::size_t size) override {
+        if (blob_ == nullptr) {
+            return unexpected("cannot read the stored submission: " + error_);
+        }
+        const int n = static_cast<int>(
+            std::min<std::size_t>(size, static_cast<std::size_t>(size_ - offset_)));
+        if (n <= 0) {
+            return std::size_t{0};
+        }
+        if (sqlite3_blob_read(blob_, out, n, offset_) != SQLITE_OK) {
+            return unexpected(std::string("cannot read the stored submission"));
+        }
+        offset_ += n;
+        return static_cast<std::size_t>(n);
+    }
+
+  private:
+    sqlite3_blob* blob_ = nullptr;
+    std::string error_;
+    int size_ = 0;
+    int offset_ = 0;
+};
+
+}  // namespace store_detail
+
+IngestResult ReportStore::ingest(std::int64_t submission, const reports::Limits& limits,
+                                 std::int64_t received) {
     Ingest ingest(db_, submission, received);
     ingest.result.submission = submission;
-    reports::MemorySource source(content);
-    reports::read_reports(source, "submission " + std::to_string(submission), ingest, limits);
+    {
+        BlobSource source(db_, submission);
+        reports::read_reports(source, "submission " + std::to_string(submission), ingest, limits);
+    }
     std::string errors;
     for (const auto& e : ingest.result.errors) {
         errors += e + "\n";
@@ -494,11 +546,18 @@ IngestResult ReportStore::ingest(std::int64_t submission, const reports::Limits&
 
 std::vector<DailyTotals> ReportStore::daily(const std::string& domain, std::int64_t from_day,
                                             std::int64_t to_day) {
-    Sql q(db_,
-          "SELECT domain, day, messages, dmarc_pass, dkim_aligned, spf_aligned, quarantined, "
-          "rejected FROM daily WHERE (?1 = '' OR domain = ?1) AND day BETWEEN ?2 AND ?3 "
-          "ORDER BY domain, day");
-    q.bind(domain).bind(from_day).bind(to_day);
+    // Two statements, not "(? = '' OR domain = ?)": that form keeps SQLite off the index.
+    Sql q(db_, domain.empty()
+                   ? "SELECT domain, day, messages, dmarc_pass, dkim_aligned, spf_aligned, "
+                     "quarantined, rejected FROM daily WHERE day BETWEEN ?1 AND ?2 "
+                     "ORDER BY domain, day"
+                   : "SELECT domain, day, messages, dmarc_pass, dkim_aligned, spf_aligned, "
+                     "quarantined, rejected FROM daily WHERE domain = ?3 AND day BETWEEN ?1 AND "
+                     "?2 ORDER BY day");
+    q.bind(from_day).bind(to_day);
+    if (!domain.empty()) {
+        q.bind(domain);
+    }
     std::vector<DailyTotals> out;
     while (q.step() == SQLITE_ROW) {
         out.push_back({q.text(0), q.integer(1), q.count(2), q.count(3), q.count(4), q.count(5),
@@ -516,13 +575,21 @@ std::vector<std::string> ReportStore::domains() {
     return out;
 }
 
-std::vector<SelectorDay> ReportStore::selector_days(std::int64_t from_day, std::int64_t to_day) {
-    Sql q(
-        db_,
-        "SELECT signer, selector, day, SUM(CASE WHEN result='pass' THEN count ELSE 0 END), "
-        "SUM(CASE WHEN result='pass' THEN 0 ELSE count END) FROM dkim_results "
-        "WHERE day BETWEEN ? AND ? GROUP BY signer, selector, day ORDER BY signer, selector, day");
+std::vector<SelectorDay> ReportStore::selector_days(std::int64_t from_day, std::int64_t to_day,
+                                                    const std::string& signer) {
+    Sql q(db_, signer.empty()
+                   ? "SELECT signer, selector, day, SUM(CASE WHEN result='pass' THEN count ELSE 0 "
+                     "END), SUM(CASE WHEN result='pass' THEN 0 ELSE count END) FROM dkim_results "
+                     "WHERE day BETWEEN ?1 AND ?2 GROUP BY signer, selector, day "
+                     "ORDER BY signer, selector, day"
+                   : "SELECT signer, selector, day, SUM(CASE WHEN result='pass' THEN count ELSE 0 "
+                     "END), SUM(CASE WHEN result='pass' THEN 0 ELSE count END) FROM dkim_results "
+                     "WHERE signer = ?3 AND day BETWEEN ?1 AND ?2 GROUP BY selector, day "
+                     "ORDER BY selector, day");
     q.bind(from_day).bind(to_day);
+    if (!signer.empty()) {
+        q.bind(signer);
+    }
     std::vector<SelectorDay> out;
     while (q.step() == SQLITE_ROW) {
         out.push_back({q.text(0), q.text(1), q.integer(2), q.count(3), q.count(4)});
@@ -560,11 +627,17 @@ std::vector<std::pair<std::string, std::uint64_t>> ReportStore::selector_sources
 
 std::vector<StoredReport> ReportStore::reports(const std::string& domain, std::int64_t from,
                                                std::int64_t until, std::size_t limit) {
-    Sql q(db_,
-          "SELECT id, kind, org_name, report_id, domain, begin, end, received, records, messages "
-          "FROM reports WHERE (?1 = '' OR domain = ?1) AND end >= ?2 AND begin < ?3 "
-          "ORDER BY begin DESC, id DESC LIMIT ?4");
-    q.bind(domain).bind(from).bind(until).bind(static_cast<std::int64_t>(limit));
+    Sql q(db_, domain.empty()
+                   ? "SELECT id, kind, org_name, report_id, domain, begin, end, received, records, "
+                     "messages FROM reports WHERE end >= ?1 AND begin < ?2 "
+                     "ORDER BY begin DESC, id DESC LIMIT ?3"
+                   : "SELECT id, kind, org_name, report_id, domain, begin, end, received, records, "
+                     "messages FROM reports WHERE domain = ?4 AND end >= ?1 AND begin < ?2 "
+                     "ORDER BY begin DESC, id DESC LIMIT ?3");
+    q.bind(from).bind(until).bind(static_cast<std::int64_t>(limit));
+    if (!domain.empty()) {
+        q.bind(domain);
+    }
     std::vector<StoredReport> out;
     while (q.step() == SQLITE_ROW) {
         out.push_back({q.integer(0), q.text(1), q.text(2), q.text(3), q.text(4), q.integer(5),

@@ -97,7 +97,9 @@ struct TlsPolicyTotals {
 
 class ReportStore {
   public:
-    static Expected<std::unique_ptr<ReportStore>, std::string> open(const std::string& path);
+    // durable=false (synchronous=OFF) only for benchmarks filling a store quickly.
+    static Expected<std::unique_ptr<ReportStore>, std::string> open(const std::string& path,
+                                                                    bool durable = true);
     ReportStore(const ReportStore&) = delete;
     ReportStore& operator=(const ReportStore&) = delete;
     ~ReportStore();
@@ -114,7 +116,9 @@ class ReportStore {
     std::vector<DailyTotals> daily(const std::string& domain, std::int64_t from_day,
                                    std::int64_t to_day);
     std::vector<std::string> domains();
-    std::vector<SelectorDay> selector_days(std::int64_t from_day, std::int64_t to_day);
+    // One signing domain's (signer, d=) or, empty, every one's.
+    std::vector<SelectorDay> selector_days(std::int64_t from_day, std::int64_t to_day,
+                                           const std::string& signer = {});
     std::vector<SourceTotals> sources(const std::string& domain, std::int64_t from_day,
                                       std::int64_t to_day);
     // The sources that sent DKIM passes for signer/selector on `day`, by volume.
