@@ -20,6 +20,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <thread>
 
 #include "config.hpp"
@@ -51,7 +52,10 @@ int run(int argc, char** argv) {
     }
     if (check_only) {
         std::cout << config_file << ": ok (https://" << config->listen.to_string()
-                  << ", signerd at " << config->signerd_socket << ")\n";
+                  << ", signerd at " << config->signerd_socket
+                  << (config->reports_socket.empty() ? std::string()
+                                                     : ", reportd at " + config->reports_socket)
+                  << ")\n";
         return 0;
     }
     (void)::signal(SIGPIPE, SIG_IGN);
@@ -86,7 +90,12 @@ int run(int argc, char** argv) {
     web::SessionTable sessions(config->session_idle, config->max_sessions);
     web::LoginLimiter limiter(config->login);
     web::WebMetrics metrics;
-    web::Deps deps{signer, sessions, limiter, clock, metrics, config->handler};
+    // dkim-reportd, when [reports] names its socket (else the reports API answers 503).
+    std::unique_ptr<web::ReportsPool> reports;
+    if (!config->reports_socket.empty()) {
+        reports = std::make_unique<web::ReportsPool>(config->reports_socket);
+    }
+    web::Deps deps{signer, sessions, limiter, clock, metrics, config->handler, reports.get()};
     web::Server server(*config, deps, **tls);
     // Socket activation (dkim-webd.socket binds 443 for a webd without capabilities), else
     // the configured address.

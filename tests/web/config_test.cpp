@@ -23,6 +23,36 @@ TEST(WebdConfigTest, EveryDeclaredKeyIsRead) {
     EXPECT_EQ(config->handler.dns.dmarc_ruf, "mailto:dmarc-failures@example.net");
     EXPECT_EQ(config->handler.dns.tlsrpt_rua, "mailto:tls-reports@example.net");
     EXPECT_TRUE(config->handler.dns.psl) << "report domains are judged by the suffix list";
+    EXPECT_EQ(config->reports_socket, "/run/dkim-appliance/reportd.sock");
+}
+
+// [reports]: reportd's socket is an absolute path, an upload at most 64 MiB (reportd's cap on a
+// submission); without the table the reports API is off.
+TEST(WebdConfigTest, TheReportsTableNamesReportdAndCapsUploads) {
+    const auto file = std::filesystem::temp_directory_path() /
+                      ("webd-reportd-" + std::to_string(::getpid()) + ".toml");
+    for (const auto& [text, key, ok] :
+         {std::tuple{"socket = \"/run/dkim-appliance/reportd.sock\"\nupload_limit = \"8MiB\"\n", "",
+                     true},
+          {"socket = \"reportd.sock\"\n", "reports.socket", false},
+          {"upload_limit = \"65MiB\"\n", "reports.upload_limit", false},
+          {"upload_timeout = \"soon\"\n", "reports.upload_timeout", false},
+          {"sockets = \"/x\"\n", "sockets", false}}) {
+        std::ofstream(file) << "self_signed = true\n[reports]\n" << text;
+        const auto config = dkim::web::load_config(file.string());
+        EXPECT_EQ(config.has_value(), ok) << text << (config ? "" : config.error());
+        if (!ok && !config) {
+            EXPECT_NE(config.error().find(key), std::string::npos) << config.error();
+        }
+        if (ok && config) {
+            EXPECT_EQ(config->upload_limit, std::size_t{8} << 20);
+        }
+    }
+    std::ofstream(file) << "self_signed = true\n";
+    const auto plain = dkim::web::load_config(file.string());
+    ASSERT_TRUE(plain.has_value());
+    EXPECT_TRUE(plain->reports_socket.empty());
+    std::filesystem::remove(file);
 }
 
 // Report addresses go into TXT records: a bad one is named by file, line and key.

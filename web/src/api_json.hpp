@@ -55,8 +55,9 @@ struct Error {
     }
 };
 
-// What the caller may do, as signerd decides it (ipc::Permissions): the console shows only
-// what its user may use. It grants nothing; signerd checks every operation again.
+// What the caller may do, as signerd decides it (ipc::Permissions), and for reports as webd
+// does (reports, reports_upload: views.hpp's rule): the console shows only what its user may
+// use. It grants nothing; signerd (for reports, webd) checks every operation again.
 struct Permissions {
     bool request = false;
     bool break_glass = false;
@@ -66,12 +67,16 @@ struct Permissions {
     bool cancel_any = false;
     bool audit = false;
     bool users = false;
+    bool reports = false;
+    bool reports_upload = false;
     template <class A>
     void save(A& ar) const {
         ar(cereal::make_nvp("request", request), cereal::make_nvp("break_glass", break_glass),
            cereal::make_nvp("approve", approve), cereal::make_nvp("revoke_own", revoke_own),
            cereal::make_nvp("revoke_any", revoke_any), cereal::make_nvp("cancel_any", cancel_any),
-           cereal::make_nvp("audit", audit), cereal::make_nvp("users", users));
+           cereal::make_nvp("audit", audit), cereal::make_nvp("users", users),
+           cereal::make_nvp("reports", reports),
+           cereal::make_nvp("reports_upload", reports_upload));
     }
 };
 

@@ -1,6 +1,7 @@
 #include "auth.hpp"
 
 #include "dkim/base/wipe.hpp"
+#include "endpoints.hpp"
 
 namespace dkim::web::detail {
 
@@ -86,7 +87,7 @@ Result<Caller> authenticate(Context& ctx) {
     return caller;
 }
 
-std::optional<ApiError> check_request_shape(const Request& req) {
+std::optional<ApiError> check_request_shape(const Request& req, bool bytes_body) {
     if (!changes_state(req.method())) {
         return std::nullopt;
     }
@@ -97,6 +98,15 @@ std::optional<ApiError> check_request_shape(const Request& req) {
             failure(http::status::forbidden, "origin", "requests from another origin are refused");
         e.error.rule = "origin";
         return e;
+    }
+    if (bytes_body) {
+        if (!upload_content_type(header(req, http::field::content_type))) {
+            return failure(http::status::unsupported_media_type, "unsupported_media_type",
+                           "send the file's bytes as the body, with Content-Type "
+                           "application/octet-stream (or the file's own type, such as "
+                           "application/gzip, application/zip, text/xml or message/rfc822)");
+        }
+        return std::nullopt;
     }
     if (!req.body().empty()) {
         const std::string_view type = header(req, http::field::content_type);

@@ -27,9 +27,10 @@ bool changes_state(http::verb method);
 // request, and the request must come from this origin.
 Result<Caller> authenticate(Context& ctx);
 
-// A request that changes state must say it sends JSON (a cross-site form cannot), and a
-// browser's Origin, when sent, must be this server.
-std::optional<ApiError> check_request_shape(const Request& req);
+// A request that changes state must say it sends JSON (a cross-site form cannot), or for a route
+// that takes a file's bytes, one of the file types upload_content_type() names (none of which a
+// cross-site form can send either); and a browser's Origin, when sent, must be this server.
+std::optional<ApiError> check_request_shape(const Request& req, bool bytes_body = false);
 
 // The Set-Cookie value of the session cookie (an empty token and 0 end it).
 std::string session_cookie(const std::string& token, std::int64_t max_age);

@@ -86,6 +86,15 @@ constexpr config::KeyDoc kKeys[] = {
     {"dns.tlsrpt_rua", "string", "",
      "mailto: URI (or https:// URL) for TLS reports: the TLS-RPT record (_smtp._tls, RFC 8460).",
      "\"mailto:tls-reports@example.net\""},
+    {"reports", "table", "", "DMARC and TLS reports: dkim-reportd (the Reports view and API)."},
+    {"reports.socket", "string", "",
+     "dkim-reportd's socket (webd's user must be a [peers] web entry of reportd); empty: the "
+     "reports API answers 503.",
+     "\"/run/dkim-appliance/reportd.sock\""},
+    {"reports.upload_limit", "size", "64MiB",
+     "Largest report file or mail uploaded through the console or the API (at most 64MiB).",
+     "\"64MiB\""},
+    {"reports.upload_timeout", "duration", "5m", "Time to receive one upload's body.", "\"5m\""},
 };
 
 }  // namespace
@@ -193,6 +202,17 @@ Expected<Config, std::string> load_config(const std::string& file) {
                     c.handler.dns.psl = std::move(*psl);
                 }
             }
+        }
+        if (auto reports = r.table("reports")) {
+            c.reports_socket = reports->string("socket").value_or("");
+            if (!c.reports_socket.empty() && c.reports_socket.front() != '/') {
+                reports->fail("socket", "expected an absolute path");
+            }
+            c.upload_limit = reports->size("upload_limit", 1024, std::uint64_t{64} << 20)
+                                 .value_or(c.upload_limit);
+            c.upload_timeout = reports->duration("upload_timeout", std::chrono::seconds(1))
+                                   .value_or(c.upload_timeout);
+            reports->finish();
         }
         r.finish();
         return c;

@@ -34,6 +34,12 @@ struct Config {
     std::size_t max_sessions = 10'000;
     LoginLimiter::Limits login;
     HandlerOptions handler;
+    // [reports]: dkim-reportd's socket ("": the reports API answers 503), and what one upload of
+    // a report file may take (its body, read only for an authenticated-looking request, at most
+    // kMaxUploads at once).
+    std::string reports_socket;
+    std::size_t upload_limit = std::size_t{64} << 20;
+    std::chrono::milliseconds upload_timeout{300'000};
 };
 
 // The declarations of every key (the parser reads no other; --config-reference prints them).

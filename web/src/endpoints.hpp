@@ -3,6 +3,7 @@
 // the request in `ctx`, asks signerd through ctx.call, and answers a response or an ApiError.
 
 #include <string>
+#include <string_view>
 
 #include "context.hpp"
 #include "response.hpp"
@@ -34,6 +35,14 @@ Result<Response> audit_verify(Context& ctx, Caller& caller);
 // user_handlers.cpp: users and API tokens.
 Result<Response> list_users(Context& ctx, Caller& caller);
 Result<Response> create_api_token(Context& ctx, Caller& caller);
+
+// report_handlers.cpp: DMARC and TLS reports from dkim-reportd (auditor, admin; uploads: admin).
+Result<Response> reports_dashboard(Context& ctx, Caller& caller);
+Result<Response> reports_findings(Context& ctx, Caller& caller);
+Result<Response> reports_list(Context& ctx, Caller& caller);
+Result<Response> reports_upload(Context& ctx, Caller& caller);
+// The Content-Types a report upload's body may have (the file's bytes, not JSON).
+bool upload_content_type(std::string_view type);
 
 // service_handlers.cpp: health, metrics and the OpenAPI document.
 Result<Response> healthz(Context& ctx);

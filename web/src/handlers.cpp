@@ -24,12 +24,15 @@ namespace detail {
 namespace {
 
 enum class Auth : std::uint8_t { none, caller };
+// What a state-changing request's body is: JSON, or a file's bytes (report uploads).
+enum class Body : std::uint8_t { json, bytes };
 
 struct Route {
     http::verb method;
     std::string_view pattern;  // "/api/v1/elevations/{id}/approve"
     Auth auth;
     std::function<Result<Response>(Context&, Caller&)> run;
+    Body body = Body::json;
 };
 
 const std::vector<Route>& routes() {
@@ -61,6 +64,10 @@ const std::vector<Route>& routes() {
         {V::get, "/api/v1/audit/verify", Auth::caller, audit_verify},
         {V::get, "/api/v1/users", Auth::caller, list_users},
         {V::post, "/api/v1/apitokens", Auth::caller, create_api_token},
+        {V::get, "/api/v1/reports/dashboard", Auth::caller, reports_dashboard},
+        {V::get, "/api/v1/reports/findings", Auth::caller, reports_findings},
+        {V::get, "/api/v1/reports/list", Auth::caller, reports_list},
+        {V::post, "/api/v1/reports/upload", Auth::caller, reports_upload, Body::bytes},
         {V::get, "/api/v1/openapi.json", Auth::caller, openapi},
     };
     return table;
@@ -164,7 +171,7 @@ Response handle(const Request& req, const ClientInfo& client, Deps& deps) {
             continue;
         }
         ctx.params = std::move(params);
-        if (auto refused = check_request_shape(req)) {
+        if (auto refused = check_request_shape(req, route.body == Body::bytes)) {
             return finish(render(*refused, req));
         }
         Caller caller;

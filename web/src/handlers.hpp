@@ -16,6 +16,7 @@
 
 #include "dkim/clock.hpp"
 #include "metrics.hpp"
+#include "reports_api.hpp"
 #include "sessions.hpp"
 #include "signer_api.hpp"
 
@@ -55,6 +56,9 @@ struct Deps {
     const Clock& clock;
     WebMetrics& metrics;
     const HandlerOptions& options;
+    // dkim-reportd, or nullptr when webd.toml names no [reports] socket (the reports API then
+    // answers 503 reports_not_configured).
+    ReportsApi* reports = nullptr;
 };
 
 struct ClientInfo {

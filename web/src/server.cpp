@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -144,6 +145,7 @@ struct Server::Impl {
     tcp::acceptor acceptor{asio::make_strand(io)};
     std::atomic<std::size_t> connections{0};
     std::atomic<std::size_t> busy{0};  // requests being handled or answered
+    std::atomic<unsigned> uploads{0};  // report uploads being received or handled
     std::atomic<bool> stopping{false};
 
     Impl(const Config& c, Deps& d, ssl::context& t)
@@ -152,6 +154,21 @@ struct Server::Impl {
 };
 
 namespace {
+
+// Report uploads received at once: each may hold [reports] upload_limit bytes (twice: the body
+// and the frame to reportd), so they are few; another waits for its turn (503).
+constexpr unsigned kMaxUploads = 2;
+
+// A report upload: the one request whose body may be larger than body_limit. Only one that
+// names a credential (checked after the body is read, as always) gets the larger limit.
+bool is_report_upload(const http::request_parser<http::string_body>& parser, const Config& config) {
+    const auto& req = parser.get();
+    const std::string_view target = req.target();
+    return !config.reports_socket.empty() && req.method() == http::verb::post &&
+           target.substr(0, target.find('?')) == "/api/v1/reports/upload" &&
+           (req.find(http::field::authorization) != req.end() ||
+            req.find(http::field::cookie) != req.end());
+}
 
 class Connection : public std::enable_shared_from_this<Connection> {
   public:
@@ -164,7 +181,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
-    ~Connection() { --server_.connections; }
+    ~Connection() {
+        release_upload();
+        --server_.connections;
+    }
 
     void start() {
         asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->handshake(); });
@@ -189,6 +209,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         parser_.emplace();
         parser_->header_limit(static_cast<std::uint32_t>(server_.config.header_limit));
         parser_->body_limit(server_.config.body_limit);
+        body_limit_ = server_.config.body_limit;
         // Between requests a connection may idle longer than a request may take to arrive.
         beast::get_lowest_layer(stream_).expires_after(first ? server_.config.read_timeout
                                                              : server_.config.idle_timeout);
@@ -203,13 +224,35 @@ class Connection : public std::enable_shared_from_this<Connection> {
             on_error(ec);
             return;
         }
-        beast::get_lowest_layer(stream_).expires_after(server_.config.read_timeout);
+        auto timeout = server_.config.read_timeout;
+        if (is_report_upload(*parser_, server_.config)) {
+            if (server_.uploads.fetch_add(1) >= kMaxUploads) {
+                --server_.uploads;
+                respond(error_response(http::status::service_unavailable, "busy",
+                                       "other report uploads are being received; try again in a "
+                                       "moment",
+                                       11, false));
+                return;
+            }
+            upload_ = true;
+            parser_->body_limit(server_.config.upload_limit);
+            body_limit_ = server_.config.upload_limit;
+            timeout = std::max(timeout, server_.config.upload_timeout);
+        }
+        beast::get_lowest_layer(stream_).expires_after(timeout);
         http::async_read(
             stream_, buffer_, *parser_,
             [self = shared_from_this()](beast::error_code e, std::size_t) { self->on_read(e); });
     }
 
+    void release_upload() {
+        if (upload_.exchange(false)) {
+            --server_.uploads;
+        }
+    }
+
     void on_error(beast::error_code ec) {
+        release_upload();
         if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
             ec == asio::error::operation_aborted) {
             close();
@@ -222,8 +265,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         if (ec == http::error::body_limit) {
             status = http::status::payload_too_large;
             code = "payload_too_large";
-            message =
-                "the body is larger than " + std::to_string(server_.config.body_limit) + " bytes";
+            message = "the body is larger than " + std::to_string(body_limit_) + " bytes";
         } else if (ec == http::error::header_limit) {
             status = http::status::request_header_fields_too_large;
             code = "headers_too_large";
@@ -249,6 +291,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
         asio::post(server_.workers, [self = shared_from_this()] {
             Response response = handle(self->request_, self->client_, self->server_.deps);
             base::secure_wipe(self->request_.body().data(), self->request_.body().size());
+            self->request_.body().clear();
+            self->request_.body().shrink_to_fit();
+            self->release_upload();
             asio::post(self->stream_.get_executor(),
                        [self, r = std::move(response)]() mutable { self->respond(std::move(r)); });
         });
@@ -297,7 +342,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::optional<http::request_parser<http::string_body>> parser_;
     Request request_;
     std::shared_ptr<Response> response_;
-    bool counted_ = false;  // this connection's request is counted in server_.busy
+    bool counted_ = false;             // this connection's request is counted in server_.busy
+    std::size_t body_limit_ = 0;       // the request's (body_limit, or upload_limit)
+    std::atomic<bool> upload_{false};  // holds one of server_.uploads
 };
 
 }  // namespace

@@ -69,7 +69,7 @@ Result<Response> login(Context& ctx) {
                      "session",
                      to_unix_ms(session.expires),
                      csrf,
-                     permissions_view(me->permissions)};
+                     permissions_view(me->permissions, me->roles)};
     Response r = created(ctx.req, api::object(cereal::make_nvp("session", id)));
     const auto max_age =
         std::chrono::duration_cast<std::chrono::seconds>(session.expires - ctx.now).count();
@@ -113,7 +113,7 @@ Result<Response> me(Context& ctx, Caller& caller) {
     }
     // Asked of signerd on every call, not kept with the session: a change of roles or policy
     // shows at the console's next load.
-    id.permissions = permissions_view(who->permissions);
+    id.permissions = permissions_view(who->permissions, who->roles);
     return json_response(
         http::status::ok,
         api::object(cereal::make_nvp("me", id), cereal::make_nvp("now_ms", to_unix_ms(ctx.now))),

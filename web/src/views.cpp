@@ -74,9 +74,38 @@ api::Key key_view(const ipc::KeyView& k) {
                     k.dns_name, k.dns_record, k.state,     k.managed};
 }
 
-api::Permissions permissions_view(const ipc::Permissions& p) {
-    return api::Permissions{p.request,    p.break_glass, p.approve, p.revoke_own,
-                            p.revoke_any, p.cancel_any,  p.audit,   p.users};
+api::Permissions permissions_view(const ipc::Permissions& p, const std::string& roles) {
+    return api::Permissions{p.request,
+                            p.break_glass,
+                            p.approve,
+                            p.revoke_own,
+                            p.revoke_any,
+                            p.cancel_any,
+                            p.audit,
+                            p.users,
+                            may_read_reports(roles),
+                            may_upload_reports(roles)};
+}
+
+namespace {
+
+bool has_role(const std::string& roles, std::string_view role) {
+    for (const std::string& r : split_roles(roles)) {
+        if (r == role) {
+            return true;
+        }
+    }
+    return false;
+}
+
+}  // namespace
+
+bool may_read_reports(const std::string& roles) {
+    return has_role(roles, "auditor") || has_role(roles, "admin");
+}
+
+bool may_upload_reports(const std::string& roles) {
+    return has_role(roles, "admin");
 }
 
 }  // namespace dkim::web::detail

@@ -19,6 +19,10 @@ api::Elevation elevation_view(const ipc::RequestView& r, const std::vector<ipc::
 
 api::Key key_view(const ipc::KeyView& k);
 
-api::Permissions permissions_view(const ipc::Permissions& p);
+// signerd's permissions, and webd's own rule for reports (dkim-reportd knows no users): read
+// them with the auditor or admin role (the audit log's rule), upload them with admin.
+api::Permissions permissions_view(const ipc::Permissions& p, const std::string& roles);
+bool may_read_reports(const std::string& roles);
+bool may_upload_reports(const std::string& roles);
 
 }  // namespace dkim::web::detail

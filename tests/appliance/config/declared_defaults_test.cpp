@@ -488,6 +488,8 @@ TEST(DeclaredDefaultsTest, Webd) {
     d.expect("login.window", [](const C& c) { return ms(c.login.window); });
     d.expect("dns.outbound_addresses",
              [](const C& c) { return list(c.handler.dns.outbound_addresses); });
+    d.expect("reports.upload_limit", [](const C& c) { return std::to_string(c.upload_limit); });
+    d.expect("reports.upload_timeout", [](const C& c) { return ms(c.upload_timeout); });
     d.expect_every_default_compared();
 }
 
