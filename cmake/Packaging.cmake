@@ -1,4 +1,4 @@
-# The Debian package (cpack -G DEB: dkim-appliance_VERSION_amd64.deb): the four binaries, the
+# The Debian package (cpack -G DEB: dkim-appliance_VERSION_amd64.deb): the binaries, the
 # systemd units, sysusers.d/tmpfiles.d, the nftables ruleset, the configuration templates, the
 # first-boot scripts, man pages made from --help (help2man), the README, SECURITY.md and the
 # OpenAPI document. The console's files are compiled into dkim-webd (web/CMakeLists.txt), so
@@ -13,7 +13,8 @@ install(FILES ${_images}/sysusers.d/dkim-appliance.conf DESTINATION lib/sysusers
 install(FILES ${_images}/tmpfiles.d/dkim-appliance.conf DESTINATION lib/tmpfiles.d)
 install(FILES ${_images}/nftables/dkim-appliance.nft DESTINATION share/dkim-appliance/nftables)
 install(FILES ${_images}/config/signerd.toml ${_images}/config/relayd.toml
-  ${_images}/config/webd.toml ${_images}/config/notifyd.toml ${_images}/config/softhsm2.conf
+  ${_images}/config/webd.toml ${_images}/config/notifyd.toml ${_images}/config/reportd.toml
+  ${_images}/config/softhsm2.conf
   DESTINATION share/dkim-appliance/config)
 install(PROGRAMS ${_images}/firstboot/dkim-appliance-firstboot
   ${_images}/firstboot/dkim-appliance-welcome DESTINATION libexec/dkim-appliance)
@@ -31,7 +32,8 @@ if(HELP2MAN)
   set(_name_dkim-signerd "DKIM signing enforcement point: token, grants, audit log")
   set(_name_dkim-relayd "DKIM signing and verifying SMTP relay")
   set(_name_dkim-webd "HTTPS API and approval console of the DKIM appliance")
-  foreach(_exe dkim-appliance dkim-signerd dkim-relayd dkim-webd)
+  set(_name_dkim-reportd "DMARC and TLS reports of the DKIM appliance, joined with its signing record")
+  foreach(_exe dkim-appliance dkim-signerd dkim-relayd dkim-webd dkim-reportd)
     set(_page ${CMAKE_BINARY_DIR}/man/${_exe}.8)
     add_custom_command(OUTPUT ${_page}.gz
       COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/man
@@ -56,7 +58,7 @@ set(CPACK_PACKAGE_CONTACT "DKIM appliance maintainers <security@dkim-appliance.i
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
   "DKIM signing appliance: keys in a PKCS#11 token, signing unlocked by approved grants")
 set(CPACK_PACKAGE_DESCRIPTION
-  "dkim-signerd signs only inside just-in-time grants, with keys generated in a PKCS#11 token\n(SoftHSM2 or an HSM) that never leave it, and writes a tamper-evident audit log;\ndkim-relayd signs outbound mail and checks inbound mail (DKIM, SPF, DMARC);\ndkim-webd is the HTTPS approval console; dkim-appliance is the operator's CLI.")
+  "dkim-signerd signs only inside just-in-time grants, with keys generated in a PKCS#11 token\n(SoftHSM2 or an HSM) that never leave it, and writes a tamper-evident audit log;\ndkim-relayd signs outbound mail and checks inbound mail (DKIM, SPF, DMARC);\ndkim-webd is the HTTPS approval console; dkim-reportd keeps the DMARC and TLS reports\nreceivers send and joins them with the signing record; dkim-appliance is the operator's CLI.")
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)  # dkim-appliance_VERSION_amd64.deb
 set(CPACK_DEBIAN_PACKAGE_SECTION mail)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)

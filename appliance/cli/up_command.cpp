@@ -3,8 +3,8 @@
 // and an Ed25519 key for the domain, the daemons' commented TOML configurations, signerd's
 // SQLite state, an admin and two approvers (the default policy wants two approvals for
 // key.retire and admin grants) with initial passwords and confirmed TOTP seeds, and
-// (through dkim-webd) a self-signed TLS certificate. Then it starts dkim-signerd, dkim-relayd
-// and dkim-webd as separate processes, each as its own system user (the packaged
+// (through dkim-webd) a self-signed TLS certificate. Then it starts dkim-signerd, dkim-reportd,
+// dkim-relayd and dkim-webd as separate processes, each as its own system user (the packaged
 // sysusers.d users), and supervises them the way systemd does on the appliance: READY=1 and
 // WATCHDOG=1 over $NOTIFY_SOCKET, a restart with back-off when one exits or stops answering,
 // and an orderly stop on Ctrl-C or SIGTERM. A second run reuses DIR.
@@ -12,7 +12,7 @@
 // This file is the order of things; each job has a file of its own:
 //   up_state_folder   the folder's layout, its users, whether they can reach it, its lock
 //   up_settings       up.toml (declared in a config::Schema) and the options on top of it
-//   up_daemon_config  etc/{signerd,relayd,webd}.toml and dkim-appliance.toml (toml++)
+//   up_daemon_config  etc/{signerd,relayd,webd,reportd}.toml and dkim-appliance.toml (toml++)
 //   up_demo_token     the SoftHSM2 token, its PINs and the two keys
 //   up_dns_zone       the records to publish (keys, SPF, DMARC and TLS-RPT with the report
 //                     addresses) and dns/dnsmasq.conf
@@ -92,8 +92,9 @@ fs::path find_daemon(const std::string& name, const std::string& bin_dir) {
     return {};
 }
 
-// The three daemons as the supervisor starts them: each its own user, in signerd's group too
-// (for the socket), signerd with the token's SOFTHSM2_CONF.
+// The four daemons as the supervisor starts them: each its own user, in signerd's group too
+// (for its socket), relayd and webd in reportd's group (for its socket), signerd with the
+// token's SOFTHSM2_CONF.
 Expected<std::vector<up::ChildSpec>, std::string> daemon_specs(const up::StatePaths& p,
                                                                const up::DaemonUsers& u,
                                                                const std::string& bin_dir) {
@@ -102,11 +103,26 @@ Expected<std::vector<up::ChildSpec>, std::string> daemon_specs(const up::StatePa
         fs::path config;
         uid_t uid;
         gid_t gid;
+        std::vector<gid_t> groups;
     };
     std::vector<up::ChildSpec> specs;
-    for (const Daemon& d : {Daemon{"dkim-signerd", p.etc / "signerd.toml", u.signer, u.signer_gid},
-                            Daemon{"dkim-relayd", p.etc / "relayd.toml", u.relay, u.relay_gid},
-                            Daemon{"dkim-webd", p.etc / "webd.toml", u.web, u.web_gid}}) {
+    for (const Daemon& d :
+         {Daemon{"dkim-signerd", p.etc / "signerd.toml", u.signer, u.signer_gid, {u.signer_gid}},
+          Daemon{"dkim-reportd",
+                 p.etc / "reportd.toml",
+                 u.report,
+                 u.report_gid,
+                 {u.report_gid, u.signer_gid}},
+          Daemon{"dkim-relayd",
+                 p.etc / "relayd.toml",
+                 u.relay,
+                 u.relay_gid,
+                 {u.relay_gid, u.signer_gid, u.report_gid}},
+          Daemon{"dkim-webd",
+                 p.etc / "webd.toml",
+                 u.web,
+                 u.web_gid,
+                 {u.web_gid, u.signer_gid, u.report_gid}}}) {
         up::ChildSpec c;
         c.name = d.name;
         c.exe = find_daemon(d.name, bin_dir);
@@ -117,7 +133,7 @@ Expected<std::vector<up::ChildSpec>, std::string> daemon_specs(const up::StatePa
         c.config = d.config;
         c.uid = d.uid;
         c.gid = d.gid;
-        c.groups = {d.gid, u.signer_gid};
+        c.groups = d.groups;
         c.log = p.daemon_log(d.name);
         if (c.name == "dkim-signerd") {
             c.extra_env.push_back("SOFTHSM2_CONF=" + p.softhsm_conf.string());
@@ -180,7 +196,7 @@ int run_up(const UpArgs& args) {
     if (::geteuid() != 0) {
         return fail(
             "up runs each daemon as its own system user (dkim-signer, dkim-relay, "
-            "dkim-web): run it as root");
+            "dkim-web, dkim-report): run it as root");
     }
     std::error_code ec;
     fs::path root = fs::absolute(args.state_dir, ec).lexically_normal();
@@ -235,7 +251,8 @@ int run_up(const UpArgs& args) {
         status = fail(made.error());
     } else {
         demo_users = std::move(*made);
-        if (!supervisor.start_and_wait("dkim-relayd") || !supervisor.start_and_wait("dkim-webd")) {
+        if (!supervisor.start_and_wait("dkim-reportd") ||
+            !supervisor.start_and_wait("dkim-relayd") || !supervisor.start_and_wait("dkim-webd")) {
             status = kFailed;
         }
     }
@@ -253,8 +270,9 @@ int run_up(const UpArgs& args) {
             u.wipe();
         }
     }
-    // The web console and the relay first, signerd (which logs the token out) last.
-    supervisor.stop_all({{"dkim-webd", "dkim-relayd"}, {"dkim-signerd"}});
+    // The web console and the relay first (they submit to reportd), then reportd (a reader of
+    // signerd's), signerd (which logs the token out) last.
+    supervisor.stop_all({{"dkim-webd", "dkim-relayd"}, {"dkim-reportd"}, {"dkim-signerd"}});
     std::cerr << "up: stopped\n";
     return status;
 }
@@ -266,7 +284,7 @@ void add_up_command(CLI::App& app, int& exit_code) {
     CLI::App* up = app.add_subcommand(
         "up",
         "Run the whole appliance on this machine (as root): a SoftHSM2 token with demo keys, "
-        "dkim-signerd, dkim-relayd and dkim-webd, supervised until Ctrl-C");
+        "dkim-signerd, dkim-reportd, dkim-relayd and dkim-webd, supervised until Ctrl-C");
     args->command = up;
     up->add_option("--state-dir", args->state_dir,
                    "folder for the token, the state, the configs and the logs (made on first "
@@ -283,8 +301,8 @@ void add_up_command(CLI::App& app, int& exit_code) {
                    "folder)");
     up->add_option("--module", args->given.module, "PKCS#11 module (default: SoftHSM2)");
     up->add_option("--bin-dir", args->bin_dir,
-                   "folder of dkim-signerd, dkim-relayd and dkim-webd (default: beside "
-                   "dkim-appliance, else /usr/sbin)");
+                   "folder of dkim-signerd, dkim-reportd, dkim-relayd and dkim-webd (default: "
+                   "beside dkim-appliance, else /usr/sbin)");
     up->add_flag("--json", args->json, "print the facts as one JSON object (one line)");
     up->add_flag("--config-reference", args->config_reference,
                  "print every key of up.toml (Markdown) and exit")

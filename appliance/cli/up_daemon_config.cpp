@@ -43,10 +43,16 @@ std::pair<std::string, toml::table> next_hop_table(const std::string& next_hop) 
     return {comment, toml::table{{"next_hop", std::move(table)}}};
 }
 
+// The demo's outbound addresses: what its SPF record authorizes, and the sources reportd
+// counts as the appliance's own.
+toml::array outbound_addresses() {
+    return toml::array{"127.0.0.1", "::1"};
+}
+
 // webd's [dns]: the addresses the demo's SPF record authorizes, and the report URIs of up.toml's
 // [reports] that are set.
 toml::table dns_advice(const Settings& s) {
-    toml::table dns{{"outbound_addresses", toml::array{"127.0.0.1", "::1"}}};
+    toml::table dns{{"outbound_addresses", outbound_addresses()}};
     for (const auto& [key, uri] : report_options(s)) {
         if (!uri.empty()) {
             dns.insert(key, uri);
@@ -63,17 +69,20 @@ std::string signerd_config(const Settings& s, const StatePaths& p) {
              toml::table{{"module", s.module}, {"token", kTokenLabel}})
         .add("The grant store and the audit log (SQLite).",
              toml::table{{"state_dir", p.signerd.string()}})
-        .add("The one door: a Unix socket for root (admin), dkim-relay and dkim-web.",
+        .add("The one door: a Unix socket for root (admin), dkim-relay, dkim-web and dkim-report.",
              toml::table{{"socket", p.socket.string()}, {"socket_group", "dkim-signer"}})
         .add(
             "The token's user PIN. On the appliance: source = \"credential\" (an encrypted "
             "systemd credential).",
             toml::table{{"pin", toml::table{{"source", "file"},
                                             {"file", (p.signerd / "user.pin").string()}}}})
-        .add("Who may connect, by uid: each daemon runs as its own user.",
-             toml::table{{"peers", toml::table{{"admin", toml::array{"root"}},
-                                               {"relay", toml::array{"dkim-relay"}},
-                                               {"web", toml::array{"dkim-web"}}}}})
+        .add(
+            "Who may connect, by uid: each daemon runs as its own user. dkim-reportd (reports) "
+            "may read\nthe signing summary, signing keys and status, nothing else.",
+            toml::table{{"peers", toml::table{{"admin", toml::array{"root"}},
+                                              {"relay", toml::array{"dkim-relay"}},
+                                              {"web", toml::array{"dkim-web"}},
+                                              {"reports", toml::array{"dkim-report"}}}}})
         .add(
             "Signing grants last at most an hour; one approver (not the requester) approves.\n"
             "The other operations keep the default policy: key.retire and admin grants need two "
@@ -118,6 +127,29 @@ std::string webd_config(const Settings& s, const StatePaths& p) {
     return file.text();
 }
 
+std::string reportd_config(const Settings& /*settings*/, const StatePaths& p) {
+    CommentedToml file = daemon_file(p);
+    file.add(
+            "The report store (SQLite): submissions as received, the reports read from them. "
+            "Only\ndkim-reportd, which has no network and no token, parses what the world sends.",
+            toml::table{{"store", (p.reportd / "reports.db").string()}})
+        .add("Its socket, for root (the CLI), dkim-relay and dkim-web (group dkim-report).",
+             toml::table{{"socket", p.reportd_socket.string()}, {"socket_group", "dkim-report"}})
+        .add(
+            "Findings join the reports with signerd's signing summary (reportd is its reports "
+            "peer).",
+            toml::table{{"signerd_socket", p.socket.string()}})
+        .add("The addresses the demo's mail leaves from: sources that are the appliance's own.",
+             toml::table{{"outbound", outbound_addresses()}})
+        .add(
+            "Who may connect, by uid: the relay may only submit report mail; the console and "
+            "root may\nread reports and findings (root, the CLI, may do everything).",
+            toml::table{{"peers", toml::table{{"relay", toml::array{"dkim-relay"}},
+                                              {"web", toml::array{"dkim-web"}},
+                                              {"admin", toml::array{"root"}}}}});
+    return file.text();
+}
+
 std::string cli_defaults_config(const Settings& s, const StatePaths& p) {
     CommentedToml file;
     file.add(
@@ -125,6 +157,8 @@ std::string cli_defaults_config(const Settings& s, const StatePaths& p) {
         "dkim-appliance --config " +
             p.cli_defaults.string() + " elevation list",
         toml::table{{"socket", p.socket.string()}});
+    file.add("dkim-reportd's socket, for reports import and reports findings.",
+             toml::table{{"reportd-socket", p.reportd_socket.string()}});
     // `dns records` and `dns check` (--dmarc-rua, --dmarc-ruf, --tlsrpt-rua): up.toml's
     // [reports].
     toml::table reports;
@@ -143,7 +177,8 @@ std::string cli_defaults_config(const Settings& s, const StatePaths& p) {
 Expected<void, std::string> write_daemon_configs(const Settings& s, const StatePaths& p) {
     for (const auto& [name, text] : {std::pair{"signerd.toml", signerd_config(s, p)},
                                      {"relayd.toml", relayd_config(s, p)},
-                                     {"webd.toml", webd_config(s, p)}}) {
+                                     {"webd.toml", webd_config(s, p)},
+                                     {"reportd.toml", reportd_config(s, p)}}) {
         if (auto written = write_file(p.etc / name, text, 0644); !written) {
             return written;
         }

@@ -1,7 +1,7 @@
 #pragma once
 // The daemons' configurations that `up` writes into etc/ at every start, from up.toml's
-// settings: dkim-signerd, dkim-relayd and dkim-webd read the same keys as on the packaged
-// appliance (/etc/dkim-appliance/), with this folder's paths. Built as TOML tables (toml++
+// settings: dkim-signerd, dkim-relayd, dkim-webd and dkim-reportd read the same keys as on the
+// packaged appliance (/etc/dkim-appliance/), with this folder's paths. Built as TOML tables (toml++
 // quotes and escapes every value) with comments for the reader.
 
 #include <string>
@@ -16,11 +16,15 @@ std::string signerd_config(const Settings& settings, const StatePaths& paths);
 std::string relayd_config(const Settings& settings, const StatePaths& paths);
 // webd.toml, with [dns]: the demo's outbound addresses and up.toml's [reports] as report URIs.
 std::string webd_config(const Settings& settings, const StatePaths& paths);
-// dkim-appliance.toml: the CLI's defaults for this folder (signerd's socket; the report URIs
-// for dns records and dns check).
+// reportd.toml: the report store in the folder, its socket in run/reportd/, signerd's socket
+// (reportd is signerd's reports peer), the demo's outbound addresses, and who may do what:
+// dkim-relay submits, dkim-web reads, root (the CLI) does everything.
+std::string reportd_config(const Settings& settings, const StatePaths& paths);
+// dkim-appliance.toml: the CLI's defaults for this folder (signerd's and reportd's sockets; the
+// report URIs for dns records and dns check).
 std::string cli_defaults_config(const Settings& settings, const StatePaths& paths);
 
-// etc/signerd.toml, etc/relayd.toml, etc/webd.toml and dkim-appliance.toml.
+// etc/signerd.toml, etc/relayd.toml, etc/webd.toml, etc/reportd.toml and dkim-appliance.toml.
 Expected<void, std::string> write_daemon_configs(const Settings& settings, const StatePaths& paths);
 
 }  // namespace dkim::cli::up

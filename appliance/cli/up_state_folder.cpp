@@ -74,12 +74,15 @@ StatePaths::StatePaths(const fs::path& dir)
       secrets(dir / "secrets"),
       signerd(dir / "signerd"),
       webd(dir / "webd"),
+      reportd(dir / "reportd"),
       maildir(dir / "maildir"),
       dns(dir / "dns"),
       dnsmasq_conf(dir / "dns" / "dnsmasq.conf"),
       run(dir / "run"),
+      reportd_run(dir / "run" / "reportd"),
       log(dir / "log"),
       socket(dir / "run" / "signerd.sock"),
+      reportd_socket(dir / "run" / "reportd" / "reportd.sock"),
       notify(dir / "run" / "notify.sock"),
       certificate(dir / "webd" / "webd-selfsigned.crt"),
       lock(dir / "up.lock") {}
@@ -168,7 +171,7 @@ Expected<void, std::string> daemons_can_reach(const fs::path& root) {
     constexpr uid_t kNotYetMade = static_cast<uid_t>(-2);
     const auto signer = user_ids("dkim-signer");
     std::vector<service::Account> accounts;
-    for (const char* name : {"dkim-signer", "dkim-relay", "dkim-web"}) {
+    for (const char* name : {"dkim-signer", "dkim-relay", "dkim-web", "dkim-report"}) {
         const auto ids = user_ids(name);
         service::Account account{name, ids ? ids->first : kNotYetMade, {}};
         for (const auto& known : {ids, signer}) {
@@ -190,7 +193,7 @@ Expected<void, std::string> daemons_can_reach(const fs::path& root) {
     return unexpected(
         "the state folder " + root.string() +
         " cannot be reached by the daemons: they run as their own system users (dkim-signer, "
-        "dkim-relay, dkim-web), and " +
+        "dkim-relay, dkim-web, dkim-report), and " +
         blocked->folder.path.string() + " (mode " + mode.data() + ", owner " +
         user_name(blocked->folder.uid) + ", group " + group_name(blocked->folder.gid) +
         ") does not let " + blocked->account + " through: it needs search permission (x) for " +
@@ -205,12 +208,14 @@ Expected<DaemonUsers, std::string> system_users() {
         const auto signer = user_ids("dkim-signer");
         const auto relay = user_ids("dkim-relay");
         const auto web = user_ids("dkim-web");
-        if (!signer || !relay || !web) {
+        const auto report = user_ids("dkim-report");
+        if (!signer || !relay || !web || !report) {
             return false;
         }
         std::tie(users.signer, users.signer_gid) = *signer;
         std::tie(users.relay, users.relay_gid) = *relay;
         std::tie(users.web, users.web_gid) = *web;
+        std::tie(users.report, users.report_gid) = *report;
         return true;
     };
     DaemonUsers users;
@@ -225,11 +230,11 @@ Expected<DaemonUsers, std::string> system_users() {
     const int status = ::pclose(sysusers);
     if (status != 0 || !lookup(users)) {
         return unexpected(
-            "cannot create the users dkim-signer, dkim-relay and dkim-web (systemd-sysusers "
-            "exited with " +
+            "cannot create the users dkim-signer, dkim-relay, dkim-web and dkim-report "
+            "(systemd-sysusers exited with " +
             std::to_string(WEXITSTATUS(status)) + ")");
     }
-    std::cerr << "up: created the system users dkim-signer, dkim-relay and dkim-web\n";
+    std::cerr << "up: created the system users dkim-signer, dkim-relay, dkim-web and dkim-report\n";
     return users;
 }
 
@@ -257,7 +262,9 @@ Expected<void, std::string> prepare_folders(const StatePaths& p, const DaemonUse
                             {p.tokens, 0700, u.signer, u.signer_gid},
                             {p.signerd, 0700, u.signer, u.signer_gid},
                             {p.run, 0750, u.signer, u.signer_gid},
+                            {p.reportd_run, 0750, u.report, u.report_gid},
                             {p.webd, 0700, u.web, u.web_gid},
+                            {p.reportd, 0700, u.report, u.report_gid},
                             {p.maildir, 0700, u.relay, u.relay_gid}}) {
         if (auto made = make_folder(f.path, f.mode, f.uid, f.gid); !made) {
             return made;

@@ -6,14 +6,16 @@
 // Layout of the folder (mode 0711, root):
 //   up.toml                 the settings of this folder; options given to `up` are saved here
 //   dkim-appliance.toml     defaults for the CLI (signerd's socket)
-//   etc/{signerd,relayd,webd}.toml   written from up.toml at every start
+//   etc/{signerd,relayd,webd,reportd}.toml   written from up.toml at every start
 //   softhsm2.conf, tokens/  the token (tokens/: dkim-signer, 0700)
 //   secrets/                root only: the SO PIN, the users' initial passwords and TOTP seeds
 //   signerd/                dkim-signer, 0700: the user PIN and signerd.db
 //   webd/                   dkim-web, 0700: the self-signed certificate and its key
+//   reportd/                dkim-report, 0700: the report store (reports.db)
 //   maildir/                dkim-relay, 0700: the default next hop
 //   dns/                    dnsmasq.conf: the demo domain's records
 //   run/                    signerd's socket and up's notification socket
+//   run/reportd/            dkim-report, 0750: reportd's socket (relayd and webd in its group)
 //   log/                    one log per daemon
 
 #include <sys/types.h>
@@ -29,7 +31,8 @@ namespace dkim::cli::up {
 
 struct StatePaths {
     std::filesystem::path root, settings, cli_defaults, etc, softhsm_conf, tokens, secrets, signerd,
-        webd, maildir, dns, dnsmasq_conf, run, log, socket, notify, certificate, lock;
+        webd, reportd, maildir, dns, dnsmasq_conf, run, reportd_run, log, socket, reportd_socket,
+        notify, certificate, lock;
     explicit StatePaths(const std::filesystem::path& dir);
     // log/<daemon>.log
     std::filesystem::path daemon_log(const std::string& daemon) const;
@@ -37,8 +40,8 @@ struct StatePaths {
 
 // The daemons' system users and their primary groups.
 struct DaemonUsers {
-    uid_t signer = 0, relay = 0, web = 0;
-    gid_t signer_gid = 0, relay_gid = 0, web_gid = 0;
+    uid_t signer = 0, relay = 0, web = 0, report = 0;
+    gid_t signer_gid = 0, relay_gid = 0, web_gid = 0, report_gid = 0;
 };
 
 // strerror(errno), thread-safe.

@@ -28,7 +28,7 @@ struct Config {
     unsigned socket_mode = 0660;
     std::optional<std::uint32_t> socket_gid;
     std::filesystem::path store = "/var/lib/dkim-reports/reports.db";
-    std::string signerd_socket = "/run/dkim-appliance/signerd.sock";
+    std::string signerd_socket = "/run/dkim-signerd/signerd.sock";
     std::vector<std::string> outbound;  // the appliance's outbound addresses/networks
     std::map<std::uint32_t, PeerKind> peers;
     reports::Limits limits;

@@ -81,6 +81,9 @@ int serve(const Config& config) {
     sigaddset(&signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     (void)::signal(SIGPIPE, SIG_IGN);
+    // The unit's LimitFSIZE= caps the store: past it a write fails (EFBIG, a refused
+    // submission) instead of the signal ending the daemon.
+    (void)::signal(SIGXFSZ, SIG_IGN);
 
     const SystemClock clock;
     SignerdRecord signing(config.signerd_socket);

@@ -84,6 +84,8 @@ def build_package(build, out):
           "its control file: amd64, Depends on systemd, libssl3 and a token module")
     files = run("dpkg-deb", "-c", deb).stdout
     for f in ("./usr/sbin/dkim-appliance", "./usr/sbin/dkim-signerd", "./usr/sbin/dkim-relayd", "./usr/sbin/dkim-webd",
+              "./usr/sbin/dkim-reportd", "./usr/lib/systemd/system/dkim-reportd.service",
+              "./usr/share/dkim-appliance/config/reportd.toml", "./usr/share/man/man8/dkim-reportd.8.gz",
               "./usr/lib/systemd/system/dkim-signerd.service", "./usr/lib/systemd/system/dkim-webd.socket",
               "./usr/lib/systemd/system/dkim-appliance.target", "./usr/lib/sysusers.d/dkim-appliance.conf",
               "./usr/lib/tmpfiles.d/dkim-appliance.conf", "./usr/share/dkim-appliance/config/signerd.toml",
@@ -114,9 +116,10 @@ def main():
               (installed.stderr.strip()[-500:]))
         print(installed.stdout[-1500:])
         passwd = {l.split(":")[0]: l.strip().split(":") for l in open(chroot.path("/etc/passwd"))}
-        for user in ("dkim-signer", "dkim-relay", "dkim-web"):
+        for user in ("dkim-signer", "dkim-relay", "dkim-web", "dkim-report"):
             check(user in passwd and passwd[user][6] == "/usr/sbin/nologin", "postinst made the system user %s" % user)
         for path, mode, user in (("/var/lib/dkim-signerd", 0o700, "dkim-signer"),
+                                 ("/var/lib/dkim-reports", 0o700, "dkim-report"),
                                  ("/etc/dkim-appliance/credentials", 0o700, "root")):
             st = os.stat(chroot.path(path)) if os.path.exists(chroot.path(path)) else None
             uid = int(passwd.get(user, ["", "", "0"])[2]) if user != "root" else 0
@@ -128,7 +131,7 @@ def main():
         check("systemctl enable --now dkim-appliance.target" in installed.stdout,
               "postinst says how to make the machine an appliance")
 
-        for exe in ("dkim-appliance", "dkim-signerd", "dkim-relayd", "dkim-webd"):
+        for exe in ("dkim-appliance", "dkim-signerd", "dkim-relayd", "dkim-webd", "dkim-reportd"):
             helped = chroot(exe, "--help")
             check(helped.returncode == 0 and "--config" in helped.stdout + helped.stderr or exe == "dkim-appliance" and helped.returncode == 0,
                   "%s --help runs in the Debian 12 folder" % exe)
@@ -147,7 +150,7 @@ def main():
         again = chroot("/usr/libexec/dkim-appliance/dkim-appliance-firstboot")
         check(again.returncode == 0 and "initialised" not in again.stdout,
               "running the first-boot step again changes nothing")
-        for daemon in ("signerd", "relayd", "webd"):
+        for daemon in ("signerd", "relayd", "webd", "reportd"):
             checked = chroot("dkim-" + daemon, "--config", "/etc/dkim-appliance/%s.toml" % daemon, "--check-config")
             check(checked.returncode == 0, "dkim-%s --check-config accepts the packaged configuration (%s)" %
                   (daemon, (checked.stdout + checked.stderr).strip()))

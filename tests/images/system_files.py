@@ -1,8 +1,9 @@
 """The appliance's system integration files under images/, checked with the tools that will
 read them on the appliance:
 
-  units     systemd-analyze security --offline=yes scores every unit (dkim-signerd at most
-            0.5, dkim-relayd and dkim-webd at most 1.5) and systemd-analyze verify reads them
+  units     systemd-analyze security --offline=yes scores every unit (dkim-signerd and
+            dkim-reportd at most 0.5, dkim-relayd, dkim-webd and dkim-notifyd at most 1.5) and
+            systemd-analyze verify reads them
   users     systemd-sysusers and systemd-tmpfiles create the users, groups and folders in an
             empty root folder
   firewall  nft -c -f accepts the ruleset, and loaded into a network namespace of the test's
@@ -26,7 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from testlib import check, summary  # noqa: E402
 
 LIMITS = {"dkim-signerd.service": 0.5, "dkim-relayd.service": 1.5, "dkim-webd.service": 1.5,
-          "dkim-notifyd.service": 1.5}
+          "dkim-notifyd.service": 1.5, "dkim-reportd.service": 0.5}
 
 
 def run(*cmd, **kw):
@@ -70,9 +71,27 @@ def units(images):
           "LoadCredential=webhook-key:" in notifyd and "ReadWritePaths=/var/spool/dkim-notify\n" in notifyd
           and "CapabilityBoundingSet=\n" in notifyd,
           "dkim-notifyd: its own user, no group of signerd's, the HMAC key as a credential, the outbox")
+    # dkim-reportd parses what anyone may send: no network, its own user, signerd's group only to
+    # read the signing summary, a store of bounded size, ordered after signerd (stopped before it).
+    reportd = open(os.path.join(folder, "dkim-reportd.service")).read()
+    for line in ("PrivateNetwork=yes\n", "RestrictAddressFamilies=AF_UNIX\n", "IPAddressDeny=any\n",
+                 "CapabilityBoundingSet=\n", "Type=notify\n", "WatchdogSec=", "User=dkim-report\n",
+                 "SupplementaryGroups=dkim-signer\n", "StateDirectory=dkim-reports\n",
+                 "RuntimeDirectory=dkim-appliance\n", "After=dkim-signerd.service\n", "MemoryMax=",
+                 "TasksMax=", "LimitFSIZE=", "NoNewPrivileges=yes\n", "ProtectSystem=strict\n",
+                 "SystemCallFilter=@system-service\n", "UMask=0077\n"):
+        check(line in reportd, "dkim-reportd.service has %s" % line.strip())
+    settings = "".join(l for l in reportd.splitlines(True) if not l.startswith("#"))
+    check("AF_INET" not in settings and "PrivateUsers" not in settings and "ReadWritePaths" not in settings,
+          "dkim-reportd has no network family, keeps the peers' uids (no PrivateUsers=) and writes only its own folders")
+    target = open(os.path.join(folder, "dkim-appliance.target")).read()
+    check("dkim-reportd.service" in target, "dkim-appliance.target wants dkim-reportd")
     relayd = open(os.path.join(folder, "dkim-relayd.service")).read()
     check("CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n" in relayd,
           "dkim-relayd keeps only CAP_NET_BIND_SERVICE")
+    check(all("SupplementaryGroups=dkim-signer dkim-report\n" in open(os.path.join(folder, u)).read()
+              for u in ("dkim-relayd.service", "dkim-webd.service")),
+          "dkim-relayd and dkim-webd reach reportd's socket through the dkim-report group")
     webd = open(os.path.join(folder, "dkim-webd.service")).read()
     check("CapabilityBoundingSet=\n" in webd and "ListenStream=443" in
           open(os.path.join(folder, "dkim-webd.socket")).read(),
@@ -85,7 +104,7 @@ def units(images):
             os.makedirs(os.path.join(root, d))
         os.makedirs(os.path.join(root, "usr/libexec/dkim-appliance"))
         for daemon in ("usr/sbin/dkim-signerd", "usr/sbin/dkim-relayd", "usr/sbin/dkim-webd",
-                       "usr/sbin/dkim-notifyd",
+                       "usr/sbin/dkim-notifyd", "usr/sbin/dkim-reportd",
                        "usr/libexec/dkim-appliance/dkim-appliance-firstboot",
                        "usr/libexec/dkim-appliance/dkim-appliance-welcome"):
             exe = os.path.join(root, daemon)
@@ -116,7 +135,7 @@ def users(images):
                    os.path.join(images, "sysusers.d", "dkim-appliance.conf"))
         check(made.returncode == 0, "systemd-sysusers reads sysusers.d/dkim-appliance.conf")
         passwd = {l.split(":")[0]: l.split(":") for l in open(os.path.join(root, "etc/passwd"))}
-        for user in ("dkim-signer", "dkim-relay", "dkim-web", "dkim-notify"):
+        for user in ("dkim-signer", "dkim-relay", "dkim-web", "dkim-notify", "dkim-report"):
             check(user in passwd and passwd[user][6].strip() == "/usr/sbin/nologin" and
                   int(passwd[user][2]) < 1000, "system user %s, no login shell" % user)
         check(len({passwd[u][2] for u in passwd}) == len(passwd), "one uid per daemon")
@@ -127,6 +146,7 @@ def users(images):
         for path, mode, uid in (("etc/dkim-appliance/credentials", 0o700, 0),
                                 ("var/lib/dkim-signerd", 0o700, signer_uid),
                                 ("var/lib/dkim-signerd/tokens", 0o700, signer_uid),
+                                ("var/lib/dkim-reports", 0o700, int(passwd["dkim-report"][2])),
                                 ("var/spool/dkim-notify", 0o2770, signer_uid)):
             st = os.stat(os.path.join(root, path))
             check(stat.S_IMODE(st.st_mode) == mode and st.st_uid == uid,

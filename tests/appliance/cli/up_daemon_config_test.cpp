@@ -40,6 +40,7 @@ TEST(UpDaemonConfigTest, SignerdReadsTheModuleTokenFolderSocketPinPeersAndPolicy
     EXPECT_EQ(t["peers"]["admin"][0].value_or(""), std::string("root"));
     EXPECT_EQ(t["peers"]["relay"][0].value_or(""), std::string("dkim-relay"));
     EXPECT_EQ(t["peers"]["web"][0].value_or(""), std::string("dkim-web"));
+    EXPECT_EQ(t["peers"]["reports"][0].value_or(""), std::string("dkim-report"));
     EXPECT_EQ(t["policy"]["sign"]["max_duration"].value_or(""), std::string("1h"));
     EXPECT_EQ(t.size(), 8U) << text;
     EXPECT_GE(comments(text), 6U) << text;
@@ -91,6 +92,31 @@ TEST(UpDaemonConfigTest, WebdAndTheCliDefaultsNameTheFoldersSocket) {
     EXPECT_NE(cli.find("#   dkim-appliance --config /state/dkim-appliance.toml elevation list\n"),
               std::string::npos)
         << cli;
+}
+
+// dkim-reportd: its store in the folder, its socket in run/reportd/ (group dkim-report, which
+// relayd and webd are in), signerd's socket, the demo's outbound addresses; the relay submits,
+// the console reads, root does everything.
+TEST(UpDaemonConfigTest, ReportdKeepsItsStoreInTheFolderAndNamesItsPeers) {
+    const StatePaths p("/state");
+    const std::string text = reportd_config(demo_settings(), p);
+    const toml::table t = toml::parse(text);
+    EXPECT_EQ(t["store"].value_or(""), std::string("/state/reportd/reports.db"));
+    EXPECT_EQ(t["socket"].value_or(""), std::string("/state/run/reportd/reportd.sock"));
+    EXPECT_EQ(t["socket"].value_or(""), p.reportd_socket.string());
+    EXPECT_EQ(t["socket_group"].value_or(""), std::string("dkim-report"));
+    EXPECT_EQ(t["signerd_socket"].value_or(""), std::string("/state/run/signerd.sock"));
+    EXPECT_EQ(t["outbound"][0].value_or(""), std::string("127.0.0.1"));
+    EXPECT_EQ(t["outbound"][1].value_or(""), std::string("::1"));
+    ASSERT_TRUE(t["peers"].is_table()) << text;
+    EXPECT_EQ(t["peers"]["relay"][0].value_or(""), std::string("dkim-relay"));
+    EXPECT_EQ(t["peers"]["web"][0].value_or(""), std::string("dkim-web"));
+    EXPECT_EQ(t["peers"]["admin"][0].value_or(""), std::string("root"));
+    EXPECT_EQ(t["peers"].as_table()->size(), 3U) << text;
+    EXPECT_EQ(t.size(), 6U) << text;
+    EXPECT_GE(comments(text), 5U) << text;
+    const toml::table cli = toml::parse(cli_defaults_config(demo_settings(), p));
+    EXPECT_EQ(cli["reportd-socket"].value_or(""), p.reportd_socket.string());
 }
 
 // The report addresses of up.toml reach the console's DNS page and `dns records`.
