@@ -38,6 +38,7 @@ packages=(
   swaks                                  # the SMTP client in the relay tests
   postfix                                # smtp-source/smtp-sink; its daemon is never started
   opendkim                               # the milter peer in tests/bench (a private instance)
+  dovecot-imapd                          # reports fetch-imap's IMAP server (a private instance; service disabled)
   opendkim-tools                         # opendkim-genkey: the keys the OpenDKIM import test migrates
   chromium                               # the console's end-to-end test (driven by playwright-core)
   oathtool                               # TOTP codes for the tour in appliance/run.sh
@@ -78,8 +79,8 @@ fi
 
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-# Postfix, OpenDKIM and NSD are wanted for their tools and for private instances that the tests
-# and benchmarks start themselves: the packages' own services must not start, and Postfix
+# Postfix, OpenDKIM, NSD and Dovecot are wanted for their tools and for private instances that
+# the tests and benchmarks start themselves: the packages' own services must not start, and Postfix
 # must not be configured as this machine's mailer.
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 policy_added=0
@@ -92,7 +93,7 @@ trap '[ "$policy_added" = 1 ] && rm -f /usr/sbin/policy-rc.d' EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-  for unit in postfix opendkim nsd; do
+  for unit in postfix opendkim nsd dovecot; do
     systemctl disable --now "$unit" >/dev/null 2>&1 || true
   done
 fi

@@ -57,6 +57,8 @@ void add_dns_records_commands(CLI::App& dns, int& exit_code);
 void add_up_command(CLI::App& app, int& exit_code);
 // reports parse | ... (reports_commands.cpp)
 void add_reports_commands(CLI::App& app, int& exit_code);
+// reports fetch-imap (reports_fetch_command.cpp), added to `reports` after the others.
+void add_reports_fetch_command(CLI::App& app, int& exit_code);
 // The signerd forms of key list and key generate (signerd_keys.cpp; main.cpp keeps their
 // offline, token-direct forms).
 struct Common;

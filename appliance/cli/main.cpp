@@ -370,6 +370,7 @@ int run(int argc, char** argv) {
     dkim::cli::add_audit_commands(app, exit_code);
     dkim::cli::add_up_command(app, exit_code);
     dkim::cli::add_reports_commands(app, exit_code);
+    dkim::cli::add_reports_fetch_command(app, exit_code);
 
     // `apply --config` names its own (declarative) file, not a file of option defaults.
     const bool applying = argc > 1 && std::string_view(argv[1]) == "apply";
