@@ -123,7 +123,9 @@ std::string webd_config(const Settings& s, const StatePaths& p) {
         .add(
             "What the console's DNS page proposes: the demo's records (SPF for this machine, "
             "where reports go).",
-            toml::table{{"dns", dns_advice(s)}});
+            toml::table{{"dns", dns_advice(s)}})
+        .add("The Reports view and API: dkim-reportd's socket (dkim-web is its web peer).",
+             toml::table{{"reports", toml::table{{"socket", p.reportd_socket.string()}}}});
     return file.text();
 }
 

@@ -5,7 +5,9 @@
                request is filed, admin requests, approver approves with a TOTP code, the message
                is signed into the maildir and dkimpy verifies it against the printed records
                served by dnsmasq; /healthz over TLS pinned to the printed fingerprint; revoke,
-               451 again; SIGINT stops every daemon cleanly; a second run reuses everything
+               451 again; a DMARC report imported into dkim-reportd (once: a second import
+               finds it stored) and its findings; SIGINT stops every daemon cleanly (reportd
+               after relayd and webd, before signerd); a second run reuses everything
                (same keys, users, certificate) with a new next hop (smtp-sink)
   rotation     the README's key rotation in the demo: key.rotate approved by one approver, the
                next RSA key generated, published to dnsmasq with `dns records --dnsmasq`,
@@ -187,22 +189,27 @@ def tour(folder, appliance):
     mode = lambda p: os.stat(os.path.join(state, p)).st_mode & 0o777  # noqa: E731
     owner = lambda p: os.stat(os.path.join(state, p)).st_uid  # noqa: E731
     import pwd
-    ids = {n: pwd.getpwnam(n).pw_uid for n in ("dkim-signer", "dkim-relay", "dkim-web")}
+    ids = {n: pwd.getpwnam(n).pw_uid for n in ("dkim-signer", "dkim-relay", "dkim-web", "dkim-report")}
     check(mode("secrets") == 0o700 and owner("secrets") == 0, "secrets/ is root's, mode 0700")
     check(mode("signerd/user.pin") == 0o600 and owner("signerd/user.pin") == ids["dkim-signer"],
           "the user PIN is dkim-signer's, mode 0600")
     check(all(owner(p) == ids["dkim-signer"] for p in ["tokens"] + [os.path.relpath(x, state) for x in glob.glob(state + "/tokens/**", recursive=True)]),
           "the token's files belong to dkim-signer")
     check(os.path.exists(os.path.join(state, "signerd", "signerd.db")), "signerd's SQLite state is in the folder")
-    for name in ("signerd", "relayd", "webd"):
+    check(mode("reportd") == 0o700 and owner("reportd") == ids["dkim-report"] and
+          os.path.exists(os.path.join(state, "reportd", "reports.db")),
+          "the report store is dkim-report's, in reportd/ (0700)")
+    for name in ("signerd", "relayd", "webd", "reportd"):
         with open(os.path.join(state, "etc", name + ".toml")) as f:
             text = f.read()
         check(text.count("\n#") >= 3, "etc/%s.toml is commented" % name)
     pids = daemon_pids(state)
-    check(set(pids) == {"dkim-signerd", "dkim-relayd", "dkim-webd"}, "three daemons run (%s)" % sorted(pids))
+    check(set(pids) == {"dkim-signerd", "dkim-relayd", "dkim-webd", "dkim-reportd"},
+          "four daemons run (%s)" % sorted(pids))
     check(uid_of(pids.get("dkim-signerd", 0)) == ids["dkim-signer"] and
           uid_of(pids.get("dkim-relayd", 0)) == ids["dkim-relay"] and
-          uid_of(pids.get("dkim-webd", 0)) == ids["dkim-web"], "each daemon runs as its own user")
+          uid_of(pids.get("dkim-webd", 0)) == ids["dkim-web"] and
+          uid_of(pids.get("dkim-reportd", 0)) == ids["dkim-report"], "each daemon runs as its own user")
 
     # The console answers over TLS with the certificate whose fingerprint was printed.
     ctx = ssl.create_default_context()
@@ -280,12 +287,47 @@ def tour(folder, appliance):
     shown = cli(up, "audit", "show", "--limit", "1000")
     check(shown.returncode == 0 and "grant.revoke" in shown.stdout and "tour done" in shown.stdout,
           "audit show lists the tour, the revoke among it (%s)" % shown.stderr.strip())
+    # The README's step 8: a DMARC aggregate report into dkim-reportd (its socket from the CLI
+    # defaults up wrote), stored once, and what it means next to signerd's signing record.
+    report = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "dmarc-reports",
+                          "aggregate", "example.net_example.com_1529366400_1529452799.xml")
+    imported = cli(up, "reports", "import", report)
+    check(imported.returncode == 0 and ": 1 reports stored, 0 already stored" in imported.stdout,
+          "reports import hands the report to dkim-reportd, which stores it (%s%s)" % (
+              imported.stdout.strip(), imported.stderr.strip()))
+    again = cli(up, "reports", "import", report)
+    check(again.returncode == 0 and ": 0 reports stored, 1 already stored" in again.stdout,
+          "imported again, it is found already stored (%s%s)" % (again.stdout.strip(), again.stderr.strip()))
+    found = cli(up, "reports", "findings")
+    check(found.returncode == 0 and found.stdout.strip() and "example.com" in found.stdout,
+          "reports findings says what the reports mean (%s%s)" % (found.stdout.strip()[-300:], found.stderr.strip()))
+    # The console's Reports view reads the same store through webd (reportd's web peer): an API
+    # token of admin's (an auditor too) asks the dashboard.
+    made = as_user(up, "admin", "apitoken", "create", "--label", "tour", "--ttl", "1h",
+                   totp=Totp(users["admin"]["totp_secret"]).code())
+    token = made.stdout.strip().splitlines()[-1] if made.returncode == 0 and made.stdout.strip() else ""
+    status, body = _https_get(https, "/api/v1/reports/dashboard", token)
+    try:
+        domains = json.loads(body).get("domains")
+    except ValueError:
+        domains = None
+    check(status == 200 and domains == ["example.com"],
+          "webd's reports API reads the imported report from dkim-reportd (%s %s)" % (status, body[:200]))
+    outsider = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", up.cli,
+                                  "reports", "findings", "--reportd-socket",
+                                  os.path.join(state, "run", "reportd", "reportd.sock")],
+                                 capture_output=True, text=True)
+    check(outsider.returncode != 0, "a user that is no peer of reportd's cannot reach its socket")
 
     status = up.stop(signal.SIGINT)
     check(status == 0, "Ctrl-C (SIGINT) stops up with status 0 (%s)" % status)
     err = up.stderr()
-    check(all("%s exited with status 0" % d in err for d in ("dkim-signerd", "dkim-relayd", "dkim-webd")),
+    check(all("%s exited with status 0" % d in err for d in ("dkim-signerd", "dkim-relayd", "dkim-webd",
+                                                            "dkim-reportd")),
           "every daemon stopped cleanly")
+    order = [err.find("%s exited" % d) for d in ("dkim-relayd", "dkim-webd", "dkim-reportd", "dkim-signerd")]
+    check(min(order) >= 0 and max(order[:2]) < order[2] < order[3],
+          "relayd and webd stop first, then reportd, then signerd (%s)" % order)
     check(wait_for(lambda: not daemon_pids(state), 10), "no daemon is left running")
     audit = subprocess.run([appliance, "audit", "verify", "--db", os.path.join(state, "signerd", "signerd.db")],
                            capture_output=True, text=True)
@@ -523,6 +565,36 @@ def _verify(appliance, dns_port, message):
         out = subprocess.run([appliance, "verify", "--dns-server", "127.0.0.1:%d" % dns_port,
                               "--authserv-id", "tour.test"], stdin=f, capture_output=True, text=True).stdout
     return out.count("dkim=pass") == 2
+
+
+def _https_get(port, path, token):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, ctx.wrap_socket(raw) as tls:
+            tls.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
+                         "Connection: close\r\n\r\n" % (path, token)).encode())
+            answer = b""
+            while True:
+                chunk = tls.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+    except OSError as e:
+        return None, str(e)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = int(head.split()[1]) if head.startswith(b"HTTP/1.1 ") else None
+    if b"transfer-encoding: chunked" in head.lower():
+        plain, rest = b"", body
+        while rest:
+            size, _, rest = rest.partition(b"\r\n")
+            n = int(size.split(b";")[0] or b"0", 16)
+            if n == 0:
+                break
+            plain, rest = plain + rest[:n], rest[n + 2:]
+        body = plain
+    return status, body.decode(errors="replace")
 
 
 def _banner(port):

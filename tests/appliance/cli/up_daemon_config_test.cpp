@@ -87,6 +87,8 @@ TEST(UpDaemonConfigTest, WebdAndTheCliDefaultsNameTheFoldersSocket) {
     EXPECT_EQ(web["self_signed"].value_or(false), true);
     EXPECT_EQ(web["state_dir"].value_or(""), std::string("/state/webd"));
     EXPECT_EQ(web["signerd_socket"].value_or(""), std::string("/state/run/signerd.sock"));
+    EXPECT_EQ(web["reports"]["socket"].value_or(""),
+              std::string("/state/run/reportd/reportd.sock"));
     const std::string cli = cli_defaults_config(demo_settings(), p);
     EXPECT_EQ(toml::parse(cli)["socket"].value_or(""), std::string("/state/run/signerd.sock"));
     EXPECT_NE(cli.find("#   dkim-appliance --config /state/dkim-appliance.toml elevation list\n"),
