@@ -214,6 +214,44 @@ void read_next_hop(config::TableReader& r, NextHop& h) {
     r.finish();
 }
 
+// [inbound.reports]: the report addresses, dkim-reportd's socket and the limits.
+ReportSettings read_reports(config::TableReader& r) {
+    ReportSettings out;
+    const auto addresses = r.strings("addresses");
+    if (!addresses || addresses->empty()) {
+        r.fail("addresses",
+               "missing (the addresses report mail is sent to, such as "
+               "[\"dmarc-reports@example.com\"])");
+    }
+    for (const std::string& a : *addresses) {
+        auto path = smtp::parse_rcpt_to("TO:<" + a + ">");
+        if (!path || path->address != a || !path->parameters.empty() || path->domain.empty() ||
+            path->domain.front() == '[') {
+            r.fail("addresses", "'" + a.substr(0, 100) + "' is not a mailbox (local@domain)");
+        }
+        std::string canonical = canonical_mailbox(path->local_part, path->domain);
+        if (std::find(out.addresses.begin(), out.addresses.end(), canonical) !=
+            out.addresses.end()) {
+            r.fail("addresses", a + " is listed twice");
+        }
+        out.addresses.push_back(std::move(canonical));
+    }
+    if (const auto socket = r.string("socket")) {
+        if (socket->empty() || socket->front() != '/' || socket->size() >= 108) {
+            r.fail("socket", "expected an absolute path shorter than 108 bytes");
+        }
+        out.socket = *socket;
+    }
+    // dkim-reportd takes 64 MiB a submission unless told otherwise (its limits.max_input).
+    out.max_size = r.size("max_size", 1024, std::uint64_t{64} << 20).value_or(out.max_size);
+    out.max_per_client_per_hour =
+        static_cast<std::size_t>(r.integer("max_per_client_per_hour", 1, 100000).value_or(60));
+    out.max_per_hour =
+        static_cast<std::size_t>(r.integer("max_per_hour", 1, 10000000).value_or(2000));
+    r.finish();
+    return out;
+}
+
 Inbound read_inbound(config::TableReader& r, const Config& c) {
     Inbound in;
     for (auto d : r.strings("domains").value_or(std::vector<std::string>{})) {
@@ -277,11 +315,38 @@ Inbound read_inbound(config::TableReader& r, const Config& c) {
     if (in.quarantine == Quarantine::next_hop && !in.quarantine_next_hop) {
         r.fail("quarantine", "quarantine = \"next_hop\" needs an [inbound.quarantine_next_hop]");
     }
+    if (auto reports = r.table("reports")) {
+        in.reports = read_reports(*reports);
+    }
     r.finish();
     return in;
 }
 
 }  // namespace
+
+std::string canonical_mailbox(std::string_view local_part, std::string_view domain) {
+    std::string local;
+    if (local_part.size() >= 2 && local_part.front() == '"' && local_part.back() == '"') {
+        const std::string_view inner = local_part.substr(1, local_part.size() - 2);
+        for (std::size_t i = 0; i < inner.size(); ++i) {
+            if (inner[i] == '\\' && i + 1 < inner.size()) {
+                ++i;
+            }
+            local.push_back(inner[i]);
+        }
+    } else {
+        local = std::string(local_part);
+    }
+    return mail::ascii_lowercase(local) + "@" + mail::ascii_lowercase(domain);
+}
+
+bool ReportSettings::is_report_address(std::string_view local_part, std::string_view domain) const {
+    if (domain.empty()) {
+        return false;  // <Postmaster>
+    }
+    const std::string mailbox = canonical_mailbox(local_part, domain);
+    return std::find(addresses.begin(), addresses.end(), mailbox) != addresses.end();
+}
 
 bool Inbound::accepts(std::string_view recipient_domain) const {
     const std::string d = mail::ascii_lowercase(recipient_domain);
@@ -389,6 +454,25 @@ constexpr config::KeyDoc kKeys[] = {
     {"inbound.dnssec_trust_anchor", "string", "", "Root trust anchor file, to validate DNSSEC.",
      "\"/usr/share/dns/root.key\""},
     {"inbound.workers", "integer 1..256", "16", "Threads for the inbound checks.", "16"},
+    {"inbound.reports", "table", "",
+     "Report mail (DMARC, TLS-RPT): recipients that are report addresses are taken from any "
+     "sender and handed to dkim-reportd, never to a next hop; 250 once it stored them."},
+    {"inbound.reports.addresses", "strings", "",
+     "The report addresses (required; local part and domain compared in any case). A "
+     "transaction is for reports or for mail: the other kind of recipient gets 452 4.5.3.",
+     "[\"dmarc-reports@example.net\", \"tls-reports@example.net\"]"},
+    {"inbound.reports.socket", "string", "/run/dkim-appliance/reportd.sock",
+     "dkim-reportd's socket (its peers.relay names relayd's user).",
+     "\"/run/dkim-appliance/reportd.sock\""},
+    {"inbound.reports.max_size", "size", "32MiB",
+     "Largest report message (552 5.3.4 above it; at most 64MiB). The SIZE advertised stays "
+     "limits.message_size, which also caps reports.",
+     "\"32MiB\""},
+    {"inbound.reports.max_per_client_per_hour", "integer 1..100000", "60",
+     "Report transactions per client address (IPv6: per /64) in any hour; more get 450 4.7.1.",
+     "60"},
+    {"inbound.reports.max_per_hour", "integer 1..10000000", "2000",
+     "Report transactions from all clients together in any hour; more get 450 4.7.1.", "2000"},
 };
 
 constexpr config::Placeholder kNames[] = {

@@ -59,6 +59,12 @@
 //                                           # never holds up outbound signing)
 //   [inbound.next_hop]                      # default: [next_hop]
 //   [inbound.quarantine_next_hop]           # for quarantine = "next_hop"
+//   [inbound.reports]                       # report mail goes to dkim-reportd (issue 21)
+//   addresses = ["dmarc-reports@example.com", "tls-reports@example.com"]
+//   socket = "/run/dkim-appliance/reportd.sock"
+//   max_size = "32MiB"                      # within [limits] message_size (SIZE stays that)
+//   max_per_client_per_hour = 60            # report transactions per client (IPv6: per /64)
+//   max_per_hour = 2000                     # report transactions, all clients together
 
 #include <array>
 #include <chrono>
@@ -145,6 +151,23 @@ struct Client {
 
 enum class Quarantine : std::uint8_t { header, next_hop, off };
 
+// Report mail on the inbound listeners ([inbound.reports], issue 21): a recipient that is one
+// of `addresses` is taken from anyone and handed to dkim-reportd instead of a next hop.
+struct ReportSettings {
+    std::vector<std::string> addresses;  // canonical_mailbox() forms
+    std::string socket = "/run/dkim-appliance/reportd.sock";
+    std::uint64_t max_size = std::uint64_t{32} << 20;
+    std::size_t max_per_client_per_hour = 60;
+    std::size_t max_per_hour = 2000;
+    // Whether local_part@domain (a forward-path as parsed) is one of the addresses.
+    bool is_report_address(std::string_view local_part, std::string_view domain) const;
+};
+
+// A mailbox in the form report addresses are compared in: a quoted local part unquoted (RFC
+// 5321 §4.1.2: "a"@b and a@b are the same mailbox), then local part and domain in ASCII lower
+// case (RFC 5321 lets a server treat local parts case-sensitively; mail systems do not).
+std::string canonical_mailbox(std::string_view local_part, std::string_view domain);
+
 // The verifying listeners' settings (issue: verifying mode).
 struct Inbound {
     std::vector<std::string> domains;  // lower-case recipient domains
@@ -160,6 +183,7 @@ struct Inbound {
     std::size_t workers = 16;
     NextHop next_hop;
     std::optional<NextHop> quarantine_next_hop;
+    std::optional<ReportSettings> reports;
     bool accepts(std::string_view recipient_domain) const;
 };
 

@@ -15,7 +15,10 @@
 // signerd, which checks the header block against its signing profile and its grants, and it
 // checks each returned signature against the key's public half before the message leaves.
 // Mail is never stored: 250 comes only after the next hop accepted. The verifying role strips
-// every Authentication-Results field that claims this host before adding its own. It runs as
+// every Authentication-Results field that claims this host before adding its own. Report mail
+// to [inbound.reports] addresses is taken from anyone but parsed here never: the bytes go to
+// dkim-reportd (its own user, no network), within their own size and hourly limits, never to a
+// next hop or signerd, and 250 only once reportd stored them. It runs as
 // dkim-relay with only CAP_NET_BIND_SERVICE, AF_UNIX/AF_INET/AF_INET6 and a read-only system;
 // passwords are wiped after the check and never logged.
 //
@@ -108,8 +111,16 @@ int run(int argc, char** argv) {
         std::cerr << "dkim-relayd: listening on " << endpoint << "\n";
     }
     std::cerr << "dkim-relayd: next hop " << config->next_hop.describe() << ", signerd "
-              << config->signerd_socket << "\n"
-              << std::flush;
+              << config->signerd_socket << "\n";
+    if (config->inbound && config->inbound->reports) {
+        std::string addresses;
+        for (const auto& a : config->inbound->reports->addresses) {
+            addresses += (addresses.empty() ? "" : ", ") + a;
+        }
+        std::cerr << "dkim-relayd: report mail to " << addresses << " goes to dkim-reportd at "
+                  << config->inbound->reports->socket << "\n";
+    }
+    std::cerr << std::flush;
     {
         service::Watchdog watchdog(
             service::watchdog_interval(),

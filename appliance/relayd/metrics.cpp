@@ -42,6 +42,16 @@ std::string RelayMetrics::render() const {
                    std::to_string(inbound_[d * kActions + a].load()) + "\n";
         }
     }
+    static constexpr const char* kReportOutcomes[] = {"stored", "invalid", "unavailable",
+                                                      "too_large", "rate_limited"};
+    out +=
+        "# HELP dkim_relayd_report_submissions_total Report mail to dkim-reportd by outcome "
+        "(rate_limited: refused at RCPT).\n"
+        "# TYPE dkim_relayd_report_submissions_total counter\n";
+    for (std::size_t i = 0; i < reports_.size(); ++i) {
+        out += std::string("dkim_relayd_report_submissions_total{outcome=\"") + kReportOutcomes[i] +
+               "\"} " + std::to_string(reports_[i].load()) + "\n";
+    }
     inbound_latency_.render(out, "dkim_relayd_inbound_check_seconds",
                             "Time of the DKIM, DMARC and Authentication-Results checks at the "
                             "end of DATA (SPF ran at MAIL FROM).");

@@ -48,6 +48,20 @@ class RelayMetrics {
     }
     metrics::Histogram& inbound_latency() { return inbound_latency_; }
 
+    // Report mail ([inbound.reports]): each report transaction's end, by outcome.
+    enum class ReportOutcome : std::uint8_t {
+        stored,        // 250: dkim-reportd stored it durably
+        invalid,       // 554 5.6.0: dkim-reportd refused it as invalid
+        unavailable,   // 451 4.3.0: dkim-reportd unreachable, busy or failing
+        too_large,     // 552 5.3.4: over max_size
+        rate_limited,  // 450 4.7.1 at RCPT: over a client's or the relay's hourly limit
+        count_
+    };
+    void report(ReportOutcome outcome) { ++reports_[static_cast<std::size_t>(outcome)]; }
+    std::uint64_t reports(ReportOutcome outcome) const {
+        return reports_[static_cast<std::size_t>(outcome)].load();
+    }
+
     std::string render() const;
 
   private:
@@ -62,6 +76,8 @@ class RelayMetrics {
     metrics::Histogram transaction_;
     std::array<std::atomic<std::uint64_t>, kDmarcResults * kActions> inbound_{};
     metrics::Histogram inbound_latency_;
+    std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(ReportOutcome::count_)>
+        reports_{};
 };
 
 }  // namespace dkim::relayd

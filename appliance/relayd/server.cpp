@@ -28,6 +28,9 @@ Relay::~Relay() {
         if (inbound_workers_) {
             inbound_workers_->join();
         }
+        if (report_workers_) {
+            report_workers_->join();
+        }
     } catch (const std::exception&) {
         // Nothing left to do: the process is ending.
     }
@@ -91,6 +94,18 @@ Expected<void, std::string> Relay::open_inbound() {
             return unexpected(quarantine.error());
         }
         context_->quarantine_next_hop = std::move(*quarantine);
+    }
+    if (in.reports) {
+        // Submissions in flight at once; more wait for a thread (reportd serves 16 peers).
+        constexpr std::size_t kReportThreads = 4;
+        // A submission's write and reportd's answer each (reportd stores, then reads the
+        // reports before it answers; the sender waits 10 minutes for the final reply).
+        constexpr std::chrono::milliseconds kReportTimeout{std::chrono::minutes(2)};
+        report_workers_ = std::make_unique<asio::thread_pool>(kReportThreads);
+        report_submitter_ = std::make_unique<ChannelSubmitter>(in.reports->socket, *report_workers_,
+                                                               kReportTimeout);
+        report_intake_ = std::make_unique<ReportIntake>(*in.reports, *report_submitter_, clock_);
+        context_->reports = report_intake_.get();
     }
     return {};
 }

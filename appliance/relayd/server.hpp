@@ -14,6 +14,7 @@
 #include "dkim/inbound/verifier.hpp"
 #include "io.hpp"
 #include "metrics.hpp"
+#include "report_intake.hpp"
 #include "session.hpp"
 #include "signing.hpp"
 
@@ -58,6 +59,10 @@ class Relay {
     std::unique_ptr<KeyFetcher> keys_;
     std::unique_ptr<inbound::Verifier> verifier_;
     std::unique_ptr<asio::thread_pool> inbound_workers_;
+    // Report mail, when [inbound.reports] is configured: its own pool for dkim-reportd's calls.
+    std::unique_ptr<asio::thread_pool> report_workers_;
+    std::unique_ptr<ChannelSubmitter> report_submitter_;
+    std::unique_ptr<ReportIntake> report_intake_;
     std::unique_ptr<RelayContext> context_;
     asio::io_context io_{1};
     std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;

@@ -59,7 +59,8 @@ Session::Session(RelayContext& relay, const Listener& listener, ssl::context& tl
     connection.tls_offered = listener_.tls();
     connection.plain_auth = listener_.plain_auth;
     transaction_ = std::make_unique<Transaction>(config_, std::move(connection), *policy_, *this,
-                                                 relay_.metrics, relay_.clock);
+                                                 relay_.metrics, relay_.clock,
+                                                 inbound_ ? relay_.reports : nullptr);
 }
 
 Session::~Session() {

@@ -16,6 +16,7 @@
 #include "io.hpp"
 #include "metrics.hpp"
 #include "next_hop.hpp"
+#include "report_intake.hpp"
 #include "signing.hpp"
 #include "transaction.hpp"
 
@@ -45,6 +46,8 @@ struct RelayContext {
     asio::thread_pool* inbound_workers = nullptr;
     NextHopFactory inbound_next_hop{};
     NextHopFactory quarantine_next_hop{};
+    // The report addresses of the inbound listeners ([inbound.reports]), or null.
+    ReportIntake* reports = nullptr;
 };
 
 class Session final : public std::enable_shared_from_this<Session>, public TransactionHost {

@@ -41,13 +41,15 @@ std::optional<HeaderEnd> find_header_end(std::string_view message, std::size_t s
 }
 
 Transaction::Transaction(const Config& config, ConnectionInfo connection, MailPolicy& policy,
-                         TransactionHost& host, RelayMetrics& metrics, const Clock& clock)
+                         TransactionHost& host, RelayMetrics& metrics, const Clock& clock,
+                         ReportIntake* reports)
     : config_(config),
       connection_(std::move(connection)),
       policy_(policy),
       host_(host),
       metrics_(metrics),
       clock_(clock),
+      reports_(reports),
       in_(config.limits.command_line) {}
 
 Transaction::~Transaction() = default;
@@ -89,6 +91,17 @@ bool Transaction::auth_offered() const {
     const bool any_password = std::any_of(config_.clients.begin(), config_.clients.end(),
                                           [](const Client& c) { return !c.password_hash.empty(); });
     return any_password && (tls_active_ || connection_.plain_auth);
+}
+
+bool Transaction::report_transaction() const {
+    return envelope_ && envelope_->kind == Envelope::Kind::reports;
+}
+
+std::uint64_t Transaction::message_limit() const {
+    if (report_transaction()) {
+        return std::min(config_.limits.message_size, reports_->settings().max_size);
+    }
+    return config_.limits.message_size;
 }
 
 Peer Transaction::peer() const {
@@ -285,7 +298,7 @@ awaitable<void> Transaction::ehlo(const smtp::Command& c, bool extended) {
 }
 
 awaitable<void> Transaction::reset_transaction(bool next_hop_done) {
-    if (envelope_ && next_hop_ && !next_hop_done) {
+    if (envelope_ && envelope_->hop_mail_sent && next_hop_ && !next_hop_done) {
         co_await next_hop_->reset();
     }
     if (envelope_) {
@@ -351,20 +364,25 @@ awaitable<void> Transaction::mail(const smtp::Command& c) {
         policy_.reset();
         co_return;
     }
-    if (!next_hop_) {
-        next_hop_ = host_.next_hop(Route::primary);
-    }
-    const bool sent = co_await send_now();
-    if (!sent) {  // the next hop may take a while: pipelined replies go first
-        policy_.reset();
-        co_return;
-    }
-    const MailCommand command{path->address, t->declared_size, t->eight_bit, t->smtputf8};
-    const auto answer = co_await next_hop_->mail(command);
-    if (!answer.positive()) {
-        reply(answer.code, enhanced_or_default(answer), "Next hop: " + one_line(answer.text));
-        policy_.reset();
-        co_return;
+    // With report addresses the next hop hears MAIL with the first recipient that is not one
+    // (open_next_hop): a report transaction never reaches it.
+    if (reports_ == nullptr) {
+        if (!next_hop_) {
+            next_hop_ = host_.next_hop(Route::primary);
+        }
+        const bool sent = co_await send_now();
+        if (!sent) {  // the next hop may take a while: pipelined replies go first
+            policy_.reset();
+            co_return;
+        }
+        const MailCommand command{path->address, t->declared_size, t->eight_bit, t->smtputf8};
+        const auto answer = co_await next_hop_->mail(command);
+        if (!answer.positive()) {
+            reply(answer.code, enhanced_or_default(answer), "Next hop: " + one_line(answer.text));
+            policy_.reset();
+            co_return;
+        }
+        t->hop_mail_sent = true;
     }
     t->sender = path->address;
     t->sender_domain = path->domain;
@@ -398,23 +416,97 @@ awaitable<void> Transaction::rcpt(const smtp::Command& c) {
         reply(452, "4.5.3", "Too many recipients");
         co_return;
     }
+    if (reports_ != nullptr && reports_->is_report_address(*path)) {
+        report_rcpt(*path);
+        co_return;
+    }
     if (auto refusal = policy_.rcpt(peer(), *path)) {
         if (!refusal->counted || !error_counted()) {
             reply(refusal->reply);
         }
         co_return;
     }
+    if (envelope_->kind == Envelope::Kind::reports) {
+        // RFC 5321 §3.3: 452 for a recipient refused for now; the client sends it again, in a
+        // transaction of its own.
+        reply(452, "4.5.3",
+              "This transaction is for report addresses only; send to other recipients in "
+              "another transaction");
+        co_return;
+    }
     const bool sent = co_await send_now();
     if (!sent) {
         co_return;
+    }
+    if (!envelope_->hop_mail_sent) {
+        const bool opened = co_await open_next_hop();
+        if (!opened) {
+            co_return;
+        }
     }
     const auto answer = co_await next_hop_->rcpt(path->address);
     if (!answer.positive()) {
         reply(answer.code, enhanced_or_default(answer), "Next hop: " + one_line(answer.text));
         co_return;
     }
+    envelope_->kind = Envelope::Kind::mail;
     envelope_->recipients.push_back(path->address);
     reply(250, "2.1.5", "Recipient OK");
+}
+
+awaitable<bool> Transaction::open_next_hop() {
+    Envelope& e = *envelope_;
+    if (e.hop_refusal) {
+        reply(*e.hop_refusal);
+        co_return false;
+    }
+    if (!next_hop_) {
+        next_hop_ = host_.next_hop(Route::primary);
+    }
+    const MailCommand command{e.sender, e.declared_size, e.eight_bit, e.smtputf8};
+    const auto answer = co_await next_hop_->mail(command);
+    if (!answer.positive()) {
+        e.hop_refusal = local_reply(answer.code, enhanced_or_default(answer),
+                                    "Next hop: " + one_line(answer.text));
+        reply(*e.hop_refusal);
+        co_return false;
+    }
+    e.hop_mail_sent = true;
+    co_return true;
+}
+
+void Transaction::report_rcpt(const smtp::Path& recipient) {
+    Envelope& e = *envelope_;
+    if (e.kind == Envelope::Kind::mail) {
+        reply(452, "4.5.3",
+              "Report addresses take a transaction of their own; send to " +
+                  printable_line(recipient.address, 255) + " in another transaction");
+        return;
+    }
+    const std::uint64_t limit =
+        std::min(config_.limits.message_size, reports_->settings().max_size);
+    if (e.declared_size > limit) {  // RFC 1870 §6.1: 552 at RCPT for this recipient's limit
+        metrics_.report(RelayMetrics::ReportOutcome::too_large);
+        reply(552, "5.3.4", "Report messages are limited to " + std::to_string(limit) + " bytes");
+        return;
+    }
+    if (e.kind == Envelope::Kind::undecided) {
+        switch (reports_->admit(connection_.address_text)) {
+            case ReportIntake::Admission::admitted: break;
+            case ReportIntake::Admission::client_limit:
+                metrics_.report(RelayMetrics::ReportOutcome::rate_limited);
+                reply(450, "4.7.1",
+                      "Too many reports from your address this hour; try again later");
+                return;
+            case ReportIntake::Admission::relay_limit:
+                metrics_.report(RelayMetrics::ReportOutcome::rate_limited);
+                reply(450, "4.7.1", "Too many reports this hour; try again later");
+                return;
+        }
+        e.kind = Envelope::Kind::reports;
+    }
+    e.recipients.push_back(recipient.address);
+    reply(250, "2.1.5", "Recipient OK: report address");
 }
 
 void Transaction::data(const smtp::Command& c) {
@@ -433,8 +525,7 @@ void Transaction::data(const smtp::Command& c) {
     reply(354, "", "End data with <CR><LF>.<CR><LF>");
     data_ = std::make_unique<DataState>(config_.limits.line_length);
     data_->message.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(
-        envelope_->declared_size > 0 ? envelope_->declared_size + 1024 : 65536,
-        config_.limits.message_size)));
+        envelope_->declared_size > 0 ? envelope_->declared_size + 1024 : 65536, message_limit())));
 }
 
 void Transaction::starttls(const smtp::Command& c) {

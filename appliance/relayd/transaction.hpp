@@ -10,6 +10,12 @@
 // Command lines are limited in length and number, errors are counted, a bare CR or LF ends
 // the session, and after "354" the bytes already received are the message's (the decoder
 // decides where it ends, so a look-alike of the end of data cannot smuggle commands).
+//
+// On an inbound listener with report addresses ([inbound.reports], report_intake.hpp) a
+// transaction is for reports or for mail, by its first accepted recipient: report addresses are
+// taken from anyone, within their own size and hourly limits, and the message goes to
+// dkim-reportd, never to the policy's checks or a next hop; the next hop hears MAIL only with the
+// first other recipient, so that it never sees a report transaction.
 
 #include <cstdint>
 #include <functional>
@@ -27,6 +33,7 @@
 #include "metrics.hpp"
 #include "next_hop.hpp"
 #include "policy.hpp"
+#include "report_intake.hpp"
 
 namespace dkim::relayd {
 
@@ -58,8 +65,10 @@ struct ConnectionInfo {
 
 class Transaction {
   public:
+    // `reports`: the report addresses of an inbound listener with [inbound.reports], or null.
     Transaction(const Config& config, ConnectionInfo connection, MailPolicy& policy,
-                TransactionHost& host, RelayMetrics& metrics, const Clock& clock);
+                TransactionHost& host, RelayMetrics& metrics, const Clock& clock,
+                ReportIntake* reports = nullptr);
     Transaction(const Transaction&) = delete;
     Transaction& operator=(const Transaction&) = delete;
     ~Transaction();
@@ -105,6 +114,16 @@ class Transaction {
     // Feeds DATA bytes; true when the end of data was reached (and answered).
     awaitable<bool> feed_data();
     awaitable<void> end_of_data();
+    // RCPT of a report address (the transaction is not for mail).
+    void report_rcpt(const smtp::Path& recipient);
+    // The next hop hears the transaction's MAIL (deferred with report addresses); false, with
+    // the refusal replied, when it refused it.
+    awaitable<bool> open_next_hop();
+    // The final dot of a report transaction: dkim-reportd's answer is the reply.
+    awaitable<void> report_end_of_data(Conclusion& c, MonotonicTime finished);
+    bool report_transaction() const;
+    // The largest message this transaction takes (a report transaction's is smaller).
+    std::uint64_t message_limit() const;
     // Ends the transaction; the next hop hears RSET unless it answered the message already.
     awaitable<void> reset_transaction(bool next_hop_done = false);
 
@@ -127,6 +146,7 @@ class Transaction {
     TransactionHost& host_;
     RelayMetrics& metrics_;
     const Clock& clock_;
+    ReportIntake* reports_;
 
     smtp::LineBuffer in_;
     std::string output_;

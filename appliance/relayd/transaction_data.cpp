@@ -1,6 +1,7 @@
 // The Transaction's DATA phase: the message as it arrives (the decoder, the header section
 // and body handed to the policy), the end of data (the policy's decision, the next hop or the
-// quarantine hop) and the log line. The command phase is in transaction.cpp.
+// quarantine hop; for report addresses, dkim-reportd's answer) and the log lines. The command
+// phase is in transaction.cpp.
 #include <cstdio>
 
 #include "dkim/text/json.hpp"
@@ -13,12 +14,12 @@ namespace dkim::relayd {
 
 awaitable<bool> Transaction::feed_data() {
     DataState& d = *data_;
-    const auto result = d.decoder.feed(in_.pending(), d.message,
-                                       static_cast<std::size_t>(config_.limits.message_size));
+    const auto result =
+        d.decoder.feed(in_.pending(), d.message, static_cast<std::size_t>(message_limit()));
     in_.consume(result.consumed);
     // The header section goes to the policy once its empty line has come; from then on the
-    // body goes as it comes.
-    if (!d.decoder.oversized()) {
+    // body goes as it comes. A report is not the policy's: it does no work on it.
+    if (!d.decoder.oversized() && !report_transaction()) {
         if (!d.header_seen) {
             if (const auto end = find_header_end(d.message, d.scanned)) {
                 d.header_seen = true;
@@ -60,9 +61,13 @@ awaitable<void> Transaction::end_of_data() {
         c.text = std::move(text);
     };
     if (d.decoder.oversized()) {
-        refuse(
-            552, "5.3.4",
-            "Message size exceeds the limit of " + std::to_string(limits.message_size) + " bytes");
+        refuse(552, "5.3.4",
+               (report_transaction() ? "Report messages are limited to "
+                                     : "Message size exceeds the limit of ") +
+                   std::to_string(message_limit()) + " bytes");
+        if (report_transaction()) {
+            metrics_.report(RelayMetrics::ReportOutcome::too_large);
+        }
     } else if (d.decoder.line_too_long()) {
         refuse(550, "5.6.0",
                "A line is longer than " + std::to_string(limits.line_length) +
@@ -79,7 +84,7 @@ awaitable<void> Transaction::end_of_data() {
         co_await reset_transaction();
         co_return;
     }
-    if (!d.header_seen) {  // all header, no body
+    if (!d.header_seen && !report_transaction()) {  // all header, no body
         d.header_seen = true;
         d.body_start = d.hashed = d.message.size();
         policy_.end_of_header(peer(), d.message);
@@ -93,6 +98,10 @@ awaitable<void> Transaction::end_of_data() {
         policy_.annotate(c);
         log_transaction(c);
         co_await reset_transaction();
+        co_return;
+    }
+    if (report_transaction()) {
+        co_await report_end_of_data(c, finished);
         co_return;
     }
     const Peer who = peer();
@@ -160,6 +169,52 @@ awaitable<void> Transaction::end_of_data() {
     }
     // When the next hop answered the message its transaction is over: no RSET.
     co_await reset_transaction(!c.next_hop.empty());
+}
+
+awaitable<void> Transaction::report_end_of_data(Conclusion& c, MonotonicTime finished) {
+    // The bytes as received go to dkim-reportd, with where they came from; its answer is the
+    // reply. Nothing is verified, nothing added, and no next hop sees them.
+    const std::string origin = "smtp " + connection_.address_text + " <" +
+                               printable_line(envelope_->sender, 320) + "> " +
+                               printable_line(helo_name_, 255);
+    const std::string* o = &origin;
+    const std::string* message = &data_->message;
+    ReportSubmitter* submitter = &reports_->submitter();
+    const ReportAnswer answer = co_await submitter->submit(*o, *message);
+    const smtp::Reply r = report_reply(answer);
+    metrics_.report(report_outcome(answer));
+    c.outcome = answer.kind == ReportAnswer::Kind::stored    ? RelayMetrics::Outcome::delivered
+                : answer.kind == ReportAnswer::Kind::invalid ? RelayMetrics::Outcome::rejected
+                                                             : RelayMetrics::Outcome::deferred_hop;
+    c.code = r.code;
+    c.enhanced = r.enhanced;
+    c.text = r.text;
+    reply(r);
+    metrics_.transaction(c.outcome);
+    metrics_.transaction_latency().observe(clock_.monotonic() - finished);
+    c.latency = clock_.monotonic() - envelope_->started;
+    const bool stored = answer.kind == ReportAnswer::Kind::stored;
+    auto number = [stored](std::int64_t n) { return stored ? std::to_string(n) : "-"; };
+    char numbers[64];
+    (void)std::snprintf(numbers, sizeof numbers, " size=%llu rcpts=%zu",
+                        static_cast<unsigned long long>(c.size), envelope_->recipients.size());
+    char latency[48];
+    (void)std::snprintf(
+        latency, sizeof latency, " latency_ms=%.3f",
+        static_cast<double>(
+            std::chrono::duration_cast<std::chrono::microseconds>(c.latency).count()) /
+            1000.0);
+    host_.log(
+        "dkim-relayd: report id=" + connection_.id + "." + std::to_string(++transactions_) +
+        " ip=" + connection_.address_text +
+        " helo=" + text::json_quote(printable_line(helo_name_, 255)) +
+        " mail_from=" + text::json_quote(printable_line(envelope_->sender, 320)) + numbers +
+        " submission=" + number(answer.submission) + " reports=" + number(answer.reports) +
+        " duplicates=" + number(answer.duplicates) +
+        " errors=" + (stored ? std::to_string(answer.errors) : std::string("-")) + " reportd=" +
+        text::json_quote(stored ? std::string("stored") : printable_line(answer.reason, 400)) +
+        " reply=" + std::to_string(c.code) + latency);
+    co_await reset_transaction();
 }
 
 void Transaction::log_transaction(const Conclusion& c) {

@@ -2,6 +2,7 @@
 // The Transaction's inner state, shared by transaction.cpp (commands) and
 // transaction_data.cpp (DATA).
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,11 @@
 namespace dkim::relayd {
 
 struct Transaction::Envelope {
+    // Whom the transaction is for, decided by its first accepted recipient.
+    enum class Kind : std::uint8_t { undecided, mail, reports };
+    Kind kind = Kind::undecided;
+    bool hop_mail_sent = false;              // the next hop has this transaction's MAIL
+    std::optional<smtp::Reply> hop_refusal;  // its refusal of that MAIL
     std::string sender;
     std::string sender_domain;
     std::vector<std::string> recipients;

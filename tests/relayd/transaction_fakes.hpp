@@ -1,13 +1,15 @@
 #pragma once
 // Fakes for the relay's Transaction (transaction.hpp): a next hop that records what it was
-// told, a host that collects replies and log lines, and a signing backend whose signature
-// names the body it hashed. Used by transaction_test.cpp and fuzz_smtp_transaction.cpp.
+// told, a host that collects replies and log lines, a signing backend whose signature names
+// the body it hashed, and a dkim-reportd that records submissions and answers as told. Used by
+// transaction_test.cpp, report_transaction_test.cpp and fuzz_smtp_transaction.cpp.
 
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "report_intake.hpp"
 #include "signing.hpp"
 #include "transaction.hpp"
 
@@ -130,6 +132,30 @@ class FakeSigning final : public SigningBackend {
     std::size_t prepares = 0;
     std::optional<SignFailure> failure;
     std::vector<std::string> clients;
+};
+
+// dkim-reportd: each submission recorded, `answer` answered.
+class FakeSubmitter final : public ReportSubmitter {
+  public:
+    FakeSubmitter() { clear(); }
+    // Back to answering "stored as submission 7", with nothing recorded.
+    void clear() {
+        answer = ReportAnswer{};
+        answer.kind = ReportAnswer::Kind::stored;
+        answer.submission = 7;
+        answer.reports = 1;
+        origins.clear();
+        messages.clear();
+    }
+    awaitable<ReportAnswer> submit(const std::string& origin, const std::string& message) override {
+        origins.push_back(origin);
+        messages.push_back(message);
+        co_return answer;
+    }
+
+    ReportAnswer answer;
+    std::vector<std::string> origins;
+    std::vector<std::string> messages;
 };
 
 }  // namespace dkim::relayd::fakes

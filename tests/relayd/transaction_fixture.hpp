@@ -1,8 +1,8 @@
 #pragma once
-// The fixture of the relay's Transaction tests (transaction_test.cpp, and the red team's
-// transaction_attack_test.cpp): a relayd configuration with a network client and an AUTH
-// client, the fakes of transaction_fakes.hpp, a ManualClock, and helpers that feed bytes and
-// collect replies.
+// The fixture of the relay's Transaction tests (transaction_test.cpp, the red team's
+// transaction_attack_test.cpp, and report_transaction_test.cpp's report addresses): a relayd
+// configuration with a network client, an AUTH client and report addresses, the fakes of
+// transaction_fakes.hpp, a ManualClock, and helpers that feed bytes and collect replies.
 
 #include <gtest/gtest.h>
 #include <sodium.h>
@@ -59,6 +59,11 @@ line_length = 200
 [inbound]
 domains = ["example.net"]
 authserv_id = "relay.test"
+[inbound.reports]
+addresses = ["dmarc-reports@example.net", "TLS-Reports@Reports.Example.org"]
+max_size = 2048
+max_per_client_per_hour = 3
+max_per_hour = 5
 )";
 
 class TransactionFixture : public ::testing::Test {
@@ -91,14 +96,26 @@ class TransactionFixture : public ::testing::Test {
         policy_ = std::make_unique<VerifyingPolicy>(*config_, *verifier_, metrics_, clock_);
         start(nullptr, false, plain_auth);
     }
+    // An inbound transaction with [inbound.reports] from `address`; the report intake (and so
+    // its hourly counts) is the same for every transaction of a test.
+    void start_reports(const std::string& address = "10.1.2.3") {
+        if (!intake_) {
+            intake_ =
+                std::make_unique<ReportIntake>(*config_->inbound->reports, submitter_, clock_);
+        }
+        address_ = address;
+        reports_ = intake_.get();
+        start_verifying();
+    }
     void start(const Client* network_client, bool tls_offered, bool plain_auth) {
         ConnectionInfo c;
         c.id = "t1";
-        c.address_text = "10.1.2.3";
+        c.address_text = address_;
         c.network_client = network_client;
         c.tls_offered = tls_offered;
         c.plain_auth = plain_auth;
-        txn_ = std::make_unique<Transaction>(*config_, c, *policy_, host_, metrics_, clock_);
+        txn_ =
+            std::make_unique<Transaction>(*config_, c, *policy_, host_, metrics_, clock_, reports_);
     }
     const Client* apps() const { return config_->client("apps"); }
 
@@ -148,6 +165,10 @@ class TransactionFixture : public ::testing::Test {
     std::unique_ptr<KeyFetcher> keys_;
     std::unique_ptr<inbound::Verifier> verifier_;
     std::unique_ptr<MailPolicy> policy_;
+    FakeSubmitter submitter_;
+    std::unique_ptr<ReportIntake> intake_;
+    ReportIntake* reports_ = nullptr;  // set by start_reports
+    std::string address_ = "10.1.2.3";
     std::unique_ptr<Transaction> txn_;
     asio::io_context io_;
 };

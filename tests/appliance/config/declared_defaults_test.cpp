@@ -366,6 +366,12 @@ std::string each_inbound(const RelaydConfig& c,
     return c.inbound ? f(*c.inbound) : std::string("(no [inbound])");
 }
 
+std::string each_reports(const RelaydConfig& c,
+                         const std::function<std::string(const dkim::relayd::ReportSettings&)>& f) {
+    return c.inbound && c.inbound->reports ? f(*c.inbound->reports)
+                                           : std::string("(no [inbound.reports])");
+}
+
 std::string tls_mode(dkim::relayd::TlsMode mode) {
     switch (mode) {
         case dkim::relayd::TlsMode::required: return "required";
@@ -447,6 +453,15 @@ TEST(DeclaredDefaultsTest, Relayd) {
     in("inbound.psl_file", [](const auto& i) { return i.psl_file; });
     in("inbound.dns_timeout", [](const auto& i) { return ms(i.dns_timeout); });
     in("inbound.workers", [](const auto& i) { return std::to_string(i.workers); });
+    // The report addresses: [inbound.reports] needs its addresses.
+    auto reports = d.for_parts<dkim::relayd::ReportSettings>(
+        each_reports, inbound + "[inbound.reports]\naddresses = [\"r@example.net\"]\n");
+    reports("inbound.reports.socket", [](const auto& r) { return r.socket; });
+    reports("inbound.reports.max_size", [](const auto& r) { return std::to_string(r.max_size); });
+    reports("inbound.reports.max_per_client_per_hour",
+            [](const auto& r) { return std::to_string(r.max_per_client_per_hour); });
+    reports("inbound.reports.max_per_hour",
+            [](const auto& r) { return std::to_string(r.max_per_hour); });
     d.expect_every_default_compared();
 }
 
