@@ -8,12 +8,13 @@
 
 set(_images ${PROJECT_SOURCE_DIR}/images)
 install(DIRECTORY ${_images}/systemd/ DESTINATION lib/systemd/system FILES_MATCHING
-  PATTERN "*.service" PATTERN "*.socket" PATTERN "*.target")
+  PATTERN "*.service" PATTERN "*.socket" PATTERN "*.target" PATTERN "*.timer")
 install(FILES ${_images}/sysusers.d/dkim-appliance.conf DESTINATION lib/sysusers.d)
 install(FILES ${_images}/tmpfiles.d/dkim-appliance.conf DESTINATION lib/tmpfiles.d)
 install(FILES ${_images}/nftables/dkim-appliance.nft DESTINATION share/dkim-appliance/nftables)
 install(FILES ${_images}/config/signerd.toml ${_images}/config/relayd.toml
   ${_images}/config/webd.toml ${_images}/config/notifyd.toml ${_images}/config/reportd.toml
+  ${_images}/config/reports-fetch.conf
   ${_images}/config/softhsm2.conf
   DESTINATION share/dkim-appliance/config)
 install(PROGRAMS ${_images}/firstboot/dkim-appliance-firstboot

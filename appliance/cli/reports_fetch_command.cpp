@@ -23,12 +23,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <functional>
 #include <iostream>
 #include <memory>
 #include <set>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "commands.hpp"
@@ -246,7 +246,7 @@ class FetchImapSession {
             return unexpected(std::string("the server did not answer within 60 s"));
         }
         if (rc < 0 && errno != EINTR) {
-            return unexpected(std::string("poll: ") + std::strerror(errno));
+            return unexpected("poll: " + std::generic_category().message(errno));
         }
         return {};
     }

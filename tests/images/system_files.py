@@ -2,7 +2,8 @@
 read them on the appliance:
 
   units     systemd-analyze security --offline=yes scores every unit (dkim-signerd and
-            dkim-reportd at most 0.5, dkim-relayd, dkim-webd and dkim-notifyd at most 1.5) and
+            dkim-reportd at most 0.5, dkim-relayd, dkim-webd, dkim-notifyd and dkim-reports-fetch
+            at most 1.5) and
             systemd-analyze verify reads them
   users     systemd-sysusers and systemd-tmpfiles create the users, groups and folders in an
             empty root folder
@@ -27,7 +28,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from testlib import check, summary  # noqa: E402
 
 LIMITS = {"dkim-signerd.service": 0.5, "dkim-relayd.service": 1.5, "dkim-webd.service": 1.5,
-          "dkim-notifyd.service": 1.5, "dkim-reportd.service": 0.5}
+          "dkim-notifyd.service": 1.5, "dkim-reportd.service": 0.5,
+          "dkim-reports-fetch.service": 1.5}
 
 
 def run(*cmd, **kw):
@@ -86,6 +88,16 @@ def units(images):
           "dkim-reportd has no network family, keeps the peers' uids (no PrivateUsers=) and writes only its own folders")
     target = open(os.path.join(folder, "dkim-appliance.target")).read()
     check("dkim-reportd.service" in target, "dkim-appliance.target wants dkim-reportd")
+    fetch = open(os.path.join(folder, "dkim-reports-fetch.service")).read()
+    check("User=dkim-fetch\n" in fetch and "SupplementaryGroups=dkim-report\n" in fetch and
+          "dkim-signer" not in fetch and
+          "LoadCredential=imap-password:/etc/dkim-appliance/credentials/imap-password\n" in fetch and
+          "--password-file %d/imap-password" in fetch and "[Install]" not in fetch,
+          "dkim-reports-fetch: its own user, reportd's group only, the password as a credential, "
+          "enabled only through its timer")
+    timer = open(os.path.join(folder, "dkim-reports-fetch.timer")).read()
+    check("WantedBy=timers.target" in timer and "dkim-appliance.target" not in timer,
+          "dkim-reports-fetch.timer is not part of dkim-appliance.target (disabled by default)")
     relayd = open(os.path.join(folder, "dkim-relayd.service")).read()
     check("CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n" in relayd,
           "dkim-relayd keeps only CAP_NET_BIND_SERVICE")
@@ -104,7 +116,7 @@ def units(images):
             os.makedirs(os.path.join(root, d))
         os.makedirs(os.path.join(root, "usr/libexec/dkim-appliance"))
         for daemon in ("usr/sbin/dkim-signerd", "usr/sbin/dkim-relayd", "usr/sbin/dkim-webd",
-                       "usr/sbin/dkim-notifyd", "usr/sbin/dkim-reportd",
+                       "usr/sbin/dkim-notifyd", "usr/sbin/dkim-reportd", "usr/sbin/dkim-appliance",
                        "usr/libexec/dkim-appliance/dkim-appliance-firstboot",
                        "usr/libexec/dkim-appliance/dkim-appliance-welcome"):
             exe = os.path.join(root, daemon)
@@ -118,7 +130,7 @@ def units(images):
         # Complaints about a file name a file and line; the stand-in root has no sysinit.target,
         # which verify also reports, without one.
         problems = [l for l in (verified.stdout + verified.stderr).splitlines()
-                    if re.search(r"\.(service|socket|target):\d+:", l)]
+                    if re.search(r"\.(service|socket|target|timer):\d+:", l)]
         check(not problems, "systemd-analyze verify finds nothing in the units%s" %
               ("" if not problems else ": " + "; ".join(problems[:5])))
     finally:
@@ -135,7 +147,8 @@ def users(images):
                    os.path.join(images, "sysusers.d", "dkim-appliance.conf"))
         check(made.returncode == 0, "systemd-sysusers reads sysusers.d/dkim-appliance.conf")
         passwd = {l.split(":")[0]: l.split(":") for l in open(os.path.join(root, "etc/passwd"))}
-        for user in ("dkim-signer", "dkim-relay", "dkim-web", "dkim-notify", "dkim-report"):
+        for user in ("dkim-signer", "dkim-relay", "dkim-web", "dkim-notify", "dkim-report",
+                     "dkim-fetch"):
             check(user in passwd and passwd[user][6].strip() == "/usr/sbin/nologin" and
                   int(passwd[user][2]) < 1000, "system user %s, no login shell" % user)
         check(len({passwd[u][2] for u in passwd}) == len(passwd), "one uid per daemon")
