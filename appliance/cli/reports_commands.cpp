@@ -259,77 +259,141 @@ std::vector<std::filesystem::path> files_of(const std::filesystem::path& path,
     return out;
 }
 
-int run_report_import(const ReportImportArgs& args) {
-    reports::channel::Client client(args.socket);
-    std::vector<std::string> problems;
+// Files go to dkim-reportd in batches (one durable commit each): at most this many files or
+// bytes a batch.
+constexpr std::size_t kBatchFiles = 200;
+constexpr std::size_t kBatchBytes = std::size_t{16} << 20;
+
+struct ImportTotals {
+    std::size_t files = 0;
     std::size_t stored = 0;
     std::size_t duplicates = 0;
-    std::size_t files = 0;
+    std::vector<std::string> problems;
+};
+
+// Sends one batch; false when dkim-reportd cannot be reached or refuses the CLI (the rest of the
+// import is pointless then).
+bool send_batch(reports::channel::Client& client, const std::vector<std::filesystem::path>& files,
+                const std::vector<std::string>& contents, bool json, ImportTotals& totals,
+                std::string& fatal) {
+    reports::channel::Message request;
+    request.json["op"] = "submit";
+    request.json["origin"] = "import";
+    boost::json::array sizes;
+    boost::json::array origins;
+    for (std::size_t i = 0; i < files.size(); ++i) {
+        sizes.push_back(static_cast<std::int64_t>(contents[i].size()));
+        origins.push_back(boost::json::value("import " + files[i].string()));
+        request.body += contents[i];
+    }
+    request.json["parts"] = std::move(sizes);
+    request.json["origins"] = std::move(origins);
+    auto answer = client.call(request);
+    if (!answer) {
+        fatal = answer.error();
+        return false;
+    }
+    const auto& j = answer->json;
+    if (!j.contains("ok") || !j.at("ok").is_bool() || !j.at("ok").as_bool()) {
+        fatal = "dkim-reportd: " + reports::channel::string_member(j, "error");
+        return false;
+    }
+    const auto* results = j.if_contains("results");
+    if (results == nullptr || !results->is_array() || results->as_array().size() != files.size()) {
+        fatal = "dkim-reportd: an answer without one result per file";
+        return false;
+    }
+    for (std::size_t i = 0; i < files.size(); ++i) {
+        const auto& r = results->as_array()[i];
+        if (!r.is_object()) {
+            continue;
+        }
+        const auto& o = r.as_object();
+        const auto n = static_cast<std::size_t>(reports::channel::int_member(o, "reports"));
+        const auto d = static_cast<std::size_t>(reports::channel::int_member(o, "duplicates"));
+        ++totals.files;
+        totals.stored += n;
+        totals.duplicates += d;
+        if (json) {
+            boost::json::object line = o;
+            line["file"] = files[i].string();
+            std::cout << boost::json::serialize(line) << "\n";
+        } else {
+            std::cout << files[i].string() << ": " << n << " reports stored, " << d
+                      << " already stored\n";
+        }
+        if (const auto* errors = o.if_contains("errors"); errors != nullptr && errors->is_array()) {
+            for (const auto& e : errors->as_array()) {
+                if (e.is_string()) {
+                    totals.problems.push_back(files[i].string() + ": " +
+                                              std::string(e.as_string()));
+                }
+            }
+        }
+    }
+    return true;
+}
+
+int run_report_import(const ReportImportArgs& args) {
+    reports::channel::Client client(args.socket);
+    ImportTotals totals;
+    std::vector<std::filesystem::path> batch;
+    std::vector<std::string> contents;
+    std::size_t batch_bytes = 0;
+    std::string fatal;
+    const auto flush = [&] {
+        if (batch.empty()) {
+            return true;
+        }
+        const bool sent = send_batch(client, batch, contents, args.json, totals, fatal);
+        batch.clear();
+        contents.clear();
+        batch_bytes = 0;
+        return sent;
+    };
     for (const std::string& p : args.paths) {
-        for (const std::filesystem::path& file : files_of(p, problems)) {
+        for (const std::filesystem::path& file : files_of(p, totals.problems)) {
             std::error_code ec;
-            if (std::filesystem::file_size(file, ec) > kMaxImport) {
-                problems.push_back(file.string() + ": larger than 64 MiB");
+            const auto size = std::filesystem::file_size(file, ec);
+            if (ec || size == 0) {
+                totals.problems.push_back(file.string() + ": empty or unreadable");
+                continue;
+            }
+            if (size > kMaxImport) {
+                totals.problems.push_back(file.string() + ": larger than 64 MiB");
                 continue;
             }
             std::ifstream in(file, std::ios::binary);
             std::ostringstream bytes;
             bytes << in.rdbuf();
             if (!in) {
-                problems.push_back(file.string() + ": cannot read");
+                totals.problems.push_back(file.string() + ": cannot read");
                 continue;
             }
-            reports::channel::Message request;
-            request.json["op"] = "submit";
-            request.json["origin"] = "import " + file.string();
-            request.body = std::move(bytes).str();
-            auto answer = client.call(request);
-            if (!answer) {
-                return fail(answer.error());
-            }
-            const auto& j = answer->json;
-            if (!j.contains("ok") || !j.at("ok").is_bool() || !j.at("ok").as_bool()) {
-                const std::string code = reports::channel::string_member(j, "code");
-                const std::string why = reports::channel::string_member(j, "error");
-                if (code == "forbidden" || code == "unavailable") {
-                    return fail("dkim-reportd: " + why);
-                }
-                problems.push_back(file.string() + ": " + why);
-                continue;
-            }
-            ++files;
-            const auto n = static_cast<std::size_t>(reports::channel::int_member(j, "reports"));
-            const auto d = static_cast<std::size_t>(reports::channel::int_member(j, "duplicates"));
-            stored += n;
-            duplicates += d;
-            if (args.json) {
-                boost::json::object line = j;
-                line.erase("ok");
-                line["file"] = file.string();
-                std::cout << boost::json::serialize(line) << "\n";
-            } else {
-                std::cout << file.string() << ": " << n << " reports stored, " << d
-                          << " already stored\n";
-            }
-            if (const auto* errors = j.if_contains("errors");
-                errors != nullptr && errors->is_array()) {
-                for (const auto& e : errors->as_array()) {
-                    if (e.is_string()) {
-                        problems.push_back(file.string() + ": " + std::string(e.as_string()));
-                    }
+            if (!batch.empty() &&
+                (batch.size() >= kBatchFiles || batch_bytes + size > kBatchBytes)) {
+                if (!flush()) {
+                    return fail(fatal);
                 }
             }
+            batch.push_back(file);
+            contents.push_back(std::move(bytes).str());
+            batch_bytes += size;
         }
     }
+    if (!flush()) {
+        return fail(fatal);
+    }
     std::cout.flush();
-    for (const std::string& p : problems) {
+    for (const std::string& p : totals.problems) {
         std::cerr << "dkim-appliance: " << p << "\n";
     }
     if (!args.json) {
-        std::cout << files << " files imported: " << stored << " reports stored, " << duplicates
-                  << " already stored, " << problems.size() << " problems\n";
+        std::cout << totals.files << " files imported: " << totals.stored << " reports stored, "
+                  << totals.duplicates << " already stored, " << totals.problems.size()
+                  << " problems\n";
     }
-    return problems.empty() ? 0 : kUsage;
+    return totals.problems.empty() ? 0 : kUsage;
 }
 
 struct ReportFindingsArgs {

@@ -29,7 +29,8 @@ constexpr config::KeyDoc kReportdKeys[] = {
      "The addresses or networks the appliance's mail leaves from: sources that are ours.",
      "[\"192.0.2.25\", \"2001:db8::/64\"]"},
     {"max_submissions_per_minute", "integer", "600",
-     "Submissions accepted per minute, all peers together (more are refused, to be retried).",
+     "Submissions accepted per minute from relayd and webd together (more are refused, to be "
+     "retried); the operator's imports are not counted.",
      "600"},
     {"peers", "table", "", "Who may connect, by Unix user name or uid; one role per uid."},
     {"peers.relay", "strings", "[]", "May submit report mail only (dkim-relayd).",

@@ -58,7 +58,7 @@ Service::Service(ReportStore& store, SigningRecord& signing, const Clock& clock,
 Message Service::handle(PeerKind peer, const Message& request) {
     const std::string op = string_member(request.json, "op");
     if (op == "submit") {
-        return submit(request);
+        return submit(request, peer);
     }
     if (peer == PeerKind::relay) {
         return error("forbidden", "relay peers may only submit reports");
@@ -110,35 +110,112 @@ Expected<ipc::SigningSummaryReply, std::string> Service::summaries(
     return merged;
 }
 
-Message Service::submit(const Message& request) {
+namespace {
+
+bj::object outcome_json(const IngestResult& r) {
+    bj::object o;
+    o["submission"] = r.submission;
+    o["reports"] = r.reports;
+    o["duplicates"] = r.duplicates;
+    bj::array errors;
+    for (const auto& e : r.errors) {
+        errors.push_back(bj::value(e));
+    }
+    o["errors"] = std::move(errors);
+    return o;
+}
+
+}  // namespace
+
+// {"op":"submit","origin":"..."} + the bytes: one submission. With "parts":[n1, n2, ...] (and
+// "origins":[...], one each), the body is that many submissions end to end, stored in one
+// transaction (a bulk import); the answer adds "results", one each, to the totals.
+Message Service::submit(const Message& request, PeerKind peer) {
     if (request.body.empty()) {
         return error("invalid", "nothing to submit");
     }
-    if (request.body.size() > config_.limits.max_input) {
-        return error("invalid", "submission larger than " +
-                                    std::to_string(config_.limits.max_input >> 20) + " MiB");
+    const std::string origin = string_member(request.json, "origin").substr(0, 512);
+    std::vector<std::pair<std::string_view, std::string_view>> parts;
+    std::vector<std::string> origins;
+    if (const bj::value* sizes = request.json.if_contains("parts")) {
+        const bj::value* names = request.json.if_contains("origins");
+        if (!sizes->is_array() || sizes->as_array().empty() || sizes->as_array().size() > 1000 ||
+            names == nullptr || !names->is_array() ||
+            names->as_array().size() != sizes->as_array().size()) {
+            return error("invalid", "parts: expected 1 to 1000 sizes and as many origins");
+        }
+        std::size_t at = 0;
+        for (std::size_t i = 0; i < sizes->as_array().size(); ++i) {
+            const bj::value& n = sizes->as_array()[i];
+            const bj::value& name = names->as_array()[i];
+            if (!n.is_int64() || n.as_int64() <= 0 || !name.is_string() ||
+                static_cast<std::uint64_t>(n.as_int64()) > request.body.size() - at) {
+                return error("invalid", "parts: sizes must be positive and add up to the body");
+            }
+            const auto size = static_cast<std::size_t>(n.as_int64());
+            if (size > config_.limits.max_input) {
+                return error("invalid", "a part larger than " +
+                                            std::to_string(config_.limits.max_input >> 20) +
+                                            " MiB");
+            }
+            origins.emplace_back(std::string(name.as_string()).substr(0, 512));
+            parts.emplace_back(std::string_view(), std::string_view(request.body).substr(at, size));
+            at += size;
+        }
+        if (at != request.body.size()) {
+            return error("invalid", "parts: sizes must be positive and add up to the body");
+        }
+        for (std::size_t i = 0; i < parts.size(); ++i) {
+            parts[i].first = origins[i];
+        }
+    } else {
+        if (request.body.size() > config_.limits.max_input) {
+            return error("invalid", "submission larger than " +
+                                        std::to_string(config_.limits.max_input >> 20) + " MiB");
+        }
+        parts.emplace_back(origin, request.body);
     }
-    const auto now = clock_.now();
-    const std::int64_t now_ms = to_unix_ms(now);
-    if (!admit_submission(now_ms)) {
+    const std::int64_t now_ms = to_unix_ms(clock_.now());
+    // The rate limit holds relayd (anyone on the internet) and webd; the operator's own
+    // imports (the admin peer) are not counted.
+    if (peer != PeerKind::admin && request.json.contains("parts")) {
+        return error("forbidden", "several parts in one submission are for the operator's imports");
+    }
+    if (peer != PeerKind::admin && !admit_submission(now_ms)) {
         return error("unavailable", "too many submissions this minute; try again later");
     }
-    std::string origin = string_member(request.json, "origin").substr(0, 512);
-    std::lock_guard lock(store_mutex_);
-    auto id = store_.add_submission(now_ms / 1000, origin, request.body);
-    if (!id) {
-        return error("unavailable", id.error());
+    std::vector<IngestResult> results;
+    {
+        std::lock_guard lock(store_mutex_);
+        auto stored = store_.submit_batch(now_ms / 1000, parts, config_.limits);
+        if (!stored) {
+            return error("unavailable", stored.error());
+        }
+        results = std::move(*stored);
     }
-    const IngestResult result = store_.ingest(*id, config_.limits, now_ms / 1000);
     Message m = ok();
-    m.json["submission"] = result.submission;
-    m.json["reports"] = result.reports;
-    m.json["duplicates"] = result.duplicates;
-    bj::array errors;
-    for (const auto& e : result.errors) {
-        errors.push_back(bj::value(e));
+    if (results.size() == 1 && !request.json.contains("parts")) {
+        for (auto& [key, value] : outcome_json(results.front())) {
+            m.json[key] = value;
+        }
+        return m;
     }
+    std::size_t reports = 0;
+    std::size_t duplicates = 0;
+    bj::array errors;
+    bj::array each;
+    for (const IngestResult& r : results) {
+        reports += r.reports;
+        duplicates += r.duplicates;
+        for (const auto& e : r.errors) {
+            errors.push_back(bj::value(e));
+        }
+        each.push_back(outcome_json(r));
+    }
+    m.json["reports"] = reports;
+    m.json["duplicates"] = duplicates;
     m.json["errors"] = std::move(errors);
+    m.json["results"] = std::move(each);
     return m;
 }
 

@@ -40,7 +40,7 @@ class Service {
     std::size_t recover();
 
   private:
-    reports::channel::Message submit(const reports::channel::Message& request);
+    reports::channel::Message submit(const reports::channel::Message& request, PeerKind peer);
     reports::channel::Message list_reports(const boost::json::object& args);
     reports::channel::Message dashboard(const boost::json::object& args);
     reports::channel::Message findings(const boost::json::object& args);

@@ -117,6 +117,59 @@ std::int64_t day_of(std::int64_t t) {
     return t >= 0 ? t / kDay : -((-t + kDay - 1) / kDay);
 }
 
+// The statements a submission's reading runs, prepared once per store (preparing costs more
+// than running them for a small report).
+struct IngestStatements {
+    explicit IngestStatements(sqlite3* db)
+        : exists(db,
+                 "SELECT 1 FROM reports WHERE kind=? AND org_name=? AND report_id=? AND "
+                 "domain=?"),
+          report(db,
+                 "INSERT INTO reports(submission, kind, org_name, report_id, domain, begin, end, "
+                 "received, policy_p, policy_pct, document) VALUES(?,?,?,?,?,?,?,?,?,?,?)"),
+          finish(db, "UPDATE reports SET records=?, messages=? WHERE id=?"),
+          record(db,
+                 "INSERT INTO records(report, domain, day, source_ip, count, header_from, "
+                 "disposition, dkim_aligned, spf_aligned, spf_pass) VALUES(?,?,?,?,?,?,?,?,?,?)"),
+          dkim(db,
+               "INSERT INTO dkim_results(report, domain, day, signer, selector, result, "
+               "source_ip, count) VALUES(?,?,?,?,?,?,?,?)"),
+          daily(
+              db,
+              "INSERT INTO daily(domain, day, messages, dmarc_pass, dkim_aligned, spf_aligned, "
+              "quarantined, rejected) VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(domain, day) DO "
+              "UPDATE SET messages=messages+excluded.messages, "
+              "dmarc_pass=dmarc_pass+excluded.dmarc_pass, "
+              "dkim_aligned=dkim_aligned+excluded.dkim_aligned, "
+              "spf_aligned=spf_aligned+excluded.spf_aligned, "
+              "quarantined=quarantined+excluded.quarantined, rejected=rejected+excluded.rejected"),
+          tls_policy(db,
+                     "INSERT INTO tls_policies(report, day, policy_domain, policy_type, "
+                     "successful, failed) VALUES(?,?,?,?,?,?)"),
+          tls_failure(db,
+                      "INSERT INTO tls_failures(report, day, policy_domain, result_type, "
+                      "receiving_mx_hostname, sending_mta_ip, sessions) VALUES(?,?,?,?,?,?,?)"),
+          savepoint(db, "SAVEPOINT report"),
+          release(db, "RELEASE report"),
+          rollback(db, "ROLLBACK TO report"),
+          submission(db,
+                     "INSERT INTO submissions(received, origin, size, content) VALUES(?,?,?,?)"),
+          outcome(db, "UPDATE submissions SET reports=?, duplicates=?, errors=? WHERE id=?") {}
+    Sql exists;
+    Sql report;
+    Sql finish;
+    Sql record;
+    Sql dkim;
+    Sql daily;
+    Sql tls_policy;
+    Sql tls_failure;
+    Sql savepoint;
+    Sql release;
+    Sql rollback;
+    Sql submission;
+    Sql outcome;
+};
+
 }  // namespace store_detail
 
 using namespace store_detail;
@@ -160,38 +213,9 @@ std::vector<std::pair<std::int64_t, std::uint64_t>> split_by_day(std::int64_t be
 // transaction.
 class ReportStore::Ingest final : public reports::ReportSink {
   public:
-    Ingest(sqlite3* db, std::int64_t submission, std::int64_t received)
-        : db_(db),
-          submission_(submission),
-          received_(received),
-          exists_(db,
-                  "SELECT 1 FROM reports WHERE kind=? AND org_name=? AND report_id=? AND "
-                  "domain=?"),
-          report_(db,
-                  "INSERT INTO reports(submission, kind, org_name, report_id, domain, begin, end, "
-                  "received, policy_p, policy_pct, document) VALUES(?,?,?,?,?,?,?,?,?,?,?)"),
-          finish_(db, "UPDATE reports SET records=?, messages=? WHERE id=?"),
-          record_(db,
-                  "INSERT INTO records(report, domain, day, source_ip, count, header_from, "
-                  "disposition, dkim_aligned, spf_aligned, spf_pass) VALUES(?,?,?,?,?,?,?,?,?,?)"),
-          dkim_(db,
-                "INSERT INTO dkim_results(report, domain, day, signer, selector, result, "
-                "source_ip, count) VALUES(?,?,?,?,?,?,?,?)"),
-          daily_(
-              db,
-              "INSERT INTO daily(domain, day, messages, dmarc_pass, dkim_aligned, spf_aligned, "
-              "quarantined, rejected) VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(domain, day) DO "
-              "UPDATE SET messages=messages+excluded.messages, "
-              "dmarc_pass=dmarc_pass+excluded.dmarc_pass, "
-              "dkim_aligned=dkim_aligned+excluded.dkim_aligned, "
-              "spf_aligned=spf_aligned+excluded.spf_aligned, "
-              "quarantined=quarantined+excluded.quarantined, rejected=rejected+excluded.rejected"),
-          tls_policy_(db,
-                      "INSERT INTO tls_policies(report, day, policy_domain, policy_type, "
-                      "successful, failed) VALUES(?,?,?,?,?,?)"),
-          tls_failure_(db,
-                       "INSERT INTO tls_failures(report, day, policy_domain, result_type, "
-                       "receiving_mx_hostname, sending_mta_ip, sessions) VALUES(?,?,?,?,?,?,?)") {}
+    Ingest(sqlite3* db, IngestStatements& statements, std::int64_t submission,
+           std::int64_t received)
+        : db_(db), q_(statements), submission_(submission), received_(received) {}
 
     IngestResult result;
 
@@ -211,7 +235,7 @@ class ReportStore::Ingest final : public reports::ReportSink {
         if (skipping_) {
             return;
         }
-        exec(db_, "BEGIN IMMEDIATE");
+        (void)q_.savepoint.reset().run();
         open_ = true;
         report_id_ = insert_report("aggregate", h.org_name, h.report_id, h.policy.domain, h.begin,
                                    h.end, h.policy.p, h.policy.pct, {});
@@ -231,7 +255,7 @@ class ReportStore::Ingest final : public reports::ReportSink {
                                           [](const auto& s) { return s.result == "pass"; });
         const std::string& domain = header_.policy.domain;
         const auto store_part = [&](std::int64_t day, std::uint64_t n) {
-            record_.reset()
+            q_.record.reset()
                 .bind(report_id_)
                 .bind(domain)
                 .bind(day)
@@ -242,9 +266,9 @@ class ReportStore::Ingest final : public reports::ReportSink {
                 .bind(std::int64_t{dkim_aligned})
                 .bind(std::int64_t{spf_aligned})
                 .bind(std::int64_t{spf_pass});
-            ok_ = record_.run() && ok_;
+            ok_ = q_.record.run() && ok_;
             for (const auto& d : r.dkim) {
-                dkim_.reset()
+                q_.dkim.reset()
                     .bind(report_id_)
                     .bind(domain)
                     .bind(day)
@@ -253,7 +277,7 @@ class ReportStore::Ingest final : public reports::ReportSink {
                     .bind(d.result)
                     .bind(r.source_ip)
                     .bind(n);
-                ok_ = dkim_.run() && ok_;
+                ok_ = q_.dkim.run() && ok_;
             }
             DailyTotals& t = totals_[day];
             t.messages += n;
@@ -283,7 +307,7 @@ class ReportStore::Ingest final : public reports::ReportSink {
             return;
         }
         for (const auto& [day, t] : totals_) {
-            daily_.reset()
+            q_.daily.reset()
                 .bind(header_.policy.domain)
                 .bind(day)
                 .bind(t.messages)
@@ -292,16 +316,17 @@ class ReportStore::Ingest final : public reports::ReportSink {
                 .bind(t.spf_aligned)
                 .bind(t.quarantined)
                 .bind(t.rejected);
-            ok_ = daily_.run() && ok_;
+            ok_ = q_.daily.run() && ok_;
         }
-        finish_.reset().bind(std::uint64_t{records_}).bind(messages_).bind(report_id_);
-        ok_ = finish_.run() && ok_;
+        q_.finish.reset().bind(std::uint64_t{records_}).bind(messages_).bind(report_id_);
+        ok_ = q_.finish.run() && ok_;
         commit("aggregate report " + header_.report_id);
     }
 
     void aggregate_abandoned() override {
         if (open_) {
-            exec(db_, "ROLLBACK");
+            (void)q_.rollback.reset().run();
+            (void)q_.release.reset().run();
             open_ = false;
         }
         skipping_ = false;
@@ -320,7 +345,7 @@ class ReportStore::Ingest final : public reports::ReportSink {
             ++result.duplicates;
             return;
         }
-        exec(db_, "BEGIN IMMEDIATE");
+        (void)q_.savepoint.reset().run();
         open_ = true;
         const std::int64_t t = f.arrival_date.value_or(received_);
         insert_report("failure", org, id, f.reported_domain, t, t, {}, std::nullopt, document);
@@ -334,22 +359,22 @@ class ReportStore::Ingest final : public reports::ReportSink {
             ++result.duplicates;
             return;
         }
-        exec(db_, "BEGIN IMMEDIATE");
+        (void)q_.savepoint.reset().run();
         open_ = true;
         const std::int64_t id = insert_report("tls", r.org_name, r.report_id, domain, r.begin,
                                               r.end, {}, std::nullopt, {});
         const std::int64_t day = day_of(r.begin);
         for (const auto& p : r.policies) {
-            tls_policy_.reset()
+            q_.tls_policy.reset()
                 .bind(id)
                 .bind(day)
                 .bind(p.policy_domain)
                 .bind(p.policy_type)
                 .bind(p.successful)
                 .bind(p.failed);
-            ok_ = tls_policy_.run() && ok_;
+            ok_ = q_.tls_policy.run() && ok_;
             for (const auto& f : p.failures) {
-                tls_failure_.reset()
+                q_.tls_failure.reset()
                     .bind(id)
                     .bind(day)
                     .bind(p.policy_domain)
@@ -357,7 +382,7 @@ class ReportStore::Ingest final : public reports::ReportSink {
                     .bind(f.receiving_mx_hostname)
                     .bind(f.sending_mta_ip)
                     .bind(f.failed_session_count);
-                ok_ = tls_failure_.run() && ok_;
+                ok_ = q_.tls_failure.run() && ok_;
             }
         }
         commit("TLS report " + r.report_id);
@@ -370,15 +395,17 @@ class ReportStore::Ingest final : public reports::ReportSink {
   private:
     bool duplicate(std::string_view kind, std::string_view org, std::string_view id,
                    std::string_view domain) {
-        exists_.reset().bind(kind).bind(org).bind(id).bind(domain);
-        return exists_.step() == SQLITE_ROW;
+        q_.exists.reset().bind(kind).bind(org).bind(id).bind(domain);
+        const bool found = q_.exists.step() == SQLITE_ROW;
+        q_.exists.reset();  // no read left open between submissions
+        return found;
     }
 
     std::int64_t insert_report(std::string_view kind, std::string_view org, std::string_view id,
                                std::string_view domain, std::int64_t begin, std::int64_t end,
                                std::string_view p, std::optional<unsigned> pct,
                                std::string_view document) {
-        report_.reset()
+        q_.report.reset()
             .bind(submission_)
             .bind(kind)
             .bind(org)
@@ -389,12 +416,12 @@ class ReportStore::Ingest final : public reports::ReportSink {
             .bind(received_)
             .bind(p);
         if (pct) {
-            report_.bind(std::int64_t{*pct});
+            q_.report.bind(std::int64_t{*pct});
         } else {
-            report_.bind(std::string_view());
+            q_.report.bind(std::string_view());
         }
-        report_.bind(document);
-        ok_ = report_.run() && ok_;
+        q_.report.bind(document);
+        ok_ = q_.report.run() && ok_;
         return sqlite3_last_insert_rowid(db_);
     }
 
@@ -403,26 +430,20 @@ class ReportStore::Ingest final : public reports::ReportSink {
             return;
         }
         open_ = false;
-        if (ok_ && exec(db_, "COMMIT")) {
+        if (ok_ && q_.release.reset().run()) {
             ++result.reports;
         } else {
             result.errors.push_back(what + ": not stored (" + sqlite3_errmsg(db_) + ")");
-            exec(db_, "ROLLBACK");
+            (void)q_.rollback.reset().run();
+            (void)q_.release.reset().run();
         }
         ok_ = true;
     }
 
     sqlite3* db_;
+    IngestStatements& q_;
     std::int64_t submission_;
     std::int64_t received_;
-    Sql exists_;
-    Sql report_;
-    Sql finish_;
-    Sql record_;
-    Sql dkim_;
-    Sql daily_;
-    Sql tls_policy_;
-    Sql tls_failure_;
     reports::AggregateHeader header_;
     std::int64_t report_id_ = 0;
     std::size_t records_ = 0;
@@ -451,7 +472,8 @@ Expected<std::unique_ptr<ReportStore>, std::string> ReportStore::open(const std:
         !exec(db, "PRAGMA foreign_keys=ON") ||
         // A fixed 32 MiB page cache: a large report's rows and indexes stay in memory until its
         // commit instead of spilling to the WAL page by page (the cost does not grow with it).
-        !exec(db, "PRAGMA cache_size=-32768") || !exec(db, "PRAGMA temp_store=MEMORY") || !exec(db, kSchema)) {
+        !exec(db, "PRAGMA cache_size=-32768") || !exec(db, "PRAGMA temp_store=MEMORY") ||
+        !exec(db, kSchema)) {
         std::string why = sqlite3_errmsg(db);
         sqlite3_close(db);
         return unexpected("cannot prepare " + path + ": " + why);
@@ -463,21 +485,27 @@ Expected<std::unique_ptr<ReportStore>, std::string> ReportStore::open(const std:
 ReportStore::ReportStore(sqlite3* db) : db_(db) {}
 
 ReportStore::~ReportStore() {
+    statements_.reset();
     sqlite3_close(db_);
 }
 
 Expected<std::int64_t, std::string> ReportStore::add_submission(std::int64_t received,
                                                                 std::string_view origin,
                                                                 std::string_view bytes) {
-    Sql insert(db_, "INSERT INTO submissions(received, origin, size, content) VALUES(?,?,?,?)");
-    insert.bind(received)
-        .bind(origin)
-        .bind(static_cast<std::int64_t>(bytes.size()))
-        .bind_blob(bytes);
+    Sql& insert = statements().submission;
+    insert.reset().bind(received).bind(origin).bind(static_cast<std::int64_t>(bytes.size()));
+    insert.bind_blob(bytes);
     if (!insert.run()) {
         return unexpected("cannot store the submission: " + insert.error());
     }
     return sqlite3_last_insert_rowid(db_);
+}
+
+IngestStatements& ReportStore::statements() {
+    if (!statements_) {
+        statements_ = std::make_unique<IngestStatements>(db_);
+    }
+    return *statements_;
 }
 
 namespace store_detail {
@@ -523,9 +551,45 @@ class BlobSource final : public reports::ByteSource {
 
 }  // namespace store_detail
 
+Expected<IngestResult, std::string> ReportStore::submit(std::int64_t received,
+                                                        std::string_view origin,
+                                                        std::string_view bytes,
+                                                        const reports::Limits& limits) {
+    auto results = submit_batch(received, {{origin, bytes}}, limits);
+    if (!results) {
+        return unexpected(results.error());
+    }
+    return std::move(results->front());
+}
+
+Expected<std::vector<IngestResult>, std::string> ReportStore::submit_batch(
+    std::int64_t received, const std::vector<std::pair<std::string_view, std::string_view>>& parts,
+    const reports::Limits& limits) {
+    // One transaction, one durable commit: each submission, every report read from it (each in
+    // a savepoint of its own, so one bad report costs nothing of the others) and the outcomes.
+    if (!exec(db_, "BEGIN IMMEDIATE")) {
+        return unexpected(std::string("cannot store the submission: ") + sqlite3_errmsg(db_));
+    }
+    std::vector<IngestResult> results;
+    for (const auto& [origin, bytes] : parts) {
+        auto id = add_submission(received, origin, bytes);
+        if (!id) {
+            exec(db_, "ROLLBACK");
+            return unexpected(id.error());
+        }
+        results.push_back(ingest(*id, limits, received));
+    }
+    if (!exec(db_, "COMMIT")) {
+        const std::string why = sqlite3_errmsg(db_);
+        exec(db_, "ROLLBACK");
+        return unexpected("cannot store the submission: " + why);
+    }
+    return results;
+}
+
 IngestResult ReportStore::ingest(std::int64_t submission, const reports::Limits& limits,
                                  std::int64_t received) {
-    Ingest ingest(db_, submission, received);
+    Ingest ingest(db_, statements(), submission, received);
     ingest.result.submission = submission;
     {
         BlobSource source(db_, submission);
@@ -535,8 +599,9 @@ IngestResult ReportStore::ingest(std::int64_t submission, const reports::Limits&
     for (const auto& e : ingest.result.errors) {
         errors += e + "\n";
     }
-    Sql done(db_, "UPDATE submissions SET reports=?, duplicates=?, errors=? WHERE id=?");
-    done.bind(static_cast<std::int64_t>(ingest.result.reports))
+    Sql& done = statements().outcome;
+    done.reset()
+        .bind(static_cast<std::int64_t>(ingest.result.reports))
         .bind(static_cast<std::int64_t>(ingest.result.duplicates))
         .bind(errors)
         .bind(submission);

@@ -24,6 +24,10 @@
 
 namespace dkim::reportd {
 
+namespace store_detail {
+struct IngestStatements;
+}  // namespace store_detail
+
 inline constexpr std::int64_t kDay = 86400;
 
 // `count` shared out over the UTC days of [begin, end] (end inclusive, as reports write it) by
@@ -108,7 +112,19 @@ class ReportStore {
     Expected<std::int64_t, std::string> add_submission(std::int64_t received,
                                                        std::string_view origin,
                                                        std::string_view bytes);
-    // Reads the stored submission's reports into the tables: each report in a transaction of its
+    // add_submission and ingest in one transaction, committed durably (synchronous=FULL) before
+    // it returns: what a submitter's "stored" means. A crash before the commit loses nothing the
+    // submitter was told was kept.
+    Expected<IngestResult, std::string> submit(std::int64_t received, std::string_view origin,
+                                               std::string_view bytes,
+                                               const reports::Limits& limits);
+    // Several submissions (origin, bytes) in one such transaction: a bulk import pays for one
+    // durable commit, not one each.
+    Expected<std::vector<IngestResult>, std::string> submit_batch(
+        std::int64_t received,
+        const std::vector<std::pair<std::string_view, std::string_view>>& parts,
+        const reports::Limits& limits);
+    // Reads the stored submission's reports into the tables: each report in a savepoint of its
     // own, so one bad report costs nothing of the others.
     IngestResult ingest(std::int64_t submission, const reports::Limits& limits,
                         std::int64_t received);
@@ -140,7 +156,9 @@ class ReportStore {
   private:
     explicit ReportStore(sqlite3* db);
     class Ingest;
+    store_detail::IngestStatements& statements();
     sqlite3* db_;
+    std::unique_ptr<store_detail::IngestStatements> statements_;
 };
 
 }  // namespace dkim::reportd

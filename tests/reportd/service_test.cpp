@@ -106,6 +106,31 @@ TEST_F(ServiceTest, ASubmissionNamesWhatCouldNotBeReadAndKeepsTheRest) {
     EXPECT_EQ(code(call(PeerKind::admin, {{"op", "submit"}})), "invalid");  // nothing in it
 }
 
+TEST_F(ServiceTest, TheOperatorImportsSeveralFilesInOneSubmission) {
+    const std::string a = aggregate_xml(2, 1, "a");
+    const std::string b = "<feedback>";
+    const std::string c = aggregate_xml(3, 1, "c");
+    bj::object json{{"op", "submit"},
+                    {"parts", bj::array{static_cast<std::int64_t>(a.size()),
+                                        static_cast<std::int64_t>(b.size()),
+                                        static_cast<std::int64_t>(c.size())}},
+                    {"origins", bj::array{"import a", "import b", "import c"}}};
+    const Message m = call(PeerKind::admin, json, a + b + c);
+    ASSERT_TRUE(ok(m)) << bj::serialize(m.json);
+    EXPECT_EQ(m.json.at("reports").as_uint64(), 2U);
+    const auto& results = m.json.at("results").as_array();
+    ASSERT_EQ(results.size(), 3U);
+    EXPECT_EQ(results[1].as_object().at("errors").as_array().size(), 1U);
+    EXPECT_EQ(results[2].as_object().at("reports").as_uint64(), 1U);
+    // Sizes that do not add up, and parts from the relay, are refused.
+    json["parts"] = bj::array{1, 2};
+    json["origins"] = bj::array{"x", "y"};
+    EXPECT_EQ(code(call(PeerKind::admin, json, a)), "invalid");
+    json["parts"] = bj::array{static_cast<std::int64_t>(a.size())};
+    json["origins"] = bj::array{"x"};
+    EXPECT_EQ(code(call(PeerKind::relay, json, a)), "forbidden");
+}
+
 TEST_F(ServiceTest, SubmissionsAreRateLimited) {
     for (int i = 0; i < 5; ++i) {
         EXPECT_TRUE(ok(call(PeerKind::relay, {{"op", "submit"}},
@@ -113,6 +138,8 @@ TEST_F(ServiceTest, SubmissionsAreRateLimited) {
     }
     const Message refused = call(PeerKind::relay, {{"op", "submit"}}, aggregate_xml(1, 1, "r9"));
     EXPECT_EQ(code(refused), "unavailable");
+    // The operator's imports are not counted.
+    EXPECT_TRUE(ok(call(PeerKind::admin, {{"op", "submit"}}, aggregate_xml(1, 1, "admin"))));
     clock_.advance(std::chrono::seconds(61));
     EXPECT_TRUE(ok(call(PeerKind::relay, {{"op", "submit"}}, aggregate_xml(1, 1, "r9"))));
 }
