@@ -111,7 +111,7 @@ ReportAnswer ChannelSubmitter::call(const std::string& origin, const std::string
 // --- the hourly limits -----------------------------------------------------------------------
 
 std::string report_rate_key(std::string_view address_text) {
-    const std::string text(address_text);
+    std::string text(address_text);
     std::array<unsigned char, 16> bytes{};
     if (inet_pton(AF_INET, text.c_str(), bytes.data()) == 1) {
         return text;
