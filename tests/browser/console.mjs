@@ -7,9 +7,10 @@
 // with a live countdown, a signature through signerd succeeds and spends a use, carol revokes,
 // the next signature is refused. Untrusted text (a <script> in the reason) stays text.
 // Each user sees only the tabs and buttons they may use, never even for a moment: alice
-// (requester) no audit log and no approve, deny or revoke; bob and carol (approvers) no request
-// form and no audit log; erin (auditor) the audit log; gwen (admin) the audit log and a cancel
-// button on another's request, which works.
+// (requester) no audit log, no reports and no approve, deny or revoke; bob and carol (approvers)
+// no request form, no reports and no audit log; erin (auditor) the reports and the audit log;
+// gwen (admin) the reports, the audit log and a cancel button on another's request, which works.
+// (The Reports view itself: reports.mjs.)
 
 import { createHmac } from "node:crypto";
 import { spawnSync } from "node:child_process";
@@ -237,8 +238,8 @@ try {
   // The audit log, as the auditor, with the chain's status.
   const erin = await person("erin");
   await login(erin, "erin", false);
-  check(same(await tabs(erin), ["Requests", "Grants", "Keys & DNS", "Audit log"]),
-        "erin (auditor) has the Audit log tab and no request form: " + await tabs(erin));
+  check(same(await tabs(erin), ["Requests", "Grants", "Keys & DNS", "Reports", "Audit log"]),
+        "erin (auditor) has the Reports and Audit log tabs and no request form: " + await tabs(erin));
   check(same(await cardButtons(erin), []), "erin (auditor) may not decide the relay's request");
   await erin.goto(url + "#audit");
   await erin.locator("#verify-status.good").waitFor();
@@ -255,8 +256,8 @@ try {
   // gwen (admin, no TOTP): the audit log, and a cancel button on another's request.
   const gwen = await person("gwen");
   await login(gwen, "gwen", false);
-  check(same(await tabs(gwen), ["Requests", "Grants", "Keys & DNS", "Audit log"]),
-        "gwen (admin) has the Audit log tab: " + await tabs(gwen));
+  check(same(await tabs(gwen), ["Requests", "Grants", "Keys & DNS", "Reports", "Audit log"]),
+        "gwen (admin) has the Reports and Audit log tabs: " + await tabs(gwen));
   await gwen.goto(url + "#audit");
   await gwen.locator("#verify-status.good").waitFor();
   check(/grant\.revoke/.test(await gwen.textContent("#audit-table")), "gwen reads the audit log");
@@ -272,9 +273,9 @@ try {
     const seen = await tabsSeen(page);
     check(!views.some((v) => seen.includes(v)), who + " was never shown a tab they may not use: " + seen);
   };
-  await never(alice, "alice", ["audit"]);
-  await never(bob, "bob", ["audit", "new"]);
-  await never(carol, "carol", ["audit", "new"]);
+  await never(alice, "alice", ["audit", "reports"]);
+  await never(bob, "bob", ["audit", "new", "reports"]);
+  await never(carol, "carol", ["audit", "new", "reports"]);
   await never(erin, "erin", ["new"]);
   await never(gwen, "gwen", ["new"]);
   // The next load asks signerd again (GET /api/v1/me, held back here for a second): nothing
@@ -288,7 +289,7 @@ try {
   await alice.unroute("**/api/v1/me");
   check(same(await tabs(alice), ["Requests", "Grants", "Request elevation", "Keys & DNS"]),
         "after a reload alice's tabs are her permissions again");
-  await never(alice, "alice (reloaded)", ["audit"]);
+  await never(alice, "alice (reloaded)", ["audit", "reports"]);
 
   // Sign out.
   await alice.click("#logout");

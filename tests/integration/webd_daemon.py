@@ -25,8 +25,19 @@ webd runs as user daemon (group nogroup), which signerd knows as its web peer.
         only the tabs and buttons they may use, never even for a moment; a screenshot of each
         page in ARTIFACTS.
 
+  reports the Reports view and API over a real dkim-reportd (its web peer is webd; signerd's
+        reports peer is reportd, user bin): a fixture of generated aggregate reports for the
+        last 14 days (tests/reports/generate_reports.py) and the parsedmarc and TLS samples,
+        uploaded through the API as the admin gwen, and signatures under a grant; the role
+        rules (auditor reads, requester does not, only admins upload), every answer checked
+        against web/openapi.json, 503 once reportd is gone; then tests/browser/reports.mjs in
+        Chromium: the charts with their series and the grant band, the findings with their
+        evidence, the sources, an upload through the form, no CSP violation, screenshots in
+        ARTIFACTS.
+
 usage: webd_daemon.py api DKIM_APPLIANCE DKIM_SIGNERD DKIM_WEBD SOFTHSM2_MODULE OPENAPI_JSON
        webd_daemon.py browser DKIM_APPLIANCE DKIM_SIGNERD DKIM_WEBD SOFTHSM2_MODULE ARTIFACTS
+       webd_daemon.py reports DKIM_APPLIANCE DKIM_SIGNERD DKIM_WEBD SOFTHSM2_MODULE ARTIFACTS DKIM_REPORTD
 """
 
 import http.client
@@ -206,12 +217,12 @@ class ApiChecker:
                               for p in validate(self.spec, schema, doc)]
 
 
-def start_appliance(folder, cli, signerd, module):
+def start_appliance(folder, cli, signerd, module, reports_peer=None):
     """signerd with users alice (requester), bob, carol, frank (approvers, TOTP), dave
     (requester and approver, TOTP) and erin (auditor); webd is its web peer. signerd accepts
     each TOTP code once and a window of three steps, so each approver here spends at most
     three codes (enrolment included) and no test waits for the clock."""
-    app = Appliance(folder, cli, signerd, module, web_peer="daemon")
+    app = Appliance(folder, cli, signerd, module, web_peer="daemon", reports_peer=reports_peer)
     app.start()
     app.add_users()
     for name, roles in (("dave", "requester,approver"), ("erin", "auditor")):
@@ -583,17 +594,183 @@ def browser(folder, cli, signerd, webd_path, module, artifacts):
         app.stop()
 
 
+class Reportd:
+    """dkim-reportd as user bin (signerd's reports peer), webd (daemon) its web peer, root its admin."""
+
+    def __init__(self, folder, reportd, signerd_socket, outbound):
+        self.folder = os.path.join(folder, "reportd")
+        os.makedirs(self.folder)
+        shutil.chown(self.folder, "bin", "nogroup")
+        self.socket = os.path.join(self.folder, "reportd.sock")
+        self.config = os.path.join(folder, "reportd.toml")
+        with open(self.config, "w") as f:
+            f.write('socket = "%s"\nsocket_mode = 432\nsocket_group = "nogroup"\nstore = "%s/reports.db"\n'
+                    'signerd_socket = "%s"\noutbound = %s\n[peers]\nweb = ["daemon"]\nadmin = ["root"]\n'
+                    % (self.socket, self.folder, signerd_socket, json.dumps(outbound)))
+        os.chmod(self.folder, 0o755)
+        self.log_path = os.path.join(folder, "reportd.log")
+        self.proc = subprocess.Popen(
+            ["setpriv", "--reuid=bin", "--regid=nogroup", "--clear-groups", reportd, "--config", self.config],
+            stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT)
+        for _ in until():
+            text = open(self.log_path).read()
+            if "listening on" in text:
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError("dkim-reportd exited: " + text)
+            time.sleep(0.05)
+        raise RuntimeError("dkim-reportd did not start")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            return self.proc.wait(timeout=30)
+        return self.proc.returncode
+
+
+def reports(folder, cli, signerd, webd_path, module, artifacts, reportd_path):
+    """The Reports API and view over a real dkim-reportd, with a fixture of reports."""
+    app = start_appliance(folder, cli, signerd, module, reports_peer="bin")
+    app.secret_file("pw-gwen", "gwen-correct-horse")
+    app.op("user", "add", "--name", "gwen", "--roles", "admin", "--new-password-file",
+           os.path.join(folder, "pw-gwen"), check=True)
+    here = os.path.dirname(os.path.abspath(__file__))
+    checker = ApiChecker(os.path.join(here, "..", "..", "web", "openapi.json"))
+    rd = None
+    web = None
+    try:
+        rd = Reportd(folder, reportd_path, app.socket, ["192.0.2.0/28"])
+        web = Webd(folder, webd_path, app.socket, '[reports]\nsocket = "%s"' % rd.socket)
+
+        # Signatures with the rsa key under a grant today: the signing record to join with.
+        grant = app.approve(app.request("rsa", "30m"))
+        signed = sum(app.relay_sign("rsa", "rsa-sha256").returncode == 0 for _ in range(6))
+        check(signed == 6, "six signatures under grant %d" % grant)
+
+        # The fixture: aggregate reports for the last 14 days (the generator's own seed), as
+        # receivers would send them (gzip), for the signed domain, our outbound network and an
+        # unknown one; the parsedmarc samples (other domains, years ago) and TLS reports.
+        today = int(time.time()) // 86400 * 86400
+        generated = os.path.join(folder, "generated")
+        subprocess.run(["/usr/bin/python3", os.path.join(here, "..", "reports", "generate_reports.py"),
+                        "--many", "60", "--out", generated, "--domains", DOMAIN, "--selectors", "rsa,ed",
+                        "--sources", "192.0.2.0/28,203.0.113.0/28", "--orgs", "google.com,Yahoo,Mail Provider C",
+                        "--begin", time.strftime("%Y-%m-%d", time.gmtime(today - 13 * 86400)), "--days", "14",
+                        "--compress", "gzip", "--records-per-report", "5-25"],
+                       check=True, capture_output=True)
+        files = sorted(os.path.join(generated, f) for f in os.listdir(generated))
+        browser_files = files[:2]
+        samples = os.path.join(here, "..", "data", "dmarc-reports")
+        files = files[2:] + [os.path.join(samples, d, f) for d in ("aggregate", "smtp_tls")
+                             for f in sorted(os.listdir(os.path.join(samples, d)))]
+
+        def call(client, method, path, body=None, **kw):
+            status, headers, doc, raw = client.request(method, path, body, **kw)
+            if headers.get("content-type", "").startswith("application/json"):
+                checker.check(method, path, status, doc)
+            return status, doc
+
+        gwen, erin, alice = Client(web), Client(web), Client(web)
+        check(gwen.login("gwen", "gwen-correct-horse")[0] == 201, "gwen (admin) signs in")
+        check(erin.login("erin", "erin-correct-horse")[0] == 201, "erin (auditor) signs in")
+        check(alice.login("alice", "alice-correct-horse")[0] == 201, "alice (requester) signs in")
+        stored = 0
+        for path in files:
+            with open(path, "rb") as f:
+                data = f.read()
+            status, doc = call(gwen, "POST", "/api/v1/reports/upload?name=" + re.sub(r"[^A-Za-z0-9._+!@,=-]", "_",
+                                                                                    os.path.basename(path)),
+                               raw=data, headers={"Content-Type": "application/octet-stream"})
+            if status != 200:
+                check(False, "upload of %s: %d %s" % (path, status, doc))
+                continue
+            stored += doc["reports"]
+        check(stored >= len(files) - 1, "the fixture is uploaded through the API: %d reports from %d files"
+              % (stored, len(files)))
+        with open(files[0], "rb") as f:
+            status, doc = call(gwen, "POST", "/api/v1/reports/upload", raw=f.read(),
+                               headers={"Content-Type": "application/gzip"})
+        check(status == 200 and doc["reports"] == 0 and doc["duplicates"] == 1,
+              "the same report again is a duplicate: %s" % doc)
+        status, doc = call(erin, "POST", "/api/v1/reports/upload", raw=b"<feedback/>",
+                           headers={"Content-Type": "text/xml"})
+        check(status == 403 and doc["error"].get("rule") == "role", "erin (auditor) may not upload: %d" % status)
+        status, doc = call(gwen, "POST", "/api/v1/reports/upload", raw=b"a=b",
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+        check(status == 415, "an upload shaped like a form post is refused (415): %d" % status)
+
+        q = "?domain=%s&from=%d&until=%d" % (DOMAIN, today - 13 * 86400, today + 86400)
+        status, dash = call(erin, "GET", "/api/v1/reports/dashboard" + q)
+        check(status == 200 and DOMAIN in dash["domains"] and "example.com" in dash["domains"],
+              "erin reads the dashboard; the domains: %s" % (dash or {}).get("domains"))
+        check(sum(d["messages"] for d in dash["daily"]) > 0 and len(dash["sources"]) > 0,
+              "the dashboard has daily totals and sources")
+        check(dash["signing_available"] and sum(s["signed"] for s in dash["signing"]) == 6 and
+              any(g["grant_id"] == grant for g in dash["grants"]),
+              "the six signatures and grant %d come from signerd's record" % grant)
+        status, found = call(erin, "GET", "/api/v1/reports/findings" + q)
+        kinds = sorted(set(f["kind"] for f in found["findings"])) if status == 200 else []
+        check(status == 200 and ("signed_outside_grant" in kinds or "replay_suspected" in kinds),
+              "findings join the reports with the signing record: %s" % kinds)
+        status, listed = call(erin, "GET", "/api/v1/reports/list" + q + "&limit=10")
+        check(status == 200 and len(listed["reports"]) == 10, "the list of reports, 10 of them")
+        status, doc = call(alice, "GET", "/api/v1/reports/dashboard" + q)
+        check(status == 403 and doc["error"].get("rule") == "role", "alice (requester) may not read reports")
+        status, doc = call(erin, "GET", "/api/v1/reports/dashboard?domain=exa%20mple")
+        check(status == 400 and doc["error"].get("field") == "domain", "a bad domain is named (400)")
+        check(checker.checked >= len(files) + 8 and not checker.problems,
+              "%d answers match web/openapi.json: %s" % (checker.checked, checker.problems[:5]))
+
+        # The view in Chromium.
+        spki = subprocess.run(
+            "openssl x509 -in %s -pubkey -noout | openssl pkey -pubin -outform der | "
+            "openssl dgst -sha256 -binary | base64" % web.ca, shell=True, capture_output=True,
+            check=True).stdout.decode().strip()
+        os.makedirs(artifacts, exist_ok=True)
+        for old in os.listdir(artifacts):
+            if old.endswith(".png"):
+                os.remove(os.path.join(artifacts, old))
+        bad = os.path.join(folder, "not-a-report.xml")
+        with open(bad, "w") as f:
+            f.write("<feedback><report_metadata>")
+        env = dict(os.environ, WEBD_URL="https://127.0.0.1:%d/" % web.port, WEBD_SPKI=spki,
+                   ARTIFACTS=artifacts, DOMAIN=DOMAIN, UPLOADS=json.dumps(browser_files + [bad]),
+                   PASSWORDS=json.dumps({u: u + "-correct-horse" for u in ("alice", "erin", "gwen")}))
+        script = os.path.join(here, "..", "browser", "reports.mjs")
+        run = subprocess.run(["node", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             timeout=300)
+        print(run.stdout.decode(errors="replace"), end="")
+        check(run.returncode == 0, "the Reports view in Chromium (exit %d)" % run.returncode)
+        shots = sorted(f for f in os.listdir(artifacts) if f.endswith(".png") and f[0].isdigit())
+        check(len(shots) == 4, "screenshots of the Reports view in %s: %s" % (artifacts, shots))
+
+        # Without reportd: 503, said as such.
+        rd.stop()
+        status, doc = call(erin, "GET", "/api/v1/reports/findings")
+        check(status == 503 and doc["error"]["code"] == "reports_unavailable",
+              "reportd stopped: 503 reports_unavailable (%d)" % status)
+    finally:
+        if web:
+            web.stop()
+        if rd:
+            rd.stop()
+        app.stop()
+
+
 def main():
-    if len(sys.argv) != 7:
+    if len(sys.argv) != (8 if sys.argv[1:2] == ["reports"] else 7):
         print(__doc__)
         return 2
-    group, cli, signerd, webd, module, extra = sys.argv[1:]
+    group, cli, signerd, webd, module, extra = sys.argv[1:7]
     folder = tempfile.mkdtemp(prefix="dkim-webd-")
     try:
-        {"api": api, "browser": browser}[group](folder, cli, signerd, webd, module, extra)
+        if group == "reports":
+            reports(folder, cli, signerd, webd, module, extra, sys.argv[7])
+        else:
+            {"api": api, "browser": browser}[group](folder, cli, signerd, webd, module, extra)
     finally:
         if FAILURES:
-            for name in ("webd.log", "signerd.log"):
+            for name in ("webd.log", "signerd.log", "reportd.log"):
                 log = os.path.join(folder, name)
                 if os.path.exists(log):
                     print("--- %s\n%s" % (name, open(log).read()[-4000:]))

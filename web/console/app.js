@@ -1,6 +1,8 @@
 // The approval console. Plain JavaScript, no build step, no inline script (the
-// Content-Security-Policy allows only this file). Every piece of text that comes from the
-// API (names, reasons, scopes, records) is put into the page with textContent, never as HTML.
+// Content-Security-Policy allows only this file and the vendored chart library, uPlot, which
+// draws on canvas and styles through the DOM, never with inline style attributes). Every piece
+// of text that comes from the API (names, reasons, scopes, records, report fields) is put into
+// the page with textContent, never as HTML.
 "use strict";
 
 (() => {
@@ -30,17 +32,19 @@
     }
   }
 
+  // `body`: an object sent as JSON, or a Blob (a file) sent as its bytes.
   async function api(method, path, body) {
     const headers = { "Accept": "application/json" };
+    const raw = body instanceof Blob;
     if (body !== undefined) {
-      headers["Content-Type"] = "application/json";
+      headers["Content-Type"] = raw ? "application/octet-stream" : "application/json";
     }
     if (method !== "GET" && state.csrf) {
       headers["X-CSRF-Token"] = state.csrf;
     }
     const response = await fetch(path, {
       method, headers, credentials: "same-origin", cache: "no-store",
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? undefined : (raw ? body : JSON.stringify(body)),
     });
     let doc = null;
     try { doc = await response.json(); } catch (e) { doc = null; }
@@ -118,7 +122,7 @@
   }
   // The views the user may open; the others' tabs stay hidden (index.html hides them until
   // the permissions are known, so none shows for a moment before).
-  const viewNeeds = { new: "request", audit: "audit" };
+  const viewNeeds = { new: "request", audit: "audit", reports: "reports" };
   function mayView(view) { return !viewNeeds[view] || may(viewNeeds[view]); }
   function applyPermissions() {
     for (const a of document.querySelectorAll("nav a[data-view]")) {
@@ -137,7 +141,7 @@
 
   // --- views ------------------------------------------------------------------------------
 
-  const views = ["requests", "grants", "new", "keys", "audit"];
+  const views = ["requests", "grants", "new", "keys", "reports", "audit"];
 
   function show(view) {
     if (views.indexOf(view) < 0 || !mayView(view)) {
@@ -201,6 +205,8 @@
         await renderKeys();
       } else if (state.view === "audit" && !background) {
         await renderAudit();
+      } else if (state.view === "reports" && !background) {
+        await renderReports();
       }
     } catch (error) {
       if (!background && !(error instanceof ApiError && error.status === 401)) {
@@ -494,6 +500,524 @@
     }
   }
 
+  // --- reports ----------------------------------------------------------------------------
+  // dkim-reportd's dashboard and findings for one domain and a range of UTC days: summary tiles
+  // and the findings first (what needs attention), then the charts (uPlot, on canvas), the
+  // sources and the reports received; admins upload report files below.
+
+  const DAY = 86400;
+  const reports = { domain: null, from: null, until: null, dashboard: null, charts: {}, renders: 0 };
+  const COLORS = {
+    pass: "#2e7d4f", fail: "#c0392b", none: "#8fa3b8", quarantine: "#d68910", reject: "#a3261b",
+    signed: "#1f5f8b", grant: "rgba(31, 95, 139, 0.12)", grantEdge: "rgba(31, 95, 139, 0.55)",
+  };
+  const SEVERITY_ORDER = { critical: 0, warning: 1, info: 2 };
+  const FINDING_KINDS = {
+    replay_suspected: "Suspected replay",
+    signed_outside_grant: "DKIM passes outside any grant",
+    unknown_source: "Unknown source",
+    rotation_retired_seen: "Retired selector still seen",
+    rotation_new_failing: "New selector failing",
+    enforcement_readiness: "Enforcement readiness",
+    tls_failures: "TLS failures",
+    signing_record_unavailable: "Signing record unavailable",
+  };
+
+  function dayText(seconds) { return new Date(seconds * 1000).toISOString().slice(0, 10); }
+  function dayStart(text) {
+    const t = Date.parse(text + "T00:00:00Z");
+    return isNaN(t) ? null : t / 1000;
+  }
+  function count(n) { return Number(n).toLocaleString("en-US"); }
+  function percent(part, whole) {
+    return whole > 0 ? (Math.round(part * 1000 / whole) / 10).toFixed(1) + " %" : "—";
+  }
+  function sum(rows, field) { return rows.reduce((s, r) => s + (Number(r[field]) || 0), 0); }
+  function query(extra) {
+    let q = "from=" + reports.from + "&until=" + reports.until;
+    if (reports.domain) { q += "&domain=" + encodeURIComponent(reports.domain); }
+    return q + (extra || "");
+  }
+
+  async function renderReports() {
+    const form = $("reports-filter");
+    $("reports-error").hidden = true;
+    $("reports-upload").hidden = !may("reports_upload");
+    if (reports.from === null) {
+      // The last 30 days, today included.
+      const today = Math.floor(Date.now() / 1000 / DAY) * DAY;
+      reports.from = today - 29 * DAY;
+      reports.until = today + DAY;
+      form.elements.from.value = dayText(reports.from);
+      form.elements.until.value = dayText(today);
+    }
+    try {
+      let dash = await api("GET", "/api/v1/reports/dashboard?" + query());
+      if ((!reports.domain || dash.domains.indexOf(reports.domain) < 0) && dash.domains.length) {
+        // First, the domain with the most mail reported in the range (every domain's days are
+        // in the answer when none is named).
+        const volume = new Map();
+        for (const d of dash.daily) { volume.set(d.domain, (volume.get(d.domain) || 0) + d.messages); }
+        reports.domain = dash.domains.slice().sort((a, b) => (volume.get(b) || 0) - (volume.get(a) || 0))[0];
+        dash = await api("GET", "/api/v1/reports/dashboard?" + query());
+      }
+      const select = $("reports-domain");
+      clear(select);
+      for (const d of dash.domains) {
+        const o = el("option", d);
+        o.value = d;
+        o.selected = d === reports.domain;
+        select.appendChild(o);
+      }
+      $("reports-none").hidden = dash.domains.length > 0;
+      if (!dash.domains.length) {
+        $("reports-body").hidden = true;
+        return;
+      }
+      const [found, list] = await Promise.all([
+        api("GET", "/api/v1/reports/findings?" + query()),
+        api("GET", "/api/v1/reports/list?" + query("&limit=50")),
+      ]);
+      reports.dashboard = dash;
+      $("reports-body").hidden = false;  // the charts measure their width: shown first
+      renderTiles(dash, found);
+      renderFindings(found);
+      fillSelectors(dash);
+      drawComplianceCharts(dash);
+      drawSigningChart();
+      renderSources(dash);
+      renderReceived(list);
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) { return; }
+      $("reports-body").hidden = true;
+      showError($("reports-error"), error);
+      if (error instanceof ApiError && error.status === 403) {
+        relearnPermissions().catch(() => {});
+      }
+    } finally {
+      reports.renders++;
+      $("view-reports").dataset.rendered = String(reports.renders);
+    }
+  }
+
+  function submitReportsFilter(event) {
+    event.preventDefault();
+    const f = event.target;
+    const from = dayStart(f.elements.from.value);
+    const last = dayStart(f.elements.until.value);
+    if (from === null || last === null || last < from) {
+      showError($("reports-error"), new Error("The range must start on or before its last day."));
+      return;
+    }
+    if (last - from >= 400 * DAY) {
+      showError($("reports-error"), new Error("Choose at most 400 days."));
+      return;
+    }
+    reports.domain = f.elements.domain.value || null;
+    reports.from = from;
+    reports.until = last + DAY;
+    renderReports();
+  }
+
+  function tile(value, label, kind) {
+    const t = el("div", undefined, "tile" + (kind ? " " + kind : ""));
+    t.appendChild(el("div", value, "tile-value"));
+    t.appendChild(el("div", label, "tile-label"));
+    return t;
+  }
+
+  function renderTiles(dash, found) {
+    const tiles = $("reports-tiles");
+    clear(tiles);
+    const messages = sum(dash.daily, "messages");
+    const pass = sum(dash.daily, "dmarc_pass");
+    const share = messages ? pass / messages : 1;
+    tiles.appendChild(tile(count(messages), "messages reported"));
+    tiles.appendChild(tile(percent(pass, messages), "DMARC pass",
+                           messages === 0 ? "" : share >= 0.98 ? "good" : share >= 0.9 ? "warn" : "bad"));
+    const quarantined = sum(dash.daily, "quarantined"), rejected = sum(dash.daily, "rejected");
+    tiles.appendChild(tile(percent(quarantined + rejected, messages),
+                           "quarantined (" + count(quarantined) + ") or rejected (" + count(rejected) + ")",
+                           quarantined + rejected > 0 ? "warn" : ""));
+    tiles.appendChild(tile(dash.signing_available ? count(sum(dash.signing, "signed")) : "unknown",
+                           "signatures issued", dash.signing_available ? "" : "warn"));
+    tiles.appendChild(tile(count(sum(dash.signing, "reported_pass")), "reported DKIM passes"));
+    const critical = found.findings.filter((f) => f.severity === "critical").length;
+    const warnings = found.findings.filter((f) => f.severity === "warning").length;
+    const others = found.findings.length - critical;
+    tiles.appendChild(tile(critical ? critical + " critical" : others ? String(others) : "none",
+                           critical ? "findings, and " + warnings + " warning" + (warnings === 1 ? "" : "s") + " below"
+                                    : "findings" + (warnings ? ", " + warnings + " warning" + (warnings === 1 ? "" : "s") : ""),
+                           critical ? "bad" : warnings ? "warn" : "good"));
+    const missing = $("signing-missing");
+    missing.hidden = dash.signing_available;
+    missing.textContent = dash.signing_available ? "" :
+      "The signer's record could not be read" + (dash.signing_error ? " (" + dash.signing_error + ")" : "") +
+      ": signatures are not shown, and replays cannot be ruled out.";
+  }
+
+  // --- findings, each with its evidence (expandable) ---
+
+  function evidenceValue(key, value) {
+    if (typeof value === "number" && value > 946684800 && /(start|end|hour|since|time|from|until)$/.test(key)) {
+      return utc(value * 1000) + " UTC";
+    }
+    if (typeof value === "number" && /lifetime$/.test(key)) { return duration(value); }
+    if (typeof value === "number" && !Number.isInteger(value)) {
+      return /share$/.test(key) ? percent(value, 1) : value.toFixed(2);
+    }
+    if (value === null) { return "—"; }
+    if (typeof value === "boolean") { return value ? "yes" : "no"; }
+    return String(value);
+  }
+
+  function evidenceNode(key, value) {
+    if (Array.isArray(value) && value.length && value.every((v) => v && typeof v === "object" && !Array.isArray(v))) {
+      const columns = [...new Set(value.flatMap((v) => Object.keys(v)))];
+      const table = el("table", undefined, "table evidence");
+      const head = el("tr");
+      for (const c of columns) { head.appendChild(el("th", c.replace(/_/g, " "))); }
+      table.createTHead().appendChild(head);
+      const body = table.createTBody();
+      for (const row of value) {
+        const tr = el("tr");
+        for (const c of columns) { tr.appendChild(el("td", evidenceValue(c, row[c] === undefined ? null : row[c]))); }
+        body.appendChild(tr);
+      }
+      return table;
+    }
+    if (Array.isArray(value)) { return el("span", value.map((v) => evidenceValue(key, v)).join(", ")); }
+    if (value && typeof value === "object") { return evidenceList(value); }
+    return el("span", evidenceValue(key, value));
+  }
+
+  function evidenceList(evidence) {
+    const dl = el("dl", undefined, "facts evidence");
+    for (const [k, v] of Object.entries(evidence)) {
+      dl.appendChild(el("dt", k.replace(/_/g, " ")));
+      const dd = el("dd");
+      dd.appendChild(evidenceNode(k, v));
+      dl.appendChild(dd);
+    }
+    return dl;
+  }
+
+  // Findings of one kind together (a key used outside its grants shows on every day it was):
+  // the most severe kinds first, each folded to one line that says how many, for what and when.
+  function renderFindings(found) {
+    const list = $("findings-list");
+    clear(list);
+    const sorted = found.findings.slice().sort((a, b) =>
+      (SEVERITY_ORDER[a.severity] ?? 3) - (SEVERITY_ORDER[b.severity] ?? 3) || b.from - a.from);
+    $("findings-empty").hidden = sorted.length > 0;
+    const groups = new Map();
+    for (const f of sorted) {
+      if (!groups.has(f.kind)) { groups.set(f.kind, []); }
+      groups.get(f.kind).push(f);
+    }
+    for (const [kind, members] of groups) {
+      if (members.length === 1) {
+        list.appendChild(findingNode(members[0]));
+        continue;
+      }
+      const g = el("details", undefined, "finding-group " + members[0].severity);
+      g.dataset.kind = kind;
+      const s = el("summary");
+      s.appendChild(el("span", members[0].severity, "badge " + members[0].severity));
+      s.appendChild(el("span", FINDING_KINDS[kind] || kind.replace(/_/g, " "), "finding-kind"));
+      const selectors = [...new Set(members.map((f) => f.selector).filter(Boolean))].sort();
+      s.appendChild(el("span", members.length + " findings" +
+        (selectors.length ? " for s=" + selectors.join(", s=") : "") + "; the latest: " + members[0].summary,
+        "finding-summary"));
+      const first = Math.min(...members.map((f) => f.from)), last = Math.max(...members.map((f) => f.until));
+      s.appendChild(el("span", [members[0].domain, first ? dayText(first) + " – " + dayText(last - 1) : ""]
+        .filter(Boolean).join(" · "), "muted small finding-where"));
+      g.appendChild(s);
+      const inner = el("div", undefined, "finding-members");
+      for (const f of members) { inner.appendChild(findingNode(f)); }
+      g.appendChild(inner);
+      list.appendChild(g);
+    }
+  }
+
+  function findingNode(f) {
+    const d = el("details", undefined, "finding " + f.severity);
+    d.dataset.kind = f.kind;
+    const s = el("summary");
+    s.appendChild(el("span", f.severity, "badge " + f.severity));
+    s.appendChild(el("span", FINDING_KINDS[f.kind] || f.kind.replace(/_/g, " "), "finding-kind"));
+    s.appendChild(el("span", f.summary, "finding-summary"));
+    const where = [f.domain, f.selector ? "s=" + f.selector : "",
+                   f.from ? dayText(f.from) + (f.until - f.from > DAY ? " – " + dayText(f.until - 1) : "") : ""];
+    s.appendChild(el("span", where.filter(Boolean).join(" · "), "muted small finding-where"));
+    d.appendChild(s);
+    const keys = Object.keys(f.evidence || {});
+    d.appendChild(keys.length ? evidenceList(f.evidence) : el("p", "No further evidence.", "muted small"));
+    return d;
+  }
+
+  // --- charts (uPlot) ---
+
+  // Each UTC day of the range, as the x value of its middle (bars sit on their day; grant
+  // intervals, in seconds, fall where they happened on the same axis).
+  function rangeDays() {
+    const days = [];
+    for (let t = reports.from; t < reports.until; t += DAY) { days.push(t); }
+    return days;
+  }
+  function perDay(rows, fields, filter) {
+    const index = new Map(rangeDays().map((t, i) => [dayText(t), i]));
+    const out = fields.map(() => new Array(index.size).fill(0));
+    for (const r of rows) {
+      const i = index.get(r.day);
+      if (i === undefined || (filter && !filter(r))) { continue; }
+      fields.forEach((f, k) => { out[k][i] += Number(r[f]) || 0; });
+    }
+    return out;
+  }
+
+  const resizer = typeof ResizeObserver === "function" ? new ResizeObserver((entries) => {
+    for (const e of entries) {
+      const chart = reports.charts[e.target.id];
+      if (chart && e.contentRect.width > 0) { chart.setSize({ width: Math.floor(e.contentRect.width), height: chart.height }); }
+    }
+  }) : null;
+
+  function chart(id, series, data, extra) {
+    const node = $(id);
+    if (reports.charts[id]) { reports.charts[id].destroy(); }
+    clear(node);
+    const opts = Object.assign({
+      width: Math.max(280, Math.floor(node.clientWidth)),
+      height: 240,
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
+      cursor: { sync: { key: "reports" }, drag: { x: false, y: false } },
+      scales: { x: { time: true, range: () => [reports.from, reports.until] } },
+      axes: [{ space: 60 }, { size: 56, values: (u, vals) => vals.map((v) => count(v)) }],
+      legend: { live: true },
+      series: [{ label: "Day", value: (u, v) => v === null ? "—" : dayText(v) }].concat(series),
+    }, extra || {});
+    reports.charts[id] = new uPlot(opts, [rangeDays().map((t) => t + DAY / 2)].concat(data), node);
+    node.dataset.series = series.map((s) => s.label).join("|");
+    node.dataset.points = String(rangeDays().length);
+    if (resizer) { resizer.observe(node); }
+  }
+
+  function bars(size) { return uPlot.paths.bars({ size: [size || 0.7, 48], align: 0 }); }
+
+  // Stacked bars: uPlot draws each series over the ones before it, so the stack is given top
+  // first, each series the sum of itself and those below; the legend shows each one's own count.
+  function stacked(parts) {
+    const sums = [];
+    let below = parts[parts.length - 1].values.map(() => 0);
+    for (let k = parts.length - 1; k >= 0; k--) {
+      below = below.map((b, i) => b + parts[k].values[i]);
+      sums[k] = below;
+    }
+    return {
+      series: parts.map((p) => ({
+        label: p.label, stroke: p.color, fill: p.color, width: 0, paths: bars(),
+        points: { show: false },
+        value: (u, v, si, i) => i === null || i === undefined ? "—" : count(p.values[i]),
+      })),
+      data: sums,
+    };
+  }
+
+  function drawComplianceCharts(dash) {
+    const [messages, pass, quarantined, rejected] =
+      perDay(dash.daily, ["messages", "dmarc_pass", "quarantined", "rejected"]);
+    const fail = messages.map((m, i) => Math.max(0, m - pass[i]));
+    const c = stacked([{ label: "DMARC fail", color: COLORS.fail, values: fail },
+                       { label: "DMARC pass", color: COLORS.pass, values: pass }]);
+    const rate = messages.map((m, i) => m ? Math.round(pass[i] * 1000 / m) / 10 : null);
+    c.series.push({ label: "Pass rate", scale: "%", stroke: "#1d2733", width: 2, dash: [4, 3],
+                    value: (u, v) => v === null ? "—" : v.toFixed(1) + " %" });
+    c.data.push(rate);
+    chart("chart-compliance", c.series, c.data, {
+      scales: { x: { time: true, range: () => [reports.from, reports.until] }, "%": { range: [0, 100] } },
+      axes: [{ space: 60 }, { size: 56, values: (u, vals) => vals.map((v) => count(v)) },
+             { scale: "%", side: 1, size: 44, grid: { show: false }, values: (u, vals) => vals.map((v) => v + "%") }],
+    });
+    const delivered = messages.map((m, i) => Math.max(0, m - quarantined[i] - rejected[i]));
+    const d = stacked([{ label: "Delivered (none)", color: COLORS.none, values: delivered },
+                       { label: "Quarantined", color: COLORS.quarantine, values: quarantined },
+                       { label: "Rejected", color: COLORS.reject, values: rejected }]);
+    chart("chart-disposition", d.series, d.data);
+  }
+
+  function fillSelectors(dash) {
+    const select = $("reports-selector");
+    const current = select.value;
+    clear(select);
+    const all = el("option", "all selectors");
+    all.value = "";
+    select.appendChild(all);
+    for (const s of [...new Set(dash.signing.map((r) => r.selector))].sort()) {
+      const o = el("option", s);
+      o.value = s;
+      o.selected = s === current;
+      select.appendChild(o);
+    }
+  }
+
+  function drawSigningChart() {
+    const dash = reports.dashboard;
+    if (!dash) { return; }
+    const selector = $("reports-selector").value;
+    const [signed, passed, failed] = perDay(dash.signing, ["signed", "reported_pass", "reported_fail"],
+                                            (r) => !selector || r.selector === selector);
+    const grants = dash.grants.filter((g) => !selector || g.selector === "*" || g.selector === selector);
+    const series = [
+      { label: "Signatures issued", stroke: COLORS.signed, fill: COLORS.signed, width: 0, paths: bars(0.55),
+        points: { show: false }, value: (u, v) => v === null ? "—" : count(v) },
+      { label: "Reported DKIM pass", stroke: COLORS.pass, width: 2.5, points: { show: true, size: 6, fill: COLORS.pass },
+        value: (u, v) => v === null ? "—" : count(v) },
+      { label: "Reported DKIM fail", stroke: COLORS.fail, width: 2, dash: [6, 4], points: { show: false },
+        value: (u, v) => v === null ? "—" : count(v) },
+    ];
+    // asinh: a handful of signatures and ten thousand reported passes on one axis, both visible.
+    // Ticks at 0, 1, 10, 100, ... up to the first power of ten above the data.
+    const top = Math.max(10, ...signed, ...passed, ...failed);
+    const decades = [0];
+    for (let p = 1; p < top * 10; p *= 10) { decades.push(p); }
+    chart("chart-signing", series, [signed, passed, failed], {
+      height: 260,
+      scales: { x: { time: true, range: () => [reports.from, reports.until] },
+                y: { distr: 4, asinh: 1, range: () => [0, decades[decades.length - 1]] } },
+      axes: [{ space: 60 }, { size: 72, splits: () => decades, values: (u, vals) => vals.map((v) => count(v)) }],
+      hooks: { drawClear: [(u) => drawGrants(u, grants)] },
+    });
+    const node = $("chart-signing");
+    node.dataset.grants = String(grants.length);
+    node.setAttribute("aria-label", "Signatures issued and reported DKIM results per day" +
+      (grants.length ? ", with " + grants.length + " sign grant" + (grants.length === 1 ? "" : "s") : ""));
+  }
+
+  // Sign grants as shaded bands across the plot, under the series, labelled with their id.
+  function drawGrants(u, grants) {
+    const ctx = u.ctx;
+    const { left, top, width, height } = u.bbox;
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(left, top, width, height);
+    ctx.clip();
+    ctx.font = Math.round(11 * uPlot.pxRatio) + "px system-ui, sans-serif";
+    ctx.textBaseline = "top";
+    for (const g of grants) {
+      const x0 = u.valToPos(Math.max(g.start, reports.from), "x", true);
+      const x1 = u.valToPos(Math.min(g.end, reports.until), "x", true);
+      if (x1 <= left || x0 >= left + width) { continue; }
+      const w = Math.max(2 * uPlot.pxRatio, x1 - x0);
+      ctx.fillStyle = COLORS.grant;
+      ctx.fillRect(x0, top, w, height);
+      ctx.fillStyle = COLORS.grantEdge;
+      ctx.fillRect(x0, top, Math.max(1, uPlot.pxRatio), height);
+      const label = "grant " + g.grant_id + (g.selector === "*" ? "" : " (" + g.selector + ")");
+      const pad = 3 * uPlot.pxRatio;
+      const fits = x0 + w + pad + ctx.measureText(label).width < left + width;
+      ctx.textAlign = fits ? "left" : "right";
+      ctx.fillText(label, fits ? x0 + w + pad : x0 - pad, top + pad);
+    }
+    ctx.restore();
+  }
+
+  // --- sources and reports received ---
+
+  // A long table shows its first `shown` rows; a button under it shows the rest.
+  function foldRows(table, shown, what) {
+    const rows = [...table.tBodies[0].rows];
+    const old = table.nextElementSibling;
+    if (old && old.classList.contains("more")) { old.remove(); }
+    if (rows.length <= shown) { return; }
+    for (const r of rows.slice(shown)) { r.hidden = true; }
+    const more = el("button", "Show all " + rows.length + " " + what, "more link");
+    more.type = "button";
+    more.addEventListener("click", () => {
+      for (const r of rows) { r.hidden = false; }
+      more.remove();
+    });
+    table.after(more);
+  }
+
+  function renderSources(dash) {
+    const body = $("sources-table").tBodies[0];
+    clear(body);
+    $("sources-empty").hidden = dash.sources.length > 0;
+    $("sources-table").hidden = dash.sources.length === 0;
+    for (const s of dash.sources) {
+      const tr = el("tr", undefined, s.dmarc_pass * 2 < s.messages ? "flag" : "");
+      tr.appendChild(el("td", s.source_ip, "mono"));
+      tr.appendChild(el("td", s.reverse_dns || "—", s.reverse_dns ? "" : "muted"));
+      tr.appendChild(el("td", count(s.messages), "num"));
+      tr.appendChild(el("td", percent(s.dmarc_pass, s.messages), "num"));
+      tr.appendChild(el("td", percent(s.dkim_aligned, s.messages), "num"));
+      tr.appendChild(el("td", percent(s.spf_aligned, s.messages), "num"));
+      body.appendChild(tr);
+    }
+    foldRows($("sources-table"), 12, "sources");
+  }
+
+  function renderReceived(list) {
+    const body = $("received-table").tBodies[0];
+    clear(body);
+    for (const r of list.reports) {
+      const tr = el("tr");
+      tr.appendChild(el("td", utc(r.received * 1000), "mono"));
+      tr.appendChild(el("td", r.kind));
+      tr.appendChild(el("td", r.org_name || "—"));
+      tr.appendChild(el("td", r.begin ? dayText(r.begin) + (r.end - r.begin > DAY ? " – " + dayText(r.end) : "") : "—"));
+      tr.appendChild(el("td", count(r.records), "num"));
+      tr.appendChild(el("td", count(r.messages), "num"));
+      body.appendChild(tr);
+    }
+    if (!list.reports.length) {
+      const tr = el("tr");
+      const td = el("td", "No report was received in this range.", "muted");
+      td.colSpan = 6;
+      tr.appendChild(td);
+      body.appendChild(tr);
+    }
+    foldRows($("received-table"), 10, "reports");
+  }
+
+  // --- uploads (admins) ---
+
+  async function submitUpload(event) {
+    event.preventDefault();
+    const form = event.target;
+    const files = [...form.elements.files.files];
+    const results = $("upload-results");
+    clear(results);
+    const button = form.querySelector("button");
+    button.disabled = true;
+    let stored = 0;
+    for (const file of files) {
+      const li = el("li", file.name + ": uploading…");
+      results.appendChild(li);
+      try {
+        const name = file.name.replace(/[^A-Za-z0-9._+!@,=-]/g, "_").slice(0, 200);
+        const a = await api("POST", "/api/v1/reports/upload?name=" + encodeURIComponent(name), file);
+        stored += a.reports;
+        li.textContent = file.name + ": " + a.reports + " report" + (a.reports === 1 ? "" : "s") + " read" +
+          (a.duplicates ? ", " + a.duplicates + " already kept" : "") +
+          (a.errors.length ? ", " + a.errors.length + " could not be read" : "") + ".";
+        li.className = a.errors.length ? "bad" : "ok";
+        if (a.errors.length) {
+          const ul = el("ul");
+          for (const e of a.errors) { ul.appendChild(el("li", e, "small")); }
+          li.appendChild(ul);
+        }
+      } catch (error) {
+        li.textContent = file.name + ": " + explain(error);
+        li.className = "bad";
+      }
+    }
+    button.disabled = false;
+    form.reset();
+    if (stored > 0) { await renderReports(); }
+  }
+
   // --- audit ------------------------------------------------------------------------------
 
   async function renderAudit() {
@@ -586,6 +1110,10 @@
     $("audit-older").addEventListener("click", () => { state.auditAfter = Math.max(0, state.auditAfter - 50); refresh(); });
     $("audit-newer").addEventListener("click", () => { state.auditAfter = Math.min(state.auditTop, state.auditAfter + 50); refresh(); });
     $("audit-verify").addEventListener("click", () => verifyAudit().catch((e) => notify(explain(e), "bad")));
+    $("reports-filter").addEventListener("submit", submitReportsFilter);
+    $("reports-domain").addEventListener("change", () => $("reports-filter").requestSubmit());
+    $("reports-selector").addEventListener("change", () => drawSigningChart());
+    $("upload-form").addEventListener("submit", submitUpload);
     window.addEventListener("hashchange", () => { if (state.me) { show(location.hash.slice(1)); } });
     document.addEventListener("visibilitychange", () => { if (!document.hidden && state.me) { refresh(true); } });
     try {

@@ -208,8 +208,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
         }
         parser_.emplace();
         parser_->header_limit(static_cast<std::uint32_t>(server_.config.header_limit));
-        parser_->body_limit(server_.config.body_limit);
+        // Beast refuses a Content-Length over the limit as it reads the header: with reports, the
+        // header is read under the upload limit, and on_header sets the request's own.
         body_limit_ = server_.config.body_limit;
+        parser_->body_limit(server_.config.reports_socket.empty()
+                                ? body_limit_
+                                : std::max(body_limit_, server_.config.upload_limit));
         // Between requests a connection may idle longer than a request may take to arrive.
         beast::get_lowest_layer(stream_).expires_after(first ? server_.config.read_timeout
                                                              : server_.config.idle_timeout);
@@ -238,6 +242,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
             parser_->body_limit(server_.config.upload_limit);
             body_limit_ = server_.config.upload_limit;
             timeout = std::max(timeout, server_.config.upload_timeout);
+        } else {
+            parser_->body_limit(body_limit_);
+            if (const auto length = parser_->content_length(); length && *length > body_limit_) {
+                on_error(http::error::body_limit);
+                return;
+            }
         }
         beast::get_lowest_layer(stream_).expires_after(timeout);
         http::async_read(
