@@ -9,7 +9,8 @@ read them on the appliance:
             empty root folder
   firewall  nft -c -f accepts the ruleset, and loaded into a network namespace of the test's
             own it drops by default: a client namespace reaches 25, 587 and 443 and nothing else;
-            out, SMTP reaches only the next hop and HTTPS only the webhook, from dkim-notifyd's uid
+            out, SMTP reaches only the next hop, HTTPS only the webhook, from dkim-notifyd's uid,
+            and IMAP only the report mailbox's host, from dkim-fetch's uid
 
 usage: system_files.py GROUP IMAGES_DIR
 """
@@ -258,7 +259,27 @@ def firewall(images):
         in_netns(app, "nft", "add", "element", "inet", "dkim_appliance", "notifier_uid", "{ %s }" % daemon_uid)
         check(https_as("daemon") == "yes", "HTTPS to the webhook's host from the notifier's uid goes through")
         check(https_as("nobody") == "no", "and from any other uid (nobody) it is still dropped")
-        for s in servers + [sink, hook]:
+        # Out: IMAP (993) to the report mailbox's host only from dkim-fetch's uid (fetcher_uid,
+        # here bin's) and only to a listed address (the client namespace plays the IMAP host).
+        imap = subprocess.Popen(
+            ["ip", "netns", "exec", client, "/usr/bin/python3", "-c",
+             "import socket\ns=socket.socket();s.bind(('10.231.0.2',993));s.listen(8)\nprint('up',flush=True)\n"
+             "while True:\n c,_=s.accept();c.close()"], stdout=subprocess.PIPE, text=True)
+        imap.stdout.readline()
+        imaps = out.replace("25", "993")
+
+        def imap_as(user):
+            return run("ip", "netns", "exec", app, "setpriv", "--reuid=" + user, "--regid=nogroup",
+                       "--clear-groups", "/usr/bin/python3", "-c", imaps).stdout.strip()
+        bin_uid = run("id", "-u", "bin").stdout.strip()
+        in_netns(app, "nft", "add", "element", "inet", "dkim_appliance", "fetcher_uid", "{ %s }" % bin_uid)
+        check(imap_as("bin") == "no", "IMAP out to an unlisted host is dropped, also for the fetcher")
+        in_netns(app, "nft", "add", "element", "inet", "dkim_appliance", "imap_v4", "{ 10.231.0.2 }")
+        check(imap_as("bin") == "yes", "IMAP to the listed mailbox host from the fetcher's uid goes through")
+        check(imap_as("daemon") == "no" and imap_as("nobody") == "no",
+              "and from any other uid (the notifier's, nobody) it is dropped")
+        check(https_as("bin") == "no", "the fetcher's uid does not reach the webhook's host")
+        for s in servers + [sink, hook, imap]:
             s.kill()
             s.wait()
     finally:
