@@ -164,7 +164,7 @@ void Server::serve(int fd, PeerKind peer) {
             }
             return;
         }
-        auto request = reports::channel::decode(*payload);
+        auto request = reports::channel::decode(std::move(*payload));
         if (!request) {
             answer(fd, reports::channel::error("protocol", request.error()));
             return;

@@ -74,8 +74,8 @@ bool exec(sqlite3* db, const char* sql) {
 constexpr const char* kSchema = R"SQL(
 CREATE TABLE IF NOT EXISTS submissions(
   id INTEGER PRIMARY KEY, received INTEGER NOT NULL, origin TEXT NOT NULL,
-  size INTEGER NOT NULL, content BLOB NOT NULL,
-  reports INTEGER, duplicates INTEGER, errors TEXT);
+  size INTEGER NOT NULL, reports INTEGER, duplicates INTEGER, errors TEXT,
+  content BLOB NOT NULL);  -- last: a zeroblob there is never expanded in memory
 CREATE TABLE IF NOT EXISTS reports(
   id INTEGER PRIMARY KEY, submission INTEGER NOT NULL, kind TEXT NOT NULL,
   org_name TEXT NOT NULL, report_id TEXT NOT NULL, domain TEXT NOT NULL,
@@ -153,7 +153,8 @@ struct IngestStatements {
           release(db, "RELEASE report"),
           rollback(db, "ROLLBACK TO report"),
           submission(db,
-                     "INSERT INTO submissions(received, origin, size, content) VALUES(?,?,?,?)"),
+                     "INSERT INTO submissions(received, origin, size, content) "
+                     "VALUES(?,?,?,zeroblob(?))"),
           outcome(db, "UPDATE submissions SET reports=?, duplicates=?, errors=? WHERE id=?") {}
     Sql exists;
     Sql report;
@@ -492,13 +493,34 @@ ReportStore::~ReportStore() {
 Expected<std::int64_t, std::string> ReportStore::add_submission(std::int64_t received,
                                                                 std::string_view origin,
                                                                 std::string_view bytes) {
+    // The row is made with a zeroblob and the bytes written into it in pieces: binding them
+    // whole would have SQLite build the row (a copy of all of it) in memory first.
     Sql& insert = statements().submission;
     insert.reset().bind(received).bind(origin).bind(static_cast<std::int64_t>(bytes.size()));
-    insert.bind_blob(bytes);
+    insert.bind(static_cast<std::int64_t>(bytes.size()));
     if (!insert.run()) {
         return unexpected("cannot store the submission: " + insert.error());
     }
-    return sqlite3_last_insert_rowid(db_);
+    const std::int64_t row = sqlite3_last_insert_rowid(db_);
+    sqlite3_blob* blob = nullptr;
+    if (sqlite3_blob_open(db_, "main", "submissions", "content", row, 1, &blob) != SQLITE_OK) {
+        sqlite3_blob_close(blob);
+        return unexpected(std::string("cannot store the submission: ") + sqlite3_errmsg(db_));
+    }
+    constexpr std::size_t kPiece = std::size_t{1} << 20;
+    for (std::size_t at = 0; at < bytes.size(); at += kPiece) {
+        const std::size_t n = std::min(kPiece, bytes.size() - at);
+        if (sqlite3_blob_write(blob, bytes.data() + at, static_cast<int>(n),
+                               static_cast<int>(at)) != SQLITE_OK) {
+            const std::string why = sqlite3_errmsg(db_);
+            sqlite3_blob_close(blob);
+            return unexpected("cannot store the submission: " + why);
+        }
+    }
+    if (sqlite3_blob_close(blob) != SQLITE_OK) {
+        return unexpected(std::string("cannot store the submission: ") + sqlite3_errmsg(db_));
+    }
+    return row;
 }
 
 IngestStatements& ReportStore::statements() {

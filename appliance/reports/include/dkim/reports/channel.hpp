@@ -30,8 +30,8 @@ struct Message {
     std::string body;
 };
 
-std::string encode(const Message& message);  // the whole frame, header included
-Expected<Message, std::string> decode(std::string_view payload);
+std::string encode(const Message& message);                  // the whole frame, header included
+Expected<Message, std::string> decode(std::string payload);  // the body is moved out
 
 // {"ok":false,"error":message,"code":code}
 Message error(std::string_view code, std::string_view message);
