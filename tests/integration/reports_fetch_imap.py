@@ -11,8 +11,10 @@ stops the run (exit 1) and marks nothing; reportd going down mid-run leaves ever
 the last stored one unmarked; a run stores the reports, each message still unseen when its
 submission arrived and \\Seen after, the refused one left unseen and named (exit 2), a mail with
 no report stored and marked; a second run fetches only the refused one; imap:// with STARTTLS,
-move:FOLDER and delete; a server without STARTTLS gets no login; the password never appears in
-anything the CLI prints.
+move:FOLDER and delete; a server without STARTTLS gets no login; a hostile server of the test's
+(TLS with the test CA, login accepted: a literal over 64 MiB, a line over 1 MiB, escape sequences
+in its answer) stops the run with the reason, nothing submitted or marked, nothing but printable
+text on the terminal; the password never appears in anything the CLI prints.
 
 usage: reports_fetch_imap.py DKIM_APPLIANCE DKIM_REPORTD   (root: Dovecot's mail user is nobody)
 """
@@ -304,6 +306,74 @@ def fake_server_without_starttls(port, heard):
     return t, srv
 
 
+def hostile_imaps_server(d, port, mode, heard):
+    """An IMAP server over TLS (the test CA's certificate) that logs the fetcher in, offers one
+    message, and then misbehaves when the message is fetched: `literal` announces one of 64 MiB
+    and a byte; `line` sends 2 MiB without a line end; `escape` refuses SELECT with terminal
+    escape sequences in its text. Every line the client sends is kept in `heard`."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(d, "server.pem"), os.path.join(d, "server.key"))
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(1)
+
+    def serve():
+        try:
+            raw, _ = srv.accept()
+        except OSError:
+            return
+        try:
+            conn = ctx.wrap_socket(raw, server_side=True)
+        except (OSError, ssl.SSLError):
+            raw.close()
+            srv.close()
+            return
+        conn.settimeout(20)
+        try:
+            conn.sendall(b"* OK IMAP4rev1 hostile\r\n")
+            buf = b""
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    break
+                buf += data
+                while b"\r\n" in buf:
+                    line, buf = buf.split(b"\r\n", 1)
+                    heard.append(line)
+                    tag, _, rest = line.partition(b" ")
+                    cmd = rest.upper()
+                    if cmd.startswith(b"CAPABILITY"):
+                        out = b"* CAPABILITY IMAP4rev1 UIDPLUS MOVE\r\n" + tag + b" OK\r\n"
+                    elif cmd.startswith(b"LOGIN"):
+                        out = tag + b" OK logged in\r\n"
+                    elif cmd.startswith(b"SELECT"):
+                        out = (tag + b" NO \x1b]0;owned\x07\x1b[31mno such mailbox\r\n" if mode == "escape"
+                               else b"* 1 EXISTS\r\n" + tag + b" OK [READ-WRITE] done\r\n")
+                    elif cmd.startswith(b"UID SEARCH"):
+                        out = b"* SEARCH 1\r\n" + tag + b" OK\r\n"
+                    elif cmd.startswith(b"UID FETCH") and b"RFC822.SIZE" in cmd:
+                        out = b"* 1 FETCH (UID 1 RFC822.SIZE 100)\r\n" + tag + b" OK\r\n"
+                    elif cmd.startswith(b"UID FETCH"):
+                        out = (b"* 1 FETCH (UID 1 BODY[] {67108865}\r\n" + b"x" * 65536 if mode == "literal"
+                               else b"* 1 FETCH (UID 1 BODY[] " + b"a" * (2 << 20))
+                    elif cmd.startswith(b"LOGOUT"):
+                        out = b"* BYE\r\n" + tag + b" OK\r\n"
+                    else:
+                        out = tag + b" OK\r\n"
+                    conn.sendall(out)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            conn.close()
+            srv.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return t, srv
+
+
 def main():
     if len(sys.argv) != 3:
         print(__doc__)
@@ -483,6 +553,27 @@ def main():
         check(PASSWORD.encode() not in said and b"LOGIN" not in said.upper() and
               b"AUTHENTICATE" not in said.upper(),
               "that server heard no login and no password (%r)" % said[:200])
+
+        # A hostile server (TLS verified, login accepted) is read under the caps: the run stops
+        # with the reason, nothing is submitted and nothing marked.
+        for mode, said in (("literal", "a literal of 67108865 bytes"),
+                           ("line", "a response line longer than"),
+                           ("escape", "no such mailbox")):
+            heard = []
+            port = free_port()
+            thread, srv = hostile_imaps_server(d, port, mode, heard)
+            before = submissions()
+            r = fetch(target="imaps://127.0.0.1:%d/INBOX" % port)
+            srv.close()
+            thread.join(10)
+            commands = [l.split(b" ", 2)[1:] for l in heard]
+            check(r.returncode == 1 and said in r.stderr and submissions() == before and
+                  not any(c and c[0].upper() == b"UID" and b"STORE" in b" ".join(c).upper()
+                          for c in commands),
+                  "a hostile server (%s): exit 1, '%s', nothing submitted or marked (%s)" %
+                  (mode, said, r.stderr.strip()[:200]))
+            check("\x1b" not in r.stderr and "\x07" not in r.stderr,
+                  "a hostile server (%s): its text reaches the terminal without control bytes" % mode)
 
         # Bad options never echo the password or a URL with one in it.
         r = run(cli, "reports", "fetch-imap", "--url", "imaps://u:%s@127.0.0.1/INBOX" % PASSWORD,
