@@ -62,6 +62,7 @@ up::SettingOverrides overrides(const UpArgs& args) {
     for (const auto& [option, value, field] :
          {std::tuple{"--domain", &args.given.domain, &o.domain},
           {"--smtp", &args.given.smtp_listen, &o.smtp_listen},
+          {"--inbound", &args.given.inbound_listen, &o.inbound_listen},
           {"--https", &args.given.https_listen, &o.https_listen},
           {"--next-hop", &args.given.next_hop, &o.next_hop},
           {"--module", &args.given.module, &o.module}}) {
@@ -293,6 +294,9 @@ void add_up_command(CLI::App& app, int& exit_code) {
     up->add_option("--domain", args->given.domain, "signing domain of the demo keys")
         ->capture_default_str();
     up->add_option("--smtp", args->given.smtp_listen, "SMTP listen address of dkim-relayd")
+        ->capture_default_str();
+    up->add_option("--inbound", args->given.inbound_listen,
+                   "SMTP listen address of dkim-relayd's inbound listener (report mail)")
         ->capture_default_str();
     up->add_option("--https", args->given.https_listen, "HTTPS listen address of dkim-webd")
         ->capture_default_str();

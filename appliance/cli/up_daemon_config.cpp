@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "dkim/config/endpoint.hpp"
 #include "up_commented_toml.hpp"
@@ -61,6 +64,29 @@ toml::table dns_advice(const Settings& s) {
     return dns;
 }
 
+// relayd's [inbound]: the domain, and [inbound.reports] with the report addresses that are set
+// and reportd's socket (none set: no report routing).
+toml::table inbound_table(const Settings& s, const StatePaths& p) {
+    toml::table inbound{{"domains", toml::array{s.domain}}};
+    toml::array addresses;
+    std::vector<std::string> seen;  // relayd refuses one listed twice, in any case
+    for (const std::string* a :
+         {&s.reports.aggregate_address, &s.reports.failure_address, &s.reports.tls_address}) {
+        std::string lower = *a;
+        std::transform(lower.begin(), lower.end(), lower.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        if (!a->empty() && std::find(seen.begin(), seen.end(), lower) == seen.end()) {
+            seen.push_back(std::move(lower));
+            addresses.push_back(*a);
+        }
+    }
+    if (!addresses.empty()) {
+        inbound.insert("reports", toml::table{{"addresses", std::move(addresses)},
+                                              {"socket", p.reportd_socket.string()}});
+    }
+    return inbound;
+}
+
 }  // namespace
 
 std::string signerd_config(const Settings& s, const StatePaths& p) {
@@ -97,7 +123,10 @@ std::string relayd_config(const Settings& s, const StatePaths& p) {
     file.add("", toml::table{{"hostname", "relay." + s.domain}})
         .add("Keys and signatures come from dkim-signerd; the relay holds neither key nor PIN.",
              toml::table{{"signerd_socket", p.socket.string()}})
-        .add("", toml::table{{"listen", toml::array{toml::table{{"address", s.smtp_listen}}}}})
+        .add("Local clients send here to be signed; the inbound listener is the domain's MX.",
+             toml::table{{"listen", toml::array{toml::table{{"address", s.smtp_listen}},
+                                                toml::table{{"address", s.inbound_listen},
+                                                            {"role", "inbound"}}}}})
         .add(next_hop_comment, next_hop)
         .add(
             "No selectors: the relay signs with the keys signerd reports active "
@@ -107,7 +136,12 @@ std::string relayd_config(const Settings& s, const StatePaths& p) {
              toml::table{{"client", toml::array{toml::table{
                                         {"name", "local"},
                                         {"networks", toml::array{"127.0.0.0/8", "::1/128"}},
-                                        {"domains", toml::array{s.domain}}}}}});
+                                        {"domains", toml::array{s.domain}}}}}})
+        .add(
+            "The inbound listener (the domain's MX): mail to the domain is checked (SPF, DKIM, "
+            "DMARC) and\ngoes to the next hop; mail to up.toml's [reports] addresses, from "
+            "anyone, goes to dkim-reportd\ninstead (250 once stored).",
+            toml::table{{"inbound", inbound_table(s, p)}});
     return file.text();
 }
 

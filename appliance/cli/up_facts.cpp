@@ -57,6 +57,7 @@ Facts gather_facts(const Settings& s, const StatePaths& p, std::vector<DemoUser>
     const auto fingerprint = crypto::certificate_sha256_fingerprint(p.certificate.string());
     f.certificate_sha256 = fingerprint ? *fingerprint : "";
     f.smtp = s.smtp_listen;
+    f.inbound_smtp = s.inbound_listen;
     f.domain = s.domain;
     f.next_hop = s.next_hop;
     f.signerd_socket = p.socket.string();
@@ -69,7 +70,7 @@ Facts gather_facts(const Settings& s, const StatePaths& p, std::vector<DemoUser>
     f.dns_records = std::move(dns_records);
     f.reports = s.reports;
     f.swaks = swaks_command(s);
-    for (const char* daemon : {"dkim-signerd", "dkim-relayd", "dkim-webd"}) {
+    for (const char* daemon : {"dkim-signerd", "dkim-reportd", "dkim-relayd", "dkim-webd"}) {
         f.logs.emplace_back(daemon, p.daemon_log(daemon).string());
     }
     return f;
@@ -82,8 +83,8 @@ std::string facts_json(const Facts& f) {
         archive(cereal::make_nvp("state_dir", f.state_dir),
                 cereal::make_nvp("console_url", f.console_url),
                 cereal::make_nvp("certificate_sha256", f.certificate_sha256),
-                cereal::make_nvp("smtp", f.smtp), cereal::make_nvp("domain", f.domain),
-                cereal::make_nvp("next_hop", f.next_hop),
+                cereal::make_nvp("smtp", f.smtp), cereal::make_nvp("inbound_smtp", f.inbound_smtp),
+                cereal::make_nvp("domain", f.domain), cereal::make_nvp("next_hop", f.next_hop),
                 cereal::make_nvp("signerd_socket", f.signerd_socket),
                 cereal::make_nvp("cli_config", f.cli_config),
                 cereal::make_nvp("dnsmasq_conf", f.dnsmasq_conf),
@@ -122,9 +123,13 @@ std::string facts_text(const Facts& f) {
     }
     o << "  SMTP       " << f.smtp << " for clients on this machine, signing as @" << f.domain
       << "\n"
+      << "  Inbound    " << f.inbound_smtp
+      << " the domain's MX: report mail to its [reports] addresses goes to dkim-reportd\n"
       << "  Next hop   " << f.next_hop << "\n"
       << "  CLI        " << f.cli_command << " elevation list\n"
-      << "  Logs       " << f.log_folder << "{dkim-signerd,dkim-relayd,dkim-webd}.log\n"
+      << "  Reports    " << f.cli_command << " reports findings\n"
+      << "  Logs       " << f.log_folder
+      << "{dkim-signerd,dkim-reportd,dkim-relayd,dkim-webd}.log\n"
       << "  Secrets    " << f.secrets << " (root only)\n\n"
       << "DNS records to publish for " << f.domain << ":\n";
     for (const auto& r : f.dns_records) {

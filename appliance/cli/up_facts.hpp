@@ -18,6 +18,7 @@ struct Facts {
     std::string console_url;
     std::string certificate_sha256;  // "" when the certificate cannot be read
     std::string smtp;
+    std::string inbound_smtp;  // relayd's inbound listener: the MX, report mail to dkim-reportd
     std::string domain;
     std::string next_hop;
     std::string signerd_socket;

@@ -22,6 +22,10 @@ constexpr config::KeyDoc kSettingKeys[] = {
     {"smtp_listen", "string", "127.0.0.1:2525",
      "Where dkim-relayd takes mail, IP:PORT (clients from 127.0.0.0/8 and ::1 may send).",
      "\"127.0.0.1:2525\""},
+    {"inbound_listen", "string", "127.0.0.1:2500",
+     "dkim-relayd's inbound listener, IP:PORT (the domain's MX): mail to the [reports] addresses "
+     "goes to dkim-reportd, other mail to the domain is checked and goes to next_hop.",
+     "\"127.0.0.1:2500\""},
     {"https_listen", "string", "127.0.0.1:8443",
      "The approval console and the API, IP:PORT (dkim-webd, HTTPS with a self-signed "
      "certificate).",
@@ -101,8 +105,9 @@ Expected<Settings, std::string> load_settings(const std::filesystem::path& file)
         const toml::table t = config::parse_toml_file(file.string());
         config::TableReader r(t, file.string(), "", &settings_schema());
         s.domain = r.string("domain").value_or(s.domain);
-        for (const auto& [key, field] :
-             {std::pair{"smtp_listen", &s.smtp_listen}, {"https_listen", &s.https_listen}}) {
+        for (const auto& [key, field] : {std::pair{"smtp_listen", &s.smtp_listen},
+                                         {"inbound_listen", &s.inbound_listen},
+                                         {"https_listen", &s.https_listen}}) {
             *field = r.string(key).value_or(*field);
             if (!config::parse_endpoint(*field)) {
                 r.fail(key, kListenProblem + *field + "\"");
@@ -145,6 +150,7 @@ Expected<Settings, std::string> settle(Settings s, const SettingOverrides& given
     }
     for (const auto& [value, field] : {std::pair{&given.domain, &s.domain},
                                        {&given.smtp_listen, &s.smtp_listen},
+                                       {&given.inbound_listen, &s.inbound_listen},
                                        {&given.https_listen, &s.https_listen},
                                        {&given.next_hop, &s.next_hop},
                                        {&given.module, &s.module}}) {
@@ -152,8 +158,9 @@ Expected<Settings, std::string> settle(Settings s, const SettingOverrides& given
             *field = **value;
         }
     }
-    for (const auto& [option, value] :
-         {std::pair{"--smtp", &given.smtp_listen}, {"--https", &given.https_listen}}) {
+    for (const auto& [option, value] : {std::pair{"--smtp", &given.smtp_listen},
+                                        {"--inbound", &given.inbound_listen},
+                                        {"--https", &given.https_listen}}) {
         if (*value && !config::parse_endpoint(**value)) {
             return unexpected(std::string(option) + ": " + kListenProblem + **value + "\"");
         }
@@ -187,6 +194,7 @@ std::string settings_toml(const Settings& s) {
         "from it at every start.");
     for (const auto& [key, value] : {std::pair{"domain", &s.domain},
                                      {"smtp_listen", &s.smtp_listen},
+                                     {"inbound_listen", &s.inbound_listen},
                                      {"https_listen", &s.https_listen},
                                      {"next_hop", &s.next_hop},
                                      {"module", &s.module}}) {

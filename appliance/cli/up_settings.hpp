@@ -39,6 +39,7 @@ ReportAddresses default_report_addresses(const std::string& domain);
 struct Settings {
     std::string domain = "example.test";
     std::string smtp_listen = "127.0.0.1:2525";
+    std::string inbound_listen = "127.0.0.1:2500";  // relayd's inbound role: report mail
     std::string https_listen = "127.0.0.1:8443";
     std::string next_hop;  // default: maildir under the state folder
     std::string module;    // default: Debian's SoftHSM2
@@ -48,9 +49,10 @@ struct Settings {
 // "mailto:dmarc-reports@example.test", or "" for "".
 std::string mailto(const std::string& address);
 
-// The options given to `up` this time (--domain, --smtp, --https, --next-hop, --module).
+// The options given to `up` this time (--domain, --smtp, --inbound, --https, --next-hop,
+// --module).
 struct SettingOverrides {
-    std::optional<std::string> domain, smtp_listen, https_listen, next_hop, module;
+    std::optional<std::string> domain, smtp_listen, inbound_listen, https_listen, next_hop, module;
 };
 
 const config::Schema& settings_schema();

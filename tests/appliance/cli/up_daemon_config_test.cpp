@@ -57,6 +57,17 @@ TEST(UpDaemonConfigTest, RelaydListensSignsForTheDomainAndTakesLocalClients) {
     EXPECT_EQ(t["hostname"].value_or(""), std::string("relay.example.test"));
     EXPECT_EQ(t["signerd_socket"].value_or(""), std::string("/state/run/signerd.sock"));
     EXPECT_EQ(t["listen"][0]["address"].value_or(""), std::string("127.0.0.1:2525"));
+    EXPECT_FALSE(t["listen"][0]["role"]) << "outbound, the default";
+    EXPECT_EQ(t["listen"][1]["address"].value_or(""), std::string("127.0.0.1:2500"));
+    EXPECT_EQ(t["listen"][1]["role"].value_or(""), std::string("inbound"));
+    EXPECT_EQ(t["inbound"]["domains"][0].value_or(""), std::string("example.test"));
+    EXPECT_EQ(t["inbound"]["reports"]["socket"].value_or(""),
+              std::string("/state/run/reportd/reportd.sock"));
+    const auto* addresses = t["inbound"]["reports"]["addresses"].as_array();
+    ASSERT_NE(addresses, nullptr) << text;
+    ASSERT_EQ(addresses->size(), 3U) << text;
+    EXPECT_EQ((*addresses)[0].value_or(""), std::string("dmarc-reports@example.test"));
+    EXPECT_EQ((*addresses)[2].value_or(""), std::string("tls-reports@example.test"));
     EXPECT_EQ(t["next_hop"]["url"].value_or(""), std::string("maildir:/state/maildir"));
     EXPECT_FALSE(t["next_hop"]["tls"]) << "a maildir has no TLS";
     EXPECT_EQ(t["domain"][0]["name"].value_or(""), std::string("example.test"));
@@ -64,6 +75,23 @@ TEST(UpDaemonConfigTest, RelaydListensSignsForTheDomainAndTakesLocalClients) {
     EXPECT_EQ(t["client"][0]["networks"][1].value_or(""), std::string("::1/128"));
     EXPECT_EQ(t["client"][0]["domains"][0].value_or(""), std::string("example.test"));
     EXPECT_GE(comments(text), 5U) << text;
+}
+
+// The report addresses relayd routes to dkim-reportd: those of up.toml's [reports] that are set,
+// each once (relayd refuses an address listed twice, in any case); none set, no [inbound.reports].
+TEST(UpDaemonConfigTest, RelaydRoutesTheReportAddressesThatAreSetEachOnce) {
+    const StatePaths p("/state");
+    Settings s = demo_settings();
+    s.reports = {"reports@example.test", "", "Reports@Example.test"};
+    toml::table t = toml::parse(relayd_config(s, p));
+    const auto* addresses = t["inbound"]["reports"]["addresses"].as_array();
+    ASSERT_NE(addresses, nullptr);
+    ASSERT_EQ(addresses->size(), 1U);
+    EXPECT_EQ((*addresses)[0].value_or(""), std::string("reports@example.test"));
+    s.reports = {"", "", ""};
+    t = toml::parse(relayd_config(s, p));
+    EXPECT_TRUE(t["inbound"]["domains"]);
+    EXPECT_FALSE(t["inbound"]["reports"]);
 }
 
 TEST(UpDaemonConfigTest, StartTlsToTheNextHopIsRequiredUnlessItIsOnThisMachine) {

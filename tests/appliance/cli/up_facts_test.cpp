@@ -16,6 +16,7 @@ Facts sample_facts() {
     f.console_url = "https://127.0.0.1:8443/";
     f.certificate_sha256 = "AB:CD";
     f.smtp = "127.0.0.1:2525";
+    f.inbound_smtp = "127.0.0.1:2500";
     f.domain = "example.test";
     f.next_hop = "maildir:/state/maildir";
     f.signerd_socket = "/state/run/signerd.sock";
@@ -45,8 +46,9 @@ TEST(UpFactsTest, JsonIsOneObjectOnOneLineWithEveryFact) {
     d.Parse(json.c_str());
     ASSERT_FALSE(d.HasParseError()) << json;
     ASSERT_TRUE(d.IsObject());
-    for (const char* key : {"state_dir", "console_url", "certificate_sha256", "smtp", "domain",
-                            "next_hop", "signerd_socket", "cli_config", "dnsmasq_conf", "swaks"}) {
+    for (const char* key :
+         {"state_dir", "console_url", "certificate_sha256", "smtp", "inbound_smtp", "domain",
+          "next_hop", "signerd_socket", "cli_config", "dnsmasq_conf", "swaks"}) {
         ASSERT_TRUE(d.HasMember(key) && d[key].IsString()) << key;
     }
     EXPECT_STREQ(d["certificate_sha256"].GetString(), "AB:CD");
@@ -82,7 +84,12 @@ TEST(UpFactsTest, TheTextNamesTheConsoleUsersRecordsAndSwaks) {
           "             TOTP seed SEED2  (oathtool --totp -b SEED2)\n",
           "  CLI        /usr/sbin/dkim-appliance --config /state/dkim-appliance.toml elevation "
           "list\n",
-          "  Logs       /state/log/{dkim-signerd,dkim-relayd,dkim-webd}.log\n",
+          "  Inbound    127.0.0.1:2500 the domain's MX: report mail to its [reports] addresses "
+          "goes "
+          "to dkim-reportd\n",
+          "  Reports    /usr/sbin/dkim-appliance --config /state/dkim-appliance.toml reports "
+          "findings\n",
+          "  Logs       /state/log/{dkim-signerd,dkim-reportd,dkim-relayd,dkim-webd}.log\n",
           "DNS records to publish for example.test:\n"
           "  rsa2048._domainkey.example.test. IN TXT ( \"v=DKIM1; k=rsa; p=A\" )\n"
           "  (for a DNS server of your own on 127.0.0.1: /state/dns/dnsmasq.conf)\n"

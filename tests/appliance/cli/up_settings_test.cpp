@@ -18,8 +18,8 @@ using test::TestFolder;
 
 bool same(const Settings& a, const Settings& b) {
     return a.domain == b.domain && a.smtp_listen == b.smtp_listen &&
-           a.https_listen == b.https_listen && a.next_hop == b.next_hop && a.module == b.module &&
-           a.reports == b.reports;
+           a.inbound_listen == b.inbound_listen && a.https_listen == b.https_listen &&
+           a.next_hop == b.next_hop && a.module == b.module && a.reports == b.reports;
 }
 
 TEST(UpSettingsTest, WithoutAFileTheDefaultsApply) {
@@ -29,6 +29,7 @@ TEST(UpSettingsTest, WithoutAFileTheDefaultsApply) {
     EXPECT_TRUE(same(*s, Settings{}));
     EXPECT_EQ(s->domain, "example.test");
     EXPECT_EQ(s->smtp_listen, "127.0.0.1:2525");
+    EXPECT_EQ(s->inbound_listen, "127.0.0.1:2500");
     EXPECT_EQ(s->https_listen, "127.0.0.1:8443");
     EXPECT_EQ(s->reports.aggregate_address, "dmarc-reports@example.test");
     EXPECT_EQ(s->reports.failure_address, "dmarc-failures@example.test");
@@ -111,9 +112,11 @@ TEST(UpSettingsTest, GivenOptionsGoOnTopAndTheMachinesDefaultsFillTheRest) {
     const std::array<std::string_view, 2> modules{"/nonexistent/libsofthsm2.so", module.c_str()};
     SettingOverrides given;
     given.smtp_listen = "127.0.0.1:2600";
+    given.inbound_listen = "[::1]:2601";
     const auto s = settle(Settings{}, given, "/state/maildir", modules);
     ASSERT_TRUE(s) << s.error();
     EXPECT_EQ(s->smtp_listen, "127.0.0.1:2600");
+    EXPECT_EQ(s->inbound_listen, "[::1]:2601");
     EXPECT_EQ(s->https_listen, "127.0.0.1:8443");
     EXPECT_EQ(s->next_hop, "maildir:/state/maildir");
     EXPECT_EQ(s->module, module.string());
@@ -137,6 +140,11 @@ TEST(UpSettingsTest, BadOptionsAreNamedByTheirOption) {
     const auto a = settle(Settings{}, smtp, "/m", modules);
     ASSERT_FALSE(a);
     EXPECT_EQ(a.error(), "--smtp: expected an IP:PORT, got \"localhost\"");
+    SettingOverrides inbound;
+    inbound.inbound_listen = "2500";
+    const auto i = settle(Settings{}, inbound, "/m", modules);
+    ASSERT_FALSE(i);
+    EXPECT_EQ(i.error(), "--inbound: expected an IP:PORT, got \"2500\"");
     SettingOverrides hop;
     hop.next_hop = "relay.example:25";
     const auto b = settle(Settings{}, hop, "/m", modules);
