@@ -258,11 +258,12 @@ class FetchImapSession {
     std::string bye_;
 };
 
-// The password from its file (not readable by others, like a PIN file); checked for what would
-// break the login, never printed.
-Expected<std::string, std::string> fetch_read_password(const std::string& path) {
+// The password from its file (not readable by others, like a PIN file) into `password`, which
+// is left empty (wiped) on an error; checked for what would break the login, never printed.
+// An out-parameter rather than a returned value: no moved-from copy is left behind unwiped.
+Expected<void, std::string> fetch_read_password(const std::string& path, std::string& password) {
     std::string error;
-    std::string password = read_secret(path, error);
+    password = read_secret(path, error);
     if (!error.empty()) {
         base::wipe(password);
         const std::string prefix = "PIN file ";
@@ -276,7 +277,7 @@ Expected<std::string, std::string> fetch_read_password(const std::string& path) 
         return unexpected("password file " + path +
                           ": empty, or holds a line break or NUL inside the password");
     }
-    return password;
+    return {};
 }
 
 struct FetchImapTally {
@@ -299,17 +300,17 @@ int run_fetch_imap(const FetchImapArgs& args) {
         args.user.find_first_of(std::string("\r\n\0", 3)) != std::string::npos) {
         return fail("--user: expected a user name");
     }
-    auto password = fetch_read_password(args.password_file);
-    if (!password) {
-        return fail(password.error());
+    std::string password;
+    if (auto read = fetch_read_password(args.password_file, password); !read) {
+        return fail(read.error());
     }
     const CurlGlobal curl_global;
     if (!curl_global.ok) {
-        base::wipe(*password);
+        base::wipe(password);
         return fail("libcurl could not be initialised");
     }
     FetchImapSession session;
-    if (auto opened = session.open(*url, args.user, *password, args.ca_file); !opened) {
+    if (auto opened = session.open(*url, args.user, password, args.ca_file); !opened) {
         return fail(opened.error());
     }
     const std::string where = url->host + "/" + url->mailbox;
