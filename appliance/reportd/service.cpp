@@ -35,6 +35,17 @@ std::pair<std::int64_t, std::int64_t> day_range(const bj::object& args, std::int
 // this many at most (the appliance signs for a few dozen).
 constexpr std::size_t kMaxSummaryDomains = 100;
 
+// "64 MiB", "512 KiB", "300 bytes": a cap as the operator set it.
+std::string size_text(std::size_t bytes) {
+    if (bytes >= (std::size_t{1} << 20) && bytes % (std::size_t{1} << 20) == 0) {
+        return std::to_string(bytes >> 20) + " MiB";
+    }
+    if (bytes >= 1024 && bytes % 1024 == 0) {
+        return std::to_string(bytes >> 10) + " KiB";
+    }
+    return std::to_string(bytes) + " bytes";
+}
+
 bool valid_domain_argument(const std::string& domain) {
     return domain.size() <= 253 &&
            domain.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-_") == std::string::npos;
@@ -154,9 +165,8 @@ Message Service::submit(const Message& request, PeerKind peer) {
             }
             const auto size = static_cast<std::size_t>(n.as_int64());
             if (size > config_.limits.max_input) {
-                return error("invalid", "a part larger than " +
-                                            std::to_string(config_.limits.max_input >> 20) +
-                                            " MiB");
+                return error("invalid",
+                             "a part larger than " + size_text(config_.limits.max_input));
             }
             origins.emplace_back(std::string(name.as_string()).substr(0, 512));
             parts.emplace_back(std::string_view(), std::string_view(request.body).substr(at, size));
@@ -170,8 +180,8 @@ Message Service::submit(const Message& request, PeerKind peer) {
         }
     } else {
         if (request.body.size() > config_.limits.max_input) {
-            return error("invalid", "submission larger than " +
-                                        std::to_string(config_.limits.max_input >> 20) + " MiB");
+            return error("invalid",
+                         "submission larger than " + size_text(config_.limits.max_input));
         }
         parts.emplace_back(origin, request.body);
     }
