@@ -32,6 +32,11 @@ constexpr config::KeyDoc kReportdKeys[] = {
      "Submissions accepted per minute from relayd and webd together (more are refused, to be "
      "retried); the operator's imports are not counted.",
      "600"},
+    {"webhook_outbox", "string", "",
+     "A notification outbox (the folder a dkim-notifyd instance delivers from): each new critical "
+     "or warning finding about replay, signing outside a grant or rotation is spooled there "
+     "once, as a report.finding event. Empty: no webhook.",
+     "\"/var/spool/dkim-notify-reports\""},
     {"peers", "table", "", "Who may connect, by Unix user name or uid; one role per uid."},
     {"peers.relay", "strings", "[]", "May submit report mail only (dkim-relayd).",
      "[\"dkim-relay\"]"},
@@ -110,6 +115,10 @@ Expected<Config, std::string> load_config(const std::string& file) {
         }
         c.signerd_socket = r.string("signerd_socket").value_or(c.signerd_socket);
         c.outbound = r.strings("outbound").value_or(c.outbound);
+        c.webhook_outbox = r.string("webhook_outbox").value_or("");
+        if (!c.webhook_outbox.empty() && c.webhook_outbox.is_relative()) {
+            r.fail("webhook_outbox", "expected an absolute path");
+        }
         c.max_submissions_per_minute = static_cast<std::uint32_t>(
             r.integer("max_submissions_per_minute", 1, 1'000'000).value_or(600));
         if (auto peers = r.table("peers")) {

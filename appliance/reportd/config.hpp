@@ -33,6 +33,9 @@ struct Config {
     std::map<std::uint32_t, PeerKind> peers;
     reports::Limits limits;
     std::uint32_t max_submissions_per_minute = 600;
+    // Findings worth waking someone for go to this outbox (a dkim-notifyd instance delivers
+    // them to the webhook); empty: none are sent.
+    std::filesystem::path webhook_outbox;
     FindingOptions findings;
 };
 

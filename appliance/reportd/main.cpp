@@ -22,6 +22,7 @@
 #include "dkim/config/schema.hpp"
 #include "dkim/ipc/client.hpp"
 #include "dkim/service/notify.hpp"
+#include "outbox.hpp"
 #include "server.hpp"
 #include "service.hpp"
 #include "store.hpp"
@@ -69,6 +70,23 @@ class SignerdRecord final : public SigningRecord {
     ipc::SignerClient client_;
 };
 
+// Findings for the webhook, through a notification outbox (a dkim-notifyd instance delivers).
+class OutboxFindings final : public FindingSink {
+  public:
+    explicit OutboxFindings(std::unique_ptr<notify::OutboxWriter> writer)
+        : writer_(std::move(writer)) {}
+    Expected<void, std::string> put(const std::string& body, std::int64_t unix_ms) override {
+        auto written = writer_->put(body, unix_ms);
+        if (!written) {
+            return unexpected(written.error());
+        }
+        return {};
+    }
+
+  private:
+    std::unique_ptr<notify::OutboxWriter> writer_;
+};
+
 int serve(const Config& config) {
     auto store = ReportStore::open(config.store.string());
     if (!store) {
@@ -87,7 +105,16 @@ int serve(const Config& config) {
 
     const SystemClock clock;
     SignerdRecord signing(config.signerd_socket);
-    Service service(**store, signing, clock, config);
+    std::unique_ptr<OutboxFindings> outbox;
+    if (!config.webhook_outbox.empty()) {
+        auto writer = notify::OutboxWriter::open(config.webhook_outbox);
+        if (!writer) {
+            std::cerr << "dkim-reportd: webhook_outbox: " << writer.error() << "\n";
+            return 1;
+        }
+        outbox = std::make_unique<OutboxFindings>(std::move(*writer));
+    }
+    Service service(**store, signing, clock, config, outbox.get());
     if (const std::size_t n = service.recover(); n > 0) {
         std::cerr << "dkim-reportd: read " << n << " submissions left unread at the last stop\n";
     }

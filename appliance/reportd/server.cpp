@@ -170,6 +170,7 @@ void Server::serve(int fd, PeerKind peer) {
             return;
         }
         answer(fd, service_.handle(peer, *request));
+        service_.after_answer();
     }
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <iostream>
 #include <set>
 
 namespace dkim::reportd {
@@ -63,8 +64,73 @@ std::string day_text(std::int64_t day) {
 }
 
 Service::Service(ReportStore& store, SigningRecord& signing, const Clock& clock,
-                 const Config& config)
-    : store_(store), signing_(signing), clock_(clock), config_(config) {}
+                 const Config& config, FindingSink* notifications)
+    : store_(store),
+      signing_(signing),
+      clock_(clock),
+      config_(config),
+      notifications_(notifications) {}
+
+// The kinds a webhook is for: evidence of the key being misused, and rotations going wrong.
+// Readiness, unknown sources and TLS failures are for the console, not a pager.
+bool worth_a_webhook(const bj::object& finding) {
+    const std::string kind = string_member(finding, "kind");
+    return kind == "replay_suspected" || kind == "signed_outside_grant" ||
+           kind == "rotation_retired_seen" || kind == "rotation_new_failing";
+}
+
+void Service::after_answer() {
+    if (pending_notification_.exchange(false)) {
+        (void)notify_new_findings();
+    }
+}
+
+std::size_t Service::notify_new_findings() {
+    if (notifications_ == nullptr) {
+        return 0;
+    }
+    const Message answer = findings(bj::object{});
+    const bj::value* list = answer.json.if_contains("findings");
+    if (list == nullptr || !list->is_array()) {
+        return 0;
+    }
+    const std::int64_t now_ms = to_unix_ms(clock_.now());
+    std::size_t sent = 0;
+    pending_notification_ = false;
+    for (const bj::value& v : list->as_array()) {
+        if (!v.is_object() || !worth_a_webhook(v.as_object())) {
+            continue;
+        }
+        const bj::object& f = v.as_object();
+        const std::string key = string_member(f, "kind") + "|" + string_member(f, "domain") + "|" +
+                                string_member(f, "selector") + "|" +
+                                std::to_string(int_member(f, "from"));
+        bj::object event = f;
+        event["type"] = "report.finding";
+        event["time_ms"] = now_ms;
+        std::string body = bj::serialize(event);
+        if (body.size() > 60 * 1024) {  // the outbox's limit is 64 KiB: drop the evidence
+            event.erase("evidence");
+            body = bj::serialize(event);
+        }
+        {
+            std::lock_guard lock(store_mutex_);
+            if (!store_.first_notification(key, now_ms / 1000)) {
+                continue;
+            }
+        }
+        // Marked first, then spooled: a finding whose spooling fails is unmarked and tried
+        // again after the next submission (a crash in between sends it twice, never never).
+        if (auto put = notifications_->put(body, now_ms); !put) {
+            std::cerr << "dkim-reportd: a finding could not be spooled: " << put.error() << "\n";
+            std::lock_guard lock(store_mutex_);
+            store_.forget_notification(key);
+            continue;
+        }
+        ++sent;
+    }
+    return sent;
+}
 
 Message Service::handle(PeerKind peer, const Message& request) {
     const std::string op = string_member(request.json, "op");
@@ -202,6 +268,11 @@ Message Service::submit(const Message& request, PeerKind peer) {
             return error("unavailable", stored.error());
         }
         results = std::move(*stored);
+    }
+    for (const IngestResult& r : results) {
+        if (r.reports > 0) {
+            pending_notification_ = true;
+        }
     }
     Message m = ok();
     if (results.size() == 1 && !request.json.contains("parts")) {
@@ -427,7 +498,10 @@ Message Service::findings(const bj::object& args) {
     }
     std::int64_t lifetime_guess = 7 * kDay;  // asked for before the lifetime is known
     const std::vector<std::string> asked = only.empty() ? domains : std::vector<std::string>{only};
-    auto summary = summaries(from_day * kDay - lifetime_guess, (to_day + 1) * kDay, asked);
+    // signerd answers at most kMaxSummaryRange at once.
+    const std::int64_t summary_from =
+        std::max(from_day * kDay - lifetime_guess, (to_day + 1) * kDay - ipc::kMaxSummaryRange);
+    auto summary = summaries(summary_from, (to_day + 1) * kDay, asked);
     std::string signing_problem;
     if (summary) {
         in.signing = std::move(*summary);

@@ -3,6 +3,7 @@
 // the answer out. Submissions are stored durably, then read; queries read the store and join it
 // with signerd's signing record. One store connection, used under one lock.
 
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -30,14 +31,30 @@ class SigningRecord {
         const std::vector<std::string>& domains) = 0;
 };
 
+// Where findings worth a webhook go (dkim-notifyd's outbox; a fake in tests). put() is durable
+// when it returns.
+class FindingSink {
+  public:
+    virtual ~FindingSink() = default;
+    virtual Expected<void, std::string> put(const std::string& body, std::int64_t unix_ms) = 0;
+};
+
 class Service {
   public:
-    Service(ReportStore& store, SigningRecord& signing, const Clock& clock, const Config& config);
+    Service(ReportStore& store, SigningRecord& signing, const Clock& clock, const Config& config,
+            FindingSink* notifications = nullptr);
 
     reports::channel::Message handle(PeerKind peer, const reports::channel::Message& request);
 
     // Submissions stored but not read (the daemon stopped while reading them): read them now.
     std::size_t recover();
+
+    // The findings of the last readiness window that are worth a webhook and were not sent yet,
+    // spooled to the FindingSink; how many. Called after each submission that stored reports.
+    std::size_t notify_new_findings();
+    // After an answer went out (the server calls it): the webhook's findings, when a submission
+    // stored reports. Kept off the answer's path, so a relay's 250 never waits for signerd.
+    void after_answer();
 
   private:
     reports::channel::Message submit(const reports::channel::Message& request, PeerKind peer);
@@ -54,6 +71,8 @@ class Service {
     SigningRecord& signing_;
     const Clock& clock_;
     const Config& config_;
+    FindingSink* notifications_;
+    std::atomic<bool> pending_notification_{false};
     std::mutex store_mutex_;  // the store's one connection
     std::mutex rate_mutex_;
     std::deque<std::int64_t> recent_;  // submission times (ms) in the last minute

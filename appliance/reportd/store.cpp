@@ -99,6 +99,7 @@ CREATE TABLE IF NOT EXISTS daily(
   dmarc_pass INTEGER NOT NULL, dkim_aligned INTEGER NOT NULL, spf_aligned INTEGER NOT NULL,
   quarantined INTEGER NOT NULL, rejected INTEGER NOT NULL,
   PRIMARY KEY(domain, day)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS notified(key TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tls_policies(
   report INTEGER NOT NULL, day INTEGER NOT NULL, policy_domain TEXT NOT NULL,
   policy_type TEXT NOT NULL, successful INTEGER NOT NULL, failed INTEGER NOT NULL);
@@ -773,6 +774,18 @@ std::optional<std::pair<std::string, std::optional<unsigned>>> ReportStore::publ
         pct = static_cast<unsigned>(q.integer(1));
     }
     return std::make_pair(q.text(0), pct);
+}
+
+bool ReportStore::first_notification(const std::string& key, std::int64_t now) {
+    Sql insert(db_, "INSERT OR IGNORE INTO notified(key, at) VALUES(?, ?)");
+    insert.bind(key).bind(now);
+    return insert.run() && sqlite3_changes(db_) == 1;
+}
+
+void ReportStore::forget_notification(const std::string& key) {
+    Sql remove(db_, "DELETE FROM notified WHERE key = ?");
+    remove.bind(key);
+    (void)remove.run();
 }
 
 std::vector<std::int64_t> ReportStore::unread_submissions() {

@@ -150,6 +150,9 @@ class ReportStore {
     std::optional<std::pair<std::string, std::optional<unsigned>>> published_policy(
         const std::string& domain);
     std::uint64_t submission_count();
+    // true the first time `key` is marked (the finding was not notified before), durably.
+    bool first_notification(const std::string& key, std::int64_t now);
+    void forget_notification(const std::string& key);
     // Submissions stored but never read (reads are recorded when they end).
     std::vector<std::int64_t> unread_submissions();
 

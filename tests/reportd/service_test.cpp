@@ -41,6 +41,19 @@ class FakeSigning final : public SigningRecord {
     std::vector<std::string> asked_domains;
 };
 
+class FakeOutbox final : public FindingSink {
+  public:
+    Expected<void, std::string> put(const std::string& body, std::int64_t) override {
+        if (failing) {
+            return unexpected(std::string("outbox full"));
+        }
+        bodies.push_back(body);
+        return {};
+    }
+    bool failing = false;
+    std::vector<std::string> bodies;
+};
+
 class ServiceTest : public ::testing::Test {
   protected:
     void SetUp() override {
@@ -53,7 +66,7 @@ class ServiceTest : public ::testing::Test {
         ASSERT_TRUE(s) << s.error();
         store_ = std::move(*s);
         config_.max_submissions_per_minute = 5;
-        service_ = std::make_unique<Service>(*store_, signing_, clock_, config_);
+        service_ = std::make_unique<Service>(*store_, signing_, clock_, config_, &outbox_);
     }
     void TearDown() override {
         service_.reset();
@@ -75,6 +88,7 @@ class ServiceTest : public ::testing::Test {
     // The reports speak of 2023-11-14/15; "now" is the day after.
     ManualClock clock_{from_unix_ms(std::int64_t{1700092800} * 1000 + 3600 * 1000)};
     Config config_;
+    FakeOutbox outbox_;
     std::unique_ptr<Service> service_;
 };
 
@@ -196,6 +210,43 @@ TEST_F(ServiceTest, FindingsAndTheDashboardJoinTheSigningRecord) {
     EXPECT_EQ(d.json.at("sources").as_array().size(), 3U);
     EXPECT_EQ(code(call(PeerKind::web, {{"op", "dashboard"}, {"domain", "EXAMPLE.com;"}})),
               "invalid");
+}
+
+}  // namespace
+}  // namespace dkim::reportd
+
+namespace dkim::reportd {
+namespace {
+
+TEST_F(ServiceTest, ANewCriticalFindingIsSpooledOnceForTheWebhook) {
+    // Passes for s1 on one whole day with no signature and no grant: signed outside any grant.
+    const std::int64_t day_start = 1700000000 / kDay * kDay;
+    const auto one_day = [&](const std::string& id) {
+        std::string report = aggregate_xml(2, 30, id);
+        report.replace(report.find("1700000000"), 10, std::to_string(day_start));
+        report.replace(report.find("1700086399"), 10, std::to_string(day_start + kDay - 1));
+        return report;
+    };
+    outbox_.failing = true;
+    ASSERT_TRUE(ok(call(PeerKind::relay, {{"op", "submit"}}, one_day("first"))));
+    service_->after_answer();
+    EXPECT_TRUE(outbox_.bodies.empty());  // the outbox refused it: not marked as sent
+    outbox_.failing = false;
+    ASSERT_TRUE(ok(call(PeerKind::relay, {{"op", "submit"}}, one_day("second"))));
+    service_->after_answer();
+    ASSERT_EQ(outbox_.bodies.size(), 1U);
+    const bj::object event = bj::parse(outbox_.bodies[0]).as_object();
+    EXPECT_EQ(event.at("type").as_string(), "report.finding");
+    EXPECT_EQ(event.at("kind").as_string(), "signed_outside_grant");
+    EXPECT_EQ(event.at("severity").as_string(), "critical");
+    // Another report of the same day: the same finding is not sent again.
+    ASSERT_TRUE(ok(call(PeerKind::relay, {{"op", "submit"}}, one_day("third"))));
+    service_->after_answer();
+    EXPECT_EQ(outbox_.bodies.size(), 1U);
+    // A duplicate stores no report: no findings are looked at.
+    ASSERT_TRUE(ok(call(PeerKind::relay, {{"op", "submit"}}, one_day("third"))));
+    service_->after_answer();
+    EXPECT_EQ(outbox_.bodies.size(), 1U);
 }
 
 }  // namespace
