@@ -50,7 +50,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (zone.lookups() - before > 4096) {
         std::abort();
     }
-    dkim::provisioning::RecordsInput records{"example.com", in.keys, in.addresses, ""};
+    dkim::provisioning::RecordsInput records;
+    records.domain = "example.com";
+    records.keys = in.keys;
+    records.addresses = in.addresses;
     if (dkim::provisioning::records_for(records, &zone).size() != 3) {
         std::abort();
     }
