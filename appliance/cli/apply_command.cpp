@@ -15,11 +15,50 @@
 #include "dkim/dns/record_text.hpp"
 #include "dkim/provisioning/apply.hpp"
 #include "dkim/provisioning/dns_check.hpp"
+#include "dkim/reports/channel.hpp"
 #include "signerd_keys.hpp"
 
 namespace dkim::cli {
 
 namespace {
+
+// dkim-reportd's enforcement readiness for the domain: the evidence a stricter DMARC stage
+// waits for (dmarc_requires_evidence). Unreachable or silent reportd: no evidence.
+provisioning::DmarcEvidence readiness_evidence(const std::string& socket,
+                                               const std::string& domain) {
+    provisioning::DmarcEvidence evidence;
+    reports::channel::Client client(socket);
+    reports::channel::Message request;
+    request.json["op"] = "findings";
+    request.json["domain"] = domain;
+    auto answer = client.call(request);
+    if (!answer) {
+        evidence.summary = answer.error();
+        return evidence;
+    }
+    const auto* findings = answer->json.if_contains("findings");
+    if (findings == nullptr || !findings->is_array()) {
+        evidence.summary =
+            "dkim-reportd: " + reports::channel::string_member(answer->json, "error");
+        return evidence;
+    }
+    for (const auto& f : findings->as_array()) {
+        if (!f.is_object() ||
+            reports::channel::string_member(f.as_object(), "kind") != "enforcement_readiness") {
+            continue;
+        }
+        const auto* ev = f.as_object().if_contains("evidence");
+        if (ev == nullptr || !ev->is_object()) {
+            continue;
+        }
+        evidence.available = true;
+        evidence.next = reports::channel::string_member(ev->as_object(), "next");
+        evidence.summary = reports::channel::string_member(f.as_object(), "summary");
+        return evidence;
+    }
+    evidence.summary = "no report about " + domain + " yet";
+    return evidence;
+}
 
 struct ApplyArgs {
     Common common;
@@ -61,8 +100,13 @@ int run_apply(ApplyArgs args) {
     // Whether a report domain is external (RFC 7489 §7.1); without the list, the tree decides.
     auto psl = dmarc::PublicSuffixList::load();
     for (const auto& domain : config->domains) {
+        std::optional<provisioning::DmarcEvidence> evidence;
+        if (domain.dmarc_requires_evidence) {
+            evidence = readiness_evidence(config->reportd_socket, domain.name);
+        }
         for (auto& step : provisioning::dns_policy_steps(*config, domain, **resolver, now_ms / 1000,
-                                                         psl ? *psl : nullptr)) {
+                                                         psl ? *psl : nullptr,
+                                                         evidence ? &*evidence : nullptr)) {
             plan.steps.push_back(std::move(step));
         }
     }

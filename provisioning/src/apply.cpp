@@ -25,6 +25,7 @@ Expected<ApplyConfig, std::string> load_apply_config(const std::string& file) {
         ApplyConfig c;
         c.file = file;
         c.signerd_socket = r.string("signerd_socket").value_or(c.signerd_socket);
+        c.reportd_socket = r.string("reportd_socket").value_or(c.reportd_socket);
         c.outbound_addresses = r.strings("outbound_addresses").value_or(std::vector<std::string>{});
         for (const auto& a : c.outbound_addresses) {
             if (auto parsed = OutboundAddress::parse(a); !parsed) {
@@ -74,6 +75,7 @@ Expected<ApplyConfig, std::string> load_apply_config(const std::string& file) {
                 d.fail("dmarc_policy", "expected none, quarantine or reject");
             }
             domain.dmarc_pct = static_cast<unsigned>(d.integer("dmarc_pct", 0, 100).value_or(100));
+            domain.dmarc_requires_evidence = d.boolean("dmarc_requires_evidence").value_or(false);
             std::set<std::string> kinds;
             for (auto& k : d.tables("key")) {
                 DesiredKey key;
@@ -262,9 +264,36 @@ std::string desired_dmarc(const ApplyConfig& config, const DesiredDomain& domain
     return dns::dmarc_record_text(fields);
 }
 
+int dmarc_stage(std::string_view policy, unsigned pct) {
+    if (policy == "reject") {
+        return 3;
+    }
+    if (policy == "quarantine") {
+        return pct >= 100 ? 2 : 1;
+    }
+    return 0;
+}
+
+int dmarc_stage_of_next(std::string_view next) {
+    const auto semicolon = next.find(';');
+    const std::string_view policy = next.substr(0, semicolon);
+    unsigned pct = 100;
+    if (semicolon != std::string_view::npos) {
+        const auto eq = next.find("pct=", semicolon);
+        if (eq != std::string_view::npos) {
+            pct = 0;
+            for (std::size_t i = eq + 4; i < next.size() && next[i] >= '0' && next[i] <= '9'; ++i) {
+                pct = pct * 10 + static_cast<unsigned>(next[i] - '0');
+            }
+        }
+    }
+    return dmarc_stage(policy, pct);
+}
+
 std::vector<PlannedStep> dns_policy_steps(const ApplyConfig& config, const DesiredDomain& domain,
                                           dns::Resolver& resolver, std::int64_t now_unix,
-                                          std::shared_ptr<const dmarc::PublicSuffixList> psl) {
+                                          std::shared_ptr<const dmarc::PublicSuffixList> psl,
+                                          const DmarcEvidence* evidence) {
     std::vector<PlannedStep> out;
     const std::string want = desired_dmarc(config, domain);
     const std::string name = "_dmarc." + domain.name;
@@ -289,6 +318,25 @@ std::vector<PlannedStep> dns_policy_steps(const ApplyConfig& config, const Desir
     if (answer.status == dns::LookupStatus::temporary_failure) {
         out.push_back({PlannedStep::Action::note, domain.name, "_dmarc", "",
                        "the DMARC record could not be looked up: " + answer.error});
+    } else if (!matches && domain.dmarc_requires_evidence &&
+               dmarc_stage(wanted_policy, domain.dmarc_pct) >
+                   (published ? dmarc_stage(dmarc::to_string(published->p), published->pct) : 0) &&
+               (evidence == nullptr || !evidence->available ||
+                dmarc_stage_of_next(evidence->next) <
+                    dmarc_stage(wanted_policy, domain.dmarc_pct))) {
+        // The configured stage is stricter than what is published, and the reports do not
+        // support it yet (or cannot be read): wait, saying why.
+        out.push_back(
+            {PlannedStep::Action::wait, domain.name, "_dmarc", "",
+             "p=" + wanted_policy +
+                 (domain.dmarc_pct < 100 ? "; pct=" + std::to_string(domain.dmarc_pct) : "") +
+                 " waits for the reports to support it: " +
+                 (evidence == nullptr || !evidence->available
+                      ? "no evidence (" +
+                            (evidence == nullptr ? std::string("dkim-reportd not asked")
+                                                 : evidence->summary) +
+                            ")"
+                      : "they support p=" + evidence->next + " (" + evidence->summary + ")")});
     } else if (!matches) {
         out.push_back({PlannedStep::Action::publish, domain.name, "_dmarc", "",
                        "publish " + dns::zone_line(name, want) +

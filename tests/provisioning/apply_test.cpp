@@ -183,6 +183,50 @@ TEST_F(ApplyTest, LeavesUnlistedKeysAloneAndSaysSo) {
     EXPECT_FALSE(p.changes());
 }
 
+TEST_F(ApplyTest, AStricterDmarcStageWaitsForTheReportsWhenAsked) {
+    config_ = *load(kConfig);
+    dns::FakeResolver zone;
+    zone.set_txt("example.com", {"v=spf1 ip4:192.0.2.25 -all"});
+    zone.set_txt("_dmarc.example.com", {"v=DMARC1; p=none; rua=mailto:dmarc@example.com"});
+    DesiredDomain domain = config_.domains[0];
+    domain.dmarc_policy = "quarantine";
+    domain.dmarc_pct = 25;
+    domain.dmarc_requires_evidence = true;
+
+    // No evidence: fail closed.
+    auto steps = dns_policy_steps(config_, domain, zone, kApplyNow / 1000);
+    ASSERT_EQ(steps.size(), 1U);
+    EXPECT_EQ(steps[0].action, Action::wait);
+    EXPECT_NE(steps[0].detail.find("no evidence"), std::string::npos) << steps[0].detail;
+    // The reports support staying at none.
+    DmarcEvidence evidence{true, "none", "80.0% of known sources' mail aligned"};
+    steps = dns_policy_steps(config_, domain, zone, kApplyNow / 1000, nullptr, &evidence);
+    ASSERT_EQ(steps.size(), 1U);
+    EXPECT_EQ(steps[0].action, Action::wait);
+    EXPECT_NE(steps[0].detail.find("they support p=none (80.0%"), std::string::npos)
+        << steps[0].detail;
+    // They support quarantine at 25 %: publish.
+    evidence.next = "quarantine; pct=25";
+    steps = dns_policy_steps(config_, domain, zone, kApplyNow / 1000, nullptr, &evidence);
+    ASSERT_EQ(steps.size(), 1U);
+    EXPECT_EQ(steps[0].action, Action::publish);
+    // ...but not reject.
+    domain.dmarc_policy = "reject";
+    steps = dns_policy_steps(config_, domain, zone, kApplyNow / 1000, nullptr, &evidence);
+    EXPECT_EQ(steps.at(0).action, Action::wait);
+    // Relaxing never waits.
+    zone.set_txt("_dmarc.example.com", {"v=DMARC1; p=reject; rua=mailto:dmarc@example.com"});
+    domain.dmarc_policy = "none";
+    steps = dns_policy_steps(config_, domain, zone, kApplyNow / 1000);
+    EXPECT_EQ(steps.at(0).action, Action::publish);
+
+    EXPECT_EQ(dmarc_stage_of_next("quarantine; pct=25"), 1);
+    EXPECT_EQ(dmarc_stage_of_next("quarantine; pct=100"), 2);
+    EXPECT_EQ(dmarc_stage_of_next("quarantine"), 2);
+    EXPECT_EQ(dmarc_stage_of_next("reject"), 3);
+    EXPECT_EQ(dmarc_stage_of_next("none"), 0);
+}
+
 TEST_F(ApplyTest, TheDnsPolicyIsComparedWithWhatIsPublished) {
     config_ = *load(kConfig);
     dns::FakeResolver zone;

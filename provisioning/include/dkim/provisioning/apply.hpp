@@ -20,6 +20,8 @@
 //   rotate_after = "180d"           # optional: rotate keys older than this
 //   dmarc_policy = "none"           # the stage DMARC should be at: none, quarantine, reject
 //   dmarc_pct = 100
+//   dmarc_requires_evidence = true  # a stricter stage waits until dkim-reportd's reports
+//                                   # support it (enforcement readiness); default false
 //   [[domain.key]]                  # one per kind: RSA and Ed25519 may sign side by side
 //   algorithm = "rsa-2048"
 //   selector = "rsa2026"            # optional: from selector_format
@@ -56,11 +58,15 @@ struct DesiredDomain {
     std::optional<std::chrono::milliseconds> rotate_after;
     std::string dmarc_policy = "none";
     unsigned dmarc_pct = 100;
+    // A DMARC stage stricter than the published one is published only once dkim-reportd's
+    // enforcement readiness supports it.
+    bool dmarc_requires_evidence = false;
 };
 
 struct ApplyConfig {
     std::string file;
     std::string signerd_socket = "/run/dkim-signerd/signerd.sock";
+    std::string reportd_socket = "/run/dkim-appliance/reportd.sock";
     std::vector<std::string> outbound_addresses;
     std::string dmarc_rua;  // each "" or one URI or several, comma-separated
     std::string dmarc_ruf;
@@ -115,8 +121,25 @@ std::string desired_dmarc(const ApplyConfig& config, const DesiredDomain& domain
 // for each report domain outside the domain's organizational domain (by `psl`, see
 // dns::is_external_report_domain) that does not authorize its DMARC reports (RFC 7489 §7.1);
 // and one for SPF when it does not pass the outbound addresses (with the merged record).
+//
+// With dmarc_requires_evidence, a DMARC stage stricter than the published one needs `evidence`:
+// dkim-reportd's enforcement readiness for the domain. When the stage it supports is below the
+// configured one (or there is no evidence: fail closed), the publish step becomes a wait step
+// that says what the reports support and why.
+struct DmarcEvidence {
+    bool available = false;
+    std::string next;     // the finding's next step: "none", "quarantine; pct=25", "reject", ...
+    std::string summary;  // the finding's sentence, or why there is no evidence
+};
 std::vector<PlannedStep> dns_policy_steps(
     const ApplyConfig& config, const DesiredDomain& domain, dns::Resolver& resolver,
-    std::int64_t now_unix, std::shared_ptr<const dmarc::PublicSuffixList> psl = nullptr);
+    std::int64_t now_unix, std::shared_ptr<const dmarc::PublicSuffixList> psl = nullptr,
+    const DmarcEvidence* evidence = nullptr);
+
+// The monitor -> quarantine -> reject ramp as a number: none 0, quarantine below pct=100 1,
+// quarantine 2, reject 3.
+int dmarc_stage(std::string_view policy, unsigned pct);
+// The stage a readiness "next" ("quarantine; pct=25") names.
+int dmarc_stage_of_next(std::string_view next);
 
 }  // namespace dkim::provisioning
