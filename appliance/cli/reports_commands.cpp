@@ -59,6 +59,28 @@ Expected<void, std::string> drop_root() {
     return {};
 }
 
+// Text from a report (anyone on the internet wrote it) as it may reach a terminal: C0 controls,
+// DEL and C1 controls (U+0080..U+009F, in UTF-8 C2 80..C2 9F; CSI is U+009B) become '?', so that
+// no escape sequence in an org_name, a report id, a domain or a finding's summary moves the
+// cursor, retitles the window or rewrites what was printed before. The rest of UTF-8 is kept.
+std::string shown(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const auto u = static_cast<unsigned char>(s[i]);
+        if (u == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) >= 0x80 &&
+            static_cast<unsigned char>(s[i + 1]) <= 0x9f) {
+            out += '?';
+            ++i;
+        } else if (u < 0x20 || u == 0x7f) {
+            out += '?';
+        } else {
+            out += s[i];
+        }
+    }
+    return out;
+}
+
 std::string day(std::int64_t t) {
     const std::time_t tt = static_cast<std::time_t>(t);
     std::tm tm{};
@@ -101,10 +123,10 @@ class PrintingSink final : public reports::ReportSink {
     }
     void aggregate_end() override {
         if (!json_) {
-            std::cout << "aggregate  " << header_.org_name << "  report " << header_.report_id
-                      << "  domain " << header_.policy.domain << "  " << day(header_.begin)
-                      << " .. " << day(header_.end) << " UTC  " << records_ << " records, "
-                      << messages_ << " messages\n";
+            std::cout << "aggregate  " << shown(header_.org_name) << "  report "
+                      << shown(header_.report_id) << "  domain " << shown(header_.policy.domain)
+                      << "  " << day(header_.begin) << " .. " << day(header_.end) << " UTC  "
+                      << records_ << " records, " << messages_ << " messages\n";
             return;
         }
         reports::json::aggregate_tail(buffer_);
@@ -130,9 +152,10 @@ class PrintingSink final : public reports::ReportSink {
     }
     void failure(const reports::FailureReport& r) override {
         if (!json_) {
-            std::cout << "failure    " << (r.reporter.empty() ? "(unknown reporter)" : r.reporter)
-                      << "  domain " << r.reported_domain << "  source " << r.source_ip
-                      << "  auth-failure " << r.auth_failure << "\n";
+            std::cout << "failure    "
+                      << (r.reporter.empty() ? "(unknown reporter)" : shown(r.reporter))
+                      << "  domain " << shown(r.reported_domain) << "  source "
+                      << shown(r.source_ip) << "  auth-failure " << shown(r.auth_failure) << "\n";
             return;
         }
         std::string line;
@@ -147,9 +170,10 @@ class PrintingSink final : public reports::ReportSink {
                 ok += p.successful;
                 failed += p.failed;
             }
-            std::cout << "tls        " << r.org_name << "  report " << r.report_id << "  "
-                      << day(r.begin) << " .. " << day(r.end) << " UTC  " << r.policies.size()
-                      << " policies, " << ok << " sessions succeeded, " << failed << " failed\n";
+            std::cout << "tls        " << shown(r.org_name) << "  report " << shown(r.report_id)
+                      << "  " << day(r.begin) << " .. " << day(r.end) << " UTC  "
+                      << r.policies.size() << " policies, " << ok << " sessions succeeded, "
+                      << failed << " failed\n";
             return;
         }
         std::string line;
@@ -158,7 +182,7 @@ class PrintingSink final : public reports::ReportSink {
     }
     void error(const std::string& where, const std::string& reason) override {
         std::cout.flush();
-        std::cerr << "dkim-appliance: " << where << ": " << reason << "\n";
+        std::cerr << "dkim-appliance: " << shown(where) << ": " << shown(reason) << "\n";
     }
 
   private:
@@ -386,7 +410,7 @@ int run_report_import(const ReportImportArgs& args) {
     }
     std::cout.flush();
     for (const std::string& p : totals.problems) {
-        std::cerr << "dkim-appliance: " << p << "\n";
+        std::cerr << "dkim-appliance: " << shown(p) << "\n";
     }
     if (!args.json) {
         std::cout << totals.files << " files imported: " << totals.stored << " reports stored, "
@@ -434,9 +458,9 @@ int run_report_findings(const ReportFindingsArgs& args) {
             continue;
         }
         const auto& o = f.as_object();
-        std::cout << reports::channel::string_member(o, "severity") << "  "
-                  << reports::channel::string_member(o, "kind") << "  "
-                  << reports::channel::string_member(o, "summary") << "\n";
+        std::cout << shown(reports::channel::string_member(o, "severity")) << "  "
+                  << shown(reports::channel::string_member(o, "kind")) << "  "
+                  << shown(reports::channel::string_member(o, "summary")) << "\n";
     }
     if (!args.json && findings->as_array().empty()) {
         std::cout << "no findings\n";

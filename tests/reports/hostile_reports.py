@@ -165,6 +165,31 @@ def make_extra(folder, limits):
             z.writestr(zipfile.ZipInfo("report-%d.xml" % i, (1980, 1, 1, 0, 0, 0)),
                        head.replace("</report_id>", "-%d</report_id>" % i, 1) + tail)
     made.append(("zip-at-member-cap.zip", ("read", limits["max_zip_members"])))
+
+    # One XML token of 500 MiB (an attribute value; a comment), gzip'd at zlib's fastest level
+    # (2.2 MiB, a ratio near 230): expat holds a token whole, doubling its buffer, and took 22 s
+    # and 1 GB before its memory was capped (16 MiB).
+    for name, opening, closing in (("token-attribute.xml.gz", '<org_name a="', '"/>'),
+                                   ("token-comment.xml.gz", "<!--", "-->")):
+        gz = zlib.compressobj(1, zlib.DEFLATED, 31)
+        parts = [gz.compress(head.replace("<org_name>", opening + "<org_name>", 1)
+                             .split("<org_name>", 1)[0].encode())]
+        block = b"x" * MIB
+        for _ in range(500):
+            parts.append(gz.compress(block))
+        parts.append(gz.compress(closing.encode() + b"</report_metadata></feedback>"))
+        parts.append(gz.flush())
+        put(name, b"".join(parts), ("refused", r"XML parser needs more than 16 MiB", QUICK))
+
+    # A TLS report of JSON "0,": 30 MiB of it (15 million values) took 9.6 s and 833 MB before
+    # the parsed document's memory was capped (eight times the text and 1 MiB); 4 MiB here.
+    with open(os.path.join(folder, "json-values.json"), "wb") as f:
+        f.write(b'{"organization-name":"x","policies":[')
+        chunk = b"0," * (MIB // 2)
+        for _ in range(4):
+            f.write(chunk)
+        f.write(b'0]}')
+    made.append(("json-values.json", ("refused", r"MiB once parsed", QUICK)))
     return made
 
 
@@ -283,6 +308,44 @@ def check(cli, folder, name, expectation, failures, report):
     return lines
 
 
+def check_terminal_text(cli, folder, failures, report):
+    """`reports parse` without --json prints a report's names for a terminal (as root, often):
+    an escape sequence in them (C0 ESC and BEL, C1 CSI as UTF-8) must not reach it. A TLS report
+    (JSON may carry any control character), a failure report (a header may carry raw bytes) and
+    an aggregate report (XML 1.0 allows C1 controls) each carry some."""
+    escapes = "\u001b]0;owned\u0007\u001b[2J\u009b31m"
+    with open(os.path.join(SOURCE, "tests", "data", "dmarc-reports", "smtp_tls", "rfc8460.json"),
+              encoding="utf-8") as f:
+        tls = json.load(f)
+    tls["organization-name"] = "Company-X" + escapes
+    tls["report-id"] = "id" + escapes
+    files = {"escapes-tls.json": json.dumps(tls).encode()}
+    files["escapes-failure.eml"] = (
+        b"From: reporter\x1b[2J@example.net\r\nTo: ruf@example.com\r\nSubject: r\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=feedback-report; "
+        b"boundary=b\r\n\r\n--b\r\nContent-Type: message/feedback-report\r\n\r\n"
+        b"Feedback-Type: auth-failure\r\nAuth-Failure: dmarc\x1b]0;x\x07\r\n"
+        b"Reported-Domain: example.com\xc2\x9b31m\r\nSource-IP: 192.0.2.1\r\n--b--\r\n")
+    head, tail = small_report(folder)
+    files["escapes-aggregate.xml"] = re.sub(
+        r"<org_name>[^<]*</org_name>", "<org_name>Org\u009b2J\u0085x</org_name>", head + tail,
+        count=1).encode()
+    for name, data in files.items():
+        path = os.path.join(folder, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        run = subprocess.run([cli, "reports", "parse", path], capture_output=True, timeout=60)
+        shown = run.stdout + run.stderr
+        bad = [c for c in (b"\x1b", b"\x07", b"\xc2\x9b", b"\xc2\x85") if c in shown]
+        if run.returncode != 0 or not run.stdout:
+            failures.append("%s: exit %d, stdout %r" % (name, run.returncode, run.stdout[:200]))
+        elif bad:
+            failures.append("%s: control characters reach the terminal: %r" % (name, shown[:300]))
+        else:
+            report.append("  %-30s no control character printed: %s" %
+                          (name, run.stdout.decode(errors="replace").strip()[:80]))
+
+
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("cli", help="the dkim-appliance binary")
@@ -358,6 +421,7 @@ def main(argv):
                     failures.append("%s: ours and Mail::DMARC differ (above)" % name)
                 else:
                     report.append("  %-30s the first member's report, as Mail::DMARC reads it" % name)
+        check_terminal_text(cli, folder, failures, report)
     finally:
         if not a.keep:
             shutil.rmtree(folder, ignore_errors=True)

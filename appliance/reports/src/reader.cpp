@@ -184,6 +184,7 @@ class Reader {
                     error(name,
                           "mail: more than " + std::to_string(limits_.max_input >> 20) + " MiB");
                 } else {
+                    const DecompressionBudget each(limits_.max_decompressed);
                     mail_text(message, name, nesting + 1);
                 }
             }
@@ -289,6 +290,8 @@ std::string_view to_string(ContentKind kind) {
 
 ReadCounts read_reports(ByteSource& input, const std::string& where, ReportSink& sink,
                         const Limits& limits) {
+    // What one input may decompress, all its parts together (an mbox: each of its messages).
+    const DecompressionBudget budget(limits.max_decompressed);
     Reader reader(sink, limits);
     reader.input(input, where, 0);
     return reader.counts();

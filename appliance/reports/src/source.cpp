@@ -22,6 +22,23 @@ std::string mib(std::size_t bytes) {
     return std::to_string(bytes >> 20) + " MiB";
 }
 
+// DecompressionBudget's count for this thread (no cap outside a budget's scope).
+struct Budget {
+    std::size_t cap = static_cast<std::size_t>(-1);
+    std::size_t used = 0;
+};
+thread_local Budget budget;
+
+// n more bytes decompressed: false once the budget is spent.
+bool charge(std::size_t n) {
+    if (n > budget.cap - std::min(budget.used, budget.cap)) {
+        budget.used = budget.cap;
+        return false;
+    }
+    budget.used += n;
+    return true;
+}
+
 // Bytes in hand from a ByteSource, for the decompressors: zlib reads ahead of a member's end,
 // and what it did not use belongs to whatever follows.
 class InputBuffer {
@@ -155,6 +172,10 @@ class Inflater {
                               std::to_string(limits_.max_ratio) +
                               " times its size (a decompression bomb?)");
         }
+        if (!charge(n)) {
+            return unexpected(what_ + ": more than " + mib(budget.cap) +
+                              " decompressed from one input (all its compressed parts together)");
+        }
         return n;
     }
 
@@ -253,6 +274,15 @@ Expected<std::size_t, std::string> PrefixedSource::read(char* out, std::size_t s
         return n;
     }
     return rest_.read(out, size);
+}
+
+DecompressionBudget::DecompressionBudget(std::size_t cap)
+    : saved_cap_(budget.cap), saved_used_(budget.used) {
+    budget = {cap, 0};
+}
+
+DecompressionBudget::~DecompressionBudget() {
+    budget = {saved_cap_, saved_used_};
 }
 
 std::unique_ptr<ByteSource> gunzip(ByteSource& compressed, const Limits& limits) {

@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 #include <charconv>
+#include <new>
 
 #include "text.hpp"
 
@@ -10,6 +11,32 @@ namespace dkim::reports {
 namespace {
 
 namespace bj = boost::json;
+
+// Memory for a parsed document, refused (std::bad_alloc) past a cap.
+class CappedResource final : public bj::memory_resource {
+  public:
+    explicit CappedResource(std::size_t cap) : cap_(cap) {}
+
+  private:
+    void* do_allocate(std::size_t bytes, std::size_t align) override {
+        if (bytes > cap_ - used_) {
+            throw std::bad_alloc();
+        }
+        void* p = ::operator new(bytes, std::align_val_t(align));
+        used_ += bytes;
+        return p;
+    }
+    void do_deallocate(void* p, std::size_t bytes, std::size_t align) override {
+        ::operator delete(p, bytes, std::align_val_t(align));
+        used_ -= bytes;
+    }
+    bool do_is_equal(const bj::memory_resource& other) const noexcept override {
+        return this == &other;
+    }
+
+    std::size_t cap_;
+    std::size_t used_ = 0;
+};
 
 // Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
 std::int64_t days_from_civil(std::int64_t y, std::int64_t m, std::int64_t d) {
@@ -270,8 +297,25 @@ Expected<TlsReport, std::string> parse_tls_report(std::string_view text, const L
     bj::parse_options options;
     options.max_depth = limits.max_depth;
     boost::system::error_code ec;
-    bj::monotonic_resource arena;
-    const bj::value document = bj::parse(text, ec, &arena, options);
+    // The document's values cost tens of bytes each: 32 MiB of "0," is 16 million of them, near
+    // 800 MB (the parser's stack holds an array's values until it closes, then the array). Both
+    // together are capped at eight times the text and 1 MiB (a real report, names and strings
+    // mostly, needs about twice its size).
+    const std::size_t cap = text.size() * 8 + (std::size_t{1} << 20);
+    CappedResource capped(cap);
+    bj::monotonic_resource arena(1024, bj::storage_ptr(&capped));
+    bj::value document;
+    try {
+        bj::parser parser(bj::storage_ptr(&capped), options);
+        parser.reset(bj::storage_ptr(&arena));
+        parser.write(text, ec);
+        if (!ec) {
+            document = parser.release();
+        }
+    } catch (const std::bad_alloc&) {
+        return unexpected("TLS report needs more than " + std::to_string(cap >> 20) +
+                          " MiB once parsed (too many JSON values)");
+    }
     if (ec) {
         return unexpected("JSON error: " + ec.message());
     }

@@ -65,6 +65,23 @@ class PrefixedSource final : public ByteSource {
     ByteSource& rest_;
 };
 
+// A cap on the bytes all decompressors on this thread produce together while it lives (each
+// gzip stream and zip member has its own caps too; this one holds nested and repeated ones: a
+// mail of 64 attachments, each a zip of 8 members, each under the ratio, or members abandoned
+// and skipped by inflating them). Past it, each decompressor refuses with the cap named. Scopes
+// nest: the inner one counts afresh, and the outer one's count is back when it ends.
+class DecompressionBudget {
+  public:
+    explicit DecompressionBudget(std::size_t cap);
+    ~DecompressionBudget();
+    DecompressionBudget(const DecompressionBudget&) = delete;
+    DecompressionBudget& operator=(const DecompressionBudget&) = delete;
+
+  private:
+    std::size_t saved_cap_;
+    std::size_t saved_used_;
+};
+
 // The first gzip member's content. Errors: not gzip, truncated, corrupt, over
 // limits.max_decompressed, or a ratio over limits.max_ratio once past 1 MiB.
 std::unique_ptr<ByteSource> gunzip(ByteSource& compressed, const Limits& limits);
