@@ -152,6 +152,9 @@ Message Service::handle(PeerKind peer, const Message& request) {
     if (op == "findings") {
         return findings(request.json);
     }
+    if (op == "metrics") {
+        return metrics();
+    }
     return error("invalid", "unknown operation '" + op.substr(0, 32) + "'");
 }
 
@@ -308,6 +311,55 @@ std::size_t Service::recover() {
         ++n;
     }
     return n;
+}
+
+// Prometheus text for webd's /metrics: what is stored, and the findings of the readiness
+// window by kind and severity (computed now, as the console would see them).
+Message Service::metrics() {
+    std::string text;
+    {
+        std::lock_guard lock(store_mutex_);
+        text +=
+            "# HELP dkim_reportd_submissions Submissions stored (report mails and files).\n"
+            "# TYPE dkim_reportd_submissions gauge\n"
+            "dkim_reportd_submissions " +
+            std::to_string(store_.submission_count()) + "\n";
+        text +=
+            "# HELP dkim_reportd_reports Reports stored, by kind.\n"
+            "# TYPE dkim_reportd_reports gauge\n";
+        for (const auto& [kind, n] : store_.report_counts()) {
+            text += "dkim_reportd_reports{kind=\"" + kind + "\"} " + std::to_string(n) + "\n";
+        }
+    }
+    const Message f = findings(bj::object{});
+    std::map<std::pair<std::string, std::string>, std::uint64_t> counts;
+    if (const bj::value* list = f.json.if_contains("findings");
+        list != nullptr && list->is_array()) {
+        for (const bj::value& v : list->as_array()) {
+            if (v.is_object()) {
+                ++counts[{string_member(v.as_object(), "kind"),
+                          string_member(v.as_object(), "severity")}];
+            }
+        }
+    }
+    text +=
+        "# HELP dkim_reportd_findings Findings over the readiness window, by kind and "
+        "severity.\n# TYPE dkim_reportd_findings gauge\n";
+    for (const auto& [key, n] : counts) {
+        text += "dkim_reportd_findings{kind=\"" + key.first + "\",severity=\"" + key.second +
+                "\"} " + std::to_string(n) + "\n";
+    }
+    const bj::value* available = f.json.if_contains("signing_available");
+    text +=
+        "# HELP dkim_reportd_signing_record_available 1 when signerd's signing record could "
+        "be read for the findings.\n# TYPE dkim_reportd_signing_record_available gauge\n"
+        "dkim_reportd_signing_record_available " +
+        std::string(available != nullptr && available->is_bool() && available->as_bool() ? "1"
+                                                                                         : "0") +
+        "\n";
+    Message m = ok();
+    m.json["text"] = text;
+    return m;
 }
 
 Message Service::status() {

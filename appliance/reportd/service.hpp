@@ -62,6 +62,7 @@ class Service {
     reports::channel::Message dashboard(const boost::json::object& args);
     reports::channel::Message findings(const boost::json::object& args);
     reports::channel::Message status();
+    reports::channel::Message metrics();
     bool admit_submission(std::int64_t now_ms);
     // The summaries of `domains` (at most kMaxSummaryDomains of them) merged into one.
     Expected<ipc::SigningSummaryReply, std::string> summaries(

@@ -797,6 +797,15 @@ std::vector<std::int64_t> ReportStore::unread_submissions() {
     return out;
 }
 
+std::vector<std::pair<std::string, std::uint64_t>> ReportStore::report_counts() {
+    Sql q(db_, "SELECT kind, COUNT(*) FROM reports GROUP BY kind ORDER BY kind");
+    std::vector<std::pair<std::string, std::uint64_t>> out;
+    while (q.step() == SQLITE_ROW) {
+        out.emplace_back(q.text(0), q.count(1));
+    }
+    return out;
+}
+
 std::uint64_t ReportStore::submission_count() {
     Sql q(db_, "SELECT COUNT(*) FROM submissions");
     return q.step() == SQLITE_ROW ? q.count(0) : 0;

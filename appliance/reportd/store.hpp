@@ -150,6 +150,8 @@ class ReportStore {
     std::optional<std::pair<std::string, std::optional<unsigned>>> published_policy(
         const std::string& domain);
     std::uint64_t submission_count();
+    // Reports stored, by kind (aggregate, failure, tls).
+    std::vector<std::pair<std::string, std::uint64_t>> report_counts();
     // true the first time `key` is marked (the finding was not notified before), durably.
     bool first_notification(const std::string& key, std::int64_t now);
     void forget_notification(const std::string& key);

@@ -145,6 +145,21 @@ TEST_F(ServiceTest, TheOperatorImportsSeveralFilesInOneSubmission) {
     EXPECT_EQ(code(call(PeerKind::relay, json, a)), "forbidden");
 }
 
+TEST_F(ServiceTest, MetricsCountReportsAndFindings) {
+    ASSERT_TRUE(ok(call(PeerKind::relay, {{"op", "submit"}}, aggregate_xml(2, 5))));
+    EXPECT_EQ(code(call(PeerKind::relay, {{"op", "metrics"}})), "forbidden");
+    const Message m = call(PeerKind::web, {{"op", "metrics"}});
+    ASSERT_TRUE(ok(m));
+    const std::string text(m.json.at("text").as_string());
+    EXPECT_NE(text.find("dkim_reportd_submissions 1\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("dkim_reportd_reports{kind=\"aggregate\"} 1\n"), std::string::npos);
+    EXPECT_NE(
+        text.find("dkim_reportd_findings{kind=\"enforcement_readiness\",severity=\"info\"} 1"),
+        std::string::npos)
+        << text;
+    EXPECT_NE(text.find("dkim_reportd_signing_record_available 1"), std::string::npos);
+}
+
 TEST_F(ServiceTest, SubmissionsAreRateLimited) {
     for (int i = 0; i < 5; ++i) {
         EXPECT_TRUE(ok(call(PeerKind::relay, {{"op", "submit"}},

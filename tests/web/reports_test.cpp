@@ -80,6 +80,23 @@ TEST_F(ReportsApiTest, ReadingReportsIsForAuditorsAndAdminsAsTheAuditLogIs) {
     }
 }
 
+TEST_F(ReportsApiTest, TheMetricsIncludeReportdsOrSayItIsDown) {
+    reports.answer = [](const Message& request) {
+        EXPECT_EQ(reports::channel::string_member(request.json, "op"), "metrics");
+        return ok_with({{"text", "dkim_reportd_submissions 7\n"}});
+    };
+    login("carol", "auditor");
+    auto r = get("/metrics");
+    ASSERT_EQ(r.result(), status::ok) << r.body();
+    EXPECT_NE(r.body().find("dkim_webd_reportd_up 1\n"), std::string::npos) << r.body();
+    EXPECT_NE(r.body().find("dkim_reportd_submissions 7\n"), std::string::npos);
+    reports.down = true;
+    r = get("/metrics");
+    ASSERT_EQ(r.result(), status::ok);
+    EXPECT_NE(r.body().find("dkim_webd_reportd_up 0\n"), std::string::npos);
+    EXPECT_EQ(r.body().find("dkim_reportd_submissions"), std::string::npos);
+}
+
 TEST_F(ReportsApiTest, UploadingIsForAdmins) {
     for (const char* roles : {"auditor", "requester", "approver"}) {
         login("dave", roles);

@@ -50,7 +50,24 @@ Result<Response> metrics(Context& ctx) {
             return unexpected(e);
         }
     }
-    return make_response(http::status::ok, ctx.deps.metrics.render(ctx.deps.sessions.size(ctx.now)),
+    std::string text = ctx.deps.metrics.render(ctx.deps.sessions.size(ctx.now));
+    if (ctx.deps.reports != nullptr) {
+        // dkim-reportd has no network of its own: its metrics (what is stored, the findings by
+        // kind and severity) are served here.
+        reports::channel::Message request;
+        request.json["op"] = "metrics";
+        auto answer = ctx.deps.reports->call(request);
+        const bool up =
+            answer && answer->json.contains("text") && answer->json.at("text").is_string();
+        text +=
+            "# HELP dkim_webd_reportd_up 1 when dkim-reportd answered for these metrics.\n"
+            "# TYPE dkim_webd_reportd_up gauge\ndkim_webd_reportd_up " +
+            std::string(up ? "1" : "0") + "\n";
+        if (up) {
+            text += std::string(answer->json.at("text").as_string());
+        }
+    }
+    return make_response(http::status::ok, std::move(text),
                          "text/plain; version=0.0.4; charset=utf-8", ctx.req.version(),
                          ctx.req.keep_alive());
 }
