@@ -27,7 +27,7 @@ class CappedResource final : public bj::memory_resource {
         return p;
     }
     void do_deallocate(void* p, std::size_t bytes, std::size_t align) override {
-        ::operator delete(p, bytes, std::align_val_t(align));
+        ::operator delete(p, std::align_val_t(align));
         used_ -= bytes;
     }
     bool do_is_equal(const bj::memory_resource& other) const noexcept override {
