@@ -1,9 +1,9 @@
 // libFuzzer target: `dns check` and `dns records` over whatever a domain publishes. Each input
 // line is one TXT record: the first at example.com (SPF), the second at _dmarc.example.com,
 // the third at s1._domainkey.example.com, the rest at i0.example.com, i1.example.com, ... (for
-// includes and redirects to land on). Properties: one finding per key plus SPF and DMARC, each
-// with a message; a problem always says what is wrong; the SPF cost walk stays bounded; the
-// records to publish are always produced.
+// includes and redirects to land on). Properties: one finding per key plus SPF and DMARC (and one
+// per external report domain), each with a message; a problem always says what is wrong; the SPF
+// cost walk stays bounded; the records to publish are always produced.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -35,7 +35,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     in.addresses = {*dkim::provisioning::OutboundAddress::parse("192.0.2.25"),
                     *dkim::provisioning::OutboundAddress::parse("2001:db8::/64")};
     const auto findings = dkim::provisioning::check_domain(zone, in, 1'795'694'400);
-    if (findings.size() != 4) {
+    // The two keys, SPF and DMARC always; TLS-RPT when a record is published at
+    // _smtp._tls.example.com (never here: not a fixed name), and one more for each external
+    // report domain the published DMARC record names.
+    if (findings.size() < 4) {
         std::abort();
     }
     for (const auto& f : findings) {
