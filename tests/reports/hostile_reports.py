@@ -346,6 +346,29 @@ def check_terminal_text(cli, folder, failures, report):
                           (name, run.stdout.decode(errors="replace").strip()[:80]))
 
 
+def check_import_links(cli, folder, failures, report):
+    """`reports import MAILDIR` runs as root over mail others delivered: a symbolic link in new/
+    (to a file only root may read) is named and not followed, so nothing is read or sent to
+    dkim-reportd (its socket here does not exist: reading the file would end in "unreachable",
+    exit 1)."""
+    secret = os.path.join(folder, "root-only.txt")
+    with open(secret, "w", encoding="utf-8") as f:
+        f.write("From: a@example.net\nSubject: XXE-SECRET\n\nXXE-SECRET\n")
+    os.chmod(secret, 0o600)
+    maildir = os.path.join(folder, "maildir")
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(os.path.join(maildir, sub), exist_ok=True)
+    os.symlink(secret, os.path.join(maildir, "new", "1700000000.1.host"))
+    run = subprocess.run([cli, "reports", "import", "--reportd-socket",
+                          os.path.join(folder, "no-reportd.sock"), maildir],
+                         capture_output=True, timeout=60, text=True)
+    if run.returncode != 2 or "a symbolic link, not followed" not in run.stderr:
+        failures.append("import of a maildir with a symbolic link: exit %d, stderr %r" %
+                        (run.returncode, run.stderr.strip()[:300]))
+    else:
+        report.append("  %-30s %s" % ("maildir-symlink", run.stderr.strip()[:100]))
+
+
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("cli", help="the dkim-appliance binary")
@@ -422,6 +445,7 @@ def main(argv):
                 else:
                     report.append("  %-30s the first member's report, as Mail::DMARC reads it" % name)
         check_terminal_text(cli, folder, failures, report)
+        check_import_links(cli, folder, failures, report)
     finally:
         if not a.keep:
             shutil.rmtree(folder, ignore_errors=True)
