@@ -173,5 +173,18 @@ TEST(ReportResourceAttackTest, WhatOneInputDecompressesIsCappedAllPartsTogether)
     EXPECT_TRUE(sink.errors.empty()) << (sink.errors.empty() ? "" : sink.errors[0]);
 }
 
+TEST(ReportResourceAttackTest, AnMboxOfEmptyMessagesStopsAfterTenThousandProblems) {
+    // 28 MiB of these (4 million messages) took 108 s before; a report mail that starts with
+    // "From " reaches dkim-reportd from relayd as it came, and is read as an mbox.
+    std::string mbox;
+    for (int i = 0; i < 200'000; ++i) {
+        mbox += "From a\n";
+    }
+    const auto sink = read_bytes(mbox);
+    ASSERT_EQ(sink.errors.size(), 10'001U);
+    EXPECT_NE(sink.errors.back().find("the rest of the mbox is not read"), std::string::npos)
+        << sink.errors.back();
+}
+
 }  // namespace
 }  // namespace dkim::reports

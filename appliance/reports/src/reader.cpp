@@ -12,6 +12,11 @@ namespace {
 
 constexpr std::size_t kSniffBytes = 512;
 constexpr std::size_t kMaxNesting = 4;  // mail > zip > gzip > xml is three
+// Problems named for one input before the rest of an mbox is left unread: 28 MiB of "From a"
+// lines (4 million empty messages, each parsed and named) took 108 s, and dkim-reportd kept
+// every problem's text (relayd hands it a report mail's bytes as they came, so a mail that
+// starts with "From " is read as an mbox).
+constexpr std::size_t kMaxProblems = 10'000;
 
 bool field_name_char(char c) {
     const auto u = static_cast<unsigned char>(c);
@@ -177,8 +182,14 @@ class Reader {
         std::size_t index = 0;
         bool over = false;
         std::array<char, 64 * 1024> chunk{};
+        bool stopped = false;
         auto flush = [&] {
-            if (index > 0) {
+            if (index > 0 && !stopped && counts_.errors >= kMaxProblems) {
+                stopped = true;
+                error(where, "more than " + std::to_string(kMaxProblems) +
+                                 " problems: the rest of the mbox is not read");
+            }
+            if (index > 0 && !stopped) {
                 const std::string name = where + ": message " + std::to_string(index);
                 if (over) {
                     error(name,
@@ -214,6 +225,9 @@ class Reader {
             }
             if (*n == 0) {
                 break;
+            }
+            if (stopped) {
+                return;
             }
             pending.append(chunk.data(), *n);
             std::size_t at = 0;
