@@ -301,11 +301,42 @@ void source_findings(const FindingInput& in, const FindingOptions& options,
             out.push_back(std::move(f));
         }
 
-        // Enforcement readiness: the monitor -> quarantine -> reject ramp.
+        // Enforcement readiness: the monitor -> quarantine -> reject ramp, judged by the weakest
+        // reporter with enough mail from known sources (each reporter's share its own).
+        std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> reporters;  // known, aligned
+        for (const ReporterSource& r : d.by_reporter) {
+            if (ours(nets, r.source_ip) || r.spf_pass > 0) {
+                auto& [k, a] = reporters[r.reporter];
+                k += r.messages;
+                a += std::min(r.dmarc_pass, r.messages);
+            }
+        }
+        double share = 0.0;
+        std::string weakest;
+        bj::array per_reporter;
+        for (const auto& [name, ka] : reporters) {
+            if (ka.first < options.readiness_reporter_min) {
+                continue;
+            }
+            const double s = static_cast<double>(ka.second) / static_cast<double>(ka.first);
+            if (weakest.empty() || s < share) {
+                share = s;
+                weakest = name;
+            }
+            if (per_reporter.size() < 20) {
+                bj::object o;
+                o["reporter"] = name;
+                o["known_messages"] = ka.first;
+                o["aligned_share"] = s;
+                per_reporter.push_back(std::move(o));
+            }
+        }
+        if (weakest.empty() && known > 0) {
+            // No reporter had enough mail on its own: the pooled share.
+            share = static_cast<double>(known_aligned) / static_cast<double>(known);
+        }
         const std::string p = d.published ? d.published->first : "";
         const unsigned pct = d.published && d.published->second ? *d.published->second : 100;
-        const double share =
-            known > 0 ? static_cast<double>(known_aligned) / static_cast<double>(known) : 0.0;
         std::string next;
         std::string why;
         if (known < options.readiness_min_messages) {
@@ -317,7 +348,8 @@ void source_findings(const FindingInput& in, const FindingOptions& options,
             why = "already at reject";
         } else if (p == "quarantine" && pct >= 100) {
             next = share >= options.reject_at ? "reject" : "quarantine";
-            why = percent_text(share) + " of known sources' mail aligned (reject needs " +
+            why = percent_text(share) + " of known sources' mail aligned" +
+                  (weakest.empty() ? "" : " at " + weakest) + " (reject needs " +
                   percent_text(options.reject_at) + ")";
         } else if (p == "quarantine") {
             next = share >= options.quarantine_at ? "quarantine; pct=100"
@@ -325,7 +357,8 @@ void source_findings(const FindingInput& in, const FindingOptions& options,
             why = percent_text(share) + " of known sources' mail aligned";
         } else {
             next = share >= options.quarantine_at ? "quarantine; pct=25" : "none";
-            why = percent_text(share) + " of known sources' mail aligned (quarantine needs " +
+            why = percent_text(share) + " of known sources' mail aligned" +
+                  (weakest.empty() ? "" : " at " + weakest) + " (quarantine needs " +
                   percent_text(options.quarantine_at) + ")";
         }
         Finding f;
@@ -345,6 +378,8 @@ void source_findings(const FindingInput& in, const FindingOptions& options,
         f.evidence["known_aligned"] = known_aligned;
         f.evidence["all_messages"] = total;
         f.evidence["days_with_reports"] = d.daily.size();
+        f.evidence["weakest_reporter"] = weakest;
+        f.evidence["reporters"] = std::move(per_reporter);
         f.evidence["window_days"] = options.readiness_days;
         out.push_back(std::move(f));
     }

@@ -15,7 +15,10 @@
 //    signature lifetime and a day after its last signature;
 //    rotation_new_failing: a selector we sign with now that reporters see fail more than pass;
 //  - enforcement_readiness: per domain over `readiness_days`, the share of known sources' mail
-//    that is DMARC-aligned, the policy published, and the next step the evidence supports;
+//    that is DMARC-aligned, the policy published, and the next step the evidence supports. The
+//    share is each reporter's own, and the step is the one the weakest reporter (with at least
+//    `readiness_reporter_min` known messages) supports: reports are unauthenticated, and a
+//    forged report, however large, can only hold the ramp back, never push it on;
 //  - tls_failures: TLS report failure counts by policy domain and result type.
 
 #include <boost/json.hpp>
@@ -38,6 +41,7 @@ struct FindingOptions {
     double reject_at = 0.98;      // ... and from quarantine at pct=100 to reject
     std::uint64_t readiness_min_messages = 100;
     std::uint64_t unknown_min_messages = 1;
+    std::uint64_t readiness_reporter_min = 10;  // known messages a reporter needs to be weighed
 };
 
 struct Finding {
@@ -53,8 +57,9 @@ struct Finding {
 
 struct DomainEvidence {
     std::string domain;
-    std::vector<SourceTotals> sources;  // over the readiness window
-    std::vector<DailyTotals> daily;     // over the readiness window
+    std::vector<SourceTotals> sources;        // over the readiness window
+    std::vector<DailyTotals> daily;           // over the readiness window
+    std::vector<ReporterSource> by_reporter;  // over the readiness window
     std::optional<std::pair<std::string, std::optional<unsigned>>> published;  // p=, pct=
 };
 

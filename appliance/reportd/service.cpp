@@ -543,6 +543,7 @@ Message Service::findings(const bj::object& args) {
             DomainEvidence e;
             e.domain = d;
             e.sources = store_.sources(d, readiness_from, to_day);
+            e.by_reporter = store_.reporter_sources(d, readiness_from, to_day);
             e.daily = store_.daily(d, readiness_from, to_day);
             e.published = store_.published_policy(d);
             in.domains.push_back(std::move(e));

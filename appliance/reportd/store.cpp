@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <numeric>
+#include <span>
 
+#include "dkim/base/hex.hpp"
+#include "dkim/crypto/sha256.hpp"
 #include "dkim/reports/json.hpp"
 #include "dkim/reports/source.hpp"
 
@@ -82,7 +85,8 @@ CREATE TABLE IF NOT EXISTS reports(
   begin INTEGER NOT NULL, end INTEGER NOT NULL, received INTEGER NOT NULL,
   records INTEGER NOT NULL DEFAULT 0, messages INTEGER NOT NULL DEFAULT 0,
   policy_p TEXT, policy_pct INTEGER, document TEXT,
-  UNIQUE(kind, org_name, report_id, domain));
+  digest TEXT NOT NULL DEFAULT '', conflict INTEGER NOT NULL DEFAULT 0,
+  UNIQUE(kind, org_name, report_id, domain, digest));
 CREATE INDEX IF NOT EXISTS reports_domain_begin ON reports(domain, begin);
 CREATE TABLE IF NOT EXISTS records(
   report INTEGER NOT NULL, domain TEXT NOT NULL, day INTEGER NOT NULL,
@@ -233,10 +237,13 @@ class ReportStore::Ingest final : public reports::ReportSink {
             skipping_ = true;
             return;
         }
-        skipping_ = duplicate("aggregate", h.org_name, h.report_id, h.policy.domain);
-        if (skipping_) {
-            return;
-        }
+        // Whether it is a duplicate is known at its end: by its content's digest, not by its
+        // key alone (the key is the sender's word; a forger who sent the next report id first
+        // would otherwise have the real report dropped).
+        skipping_ = false;
+        digest_ = crypto::Sha256();
+        digest_.update(h.org_name + "\n" + h.report_id + "\n" + h.policy.domain + "\n" +
+                       std::to_string(h.begin) + "\n" + std::to_string(h.end) + "\n");
         (void)q_.savepoint.reset().run();
         open_ = true;
         report_id_ = insert_report("aggregate", h.org_name, h.report_id, h.policy.domain, h.begin,
@@ -251,6 +258,15 @@ class ReportStore::Ingest final : public reports::ReportSink {
         }
         ++records_;
         messages_ += r.count;
+        std::string line = r.source_ip + "|" + std::to_string(r.count) + "|" + r.disposition + "|" +
+                           r.dkim_aligned + "|" + r.spf_aligned + "|" + r.header_from;
+        for (const auto& d : r.dkim) {
+            line += "|d:" + d.domain + ":" + d.selector + ":" + d.result;
+        }
+        for (const auto& sp : r.spf) {
+            line += "|s:" + sp.domain + ":" + sp.scope + ":" + sp.result;
+        }
+        digest_.update(line + "\n");
         const bool dkim_aligned = r.dkim_aligned == "pass";
         const bool spf_aligned = r.spf_aligned == "pass";
         const bool spf_pass = std::any_of(r.spf.begin(), r.spf.end(),
@@ -308,6 +324,18 @@ class ReportStore::Ingest final : public reports::ReportSink {
         if (!open_) {
             return;
         }
+        const auto sum = digest_.finish();
+        const std::string digest = base::hex_encode(std::span<const std::uint8_t>(sum));
+        if (same_content_stored("aggregate", header_.org_name, header_.report_id,
+                                header_.policy.domain, digest)) {
+            (void)q_.rollback.reset().run();
+            (void)q_.release.reset().run();
+            open_ = false;
+            ++result.duplicates;
+            return;
+        }
+        mark_digest(report_id_, "aggregate", header_.org_name, header_.report_id,
+                    header_.policy.domain, digest);
         for (const auto& [day, t] : totals_) {
             q_.daily.reset()
                 .bind(header_.policy.domain)
@@ -403,6 +431,40 @@ class ReportStore::Ingest final : public reports::ReportSink {
         return found;
     }
 
+    // A report with this key and this content is stored already (its digest).
+    bool same_content_stored(std::string_view kind, std::string_view org, std::string_view id,
+                             std::string_view domain, std::string_view digest) {
+        Sql q(db_,
+              "SELECT 1 FROM reports WHERE kind=? AND org_name=? AND report_id=? AND domain=? AND "
+              "digest=?");
+        q.bind(kind).bind(org).bind(id).bind(domain).bind(digest);
+        return q.step() == SQLITE_ROW;
+    }
+
+    // The report's digest; when another report has its key with other content, both are kept
+    // and flagged as a conflict (someone sent a report under another's name and id).
+    void mark_digest(std::int64_t report, std::string_view kind, std::string_view org,
+                     std::string_view id, std::string_view domain, std::string_view digest) {
+        Sql set(db_, "UPDATE reports SET digest=? WHERE id=?");
+        set.bind(digest).bind(report);
+        ok_ = set.run() && ok_;
+        Sql others(db_,
+                   "SELECT COUNT(*) FROM reports WHERE kind=? AND org_name=? AND report_id=? AND "
+                   "domain=? AND id<>?");
+        others.bind(kind).bind(org).bind(id).bind(domain).bind(report);
+        if (others.step() == SQLITE_ROW && others.integer(0) > 0) {
+            Sql flag(db_,
+                     "UPDATE reports SET conflict=1 WHERE kind=? AND org_name=? AND report_id=? "
+                     "AND domain=?");
+            flag.bind(kind).bind(org).bind(id).bind(domain);
+            ok_ = flag.run() && ok_;
+            result.errors.push_back(std::string(kind) + " report " + std::string(id) + " from " +
+                                    std::string(org) +
+                                    ": another report has its reporter and id with other "
+                                    "content; both are kept and flagged as a conflict");
+        }
+    }
+
     std::int64_t insert_report(std::string_view kind, std::string_view org, std::string_view id,
                                std::string_view domain, std::int64_t begin, std::int64_t end,
                                std::string_view p, std::optional<unsigned> pct,
@@ -447,6 +509,7 @@ class ReportStore::Ingest final : public reports::ReportSink {
     std::int64_t submission_;
     std::int64_t received_;
     reports::AggregateHeader header_;
+    crypto::Sha256 digest_;
     std::int64_t report_id_ = 0;
     std::size_t records_ = 0;
     std::uint64_t messages_ = 0;
@@ -696,6 +759,22 @@ std::vector<SourceTotals> ReportStore::sources(const std::string& domain, std::i
     std::vector<SourceTotals> out;
     while (q.step() == SQLITE_ROW) {
         out.push_back({q.text(0), q.count(1), q.count(2), q.count(3), q.count(4), q.count(5)});
+    }
+    return out;
+}
+
+std::vector<ReporterSource> ReportStore::reporter_sources(const std::string& domain,
+                                                          std::int64_t from_day,
+                                                          std::int64_t to_day) {
+    Sql q(db_,
+          "SELECT p.org_name, r.source_ip, SUM(r.count), SUM(CASE WHEN r.dkim_aligned=1 OR "
+          "r.spf_aligned=1 THEN r.count ELSE 0 END), SUM(r.count*r.spf_pass) FROM records r "
+          "JOIN reports p ON p.id = r.report WHERE r.domain = ? AND r.day BETWEEN ? AND ? "
+          "GROUP BY p.org_name, r.source_ip ORDER BY p.org_name, r.source_ip");
+    q.bind(domain).bind(from_day).bind(to_day);
+    std::vector<ReporterSource> out;
+    while (q.step() == SQLITE_ROW) {
+        out.push_back({q.text(0), q.text(1), q.count(2), q.count(3), q.count(4)});
     }
     return out;
 }

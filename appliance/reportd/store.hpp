@@ -71,6 +71,15 @@ struct SourceTotals {
     std::uint64_t dmarc_pass = 0;
 };
 
+// One reporter's (org_name's) view of one source over a range.
+struct ReporterSource {
+    std::string reporter;
+    std::string source_ip;
+    std::uint64_t messages = 0;
+    std::uint64_t dmarc_pass = 0;
+    std::uint64_t spf_pass = 0;
+};
+
 struct StoredReport {
     std::int64_t id = 0;
     std::string kind;  // aggregate, failure, tls
@@ -137,6 +146,10 @@ class ReportStore {
                                            const std::string& signer = {});
     std::vector<SourceTotals> sources(const std::string& domain, std::int64_t from_day,
                                       std::int64_t to_day);
+    // The sources of the domain by reporter: enforcement readiness weighs each reporter on its
+    // own, so that no one report (anyone can send one) outweighs the others.
+    std::vector<ReporterSource> reporter_sources(const std::string& domain, std::int64_t from_day,
+                                                 std::int64_t to_day);
     // The sources that sent DKIM passes for signer/selector on `day`, by volume.
     std::vector<std::pair<std::string, std::uint64_t>> selector_sources(const std::string& signer,
                                                                         const std::string& selector,

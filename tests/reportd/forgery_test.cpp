@@ -1,15 +1,16 @@
 // What anyone who mails a report address can make dkim-reportd's store believe (issue 21's red
 // team). Reports carry no authentication that reportd checks: org_name, report_id and the
 // counts are the sender's word. The tests here are the open findings (SECURITY.md, the report
-// rows): DISABLED_ tests state what should hold and fail today
-// (--gtest_also_run_disabled_tests); the others pin what holds.
+// rows): each pins what holds (two were open when the red team wrote them, and are fixed).
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 
+#include "findings.hpp"
 #include "report_test_support.hpp"
 #include "store.hpp"
 
@@ -44,13 +45,14 @@ class ReportForgeryTest : public ::testing::Test {
     std::unique_ptr<ReportStore> store_;
 };
 
-// OPEN: duplicates are keyed by (kind, org_name, report_id, domain), all the sender's word. A
+// Held (was open): duplicates were keyed by (kind, org_name, report_id, domain), all the
+// sender's word. A
 // forger who sends, first, a report under a real reporter's name and its next report id (many
 // reporters' ids are a domain and a timestamp, or a counter) has the real report dropped as a
-// duplicate: its records are never counted (a replay it would show stays hidden), the forger's
-// are. The fix: a duplicate is one whose content is the same (a digest of the report's records
-// kept with it); the same key with other content is stored too and flagged as a conflict.
-TEST_F(ReportForgeryTest, DISABLED_AForgedReportDoesNotPreemptTheRealOne) {
+// duplicate: its records were never counted (a replay it would show stayed hidden). Now a
+// duplicate is one whose content is the same (a digest of the report's records kept with it);
+// the same key with other content is stored too, both flagged as a conflict.
+TEST_F(ReportForgeryTest, AForgedReportDoesNotPreemptTheRealOne) {
     const auto forged = submit(aggregate_xml(1, 1, "r-1"));  // same org, id and domain
     ASSERT_EQ(forged.reports, 1U);
     const auto real = submit(aggregate_xml(3, 5, "r-1"));
@@ -61,6 +63,8 @@ TEST_F(ReportForgeryTest, DISABLED_AForgedReportDoesNotPreemptTheRealOne) {
         messages += d.messages;
     }
     EXPECT_GE(messages, 15U) << "the real report's 15 messages are not counted";
+    ASSERT_EQ(real.errors.size(), 1U);
+    EXPECT_NE(real.errors[0].find("conflict"), std::string::npos) << real.errors[0];
 }
 
 // Holds: the same report again (gzip'd, say) is a duplicate, not counted twice.
@@ -69,13 +73,12 @@ TEST_F(ReportForgeryTest, TheSameReportAgainIsADuplicate) {
     EXPECT_EQ(submit(reports::testing::gzip_bytes(aggregate_xml(3, 5, "r-1"))).duplicates, 1U);
 }
 
-// OPEN: one report's counts weigh what it says: a single forged report of 2^53 - 1 aligned
-// messages from one address outweighs every real reporter, so the aligned share that
-// enforcement_readiness reads is the forger's (it recommends p=reject while real reporters see
-// a legitimate source failing alignment: that source's mail would then be rejected). The fix:
-// readiness (and the replay rules) per reporter, each reporter's share weighed, and the step up
-// only when every reporter with enough mail agrees.
-TEST_F(ReportForgeryTest, DISABLED_OneReportCannotOutweighEveryOtherReporter) {
+// Held (was open): one report's counts weigh what it says, so a single forged report of
+// 2^53 - 1 aligned messages outweighs every real reporter in the pooled totals. Enforcement
+// readiness therefore weighs each reporter on its own and takes the weakest: the forger's
+// report cannot make it recommend a stricter policy while a real reporter sees a legitimate
+// source failing alignment (that source's mail would then be rejected).
+TEST_F(ReportForgeryTest, OneReportCannotOutweighEveryOtherReporterInReadiness) {
     std::string real = aggregate_xml(1, 1000, "real-1");
     real.replace(real.find("<dkim>pass</dkim>"), 17, "<dkim>fail</dkim>");
     real.replace(real.find("<result>pass</result>"), 21, "<result>fail</result>");
@@ -85,16 +88,25 @@ TEST_F(ReportForgeryTest, DISABLED_OneReportCannotOutweighEveryOtherReporter) {
     forged.replace(forged.find("<count>1</count>"), 16, "<count>9007199254740991</count>");
     ASSERT_EQ(submit(forged).reports, 1U);
     const std::int64_t day = 1700000000 / kDay;
-    std::uint64_t messages = 0;
-    std::uint64_t aligned = 0;
-    for (const auto& d : store_->daily("example.com", day - 1, day + 2)) {
-        messages += d.messages;
-        aligned += d.dkim_aligned;
-    }
-    // The real reporter saw 1000 messages, none aligned; the forger's one report says all are.
-    ASSERT_GT(messages, 1000U);
-    EXPECT_LT(static_cast<double>(aligned) / static_cast<double>(messages), 0.5)
-        << aligned << " of " << messages << " aligned";
+
+    DomainEvidence e;
+    e.domain = "example.com";
+    e.sources = store_->sources("example.com", day - 13, day + 1);
+    e.by_reporter = store_->reporter_sources("example.com", day - 13, day + 1);
+    e.published = std::make_pair(std::string("none"), std::optional<unsigned>());
+    FindingInput in;
+    in.from_day = day - 13;
+    in.to_day = day + 1;
+    in.domains.push_back(e);
+    const auto found = find(in, FindingOptions{});
+    const auto it = std::find_if(found.begin(), found.end(), [](const Finding& f) {
+        return f.kind == "enforcement_readiness";
+    });
+    ASSERT_NE(it, found.end());
+    EXPECT_EQ(it->evidence.at("next").as_string(), "none") << it->summary;
+    EXPECT_EQ(it->evidence.at("weakest_reporter").as_string(), "Reporter");
+    // The pooled share, which the forger decides, is not what the step is judged on.
+    EXPECT_LT(it->evidence.at("aligned_share").as_double(), 0.5);
 }
 
 }  // namespace
