@@ -252,7 +252,11 @@ TEST_F(ReportsApiTest, AnUploadSendsTheBytesAsTheyAreWithWhoSentThem) {
             bj::parse(R"({"submission": 3, "reports": 1, "duplicates": 0, "errors": []})")
                 .as_object());
     };
-    std::string bytes("\x1f\x8b\x08\x00binary\0bytes", 18);
+    // Split after \x00: "\x00b..." would be one hex escape. Sixteen bytes, a NUL among them.
+    static const char kBytes[] =
+        "\x1f\x8b\x08\x00"
+        "binary\0bytes";
+    std::string bytes(kBytes, sizeof kBytes - 1);
     auto r = upload(bytes, "application/gzip", "/api/v1/reports/upload?name=google.com!x.xml.gz");
     ASSERT_EQ(r.result(), status::ok) << r.body();
     auto d = parse(r.body());
