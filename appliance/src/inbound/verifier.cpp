@@ -61,6 +61,14 @@ Expected<std::vector<std::string>, std::string> from_domains(std::string_view me
     return distinct;
 }
 
+// A domain as compared for alignment: lower case, no trailing dot.
+std::string comparable_domain(std::string_view name) {
+    if (!name.empty() && name.back() == '.') {
+        name.remove_suffix(1);
+    }
+    return mail::ascii_lowercase(name);
+}
+
 }  // namespace
 
 std::string_view to_string(Action action) {
@@ -207,6 +215,48 @@ Verdict Verifier::finish(SpfResults spf, std::string_view message,
     }
     v.authentication_results = mail::render_authentication_results(settings_.authserv_id, results);
     return v;
+}
+
+std::string Verifier::authenticated_author(std::string_view message,
+                                           std::chrono::system_clock::time_point now) const {
+    // The From domain first: no DNS for a message that cannot have an author.
+    auto domains = from_domains(message);
+    if (!domains || domains->size() != 1) {
+        return {};
+    }
+    const std::string from = comparable_domain(domains->front());
+    if (from.empty()) {
+        return {};
+    }
+    auto verdicts = verify_message(message, keys_, now, settings_.dkim);
+    if (!verdicts) {
+        return {};
+    }
+    std::vector<std::string> passed;
+    for (const SignatureVerdict& s : *verdicts) {
+        if (s.result != mail::AuthResult::pass || s.domain.empty()) {
+            continue;
+        }
+        std::string d = comparable_domain(s.domain);
+        if (d == from) {
+            return from;  // aligned either way, without an organizational domain lookup
+        }
+        passed.push_back(std::move(d));
+    }
+    if (passed.empty()) {
+        return {};
+    }
+    const auto from_org = dmarc_.organizational_domain(from);
+    if (!from_org) {
+        return {};  // DNS failed in the tree walk: not authenticated this time
+    }
+    for (const std::string& d : passed) {
+        const auto org = dmarc_.organizational_domain(d);
+        if (org && *org == *from_org) {
+            return from;
+        }
+    }
+    return {};
 }
 
 }  // namespace dkim::inbound

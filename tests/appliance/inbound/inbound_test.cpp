@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "dkim/dkim/signer.hpp"
 #include "dkim/dns/resolver.hpp"
 #include "dkim/inbound/verifier.hpp"
 #include "dkim/mail/authentication_results.hpp"
@@ -149,6 +150,91 @@ TEST_F(InboundTest, EveryFromDomainIsEvaluated) {
     EXPECT_EQ(v.dmarc.result, dmarc::Result::fail);
     EXPECT_EQ(v.action, Action::reject);
     EXPECT_NE(v.authentication_results.find("header.from=bank.example"), std::string::npos);
+}
+
+// --- the authenticated author of report mail --------------------------------------------------
+
+class AuthorTest : public ::testing::Test {
+  protected:
+    AuthorTest() {
+        dns_.set_txt("sel._domainkey.example.net", {key_->key_record()});
+        dns_.set_txt("sel._domainkey.other.example", {key_->key_record()});
+        // The tree walk finds example.net's record above sub.example.net: one organization.
+        dns_.set_txt("_dmarc.example.net", {"v=DMARC1; p=none"});
+        settings_.authserv_id = "mx.example.net";
+        settings_.dmarc.method = dmarc::OrgDomainMethod::tree_walk;
+    }
+    // `from_field` signed with d=`domain` (nothing signed when `domain` is empty).
+    std::string report(const std::string& from_field, const std::string& domain) const {
+        const std::string text = "From: " + from_field +
+                                 "\r\nTo: dmarc-reports@example.org\r\n"
+                                 "Subject: Report domain: example.org\r\n"
+                                 "Date: Thu, 26 Nov 2025 00:00:00 +0000\r\n\r\n"
+                                 "<feedback/>\r\n";
+        if (domain.empty()) {
+            return text;
+        }
+        auto signed_text =
+            sign_message(text, {SigningKey{domain, "sel", key_.get(), {}}}, kReceived);
+        EXPECT_TRUE(signed_text) << signed_text.error().message;
+        return signed_text ? *signed_text : text;
+    }
+    std::string author(const std::string& message) {
+        KeyFetcher keys(dns_);
+        const Verifier verifier(dns_, keys, settings_, [] { return 0U; });
+        return verifier.authenticated_author(message, kReceived);
+    }
+    std::unique_ptr<test::SoftwareSigner> key_ = test::SoftwareSigner::generate(0);
+    dns::FakeResolver dns_;
+    Settings settings_;
+};
+
+TEST_F(AuthorTest, AnAlignedPassingSignatureNamesTheFromDomain) {
+    EXPECT_EQ(author(report("<noreply@Sub.Example.NET>", "example.net")), "sub.example.net");
+    EXPECT_EQ(author(report("noreply@example.net", "Example.Net")), "example.net");
+    // Without _dmarc.example.net the tree walk makes sub.example.net its own organization:
+    // d=example.net is not aligned with it any more; an exact match still is.
+    dns_.set_status("_dmarc.example.net", dns::LookupStatus::no_such_name);
+    EXPECT_EQ(author(report("<noreply@sub.example.net>", "example.net")), "");
+    EXPECT_EQ(author(report("noreply@example.net", "example.net")), "example.net");
+}
+
+TEST_F(AuthorTest, APassingSignatureOfAnotherDomainIsNoAuthor) {
+    const std::string m = report("noreply@example.net", "other.example");
+    EXPECT_EQ(author(m), "");
+    // The signature itself verified: only alignment is missing.
+    KeyFetcher keys(dns_);
+    auto verdicts = verify_message(m, keys, kReceived);
+    ASSERT_TRUE(verdicts);
+    ASSERT_EQ(verdicts->size(), 1U);
+    EXPECT_EQ((*verdicts)[0].result, mail::AuthResult::pass) << (*verdicts)[0].reason;
+}
+
+TEST_F(AuthorTest, AFailedOrMissingSignatureIsNoAuthor) {
+    std::string forged = report("noreply@example.net", "example.net");
+    forged.replace(forged.find("<feedback/>"), 11, "<feedback>!");
+    EXPECT_EQ(author(forged), "");
+    EXPECT_EQ(author(report("noreply@example.net", "")), "");
+    // The key is gone, or DNS fails: not authenticated, and nothing thrown.
+    const std::string good = report("noreply@example.net", "example.net");
+    dns_.set_status("sel._domainkey.example.net", dns::LookupStatus::temporary_failure);
+    EXPECT_EQ(author(good), "");
+    dns_.set_status("sel._domainkey.example.net", dns::LookupStatus::no_such_name);
+    EXPECT_EQ(author(good), "");
+}
+
+TEST_F(AuthorTest, TwoFromDomainsOrTwoFromFieldsAreNoAuthor) {
+    // Signed as they are: the signature passes, but whose report is it?
+    EXPECT_EQ(author(report("a@example.net, b@other.example", "example.net")), "");
+    const std::string once = report("a@example.net", "example.net");
+    ASSERT_EQ(author(once), "example.net");
+    std::string twice = once;
+    twice.insert(twice.find("\r\n\r\n") + 2, "From: eve@attacker.example\r\n");
+    const std::size_t lookups = dns_.lookups();
+    EXPECT_EQ(author(twice), "");
+    EXPECT_EQ(dns_.lookups(), lookups) << "no key looked up for a message without one author";
+    // Two mailboxes of the same domain are one author.
+    EXPECT_EQ(author(report("a@example.net, b@Example.net", "example.net")), "example.net");
 }
 
 TEST(AuthenticationResults, StripsOnlyFieldsClaimingOurId) {

@@ -72,6 +72,16 @@ class Verifier {
     Verdict finish(SpfResults spf, std::string_view message,
                    std::chrono::system_clock::time_point now) const;
 
+    // The authenticated author of a message, for report mail (whose reporter must be
+    // authenticated before its report may raise a critical finding): the RFC5322.From domain,
+    // lower-cased and without a trailing dot, when the header section has exactly one From
+    // field with exactly one domain and at least one DKIM signature passes whose d= is
+    // relaxed-aligned with it (the same organizational domain, RFC 7489 §3.1.1, by the
+    // configured PSL or tree walk). Otherwise empty: no signature, none that verified, none
+    // aligned, several From domains, DNS failures. No SPF, no DMARC record is consulted.
+    std::string authenticated_author(std::string_view message,
+                                     std::chrono::system_clock::time_point now) const;
+
     const Settings& settings() const { return settings_; }
 
   private:
