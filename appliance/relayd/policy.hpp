@@ -91,6 +91,13 @@ class MailPolicy {
     virtual void annotate(Conclusion& c) const = 0;
     // The transaction is over: what the policy kept of the message goes.
     virtual void reset() = 0;
+    // The authenticated reporter of report mail (report_intake.hpp): the From domain when an
+    // aligned DKIM signature on `message` verified (inbound::Verifier::authenticated_author),
+    // otherwise empty. Only a verifying listener can tell; a failure is an empty answer, never
+    // a refusal of the report.
+    virtual awaitable<std::string> report_author(const std::string& /*message*/) {
+        co_return std::string();
+    }
 };
 
 }  // namespace dkim::relayd

@@ -86,19 +86,25 @@ ChannelSubmitter::ChannelSubmitter(std::string socket, asio::thread_pool& pool,
     : socket_(std::move(socket)), pool_(pool), timeout_(timeout) {}
 
 awaitable<ReportAnswer> ChannelSubmitter::submit(const std::string& origin,
-                                                 const std::string& message) {
+                                                 const std::string& message,
+                                                 const std::string& reporter) {
     const ChannelSubmitter* self = this;
     const std::string* o = &origin;
     const std::string* m = &message;
-    co_return co_await run_blocking(pool_, [self, o, m] { return self->call(*o, *m); });
+    const std::string* r = &reporter;
+    co_return co_await run_blocking(pool_, [self, o, m, r] { return self->call(*o, *m, *r); });
 }
 
-ReportAnswer ChannelSubmitter::call(const std::string& origin, const std::string& message) const {
+ReportAnswer ChannelSubmitter::call(const std::string& origin, const std::string& message,
+                                    const std::string& reporter) const {
     try {
         reports::channel::Client client(socket_, timeout_);
         reports::channel::Message request;
         request.json["op"] = "submit";
         request.json["origin"] = origin;
+        if (!reporter.empty()) {
+            request.json["reporter"] = reporter;  // authenticated (DKIM, aligned with From)
+        }
         request.body = message;
         return read_report_answer(client.call(request));
     } catch (const std::exception& e) {  // std::bad_alloc for a message that does not fit

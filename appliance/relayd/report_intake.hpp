@@ -7,7 +7,10 @@
 // report addresses or other recipients, never both.
 //
 // relayd parses no report: the bytes go to dkim-reportd as they came (reportd runs the parsers
-// as its own user, with no network), and 250 means reportd stored them durably.
+// as its own user, with no network), and 250 means reportd stored them durably. What relayd adds
+// beside them is the reporter: the From domain when a DKIM signature aligned with it verified
+// (the listener's inbound verifier, on its workers: MailPolicy::report_author), which reportd
+// trusts only from relay and admin peers; a report without one is stored all the same.
 
 #include <cstdint>
 #include <deque>
@@ -56,10 +59,12 @@ std::string printable_line(std::string_view text, std::size_t max = 200);
 class ReportSubmitter {
   public:
     virtual ~ReportSubmitter() = default;
-    // `origin`: "smtp <client ip> <mail from> <helo>"; `message`: the bytes as received. Both
-    // outlive the call. Never throws: a failure is an answer of kind unavailable.
-    virtual awaitable<ReportAnswer> submit(const std::string& origin,
-                                           const std::string& message) = 0;
+    // `origin`: "smtp <client ip> <mail from> <helo>"; `message`: the bytes as received;
+    // `reporter`: the authenticated reporter (MailPolicy::report_author), empty when the mail
+    // was not authenticated. All outlive the call. Never throws: a failure is an answer of
+    // kind unavailable.
+    virtual awaitable<ReportAnswer> submit(const std::string& origin, const std::string& message,
+                                           const std::string& reporter) = 0;
 };
 
 // The daemon's submitter: dkim_report_channel's Client, one connection per submission, run on
@@ -74,10 +79,12 @@ class ChannelSubmitter final : public ReportSubmitter {
   public:
     ChannelSubmitter(std::string socket, asio::thread_pool& pool,
                      std::chrono::milliseconds timeout);
-    awaitable<ReportAnswer> submit(const std::string& origin, const std::string& message) override;
+    awaitable<ReportAnswer> submit(const std::string& origin, const std::string& message,
+                                   const std::string& reporter) override;
 
   private:
-    ReportAnswer call(const std::string& origin, const std::string& message) const;
+    ReportAnswer call(const std::string& origin, const std::string& message,
+                      const std::string& reporter) const;
 
     std::string socket_;
     asio::thread_pool& pool_;

@@ -18,7 +18,8 @@ awaitable<bool> Transaction::feed_data() {
         d.decoder.feed(in_.pending(), d.message, static_cast<std::size_t>(message_limit()));
     in_.consume(result.consumed);
     // The header section goes to the policy once its empty line has come; from then on the
-    // body goes as it comes. A report is not the policy's: it does no work on it.
+    // body goes as it comes. A report is not the policy's: it does no work on it (at the end it
+    // only names the reporter, report_end_of_data).
     if (!d.decoder.oversized() && !report_transaction()) {
         if (!d.header_seen) {
             if (const auto end = find_header_end(d.message, d.scanned)) {
@@ -172,15 +173,19 @@ awaitable<void> Transaction::end_of_data() {
 }
 
 awaitable<void> Transaction::report_end_of_data(Conclusion& c, MonotonicTime finished) {
-    // The bytes as received go to dkim-reportd, with where they came from; its answer is the
-    // reply. Nothing is verified, nothing added, and no next hop sees them.
+    // The bytes as received go to dkim-reportd, with where they came from and who sent them
+    // when DKIM says so (the reporter: the From domain with an aligned signature that verified;
+    // empty otherwise, which refuses nothing); reportd's answer is the reply. Nothing is added,
+    // no verdict decides, and no next hop sees them.
     const std::string origin = "smtp " + connection_.address_text + " <" +
                                printable_line(envelope_->sender, 320) + "> " +
                                printable_line(helo_name_, 255);
     const std::string* o = &origin;
     const std::string* message = &data_->message;
+    const std::string reporter = co_await policy_.report_author(*message);
+    const std::string* who = &reporter;
     ReportSubmitter* submitter = &reports_->submitter();
-    const ReportAnswer answer = co_await submitter->submit(*o, *message);
+    const ReportAnswer answer = co_await submitter->submit(*o, *message, *who);
     const smtp::Reply r = report_reply(answer);
     metrics_.report(report_outcome(answer));
     c.outcome = answer.kind == ReportAnswer::Kind::stored    ? RelayMetrics::Outcome::delivered
@@ -208,9 +213,10 @@ awaitable<void> Transaction::report_end_of_data(Conclusion& c, MonotonicTime fin
         "dkim-relayd: report id=" + connection_.id + "." + std::to_string(++transactions_) +
         " ip=" + connection_.address_text +
         " helo=" + text::json_quote(printable_line(helo_name_, 255)) +
-        " mail_from=" + text::json_quote(printable_line(envelope_->sender, 320)) + numbers +
-        " submission=" + number(answer.submission) + " reports=" + number(answer.reports) +
-        " duplicates=" + number(answer.duplicates) +
+        " mail_from=" + text::json_quote(printable_line(envelope_->sender, 320)) +
+        " reporter=" + (reporter.empty() ? std::string("-") : printable_line(reporter, 255)) +
+        numbers + " submission=" + number(answer.submission) +
+        " reports=" + number(answer.reports) + " duplicates=" + number(answer.duplicates) +
         " errors=" + (stored ? std::to_string(answer.errors) : std::string("-")) + " reportd=" +
         text::json_quote(stored ? std::string("stored") : printable_line(answer.reason, 400)) +
         " reply=" + std::to_string(c.code) + latency);

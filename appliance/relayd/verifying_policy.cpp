@@ -40,6 +40,20 @@ std::optional<MailPolicy::Refusal> VerifyingPolicy::rcpt(const Peer& /*peer*/,
     return std::nullopt;
 }
 
+awaitable<std::string> VerifyingPolicy::report_author(const std::string& message) {
+    // DKIM's key lookups and the tree walk's block: on the inbound workers, like the checks.
+    const inbound::Verifier* verifier = &verifier_;
+    const std::string* whole = &message;
+    const Clock* clock = &clock_;
+    co_return co_await blocking_.run([verifier, whole, clock] {
+        try {
+            return verifier->authenticated_author(*whole, clock->now());
+        } catch (const std::exception&) {  // std::bad_alloc: unauthenticated, still stored
+            return std::string();
+        }
+    });
+}
+
 awaitable<Delivery> VerifyingPolicy::end_of_data(const Peer& /*peer*/, const std::string& message,
                                                  std::size_t /*body_start*/, bool /*eight_bit*/) {
     const auto started = clock_.monotonic();

@@ -31,6 +31,7 @@ class VerifyingPolicy final : public MailPolicy {
                                         const Conclusion& c) const override;
     void annotate(Conclusion& /*c*/) const override {}
     void reset() override;
+    awaitable<std::string> report_author(const std::string& message) override;
 
   private:
     const Config& config_;

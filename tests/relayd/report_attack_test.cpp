@@ -9,6 +9,8 @@
 
 #include <random>
 
+#include "dkim/dkim/signer.hpp"
+#include "software_signer.hpp"
 #include "transaction_fixture.hpp"
 
 namespace dkim::relayd {
@@ -117,13 +119,48 @@ TEST_F(ReportAttackTest, NoVerdictDecidesAReportAndNoCheckRunsOnIt) {
         "not a header field\r\n\r\n<feedback/>\r\n";
     const auto r = send("DATA\r\n" + body + ".\r\n");
     EXPECT_EQ(codes(r), (std::vector<int>{354, 250})) << r;
-    EXPECT_EQ(resolver_.lookups(), lookups) << "no DKIM key, no DMARC record was looked up";
+    EXPECT_EQ(resolver_.lookups(), lookups)
+        << "no DKIM key, no DMARC record was looked up (two From fields: no reporter to check)";
     ASSERT_EQ(submitter_.messages.size(), 1U);
     EXPECT_EQ(submitter_.messages[0], body) << "nothing added, nothing removed";
+    EXPECT_EQ(submitter_.reporters[0], "");
     expect_no_hop_and_no_signer();
     EXPECT_EQ(metrics_.render().find("dkim_relayd_inbound_messages_total{dmarc=\"fail\","
                                      "action=\"reject\"} 1"),
               std::string::npos);
+}
+
+// The reporter cannot be claimed: a signature that verifies for the sender's own domain names no
+// reporter when From says another (a forged "google.com" report signed by attacker.test), nor
+// does a forged Authentication-Results field or a DKIM-Signature with no key; the genuine
+// signature of the From domain still counts when a forged one sits beside it.
+TEST_F(ReportAttackTest, AReporterIsOnlyTheFromDomainWithItsOwnPassingSignature) {
+    const auto attacker = test::SoftwareSigner::generate(0);
+    const auto google = test::SoftwareSigner::generate(0);
+    resolver_.set_txt("a._domainkey.attacker.test", {attacker->key_record()});
+    resolver_.set_txt("g._domainkey.google.com", {google->key_record()});
+    const std::string report =
+        "Authentication-Results: relay.test; dkim=pass header.d=google.com\r\n"
+        "From: noreply-dmarc-support@google.com\r\nSubject: Report domain: example.net\r\n"
+        "\r\n<feedback/>\r\n";
+    const auto by_attacker =
+        sign_message(report, {SigningKey{"attacker.test", "a", attacker.get(), {}}}, clock_.now());
+    ASSERT_TRUE(by_attacker);
+    // A signature claiming d=google.com made with the attacker's key: it fails.
+    const auto forged =
+        sign_message(report, {SigningKey{"google.com", "g", attacker.get(), {}}}, clock_.now());
+    ASSERT_TRUE(forged);
+    const auto genuine =
+        sign_message(*by_attacker, {SigningKey{"google.com", "g", google.get(), {}}}, clock_.now());
+    ASSERT_TRUE(genuine);
+    int client = 0;  // each from a client of its own: the hourly limit is 3 per client
+    for (const std::string* m : {&*by_attacker, &*forged, &report, &*genuine}) {
+        start_reports("192.0.2." + std::to_string(++client));
+        const auto r = send("EHLO c.test\r\n" + kReportMail + "DATA\r\n" + *m + ".\r\n");
+        EXPECT_EQ(codes(r), (std::vector<int>{250, 250, 250, 354, 250})) << r;
+    }
+    EXPECT_EQ(submitter_.reporters, (std::vector<std::string>{"", "", "", "google.com"}));
+    expect_no_hop_and_no_signer();
 }
 
 // A 250 only for what reportd stored: when it is down or refuses, the client hears 4xx or 5xx

@@ -15,7 +15,9 @@
 #include <fstream>
 #include <thread>
 
+#include "dkim/dkim/signer.hpp"
 #include "dkim/ipc/frame.hpp"
+#include "software_signer.hpp"
 #include "transaction_fixture.hpp"
 
 namespace dkim::relayd {
@@ -144,7 +146,7 @@ TEST_F(ReportTransactionTest, ReportMailGoesToTheReportStoreFromAnySenderAndNeve
     EXPECT_TRUE(
         log.starts_with("dkim-relayd: report id=t1.1 ip=10.1.2.3 "
                         "helo=\"mail-sor-f69.google.com\" "
-                        "mail_from=\"noreply-dmarc-support@google.com\" size="))
+                        "mail_from=\"noreply-dmarc-support@google.com\" reporter=- size="))
         << log;
     EXPECT_NE(log.find(" rcpts=1 submission=7 reports=1 duplicates=0 errors=0 reportd=\"stored\" "
                        "reply=250 latency_ms="),
@@ -164,6 +166,54 @@ TEST_F(ReportTransactionTest, ReportMailGoesToTheReportStoreFromAnySenderAndNeve
               (std::vector<int>{250, 250}));
     EXPECT_EQ(host_.hop.calls,
               (std::vector<std::string>{"MAIL <x@sender.test>", "RCPT <b@example.net>"}));
+}
+
+// The reporter: the From domain of a report whose aligned DKIM signature verified (the inbound
+// verifier's authenticated_author, over the fixture's DNS), handed to reportd with the bytes and
+// named in the log; none for an unsigned report or one whose signature no longer verifies, which
+// are stored all the same.
+TEST_F(ReportTransactionTest, ASignedReportNamesItsReporterAndAnUnsignedOneNone) {
+    const auto key = test::SoftwareSigner::generate(0);
+    resolver_.set_txt("sel._domainkey.google.com", {key->key_record()});
+    resolver_.set_txt("_dmarc.google.com", {"v=DMARC1; p=reject"});
+    const std::string report =
+        "From: Google <noreply-dmarc-support@accounts.google.com>\r\n"
+        "To: dmarc-reports@example.net\r\nSubject: Report domain: example.net Submitter: "
+        "google.com\r\nDate: Thu, 1 Jan 2026 00:00:00 +0000\r\n\r\n<feedback/>\r\n";
+    const auto signed_report =
+        sign_message(report, {SigningKey{"google.com", "sel", key.get(), {}}}, clock_.now());
+    ASSERT_TRUE(signed_report) << signed_report.error().message;
+    std::string forged = *signed_report;
+    forged.replace(forged.find("<feedback/>"), 11, "<feedback>x");
+
+    int client = 0;  // each from a client of its own: the hourly limit is 3 per client
+    const auto deliver = [&](const std::string& m) {
+        start_reports("192.0.2." + std::to_string(++client));
+        const auto r =
+            send("EHLO mail-sor-f69.google.com\r\n" + report_envelope() + "DATA\r\n" + m + ".\r\n");
+        EXPECT_EQ(codes(r), (std::vector<int>{250, 250, 250, 354, 250})) << r;
+    };
+    deliver(*signed_report);
+    deliver(report);
+    deliver(forged);
+    ASSERT_EQ(submitter_.reporters.size(), 3U);
+    EXPECT_EQ(submitter_.reporters[0], "accounts.google.com")
+        << "d=google.com is aligned with the From domain (the tree walk finds _dmarc.google.com)";
+    EXPECT_EQ(submitter_.reporters[1], "") << "unsigned";
+    EXPECT_EQ(submitter_.reporters[2], "") << "the signature does not verify";
+    EXPECT_EQ(submitter_.messages[0], *signed_report) << "nothing added";
+    ASSERT_EQ(host_.logs.size(), 3U);
+    EXPECT_NE(host_.logs[0].find(" reporter=accounts.google.com size="), std::string::npos)
+        << host_.logs[0];
+    EXPECT_NE(host_.logs[1].find(" reporter=- size="), std::string::npos) << host_.logs[1];
+    EXPECT_NE(host_.logs[2].find(" reporter=- size="), std::string::npos) << host_.logs[2];
+    EXPECT_TRUE(host_.hop.calls.empty());
+
+    // DNS down: not authenticated, and still stored.
+    resolver_.set_status("sel._domainkey.google.com", dns::LookupStatus::temporary_failure);
+    deliver(*signed_report);
+    ASSERT_EQ(submitter_.reporters.size(), 4U);
+    EXPECT_EQ(submitter_.reporters[3], "");
 }
 
 TEST_F(ReportTransactionTest, ReportAddressesMatchInAnyCaseAndOutsideTheReceivedDomains) {
@@ -435,15 +485,16 @@ class FakeReportd {
 };
 
 awaitable<void> submit_into(ChannelSubmitter* submitter, const std::string* origin,
-                            const std::string* message, ReportAnswer* out) {
-    *out = co_await submitter->submit(*origin, *message);
+                            const std::string* message, const std::string* reporter,
+                            ReportAnswer* out) {
+    *out = co_await submitter->submit(*origin, *message, *reporter);
 }
 
 ReportAnswer submit_through(ChannelSubmitter& submitter, const std::string& origin,
-                            const std::string& message) {
+                            const std::string& message, const std::string& reporter = "") {
     asio::io_context io;
     ReportAnswer out;
-    asio::co_spawn(io, submit_into(&submitter, &origin, &message, &out), asio::detached);
+    asio::co_spawn(io, submit_into(&submitter, &origin, &message, &reporter, &out), asio::detached);
     io.run();
     return out;
 }
@@ -466,6 +517,21 @@ TEST(ChannelSubmitterTest, SubmitsTheBytesWithTheirOriginAndReadsTheAnswer) {
     EXPECT_EQ(channel::string_member(received->json, "op"), "submit");
     EXPECT_EQ(channel::string_member(received->json, "origin"), "smtp 192.0.2.1 <a@b.example> h");
     EXPECT_EQ(received->body, message);
+    EXPECT_FALSE(received->json.contains("reporter")) << "no member for an unauthenticated one";
+    // An authenticated reporter goes as "reporter".
+    received.reset();
+    std::filesystem::remove(dir / "reportd.sock");
+    {
+        FakeReportd reportd(dir / "reportd.sock",
+                            R"({"ok":true,"submission":43,"reports":1,"duplicates":0,"errors":[]})",
+                            received);
+        ChannelSubmitter submitter((dir / "reportd.sock").string(), pool, 10s);
+        const ReportAnswer a =
+            submit_through(submitter, "smtp 192.0.2.1 <a@b.example> h", message, "b.example");
+        EXPECT_EQ(a.submission, 43) << a.reason;
+    }
+    ASSERT_TRUE(received);
+    EXPECT_EQ(channel::string_member(received->json, "reporter"), "b.example");
     // reportd is not there: unavailable, with the reason for the log.
     ChannelSubmitter missing((dir / "none.sock").string(), pool, 10s);
     const ReportAnswer a = submit_through(missing, "smtp 192.0.2.1 <> h", "x");

@@ -146,16 +146,20 @@ class FakeSubmitter final : public ReportSubmitter {
         answer.reports = 1;
         origins.clear();
         messages.clear();
+        reporters.clear();
     }
-    awaitable<ReportAnswer> submit(const std::string& origin, const std::string& message) override {
+    awaitable<ReportAnswer> submit(const std::string& origin, const std::string& message,
+                                   const std::string& reporter) override {
         origins.push_back(origin);
         messages.push_back(message);
+        reporters.push_back(reporter);
         co_return answer;
     }
 
     ReportAnswer answer;
     std::vector<std::string> origins;
     std::vector<std::string> messages;
+    std::vector<std::string> reporters;
 };
 
 }  // namespace dkim::relayd::fakes
