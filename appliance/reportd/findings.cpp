@@ -131,6 +131,31 @@ bool ours(const std::vector<Network>& nets, const std::string& source) {
            });
 }
 
+// Who vouches for a finding about our keys: whether the authenticated reporters' reports alone
+// meet its condition, and which reporters they are. An unauthenticated finding is a warning
+// whose summary says so (see findings.hpp).
+void vouch(Finding& f, bool authenticated, const FindingInput& in, const SelectorDay& r,
+           std::string_view critical_severity) {
+    f.authenticated = authenticated;
+    f.evidence["authenticated_pass"] = r.authenticated_pass;
+    f.evidence["authenticated_fail"] = r.authenticated_fail;
+    if (in.reporters) {
+        bj::array names;
+        for (const std::string& name : in.reporters(r.signer, r.selector, r.day)) {
+            names.push_back(bj::value(name));
+        }
+        f.evidence["authenticated_reporters"] = std::move(names);
+    }
+    if (authenticated) {
+        f.severity = std::string(critical_severity);
+        return;
+    }
+    f.severity = "warning";
+    f.summary +=
+        " No reporter of this evidence is authenticated (no report mail carried a "
+        "verified DKIM signature of its From domain): it may be forged.";
+}
+
 void join_findings(const FindingInput& in, const FindingOptions& options,
                    std::vector<Finding>& out) {
     const SignedIndex signed_index(in.signing.hours);
@@ -158,7 +183,6 @@ void join_findings(const FindingInput& in, const FindingOptions& options,
         if (active.count(key) > 0 && r.fail > r.pass && r.fail > 0) {
             Finding f;
             f.kind = "rotation_new_failing";
-            f.severity = "warning";
             f.domain = r.signer;
             f.selector = r.selector;
             f.from = day_start;
@@ -168,6 +192,7 @@ void join_findings(const FindingInput& in, const FindingOptions& options,
                         ": is its DNS record published and correct?";
             f.evidence["pass"] = r.pass;
             f.evidence["fail"] = r.fail;
+            vouch(f, r.authenticated_fail > r.authenticated_pass, in, r, "warning");
             out.push_back(std::move(f));
         }
         if (r.pass == 0 || window_start < in.signing.counted_since) {
@@ -180,7 +205,6 @@ void join_findings(const FindingInput& in, const FindingOptions& options,
         if (active.count(key) == 0 && last && day_start > *last + lifetime + kDay) {
             Finding f;
             f.kind = "rotation_retired_seen";
-            f.severity = "warning";
             f.domain = r.signer;
             f.selector = r.selector;
             f.from = day_start;
@@ -194,12 +218,12 @@ void join_findings(const FindingInput& in, const FindingOptions& options,
             if (in.top_sources) {
                 f.evidence["sources"] = sources_json(in.top_sources(r.signer, r.selector, r.day));
             }
+            vouch(f, r.authenticated_pass > 0, in, r, "warning");
             out.push_back(std::move(f));
         }
         if (signed_count == 0 && !granted) {
             Finding f;
             f.kind = "signed_outside_grant";
-            f.severity = "critical";
             f.domain = r.signer;
             f.selector = r.selector;
             f.from = day_start;
@@ -215,6 +239,7 @@ void join_findings(const FindingInput& in, const FindingOptions& options,
             if (in.top_sources) {
                 f.evidence["sources"] = sources_json(in.top_sources(r.signer, r.selector, r.day));
             }
+            vouch(f, r.authenticated_pass > 0, in, r, "critical");
             out.push_back(std::move(f));
             continue;
         }
@@ -222,7 +247,6 @@ void join_findings(const FindingInput& in, const FindingOptions& options,
         if (r.pass >= options.replay_min_messages && static_cast<double>(r.pass) > limit) {
             Finding f;
             f.kind = "replay_suspected";
-            f.severity = "critical";
             f.domain = r.signer;
             f.selector = r.selector;
             f.from = day_start;
@@ -245,6 +269,10 @@ void join_findings(const FindingInput& in, const FindingOptions& options,
             if (in.top_sources) {
                 f.evidence["sources"] = sources_json(in.top_sources(r.signer, r.selector, r.day));
             }
+            vouch(f,
+                  r.authenticated_pass >= options.replay_min_messages &&
+                      static_cast<double>(r.authenticated_pass) > limit,
+                  in, r, "critical");
             out.push_back(std::move(f));
         }
     }
@@ -436,6 +464,7 @@ bj::object to_json(const Finding& f) {
     o["from"] = f.from;
     o["until"] = f.until;
     o["summary"] = f.summary;
+    o["authenticated"] = f.authenticated;
     o["evidence"] = f.evidence;
     return o;
 }

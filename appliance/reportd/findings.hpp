@@ -20,6 +20,14 @@
 //    `readiness_reporter_min` known messages) supports: reports are unauthenticated, and a
 //    forged report, however large, can only hold the ramp back, never push it on;
 //  - tls_failures: TLS report failure counts by policy domain and result type.
+//
+// Who vouches for the evidence: anyone can mail a report address, and a report's org_name is
+// the sender's word. A report whose mail carried a verified DKIM signature aligned with its From
+// domain has an authenticated reporter (store.hpp, Submission). The findings about our keys
+// (replay, signed outside a grant, rotation) are `authenticated` when the reports of
+// authenticated reporters alone meet their condition: only those are critical and only those
+// go to the webhook. The same evidence from unauthenticated reports alone is a warning that
+// says so: it is worth a look, never a page.
 
 #include <boost/json.hpp>
 #include <cstdint>
@@ -53,6 +61,9 @@ struct Finding {
     std::int64_t until = 0;  // unix seconds, exclusive
     std::string summary;     // one sentence for the operator
     boost::json::object evidence;
+    // The condition holds on authenticated reporters' reports alone. Judged for the kinds about
+    // our keys (replay, signed outside a grant, rotation); false for the others.
+    bool authenticated = false;
 };
 
 struct DomainEvidence {
@@ -77,6 +88,9 @@ struct FindingInput {
     std::function<std::vector<std::pair<std::string, std::uint64_t>>(
         const std::string&, const std::string&, std::int64_t)>
         top_sources;
+    // The authenticated reporters whose reports saw (signer, selector, day), for evidence.
+    std::function<std::vector<std::string>(const std::string&, const std::string&, std::int64_t)>
+        reporters;
 };
 
 std::vector<Finding> find(const FindingInput& input, const FindingOptions& options);

@@ -5,6 +5,8 @@
 #include <iostream>
 #include <set>
 
+#include "dkim/dns/name.hpp"
+
 namespace dkim::reportd {
 
 namespace bj = boost::json;
@@ -71,12 +73,16 @@ Service::Service(ReportStore& store, SigningRecord& signing, const Clock& clock,
       config_(config),
       notifications_(notifications) {}
 
-// The kinds a webhook is for: evidence of the key being misused, and rotations going wrong.
-// Readiness, unknown sources and TLS failures are for the console, not a pager.
+// The kinds a webhook is for: evidence of the key being misused, and rotations going wrong,
+// when authenticated reporters' reports alone show it (findings.hpp): anyone can mail a
+// report address, and a forged report must not page anyone. Readiness, unknown sources and TLS
+// failures are for the console, not a pager.
 bool worth_a_webhook(const bj::object& finding) {
     const std::string kind = string_member(finding, "kind");
-    return kind == "replay_suspected" || kind == "signed_outside_grant" ||
-           kind == "rotation_retired_seen" || kind == "rotation_new_failing";
+    const bj::value* authenticated = finding.if_contains("authenticated");
+    return (kind == "replay_suspected" || kind == "signed_outside_grant" ||
+            kind == "rotation_retired_seen" || kind == "rotation_new_failing") &&
+           authenticated != nullptr && authenticated->is_bool() && authenticated->get_bool();
 }
 
 void Service::after_answer() {
@@ -207,22 +213,53 @@ bj::object outcome_json(const IngestResult& r) {
 
 }  // namespace
 
-// {"op":"submit","origin":"..."} + the bytes: one submission. With "parts":[n1, n2, ...] (and
-// "origins":[...], one each), the body is that many submissions end to end, stored in one
-// transaction (a bulk import); the answer adds "results", one each, to the totals.
+// A reporter domain as a peer sends it: "" or a domain name (lower case, no trailing dot).
+bool valid_reporter(std::string_view name) {
+    return name.empty() ||
+           (dns::is_valid_name(name) &&
+            std::none_of(name.begin(), name.end(), [](char c) { return c >= 'A' && c <= 'Z'; }));
+}
+
+// {"op":"submit","origin":"...","reporter":"..."} + the bytes: one submission. With
+// "parts":[n1, n2, ...] (and "origins":[...] and, optional, "reporters":[...], one each), the
+// body is that many submissions end to end, stored in one transaction (a bulk import); the
+// answer adds "results", one each, to the totals. A reporter (the domain the report mail's DKIM
+// signature vouches for, store.hpp) is taken from relayd and the operator's CLI, which verify
+// it; webd's uploads are the browser's bytes and have none (webd's word is not asked for).
 Message Service::submit(const Message& request, PeerKind peer) {
     if (request.body.empty()) {
         return error("invalid", "nothing to submit");
     }
+    const bool vouching_peer = peer == PeerKind::relay || peer == PeerKind::admin;
+    if (!vouching_peer &&
+        (request.json.contains("reporter") || request.json.contains("reporters"))) {
+        return error("forbidden", "only relayd and the operator's CLI name a reporter");
+    }
     const std::string origin = string_member(request.json, "origin").substr(0, 512);
-    std::vector<std::pair<std::string_view, std::string_view>> parts;
+    const std::string reporter = string_member(request.json, "reporter");
+    if (!valid_reporter(reporter)) {
+        return error("invalid", "reporter: expected a domain name in lower case");
+    }
+    std::vector<Submission> parts;
     std::vector<std::string> origins;
+    std::vector<std::string> reporters;
     if (const bj::value* sizes = request.json.if_contains("parts")) {
         const bj::value* names = request.json.if_contains("origins");
         if (!sizes->is_array() || sizes->as_array().empty() || sizes->as_array().size() > 1000 ||
             names == nullptr || !names->is_array() ||
             names->as_array().size() != sizes->as_array().size()) {
             return error("invalid", "parts: expected 1 to 1000 sizes and as many origins");
+        }
+        if (const bj::value* vouched = request.json.if_contains("reporters")) {
+            if (!vouched->is_array() || vouched->as_array().size() != sizes->as_array().size()) {
+                return error("invalid", "reporters: expected one per part");
+            }
+            for (const bj::value& name : vouched->as_array()) {
+                if (!name.is_string() || !valid_reporter(name.get_string())) {
+                    return error("invalid", "reporters: expected domain names in lower case");
+                }
+                reporters.emplace_back(name.get_string());
+            }
         }
         std::size_t at = 0;
         for (std::size_t i = 0; i < sizes->as_array().size(); ++i) {
@@ -238,21 +275,24 @@ Message Service::submit(const Message& request, PeerKind peer) {
                              "a part larger than " + size_text(config_.limits.max_input));
             }
             origins.emplace_back(std::string(name.as_string()).substr(0, 512));
-            parts.emplace_back(std::string_view(), std::string_view(request.body).substr(at, size));
+            parts.push_back({{}, std::string_view(request.body).substr(at, size), {}});
             at += size;
         }
         if (at != request.body.size()) {
             return error("invalid", "parts: sizes must be positive and add up to the body");
         }
         for (std::size_t i = 0; i < parts.size(); ++i) {
-            parts[i].first = origins[i];
+            parts[i].origin = origins[i];
+            if (!reporters.empty()) {
+                parts[i].reporter = reporters[i];
+            }
         }
     } else {
         if (request.body.size() > config_.limits.max_input) {
             return error("invalid",
                          "submission larger than " + size_text(config_.limits.max_input));
         }
-        parts.emplace_back(origin, request.body);
+        parts.push_back({origin, request.body, reporter});
     }
     const std::int64_t now_ms = to_unix_ms(clock_.now());
     // The rate limit holds relayd (anyone on the internet) and webd; the operator's own
@@ -398,6 +438,9 @@ Message Service::list_reports(const bj::object& args) {
         o["received"] = r.received;
         o["records"] = r.records;
         o["messages"] = r.messages;
+        o["reporter"] = r.reporter;
+        o["authenticated"] = !r.reporter.empty();
+        o["conflict"] = r.conflict;
         out.push_back(std::move(o));
     }
     Message m = ok();
@@ -570,6 +613,11 @@ Message Service::findings(const bj::object& args) {
                             std::int64_t day) {
         std::lock_guard lock(store_mutex_);
         return store_.selector_sources(signer, selector, day, 10);
+    };
+    in.reporters = [this](const std::string& signer, const std::string& selector,
+                          std::int64_t day) {
+        std::lock_guard lock(store_mutex_);
+        return store_.authenticated_reporters(signer, selector, day);
     };
     std::vector<Finding> found = find(in, config_.findings);
     if (!only.empty()) {

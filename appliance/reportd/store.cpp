@@ -1,6 +1,7 @@
 #include "store.hpp"
 
 #include <algorithm>
+#include <array>
 #include <numeric>
 #include <span>
 
@@ -78,6 +79,7 @@ constexpr const char* kSchema = R"SQL(
 CREATE TABLE IF NOT EXISTS submissions(
   id INTEGER PRIMARY KEY, received INTEGER NOT NULL, origin TEXT NOT NULL,
   size INTEGER NOT NULL, reports INTEGER, duplicates INTEGER, errors TEXT,
+  reporter TEXT NOT NULL DEFAULT '',
   content BLOB NOT NULL);  -- last: a zeroblob there is never expanded in memory
 CREATE TABLE IF NOT EXISTS reports(
   id INTEGER PRIMARY KEY, submission INTEGER NOT NULL, kind TEXT NOT NULL,
@@ -86,6 +88,7 @@ CREATE TABLE IF NOT EXISTS reports(
   records INTEGER NOT NULL DEFAULT 0, messages INTEGER NOT NULL DEFAULT 0,
   policy_p TEXT, policy_pct INTEGER, document TEXT,
   digest TEXT NOT NULL DEFAULT '', conflict INTEGER NOT NULL DEFAULT 0,
+  reporter TEXT NOT NULL DEFAULT '',
   UNIQUE(kind, org_name, report_id, domain, digest));
 CREATE INDEX IF NOT EXISTS reports_domain_begin ON reports(domain, begin);
 CREATE TABLE IF NOT EXISTS records(
@@ -95,7 +98,8 @@ CREATE TABLE IF NOT EXISTS records(
   spf_pass INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS dkim_results(
   report INTEGER NOT NULL, domain TEXT NOT NULL, day INTEGER NOT NULL, signer TEXT NOT NULL,
-  selector TEXT NOT NULL, result TEXT NOT NULL, source_ip TEXT NOT NULL, count INTEGER NOT NULL);
+  selector TEXT NOT NULL, result TEXT NOT NULL, source_ip TEXT NOT NULL, count INTEGER NOT NULL,
+  authenticated INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS dkim_results_selector_day ON dkim_results(signer, selector, day);
 CREATE INDEX IF NOT EXISTS records_domain_day ON records(domain, day, source_ip);
 CREATE TABLE IF NOT EXISTS daily(
@@ -115,6 +119,30 @@ CREATE TABLE IF NOT EXISTS tls_failures(
 CREATE INDEX IF NOT EXISTS tls_failures_day ON tls_failures(day);
 )SQL";
 
+// Columns added after the first stores were made (issue 21's reporter authentication): added
+// to a store that lacks them, with their defaults (unauthenticated).
+constexpr std::array<std::array<const char*, 3>, 3> kAddedColumns{{
+    {"submissions", "reporter", "TEXT NOT NULL DEFAULT ''"},
+    {"reports", "reporter", "TEXT NOT NULL DEFAULT ''"},
+    {"dkim_results", "authenticated", "INTEGER NOT NULL DEFAULT 0"},
+}};
+
+bool add_missing_columns(sqlite3* db) {
+    for (const auto& [table, column, declaration] : kAddedColumns) {
+        Sql q(db, "SELECT 1 FROM pragma_table_info(?) WHERE name=?");
+        q.bind(std::string_view(table)).bind(std::string_view(column));
+        if (q.step() == SQLITE_ROW) {
+            continue;
+        }
+        const std::string alter =
+            std::string("ALTER TABLE ") + table + " ADD COLUMN " + column + " " + declaration;
+        if (!exec(db, alter.c_str())) {
+            return false;
+        }
+    }
+    return true;
+}
+
 // Real reports cover a day, a few at most; a longer span is refused rather than spread thin.
 constexpr std::int64_t kMaxReportSpan = 31 * kDay;
 
@@ -131,14 +159,15 @@ struct IngestStatements {
                  "domain=?"),
           report(db,
                  "INSERT INTO reports(submission, kind, org_name, report_id, domain, begin, end, "
-                 "received, policy_p, policy_pct, document) VALUES(?,?,?,?,?,?,?,?,?,?,?)"),
+                 "received, policy_p, policy_pct, document, reporter) "
+                 "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)"),
           finish(db, "UPDATE reports SET records=?, messages=? WHERE id=?"),
           record(db,
                  "INSERT INTO records(report, domain, day, source_ip, count, header_from, "
                  "disposition, dkim_aligned, spf_aligned, spf_pass) VALUES(?,?,?,?,?,?,?,?,?,?)"),
           dkim(db,
                "INSERT INTO dkim_results(report, domain, day, signer, selector, result, "
-               "source_ip, count) VALUES(?,?,?,?,?,?,?,?)"),
+               "source_ip, count, authenticated) VALUES(?,?,?,?,?,?,?,?,?)"),
           daily(
               db,
               "INSERT INTO daily(domain, day, messages, dmarc_pass, dkim_aligned, spf_aligned, "
@@ -158,8 +187,8 @@ struct IngestStatements {
           release(db, "RELEASE report"),
           rollback(db, "ROLLBACK TO report"),
           submission(db,
-                     "INSERT INTO submissions(received, origin, size, content) "
-                     "VALUES(?,?,?,zeroblob(?))"),
+                     "INSERT INTO submissions(received, origin, size, reporter, content) "
+                     "VALUES(?,?,?,?,zeroblob(?))"),
           outcome(db, "UPDATE submissions SET reports=?, duplicates=?, errors=? WHERE id=?") {}
     Sql exists;
     Sql report;
@@ -219,9 +248,14 @@ std::vector<std::pair<std::int64_t, std::uint64_t>> split_by_day(std::int64_t be
 // transaction.
 class ReportStore::Ingest final : public reports::ReportSink {
   public:
+    // `reporter`: the submission's authenticated reporter domain, or "" (see store.hpp).
     Ingest(sqlite3* db, IngestStatements& statements, std::int64_t submission,
-           std::int64_t received)
-        : db_(db), q_(statements), submission_(submission), received_(received) {}
+           std::int64_t received, std::string reporter)
+        : db_(db),
+          q_(statements),
+          submission_(submission),
+          received_(received),
+          reporter_(std::move(reporter)) {}
 
     IngestResult result;
 
@@ -294,7 +328,8 @@ class ReportStore::Ingest final : public reports::ReportSink {
                     .bind(d.selector)
                     .bind(d.result)
                     .bind(r.source_ip)
-                    .bind(n);
+                    .bind(n)
+                    .bind(std::int64_t{!reporter_.empty()});
                 ok_ = q_.dkim.run() && ok_;
             }
             DailyTotals& t = totals_[day];
@@ -332,6 +367,8 @@ class ReportStore::Ingest final : public reports::ReportSink {
             (void)q_.release.reset().run();
             open_ = false;
             ++result.duplicates;
+            vouch_for_stored("aggregate", header_.org_name, header_.report_id,
+                             header_.policy.domain, digest);
             return;
         }
         mark_digest(report_id_, "aggregate", header_.org_name, header_.report_id,
@@ -373,6 +410,7 @@ class ReportStore::Ingest final : public reports::ReportSink {
         const std::string org = f.reporter.empty() ? "unknown" : f.reporter;
         if (duplicate("failure", org, id, f.reported_domain)) {
             ++result.duplicates;
+            vouch_for_stored("failure", org, id, f.reported_domain, {});
             return;
         }
         (void)q_.savepoint.reset().run();
@@ -387,6 +425,7 @@ class ReportStore::Ingest final : public reports::ReportSink {
             r.policies.empty() ? std::string() : r.policies.front().policy_domain;
         if (duplicate("tls", r.org_name, r.report_id, domain)) {
             ++result.duplicates;
+            vouch_for_stored("tls", r.org_name, r.report_id, domain, {});
             return;
         }
         (void)q_.savepoint.reset().run();
@@ -423,6 +462,30 @@ class ReportStore::Ingest final : public reports::ReportSink {
     }
 
   private:
+    // The same report again, now from an authenticated reporter (it came first as a bare file
+    // or unsigned, say): the stored copy is that reporter's from now on. Only a copy with the
+    // same content (`digest`; failure and TLS reports: the same key) and no reporter yet.
+    void vouch_for_stored(std::string_view kind, std::string_view org, std::string_view id,
+                          std::string_view domain, std::string_view digest) {
+        if (reporter_.empty()) {
+            return;
+        }
+        Sql set(db_,
+                "UPDATE reports SET reporter=?1 WHERE kind=?2 AND org_name=?3 AND report_id=?4 "
+                "AND domain=?5 AND (?6='' OR digest=?6) AND reporter='' RETURNING id");
+        set.bind(reporter_).bind(kind).bind(org).bind(id).bind(domain).bind(
+            digest.empty() ? std::string_view("") : digest);
+        std::vector<std::int64_t> vouched;
+        while (set.step() == SQLITE_ROW) {
+            vouched.push_back(set.integer(0));
+        }
+        for (const std::int64_t report : vouched) {
+            Sql mark(db_, "UPDATE dkim_results SET authenticated=1 WHERE report=?");
+            mark.bind(report);
+            ok_ = mark.run() && ok_;
+        }
+    }
+
     bool duplicate(std::string_view kind, std::string_view org, std::string_view id,
                    std::string_view domain) {
         q_.exists.reset().bind(kind).bind(org).bind(id).bind(domain);
@@ -484,7 +547,7 @@ class ReportStore::Ingest final : public reports::ReportSink {
         } else {
             q_.report.bind(std::string_view());
         }
-        q_.report.bind(document);
+        q_.report.bind(document).bind(reporter_);
         ok_ = q_.report.run() && ok_;
         return sqlite3_last_insert_rowid(db_);
     }
@@ -508,6 +571,7 @@ class ReportStore::Ingest final : public reports::ReportSink {
     IngestStatements& q_;
     std::int64_t submission_;
     std::int64_t received_;
+    std::string reporter_;
     reports::AggregateHeader header_;
     crypto::Sha256 digest_;
     std::int64_t report_id_ = 0;
@@ -538,7 +602,7 @@ Expected<std::unique_ptr<ReportStore>, std::string> ReportStore::open(const std:
         // A fixed 32 MiB page cache: a large report's rows and indexes stay in memory until its
         // commit instead of spilling to the WAL page by page (the cost does not grow with it).
         !exec(db, "PRAGMA cache_size=-32768") || !exec(db, "PRAGMA temp_store=MEMORY") ||
-        !exec(db, kSchema)) {
+        !exec(db, kSchema) || !add_missing_columns(db)) {
         std::string why = sqlite3_errmsg(db);
         sqlite3_close(db);
         return unexpected("cannot prepare " + path + ": " + why);
@@ -556,12 +620,15 @@ ReportStore::~ReportStore() {
 
 Expected<std::int64_t, std::string> ReportStore::add_submission(std::int64_t received,
                                                                 std::string_view origin,
-                                                                std::string_view bytes) {
+                                                                std::string_view bytes,
+                                                                std::string_view reporter) {
     // The row is made with a zeroblob and the bytes written into it in pieces: binding them
     // whole would have SQLite build the row (a copy of all of it) in memory first.
     Sql& insert = statements().submission;
     insert.reset().bind(received).bind(origin).bind(static_cast<std::int64_t>(bytes.size()));
-    insert.bind(static_cast<std::int64_t>(bytes.size()));
+    // (A string_view with no data binds NULL: "" is no reporter.)
+    insert.bind(reporter.empty() ? std::string_view("") : reporter)
+        .bind(static_cast<std::int64_t>(bytes.size()));
     if (!insert.run()) {
         return unexpected("cannot store the submission: " + insert.error());
     }
@@ -641,7 +708,7 @@ Expected<IngestResult, std::string> ReportStore::submit(std::int64_t received,
                                                         std::string_view origin,
                                                         std::string_view bytes,
                                                         const reports::Limits& limits) {
-    auto results = submit_batch(received, {{origin, bytes}}, limits);
+    auto results = submit_batch(received, {{origin, bytes, {}}}, limits);
     if (!results) {
         return unexpected(results.error());
     }
@@ -649,16 +716,15 @@ Expected<IngestResult, std::string> ReportStore::submit(std::int64_t received,
 }
 
 Expected<std::vector<IngestResult>, std::string> ReportStore::submit_batch(
-    std::int64_t received, const std::vector<std::pair<std::string_view, std::string_view>>& parts,
-    const reports::Limits& limits) {
+    std::int64_t received, const std::vector<Submission>& parts, const reports::Limits& limits) {
     // One transaction, one durable commit: each submission, every report read from it (each in
     // a savepoint of its own, so one bad report costs nothing of the others) and the outcomes.
     if (!exec(db_, "BEGIN IMMEDIATE")) {
         return unexpected(std::string("cannot store the submission: ") + sqlite3_errmsg(db_));
     }
     std::vector<IngestResult> results;
-    for (const auto& [origin, bytes] : parts) {
-        auto id = add_submission(received, origin, bytes);
+    for (const Submission& part : parts) {
+        auto id = add_submission(received, part.origin, part.bytes, part.reporter);
         if (!id) {
             exec(db_, "ROLLBACK");
             return unexpected(id.error());
@@ -675,7 +741,15 @@ Expected<std::vector<IngestResult>, std::string> ReportStore::submit_batch(
 
 IngestResult ReportStore::ingest(std::int64_t submission, const reports::Limits& limits,
                                  std::int64_t received) {
-    Ingest ingest(db_, statements(), submission, received);
+    std::string reporter;
+    {
+        Sql q(db_, "SELECT reporter FROM submissions WHERE id=?");
+        q.bind(submission);
+        if (q.step() == SQLITE_ROW) {
+            reporter = q.text(0);
+        }
+    }
+    Ingest ingest(db_, statements(), submission, received, std::move(reporter));
     ingest.result.submission = submission;
     {
         BlobSource source(db_, submission);
@@ -726,15 +800,22 @@ std::vector<std::string> ReportStore::domains() {
     return out;
 }
 
+// pass, fail, and the same from authenticated reporters' reports only.
+#define SELECTOR_DAY_SUMS                                                      \
+    "SUM(CASE WHEN result='pass' THEN count ELSE 0 END), "                     \
+    "SUM(CASE WHEN result='pass' THEN 0 ELSE count END), "                     \
+    "SUM(CASE WHEN result='pass' AND authenticated=1 THEN count ELSE 0 END), " \
+    "SUM(CASE WHEN result<>'pass' AND authenticated=1 THEN count ELSE 0 END)"
+
 std::vector<SelectorDay> ReportStore::selector_days(std::int64_t from_day, std::int64_t to_day,
                                                     const std::string& signer) {
     Sql q(db_, signer.empty()
-                   ? "SELECT signer, selector, day, SUM(CASE WHEN result='pass' THEN count ELSE 0 "
-                     "END), SUM(CASE WHEN result='pass' THEN 0 ELSE count END) FROM dkim_results "
+                   ? "SELECT signer, selector, day, " SELECTOR_DAY_SUMS
+                     " FROM dkim_results "
                      "WHERE day BETWEEN ?1 AND ?2 GROUP BY signer, selector, day "
                      "ORDER BY signer, selector, day"
-                   : "SELECT signer, selector, day, SUM(CASE WHEN result='pass' THEN count ELSE 0 "
-                     "END), SUM(CASE WHEN result='pass' THEN 0 ELSE count END) FROM dkim_results "
+                   : "SELECT signer, selector, day, " SELECTOR_DAY_SUMS
+                     " FROM dkim_results "
                      "WHERE signer = ?3 AND day BETWEEN ?1 AND ?2 GROUP BY selector, day "
                      "ORDER BY selector, day");
     q.bind(from_day).bind(to_day);
@@ -743,7 +824,24 @@ std::vector<SelectorDay> ReportStore::selector_days(std::int64_t from_day, std::
     }
     std::vector<SelectorDay> out;
     while (q.step() == SQLITE_ROW) {
-        out.push_back({q.text(0), q.text(1), q.integer(2), q.count(3), q.count(4)});
+        out.push_back(
+            {q.text(0), q.text(1), q.integer(2), q.count(3), q.count(4), q.count(5), q.count(6)});
+    }
+    return out;
+}
+#undef SELECTOR_DAY_SUMS
+
+std::vector<std::string> ReportStore::authenticated_reporters(const std::string& signer,
+                                                              const std::string& selector,
+                                                              std::int64_t day) {
+    Sql q(db_,
+          "SELECT DISTINCT p.reporter FROM dkim_results d JOIN reports p ON p.id = d.report "
+          "WHERE d.signer=? AND d.selector=? AND d.day=? AND d.authenticated=1 AND "
+          "p.reporter<>'' ORDER BY 1 LIMIT 20");
+    q.bind(signer).bind(selector).bind(day);
+    std::vector<std::string> out;
+    while (q.step() == SQLITE_ROW) {
+        out.push_back(q.text(0));
     }
     return out;
 }
@@ -796,11 +894,11 @@ std::vector<StoredReport> ReportStore::reports(const std::string& domain, std::i
                                                std::int64_t until, std::size_t limit) {
     Sql q(db_, domain.empty()
                    ? "SELECT id, kind, org_name, report_id, domain, begin, end, received, records, "
-                     "messages FROM reports WHERE end >= ?1 AND begin < ?2 "
+                     "messages, reporter, conflict FROM reports WHERE end >= ?1 AND begin < ?2 "
                      "ORDER BY begin DESC, id DESC LIMIT ?3"
                    : "SELECT id, kind, org_name, report_id, domain, begin, end, received, records, "
-                     "messages FROM reports WHERE domain = ?4 AND end >= ?1 AND begin < ?2 "
-                     "ORDER BY begin DESC, id DESC LIMIT ?3");
+                     "messages, reporter, conflict FROM reports WHERE domain = ?4 AND end >= ?1 "
+                     "AND begin < ?2 ORDER BY begin DESC, id DESC LIMIT ?3");
     q.bind(from).bind(until).bind(static_cast<std::int64_t>(limit));
     if (!domain.empty()) {
         q.bind(domain);
@@ -808,7 +906,8 @@ std::vector<StoredReport> ReportStore::reports(const std::string& domain, std::i
     std::vector<StoredReport> out;
     while (q.step() == SQLITE_ROW) {
         out.push_back({q.integer(0), q.text(1), q.text(2), q.text(3), q.text(4), q.integer(5),
-                       q.integer(6), q.integer(7), q.count(8), q.count(9)});
+                       q.integer(6), q.integer(7), q.count(8), q.count(9), q.text(10),
+                       q.integer(11) != 0});
     }
     return out;
 }

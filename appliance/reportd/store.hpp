@@ -36,6 +36,17 @@ std::vector<std::pair<std::int64_t, std::uint64_t>> split_by_day(std::int64_t be
                                                                  std::int64_t end,
                                                                  std::uint64_t count);
 
+// One submission: where it came from, its bytes, and its reporter: the domain that the report
+// mail's DKIM signature vouches for (the From domain, with a verified signature aligned with it;
+// relayd and the operator's CLI check it, see dkim::inbound::Verifier::authenticated_author),
+// or "" when nothing vouches for the sender. Only reports with a reporter raise critical
+// findings and webhooks: anyone can mail a report address with any org_name in it.
+struct Submission {
+    std::string_view origin;
+    std::string_view bytes;
+    std::string_view reporter;
+};
+
 struct IngestResult {
     std::int64_t submission = 0;
     std::size_t reports = 0;          // stored now
@@ -60,6 +71,9 @@ struct SelectorDay {
     std::int64_t day = 0;
     std::uint64_t pass = 0;
     std::uint64_t fail = 0;  // any result but pass (fail, permerror, temperror, neutral, ...)
+    // The same, counted from reports of authenticated reporters only.
+    std::uint64_t authenticated_pass = 0;
+    std::uint64_t authenticated_fail = 0;
 };
 
 struct SourceTotals {
@@ -91,6 +105,8 @@ struct StoredReport {
     std::int64_t received = 0;
     std::uint64_t records = 0;
     std::uint64_t messages = 0;
+    std::string reporter;   // the authenticated reporter domain, or ""
+    bool conflict = false;  // another report has its key with other content
 };
 
 struct TlsFailureTotals {
@@ -120,7 +136,8 @@ class ReportStore {
     // The bytes, durably (the transaction is committed with synchronous=FULL) before it returns.
     Expected<std::int64_t, std::string> add_submission(std::int64_t received,
                                                        std::string_view origin,
-                                                       std::string_view bytes);
+                                                       std::string_view bytes,
+                                                       std::string_view reporter = {});
     // add_submission and ingest in one transaction, committed durably (synchronous=FULL) before
     // it returns: what a submitter's "stored" means. A crash before the commit loses nothing the
     // submitter was told was kept.
@@ -130,9 +147,7 @@ class ReportStore {
     // Several submissions (origin, bytes) in one such transaction: a bulk import pays for one
     // durable commit, not one each.
     Expected<std::vector<IngestResult>, std::string> submit_batch(
-        std::int64_t received,
-        const std::vector<std::pair<std::string_view, std::string_view>>& parts,
-        const reports::Limits& limits);
+        std::int64_t received, const std::vector<Submission>& parts, const reports::Limits& limits);
     // Reads the stored submission's reports into the tables: each report in a savepoint of its
     // own, so one bad report costs nothing of the others.
     IngestResult ingest(std::int64_t submission, const reports::Limits& limits,
@@ -155,6 +170,9 @@ class ReportStore {
                                                                         const std::string& selector,
                                                                         std::int64_t day,
                                                                         std::size_t limit);
+    // The authenticated reporters whose reports saw signer/selector on `day` (at most 20).
+    std::vector<std::string> authenticated_reporters(const std::string& signer,
+                                                     const std::string& selector, std::int64_t day);
     std::vector<StoredReport> reports(const std::string& domain, std::int64_t from,
                                       std::int64_t until, std::size_t limit);
     std::vector<TlsPolicyTotals> tls_policies(std::int64_t from_day, std::int64_t to_day);

@@ -150,9 +150,9 @@ void BM_ImportMany(benchmark::State& state) {
         state.ResumeTiming();
         // As `reports import` sends them: 200 files a batch, one durable commit each.
         for (std::size_t at = 0; at < files.size(); at += 200) {
-            std::vector<std::pair<std::string_view, std::string_view>> parts;
+            std::vector<dkim::reportd::Submission> parts;
             for (std::size_t i = at; i < std::min(files.size(), at + 200); ++i) {
-                parts.emplace_back("bench", files[i]);
+                parts.push_back({"bench", files[i], {}});
             }
             benchmark::DoNotOptimize(
                 (*store)->submit_batch(19700 * kDay, parts, dkim::reports::Limits{}));

@@ -47,13 +47,19 @@ TEST(FindingsTest, ReplayWhenReportersSawMoreThanWasSigned) {
     sign(in, day_start + 10 * kHour, 40);
     sign(in, day_start - 30 * kHour, 10);  // inside the lifetime before the day: counts
     sign(in, day_start - 60 * kHour, 99);  // before it: does not
-    in.reported = {{"example.com", "s1", kDayN, 500, 0}};
+    in.reported = {{"example.com", "s1", kDayN, 500, 0, 500, 0}};  // all from authenticated
     in.top_sources = [](const std::string&, const std::string&, std::int64_t) {
         return std::vector<std::pair<std::string, std::uint64_t>>{{"203.0.113.9", 450}};
+    };
+    in.reporters = [](const std::string&, const std::string&, std::int64_t) {
+        return std::vector<std::string>{"google.com"};
     };
     const auto found = of_kind(find(in, FindingOptions{}), "replay_suspected");
     ASSERT_EQ(found.size(), 1U);
     EXPECT_EQ(found[0].severity, "critical");
+    EXPECT_TRUE(found[0].authenticated);
+    EXPECT_EQ(found[0].evidence.at("authenticated_reporters").as_array().at(0).as_string(),
+              "google.com");
     EXPECT_EQ(found[0].selector, "s1");
     EXPECT_EQ(found[0].evidence.at("signed").as_int64(), 50);
     EXPECT_EQ(found[0].evidence.at("reported_pass").as_uint64(), 500U);
@@ -84,7 +90,7 @@ TEST(FindingsTest, NoReplayCallBelowTheMinimumOrBeforeCountingBegan) {
 
 TEST(FindingsTest, SignedOutsideAnyGrant) {
     FindingInput in = base();
-    in.reported = {{"example.com", "s1", kDayN, 3, 0}};
+    in.reported = {{"example.com", "s1", kDayN, 3, 0, 1, 0}};
     auto found = of_kind(find(in, FindingOptions{}), "signed_outside_grant");
     ASSERT_EQ(found.size(), 1U);
     EXPECT_EQ(found[0].severity, "critical");
@@ -97,6 +103,50 @@ TEST(FindingsTest, SignedOutsideAnyGrant) {
     FindingInput other = base();
     other.reported = {{"other.example", "s1", kDayN, 300, 0}};
     EXPECT_TRUE(find(other, FindingOptions{}).empty());
+}
+
+// Anyone can mail a report address: evidence that only unauthenticated reports give (no report
+// mail carried a verified DKIM signature of its From domain) is a warning that says so, and is
+// not `authenticated` (so no webhook); the same evidence from an authenticated reporter is
+// critical. A replay needs the authenticated passes alone over the limit.
+TEST(FindingsTest, OnlyAuthenticatedReportersRaiseCriticalFindings) {
+    FindingInput in = base();
+    in.reported = {{"example.com", "s1", kDayN, 300, 0, 0, 0}};
+    auto outside = of_kind(find(in, FindingOptions{}), "signed_outside_grant");
+    ASSERT_EQ(outside.size(), 1U);
+    EXPECT_EQ(outside[0].severity, "warning");
+    EXPECT_FALSE(outside[0].authenticated);
+    EXPECT_NE(outside[0].summary.find("may be forged"), std::string::npos) << outside[0].summary;
+    EXPECT_FALSE(to_json(outside[0]).at("authenticated").as_bool());
+
+    const std::int64_t day_start = kDayN * kDay;
+    grant(in, day_start - kDay, day_start + kDay);
+    sign(in, day_start + kHour, 50);
+    // 500 passes against 50 signatures, but the authenticated reporters saw 40 of them.
+    in.reported = {{"example.com", "s1", kDayN, 500, 0, 40, 0}};
+    auto replay = of_kind(find(in, FindingOptions{}), "replay_suspected");
+    ASSERT_EQ(replay.size(), 1U);
+    EXPECT_EQ(replay[0].severity, "warning");
+    EXPECT_FALSE(replay[0].authenticated);
+    EXPECT_EQ(replay[0].evidence.at("authenticated_pass").to_number<std::int64_t>(), 40);
+    // The authenticated reporters alone saw 51: critical.
+    in.reported = {{"example.com", "s1", kDayN, 500, 0, 51, 0}};
+    replay = of_kind(find(in, FindingOptions{}), "replay_suspected");
+    ASSERT_EQ(replay.size(), 1U);
+    EXPECT_EQ(replay[0].severity, "critical");
+    EXPECT_TRUE(replay[0].authenticated);
+
+    // Rotation: a forged report of failures for the new selector is not authenticated.
+    FindingInput rotation = base();
+    rotation.reported = {{"example.com", "s1", kDayN, 0, 12, 0, 0}};
+    auto failing = of_kind(find(rotation, FindingOptions{}), "rotation_new_failing");
+    ASSERT_EQ(failing.size(), 1U);
+    EXPECT_FALSE(failing[0].authenticated);
+    rotation.reported = {{"example.com", "s1", kDayN, 0, 12, 0, 12}};
+    failing = of_kind(find(rotation, FindingOptions{}), "rotation_new_failing");
+    ASSERT_EQ(failing.size(), 1U);
+    EXPECT_TRUE(failing[0].authenticated);
+    EXPECT_EQ(failing[0].severity, "warning");
 }
 
 TEST(FindingsTest, WithoutTheSigningRecordNoJoinFindingIsMade) {

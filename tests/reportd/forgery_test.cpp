@@ -35,9 +35,9 @@ class ReportForgeryTest : public ::testing::Test {
         store_.reset();
         std::filesystem::remove_all(dir_);
     }
-    IngestResult submit(const std::string& bytes) {
-        auto id = store_->add_submission(1700000000, "relay", bytes);
-        EXPECT_TRUE(id);
+    IngestResult submit(const std::string& bytes, std::string_view reporter = {}) {
+        auto id = store_->add_submission(1700000000, "relay", bytes, reporter);
+        EXPECT_TRUE(id) << id.error();
         return store_->ingest(*id, reports::Limits{}, 1700000000);
     }
 
@@ -107,6 +107,49 @@ TEST_F(ReportForgeryTest, OneReportCannotOutweighEveryOtherReporterInReadiness) 
     EXPECT_EQ(it->evidence.at("weakest_reporter").as_string(), "Reporter");
     // The pooled share, which the forger decides, is not what the step is judged on.
     EXPECT_LT(it->evidence.at("aligned_share").as_double(), 0.5);
+}
+
+// Closed (was open: forged false criticals): reports carry no authentication of their own, so
+// a report's DKIM counts are only authenticated when its mail was (relayd's or the CLI's DKIM
+// check of the From domain, the submission's reporter). An unauthenticated submission counts
+// in pass and fail, never in the authenticated counts the critical findings are judged on; the
+// same report again from an authenticated reporter vouches for the stored copy, and a second,
+// unauthenticated copy takes nothing away.
+TEST_F(ReportForgeryTest, OnlyAnAuthenticatedReporterCountsAsAuthenticated) {
+    const std::int64_t day = 1700000000 / kDay;
+    auto totals = [&] {
+        SelectorDay sum;
+        for (const auto& d : store_->selector_days(day - 1, day + 2)) {
+            sum.pass += d.pass;
+            sum.authenticated_pass += d.authenticated_pass;
+        }
+        return sum;
+    };
+    ASSERT_EQ(submit(aggregate_xml(2, 5, "r-1")).reports, 1U);
+    EXPECT_EQ(totals().pass, 10U);
+    EXPECT_EQ(totals().authenticated_pass, 0U);
+    // The same report from an authenticated reporter: a duplicate, and now vouched for.
+    EXPECT_EQ(submit(aggregate_xml(2, 5, "r-1"), "reporter.example").duplicates, 1U);
+    EXPECT_EQ(totals().pass, 10U);
+    EXPECT_EQ(totals().authenticated_pass, 10U);
+    // (The report's hours fall on day + 1 almost all: five messages a row all land there.)
+    EXPECT_EQ(store_->authenticated_reporters("example.com", "s1", day + 1),
+              std::vector<std::string>{"reporter.example"});
+    // Again unauthenticated: still a duplicate, still vouched for.
+    EXPECT_EQ(submit(aggregate_xml(2, 5, "r-1")).duplicates, 1U);
+    EXPECT_EQ(totals().authenticated_pass, 10U);
+    // Another report of the same key and other content from a forger: counted, unauthenticated,
+    // both flagged as a conflict.
+    const auto forged = submit(aggregate_xml(2, 500, "r-1"));
+    EXPECT_EQ(forged.reports, 1U);
+    EXPECT_EQ(totals().pass, 1010U);
+    EXPECT_EQ(totals().authenticated_pass, 10U);
+    const auto listed = store_->reports("example.com", 0, 2000000000, 10);
+    ASSERT_EQ(listed.size(), 2U);
+    for (const auto& r : listed) {
+        EXPECT_TRUE(r.conflict);
+        EXPECT_EQ(r.reporter, r.messages == 10 ? "reporter.example" : "");
+    }
 }
 
 }  // namespace

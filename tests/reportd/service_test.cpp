@@ -242,26 +242,60 @@ TEST_F(ServiceTest, ANewCriticalFindingIsSpooledOnceForTheWebhook) {
         report.replace(report.find("1700086399"), 10, std::to_string(day_start + kDay - 1));
         return report;
     };
+    // Unauthenticated (no reporter vouched for by relayd): a warning, never a webhook.
+    ASSERT_TRUE(ok(call(PeerKind::relay, {{"op", "submit"}}, one_day("forged"))));
+    service_->after_answer();
+    EXPECT_TRUE(outbox_.bodies.empty());
     outbox_.failing = true;
-    ASSERT_TRUE(ok(call(PeerKind::relay, {{"op", "submit"}}, one_day("first"))));
+    const bj::object vouched{{"op", "submit"}, {"reporter", "google.com"}};
+    ASSERT_TRUE(ok(call(PeerKind::relay, vouched, one_day("first"))));
     service_->after_answer();
     EXPECT_TRUE(outbox_.bodies.empty());  // the outbox refused it: not marked as sent
     outbox_.failing = false;
-    ASSERT_TRUE(ok(call(PeerKind::relay, {{"op", "submit"}}, one_day("second"))));
+    ASSERT_TRUE(ok(call(PeerKind::relay, vouched, one_day("second"))));
     service_->after_answer();
     ASSERT_EQ(outbox_.bodies.size(), 1U);
     const bj::object event = bj::parse(outbox_.bodies[0]).as_object();
     EXPECT_EQ(event.at("type").as_string(), "report.finding");
     EXPECT_EQ(event.at("kind").as_string(), "signed_outside_grant");
     EXPECT_EQ(event.at("severity").as_string(), "critical");
+    EXPECT_TRUE(event.at("authenticated").as_bool());
     // Another report of the same day: the same finding is not sent again.
-    ASSERT_TRUE(ok(call(PeerKind::relay, {{"op", "submit"}}, one_day("third"))));
+    ASSERT_TRUE(ok(call(PeerKind::relay, vouched, one_day("third"))));
     service_->after_answer();
     EXPECT_EQ(outbox_.bodies.size(), 1U);
     // A duplicate stores no report: no findings are looked at.
-    ASSERT_TRUE(ok(call(PeerKind::relay, {{"op", "submit"}}, one_day("third"))));
+    ASSERT_TRUE(ok(call(PeerKind::relay, vouched, one_day("third"))));
     service_->after_answer();
     EXPECT_EQ(outbox_.bodies.size(), 1U);
+}
+
+// Who may name a reporter: relayd and the operator's CLI verify the report mail's DKIM
+// signature; webd's uploads are a browser's bytes, so webd naming one is refused. A malformed
+// name is refused too; the list shows who vouched for each report.
+TEST_F(ServiceTest, OnlyRelayAndAdminPeersNameAReporter) {
+    const bj::object named{{"op", "submit"}, {"reporter", "google.com"}};
+    const Message web = call(PeerKind::web, named, aggregate_xml(1, 1, "w-1"));
+    EXPECT_EQ(web.json.at("code").as_string(), "forbidden");
+    const Message upper =
+        call(PeerKind::relay, {{"op", "submit"}, {"reporter", "Google.com"}}, aggregate_xml(1));
+    EXPECT_EQ(upper.json.at("code").as_string(), "invalid");
+    const Message bad =
+        call(PeerKind::relay, {{"op", "submit"}, {"reporter", "a..b"}}, aggregate_xml(1));
+    EXPECT_EQ(bad.json.at("code").as_string(), "invalid");
+    ASSERT_TRUE(ok(call(PeerKind::relay, named, aggregate_xml(1, 1, "r-1"))));
+    ASSERT_TRUE(ok(call(PeerKind::admin,
+                        {{"op", "submit"},
+                         {"parts", bj::array{5}},
+                         {"origins", bj::array{"x"}},
+                         {"reporters", bj::array{"yahoo.com", "extra"}}},
+                        "hello")) == false);  // reporters: one per part
+    const Message listed = call(PeerKind::admin, {{"op", "reports"}, {"from", 0}}, "");
+    ASSERT_TRUE(ok(listed)) << bj::serialize(listed.json);
+    const auto& reports = listed.json.at("reports").as_array();
+    ASSERT_EQ(reports.size(), 1U);
+    EXPECT_EQ(reports[0].at("reporter").as_string(), "google.com");
+    EXPECT_TRUE(reports[0].at("authenticated").as_bool());
 }
 
 }  // namespace

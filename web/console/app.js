@@ -965,7 +965,15 @@
       const tr = el("tr");
       tr.appendChild(el("td", utc(r.received * 1000), "mono"));
       tr.appendChild(el("td", r.kind));
-      tr.appendChild(el("td", r.org_name || "—"));
+      // The org_name is the sender's word; who vouched for it (the report mail's DKIM
+      // signature, checked by relayd or the CLI) is shown beside it.
+      const who = el("td", r.org_name || "—");
+      who.appendChild(el("span", r.authenticated ? " · DKIM: " + r.reporter : " · unauthenticated",
+                         "muted small" + (r.authenticated ? " reporter-verified" : " reporter-unverified")));
+      if (r.conflict) {
+        who.appendChild(el("span", " · conflicts with another report of this id", "warn small"));
+      }
+      tr.appendChild(who);
       tr.appendChild(el("td", r.begin ? dayText(r.begin) + (r.end - r.begin > DAY ? " – " + dayText(r.end) : "") : "—"));
       tr.appendChild(el("td", count(r.records), "num"));
       tr.appendChild(el("td", count(r.messages), "num"));

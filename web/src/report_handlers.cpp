@@ -329,6 +329,7 @@ Result<Response> reports_findings(Context& ctx, Caller& caller) {
                                        {"from", Kind::integer},
                                        {"until", Kind::integer},
                                        {"summary", Kind::string},
+                                       {"authenticated", Kind::boolean},
                                        {"evidence", Kind::object}});
     return report_json(out, ctx.req);
 }
@@ -358,7 +359,10 @@ Result<Response> reports_list(Context& ctx, Caller& caller) {
                                       {"end", Kind::integer},
                                       {"received", Kind::integer},
                                       {"records", Kind::integer},
-                                      {"messages", Kind::integer}});
+                                      {"messages", Kind::integer},
+                                      {"reporter", Kind::string},
+                                      {"authenticated", Kind::boolean},
+                                      {"conflict", Kind::boolean}});
     return report_json(out, ctx.req);
 }
 
