@@ -6,7 +6,10 @@
 // `nobody`, with no_new_privs) before the first byte is parsed.
 //
 // import: files, maildirs and mboxes handed to dkim-reportd, which stores and reads them (the
-// CLI parses nothing). findings: what dkim-reportd makes of the reports and signerd's record.
+// CLI parses no report). A file that is one mail message goes with its authenticated reporter
+// when it has one (reports_reporter.hpp: the From domain, by an aligned DKIM signature that
+// verified; DNS lookups unless --no-verify). findings: what dkim-reportd makes of the reports and
+// signerd's record.
 //
 // Exit codes: 0 done; 2 some file (or some report in one) could not be read or imported (the
 // others still are); 1 failed otherwise (dkim-reportd unreachable, say).
@@ -33,6 +36,7 @@
 #include "dkim/reports/channel.hpp"
 #include "dkim/reports/json.hpp"
 #include "dkim/reports/reader.hpp"
+#include "reports_reporter.hpp"
 
 namespace dkim::cli {
 namespace {
@@ -250,6 +254,7 @@ struct ReportImportArgs {
     std::vector<std::string> paths;
     std::string socket = kReportdSocket;
     bool json = false;
+    ReporterArgs reporter;
 };
 
 // The files an import path names: a file; a maildir's messages (cur/ and new/); or a folder's
@@ -335,21 +340,29 @@ struct ImportTotals {
 
 // Sends one batch; false when dkim-reportd cannot be reached or refuses the CLI (the rest of the
 // import is pointless then).
+// `reporters`: one per file, "" for none; "reporters" goes only when one is named.
 bool send_batch(reports::channel::Client& client, const std::vector<std::filesystem::path>& files,
-                const std::vector<std::string>& contents, bool json, ImportTotals& totals,
-                std::string& fatal) {
+                const std::vector<std::string>& contents, const std::vector<std::string>& reporters,
+                bool json, ImportTotals& totals, std::string& fatal) {
     reports::channel::Message request;
     request.json["op"] = "submit";
     request.json["origin"] = "import";
     boost::json::array sizes;
     boost::json::array origins;
+    boost::json::array vouched;
+    bool any_reporter = false;
     for (std::size_t i = 0; i < files.size(); ++i) {
         sizes.push_back(static_cast<std::int64_t>(contents[i].size()));
         origins.push_back(boost::json::value("import " + files[i].string()));
+        vouched.push_back(boost::json::value(reporters[i]));
+        any_reporter = any_reporter || !reporters[i].empty();
         request.body += contents[i];
     }
     request.json["parts"] = std::move(sizes);
     request.json["origins"] = std::move(origins);
+    if (any_reporter) {
+        request.json["reporters"] = std::move(vouched);
+    }
     auto answer = client.call(request);
     if (!answer) {
         fatal = answer.error();
@@ -379,10 +392,15 @@ bool send_batch(reports::channel::Client& client, const std::vector<std::filesys
         if (json) {
             boost::json::object line = o;
             line["file"] = files[i].string();
+            if (!reporters[i].empty()) {
+                line["reporter"] = reporters[i];
+            }
             std::cout << boost::json::serialize(line) << "\n";
         } else {
             std::cout << files[i].string() << ": " << n << " reports stored, " << d
-                      << " already stored\n";
+                      << " already stored"
+                      << (reporters[i].empty() ? std::string() : ", reporter=" + reporters[i])
+                      << "\n";
         }
         if (const auto* errors = o.if_contains("errors"); errors != nullptr && errors->is_array()) {
             for (const auto& e : errors->as_array()) {
@@ -397,19 +415,25 @@ bool send_batch(reports::channel::Client& client, const std::vector<std::filesys
 }
 
 int run_report_import(const ReportImportArgs& args) {
+    auto check = ReporterCheck::open(args.reporter);
+    if (!check) {
+        return fail(check.error());
+    }
     reports::channel::Client client(args.socket);
     ImportTotals totals;
     std::vector<std::filesystem::path> batch;
     std::vector<std::string> contents;
+    std::vector<std::string> reporters;
     std::size_t batch_bytes = 0;
     std::string fatal;
     const auto flush = [&] {
         if (batch.empty()) {
             return true;
         }
-        const bool sent = send_batch(client, batch, contents, args.json, totals, fatal);
+        const bool sent = send_batch(client, batch, contents, reporters, args.json, totals, fatal);
         batch.clear();
         contents.clear();
+        reporters.clear();
         batch_bytes = 0;
         return sent;
     };
@@ -438,6 +462,7 @@ int run_report_import(const ReportImportArgs& args) {
             }
             batch.push_back(file);
             contents.push_back(std::move(bytes).str());
+            reporters.push_back((*check)->reporter(contents.back()));
             batch_bytes += size;
         }
     }
@@ -530,6 +555,7 @@ void add_reports_commands(CLI::App& app, int& exit_code) {
     import->add_option("--reportd-socket", import_args->socket, "dkim-reportd's socket")
         ->capture_default_str();
     import->add_flag("--json", import_args->json, "one JSON object per file, one per line");
+    add_reporter_options(import, import_args->reporter);
     import->callback([&exit_code, import_args] { exit_code = run_report_import(*import_args);
 });
 

@@ -35,6 +35,7 @@
 #include "dkim/base/wipe.hpp"
 #include "dkim/imap/response.hpp"
 #include "dkim/reports/channel.hpp"
+#include "reports_reporter.hpp"
 #include "signerd_connection.hpp"
 
 namespace dkim::cli {
@@ -53,6 +54,7 @@ struct FetchImapArgs {
     std::string ca_file;
     int max_messages = 1000;
     bool json = false;
+    ReporterArgs reporter;
 };
 
 struct CurlGlobal {
@@ -296,6 +298,10 @@ int run_fetch_imap(const FetchImapArgs& args) {
     if (!after) {
         return fail(after.error());
     }
+    auto check = ReporterCheck::open(args.reporter);
+    if (!check) {
+        return fail(check.error());
+    }
     if (args.user.empty() ||
         args.user.find_first_of(std::string("\r\n\0", 3)) != std::string::npos) {
         return fail("--user: expected a user name");
@@ -425,9 +431,14 @@ int run_fetch_imap(const FetchImapArgs& args) {
             continue;
         }
 
+        // Who sent it, when DKIM says so (reports_reporter.hpp); none refuses nothing.
+        const std::string reporter = (*check)->reporter(*body);
         reports::channel::Message request;
         request.json["op"] = "submit";
         request.json["origin"] = "imap " + where + " uid " + id;
+        if (!reporter.empty()) {
+            request.json["reporter"] = reporter;
+        }
         request.body = std::move(*body);
         auto answer = reportd.call(request);
         if (!answer) {
@@ -500,10 +511,15 @@ int run_fetch_imap(const FetchImapArgs& args) {
             line.erase("ok");
             line["uid"] = uid;
             line["marked"] = marked;
+            if (!reporter.empty()) {
+                line["reporter"] = reporter;
+            }
             std::cout << boost::json::serialize(line) << "\n";
         } else {
             std::cout << where << " uid " << id << ": " << n << " reports stored, " << d
-                      << " already stored; " << marked << "\n";
+                      << " already stored"
+                      << (reporter.empty() ? std::string() : ", reporter=" + reporter) << "; "
+                      << marked << "\n";
         }
         if (const auto* errors = j.if_contains("errors"); errors != nullptr && errors->is_array()) {
             for (const auto& e : errors->as_array()) {
@@ -557,6 +573,7 @@ void add_reports_fetch_command(CLI::App& app, int& exit_code) {
         ->check(CLI::Range(1, 100000))
         ->capture_default_str();
     fetch->add_flag("--json", args->json, "one JSON object per message, one per line");
+    add_reporter_options(fetch, args->reporter);
     fetch->callback([&exit_code, args] { exit_code = run_fetch_imap(*args); });
 }
 

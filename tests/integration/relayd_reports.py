@@ -14,13 +14,21 @@ Started by ctest (labels "relayd;reportd"), one group per run:
            stored once reportd is back (the sender's retry); a reportd that does not know relayd's
            user: 451 (forbidden is never a bounce); a reportd that refuses the message as invalid:
            554 5.6.0 with its reason.
+  reporter the authenticated reporter: a report mail DKIM-signed by dkimpy (an independent
+           signer) with the key published in dnsmasq reaches reportd with reporter=reporter.test
+           (relayd's log line, and reportd's own record of it when it keeps one); an unsigned one
+           and one whose signature no longer verifies with none, and all three are stored.
+           `dkim-appliance reports import` does the same for a signed .eml (LF line endings),
+           not for a bare .xml.gz, and not with --no-verify.
 
 As root, relayd runs as nobody and reportd as daemon (setpriv), each a peer of the other by its
 own uid ([peers] relay = ["nobody"]; the test asks reportd as root, its admin peer); otherwise both
 run as the caller, and what reportd stored is read from its SQLite store instead.
 
-usage: relayd_reports.py GROUP DKIM_RELAYD DKIM_REPORTD
+usage: relayd_reports.py GROUP DKIM_RELAYD DKIM_REPORTD DKIM_APPLIANCE
 """
+
+import base64
 
 import email.mime.application
 import email.mime.multipart
@@ -47,6 +55,8 @@ import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from testlib import DnsServer, check, free_port, run_module, until  # noqa: E402
+
+import dkim  # noqa: E402  (python3-dkim: dkimpy, an independent signer)
 
 ROOT = os.geteuid() == 0
 RELAY_USER = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] if ROOT else []
@@ -142,6 +152,23 @@ class Reportd:
         with sqlite3.connect("file:%s?mode=ro" % self.store, uri=True) as db:
             return db.execute("SELECT org_name, report_id FROM reports WHERE domain = ?",
                               (domain,)).fetchall()
+
+    def reporters(self, domain):
+        """report_id -> the reporter reportd keeps for it, or None when this reportd keeps none."""
+        if ROOT:
+            answer = channel_call(self.socket, {"op": "reports", "domain": domain, "from": 0,
+                                                "until": int(time.time()) + 86400, "limit": 1000})
+            if not answer.get("ok"):
+                raise RuntimeError("dkim-reportd: %s" % answer)
+            if any("reporter" not in r for r in answer["reports"]):
+                return None
+            return {r["report_id"]: r["reporter"] for r in answer["reports"]}
+        with sqlite3.connect("file:%s?mode=ro" % self.store, uri=True) as db:
+            columns = [row[1] for row in db.execute("PRAGMA table_info(reports)")]
+            if "reporter" not in columns:
+                return None
+            return dict(db.execute("SELECT report_id, reporter FROM reports WHERE domain = ?",
+                                   (domain,)).fetchall())
 
     def submissions(self):
         if ROOT:
@@ -289,9 +316,10 @@ def plain_mail(subject):
             "Message-ID: <%s@reporter.test>\r\n\r\nHello.\r\n" % (subject, uuid.uuid4().hex)).encode()
 
 
-def start_all(folder, relayd, reportd_binary, **reportd_options):
+def start_all(folder, relayd, reportd_binary, records=None, **reportd_options):
     os.chmod(folder, 0o755)
-    dns = DnsServer(folder, {"reporter.test": "v=spf1 ip4:127.0.0.1 -all"}, "reporter.test")
+    dns = DnsServer(folder, dict({"reporter.test": "v=spf1 ip4:127.0.0.1 -all"}, **(records or {})),
+                    "reporter.test")
     maildir = make_maildir(folder)
     reportd = Reportd(folder, reportd_binary, **reportd_options)
     reportd.start()
@@ -302,7 +330,7 @@ def start_all(folder, relayd, reportd_binary, **reportd_options):
 
 # --- groups ------------------------------------------------------------------------------------
 
-def group_store(folder, relayd, reportd_binary):
+def group_store(folder, relayd, reportd_binary, cli=None):
     dns, maildir, reportd, relay = start_all(folder, relayd, reportd_binary)
     try:
         # A real report mail (Google's, relayed through Outlook), from Google's reverse-path.
@@ -363,7 +391,87 @@ def group_store(folder, relayd, reportd_binary):
         dns.stop()
 
 
-def group_outage(folder, relayd, reportd_binary):
+def dkim_key(folder):
+    """A fresh RSA key: its PEM, and its DKIM key record."""
+    pem = subprocess.run(["openssl", "genrsa", "2048"], capture_output=True, check=True).stdout
+    der = subprocess.run(["openssl", "rsa", "-pubout", "-outform", "DER"], input=pem,
+                         capture_output=True, check=True).stdout
+    return pem, "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode()
+
+
+def signed(mail, pem, domain="reporter.test", selector="sel"):
+    signature = dkim.sign(mail, selector.encode(), domain.encode(), pem, linesep=b"\r\n",
+                          include_headers=[b"from", b"to", b"subject", b"date", b"message-id"])
+    return signature + mail
+
+
+def group_reporter(folder, relayd, reportd_binary, cli):
+    pem, record = dkim_key(folder)
+    dns, maildir, reportd, relay = start_all(folder, relayd, reportd_binary,
+                                             records={"sel._domainkey.reporter.test": record})
+    try:
+        ids = {kind: "reporter-%s-%s" % (kind, uuid.uuid4().hex[:12])
+               for kind in ("signed", "unsigned", "forged", "import", "imported-bare", "no-verify")}
+        genuine = signed(report_mail("gzip", ids["signed"]), pem)
+        check(dkim.verify(genuine, dnsfunc=lambda name, timeout=5: record.encode()),
+              "dkimpy verifies its own signature (the test's premise)")
+        forged = signed(report_mail("gzip", ids["forged"]), pem)
+        # Another report in the signed bytes' place: the body hash no longer matches.
+        forged = forged.replace(b"This is an aggregate report", b"This is an aggregate rep0rt")
+        for mail in (genuine, report_mail("zip", ids["unsigned"]), forged):
+            replies, _ = swaks(relay.port, "dmarc@reporter.test", mail)
+            check(final_reply(replies).startswith("250 2.0.0 Ok: report stored"),
+                  "a report mail is stored whatever its signature (%s)" % final_reply(replies))
+        lines = re.findall(r"dkim-relayd: report id=\S+ .*", relay.text())
+        check(len(lines) == 3, "one log line per report: %s" % lines)
+        said = [re.search(r" reporter=(\S+) ", line).group(1) if " reporter=" in line else None
+                for line in lines]
+        check(said == ["reporter.test", "-", "-"],
+              "relayd names the reporter of the signed report only: %s" % said)
+
+        # The CLI: a signed .eml with LF line endings, a bare .xml.gz (no reporter), and a signed
+        # one with --no-verify (no lookup, no reporter).
+        eml = os.path.join(folder, "signed.eml")
+        with open(eml, "wb") as f:
+            f.write(signed(report_mail("zip", ids["import"]), pem).replace(b"\r\n", b"\n"))
+        bare = os.path.join(folder, "reporter.test!example.net!1!2.xml.gz")
+        with open(bare, "wb") as f:
+            f.write(gzip.compress(aggregate_xml(ids["imported-bare"])[0]))
+        unverified = os.path.join(folder, "unverified.eml")
+        with open(unverified, "wb") as f:
+            f.write(signed(report_mail("zip", ids["no-verify"]), pem))
+        base = [cli, "reports", "import", "--reportd-socket", reportd.socket]
+        r = subprocess.run(base + ["--dns-server", dns.address(), "--org-domain", "tree-walk",
+                                   "--json", eml, bare], capture_output=True, text=True, timeout=120)
+        check(r.returncode == 0, "reports import: exit 0 (%d, %s)" % (r.returncode, r.stderr))
+        results = {}
+        for line in r.stdout.splitlines():
+            o = json.loads(line)
+            results[o.get("file")] = o
+        check(results.get(eml, {}).get("reporter") == "reporter.test",
+              "reports import names the signed message's reporter: %s" % r.stdout)
+        check(bare in results and "reporter" not in results[bare],
+              "reports import names no reporter for a bare report file: %s" % r.stdout)
+        r = subprocess.run(base + ["--no-verify", unverified], capture_output=True, text=True,
+                           timeout=120)
+        check(r.returncode == 0 and "1 reports stored" in r.stdout and "reporter=" not in r.stdout,
+              "reports import --no-verify: stored, no reporter (%s%s)" % (r.stdout, r.stderr))
+
+        kept = reportd.reporters("example.net")
+        if kept is None:
+            print("note: this dkim-reportd keeps no reporter; checked relayd's and the CLI's side")
+        else:
+            expected = {"signed": "reporter.test", "unsigned": "", "forged": "",
+                        "import": "reporter.test", "imported-bare": "", "no-verify": ""}
+            got = {kind: kept.get(ids[kind]) for kind in expected}
+            check(got == expected, "reportd keeps the reporters: %s" % got)
+    finally:
+        relay.stop()
+        reportd.stop()
+        dns.stop()
+
+
+def group_outage(folder, relayd, reportd_binary, cli=None):
     dns, maildir, reportd, relay = start_all(folder, relayd, reportd_binary)
     try:
         first = "outage-%s" % uuid.uuid4().hex[:12]
@@ -432,5 +540,5 @@ def group_outage(folder, relayd, reportd_binary):
 
 
 if __name__ == "__main__":
-    sys.exit(run_module(__doc__, {"store": group_store, "outage": group_outage}, 2, "relayd-reports-",
-                        mode=0o755))
+    sys.exit(run_module(__doc__, {"store": group_store, "outage": group_outage,
+                                  "reporter": group_reporter}, 3, "relayd-reports-", mode=0o755))
