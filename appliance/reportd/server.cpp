@@ -15,7 +15,7 @@
 
 namespace dkim::reportd {
 
-namespace {
+namespace server_detail {
 
 constexpr std::size_t kMaxConnections = 16;
 constexpr std::chrono::milliseconds kIdle{60'000};
@@ -31,7 +31,9 @@ void answer(int fd, const reports::channel::Message& m) {
     (void)ipc::write_all(fd, reports::channel::encode(m), std::chrono::milliseconds(10'000));
 }
 
-}  // namespace
+}  // namespace server_detail
+
+using namespace server_detail;
 
 Expected<std::unique_ptr<Server>, std::string> Server::listen(const Config& config,
                                                               Service& service) {
@@ -153,23 +155,99 @@ void Server::run() {
     }
 }
 
+namespace server_detail {
+
+// One request off the socket: its JSON, and its body in the message when small or spooled to a
+// file when large (spool.hpp), so a 64 MiB submission is never held in memory.
+struct Incoming {
+    reports::channel::Message message;
+    std::optional<SpooledBody> spooled;
+};
+
+struct IncomingError {
+    std::string code;  // "protocol" or "unavailable"; empty: nothing to answer (closed, idle)
+    std::string message;
+};
+
+constexpr std::size_t kSpoolAbove = std::size_t{1} << 20;
+
+Expected<Incoming, IncomingError> read_request(int fd, const std::filesystem::path& spool_folder) {
+    auto frame = ipc::FrameReader::start(fd, kIdle, kFrame, reports::channel::kMaxFrame,
+                                         reports::channel::kVersion);
+    const auto failed = [](const ipc::FrameError& e) {
+        const bool quiet =
+            e.kind == ipc::FrameError::Kind::closed || e.kind == ipc::FrameError::Kind::timeout;
+        return IncomingError{quiet ? std::string() : std::string("protocol"), e.message};
+    };
+    if (!frame) {
+        return unexpected(failed(frame.error()));
+    }
+    if (frame->size() <= kSpoolAbove) {
+        std::string payload(frame->size(), '\0');
+        if (auto got = frame->read(payload.data(), payload.size()); !got) {
+            return unexpected(failed(got.error()));
+        }
+        auto message = reports::channel::decode(std::move(payload));
+        if (!message) {
+            return unexpected(IncomingError{"protocol", message.error()});
+        }
+        return Incoming{std::move(*message), std::nullopt};
+    }
+    // | JSON length (u32 BE) | JSON | body |: the JSON in memory, the body to the spool.
+    std::string head(4, '\0');
+    if (frame->size() < 4) {
+        return unexpected(IncomingError{"protocol", "frame too short"});
+    }
+    if (auto got = frame->read(head.data(), 4); !got) {
+        return unexpected(failed(got.error()));
+    }
+    const auto byte = [&](std::size_t i) {
+        return static_cast<std::uint32_t>(static_cast<unsigned char>(head[i]));
+    };
+    const std::uint32_t length = (byte(0) << 24) | (byte(1) << 16) | (byte(2) << 8) | byte(3);
+    if (length > reports::channel::kMaxJson || length > frame->left()) {
+        return unexpected(IncomingError{"protocol", "bad JSON length in frame"});
+    }
+    head.resize(4 + std::size_t{length});
+    if (auto got = frame->read(head.data() + 4, length); !got) {
+        return unexpected(failed(got.error()));
+    }
+    auto message = reports::channel::decode(std::move(head));
+    if (!message) {
+        return unexpected(IncomingError{"protocol", message.error()});
+    }
+    auto spool = SpooledBody::create(spool_folder);
+    if (!spool) {
+        return unexpected(IncomingError{"unavailable", spool.error()});
+    }
+    std::string piece(std::min(kSpoolAbove, frame->left()), '\0');
+    while (frame->left() > 0) {
+        const std::size_t n = std::min(piece.size(), frame->left());
+        if (auto got = frame->read(piece.data(), n); !got) {
+            return unexpected(failed(got.error()));
+        }
+        if (auto put = spool->append(piece.data(), n); !put) {
+            return unexpected(IncomingError{"unavailable", put.error()});
+        }
+    }
+    return Incoming{std::move(*message), std::move(*spool)};
+}
+
+}  // namespace server_detail
+
 void Server::serve(int fd, PeerKind peer) {
+    const std::filesystem::path spool_folder = config_.store.parent_path();
     while (!stopping_) {
-        auto payload = ipc::read_frame(fd, kIdle, kFrame, reports::channel::kMaxFrame,
-                                       reports::channel::kVersion);
-        if (!payload) {
-            if (payload.error().kind != ipc::FrameError::Kind::closed &&
-                payload.error().kind != ipc::FrameError::Kind::timeout) {
-                answer(fd, reports::channel::error("protocol", payload.error().message));
+        auto request = server_detail::read_request(fd, spool_folder);
+        if (!request) {
+            if (!request.error().code.empty()) {
+                answer(fd, reports::channel::error(request.error().code, request.error().message));
             }
             return;
         }
-        auto request = reports::channel::decode(std::move(*payload));
-        if (!request) {
-            answer(fd, reports::channel::error("protocol", request.error()));
-            return;
-        }
-        answer(fd, service_.handle(peer, *request));
+        answer(fd, service_.handle(peer, request->message,
+                                   request->spooled ? &*request->spooled : nullptr));
+        request->spooled.reset();  // the spool file is gone with the answer
         service_.after_answer();
     }
 }

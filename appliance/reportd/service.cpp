@@ -138,10 +138,10 @@ std::size_t Service::notify_new_findings() {
     return sent;
 }
 
-Message Service::handle(PeerKind peer, const Message& request) {
+Message Service::handle(PeerKind peer, const Message& request, const SpooledBody* spooled) {
     const std::string op = string_member(request.json, "op");
     if (op == "submit") {
-        return submit(request, peer);
+        return submit(request, peer, spooled);
     }
     if (peer == PeerKind::relay) {
         return error("forbidden", "relay peers may only submit reports");
@@ -226,8 +226,23 @@ bool valid_reporter(std::string_view name) {
 // answer adds "results", one each, to the totals. A reporter (the domain the report mail's DKIM
 // signature vouches for, store.hpp) is taken from relayd and the operator's CLI, which verify
 // it; webd's uploads are the browser's bytes and have none (webd's word is not asked for).
-Message Service::submit(const Message& request, PeerKind peer) {
-    if (request.body.empty()) {
+Message Service::submit(const Message& request, PeerKind peer, const SpooledBody* spooled) {
+    // The body: in the message, or (a large one) spooled to a file as it came (spool.hpp).
+    const std::uint64_t body_size = spooled != nullptr ? spooled->size() : request.body.size();
+    std::vector<std::unique_ptr<reports::ByteSource>> sources;
+    const auto part_of_body = [&](std::uint64_t at, std::uint64_t size) {
+        Submission part;
+        if (spooled != nullptr) {
+            sources.push_back(spooled->range(at, size));
+            part.source = sources.back().get();
+            part.size = size;
+        } else {
+            part.bytes = std::string_view(request.body)
+                             .substr(static_cast<std::size_t>(at), static_cast<std::size_t>(size));
+        }
+        return part;
+    };
+    if (body_size == 0) {
         return error("invalid", "nothing to submit");
     }
     const bool vouching_peer = peer == PeerKind::relay || peer == PeerKind::admin;
@@ -266,7 +281,7 @@ Message Service::submit(const Message& request, PeerKind peer) {
             const bj::value& n = sizes->as_array()[i];
             const bj::value& name = names->as_array()[i];
             if (!n.is_int64() || n.as_int64() <= 0 || !name.is_string() ||
-                static_cast<std::uint64_t>(n.as_int64()) > request.body.size() - at) {
+                static_cast<std::uint64_t>(n.as_int64()) > body_size - at) {
                 return error("invalid", "parts: sizes must be positive and add up to the body");
             }
             const auto size = static_cast<std::size_t>(n.as_int64());
@@ -275,10 +290,10 @@ Message Service::submit(const Message& request, PeerKind peer) {
                              "a part larger than " + size_text(config_.limits.max_input));
             }
             origins.emplace_back(std::string(name.as_string()).substr(0, 512));
-            parts.push_back({{}, std::string_view(request.body).substr(at, size), {}});
+            parts.push_back(part_of_body(at, size));
             at += size;
         }
-        if (at != request.body.size()) {
+        if (at != body_size) {
             return error("invalid", "parts: sizes must be positive and add up to the body");
         }
         for (std::size_t i = 0; i < parts.size(); ++i) {
@@ -288,11 +303,13 @@ Message Service::submit(const Message& request, PeerKind peer) {
             }
         }
     } else {
-        if (request.body.size() > config_.limits.max_input) {
+        if (body_size > config_.limits.max_input) {
             return error("invalid",
                          "submission larger than " + size_text(config_.limits.max_input));
         }
-        parts.push_back({origin, request.body, reporter});
+        parts.push_back(part_of_body(0, body_size));
+        parts.back().origin = origin;
+        parts.back().reporter = reporter;
     }
     const std::int64_t now_ms = to_unix_ms(clock_.now());
     // The rate limit holds relayd (anyone on the internet) and webd; the operator's own

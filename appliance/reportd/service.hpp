@@ -13,6 +13,7 @@
 #include "dkim/ipc/protocol.hpp"
 #include "dkim/reports/channel.hpp"
 #include "findings.hpp"
+#include "spool.hpp"
 #include "store.hpp"
 
 namespace dkim::reportd {
@@ -44,7 +45,10 @@ class Service {
     Service(ReportStore& store, SigningRecord& signing, const Clock& clock, const Config& config,
             FindingSink* notifications = nullptr);
 
-    reports::channel::Message handle(PeerKind peer, const reports::channel::Message& request);
+    // `spooled`: the request's body when the server spooled it out of memory (request.body is
+    // then empty).
+    reports::channel::Message handle(PeerKind peer, const reports::channel::Message& request,
+                                     const SpooledBody* spooled = nullptr);
 
     // Submissions stored but not read (the daemon stopped while reading them): read them now.
     std::size_t recover();
@@ -57,7 +61,8 @@ class Service {
     void after_answer();
 
   private:
-    reports::channel::Message submit(const reports::channel::Message& request, PeerKind peer);
+    reports::channel::Message submit(const reports::channel::Message& request, PeerKind peer,
+                                     const SpooledBody* spooled);
     reports::channel::Message list_reports(const boost::json::object& args);
     reports::channel::Message dashboard(const boost::json::object& args);
     reports::channel::Message findings(const boost::json::object& args);

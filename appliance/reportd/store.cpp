@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 #include <numeric>
 #include <span>
 
@@ -78,9 +79,13 @@ bool exec(sqlite3* db, const char* sql) {
 constexpr const char* kSchema = R"SQL(
 CREATE TABLE IF NOT EXISTS submissions(
   id INTEGER PRIMARY KEY, received INTEGER NOT NULL, origin TEXT NOT NULL,
-  size INTEGER NOT NULL, reports INTEGER, duplicates INTEGER, errors TEXT,
-  reporter TEXT NOT NULL DEFAULT '',
-  content BLOB NOT NULL);  -- last: a zeroblob there is never expanded in memory
+  size INTEGER NOT NULL, reporter TEXT NOT NULL DEFAULT '',
+  content BLOB NOT NULL);
+-- What reading a submission gave, apart from it: updating a row rewrites all of it, and a
+-- submission's row holds its bytes (an UPDATE there held a 51 MB report in memory twice).
+CREATE TABLE IF NOT EXISTS outcomes(
+  submission INTEGER PRIMARY KEY, reports INTEGER NOT NULL, duplicates INTEGER NOT NULL,
+  errors TEXT NOT NULL);  -- last: a zeroblob there is never expanded in memory
 CREATE TABLE IF NOT EXISTS reports(
   id INTEGER PRIMARY KEY, submission INTEGER NOT NULL, kind TEXT NOT NULL,
   org_name TEXT NOT NULL, report_id TEXT NOT NULL, domain TEXT NOT NULL,
@@ -140,7 +145,13 @@ bool add_missing_columns(sqlite3* db) {
             return false;
         }
     }
-    return true;
+    // The first stores kept the outcomes in the submission's row.
+    Sql old(db, "SELECT 1 FROM pragma_table_info('submissions') WHERE name='reports'");
+    return old.step() != SQLITE_ROW ||
+           exec(db,
+                "INSERT OR IGNORE INTO outcomes(submission, reports, duplicates, errors) SELECT "
+                "id, reports, COALESCE(duplicates, 0), COALESCE(errors, '') FROM submissions "
+                "WHERE reports IS NOT NULL");
 }
 
 // Real reports cover a day, a few at most; a longer span is refused rather than spread thin.
@@ -189,7 +200,9 @@ struct IngestStatements {
           submission(db,
                      "INSERT INTO submissions(received, origin, size, reporter, content) "
                      "VALUES(?,?,?,?,zeroblob(?))"),
-          outcome(db, "UPDATE submissions SET reports=?, duplicates=?, errors=? WHERE id=?") {}
+          outcome(db,
+                  "INSERT OR REPLACE INTO outcomes(reports, duplicates, errors, submission) "
+                  "VALUES(?,?,?,?)") {}
     Sql exists;
     Sql report;
     Sql finish;
@@ -601,7 +614,7 @@ Expected<std::unique_ptr<ReportStore>, std::string> ReportStore::open(const std:
         !exec(db, "PRAGMA foreign_keys=ON") ||
         // A fixed 32 MiB page cache: a large report's rows and indexes stay in memory until its
         // commit instead of spilling to the WAL page by page (the cost does not grow with it).
-        !exec(db, "PRAGMA cache_size=-32768") || !exec(db, "PRAGMA temp_store=MEMORY") ||
+        !exec(db, "PRAGMA cache_size=-32768") || !exec(db, "PRAGMA temp_store=FILE") ||
         !exec(db, kSchema) || !add_missing_columns(db)) {
         std::string why = sqlite3_errmsg(db);
         sqlite3_close(db);
@@ -622,13 +635,25 @@ Expected<std::int64_t, std::string> ReportStore::add_submission(std::int64_t rec
                                                                 std::string_view origin,
                                                                 std::string_view bytes,
                                                                 std::string_view reporter) {
+    reports::MemorySource source(bytes);
+    return add_submission(received, origin, source, bytes.size(), reporter);
+}
+
+Expected<std::int64_t, std::string> ReportStore::add_submission(std::int64_t received,
+                                                                std::string_view origin,
+                                                                reports::ByteSource& source,
+                                                                std::uint64_t size,
+                                                                std::string_view reporter) {
     // The row is made with a zeroblob and the bytes written into it in pieces: binding them
     // whole would have SQLite build the row (a copy of all of it) in memory first.
+    if (size > static_cast<std::uint64_t>(std::numeric_limits<int>::max())) {
+        return unexpected(std::string("cannot store the submission: too large"));
+    }
     Sql& insert = statements().submission;
-    insert.reset().bind(received).bind(origin).bind(static_cast<std::int64_t>(bytes.size()));
+    insert.reset().bind(received).bind(origin).bind(static_cast<std::int64_t>(size));
     // (A string_view with no data binds NULL: "" is no reporter.)
     insert.bind(reporter.empty() ? std::string_view("") : reporter)
-        .bind(static_cast<std::int64_t>(bytes.size()));
+        .bind(static_cast<std::int64_t>(size));
     if (!insert.run()) {
         return unexpected("cannot store the submission: " + insert.error());
     }
@@ -639,14 +664,23 @@ Expected<std::int64_t, std::string> ReportStore::add_submission(std::int64_t rec
         return unexpected(std::string("cannot store the submission: ") + sqlite3_errmsg(db_));
     }
     constexpr std::size_t kPiece = std::size_t{1} << 20;
-    for (std::size_t at = 0; at < bytes.size(); at += kPiece) {
-        const std::size_t n = std::min(kPiece, bytes.size() - at);
-        if (sqlite3_blob_write(blob, bytes.data() + at, static_cast<int>(n),
-                               static_cast<int>(at)) != SQLITE_OK) {
+    std::string piece(static_cast<std::size_t>(std::min<std::uint64_t>(kPiece, size)), '\0');
+    std::uint64_t at = 0;
+    while (at < size) {
+        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(kPiece, size - at));
+        auto got = source.read(piece.data(), want);
+        if (!got || *got == 0) {
+            sqlite3_blob_close(blob);
+            return unexpected("cannot store the submission: " +
+                              (got ? std::string("its bytes ended early") : got.error()));
+        }
+        if (sqlite3_blob_write(blob, piece.data(), static_cast<int>(*got), static_cast<int>(at)) !=
+            SQLITE_OK) {
             const std::string why = sqlite3_errmsg(db_);
             sqlite3_blob_close(blob);
             return unexpected("cannot store the submission: " + why);
         }
+        at += *got;
     }
     if (sqlite3_blob_close(blob) != SQLITE_OK) {
         return unexpected(std::string("cannot store the submission: ") + sqlite3_errmsg(db_));
@@ -724,7 +758,10 @@ Expected<std::vector<IngestResult>, std::string> ReportStore::submit_batch(
     }
     std::vector<IngestResult> results;
     for (const Submission& part : parts) {
-        auto id = add_submission(received, part.origin, part.bytes, part.reporter);
+        auto id =
+            part.source != nullptr
+                ? add_submission(received, part.origin, *part.source, part.size, part.reporter)
+                : add_submission(received, part.origin, part.bytes, part.reporter);
         if (!id) {
             exec(db_, "ROLLBACK");
             return unexpected(id.error());
@@ -967,7 +1004,9 @@ void ReportStore::forget_notification(const std::string& key) {
 }
 
 std::vector<std::int64_t> ReportStore::unread_submissions() {
-    Sql q(db_, "SELECT id FROM submissions WHERE reports IS NULL ORDER BY id");
+    Sql q(db_,
+          "SELECT id FROM submissions s WHERE NOT EXISTS (SELECT 1 FROM outcomes o WHERE "
+          "o.submission = s.id) ORDER BY id");
     std::vector<std::int64_t> out;
     while (q.step() == SQLITE_ROW) {
         out.push_back(q.integer(0));

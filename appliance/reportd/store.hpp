@@ -45,6 +45,10 @@ struct Submission {
     std::string_view origin;
     std::string_view bytes;
     std::string_view reporter;
+    // Or, for a body spooled out of memory (spool.hpp): its bytes from `source`, `size` of
+    // them (then `bytes` is not read).
+    reports::ByteSource* source = nullptr;
+    std::uint64_t size = 0;
 };
 
 struct IngestResult {
@@ -138,6 +142,12 @@ class ReportStore {
                                                        std::string_view origin,
                                                        std::string_view bytes,
                                                        std::string_view reporter = {});
+    // The same, the bytes read from `source` in pieces (exactly `size` of them).
+    Expected<std::int64_t, std::string> add_submission(std::int64_t received,
+                                                       std::string_view origin,
+                                                       reports::ByteSource& source,
+                                                       std::uint64_t size,
+                                                       std::string_view reporter);
     // add_submission and ingest in one transaction, committed durably (synchronous=FULL) before
     // it returns: what a submitter's "stored" means. A crash before the commit loses nothing the
     // submitter was told was kept.

@@ -4,11 +4,18 @@
 #include "service.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
+#include <thread>
 
 #include "dkim/clock.hpp"
+#include "dkim/ipc/frame.hpp"
 #include "report_test_support.hpp"
+#include "server.hpp"
 
 namespace dkim::reportd {
 namespace {
@@ -296,6 +303,93 @@ TEST_F(ServiceTest, OnlyRelayAndAdminPeersNameAReporter) {
     ASSERT_EQ(reports.size(), 1U);
     EXPECT_EQ(reports[0].at("reporter").as_string(), "google.com");
     EXPECT_TRUE(reports[0].at("authenticated").as_bool());
+}
+
+// Through the daemon's socket: a submission over 1 MiB is spooled to an unlinked file beside
+// the store as it comes, never held whole in memory (a 51 MB report took 211 MiB before), and
+// stored from there; a batch's parts are ranges of that file; a frame cut short stores nothing
+// and leaves no file behind.
+TEST_F(ServiceTest, ALargeSubmissionIsSpooledThroughTheSocketAndStored) {
+    config_.socket = dir_ / "reportd.sock";
+    config_.store = dir_ / "reports.db";
+    config_.peers[static_cast<std::uint32_t>(::getuid())] = PeerKind::admin;
+    auto server = Server::listen(config_, *service_);
+    ASSERT_TRUE(server) << server.error();
+    std::thread loop([&] { (*server)->run(); });
+    struct Stop {  // whatever fails below, the loop ends before the test does
+        Server& s;
+        std::thread& t;
+        ~Stop() {
+            s.stop();
+            if (t.joinable()) {
+                t.join();
+            }
+        }
+    } stop{**server, loop};
+
+    // About 2.5 MB: 6000 records.
+    const std::string big = aggregate_xml(6000, 1, "big-1");
+    ASSERT_GT(big.size(), std::size_t{2} << 20);
+    reports::channel::Client client(config_.socket.string());
+    Message one;
+    one.json["op"] = "submit";
+    one.json["origin"] = "test";
+    one.body = big;
+    auto answer = client.call(one);
+    ASSERT_TRUE(answer) << answer.error();
+    EXPECT_TRUE(ok(*answer)) << bj::serialize(answer->json);
+    EXPECT_EQ(answer->json.at("reports").as_int64(), 1);
+
+    const std::string second = aggregate_xml(6000, 1, "big-2");
+    const std::string third = aggregate_xml(3, 1, "small-3");
+    Message batch;
+    batch.json["op"] = "submit";
+    batch.json["parts"] = bj::array{static_cast<std::int64_t>(second.size()),
+                                    static_cast<std::int64_t>(third.size())};
+    batch.json["origins"] = bj::array{"a", "b"};
+    batch.json["reporters"] = bj::array{"reporter.example", ""};
+    batch.body = second + third;
+    reports::channel::Client again(config_.socket.string());
+    answer = again.call(batch);
+    ASSERT_TRUE(answer) << answer.error();
+    EXPECT_TRUE(ok(*answer)) << bj::serialize(answer->json);
+    EXPECT_EQ(answer->json.at("reports").as_int64(), 2);
+
+    // A frame that promises 3 MiB and ends after 2: nothing stored, no spool file left.
+    {
+        const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un address{};
+        address.sun_family = AF_UNIX;
+        const std::string path = config_.socket.string();
+        std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+        ASSERT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
+        Message cut;
+        cut.json["op"] = "submit";
+        cut.body = std::string(std::size_t{3} << 20, 'x');
+        const std::string frame = reports::channel::encode(cut);
+        ASSERT_TRUE(ipc::write_all(fd, std::string_view(frame).substr(0, std::size_t{2} << 20),
+                                   std::chrono::milliseconds(10'000)));
+        ::close(fd);
+    }
+    reports::channel::Client last(config_.socket.string());
+    Message status;
+    status.json["op"] = "status";
+    answer = last.call(status);
+    ASSERT_TRUE(answer) << answer.error();
+    EXPECT_EQ(answer->json.at("submissions").as_int64(), 3) << bj::serialize(answer->json);
+
+    (*server)->stop();
+    loop.join();
+    for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+        const std::string name = entry.path().filename().string();
+        EXPECT_TRUE(name.rfind("reports.db", 0) == 0 || name == "reportd.sock")
+            << "left behind: " << name;
+    }
+    const auto listed = store_->reports("example.com", 0, 2000000000, 10);
+    ASSERT_EQ(listed.size(), 3U);
+    for (const auto& r : listed) {
+        EXPECT_EQ(r.reporter, r.report_id == "big-2" ? "reporter.example" : "") << r.report_id;
+    }
 }
 
 }  // namespace

@@ -192,9 +192,10 @@ std::string frame_header(std::size_t size, std::uint16_t version) {
             0};
 }
 
-Expected<std::string, FrameError> read_frame(int fd, std::chrono::milliseconds first_byte,
-                                             std::chrono::milliseconds rest, std::size_t max_size,
-                                             std::uint16_t expected_version) {
+Expected<FrameReader, FrameError> FrameReader::start(int fd, std::chrono::milliseconds first_byte,
+                                                     std::chrono::milliseconds rest,
+                                                     std::size_t max_size,
+                                                     std::uint16_t expected_version) {
     char header[kFrameHeaderSize];
     auto deadline = Clock::now() + first_byte;  // then: the first byte's arrival + `rest`
     if (auto got = read_exact(fd, header, sizeof header, deadline, rest); !got) {
@@ -217,8 +218,29 @@ Expected<std::string, FrameError> read_frame(int fd, std::chrono::milliseconds f
                                                         " bytes exceeds the limit of " +
                                                         std::to_string(max_size)});
     }
-    std::string payload(size, '\0');
-    if (auto got = read_exact(fd, payload.data(), size, deadline); !got) {
+    return FrameReader(fd, size, deadline);
+}
+
+Expected<void, FrameError> FrameReader::read(char* out, std::size_t n) {
+    if (n > left_) {
+        return unexpected(FrameError{FrameError::Kind::malformed, "read past the frame's end"});
+    }
+    if (auto got = read_exact(fd_, out, n, deadline_); !got) {
+        return unexpected(got.error());
+    }
+    left_ -= n;
+    return {};
+}
+
+Expected<std::string, FrameError> read_frame(int fd, std::chrono::milliseconds first_byte,
+                                             std::chrono::milliseconds rest, std::size_t max_size,
+                                             std::uint16_t expected_version) {
+    auto frame = FrameReader::start(fd, first_byte, rest, max_size, expected_version);
+    if (!frame) {
+        return unexpected(frame.error());
+    }
+    std::string payload(frame->size(), '\0');
+    if (auto got = frame->read(payload.data(), payload.size()); !got) {
         return unexpected(got.error());
     }
     return payload;

@@ -43,6 +43,28 @@ Expected<std::string, FrameError> read_frame(int fd, std::chrono::milliseconds f
                                              std::chrono::milliseconds rest,
                                              std::size_t max_size = kMaxFrameSize,
                                              std::uint16_t version = kProtocolVersion);
+// One frame read in pieces, for payloads too large to hold (a report submission spooled to a
+// file as it comes): start() reads and checks the header, read() the payload in parts, with
+// read_frame's deadlines.
+class FrameReader {
+  public:
+    static Expected<FrameReader, FrameError> start(int fd, std::chrono::milliseconds first_byte,
+                                                   std::chrono::milliseconds rest,
+                                                   std::size_t max_size, std::uint16_t version);
+    std::size_t size() const { return size_; }  // the payload's
+    std::size_t left() const { return left_; }  // not read yet
+    // Exactly `n` (at most left()) bytes of the payload into `out`.
+    Expected<void, FrameError> read(char* out, std::size_t n);
+
+  private:
+    FrameReader(int fd, std::size_t size, std::chrono::steady_clock::time_point deadline)
+        : fd_(fd), size_(size), left_(size), deadline_(deadline) {}
+    int fd_;
+    std::size_t size_;
+    std::size_t left_;
+    std::chrono::steady_clock::time_point deadline_;
+};
+
 // The 8-byte header of a frame of `size` payload bytes and `version`.
 std::string frame_header(std::size_t size, std::uint16_t version = kProtocolVersion);
 Expected<void, FrameError> write_all(int fd, std::string_view bytes,
