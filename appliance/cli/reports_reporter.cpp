@@ -1,6 +1,7 @@
 #include "reports_reporter.hpp"
 
 #include <chrono>
+#include <iostream>
 
 namespace dkim::cli {
 
@@ -31,12 +32,15 @@ Expected<std::unique_ptr<ReporterCheck>, std::string> ReporterCheck::open(
         settings.dmarc.method = dmarc::OrgDomainMethod::tree_walk;
     } else {
         auto psl = dmarc::PublicSuffixList::load(args.psl_file);
-        if (!psl) {
-            return unexpected(psl.error() +
-                              " (--org-domain tree-walk does without it; --no-verify checks no "
-                              "reporter)");
+        if (psl) {
+            settings.dmarc.psl = *psl;
+        } else {
+            // No list (the publicsuffix package is only recommended): the reports still go in,
+            // their reporters aligned by the DMARCbis tree walk instead.
+            std::cerr << "dkim-appliance: " << psl.error()
+                      << "; reporters' organizational domains by the DNS tree walk instead\n";
+            settings.dmarc.method = dmarc::OrgDomainMethod::tree_walk;
         }
-        settings.dmarc.psl = *psl;
     }
     auto resolver = open_resolver(args.dns);
     if (!resolver) {
