@@ -165,10 +165,7 @@ std::int64_t day_of(std::int64_t t) {
 // than running them for a small report).
 struct IngestStatements {
     explicit IngestStatements(sqlite3* db)
-        : exists(db,
-                 "SELECT 1 FROM reports WHERE kind=? AND org_name=? AND report_id=? AND "
-                 "domain=?"),
-          report(db,
+        : report(db,
                  "INSERT INTO reports(submission, kind, org_name, report_id, domain, begin, end, "
                  "received, policy_p, policy_pct, document, reporter) "
                  "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)"),
@@ -203,7 +200,6 @@ struct IngestStatements {
           outcome(db,
                   "INSERT OR REPLACE INTO outcomes(reports, duplicates, errors, submission) "
                   "VALUES(?,?,?,?)") {}
-    Sql exists;
     Sql report;
     Sql finish;
     Sql record;
@@ -375,7 +371,7 @@ class ReportStore::Ingest final : public reports::ReportSink {
         const auto sum = digest_.finish();
         const std::string digest = base::hex_encode(std::span<const std::uint8_t>(sum));
         if (same_content_stored("aggregate", header_.org_name, header_.report_id,
-                                header_.policy.domain, digest)) {
+                                header_.policy.domain, digest, report_id_)) {
             (void)q_.rollback.reset().run();
             (void)q_.release.reset().run();
             open_ = false;
@@ -421,30 +417,41 @@ class ReportStore::Ingest final : public reports::ReportSink {
                 ? f.report_message_id
                 : f.arrival_date_text + " " + f.source_ip + " " + f.original_message_id;
         const std::string org = f.reporter.empty() ? "unknown" : f.reporter;
-        if (duplicate("failure", org, id, f.reported_domain)) {
+        // A duplicate is the same key and the same content, as for aggregate reports.
+        const std::string digest = content_digest(document);
+        if (same_content_stored("failure", org, id, f.reported_domain, digest)) {
             ++result.duplicates;
-            vouch_for_stored("failure", org, id, f.reported_domain, {});
+            vouch_for_stored("failure", org, id, f.reported_domain, digest);
             return;
         }
         (void)q_.savepoint.reset().run();
         open_ = true;
         const std::int64_t t = f.arrival_date.value_or(received_);
-        insert_report("failure", org, id, f.reported_domain, t, t, {}, std::nullopt, document);
+        const std::int64_t report =
+            insert_report("failure", org, id, f.reported_domain, t, t, {}, std::nullopt, document);
+        mark_digest(report, "failure", org, id, f.reported_domain, digest);
         commit("failure report");
     }
 
     void tls(const reports::TlsReport& r) override {
         const std::string domain =
             r.policies.empty() ? std::string() : r.policies.front().policy_domain;
-        if (duplicate("tls", r.org_name, r.report_id, domain)) {
+        // A duplicate is the same key and the same content (the report as `reports parse`
+        // prints it): a forger who sends a report under the next id first has it kept beside
+        // the real one, both flagged as a conflict, as for aggregate reports.
+        std::string content;
+        reports::json::tls(content, r);
+        const std::string digest = content_digest(content);
+        if (same_content_stored("tls", r.org_name, r.report_id, domain, digest)) {
             ++result.duplicates;
-            vouch_for_stored("tls", r.org_name, r.report_id, domain, {});
+            vouch_for_stored("tls", r.org_name, r.report_id, domain, digest);
             return;
         }
         (void)q_.savepoint.reset().run();
         open_ = true;
         const std::int64_t id = insert_report("tls", r.org_name, r.report_id, domain, r.begin,
                                               r.end, {}, std::nullopt, {});
+        mark_digest(id, "tls", r.org_name, r.report_id, domain, digest);
         const std::int64_t day = day_of(r.begin);
         for (const auto& p : r.policies) {
             q_.tls_policy.reset()
@@ -499,21 +506,23 @@ class ReportStore::Ingest final : public reports::ReportSink {
         }
     }
 
-    bool duplicate(std::string_view kind, std::string_view org, std::string_view id,
-                   std::string_view domain) {
-        q_.exists.reset().bind(kind).bind(org).bind(id).bind(domain);
-        const bool found = q_.exists.step() == SQLITE_ROW;
-        q_.exists.reset();  // no read left open between submissions
-        return found;
+    static std::string content_digest(std::string_view content) {
+        crypto::Sha256 sha;
+        sha.update(content);
+        const auto sum = sha.finish();
+        return base::hex_encode(std::span<const std::uint8_t>(sum));
     }
 
-    // A report with this key and this content is stored already (its digest).
+    // A report with this key and this content is stored already (its digest), other than the
+    // one being read (`reading`: an aggregate report's row is made at its start). A failure or
+    // TLS report stored before their digests were kept has none: it is the same by its key.
     bool same_content_stored(std::string_view kind, std::string_view org, std::string_view id,
-                             std::string_view domain, std::string_view digest) {
+                             std::string_view domain, std::string_view digest,
+                             std::int64_t reading = 0) {
         Sql q(db_,
               "SELECT 1 FROM reports WHERE kind=? AND org_name=? AND report_id=? AND domain=? AND "
-              "digest=?");
-        q.bind(kind).bind(org).bind(id).bind(domain).bind(digest);
+              "(digest=? OR (digest='' AND kind<>'aggregate')) AND id<>?");
+        q.bind(kind).bind(org).bind(id).bind(domain).bind(digest).bind(reading);
         return q.step() == SQLITE_ROW;
     }
 

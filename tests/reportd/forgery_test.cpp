@@ -152,5 +152,31 @@ TEST_F(ReportForgeryTest, OnlyAnAuthenticatedReporterCountsAsAuthenticated) {
     }
 }
 
+// Held (was open: failure and TLS reports were deduplicated by their key alone): a forger who
+// sends a TLS report under the real reporter's name and next report id first no longer has
+// the real one dropped; both are kept, flagged as a conflict. The same report again is still a
+// duplicate. Failure reports likewise (their key: the report mail's Message-ID).
+TEST_F(ReportForgeryTest, AForgedTlsOrFailureReportDoesNotPreemptTheRealOne) {
+    const std::string real = reports::testing::sample("smtp_tls/smtp_tls.json");
+    std::string forged = real;
+    forged.replace(forged.find("\"failed-session-count\":2"), 24, "\"failed-session-count\":0");
+    ASSERT_NE(forged, real);
+    EXPECT_EQ(submit(forged).reports, 1U);
+    const auto kept = submit(real);
+    EXPECT_EQ(kept.reports, 1U) << "the real TLS report was taken for a duplicate";
+    ASSERT_EQ(kept.errors.size(), 1U);
+    EXPECT_NE(kept.errors[0].find("conflict"), std::string::npos) << kept.errors[0];
+    EXPECT_EQ(submit(real).duplicates, 1U);
+
+    const std::string mail = reports::testing::sample("failure/domain.de-failure-report.eml");
+    std::string other = mail;
+    const auto at = other.find("Source-IP:");
+    ASSERT_NE(at, std::string::npos);
+    other.replace(other.find_first_of("0123456789", at), 1, "9");
+    EXPECT_EQ(submit(other).reports, 1U);
+    EXPECT_EQ(submit(mail).reports, 1U) << "the real failure report was taken for a duplicate";
+    EXPECT_EQ(submit(mail).duplicates, 1U);
+}
+
 }  // namespace
 }  // namespace dkim::reportd
