@@ -228,7 +228,12 @@ std::string Verifier::authenticated_author(std::string_view message,
     if (from.empty()) {
         return {};
     }
-    auto verdicts = verify_message(message, keys_, now, settings_.dkim);
+    // A signature with l= covers the first bytes of the body only: anyone holding such a
+    // message may append a report of their own (and prepend a Content-Type that shows it) with
+    // the signature still passing (RFC 6376 §8.2). It vouches for no report, so it is refused.
+    VerifyOptions whole_body = settings_.dkim;
+    whole_body.allow_body_length = false;
+    auto verdicts = verify_message(message, keys_, now, whole_body);
     if (!verdicts) {
         return {};
     }

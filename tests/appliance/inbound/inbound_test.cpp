@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "dkim/dkim/body_hash.hpp"
+#include "dkim/dkim/signature.hpp"
 #include "dkim/dkim/signer.hpp"
 #include "dkim/dns/resolver.hpp"
 #include "dkim/inbound/verifier.hpp"
@@ -235,6 +237,46 @@ TEST_F(AuthorTest, TwoFromDomainsOrTwoFromFieldsAreNoAuthor) {
     EXPECT_EQ(dns_.lookups(), lookups) << "no key looked up for a message without one author";
     // Two mailboxes of the same domain are one author.
     EXPECT_EQ(author(report("a@example.net, b@Example.net", "example.net")), "example.net");
+}
+
+TEST_F(AuthorTest, ASignatureWithABodyLengthVouchesForNoReport) {
+    // l= signs the first bytes of the body only (RFC 6376 §8.2): anyone holding such a message
+    // of the reporter's may add a Content-Type (not signed here, or prepended above the signed
+    // one) and append a report of their own, and the signature still passes. Such a signature
+    // cannot say who wrote the report, so it names no reporter.
+    const std::string body = "Hello, this is a note from example.net.\r\n";
+    auto header = mail::HeaderBlock::parse(
+        "From: noreply@example.net\r\nTo: dmarc-reports@example.org\r\n"
+        "Subject: Report domain: example.org\r\nDate: Thu, 26 Nov 2025 00:00:00 +0000\r\n");
+    ASSERT_TRUE(header);
+    BodyHasher hasher(Canon::relaxed);
+    hasher.update(body);
+    const auto digest = hasher.finish();
+    SignatureTemplate t;
+    t.algorithm = key_->algorithm();
+    t.domain = "example.net";
+    t.selector = "sel";
+    t.signed_headers = {"from", "to", "subject", "date"};
+    t.body_hash.assign(reinterpret_cast<const char*>(digest.data()), digest.size());
+    t.body_length = hasher.canonical_length();
+    t.timestamp = 1764115200;
+    const std::string rendered = render_signature_field(t);
+    auto sig = key_->sign(signing_input(*header, t, rendered));
+    ASSERT_TRUE(sig) << sig.error();
+    const std::string genuine =
+        complete_signature_field(rendered, *sig) + std::string(header->text()) + "\r\n" + body;
+    std::string forged = genuine;
+    forged.insert(forged.find("From:"), "Content-Type: multipart/mixed; boundary=\"x\"\r\n");
+    forged +=
+        "--x\r\nContent-Type: text/xml\r\n\r\n<feedback><report_metadata><org_name>"
+        "google.com</org_name></report_metadata></feedback>\r\n--x--\r\n";
+    KeyFetcher keys(dns_);
+    auto verdicts = verify_message(forged, keys, kReceived);
+    ASSERT_TRUE(verdicts);
+    ASSERT_EQ(verdicts->size(), 1U);
+    ASSERT_EQ((*verdicts)[0].result, mail::AuthResult::pass) << "what l= allows, by design";
+    EXPECT_EQ(author(forged), "");
+    EXPECT_EQ(author(genuine), "");
 }
 
 TEST(AuthenticationResults, StripsOnlyFieldsClaimingOurId) {

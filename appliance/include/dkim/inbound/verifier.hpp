@@ -78,7 +78,8 @@ class Verifier {
     // field with exactly one domain and at least one DKIM signature passes whose d= is
     // relaxed-aligned with it (the same organizational domain, RFC 7489 §3.1.1, by the
     // configured PSL or tree walk). Otherwise empty: no signature, none that verified, none
-    // aligned, several From domains, DNS failures. No SPF, no DMARC record is consulted.
+    // aligned, several From domains, DNS failures. A signature with l= (a body length) never
+    // counts: it leaves the rest of the body to anyone. No SPF, no DMARC record is consulted.
     std::string authenticated_author(std::string_view message,
                                      std::chrono::system_clock::time_point now) const;
 
