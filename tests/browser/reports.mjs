@@ -147,6 +147,9 @@ try {
         "a source with its address, volume and DMARC pass share: " + firstSource.join(" | "));
   check(await gwen.locator("#sources-table tr.flag").count() > 0, "sources that fail DMARC stand out");
   check(await gwen.locator("#received-table tbody tr").count() > 5, "the reports received are listed");
+  const vouching = await gwen.locator("#received-table tbody").textContent();
+  check(vouching.includes("DKIM: google.com") && vouching.includes("unauthenticated"),
+        "each report received says who vouched for it (DKIM: google.com, or unauthenticated)");
   await gwen.screenshot({ path: shots + "/reports-full-page.png", fullPage: true });
   await first.scrollIntoViewIfNeeded();
   await gwen.screenshot({ path: shots + "/02-reports-finding-evidence.png" });

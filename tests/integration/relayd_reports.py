@@ -43,9 +43,7 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import sqlite3
-import struct
 import subprocess
 import sys
 import time
@@ -54,7 +52,7 @@ import uuid
 import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from testlib import DnsServer, check, free_port, run_module, until  # noqa: E402
+from testlib import DnsServer, check, free_port, reportd_call, run_module, until  # noqa: E402
 
 import dkim  # noqa: E402  (python3-dkim: dkimpy, an independent signer)
 
@@ -64,36 +62,11 @@ REPORT_USER = ["setpriv", "--reuid=daemon", "--regid=nogroup", "--clear-groups"]
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "dmarc-reports")
 GOOGLE_REPORT = os.path.join(DATA, "aggregate", "google.com-borschow.com-report.eml")
 REPORT_ADDRESS = "dmarc-reports@example.net"
-CHANNEL_VERSION = 0x5201
 
 
 # --- dkim-reportd ------------------------------------------------------------------------------
 
-def channel_call(path, request, body=b""):
-    """One request on reportd's socket: 8-byte header (u32 BE payload length, u16 BE version,
-    u16 0), then the payload (u32 BE JSON length, the JSON, the body). Returns the answer's JSON."""
-    text = json.dumps(request).encode()
-    payload = struct.pack(">I", len(text)) + text + body
-    frame = struct.pack(">IHH", len(payload), CHANNEL_VERSION, 0) + payload
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(30)
-        s.connect(path)
-        s.sendall(frame)
-
-        def exact(n):
-            out = b""
-            while len(out) < n:
-                chunk = s.recv(n - len(out))
-                if not chunk:
-                    raise RuntimeError("dkim-reportd closed the connection")
-                out += chunk
-            return out
-        size, version, _ = struct.unpack(">IHH", exact(8))
-        if version != CHANNEL_VERSION:
-            raise RuntimeError("dkim-reportd answered version %#x" % version)
-        answer = exact(size)
-        (length,) = struct.unpack(">I", answer[:4])
-        return json.loads(answer[4:4 + length])
+channel_call = reportd_call
 
 
 class Reportd:

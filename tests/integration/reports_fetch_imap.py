@@ -19,7 +19,6 @@ text on the terminal; the password never appears in anything the CLI prints.
 usage: reports_fetch_imap.py DKIM_APPLIANCE DKIM_REPORTD   (root: Dovecot's mail user is nobody)
 """
 
-import glob
 import json
 import os
 import pwd
@@ -33,13 +32,12 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from testlib import check, summary, until  # noqa: E402
+from testlib import check, reportd_call, summary, until  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "dmarc-reports")
 PASSWORD = "Imap-Pa55-7f3c9e21"
 USER = "reports"
 SKIP = 77
-CHANNEL_VERSION = 0x5201
 
 
 def free_port():
@@ -202,17 +200,7 @@ def read_frame(conn):
     return header, read_exact(conn, length)
 
 
-def channel_call(path, obj, body=b""):
-    js = json.dumps(obj).encode()
-    payload = struct.pack(">I", len(js)) + js + body
-    frame = struct.pack(">IHH", len(payload), CHANNEL_VERSION, 0) + payload
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(30)
-        s.connect(path)
-        s.sendall(frame)
-        _, answer = read_frame(s)
-    (jl,) = struct.unpack(">I", answer[:4])
-    return json.loads(answer[4:4 + jl])
+channel_call = reportd_call
 
 
 class Relay:

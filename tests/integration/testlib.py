@@ -2,11 +2,13 @@
 (dnsmasq on 127.0.0.1, a free port) serving TXT records for one zone."""
 
 import glob
+import json
 import os
 import random
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -177,3 +179,34 @@ def free_port():
         except OSError:
             continue
     raise RuntimeError("no free port below %d" % low)
+
+
+REPORTD_CHANNEL_VERSION = 0x5201
+
+
+def reportd_call(path, request, body=b"", timeout=30):
+    """One request on dkim-reportd's socket (appliance/reports/include/dkim/reports/channel.hpp):
+    the 8-byte header (u32 BE payload length, u16 BE version, u16 0), then the payload (u32 BE
+    JSON length, the JSON, the body). Returns the answer's JSON."""
+    text = json.dumps(request).encode()
+    payload = struct.pack(">I", len(text)) + text + body
+    frame = struct.pack(">IHH", len(payload), REPORTD_CHANNEL_VERSION, 0) + payload
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(frame)
+
+        def exact(n):
+            out = b""
+            while len(out) < n:
+                chunk = s.recv(n - len(out))
+                if not chunk:
+                    raise RuntimeError("dkim-reportd closed the connection")
+                out += chunk
+            return out
+        size, version, _ = struct.unpack(">IHH", exact(8))
+        if version != REPORTD_CHANNEL_VERSION:
+            raise RuntimeError("dkim-reportd answered version %#x" % version)
+        answer = exact(size)
+        (length,) = struct.unpack(">I", answer[:4])
+        return json.loads(answer[4:4 + length])
