@@ -795,8 +795,33 @@ IngestResult ReportStore::ingest(std::int64_t submission, const reports::Limits&
             reporter = q.text(0);
         }
     }
-    Ingest ingest(db_, statements(), submission, received, std::move(reporter));
+    // The reporter vouches for a mail message (relayd's or the CLI's DKIM check of its From
+    // domain); bytes the reader takes for anything else are not what was verified. A first
+    // line "<!--:--><feedback>...</feedback>" above a genuine signed mail is one more header
+    // field to DKIM, and to the reader an XML report (read up to </feedback>).
+    bool not_mail = false;
+    if (!reporter.empty()) {
+        BlobSource head(db_, submission);
+        std::string prefix(reports::kSniffBytes, '\0');
+        std::size_t got = 0;
+        while (got < prefix.size()) {
+            auto n = head.read(prefix.data() + got, prefix.size() - got);
+            if (!n || *n == 0) {
+                break;
+            }
+            got += *n;
+        }
+        prefix.resize(got);
+        not_mail = reports::sniff(prefix) != reports::ContentKind::mail;
+    }
+    Ingest ingest(db_, statements(), submission, received,
+                  not_mail ? std::string() : std::move(reporter));
     ingest.result.submission = submission;
+    if (not_mail) {
+        ingest.result.errors.push_back(
+            "submission " + std::to_string(submission) +
+            ": not a mail message, so its reporter vouches for none of its reports");
+    }
     {
         BlobSource source(db_, submission);
         reports::read_reports(source, "submission " + std::to_string(submission), ingest, limits);

@@ -40,6 +40,8 @@ usage: webd_daemon.py api DKIM_APPLIANCE DKIM_SIGNERD DKIM_WEBD SOFTHSM2_MODULE 
        webd_daemon.py reports DKIM_APPLIANCE DKIM_SIGNERD DKIM_WEBD SOFTHSM2_MODULE ARTIFACTS DKIM_REPORTD
 """
 
+import email.message
+import email.policy
 import gzip
 import http.client
 import json
@@ -685,8 +687,17 @@ def reports(folder, cli, signerd, webd_path, module, artifacts, reportd_path):
             # signature verified (the authenticated reporter, as the admin peer may name it);
             # the others are uploaded through the API, unauthenticated.
             if path.startswith(generated) and b"<org_name>google.com</org_name>" in gzip.decompress(data):
+                # relayd hands over the report mail, not its attachment: reportd takes a
+                # reporter only for bytes that read as a mail message.
+                mail = email.message.EmailMessage()
+                mail["From"] = "noreply-dmarc-support@google.com"
+                mail["To"] = "dmarc-reports@" + DOMAIN
+                mail["Subject"] = "Report domain: " + DOMAIN + " Submitter: google.com"
+                mail.add_attachment(data, maintype="application", subtype="gzip",
+                                    filename=os.path.basename(path))
                 doc = reportd_call(rd.socket, {"op": "submit", "origin": "test: relayd, DKIM verified",
-                                               "reporter": "google.com"}, data)
+                                               "reporter": "google.com"},
+                                   mail.as_bytes(policy=email.policy.SMTP))
                 check(doc.get("ok") is True, "a google.com report with its reporter: %s" % doc)
                 stored += doc.get("reports", 0)
                 vouched += doc.get("reports", 0)

@@ -129,7 +129,9 @@ TEST_F(ReportForgeryTest, OnlyAnAuthenticatedReporterCountsAsAuthenticated) {
     EXPECT_EQ(totals().pass, 10U);
     EXPECT_EQ(totals().authenticated_pass, 0U);
     // The same report from an authenticated reporter: a duplicate, and now vouched for.
-    EXPECT_EQ(submit(aggregate_xml(2, 5, "r-1"), "reporter.example").duplicates, 1U);
+    EXPECT_EQ(submit(reports::testing::report_mail(aggregate_xml(2, 5, "r-1")), "reporter.example")
+                  .duplicates,
+              1U);
     EXPECT_EQ(totals().pass, 10U);
     EXPECT_EQ(totals().authenticated_pass, 10U);
     // (The report's hours fall on day + 1 almost all: five messages a row all land there.)
@@ -150,6 +152,48 @@ TEST_F(ReportForgeryTest, OnlyAnAuthenticatedReporterCountsAsAuthenticated) {
         EXPECT_TRUE(r.conflict);
         EXPECT_EQ(r.reporter, r.messages == 10 ? "reporter.example" : "");
     }
+}
+
+// Held (was open: an authenticated reporter for any report): relayd and the CLI vouch for a
+// mail message (its From domain and a DKIM signature aligned with it), and reportd reads the
+// same bytes by their first bytes. A line "<!--:--><feedback>...</feedback>" put above a
+// genuine signed mail of google.com is one more header field to DKIM (unsigned fields may be
+// added), so google.com stays the authenticated author; to the reader the bytes begin with
+// '<': an XML report, read up to </feedback>, the mail below never looked at. The reporter
+// counts only for bytes read as a mail message.
+TEST_F(ReportForgeryTest, AReporterVouchesOnlyForBytesReadAsAMail) {
+    const std::int64_t day = 1700000000 / kDay;
+    const auto authenticated_pass = [&] {
+        std::uint64_t n = 0;
+        for (const auto& d : store_->selector_days(day - 1, day + 2)) {
+            n += d.authenticated_pass;
+        }
+        return n;
+    };
+    std::string xml = aggregate_xml(2, 5, "forged-1");
+    xml.erase(0, xml.find("<feedback>"));
+    for (std::size_t at = xml.find('\n'); at != std::string::npos; at = xml.find('\n', at + 3)) {
+        xml.replace(at, 1, "\r\n ");  // folded: one header field
+    }
+    const std::string genuine =
+        "DKIM-Signature: v=1; a=rsa-sha256; d=google.com; s=20230601; h=from:to:subject;\r\n"
+        "\tbh=...; b=...\r\nFrom: noreply-dmarc-support@google.com\r\n"
+        "To: dmarc-reports@example.com\r\nSubject: Report domain: example.com\r\n\r\n"
+        "(a genuine report's attachment)\r\n";
+    const std::string forged = "<!--:-->" + xml + "\r\n" + genuine;
+    ASSERT_EQ(reports::sniff(forged), reports::ContentKind::xml);
+    const auto stored = submit(forged, "google.com");
+    EXPECT_EQ(stored.reports, 1U);
+    EXPECT_EQ(authenticated_pass(), 0U) << "bytes read as XML counted as google.com's";
+    EXPECT_TRUE(store_->authenticated_reporters("example.com", "s1", day + 1).empty());
+    // A bare report file likewise; the same report as a mail's attachment is vouched for.
+    EXPECT_EQ(submit(aggregate_xml(2, 5, "bare-1"), "reporter.example").reports, 1U);
+    EXPECT_EQ(authenticated_pass(), 0U);
+    EXPECT_EQ(
+        submit(reports::testing::report_mail(aggregate_xml(2, 5, "mail-1")), "reporter.example")
+            .reports,
+        1U);
+    EXPECT_EQ(authenticated_pass(), 10U);
 }
 
 // Held (was open: failure and TLS reports were deduplicated by their key alone): a forger who

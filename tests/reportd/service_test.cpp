@@ -23,6 +23,7 @@ namespace {
 namespace bj = boost::json;
 using reports::channel::Message;
 using reports::testing::aggregate_xml;
+using reports::testing::report_mail;
 
 class FakeSigning final : public SigningRecord {
   public:
@@ -255,11 +256,11 @@ TEST_F(ServiceTest, ANewCriticalFindingIsSpooledOnceForTheWebhook) {
     EXPECT_TRUE(outbox_.bodies.empty());
     outbox_.failing = true;
     const bj::object vouched{{"op", "submit"}, {"reporter", "google.com"}};
-    ASSERT_TRUE(ok(call(PeerKind::relay, vouched, one_day("first"))));
+    ASSERT_TRUE(ok(call(PeerKind::relay, vouched, report_mail(one_day("first")))));
     service_->after_answer();
     EXPECT_TRUE(outbox_.bodies.empty());  // the outbox refused it: not marked as sent
     outbox_.failing = false;
-    ASSERT_TRUE(ok(call(PeerKind::relay, vouched, one_day("second"))));
+    ASSERT_TRUE(ok(call(PeerKind::relay, vouched, report_mail(one_day("second")))));
     service_->after_answer();
     ASSERT_EQ(outbox_.bodies.size(), 1U);
     const bj::object event = bj::parse(outbox_.bodies[0]).as_object();
@@ -268,11 +269,11 @@ TEST_F(ServiceTest, ANewCriticalFindingIsSpooledOnceForTheWebhook) {
     EXPECT_EQ(event.at("severity").as_string(), "critical");
     EXPECT_TRUE(event.at("authenticated").as_bool());
     // Another report of the same day: the same finding is not sent again.
-    ASSERT_TRUE(ok(call(PeerKind::relay, vouched, one_day("third"))));
+    ASSERT_TRUE(ok(call(PeerKind::relay, vouched, report_mail(one_day("third")))));
     service_->after_answer();
     EXPECT_EQ(outbox_.bodies.size(), 1U);
     // A duplicate stores no report: no findings are looked at.
-    ASSERT_TRUE(ok(call(PeerKind::relay, vouched, one_day("third"))));
+    ASSERT_TRUE(ok(call(PeerKind::relay, vouched, report_mail(one_day("third")))));
     service_->after_answer();
     EXPECT_EQ(outbox_.bodies.size(), 1U);
 }
@@ -290,7 +291,7 @@ TEST_F(ServiceTest, OnlyRelayAndAdminPeersNameAReporter) {
     const Message bad =
         call(PeerKind::relay, {{"op", "submit"}, {"reporter", "a..b"}}, aggregate_xml(1));
     EXPECT_EQ(bad.json.at("code").as_string(), "invalid");
-    ASSERT_TRUE(ok(call(PeerKind::relay, named, aggregate_xml(1, 1, "r-1"))));
+    ASSERT_TRUE(ok(call(PeerKind::relay, named, report_mail(aggregate_xml(1, 1, "r-1")))));
     ASSERT_TRUE(ok(call(PeerKind::admin,
                         {{"op", "submit"},
                          {"parts", bj::array{5}},
@@ -340,7 +341,7 @@ TEST_F(ServiceTest, ALargeSubmissionIsSpooledThroughTheSocketAndStored) {
     EXPECT_TRUE(ok(*answer)) << bj::serialize(answer->json);
     EXPECT_EQ(answer->json.at("reports").as_int64(), 1);
 
-    const std::string second = aggregate_xml(6000, 1, "big-2");
+    const std::string second = report_mail(aggregate_xml(6000, 1, "big-2"));
     const std::string third = aggregate_xml(3, 1, "small-3");
     Message batch;
     batch.json["op"] = "submit";

@@ -180,6 +180,38 @@ inline std::string aggregate_xml(int records, int count = 1, const std::string& 
     return x;
 }
 
+// `report` (XML, JSON, gzip...) as the attachment of a report mail from `from`: what relayd and
+// the CLI hand to dkim-reportd with an authenticated reporter (its DKIM signature is not
+// checked there).
+inline std::string report_mail(const std::string& report,
+                               const std::string& from = "noreply@reporter.example") {
+    static const char* const kAlphabet =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string base64;
+    for (std::size_t i = 0; i < report.size(); i += 3) {
+        std::uint32_t n = static_cast<std::uint32_t>(static_cast<unsigned char>(report[i])) << 16;
+        if (i + 1 < report.size()) {
+            n |= static_cast<std::uint32_t>(static_cast<unsigned char>(report[i + 1])) << 8;
+        }
+        if (i + 2 < report.size()) {
+            n |= static_cast<unsigned char>(report[i + 2]);
+        }
+        base64 += kAlphabet[(n >> 18) & 63];
+        base64 += kAlphabet[(n >> 12) & 63];
+        base64 += i + 1 < report.size() ? kAlphabet[(n >> 6) & 63] : '=';
+        base64 += i + 2 < report.size() ? kAlphabet[n & 63] : '=';
+        if (base64.size() % 78 == 76) {
+            base64 += "\r\n";
+        }
+    }
+    return "From: " + from +
+           "\r\nTo: dmarc-reports@example.com\r\nSubject: Report domain: example.com\r\n"
+           "MIME-Version: 1.0\r\nContent-Type: application/octet-stream; name=report\r\n"
+           "Content-Disposition: attachment; filename=report\r\n"
+           "Content-Transfer-Encoding: base64\r\n\r\n" +
+           base64 + "\r\n";
+}
+
 inline CollectingSink read_bytes(const std::string& bytes, const Limits& limits = {}) {
     CollectingSink sink;
     MemorySource source(bytes);

@@ -34,7 +34,8 @@ struct ReadCounts {
     std::size_t errors = 0;
 };
 
-// What the first bytes say an input is.
+// What the first bytes say an input is (the first kSniffBytes of it are looked at).
+inline constexpr std::size_t kSniffBytes = 512;
 enum class ContentKind : std::uint8_t { xml, json, gzip, zip, mail, mbox, empty, unknown };
 ContentKind sniff(std::string_view prefix);
 std::string_view to_string(ContentKind kind);
