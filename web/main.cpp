@@ -25,7 +25,9 @@
 
 #include "config.hpp"
 #include "dkim/crypto/certificate.hpp"
+#include "dkim/dns/unbound_resolver.hpp"
 #include "dkim/service/notify.hpp"
+#include "reverse_dns.hpp"
 #include "server.hpp"
 
 namespace {
@@ -95,7 +97,24 @@ int run(int argc, char** argv) {
     if (!config->reports_socket.empty()) {
         reports = std::make_unique<web::ReportsPool>(config->reports_socket);
     }
-    web::Deps deps{signer, sessions, limiter, clock, metrics, config->handler, reports.get()};
+    // The sources' reverse DNS ([reports] reverse_dns): the only DNS webd does, and only then.
+    std::unique_ptr<dns::UnboundResolver> resolver;
+    std::unique_ptr<web::ReverseDns> reverse_dns;
+    if (reports && config->reverse_dns) {
+        dns::UnboundOptions dns_options;
+        dns_options.upstream = config->dns_server;
+        dns_options.timeout = config->dns_timeout;
+        // Without a resolver the console still works: the sources are shown unnamed.
+        if (auto opened = dns::UnboundResolver::create(dns_options)) {
+            resolver = std::move(*opened);
+            reverse_dns = std::make_unique<web::ReverseDns>(*resolver, clock);
+        } else {
+            std::cerr << "dkim-webd: [reports] reverse_dns: " << opened.error()
+                      << "; the sources stay without names\n";
+        }
+    }
+    web::Deps deps{signer,  sessions,        limiter,       clock,
+                   metrics, config->handler, reports.get(), reverse_dns.get()};
     web::Server server(*config, deps, **tls);
     // Socket activation (dkim-webd.socket binds 443 for a webd without capabilities), else
     // the configured address.

@@ -37,6 +37,9 @@ TEST(WebdConfigTest, TheReportsTableNamesReportdAndCapsUploads) {
           {"socket = \"reportd.sock\"\n", "reports.socket", false},
           {"upload_limit = \"65MiB\"\n", "reports.upload_limit", false},
           {"upload_timeout = \"soon\"\n", "reports.upload_timeout", false},
+          {"reverse_dns = \"yes\"\n", "reports.reverse_dns", false},
+          {"dns_server = \"dns.example\"\n", "reports.dns_server", false},
+          {"dns_timeout = \"10s\"\n", "reports.dns_timeout", false},
           {"sockets = \"/x\"\n", "sockets", false}}) {
         std::ofstream(file) << "self_signed = true\n[reports]\n" << text;
         const auto config = dkim::web::load_config(file.string());
@@ -52,6 +55,15 @@ TEST(WebdConfigTest, TheReportsTableNamesReportdAndCapsUploads) {
     const auto plain = dkim::web::load_config(file.string());
     ASSERT_TRUE(plain.has_value());
     EXPECT_TRUE(plain->reports_socket.empty());
+    EXPECT_TRUE(plain->reverse_dns) << "reverse DNS is on by default";
+    EXPECT_FALSE(plain->dns_server.has_value()) << "through the system's resolvers";
+    std::ofstream(file) << "self_signed = true\n[reports]\nreverse_dns = false\n"
+                           "dns_server = \"[::1]:5353\"\ndns_timeout = \"500ms\"\n";
+    const auto off = dkim::web::load_config(file.string());
+    ASSERT_TRUE(off.has_value()) << off.error();
+    EXPECT_FALSE(off->reverse_dns);
+    EXPECT_EQ(off->dns_server, "[::1]:5353");
+    EXPECT_EQ(off->dns_timeout, std::chrono::milliseconds(500));
     std::filesystem::remove(file);
 }
 

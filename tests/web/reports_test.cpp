@@ -3,8 +3,11 @@
 // is sent to reportd, and that its answers reach the client only in the documented shapes.
 
 #include <boost/json.hpp>
+#include <map>
 
+#include "dkim/dns/resolver.hpp"
 #include "handlers_fixture.hpp"
+#include "reverse_dns.hpp"
 
 namespace dkim::test {
 namespace {
@@ -61,6 +64,8 @@ class ReportsApiTest : public HandlersTest {
                                                                     : "";
     }
     FakeReports reports;
+    dns::FakeResolver zone;
+    web::ReverseDns reverse_dns{zone, clock};
 };
 
 TEST_F(ReportsApiTest, ReadingReportsIsForAuditorsAndAdminsAsTheAuditLogIs) {
@@ -243,6 +248,84 @@ TEST_F(ReportsApiTest, FindingsKeepTheirEvidence) {
     EXPECT_EQ(d["findings"][0]["severity"].GetString(), std::string("critical"));
     EXPECT_EQ(d["findings"][0]["evidence"]["sources"][0]["source_ip"].GetString(),
               std::string("203.0.113.9"));
+}
+
+// webd names the sources reportd leaves unnamed: forward-confirmed reverse DNS only, the
+// sources with the most messages first, at most 25 new addresses per answer.
+TEST_F(ReportsApiTest, SourcesGetTheirForwardConfirmedNamesMostMessagesFirst) {
+    deps.reverse_dns = &reverse_dns;
+    login("carol", "auditor");
+    bj::array sources;
+    for (int n = 1; n <= 30; ++n) {
+        const std::string ip = "192.0.2." + std::to_string(n);
+        zone.add(std::to_string(n) + ".2.0.192.in-addr.arpa", dns::RecordType::ptr,
+                 "Host" + std::to_string(n) + ".Example.NET");
+        zone.add("host" + std::to_string(n) + ".example.net", dns::RecordType::a, ip);
+        sources.push_back(bj::object{{"source_ip", ip}, {"messages", n}, {"reverse_dns", nullptr}});
+    }
+    // A PTR that its name does not confirm, and an IPv6 source.
+    zone.add("9.113.0.203.in-addr.arpa", dns::RecordType::ptr, "mail.bank.example");
+    zone.add("mail.bank.example", dns::RecordType::a, "198.51.100.1");
+    zone.add("5.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa",
+             dns::RecordType::ptr, "v6.example.net.");
+    zone.add("v6.example.net", dns::RecordType::aaaa, "2001:db8::25");
+    sources.push_back(
+        bj::object{{"source_ip", "203.0.113.9"}, {"messages", 1000}, {"reverse_dns", nullptr}});
+    sources.push_back(
+        bj::object{{"source_ip", "2001:db8::25"}, {"messages", 999}, {"reverse_dns", nullptr}});
+    reports.answer = [&sources](const Message&) {
+        return ok_with(bj::object{{"domain", "example.com"}, {"sources", sources}});
+    };
+    auto d = parse(get("/api/v1/reports/dashboard?domain=example.com").body());
+    ASSERT_EQ(d["sources"].Size(), 32U);
+    std::map<std::string, std::string> names;
+    for (const auto& s : d["sources"].GetArray()) {
+        names[s["source_ip"].GetString()] =
+            s["reverse_dns"].IsNull() ? "" : s["reverse_dns"].GetString();
+    }
+    EXPECT_EQ(names["203.0.113.9"], "") << "not confirmed: not shown";
+    EXPECT_EQ(names["2001:db8::25"], "v6.example.net");
+    EXPECT_EQ(names["192.0.2.30"], "host30.example.net") << "lower-cased";
+    EXPECT_EQ(names["192.0.2.8"], "host8.example.net");
+    for (const char* small : {"192.0.2.1", "192.0.2.7"}) {
+        EXPECT_EQ(names[small], "") << small << ": beyond the 25 biggest";
+    }
+    // The next answer names more, from the cache and new lookups.
+    d = parse(get("/api/v1/reports/dashboard?domain=example.com").body());
+    EXPECT_EQ(d["sources"][0]["reverse_dns"].GetString(), std::string("host1.example.net"));
+
+    // The evidence of unknown_source: its sources' reverse_dns, from the same cache.
+    reports.answer = [](const Message&) {
+        return ok_with(bj::parse(R"({"from": 1, "until": 86400, "signing_available": true,
+          "findings": [{"kind": "unknown_source", "severity": "warning", "domain": "example.com",
+            "evidence": {"sources": [{"source_ip": "192.0.2.30", "messages": 30,
+                                      "reverse_dns": null},
+                                     {"source_ip": "203.0.113.9", "messages": 9,
+                                      "reverse_dns": null}]}},
+            {"kind": "replay_suspected", "severity": "critical", "domain": "example.com",
+             "evidence": {"sources": [{"source_ip": "192.0.2.30", "messages": 4990}]}}]})")
+                           .as_object());
+    };
+    const auto lookups = zone.lookups();
+    d = parse(get("/api/v1/reports/findings").body());
+    ASSERT_EQ(d["findings"].Size(), 2U);
+    const auto& unknown = d["findings"][0]["evidence"]["sources"];
+    EXPECT_EQ(unknown[0]["reverse_dns"].GetString(), std::string("host30.example.net"));
+    EXPECT_TRUE(unknown[1]["reverse_dns"].IsNull());
+    EXPECT_FALSE(d["findings"][1]["evidence"]["sources"][0].HasMember("reverse_dns"))
+        << "no field is added to evidence that has none";
+    EXPECT_EQ(zone.lookups(), lookups) << "all from the cache";
+
+    // [reports] reverse_dns = false: nothing is looked up.
+    deps.reverse_dns = nullptr;
+    reports.answer = [](const Message&) {
+        return ok_with(bj::parse(R"({"sources": [{"source_ip": "192.0.2.99", "messages": 5,
+                                                   "reverse_dns": null}]})")
+                           .as_object());
+    };
+    d = parse(get("/api/v1/reports/dashboard").body());
+    EXPECT_TRUE(d["sources"][0]["reverse_dns"].IsNull());
+    EXPECT_EQ(zone.lookups(), lookups);
 }
 
 TEST_F(ReportsApiTest, AnUploadSendsTheBytesAsTheyAreWithWhoSentThem) {

@@ -6,6 +6,7 @@
 #include "dkim/config/toml_reader.hpp"
 #include "dkim/dmarc/policy.hpp"
 #include "dkim/dns/record_text.hpp"
+#include "dkim/dns/unbound_resolver.hpp"
 
 namespace dkim::web {
 
@@ -95,6 +96,14 @@ constexpr config::KeyDoc kKeys[] = {
      "Largest report file or mail uploaded through the console or the API (at most 64MiB).",
      "\"64MiB\""},
     {"reports.upload_timeout", "duration", "5m", "Time to receive one upload's body.", "\"5m\""},
+    {"reports.reverse_dns", "boolean", "true",
+     "Show the sources' reverse DNS, forward-confirmed (PTR, then A/AAAA), looked up by webd: at "
+     "most 25 addresses and about 2s per request, cached for an hour; false: no DNS queries.",
+     "true"},
+    {"reports.dns_server", "string", "",
+     "Resolver IP[:PORT] for reverse DNS (default: the system's).", "\"127.0.0.1:53\""},
+    {"reports.dns_timeout", "duration", "1s", "One DNS query of reverse DNS (at most 5s).",
+     "\"1s\""},
 };
 
 }  // namespace
@@ -212,6 +221,20 @@ Expected<Config, std::string> load_config(const std::string& file) {
                                  .value_or(c.upload_limit);
             c.upload_timeout = reports->duration("upload_timeout", std::chrono::seconds(1))
                                    .value_or(c.upload_timeout);
+            c.reverse_dns = reports->boolean("reverse_dns").value_or(c.reverse_dns);
+            if (const auto server = reports->string("dns_server")) {
+                if (!dkim::dns::unbound_forward_address(*server)) {
+                    reports->fail("dns_server",
+                                  "expected IP or IP:PORT (\"127.0.0.1:53\", \"[::1]:53\")");
+                }
+                c.dns_server = *server;
+            }
+            if (auto timeout = reports->duration("dns_timeout", std::chrono::milliseconds(100))) {
+                if (*timeout > std::chrono::seconds(5)) {
+                    reports->fail("dns_timeout", "at most 5s (a request waits for it)");
+                }
+                c.dns_timeout = *timeout;
+            }
             reports->finish();
         }
         r.finish();

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "dkim/config/endpoint.hpp"
@@ -40,6 +41,11 @@ struct Config {
     std::string reports_socket;
     std::size_t upload_limit = std::size_t{64} << 20;
     std::chrono::milliseconds upload_timeout{300'000};
+    // The sources' reverse DNS (forward-confirmed, looked up by webd; reverse_dns.hpp): off,
+    // webd makes no DNS query at all. dns_server: IP[:PORT], else the system's resolvers.
+    bool reverse_dns = true;
+    std::optional<std::string> dns_server;
+    std::chrono::milliseconds dns_timeout{1000};
 };
 
 // The declarations of every key (the parser reads no other; --config-reference prints them).

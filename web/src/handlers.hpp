@@ -26,6 +26,8 @@ class PublicSuffixList;
 
 namespace dkim::web {
 
+class ReverseDns;
+
 namespace http = boost::beast::http;
 using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
@@ -59,6 +61,9 @@ struct Deps {
     // dkim-reportd, or nullptr when webd.toml names no [reports] socket (the reports API then
     // answers 503 reports_not_configured).
     ReportsApi* reports = nullptr;
+    // Names the sources of the reports API (forward-confirmed reverse DNS), or nullptr
+    // ([reports] reverse_dns = false, or no reports): their reverse_dns stays null.
+    ReverseDns* reverse_dns = nullptr;
 };
 
 struct ClientInfo {

@@ -10,6 +10,7 @@
 // reportd's answers are copied field by field into the shapes web/openapi.json describes, so
 // the API changes only when this file does.
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <initializer_list>
 
@@ -18,6 +19,7 @@
 #include "endpoints.hpp"
 #include "query.hpp"
 #include "reports_api.hpp"
+#include "reverse_dns.hpp"
 #include "views.hpp"
 
 namespace dkim::web::detail {
@@ -191,6 +193,29 @@ bj::array report_strings(const bj::object& in, std::string_view name) {
     return out;
 }
 
+// Fills the null reverse_dns of the sources (objects with a source_ip) with their
+// forward-confirmed names: the most messages first, within the request's budget
+// (reverse_dns.hpp); the rest stay null. Without [reports] reverse_dns, nothing is looked up.
+void report_name_sources(Context& ctx, std::vector<bj::object*> sources,
+                         ReverseDns::Budget& budget) {
+    if (ctx.deps.reverse_dns == nullptr) {
+        return;
+    }
+    std::erase_if(sources, [](const bj::object* s) {
+        const bj::value* name = s->if_contains("reverse_dns");
+        const bj::value* ip = s->if_contains("source_ip");
+        return name == nullptr || !name->is_null() || ip == nullptr || !ip->is_string();
+    });
+    std::stable_sort(sources.begin(), sources.end(), [](const bj::object* x, const bj::object* y) {
+        return channel::int_member(*x, "messages", 0) > channel::int_member(*y, "messages", 0);
+    });
+    for (bj::object* s : sources) {
+        if (auto name = ctx.deps.reverse_dns->name(s->at("source_ip").get_string(), budget)) {
+            (*s)["reverse_dns"] = *name;
+        }
+    }
+}
+
 Response report_json(const bj::object& body, const Request& req) {
     return json_response(http::status::ok, bj::serialize(body), req);
 }
@@ -305,6 +330,14 @@ Result<Response> reports_dashboard(Context& ctx, Caller& caller) {
                                       {"dkim_aligned", Kind::integer},
                                       {"spf_aligned", Kind::integer},
                                       {"spf_pass", Kind::integer}});
+    if (ctx.deps.reverse_dns != nullptr) {
+        std::vector<bj::object*> sources;
+        for (bj::value& s : out["sources"].as_array()) {
+            sources.push_back(&s.as_object());
+        }
+        auto budget = ctx.deps.reverse_dns->budget();
+        report_name_sources(ctx, std::move(sources), budget);
+    }
     return report_json(out, ctx.req);
 }
 
@@ -331,6 +364,24 @@ Result<Response> reports_findings(Context& ctx, Caller& caller) {
                                        {"summary", Kind::string},
                                        {"authenticated", Kind::boolean},
                                        {"evidence", Kind::object}});
+    // The sources in evidence that reportd leaves unnamed (reverse_dns: null), one budget for
+    // all (unknown_source's).
+    if (ctx.deps.reverse_dns != nullptr) {
+        std::vector<bj::object*> sources;
+        for (bj::value& f : out["findings"].as_array()) {
+            bj::value* list = f.as_object()["evidence"].as_object().if_contains("sources");
+            if (list == nullptr || !list->is_array()) {
+                continue;
+            }
+            for (bj::value& s : list->get_array()) {
+                if (s.is_object()) {
+                    sources.push_back(&s.get_object());
+                }
+            }
+        }
+        auto budget = ctx.deps.reverse_dns->budget();
+        report_name_sources(ctx, std::move(sources), budget);
+    }
     return report_json(out, ctx.req);
 }
 

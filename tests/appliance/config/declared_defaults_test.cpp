@@ -505,6 +505,8 @@ TEST(DeclaredDefaultsTest, Webd) {
              [](const C& c) { return list(c.handler.dns.outbound_addresses); });
     d.expect("reports.upload_limit", [](const C& c) { return std::to_string(c.upload_limit); });
     d.expect("reports.upload_timeout", [](const C& c) { return ms(c.upload_timeout); });
+    d.expect("reports.reverse_dns", [](const C& c) { return flag(c.reverse_dns); });
+    d.expect("reports.dns_timeout", [](const C& c) { return ms(c.dns_timeout); });
     d.expect_every_default_compared();
 }
 
