@@ -114,7 +114,14 @@ int serve(const Config& config) {
         }
         outbox = std::make_unique<OutboxFindings>(std::move(*writer));
     }
-    Service service(**store, signing, clock, config, outbox.get());
+    // A second connection for the console's and the CLI's queries: they read the last commit
+    // and never wait for a large submission being read on the first.
+    auto reader = ReportStore::open(config.store.string());
+    if (!reader) {
+        std::cerr << "dkim-reportd: " << reader.error() << "\n";
+        return 1;
+    }
+    Service service(**store, signing, clock, config, outbox.get(), reader->get());
     if (const std::size_t n = service.recover(); n > 0) {
         std::cerr << "dkim-reportd: read " << n << " submissions left unread at the last stop\n";
     }

@@ -66,12 +66,14 @@ std::string day_text(std::int64_t day) {
 }
 
 Service::Service(ReportStore& store, SigningRecord& signing, const Clock& clock,
-                 const Config& config, FindingSink* notifications)
+                 const Config& config, FindingSink* notifications, ReportStore* reader)
     : store_(store),
       signing_(signing),
       clock_(clock),
       config_(config),
-      notifications_(notifications) {}
+      notifications_(notifications),
+      reader_(reader != nullptr ? *reader : store),
+      read_mutex_(reader != nullptr ? reader_own_mutex_ : store_mutex_) {}
 
 // The kinds a webhook is for: evidence of the key being misused, and rotations going wrong,
 // when authenticated reporters' reports alone show it (findings.hpp): anyone can mail a
@@ -375,16 +377,16 @@ std::size_t Service::recover() {
 Message Service::metrics() {
     std::string text;
     {
-        std::lock_guard lock(store_mutex_);
+        std::lock_guard lock(read_mutex_);
         text +=
             "# HELP dkim_reportd_submissions Submissions stored (report mails and files).\n"
             "# TYPE dkim_reportd_submissions gauge\n"
             "dkim_reportd_submissions " +
-            std::to_string(store_.submission_count()) + "\n";
+            std::to_string(reader_.submission_count()) + "\n";
         text +=
             "# HELP dkim_reportd_reports Reports stored, by kind.\n"
             "# TYPE dkim_reportd_reports gauge\n";
-        for (const auto& [kind, n] : store_.report_counts()) {
+        for (const auto& [kind, n] : reader_.report_counts()) {
             text += "dkim_reportd_reports{kind=\"" + kind + "\"} " + std::to_string(n) + "\n";
         }
     }
@@ -420,11 +422,11 @@ Message Service::metrics() {
 }
 
 Message Service::status() {
-    std::lock_guard lock(store_mutex_);
+    std::lock_guard lock(read_mutex_);
     Message m = ok();
-    m.json["submissions"] = store_.submission_count();
+    m.json["submissions"] = reader_.submission_count();
     bj::array domains;
-    for (const auto& d : store_.domains()) {
+    for (const auto& d : reader_.domains()) {
         domains.push_back(bj::value(d));
     }
     m.json["domains"] = std::move(domains);
@@ -441,9 +443,9 @@ Message Service::list_reports(const bj::object& args) {
     const std::int64_t from = int_member(args, "from", until - 30 * kDay);
     const auto limit =
         static_cast<std::size_t>(std::clamp<std::int64_t>(int_member(args, "limit", 100), 1, 1000));
-    std::lock_guard lock(store_mutex_);
+    std::lock_guard lock(read_mutex_);
     bj::array out;
-    for (const StoredReport& r : store_.reports(domain, from, until, limit)) {
+    for (const StoredReport& r : reader_.reports(domain, from, until, limit)) {
         bj::object o;
         o["id"] = r.id;
         o["kind"] = r.kind;
@@ -482,12 +484,12 @@ Message Service::dashboard(const bj::object& args) {
     std::vector<SourceTotals> sources;
     std::vector<std::string> domains;
     {
-        std::lock_guard lock(store_mutex_);
-        domains = store_.domains();
-        daily = store_.daily(domain, from_day, to_day);
-        selectors = store_.selector_days(from_day, to_day, domain);
+        std::lock_guard lock(read_mutex_);
+        domains = reader_.domains();
+        daily = reader_.daily(domain, from_day, to_day);
+        selectors = reader_.selector_days(from_day, to_day, domain);
         if (!domain.empty()) {
-            sources = store_.sources(domain, from_day, to_day);
+            sources = reader_.sources(domain, from_day, to_day);
         }
     }
     bj::array domain_list;
@@ -592,20 +594,20 @@ Message Service::findings(const bj::object& args) {
     const std::int64_t readiness_from = to_day - config_.findings.readiness_days + 1;
     std::vector<std::string> domains;
     {
-        std::lock_guard lock(store_mutex_);
-        in.reported = store_.selector_days(from_day, to_day);
-        in.tls_failures = store_.tls_failures(from_day, to_day);
-        domains = store_.domains();
+        std::lock_guard lock(read_mutex_);
+        in.reported = reader_.selector_days(from_day, to_day);
+        in.tls_failures = reader_.tls_failures(from_day, to_day);
+        domains = reader_.domains();
         for (const std::string& d : domains) {
             if (!only.empty() && d != only) {
                 continue;
             }
             DomainEvidence e;
             e.domain = d;
-            e.sources = store_.sources(d, readiness_from, to_day);
-            e.by_reporter = store_.reporter_sources(d, readiness_from, to_day);
-            e.daily = store_.daily(d, readiness_from, to_day);
-            e.published = store_.published_policy(d);
+            e.sources = reader_.sources(d, readiness_from, to_day);
+            e.by_reporter = reader_.reporter_sources(d, readiness_from, to_day);
+            e.daily = reader_.daily(d, readiness_from, to_day);
+            e.published = reader_.published_policy(d);
             in.domains.push_back(std::move(e));
         }
     }
@@ -628,13 +630,13 @@ Message Service::findings(const bj::object& args) {
     }
     in.top_sources = [this](const std::string& signer, const std::string& selector,
                             std::int64_t day) {
-        std::lock_guard lock(store_mutex_);
-        return store_.selector_sources(signer, selector, day, 10);
+        std::lock_guard lock(read_mutex_);
+        return reader_.selector_sources(signer, selector, day, 10);
     };
     in.reporters = [this](const std::string& signer, const std::string& selector,
                           std::int64_t day) {
-        std::lock_guard lock(store_mutex_);
-        return store_.authenticated_reporters(signer, selector, day);
+        std::lock_guard lock(read_mutex_);
+        return reader_.authenticated_reporters(signer, selector, day);
     };
     std::vector<Finding> found = find(in, config_.findings);
     if (!only.empty()) {

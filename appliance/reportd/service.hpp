@@ -42,8 +42,12 @@ class FindingSink {
 
 class Service {
   public:
+    // `reader`: a second connection to the same store for the queries (the dashboard, findings,
+    // lists, metrics). SQLite's WAL lets it read the last commit while `store` is in the middle
+    // of reading a large submission, so the console never waits for a report being parsed;
+    // without it, queries share `store` and its lock.
     Service(ReportStore& store, SigningRecord& signing, const Clock& clock, const Config& config,
-            FindingSink* notifications = nullptr);
+            FindingSink* notifications = nullptr, ReportStore* reader = nullptr);
 
     // `spooled`: the request's body when the server spooled it out of memory (request.body is
     // then empty).
@@ -79,7 +83,10 @@ class Service {
     const Config& config_;
     FindingSink* notifications_;
     std::atomic<bool> pending_notification_{false};
-    std::mutex store_mutex_;  // the store's one connection
+    std::mutex store_mutex_;  // the writing connection
+    std::mutex reader_own_mutex_;
+    ReportStore& reader_;
+    std::mutex& read_mutex_;  // reader_own_mutex_, or store_mutex_ when reader_ is store_
     std::mutex rate_mutex_;
     std::deque<std::int64_t> recent_;  // submission times (ms) in the last minute
 };

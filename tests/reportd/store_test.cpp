@@ -5,8 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <numeric>
+#include <thread>
 
 #include "report_test_support.hpp"
 
@@ -157,6 +161,76 @@ TEST_F(StoreTest, UnreadSubmissionsAreFoundAfterARestart) {
     EXPECT_EQ(store_->unread_submissions(), std::vector<std::int64_t>{*id});
     store_->ingest(*id, reports::Limits{}, 1700000000);
     EXPECT_TRUE(store_->unread_submissions().empty());
+}
+
+// Bytes that come only when the test lets them: a submission held in the middle of being stored.
+class GatedSource final : public reports::ByteSource {
+  public:
+    explicit GatedSource(std::string bytes) : bytes_(std::move(bytes)) {}
+    Expected<std::size_t, std::string> read(char* out, std::size_t size) override {
+        {
+            std::unique_lock lock(mutex_);
+            reading_ = true;
+            changed_.notify_all();
+            changed_.wait(lock, [this] { return open_; });
+        }
+        reports::MemorySource rest(std::string_view(bytes_).substr(at_));
+        auto n = rest.read(out, size);
+        at_ += n ? *n : 0;
+        return n;
+    }
+    void wait_until_reading() {
+        std::unique_lock lock(mutex_);
+        changed_.wait(lock, [this] { return reading_; });
+    }
+    void open() {
+        std::lock_guard lock(mutex_);
+        open_ = true;
+        changed_.notify_all();
+    }
+
+  private:
+    std::string bytes_;
+    std::size_t at_ = 0;
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    bool reading_ = false;
+    bool open_ = false;
+};
+
+// dkim-reportd's queries run on a second connection (main.cpp): while the first is inside the
+// write transaction of a submission (its bytes still coming), the second reads the last commit
+// at once (WAL), without the submission's rows, and sees them once it is committed.
+TEST_F(StoreTest, ASecondConnectionReadsWhileASubmissionIsBeingStored) {
+    ASSERT_EQ(submit(aggregate_xml(2, 5, "before")).reports, 1U);
+    auto reader = ReportStore::open((dir_ / "reports.db").string());
+    ASSERT_TRUE(reader) << reader.error();
+    const std::int64_t day = 1700000000 / kDay;
+    const auto messages = [&] {
+        std::uint64_t n = 0;
+        for (const auto& d : (*reader)->daily("example.com", day - 1, day + 2)) {
+            n += d.messages;
+        }
+        return n;
+    };
+    const std::string next = aggregate_xml(3, 7, "during");
+    GatedSource gate(next);
+    Expected<std::vector<IngestResult>, std::string> stored = unexpected(std::string("not yet"));
+    std::thread writer([&] {
+        stored = store_->submit_batch(1700000000, {{"test", {}, {}, &gate, next.size()}},
+                                      reports::Limits{});
+    });
+    gate.wait_until_reading();  // BEGIN IMMEDIATE done, the row made, its bytes not yet in
+    const auto started = std::chrono::steady_clock::now();
+    EXPECT_EQ(messages(), 10U);
+    EXPECT_EQ((*reader)->reports("example.com", 0, 2000000000, 10).size(), 1U);
+    // (SQLite's busy timeout is 5 s: a reader that had to wait for the writer would take it.)
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(4));
+    gate.open();
+    writer.join();
+    ASSERT_TRUE(stored) << stored.error();
+    EXPECT_EQ(stored->front().reports, 1U);
+    EXPECT_EQ(messages(), 31U);
 }
 
 }  // namespace
