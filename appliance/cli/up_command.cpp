@@ -65,7 +65,8 @@ up::SettingOverrides overrides(const UpArgs& args) {
           {"--inbound", &args.given.inbound_listen, &o.inbound_listen},
           {"--https", &args.given.https_listen, &o.https_listen},
           {"--next-hop", &args.given.next_hop, &o.next_hop},
-          {"--module", &args.given.module, &o.module}}) {
+          {"--module", &args.given.module, &o.module},
+          {"--dns-server", &args.given.dns_server, &o.dns_server}}) {
         if (args.command->count(option) > 0) {
             *field = *value;
         }
@@ -304,6 +305,9 @@ void add_up_command(CLI::App& app, int& exit_code) {
                    "where signed mail goes: smtp://HOST:PORT (default: a maildir in the state "
                    "folder)");
     up->add_option("--module", args->given.module, "PKCS#11 module (default: SoftHSM2)");
+    up->add_option("--dns-server", args->given.dns_server,
+                   "DNS server IP[:PORT] for relayd's inbound checks and webd's reverse DNS "
+                   "(default: the system's resolvers; \"\" for them again)");
     up->add_option("--bin-dir", args->bin_dir,
                    "folder of dkim-signerd, dkim-reportd, dkim-relayd and dkim-webd (default: "
                    "beside dkim-appliance, else /usr/sbin)");

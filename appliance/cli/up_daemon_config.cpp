@@ -68,6 +68,9 @@ toml::table dns_advice(const Settings& s) {
 // and reportd's socket (none set: no report routing).
 toml::table inbound_table(const Settings& s, const StatePaths& p) {
     toml::table inbound{{"domains", toml::array{s.domain}}};
+    if (!s.dns_server.empty()) {
+        inbound.insert("dns_server", s.dns_server);
+    }
     toml::array addresses;
     std::vector<std::string> seen;  // relayd refuses one listed twice, in any case
     for (const std::string* a :
@@ -85,6 +88,15 @@ toml::table inbound_table(const Settings& s, const StatePaths& p) {
                                               {"socket", p.reportd_socket.string()}});
     }
     return inbound;
+}
+
+// webd's [reports]: reportd's socket, and up.toml's DNS server for the sources' reverse DNS.
+toml::table reports_table(const Settings& s, const StatePaths& p) {
+    toml::table reports{{"socket", p.reportd_socket.string()}};
+    if (!s.dns_server.empty()) {
+        reports.insert("dns_server", s.dns_server);
+    }
+    return reports;
 }
 
 }  // namespace
@@ -159,7 +171,7 @@ std::string webd_config(const Settings& s, const StatePaths& p) {
             "where reports go).",
             toml::table{{"dns", dns_advice(s)}})
         .add("The Reports view and API: dkim-reportd's socket (dkim-web is its web peer).",
-             toml::table{{"reports", toml::table{{"socket", p.reportd_socket.string()}}}});
+             toml::table{{"reports", reports_table(s, p)}});
     return file.text();
 }
 

@@ -8,6 +8,7 @@
 #include "dkim/config/endpoint.hpp"
 #include "dkim/config/toml_reader.hpp"
 #include "dkim/dns/record_text.hpp"
+#include "dkim/dns/unbound_resolver.hpp"
 #include "up_commented_toml.hpp"
 
 namespace dkim::cli::up {
@@ -38,6 +39,10 @@ constexpr config::KeyDoc kSettingKeys[] = {
      "The PKCS#11 module (SoftHSM2 here; a real HSM's module in production). Default: Debian's "
      "SoftHSM2.",
      "\"/usr/lib/softhsm/libsofthsm2.so\""},
+    {"dns_server", "string", "",
+     "The DNS server dkim-relayd's inbound checks and dkim-webd's reverse DNS of report sources "
+     "ask, IP[:PORT] (default: the system's resolvers).",
+     "\"127.0.0.1:5353\""},
     {"reports", "table", "",
      "Where receivers send reports about the domain: mailboxes dkim-reportd takes through "
      "dkim-relayd, published as mailto: URIs in the domain's records; \"\" publishes none of that "
@@ -118,6 +123,10 @@ Expected<Settings, std::string> load_settings(const std::filesystem::path& file)
             r.fail("next_hop", kNextHopProblem);
         }
         s.module = r.string("module").value_or(s.module);
+        s.dns_server = r.string("dns_server").value_or(s.dns_server);
+        if (!s.dns_server.empty() && !dns::unbound_forward_address(s.dns_server)) {
+            r.fail("dns_server", "expected IP or IP:PORT (\"127.0.0.1:53\", \"[::1]:53\")");
+        }
         s.reports = default_report_addresses(s.domain);
         if (auto reports = r.table("reports")) {
             for (const auto& [key, field] : report_fields()) {
@@ -153,7 +162,8 @@ Expected<Settings, std::string> settle(Settings s, const SettingOverrides& given
                                        {&given.inbound_listen, &s.inbound_listen},
                                        {&given.https_listen, &s.https_listen},
                                        {&given.next_hop, &s.next_hop},
-                                       {&given.module, &s.module}}) {
+                                       {&given.module, &s.module},
+                                       {&given.dns_server, &s.dns_server}}) {
         if (*value) {
             *field = **value;
         }
@@ -167,6 +177,10 @@ Expected<Settings, std::string> settle(Settings s, const SettingOverrides& given
     }
     if (given.next_hop && !valid_next_hop(*given.next_hop)) {
         return unexpected(std::string("--next-hop: ") + kNextHopProblem);
+    }
+    if (given.dns_server && !given.dns_server->empty() &&
+        !dns::unbound_forward_address(*given.dns_server)) {
+        return unexpected(std::string("--dns-server: expected IP or IP:PORT"));
     }
     if (s.next_hop.empty()) {
         s.next_hop = "maildir:" + maildir.string();
@@ -197,7 +211,8 @@ std::string settings_toml(const Settings& s) {
                                      {"inbound_listen", &s.inbound_listen},
                                      {"https_listen", &s.https_listen},
                                      {"next_hop", &s.next_hop},
-                                     {"module", &s.module}}) {
+                                     {"module", &s.module},
+                                     {"dns_server", &s.dns_server}}) {
         file.add(setting_doc(key), toml::table{{key, *value}});
     }
     // [reports] last (plain keys after it would belong to it), its keys' texts as its comment.

@@ -41,8 +41,9 @@ struct Settings {
     std::string smtp_listen = "127.0.0.1:2525";
     std::string inbound_listen = "127.0.0.1:2500";  // relayd's inbound role: report mail
     std::string https_listen = "127.0.0.1:8443";
-    std::string next_hop;  // default: maildir under the state folder
-    std::string module;    // default: Debian's SoftHSM2
+    std::string next_hop;    // default: maildir under the state folder
+    std::string module;      // default: Debian's SoftHSM2
+    std::string dns_server;  // relayd's [inbound] and webd's [reports] dns_server; "": system's
     ReportAddresses reports = default_report_addresses("example.test");  // [reports]
 };
 
@@ -50,9 +51,10 @@ struct Settings {
 std::string mailto(const std::string& address);
 
 // The options given to `up` this time (--domain, --smtp, --inbound, --https, --next-hop,
-// --module).
+// --module, --dns-server).
 struct SettingOverrides {
-    std::optional<std::string> domain, smtp_listen, inbound_listen, https_listen, next_hop, module;
+    std::optional<std::string> domain, smtp_listen, inbound_listen, https_listen, next_hop, module,
+        dns_server;
 };
 
 const config::Schema& settings_schema();

@@ -22,6 +22,7 @@
 usage: appliance_up.py GROUP DKIM_APPLIANCE
 """
 
+import atexit
 import base64
 import glob
 import hashlib
@@ -45,6 +46,20 @@ import dkim  # noqa: E402  (python3-dkim)
 import dns.resolver  # noqa: E402  (python3-dnspython)
 
 
+_QUIET_DNS = []
+
+
+def quiet_dns():
+    """A dnsmasq on 127.0.0.1 that answers example.test alone and refuses the rest: what relayd's
+    inbound checks and webd's reverse DNS ask (up --dns-server), so that no query leaves the
+    machine (report mail from google.com has its DKIM key looked up)."""
+    if not _QUIET_DNS:
+        folder = tempfile.mkdtemp(prefix="up-dns-")
+        _QUIET_DNS.append(DnsServer(folder, {}, "example.test"))
+        atexit.register(_QUIET_DNS[0].stop)
+    return _QUIET_DNS[0]
+
+
 class Up:
     """One `dkim-appliance up` process and the facts it printed."""
 
@@ -53,6 +68,8 @@ class Up:
         if "--inbound" not in options:  # not the default port: the groups run side by side
             self.inbound = free_port()
             options = options + ("--inbound", "127.0.0.1:%d" % self.inbound)
+        if "--dns-server" not in options:
+            options = options + ("--dns-server", quiet_dns().address())
         self.err = open(os.path.join(os.path.dirname(state), "up-%d.err" % time.monotonic_ns()), "w+")
         self.proc = subprocess.Popen([cli, "up", "--state-dir", state, "--json", *options],
                                      stdout=subprocess.PIPE, stderr=self.err, text=True)

@@ -59,7 +59,7 @@ import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from signerd_daemon import DOMAIN, Appliance  # noqa: E402
-from testlib import FAILURES, check, free_port, reportd_call, summary, until  # noqa: E402
+from testlib import FAILURES, DnsServer, check, free_port, reportd_call, summary, until  # noqa: E402
 
 
 class Webd:
@@ -641,9 +641,18 @@ def reports(folder, cli, signerd, webd_path, module, artifacts, reportd_path):
     checker = ApiChecker(os.path.join(here, "..", "..", "web", "openapi.json"))
     rd = None
     web = None
+    names = None
     try:
         rd = Reportd(folder, reportd_path, app.socket, ["192.0.2.0/28"])
-        web = Webd(folder, webd_path, app.socket, '[reports]\nsocket = "%s"' % rd.socket)
+        # A DNS server of the test's own for the sources' reverse DNS: 9.9.9.9 has a name that
+        # confirms it, 9.9.9.10 a PTR that its name does not confirm (192.0.2.0/24 and
+        # 203.0.113.0/24, documentation blocks, are never looked up).
+        names = DnsServer(folder, {}, "reporting.test",
+                          extra=["host-record=mx.reporting.test,9.9.9.9",
+                                 "ptr-record=10.9.9.9.in-addr.arpa,liar.reporting.test"],
+                          local_zones=["9.9.9.in-addr.arpa"])
+        web = Webd(folder, webd_path, app.socket,
+                   '[reports]\nsocket = "%s"\ndns_server = "%s"' % (rd.socket, names.address()))
 
         # Signatures with the rsa key under a grant today: the signing record to join with.
         grant = app.approve(app.request("rsa", "30m"))
@@ -710,6 +719,20 @@ def reports(folder, cli, signerd, webd_path, module, artifacts, reportd_path):
                 check(False, "upload of %s: %d %s" % (path, status, doc))
                 continue
             stored += doc["reports"]
+        public = ("<?xml version=\"1.0\"?><feedback><report_metadata><org_name>Mail Provider C</org_name>"
+                  "<email>dmarc@provider-c.example</email><report_id>public-1</report_id><date_range>"
+                  "<begin>%d</begin><end>%d</end></date_range></report_metadata><policy_published>"
+                  "<domain>%s</domain><p>none</p></policy_published>" % (today - 86400, today - 1, DOMAIN))
+        for ip, n in (("9.9.9.9", 40), ("9.9.9.10", 30)):
+            public += ("<record><row><source_ip>%s</source_ip><count>%d</count><policy_evaluated>"
+                       "<disposition>none</disposition><dkim>fail</dkim><spf>fail</spf></policy_evaluated>"
+                       "</row><identifiers><header_from>%s</header_from></identifiers><auth_results><spf>"
+                       "<domain>%s</domain><result>fail</result></spf></auth_results></record>"
+                       % (ip, n, DOMAIN, DOMAIN))
+        public += "</feedback>"
+        status, doc = call(gwen, "POST", "/api/v1/reports/upload?name=public.xml", raw=public.encode(),
+                           headers={"Content-Type": "application/octet-stream"})
+        check(status == 200 and doc["reports"] == 1, "a report with public sources: %d %s" % (status, doc))
         check(stored >= len(files) - 1, "the fixture is uploaded through the API: %d reports from %d files"
               % (stored, len(files)))
         with open(files[0], "rb") as f:
@@ -730,6 +753,13 @@ def reports(folder, cli, signerd, webd_path, module, artifacts, reportd_path):
               "erin reads the dashboard; the domains: %s" % (dash or {}).get("domains"))
         check(sum(d["messages"] for d in dash["daily"]) > 0 and len(dash["sources"]) > 0,
               "the dashboard has daily totals and sources")
+        named = {s["source_ip"]: s["reverse_dns"] for s in dash["sources"]}
+        check(named.get("9.9.9.9") == "mx.reporting.test" and "9.9.9.10" in named and
+              named["9.9.9.10"] is None,
+              "sources get their forward-confirmed name from DNS, and an unconfirmed PTR none: %s"
+              % {k: v for k, v in named.items() if k.startswith("9.")})
+        check(all(v is None for k, v in named.items() if not k.startswith("9.")),
+              "documentation addresses are not looked up")
         check(dash["signing_available"] and sum(s["signed"] for s in dash["signing"]) == 6 and
               any(g["grant_id"] == grant for g in dash["grants"]),
               "the six signatures and grant %d come from signerd's record" % grant)
@@ -793,6 +823,8 @@ def reports(folder, cli, signerd, webd_path, module, artifacts, reportd_path):
             web.stop()
         if rd:
             rd.stop()
+        if names:
+            names.stop()
         app.stop()
 
 

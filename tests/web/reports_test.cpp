@@ -56,7 +56,7 @@ class ReportsApiTest : public HandlersTest {
         req.set("X-CSRF-Token", csrf);
         req.body() = body;
         req.prepare_payload();
-        return web::handle(req, web::ClientInfo{"192.0.2.7"}, deps);
+        return web::handle(req, web::ClientInfo{"93.184.216.7"}, deps);
     }
     static std::string error_rule(const web::Response& r) {
         auto d = parse(r.body());
@@ -211,7 +211,7 @@ TEST_F(ReportsApiTest, TheDashboardIsCopiedIntoTheDocumentedShapeOnly) {
                        "signed": 90, "reported_pass": 98, "reported_fail": 2}],
           "grants": [{"grant_id": 4, "domain": "example.com", "selector": "*",
                       "start": 1700010000, "end": 1700020000}],
-          "sources": [{"source_ip": "192.0.2.25", "messages": 100, "dkim_aligned": 98,
+          "sources": [{"source_ip": "93.184.216.25", "messages": 100, "dkim_aligned": 98,
                        "spf_aligned": 90, "spf_pass": 95, "dmarc_pass": 100,
                        "reverse_dns": null}]
         })")
@@ -239,7 +239,7 @@ TEST_F(ReportsApiTest, FindingsKeepTheirEvidence) {
             "domain": "example.com", "selector": "s1", "from": 0, "until": 86400,
             "summary": "more passes than signatures",
             "evidence": {"reported_pass": 5000, "signed": 10,
-                         "sources": [{"source_ip": "203.0.113.9", "messages": 4990}]}}]})")
+                         "sources": [{"source_ip": "45.33.32.9", "messages": 4990}]}}]})")
                            .as_object());
     };
     auto d = parse(get("/api/v1/reports/findings?domain=example.com").body());
@@ -247,7 +247,7 @@ TEST_F(ReportsApiTest, FindingsKeepTheirEvidence) {
     EXPECT_FALSE(d["signing_available"].GetBool());
     EXPECT_EQ(d["findings"][0]["severity"].GetString(), std::string("critical"));
     EXPECT_EQ(d["findings"][0]["evidence"]["sources"][0]["source_ip"].GetString(),
-              std::string("203.0.113.9"));
+              std::string("45.33.32.9"));
 }
 
 // webd names the sources reportd leaves unnamed: forward-confirmed reverse DNS only, the
@@ -257,22 +257,22 @@ TEST_F(ReportsApiTest, SourcesGetTheirForwardConfirmedNamesMostMessagesFirst) {
     login("carol", "auditor");
     bj::array sources;
     for (int n = 1; n <= 30; ++n) {
-        const std::string ip = "192.0.2." + std::to_string(n);
-        zone.add(std::to_string(n) + ".2.0.192.in-addr.arpa", dns::RecordType::ptr,
+        const std::string ip = "93.184.216." + std::to_string(n);
+        zone.add(std::to_string(n) + ".216.184.93.in-addr.arpa", dns::RecordType::ptr,
                  "Host" + std::to_string(n) + ".Example.NET");
         zone.add("host" + std::to_string(n) + ".example.net", dns::RecordType::a, ip);
         sources.push_back(bj::object{{"source_ip", ip}, {"messages", n}, {"reverse_dns", nullptr}});
     }
     // A PTR that its name does not confirm, and an IPv6 source.
-    zone.add("9.113.0.203.in-addr.arpa", dns::RecordType::ptr, "mail.bank.example");
+    zone.add("9.32.33.45.in-addr.arpa", dns::RecordType::ptr, "mail.bank.example");
     zone.add("mail.bank.example", dns::RecordType::a, "198.51.100.1");
-    zone.add("5.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa",
+    zone.add("5.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.a.2.ip6.arpa",
              dns::RecordType::ptr, "v6.example.net.");
-    zone.add("v6.example.net", dns::RecordType::aaaa, "2001:db8::25");
+    zone.add("v6.example.net", dns::RecordType::aaaa, "2a01:db8::25");
     sources.push_back(
-        bj::object{{"source_ip", "203.0.113.9"}, {"messages", 1000}, {"reverse_dns", nullptr}});
+        bj::object{{"source_ip", "45.33.32.9"}, {"messages", 1000}, {"reverse_dns", nullptr}});
     sources.push_back(
-        bj::object{{"source_ip", "2001:db8::25"}, {"messages", 999}, {"reverse_dns", nullptr}});
+        bj::object{{"source_ip", "2a01:db8::25"}, {"messages", 999}, {"reverse_dns", nullptr}});
     reports.answer = [&sources](const Message&) {
         return ok_with(bj::object{{"domain", "example.com"}, {"sources", sources}});
     };
@@ -283,11 +283,11 @@ TEST_F(ReportsApiTest, SourcesGetTheirForwardConfirmedNamesMostMessagesFirst) {
         names[s["source_ip"].GetString()] =
             s["reverse_dns"].IsNull() ? "" : s["reverse_dns"].GetString();
     }
-    EXPECT_EQ(names["203.0.113.9"], "") << "not confirmed: not shown";
-    EXPECT_EQ(names["2001:db8::25"], "v6.example.net");
-    EXPECT_EQ(names["192.0.2.30"], "host30.example.net") << "lower-cased";
-    EXPECT_EQ(names["192.0.2.8"], "host8.example.net");
-    for (const char* small : {"192.0.2.1", "192.0.2.7"}) {
+    EXPECT_EQ(names["45.33.32.9"], "") << "not confirmed: not shown";
+    EXPECT_EQ(names["2a01:db8::25"], "v6.example.net");
+    EXPECT_EQ(names["93.184.216.30"], "host30.example.net") << "lower-cased";
+    EXPECT_EQ(names["93.184.216.8"], "host8.example.net");
+    for (const char* small : {"93.184.216.1", "93.184.216.7"}) {
         EXPECT_EQ(names[small], "") << small << ": beyond the 25 biggest";
     }
     // The next answer names more, from the cache and new lookups.
@@ -298,12 +298,12 @@ TEST_F(ReportsApiTest, SourcesGetTheirForwardConfirmedNamesMostMessagesFirst) {
     reports.answer = [](const Message&) {
         return ok_with(bj::parse(R"({"from": 1, "until": 86400, "signing_available": true,
           "findings": [{"kind": "unknown_source", "severity": "warning", "domain": "example.com",
-            "evidence": {"sources": [{"source_ip": "192.0.2.30", "messages": 30,
+            "evidence": {"sources": [{"source_ip": "93.184.216.30", "messages": 30,
                                       "reverse_dns": null},
-                                     {"source_ip": "203.0.113.9", "messages": 9,
+                                     {"source_ip": "45.33.32.9", "messages": 9,
                                       "reverse_dns": null}]}},
             {"kind": "replay_suspected", "severity": "critical", "domain": "example.com",
-             "evidence": {"sources": [{"source_ip": "192.0.2.30", "messages": 4990}]}}]})")
+             "evidence": {"sources": [{"source_ip": "93.184.216.30", "messages": 4990}]}}]})")
                            .as_object());
     };
     const auto lookups = zone.lookups();
@@ -319,7 +319,7 @@ TEST_F(ReportsApiTest, SourcesGetTheirForwardConfirmedNamesMostMessagesFirst) {
     // [reports] reverse_dns = false: nothing is looked up.
     deps.reverse_dns = nullptr;
     reports.answer = [](const Message&) {
-        return ok_with(bj::parse(R"({"sources": [{"source_ip": "192.0.2.99", "messages": 5,
+        return ok_with(bj::parse(R"({"sources": [{"source_ip": "93.184.216.99", "messages": 5,
                                                    "reverse_dns": null}]})")
                            .as_object());
     };

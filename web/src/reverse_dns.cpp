@@ -43,9 +43,41 @@ void ReverseDns::remember(const std::string& address, Entry entry) {
     }
 }
 
+bool globally_reachable(const net::IpAddress& address) {
+    // IANA's special-purpose registries (RFC 6890 and its updates): the blocks that are not
+    // globally reachable, plus multicast and the reserved 240/4.
+    static const std::vector<std::pair<net::IpAddress, unsigned>> kNotGlobal = [] {
+        std::vector<std::pair<net::IpAddress, unsigned>> out;
+        for (const char* block :
+             {"0.0.0.0/8",      "10.0.0.0/8",     "100.64.0.0/10", "127.0.0.0/8",
+              "169.254.0.0/16", "172.16.0.0/12",  "192.0.0.0/24",  "192.0.2.0/24",
+              "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
+              "203.0.113.0/24", "224.0.0.0/3",    "::/127",        "64:ff9b:1::/48",
+              "100::/64",       "2001::/23",      "2001:db8::/32", "3fff::/20",
+              "fc00::/7",       "fe80::/10",      "ff00::/8"}) {
+            const std::string_view text(block);
+            const auto slash = text.find('/');
+            const auto network = net::IpAddress::parse(text.substr(0, slash));
+            out.emplace_back(
+                *network, static_cast<unsigned>(std::stoul(std::string(text.substr(slash + 1)))));
+        }
+        return out;
+    }();
+    const net::IpAddress a = address.unmapped();  // ::ffff:10.0.0.5 is 10.0.0.5
+    return std::none_of(kNotGlobal.begin(), kNotGlobal.end(), [&](const auto& block) {
+        return a.is_v4() == block.first.is_v4() && a.in_network(block.first, block.second);
+    });
+}
+
 std::optional<std::string> ReverseDns::name(std::string_view address, Budget& budget) {
     const auto parsed = net::IpAddress::parse(address);
     if (!parsed) {
+        return std::nullopt;
+    }
+    // A private, documentation or other special-purpose address has no name the world could
+    // give, and asking the resolver about one only tells a report's sender what the local
+    // reverse zones hold (10.x is the appliance's network, not the reporter's).
+    if (!globally_reachable(*parsed)) {
         return std::nullopt;
     }
     const std::string key = parsed->to_string();

@@ -23,6 +23,7 @@
 #include "dkim/clock.hpp"
 #include "dkim/dns/resolver.hpp"
 #include "dkim/lock_guarded.hpp"
+#include "dkim/net/ip_address.hpp"
 
 namespace dkim::web {
 
@@ -38,6 +39,11 @@ struct ReverseDnsLimits {
 // A PTR record's name as shown: lower-cased, without the root's dot; std::nullopt unless it
 // is a host name of two labels or more (letters, digits, '-', and '_' that some zones use).
 std::optional<std::string> reverse_dns_name(std::string_view ptr);
+
+// Whether `address` is globally reachable: not in one of IANA's special-purpose blocks
+// (private, loopback, link-local, shared, documentation, benchmarking, ULA, multicast, ...).
+// Only those are looked up.
+bool globally_reachable(const net::IpAddress& address);
 
 class ReverseDns {
   public:
