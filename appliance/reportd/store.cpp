@@ -285,8 +285,11 @@ class ReportStore::Ingest final : public reports::ReportSink {
         // would otherwise have the real report dropped).
         skipping_ = false;
         digest_ = crypto::Sha256();
-        digest_.update(h.org_name + "\n" + h.report_id + "\n" + h.policy.domain + "\n" +
-                       std::to_string(h.begin) + "\n" + std::to_string(h.end) + "\n");
+        digest_field(h.org_name);
+        digest_field(h.report_id);
+        digest_field(h.policy.domain);
+        digest_field(std::to_string(h.begin));
+        digest_field(std::to_string(h.end));
         (void)q_.savepoint.reset().run();
         open_ = true;
         report_id_ = insert_report("aggregate", h.org_name, h.report_id, h.policy.domain, h.begin,
@@ -301,15 +304,25 @@ class ReportStore::Ingest final : public reports::ReportSink {
         }
         ++records_;
         messages_ += r.count;
-        std::string line = r.source_ip + "|" + std::to_string(r.count) + "|" + r.disposition + "|" +
-                           r.dkim_aligned + "|" + r.spf_aligned + "|" + r.header_from;
+        // Every field with its length first: no two different records (a '|' or ':' moved from
+        // one field into the next) digest alike.
+        for (const std::string* field :
+             {&r.source_ip, &r.disposition, &r.dkim_aligned, &r.spf_aligned, &r.header_from}) {
+            digest_field(*field);
+        }
+        digest_field(std::to_string(r.count));
+        digest_field(std::to_string(r.dkim.size()));
         for (const auto& d : r.dkim) {
-            line += "|d:" + d.domain + ":" + d.selector + ":" + d.result;
+            digest_field(d.domain);
+            digest_field(d.selector);
+            digest_field(d.result);
         }
+        digest_field(std::to_string(r.spf.size()));
         for (const auto& sp : r.spf) {
-            line += "|s:" + sp.domain + ":" + sp.scope + ":" + sp.result;
+            digest_field(sp.domain);
+            digest_field(sp.scope);
+            digest_field(sp.result);
         }
-        digest_.update(line + "\n");
         const bool dkim_aligned = r.dkim_aligned == "pass";
         const bool spf_aligned = r.spf_aligned == "pass";
         const bool spf_pass = std::any_of(r.spf.begin(), r.spf.end(),
@@ -482,6 +495,17 @@ class ReportStore::Ingest final : public reports::ReportSink {
     }
 
   private:
+    // One field into the report's digest: its length (8 bytes), then its bytes.
+    void digest_field(std::string_view field) {
+        std::uint64_t n = field.size();
+        std::array<unsigned char, 8> length{};
+        for (int i = 7; i >= 0; --i, n >>= 8) {
+            length[static_cast<std::size_t>(i)] = static_cast<unsigned char>(n & 0xff);
+        }
+        digest_.update(length.data(), length.size());
+        digest_.update(field);
+    }
+
     // The same report again, now from an authenticated reporter (it came first as a bare file
     // or unsigned, say): the stored copy is that reporter's from now on. Only a copy with the
     // same content (`digest`; failure and TLS reports: the same key) and no reporter yet.

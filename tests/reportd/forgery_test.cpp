@@ -222,5 +222,26 @@ TEST_F(ReportForgeryTest, AForgedTlsOrFailureReportDoesNotPreemptTheRealOne) {
     EXPECT_EQ(submit(mail).duplicates, 1U);
 }
 
+// Held (was open): the aggregate digest joined the sender's fields with ':' and '|' unescaped,
+// so a report whose selector took a ':' from its neighbour digested like the real one: sent
+// first, it made the real one a duplicate (and had the real one's authenticated copy vouch for
+// it). Each field now goes in with its length: the two are different reports.
+TEST_F(ReportForgeryTest, FieldsMovedAcrossASeparatorAreNotTheSameReport) {
+    const std::string base = aggregate_xml(1, 5, "r-1");
+    const std::string field = "<domain>example.com</domain><selector>s1</selector>";
+    ASSERT_NE(base.find(field), std::string::npos);
+    std::string real = base;
+    real.replace(real.find(field), field.size(),
+                 "<domain>example.com</domain><selector>s1:x</selector>");
+    std::string moved = base;
+    moved.replace(moved.find(field), field.size(),
+                  "<domain>example.com:s1</domain><selector>x</selector>");
+    const auto first = submit(moved);
+    EXPECT_EQ(first.reports, 1U) << (first.errors.empty() ? "" : first.errors[0]);
+    const auto second = submit(real, "reporter.example");
+    EXPECT_EQ(second.duplicates, 0U) << "the real report was taken for the moved one";
+    EXPECT_EQ(second.reports, 1U);
+}
+
 }  // namespace
 }  // namespace dkim::reportd
