@@ -32,10 +32,14 @@ constexpr config::KeyDoc kReportdKeys[] = {
      "Submissions accepted per minute from relayd and webd together (more are refused, to be "
      "retried); the operator's imports are not counted.",
      "600"},
+    {"keep_submissions_days", "integer", "90",
+     "How long a submission's bytes as received are kept once read (the reports read from them "
+     "stay): the store's disk does not grow with every report mail ever sent.",
+     "90"},
     {"webhook_outbox", "string", "",
-     "A notification outbox (the folder a dkim-notifyd instance delivers from): each new critical "
-     "or warning finding about replay, signing outside a grant or rotation is spooled there "
-     "once, as a report.finding event. Empty: no webhook.",
+     "A notification outbox (the folder a dkim-notifyd instance delivers from): each new finding "
+     "about replay, signing outside a grant or rotation that authenticated reporters' reports "
+     "show is spooled there once, as a report.finding event. Empty: no webhook.",
      "\"/var/spool/dkim-notify-reports\""},
     {"peers", "table", "", "Who may connect, by Unix user name or uid; one role per uid."},
     {"peers.relay", "strings", "[]", "May submit report mail only (dkim-relayd).",
@@ -121,6 +125,8 @@ Expected<Config, std::string> load_config(const std::string& file) {
         }
         c.max_submissions_per_minute = static_cast<std::uint32_t>(
             r.integer("max_submissions_per_minute", 1, 1'000'000).value_or(600));
+        c.keep_submissions_days = static_cast<std::uint32_t>(
+            r.integer("keep_submissions_days", 1, 3650).value_or(c.keep_submissions_days));
         if (auto peers = r.table("peers")) {
             const std::pair<const char*, PeerKind> kinds[] = {
                 {"relay", PeerKind::relay}, {"web", PeerKind::web}, {"admin", PeerKind::admin}};

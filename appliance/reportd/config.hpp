@@ -33,6 +33,7 @@ struct Config {
     std::map<std::uint32_t, PeerKind> peers;
     reports::Limits limits;
     std::uint32_t max_submissions_per_minute = 600;
+    std::uint32_t keep_submissions_days = 90;
     // Findings worth waking someone for go to this outbox (a dkim-notifyd instance delivers
     // them to the webhook); empty: none are sent.
     std::filesystem::path webhook_outbox;

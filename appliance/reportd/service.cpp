@@ -91,6 +91,22 @@ void Service::after_answer() {
     if (pending_notification_.exchange(false)) {
         (void)notify_new_findings();
     }
+    (void)forget_old_submissions();
+}
+
+std::size_t Service::forget_old_submissions() {
+    // At most once an hour: the bytes of submissions read more than keep_submissions_days ago.
+    const std::int64_t now_ms = to_unix_ms(clock_.now());
+    std::int64_t last = last_forget_ms_.load();
+    if (last != 0 && now_ms - last < 3'600'000) {
+        return 0;
+    }
+    if (!last_forget_ms_.compare_exchange_strong(last, now_ms)) {
+        return 0;  // another connection's thread does it
+    }
+    std::lock_guard lock(store_mutex_);
+    return store_.forget_submissions_before(now_ms / 1000 -
+                                            std::int64_t{config_.keep_submissions_days} * kDay);
 }
 
 std::size_t Service::notify_new_findings() {

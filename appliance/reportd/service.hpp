@@ -63,6 +63,9 @@ class Service {
     // After an answer went out (the server calls it): the webhook's findings, when a submission
     // stored reports. Kept off the answer's path, so a relay's 250 never waits for signerd.
     void after_answer();
+    // The bytes of submissions read more than keep_submissions_days ago, deleted (at most once
+    // an hour; the reports read from them stay): how many.
+    std::size_t forget_old_submissions();
 
   private:
     reports::channel::Message submit(const reports::channel::Message& request, PeerKind peer,
@@ -83,6 +86,7 @@ class Service {
     const Config& config_;
     FindingSink* notifications_;
     std::atomic<bool> pending_notification_{false};
+    std::atomic<std::int64_t> last_forget_ms_{0};
     std::mutex store_mutex_;  // the writing connection
     std::mutex reader_own_mutex_;
     ReportStore& reader_;

@@ -1081,6 +1081,17 @@ std::vector<std::pair<std::string, std::uint64_t>> ReportStore::report_counts() 
     return out;
 }
 
+std::size_t ReportStore::forget_submissions_before(std::int64_t received) {
+    Sql q(db_,
+          "DELETE FROM submissions WHERE received < ? AND EXISTS (SELECT 1 FROM outcomes o WHERE "
+          "o.submission = submissions.id)");
+    q.bind(received);
+    if (!q.run()) {
+        return 0;
+    }
+    return static_cast<std::size_t>(sqlite3_changes(db_));
+}
+
 std::uint64_t ReportStore::submission_count() {
     Sql q(db_, "SELECT COUNT(*) FROM submissions");
     return q.step() == SQLITE_ROW ? q.count(0) : 0;

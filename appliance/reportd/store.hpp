@@ -191,6 +191,9 @@ class ReportStore {
     std::optional<std::pair<std::string, std::optional<unsigned>>> published_policy(
         const std::string& domain);
     std::uint64_t submission_count();
+    // Deletes the bytes of the submissions received before `received` (unix seconds) that were
+    // read; the reports read from them stay. How many.
+    std::size_t forget_submissions_before(std::int64_t received);
     // Reports stored, by kind (aggregate, failure, tls).
     std::vector<std::pair<std::string, std::uint64_t>> report_counts();
     // true the first time `key` is marked (the finding was not notified before), durably.

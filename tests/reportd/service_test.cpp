@@ -393,5 +393,25 @@ TEST_F(ServiceTest, ALargeSubmissionIsSpooledThroughTheSocketAndStored) {
     }
 }
 
+// The store does not keep every report mail ever sent: a submission's bytes go once it was read
+// keep_submissions_days ago (checked at most once an hour); the reports read from it stay, and
+// a submission left unread is kept whatever its age.
+TEST_F(ServiceTest, SubmissionsAreForgottenAfterTheirDaysButTheirReportsStay) {
+    config_.keep_submissions_days = 2;
+    ASSERT_TRUE(ok(call(PeerKind::admin, {{"op", "submit"}}, aggregate_xml(1, 3, "old-1"))));
+    auto unread = store_->add_submission(to_unix_ms(clock_.now()) / 1000, "left unread",
+                                         aggregate_xml(1, 3, "unread-1"));
+    ASSERT_TRUE(unread);
+    service_->after_answer();  // the first check: nothing is two days old yet
+    EXPECT_EQ(store_->submission_count(), 2U);
+    clock_.advance(std::chrono::hours(24 * 2 + 1));
+    ASSERT_TRUE(ok(call(PeerKind::admin, {{"op", "submit"}}, aggregate_xml(1, 3, "new-1"))));
+    EXPECT_EQ(service_->forget_old_submissions(), 1U);
+    EXPECT_EQ(service_->forget_old_submissions(), 0U) << "within the hour since the last check";
+    EXPECT_EQ(store_->submission_count(), 2U);  // the unread one and the new one
+    EXPECT_EQ(store_->unread_submissions(), std::vector<std::int64_t>{*unread});
+    EXPECT_EQ(store_->reports("example.com", 0, 2000000000, 10).size(), 2U);  // old-1, new-1
+}
+
 }  // namespace
 }  // namespace dkim::reportd
