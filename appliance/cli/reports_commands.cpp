@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -31,6 +32,7 @@
 #include <iostream>
 #include <memory>
 #include <sstream>
+#include <system_error>
 
 #include "commands.hpp"
 #include "dkim/reports/channel.hpp"
@@ -51,7 +53,12 @@ Expected<void, std::string> drop_root() {
     if (geteuid() != 0) {
         return {};
     }
-    const passwd* nobody = getpwnam("nobody");
+    passwd entry{};
+    passwd* nobody = nullptr;
+    std::array<char, 4096> buffer{};
+    if (getpwnam_r("nobody", &entry, buffer.data(), buffer.size(), &nobody) != 0) {
+        nobody = nullptr;
+    }
     const uid_t uid = nobody != nullptr ? nobody->pw_uid : 65534;
     const gid_t gid = nobody != nullptr ? nobody->pw_gid : 65534;
     if (setgroups(0, nullptr) != 0 || setresgid(gid, gid, gid) != 0 ||
@@ -89,9 +96,13 @@ std::string shown(std::string_view s) {
 std::string day(std::int64_t t) {
     const std::time_t tt = static_cast<std::time_t>(t);
     std::tm tm{};
-    gmtime_r(&tt, &tm);
+    if (gmtime_r(&tt, &tm) == nullptr) {
+        return "?";
+    }
     char text[32];
-    std::strftime(text, sizeof text, "%Y-%m-%d %H:%M", &tm);
+    if (std::strftime(text, sizeof text, "%Y-%m-%d %H:%M", &tm) == 0) {
+        return "?";
+    }
     return text;
 }
 
@@ -194,17 +205,21 @@ class PrintingSink final : public reports::ReportSink {
     static constexpr std::size_t kSpillAt = std::size_t{1} << 20;
 
     struct FileCloser {
-        void operator()(std::FILE* f) const { std::fclose(f); }
+        void operator()(std::FILE* f) const {
+            (void)std::fclose(f);  // NOLINT(cppcoreguidelines-owning-memory): the deleter
+        }
     };
 
     void spill() {
         if (!spill_) {
-            spill_.reset(std::tmpfile());
+            spill_.reset(std::tmpfile());  // NOLINT(cppcoreguidelines-owning-memory): owned here
             if (!spill_) {
                 return;  // no temporary file: keep it in memory
             }
         }
-        std::fwrite(buffer_.data(), 1, buffer_.size(), spill_.get());
+        if (std::fwrite(buffer_.data(), 1, buffer_.size(), spill_.get()) != buffer_.size()) {
+            return;  // the disk is full: keep it in memory
+        }
         buffer_.clear();
     }
 
@@ -224,7 +239,7 @@ int run_report_parse(const ReportParseArgs& args) {
     for (const std::string& file : args.files) {
         const int fd = file == "-" ? STDIN_FILENO : ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
-            sink.error(file, std::string("cannot open: ") + std::strerror(errno));
+            sink.error(file, "cannot open: " + std::generic_category().message(errno));
             failed = true;
         }
         fds.push_back(fd);

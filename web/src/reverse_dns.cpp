@@ -1,5 +1,7 @@
 #include "reverse_dns.hpp"
 
+#include <algorithm>
+
 #include "dkim/dns/name.hpp"
 #include "dkim/mail/header.hpp"
 #include "dkim/net/ip_address.hpp"

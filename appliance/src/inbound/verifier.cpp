@@ -224,7 +224,7 @@ std::string Verifier::authenticated_author(std::string_view message,
     if (!domains || domains->size() != 1) {
         return {};
     }
-    const std::string from = comparable_domain(domains->front());
+    std::string from = comparable_domain(domains->front());
     if (from.empty()) {
         return {};
     }
