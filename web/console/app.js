@@ -16,6 +16,7 @@
     grants: [],
     auditAfter: null,   // the page shown starts after this sequence number
     auditTop: 0,
+    passkeys: [],       // the signed-in user's passkeys, as GET /api/v1/passkeys listed them
     poll: null,
     tick: null,
   };
@@ -92,6 +93,9 @@
     noticeTimer = setTimeout(() => { n.hidden = true; }, 6000);
   }
   function explain(error) {
+    if (error && error.name && typeof DOMException !== "undefined" && error instanceof DOMException) {
+      return passkeyTrouble(error);
+    }
     if (!(error instanceof ApiError)) { return "The appliance cannot be reached."; }
     const rules = {
       self_approval: "Nobody may approve their own request.",
@@ -99,12 +103,103 @@
       duplicate_approver: "You have already approved this request.",
       role: "Your role does not allow this.",
       csrf: "The page is out of date; reload it.",
+      factor: "Policy does not accept this second factor here.",
     };
     return (error.rule && rules[error.rule] ? rules[error.rule] + " " : "") + error.message;
   }
   function showError(node, error) {
     node.textContent = explain(error);
     node.hidden = false;
+  }
+
+  // --- passkeys (WebAuthn) ------------------------------------------------------------------
+  // The API carries every byte field as base64url without padding. The browser's answers go
+  // to webd unchanged (rawId and the response's fields); dkim-signerd verifies them.
+
+  function b64u(buffer) {
+    const bytes = new Uint8Array(buffer);
+    let text = "";
+    for (let i = 0; i < bytes.length; i++) { text += String.fromCharCode(bytes[i]); }
+    return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+  function fromB64u(text) {
+    const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((text.length + 3) % 4));
+    const bytes = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; i++) { bytes[i] = binary.charCodeAt(i); }
+    return bytes.buffer;
+  }
+  function passkeysSupported() {
+    return !!(window.PublicKeyCredential && navigator.credentials && window.isSecureContext);
+  }
+  // An assertion as the API takes it: the PublicKeyCredential's rawId and response, unchanged.
+  function assertionJson(credential) {
+    const r = credential.response;
+    const a = {
+      credential_id: b64u(credential.rawId),
+      client_data_json: b64u(r.clientDataJSON),
+      authenticator_data: b64u(r.authenticatorData),
+      signature: b64u(r.signature),
+    };
+    if (r.userHandle && r.userHandle.byteLength) { a.user_handle = b64u(r.userHandle); }
+    return a;
+  }
+  function passkeyTrouble(error) {
+    const texts = {
+      NotAllowedError: "The passkey was not used: the request was cancelled or timed out, or the " +
+        "authenticator could not verify you (a PIN, fingerprint or face is needed).",
+      InvalidStateError: "This authenticator already holds one of your passkeys.",
+      SecurityError: "Passkeys work only at the console's https:// address with its name, not at an IP address.",
+      NotSupportedError: "This authenticator supports none of the signer's algorithms.",
+      AbortError: "The passkey request was cancelled.",
+    };
+    return texts[error.name] || ("The passkey could not be used: " + error.message);
+  }
+  // Shows what a challenge commits to while the authenticator is asked.
+  function showStatement(node, statement) {
+    clear(node);
+    node.append(el("span", "Your passkey signs: ", "muted"), el("span", statement, "statement-text"));
+    node.hidden = false;
+  }
+  // Asks signerd (through webd) for a challenge bound to one decision (`challenge`: purpose and
+  // the decision's fields), shows the statement it commits to in `statementNode`, and returns
+  // the authenticator's assertion over it. Asked right before the authenticator: the challenge
+  // is single-use and lives five minutes.
+  async function passkeyAssertion(challenge, statementNode) {
+    const c = await api("POST", "/api/v1/passkeys/challenge", challenge);
+    if (statementNode) { showStatement(statementNode, c.statement); }
+    const credential = await navigator.credentials.get({ publicKey: {
+      challenge: fromB64u(c.challenge),
+      rpId: c.rp_id,
+      userVerification: c.user_verification,
+      timeout: c.timeout_ms,
+      allowCredentials: (c.credentials || []).map((id) => ({ type: "public-key", id: fromB64u(id) })),
+    } });
+    return assertionJson(credential);
+  }
+  // Which second factors the user can give for an operation's decisions: policy's (GET
+  // /api/v1/me factors; TOTP alone from a webd that does not say) and what the user has.
+  function acceptedFactors(operation) {
+    const f = state.me && state.me.factors && state.me.factors[operation];
+    return Array.isArray(f) ? f : ["totp"];
+  }
+  function factorsFor(operation) {
+    const accepted = acceptedFactors(operation);
+    return {
+      totp: accepted.indexOf("totp") >= 0 && !!state.me.totp,
+      passkey: accepted.indexOf("webauthn") >= 0 && state.me.passkeys > 0 && passkeysSupported(),
+    };
+  }
+  // Why neither factor can be used for an operation (shown instead of the buttons).
+  function noFactorText(operation) {
+    const accepted = acceptedFactors(operation);
+    if (accepted.indexOf("webauthn") >= 0 && accepted.indexOf("totp") < 0) {
+      return "Policy accepts only a passkey for " + operation + " decisions" +
+        (state.me.passkeys > 0 ? ", and this browser cannot use one here." : ": add one under Passkeys.");
+    }
+    if (accepted.indexOf("totp") >= 0 && accepted.indexOf("webauthn") < 0) {
+      return "Policy accepts only an authenticator (TOTP) code for " + operation + " decisions, and you have none.";
+    }
+    return "You have no second factor that policy accepts for " + operation + " decisions: add a passkey under Passkeys.";
   }
 
   // --- what the signed-in user may do -----------------------------------------------------
@@ -123,7 +218,11 @@
   // The views the user may open; the others' tabs stay hidden (index.html hides them until
   // the permissions are known, so none shows for a moment before).
   const viewNeeds = { new: "request", audit: "audit", reports: "reports" };
-  function mayView(view) { return !viewNeeds[view] || may(viewNeeds[view]); }
+  function mayView(view) {
+    // An admin who may break glass but not request opens the form for break-glass only.
+    if (view === "new") { return may("request") || may("break_glass"); }
+    return !viewNeeds[view] || may(viewNeeds[view]);
+  }
   function applyPermissions() {
     for (const a of document.querySelectorAll("nav a[data-view]")) {
       a.parentElement.hidden = !mayView(a.dataset.view);
@@ -141,7 +240,7 @@
 
   // --- views ------------------------------------------------------------------------------
 
-  const views = ["requests", "grants", "new", "keys", "reports", "audit"];
+  const views = ["requests", "grants", "new", "keys", "reports", "audit", "passkeys"];
 
   function show(view) {
     if (views.indexOf(view) < 0 || !mayView(view)) {
@@ -154,6 +253,8 @@
     for (const a of document.querySelectorAll("nav a[data-view]")) {
       if (a.dataset.view === view) { a.setAttribute("aria-current", "page"); } else { a.removeAttribute("aria-current"); }
     }
+    if (view === "passkeys") { $("passkeys-link").setAttribute("aria-current", "page"); } else { $("passkeys-link").removeAttribute("aria-current"); }
+    if (view === "new") { prepareRequestForm(); }
     refresh();
   }
 
@@ -207,6 +308,8 @@
         await renderAudit();
       } else if (state.view === "reports" && !background) {
         await renderReports();
+      } else if (state.view === "passkeys" && !background) {
+        await renderPasskeys();
       }
     } catch (error) {
       if (!background && !(error instanceof ApiError && error.status === 401)) {
@@ -316,11 +419,25 @@
     $("decide-reason-label").hidden = !needsReason;
     form.elements.reason.required = needsReason;
     $("decide-error").hidden = true;
+    $("decide-statement").hidden = true;
+    // The second factors policy accepts for this operation and the user has: a TOTP code, a
+    // passkey (an assertion over a challenge bound to this decision), or both.
+    const can = factorsFor(e.operation);
     const submit = $("decide-submit");
     submit.textContent = { approve: "Approve", deny: "Deny", revoke: "Revoke now" }[action];
     submit.className = action === "approve" ? "primary" : "danger";
+    submit.hidden = !can.totp;
+    $("decide-totp-label").hidden = !can.totp;
+    form.elements.totp.required = can.totp;
+    const withPasskey = $("decide-passkey");
+    withPasskey.textContent = { approve: "Approve", deny: "Deny", revoke: "Revoke" }[action] + " with passkey";
+    withPasskey.className = submit.className;
+    withPasskey.hidden = !can.passkey;
+    const none = $("decide-nofactor");
+    none.hidden = can.totp || can.passkey;
+    none.textContent = none.hidden ? "" : noFactorText(e.operation);
     dialog.showModal();
-    (needsReason ? form.elements.reason : form.elements.totp).focus();
+    (needsReason ? form.elements.reason : (can.totp ? form.elements.totp : withPasskey)).focus();
   }
 
   async function submitDecision(event) {
@@ -328,6 +445,7 @@
     const form = $("decide-form");
     if (!form.reportValidity()) { return; }
     const { action, elevation } = deciding;
+    if ($("decide-submit").hidden) { return; }  // no TOTP here: the passkey button decides
     const body = { totp: form.elements.totp.value.trim() };
     if (action !== "approve") { body.reason = form.elements.reason.value.trim(); }
     const submit = $("decide-submit");
@@ -345,6 +463,37 @@
     } finally {
       submit.disabled = false;
       form.elements.totp.value = "";
+    }
+  }
+
+  // The same decision with a passkey: the challenge commits to this request, this decision
+  // and its reason; the assertion goes to the same endpoint instead of a TOTP code.
+  async function decideWithPasskey() {
+    const form = $("decide-form");
+    const { action, elevation } = deciding;
+    const needsReason = action !== "approve";
+    if (needsReason && !form.elements.reason.reportValidity()) { return; }
+    const reason = form.elements.reason.value.trim();
+    const challenge = { purpose: action, id: elevation.id };
+    const body = {};
+    if (needsReason) { challenge.reason = reason; body.reason = reason; }
+    const buttons = [$("decide-passkey"), $("decide-submit")];
+    for (const b of buttons) { b.disabled = true; }
+    $("decide-error").hidden = true;
+    try {
+      body.passkey = await passkeyAssertion(challenge, $("decide-statement"));
+      const answer = await api("POST", "/api/v1/elevations/" + elevation.id + "/" + action, body);
+      $("decide").close();
+      notify(answer.message || ("Request " + elevation.id + ": done."));
+      refresh();
+    } catch (error) {
+      showError($("decide-error"), error);
+      if (error instanceof ApiError && error.rule === "role") {
+        relearnPermissions().then(refresh).catch(() => {});
+      }
+    } finally {
+      for (const b of buttons) { b.disabled = false; }
+      $("decide-statement").hidden = true;
     }
   }
 
@@ -409,9 +558,8 @@
 
   // --- a new request ----------------------------------------------------------------------
 
-  async function submitRequest(event) {
-    event.preventDefault();
-    const f = event.target;
+  // The form's request: the fields a break-glass challenge commits to as well.
+  function requestFields(f) {
     const body = {
       operation: f.elements.operation.value,
       domain: f.elements.domain.value.trim(),
@@ -421,6 +569,49 @@
     if (f.elements.selector.value.trim()) { body.selector = f.elements.selector.value.trim(); }
     if (f.elements.client.value.trim()) { body.client = f.elements.client.value.trim(); }
     if (f.elements.budget.value) { body.budget = Number(f.elements.budget.value); }
+    return body;
+  }
+
+  // Break glass (admins): the checkbox, and the second factors policy accepts for the chosen
+  // operation. Someone who may break glass but not request can only break glass.
+  function prepareRequestForm() {
+    const f = $("new-form");
+    const glass = may("break_glass");
+    $("new-glass").hidden = !glass;
+    const box = f.elements.break_glass;
+    if (!glass) { box.checked = false; }
+    if (glass && !may("request")) { box.checked = true; }
+    box.disabled = glass && !may("request");
+    const on = glass && box.checked;
+    const can = on ? factorsFor(f.elements.operation.value) : { totp: false, passkey: false };
+    $("new-glass-totp-label").hidden = !can.totp;
+    f.elements.totp.required = can.totp;
+    $("new-glass-passkey").hidden = !can.passkey;
+    $("new-submit").hidden = on && !can.totp;
+    $("new-submit").textContent = on ? "Break glass" : "Send request";
+    $("new-submit").className = on ? "danger" : "primary";
+    const none = $("new-glass-nofactor");
+    none.hidden = !on || can.totp || can.passkey;
+    none.textContent = none.hidden ? "" : noFactorText(f.elements.operation.value);
+  }
+
+  function showRequestError(f, error) {
+    showError($("new-error"), error);
+    if (error.field && f.elements[error.field === "duration_seconds" ? "duration" : error.field]) {
+      f.elements[error.field === "duration_seconds" ? "duration" : error.field].focus();
+    }
+  }
+
+  async function submitRequest(event) {
+    event.preventDefault();
+    const f = event.target;
+    const body = requestFields(f);
+    const glass = !$("new-glass").hidden && f.elements.break_glass.checked;
+    if (glass) {
+      if ($("new-submit").hidden) { return; }  // no TOTP here: the passkey button breaks glass
+      body.break_glass = true;
+      body.totp = f.elements.totp.value.trim();
+    }
     $("new-error").hidden = true;
     try {
       const answer = await api("POST", "/api/v1/elevations", body);
@@ -428,10 +619,36 @@
       notify(answer.message);
       location.hash = "#requests";
     } catch (error) {
-      showError($("new-error"), error);
-      if (error.field && f.elements[error.field === "duration_seconds" ? "duration" : error.field]) {
-        f.elements[error.field === "duration_seconds" ? "duration" : error.field].focus();
-      }
+      showRequestError(f, error);
+    } finally {
+      f.elements.totp.value = "";
+    }
+  }
+
+  // Break glass with a passkey: the challenge commits to the form's request as it is now.
+  async function breakGlassWithPasskey() {
+    const f = $("new-form");
+    const totpRequired = f.elements.totp.required;
+    f.elements.totp.required = false;  // the passkey stands in for the code
+    const valid = f.reportValidity();
+    f.elements.totp.required = totpRequired;
+    if (!valid) { return; }
+    const fields = requestFields(f);
+    const button = $("new-glass-passkey");
+    button.disabled = true;
+    $("new-error").hidden = true;
+    try {
+      const passkey = await passkeyAssertion(Object.assign({ purpose: "break_glass" }, fields),
+                                             $("new-glass-statement"));
+      const answer = await api("POST", "/api/v1/elevations", Object.assign(fields, { break_glass: true, passkey }));
+      f.reset();
+      notify(answer.message);
+      location.hash = "#requests";
+    } catch (error) {
+      showRequestError(f, error);
+    } finally {
+      button.disabled = false;
+      $("new-glass-statement").hidden = true;
     }
   }
 
@@ -1083,6 +1300,184 @@
       : "BROKEN at record " + v.first_broken + ": " + v.problem;
   }
 
+  // --- passkeys ---------------------------------------------------------------------------
+  // Every user's own: the list, adding one (navigator.credentials.create; the first confirmed
+  // with a TOTP code, later ones with an assertion of an existing passkey over a challenge bound
+  // to the new credential), renaming, removing (with a second factor; never the last one).
+
+  const ALGORITHMS = { "-7": "ES256 (P-256)", "-8": "Ed25519", "-257": "RS256" };
+  function algorithmName(a) { return ALGORITHMS[String(a)] || String(a); }
+  // A time field of the API: milliseconds (or seconds) since the epoch, or text as it is.
+  function when(v) {
+    if (v === null || v === undefined || v === "" || v === 0) { return "never"; }
+    if (typeof v === "number") { return utc(v > 1e11 ? v : v * 1000); }
+    return String(v);
+  }
+
+  async function renderPasskeys() {
+    const supported = passkeysSupported();
+    $("passkeys-unsupported").hidden = supported;
+    const doc = await api("GET", "/api/v1/passkeys");
+    const mine = doc.passkeys.filter((p) => !p.user || p.user === state.me.user);
+    state.passkeys = mine;
+    state.me.passkeys = mine.length;
+    const body = $("passkeys-table").tBodies[0];
+    clear(body);
+    $("passkeys-table").hidden = mine.length === 0;
+    $("passkeys-empty").hidden = mine.length > 0;
+    $("passkeys-last").hidden = mine.length !== 1;
+    for (const p of mine) {
+      const tr = el("tr");
+      tr.dataset.credential = p.credential_id;
+      tr.appendChild(el("td", p.name || "(unnamed)"));
+      tr.appendChild(el("td", algorithmName(p.algorithm) + (p.backup_eligible ? " · synced" : "")));
+      tr.appendChild(el("td", when(p.created), "mono"));
+      tr.appendChild(el("td", when(p.last_used), "mono"));
+      const act = el("td", undefined, "row-actions");
+      const rename = el("button", "Rename…");
+      rename.type = "button";
+      rename.addEventListener("click", () => openPasskeyDialog("rename", p));
+      act.appendChild(rename);
+      if (mine.length > 1) {
+        const remove = el("button", "Remove…", "danger");
+        remove.type = "button";
+        remove.addEventListener("click", () => openPasskeyDialog("remove", p));
+        act.appendChild(remove);
+      }
+      tr.appendChild(act);
+      body.appendChild(tr);
+    }
+    const f = $("passkey-add-form");
+    const first = mine.length === 0;
+    const blocked = first && !state.me.totp;
+    $("passkey-add-totp-label").hidden = !first || blocked;
+    f.elements.totp.required = first && !blocked;
+    $("passkey-add-confirm").hidden = first;
+    $("passkey-add-none").hidden = !blocked;
+    for (const node of f.elements) { node.disabled = blocked || !supported; }
+  }
+
+  async function addPasskey(event) {
+    event.preventDefault();
+    const f = event.target;
+    if (!f.reportValidity()) { return; }
+    const first = state.passkeys.length === 0;
+    const name = f.elements.name.value.trim();
+    const totp = f.elements.totp.value.trim();
+    const button = f.querySelector("button[type=submit]");
+    button.disabled = true;
+    $("passkey-add-error").hidden = true;
+    try {
+      const c = await api("POST", "/api/v1/passkeys/challenge", { purpose: "register" });
+      const credential = await navigator.credentials.create({ publicKey: {
+        challenge: fromB64u(c.challenge),
+        rp: { id: c.rp_id, name: c.rp_name },
+        user: { id: fromB64u(c.user.id), name: c.user.name, displayName: c.user.name },
+        pubKeyCredParams: c.algorithms.map((alg) => ({ type: "public-key", alg })),
+        excludeCredentials: (c.credentials || []).map((id) => ({ type: "public-key", id: fromB64u(id) })),
+        authenticatorSelection: { residentKey: "required", requireResidentKey: true,
+                                  userVerification: c.user_verification },
+        attestation: "none",
+        timeout: c.timeout_ms,
+      } });
+      const body = {
+        name,
+        client_data_json: b64u(credential.response.clientDataJSON),
+        attestation_object: b64u(credential.response.attestationObject),
+      };
+      if (first) {
+        body.totp = totp;
+      } else {
+        body.passkey = await passkeyAssertion({ purpose: "register_confirm", attestation_object: body.attestation_object },
+                                              $("passkey-add-statement"));
+      }
+      await api("POST", "/api/v1/passkeys", body);
+      f.reset();
+      notify("Passkey \u201c" + name + "\u201d added.");
+      await relearnPermissions();
+      await renderPasskeys();
+    } catch (error) {
+      showError($("passkey-add-error"), error);
+    } finally {
+      button.disabled = false;
+      f.elements.totp.value = "";
+      $("passkey-add-statement").hidden = true;
+    }
+  }
+
+  let passkeyEditing = null;
+
+  function openPasskeyDialog(kind, p) {
+    passkeyEditing = { kind, passkey: p };
+    const form = $("passkey-dialog-form");
+    form.reset();
+    $("passkey-dialog-title").textContent = (kind === "rename" ? "Rename the passkey \u201c" : "Remove the passkey \u201c") +
+      (p.name || "(unnamed)") + "\u201d";
+    $("passkey-dialog-name-label").hidden = kind !== "rename";
+    form.elements.name.required = kind === "rename";
+    form.elements.name.value = kind === "rename" ? (p.name || "") : "";
+    const totp = kind === "remove" && !!state.me.totp;
+    $("passkey-dialog-totp-label").hidden = !totp;
+    form.elements.totp.required = totp;
+    const submit = $("passkey-dialog-submit");
+    submit.textContent = kind === "rename" ? "Rename" : "Remove";
+    submit.className = kind === "rename" ? "primary" : "danger";
+    submit.hidden = kind === "remove" && !totp;
+    $("passkey-dialog-passkey").hidden = kind !== "remove" || !passkeysSupported();
+    $("passkey-dialog-statement").hidden = true;
+    $("passkey-dialog-error").hidden = true;
+    $("passkey-dialog").showModal();
+    (kind === "rename" ? form.elements.name : (totp ? form.elements.totp : $("passkey-dialog-passkey"))).focus();
+  }
+
+  async function passkeyDialogDone(message) {
+    $("passkey-dialog").close();
+    notify(message);
+    await relearnPermissions();
+    await renderPasskeys();
+  }
+
+  async function submitPasskeyDialog(event) {
+    event.preventDefault();
+    const form = $("passkey-dialog-form");
+    if ($("passkey-dialog-submit").hidden || !form.reportValidity()) { return; }
+    const { kind, passkey } = passkeyEditing;
+    const path = "/api/v1/passkeys/" + encodeURIComponent(passkey.credential_id) + "/" + kind;
+    try {
+      if (kind === "rename") {
+        const name = form.elements.name.value.trim();
+        await api("POST", path, { name });
+        await passkeyDialogDone("Passkey renamed to \u201c" + name + "\u201d.");
+      } else {
+        await api("POST", path, { totp: form.elements.totp.value.trim() });
+        await passkeyDialogDone("Passkey \u201c" + (passkey.name || "") + "\u201d removed.");
+      }
+    } catch (error) {
+      showError($("passkey-dialog-error"), error);
+    } finally {
+      form.elements.totp.value = "";
+    }
+  }
+
+  async function removeWithPasskey() {
+    const { passkey } = passkeyEditing;
+    const button = $("passkey-dialog-passkey");
+    button.disabled = true;
+    $("passkey-dialog-error").hidden = true;
+    try {
+      const assertion = await passkeyAssertion({ purpose: "remove", credential_id: passkey.credential_id },
+                                               $("passkey-dialog-statement"));
+      await api("POST", "/api/v1/passkeys/" + encodeURIComponent(passkey.credential_id) + "/remove",
+                { passkey: assertion });
+      await passkeyDialogDone("Passkey \u201c" + (passkey.name || "") + "\u201d removed.");
+    } catch (error) {
+      showError($("passkey-dialog-error"), error);
+    } finally {
+      button.disabled = false;
+      $("passkey-dialog-statement").hidden = true;
+    }
+  }
+
   // --- start ------------------------------------------------------------------------------
 
   async function login(event) {
@@ -1102,6 +1497,28 @@
     }
   }
 
+  // Username-less: the authenticator offers the passkeys it holds for this site; signerd finds
+  // the user by the credential and applies the same lockout and audit as to a password login.
+  async function loginWithPasskey() {
+    const button = $("login-passkey");
+    button.disabled = true;
+    $("login-error").hidden = true;
+    try {
+      const c = await api("POST", "/api/v1/session/passkey/challenge", {});
+      const credential = await navigator.credentials.get({ publicKey: {
+        challenge: fromB64u(c.challenge), rpId: c.rp_id, userVerification: c.user_verification,
+        allowCredentials: [], timeout: c.timeout_ms,
+      } });
+      const doc = await api("POST", "/api/v1/session/passkey", assertionJson(credential));
+      $("login-form").reset();
+      signedIn(doc.session);
+    } catch (error) {
+      showError($("login-error"), error);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
   async function logout() {
     stopPolling();
     state.me = null;  // a refresh still in flight must not report "session ended" over this
@@ -1111,6 +1528,16 @@
 
   document.addEventListener("DOMContentLoaded", async () => {
     $("login-form").addEventListener("submit", login);
+    $("login-passkey-box").hidden = !passkeysSupported();
+    $("login-passkey").addEventListener("click", loginWithPasskey);
+    $("decide-passkey").addEventListener("click", decideWithPasskey);
+    $("new-form").elements.operation.addEventListener("change", prepareRequestForm);
+    $("new-form").elements.break_glass.addEventListener("change", prepareRequestForm);
+    $("new-glass-passkey").addEventListener("click", breakGlassWithPasskey);
+    $("passkey-add-form").addEventListener("submit", addPasskey);
+    $("passkey-dialog-form").addEventListener("submit", submitPasskeyDialog);
+    $("passkey-dialog-passkey").addEventListener("click", removeWithPasskey);
+    $("passkey-dialog-cancel").addEventListener("click", () => $("passkey-dialog").close());
     $("logout").addEventListener("click", logout);
     $("new-form").addEventListener("submit", submitRequest);
     $("decide-form").addEventListener("submit", submitDecision);
