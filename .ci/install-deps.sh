@@ -15,6 +15,7 @@ packages=(
   libp11-kit-dev                         # pkcs11.h (the only PKCS#11 header we include)
   libcereal-dev libcli11-dev libtomlplusplus-dev
   libsqlite3-dev libsodium-dev            # signerd: the state store, Argon2id
+  libfido2-dev                           # signerd: WebAuthn assertions (fido_assert_verify)
   libsystemd-dev                         # sd_notify: READY=1 and the watchdog in the daemons
   libgtest-dev libgmock-dev libbenchmark-dev
   libunbound-dev                         # DNS: the DKIM key, SPF and DMARC lookups
