@@ -35,8 +35,21 @@ webd runs as user daemon (group nogroup), which signerd knows as its web peer.
         evidence, the sources, an upload through the form, no CSP violation, screenshots in
         ARTIFACTS.
 
+  passkeys the console's passkeys (issue 22) in Debian's Chromium with the CDP WebAuthn virtual
+        authenticator (tests/browser/passkeys.mjs), the page at https://localhost:PORT (WebAuthn
+        wants a name, not an address), signerd's [webauthn] rp_id "localhost" and that origin,
+        and [policy.sign] factors = ["webauthn"]: bob enrols a passkey (TOTP), adds a second one
+        confirmed by the first, renames and removes it, signs in with the passkey alone, approves
+        a sign request with it (the statement shown), the grant signs; a tampering proxy that
+        moves his approval to another request is refused by signerd and both stay pending; an
+        authenticator that does not verify the user is refused by the browser, and, when a lying
+        webd asks only for "discouraged", by signerd (enrolment and approval); carol's TOTP
+        approval of a sign request is refused (403 factor) and her console offers no TOTP field;
+        the audit record of the approval names the factor. Screenshots in ARTIFACTS.
+
 usage: webd_daemon.py api DKIM_APPLIANCE DKIM_SIGNERD DKIM_WEBD SOFTHSM2_MODULE OPENAPI_JSON
        webd_daemon.py browser DKIM_APPLIANCE DKIM_SIGNERD DKIM_WEBD SOFTHSM2_MODULE ARTIFACTS
+       webd_daemon.py passkeys DKIM_APPLIANCE DKIM_SIGNERD DKIM_WEBD SOFTHSM2_MODULE ARTIFACTS
        webd_daemon.py reports DKIM_APPLIANCE DKIM_SIGNERD DKIM_WEBD SOFTHSM2_MODULE ARTIFACTS DKIM_REPORTD
 """
 
@@ -63,11 +76,11 @@ from testlib import FAILURES, DnsServer, check, free_port, reportd_call, summary
 
 
 class Webd:
-    def __init__(self, folder, webd, signerd_socket, extra=""):
+    def __init__(self, folder, webd, signerd_socket, extra="", port=None):
         self.folder = os.path.join(folder, "webd")
         os.makedirs(self.folder)
         shutil.chown(self.folder, "daemon", "nogroup")
-        self.port = free_port()
+        self.port = port or free_port()
         self.config = os.path.join(folder, "webd.toml")
         with open(self.config, "w") as f:
             f.write('listen = "127.0.0.1:%d"\nself_signed = true\nstate_dir = "%s"\n'
@@ -220,12 +233,17 @@ class ApiChecker:
                               for p in validate(self.spec, schema, doc)]
 
 
-def start_appliance(folder, cli, signerd, module, reports_peer=None):
+def start_appliance(folder, cli, signerd, module, reports_peer=None, configure=None):
     """signerd with users alice (requester), bob, carol, frank (approvers, TOTP), dave
     (requester and approver, TOTP) and erin (auditor); webd is its web peer. signerd accepts
     each TOTP code once and a window of three steps, so each approver here spends at most
     three codes (enrolment included) and no test waits for the clock."""
     app = Appliance(folder, cli, signerd, module, web_peer="daemon", reports_peer=reports_peer)
+    if configure:
+        with open(app.config) as f:
+            text = f.read()
+        with open(app.config, "w") as f:
+            f.write(configure(text))
     app.start()
     app.add_users()
     for name, roles in (("dave", "requester,approver"), ("erin", "auditor")):
@@ -291,14 +309,15 @@ def api(folder, cli, signerd, webd_path, module, openapi):
                             ("cache-control", "no-store")):
             check(value in headers.get(name, ""), "security header %s: %s" % (name, headers.get(name)))
 
-        # Every API endpoint without credentials: 401 (GET /healthz and the login excepted).
+        # Every API endpoint without credentials: 401 (GET /healthz and the logins excepted).
         spec = checker.spec
         unauthenticated = []
+        logins = ("/api/v1/session", "/api/v1/session/passkey/challenge", "/api/v1/session/passkey")
         for template, operations in spec["paths"].items():
             for method in operations:
-                if (method, template) in (("get", "/healthz"), ("post", "/api/v1/session")):
+                if (method, template) == ("get", "/healthz") or (method == "post" and template in logins):
                     continue
-                path = template.replace("{id}", "1").replace("{domain}", DOMAIN)
+                path = template.replace("{id}", "1").replace("{domain}", DOMAIN).replace("{credential_id}", "AAAA")
                 status, _, doc, _ = call(anonymous, method.upper(), path, {} if method == "post" else None)
                 if status != 401 or doc.get("error", {}).get("code") != "unauthenticated":
                     unauthenticated.append("%s %s -> %d" % (method.upper(), path, status))
@@ -597,6 +616,68 @@ def browser(folder, cli, signerd, webd_path, module, artifacts):
         app.stop()
 
 
+def passkeys(folder, cli, signerd, webd_path, module, artifacts):
+    """Passkeys in the console (tests/browser/passkeys.mjs): enrolment, login, a decision bound to
+    what it approves, a tampering proxy, authenticators that do not verify the user."""
+    port = free_port()
+    origin = "https://localhost:%d" % port
+
+    def configure(text):
+        text = text.replace("[policy.sign]\n", '[policy.sign]\nfactors = ["webauthn"]\n', 1)
+        return text + '[webauthn]\nrp_id = "localhost"\norigins = ["%s"]\n' % origin
+
+    app = start_appliance(folder, cli, signerd, module, configure=configure)
+    web = None
+    try:
+        web = Webd(folder, webd_path, app.socket, port=port)
+        spki = subprocess.run(
+            "openssl x509 -in %s -pubkey -noout | openssl pkey -pubin -outform der | "
+            "openssl dgst -sha256 -binary | base64" % web.ca, shell=True, capture_output=True,
+            check=True).stdout.decode().strip()
+        os.makedirs(artifacts, exist_ok=True)
+        for old in os.listdir(artifacts):
+            if old.endswith(".png"):
+                os.remove(os.path.join(artifacts, old))
+        # alice's requests: one bob approves with his passkey (rsa, the relay signs under it), and
+        # two for the tampering proxy (it moves an approval of the first to the second).
+        requests = {"approve": app.request("rsa", "10m", "CHG-201 passkey approval"),
+                    "a": app.request("ed", "10m", "CHG-202 what bob approves"),
+                    "b": app.request("short", "10m", "CHG-203 what a proxy would like approved")}
+        sign = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", cli, "sign",
+                "--signerd", app.socket, "--domain", DOMAIN, "--selector", "rsa", "--algorithm", "rsa-sha256"]
+        env = dict(os.environ, WEBD_URL=origin + "/", WEBD_SPKI=spki, ARTIFACTS=artifacts, DOMAIN=DOMAIN,
+                   SIGN_COMMAND=json.dumps(sign), REQUESTS=json.dumps(requests),
+                   TOTP_SECRETS=json.dumps(app.totp_secrets), TOTP_LAST=json.dumps(app.totp_last),
+                   PASSWORDS=json.dumps({u: u + "-correct-horse" for u in ("alice", "bob", "carol", "frank", "erin")}))
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "browser", "passkeys.mjs")
+        started = time.monotonic()
+        run = subprocess.run(["node", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             timeout=240)
+        print(run.stdout.decode(errors="replace"), end="")
+        check(run.returncode == 0, "the passkey scenarios in Chromium (exit %d, %.0f s)"
+              % (run.returncode, time.monotonic() - started))
+        shots = sorted(f for f in os.listdir(artifacts) if f.endswith(".png") and f[0].isdigit())
+        check(len(shots) >= 8, "screenshots of the passkey pages in %s: %s" % (artifacts, shots))
+
+        # What signerd kept: the approval's audit record names the factor; the requests the
+        # proxy and the unverified authenticator tried stay pending.
+        erin = Client(web)
+        check(erin.login("erin", "erin-correct-horse")[0] == 201, "erin (auditor) signs in")
+        status, _, doc, _ = erin.request("GET", "/api/v1/audit?after=0&limit=1000")
+        approvals = [r for r in (doc or {}).get("records", [])
+                     if r["action"] == "elevation.approve" and r["outcome"] == "ok"]
+        check(len(approvals) == 1 and "webauthn" in json.dumps(approvals[0]),
+              "one approval in the audit log, made with webauthn: %s" % approvals)
+        for key in ("a", "b"):
+            status, _, doc, _ = erin.request("GET", "/api/v1/elevations/%d" % requests[key])
+            check(status == 200 and doc["elevation"]["state"] == "pending" and not doc["elevation"]["approvals"],
+                  "request %d stays pending without approvals: %s" % (requests[key], (doc or {}).get("elevation")))
+    finally:
+        if web:
+            web.stop()
+        app.stop()
+
+
 class Reportd:
     """dkim-reportd as user bin (signerd's reports peer), webd (daemon) its web peer, root its admin."""
 
@@ -838,7 +919,7 @@ def main():
         if group == "reports":
             reports(folder, cli, signerd, webd, module, extra, sys.argv[7])
         else:
-            {"api": api, "browser": browser}[group](folder, cli, signerd, webd, module, extra)
+            {"api": api, "browser": browser, "passkeys": passkeys}[group](folder, cli, signerd, webd, module, extra)
     finally:
         if FAILURES:
             for name in ("webd.log", "signerd.log", "reportd.log"):

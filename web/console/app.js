@@ -53,12 +53,24 @@
       state.skew = doc.now_ms - Date.now();
     }
     if (!response.ok) {
-      if (response.status === 401 && path !== "/api/v1/session" && state.me) {
+      // A 401 is also a second factor refused (a wrong TOTP code, a passkey's assertion signerd
+      // did not accept): the session has ended only if GET /api/v1/me says so too.
+      if (response.status === 401 && path !== "/api/v1/session" && state.me && !(await sessionAlive(path))) {
         showLogin("Your session has ended. Please sign in again.");
       }
       throw new ApiError(response.status, doc && doc.error);
     }
     return doc;
+  }
+
+  async function sessionAlive(path) {
+    if (path === "/api/v1/me") { return false; }
+    try {
+      const r = await fetch("/api/v1/me", { headers: { "Accept": "application/json" }, credentials: "same-origin", cache: "no-store" });
+      return r.status !== 401;
+    } catch (e) {
+      return true;  // unreachable is not signed out
+    }
   }
 
   // --- small helpers ----------------------------------------------------------------------
@@ -166,7 +178,7 @@
   // is single-use and lives five minutes.
   async function passkeyAssertion(challenge, statementNode) {
     const c = await api("POST", "/api/v1/passkeys/challenge", challenge);
-    if (statementNode) { showStatement(statementNode, c.statement); }
+    if (statementNode && c.statement) { showStatement(statementNode, c.statement); }
     const credential = await navigator.credentials.get({ publicKey: {
       challenge: fromB64u(c.challenge),
       rpId: c.rp_id,
@@ -1305,14 +1317,7 @@
   // with a TOTP code, later ones with an assertion of an existing passkey over a challenge bound
   // to the new credential), renaming, removing (with a second factor; never the last one).
 
-  const ALGORITHMS = { "-7": "ES256 (P-256)", "-8": "Ed25519", "-257": "RS256" };
-  function algorithmName(a) { return ALGORITHMS[String(a)] || String(a); }
-  // A time field of the API: milliseconds (or seconds) since the epoch, or text as it is.
-  function when(v) {
-    if (v === null || v === undefined || v === "" || v === 0) { return "never"; }
-    if (typeof v === "number") { return utc(v > 1e11 ? v : v * 1000); }
-    return String(v);
-  }
+  function when(ms) { return ms === null || ms === undefined ? "never" : utc(ms); }
 
   async function renderPasskeys() {
     const supported = passkeysSupported();
@@ -1330,9 +1335,9 @@
       const tr = el("tr");
       tr.dataset.credential = p.credential_id;
       tr.appendChild(el("td", p.name || "(unnamed)"));
-      tr.appendChild(el("td", algorithmName(p.algorithm) + (p.backup_eligible ? " · synced" : "")));
-      tr.appendChild(el("td", when(p.created), "mono"));
-      tr.appendChild(el("td", when(p.last_used), "mono"));
+      tr.appendChild(el("td", p.algorithm + (p.backup_eligible ? " · synced" : "")));
+      tr.appendChild(el("td", when(p.created_ms), "mono"));
+      tr.appendChild(el("td", when(p.last_used_ms), "mono"));
       const act = el("td", undefined, "row-actions");
       const rename = el("button", "Rename…");
       rename.type = "button";
@@ -1449,8 +1454,8 @@
         await api("POST", path, { name });
         await passkeyDialogDone("Passkey renamed to \u201c" + name + "\u201d.");
       } else {
-        await api("POST", path, { totp: form.elements.totp.value.trim() });
-        await passkeyDialogDone("Passkey \u201c" + (passkey.name || "") + "\u201d removed.");
+        const answer = await api("POST", path, { totp: form.elements.totp.value.trim() });
+        await passkeyDialogDone(answer.message || ("Passkey \u201c" + (passkey.name || "") + "\u201d removed."));
       }
     } catch (error) {
       showError($("passkey-dialog-error"), error);
@@ -1467,9 +1472,9 @@
     try {
       const assertion = await passkeyAssertion({ purpose: "remove", credential_id: passkey.credential_id },
                                                $("passkey-dialog-statement"));
-      await api("POST", "/api/v1/passkeys/" + encodeURIComponent(passkey.credential_id) + "/remove",
-                { passkey: assertion });
-      await passkeyDialogDone("Passkey \u201c" + (passkey.name || "") + "\u201d removed.");
+      const answer = await api("POST", "/api/v1/passkeys/" + encodeURIComponent(passkey.credential_id) + "/remove",
+                               { passkey: assertion });
+      await passkeyDialogDone(answer.message || ("Passkey \u201c" + (passkey.name || "") + "\u201d removed."));
     } catch (error) {
       showError($("passkey-dialog-error"), error);
     } finally {
