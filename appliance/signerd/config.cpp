@@ -176,6 +176,11 @@ constexpr config::KeyDoc kKeys[] = {
      "The longest grant of the operation.", "\"1h\""},
     {"policy.<operation>.pending_expiry", "duration", "sign 24h, others 4h",
      "A request not decided by then expires.", "\"24h\""},
+    {"policy.<operation>.renew_before", "string", "sign 20%, others off",
+     "When a grant nears its end, signerd files its renewal (same scope, linked to it; approved, "
+     "it starts as the grant ends): a share of the grant's duration before it (1% to 99%), a "
+     "lead time (\"10m\") or \"off\".",
+     "\"20%\""},
     {"policy.<operation>.quorum", "integer 1..16", "admin and key.retire 2, others 1",
      "Distinct approvers needed, never counting the requester.", "1"},
     {"policy.<operation>.approvers", "strings", "[\"role:approver\"]",

@@ -81,14 +81,24 @@ AuditRecord Authority::record(TimePoint now, const std::string& actor, std::stri
     return r;
 }
 
+// A renewal approved while the grant it renews is active starts exactly as that grant expires
+// (scheduled until then: at that instant one is expired and the other active, so signing never
+// pauses); approved later, it starts at once.
 Grant Authority::make_grant(const State& state, const Request& request, TimePoint now) {
+    TimePoint starts = now;
+    if (request.renews != 0) {
+        if (const auto old = state.grants.find(request.renews);
+            old != state.grants.end() && old->second.active_at(now)) {
+            starts = old->second.expires;
+        }
+    }
     Grant g;
     g.id = state.next_grant_id;
     g.request_id = request.id;
     g.holder = request.requester;
     g.scope = request.scope;
-    g.starts = now;
-    g.expires = now + request.duration;
+    g.starts = starts;
+    g.expires = starts + request.duration;
     g.budget = request.budget;
     g.break_glass = request.break_glass;
     return g;
@@ -143,6 +153,29 @@ Authority::Asked asked_by(const Request& r) {
 }
 }  // namespace
 
+// Whether `grant` closes the pending request `r` as superseded. For a renewal the rule is
+// stricter than covers(): a renewal asks that signing go on after the grant it renews ends.
+//  - The grant it renews never supersedes it: that grant covers its scope now, but ends (with a
+//    lead time as long as the grant, it would even cover the renewal's whole duration).
+//  - Another active grant supersedes it only when it covers it (scope, and the renewal's
+//    duration and budget from now, as for any request) and outlives the renewed grant: when
+//    that one ends, the other still signs, and it files a renewal of its own as it nears its
+//    end, so nothing pauses. One that ends first would leave a gap that the renewal fills.
+//  - A scheduled grant (not active yet) supersedes nothing until it starts (covers()).
+bool Authority::supersedes(const State& state, const Grant& grant, const Request& r,
+                           TimePoint now) {
+    if (r.renews != 0) {
+        if (grant.id == r.renews) {
+            return false;
+        }
+        if (const auto old = state.grants.find(r.renews);
+            old != state.grants.end() && grant.expires <= old->second.expires) {
+            return false;
+        }
+    }
+    return covers(grant, asked_by(r), now);
+}
+
 // An active grant that covers a request.
 const Grant* Authority::covering_grant(const State& state, const Asked& asked, TimePoint now) {
     for (const auto& [id, g] : state.grants) {
@@ -185,7 +218,7 @@ std::vector<Request> Authority::supersede_covered(const State& state, const Gran
     std::vector<Request> out;
     for (const auto& [id, r] : state.requests) {
         if (id != except && r.state_at(now) == RequestState::pending &&
-            covers(grant, asked_by(r), now)) {
+            supersedes(state, grant, r, now)) {
             out.push_back(superseded_copy(r, grant, now, records, events));
         }
     }
@@ -221,8 +254,14 @@ std::optional<TimePoint> Authority::next_deadline(TimePoint now) const {
         }
     };
     for (const auto& [id, g] : state->grants) {
-        if (g.active_at(now)) {
+        const GrantState s = g.state_at(now);
+        if (s == GrantState::active) {
             consider(g.expires);
+            if (const auto due = renewal_due(*state, g, now)) {
+                consider(*due);
+            }
+        } else if (s == GrantState::scheduled) {
+            consider(g.starts);  // it starts, and supersedes what it covers (sweep)
         }
     }
     for (const auto& [id, r] : state->requests) {
@@ -243,7 +282,8 @@ std::vector<Event> Authority::sweep(TimePoint now) {
         std::vector<Request> closed;  // expired or superseded
         for (const auto& [id, g] : state->grants) {
             const GrantState ended_as = g.state_at(now);
-            if (ended_as != GrantState::active && !g.end_recorded) {
+            if (ended_as != GrantState::active && ended_as != GrantState::scheduled &&
+                !g.end_recorded) {
                 Grant copy = g;
                 copy.end_recorded = true;
                 AuditRecord r = record(now, "signerd", "grant.end", g.scope,
@@ -270,17 +310,43 @@ std::vector<Event> Authority::sweep(TimePoint now) {
                 closed.push_back(std::move(copy));
             }
         }
-        // Grants supersede what they cover as they become active, so this finds only what a
-        // store written before that holds.
+        // Grants supersede what they cover as they become active, so this finds what a
+        // scheduled grant covers as it starts, and what a store written before that holds.
         for (const auto& [id, r] : state->requests) {
             if (r.state_at(now) != RequestState::pending) {
                 continue;
             }
-            if (const Grant* g = covering_grant(*state, asked_by(r), now)) {
-                Request copy = superseded_copy(r, *g, now, records, events);
-                mutations.emplace_back(copy);
-                closed.push_back(std::move(copy));
+            for (const auto& [grant_id, g] : state->grants) {
+                if (supersedes(*state, g, r, now)) {
+                    Request copy = superseded_copy(r, g, now, records, events);
+                    mutations.emplace_back(copy);
+                    closed.push_back(std::move(copy));
+                    break;
+                }
             }
+        }
+        // The renewals that are due. One that another grant would supersede at once is not
+        // filed (that grant goes on signing and renews itself).
+        std::int64_t next_id = state->next_request_id;
+        for (const auto& [id, g] : state->grants) {
+            const auto due = renewal_due(*state, g, now);
+            if (!due || *due > now) {
+                continue;
+            }
+            std::vector<AuditRecord> renewal_records;
+            std::vector<Event> renewal_events;
+            Request renewal = renewal_of(*state, g, next_id, now, renewal_records, renewal_events);
+            const bool covered = std::any_of(
+                state->grants.begin(), state->grants.end(),
+                [&](const auto& other) { return supersedes(*state, other.second, renewal, now); });
+            if (covered) {
+                continue;
+            }
+            ++next_id;
+            records.insert(records.end(), renewal_records.begin(), renewal_records.end());
+            events.insert(events.end(), renewal_events.begin(), renewal_events.end());
+            mutations.emplace_back(renewal);
+            closed.push_back(std::move(renewal));
         }
         if (records.empty()) {
             return events;
@@ -295,9 +361,71 @@ std::vector<Event> Authority::sweep(TimePoint now) {
         for (Request& r : closed) {
             state->requests[r.id] = std::move(r);
         }
+        state->next_request_id = std::max(state->next_request_id, next_id);
     }
     emit(events);
     return events;
+}
+
+std::optional<TimePoint> Authority::renewal_due(const State& state, const Grant& g,
+                                                TimePoint now) const {
+    if (g.break_glass || !g.active_at(now)) {
+        return std::nullopt;
+    }
+    const auto lead =
+        policy_.for_operation(g.scope.operation).renew_before.lead_for(g.expires - g.starts);
+    if (!lead) {
+        return std::nullopt;
+    }
+    // Once per grant: whatever became of its renewal (denied, expired, superseded), it is not
+    // filed again.
+    const bool filed = std::any_of(state.requests.begin(), state.requests.end(),
+                                   [&](const auto& kv) { return kv.second.renews == g.id; });
+    if (filed) {
+        return std::nullopt;
+    }
+    return g.expires - *lead;
+}
+
+Request Authority::renewal_of(const State& state, const Grant& g, std::int64_t id, TimePoint now,
+                              std::vector<AuditRecord>& records, std::vector<Event>& events) const {
+    const OperationPolicy& op_policy = policy_.for_operation(g.scope.operation);
+    const auto original = state.requests.find(g.request_id);
+    const bool known = original != state.requests.end();
+    Request r;
+    r.id = id;
+    r.requester = g.holder;
+    r.scope = g.scope;
+    r.duration =
+        std::min(known ? original->second.duration : g.expires - g.starts, op_policy.max_duration);
+    r.budget = g.budget;
+    r.reason = "renewal of grant " + std::to_string(g.id);
+    if (known && !original->second.reason.empty()) {
+        // Within the length of any reason (the original's ticket, if any, comes first).
+        const std::size_t room = detail::kMaxReason - r.reason.size() - 3;
+        std::string why = original->second.reason;
+        if (why.size() > room) {
+            std::size_t cut = room;
+            while (cut > 0 && (static_cast<unsigned char>(why[cut]) & 0xC0U) == 0x80U) {
+                --cut;  // not inside a UTF-8 sequence
+            }
+            why.resize(cut);
+        }
+        r.reason += " (" + why + ")";
+    }
+    r.created = now;
+    r.pending_until = g.expires + op_policy.pending_expiry;
+    r.renews = g.id;
+    AuditRecord rec =
+        record(now, "signerd", "elevation.renewal", r.scope, "ok", r.reason, r.id, g.id);
+    rec.detail = "renews grant " + std::to_string(g.id) + " (" + r.requester + "), which expires " +
+                 std::to_string(to_unix_ms(g.expires)) + " (in " +
+                 format_duration(g.expires - now) + "); duration " + format_duration(r.duration) +
+                 (r.budget ? "; budget " + std::to_string(*r.budget) : "");
+    records.push_back(std::move(rec));
+    events.push_back(
+        {"request.renewal", r.id, g.id, r.scope.to_string(), "signerd", r.reason, now});
+    return r;
 }
 
 std::vector<Request> Authority::requests() const {
@@ -316,6 +444,12 @@ std::optional<Request> Authority::find_request(std::int64_t id) const {
     return it == state->requests.end() ? std::nullopt : std::optional<Request>(it->second);
 }
 
+std::optional<Grant> Authority::find_grant(std::int64_t id) const {
+    const auto state = state_.read_only_lock();
+    const auto it = state->grants.find(id);
+    return it == state->grants.end() ? std::nullopt : std::optional<Grant>(it->second);
+}
+
 std::vector<Grant> Authority::grants() const {
     const auto state = state_.read_only_lock();
     std::vector<Grant> out;
@@ -332,8 +466,9 @@ std::vector<GrantInterval> Authority::sign_grant_intervals(const std::string& do
     std::vector<GrantInterval> out;
     for (const auto& [id, g] : state->grants) {
         const TimePoint end = g.ends();
+        // (A scheduled grant revoked before its start was never in force: end <= start.)
         if (g.scope.operation == Operation::sign && (domain.empty() || g.scope.domain == domain) &&
-            g.starts < until && end > from) {
+            g.starts < until && end > from && end > g.starts) {
             out.push_back({g.id, g.scope.domain, g.scope.selector, g.starts, end});
         }
     }

@@ -232,8 +232,12 @@ Outcome<Decision> Authority::approve(const Actor& actor, std::int64_t request_id
             r.decided_at = now;
             grant = make_grant(*state, r, now);
             records.back().grant_id = grant->id;
-            records.back().detail += "; grant " + std::to_string(grant->id) + " active until " +
-                                     std::to_string(to_unix_ms(grant->expires));
+            records.back().detail +=
+                "; grant " + std::to_string(grant->id) +
+                (grant->starts > now
+                     ? " scheduled from " + std::to_string(to_unix_ms(grant->starts)) + " until "
+                     : std::string(" active until ")) +
+                std::to_string(to_unix_ms(grant->expires));
             events.push_back({"request.approved", r.id, grant->id, r.scope.to_string(), actor.name,
                               r.reason, now});
         }

@@ -54,7 +54,7 @@ Outcome<Grant> Authority::revoke(const Actor& actor, std::int64_t grant_id,
             return refuse(Refusal::Code::not_found, "no grant " + std::to_string(grant_id));
         }
         g = it->second;
-        if (g.state_at(now) != GrantState::active) {
+        if (!g.pending_or_active_at(now)) {
             return refuse(Refusal::Code::conflict, "grant " + std::to_string(grant_id) + " is " +
                                                        std::string(to_string(g.state_at(now))) +
                                                        " already");
@@ -75,12 +75,59 @@ Outcome<Grant> Authority::revoke(const Actor& actor, std::int64_t grant_id,
         AuditRecord r = record(now, actor.audit_name(), "grant.revoke", g.scope, "ok", reason,
                                g.request_id, g.id);
         r.detail = "after " + std::to_string(g.uses) + " uses";
-        if (auto written = journal_.write({g}, std::move(r)); !written) {
+        std::vector<Mutation> mutations{g};
+        std::vector<AuditRecord> records{std::move(r)};
+        // Its renewal goes with it, in the same commit: a pending one is closed, a scheduled
+        // grant that would follow it is revoked.
+        const std::string why = "the grant it renews was revoked";
+        std::vector<Request> closed;
+        std::vector<Grant> followers;
+        for (const auto& [id, req] : state->requests) {
+            if (req.renews != g.id) {
+                continue;
+            }
+            if (req.state_at(now) == RequestState::pending) {
+                Request copy = req;
+                copy.state = RequestState::cancelled;
+                copy.decided_by = "signerd";
+                copy.decided_at = now;
+                copy.decision_reason = why;
+                records.push_back(record(now, "signerd", "elevation.cancel", req.scope, "cancelled",
+                                         why, req.id, g.id));
+                mutations.emplace_back(copy);
+                closed.push_back(std::move(copy));
+            }
+            for (const auto& [next_id, next] : state->grants) {
+                if (next.request_id == req.id && next.state_at(now) == GrantState::scheduled) {
+                    Grant copy = next;
+                    copy.revoked_at = now;
+                    copy.revoked_by = "signerd";
+                    copy.revoke_reason = why;
+                    copy.end_recorded = true;
+                    AuditRecord rec = record(now, "signerd", "grant.revoke", next.scope, "ok", why,
+                                             next.request_id, next.id);
+                    rec.detail = "scheduled from " + std::to_string(to_unix_ms(next.starts)) +
+                                 "; renewal of grant " + std::to_string(g.id);
+                    records.push_back(std::move(rec));
+                    mutations.emplace_back(copy);
+                    followers.push_back(std::move(copy));
+                }
+            }
+        }
+        if (auto written = journal_.write(std::move(mutations), records); !written) {
             return detail::unavailable(written.error());
         }
         state->grants[g.id] = g;
         events.push_back({"grant.revoked", g.request_id, g.id, g.scope.to_string(),
                           actor.audit_name(), reason, now});
+        for (Request& req : closed) {
+            state->requests[req.id] = std::move(req);
+        }
+        for (Grant& next : followers) {
+            events.push_back({"grant.revoked", next.request_id, next.id, next.scope.to_string(),
+                              "signerd", why, now});
+            state->grants[next.id] = std::move(next);
+        }
     }
     emit(events);
     return g;

@@ -93,6 +93,7 @@ std::string_view to_string(GrantState state) noexcept {
         case GrantState::expired: return "expired";
         case GrantState::exhausted: return "exhausted";
         case GrantState::revoked: return "revoked";
+        case GrantState::scheduled: return "scheduled";
     }
     return "?";
 }

@@ -42,6 +42,50 @@ bool domain_matches(std::string_view pattern, std::string_view domain) {
     return mail::iequals(pattern, domain);
 }
 
+std::optional<Duration> RenewBefore::lead_for(Duration duration) const {
+    if (percent > 0) {
+        return duration * percent / 100;
+    }
+    if (lead > Duration(0)) {
+        return std::min(lead, duration);
+    }
+    return std::nullopt;
+}
+
+std::string RenewBefore::to_string() const {
+    if (percent > 0) {
+        return std::to_string(percent) + "%";
+    }
+    return lead > Duration(0) ? format_duration(lead) : "off";
+}
+
+std::optional<RenewBefore> parse_renew_before(std::string_view text) {
+    if (text == "off") {
+        return RenewBefore{};
+    }
+    if (!text.empty() && text.back() == '%') {
+        const std::string_view digits = text.substr(0, text.size() - 1);
+        if (digits.empty() || digits.size() > 2 ||
+            !std::all_of(digits.begin(), digits.end(),
+                         [](char c) { return c >= '0' && c <= '9'; })) {
+            return std::nullopt;
+        }
+        unsigned percent = 0;
+        for (char c : digits) {
+            percent = percent * 10 + static_cast<unsigned>(c - '0');
+        }
+        if (percent < 1 || percent > 99) {
+            return std::nullopt;
+        }
+        return RenewBefore{percent, Duration(0)};
+    }
+    const auto lead = parse_duration(text);
+    if (!lead) {
+        return std::nullopt;
+    }
+    return RenewBefore{0, *lead};
+}
+
 bool OperationPolicy::may_approve(std::string_view user, RoleSet roles) const {
     for (const std::string& who : approvers) {
         if (who.rfind("role:", 0) == 0) {
@@ -103,6 +147,9 @@ Policy Policy::defaults() {
         if (op == Operation::admin || op == Operation::key_retire) {
             p.quorum = 2;
         }
+        if (op == Operation::sign) {
+            p.renew_before = RenewBefore{20, Duration(0)};  // mail must not wait for approvers
+        }
         policy.operations[op] = p;
     }
     return policy;
@@ -157,6 +204,15 @@ void read_operation(config::TableReader& r, OperationPolicy& p) {
             }
         }
         p.approvers = std::move(*approvers);
+    }
+    if (auto renew = r.string("renew_before")) {
+        const auto parsed = parse_renew_before(*renew);
+        if (!parsed) {
+            r.fail("renew_before",
+                   "expected a share of the grant's duration (\"20%\", 1% to 99%), a lead time "
+                   "(\"10m\") or \"off\"");
+        }
+        p.renew_before = *parsed;
     }
     if (auto pattern = r.string("ticket_pattern")) {
         try {

@@ -64,8 +64,8 @@ bool SqliteConnection::apply(const Request& r) {
     Statement* s = statement(
         "INSERT OR REPLACE INTO requests(id, requester, operation, domain, selector, client, "
         "duration_ms, budget, reason, created, pending_until, state, decided_by, "
-        "decision_reason, decided_at, break_glass, filed_by_signer, superseded_by) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        "decision_reason, decided_at, break_glass, filed_by_signer, superseded_by, renews) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     if (s == nullptr) {
         return false;
     }
@@ -80,6 +80,7 @@ bool SqliteConnection::apply(const Request& r) {
         s->bind_null();
     }
     s->bind(r.break_glass ? 1 : 0).bind(r.filed_by_signer ? 1 : 0).bind(r.superseded_by);
+    s->bind(r.renews);
     if (!done(s)) {
         return false;
     }

@@ -83,7 +83,8 @@ CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
 //   4: requests.superseded_by: the grant that superseded a request (state 'superseded')
 //   5: grants.exhausted_at: when the use that spent a grant's budget was given
 //   6: signing_hours (the signing summary), counting from the end of the log as it was then
-constexpr int kSchemaVersion = 6;
+//   7: requests.renews: the grant a renewal request renews (0: not a renewal)
+constexpr int kSchemaVersion = 7;
 struct Migration {
     const char* table;  // with column: what the step adds; nullptr: it always runs
     const char* column;
@@ -112,6 +113,8 @@ constexpr Migration kMigrations[] = {
     {nullptr, nullptr,
      "INSERT OR IGNORE INTO meta(key, value) "
      "SELECT 'signing_hours_since', CAST(COALESCE(MAX(time), 0) AS TEXT) FROM audit;"},
+    // 6 -> 7: no request of an older store renews a grant (0: none).
+    {"requests", "renews", "ALTER TABLE requests ADD COLUMN renews INTEGER NOT NULL DEFAULT 0;"},
 };
 static_assert(static_cast<int>(std::size(kMigrations)) == kSchemaVersion - 1);
 

@@ -183,7 +183,7 @@ Expected<StoredState, std::string> SqliteStore::load() {
     if (Statement* s = connection->statement(
             "SELECT id, requester, operation, domain, selector, client, duration_ms, budget, "
             "reason, created, pending_until, state, decided_by, decision_reason, decided_at, "
-            "break_glass, filed_by_signer, superseded_by FROM requests ORDER BY id")) {
+            "break_glass, filed_by_signer, superseded_by, renews FROM requests ORDER BY id")) {
         while (s->step() == SQLITE_ROW) {
             Request r;
             r.id = s->integer(0);
@@ -205,6 +205,7 @@ Expected<StoredState, std::string> SqliteStore::load() {
             r.break_glass = s->integer(15) != 0;
             r.filed_by_signer = s->integer(16) != 0;
             r.superseded_by = s->integer(17);
+            r.renews = s->integer(18);
             r.approvals = std::move(approvals[r.id]);
             state.requests.push_back(std::move(r));
         }

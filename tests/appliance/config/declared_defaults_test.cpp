@@ -322,6 +322,8 @@ TEST(DeclaredDefaultsTest, Signerd) {
     operation("policy.<operation>.max_duration", [](const auto& p) { return ms(p.max_duration); });
     operation("policy.<operation>.pending_expiry",
               [](const auto& p) { return ms(p.pending_expiry); });
+    operation("policy.<operation>.renew_before",
+              [](const auto& p) { return p.renew_before.to_string(); });
     operation("policy.<operation>.quorum", [](const auto& p) { return std::to_string(p.quorum); });
     operation("policy.<operation>.approvers", [](const auto& p) { return list(p.approvers); });
     d.expect("policy.break_glass.max_duration",

@@ -75,8 +75,8 @@ TEST_F(AuthorityTest, TheRelaysNarrowRequestIsSupersededByAWiderGrantAsItBecomes
     EXPECT_EQ(a.find_request(other_relay)->state, RequestState::superseded);
     EXPECT_EQ(a.find_request(other_domain)->state_at(t0 + 1s), RequestState::pending)
         << "another domain is not covered";
-    EXPECT_EQ(a.next_deadline(t0 + 1s), t0 + 1s + 1h)
-        << "the grant's expiry: example.org's request expires after 24h";
+    EXPECT_EQ(a.next_deadline(t0 + 1s), t0 + 1s + 48min)
+        << "the grant's renewal (20% before its expiry): example.org's request expires after 24h";
 
     // One write: the approval and the two supersessions, each one record naming the grant.
     EXPECT_EQ(engine.journal().seq(), before + 3);

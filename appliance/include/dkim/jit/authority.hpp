@@ -84,7 +84,8 @@ struct Event {
     std::string type;  // "request.pending", "request.approved", "request.denied",
                        // "request.expired", "request.superseded" (grant_id: the grant
                        // that covers it), "grant.revoked", "grant.expired",
-                       // "grant.exhausted", "break_glass"
+                       // "grant.exhausted", "break_glass", "request.renewal" (grant_id:
+                       // the grant it renews, nearing its end)
     std::int64_t request_id = 0;
     std::int64_t grant_id = 0;
     std::string scope;
@@ -185,13 +186,21 @@ class Authority {
 
     bool any_active(TimePoint now) const;
     std::size_t active_count(TimePoint now) const;
-    // The earliest time something ends by itself (a grant expires, a pending request times
-    // out), after `now`.
+    // The earliest time something ends or begins by itself (a grant expires, a scheduled grant
+    // starts, a grant is due to file its renewal, a pending request times out), after `now`.
     std::optional<TimePoint> next_deadline(TimePoint now) const;
     // Records what ended by time or budget since the last sweep; returns the events. Also
-    // closes, as superseded, a pending request that an active grant covers (none can arise
-    // here: a grant supersedes them as it becomes active; a store written before signerd
-    // did so may hold some).
+    // closes, as superseded, a pending request that an active grant covers (a grant supersedes
+    // them as it becomes active; here: a scheduled grant that has started, or what a store
+    // written before signerd did so holds), and files the renewal requests that are due.
+    //
+    // Renewal: an active grant, not break-glass, whose operation's policy has renew_before, at
+    // (expires - lead) files once a request that `renews` it: the holder's, with its scope,
+    // the original request's duration (within the policy's cap) and budget, pending until the
+    // grant's expiry plus the policy's pending_expiry (a late approval still restores signing).
+    // Approved while the grant is active, its grant starts exactly as the old one expires
+    // (scheduled until then); later, at once. Revoking the old grant closes its pending
+    // renewal and revokes its scheduled one.
     std::vector<Event> sweep(TimePoint now);
 
     // What a request asks for, as covers() compares it with a grant.
@@ -214,6 +223,7 @@ class Authority {
 
     std::vector<Request> requests() const;
     std::optional<Request> find_request(std::int64_t id) const;
+    std::optional<Grant> find_grant(std::int64_t id) const;
     std::vector<Grant> grants() const;
     // The sign grants of `domain` (every domain when empty) whose interval overlaps
     // [from, until), by id: for the signing summary.
@@ -249,6 +259,15 @@ class Authority {
                                       std::vector<AuditRecord> records,
                                       std::vector<Request> superseded = {});
     static const Grant* covering_grant(const State& state, const Asked& asked, TimePoint now);
+    // Whether `grant` supersedes the pending request `r`: covers(), and for a renewal, see
+    // authority.cpp.
+    static bool supersedes(const State& state, const Grant& grant, const Request& r, TimePoint now);
+    // When `g` files its renewal request, if it still has to (none: it has one already, is
+    // break-glass or not active, or its operation's policy renews nothing).
+    std::optional<TimePoint> renewal_due(const State& state, const Grant& g, TimePoint now) const;
+    // The renewal request of `g`, filed at `now`, with its record and event.
+    Request renewal_of(const State& state, const Grant& g, std::int64_t id, TimePoint now,
+                       std::vector<AuditRecord>& records, std::vector<Event>& events) const;
     std::vector<Request> supersede_covered(const State& state, const Grant& grant,
                                            std::int64_t except, TimePoint now,
                                            std::vector<AuditRecord>& records,

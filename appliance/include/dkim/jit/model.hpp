@@ -9,6 +9,10 @@
 //                  ├──▶ expired (nobody decided in time)      expired / exhausted / revoked
 //                  └──▶ superseded (an active grant covers its whole scope: see
 //                       Authority::covers; closed when that grant becomes active)
+//
+// Renewal: as an active grant nears its end (policy renew_before), signerd files a request with
+// its scope that `renews` it. Approved while the old grant is active, its grant is scheduled:
+// it starts at the instant the old one expires, so signing never pauses.
 
 #include <cstdint>
 #include <optional>
@@ -118,6 +122,7 @@ struct Request {
     bool break_glass = false;
     bool filed_by_signer = false;    // filed by signerd for a locked signature
     std::int64_t superseded_by = 0;  // superseded: the grant that covered it
+    std::int64_t renews = 0;         // a renewal: the grant it renews (0: not a renewal)
 
     RequestState state_at(TimePoint now) const {
         return state == RequestState::pending && now >= pending_until ? RequestState::expired
@@ -125,7 +130,9 @@ struct Request {
     }
 };
 
-enum class GrantState : std::uint8_t { active, expired, exhausted, revoked };
+// scheduled: approved, but its start is still ahead (a renewal that follows the grant it
+// renews); it authorises nothing until then.
+enum class GrantState : std::uint8_t { active, expired, exhausted, revoked, scheduled };
 std::string_view to_string(GrantState state) noexcept;
 
 struct Grant {
@@ -154,11 +161,20 @@ struct Grant {
         if (budget && uses >= *budget) {
             return GrantState::exhausted;
         }
+        if (now < starts) {
+            return GrantState::scheduled;
+        }
         return now < expires ? GrantState::active : GrantState::expired;
+    }
+    // Whether it may still be in force at or after `now`: active, or scheduled to be.
+    bool pending_or_active_at(TimePoint now) const {
+        const GrantState s = state_at(now);
+        return s == GrantState::active || s == GrantState::scheduled;
     }
     bool active_at(TimePoint now) const { return state_at(now) == GrantState::active; }
     // When it ends or ended: its expiry, or its revocation or the spending of its budget when
-    // earlier (an exhausted grant without exhausted_at: its expiry, the latest it can be).
+    // earlier (an exhausted grant without exhausted_at: its expiry, the latest it can be). A
+    // scheduled grant revoked before its start ends before it starts: it was never in force.
     TimePoint ends() const {
         TimePoint end = expires;
         for (const auto& t : {revoked_at, exhausted_at}) {

@@ -24,6 +24,23 @@ struct Schema;
 
 namespace dkim::jit {
 
+// When a grant files its renewal request (Authority::sweep): a share of the grant's duration
+// before it expires ("20%": percent 1..99), or a fixed lead time before it ("10m"); "off":
+// never.
+struct RenewBefore {
+    unsigned percent = 0;
+    Duration lead{0};
+
+    bool off() const { return percent == 0 && lead <= Duration(0); }
+    // How long before its expiry a grant that lasts `duration` files its renewal (at most its
+    // duration: a lead longer than the grant files it as the grant starts); none: off.
+    std::optional<Duration> lead_for(Duration duration) const;
+    std::string to_string() const;  // "20%", "10m", "off"
+    bool operator==(const RenewBefore&) const = default;
+};
+// "20%", "10m", "off"; none on anything else (0%, 100%, a malformed duration).
+std::optional<RenewBefore> parse_renew_before(std::string_view text);
+
 struct OperationPolicy {
     Duration max_duration = std::chrono::hours(8);
     unsigned quorum = 1;
@@ -32,6 +49,7 @@ struct OperationPolicy {
     Duration pending_expiry = std::chrono::hours(24);
     std::optional<std::string> ticket_pattern;  // the reason must contain a match
     std::optional<std::regex> ticket_regex;
+    RenewBefore renew_before;  // off, but sign's default is 20% (Policy::defaults)
 
     bool may_approve(std::string_view user, RoleSet roles) const;
 };
@@ -70,7 +88,8 @@ struct Policy {
 
 // Reads a policy table:
 //   [policy.sign]            max_duration = "8h", quorum = 1, approvers = ["role:approver"],
-//                            pending_expiry = "24h", ticket_pattern = "^CHG-[0-9]+"
+//                            pending_expiry = "24h", ticket_pattern = "^CHG-[0-9]+",
+//                            renew_before = "20%" (or "10m", or "off")
 //   [[policy.auto_approve]]  name, operation, domain, requesters, max_duration,
 //                            window = "08:00-18:00"
 //   [policy.break_glass]     max_duration = "30m"
