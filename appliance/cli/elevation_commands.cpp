@@ -77,7 +77,12 @@ void add_elevation_commands(CLI::App& app, int& exit_code) {
                     std::cout << v.id << "\t" << v.state << "\t" << v.scope << "\t" << v.requester
                               << "\t" << jit::format_duration(Duration(v.duration_ms)) << "\t"
                               << v.approvals.size() << "/" << v.quorum << "\t"
-                              << (v.break_glass ? "BREAK-GLASS " : "") << v.reason
+                              << (v.break_glass ? "BREAK-GLASS " : "")
+                              << (v.renews != 0 ? "RENEWAL of grant " + std::to_string(v.renews) +
+                                                      " (ends " + time_text(v.renews_expires_ms) +
+                                                      ") "
+                                                : "")
+                              << v.reason
                               << (v.superseded_by != 0 ? " (superseded by grant " +
                                                              std::to_string(v.superseded_by) + ")"
                                                        : "")
@@ -144,12 +149,17 @@ void add_elevation_commands(CLI::App& app, int& exit_code) {
         exit_code = call(*c, ipc::GrantList{*auth, *active_only}, [](const ipc::Reply& reply) {
             if (const auto* g = std::get_if<ipc::GrantsReply>(&reply)) {
                 for (const auto& v : g->grants) {
-                    std::cout << v.id << "\t" << v.state << "\t" << v.scope << "\t" << v.holder
-                              << "\tuntil " << time_text(v.expires_ms) << "\tuses " << v.uses;
+                    std::cout << v.id << "\t" << v.state << "\t" << v.scope << "\t" << v.holder;
+                    if (v.state == "scheduled") {
+                        std::cout << "\tfrom " << time_text(v.starts_ms);
+                    }
+                    std::cout << "\tuntil " << time_text(v.expires_ms) << "\tuses " << v.uses;
                     if (v.budget) {
                         std::cout << "/" << *v.budget;
                     }
-                    std::cout << (v.break_glass ? "\tBREAK-GLASS" : "") << "\n";
+                    std::cout << (v.break_glass ? "\tBREAK-GLASS" : "")
+                              << (v.renews != 0 ? "\trenews grant " + std::to_string(v.renews) : "")
+                              << "\n";
                 }
             }
         });

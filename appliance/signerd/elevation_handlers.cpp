@@ -12,7 +12,9 @@ using jit::Actor;
 
 namespace {
 
-ipc::RequestView request_view(const jit::Request& r, const jit::Policy& policy, TimePoint now) {
+ipc::RequestView request_view(const jit::Request& r, const jit::Authority& authority,
+                              TimePoint now) {
+    const jit::Policy& policy = authority.policy();
     ipc::RequestView v;
     v.id = r.id;
     v.requester = r.requester;
@@ -36,6 +38,12 @@ ipc::RequestView request_view(const jit::Request& r, const jit::Policy& policy, 
     v.break_glass = r.break_glass;
     v.filed_by_signer = r.filed_by_signer;
     v.superseded_by = r.superseded_by;
+    if (r.renews != 0) {
+        v.renews = r.renews;
+        if (const auto old = authority.find_grant(r.renews)) {
+            v.renews_expires_ms = to_unix_ms(old->ends());
+        }
+    }
     return v;
 }
 
@@ -52,7 +60,7 @@ std::string superseded_note(const std::vector<jit::Request>& superseded) {
     return out;
 }
 
-ipc::GrantView grant_view(const jit::Grant& g, TimePoint now) {
+ipc::GrantView grant_view(const jit::Grant& g, const jit::Authority& authority, TimePoint now) {
     ipc::GrantView v;
     v.id = g.id;
     v.request_id = g.request_id;
@@ -66,6 +74,9 @@ ipc::GrantView grant_view(const jit::Grant& g, TimePoint now) {
     v.revoked_by = g.revoked_by;
     v.revoke_reason = g.revoke_reason;
     v.break_glass = g.break_glass;
+    if (const auto made_by = authority.find_request(g.request_id)) {
+        v.renews = made_by->renews;
+    }
     return v;
 }
 
@@ -128,7 +139,7 @@ ipc::Reply ElevationHandlers::operate(const Actor& /*who*/, ipc::ElevationList& 
     ipc::RequestsReply out;
     for (const jit::Request& req : authority_.requests()) {
         if (!r.pending_only || req.state_at(now) == jit::RequestState::pending) {
-            out.requests.push_back(request_view(req, authority_.policy(), now));
+            out.requests.push_back(request_view(req, authority_, now));
         }
     }
     return out;
@@ -242,7 +253,7 @@ ipc::Reply ElevationHandlers::operate(const Actor& /*who*/, ipc::GrantList& r, T
     ipc::GrantsReply out;
     for (const jit::Grant& g : authority_.grants()) {
         if (!r.active_only || g.active_at(now)) {
-            out.grants.push_back(grant_view(g, now));
+            out.grants.push_back(grant_view(g, authority_, now));
         }
     }
     return out;

@@ -16,6 +16,11 @@ Started by ctest (labels "hsm;signerd"), one group per run:
   pin-sources the PIN from a systemd credential, and from the approver (held only until
               C_Login: a wrong one approves nothing, and the next grant needs it again);
               configuration errors name file:line:column and the key
+  renewal     a 40 s sign grant with renew_before = "50%" files its renewal at 20 s (webhook
+              request.renewal, listed as a renewal); approved, it is scheduled and starts as the
+              old grant ends: a relay client signing all along is never locked, the signatures
+              before the boundary are the old grant's and after it the new one's, and the token
+              stays logged in
 
 The relay client runs as user nobody (setpriv), the operator CLI as root (the admin peer).
 Each run has its own SoftHSM2 token, state folder and dnsmasq. Debian's python3-dkim belongs
@@ -66,7 +71,7 @@ class Appliance:
     """A token with keys, a signerd configuration, the daemon, and the CLI around it."""
 
     def __init__(self, folder, cli, signerd, module, webhook_url=None, pin_source="file", web_peer=None,
-                 webhook_outbox=None, reports_peer=None):
+                 webhook_outbox=None, reports_peer=None, sign_policy=()):
         self.folder, self.cli_path, self.signerd, self.module = folder, cli, signerd, module
         os.chmod(folder, 0o755)  # nobody must reach the socket inside
         self.env = dict(os.environ, SOFTHSM2_CONF=os.path.join(folder, "softhsm2.conf"))
@@ -101,7 +106,7 @@ class Appliance:
                        'secret_file = "%s"' % self.secret_file("webhook-key", "webhook-hmac-key")]
         if webhook_outbox:
             config += ["[webhook]", 'outbox = "%s"' % webhook_outbox]
-        config += ["[policy.sign]", 'max_duration = "1h"', 'approvers = ["role:approver"]']
+        config += ["[policy.sign]", 'max_duration = "1h"', 'approvers = ["role:approver"]'] + list(sign_policy)
         if web_peer:
             config += ["[policy.key.generate]", 'approvers = ["role:approver"]']
         self.config = os.path.join(folder, "signerd.toml")
@@ -523,13 +528,99 @@ def pin_sources(folder, cli, signerd, module):
     finally:
         app.stop()
 
+def renewal(folder, cli, signerd, module):
+    WebhookReceiver.failed_first.append(b"")  # no failed first delivery here: events arrive at once
+    receiver = http.server.HTTPServer(("127.0.0.1", 0), WebhookReceiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    app = Appliance(folder, cli, signerd, module, sign_policy=['renew_before = "50%"'],
+                    webhook_url="http://127.0.0.1:%d/hook" % receiver.server_address[1])
+    dns_server = DnsServer(folder, app.records, DOMAIN)
+    app.start()
+    results = []  # (time, returncode, signed message)
+    stop = threading.Event()
+
+    def keep_signing():
+        while not stop.is_set():
+            done = app.relay_sign("ed", "ed25519-sha256")
+            results.append((time.time(), done.returncode, done.stdout if done.returncode == 0 else done.stderr))
+            time.sleep(0.2)
+
+    signer = threading.Thread(target=keep_signing, daemon=True)
+    try:
+        app.add_users()
+        old = app.approve(app.request("*", "40s", reason="CHG-300 steady mail"))
+        granted_at = time.time()
+        signer.start()
+        renewal_line = None
+        for _ in until(30):
+            pending = app.op("elevation", "list", "--pending", check=True).stdout.decode().splitlines()
+            renewal_line = next((x for x in pending if "RENEWAL of grant %d " % old in x), None)
+            if renewal_line:
+                break
+            time.sleep(0.2)
+        filed_after = time.time() - granted_at
+        check(renewal_line is not None and 15 <= filed_after <= 25,
+              "the grant files its renewal halfway (after %.1f s of 40): %s" % (filed_after, renewal_line))
+        if renewal_line is None:
+            return
+        renewal_id = int(renewal_line.split("\t")[0])
+        check("renewal of grant %d (CHG-300 steady mail)" % old in renewal_line and "\talice\t" in renewal_line,
+              "the renewal is alice's, with the scope and the original reason")
+        for _ in until(10):
+            if any(e["type"] == "request.renewal" for e in WebhookReceiver.events):
+                break
+            time.sleep(0.1)
+        hooks = [e for e in WebhookReceiver.events if e["type"] == "request.renewal"]
+        check(len(hooks) == 1 and hooks[0]["request_id"] == renewal_id and hooks[0]["grant_id"] == old
+              and not WebhookReceiver.bad,
+              "the webhook receives request.renewal naming the request and the grant it renews: %s" % hooks)
+
+        new = app.approve(renewal_id, "carol")
+        listed = [x for x in app.op("grant", "list", check=True).stdout.decode().splitlines()
+                  if x.split("\t")[0] == str(new)]
+        check(len(listed) == 1 and listed[0].split("\t")[1] == "scheduled" and
+              listed[0].endswith("renews grant %d" % old),
+              "the approved renewal is scheduled, linked to the old grant: %s" % listed)
+        # Sign across the old grant's end (40 s after its approval) and a few seconds beyond.
+        time.sleep(max(0.0, granted_at + 45 - time.time()))
+        stop.set()
+        signer.join(timeout=15)
+        states = grant_states(app)
+        check(states.get(old) == "expired" and states.get(new) == "active",
+              "after the boundary the old grant is expired, the new one active: %s" % states)
+        refused = [(round(t - granted_at, 2), rc, out[-120:]) for t, rc, out in results if rc != 0]
+        check(len(results) > 50 and not refused,
+              "a relay client signing every 0.2 s across the boundary is never refused (%d signatures): %s"
+              % (len(results), refused[:3]))
+        db = sqlite3.connect("file:%s?mode=ro" % app.db, uri=True)
+        signs = db.execute("SELECT grant_id, outcome FROM audit WHERE action = 'sign' ORDER BY seq").fetchall()
+        logouts = db.execute("SELECT count(*) FROM audit WHERE action = 'token.logout'").fetchone()[0]
+        renewal_records = db.execute("SELECT actor, grant_id FROM audit WHERE action = 'elevation.renewal' "
+                                     "AND request_id = ?", (renewal_id,)).fetchall()
+        db.close()
+        by_grant = [g for g, outcome in signs if outcome == "issued"]
+        switch = by_grant.index(new) if new in by_grant else -1
+        check(switch > 0 and set(by_grant[:switch]) == {old} and set(by_grant[switch:]) == {new} and
+              all(outcome == "issued" for _, outcome in signs),
+              "the signatures before the boundary are grant %d's, after it grant %d's, none locked: %d + %d"
+              % (old, new, switch, len(by_grant) - switch))
+        check(logouts == 0, "the token stayed logged in across the boundary (no token.logout record)")
+        check(renewal_records == [("signerd", old)], "the renewal has its audit record: %s" % renewal_records)
+        signed = [out for _, rc, out in results if rc == 0]
+        check(dkimpy_verifies(dns_server, signed[0]) and dkimpy_verifies(dns_server, signed[-1]),
+              "dkimpy verifies the first and the last signature")
+    finally:
+        stop.set()
+        app.stop()
+        receiver.shutdown()
+
 
 def main():
     if len(sys.argv) != 5:
         print(__doc__)
         return 2
     group, cli, signerd, module = sys.argv[1:]
-    groups = {"lifecycle": lifecycle, "faults": faults, "pin-sources": pin_sources}
+    groups = {"lifecycle": lifecycle, "faults": faults, "pin-sources": pin_sources, "renewal": renewal}
     folder = tempfile.mkdtemp(prefix="dkim-signerd-")
     try:
         groups[group](folder, cli, signerd, module)

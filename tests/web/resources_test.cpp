@@ -116,6 +116,56 @@ TEST_F(HandlersTest, SupersededRequestsAreListedWithTheGrantThatCoversThem) {
     EXPECT_TRUE(d["elevations"][0]["superseded_by"].IsNull()) << "null unless superseded";
 }
 
+// Issue 22: a renewal is listed with the grant it renews and when that grant ends; its grant,
+// approved while the old one is active, is scheduled and names the grant it follows. (A suite of
+// its own: handlers_test.cpp's HandlersTest is another class, and gtest refuses two fixture
+// classes under one suite name.)
+class RenewalListingTest : public HandlersTest {};
+TEST_F(RenewalListingTest, RenewalsAreListedWithTheGrantTheyRenewAndScheduledGrants) {
+    login("bob", "approver");
+    signer.answer = [](ipc::Request& r) -> ipc::Reply {
+        if (std::holds_alternative<ipc::ElevationList>(r)) {
+            ipc::RequestView renewal;
+            renewal.id = 3;
+            renewal.state = "approved";
+            renewal.renews = 1;
+            renewal.renews_expires_ms = 1'795'698'000'000;
+            ipc::RequestView plain;
+            plain.id = 4;
+            plain.state = "pending";
+            return ipc::RequestsReply{{renewal, plain}};
+        }
+        if (std::holds_alternative<ipc::GrantList>(r)) {
+            ipc::GrantView next;
+            next.id = 2;
+            next.request_id = 3;
+            next.state = "scheduled";
+            next.starts_ms = 1'795'698'000'000;
+            next.renews = 1;
+            return ipc::GrantsReply{{next}};
+        }
+        return ipc::ErrorReply{ipc::ErrorCode::invalid, "unexpected", 0, {}};
+    };
+    auto r = send(verb::get, "/api/v1/elevations?state=all", "", with_session());
+    ASSERT_EQ(r.result(), status::ok) << r.body();
+    auto d = parse(r.body());
+    ASSERT_EQ(d["elevations"].Size(), 2U);
+    const auto& plain = d["elevations"][0];  // newest first
+    EXPECT_TRUE(plain["renews"].IsNull()) << "null unless a renewal";
+    EXPECT_TRUE(plain["renews_expires_ms"].IsNull());
+    const auto& renewal = d["elevations"][1];
+    EXPECT_EQ(renewal["renews"].GetInt64(), 1);
+    EXPECT_EQ(renewal["renews_expires_ms"].GetInt64(), 1'795'698'000'000);
+    EXPECT_EQ(std::string(renewal["grant"]["state"].GetString()), "scheduled");
+    EXPECT_EQ(renewal["grant"]["renews"].GetInt64(), 1);
+    r = send(verb::get, "/api/v1/grants", "", with_session());
+    ASSERT_EQ(r.result(), status::ok) << r.body();
+    d = parse(r.body());
+    ASSERT_EQ(d["grants"].Size(), 1U);
+    EXPECT_EQ(std::string(d["grants"][0]["state"].GetString()), "scheduled");
+    EXPECT_EQ(d["grants"][0]["starts_ms"].GetInt64(), 1'795'698'000'000);
+}
+
 TEST_F(HandlersTest, HealthzSaysWhetherSignerdAnswers) {
     signer.answer = [](ipc::Request&) -> ipc::Reply { return ipc::StatusReply{}; };
     EXPECT_EQ(send(verb::get, "/healthz").result(), status::ok);

@@ -333,7 +333,12 @@
   // --- requests ---------------------------------------------------------------------------
 
   function renderRequests() {
-    const pending = state.elevations.filter((e) => e.state === "pending");
+    // Renewals first, the one whose grant ends soonest at the top: when that grant ends before
+    // someone approves, mail for its scope waits.
+    const pending = state.elevations.filter((e) => e.state === "pending").sort((a, b) => {
+      const ra = a.renews ? a.renews_expires_ms : Infinity, rb = b.renews ? b.renews_expires_ms : Infinity;
+      return ra === rb ? 0 : (ra < rb ? -1 : 1);
+    });
     $("pending-count").textContent = pending.length ? String(pending.length) : "";
     const list = $("pending-list");
     clear(list);
@@ -373,6 +378,16 @@
     until.textContent = duration((e.pending_until_ms - serverNow()) / 1000);
     card.querySelector(".filed").hidden = !e.filed_by_signer;
     card.querySelector(".glass").hidden = !e.break_glass;
+    const renewal = card.querySelector(".renewal");
+    renewal.hidden = !e.renews;
+    if (e.renews) {
+      card.classList.add("renewal-card");
+      card.querySelector(".scope").textContent = "#" + e.id + " Renewal of grant " + e.renews + ": " + e.scope;
+      renewal.querySelector(".renews").textContent = String(e.renews);
+      const left = renewal.querySelector(".renews-left");
+      left.dataset.until = String(e.renews_expires_ms);
+      left.textContent = duration((e.renews_expires_ms - serverNow()) / 1000);
+    }
     const actions = card.querySelector(".actions");
     const mine = state.me && e.requester === state.me.user;
     if (mayDecide(e.operation) && !mine) {
@@ -418,6 +433,11 @@
     const facts = $("decide-facts");
     clear(facts);
     const rows = [["Scope", e.scope], ["Requested by", e.requester], ["Reason", e.reason]];
+    if (e.renews && action !== "revoke") {
+      const left = (e.renews_expires_ms - serverNow()) / 1000;
+      rows.push(["Renews", "grant " + e.renews + (left > 0 ? ", which ends in " + duration(left) +
+        ": approved, the new grant starts then" : ", which has ended: approved, the new grant starts now")]);
+    }
     if (action === "revoke" && grant) {
       rows.push(["Ends in", duration((grant.expires_ms - serverNow()) / 1000)]);
     } else {
@@ -512,7 +532,8 @@
   // --- grants -----------------------------------------------------------------------------
 
   function renderGrants() {
-    const active = state.grants.filter((g) => g.state === "active");
+    // Active grants, and the scheduled ones (approved renewals) that start as another ends.
+    const active = state.grants.filter((g) => g.state === "active" || g.state === "scheduled");
     const body = $("grants-table").tBodies[0];
     clear(body);
     $("grants-empty").hidden = active.length > 0;
@@ -523,9 +544,17 @@
       tr.appendChild(el("td", g.id + (g.break_glass ? " (break-glass)" : "")));
       tr.appendChild(el("td", g.scope));
       tr.appendChild(el("td", g.holder));
-      const ends = el("td", "", "countdown");
-      ends.dataset.until = String(g.expires_ms);
-      tr.appendChild(ends);
+      if (g.state === "scheduled") {
+        const starts = el("td", "starts in ", "scheduled");
+        const left = el("span", "", "countdown");
+        left.dataset.until = String(g.starts_ms);
+        starts.append(left, " (renews grant " + g.renews + "), for " + duration((g.expires_ms - g.starts_ms) / 1000));
+        tr.appendChild(starts);
+      } else {
+        const ends = el("td", "", "countdown");
+        ends.dataset.until = String(g.expires_ms);
+        tr.appendChild(ends);
+      }
       tr.appendChild(el("td", g.uses_left === null ? "no limit (" + g.uses + " used)" : g.uses_left + " of " + g.budget));
       const act = el("td");
       const elevation = state.elevations.find((e) => e.id === g.request_id);
@@ -538,7 +567,7 @@
       tr.appendChild(act);
       body.appendChild(tr);
     }
-    const ended = state.grants.filter((g) => g.state !== "active").slice(0, 15);
+    const ended = state.grants.filter((g) => g.state !== "active" && g.state !== "scheduled").slice(0, 15);
     const endedBody = $("ended-table").tBodies[0];
     clear(endedBody);
     for (const g of ended) {

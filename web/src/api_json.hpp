@@ -103,7 +103,7 @@ struct GrantSummary {
     std::int64_t request_id = 0;
     std::string holder;
     std::string scope;
-    std::string state;  // active, expired, exhausted, revoked
+    std::string state;  // active, scheduled (starts_ms is ahead), expired, exhausted, revoked
     std::int64_t starts_ms = 0;
     std::int64_t expires_ms = 0;
     std::optional<std::uint64_t> budget;
@@ -112,6 +112,7 @@ struct GrantSummary {
     std::string revoked_by;
     std::string revoke_reason;
     bool break_glass = false;
+    std::optional<std::int64_t> renews;  // made by a renewal: the grant it follows
     template <class A>
     void save(A& ar) const {
         ar(cereal::make_nvp("id", id), cereal::make_nvp("request_id", request_id),
@@ -124,6 +125,7 @@ struct GrantSummary {
         ar(cereal::make_nvp("revoked_by", revoked_by),
            cereal::make_nvp("revoke_reason", revoke_reason),
            cereal::make_nvp("break_glass", break_glass));
+        optional_field(ar, "renews", renews);
     }
 };
 
@@ -149,6 +151,9 @@ struct Elevation {
     bool filed_by_signer = false;
     std::optional<std::int64_t> superseded_by;  // superseded: the grant that covers it
     std::optional<GrantSummary> grant;
+    // A renewal: the grant it renews, and when that grant ends (unix ms).
+    std::optional<std::int64_t> renews;
+    std::optional<std::int64_t> renews_expires_ms;
     template <class A>
     void save(A& ar) const {
         ar(cereal::make_nvp("id", id), cereal::make_nvp("requester", requester),
@@ -167,6 +172,8 @@ struct Elevation {
            cereal::make_nvp("filed_by_signer", filed_by_signer));
         optional_field(ar, "superseded_by", superseded_by);
         optional_field(ar, "grant", grant);
+        optional_field(ar, "renews", renews);
+        optional_field(ar, "renews_expires_ms", renews_expires_ms);
     }
 };
 

@@ -33,6 +33,9 @@ api::GrantSummary grant_view(const ipc::GrantView& g) {
     v.revoked_by = g.revoked_by;
     v.revoke_reason = g.revoke_reason;
     v.break_glass = g.break_glass;
+    if (g.renews != 0) {
+        v.renews = g.renews;
+    }
     return v;
 }
 
@@ -60,6 +63,10 @@ api::Elevation elevation_view(const ipc::RequestView& r,
     v.filed_by_signer = r.filed_by_signer;
     if (r.superseded_by != 0) {
         v.superseded_by = r.superseded_by;
+    }
+    if (r.renews != 0) {
+        v.renews = r.renews;
+        v.renews_expires_ms = r.renews_expires_ms;
     }
     for (const ipc::GrantView& g : grants) {
         if (g.request_id == r.id) {

@@ -513,11 +513,15 @@ struct RequestView {
     bool break_glass = false;
     bool filed_by_signer = false;
     std::int64_t superseded_by = 0;  // state "superseded": the grant that covers it
+    // A renewal: the grant it renews (0: not a renewal), and when that grant expires (or
+    // ended, if revoked or spent earlier): approvers see the time left.
+    std::int64_t renews = 0;
+    std::int64_t renews_expires_ms = 0;
     template <class A>
     void serialize(A& ar) {
         ar(id, requester, scope, operation, domain, selector, client, duration_ms, budget, reason,
            created_ms, pending_until_ms, state, approvals, quorum, decided_by, decision_reason,
-           break_glass, filed_by_signer, superseded_by);
+           break_glass, filed_by_signer, superseded_by, renews, renews_expires_ms);
     }
 };
 
@@ -538,14 +542,15 @@ struct GrantView {
     std::int64_t expires_ms = 0;
     std::optional<std::uint64_t> budget;
     std::uint64_t uses = 0;
-    std::string state;
+    std::string state;  // active, scheduled (starts_ms is ahead), expired, exhausted, revoked
     std::string revoked_by;
     std::string revoke_reason;
     bool break_glass = false;
+    std::int64_t renews = 0;  // made by a renewal: the grant it follows (0: none)
     template <class A>
     void serialize(A& ar) {
         ar(id, request_id, holder, scope, starts_ms, expires_ms, budget, uses, state, revoked_by,
-           revoke_reason, break_glass);
+           revoke_reason, break_glass, renews);
     }
 };
 
