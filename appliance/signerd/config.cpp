@@ -161,6 +161,21 @@ constexpr config::KeyDoc kKeys[] = {
      "\"https://hooks.example.net/dkim\""},
     {"webhook.secret_file", "string", "", "The HMAC key's file (required with url).",
      "\"/etc/dkim-appliance/webhook-key\""},
+    {"webauthn", "table", "",
+     "Passkeys (WebAuthn) for login and decisions, checked by signerd. Off until rp_id and "
+     "origins are set."},
+    {"webauthn.rp_id", "string", "",
+     "The relying party: the console's host name (a domain, or localhost; never an IP address).",
+     "\"dkim.example.com\""},
+    {"webauthn.origins", "strings", "[]",
+     "The console's origins as browsers send them (scheme, host and port), compared exactly.",
+     "[\"https://dkim.example.com:8443\"]"},
+    {"webauthn.rp_name", "string", "DKIM appliance", "The name authenticators show.",
+     "\"Example DKIM signer\""},
+    {"webauthn.user_verification", "string", "required",
+     "required: every assertion must carry the UV flag (PIN or biometrics on the authenticator); "
+     "preferred: presence (UP) is enough.",
+     "\"required\""},
     {"metrics", "table", "", "Prometheus metrics over HTTP."},
     {"metrics.listen", "string", "127.0.0.1:9464", "Loopback address and port.",
      "\"127.0.0.1:9464\""},
@@ -185,6 +200,11 @@ constexpr config::KeyDoc kKeys[] = {
      "Distinct approvers needed, never counting the requester.", "1"},
     {"policy.<operation>.approvers", "strings", "[\"role:approver\"]",
      "Who may approve: user names or role:NAME.", "[\"role:approver\"]"},
+    {"policy.<operation>.factors", "strings", "[\"totp\", \"webauthn\"]",
+     "The second factors accepted for approve, deny, revoke and break-glass: a passkey's "
+     "assertion is bound to the decision it approves, a TOTP code is not (a compromised dkim-webd "
+     "could spend it on another). [\"webauthn\"] requires passkeys.",
+     "[\"webauthn\"]"},
     {"policy.<operation>.ticket_pattern", "string", "",
      "A regular expression every request's reason must match (a change ticket).",
      "\"^CHG-[0-9]+\""},
@@ -210,6 +230,54 @@ constexpr config::KeyDoc kKeys[] = {
 
 constexpr config::Placeholder kNames[] = {
     {"<operation>", "sign admin key.generate key.rotate key.retire"}};
+
+// An rpId: a lower-case host name, "localhost" included (WebAuthn refuses IP addresses).
+bool valid_rp_id(std::string_view id) {
+    if (id.empty() || id.size() > 253 || id.front() == '.' || id.back() == '.' ||
+        id.find("..") != std::string_view::npos) {
+        return false;
+    }
+    bool letter = false;
+    for (const char c : id) {
+        if (c >= 'a' && c <= 'z') {
+            letter = true;
+        } else if (!((c >= '0' && c <= '9') || c == '-' || c == '.')) {
+            return false;
+        }
+    }
+    return letter;  // "127.0.0.1" has none
+}
+
+// Whether `origin` ("https://host[:port]") is one a page of `rp_id` can have: https on rp_id or
+// a sub-domain of it (WebAuthn §5.1.3: the rpId is a registrable suffix of the origin's host),
+// or http on localhost (browsers treat it as a secure context).
+bool origin_of_rp(std::string_view origin, std::string_view rp_id) {
+    std::string_view rest;
+    const bool https = origin.rfind("https://", 0) == 0;
+    if (https) {
+        rest = origin.substr(8);
+    } else if (origin.rfind("http://", 0) == 0) {
+        rest = origin.substr(7);
+    } else {
+        return false;
+    }
+    std::string_view host = rest.substr(0, rest.find(':'));
+    if (const auto colon = rest.find(':'); colon != std::string_view::npos) {
+        const std::string_view port = rest.substr(colon + 1);
+        if (port.empty() || port.size() > 5 ||
+            !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+            return false;
+        }
+    }
+    if (rest.find('/') != std::string_view::npos || !valid_rp_id(host)) {
+        return false;
+    }
+    if (!https && host != "localhost") {
+        return false;
+    }
+    return host == rp_id || (host.size() > rp_id.size() && host.ends_with(rp_id) &&
+                             host[host.size() - rp_id.size() - 1] == '.');
+}
 
 }  // namespace
 
@@ -385,6 +453,33 @@ Expected<Config, std::string> load_config(const std::string& file) {
                 c.webhook_secret_file = *secret;
             }
             webhook->finish();
+        }
+        if (auto webauthn = r.table("webauthn")) {
+            c.webauthn.rp_id = webauthn->string("rp_id").value_or("");
+            c.webauthn.origins = webauthn->strings("origins").value_or(std::vector<std::string>{});
+            c.webauthn.rp_name = webauthn->string("rp_name").value_or(c.webauthn.rp_name);
+            const auto uv = webauthn->string("user_verification").value_or("required");
+            if (uv != "required" && uv != "preferred") {
+                webauthn->fail("user_verification", "expected \"required\" or \"preferred\"");
+            }
+            c.webauthn.require_user_verification = uv == "required";
+            if (c.webauthn.rp_id.empty() != c.webauthn.origins.empty()) {
+                webauthn->fail(c.webauthn.rp_id.empty() ? "rp_id" : "origins",
+                               "passkeys need both rp_id and origins");
+            }
+            if (!c.webauthn.rp_id.empty() && !valid_rp_id(c.webauthn.rp_id)) {
+                webauthn->fail("rp_id", "expected a host name (a domain or localhost), lower case");
+            }
+            for (const std::string& origin : c.webauthn.origins) {
+                if (!origin_of_rp(origin, c.webauthn.rp_id)) {
+                    webauthn->fail("origins",
+                                   "'" + origin +
+                                       "' is not an https:// origin (or http://localhost) "
+                                       "on " +
+                                       c.webauthn.rp_id + " or a sub-domain");
+                }
+            }
+            webauthn->finish();
         }
         if (auto metrics = r.table("metrics")) {
             c.metrics_listen = metrics->string("listen").value_or("127.0.0.1:9464");

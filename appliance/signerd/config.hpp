@@ -39,6 +39,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "dkim/config/schema.hpp"
 #include "dkim/dkim/signing_profile.hpp"
@@ -59,6 +60,16 @@ std::string_view to_string(PeerKind kind) noexcept;
 struct PeerIdentity {
     PeerKind kind = PeerKind::relay;
     std::string name;  // the unix user name (or "uid<N>")
+};
+
+// [webauthn]: who the relying party is (dkim/jit/webauthn.hpp). Passkeys are off while rp_id is
+// empty.
+struct WebAuthnConfig {
+    std::string rp_id;
+    std::vector<std::string> origins;
+    std::string rp_name = "DKIM appliance";
+    bool require_user_verification = true;
+    bool enabled() const { return !rp_id.empty(); }
 };
 
 struct Config {
@@ -83,6 +94,7 @@ struct Config {
     std::filesystem::path webhook_outbox;  // dkim-notifyd's outbox (instead of url)
     std::string metrics_listen;            // host:port, loopback only; empty: off
     jit::Policy policy = jit::Policy::defaults();
+    WebAuthnConfig webauthn;
 
     std::optional<PeerIdentity> peer(std::uint32_t uid) const;
 };

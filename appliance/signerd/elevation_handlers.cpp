@@ -5,6 +5,7 @@
 
 #include "dkim/base/wipe.hpp"
 #include "dkim/mail/header.hpp"
+#include "passkey_handlers.hpp"
 
 namespace dkim::signerd {
 
@@ -82,7 +83,9 @@ ipc::GrantView grant_view(const jit::Grant& g, const jit::Authority& authority, 
 
 }  // namespace
 
-ipc::Reply ElevationHandlers::operate(const Actor& who, ipc::ElevationRequest& r, TimePoint now) {
+ipc::Reply ElevationHandlers::operate(const Actor& caller, ipc::ElevationRequest& r,
+                                      TimePoint now) {
+    Actor who = caller;
     const auto op = jit::parse_operation(r.operation);
     if (!op) {
         return error_reply(ipc::ErrorCode::invalid,
@@ -96,9 +99,16 @@ ipc::Reply ElevationHandlers::operate(const Actor& who, ipc::ElevationRequest& r
                                                           " is reserved: no request may name it");
     }
     if (r.break_glass) {
-        if (auto checked = directory_.check_totp(who, r.auth.totp, now); !checked) {
+        const auto subject = break_glass_subject(r.operation, r.domain, r.selector, r.client,
+                                                 r.duration_seconds, r.budget, r.reason, who.name);
+        if (!subject) {
+            return error_reply(ipc::ErrorCode::invalid, "not a valid break-glass request");
+        }
+        auto checked = factors_.check(who, r.auth, *op, *subject, now);
+        if (!checked) {
             return error_reply(checked.error());
         }
+        who.factor = std::move(*checked);
     }
     jit::RequestInput input;
     input.scope = jit::Scope{*op, r.domain, r.selector.empty() ? "*" : r.selector,
@@ -145,7 +155,9 @@ ipc::Reply ElevationHandlers::operate(const Actor& /*who*/, ipc::ElevationList& 
     return out;
 }
 
-ipc::Reply ElevationHandlers::operate(const Actor& who, ipc::ElevationDecide& r, TimePoint now) {
+ipc::Reply ElevationHandlers::operate(const Actor& caller, ipc::ElevationDecide& r,
+                                      TimePoint now) {
+    Actor who = caller;
     if (r.action == "cancel") {
         auto cancelled = authority_.cancel(who, r.id, now);
         if (!cancelled) {
@@ -158,7 +170,7 @@ ipc::Reply ElevationHandlers::operate(const Actor& who, ipc::ElevationDecide& r,
     }
     if (who.kind != Actor::Kind::user) {
         return error_reply(ipc::ErrorCode::forbidden,
-                           "approvals and denials are made by users with their TOTP code");
+                           "approvals and denials are made by users with their second factor");
     }
     // Cheap checks first, so that a hopeless approval or denial does not spend the TOTP code:
     // the request is pending, the user is one of its approvers, not its requester, and has
@@ -170,9 +182,18 @@ ipc::Reply ElevationHandlers::operate(const Actor& who, ipc::ElevationDecide& r,
     if (auto allowed = authority_.may_decide(who, r.id, r.action == "approve", now); !allowed) {
         return error_reply(allowed.error());
     }
-    if (auto checked = directory_.check_totp(who, r.auth.totp, now); !checked) {
+    // The second factor, bound to this decision when it is a passkey's: the subject is rebuilt
+    // here from the stored request, so an assertion made for another request, another action,
+    // another reason or another approver does not fit its challenge.
+    auto checked = factors_.check(
+        who, r.auth, pending->scope.operation,
+        request_subject(r.action, *pending, r.action == "deny" ? r.reason : std::string(),
+                        who.name),
+        now);
+    if (!checked) {
         return error_reply(checked.error());
     }
+    who.factor = std::move(*checked);
     if (r.action == "deny") {
         auto denied = authority_.deny(who, r.id, r.reason, now);
         if (!denied) {
@@ -231,11 +252,24 @@ ipc::Reply ElevationHandlers::operate(const Actor& who, ipc::ElevationDecide& r,
                         0, ""};
 }
 
-ipc::Reply ElevationHandlers::operate(const Actor& who, ipc::GrantRevoke& r, TimePoint now) {
+ipc::Reply ElevationHandlers::operate(const Actor& caller, ipc::GrantRevoke& r, TimePoint now) {
+    Actor who = caller;
     if (who.kind == Actor::Kind::user) {
-        if (auto checked = directory_.check_totp(who, r.auth.totp, now); !checked) {
+        std::optional<jit::Grant> grant;
+        for (jit::Grant& g : authority_.grants()) {
+            if (g.id == r.id) {
+                grant = std::move(g);
+            }
+        }
+        if (!grant) {
+            return error_reply(ipc::ErrorCode::not_found, "no grant " + std::to_string(r.id));
+        }
+        auto checked = factors_.check(who, r.auth, grant->scope.operation,
+                                      grant_subject(*grant, r.reason, who.name), now);
+        if (!checked) {
             return error_reply(checked.error());
         }
+        who.factor = std::move(*checked);
     }
     auto revoked = authority_.revoke(who, r.id, r.reason, now);
     if (!revoked) {

@@ -11,6 +11,7 @@
 #include "dkim/jit/authority.hpp"
 #include "dkim/jit/directory.hpp"
 #include "handlers.hpp"
+#include "second_factor.hpp"
 #include "token_lifecycle.hpp"
 
 namespace dkim::signerd {
@@ -18,11 +19,12 @@ namespace dkim::signerd {
 class ElevationHandlers {
   public:
     ElevationHandlers(jit::Authority& authority, jit::Directory& directory,
-                      TokenLifecycle& lifecycle, PinSourceKind pin_source)
+                      TokenLifecycle& lifecycle, PinSourceKind pin_source, SecondFactors& factors)
         : authority_(authority),
           directory_(directory),
           lifecycle_(lifecycle),
-          pin_source_(pin_source) {}
+          pin_source_(pin_source),
+          factors_(factors) {}
 
     ipc::Reply operate(const jit::Actor& who, ipc::ElevationRequest& r, TimePoint now);
     ipc::Reply operate(const jit::Actor& who, ipc::ElevationList& r, TimePoint now);
@@ -35,6 +37,7 @@ class ElevationHandlers {
     jit::Directory& directory_;
     TokenLifecycle& lifecycle_;
     const PinSourceKind pin_source_;
+    SecondFactors& factors_;
 };
 
 }  // namespace dkim::signerd

@@ -24,21 +24,30 @@ bool may_list_users(const Actor& who) {
 // confirmed enrolment), Authority::cancel (admins and the local operator cancel any pending
 // request), may_read_audit and may_list_users. It grants nothing: every operation checks
 // again. PermissionsTest.PermissionsAreWhatTheOperationsAllow holds the two together.
-ipc::Permissions permissions_of(const Actor& who, bool totp, const jit::Policy& policy) {
+// A second factor is a confirmed TOTP or a passkey (with [webauthn] configured); per operation,
+// one that the operation's policy accepts (`factors`).
+ipc::Permissions permissions_of(const Actor& who, bool totp, bool passkey,
+                                const jit::Policy& policy) {
     ipc::Permissions p;
     const bool user = who.kind == Actor::Kind::user;
     const bool admin = jit::has_role(who.roles, jit::Role::admin);
+    const auto factor_for = [&](jit::Operation op) {
+        const jit::OperationPolicy& rules = policy.for_operation(op);
+        return (totp && rules.accepts_totp) || (passkey && rules.accepts_webauthn);
+    };
+    const bool any_factor =
+        std::any_of(std::begin(jit::kOperations), std::end(jit::kOperations), factor_for);
     p.request = user && jit::has_role(who.roles, jit::Role::requester);
-    p.break_glass = user && admin && totp;
-    if (user && totp) {
+    p.break_glass = user && admin && any_factor;
+    if (user) {
         for (const jit::Operation op : jit::kOperations) {
-            if (policy.for_operation(op).may_approve(who.name, who.roles)) {
+            if (factor_for(op) && policy.for_operation(op).may_approve(who.name, who.roles)) {
                 p.approve.emplace_back(jit::to_string(op));
             }
         }
     }
-    p.revoke_own = user && totp;
-    p.revoke_any = who.kind == Actor::Kind::local || (user && admin && totp);
+    p.revoke_own = user && any_factor;
+    p.revoke_any = who.kind == Actor::Kind::local || (user && admin && any_factor);
     p.cancel_any = who.kind == Actor::Kind::local || admin;
     p.audit = may_read_audit(who);
     p.users = may_list_users(who);
@@ -218,8 +227,21 @@ ipc::Reply IdentityHandlers::operate(const Actor& who, ipc::WhoAmI& r, TimePoint
     if (who.kind == Actor::Kind::user) {
         const auto user = directory_.find(who.name);
         out.totp = user && user->totp_confirmed;
+        out.passkeys = static_cast<std::uint32_t>(directory_.passkeys(who.name).size());
     }
-    out.permissions = permissions_of(who, out.totp, authority_.policy());
+    for (const jit::Operation op : jit::kOperations) {
+        const jit::OperationPolicy& rules = authority_.policy().for_operation(op);
+        ipc::OperationFactors f{std::string(jit::to_string(op)), {}};
+        if (rules.accepts_totp) {
+            f.factors.emplace_back("totp");
+        }
+        if (rules.accepts_webauthn && passkeys_enabled_) {
+            f.factors.emplace_back("webauthn");
+        }
+        out.factors.push_back(std::move(f));
+    }
+    out.permissions =
+        permissions_of(who, out.totp, passkeys_enabled_ && out.passkeys > 0, authority_.policy());
     if (!r.auth.token.empty()) {
         if (const auto token = directory_.token_info(r.auth.token)) {
             out.token_kind = token->kind == jit::TokenKind::api ? "api" : "session";

@@ -13,8 +13,8 @@ namespace dkim::signerd {
 
 class IdentityHandlers {
   public:
-    IdentityHandlers(jit::Authority& authority, jit::Directory& directory)
-        : authority_(authority), directory_(directory) {}
+    IdentityHandlers(jit::Authority& authority, jit::Directory& directory, bool passkeys_enabled)
+        : authority_(authority), directory_(directory), passkeys_enabled_(passkeys_enabled) {}
 
     ipc::Reply operate(const jit::Actor& who, ipc::SessionCreate& r, TimePoint now);
     ipc::Reply operate(const jit::Actor& who, ipc::UserAdd& r, TimePoint now);
@@ -35,6 +35,7 @@ class IdentityHandlers {
 
     jit::Authority& authority_;
     jit::Directory& directory_;
+    const bool passkeys_enabled_;  // [webauthn] is configured
 };
 
 }  // namespace dkim::signerd

@@ -151,6 +151,7 @@ int run(const signerd::Config& config) {
     options.checkpoint_interval = config.checkpoint_interval;
     options.checkpoint_records = config.checkpoint_records;
     options.profile = config.profile;
+    options.webauthn = config.webauthn;
     if (config.pin_source == signerd::PinSourceKind::file) {
         options.pin_path = config.pin_file;
     } else if (config.pin_source == signerd::PinSourceKind::credential) {

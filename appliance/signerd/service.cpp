@@ -44,8 +44,10 @@ Service::Service(jit::Journal& journal, jit::Authority& authority, jit::Director
                  clock.now()),
       signing_(authority, keys, gate, metrics, lifecycle_, options.max_sign_data,
                std::move(options.profile)),
-      identities_(authority, directory),
-      elevations_(authority, directory, lifecycle_, options.pin_source),
+      factors_(directory, authority.policy(), options.webauthn),
+      identities_(authority, directory, options.webauthn.enabled()),
+      passkeys_(authority, directory, factors_),
+      elevations_(authority, directory, lifecycle_, options.pin_source, factors_),
       keys_(journal, authority, keys, gate, lifecycle_),
       audit_(journal, gate, options.checkpoint_interval, options.checkpoint_records),
       summary_(journal, authority, signing_.profile().max_lifetime) {}
@@ -132,6 +134,14 @@ ipc::Reply Service::dispatch(const Peer& peer, T& request) {
                                "the signing summary");
         }
         return summary_.signing_summary(request);
+    } else if constexpr (std::is_same_v<T, ipc::PasskeyLoginChallenge>) {
+        // Before any credential: the start of a username-less login, through the console.
+        if (peer.kind != PeerKind::web && peer.kind != PeerKind::admin) {
+            metrics_.refusal(Metrics::Refusal::peer);
+            return error_reply(ipc::ErrorCode::forbidden,
+                               "only the web and admin peers start passkey logins");
+        }
+        return passkeys_.login_challenge(clock_.now());
     } else {
         if (peer.kind == PeerKind::relay) {
             metrics_.refusal(Metrics::Refusal::peer);
@@ -158,6 +168,10 @@ template <class T>
 ipc::Reply Service::operate(const Peer& peer, const Actor& who, T& request, TimePoint now) {
     if constexpr (requires { identities_.operate(peer, who, request, now); }) {
         return identities_.operate(peer, who, request, now);
+    } else if constexpr (requires { passkeys_.operate(peer, who, request, now); }) {
+        return passkeys_.operate(peer, who, request, now);
+    } else if constexpr (requires { passkeys_.operate(who, request, now); }) {
+        return passkeys_.operate(who, request, now);
     } else if constexpr (requires { identities_.operate(who, request, now); }) {
         return identities_.operate(who, request, now);
     } else if constexpr (requires { elevations_.operate(who, request, now); }) {
@@ -245,10 +259,21 @@ Expected<Actor, Refusal> Service::authenticate(const Peer& peer,
         }
         return actor;
     }
+    if (!credentials.passkey.empty()) {
+        // A username-less login with a passkey: only where a password would make a credential
+        // (a session, an API token); a passkey alone is not a way to call anything else.
+        if (!need_password) {
+            return jit::refuse(Refusal::Code::unauthenticated,
+                               "a passkey signs in (a session); use its session token");
+        }
+        return factors_.login(credentials.passkey, now);
+    }
     if (peer.kind == PeerKind::admin) {
-        return Actor{Actor::Kind::local, peer.name,
+        return Actor{Actor::Kind::local,
+                     peer.name,
                      static_cast<jit::RoleSet>(static_cast<unsigned>(jit::Role::admin) |
-                                               static_cast<unsigned>(jit::Role::auditor))};
+                                               static_cast<unsigned>(jit::Role::auditor)),
+                     {}};
     }
     return jit::refuse(Refusal::Code::unauthenticated, "credentials are required");
 }

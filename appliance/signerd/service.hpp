@@ -22,6 +22,8 @@
 #include "identity_handlers.hpp"
 #include "key_handlers.hpp"
 #include "metrics.hpp"
+#include "passkey_handlers.hpp"
+#include "second_factor.hpp"
 #include "signing_handlers.hpp"
 #include "summary_handlers.hpp"
 #include "token_gate.hpp"
@@ -34,6 +36,7 @@ namespace dkim::signerd {
 struct ServiceOptions : LifecycleOptions {
     std::size_t max_sign_data = 512 * 1024;
     SigningProfile profile;  // what a relay's header block must fit to be signed
+    WebAuthnConfig webauthn;  // passkeys: off while its rp_id is empty
 };
 
 class Service {
@@ -87,7 +90,9 @@ class Service {
     const PinSourceKind pin_source_;
     TokenLifecycle lifecycle_;
     SigningHandlers signing_;
+    SecondFactors factors_;
     IdentityHandlers identities_;
+    PasskeyHandlers passkeys_;
     ElevationHandlers elevations_;
     KeyHandlers keys_;
     AuditHandlers audit_;

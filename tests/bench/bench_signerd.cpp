@@ -96,10 +96,10 @@ struct Daemon {
         service = std::make_unique<signerd::Service>(*journal, *authority, *directory, *keys, *gate,
                                                      clock, metrics, options);
         // One grant for the benchmark's domain, approved by someone else, no budget.
-        const jit::Actor requester{jit::Actor::Kind::user, "alice",
-                                   static_cast<jit::RoleSet>(jit::Role::requester)};
-        const jit::Actor approver{jit::Actor::Kind::user, "bob",
-                                  static_cast<jit::RoleSet>(jit::Role::approver)};
+        const jit::Actor requester{
+            jit::Actor::Kind::user, "alice", static_cast<jit::RoleSet>(jit::Role::requester), {}};
+        const jit::Actor approver{
+            jit::Actor::Kind::user, "bob", static_cast<jit::RoleSet>(jit::Role::approver), {}};
         jit::RequestInput in;
         in.scope = jit::Scope{jit::Operation::sign, "bench.example", "*", "*"};
         in.duration = 8h;

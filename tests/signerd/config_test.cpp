@@ -73,4 +73,41 @@ TEST_F(SignerdConfigTest, TheWebhookOutboxExcludesTheUrlAndTheKey) {
     EXPECT_NE(relative.error().find("absolute"), std::string::npos) << relative.error();
 }
 
+// Issue 22: passkeys need a relying party a browser accepts: a host name (never an IP address)
+// and origins on it, compared exactly; a half-configured [webauthn] is an error, not "off".
+TEST_F(SignerdConfigTest, TheRelyingPartyIsAHostNameAndItsOrigins) {
+    const std::string head = "module = \"m.so\"\ntoken = \"t\"\n[pin]\nsource = \"approver\"\n";
+    auto off = dkim::signerd::load_config(write(head));
+    ASSERT_TRUE(off.has_value()) << off.error();
+    EXPECT_FALSE(off->webauthn.enabled());
+    auto good = dkim::signerd::load_config(
+        write(head + "[webauthn]\nrp_id = \"dkim.example.com\"\norigins = "
+                     "[\"https://dkim.example.com:8443\", \"https://console.dkim.example.com\"]\n"
+                     "user_verification = \"preferred\"\n"));
+    ASSERT_TRUE(good.has_value()) << good.error();
+    EXPECT_TRUE(good->webauthn.enabled());
+    EXPECT_FALSE(good->webauthn.require_user_verification);
+    auto local = dkim::signerd::load_config(
+        write(head + "[webauthn]\nrp_id = \"localhost\"\norigins = [\"http://localhost:8443\"]\n"));
+    ASSERT_TRUE(local.has_value()) << local.error();
+    const std::pair<const char*, const char*> wrong[] = {
+        {"rp_id = \"dkim.example.com\"\n", "webauthn.origins"},  // the missing key is named
+        {"origins = [\"https://dkim.example.com\"]\n", "webauthn.rp_id"},
+        {"rp_id = \"192.0.2.1\"\norigins = [\"https://192.0.2.1\"]\n", "host name"},
+        {"rp_id = \"example.com\"\norigins = [\"https://evil-example.com\"]\n", "evil-example.com"},
+        {"rp_id = \"example.com\"\norigins = [\"http://dkim.example.com\"]\n", "https://"},
+        {"rp_id = \"example.com\"\norigins = [\"https://example.com/console\"]\n", "origins"},
+        {"rp_id = \"Example.com\"\norigins = [\"https://example.com\"]\n", "lower case"},
+        {"rp_id = \"localhost\"\norigins = [\"https://localhost\"]\nuser_verification = "
+         "\"discouraged\"\n",
+         "user_verification"},
+    };
+    for (const auto& [text, named] : wrong) {
+        auto refused = dkim::signerd::load_config(write(head + "[webauthn]\n" + text));
+        ASSERT_FALSE(refused.has_value()) << text;
+        EXPECT_NE(refused.error().find(named), std::string::npos) << refused.error();
+        EXPECT_NE(refused.error().find("signerd.toml:"), std::string::npos) << refused.error();
+    }
+}
+
 }  // namespace

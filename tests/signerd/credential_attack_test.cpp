@@ -66,8 +66,8 @@ class CredentialAttackTest : public ::testing::Test {
 
     FakeGate gate;
     SignerdHarness h{gate, file_pin_options()};
-    const jit::Actor local{jit::Actor::Kind::local, "root",
-                           static_cast<jit::RoleSet>(jit::Role::admin)};
+    const jit::Actor local{
+        jit::Actor::Kind::local, "root", static_cast<jit::RoleSet>(jit::Role::admin), {}};
     std::string erin_secret;
 };
 

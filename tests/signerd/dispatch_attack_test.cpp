@@ -25,7 +25,10 @@ constexpr bool relay_may() {
 // The signing summary needs no credentials either: the reports and admin peers' uids are theirs.
 template <class T>
 constexpr bool needs_no_credentials() {
-    return relay_may<T>() || std::is_same_v<T, ipc::SigningSummaryRequest>;
+    // A passkey login's challenge is asked for before anyone has signed in (it unlocks nothing:
+    // TheLoginChallengeIsTheOnlyRequestWithoutCredentials in passkey_test.cpp).
+    return relay_may<T>() || std::is_same_v<T, ipc::SigningSummaryRequest> ||
+           std::is_same_v<T, ipc::PasskeyLoginChallenge>;
 }
 
 template <class T>

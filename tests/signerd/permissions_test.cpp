@@ -37,8 +37,8 @@ class PermissionsTest : public ::testing::Test {
     }
 
     void add_person(const std::string& name, std::initializer_list<jit::Role> roles, bool totp) {
-        const jit::Actor local{jit::Actor::Kind::local, "root",
-                               static_cast<jit::RoleSet>(jit::Role::admin)};
+        const jit::Actor local{
+            jit::Actor::Kind::local, "root", static_cast<jit::RoleSet>(jit::Role::admin), {}};
         const jit::Actor self = user(name, roles);
         const auto now = h.clock.now();
         Person p{name, name + "-password-123", ""};

@@ -299,8 +299,8 @@ TEST_F(ServiceTest, StateSurvivesARestart) {
 }
 
 TEST_F(ServiceTest, BreakGlassNeedsAnAdminWithTotpAndIsActiveAtOnce) {
-    const jit::Actor local{jit::Actor::Kind::local, "root",
-                           static_cast<jit::RoleSet>(jit::Role::admin)};
+    const jit::Actor local{
+        jit::Actor::Kind::local, "root", static_cast<jit::RoleSet>(jit::Role::admin), {}};
     const auto now = h.clock.now();
     ASSERT_TRUE(h.engine.directory().add_user(
         local, "erin", static_cast<jit::RoleSet>(jit::Role::admin), "erin-password-123", now));

@@ -73,8 +73,8 @@ class SignerdHarness {
           gate_(gate),
           options_(std::move(options)) {
         build();
-        const jit::Actor local{jit::Actor::Kind::local, "root",
-                               static_cast<jit::RoleSet>(jit::Role::admin)};
+        const jit::Actor local{
+            jit::Actor::Kind::local, "root", static_cast<jit::RoleSet>(jit::Role::admin), {}};
         auto add = [&](const std::string& name, jit::Role role, bool totp) {
             Person p{name, name + "-password-123", ""};
             EXPECT_TRUE(engine.directory().add_user(local, name, static_cast<jit::RoleSet>(role),

@@ -129,7 +129,7 @@ inline jit::Actor user(const std::string& name, std::initializer_list<jit::Role>
     for (jit::Role r : roles) {
         set |= static_cast<jit::RoleSet>(r);
     }
-    return jit::Actor{jit::Actor::Kind::user, name, set};
+    return jit::Actor{jit::Actor::Kind::user, name, set, {}};
 }
 
 inline jit::RequestInput sign_request(const std::string& domain, const std::string& selector,

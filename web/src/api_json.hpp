@@ -88,13 +88,74 @@ struct Identity {
     std::optional<std::int64_t> expires_ms;
     std::optional<std::string> csrf_token;  // browser sessions only
     Permissions permissions;
+    std::uint32_t passkeys = 0;
+    // Per operation, the second factors policy accepts for its decisions ("totp", "webauthn").
+    std::vector<std::pair<std::string, std::vector<std::string>>> factors;
     template <class A>
     void save(A& ar) const {
         ar(cereal::make_nvp("user", user), cereal::make_nvp("roles", roles),
            cereal::make_nvp("totp", totp), cereal::make_nvp("auth", auth));
         optional_field(ar, "expires_ms", expires_ms);
         optional_field(ar, "csrf_token", csrf_token);
-        ar(cereal::make_nvp("permissions", permissions));
+        ar(cereal::make_nvp("permissions", permissions), cereal::make_nvp("passkeys", passkeys));
+        ar.setNextName("factors");
+        ar.startNode();
+        for (const auto& [operation, accepted] : factors) {
+            ar(cereal::make_nvp(operation.c_str(), accepted));
+        }
+        ar.finishNode();
+    }
+};
+
+// A user's passkey (public facts only).
+struct Passkey {
+    std::string credential_id;  // base64url
+    std::string user;
+    std::string name;
+    std::string algorithm;
+    std::int64_t created_ms = 0;
+    std::optional<std::int64_t> last_used_ms;
+    bool backup_eligible = false;
+    template <class A>
+    void save(A& ar) const {
+        ar(cereal::make_nvp("credential_id", credential_id), cereal::make_nvp("user", user),
+           cereal::make_nvp("name", name), cereal::make_nvp("algorithm", algorithm),
+           cereal::make_nvp("created_ms", created_ms));
+        optional_field(ar, "last_used_ms", last_used_ms);
+        ar(cereal::make_nvp("backup_eligible", backup_eligible));
+    }
+};
+
+// The options of a WebAuthn ceremony, for navigator.credentials.create / get (byte fields in
+// base64url).
+struct PasskeyChallenge {
+    std::string challenge;
+    std::string rp_id;
+    std::string rp_name;
+    std::optional<std::string> user_id;  // register
+    std::optional<std::string> user_name;
+    std::int64_t timeout_ms = 0;
+    std::string user_verification;  // "required" or "preferred"
+    std::vector<std::string> credentials;
+    std::vector<std::int64_t> algorithms;
+    std::optional<std::string> statement;
+    template <class A>
+    void save(A& ar) const {
+        ar(cereal::make_nvp("challenge", challenge), cereal::make_nvp("rp_id", rp_id),
+           cereal::make_nvp("rp_name", rp_name));
+        if (user_id) {
+            ar.setNextName("user");
+            ar.startNode();
+            ar(cereal::make_nvp("id", *user_id), cereal::make_nvp("name", user_name.value_or("")));
+            ar.finishNode();
+        } else {
+            ar(cereal::make_nvp("user", nullptr));
+        }
+        ar(cereal::make_nvp("timeout_ms", timeout_ms),
+           cereal::make_nvp("user_verification", user_verification),
+           cereal::make_nvp("credentials", credentials),
+           cereal::make_nvp("algorithms", algorithms));
+        optional_field(ar, "statement", statement);
     }
 };
 

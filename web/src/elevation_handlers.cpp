@@ -16,6 +16,16 @@ const std::vector<std::string_view>& elevation_states() {
     return states;
 }
 
+Response elevation_response(Context& ctx, const api::Elevation& e, const std::string& message) {
+    return json_response(
+        http::status::ok,
+        api::object(cereal::make_nvp("elevation", e), cereal::make_nvp("message", message),
+                    cereal::make_nvp("now_ms", to_unix_ms(ctx.now))),
+        ctx.req);
+}
+
+}  // namespace
+
 Result<api::Elevation> find_elevation(Context& ctx, Caller& caller, std::int64_t id) {
     auto list = ctx.call<ipc::RequestsReply>(ipc::ElevationList{caller.credentials, false});
     if (!list) {
@@ -34,16 +44,6 @@ Result<api::Elevation> find_elevation(Context& ctx, Caller& caller, std::int64_t
                               "no elevation request " + std::to_string(id)));
 }
 
-Response elevation_response(Context& ctx, const api::Elevation& e, const std::string& message) {
-    return json_response(
-        http::status::ok,
-        api::object(cereal::make_nvp("elevation", e), cereal::make_nvp("message", message),
-                    cereal::make_nvp("now_ms", to_unix_ms(ctx.now))),
-        ctx.req);
-}
-
-}  // namespace
-
 Result<Response> request_elevation(Context& ctx, Caller& caller) {
     auto body = JsonBody::parse(ctx.req.body());
     if (!body) {
@@ -60,10 +60,14 @@ Result<Response> request_elevation(Context& ctx, Caller& caller) {
     auto reason = body->string("reason", true, 1000);
     auto break_glass = body->boolean("break_glass");
     auto totp = body->string("totp", false, 16);
+    auto assertion = read_assertion(*body, "passkey", false);
     auto finished = body->finish();
     if (auto refused = first_refused(operation, domain, selector, client, duration, budget, reason,
-                                     break_glass, totp, finished)) {
+                                     break_glass, totp, assertion, finished)) {
         return unexpected(*refused);
+    }
+    if (*assertion) {
+        r.auth.passkey = std::move(**assertion);
     }
     r.operation = **operation;
     r.domain = **domain;
@@ -155,24 +159,35 @@ Result<Response> decide(Context& ctx, Caller& caller, const std::string& action)
     if (!body) {
         return unexpected(from_field(body.error()));
     }
-    const bool needs_totp = action != "cancel";
     const bool needs_reason = action == "deny" || action == "revoke";
-    auto totp = body->string("totp", needs_totp, 16);
+    auto totp = body->string("totp", false, 16);
+    auto assertion = read_assertion(*body, "passkey", false);
     auto reason = body->string("reason", needs_reason, 1000);
     auto pin = body->string("pin", false, 256);
     auto finished = body->finish();
-    if (auto refused = first_refused(totp, reason, pin, finished)) {
+    if (auto refused = first_refused(totp, assertion, reason, pin, finished)) {
         return unexpected(*refused);
     }
-    if (action == "cancel" && (*totp || *reason || *pin)) {
+    if (action == "cancel" && (*totp || *assertion || *reason || *pin)) {
         return unexpected(failure(http::status::bad_request, "invalid_field",
                                   "cancel takes no fields",
-                                  *totp     ? "totp"
-                                  : *reason ? "reason"
-                                            : "pin"));
+                                  *totp        ? "totp"
+                                  : *assertion ? "passkey"
+                                  : *reason    ? "reason"
+                                               : "pin"));
+    }
+    // The second factor: a TOTP code or a passkey's assertion (over a challenge for exactly this
+    // decision: POST /api/v1/passkeys/challenge), one of them.
+    if (action != "cancel" && !*totp == !*assertion) {
+        return unexpected(failure(http::status::bad_request, "invalid_field",
+                                  action + " needs a second factor: totp or passkey, one of them",
+                                  *totp ? "passkey" : "totp"));
     }
     ipc::Credentials credentials = caller.credentials;
     credentials.totp = totp->value_or("");
+    if (*assertion) {
+        credentials.passkey = std::move(**assertion);
+    }
     Result<ipc::OkReply> done = unexpected(ApiError{});
     if (action == "revoke") {
         if (*pin) {

@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 
+#include "api_json.hpp"
 #include "context.hpp"
 #include "response.hpp"
 
@@ -22,6 +23,18 @@ Result<Response> get_elevation(Context& ctx, Caller& caller);
 // action: "approve", "deny", "revoke", "cancel"
 Result<Response> decide(Context& ctx, Caller& caller, const std::string& action);
 Result<Response> list_grants(Context& ctx, Caller& caller);
+// The request `id` with its grant, as the caller may see it (404 when there is none).
+Result<api::Elevation> find_elevation(Context& ctx, Caller& caller, std::int64_t id);
+
+// passkey_handlers.cpp, and the passkey login in session_handlers.cpp: WebAuthn ceremonies
+// whose bytes signerd checks.
+Result<Response> passkey_login_challenge(Context& ctx);
+Result<Response> passkey_login(Context& ctx);
+Result<Response> passkey_challenge(Context& ctx, Caller& caller);
+Result<Response> list_passkeys(Context& ctx, Caller& caller);
+Result<Response> register_passkey(Context& ctx, Caller& caller);
+Result<Response> rename_passkey(Context& ctx, Caller& caller);
+Result<Response> remove_passkey(Context& ctx, Caller& caller);
 
 // key_handlers.cpp: the token's keys and the DNS records a domain should publish.
 Result<Response> list_keys(Context& ctx, Caller& caller);

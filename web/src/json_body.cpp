@@ -1,5 +1,7 @@
 #include "json_body.hpp"
 
+#include <algorithm>
+
 // cereal's JSON archive configures RapidJSON (assertions throw); include it first so that
 // every translation unit of dkim_web sees RapidJSON configured the same way.
 #include <rapidjson/document.h>
@@ -8,6 +10,7 @@
 #include <cereal/archives/json.hpp>
 
 #include "dkim/base/wipe.hpp"
+#include "dkim/crypto/base64.hpp"
 
 namespace dkim::web {
 
@@ -138,6 +141,65 @@ Expected<std::optional<bool>, FieldError> JsonBody::boolean(const char* name) {
         return unexpected(FieldError{name, "must be true or false"});
     }
     return std::optional<bool>(found->GetBool());
+}
+
+Expected<std::optional<std::string>, FieldError> JsonBody::bytes(const char* name, bool required,
+                                                                 std::size_t max) {
+    auto text = string(name, required, max / 3 * 4 + 4);
+    if (!text || !*text) {
+        return text;
+    }
+    auto decoded = crypto::base64url_decode(**text);
+    if (!decoded || (required && decoded->empty())) {
+        return unexpected(FieldError{name, "must be base64url without padding"});
+    }
+    if (decoded->size() > max) {
+        return unexpected(FieldError{name, "is longer than " + std::to_string(max) + " bytes"});
+    }
+    return std::optional<std::string>(std::move(*decoded));
+}
+
+Expected<std::optional<std::map<std::string, std::string>>, FieldError> JsonBody::bytes_object(
+    const char* name, const std::vector<std::string>& members, std::size_t max) {
+    seen_.insert(name);
+    const rapidjson::Value* found = impl_->find(name);
+    if (found == nullptr || found->IsNull()) {
+        return std::optional<std::map<std::string, std::string>>();
+    }
+    if (!found->IsObject()) {
+        return unexpected(FieldError{name, "must be an object"});
+    }
+    std::map<std::string, std::string> out;
+    for (rapidjson::SizeType i = 0; i < found->MemberCount(); ++i) {
+        const auto& member = *(found->MemberBegin() + i);
+        const std::string key(member.name.GetString(), member.name.GetStringLength());
+        const std::string field =
+            std::string(name) + "." + (printable(key) && key.size() <= 64 ? key : "?");
+        if (std::find(members.begin(), members.end(), key) == members.end()) {
+            return unexpected(FieldError{field, "is not a field of this object"});
+        }
+        if (out.count(key) != 0) {
+            return unexpected(FieldError{field, "the field appears twice"});
+        }
+        if (!member.value.IsString()) {
+            return unexpected(FieldError{field, "must be a string"});
+        }
+        const std::string_view text(member.value.GetString(), member.value.GetStringLength());
+        if (text.size() > max / 3 * 4 + 4) {
+            return unexpected(
+                FieldError{field, "is longer than " + std::to_string(max) + " bytes"});
+        }
+        auto decoded = crypto::base64url_decode(text);
+        if (!decoded) {
+            return unexpected(FieldError{field, "must be base64url without padding"});
+        }
+        if (decoded->size() > max) {
+            return unexpected(
+                FieldError{field, "is longer than " + std::to_string(max) + " bytes"});
+        }
+        out.emplace(key, std::move(*decoded));
+    }
+    return std::optional<std::map<std::string, std::string>>(std::move(out));
 }
 
 Expected<void, FieldError> JsonBody::finish() const {

@@ -7,11 +7,13 @@
 // nesting), validating UTF-8.
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "dkim/expected.hpp"
 
@@ -37,6 +39,14 @@ class JsonBody {
     Expected<std::optional<std::int64_t>, FieldError> integer(const char* name, bool required,
                                                               std::int64_t min, std::int64_t max);
     Expected<std::optional<bool>, FieldError> boolean(const char* name);
+    // A string of base64url (RFC 4648 §5, no padding), decoded: 1..max bytes once decoded.
+    Expected<std::optional<std::string>, FieldError> bytes(const char* name, bool required,
+                                                           std::size_t max);
+    // An object whose members are base64url strings, decoded (a WebAuthn assertion): only the
+    // members named in `members` (refused: any other, a non-string, a wrong encoding, more than
+    // `max` bytes), each of which may be absent. Errors name "name.member".
+    Expected<std::optional<std::map<std::string, std::string>>, FieldError> bytes_object(
+        const char* name, const std::vector<std::string>& members, std::size_t max);
 
     // Refuses the first field that no getter asked for.
     Expected<void, FieldError> finish() const;

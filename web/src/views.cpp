@@ -1,5 +1,7 @@
 #include "views.hpp"
 
+#include "dkim/crypto/base64.hpp"
+
 namespace dkim::web::detail {
 
 std::vector<std::string> split_roles(const std::string& roles) {
@@ -113,6 +115,86 @@ bool may_read_reports(const std::string& roles) {
 
 bool may_upload_reports(const std::string& roles) {
     return has_role(roles, "admin");
+}
+
+api::Passkey passkey_view(const ipc::PasskeyView& p) {
+    api::Passkey out;
+    out.credential_id = crypto::base64url_encode(p.credential_id);
+    out.user = p.user;
+    out.name = p.name;
+    out.algorithm = p.algorithm;
+    out.created_ms = p.created_ms;
+    if (p.last_used_ms != 0) {
+        out.last_used_ms = p.last_used_ms;
+    }
+    out.backup_eligible = p.backup_eligible;
+    return out;
+}
+
+api::PasskeyChallenge challenge_view(const ipc::PasskeyChallengeReply& c) {
+    api::PasskeyChallenge out;
+    out.challenge = crypto::base64url_encode(c.challenge);
+    out.rp_id = c.rp_id;
+    out.rp_name = c.rp_name;
+    if (!c.user_handle.empty()) {
+        out.user_id = crypto::base64url_encode(c.user_handle);
+        out.user_name = c.user_name;
+    }
+    out.timeout_ms = c.timeout_ms;
+    out.user_verification = c.user_verification_required ? "required" : "preferred";
+    for (const std::string& id : c.credentials) {
+        out.credentials.push_back(crypto::base64url_encode(id));
+    }
+    out.algorithms = c.algorithms;
+    if (!c.statement.empty()) {
+        out.statement = c.statement;
+    }
+    return out;
+}
+
+Expected<std::optional<ipc::PasskeyAssertion>, FieldError> read_assertion(JsonBody& body,
+                                                                          const char* name,
+                                                                          bool required) {
+    // Bounds well above what authenticators send (a clientDataJSON is a few hundred bytes).
+    constexpr std::size_t kMaxField = 16 * 1024;
+    ipc::PasskeyAssertion a;
+    if (name == nullptr) {
+        auto id = body.bytes("credential_id", true, 1023);
+        auto client = body.bytes("client_data_json", true, kMaxField);
+        auto data = body.bytes("authenticator_data", true, kMaxField);
+        auto signature = body.bytes("signature", true, 1024);
+        auto handle = body.bytes("user_handle", false, 64);
+        for (auto* field : {&id, &client, &data, &signature, &handle}) {
+            if (!*field) {
+                return unexpected(field->error());
+            }
+        }
+        a = {**id, **client, **data, **signature, handle->value_or("")};
+        return std::optional<ipc::PasskeyAssertion>(std::move(a));
+    }
+    auto members = body.bytes_object(
+        name,
+        {"credential_id", "client_data_json", "authenticator_data", "signature", "user_handle"},
+        kMaxField);
+    if (!members) {
+        return unexpected(members.error());
+    }
+    if (!*members) {
+        if (required) {
+            return unexpected(FieldError{name, "is required"});
+        }
+        return std::optional<ipc::PasskeyAssertion>();
+    }
+    auto& m = **members;
+    for (const char* member :
+         {"credential_id", "client_data_json", "authenticator_data", "signature"}) {
+        if (m[member].empty()) {
+            return unexpected(FieldError{std::string(name) + "." + member, "is required"});
+        }
+    }
+    a = {m["credential_id"], m["client_data_json"], m["authenticator_data"], m["signature"],
+         m["user_handle"]};
+    return std::optional<ipc::PasskeyAssertion>(std::move(a));
 }
 
 }  // namespace dkim::web::detail

@@ -6,6 +6,7 @@
 
 #include "api_json.hpp"
 #include "dkim/ipc/protocol.hpp"
+#include "json_body.hpp"
 
 namespace dkim::web::detail {
 
@@ -24,5 +25,26 @@ api::Key key_view(const ipc::KeyView& k);
 api::Permissions permissions_view(const ipc::Permissions& p, const std::string& roles);
 bool may_read_reports(const std::string& roles);
 bool may_upload_reports(const std::string& roles);
+
+api::Passkey passkey_view(const ipc::PasskeyView& p);
+api::PasskeyChallenge challenge_view(const ipc::PasskeyChallengeReply& c);
+
+// A WebAuthn assertion as the console sends it: an object of base64url members credential_id,
+// client_data_json, authenticator_data, signature (required) and user_handle (optional). `name`
+// is the member of `body` that holds it; nullptr: the body itself is the assertion.
+Expected<std::optional<ipc::PasskeyAssertion>, FieldError> read_assertion(JsonBody& body,
+                                                                         const char* name,
+                                                                         bool required);
+
+// A JSON object whose members are `value`'s (its save()), at the top level.
+template <class T>
+std::string root_object(const T& value) {
+    std::ostringstream out;
+    {
+        cereal::JSONOutputArchive ar(out, cereal::JSONOutputArchive::Options::NoIndent());
+        value.save(ar);
+    }
+    return out.str();
+}
 
 }  // namespace dkim::web::detail

@@ -86,4 +86,62 @@ std::optional<std::string> base64_decode(std::string_view text) {
     return out;
 }
 
+std::string base64url_encode(std::string_view bytes) {
+    static constexpr char kUrlAlphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    std::string out;
+    out.reserve((bytes.size() * 4 + 2) / 3);
+    std::uint32_t buffer = 0;
+    int bits = 0;
+    for (const char c : bytes) {
+        buffer = (buffer << 8) | static_cast<std::uint8_t>(c);
+        bits += 8;
+        while (bits >= 6) {
+            out += kUrlAlphabet[(buffer >> (bits - 6)) & 63U];
+            bits -= 6;
+        }
+    }
+    if (bits > 0) {
+        out += kUrlAlphabet[(buffer << (6 - bits)) & 63U];
+    }
+    return out;
+}
+
+std::optional<std::string> base64url_decode(std::string_view text) {
+    // Without padding, a length of 1 mod 4 cannot occur.
+    if (text.size() % 4 == 1) {
+        return std::nullopt;
+    }
+    std::string out;
+    out.reserve(text.size() * 3 / 4);
+    std::uint32_t buffer = 0;
+    int bits = 0;
+    for (const char c : text) {
+        int value = 0;
+        if (c >= 'A' && c <= 'Z') {
+            value = c - 'A';
+        } else if (c >= 'a' && c <= 'z') {
+            value = c - 'a' + 26;
+        } else if (c >= '0' && c <= '9') {
+            value = c - '0' + 52;
+        } else if (c == '-') {
+            value = 62;
+        } else if (c == '_') {
+            value = 63;
+        } else {
+            return std::nullopt;
+        }
+        buffer = (buffer << 6) | static_cast<std::uint32_t>(value);
+        bits += 6;
+        if (bits >= 8) {
+            out += static_cast<char>((buffer >> (bits - 8)) & 0xffU);
+            bits -= 8;
+        }
+    }
+    if ((buffer & ((1U << bits) - 1U)) != 0) {
+        return std::nullopt;  // non-zero bits left over
+    }
+    return out;
+}
+
 }  // namespace dkim::crypto

@@ -92,7 +92,8 @@ Outcome<Decision> Authority::request(const Actor& actor, RequestInput input, Tim
             grant = make_grant(*state, r, now);
             records.push_back(record(now, who, "elevation.break_glass", r.scope, "alert", r.reason,
                                      r.id, grant->id));
-            records.back().detail = "BREAK-GLASS: active without approval; " + terms;
+            records.back().detail =
+                "BREAK-GLASS: active without approval; " + terms + detail::factor_note(actor);
             events.push_back(
                 {"break_glass", r.id, grant->id, r.scope.to_string(), who, r.reason, now});
         } else if (const AutoApproveRule* rule = policy_.auto_rule(r, now)) {
@@ -224,7 +225,8 @@ Outcome<Decision> Authority::approve(const Actor& actor, std::int64_t request_id
         records.push_back(
             record(now, actor.audit_name(), "elevation.approve", r.scope, "ok", "", r.id, 0));
         records.back().detail = std::to_string(r.approvals.size()) + " of " +
-                                std::to_string(op_policy.quorum) + " approvals";
+                                std::to_string(op_policy.quorum) + " approvals" +
+                                detail::factor_note(actor);
         std::optional<Grant> grant;
         if (r.approvals.size() >= op_policy.quorum) {
             r.state = RequestState::approved;
@@ -278,6 +280,7 @@ Outcome<Decision> Authority::deny(const Actor& actor, std::int64_t request_id,
         r.decided_at = now;
         std::vector<AuditRecord> records{
             record(now, actor.audit_name(), "elevation.deny", r.scope, "ok", reason, r.id, 0)};
+        records.back().detail = actor.factor;
         events.push_back({"request.denied", r.id, 0, r.scope.to_string(), actor.name, reason, now});
         decided = commit_decision(*state, std::move(r), std::nullopt, std::move(records));
     }

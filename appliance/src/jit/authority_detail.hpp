@@ -20,6 +20,11 @@ inline Unexpected<Refusal> unavailable(const std::string& why) {
                   "the audit log cannot be written, nothing was changed: " + why);
 }
 
+// How the actor's second factor was proven, appended to a decision's audit detail ("; factor=...").
+inline std::string factor_note(const Actor& actor) {
+    return actor.factor.empty() ? std::string() : "; " + actor.factor;
+}
+
 // One line of printable text: no control characters.
 inline bool printable(std::string_view text) {
     return std::none_of(text.begin(), text.end(), [](char c) {

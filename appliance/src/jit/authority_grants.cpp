@@ -74,7 +74,7 @@ Outcome<Grant> Authority::revoke(const Actor& actor, std::int64_t grant_id,
         g.end_recorded = true;
         AuditRecord r = record(now, actor.audit_name(), "grant.revoke", g.scope, "ok", reason,
                                g.request_id, g.id);
-        r.detail = "after " + std::to_string(g.uses) + " uses";
+        r.detail = "after " + std::to_string(g.uses) + " uses" + detail::factor_note(actor);
         std::vector<Mutation> mutations{g};
         std::vector<AuditRecord> records{std::move(r)};
         // Its renewal goes with it, in the same commit: a pending one is closed, a scheduled

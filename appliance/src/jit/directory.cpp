@@ -57,6 +57,11 @@ Directory::Directory(Journal& journal, const StoredState& stored, PasswordCost c
         state->token_by_hash[t.hash] = t.id;
         state->next_token_id = std::max(state->next_token_id, t.id + 1);
     }
+    for (const Passkey& p : stored.passkeys) {
+        if (state->users.count(p.user) != 0) {
+            state->passkeys[p.credential_id] = p;
+        }
+    }
     for (const LoginFailures& f : stored.login_failures) {
         if (state->users.count(f.user) != 0) {
             LoginFailures& kept = state->failures[f.user];
@@ -70,7 +75,7 @@ Directory::Directory(Journal& journal, const StoredState& stored, PasswordCost c
 }
 
 Actor Directory::actor_of(const User& user) {
-    return Actor{Actor::Kind::user, user.name, user.roles};
+    return Actor{Actor::Kind::user, user.name, user.roles, {}};
 }
 
 Outcome<User> Directory::save(State& state, User user, AuditRecord record) {

@@ -214,6 +214,21 @@ void read_operation(config::TableReader& r, OperationPolicy& p) {
         }
         p.renew_before = *parsed;
     }
+    if (auto factors = r.strings("factors")) {
+        p.accepts_totp = p.accepts_webauthn = false;
+        for (const std::string& factor : *factors) {
+            if (factor == "totp") {
+                p.accepts_totp = true;
+            } else if (factor == "webauthn") {
+                p.accepts_webauthn = true;
+            } else {
+                r.fail("factors", "unknown factor '" + factor + "' (totp, webauthn)");
+            }
+        }
+        if (!p.accepts_totp && !p.accepts_webauthn) {
+            r.fail("factors", "at least one second factor (\"totp\", \"webauthn\")");
+        }
+    }
     if (auto pattern = r.string("ticket_pattern")) {
         try {
             p.ticket_regex.emplace(*pattern, std::regex::ECMAScript | std::regex::optimize);

@@ -210,6 +210,36 @@ bool SqliteConnection::apply(const LoginFailures& f) {
     return done(s);
 }
 
+bool SqliteConnection::apply(const Passkey& p) {
+    if (p.removed) {
+        Statement* s = statement("DELETE FROM passkeys WHERE credential_id = ?");
+        if (s == nullptr) {
+            return false;
+        }
+        s->bind_blob(p.credential_id);
+        return done(s);
+    }
+    // The counter only grows here too: two writes landing out of order keep the higher.
+    Statement* s = statement(
+        "INSERT INTO passkeys(credential_id, user, name, public_key, algorithm, sign_count, "
+        "backup_eligible, created, last_used) VALUES (?,?,?,?,?,?,?,?,?) "
+        "ON CONFLICT(credential_id) DO UPDATE SET name = excluded.name, "
+        "sign_count = max(sign_count, excluded.sign_count), last_used = excluded.last_used "
+        "WHERE user = excluded.user");
+    if (s == nullptr) {
+        return false;
+    }
+    s->bind_blob(p.credential_id).bind(p.user).bind(p.name).bind_blob(p.public_key);
+    s->bind(p.algorithm).bind(static_cast<std::int64_t>(p.sign_count));
+    s->bind(std::int64_t{p.backup_eligible ? 1 : 0}).bind(to_unix_ms(p.created));
+    if (p.last_used) {
+        s->bind(to_unix_ms(*p.last_used));
+    } else {
+        s->bind_null();
+    }
+    return done(s);
+}
+
 bool SqliteConnection::append(const AuditRecord& r) {
     Statement* s = statement(
         "INSERT INTO audit(seq, time, actor, action, scope, outcome, reason, request_id, "

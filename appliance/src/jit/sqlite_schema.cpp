@@ -62,6 +62,11 @@ CREATE TABLE IF NOT EXISTS signing_hours(
   signatures INTEGER NOT NULL, refusals INTEGER NOT NULL,
   PRIMARY KEY(hour, domain, selector)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS signing_hours_by_domain ON signing_hours(domain, hour);
+-- Schema 8: users' WebAuthn credentials (public keys and signature counters, never a secret).
+CREATE TABLE IF NOT EXISTS passkeys(
+  credential_id BLOB PRIMARY KEY, user TEXT NOT NULL, name TEXT NOT NULL, public_key BLOB NOT NULL,
+  algorithm TEXT NOT NULL, sign_count INTEGER NOT NULL, backup_eligible INTEGER NOT NULL,
+  created INTEGER NOT NULL, last_used INTEGER);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
@@ -84,7 +89,8 @@ CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
 //   5: grants.exhausted_at: when the use that spent a grant's budget was given
 //   6: signing_hours (the signing summary), counting from the end of the log as it was then
 //   7: requests.renews: the grant a renewal request renews (0: not a renewal)
-constexpr int kSchemaVersion = 7;
+//   8: passkeys (users' WebAuthn credentials: public keys and signature counters)
+constexpr int kSchemaVersion = 8;
 struct Migration {
     const char* table;  // with column: what the step adds; nullptr: it always runs
     const char* column;
@@ -115,6 +121,8 @@ constexpr Migration kMigrations[] = {
      "SELECT 'signing_hours_since', CAST(COALESCE(MAX(time), 0) AS TEXT) FROM audit;"},
     // 6 -> 7: no request of an older store renews a grant (0: none).
     {"requests", "renews", "ALTER TABLE requests ADD COLUMN renews INTEGER NOT NULL DEFAULT 0;"},
+    // 7 -> 8: the table is created by kSchema, empty: nobody has a passkey yet.
+    {nullptr, nullptr, ""},
 };
 static_assert(static_cast<int>(std::size(kMigrations)) == kSchemaVersion - 1);
 

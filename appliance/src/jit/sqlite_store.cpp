@@ -285,6 +285,27 @@ Expected<StoredState, std::string> SqliteStore::load() {
     } else {
         return unexpected(connection->error("cannot read the login failures"));
     }
+    if (Statement* s = connection->statement(
+            "SELECT credential_id, user, name, public_key, algorithm, sign_count, "
+            "backup_eligible, created, last_used FROM passkeys ORDER BY user, created")) {
+        while (s->step() == SQLITE_ROW) {
+            Passkey p;
+            p.credential_id = s->text(0);
+            p.user = s->text(1);
+            p.name = s->text(2);
+            p.public_key = s->text(3);
+            p.algorithm = s->text(4);
+            p.sign_count = static_cast<std::uint32_t>(s->integer(5));
+            p.backup_eligible = s->integer(6) != 0;
+            p.created = from_unix_ms(s->integer(7));
+            if (!s->is_null(8)) {
+                p.last_used = from_unix_ms(s->integer(8));
+            }
+            state.passkeys.push_back(std::move(p));
+        }
+    } else {
+        return unexpected(connection->error("cannot read the passkeys"));
+    }
     if (Statement* s =
             connection->statement("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")) {
         if (s->step() == SQLITE_ROW) {

@@ -9,6 +9,7 @@
 #include <optional>
 #include <utility>
 
+#include "dkim/crypto/base64.hpp"
 #include "dkim/crypto/sha256.hpp"
 #include "webauthn_cbor.hpp"
 #include "webauthn_detail.hpp"
@@ -531,62 +532,11 @@ Expected<ClientData, std::string> parse_client_data(std::string_view json) {
 }
 
 std::string base64url_encode(std::string_view bytes) {
-    static constexpr char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    std::string out;
-    out.reserve((bytes.size() * 4 + 2) / 3);
-    std::uint32_t buffer = 0;
-    int bits = 0;
-    for (const char c : bytes) {
-        buffer = (buffer << 8) | static_cast<std::uint8_t>(c);
-        bits += 8;
-        while (bits >= 6) {
-            out += alphabet[(buffer >> (bits - 6)) & 63U];
-            bits -= 6;
-        }
-    }
-    if (bits > 0) {
-        out += alphabet[(buffer << (6 - bits)) & 63U];
-    }
-    return out;
+    return crypto::base64url_encode(bytes);
 }
 
 std::optional<std::string> base64url_decode(std::string_view text) {
-    // RFC 4648 §5 without padding: a length of 1 mod 4 cannot occur, and the bits left over at
-    // the end must be zero (otherwise two texts would decode to the same bytes).
-    if (text.size() % 4 == 1) {
-        return std::nullopt;
-    }
-    std::string out;
-    out.reserve(text.size() * 3 / 4);
-    std::uint32_t buffer = 0;
-    int bits = 0;
-    for (const char c : text) {
-        int value = -1;
-        if (c >= 'A' && c <= 'Z') {
-            value = c - 'A';
-        } else if (c >= 'a' && c <= 'z') {
-            value = c - 'a' + 26;
-        } else if (c >= '0' && c <= '9') {
-            value = c - '0' + 52;
-        } else if (c == '-') {
-            value = 62;
-        } else if (c == '_') {
-            value = 63;
-        } else {
-            return std::nullopt;
-        }
-        buffer = (buffer << 6) | static_cast<std::uint32_t>(value);
-        bits += 6;
-        if (bits >= 8) {
-            out += static_cast<char>((buffer >> (bits - 8)) & 0xffU);
-            bits -= 8;
-        }
-    }
-    if ((buffer & ((1U << bits) - 1U)) != 0) {
-        return std::nullopt;
-    }
-    return out;
+    return crypto::base64url_decode(text);
 }
 
 }  // namespace dkim::jit::webauthn

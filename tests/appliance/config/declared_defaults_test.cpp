@@ -314,6 +314,11 @@ TEST(DeclaredDefaultsTest, Signerd) {
         return ms(std::chrono::duration_cast<std::chrono::milliseconds>(c.profile.max_lifetime));
     });
     d.expect("metrics.listen", [](const C& c) { return c.metrics_listen; });
+    d.expect("webauthn.origins", [](const C& c) { return list(c.webauthn.origins); });
+    d.expect("webauthn.rp_name", [](const C& c) { return c.webauthn.rp_name; });
+    d.expect("webauthn.user_verification", [](const C& c) {
+        return std::string(c.webauthn.require_user_verification ? "required" : "preferred");
+    });
     // Each operation's table, empty: its own defaults, not another's.
     const std::string operations =
         "[policy.sign]\n[policy.admin]\n[policy.key.generate]\n"
@@ -325,6 +330,16 @@ TEST(DeclaredDefaultsTest, Signerd) {
     operation("policy.<operation>.renew_before",
               [](const auto& p) { return p.renew_before.to_string(); });
     operation("policy.<operation>.quorum", [](const auto& p) { return std::to_string(p.quorum); });
+    operation("policy.<operation>.factors", [](const auto& p) {
+        std::vector<std::string> accepted;
+        if (p.accepts_totp) {
+            accepted.emplace_back("totp");
+        }
+        if (p.accepts_webauthn) {
+            accepted.emplace_back("webauthn");
+        }
+        return list(accepted);
+    });
     operation("policy.<operation>.approvers", [](const auto& p) { return list(p.approvers); });
     d.expect("policy.break_glass.max_duration",
              [](const C& c) { return ms(c.policy.break_glass_max); });

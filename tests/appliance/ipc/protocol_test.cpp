@@ -68,7 +68,9 @@ std::string wiped_fields(std::size_t& index) {
 // Every string field of every request type, in the order serialize() names them: 's' for a
 // secret that wipe_secrets must wipe, 'p' for a field it keeps. A new field or a new request
 // type fails this test until it is classified here (and, if it is secret, wiped).
-const std::string kCredentials = "psssp";  // user, password, token, totp, token_kind
+// user, password, token, totp, token_kind, and the passkey assertion's five fields (not secret:
+// bound to one challenge, used once)
+const std::string kCredentials = "psssp" "ppppp";
 
 class WipeSecretsTest : public ::testing::Test {
   protected:
@@ -112,12 +114,20 @@ TEST_F(WipeSecretsTest, EveryRequestTypeHasEverySecretWipedAndNothingElse) {
     expect<KeyImport>("KeyImport", kCredentials + "ppsp");
     expect<SigningKeysRequest>("SigningKeysRequest", "p");        // domain
     expect<SigningSummaryRequest>("SigningSummaryRequest", "p");  // domain
+    expect<PasskeyLoginChallenge>("PasskeyLoginChallenge", "");
+    // purpose, reason, credential_id, attestation_object, operation, domain, selector, client
+    expect<PasskeyChallenge>("PasskeyChallenge", kCredentials + "pppppppp");
+    // name, client_data_json, attestation_object
+    expect<PasskeyRegister>("PasskeyRegister", kCredentials + "ppp");
+    expect<PasskeyList>("PasskeyList", kCredentials + "p");               // user
+    expect<PasskeyRename>("PasskeyRename", kCredentials + "pp");          // credential_id, name
+    expect<PasskeyRemove>("PasskeyRemove", kCredentials + "pp");          // user, credential_id
     EXPECT_EQ(seen_.size(), std::variant_size_v<Request>)
         << "a request type is missing above: classify its fields";
 }
 
 TEST(CredentialsTest, WipeLeavesTheUserAndTheTokenKind) {
-    Credentials c{"alice", "pw", "tok", "123456", "api"};
+    Credentials c{"alice", "pw", "tok", "123456", "api", {}};
     c.wipe();
     EXPECT_EQ(c.user, "alice");
     EXPECT_EQ(c.token_kind, "api");

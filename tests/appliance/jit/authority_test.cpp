@@ -37,7 +37,7 @@ TEST_F(AuthorityTest, RequestNeedsRequesterRoleReasonScopeAndDurationWithinPolic
               Refusal::Code::invalid);
     EXPECT_EQ(code_of(a.request(alice, sign_request("example.com", "s1", 1h, 0), t0)),
               Refusal::Code::invalid);
-    jit::Actor service{jit::Actor::Kind::service, "relay", 0};
+    jit::Actor service{jit::Actor::Kind::service, "relay", 0, {}};
     EXPECT_EQ(code_of(a.request(service, sign_request("example.com", "s1", 1h), t0)),
               Refusal::Code::forbidden);
     EXPECT_TRUE(a.requests().empty());

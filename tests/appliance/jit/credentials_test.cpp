@@ -56,7 +56,8 @@ class DirectoryTest : public ::testing::Test {
   protected:
     JitEngine engine;
     TimePoint t0 = test_epoch();
-    jit::Actor local{jit::Actor::Kind::local, "root", static_cast<jit::RoleSet>(jit::Role::admin)};
+    jit::Actor local{
+        jit::Actor::Kind::local, "root", static_cast<jit::RoleSet>(jit::Role::admin), {}};
 };
 
 TEST_F(DirectoryTest, PasswordsTokensAndDisabledUsers) {

@@ -44,7 +44,8 @@ class LockoutTest : public ::testing::Test {
 
     JitEngine engine;
     TimePoint t0 = test_epoch();
-    jit::Actor local{jit::Actor::Kind::local, "root", static_cast<jit::RoleSet>(jit::Role::admin)};
+    jit::Actor local{
+        jit::Actor::Kind::local, "root", static_cast<jit::RoleSet>(jit::Role::admin), {}};
     jit::Actor bob = user("bob", {jit::Role::approver});
 };
 
@@ -251,8 +252,8 @@ TEST(LockoutStoreTest, AVersionOneStoreIsMigrated) {
 TEST(LockoutStoreTest, ASchemaTwoStoreIsMigratedWithItsFailures) {
     const TimePoint t0 = test_epoch();
     JitEngine engine(jit::Policy::defaults(), true);
-    const jit::Actor local{jit::Actor::Kind::local, "root",
-                           static_cast<jit::RoleSet>(jit::Role::admin)};
+    const jit::Actor local{
+        jit::Actor::Kind::local, "root", static_cast<jit::RoleSet>(jit::Role::admin), {}};
     for (const char* name : {"bob", "carol"}) {
         ASSERT_TRUE(engine.directory().add_user(
             local, name, static_cast<jit::RoleSet>(jit::Role::approver), kPassword, t0));
@@ -387,8 +388,8 @@ std::int64_t step_at(TimePoint t) {
 void run_lockout_schedule(std::uint32_t seed, int steps) {
     std::mt19937 rng(seed);
     JitEngine engine(jit::Policy::defaults(), true);
-    const jit::Actor local{jit::Actor::Kind::local, "root",
-                           static_cast<jit::RoleSet>(jit::Role::admin)};
+    const jit::Actor local{
+        jit::Actor::Kind::local, "root", static_cast<jit::RoleSet>(jit::Role::admin), {}};
     const jit::Actor approver = user("bob", {jit::Role::approver});
     TimePoint now = test_epoch();
     ASSERT_TRUE(engine.directory().add_user(local, "bob", approver.roles, kPassword, now));

@@ -34,16 +34,35 @@ inline constexpr std::uint16_t kProtocolVersion = 1;
 // the CLI's --token-file). signerd refuses a token of the other kind as it refuses a wrong
 // one, so a console session token cannot be replayed as a Bearer token around webd's idle
 // timeout, even after webd forgot the session.
+//
+// passkey is the other second factor (and, alone, a username-less login): a WebAuthn assertion
+// exactly as the browser made it (raw bytes, decoded from the console's base64url by webd and
+// otherwise unchanged). It is not secret: it is bound to one challenge that signerd issued and
+// takes back at its first use.
+struct PasskeyAssertion {
+    std::string credential_id;
+    std::string client_data_json;
+    std::string authenticator_data;
+    std::string signature;
+    std::string user_handle;
+    bool empty() const { return credential_id.empty() && client_data_json.empty(); }
+    template <class A>
+    void serialize(A& ar) {
+        ar(credential_id, client_data_json, authenticator_data, signature, user_handle);
+    }
+};
+
 struct Credentials {
     std::string user;
     std::string password;
     std::string token;
     std::string totp;
     std::string token_kind;
+    PasskeyAssertion passkey{};
     void wipe() noexcept;
     template <class A>
     void serialize(A& ar) {
-        ar(user, password, token, totp, token_kind);
+        ar(user, password, token, totp, token_kind, passkey);
     }
 };
 
@@ -361,13 +380,101 @@ struct SigningSummaryRequest {
 inline constexpr std::int64_t kMaxSummaryRange = std::int64_t{400} * 86400;  // seconds
 inline constexpr std::size_t kMaxSummaryRows = 10'000;
 
+// --- passkeys (WebAuthn) ---------------------------------------------------------------------
+
+// A challenge for a username-less passkey login: no credentials (from the web and admin peers).
+struct PasskeyLoginChallenge {
+    template <class A>
+    void serialize(A& /*ar*/) {}
+};
+
+// A challenge for the caller's next WebAuthn ceremony. purpose:
+//   "register"          navigator.credentials.create for a new passkey of the caller
+//   "register_confirm"  an existing passkey's consent to adding the credential of
+//                       attestation_object (raw bytes)
+//   "approve", "deny"   request `id` (deny: with `reason`)
+//   "revoke"            grant `id`, with `reason`
+//   "break_glass"       the break-glass request of operation ... budget (with `reason`)
+//   "remove"            removing the caller's passkey `credential_id` (raw bytes)
+// A decision's challenge commits to the decision (dkim/jit/challenges.hpp); the reply's
+// statement is the text it commits to.
+struct PasskeyChallenge {
+    Credentials auth;
+    std::string purpose;
+    std::int64_t id = 0;
+    std::string reason;
+    std::string credential_id;
+    std::string attestation_object;
+    // break_glass: the request's terms, as ElevationRequest carries them
+    std::string operation;
+    std::string domain;
+    std::string selector = "*";
+    std::string client = "*";
+    std::int64_t duration_seconds = 0;
+    std::optional<std::uint64_t> budget;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, purpose, id, reason, credential_id, attestation_object, operation, domain,
+           selector, client, duration_seconds, budget);
+    }
+};
+
+// Registers a passkey for the caller (a session of theirs): the browser's clientDataJSON and
+// attestationObject, and the caller's consent as a second factor: auth.totp for a first passkey,
+// or auth.passkey (an existing passkey's assertion over the "register_confirm" challenge).
+struct PasskeyRegister {
+    Credentials auth;
+    std::string name;
+    std::string client_data_json;
+    std::string attestation_object;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, name, client_data_json, attestation_object);
+    }
+};
+
+// The caller's passkeys; `user` (admin, auditor, local operator): another user's, "*": all.
+struct PasskeyList {
+    Credentials auth;
+    std::string user;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, user);
+    }
+};
+
+struct PasskeyRename {
+    Credentials auth;
+    std::string credential_id;  // raw bytes
+    std::string name;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, credential_id, name);
+    }
+};
+
+// Removes a passkey: the caller's own with a second factor (auth.totp, or auth.passkey over a
+// "remove" challenge), never their last through webd; `user`'s (the local operator, or an admin
+// under an admin grant, at the CLI), the last one included.
+struct PasskeyRemove {
+    Credentials auth;
+    std::string user;
+    std::string credential_id;  // raw bytes
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, user, credential_id);
+    }
+};
+
 // New alternatives go at the end: the index is the wire tag.
 using Request =
     std::variant<SignRequest, StatusRequest, SessionCreate, UserAdd, UserList, UserSetDisabled,
                  ApiTokenCreate, ApiTokenRevoke, TotpEnrol, TotpConfirm, ElevationRequest,
                  ElevationList, ElevationDecide, GrantRevoke, GrantList, AuditShow,
                  PublicKeyRequest, WhoAmI, SessionEnd, KeyList, KeyGenerate, AuditVerify,
-                 KeyActivate, KeyRetire, KeyImport, SigningKeysRequest, SigningSummaryRequest>;
+                 KeyActivate, KeyRetire, KeyImport, SigningKeysRequest, SigningSummaryRequest,
+                 PasskeyLoginChallenge, PasskeyChallenge, PasskeyRegister, PasskeyList,
+                 PasskeyRename, PasskeyRemove>;
 
 // Wipes every secret a request carries: the credentials' password, token and TOTP code, a new
 // user's password, a PIN, a TOTP confirmation code, an imported private key. Every process
@@ -609,6 +716,16 @@ struct Permissions {
     }
 };
 
+// Which second factors policy accepts for an operation's decisions.
+struct OperationFactors {
+    std::string operation;             // "sign", "key.generate", ...
+    std::vector<std::string> factors;  // "totp", "webauthn"
+    template <class A>
+    void serialize(A& ar) {
+        ar(operation, factors);
+    }
+};
+
 struct IdentityReply {
     std::string name;
     std::string roles;       // "approver,requester"
@@ -618,9 +735,54 @@ struct IdentityReply {
     std::int64_t token_id = 0;
     std::int64_t token_expires_ms = 0;  // 0: never, or no token
     Permissions permissions;
+    std::uint32_t passkeys = 0;  // the caller's registered passkeys
+    std::vector<OperationFactors> factors{};
     template <class A>
     void serialize(A& ar) {
-        ar(name, roles, kind, totp, token_kind, token_id, token_expires_ms, permissions);
+        ar(name, roles, kind, totp, token_kind, token_id, token_expires_ms, permissions, passkeys,
+           factors);
+    }
+};
+
+// A WebAuthn ceremony's options, for the console's navigator.credentials.create / get.
+struct PasskeyChallengeReply {
+    std::string challenge;  // raw bytes
+    std::string rp_id;
+    std::string rp_name;
+    std::string user_handle;  // register: user.id
+    std::string user_name;
+    std::int64_t timeout_ms = 0;
+    bool user_verification_required = true;
+    // register: excludeCredentials; decisions: allowCredentials (raw ids)
+    std::vector<std::string> credentials;
+    std::vector<std::int64_t> algorithms;  // register: COSE identifiers accepted
+    std::string statement;                 // decisions: what the challenge commits to
+    template <class A>
+    void serialize(A& ar) {
+        ar(challenge, rp_id, rp_name, user_handle, user_name, timeout_ms,
+           user_verification_required, credentials, algorithms, statement);
+    }
+};
+
+struct PasskeyView {
+    std::string credential_id;  // raw bytes
+    std::string user;
+    std::string name;
+    std::string algorithm;
+    std::int64_t created_ms = 0;
+    std::int64_t last_used_ms = 0;  // 0: never
+    bool backup_eligible = false;
+    template <class A>
+    void serialize(A& ar) {
+        ar(credential_id, user, name, algorithm, created_ms, last_used_ms, backup_eligible);
+    }
+};
+
+struct PasskeysReply {
+    std::vector<PasskeyView> passkeys;
+    template <class A>
+    void serialize(A& ar) {
+        ar(passkeys);
     }
 };
 
@@ -740,6 +902,7 @@ struct SigningSummaryReply {
 
 using Reply = std::variant<ErrorReply, SignReply, StatusReply, OkReply, UsersReply, RequestsReply,
                            GrantsReply, AuditReply, PublicKeyReply, IdentityReply, KeysReply,
-                           AuditVerifyReply, SigningKeysReply, SigningSummaryReply>;
+                           AuditVerifyReply, SigningKeysReply, SigningSummaryReply,
+                           PasskeyChallengeReply, PasskeysReply>;
 
 }  // namespace dkim::ipc

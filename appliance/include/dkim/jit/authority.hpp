@@ -35,6 +35,10 @@ struct Actor {
     Kind kind = Kind::user;
     std::string name;  // user name; service name; local user name
     RoleSet roles = 0;
+    // How this call's second factor was proven, for the audit record of the decision it makes:
+    // "factor=totp", or "factor=webauthn; credential=...; challenge_sha256=...; ..." (signerd's
+    // elevation handlers set it after checking the factor). Empty: none was asked for.
+    std::string factor{};
 
     // "alice", "service:relay", "local:root": how the audit log names the actor.
     std::string audit_name() const;

@@ -18,6 +18,7 @@
 #include "dkim/jit/authority.hpp"
 #include "dkim/jit/credentials.hpp"
 #include "dkim/jit/journal.hpp"
+#include "dkim/jit/webauthn.hpp"
 #include "dkim/lock_guarded.hpp"
 
 namespace dkim::jit {
@@ -75,6 +76,38 @@ class Directory {
     // is remembered durably).
     Outcome<void> check_totp(const Actor& actor, std::string_view code, TimePoint now);
 
+    // --- passkeys (WebAuthn credentials: dkim/jit/webauthn.hpp; challenges: challenges.hpp) ---
+    // Stores a registration signerd has verified, for `user`, with the user's label for it. A
+    // credential id already registered (to anyone) is refused.
+    Outcome<Passkey> add_passkey(const Actor& by, const std::string& user,
+                                 const webauthn::Registration& registration,
+                                 const std::string& name, TimePoint now);
+    // A user's passkeys (every user's when `user` is empty), oldest first.
+    std::vector<Passkey> passkeys(const std::string& user) const;
+    Outcome<Passkey> rename_passkey(const Actor& by, const std::string& user,
+                                    std::string_view credential_id, const std::string& name,
+                                    TimePoint now);
+    // Removing the last passkey of a user needs `allow_last` (the caller has checked that `by` is
+    // the local operator or an admin under an admin grant, never through dkim-webd: the same
+    // care as replacing a confirmed TOTP).
+    Outcome<Passkey> remove_passkey(const Actor& by, const std::string& user,
+                                    std::string_view credential_id, bool allow_last, TimePoint now);
+    struct PasskeyUse {
+        Actor actor;
+        Passkey passkey;  // after this use (its new counter)
+    };
+    // Checks an assertion against the challenge it must carry (webauthn::verify_assertion), by
+    // `user`'s own credential; with `user` empty (a username-less login), by whoever's
+    // credential it is. A disabled or locked-out user is refused; a refusal counts as a failure
+    // towards the lockout (like a wrong password) and is on the audit log as `action`. On
+    // success the new counter is durable, with an `action` record, before this returns.
+    // `refused_before`: the caller refused the assertion already (its challenge was not one it
+    // issued for this); it is refused, counted and recorded with that reason, unverified.
+    Outcome<PasskeyUse> check_passkey(const std::string& user, const webauthn::Assertion& assertion,
+                                      std::string_view challenge, const webauthn::RelyingParty& rp,
+                                      bool require_uv, const std::string& action, TimePoint now,
+                                      const std::string& refused_before = {});
+
     // Whether `name` is locked out at `now` (for tests and status).
     bool locked_out_at(const std::string& name, TimePoint now) const;
     // How many names have failure records (bounded by the number of users).
@@ -93,6 +126,7 @@ class Directory {
         std::map<std::string, std::int64_t> token_by_hash;
         std::int64_t next_token_id = 1;
         std::map<std::string, LoginFailures> failures;  // existing users only
+        std::map<std::string, Passkey> passkeys;        // by credential id
     };
 
     static bool locked_out(const State& state, const std::string& name, TimePoint now);
@@ -113,5 +147,10 @@ class Directory {
 };
 
 bool is_valid_user_name(std::string_view name);
+
+// The WebAuthn user handle of a user (user.id in navigator.credentials.create): 16 bytes of
+// SHA-256 over the name, stable, so that an authenticator replaces its discoverable credential
+// for the same user instead of adding another.
+std::string passkey_user_handle(std::string_view user);
 
 }  // namespace dkim::jit

@@ -76,6 +76,22 @@ struct User {
     TimePoint created;
 };
 
+// A WebAuthn credential (passkey) of a user, registered through the console and checked by
+// signerd (dkim/jit/webauthn.hpp). The private key never leaves the user's authenticator; signerd
+// keeps the public key and the signature counter. removed: the record that deletes it.
+struct Passkey {
+    std::string credential_id;  // raw bytes, unique across users
+    std::string user;
+    std::string name;        // the user's label for it ("YubiKey 5C", "laptop")
+    std::string public_key;  // COSE_Key bytes
+    std::string algorithm;   // "ES256", "Ed25519", "RS256"
+    std::uint32_t sign_count = 0;
+    bool backup_eligible = false;  // a synced passkey (its counter may stay zero)
+    TimePoint created;
+    std::optional<TimePoint> last_used;
+    bool removed = false;
+};
+
 enum class TokenKind : std::uint8_t { api, session };
 struct ApiToken {
     std::int64_t id = 0;

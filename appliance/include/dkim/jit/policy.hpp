@@ -49,6 +49,11 @@ struct OperationPolicy {
     Duration pending_expiry = std::chrono::hours(24);
     std::optional<std::string> ticket_pattern;  // the reason must contain a match
     std::optional<std::regex> ticket_regex;
+    // The second factors accepted for this operation's decisions (approve, deny, revoke,
+    // break-glass): "totp" (a code, which a compromised webd could spend on another decision)
+    // and "webauthn" (a passkey assertion bound to the decision). Never empty.
+    bool accepts_totp = true;
+    bool accepts_webauthn = true;
     RenewBefore renew_before;  // off, but sign's default is 20% (Policy::defaults)
 
     bool may_approve(std::string_view user, RoleSet roles) const;

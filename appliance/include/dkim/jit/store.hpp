@@ -1,5 +1,5 @@
 #pragma once
-// Durable state of signerd: users, API-token hashes, elevation requests and approvals,
+// Durable state of signerd: users, API-token hashes, passkeys (public keys and counters), elevation requests and approvals,
 // grants with their use counters, the DKIM keys' lifecycle, the audit log and its checkpoints,
 // and the signing summary (signatures and refusals per domain, selector and hour). One commit is
 // one transaction that is durable (fsync'd) before it returns: a state change and the audit
@@ -99,7 +99,7 @@ struct LoginFailures {
 };
 
 using Mutation = std::variant<User, ApiToken, Request, Grant, GrantUses, Checkpoint, KeyRecord,
-                              LoginFailures, SigningTally>;
+                              LoginFailures, SigningTally, Passkey>;
 
 struct StoredState {
     std::vector<User> users;
@@ -108,6 +108,7 @@ struct StoredState {
     std::vector<Grant> grants;
     std::vector<KeyRecord> keys;
     std::vector<LoginFailures> login_failures;
+    std::vector<Passkey> passkeys;
     std::int64_t audit_seq = 0;  // records in the log
     ChainHash audit_head{};      // hash of the last record
 };
