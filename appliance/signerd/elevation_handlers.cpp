@@ -241,8 +241,15 @@ ipc::Reply ElevationHandlers::operate(const Actor& caller, ipc::ElevationDecide&
     }
     lifecycle_.notify_change();
     if (approved->grant) {
+        const jit::Grant& g = *approved->grant;
+        // A renewal approved while the grant it renews lasts starts when that one ends.
+        const std::string when =
+            g.starts > now ? " scheduled: it starts as grant " +
+                                 std::to_string(approved->request.renews) + " ends, in " +
+                                 jit::format_duration(g.starts - now)
+                           : " active";
         return ipc::OkReply{"request " + std::to_string(r.id) + " approved: grant " +
-                                std::to_string(approved->grant->id) + " active" +
+                                std::to_string(g.id) + when +
                                 superseded_note(approved->superseded),
                             approved->grant->id, ""};
     }

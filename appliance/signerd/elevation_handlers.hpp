@@ -18,10 +18,9 @@ namespace dkim::signerd {
 
 class ElevationHandlers {
   public:
-    ElevationHandlers(jit::Authority& authority, jit::Directory& directory,
-                      TokenLifecycle& lifecycle, PinSourceKind pin_source, SecondFactors& factors)
+    ElevationHandlers(jit::Authority& authority, TokenLifecycle& lifecycle,
+                      PinSourceKind pin_source, SecondFactors& factors)
         : authority_(authority),
-          directory_(directory),
           lifecycle_(lifecycle),
           pin_source_(pin_source),
           factors_(factors) {}
@@ -34,7 +33,6 @@ class ElevationHandlers {
 
   private:
     jit::Authority& authority_;
-    jit::Directory& directory_;
     TokenLifecycle& lifecycle_;
     const PinSourceKind pin_source_;
     SecondFactors& factors_;

@@ -47,7 +47,7 @@ Service::Service(jit::Journal& journal, jit::Authority& authority, jit::Director
       factors_(directory, authority.policy(), options.webauthn),
       identities_(authority, directory, options.webauthn.enabled()),
       passkeys_(authority, directory, factors_),
-      elevations_(authority, directory, lifecycle_, options.pin_source, factors_),
+      elevations_(authority, lifecycle_, options.pin_source, factors_),
       keys_(journal, authority, keys, gate, lifecycle_),
       audit_(journal, gate, options.checkpoint_interval, options.checkpoint_records),
       summary_(journal, authority, signing_.profile().max_lifetime) {}

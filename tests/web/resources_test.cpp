@@ -13,7 +13,12 @@
 namespace dkim::test {
 namespace {
 
-TEST_F(HandlersTest, DnsRecordsComeFromTheTokensKeysAndTheConfiguredAddresses) {
+// The fixture of handlers_fixture.hpp under a name of this file's own: that header's fixture is
+// in an anonymous namespace, one class per translation unit, and GoogleTest refuses two classes
+// under one suite name when the files are not compiled as one (a build without unity batches).
+class ResourcesTest : public HandlersTest {};
+
+TEST_F(ResourcesTest, DnsRecordsComeFromTheTokensKeysAndTheConfiguredAddresses) {
     options.dns.outbound_addresses = {"192.0.2.25", "2001:db8::/64"};
     options.dns.dmarc_rua = "mailto:reports@example.com";
     login("alice");
@@ -81,7 +86,7 @@ TEST_F(HandlersTest, DnsRecordsComeFromTheTokensKeysAndTheConfiguredAddresses) {
 }
 
 // Issue 19: a request that an active grant covers is listed as superseded, with the grant.
-TEST_F(HandlersTest, SupersededRequestsAreListedWithTheGrantThatCoversThem) {
+TEST_F(ResourcesTest, SupersededRequestsAreListedWithTheGrantThatCoversThem) {
     login("bob", "approver");
     signer.answer = [](ipc::Request& r) -> ipc::Reply {
         if (std::holds_alternative<ipc::ElevationList>(r)) {
@@ -166,7 +171,7 @@ TEST_F(RenewalListingTest, RenewalsAreListedWithTheGrantTheyRenewAndScheduledGra
     EXPECT_EQ(d["grants"][0]["starts_ms"].GetInt64(), 1'795'698'000'000);
 }
 
-TEST_F(HandlersTest, HealthzSaysWhetherSignerdAnswers) {
+TEST_F(ResourcesTest, HealthzSaysWhetherSignerdAnswers) {
     signer.answer = [](ipc::Request&) -> ipc::Reply { return ipc::StatusReply{}; };
     EXPECT_EQ(send(verb::get, "/healthz").result(), status::ok);
     signer.answer = [](ipc::Request&) -> ipc::Reply {

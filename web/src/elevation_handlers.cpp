@@ -203,8 +203,9 @@ Result<Response> decide(Context& ctx, Caller& caller, const std::string& action)
                                       "request " + std::to_string(*id) + " is " + found->state +
                                           "; it has no grant to revoke"));
         }
-        // An ended grant cannot be revoked: say so before the TOTP code is spent on it.
-        if (found->grant->state != "active") {
+        // An ended grant cannot be revoked: say so before the second factor is spent on it. (A
+        // scheduled one, a renewal not started yet, can.)
+        if (found->grant->state != "active" && found->grant->state != "scheduled") {
             return unexpected(failure(http::status::conflict, "conflict",
                                       "grant " + std::to_string(found->grant->id) + " is " +
                                           found->grant->state + " already"));

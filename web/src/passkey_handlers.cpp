@@ -43,7 +43,7 @@ Result<Response> passkey_challenge(Context& ctx, Caller& caller) {
     auto id = body->integer("id", false, 1, std::numeric_limits<std::int64_t>::max());
     auto reason = body->string("reason", false, 1000);
     auto credential = body->bytes("credential_id", false, 1023);
-    auto attestation = body->bytes("attestation_object", false, 64 * 1024);
+    auto attestation = body->bytes("attestation_object", false, std::size_t{64} * 1024);
     auto operation = body->string("operation", false, 32);
     auto domain = body->string("domain", false, 253);
     auto selector = body->string("selector", false, 63);
@@ -109,8 +109,8 @@ Result<Response> register_passkey(Context& ctx, Caller& caller) {
         return unexpected(from_field(body.error()));
     }
     auto name = body->string("name", true, 64);
-    auto client_data = body->bytes("client_data_json", true, 16 * 1024);
-    auto attestation = body->bytes("attestation_object", true, 64 * 1024);
+    auto client_data = body->bytes("client_data_json", true, std::size_t{16} * 1024);
+    auto attestation = body->bytes("attestation_object", true, std::size_t{64} * 1024);
     auto totp = body->string("totp", false, 16);
     auto assertion = read_assertion(*body, "passkey", false);
     auto finished = body->finish();

@@ -15,6 +15,7 @@ namespace {
 std::vector<std::pair<std::string, std::vector<std::string>>> factors_view(
     const std::vector<ipc::OperationFactors>& factors) {
     std::vector<std::pair<std::string, std::vector<std::string>>> out;
+    out.reserve(factors.size());
     for (const ipc::OperationFactors& f : factors) {
         out.emplace_back(f.operation, f.factors);
     }

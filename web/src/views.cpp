@@ -156,7 +156,7 @@ Expected<std::optional<ipc::PasskeyAssertion>, FieldError> read_assertion(JsonBo
                                                                           const char* name,
                                                                           bool required) {
     // Bounds well above what authenticators send (a clientDataJSON is a few hundred bytes).
-    constexpr std::size_t kMaxField = 16 * 1024;
+    constexpr std::size_t kMaxField = std::size_t{16} * 1024;
     ipc::PasskeyAssertion a;
     if (name == nullptr) {
         auto id = body.bytes("credential_id", true, 1023);
