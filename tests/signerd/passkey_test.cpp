@@ -517,8 +517,18 @@ TEST(ChallengeBookTest, AFloodOfChallengesIsBounded) {
     EXPECT_EQ(book.size(), jit::ChallengeBook::kMaxPerUser);
     EXPECT_TRUE(book.take(bobs.back(), now)) << "the newest stay";
     EXPECT_FALSE(book.take(bobs.front(), now)) << "the oldest go";
+    // A flood of login challenges stays in its pool: bob's newest decision challenges stay.
+    const std::string kept = book.issue(jit::ChallengeBook::Purpose::decision, "bob", {},
+                                        now + std::chrono::seconds(1));
     for (std::size_t i = 0; i < 2 * jit::ChallengeBook::kMaxEntries; ++i) {
         (void)book.issue(jit::ChallengeBook::Purpose::login, "", {}, now);
+    }
+    EXPECT_EQ(book.size(), jit::ChallengeBook::kMaxPerUser + jit::ChallengeBook::kMaxAnonymous);
+    EXPECT_TRUE(book.take(kept, now));
+    // Many users fill the book up to its bound, no further.
+    for (std::size_t i = 0; i < jit::ChallengeBook::kMaxEntries; ++i) {
+        (void)book.issue(jit::ChallengeBook::Purpose::decision, "user" + std::to_string(i), {},
+                         now);
     }
     EXPECT_LE(book.size(), jit::ChallengeBook::kMaxEntries);
 }

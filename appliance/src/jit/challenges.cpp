@@ -42,8 +42,8 @@ std::string ChallengeBook::issue(Purpose purpose, const std::string& user,
     }
     auto state = state_.lock();
     forget_expired(*state, now);
-    // The oldest of this user's (or, for logins, of everyone's anonymous) challenges goes
-    // first when the user has too many; then the oldest of all when the book is full.
+    // The oldest of this user's (or, for logins, of the anonymous pool's) challenges goes first
+    // when there are too many; then the oldest of all when the book is full.
     const auto oldest = [&state](auto&& keep) {
         auto found = state->entries.end();
         std::size_t count = 0;
@@ -57,8 +57,9 @@ std::string ChallengeBook::issue(Purpose purpose, const std::string& user,
         }
         return std::make_pair(found, count);
     };
+    const std::size_t limit = user.empty() ? kMaxAnonymous : kMaxPerUser;
     if (auto [it, count] = oldest([&user](const Entry& e) { return e.user == user; });
-        count >= kMaxPerUser) {
+        count >= limit) {
         state->entries.erase(it);
     }
     if (state->entries.size() >= kMaxEntries) {

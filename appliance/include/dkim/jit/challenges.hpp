@@ -56,6 +56,10 @@ class ChallengeBook {
     // amount of memory; the oldest challenges go first.
     static constexpr std::size_t kMaxEntries = 4096;
     static constexpr std::size_t kMaxPerUser = 16;
+    // Login challenges belong to nobody yet: they share a pool of their own, so that a flood of
+    // them pushes out only other login challenges (never an approver's decision challenge), and
+    // must outpace this many logins within a ceremony's seconds to push out a real one.
+    static constexpr std::size_t kMaxAnonymous = 2048;
 
     // 16 random bytes (registration, login) or 16 random bytes and the digest (decision).
     std::string issue(Purpose purpose, const std::string& user,
