@@ -14,6 +14,7 @@
 #include "dkim/crypto/public_key.hpp"
 #include "dkim/crypto/sha256.hpp"
 #include "dkim/jit/audit.hpp"
+#include "dkim/jit/challenges.hpp"
 #include "dkim/jit/store.hpp"
 #include "dkim/provisioning/keys.hpp"
 #include "dkim/text/json.hpp"
@@ -211,6 +212,14 @@ int run_audit_verify(const AuditFileArgs& args) {
                   << report.chain.problem << "\n";
         return kFailed;
     }
+    // Decisions made with a passkey: each must carry an assertion that verifies with the public
+    // key its passkey.register record holds (a forged approval has none).
+    const jit::PasskeyDecisionReport passkeys = jit::check_passkey_decisions(records);
+    if (passkeys.first_bad != 0) {
+        std::cout << "BROKEN at record " << passkeys.first_bad
+                  << ": a passkey decision that does not verify: " << passkeys.problem << "\n";
+        return kFailed;
+    }
     std::cout << "ok: " << report.chain.records << " records, chain intact; " << report.checkpoints
               << " checkpoints in the chain";
     if (report.failed_checkpoints > 0) {
@@ -227,6 +236,7 @@ int run_audit_verify(const AuditFileArgs& args) {
     } else {
         std::cout << " (signatures not checked: give --token to check them)";
     }
+    std::cout << "; " << passkeys.checked << " passkey decisions verified";
     std::cout << "; covered through record " << report.covered_through;
     if (!report.unclean_ends.empty()) {
         // Each a crash that signerd's next login covered with a signed recovery checkpoint.

@@ -99,7 +99,8 @@ jit::Outcome<std::string> SecondFactors::check(const jit::Actor& who, const ipc:
            "; challenge=" + webauthn::base64url_encode(challenge) +
            "; authenticator_data=" + webauthn::base64url_encode(a.authenticator_data) +
            "; client_data=" + webauthn::base64url_encode(a.client_data_json) +
-           "; signature=" + webauthn::base64url_encode(a.signature);
+           "; signature=" + webauthn::base64url_encode(a.signature) + "; rp_id=" + config_.rp_id +
+           "; statement=" + webauthn::base64url_encode(jit::decision_statement(subject));
 }
 
 jit::Outcome<jit::Actor> SecondFactors::login(const ipc::PasskeyAssertion& assertion,

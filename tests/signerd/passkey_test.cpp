@@ -495,6 +495,59 @@ TEST_F(PasskeyTest, WithoutWebauthnConfiguredNoChallengeIsHandedOut) {
     EXPECT_EQ(error_code(h.call(h.reports_peer, ipc::PasskeyLoginChallenge{})), "forbidden");
 }
 
+// The auditor's check (dkim-appliance audit verify): every decision made with a passkey carries
+// an assertion that verifies, from the log alone, with the public key of its passkey.register
+// record; a record edited or inserted by someone without the authenticator does not.
+TEST_F(PasskeyTest, AnAuditorChecksEveryPasskeyDecisionFromTheLogAlone) {
+    expect<ipc::PasskeysReply>(enrol("bob"));
+    const auto a = h.request_sign("example.com", "s1", 3600);
+    const auto b = h.request_sign("example.org", "s1", 3600);
+    expect<ipc::OkReply>(decide_with_passkey("bob", "deny", a, "not now"));
+    expect<ipc::OkReply>(decide_with_passkey("bob", "approve", b));
+    expect<ipc::OkReply>(h.decide("carol", "deny", h.request_sign("example.net", "s1", 60)));
+    auto records = log();
+    const auto report = jit::check_passkey_decisions(records);
+    EXPECT_EQ(report.checked, 2);
+    EXPECT_EQ(report.first_bad, 0) << report.problem;
+
+    const auto tampered = [&](auto edit) {
+        auto copy = records;
+        for (auto& r : copy) {
+            if (r.detail.find("factor=webauthn") != std::string::npos &&
+                r.action == "elevation.approve") {
+                edit(r);
+            }
+        }
+        return jit::check_passkey_decisions(copy);
+    };
+    // The approval moved to another request: the statement names b.
+    auto moved = tampered([&](jit::AuditRecord& r) { r.request_id = a; });
+    EXPECT_NE(moved.first_bad, 0);
+    EXPECT_NE(moved.problem.find("another decision"), std::string::npos) << moved.problem;
+    // Credited to carol: the statement's actor is bob.
+    EXPECT_NE(tampered([](jit::AuditRecord& r) { r.actor = "carol"; }).first_bad, 0);
+    // A signature that is not bob's authenticator's.
+    auto forged = tampered([](jit::AuditRecord& r) {
+        const auto at = r.detail.find("signature=") + 10;
+        r.detail[at] = r.detail[at] == 'A' ? 'B' : 'A';
+    });
+    EXPECT_NE(forged.problem.find("does not verify"), std::string::npos) << forged.problem;
+    // A statement of another decision with its own hash, but not the challenge's.
+    auto restated = tampered([](jit::AuditRecord& r) {
+        const auto at = r.detail.find("statement_sha256=") + 17;
+        r.detail[at] = r.detail[at] == '0' ? '1' : '0';
+    });
+    EXPECT_NE(restated.first_bad, 0);
+    // A claim of a passkey without its register record.
+    auto copy = records;
+    copy.erase(
+        std::remove_if(copy.begin(), copy.end(),
+                       [](const jit::AuditRecord& r) { return r.action == "passkey.register"; }),
+        copy.end());
+    EXPECT_NE(jit::check_passkey_decisions(copy).problem.find("no passkey.register"),
+              std::string::npos);
+}
+
 TEST(ChallengeBookTest, AChallengeIsTakenOnceAndExpires) {
     jit::ChallengeBook book;
     const TimePoint now = test_epoch();
@@ -518,8 +571,8 @@ TEST(ChallengeBookTest, AFloodOfChallengesIsBounded) {
     EXPECT_TRUE(book.take(bobs.back(), now)) << "the newest stay";
     EXPECT_FALSE(book.take(bobs.front(), now)) << "the oldest go";
     // A flood of login challenges stays in its pool: bob's newest decision challenges stay.
-    const std::string kept = book.issue(jit::ChallengeBook::Purpose::decision, "bob", {},
-                                        now + std::chrono::seconds(1));
+    const std::string kept =
+        book.issue(jit::ChallengeBook::Purpose::decision, "bob", {}, now + std::chrono::seconds(1));
     for (std::size_t i = 0; i < 2 * jit::ChallengeBook::kMaxEntries; ++i) {
         (void)book.issue(jit::ChallengeBook::Purpose::login, "", {}, now);
     }

@@ -3,9 +3,13 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <map>
 #include <vector>
 
+#include "dkim/crypto/base64.hpp"
 #include "dkim/crypto/sha256.hpp"
+#include "dkim/jit/audit.hpp"
+#include "dkim/jit/webauthn.hpp"
 #include "dkim/text/json.hpp"
 
 namespace dkim::jit {
@@ -25,6 +29,141 @@ std::string decision_statement(const DecisionSubject& subject) {
 
 std::array<std::uint8_t, 32> decision_digest(const DecisionSubject& subject) {
     return crypto::Sha256::hash(decision_statement(subject));
+}
+
+namespace {
+
+// "key=value" fields of a detail, from `from` on, separated by "; " (the values written by
+// SecondFactors::check and Directory::add_passkey are base64url, hex or names: no "; " in them).
+std::map<std::string, std::string> detail_fields(std::string_view detail) {
+    std::map<std::string, std::string> out;
+    while (!detail.empty()) {
+        const auto end = detail.find("; ");
+        const std::string_view field = detail.substr(0, end);
+        if (const auto eq = field.find('='); eq != std::string_view::npos) {
+            out.emplace(std::string(field.substr(0, eq)), std::string(field.substr(eq + 1)));
+        }
+        if (end == std::string_view::npos) {
+            break;
+        }
+        detail.remove_prefix(end + 2);
+    }
+    return out;
+}
+
+// The statement's line `name=...`, or none.
+std::optional<std::string> statement_line(const std::string& statement, const std::string& name) {
+    const std::string key = "\n" + name + "=";
+    const auto at = statement.find(key);
+    if (at == std::string::npos) {
+        return std::nullopt;
+    }
+    const auto start = at + key.size();
+    return statement.substr(start, statement.find('\n', start) - start);
+}
+
+// The decision a record is, in the statement's words, with the id it names.
+std::optional<std::pair<std::string, std::int64_t>> decision_of(const AuditRecord& r) {
+    if (r.action == "elevation.approve") {
+        return std::make_pair(std::string("approve"), r.request_id);
+    }
+    if (r.action == "elevation.deny") {
+        return std::make_pair(std::string("deny"), r.request_id);
+    }
+    if (r.action == "grant.revoke") {
+        return std::make_pair(std::string("revoke"), r.grant_id);
+    }
+    if (r.action == "elevation.break_glass") {
+        return std::make_pair(std::string("break_glass"), std::int64_t{0});
+    }
+    return std::nullopt;
+}
+
+std::string hex_digest(const crypto::Sha256Digest& d) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::string out;
+    for (const std::uint8_t b : d) {
+        out += kDigits[b >> 4];
+        out += kDigits[b & 15];
+    }
+    return out;
+}
+
+}  // namespace
+
+PasskeyDecisionReport check_passkey_decisions(const std::vector<AuditRecord>& records) {
+    PasskeyDecisionReport report;
+    std::map<std::string, std::string> keys;  // credential (base64url) -> COSE key
+    const auto bad = [&report](const AuditRecord& r, std::string why) {
+        if (report.first_bad == 0) {
+            report.first_bad = r.seq;
+            report.problem = "record " + std::to_string(r.seq) + " (" + r.action + " by " +
+                             r.actor + "): " + std::move(why);
+        }
+    };
+    for (const AuditRecord& r : records) {
+        if (r.action == "passkey.register" && r.outcome == "ok") {
+            auto f = detail_fields(r.detail);
+            if (auto key = crypto::base64url_decode(f["public_key"]); key) {
+                keys[f["credential"]] = std::move(*key);
+            }
+            continue;
+        }
+        const auto at = r.detail.find("factor=webauthn");
+        if (at == std::string::npos || r.outcome == "refused") {
+            continue;
+        }
+        auto f = detail_fields(std::string_view(r.detail).substr(at));
+        const auto decision = decision_of(r);
+        const auto challenge = crypto::base64url_decode(f["challenge"]);
+        const auto statement = crypto::base64url_decode(f["statement"]);
+        const auto credential = crypto::base64url_decode(f["credential"]);
+        const auto data = crypto::base64url_decode(f["authenticator_data"]);
+        const auto client = crypto::base64url_decode(f["client_data"]);
+        const auto signature = crypto::base64url_decode(f["signature"]);
+        if (!decision || !challenge || !statement || !credential || !data || !client ||
+            !signature || f["rp_id"].empty()) {
+            bad(r, "a passkey decision without its assertion, challenge, statement or rpId");
+            continue;
+        }
+        const auto key = keys.find(f["credential"]);
+        if (key == keys.end()) {
+            bad(r, "its passkey " + f["credential"] + " has no passkey.register record before it");
+            continue;
+        }
+        const auto digest = crypto::Sha256::hash(*statement);
+        if (challenge->size() != 48 ||
+            challenge->compare(16, 32, reinterpret_cast<const char*>(digest.data()), 32) != 0 ||
+            hex_digest(digest) != f["statement_sha256"]) {
+            bad(r, "the challenge does not commit to the statement");
+            continue;
+        }
+        if (statement_line(*statement, "action") != decision->first ||
+            statement_line(*statement, "id") != std::to_string(decision->second) ||
+            statement_line(*statement, "actor") != r.actor) {
+            bad(r, "the statement the passkey signed is of another decision");
+            continue;
+        }
+        auto client_data = webauthn::parse_client_data(*client);
+        if (!client_data) {
+            bad(r, "its clientDataJSON cannot be read");
+            continue;
+        }
+        // The origin as the browser wrote it (signerd checked it against its configuration when
+        // it accepted the assertion); the rpId, the challenge and the signature are checked here.
+        const webauthn::RelyingParty rp{f["rp_id"], {client_data->origin}};
+        const webauthn::StoredCredential stored{*credential, key->second, 0};
+        const webauthn::Assertion assertion{*credential, *client, *data, *signature, ""};
+        if (auto verified = webauthn::verify_assertion(rp, stored, assertion, *challenge, false);
+            !verified) {
+            bad(r, "the assertion does not verify (" +
+                       std::string(webauthn::to_string(verified.error().reason)) +
+                       "): " + verified.error().message);
+            continue;
+        }
+        ++report.checked;
+    }
+    return report;
 }
 
 void ChallengeBook::forget_expired(State& state, TimePoint now) {

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "dkim/clock.hpp"
 #include "dkim/lock_guarded.hpp"
@@ -40,6 +41,22 @@ struct DecisionSubject {
 std::string decision_statement(const DecisionSubject& subject);
 // SHA-256 of decision_statement(subject).
 std::array<std::uint8_t, 32> decision_digest(const DecisionSubject& subject);
+
+// An auditor's check of the decisions made with a passkey, from the audit log alone: each record
+// whose detail says factor=webauthn carries the assertion, the challenge, the statement and the
+// rpId (SecondFactors::check writes them); its credential's public key is on the log since its
+// passkey.register record. A decision checks when the statement's SHA-256 is the challenge's
+// last 32 bytes, the statement names the record's action, id and actor, and the assertion
+// verifies (webauthn::verify_assertion: clientDataJSON's challenge, the rpId hash, UP, the
+// signature). A record that claims a passkey and does not check is a forged approval (a
+// database writer cannot make an assertion without the approver's authenticator).
+struct PasskeyDecisionReport {
+    std::int64_t checked = 0;    // decisions whose assertion verified
+    std::int64_t first_bad = 0;  // the seq of the first that did not (0: none)
+    std::string problem;
+};
+struct AuditRecord;
+PasskeyDecisionReport check_passkey_decisions(const std::vector<AuditRecord>& records);
 
 class ChallengeBook {
   public:
