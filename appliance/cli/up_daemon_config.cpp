@@ -11,6 +11,7 @@
 
 #include "dkim/config/endpoint.hpp"
 #include "up_commented_toml.hpp"
+#include "up_facts.hpp"
 
 namespace dkim::cli::up {
 
@@ -126,6 +127,22 @@ std::string signerd_config(const Settings& s, const StatePaths& p) {
             "The other operations keep the default policy: key.retire and admin grants need two "
             "approvers (up makes approver and approver2), key.generate and key.rotate one.",
             toml::table{{"policy", toml::table{{"sign", toml::table{{"max_duration", "1h"}}}}}});
+    if (const auto origin = localhost_origin(s)) {
+        file.add(
+            "Passkeys (WebAuthn), checked by signerd. Browsers refuse an IP address as the "
+            "relying party: webd\nlistens on this machine, so the console is " +
+                *origin +
+                "/ and passkeys are made for localhost.\nIn production: rp_id = the console's "
+                "host name, origins = its https:// URL.",
+            toml::table{{"webauthn",
+                         toml::table{{"rp_id", "localhost"}, {"origins", toml::array{*origin}}}}});
+    } else {
+        file.add("Passkeys (WebAuthn) are off: webd listens on " + s.https_listen +
+                     ", not on this machine's loopback, and a passkey\nneeds a host name. Set "
+                     "them by hand in a [webauthn] table: rp_id = \"the console's host name\", "
+                     "origins =\n[\"https://that-name:PORT\"].",
+                 toml::table{});
+    }
     return file.text();
 }
 

@@ -36,7 +36,24 @@ void save(Archive& archive, const DemoUser& u) {
             cereal::make_nvp("otpauth_uri", u.otpauth));
 }
 
+std::optional<std::string> localhost_origin(const Settings& s) {
+    const auto https = config::parse_endpoint(s.https_listen);
+    if (!https) {
+        return std::nullopt;
+    }
+    const std::string& host = https->host;
+    const bool loopback = host.rfind("127.", 0) == 0 || host == "::1" || host == "localhost";
+    const bool wildcard = host == "0.0.0.0" || host == "::";
+    if (!loopback && !wildcard) {
+        return std::nullopt;
+    }
+    return "https://localhost:" + std::to_string(https->port);
+}
+
 std::string console_url(const Settings& s) {
+    if (auto origin = localhost_origin(s)) {
+        return *origin + "/";
+    }
     const auto https = config::parse_endpoint(s.https_listen);
     return "https://" + url_host(reachable_host(https->host)) + ":" + std::to_string(https->port) +
            "/";

@@ -4,6 +4,7 @@
 // addresses they name, a swaks command; as text for a person, or (--json) as one JSON object on
 // one line for a script.
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,7 +35,13 @@ struct Facts {
     std::vector<std::pair<std::string, std::string>> logs;  // daemon -> its log
 };
 
-// "https://127.0.0.1:8443/": a wildcard listen address becomes its loopback address.
+// "https://localhost:8443": the console's origin for passkeys when webd listens on a loopback or
+// wildcard address (WebAuthn refuses an IP address as rpId, and localhost is a secure context
+// browsers accept); nullopt for any other address, where rp_id and origins are the operator's
+// to set (the console's host name).
+std::optional<std::string> localhost_origin(const Settings& settings);
+// "https://localhost:8443/" when webd listens on a loopback or wildcard address (passkeys need a
+// host name), else "https://IP:PORT/".
 std::string console_url(const Settings& settings);
 // The swaks command that submits a test message to the relay.
 std::string swaks_command(const Settings& settings);

@@ -4,7 +4,10 @@
                modes; each daemon as its own user); the README's tour: swaks gets 451 and a
                request is filed, admin requests, approver approves with a TOTP code, the message
                is signed into the maildir and dkimpy verifies it against the printed records
-               served by dnsmasq; /healthz over TLS pinned to the printed fingerprint; revoke,
+               served by dnsmasq; /healthz over TLS pinned to the printed fingerprint; passkeys
+               out of the box: signerd's [webauthn] names localhost and the console's origin, the
+               printed console URL is https://localhost:PORT/ and verifies against webd's
+               certificate (subjectAltName DNS:localhost and the listen address); revoke,
                451 again; a DMARC report imported into dkim-reportd (once: a second import
                finds it stored) and its findings; SIGINT stops every daemon cleanly (reportd
                after relayd and webd, before signerd); a second run reuses everything
@@ -38,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from testlib import DnsServer, check, free_port, summary  # noqa: E402
@@ -186,8 +190,9 @@ def tour(folder, appliance):
     if facts is None:
         up.stop()
         return
-    check(facts["console_url"] == "https://127.0.0.1:%d/" % https and facts["smtp"] == "127.0.0.1:%d" % smtp,
-          "the facts name the console URL and the SMTP address")
+    check(facts["console_url"] == "https://localhost:%d/" % https and facts["smtp"] == "127.0.0.1:%d" % smtp,
+          "the facts name the console URL (localhost: passkeys need a host name) and the SMTP address: %s"
+          % facts["console_url"])
     users = {u["name"]: u for u in facts["users"]}
     check(set(users) == {"admin", "approver", "approver2"} and
           all(u["password"] and u["totp_secret"] and u["otpauth_uri"] for u in users.values()),
@@ -248,6 +253,35 @@ def tour(folder, appliance):
     fingerprint = ":".join("%02X" % b for b in hashlib.sha256(der).digest())
     check(fingerprint == facts["certificate_sha256"], "the console's certificate has the printed fingerprint")
     check(answer.startswith(b"HTTP/1.1 200") and b"ok" in answer, "/healthz answers ok")
+    # Passkeys out of the box: signerd's [webauthn] names localhost and the console's origin, and
+    # the printed URL verifies against webd's certificate with the host name localhost (its
+    # subjectAltName carries DNS:localhost next to the listen address).
+    with open(os.path.join(state, "etc", "signerd.toml"), "rb") as f:
+        signerd_toml = tomllib.load(f)
+    check(signerd_toml.get("webauthn") == {"rp_id": "localhost", "origins": ["https://localhost:%d" % https]},
+          "signerd.toml's [webauthn]: rp_id localhost, the console's origin (%s)" % signerd_toml.get("webauthn"))
+    pem = ssl.DER_cert_to_PEM_cert(der)
+    sans = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName"], input=pem,
+                          capture_output=True, text=True).stdout
+    check("DNS:localhost" in sans and "IP Address:127.0.0.1" in sans,
+          "the certificate's subjectAltName: DNS:localhost and the listen address (%s)" % sans.strip())
+    verified_ctx = ssl.create_default_context(cadata=pem)
+    try:
+        with socket.create_connection(("localhost", https), timeout=10) as raw:
+            with verified_ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost:%d\r\nConnection: close\r\n\r\n" % https)
+                page = b""
+                while True:
+                    chunk = tls.recv(4096)
+                    if not chunk:
+                        break
+                    page += chunk
+        console_error = ""
+    except (OSError, ssl.SSLError) as e:
+        page, console_error = b"", str(e)
+    check(page.startswith(b"HTTP/1.1 200") and b"<html" in page.lower(),
+          "GET %s verifies against the certificate with host name localhost and serves the console (%s%s)"
+          % (facts["console_url"], console_error, page[:60]))
 
     # The tour: locked until a grant, request, approve, send, verify, revoke, 451.
     code, text = swaks(smtp, "before any grant")

@@ -102,7 +102,11 @@ Expected<void, std::string> make_self_signed(const std::string& certificate, con
                                reinterpret_cast<const unsigned char*>("dkim-webd (self-signed)"),
                                -1, -1, 0);
     X509_set_issuer_name(x.get(), name);
-    const std::string san = "DNS:localhost, IP:" + address;
+    // localhost for browsers (passkeys need a host name: WebAuthn refuses an IP address as the
+    // relying party), the listen address for clients that use it; a wildcard address as this
+    // machine's clients reach it.
+    const std::string ip = address == "0.0.0.0" ? "127.0.0.1" : address == "::" ? "::1" : address;
+    const std::string san = "DNS:localhost, IP:" + ip;
     X509V3_CTX v3;
     X509V3_set_ctx_nodb(&v3);
     X509V3_set_ctx(&v3, x.get(), x.get(), nullptr, nullptr, 0);

@@ -22,8 +22,8 @@ namespace dkim::web {
 Expected<std::unique_ptr<boost::asio::ssl::context>, std::string> make_tls_context(
     const std::string& certificate, const std::string& key);
 
-// Makes a self-signed certificate (ECDSA P-256, one year) for `host_name` and the listen
-// address; the key file is written with mode 0600.
+// Makes a self-signed certificate (ECDSA P-256, one year) for DNS:localhost and the listen
+// address (a wildcard address: its loopback address); the key file is written with mode 0600.
 Expected<void, std::string> make_self_signed(const std::string& certificate, const std::string& key,
                                              const std::string& address);
 

@@ -42,12 +42,50 @@ TEST(UpDaemonConfigTest, SignerdReadsTheModuleTokenFolderSocketPinPeersAndPolicy
     EXPECT_EQ(t["peers"]["web"][0].value_or(""), std::string("dkim-web"));
     EXPECT_EQ(t["peers"]["reports"][0].value_or(""), std::string("dkim-report"));
     EXPECT_EQ(t["policy"]["sign"]["max_duration"].value_or(""), std::string("1h"));
-    EXPECT_EQ(t.size(), 8U) << text;
+    EXPECT_EQ(t["webauthn"]["rp_id"].value_or(""), std::string("localhost"));
+    EXPECT_EQ(t.size(), 9U) << text;
     EXPECT_GE(comments(text), 6U) << text;
     EXPECT_NE(
         text.find("# Written by `dkim-appliance up` at every start, from " + p.settings.string()),
         std::string::npos)
         << text;
+}
+
+TEST(UpDaemonConfigTest, PasskeysWorkOnLocalhostWhenWebdListensOnThisMachine) {
+    const StatePaths p("/state");
+    for (const auto& [listen, origin] : {std::pair{"127.0.0.1:8443", "https://localhost:8443"},
+                                         {"127.0.0.2:9443", "https://localhost:9443"},
+                                         {"[::1]:443", "https://localhost:443"},
+                                         {"0.0.0.0:8443", "https://localhost:8443"},
+                                         {"[::]:8444", "https://localhost:8444"}}) {
+        Settings s = demo_settings();
+        s.https_listen = listen;
+        const std::string text = signerd_config(s, p);
+        const toml::table t = toml::parse(text);
+        EXPECT_EQ(t["webauthn"]["rp_id"].value_or(""), std::string("localhost")) << listen;
+        const auto* origins = t["webauthn"]["origins"].as_array();
+        ASSERT_NE(origins, nullptr) << text;
+        ASSERT_EQ(origins->size(), 1U) << text;
+        EXPECT_EQ((*origins)[0].value_or(std::string()), std::string(origin)) << listen;
+        EXPECT_NE(text.find("# Passkeys (WebAuthn), checked by signerd"), std::string::npos)
+            << text;
+    }
+}
+
+TEST(UpDaemonConfigTest, PasskeysAreLeftToTheOperatorWhenWebdListensElsewhere) {
+    const StatePaths p("/state");
+    for (const char* listen : {"192.0.2.10:8443", "[2001:db8::1]:443"}) {
+        Settings s = demo_settings();
+        s.https_listen = listen;
+        const std::string text = signerd_config(s, p);
+        const toml::table t = toml::parse(text);
+        EXPECT_FALSE(t.contains("webauthn")) << text;
+        EXPECT_NE(
+            text.find("# Passkeys (WebAuthn) are off: webd listens on " + std::string(listen)),
+            std::string::npos)
+            << text;
+        EXPECT_NE(text.find("rp_id"), std::string::npos) << "the comment says what to set";
+    }
 }
 
 TEST(UpDaemonConfigTest, RelaydListensSignsForTheDomainAndTakesLocalClients) {

@@ -100,14 +100,26 @@ TEST(UpFactsTest, TheTextNamesTheConsoleUsersRecordsAndSwaks) {
     }
 }
 
+TEST(UpFactsTest, TheConsoleOnThisMachineIsLocalhostForPasskeys) {
+    Settings s;
+    EXPECT_EQ(console_url(s), "https://localhost:8443/");
+    EXPECT_EQ(localhost_origin(s), "https://localhost:8443");
+    s.https_listen = "[::1]:9443";
+    EXPECT_EQ(console_url(s), "https://localhost:9443/");
+}
+
 TEST(UpFactsTest, AWildcardListenerIsReachedOnLoopback) {
     Settings s;
     s.https_listen = "0.0.0.0:8443";
     s.smtp_listen = "[::]:2525";
-    EXPECT_EQ(console_url(s), "https://127.0.0.1:8443/");
+    EXPECT_EQ(console_url(s), "https://localhost:8443/") << "passkeys need a host name";
     EXPECT_EQ(swaks_command(s).rfind("swaks --server [::1]:2525 --from demo@example.test", 0), 0U);
     s.https_listen = "[2001:db8::1]:443";
     EXPECT_EQ(console_url(s), "https://[2001:db8::1]:443/");
+    EXPECT_EQ(localhost_origin(s), std::nullopt);
+    s.https_listen = "192.0.2.7:8443";
+    EXPECT_EQ(console_url(s), "https://192.0.2.7:8443/");
+    EXPECT_EQ(localhost_origin(s), std::nullopt);
     s.smtp_listen = "192.0.2.7:25";
     EXPECT_EQ(swaks_command(s),
               "swaks --server 192.0.2.7:25 --from demo@example.test --to someone@example.net "
