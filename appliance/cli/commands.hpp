@@ -43,6 +43,8 @@ void add_signerd_commands(CLI::App& app, int& exit_code);
 void add_user_commands(CLI::App& app, int& exit_code);
 // elevation, grant: through dkim-signerd (elevation_commands.cpp).
 void add_elevation_commands(CLI::App& app, int& exit_code);
+// passkey list | remove: through dkim-signerd (passkey_commands.cpp).
+void add_passkey_commands(CLI::App& app, int& exit_code);
 // audit show (through dkim-signerd) | export | verify (on the state store; audit_commands.cpp).
 void add_audit_commands(CLI::App& app, int& exit_code);
 // `import opendkim` (import_opendkim_command.cpp).

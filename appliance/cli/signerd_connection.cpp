@@ -166,6 +166,14 @@ Expected<ipc::Reply, std::string> ask_signerd(const Common& c, ipc::Request requ
         return unexpected(reply.error());
     }
     if (const auto* error = std::get_if<ipc::ErrorReply>(&*reply)) {
+        if (error->rule == "factor") {
+            // Policy wants a passkey for this decision: the CLI has none to offer (it keeps TOTP).
+            return unexpected(error->describe() +
+                              "\ndkim-appliance: the CLI decides with a TOTP code only; this "
+                              "decision needs your passkey: sign in to the web console (the URL "
+                              "`dkim-appliance up` prints, or the appliance's https:// address), "
+                              "open Requests (or Grants, to revoke) and decide there");
+        }
         return unexpected(error->describe());
     }
     return std::move(*reply);

@@ -618,7 +618,9 @@ def browser(folder, cli, signerd, webd_path, module, artifacts):
 
 def passkeys(folder, cli, signerd, webd_path, module, artifacts):
     """Passkeys in the console (tests/browser/passkeys.mjs): enrolment, login, a decision bound to
-    what it approves, a tampering proxy, authenticators that do not verify the user."""
+    what it approves, a tampering proxy, authenticators that do not verify the user. Then the
+    CLI: a TOTP approval refused where policy wants a passkey (pointing to the console), passkey
+    list as root, and root removing bob's last passkey, which webd refuses."""
     port = free_port()
     origin = "https://localhost:%d" % port
 
@@ -672,6 +674,63 @@ def passkeys(folder, cli, signerd, webd_path, module, artifacts):
             status, _, doc, _ = erin.request("GET", "/api/v1/elevations/%d" % requests[key])
             check(status == 200 and doc["elevation"]["state"] == "pending" and not doc["elevation"]["approvals"],
                   "request %d stays pending without approvals: %s" % (requests[key], (doc or {}).get("elevation")))
+
+        # The CLI keeps TOTP: where policy wants a passkey (sign here) it is refused and says
+        # where to decide instead; the request stays pending.
+        refused = app.cli("elevation", "approve", "--id", str(requests["a"]), "--socket", app.socket, "--user", "bob",
+                          "--password-file", os.path.join(folder, "pw-bob"), "--totp-stdin", stdin=b"000000\n",
+                          check=False)
+        said = refused.stderr.decode()
+        check(refused.returncode != 0 and "policy accepts only a passkey for sign decisions" in said and
+              "web console" in said and "open Requests" in said and not refused.stdout,
+              "the CLI's TOTP approval is refused where policy wants a passkey, pointing to the console "
+              "(exit %d): %s" % (refused.returncode, said.strip()))
+
+        # passkey list and remove at the CLI: root (the admin peer) needs no credentials. bob's
+        # passkey is the one the browser enrolled, his last: webd refuses to remove it, root may.
+        # bob signs in with his password and a TOTP code, of a step after any the browser used.
+        app.totp_last["bob"] = int(time.time() // 30) + 1
+        bob = Client(web)
+        signed_in = bob.login("bob", "bob-correct-horse", totp=app.totp("bob"))
+        check(signed_in[0] == 201, "bob signs in with his password and TOTP (%s %s)" % (signed_in[0], signed_in[2]))
+        status, _, doc, _ = bob.request("GET", "/api/v1/passkeys")
+        held = [p["credential_id"] for p in (doc or {}).get("passkeys", [])]
+        check(status == 200 and len(held) == 1, "bob has one passkey left after the browser's scenarios: %s" % held)
+        listed = app.op("passkey", "list", "--all")
+        rows = [line.split("\t") for line in listed.stdout.decode().splitlines()]
+        bobs = [r for r in rows if r[0] == "bob"]
+        check(listed.returncode == 0 and len(bobs) == 1 and len(bobs[0]) >= 6 and bobs[0][3] == (held or [""])[0] and
+              bobs[0][2] in ("ES256", "Ed25519", "RS256") and re.match(r"created \d{4}-\d\d-\d\dT", bobs[0][4]) and
+              re.match(r"last used (\d{4}-|never)", bobs[0][5]),
+              "passkey list --all as root: user, name, algorithm, credential id (base64url), created, last used: %s%s"
+              % (rows, listed.stderr.decode().strip()))
+        one = app.op("passkey", "list", "--for", "bob")
+        check(one.returncode == 0 and [l.split("\t") for l in one.stdout.decode().splitlines()] == bobs,
+              "passkey list --for bob lists the same: %s" % one.stdout.decode().strip())
+        wrong = app.op("passkey", "list", "--user", "bob")
+        check(wrong.returncode == 2 and "--for bob" in wrong.stderr.decode(),
+              "--user without a password file is taken for what it is, and --for suggested: %s"
+              % wrong.stderr.decode().strip())
+        if held:
+            status, _, doc, _ = bob.request("POST", "/api/v1/passkeys/%s/remove" % held[0], {"totp": "000000"})
+            check(status == 403, "webd refuses to remove bob's last passkey (%d %s)" % (status, doc))
+            alice = app.op("passkey", "remove", "--for", "bob", held[0], user="alice")
+            check(alice.returncode != 0 and "admin" in alice.stderr.decode(),
+                  "a requester cannot remove another user's passkey: %s" % alice.stderr.decode().strip())
+            removed = app.op("passkey", "remove", "--for", "bob", held[0])
+            check(removed.returncode == 0 and "removed" in removed.stdout.decode(),
+                  "root removes bob's last passkey at the CLI (a lost authenticator): %s%s"
+                  % (removed.stdout.decode().strip(), removed.stderr.decode().strip()))
+            again = app.op("passkey", "remove", "--for", "bob", held[0])
+            check(again.returncode != 0 and "no such passkey" in again.stderr.decode(),
+                  "a second removal finds none: %s" % again.stderr.decode().strip())
+        status, _, doc, _ = bob.request("GET", "/api/v1/passkeys")
+        check(status == 200 and doc["passkeys"] == [], "through the API bob has no passkey now: %s" % doc)
+        empty = app.op("passkey", "list", "--for", "bob")
+        check(empty.returncode == 0 and empty.stdout == b"", "and passkey list --for bob lists none")
+        status, _, doc, _ = erin.request("GET", "/api/v1/audit?after=0&limit=1000")
+        removals = [r for r in (doc or {}).get("records", []) if r["action"] == "passkey.remove" and "the last one" in json.dumps(r)]
+        check(len(removals) == 1, "the audit log has the removal of bob's last passkey: %s" % removals)
     finally:
         if web:
             web.stop()
