@@ -78,10 +78,10 @@ void add_elevation_commands(CLI::App& app, int& exit_code) {
                               << "\t" << jit::format_duration(Duration(v.duration_ms)) << "\t"
                               << v.approvals.size() << "/" << v.quorum << "\t"
                               << (v.break_glass ? "BREAK-GLASS " : "")
-                              << (v.renews != 0 ? "RENEWAL of grant " + std::to_string(v.renews) +
-                                                      " (ends " + time_text(v.renews_expires_ms) +
-                                                      ") "
-                                                : "")
+                              << (v.renews != 0
+                                      ? "RENEWAL of grant " + std::to_string(v.renews) + " (ends " +
+                                            time_text(v.renews_expires_ms) + ") "
+                                      : "")
                               << v.reason
                               << (v.superseded_by != 0 ? " (superseded by grant " +
                                                              std::to_string(v.superseded_by) + ")"

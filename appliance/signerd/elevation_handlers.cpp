@@ -155,8 +155,7 @@ ipc::Reply ElevationHandlers::operate(const Actor& /*who*/, ipc::ElevationList& 
     return out;
 }
 
-ipc::Reply ElevationHandlers::operate(const Actor& caller, ipc::ElevationDecide& r,
-                                      TimePoint now) {
+ipc::Reply ElevationHandlers::operate(const Actor& caller, ipc::ElevationDecide& r, TimePoint now) {
     Actor who = caller;
     if (r.action == "cancel") {
         auto cancelled = authority_.cancel(who, r.id, now);
@@ -185,11 +184,11 @@ ipc::Reply ElevationHandlers::operate(const Actor& caller, ipc::ElevationDecide&
     // The second factor, bound to this decision when it is a passkey's: the subject is rebuilt
     // here from the stored request, so an assertion made for another request, another action,
     // another reason or another approver does not fit its challenge.
-    auto checked = factors_.check(
-        who, r.auth, pending->scope.operation,
-        request_subject(r.action, *pending, r.action == "deny" ? r.reason : std::string(),
-                        who.name),
-        now);
+    auto checked =
+        factors_.check(who, r.auth, pending->scope.operation,
+                       request_subject(r.action, *pending,
+                                       r.action == "deny" ? r.reason : std::string(), who.name),
+                       now);
     if (!checked) {
         return error_reply(checked.error());
     }
@@ -243,14 +242,13 @@ ipc::Reply ElevationHandlers::operate(const Actor& caller, ipc::ElevationDecide&
     if (approved->grant) {
         const jit::Grant& g = *approved->grant;
         // A renewal approved while the grant it renews lasts starts when that one ends.
-        const std::string when =
-            g.starts > now ? " scheduled: it starts as grant " +
-                                 std::to_string(approved->request.renews) + " ends, in " +
-                                 jit::format_duration(g.starts - now)
-                           : " active";
+        const std::string when = g.starts > now
+                                     ? " scheduled: it starts as grant " +
+                                           std::to_string(approved->request.renews) + " ends, in " +
+                                           jit::format_duration(g.starts - now)
+                                     : " active";
         return ipc::OkReply{"request " + std::to_string(r.id) + " approved: grant " +
-                                std::to_string(g.id) + when +
-                                superseded_note(approved->superseded),
+                                std::to_string(g.id) + when + superseded_note(approved->superseded),
                             approved->grant->id, ""};
     }
     return ipc::OkReply{"request " + std::to_string(r.id) + " approved (" +

@@ -307,8 +307,9 @@ ipc::Reply PasskeyHandlers::operate(const Peer& peer, const Actor& who, ipc::Pas
                                     TimePoint now) {
     const bool own = who.kind == Actor::Kind::user && (r.user.empty() || r.user == who.name);
     if (own) {
-        // The user's own, with a second factor; never the last one (that needs the CLI), which
-        // is refused before the factor is spent.
+        // The user's own, with the consent of another passkey of theirs (a TOTP code, which
+        // webd sees, does not take passkeys away); never the last one (that needs the CLI),
+        // which is refused before the consent is spent.
         if (const auto mine = credential_ids(who.name);
             mine.size() == 1 && mine.front() == r.credential_id) {
             return error_reply(jit::Refusal{
@@ -316,6 +317,13 @@ ipc::Reply PasskeyHandlers::operate(const Peer& peer, const Actor& who, ipc::Pas
                 "this is your last passkey: only the local operator (root) or an admin under an "
                 "admin grant can remove it, never through the web console",
                 "passkey-last"});
+        }
+        if (r.auth.passkey.empty()) {
+            return error_reply(jit::Refusal{
+                jit::Refusal::Code::forbidden,
+                "removing a passkey needs the consent of another passkey of yours (a remove "
+                "challenge)",
+                "factor"});
         }
         auto consent =
             factors_.check(who, r.auth, std::nullopt,

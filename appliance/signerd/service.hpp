@@ -35,7 +35,7 @@ namespace dkim::signerd {
 // relay's header block may be.
 struct ServiceOptions : LifecycleOptions {
     std::size_t max_sign_data = 512 * 1024;
-    SigningProfile profile;  // what a relay's header block must fit to be signed
+    SigningProfile profile;   // what a relay's header block must fit to be signed
     WebAuthnConfig webauthn;  // passkeys: off while its rp_id is empty
 };
 

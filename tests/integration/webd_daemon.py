@@ -670,6 +670,13 @@ def passkeys(folder, cli, signerd, webd_path, module, artifacts):
                      if r["action"] == "elevation.approve" and r["outcome"] == "ok"]
         check(len(approvals) == 1 and "webauthn" in json.dumps(approvals[0]),
               "one approval in the audit log, made with webauthn: %s" % approvals)
+        # The auditor's check from the log alone: the approval's assertion (Chromium's) verifies
+        # with the public key of its passkey.register record.
+        verify = app.cli("audit", "verify", "--db", app.db, check=False)
+        out = verify.stdout.decode(errors="replace") if isinstance(verify.stdout, bytes) else verify.stdout
+        checked = re.search(r"; (\d+) passkey decisions verified", out)
+        check(verify.returncode == 0 and checked and int(checked.group(1)) >= 1,
+              "audit verify checks the passkey decisions: %s" % out.strip()[-300:])
         for key in ("a", "b"):
             status, _, doc, _ = erin.request("GET", "/api/v1/elevations/%d" % requests[key])
             check(status == 200 and doc["elevation"]["state"] == "pending" and not doc["elevation"]["approvals"],

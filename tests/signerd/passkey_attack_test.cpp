@@ -60,11 +60,11 @@ class PasskeyAttackTest : public ::testing::Test {
     std::map<std::string, SoftAuthenticator> keys;
 
     void add_person(const std::string& name, std::initializer_list<jit::Role> roles) {
-        const jit::Actor local{jit::Actor::Kind::local, "root",
-                               static_cast<jit::RoleSet>(jit::Role::admin), {}};
+        const jit::Actor local{
+            jit::Actor::Kind::local, "root", static_cast<jit::RoleSet>(jit::Role::admin), {}};
         Person p{name, name + "-password-123", ""};
-        ASSERT_TRUE(h.engine.directory().add_user(local, name, roles_of(roles), p.password,
-                                                  h.clock.now()));
+        ASSERT_TRUE(
+            h.engine.directory().add_user(local, name, roles_of(roles), p.password, h.clock.now()));
         auto e = h.engine.directory().enrol_totp(local, name, h.clock.now());
         ASSERT_TRUE(e);
         p.totp_secret = base32_decode(e->secret_base32);
@@ -95,8 +95,7 @@ class PasskeyAttackTest : public ::testing::Test {
         return expect<ipc::PasskeyChallengeReply>(ask(who, r));
     }
     ipc::PasskeyChallengeReply login_challenge() {
-        return expect<ipc::PasskeyChallengeReply>(
-            h.call(h.web_peer, ipc::PasskeyLoginChallenge{}));
+        return expect<ipc::PasskeyChallengeReply>(h.call(h.web_peer, ipc::PasskeyLoginChallenge{}));
     }
 
     ipc::Reply enrol(const std::string& who, SoftAuthenticator& key) {
@@ -192,8 +191,8 @@ TEST_F(PasskeyAttackTest, ACredentialIdCannotBeRegisteredForASecondUser) {
 
 TEST_F(PasskeyAttackTest, ADisabledUsersPasskeyNeitherLogsInNorCountsAgainstAnyone) {
     expect<ipc::PasskeysReply>(enrol("bob"));
-    const jit::Actor local{jit::Actor::Kind::local, "root",
-                           static_cast<jit::RoleSet>(jit::Role::admin), {}};
+    const jit::Actor local{
+        jit::Actor::Kind::local, "root", static_cast<jit::RoleSet>(jit::Role::admin), {}};
     ASSERT_TRUE(h.engine.directory().set_disabled(local, "bob", true, h.clock.now()));
     EXPECT_EQ(error_code(login_with(keys["bob"], jit::passkey_user_handle("bob"))),
               "unauthenticated");
@@ -570,8 +569,8 @@ TEST_F(PasskeyAttackTest, AuditRecordsCarryNoLinesOrFactorsWebdWrote) {
     d.action = "approve";
     d.id = id;
     EXPECT_EQ(error_code(h.call(h.web_peer, d)), "unauthenticated");
-    const std::string forged = "no; factor=webauthn; credential=" +
-                               crypto::base64url_encode(keys["bob"].credential_id);
+    const std::string forged =
+        "no; factor=webauthn; credential=" + crypto::base64url_encode(keys["bob"].credential_id);
     expect<ipc::OkReply>(h.call(
         h.admin_peer, ipc::ElevationDecide{h.password_of("bob", true), "deny", id, forged, ""}));
     for (const auto& r : log()) {
@@ -652,9 +651,9 @@ TEST_F(PasskeyAttackTest, NoMutationOfAnAssertionVerifies) {
     const std::string challenge(48, 'c');
     const auto made = key.create(challenge);
     const jit::webauthn::RelyingParty rp{"localhost", {"https://localhost:8443"}};
-    auto registration = jit::webauthn::verify_registration(
-        rp, made.client_data_json, made.attestation_object, challenge, true,
-        {jit::webauthn::Algorithm::es256});
+    auto registration =
+        jit::webauthn::verify_registration(rp, made.client_data_json, made.attestation_object,
+                                           challenge, true, {jit::webauthn::Algorithm::es256});
     ASSERT_TRUE(registration);
     const jit::webauthn::StoredCredential stored{registration->credential_id,
                                                  registration->public_key, 0};

@@ -172,12 +172,38 @@
     node.append(el("span", "Your passkey signs: ", "muted"), el("span", statement, "statement-text"));
     node.hidden = false;
   }
+  // Before the authenticator is asked: the challenge must commit to the statement (its last 32
+  // bytes are the statement's SHA-256) and the statement must be the decision the user chose
+  // (action, request id, reason, who decides). Something between this page and signerd that
+  // rewrote the request or the answer is caught here, before anything is signed. (A webd that
+  // serves this script itself is not: SECURITY.md, design limits.)
+  async function checkStatement(asked, c) {
+    if (!c.statement) { return; }
+    const bytes = fromB64u(c.challenge);
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(c.statement)));
+    const tail = new Uint8Array(bytes).slice(16);
+    const line = (name) => {
+      const m = c.statement.split("\n").find((l) => l.startsWith(name + "="));
+      return m === undefined ? undefined : m.slice(name.length + 1);
+    };
+    const actions = { remove: "passkey.remove", register_confirm: "passkey.register" };
+    const problems = [];
+    if (tail.length !== 32 || digest.some((b, i) => b !== tail[i])) { problems.push("the challenge is not the statement's"); }
+    if (line("action") !== (actions[asked.purpose] || asked.purpose)) { problems.push("another action"); }
+    if (asked.purpose !== "revoke" && asked.id !== undefined && line("id") !== String(asked.id)) { problems.push("another request"); }
+    if (asked.reason !== undefined && line("reason") !== JSON.stringify(asked.reason)) { problems.push("another reason"); }
+    if (state.me && line("actor") !== state.me.user) { problems.push("another user"); }
+    if (problems.length) {
+      throw new Error("The challenge the server sent is for another decision (" + problems.join(", ") + "): nothing was signed.");
+    }
+  }
   // Asks signerd (through webd) for a challenge bound to one decision (`challenge`: purpose and
   // the decision's fields), shows the statement it commits to in `statementNode`, and returns
   // the authenticator's assertion over it. Asked right before the authenticator: the challenge
   // is single-use and lives five minutes.
   async function passkeyAssertion(challenge, statementNode) {
     const c = await api("POST", "/api/v1/passkeys/challenge", challenge);
+    await checkStatement(challenge, c);
     if (statementNode && c.statement) { showStatement(statementNode, c.statement); }
     const credential = await navigator.credentials.get({ publicKey: {
       challenge: fromB64u(c.challenge),

@@ -33,8 +33,8 @@ api::PasskeyChallenge challenge_view(const ipc::PasskeyChallengeReply& c);
 // client_data_json, authenticator_data, signature (required) and user_handle (optional). `name`
 // is the member of `body` that holds it; nullptr: the body itself is the assertion.
 Expected<std::optional<ipc::PasskeyAssertion>, FieldError> read_assertion(JsonBody& body,
-                                                                         const char* name,
-                                                                         bool required);
+                                                                          const char* name,
+                                                                          bool required);
 
 // A JSON object whose members are `value`'s (its save()), at the top level.
 template <class T>

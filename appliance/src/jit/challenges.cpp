@@ -93,7 +93,15 @@ std::string hex_digest(const crypto::Sha256Digest& d) {
 
 PasskeyDecisionReport check_passkey_decisions(const std::vector<AuditRecord>& records) {
     PasskeyDecisionReport report;
-    std::map<std::string, std::string> keys;  // credential (base64url) -> COSE key
+    // credential (base64url) -> (its user, its COSE key), from its passkey.register record until
+    // its passkey.remove record: a decision counts only with a key of its own actor's, made
+    // while that key was registered.
+    std::map<std::string, std::pair<std::string, std::string>> keys;
+    // "user bob; credential=...": the user a passkey record names.
+    const auto user_of = [](const std::string& detail) {
+        return detail.rfind("user ", 0) == 0 ? detail.substr(5, detail.find(';') - 5)
+                                             : std::string();
+    };
     const auto bad = [&report](const AuditRecord& r, std::string why) {
         if (report.first_bad == 0) {
             report.first_bad = r.seq;
@@ -105,8 +113,12 @@ PasskeyDecisionReport check_passkey_decisions(const std::vector<AuditRecord>& re
         if (r.action == "passkey.register" && r.outcome == "ok") {
             auto f = detail_fields(r.detail);
             if (auto key = crypto::base64url_decode(f["public_key"]); key) {
-                keys[f["credential"]] = std::move(*key);
+                keys[f["credential"]] = {user_of(r.detail), std::move(*key)};
             }
+            continue;
+        }
+        if (r.action == "passkey.remove" && r.outcome == "ok") {
+            keys.erase(detail_fields(r.detail)["credential"]);
             continue;
         }
         const auto at = r.detail.find("factor=webauthn");
@@ -128,7 +140,13 @@ PasskeyDecisionReport check_passkey_decisions(const std::vector<AuditRecord>& re
         }
         const auto key = keys.find(f["credential"]);
         if (key == keys.end()) {
-            bad(r, "its passkey " + f["credential"] + " has no passkey.register record before it");
+            bad(r, "its passkey " + f["credential"] +
+                       " has no passkey.register record before it (or was removed)");
+            continue;
+        }
+        if (key->second.first != r.actor) {
+            bad(r, "its passkey " + f["credential"] + " is " + key->second.first + "'s, not " +
+                       r.actor + "'s");
             continue;
         }
         const auto digest = crypto::Sha256::hash(*statement);
@@ -152,7 +170,7 @@ PasskeyDecisionReport check_passkey_decisions(const std::vector<AuditRecord>& re
         // The origin as the browser wrote it (signerd checked it against its configuration when
         // it accepted the assertion); the rpId, the challenge and the signature are checked here.
         const webauthn::RelyingParty rp{f["rp_id"], {client_data->origin}};
-        const webauthn::StoredCredential stored{*credential, key->second, 0};
+        const webauthn::StoredCredential stored{*credential, key->second.second, 0};
         const webauthn::Assertion assertion{*credential, *client, *data, *signature, ""};
         if (auto verified = webauthn::verify_assertion(rp, stored, assertion, *challenge, false);
             !verified) {

@@ -70,7 +70,9 @@ std::string wiped_fields(std::size_t& index) {
 // type fails this test until it is classified here (and, if it is secret, wiped).
 // user, password, token, totp, token_kind, and the passkey assertion's five fields (not secret:
 // bound to one challenge, used once)
-const std::string kCredentials = "psssp" "ppppp";
+const std::string kCredentials =
+    "psssp"
+    "ppppp";
 
 class WipeSecretsTest : public ::testing::Test {
   protected:
@@ -119,9 +121,9 @@ TEST_F(WipeSecretsTest, EveryRequestTypeHasEverySecretWipedAndNothingElse) {
     expect<PasskeyChallenge>("PasskeyChallenge", kCredentials + "pppppppp");
     // name, client_data_json, attestation_object
     expect<PasskeyRegister>("PasskeyRegister", kCredentials + "ppp");
-    expect<PasskeyList>("PasskeyList", kCredentials + "p");               // user
-    expect<PasskeyRename>("PasskeyRename", kCredentials + "pp");          // credential_id, name
-    expect<PasskeyRemove>("PasskeyRemove", kCredentials + "pp");          // user, credential_id
+    expect<PasskeyList>("PasskeyList", kCredentials + "p");       // user
+    expect<PasskeyRename>("PasskeyRename", kCredentials + "pp");  // credential_id, name
+    expect<PasskeyRemove>("PasskeyRemove", kCredentials + "pp");  // user, credential_id
     EXPECT_EQ(seen_.size(), std::variant_size_v<Request>)
         << "a request type is missing above: classify its fields";
 }

@@ -1,9 +1,9 @@
 #pragma once
-// Durable state of signerd: users, API-token hashes, passkeys (public keys and counters), elevation requests and approvals,
-// grants with their use counters, the DKIM keys' lifecycle, the audit log and its checkpoints,
-// and the signing summary (signatures and refusals per domain, selector and hour). One commit is
-// one transaction that is durable (fsync'd) before it returns: a state change and the audit
-// records that describe it land together or not at all.
+// Durable state of signerd: users, API-token hashes, passkeys (public keys and counters), elevation
+// requests and approvals, grants with their use counters, the DKIM keys' lifecycle, the audit log
+// and its checkpoints, and the signing summary (signatures and refusals per domain, selector and
+// hour). One commit is one transaction that is durable (fsync'd) before it returns: a state change
+// and the audit records that describe it land together or not at all.
 
 #include <chrono>
 #include <cstddef>

@@ -25,7 +25,7 @@ namespace dkim::jit::webauthn {
 // COSE algorithm identifiers (RFC 9053 / RFC 8152): ES256 = -7 (P-256, SHA-256), EdDSA = -8
 // (Ed25519 only), RS256 = -257 (RSASSA-PKCS1-v1_5, SHA-256, 2048 bits or more).
 enum class Algorithm : std::uint8_t { es256, ed25519, rs256 };
-std::string_view to_string(Algorithm a) noexcept;  // "ES256", "Ed25519", "RS256"
+std::string_view to_string(Algorithm a) noexcept;    // "ES256", "Ed25519", "RS256"
 std::int64_t cose_identifier(Algorithm a) noexcept;  // -7, -8, -257
 
 // A credential public key as COSE_Key (RFC 9052 §7), parsed. The raw key material:
@@ -73,10 +73,10 @@ Expected<AuthenticatorData, std::string> parse_authenticator_data(std::string_vi
 
 // The attestation object (WebAuthn §6.5): a CBOR map of "fmt", "attStmt" and "authData".
 struct AttestationObject {
-    std::string format;       // "none", "packed", ...
-    std::string auth_data;    // the raw authenticator data bytes
+    std::string format;        // "none", "packed", ...
+    std::string auth_data;     // the raw authenticator data bytes
     AuthenticatorData parsed;  // of auth_data; attested is always set
-    std::string statement;    // attStmt as CBOR bytes ("\xa0", the empty map, for "none")
+    std::string statement;     // attStmt as CBOR bytes ("\xa0", the empty map, for "none")
 };
 Expected<AttestationObject, std::string> parse_attestation_object(std::string_view cbor);
 
@@ -101,18 +101,18 @@ struct RelyingParty {
 // switch on; `message` says it in words. Neither ever holds the bytes checked.
 struct Failure {
     enum class Reason : std::uint8_t {
-        malformed,       // a parser refused the bytes
-        type,            // clientDataJSON.type is not the one expected
-        challenge,       // clientDataJSON.challenge is not the one issued
-        origin,          // clientDataJSON.origin is not configured, or crossOrigin is true
-        rp_id,           // the rpIdHash is not SHA-256 of the rpId
-        user_present,    // flag UP missing
-        user_verified,   // flag UV missing where required
-        algorithm,       // a key algorithm not accepted
-        attestation,     // a format other than "none" (or a "none" with a statement)
-        credential,      // the assertion's credential is not the one expected
-        counter,         // the signature counter did not grow
-        signature,       // the signature does not verify
+        malformed,      // a parser refused the bytes
+        type,           // clientDataJSON.type is not the one expected
+        challenge,      // clientDataJSON.challenge is not the one issued
+        origin,         // clientDataJSON.origin is not configured, or crossOrigin is true
+        rp_id,          // the rpIdHash is not SHA-256 of the rpId
+        user_present,   // flag UP missing
+        user_verified,  // flag UV missing where required
+        algorithm,      // a key algorithm not accepted
+        attestation,    // a format other than "none" (or a "none" with a statement)
+        credential,     // the assertion's credential is not the one expected
+        counter,        // the signature counter did not grow
+        signature,      // the signature does not verify
     };
     Reason reason = Reason::malformed;
     std::string message;
@@ -167,8 +167,7 @@ struct Verified {
 // authenticator), both zero is accepted (synced passkeys always send zero).
 Expected<Verified, Failure> verify_assertion(const RelyingParty& rp,
                                              const StoredCredential& credential,
-                                             const Assertion& assertion,
-                                             std::string_view challenge,
+                                             const Assertion& assertion, std::string_view challenge,
                                              bool require_user_verification);
 
 // base64url without padding (RFC 4648 §5), as WebAuthn's JSON uses it.
