@@ -1,8 +1,9 @@
-// dkim-appliance passkey list | remove: the users' passkeys (WebAuthn credentials) as dkim-signerd
-// keeps them. Passkeys are made and used in the web console (a browser talks to the
-// authenticator); the CLI lists them and removes them, among them the last passkey of a user who
-// lost their authenticator, which the console refuses: here only the local operator (root) or an
-// admin under an admin grant may, and signerd checks which.
+// dkim-appliance passkey list | remove | confirm: the users' passkeys (WebAuthn credentials) as
+// dkim-signerd keeps them. Passkeys are made and used in the web console (a browser talks to the
+// authenticator); the CLI lists them, confirms a user's first one (registered with a TOTP code,
+// which webd sees: pending until a person confirms it here), and removes them, among them the
+// last passkey of a user who lost their authenticator, which the console refuses: here only the
+// local operator (root) or an admin under an admin grant may, and signerd checks which.
 //
 // --user and --password-file (or --token-file) authenticate as everywhere in the CLI; --for
 // names the user whose passkeys are listed or removed (root needs no credentials).
@@ -41,7 +42,8 @@ void print_passkeys(const ipc::Reply& reply) {
                   << crypto::base64url_encode(v.credential_id) << "\tcreated "
                   << time_text(v.created_ms) << "\tlast used "
                   << (v.last_used_ms == 0 ? std::string("never") : time_text(v.last_used_ms))
-                  << (v.backup_eligible ? "\tsynced" : "") << "\n";
+                  << (v.backup_eligible ? "\tsynced" : "")
+                  << (v.confirmed ? "" : "\tPENDING: confirm it with `passkey confirm`") << "\n";
     }
 }
 
@@ -108,6 +110,34 @@ void add_passkey_commands(CLI::App& app, int& exit_code) {
         }
         auto auth = credentials(*c);
         exit_code = auth ? call(*c, ipc::PasskeyRemove{*auth, *target, *id}) : kUsage;
+    });
+
+    CLI::App* confirm = passkey->add_subcommand(
+        "confirm",
+        "confirm a user's first passkey, registered in the web console with a TOTP code: until "
+        "then it neither signs in nor decides (webd sees TOTP codes; a first TOTP is enrolled "
+        "here too). As root, or as an admin under an admin grant. Check with the user that the "
+        "credential id is theirs: their console shows it");
+    add_common(confirm, *c);
+    confirm->add_option("--for", *target, "the user whose passkey to confirm")->required();
+    confirm
+        ->add_option("CREDENTIAL_ID", *credential,
+                     "the passkey's credential id, base64url as `passkey list` prints it")
+        ->required();
+    confirm->callback([&exit_code, c, target, credential] {
+        if (!target_is_not_user(*c)) {
+            exit_code = kUsage;
+            return;
+        }
+        const auto id = crypto::base64url_decode(*credential);
+        if (!id || id->empty()) {
+            std::cerr << "dkim-appliance: CREDENTIAL_ID: expected base64url (as `passkey list` "
+                         "prints it)\n";
+            exit_code = kUsage;
+            return;
+        }
+        auto auth = credentials(*c);
+        exit_code = auth ? call(*c, ipc::PasskeyConfirm{*auth, *target, *id}) : kUsage;
     });
 }
 

@@ -227,7 +227,7 @@ ipc::Reply IdentityHandlers::operate(const Actor& who, ipc::WhoAmI& r, TimePoint
     if (who.kind == Actor::Kind::user) {
         const auto user = directory_.find(who.name);
         out.totp = user && user->totp_confirmed;
-        out.passkeys = static_cast<std::uint32_t>(directory_.passkeys(who.name).size());
+        out.passkeys = static_cast<std::uint32_t>(directory_.confirmed_passkeys(who.name).size());
     }
     for (const jit::Operation op : jit::kOperations) {
         const jit::OperationPolicy& rules = authority_.policy().for_operation(op);

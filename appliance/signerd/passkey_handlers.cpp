@@ -26,7 +26,8 @@ ipc::PasskeyView passkey_view(const jit::Passkey& p) {
             p.algorithm,
             to_unix_ms(p.created),
             p.last_used ? to_unix_ms(*p.last_used) : 0,
-            p.backup_eligible};
+            p.backup_eligible,
+            p.confirmed};
 }
 
 bool may_see_others(const Actor& who) {
@@ -94,9 +95,11 @@ std::string attestation_digest(std::string_view attestation_object) {
     return out;
 }
 
-std::vector<std::string> PasskeyHandlers::credential_ids(const std::string& user) const {
+std::vector<std::string> PasskeyHandlers::credential_ids(const std::string& user,
+                                                         bool pending_too) const {
     std::vector<std::string> ids;
-    for (const jit::Passkey& p : directory_.passkeys(user)) {
+    for (const jit::Passkey& p :
+         pending_too ? directory_.passkeys(user) : directory_.confirmed_passkeys(user)) {
         ids.push_back(p.credential_id);
     }
     return ids;
@@ -150,7 +153,7 @@ PasskeyHandlers::subject_of(const Actor& who, const ipc::PasskeyChallenge& r, Ti
         return Result{jit::parse_operation(r.operation), std::move(*subject)};
     }
     if (r.purpose == "remove") {
-        const auto mine = credential_ids(who.name);
+        const auto mine = credential_ids(who.name, true);
         if (std::find(mine.begin(), mine.end(), r.credential_id) == mine.end()) {
             return jit::refuse(jit::Refusal::Code::not_found, "no such passkey of " + who.name);
         }
@@ -187,6 +190,7 @@ ipc::Reply PasskeyHandlers::operate(const Actor& who, ipc::PasskeyChallenge& r, 
     out.user_verification_required = factors_.config().require_user_verification;
     out.credentials = credential_ids(who.name);
     if (r.purpose == "register") {
+        out.credentials = credential_ids(who.name, true);  // excludeCredentials: pending too
         out.challenge = factors_.challenges().issue(jit::ChallengeBook::Purpose::registration,
                                                     who.name, {}, now);
         out.user_handle = jit::passkey_user_handle(who.name);
@@ -245,8 +249,9 @@ ipc::Reply PasskeyHandlers::operate(const Actor& who, ipc::PasskeyRegister& r, T
                                "): " + registration.error().message);
     }
     // The user's consent: an existing passkey's, bound to this attestation object; or, for the
-    // first one, a TOTP code.
-    const bool first = directory_.passkeys(who.name).empty();
+    // first one, a TOTP code, which webd sees: so a first passkey counts only once it is
+    // confirmed at the CLI (PasskeyConfirm), as a first TOTP is enrolled only there.
+    const bool first = directory_.confirmed_passkeys(who.name).empty();
     if (first && !r.auth.passkey.empty()) {
         return error_reply(ipc::ErrorCode::invalid,
                            "a first passkey is confirmed with a TOTP code");
@@ -263,7 +268,7 @@ ipc::Reply PasskeyHandlers::operate(const Actor& who, ipc::PasskeyRegister& r, T
     if (!consent) {
         return error_reply(consent.error());
     }
-    auto added = directory_.add_passkey(who, who.name, *registration, r.name, now);
+    auto added = directory_.add_passkey(who, who.name, *registration, r.name, !first, now);
     if (!added) {
         return error_reply(added.error());
     }
@@ -361,6 +366,32 @@ ipc::Reply PasskeyHandlers::operate(const Peer& peer, const Actor& who, ipc::Pas
         return error_reply(removed.error());
     }
     return ipc::OkReply{"passkey " + removed->name + " of " + user + " removed", 0, ""};
+}
+
+ipc::Reply PasskeyHandlers::operate(const Peer& peer, const Actor& who, ipc::PasskeyConfirm& r,
+                                    TimePoint now) {
+    // Where a first TOTP is enrolled: the admin peer, as root or an admin under an admin grant.
+    if (peer.kind != PeerKind::admin) {
+        return error_reply(ipc::ErrorCode::forbidden,
+                           "a first passkey is confirmed only at the CLI (root, or an admin under "
+                           "an admin grant), never through the web console");
+    }
+    if (who.kind != Actor::Kind::local) {
+        if (!jit::has_role(who.roles, jit::Role::admin)) {
+            return error_reply(ipc::ErrorCode::forbidden, "this needs the admin role");
+        }
+        if (auto grant = authority_.authorize_operation(who, jit::Operation::admin, "*", "*", now);
+            !grant) {
+            return error_reply(grant.error());
+        }
+    }
+    auto confirmed = directory_.confirm_passkey(who, r.user, r.credential_id, now);
+    if (!confirmed) {
+        return error_reply(confirmed.error());
+    }
+    return ipc::OkReply{"passkey " + confirmed->name + " of " + r.user +
+                            " confirmed: it signs in and decides from now on",
+                        0, ""};
 }
 
 }  // namespace dkim::signerd

@@ -6,6 +6,8 @@
 //     second factor bound to the new credential: an existing passkey's assertion over the
 //     "register_confirm" challenge (which commits to the attestation object's hash), or, for a
 //     first passkey, a TOTP code;
+//   - a first passkey (confirmed by a TOTP code, which webd sees) counts only once the local
+//     operator or an admin under an admin grant confirmed it at the CLI, like a first TOTP;
 //   - a user removes their own passkeys with a second factor, never their last one through
 //     dkim-webd; the local operator, or an admin under an admin grant, at the CLI removes any
 //     (the same care as replacing a confirmed TOTP).
@@ -31,6 +33,8 @@ class PasskeyHandlers {
     ipc::Reply operate(const jit::Actor& who, ipc::PasskeyRename& r, TimePoint now);
     ipc::Reply operate(const Peer& peer, const jit::Actor& who, ipc::PasskeyRemove& r,
                        TimePoint now);
+    ipc::Reply operate(const Peer& peer, const jit::Actor& who, ipc::PasskeyConfirm& r,
+                       TimePoint now);
 
     // The decision `purpose` of `r` stands for, as its challenge commits to it (and as the
     // elevation handlers rebuild it when the assertion comes back), or why there is none.
@@ -38,7 +42,10 @@ class PasskeyHandlers {
         const jit::Actor& who, const ipc::PasskeyChallenge& r, TimePoint now) const;
 
   private:
-    std::vector<std::string> credential_ids(const std::string& user) const;
+    // The user's confirmed passkeys' ids (those that sign in and decide); with `pending_too`,
+    // every one registered.
+    std::vector<std::string> credential_ids(const std::string& user,
+                                            bool pending_too = false) const;
 
     jit::Authority& authority_;
     jit::Directory& directory_;

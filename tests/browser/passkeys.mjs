@@ -37,6 +37,8 @@ const secrets = JSON.parse(env.TOTP_SECRETS);
 const lastStep = JSON.parse(env.TOTP_LAST);
 const passwords = JSON.parse(env.PASSWORDS);
 const signCommand = JSON.parse(env.SIGN_COMMAND);
+// `dkim-appliance passkey confirm --socket ... --for`, as root: the user and the credential id follow.
+const confirmCommand = JSON.parse(env.CONFIRM_COMMAND);
 const ids = JSON.parse(env.REQUESTS);
 const WAIT = 15000;
 let failures = 0;
@@ -230,6 +232,16 @@ try {
   const firstId = toB64u(held[0].credentialId);
   check(await bob.page.getAttribute("#passkeys-table tbody tr", "data-credential") === firstId,
         "the listed credential id is the authenticator's");
+  // A first passkey (registered with a TOTP code, which webd sees) is pending until root
+  // confirms it at the appliance; the console says so with the command.
+  check((await bob.page.textContent("#passkeys-table tbody tr")).includes("passkey confirm --for bob " + firstId),
+        "the first passkey is pending, and the console names the command that confirms it");
+  const confirmedAtCli = spawnSync(confirmCommand[0], confirmCommand.slice(1).concat(["bob", firstId]),
+                                   { encoding: "utf8" });
+  check(confirmedAtCli.status === 0, "root confirms it at the CLI: " + confirmedAtCli.stdout + confirmedAtCli.stderr);
+  await bob.page.goto(url + "#requests");
+  await openPasskeys(bob.page);
+  await bob.page.locator("#passkeys-table tbody tr:not(.pending)").first().waitFor();
   check(await bob.page.locator("#passkeys-table button", { hasText: "Remove" }).count() === 0 &&
         await bob.page.isVisible("#passkeys-last"), "the last passkey has no Remove button (only the CLI removes it)");
   await bob.page.screenshot({ path: shots + "/01-passkey-added.png" });

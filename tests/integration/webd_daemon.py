@@ -649,6 +649,7 @@ def passkeys(folder, cli, signerd, webd_path, module, artifacts):
                 "--signerd", app.socket, "--domain", DOMAIN, "--selector", "rsa", "--algorithm", "rsa-sha256"]
         env = dict(os.environ, WEBD_URL=origin + "/", WEBD_SPKI=spki, ARTIFACTS=artifacts, DOMAIN=DOMAIN,
                    SIGN_COMMAND=json.dumps(sign), REQUESTS=json.dumps(requests),
+                   CONFIRM_COMMAND=json.dumps([cli, "passkey", "confirm", "--socket", app.socket, "--for"]),
                    TOTP_SECRETS=json.dumps(app.totp_secrets), TOTP_LAST=json.dumps(app.totp_last),
                    PASSWORDS=json.dumps({u: u + "-correct-horse" for u in ("alice", "bob", "carol", "frank", "erin")}))
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "browser", "passkeys.mjs")

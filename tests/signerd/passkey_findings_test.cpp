@@ -105,7 +105,7 @@ class PasskeyFindingTest : public ::testing::Test {
         r.name = "key of " + who;
         r.client_data_json = made.client_data_json;
         r.attestation_object = made.attestation_object;
-        return h.call(h.web_peer, r);
+        return confirmed_at_the_cli(h, who, h.call(h.web_peer, r));
     }
     ipc::Reply enrol(const std::string& who) { return enrol(who, keys[who]); }
 

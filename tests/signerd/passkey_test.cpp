@@ -73,7 +73,7 @@ class PasskeyTest : public ::testing::Test {
         r.name = "key of " + who;
         r.client_data_json = made.client_data_json;
         r.attestation_object = made.attestation_object;
-        return h.call(h.web_peer, r);
+        return confirmed_at_the_cli(h, who, h.call(h.web_peer, r));
     }
 
     // `who` decides request `id` with an assertion over the challenge signerd issued for it.
@@ -420,6 +420,56 @@ TEST_F(PasskeyTest, AFirstPasskeyNeedsATotpCodeAndARegistrationChallengeOfItsOwn
     EXPECT_TRUE(h.engine.directory().passkeys("carol").empty());
 }
 
+// The red team's finding 1: webd sees a TOTP code at every console login; with one of a user who
+// has no passkey it registered a passkey of its own, which then approved and signed in as that
+// user for good. A first passkey is now pending until root (or an admin under an admin grant)
+// confirms it at the CLI, as a first TOTP is enrolled only there.
+TEST_F(PasskeyTest, AFirstPasskeyIsPendingUntilConfirmedAtTheCli) {
+    SoftAuthenticator webds_key;  // what a compromised webd would register as bob's
+    const auto options = challenge("bob", "register");
+    const auto made = webds_key.create(options.challenge);
+    ipc::PasskeyRegister r;
+    r.auth = h.password_of("bob", /*with_totp=*/true);  // the code webd saw at bob's login
+    r.name = "not bob's";
+    r.client_data_json = made.client_data_json;
+    r.attestation_object = made.attestation_object;
+    const auto pending = expect<ipc::PasskeysReply>(h.call(h.web_peer, r));
+    ASSERT_EQ(pending.passkeys.size(), 1U);
+    EXPECT_FALSE(pending.passkeys.front().confirmed);
+    // It decides nothing: no decision challenge for a user without a confirmed passkey...
+    const auto id = h.request_sign("example.com", "s1", 3600);
+    ipc::PasskeyChallenge c;
+    c.auth = h.password_of("bob");
+    c.purpose = "approve";
+    c.id = id;
+    EXPECT_EQ(error_code(h.call(h.web_peer, c)), "conflict");
+    // ...and signs in as nobody.
+    const auto login =
+        expect<ipc::PasskeyChallengeReply>(h.call(h.web_peer, ipc::PasskeyLoginChallenge{}));
+    ipc::SessionCreate create;
+    create.auth.passkey = webds_key.get(login.challenge, jit::passkey_user_handle("bob"));
+    EXPECT_EQ(error_code(h.call(h.web_peer, create)), "unauthenticated");
+    ipc::WhoAmI who{h.password_of("bob")};
+    EXPECT_EQ(expect<ipc::IdentityReply>(h.call(h.web_peer, who)).passkeys, 0U);
+    // The web peer cannot confirm it, whoever's login it uses.
+    ipc::PasskeyConfirm confirm{h.password_of("carol"), "bob", webds_key.credential_id};
+    EXPECT_EQ(error_code(h.call(h.web_peer, confirm)), "forbidden");
+    EXPECT_FALSE(h.engine.directory().passkeys("bob").front().confirmed);
+    // Root at the CLI confirms it (having checked with bob that the id is his); then it works.
+    confirm.auth = {};
+    expect<ipc::OkReply>(h.call(h.admin_peer, confirm));
+    EXPECT_EQ(error_code(h.call(h.admin_peer, confirm)), "conflict") << "once";
+    const auto again =
+        expect<ipc::PasskeyChallengeReply>(h.call(h.web_peer, ipc::PasskeyLoginChallenge{}));
+    create.auth.passkey = webds_key.get(again.challenge, jit::passkey_user_handle("bob"));
+    expect<ipc::OkReply>(h.call(h.web_peer, create));
+    bool recorded = false;
+    for (const auto& rec : log()) {
+        recorded |= rec.action == "passkey.confirm" && rec.actor == "local:root";
+    }
+    EXPECT_TRUE(recorded);
+}
+
 TEST_F(PasskeyTest, TheLastPasskeyIsRemovedOnlyAtTheCli) {
     expect<ipc::PasskeysReply>(enrol("bob"));
     ipc::PasskeyRemove remove;
@@ -463,7 +513,7 @@ TEST_F(PasskeyTest, PolicyDecidesWhichFactorsADecisionAccepts) {
     r.name = "key";
     r.client_data_json = made.client_data_json;
     r.attestation_object = made.attestation_object;
-    expect<ipc::PasskeysReply>(lax.call(lax.web_peer, r));
+    expect<ipc::PasskeysReply>(confirmed_at_the_cli(lax, "bob", lax.call(lax.web_peer, r)));
     const auto id2 = lax.request_sign("example.com", "s1", 3600);
     c.purpose = "approve";
     c.id = id2;

@@ -165,6 +165,21 @@ class SignerdHarness {
     signerd::ServiceOptions options_;
 };
 
+// A first passkey registered through webd (`registered`: PasskeyRegister's reply) is pending until
+// root confirms it at the CLI: what a test that needs a usable passkey does next. The reply is
+// returned as root's confirmation leaves it (confirmed), or as it was when it was a refusal.
+inline ipc::Reply confirmed_at_the_cli(SignerdHarness& h, const std::string& user,
+                                       ipc::Reply registered) {
+    auto* r = std::get_if<ipc::PasskeysReply>(&registered);
+    if (r != nullptr && r->passkeys.size() == 1 && !r->passkeys.front().confirmed) {
+        const auto confirmed =
+            h.call(h.admin_peer, ipc::PasskeyConfirm{{}, user, r->passkeys.front().credential_id});
+        EXPECT_TRUE(std::holds_alternative<ipc::OkReply>(confirmed));
+        r->passkeys.front().confirmed = std::holds_alternative<ipc::OkReply>(confirmed);
+    }
+    return registered;
+}
+
 inline std::string error_code(const ipc::Reply& reply) {
     const auto* e = std::get_if<ipc::ErrorReply>(&reply);
     return e ? std::string(ipc::to_string(e->code)) : "";

@@ -1379,17 +1379,26 @@
     $("passkeys-unsupported").hidden = supported;
     const doc = await api("GET", "/api/v1/passkeys");
     const mine = doc.passkeys.filter((p) => !p.user || p.user === state.me.user);
+    // A first passkey is pending until root confirms it at the appliance (webd sees the TOTP
+    // code that registered it); only confirmed ones sign in and decide.
+    const confirmed = mine.filter((p) => p.confirmed !== false);
     state.passkeys = mine;
-    state.me.passkeys = mine.length;
+    state.me.passkeys = confirmed.length;
     const body = $("passkeys-table").tBodies[0];
     clear(body);
     $("passkeys-table").hidden = mine.length === 0;
     $("passkeys-empty").hidden = mine.length > 0;
-    $("passkeys-last").hidden = mine.length !== 1;
+    $("passkeys-last").hidden = confirmed.length !== 1;
     for (const p of mine) {
       const tr = el("tr");
       tr.dataset.credential = p.credential_id;
-      tr.appendChild(el("td", p.name || "(unnamed)"));
+      const name = el("td", p.name || "(unnamed)");
+      if (p.confirmed === false) {
+        tr.classList.add("pending");
+        name.appendChild(el("div", "Pending: it works once root confirms it at the appliance: " +
+          "dkim-appliance passkey confirm --for " + state.me.user + " " + p.credential_id, "muted"));
+      }
+      tr.appendChild(name);
       tr.appendChild(el("td", p.algorithm + (p.backup_eligible ? " · synced" : "")));
       tr.appendChild(el("td", when(p.created_ms), "mono"));
       tr.appendChild(el("td", when(p.last_used_ms), "mono"));
@@ -1398,7 +1407,7 @@
       rename.type = "button";
       rename.addEventListener("click", () => openPasskeyDialog("rename", p));
       act.appendChild(rename);
-      if (mine.length > 1) {
+      if (confirmed.length > 1 || (p.confirmed === false && confirmed.length > 0)) {
         const remove = el("button", "Remove…", "danger");
         remove.type = "button";
         remove.addEventListener("click", () => openPasskeyDialog("remove", p));
@@ -1408,7 +1417,7 @@
       body.appendChild(tr);
     }
     const f = $("passkey-add-form");
-    const first = mine.length === 0;
+    const first = confirmed.length === 0;
     const blocked = first && !state.me.totp;
     $("passkey-add-totp-label").hidden = !first || blocked;
     f.elements.totp.required = first && !blocked;

@@ -116,13 +116,15 @@ struct Passkey {
     std::int64_t created_ms = 0;
     std::optional<std::int64_t> last_used_ms;
     bool backup_eligible = false;
+    bool confirmed = true;
     template <class A>
     void save(A& ar) const {
         ar(cereal::make_nvp("credential_id", credential_id), cereal::make_nvp("user", user),
            cereal::make_nvp("name", name), cereal::make_nvp("algorithm", algorithm),
            cereal::make_nvp("created_ms", created_ms));
         optional_field(ar, "last_used_ms", last_used_ms);
-        ar(cereal::make_nvp("backup_eligible", backup_eligible));
+        ar(cereal::make_nvp("backup_eligible", backup_eligible),
+           cereal::make_nvp("confirmed", confirmed));
     }
 };
 

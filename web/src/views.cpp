@@ -128,6 +128,7 @@ api::Passkey passkey_view(const ipc::PasskeyView& p) {
         out.last_used_ms = p.last_used_ms;
     }
     out.backup_eligible = p.backup_eligible;
+    out.confirmed = p.confirmed;
     return out;
 }
 

@@ -30,6 +30,9 @@ class BoundedInputArchive
         if (size > remaining()) {
             throw cereal::Exception("payload truncated");
         }
+        if (size == 0) {
+            return;  // an empty vector of numbers: its data() may be null, which memcpy may not get
+        }
         std::memcpy(out, next_, size);
         next_ += size;
     }

@@ -53,7 +53,7 @@ std::string passkey_user_handle(std::string_view user) {
 
 Outcome<Passkey> Directory::add_passkey(const Actor& by, const std::string& user,
                                         const webauthn::Registration& registration,
-                                        const std::string& name, TimePoint now) {
+                                        const std::string& name, bool confirmed, TimePoint now) {
     if (!valid_passkey_name(name)) {
         return refuse(Refusal::Code::invalid, "a passkey's name is 1 to 64 printable characters");
     }
@@ -78,6 +78,7 @@ Outcome<Passkey> Directory::add_passkey(const Actor& by, const std::string& user
     p.algorithm = std::string(webauthn::to_string(registration.algorithm));
     p.sign_count = registration.sign_count;
     p.backup_eligible = registration.backup_eligible;
+    p.confirmed = confirmed;
     p.created = now;
     // The public key is on the log, so that an auditor can check later assertions with it.
     AuditRecord r = passkey_record(
@@ -85,12 +86,43 @@ Outcome<Passkey> Directory::add_passkey(const Actor& by, const std::string& user
         "user " + user + "; credential=" + credential_text(p.credential_id) +
             "; algorithm=" + p.algorithm + "; public_key=" + credential_text(p.public_key) +
             "; user_verified=" + (registration.user_verified ? "yes" : "no") +
-            "; backup_eligible=" + (p.backup_eligible ? "yes" : "no"));
+            "; backup_eligible=" + (p.backup_eligible ? "yes" : "no") +
+            (confirmed ? "" : "; pending confirmation at the CLI"));
     if (auto written = journal_.write({p}, std::move(r)); !written) {
         return refuse(Refusal::Code::unavailable,
                       "the audit log cannot be written, nothing was changed: " + written.error());
     }
     state->passkeys[p.credential_id] = p;
+    return p;
+}
+
+std::vector<Passkey> Directory::confirmed_passkeys(const std::string& user) const {
+    std::vector<Passkey> out = passkeys(user);
+    out.erase(std::remove_if(out.begin(), out.end(), [](const Passkey& p) { return !p.confirmed; }),
+              out.end());
+    return out;
+}
+
+Outcome<Passkey> Directory::confirm_passkey(const Actor& by, const std::string& user,
+                                            std::string_view credential_id, TimePoint now) {
+    auto state = state_.lock();
+    const auto it = state->passkeys.find(std::string(credential_id));
+    if (it == state->passkeys.end() || it->second.user != user) {
+        return refuse(Refusal::Code::not_found, "no such passkey of " + user);
+    }
+    if (it->second.confirmed) {
+        return refuse(Refusal::Code::conflict, "this passkey of " + user + " is confirmed already");
+    }
+    Passkey p = it->second;
+    p.confirmed = true;
+    AuditRecord r =
+        passkey_record(now, by.audit_name(), "passkey.confirm", "ok", "",
+                       "user " + user + "; credential=" + credential_text(p.credential_id));
+    if (auto written = journal_.write({p}, std::move(r)); !written) {
+        return refuse(Refusal::Code::unavailable,
+                      "the audit log cannot be written, nothing was changed: " + written.error());
+    }
+    it->second = p;
     return p;
 }
 
@@ -140,9 +172,11 @@ Outcome<Passkey> Directory::remove_passkey(const Actor& by, const std::string& u
     if (it == state->passkeys.end() || it->second.user != user) {
         return refuse(Refusal::Code::not_found, "no such passkey of " + user);
     }
-    const auto owned = std::count_if(state->passkeys.begin(), state->passkeys.end(),
-                                     [&user](const auto& p) { return p.second.user == user; });
-    if (owned == 1 && !allow_last) {
+    // The last confirmed one: removing a pending one (nobody's yet) leaves the user as they were.
+    const auto owned = std::count_if(
+        state->passkeys.begin(), state->passkeys.end(),
+        [&user](const auto& p) { return p.second.user == user && p.second.confirmed; });
+    if (it->second.confirmed && owned == 1 && !allow_last) {
         return refuse(Refusal::Code::forbidden,
                       "this is the last passkey of " + user +
                           ": only the local operator (root) or an admin under an admin grant "
@@ -154,7 +188,8 @@ Outcome<Passkey> Directory::remove_passkey(const Actor& by, const std::string& u
     AuditRecord r =
         passkey_record(now, by.audit_name(), "passkey.remove", "ok", "",
                        "user " + user + "; credential=" + credential_text(p.credential_id) +
-                           (owned == 1 ? "; the last one" : ""));
+                           (it->second.confirmed && owned == 1 ? "; the last one" : "") +
+                           (it->second.confirmed ? "" : "; it was pending"));
     if (auto written = journal_.write({p}, std::move(r)); !written) {
         return refuse(Refusal::Code::unavailable,
                       "the audit log cannot be written, nothing was changed: " + written.error());
@@ -184,6 +219,8 @@ Outcome<Directory::PasskeyUse> Directory::check_passkey(
         why = "the credential of another user";
     } else if (user_it == state->users.end() || user_it->second.disabled) {
         why = "user disabled";
+    } else if (!it->second.confirmed) {
+        why = "a passkey pending confirmation at the CLI";
     } else if (locked) {
         why = "locked out";
     } else if (!refused_before.empty()) {

@@ -222,10 +222,10 @@ bool SqliteConnection::apply(const Passkey& p) {
     // The counter only grows here too: two writes landing out of order keep the higher.
     Statement* s = statement(
         "INSERT INTO passkeys(credential_id, user, name, public_key, algorithm, sign_count, "
-        "backup_eligible, created, last_used) VALUES (?,?,?,?,?,?,?,?,?) "
+        "backup_eligible, created, last_used, confirmed) VALUES (?,?,?,?,?,?,?,?,?,?) "
         "ON CONFLICT(credential_id) DO UPDATE SET name = excluded.name, "
-        "sign_count = max(sign_count, excluded.sign_count), last_used = excluded.last_used "
-        "WHERE user = excluded.user");
+        "sign_count = max(sign_count, excluded.sign_count), last_used = excluded.last_used, "
+        "confirmed = excluded.confirmed WHERE user = excluded.user");
     if (s == nullptr) {
         return false;
     }
@@ -237,6 +237,7 @@ bool SqliteConnection::apply(const Passkey& p) {
     } else {
         s->bind_null();
     }
+    s->bind(std::int64_t{p.confirmed ? 1 : 0});
     return done(s);
 }
 

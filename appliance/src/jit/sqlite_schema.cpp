@@ -66,7 +66,7 @@ CREATE INDEX IF NOT EXISTS signing_hours_by_domain ON signing_hours(domain, hour
 CREATE TABLE IF NOT EXISTS passkeys(
   credential_id BLOB PRIMARY KEY, user TEXT NOT NULL, name TEXT NOT NULL, public_key BLOB NOT NULL,
   algorithm TEXT NOT NULL, sign_count INTEGER NOT NULL, backup_eligible INTEGER NOT NULL,
-  created INTEGER NOT NULL, last_used INTEGER);
+  created INTEGER NOT NULL, last_used INTEGER, confirmed INTEGER NOT NULL DEFAULT 1);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit

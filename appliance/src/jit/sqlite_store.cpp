@@ -287,7 +287,8 @@ Expected<StoredState, std::string> SqliteStore::load() {
     }
     if (Statement* s = connection->statement(
             "SELECT credential_id, user, name, public_key, algorithm, sign_count, "
-            "backup_eligible, created, last_used FROM passkeys ORDER BY user, created")) {
+            "backup_eligible, created, last_used, confirmed FROM passkeys ORDER BY user, "
+            "created")) {
         while (s->step() == SQLITE_ROW) {
             Passkey p;
             p.credential_id = s->text(0);
@@ -301,6 +302,7 @@ Expected<StoredState, std::string> SqliteStore::load() {
             if (!s->is_null(8)) {
                 p.last_used = from_unix_ms(s->integer(8));
             }
+            p.confirmed = s->integer(9) != 0;
             state.passkeys.push_back(std::move(p));
         }
     } else {

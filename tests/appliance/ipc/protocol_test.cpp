@@ -123,7 +123,8 @@ TEST_F(WipeSecretsTest, EveryRequestTypeHasEverySecretWipedAndNothingElse) {
     expect<PasskeyRegister>("PasskeyRegister", kCredentials + "ppp");
     expect<PasskeyList>("PasskeyList", kCredentials + "p");       // user
     expect<PasskeyRename>("PasskeyRename", kCredentials + "pp");  // credential_id, name
-    expect<PasskeyRemove>("PasskeyRemove", kCredentials + "pp");  // user, credential_id
+    expect<PasskeyRemove>("PasskeyRemove", kCredentials + "pp");
+    expect<PasskeyConfirm>("PasskeyConfirm", kCredentials + "pp");  // user, credential_id
     EXPECT_EQ(seen_.size(), std::variant_size_v<Request>)
         << "a request type is missing above: classify its fields";
 }

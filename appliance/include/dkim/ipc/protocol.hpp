@@ -466,6 +466,18 @@ struct PasskeyRemove {
     }
 };
 
+// Confirms `user`'s first passkey, pending since it was registered through the console: the admin
+// peer only (root, or an admin under an admin grant), like a first TOTP enrolment.
+struct PasskeyConfirm {
+    Credentials auth;
+    std::string user;
+    std::string credential_id;  // raw bytes
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, user, credential_id);
+    }
+};
+
 // New alternatives go at the end: the index is the wire tag.
 using Request =
     std::variant<SignRequest, StatusRequest, SessionCreate, UserAdd, UserList, UserSetDisabled,
@@ -474,7 +486,7 @@ using Request =
                  PublicKeyRequest, WhoAmI, SessionEnd, KeyList, KeyGenerate, AuditVerify,
                  KeyActivate, KeyRetire, KeyImport, SigningKeysRequest, SigningSummaryRequest,
                  PasskeyLoginChallenge, PasskeyChallenge, PasskeyRegister, PasskeyList,
-                 PasskeyRename, PasskeyRemove>;
+                 PasskeyRename, PasskeyRemove, PasskeyConfirm>;
 
 // Wipes every secret a request carries: the credentials' password, token and TOTP code, a new
 // user's password, a PIN, a TOTP confirmation code, an imported private key. Every process
@@ -772,9 +784,11 @@ struct PasskeyView {
     std::int64_t created_ms = 0;
     std::int64_t last_used_ms = 0;  // 0: never
     bool backup_eligible = false;
+    bool confirmed = true;  // false: a first passkey, pending confirmation at the CLI
     template <class A>
     void serialize(A& ar) {
-        ar(credential_id, user, name, algorithm, created_ms, last_used_ms, backup_eligible);
+        ar(credential_id, user, name, algorithm, created_ms, last_used_ms, backup_eligible,
+           confirmed);
     }
 };
 

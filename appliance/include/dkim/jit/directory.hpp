@@ -79,17 +79,24 @@ class Directory {
     // --- passkeys (WebAuthn credentials: dkim/jit/webauthn.hpp; challenges: challenges.hpp) ---
     // Stores a registration signerd has verified, for `user`, with the user's label for it. A
     // credential id already registered (to anyone) is refused.
+    // `confirmed` false: a first passkey, pending until confirm_passkey.
     Outcome<Passkey> add_passkey(const Actor& by, const std::string& user,
                                  const webauthn::Registration& registration,
-                                 const std::string& name, TimePoint now);
-    // A user's passkeys (every user's when `user` is empty), oldest first.
+                                 const std::string& name, bool confirmed, TimePoint now);
+    // The caller has checked that `by` is the local operator or an admin under an admin grant, at
+    // the CLI.
+    Outcome<Passkey> confirm_passkey(const Actor& by, const std::string& user,
+                                     std::string_view credential_id, TimePoint now);
+    // A user's passkeys (every user's when `user` is empty), oldest first, pending ones too.
     std::vector<Passkey> passkeys(const std::string& user) const;
+    // Only the confirmed ones: those that sign in and decide.
+    std::vector<Passkey> confirmed_passkeys(const std::string& user) const;
     Outcome<Passkey> rename_passkey(const Actor& by, const std::string& user,
                                     std::string_view credential_id, const std::string& name,
                                     TimePoint now);
-    // Removing the last passkey of a user needs `allow_last` (the caller has checked that `by` is
-    // the local operator or an admin under an admin grant, never through dkim-webd: the same
-    // care as replacing a confirmed TOTP).
+    // Removing the last confirmed passkey of a user needs `allow_last` (the caller has checked that
+    // `by` is the local operator or an admin under an admin grant, never through dkim-webd: the
+    // same care as replacing a confirmed TOTP).
     Outcome<Passkey> remove_passkey(const Actor& by, const std::string& user,
                                     std::string_view credential_id, bool allow_last, TimePoint now);
     struct PasskeyUse {

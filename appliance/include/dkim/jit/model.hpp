@@ -87,6 +87,11 @@ struct Passkey {
     std::string algorithm;   // "ES256", "Ed25519", "RS256"
     std::uint32_t sign_count = 0;
     bool backup_eligible = false;  // a synced passkey (its counter may stay zero)
+    // A user's first passkey, registered through the console with a TOTP code that dkim-webd
+    // saw, counts only once the local operator or an admin under an admin grant confirmed it at
+    // the CLI (like a first TOTP, which only the CLI enrols); later ones are confirmed by the
+    // consent of one the user has.
+    bool confirmed = true;
     TimePoint created;
     std::optional<TimePoint> last_used;
     bool removed = false;
