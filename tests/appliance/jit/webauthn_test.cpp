@@ -26,7 +26,9 @@ namespace dkim::test {
 namespace {
 
 namespace webauthn = jit::webauthn;
-using std::string_literals::operator""s;
+// A using-directive, not a declaration of operator""s: in a unity batch this namespace is shared,
+// and a declaration would hide the chrono literals (30s) of the files after it.
+using namespace std::string_literals;
 using Reason = webauthn::Failure::Reason;
 
 constexpr const char* kOrigin = "http://localhost:8447";
