@@ -33,7 +33,8 @@ REPORTS_UID = "daemon"
 # of the Request variant: i32 index, then the members in their serialize() order: strings as u64
 # LE length + bytes, integers as 8 bytes LE, bools as one byte, optionals as a bool "nullopt"
 # and then, when it is false, the value.
-# "C" is Credentials (user, password, token, totp, token_kind).
+# "C" is Credentials (user, password, token, totp, token_kind, and the passkey assertion's five
+# strings: credential_id, client_data_json, authenticator_data, signature, user_handle).
 LAYOUTS = [
     "sssss",      # 0 SignRequest
     "",           # 1 StatusRequest
@@ -62,6 +63,13 @@ LAYOUTS = [
     "Cssss",      # 24 KeyImport
     "s",          # 25 SigningKeysRequest
     "qqs",        # 26 SigningSummaryRequest
+    "",           # 27 PasskeyLoginChallenge
+    "Csqsssssssqo",  # 28 PasskeyChallenge
+    "Csss",       # 29 PasskeyRegister
+    "Cs",         # 30 PasskeyList
+    "Css",        # 31 PasskeyRename
+    "Css",        # 32 PasskeyRemove
+    "Css",        # 33 PasskeyConfirm
 ]
 MAY_ASK = {1, 16, 25, 26}
 
@@ -92,6 +100,7 @@ def request_frame(index, password):
     for kind in LAYOUTS[index]:
         if kind == "C":
             values += [("s", "bob"), ("s", password), ("s", ""), ("s", "123456"), ("s", "")]
+            values += [("s", "")] * 5  # no passkey assertion
         elif kind == "s":
             values.append(("s", DOMAIN))
         elif kind == "q":
@@ -219,7 +228,7 @@ def run(folder, cli, signerd, module):
         replies = exchange(app, REPORTS_UID, [request_frame(i, password) for i in others])
         for index, reply in zip(others, replies):
             check(reply.get("error") == "forbidden", "request type #%d is forbidden: %s" % (index, reply))
-        check(len(replies) == len(others) == 23, "23 request types tried")
+        check(len(replies) == len(others) == 30, "30 request types tried")
         db = sqlite3.connect("file:%s?mode=ro" % app.db, uri=True)
         written = [row[0] for row in db.execute("SELECT action FROM audit WHERE seq > ?", (before,))]
         db.close()
