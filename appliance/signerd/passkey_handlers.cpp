@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "dkim/crypto/sha256.hpp"
+#include "dkim/jit/audit.hpp"
 #include "dkim/jit/webauthn.hpp"
 
 namespace dkim::signerd {
@@ -86,13 +87,7 @@ jit::DecisionSubject passkey_subject(const std::string& action, const std::strin
 }
 
 std::string attestation_digest(std::string_view attestation_object) {
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string out;
-    for (const std::uint8_t b : crypto::Sha256::hash(attestation_object)) {
-        out += kDigits[b >> 4];
-        out += kDigits[b & 15];
-    }
-    return out;
+    return jit::to_hex(crypto::Sha256::hash(attestation_object));
 }
 
 std::vector<std::string> PasskeyHandlers::credential_ids(const std::string& user,

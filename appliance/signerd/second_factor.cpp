@@ -1,25 +1,12 @@
 #include "second_factor.hpp"
 
+#include "dkim/jit/audit.hpp"
 #include "dkim/jit/webauthn.hpp"
 
 namespace dkim::signerd {
 
 using jit::Refusal;
 namespace webauthn = jit::webauthn;
-
-namespace {
-
-std::string hex_of(const std::array<std::uint8_t, 32>& digest) {
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string out;
-    for (const std::uint8_t b : digest) {
-        out += kDigits[b >> 4];
-        out += kDigits[b & 15];
-    }
-    return out;
-}
-
-}  // namespace
 
 webauthn::Assertion to_assertion(const ipc::PasskeyAssertion& a) {
     return {a.credential_id, a.client_data_json, a.authenticator_data, a.signature, a.user_handle};
@@ -95,7 +82,7 @@ jit::Outcome<std::string> SecondFactors::check(const jit::Actor& who, const ipc:
     // statement's hash that the challenge carries after its 16 random bytes.
     const auto& a = auth.passkey;
     return "factor=webauthn; credential=" + webauthn::base64url_encode(a.credential_id) +
-           "; statement_sha256=" + hex_of(digest) +
+           "; statement_sha256=" + jit::to_hex(digest) +
            "; challenge=" + webauthn::base64url_encode(challenge) +
            "; authenticator_data=" + webauthn::base64url_encode(a.authenticator_data) +
            "; client_data=" + webauthn::base64url_encode(a.client_data_json) +

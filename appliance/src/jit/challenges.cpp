@@ -79,16 +79,6 @@ std::optional<std::pair<std::string, std::int64_t>> decision_of(const AuditRecor
     return std::nullopt;
 }
 
-std::string hex_digest(const crypto::Sha256Digest& d) {
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string out;
-    for (const std::uint8_t b : d) {
-        out += kDigits[b >> 4];
-        out += kDigits[b & 15];
-    }
-    return out;
-}
-
 }  // namespace
 
 PasskeyDecisionReport check_passkey_decisions(const std::vector<AuditRecord>& records) {
@@ -152,7 +142,7 @@ PasskeyDecisionReport check_passkey_decisions(const std::vector<AuditRecord>& re
         const auto digest = crypto::Sha256::hash(*statement);
         if (challenge->size() != 48 ||
             challenge->compare(16, 32, reinterpret_cast<const char*>(digest.data()), 32) != 0 ||
-            hex_digest(digest) != f["statement_sha256"]) {
+            to_hex(digest) != f["statement_sha256"]) {
             bad(r, "the challenge does not commit to the statement");
             continue;
         }
