@@ -2,19 +2,53 @@
 
 #include <fcntl.h>
 #include <openssl/crypto.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <new>
+#include <string>
 #include <system_error>
+#include <utility>
 
 namespace dkim::hsm {
 
-Secret::Secret(std::span<const unsigned char> bytes)
-    : data_(std::make_unique<unsigned char[]>(bytes.size() + 1)), size_(bytes.size()) {
-    std::memcpy(data_.get(), bytes.data(), bytes.size());
+namespace {
+
+std::size_t page_size() noexcept {
+    static const std::size_t size = [] {
+        const long page = ::sysconf(_SC_PAGESIZE);
+        return page > 0 ? static_cast<std::size_t>(page) : std::size_t{4096};
+    }();
+    return size;
+}
+
+}  // namespace
+
+Secret::Secret(std::size_t capacity) {
+    const std::size_t page = page_size();
+    const std::size_t length = (capacity + 1 + page - 1) / page * page;
+    void* pages =
+        ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (pages == MAP_FAILED) {
+        throw std::bad_alloc();
+    }
+    data_ = static_cast<unsigned char*>(pages);
+    mapped_ = length;
+    // Best effort, both: a secret that cannot be locked (RLIMIT_MEMLOCK) or kept out of core
+    // dumps is still a secret, and one the process needs.
+    (void)::madvise(pages, length, MADV_DONTDUMP);
+    locked_ = ::mlock(pages, length) == 0;
+}
+
+Secret::Secret(std::span<const unsigned char> bytes) : Secret(bytes.size()) {
+    if (!bytes.empty()) {
+        std::memcpy(data_, bytes.data(), bytes.size());
+    }
+    size_ = bytes.size();
 }
 
 Secret Secret::from_string(std::string_view text) {
@@ -23,13 +57,18 @@ Secret Secret::from_string(std::string_view text) {
 }
 
 Secret::Secret(Secret&& other) noexcept
-    : data_(std::move(other.data_)), size_(std::exchange(other.size_, 0)) {}
+    : data_(std::exchange(other.data_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      mapped_(std::exchange(other.mapped_, 0)),
+      locked_(std::exchange(other.locked_, false)) {}
 
 Secret& Secret::operator=(Secret&& other) noexcept {
     if (this != &other) {
         wipe();
-        data_ = std::move(other.data_);
+        data_ = std::exchange(other.data_, nullptr);
         size_ = std::exchange(other.size_, 0);
+        mapped_ = std::exchange(other.mapped_, 0);
+        locked_ = std::exchange(other.locked_, false);
     }
     return *this;
 }
@@ -39,11 +78,18 @@ Secret::~Secret() {
 }
 
 void Secret::wipe() noexcept {
-    if (data_) {
-        OPENSSL_cleanse(data_.get(), size_);
+    if (data_ != nullptr) {
+        // The whole mapping: from_file reads up to two bytes beyond what it keeps.
+        OPENSSL_cleanse(data_, mapped_);
+        if (locked_) {
+            (void)::munlock(data_, mapped_);
+        }
+        (void)::munmap(data_, mapped_);
     }
-    data_.reset();
+    data_ = nullptr;
     size_ = 0;
+    mapped_ = 0;
+    locked_ = false;
 }
 
 Secret Secret::duplicate() const {
@@ -54,7 +100,7 @@ bool Secret::equals(const Secret& other) const noexcept {
     if (size_ != other.size_) {
         return false;
     }
-    return size_ == 0 || CRYPTO_memcmp(data_.get(), other.data_.get(), size_) == 0;
+    return size_ == 0 || CRYPTO_memcmp(data_, other.data_, size_) == 0;
 }
 
 Result<Secret> Secret::from_file(const std::filesystem::path& path) {
@@ -77,17 +123,18 @@ Result<Secret> Secret::from_file(const std::filesystem::path& path) {
         return fail(ErrorCode::invalid_argument, std::string("other users may read it (mode ") +
                                                      mode + "); run chmod o-rwx on it");
     }
-    std::array<unsigned char, max_size + 2> buffer{};
+    // Read straight into the secret's own (locked) pages: no copy elsewhere to wipe.
+    constexpr std::size_t capacity = max_size + 2;
+    Secret secret(capacity);
     std::size_t size = 0;
-    while (size < buffer.size()) {
-        const ssize_t got = ::read(fd, buffer.data() + size, buffer.size() - size);
+    while (size < capacity) {
+        const ssize_t got = ::read(fd, secret.data_ + size, capacity - size);
         if (got < 0 && errno == EINTR) {
             continue;
         }
         if (got < 0) {
             const int saved = errno;
             ::close(fd);
-            OPENSSL_cleanse(buffer.data(), buffer.size());
             return fail(ErrorCode::io, std::generic_category().message(saved));
         }
         if (got == 0) {
@@ -96,22 +143,22 @@ Result<Secret> Secret::from_file(const std::filesystem::path& path) {
         size += static_cast<std::size_t>(got);
     }
     ::close(fd);
-    if (size > 0 && buffer[size - 1] == '\n') {
+    if (size > 0 && secret.data_[size - 1] == '\n') {
         --size;
-        if (size > 0 && buffer[size - 1] == '\r') {
+        if (size > 0 && secret.data_[size - 1] == '\r') {
             --size;
         }
     }
     if (size > max_size) {
-        OPENSSL_cleanse(buffer.data(), buffer.size());
         return fail(ErrorCode::invalid_argument,
                     "longer than " + std::to_string(max_size) + " bytes");
     }
     if (size == 0) {
         return fail(ErrorCode::invalid_argument, "empty");
     }
-    Secret secret(std::span(buffer.data(), size));
-    OPENSSL_cleanse(buffer.data(), buffer.size());
+    // What was read beyond `size` (the line end) is zeroed; the bytes stay NUL-terminated.
+    OPENSSL_cleanse(secret.data_ + size, capacity - size);
+    secret.size_ = size;
     return secret;
 }
 

@@ -1,6 +1,12 @@
 #pragma once
 // Secrets (PINs): non-copyable, wiped on destruction, never printed, compared in
 // constant time. There is deliberately no operator<< and no conversion to std::string.
+//
+// Each secret's bytes live in pages of their own (mmap), locked in memory (mlock: never written
+// to swap) and left out of core dumps (MADV_DONTDUMP). When the process may not lock more
+// (RLIMIT_MEMLOCK), the secret still works, unlocked: locked() says which. The pages are
+// wiped, then unlocked and unmapped; no other object shares them, so unlocking one secret never
+// unlocks another's bytes (mlock does not count references).
 
 #include <cstddef>
 #include <filesystem>
@@ -36,7 +42,7 @@ class Secret {
     // session loss); the name makes every copy visible in review.
     Secret duplicate() const;
 
-    std::span<const unsigned char> bytes() const noexcept { return {data_.get(), size_}; }
+    std::span<const unsigned char> bytes() const noexcept { return {data_, size_}; }
     std::size_t size() const noexcept { return size_; }
     bool empty() const noexcept { return size_ == 0; }
 
@@ -45,9 +51,18 @@ class Secret {
 
     void wipe() noexcept;
 
+    // Whether the bytes are locked in memory (false when mlock was refused, and for a secret
+    // default-constructed, moved from or wiped).
+    bool locked() const noexcept { return locked_; }
+
   private:
-    std::unique_ptr<unsigned char[]> data_;
+    // Pages for `capacity` bytes and a terminating zero, zero-filled, locked when allowed.
+    explicit Secret(std::size_t capacity);
+
+    unsigned char* data_ = nullptr;
     std::size_t size_ = 0;
+    std::size_t mapped_ = 0;  // the pages' length
+    bool locked_ = false;
 };
 
 }  // namespace dkim::hsm
