@@ -64,6 +64,18 @@ class AnyoneSigner final : public web::SignerApi {
                     return ipc::AuditReply{{{1, 0, "a", "b", "c", "ok", "r", 0, 0, "d", "00"}}};
                 } else if constexpr (std::is_same_v<T, ipc::StatusRequest>) {
                     return ipc::StatusReply{};
+                } else if constexpr (std::is_same_v<T, ipc::PinStatusRequest>) {
+                    ipc::PinStatusReply s;
+                    s.mode = "shares";
+                    s.missing = "\"<b>\\\x01";
+                    s.set_id = "0a1b2c3d";
+                    s.threshold = 2;
+                    s.custodians = {{"a", 1, true}, {"b", 2, false}};
+                    s.window_ends_ms = 1'795'000'900'000;
+                    return s;
+                } else if constexpr (std::is_same_v<T, ipc::PinKeyOffer>) {
+                    return ipc::PinKeyOfferReply{"k", "p",       "i", "SHA256:x",
+                                                 1,   "s\n\x01", "g", "a\n"};
                 } else if constexpr (std::is_same_v<T, ipc::SessionCreate> ||
                                      std::is_same_v<T, ipc::ApiTokenCreate>) {
                     return ipc::OkReply{"made", 1, "tok-fuzz"};

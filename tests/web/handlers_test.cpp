@@ -398,5 +398,292 @@ TEST_F(HandlersTest, SecretsLeaveNoCopyInTheRequestsSent) {
     EXPECT_EQ(r.body().find("654321"), std::string::npos) << "the code is not echoed";
 }
 
+// --- PIN custody (issue 23): webd forwards sealed envelopes and never takes a PIN in clear -----
+
+ipc::PinStatusReply shares_status() {
+    ipc::PinStatusReply s;
+    s.mode = "shares";
+    s.ready = false;
+    s.logged_in = false;
+    s.missing = "2 more of 3 custodians' shares (window ends in 14 min)";
+    s.identity_fingerprint = "SHA256:q8Zr1m3sDq0o4pWb9cXk7GxYb2o2c8d6Yl6bq1hS5gE";
+    s.set_id = "0a1b2c3d";
+    s.threshold = 3;
+    s.custodians = {{"carol", 1, true},
+                    {"dave", 2, false},
+                    {"erin", 3, false},
+                    {"frank", 4, false},
+                    {"gwen", 5, false}};
+    s.window_ends_ms = 1'795'000'840'000;
+    return s;
+}
+
+TEST_F(HandlersTest, PinCustodyIsShownAsSignerdSaysIt) {
+    login("carol", "approver");
+    int asked = 0;
+    ipc::PinStatusReply status = shares_status();
+    signer.answer = [&](ipc::Request& r) -> ipc::Reply {
+        if (auto* p = std::get_if<ipc::PinStatusRequest>(&r)) {
+            EXPECT_EQ(p->auth.token, "tok-carol");
+            ++asked;
+            return status;
+        }
+        return ipc::ErrorReply{ipc::ErrorCode::invalid, "unexpected", 0, {}};
+    };
+    auto r = send(verb::get, "/api/v1/pin", "", with_session(false));
+    ASSERT_EQ(r.result(), status::ok) << r.body();
+    EXPECT_EQ(asked, 1);
+    auto d = parse(r.body());
+    const auto& pin = d["pin"];
+    EXPECT_EQ(std::string(pin["mode"].GetString()), "shares");
+    EXPECT_FALSE(pin["ready"].GetBool());
+    EXPECT_FALSE(pin["logged_in"].GetBool());
+    EXPECT_EQ(std::string(pin["missing"].GetString()), status.missing);
+    EXPECT_EQ(std::string(pin["identity_fingerprint"].GetString()), status.identity_fingerprint);
+    EXPECT_EQ(std::string(pin["set_id"].GetString()), "0a1b2c3d");
+    EXPECT_EQ(pin["threshold"].GetUint(), 3U);
+    ASSERT_EQ(pin["custodians"].Size(), 5U);
+    EXPECT_EQ(std::string(pin["custodians"][0]["name"].GetString()), "carol");
+    EXPECT_EQ(pin["custodians"][0]["index"].GetUint(), 1U);
+    EXPECT_TRUE(pin["custodians"][0]["submitted"].GetBool());
+    EXPECT_FALSE(pin["custodians"][4]["submitted"].GetBool());
+    EXPECT_EQ(pin["window_ends_ms"].GetInt64(), 1'795'000'840'000);
+    EXPECT_EQ(d["now_ms"].GetInt64(), 1'795'000'000'000);
+
+    // Another mode: no split, no window (null, as every absent value in the API).
+    status = ipc::PinStatusReply{};
+    status.mode = "sealed";
+    status.ready = true;
+    status.logged_in = true;
+    d = parse(send(verb::get, "/api/v1/pin", "", with_session(false)).body());
+    EXPECT_EQ(std::string(d["pin"]["mode"].GetString()), "sealed");
+    EXPECT_TRUE(d["pin"]["ready"].GetBool());
+    EXPECT_TRUE(d["pin"]["set_id"].IsNull());
+    EXPECT_TRUE(d["pin"]["window_ends_ms"].IsNull());
+    EXPECT_EQ(d["pin"]["custodians"].Size(), 0U);
+
+    signer.down = true;
+    EXPECT_EQ(send(verb::get, "/api/v1/pin", "", with_session(false)).result(),
+              status::service_unavailable);
+}
+
+TEST_F(HandlersTest, KeyOffersAreAskedForTheCallerAndForwardedWhole) {
+    login("bob", "approver");
+    std::vector<ipc::PinKeyOffer> asked;
+    signer.answer = [&](ipc::Request& r) -> ipc::Reply {
+        if (auto* o = std::get_if<ipc::PinKeyOffer>(&r)) {
+            asked.push_back(*o);
+            if (o->subject == "99") {
+                return ipc::ErrorReply{ipc::ErrorCode::conflict,
+                                       "approvals bring no PIN: the PIN custody is \"sealed\"",
+                                       0,
+                                       {}};
+            }
+            return ipc::PinKeyOfferReply{"k3y-1d_AAAAAAAAA",
+                                         "cHVibGljLWtleS1ieXRlcy0zMi1sb25nLi4uLi4uLi4",
+                                         "aWRlbnRpdHkta2V5LWJ5dGVzLTMyLWxvbmcuLi4uLi4",
+                                         "SHA256:abc",
+                                         1'795'000'300'000,
+                                         "dkim-appliance pin envelope key v1\npurpose=approve\n",
+                                         "c2lnbmF0dXJl",
+                                         "dkim-appliance pin envelope v1\npurpose=approve\n"};
+        }
+        return ipc::ErrorReply{ipc::ErrorCode::invalid, "unexpected", 0, {}};
+    };
+    auto r = send(verb::post, "/api/v1/pin/key", R"({"purpose":"approve","subject":"7"})",
+                  with_session());
+    ASSERT_EQ(r.result(), status::ok) << r.body();
+    ASSERT_EQ(asked.size(), 1U);
+    EXPECT_EQ(asked[0].auth.token, "tok-bob");
+    EXPECT_EQ(asked[0].auth.token_kind, "session");
+    EXPECT_EQ(asked[0].purpose, "approve");
+    EXPECT_EQ(asked[0].subject, "7");
+    auto d = parse(r.body());
+    EXPECT_EQ(std::string(d["key_id"].GetString()), "k3y-1d_AAAAAAAAA");
+    EXPECT_EQ(std::string(d["public_key"].GetString()),
+              "cHVibGljLWtleS1ieXRlcy0zMi1sb25nLi4uLi4uLi4");
+    EXPECT_EQ(std::string(d["identity"].GetString()),
+              "aWRlbnRpdHkta2V5LWJ5dGVzLTMyLWxvbmcuLi4uLi4");
+    EXPECT_EQ(std::string(d["fingerprint"].GetString()), "SHA256:abc");
+    EXPECT_EQ(d["expires_ms"].GetInt64(), 1'795'000'300'000);
+    EXPECT_EQ(std::string(d["statement"].GetString()),
+              "dkim-appliance pin envelope key v1\npurpose=approve\n");
+    EXPECT_EQ(std::string(d["signature"].GetString()), "c2lnbmF0dXJl");
+    EXPECT_EQ(std::string(d["associated_data"].GetString()),
+              "dkim-appliance pin envelope v1\npurpose=approve\n");
+
+    // signerd's refusals come back as for every endpoint; bad bodies never reach it.
+    r = send(verb::post, "/api/v1/pin/key", R"({"purpose":"approve","subject":"99"})",
+             with_session());
+    EXPECT_EQ(r.result(), status::conflict);
+    asked.clear();
+    for (const char* body : {R"({"purpose":"decrypt","subject":"7"})", R"({"subject":"7"})",
+                             R"({"purpose":"share"})", R"({"purpose":"share","subject":7})",
+                             R"({"purpose":"share","subject":"0a1b2c3d","user":"alice"})"}) {
+        r = send(verb::post, "/api/v1/pin/key", body, with_session());
+        EXPECT_EQ(r.result(), status::bad_request) << body;
+        EXPECT_EQ(error_code(r), "invalid_field") << body;
+    }
+    EXPECT_EQ(error_field(send(verb::post, "/api/v1/pin/key", R"({"purpose":"x","subject":"7"})",
+                               with_session())),
+              "purpose");
+    EXPECT_EQ(error_code(send(verb::post, "/api/v1/pin/key",
+                              R"({"purpose":"approve","subject":"7"})", with_session(false))),
+              "csrf");
+    EXPECT_TRUE(asked.empty());
+}
+
+TEST_F(HandlersTest, SharesAreForwardedSealedAndNeverTakenInClear) {
+    login("carol", "approver");
+    std::vector<ipc::PinEnvelope> forwarded;
+    signer.answer = [&](ipc::Request& r) -> ipc::Reply {
+        if (auto* s = std::get_if<ipc::PinShareSubmit>(&r)) {
+            EXPECT_EQ(s->auth.token, "tok-carol");
+            forwarded.push_back(s->share);
+            return ipc::OkReply{"carol's share (1 of 3) accepted; 2 more needed", 0, ""};
+        }
+        if (std::holds_alternative<ipc::PinStatusRequest>(r)) {
+            return shares_status();
+        }
+        return ipc::ErrorReply{ipc::ErrorCode::invalid, "unexpected", 0, {}};
+    };
+    const std::string envelope = "v1.ZXBoZW1lcmFs.aXY.Y2lwaGVydGV4dA";
+    auto r = send(verb::post, "/api/v1/pin/shares",
+                  R"({"share":{"key_id":"AbCd-_0123456789","envelope":")" + envelope + R"("}})",
+                  with_session());
+    ASSERT_EQ(r.result(), status::ok) << r.body();
+    ASSERT_EQ(forwarded.size(), 1U);
+    EXPECT_EQ(forwarded[0].key_id, "AbCd-_0123456789");
+    EXPECT_EQ(forwarded[0].envelope, envelope);
+    auto d = parse(r.body());
+    EXPECT_EQ(std::string(d["message"].GetString()),
+              "carol's share (1 of 3) accepted; 2 more needed");
+    EXPECT_EQ(std::string(d["pin"]["mode"].GetString()), "shares");
+    EXPECT_TRUE(d["pin"]["custodians"][0]["submitted"].GetBool());
+
+    // A share in clear (what a custodian types), or anything that is not an envelope, is refused
+    // without being quoted, and nothing reaches signerd.
+    const std::string share_text =
+        "dkimpin1-0a1b2c3d-1-3-mfrg-gzdf-mztq-ojsw-45dt-mfrg-gzdf-mztq-ojsw-45dt-9f86d081";
+    forwarded.clear();
+    struct Case {
+        std::string body;
+        std::string field;
+    };
+    const std::vector<Case> cases = {
+        {R"({"share":")" + share_text + R"("})", "share"},
+        {R"({"share":{"key_id":"AbCd","envelope":")" + share_text + R"("}})", "share.envelope"},
+        {R"({"share":{"key_id":"AbCd","envelope":"v1.)" + share_text + R"( "}})", "share.envelope"},
+        {R"({"share":{"key_id":"AbCd","envelope":"v1.)" + std::string(4094, 'A') + R"("}})",
+         "share.envelope"},
+        {R"({"share":{"key_id":")" + std::string(65, 'A') + R"(","envelope":"v1.AA.AA.AA"}})",
+         "share.key_id"},
+        {R"({"share":{"key_id":"a/b","envelope":"v1.AA.AA.AA"}})", "share.key_id"},
+        {R"({"share":{"envelope":"v1.AA.AA.AA"}})", "share.key_id"},
+        {R"({"share":{"key_id":"AbCd"}})", "share.envelope"},
+        {R"({"share":{"key_id":"AbCd","envelope":"v1.AA.AA.AA","share":")" + share_text + R"("}})",
+         "share.share"},
+        {R"({"share":{"key_id":"AbCd","envelope":"v1.AA.AA.AA"},"custodian":"dave"})", "custodian"},
+        {R"({})", "share"},
+    };
+    for (const Case& c : cases) {
+        r = send(verb::post, "/api/v1/pin/shares", c.body, with_session());
+        EXPECT_EQ(r.result(), status::bad_request) << c.body;
+        EXPECT_EQ(error_field(r), c.field) << c.body;
+        EXPECT_EQ(r.body().find("mfrg"), std::string::npos) << "not quoted: " << r.body();
+    }
+    EXPECT_NE(parse(send(verb::post, "/api/v1/pin/shares", cases[0].body, with_session())
+                        .body())["error"]["message"]
+                  .GetString(),
+              std::string())
+        << "a message says why";
+    EXPECT_TRUE(forwarded.empty());
+    // 4096 bytes of envelope text are accepted (custody::max_envelope_text).
+    r = send(verb::post, "/api/v1/pin/shares",
+             R"({"share":{"key_id":"AbCd","envelope":"v1.)" + std::string(4093, 'A') + R"("}})",
+             with_session());
+    EXPECT_EQ(r.result(), status::ok) << r.body();
+}
+
+TEST_F(HandlersTest, AClearPinIsRefusedAndNeverForwarded) {
+    login("bob", "approver");
+    std::vector<ipc::ElevationDecide> decided;
+    signer.answer = [&](ipc::Request& r) -> ipc::Reply {
+        if (auto* d = std::get_if<ipc::ElevationDecide>(&r)) {
+            decided.push_back(*d);
+            return ipc::OkReply{"request 4 approved: grant 2 active", 2, ""};
+        }
+        if (std::holds_alternative<ipc::ElevationList>(r)) {
+            ipc::RequestView v;
+            v.id = 4;
+            v.state = "approved";
+            return ipc::RequestsReply{{v}};
+        }
+        if (std::holds_alternative<ipc::GrantList>(r)) {
+            return ipc::GrantsReply{};
+        }
+        return ipc::ErrorReply{ipc::ErrorCode::invalid, "unexpected", 0, {}};
+    };
+    signer.calls.clear();
+    for (const char* action : {"approve", "deny", "revoke", "cancel"}) {
+        for (const char* pin : {R"("user-pin-1234")", "null", "1234", R"({"key_id":"a"})"}) {
+            const std::string body =
+                std::string(R"({"totp":"654321","reason":"r","pin":)") + pin + "}";
+            auto r = send(verb::post, std::string("/api/v1/elevations/4/") + action, body,
+                          with_session());
+            EXPECT_EQ(r.result(), status::bad_request) << action << " " << body;
+            EXPECT_EQ(error_code(r), "invalid_field");
+            EXPECT_EQ(error_field(r), "pin");
+            auto d = parse(r.body());
+            EXPECT_NE(std::string(d["error"]["message"].GetString()).find("must be sealed"),
+                      std::string::npos)
+                << r.body();
+            EXPECT_EQ(r.body().find("user-pin-1234"), std::string::npos) << "never echoed";
+        }
+    }
+    EXPECT_TRUE(decided.empty());
+    EXPECT_TRUE(signer.calls.empty()) << "nothing of it reached signerd";
+
+    // The sealed form goes to signerd as it came, with the second factor.
+    const std::string sealed =
+        R"({"totp":"654321","pin_envelope":{"key_id":"AbCd-_0123456789","envelope":"v1.AA.BB.CC"}})";
+    auto r = send(verb::post, "/api/v1/elevations/4/approve", sealed, with_session());
+    ASSERT_EQ(r.result(), status::ok) << r.body();
+    ASSERT_EQ(decided.size(), 1U);
+    EXPECT_EQ(decided[0].action, "approve");
+    EXPECT_EQ(decided[0].id, 4);
+    EXPECT_EQ(decided[0].auth.totp, "654321");
+    EXPECT_EQ(decided[0].pin.key_id, "AbCd-_0123456789");
+    EXPECT_EQ(decided[0].pin.envelope, "v1.AA.BB.CC");
+    // Without one, the approval carries an empty envelope (custody modes that need none).
+    ASSERT_EQ(
+        send(verb::post, "/api/v1/elevations/4/approve", R"({"totp":"654321"})", with_session())
+            .result(),
+        status::ok);
+    ASSERT_EQ(decided.size(), 2U);
+    EXPECT_TRUE(decided[1].pin.empty());
+    // Only an approval takes one; malformed ones are refused naming the member.
+    decided.clear();
+    const std::string envelope = R"("pin_envelope":{"key_id":"AbCd","envelope":"v1.AA.BB.CC"})";
+    EXPECT_EQ(
+        error_field(send(verb::post, "/api/v1/elevations/4/deny",
+                         R"({"totp":"654321","reason":"no",)" + envelope + "}", with_session())),
+        "pin_envelope");
+    EXPECT_EQ(error_field(send(verb::post, "/api/v1/elevations/4/cancel", "{" + envelope + "}",
+                               with_session())),
+              "pin_envelope");
+    EXPECT_EQ(
+        error_field(send(verb::post, "/api/v1/elevations/4/approve",
+                         R"({"totp":"654321","pin_envelope":"user-pin-1234"})", with_session())),
+        "pin_envelope");
+    EXPECT_EQ(
+        error_field(
+            send(verb::post, "/api/v1/elevations/4/approve",
+                 R"({"totp":"654321","pin_envelope":{"key_id":"AbCd","envelope":"user-pin-1234"}})",
+                 with_session())),
+        "pin_envelope.envelope");
+    EXPECT_TRUE(decided.empty());
+}
+
 }  // namespace
 }  // namespace dkim::test

@@ -161,6 +161,62 @@ struct PasskeyChallenge {
     }
 };
 
+// PIN custody (GET /api/v1/pin): the mode, whether signing can start without anyone, and, in
+// approver and shares mode, what is missing. Shares: the current split's custodians, who has
+// submitted in the open unlock window, and when it ends.
+struct PinCustodian {
+    std::string name;
+    std::uint32_t index = 0;
+    bool submitted = false;
+    template <class A>
+    void save(A& ar) const {
+        ar(cereal::make_nvp("name", name), cereal::make_nvp("index", index),
+           cereal::make_nvp("submitted", submitted));
+    }
+};
+
+struct PinStatus {
+    std::string mode;  // sealed, approver, shares, file
+    bool ready = false;
+    bool logged_in = false;
+    std::string missing;
+    std::string identity_fingerprint;
+    std::optional<std::string> set_id;  // shares, once split
+    std::uint32_t threshold = 0;
+    std::vector<PinCustodian> custodians;
+    std::optional<std::int64_t> window_ends_ms;  // an unlock window is open
+    template <class A>
+    void save(A& ar) const {
+        ar(cereal::make_nvp("mode", mode), cereal::make_nvp("ready", ready),
+           cereal::make_nvp("logged_in", logged_in), cereal::make_nvp("missing", missing),
+           cereal::make_nvp("identity_fingerprint", identity_fingerprint));
+        optional_field(ar, "set_id", set_id);
+        ar(cereal::make_nvp("threshold", threshold), cereal::make_nvp("custodians", custodians));
+        optional_field(ar, "window_ends_ms", window_ends_ms);
+    }
+};
+
+// A key signerd offers to seal a PIN or a share to (POST /api/v1/pin/key), as signerd made it:
+// webd forwards it and cannot forge its statement's signature.
+struct PinKeyOffer {
+    std::string key_id;
+    std::string public_key;  // base64url, X25519
+    std::string identity;    // base64url, Ed25519
+    std::string fingerprint;
+    std::int64_t expires_ms = 0;
+    std::string statement;
+    std::string signature;  // base64url
+    std::string associated_data;
+    template <class A>
+    void save(A& ar) const {
+        ar(cereal::make_nvp("key_id", key_id), cereal::make_nvp("public_key", public_key),
+           cereal::make_nvp("identity", identity), cereal::make_nvp("fingerprint", fingerprint),
+           cereal::make_nvp("expires_ms", expires_ms), cereal::make_nvp("statement", statement),
+           cereal::make_nvp("signature", signature),
+           cereal::make_nvp("associated_data", associated_data));
+    }
+};
+
 struct GrantSummary {
     std::int64_t id = 0;
     std::int64_t request_id = 0;

@@ -149,7 +149,7 @@ Result<Response> get_elevation(Context& ctx, Caller& caller) {
     return elevation_response(ctx, *found, "");
 }
 
-// approve, deny, revoke, cancel: {totp, reason, pin} as each needs.
+// approve, deny, revoke, cancel: {totp or passkey, reason, pin_envelope} as each needs.
 Result<Response> decide(Context& ctx, Caller& caller, const std::string& action) {
     auto id = path_id(ctx);
     if (!id) {
@@ -159,11 +159,22 @@ Result<Response> decide(Context& ctx, Caller& caller, const std::string& action)
     if (!body) {
         return unexpected(from_field(body.error()));
     }
+    // The token PIN never crosses webd in clear (PIN custody "approver": it comes sealed to
+    // signerd, pin_envelope). A clear "pin" is refused by its presence alone: its value is
+    // neither read nor copied, and the body that holds it is wiped (JsonBody, the server).
+    if (body->has("pin")) {
+        return unexpected(failure(
+            http::status::bad_request, "invalid_field",
+            "pin: the PIN must be sealed, never sent in clear: seal it to a key from POST "
+            "/api/v1/pin/key (purpose approve, this request) and send pin_envelope {key_id, "
+            "envelope}. Nothing was sent to signerd",
+            "pin"));
+    }
     const bool needs_reason = action == "deny" || action == "revoke";
     auto totp = body->string("totp", false, 16);
     auto assertion = read_assertion(*body, "passkey", false);
     auto reason = body->string("reason", needs_reason, 1000);
-    auto pin = body->string("pin", false, 256);
+    auto pin = read_pin_envelope(*body, "pin_envelope", false);
     auto finished = body->finish();
     if (auto refused = first_refused(totp, assertion, reason, pin, finished)) {
         return unexpected(*refused);
@@ -174,7 +185,11 @@ Result<Response> decide(Context& ctx, Caller& caller, const std::string& action)
                                   *totp        ? "totp"
                                   : *assertion ? "passkey"
                                   : *reason    ? "reason"
-                                               : "pin"));
+                                               : "pin_envelope"));
+    }
+    if (*pin && action != "approve") {
+        return unexpected(failure(http::status::bad_request, "invalid_field",
+                                  action + " takes no pin_envelope", "pin_envelope"));
     }
     // The second factor: a TOTP code or a passkey's assertion (over a challenge for exactly this
     // decision: POST /api/v1/passkeys/challenge), one of them.
@@ -185,15 +200,12 @@ Result<Response> decide(Context& ctx, Caller& caller, const std::string& action)
     }
     ipc::Credentials credentials = caller.credentials;
     credentials.totp = totp->value_or("");
+    wipe(*totp);
     if (*assertion) {
         credentials.passkey = std::move(**assertion);
     }
     Result<ipc::OkReply> done = unexpected(ApiError{});
     if (action == "revoke") {
-        if (*pin) {
-            return unexpected(
-                failure(http::status::bad_request, "invalid_field", "revoke takes no pin", "pin"));
-        }
         auto found = find_elevation(ctx, caller, *id);
         if (!found) {
             return unexpected(found.error());
@@ -213,12 +225,8 @@ Result<Response> decide(Context& ctx, Caller& caller, const std::string& action)
         done = ctx.call<ipc::OkReply>(
             ipc::GrantRevoke{credentials, found->grant->id, reason->value_or("")});
     } else {
-        if (*pin && action != "approve") {
-            return unexpected(failure(http::status::bad_request, "invalid_field",
-                                      action + " takes no pin", "pin"));
-        }
-        ipc::ElevationDecide d{credentials, action, *id, reason->value_or(""), pin->value_or("")};
-        wipe(*pin);
+        ipc::ElevationDecide d{credentials, action, *id, reason->value_or(""),
+                               pin->value_or(ipc::PinEnvelope{})};
         done = ctx.call<ipc::OkReply>(std::move(d));
     }
     credentials.wipe();

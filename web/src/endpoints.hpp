@@ -36,6 +36,12 @@ Result<Response> register_passkey(Context& ctx, Caller& caller);
 Result<Response> rename_passkey(Context& ctx, Caller& caller);
 Result<Response> remove_passkey(Context& ctx, Caller& caller);
 
+// pin_handlers.cpp: PIN custody's status, envelope keys and custodians' shares (sealed end to
+// end to signerd: webd forwards what it cannot open).
+Result<Response> pin_status(Context& ctx, Caller& caller);
+Result<Response> pin_key(Context& ctx, Caller& caller);
+Result<Response> submit_pin_share(Context& ctx, Caller& caller);
+
 // key_handlers.cpp: the token's keys and the DNS records a domain should publish.
 Result<Response> list_keys(Context& ctx, Caller& caller);
 Result<Response> generate_key(Context& ctx, Caller& caller);

@@ -1,7 +1,7 @@
 // The routing: the route table, path matching, the console's files, and handle() itself. What
-// each route runs is in endpoints.hpp (by subject: session_, elevation_, key_, audit_, user_ and
-// service_handlers.cpp); what they share is in response.hpp, context.hpp, auth.hpp, query.hpp and
-// views.hpp.
+// each route runs is in endpoints.hpp (by subject: session_, elevation_, pin_, key_, audit_,
+// user_ and service_handlers.cpp); what they share is in response.hpp, context.hpp, auth.hpp,
+// query.hpp and views.hpp.
 
 #include "handlers.hpp"
 
@@ -64,6 +64,9 @@ const std::vector<Route>& routes() {
         {V::post, "/api/v1/elevations/{id}/revoke", Auth::caller, action("revoke")},
         {V::post, "/api/v1/elevations/{id}/cancel", Auth::caller, action("cancel")},
         {V::get, "/api/v1/grants", Auth::caller, list_grants},
+        {V::get, "/api/v1/pin", Auth::caller, pin_status},
+        {V::post, "/api/v1/pin/key", Auth::caller, pin_key},
+        {V::post, "/api/v1/pin/shares", Auth::caller, submit_pin_share},
         {V::get, "/api/v1/keys", Auth::caller, list_keys},
         {V::post, "/api/v1/keys", Auth::caller, generate_key},
         {V::get, "/api/v1/domains/{domain}/dns", Auth::caller, domain_dns},

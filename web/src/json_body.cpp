@@ -202,6 +202,57 @@ Expected<std::optional<std::map<std::string, std::string>>, FieldError> JsonBody
     return std::optional<std::map<std::string, std::string>>(std::move(out));
 }
 
+Expected<std::optional<std::map<std::string, std::string>>, FieldError> JsonBody::string_object(
+    const char* name, const std::vector<std::string>& members, std::size_t max) {
+    seen_.insert(name);
+    const rapidjson::Value* found = impl_->find(name);
+    if (found == nullptr || found->IsNull()) {
+        return std::optional<std::map<std::string, std::string>>();
+    }
+    if (!found->IsObject()) {
+        return unexpected(FieldError{name, "must be an object"});
+    }
+    // The members are checked before any is copied: a refused object leaves no copy behind.
+    for (rapidjson::SizeType i = 0; i < found->MemberCount(); ++i) {
+        const auto& member = *(found->MemberBegin() + i);
+        const std::string_view key(member.name.GetString(), member.name.GetStringLength());
+        const std::string field =
+            std::string(name) + "." + (printable(key) && key.size() <= 64 ? std::string(key) : "?");
+        if (std::find(members.begin(), members.end(), key) == members.end()) {
+            return unexpected(FieldError{field, "is not a field of this object"});
+        }
+        for (rapidjson::SizeType j = 0; j < i; ++j) {
+            const auto& before = *(found->MemberBegin() + j);
+            if (key == std::string_view(before.name.GetString(), before.name.GetStringLength())) {
+                return unexpected(FieldError{field, "the field appears twice"});
+            }
+        }
+        if (!member.value.IsString()) {
+            return unexpected(FieldError{field, "must be a string"});
+        }
+        const std::string_view text(member.value.GetString(), member.value.GetStringLength());
+        if (text.size() > max) {
+            return unexpected(
+                FieldError{field, "is longer than " + std::to_string(max) + " bytes"});
+        }
+        if (!printable(text)) {
+            return unexpected(FieldError{field, "must not contain control characters"});
+        }
+    }
+    std::map<std::string, std::string> out;
+    for (rapidjson::SizeType i = 0; i < found->MemberCount(); ++i) {
+        const auto& member = *(found->MemberBegin() + i);
+        out.emplace(std::string(member.name.GetString(), member.name.GetStringLength()),
+                    std::string(member.value.GetString(), member.value.GetStringLength()));
+    }
+    return std::optional<std::map<std::string, std::string>>(std::move(out));
+}
+
+bool JsonBody::has(const char* name) {
+    seen_.insert(name);
+    return impl_->find(name) != nullptr;
+}
+
 Expected<void, FieldError> JsonBody::finish() const {
     for (rapidjson::SizeType i = 0; i < impl_->document.MemberCount(); ++i) {
         const auto& member = *(impl_->document.MemberBegin() + i);

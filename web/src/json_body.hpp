@@ -48,6 +48,15 @@ class JsonBody {
     Expected<std::optional<std::map<std::string, std::string>>, FieldError> bytes_object(
         const char* name, const std::vector<std::string>& members, std::size_t max);
 
+    // An object whose members are strings (printable, each at most `max` bytes): only the
+    // members named in `members`, each of which may be absent. Errors name "name.member" and
+    // never quote a value.
+    Expected<std::optional<std::map<std::string, std::string>>, FieldError> string_object(
+        const char* name, const std::vector<std::string>& members, std::size_t max);
+    // Whether the body has the member `name` (null included), which counts as read: for a field
+    // that is refused by its presence alone, without its value being copied anywhere.
+    bool has(const char* name);
+
     // Refuses the first field that no getter asked for.
     Expected<void, FieldError> finish() const;
 

@@ -1,5 +1,8 @@
 #include "views.hpp"
 
+#include <algorithm>
+
+#include "dkim/base/wipe.hpp"
 #include "dkim/crypto/base64.hpp"
 
 namespace dkim::web::detail {
@@ -196,6 +199,95 @@ Expected<std::optional<ipc::PasskeyAssertion>, FieldError> read_assertion(JsonBo
     a = {m["credential_id"], m["client_data_json"], m["authenticator_data"], m["signature"],
          m["user_handle"]};
     return std::optional<ipc::PasskeyAssertion>(std::move(a));
+}
+
+api::PinStatus pin_status_view(const ipc::PinStatusReply& s) {
+    api::PinStatus out;
+    out.mode = s.mode;
+    out.ready = s.ready;
+    out.logged_in = s.logged_in;
+    out.missing = s.missing;
+    out.identity_fingerprint = s.identity_fingerprint;
+    if (!s.set_id.empty()) {
+        out.set_id = s.set_id;
+    }
+    out.threshold = s.threshold;
+    for (const ipc::PinCustodianView& c : s.custodians) {
+        out.custodians.push_back(api::PinCustodian{c.name, c.index, c.submitted});
+    }
+    if (s.window_ends_ms != 0) {
+        out.window_ends_ms = s.window_ends_ms;
+    }
+    return out;
+}
+
+api::PinKeyOffer pin_key_offer_view(const ipc::PinKeyOfferReply& o) {
+    return api::PinKeyOffer{o.key_id,     o.public_key, o.identity,  o.fingerprint,
+                            o.expires_ms, o.statement,  o.signature, o.associated_data};
+}
+
+namespace {
+
+// The sizes of custody::max_envelope_text (dkim/custody/envelope.hpp) and of a key id (signerd's
+// are 16 characters).
+constexpr std::size_t kMaxEnvelopeText = 4096;
+constexpr std::size_t kMaxKeyId = 64;
+
+bool base64url_text(std::string_view text, bool dots) {
+    return std::all_of(text.begin(), text.end(), [dots](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+               c == '-' || c == '_' || (dots && c == '.');
+    });
+}
+
+}  // namespace
+
+Expected<std::optional<ipc::PinEnvelope>, FieldError> read_pin_envelope(JsonBody& body,
+                                                                        const char* name,
+                                                                        bool required) {
+    auto members = body.string_object(name, {"key_id", "envelope"}, kMaxEnvelopeText);
+    if (!members) {
+        if (members.error().field == name) {
+            return unexpected(FieldError{
+                name,
+                "must be an object {key_id, envelope}: a PIN or a share is sent sealed to "
+                "signerd (POST /api/v1/pin/key), never in clear"});
+        }
+        return unexpected(members.error());
+    }
+    if (!*members) {
+        if (required) {
+            return unexpected(FieldError{name, "is required"});
+        }
+        return std::optional<ipc::PinEnvelope>();
+    }
+    auto& m = **members;
+    // A refused envelope may be something pasted by mistake (a PIN, a share): it is wiped.
+    const auto refuse = [&m](std::string field, std::string message) {
+        for (auto& member : m) {
+            base::wipe(member.second);
+        }
+        return unexpected(FieldError{std::move(field), std::move(message)});
+    };
+    const std::string key_field = std::string(name) + ".key_id";
+    const std::string envelope_field = std::string(name) + ".envelope";
+    if (m["key_id"].empty()) {
+        return refuse(key_field, "is required");
+    }
+    if (m["key_id"].size() > kMaxKeyId || !base64url_text(m["key_id"], false)) {
+        return refuse(key_field, "must be a key id from POST /api/v1/pin/key (at most " +
+                                     std::to_string(kMaxKeyId) + " base64url characters)");
+    }
+    if (m["envelope"].empty()) {
+        return refuse(envelope_field, "is required");
+    }
+    if (!m["envelope"].starts_with("v1.") || !base64url_text(m["envelope"], true)) {
+        return refuse(envelope_field,
+                      "must be a sealed envelope (\"v1.\" and base64url fields separated by "
+                      "'.'): a PIN or a share is never sent in clear");
+    }
+    return std::optional<ipc::PinEnvelope>(
+        ipc::PinEnvelope{std::move(m["key_id"]), std::move(m["envelope"])});
 }
 
 }  // namespace dkim::web::detail

@@ -36,6 +36,17 @@ Expected<std::optional<ipc::PasskeyAssertion>, FieldError> read_assertion(JsonBo
                                                                           const char* name,
                                                                           bool required);
 
+api::PinStatus pin_status_view(const ipc::PinStatusReply& s);
+api::PinKeyOffer pin_key_offer_view(const ipc::PinKeyOfferReply& o);
+
+// A PIN or a share sealed to signerd, as the console sends it: an object {key_id, envelope}
+// (dkim/custody/envelope.hpp's text, "v1." and base64url fields). webd checks its shape and
+// sizes only; signerd opens it. Anything else (a string: a PIN or a share in clear) is refused
+// without its value being quoted.
+Expected<std::optional<ipc::PinEnvelope>, FieldError> read_pin_envelope(JsonBody& body,
+                                                                        const char* name,
+                                                                        bool required);
+
 // A JSON object whose members are `value`'s (its save()), at the top level.
 template <class T>
 std::string root_object(const T& value) {
