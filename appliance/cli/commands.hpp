@@ -45,6 +45,12 @@ void add_user_commands(CLI::App& app, int& exit_code);
 void add_elevation_commands(CLI::App& app, int& exit_code);
 // passkey list | remove: through dkim-signerd (passkey_commands.cpp).
 void add_passkey_commands(CLI::App& app, int& exit_code);
+// The `pin` group: the token PIN's custody. `pin seal` (pin_commands.cpp) seals it as
+// dkim-signerd's systemd credential.
+void add_pin_commands(CLI::App& app, int& exit_code);
+// pin status | split | submit | lock: PIN custody through dkim-signerd (pin_share_commands.cpp),
+// added to the `pin` group.
+void add_pin_share_commands(CLI::App& pin, int& exit_code);
 // audit show (through dkim-signerd) | export | verify (on the state store; audit_commands.cpp).
 void add_audit_commands(CLI::App& app, int& exit_code);
 // `import opendkim` (import_opendkim_command.cpp).

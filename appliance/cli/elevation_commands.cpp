@@ -11,7 +11,9 @@
 
 #include "commands.hpp"
 #include "dkim/base/wipe.hpp"
+#include "dkim/hsm/secret.hpp"
 #include "dkim/jit/policy.hpp"
+#include "pin_envelope.hpp"
 #include "signerd_connection.hpp"
 
 namespace dkim::cli {
@@ -93,6 +95,7 @@ void add_elevation_commands(CLI::App& app, int& exit_code) {
     });
     auto reason = std::make_shared<std::string>();
     auto pin_file = std::make_shared<std::string>();
+    auto identity = std::make_shared<std::string>();
     for (const char* action : {"approve", "deny", "cancel"}) {
         CLI::App* cmd =
             elevation->add_subcommand(action, std::string(action) + " a pending request");
@@ -103,25 +106,38 @@ void add_elevation_commands(CLI::App& app, int& exit_code) {
         }
         if (std::string(action) == "approve") {
             cmd->add_option("--pin-file", *pin_file,
-                            "the token PIN (PIN source \"approver\" only)");
+                            "the token PIN (PIN custody \"approver\" only), sealed to a key "
+                            "signerd offers for this request");
+            cmd->add_option("--signerd-identity", *identity,
+                            "refuse unless signerd's identity key has this fingerprint "
+                            "(SHA256:..., as dkim-appliance pin status prints it)");
         }
-        cmd->callback([&exit_code, c, id, reason, pin_file, action] {
+        cmd->callback([&exit_code, c, id, reason, pin_file, identity, action] {
             auto auth = credentials(*c);
             if (!auth) {
                 exit_code = kUsage;
                 return;
             }
-            std::string pin;
+            ipc::PinEnvelope envelope;
             if (!pin_file->empty()) {
-                std::string error;
-                pin = read_secret(*pin_file, error);
-                if (!error.empty()) {
-                    exit_code = fail(error);
+                // PIN custody "approver": sealed to a key signerd offers for this request.
+                auto pin = hsm::Secret::from_file(*pin_file);
+                if (!pin) {
+                    auth->wipe();
+                    exit_code = fail(pin.error().to_string());
                     return;
                 }
+                auto sealed =
+                    seal_to_signerd(*c, *auth, "approve", std::to_string(*id), *pin, *identity);
+                pin->wipe();
+                if (!sealed) {
+                    auth->wipe();
+                    exit_code = fail(sealed.error());
+                    return;
+                }
+                envelope = std::move(*sealed);
             }
-            exit_code = call(*c, ipc::ElevationDecide{*auth, action, *id, *reason, pin});
-            base::wipe(pin);
+            exit_code = call(*c, ipc::ElevationDecide{*auth, action, *id, *reason, envelope});
         });
     }
     CLI::App* revoke =

@@ -16,8 +16,9 @@ namespace dkim::signerd {
 std::string_view to_string(PinSourceKind kind) noexcept {
     switch (kind) {
         case PinSourceKind::file: return "file";
-        case PinSourceKind::credential: return "credential";
+        case PinSourceKind::sealed: return "sealed";
         case PinSourceKind::approver: return "approver";
+        case PinSourceKind::shares: return "shares";
     }
     return "?";
 }
@@ -101,14 +102,20 @@ constexpr config::KeyDoc kKeys[] = {
      "\"interactive\""},
     {"pin", "table", "", "Where the token's user PIN comes from. Required."},
     {"pin.source", "string", "file",
-     "file (a 0600 file), credential (a systemd credential) or approver (typed by an approver at "
-     "each login).",
-     "\"credential\""},
+     "The PIN's custody: sealed (a systemd credential encrypted with the host key and TPM2), "
+     "approver (sent end to end encrypted with the approval that activates a grant), shares (M "
+     "of N custodians' shares, combined in memory), or file (a 0600 file, for development). "
+     "\"credential\" is the old name of sealed.",
+     "\"sealed\""},
     {"pin.file", "string", "", "source = file: the PIN file, not readable by others."},
     {"pin.credential", "string", "pin",
-     "source = credential: the credential's name in $CREDENTIALS_DIRECTORY "
+     "source = sealed: the credential's name in $CREDENTIALS_DIRECTORY "
      "(LoadCredentialEncrypted= in the unit).",
      "\"pin\""},
+    {"pin.unlock_window", "duration", "15m",
+     "source = shares: the time within which the threshold of custodians must submit their "
+     "shares, counted from the first; the shares submitted are wiped when it ends.",
+     "\"30m\""},
     {"peers", "table", "", "Who may connect, by Unix user name or uid; one role per uid."},
     {"peers.relay", "strings", "[]",
      "Relay users: may sign inside grants; the user name is the client in grant scopes.",
@@ -351,21 +358,30 @@ Expected<Config, std::string> load_config(const std::string& file) {
                     pin->fail("file", "source = \"file\" needs the PIN file's path");
                 }
                 c.pin_file = *path;
-            } else if (source == "credential") {
-                c.pin_source = PinSourceKind::credential;
+            } else if (source == "sealed" || source == "credential") {
+                c.pin_source = PinSourceKind::sealed;
                 c.pin_credential = pin->string("credential").value_or(c.pin_credential);
                 if (c.pin_credential.empty() || c.pin_credential.find('/') != std::string::npos) {
                     pin->fail("credential", "a credential name, without '/'");
                 }
             } else if (source == "approver") {
                 c.pin_source = PinSourceKind::approver;
+            } else if (source == "shares") {
+                c.pin_source = PinSourceKind::shares;
             } else {
-                pin->fail("source", "expected \"file\", \"credential\" or \"approver\"");
+                pin->fail("source", "expected \"sealed\", \"approver\", \"shares\" or \"file\"");
+            }
+            if (auto window = pin->duration("unlock_window")) {
+                if (*window < std::chrono::minutes(1) || *window > std::chrono::hours(24)) {
+                    pin->fail("unlock_window", "between 1m and 24h");
+                }
+                c.pin_unlock_window = *window;
             }
             pin->finish();
         } else {
             r.fail("",
-                   "a [pin] table is required (source = \"file\", \"credential\" or \"approver\")");
+                   "a [pin] table is required (source = \"sealed\", \"approver\", \"shares\" "
+                   "or \"file\")");
         }
         if (auto peers = r.table("peers")) {
             for (PeerKind kind :
@@ -504,7 +520,7 @@ Expected<Config, std::string> load_config(const std::string& file) {
         if (c.pin_source == PinSourceKind::approver && !c.policy.auto_approve.empty()) {
             r.fail("pin",
                    "source = \"approver\" cannot serve auto-approval rules: nobody would "
-                   "supply the PIN (remove [[policy.auto_approve]] or use a PIN file)");
+                   "supply the PIN (remove [[policy.auto_approve]] or use another custody)");
         }
         r.finish();
         return c;

@@ -10,9 +10,10 @@
 //   socket_group = "dkim"                        # the group relay and web users share
 //   password_cost = "interactive"                # Argon2id: interactive | moderate
 //   [pin]
-//   source = "file"          # file | credential | approver
+//   source = "sealed"        # sealed | approver | shares | file (pin_custody.hpp)
 //   file = "/etc/dkim-appliance/pin"               # source = file: mode 0600 or stricter
-//   credential = "pin"       # source = credential: $CREDENTIALS_DIRECTORY/<name> (systemd)
+//   credential = "pin"       # source = sealed: $CREDENTIALS_DIRECTORY/<name> (systemd)
+//   unlock_window = "15m"    # source = shares: the threshold's submissions within this
 //   [peers]                  # unix users (names or uids) allowed on the socket
 //   relay = ["dkim-relay"]   # may sign; the user name is the service identity (client)
 //   web = ["dkim-web"]       # may forward operator requests with their credentials
@@ -49,7 +50,10 @@
 
 namespace dkim::signerd {
 
-enum class PinSourceKind : std::uint8_t { file, credential, approver };
+// Who holds the token's user PIN (SECURITY.md, "PIN custody"): a file (development); a systemd
+// credential sealed with the host key and the TPM2 (the image); an approver, with each approval
+// that activates a grant; or M of N custodians, whose shares signerd combines in memory.
+enum class PinSourceKind : std::uint8_t { file, sealed, approver, shares };
 std::string_view to_string(PinSourceKind kind) noexcept;
 
 // relay: signs; web: forwards operators' credentials; admin: the operator CLI; reports:
@@ -85,6 +89,7 @@ struct Config {
     std::filesystem::path pin_file;
     // The name in LoadCredentialEncrypted=pin:... of images/systemd/dkim-signerd.service.
     std::string pin_credential = "pin";
+    Duration pin_unlock_window = std::chrono::minutes(15);
     std::map<std::uint32_t, PeerIdentity> peers;  // by uid
     Duration checkpoint_interval = std::chrono::minutes(5);
     std::int64_t checkpoint_records = 10'000;

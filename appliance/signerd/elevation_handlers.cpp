@@ -202,15 +202,20 @@ ipc::Reply ElevationHandlers::operate(const Actor& caller, ipc::ElevationDecide&
         return ipc::OkReply{"request " + std::to_string(r.id) + " denied", r.id, ""};
     }
     std::optional<hsm::Secret> pin;
-    if (pin_source_ == PinSourceKind::approver && !r.pin.empty()) {
-        pin = hsm::Secret::from_string(r.pin);
-        base::wipe(r.pin);
+    if (custody_.mode() == PinSourceKind::approver && !r.pin.empty()) {
+        // Sealed end to end to a key offered to this approver for this request: webd, which
+        // forwarded it, could not read it.
+        auto opened = custody_.open_approval_pin(who.name, r.id, r.pin, now);
+        if (!opened) {
+            return error_reply(ipc::ErrorCode::invalid, "the PIN envelope: " + opened.error());
+        }
+        pin = std::move(*opened);
     }
     const unsigned quorum = authority_.policy().for_operation(pending->scope.operation).quorum;
     const bool completes = pending->approvals.size() + 1 >= quorum;
     std::optional<jit::Outcome<jit::Decision>> decided;
     auto approve = [&] { decided.emplace(authority_.approve(who, r.id, now)); };
-    if (pin_source_ == PinSourceKind::approver && completes) {
+    if (custody_.mode() == PinSourceKind::approver && completes) {
         // The approval that activates a grant brings the PIN: the token logs in with it first,
         // and the approval is made under the lifecycle's lock (TokenLifecycle::login_for).
         auto logged = lifecycle_.login_for(now, std::move(pin), who.name, r.id, approve);
@@ -219,7 +224,8 @@ ipc::Reply ElevationHandlers::operate(const Actor& caller, ipc::ElevationDecide&
             if (logged.error().kind == Kind::no_pin) {
                 return error_reply(ipc::ErrorCode::invalid,
                                    "this approval activates the grant and the token is logged "
-                                   "out: PIN source \"approver\" needs the token PIN with it");
+                                   "out: PIN custody \"approver\" needs the token PIN with it, "
+                                   "sealed to a key signerd offers (pin key offer)");
             }
             if (logged.error().kind == Kind::wrong_pin) {
                 return error_reply(ipc::ErrorCode::forbidden,

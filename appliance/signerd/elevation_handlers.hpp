@@ -3,7 +3,7 @@
 // approvals, denials and cancellations, and the grants with their revocation. Every decision
 // that can change whether a grant is active brings the token's login in line
 // (TokenLifecycle::reconcile) before it is answered; in approver mode the approval that
-// activates a grant brings the PIN (TokenLifecycle::login_for).
+// activates a grant brings the PIN, sealed to signerd (PinCustody, TokenLifecycle::login_for).
 
 #include "config.hpp"
 #include "dkim/clock.hpp"
@@ -11,6 +11,7 @@
 #include "dkim/jit/authority.hpp"
 #include "dkim/jit/directory.hpp"
 #include "handlers.hpp"
+#include "pin_custody.hpp"
 #include "second_factor.hpp"
 #include "token_lifecycle.hpp"
 
@@ -18,12 +19,9 @@ namespace dkim::signerd {
 
 class ElevationHandlers {
   public:
-    ElevationHandlers(jit::Authority& authority, TokenLifecycle& lifecycle,
-                      PinSourceKind pin_source, SecondFactors& factors)
-        : authority_(authority),
-          lifecycle_(lifecycle),
-          pin_source_(pin_source),
-          factors_(factors) {}
+    ElevationHandlers(jit::Authority& authority, TokenLifecycle& lifecycle, PinCustody& custody,
+                      SecondFactors& factors)
+        : authority_(authority), lifecycle_(lifecycle), custody_(custody), factors_(factors) {}
 
     ipc::Reply operate(const jit::Actor& who, ipc::ElevationRequest& r, TimePoint now);
     ipc::Reply operate(const jit::Actor& who, ipc::ElevationList& r, TimePoint now);
@@ -34,7 +32,7 @@ class ElevationHandlers {
   private:
     jit::Authority& authority_;
     TokenLifecycle& lifecycle_;
-    const PinSourceKind pin_source_;
+    PinCustody& custody_;
     SecondFactors& factors_;
 };
 

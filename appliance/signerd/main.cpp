@@ -26,6 +26,7 @@
 // RFC 7512 (PKCS#11 URIs), PKCS#11 v2.40.
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
@@ -154,18 +155,29 @@ int run(const signerd::Config& config) {
     options.webauthn = config.webauthn;
     if (config.pin_source == signerd::PinSourceKind::file) {
         options.pin_path = config.pin_file;
-    } else if (config.pin_source == signerd::PinSourceKind::credential) {
+    } else if (config.pin_source == signerd::PinSourceKind::sealed) {
         // Read before any thread of ours starts.
         // NOLINTNEXTLINE(concurrency-mt-unsafe)
         const char* dir = std::getenv("CREDENTIALS_DIRECTORY");
         if (dir == nullptr) {
             std::cerr << "dkim-signerd: " << config.file
-                      << ": [pin] source = \"credential\" but $CREDENTIALS_DIRECTORY is not set "
-                         "(LoadCredential= in the systemd unit)\n";
+                      << ": [pin] source = \"sealed\" but $CREDENTIALS_DIRECTORY is not set "
+                         "(LoadCredentialEncrypted= in the systemd unit)\n";
             return 2;
         }
         options.pin_path = std::filesystem::path(dir) / config.pin_credential;
     }
+    options.pin_unlock_window = config.pin_unlock_window;
+    options.pin_share_set = state->pin_share_set;
+    // The identity key that signs the envelope keys signerd offers (approver and shares
+    // custody): in the state folder, which dkim-webd cannot read.
+    auto identity =
+        custody::IdentityKey::load_or_create((config.state_dir / "pin-identity.pem").string());
+    if (!identity) {
+        std::cerr << "dkim-signerd: " << identity.error() << "\n";
+        return 1;
+    }
+    options.pin_identity = std::make_shared<const custody::IdentityKey>(std::move(*identity));
     signerd::Service service(journal, authority, directory, keys, gate, clock, metrics, options);
 
     // The signerd.start record; after an unclean end, the next login's recovery checkpoint.
@@ -287,6 +299,9 @@ int run(const signerd::Config& config) {
 }  // namespace
 
 int main(int argc, char** argv) try {
+    // The PIN passes through this process's memory: no core dump of it, and no other process
+    // of our uid may read it (ptrace, /proc/PID/mem). The unit also sets LimitCORE=0.
+    (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     // Block the stop signals before any thread starts, so that they reach sigtimedwait only.
     sigset_t signals;
     sigemptyset(&signals);

@@ -40,17 +40,30 @@ Service::Service(jit::Journal& journal, jit::Authority& authority, jit::Director
       clock_(clock),
       metrics_(metrics),
       pin_source_(options.pin_source),
-      lifecycle_(journal, authority, gate, metrics, static_cast<const LifecycleOptions&>(options),
-                 clock.now()),
+      custody_(journal, authority, directory,
+               CustodyOptions{options.pin_source, options.pin_path, options.pin_unlock_window,
+                              options.pin_identity, options.pin_share_set}),
+      lifecycle_(journal, authority, gate, metrics, custody_,
+                 static_cast<const LifecycleOptions&>(options), clock.now()),
       signing_(authority, keys, gate, metrics, lifecycle_, options.max_sign_data,
                std::move(options.profile)),
       factors_(directory, authority.policy(), options.webauthn),
       identities_(authority, directory, options.webauthn.enabled()),
       passkeys_(authority, directory, factors_),
-      elevations_(authority, lifecycle_, options.pin_source, factors_),
+      elevations_(authority, lifecycle_, custody_, factors_),
       keys_(journal, authority, keys, gate, lifecycle_),
       audit_(journal, gate, options.checkpoint_interval, options.checkpoint_records),
-      summary_(journal, authority, signing_.profile().max_lifetime) {}
+      summary_(journal, authority, signing_.profile().max_lifetime) {
+    // A quorum rebuilt the PIN (log in if a grant waits), or `pin lock` forgot it (log out).
+    custody_.on_change([this](TimePoint now) {
+        if (custody_.mode() == PinSourceKind::shares && !custody_.pin_for_login()) {
+            lifecycle_.lock(now, "pin lock: the PIN is no longer in memory");
+        } else {
+            (void)lifecycle_.reconcile(now);
+        }
+        lifecycle_.notify_change();
+    });
+}
 
 Metrics::Gauges Service::gauges() const {
     const auto now = clock_.now();
@@ -166,7 +179,13 @@ ipc::Reply Service::dispatch(const Peer& peer, T& request) {
 
 template <class T>
 ipc::Reply Service::operate(const Peer& peer, const Actor& who, T& request, TimePoint now) {
-    if constexpr (requires { identities_.operate(peer, who, request, now); }) {
+    if constexpr (std::is_same_v<T, ipc::PinStatusRequest>) {
+        return custody_.status(gate_.logged_in(), now);
+    } else if constexpr (requires { custody_.operate(peer, who, request, now); }) {
+        return custody_.operate(peer, who, request, now);
+    } else if constexpr (requires { custody_.operate(who, request, now); }) {
+        return custody_.operate(who, request, now);
+    } else if constexpr (requires { identities_.operate(peer, who, request, now); }) {
         return identities_.operate(peer, who, request, now);
     } else if constexpr (requires { passkeys_.operate(peer, who, request, now); }) {
         return passkeys_.operate(peer, who, request, now);
@@ -208,6 +227,7 @@ Expected<void, std::string> Service::start(const std::string& detail) {
 void Service::tick() {
     const auto now = clock_.now();
     authority_.sweep(now);
+    custody_.sweep(now);
     (void)lifecycle_.reconcile(now);
     lifecycle_.checkpoint_if_due(now);
 }
@@ -217,6 +237,9 @@ TimePoint Service::next_tick() const {
     TimePoint next = now + std::chrono::seconds(1);
     if (auto deadline = authority_.next_deadline(now); deadline && *deadline < next) {
         next = *deadline;
+    }
+    if (auto deadline = custody_.next_deadline(); deadline && *deadline < next) {
+        next = std::max(now, *deadline);
     }
     return next;
 }

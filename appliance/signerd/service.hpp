@@ -23,6 +23,7 @@
 #include "key_handlers.hpp"
 #include "metrics.hpp"
 #include "passkey_handlers.hpp"
+#include "pin_custody.hpp"
 #include "second_factor.hpp"
 #include "signing_handlers.hpp"
 #include "summary_handlers.hpp"
@@ -37,6 +38,10 @@ struct ServiceOptions : LifecycleOptions {
     std::size_t max_sign_data = 512 * 1024;
     SigningProfile profile;   // what a relay's header block must fit to be signed
     WebAuthnConfig webauthn;  // passkeys: off while its rp_id is empty
+    // PIN custody (pin_custody.hpp); pin_source and pin_path are LifecycleOptions'.
+    Duration pin_unlock_window = std::chrono::minutes(15);
+    std::shared_ptr<const custody::IdentityKey> pin_identity;  // null: a new one in memory
+    std::optional<jit::PinShareSet> pin_share_set;             // as stored
 };
 
 class Service {
@@ -88,6 +93,7 @@ class Service {
     const Clock& clock_;
     Metrics& metrics_;
     const PinSourceKind pin_source_;
+    PinCustody custody_;
     TokenLifecycle lifecycle_;
     SigningHandlers signing_;
     SecondFactors factors_;

@@ -21,12 +21,13 @@ jit::AuditRecord lifecycle_record(TimePoint now, std::string action, std::string
 }  // namespace
 
 TokenLifecycle::TokenLifecycle(jit::Journal& journal, const jit::Authority& authority,
-                               TokenGate& gate, Metrics& metrics, LifecycleOptions options,
-                               TimePoint now)
+                               TokenGate& gate, Metrics& metrics, PinCustody& custody,
+                               LifecycleOptions options, TimePoint now)
     : journal_(journal),
       authority_(authority),
       gate_(gate),
       metrics_(metrics),
+      custody_(custody),
       options_(std::move(options)),
       state_(State{journal.seq(), now, 0, {}}) {}
 
@@ -39,14 +40,6 @@ void TokenLifecycle::notify_change() {
     if (wake) {
         wake();
     }
-}
-
-Expected<hsm::Secret, std::string> TokenLifecycle::read_pin() const {
-    auto pin = hsm::Secret::from_file(options_.pin_path);
-    if (!pin) {
-        return unexpected("cannot read the token PIN: " + pin.error().to_string());
-    }
-    return std::move(*pin);
 }
 
 Expected<void, std::string> TokenLifecycle::record(TimePoint now, std::string action,
@@ -75,15 +68,20 @@ void TokenLifecycle::login_failed(State& state, TimePoint now, const std::string
 Expected<void, TokenLifecycle::LoginRefusal> TokenLifecycle::log_in(State& state, TimePoint now,
                                                                     hsm::Secret pin,
                                                                     const LoginAttempt& attempt) {
-    // An approver's PIN is held only until C_Login; the lifecycle's own is kept to recover
-    // lost sessions.
-    if (auto logged = gate_.login(std::move(pin), !attempt.approver); !logged) {
+    // Only a PIN file's copy is kept to recover lost sessions: an approver's is held until
+    // C_Login, a sealed credential is read again by the next reconcile, and a quorum's PIN stays
+    // in the custody's locked memory anyway.
+    const bool keep = !attempt.approver && custody_.mode() == PinSourceKind::file;
+    if (auto logged = gate_.login(std::move(pin), keep); !logged) {
         const std::string& why = logged.error().message;
         if (attempt.approver) {
             (void)record(now, "token.login", "failed", attempt.reason + ": " + why,
                          attempt.request_id);
         } else {
             login_failed(state, now, why);
+            if (logged.error().kind == GateError::Kind::wrong_pin) {
+                custody_.login_refused(now, why);
+            }
         }
         return unexpected(LoginRefusal{LoginRefusal::Kind::wrong_pin, why});
     }
@@ -124,12 +122,12 @@ Expected<void, std::string> TokenLifecycle::reconcile_locked(State& state, TimeP
     const bool active = authority_.any_active(now);
     const bool in = gate_.logged_in();
     if (active && !in) {
-        if (options_.pin_source == PinSourceKind::approver) {
+        if (custody_.mode() == PinSourceKind::approver) {
             // Logged in only by the approval that brings the PIN (login_for).
             return unexpected(
-                std::string("the token needs an approver's PIN (PIN source \"approver\")"));
+                std::string("the token needs an approver's PIN (PIN custody \"approver\")"));
         }
-        auto pin = read_pin();
+        auto pin = custody_.pin_for_login();
         if (!pin) {
             login_failed(state, now, pin.error());
             return unexpected(pin.error());
@@ -235,6 +233,13 @@ void TokenLifecycle::shutdown(TimePoint now) {
     auto state = state_.lock();
     if (gate_.logged_in()) {
         logout(*state, now, "shutdown");
+    }
+}
+
+void TokenLifecycle::lock(TimePoint now, const std::string& reason) {
+    auto state = state_.lock();
+    if (gate_.logged_in()) {
+        logout(*state, now, reason);
     }
 }
 

@@ -5,8 +5,9 @@
 // acknowledged, and the lifecycle thread calls it at every deadline (a grant's expiry), so a
 // logout follows the last grant's end within the thread's wake-up latency.
 //
-// Every login is the same sequence, whoever brings the PIN (the PIN file or credential, read
-// here, or an approver, with the approval that activates a grant): C_Login, its token.login
+// Every login is the same sequence, whoever brings the PIN (the custody's: a file or sealed
+// credential read afresh, or the PIN a quorum of custodians rebuilt; or an approver's, with the
+// approval that activates a grant): C_Login, its token.login
 // record (no login without its record: when the log cannot take it, the token is logged out
 // again), the logins counter, and the recovery checkpoint when an unclean end waits for one.
 // A login that fails is on the audit log: the lifecycle's own attempts once per reason (it
@@ -31,6 +32,7 @@
 #include "dkim/jit/journal.hpp"
 #include "dkim/lock_guarded.hpp"
 #include "metrics.hpp"
+#include "pin_custody.hpp"
 #include "token_gate.hpp"
 
 namespace dkim::signerd {
@@ -57,7 +59,7 @@ class TokenLifecycle {
     };
 
     TokenLifecycle(jit::Journal& journal, const jit::Authority& authority, TokenGate& gate,
-                   Metrics& metrics, LifecycleOptions options, TimePoint now);
+                   Metrics& metrics, PinCustody& custody, LifecycleOptions options, TimePoint now);
     TokenLifecycle(const TokenLifecycle&) = delete;
     TokenLifecycle& operator=(const TokenLifecycle&) = delete;
 
@@ -90,6 +92,9 @@ class TokenLifecycle {
 
     // Checkpoint and log out; for SIGTERM.
     void shutdown(TimePoint now);
+    // Checkpoint and log out now, grants or not (`pin lock`: the PIN is no longer in memory, so
+    // the next reconcile cannot log in again until people bring it).
+    void lock(TimePoint now, const std::string& reason);
 
     bool logged_in() const { return gate_.logged_in(); }
 
@@ -133,7 +138,6 @@ class TokenLifecycle {
     Expected<void, std::string> record(TimePoint now, std::string action, std::string outcome,
                                        std::string reason, std::int64_t request_id = 0,
                                        std::string detail = {});
-    Expected<hsm::Secret, std::string> read_pin() const;
     std::string login_detail() const;
     // The lifecycle records after the last signed checkpoint, read backwards from the end.
     Expected<jit::LogEnd, std::string> read_log_end();
@@ -142,6 +146,7 @@ class TokenLifecycle {
     const jit::Authority& authority_;
     TokenGate& gate_;
     Metrics& metrics_;
+    PinCustody& custody_;
     const LifecycleOptions options_;
     LockGuarded<State> state_;
     LockGuarded<std::function<void()>> wake_;

@@ -32,7 +32,7 @@ TEST_F(SignerdConfigTest, EveryDeclaredKeyIsRead) {
     auto config = dkim::signerd::load_config(write(example));
     ASSERT_TRUE(config.has_value()) << config.error() << "\n" << example;
     EXPECT_EQ(config->token, "dkim");
-    EXPECT_EQ(config->pin_source, dkim::signerd::PinSourceKind::credential);
+    EXPECT_EQ(config->pin_source, dkim::signerd::PinSourceKind::sealed);
     EXPECT_EQ(config->policy.auto_approve.size(), 1U);
     EXPECT_EQ(config->metrics_listen, "127.0.0.1:9464");
 }

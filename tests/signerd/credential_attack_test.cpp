@@ -262,7 +262,7 @@ TEST_F(CredentialAttackTest, AWrongCodeAndAWrongPasswordGetTheSameAnswerThroughT
     session.token = std::get<ipc::OkReply>(made).secret;
     session.totp = "000000";
     const auto id = h.request_sign("example.com", "s1", 600);
-    const auto d = h.call(h.web_peer, ipc::ElevationDecide{session, "approve", id, "", ""});
+    const auto d = h.call(h.web_peer, ipc::ElevationDecide{session, "approve", id, "", {}});
     for (const ipc::Reply* r : {&b, &c, &d}) {
         EXPECT_EQ(error_code(*r), error_code(a));
         EXPECT_EQ(error_message(*r), error_message(a));

@@ -572,7 +572,7 @@ TEST_F(PasskeyAttackTest, AuditRecordsCarryNoLinesOrFactorsWebdWrote) {
     const std::string forged =
         "no; factor=webauthn; credential=" + crypto::base64url_encode(keys["bob"].credential_id);
     expect<ipc::OkReply>(h.call(
-        h.admin_peer, ipc::ElevationDecide{h.password_of("bob", true), "deny", id, forged, ""}));
+        h.admin_peer, ipc::ElevationDecide{h.password_of("bob", true), "deny", id, forged, {}}));
     for (const auto& r : log()) {
         EXPECT_EQ(r.reason.find('\n'), std::string::npos) << r.action << ": " << r.reason;
         EXPECT_EQ(r.detail.find('\n'), std::string::npos) << r.action << ": " << r.detail;

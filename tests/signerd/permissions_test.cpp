@@ -83,7 +83,7 @@ class PermissionsTest : public ::testing::Test {
         for (const jit::Request& r : h.engine.authority().requests()) {
             if (r.state_at(now) == jit::RequestState::pending) {
                 EXPECT_TRUE(succeeded(
-                    h.call(h.admin_peer, ipc::ElevationDecide{{}, "cancel", r.id, "", ""})));
+                    h.call(h.admin_peer, ipc::ElevationDecide{{}, "cancel", r.id, "", {}})));
             }
         }
         for (const jit::Grant& g : h.engine.authority().grants()) {
@@ -156,7 +156,7 @@ TEST_F(PermissionsTest, PermissionsAreWhatTheOperationsAllow) {
         const auto theirs = file(who == "alice" ? "dave" : "alice", "sign");
         ASSERT_NE(theirs, 0);
         auto cancelled =
-            h.call(h.web_peer, ipc::ElevationDecide{h.password_of(who), "cancel", theirs, "", ""});
+            h.call(h.web_peer, ipc::ElevationDecide{h.password_of(who), "cancel", theirs, "", {}});
         EXPECT_EQ(succeeded(cancelled), may.cancel_any) << error_message(cancelled);
         tidy();
 

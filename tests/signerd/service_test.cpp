@@ -94,14 +94,14 @@ TEST_F(ServiceTest, TheRelaysRequestIsSupersededByAWiderGrantAndListedSo) {
 
         ipc::Credentials carol_code = h.password_of("carol", true);
         auto refused =
-            h.call(h.web_peer, ipc::ElevationDecide{carol_code, "approve", narrow, "", ""});
+            h.call(h.web_peer, ipc::ElevationDecide{carol_code, "approve", narrow, "", {}});
         EXPECT_EQ(error_code(refused), "conflict");
         EXPECT_NE(error_message(refused).find("superseded"), std::string::npos)
             << error_message(refused);
         // Her code was not spent on it.
         const auto other = h.request_sign("example.org", "s" + std::to_string(pass + 1), 600);
         auto same_code =
-            h.call(h.web_peer, ipc::ElevationDecide{carol_code, "approve", other, "", ""});
+            h.call(h.web_peer, ipc::ElevationDecide{carol_code, "approve", other, "", {}});
         EXPECT_TRUE(std::holds_alternative<ipc::OkReply>(same_code)) << error_message(same_code);
         h.restart();
     }
@@ -212,28 +212,28 @@ TEST_F(ServiceTest, PublicKeysAreReadableWithoutAGrant) {
 TEST_F(ServiceTest, DecisionsNeedTheApproversTotpCodeOnce) {
     const auto id = h.request_sign("example.com", "s1", 600);
     auto no_code = h.password_of("bob");
-    EXPECT_EQ(error_code(h.call(h.web_peer, ipc::ElevationDecide{no_code, "approve", id, "", ""})),
+    EXPECT_EQ(error_code(h.call(h.web_peer, ipc::ElevationDecide{no_code, "approve", id, "", {}})),
               "unauthenticated");
     auto wrong_password = h.password_of("bob", true);
     wrong_password.password = "not-bobs-password";
     EXPECT_EQ(
-        error_code(h.call(h.web_peer, ipc::ElevationDecide{wrong_password, "approve", id, "", ""})),
+        error_code(h.call(h.web_peer, ipc::ElevationDecide{wrong_password, "approve", id, "", {}})),
         "unauthenticated");
     auto good = h.password_of("bob", true);
     const auto replay = good;
     EXPECT_TRUE(std::holds_alternative<ipc::OkReply>(
-        h.call(h.web_peer, ipc::ElevationDecide{good, "approve", id, "", ""})));
+        h.call(h.web_peer, ipc::ElevationDecide{good, "approve", id, "", {}})));
     const auto id2 = h.request_sign("example.com", "s2", 600);
-    EXPECT_EQ(error_code(h.call(h.web_peer, ipc::ElevationDecide{replay, "approve", id2, "", ""})),
+    EXPECT_EQ(error_code(h.call(h.web_peer, ipc::ElevationDecide{replay, "approve", id2, "", {}})),
               "unauthenticated")
         << "a TOTP code is accepted once";
     // The local root operator is no approver.
-    EXPECT_EQ(error_code(h.call(h.admin_peer, ipc::ElevationDecide{{}, "approve", id2, "", ""})),
+    EXPECT_EQ(error_code(h.call(h.admin_peer, ipc::ElevationDecide{{}, "approve", id2, "", {}})),
               "forbidden");
     // A requester cannot approve even with valid credentials.
     auto requester = h.password_of("alice");
     EXPECT_NE(
-        error_code(h.call(h.web_peer, ipc::ElevationDecide{requester, "approve", id2, "", ""})),
+        error_code(h.call(h.web_peer, ipc::ElevationDecide{requester, "approve", id2, "", {}})),
         "");
 }
 
@@ -272,13 +272,15 @@ TEST_F(ServiceTest, AnUnwritableAuditLogWithholdsSignaturesAndGrants) {
 }
 
 TEST_F(ServiceTest, SecretsInRequestsAreWiped) {
-    ipc::Request request =
-        ipc::ElevationDecide{h.password_of("bob", true), "approve", 999, "", "1234"};
+    ipc::Request request = ipc::ElevationDecide{h.password_of("bob", true), "approve", 999, "", {}};
     (void)h.service->handle(h.admin_peer, request);
     const auto& decided = std::get<ipc::ElevationDecide>(request);
     EXPECT_TRUE(decided.auth.password.empty());
     EXPECT_TRUE(decided.auth.totp.empty());
-    EXPECT_TRUE(decided.pin.empty());
+    // A first split's PIN (refused here: the custody is not "shares") is wiped all the same.
+    ipc::Request split = ipc::PinSplit{{}, "1234", 2, {"bob", "carol"}};
+    (void)h.service->handle(h.admin_peer, split);
+    EXPECT_TRUE(std::get<ipc::PinSplit>(split).pin.empty());
 }
 
 TEST_F(ServiceTest, StateSurvivesARestart) {
@@ -338,10 +340,10 @@ TEST_F(ServiceTest, HopelessDecisionsAreRefusedBeforeTheTotpCodeIsSpent) {
     ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(h.decide("bob", "approve", id)));
     // carol is too late; her code is not spent, so the same code still works.
     ipc::Credentials carol_code = h.password_of("carol", true);
-    auto late = h.call(h.web_peer, ipc::ElevationDecide{carol_code, "approve", id, "", ""});
+    auto late = h.call(h.web_peer, ipc::ElevationDecide{carol_code, "approve", id, "", {}});
     EXPECT_EQ(std::get<ipc::ErrorReply>(late).rule, "quorum_met");
     const auto id2 = h.request_sign("example.com", "s2", 600);
-    auto same_code = h.call(h.web_peer, ipc::ElevationDecide{carol_code, "approve", id2, "", ""});
+    auto same_code = h.call(h.web_peer, ipc::ElevationDecide{carol_code, "approve", id2, "", {}});
     EXPECT_TRUE(std::holds_alternative<ipc::OkReply>(same_code)) << error_message(same_code);
 }
 

@@ -9,6 +9,8 @@
 #include <fstream>
 
 #include "capturing_signer.hpp"
+#include "dkim/crypto/base64.hpp"
+#include "dkim/custody/envelope.hpp"
 #include "dkim/dkim/signer.hpp"
 #include "dkim/mail/header.hpp"
 #include "jit_fixture.hpp"
@@ -95,6 +97,7 @@ class SignerdHarness {
     }
 
     void build() {
+        options_.pin_share_set = engine.pin_share_set();  // as signerd's main does
         service = std::make_unique<signerd::Service>(engine.journal(), engine.authority(),
                                                      engine.directory(), engine.keys(), gate_,
                                                      clock, metrics, options_);
@@ -139,10 +142,51 @@ class SignerdHarness {
                                        : "");
         return ok ? ok->id : 0;
     }
+    // With a PIN (custody "approver"): sealed, as the console and the CLI do, to a key signerd
+    // offers `who` for this request.
     ipc::Reply decide(const std::string& who, const std::string& action, std::int64_t id,
                       const std::string& pin = "") {
+        ipc::PinEnvelope envelope;
+        if (!pin.empty()) {
+            auto sealed = seal_pin(who, "approve", std::to_string(id), pin);
+            if (!sealed) {
+                return ipc::ErrorReply{ipc::ErrorCode::protocol, sealed.error(), 0, {}};
+            }
+            envelope = std::move(*sealed);
+        }
         return call(admin_peer,
-                    ipc::ElevationDecide{password_of(who, true), action, id, "not now", pin});
+                    ipc::ElevationDecide{password_of(who, true), action, id, "not now", envelope});
+    }
+    // Asks signerd for a key offered to `who` and seals `plaintext` to it.
+    Expected<ipc::PinEnvelope, std::string> seal_pin(const std::string& who,
+                                                     const std::string& purpose,
+                                                     const std::string& subject,
+                                                     const std::string& plaintext,
+                                                     const signerd::Peer* peer = nullptr) {
+        auto offered =
+            call(peer ? *peer : admin_peer, ipc::PinKeyOffer{password_of(who), purpose, subject});
+        const auto* offer = std::get_if<ipc::PinKeyOfferReply>(&offered);
+        if (offer == nullptr) {
+            return unexpected("no key offer: " + error_message_of(offered));
+        }
+        const auto key = crypto::base64url_decode(offer->public_key);
+        custody::PublicKey recipient{};
+        if (!key || key->size() != recipient.size()) {
+            return unexpected(std::string("a malformed key offer"));
+        }
+        std::copy(key->begin(), key->end(), recipient.begin());
+        auto sealed = custody::seal(
+            std::span(reinterpret_cast<const unsigned char*>(plaintext.data()),  // NOLINT
+                      plaintext.size()),
+            recipient, offer->associated_data);
+        if (!sealed) {
+            return unexpected(sealed.error());
+        }
+        return ipc::PinEnvelope{offer->key_id, custody::format_envelope(*sealed)};
+    }
+    static std::string error_message_of(const ipc::Reply& reply) {
+        const auto* e = std::get_if<ipc::ErrorReply>(&reply);
+        return e ? e->describe() : "another reply";
     }
     ipc::Reply sign(const std::string& block, const std::string& domain = "example.com",
                     const std::string& selector = "s1",

@@ -30,8 +30,15 @@ class TokenLifecycleTest : public ::testing::Test {
 
     // A lifecycle as signerd makes it at start, at the clock's time.
     std::unique_ptr<TokenLifecycle> make(signerd::LifecycleOptions options) {
+        signerd::CustodyOptions custody;
+        custody.mode = options.pin_source;
+        custody.pin_path = options.pin_path;
+        // Kept for the fixture's life: a test may make a second lifecycle (a restart).
+        custodies_.push_back(std::make_unique<signerd::PinCustody>(
+            engine.journal(), engine.authority(), engine.directory(), std::move(custody)));
         return std::make_unique<TokenLifecycle>(engine.journal(), engine.authority(), gate, metrics,
-                                                std::move(options), clock.now());
+                                                *custodies_.back(), std::move(options),
+                                                clock.now());
     }
     signerd::LifecycleOptions file_pin(const std::string& pin = "1234") {
         write_pin(pin);
@@ -106,6 +113,7 @@ class TokenLifecycleTest : public ::testing::Test {
     signerd::Metrics metrics;
 
   private:
+    std::vector<std::unique_ptr<signerd::PinCustody>> custodies_;
     std::filesystem::path pin_dir_ = make_temp_dir("dkim-lifecycle-pin");
     std::filesystem::path pin_file_ = pin_dir_ / "pin";
 };

@@ -97,7 +97,10 @@ class JitEngine {
         directory_ =
             std::make_unique<jit::Directory>(*journal_, *state, jit::PasswordCost::minimal());
         keys_ = std::make_unique<jit::KeyRegistry>(state->keys);
+        pin_share_set_ = state->pin_share_set;
     }
+    // As the store had it at the last restart (signerd passes it to its PIN custody).
+    const std::optional<jit::PinShareSet>& pin_share_set() const { return pin_share_set_; }
 
     std::filesystem::path db() const { return dir_ / "signerd.db"; }
     jit::Authority& authority() { return *authority_; }
@@ -122,6 +125,7 @@ class JitEngine {
     std::unique_ptr<jit::Authority> authority_;
     std::unique_ptr<jit::Directory> directory_;
     std::unique_ptr<jit::KeyRegistry> keys_;
+    std::optional<jit::PinShareSet> pin_share_set_;
 };
 
 inline jit::Actor user(const std::string& name, std::initializer_list<jit::Role> roles) {

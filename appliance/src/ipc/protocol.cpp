@@ -1,5 +1,6 @@
 #include "dkim/ipc/protocol.hpp"
 
+#include <type_traits>
 #include <utility>
 
 #include "dkim/base/wipe.hpp"
@@ -49,8 +50,8 @@ void wipe_secrets(Request& request) {
             if constexpr (requires { r.password; }) {
                 base::wipe(r.password);  // UserAdd: the new user's
             }
-            if constexpr (requires { r.pin; }) {
-                base::wipe(r.pin);  // ElevationDecide
+            if constexpr (std::is_same_v<decltype(r), PinSplit&>) {
+                base::wipe(r.pin);  // PinSplit (ElevationDecide's is an envelope)
             }
             if constexpr (requires { r.code; }) {
                 base::wipe(r.code);  // TotpConfirm

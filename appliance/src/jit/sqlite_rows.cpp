@@ -241,6 +241,24 @@ bool SqliteConnection::apply(const Passkey& p) {
     return done(s);
 }
 
+bool SqliteConnection::apply(const PinShareSet& set) {
+    std::string holders;
+    for (const PinShareHolder& h : set.holders) {
+        holders += h.custodian + ' ' + std::to_string(h.index) + ' ' + h.commitment + '\n';
+    }
+    Statement* s = statement(
+        "INSERT INTO pin_share_set(id, set_id, threshold, holders, created, created_by) "
+        "VALUES (1,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET set_id = excluded.set_id, "
+        "threshold = excluded.threshold, holders = excluded.holders, created = excluded.created, "
+        "created_by = excluded.created_by");
+    if (s == nullptr) {
+        return false;
+    }
+    s->bind(set.set_id).bind(static_cast<std::int64_t>(set.threshold)).bind(holders);
+    s->bind(to_unix_ms(set.created)).bind(set.created_by);
+    return done(s);
+}
+
 bool SqliteConnection::append(const AuditRecord& r) {
     Statement* s = statement(
         "INSERT INTO audit(seq, time, actor, action, scope, outcome, reason, request_id, "

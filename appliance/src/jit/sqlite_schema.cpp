@@ -67,6 +67,11 @@ CREATE TABLE IF NOT EXISTS passkeys(
   credential_id BLOB PRIMARY KEY, user TEXT NOT NULL, name TEXT NOT NULL, public_key BLOB NOT NULL,
   algorithm TEXT NOT NULL, sign_count INTEGER NOT NULL, backup_eligible INTEGER NOT NULL,
   created INTEGER NOT NULL, last_used INTEGER, confirmed INTEGER NOT NULL DEFAULT 1);
+-- Schema 9: the PIN's share set (custody "shares"): one row, its holders as lines of
+-- "custodian index commitment"; commitments only, never a share.
+CREATE TABLE IF NOT EXISTS pin_share_set(
+  id INTEGER PRIMARY KEY CHECK (id = 1), set_id TEXT NOT NULL, threshold INTEGER NOT NULL,
+  holders TEXT NOT NULL, created INTEGER NOT NULL, created_by TEXT NOT NULL);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
@@ -90,7 +95,8 @@ CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
 //   6: signing_hours (the signing summary), counting from the end of the log as it was then
 //   7: requests.renews: the grant a renewal request renews (0: not a renewal)
 //   8: passkeys (users' WebAuthn credentials: public keys and signature counters)
-constexpr int kSchemaVersion = 8;
+//   9: pin_share_set (who holds which share of the token PIN, and commitments to them)
+constexpr int kSchemaVersion = 9;
 struct Migration {
     const char* table;  // with column: what the step adds; nullptr: it always runs
     const char* column;
@@ -122,6 +128,8 @@ constexpr Migration kMigrations[] = {
     // 6 -> 7: no request of an older store renews a grant (0: none).
     {"requests", "renews", "ALTER TABLE requests ADD COLUMN renews INTEGER NOT NULL DEFAULT 0;"},
     // 7 -> 8: the table is created by kSchema, empty: nobody has a passkey yet.
+    {nullptr, nullptr, ""},
+    // 8 -> 9: the table is created by kSchema, empty: the PIN was never split.
     {nullptr, nullptr, ""},
 };
 static_assert(static_cast<int>(std::size(kMigrations)) == kSchemaVersion - 1);

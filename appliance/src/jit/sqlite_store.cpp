@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <limits>
 #include <map>
+#include <sstream>
 #include <string>
 #include <tuple>
 
@@ -307,6 +308,24 @@ Expected<StoredState, std::string> SqliteStore::load() {
         }
     } else {
         return unexpected(connection->error("cannot read the passkeys"));
+    }
+    if (Statement* s = connection->statement(
+            "SELECT set_id, threshold, holders, created, created_by FROM pin_share_set")) {
+        if (s->step() == SQLITE_ROW) {
+            PinShareSet set;
+            set.set_id = s->text(0);
+            set.threshold = static_cast<std::uint32_t>(s->integer(1));
+            std::istringstream lines(s->text(2));
+            PinShareHolder h;
+            while (lines >> h.custodian >> h.index >> h.commitment) {
+                set.holders.push_back(h);
+            }
+            set.created = from_unix_ms(s->integer(3));
+            set.created_by = s->text(4);
+            state.pin_share_set = std::move(set);
+        }
+    } else {
+        return unexpected(connection->error("cannot read the PIN share set"));
     }
     if (Statement* s =
             connection->statement("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")) {

@@ -31,6 +31,8 @@ struct StringFields {
         (add(values), ...);
     }
     void add(std::string& s) { fields.push_back(&s); }
+    // PinSplit's custodians: user names, never secret (and empty in a default request).
+    void add(std::vector<std::string>& /*names*/) {}
     template <class T>
     void add(T& value) {
         if constexpr (requires { value.serialize(*this); }) {
@@ -100,8 +102,9 @@ TEST_F(WipeSecretsTest, EveryRequestTypeHasEverySecretWipedAndNothingElse) {
     // operation, domain, selector, client, reason
     expect<ElevationRequest>("ElevationRequest", kCredentials + "ppppp");
     expect<ElevationList>("ElevationList", kCredentials);
-    expect<ElevationDecide>("ElevationDecide", kCredentials + "pps");  // action, reason, pin
-    expect<GrantRevoke>("GrantRevoke", kCredentials + "p");            // reason
+    // action, reason, the PIN envelope's key id and text (sealed to signerd: not secret)
+    expect<ElevationDecide>("ElevationDecide", kCredentials + "pppp");
+    expect<GrantRevoke>("GrantRevoke", kCredentials + "p");  // reason
     expect<GrantList>("GrantList", kCredentials);
     expect<AuditShow>("AuditShow", kCredentials);
     expect<PublicKeyRequest>("PublicKeyRequest", "pp");  // domain, selector
@@ -125,6 +128,11 @@ TEST_F(WipeSecretsTest, EveryRequestTypeHasEverySecretWipedAndNothingElse) {
     expect<PasskeyRename>("PasskeyRename", kCredentials + "pp");  // credential_id, name
     expect<PasskeyRemove>("PasskeyRemove", kCredentials + "pp");
     expect<PasskeyConfirm>("PasskeyConfirm", kCredentials + "pp");  // user, credential_id
+    expect<PinKeyOffer>("PinKeyOffer", kCredentials + "pp");        // purpose, subject
+    expect<PinShareSubmit>("PinShareSubmit", kCredentials + "pp");  // the envelope's key, text
+    expect<PinSplit>("PinSplit", kCredentials + "s");               // the PIN (a first split)
+    expect<PinStatusRequest>("PinStatusRequest", kCredentials);
+    expect<PinLock>("PinLock", kCredentials + "p");  // reason
     EXPECT_EQ(seen_.size(), std::variant_size_v<Request>)
         << "a request type is missing above: classify its fields";
 }

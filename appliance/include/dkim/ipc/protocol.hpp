@@ -213,12 +213,27 @@ struct ElevationList {
     }
 };
 
+// A token PIN or a PIN share sealed to signerd (dkim/custody/envelope.hpp): the key signerd
+// offered (PinKeyOffer) and the envelope's text. Not secret on the wire: only signerd opens it,
+// once, for the purpose and subject its key was offered for.
+struct PinEnvelope {
+    std::string key_id;
+    std::string envelope;
+    bool empty() const { return key_id.empty() && envelope.empty(); }
+    template <class A>
+    void serialize(A& ar) {
+        ar(key_id, envelope);
+    }
+};
+
 struct ElevationDecide {
     Credentials auth;
     std::string action;  // "approve", "deny", "cancel"
     std::int64_t id = 0;
     std::string reason;  // deny
-    std::string pin;     // approve, in PIN-source "approver" mode; wiped after C_Login
+    // approve, in PIN custody "approver": the token PIN sealed to a key signerd offered for
+    // purpose "approve" and this request (the only way a PIN reaches signerd in that mode).
+    PinEnvelope pin{};
     template <class A>
     void serialize(A& ar) {
         ar(auth, action, id, reason, pin);
@@ -478,6 +493,67 @@ struct PasskeyConfirm {
     }
 };
 
+// --- PIN custody (SECURITY.md, "PIN custody") -----------------------------------------------
+
+// A short-lived X25519 key to seal a PIN or a share to (dkim/custody/envelope.hpp), offered to
+// the caller for one purpose: "approve" (subject: the request id) or "share" (subject: the share
+// set id; the caller must be one of its custodians). From the web and admin peers.
+struct PinKeyOffer {
+    Credentials auth;
+    std::string purpose;
+    std::string subject;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, purpose, subject);
+    }
+};
+
+// A custodian's share of the token PIN (custody "shares"), sealed to a key offered for purpose
+// "share". The custodian is the authenticated caller.
+struct PinShareSubmit {
+    Credentials auth;
+    PinEnvelope share{};
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, share);
+    }
+};
+
+// Splits the token PIN among `custodians` (users), any `threshold` of whom can unlock: the
+// admin peer only. The first split brings the PIN (checked against the token by the CLI); a
+// re-split (a custodian leaves, one joins) sends none and needs the PIN in memory, that is, a
+// quorum of the current custodians first.
+struct PinSplit {
+    Credentials auth;
+    std::string pin;
+    std::uint32_t threshold = 0;
+    std::vector<std::string> custodians;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, pin, threshold, custodians);
+    }
+};
+
+// The custody mode and what is missing before the token can log in (web and admin peers).
+struct PinStatusRequest {
+    Credentials auth;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth);
+    }
+};
+
+// Forgets the PIN held in memory (custody "shares": a quorum is needed again) and logs the token
+// out: the admin peer only, or an admin under an admin grant.
+struct PinLock {
+    Credentials auth;
+    std::string reason;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, reason);
+    }
+};
+
 // New alternatives go at the end: the index is the wire tag.
 using Request =
     std::variant<SignRequest, StatusRequest, SessionCreate, UserAdd, UserList, UserSetDisabled,
@@ -486,7 +562,8 @@ using Request =
                  PublicKeyRequest, WhoAmI, SessionEnd, KeyList, KeyGenerate, AuditVerify,
                  KeyActivate, KeyRetire, KeyImport, SigningKeysRequest, SigningSummaryRequest,
                  PasskeyLoginChallenge, PasskeyChallenge, PasskeyRegister, PasskeyList,
-                 PasskeyRename, PasskeyRemove, PasskeyConfirm>;
+                 PasskeyRename, PasskeyRemove, PasskeyConfirm, PinKeyOffer, PinShareSubmit,
+                 PinSplit, PinStatusRequest, PinLock>;
 
 // Wipes every secret a request carries: the credentials' password, token and TOTP code, a new
 // user's password, a PIN, a TOTP confirmation code, an imported private key. Every process
@@ -914,9 +991,80 @@ struct SigningSummaryReply {
     }
 };
 
-using Reply = std::variant<ErrorReply, SignReply, StatusReply, OkReply, UsersReply, RequestsReply,
-                           GrantsReply, AuditReply, PublicKeyReply, IdentityReply, KeysReply,
-                           AuditVerifyReply, SigningKeysReply, SigningSummaryReply,
-                           PasskeyChallengeReply, PasskeysReply>;
+// A key offered to seal a PIN or a share to. statement is custody::key_offer_statement's text,
+// signed (signature, Ed25519) by signerd's identity key, whose fingerprint a sender compares
+// with the one `dkim-appliance pin status` prints on the appliance: webd, which forwards this,
+// cannot make a statement that verifies. associated_data is what the envelope must be sealed
+// with. Byte fields are base64url.
+struct PinKeyOfferReply {
+    std::string key_id;
+    std::string public_key;
+    std::string identity;
+    std::string fingerprint;
+    std::int64_t expires_ms = 0;
+    std::string statement;
+    std::string signature;
+    std::string associated_data;
+    template <class A>
+    void serialize(A& ar) {
+        ar(key_id, public_key, identity, fingerprint, expires_ms, statement, signature,
+           associated_data);
+    }
+};
+
+struct PinCustodianView {
+    std::string name;
+    std::uint32_t index = 0;
+    bool submitted = false;  // in the current unlock window
+    template <class A>
+    void serialize(A& ar) {
+        ar(name, index, submitted);
+    }
+};
+
+struct PinStatusReply {
+    std::string mode;    // "sealed", "approver", "shares", "file"
+    bool ready = false;  // the token can log in when a grant needs it, without anyone
+    bool logged_in = false;
+    std::string missing;               // what is missing before signing can start ("" when ready)
+    std::string identity_fingerprint;  // signerd's identity key (PinKeyOfferReply)
+    // shares: the current split, who submitted in this window and when it ends (0: none open)
+    std::string set_id;
+    std::uint32_t threshold = 0;
+    std::vector<PinCustodianView> custodians;
+    std::int64_t window_ends_ms = 0;
+    template <class A>
+    void serialize(A& ar) {
+        ar(mode, ready, logged_in, missing, identity_fingerprint, set_id, threshold, custodians,
+           window_ends_ms);
+    }
+};
+
+// A split's shares, each for its custodian only: the CLI hands each to its holder (printed
+// once, or in a file encrypted to the custodian's passphrase) and wipes them.
+struct PinShareOut {
+    std::string custodian;
+    std::uint32_t index = 0;
+    std::string share;  // custody::format_share's text
+    template <class A>
+    void serialize(A& ar) {
+        ar(custodian, index, share);
+    }
+};
+struct PinSharesReply {
+    std::string set_id;
+    std::uint32_t threshold = 0;
+    std::vector<PinShareOut> shares;
+    template <class A>
+    void serialize(A& ar) {
+        ar(set_id, threshold, shares);
+    }
+};
+
+using Reply =
+    std::variant<ErrorReply, SignReply, StatusReply, OkReply, UsersReply, RequestsReply,
+                 GrantsReply, AuditReply, PublicKeyReply, IdentityReply, KeysReply,
+                 AuditVerifyReply, SigningKeysReply, SigningSummaryReply, PasskeyChallengeReply,
+                 PasskeysReply, PinKeyOfferReply, PinStatusReply, PinSharesReply>;
 
 }  // namespace dkim::ipc

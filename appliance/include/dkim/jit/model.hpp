@@ -97,6 +97,22 @@ struct Passkey {
     bool removed = false;
 };
 
+// The token PIN split M of N among custodians (PIN custody "shares", dkim/custody/shares.hpp):
+// who holds which share, and a commitment to each, never a share. One set at a time: a new split
+// replaces it.
+struct PinShareHolder {
+    std::string custodian;  // a user name
+    std::uint32_t index = 0;
+    std::string commitment;  // custody::share_commitment, hex
+};
+struct PinShareSet {
+    std::string set_id;
+    std::uint32_t threshold = 0;
+    std::vector<PinShareHolder> holders;  // by index
+    TimePoint created;
+    std::string created_by;
+};
+
 enum class TokenKind : std::uint8_t { api, session };
 struct ApiToken {
     std::int64_t id = 0;

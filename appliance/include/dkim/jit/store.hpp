@@ -1,5 +1,6 @@
 #pragma once
-// Durable state of signerd: users, API-token hashes, passkeys (public keys and counters), elevation
+// Durable state of signerd: users, API-token hashes, passkeys (public keys and counters), the PIN
+// share set's holders and commitments, elevation
 // requests and approvals, grants with their use counters, the DKIM keys' lifecycle, the audit log
 // and its checkpoints, and the signing summary (signatures and refusals per domain, selector and
 // hour). One commit is one transaction that is durable (fsync'd) before it returns: a state change
@@ -99,7 +100,7 @@ struct LoginFailures {
 };
 
 using Mutation = std::variant<User, ApiToken, Request, Grant, GrantUses, Checkpoint, KeyRecord,
-                              LoginFailures, SigningTally, Passkey>;
+                              LoginFailures, SigningTally, Passkey, PinShareSet>;
 
 struct StoredState {
     std::vector<User> users;
@@ -109,8 +110,9 @@ struct StoredState {
     std::vector<KeyRecord> keys;
     std::vector<LoginFailures> login_failures;
     std::vector<Passkey> passkeys;
-    std::int64_t audit_seq = 0;  // records in the log
-    ChainHash audit_head{};      // hash of the last record
+    std::optional<PinShareSet> pin_share_set;  // PIN custody "shares": the current split
+    std::int64_t audit_seq = 0;                // records in the log
+    ChainHash audit_head{};                    // hash of the last record
 };
 
 class Store {
