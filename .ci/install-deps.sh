@@ -16,6 +16,7 @@ packages=(
   libcereal-dev libcli11-dev libtomlplusplus-dev
   libsqlite3-dev libsodium-dev            # signerd: the state store, Argon2id
   libfido2-dev                           # signerd: WebAuthn assertions (fido_assert_verify)
+  libgfshare-dev                         # signerd: Shamir shares of the token PIN (custody "shares")
   libsystemd-dev                         # sd_notify: READY=1 and the watchdog in the daemons
   libgtest-dev libgmock-dev libbenchmark-dev
   libunbound-dev                         # DNS: the DKIM key, SPF and DMARC lookups
