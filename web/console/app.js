@@ -17,6 +17,7 @@
     auditAfter: null,   // the page shown starts after this sequence number
     auditTop: 0,
     passkeys: [],       // the signed-in user's passkeys, as GET /api/v1/passkeys listed them
+    pin: null,          // PIN custody, as GET /api/v1/pin said it last (null: not shown)
     poll: null,
     tick: null,
   };
@@ -32,6 +33,10 @@
       this.rule = error && error.rule;
     }
   }
+
+  // What the console itself refuses to do (a challenge or a key offer that does not check out, a
+  // share that is not one): its message is shown as it is.
+  class Refused extends Error {}
 
   // `body`: an object sent as JSON, or a Blob (a file) sent as its bytes.
   async function api(method, path, body) {
@@ -105,6 +110,7 @@
     noticeTimer = setTimeout(() => { n.hidden = true; }, 6000);
   }
   function explain(error) {
+    if (error instanceof Refused) { return error.message; }
     if (error && error.name && typeof DOMException !== "undefined" && error instanceof DOMException) {
       return passkeyTrouble(error);
     }
@@ -194,7 +200,7 @@
     if (asked.reason !== undefined && line("reason") !== JSON.stringify(asked.reason)) { problems.push("another reason"); }
     if (state.me && line("actor") !== state.me.user) { problems.push("another user"); }
     if (problems.length) {
-      throw new Error("The challenge the server sent is for another decision (" + problems.join(", ") + "): nothing was signed.");
+      throw new Refused("The challenge the server sent is for another decision (" + problems.join(", ") + "): nothing was signed.");
     }
   }
   // Asks signerd (through webd) for a challenge bound to one decision (`challenge`: purpose and
@@ -335,7 +341,7 @@
     try {
       if (state.view === "requests" || state.view === "grants") {
         const [e, g] = await Promise.all([api("GET", "/api/v1/elevations?state=all"),
-                                          api("GET", "/api/v1/grants")]);
+                                          api("GET", "/api/v1/grants"), renderPin()]);
         state.elevations = e.elevations;
         state.grants = g.grants;
         renderRequests();
@@ -478,6 +484,9 @@
     form.elements.reason.required = needsReason;
     $("decide-error").hidden = true;
     $("decide-statement").hidden = true;
+    // PIN custody "approver": the approval that activates a grant while the token is logged out
+    // brings the token PIN, sealed in this browser to the signer.
+    showPinField(action === "approve" && pinNeededFor(e));
     // The second factors policy accepts for this operation and the user has: a TOTP code, a
     // passkey (an assertion over a challenge bound to this decision), or both.
     const can = factorsFor(e.operation);
@@ -495,7 +504,38 @@
     none.hidden = can.totp || can.passkey;
     none.textContent = none.hidden ? "" : noFactorText(e.operation);
     dialog.showModal();
-    (needsReason ? form.elements.reason : (can.totp ? form.elements.totp : withPasskey)).focus();
+    (needsReason ? form.elements.reason : (deciding.needsPin ? form.elements.pin :
+      (can.totp ? form.elements.totp : withPasskey))).focus();
+  }
+
+  function showPinField(needed) {
+    deciding.needsPin = needed;
+    $("decide-pin").hidden = !needed;
+    $("decide-form").elements.pin.required = needed;
+  }
+
+  // After a refusal: signerd says this approval needs the PIN (custody changed, the token logged
+  // out meanwhile, another approval came first): the field is shown and custody read again.
+  function pinRefused(error) {
+    if (error instanceof ApiError && deciding && deciding.action === "approve" && !deciding.needsPin &&
+        /needs the token PIN/.test(error.message)) {
+      showPinField(true);
+      renderPin().catch(() => {});
+    }
+  }
+
+  // The PIN typed in the dialog, sealed to the signer for this request; the field is emptied
+  // whatever happens.
+  async function sealedPin(elevation) {
+    const input = $("decide-form").elements.pin;
+    let pin = input.value;
+    input.value = "";
+    if (!pin) { throw new Refused("Type the token's PIN: this approval activates the grant."); }
+    try {
+      return await sealToSigner("approve", String(elevation.id), pin);
+    } finally {
+      pin = null;
+    }
   }
 
   async function submitDecision(event) {
@@ -509,18 +549,21 @@
     const submit = $("decide-submit");
     submit.disabled = true;
     try {
+      if (action === "approve" && deciding.needsPin) { body.pin_envelope = await sealedPin(elevation); }
       const answer = await api("POST", "/api/v1/elevations/" + elevation.id + "/" + action, body);
       $("decide").close();
       notify(answer.message || ("Request " + elevation.id + ": done."));
       refresh();
     } catch (error) {
       showError($("decide-error"), error);
+      pinRefused(error);
       if (error instanceof ApiError && error.rule === "role") {
         relearnPermissions().then(refresh).catch(() => {});
       }
     } finally {
       submit.disabled = false;
       form.elements.totp.value = "";
+      form.elements.pin.value = "";
     }
   }
 
@@ -531,6 +574,7 @@
     const { action, elevation } = deciding;
     const needsReason = action !== "approve";
     if (needsReason && !form.elements.reason.reportValidity()) { return; }
+    if (deciding.needsPin && !form.elements.pin.reportValidity()) { return; }
     const reason = form.elements.reason.value.trim();
     const challenge = { purpose: action, id: elevation.id };
     const body = {};
@@ -539,6 +583,8 @@
     for (const b of buttons) { b.disabled = true; }
     $("decide-error").hidden = true;
     try {
+      // The PIN is sealed first: the signer's identity is checked before the authenticator is asked.
+      if (action === "approve" && deciding.needsPin) { body.pin_envelope = await sealedPin(elevation); }
       body.passkey = await passkeyAssertion(challenge, $("decide-statement"));
       const answer = await api("POST", "/api/v1/elevations/" + elevation.id + "/" + action, body);
       $("decide").close();
@@ -546,12 +592,253 @@
       refresh();
     } catch (error) {
       showError($("decide-error"), error);
+      pinRefused(error);
       if (error instanceof ApiError && error.rule === "role") {
         relearnPermissions().then(refresh).catch(() => {});
       }
     } finally {
       for (const b of buttons) { b.disabled = false; }
       $("decide-statement").hidden = true;
+      form.elements.pin.value = "";
+    }
+  }
+
+
+  // --- PIN custody (issue 23) -------------------------------------------------------------
+  // Who holds the token's user PIN (GET /api/v1/pin), and the two secrets a person brings: the
+  // PIN with an approval (custody "approver") and a custodian's share (custody "shares"). Neither
+  // crosses webd in clear: each is sealed here to a short-lived X25519 key the signer offers
+  // (POST /api/v1/pin/key) once the offer's statement is rebuilt, its Ed25519 signature verified
+  // with the signer's identity key, and that key's fingerprint compared with the one this browser
+  // pinned the first time (trust on first use). X25519, HKDF-SHA256 and AES-256-GCM with the
+  // offer's associated data, as dkim/custody/envelope.hpp says; webd forwards the envelope and
+  // cannot open it. (A webd that serves this script itself is not stopped: SECURITY.md, design
+  // limits.)
+
+  const PINNED_IDENTITY = "dkim-appliance.signerd-identity";
+  const HKDF_INFO = "dkim-appliance pin envelope v1";
+  const utf8 = (text) => new TextEncoder().encode(text);
+
+  function pinnedIdentity() {
+    try { return localStorage.getItem(PINNED_IDENTITY); } catch (e) { return null; }
+  }
+  function pinIdentity(fingerprint) {
+    try { localStorage.setItem(PINNED_IDENTITY, fingerprint); } catch (e) { /* not kept: asked again next time */ }
+  }
+  function identityChangedText(pinned, offered) {
+    return "The signer's identity is " + offered + ", but this browser pinned " + pinned + ": it sends it no " +
+      "PIN and no share. Compare both with the fingerprint `dkim-appliance pin status` prints on the appliance itself: if " +
+      "the appliance's identity key really changed, trust the new identity under Token PIN; if not, someone " +
+      "between this browser and the signer is posing as it.";
+  }
+
+  // "SHA256:" and base64 without padding of SHA-256(identity), as custody::fingerprint.
+  async function fingerprintOf(identity) {
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", identity));
+    let text = "";
+    for (const b of digest) { text += String.fromCharCode(b); }
+    return "SHA256:" + btoa(text).replace(/=+$/, "");
+  }
+  // custody::key_offer_statement and custody::envelope_associated_data.
+  function keyOfferStatement(purpose, subject, user, keyId, publicKey, expiresMs) {
+    return "dkim-appliance pin envelope key v1\npurpose=" + purpose + "\nsubject=" + subject + "\nuser=" + user +
+      "\nkey=" + keyId + "\npublic=" + b64u(publicKey) + "\nexpires=" + expiresMs + "\n";
+  }
+  function envelopeAssociatedData(purpose, subject, keyId) {
+    return "dkim-appliance pin envelope v1\npurpose=" + purpose + "\nsubject=" + subject + "\nkey=" + keyId + "\n";
+  }
+
+  // A key offer for (purpose, subject), checked as the CLI checks it (appliance/cli/pin_envelope.cpp)
+  // and against the identity this browser pinned.
+  async function checkedKeyOffer(purpose, subject) {
+    const o = await api("POST", "/api/v1/pin/key", { purpose, subject });
+    const refuse = (why) => {
+      throw new Refused("The signer's key offer is refused (" + why + "): nothing was sent.");
+    };
+    let identity, publicKey, signature;
+    try {
+      identity = new Uint8Array(fromB64u(o.identity));
+      publicKey = new Uint8Array(fromB64u(o.public_key));
+      signature = new Uint8Array(fromB64u(o.signature));
+    } catch (e) {
+      refuse("it is malformed");
+    }
+    if (identity.length !== 32 || publicKey.length !== 32 || signature.length !== 64) { refuse("it is malformed"); }
+    const statement = keyOfferStatement(purpose, subject, state.me.user, o.key_id, publicKey, o.expires_ms);
+    if (o.statement !== statement) { refuse("its statement is not about this key, purpose, subject and user"); }
+    if (!(await webCrypto(async () => {
+      const verifier = await crypto.subtle.importKey("raw", identity, { name: "Ed25519" }, false, ["verify"]);
+      return crypto.subtle.verify({ name: "Ed25519" }, verifier, signature, utf8(statement));
+    }))) {
+      refuse("it is not signed by the identity it names");
+    }
+    const fingerprint = await fingerprintOf(identity);
+    if (o.fingerprint !== fingerprint) { refuse("it names another fingerprint than its identity's"); }
+    const pinned = pinnedIdentity();
+    if (pinned && pinned !== fingerprint) { throw new Refused(identityChangedText(pinned, fingerprint)); }
+    if (o.expires_ms <= serverNow()) { refuse("it has expired"); }
+    const associatedData = envelopeAssociatedData(purpose, subject, o.key_id);
+    if (o.associated_data !== associatedData) { refuse("its associated data is for something else"); }
+    if (!pinned) { pinIdentity(fingerprint); }
+    return { keyId: o.key_id, publicKey, associatedData, fingerprint };
+  }
+
+  // WebCrypto's own failures (a browser without X25519 or Ed25519) said as such.
+  async function webCrypto(run) {
+    try {
+      return await run();
+    } catch (error) {
+      throw new Refused("This browser cannot encrypt for the signer (WebCrypto X25519, Ed25519, HKDF, " +
+                        "AES-GCM): " + (error && error.message) + ". Nothing was sent.");
+    }
+  }
+
+  // X25519 with a fresh ephemeral key, HKDF-SHA256 (salt: ephemeral public || recipient public),
+  // AES-256-GCM with a random 12-byte iv: "v1.<ephemeral>.<iv>.<ciphertext and tag>".
+  async function seal(offer, plaintext) {
+    const ephemeral = await crypto.subtle.generateKey({ name: "X25519" }, false, ["deriveBits"]);
+    const ephemeralPublic = new Uint8Array(await crypto.subtle.exportKey("raw", ephemeral.publicKey));
+    const recipient = await crypto.subtle.importKey("raw", offer.publicKey, { name: "X25519" }, false, []);
+    const shared = new Uint8Array(await crypto.subtle.deriveBits({ name: "X25519", public: recipient },
+                                                                  ephemeral.privateKey, 256));
+    const salt = new Uint8Array(64);
+    salt.set(ephemeralPublic, 0);
+    salt.set(offer.publicKey, 32);
+    const ikm = await crypto.subtle.importKey("raw", shared, "HKDF", false, ["deriveKey"]);
+    shared.fill(0);
+    const key = await crypto.subtle.deriveKey({ name: "HKDF", hash: "SHA-256", salt, info: utf8(HKDF_INFO) }, ikm,
+                                              { name: "AES-GCM", length: 256 }, false, ["encrypt"]);
+    const iv = crypto.getRandomValues(new Uint8Array(12));
+    const box = await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: utf8(offer.associatedData),
+                                              tagLength: 128 }, key, plaintext);
+    return "v1." + b64u(ephemeralPublic) + "." + b64u(iv) + "." + b64u(box);
+  }
+
+  // `text` (a PIN, a share) sealed to the signer for (purpose, subject): {key_id, envelope}. Its
+  // bytes are zeroed once sealed; the caller drops the string.
+  async function sealToSigner(purpose, subject, text) {
+    const offer = await checkedKeyOffer(purpose, subject);
+    const bytes = utf8(text);
+    try {
+      return { key_id: offer.keyId, envelope: await webCrypto(() => seal(offer, bytes)) };
+    } finally {
+      bytes.fill(0);
+    }
+  }
+
+  // The approvals that bring the PIN: custody "approver", the token logged out, and the approval
+  // that completes the quorum (it activates the grant, and the token logs in with it).
+  function pinNeededFor(e) {
+    return !!state.pin && state.pin.mode === "approver" && !state.pin.logged_in &&
+      e.approvals.length + 1 >= e.quorum;
+  }
+
+  const custodyTexts = {
+    sealed: "Sealed: a systemd credential encrypted with the appliance's host key; the signer reads it at each login.",
+    approver: "Approver: the approval that activates a grant brings the PIN, encrypted in the approver's browser for the signer.",
+    shares: "Shares: custodians each hold a share of the PIN, and a quorum of them unlocks the token until the signer stops.",
+    file: "File: a PIN file on the appliance (development only).",
+  };
+
+  // The panel on the requests view. Never throws: a user signerd does not show custody to, or a
+  // webd without it, sees no panel.
+  async function renderPin() {
+    let doc;
+    try {
+      doc = await api("GET", "/api/v1/pin");
+    } catch (error) {
+      if (error instanceof ApiError && error.status !== 401 && error.status !== 503) {
+        state.pin = null;
+        $("pin-panel").hidden = true;
+      }
+      return;
+    }
+    const pin = doc.pin;
+    state.pin = pin;
+    const panel = $("pin-panel");
+    panel.hidden = false;
+    panel.classList.toggle("ready", pin.ready);
+    panel.classList.toggle("needs", !pin.ready);
+    panel.dataset.mode = pin.mode;
+    $("pin-mode").textContent = custodyTexts[pin.mode] || pin.mode;
+    $("pin-state").textContent = pin.logged_in ? "logged in (a grant is active)" : "logged out";
+    $("pin-missing").textContent = pin.ready || !pin.missing ? "nothing: the token logs in when a grant is approved" : pin.missing;
+    $("pin-fingerprint").textContent = pin.identity_fingerprint || "(none)";
+    const pinned = pinnedIdentity();
+    const changed = !!pinned && !!pin.identity_fingerprint && pinned !== pin.identity_fingerprint;
+    $("pin-pinned").textContent = changed ? "" : pinned ? "pinned in this browser"
+      : "this browser pins it when you first send a PIN or a share";
+    $("pin-identity-changed").hidden = !changed;
+    $("pin-identity-text").textContent = changed ? identityChangedText(pinned, pin.identity_fingerprint) : "";
+    const shares = pin.mode === "shares";
+    $("pin-shares").hidden = !shares;
+    if (!shares) { return; }
+    const windowNote = $("pin-window");
+    clear(windowNote);
+    if (!pin.set_id) {
+      windowNote.textContent = "The PIN has not been split yet: run dkim-appliance pin split on the appliance.";
+    } else if (pin.window_ends_ms) {
+      const left = el("span", "", "countdown");
+      left.dataset.until = String(pin.window_ends_ms);
+      left.textContent = duration((pin.window_ends_ms - serverNow()) / 1000);
+      windowNote.append("Share set " + pin.set_id + ", " + pin.threshold + " of " + pin.custodians.length +
+        " needed. The unlock window ends in ", left, "; the shares submitted in it are wiped then.");
+    } else {
+      windowNote.textContent = "Share set " + pin.set_id + ", " + pin.threshold + " of " + pin.custodians.length +
+        " needed. " + (pin.ready ? "The PIN is in the signer's memory." : "The first share opens the unlock window.");
+    }
+    const body = $("pin-custodians").tBodies[0];
+    clear(body);
+    let mine = null;
+    for (const c of pin.custodians) {
+      const tr = el("tr");
+      tr.dataset.custodian = c.name;
+      tr.appendChild(el("td", c.name + (state.me && c.name === state.me.user ? " (you)" : "")));
+      tr.appendChild(el("td", "#" + c.index));
+      tr.appendChild(el("td", c.submitted ? "submitted" : "not yet", c.submitted ? "ok" : "muted"));
+      body.appendChild(tr);
+      if (state.me && c.name === state.me.user) { mine = c; }
+    }
+    $("pin-share-form").hidden = !pin.set_id || pin.ready || !mine || mine.submitted;
+  }
+
+  async function submitShare(event) {
+    event.preventDefault();
+    const f = event.target;
+    const button = f.querySelector("button[type=submit]");
+    let text = f.elements.share.value.trim();
+    f.elements.share.value = "";
+    button.disabled = true;
+    $("pin-share-error").hidden = true;
+    try {
+      const pin = state.pin;
+      const set = text.toLowerCase().replace(/\s+/g, "").split("-");
+      if (set[0] !== "dkimpin1" || set.length < 4) {
+        throw new Refused("That is not a share: a share starts with dkimpin1-. Paste it again.");
+      }
+      if (!pin || set[1] !== pin.set_id) {
+        throw new Refused("That share is of another split (" + set[1].slice(0, 8) + "), not of the current one (" +
+                        (pin && pin.set_id) + ").");
+      }
+      const sealed = await sealToSigner("share", pin.set_id, text);
+      text = "";
+      const answer = await api("POST", "/api/v1/pin/shares", { share: sealed });
+      notify(answer.message || "Your share was accepted.");
+      await renderPin();
+    } catch (error) {
+      showError($("pin-share-error"), error);
+    } finally {
+      text = "";
+      button.disabled = false;
+    }
+  }
+
+  // After the operator compared the fingerprint with `dkim-appliance pin status`.
+  function trustNewIdentity() {
+    if (state.pin && state.pin.identity_fingerprint) {
+      pinIdentity(state.pin.identity_fingerprint);
+      notify("This browser now trusts the signer identity " + state.pin.identity_fingerprint + ".");
+      renderPin().catch(() => {});
     }
   }
 
@@ -890,11 +1177,11 @@
     const from = dayStart(f.elements.from.value);
     const last = dayStart(f.elements.until.value);
     if (from === null || last === null || last < from) {
-      showError($("reports-error"), new Error("The range must start on or before its last day."));
+      showError($("reports-error"), new Refused("The range must start on or before its last day."));
       return;
     }
     if (last - from >= 400 * DAY) {
-      showError($("reports-error"), new Error("Choose at most 400 days."));
+      showError($("reports-error"), new Refused("Choose at most 400 days."));
       return;
     }
     reports.domain = f.elements.domain.value || null;
@@ -1611,6 +1898,9 @@
     $("new-form").addEventListener("submit", submitRequest);
     $("decide-form").addEventListener("submit", submitDecision);
     $("decide-cancel").addEventListener("click", () => $("decide").close());
+    $("decide").addEventListener("close", () => { $("decide-form").elements.pin.value = ""; });
+    $("pin-share-form").addEventListener("submit", submitShare);
+    $("pin-trust").addEventListener("click", trustNewIdentity);
     $("audit-older").addEventListener("click", () => { state.auditAfter = Math.max(0, state.auditAfter - 50); refresh(); });
     $("audit-newer").addEventListener("click", () => { state.auditAfter = Math.min(state.auditTop, state.auditAfter + 50); refresh(); });
     $("audit-verify").addEventListener("click", () => verifyAudit().catch((e) => notify(explain(e), "bad")));
