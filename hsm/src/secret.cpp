@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -26,6 +27,17 @@ std::size_t page_size() noexcept {
     return size;
 }
 
+// mlock(2) and munlock(2) as system calls: the sanitizers' runtimes intercept the libc functions
+// and make them do nothing (ASan, "mlock is unsupported"), which would leave a sanitized build's
+// secrets unlocked while locked() said otherwise.
+bool lock_pages(void* pages, std::size_t length) noexcept {
+    return ::syscall(SYS_mlock, pages, length) == 0;
+}
+
+void unlock_pages(void* pages, std::size_t length) noexcept {
+    (void)::syscall(SYS_munlock, pages, length);
+}
+
 }  // namespace
 
 Secret::Secret(std::size_t capacity) {
@@ -41,7 +53,7 @@ Secret::Secret(std::size_t capacity) {
     // Best effort, both: a secret that cannot be locked (RLIMIT_MEMLOCK) or kept out of core
     // dumps is still a secret, and one the process needs.
     (void)::madvise(pages, length, MADV_DONTDUMP);
-    locked_ = ::mlock(pages, length) == 0;
+    locked_ = lock_pages(pages, length);
 }
 
 Secret::Secret(std::span<const unsigned char> bytes) : Secret(bytes.size()) {
@@ -82,7 +94,7 @@ void Secret::wipe() noexcept {
         // The whole mapping: from_file reads up to two bytes beyond what it keeps.
         OPENSSL_cleanse(data_, mapped_);
         if (locked_) {
-            (void)::munlock(data_, mapped_);
+            unlock_pages(data_, mapped_);
         }
         (void)::munmap(data_, mapped_);
     }

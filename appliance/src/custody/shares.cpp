@@ -473,7 +473,15 @@ Expected<ShareFile, std::string> decrypt_share_file(std::string_view json,
         *r != "8" || !p || *p != "1" || !salt_text || !iv_text || !ct_text) {
         return bad();
     }
-    const std::uint64_t cost = std::stoull(*n);
+    // scrypt's N: digits only, at most 2^20 (seven digits), no leading zero.
+    std::uint64_t cost = 0;
+    if (n->empty() || n->size() > 7 || (*n)[0] == '0' ||
+        n->find_first_not_of("0123456789") != std::string::npos) {
+        return bad();
+    }
+    for (const char c : *n) {
+        cost = cost * 10 + static_cast<std::uint64_t>(c - '0');
+    }
     const auto idx = decimal(*index);
     if (cost < 2 || cost > kMaxScryptN || (cost & (cost - 1)) != 0 || !idx || *idx < 1 ||
         *idx > 255) {

@@ -359,8 +359,10 @@ TEST(DeclaredDefaultsTest, Signerd) {
     // The PIN's keys: [pin] is in the minimal file, and its sources exclude each other.
     d.expect_in(required + "[pin]\nfile = \"/pin\"\n", "pin.source",
                 [](const C& c) { return std::string(dkim::signerd::to_string(c.pin_source)); });
-    d.expect_in(required + "[pin]\nsource = \"credential\"\n", "pin.credential",
+    d.expect_in(required + "[pin]\nsource = \"sealed\"\n", "pin.credential",
                 [](const C& c) { return c.pin_credential; });
+    d.expect(
+        "pin.unlock_window", [](const C& c) { return ms(c.pin_unlock_window); }, "");
     d.expect_every_default_compared();
 }
 
