@@ -34,6 +34,7 @@ packages=(
   nsd ldnsutils                          # a DNSSEC-signed zone on 127.0.0.1 (service disabled)
   python3-dkim python3-nacl python3-dnspython   # dkimpy, an independent signer/verifier
   python3-spf                            # pyspf, the peer our SPF results are compared with
+  python3-cryptography                   # X25519, HKDF, AES-GCM, Ed25519: the PIN custody capture test seals as the console does
   libmail-dkim-perl libnet-dns-perl libcryptx-perl  # Perl Mail::DKIM, another one
   libmail-dmarc-perl dmarc-cat           # Mail::DMARC and dmarc-cat: independent readers of DMARC reports (tests/reports/)
   time                                   # GNU time: peak RSS in tests/bench/run-reports-bench

@@ -2,6 +2,7 @@
 // Subcommands of dkim-appliance that live outside main.cpp.
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -51,6 +52,17 @@ void add_pin_commands(CLI::App& app, int& exit_code);
 // pin status | split | submit | lock: PIN custody through dkim-signerd (pin_share_commands.cpp),
 // added to the `pin` group.
 void add_pin_share_commands(CLI::App& pin, int& exit_code);
+// `pin split` for `up --pin-custody shares` (up_pin_ceremony.cpp), as root over `socket`: splits
+// the PIN in `pin_file` among `custodians` (comma-separated, any `threshold` of them unlock) into
+// <out_dir>/<custodian>.share, each encrypted to the passphrase in
+// <passphrase_dir>/<custodian><passphrase_suffix>. A signerd that has a split already is left as
+// it is ("split" false); otherwise those custodians' old share files go first. Errors are printed;
+// the exit code is returned.
+struct UpPinSplit {
+    std::string socket, pin_file, custodians, out_dir, passphrase_dir, passphrase_suffix;
+    std::uint32_t threshold = 0;
+};
+int split_pin_for_up(const UpPinSplit& request, bool& split);
 // audit show (through dkim-signerd) | export | verify (on the state store; audit_commands.cpp).
 void add_audit_commands(CLI::App& app, int& exit_code);
 // `import opendkim` (import_opendkim_command.cpp).

@@ -368,6 +368,7 @@ int run(int argc, char** argv) {
     dkim::cli::add_user_commands(app, exit_code);
     dkim::cli::add_elevation_commands(app, exit_code);
     dkim::cli::add_passkey_commands(app, exit_code);
+    dkim::cli::add_pin_commands(app, exit_code);
     dkim::cli::add_audit_commands(app, exit_code);
     dkim::cli::add_up_command(app, exit_code);
     dkim::cli::add_reports_commands(app, exit_code);

@@ -151,6 +151,7 @@ struct SplitArgs {
     std::string pin_file;
     std::string out_dir;
     std::string passphrase_dir;
+    std::string passphrase_suffix;  // up's: <passphrase_dir>/<custodian>.password
     std::uint64_t scrypt_n = 1U << 17U;
 };
 
@@ -173,7 +174,9 @@ Expected<void, std::string> hand_out(const SplitArgs& a, const ipc::PinSharesRep
     }
     hsm::Secret passphrase;
     if (!a.passphrase_dir.empty()) {
-        auto p = secret_file((std::filesystem::path(a.passphrase_dir) / s.custodian).string());
+        auto p = secret_file(
+            (std::filesystem::path(a.passphrase_dir) / (s.custodian + a.passphrase_suffix))
+                .string());
         if (!p) {
             return unexpected(s.custodian + "'s passphrase: " + p.error());
         }
@@ -281,6 +284,39 @@ int run_split(const Common& c, const SplitArgs& a) {
 }
 
 }  // namespace
+
+int split_pin_for_up(const UpPinSplit& request, bool& split) {
+    split = false;
+    Common c;
+    c.socket = request.socket;
+    auto auth = credentials(c);
+    if (!auth) {
+        return kUsage;
+    }
+    auto status = pin_status(c, std::move(*auth));
+    if (!status) {
+        return fail(status.error());
+    }
+    if (!status->set_id.empty()) {
+        return 0;  // split before: the custodians hold their shares
+    }
+    // Share files of an earlier split that this signerd does not have (a new signerd.db): the
+    // split writes new files only (O_EXCL).
+    for (const auto& name : split_names(request.custodians)) {
+        std::error_code ec;
+        std::filesystem::remove(std::filesystem::path(request.out_dir) / (name + ".share"), ec);
+    }
+    SplitArgs a;
+    a.custodians = request.custodians;
+    a.threshold = request.threshold;
+    a.pin_file = request.pin_file;
+    a.out_dir = request.out_dir;
+    a.passphrase_dir = request.passphrase_dir;
+    a.passphrase_suffix = request.passphrase_suffix;
+    const int code = run_split(c, a);
+    split = code == 0;
+    return code;
+}
 
 void add_pin_share_commands(CLI::App& pin, int& exit_code) {
     auto c = std::make_shared<Common>();

@@ -14,6 +14,8 @@
 //   up_settings       up.toml (declared in a config::Schema) and the options on top of it
 //   up_daemon_config  etc/{signerd,relayd,webd,reportd}.toml and dkim-appliance.toml (toml++)
 //   up_demo_token     the SoftHSM2 token, its PINs and the two keys
+//   up_pin_custody    where the user PIN is kept (--pin-custody) and, sealed, the credential
+//                     opened for signerd at each of its starts
 //   up_dns_zone       the records to publish (keys, SPF, DMARC and TLS-RPT with the report
 //                     addresses) and dns/dnsmasq.conf
 //   up_supervisor     readiness, watchdog, restarts with back-off, stops in waves
@@ -27,6 +29,7 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <system_error>
 
 #include "commands.hpp"
@@ -37,6 +40,7 @@
 #include "up_demo_token.hpp"
 #include "up_dns_zone.hpp"
 #include "up_facts.hpp"
+#include "up_pin_custody.hpp"
 #include "up_settings.hpp"
 #include "up_state_folder.hpp"
 #include "up_supervisor.hpp"
@@ -66,7 +70,8 @@ up::SettingOverrides overrides(const UpArgs& args) {
           {"--https", &args.given.https_listen, &o.https_listen},
           {"--next-hop", &args.given.next_hop, &o.next_hop},
           {"--module", &args.given.module, &o.module},
-          {"--dns-server", &args.given.dns_server, &o.dns_server}}) {
+          {"--dns-server", &args.given.dns_server, &o.dns_server},
+          {"--pin-custody", &args.given.pin_custody, &o.pin_custody}}) {
         if (args.command->count(option) > 0) {
             *field = *value;
         }
@@ -99,7 +104,8 @@ fs::path find_daemon(const std::string& name, const std::string& bin_dir) {
 // token's SOFTHSM2_CONF.
 Expected<std::vector<up::ChildSpec>, std::string> daemon_specs(const up::StatePaths& p,
                                                                const up::DaemonUsers& u,
-                                                               const std::string& bin_dir) {
+                                                               const std::string& bin_dir,
+                                                               up::SealedPinRuntime* sealed) {
     struct Daemon {
         const char* name;
         fs::path config;
@@ -139,6 +145,10 @@ Expected<std::vector<up::ChildSpec>, std::string> daemon_specs(const up::StatePa
         c.log = p.daemon_log(d.name);
         if (c.name == "dkim-signerd") {
             c.extra_env.push_back("SOFTHSM2_CONF=" + p.softhsm_conf.string());
+            if (sealed != nullptr) {
+                // systemd's part: the credential opened into a fresh folder at each start.
+                c.before_start = [sealed] { return sealed->prepare(); };
+            }
         }
         specs.push_back(std::move(c));
     }
@@ -175,7 +185,18 @@ Expected<std::vector<std::string>, std::string> prepare_state(const UpArgs& args
     if (auto written = up::write_daemon_configs(settings, p); !written) {
         return unexpected(written.error());
     }
-    auto keys = up::prepare_demo_token(settings, p, users);
+    // The user PIN, from wherever it is, kept where the custody wants it before the token is
+    // made with it (a new folder's PIN must not exist only in a token).
+    auto pin = up::demo_user_pin(p);
+    if (!pin) {
+        return unexpected(pin.error());
+    }
+    const auto custody = up::parse_pin_custody(settings.pin_custody).value_or(up::PinCustody::file);
+    if (auto kept = up::keep_demo_pin(custody, *pin, p, users); !kept) {
+        return unexpected(kept.error());
+    }
+    auto keys = up::prepare_demo_token(settings, p, users, *pin);
+    pin->wipe();
     if (!keys) {
         return unexpected(keys.error());
     }
@@ -236,7 +257,12 @@ int run_up(const UpArgs& args) {
     if (!processes) {
         return fail(processes.error());
     }
-    auto specs = daemon_specs(p, *users, args.bin_dir);
+    const auto custody = up::parse_pin_custody(settings.pin_custody).value_or(up::PinCustody::file);
+    std::optional<up::SealedPinRuntime> sealed;
+    if (custody == up::PinCustody::sealed) {
+        sealed.emplace(p, *users);
+    }
+    auto specs = daemon_specs(p, *users, args.bin_dir, sealed ? &*sealed : nullptr);
     if (!specs) {
         return fail(specs.error());
     }
@@ -253,8 +279,17 @@ int run_up(const UpArgs& args) {
         status = fail(made.error());
     } else {
         demo_users = std::move(*made);
-        if (!supervisor.start_and_wait("dkim-reportd") ||
-            !supervisor.start_and_wait("dkim-relayd") || !supervisor.start_and_wait("dkim-webd")) {
+        if (custody == up::PinCustody::shares) {
+            // The custodians split the PIN before anything else starts.
+            if (auto split = up::run_pin_split_ceremony(p, demo_users); !split) {
+                status = fail(split.error());
+            }
+        }
+        if (status != 0) {
+            // The ceremony failed: nothing more starts.
+        } else if (!supervisor.start_and_wait("dkim-reportd") ||
+                   !supervisor.start_and_wait("dkim-relayd") ||
+                   !supervisor.start_and_wait("dkim-webd")) {
             status = kFailed;
         }
     }
@@ -308,6 +343,14 @@ void add_up_command(CLI::App& app, int& exit_code) {
     up->add_option("--dns-server", args->given.dns_server,
                    "DNS server IP[:PORT] for relayd's inbound checks and webd's reverse DNS "
                    "(default: the system's resolvers; \"\" for them again)");
+    up->add_option("--pin-custody", args->given.pin_custody,
+                   "who holds the token's user PIN: file (a file signerd reads), sealed (a "
+                   "systemd credential, opened for signerd at each start as systemd does), "
+                   "approver (the approval that activates a grant brings it) or shares (split "
+                   "among the demo's users); saved in up.toml")
+        ->check(CLI::IsMember(
+            std::vector<std::string>(std::begin(up::kPinCustodies), std::end(up::kPinCustodies))))
+        ->capture_default_str();
     up->add_option("--bin-dir", args->bin_dir,
                    "folder of dkim-signerd, dkim-reportd, dkim-relayd and dkim-webd (default: "
                    "beside dkim-appliance, else /usr/sbin)");

@@ -12,6 +12,7 @@
 #include "dkim/config/endpoint.hpp"
 #include "up_commented_toml.hpp"
 #include "up_facts.hpp"
+#include "up_pin_custody.hpp"
 
 namespace dkim::cli::up {
 
@@ -100,6 +101,37 @@ toml::table reports_table(const Settings& s, const StatePaths& p) {
     return reports;
 }
 
+// signerd's [pin]: up.toml's pin_custody (up_pin_custody.hpp), with this folder's paths.
+toml::table pin_table(const Settings& s, const StatePaths& p) {
+    const auto custody = parse_pin_custody(s.pin_custody).value_or(PinCustody::file);
+    toml::table pin{{"source", std::string(to_string(custody))}};
+    if (custody == PinCustody::file) {
+        pin.insert("file", clear_pin_file(custody, p)->string());
+    }
+    return pin;
+}
+
+std::string pin_comment(const Settings& s, const StatePaths& p) {
+    switch (parse_pin_custody(s.pin_custody).value_or(PinCustody::file)) {
+        case PinCustody::file:
+            return "The token's user PIN (up.toml pin_custody = \"file\"): a 0600 file, read at "
+                   "each login.\nThe appliance seals it instead: source = \"sealed\".";
+        case PinCustody::sealed:
+            return "The token's user PIN (up.toml pin_custody = \"sealed\"): " +
+                   sealed_pin_file(p).string() +
+                   ",\nsealed with systemd-creds; up opens it into $CREDENTIALS_DIRECTORY at each "
+                   "start, as systemd does\non the appliance (LoadCredentialEncrypted=).";
+        case PinCustody::approver:
+            return "The token's user PIN (up.toml pin_custody = \"approver\"): signerd holds "
+                   "none; the approval that\nactivates a grant brings it (the demo keeps it in " +
+                   clear_pin_file(PinCustody::approver, p)->string() + ").";
+        case PinCustody::shares:
+            return "The token's user PIN (up.toml pin_custody = \"shares\"): combined in "
+                   "signerd's memory from the\nshares of a quorum of custodians.";
+    }
+    return "";
+}
+
 }  // namespace
 
 std::string signerd_config(const Settings& s, const StatePaths& p) {
@@ -110,11 +142,7 @@ std::string signerd_config(const Settings& s, const StatePaths& p) {
              toml::table{{"state_dir", p.signerd.string()}})
         .add("The one door: a Unix socket for root (admin), dkim-relay, dkim-web and dkim-report.",
              toml::table{{"socket", p.socket.string()}, {"socket_group", "dkim-signer"}})
-        .add(
-            "The token's user PIN. On the appliance: source = \"credential\" (an encrypted "
-            "systemd credential).",
-            toml::table{{"pin", toml::table{{"source", "file"},
-                                            {"file", (p.signerd / "user.pin").string()}}}})
+        .add(pin_comment(s, p), toml::table{{"pin", pin_table(s, p)}})
         .add(
             "Who may connect, by uid: each daemon runs as its own user. dkim-reportd (reports) "
             "may read\nthe signing summary, signing keys and status, nothing else.",

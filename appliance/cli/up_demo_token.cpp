@@ -7,7 +7,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
-#include <tuple>
 #include <utility>
 
 #include "dkim/base/wipe.hpp"
@@ -34,30 +33,24 @@ std::string softhsm_conf(const StatePaths& p) {
            "slots.removable = false\nlibrary.reset_on_fork = true\n";
 }
 
-// The PINs: made once; a state folder of the earlier demo script kept both at its top.
-Expected<void, std::string> prepare_pins(const StatePaths& p, const DaemonUsers& u,
-                                         const fs::path& so_pin, const fs::path& user_pin) {
-    for (const auto& [old, now] :
-         {std::pair{p.root / "so.pin", so_pin}, {p.root / "user.pin", user_pin}}) {
-        std::error_code ec;
-        if (!fs::exists(now) && fs::exists(old) && fs::exists(p.tokens)) {
-            fs::copy_file(old, now, ec);
-            if (ec || ::chmod(now.c_str(), 0600) != 0 ||
-                (now == user_pin && ::chown(now.c_str(), u.signer, u.signer_gid) != 0)) {
-                return unexpected("cannot move " + old.string() + " to " + now.string());
-            }
-            std::cerr << "up: moved " << old.string() << " to " << now.string() << "\n";
+// The SO PIN: made once; a state folder of the earlier demo script kept it at its top. (The
+// user PIN is the custody's: up_pin_custody.hpp.)
+Expected<void, std::string> prepare_so_pin(const StatePaths& p, const fs::path& so_pin) {
+    const fs::path old = p.root / "so.pin";
+    std::error_code ec;
+    if (!fs::exists(so_pin) && fs::exists(old) && fs::exists(p.tokens)) {
+        fs::copy_file(old, so_pin, ec);
+        if (ec || ::chmod(so_pin.c_str(), 0600) != 0) {
+            return unexpected("cannot move " + old.string() + " to " + so_pin.string());
         }
+        std::cerr << "up: moved " << old.string() << " to " << so_pin.string() << "\n";
     }
-    for (const auto& [path, uid, gid] :
-         {std::tuple{so_pin, uid_t{0}, gid_t{0}}, {user_pin, u.signer, u.signer_gid}}) {
-        if (!fs::exists(path)) {
-            std::string pin = random_text(16);
-            auto written = write_file(path, pin + "\n", 0600, uid, gid);
-            base::wipe(pin);
-            if (!written) {
-                return written;
-            }
+    if (!fs::exists(so_pin)) {
+        std::string pin = random_text(16);
+        auto written = write_file(so_pin, pin + "\n", 0600);
+        base::wipe(pin);
+        if (!written) {
+            return written;
         }
     }
     return {};
@@ -67,26 +60,25 @@ Expected<void, std::string> prepare_pins(const StatePaths& p, const DaemonUsers&
 
 Expected<std::vector<TxtRecord>, std::string> prepare_demo_token(const Settings& s,
                                                                  const StatePaths& p,
-                                                                 const DaemonUsers& u) {
+                                                                 const DaemonUsers& u,
+                                                                 const hsm::Secret& user_pin) {
     if (auto written = write_file(p.softhsm_conf, softhsm_conf(p), 0644); !written) {
         return unexpected(written.error());
     }
     // Read by the module when it loads (below, and in signerd's environment).
     ::setenv("SOFTHSM2_CONF", p.softhsm_conf.c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
     const fs::path so_pin = p.secrets / "so.pin";
-    const fs::path user_pin = p.signerd / "user.pin";
-    if (auto pins = prepare_pins(p, u, so_pin, user_pin); !pins) {
-        return unexpected(pins.error());
+    if (auto made = prepare_so_pin(p, so_pin); !made) {
+        return unexpected(made.error());
     }
     provisioning::TokenLocation where{s.module, kTokenLabel};
     auto report = [](const hsm::Error& e) { return unexpected(e.to_string()); };
     if (!where.open()) {
         auto so = hsm::Secret::from_file(so_pin);
-        auto user = hsm::Secret::from_file(user_pin);
-        if (!so || !user) {
-            return report(!so ? so.error() : user.error());
+        if (!so) {
+            return report(so.error());
         }
-        auto slot = provisioning::init_token(s.module, kTokenLabel, *so, *user);
+        auto slot = provisioning::init_token(s.module, kTokenLabel, *so, user_pin);
         if (!slot) {
             return report(slot.error());
         }
@@ -101,11 +93,7 @@ Expected<std::vector<TxtRecord>, std::string> prepare_demo_token(const Settings&
         }
         auto key = provisioning::public_key(where, *name);
         if (!key) {
-            auto pin = hsm::Secret::from_file(user_pin);
-            if (!pin) {
-                return report(pin.error());
-            }
-            key = provisioning::generate_key(where, std::move(*pin), *name,
+            key = provisioning::generate_key(where, user_pin.duplicate(), *name,
                                              *hsm::parse_key_algorithm(k.algorithm));
             if (!key) {
                 return report(key.error());

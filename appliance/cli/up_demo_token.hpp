@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "dkim/expected.hpp"
+#include "dkim/hsm/secret.hpp"
 #include "up_dns_zone.hpp"
 #include "up_settings.hpp"
 #include "up_state_folder.hpp"
@@ -14,11 +15,13 @@
 namespace dkim::cli::up {
 
 // softhsm2.conf (written at every start: it names this folder's tokens/, so a copied or moved
-// folder does not reach back to the old one, and SOFTHSM2_CONF points at it), the SO and user
-// PINs (secrets/so.pin, signerd/user.pin), the token and the keys; the token's files are handed
-// to signerd's user. Returns the keys' DKIM records.
+// folder does not reach back to the old one, and SOFTHSM2_CONF points at it), the SO PIN
+// (secrets/so.pin), the token with `user_pin` (kept where the PIN's custody wants it:
+// up_pin_custody.hpp) and the keys; the token's files are handed to signerd's user. Returns the
+// keys' DKIM records.
 Expected<std::vector<TxtRecord>, std::string> prepare_demo_token(const Settings& settings,
                                                                  const StatePaths& paths,
-                                                                 const DaemonUsers& users);
+                                                                 const DaemonUsers& users,
+                                                                 const hsm::Secret& user_pin);
 
 }  // namespace dkim::cli::up

@@ -7,6 +7,7 @@
 
 #include "dkim/config/endpoint.hpp"
 #include "dkim/crypto/certificate.hpp"
+#include "up_pin_custody.hpp"
 
 namespace dkim::cli::up {
 
@@ -23,6 +24,27 @@ std::string url_host(const std::string& host) {
 
 std::string or_none(const std::string& address) {
     return address.empty() ? "(none)" : address;
+}
+
+// Who holds the token's PIN, and where the demo keeps it.
+std::string pin_text(const Facts& f) {
+    if (f.pin_custody == "sealed") {
+        return "custody sealed: " + f.pin +
+               " (systemd-creds, with this folder's host key: a demo of the mechanism, the key "
+               "lies beside it)";
+    }
+    if (f.pin_custody == "approver") {
+        return "custody approver: the approval that activates a grant brings it: --pin-file " +
+               f.pin + "\n             (a demo: on the appliance the approver holds it, no file)";
+    }
+    if (f.pin_custody == "shares") {
+        return "custody shares: split among the users, any 2 unlock the token: each runs\n"
+               "             " +
+               f.cli_command + " pin submit --user NAME --share-file " + f.secrets +
+               "/shares/NAME.share\n             (passphrase: the user's password; " + f.pin +
+               " holds the demo's copy)";
+    }
+    return "custody file: " + f.pin + " (signerd reads it at each login)";
 }
 
 }  // namespace
@@ -82,6 +104,10 @@ Facts gather_facts(const Settings& s, const StatePaths& p, std::vector<DemoUser>
     f.cli_command = cli + " --config " + p.cli_defaults.string();
     f.dnsmasq_conf = p.dnsmasq_conf.string();
     f.secrets = p.secrets.string();
+    f.pin_custody = s.pin_custody;
+    const auto custody = parse_pin_custody(s.pin_custody).value_or(PinCustody::file);
+    const auto clear = clear_pin_file(custody, p);
+    f.pin = clear ? clear->string() : sealed_pin_file(p).string();
     f.log_folder = (p.log / "").string();
     f.users = std::move(users);
     f.dns_records = std::move(dns_records);
@@ -105,6 +131,7 @@ std::string facts_json(const Facts& f) {
                 cereal::make_nvp("signerd_socket", f.signerd_socket),
                 cereal::make_nvp("cli_config", f.cli_config),
                 cereal::make_nvp("dnsmasq_conf", f.dnsmasq_conf),
+                cereal::make_nvp("pin_custody", f.pin_custody), cereal::make_nvp("pin", f.pin),
                 cereal::make_nvp("users", f.users), cereal::make_nvp("dns_records", f.dns_records));
         archive.setNextName("reports");
         archive.startNode();
@@ -147,7 +174,8 @@ std::string facts_text(const Facts& f) {
       << "  Reports    " << f.cli_command << " reports findings\n"
       << "  Logs       " << f.log_folder
       << "{dkim-signerd,dkim-reportd,dkim-relayd,dkim-webd}.log\n"
-      << "  Secrets    " << f.secrets << " (root only)\n\n"
+      << "  Secrets    " << f.secrets << " (root only)\n"
+      << "  PIN        " << pin_text(f) << "\n\n"
       << "DNS records to publish for " << f.domain << ":\n";
     for (const auto& r : f.dns_records) {
         o << "  " << r << "\n";

@@ -27,6 +27,8 @@ struct Facts {
     std::string cli_command;  // the CLI with --config, as the operator would run it
     std::string dnsmasq_conf;
     std::string secrets;
+    std::string pin_custody;  // up.toml's pin_custody
+    std::string pin;          // where the demo's user PIN is (a file, or the sealed credential)
     std::string log_folder;
     std::vector<DemoUser> users;
     std::vector<std::string> dns_records;  // zone-file lines

@@ -10,6 +10,7 @@
 #include "dkim/dns/record_text.hpp"
 #include "dkim/dns/unbound_resolver.hpp"
 #include "up_commented_toml.hpp"
+#include "up_pin_custody.hpp"
 
 namespace dkim::cli::up {
 
@@ -43,6 +44,12 @@ constexpr config::KeyDoc kSettingKeys[] = {
      "The DNS server dkim-relayd's inbound checks and dkim-webd's reverse DNS of report sources "
      "ask, IP[:PORT] (default: the system's resolvers).",
      "\"127.0.0.1:5353\""},
+    {"pin_custody", "string", "file",
+     "Who holds the token's user PIN: file (signerd/user.pin, read by signerd), sealed (a "
+     "systemd credential sealed with a host key of this folder's, opened for signerd at each "
+     "start), approver (secrets/user.pin: the approval that activates a grant brings it) or "
+     "shares (split among the demo's users). README: \"Choosing the PIN's custody\".",
+     "\"sealed\""},
     {"reports", "table", "",
      "Where receivers send reports about the domain: mailboxes dkim-reportd takes through "
      "dkim-relayd, published as mailto: URIs in the domain's records; \"\" publishes none of that "
@@ -63,6 +70,8 @@ constexpr const char* kReportAddressProblem =
 
 constexpr const char* kListenProblem = "expected an IP:PORT, got \"";
 constexpr const char* kNextHopProblem = "expected smtp://HOST:PORT (or maildir:/path)";
+constexpr const char* kPinCustodyProblem =
+    "expected \"file\", \"sealed\", \"approver\" or \"shares\"";
 
 bool valid_next_hop(const std::string& next_hop) {
     return next_hop.empty() || next_hop.rfind("maildir:/", 0) == 0 ||
@@ -127,6 +136,10 @@ Expected<Settings, std::string> load_settings(const std::filesystem::path& file)
         if (!s.dns_server.empty() && !dns::unbound_forward_address(s.dns_server)) {
             r.fail("dns_server", "expected IP or IP:PORT (\"127.0.0.1:53\", \"[::1]:53\")");
         }
+        s.pin_custody = r.string("pin_custody").value_or(s.pin_custody);
+        if (!parse_pin_custody(s.pin_custody)) {
+            r.fail("pin_custody", kPinCustodyProblem);
+        }
         s.reports = default_report_addresses(s.domain);
         if (auto reports = r.table("reports")) {
             for (const auto& [key, field] : report_fields()) {
@@ -163,7 +176,8 @@ Expected<Settings, std::string> settle(Settings s, const SettingOverrides& given
                                        {&given.https_listen, &s.https_listen},
                                        {&given.next_hop, &s.next_hop},
                                        {&given.module, &s.module},
-                                       {&given.dns_server, &s.dns_server}}) {
+                                       {&given.dns_server, &s.dns_server},
+                                       {&given.pin_custody, &s.pin_custody}}) {
         if (*value) {
             *field = **value;
         }
@@ -174,6 +188,9 @@ Expected<Settings, std::string> settle(Settings s, const SettingOverrides& given
         if (*value && !config::parse_endpoint(**value)) {
             return unexpected(std::string(option) + ": " + kListenProblem + **value + "\"");
         }
+    }
+    if (given.pin_custody && !parse_pin_custody(*given.pin_custody)) {
+        return unexpected(std::string("--pin-custody: ") + kPinCustodyProblem);
     }
     if (given.next_hop && !valid_next_hop(*given.next_hop)) {
         return unexpected(std::string("--next-hop: ") + kNextHopProblem);
@@ -212,7 +229,8 @@ std::string settings_toml(const Settings& s) {
                                      {"https_listen", &s.https_listen},
                                      {"next_hop", &s.next_hop},
                                      {"module", &s.module},
-                                     {"dns_server", &s.dns_server}}) {
+                                     {"dns_server", &s.dns_server},
+                                     {"pin_custody", &s.pin_custody}}) {
         file.add(setting_doc(key), toml::table{{key, *value}});
     }
     // [reports] last (plain keys after it would belong to it), its keys' texts as its comment.

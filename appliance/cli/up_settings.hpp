@@ -44,6 +44,7 @@ struct Settings {
     std::string next_hop;    // default: maildir under the state folder
     std::string module;      // default: Debian's SoftHSM2
     std::string dns_server;  // relayd's [inbound] and webd's [reports] dns_server; "": system's
+    std::string pin_custody = "file";  // file | sealed | approver | shares (up_pin_custody.hpp)
     ReportAddresses reports = default_report_addresses("example.test");  // [reports]
 };
 
@@ -51,10 +52,10 @@ struct Settings {
 std::string mailto(const std::string& address);
 
 // The options given to `up` this time (--domain, --smtp, --inbound, --https, --next-hop,
-// --module, --dns-server).
+// --module, --dns-server, --pin-custody).
 struct SettingOverrides {
     std::optional<std::string> domain, smtp_listen, inbound_listen, https_listen, next_hop, module,
-        dns_server;
+        dns_server, pin_custody;
 };
 
 const config::Schema& settings_schema();

@@ -85,7 +85,8 @@ StatePaths::StatePaths(const fs::path& dir)
       reportd_socket(dir / "run" / "reportd" / "reportd.sock"),
       notify(dir / "run" / "notify.sock"),
       certificate(dir / "webd" / "webd-selfsigned.crt"),
-      lock(dir / "up.lock") {}
+      lock(dir / "up.lock"),
+      credentials(dir / "credentials") {}
 
 fs::path StatePaths::daemon_log(const std::string& daemon) const {
     return log / (daemon + ".log");
@@ -257,6 +258,7 @@ Expected<void, std::string> prepare_folders(const StatePaths& p, const DaemonUse
     for (const Folder& f : {Folder{p.root, 0711, 0, 0},
                             {p.etc, 0755, 0, 0},
                             {p.secrets, 0700, 0, 0},
+                            {p.credentials, 0700, 0, 0},
                             {p.log, 0750, 0, 0},
                             {p.dns, 0755, 0, 0},
                             {p.tokens, 0700, u.signer, u.signer_gid},

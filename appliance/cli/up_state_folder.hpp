@@ -8,8 +8,10 @@
 //   dkim-appliance.toml     defaults for the CLI (signerd's socket)
 //   etc/{signerd,relayd,webd,reportd}.toml   written from up.toml at every start
 //   softhsm2.conf, tokens/  the token (tokens/: dkim-signer, 0700)
-//   secrets/                root only: the SO PIN, the users' initial passwords and TOTP seeds
-//   signerd/                dkim-signer, 0700: the user PIN and signerd.db
+//   secrets/                root only: the SO PIN, the users' initial passwords and TOTP seeds;
+//                           the user PIN (custody approver, shares) and the host key (sealed)
+//   credentials/            root only: the sealed user PIN (custody sealed; up_pin_custody.hpp)
+//   signerd/                dkim-signer, 0700: the user PIN (custody file) and signerd.db
 //   webd/                   dkim-web, 0700: the self-signed certificate and its key
 //   reportd/                dkim-report, 0700: the report store (reports.db)
 //   maildir/                dkim-relay, 0700: the default next hop
@@ -32,7 +34,7 @@ namespace dkim::cli::up {
 struct StatePaths {
     std::filesystem::path root, settings, cli_defaults, etc, softhsm_conf, tokens, secrets, signerd,
         webd, reportd, maildir, dns, dnsmasq_conf, run, reportd_run, log, socket, reportd_socket,
-        notify, certificate, lock;
+        notify, certificate, lock, credentials;
     explicit StatePaths(const std::filesystem::path& dir);
     // log/<daemon>.log
     std::filesystem::path daemon_log(const std::string& daemon) const;

@@ -74,9 +74,26 @@ std::size_t Supervisor::index(const std::string& name) const {
 }
 
 bool Supervisor::spawn(SupervisedChild& c) {
-    auto pid = processes_.spawn(c.spec);
+    Expected<pid_t, std::string> pid = unexpected(std::string());
+    if (c.spec.before_start) {
+        auto env = c.spec.before_start();
+        if (env) {
+            ChildSpec spec = c.spec;
+            spec.extra_env.insert(spec.extra_env.end(), env->begin(), env->end());
+            pid = processes_.spawn(spec);
+        } else {
+            pid = unexpected("cannot start " + c.spec.name + ": " + env.error());
+        }
+    } else {
+        pid = processes_.spawn(c.spec);
+    }
     if (!pid) {
         log_ << "up: " << pid.error() << "\n";
+        // Tried again after a doubled back-off, like a start that exited at once.
+        c.pid = -1;
+        c.exited = true;
+        c.backoff = std::min(c.backoff * 2, kMaxBackoff);
+        c.restart_at = clock_.monotonic() + c.backoff;
         return false;
     }
     c.pid = *pid;

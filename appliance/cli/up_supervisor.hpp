@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -42,6 +43,10 @@ struct ChildSpec {
     std::vector<gid_t> groups;
     std::vector<std::string> extra_env;  // "NAME=value"
     std::filesystem::path log;
+    // Called before each start: more of its environment ("NAME=value"), made afresh (signerd's
+    // $CREDENTIALS_DIRECTORY, as systemd makes it at each start). An error counts as a failed
+    // start: a restart is tried again after the back-off.
+    std::function<Expected<std::vector<std::string>, std::string>()> before_start{};
 };
 
 // One datagram on the notification socket and the pid that sent it (SCM_CREDENTIALS).

@@ -48,7 +48,7 @@ LAYOUTS = [
     "Css",        # 9 TotpConfirm
     "Cssssqosb",  # 10 ElevationRequest
     "Cb",         # 11 ElevationList
-    "Csqss",      # 12 ElevationDecide
+    "Csqsss",     # 12 ElevationDecide (the PIN envelope: key id, text)
     "Cqs",        # 13 GrantRevoke
     "Cb",         # 14 GrantList
     "Cqq",        # 15 AuditShow
@@ -70,6 +70,11 @@ LAYOUTS = [
     "Css",        # 31 PasskeyRename
     "Css",        # 32 PasskeyRemove
     "Css",        # 33 PasskeyConfirm
+    "Css",        # 34 PinKeyOffer
+    "Css",        # 35 PinShareSubmit (the envelope: key id, text)
+    "Csiv",       # 36 PinSplit (pin, threshold, custodians)
+    "C",          # 37 PinStatusRequest
+    "Cs",         # 38 PinLock
 ]
 MAY_ASK = {1, 16, 25, 26}
 
@@ -90,6 +95,10 @@ def frame(index, values):
             payload += struct.pack("<B", 1 if value else 0)
         elif kind == "o":
             payload += struct.pack("<B", 1)  # cereal writes "nullopt": true for an empty optional
+        elif kind == "i":
+            payload += struct.pack("<I", value)  # a uint32
+        elif kind == "v":
+            payload += struct.pack("<Q", len(value)) + b"".join(cereal_string(v) for v in value)
     return struct.pack(">IHH", len(payload), 1, 0) + payload
 
 
@@ -105,6 +114,10 @@ def request_frame(index, password):
             values.append(("s", DOMAIN))
         elif kind == "q":
             values.append(("q", 1))
+        elif kind == "i":
+            values.append(("i", 2))
+        elif kind == "v":
+            values.append(("v", ["bob", "alice"]))
         else:
             values.append((kind, True))
     return frame(index, values)

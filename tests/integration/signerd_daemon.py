@@ -94,7 +94,7 @@ class Appliance:
             'socket = "%s"' % self.socket, 'socket_group = "nogroup"', 'password_cost = "minimal-for-tests"',
             "[pin]", 'source = "%s"' % pin_source,
             # credential: the default name, "pin", as the appliance's unit loads it (LoadCredentialEncrypted=pin:...)
-            {"file": 'file = "%s"' % self.pin, "credential": "", "approver": ""}[pin_source],
+            {"file": 'file = "%s"' % self.pin, "credential": "", "approver": "", "shares": ""}[pin_source],
             "[peers]", 'admin = ["root"]', 'relay = ["nobody"]',
             'web = ["%s"]' % web_peer if web_peer else "",
             'reports = ["%s"]' % reports_peer if reports_peer else "",

@@ -35,6 +35,7 @@ class FakeChildProcesses final : public ChildProcesses {
         std::string name;
         pid_t pid;
         MonotonicTime at;
+        std::vector<std::string> env{};  // the spec's extra_env at this start
     };
     struct Sent {
         std::string name;
@@ -79,7 +80,7 @@ class FakeChildProcesses final : public ChildProcesses {
         const Run run = runs.empty() ? Run{} : runs[std::min(n, runs.size() - 1)];
         const pid_t pid = next_pid_++;
         running_[pid] = Child{spec.name, run};
-        starts_.push_back({spec.name, pid, now()});
+        starts_.push_back({spec.name, pid, now(), spec.extra_env});
         if (run.ready_after) {
             at(*run.ready_after, Event::message, pid, 0, "READY=1\nSTATUS=serving\n");
             if (run.ping_every) {

@@ -51,6 +51,23 @@ TEST(UpDaemonConfigTest, SignerdReadsTheModuleTokenFolderSocketPinPeersAndPolicy
         << text;
 }
 
+// [pin] follows up.toml's pin_custody: a file signerd reads, or no path at all.
+TEST(UpDaemonConfigTest, SignerdsPinTableIsTheFoldersCustody) {
+    const StatePaths p("/state");
+    for (const auto& [custody, comment] :
+         {std::pair{"sealed", "/state/credentials/signerd-pin.cred"},
+          {"approver", "/state/secrets/user.pin"},
+          {"shares", "shares of a quorum of custodians"}}) {
+        Settings s = demo_settings();
+        s.pin_custody = custody;
+        const std::string text = signerd_config(s, p);
+        const toml::table t = toml::parse(text);
+        EXPECT_EQ(t["pin"]["source"].value_or(""), std::string(custody)) << text;
+        EXPECT_FALSE(t["pin"]["file"]) << "signerd has no PIN file: " << text;
+        EXPECT_NE(text.find(comment), std::string::npos) << text;
+    }
+}
+
 TEST(UpDaemonConfigTest, PasskeysWorkOnLocalhostWhenWebdListensOnThisMachine) {
     const StatePaths p("/state");
     for (const auto& [listen, origin] : {std::pair{"127.0.0.1:8443", "https://localhost:8443"},

@@ -19,7 +19,8 @@ using test::TestFolder;
 bool same(const Settings& a, const Settings& b) {
     return a.domain == b.domain && a.smtp_listen == b.smtp_listen &&
            a.inbound_listen == b.inbound_listen && a.https_listen == b.https_listen &&
-           a.next_hop == b.next_hop && a.module == b.module && a.reports == b.reports;
+           a.next_hop == b.next_hop && a.module == b.module && a.reports == b.reports &&
+           a.pin_custody == b.pin_custody;
 }
 
 TEST(UpSettingsTest, WithoutAFileTheDefaultsApply) {
@@ -34,6 +35,7 @@ TEST(UpSettingsTest, WithoutAFileTheDefaultsApply) {
     EXPECT_EQ(s->reports.aggregate_address, "dmarc-reports@example.test");
     EXPECT_EQ(s->reports.failure_address, "dmarc-failures@example.test");
     EXPECT_EQ(s->reports.tls_address, "tls-reports@example.test");
+    EXPECT_EQ(s->pin_custody, "file") << "up keeps a PIN file unless told otherwise";
 }
 
 TEST(UpSettingsTest, EveryDeclaredKeyIsRead) {
@@ -44,6 +46,7 @@ TEST(UpSettingsTest, EveryDeclaredKeyIsRead) {
     EXPECT_EQ(s->next_hop, "smtp://127.0.0.1:2526");
     EXPECT_EQ(s->module, "/usr/lib/softhsm/libsofthsm2.so");
     EXPECT_EQ(s->reports.tls_address, "tls-reports@example.test");
+    EXPECT_EQ(s->pin_custody, "sealed");
 }
 
 // [reports]: mailboxes of the domain unless set; "" publishes none of that kind.
@@ -96,6 +99,7 @@ TEST(UpSettingsTest, BadValuesInTheFileAreNamedByFileLineAndKey) {
           {"[reports]\ntls_address = \"mailto:tls@a.test\"\n", "reports.tls_address", 2},
           {"[reports]\n\naggregate_address = \"a,b@a.test\"\n", "reports.aggregate_address", 3},
           {"[reports]\nfailure_address = \"nobody\"\n", "reports.failure_address", 2},
+          {"pin_custody = \"credential\"\n", "pin_custody", 1},
           {"domain = 42\n", "domain", 1}}) {
         const auto file = folder.write("up.toml", text);
         const auto s = load_settings(file);
@@ -124,6 +128,7 @@ TEST(UpSettingsTest, GivenOptionsGoOnTopAndTheMachinesDefaultsFillTheRest) {
     Settings saved;
     saved.next_hop = "smtp://127.0.0.1:26";
     saved.module = "/opt/hsm.so";
+    saved.pin_custody = "approver";
     given = {};
     given.domain = "b.test";
     const auto kept = settle(saved, given, "/state/maildir", modules);
@@ -131,6 +136,11 @@ TEST(UpSettingsTest, GivenOptionsGoOnTopAndTheMachinesDefaultsFillTheRest) {
     EXPECT_EQ(kept->domain, "b.test");
     EXPECT_EQ(kept->next_hop, "smtp://127.0.0.1:26");
     EXPECT_EQ(kept->module, "/opt/hsm.so");
+    EXPECT_EQ(kept->pin_custody, "approver") << "the saved custody stays";
+    given.pin_custody = "sealed";
+    const auto sealed = settle(saved, given, "/state/maildir", modules);
+    ASSERT_TRUE(sealed) << sealed.error();
+    EXPECT_EQ(sealed->pin_custody, "sealed");
 }
 
 TEST(UpSettingsTest, BadOptionsAreNamedByTheirOption) {
@@ -150,6 +160,12 @@ TEST(UpSettingsTest, BadOptionsAreNamedByTheirOption) {
     const auto b = settle(Settings{}, hop, "/m", modules);
     ASSERT_FALSE(b);
     EXPECT_EQ(b.error(), "--next-hop: expected smtp://HOST:PORT (or maildir:/path)");
+    SettingOverrides custody;
+    custody.pin_custody = "tpm";
+    const auto d = settle(Settings{}, custody, "/m", modules);
+    ASSERT_FALSE(d);
+    EXPECT_EQ(d.error(),
+              "--pin-custody: expected \"file\", \"sealed\", \"approver\" or \"shares\"");
     const auto c = settle(Settings{}, {}, "/m", modules);
     ASSERT_FALSE(c);
     EXPECT_EQ(c.error(), "SoftHSM2 is not installed (apt-get install softhsm2), or give --module");

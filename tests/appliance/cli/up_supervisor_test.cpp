@@ -196,6 +196,69 @@ TEST_F(SupervisorTest, AChildNotReadyAfterARestartIsKilled) {
     EXPECT_TRUE(said("up: dkim-relayd was killed by Killed; restarting in 2 s"));
 }
 
+// signerd's $CREDENTIALS_DIRECTORY in `up --pin-custody sealed`: made afresh before each start.
+TEST_F(SupervisorTest, BeforeStartAddsToTheEnvironmentOfEachStart) {
+    int calls = 0;
+    ChildSpec spec;
+    spec.name = "dkim-sealed";
+    spec.exe = "/usr/sbin/dkim-signerd";
+    spec.log = folder.path() / "dkim-sealed.log";
+    spec.extra_env = {"SOFTHSM2_CONF=/x"};
+    spec.before_start = [&calls]() -> Expected<std::vector<std::string>, std::string> {
+        ++calls;
+        return std::vector<std::string>{"CREDENTIALS_DIRECTORY=/run/c" + std::to_string(calls)};
+    };
+    supervisor.add(spec);
+    os.script("dkim-sealed", {exits_after(seconds(2)), ChildRun{}});
+    ASSERT_TRUE(supervisor.start_and_wait("dkim-sealed")) << messages.str();
+    os.signal_up(seconds(10), SIGTERM);
+    supervisor.supervise();
+    const auto starts = os.starts_of("dkim-sealed");
+    ASSERT_EQ(starts.size(), 2U) << messages.str();
+    EXPECT_EQ(calls, 2);
+    EXPECT_EQ(starts[0].env,
+              (std::vector<std::string>{"SOFTHSM2_CONF=/x", "CREDENTIALS_DIRECTORY=/run/c1"}));
+    EXPECT_EQ(starts[1].env,
+              (std::vector<std::string>{"SOFTHSM2_CONF=/x", "CREDENTIALS_DIRECTORY=/run/c2"}));
+}
+
+TEST_F(SupervisorTest, ABeforeStartThatFailsIsAFailedStartTriedAgainAfterTheBackOff) {
+    int calls = 0;
+    ChildSpec spec;
+    spec.name = "dkim-sealed";
+    spec.exe = "/usr/sbin/dkim-signerd";
+    spec.log = folder.path() / "dkim-sealed.log";
+    spec.before_start = [&calls]() -> Expected<std::vector<std::string>, std::string> {
+        if (++calls == 2 || calls == 3) {
+            return unexpected(std::string("the credential does not open"));
+        }
+        return std::vector<std::string>{};
+    };
+    supervisor.add(spec);
+    os.script("dkim-sealed", {exits_after(seconds(2)), ChildRun{}});
+    ASSERT_TRUE(supervisor.start_and_wait("dkim-sealed")) << messages.str();
+    os.signal_up(seconds(30), SIGTERM);
+    supervisor.supervise();
+    EXPECT_TRUE(said("up: cannot start dkim-sealed: the credential does not open\n"))
+        << messages.str();
+    const auto starts = os.starts_of("dkim-sealed");
+    ASSERT_EQ(starts.size(), 2U) << messages.str();
+    EXPECT_EQ(calls, 4);
+    // Exit at 2 s, 1 s of back-off, a failed start, 2 s, another, 4 s: started at 9 s.
+    EXPECT_EQ(starts[1].at - starts[0].at, seconds(9));
+
+    ChildSpec never;
+    never.name = "dkim-never";
+    never.exe = "/usr/sbin/dkim-signerd";
+    never.log = folder.path() / "dkim-never.log";
+    never.before_start = []() -> Expected<std::vector<std::string>, std::string> {
+        return unexpected(std::string("no credential"));
+    };
+    supervisor.add(never);
+    EXPECT_FALSE(supervisor.start_and_wait("dkim-never"));
+    EXPECT_TRUE(os.starts_of("dkim-never").empty());
+}
+
 TEST_F(SupervisorTest, StopsTheWebAndTheRelayFirstAndSignerdOnceTheyAreGone) {
     ChildRun slow;
     slow.stops_after_term = seconds(3);
