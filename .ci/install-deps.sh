@@ -34,6 +34,7 @@ packages=(
   nsd ldnsutils                          # a DNSSEC-signed zone on 127.0.0.1 (service disabled)
   python3-dkim python3-nacl python3-dnspython   # dkimpy, an independent signer/verifier
   python3-spf                            # pyspf, the peer our SPF results are compared with
+  systemd                                # systemd-creds: the sealed PIN custody's tests seal with a host key of their own
   python3-cryptography                   # X25519, HKDF, AES-GCM, Ed25519: the PIN custody capture test seals as the console does
   libmail-dkim-perl libnet-dns-perl libcryptx-perl  # Perl Mail::DKIM, another one
   libmail-dmarc-perl dmarc-cat           # Mail::DMARC and dmarc-cat: independent readers of DMARC reports (tests/reports/)

@@ -13,8 +13,11 @@ Started by ctest (labels "hsm;signerd"), one group per run:
               disk under the audit log (RLIMIT_FSIZE on the running daemon) stops signing and
               grants until it is writable again; the webhook receives HMAC-signed events;
               the Prometheus endpoint reports what happened
-  pin-sources the PIN from a systemd credential, and from the approver (held only until
-              C_Login: a wrong one approves nothing, and the next grant needs it again);
+  pin-sources the PIN sealed (`pin seal` refuses a PIN the token refuses, seals with
+              systemd-creds and a host key of the test's own, which another host key cannot
+              open; signerd logs in from $CREDENTIALS_DIRECTORY), and from the approver (sealed
+              by the CLI to signerd's key, held only until C_Login: a wrong one approves
+              nothing, and the next grant needs it again);
               configuration errors name file:line:column and the key
   renewal     a 40 s sign grant with renew_before = "50%" files its renewal at 20 s (webhook
               request.renewal, listed as a renewal); approved, it is scheduled and starts as the
@@ -94,7 +97,7 @@ class Appliance:
             'socket = "%s"' % self.socket, 'socket_group = "nogroup"', 'password_cost = "minimal-for-tests"',
             "[pin]", 'source = "%s"' % pin_source,
             # credential: the default name, "pin", as the appliance's unit loads it (LoadCredentialEncrypted=pin:...)
-            {"file": 'file = "%s"' % self.pin, "credential": "", "approver": "", "shares": ""}[pin_source],
+            {"file": 'file = "%s"' % self.pin, "sealed": "", "approver": "", "shares": ""}[pin_source],
             "[peers]", 'admin = ["root"]', 'relay = ["nobody"]',
             'web = ["%s"]' % web_peer if web_peer else "",
             'reports = ["%s"]' % reports_peer if reports_peer else "",
@@ -480,16 +483,46 @@ def pin_sources(folder, cli, signerd, module):
     check(result.returncode == 2 and ("%s:9:10: key 'policy.sign.quorum'" % bad).encode() in result.stderr,
           "a config error names file:line:column and the key: %s" % result.stderr.strip())
 
-    # systemd credential: the PIN comes from $CREDENTIALS_DIRECTORY/pin (the default name, the unit's).
-    sub = os.path.join(folder, "credential")
+    # sealed: `dkim-appliance pin seal` checks the PIN against the token, then seals it with
+    # systemd-creds, with a host key of this test's own (SYSTEMD_CREDENTIAL_SECRET, never the
+    # machine's); systemd's part at the unit's start (LoadCredentialEncrypted=) is played by
+    # `systemd-creds decrypt` into a folder given as $CREDENTIALS_DIRECTORY.
+    sub = os.path.join(folder, "sealed")
     os.makedirs(sub)
-    app = Appliance(sub, cli, signerd, module, pin_source="credential")
+    app = Appliance(sub, cli, signerd, module, pin_source="sealed")
     missing = subprocess.run([signerd, "--config", app.config], capture_output=True, env=app.env)
     check(missing.returncode == 2 and b"CREDENTIALS_DIRECTORY is not set" in missing.stderr,
-          "credential mode without $CREDENTIALS_DIRECTORY refuses to start: %s" % missing.stderr.strip())
+          "sealed mode without $CREDENTIALS_DIRECTORY refuses to start: %s" % missing.stderr.strip())
+    sealing = dict(app.env, SYSTEMD_CREDENTIAL_SECRET=os.path.join(sub, "credential.secret"))
+    cred = os.path.join(sub, "signerd-pin.cred")
+    seal = [cli, "pin", "seal", "--signerd-config", app.config, "--with-key", "host"]
+    wrong = app.secret_file("wrong-pin-sealed", "not-the-pin")
+    refused = subprocess.run(seal + ["--output", cred, "--pin-file", wrong], capture_output=True, env=sealing)
+    check(refused.returncode != 0 and not os.path.exists(cred) and b"not-the-pin" not in refused.stdout + refused.stderr,
+          "pin seal refuses a PIN the token refuses, and seals nothing: %s" % refused.stderr.strip())
+    with open(app.pin) as f:
+        pin_text = f.read().strip()
+    sealed = subprocess.run(seal + ["--output", cred, "--pin-file", app.pin], capture_output=True, env=sealing)
+    with open(cred, "rb") as f:
+        cred_bytes = f.read()
+    check(sealed.returncode == 0 and pin_text.encode() not in cred_bytes and os.stat(cred).st_mode & 0o077 == 0,
+          "pin seal checks the PIN with the token and seals it (0600, no PIN in clear): %s"
+          % (sealed.stdout + sealed.stderr).strip())
+    from_stdin = subprocess.run(seal + ["--output", cred + ".stdin"], input=(pin_text + "\n").encode(),
+                                capture_output=True, env=sealing)
+    check(from_stdin.returncode == 0 and os.path.exists(cred + ".stdin"),
+          "pin seal reads the PIN from standard input too: %s" % from_stdin.stderr.strip())
+    other_host = dict(sealing, SYSTEMD_CREDENTIAL_SECRET=os.path.join(sub, "another-host.secret"))
+    subprocess.run(["systemd-creds", "encrypt", "--name=x", "-", os.path.join(sub, "x.cred")], input=b"x",
+                   env=other_host, capture_output=True)
+    elsewhere = subprocess.run(["systemd-creds", "decrypt", "--name=pin", cred, "-"], capture_output=True,
+                               env=other_host)
+    check(elsewhere.returncode != 0 and pin_text.encode() not in elsewhere.stdout,
+          "the credential does not open with another host key: %s" % elsewhere.stderr.strip())
     creds = os.path.join(sub, "creds")
     os.makedirs(creds, mode=0o700)
-    shutil.copy(app.pin, os.path.join(creds, "pin"))
+    subprocess.run(["systemd-creds", "decrypt", "--name=pin", cred, os.path.join(creds, "pin")],
+                   env=sealing, check=True)
     os.chmod(os.path.join(creds, "pin"), 0o400)
     app.start(env=dict(app.env, CREDENTIALS_DIRECTORY=creds))
     try:
@@ -497,7 +530,9 @@ def pin_sources(folder, cli, signerd, module):
         app.approve(app.request("rsa", "10m"))
         signed = app.relay_sign("rsa", "rsa-sha256")
         check("token: logged in" in app.status() and signed.returncode == 0,
-              "credential mode: logged in with the systemd credential, signing works: %s" % signed.stderr.strip())
+              "sealed mode: logged in with the sealed credential, signing works: %s" % signed.stderr.strip())
+        with open(os.path.join(sub, "signerd.log"), errors="replace") as f:
+            check(pin_text not in f.read(), "sealed mode: the PIN is not in signerd's log")
     finally:
         app.stop()
 

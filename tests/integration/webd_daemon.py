@@ -47,9 +47,20 @@ webd runs as user daemon (group nogroup), which signerd knows as its web peer.
         approval of a sign request is refused (403 factor) and her console offers no TOTP field;
         the audit record of the approval names the factor. Screenshots in ARTIFACTS.
 
+  custody PIN custody in the console (issue 23; tests/browser/custody.mjs), twice: signerd with
+        [pin] source = "approver", where bob approves with the token PIN typed in the dialog
+        (sealed in Chromium with WebCrypto to the key signerd offers: the identity checked and
+        pinned, the grant active, the token logged in, a signature), and a browser that pinned
+        another identity refuses to seal; then source = "shares", split 3 of 5 at the CLI (`pin
+        split`), a grant approved that cannot sign until carol, dave and erin submit their shares
+        in the console (erin's try with dave's share refused), when the token logs in and signs.
+        No request a page sent, and nothing in webd's log, carries the PIN or a share; the audit
+        log has the quorum. Screenshots in ARTIFACTS.
+
 usage: webd_daemon.py api DKIM_APPLIANCE DKIM_SIGNERD DKIM_WEBD SOFTHSM2_MODULE OPENAPI_JSON
        webd_daemon.py browser DKIM_APPLIANCE DKIM_SIGNERD DKIM_WEBD SOFTHSM2_MODULE ARTIFACTS
        webd_daemon.py passkeys DKIM_APPLIANCE DKIM_SIGNERD DKIM_WEBD SOFTHSM2_MODULE ARTIFACTS
+       webd_daemon.py custody DKIM_APPLIANCE DKIM_SIGNERD DKIM_WEBD SOFTHSM2_MODULE ARTIFACTS
        webd_daemon.py reports DKIM_APPLIANCE DKIM_SIGNERD DKIM_WEBD SOFTHSM2_MODULE ARTIFACTS DKIM_REPORTD
 """
 
@@ -233,12 +244,13 @@ class ApiChecker:
                               for p in validate(self.spec, schema, doc)]
 
 
-def start_appliance(folder, cli, signerd, module, reports_peer=None, configure=None):
+def start_appliance(folder, cli, signerd, module, reports_peer=None, configure=None, pin_source="file"):
     """signerd with users alice (requester), bob, carol, frank (approvers, TOTP), dave
     (requester and approver, TOTP) and erin (auditor); webd is its web peer. signerd accepts
     each TOTP code once and a window of three steps, so each approver here spends at most
     three codes (enrolment included) and no test waits for the clock."""
-    app = Appliance(folder, cli, signerd, module, web_peer="daemon", reports_peer=reports_peer)
+    app = Appliance(folder, cli, signerd, module, web_peer="daemon", reports_peer=reports_peer,
+                    pin_source=pin_source)
     if configure:
         with open(app.config) as f:
             text = f.read()
@@ -976,6 +988,74 @@ def reports(folder, cli, signerd, webd_path, module, artifacts, reportd_path):
         app.stop()
 
 
+def split_shares(app, custodians, threshold):
+    """`dkim-appliance pin split` as root, the PIN from its file: {custodian: share text}."""
+    out = app.op("pin", "split", "--custodians", ",".join(custodians), "--threshold", str(threshold),
+                 "--pin-file", app.pin, check=True).stdout.decode()
+    shares = dict(re.findall(r"^([a-z]+): share \d+ of \d+ .*\n(dkimpin1-\S+)$", out, re.M))
+    check(sorted(shares) == sorted(custodians), "pin split hands out a share to each custodian: %s" % sorted(shares))
+    return shares
+
+
+def custody(folder, cli, signerd, webd_path, module, artifacts):
+    """PIN custody in the console (tests/browser/custody.mjs): approver, then shares."""
+    os.makedirs(artifacts, exist_ok=True)
+    for old in os.listdir(artifacts):
+        if old.endswith(".png"):
+            os.remove(os.path.join(artifacts, old))
+    pin = "user-pin-1234"  # the Appliance's token PIN
+    os.chmod(folder, 0o755)  # webd (user daemon) reads its configuration in the phase's folder
+    for phase in ("approver", "shares"):
+        sub = os.path.join(folder, phase)
+        os.makedirs(sub)
+        app = start_appliance(sub, cli, signerd, module, pin_source=phase)
+        web = None
+        try:
+            web = Webd(sub, webd_path, app.socket)
+            spki = subprocess.run(
+                "openssl x509 -in %s -pubkey -noout | openssl pkey -pubin -outform der | "
+                "openssl dgst -sha256 -binary | base64" % web.ca, shell=True, capture_output=True,
+                check=True).stdout.decode().strip()
+            requests = {"first": app.request("rsa", "10m", "CHG-301 PIN custody"),
+                        "second": app.request("ed", "10m", "CHG-302 PIN custody again")}
+            secrets = {}
+            if phase == "shares":
+                secrets = split_shares(app, ["bob", "carol", "dave", "erin", "frank"], 3)
+                app.approve(requests["first"], "bob")
+            sign = {selector: ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", cli, "sign",
+                               "--signerd", app.socket, "--domain", DOMAIN, "--selector", selector,
+                               "--algorithm", algorithm]
+                    for selector, algorithm in (("rsa", "rsa-sha256"), ("ed", "ed25519-sha256"))}
+            env = dict(os.environ, PHASE=phase, WEBD_URL="https://127.0.0.1:%d/" % web.port, WEBD_SPKI=spki,
+                       ARTIFACTS=artifacts, DOMAIN=DOMAIN, SIGN_COMMAND=json.dumps(sign),
+                       PIN_STATUS_COMMAND=json.dumps([cli, "pin", "status", "--socket", app.socket]),
+                       TOTP_SECRETS=json.dumps(app.totp_secrets), TOTP_LAST=json.dumps(app.totp_last),
+                       REQUESTS=json.dumps(requests), PIN=pin if phase == "approver" else "",
+                       SHARES=json.dumps(secrets),
+                       PASSWORDS=json.dumps({u: u + "-correct-horse"
+                                             for u in ("alice", "bob", "carol", "dave", "erin", "frank")}))
+            script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "browser", "custody.mjs")
+            started = time.monotonic()
+            run = subprocess.run(["node", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 timeout=400)
+            print(run.stdout.decode(errors="replace"), end="")
+            check(run.returncode == 0, "%s custody in Chromium (exit %d, %.0f s)"
+                  % (phase, run.returncode, time.monotonic() - started))
+            actions = [r for r in app.op("audit", "show", "--limit", "1000", check=True).stdout.decode().splitlines()]
+            if phase == "shares":
+                check(any("pin.share.quorum" in a for a in actions) and
+                      any("pin.share.submit" in a and "refused" in a for a in actions),
+                      "the audit log has the quorum and the refused share")
+            web.stop()
+            log = open(web.log_path).read()
+            leaked = [x for x in [pin] + list(secrets.values()) if x in log]
+            check(not leaked, "%s: no PIN or share in webd's log" % phase)
+        finally:
+            if web:
+                web.stop()
+            app.stop()
+
+
 def main():
     if len(sys.argv) != (8 if sys.argv[1:2] == ["reports"] else 7):
         print(__doc__)
@@ -986,7 +1066,8 @@ def main():
         if group == "reports":
             reports(folder, cli, signerd, webd, module, extra, sys.argv[7])
         else:
-            {"api": api, "browser": browser, "passkeys": passkeys}[group](folder, cli, signerd, webd, module, extra)
+            {"api": api, "browser": browser, "passkeys": passkeys,
+             "custody": custody}[group](folder, cli, signerd, webd, module, extra)
     finally:
         if FAILURES:
             for name in ("webd.log", "signerd.log", "reportd.log"):
