@@ -531,6 +531,14 @@ def pin_sources(folder, cli, signerd, module):
         signed = app.relay_sign("rsa", "rsa-sha256")
         check("token: logged in" in app.status() and signed.returncode == 0,
               "sealed mode: logged in with the sealed credential, signing works: %s" % signed.stderr.strip())
+        # A restart while the grant is active: signerd logs in again by itself, from the
+        # credential systemd hands it at each start.
+        app.stop()
+        app.start(env=dict(app.env, CREDENTIALS_DIRECTORY=creds))
+        signed = app.relay_sign("rsa", "rsa-sha256")
+        check("token: logged in" in app.status() and signed.returncode == 0,
+              "sealed mode: after a restart with a grant active the token logs in by itself and signs: %s"
+              % signed.stderr.strip())
         with open(os.path.join(sub, "signerd.log"), errors="replace") as f:
             check(pin_text not in f.read(), "sealed mode: the PIN is not in signerd's log")
     finally:
@@ -560,6 +568,20 @@ def pin_sources(folder, cli, signerd, module):
         kept = app.op("elevation", "approve", "--id", str(again), user="carol", totp=True)
         check(kept.returncode == 1 and b"needs the token PIN" in kept.stderr and "token: logged out" in app.status(),
               "approver mode: the PIN was not kept after the logout")
+        # A restart while a grant is active waits for people: the PIN was only in memory.
+        active = app.approve(again, "carol", "--pin-file", app.pin)
+        app.stop()
+        app.start()
+        refused = app.relay_sign("rsa", "rsa-sha256")
+        check(grant_states(app).get(active) == "active" and "token: logged out" in app.status()
+              and refused.returncode != 0,
+              "approver mode: after a restart the grant is active but the token logged out, nothing signs: %s"
+              % refused.stderr.strip())
+        third = app.request("rsa", "10m")
+        app.approve(third, "bob", "--pin-file", app.pin)
+        signed = app.relay_sign("rsa", "rsa-sha256")
+        check("token: logged in" in app.status() and signed.returncode == 0,
+              "approver mode: the next approval with the PIN logs the token in again: %s" % signed.stderr.strip())
     finally:
         app.stop()
 
