@@ -19,6 +19,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <system_error>
 
 #include "commands.hpp"
 #include "dkim/base/wipe.hpp"
@@ -99,7 +100,7 @@ Expected<void, std::string> write_new_file(const std::filesystem::path& path,
                                            const std::string& content) {
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
-        return unexpected(path.string() + ": " + std::strerror(errno));
+        return unexpected(path.string() + ": " + std::generic_category().message(errno));
     }
     std::size_t done = 0;
     while (done < content.size()) {
@@ -108,7 +109,7 @@ Expected<void, std::string> write_new_file(const std::filesystem::path& path,
             continue;
         }
         if (n <= 0) {
-            const std::string why = std::strerror(errno);
+            const std::string why = std::generic_category().message(errno);
             ::close(fd);
             return unexpected(path.string() + ": " + why);
         }

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <system_error>
 #include <utility>
 
 #include "dkim/crypto/base64.hpp"
@@ -330,7 +331,7 @@ Expected<IdentityKey, std::string> IdentityKey::load_or_create(const std::string
         }
         std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "re"), &std::fclose);
         if (!file) {
-            return unexpected(path + ": " + std::strerror(errno));
+            return unexpected(path + ": " + std::generic_category().message(errno));
         }
         EVP_PKEY* key = PEM_read_PrivateKey(file.get(), nullptr, nullptr, nullptr);
         if (key == nullptr || EVP_PKEY_get_id(key) != EVP_PKEY_ED25519) {
@@ -346,7 +347,7 @@ Expected<IdentityKey, std::string> IdentityKey::load_or_create(const std::string
         return out;
     }
     if (errno != ENOENT) {
-        return unexpected(path + ": " + std::strerror(errno));
+        return unexpected(path + ": " + std::generic_category().message(errno));
     }
     auto made = generate();
     if (!made) {
@@ -357,18 +358,18 @@ Expected<IdentityKey, std::string> IdentityKey::load_or_create(const std::string
     std::filesystem::remove(temp);
     const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
-        return unexpected(temp + ": " + std::strerror(errno));
+        return unexpected(temp + ": " + std::generic_category().message(errno));
     }
-    FILE* file = ::fdopen(fd, "w");
+    FILE* file = ::fdopen(fd, "w");  // NOLINT(cppcoreguidelines-owning-memory): closed below
     if (file == nullptr) {
         ::close(fd);
-        return unexpected(temp + ": " + std::strerror(errno));
+        return unexpected(temp + ": " + std::generic_category().message(errno));
     }
     const bool written = PEM_write_PrivateKey(file, static_cast<EVP_PKEY*>(made->key_), nullptr,
                                               nullptr, 0, nullptr, nullptr) == 1 &&
                          std::fflush(file) == 0 && ::fsync(::fileno(file)) == 0;
-    std::fclose(file);
-    if (!written || std::rename(temp.c_str(), path.c_str()) != 0) {
+    const bool closed = std::fclose(file) == 0;  // NOLINT(cppcoreguidelines-owning-memory)
+    if (!written || !closed || std::rename(temp.c_str(), path.c_str()) != 0) {
         std::filesystem::remove(temp);
         return unexpected(path + ": cannot write the identity key");
     }

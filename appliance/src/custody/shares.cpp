@@ -96,7 +96,7 @@ void base32_grouped(std::span<const unsigned char> data, std::string& out) {
     if (bits > 0) {
         put(buffer << static_cast<unsigned>(5 - bits));
     }
-    buffer = 0;
+    OPENSSL_cleanse(&buffer, sizeof buffer);  // the secret's last bits
 }
 
 bool is_hex(std::string_view s) {
@@ -201,6 +201,7 @@ Expected<hsm::Secret, std::string> combine_pin(const std::vector<const Share*>& 
         return unexpected(std::string("the shares have an impossible size"));
     }
     std::vector<unsigned char> numbers;
+    numbers.reserve(shares.size());
     for (const Share* s : shares) {
         numbers.push_back(s->index);
     }
@@ -340,7 +341,7 @@ bool scrypt(const hsm::Secret& passphrase, std::span<const unsigned char> salt, 
                                                                   &EVP_KDF_CTX_free);
     std::uint64_t r = 8;
     std::uint64_t p = 1;
-    std::uint64_t maxmem = 1024U * 1024U * 1024U;
+    std::uint64_t maxmem = std::uint64_t{1} << 30U;
     const OSSL_PARAM params[] = {
         OSSL_PARAM_construct_octet_string(
             OSSL_KDF_PARAM_PASSWORD,
