@@ -43,12 +43,16 @@ Expected<void, std::string> run_pin_split_ceremony(const StatePaths& paths,
         request.custodians += (request.custodians.empty() ? "" : ",") + user.name;
     }
     bool split = false;
+    // up's standard output is the facts (one JSON line with --json): what the split says goes to
+    // standard error, as up's other messages do.
+    std::streambuf* const facts = std::cout.rdbuf(std::cerr.rdbuf());
     const int code = split_pin_for_up(request, split);
+    std::cout.rdbuf(facts);
     if (code != 0) {
         return unexpected(std::string("the PIN split ceremony failed (above)"));
     }
     if (split) {
-        std::cout << "up: the token PIN is split, any 2 of " << custodians.size()
+        std::cerr << "up: the token PIN is split, any 2 of " << custodians.size()
                   << " custodians unlock the token; each share is in " << out.string()
                   << "/<user>.share, encrypted to that user's password\n";
     }

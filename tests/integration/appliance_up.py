@@ -626,6 +626,68 @@ def supervision(folder, appliance):
     check(not daemon_pids(os.path.join(private, "deeper", "state")), "no daemon was started")
 
 
+def custody(folder, appliance):
+    """up --pin-custody shares, then sealed, on one state folder (issue 23)."""
+    state = os.path.join(folder, "state")
+    smtp, https = free_port(), free_port()
+    listen = ("--smtp", "127.0.0.1:%d" % smtp, "--https", "127.0.0.1:%d" % https)
+
+    # shares: the demo PIN split 2 of 3 among the demo users before the other daemons start.
+    up = Up(appliance, state, *listen, "--pin-custody", "shares")
+    try:
+        facts = up.facts or {}
+        check(facts.get("pin_custody") == "shares", "the facts name the custody: %s" % facts.get("pin_custody"))
+        users = {u["name"]: u for u in facts.get("users", [])}
+        shares = sorted(glob.glob(os.path.join(state, "secrets", "shares", "*.share")))
+        check([os.path.basename(x) for x in shares] == sorted(n + ".share" for n in users) and
+              all(os.stat(x).st_mode & 0o077 == 0 for x in shares),
+              "one share file per demo user, 0600: %s" % shares)
+        with open(os.path.join(state, "etc", "signerd.toml")) as f:
+            check('source = "shares"' in f.read(), "signerd.toml says source = \"shares\"")
+        status = cli(up, "pin", "status").stdout
+        check("custody: shares" in status and "ready: no" in status and "any 2 of 3" in status,
+              "pin status: the split, 2 of 3, not ready: %s" % status)
+        for name in ("approver", "approver2"):
+            password = os.path.join(state, "secrets", name + ".password")
+            submitted = as_user(up, name, "pin", "submit", "--share-file",
+                                os.path.join(state, "secrets", "shares", name + ".share"),
+                                "--passphrase-file", password, totp=Totp(users[name]["totp_secret"]).code())
+            check(submitted.returncode == 0, "%s submits the share: %s" % (name, (submitted.stdout + submitted.stderr).strip()))
+        status = cli(up, "pin", "status").stdout
+        check("ready: yes" in status, "two of three shares unlock: %s" % status)
+    finally:
+        check(up.stop() == 0, "up stops")
+
+    # sealed, on the same folder: the PIN moves into a credential sealed with the folder's host
+    # key, no clear copy stays, and signerd logs in from the credential up opens for it.
+    up = Up(appliance, state, *listen, "--pin-custody", "sealed")
+    try:
+        facts = up.facts or {}
+        check(facts.get("pin_custody") == "sealed", "the facts name the custody: %s" % facts.get("pin_custody"))
+        cred = os.path.join(state, "credentials", "signerd-pin.cred")
+        leftovers = [x for x in (os.path.join(state, "secrets", "user.pin"), os.path.join(state, "signerd", "user.pin"))
+                     if os.path.exists(x)]
+        check(os.path.exists(cred) and not leftovers, "sealed: the credential, and no clear PIN left: %s" % leftovers)
+        status = cli(up, "pin", "status").stdout
+        check("custody: sealed" in status, "pin status says sealed: %s" % status)
+        users = {u["name"]: u for u in facts.get("users", [])}
+        requested = as_user(up, "admin", "elevation", "request", "--operation", "sign", "--domain", "example.test",
+                            "--selector", "*", "--duration", "15m", "--reason", "sealed custody")
+        request = re.search(r"request (\d+)", requested.stdout)
+        approved = as_user(up, "approver", "elevation", "approve", "--id", request.group(1) if request else "0",
+                           totp=Totp(users["approver"]["totp_secret"]).code())
+        check(approved.returncode == 0, "approved: %s" % approved.stderr.strip())
+        code, text = swaks(smtp, "sealed custody")
+        check(code == "250", "with the sealed PIN the relay signs and delivers (%s %s)" % (code, text))
+    finally:
+        check(up.stop() == 0, "up stops")
+    # up plays systemd's part: the credential opened into /run (or /dev/shm, or the state folder)
+    # at signerd's start, removed when up stops.
+    opened = [x for base in ("/run/dkim-appliance-up", "/dev/shm/dkim-appliance-up", state)
+              for x in glob.glob(os.path.join(base, "signerd-credentials-*"))]
+    check(not opened, "no opened credential stays after up stops: %s" % opened)
+
+
 def _verify(appliance, dns_port, message):
     with open(message, "rb") as f:
         out = subprocess.run([appliance, "verify", "--dns-server", "127.0.0.1:%d" % dns_port,
@@ -676,7 +738,8 @@ def main():
     folder = tempfile.mkdtemp(prefix="appliance-up-")
     os.chmod(folder, 0o711)
     try:
-        {"tour": tour, "rotation": rotation, "supervision": supervision}[group](folder, appliance)
+        {"tour": tour, "rotation": rotation, "supervision": supervision,
+         "custody": custody}[group](folder, appliance)
     finally:
         for pid in daemon_pids(os.path.join(folder, "state")).values():
             try:
