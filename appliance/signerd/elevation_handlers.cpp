@@ -231,6 +231,12 @@ ipc::Reply ElevationHandlers::operate(const Actor& caller, ipc::ElevationDecide&
                 return error_reply(ipc::ErrorCode::forbidden,
                                    "the token refused the PIN; the request stays pending");
             }
+            if (logged.error().kind == Kind::held_back) {
+                return error_reply(ipc::ErrorCode::forbidden,
+                                   "the PIN was not tried: " + logged.error().message +
+                                       " (systemctl restart dkim-signerd, as root); the request "
+                                       "stays pending");
+            }
             // The token.login record could not be written: logged out again.
             return error_reply(ipc::ErrorCode::unavailable, logged.error().message);
         }

@@ -1,5 +1,6 @@
 #include "pin_custody.hpp"
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
@@ -46,6 +47,11 @@ const jit::PinShareHolder* holder_of(const jit::PinShareSet& set, const std::str
     return nullptr;
 }
 
+constexpr std::string_view kSealedRefused =
+    "the token refused the PIN in the sealed credential: it is not tried again (each try counts "
+    "toward the token's PIN lockout); seal the right one (dkim-appliance pin seal) and restart "
+    "dkim-signerd";
+
 ipc::ErrorReply refusal(ipc::ErrorCode code, std::string message, std::string rule = {}) {
     return ipc::ErrorReply{code, std::move(message), 0, std::move(rule)};
 }
@@ -88,6 +94,12 @@ Expected<hsm::Secret, std::string> PinCustody::pin_for_login() const {
     switch (options_.mode) {
         case PinSourceKind::file:
         case PinSourceKind::sealed: {
+            if (options_.mode == PinSourceKind::sealed) {
+                std::lock_guard lock(mutex_);
+                if (state_.credential_refused) {
+                    return unexpected(std::string(kSealedRefused));
+                }
+            }
             auto pin = hsm::Secret::from_file(options_.pin_path);
             if (!pin) {
                 return unexpected("cannot read the token PIN: " + pin.error().to_string());
@@ -111,6 +123,12 @@ Expected<hsm::Secret, std::string> PinCustody::pin_for_login() const {
 }
 
 void PinCustody::login_refused(TimePoint now, const std::string& why) {
+    if (options_.mode == PinSourceKind::sealed) {
+        // Each try would be a C_Login the token counts toward its lockout, at every tick.
+        std::lock_guard lock(mutex_);
+        state_.credential_refused = true;
+        return;
+    }
     if (options_.mode != PinSourceKind::shares) {
         return;
     }
@@ -126,7 +144,8 @@ void PinCustody::login_refused(TimePoint now, const std::string& why) {
 // --- envelope keys
 // --------------------------------------------------------------------------------
 
-ipc::Reply PinCustody::operate(const jit::Actor& who, ipc::PinKeyOffer& r, TimePoint now) {
+ipc::Reply PinCustody::operate(const Peer& peer, const jit::Actor& who, ipc::PinKeyOffer& r,
+                               TimePoint now) {
     if (r.purpose == "approve") {
         if (options_.mode != PinSourceKind::approver) {
             return refusal(ipc::ErrorCode::conflict,
@@ -170,9 +189,18 @@ ipc::Reply PinCustody::operate(const jit::Actor& who, ipc::PinKeyOffer& r, TimeP
     }
     std::lock_guard lock(mutex_);
     std::erase_if(state_.offers, [now](const auto& o) { return o.second.expires <= now; });
-    const auto mine = std::count_if(state_.offers.begin(), state_.offers.end(),
-                                    [&who](const auto& o) { return o.second.user == who.name; });
-    if (static_cast<std::size_t>(mine) >= kMaxKeysPerUser || state_.offers.size() >= kMaxKeys) {
+    // Counted per peer: webd holds every console user's session and could keep a user's (or
+    // everyone's) keys taken, five minutes at a time; the CLI's keys are counted apart.
+    const bool admin_peer = peer.kind == PeerKind::admin;
+    const auto same_peer =
+        std::count_if(state_.offers.begin(), state_.offers.end(),
+                      [admin_peer](const auto& o) { return o.second.admin_peer == admin_peer; });
+    const auto mine = std::count_if(
+        state_.offers.begin(), state_.offers.end(), [&who, admin_peer](const auto& o) {
+            return o.second.admin_peer == admin_peer && o.second.user == who.name;
+        });
+    if (static_cast<std::size_t>(mine) >= kMaxKeysPerUser ||
+        static_cast<std::size_t>(same_peer) >= kMaxKeys) {
         return refusal(ipc::ErrorCode::conflict,
                        "too many envelope keys outstanding; use one or wait five minutes");
     }
@@ -190,8 +218,8 @@ ipc::Reply PinCustody::operate(const jit::Actor& who, ipc::PinKeyOffer& r, TimeP
                   out.statement.size());
     out.signature = b64url(identity_->sign(statement));
     out.associated_data = custody::envelope_associated_data(r.purpose, r.subject, out.key_id);
-    state_.offers.emplace(out.key_id,
-                          Offer{r.purpose, r.subject, who.name, std::move(*key), expires});
+    state_.offers.emplace(
+        out.key_id, Offer{r.purpose, r.subject, who.name, admin_peer, std::move(*key), expires});
     return out;
 }
 
@@ -290,8 +318,10 @@ ipc::Reply PinCustody::operate(const jit::Actor& who, ipc::PinShareSubmit& r, Ti
                             who.name + " is not a custodian of share set " + set.set_id);
     }
     if (state.held) {
-        return refusal(ipc::ErrorCode::conflict,
-                       "the PIN is in memory already: no share is needed (pin status)");
+        // Audited as every submission is (its envelope is not opened).
+        const std::string why = "the PIN is in memory already: no share is needed (pin status)";
+        (void)record(now, who.name, "pin.share.submit", "refused", why, "set " + set.set_id);
+        return refusal(ipc::ErrorCode::conflict, why);
     }
     auto opened = open_locked(state, "share", set.set_id, who.name, r.share, now);
     if (!opened) {
@@ -307,8 +337,10 @@ ipc::Reply PinCustody::operate(const jit::Actor& who, ipc::PinShareSubmit& r, Ti
                             who.name + "'s share is of split " + share->set_id +
                                 ", not of the current split " + set.set_id);
     }
+    const std::string commitment = custody::share_commitment(*share);
     if (share->index != holder->index || share->threshold != set.threshold ||
-        custody::share_commitment(*share) != holder->commitment) {
+        commitment.size() != holder->commitment.size() ||
+        CRYPTO_memcmp(commitment.data(), holder->commitment.data(), commitment.size()) != 0) {
         return refuse_share(state, now, who.name,
                             who.name + "'s share is not the one " + who.name +
                                 " was given (it does not match its commitment in split " +
@@ -368,6 +400,7 @@ ipc::Reply PinCustody::operate(const jit::Actor& who, ipc::PinShareSubmit& r, Ti
                        "the audit log cannot be written: " + written.error());
     }
     state.held = std::move(*pin);
+    state.quorum_at = now;
     (void)record(now, "signerd", "pin.share.wipe", "ok", "the quorum combined them",
                  std::to_string(names.size()) + " shares wiped");
     lock.unlock();
@@ -410,6 +443,25 @@ ipc::Reply PinCustody::operate(const Peer& peer, const jit::Actor& who, ipc::Pin
                 "custodian " + name + " is not an enabled user (dkim-appliance user add)");
         }
     }
+    if (!r.pin.empty() && check_pin_) {
+        // The first split's PIN, tried on the token before anything is split (its record is
+        // token.login with this reason; a wrong one counts towards the token's lockout as any
+        // wrong PIN does). Not under mutex_: the lifecycle takes its own lock, then ours.
+        bool first = false;
+        {
+            std::unique_lock peek(mutex_);
+            first = !state_.set.has_value();
+        }
+        if (first) {
+            if (auto tried = check_pin_(hsm::Secret::from_string(r.pin), who.audit_name(), now);
+                !tried) {
+                (void)record(now, who.audit_name(), "pin.split", "refused",
+                             "the PIN was not accepted by the token: nothing was split", "");
+                return refusal(ipc::ErrorCode::forbidden, "nothing was split: " + tried.error(),
+                               "pin");
+            }
+        }
+    }
     std::unique_lock lock(mutex_);
     State& state = state_;
     std::optional<hsm::Secret> given;
@@ -426,6 +478,16 @@ ipc::Reply PinCustody::operate(const Peer& peer, const jit::Actor& who, ipc::Pin
         return refusal(ipc::ErrorCode::conflict,
                        "a re-split needs a quorum first: " + std::to_string(state.set->threshold) +
                            " of the current custodians must submit their shares",
+                       "quorum");
+    }
+    if (state.set && state.held && now - state.quorum_at > options_.unlock_window) {
+        // The quorum agreed to let the token sign, not to a re-split hours later, whose reply
+        // hands out every new share (and so the PIN) to the caller.
+        return refusal(ipc::ErrorCode::conflict,
+                       "a re-split follows its own quorum, within the unlock window after it: "
+                       "run pin lock, have " +
+                           std::to_string(state.set->threshold) +
+                           " custodians submit their shares again, then re-split",
                        "quorum");
     }
     if (!state.set && !given) {
@@ -510,7 +572,10 @@ ipc::PinStatusReply PinCustody::status(bool logged_in, TimePoint now) {
         case PinSourceKind::sealed: {
             std::error_code ec;
             s.ready = std::filesystem::exists(options_.pin_path, ec);
-            if (!s.ready) {
+            if (state_.credential_refused) {
+                s.ready = false;
+                s.missing = std::string(kSealedRefused);
+            } else if (!s.ready) {
                 s.missing = "the PIN " +
                             std::string(options_.mode == PinSourceKind::sealed
                                             ? "credential (systemd LoadCredentialEncrypted=)"

@@ -72,7 +72,9 @@ class PinCustody {
     // and sealed read it afresh, shares give a copy of the one a quorum rebuilt; approver none.
     Expected<hsm::Secret, std::string> pin_for_login() const;
     // The token refused pin_for_login's PIN: in shares mode it is forgotten (a quorum is needed
-    // again; trying it at every tick would count against the token's PIN lockout).
+    // again; trying it at every tick would count against the token's PIN lockout); in sealed
+    // mode the credential is not tried again before a restart (systemd decrypts it once, at the
+    // start: it cannot change before the next one).
     void login_refused(TimePoint now, const std::string& why);
 
     // Opens an approver's PIN: sealed to a key offered to `user` for purpose "approve" and
@@ -82,7 +84,9 @@ class PinCustody {
                                                          const ipc::PinEnvelope& envelope,
                                                          TimePoint now);
 
-    ipc::Reply operate(const jit::Actor& who, ipc::PinKeyOffer& r, TimePoint now);
+    // Offers are counted per user and per peer: the keys webd asks for in a user's name (it holds
+    // the console's sessions) never crowd out the ones that user asks for at the CLI.
+    ipc::Reply operate(const Peer& peer, const jit::Actor& who, ipc::PinKeyOffer& r, TimePoint now);
     ipc::Reply operate(const jit::Actor& who, ipc::PinShareSubmit& r, TimePoint now);
     ipc::Reply operate(const Peer& peer, const jit::Actor& who, ipc::PinSplit& r, TimePoint now);
     ipc::Reply operate(const Peer& peer, const jit::Actor& who, ipc::PinLock& r, TimePoint now);
@@ -94,12 +98,19 @@ class PinCustody {
 
     // Called after a quorum rebuilt the PIN, or after `pin lock` (the lifecycle logs in or out).
     void on_change(std::function<void(TimePoint)> changed) { changed_ = std::move(changed); }
+    // Tries the first split's PIN on the token (the lifecycle's try_pin): a PIN the token refuses
+    // is never split. Called without this custody's lock held. Unset (unit tests of the custody
+    // alone): not tried.
+    using PinCheck =
+        std::function<Expected<void, std::string>(hsm::Secret, const std::string&, TimePoint)>;
+    void on_split_check(PinCheck check) { check_pin_ = std::move(check); }
 
   private:
     struct Offer {
         std::string purpose;
         std::string subject;
         std::string user;
+        bool admin_peer = false;  // asked for at the CLI (counted apart from webd's)
         custody::RecipientKey key;
         TimePoint expires;
     };
@@ -114,6 +125,8 @@ class PinCustody {
         std::vector<Submitted> submitted;  // the current window's, one per custodian
         TimePoint window_ends;
         std::optional<hsm::Secret> held;  // shares: the PIN a quorum rebuilt
+        TimePoint quorum_at;              // when it did: a re-split follows it within the window
+        bool credential_refused = false;  // sealed: the token refused the credential's PIN
     };
 
     Expected<hsm::Secret, std::string> open_locked(State& state, std::string_view purpose,
@@ -136,6 +149,7 @@ class PinCustody {
     mutable std::mutex mutex_;
     State state_;
     std::function<void(TimePoint)> changed_;
+    PinCheck check_pin_;
 };
 
 }  // namespace dkim::signerd

@@ -219,6 +219,11 @@ void Server::serve(int fd) {
         if (auto* ok = std::get_if<ipc::OkReply>(&reply)) {
             base::wipe(ok->secret);
         }
+        if (auto* split = std::get_if<ipc::PinSharesReply>(&reply)) {
+            for (ipc::PinShareOut& share : split->shares) {
+                base::wipe(share.share);  // a split's shares: together, they are the PIN
+            }
+        }
         auto written = ipc::write_all(fd, frame, options_.frame_timeout);
         base::wipe(frame);
         if (!written) {

@@ -63,6 +63,9 @@ Service::Service(jit::Journal& journal, jit::Authority& authority, jit::Director
         }
         lifecycle_.notify_change();
     });
+    custody_.on_split_check([this](hsm::Secret pin, const std::string& who, TimePoint now) {
+        return lifecycle_.try_pin(now, std::move(pin), who);
+    });
 }
 
 Metrics::Gauges Service::gauges() const {

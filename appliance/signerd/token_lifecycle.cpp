@@ -72,8 +72,19 @@ Expected<void, TokenLifecycle::LoginRefusal> TokenLifecycle::log_in(State& state
     // C_Login, a sealed credential is read again by the next reconcile, and a quorum's PIN stays
     // in the custody's locked memory anyway.
     const bool keep = !attempt.approver && custody_.mode() == PinSourceKind::file;
+    if (attempt.approver && state.refused_pins >= kMaxRefusedPins) {
+        const std::string why = std::to_string(state.refused_pins) +
+                                " PINs in a row were refused: signerd tries no more until it is "
+                                "restarted (the token's own lockout is near)";
+        (void)record(now, "token.login", "refused", attempt.reason + ": " + why,
+                     attempt.request_id);
+        return unexpected(LoginRefusal{LoginRefusal::Kind::held_back, why});
+    }
     if (auto logged = gate_.login(std::move(pin), keep); !logged) {
         const std::string& why = logged.error().message;
+        if (attempt.approver && logged.error().kind == GateError::Kind::wrong_pin) {
+            ++state.refused_pins;
+        }
         if (attempt.approver) {
             (void)record(now, "token.login", "failed", attempt.reason + ": " + why,
                          attempt.request_id);
@@ -86,6 +97,7 @@ Expected<void, TokenLifecycle::LoginRefusal> TokenLifecycle::log_in(State& state
         return unexpected(LoginRefusal{LoginRefusal::Kind::wrong_pin, why});
     }
     state.last_login_failure.clear();
+    state.refused_pins = 0;
     if (auto written =
             record(now, "token.login", "ok", attempt.reason, attempt.request_id, login_detail());
         !written) {
@@ -160,6 +172,22 @@ Expected<void, TokenLifecycle::LoginRefusal> TokenLifecycle::login_for(
     decide();
     // Log in for the new grant, or out again if the decision made none.
     (void)reconcile_locked(*state, now);
+    return {};
+}
+
+Expected<void, std::string> TokenLifecycle::try_pin(TimePoint now, hsm::Secret pin,
+                                                    const std::string& who) {
+    auto state = state_.lock();
+    if (gate_.logged_in()) {
+        return unexpected(std::string("the token is logged in: the PIN cannot be tried now"));
+    }
+    // As an approver's PIN: a refusal is recorded, and forgets nothing else.
+    if (auto logged = log_in(*state, now, std::move(pin),
+                             {"PIN tried before the first split by " + who, 0, true});
+        !logged) {
+        return unexpected(logged.error().message);
+    }
+    logout(*state, now, "the PIN was tried before the first split");
     return {};
 }
 

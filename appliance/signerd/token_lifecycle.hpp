@@ -53,7 +53,8 @@ class TokenLifecycle {
         enum class Kind : std::uint8_t {
             no_pin,     // logged out and no PIN came with the approval
             wrong_pin,  // the token refused it (on the audit log)
-            audit       // the token.login record could not be written: logged out again
+            audit,      // the token.login record could not be written: logged out again
+            held_back   // kMaxRefusedPins in a row: not tried (until signerd restarts)
         } kind = Kind::wrong_pin;
         std::string message;
     };
@@ -98,6 +99,18 @@ class TokenLifecycle {
 
     bool logged_in() const { return gate_.logged_in(); }
 
+    // PIN custody "shares": tries `pin` on the logged-out token (C_Login, its token.login record
+    // naming `who`, then the logout) so that a PIN the token refuses is never split. Refused,
+    // untried, while the token is logged in.
+    Expected<void, std::string> try_pin(TimePoint now, hsm::Secret pin, const std::string& who);
+
+    // After this many PINs brought by people (an approver's, a first split's) that the token
+    // refused in a row, signerd tries no more of them until it is restarted: every wrong PIN
+    // counts towards the token's own lockout, and whoever holds an approver's password and TOTP
+    // code (a compromised webd at one approval) could otherwise bring guesses until the token
+    // locks. A PIN the token accepts resets the count.
+    static constexpr unsigned kMaxRefusedPins = 3;
+
     // The lifecycle thread's wake-up: called when a deadline may be sooner than announced (a
     // new grant, a revoke, a key change).
     void on_change(std::function<void()> wake);
@@ -110,6 +123,8 @@ class TokenLifecycle {
         // The signerd.start record of an unclean end that no signed checkpoint covers yet; 0: none.
         std::int64_t unrecovered = 0;
         std::string last_login_failure;  // recorded once, not at every retry
+        // PINs people brought (approvers, a first split) that the token refused in a row.
+        unsigned refused_pins = 0;
     };
     // Whose PIN a login presents: the lifecycle's own (the PIN file or credential; it retries,
     // so a failure is recorded once per reason), or an approver's (each failure recorded).

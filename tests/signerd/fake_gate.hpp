@@ -30,7 +30,7 @@ class FakeGate final : public signerd::TokenGate {
     Expected<void, signerd::GateError> login(hsm::Secret pin, bool relogin) override {
         ++login_calls;
         last_relogin = relogin;
-        if (!pin.equals(hsm::Secret::from_string("1234"))) {
+        if (!pin.equals(hsm::Secret::from_string(user_pin))) {
             return unexpected(
                 signerd::GateError{signerd::GateError::Kind::wrong_pin, "CKR_PIN_INCORRECT"});
         }
@@ -43,6 +43,8 @@ class FakeGate final : public signerd::TokenGate {
         ++logouts;
     }
     bool logged_in() const override { return in; }
+    // The PIN the token accepts (a test changes it as the security officer would).
+    std::string user_pin = "1234";
     Expected<std::string, signerd::GateError> sign(const std::string& domain,
                                                    const std::string& selector, SigningAlgorithm,
                                                    std::string_view data) override {

@@ -359,8 +359,25 @@ TEST_F(SharesTest, AResplitNeedsTheQuorumAndRetiresTheOldShares) {
     EXPECT_TRUE(gate.in) << "two of the new four unlock";
 }
 
+TEST_F(SharesTest, AFirstSplitOfAPinTheTokenRefusesSplitsNothing) {
+    auto reply = h.call(h.admin_peer, ipc::PinSplit{{}, "9999", 3, custodians});
+    EXPECT_EQ(error_code(reply), "forbidden");
+    EXPECT_NE(error_message(reply).find("nothing was split"), std::string::npos)
+        << error_message(reply);
+    EXPECT_EQ(error_message(reply).find("9999"), std::string::npos);
+    EXPECT_TRUE(status().set_id.empty());
+    EXPECT_FALSE(gate.in);
+    EXPECT_EQ(custody_log(h, "pin.split").size(), 1U) << "the refusal is audited";
+    // The PIN the token accepts is tried, logged out again, and split.
+    const int logouts = gate.logouts;
+    EXPECT_EQ(split("1234").size(), 5U);
+    EXPECT_FALSE(gate.in);
+    EXPECT_EQ(gate.logouts, logouts + 1);
+}
+
 TEST_F(SharesTest, AQuorumOfAWrongPinIsForgottenAfterTheTokenRefusesIt) {
-    auto shares = split("9999");
+    auto shares = split("1234");
+    gate.user_pin = "5678";  // changed on the token since the split
     grant();
     for (const char* who : {"bob", "carol", "dave"}) {
         ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(submit(who, shares[who])));
