@@ -35,6 +35,7 @@
 #include "dkim/hsm/secret.hpp"
 #include "dkim/hsm/token.hpp"
 #include "dkim/provisioning/keys.hpp"
+#include "signerd_connection.hpp"
 #include "systemd_creds.hpp"
 
 namespace dkim::cli {
@@ -83,50 +84,12 @@ Expected<SignerdPinSettings, std::string> read_signerd_pin_settings(const std::s
 // One line of standard input, at most Secret::max_size bytes without its line end, after
 // `prompt` on standard error with echo off when standard input is a terminal.
 Expected<hsm::Secret, std::string> prompt_new_pin(const std::string& prompt) {
-    const bool terminal = ::isatty(STDIN_FILENO) == 1;
-    termios saved{};
-    const bool echo_off = terminal && ::tcgetattr(STDIN_FILENO, &saved) == 0;
-    if (terminal) {
-        std::cerr << prompt << std::flush;
-    }
-    if (echo_off) {
-        termios quiet = saved;
-        quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-        ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
-    }
-    std::array<unsigned char, hsm::Secret::max_size + 1> line{};
-    std::size_t size = 0;
-    bool ended = false;
-    bool too_long = false;
-    for (unsigned char c = 0;;) {
-        const ssize_t n = ::read(STDIN_FILENO, &c, 1);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0 || c == '\n') {
-            ended = n > 0 || size > 0;
-            break;
-        }
-        if (size == line.size()) {
-            too_long = true;
-            break;
-        }
-        line[size++] = c;
-    }
-    if (echo_off) {
-        ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
-        std::cerr << "\n";
-    }
-    if (size > 0 && line[size - 1] == '\r') {
-        --size;
-    }
-    hsm::Secret pin(std::span(line.data(), size));
-    base::secure_wipe(line.data(), line.size());
-    if (!ended || too_long || pin.empty() || pin.size() > hsm::Secret::max_size) {
+    auto pin = read_secret_from_stdin(prompt, hsm::Secret::max_size);
+    if (!pin) {
         return unexpected("expected the PIN on standard input: one line of at most " +
                           std::to_string(hsm::Secret::max_size) + " bytes");
     }
-    return pin;
+    return std::move(*pin);
 }
 
 // A C_Login with the PIN and a C_Logout, in this process: signerd's login is its own.

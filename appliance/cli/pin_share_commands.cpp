@@ -36,50 +36,11 @@ namespace {
 // terminal.
 std::optional<hsm::Secret> read_secret_line(const std::string& prompt, std::size_t max,
                                             std::string& error) {
-    const bool terminal = ::isatty(STDIN_FILENO) == 1;
-    termios saved{};
-    const bool echo_off = terminal && ::tcgetattr(STDIN_FILENO, &saved) == 0;
-    if (terminal) {
-        std::cerr << prompt << std::flush;
-    }
-    if (echo_off) {
-        termios quiet = saved;
-        quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-        ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
-    }
-    std::string line;
-    line.reserve(max + 1);  // no reallocation: no copy left behind
-    bool ok = true;
-    for (char c = 0;;) {
-        const ssize_t n = ::read(STDIN_FILENO, &c, 1);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0 || c == '\n') {
-            ok = n > 0 || !line.empty();
-            break;
-        }
-        if (line.size() >= max) {
-            ok = false;
-            break;
-        }
-        line.push_back(c);
-    }
-    if (echo_off) {
-        ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
-        std::cerr << "\n";
-    }
-    if (!line.empty() && line.back() == '\r') {
-        line.pop_back();
-    }
-    if (!ok || line.empty()) {
-        base::wipe(line);
+    auto line = read_secret_from_stdin(prompt, max);
+    if (!line) {
         error = "expected one line on standard input (at most " + std::to_string(max) + " bytes)";
-        return std::nullopt;
     }
-    hsm::Secret out = hsm::Secret::from_string(line);
-    base::wipe(line);
-    return out;
+    return line;
 }
 
 // A file's content as a Secret, with hsm::Secret::from_file's checks (not readable by others).

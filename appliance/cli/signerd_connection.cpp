@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <ctime>
 #include <iostream>
+#include <span>
+#include <vector>
 
 #include "commands.hpp"
 #include "dkim/base/wipe.hpp"
@@ -15,7 +17,7 @@
 
 namespace dkim::cli {
 
-std::optional<std::string> read_code_from_stdin(const std::string& prompt, std::string& error) {
+std::optional<hsm::Secret> read_secret_from_stdin(const std::string& prompt, std::size_t max) {
     const bool terminal = ::isatty(STDIN_FILENO) == 1;
     termios saved{};
     const bool echo_off = terminal && ::tcgetattr(STDIN_FILENO, &saved) == 0;
@@ -27,36 +29,47 @@ std::optional<std::string> read_code_from_stdin(const std::string& prompt, std::
         quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
         ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
     }
-    std::string line;
+    std::vector<unsigned char> line(max + 1);  // never reallocated: no copy left behind
+    std::size_t size = 0;
     bool ok = true;
-    for (char c = 0;;) {
+    for (unsigned char c = 0;;) {
         const ssize_t n = ::read(STDIN_FILENO, &c, 1);
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n <= 0 || c == '\n') {
-            ok = n > 0 || !line.empty();
+            ok = n > 0 || size > 0;
             break;
         }
-        if (line.size() >= 64) {
+        if (size == max + 1) {
             ok = false;
             break;
         }
-        line.push_back(c);
+        line[size++] = c;
     }
     if (echo_off) {
         ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
         std::cerr << "\n";
     }
-    if (!line.empty() && line.back() == '\r') {
-        line.pop_back();
+    if (size > 0 && line[size - 1] == '\r') {
+        --size;
     }
-    if (!ok || line.empty()) {
-        base::wipe(line);
+    std::optional<hsm::Secret> out;
+    if (ok && size > 0 && size <= max) {
+        out.emplace(std::span(line.data(), size));
+    }
+    base::secure_wipe(line.data(), line.size());
+    return out;
+}
+
+std::optional<std::string> read_code_from_stdin(const std::string& prompt, std::string& error) {
+    auto code = read_secret_from_stdin(prompt, 64);
+    if (!code) {
         error = "expected the code on standard input (one line, at most 64 bytes)";
         return std::nullopt;
     }
-    return line;
+    return std::string(reinterpret_cast<const char*>(code->bytes().data()),  // NOLINT
+                       code->size());
 }
 
 std::optional<std::string> code_argument(const std::string& value, const std::string& prompt) {

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "dkim/expected.hpp"
+#include "dkim/hsm/secret.hpp"
 #include "dkim/ipc/protocol.hpp"
 
 namespace dkim::cli {
@@ -23,6 +24,11 @@ struct Common {
     std::string totp;
     bool totp_stdin = false;
 };
+
+// One line from standard input, at most `max` bytes without its line end, after `prompt` on
+// standard error without echo when standard input is a terminal; nullopt when it is empty,
+// longer or missing. Read into a buffer of its own, wiped.
+std::optional<hsm::Secret> read_secret_from_stdin(const std::string& prompt, std::size_t max);
 
 // One line from standard input (at most 64 bytes, without its line end), after `prompt` on
 // standard error without echo when standard input is a terminal. `what` names it in errors.

@@ -12,6 +12,7 @@
 #include "dkim/custody/envelope.hpp"
 #include "dkim/custody/shares.hpp"
 #include "fake_gate.hpp"
+#include "pin_shares_fixture.hpp"
 #include "signerd_fixture.hpp"
 
 namespace dkim::test {
@@ -170,85 +171,29 @@ TEST_F(PinCustodyAttackApproverTest, TheRelayAndReportsPeersHaveNoPinRequests) {
 
 // --- shares custody, 3 of 5 ---------------------------------------------------------------------
 
-class PinCustodyAttackSharesTest : public ::testing::Test {
-  protected:
-    static signerd::ServiceOptions attack_shares_mode() {
-        signerd::ServiceOptions o;
-        o.pin_source = signerd::PinSourceKind::shares;
-        o.pin_unlock_window = 10min;
-        return o;
-    }
-    PinCustodyAttackSharesTest() {
-        const jit::Actor local{
-            jit::Actor::Kind::local, "root", static_cast<jit::RoleSet>(jit::Role::admin), {}};
-        for (const char* name : {"dave", "erin", "frank"}) {
-            Person p{name, std::string(name) + "-password-123", ""};
-            EXPECT_TRUE(h.engine.directory().add_user(local, name,
-                                                      static_cast<jit::RoleSet>(jit::Role::auditor),
-                                                      p.password, h.clock.now()));
-            h.people[name] = p;
-        }
-    }
-    std::map<std::string, std::string> split_3_of_5() {
-        auto reply = h.call(h.admin_peer, ipc::PinSplit{{}, "1234", 3, custodians});
-        EXPECT_TRUE(std::holds_alternative<ipc::PinSharesReply>(reply)) << error_message(reply);
-        std::map<std::string, std::string> out;
-        if (const auto* shares = std::get_if<ipc::PinSharesReply>(&reply)) {
-            set_id = shares->set_id;
-            for (const auto& s : shares->shares) {
-                out[s.custodian] = s.share;
-            }
-        }
-        return out;
-    }
-    // `share` sealed to a key offered to `sealer`, submitted with `submitter`'s credentials.
-    ipc::Reply submit_as(const std::string& sealer, const std::string& submitter,
-                         const std::string& share) {
-        auto sealed = h.seal_pin(sealer, "share", set_id, share, &h.web_peer);
-        if (!sealed) {
-            return ipc::ErrorReply{ipc::ErrorCode::protocol, sealed.error(), 0, {}};
-        }
-        return h.call(h.web_peer, ipc::PinShareSubmit{h.password_of(submitter), *sealed});
-    }
-    ipc::Reply submit_share(const std::string& who, const std::string& share) {
-        return submit_as(who, who, share);
-    }
-    ipc::PinStatusReply pin_status() {
-        return std::get<ipc::PinStatusReply>(h.call(h.admin_peer, ipc::PinStatusRequest{}));
-    }
-    std::size_t submitted_count() {
-        const auto s = pin_status();
-        return static_cast<std::size_t>(std::count_if(s.custodians.begin(), s.custodians.end(),
-                                                      [](const auto& c) { return c.submitted; }));
-    }
-
-    FakeGate gate;
-    SignerdHarness h{gate, attack_shares_mode()};
-    const std::vector<std::string> custodians{"bob", "carol", "dave", "erin", "frank"};
-    std::string set_id;
-};
+class PinCustodyAttackSharesTest : public PinSharesFixture {};
 
 // carol submits bob's share (sealed to her own key, or to his through webd): it is not hers, and
 // bob's share counts once however many custodians bring it. Two shares never make a quorum.
 TEST_F(PinCustodyAttackSharesTest, AnotherCustodiansShareIsRefusedAndNothingCountsTwice) {
-    auto shares = split_3_of_5();
-    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(submit_share("bob", shares["bob"])));
-    EXPECT_EQ(error_code(submit_share("carol", shares["bob"])), "forbidden");
+    auto shares = split();
+    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(submit("bob", shares["bob"])));
+    EXPECT_EQ(error_code(submit("carol", shares["bob"])), "forbidden");
     EXPECT_EQ(error_code(submit_as("bob", "carol", shares["bob"])), "forbidden")
         << "a key offered to bob opens nothing for carol";
     EXPECT_EQ(error_code(submit_as("bob", "alice", shares["bob"])), "forbidden")
         << "nor for alice, who is no custodian";
-    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(submit_share("dave", shares["dave"])));
-    EXPECT_TRUE(std::holds_alternative<ipc::OkReply>(submit_share("bob", shares["bob"])));
+    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(submit("dave", shares["dave"])));
+    EXPECT_TRUE(std::holds_alternative<ipc::OkReply>(submit("bob", shares["bob"])));
     EXPECT_EQ(submitted_count(), 2U);
-    EXPECT_FALSE(pin_status().ready);
+    EXPECT_FALSE(status().ready);
     EXPECT_EQ(pin_attack_records(h, "pin.share.quorum").size(), 0U);
 }
 
 // webd forwarded bob's envelope and kept it: replayed (in the same window, after the window, or
 // after a quorum and a `pin lock`), it is refused: its key was used.
 TEST_F(PinCustodyAttackSharesTest, AForwardedShareEnvelopeIsNotReplayed) {
-    auto shares = split_3_of_5();
+    auto shares = split();
     auto sealed = h.seal_pin("bob", "share", set_id, shares["bob"], &h.web_peer);
     ASSERT_TRUE(sealed);
     ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(
@@ -264,48 +209,48 @@ TEST_F(PinCustodyAttackSharesTest, AForwardedShareEnvelopeIsNotReplayed) {
 // A custodian (or webd in her name) submitting again does not move the window's end: the window
 // counts from the first share, and shares are wiped when it ends whatever came later.
 TEST_F(PinCustodyAttackSharesTest, SubmittingAgainDoesNotExtendTheUnlockWindow) {
-    auto shares = split_3_of_5();
-    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(submit_share("bob", shares["bob"])));
-    const auto ends = pin_status().window_ends_ms;
+    auto shares = split();
+    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(submit("bob", shares["bob"])));
+    const auto ends = status().window_ends_ms;
     h.clock.advance(9min);
-    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(submit_share("bob", shares["bob"])));
-    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(submit_share("carol", shares["carol"])));
-    EXPECT_EQ(pin_status().window_ends_ms, ends);
-    EXPECT_EQ(error_code(submit_share("dave", "dkimpin1-00000000-3-3-aaaa-00000000")), "forbidden");
-    EXPECT_EQ(pin_status().window_ends_ms, ends) << "nor does a refused share";
+    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(submit("bob", shares["bob"])));
+    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(submit("carol", shares["carol"])));
+    EXPECT_EQ(status().window_ends_ms, ends);
+    EXPECT_EQ(error_code(submit("dave", "dkimpin1-00000000-3-3-aaaa-00000000")), "forbidden");
+    EXPECT_EQ(status().window_ends_ms, ends) << "nor does a refused share";
     h.clock.advance(1min + 1s);
     h.service->tick();
     EXPECT_EQ(submitted_count(), 0U);
-    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(submit_share("dave", shares["dave"])));
-    EXPECT_FALSE(pin_status().ready) << "bob's and carol's were wiped with the window";
+    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(submit("dave", shares["dave"])));
+    EXPECT_FALSE(status().ready) << "bob's and carol's were wiped with the window";
 }
 
 // The web peer neither locks the PIN away nor splits it: only the appliance's CLI does.
 TEST_F(PinCustodyAttackSharesTest, TheWebPeerCannotLockNorResplit) {
-    auto shares = split_3_of_5();
+    auto shares = split();
     for (const char* who : {"bob", "carol", "dave"}) {
-        ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(submit_share(who, shares[who])));
+        ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(submit(who, shares[who])));
     }
-    ASSERT_TRUE(pin_status().ready);
+    ASSERT_TRUE(status().ready);
     EXPECT_EQ(error_code(h.call(h.web_peer, ipc::PinLock{h.password_of("bob"), "dos"})),
               "forbidden");
     EXPECT_EQ(error_code(
                   h.call(h.web_peer, ipc::PinSplit{h.password_of("bob"), "", 2, {"bob", "carol"}})),
               "forbidden");
-    EXPECT_TRUE(pin_status().ready);
-    EXPECT_EQ(pin_status().set_id, set_id);
+    EXPECT_TRUE(status().ready);
+    EXPECT_EQ(status().set_id, set_id);
 }
 
 // Every submission is on the audit log, refused ones too: one made while the PIN is in memory
 // already (a custodian's share, or webd replaying one in a custodian's name) is named as well.
 TEST_F(PinCustodyAttackSharesTest, ASubmissionAfterTheQuorumIsRefusedAndAudited) {
-    auto shares = split_3_of_5();
+    auto shares = split();
     for (const char* who : {"bob", "carol", "dave"}) {
-        ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(submit_share(who, shares[who])));
+        ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(submit(who, shares[who])));
     }
-    ASSERT_TRUE(pin_status().ready);
+    ASSERT_TRUE(status().ready);
     const auto before = pin_attack_records(h, "pin.share.submit").size();
-    EXPECT_EQ(error_code(submit_share("erin", shares["erin"])), "conflict");
+    EXPECT_EQ(error_code(submit("erin", shares["erin"])), "conflict");
     const auto after = pin_attack_records(h, "pin.share.submit");
     ASSERT_EQ(after.size(), before + 1) << "the refused submission is audited";
     EXPECT_EQ(after.back().actor, "erin");
@@ -317,9 +262,9 @@ TEST_F(PinCustodyAttackSharesTest, ASubmissionAfterTheQuorumIsRefusedAndAudited)
 // re-split's reply holds every new share in clear: the caller learns the PIN. So a re-split
 // follows its own quorum, within the unlock window after it, not one made hours before to sign.
 TEST_F(PinCustodyAttackSharesTest, AResplitLongAfterTheQuorumNeedsAQuorumOfItsOwn) {
-    auto shares = split_3_of_5();
+    auto shares = split();
     for (const char* who : {"bob", "carol", "dave"}) {
-        ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(submit_share(who, shares[who])));
+        ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(submit(who, shares[who])));
     }
     h.clock.advance(8h);  // a working day of signing later
     const auto resplit = h.call(h.admin_peer, ipc::PinSplit{{}, "", 2, {"erin", "frank"}});
@@ -329,7 +274,7 @@ TEST_F(PinCustodyAttackSharesTest, AResplitLongAfterTheQuorumNeedsAQuorumOfItsOw
     ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(
         h.call(h.admin_peer, ipc::PinLock{{}, "a custodian leaves"})));
     for (const char* who : {"carol", "dave", "erin"}) {
-        ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(submit_share(who, shares[who])));
+        ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(submit(who, shares[who])));
     }
     h.clock.advance(5min);
     const auto fresh = h.call(h.admin_peer, ipc::PinSplit{{}, "", 2, {"erin", "frank"}});

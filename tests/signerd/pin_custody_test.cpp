@@ -12,6 +12,7 @@
 #include "dkim/custody/envelope.hpp"
 #include "dkim/custody/shares.hpp"
 #include "fake_gate.hpp"
+#include "pin_shares_fixture.hpp"
 #include "signerd_fixture.hpp"
 
 namespace dkim::test {
@@ -156,59 +157,7 @@ TEST_F(ApproverEnvelopeTest, KeysAreOfferedOnlyToWhoMayDecideAndAreBounded) {
 
 // --- shares, 3 of 5 ------------------------------------------------------------------------------
 
-class SharesTest : public ::testing::Test {
-  protected:
-    static signerd::ServiceOptions shares_mode() {
-        signerd::ServiceOptions o;
-        o.pin_source = signerd::PinSourceKind::shares;
-        o.pin_unlock_window = 10min;
-        return o;
-    }
-    SharesTest() {
-        const jit::Actor local{
-            jit::Actor::Kind::local, "root", static_cast<jit::RoleSet>(jit::Role::admin), {}};
-        for (const char* name : {"dave", "erin", "frank"}) {
-            Person p{name, std::string(name) + "-password-123", ""};
-            EXPECT_TRUE(h.engine.directory().add_user(local, name,
-                                                      static_cast<jit::RoleSet>(jit::Role::auditor),
-                                                      p.password, h.clock.now()));
-            h.people[name] = p;
-        }
-    }
-    // The first split, at the CLI: shares by custodian.
-    std::map<std::string, std::string> split(const std::string& pin = "1234") {
-        auto reply = h.call(h.admin_peer, ipc::PinSplit{{}, pin, 3, custodians});
-        EXPECT_TRUE(std::holds_alternative<ipc::PinSharesReply>(reply)) << error_message(reply);
-        std::map<std::string, std::string> out;
-        if (const auto* shares = std::get_if<ipc::PinSharesReply>(&reply)) {
-            set_id = shares->set_id;
-            for (const auto& s : shares->shares) {
-                out[s.custodian] = s.share;
-            }
-        }
-        return out;
-    }
-    ipc::Reply submit(const std::string& who, const std::string& share) {
-        auto sealed = h.seal_pin(who, "share", set_id, share, &h.web_peer);
-        if (!sealed) {
-            return ipc::ErrorReply{ipc::ErrorCode::protocol, sealed.error(), 0, {}};
-        }
-        return h.call(h.web_peer, ipc::PinShareSubmit{h.password_of(who), *sealed});
-    }
-    ipc::PinStatusReply status() {
-        return std::get<ipc::PinStatusReply>(h.call(h.admin_peer, ipc::PinStatusRequest{}));
-    }
-    std::int64_t grant() {
-        const auto id = h.request_sign("example.com", "s1", 3600);
-        EXPECT_TRUE(std::holds_alternative<ipc::OkReply>(h.decide("bob", "approve", id)));
-        return id;
-    }
-
-    FakeGate gate;
-    SignerdHarness h{gate, shares_mode()};
-    const std::vector<std::string> custodians{"bob", "carol", "dave", "erin", "frank"};
-    std::string set_id;
-};
+class SharesTest : public PinSharesFixture {};
 
 TEST_F(SharesTest, ThreeOfFiveUnlockFewerDoNotAndTheSharesAreWipedAtTheQuorum) {
     EXPECT_NE(status().missing.find("never split"), std::string::npos);
