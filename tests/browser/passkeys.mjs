@@ -26,9 +26,9 @@
 //   5. carol (TOTP, no passkey): her approve dialog has no TOTP field and says why; her TOTP
 //      approval through the API is refused (403, rule factor).
 
-import { createHmac } from "node:crypto";
 import { spawnSync } from "node:child_process";
 import { chromium } from "playwright-core";
+import { check, finish, totpFor } from "./checks.mjs";
 
 const env = process.env;
 const url = env.WEBD_URL;
@@ -41,39 +41,8 @@ const signCommand = JSON.parse(env.SIGN_COMMAND);
 const confirmCommand = JSON.parse(env.CONFIRM_COMMAND);
 const ids = JSON.parse(env.REQUESTS);
 const WAIT = 15000;
-let failures = 0;
 
-function check(ok, what) {
-  console.log((ok ? "ok    " : "FAIL  ") + what);
-  if (!ok) { failures++; }
-}
-
-// RFC 6238 with SHA-1, 30 s steps, 6 digits; each step used once (signerd refuses a replay).
-function base32(text) {
-  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-  let bits = "";
-  for (const c of text.replace(/=+$/, "")) { bits += alphabet.indexOf(c).toString(2).padStart(5, "0"); }
-  const bytes = [];
-  for (let i = 0; i + 8 <= bits.length; i += 8) { bytes.push(parseInt(bits.slice(i, i + 8), 2)); }
-  return Buffer.from(bytes);
-}
-async function totp(user) {
-  for (;;) {
-    const clock = Date.now();
-    const now = Math.floor(clock / 30000);
-    const oldest = clock % 30000 < 15000 ? now - 1 : now;
-    const step = Math.max(oldest, (lastStep[user] || 0) + 1);
-    if (step <= now + 1) {
-      lastStep[user] = step;
-      const counter = Buffer.alloc(8);
-      counter.writeBigUInt64BE(BigInt(step));
-      const mac = createHmac("sha1", base32(secrets[user])).update(counter).digest();
-      const o = mac[19] & 15;
-      return String((mac.readUInt32BE(o) & 0x7fffffff) % 1000000).padStart(6, "0");
-    }
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}
+const totp = totpFor(secrets, lastStep);
 
 const message = "From: Alice <alice@" + env.DOMAIN + ">\r\nTo: bob@peer.example\r\nSubject: passkeys\r\n" +
   "Date: Mon, 30 Nov 2026 10:00:00 +0000\r\nMessage-ID: <p1@" + env.DOMAIN + ">\r\n\r\nhello\r\n";
@@ -445,5 +414,4 @@ try {
 } finally {
   await browser.close();
 }
-console.log(failures ? "\n" + failures + " check(s) failed" : "\nall checks passed");
-process.exit(failures ? 1 : 0);
+finish();

@@ -10,18 +10,13 @@
 // no Reports tab and never asks for reports. No Content-Security-Policy violation anywhere.
 
 import { chromium } from "playwright-core";
+import { check, finish } from "./checks.mjs";
 
 const env = process.env;
 const url = env.WEBD_URL;
 const shots = env.ARTIFACTS;
 const passwords = JSON.parse(env.PASSWORDS);
 const uploads = JSON.parse(env.UPLOADS);
-let failures = 0;
-
-function check(ok, what) {
-  console.log((ok ? "ok    " : "FAIL  ") + what);
-  if (!ok) { failures++; }
-}
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
 const browser = await chromium.launch({
@@ -219,5 +214,4 @@ try {
 } finally {
   await browser.close();
 }
-console.log(failures ? "\n" + failures + " check(s) failed" : "\nall checks passed");
-process.exit(failures ? 1 : 0);
+finish();
