@@ -78,7 +78,11 @@ class Up:
         self.proc = subprocess.Popen([cli, "up", "--state-dir", state, "--json", *options],
                                      stdout=subprocess.PIPE, stderr=self.err, text=True)
         line = self.proc.stdout.readline()
-        self.facts = json.loads(line) if line.strip() else None
+        try:
+            self.facts = json.loads(line) if line.strip() else None
+        except ValueError:  # not the facts: said below, and the caller's checks fail
+            print("up's first line of output is not JSON: %r" % line[:300])
+            self.facts = None
         if self.facts is None:
             print(self.stderr()[-3000:])
 
