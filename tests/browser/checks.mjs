@@ -1,6 +1,21 @@
-// What the console's browser tests share (console, passkeys, custody, reports): checks that
-// count their failures and end the run, and RFC 6238 codes computed here, not by the appliance.
+// What the console's browser tests share (console, passkeys, custody, reports): Debian's
+// Chromium through playwright-core, checks that count their failures and end the run, and
+// RFC 6238 codes computed here, not by the appliance.
 import { createHmac } from "node:crypto";
+import { chromium } from "playwright-core";
+
+// Debian's Chromium, headless, quiet (no network of its own), trusting only webd's key (its
+// SubjectPublicKeyInfo's SHA-256, base64: `spki`) beyond the system's.
+export function launchChromium(spki) {
+  return chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--disable-default-apps", "--disable-extensions", "--metrics-recording-only",
+           "--ignore-certificate-errors-spki-list=" + spki],
+  });
+}
 
 let failures = 0;
 

@@ -13,8 +13,7 @@
 // (The Reports view itself: reports.mjs.)
 
 import { spawnSync } from "node:child_process";
-import { chromium } from "playwright-core";
-import { check, finish, totpFor } from "./checks.mjs";
+import { check, finish, launchChromium, totpFor } from "./checks.mjs";
 
 const env = process.env;
 const url = env.WEBD_URL;
@@ -32,14 +31,7 @@ function relaySign() {
   return spawnSync(signCommand[0], signCommand.slice(1), { input: message }).status;
 }
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-default-apps", "--disable-extensions", "--metrics-recording-only",
-         "--ignore-certificate-errors-spki-list=" + env.WEBD_SPKI],
-});
+const browser = await launchChromium(env.WEBD_SPKI);
 
 async function person(name) {
   const context = await browser.newContext({ viewport: { width: 1366, height: 860 } });

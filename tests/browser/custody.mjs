@@ -21,8 +21,7 @@
 //   in and the signature works. No request body carries a share.
 
 import { spawnSync } from "node:child_process";
-import { chromium } from "playwright-core";
-import { check, finish, totpFor } from "./checks.mjs";
+import { check, finish, launchChromium, totpFor } from "./checks.mjs";
 
 const env = process.env;
 const url = env.WEBD_URL;
@@ -48,14 +47,7 @@ function pinStatus() {
   return spawnSync(statusCommand[0], statusCommand.slice(1)).stdout.toString();
 }
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-default-apps", "--disable-extensions", "--metrics-recording-only",
-         "--ignore-certificate-errors-spki-list=" + env.WEBD_SPKI],
-});
+const browser = await launchChromium(env.WEBD_SPKI);
 
 // Every request body each page sends, to look for secrets in them.
 const sent = [];

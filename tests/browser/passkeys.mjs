@@ -27,8 +27,7 @@
 //      approval through the API is refused (403, rule factor).
 
 import { spawnSync } from "node:child_process";
-import { chromium } from "playwright-core";
-import { check, finish, totpFor } from "./checks.mjs";
+import { check, finish, launchChromium, totpFor } from "./checks.mjs";
 
 const env = process.env;
 const url = env.WEBD_URL;
@@ -54,14 +53,7 @@ function relaySign() {
 const toB64u = (b64) => b64.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 const fromB64u = (u) => { const s = u.replace(/-/g, "+").replace(/_/g, "/"); return s + "===".slice((s.length + 3) % 4); };
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-default-apps", "--disable-extensions", "--metrics-recording-only",
-         "--ignore-certificate-errors-spki-list=" + env.WEBD_SPKI],
-});
+const browser = await launchChromium(env.WEBD_SPKI);
 
 // A person: one page, its CDP session with WebAuthn enabled (no browser UI: the virtual
 // authenticators answer, with the user present).

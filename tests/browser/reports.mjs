@@ -9,8 +9,7 @@
 // uploads through the form; erin (auditor) reads but has no upload form; alice (requester) has
 // no Reports tab and never asks for reports. No Content-Security-Policy violation anywhere.
 
-import { chromium } from "playwright-core";
-import { check, finish } from "./checks.mjs";
+import { check, finish, launchChromium } from "./checks.mjs";
 
 const env = process.env;
 const url = env.WEBD_URL;
@@ -19,14 +18,7 @@ const passwords = JSON.parse(env.PASSWORDS);
 const uploads = JSON.parse(env.UPLOADS);
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-default-apps", "--disable-extensions", "--metrics-recording-only",
-         "--ignore-certificate-errors-spki-list=" + env.WEBD_SPKI],
-});
+const browser = await launchChromium(env.WEBD_SPKI);
 
 async function person(name) {
   const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });

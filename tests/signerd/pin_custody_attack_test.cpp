@@ -20,21 +20,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::vector<jit::AuditRecord> pin_attack_records(SignerdHarness& h) {
-    auto log = h.engine.journal().store().audit_records(1, 100'000);
-    return log ? *log : std::vector<jit::AuditRecord>{};
-}
-
-std::vector<jit::AuditRecord> pin_attack_records(SignerdHarness& h, const std::string& action) {
-    std::vector<jit::AuditRecord> out;
-    for (const auto& r : pin_attack_records(h)) {
-        if (r.action == action) {
-            out.push_back(r);
-        }
-    }
-    return out;
-}
-
 // --- approver custody ---------------------------------------------------------------------------
 
 class PinCustodyAttackApproverTest : public ::testing::Test {
@@ -142,11 +127,11 @@ TEST_F(PinCustodyAttackApproverTest, AWrongPinIsNeitherInTheReplyNorOnTheLog) {
     EXPECT_EQ(error_code(wrong), "forbidden");
     EXPECT_EQ(error_message(wrong).find("864209"), std::string::npos) << error_message(wrong);
     ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(h.decide("carol", "approve", id, "1234")));
-    for (const auto& r : pin_attack_records(h)) {
+    for (const auto& r : audit_log(h)) {
         const std::string text = jit::canonical_encoding(r);
         EXPECT_EQ(text.find("864209"), std::string::npos) << r.action;
     }
-    const auto logins = pin_attack_records(h, "token.login");
+    const auto logins = custody_log(h, "token.login");
     EXPECT_TRUE(std::any_of(logins.begin(), logins.end(), [](const jit::AuditRecord& r) {
         return r.outcome == "failed" && r.reason.find("approver bob") != std::string::npos;
     })) << "the refusal is on the log, naming the approver";
@@ -187,7 +172,7 @@ TEST_F(PinCustodyAttackSharesTest, AnotherCustodiansShareIsRefusedAndNothingCoun
     EXPECT_TRUE(std::holds_alternative<ipc::OkReply>(submit("bob", shares["bob"])));
     EXPECT_EQ(submitted_count(), 2U);
     EXPECT_FALSE(status().ready);
-    EXPECT_EQ(pin_attack_records(h, "pin.share.quorum").size(), 0U);
+    EXPECT_EQ(custody_log(h, "pin.share.quorum").size(), 0U);
 }
 
 // webd forwarded bob's envelope and kept it: replayed (in the same window, after the window, or
@@ -249,9 +234,9 @@ TEST_F(PinCustodyAttackSharesTest, ASubmissionAfterTheQuorumIsRefusedAndAudited)
         ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(submit(who, shares[who])));
     }
     ASSERT_TRUE(status().ready);
-    const auto before = pin_attack_records(h, "pin.share.submit").size();
+    const auto before = custody_log(h, "pin.share.submit").size();
     EXPECT_EQ(error_code(submit("erin", shares["erin"])), "conflict");
-    const auto after = pin_attack_records(h, "pin.share.submit");
+    const auto after = custody_log(h, "pin.share.submit");
     ASSERT_EQ(after.size(), before + 1) << "the refused submission is audited";
     EXPECT_EQ(after.back().actor, "erin");
     EXPECT_EQ(after.back().outcome, "refused");

@@ -30,17 +30,6 @@ std::string data_of(const std::string& share) {
     return at == std::string::npos || end <= at ? share : share.substr(at + 1, end - at - 1);
 }
 
-std::vector<jit::AuditRecord> custody_log(SignerdHarness& h, const std::string& action) {
-    auto log = h.engine.journal().store().audit_records(1, 100'000);
-    std::vector<jit::AuditRecord> out;
-    for (const auto& r : log ? *log : std::vector<jit::AuditRecord>{}) {
-        if (r.action == action) {
-            out.push_back(r);
-        }
-    }
-    return out;
-}
-
 class ApproverEnvelopeTest : public ::testing::Test {
   protected:
     static signerd::ServiceOptions approver_mode() {

@@ -1,8 +1,9 @@
 #pragma once
-// The shares custody's fixture (issue 23), shared by pin_custody_test.cpp and the red team's
-// pin_custody_attack_test.cpp: signerd in [pin] source = "shares" with a 10-minute unlock window
-// over the fake gate (PIN "1234"), five custodians (bob, carol, dave, erin, frank), the first
-// split at the CLI, and submissions sealed to keys offered through the web peer.
+// The shares custody's fixture and the audit log's records (issue 23), shared by
+// pin_custody_test.cpp and the red team's pin_custody_attack_test.cpp: signerd in [pin] source =
+// "shares" with a 10-minute unlock window over the fake gate (PIN "1234"), five custodians (bob,
+// carol, dave, erin, frank), the first split at the CLI, and submissions sealed to keys offered
+// through the web peer.
 
 #include <gtest/gtest.h>
 
@@ -16,6 +17,17 @@
 #include "signerd_fixture.hpp"
 
 namespace dkim::test {
+
+// The audit log's records of one action.
+inline std::vector<jit::AuditRecord> custody_log(SignerdHarness& h, const std::string& action) {
+    std::vector<jit::AuditRecord> out;
+    for (const auto& r : audit_log(h)) {
+        if (r.action == action) {
+            out.push_back(r);
+        }
+    }
+    return out;
+}
 
 class PinSharesFixture : public ::testing::Test {
   protected:

@@ -473,13 +473,7 @@ TEST_F(ApproverPinTest, TheActivatingApprovalBringsThePinWhichIsUsedOnce) {
 }
 
 // Finding 4 of issue 18: the checkpoints are records of the chain, and the log says which
-// must exist.
-std::vector<jit::AuditRecord> audit_log(SignerdHarness& h) {
-    auto log = h.engine.journal().store().audit_records(1, 100'000);
-    EXPECT_TRUE(log);
-    return log ? *log : std::vector<jit::AuditRecord>{};
-}
-
+// must exist (audit_log: signerd_fixture.hpp).
 TEST_F(ServiceTest, CheckpointsComeAtTheIntervalWhileLoggedInAndBeforeEveryLogout) {
     grant();
     ASSERT_TRUE(gate.in);

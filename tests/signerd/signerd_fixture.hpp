@@ -233,4 +233,11 @@ inline std::string error_message(const ipc::Reply& reply) {
     return e ? e->message : "";
 }
 
+// The whole audit log (its store read directly).
+inline std::vector<jit::AuditRecord> audit_log(SignerdHarness& h) {
+    auto log = h.engine.journal().store().audit_records(1, 100'000);
+    EXPECT_TRUE(log);
+    return log ? *log : std::vector<jit::AuditRecord>{};
+}
+
 }  // namespace dkim::test
