@@ -115,6 +115,13 @@ class Webd:
         self.ca = os.path.join(self.folder, "webd-selfsigned.crt")
         self.context = ssl.create_default_context(cafile=self.ca)
 
+    def spki(self):
+        """The SHA-256 of webd's certificate's public key, base64: what Chromium is told to trust."""
+        return subprocess.run(
+            "openssl x509 -in %s -pubkey -noout | openssl pkey -pubin -outform der | "
+            "openssl dgst -sha256 -binary | base64" % self.ca, shell=True, capture_output=True,
+            check=True).stdout.decode().strip()
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -603,10 +610,7 @@ def browser(folder, cli, signerd, webd_path, module, artifacts):
     try:
         web = Webd(folder, webd_path, app.socket)
         # Chromium trusts exactly this certificate: its public key's SHA-256 is pinned.
-        spki = subprocess.run(
-            "openssl x509 -in %s -pubkey -noout | openssl pkey -pubin -outform der | "
-            "openssl dgst -sha256 -binary | base64" % web.ca, shell=True, capture_output=True,
-            check=True).stdout.decode().strip()
+        spki = web.spki()
         os.makedirs(artifacts, exist_ok=True)
         sign = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", cli, "sign",
                 "--signerd", app.socket, "--domain", DOMAIN, "--selector", "rsa", "--algorithm", "rsa-sha256"]
@@ -644,10 +648,7 @@ def passkeys(folder, cli, signerd, webd_path, module, artifacts):
     web = None
     try:
         web = Webd(folder, webd_path, app.socket, port=port)
-        spki = subprocess.run(
-            "openssl x509 -in %s -pubkey -noout | openssl pkey -pubin -outform der | "
-            "openssl dgst -sha256 -binary | base64" % web.ca, shell=True, capture_output=True,
-            check=True).stdout.decode().strip()
+        spki = web.spki()
         os.makedirs(artifacts, exist_ok=True)
         for old in os.listdir(artifacts):
             if old.endswith(".png"):
@@ -951,10 +952,7 @@ def reports(folder, cli, signerd, webd_path, module, artifacts, reportd_path):
               "%d answers match web/openapi.json: %s" % (checker.checked, checker.problems[:5]))
 
         # The view in Chromium.
-        spki = subprocess.run(
-            "openssl x509 -in %s -pubkey -noout | openssl pkey -pubin -outform der | "
-            "openssl dgst -sha256 -binary | base64" % web.ca, shell=True, capture_output=True,
-            check=True).stdout.decode().strip()
+        spki = web.spki()
         os.makedirs(artifacts, exist_ok=True)
         for old in os.listdir(artifacts):
             if old.endswith(".png"):
@@ -1012,10 +1010,7 @@ def custody(folder, cli, signerd, webd_path, module, artifacts):
         web = None
         try:
             web = Webd(sub, webd_path, app.socket)
-            spki = subprocess.run(
-                "openssl x509 -in %s -pubkey -noout | openssl pkey -pubin -outform der | "
-                "openssl dgst -sha256 -binary | base64" % web.ca, shell=True, capture_output=True,
-                check=True).stdout.decode().strip()
+            spki = web.spki()
             requests = {"first": app.request("rsa", "10m", "CHG-301 PIN custody"),
                         "second": app.request("ed", "10m", "CHG-302 PIN custody again")}
             secrets = {}
