@@ -15,6 +15,7 @@ packages=(
   libp11-kit-dev                         # pkcs11.h (the only PKCS#11 header we include)
   libcereal-dev libcli11-dev libtomlplusplus-dev
   libsqlite3-dev libsodium-dev            # signerd: the state store, Argon2id
+  libpq-dev                              # signerd: the state store several nodes share (PostgreSQL)
   libfido2-dev                           # signerd: WebAuthn assertions (fido_assert_verify)
   libgfshare-dev                         # signerd: Shamir shares of the token PIN (custody "shares")
   libsystemd-dev                         # sd_notify: READY=1 and the watchdog in the daemons
@@ -28,6 +29,7 @@ packages=(
   libcurl4-openssl-dev                   # reports: fetching report mail from an IMAP mailbox
   # real peers for tests
   softhsm2                               # the development/CI token
+  postgresql-15                          # the cluster's shared store: tests initdb their own server
   opensc                                 # pkcs11-tool, for cross-checks against our own code
   valgrind                               # callgrind instruction counts in tests/bench
   dnsmasq-base                           # a real DNS server on 127.0.0.1 for DKIM key records
@@ -83,7 +85,7 @@ fi
 
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-# Postfix, OpenDKIM, NSD and Dovecot are wanted for their tools and for private instances that
+# Postfix, OpenDKIM, NSD, Dovecot and PostgreSQL are wanted for their tools and for private instances that
 # the tests and benchmarks start themselves: the packages' own services must not start, and Postfix
 # must not be configured as this machine's mailer.
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
@@ -97,7 +99,7 @@ trap '[ "$policy_added" = 1 ] && rm -f /usr/sbin/policy-rc.d' EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-  for unit in postfix opendkim nsd dovecot; do
+  for unit in postfix opendkim nsd dovecot postgresql; do
     systemctl disable --now "$unit" >/dev/null 2>&1 || true
   done
 fi

@@ -9,6 +9,7 @@
 #include <charconv>
 
 #include "dkim/config/toml_reader.hpp"
+#include "dkim/jit/shared_store.hpp"
 #include "dkim/mail/header.hpp"
 
 namespace dkim::signerd {
@@ -183,6 +184,26 @@ constexpr config::KeyDoc kKeys[] = {
      "required: every assertion must carry the UV flag (PIN or biometrics on the authenticator); "
      "preferred: presence (UP) is enough.",
      "\"required\""},
+    {"cluster", "table", "",
+     "One node of several that share their grant state and audit chain in PostgreSQL. Without "
+     "it: a single appliance, with its state in signerd.db (SQLite)."},
+    {"cluster.node", "string", "",
+     "This node's name (letters, digits, '.', '_', '-'; at most 64): in the node registry and in "
+     "each audit record it writes. Required in [cluster].",
+     "\"mx1\""},
+    {"cluster.database", "string", "",
+     "libpq's connection string of the shared store, without the password (host, port, dbname, "
+     "user, sslmode = verify-full, sslrootcert, sslcert, sslkey). Required in [cluster].",
+     "\"host=db.example.net dbname=dkim user=signerd sslmode=verify-full\""},
+    {"cluster.password_file", "string", "",
+     "A file holding the database password, not readable by others (none: .pgpass or a client "
+     "certificate).",
+     "\"/etc/dkim-appliance/db-password\""},
+    {"cluster.lease", "duration", "5s",
+     "How long the token stays logged in while this node cannot reach the shared store (1s to "
+     "5m): then it logs out and refuses to sign until the store is back. Nothing is ever signed "
+     "without its record in the shared log.",
+     "\"5s\""},
     {"metrics", "table", "", "Prometheus metrics over HTTP."},
     {"metrics.listen", "string", "127.0.0.1:9464", "Loopback address and port.",
      "\"127.0.0.1:9464\""},
@@ -496,6 +517,33 @@ Expected<Config, std::string> load_config(const std::string& file) {
                 }
             }
             webauthn->finish();
+        }
+        if (auto cluster = r.table("cluster")) {
+            Config::Cluster k;
+            k.node = cluster->string("node").value_or("");
+            if (!jit::valid_node_name(k.node)) {
+                cluster->fail("node",
+                              "a name of 1 to 64 letters, digits, dots, dashes or underscores");
+            }
+            k.database = cluster->string("database").value_or("");
+            if (k.database.empty()) {
+                cluster->fail("database", "the shared store's connection string is required");
+            }
+            if (k.database.find("password") != std::string::npos) {
+                cluster->fail("database", "no password here: use password_file");
+            }
+            k.password_file = cluster->string("password_file").value_or("");
+            k.lease = duration(*cluster, "lease", k.lease);
+            if (k.lease < std::chrono::seconds(1) || k.lease > std::chrono::minutes(5)) {
+                cluster->fail("lease", "between 1s and 5m");
+            }
+            if (c.pin_source == PinSourceKind::approver || c.pin_source == PinSourceKind::shares) {
+                cluster->fail("node",
+                              "a cluster node logs in by itself whenever the cluster has a grant: "
+                              "[pin] source must be \"sealed\" or \"file\"");
+            }
+            cluster->finish();
+            c.cluster = std::move(k);
         }
         if (auto metrics = r.table("metrics")) {
             c.metrics_listen = metrics->string("listen").value_or("127.0.0.1:9464");

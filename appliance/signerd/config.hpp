@@ -100,6 +100,15 @@ struct Config {
     std::string metrics_listen;            // host:port, loopback only; empty: off
     jit::Policy policy = jit::Policy::defaults();
     WebAuthnConfig webauthn;
+    // [cluster]: one node of several sharing a PostgreSQL store (cluster.hpp). Unset: a single
+    // appliance on SQLite.
+    struct Cluster {
+        std::string node;      // this node's name in the registry and in its records
+        std::string database;  // libpq's connection string, without the password
+        std::filesystem::path password_file;  // empty: none, ~/.pgpass or a client certificate
+        Duration lease = std::chrono::seconds(5);
+    };
+    std::optional<Cluster> cluster;
 
     std::optional<PeerIdentity> peer(std::uint32_t uid) const;
 };

@@ -36,7 +36,9 @@
 #include <iostream>
 #include <thread>
 
+#include "cluster.hpp"
 #include "config.hpp"
+#include "dkim/jit/shared_store.hpp"
 #include "dkim/jit/store.hpp"
 #include "dkim/lock_guarded.hpp"
 #include "dkim/provisioning/keys.hpp"
@@ -119,21 +121,63 @@ int run(const signerd::Config& config) {
                   << "\n";
         return 1;
     }
-    auto store = jit::open_sqlite_store(config.state_dir / "signerd.db");
-    if (!store) {
-        std::cerr << "dkim-signerd: " << store.error() << "\n";
-        return 1;
+    // The state store: signerd.db on a single appliance, the cluster's PostgreSQL on a node.
+    std::unique_ptr<jit::Store> store;
+    jit::SharedStore* shared = nullptr;
+    if (config.cluster) {
+        jit::PostgresOptions pg;
+        pg.conninfo = config.cluster->database;
+        pg.node = config.cluster->node;
+        pg.connect_timeout_s = 2;
+        if (!config.cluster->password_file.empty()) {
+            auto password = hsm::Secret::from_file(config.cluster->password_file);
+            if (!password) {
+                std::cerr << "dkim-signerd: " << config.file
+                          << ": [cluster] password_file: " << password.error().to_string() << "\n";
+                return 2;
+            }
+            std::string text(reinterpret_cast<const char*>(password->bytes().data()),
+                             password->size());
+            while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) {
+                text.back() = '\0';
+                text.pop_back();
+            }
+            pg.password = std::move(text);
+        }
+        auto opened = jit::open_postgres_store(std::move(pg));
+        if (!opened) {
+            std::cerr << "dkim-signerd: " << opened.error() << "\n";
+            return 1;
+        }
+        shared = opened->get();
+        store = std::move(*opened);
+    } else {
+        auto opened = jit::open_sqlite_store(config.state_dir / "signerd.db");
+        if (!opened) {
+            std::cerr << "dkim-signerd: " << opened.error() << "\n";
+            return 1;
+        }
+        store = std::move(*opened);
     }
-    auto state = (*store)->load();
+    auto state = store->load();
     if (!state) {
         std::cerr << "dkim-signerd: " << state.error() << "\n";
         return 1;
     }
-    jit::Journal journal(**store, state->audit_seq, state->audit_head);
+    jit::Journal journal(*store, state->audit_seq, state->audit_head);
     jit::Authority authority(journal, config.policy, *state);
     jit::Directory directory(journal, *state, config.password_cost);
     jit::KeyRegistry keys(state->keys);
     SystemClock clock;
+    std::unique_ptr<signerd::ClusterNode> cluster;
+    if (shared != nullptr) {
+        signerd::ClusterOptions cluster_options;
+        cluster_options.lease =
+            std::chrono::duration_cast<std::chrono::milliseconds>(config.cluster->lease);
+        cluster_options.version = DKIM_APPLIANCE_VERSION;
+        cluster = std::make_unique<signerd::ClusterNode>(*shared, authority, directory, keys, clock,
+                                                         cluster_options);
+    }
     signerd::Metrics metrics;
     journal.on_commit([&metrics](std::chrono::nanoseconds took, std::size_t records, bool ok) {
         metrics.audit_commit(static_cast<std::uint64_t>(took.count()), records, ok);
@@ -178,6 +222,10 @@ int run(const signerd::Config& config) {
         return 1;
     }
     options.pin_identity = std::make_shared<const custody::IdentityKey>(std::move(*identity));
+    if (cluster) {
+        options.cluster = cluster.get();
+        options.fenced = [&cluster] { return cluster->fenced(); };
+    }
     signerd::Service service(journal, authority, directory, keys, gate, clock, metrics, options);
 
     // The signerd.start record; after an unclean end, the next login's recovery checkpoint.
@@ -188,6 +236,32 @@ int run(const signerd::Config& config) {
         std::cerr << "dkim-signerd: the audit log cannot be written, refusing to start: "
                   << started.error() << "\n";
         return 1;
+    }
+
+    if (cluster) {
+        const TimePoint started = clock.now();
+        cluster->start([&service] { service.notify_change(); },
+                       [&service, &authority, &keys, &clock, &cluster, started] {
+                           jit::NodeStatus s;
+                           s.version = DKIM_APPLIANCE_VERSION;
+                           s.started = started;
+                           s.token = cluster->fenced()     ? "fenced"
+                                     : service.logged_in() ? "logged-in"
+                                                           : "logged-out";
+                           s.grants =
+                               static_cast<std::int64_t>(authority.active_count(clock.now()));
+                           for (const jit::KeyRecord& k : keys.all()) {
+                               if (k.signs()) {
+                                   s.selectors += (s.selectors.empty() ? "" : " ") + k.domain +
+                                                  "/" + k.selector;
+                               }
+                           }
+                           return s;
+                       });
+        std::cerr
+            << "dkim-signerd: cluster node " << config.cluster->node << ", lease "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(config.cluster->lease).count()
+            << " ms\n";
     }
 
     std::unique_ptr<signerd::Webhook> webhook;
@@ -267,6 +341,9 @@ int run(const signerd::Config& config) {
         service::notify_ready("serving on " + config.socket.string());
         (*server)->run();
         service::notify_stopping();
+    }
+    if (cluster) {
+        cluster->stop();
     }
     service.shutdown();
     if (webhook) {

@@ -40,6 +40,7 @@ Service::Service(jit::Journal& journal, jit::Authority& authority, jit::Director
       clock_(clock),
       metrics_(metrics),
       pin_source_(options.pin_source),
+      cluster_(options.cluster),
       custody_(journal, authority, directory,
                CustodyOptions{options.pin_source, options.pin_path, options.pin_unlock_window,
                               options.pin_identity, options.pin_share_set}),
@@ -83,8 +84,41 @@ Metrics::Gauges Service::gauges() const {
     return g;
 }
 
+// What a cluster node answers without its decision lock: signatures (their use is spent in the
+// shared store's commit), public keys and status, and the summary (read from the store).
+template <class T>
+constexpr bool outside_decisions() {
+    return std::is_same_v<T, ipc::SignRequest> || std::is_same_v<T, ipc::PublicKeyRequest> ||
+           std::is_same_v<T, ipc::SigningKeysRequest> || std::is_same_v<T, ipc::StatusRequest> ||
+           std::is_same_v<T, ipc::SigningSummaryRequest>;
+}
+
 ipc::Reply Service::handle(const Peer& peer, ipc::Request& request) {
-    ipc::Reply reply = std::visit([&](auto& r) { return dispatch(peer, r); }, request);
+    ipc::Reply reply = std::visit(
+        [&](auto& r) -> ipc::Reply {
+            using T = std::decay_t<decltype(r)>;
+            if constexpr (outside_decisions<T>()) {
+                if (std::is_same_v<T, ipc::SignRequest> && cluster_ != nullptr &&
+                    cluster_->fenced()) {
+                    metrics_.refusal(Metrics::Refusal::audit);
+                    return error_reply(ipc::ErrorCode::unavailable,
+                                       "this node is cut off from the cluster's shared store");
+                }
+                return dispatch(peer, r);
+            } else {
+                if (cluster_ == nullptr) {
+                    return dispatch(peer, r);
+                }
+                // One decision of the cluster: on its latest state, under its lock.
+                ipc::Reply decided;
+                auto ran = cluster_->decide([&] { decided = dispatch(peer, r); });
+                if (!ran) {
+                    return error_reply(ipc::ErrorCode::unavailable, ran.error());
+                }
+                return decided;
+            }
+        },
+        request);
     // Wipe every secret the request carried, whatever the outcome.
     ipc::wipe_secrets(request);
     return reply;
@@ -229,7 +263,13 @@ Expected<void, std::string> Service::start(const std::string& detail) {
 
 void Service::tick() {
     const auto now = clock_.now();
-    authority_.sweep(now);
+    if (cluster_ == nullptr) {
+        authority_.sweep(now);
+    } else {
+        // The records of what ended are decisions too: one node writes each, on the latest
+        // state (the others find them done when they reload).
+        (void)cluster_->decide([&] { authority_.sweep(now); });
+    }
     custody_.sweep(now);
     (void)lifecycle_.reconcile(now);
     lifecycle_.checkpoint_if_due(now);

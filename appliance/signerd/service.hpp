@@ -9,6 +9,7 @@
 #include <functional>
 
 #include "audit_handlers.hpp"
+#include "cluster.hpp"
 #include "config.hpp"
 #include "dkim/clock.hpp"
 #include "dkim/dkim/signing_profile.hpp"
@@ -42,6 +43,9 @@ struct ServiceOptions : LifecycleOptions {
     Duration pin_unlock_window = std::chrono::minutes(15);
     std::shared_ptr<const custody::IdentityKey> pin_identity;  // null: a new one in memory
     std::optional<jit::PinShareSet> pin_share_set;             // as stored
+    // A node of a cluster (cluster.hpp): decisions under the cluster's lock on its latest
+    // state; signing refused while fenced. Null: a single appliance.
+    ClusterNode* cluster = nullptr;
 };
 
 class Service {
@@ -65,6 +69,8 @@ class Service {
     TimePoint next_tick() const;
     // Called when a tick may be due earlier than announced (a new grant, a revoke).
     void on_change(std::function<void()> wake) { lifecycle_.on_change(std::move(wake)); }
+    // Wakes the lifecycle thread (a cluster node reloaded the state, or was fenced).
+    void notify_change() { lifecycle_.notify_change(); }
 
     // Checkpoint and log out; for SIGTERM.
     void shutdown();
@@ -93,6 +99,7 @@ class Service {
     const Clock& clock_;
     Metrics& metrics_;
     const PinSourceKind pin_source_;
+    ClusterNode* const cluster_;
     PinCustody custody_;
     TokenLifecycle lifecycle_;
     SigningHandlers signing_;

@@ -131,8 +131,18 @@ Expected<void, std::string> TokenLifecycle::reconcile(TimePoint now) {
 }
 
 Expected<void, std::string> TokenLifecycle::reconcile_locked(State& state, TimePoint now) {
-    const bool active = authority_.any_active(now);
     const bool in = gate_.logged_in();
+    if (options_.fenced && options_.fenced()) {
+        if (in) {
+            // Out first: the checkpoint and the record need the store that cannot be reached.
+            gate_.logout();
+            metrics_.logout();
+            (void)record(now, "token.logout", "ok",
+                         "cut off from the cluster's shared store for longer than the lease");
+        }
+        return unexpected(std::string("cut off from the cluster's shared store"));
+    }
+    const bool active = authority_.any_active(now);
     if (active && !in) {
         if (custody_.mode() == PinSourceKind::approver) {
             // Logged in only by the approval that brings the PIN (login_for).

@@ -44,6 +44,10 @@ struct LifecycleOptions {
     // or after this many records, whichever first; and one right before every logout.
     Duration checkpoint_interval = std::chrono::minutes(5);
     std::int64_t checkpoint_records = 10'000;
+    // A cluster node cut off from the shared store for longer than its lease (cluster.hpp): the
+    // token logs out (without a checkpoint, which could not be written) and stays out until the
+    // store is back. Unset: a single appliance.
+    std::function<bool()> fenced;
 };
 
 class TokenLifecycle {

@@ -41,6 +41,9 @@ std::string canonical_encoding(const AuditRecord& r) {
     put(out, r.request_id);
     put(out, r.grant_id);
     put(out, r.detail);
+    if (!r.node.empty()) {
+        put(out, r.node);
+    }
     return out;
 }
 

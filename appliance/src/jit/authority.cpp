@@ -42,7 +42,15 @@ std::string grant_end_event(GrantState state) {
 
 Authority::Authority(Journal& journal, Policy policy, const StoredState& stored)
     : journal_(journal), policy_(std::move(policy)) {
+    reload(stored);
+}
+
+void Authority::reload(const StoredState& stored) {
     auto state = state_.lock();
+    state->requests.clear();
+    state->grants.clear();
+    state->next_request_id = 1;
+    state->next_grant_id = 1;
     for (const Request& r : stored.requests) {
         state->requests[r.id] = r;
         state->next_request_id = std::max(state->next_request_id, r.id + 1);

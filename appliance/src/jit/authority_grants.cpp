@@ -244,7 +244,8 @@ std::shared_ptr<Journal::Ticket> Authority::begin_signature(const SignPermit& pe
     r.detail = "use " + std::to_string(permit.use) + "; " + detail;
     std::vector<AuditRecord> records;
     records.push_back(std::move(r));
-    return journal_.submit(signature_mutations(permit, 1, std::nullopt), std::move(records));
+    return journal_.submit(signature_mutations(permit, 1, std::nullopt), std::move(records),
+                           permit.grant_id, permit.given);
 }
 
 Expected<void, std::string> Authority::record_signature(const SignPermit& permit,
@@ -259,8 +260,15 @@ Expected<void, std::string> Authority::record_signature(const SignPermit& permit
         return journal_.write(signature_mutations(permit, -1, signing_hour(*issued_at)),
                               std::move(r));
     }
-    return journal_.write(signature_mutations(permit, outcome == "issued" ? 1 : 0, std::nullopt),
-                          std::move(r));
+    if (outcome == "issued") {
+        std::vector<AuditRecord> records;
+        records.push_back(std::move(r));
+        return journal_
+            .submit(signature_mutations(permit, 1, std::nullopt), std::move(records),
+                    permit.grant_id, permit.given)
+            ->wait();
+    }
+    return journal_.write(signature_mutations(permit, 0, std::nullopt), std::move(r));
 }
 
 Expected<void, std::string> Authority::record_sign_refusal(const std::string& client,

@@ -48,7 +48,12 @@ bool is_valid_user_name(std::string_view name) {
 
 Directory::Directory(Journal& journal, const StoredState& stored, PasswordCost cost)
     : journal_(journal), cost_(cost) {
+    reload(stored);
+}
+
+void Directory::reload(const StoredState& stored) {
     auto state = state_.lock();
+    *state = State{};
     for (const User& u : stored.users) {
         state->users[u.name] = u;
     }

@@ -50,10 +50,13 @@ void Journal::on_commit(std::function<void(std::chrono::nanoseconds, std::size_t
 }
 
 std::shared_ptr<Journal::Ticket> Journal::submit(std::vector<Mutation> mutations,
-                                                 std::vector<AuditRecord> records) {
+                                                 std::vector<AuditRecord> records,
+                                                 std::int64_t claim, TimePoint claim_at) {
     auto ticket = std::make_shared<Ticket>();
     ticket->mutations_ = std::move(mutations);
     ticket->records_ = std::move(records);
+    ticket->claim_ = claim;
+    ticket->claim_at_ = claim_at;
     state_.lock()->queue.push_back(ticket);
     queued_.notify_one();
     return ticket;
@@ -113,60 +116,103 @@ void Journal::run() {
             observer = state->observer;
         }
 
-        std::vector<Mutation> mutations;
-        std::vector<AuditRecord> records;
+        std::vector<CommitEntry> entries;
+        entries.reserve(batch.size());
         for (const auto& ticket : batch) {
-            if (ticket->make_) {
-                // The head this commit leaves before the checkpoint: earlier tickets of the
-                // batch are numbered already.
-                ticket->records_.insert(ticket->records_.begin(), ticket->make_(seq, head, time));
-                ticket->make_ = nullptr;
-            }
-            for (AuditRecord& r : ticket->records_) {
-                r.time = std::max(r.time, time);
-                time = r.time;
-                r.seq = ++seq;
-                r.hash = chain_hash(head, r);
-                head = r.hash;
-                records.push_back(r);
-            }
-            for (Mutation& m : ticket->mutations_) {
-                // A signing tally counts in the hour of its record as dated here (store.hpp).
-                if (auto* tally = std::get_if<SigningTally>(&m);
-                    tally != nullptr && !tally->hour && !ticket->records_.empty()) {
-                    tally->hour = signing_hour(ticket->records_.front().time);
-                }
-                mutations.push_back(std::move(m));
-            }
+            CommitEntry e;
+            e.mutations = &ticket->mutations_;
+            e.records = &ticket->records_;
+            e.make = ticket->make_ ? &ticket->make_ : nullptr;
+            e.claim = ticket->claim_;
+            e.claim_at = ticket->claim_at_;
+            entries.push_back(std::move(e));
+        }
+        std::size_t count = 0;
+        for (const auto& ticket : batch) {
+            count += ticket->records_.size() + (ticket->make_ ? 1 : 0);
         }
         const auto started = std::chrono::steady_clock::now();
-        auto result = store_.commit(mutations, records);
+        auto result = store_.append(entries, ChainEnd{seq, head, time});
         const auto took = std::chrono::steady_clock::now() - started;
         if (observer) {
-            observer(std::chrono::duration_cast<std::chrono::nanoseconds>(took), records.size(),
+            observer(std::chrono::duration_cast<std::chrono::nanoseconds>(took), count,
                      result.has_value());
         }
 
         {
             auto state = state_.lock();
             if (result) {
-                state->seq = seq;
-                state->head = head;
-                state->time = time;
+                state->seq = result->seq;
+                state->head = result->head;
+                state->time = result->time;
                 state->failure.reset();
             } else {
                 state->failure = result.error();  // seq and head stay: the batch never happened
             }
         }
-        for (const auto& ticket : batch) {
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+            const auto& ticket = batch[i];
+            ticket->make_ = nullptr;
             {
                 auto completion = ticket->completion_.lock();
-                completion->result = result;
+                if (!result) {
+                    completion->result = unexpected(result.error());
+                } else if (entries[i].refused) {
+                    completion->result = unexpected(*entries[i].refused);
+                } else {
+                    completion->result = {};
+                }
                 completion->finished = true;
             }
             ticket->done_.notify_all();
         }
     }
+}
+
+ChainEnd chain_entries(std::vector<CommitEntry>& entries, ChainEnd end, const std::string& node) {
+    for (CommitEntry& entry : entries) {
+        if (entry.refused) {
+            continue;
+        }
+        if (entry.make != nullptr && *entry.make) {
+            // The head this commit leaves before the checkpoint: earlier entries of the batch
+            // are numbered already.
+            entry.records->insert(entry.records->begin(),
+                                  (*entry.make)(end.seq, end.head, end.time));
+        }
+        for (AuditRecord& r : *entry.records) {
+            r.time = std::max(r.time, end.time);
+            end.time = r.time;
+            r.seq = ++end.seq;
+            r.node = node;
+            r.hash = chain_hash(end.head, r);
+            end.head = r.hash;
+        }
+        for (Mutation& m : *entry.mutations) {
+            // A signing tally counts in the hour of its record as dated here (store.hpp).
+            if (auto* tally = std::get_if<SigningTally>(&m);
+                tally != nullptr && !tally->hour && !entry.records->empty()) {
+                tally->hour = signing_hour(entry.records->front().time);
+            }
+        }
+    }
+    return end;
+}
+
+// A store that only this process writes: the journal's end is the log's end.
+Expected<ChainEnd, std::string> Store::append(std::vector<CommitEntry>& entries,
+                                              const ChainEnd& local) {
+    const ChainEnd end = chain_entries(entries, local, {});
+    std::vector<Mutation> mutations;
+    std::vector<AuditRecord> records;
+    for (const CommitEntry& entry : entries) {
+        mutations.insert(mutations.end(), entry.mutations->begin(), entry.mutations->end());
+        records.insert(records.end(), entry.records->begin(), entry.records->end());
+    }
+    if (auto committed = commit(mutations, records); !committed) {
+        return unexpected(committed.error());
+    }
+    return end;
 }
 
 }  // namespace dkim::jit

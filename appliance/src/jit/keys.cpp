@@ -52,6 +52,10 @@ std::vector<KeyRecord> sorted_records(std::vector<KeyRecord> records) {
 KeyRegistry::KeyRegistry(std::vector<KeyRecord> records)
     : records_(sorted_records(std::move(records))) {}
 
+void KeyRegistry::reload(std::vector<KeyRecord> records) {
+    *records_.lock() = sorted_records(std::move(records));
+}
+
 std::optional<KeyRecord> KeyRegistry::find(std::string_view domain,
                                            std::string_view selector) const {
     const auto records = records_.read_only_lock();

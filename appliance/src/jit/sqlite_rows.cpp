@@ -6,18 +6,10 @@
 #include <string>
 
 #include "sqlite_connection.hpp"
+#include "store_text.hpp"
 
 namespace dkim::jit::detail {
 namespace {
-
-// Failure times as stored in login_failures.recent.
-std::string failure_times_text(const std::vector<TimePoint>& times) {
-    std::string out;
-    for (const TimePoint t : times) {
-        out += (out.empty() ? "" : " ") + std::to_string(to_unix_ms(t));
-    }
-    return out;
-}
 
 std::string hash_text(const ChainHash& h) {
     return std::string(reinterpret_cast<const char*>(h.data()), h.size());
@@ -242,10 +234,7 @@ bool SqliteConnection::apply(const Passkey& p) {
 }
 
 bool SqliteConnection::apply(const PinShareSet& set) {
-    std::string holders;
-    for (const PinShareHolder& h : set.holders) {
-        holders += h.custodian + ' ' + std::to_string(h.index) + ' ' + h.commitment + '\n';
-    }
+    const std::string holders = share_holders_text(set);
     Statement* s = statement(
         "INSERT INTO pin_share_set(id, set_id, threshold, holders, created, created_by) "
         "VALUES (1,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET set_id = excluded.set_id, "

@@ -20,35 +20,17 @@
 #include "dkim/jit/store.hpp"
 #include "dkim/lock_guarded.hpp"
 #include "sqlite_connection.hpp"
+#include "store_text.hpp"
 
 namespace dkim::jit {
 namespace {
 
+using detail::failure_times_from;
+using detail::kMaxStoredFailureTimes;
+using detail::operation_from;
+using detail::request_state_from;
 using detail::SqliteConnection;
 using detail::Statement;
-
-// More than the directory keeps (Directory::kMaxFailures): a row edited by hand stays bounded.
-constexpr std::size_t kMaxStoredFailureTimes = 16;
-
-// At most `limit` of them, the last ones; anything that is not a number is skipped.
-std::vector<TimePoint> failure_times_from(const std::string& text, std::size_t limit) {
-    std::vector<TimePoint> out;
-    std::size_t at = 0;
-    while (at < text.size()) {
-        const std::size_t end = std::min(text.find(' ', at), text.size());
-        const std::string word = text.substr(at, end - at);
-        at = end + 1;
-        if (word.empty() || word.size() > 18 ||
-            !std::all_of(word.begin(), word.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-            continue;
-        }
-        out.push_back(from_unix_ms(std::stoll(word)));
-        if (out.size() > limit) {
-            out.erase(out.begin());
-        }
-    }
-    return out;
-}
 
 ChainHash hash_from(const std::string& text) {
     ChainHash h{};
@@ -56,21 +38,6 @@ ChainHash hash_from(const std::string& text) {
         std::copy(text.begin(), text.end(), h.begin());
     }
     return h;
-}
-
-Operation operation_from(const std::string& text) {
-    return parse_operation(text).value_or(Operation::admin);
-}
-
-RequestState request_state_from(const std::string& text) {
-    for (RequestState s :
-         {RequestState::pending, RequestState::approved, RequestState::denied,
-          RequestState::cancelled, RequestState::expired, RequestState::superseded}) {
-        if (to_string(s) == text) {
-            return s;
-        }
-    }
-    return RequestState::cancelled;  // unknown: never pending, never approved
 }
 
 class SqliteStore final : public Store {
@@ -315,11 +282,7 @@ Expected<StoredState, std::string> SqliteStore::load() {
             PinShareSet set;
             set.set_id = s->text(0);
             set.threshold = static_cast<std::uint32_t>(s->integer(1));
-            std::istringstream lines(s->text(2));
-            PinShareHolder h;
-            while (lines >> h.custodian >> h.index >> h.commitment) {
-                set.holders.push_back(h);
-            }
+            set.holders = detail::share_holders_from(s->text(2));
             set.created = from_unix_ms(s->integer(3));
             set.created_by = s->text(4);
             state.pin_share_set = std::move(set);

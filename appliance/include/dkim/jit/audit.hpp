@@ -65,7 +65,10 @@ struct AuditRecord {
     std::int64_t request_id = 0;
     std::int64_t grant_id = 0;
     std::string detail;  // action-specific, e.g. "a=rsa-sha256 h=<sha256 of header block>"
-    ChainHash hash{};    // assigned by the journal
+    // The cluster node that wrote it (several signerd sharing one PostgreSQL log); empty on a
+    // single appliance. Hashed only when set, so that a single node's log hashes as before.
+    std::string node;
+    ChainHash hash{};  // assigned by the journal
 };
 
 std::string canonical_encoding(const AuditRecord& record);

@@ -137,6 +137,9 @@ class Authority {
     Authority(Journal& journal, Policy policy, const StoredState& state);
     Authority(const Authority&) = delete;
     Authority& operator=(const Authority&) = delete;
+    // Replaces the requests and grants with the stored ones (a cluster node whose store another
+    // node changed). The event listener stays.
+    void reload(const StoredState& state);
 
     // A request (other than break-glass) whose whole scope an active grant covers already is
     // refused (conflict, naming the grant): there is nothing to approve while it lasts.

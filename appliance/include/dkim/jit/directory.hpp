@@ -38,6 +38,9 @@ class Directory {
     Directory(Journal& journal, const StoredState& state, PasswordCost cost);
     Directory(const Directory&) = delete;
     Directory& operator=(const Directory&) = delete;
+    // Replaces users, tokens, passkeys and failures with the stored ones (a cluster node whose
+    // store another node changed).
+    void reload(const StoredState& state);
 
     // `by` is recorded; whether `by` may do it is the caller's check (local operator, or an
     // admin holding an admin grant).

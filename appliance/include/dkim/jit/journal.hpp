@@ -45,8 +45,11 @@ class Journal {
     // Commits what is queued, then stops the committer.
     ~Journal();
 
+    // `claim`: the grant whose use this signature spends (CommitEntry::claim): a store shared by
+    // several nodes refuses the ticket when that grant has ended elsewhere.
     std::shared_ptr<Ticket> submit(std::vector<Mutation> mutations,
-                                   std::vector<AuditRecord> records);
+                                   std::vector<AuditRecord> records, std::int64_t claim = 0,
+                                   TimePoint claim_at = {});
     // Durable on success. The records' seq and hash are filled in.
     Expected<void, std::string> write(std::vector<Mutation> mutations,
                                       std::vector<AuditRecord>& records);
@@ -59,8 +62,7 @@ class Journal {
     // cannot move it afterwards). `make` runs on the committer thread (it may use the token;
     // other writers wait for it). On success `records` holds the checkpoint record first,
     // then the others, numbered and hashed.
-    using CheckpointMaker =
-        std::function<AuditRecord(std::int64_t seq, const ChainHash& head, TimePoint not_before)>;
+    using CheckpointMaker = jit::CheckpointMaker;
     Expected<void, std::string> write_checkpoint(CheckpointMaker make,
                                                  std::vector<AuditRecord>& records);
 
@@ -115,6 +117,8 @@ class Journal::Ticket {
     std::vector<Mutation> mutations_;
     std::vector<AuditRecord> records_;
     CheckpointMaker make_;
+    std::int64_t claim_ = 0;
+    TimePoint claim_at_{};
     struct Completion {
         bool finished = false;
         Expected<void, std::string> result{};

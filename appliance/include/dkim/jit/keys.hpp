@@ -68,6 +68,8 @@ class KeyRegistry {
     std::vector<KeyRecord> of_domain(std::string_view domain) const;
     // After the commit that made `record` durable.
     void put(const KeyRecord& record);
+    // All of them, as stored (a cluster node reloading its state).
+    void reload(std::vector<KeyRecord> records);
 
   private:
     LockGuarded<std::vector<KeyRecord>> records_;  // sorted by domain, selector

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -115,6 +116,39 @@ struct StoredState {
     ChainHash audit_head{};                    // hash of the last record
 };
 
+// The end of the audit log: the last record's number, hash and time.
+struct ChainEnd {
+    std::int64_t seq = 0;
+    ChainHash head{};
+    TimePoint time{};
+};
+
+// Makes a checkpoint record from the end of the log just before it (journal.hpp).
+using CheckpointMaker =
+    std::function<AuditRecord(std::int64_t seq, const ChainHash& head, TimePoint not_before)>;
+
+// One writer's part of a group commit (a Journal ticket, as the store sees it).
+struct CommitEntry {
+    std::vector<Mutation>* mutations = nullptr;
+    std::vector<AuditRecord>* records = nullptr;  // numbered and hashed by chain_entries
+    CheckpointMaker* make = nullptr;              // a checkpoint record first, if set
+    // A signature's use of this grant (0: none). A store shared by several nodes spends it in
+    // the shared counter and refuses the entry when the grant has ended there (revoked, expired,
+    // budget spent by another node); a store of one node has nothing to add to the
+    // authority's own check.
+    std::int64_t claim = 0;
+    TimePoint claim_at{};
+    // Set by the store when this entry, alone, was not committed: why. Its records are then
+    // not in the log and its writer must not act on them (fail closed).
+    std::optional<std::string> refused;
+};
+
+// Numbers and chains the records of the entries that are not refused, after `end` and in
+// order: a checkpoint maker's record first, times never decreasing along the chain, a signing
+// tally without an hour dated with its entry's first record. Returns the new end. `node`, when
+// not empty, is written into each record (a cluster's records name their node).
+ChainEnd chain_entries(std::vector<CommitEntry>& entries, ChainEnd end, const std::string& node);
+
 class Store {
   public:
     virtual ~Store() = default;
@@ -123,6 +157,13 @@ class Store {
     // durable transaction.
     virtual Expected<void, std::string> commit(const std::vector<Mutation>& mutations,
                                                const std::vector<AuditRecord>& records) = 0;
+    // The journal's group commit: chains the entries' records after the end of the log (as the
+    // store holds it inside the transaction: `local`, the journal's own end, for a store only
+    // this process writes) and commits them with the mutations in one durable transaction.
+    // Returns the new end. An entry the store refuses alone is marked (CommitEntry::refused);
+    // an error means nothing of the batch was kept.
+    virtual Expected<ChainEnd, std::string> append(std::vector<CommitEntry>& entries,
+                                                   const ChainEnd& local);
     // Records with seq in [from, from + limit), in order.
     virtual Expected<std::vector<AuditRecord>, std::string> audit_records(std::int64_t from,
                                                                           std::int64_t limit) = 0;
