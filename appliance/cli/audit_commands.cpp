@@ -6,15 +6,19 @@
 #include <charconv>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 
 #include "commands.hpp"
 #include "dkim/crypto/base64.hpp"
 #include "dkim/crypto/public_key.hpp"
 #include "dkim/crypto/sha256.hpp"
+#include "dkim/hsm/secret.hpp"
 #include "dkim/jit/audit.hpp"
 #include "dkim/jit/challenges.hpp"
+#include "dkim/jit/shared_store.hpp"
 #include "dkim/jit/store.hpp"
 #include "dkim/provisioning/keys.hpp"
 #include "dkim/text/json.hpp"
@@ -25,17 +29,46 @@ namespace {
 
 struct AuditFileArgs {
     std::string db;
+    // A cluster's shared store instead (libpq connection string, password apart).
+    std::string database;
+    std::string password_file;
     std::string out;
     std::string against;
     provisioning::TokenLocation where;
+    std::string node;                    // the cluster node whose token --token is
+    std::vector<std::string> node_keys;  // NAME=BASE64: other nodes' audit public keys
 };
 
-Expected<std::pair<std::vector<jit::AuditRecord>, std::vector<jit::Checkpoint>>, std::string>
-read_store(const std::string& db) {
+// signerd.db read-only, or the cluster's PostgreSQL store read-only.
+Expected<std::unique_ptr<jit::Store>, std::string> open_store(const AuditFileArgs& args) {
+    if (!args.database.empty()) {
+        jit::PostgresOptions options;
+        options.conninfo = args.database;
+        options.read_only = true;
+        options.node = "audit-verify";
+        if (!args.password_file.empty()) {
+            auto password = hsm::Secret::from_file(args.password_file);
+            if (!password) {
+                return unexpected("--password-file: " + password.error().to_string());
+            }
+            options.password.assign(reinterpret_cast<const char*>(password->bytes().data()),
+                                    password->size());
+        }
+        auto store = jit::open_postgres_store(std::move(options));
+        if (!store) {
+            return unexpected(store.error());
+        }
+        return std::unique_ptr<jit::Store>(std::move(*store));
+    }
     jit::SqliteOptions options;
     options.read_only = true;
     options.create = false;
-    auto store = jit::open_sqlite_store(db, options);
+    return jit::open_sqlite_store(args.db, options);
+}
+
+Expected<std::pair<std::vector<jit::AuditRecord>, std::vector<jit::Checkpoint>>, std::string>
+read_store(const AuditFileArgs& args) {
+    auto store = open_store(args);
     if (!store) {
         return unexpected(store.error());
     }
@@ -65,7 +98,7 @@ read_store(const std::string& db) {
 }
 
 int run_audit_export(const AuditFileArgs& args) {
-    auto data = read_store(args.db);
+    auto data = read_store(args);
     if (!data) {
         return fail(data.error());
     }
@@ -80,8 +113,11 @@ int run_audit_export(const AuditFileArgs& args) {
             << ",\"scope\":" << text::json_quote(r.scope)
             << ",\"outcome\":" << text::json_quote(r.outcome)
             << ",\"reason\":" << text::json_quote(r.reason) << ",\"request_id\":" << r.request_id
-            << ",\"grant_id\":" << r.grant_id << ",\"detail\":" << text::json_quote(r.detail)
-            << ",\"hash\":\"" << jit::to_hex(r.hash) << "\"}\n";
+            << ",\"grant_id\":" << r.grant_id << ",\"detail\":" << text::json_quote(r.detail);
+        if (!r.node.empty()) {
+            out << ",\"node\":" << text::json_quote(r.node);
+        }
+        out << ",\"hash\":\"" << jit::to_hex(r.hash) << "\"}\n";
     }
     for (const jit::Checkpoint& c : data->second) {
         out << "{\"type\":\"checkpoint\",\"seq\":" << c.seq << ",\"head\":\"" << jit::to_hex(c.head)
@@ -169,7 +205,7 @@ Expected<std::vector<jit::Checkpoint>, std::string> read_anchors(const std::stri
 // every record covered by a later signed checkpoint but the tail, which is named. With
 // --token the signatures are checked with the audit key's public half (no PIN needed).
 int run_audit_verify(const AuditFileArgs& args) {
-    auto data = read_store(args.db);
+    auto data = read_store(args);
     if (!data) {
         return fail(data.error());
     }
@@ -184,9 +220,12 @@ int run_audit_verify(const AuditFileArgs& args) {
     }
     jit::LogCheckOptions options;
     options.now = SystemClock().now();
-    std::optional<crypto::PublicKey> public_key;
+    // The audit keys' public halves, by node ("" on a single appliance): the one in --token
+    // (the node named by --node), and any given with --node-key.
+    std::map<std::string, std::optional<crypto::PublicKey>> keys;
     if (!args.where.token.empty()) {
         auto key = provisioning::public_key(args.where, hsm::KeyName{"signerd.invalid", "audit"});
+        std::optional<crypto::PublicKey> public_key;
         if (key) {
             auto parsed = crypto::PublicKey::parse(
                 KeyType::ed25519,
@@ -200,8 +239,32 @@ int run_audit_verify(const AuditFileArgs& args) {
             return fail("audit key: " + key.error().to_string());
         }
         // No audit key in the token: no checkpoint can be valid, and each one found says so.
-        options.signature_valid = [&public_key](const jit::Checkpoint& c) {
-            return public_key && public_key->verify(
+        keys[args.node] = std::move(public_key);
+    }
+    for (const std::string& given : args.node_keys) {
+        const auto eq = given.find('=');
+        const auto raw = eq == std::string::npos
+                             ? std::nullopt
+                             : crypto::base64_decode(std::string_view(given).substr(eq + 1));
+        auto parsed = raw ? crypto::PublicKey::parse(KeyType::ed25519, *raw)
+                          : Expected<crypto::PublicKey, std::string>(
+                                unexpected(std::string("expected NAME=BASE64")));
+        if (!parsed) {
+            return fail("--node-key " + given + ": " + parsed.error());
+        }
+        keys[given.substr(0, eq)] = std::move(*parsed);
+    }
+    // A cluster's checkpoints of nodes without a key are matched against the chain, not
+    // checked; the report names those nodes.
+    std::set<std::string> unchecked;
+    if (!keys.empty()) {
+        options.signature_valid = [&keys, &unchecked](const jit::Checkpoint& c) {
+            const auto it = keys.find(c.node);
+            if (it == keys.end()) {
+                unchecked.insert(c.node);
+                return true;
+            }
+            return it->second && it->second->verify(
                                      SigningAlgorithm::ed25519_sha256,
                                      crypto::Sha256::hash(jit::checkpoint_message(c)), c.signature);
         };
@@ -233,6 +296,13 @@ int run_audit_verify(const AuditFileArgs& args) {
     }
     if (report.signatures_checked) {
         std::cout << "; " << report.signatures_valid << " checkpoint signatures valid";
+        if (!unchecked.empty()) {
+            std::cout << " (of which the checkpoints of node";
+            for (const std::string& node : unchecked) {
+                std::cout << " " << node;
+            }
+            std::cout << " not checked: give --node-key NAME=KEY)";
+        }
     } else {
         std::cout << " (signatures not checked: give --token to check them)";
     }
@@ -291,18 +361,68 @@ void add_audit_commands(CLI::App& app, int& exit_code) {
     auto file_args = std::make_shared<AuditFileArgs>();
     CLI::App* exp =
         audit->add_subcommand("export", "write the log and its checkpoints as JSON lines");
-    exp->add_option("--db", file_args->db, "signerd.db in the state folder")->required();
+    auto* exp_db = exp->add_option("--db", file_args->db, "signerd.db in the state folder");
+    auto* exp_database =
+        exp->add_option("--database", file_args->database,
+                        "a cluster's shared store: libpq's connection string (read-only)");
+    exp_db->excludes(exp_database);
+    exp->add_option("--password-file", file_args->password_file,
+                    "the database password, with --database");
     exp->add_option("--out", file_args->out, "output file")->required();
-    exp->callback([&exit_code, file_args] { exit_code = run_audit_export(*file_args); });
+    exp->callback([&exit_code, file_args, exp] {
+        if (exp->count("--db") + exp->count("--database") != 1) {
+            std::cerr << "dkim-appliance: audit export needs --db or --database\n";
+            exit_code = kUsage;
+            return;
+        }
+        exit_code = run_audit_export(*file_args);
+    });
     CLI::App* ver = audit->add_subcommand(
         "verify", "walk the hash chain and report the first broken record; exit 1 if broken");
-    ver->add_option("--db", file_args->db, "signerd.db in the state folder")->required();
+    auto* ver_db = ver->add_option("--db", file_args->db, "signerd.db in the state folder");
+    auto* ver_database = ver->add_option(
+        "--database", file_args->database,
+        "a cluster's shared store: libpq's connection string (read-only); the whole cluster's "
+        "log");
+    ver_db->excludes(ver_database);
+    ver->add_option("--password-file", file_args->password_file,
+                    "the database password, with --database");
+    ver->add_option("--node", file_args->node,
+                    "with --database: the node whose token --token is (its checkpoints are "
+                    "checked with it)");
+    ver->add_option("--node-key", file_args->node_keys,
+                    "NAME=BASE64: another node's audit public key (`audit key` on that node)");
     ver->add_option("--against", file_args->against,
                     "an earlier `audit export`: the log must still hold all of it (truncation)");
     ver->add_option("--module", file_args->where.module,
                     "PKCS#11 module, to check checkpoint signatures");
     ver->add_option("--token", file_args->where.token, "token label or URI holding the audit key");
-    ver->callback([&exit_code, file_args] { exit_code = run_audit_verify(*file_args); });
+    ver->callback([&exit_code, file_args, ver] {
+        if (ver->count("--db") + ver->count("--database") != 1) {
+            std::cerr << "dkim-appliance: audit verify needs --db or --database\n";
+            exit_code = kUsage;
+            return;
+        }
+        exit_code = run_audit_verify(*file_args);
+    });
+    // audit key: the audit key's public half, for --node-key on the other nodes.
+    auto key_where = std::make_shared<provisioning::TokenLocation>();
+    CLI::App* key = audit->add_subcommand(
+        "key", "print the audit key's public half (base64), for `audit verify --node-key`");
+    key->add_option("--module", key_where->module, "PKCS#11 module")->required();
+    key->add_option("--token", key_where->token, "token label or URI")->required();
+    key->callback([&exit_code, key_where] {
+        auto found = provisioning::public_key(*key_where, hsm::KeyName{"signerd.invalid", "audit"});
+        if (!found) {
+            exit_code = fail("audit key: " + found.error().to_string());
+            return;
+        }
+        std::cout << crypto::base64_encode(std::string_view(
+                         reinterpret_cast<const char*>(found->public_key.raw.data()),
+                         found->public_key.raw.size()))
+                  << "\n";
+        exit_code = 0;
+    });
 }
 
 }  // namespace dkim::cli

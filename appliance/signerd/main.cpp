@@ -225,6 +225,7 @@ int run(const signerd::Config& config) {
     if (cluster) {
         options.cluster = cluster.get();
         options.fenced = [&cluster] { return cluster->fenced(); };
+        options.node = config.cluster->node;
     }
     signerd::Service service(journal, authority, directory, keys, gate, clock, metrics, options);
 

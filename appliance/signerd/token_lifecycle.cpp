@@ -29,7 +29,7 @@ TokenLifecycle::TokenLifecycle(jit::Journal& journal, const jit::Authority& auth
       metrics_(metrics),
       custody_(custody),
       options_(std::move(options)),
-      state_(State{journal.seq(), now, 0, {}}) {}
+      state_(State{journal.seq(), now, 0, {}, 0, std::nullopt}) {}
 
 void TokenLifecycle::on_change(std::function<void()> wake) {
     *wake_.lock() = std::move(wake);
@@ -134,13 +134,24 @@ Expected<void, std::string> TokenLifecycle::reconcile_locked(State& state, TimeP
     const bool in = gate_.logged_in();
     if (options_.fenced && options_.fenced()) {
         if (in) {
-            // Out first: the checkpoint and the record need the store that cannot be reached.
+            // Out at once, without the checkpoint and the record: they need the store that
+            // cannot be reached. The record is written when it is back.
             gate_.logout();
             metrics_.logout();
-            (void)record(now, "token.logout", "ok",
-                         "cut off from the cluster's shared store for longer than the lease");
+            state.fenced_logout = now;
         }
         return unexpected(std::string("cut off from the cluster's shared store"));
+    }
+    if (state.fenced_logout) {
+        if (auto written = record(now, "token.logout", "ok",
+                                  "cut off from the cluster's shared store for longer than the "
+                                  "lease at " +
+                                      std::to_string(to_unix_ms(*state.fenced_logout)) +
+                                      " (unix ms): logged out without a checkpoint");
+            !written) {
+            return unexpected(written.error());
+        }
+        state.fenced_logout.reset();
     }
     const bool active = authority_.any_active(now);
     if (active && !in) {
@@ -291,7 +302,8 @@ Expected<jit::LogEnd, std::string> TokenLifecycle::read_log_end() {
             return unexpected(records.error());
         }
         for (auto it = records->rbegin(); it != records->rend(); ++it) {
-            if (!jit::is_lifecycle_record(*it)) {
+            // A cluster node's own records: the others' sessions are theirs.
+            if (!jit::is_lifecycle_record(*it) || it->node != options_.node) {
                 continue;
             }
             tail.push_back(*it);

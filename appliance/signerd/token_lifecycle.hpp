@@ -48,6 +48,9 @@ struct LifecycleOptions {
     // token logs out (without a checkpoint, which could not be written) and stays out until the
     // store is back. Unset: a single appliance.
     std::function<bool()> fenced;
+    // The cluster node's name: its own records are the ones that say whether its last run
+    // ended cleanly (empty: a single appliance, every record).
+    std::string node;
 };
 
 class TokenLifecycle {
@@ -129,6 +132,8 @@ class TokenLifecycle {
         std::string last_login_failure;  // recorded once, not at every retry
         // PINs people brought (approvers, a first split) that the token refused in a row.
         unsigned refused_pins = 0;
+        // When the fence logged the token out: its token.logout record waits for the store.
+        std::optional<TimePoint> fenced_logout;
     };
     // Whose PIN a login presents: the lifecycle's own (the PIN file or credential; it retries,
     // so a failure is recorded once per reason), or an approver's (each failure recorded).

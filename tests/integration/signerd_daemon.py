@@ -74,7 +74,10 @@ class Appliance:
     """A token with keys, a signerd configuration, the daemon, and the CLI around it."""
 
     def __init__(self, folder, cli, signerd, module, webhook_url=None, pin_source="file", web_peer=None,
-                 webhook_outbox=None, reports_peer=None, sign_policy=()):
+                 webhook_outbox=None, reports_peer=None, sign_policy=(),
+                 selectors=(("rsa", "rsa-2048"), ("ed", "ed25519"), ("short", "ed25519")), cluster=None):
+        """`cluster`: a node of a cluster, {"node", "database", "password_file", "lease"}: its
+        [cluster] section (the state in that PostgreSQL, not in state/signerd.db)."""
         self.folder, self.cli_path, self.signerd, self.module = folder, cli, signerd, module
         os.chmod(folder, 0o755)  # nobody must reach the socket inside
         self.env = dict(os.environ, SOFTHSM2_CONF=os.path.join(folder, "softhsm2.conf"))
@@ -85,7 +88,7 @@ class Appliance:
         so = self.secret_file("so-pin", "so-pin-1234")
         self.cli("token", "init", "--module", module, "--label", "dkim", "--so-pin-file", so, "--pin-file", self.pin)
         self.records = {}
-        for selector, algorithm in (("rsa", "rsa-2048"), ("ed", "ed25519"), ("short", "ed25519")):
+        for selector, algorithm in selectors:
             out = self.cli("key", "generate", "--module", module, "--token", "dkim", "--pin-file", self.pin,
                            "--domain", DOMAIN, "--selector", selector, "--algorithm", algorithm,
                            "--json").stdout.decode()
@@ -109,6 +112,9 @@ class Appliance:
                        'secret_file = "%s"' % self.secret_file("webhook-key", "webhook-hmac-key")]
         if webhook_outbox:
             config += ["[webhook]", 'outbox = "%s"' % webhook_outbox]
+        if cluster:
+            config += ["[cluster]", 'node = "%s"' % cluster["node"], 'database = "%s"' % cluster["database"],
+                       'password_file = "%s"' % cluster["password_file"], 'lease = "%s"' % cluster.get("lease", "3s")]
         config += ["[policy.sign]", 'max_duration = "1h"', 'approvers = ["role:approver"]'] + list(sign_policy)
         if web_peer:
             config += ["[policy.key.generate]", 'approvers = ["role:approver"]']

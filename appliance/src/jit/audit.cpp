@@ -148,6 +148,7 @@ std::optional<Checkpoint> parse_checkpoint_record(const AuditRecord& r) {
     };
     Checkpoint c;
     c.time = r.time;
+    c.node = r.node;
     const auto covers = get("covers");
     const auto head = get("head");
     const auto kind = get("kind");
@@ -314,19 +315,35 @@ LogReport verify_log(const std::vector<AuditRecord>& records, const std::vector<
     }
     std::sort(table_seqs.begin(), table_seqs.end());
 
-    std::int64_t covered = 0;                 // records 1..covered are covered so far
-    TimePoint covered_time{};                 // the time of the last covering checkpoint
-    std::int64_t last_logout_checkpoint = 0;  // seq of the last signed "logout" checkpoint
-    std::int64_t last_failed = 0;             // seq of the last failed checkpoint record
-    std::string last_failed_reason;
-    bool logged_in = false;
-    std::int64_t login_seq = 0;
-    TimePoint login_time{};
-    std::int64_t every_ms = options.default_every_ms;
-    std::int64_t every_records = options.default_every_records;
+    // Any signed checkpoint covers every record before it, whichever node wrote them (the
+    // chain is one); the login sessions, their intervals and their ends are each node's own.
+    std::int64_t covered = 0;  // records 1..covered are covered so far
+    struct Life {
+        std::int64_t last_logout_checkpoint = 0;  // seq of its last signed "logout" checkpoint
+        std::int64_t last_failed = 0;             // seq of its last failed checkpoint record
+        std::string last_failed_reason;
+        bool logged_in = false;
+        std::int64_t login_seq = 0;
+        TimePoint login_time{};
+        std::int64_t checkpoint_seq = 0;  // its last signed checkpoint record
+        TimePoint checkpoint_time{};
+        std::int64_t every_ms = 0;
+        std::int64_t every_records = 0;
+        std::vector<std::int64_t> recovered;  // its unclean ends another checkpoint covered
+    };
+    std::map<std::string, Life> lives;  // by node ("" on a single appliance)
+    const auto life_of = [&lives, &options](const std::string& node) -> Life& {
+        auto [it, added] = lives.try_emplace(node);
+        if (added) {
+            it->second.every_ms = options.default_every_ms;
+            it->second.every_records = options.default_every_records;
+        }
+        return it->second;
+    };
     struct UncleanEnd {
         std::int64_t start;  // the signerd.start record
         std::int64_t login;  // the login of the session it ended
+        std::string node;
     };
     std::vector<UncleanEnd> unclean;  // rule 5: not yet covered by a signed checkpoint
 
@@ -353,6 +370,8 @@ LogReport verify_log(const std::vector<AuditRecord>& records, const std::vector<
         if (r.actor != "signerd") {
             continue;
         }
+        Life& life = life_of(r.node);
+        const std::string of_node = r.node.empty() ? "" : " (node " + r.node + ")";
         if (r.action == kCheckpointAction) {
             const auto c = parse_checkpoint_record(r);
             if (!c) {
@@ -372,87 +391,107 @@ LogReport verify_log(const std::vector<AuditRecord>& records, const std::vector<
             ++out.checkpoints;
             if (r.outcome != "ok") {
                 ++out.failed_checkpoints;
-                last_failed = seq;
-                last_failed_reason = r.reason;
+                life.last_failed = seq;
+                life.last_failed_reason = r.reason;
                 continue;
             }
             if (options.signature_valid) {
                 if (!options.signature_valid(*c)) {
-                    return broken(seq, "the checkpoint at record " + std::to_string(seq) +
+                    return broken(seq, "the checkpoint at record " + std::to_string(seq) + of_node +
                                            " does not carry a valid signature of the audit key");
                 }
                 ++out.signatures_valid;
             }
-            if (c->kind == kCheckpointRecovery &&
-                std::none_of(unclean.begin(), unclean.end(),
-                             [&c](const UncleanEnd& u) { return u.start == c->crash; })) {
-                return broken(seq, "the recovery checkpoint at record " + std::to_string(seq) +
-                                       " names an unclean end at record " +
-                                       std::to_string(c->crash) +
-                                       " that the log does not hold (no signerd.start there "
-                                       "after a session without token.logout, or one covered "
-                                       "already)");
+            if (c->kind == kCheckpointRecovery) {
+                // It names an unclean end of its own node: one no checkpoint covers yet, or (in
+                // a cluster) one that another node's checkpoint covered meanwhile.
+                const bool pending =
+                    std::any_of(unclean.begin(), unclean.end(), [&c, &r](const UncleanEnd& u) {
+                        return u.start == c->crash && u.node == r.node;
+                    });
+                const bool recovered = std::find(life.recovered.begin(), life.recovered.end(),
+                                                 c->crash) != life.recovered.end();
+                if (!pending && !recovered) {
+                    return broken(seq, "the recovery checkpoint at record " + std::to_string(seq) +
+                                           " names an unclean end at record " +
+                                           std::to_string(c->crash) +
+                                           " that the log does not hold (no signerd.start there "
+                                           "after a session without token.logout, or one "
+                                           "covered already)");
+                }
+                if (recovered) {
+                    life.recovered.erase(
+                        std::find(life.recovered.begin(), life.recovered.end(), c->crash));
+                }
             }
             for (const UncleanEnd& u : unclean) {
                 out.unclean_ends.push_back(u.start);
+                if (u.node != r.node) {
+                    life_of(u.node).recovered.push_back(u.start);
+                }
             }
             unclean.clear();
             covered = seq - 1;
-            covered_time = c->time;
-            every_ms = c->every_ms;
-            every_records = c->every_records;
+            life.checkpoint_seq = seq;
+            life.checkpoint_time = c->time;
+            life.every_ms = c->every_ms;
+            life.every_records = c->every_records;
             if (c->kind == kCheckpointLogout) {
-                last_logout_checkpoint = seq;
+                life.last_logout_checkpoint = seq;
             }
         } else if (r.action == "token.logout") {
             // Rule 2: a signed "logout" checkpoint right before it, or (an earlier version's
             // log) a signed table checkpoint taken in this session.
-            const bool in_chain = last_logout_checkpoint == seq - 1;
+            const bool in_chain = life.last_logout_checkpoint == seq - 1;
             const auto table_it = std::upper_bound(table_seqs.begin(), table_seqs.end(), seq - 1);
-            const bool legacy =
-                table_it != table_seqs.begin() && *(table_it - 1) >= login_seq && login_seq > 0;
-            if (!in_chain && !legacy) {
-                if (last_failed == seq - 1 && last_failed > 0) {
+            const bool legacy = table_it != table_seqs.begin() &&
+                                *(table_it - 1) >= life.login_seq && life.login_seq > 0;
+            // A node cut off from the shared store logs out without the checkpoint it could
+            // not write (cluster.hpp); the record says so, and it is written when the store is
+            // back.
+            const bool fenced = !r.node.empty() && r.detail.empty() &&
+                                r.reason.find("cut off from the cluster") != std::string::npos;
+            if (!in_chain && !legacy && !fenced) {
+                if (life.last_failed == seq - 1 && life.last_failed > 0) {
                     return broken(
                         seq,
-                        "the token.logout at record " + std::to_string(seq) +
-                            " follows a checkpoint that failed (" + last_failed_reason +
+                        "the token.logout at record " + std::to_string(seq) + of_node +
+                            " follows a checkpoint that failed (" + life.last_failed_reason +
                             "): " + range_text(std::max<std::int64_t>(covered + 1, 1), seq - 1) +
                             " are not covered by a signed checkpoint");
                 }
-                return broken(seq, "the token.logout at record " + std::to_string(seq) +
+                return broken(seq, "the token.logout at record " + std::to_string(seq) + of_node +
                                        " does not follow a signed checkpoint: a checkpoint was "
                                        "removed from the chain, or records were inserted");
             }
-            logged_in = false;
+            life.logged_in = false;
         } else if (r.action == "token.login" && r.outcome == "ok") {
-            if (!logged_in) {
-                logged_in = true;
-                login_seq = seq;
-                login_time = r.time;
+            if (!life.logged_in) {
+                life.logged_in = true;
+                life.login_seq = seq;
+                life.login_time = r.time;
                 const auto f = fields_of(r.detail);
                 std::int64_t ms = 0;
                 std::int64_t count = 0;
                 if (const auto it = f.find("every");
                     it != f.end() && parse_every(it->second, ms, count)) {
-                    every_ms = ms;
-                    every_records = count;
+                    life.every_ms = ms;
+                    life.every_records = count;
                 } else {
-                    every_ms = options.default_every_ms;
-                    every_records = options.default_every_records;
+                    life.every_ms = options.default_every_ms;
+                    life.every_records = options.default_every_records;
                 }
             }
         } else if (r.action == "signerd.start") {
-            if (logged_in) {
-                unclean.push_back(UncleanEnd{seq, login_seq});
+            if (life.logged_in) {
+                unclean.push_back(UncleanEnd{seq, life.login_seq, r.node});
             }
-            logged_in = false;
+            life.logged_in = false;
         }
     }
 
     out.covered_through = std::max(covered, table_covered);
     out.uncovered = n - out.covered_through;
-    out.logged_in = logged_in;
     out.chain.checkpoints_checked += out.checkpoints;
     // Rule 5: an unclean end that no signed checkpoint covers (a table checkpoint of an
     // earlier version's log counts).
@@ -464,6 +503,7 @@ LogReport verify_log(const std::vector<AuditRecord>& records, const std::vector<
         const std::int64_t last = u.start - 1;
         return broken(u.start,
                       "the signerd.start at record " + std::to_string(u.start) +
+                          (u.node.empty() ? "" : " (node " + u.node + ")") +
                           " follows a login session (token.login at record " +
                           std::to_string(u.login) +
                           ") that has no token.logout: signerd "
@@ -475,37 +515,48 @@ LogReport verify_log(const std::vector<AuditRecord>& records, const std::vector<
                           " may be the end of a longer log (after a crash, signerd's next login "
                           "writes a signed recovery checkpoint that covers it)");
     }
-    if (logged_in) {
-        const std::int64_t from = std::max(out.covered_through, login_seq - 1) + 1;
+    // Rule 4, per node: a node logged in at the end of the log has checkpointed within its
+    // interval (a stalled or stopped node, or a log cut after the last checkpoint, has not).
+    std::vector<std::string> logged_in_nodes;
+    for (const auto& [node, life] : lives) {
+        if (!life.logged_in) {
+            continue;
+        }
+        out.logged_in = true;
+        logged_in_nodes.push_back(node);
+        const bool own = life.checkpoint_seq > life.login_seq;
+        const std::int64_t from =
+            std::max(own ? life.checkpoint_seq - 1 : 0, life.login_seq - 1) + 1;
         const std::int64_t count = n - from + 1;
-        const TimePoint since = covered + 1 > login_seq ? covered_time : login_time;
+        const TimePoint since = own ? life.checkpoint_time : life.login_time;
         const Duration age = std::chrono::duration_cast<Duration>(options.now - since);
-        const Duration allowed = Duration(every_ms) + options.grace;
+        const Duration allowed = Duration(life.every_ms) + options.grace;
+        const std::string who = node.empty() ? "the token is" : "node " + node + "'s token is";
         if (age > allowed) {
-            return broken(from, "the log says the token is logged in since record " +
-                                    std::to_string(login_seq) + " and no checkpoint has covered " +
-                                    range_text(from, n) + " for " + seconds_text(age) +
-                                    " (checkpoints are due every " +
-                                    seconds_text(Duration(every_ms)) +
+            return broken(from, "the log says " + who + " logged in since record " +
+                                    std::to_string(life.login_seq) +
+                                    " and no checkpoint has covered " + range_text(from, n) +
+                                    " for " + seconds_text(age) + " (checkpoints are due every " +
+                                    seconds_text(Duration(life.every_ms)) +
                                     "): signerd stopped without logging out or is stalled, or "
                                     "the log was cut after record " +
                                     std::to_string(out.covered_through));
         }
-        if (count > 2 * every_records) {
-            return broken(from, range_text(from, n) +
-                                    " were written while the token was logged in without a "
-                                    "checkpoint (due every " +
-                                    std::to_string(every_records) +
+        if (count > 2 * life.every_records) {
+            return broken(from, range_text(from, n) + " were written while " + who +
+                                    " logged in without a checkpoint (due every " +
+                                    std::to_string(life.every_records) +
                                     " records): checkpoints were removed from the chain");
         }
-        out.tail = std::to_string(out.uncovered) + " records after record " +
-                   std::to_string(out.covered_through) +
-                   " not yet covered: the token is logged in (since record " +
-                   std::to_string(login_seq) + ") and the next checkpoint is due within " +
-                   seconds_text(std::min(allowed - age, allowed));
-        return out;
+        if (out.tail.empty()) {
+            out.tail = std::to_string(out.uncovered) + " records after record " +
+                       std::to_string(out.covered_through) + " not yet covered: " + who +
+                       " logged in (since record " + std::to_string(life.login_seq) +
+                       ") and the next checkpoint is due within " +
+                       seconds_text(std::min(allowed - age, allowed));
+        }
     }
-    if (out.uncovered > 0) {
+    if (!out.logged_in && out.uncovered > 0) {
         out.tail = std::to_string(out.uncovered) + " records after record " +
                    std::to_string(out.covered_through) +
                    " not covered: written while the token was logged out (nothing can sign "

@@ -90,6 +90,8 @@ struct Checkpoint {
     // Kind "recovery": the signerd.start record that ended a login session without a
     // token.logout (an unclean end), which this checkpoint is the first to cover.
     std::int64_t crash = 0;
+    // The cluster node whose token signed it (its record's node; not part of the message).
+    std::string node;
 };
 // The bytes a checkpoint signature covers: v1 (seq, head, time) for table checkpoints, v2
 // (also kind, every_ms, every_records, and crash for a recovery) for in-chain ones.

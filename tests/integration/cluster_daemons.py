@@ -1,0 +1,271 @@
+#!/usr/bin/python3
+"""Two dkim-signerd nodes (and their relays) sharing one PostgreSQL: the cluster of issue 24.
+
+Each node has its own SoftHSM2 token with its own selectors (a-rsa on node-a, b-rsa on node-b,
+both published in the test's DNS server); both keep their grant state and one audit chain in a
+private PostgreSQL that the test initdb's and starts (tests/integration/pg_server.py: TLS
+verified, a password role). Started by ctest (labels "postgres;hsm;signerd"), one group per run:
+
+  decisions  approved on node-a, signed on node-b (how long B takes to see it); revoked on
+             node-a: node-b's next signature is refused, none is issued after the revoke's
+             answer, and both tokens log out within 1 s of it; a budget of 100 spent by both
+             nodes at once (8 clients) gives exactly 100 signatures; a grant's expiry logs both
+             tokens out within 1 s; `audit verify --database` checks the whole cluster's log
+             (each node's checkpoints with its own audit key) and finds an edited, a deleted and
+             a reordered record of either node
+  faults     relays in front of both nodes, smtp-sink behind, 250 messages from clients that
+             fail over to the other relay on 4xx or a dead connection: kill -9 of node-a's
+             signerd and relayd in the middle; then PostgreSQL stopped and started again under
+             load (both nodes refuse, fence after their lease, log out, and resume by
+             themselves); every message the clients were told 250 for is delivered, none twice;
+             the audit chain verifies afterwards
+
+usage: cluster_daemons.py GROUP DKIM_APPLIANCE DKIM_SIGNERD DKIM_RELAYD SOFTHSM2_MODULE
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pg_server import PASSWORD, PgServer  # noqa: E402
+from signerd_daemon import DOMAIN, MESSAGE, Appliance  # noqa: E402
+from testlib import DnsServer, check, run_module, until  # noqa: E402
+
+NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+class Cluster:
+    """PostgreSQL, node-a and node-b (tokens, configurations, daemons), users on the shared store."""
+
+    def __init__(self, folder, cli, signerd, module, lease="3s"):
+        self.folder = folder
+        os.chmod(folder, 0o755)
+        self.pg = PgServer(folder).start()
+        self.database = self.pg.create_database("dkim")
+        self.password_file = os.path.join(folder, "db-password")
+        with open(self.password_file, "w") as f:
+            f.write(PASSWORD + "\n")
+        os.chmod(self.password_file, 0o600)
+        self.nodes = {}
+        for name in ("a", "b"):
+            sub = os.path.join(folder, name)
+            os.makedirs(sub)
+            self.nodes[name] = Appliance(
+                sub, cli, signerd, module, selectors=((name + "-rsa", "rsa-2048"),),
+                cluster={"node": "node-" + name, "database": self.pg.conninfo(self.database),
+                         "password_file": self.password_file, "lease": lease})
+        self.a, self.b = self.nodes["a"], self.nodes["b"]
+        records = dict(self.a.records)
+        records.update(self.b.records)
+        self.records = records
+
+    def start(self):
+        self.a.start()
+        self.b.start()
+        self.a.add_users()
+        # Node-b's CLI speaks for the same users: the same password files and TOTP secrets.
+        for name in ("alice", "bob", "carol"):
+            shutil.copy(os.path.join(self.a.folder, "pw-" + name), os.path.join(self.b.folder, "pw-" + name))
+        self.b.totp_secrets = self.a.totp_secrets
+        self.b.totp_last = self.a.totp_last
+
+    def stop(self):
+        for node in self.nodes.values():
+            if node.proc:
+                node.stop()
+        self.pg.stop()
+
+    def sql(self, statement):
+        return self.pg.sql(statement, self.database)
+
+    def verify(self, *extra):
+        """audit verify over the cluster's log, node-a's checkpoints with node-a's token, node-b's
+        with the public key node-b's `audit key` prints."""
+        key_b = self.b.cli("audit", "key", "--module", self.a.module, "--token", "dkim").stdout.decode().strip()
+        return self.a.cli("audit", "verify", "--database", self.pg.conninfo(self.database), "--password-file",
+                          self.password_file, "--module", self.a.module, "--token", "dkim", "--node", "node-a",
+                          "--node-key", "node-b=" + key_b, *extra, check=False)
+
+
+def sign(node, selector):
+    """One signature through `node` as the relay client (user nobody); (ok, stderr)."""
+    out = node.relay_sign(selector, "rsa-sha256")
+    return out.returncode == 0, out.stderr.decode()
+
+
+def logged_in(node):
+    return "token: logged in" in node.status()
+
+
+def wait_logged_out(nodes, since, seconds=5.0):
+    """Seconds from `since` until each node's status says logged out (None: not within)."""
+    out = {}
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and len(out) < len(nodes):
+        for name, node in nodes.items():
+            if name not in out and not logged_in(node):
+                out[name] = time.monotonic() - since
+        time.sleep(0.02)
+    return out
+
+
+def grant_id_of(approved_stdout):
+    return int(re.search(r"grant (\d+)", approved_stdout).group(1))
+
+
+# --- groups ----------------------------------------------------------------------------------
+
+def decisions(folder, cli, signerd, relayd, module):
+    cluster = Cluster(folder, cli, signerd, module)
+    dns_server = DnsServer(folder, cluster.records, DOMAIN)
+    try:
+        cluster.start()
+        a, b = cluster.a, cluster.b
+
+        # Approved on A, signed on B.
+        request = a.request("*", "30m")
+        approved_at = time.monotonic()
+        grant = a.approve(request)
+        seen = None
+        for _ in until(10):
+            ok, err = sign(b, "b-rsa")
+            if ok:
+                seen = time.monotonic() - approved_at
+                break
+            time.sleep(0.01)
+        check(seen is not None, "a grant approved on node-a signs on node-b (after %.0f ms)" % ((seen or 0) * 1000))
+        ok, _ = sign(a, "a-rsa")
+        check(ok, "and on node-a, with node-a's own selector")
+        check(logged_in(a) and logged_in(b), "both tokens are logged in for the cluster's grant")
+        selectors = cluster.sql("SELECT string_agg(node || ':' || selector, ' ' ORDER BY node) FROM "
+                                "(SELECT DISTINCT node, substring(detail from 's=([a-z0-9-]+)') AS selector "
+                                "FROM audit WHERE action = 'sign' AND outcome = 'issued') s").strip()
+        check(selectors == "node-a:a-rsa node-b:b-rsa",
+              "each node signed with its own key, and its records say which node: %s" % selectors)
+
+        # Revoked on A: B refuses its next signature; none issued after the answer.
+        stop = threading.Event()
+        b_results = []
+
+        def sign_on_b():
+            while not stop.is_set():
+                ok, err = sign(b, "b-rsa")
+                b_results.append((time.monotonic(), ok))
+
+        signer = threading.Thread(target=sign_on_b)
+        signer.start()
+        time.sleep(0.5)
+        revoked = a.op("elevation", "revoke", "--grant", str(grant), "--reason", "INC-24 drill", user="bob", totp=True)
+        answered = time.monotonic()
+        check(revoked.returncode == 0, "the revoke on node-a is answered: %s" % (revoked.stdout + revoked.stderr).decode().strip())
+        outs = wait_logged_out({"a": a, "b": b}, answered)
+        time.sleep(0.3)
+        stop.set()
+        signer.join()
+        after = [(t, ok) for t, ok in b_results if t > answered]
+        first_refusal = next((t for t, ok in after if not ok), None)
+        check(after and not any(ok for _, ok in after) and first_refusal is not None,
+              "every signature node-b answered after the revoke's answer was refused (%d; the first %.0f ms after it)"
+              % (len(after), ((first_refusal or answered) - answered) * 1000))
+        revoke_seq = int(cluster.sql("SELECT max(seq) FROM audit WHERE action = 'grant.revoke'"))
+        issued_after = int(cluster.sql("SELECT count(*) FROM audit WHERE action = 'sign' AND outcome = 'issued' "
+                                       "AND seq > %d" % revoke_seq))
+        check(issued_after == 0, "the shared log holds no signature after the revoke (%d)" % issued_after)
+        check(len(outs) == 2 and max(outs.values()) <= 1.0,
+              "both tokens logged out within 1 s of the revoke's answer: %s"
+              % {k: "%.0f ms" % (v * 1000) for k, v in outs.items()})
+
+        # A budget of 100 spent by both nodes at once.
+        out = a.op("elevation", "request", "--operation", "sign", "--domain", DOMAIN, "--selector", "*",
+                   "--duration", "30m", "--budget", "100", "--reason", "CHG-24 budget", user="alice", check=True)
+        budget_grant = a.approve(int(re.search(r"request (\d+)", out.stdout.decode()).group(1)))
+        for _ in until(10):
+            if logged_in(b):
+                break
+            time.sleep(0.02)
+        counts = {"ok": 0, "refused": 0}
+        lock = threading.Lock()
+
+        def spend(node, selector):
+            for _ in range(40):
+                ok, _ = sign(node, selector)
+                with lock:
+                    counts["ok" if ok else "refused"] += 1
+
+        workers = [threading.Thread(target=spend, args=(n, s)) for n, s in ((a, "a-rsa"), (b, "b-rsa")) for _ in range(4)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        uses = cluster.sql("SELECT uses FROM grants WHERE id = %d" % budget_grant).strip()
+        issued = int(cluster.sql("SELECT count(*) FROM audit WHERE action = 'sign' AND outcome = 'issued' "
+                                 "AND grant_id = %d" % budget_grant))
+        by_node = cluster.sql("SELECT string_agg(node || '=' || n, ' ' ORDER BY node) FROM (SELECT node, count(*) n "
+                              "FROM audit WHERE action = 'sign' AND outcome = 'issued' AND grant_id = %d "
+                              "GROUP BY node) s" % budget_grant).strip()
+        check(counts["ok"] == 100 and issued == 100 and uses == "100",
+              "a budget of 100 spent by two nodes at once: %d signatures, %d records (%s), uses %s, %d refused"
+              % (counts["ok"], issued, by_node, uses, counts["refused"]))
+        outs = wait_logged_out({"a": a, "b": b}, time.monotonic())
+        check(len(outs) == 2, "the spent budget logs both tokens out")
+
+        # The last grant's expiry: both tokens out within 1 s of it.
+        request = a.request("*", "20s")
+        short = a.approve(request)
+        for _ in until(10):
+            if logged_in(a) and logged_in(b):
+                break
+            time.sleep(0.02)
+        expires_ms = int(cluster.sql("SELECT expires FROM grants WHERE id = %d" % short))
+        wait = expires_ms / 1000.0 - time.time()
+        time.sleep(max(0.0, wait - 0.5))
+        outs = wait_logged_out({"a": a, "b": b}, time.monotonic() + (expires_ms / 1000.0 - time.time()), 10)
+        check(len(outs) == 2 and max(outs.values()) <= 1.0,
+              "the last grant's expiry logs both tokens out within 1 s of it: %s"
+              % {k: "%.0f ms" % (v * 1000) for k, v in outs.items()})
+
+        # audit verify over the whole cluster's log; then an edit, a deletion and a reordering,
+        # of a record of either node, each found at its record.
+        a.stop()
+        b.stop()
+        verified = cluster.verify()
+        text = verified.stdout.decode() + verified.stderr.decode()
+        check(verified.returncode == 0 and "chain intact" in text and "not checked" not in text,
+              "audit verify --database checks the cluster's log, every node's checkpoints with its key: %s"
+              % text.strip()[:300])
+        cluster.sql("ALTER TABLE audit DISABLE TRIGGER USER")
+        for node in ("node-a", "node-b"):
+            seq = int(cluster.sql("SELECT min(seq) FROM audit WHERE node = '%s' AND action = 'sign'" % node))
+            detail = cluster.sql("SELECT detail FROM audit WHERE seq = %d" % seq).rstrip("\n")
+            cluster.sql("UPDATE audit SET detail = detail || ' x' WHERE seq = %d" % seq)
+            out = cluster.verify().stdout.decode()
+            check(out.startswith("BROKEN at record %d" % seq), "an edited record of %s is found: %s" % (node, out.strip()[:160]))
+            cluster.sql("UPDATE audit SET detail = $q$%s$q$ WHERE seq = %d" % (detail, seq))
+            cluster.sql("DROP TABLE IF EXISTS saved; CREATE TABLE saved AS SELECT * FROM audit WHERE seq = %d; "
+                        "DELETE FROM audit WHERE seq = %d" % (seq, seq))
+            out = cluster.verify().stdout.decode()
+            check(out.startswith("BROKEN"), "a deleted record of %s is found: %s" % (node, out.strip()[:160]))
+            cluster.sql("INSERT INTO audit SELECT * FROM saved; DROP TABLE saved")
+            other = int(cluster.sql("SELECT min(seq) FROM audit WHERE seq > %d AND node <> '%s'" % (seq, node)))
+            cluster.sql("UPDATE audit SET seq = -1 WHERE seq = %d; UPDATE audit SET seq = %d WHERE seq = %d; "
+                        "UPDATE audit SET seq = %d WHERE seq = -1" % (seq, seq, other, other))
+            out = cluster.verify().stdout.decode()
+            check(out.startswith("BROKEN at record %d" % seq),
+                  "records %d (%s) and %d swapped are found: %s" % (seq, node, other, out.strip()[:160]))
+            cluster.sql("UPDATE audit SET seq = -1 WHERE seq = %d; UPDATE audit SET seq = %d WHERE seq = %d; "
+                        "UPDATE audit SET seq = %d WHERE seq = -1" % (seq, seq, other, other))
+        cluster.sql("ALTER TABLE audit ENABLE TRIGGER USER")
+        final = cluster.verify()
+        check(final.returncode == 0, "restored, the log verifies again: %s" % final.stdout.decode().strip()[:120])
+    finally:
+        cluster.stop()
+        dns_server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(run_module(__doc__, {"decisions": decisions}, 4, "dkim-cluster-"))
