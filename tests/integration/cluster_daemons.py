@@ -267,5 +267,167 @@ def decisions(folder, cli, signerd, relayd, module):
         dns_server.stop()
 
 
+class Clients:
+    """Mail clients that send numbered messages to one relay and fail over to the other on a 4xx,
+    a refused or a dead connection, as an MTA with two smarthosts does; each message until one
+    relay answers 250 (or a minute passes). Records, per message, whether it got its 250 and
+    whether an attempt ended without an answer (then a second copy is allowed: RFC 5321 6.1)."""
+
+    def __init__(self, relays, count, threads=5):
+        self.relays, self.count = relays, count
+        self.next = 0
+        self.lock = threading.Lock()
+        self.accepted = set()
+        self.unanswered = set()
+        self.refusals = 0
+        self.sent = 0
+        self.threads = [threading.Thread(target=self.run, args=(i,)) for i in range(threads)]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def join(self):
+        for t in self.threads:
+            t.join()
+
+    def take(self):
+        with self.lock:
+            if self.next >= self.count:
+                return None
+            self.next += 1
+            return self.next
+
+    def run(self, index):
+        import smtplib
+        while True:
+            n = self.take()
+            if n is None:
+                return
+            msg = (b"From: Alice <alice@" + DOMAIN.encode() + b">\r\nTo: Bob <bob@peer.example>\r\n"
+                   b"Subject: cluster %d\r\nDate: Thu, 03 Dec 2026 10:00:00 +0000\r\n"
+                   b"Message-ID: <cluster-%d@" % (n, n) + DOMAIN.encode() + b">\r\n\r\nLoad through two nodes.\r\n")
+            deadline = time.monotonic() + 60
+            attempt = n % len(self.relays)
+            while time.monotonic() < deadline:
+                relay = self.relays[attempt % len(self.relays)]
+                attempt += 1
+                answered = False
+                try:
+                    with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as smtp:
+                        smtp.ehlo("client.test")
+                        answered = True  # from here on, an answer or a dead connection
+                        smtp.sendmail("alice@" + DOMAIN, ["bob@peer.example"], msg)
+                    with self.lock:
+                        self.accepted.add(n)
+                        self.sent += 1
+                    break
+                except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused,
+                        smtplib.SMTPSenderRefused):
+                    with self.lock:
+                        self.refusals += 1
+                except (OSError, smtplib.SMTPException):
+                    if answered:
+                        with self.lock:
+                            self.unanswered.add(n)
+                time.sleep(0.1)
+
+
+def faults(folder, cli, signerd, relayd, module):
+    from relayd_daemon import Relay, Sink
+    cluster = Cluster(folder, cli, signerd, module, lease="3s")
+    dns_server = DnsServer(folder, cluster.records, DOMAIN)
+    sink = None
+    relays = {}
+    try:
+        cluster.start()
+        a, b = cluster.a, cluster.b
+        a.approve(a.request("*", "30m"))
+        sink = Sink(folder)
+        for name, node in cluster.nodes.items():
+            relays[name] = Relay(node.folder, relayd, node, "smtp://127.0.0.1:%d" % sink.port, name="relay",
+                                 next_hop_extra='tls = "off"', selectors=(name + "-rsa",))
+            relays[name].start()
+        for _ in until(10):
+            if logged_in(b):
+                break
+            time.sleep(0.05)
+
+        clients = Clients([relays["a"], relays["b"]], 250)
+        clients.start()
+        # kill -9 of node-a (signerd and its relay) once a fifth of the mail went through.
+        for _ in until(120):
+            if clients.sent >= 50:
+                break
+            time.sleep(0.02)
+        relays["a"].kill9()
+        a.kill9()
+        killed_at = clients.sent
+        for _ in until(120):
+            if clients.sent >= killed_at + 50:
+                break
+            time.sleep(0.02)
+        check(clients.sent >= killed_at + 50, "node-b carries on after node-a's kill -9 (%d more accepted)"
+              % (clients.sent - killed_at))
+        a.start()
+        relays["a"].start()
+
+        # PostgreSQL stopped under load for longer than the lease, then started again.
+        for _ in until(120):
+            if clients.sent >= 150:
+                break
+            time.sleep(0.02)
+        stopped = time.monotonic()
+        cluster.pg.stop("fast")
+        out = wait_logged_out({"a": a, "b": b}, stopped, seconds=10)
+        check(len(out) == 2 and max(out.values()) <= 3.0 + 1.5,
+              "without the database both nodes log out within their lease of 3 s (+ a tick): %s"
+              % {k: "%.1f s" % v for k, v in out.items()})
+        during = clients.sent
+        time.sleep(1.0)
+        check(clients.sent == during, "nothing is accepted while the database is away (%d)" % (clients.sent - during))
+        cluster.pg.start()
+        resumed = None
+        for _ in until(60):
+            if clients.sent > during:
+                resumed = time.monotonic() - stopped
+                break
+            time.sleep(0.05)
+        check(resumed is not None, "the nodes resume by themselves when it is back (%.1f s after the stop)"
+              % (resumed or 0))
+        clients.join()
+
+        check(len(clients.accepted) == 250, "every one of the 250 messages was accepted once the clients retried "
+              "(%d; %d refusals on the way)" % (len(clients.accepted), clients.refusals))
+        got = {}
+        for m in sink.messages():
+            ident = re.search(rb"Message-ID: <cluster-(\d+)@", m)
+            if ident:
+                got[int(ident.group(1))] = got.get(int(ident.group(1)), 0) + 1
+        missing = sorted(clients.accepted - set(got))
+        twice = sorted(n for n, c in got.items() if c > 1 and n not in clients.unanswered)
+        check(not missing, "every message told 250 reached the next hop (missing: %s)" % missing[:10])
+        check(not twice, "none twice, but for an attempt that died without an answer (%s; %d such attempts)"
+              % (twice[:10], len(clients.unanswered)))
+        for name, relay in relays.items():
+            relay.stop()
+        a.stop()
+        b.stop()
+        verified = cluster.verify()
+        text = verified.stdout.decode() + verified.stderr.decode()
+        check(verified.returncode == 0 and "chain intact" in text,
+              "after the kill -9 and the database's restart the cluster's audit chain verifies: %s" % text.strip()[:400])
+        signed = int(cluster.sql("SELECT count(*) FROM audit WHERE action = 'sign' AND outcome = 'issued'"))
+        check(signed >= len(got), "the log holds a signature record for every delivered message (%d >= %d)"
+              % (signed, len(got)))
+    finally:
+        for relay in relays.values():
+            relay.stop()
+        if sink:
+            sink.stop()
+        cluster.stop()
+        dns_server.stop()
+
+
 if __name__ == "__main__":
-    sys.exit(run_module(__doc__, {"decisions": decisions}, 4, "dkim-cluster-"))
+    sys.exit(run_module(__doc__, {"decisions": decisions, "faults": faults}, 4, "dkim-cluster-"))

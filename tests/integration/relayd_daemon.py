@@ -104,7 +104,7 @@ def maildir_messages(path):
 
 class Relay:
     def __init__(self, folder, relayd, app, next_hop, name="relay", limits="", listen_extra="", clients=None,
-                 next_hop_extra=""):
+                 next_hop_extra="", selectors=("rsa", "ed")):
         self.folder, self.relayd, self.app = folder, relayd, app
         self.config = os.path.join(folder, name + ".toml")
         self.logfile = os.path.join(folder, name + ".log")
@@ -116,7 +116,7 @@ class Relay:
             f.write('[[listen]]\naddress = "127.0.0.1:%d"\n%s\n' % (self.port, listen_extra))
             f.write("[limits]\n%s\n" % limits)
             f.write('[next_hop]\nurl = "%s"\n%s\n' % (next_hop, next_hop_extra))
-            f.write('[[domain]]\nname = "%s"\nselectors = ["rsa", "ed"]\n' % DOMAIN)
+            f.write('[[domain]]\nname = "%s"\nselectors = [%s]\n' % (DOMAIN, ", ".join('"%s"' % x for x in selectors)))
             f.write('[metrics]\nlisten = "127.0.0.1:0"\n')
             f.write("\n".join(clients) + "\n")
         self.proc = None
