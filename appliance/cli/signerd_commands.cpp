@@ -69,6 +69,47 @@ void add_signerd_commands(CLI::App& app, int& exit_code) {
             }
         });
     });
+
+    // cluster status: the nodes sharing the grant state, and each node's keys.
+    CLI::App* cluster =
+        app.add_subcommand("cluster", "the nodes that share the grant state")->require_subcommand(1);
+    CLI::App* cs = cluster->add_subcommand(
+        "status", "each node (token, last seen, grants, selectors; gone when silent) and its keys");
+    add_common(cs, *c);
+    cs->callback([&exit_code, c] {
+        auto auth = credentials(*c);
+        if (!auth) {
+            exit_code = kUsage;
+            return;
+        }
+        exit_code = call(*c, ipc::ClusterStatusRequest{*auth}, [](const ipc::Reply& reply) {
+            const auto* s = std::get_if<ipc::ClusterStatusReply>(&reply);
+            if (s == nullptr) {
+                return;
+            }
+            if (!s->cluster) {
+                std::cout << "a single appliance (no [cluster] in signerd.toml)\n";
+            } else {
+                std::cout << "node " << s->node << (s->fenced ? " (FENCED: cut off from the shared "
+                                                                "store, signing nothing)"
+                                                              : "")
+                          << "; lease " << s->lease_ms << " ms\n";
+                for (const ipc::ClusterNodeView& n : s->nodes) {
+                    std::cout << "node\t" << n.name << "\t" << (n.gone ? "gone" : "up") << "\t"
+                              << n.token << "\tlast seen " << (s->now_ms - n.last_seen_ms) / 1000
+                              << " s ago\t" << n.grants << " grants\t";
+                    for (std::size_t i = 0; i < n.selectors.size(); ++i) {
+                        std::cout << (i == 0 ? "" : " ") << n.selectors[i];
+                    }
+                    std::cout << "\t" << n.version << (n.self ? "\t(this one)" : "") << "\n";
+                }
+            }
+            for (const ipc::ClusterKeyView& k : s->keys) {
+                std::cout << "key\t" << (k.node.empty() ? "-" : k.node) << "\t" << k.domain << "\t"
+                          << k.selector << "\t" << k.algorithm << "\t" << k.state << "\n";
+            }
+        });
+    });
 }
 
 }  // namespace dkim::cli

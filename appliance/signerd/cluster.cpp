@@ -36,6 +36,11 @@ void ClusterNode::stop() {
     }
 }
 
+std::vector<jit::NodeStatus> ClusterNode::seen_nodes() const {
+    std::lock_guard<std::mutex> lock(seen_mutex_);
+    return seen_;
+}
+
 bool ClusterNode::fenced() const {
     return fenced_.load() ||
            to_unix_ms(clock_.now()) - last_contact_ms_.load() > options_.lease.count();
@@ -118,6 +123,10 @@ void ClusterNode::run() {
                 if (auto beat = store_.heartbeat(s); !beat) {
                     std::cerr << "dkim-signerd: cluster: " << beat.error() << "\n";
                 }
+            }
+            if (auto nodes = store_.nodes(); nodes) {
+                std::lock_guard<std::mutex> lock(seen_mutex_);
+                seen_ = std::move(*nodes);
             }
         } else {
             const auto silent =

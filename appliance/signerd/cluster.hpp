@@ -35,6 +35,9 @@
 
 namespace dkim::signerd {
 
+// A node whose last heartbeat is older than this is shown as gone (it heartbeats every poll).
+inline constexpr std::chrono::seconds kNodeGoneAfter{10};
+
 struct ClusterOptions {
     std::chrono::milliseconds lease{5000};
     std::chrono::milliseconds poll{1000};
@@ -67,6 +70,10 @@ class ClusterNode {
     // Reloads now (under the decision mutex).
     Expected<void, std::string> reload();
 
+    std::chrono::milliseconds lease() const { return options_.lease; }
+    // The registry as the listener last read it (every poll), for /metrics without a query.
+    std::vector<jit::NodeStatus> seen_nodes() const;
+
   private:
     Expected<void, std::string> reload_locked();
     void run();
@@ -82,6 +89,9 @@ class ClusterNode {
     std::mutex decisions_;  // this node's decisions and reloads, one at a time
     std::atomic<bool> fenced_{false};
     std::atomic<std::int64_t> last_contact_ms_{0};  // unix ms of the last exchange that worked
+
+    mutable std::mutex seen_mutex_;
+    std::vector<jit::NodeStatus> seen_;  // behind seen_mutex_
 
     std::function<void()> changed_;
     std::function<jit::NodeStatus()> status_;

@@ -40,6 +40,42 @@ std::string Metrics::render(const Gauges& g) const {
            "lockout (existing users only: unknown names take no memory).\n"
            "# TYPE dkim_signerd_login_failure_records gauge\n"
         << "dkim_signerd_login_failure_records " << g.login_failure_records << "\n";
+    if (g.cluster) {
+        // Node names are checked when a node registers, and again here: the registry is the
+        // database's, and a label value must not carry quotes or line breaks.
+        out << "# HELP dkim_signerd_cluster_fenced 1 while this node is cut off from the shared "
+               "store for longer than its lease (logged out, signing nothing).\n"
+               "# TYPE dkim_signerd_cluster_fenced gauge\n"
+            << "dkim_signerd_cluster_fenced{node=\"" << g.node << "\"} " << (g.fenced ? 1 : 0)
+            << "\n"
+            << "# HELP dkim_signerd_cluster_node_up 1 for a node of the registry seen within the "
+               "last 10 s, 0 for one that is gone.\n"
+               "# TYPE dkim_signerd_cluster_node_up gauge\n";
+        for (const auto& n : g.nodes) {
+            out << "dkim_signerd_cluster_node_up{node=\"" << n.name << "\"} " << (n.up ? 1 : 0)
+                << "\n";
+        }
+        out << "# HELP dkim_signerd_cluster_node_last_seen_seconds Seconds since the node's last "
+               "heartbeat.\n"
+               "# TYPE dkim_signerd_cluster_node_last_seen_seconds gauge\n";
+        for (const auto& n : g.nodes) {
+            out << "dkim_signerd_cluster_node_last_seen_seconds{node=\"" << n.name << "\"} "
+                << n.seconds_since_seen << "\n";
+        }
+        out << "# HELP dkim_signerd_cluster_node_logged_in 1 while the node's token is logged in "
+               "(as it last reported).\n"
+               "# TYPE dkim_signerd_cluster_node_logged_in gauge\n";
+        for (const auto& n : g.nodes) {
+            out << "dkim_signerd_cluster_node_logged_in{node=\"" << n.name << "\"} "
+                << (n.logged_in ? 1 : 0) << "\n";
+        }
+        out << "# HELP dkim_signerd_cluster_node_grants Active grants the node sees.\n"
+               "# TYPE dkim_signerd_cluster_node_grants gauge\n";
+        for (const auto& n : g.nodes) {
+            out << "dkim_signerd_cluster_node_grants{node=\"" << n.name << "\"} " << n.grants
+                << "\n";
+        }
+    }
     static constexpr const char* outcomes[] = {"ok", "failed", "locked", "refused", "unavailable"};
     out << "# HELP dkim_signerd_signatures_total Sign requests by outcome.\n"
            "# TYPE dkim_signerd_signatures_total counter\n";

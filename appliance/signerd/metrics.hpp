@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "dkim/dkim/signing_profile.hpp"
 #include "dkim/metrics/exporter.hpp"
@@ -51,6 +52,18 @@ class Metrics {
         bool logged_in = false;
         bool audit_failing = false;
         std::uint64_t login_failure_records = 0;  // users with failures kept (existing only)
+        // A cluster node: itself and the nodes of the registry.
+        struct Node {
+            std::string name;
+            double seconds_since_seen = 0;
+            bool up = false;  // seen within kNodeGoneAfter
+            bool logged_in = false;
+            std::int64_t grants = 0;
+        };
+        bool cluster = false;
+        std::string node;
+        bool fenced = false;
+        std::vector<Node> nodes;
     };
     std::uint64_t audit_commits() const { return audit_count_.load(); }
     std::uint64_t audit_records() const { return audit_records_.load(); }

@@ -1,6 +1,8 @@
 #include "service.hpp"
 
 #include <algorithm>
+#include <sstream>
+#include <tuple>
 #include <type_traits>
 
 #include "dkim/base/wipe.hpp"
@@ -41,6 +43,7 @@ Service::Service(jit::Journal& journal, jit::Authority& authority, jit::Director
       metrics_(metrics),
       pin_source_(options.pin_source),
       cluster_(options.cluster),
+      keys_registry_(keys),
       custody_(journal, authority, directory,
                CustodyOptions{options.pin_source, options.pin_path, options.pin_unlock_window,
                               options.pin_identity, options.pin_share_set}),
@@ -81,16 +84,101 @@ Metrics::Gauges Service::gauges() const {
     g.logged_in = gate_.logged_in();
     g.audit_failing = journal_.failure().has_value();
     g.login_failure_records = directory_.tracked_failures();
+    if (cluster_ != nullptr) {
+        g.cluster = true;
+        g.node = cluster_->node();
+        g.fenced = cluster_->fenced();
+        for (const jit::NodeStatus& n : cluster_->seen_nodes()) {
+            if (!jit::valid_node_name(n.name)) {
+                continue;
+            }
+            const auto since = std::chrono::duration<double>(now - n.last_seen).count();
+            g.nodes.push_back({n.name, since, now - n.last_seen <= kNodeGoneAfter,
+                               n.token == "logged-in", n.grants});
+        }
+    }
     return g;
 }
 
+ipc::Reply Service::cluster_status(TimePoint now) const {
+    ipc::ClusterStatusReply out;
+    out.now_ms = to_unix_ms(now);
+    if (cluster_ == nullptr) {
+        for (const jit::KeyRecord& k : keys_registry_.all()) {
+            out.keys.push_back(
+                {"", k.domain, k.selector, k.algorithm, std::string(jit::to_string(k.state))});
+        }
+        return out;
+    }
+    out.cluster = true;
+    out.node = cluster_->node();
+    out.fenced = cluster_->fenced();
+    out.lease_ms = cluster_->lease().count();
+    auto nodes = cluster_->store().nodes();
+    auto keys = cluster_->store().all_keys();
+    if (!nodes || !keys) {
+        return error_reply(ipc::ErrorCode::unavailable,
+                           "the cluster's shared store cannot be read: " +
+                               (nodes ? keys.error() : nodes.error()));
+    }
+    for (const jit::NodeStatus& n : *nodes) {
+        ipc::ClusterNodeView v;
+        v.name = n.name;
+        v.version = n.version;
+        v.started_ms = to_unix_ms(n.started);
+        v.last_seen_ms = to_unix_ms(n.last_seen);
+        v.token = n.token;
+        v.grants = n.grants;
+        std::istringstream words(n.selectors);
+        for (std::string w; words >> w;) {
+            v.selectors.push_back(w);
+        }
+        v.gone = now - n.last_seen > kNodeGoneAfter;
+        v.self = n.name == cluster_->node();
+        out.nodes.push_back(std::move(v));
+    }
+    for (const auto& [node, k] : *keys) {
+        out.keys.push_back(
+            {node, k.domain, k.selector, k.algorithm, std::string(jit::to_string(k.state))});
+    }
+    // The keys a node's token holds without a lifecycle record (made before signerd managed
+    // them), as its heartbeat lists them: "domain/selector:algorithm".
+    for (const ipc::ClusterNodeView& n : out.nodes) {
+        for (const std::string& listed : n.selectors) {
+            const auto slash = listed.find('/');
+            const auto colon = listed.find(':');
+            if (slash == std::string::npos || colon == std::string::npos || colon < slash) {
+                continue;
+            }
+            const std::string domain = listed.substr(0, slash);
+            const std::string selector = listed.substr(slash + 1, colon - slash - 1);
+            const bool managed = std::any_of(
+                out.keys.begin(), out.keys.end(), [&](const ipc::ClusterKeyView& k) {
+                    return k.node == n.name && k.domain == domain && k.selector == selector;
+                });
+            if (!managed) {
+                out.keys.push_back({n.name, domain, selector, listed.substr(colon + 1),
+                                    "unmanaged"});
+            }
+        }
+    }
+    std::sort(out.keys.begin(), out.keys.end(),
+              [](const ipc::ClusterKeyView& a, const ipc::ClusterKeyView& b) {
+                  return std::tie(a.node, a.domain, a.selector) <
+                         std::tie(b.node, b.domain, b.selector);
+              });
+    return out;
+}
+
 // What a cluster node answers without its decision lock: signatures (their use is spent in the
-// shared store's commit), public keys and status, and the summary (read from the store).
+// shared store's commit), public keys and status, the summary and the cluster's status (read
+// from the store).
 template <class T>
 constexpr bool outside_decisions() {
     return std::is_same_v<T, ipc::SignRequest> || std::is_same_v<T, ipc::PublicKeyRequest> ||
            std::is_same_v<T, ipc::SigningKeysRequest> || std::is_same_v<T, ipc::StatusRequest> ||
-           std::is_same_v<T, ipc::SigningSummaryRequest>;
+           std::is_same_v<T, ipc::SigningSummaryRequest> ||
+           std::is_same_v<T, ipc::ClusterStatusRequest>;
 }
 
 ipc::Reply Service::handle(const Peer& peer, ipc::Request& request) {
@@ -218,6 +306,8 @@ template <class T>
 ipc::Reply Service::operate(const Peer& peer, const Actor& who, T& request, TimePoint now) {
     if constexpr (std::is_same_v<T, ipc::PinStatusRequest>) {
         return custody_.status(gate_.logged_in(), now);
+    } else if constexpr (std::is_same_v<T, ipc::ClusterStatusRequest>) {
+        return cluster_status(now);
     } else if constexpr (requires { custody_.operate(peer, who, request, now); }) {
         return custody_.operate(peer, who, request, now);
     } else if constexpr (requires { custody_.operate(who, request, now); }) {

@@ -84,6 +84,7 @@ class Service {
     template <class T>
     ipc::Reply operate(const Peer& peer, const jit::Actor& who, T& request, TimePoint now);
     ipc::Reply status() const;
+    ipc::Reply cluster_status(TimePoint now) const;
     Expected<jit::Actor, jit::Refusal> authenticate(const Peer& peer,
                                                     const ipc::Credentials& credentials,
                                                     bool need_password, TimePoint now);
@@ -100,6 +101,7 @@ class Service {
     Metrics& metrics_;
     const PinSourceKind pin_source_;
     ClusterNode* const cluster_;
+    const jit::KeyRegistry& keys_registry_;
     PinCustody custody_;
     TokenLifecycle lifecycle_;
     SigningHandlers signing_;

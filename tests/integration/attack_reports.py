@@ -75,6 +75,7 @@ LAYOUTS = [
     "Csiv",       # 36 PinSplit (pin, threshold, custodians)
     "C",          # 37 PinStatusRequest
     "Cs",         # 38 PinLock
+    "C",          # 39 ClusterStatusRequest
 ]
 MAY_ASK = {1, 16, 25, 26}
 
@@ -241,7 +242,7 @@ def run(folder, cli, signerd, module):
         replies = exchange(app, REPORTS_UID, [request_frame(i, password) for i in others])
         for index, reply in zip(others, replies):
             check(reply.get("error") == "forbidden", "request type #%d is forbidden: %s" % (index, reply))
-        check(len(replies) == len(others) == 35, "35 request types tried")
+        check(len(replies) == len(others) == 36, "36 request types tried")
         db = sqlite3.connect("file:%s?mode=ro" % app.db, uri=True)
         written = [row[0] for row in db.execute("SELECT action FROM audit WHERE seq > ?", (before,))]
         db.close()

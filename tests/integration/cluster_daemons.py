@@ -148,6 +148,26 @@ def decisions(folder, cli, signerd, relayd, module):
         check(selectors == "node-a:a-rsa node-b:b-rsa",
               "each node signed with its own key, and its records say which node: %s" % selectors)
 
+        # The registry: each node sees both, their tokens and keys (the console's Cluster panel and
+        # /metrics read the same).
+        for _ in until(10):
+            status = a.op("cluster", "status", user="alice").stdout.decode()
+            if "node-b\tup\tlogged-in" in status:
+                break
+            time.sleep(0.1)
+        check(re.search(r"^node\tnode-a\tup\tlogged-in\t.*signerd.example/a-rsa:rsa-2048.*\(this one\)$", status, re.M)
+              and re.search(r"^node\tnode-b\tup\tlogged-in\t.*signerd.example/b-rsa:rsa-2048", status, re.M)
+              and re.search(r"^key\tnode-b\tsignerd.example\tb-rsa\trsa-2048\tunmanaged$", status, re.M),
+              "cluster status on node-a lists both nodes, logged in, and node-b's key: %s" % status.strip())
+        wanted = ('dkim_signerd_cluster_node_up{node="node-b"} 1', 'dkim_signerd_cluster_fenced{node="node-a"} 0',
+                  'dkim_signerd_cluster_node_logged_in{node="node-b"} 1')
+        for _ in until(10):  # the registry as node-a's listener last read it (every second)
+            metrics = a.metrics()
+            if all(w in metrics for w in wanted):
+                break
+            time.sleep(0.2)
+        check(all(w in metrics for w in wanted), "node-a's /metrics shows the cluster")
+
         # Revoked on A: B refuses its next signature; none issued after the answer.
         stop = threading.Event()
         b_results = []
@@ -231,8 +251,18 @@ def decisions(folder, cli, signerd, relayd, module):
 
         # audit verify over the whole cluster's log; then an edit, a deletion and a reordering,
         # of a record of either node, each found at its record.
-        a.stop()
+        # A node that stops is marked gone once it has been silent for 10 s.
         b.stop()
+        gone = None
+        for _ in until(30):
+            status = a.op("cluster", "status", user="alice").stdout.decode()
+            if "node-b\tgone" in status:
+                gone = status
+                break
+            time.sleep(0.5)
+        check(gone is not None and 'dkim_signerd_cluster_node_up{node="node-b"} 0' in a.metrics(),
+              "a node that stopped is marked gone in cluster status and /metrics")
+        a.stop()
         verified = cluster.verify()
         text = verified.stdout.decode() + verified.stderr.decode()
         check(verified.returncode == 0 and "chain intact" in text and "not checked" not in text,
@@ -262,6 +292,32 @@ def decisions(folder, cli, signerd, relayd, module):
         cluster.sql("ALTER TABLE audit ENABLE TRIGGER USER")
         final = cluster.verify()
         check(final.returncode == 0, "restored, the log verifies again: %s" % final.stdout.decode().strip()[:120])
+
+        # A database writer's own grant (SECURITY.md: the database is a trust boundary): a row
+        # written by hand, announced, and the nodes sign under it (what the database's writers
+        # can do); the log holds every such signature and audit verify names the first.
+        a.start()
+        b.start()
+        now_ms = int(time.time() * 1000)
+        cluster.sql("INSERT INTO grants(id, request_id, holder, operation, domain, selector, client, starts, "
+                    "expires, budget, uses, revoked_at, revoked_by, revoke_reason, break_glass, end_recorded, "
+                    "exhausted_at) VALUES (999, 0, 'mallory', 'sign', '%s', '*', '*', %d, %d, NULL, 0, NULL, '', "
+                    "'', false, false, NULL); UPDATE cluster_state SET version = version + 1; "
+                    "SELECT pg_notify('dkim_state', 'mallory')" % (DOMAIN, now_ms - 1000, now_ms + 600000))
+        forged = None
+        for _ in until(10):
+            ok, _ = sign(b, "b-rsa")
+            if ok:
+                forged = int(cluster.sql("SELECT max(seq) FROM audit WHERE action = 'sign' AND grant_id = 999"))
+                break
+            time.sleep(0.05)
+        check(forged is not None, "a grant row written into the database by hand signs (the database is trusted)")
+        a.stop()
+        b.stop()
+        out = cluster.verify().stdout.decode()
+        first = cluster.sql("SELECT min(seq) FROM audit WHERE action = 'sign' AND grant_id = 999").strip()
+        check(out.startswith("BROKEN at record %s: a signature under a grant that no approval" % first),
+              "audit verify names the first signature under it: %s" % out.strip()[:200])
     finally:
         cluster.stop()
         dns_server.stop()

@@ -1033,7 +1033,63 @@
     "dmarc-report": "DMARC report authorization",
   };
 
+  // The nodes that share the grant state (each with its own token and selectors), and each
+  // node's keys; hidden on a single appliance.
+  async function renderCluster() {
+    const panel = $("cluster-panel");
+    const doc = await api("GET", "/api/v1/cluster");
+    if (!doc.cluster) {
+      panel.hidden = true;
+      return;
+    }
+    panel.hidden = false;
+    const up = doc.nodes.filter((n) => !n.gone).length;
+    $("cluster-summary").textContent = doc.nodes.length + " nodes, " + up + " up; this answer from " +
+      doc.node + (doc.fenced ? " (cut off from the shared store: signing nothing)" : "") +
+      "; a node logs out " + Math.round(doc.lease_ms / 1000) + " s after it loses the database.";
+    const nodes = $("cluster-nodes");
+    clear(nodes);
+    const table = el("table", undefined, "table nodes");
+    const head = el("tr");
+    for (const h of ["Node", "Token", "Last seen", "Grants", "Signing keys", "Version"]) {
+      head.appendChild(el("th", h));
+    }
+    table.createTHead().appendChild(head);
+    const body = table.createTBody();
+    for (const n of doc.nodes) {
+      const tr = el("tr", undefined, n.gone ? "gone" : undefined);
+      tr.appendChild(el("td", n.name + (n.self ? " (this one)" : "") + (n.gone ? " — gone" : "")));
+      tr.appendChild(el("td", n.token));
+      const ago = Math.max(0, Math.round((doc.now_ms - n.last_seen_ms) / 1000));
+      tr.appendChild(el("td", ago + " s ago"));
+      tr.appendChild(el("td", String(n.grants)));
+      tr.appendChild(el("td", n.selectors.join(" ") || "—", "mono"));
+      tr.appendChild(el("td", n.version));
+      body.appendChild(tr);
+    }
+    nodes.appendChild(table);
+    const keys = $("cluster-keys");
+    clear(keys);
+    for (const name of [...new Set(doc.keys.map((k) => k.node))]) {
+      const section = el("section", undefined, "node-keys");
+      section.appendChild(el("h3", "Keys of " + name));
+      const list = el("table", undefined, "table");
+      const row = el("tr");
+      for (const h of ["Domain", "Selector", "Algorithm", "State"]) { row.appendChild(el("th", h)); }
+      list.createTHead().appendChild(row);
+      const rows = list.createTBody();
+      for (const k of doc.keys.filter((x) => x.node === name)) {
+        const tr = el("tr");
+        for (const v of [k.domain, k.selector, k.algorithm, k.state]) { tr.appendChild(el("td", v)); }
+        rows.appendChild(tr);
+      }
+      section.appendChild(list);
+      keys.appendChild(section);
+    }
+  }
+
   async function renderKeys() {
+    await renderCluster();
     const doc = await api("GET", "/api/v1/keys");
     const list = $("keys-list");
     clear(list);

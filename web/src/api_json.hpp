@@ -196,6 +196,50 @@ struct PinStatus {
     }
 };
 
+// GET /api/v1/cluster: the nodes that share the grant state (a single appliance: none) and every
+// node's keys.
+struct ClusterNode {
+    std::string name;
+    std::string version;
+    std::int64_t started_ms = 0;
+    std::int64_t last_seen_ms = 0;
+    std::string token;
+    std::int64_t grants = 0;
+    std::vector<std::string> selectors;
+    bool gone = false;
+    bool self = false;
+    template <class A>
+    void save(A& ar) const {
+        ar(cereal::make_nvp("name", name), cereal::make_nvp("version", version),
+           cereal::make_nvp("started_ms", started_ms),
+           cereal::make_nvp("last_seen_ms", last_seen_ms), cereal::make_nvp("token", token),
+           cereal::make_nvp("grants", grants), cereal::make_nvp("selectors", selectors),
+           cereal::make_nvp("gone", gone), cereal::make_nvp("self", self));
+    }
+};
+struct ClusterKey {
+    std::string node;
+    std::string domain;
+    std::string selector;
+    std::string algorithm;
+    std::string state;
+    template <class A>
+    void save(A& ar) const {
+        ar(cereal::make_nvp("node", node), cereal::make_nvp("domain", domain),
+           cereal::make_nvp("selector", selector), cereal::make_nvp("algorithm", algorithm),
+           cereal::make_nvp("state", state));
+    }
+};
+struct ClusterStatus {
+    bool cluster = false;
+    std::string node;
+    bool fenced = false;
+    std::int64_t lease_ms = 0;
+    std::int64_t now_ms = 0;
+    std::vector<ClusterNode> nodes;
+    std::vector<ClusterKey> keys;
+};
+
 // A key signerd offers to seal a PIN or a share to (POST /api/v1/pin/key), as signerd made it:
 // webd forwards it and cannot forge its statement's signature.
 struct PinKeyOffer {

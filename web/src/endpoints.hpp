@@ -39,6 +39,7 @@ Result<Response> remove_passkey(Context& ctx, Caller& caller);
 // pin_handlers.cpp: PIN custody's status, envelope keys and custodians' shares (sealed end to
 // end to signerd: webd forwards what it cannot open).
 Result<Response> pin_status(Context& ctx, Caller& caller);
+Result<Response> cluster_status(Context& ctx, Caller& caller);
 Result<Response> pin_key(Context& ctx, Caller& caller);
 Result<Response> submit_pin_share(Context& ctx, Caller& caller);
 

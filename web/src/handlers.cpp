@@ -68,6 +68,7 @@ const std::vector<Route>& routes() {
         {V::post, "/api/v1/pin/key", Auth::caller, pin_key},
         {V::post, "/api/v1/pin/shares", Auth::caller, submit_pin_share},
         {V::get, "/api/v1/keys", Auth::caller, list_keys},
+        {V::get, "/api/v1/cluster", Auth::caller, cluster_status},
         {V::post, "/api/v1/keys", Auth::caller, generate_key},
         {V::get, "/api/v1/domains/{domain}/dns", Auth::caller, domain_dns},
         {V::get, "/api/v1/audit", Auth::caller, audit},

@@ -133,4 +133,21 @@ Result<Response> domain_dns(Context& ctx, Caller& caller) {
         ctx.req);
 }
 
+// The cluster's nodes and every node's keys (the Keys view's "Cluster" panel).
+Result<Response> cluster_status(Context& ctx, Caller& caller) {
+    auto status = ctx.call<ipc::ClusterStatusReply>(ipc::ClusterStatusRequest{caller.credentials});
+    if (!status) {
+        return unexpected(status.error());
+    }
+    const api::ClusterStatus view = cluster_status_view(*status);
+    return json_response(
+        http::status::ok,
+        api::object(cereal::make_nvp("cluster", view.cluster), cereal::make_nvp("node", view.node),
+                    cereal::make_nvp("fenced", view.fenced),
+                    cereal::make_nvp("lease_ms", view.lease_ms),
+                    cereal::make_nvp("now_ms", view.now_ms), cereal::make_nvp("nodes", view.nodes),
+                    cereal::make_nvp("keys", view.keys)),
+        ctx.req);
+}
+
 }  // namespace dkim::web::detail

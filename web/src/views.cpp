@@ -221,6 +221,18 @@ api::PinStatus pin_status_view(const ipc::PinStatusReply& s) {
     return out;
 }
 
+api::ClusterStatus cluster_status_view(const ipc::ClusterStatusReply& s) {
+    api::ClusterStatus out{s.cluster, s.node, s.fenced, s.lease_ms, s.now_ms, {}, {}};
+    for (const ipc::ClusterNodeView& n : s.nodes) {
+        out.nodes.push_back({n.name, n.version, n.started_ms, n.last_seen_ms, n.token, n.grants,
+                             n.selectors, n.gone, n.self});
+    }
+    for (const ipc::ClusterKeyView& k : s.keys) {
+        out.keys.push_back({k.node, k.domain, k.selector, k.algorithm, k.state});
+    }
+    return out;
+}
+
 api::PinKeyOffer pin_key_offer_view(const ipc::PinKeyOfferReply& o) {
     return api::PinKeyOffer{o.key_id,     o.public_key, o.identity,  o.fingerprint,
                             o.expires_ms, o.statement,  o.signature, o.associated_data};

@@ -37,6 +37,7 @@ Expected<std::optional<ipc::PasskeyAssertion>, FieldError> read_assertion(JsonBo
                                                                           bool required);
 
 api::PinStatus pin_status_view(const ipc::PinStatusReply& s);
+api::ClusterStatus cluster_status_view(const ipc::ClusterStatusReply& s);
 api::PinKeyOffer pin_key_offer_view(const ipc::PinKeyOfferReply& o);
 
 // A PIN or a share sealed to signerd, as the console sends it: an object {key_id, envelope}

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include "dkim/base/hex.hpp"
 #include "dkim/crypto/base64.hpp"
@@ -563,6 +564,24 @@ LogReport verify_log(const std::vector<AuditRecord>& records, const std::vector<
                    "them before the next login)";
     }
     return out;
+}
+
+std::int64_t first_signature_without_decision(const std::vector<AuditRecord>& records) {
+    std::set<std::int64_t> decided;
+    for (const AuditRecord& r : records) {
+        if (r.grant_id == 0) {
+            continue;
+        }
+        if ((r.action == "elevation.approve" || r.action == "elevation.auto_approve" ||
+             r.action == "elevation.break_glass") &&
+            (r.outcome == "ok" || r.outcome == "alert")) {
+            decided.insert(r.grant_id);
+        } else if (r.action == "sign" && r.outcome == "issued" &&
+                   decided.count(r.grant_id) == 0) {
+            return r.seq;
+        }
+    }
+    return 0;
 }
 
 bool is_lifecycle_record(const AuditRecord& r) {

@@ -554,6 +554,17 @@ struct PinLock {
     }
 };
 
+// The cluster's nodes (name, version, last seen, token state, grants they see, selectors; a node
+// not seen for a while marked gone) and every node's keys; a single appliance answers with
+// cluster = false and its own keys. Any authenticated user, web and admin peers.
+struct ClusterStatusRequest {
+    Credentials auth;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth);
+    }
+};
+
 // New alternatives go at the end: the index is the wire tag.
 using Request =
     std::variant<SignRequest, StatusRequest, SessionCreate, UserAdd, UserList, UserSetDisabled,
@@ -563,7 +574,7 @@ using Request =
                  KeyActivate, KeyRetire, KeyImport, SigningKeysRequest, SigningSummaryRequest,
                  PasskeyLoginChallenge, PasskeyChallenge, PasskeyRegister, PasskeyList,
                  PasskeyRename, PasskeyRemove, PasskeyConfirm, PinKeyOffer, PinShareSubmit,
-                 PinSplit, PinStatusRequest, PinLock>;
+                 PinSplit, PinStatusRequest, PinLock, ClusterStatusRequest>;
 
 // Wipes every secret a request carries: the credentials' password, token and TOTP code, a new
 // user's password, a PIN, a TOTP confirmation code, an imported private key. Every process
@@ -1061,10 +1072,53 @@ struct PinSharesReply {
     }
 };
 
+struct ClusterNodeView {
+    std::string name;
+    std::string version;
+    std::int64_t started_ms = 0;
+    std::int64_t last_seen_ms = 0;
+    std::string token;  // "logged-in", "logged-out", "fenced"
+    std::int64_t grants = 0;
+    std::vector<std::string> selectors;  // "domain/selector", signing keys
+    bool gone = false;                   // not seen for longer than kNodeGoneAfter
+    bool self = false;                   // the node that answered
+    template <class A>
+    void serialize(A& ar) {
+        ar(name, version, started_ms, last_seen_ms, token, grants, selectors, gone, self);
+    }
+};
+
+struct ClusterKeyView {
+    std::string node;  // "" on a single appliance
+    std::string domain;
+    std::string selector;
+    std::string algorithm;
+    std::string state;
+    template <class A>
+    void serialize(A& ar) {
+        ar(node, domain, selector, algorithm, state);
+    }
+};
+
+struct ClusterStatusReply {
+    bool cluster = false;
+    std::string node;  // the node that answered
+    bool fenced = false;
+    std::int64_t lease_ms = 0;
+    std::int64_t now_ms = 0;
+    std::vector<ClusterNodeView> nodes;  // by name
+    std::vector<ClusterKeyView> keys;    // by node, domain, selector
+    template <class A>
+    void serialize(A& ar) {
+        ar(cluster, node, fenced, lease_ms, now_ms, nodes, keys);
+    }
+};
+
 using Reply =
     std::variant<ErrorReply, SignReply, StatusReply, OkReply, UsersReply, RequestsReply,
                  GrantsReply, AuditReply, PublicKeyReply, IdentityReply, KeysReply,
                  AuditVerifyReply, SigningKeysReply, SigningSummaryReply, PasskeyChallengeReply,
-                 PasskeysReply, PinKeyOfferReply, PinStatusReply, PinSharesReply>;
+                 PasskeysReply, PinKeyOfferReply, PinStatusReply, PinSharesReply,
+                 ClusterStatusReply>;
 
 }  // namespace dkim::ipc

@@ -175,6 +175,12 @@ struct LogEnd {
     std::int64_t unrecovered = 0;  // the start record of the first uncovered unclean end
 };
 bool is_lifecycle_record(const AuditRecord& record);
+
+// Every signature issued under a grant that a decision earlier in the log made (an approval that
+// completed its quorum, an auto-approval or a break-glass record naming the grant): the first
+// "sign" record (outcome "issued") without one, or 0. A grant row written into the store by
+// hand (a database writer; several nodes share theirs) signs, and this names it afterwards.
+std::int64_t first_signature_without_decision(const std::vector<AuditRecord>& records);
 LogEnd log_end(const std::vector<AuditRecord>& tail);
 
 std::string to_hex(const ChainHash& hash);
