@@ -71,8 +71,8 @@ void add_signerd_commands(CLI::App& app, int& exit_code) {
     });
 
     // cluster status: the nodes sharing the grant state, and each node's keys.
-    CLI::App* cluster =
-        app.add_subcommand("cluster", "the nodes that share the grant state")->require_subcommand(1);
+    CLI::App* cluster = app.add_subcommand("cluster", "the nodes that share the grant state")
+                            ->require_subcommand(1);
     CLI::App* cs = cluster->add_subcommand(
         "status", "each node (token, last seen, grants, selectors; gone when silent) and its keys");
     add_common(cs, *c);
@@ -90,9 +90,10 @@ void add_signerd_commands(CLI::App& app, int& exit_code) {
             if (!s->cluster) {
                 std::cout << "a single appliance (no [cluster] in signerd.toml)\n";
             } else {
-                std::cout << "node " << s->node << (s->fenced ? " (FENCED: cut off from the shared "
-                                                                "store, signing nothing)"
-                                                              : "")
+                std::cout << "node " << s->node
+                          << (s->fenced ? " (FENCED: cut off from the shared "
+                                          "store, signing nothing)"
+                                        : "")
                           << "; lease " << s->lease_ms << " ms\n";
                 for (const ipc::ClusterNodeView& n : s->nodes) {
                     std::cout << "node\t" << n.name << "\t" << (n.gone ? "gone" : "up") << "\t"

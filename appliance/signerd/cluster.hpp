@@ -66,6 +66,7 @@ class ClusterNode {
     bool fenced() const;
     const std::string& node() const { return store_.node(); }
     jit::SharedStore& store() { return store_; }
+    const jit::SharedStore& store() const { return store_; }
 
     // Reloads now (under the decision mutex).
     Expected<void, std::string> reload();

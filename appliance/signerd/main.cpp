@@ -246,10 +246,11 @@ int run(const signerd::Config& config) {
                            jit::NodeStatus s;
                            s.version = DKIM_APPLIANCE_VERSION;
                            s.started = started;
-                           s.token = cluster->fenced()        ? "fenced"
-                                     : service.logged_in()    ? "logged-in"
-                                                              : "logged-out";
-                           s.grants = static_cast<std::int64_t>(authority.active_count(clock.now()));
+                           s.token = cluster->fenced()     ? "fenced"
+                                     : service.logged_in() ? "logged-in"
+                                                           : "logged-out";
+                           s.grants =
+                               static_cast<std::int64_t>(authority.active_count(clock.now()));
                            // The token's keys (managed or not; never the audit key), which the
                            // other nodes cannot see in their own tokens.
                            if (auto listed = gate.list_keys(); listed) {

@@ -43,6 +43,13 @@ std::string Metrics::render(const Gauges& g) const {
     if (g.cluster) {
         // Node names are checked when a node registers, and again here: the registry is the
         // database's, and a label value must not carry quotes or line breaks.
+        out << "# HELP dkim_signerd_store_statements_total Statements sent to the shared store "
+               "(each one round trip).\n"
+               "# TYPE dkim_signerd_store_statements_total counter\n"
+            << "dkim_signerd_store_statements_total " << g.store_statements << "\n"
+            << "# HELP dkim_signerd_store_transactions_total Transactions on the shared store.\n"
+               "# TYPE dkim_signerd_store_transactions_total counter\n"
+            << "dkim_signerd_store_transactions_total " << g.store_transactions << "\n";
         out << "# HELP dkim_signerd_cluster_fenced 1 while this node is cut off from the shared "
                "store for longer than its lease (logged out, signing nothing).\n"
                "# TYPE dkim_signerd_cluster_fenced gauge\n"

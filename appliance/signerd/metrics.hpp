@@ -61,6 +61,8 @@ class Metrics {
             std::int64_t grants = 0;
         };
         bool cluster = false;
+        std::uint64_t store_statements = 0;    // statements (round trips) to the shared store
+        std::uint64_t store_transactions = 0;  // its transactions
         std::string node;
         bool fenced = false;
         std::vector<Node> nodes;

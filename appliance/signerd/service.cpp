@@ -86,6 +86,9 @@ Metrics::Gauges Service::gauges() const {
     g.login_failure_records = directory_.tracked_failures();
     if (cluster_ != nullptr) {
         g.cluster = true;
+        const auto counters = cluster_->store().counters();
+        g.store_statements = counters.statements;
+        g.store_transactions = counters.transactions;
         g.node = cluster_->node();
         g.fenced = cluster_->fenced();
         for (const jit::NodeStatus& n : cluster_->seen_nodes()) {
@@ -117,9 +120,9 @@ ipc::Reply Service::cluster_status(TimePoint now) const {
     auto nodes = cluster_->store().nodes();
     auto keys = cluster_->store().all_keys();
     if (!nodes || !keys) {
-        return error_reply(ipc::ErrorCode::unavailable,
-                           "the cluster's shared store cannot be read: " +
-                               (nodes ? keys.error() : nodes.error()));
+        return error_reply(
+            ipc::ErrorCode::unavailable,
+            "the cluster's shared store cannot be read: " + (nodes ? keys.error() : nodes.error()));
     }
     for (const jit::NodeStatus& n : *nodes) {
         ipc::ClusterNodeView v;
@@ -152,13 +155,13 @@ ipc::Reply Service::cluster_status(TimePoint now) const {
             }
             const std::string domain = listed.substr(0, slash);
             const std::string selector = listed.substr(slash + 1, colon - slash - 1);
-            const bool managed = std::any_of(
-                out.keys.begin(), out.keys.end(), [&](const ipc::ClusterKeyView& k) {
+            const bool managed =
+                std::any_of(out.keys.begin(), out.keys.end(), [&](const ipc::ClusterKeyView& k) {
                     return k.node == n.name && k.domain == domain && k.selector == selector;
                 });
             if (!managed) {
-                out.keys.push_back({n.name, domain, selector, listed.substr(colon + 1),
-                                    "unmanaged"});
+                out.keys.push_back(
+                    {n.name, domain, selector, listed.substr(colon + 1), "unmanaged"});
             }
         }
     }

@@ -9,6 +9,9 @@
  *    DER-wrapped OCTET STRING, for single-attribute C_GetAttributeValue calls;
  *  - with $DKIM_FAULT_CORRUPT_SIGNATURES set, every signature C_Sign returns has one bit
  *    flipped: a faulty token, for the relay's check of each signature before it leaves;
+ *  - with $DKIM_FAULT_SIGN_LATENCY_US set (microseconds), every C_Sign waits that long before
+ *    it is forwarded: a token (a network HSM) that is slower than SoftHSM2, for the cluster's
+ *    scale-out benchmark, where the token and not the CPU is the limit;
  *  - counts of C_Initialize and C_Finalize. The shim behaves as a module of its own: it
  *    answers C_Initialize with CKR_OK even when the real module was already initialised by
  *    the test binary, and only forwards C_Finalize when its own C_Initialize initialised the
@@ -20,6 +23,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static CK_FUNCTION_LIST forwarded;
 static CK_FUNCTION_LIST_PTR target;
@@ -148,6 +152,19 @@ static CK_RV corrupting_sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULO
     return rv;
 }
 
+static struct timespec sign_latency;
+
+static CK_RV slow_sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG length,
+                       CK_BYTE_PTR signature, CK_ULONG_PTR signature_length) {
+    /* Only the call that makes the signature waits (not the length query). */
+    if (signature != NULL) {
+        struct timespec left = sign_latency;
+        while (nanosleep(&left, &left) != 0) {
+        }
+    }
+    return target->C_Sign(session, data, length, signature, signature_length);
+}
+
 CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list) {
     if (target == NULL) {
         const char* path = getenv("DKIM_FAULT_MODULE_TARGET");
@@ -167,6 +184,11 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list) {
         forwarded.C_DestroyObject = failing_destroy_object;
         if (getenv("DKIM_FAULT_CORRUPT_SIGNATURES") != NULL) {
             forwarded.C_Sign = corrupting_sign;
+        } else if (getenv("DKIM_FAULT_SIGN_LATENCY_US") != NULL) {
+            const long us = strtol(getenv("DKIM_FAULT_SIGN_LATENCY_US"), NULL, 10);
+            sign_latency.tv_sec = us / 1000000;
+            sign_latency.tv_nsec = (us % 1000000) * 1000;
+            forwarded.C_Sign = slow_sign;
         }
     }
     *list = &forwarded;
