@@ -254,15 +254,16 @@ int run_audit_verify(const AuditFileArgs& args) {
         }
         keys[given.substr(0, eq)] = std::move(*parsed);
     }
-    // A cluster's checkpoints of nodes without a key are matched against the chain, not
-    // checked; the report names those nodes.
-    std::set<std::string> unchecked;
+    // With keys given, every checkpoint must verify with its node's key: one of a node whose
+    // key was not given is refused (a log rewritten with the checkpoints of a node of the
+    // writer's own would otherwise pass), and the report names the node.
+    std::set<std::string> unknown;
     if (!keys.empty()) {
-        options.signature_valid = [&keys, &unchecked](const jit::Checkpoint& c) {
+        options.signature_valid = [&keys, &unknown](const jit::Checkpoint& c) {
             const auto it = keys.find(c.node);
             if (it == keys.end()) {
-                unchecked.insert(c.node);
-                return true;
+                unknown.insert(c.node);
+                return false;
             }
             return it->second && it->second->verify(
                                      SigningAlgorithm::ed25519_sha256,
@@ -272,7 +273,12 @@ int run_audit_verify(const AuditFileArgs& args) {
     const jit::LogReport report = jit::verify_log(records, checkpoints, anchors, options);
     if (!report.chain.ok) {
         std::cout << "BROKEN at record " << report.chain.first_broken << ": "
-                  << report.chain.problem << "\n";
+                  << report.chain.problem;
+        if (!unknown.empty()) {
+            std::cout << " (no audit key was given for node " << *unknown.begin()
+                      << ": --node-key NAME=KEY, from `audit key` on that node)";
+        }
+        std::cout << "\n";
         return kFailed;
     }
     // Decisions made with a passkey: each must carry an assertion that verifies with the public
@@ -303,13 +309,6 @@ int run_audit_verify(const AuditFileArgs& args) {
     }
     if (report.signatures_checked) {
         std::cout << "; " << report.signatures_valid << " checkpoint signatures valid";
-        if (!unchecked.empty()) {
-            std::cout << " (of which the checkpoints of node";
-            for (const std::string& node : unchecked) {
-                std::cout << " " << node;
-            }
-            std::cout << " not checked: give --node-key NAME=KEY)";
-        }
     } else {
         std::cout << " (signatures not checked: give --token to check them)";
     }

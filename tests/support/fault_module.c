@@ -9,9 +9,10 @@
  *    DER-wrapped OCTET STRING, for single-attribute C_GetAttributeValue calls;
  *  - with $DKIM_FAULT_CORRUPT_SIGNATURES set, every signature C_Sign returns has one bit
  *    flipped: a faulty token, for the relay's check of each signature before it leaves;
- *  - with $DKIM_FAULT_SIGN_LATENCY_US set (microseconds), every C_Sign waits that long before
- *    it is forwarded: a token (a network HSM) that is slower than SoftHSM2, for the cluster's
- *    scale-out benchmark, where the token and not the CPU is the limit;
+ *  - with $DKIM_FAULT_SIGN_LATENCY_US set (microseconds), every C_Sign takes that long more,
+ *    one at a time (a token with one signing engine: 2000 us is 500 signatures a second
+ *    whatever the number of sessions), for the cluster's scale-out benchmark, where the token
+ *    and not the CPU is the limit;
  *  - counts of C_Initialize and C_Finalize. The shim behaves as a module of its own: it
  *    answers C_Initialize with CKR_OK even when the real module was already initialised by
  *    the test binary, and only forwards C_Finalize when its own C_Initialize initialised the
@@ -20,6 +21,7 @@
  * Tests reach the controls through dlsym on the same handle. */
 #include <dlfcn.h>
 #include <p11-kit/pkcs11.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,16 +155,21 @@ static CK_RV corrupting_sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULO
 }
 
 static struct timespec sign_latency;
+static pthread_mutex_t sign_engine = PTHREAD_MUTEX_INITIALIZER;
 
 static CK_RV slow_sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG length,
                        CK_BYTE_PTR signature, CK_ULONG_PTR signature_length) {
-    /* Only the call that makes the signature waits (not the length query). */
-    if (signature != NULL) {
-        struct timespec left = sign_latency;
-        while (nanosleep(&left, &left) != 0) {
-        }
+    /* Only the call that makes the signature waits (not the length query), one at a time. */
+    if (signature == NULL) {
+        return target->C_Sign(session, data, length, signature, signature_length);
     }
-    return target->C_Sign(session, data, length, signature, signature_length);
+    pthread_mutex_lock(&sign_engine);
+    struct timespec left = sign_latency;
+    while (nanosleep(&left, &left) != 0) {
+    }
+    CK_RV rv = target->C_Sign(session, data, length, signature, signature_length);
+    pthread_mutex_unlock(&sign_engine);
+    return rv;
 }
 
 CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list) {
