@@ -107,7 +107,8 @@ void add_signerd_commands(CLI::App& app, int& exit_code) {
             }
             for (const ipc::ClusterKeyView& k : s->keys) {
                 std::cout << "key\t" << (k.node.empty() ? "-" : k.node) << "\t" << k.domain << "\t"
-                          << k.selector << "\t" << k.algorithm << "\t" << k.state << "\n";
+                          << k.selector << "\t" << k.algorithm << "\t" << k.state << "\t"
+                          << k.dns_record << "\n";
             }
         });
     });

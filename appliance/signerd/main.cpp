@@ -241,28 +241,29 @@ int run(const signerd::Config& config) {
 
     if (cluster) {
         const TimePoint started = clock.now();
-        cluster->start([&service] { service.notify_change(); },
-                       [&service, &authority, &gate, &clock, &cluster, started] {
-                           jit::NodeStatus s;
-                           s.version = DKIM_APPLIANCE_VERSION;
-                           s.started = started;
-                           s.token = cluster->fenced()     ? "fenced"
-                                     : service.logged_in() ? "logged-in"
-                                                           : "logged-out";
-                           s.grants =
-                               static_cast<std::int64_t>(authority.active_count(clock.now()));
-                           // The token's keys (managed or not; never the audit key), which the
-                           // other nodes cannot see in their own tokens.
-                           if (auto listed = gate.list_keys(); listed) {
-                               for (const auto& k : *listed) {
-                                   if (k.domain != "signerd.invalid") {
-                                       s.selectors += (s.selectors.empty() ? "" : " ") + k.domain +
-                                                      "/" + k.selector + ":" + k.algorithm;
-                                   }
-                               }
-                           }
-                           return s;
-                       });
+        cluster->start(
+            [&service] { service.notify_change(); },
+            [&service, &authority, &gate, &clock, &cluster, started] {
+                jit::NodeStatus s;
+                s.version = DKIM_APPLIANCE_VERSION;
+                s.started = started;
+                s.token = cluster->fenced()     ? "fenced"
+                          : service.logged_in() ? "logged-in"
+                                                : "logged-out";
+                s.grants = static_cast<std::int64_t>(authority.active_count(clock.now()));
+                // The token's keys (managed or not; never the audit key), which the
+                // other nodes cannot see in their own tokens.
+                if (auto listed = gate.list_keys(); listed) {
+                    for (const auto& k : *listed) {
+                        if (k.domain != "signerd.invalid") {
+                            s.selectors += (s.selectors.empty() ? "" : " ") + k.domain + "/" +
+                                           k.selector + ":" + k.algorithm;
+                            s.records += k.domain + " " + k.selector + " " + k.dkim_record + "\n";
+                        }
+                    }
+                }
+                return s;
+            });
         std::cerr
             << "dkim-signerd: cluster node " << config.cluster->node << ", lease "
             << std::chrono::duration_cast<std::chrono::milliseconds>(config.cluster->lease).count()

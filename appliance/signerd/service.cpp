@@ -1,6 +1,7 @@
 #include "service.hpp"
 
 #include <algorithm>
+#include <map>
 #include <sstream>
 #include <tuple>
 #include <type_traits>
@@ -108,8 +109,8 @@ ipc::Reply Service::cluster_status(TimePoint now) const {
     out.now_ms = to_unix_ms(now);
     if (cluster_ == nullptr) {
         for (const jit::KeyRecord& k : keys_registry_.all()) {
-            out.keys.push_back(
-                {"", k.domain, k.selector, k.algorithm, std::string(jit::to_string(k.state))});
+            out.keys.push_back({"", k.domain, k.selector, k.algorithm,
+                                std::string(jit::to_string(k.state)), k.dkim_record});
         }
         return out;
     }
@@ -141,8 +142,21 @@ ipc::Reply Service::cluster_status(TimePoint now) const {
         out.nodes.push_back(std::move(v));
     }
     for (const auto& [node, k] : *keys) {
-        out.keys.push_back(
-            {node, k.domain, k.selector, k.algorithm, std::string(jit::to_string(k.state))});
+        out.keys.push_back({node, k.domain, k.selector, k.algorithm,
+                            std::string(jit::to_string(k.state)), k.dkim_record});
+    }
+    // Each node's token's records, as its heartbeat lists them ("domain selector record").
+    std::map<std::tuple<std::string, std::string, std::string>, std::string> records;
+    for (const jit::NodeStatus& n : *nodes) {
+        std::istringstream lines(n.records);
+        for (std::string line; std::getline(lines, line);) {
+            const auto first = line.find(' ');
+            const auto second = first == std::string::npos ? first : line.find(' ', first + 1);
+            if (second != std::string::npos) {
+                records[{n.name, line.substr(0, first),
+                         line.substr(first + 1, second - first - 1)}] = line.substr(second + 1);
+            }
+        }
     }
     // The keys a node's token holds without a lifecycle record (made before signerd managed
     // them), as its heartbeat lists them: "domain/selector:algorithm".
@@ -161,7 +175,14 @@ ipc::Reply Service::cluster_status(TimePoint now) const {
                 });
             if (!managed) {
                 out.keys.push_back(
-                    {n.name, domain, selector, listed.substr(colon + 1), "unmanaged"});
+                    {n.name, domain, selector, listed.substr(colon + 1), "unmanaged", ""});
+            }
+        }
+    }
+    for (ipc::ClusterKeyView& k : out.keys) {
+        if (k.dns_record.empty()) {
+            if (const auto it = records.find({k.node, k.domain, k.selector}); it != records.end()) {
+                k.dns_record = it->second;
             }
         }
     }

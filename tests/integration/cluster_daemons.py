@@ -157,7 +157,7 @@ def decisions(folder, cli, signerd, relayd, module):
             time.sleep(0.1)
         check(re.search(r"^node\tnode-a\tup\tlogged-in\t.*signerd.example/a-rsa:rsa-2048.*\(this one\)$", status, re.M)
               and re.search(r"^node\tnode-b\tup\tlogged-in\t.*signerd.example/b-rsa:rsa-2048", status, re.M)
-              and re.search(r"^key\tnode-b\tsignerd.example\tb-rsa\trsa-2048\tunmanaged$", status, re.M),
+              and re.search(r"^key\tnode-b\tsignerd.example\tb-rsa\trsa-2048\tunmanaged\tv=DKIM1; k=rsa; p=\S+$", status, re.M),
               "cluster status on node-a lists both nodes, logged in, and node-b's key: %s" % status.strip())
         wanted = ('dkim_signerd_cluster_node_up{node="node-b"} 1', 'dkim_signerd_cluster_fenced{node="node-a"} 0',
                   'dkim_signerd_cluster_node_logged_in{node="node-b"} 1')

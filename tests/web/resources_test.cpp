@@ -24,6 +24,9 @@ TEST_F(ResourcesTest, DnsRecordsComeFromTheTokensKeysAndTheConfiguredAddresses) 
     login("alice");
     const std::string long_record = "v=DKIM1; k=rsa; p=" + std::string(400, 'A');
     signer.answer = [&](ipc::Request& r) -> ipc::Reply {
+        if (std::holds_alternative<ipc::ClusterStatusRequest>(r)) {
+            return ipc::ClusterStatusReply{};  // a single appliance
+        }
         EXPECT_TRUE(std::holds_alternative<ipc::KeyList>(r));
         const auto key = [](std::string domain, std::string algorithm, std::string signing,
                             std::uint32_t bits, std::string record) {
@@ -182,6 +185,47 @@ TEST_F(ResourcesTest, HealthzSaysWhetherSignerdAnswers) {
     EXPECT_EQ(send(verb::get, "/healthz").result(), status::service_unavailable);
     signer.down = true;
     EXPECT_EQ(send(verb::get, "/healthz").result(), status::service_unavailable);
+}
+
+// A cluster node's DNS page lists the other nodes' keys of the domain too (each node signs with
+// its own selectors), from their tokens' records as the registry holds them; its own come from
+// its token, and a key of another domain, a retired one or one without a record is left out.
+TEST_F(ResourcesTest, AClusterNodesDnsRecordsListEveryNodesKeys) {
+    login("alice");
+    signer.answer = [&](ipc::Request& r) -> ipc::Reply {
+        if (std::holds_alternative<ipc::ClusterStatusRequest>(r)) {
+            ipc::ClusterStatusReply c;
+            c.cluster = true;
+            c.node = "mx1";
+            c.keys = {{"mx1", "example.com", "a1", "rsa-2048", "unmanaged", "v=DKIM1; p=MINE"},
+                      {"mx2", "example.com", "b1", "rsa-2048", "unmanaged", "v=DKIM1; p=B1"},
+                      {"mx2", "example.com", "b0", "rsa-2048", "retired", "v=DKIM1; p=OLD"},
+                      {"mx2", "other.example", "b1", "ed25519", "active", "v=DKIM1; p=X"},
+                      {"mx3", "example.com", "c1", "ed25519", "active", ""}};
+            return c;
+        }
+        ipc::KeyView k;
+        k.domain = "example.com";
+        k.selector = "a1";
+        k.algorithm = "rsa-2048";
+        k.dns_name = "a1._domainkey.example.com";
+        k.dns_record = "v=DKIM1; p=MINE";
+        k.state = "active";
+        ipc::KeysReply reply;
+        reply.keys = {k};
+        return reply;
+    };
+    auto r = send(verb::get, "/api/v1/domains/example.com/dns", "", with_session());
+    ASSERT_EQ(r.result(), status::ok) << r.body();
+    auto d = parse(r.body());
+    std::vector<std::string> dkim;
+    for (const auto& rec : d["records"].GetArray()) {
+        if (std::string(rec["kind"].GetString()) == "dkim") {
+            dkim.push_back(std::string(rec["name"].GetString()) + "=" + rec["value"].GetString());
+        }
+    }
+    EXPECT_EQ(dkim, (std::vector<std::string>{"a1._domainkey.example.com=v=DKIM1; p=MINE",
+                                              "b1._domainkey.example.com=v=DKIM1; p=B1"}));
 }
 
 // The OpenAPI document and the route table list the same operations.

@@ -1075,12 +1075,17 @@
       section.appendChild(el("h3", "Keys of " + name));
       const list = el("table", undefined, "table");
       const row = el("tr");
-      for (const h of ["Domain", "Selector", "Algorithm", "State"]) { row.appendChild(el("th", h)); }
+      for (const h of ["Domain", "Selector", "Algorithm", "State", ""]) { row.appendChild(el("th", h)); }
       list.createTHead().appendChild(row);
       const rows = list.createTBody();
       for (const k of doc.keys.filter((x) => x.node === name)) {
         const tr = el("tr");
         for (const v of [k.domain, k.selector, k.algorithm, k.state]) { tr.appendChild(el("td", v)); }
+        const copy = el("td");
+        if (k.dns_record) {
+          copy.appendChild(copyButton(k.dns_record, "DKIM record " + k.selector + "._domainkey." + k.domain));
+        }
+        tr.appendChild(copy);
         rows.appendChild(tr);
       }
       section.appendChild(list);

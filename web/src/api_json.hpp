@@ -223,11 +223,12 @@ struct ClusterKey {
     std::string selector;
     std::string algorithm;
     std::string state;
+    std::string dns_record;
     template <class A>
     void save(A& ar) const {
         ar(cereal::make_nvp("node", node), cereal::make_nvp("domain", domain),
            cereal::make_nvp("selector", selector), cereal::make_nvp("algorithm", algorithm),
-           cereal::make_nvp("state", state));
+           cereal::make_nvp("state", state), cereal::make_nvp("dns_record", dns_record));
     }
 };
 struct ClusterStatus {

@@ -101,6 +101,25 @@ Result<Response> domain_dns(Context& ctx, Caller& caller) {
                                    " (" + k.state + "), as the token holds it"});
         }
     }
+    // A cluster: the other nodes' keys of the domain, from their own tokens (each node signs
+    // with its own selectors, and all are published side by side).
+    if (auto cluster =
+            ctx.call<ipc::ClusterStatusReply>(ipc::ClusterStatusRequest{caller.credentials});
+        cluster && cluster->cluster) {
+        for (const ipc::ClusterKeyView& k : cluster->keys) {
+            const bool publish = k.state == "pending-publish" || k.state == "active" ||
+                                 k.state == "retiring" || k.state == "unmanaged";
+            if (k.node == cluster->node || k.domain != domain || !publish || k.dns_record.empty()) {
+                continue;
+            }
+            any_key = true;
+            const std::string name = k.selector + "._domainkey." + k.domain;
+            records.push_back(
+                {"dkim", name, "TXT", k.dns_record, dns::zone_line(name, k.dns_record),
+                 "the public half of node " + k.node + "'s " + k.algorithm + " key " + k.selector +
+                     " (" + k.state + "), as that node's token holds it"});
+        }
+    }
     if (!any_key) {
         return unexpected(failure(http::status::not_found, "not_found",
                                   "the token holds no DKIM key for " + domain));

@@ -228,7 +228,7 @@ api::ClusterStatus cluster_status_view(const ipc::ClusterStatusReply& s) {
                              n.selectors, n.gone, n.self});
     }
     for (const ipc::ClusterKeyView& k : s.keys) {
-        out.keys.push_back({k.node, k.domain, k.selector, k.algorithm, k.state});
+        out.keys.push_back({k.node, k.domain, k.selector, k.algorithm, k.state, k.dns_record});
     }
     return out;
 }

@@ -103,7 +103,7 @@ CREATE TABLE IF NOT EXISTS pin_share_set(
 CREATE TABLE IF NOT EXISTS nodes(
   name text PRIMARY KEY, version text NOT NULL, started bigint NOT NULL,
   last_seen bigint NOT NULL, token text NOT NULL, grants bigint NOT NULL,
-  selectors text NOT NULL);
+  selectors text NOT NULL, records text NOT NULL);
 -- Stops accidents only: whoever owns the tables can drop the trigger. The hash chain and the
 -- checkpoints signed in the nodes' tokens are what detect an edit.
 CREATE OR REPLACE FUNCTION dkim_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
@@ -1066,12 +1066,13 @@ Expected<void, std::string> PgStore::heartbeat(const NodeStatus& s) {
         return ok;
     }
     auto res = listener_.exec(
-        "INSERT INTO nodes(name, version, started, last_seen, token, grants, selectors) "
-        "VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (name) DO UPDATE SET "
+        "INSERT INTO nodes(name, version, started, last_seen, token, grants, selectors, records) "
+        "VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (name) DO UPDATE SET "
         "version = excluded.version, started = excluded.started, last_seen = excluded.last_seen, "
-        "token = excluded.token, grants = excluded.grants, selectors = excluded.selectors",
+        "token = excluded.token, grants = excluded.grants, selectors = excluded.selectors, "
+        "records = excluded.records",
         {options_.node, s.version, num(to_unix_ms(s.started)), num(to_unix_ms(s.last_seen)),
-         s.token, num(s.grants), s.selectors},
+         s.token, num(s.grants), s.selectors, s.records},
         "register the node");
     if (!res) {
         listener_.drop();
@@ -1086,7 +1087,7 @@ Expected<std::vector<NodeStatus>, std::string> PgStore::nodes() {
         return unexpected(ok.error());
     }
     auto res = reader_.exec(
-        "SELECT name, version, started, last_seen, token, grants, selectors FROM nodes "
+        "SELECT name, version, started, last_seen, token, grants, selectors, records FROM nodes "
         "ORDER BY name",
         "read the nodes");
     if (!res) {
@@ -1097,7 +1098,7 @@ Expected<std::vector<NodeStatus>, std::string> PgStore::nodes() {
         const PGresult* r = res->get();
         out.push_back({pg_text(r, i, 0), pg_text(r, i, 1), from_unix_ms(pg_int(r, i, 2)),
                        from_unix_ms(pg_int(r, i, 3)), pg_text(r, i, 4), pg_int(r, i, 5),
-                       pg_text(r, i, 6)});
+                       pg_text(r, i, 6), pg_text(r, i, 7)});
     }
     return out;
 }

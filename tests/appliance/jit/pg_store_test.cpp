@@ -335,7 +335,7 @@ TEST_F(PgStoreTest, EachNodeLoadsItsOwnKeysAndTheRegistryListsAll) {
     ASSERT_EQ(all->size(), 2U);
     EXPECT_EQ((*all)[0].first, "node-a");
     EXPECT_EQ((*all)[1].first, "node-b");
-    ASSERT_TRUE(a->store->heartbeat({"ignored", "0.1.0", t0, t0 + 1s, "logged-in", 1, "x/a1"}));
+    ASSERT_TRUE(a->store->heartbeat({"ignored", "0.1.0", t0, t0 + 1s, "logged-in", 1, "x/a1", ""}));
     auto nodes = b->store->nodes();
     ASSERT_TRUE(nodes);
     ASSERT_EQ(nodes->size(), 1U);

@@ -1094,9 +1094,10 @@ struct ClusterKeyView {
     std::string selector;
     std::string algorithm;
     std::string state;
+    std::string dns_record;  // "v=DKIM1; k=...; p=..." as its node's token holds it ("": unknown)
     template <class A>
     void serialize(A& ar) {
-        ar(node, domain, selector, algorithm, state);
+        ar(node, domain, selector, algorithm, state, dns_record);
     }
 };
 

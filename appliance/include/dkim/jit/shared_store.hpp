@@ -42,7 +42,10 @@ struct NodeStatus {
     TimePoint last_seen{};    // the node's last heartbeat
     std::string token;        // "logged-in", "logged-out", "fenced" (cut off: lease ended)
     std::int64_t grants = 0;  // active grants the node sees
-    std::string selectors;    // its keys: "domain/selector ..." (signing ones)
+    std::string selectors;    // its token's keys: "domain/selector:algorithm ..."
+    // Their DNS records, one line each: "domain selector record" (the other nodes publish
+    // them beside their own).
+    std::string records;
 };
 
 class SharedStore : public Store {
