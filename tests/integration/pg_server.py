@@ -172,26 +172,42 @@ def main():
         return 2
     folder = sys.argv[2]
     if sys.argv[1] == "start":
-        shutil.rmtree(folder, ignore_errors=True)
+        stop_server(folder)
         os.makedirs(folder)
-        server = PgServer(folder).start()
+        # The server's own folder under /tmp: the build tree's parents may be closed to the
+        # server's user (a clone under /root).
+        import tempfile
+        root = tempfile.mkdtemp(prefix="dkim-pg-fixture-")
+        with open(os.path.join(folder, "root"), "w") as f:
+            f.write(root + "\n")
+        server = PgServer(root).start()
         with open(os.path.join(folder, "conninfo"), "w") as f:
             f.write(server.conninfo("postgres") + "\n")
         with open(os.path.join(folder, "password"), "w") as f:
             f.write(PASSWORD + "\n")
         os.chmod(os.path.join(folder, "password"), 0o600)
-        with open(os.path.join(folder, "superuser"), "w") as f:
-            f.write("host=%s port=%d user=postgres dbname=postgres\n" % (server.folder, server.port))
         # The role may create the tests' databases.
         server.sql("ALTER ROLE %s CREATEDB" % ROLE)
         return 0
-    server = PgServer.__new__(PgServer)
-    server.folder = os.path.join(folder, "postgres")
-    server.data = os.path.join(server.folder, "data")
-    server.owner = _owner()
-    server.stop("immediate")
-    shutil.rmtree(folder, ignore_errors=True)
+    stop_server(folder)
     return 0
+
+
+def stop_server(folder):
+    """Stops the fixture's server (if one runs) and removes its folders."""
+    try:
+        with open(os.path.join(folder, "root")) as f:
+            root = f.read().strip()
+    except OSError:
+        root = None
+    if root:
+        server = PgServer.__new__(PgServer)
+        server.folder = os.path.join(root, "postgres")
+        server.data = os.path.join(server.folder, "data")
+        server.owner = _owner()
+        server.stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
