@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 
@@ -55,6 +56,43 @@ TEST_F(SignerdConfigTest, ThePinSourcesThatExcludeEachOther) {
 
 // Issue 18, finding 6: on the appliance signerd writes webhook events to dkim-notifyd's outbox
 // and posts nothing; the notifier holds the URL and the key, so they may not be given here too.
+// [cluster]: a node name, a connection string without a password, a bounded lease, and a PIN
+// custody that logs in by itself (every node logs in whenever the cluster has a grant).
+TEST_F(SignerdConfigTest, AClusterNodeNeedsANameADatabaseAndAPinItCanUseByItself) {
+    const std::string head = "module = \"m.so\"\ntoken = \"t\"\n";
+    const std::string file_pin = "[pin]\nsource = \"file\"\nfile = \"/p\"\n";
+    auto good = dkim::signerd::load_config(
+        write(head + file_pin +
+              "[cluster]\nnode = \"mx1\"\ndatabase = \"host=db dbname=dkim\"\n"
+              "password_file = \"/etc/db-password\"\nlease = \"3s\"\n"));
+    ASSERT_TRUE(good.has_value()) << good.error();
+    ASSERT_TRUE(good->cluster);
+    EXPECT_EQ(good->cluster->node, "mx1");
+    EXPECT_EQ(good->cluster->password_file, "/etc/db-password");
+    EXPECT_EQ(good->cluster->lease, std::chrono::seconds(3));
+    EXPECT_FALSE(dkim::signerd::load_config(write(head + file_pin))->cluster) << "SQLite";
+    const std::pair<std::string, std::string> refused[] = {
+        {file_pin + "[cluster]\ndatabase = \"host=db\"\n", "node"},
+        {file_pin + "[cluster]\nnode = \"mx 1\"\ndatabase = \"host=db\"\n", "node"},
+        {file_pin + "[cluster]\nnode = \"mx1\"\n", "database"},
+        {file_pin + "[cluster]\nnode = \"mx1\"\ndatabase = \"host=db password=x\"\n",
+         "password_file"},
+        {file_pin + "[cluster]\nnode = \"mx1\"\ndatabase = \"host=db\"\nlease = \"10m\"\n",
+         "lease"},
+        {"[pin]\nsource = \"approver\"\n[cluster]\nnode = \"mx1\"\ndatabase = \"host=db\"\n",
+         "sealed"},
+        {"[pin]\nsource = \"shares\"\n[cluster]\nnode = \"mx1\"\ndatabase = \"host=db\"\n",
+         "sealed"},
+    };
+    for (const auto& [text, words] : refused) {
+        auto config = dkim::signerd::load_config(write(head + text));
+        ASSERT_FALSE(config.has_value()) << text;
+        EXPECT_NE(config.error().find(words), std::string::npos) << config.error();
+        EXPECT_NE(config.error().find("signerd.toml:"), std::string::npos)
+            << "names the file and line: " << config.error();
+    }
+}
+
 TEST_F(SignerdConfigTest, TheWebhookOutboxExcludesTheUrlAndTheKey) {
     const std::string head = "module = \"m.so\"\ntoken = \"t\"\n[pin]\nsource = \"approver\"\n";
     auto outbox = dkim::signerd::load_config(

@@ -363,6 +363,10 @@ TEST(DeclaredDefaultsTest, Signerd) {
                 [](const C& c) { return c.pin_credential; });
     d.expect(
         "pin.unlock_window", [](const C& c) { return ms(c.pin_unlock_window); }, "");
+    d.expect(
+        "cluster.lease",
+        [](const C& c) { return c.cluster ? ms(c.cluster->lease) : std::string("(no cluster)"); },
+        "[cluster]\nnode = \"n1\"\ndatabase = \"host=db dbname=dkim\"\n");
     d.expect_every_default_compared();
 }
 
