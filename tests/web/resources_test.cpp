@@ -228,6 +228,50 @@ TEST_F(ResourcesTest, AClusterNodesDnsRecordsListEveryNodesKeys) {
                                               "b1._domainkey.example.com=v=DKIM1; p=B1"}));
 }
 
+// GET /api/v1/cluster: signerd's answer as JSON, the nodes (a gone one marked) and the keys by
+// node; a single appliance says so.
+TEST_F(ResourcesTest, TheClusterViewShowsTheNodesAndTheirKeys) {
+    login("alice");
+    bool cluster = true;
+    signer.answer = [&](ipc::Request& r) -> ipc::Reply {
+        EXPECT_TRUE(std::holds_alternative<ipc::ClusterStatusRequest>(r));
+        ipc::ClusterStatusReply c;
+        c.cluster = cluster;
+        if (cluster) {
+            c.node = "mx1";
+            c.lease_ms = 5000;
+            c.now_ms = 1'000'000;
+            c.nodes = {{"mx1",
+                        "0.1.0",
+                        1,
+                        999'500,
+                        "logged-in",
+                        2,
+                        {"example.com/a1:rsa-2048"},
+                        false,
+                        true},
+                       {"mx2", "0.1.0", 1, 980'000, "logged-out", 0, {}, true, false}};
+            c.keys = {{"mx1", "example.com", "a1", "rsa-2048", "unmanaged", "v=DKIM1; p=A"}};
+        }
+        return c;
+    };
+    auto r = send(verb::get, "/api/v1/cluster", "", with_session());
+    ASSERT_EQ(r.result(), status::ok) << r.body();
+    auto d = parse(r.body());
+    EXPECT_TRUE(d["cluster"].GetBool());
+    EXPECT_EQ(std::string(d["node"].GetString()), "mx1");
+    ASSERT_EQ(d["nodes"].Size(), 2U);
+    EXPECT_TRUE(d["nodes"][0]["self"].GetBool());
+    EXPECT_EQ(std::string(d["nodes"][0]["selectors"][0].GetString()), "example.com/a1:rsa-2048");
+    EXPECT_TRUE(d["nodes"][1]["gone"].GetBool());
+    EXPECT_EQ(std::string(d["keys"][0]["dns_record"].GetString()), "v=DKIM1; p=A");
+    cluster = false;
+    auto single = parse(send(verb::get, "/api/v1/cluster", "", with_session()).body());
+    EXPECT_FALSE(single["cluster"].GetBool());
+    EXPECT_EQ(single["nodes"].Size(), 0U);
+    EXPECT_EQ(send(verb::get, "/api/v1/cluster").result(), status::unauthorized);
+}
+
 // The OpenAPI document and the route table list the same operations.
 TEST(OpenApiTest, TheDocumentMatchesTheRoutes) {
     std::ifstream in(dkim::test::test_path("openapi"));
