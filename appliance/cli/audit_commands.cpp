@@ -289,11 +289,12 @@ int run_audit_verify(const AuditFileArgs& args) {
                   << ": a passkey decision that does not verify: " << passkeys.problem << "\n";
         return kFailed;
     }
-    // Signatures under grants no decision in the log made (a grant row written by hand).
-    if (const std::int64_t orphan = jit::first_signature_without_decision(records); orphan != 0) {
-        std::cout << "BROKEN at record " << orphan
-                  << ": a signature under a grant that no approval, auto-approval or break-glass "
-                     "record in the log made (a grant written into the store by hand)\n";
+    // Signatures under grants no decision in the log made, or made for another scope, or that
+    // the log revoked (a grant row written, edited or revived by hand).
+    if (const auto unauthorized = jit::first_unauthorized_signature(records);
+        unauthorized.seq != 0) {
+        std::cout << "BROKEN at record " << unauthorized.seq << ": " << unauthorized.problem
+                  << "\n";
         return kFailed;
     }
     std::cout << "ok: " << report.chain.records << " records, chain intact; " << report.checkpoints

@@ -51,13 +51,18 @@ void ClusterNode::renew(TimePoint now) {
 }
 
 Expected<void, std::string> ClusterNode::reload_locked() {
+    // A relay's request filed on the old memory while the snapshot is read and applied would
+    // be wiped by it: the store refuses decisions until the memory is adopted.
+    store_.begin_reload();
     auto state = store_.load();
     if (!state) {
+        store_.adopt(-1);  // unknown: the next decision reloads
         return unexpected(state.error());
     }
     authority_.reload(*state);
     directory_.reload(*state);
     keys_.reload(std::move(state->keys));
+    store_.adopt(state->version);
     renew(clock_.now());
     return {};
 }

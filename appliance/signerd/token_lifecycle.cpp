@@ -143,13 +143,19 @@ Expected<void, std::string> TokenLifecycle::reconcile_locked(State& state, TimeP
         return unexpected(std::string("cut off from the cluster's shared store"));
     }
     if (state.fenced_logout) {
-        if (auto written = record(now, "token.logout", "ok",
-                                  "cut off from the cluster's shared store for longer than the "
-                                  "lease at " +
-                                      std::to_string(to_unix_ms(*state.fenced_logout)) +
-                                      " (unix ms): logged out without a checkpoint");
-            !written) {
+        std::vector<jit::AuditRecord> records{lifecycle_record(
+            now, "token.logout",
+            "cut off from the cluster's shared store for longer than the lease at " +
+                std::to_string(to_unix_ms(*state.fenced_logout)) +
+                " (unix ms): logged out without a checkpoint",
+            "ok")};
+        if (auto written = journal_.write({}, records); !written) {
             return unexpected(written.error());
+        }
+        // An unclean end, as a crash's (jit::is_fenced_logout): the next login's recovery
+        // checkpoint covers the session it cut short.
+        if (state.unrecovered == 0) {
+            state.unrecovered = records.front().seq;
         }
         state.fenced_logout.reset();
     }

@@ -342,9 +342,10 @@ LogReport verify_log(const std::vector<AuditRecord>& records, const std::vector<
         return it->second;
     };
     struct UncleanEnd {
-        std::int64_t start;  // the signerd.start record
+        std::int64_t start;  // the signerd.start record (or a fenced token.logout)
         std::int64_t login;  // the login of the session it ended
         std::string node;
+        bool fenced = false;  // a token.logout after the node was cut off from the store
     };
     std::vector<UncleanEnd> unclean;  // rule 5: not yet covered by a signed checkpoint
 
@@ -449,9 +450,11 @@ LogReport verify_log(const std::vector<AuditRecord>& records, const std::vector<
                                 *(table_it - 1) >= life.login_seq && life.login_seq > 0;
             // A node cut off from the shared store logs out without the checkpoint it could
             // not write (cluster.hpp); the record says so, and it is written when the store is
-            // back.
-            const bool fenced = !r.node.empty() && r.detail.empty() &&
-                                r.reason.find("cut off from the cluster") != std::string::npos;
+            // back. It ends the session uncleanly: rule 5 wants a later signed checkpoint.
+            const bool fenced = is_fenced_logout(r);
+            if (fenced && !in_chain && life.logged_in) {
+                unclean.push_back(UncleanEnd{seq, life.login_seq, r.node, true});
+            }
             if (!in_chain && !legacy && !fenced) {
                 if (life.last_failed == seq - 1 && life.last_failed > 0) {
                     return broken(
@@ -485,7 +488,7 @@ LogReport verify_log(const std::vector<AuditRecord>& records, const std::vector<
             }
         } else if (r.action == "signerd.start") {
             if (life.logged_in) {
-                unclean.push_back(UncleanEnd{seq, life.login_seq, r.node});
+                unclean.push_back(UncleanEnd{seq, life.login_seq, r.node, false});
             }
             life.logged_in = false;
         }
@@ -502,6 +505,17 @@ LogReport verify_log(const std::vector<AuditRecord>& records, const std::vector<
             continue;
         }
         const std::int64_t last = u.start - 1;
+        if (u.fenced) {
+            return broken(
+                u.start,
+                "the token.logout at record " + std::to_string(u.start) + " (node " + u.node +
+                    ") says the node was cut off from the shared store and logged out without "
+                    "a checkpoint; no signed checkpoint covers it since, so " +
+                    range_text(std::max(out.covered_through + 1, u.login), last) +
+                    " (its session from the token.login at record " + std::to_string(u.login) +
+                    ") may be the end of a longer log that was cut and the logout appended "
+                    "(the node's next login writes a signed recovery checkpoint that covers it)");
+        }
         return broken(u.start,
                       "the signerd.start at record " + std::to_string(u.start) +
                           (u.node.empty() ? "" : " (node " + u.node + ")") +
@@ -566,8 +580,13 @@ LogReport verify_log(const std::vector<AuditRecord>& records, const std::vector<
     return out;
 }
 
-std::int64_t first_signature_without_decision(const std::vector<AuditRecord>& records) {
-    std::set<std::int64_t> decided;
+SignatureFinding first_unauthorized_signature(const std::vector<AuditRecord>& records) {
+    struct Decided {
+        std::int64_t seq = 0;  // the decision's record
+        std::string scope;
+        std::int64_t revoked = 0;  // the grant.revoke record, if any
+    };
+    std::map<std::int64_t, Decided> grants;
     for (const AuditRecord& r : records) {
         if (r.grant_id == 0) {
             continue;
@@ -575,19 +594,48 @@ std::int64_t first_signature_without_decision(const std::vector<AuditRecord>& re
         if ((r.action == "elevation.approve" || r.action == "elevation.auto_approve" ||
              r.action == "elevation.break_glass") &&
             (r.outcome == "ok" || r.outcome == "alert")) {
-            decided.insert(r.grant_id);
-        } else if (r.action == "sign" && r.outcome == "issued" &&
-                   decided.count(r.grant_id) == 0) {
-            return r.seq;
+            grants.try_emplace(r.grant_id, Decided{r.seq, r.scope, 0});
+        } else if (r.action == "grant.revoke" && r.outcome == "ok") {
+            if (auto it = grants.find(r.grant_id); it != grants.end() && it->second.revoked == 0) {
+                it->second.revoked = r.seq;
+            }
+        } else if (r.action == "sign" && r.outcome == "issued") {
+            const std::string grant = "grant " + std::to_string(r.grant_id);
+            const auto it = grants.find(r.grant_id);
+            if (it == grants.end()) {
+                return {r.seq,
+                        "a signature under a grant that no approval, auto-approval or break-glass "
+                        "record in the log made (a grant written into the store by hand)"};
+            }
+            if (r.scope != it->second.scope) {
+                return {r.seq, "a signature under " + grant + " for \"" + r.scope +
+                                   "\", but the decision at record " +
+                                   std::to_string(it->second.seq) + " made it for \"" +
+                                   it->second.scope + "\" (the grant was edited in the store)"};
+            }
+            if (!r.node.empty() && it->second.revoked != 0) {
+                return {r.seq, "a signature under " + grant + " after the log revoked it (record " +
+                                   std::to_string(it->second.revoked) +
+                                   "): the grant was revived in the store"};
+            }
         }
     }
-    return 0;
+    return {};
+}
+
+std::int64_t first_signature_without_decision(const std::vector<AuditRecord>& records) {
+    return first_unauthorized_signature(records).seq;
 }
 
 bool is_lifecycle_record(const AuditRecord& r) {
     return r.actor == "signerd" &&
            (r.action == kCheckpointAction || r.action == "token.logout" ||
             r.action == "signerd.start" || (r.action == "token.login" && r.outcome == "ok"));
+}
+
+bool is_fenced_logout(const AuditRecord& r) {
+    return r.actor == "signerd" && r.action == "token.logout" && !r.node.empty() &&
+           r.detail.empty() && r.reason.find("cut off from the cluster") != std::string::npos;
 }
 
 LogEnd log_end(const std::vector<AuditRecord>& tail) {
@@ -604,6 +652,9 @@ LogEnd log_end(const std::vector<AuditRecord>& tail) {
                 end.unrecovered = 0;
             }
         } else if (r.action == "token.logout") {
+            if (end.logged_in && end.unrecovered == 0 && is_fenced_logout(r)) {
+                end.unrecovered = r.seq;
+            }
             end.logged_in = false;
         } else if (r.action == "token.login" && r.outcome == "ok") {
             if (!end.logged_in) {

@@ -1,6 +1,7 @@
 #include "dkim/jit/directory.hpp"
 
 #include <algorithm>
+#include <set>
 
 #include "dkim/base/wipe.hpp"
 
@@ -180,6 +181,36 @@ std::optional<User> Directory::find(const std::string& name) const {
 bool Directory::locked_out(const State& state, const std::string& name, TimePoint now) {
     const auto it = state.failures.find(name);
     return it != state.failures.end() && now < it->second.locked_until;
+}
+
+LoginFailures Directory::merge_failures(const LoginFailures& stored, const LoginFailures& noted) {
+    LoginFailures out;
+    out.user = noted.user;
+    out.version = std::max(stored.version, noted.version) + 1;
+    out.locked_until = std::max(stored.locked_until, noted.locked_until);
+    // A lockout cleared the failures up to the one that locked: only later ones count
+    // towards the next.
+    const bool ever_locked = out.locked_until != TimePoint{};
+    const TimePoint locked_at = ever_locked ? out.locked_until - kLockout : TimePoint{};
+    std::set<TimePoint> times;
+    for (const auto* side : {&stored, &noted}) {
+        for (const TimePoint t : side->recent) {
+            if (!ever_locked || t > locked_at) {
+                times.insert(t);
+            }
+        }
+    }
+    out.recent.assign(times.begin(), times.end());
+    if (out.recent.size() > kMaxFailures) {
+        out.recent.erase(out.recent.begin(),
+                         out.recent.end() - static_cast<std::ptrdiff_t>(kMaxFailures));
+    }
+    if (out.recent.size() == kMaxFailures && out.recent.back() >= out.locked_until &&
+        out.recent.back() - out.recent.front() < kFailureWindow) {
+        out.locked_until = out.recent.back() + kLockout;
+        out.recent.clear();
+    }
+    return out;
 }
 
 bool Directory::locked_out_at(const std::string& name, TimePoint now) const {

@@ -1,8 +1,9 @@
 // The PostgreSQL store that several signerd nodes share (shared_store.hpp says what it promises).
 //
-// Three connections per node, each used by one thread at a time: the journal's (its commits), a
-// reader's (loads, reads, the decision lock; behind a mutex) and the listener's (LISTEN, the
-// version, the heartbeat). A connection that broke is opened again by the next call; a commit
+// Four connections per node, each used by one thread at a time: the journal's (its commits), a
+// reader's (loads and reads; behind a mutex), the decision lock's (its own, so that waiting for
+// it holds up no read) and the listener's (LISTEN, the version). The writing sessions wait for
+// a lock at most lock_timeout_ms. A connection that broke is opened again by the next call; a commit
 // whose connection broke fails as a whole (nothing is retried: its writers withhold what they
 // wrote, and a client tries again).
 //
@@ -22,6 +23,7 @@
 #include <set>
 #include <tuple>
 
+#include "dkim/jit/directory.hpp"
 #include "dkim/jit/shared_store.hpp"
 #include "pg_connection.hpp"
 #include "store_text.hpp"
@@ -39,13 +41,13 @@ using detail::PgConnection;
 using detail::PgParams;
 using detail::PgResult;
 
-constexpr int kSchemaVersion = 1;
+constexpr int kPgSchemaVersion = 1;
 constexpr const char* kChannel = "dkim_state";
 // pg_advisory_lock keys: the decisions' lock and the schema's creation.
 constexpr const char* kDecisionLock = "SELECT pg_advisory_lock(7340030001)";
 constexpr const char* kDecisionUnlock = "SELECT pg_advisory_unlock(7340030001)";
 
-constexpr const char* kSchema = R"sql(
+constexpr const char* kPgSchema = R"sql(
 CREATE TABLE IF NOT EXISTS dkim_meta(key text PRIMARY KEY, value text NOT NULL);
 -- The end of the audit chain and the state version, in one row: every writer locks it first.
 CREATE TABLE IF NOT EXISTS cluster_state(
@@ -156,20 +158,35 @@ std::string hash_bytes(const ChainHash& h) {
 }
 
 // A decision: anything that changes the state beyond a signature's use and tally.
+// A change made on the node's memory of the state, refused when that memory is behind. A
+// signature's uses, its tallies and a login failure are not: they are merged into what the
+// table holds (counted, summed, united), whatever the node knew.
 bool is_decision(const std::vector<Mutation>& mutations) {
     return std::any_of(mutations.begin(), mutations.end(), [](const Mutation& m) {
-        return !std::holds_alternative<GrantUses>(m) && !std::holds_alternative<SigningTally>(m);
+        return !std::holds_alternative<GrantUses>(m) && !std::holds_alternative<SigningTally>(m) &&
+               !std::holds_alternative<LoginFailures>(m);
     });
+}
+
+std::string session_settings(const PostgresOptions& o) {
+    if (o.read_only) {
+        return {};
+    }
+    return "SET lock_timeout = " + std::to_string(std::max(o.lock_timeout_ms, 0)) +
+           "; SET statement_timeout = " + std::to_string(std::max(o.statement_timeout_ms, 0));
 }
 
 class PgStore final : public SharedStore {
   public:
     explicit PgStore(PostgresOptions options)
         : options_(std::move(options)),
+          session_(session_settings(options_)),
           writer_(options_.conninfo, &options_.password, options_.connect_timeout_s,
                   "dkim-signerd " + options_.node + " journal", &statements_),
           reader_(options_.conninfo, &options_.password, options_.connect_timeout_s,
                   "dkim-signerd " + options_.node, &statements_),
+          locker_(options_.conninfo, &options_.password, options_.connect_timeout_s,
+                  "dkim-signerd " + options_.node + " decisions", &statements_),
           listener_(options_.conninfo, &options_.password, options_.connect_timeout_s,
                     "dkim-signerd " + options_.node + " listener", &statements_) {}
     ~PgStore() override { sodium_memzero(options_.password.data(), options_.password.size()); }
@@ -193,6 +210,11 @@ class PgStore final : public SharedStore {
                                                       std::size_t limit) override;
 
     const std::string& node() const override { return options_.node; }
+    void begin_reload() override { reloading_.store(true); }
+    void adopt(std::int64_t version) override {
+        known_version_.store(version);
+        reloading_.store(false);
+    }
     Expected<bool, std::string> lock_decisions() override;
     void unlock_decisions() override;
     Expected<bool, std::string> wait_for_change(std::chrono::milliseconds timeout) override;
@@ -212,18 +234,33 @@ class PgStore final : public SharedStore {
     // Spends the claims of the batch: refuses the entries whose grant has ended. Returns
     // whether a grant's budget was spent by this batch.
     Expected<bool, std::string> spend_claims(std::vector<CommitEntry>& entries);
-    Expected<ChainEnd, std::string> append_locked(std::vector<CommitEntry>& entries);
+    Expected<ChainEnd, std::string> append_locked(std::vector<CommitEntry>& entries,
+                                                  const ChainEnd& local);
+    // Whether the chain in the table still leads from `local` (this node's last commit, or
+    // the end it loaded) to `end` (the cluster_state row), record by record.
+    Expected<void, std::string> check_chain_from(const ChainEnd& local, const ChainEnd& end);
+    std::vector<AuditRecord> read_records(const PGresult* res);
     Expected<std::int64_t, std::string> read_version(PgConnection& c);
+    // Merges a login failure noted on this node into the table's; whether the result differs
+    // from what the node noted (the others must reload).
+    Expected<bool, std::string> merge_failures(const LoginFailures& noted);
+    const char* session() const { return session_.empty() ? nullptr : session_.c_str(); }
 
     PostgresOptions options_;
     std::atomic<std::uint64_t> statements_{0};
     std::atomic<std::uint64_t> transactions_{0};
     // The state version this node's memory holds (load() or its own decisions); -1: unknown.
     std::atomic<std::int64_t> known_version_{-1};
+    // Between begin_reload() and adopt(): the memory is being replaced, decisions wait.
+    std::atomic<bool> reloading_{false};
+    std::atomic<bool> loaded_{false};  // load() has run once
+    std::string session_;  // the writing sessions' settings (timeouts)
     PgConnection writer_;  // the journal's thread only
     std::mutex reader_mutex_;
-    PgConnection reader_;               // behind reader_mutex_
-    bool holds_decision_lock_ = false;  // behind reader_mutex_
+    PgConnection reader_;  // behind reader_mutex_
+    std::mutex locker_mutex_;
+    PgConnection locker_;               // behind locker_mutex_
+    bool holds_decision_lock_ = false;  // behind locker_mutex_
     PgConnection listener_;             // the listener's thread only
 };
 
@@ -235,7 +272,7 @@ Expected<void, std::string> PgStore::open() {
     if (!options_.read_only) {
         // Two nodes that start together must not both create the tables.
         const std::string create =
-            std::string("BEGIN; SELECT pg_advisory_xact_lock(7340030002); ") + kSchema + " COMMIT;";
+            std::string("BEGIN; SELECT pg_advisory_xact_lock(7340030002); ") + kPgSchema + " COMMIT;";
         PgResult res(PQexec(reader_.raw(), create.c_str()));
         if (PQresultStatus(res.get()) != PGRES_COMMAND_OK &&
             PQresultStatus(res.get()) != PGRES_TUPLES_OK) {
@@ -256,9 +293,9 @@ Expected<void, std::string> PgStore::open() {
         return unexpected(std::string("the shared state store has no schema version"));
     }
     const std::int64_t version = pg_int(schema->get(), 0, 0);
-    if (version != kSchemaVersion) {
+    if (version != kPgSchemaVersion) {
         return unexpected("the shared state store has schema version " + num(version) +
-                          ", this binary knows " + num(kSchemaVersion));
+                          ", this binary knows " + num(kPgSchemaVersion));
     }
     return {};
 }
@@ -487,7 +524,12 @@ Expected<StoredState, std::string> PgStore::load() {
             set.created_by = pg_text(r, 0, 4);
             state.pin_share_set = std::move(set);
         }
-        known_version_.store(version);
+        // The first load builds the node's memory: that memory holds this version. A later
+        // one is a snapshot until the caller has applied it (adopt()).
+        if (!loaded_.exchange(true)) {
+            known_version_.store(version);
+        }
+        state.version = version;
         return state;
     }();
     (void)reader_.exec(result ? "COMMIT" : "ROLLBACK", "end the read");
@@ -673,10 +715,13 @@ Expected<bool, std::string> PgStore::spend_claims(std::vector<CommitEntry>& entr
             at = std::max(at, e->claim_at);
         }
         // Grants as many of the claims as the budget has left, if the grant is in force at the
-        // latest of their times; reports how many, and whether the budget is now spent.
+        // latest of their times; reports how many, and whether the budget is now spent. The
+        // expiry is the later of the node's clock and the database's: a node whose clock lags
+        // does not stretch a grant (the lease bounds the other way round).
         auto res = writer_.exec(
             "WITH g AS (SELECT id, uses, budget FROM grants WHERE id = $1 AND revoked_at IS NULL "
-            "AND starts <= $3 AND expires > $3 FOR UPDATE), "
+            "AND starts <= $3 AND expires > GREATEST($3::bigint, "
+            "(extract(epoch FROM clock_timestamp()) * 1000)::bigint) FOR UPDATE), "
             "n AS (SELECT g.id, CASE WHEN g.budget IS NULL THEN $2::bigint "
             "ELSE LEAST($2::bigint, GREATEST(g.budget - g.uses, 0)) END AS k, "
             "g.budget, g.uses FROM g) "
@@ -775,7 +820,83 @@ Expected<void, std::string> PgStore::insert_records(const std::vector<CommitEntr
     return {};
 }
 
-Expected<ChainEnd, std::string> PgStore::append_locked(std::vector<CommitEntry>& entries) {
+Expected<bool, std::string> PgStore::merge_failures(const LoginFailures& noted) {
+    auto row = writer_.exec(
+        "SELECT version, recent, locked_until FROM login_failures WHERE username = $1 FOR UPDATE",
+        {noted.user}, "read the login failures");
+    if (!row) {
+        return unexpected(row.error());
+    }
+    LoginFailures stored;
+    stored.user = noted.user;
+    if (PQntuples(row->get()) == 1) {
+        stored.version = pg_int(row->get(), 0, 0);
+        stored.recent =
+            detail::failure_times_from(pg_text(row->get(), 0, 1), detail::kMaxStoredFailureTimes);
+        stored.locked_until = from_unix_ms(pg_int(row->get(), 0, 2));
+    }
+    const LoginFailures merged = Directory::merge_failures(stored, noted);
+    auto written = writer_.exec(
+        "INSERT INTO login_failures(username, version, recent, locked_until) VALUES ($1,$2,$3,$4) "
+        "ON CONFLICT (username) DO UPDATE SET version = excluded.version, "
+        "recent = excluded.recent, locked_until = excluded.locked_until",
+        {merged.user, num(merged.version), detail::failure_times_text(merged.recent),
+         num(to_unix_ms(merged.locked_until))},
+        "write the login failures");
+    if (!written) {
+        return unexpected(written.error());
+    }
+    return merged.recent != noted.recent || merged.locked_until != noted.locked_until;
+}
+
+Expected<void, std::string> PgStore::check_chain_from(const ChainEnd& local,
+                                                      const ChainEnd& end) {
+    if (local.seq <= 0) {
+        return {};  // nothing seen yet: the first load of an empty log
+    }
+    const auto rewritten = [&local](const std::string& what) {
+        return unexpected("the shared audit log no longer leads from record " +
+                          num(local.seq) + " (this node's last commit) to its end: " + what +
+                          "; the log was rewritten in the database, and this node signs no "
+                          "checkpoint over it (nothing is written until an operator looks)");
+    };
+    if (end.seq < local.seq) {
+        return rewritten("it ends at record " + num(end.seq));
+    }
+    if (end.seq == local.seq) {
+        return end.head == local.head ? Expected<void, std::string>{}
+                                      : rewritten("record " + num(end.seq) + " changed");
+    }
+    auto res = writer_.exec(
+        "SELECT seq, time, actor, action, scope, outcome, reason, request_id, grant_id, detail, "
+        "node, hash FROM audit WHERE seq >= $1 AND seq <= $2 ORDER BY seq",
+        {num(local.seq), num(end.seq)}, "read the audit log since this node's last commit");
+    if (!res) {
+        return unexpected(res.error());
+    }
+    const std::vector<AuditRecord> since = read_records(res->get());
+    if (since.empty() || since.front().seq != local.seq || since.front().hash != local.head) {
+        return rewritten("record " + num(local.seq) + " is not the one this node wrote or read");
+    }
+    ChainHash head = local.head;
+    std::int64_t seq = local.seq;
+    for (std::size_t i = 1; i < since.size(); ++i) {
+        const AuditRecord& r = since[i];
+        if (r.seq != seq + 1 || chain_hash(head, r) != r.hash) {
+            return rewritten("record " + num(seq + 1) + " is missing or does not chain");
+        }
+        head = r.hash;
+        seq = r.seq;
+    }
+    if (seq != end.seq || head != end.head) {
+        return rewritten("the end row names record " + num(end.seq) +
+                         ", which the records do not reach");
+    }
+    return {};
+}
+
+Expected<ChainEnd, std::string> PgStore::append_locked(std::vector<CommitEntry>& entries,
+                                                       const ChainEnd& local) {
     auto head = writer_.exec(
         "SELECT version, seq, head, time FROM cluster_state WHERE id = 1 "
         "FOR UPDATE",
@@ -789,8 +910,14 @@ Expected<ChainEnd, std::string> PgStore::append_locked(std::vector<CommitEntry>&
     const std::int64_t version = pg_int(head->get(), 0, 0);
     ChainEnd end{pg_int(head->get(), 0, 1), hash_from(pg_bytes(PQgetvalue(head->get(), 0, 2))),
                  from_unix_ms(pg_int(head->get(), 0, 3))};
-    // Decisions made on a state that is behind the cluster's are refused, alone.
-    const bool current = version == known_version_.load();
+    // Whatever this commit adds (a checkpoint signed in this node's token above all) extends
+    // the chain this node committed to before, or nothing is written.
+    if (auto ok = check_chain_from(local, end); !ok) {
+        return unexpected(ok.error());
+    }
+    // Decisions made on a state that is behind the cluster's, or while the memory is being
+    // replaced by a reload, are refused, alone.
+    const bool current = version == known_version_.load() && !reloading_.load();
     bool decided = false;
     for (CommitEntry& e : entries) {
         if (is_decision(*e.mutations)) {
@@ -813,15 +940,22 @@ Expected<ChainEnd, std::string> PgStore::append_locked(std::vector<CommitEntry>&
     if (!exhausted) {
         return unexpected(exhausted.error());
     }
+    bool failures_merged = false;
     for (CommitEntry& e : entries) {
-        if (!e.refused && !is_decision(*e.mutations) && e.claim == 0) {
-            // A record without a claim (a refusal, a checkpoint, a failed signature): its uses
-            // mutation, if any, raises the counter only.
+        if (!e.refused && !is_decision(*e.mutations)) {
             for (const Mutation& m : *e.mutations) {
-                if (std::holds_alternative<GrantUses>(m)) {
+                if (std::holds_alternative<GrantUses>(m) && e.claim == 0) {
+                    // A record without a claim (a refusal, a checkpoint, a failed signature):
+                    // its uses mutation, if any, raises the counter only.
                     if (auto ok = apply(m); !ok) {
                         return unexpected(ok.error());
                     }
+                } else if (const auto* f = std::get_if<LoginFailures>(&m)) {
+                    auto merged = merge_failures(*f);
+                    if (!merged) {
+                        return unexpected(merged.error());
+                    }
+                    failures_merged = failures_merged || *merged;
                 }
             }
         }
@@ -833,7 +967,7 @@ Expected<ChainEnd, std::string> PgStore::append_locked(std::vector<CommitEntry>&
     if (auto ok = insert_records(entries); !ok) {
         return unexpected(ok.error());
     }
-    const bool bump = decided || *exhausted;
+    const bool bump = decided || *exhausted || failures_merged;
     auto moved = writer_.exec(
         "UPDATE cluster_state SET version = version + $1, seq = $2, head = $3, time = $4 "
         "WHERE id = 1",
@@ -852,19 +986,20 @@ Expected<ChainEnd, std::string> PgStore::append_locked(std::vector<CommitEntry>&
         }
     }
     // This node's memory holds the new version if it held the old one and only its own
-    // decisions changed it (a budget spent here may have ended by another node's uses: reload).
-    if (decided && current && !*exhausted) {
+    // decisions changed it (a budget spent here may have ended by another node's uses, a
+    // failure merged with the others': reload).
+    if (decided && current && !*exhausted && !failures_merged) {
         known_version_.store(version + 1);
     }
     return end;
 }
 
 Expected<ChainEnd, std::string> PgStore::append(std::vector<CommitEntry>& entries,
-                                                const ChainEnd& /*local*/) {
+                                                const ChainEnd& local) {
     if (options_.read_only) {
         return unexpected(std::string("the shared state store is open read-only"));
     }
-    if (auto ok = writer_.ensure(); !ok) {
+    if (auto ok = writer_.ensure(session()); !ok) {
         return unexpected(ok.error());
     }
     auto begun = writer_.exec("BEGIN", "start a transaction");
@@ -879,7 +1014,7 @@ Expected<ChainEnd, std::string> PgStore::append(std::vector<CommitEntry>& entrie
     for (const CommitEntry& e : entries) {
         originals.push_back(*e.records);
     }
-    auto end = append_locked(entries);
+    auto end = append_locked(entries, local);
     if (end) {
         if (auto committed = writer_.exec("COMMIT", "commit the state and audit log"); committed) {
             return end;
@@ -890,6 +1025,9 @@ Expected<ChainEnd, std::string> PgStore::append(std::vector<CommitEntry>& entrie
     if (!writer_.exec("ROLLBACK", "roll back")) {
         writer_.drop();
     }
+    // Whether a lost COMMIT took effect is not known here: the memory is reloaded before the
+    // next decision.
+    known_version_.store(-1);
     for (std::size_t i = 0; i < entries.size(); ++i) {
         *entries[i].records = std::move(originals[i]);
     }
@@ -918,23 +1056,10 @@ Expected<void, std::string> PgStore::commit(const std::vector<Mutation>& mutatio
     return {};
 }
 
-Expected<std::vector<AuditRecord>, std::string> PgStore::audit_records(std::int64_t from,
-                                                                       std::int64_t limit) {
-    std::lock_guard<std::mutex> lock(reader_mutex_);
-    if (auto ok = reader_.ensure(); !ok) {
-        return unexpected(ok.error());
-    }
-    auto res = reader_.exec(
-        "SELECT seq, time, actor, action, scope, outcome, reason, request_id, grant_id, detail, "
-        "node, hash FROM audit WHERE seq >= $1 ORDER BY seq LIMIT $2",
-        {num(from), num(limit)}, "read the audit log");
-    if (!res) {
-        return unexpected(res.error());
-    }
+std::vector<AuditRecord> PgStore::read_records(const PGresult* r) {
     std::vector<AuditRecord> out;
-    out.reserve(static_cast<std::size_t>(PQntuples(res->get())));
-    for (int i = 0; i < PQntuples(res->get()); ++i) {
-        const PGresult* r = res->get();
+    out.reserve(static_cast<std::size_t>(PQntuples(r)));
+    for (int i = 0; i < PQntuples(r); ++i) {
         AuditRecord a;
         a.seq = pg_int(r, i, 0);
         a.time = from_unix_ms(pg_int(r, i, 1));
@@ -951,6 +1076,22 @@ Expected<std::vector<AuditRecord>, std::string> PgStore::audit_records(std::int6
         out.push_back(std::move(a));
     }
     return out;
+}
+
+Expected<std::vector<AuditRecord>, std::string> PgStore::audit_records(std::int64_t from,
+                                                                       std::int64_t limit) {
+    std::lock_guard<std::mutex> lock(reader_mutex_);
+    if (auto ok = reader_.ensure(); !ok) {
+        return unexpected(ok.error());
+    }
+    auto res = reader_.exec(
+        "SELECT seq, time, actor, action, scope, outcome, reason, request_id, grant_id, detail, "
+        "node, hash FROM audit WHERE seq >= $1 ORDER BY seq LIMIT $2",
+        {num(from), num(limit)}, "read the audit log");
+    if (!res) {
+        return unexpected(res.error());
+    }
+    return read_records(res->get());
 }
 
 Expected<SigningHours, std::string> PgStore::signing_hours(std::int64_t from, std::int64_t until,
@@ -997,31 +1138,36 @@ Expected<SigningHours, std::string> PgStore::signing_hours(std::int64_t from, st
 }
 
 Expected<bool, std::string> PgStore::lock_decisions() {
-    std::lock_guard<std::mutex> lock(reader_mutex_);
-    if (auto ok = reader_.ensure(); !ok) {
+    std::lock_guard<std::mutex> lock(locker_mutex_);
+    if (auto ok = locker_.ensure(session()); !ok) {
         return unexpected(ok.error());
     }
     if (!holds_decision_lock_) {
-        if (auto locked = reader_.exec(kDecisionLock, "take the cluster's decision lock");
+        // Waits lock_timeout_ms at most (the session's setting): a node stuck inside a
+        // decision, or any session of the role holding this lock, delays the others'
+        // decisions by that much and fails them, never fences them.
+        if (auto locked = locker_.exec(kDecisionLock, "take the cluster's decision lock");
             !locked) {
-            reader_.drop();
+            locker_.drop();
             return unexpected(locked.error());
         }
         holds_decision_lock_ = true;
     }
-    auto version = read_version(reader_);
+    auto version = read_version(locker_);
     if (!version) {
+        holds_decision_lock_ = false;
+        locker_.drop();  // the server releases the lock with the session
         return unexpected(version.error());
     }
     return *version != known_version_.load();
 }
 
 void PgStore::unlock_decisions() {
-    std::lock_guard<std::mutex> lock(reader_mutex_);
+    std::lock_guard<std::mutex> lock(locker_mutex_);
     if (holds_decision_lock_) {
         holds_decision_lock_ = false;
-        if (!reader_.exec(kDecisionUnlock, "release the cluster's decision lock")) {
-            reader_.drop();  // the server releases it with the session
+        if (!locker_.exec(kDecisionUnlock, "release the cluster's decision lock")) {
+            locker_.drop();  // the server releases it with the session
         }
     }
 }

@@ -120,12 +120,15 @@ struct Node {
             std::make_unique<jit::Directory>(*journal, *state, jit::PasswordCost::minimal());
         keys = std::make_unique<jit::KeyRegistry>(state->keys);
     }
+    // As ClusterNode::reload_locked does.
     void reload() {
+        store->begin_reload();
         auto state = store->load();
         ASSERT_TRUE(state) << state.error();
         authority->reload(*state);
         directory->reload(*state);
         keys->reload(state->keys);
+        store->adopt(state->version);
     }
 
     std::unique_ptr<jit::SharedStore> store;

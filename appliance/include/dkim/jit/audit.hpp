@@ -175,12 +175,28 @@ struct LogEnd {
     std::int64_t unrecovered = 0;  // the start record of the first uncovered unclean end
 };
 bool is_lifecycle_record(const AuditRecord& record);
+// A cluster node's token.logout written after it was cut off from the shared store: it logged
+// out without the checkpoint it could not write. Like a crash's signerd.start, it ends its
+// session uncleanly: a later signed checkpoint (its recovery checkpoint at the next login, or
+// any node's checkpoint) must cover it, or `audit verify` reports it. A writer who appends one
+// after a cut therefore hides nothing.
+bool is_fenced_logout(const AuditRecord& record);
 
 // Every signature issued under a grant that a decision earlier in the log made (an approval that
 // completed its quorum, an auto-approval or a break-glass record naming the grant): the first
 // "sign" record (outcome "issued") without one, or 0. A grant row written into the store by
 // hand (a database writer; several nodes share theirs) signs, and this names it afterwards.
 std::int64_t first_signature_without_decision(const std::vector<AuditRecord>& records);
+// The same, and more, with the reason: a signature under a grant that a decision made for
+// another scope than the one the signature record names (the grant row was widened), or, in a
+// cluster's log (records with a node), one under a grant after the log's grant.revoke of it
+// (the row was revived: the shared counter refuses a revoked grant in the transaction that
+// chains the signature, so an honest log has none).
+struct SignatureFinding {
+    std::int64_t seq = 0;  // 0: none
+    std::string problem;
+};
+SignatureFinding first_unauthorized_signature(const std::vector<AuditRecord>& records);
 LogEnd log_end(const std::vector<AuditRecord>& tail);
 
 std::string to_hex(const ChainHash& hash);

@@ -127,6 +127,12 @@ class Directory {
     static constexpr Duration kFailureWindow = std::chrono::minutes(15);
     static constexpr Duration kLockout = std::chrono::minutes(15);
 
+    // One user's failures as two writers noted them apart (a cluster's nodes, each on its own
+    // memory): the union of their failure times, the later lockout, and the lockout rule
+    // applied to the union, so that guesses spread over the nodes lock as if made on one.
+    // `version` is above both.
+    static LoginFailures merge_failures(const LoginFailures& stored, const LoginFailures& noted);
+
   private:
     // Everything the lock guards. The functions below that take a State are called with it
     // locked (they are handed the locked value).

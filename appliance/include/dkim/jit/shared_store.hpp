@@ -55,6 +55,14 @@ class SharedStore : public Store {
     // this node's state is behind the cluster's (reload before deciding).
     virtual Expected<bool, std::string> lock_decisions() = 0;
     virtual void unlock_decisions() = 0;
+    // A reload of the node's memory: begin_reload() before load(), adopt(state.version) once
+    // the state is applied. Between them this node's decisions are refused (a relay's request
+    // filed meanwhile would be wiped by the older snapshot); after, the store knows which
+    // version the memory holds (a decision of this node that committed after the snapshot
+    // was read leaves the memory behind, and the next decision reloads). The first load(),
+    // from which the node builds its memory at start-up, adopts what it read.
+    virtual void begin_reload() = 0;
+    virtual void adopt(std::int64_t version) = 0;
     // Waits up to `timeout` for a change announced by any node, then reads the version.
     // Returns whether this node's state is behind. An error: the database cannot be reached.
     virtual Expected<bool, std::string> wait_for_change(std::chrono::milliseconds timeout) = 0;
@@ -81,7 +89,12 @@ struct PostgresOptions {
     std::string node;              // this node's name: [A-Za-z0-9._-], 1..64
     bool read_only = false;        // `audit verify`: reads only, creates nothing
     int connect_timeout_s = 3;     // per connection attempt
-    int statement_timeout_ms = 0;  // 0: none
+    int statement_timeout_ms = 0;  // of the writing sessions; 0: none
+    // The longest a writing session waits for a lock (the decision lock, the chain's end row)
+    // before its statement fails: a session that holds one (a node paused inside a decision
+    // or a commit, or anyone with the role) stalls the others' commits for this long, never
+    // longer. Below the cluster's lease, so that a wait does not look like a partition.
+    int lock_timeout_ms = 2000;
 };
 
 // Connects, creates the schema when it is missing (unless read_only), and checks its version.

@@ -114,6 +114,7 @@ struct StoredState {
     std::optional<PinShareSet> pin_share_set;  // PIN custody "shares": the current split
     std::int64_t audit_seq = 0;                // records in the log
     ChainHash audit_head{};                    // hash of the last record
+    std::int64_t version = 0;  // a shared store's state version (SharedStore::adopt)
 };
 
 // The end of the audit log: the last record's number, hash and time.
