@@ -69,6 +69,7 @@ class Metrics {
     };
     std::uint64_t audit_commits() const { return audit_count_.load(); }
     std::uint64_t audit_records() const { return audit_records_.load(); }
+    std::uint64_t audit_nanoseconds() const { return audit_sum_ns_.load(); }  // of the commits
 
     // The exposition text (format 0.0.4).
     std::string render(const Gauges& gauges) const;

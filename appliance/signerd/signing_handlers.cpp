@@ -92,18 +92,20 @@ ipc::Reply SigningHandlers::sign(const Peer& peer, const ipc::SignRequest& reque
         }
         kind = key->kind();
     } else {
-        auto public_half = gate_.public_key(domain, selector);
-        if (!public_half) {
-            if (public_half.error().kind == GateError::Kind::no_key) {
+        // An unmanaged key (keys.hpp): asked on every signature, so from the gate's key cache
+        // while logged in, not by reading the public half (which lists the whole token).
+        auto key_kind = gate_.key_kind(domain, selector);
+        if (!key_kind) {
+            if (key_kind.error().kind == GateError::Kind::no_key) {
                 return refuse(Metrics::Refusal::mismatch, ipc::ErrorCode::not_found,
                               "the token holds no key " + selector + "._domainkey." + domain);
             }
             metrics_.refusal(Metrics::Refusal::token);
             metrics_.signature(Metrics::SignOutcome::unavailable);
             return error_reply(ipc::ErrorCode::unavailable,
-                               "the token cannot be read: " + public_half.error().message);
+                               "the token cannot be read: " + key_kind.error().message);
         }
-        kind = public_half->key_type;
+        kind = std::move(*key_kind);
         counted = jit::CountedKey{domain, selector};
     }
     const SigningAlgorithm key_algorithm =

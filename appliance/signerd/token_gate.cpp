@@ -144,6 +144,29 @@ Expected<TokenGate::PublicKey, GateError> HsmTokenGate::public_key(const std::st
     return PublicKey{"rsa", std::string(key->spki_der.begin(), key->spki_der.end())};
 }
 
+Expected<std::string, GateError> HsmTokenGate::key_kind(const std::string& domain,
+                                                        const std::string& selector) {
+    auto name = hsm::KeyName::make(domain, selector);
+    if (!name) {
+        return unexpected(GateError{GateError::Kind::no_key, name.error().to_string()});
+    }
+    auto info = key(*name);
+    if (!info && info.error().kind == GateError::Kind::locked) {
+        // Not logged in: the public halves are readable, the cache is not kept.
+        return TokenGate::key_kind(domain, selector);
+    }
+    if (!info) {
+        return unexpected(info.error());
+    }
+    if (!info->has_public) {
+        // As public_key() answers: a key without its public half is not one to sign with.
+        return unexpected(
+            GateError{GateError::Kind::no_key,
+                      "key " + name->label() + " in " + token_->name() + " has no public half"});
+    }
+    return std::string(info->type == hsm::KeyType::ed25519 ? "ed25519" : "rsa");
+}
+
 Expected<TokenGate::CheckpointSignature, GateError> HsmTokenGate::sign_checkpoint(
     std::string_view message) {
     const hsm::KeyName name = audit_key_name();

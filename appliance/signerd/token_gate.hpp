@@ -51,6 +51,17 @@ class TokenGate {
     };
     virtual Expected<PublicKey, GateError> public_key(const std::string& domain,
                                                       const std::string& selector) = 0;
+    // The kind of domain/selector's key ("rsa", "ed25519"), for a key signerd has no lifecycle
+    // record of: asked before every such signature. This one reads the public half; a gate
+    // that can answer cheaply overrides it.
+    virtual Expected<std::string, GateError> key_kind(const std::string& domain,
+                                                      const std::string& selector) {
+        auto key = public_key(domain, selector);
+        if (!key) {
+            return unexpected(key.error());
+        }
+        return std::move(key->key_type);
+    }
     // The DKIM keys in the token, from their public halves (no login needed), sorted by domain
     // and selector; the audit key is not among them.
     struct KeyDescription {
@@ -101,6 +112,11 @@ class HsmTokenGate final : public TokenGate {
                                           SigningAlgorithm algorithm,
                                           std::string_view data) override;
     Expected<PublicKey, GateError> public_key(const std::string& domain,
+                                              const std::string& selector) override;
+    // While logged in, from the key cache that sign() uses (one token search per key and
+    // login): reading the public half lists every object of the token under the module's
+    // key-management lock, which would serialize concurrent signatures.
+    Expected<std::string, GateError> key_kind(const std::string& domain,
                                               const std::string& selector) override;
     Expected<CheckpointSignature, GateError> sign_checkpoint(std::string_view message) override;
     Expected<std::vector<KeyDescription>, GateError> list_keys() override;

@@ -173,5 +173,43 @@ TEST_F(HsmLifecycleTest, AfterRevokeAndAfterExpiryTheTokenRefusesADirectSign) {
     }
 }
 
+// The kind of a key signerd has no lifecycle record of, asked before each of its signatures:
+// from the public half while logged out, from the gate's key cache while logged in (not a
+// search of the whole token per signature, which serialized concurrent signers), the same
+// either way; a key the token does not hold is no_key either way.
+TEST_F(HsmLifecycleTest, AnUnmanagedKeysKindIsTheSameLoggedInOrOut) {
+    {
+        auto login = hsm::Login::acquire(token_, hsm::Secret::from_string(kPin));
+        ASSERT_TRUE(login);
+        hsm::KeyStore store(token_);
+        if (!store.find(hsm::KeyName{"example.com", "ed1"})) {
+            ASSERT_TRUE(
+                store.generate(hsm::KeyName{"example.com", "ed1"}, hsm::KeyAlgorithm::ed25519));
+        }
+        ASSERT_TRUE(login->release());
+    }
+    const auto kind = [this](const std::string& selector) -> std::string {
+        auto found = gate_->key_kind("example.com", selector);
+        if (!found) {
+            return found.error().kind == signerd::GateError::Kind::no_key ? "no_key"
+                                                                          : found.error().message;
+        }
+        return *found;
+    };
+    ASSERT_FALSE(gate_->logged_in());
+    EXPECT_EQ(kind("s1"), "rsa");
+    EXPECT_EQ(kind("ed1"), "ed25519");
+    EXPECT_EQ(kind("none"), "no_key");
+
+    ASSERT_TRUE(gate_->login(hsm::Secret::from_string(kPin), false));
+    for (int round = 0; round < 2; ++round) {  // the second round from the cache
+        EXPECT_EQ(kind("s1"), "rsa") << round;
+        EXPECT_EQ(kind("ed1"), "ed25519") << round;
+        EXPECT_EQ(kind("none"), "no_key") << round;
+    }
+    gate_->logout();
+    EXPECT_EQ(kind("ed1"), "ed25519");
+}
+
 }  // namespace
 }  // namespace dkim::test
