@@ -99,9 +99,15 @@ Expected<pid_t, std::string> SystemChildProcesses::spawn(const ChildSpec& c) {
     envp.push_back(nullptr);
     char* pid_digits = env[3].data() + std::strlen("WATCHDOG_PID=");
     std::string exe = c.exe.string();
-    std::string config = c.config.string();
-    std::string config_option = "--config";
-    std::array<char*, 4> argv{exe.data(), config_option.data(), config.data(), nullptr};
+    std::vector<std::string> args = c.args;
+    if (args.empty()) {
+        args = {"--config", c.config.string()};
+    }
+    std::vector<char*> argv{exe.data()};
+    for (auto& a : args) {
+        argv.push_back(a.data());
+    }
+    argv.push_back(nullptr);
     sigset_t none;
     sigemptyset(&none);
 

@@ -21,6 +21,7 @@
 //   up_supervisor     readiness, watchdog, restarts with back-off, stops in waves
 //   up_child_processes  fork/exec, the signalfd and the notification socket under it
 //   up_users          the admin and the two approvers, through signerd
+//   up_cluster        --cluster N: the nodes, the PostgreSQL server under the folder
 //   up_facts          what is printed at the end, as text or as JSON (cereal)
 
 #include <sys/stat.h>
@@ -35,7 +36,9 @@
 #include "commands.hpp"
 #include "dkim/clock.hpp"
 #include "dkim/dmarc/policy.hpp"
+#include "dkim/base/wipe.hpp"
 #include "up_child_processes.hpp"
+#include "up_cluster.hpp"
 #include "up_daemon_config.hpp"
 #include "up_demo_token.hpp"
 #include "up_dns_zone.hpp"
@@ -63,6 +66,9 @@ struct UpArgs {
 // The options given on the command line this time (they go on top of up.toml).
 up::SettingOverrides overrides(const UpArgs& args) {
     up::SettingOverrides o;
+    if (args.command->count("--cluster") > 0) {
+        o.cluster = args.given.cluster;
+    }
     for (const auto& [option, value, field] :
          {std::tuple{"--domain", &args.given.domain, &o.domain},
           {"--smtp", &args.given.smtp_listen, &o.smtp_listen},
@@ -71,7 +77,8 @@ up::SettingOverrides overrides(const UpArgs& args) {
           {"--next-hop", &args.given.next_hop, &o.next_hop},
           {"--module", &args.given.module, &o.module},
           {"--dns-server", &args.given.dns_server, &o.dns_server},
-          {"--pin-custody", &args.given.pin_custody, &o.pin_custody}}) {
+          {"--pin-custody", &args.given.pin_custody, &o.pin_custody},
+          {"--postgres", &args.given.postgres_listen, &o.postgres_listen}}) {
         if (args.command->count(option) > 0) {
             *field = *value;
         }
@@ -102,48 +109,60 @@ fs::path find_daemon(const std::string& name, const std::string& bin_dir) {
 // The four daemons as the supervisor starts them: each its own user, in signerd's group too
 // (for its socket), relayd and webd in reportd's group (for its socket), signerd with the
 // token's SOFTHSM2_CONF.
-Expected<std::vector<up::ChildSpec>, std::string> daemon_specs(const up::StatePaths& p,
-                                                               const up::DaemonUsers& u,
-                                                               const std::string& bin_dir,
-                                                               up::SealedPinRuntime* sealed) {
+Expected<std::vector<up::ChildSpec>, std::string> daemon_specs(
+    const up::StatePaths& p, const up::DaemonUsers& u, const std::string& bin_dir,
+    up::SealedPinRuntime* sealed, const std::vector<up::ClusterNode>& nodes) {
     struct Daemon {
-        const char* name;
+        std::string exe_name;
         fs::path config;
         uid_t uid;
         gid_t gid;
         std::vector<gid_t> groups;
+        std::string name;  // the supervisor's (another node's daemons: dkim-signerd-node2)
     };
+    std::vector<Daemon> daemons{
+        Daemon{"dkim-signerd", p.etc / "signerd.toml", u.signer, u.signer_gid, {u.signer_gid}, {}},
+        Daemon{"dkim-reportd",
+               p.etc / "reportd.toml",
+               u.report,
+               u.report_gid,
+               {u.report_gid, u.signer_gid},
+               {}},
+        Daemon{"dkim-relayd",
+               p.etc / "relayd.toml",
+               u.relay,
+               u.relay_gid,
+               {u.relay_gid, u.signer_gid, u.report_gid},
+               {}},
+        Daemon{"dkim-webd",
+               p.etc / "webd.toml",
+               u.web,
+               u.web_gid,
+               {u.web_gid, u.signer_gid, u.report_gid},
+               {}}};
+    for (const up::ClusterNode& n : nodes) {
+        if (n.index > 1) {
+            daemons.push_back({"dkim-signerd", p.etc / n.signerd_config(), u.signer, u.signer_gid,
+                               {u.signer_gid}, n.signerd});
+            daemons.push_back({"dkim-relayd", p.etc / n.relayd_config(), u.relay, u.relay_gid,
+                               {u.relay_gid, u.signer_gid, u.report_gid}, n.relayd});
+        }
+    }
     std::vector<up::ChildSpec> specs;
-    for (const Daemon& d :
-         {Daemon{"dkim-signerd", p.etc / "signerd.toml", u.signer, u.signer_gid, {u.signer_gid}},
-          Daemon{"dkim-reportd",
-                 p.etc / "reportd.toml",
-                 u.report,
-                 u.report_gid,
-                 {u.report_gid, u.signer_gid}},
-          Daemon{"dkim-relayd",
-                 p.etc / "relayd.toml",
-                 u.relay,
-                 u.relay_gid,
-                 {u.relay_gid, u.signer_gid, u.report_gid}},
-          Daemon{"dkim-webd",
-                 p.etc / "webd.toml",
-                 u.web,
-                 u.web_gid,
-                 {u.web_gid, u.signer_gid, u.report_gid}}}) {
+    for (const Daemon& d : daemons) {
         up::ChildSpec c;
-        c.name = d.name;
-        c.exe = find_daemon(d.name, bin_dir);
+        c.name = d.name.empty() ? d.exe_name : d.name;
+        c.exe = find_daemon(d.exe_name, bin_dir);
         if (c.exe.empty()) {
-            return unexpected(std::string("cannot find ") + d.name +
+            return unexpected("cannot find " + d.exe_name +
                               " (beside dkim-appliance, in /usr/sbin, or give --bin-dir)");
         }
         c.config = d.config;
         c.uid = d.uid;
         c.gid = d.gid;
         c.groups = d.groups;
-        c.log = p.daemon_log(d.name);
-        if (c.name == "dkim-signerd") {
+        c.log = p.daemon_log(c.name);
+        if (d.exe_name == "dkim-signerd") {
             c.extra_env.push_back("SOFTHSM2_CONF=" + p.softhsm_conf.string());
             if (sealed != nullptr) {
                 // systemd's part: the credential opened into a fresh folder at each start.
@@ -155,12 +174,27 @@ Expected<std::vector<up::ChildSpec>, std::string> daemon_specs(const up::StatePa
     return specs;
 }
 
+// What prepare_state made: the zone-file lines to print, the nodes (one for a single
+// appliance), and for a cluster its PostgreSQL server and the nodes' database password.
+struct Prepared {
+    std::vector<std::string> zone;
+    std::vector<up::ClusterNode> nodes;
+    std::optional<up::PostgresServer> postgres;
+    std::string database_password;
+    Prepared() = default;
+    Prepared(const Prepared&) = delete;
+    Prepared& operator=(const Prepared&) = delete;
+    Prepared(Prepared&&) = default;
+    Prepared& operator=(Prepared&&) = default;
+    ~Prepared() { base::wipe(database_password); }
+};
+
 // Everything before the daemons start: the folder, its users, the settings, the
-// configurations, the token and the DNS records. The zone-file lines to print.
-Expected<std::vector<std::string>, std::string> prepare_state(const UpArgs& args,
-                                                              const up::StatePaths& p,
-                                                              const up::DaemonUsers& users,
-                                                              up::Settings& settings) {
+// configurations, the tokens (one per node), the DNS records and a cluster's database server.
+Expected<Prepared, std::string> prepare_state(const UpArgs& args, const up::StatePaths& p,
+                                              const up::DaemonUsers& users,
+                                              up::Settings& settings) {
+    Prepared out;
     if (auto made = up::prepare_folders(p, users); !made) {
         return unexpected(made.error());
     }
@@ -182,33 +216,55 @@ Expected<std::vector<std::string>, std::string> prepare_state(const UpArgs& args
             return unexpected(made.error());
         }
     }
-    if (auto written = up::write_daemon_configs(settings, p); !written) {
+    out.nodes = up::cluster_nodes(settings, p);
+    if (auto made = up::prepare_node_folders(out.nodes, users); !made) {
+        return unexpected(made.error());
+    }
+    if (settings.cluster > 1) {
+        auto server = up::prepare_postgres(settings, p);
+        if (!server) {
+            return unexpected(server.error());
+        }
+        out.postgres = std::move(*server);
+        auto password = up::keep_database_password(p, out.nodes, users);
+        if (!password) {
+            return unexpected(password.error());
+        }
+        out.database_password = std::move(*password);
+    }
+    if (auto written = up::write_daemon_configs(settings, p, out.nodes); !written) {
         return unexpected(written.error());
     }
-    // The user PIN, from wherever it is, kept where the custody wants it before the token is
-    // made with it (a new folder's PIN must not exist only in a token).
-    auto pin = up::demo_user_pin(p);
-    if (!pin) {
-        return unexpected(pin.error());
-    }
     const auto custody = up::parse_pin_custody(settings.pin_custody).value_or(up::PinCustody::file);
-    if (auto kept = up::keep_demo_pin(custody, *pin, p, users); !kept) {
-        return unexpected(kept.error());
-    }
-    auto keys = up::prepare_demo_token(settings, p, users, *pin);
-    pin->wipe();
-    if (!keys) {
-        return unexpected(keys.error());
+    std::vector<up::TxtRecord> keys;
+    for (const up::ClusterNode& node : out.nodes) {
+        // The user PIN, from wherever it is, kept where the custody wants it before the token
+        // is made with it (a new folder's PIN must not exist only in a token).
+        auto pin = up::demo_user_pin(node.paths);
+        if (!pin) {
+            return unexpected(pin.error());
+        }
+        if (auto kept = up::keep_demo_pin(custody, *pin, node.paths, users); !kept) {
+            return unexpected(kept.error());
+        }
+        auto made = up::prepare_demo_token(settings, node.paths, users, *pin, node.token_label,
+                                           node.selector_prefix);
+        pin->wipe();
+        if (!made) {
+            return unexpected(made.error());
+        }
+        keys.insert(keys.end(), made->begin(), made->end());
     }
     // Report domains outside the domain's organizational domain need an authorization record
     // (RFC 7489 §7.1); without the list, the tree decides.
     auto psl = dmarc::PublicSuffixList::load();
     const auto records =
-        up::demo_records(settings.domain, *keys, settings.reports, psl ? psl->get() : nullptr);
+        up::demo_records(settings.domain, keys, settings.reports, psl ? psl->get() : nullptr);
     if (auto written = up::write_dnsmasq_conf(settings.domain, records, p.dnsmasq_conf); !written) {
         return unexpected(written.error());
     }
-    return up::zone_lines(records);
+    out.zone = up::zone_lines(records);
+    return out;
 }
 
 int run_up(const UpArgs& args) {
@@ -249,9 +305,9 @@ int run_up(const UpArgs& args) {
         return fail(users.error());
     }
     up::Settings settings;
-    auto records = prepare_state(args, p, *users, settings);
-    if (!records) {
-        return fail(records.error());
+    auto prepared = prepare_state(args, p, *users, settings);
+    if (!prepared) {
+        return fail(prepared.error());
     }
     auto processes = up::SystemChildProcesses::open(p.notify, users->signer_gid);
     if (!processes) {
@@ -262,19 +318,50 @@ int run_up(const UpArgs& args) {
     if (custody == up::PinCustody::sealed) {
         sealed.emplace(p, *users);
     }
-    auto specs = daemon_specs(p, *users, args.bin_dir, sealed ? &*sealed : nullptr);
+    auto specs =
+        daemon_specs(p, *users, args.bin_dir, sealed ? &*sealed : nullptr, prepared->nodes);
     if (!specs) {
         return fail(specs.error());
     }
     SystemClock clock;
     up::Supervisor supervisor(**processes, clock, std::cerr);
+    if (prepared->postgres) {
+        supervisor.add(up::postgres_spec(*prepared->postgres, p, *users));
+    }
     for (auto& spec : *specs) {
         supervisor.add(std::move(spec));
     }
+    // A cluster: its database first, then every node's signerd.
+    const auto start_signerds = [&]() -> int {
+        if (prepared->postgres) {
+            if (!supervisor.start_and_wait("postgres")) {
+                return kFailed;
+            }
+            if (auto made =
+                    up::ensure_cluster_database(*prepared->postgres, prepared->database_password);
+                !made) {
+                return fail(made.error());
+            }
+        }
+        for (const up::ClusterNode& n : prepared->nodes) {
+            if (!supervisor.start_and_wait(n.signerd)) {
+                return kFailed;
+            }
+        }
+        return 0;
+    };
+    const auto start_relays = [&] {
+        for (const up::ClusterNode& n : prepared->nodes) {
+            if (!supervisor.start_and_wait(n.relayd)) {
+                return false;
+            }
+        }
+        return true;
+    };
     int status = 0;
     std::vector<up::DemoUser> demo_users;
-    if (!supervisor.start_and_wait("dkim-signerd")) {
-        status = kFailed;
+    if (const int started = start_signerds(); started != 0) {
+        status = started;
     } else if (auto made = up::ensure_demo_users(p, clock); !made) {
         status = fail(made.error());
     } else {
@@ -287,16 +374,17 @@ int run_up(const UpArgs& args) {
         }
         if (status != 0) {
             // The ceremony failed: nothing more starts.
-        } else if (!supervisor.start_and_wait("dkim-reportd") ||
-                   !supervisor.start_and_wait("dkim-relayd") ||
+        } else if (!supervisor.start_and_wait("dkim-reportd") || !start_relays() ||
                    !supervisor.start_and_wait("dkim-webd")) {
             status = kFailed;
         }
     }
     if (status == 0 && !supervisor.stop_requested()) {
         const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-        auto facts = up::gather_facts(settings, p, std::move(demo_users), std::move(*records),
-                                      ec ? std::string("dkim-appliance") : self.string());
+        auto facts = up::gather_facts(settings, p, std::move(demo_users),
+                                      std::move(prepared->zone),
+                                      ec ? std::string("dkim-appliance") : self.string(),
+                                      prepared->nodes);
         std::cout << (args.json ? up::facts_json(facts) : up::facts_text(facts)) << std::flush;
         for (auto& u : facts.users) {
             u.wipe();
@@ -307,9 +395,14 @@ int run_up(const UpArgs& args) {
             u.wipe();
         }
     }
-    // The web console and the relay first (they submit to reportd), then reportd (a reader of
-    // signerd's), signerd (which logs the token out) last.
-    supervisor.stop_all({{"dkim-webd", "dkim-relayd"}, {"dkim-reportd"}, {"dkim-signerd"}});
+    // The web console and the relays first (they submit to reportd), then reportd (a reader of
+    // signerd's), the signerds (which log their tokens out), a cluster's database last.
+    std::vector<std::string> front{"dkim-webd"}, signers;
+    for (const up::ClusterNode& n : prepared->nodes) {
+        front.push_back(n.relayd);
+        signers.push_back(n.signerd);
+    }
+    supervisor.stop_all({front, {"dkim-reportd"}, signers, {"postgres"}});
     std::cerr << "up: stopped\n";
     return status;
 }
@@ -343,6 +436,15 @@ void add_up_command(CLI::App& app, int& exit_code) {
     up->add_option("--dns-server", args->given.dns_server,
                    "DNS server IP[:PORT] for relayd's inbound checks and webd's reverse DNS "
                    "(default: the system's resolvers; \"\" for them again)");
+    up->add_option("--cluster", args->given.cluster,
+                   "run N appliance nodes (2 to 8): each its own dkim-signerd, token and keys and "
+                   "its own dkim-relayd (SMTP on --smtp's port, the next, ...), sharing one grant "
+                   "state and audit log in a PostgreSQL server that up runs under the state "
+                   "folder; 1: one appliance on SQLite; saved in up.toml")
+        ->capture_default_str();
+    up->add_option("--postgres", args->given.postgres_listen,
+                   "the cluster's PostgreSQL server, IP:PORT on this machine (--cluster 2 and up)")
+        ->capture_default_str();
     up->add_option("--pin-custody", args->given.pin_custody,
                    "who holds the token's user PIN: file (a file signerd reads), sealed (a "
                    "systemd credential, opened for signerd at each start as systemd does), "

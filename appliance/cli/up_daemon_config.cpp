@@ -10,11 +10,14 @@
 #include <vector>
 
 #include "dkim/config/endpoint.hpp"
+#include "up_cluster.hpp"
 #include "up_commented_toml.hpp"
 #include "up_facts.hpp"
 #include "up_pin_custody.hpp"
 
 namespace dkim::cli::up {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -134,11 +137,14 @@ std::string pin_comment(const Settings& s, const StatePaths& p) {
 
 }  // namespace
 
-std::string signerd_config(const Settings& s, const StatePaths& p) {
+std::string signerd_config(const Settings& s, const StatePaths& p, const ClusterNode* node) {
     CommentedToml file = daemon_file(p);
+    const bool cluster = node != nullptr && s.cluster > 1;
     file.add("The PKCS#11 module and the token's label: signerd is the only process that loads it.",
-             toml::table{{"module", s.module}, {"token", kTokenLabel}})
-        .add("The grant store and the audit log (SQLite).",
+             toml::table{{"module", s.module},
+                         {"token", node != nullptr ? node->token_label : kTokenLabel}})
+        .add(cluster ? "Its own folder (the PIN file, the database password)."
+                     : "The grant store and the audit log (SQLite).",
              toml::table{{"state_dir", p.signerd.string()}})
         .add("The one door: a Unix socket for root (admin), dkim-relay, dkim-web and dkim-report.",
              toml::table{{"socket", p.socket.string()}, {"socket_group", "dkim-signer"}})
@@ -155,6 +161,17 @@ std::string signerd_config(const Settings& s, const StatePaths& p) {
             "The other operations keep the default policy: key.retire and admin grants need two "
             "approvers (up makes approver and approver2), key.generate and key.rotate one.",
             toml::table{{"policy", toml::table{{"sign", toml::table{{"max_duration", "1h"}}}}}});
+    if (cluster) {
+        file.add("Node " + node->name + " of " + std::to_string(s.cluster) +
+                     ": the grant state and the audit log are the cluster's, in PostgreSQL "
+                     "(up.toml cluster,\npostgres_listen). It signs only while it reaches the "
+                     "database (or within the lease).",
+                 toml::table{{"cluster", toml::table{{"node", node->name},
+                                                     {"database", cluster_database(s)},
+                                                     {"password_file",
+                                                      database_password_file(*node).string()},
+                                                     {"lease", "5s"}}}});
+    }
     if (const auto origin = localhost_origin(s)) {
         file.add(
             "Passkeys (WebAuthn), checked by signerd. Browsers refuse an IP address as the "
@@ -174,16 +191,25 @@ std::string signerd_config(const Settings& s, const StatePaths& p) {
     return file.text();
 }
 
-std::string relayd_config(const Settings& s, const StatePaths& p) {
+std::string relayd_config(const Settings& s, const StatePaths& p, const ClusterNode* node) {
     const auto [next_hop_comment, next_hop] = next_hop_table(s.next_hop);
     CommentedToml file = daemon_file(p);
+    // Another node's relay: outbound only, on its own port (node 1's is the domain's MX).
+    const bool other_node = node != nullptr && node->index > 1;
+    toml::array listen{toml::table{{"address", other_node ? node->smtp_listen : s.smtp_listen}}};
+    if (!other_node) {
+        listen.push_back(toml::table{{"address", s.inbound_listen}, {"role", "inbound"}});
+    }
     file.add("", toml::table{{"hostname", "relay." + s.domain}})
-        .add("Keys and signatures come from dkim-signerd; the relay holds neither key nor PIN.",
+        .add(other_node ? "Keys and signatures come from node " + node->name +
+                              "'s dkim-signerd; the relay holds neither key nor PIN."
+                        : std::string("Keys and signatures come from dkim-signerd; the relay "
+                                      "holds neither key nor PIN."),
              toml::table{{"signerd_socket", p.socket.string()}})
-        .add("Local clients send here to be signed; the inbound listener is the domain's MX.",
-             toml::table{{"listen", toml::array{toml::table{{"address", s.smtp_listen}},
-                                                toml::table{{"address", s.inbound_listen},
-                                                            {"role", "inbound"}}}}})
+        .add(other_node ? "Local clients send here to be signed by this node."
+                        : "Local clients send here to be signed; the inbound listener is the "
+                          "domain's MX.",
+             toml::table{{"listen", std::move(listen)}})
         .add(next_hop_comment, next_hop)
         .add(
             "No selectors: the relay signs with the keys signerd reports active "
@@ -193,12 +219,14 @@ std::string relayd_config(const Settings& s, const StatePaths& p) {
              toml::table{{"client", toml::array{toml::table{
                                         {"name", "local"},
                                         {"networks", toml::array{"127.0.0.0/8", "::1/128"}},
-                                        {"domains", toml::array{s.domain}}}}}})
-        .add(
+                                        {"domains", toml::array{s.domain}}}}}});
+    if (!other_node) {
+        file.add(
             "The inbound listener (the domain's MX): mail to the domain is checked (SPF, DKIM, "
             "DMARC) and\ngoes to the next hop; mail to up.toml's [reports] addresses, from "
             "anyone, goes to dkim-reportd\ninstead (250 once stored).",
             toml::table{{"inbound", inbound_table(s, p)}});
+    }
     return file.text();
 }
 
@@ -267,13 +295,28 @@ std::string cli_defaults_config(const Settings& s, const StatePaths& p) {
     return file.text();
 }
 
-Expected<void, std::string> write_daemon_configs(const Settings& s, const StatePaths& p) {
-    for (const auto& [name, text] : {std::pair{"signerd.toml", signerd_config(s, p)},
-                                     {"relayd.toml", relayd_config(s, p)},
-                                     {"webd.toml", webd_config(s, p)},
-                                     {"reportd.toml", reportd_config(s, p)}}) {
+Expected<void, std::string> write_daemon_configs(const Settings& s, const StatePaths& p,
+                                                 const std::vector<ClusterNode>& nodes) {
+    std::vector<std::pair<std::string, std::string>> files;
+    if (nodes.empty()) {
+        files = {{"signerd.toml", signerd_config(s, p)}, {"relayd.toml", relayd_config(s, p)}};
+    }
+    for (const ClusterNode& n : nodes) {
+        files.emplace_back(n.signerd_config(), signerd_config(s, n.paths, &n));
+        files.emplace_back(n.relayd_config(), relayd_config(s, n.paths, &n));
+    }
+    files.emplace_back("webd.toml", webd_config(s, p));
+    files.emplace_back("reportd.toml", reportd_config(s, p));
+    for (const auto& [name, text] : files) {
         if (auto written = write_file(p.etc / name, text, 0644); !written) {
             return written;
+        }
+    }
+    // A folder that ran more nodes before: their configurations go (their folders stay).
+    std::error_code ec;
+    for (int k = std::max(s.cluster, 1) + 1; k <= kMaxClusterNodes; ++k) {
+        for (const char* daemon : {"signerd", "relayd"}) {
+            fs::remove(p.etc / (std::string(daemon) + "-node" + std::to_string(k) + ".toml"), ec);
         }
     }
     return write_file(p.cli_defaults, cli_defaults_config(s, p), 0644);

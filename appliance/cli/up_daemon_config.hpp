@@ -5,6 +5,7 @@
 // quotes and escapes every value) with comments for the reader.
 
 #include <string>
+#include <vector>
 
 #include "dkim/expected.hpp"
 #include "up_settings.hpp"
@@ -12,8 +13,15 @@
 
 namespace dkim::cli::up {
 
-std::string signerd_config(const Settings& settings, const StatePaths& paths);
-std::string relayd_config(const Settings& settings, const StatePaths& paths);
+struct ClusterNode;
+
+// With `node` (up_cluster.hpp): that node's token, and in a cluster its [cluster] table;
+// `paths` are the node's.
+std::string signerd_config(const Settings& settings, const StatePaths& paths,
+                           const ClusterNode* node = nullptr);
+// With `node` other than node 1: its relay, outbound only, on its port, to its signerd.
+std::string relayd_config(const Settings& settings, const StatePaths& paths,
+                          const ClusterNode* node = nullptr);
 // webd.toml, with [dns]: the demo's outbound addresses and up.toml's [reports] as report URIs.
 std::string webd_config(const Settings& settings, const StatePaths& paths);
 // reportd.toml: the report store in the folder, its socket in run/reportd/, signerd's socket
@@ -25,6 +33,9 @@ std::string reportd_config(const Settings& settings, const StatePaths& paths);
 std::string cli_defaults_config(const Settings& settings, const StatePaths& paths);
 
 // etc/signerd.toml, etc/relayd.toml, etc/webd.toml, etc/reportd.toml and dkim-appliance.toml.
-Expected<void, std::string> write_daemon_configs(const Settings& settings, const StatePaths& paths);
+// With `nodes`: signerd.toml and relayd.toml are node 1's, signerd-nodeK.toml and
+// relayd-nodeK.toml the others'.
+Expected<void, std::string> write_daemon_configs(const Settings& settings, const StatePaths& paths,
+                                                 const std::vector<ClusterNode>& nodes = {});
 
 }  // namespace dkim::cli::up

@@ -61,7 +61,9 @@ Expected<void, std::string> prepare_so_pin(const StatePaths& p, const fs::path& 
 Expected<std::vector<TxtRecord>, std::string> prepare_demo_token(const Settings& s,
                                                                  const StatePaths& p,
                                                                  const DaemonUsers& u,
-                                                                 const hsm::Secret& user_pin) {
+                                                                 const hsm::Secret& user_pin,
+                                                                 const std::string& label,
+                                                                 const std::string& prefix) {
     if (auto written = write_file(p.softhsm_conf, softhsm_conf(p), 0644); !written) {
         return unexpected(written.error());
     }
@@ -71,23 +73,23 @@ Expected<std::vector<TxtRecord>, std::string> prepare_demo_token(const Settings&
     if (auto made = prepare_so_pin(p, so_pin); !made) {
         return unexpected(made.error());
     }
-    provisioning::TokenLocation where{s.module, kTokenLabel};
+    provisioning::TokenLocation where{s.module, label};
     auto report = [](const hsm::Error& e) { return unexpected(e.to_string()); };
     if (!where.open()) {
         auto so = hsm::Secret::from_file(so_pin);
         if (!so) {
             return report(so.error());
         }
-        auto slot = provisioning::init_token(s.module, kTokenLabel, *so, user_pin);
+        auto slot = provisioning::init_token(s.module, label, *so, user_pin);
         if (!slot) {
             return report(slot.error());
         }
-        std::cerr << "up: initialised SoftHSM2 token '" << kTokenLabel << "' in " << p.tokens
+        std::cerr << "up: initialised SoftHSM2 token '" << label << "' in " << p.tokens
                   << "\n";
     }
     std::vector<TxtRecord> records;
     for (const DemoKeySpec& k : kDemoKeys) {
-        auto name = hsm::KeyName::make(s.domain, k.selector);
+        auto name = hsm::KeyName::make(s.domain, prefix + k.selector);
         if (!name) {
             return report(name.error());
         }

@@ -18,10 +18,13 @@ namespace dkim::cli::up {
 // folder does not reach back to the old one, and SOFTHSM2_CONF points at it), the SO PIN
 // (secrets/so.pin), the token with `user_pin` (kept where the PIN's custody wants it:
 // up_pin_custody.hpp) and the keys; the token's files are handed to signerd's user. Returns the
-// keys' DKIM records.
+// keys' DKIM records. A cluster's other nodes have their own token (`label`) in the same
+// folder, and their selectors begin with `prefix` (up_cluster.hpp).
 Expected<std::vector<TxtRecord>, std::string> prepare_demo_token(const Settings& settings,
                                                                  const StatePaths& paths,
                                                                  const DaemonUsers& users,
-                                                                 const hsm::Secret& user_pin);
+                                                                 const hsm::Secret& user_pin,
+                                                                 const std::string& label = kTokenLabel,
+                                                                 const std::string& prefix = "");
 
 }  // namespace dkim::cli::up

@@ -58,6 +58,14 @@ void save(Archive& archive, const DemoUser& u) {
             cereal::make_nvp("otpauth_uri", u.otpauth));
 }
 
+template <class Archive>
+void save(Archive& archive, const NodeFacts& n) {
+    archive(cereal::make_nvp("name", n.name), cereal::make_nvp("smtp", n.smtp),
+            cereal::make_nvp("signerd_socket", n.signerd_socket), cereal::make_nvp("token", n.token),
+            cereal::make_nvp("signerd_log", n.signerd_log),
+            cereal::make_nvp("relayd_log", n.relayd_log));
+}
+
 std::optional<std::string> localhost_origin(const Settings& s) {
     const auto https = config::parse_endpoint(s.https_listen);
     if (!https) {
@@ -89,7 +97,8 @@ std::string swaks_command(const Settings& s) {
 }
 
 Facts gather_facts(const Settings& s, const StatePaths& p, std::vector<DemoUser> users,
-                   std::vector<std::string> dns_records, const std::string& cli) {
+                   std::vector<std::string> dns_records, const std::string& cli,
+                   const std::vector<ClusterNode>& nodes) {
     Facts f;
     f.state_dir = p.root.string();
     f.console_url = console_url(s);
@@ -116,6 +125,18 @@ Facts gather_facts(const Settings& s, const StatePaths& p, std::vector<DemoUser>
     for (const char* daemon : {"dkim-signerd", "dkim-reportd", "dkim-relayd", "dkim-webd"}) {
         f.logs.emplace_back(daemon, p.daemon_log(daemon).string());
     }
+    if (s.cluster > 1) {
+        for (const ClusterNode& n : nodes) {
+            f.nodes.push_back({n.name, n.smtp_listen, n.paths.socket.string(), n.token_label,
+                               p.daemon_log(n.signerd).string(), p.daemon_log(n.relayd).string()});
+            if (n.index > 1) {
+                f.logs.emplace_back(n.signerd, p.daemon_log(n.signerd).string());
+                f.logs.emplace_back(n.relayd, p.daemon_log(n.relayd).string());
+            }
+        }
+        f.logs.emplace_back("postgres", p.daemon_log("postgres").string());
+        f.database = cluster_database(s);
+    }
     return f;
 }
 
@@ -139,7 +160,8 @@ std::string facts_json(const Facts& f) {
                 cereal::make_nvp("failure_address", f.reports.failure_address),
                 cereal::make_nvp("tls_address", f.reports.tls_address));
         archive.finishNode();
-        archive(cereal::make_nvp("swaks", f.swaks));
+        archive(cereal::make_nvp("swaks", f.swaks), cereal::make_nvp("nodes", f.nodes),
+                cereal::make_nvp("database", f.database));
         archive.setNextName("logs");
         archive.startNode();
         for (const auto& [daemon, log] : f.logs) {
@@ -175,8 +197,16 @@ std::string facts_text(const Facts& f) {
       << "  Logs       " << f.log_folder
       << "{dkim-signerd,dkim-reportd,dkim-relayd,dkim-webd}.log\n"
       << "  Secrets    " << f.secrets << " (root only)\n"
-      << "  PIN        " << pin_text(f) << "\n\n"
-      << "DNS records to publish for " << f.domain << ":\n";
+      << "  PIN        " << pin_text(f) << "\n";
+    if (!f.nodes.empty()) {
+        o << "  Cluster    " << f.nodes.size() << " nodes sharing one grant state and audit log in "
+          << "PostgreSQL (" << f.database << ")\n";
+        for (const NodeFacts& n : f.nodes) {
+            o << "             " << n.name << ": SMTP " << n.smtp << ", token " << n.token
+              << ", signerd " << n.signerd_socket << "\n";
+        }
+    }
+    o << "\nDNS records to publish for " << f.domain << ":\n";
     for (const auto& r : f.dns_records) {
         o << "  " << r << "\n";
     }

@@ -8,11 +8,23 @@
 #include <string>
 #include <vector>
 
+#include "up_cluster.hpp"
 #include "up_settings.hpp"
 #include "up_state_folder.hpp"
 #include "up_users.hpp"
 
 namespace dkim::cli::up {
+
+// One node of a cluster (up --cluster N): its relay's port, its signerd's socket, its token,
+// its logs.
+struct NodeFacts {
+    std::string name;
+    std::string smtp;
+    std::string signerd_socket;
+    std::string token;
+    std::string signerd_log;
+    std::string relayd_log;
+};
 
 struct Facts {
     std::string state_dir;
@@ -35,6 +47,9 @@ struct Facts {
     ReportAddresses reports;               // where the records send reports ("" for none)
     std::string swaks;
     std::vector<std::pair<std::string, std::string>> logs;  // daemon -> its log
+    // A cluster (up.toml cluster >= 2): its nodes and the nodes' connection string.
+    std::vector<NodeFacts> nodes;
+    std::string database;
 };
 
 // "https://localhost:8443": the console's origin for passkeys when webd listens on a loopback or
@@ -51,7 +66,8 @@ std::string swaks_command(const Settings& settings);
 // The facts of a running appliance (reads the certificate's fingerprint). `cli` is the path of
 // this program.
 Facts gather_facts(const Settings& settings, const StatePaths& paths, std::vector<DemoUser> users,
-                   std::vector<std::string> dns_records, const std::string& cli);
+                   std::vector<std::string> dns_records, const std::string& cli,
+                   const std::vector<ClusterNode>& nodes = {});
 
 // One JSON object on one line, with a newline.
 std::string facts_json(const Facts& facts);

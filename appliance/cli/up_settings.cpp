@@ -50,6 +50,16 @@ constexpr config::KeyDoc kSettingKeys[] = {
      "start), approver (secrets/user.pin: the approval that activates a grant brings it) or "
      "shares (split among the demo's users). README: \"Choosing the PIN's custody\".",
      "\"sealed\""},
+    {"cluster", "integer", "1",
+     "How many appliance nodes: 1 is one appliance on SQLite; 2 to 8 run that many nodes (each "
+     "its own dkim-signerd with its own token and keys, and its own dkim-relayd on smtp_listen's "
+     "port, the next port, ...) sharing one grant state and one audit log in a PostgreSQL server "
+     "that up initialises under postgres/ and runs as the postgres user; one dkim-webd and one "
+     "dkim-reportd. PIN custody file only.",
+     "2"},
+    {"postgres_listen", "string", "127.0.0.1:5433",
+     "The cluster's PostgreSQL server, IP:PORT on this machine (cluster >= 2).",
+     "\"127.0.0.1:5433\""},
     {"reports", "table", "",
      "Where receivers send reports about the domain: mailboxes dkim-reportd takes through "
      "dkim-relayd, published as mailto: URIs in the domain's records; \"\" publishes none of that "
@@ -140,6 +150,11 @@ Expected<Settings, std::string> load_settings(const std::filesystem::path& file)
         if (!parse_pin_custody(s.pin_custody)) {
             r.fail("pin_custody", kPinCustodyProblem);
         }
+        s.cluster = static_cast<int>(r.integer("cluster", 1, kMaxClusterNodes).value_or(s.cluster));
+        s.postgres_listen = r.string("postgres_listen").value_or(s.postgres_listen);
+        if (!config::parse_endpoint(s.postgres_listen)) {
+            r.fail("postgres_listen", kListenProblem + s.postgres_listen + "\"");
+        }
         s.reports = default_report_addresses(s.domain);
         if (auto reports = r.table("reports")) {
             for (const auto& [key, field] : report_fields()) {
@@ -177,16 +192,44 @@ Expected<Settings, std::string> settle(Settings s, const SettingOverrides& given
                                        {&given.next_hop, &s.next_hop},
                                        {&given.module, &s.module},
                                        {&given.dns_server, &s.dns_server},
-                                       {&given.pin_custody, &s.pin_custody}}) {
+                                       {&given.pin_custody, &s.pin_custody},
+                                       {&given.postgres_listen, &s.postgres_listen}}) {
         if (*value) {
             *field = **value;
         }
     }
     for (const auto& [option, value] : {std::pair{"--smtp", &given.smtp_listen},
                                         {"--inbound", &given.inbound_listen},
-                                        {"--https", &given.https_listen}}) {
+                                        {"--https", &given.https_listen},
+                                        {"--postgres", &given.postgres_listen}}) {
         if (*value && !config::parse_endpoint(**value)) {
             return unexpected(std::string(option) + ": " + kListenProblem + **value + "\"");
+        }
+    }
+    if (given.cluster) {
+        if (*given.cluster < 1 || *given.cluster > kMaxClusterNodes) {
+            return unexpected("--cluster: expected 1 to " + std::to_string(kMaxClusterNodes) +
+                              " nodes");
+        }
+        s.cluster = *given.cluster;
+    }
+    if (s.cluster > 1 && s.pin_custody != "file") {
+        return unexpected(std::string(
+            "--cluster: a cluster's nodes keep their PINs in files: use --pin-custody file"));
+    }
+    if (s.cluster > 1) {
+        // The nodes reach the server without TLS: on this machine only.
+        const auto pg = config::parse_endpoint(s.postgres_listen);
+        if (!pg || (pg->host.rfind("127.", 0) != 0 && pg->host != "::1")) {
+            return unexpected("postgres_listen " + s.postgres_listen +
+                              ": the cluster's server listens on this machine's loopback only "
+                              "(127.0.0.0/8 or ::1)");
+        }
+        // The relays' ports: smtp_listen's, then the next ones.
+        const auto smtp = config::parse_endpoint(s.smtp_listen);
+        if (!smtp || smtp->port + s.cluster - 1 > 65535) {
+            return unexpected("--cluster: smtp_listen " + s.smtp_listen + " leaves no room for " +
+                              std::to_string(s.cluster) + " relays' ports");
         }
     }
     if (given.pin_custody && !parse_pin_custody(*given.pin_custody)) {
@@ -233,6 +276,8 @@ std::string settings_toml(const Settings& s) {
                                      {"pin_custody", &s.pin_custody}}) {
         file.add(setting_doc(key), toml::table{{key, *value}});
     }
+    file.add(setting_doc("cluster"), toml::table{{"cluster", s.cluster}});
+    file.add(setting_doc("postgres_listen"), toml::table{{"postgres_listen", s.postgres_listen}});
     // [reports] last (plain keys after it would belong to it), its keys' texts as its comment.
     std::string comment(setting_doc("reports"));
     toml::table reports;

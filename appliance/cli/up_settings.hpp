@@ -46,7 +46,10 @@ struct Settings {
     std::string dns_server;  // relayd's [inbound] and webd's [reports] dns_server; "": system's
     std::string pin_custody = "file";  // file | sealed | approver | shares (up_pin_custody.hpp)
     ReportAddresses reports = default_report_addresses("example.test");  // [reports]
+    int cluster = 1;  // nodes: 1 on SQLite, 2..kMaxClusterNodes on PostgreSQL (up_cluster.hpp)
+    std::string postgres_listen = "127.0.0.1:5433";
 };
+inline constexpr int kMaxClusterNodes = 8;
 
 // "mailto:dmarc-reports@example.test", or "" for "".
 std::string mailto(const std::string& address);
@@ -55,7 +58,8 @@ std::string mailto(const std::string& address);
 // --module, --dns-server, --pin-custody).
 struct SettingOverrides {
     std::optional<std::string> domain, smtp_listen, inbound_listen, https_listen, next_hop, module,
-        dns_server, pin_custody;
+        dns_server, pin_custody, postgres_listen;
+    std::optional<int> cluster;
 };
 
 const config::Schema& settings_schema();

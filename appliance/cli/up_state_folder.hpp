@@ -19,6 +19,7 @@
 //   run/                    signerd's socket and up's notification socket
 //   run/reportd/            dkim-report, 0750: reportd's socket (relayd and webd in its group)
 //   log/                    one log per daemon
+//   nodes/nodeK/, postgres/ a cluster's other nodes and its PostgreSQL server (up_cluster.hpp)
 
 #include <sys/types.h>
 

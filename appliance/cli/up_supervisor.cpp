@@ -173,7 +173,7 @@ milliseconds Supervisor::next_deadline() const {
     for (const SupervisedChild& c : children_) {
         if (c.pid < 0 && c.exited) {
             next = std::min(next, c.restart_at);
-        } else if (c.ready) {
+        } else if (c.ready && c.spec.watchdog) {
             next = std::min(next, c.last_ping + kWatchdog);
         }
     }
@@ -214,7 +214,7 @@ void Supervisor::supervise() {
                 log_ << "up: restarting " << c.spec.name << " (restart " << c.restarts << ")\n"
                      << std::flush;
                 spawn(c);
-            } else if (c.pid > 0 && c.ready && now - c.last_ping > kWatchdog) {
+            } else if (c.pid > 0 && c.ready && c.spec.watchdog && now - c.last_ping > kWatchdog) {
                 log_ << "up: " << c.spec.name << " sent no watchdog ping for " << kWatchdog.count()
                      << " s; aborting it\n"
                      << std::flush;
@@ -240,7 +240,7 @@ void Supervisor::stop_all(const std::vector<std::vector<std::string>>& waves) {
         for (const auto& name : wave) {
             for (const SupervisedChild& c : children_) {
                 if (c.spec.name == name && c.pid > 0) {
-                    processes_.signal(c.pid, SIGTERM);
+                    processes_.signal(c.pid, c.spec.stop_signal);
                 }
             }
         }

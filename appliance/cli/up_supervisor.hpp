@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstddef>
 #include <filesystem>
 #include <functional>
@@ -43,6 +44,12 @@ struct ChildSpec {
     std::vector<gid_t> groups;
     std::vector<std::string> extra_env;  // "NAME=value"
     std::filesystem::path log;
+    // The arguments after exe; empty: `--config config`.
+    std::vector<std::string> args;
+    // Whether it sends WATCHDOG=1 (PostgreSQL says READY=1 and nothing after).
+    bool watchdog = true;
+    // What asks it to stop (PostgreSQL's fast shutdown is SIGINT: SIGTERM waits for clients).
+    int stop_signal = SIGTERM;
     // Called before each start: more of its environment ("NAME=value"), made afresh (signerd's
     // $CREDENTIALS_DIRECTORY, as systemd makes it at each start). An error counts as a failed
     // start: a restart is tried again after the back-off.

@@ -22,6 +22,15 @@
                (file:line), a non-root user, a state folder under a folder of mode 0700 (the
                daemons' users could not reach it: refused before anything is made)
 
+  cluster      up --cluster 2: a PostgreSQL server initialised under the state folder and run
+               as the postgres user, two signerds (each its own token and selectors) and two
+               relays on consecutive ports, one webd and one reportd; a grant approved through
+               node 1 signs on both relays, each message with its node's keys (dkimpy verifies
+               all four against the printed records), cluster status lists both nodes, a revoke
+               through node 1 stops node 2's relay, audit verify checks the cluster's log with
+               both nodes' audit keys; SIGINT stops everything, PostgreSQL last; a second run
+               reuses the folder (up.toml keeps cluster = 2; same keys and users)
+
 usage: appliance_up.py GROUP DKIM_APPLIANCE
 """
 
@@ -692,6 +701,160 @@ def custody(folder, appliance):
     check(not opened, "no opened credential stays after up stops: %s" % opened)
 
 
+def _port_pair():
+    """Two consecutive free ports (the relays of node 1 and node 2)."""
+    for _ in range(50):
+        port = free_port()
+        try:
+            with socket.socket() as t:
+                t.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
+    return free_port()
+
+
+def _cluster_processes(state):
+    """(basename of argv[0], the rest of argv) of the processes of this folder: the daemons
+    (--config under etc/) and PostgreSQL (-D under postgres/)."""
+    out = []
+    for status in glob.glob("/proc/[0-9]*/cmdline"):
+        try:
+            with open(status, "rb") as f:
+                argv = [a.decode(errors="replace") for a in f.read().split(b"\0")]
+        except OSError:
+            continue
+        if len(argv) >= 3 and ((argv[1] == "--config" and argv[2].startswith(state + "/etc/")) or
+                               (argv[1] == "-D" and argv[2].startswith(state + "/postgres/"))):
+            out.append((os.path.basename(argv[0]), argv[1:], int(status.split("/")[2])))
+    return out
+
+
+def _selectors(path):
+    with open(path, "rb") as f:
+        message = f.read()
+    return sorted(re.findall(rb"s=([A-Za-z0-9-]+);", b" ".join(
+        v for k, v in dkim.DKIM(message).headers if k.lower() == b"dkim-signature"))), message
+
+
+def cluster(folder, appliance):
+    import pwd
+    state = os.path.join(folder, "state")
+    smtp, https, pg = _port_pair(), free_port(), free_port()
+    up = Up(appliance, state, "--cluster", "2", "--smtp", "127.0.0.1:%d" % smtp, "--https",
+            "127.0.0.1:%d" % https, "--postgres", "127.0.0.1:%d" % pg)
+    facts = up.facts
+    check(facts is not None, "up --cluster 2 prints its facts (%s)" % up.stderr()[-1500:])
+    if facts is None:
+        up.stop()
+        return
+    nodes = facts.get("nodes", [])
+    check([(n["name"], n["smtp"]) for n in nodes] == [("node1", "127.0.0.1:%d" % smtp), ("node2", "127.0.0.1:%d" % (smtp + 1))],
+          "the facts name two nodes, their relays on consecutive ports: %s" % nodes)
+    check("dbname=dkim" in facts.get("database", "") and "port=%d" % pg in facts.get("database", ""),
+          "the facts name the nodes' database on the port given: %s" % facts.get("database"))
+    with open(os.path.join(state, "up.toml"), "rb") as f:
+        saved = tomllib.load(f)
+    check(saved.get("cluster") == 2, "up.toml keeps cluster = 2 (%s)" % saved.get("cluster"))
+    running = _cluster_processes(state)
+    names = sorted(name for name, _, _ in running)
+    check(names == ["dkim-relayd", "dkim-relayd", "dkim-reportd", "dkim-signerd", "dkim-signerd", "dkim-webd", "postgres"],
+          "two signerds, two relays, one reportd, one webd and PostgreSQL run: %s" % names)
+    postgres_uid = pwd.getpwnam("postgres").pw_uid
+    server = [pid for name, _, pid in running if name == "postgres"]
+    check(server and uid_of(server[0]) == postgres_uid, "PostgreSQL runs as the postgres user")
+    data = os.path.join(state, "postgres", "data")
+    check(os.stat(data).st_uid == postgres_uid and os.stat(data).st_mode & 0o777 == 0o700,
+          "its data folder is in the state folder, the postgres user's, mode 0700")
+    check(not os.path.exists(os.path.join(state, "signerd", "signerd.db")),
+          "no SQLite state: the nodes' state is PostgreSQL's")
+    with open(os.path.join(state, "etc", "signerd-node2.toml"), "rb") as f:
+        node2 = tomllib.load(f)
+    check(node2.get("token") == "dkim-node2" and node2.get("cluster", {}).get("node") == "node2",
+          "node 2's signerd has its own token and names itself in [cluster] (%s)" % node2.get("cluster"))
+    printed = zone_records(facts["dns_records"])
+    check(all(("%s._domainkey.example.test" % s) in printed for s in ("rsa2048", "ed25519", "n2-rsa2048", "n2-ed25519")),
+          "the printed records hold both nodes' keys: %s" % sorted(printed))
+
+    # A grant approved through node 1 signs on both relays.
+    users = {u["name"]: u for u in facts["users"]}
+    approver = Totp(users["approver"]["totp_secret"])
+    requested = as_user(up, "admin", "elevation", "request", "--operation", "sign", "--domain", "example.test",
+                        "--selector", "*", "--duration", "15m", "--reason", "the cluster tour")
+    request = re.search(r"request (\d+)", requested.stdout)
+    check(requested.returncode == 0 and request, "admin requests a signing elevation (%s)" % requested.stderr.strip())
+    approved = as_user(up, "approver", "elevation", "approve", "--id", request.group(1) if request else "0",
+                       totp=approver.code())
+    check(approved.returncode == 0, "approver approves through node 1 (%s)" % approved.stderr.strip())
+    results = {}
+    for port, node in ((smtp, "node1"), (smtp + 1, "node2")):
+        before = set(glob.glob(os.path.join(state, "maildir", "new", "*")))
+        code, text = "none", ""
+        for _ in range(20):  # node 2 hears of the grant within milliseconds
+            code, text = swaks(port, "signed by " + node)
+            if code == "250":
+                break
+            time.sleep(0.2)
+        check(code == "250", "%s's relay signs and delivers inside the grant (%s %s)" % (node, code, text))
+        new = sorted(set(glob.glob(os.path.join(state, "maildir", "new", "*"))) - before)
+        results[node] = _selectors(new[-1]) if new else ([], b"")
+    check(results["node1"][0] == [b"ed25519", b"rsa2048"] and results["node2"][0] == [b"n2-ed25519", b"n2-rsa2048"],
+          "each node signs with its own keys: %s" % {k: v[0] for k, v in results.items()})
+    dns_server = DnsServer(folder, printed, "example.test")
+    try:
+        for node, (_, message) in results.items():
+            d = dkim.DKIM(message)
+            count = len([1 for k, _ in d.headers if k.lower() == b"dkim-signature"])
+            ok = [bool(d.verify(idx=i, dnsfunc=dns_server.dkimpy_dnsfunc())) for i in range(count)]
+            check(count == 2 and all(ok), "dkimpy verifies %s's signatures against the printed records (%s)" % (node, ok))
+    finally:
+        dns_server.stop()
+    status = cli(up, "cluster", "status")
+    check(status.returncode == 0 and "node1" in status.stdout and "node2" in status.stdout,
+          "cluster status lists both nodes (%s%s)" % (status.stdout[-400:], status.stderr[-200:]))
+    grants = cli(up, "grant", "list", "--active").stdout.strip().splitlines()
+    grant = grants[-1].split("\t")[0] if grants else "0"
+    revoked = as_user(up, "approver", "elevation", "revoke", "--grant", grant, "--reason", "cluster tour done",
+                      totp=approver.code())
+    check(revoked.returncode == 0, "approver revokes through node 1 (%s)" % revoked.stderr.strip())
+    code, text = swaks(smtp + 1, "after the revoke")
+    check(code == "451", "node 2's relay answers 451 after the revoke on node 1 (%s %s)" % (code, text))
+
+    # The cluster's log, with both nodes' audit keys (node 2's from its own token).
+    env = dict(os.environ, SOFTHSM2_CONF=os.path.join(state, "softhsm2.conf"))
+    module = tomllib.load(open(os.path.join(state, "etc", "signerd.toml"), "rb"))["module"]
+    key2 = subprocess.run([appliance, "audit", "key", "--module", module, "--token", "dkim-node2"],
+                          capture_output=True, text=True, env=env)
+    verified = subprocess.run([appliance, "audit", "verify", "--database", facts["database"], "--password-file",
+                               os.path.join(state, "secrets", "postgres.password"), "--module", module,
+                               "--token", "dkim", "--node", "node1", "--node-key", "node2=" + key2.stdout.strip()],
+                              capture_output=True, text=True, env=env)
+    check(key2.returncode == 0 and verified.returncode == 0 and verified.stdout.startswith("ok:"),
+          "audit verify checks the cluster's log with both nodes' keys (%s%s%s)" % (
+              key2.stderr.strip(), verified.stdout.strip()[-300:], verified.stderr.strip()[-300:]))
+
+    stopped = up.stop()
+    check(stopped == 0, "SIGINT stops the cluster (status %s)" % stopped)
+    left = _cluster_processes(state)
+    check(not left, "no daemon and no PostgreSQL is left running: %s" % left)
+    log = up.stderr()
+    check(log.find("dkim-signerd-node2") < log.rfind("postgres") or "postgres" not in log,
+          "PostgreSQL stops after the nodes")
+
+    # A second run reuses everything: cluster = 2 from up.toml, the same keys and users.
+    again = Up(appliance, state, "--smtp", "127.0.0.1:%d" % smtp, "--https", "127.0.0.1:%d" % https)
+    try:
+        check(again.facts is not None and len(again.facts.get("nodes", [])) == 2,
+              "a second run starts the two nodes again (%s)" % (again.stderr()[-800:] if again.facts is None else ""))
+        if again.facts is not None:
+            check(zone_records(again.facts["dns_records"]) == printed, "with the same keys")
+            check(sorted(u["name"] for u in again.facts["users"]) == ["admin", "approver", "approver2"],
+                  "and the same users")
+    finally:
+        check(again.stop() == 0, "and stops again")
+    check(not _cluster_processes(state), "nothing left running")
+
+
 def _verify(appliance, dns_port, message):
     with open(message, "rb") as f:
         out = subprocess.run([appliance, "verify", "--dns-server", "127.0.0.1:%d" % dns_port,
@@ -743,9 +906,10 @@ def main():
     os.chmod(folder, 0o711)
     try:
         {"tour": tour, "rotation": rotation, "supervision": supervision,
-         "custody": custody}[group](folder, appliance)
+         "custody": custody, "cluster": cluster}[group](folder, appliance)
     finally:
-        for pid in daemon_pids(os.path.join(folder, "state")).values():
+        for pid in (list(daemon_pids(os.path.join(folder, "state")).values()) +
+                    [p for _, _, p in _cluster_processes(os.path.join(folder, "state"))]):
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:

@@ -133,6 +133,7 @@ TEST_F(WipeSecretsTest, EveryRequestTypeHasEverySecretWipedAndNothingElse) {
     expect<PinSplit>("PinSplit", kCredentials + "s");               // the PIN (a first split)
     expect<PinStatusRequest>("PinStatusRequest", kCredentials);
     expect<PinLock>("PinLock", kCredentials + "p");  // reason
+    expect<ClusterStatusRequest>("ClusterStatusRequest", kCredentials);
     EXPECT_EQ(seen_.size(), std::variant_size_v<Request>)
         << "a request type is missing above: classify its fields";
 }
