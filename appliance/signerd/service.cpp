@@ -139,6 +139,10 @@ ipc::Reply Service::cluster_status(TimePoint now) const {
         }
         v.gone = now - n.last_seen > kNodeGoneAfter;
         v.self = n.name == cluster_->node();
+        if (v.self) {
+            // This node's own row as it is now, not as its last heartbeat wrote it.
+            v.token = cluster_->fenced() ? "fenced" : logged_in() ? "logged-in" : "logged-out";
+        }
         out.nodes.push_back(std::move(v));
     }
     for (const auto& [node, k] : *keys) {
