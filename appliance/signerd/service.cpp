@@ -199,14 +199,14 @@ ipc::Reply Service::cluster_status(TimePoint now) const {
 }
 
 // What a cluster node answers without its decision lock: signatures (their use is spent in the
-// shared store's commit), public keys and status, the summary and the cluster's status (read
-// from the store).
+// shared store's commit), public keys and status, and the summary. Everything that checks a
+// user's credentials is a decision, on the cluster's latest state (a lockout another node
+// recorded, a token revoked there), the cluster's status included.
 template <class T>
 constexpr bool outside_decisions() {
     return std::is_same_v<T, ipc::SignRequest> || std::is_same_v<T, ipc::PublicKeyRequest> ||
            std::is_same_v<T, ipc::SigningKeysRequest> || std::is_same_v<T, ipc::StatusRequest> ||
-           std::is_same_v<T, ipc::SigningSummaryRequest> ||
-           std::is_same_v<T, ipc::ClusterStatusRequest>;
+           std::is_same_v<T, ipc::SigningSummaryRequest>;
 }
 
 ipc::Reply Service::handle(const Peer& peer, ipc::Request& request) {

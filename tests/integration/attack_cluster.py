@@ -4,13 +4,14 @@ SoftHSM2 tokens on a private PostgreSQL (cluster_daemons.Cluster), a database wr
 within what SECURITY.md grants it (every row, the audit table with its triggers disabled, the
 chain's end row), and `dkim-appliance audit verify --database` with every node's audit key.
 
-  rewrite   (1) while both nodes run, the writer erases a signature record of node-a that a
-            signed checkpoint covers (and every checkpoint after it), rechains the rest and
-            moves cluster_state's end: the nodes' next checkpoints sign the rewritten chain and
-            audit verify must report it. (2) with the nodes stopped, the log cut inside the
-            nodes' login sessions is reported; the same cut with a forged "fenced" token.logout
-            per node appended must be reported too. (3) refused attack: five wrong passwords
-            spread over both nodes lock the user on both.
+  rewrite   (1) with the nodes stopped, the log cut inside the nodes' login sessions is
+            reported; the same cut with a forged "fenced" token.logout per node appended must be
+            reported too (the log is saved before and restored after). (2) while both nodes
+            run, the writer erases a signature record of node-a that a signed checkpoint covers
+            (and every checkpoint after it), rechains the rest and moves cluster_state's end: no
+            node may sign a checkpoint over the rewritten chain or sign mail on it, and audit
+            verify must report it. (3) five wrong passwords spread over both nodes lock the
+            user on both.
 
 Registered with ctest as attack_cluster.rewrite (label postgres):
 
@@ -71,6 +72,21 @@ FENCED = ("INSERT INTO kept(seq, time, actor, action, scope, outcome, reason, re
           "'{node}', ''::bytea);")
 
 
+# The log as the nodes left it, saved and put back between the attacks.
+SAVE = ("DROP TABLE IF EXISTS saved_audit, saved_state; CREATE TABLE saved_audit AS SELECT * FROM audit; "
+        "CREATE TABLE saved_state AS SELECT * FROM cluster_state;")
+RESTORE = """
+BEGIN;
+SELECT seq FROM cluster_state WHERE id = 1 FOR UPDATE;
+ALTER TABLE audit DISABLE TRIGGER USER;
+DELETE FROM audit;
+INSERT INTO audit SELECT * FROM saved_audit;
+UPDATE cluster_state SET seq = s.seq, head = s.head, time = s.time FROM saved_state s WHERE cluster_state.id = 1;
+ALTER TABLE audit ENABLE TRIGGER USER;
+COMMIT;
+"""
+
+
 def rechain(cluster, first, drop="false", extra=""):
     cluster.sql(RECHAIN.format(first=first, drop=drop, extra=extra))
 
@@ -98,43 +114,13 @@ def rewrite(folder, cli, signerd, relayd, module):
             sign(a, "a-rsa")
             sign(b, "b-rsa")
             time.sleep(0.2)
-        target = value(cluster, "SELECT min(seq) FROM audit WHERE node = 'node-a' AND action = 'sign' "
-                                "AND outcome = 'issued'")
-        covering = None
-        for _ in until(10):
-            covering = value(cluster, "SELECT min(seq) FROM audit WHERE action = 'audit.checkpoint' "
-                                      "AND outcome = 'ok' AND seq > %d" % target)
-            if covering:
-                break
-            time.sleep(0.1)
-        check(covering is not None, "node-a's signature at record %d is covered by the signed checkpoint at %s"
-              % (target, covering))
 
-        # (1) The erasure, while both nodes run.
-        erased_detail = cluster.sql("SELECT detail FROM audit WHERE seq = %d" % target).strip()
-        dropped = value(cluster, "SELECT count(*) FROM audit WHERE seq > %d AND action = 'audit.checkpoint'" % target)
-        rechain(cluster, target, drop="seq = %d OR action = 'audit.checkpoint'" % target)
-        new_end = value(cluster, "SELECT seq FROM cluster_state")
-        countersigned = None
-        for _ in until(15):
-            countersigned = value(cluster, "SELECT min(seq) FROM audit WHERE action = 'audit.checkpoint' "
-                                           "AND outcome = 'ok' AND seq > %d" % new_end)
-            if countersigned:
-                break
-            time.sleep(0.1)
-        node = cluster.sql("SELECT node FROM audit WHERE seq = %d" % countersigned).strip() if countersigned else ""
+        # (1) The cut inside the sessions, with the nodes stopped: right after the first signed
+        # checkpoint that follows both nodes' logins (and before their logout checkpoints). The
+        # log is saved first and restored after, for (2).
         b.stop()
         a.stop()
-        verified = cluster.verify()
-        text = (verified.stdout + verified.stderr).decode().strip()
-        print("      erased record %d (%s) and %d checkpoints after it; %s's checkpoint at %s signed the "
-              "rewritten chain" % (target, erased_detail[:60], dropped, node or "no node", countersigned))
-        check(verified.returncode != 0,
-              "audit verify reports a signature record erased from under a signed checkpoint while the "
-              "nodes ran: %s" % text[:300])
-
-        # (2) The cut inside the sessions, with the nodes stopped: right after the first signed
-        # checkpoint that follows both nodes' logins (and before their logout checkpoints).
+        cluster.sql(SAVE)
         cut_at = value(cluster, "SELECT min(seq) FROM audit WHERE action = 'audit.checkpoint' AND outcome = 'ok' "
                                 "AND seq > (SELECT max(seq) FROM audit WHERE action = 'token.login' "
                                 "AND outcome = 'ok')")
@@ -150,12 +136,77 @@ def rewrite(folder, cli, signerd, relayd, module):
         plain = cluster.verify()
         check(plain.returncode != 0, "a log cut after record %d of %d (inside both sessions) is reported: %s"
               % (cut_at, total, plain.stdout.decode().strip()[:200]))
+        cluster.sql(RESTORE)
         rechain(cluster, cut_at + 1, drop="true",
                 extra=FENCED.format(seq=10**12, node="node-a") + FENCED.format(seq=10**12 + 1, node="node-b"))
         forged = cluster.verify()
         check(forged.returncode != 0,
               "the same cut with a forged 'cut off from the cluster' token.logout per node is reported: %s"
               % forged.stdout.decode().strip()[:300])
+        cluster.sql(RESTORE)
+        restored = cluster.verify()
+        check(restored.returncode == 0, "the saved log verifies again once restored: %s"
+              % restored.stdout.decode().strip()[:200])
+
+        # (2) The erasure, while both nodes run (they log in again for the grant on start).
+        a.start()
+        b.start()
+        for _ in until(20):
+            if logged_in(a) and logged_in(b):
+                break
+            time.sleep(0.05)
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            sign(a, "a-rsa")
+            sign(b, "b-rsa")
+            time.sleep(0.2)
+        target = value(cluster, "SELECT max(seq) FROM audit WHERE node = 'node-a' AND action = 'sign' "
+                                "AND outcome = 'issued'")
+        covering = None
+        for _ in until(10):
+            covering = value(cluster, "SELECT min(seq) FROM audit WHERE action = 'audit.checkpoint' "
+                                      "AND outcome = 'ok' AND seq > %d" % target)
+            if covering:
+                break
+            time.sleep(0.1)
+        check(covering is not None, "node-a's signature at record %d is covered by the signed checkpoint at %s"
+              % (target, covering))
+        erased_detail = cluster.sql("SELECT detail FROM audit WHERE seq = %d" % target).strip()
+        dropped = value(cluster, "SELECT count(*) FROM audit WHERE seq > %d AND action = 'audit.checkpoint'" % target)
+        rechain(cluster, target, drop="seq = %d OR action = 'audit.checkpoint'" % target)
+        new_end = value(cluster, "SELECT seq FROM cluster_state")
+        countersigned = None
+        for _ in until(6):
+            countersigned = value(cluster, "SELECT min(seq) FROM audit WHERE action = 'audit.checkpoint' "
+                                           "AND outcome = 'ok' AND seq > %d" % new_end)
+            if countersigned:
+                break
+            time.sleep(0.1)
+        node = cluster.sql("SELECT node FROM audit WHERE seq = %d" % countersigned).strip() if countersigned else ""
+        check(countersigned is None,
+              "no node's checkpoint signs the rewritten chain (erased record %d (%s) and %d checkpoints after "
+              "it; %s's checkpoint at %s)" % (target, erased_detail[:60], dropped, node or "no node", countersigned))
+        signed_a, _ = sign(a, "a-rsa")
+        signed_b, _ = sign(b, "b-rsa")
+        check(not signed_a and not signed_b, "neither node signs on the rewritten chain (fails closed): a %s, b %s"
+              % (signed_a, signed_b))
+        check(value(cluster, "SELECT count(*) FROM audit WHERE seq > %d" % new_end) == 0,
+              "nor writes anything after the rewritten chain's end")
+        b.stop()
+        a.stop()
+        # Until the checkpoint interval and its grace have passed, the rewritten log looks like
+        # sessions whose next checkpoint is not yet due (audit verify says so); after them it
+        # is a log cut inside logged-in sessions.
+        last = value(cluster, "SELECT max(time) FROM audit")
+        wait = last / 1000.0 + 13 - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        verified = cluster.verify()
+        text = (verified.stdout + verified.stderr).decode().strip()
+        check(verified.returncode != 0,
+              "audit verify reports a signature record erased from under a signed checkpoint while the "
+              "nodes ran: %s" % text[:300])
+        cluster.sql(RESTORE)
 
         # (3) Refused: five wrong passwords spread over both nodes lock the user on both.
         a.start()

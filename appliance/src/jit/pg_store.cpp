@@ -241,8 +241,8 @@ class PgStore final : public SharedStore {
     Expected<void, std::string> check_chain_from(const ChainEnd& local, const ChainEnd& end);
     std::vector<AuditRecord> read_records(const PGresult* res);
     Expected<std::int64_t, std::string> read_version(PgConnection& c);
-    // Merges a login failure noted on this node into the table's; whether the result differs
-    // from what the node noted (the others must reload).
+    // Merges a login failure noted on this node into the table's; whether a node must reload:
+    // the table's lockout changed, or the result differs from what this node noted.
     Expected<bool, std::string> merge_failures(const LoginFailures& noted);
     const char* session() const { return session_.empty() ? nullptr : session_.c_str(); }
 
@@ -846,7 +846,11 @@ Expected<bool, std::string> PgStore::merge_failures(const LoginFailures& noted) 
     if (!written) {
         return unexpected(written.error());
     }
-    return merged.recent != noted.recent || merged.locked_until != noted.locked_until;
+    // The others must reload when the table's lockout changed (the node that locked the user
+    // knows, the others would go on checking passwords on their memory: a lockout bypass), and
+    // this node when the merge added what it did not know.
+    return merged.locked_until != stored.locked_until || merged.recent != noted.recent ||
+           merged.locked_until != noted.locked_until;
 }
 
 Expected<void, std::string> PgStore::check_chain_from(const ChainEnd& local,

@@ -166,6 +166,16 @@ struct Node {
         ASSERT_TRUE(state) << state.error();
         apply(*state);
     }
+    // As ClusterNode::decide begins each decision: under the cluster's lock, reloads only when
+    // the store's version moved past the memory's.
+    void sync() {
+        auto behind = store->lock_decisions();
+        ASSERT_TRUE(behind) << behind.error();
+        if (*behind) {
+            reload();
+        }
+        store->unlock_decisions();
+    }
 
     std::unique_ptr<jit::SharedStore> store;
     std::unique_ptr<jit::Journal> journal;
@@ -581,9 +591,8 @@ TEST_F(PgAttackTest, AGrantExpiredByTheClustersClockIsRefusedToANodeWhoseClockLa
 // Found by the red team (password guesser, low): a login failure was a version-checked
 // "decision"; one noted on a node that is behind was refused by the commit and not counted
 // anywhere. Fixed: failures are merged into the table's (Directory::merge_failures), and a
-// merge that adds what the node did not know announces a change. A ClusterStatusRequest
-// with a user's password (web peer) authenticates outside ClusterNode::decide (no reload, no
-// lock), so guesses there that meet another node's change are lost to the lockout.
+// merge that adds what the node did not know announces a change. (Every request that checks
+// a password, ClusterStatusRequest included, runs under ClusterNode::decide.)
 TEST_F(PgAttackTest, APasswordFailureNotedOnANodeBehindTheClusterIsStillCounted) {
     const jit::Actor root{jit::Actor::Kind::local, "root", 0, {}};
     ASSERT_TRUE(a->directory->add_user(root, "dave", static_cast<jit::RoleSet>(jit::Role::approver),
@@ -599,6 +608,32 @@ TEST_F(PgAttackTest, APasswordFailureNotedOnANodeBehindTheClusterIsStillCounted)
               "2")
         << "two failures, one per node; the cluster counted "
         << query(db, "SELECT recent FROM login_failures WHERE username = 'dave'");
+}
+
+// Found by attack_cluster.py (lockout bypass, high): five wrong passwords spread over two
+// nodes, each attempt a decision on its node's current state. The fifth, on A, locked the user
+// in A's memory, and its merge into the table equalled what A noted, so no change was
+// announced: B, not behind by the version, kept accepting the right password. Fixed: a merge
+// that changes the table's lockout (or adds what the node did not know) announces a change.
+TEST_F(PgAttackTest, FiveFailuresSpreadOverTwoNodesLockTheUserOnBoth) {
+    const jit::Actor root{jit::Actor::Kind::local, "root", 0, {}};
+    ASSERT_TRUE(a->directory->add_user(root, "erin", static_cast<jit::RoleSet>(jit::Role::approver),
+                                       "erin-correct-horse", t0));
+    b->reload();
+    for (int i = 0; i < 5; ++i) {
+        // Each node current before its attempt (as its listener keeps it): the fifth locks in
+        // A's memory, and the table's merge adds nothing to what A noted.
+        Node& node = i % 2 == 0 ? *a : *b;
+        node.reload();
+        EXPECT_FALSE(node.directory->authenticate_password("erin", "wrong-guess",
+                                                           t0 + std::chrono::seconds(1 + i)));
+    }
+    for (Node* node : {a.get(), b.get()}) {
+        node->sync();
+        EXPECT_FALSE(node->directory->authenticate_password("erin", "erin-correct-horse", t0 + 10s))
+            << "the right password was accepted on " << node->store->node()
+            << " after five failures spread over both nodes";
+    }
 }
 
 // Refused (kept as regression checks): a TOTP code used on A is refused on a stale B (the User
