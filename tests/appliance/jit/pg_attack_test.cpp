@@ -1,7 +1,7 @@
 // Red-team tests of the cluster's shared PostgreSQL store (issue 24): a database writer, a stale
 // or stalled node, a relay racing a reload. Each test states what must hold; the comment above
-// each says what the review found and how it was fixed. Same fixture as pg_store_test.cpp: the ctest
-// fixture cluster.postgres (DKIM_TEST_PG); skipped without it.
+// each says what the review found and how it was fixed. The fixture is pg_fixture.hpp's (the
+// ctest fixture cluster.postgres, DKIM_TEST_PG); skipped without it.
 
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
@@ -21,6 +21,7 @@
 #include "dkim/jit/journal.hpp"
 #include "dkim/jit/shared_store.hpp"
 #include "jit_fixture.hpp"
+#include "pg_fixture.hpp"
 
 // A namespace of its own: the unity build pastes this file after pg_store_test.cpp.
 namespace dkim::test::pg_attack {
@@ -28,161 +29,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string read_line(const std::filesystem::path& file) {
-    std::ifstream in(file);
-    std::string line;
-    std::getline(in, line);
-    return line;
-}
-
-struct PgFixture {
-    std::string conninfo;
-    std::string password;
-    bool present = false;
-
-    static const PgFixture& get() {
-        static const PgFixture f = [] {
-            PgFixture out;
-            // NOLINTNEXTLINE(concurrency-mt-unsafe): read before any thread starts
-            const char* dir = std::getenv("DKIM_TEST_PG");
-            if (dir == nullptr) {
-                return out;
-            }
-            out.conninfo = read_line(std::filesystem::path(dir) / "conninfo");
-            out.password = read_line(std::filesystem::path(dir) / "password");
-            out.present = !out.conninfo.empty();
-            return out;
-        }();
-        return f;
-    }
-
-    std::string create_database() const {
-        static std::atomic<int> counter{0};
-        std::random_device random;
-        const std::string name = "atk_" + std::to_string(random() % 1000000) + "_" +
-                                 std::to_string(counter++) + "_" + std::to_string(::getpid());
-        const std::string admin = conninfo + " password=" + password;
-        PGconn* c = PQconnectdb(admin.c_str());
-        if (PQstatus(c) != CONNECTION_OK) {
-            std::string e = PQerrorMessage(c);
-            PQfinish(c);
-            throw std::runtime_error("cannot reach the fixture's server: " + e);
-        }
-        PGresult* r = PQexec(c, ("CREATE DATABASE " + name).c_str());
-        const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        std::string e = PQresultErrorMessage(r);
-        PQclear(r);
-        PQfinish(c);
-        if (!ok) {
-            throw std::runtime_error("CREATE DATABASE: " + e);
-        }
-        std::string out = conninfo;
-        out.replace(out.find("dbname=postgres"), std::string("dbname=postgres").size(),
-                    "dbname=" + name);
-        return out;
-    }
-};
-
-// A session of the database writer (the nodes' role, as SECURITY.md's threat row allows).
-class Session {
-  public:
-    explicit Session(const std::string& conninfo) {
-        const std::string with = conninfo + " password=" + PgFixture::get().password;
-        conn_ = PQconnectdb(with.c_str());
-        if (PQstatus(conn_) != CONNECTION_OK) {
-            throw std::runtime_error(PQerrorMessage(conn_));
-        }
-    }
-    ~Session() { close(); }
-    Session(const Session&) = delete;
-    Session& operator=(const Session&) = delete;
-    void close() {
-        if (conn_ != nullptr) {
-            PQfinish(conn_);
-            conn_ = nullptr;
-        }
-    }
-    // The first value, "" for a command, "error: ..." for an error.
-    std::string run(const std::string& sql, const std::vector<std::string>& params = {}) {
-        std::vector<const char*> values;
-        values.reserve(params.size());
-        for (const auto& p : params) {
-            values.push_back(p.c_str());
-        }
-        PGresult* r = params.empty()
-                          ? PQexec(conn_, sql.c_str())
-                          : PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()),
-                                         nullptr, values.data(), nullptr, nullptr, 0);
-        std::string out;
-        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) {
-            out = PQgetvalue(r, 0, 0);
-        } else if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-            out = std::string("error: ") + PQresultErrorMessage(r);
-        }
-        PQclear(r);
-        return out;
-    }
-
-  private:
-    PGconn* conn_ = nullptr;
-};
-
-std::string query(const std::string& conninfo, const std::string& sql) {
-    Session s(conninfo);
-    return s.run(sql);
-}
-
-struct Node {
-    Node(const std::string& conninfo, const std::string& name, jit::Policy policy) {
-        jit::PostgresOptions o;
-        o.conninfo = conninfo;
-        o.password = PgFixture::get().password;
-        o.node = name;
-        auto opened = jit::open_postgres_store(o);
-        if (!opened) {
-            throw std::runtime_error(opened.error());
-        }
-        store = std::move(*opened);
-        auto state = store->load();
-        if (!state) {
-            throw std::runtime_error(state.error());
-        }
-        journal = std::make_unique<jit::Journal>(*store, state->audit_seq, state->audit_head);
-        authority = std::make_unique<jit::Authority>(*journal, policy, *state);
-        directory =
-            std::make_unique<jit::Directory>(*journal, *state, jit::PasswordCost::minimal());
-        keys = std::make_unique<jit::KeyRegistry>(state->keys);
-    }
-    // As ClusterNode::reload_locked applies a snapshot: then tells the store which version
-    // the memory holds.
-    void apply(const jit::StoredState& state) {
-        authority->reload(state);
-        directory->reload(state);
-        keys->reload(state.keys);
-        store->adopt(state.version);
-    }
-    void reload() {
-        auto state = store->load();
-        ASSERT_TRUE(state) << state.error();
-        apply(*state);
-    }
-    // As ClusterNode::decide begins each decision: under the cluster's lock, reloads only when
-    // the store's version moved past the memory's.
-    void sync() {
-        auto behind = store->lock_decisions();
-        ASSERT_TRUE(behind) << behind.error();
-        if (*behind) {
-            reload();
-        }
-        store->unlock_decisions();
-    }
-
-    std::unique_ptr<jit::SharedStore> store;
-    std::unique_ptr<jit::Journal> journal;
-    std::unique_ptr<jit::Authority> authority;
-    std::unique_ptr<jit::Directory> directory;
-    std::unique_ptr<jit::KeyRegistry> keys;
-};
+using pg::Node;
+using pg::PgFixture;
+using pg::query;
+using pg::Session;
 
 // Each node's audit key (ed25519, as in the nodes' tokens): signs its checkpoints; the verifier
 // checks each checkpoint with the key of its record's node, as `audit verify --node-key` does.
@@ -199,7 +49,7 @@ class PgAttackTest : public ::testing::Test {
             GTEST_SKIP() << "no PostgreSQL fixture (DKIM_TEST_PG)";
         }
         ASSERT_GE(sodium_init(), 0);
-        db = PgFixture::get().create_database();
+        db = PgFixture::get().create_database("atk");
         a = std::make_unique<Node>(db, "node-a", jit::Policy::defaults());
         b = std::make_unique<Node>(db, "node-b", jit::Policy::defaults());
     }

@@ -19,124 +19,16 @@
 #include "dkim/jit/journal.hpp"
 #include "dkim/jit/shared_store.hpp"
 #include "jit_fixture.hpp"
+#include "pg_fixture.hpp"
 
 namespace dkim::test {
 namespace {
 
 using namespace std::chrono_literals;
 
-std::string read_line(const std::filesystem::path& file) {
-    std::ifstream in(file);
-    std::string line;
-    std::getline(in, line);
-    return line;
-}
-
-// The fixture's server: connection string (to database "postgres") and the role's password.
-struct PgFixture {
-    std::string conninfo;
-    std::string password;
-    bool present = false;
-
-    static const PgFixture& get() {
-        static const PgFixture f = [] {
-            PgFixture out;
-            // NOLINTNEXTLINE(concurrency-mt-unsafe): read before any thread starts
-            const char* dir = std::getenv("DKIM_TEST_PG");
-            if (dir == nullptr) {
-                return out;
-            }
-            out.conninfo = read_line(std::filesystem::path(dir) / "conninfo");
-            out.password = read_line(std::filesystem::path(dir) / "password");
-            out.present = !out.conninfo.empty();
-            return out;
-        }();
-        return f;
-    }
-
-    // A new, empty database; its connection string.
-    std::string create_database() const {
-        static std::atomic<int> counter{0};
-        std::random_device random;
-        const std::string name = "t_" + std::to_string(random() % 1000000) + "_" +
-                                 std::to_string(counter++) + "_" + std::to_string(::getpid());
-        const std::string admin = conninfo + " password=" + password;
-        PGconn* c = PQconnectdb(admin.c_str());
-        if (PQstatus(c) != CONNECTION_OK) {
-            std::string e = PQerrorMessage(c);
-            PQfinish(c);
-            throw std::runtime_error("cannot reach the fixture's server: " + e);
-        }
-        PGresult* r = PQexec(c, ("CREATE DATABASE " + name).c_str());
-        const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        std::string e = PQresultErrorMessage(r);
-        PQclear(r);
-        PQfinish(c);
-        if (!ok) {
-            throw std::runtime_error("CREATE DATABASE: " + e);
-        }
-        std::string out = conninfo;
-        out.replace(out.find("dbname=postgres"), std::string("dbname=postgres").size(),
-                    "dbname=" + name);
-        return out;
-    }
-};
-
-// Runs `sql` on `conninfo` as the fixture's role; its first value.
-std::string query(const std::string& conninfo, const std::string& sql) {
-    const std::string with = conninfo + " password=" + PgFixture::get().password;
-    PGconn* c = PQconnectdb(with.c_str());
-    PGresult* r = PQexec(c, sql.c_str());
-    std::string out;
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) {
-        out = PQgetvalue(r, 0, 0);
-    } else if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        out = std::string("error: ") + PQresultErrorMessage(r);
-    }
-    PQclear(r);
-    PQfinish(c);
-    return out;
-}
-
-// One signerd's worth of engine on the shared store.
-struct Node {
-    Node(const std::string& conninfo, const std::string& name, jit::Policy policy) {
-        jit::PostgresOptions o;
-        o.conninfo = conninfo;
-        o.password = PgFixture::get().password;
-        o.node = name;
-        auto opened = jit::open_postgres_store(o);
-        if (!opened) {
-            throw std::runtime_error(opened.error());
-        }
-        store = std::move(*opened);
-        auto state = store->load();
-        if (!state) {
-            throw std::runtime_error(state.error());
-        }
-        journal = std::make_unique<jit::Journal>(*store, state->audit_seq, state->audit_head);
-        authority = std::make_unique<jit::Authority>(*journal, policy, *state);
-        directory =
-            std::make_unique<jit::Directory>(*journal, *state, jit::PasswordCost::minimal());
-        keys = std::make_unique<jit::KeyRegistry>(state->keys);
-    }
-    // As ClusterNode::reload_locked does.
-    void reload() {
-        store->begin_reload();
-        auto state = store->load();
-        ASSERT_TRUE(state) << state.error();
-        authority->reload(*state);
-        directory->reload(*state);
-        keys->reload(state->keys);
-        store->adopt(state->version);
-    }
-
-    std::unique_ptr<jit::SharedStore> store;
-    std::unique_ptr<jit::Journal> journal;
-    std::unique_ptr<jit::Authority> authority;
-    std::unique_ptr<jit::Directory> directory;
-    std::unique_ptr<jit::KeyRegistry> keys;
-};
+using pg::Node;
+using pg::PgFixture;
+using pg::query;
 
 class PgStoreTest : public ::testing::Test {
   protected:
