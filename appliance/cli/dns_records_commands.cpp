@@ -6,6 +6,7 @@
 // Exit codes: 0 done; 1 failed (or, for `dns check`, something is wrong); 2 usage.
 
 #include <cereal/archives/json.hpp>
+#include <algorithm>
 #include <chrono>
 #include <iomanip>
 #include <iostream>
@@ -95,6 +96,47 @@ void add_dns_advice_options(CLI::App* command, DnsCommandArgs& args) {
     add_dns_options(command, args.dns);
 }
 
+// On a cluster node, the other nodes' keys for `domain` too (each node signs with the keys in
+// its own token, and receivers must find every node's selector): from the cluster's registry,
+// as each node published its token's keys there. A key the registry lists without a lifecycle
+// record signs as an active key, as on its own node.
+void add_other_nodes_keys(const Common& common, const std::string& domain,
+                          std::vector<provisioning::DomainKey>& keys) {
+    auto auth = credentials(common);
+    if (!auth) {
+        return;
+    }
+    auto reply = ask_signerd(common, ipc::ClusterStatusRequest{std::move(*auth)});
+    if (!reply) {
+        std::cerr << "dkim-appliance: the other cluster nodes' keys are not listed: "
+                  << reply.error() << "\n";
+        return;
+    }
+    const auto* status = std::get_if<ipc::ClusterStatusReply>(&*reply);
+    if (status == nullptr) {
+        if (const auto* e = std::get_if<ipc::ErrorReply>(&*reply)) {
+            std::cerr << "dkim-appliance: the other cluster nodes' keys are not listed: "
+                      << e->message << "\n";
+        }
+        return;
+    }
+    if (!status->cluster) {
+        return;
+    }
+    for (const ipc::ClusterKeyView& k : status->keys) {
+        if (k.node == status->node || k.domain != domain || k.dns_record.empty()) {
+            continue;
+        }
+        const bool taken = std::any_of(keys.begin(), keys.end(), [&k](const auto& mine) {
+            return mine.selector == k.selector;
+        });
+        if (!taken) {
+            keys.push_back({k.selector, k.algorithm, k.state == "unmanaged" ? "active" : k.state,
+                            k.dns_record});
+        }
+    }
+}
+
 // What both commands start from: the domain (lower case), its keys as signerd reports them,
 // the outbound addresses and where reports go; or why not.
 struct DomainInputs {
@@ -116,6 +158,7 @@ Expected<DomainInputs, std::string> domain_inputs(const DnsCommandArgs& args) {
         return unexpected(addresses.error());
     }
     out.keys = domain_keys(*keys, out.domain);
+    add_other_nodes_keys(args.common, out.domain, out.keys);
     out.addresses = std::move(*addresses);
     out.reports.dmarc_rua = args.dmarc_rua;
     out.reports.dmarc_ruf = args.dmarc_ruf;

@@ -812,6 +812,17 @@ def cluster(folder, appliance):
     status = cli(up, "cluster", "status")
     check(status.returncode == 0 and "node1" in status.stdout and "node2" in status.stdout,
           "cluster status lists both nodes (%s%s)" % (status.stdout[-400:], status.stderr[-200:]))
+    # dns records on node 1 lists node 2's selectors too (from the cluster's registry), with
+    # the same values as the records up printed.
+    records = cli(up, "dns", "records", "example.test", "--offline", "--json")
+    listed = {}
+    if records.returncode == 0:
+        listed = {r["name"].rstrip("."): r["value"] for r in json.loads(records.stdout)["records"]
+                  if "._domainkey." in r["name"]}
+    wanted = {name: value for name, value in printed.items() if "._domainkey." in name}
+    check(records.returncode == 0 and listed == wanted,
+          "dns records on node 1 lists every node's DKIM records (%s; wanted %s) %s"
+          % (sorted(listed), sorted(wanted), records.stderr[-200:]))
     grants = cli(up, "grant", "list", "--active").stdout.strip().splitlines()
     grant = grants[-1].split("\t")[0] if grants else "0"
     revoked = as_user(up, "approver", "elevation", "revoke", "--grant", grant, "--reason", "cluster tour done",
