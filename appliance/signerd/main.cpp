@@ -172,6 +172,7 @@ int run(const signerd::Config& config) {
         return 1;
     }
     jit::Journal journal(*store, state->audit_seq, state->audit_head);
+    journal.set_commit_delay(jit::kSignerdCommitDelay);
     jit::Authority authority(journal, config.policy, *state);
     jit::Directory directory(journal, *state, config.password_cost);
     jit::KeyRegistry keys(state->keys);

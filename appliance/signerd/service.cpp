@@ -214,6 +214,11 @@ ipc::Reply Service::handle(const Peer& peer, ipc::Request& request) {
         [&](auto& r) -> ipc::Reply {
             using T = std::decay_t<decltype(r)>;
             if constexpr (outside_decisions<T>()) {
+                // A signature's record joins the group commit of the others on their way.
+                std::optional<jit::Journal::Writer> writing;
+                if constexpr (std::is_same_v<T, ipc::SignRequest>) {
+                    writing.emplace(journal_);
+                }
                 if (std::is_same_v<T, ipc::SignRequest> && cluster_ != nullptr &&
                     cluster_->fenced()) {
                     metrics_.refusal(Metrics::Refusal::audit);

@@ -77,6 +77,7 @@ struct Daemon {
         store = std::move(*jit::open_sqlite_store(dir / "signerd.db"));
         const auto state = *store->load();
         journal = std::make_unique<jit::Journal>(*store, state.audit_seq, state.audit_head);
+        journal->set_commit_delay(jit::kSignerdCommitDelay);  // as dkim-signerd
         journal->on_commit([this](std::chrono::nanoseconds took, std::size_t records, bool ok) {
             metrics.audit_commit(static_cast<std::uint64_t>(took.count()), records, ok);
         });

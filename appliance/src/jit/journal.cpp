@@ -49,6 +49,29 @@ void Journal::on_commit(std::function<void(std::chrono::nanoseconds, std::size_t
     state_.lock()->observer = std::move(observer);
 }
 
+Journal::Writer::Writer(Journal& journal) : journal_(journal) {
+    auto state = journal_.state_.lock();
+    ++state->writers;
+    if (!state->answered.empty()) {
+        state->answered.pop_front();  // one that answered is back
+    }
+}
+
+Journal::Writer::~Writer() {
+    {
+        auto state = journal_.state_.lock();
+        --state->writers;
+        if (state->commit_delay.count() > 0) {
+            state->answered.push_back(std::chrono::steady_clock::now());
+        }
+    }
+    journal_.queued_.notify_one();
+}
+
+void Journal::set_commit_delay(std::chrono::microseconds delay) {
+    state_.lock()->commit_delay = delay;
+}
+
 std::shared_ptr<Journal::Ticket> Journal::submit(std::vector<Mutation> mutations,
                                                  std::vector<AuditRecord> records,
                                                  std::int64_t claim, TimePoint claim_at) {
@@ -106,6 +129,22 @@ void Journal::run() {
             auto state = state_.lock();
             queued_.wait(state.lock(),
                          [&state] { return state->stopping || !state->queue.empty(); });
+            if (state->commit_delay.count() > 0) {
+                // Others are on their way (or just answered and about to ask again): one
+                // commit for all of them rather than one each.
+                const auto expected = [&state] {
+                    const auto since = std::chrono::steady_clock::now() - state->commit_delay;
+                    while (!state->answered.empty() && state->answered.front() < since) {
+                        state->answered.pop_front();
+                    }
+                    return state->writers + state->answered.size();
+                };
+                if (state->queue.size() < expected()) {
+                    queued_.wait_for(state.lock(), state->commit_delay, [&state, &expected] {
+                        return state->stopping || state->queue.size() >= expected();
+                    });
+                }
+            }
             if (state->queue.empty()) {
                 return;  // stopping, and everything queued was committed
             }

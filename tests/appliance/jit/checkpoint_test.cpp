@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -490,6 +491,73 @@ TEST(JournalCheckpointTest, ACheckpointCoversTheRecordJustBeforeItWhateverWasQue
     const auto report = jit::verify_log(*all, {}, {}, o);
     EXPECT_TRUE(report.chain.ok) << report.chain.problem;
     EXPECT_EQ(report.checkpoints, 50);
+}
+
+}  // namespace
+}  // namespace dkim::test
+
+// Group commit across clients (Journal::Writer, set_commit_delay): with two writers on their way
+// the committer waits for both before it commits, so their records share one commit; a writer
+// alone is never held back.
+namespace dkim::test {
+namespace {
+
+jit::AuditRecord noise_record(const std::string& actor) {
+    jit::AuditRecord r;
+    r.time = test_epoch();
+    r.actor = actor;
+    r.action = "noise";
+    return r;
+}
+
+TEST(JournalGroupCommitTest, TwoWritersOnTheirWayShareOneCommit) {
+    JitEngine engine;
+    jit::Journal& journal = engine.journal();
+    std::vector<std::size_t> batches;
+    std::mutex batches_mutex;
+    journal.on_commit([&](std::chrono::nanoseconds, std::size_t records, bool) {
+        std::lock_guard<std::mutex> lock(batches_mutex);
+        batches.push_back(records);
+    });
+    // Long enough that a wrong decision to wait would hang the test, never needed when right.
+    journal.set_commit_delay(std::chrono::minutes(10));
+    for (int round = 0; round < 20; ++round) {
+        std::optional<jit::Journal::Writer> a(std::in_place, journal);
+        std::optional<jit::Journal::Writer> b(std::in_place, journal);
+        auto first = journal.submit({}, {noise_record("a")});
+        std::thread later([&] {
+            auto second = journal.submit({}, {noise_record("b")});
+            EXPECT_TRUE(second->wait());
+        });
+        EXPECT_TRUE(first->wait());
+        later.join();
+        a.reset();
+        b.reset();
+        // Neither is on its way any more, but each counts as coming back until the delay
+        // passes: two new writers take their places, and share a commit again.
+        std::optional<jit::Journal::Writer> c(std::in_place, journal);
+        std::optional<jit::Journal::Writer> d(std::in_place, journal);
+        auto third = journal.submit({}, {noise_record("c")});
+        auto fourth = journal.submit({}, {noise_record("d")});
+        EXPECT_TRUE(third->wait());
+        EXPECT_TRUE(fourth->wait());
+    }
+    std::lock_guard<std::mutex> lock(batches_mutex);
+    ASSERT_FALSE(batches.empty());
+    for (const std::size_t n : batches) {
+        EXPECT_EQ(n, 2U) << "every commit holds the records of both writers on their way";
+    }
+}
+
+TEST(JournalGroupCommitTest, AWriterAloneIsNotHeldBack) {
+    JitEngine engine;
+    jit::Journal& journal = engine.journal();
+    journal.set_commit_delay(std::chrono::minutes(10));
+    for (int i = 0; i < 20; ++i) {
+        jit::Journal::Writer w(journal);
+        // Would wait ten minutes for a second writer that is not there.
+        EXPECT_TRUE(journal.submit({}, {noise_record("alone")})->wait());
+    }
 }
 
 }  // namespace

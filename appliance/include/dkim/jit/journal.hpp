@@ -35,6 +35,11 @@
 
 namespace dkim::jit {
 
+// What dkim-signerd sets (Journal::set_commit_delay): shorter than a commit (an fsync of SQLite's
+// WAL or PostgreSQL's, a few hundred microseconds), longer than a client's turn-around on the
+// socket (tens of microseconds).
+inline constexpr std::chrono::microseconds kSignerdCommitDelay{250};
+
 class Journal {
   public:
     class Ticket;
@@ -79,6 +84,26 @@ class Journal {
 
     Store& store() { return store_; }
 
+    // Group commit across clients. A writer on its way (a signature request, from its start to
+    // its answer) holds a Writer; one that answered less than the commit delay ago counts as
+    // coming back (a client asks again as soon as it has its answer), until it does or the
+    // delay passes. When the committer finds fewer entries queued than writers on their way, it
+    // waits up to the commit delay for the others before it commits (as PostgreSQL's
+    // commit_delay with commit_siblings): with two clients the commits otherwise alternate,
+    // one record per fsync, and each signature waits for the other's commit as well as its
+    // own. One writer alone never waits. The delay is 0 (off) until set.
+    class Writer {
+      public:
+        explicit Writer(Journal& journal);
+        ~Writer();
+        Writer(const Writer&) = delete;
+        Writer& operator=(const Writer&) = delete;
+
+      private:
+        Journal& journal_;
+    };
+    void set_commit_delay(std::chrono::microseconds delay);
+
   private:
     // Everything the lock guards. The committer holds it only to take the queue and the end of
     // the log, and again to record how the commit went: never while the store commits.
@@ -91,13 +116,17 @@ class Journal {
         TimePoint time{};  // the time of the last record committed
         std::optional<std::string> failure;
         std::function<void(std::chrono::nanoseconds, std::size_t, bool)> observer;
+        std::size_t writers = 0;  // Writers alive
+        std::deque<std::chrono::steady_clock::time_point> answered;  // Writers ended, oldest first
+        std::chrono::microseconds commit_delay{0};
     };
 
     void run();
 
     Store& store_;
     LockGuarded<State> state_;
-    // Signalled when a ticket is queued and when the journal stops; waited on with state_ locked.
+    // Signalled when a ticket is queued, a Writer ends and the journal stops; waited on with
+    // state_ locked.
     std::condition_variable queued_;
     std::thread committer_;
 };
