@@ -652,9 +652,12 @@ def renewal(folder, cli, signerd, module):
         check(states.get(old) == "expired" and states.get(new) == "active",
               "after the boundary the old grant is expired, the new one active: %s" % states)
         refused = [(round(t - granted_at, 2), rc, out[-120:]) for t, rc, out in results if rc != 0]
-        check(len(results) > 50 and not refused,
-              "a relay client signing every 0.2 s across the boundary is never refused (%d signatures): %s"
-              % (len(results), refused[:3]))
+        # However slowly the client goes (a sign command takes a second or more under a
+        # sanitizer on a loaded machine), it signed in the seconds on either side of the boundary.
+        around = [t - granted_at for t, _, _ in results if 35 <= t - granted_at <= 45]
+        check(len(results) >= 10 and any(t < 40 for t in around) and any(t > 40 for t in around) and not refused,
+              "a relay client signing every 0.2 s across the boundary is never refused (%d signatures, "
+              "%d within 5 s of it): %s" % (len(results), len(around), refused[:3]))
         db = sqlite3.connect("file:%s?mode=ro" % app.db, uri=True)
         signs = db.execute("SELECT grant_id, outcome FROM audit WHERE action = 'sign' ORDER BY seq").fetchall()
         logouts = db.execute("SELECT count(*) FROM audit WHERE action = 'token.logout'").fetchone()[0]
