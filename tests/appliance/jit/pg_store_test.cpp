@@ -320,7 +320,7 @@ TEST_F(PgStoreTest, AClusterNodeReloadsWhenAnotherDecidesAndFencesWithoutTheData
     const auto approved_at = std::chrono::steady_clock::now();
     grant(*a);
     bool seen = false;
-    while (!seen && std::chrono::steady_clock::now() - approved_at < 5s) {
+    while (!seen && std::chrono::steady_clock::now() - approved_at < 10s) {
         seen = b->authority->any_active(SystemClock().now());
         std::this_thread::sleep_for(5ms);
     }
