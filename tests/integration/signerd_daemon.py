@@ -678,6 +678,7 @@ def renewal(folder, cli, signerd, module):
     finally:
         stop.set()
         app.stop()
+        dns_server.stop()
         receiver.shutdown()
 
 
