@@ -22,6 +22,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 clone=$PWD
+# The daemons' tests run the builds' binaries as unprivileged users (nobody, the service users
+# `up` makes), so those must be able to enter the clone: a clone made in `mktemp -d` is 0700.
+# Opened for search (o+x, not read) here; an ancestor that stays closed is named, and nothing runs.
+if ! setpriv --reuid=nobody --regid=nogroup --clear-groups test -x "$clone/tests"; then
+  chmod o+x "$clone"
+  if ! setpriv --reuid=nobody --regid=nogroup --clear-groups test -x "$clone/tests"; then
+    dir=$clone
+    while [ "$dir" != / ] && [ "$(stat -c %A "$dir" | cut -c10)" != - ]; do dir=$(dirname "$dir"); done
+    echo "tests/run.sh: the user nobody cannot enter $clone (the folder $dir lets others no" \
+      "search): the daemons' tests run binaries from here as unprivileged users" >&2
+    exit 1
+  fi
+fi
 # shellcheck source=stages.sh
 . tests/stages.sh
 ccache_environment "$clone"
