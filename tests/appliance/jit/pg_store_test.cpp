@@ -319,8 +319,10 @@ TEST_F(PgStoreTest, AClusterNodeReloadsWhenAnotherDecidesAndFencesWithoutTheData
     node_b.start([&] { ++changes; }, [] { return jit::NodeStatus{}; });
     const auto approved_at = std::chrono::steady_clock::now();
     grant(*a);
+    // The node tells its owner (changes) after it adopted the state and exchanged its heartbeat:
+    // under load, a while after the authority holds the grant.
     bool seen = false;
-    while (!seen && std::chrono::steady_clock::now() - approved_at < 10s) {
+    while ((!seen || changes.load() == 0) && std::chrono::steady_clock::now() - approved_at < 10s) {
         seen = b->authority->any_active(SystemClock().now());
         std::this_thread::sleep_for(5ms);
     }
