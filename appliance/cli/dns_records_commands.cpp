@@ -5,8 +5,8 @@
 //
 // Exit codes: 0 done; 1 failed (or, for `dns check`, something is wrong); 2 usage.
 
-#include <cereal/archives/json.hpp>
 #include <algorithm>
+#include <cereal/archives/json.hpp>
 #include <chrono>
 #include <iomanip>
 #include <iostream>

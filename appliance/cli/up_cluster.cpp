@@ -8,9 +8,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <csignal>
 #include <array>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <iostream>
 #include <memory>
@@ -65,7 +65,8 @@ fs::path find_postgres_bin() {
     for (const auto& entry : fs::directory_iterator("/usr/lib/postgresql", ec)) {
         const std::string name = entry.path().filename().string();
         const int major = std::atoi(name.c_str());  // NOLINT(cert-err34-c): 0 when not a number
-        if (major > best_major && ::access((entry.path() / "bin" / "postgres").c_str(), X_OK) == 0 &&
+        if (major > best_major &&
+            ::access((entry.path() / "bin" / "postgres").c_str(), X_OK) == 0 &&
             ::access((entry.path() / "bin" / "initdb").c_str(), X_OK) == 0) {
             best_major = major;
             best = entry.path() / "bin";
@@ -132,8 +133,14 @@ std::vector<ClusterNode> cluster_nodes(const Settings& s, const StatePaths& p) {
     std::vector<ClusterNode> nodes;
     const auto smtp = config::parse_endpoint(s.smtp_listen);
     for (int k = 1; k <= std::max(s.cluster, 1); ++k) {
-        ClusterNode n{k, "node" + std::to_string(k), kTokenLabel, "", s.smtp_listen, p,
-                      "dkim-signerd", "dkim-relayd"};
+        ClusterNode n{k,
+                      "node" + std::to_string(k),
+                      kTokenLabel,
+                      "",
+                      s.smtp_listen,
+                      p,
+                      "dkim-signerd",
+                      "dkim-relayd"};
         if (k > 1) {
             const fs::path own = p.root / "nodes" / n.name;
             n.token_label = std::string(kTokenLabel) + "-" + n.name;
@@ -224,7 +231,8 @@ Expected<PostgresServer, std::string> prepare_postgres(const Settings& s, const 
     }
     const struct passwd* pw = ::getpwnam("postgres");  // NOLINT(concurrency-mt-unsafe): one thread
     if (pw == nullptr) {
-        return unexpected(std::string("--cluster: no postgres user (the postgresql package makes it)"));
+        return unexpected(
+            std::string("--cluster: no postgres user (the postgresql package makes it)"));
     }
     server.uid = pw->pw_uid;
     server.gid = pw->pw_gid;
@@ -249,11 +257,10 @@ Expected<PostgresServer, std::string> prepare_postgres(const Settings& s, const 
         }
         // Local connections (the socket in postgres/run, the postgres user's alone) are trusted:
         // up makes the role and the database through it; over TCP, passwords (SCRAM).
-        if (auto initialised =
-                run_as({(server.bin / "initdb").string(), "-D", server.data.string(), "-U",
-                        "postgres", "-E", "UTF8", "--no-locale", "--auth-local=trust",
-                        "--auth-host=scram-sha-256"},
-                       server.uid, server.gid, p.daemon_log("postgres-initdb"));
+        if (auto initialised = run_as(
+                {(server.bin / "initdb").string(), "-D", server.data.string(), "-U", "postgres",
+                 "-E", "UTF8", "--no-locale", "--auth-local=trust", "--auth-host=scram-sha-256"},
+                server.uid, server.gid, p.daemon_log("postgres-initdb"));
             !initialised) {
             return unexpected("initdb: " + initialised.error());
         }
@@ -266,18 +273,12 @@ ChildSpec postgres_spec(const PostgresServer& server, const StatePaths& p, const
     ChildSpec c;
     c.name = "postgres";
     c.exe = server.bin / "postgres";
-    c.args = {"-D",
-              server.data.string(),
-              "-c",
-              "listen_addresses=" + server.host,
-              "-c",
-              "port=" + std::to_string(server.port),
-              "-c",
-              "unix_socket_directories=" + server.socket_dir.string(),
-              "-c",
-              "max_connections=" + std::to_string(8 * kMaxClusterNodes + 20),
-              "-c",
-              "password_encryption=scram-sha-256"};
+    c.args = {"-D", server.data.string(),
+              "-c", "listen_addresses=" + server.host,
+              "-c", "port=" + std::to_string(server.port),
+              "-c", "unix_socket_directories=" + server.socket_dir.string(),
+              "-c", "max_connections=" + std::to_string(8 * kMaxClusterNodes + 20),
+              "-c", "password_encryption=scram-sha-256"};
     c.uid = server.uid;
     c.gid = server.gid;
     c.groups = {server.gid, u.signer_gid};  // the notification socket is signerd's group's
@@ -327,23 +328,23 @@ Expected<void, std::string> ensure_cluster_database(const PostgresServer& server
     if (auto set = run(c.get(), alter, "set the nodes' password"); !set) {
         return unexpected(set.error());
     }
-    auto db = run(c.get(),
-                  std::string("SELECT 1 FROM pg_database WHERE datname = '") + kDatabase + "'",
-                  "look for the database");
+    auto db =
+        run(c.get(), std::string("SELECT 1 FROM pg_database WHERE datname = '") + kDatabase + "'",
+            "look for the database");
     if (!db) {
         return unexpected(db.error());
     }
     if (PQntuples(db->get()) == 0) {
-        if (auto made = run(c.get(),
-                            std::string("CREATE DATABASE ") + kDatabase + " OWNER " + kRole,
-                            "make the database");
+        if (auto made =
+                run(c.get(), std::string("CREATE DATABASE ") + kDatabase + " OWNER " + kRole,
+                    "make the database");
             !made) {
             return unexpected(made.error());
         }
         // Only its owner (and the superuser) may connect.
-        if (auto revoked = run(c.get(),
-                               std::string("REVOKE ALL ON DATABASE ") + kDatabase + " FROM PUBLIC",
-                               "close the database to other roles");
+        if (auto revoked =
+                run(c.get(), std::string("REVOKE ALL ON DATABASE ") + kDatabase + " FROM PUBLIC",
+                    "close the database to other roles");
             !revoked) {
             return unexpected(revoked.error());
         }

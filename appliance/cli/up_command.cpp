@@ -34,9 +34,9 @@
 #include <system_error>
 
 #include "commands.hpp"
+#include "dkim/base/wipe.hpp"
 #include "dkim/clock.hpp"
 #include "dkim/dmarc/policy.hpp"
-#include "dkim/base/wipe.hpp"
 #include "up_child_processes.hpp"
 #include "up_cluster.hpp"
 #include "up_daemon_config.hpp"
@@ -142,10 +142,18 @@ Expected<std::vector<up::ChildSpec>, std::string> daemon_specs(
                {}}};
     for (const up::ClusterNode& n : nodes) {
         if (n.index > 1) {
-            daemons.push_back({"dkim-signerd", p.etc / n.signerd_config(), u.signer, u.signer_gid,
-                               {u.signer_gid}, n.signerd});
-            daemons.push_back({"dkim-relayd", p.etc / n.relayd_config(), u.relay, u.relay_gid,
-                               {u.relay_gid, u.signer_gid, u.report_gid}, n.relayd});
+            daemons.push_back({"dkim-signerd",
+                               p.etc / n.signerd_config(),
+                               u.signer,
+                               u.signer_gid,
+                               {u.signer_gid},
+                               n.signerd});
+            daemons.push_back({"dkim-relayd",
+                               p.etc / n.relayd_config(),
+                               u.relay,
+                               u.relay_gid,
+                               {u.relay_gid, u.signer_gid, u.report_gid},
+                               n.relayd});
         }
     }
     std::vector<up::ChildSpec> specs;
@@ -381,10 +389,9 @@ int run_up(const UpArgs& args) {
     }
     if (status == 0 && !supervisor.stop_requested()) {
         const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-        auto facts = up::gather_facts(settings, p, std::move(demo_users),
-                                      std::move(prepared->zone),
-                                      ec ? std::string("dkim-appliance") : self.string(),
-                                      prepared->nodes);
+        auto facts =
+            up::gather_facts(settings, p, std::move(demo_users), std::move(prepared->zone),
+                             ec ? std::string("dkim-appliance") : self.string(), prepared->nodes);
         std::cout << (args.json ? up::facts_json(facts) : up::facts_text(facts)) << std::flush;
         for (auto& u : facts.users) {
             u.wipe();

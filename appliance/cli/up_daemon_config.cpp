@@ -166,11 +166,11 @@ std::string signerd_config(const Settings& s, const StatePaths& p, const Cluster
                      ": the grant state and the audit log are the cluster's, in PostgreSQL "
                      "(up.toml cluster,\npostgres_listen). It signs only while it reaches the "
                      "database (or within the lease).",
-                 toml::table{{"cluster", toml::table{{"node", node->name},
-                                                     {"database", cluster_database(s)},
-                                                     {"password_file",
-                                                      database_password_file(*node).string()},
-                                                     {"lease", "5s"}}}});
+                 toml::table{{"cluster",
+                              toml::table{{"node", node->name},
+                                          {"database", cluster_database(s)},
+                                          {"password_file", database_password_file(*node).string()},
+                                          {"lease", "5s"}}}});
     }
     if (const auto origin = localhost_origin(s)) {
         file.add(

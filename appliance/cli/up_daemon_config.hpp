@@ -8,12 +8,11 @@
 #include <vector>
 
 #include "dkim/expected.hpp"
+#include "up_cluster.hpp"  // ClusterNode: complete, for the default argument below
 #include "up_settings.hpp"
 #include "up_state_folder.hpp"
 
 namespace dkim::cli::up {
-
-struct ClusterNode;
 
 // With `node` (up_cluster.hpp): that node's token, and in a cluster its [cluster] table;
 // `paths` are the node's.

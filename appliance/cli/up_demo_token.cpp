@@ -58,12 +58,9 @@ Expected<void, std::string> prepare_so_pin(const StatePaths& p, const fs::path& 
 
 }  // namespace
 
-Expected<std::vector<TxtRecord>, std::string> prepare_demo_token(const Settings& s,
-                                                                 const StatePaths& p,
-                                                                 const DaemonUsers& u,
-                                                                 const hsm::Secret& user_pin,
-                                                                 const std::string& label,
-                                                                 const std::string& prefix) {
+Expected<std::vector<TxtRecord>, std::string> prepare_demo_token(
+    const Settings& s, const StatePaths& p, const DaemonUsers& u, const hsm::Secret& user_pin,
+    const std::string& label, const std::string& prefix) {
     if (auto written = write_file(p.softhsm_conf, softhsm_conf(p), 0644); !written) {
         return unexpected(written.error());
     }
@@ -84,8 +81,7 @@ Expected<std::vector<TxtRecord>, std::string> prepare_demo_token(const Settings&
         if (!slot) {
             return report(slot.error());
         }
-        std::cerr << "up: initialised SoftHSM2 token '" << label << "' in " << p.tokens
-                  << "\n";
+        std::cerr << "up: initialised SoftHSM2 token '" << label << "' in " << p.tokens << "\n";
     }
     std::vector<TxtRecord> records;
     for (const DemoKeySpec& k : kDemoKeys) {

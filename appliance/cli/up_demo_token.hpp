@@ -20,11 +20,9 @@ namespace dkim::cli::up {
 // up_pin_custody.hpp) and the keys; the token's files are handed to signerd's user. Returns the
 // keys' DKIM records. A cluster's other nodes have their own token (`label`) in the same
 // folder, and their selectors begin with `prefix` (up_cluster.hpp).
-Expected<std::vector<TxtRecord>, std::string> prepare_demo_token(const Settings& settings,
-                                                                 const StatePaths& paths,
-                                                                 const DaemonUsers& users,
-                                                                 const hsm::Secret& user_pin,
-                                                                 const std::string& label = kTokenLabel,
-                                                                 const std::string& prefix = "");
+Expected<std::vector<TxtRecord>, std::string> prepare_demo_token(
+    const Settings& settings, const StatePaths& paths, const DaemonUsers& users,
+    const hsm::Secret& user_pin, const std::string& label = kTokenLabel,
+    const std::string& prefix = "");
 
 }  // namespace dkim::cli::up

@@ -61,8 +61,8 @@ void save(Archive& archive, const DemoUser& u) {
 template <class Archive>
 void save(Archive& archive, const NodeFacts& n) {
     archive(cereal::make_nvp("name", n.name), cereal::make_nvp("smtp", n.smtp),
-            cereal::make_nvp("signerd_socket", n.signerd_socket), cereal::make_nvp("token", n.token),
-            cereal::make_nvp("signerd_log", n.signerd_log),
+            cereal::make_nvp("signerd_socket", n.signerd_socket),
+            cereal::make_nvp("token", n.token), cereal::make_nvp("signerd_log", n.signerd_log),
             cereal::make_nvp("relayd_log", n.relayd_log));
 }
 

@@ -103,8 +103,8 @@ struct Config {
     // [cluster]: one node of several sharing a PostgreSQL store (cluster.hpp). Unset: a single
     // appliance on SQLite.
     struct Cluster {
-        std::string node;      // this node's name in the registry and in its records
-        std::string database;  // libpq's connection string, without the password
+        std::string node;                     // this node's name in the registry and in its records
+        std::string database;                 // libpq's connection string, without the password
         std::filesystem::path password_file;  // empty: none, ~/.pgpass or a client certificate
         Duration lease = std::chrono::seconds(5);
     };

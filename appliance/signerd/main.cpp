@@ -25,12 +25,12 @@
 // RFC 8301 (rsa-sha256 only, no rsa-sha1), RFC 5322 (the header block), RFC 6238 (TOTP),
 // RFC 7512 (PKCS#11 URIs), PKCS#11 v2.40.
 
-#include <algorithm>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
@@ -132,9 +132,9 @@ int run(const signerd::Config& config) {
         pg.connect_timeout_s = 2;
         // A lock held elsewhere fails a commit or a decision before the lease runs out.
         pg.lock_timeout_ms = static_cast<int>(std::min<std::int64_t>(
-            2000, std::chrono::duration_cast<std::chrono::milliseconds>(config.cluster->lease)
-                          .count() /
-                      2));
+            2000,
+            std::chrono::duration_cast<std::chrono::milliseconds>(config.cluster->lease).count() /
+                2));
         pg.statement_timeout_ms = 30'000;
         if (!config.cluster->password_file.empty()) {
             auto password = hsm::Secret::from_file(config.cluster->password_file);

@@ -3,9 +3,9 @@
 // Four connections per node, each used by one thread at a time: the journal's (its commits), a
 // reader's (loads and reads; behind a mutex), the decision lock's (its own, so that waiting for
 // it holds up no read) and the listener's (LISTEN, the version). The writing sessions wait for
-// a lock at most lock_timeout_ms. A connection that broke is opened again by the next call; a commit
-// whose connection broke fails as a whole (nothing is retried: its writers withhold what they
-// wrote, and a client tries again).
+// a lock at most lock_timeout_ms. A connection that broke is opened again by the next call; a
+// commit whose connection broke fails as a whole (nothing is retried: its writers withhold what
+// they wrote, and a client tries again).
 //
 // Why one lock on the chain's end serialises everything that matters: every transaction that
 // writes the log or the state starts with SELECT ... FOR UPDATE on the single cluster_state row,
@@ -254,8 +254,8 @@ class PgStore final : public SharedStore {
     // Between begin_reload() and adopt(): the memory is being replaced, decisions wait.
     std::atomic<bool> reloading_{false};
     std::atomic<bool> loaded_{false};  // load() has run once
-    std::string session_;  // the writing sessions' settings (timeouts)
-    PgConnection writer_;  // the journal's thread only
+    std::string session_;              // the writing sessions' settings (timeouts)
+    PgConnection writer_;              // the journal's thread only
     std::mutex reader_mutex_;
     PgConnection reader_;  // behind reader_mutex_
     std::mutex locker_mutex_;
@@ -272,7 +272,8 @@ Expected<void, std::string> PgStore::open() {
     if (!options_.read_only) {
         // Two nodes that start together must not both create the tables.
         const std::string create =
-            std::string("BEGIN; SELECT pg_advisory_xact_lock(7340030002); ") + kPgSchema + " COMMIT;";
+            std::string("BEGIN; SELECT pg_advisory_xact_lock(7340030002); ") + kPgSchema +
+            " COMMIT;";
         PgResult res(PQexec(reader_.raw(), create.c_str()));
         if (PQresultStatus(res.get()) != PGRES_COMMAND_OK &&
             PQresultStatus(res.get()) != PGRES_TUPLES_OK) {
@@ -853,14 +854,13 @@ Expected<bool, std::string> PgStore::merge_failures(const LoginFailures& noted) 
            merged.locked_until != noted.locked_until;
 }
 
-Expected<void, std::string> PgStore::check_chain_from(const ChainEnd& local,
-                                                      const ChainEnd& end) {
+Expected<void, std::string> PgStore::check_chain_from(const ChainEnd& local, const ChainEnd& end) {
     if (local.seq <= 0) {
         return {};  // nothing seen yet: the first load of an empty log
     }
     const auto rewritten = [&local](const std::string& what) {
-        return unexpected("the shared audit log no longer leads from record " +
-                          num(local.seq) + " (this node's last commit) to its end: " + what +
+        return unexpected("the shared audit log no longer leads from record " + num(local.seq) +
+                          " (this node's last commit) to its end: " + what +
                           "; the log was rewritten in the database, and this node signs no "
                           "checkpoint over it (nothing is written until an operator looks)");
     };

@@ -195,12 +195,12 @@ class PgAttackTest : public ::testing::Test {
 // head) from the cluster_state row and signed its next checkpoint over it without checking that
 // the chain still leads there from the end it last committed. Fixed: every commit first checks,
 // record by record, that the table's chain leads from the node's last commit to the end row,
-// and writes nothing otherwise (PgStore::check_chain_from). A writer erases a signature record that node-a's
-// signed checkpoint covers (and that checkpoint with it), recomputes the chain, moves the end
-// row; node-a's next periodic checkpoint signs the rewritten chain and `audit verify` with every
-// key passes. SECURITY.md: "every record before a node's signed checkpoint ... cannot be edited,
-// deleted or reordered unnoticed". (The single appliance chains after its journal's own end, so
-// its checkpoint does not countersign a rewrite: attack_database.running.)
+// and writes nothing otherwise (PgStore::check_chain_from). A writer erases a signature record that
+// node-a's signed checkpoint covers (and that checkpoint with it), recomputes the chain, moves the
+// end row; node-a's next periodic checkpoint signs the rewritten chain and `audit verify` with
+// every key passes. SECURITY.md: "every record before a node's signed checkpoint ... cannot be
+// edited, deleted or reordered unnoticed". (The single appliance chains after its journal's own
+// end, so its checkpoint does not countersign a rewrite: attack_database.running.)
 TEST_F(PgAttackTest, ARunningNodeDoesNotCountersignAChainRewrittenUnderItsSignedCheckpoint) {
     grant(*a);  // records 1-2: request, approve
     login(*a, t0);
@@ -233,11 +233,12 @@ TEST_F(PgAttackTest, ARunningNodeDoesNotCountersignAChainRewrittenUnderItsSigned
 // Found by the red team (database writer): a "token.logout" of a node whose reason says it was
 // cut off from the shared store was accepted without the signed checkpoint before it, and
 // nothing later had to cover it. Fixed: such a logout is an unclean end, as a crash's start
-// (jit::is_fenced_logout): a later signed checkpoint must cover it. A writer cuts the log anywhere (here: after the first of two signed checkpoints,
-// dropping the second and the signatures around it) and appends such a record for the node that
-// was logged in: `audit verify` passes ("written while the token was logged out"). Without the
-// forged record the same cut is reported (the node's checkpoint is overdue). SECURITY.md: "the
-// log can be cut right after any [checkpoint, token.logout] pair ... Any other cut is reported".
+// (jit::is_fenced_logout): a later signed checkpoint must cover it. A writer cuts the log anywhere
+// (here: after the first of two signed checkpoints, dropping the second and the signatures around
+// it) and appends such a record for the node that was logged in: `audit verify` passes ("written
+// while the token was logged out"). Without the forged record the same cut is reported (the node's
+// checkpoint is overdue). SECURITY.md: "the log can be cut right after any [checkpoint,
+// token.logout] pair ... Any other cut is reported".
 TEST_F(PgAttackTest, AForgedFencedLogoutDoesNotHideALogCutAfterASignedCheckpoint) {
     grant(*a);
     login(*a, t0);
@@ -400,8 +401,9 @@ TEST_F(PgAttackTest, ASessionHoldingTheChainsEndRowDoesNotHangSignaturesWithoutB
 
 // Found by the red team (database writer): `audit verify` named a signature under a grant that
 // no decision made, but not one under a grant that a decision made for another scope or that
-// the log says was revoked. Fixed: jit::first_unauthorized_signature. A writer un-revokes a grant and widens its domain; a node signs another domain
-// under it; the approval record of that grant id satisfies the check.
+// the log says was revoked. Fixed: jit::first_unauthorized_signature. A writer un-revokes a grant
+// and widens its domain; a node signs another domain under it; the approval record of that grant id
+// satisfies the check.
 TEST_F(PgAttackTest, ASignatureUnderARevivedAndWidenedGrantIsNamedByAuditVerify) {
     const auto id = grant(*a, "s1");
     ASSERT_NE(id, 0);

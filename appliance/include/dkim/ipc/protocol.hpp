@@ -1115,11 +1115,10 @@ struct ClusterStatusReply {
     }
 };
 
-using Reply =
-    std::variant<ErrorReply, SignReply, StatusReply, OkReply, UsersReply, RequestsReply,
-                 GrantsReply, AuditReply, PublicKeyReply, IdentityReply, KeysReply,
-                 AuditVerifyReply, SigningKeysReply, SigningSummaryReply, PasskeyChallengeReply,
-                 PasskeysReply, PinKeyOfferReply, PinStatusReply, PinSharesReply,
-                 ClusterStatusReply>;
+using Reply = std::variant<ErrorReply, SignReply, StatusReply, OkReply, UsersReply, RequestsReply,
+                           GrantsReply, AuditReply, PublicKeyReply, IdentityReply, KeysReply,
+                           AuditVerifyReply, SigningKeysReply, SigningSummaryReply,
+                           PasskeyChallengeReply, PasskeysReply, PinKeyOfferReply, PinStatusReply,
+                           PinSharesReply, ClusterStatusReply>;
 
 }  // namespace dkim::ipc

@@ -116,7 +116,7 @@ class Journal {
         TimePoint time{};  // the time of the last record committed
         std::optional<std::string> failure;
         std::function<void(std::chrono::nanoseconds, std::size_t, bool)> observer;
-        std::size_t writers = 0;  // Writers alive
+        std::size_t writers = 0;                                     // Writers alive
         std::deque<std::chrono::steady_clock::time_point> answered;  // Writers ended, oldest first
         std::chrono::microseconds commit_delay{0};
     };
