@@ -136,6 +136,10 @@ int run(const signerd::Config& config) {
             std::chrono::duration_cast<std::chrono::milliseconds>(config.cluster->lease).count() /
                 2));
         pg.statement_timeout_ms = 30'000;
+        // A server that does not answer holds no thread past the lease (the token's logout
+        // comes from the tick, which waits on the database as well).
+        pg.answer_timeout_ms = static_cast<int>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(config.cluster->lease).count());
         if (!config.cluster->password_file.empty()) {
             auto password = hsm::Secret::from_file(config.cluster->password_file);
             if (!password) {

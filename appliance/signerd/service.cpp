@@ -388,9 +388,10 @@ void Service::tick() {
     const auto now = clock_.now();
     if (cluster_ == nullptr) {
         authority_.sweep(now);
-    } else {
+    } else if (!cluster_->fenced()) {
         // The records of what ended are decisions too: one node writes each, on the latest
-        // state (the others find them done when they reload).
+        // state (the others find them done when they reload). A fenced node decides nothing:
+        // it goes straight to logging its token out.
         (void)cluster_->decide([&] { authority_.sweep(now); });
     }
     custody_.sweep(now);

@@ -18,7 +18,8 @@ verified, a password role). Started by ctest (labels "postgres;hsm;signerd"), on
              signerd and relayd in the middle; then PostgreSQL stopped and started again under
              load (both nodes refuse, fence after their lease, log out, and resume by
              themselves); every message the clients were told 250 for is delivered, none twice;
-             the audit chain verifies afterwards
+             then PostgreSQL frozen (SIGSTOP) under load: both log out within the lease and
+             resume when it answers; the audit chain verifies afterwards
 
 usage: cluster_daemons.py GROUP DKIM_APPLIANCE DKIM_SIGNERD DKIM_RELAYD SOFTHSM2_MODULE
 """
@@ -354,8 +355,9 @@ class Clients:
     relay answers 250 (or a minute passes). Records, per message, whether it got its 250 and
     whether an attempt ended without an answer (then a second copy is allowed: RFC 5321 6.1)."""
 
-    def __init__(self, relays, count, threads=5, hold_at=None):
+    def __init__(self, relays, count, threads=5, hold_at=None, first=0):
         self.relays, self.count = relays, count
+        self.first = first  # the messages are numbered first + 1 .. first + count
         # Messages past hold_at wait for release(): the load goes on through a fault that the
         # test starts there, however fast the first ones went.
         self.hold_at = hold_at
@@ -386,7 +388,7 @@ class Clients:
                     return None
                 if self.hold_at is None or self.next < self.hold_at or self.released.is_set():
                     self.next += 1
-                    return self.next
+                    return self.first + self.next
             self.released.wait(0.05)
 
     def run(self, index):
@@ -501,6 +503,40 @@ def faults(folder, cli, signerd, relayd, module):
         check(not missing, "every message told 250 reached the next hop (missing: %s)" % missing[:10])
         check(not twice, "none twice, but for an attempt that died without an answer (%s; %d such attempts)"
               % (twice[:10], len(clients.unanswered)))
+
+        # PostgreSQL frozen under load (SIGSTOP: alive, answering nothing, which no keepalive
+        # sees): both nodes stop signing and log out within the lease all the same (their
+        # statements are bounded on their side), and resume once it answers again.
+        frozen_clients = Clients([relays["a"], relays["b"]], 40, first=1000)
+        frozen_clients.start()
+        for _ in until(60):
+            if frozen_clients.sent >= 10:
+                break
+            time.sleep(0.02)
+        frozen = cluster.pg.freeze()
+        hung = time.monotonic()
+        try:
+            out = wait_logged_out({"a": a, "b": b}, hung, seconds=15)
+            check(len(out) == 2 and max(out.values()) <= 3.0 + 1.5,
+                  "with the database frozen both nodes log out within their lease of 3 s (+ a tick): %s"
+                  % {k: "%.1f s" % v for k, v in out.items()})
+            during = frozen_clients.sent
+            time.sleep(1.0)
+            check(frozen_clients.sent == during,
+                  "nothing is accepted while the database answers nothing (%d)" % (frozen_clients.sent - during))
+        finally:
+            cluster.pg.thaw(frozen)
+        frozen_clients.join()
+        check(len(frozen_clients.accepted) == 40,
+              "once it answers again, every one of the 40 messages is accepted (%d)" % len(frozen_clients.accepted))
+        got_after = {}
+        for m in sink.messages():
+            ident = re.search(rb"Message-ID: <cluster-(\d+)@", m)
+            if ident and int(ident.group(1)) > 1000:
+                got_after[int(ident.group(1))] = got_after.get(int(ident.group(1)), 0) + 1
+        check(not (frozen_clients.accepted - set(got_after)),
+              "and reaches the next hop: %s" % sorted(frozen_clients.accepted - set(got_after))[:10])
+        got.update(got_after)
         for name, relay in relays.items():
             relay.stop()
         a.stop()

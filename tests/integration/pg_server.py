@@ -146,6 +146,38 @@ class PgServer:
                     break
                 time.sleep(0.05)
 
+    def processes(self):
+        """The postmaster and its children (backends, checkpointer, WAL writer...)."""
+        pid = self.pid()
+        if not pid:
+            return []
+        pids = [pid]
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open("/proc/%s/stat" % entry) as f:
+                        if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                            pids.append(int(entry))
+                except (OSError, ValueError, IndexError):
+                    pass
+        return pids
+
+    def freeze(self):
+        """Stops every process of the server (SIGSTOP): alive, its sockets open, answering
+        nothing, as a server on a stuck disk. The kernel still acknowledges the packets, so the
+        clients' keepalives and TCP user timeout see nothing wrong."""
+        frozen = self.processes()
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        return frozen
+
+    def thaw(self, frozen):
+        for pid in frozen:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except OSError:
+                pass
+
     def restart(self):
         self.stop()
         return self.start()

@@ -1,6 +1,10 @@
 #include "pg_connection.hpp"
 
+#include <poll.h>
+
+#include <cerrno>
 #include <charconv>
+#include <chrono>
 
 namespace dkim::jit::detail {
 namespace {
@@ -75,12 +79,113 @@ std::int64_t pg_int(const PGresult* res, int r, int c) {
 }
 
 PgConnection::PgConnection(std::string conninfo, const std::string* password, int connect_timeout_s,
-                           std::string application_name, std::atomic<std::uint64_t>* statements)
+                           std::string application_name, std::atomic<std::uint64_t>* statements,
+                           int answer_timeout_ms)
     : conninfo_(std::move(conninfo)),
       password_(password),
       connect_timeout_s_(connect_timeout_s),
       application_name_(std::move(application_name)),
-      statements_(statements) {}
+      statements_(statements),
+      answer_timeout_ms_(answer_timeout_ms) {}
+
+PgResult PgConnection::run(const char* sql, bool params, const std::vector<const char*>& values,
+                           std::string& error) {
+    if (statements_ != nullptr) {
+        statements_->fetch_add(1, std::memory_order_relaxed);
+    }
+    if (answer_timeout_ms_ <= 0) {
+        PgResult res(params ? PQexecParams(conn_, sql, static_cast<int>(values.size()), nullptr,
+                                           values.data(), nullptr, nullptr, 0)
+                            : PQexec(conn_, sql));
+        if (!res) {
+            error = server_message(conn_, nullptr);
+        }
+        return res;
+    }
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(answer_timeout_ms_);
+    // Waits until the socket is ready for `events` or the deadline passes (false).
+    const auto wait = [this, deadline](short events) {
+        for (;;) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) {
+                return false;
+            }
+            pollfd fd{PQsocket(conn_), events, 0};
+            const int ready = ::poll(&fd, 1, static_cast<int>(left.count()));
+            if (ready > 0) {
+                return true;
+            }
+            if (ready < 0 && errno != EINTR) {
+                return false;
+            }
+        }
+    };
+    const auto no_answer = [this, &error] {
+        error = "no answer from PostgreSQL within " + std::to_string(answer_timeout_ms_) + " ms";
+        drop();  // the server ends the session (and rolls back its transaction) when it notices
+        return PgResult();
+    };
+    // Non-blocking while the statement goes out (a server that reads nothing fills the socket's
+    // buffer), blocking again for reading, which waits on poll() first.
+    PQsetnonblocking(conn_, 1);
+    const int sent = params ? PQsendQueryParams(conn_, sql, static_cast<int>(values.size()),
+                                                nullptr, values.data(), nullptr, nullptr, 0)
+                            : PQsendQuery(conn_, sql);
+    if (sent == 0) {
+        error = server_message(conn_, nullptr);
+        PQsetnonblocking(conn_, 0);
+        return PgResult();
+    }
+    for (;;) {
+        const int flushed = PQflush(conn_);
+        if (flushed == 0) {
+            break;
+        }
+        if (flushed < 0) {
+            error = server_message(conn_, nullptr);
+            PQsetnonblocking(conn_, 0);
+            return PgResult();
+        }
+        if (!wait(POLLIN | POLLOUT)) {
+            return no_answer();
+        }
+        if (PQconsumeInput(conn_) == 0) {
+            error = server_message(conn_, nullptr);
+            PQsetnonblocking(conn_, 0);
+            return PgResult();
+        }
+    }
+    PQsetnonblocking(conn_, 0);
+    PgResult answer;
+    bool failed = false;
+    for (;;) {
+        while (PQisBusy(conn_) != 0) {
+            if (!wait(POLLIN)) {
+                return no_answer();
+            }
+            if (PQconsumeInput(conn_) == 0) {
+                error = server_message(conn_, nullptr);
+                return PgResult();
+            }
+        }
+        PgResult next(PQgetResult(conn_));
+        if (!next) {
+            break;
+        }
+        const auto status = PQresultStatus(next.get());
+        const bool is_error = status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK;
+        if (!failed) {  // the first error stays, as PQexec's
+            answer = std::move(next);
+            failed = is_error;
+        }
+    }
+    if (!answer) {
+        error = server_message(conn_, nullptr);
+    }
+    return answer;
+}
 
 PgConnection::~PgConnection() {
     drop();
@@ -129,9 +234,11 @@ Expected<void, std::string> PgConnection::ensure(const char* setup) {
         return unexpected(std::move(message));
     }
     if (setup != nullptr) {
-        PgResult res(PQexec(conn_, setup));
-        if (statements_ != nullptr) {
-            statements_->fetch_add(1, std::memory_order_relaxed);
+        std::string error;
+        PgResult res = run(setup, false, {}, error);
+        if (!res) {
+            drop();
+            return unexpected("cannot set up the PostgreSQL session: " + error);
         }
         const auto status = PQresultStatus(res.get());
         if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
@@ -154,10 +261,10 @@ Expected<PgResult, std::string> PgConnection::exec(const std::string& sql, const
     for (const auto& p : params) {
         values.push_back(p ? p->c_str() : nullptr);
     }
-    PgResult res(PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
-                              values.data(), nullptr, nullptr, 0));
-    if (statements_ != nullptr) {
-        statements_->fetch_add(1, std::memory_order_relaxed);
+    std::string error;
+    PgResult res = run(sql.c_str(), true, values, error);
+    if (!res) {
+        return unexpected(std::string("cannot ") + what + ": " + error);
     }
     const auto status = PQresultStatus(res.get());
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {

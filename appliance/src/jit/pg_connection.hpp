@@ -29,8 +29,13 @@ std::string pg_bytes(const char* text);
 
 class PgConnection {
   public:
+    // answer_timeout_ms > 0 bounds the wait for the server's answer to each statement on the
+    // client's side (a server that is alive but does not answer: a stuck disk, a stopped
+    // process, a stalled pooler, which keepalives and the TCP user timeout do not see): the
+    // statement fails and the connection is dropped. 0: libpq's blocking calls.
     PgConnection(std::string conninfo, const std::string* password, int connect_timeout_s,
-                 std::string application_name, std::atomic<std::uint64_t>* statements);
+                 std::string application_name, std::atomic<std::uint64_t>* statements,
+                 int answer_timeout_ms = 0);
     PgConnection(const PgConnection&) = delete;
     PgConnection& operator=(const PgConnection&) = delete;
     ~PgConnection();
@@ -55,7 +60,15 @@ class PgConnection {
     int connect_timeout_s_;
     std::string application_name_;
     std::atomic<std::uint64_t>* statements_;
+    int answer_timeout_ms_;
     PGconn* conn_ = nullptr;
+
+    // Sends `sql` (with `values` as text parameters when `params`; else a simple query, which
+    // may hold several statements) and reads the answer: the first error, else the last result.
+    // Null, with `error` set, when there is no answer within answer_timeout_ms_ (the connection
+    // is dropped then) or the connection fails.
+    PgResult run(const char* sql, bool params, const std::vector<const char*>& values,
+                 std::string& error);
 };
 
 // Reads column `c` of row `r` as text (empty for NULL).

@@ -182,13 +182,17 @@ class PgStore final : public SharedStore {
         : options_(std::move(options)),
           session_(session_settings(options_)),
           writer_(options_.conninfo, &options_.password, options_.connect_timeout_s,
-                  "dkim-signerd " + options_.node + " journal", &statements_),
+                  "dkim-signerd " + options_.node + " journal", &statements_,
+                  options_.answer_timeout_ms),
           reader_(options_.conninfo, &options_.password, options_.connect_timeout_s,
-                  "dkim-signerd " + options_.node, &statements_),
+                  "dkim-signerd " + options_.node, &statements_,
+                  options_.answer_timeout_ms),
           locker_(options_.conninfo, &options_.password, options_.connect_timeout_s,
-                  "dkim-signerd " + options_.node + " decisions", &statements_),
+                  "dkim-signerd " + options_.node + " decisions", &statements_,
+                  options_.answer_timeout_ms),
           listener_(options_.conninfo, &options_.password, options_.connect_timeout_s,
-                    "dkim-signerd " + options_.node + " listener", &statements_) {}
+                    "dkim-signerd " + options_.node + " listener", &statements_,
+                    options_.answer_timeout_ms) {}
     ~PgStore() override { sodium_memzero(options_.password.data(), options_.password.size()); }
     PgStore(const PgStore&) = delete;
     PgStore& operator=(const PgStore&) = delete;

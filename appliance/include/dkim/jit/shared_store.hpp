@@ -95,6 +95,12 @@ struct PostgresOptions {
     // or a commit, or anyone with the role) stalls the others' commits for this long, never
     // longer. Below the cluster's lease, so that a wait does not look like a partition.
     int lock_timeout_ms = 2000;
+    // The longest a node waits for the server's answer to one statement, on its own side: a
+    // server that is alive but does not answer (a stuck disk, a stopped process, a stalled
+    // pooler) fails the statement then, as a lost connection would, so that no thread of the
+    // node (the journal's commit, a decision, the listener) outlasts the cluster's lease inside
+    // the database. Above lock_timeout_ms. 0: no bound (libpq's blocking calls).
+    int answer_timeout_ms = 0;
 };
 
 // Connects, creates the schema when it is missing (unless read_only), and checks its version.
