@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -110,6 +111,10 @@ Expected<pid_t, std::string> SystemChildProcesses::spawn(const ChildSpec& c) {
     argv.push_back(nullptr);
     sigset_t none;
     sigemptyset(&none);
+    const pid_t parent = ::getpid();
+    // When up dies without stopping its children (kill -9), each child gets its stop signal
+    // (PostgreSQL's fast shutdown, the daemons' SIGTERM) instead of running on unsupervised.
+    const int orphan_signal = c.stop_signal;
 
     const pid_t pid = ::fork();
     if (pid == 0) {
@@ -129,6 +134,10 @@ Expected<pid_t, std::string> SystemChildProcesses::spawn(const ChildSpec& c) {
         if (::dup2(null.get(), 0) < 0 || ::dup2(log.get(), 1) < 0 || ::dup2(log.get(), 2) < 0 ||
             ::setgroups(c.groups.size(), c.groups.data()) != 0 || ::setgid(c.gid) != 0 ||
             ::setuid(c.uid) != 0) {
+            ::_exit(126);
+        }
+        // After setuid, which clears the parent-death signal; up may have died before it.
+        if (::prctl(PR_SET_PDEATHSIG, orphan_signal) != 0 || ::getppid() != parent) {
             ::_exit(126);
         }
         ::execve(exe.c_str(), argv.data(), envp.data());

@@ -122,6 +122,11 @@ void ClusterNode::run() {
                 std::cerr << "dkim-signerd: cluster: the shared store is back; fence lifted\n";
                 notify = true;
             }
+            if (notify && changed_) {
+                // The lifecycle hears of a revoke or a new grant before the registry's writes.
+                changed_();
+                notify = false;
+            }
             if (status_) {
                 jit::NodeStatus s = status_();
                 s.last_seen = now;

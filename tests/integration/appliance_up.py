@@ -861,8 +861,16 @@ def cluster(folder, appliance):
             check(zone_records(again.facts["dns_records"]) == printed, "with the same keys")
             check(sorted(u["name"] for u in again.facts["users"]) == ["admin", "approver", "approver2"],
                   "and the same users")
+            # kill -9 of up: it cannot stop anything, its children stop by themselves (each gets
+            # its stop signal when up dies), so that nothing runs on unsupervised.
+            check(len(_cluster_processes(state)) == 7, "all seven processes run again")
+            again.proc.kill()
+            again.proc.wait(timeout=10)
+            check(wait_for(lambda: not _cluster_processes(state), 30),
+                  "kill -9 of up: the daemons and PostgreSQL stop by themselves (%s)" % _cluster_processes(state))
     finally:
-        check(again.stop() == 0, "and stops again")
+        if again.proc.poll() is None:
+            check(again.stop() == 0, "and stops again")
     check(not _cluster_processes(state), "nothing left running")
 
 
