@@ -107,9 +107,156 @@ int run_key_retire(const KeyStepArgs& args) {
     return print_keys_reply(*reply, args.json);
 }
 
+Expected<ipc::ClusterStatusReply, std::string> cluster_status(const Common& common) {
+    auto auth = credentials(common);
+    if (!auth) {
+        return unexpected(std::string("no credentials"));
+    }
+    auto reply = ask_signerd(common, ipc::ClusterStatusRequest{std::move(*auth)});
+    if (!reply) {
+        return unexpected(reply.error());
+    }
+    if (const auto* e = std::get_if<ipc::ErrorReply>(&*reply)) {
+        return unexpected(e->message);
+    }
+    const auto* status = std::get_if<ipc::ClusterStatusReply>(&*reply);
+    if (status == nullptr) {
+        return unexpected(std::string("unexpected reply from dkim-signerd"));
+    }
+    return *status;
+}
+
+// The rotation of every node's key of one kind (provisioning/rotation.hpp, the cluster's state
+// machine): this CLI moves the cluster's phases on, each node's signerd does its own part in its
+// own token within a tick. Everything it knows comes from the cluster's state and DNS each time.
+int run_cluster_rotate(const KeyStepArgs& args, const std::string& domain,
+                       std::chrono::seconds grace, std::chrono::steady_clock::time_point deadline) {
+    // The nodes' own parts take a tick or two (a key generation a moment more): waited for
+    // here, a minute at least, whatever --wait says.
+    const auto patience =
+        std::max(deadline, std::chrono::steady_clock::now() + std::chrono::minutes(1));
+    int steps = 0;
+    std::string last_said;
+    while (true) {
+        auto status = cluster_status(args.common);
+        if (!status) {
+            return fail(status.error());
+        }
+        std::vector<provisioning::NodeKeys> nodes;
+        for (const ipc::ClusterNodeView& n : status->nodes) {
+            provisioning::NodeKeys node{n.name, n.gone, {}};
+            for (const ipc::ClusterKeyView& k : status->keys) {
+                if (k.node != n.name || k.domain != domain) {
+                    continue;
+                }
+                provisioning::KeyStatus key;
+                key.selector = k.selector;
+                key.algorithm = k.algorithm;
+                key.state = k.state == "unmanaged" ? "active" : k.state;
+                key.managed = k.state != "unmanaged";
+                key.dkim_record = k.dns_record;
+                key.retire_after_ms = k.retire_after_ms;
+                node.keys.push_back(std::move(key));
+            }
+            nodes.push_back(std::move(node));
+        }
+        std::vector<provisioning::ClusterRotationPlan> plans;
+        for (const ipc::ClusterRotationView& r : status->rotations) {
+            if (r.domain == domain) {
+                plans.push_back({r.kind, r.algorithm, r.selector, r.phase, r.updated_ms});
+            }
+        }
+        provisioning::RotationRequest request;
+        request.domain = domain;
+        request.algorithm = args.algorithm;
+        request.selector = mail::ascii_lowercase(args.selector);
+        request.selector_format = args.selector_format;
+        request.now_ms = status->now_ms;
+        auto step = provisioning::next_cluster_rotation_step(nodes, plans, request);
+        if (!step) {
+            return fail(step.error());
+        }
+        using Kind = provisioning::ClusterRotationStep::Kind;
+        const std::string said = step->describe();
+        if (said != last_said) {
+            std::cout << "rotation of " << domain << " across the cluster: " << said << "\n"
+                      << std::flush;
+            last_said = said;
+        }
+        if (step->kind == Kind::done) {
+            return 0;
+        }
+        std::string phase;
+        if (step->kind == Kind::wait_for_nodes) {
+            if (std::chrono::steady_clock::now() < patience) {
+                std::this_thread::sleep_for(std::chrono::seconds(1));
+                continue;
+            }
+            std::cout << "  still waiting: see those nodes' dkim-signerd logs (a missing grant, "
+                         "a token that cannot be used); rerun to go on\n";
+            return kWaiting;
+        }
+        if (step->kind == Kind::wait_for_grace) {
+            std::cout << "  rerun after " << time_text(step->not_before_ms)
+                      << " to retire them (a key.retire grant is needed then)\n";
+            return kWaiting;
+        }
+        if (step->kind == Kind::wait_for_publication) {
+            std::string missing;
+            for (const auto& [node, key] : step->keys) {
+                auto ok = published(args.dns, domain,
+                                    {key.selector, key.algorithm, key.state, key.dkim_record});
+                if (!ok) {
+                    missing += "  " + node + ": " + ok.error() + "\n  publish: " +
+                               dns::zone_line(key.selector + "._domainkey." + domain + ".",
+                                              key.dkim_record) +
+                               "\n";
+                }
+            }
+            if (!missing.empty()) {
+                if (std::chrono::steady_clock::now() < deadline) {
+                    std::this_thread::sleep_for(std::chrono::seconds(2));
+                    continue;
+                }
+                std::cout << "  waiting for DNS:\n"
+                          << missing << "  rerun when they are published (or pass --wait 30m)\n";
+                return kWaiting;
+            }
+            phase = "activate";
+        } else if (step->kind == Kind::activate) {
+            phase = "activate";
+        } else if (step->kind == Kind::retire) {
+            phase = "retire";
+        } else {
+            phase = "generate";
+        }
+        if (args.steps > 0 && steps >= args.steps) {
+            std::cout << "stopped after " << steps << " step(s) (--steps); rerun to go on\n";
+            return 0;
+        }
+        auto auth = credentials(args.common);
+        if (!auth) {
+            return kUsage;
+        }
+        auto reply =
+            ask_signerd(args.common, ipc::ClusterRotate{std::move(*auth), domain, step->algorithm,
+                                                        step->selector, grace.count(), phase});
+        if (!reply) {
+            return fail(reply.error());
+        }
+        if (const auto* e = std::get_if<ipc::ErrorReply>(&*reply)) {
+            return fail(e->message);
+        }
+        const auto* ok = std::get_if<ipc::OkReply>(&*reply);
+        std::cout << "  " << (ok != nullptr ? ok->message : std::string("done")) << "\n";
+        ++steps;
+    }
+}
+
 // One pass of the rotation state machine (provisioning/rotation.hpp), then the next, until it
 // is done, waits, or fails. Everything it knows comes from signerd and DNS each time, so a
-// rerun after a crash continues where the last one stopped.
+// rerun after a crash continues where the last one stopped. On a cluster node, the rotation
+// of every node's key (run_cluster_rotate).
 int run_key_rotate(const KeyStepArgs& args) {
     const std::string domain = mail::ascii_lowercase(args.domain);
     auto grace = parse_seconds(args.grace, "--grace");
@@ -120,6 +267,9 @@ int run_key_rotate(const KeyStepArgs& args) {
         return fail(!grace ? grace.error() : wait.error());
     }
     const auto deadline = std::chrono::steady_clock::now() + *wait;
+    if (auto status = cluster_status(args.common); status && status->cluster) {
+        return run_cluster_rotate(args, domain, *grace, deadline);
+    }
     int steps = 0;
     while (true) {
         auto keys = fetch_keys(args.common);

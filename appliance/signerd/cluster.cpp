@@ -62,6 +62,7 @@ Expected<void, std::string> ClusterNode::reload_locked() {
     authority_.reload(*state);
     directory_.reload(*state);
     keys_.reload(std::move(state->keys));
+    keys_.reload_rotations(std::move(state->rotations));
     store_.adopt(state->version);
     renew(clock_.now());
     return {};

@@ -13,6 +13,7 @@
 #include "dkim/dkim/signing_profile.hpp"
 #include "dkim/hsm/keys.hpp"
 #include "dkim/mail/header.hpp"
+#include "dkim/provisioning/rotation.hpp"
 
 namespace dkim::signerd {
 
@@ -621,6 +622,156 @@ ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyRetire& r, TimePoint n
     out.keys.push_back(key_view(KeyEntry{target->token, record}));
     out.keys.back().private_key_present = false;
     out.message = message;
+    return out;
+}
+
+// --- a cluster's rotation ----------------------------------------------------------------------
+
+ipc::Reply KeyHandlers::operate(const Actor& who, ipc::ClusterRotate& r, TimePoint now) {
+    if (node_.empty()) {
+        return error_reply(ipc::ErrorCode::invalid,
+                           "not a cluster node: rotate with key rotate's own steps");
+    }
+    if (!is_valid_domain(r.domain)) {
+        return error_reply(ipc::ErrorCode::invalid, "invalid domain");
+    }
+    if (!hsm::parse_key_algorithm(r.algorithm)) {
+        return error_reply(
+            ipc::ErrorCode::invalid,
+            "unknown algorithm '" + r.algorithm + "' (rsa-2048, rsa-3072, rsa-4096 or ed25519)");
+    }
+    const std::string pattern = mail::ascii_lowercase(r.selector);
+    const std::string mine = provisioning::cluster_selector(pattern, node_);
+    if (pattern.find("%n") == std::string::npos || !is_valid_selector(mine)) {
+        return error_reply(ipc::ErrorCode::invalid,
+                           "the selector pattern must hold %n (each node's name) and make a valid "
+                           "selector: '" +
+                               r.selector + "'");
+    }
+    if (r.grace_seconds < 0 || std::chrono::seconds(r.grace_seconds) > kMaxGrace) {
+        return error_reply(ipc::ErrorCode::invalid, "the grace period must be 0 to 365 days");
+    }
+    const auto phase = jit::parse_rotation_phase(r.phase);
+    if (!phase) {
+        return error_reply(ipc::ErrorCode::invalid,
+                           "unknown phase '" + r.phase + "' (generate, activate or retire)");
+    }
+    const std::string domain = mail::ascii_lowercase(r.domain);
+    const std::string kind = jit::key_kind(r.algorithm);
+    std::optional<jit::ClusterRotation> existing;
+    for (const jit::ClusterRotation& c : keys_.rotations()) {
+        if (c.domain == domain && c.kind == kind) {
+            existing = c;
+        }
+    }
+    using Phase = jit::ClusterRotation::Phase;
+    const bool same = existing && existing->selector == pattern;
+    if (*phase == Phase::generate) {
+        if (existing && !same && existing->phase != Phase::retire) {
+            return error_reply(ipc::ErrorCode::conflict,
+                               "the rotation of " + domain + "'s " + kind + " keys to " +
+                                   existing->selector + " is in its " +
+                                   std::string(jit::to_string(existing->phase)) +
+                                   " phase: finish it first");
+        }
+    } else if (!same) {
+        return error_reply(ipc::ErrorCode::conflict, "no rotation of " + domain + "'s " + kind +
+                                                         " keys to " + pattern + " is under way");
+    } else if ((*phase == Phase::activate && existing->phase == Phase::retire) ||
+               (*phase == Phase::retire && existing->phase == Phase::generate)) {
+        return error_reply(ipc::ErrorCode::conflict,
+                           "the rotation to " + pattern + " is in its " +
+                               std::string(jit::to_string(existing->phase)) +
+                               " phase, not before " + r.phase);
+    }
+    const auto op =
+        *phase == Phase::retire ? jit::Operation::key_retire : jit::Operation::key_rotate;
+    auto grant = authorize_key(who, op, domain, mine, now);
+    if (!grant) {
+        return error_reply(grant.error());
+    }
+    ipc::OkReply done;
+    if (same && existing->phase == *phase) {
+        done.message = "the rotation to " + pattern + " is in its " + r.phase + " phase already";
+        return done;
+    }
+    jit::ClusterRotation rotation;
+    rotation.domain = domain;
+    rotation.kind = kind;
+    rotation.algorithm = same ? existing->algorithm : r.algorithm;
+    rotation.selector = pattern;
+    rotation.grace_s = same ? existing->grace_s : r.grace_seconds;
+    rotation.phase = *phase;
+    rotation.requested_by = who.name;
+    rotation.started = same ? existing->started : now;
+    rotation.updated = now;
+    const std::string scope = std::string(jit::to_string(op)) + " " + domain + "/" + pattern;
+    if (auto written = journal_.write(
+            {rotation}, key_audit(who, now, "key.rotation", scope, "ok", grant->id,
+                                  "phase " + r.phase + "; " + rotation.algorithm + "; grace " +
+                                      std::to_string(rotation.grace_s) + " s; asked on " + node_));
+        !written) {
+        return error_reply(ipc::ErrorCode::unavailable,
+                           "the audit log cannot be written: " + written.error());
+    }
+    keys_.put(rotation);
+    lifecycle_.notify_change();  // this node's part starts at its next tick
+    done.message = "the rotation of " + domain + "'s " + kind + " keys to " + pattern +
+                   " is in its " + r.phase + " phase; every node does its part";
+    return done;
+}
+
+std::vector<KeyHandlers::RotationPart> KeyHandlers::rotation_parts(TimePoint now) {
+    std::vector<RotationPart> out;
+    if (node_.empty()) {
+        return out;
+    }
+    using Phase = jit::ClusterRotation::Phase;
+    for (const jit::ClusterRotation& c : keys_.rotations()) {
+        auto entries = key_entries(c.domain);
+        if (!entries) {
+            continue;  // the token cannot be read: the next tick tries again
+        }
+        const std::string mine = provisioning::cluster_selector(c.selector, node_);
+        const KeyEntry* own = nullptr;
+        bool signs_kind = false;
+        for (const KeyEntry& e : *entries) {
+            if (key_view(e).selector == mine) {
+                own = &e;
+            } else if (e.kind() == c.kind && e.current()) {
+                signs_kind = true;
+            }
+        }
+        RotationPart part;
+        part.key = c.domain + "/" + c.kind;
+        part.requester = c.requested_by;
+        if (c.phase == Phase::generate) {
+            const bool unfinished =
+                own != nullptr && own->record && own->record->state == KeyState::generating;
+            if ((own == nullptr && signs_kind) || unfinished) {
+                part.step = ipc::KeyGenerate{{}, c.domain, mine, c.algorithm, true};
+                part.what = "generate " + mine;
+                out.push_back(std::move(part));
+            }
+        } else if (c.phase == Phase::activate) {
+            if (own != nullptr && own->record && own->record->state == KeyState::pending_publish) {
+                part.step = ipc::KeyActivate{{}, c.domain, mine, c.grace_s};
+                part.what = "activate " + mine;
+                out.push_back(std::move(part));
+            }
+        } else {
+            for (const KeyEntry& e : *entries) {
+                if (e.record && e.kind() == c.kind && e.record->state == KeyState::retiring &&
+                    e.record->selector != mine && e.record->retire_after &&
+                    now >= *e.record->retire_after) {
+                    RotationPart retire = part;
+                    retire.step = ipc::KeyRetire{{}, c.domain, e.record->selector, false};
+                    retire.what = "retire " + e.record->selector;
+                    out.push_back(std::move(retire));
+                }
+            }
+        }
+    }
     return out;
 }
 

@@ -50,6 +50,23 @@ class KeyHandlers {
     ipc::Reply operate(const jit::Actor& who, ipc::KeyActivate& r, TimePoint now);
     ipc::Reply operate(const jit::Actor& who, ipc::KeyRetire& r, TimePoint now);
 
+    // A cluster's rotation (dkim/jit/keys.hpp, ClusterRotation): starts it or moves its phase
+    // on, under the caller's grant (key.rotate; key.retire for the retire phase) for this node's
+    // selector of it. Refused on a single appliance (set_cluster_node not called).
+    ipc::Reply operate(const jit::Actor& who, ipc::ClusterRotate& r, TimePoint now);
+    void set_cluster_node(std::string node) { node_ = std::move(node); }
+
+    // This node's part of one of the cluster's rotations, if it has one to do now: `step` is
+    // the request to make as the rotation's requester (KeyGenerate, KeyActivate or KeyRetire),
+    // `key` names it ("domain/kind") for the caller's retry bookkeeping.
+    struct RotationPart {
+        std::string key;
+        std::string requester;
+        ipc::Request step;
+        std::string what;  // for the log
+    };
+    std::vector<RotationPart> rotation_parts(TimePoint now);
+
   private:
     // A record made durable (with the audit records describing it), then visible.
     Expected<void, std::string> commit_keys(std::vector<jit::KeyRecord> records,
@@ -65,6 +82,7 @@ class KeyHandlers {
     jit::KeyRegistry& keys_;
     TokenGate& gate_;
     TokenLifecycle& lifecycle_;
+    std::string node_;  // a cluster node's name; empty on a single appliance
 };
 
 }  // namespace dkim::signerd

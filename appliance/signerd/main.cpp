@@ -180,6 +180,7 @@ int run(const signerd::Config& config) {
     jit::Authority authority(journal, config.policy, *state);
     jit::Directory directory(journal, *state, config.password_cost);
     jit::KeyRegistry keys(state->keys);
+    keys.reload_rotations(state->rotations);
     SystemClock clock;
     std::unique_ptr<signerd::ClusterNode> cluster;
     if (shared != nullptr) {

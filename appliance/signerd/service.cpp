@@ -1,6 +1,7 @@
 #include "service.hpp"
 
 #include <algorithm>
+#include <iostream>
 #include <map>
 #include <sstream>
 #include <tuple>
@@ -71,6 +72,9 @@ Service::Service(jit::Journal& journal, jit::Authority& authority, jit::Director
     custody_.on_split_check([this](hsm::Secret pin, const std::string& who, TimePoint now) {
         return lifecycle_.try_pin(now, std::move(pin), who);
     });
+    if (cluster_ != nullptr) {
+        keys_.set_cluster_node(cluster_->node());
+    }
 }
 
 Metrics::Gauges Service::gauges() const {
@@ -110,7 +114,8 @@ ipc::Reply Service::cluster_status(TimePoint now) const {
     if (cluster_ == nullptr) {
         for (const jit::KeyRecord& k : keys_registry_.all()) {
             out.keys.push_back({"", k.domain, k.selector, k.algorithm,
-                                std::string(jit::to_string(k.state)), k.dkim_record});
+                                std::string(jit::to_string(k.state)), k.dkim_record,
+                                k.retire_after ? to_unix_ms(*k.retire_after) : 0});
         }
         return out;
     }
@@ -147,7 +152,13 @@ ipc::Reply Service::cluster_status(TimePoint now) const {
     }
     for (const auto& [node, k] : *keys) {
         out.keys.push_back({node, k.domain, k.selector, k.algorithm,
-                            std::string(jit::to_string(k.state)), k.dkim_record});
+                            std::string(jit::to_string(k.state)), k.dkim_record,
+                            k.retire_after ? to_unix_ms(*k.retire_after) : 0});
+    }
+    for (const jit::ClusterRotation& c : keys_registry_.rotations()) {
+        out.rotations.push_back({c.domain, c.kind, c.algorithm, c.selector, c.grace_s,
+                                 std::string(jit::to_string(c.phase)), c.requested_by,
+                                 to_unix_ms(c.started), to_unix_ms(c.updated)});
     }
     // Each node's token's records, as its heartbeat lists them ("domain selector record").
     std::map<std::tuple<std::string, std::string, std::string>, std::string> records;
@@ -179,7 +190,7 @@ ipc::Reply Service::cluster_status(TimePoint now) const {
                 });
             if (!managed) {
                 out.keys.push_back(
-                    {n.name, domain, selector, listed.substr(colon + 1), "unmanaged", ""});
+                    {n.name, domain, selector, listed.substr(colon + 1), "unmanaged", "", 0});
             }
         }
     }
@@ -393,10 +404,55 @@ void Service::tick() {
         // state (the others find them done when they reload). A fenced node decides nothing:
         // it goes straight to logging its token out.
         (void)cluster_->decide([&] { authority_.sweep(now); });
+        follow_rotations(now);
     }
     custody_.sweep(now);
     (void)lifecycle_.reconcile(now);
     lifecycle_.checkpoint_if_due(now);
+}
+
+void Service::follow_rotations(TimePoint now) {
+    constexpr auto kRetryAfter = std::chrono::seconds(30);
+    for (KeyHandlers::RotationPart& part : keys_.rotation_parts(now)) {
+        const std::string name = part.key + ": " + part.what;
+        if (auto tried = rotation_tries_.find(name);
+            tried != rotation_tries_.end() && now - tried->second < kRetryAfter) {
+            continue;
+        }
+        // The requester as the cluster knows them now: a disabled user's rotation stops.
+        const auto user = directory_.find(part.requester);
+        if (!user || user->disabled) {
+            rotation_tries_[name] = now;
+            std::cerr << "dkim-signerd: cluster rotation of " << name << ": its requester "
+                      << part.requester << " is " << (user ? "disabled" : "unknown") << "\n";
+            continue;
+        }
+        const jit::Actor who{jit::Actor::Kind::user, user->name, user->roles};
+        ipc::Reply reply = error_reply(ipc::ErrorCode::unavailable, "not run");
+        auto ran = cluster_->decide([&] {
+            reply = std::visit(
+                [&](auto& r) -> ipc::Reply {
+                    if constexpr (requires { keys_.operate(who, r, now); }) {
+                        return keys_.operate(who, r, now);
+                    } else {
+                        return error_reply(ipc::ErrorCode::invalid, "not a key step");
+                    }
+                },
+                part.step);
+        });
+        const auto* refused = std::get_if<ipc::ErrorReply>(&reply);
+        if (!ran || refused != nullptr) {
+            rotation_tries_[name] = now;
+            std::cerr << "dkim-signerd: cluster rotation of " << name << " (as " << who.name
+                      << "): " << (!ran ? ran.error() : refused->message) << "; next try in "
+                      << kRetryAfter.count() << " s\n";
+            continue;
+        }
+        rotation_tries_.erase(name);
+        const auto* made = std::get_if<ipc::KeysReply>(&reply);
+        std::cerr << "dkim-signerd: cluster rotation of " << name << " (as " << who.name
+                  << "): " << (made != nullptr ? made->message : std::string("done")) << "\n";
+    }
 }
 
 TimePoint Service::next_tick() const {

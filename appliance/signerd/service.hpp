@@ -7,6 +7,7 @@
 // Service drives from the lifecycle thread (tick) and at start and shutdown.
 
 #include <functional>
+#include <map>
 
 #include "audit_handlers.hpp"
 #include "cluster.hpp"
@@ -85,6 +86,9 @@ class Service {
     ipc::Reply operate(const Peer& peer, const jit::Actor& who, T& request, TimePoint now);
     ipc::Reply status() const;
     ipc::Reply cluster_status(TimePoint now) const;
+    // This node's parts of the cluster's rotations (the tick's): each as one decision, as the
+    // rotation's requester under their grants; one that fails is tried again after a while.
+    void follow_rotations(TimePoint now);
     Expected<jit::Actor, jit::Refusal> authenticate(const Peer& peer,
                                                     const ipc::Credentials& credentials,
                                                     bool need_password, TimePoint now);
@@ -112,6 +116,7 @@ class Service {
     KeyHandlers keys_;
     AuditHandlers audit_;
     SummaryHandlers summary_;
+    std::map<std::string, TimePoint> rotation_tries_;  // the tick's: a failed part's last try
 };
 
 }  // namespace dkim::signerd

@@ -29,7 +29,42 @@ std::string RotationStep::describe() const {
 }
 
 Expected<std::string, std::string> format_selector(const std::string& format, std::int64_t now_ms,
-                                                   const std::string& kind) {
+                                                   const std::string& kind, bool node_placeholder) {
+    if (node_placeholder) {
+        // Formatted around each "%n", which stays; then checked as a node would complete it.
+        std::string pattern;
+        std::size_t from = 0;
+        bool has_node = false;
+        for (;;) {
+            std::size_t at = format.find("%n", from);
+            while (at != std::string::npos && at > 0 && format[at - 1] == '%') {
+                at = format.find("%n", at + 1);  // "%%n" is a percent sign and an n
+            }
+            const std::string part = format.substr(from, at == std::string::npos ? at : at - from);
+            if (!part.empty()) {
+                // A part may begin or end in '-': formatted between two letters.
+                auto formatted = format_selector("x" + part + "x", now_ms, kind);
+                if (!formatted) {
+                    return unexpected("selector format '" + format + "' is not valid around %n");
+                }
+                pattern += formatted->substr(1, formatted->size() - 2);
+            }
+            if (at == std::string::npos) {
+                break;
+            }
+            pattern += "%n";
+            has_node = true;
+            from = at + 2;
+        }
+        if (!has_node) {
+            pattern += "-%n";
+        }
+        if (!dns::is_key_selector(cluster_selector(pattern, "node1"))) {
+            return unexpected("selector format '" + format + "' makes '" + pattern +
+                              "', which is not a valid selector for a node");
+        }
+        return pattern;
+    }
     const std::time_t t = static_cast<std::time_t>(now_ms / 1000);
     std::tm tm{};
     gmtime_r(&t, &tm);
@@ -188,6 +223,281 @@ Expected<RotationStep, std::string> next_rotation_step(const std::vector<KeyStat
     step.key.selector = target;
     step.key.algorithm = request.algorithm.empty() ? current.front().algorithm : request.algorithm;
     step.key.state = "new";
+    return step;
+}
+
+// --- a cluster's rotation -----------------------------------------------------------------
+
+std::string cluster_selector(const std::string& pattern, const std::string& node) {
+    std::string name;
+    for (const char c : node) {
+        name += (c == '_' || c == '.')   ? '-'
+                : (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a')
+                                         : c;
+    }
+    std::string out;
+    for (std::size_t i = 0; i < pattern.size(); ++i) {
+        if (pattern[i] == '%' && i + 1 < pattern.size() && pattern[i + 1] == 'n') {
+            out += name;
+            ++i;
+        } else {
+            out += pattern[i];
+        }
+    }
+    return out;
+}
+
+namespace {
+
+std::string node_list(const std::vector<std::string>& nodes) {
+    std::string out;
+    for (const auto& n : nodes) {
+        out += (out.empty() ? "" : ", ") + n;
+    }
+    return out;
+}
+
+const KeyStatus* find_key(const NodeKeys& n, const std::string& selector) {
+    for (const auto& k : n.keys) {
+        if (k.selector == selector) {
+            return &k;
+        }
+    }
+    return nullptr;
+}
+
+}  // namespace
+
+std::string ClusterRotationStep::describe() const {
+    std::string listed;
+    for (const auto& [node, key] : keys) {
+        listed += (listed.empty() ? "" : ", ") + key.selector + " (" + node + ")";
+    }
+    switch (kind) {
+        case Kind::start:
+            return "start: every node generates its next " + algorithm + " key, " + selector +
+                   " (%n: the node's name)";
+        case Kind::wait_for_nodes:
+            return "waiting for " + node_list(nodes) + " to " + waiting_for +
+                   " (each node's signerd does its part within a second or two)";
+        case Kind::wait_for_publication:
+            return "every node's new key is made: " + listed +
+                   "; once DNS publishes them all, signing switches to them";
+        case Kind::activate: return "every new record is published: " + listed + "; activate them";
+        case Kind::wait_for_grace:
+            return "the old keys " + listed + " are retiring until " + utc(not_before_ms) +
+                   " (mail signed with them may still be in flight)";
+        case Kind::retire: return "the grace period of " + listed + " is over: retire them";
+        case Kind::done:
+            return "nothing in progress; " + listed +
+                   " sign. Pass --selector to rotate again before the next period";
+    }
+    return "";
+}
+
+Expected<ClusterRotationStep, std::string> next_cluster_rotation_step(
+    const std::vector<NodeKeys>& nodes, const std::vector<ClusterRotationPlan>& plans,
+    const RotationRequest& request) {
+    std::vector<const NodeKeys*> live;
+    for (const auto& n : nodes) {
+        if (!n.gone) {
+            live.push_back(&n);
+        }
+    }
+    // The kind: asked for, else the one whose rotation is under way, else the one that signs.
+    std::string kind = kind_of(request.algorithm);
+    if (kind.empty()) {
+        for (const auto& p : plans) {
+            if (p.phase == "generate" || p.phase == "activate") {
+                kind = p.kind;
+            }
+        }
+    }
+    if (kind.empty()) {
+        std::vector<std::string> kinds;
+        for (const NodeKeys* n : live) {
+            for (const auto& k : n->keys) {
+                const std::string kk = kind_of(k.algorithm);
+                if (k.state == "active" &&
+                    std::find(kinds.begin(), kinds.end(), kk) == kinds.end()) {
+                    kinds.push_back(kk);
+                }
+            }
+        }
+        if (kinds.empty()) {
+            return unexpected(request.domain +
+                              " has no active key on any node: there is nothing "
+                              "to rotate (key generate, then key activate)");
+        }
+        if (kinds.size() > 1) {
+            return unexpected(request.domain +
+                              " signs with an RSA and an Ed25519 key: rotate one at a time "
+                              "(--algorithm)");
+        }
+        kind = kinds.front();
+    }
+    const ClusterRotationPlan* plan = nullptr;
+    for (const auto& p : plans) {
+        if (p.kind == kind) {
+            plan = &p;
+        }
+    }
+    const auto of_kind = [&kind](const KeyStatus& k) { return kind_of(k.algorithm) == kind; };
+    // The nodes that take part: those with their key of the plan, or with a key of the kind
+    // that signs.
+    const auto takes_part = [&](const NodeKeys& n, const std::string& pattern) {
+        if (!pattern.empty() && find_key(n, cluster_selector(pattern, n.node)) != nullptr) {
+            return true;
+        }
+        return std::any_of(n.keys.begin(), n.keys.end(),
+                           [&](const KeyStatus& k) { return of_kind(k) && k.state == "active"; });
+    };
+    ClusterRotationStep step;
+    bool finished = false;
+    if (plan != nullptr) {
+        step.algorithm = plan->algorithm;
+        step.selector = plan->selector;
+        std::vector<const NodeKeys*> part;
+        for (const NodeKeys* n : live) {
+            if (takes_part(*n, plan->selector)) {
+                part.push_back(n);
+            }
+        }
+        const auto new_key = [&](const NodeKeys& n) {
+            return find_key(n, cluster_selector(plan->selector, n.node));
+        };
+        const auto old_keys = [&](const NodeKeys& n) {
+            std::vector<KeyStatus> out;
+            const std::string mine = cluster_selector(plan->selector, n.node);
+            for (const auto& k : n.keys) {
+                if (of_kind(k) && k.state == "retiring" && k.selector != mine) {
+                    out.push_back(k);
+                }
+            }
+            return out;
+        };
+        if (plan->phase == "generate") {
+            for (const NodeKeys* n : part) {
+                const KeyStatus* k = new_key(*n);
+                if (k == nullptr || k->state == "generating") {
+                    step.nodes.push_back(n->node);
+                } else if (k->state == "pending-publish") {
+                    step.keys.emplace_back(n->node, *k);
+                }
+            }
+            if (!step.nodes.empty()) {
+                step.kind = ClusterRotationStep::Kind::wait_for_nodes;
+                step.waiting_for = "generate their keys";
+                step.keys.clear();
+                return step;
+            }
+            step.kind = step.keys.empty() ? ClusterRotationStep::Kind::activate
+                                          : ClusterRotationStep::Kind::wait_for_publication;
+            return step;
+        }
+        if (plan->phase == "activate") {
+            std::int64_t grace_end = 0;
+            for (const NodeKeys* n : part) {
+                const KeyStatus* k = new_key(*n);
+                if (k != nullptr && k->state == "pending-publish") {
+                    step.nodes.push_back(n->node);
+                }
+                for (const auto& old : old_keys(*n)) {
+                    step.keys.emplace_back(n->node, old);
+                    grace_end = std::max(grace_end, old.retire_after_ms);
+                }
+            }
+            if (!step.nodes.empty()) {
+                step.kind = ClusterRotationStep::Kind::wait_for_nodes;
+                step.waiting_for = "switch to their new keys";
+                step.keys.clear();
+                return step;
+            }
+            if (request.now_ms < grace_end) {
+                step.kind = ClusterRotationStep::Kind::wait_for_grace;
+                step.not_before_ms = grace_end;
+                return step;
+            }
+            step.kind = step.keys.empty() ? ClusterRotationStep::Kind::done
+                                          : ClusterRotationStep::Kind::retire;
+            if (step.kind == ClusterRotationStep::Kind::retire) {
+                return step;
+            }
+            finished = true;
+        } else if (plan->phase == "retire") {
+            for (const NodeKeys* n : part) {
+                for (const auto& old : old_keys(*n)) {
+                    step.nodes.push_back(n->node);
+                    step.keys.emplace_back(n->node, old);
+                    break;
+                }
+            }
+            if (!step.nodes.empty()) {
+                step.kind = ClusterRotationStep::Kind::wait_for_nodes;
+                step.waiting_for = "retire their old keys";
+                return step;
+            }
+            finished = true;
+        }
+        step.keys.clear();
+        step.nodes.clear();
+    }
+    // Nothing under way: start, unless this period's rotation has just been done.
+    std::string target = request.selector;
+    if (!target.empty() && target.find("%n") == std::string::npos) {
+        target += "-%n";
+    }
+    if (target.empty()) {
+        auto formatted = format_selector(request.selector_format, request.now_ms, kind, true);
+        if (!formatted) {
+            return unexpected(formatted.error());
+        }
+        target = *formatted;
+    } else if (!dns::is_key_selector(cluster_selector(target, "node1"))) {
+        return unexpected("--selector '" + request.selector + "' is not a valid selector");
+    }
+    std::vector<std::string> current;
+    std::string algorithm = request.algorithm;
+    for (const NodeKeys* n : live) {
+        for (const auto& k : n->keys) {
+            if (of_kind(k) && k.state == "active") {
+                current.push_back(n->node);
+                step.keys.emplace_back(n->node, k);
+                if (algorithm.empty()) {
+                    algorithm = k.algorithm;
+                }
+            }
+        }
+    }
+    if (finished && plan != nullptr &&
+        (plan->selector == target ||
+         (request.selector.empty() &&
+          request.now_ms - plan->updated_ms < request.min_interval_ms))) {
+        step.kind = ClusterRotationStep::Kind::done;
+        return step;
+    }
+    for (const NodeKeys* n : live) {
+        const std::string mine = cluster_selector(target, n->node);
+        if (const KeyStatus* k = find_key(*n, mine); k != nullptr) {
+            if (plan == nullptr && k->state == "active" && request.selector.empty()) {
+                step.kind = ClusterRotationStep::Kind::done;  // made by hand, this period
+                return step;
+            }
+            return unexpected("selector " + mine + " of " + request.domain +
+                              " was used before on " + n->node + " (" + k->state +
+                              "); choose another with --selector");
+        }
+    }
+    if (current.empty()) {
+        return unexpected(request.domain + " has no active " + kind +
+                          " key on any node: there is nothing to rotate (key generate, then key "
+                          "activate)");
+    }
+    step.keys.clear();
+    step.kind = ClusterRotationStep::Kind::start;
+    step.algorithm = algorithm;
+    step.selector = target;
+    step.nodes = current;
     return step;
 }
 

@@ -113,5 +113,108 @@ TEST(RotationTest, SelectorFormats) {
     EXPECT_FALSE(format_selector("%%", kNow, "rsa"));
 }
 
+// --- a cluster's rotation: every node's key, in step ---------------------------------------
+
+using CKind = ClusterRotationStep::Kind;
+
+ClusterRotationPlan plan(const std::string& phase, const std::string& pattern = "s2026-11-%n") {
+    return {"rsa", "rsa-2048", pattern, phase, kNow};
+}
+
+TEST(ClusterRotationTest, NodeSelectorsComeFromOnePattern) {
+    EXPECT_EQ(cluster_selector("s2026-11-%n", "mx1"), "s2026-11-mx1");
+    EXPECT_EQ(cluster_selector("%n-s2026", "Node_2.east"), "node-2-east-s2026");
+    auto pattern = format_selector("s%Y-%m", kNow, "rsa", true);
+    ASSERT_TRUE(pattern) << pattern.error();
+    EXPECT_EQ(*pattern, "s2026-11-%n") << "a format without %n gets one at the end";
+    pattern = format_selector("%n-%k%Y", kNow, "rsa", true);
+    ASSERT_TRUE(pattern) << pattern.error();
+    EXPECT_EQ(*pattern, "%n-rsa2026");
+    EXPECT_FALSE(format_selector("s%Y_%n!", kNow, "rsa", true)) << "not a selector";
+}
+
+TEST(ClusterRotationTest, WalksEveryNodeThroughEachPhaseFromTheStatesAlone) {
+    std::vector<NodeKeys> nodes{{"mx1", false, {key("rsa2048", "active")}},
+                                {"mx2", false, {key("n2-rsa2048", "active")}}};
+    std::vector<ClusterRotationPlan> plans;
+    auto step = next_cluster_rotation_step(nodes, plans, at());
+    ASSERT_TRUE(step) << step.error();
+    EXPECT_EQ(step->kind, CKind::start);
+    EXPECT_EQ(step->selector, "s2026-11-%n");
+    EXPECT_EQ(step->algorithm, "rsa-2048");
+    EXPECT_EQ(step->nodes, (std::vector<std::string>{"mx1", "mx2"}));
+
+    plans.push_back(plan("generate"));
+    step = next_cluster_rotation_step(nodes, plans, at());
+    EXPECT_EQ(step->kind, CKind::wait_for_nodes) << "no node has made its key yet";
+    EXPECT_EQ(step->nodes, (std::vector<std::string>{"mx1", "mx2"}));
+
+    nodes[0].keys.push_back(key("s2026-11-mx1", "pending-publish"));
+    nodes[1].keys.push_back(key("s2026-11-mx2", "generating"));
+    step = next_cluster_rotation_step(nodes, plans, at());
+    EXPECT_EQ(step->kind, CKind::wait_for_nodes) << "mx2 is still generating";
+    EXPECT_EQ(step->nodes, (std::vector<std::string>{"mx2"}));
+
+    nodes[1].keys.back().state = "pending-publish";
+    step = next_cluster_rotation_step(nodes, plans, at());
+    EXPECT_EQ(step->kind, CKind::wait_for_publication);
+    ASSERT_EQ(step->keys.size(), 2U) << "every node's record is checked before any activates";
+    EXPECT_EQ(step->keys[0].second.selector, "s2026-11-mx1");
+    EXPECT_EQ(step->keys[1].first, "mx2");
+    EXPECT_EQ(step->selector, "s2026-11-%n") << "the plan's pattern, for the activation";
+
+    plans[0].phase = "activate";
+    step = next_cluster_rotation_step(nodes, plans, at());
+    EXPECT_EQ(step->kind, CKind::wait_for_nodes) << "activated in the shared state, not yet here";
+
+    nodes[0].keys = {key("rsa2048", "retiring", "rsa-2048", kNow + 2 * kDay),
+                     key("s2026-11-mx1", "active")};
+    nodes[1].keys = {key("n2-rsa2048", "retiring", "rsa-2048", kNow + 3 * kDay),
+                     key("s2026-11-mx2", "active")};
+    step = next_cluster_rotation_step(nodes, plans, at());
+    EXPECT_EQ(step->kind, CKind::wait_for_grace);
+    EXPECT_EQ(step->not_before_ms, kNow + 3 * kDay) << "the last node's grace period";
+
+    step = next_cluster_rotation_step(nodes, plans, at(kNow + 3 * kDay));
+    EXPECT_EQ(step->kind, CKind::retire);
+    EXPECT_EQ(step->keys.size(), 2U);
+
+    plans[0].phase = "retire";
+    step = next_cluster_rotation_step(nodes, plans, at(kNow + 3 * kDay));
+    EXPECT_EQ(step->kind, CKind::wait_for_nodes) << "the old keys still retiring";
+
+    nodes[0].keys[0].state = "retired";
+    nodes[1].keys[0].state = "retired";
+    step = next_cluster_rotation_step(nodes, plans, at(kNow + 3 * kDay));
+    EXPECT_EQ(step->kind, CKind::done) << "this period's rotation is over";
+    step = next_cluster_rotation_step(nodes, plans, at(kNow + 40 * kDay));
+    EXPECT_EQ(step->kind, CKind::start) << "the next period's";
+    EXPECT_EQ(step->selector, "s2027-01-%n");
+}
+
+TEST(ClusterRotationTest, AGoneNodeIsNotWaitedForAndUsedSelectorsAreRefused) {
+    std::vector<NodeKeys> nodes{{"mx1", false, {key("rsa2048", "active")}},
+                                {"mx2", true, {key("n2-rsa2048", "active")}}};
+    std::vector<ClusterRotationPlan> plans{plan("generate")};
+    nodes[0].keys.push_back(key("s2026-11-mx1", "pending-publish"));
+    auto step = next_cluster_rotation_step(nodes, plans, at());
+    ASSERT_TRUE(step) << step.error();
+    EXPECT_EQ(step->kind, CKind::wait_for_publication) << "mx2 is gone: not waited for";
+    EXPECT_EQ(step->keys.size(), 1U);
+
+    std::vector<NodeKeys> used{
+        {"mx1", false, {key("rsa2048", "active"), key("again-mx1", "retired")}}};
+    auto again = at();
+    again.selector = "again";
+    EXPECT_FALSE(next_cluster_rotation_step(used, {}, again)) << "a selector used before";
+    again.selector = "bad_selector!";
+    EXPECT_FALSE(next_cluster_rotation_step(used, {}, again));
+
+    std::vector<NodeKeys> none{{"mx1", false, {key("ed", "active", "ed25519")}}};
+    auto rsa = at();
+    rsa.algorithm = "rsa-2048";
+    EXPECT_FALSE(next_cluster_rotation_step(none, {}, rsa)) << "no RSA key signs anywhere";
+}
+
 }  // namespace
 }  // namespace dkim::provisioning

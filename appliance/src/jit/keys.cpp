@@ -92,4 +92,42 @@ void KeyRegistry::put(const KeyRecord& record) {
     }
 }
 
+std::vector<ClusterRotation> KeyRegistry::rotations() const {
+    return *rotations_.read_only_lock();
+}
+
+void KeyRegistry::put(const ClusterRotation& rotation) {
+    auto rotations = rotations_.lock();
+    for (ClusterRotation& r : *rotations) {
+        if (r.domain == rotation.domain && r.kind == rotation.kind) {
+            r = rotation;
+            return;
+        }
+    }
+    rotations->push_back(rotation);
+}
+
+void KeyRegistry::reload_rotations(std::vector<ClusterRotation> rotations) {
+    *rotations_.lock() = std::move(rotations);
+}
+
+std::string_view to_string(ClusterRotation::Phase phase) noexcept {
+    switch (phase) {
+        case ClusterRotation::Phase::generate: return "generate";
+        case ClusterRotation::Phase::activate: return "activate";
+        case ClusterRotation::Phase::retire: return "retire";
+    }
+    return "generate";
+}
+
+std::optional<ClusterRotation::Phase> parse_rotation_phase(std::string_view text) noexcept {
+    for (const auto p : {ClusterRotation::Phase::generate, ClusterRotation::Phase::activate,
+                         ClusterRotation::Phase::retire}) {
+        if (to_string(p) == text) {
+            return p;
+        }
+    }
+    return std::nullopt;
+}
+
 }  // namespace dkim::jit

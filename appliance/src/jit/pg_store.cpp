@@ -83,6 +83,10 @@ CREATE TABLE IF NOT EXISTS keys(
   state text NOT NULL, origin text NOT NULL, created bigint NOT NULL, activated bigint,
   retiring_since bigint, retire_after bigint, retired bigint, dkim_record text NOT NULL,
   PRIMARY KEY(node, domain, selector));
+CREATE TABLE IF NOT EXISTS cluster_rotations(
+  domain text NOT NULL, kind text NOT NULL, algorithm text NOT NULL, selector text NOT NULL,
+  grace_s bigint NOT NULL, phase text NOT NULL, requested_by text NOT NULL,
+  started bigint NOT NULL, updated bigint NOT NULL, PRIMARY KEY(domain, kind));
 CREATE TABLE IF NOT EXISTS audit(
   seq bigint PRIMARY KEY, time bigint NOT NULL, actor text NOT NULL, action text NOT NULL,
   scope text NOT NULL, outcome text NOT NULL, reason text NOT NULL, request_id bigint NOT NULL,
@@ -185,8 +189,7 @@ class PgStore final : public SharedStore {
                   "dkim-signerd " + options_.node + " journal", &statements_,
                   options_.answer_timeout_ms),
           reader_(options_.conninfo, &options_.password, options_.connect_timeout_s,
-                  "dkim-signerd " + options_.node, &statements_,
-                  options_.answer_timeout_ms),
+                  "dkim-signerd " + options_.node, &statements_, options_.answer_timeout_ms),
           locker_(options_.conninfo, &options_.password, options_.connect_timeout_s,
                   "dkim-signerd " + options_.node + " decisions", &statements_,
                   options_.answer_timeout_ms),
@@ -476,6 +479,31 @@ Expected<StoredState, std::string> PgStore::load() {
             k.dkim_record = pg_text(r, i, 10);
             state.keys.push_back(std::move(k));
         }
+        auto rotations = reader_.exec(
+            "SELECT domain, kind, algorithm, selector, grace_s, phase, requested_by, started, "
+            "updated FROM cluster_rotations ORDER BY domain, kind",
+            "read the cluster's rotations");
+        if (!rotations) {
+            return unexpected(rotations.error());
+        }
+        for (int i = 0; i < PQntuples(rotations->get()); ++i) {
+            const PGresult* r = rotations->get();
+            ClusterRotation c;
+            c.domain = pg_text(r, i, 0);
+            c.kind = pg_text(r, i, 1);
+            c.algorithm = pg_text(r, i, 2);
+            c.selector = pg_text(r, i, 3);
+            c.grace_s = pg_int(r, i, 4);
+            const auto phase = parse_rotation_phase(pg_text(r, i, 5));
+            if (!phase) {
+                continue;  // unknown: no node acts on it
+            }
+            c.phase = *phase;
+            c.requested_by = pg_text(r, i, 6);
+            c.started = from_unix_ms(pg_int(r, i, 7));
+            c.updated = from_unix_ms(pg_int(r, i, 8));
+            state.rotations.push_back(std::move(c));
+        }
         auto failures = reader_.exec(
             "SELECT username, version, recent, locked_until FROM login_failures ORDER BY username",
             "read the login failures");
@@ -699,6 +727,19 @@ Expected<void, std::string> PgStore::apply(const Mutation& mutation) {
                 {set.set_id, num(set.threshold), detail::share_holders_text(set),
                  num(to_unix_ms(set.created)), set.created_by},
                 "write the PIN share set");
+        }
+        Expected<void, std::string> operator()(const ClusterRotation& r) const {
+            return run(
+                "INSERT INTO cluster_rotations(domain, kind, algorithm, selector, grace_s, phase, "
+                "requested_by, started, updated) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) "
+                "ON CONFLICT (domain, kind) DO UPDATE SET algorithm = excluded.algorithm, "
+                "selector = excluded.selector, grace_s = excluded.grace_s, "
+                "phase = excluded.phase, requested_by = excluded.requested_by, "
+                "started = excluded.started, updated = excluded.updated",
+                {r.domain, r.kind, r.algorithm, r.selector, num(r.grace_s),
+                 std::string(to_string(r.phase)), r.requested_by, num(to_unix_ms(r.started)),
+                 num(to_unix_ms(r.updated))},
+                "write the cluster's rotation");
         }
         const std::string& node;
     };

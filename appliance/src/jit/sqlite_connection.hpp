@@ -111,6 +111,7 @@ class SqliteConnection {
     bool apply(const LoginFailures& f);
     bool apply(const Passkey& p);
     bool apply(const PinShareSet& set);
+    bool apply(const ClusterRotation& rotation);
     // Adds to the row of its key and hour (false without an hour: the journal sets it).
     bool apply(const SigningTally& t);
     bool append(const AuditRecord& r);

@@ -240,6 +240,29 @@ Expected<StoredState, std::string> SqliteStore::load() {
     } else {
         return unexpected(connection->error("cannot read the keys' lifecycle"));
     }
+    if (Statement* s = connection->statement(
+            "SELECT domain, kind, algorithm, selector, grace_s, phase, requested_by, started, "
+            "updated FROM cluster_rotations ORDER BY domain, kind")) {
+        while (s->step() == SQLITE_ROW) {
+            ClusterRotation c;
+            c.domain = s->text(0);
+            c.kind = s->text(1);
+            c.algorithm = s->text(2);
+            c.selector = s->text(3);
+            c.grace_s = s->integer(4);
+            const auto phase = parse_rotation_phase(s->text(5));
+            if (!phase) {
+                continue;
+            }
+            c.phase = *phase;
+            c.requested_by = s->text(6);
+            c.started = from_unix_ms(s->integer(7));
+            c.updated = from_unix_ms(s->integer(8));
+            state.rotations.push_back(std::move(c));
+        }
+    } else {
+        return unexpected(connection->error("cannot read the cluster's rotations"));
+    }
     if (Statement* s = connection->statement("SELECT user, version, recent, locked_until "
                                              "FROM login_failures ORDER BY user")) {
         while (s->step() == SQLITE_ROW) {

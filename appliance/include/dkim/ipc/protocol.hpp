@@ -565,6 +565,24 @@ struct ClusterStatusRequest {
     }
 };
 
+// Starts or moves on the cluster's rotation of a domain's keys of one kind (dkim/jit/keys.hpp,
+// ClusterRotation): phase "generate" (a key.rotate grant; starts it, replacing one that is
+// over), "activate" (key.rotate: every node's new record is published), "retire" (key.retire:
+// the grace period is over). Each node's signerd then does its part in its own token under the
+// caller's grants. A cluster node only.
+struct ClusterRotate {
+    Credentials auth;
+    std::string domain;
+    std::string algorithm;  // the new keys'
+    std::string selector;   // the nodes' new selectors, "%n" for each node's name
+    std::int64_t grace_seconds = 0;
+    std::string phase;
+    template <class A>
+    void serialize(A& ar) {
+        ar(auth, domain, algorithm, selector, grace_seconds, phase);
+    }
+};
+
 // New alternatives go at the end: the index is the wire tag.
 using Request =
     std::variant<SignRequest, StatusRequest, SessionCreate, UserAdd, UserList, UserSetDisabled,
@@ -574,7 +592,7 @@ using Request =
                  KeyActivate, KeyRetire, KeyImport, SigningKeysRequest, SigningSummaryRequest,
                  PasskeyLoginChallenge, PasskeyChallenge, PasskeyRegister, PasskeyList,
                  PasskeyRename, PasskeyRemove, PasskeyConfirm, PinKeyOffer, PinShareSubmit,
-                 PinSplit, PinStatusRequest, PinLock, ClusterStatusRequest>;
+                 PinSplit, PinStatusRequest, PinLock, ClusterStatusRequest, ClusterRotate>;
 
 // Wipes every secret a request carries: the credentials' password, token and TOTP code, a new
 // user's password, a PIN, a TOTP confirmation code, an imported private key. Every process
@@ -1095,9 +1113,28 @@ struct ClusterKeyView {
     std::string algorithm;
     std::string state;
     std::string dns_record;  // "v=DKIM1; k=...; p=..." as its node's token holds it ("": unknown)
+    std::int64_t retire_after_ms = 0;  // a retiring key's end of grace (0: none)
     template <class A>
     void serialize(A& ar) {
-        ar(node, domain, selector, algorithm, state, dns_record);
+        ar(node, domain, selector, algorithm, state, dns_record, retire_after_ms);
+    }
+};
+
+// The cluster's rotation of a domain's keys of one kind (ClusterRotate).
+struct ClusterRotationView {
+    std::string domain;
+    std::string kind;
+    std::string algorithm;
+    std::string selector;  // the pattern, "%n" for the node's name
+    std::int64_t grace_seconds = 0;
+    std::string phase;
+    std::string requested_by;
+    std::int64_t started_ms = 0;
+    std::int64_t updated_ms = 0;
+    template <class A>
+    void serialize(A& ar) {
+        ar(domain, kind, algorithm, selector, grace_seconds, phase, requested_by, started_ms,
+           updated_ms);
     }
 };
 
@@ -1109,9 +1146,10 @@ struct ClusterStatusReply {
     std::int64_t now_ms = 0;
     std::vector<ClusterNodeView> nodes;  // by name
     std::vector<ClusterKeyView> keys;    // by node, domain, selector
+    std::vector<ClusterRotationView> rotations;
     template <class A>
     void serialize(A& ar) {
-        ar(cluster, node, fenced, lease_ms, now_ms, nodes, keys);
+        ar(cluster, node, fenced, lease_ms, now_ms, nodes, keys, rotations);
     }
 };
 

@@ -58,6 +58,31 @@ struct KeyRecord {
 // "rsa" for "rsa-2048" etc., "ed25519" for "ed25519", "" otherwise.
 std::string key_kind(std::string_view algorithm);
 
+// A rotation of one kind of a domain's keys across the nodes of a cluster (shared state, one per
+// domain and kind). The operator's CLI moves its phase on, on what every node reports and what
+// DNS publishes; each node's signerd carries out its own part in its own token, under the
+// requester's grants (rotation_follower):
+//   generate  each node that signs with a key of this kind makes its next one (key.rotate),
+//   activate  every node's new record is published: each switches to its new key (key.rotate),
+//   retire    the grace period is over: each destroys its old key (key.retire).
+// A node's new selector is `selector` with "%n" replaced by the node's name
+// (provisioning::cluster_selector).
+struct ClusterRotation {
+    enum class Phase : std::uint8_t { generate, activate, retire };
+    std::string domain;
+    std::string kind;       // "rsa", "ed25519"
+    std::string algorithm;  // the new keys'
+    std::string selector;   // the pattern, with "%n"
+    std::int64_t grace_s = 0;
+    Phase phase = Phase::generate;
+    std::string requested_by;  // the user whose grants the nodes' steps run under
+    TimePoint started;
+    TimePoint updated;
+    bool operator==(const ClusterRotation&) const = default;
+};
+std::string_view to_string(ClusterRotation::Phase phase) noexcept;  // "generate", ...
+std::optional<ClusterRotation::Phase> parse_rotation_phase(std::string_view text) noexcept;
+
 // The records in memory: read by every signature, changed only after a durable commit.
 class KeyRegistry {
   public:
@@ -71,8 +96,14 @@ class KeyRegistry {
     // All of them, as stored (a cluster node reloading its state).
     void reload(std::vector<KeyRecord> records);
 
+    // The cluster's rotations (a single appliance has none).
+    std::vector<ClusterRotation> rotations() const;
+    void put(const ClusterRotation& rotation);
+    void reload_rotations(std::vector<ClusterRotation> rotations);
+
   private:
     LockGuarded<std::vector<KeyRecord>> records_;  // sorted by domain, selector
+    LockGuarded<std::vector<ClusterRotation>> rotations_;
 };
 
 }  // namespace dkim::jit

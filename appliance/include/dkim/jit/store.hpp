@@ -101,7 +101,7 @@ struct LoginFailures {
 };
 
 using Mutation = std::variant<User, ApiToken, Request, Grant, GrantUses, Checkpoint, KeyRecord,
-                              LoginFailures, SigningTally, Passkey, PinShareSet>;
+                              LoginFailures, SigningTally, Passkey, PinShareSet, ClusterRotation>;
 
 struct StoredState {
     std::vector<User> users;
@@ -109,6 +109,7 @@ struct StoredState {
     std::vector<Request> requests;  // with their approvals
     std::vector<Grant> grants;
     std::vector<KeyRecord> keys;
+    std::vector<ClusterRotation> rotations;  // a cluster's (keys.hpp)
     std::vector<LoginFailures> login_failures;
     std::vector<Passkey> passkeys;
     std::optional<PinShareSet> pin_share_set;  // PIN custody "shares": the current split

@@ -57,11 +57,68 @@ struct RotationStep {
 };
 
 // "s2026-11" from "s%Y-%m" (UTC); %k is the kind ("rsa", "ed25519"), %% a percent sign. The
-// result must be a valid selector.
+// result must be a valid selector. With `node_placeholder`, %n stays as it is (a cluster's
+// pattern, which each node completes with its name) and one is added at the end ("-%n") when
+// the format has none.
 Expected<std::string, std::string> format_selector(const std::string& format, std::int64_t now_ms,
-                                                   const std::string& kind);
+                                                   const std::string& kind,
+                                                   bool node_placeholder = false);
 
 Expected<RotationStep, std::string> next_rotation_step(const std::vector<KeyStatus>& keys,
                                                        const RotationRequest& request);
+
+// --- a cluster's rotation: every node's key of one kind, in step ---------------------------
+//
+//   start ──▶ each node generates its next key ──▶ wait until DNS publishes every node's record
+//   (key.rotate)   (the nodes' signerds)              ──▶ activate (key.rotate) ──▶ each node
+//   switches ──▶ wait for the grace period ──▶ retire (key.retire) ──▶ each node destroys its
+//   old key ──▶ done
+//
+// The CLI decides the phases (on what the nodes report and what DNS publishes); each node's
+// signerd carries out its own part in its own token (the shared ClusterRotation).
+
+struct NodeKeys {
+    std::string node;
+    bool gone = false;            // not seen lately: not waited for
+    std::vector<KeyStatus> keys;  // of the domain
+};
+
+struct ClusterRotationPlan {  // the shared state's, as signerd reports it
+    std::string kind;
+    std::string algorithm;
+    std::string selector;  // the pattern, "%n" for the node's name
+    std::string phase;     // "generate", "activate", "retire"
+    std::int64_t updated_ms = 0;
+};
+
+struct ClusterRotationStep {
+    enum class Kind : std::uint8_t {
+        start,                 // ClusterRotate generate: `algorithm`, `selector` (a pattern)
+        wait_for_nodes,        // `nodes` have not done the phase's part yet
+        wait_for_publication,  // `keys`' records: then activate
+        activate,              // ClusterRotate activate (their records were found published)
+        wait_for_grace,        // until not_before_ms
+        retire,                // ClusterRotate retire
+        done,
+    } kind = Kind::done;
+    std::string algorithm;
+    std::string selector;
+    std::vector<std::pair<std::string, KeyStatus>> keys;  // (node, key)
+    std::vector<std::string> nodes;
+    std::string waiting_for;  // wait_for_nodes: "generate", "activate" or "retire"
+    std::int64_t not_before_ms = 0;
+    std::string describe() const;
+};
+
+// The node's selector of a pattern: "%n" replaced by the node's name in lower case, its '_'
+// and '.' as '-'.
+std::string cluster_selector(const std::string& pattern, const std::string& node);
+
+// The next step of the domain's rotation across `nodes`, given the cluster's plans of the
+// domain (one per kind, or none). wait_for_publication is followed by activate once the caller
+// has found every listed record published.
+Expected<ClusterRotationStep, std::string> next_cluster_rotation_step(
+    const std::vector<NodeKeys>& nodes, const std::vector<ClusterRotationPlan>& plans,
+    const RotationRequest& request);
 
 }  // namespace dkim::provisioning
