@@ -110,6 +110,11 @@ void add_signerd_commands(CLI::App& app, int& exit_code) {
                           << k.selector << "\t" << k.algorithm << "\t" << k.state << "\t"
                           << k.dns_record << "\n";
             }
+            for (const ipc::ClusterRotationView& r : s->rotations) {
+                std::cout << "rotation\t" << r.domain << "\t" << r.kind << "\t" << r.selector
+                          << "\t" << r.algorithm << "\t" << r.phase << "\tby " << r.requested_by
+                          << "\n";
+            }
         });
     });
 }

@@ -469,20 +469,7 @@ def rotation(folder, appliance):
     dnsmasq = None
 
     def serve(conf):
-        """dnsmasq on the loopback port, answering from `conf` (the README's step 5 command)."""
-        resolver = dns.resolver.Resolver(configure=False)
-        resolver.nameservers, resolver.port = ["127.0.0.1"], dns_port
-        process = subprocess.Popen(["dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--listen-address=127.0.0.1",
-                                    "--bind-interfaces", "--port=%d" % dns_port, "--pid-file=", "--user=root",
-                                    "--conf-file=" + conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-        def answers():
-            try:
-                return resolver.resolve("ed25519._domainkey.example.test", "TXT", lifetime=0.5)
-            except Exception:  # not listening yet
-                return None
-        check(wait_for(answers, 10), "dnsmasq serves %s" % os.path.basename(conf))
-        return process
+        return _serve_dns(conf, dns_port)
 
     def approve(user, request_id):
         if user not in totp:
@@ -573,6 +560,117 @@ def rotation(folder, appliance):
     audit = subprocess.run([appliance, "audit", "verify", "--db", os.path.join(state, "signerd", "signerd.db")],
                            capture_output=True, text=True)
     check(audit.returncode == 0, "the audit log verifies (%s)" % (audit.stdout + audit.stderr).strip()[-200:])
+
+
+def _serve_dns(conf, port):
+    """dnsmasq on the loopback port, answering from `conf` (the README's rotation step)."""
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers, resolver.port = ["127.0.0.1"], port
+    process = subprocess.Popen(["dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--listen-address=127.0.0.1",
+                                "--bind-interfaces", "--port=%d" % port, "--pid-file=", "--user=root",
+                                "--conf-file=" + conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def answers():
+        try:
+            return resolver.resolve("ed25519._domainkey.example.test", "TXT", lifetime=0.5)
+        except Exception:  # not listening yet
+            return None
+    check(wait_for(answers, 10), "dnsmasq serves %s" % os.path.basename(conf))
+    return process
+
+
+def cluster_rotation(folder, appliance):
+    """One `key rotate` on node 1 rotates both nodes' RSA selectors: each node's signerd makes,
+    activates and retires its own key in its own token; the CLI waits for DNS to publish both."""
+    state = os.path.join(folder, "state")
+    smtp = _port_pair()
+    up = Up(appliance, state, "--cluster", "2", "--smtp", "127.0.0.1:%d" % smtp, "--https",
+            "127.0.0.1:%d" % free_port(), "--postgres", "127.0.0.1:%d" % free_port())
+    facts = up.facts
+    check(facts is not None, "up --cluster 2 starts (%s)" % up.stderr()[-1500:])
+    if facts is None:
+        up.stop()
+        return
+    users = {u["name"]: u for u in facts["users"]}
+    totp = {name: Totp(users[name]["totp_secret"]) for name in ("approver", "approver2")}
+    dns_port, grace = free_port(), 4
+    rotate = ["key", "rotate", "example.test", "--algorithm", "rsa-2048", "--grace", "%ds" % grace,
+              "--dns-server", "127.0.0.1:%d" % dns_port]
+
+    def grant(operation, approvers):
+        requested = as_user(up, "admin", "elevation", "request", "--operation", operation, "--domain",
+                            "example.test", "--selector", "*", "--duration", "1h", "--reason", "cluster rotation")
+        request = re.search(r"request (\d+) pending approval", requested.stdout)
+        for name in approvers:
+            approved = as_user(up, name, "elevation", "approve", "--id", request.group(1) if request else "0",
+                               totp=totp[name].code())
+        check(request and approved.returncode == 0 and "active" in approved.stdout,
+              "a %s grant, approved through node 1 (%s%s)" % (operation, approved.stdout.strip(), approved.stderr.strip()))
+
+    def keys():
+        """(node, selector) -> state, from cluster status on node 1."""
+        listed = cli(up, "cluster", "status").stdout
+        return {(f[1], f[3]): f[5] for f in (line.split("\t") for line in listed.splitlines())
+                if f[0] == "key" and len(f) > 5 and f[2] == "example.test" and f[4].startswith("rsa")}
+
+    dnsmasq = _serve_dns(facts["dnsmasq_conf"], dns_port)
+    try:
+        grant("key.rotate", ["approver"])
+        r = as_user(up, "admin", *rotate)
+        made = sorted(set(re.findall(r"publish: (\S+)\._domainkey\.example\.test\.", r.stdout)))
+        check(r.returncode == 75 and len(made) == 2 and all(m.endswith(("-node1", "-node2")) for m in made),
+              "key rotate on node 1 makes a key on each node and waits for DNS to publish both (exit 75): %s"
+              % (r.stdout + r.stderr).strip()[-600:])
+        new = {"node1": next((m for m in made if m.endswith("-node1")), "?"),
+               "node2": next((m for m in made if m.endswith("-node2")), "?")}
+        k = keys()
+        check(k.get(("node1", new["node1"])) == "pending-publish" and k.get(("node2", new["node2"])) == "pending-publish",
+              "node 2's signerd made its own key in its own token, as node 1's did: %s" % k)
+        # Only node 1's record published: the rotation waits for node 2's too.
+        records = as_user(up, "admin", "dns", "records", "example.test", "--offline", "--outbound", "127.0.0.1",
+                          "--dnsmasq").stdout
+        half = os.path.join(state, "dns", "half.conf")
+        with open(half, "w") as f:
+            f.write("".join(line + "\n" for line in records.splitlines() if new["node2"] not in line))
+        dnsmasq.kill()
+        dnsmasq.wait()
+        dnsmasq = _serve_dns(half, dns_port)
+        r = as_user(up, "admin", *rotate)
+        k = keys()
+        check(r.returncode == 75 and "node2: " in r.stdout and k.get(("node1", new["node1"])) == "pending-publish",
+              "with one node's record missing from DNS nothing is activated: %s" % (r.stdout + r.stderr).strip()[-400:])
+        full = os.path.join(state, "dns", "full.conf")
+        with open(full, "w") as f:
+            f.write(records)
+        dnsmasq.kill()
+        dnsmasq.wait()
+        dnsmasq = _serve_dns(full, dns_port)
+        r = as_user(up, "admin", *rotate)
+        activated = time.monotonic()
+        k = keys()
+        check(r.returncode == 75 and "retiring until" in r.stdout and
+              k.get(("node1", new["node1"])) == "active" and k.get(("node2", new["node2"])) == "active" and
+              k.get(("node1", "rsa2048")) == "retiring" and k.get(("node2", "n2-rsa2048")) == "retiring",
+              "both records published: both nodes switch to their new keys, the old ones retire (%s; %s)"
+              % (k, (r.stdout + r.stderr).strip()[-400:]))
+        grant("key.retire", ["approver", "approver2"])
+        time.sleep(max(0.0, grace + 0.5 - (time.monotonic() - activated)))
+        r = as_user(up, "admin", *rotate)
+        k = keys()
+        check(r.returncode == 0 and k.get(("node1", "rsa2048")) == "retired" and k.get(("node2", "n2-rsa2048")) == "retired",
+              "after the grace period both old keys are retired, each in its own node's token (%s; %s)"
+              % (k, (r.stdout + r.stderr).strip()[-400:]))
+        r = as_user(up, "admin", *rotate)
+        check(r.returncode == 0 and "nothing in progress" in r.stdout, "a rerun reports the rotation done (%s)" % r.stdout[-300:])
+        # The records of node 2's part are in the cluster's one log, written by node 2.
+        listed = cli(up, "audit", "show", "--limit", "200").stdout
+        check(re.search(r"key\.generated.*" + re.escape(new["node2"]), listed) is not None and "key.rotation" in listed,
+              "the cluster's log holds the rotation's phases and node 2's key.generated")
+    finally:
+        dnsmasq.kill()
+        dnsmasq.wait()
+        status = up.stop()
+    check(status == 0, "up stops with status 0")
 
 
 def supervision(folder, appliance):
@@ -925,7 +1023,8 @@ def main():
     os.chmod(folder, 0o711)
     try:
         {"tour": tour, "rotation": rotation, "supervision": supervision,
-         "custody": custody, "cluster": cluster}[group](folder, appliance)
+         "custody": custody, "cluster": cluster,
+     "cluster-rotation": cluster_rotation}[group](folder, appliance)
     finally:
         for pid in (list(daemon_pids(os.path.join(folder, "state")).values()) +
                     [p for _, _, p in _cluster_processes(os.path.join(folder, "state"))]):
