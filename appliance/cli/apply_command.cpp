@@ -15,6 +15,7 @@
 #include "dkim/dns/record_text.hpp"
 #include "dkim/provisioning/apply.hpp"
 #include "dkim/provisioning/dns_check.hpp"
+#include "dkim/provisioning/rotation.hpp"
 #include "dkim/reports/channel.hpp"
 #include "signerd_keys.hpp"
 
@@ -75,6 +76,48 @@ int run_apply(ApplyArgs args) {
     }
     if (args.common.socket == Common{}.socket) {
         args.common.socket = config->signerd_socket;
+    }
+    // On a cluster node, this node's keys: "%n" in the selectors is its name, and a selector
+    // that another node uses is refused (one name, one key in DNS).
+    auto asking = credentials(args.common);
+    if (!asking) {
+        return kUsage;
+    }
+    auto cluster = ask_signerd(args.common, ipc::ClusterStatusRequest{std::move(*asking)});
+    const auto* status = cluster ? std::get_if<ipc::ClusterStatusReply>(&*cluster) : nullptr;
+    const std::string node = status != nullptr && status->cluster ? status->node : "";
+    const auto complete = [&node](std::string& selector, const std::string& where) {
+        if (selector.find("%n") == std::string::npos) {
+            return true;
+        }
+        if (node.empty()) {
+            std::cerr << "dkim-appliance: configuration error: " << where
+                      << ": %n (a cluster node's name) on an appliance that is not a cluster "
+                         "node\n";
+            return false;
+        }
+        selector = provisioning::cluster_selector(selector, node);
+        return true;
+    };
+    const std::vector<ipc::ClusterKeyView> none;
+    const auto& others = node.empty() ? none : status->keys;
+    if (!complete(config->selector_format, "[rotation] selector_format")) {
+        return kUsage;
+    }
+    for (auto& d : config->domains) {
+        for (auto& k : d.keys) {
+            if (!complete(k.selector, d.name + " [[domain.key]] selector")) {
+                return kUsage;
+            }
+            for (const ipc::ClusterKeyView& other : others) {
+                if (other.node != node && other.domain == d.name && other.selector == k.selector) {
+                    std::cerr << "dkim-appliance: configuration error: " << d.name << " selector "
+                              << k.selector << " is node " << other.node
+                              << "'s: in a cluster, put %n (each node's name) in the selectors\n";
+                    return kUsage;
+                }
+            }
+        }
     }
     auto keys = fetch_keys(args.common);
     if (!keys) {

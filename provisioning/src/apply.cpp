@@ -11,6 +11,7 @@
 #include "dkim/dns/record_text.hpp"
 #include "dkim/hsm/keys.hpp"
 #include "dkim/provisioning/dns_check.hpp"
+#include "dkim/provisioning/rotation.hpp"
 #include "text.hpp"
 
 namespace dkim::provisioning {
@@ -44,7 +45,9 @@ Expected<ApplyConfig, std::string> load_apply_config(const std::string& file) {
         }
         if (auto rotation = r.table("rotation")) {
             c.selector_format = rotation->string("selector_format").value_or(c.selector_format);
-            if (auto ok = format_selector(c.selector_format, 0, "rsa"); !ok) {
+            // "%n", a cluster node's name, is completed by apply on each node.
+            if (auto ok = format_selector(cluster_selector(c.selector_format, "node1"), 0, "rsa");
+                !ok) {
                 rotation->fail("selector_format", ok.error());
             }
             if (const auto grace = rotation->duration("grace", std::chrono::seconds(1))) {
@@ -88,7 +91,8 @@ Expected<ApplyConfig, std::string> load_apply_config(const std::string& file) {
                 }
                 key.selector = lower(k.string("selector").value_or(""));
                 if (!key.selector.empty() &&
-                    !dns::key_name_problem(domain.name, key.selector).empty()) {
+                    !dns::key_name_problem(domain.name, cluster_selector(key.selector, "node1"))
+                         .empty()) {
                     k.fail("selector", "'" + key.selector + "' is not a valid selector");
                 }
                 k.finish();

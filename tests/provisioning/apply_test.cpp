@@ -88,6 +88,19 @@ TEST_F(ApplyTest, ReadsTheConfiguration) {
     EXPECT_EQ(c->domains[0].rotate_after, std::chrono::hours(24 * 180));
 }
 
+TEST_F(ApplyTest, SelectorsMayHoldTheClusterNodesName) {
+    // One appliance.toml for every node of a cluster: apply on each completes %n with its name.
+    auto c = load(
+        "[rotation]\nselector_format = \"%n-s%Y\"\n[[domain]]\nname = \"example.com\"\n"
+        "[[domain.key]]\nalgorithm = \"rsa-2048\"\nselector = \"rsa-%n\"\n");
+    ASSERT_TRUE(c) << c.error();
+    EXPECT_EQ(c->selector_format, "%n-s%Y");
+    EXPECT_EQ(c->domains[0].keys[0].selector, "rsa-%n");
+    EXPECT_FALSE(
+        load("[[domain]]\nname = \"example.com\"\n[[domain.key]]\nalgorithm = "
+             "\"rsa-2048\"\nselector = \"rsa_%n!\"\n"));
+}
+
 TEST_F(ApplyTest, ConfigurationErrorsNameLineAndKey) {
     const std::vector<std::pair<std::string, std::string>> cases = {
         {"[[domain]]\nname = \"example.com\"\n[[domain.key]]\nalgorithm = \"rsa-1024\"\n",

@@ -12,7 +12,8 @@
 //   tlsrpt_rua = "mailto:tls-reports@example.com"       # TLS-RPT (_smtp._tls, RFC 8460)
 //
 //   [rotation]
-//   selector_format = "s%Y-%m"      # %Y %m %d, %k: rsa or ed25519
+//   selector_format = "s%Y-%m"      # %Y %m %d, %k: rsa or ed25519; %n: the cluster node's
+//                                   # name (apply on each node of a cluster completes it)
 //   grace = "7d"                    # how long a replaced key still signs
 //
 //   [[domain]]
@@ -24,7 +25,7 @@
 //                                   # support it (enforcement readiness); default false
 //   [[domain.key]]                  # one per kind: RSA and Ed25519 may sign side by side
 //   algorithm = "rsa-2048"
-//   selector = "rsa2026"            # optional: from selector_format
+//   selector = "rsa2026"            # optional: from selector_format; may hold %n
 //   [[domain.key]]
 //   algorithm = "ed25519"
 
