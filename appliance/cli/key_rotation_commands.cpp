@@ -156,6 +156,8 @@ int run_cluster_rotate(const KeyStepArgs& args, const std::string& domain,
                 key.managed = k.state != "unmanaged";
                 key.dkim_record = k.dns_record;
                 key.retire_after_ms = k.retire_after_ms;
+                key.activated_ms = k.activated_ms;
+                key.retiring_since_ms = k.retiring_since_ms;
                 node.keys.push_back(std::move(key));
             }
             nodes.push_back(std::move(node));
@@ -163,7 +165,8 @@ int run_cluster_rotate(const KeyStepArgs& args, const std::string& domain,
         std::vector<provisioning::ClusterRotationPlan> plans;
         for (const ipc::ClusterRotationView& r : status->rotations) {
             if (r.domain == domain) {
-                plans.push_back({r.kind, r.algorithm, r.selector, r.phase, r.updated_ms});
+                plans.push_back(
+                    {r.kind, r.algorithm, r.selector, r.phase, r.updated_ms, r.checked});
             }
         }
         provisioning::RotationRequest request;
@@ -187,6 +190,7 @@ int run_cluster_rotate(const KeyStepArgs& args, const std::string& domain,
             return 0;
         }
         std::string phase;
+        std::vector<std::string> checked;
         if (step->kind == Kind::wait_for_nodes) {
             if (std::chrono::steady_clock::now() < patience) {
                 std::this_thread::sleep_for(std::chrono::seconds(1));
@@ -204,6 +208,14 @@ int run_cluster_rotate(const KeyStepArgs& args, const std::string& domain,
         if (step->kind == Kind::wait_for_publication) {
             std::string missing;
             for (const auto& [node, key] : step->keys) {
+                if (key.dkim_record.empty()) {
+                    missing += "  " + node + ": " + key.selector +
+                               "'s record is not known here: the node has not signed its "
+                               "registry row with its audit key yet, or this node does not pin "
+                               "that key ([cluster] node_keys)\n";
+                    continue;
+                }
+                checked.push_back(key.selector);
                 auto ok = published(args.dns, domain,
                                     {key.selector, key.algorithm, key.state, key.dkim_record});
                 if (!ok) {
@@ -223,10 +235,10 @@ int run_cluster_rotate(const KeyStepArgs& args, const std::string& domain,
                 return kWaiting;
             }
             phase = "activate";
-        } else if (step->kind == Kind::activate) {
-            phase = "activate";
         } else if (step->kind == Kind::retire) {
             phase = "retire";
+        } else if (step->kind == Kind::finish) {
+            phase = "done";
         } else {
             phase = "generate";
         }
@@ -238,9 +250,9 @@ int run_cluster_rotate(const KeyStepArgs& args, const std::string& domain,
         if (!auth) {
             return kUsage;
         }
-        auto reply =
-            ask_signerd(args.common, ipc::ClusterRotate{std::move(*auth), domain, step->algorithm,
-                                                        step->selector, grace.count(), phase});
+        auto reply = ask_signerd(args.common,
+                                 ipc::ClusterRotate{std::move(*auth), domain, step->algorithm,
+                                                    step->selector, grace.count(), phase, checked});
         if (!reply) {
             return fail(reply.error());
         }

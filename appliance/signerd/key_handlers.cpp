@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
+#include <sstream>
 
 #include "dkim/base/wipe.hpp"
 #include "dkim/crypto/public_key.hpp"
@@ -62,6 +64,9 @@ jit::AuditRecord key_audit(const Actor& who, TimePoint now, std::string action, 
     r.outcome = std::move(outcome);
     r.grant_id = grant_id;
     r.detail = std::move(detail);
+    if (!who.via.empty()) {
+        r.detail += (r.detail.empty() ? "" : "; ") + who.via;
+    }
     return r;
 }
 
@@ -654,44 +659,85 @@ ipc::Reply KeyHandlers::operate(const Actor& who, ipc::ClusterRotate& r, TimePoi
     const auto phase = jit::parse_rotation_phase(r.phase);
     if (!phase) {
         return error_reply(ipc::ErrorCode::invalid,
-                           "unknown phase '" + r.phase + "' (generate, activate or retire)");
+                           "unknown phase '" + r.phase + "' (generate, activate, retire or done)");
     }
     const std::string domain = mail::ascii_lowercase(r.domain);
     const std::string kind = jit::key_kind(r.algorithm);
+    using Phase = jit::ClusterRotation::Phase;
     std::optional<jit::ClusterRotation> existing;
     for (const jit::ClusterRotation& c : keys_.rotations()) {
-        if (c.domain == domain && c.kind == kind) {
+        if (c.domain != domain) {
+            continue;
+        }
+        if (c.kind == kind) {
             existing = c;
+        } else if (c.selector == pattern && c.phase != Phase::done) {
+            return error_reply(ipc::ErrorCode::conflict, "the pattern " + pattern + " is the " +
+                                                             c.kind +
+                                                             " keys' rotation's: choose another");
         }
     }
-    using Phase = jit::ClusterRotation::Phase;
     const bool same = existing && existing->selector == pattern;
+    // The phases go forward only: generate, activate (again, as more records are found
+    // published), retire, done; a new rotation only once the last one is done.
+    bool allowed = false;
     if (*phase == Phase::generate) {
-        if (existing && !same && existing->phase != Phase::retire) {
+        allowed = !existing || existing->phase == Phase::done ||
+                  (same && existing->phase == Phase::generate);
+        if (existing && existing->phase == Phase::done && same) {
             return error_reply(ipc::ErrorCode::conflict,
-                               "the rotation of " + domain + "'s " + kind + " keys to " +
-                                   existing->selector + " is in its " +
-                                   std::string(jit::to_string(existing->phase)) +
-                                   " phase: finish it first");
+                               "the selectors of " + pattern + " were used by the last rotation");
         }
-    } else if (!same) {
-        return error_reply(ipc::ErrorCode::conflict, "no rotation of " + domain + "'s " + kind +
-                                                         " keys to " + pattern + " is under way");
-    } else if ((*phase == Phase::activate && existing->phase == Phase::retire) ||
-               (*phase == Phase::retire && existing->phase == Phase::generate)) {
-        return error_reply(ipc::ErrorCode::conflict,
-                           "the rotation to " + pattern + " is in its " +
-                               std::string(jit::to_string(existing->phase)) +
-                               " phase, not before " + r.phase);
+    } else if (same) {
+        allowed = (*phase == Phase::activate &&
+                   (existing->phase == Phase::generate || existing->phase == Phase::activate)) ||
+                  (*phase == Phase::retire &&
+                   (existing->phase == Phase::activate || existing->phase == Phase::retire)) ||
+                  (*phase == Phase::done &&
+                   (existing->phase == Phase::activate || existing->phase == Phase::retire));
     }
-    const auto op =
-        *phase == Phase::retire ? jit::Operation::key_retire : jit::Operation::key_rotate;
-    auto grant = authorize_key(who, op, domain, mine, now);
+    if (!allowed) {
+        return error_reply(ipc::ErrorCode::conflict,
+                           existing
+                               ? "the rotation of " + domain + "'s " + kind + " keys to " +
+                                     existing->selector + " is in its " +
+                                     std::string(jit::to_string(existing->phase)) + " phase: not " +
+                                     r.phase + " to " + pattern
+                               : "no rotation of " + domain + "'s " + kind + " keys is under way");
+    }
+    // The grant: key.rotate to start and activate; key.retire for what retires (this node's
+    // key that the rotation replaced, else its new selector's scope).
+    std::string target = mine;
+    auto op = jit::Operation::key_rotate;
+    if (*phase == Phase::retire || (*phase == Phase::done && existing->phase == Phase::retire)) {
+        op = jit::Operation::key_retire;
+        const auto own = keys_.find(domain, mine);
+        for (const KeyRecord& k : keys_.of_domain(domain)) {
+            if (own && own->activated && k.retiring_since == own->activated && k.kind() == kind &&
+                k.selector != mine) {
+                target = k.selector;
+            }
+        }
+    }
+    auto grant = authorize_key(who, op, domain, target, now);
     if (!grant) {
         return error_reply(grant.error());
     }
+    std::set<std::string> checked;
+    if (same) {
+        std::istringstream words(existing->checked);
+        for (std::string w; words >> w;) {
+            checked.insert(w);
+        }
+    }
+    for (const std::string& s : r.checked) {
+        if (!is_valid_selector(s)) {
+            return error_reply(ipc::ErrorCode::invalid, "invalid checked selector '" + s + "'");
+        }
+        checked.insert(mail::ascii_lowercase(s));
+    }
     ipc::OkReply done;
-    if (same && existing->phase == *phase) {
+    if (same && existing->phase == *phase && r.checked.empty()) {
         done.message = "the rotation to " + pattern + " is in its " + r.phase + " phase already";
         return done;
     }
@@ -705,11 +751,16 @@ ipc::Reply KeyHandlers::operate(const Actor& who, ipc::ClusterRotate& r, TimePoi
     rotation.requested_by = who.name;
     rotation.started = same ? existing->started : now;
     rotation.updated = now;
+    for (const std::string& s : checked) {
+        rotation.checked += (rotation.checked.empty() ? "" : " ") + s;
+    }
     const std::string scope = std::string(jit::to_string(op)) + " " + domain + "/" + pattern;
     if (auto written = journal_.write(
             {rotation}, key_audit(who, now, "key.rotation", scope, "ok", grant->id,
                                   "phase " + r.phase + "; " + rotation.algorithm + "; grace " +
-                                      std::to_string(rotation.grace_s) + " s; asked on " + node_));
+                                      std::to_string(rotation.grace_s) + " s; published: " +
+                                      (rotation.checked.empty() ? "-" : rotation.checked) +
+                                      "; asked on " + node_));
         !written) {
         return error_reply(ipc::ErrorCode::unavailable,
                            "the audit log cannot be written: " + written.error());
@@ -717,7 +768,8 @@ ipc::Reply KeyHandlers::operate(const Actor& who, ipc::ClusterRotate& r, TimePoi
     keys_.put(rotation);
     lifecycle_.notify_change();  // this node's part starts at its next tick
     done.message = "the rotation of " + domain + "'s " + kind + " keys to " + pattern +
-                   " is in its " + r.phase + " phase; every node does its part";
+                   " is in its " + r.phase + " phase" +
+                   (*phase == Phase::done ? "" : "; every node does its part");
     return done;
 }
 
@@ -728,11 +780,17 @@ std::vector<KeyHandlers::RotationPart> KeyHandlers::rotation_parts(TimePoint now
     }
     using Phase = jit::ClusterRotation::Phase;
     for (const jit::ClusterRotation& c : keys_.rotations()) {
+        if (c.phase == Phase::done) {
+            continue;
+        }
+        const std::string mine = provisioning::cluster_selector(c.selector, node_);
+        if (!is_valid_selector(mine)) {
+            continue;  // a name this pattern cannot hold: the CLI says so
+        }
         auto entries = key_entries(c.domain);
         if (!entries) {
             continue;  // the token cannot be read: the next tick tries again
         }
-        const std::string mine = provisioning::cluster_selector(c.selector, node_);
         const KeyEntry* own = nullptr;
         bool signs_kind = false;
         for (const KeyEntry& e : *entries) {
@@ -742,9 +800,15 @@ std::vector<KeyHandlers::RotationPart> KeyHandlers::rotation_parts(TimePoint now
                 signs_kind = true;
             }
         }
+        if (own != nullptr && own->kind() != c.kind) {
+            continue;  // the selector holds a key of another kind: not this rotation's
+        }
         RotationPart part;
         part.key = c.domain + "/" + c.kind;
         part.requester = c.requested_by;
+        part.via = "cluster rotation " + c.domain + "/" + c.kind + " to " + c.selector +
+                   " (phase " + std::string(jit::to_string(c.phase)) + ") by " + node_ +
+                   "'s signerd";
         if (c.phase == Phase::generate) {
             const bool unfinished =
                 own != nullptr && own->record && own->record->state == KeyState::generating;
@@ -754,15 +818,23 @@ std::vector<KeyHandlers::RotationPart> KeyHandlers::rotation_parts(TimePoint now
                 out.push_back(std::move(part));
             }
         } else if (c.phase == Phase::activate) {
-            if (own != nullptr && own->record && own->record->state == KeyState::pending_publish) {
+            std::istringstream words(c.checked);
+            bool published = false;
+            for (std::string w; words >> w;) {
+                published = published || w == mine;
+            }
+            if (published && own != nullptr && own->record &&
+                own->record->state == KeyState::pending_publish) {
                 part.step = ipc::KeyActivate{{}, c.domain, mine, c.grace_s};
                 part.what = "activate " + mine;
                 out.push_back(std::move(part));
             }
-        } else {
+        } else if (own != nullptr && own->record && own->record->activated) {
+            // Only the keys this rotation's activation replaced (retiring since that moment).
             for (const KeyEntry& e : *entries) {
                 if (e.record && e.kind() == c.kind && e.record->state == KeyState::retiring &&
-                    e.record->selector != mine && e.record->retire_after &&
+                    e.record->selector != mine &&
+                    e.record->retiring_since == own->record->activated && e.record->retire_after &&
                     now >= *e.record->retire_after) {
                     RotationPart retire = part;
                     retire.step = ipc::KeyRetire{{}, c.domain, e.record->selector, false};

@@ -64,6 +64,7 @@ class KeyHandlers {
         std::string requester;
         ipc::Request step;
         std::string what;  // for the log
+        std::string via;   // for the records: which rotation, on which node
     };
     std::vector<RotationPart> rotation_parts(TimePoint now);
 

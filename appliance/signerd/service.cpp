@@ -108,14 +108,29 @@ Metrics::Gauges Service::gauges() const {
     return g;
 }
 
+namespace {
+
+ipc::ClusterKeyView key_view(const std::string& node, const jit::KeyRecord& k) {
+    const auto ms = [](const std::optional<TimePoint>& t) { return t ? to_unix_ms(*t) : 0; };
+    return {node,
+            k.domain,
+            k.selector,
+            k.algorithm,
+            std::string(jit::to_string(k.state)),
+            k.dkim_record,
+            ms(k.retire_after),
+            ms(k.activated),
+            ms(k.retiring_since)};
+}
+
+}  // namespace
+
 ipc::Reply Service::cluster_status(TimePoint now) const {
     ipc::ClusterStatusReply out;
     out.now_ms = to_unix_ms(now);
     if (cluster_ == nullptr) {
         for (const jit::KeyRecord& k : keys_registry_.all()) {
-            out.keys.push_back({"", k.domain, k.selector, k.algorithm,
-                                std::string(jit::to_string(k.state)), k.dkim_record,
-                                k.retire_after ? to_unix_ms(*k.retire_after) : 0});
+            out.keys.push_back(key_view(std::string(), k));
         }
         return out;
     }
@@ -151,14 +166,24 @@ ipc::Reply Service::cluster_status(TimePoint now) const {
         out.nodes.push_back(std::move(v));
     }
     for (const auto& [node, k] : *keys) {
-        out.keys.push_back({node, k.domain, k.selector, k.algorithm,
-                            std::string(jit::to_string(k.state)), k.dkim_record,
-                            k.retire_after ? to_unix_ms(*k.retire_after) : 0});
+        out.keys.push_back(key_view(node, k));
     }
     for (const jit::ClusterRotation& c : keys_registry_.rotations()) {
-        out.rotations.push_back({c.domain, c.kind, c.algorithm, c.selector, c.grace_s,
-                                 std::string(jit::to_string(c.phase)), c.requested_by,
-                                 to_unix_ms(c.started), to_unix_ms(c.updated)});
+        ipc::ClusterRotationView v{c.domain,
+                                   c.kind,
+                                   c.algorithm,
+                                   c.selector,
+                                   c.grace_s,
+                                   std::string(jit::to_string(c.phase)),
+                                   c.requested_by,
+                                   to_unix_ms(c.started),
+                                   to_unix_ms(c.updated),
+                                   {}};
+        std::istringstream checked(c.checked);
+        for (std::string s; checked >> s;) {
+            v.checked.push_back(s);
+        }
+        out.rotations.push_back(std::move(v));
     }
     // Each node's token's records, as its heartbeat lists them ("domain selector record").
     std::map<std::tuple<std::string, std::string, std::string>, std::string> records;
@@ -190,7 +215,7 @@ ipc::Reply Service::cluster_status(TimePoint now) const {
                 });
             if (!managed) {
                 out.keys.push_back(
-                    {n.name, domain, selector, listed.substr(colon + 1), "unmanaged", "", 0});
+                    {n.name, domain, selector, listed.substr(colon + 1), "unmanaged", "", 0, 0, 0});
             }
         }
     }
@@ -427,7 +452,8 @@ void Service::follow_rotations(TimePoint now) {
                       << part.requester << " is " << (user ? "disabled" : "unknown") << "\n";
             continue;
         }
-        const jit::Actor who{jit::Actor::Kind::user, user->name, user->roles};
+        jit::Actor who{jit::Actor::Kind::user, user->name, user->roles};
+        who.via = part.via;
         ipc::Reply reply = error_reply(ipc::ErrorCode::unavailable, "not run");
         auto ran = cluster_->decide([&] {
             reply = std::visit(

@@ -177,9 +177,9 @@ ipc::Reply SigningHandlers::sign(const Peer& peer, const ipc::SignRequest& reque
         metrics_.signature(Metrics::SignOutcome::unavailable);
         // The log could not be written, or (in a cluster) its commit refused the record: the
         // grant ended or its budget was spent on another node meanwhile. The reason says which.
-        return error_reply(ipc::ErrorCode::unavailable,
-                           "the signature was withheld, its record is not in the audit log: " +
-                               durable.error());
+        return error_reply(
+            ipc::ErrorCode::unavailable,
+            "the signature was withheld, its record is not in the audit log: " + durable.error());
     }
     metrics_.signature(Metrics::SignOutcome::ok);
     if (permit->last_use) {

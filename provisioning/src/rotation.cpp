@@ -281,13 +281,13 @@ std::string ClusterRotationStep::describe() const {
             return "waiting for " + node_list(nodes) + " to " + waiting_for +
                    " (each node's signerd does its part within a second or two)";
         case Kind::wait_for_publication:
-            return "every node's new key is made: " + listed +
-                   "; once DNS publishes them all, signing switches to them";
-        case Kind::activate: return "every new record is published: " + listed + "; activate them";
+            return "new keys made: " + listed +
+                   "; once DNS publishes their records, signing switches to them";
         case Kind::wait_for_grace:
             return "the old keys " + listed + " are retiring until " + utc(not_before_ms) +
                    " (mail signed with them may still be in flight)";
         case Kind::retire: return "the grace period of " + listed + " is over: retire them";
+        case Kind::finish: return "every node's part is done: close the rotation to " + selector;
         case Kind::done:
             return "nothing in progress; " + listed +
                    " sign. Pass --selector to rotate again before the next period";
@@ -308,7 +308,7 @@ Expected<ClusterRotationStep, std::string> next_cluster_rotation_step(
     std::string kind = kind_of(request.algorithm);
     if (kind.empty()) {
         for (const auto& p : plans) {
-            if (p.phase == "generate" || p.phase == "activate") {
+            if (p.phase != "done") {
                 kind = p.kind;
             }
         }
@@ -343,105 +343,116 @@ Expected<ClusterRotationStep, std::string> next_cluster_rotation_step(
         }
     }
     const auto of_kind = [&kind](const KeyStatus& k) { return kind_of(k.algorithm) == kind; };
-    // The nodes that take part: those with their key of the plan, or with a key of the kind
-    // that signs.
-    const auto takes_part = [&](const NodeKeys& n, const std::string& pattern) {
-        if (!pattern.empty() && find_key(n, cluster_selector(pattern, n.node)) != nullptr) {
-            return true;
-        }
-        return std::any_of(n.keys.begin(), n.keys.end(),
-                           [&](const KeyStatus& k) { return of_kind(k) && k.state == "active"; });
-    };
     ClusterRotationStep step;
-    bool finished = false;
-    if (plan != nullptr) {
+    if (plan != nullptr && plan->phase != "done") {
         step.algorithm = plan->algorithm;
         step.selector = plan->selector;
-        std::vector<const NodeKeys*> part;
-        for (const NodeKeys* n : live) {
-            if (takes_part(*n, plan->selector)) {
-                part.push_back(n);
-            }
-        }
-        const auto new_key = [&](const NodeKeys& n) {
-            return find_key(n, cluster_selector(plan->selector, n.node));
+        const auto new_key = [&](const NodeKeys& n) -> const KeyStatus* {
+            const KeyStatus* k = find_key(n, cluster_selector(plan->selector, n.node));
+            return k != nullptr && of_kind(*k) ? k : nullptr;
         };
-        const auto old_keys = [&](const NodeKeys& n) {
+        // The keys the node's activation replaced: retiring since the moment its new key
+        // became active.
+        const auto replaced = [&](const NodeKeys& n) {
             std::vector<KeyStatus> out;
-            const std::string mine = cluster_selector(plan->selector, n.node);
+            const KeyStatus* mine = new_key(n);
+            if (mine == nullptr || mine->state != "active") {
+                return out;
+            }
             for (const auto& k : n.keys) {
-                if (of_kind(k) && k.state == "retiring" && k.selector != mine) {
+                if (of_kind(k) && k.state == "retiring" && k.selector != mine->selector &&
+                    k.retiring_since_ms == mine->activated_ms) {
                     out.push_back(k);
                 }
             }
             return out;
         };
-        if (plan->phase == "generate") {
+        // The nodes that take part: those with their key of the plan, or with a key of the
+        // kind that signs.
+        std::vector<const NodeKeys*> part;
+        for (const NodeKeys* n : live) {
+            if (new_key(*n) != nullptr ||
+                std::any_of(n->keys.begin(), n->keys.end(), [&](const KeyStatus& k) {
+                    return of_kind(k) && k.state == "active";
+                })) {
+                part.push_back(n);
+            }
+        }
+        const auto is_checked = [&](const std::string& selector) {
+            return std::find(plan->checked.begin(), plan->checked.end(), selector) !=
+                   plan->checked.end();
+        };
+        if (plan->phase == "generate" || plan->phase == "activate") {
+            std::vector<std::string> making;
+            std::vector<std::string> switching;
+            std::vector<std::pair<std::string, KeyStatus>> unchecked;
+            std::vector<std::pair<std::string, KeyStatus>> old;
             for (const NodeKeys* n : part) {
                 const KeyStatus* k = new_key(*n);
                 if (k == nullptr || k->state == "generating") {
-                    step.nodes.push_back(n->node);
+                    if (plan->phase == "generate") {
+                        making.push_back(n->node);
+                    }
                 } else if (k->state == "pending-publish") {
-                    step.keys.emplace_back(n->node, *k);
+                    if (plan->phase == "activate" && is_checked(k->selector)) {
+                        switching.push_back(n->node);
+                    } else {
+                        unchecked.emplace_back(n->node, *k);
+                    }
+                } else {
+                    for (const auto& r : replaced(*n)) {
+                        old.emplace_back(n->node, r);
+                    }
                 }
             }
-            if (!step.nodes.empty()) {
+            if (!making.empty()) {
                 step.kind = ClusterRotationStep::Kind::wait_for_nodes;
+                step.nodes = making;
                 step.waiting_for = "generate their keys";
-                step.keys.clear();
                 return step;
             }
-            step.kind = step.keys.empty() ? ClusterRotationStep::Kind::activate
-                                          : ClusterRotationStep::Kind::wait_for_publication;
-            return step;
-        }
-        if (plan->phase == "activate") {
-            std::int64_t grace_end = 0;
-            for (const NodeKeys* n : part) {
-                const KeyStatus* k = new_key(*n);
-                if (k != nullptr && k->state == "pending-publish") {
-                    step.nodes.push_back(n->node);
-                }
-                for (const auto& old : old_keys(*n)) {
-                    step.keys.emplace_back(n->node, old);
-                    grace_end = std::max(grace_end, old.retire_after_ms);
-                }
+            if (!unchecked.empty()) {
+                step.kind = ClusterRotationStep::Kind::wait_for_publication;
+                step.keys = unchecked;
+                return step;
             }
-            if (!step.nodes.empty()) {
+            if (!switching.empty()) {
                 step.kind = ClusterRotationStep::Kind::wait_for_nodes;
+                step.nodes = switching;
                 step.waiting_for = "switch to their new keys";
-                step.keys.clear();
                 return step;
             }
+            std::int64_t grace_end = 0;
+            for (const auto& [node, k] : old) {
+                grace_end = std::max(grace_end, k.retire_after_ms);
+            }
+            step.keys = old;
             if (request.now_ms < grace_end) {
                 step.kind = ClusterRotationStep::Kind::wait_for_grace;
                 step.not_before_ms = grace_end;
                 return step;
             }
-            step.kind = step.keys.empty() ? ClusterRotationStep::Kind::done
-                                          : ClusterRotationStep::Kind::retire;
-            if (step.kind == ClusterRotationStep::Kind::retire) {
-                return step;
-            }
-            finished = true;
-        } else if (plan->phase == "retire") {
-            for (const NodeKeys* n : part) {
-                for (const auto& old : old_keys(*n)) {
-                    step.nodes.push_back(n->node);
-                    step.keys.emplace_back(n->node, old);
-                    break;
-                }
-            }
-            if (!step.nodes.empty()) {
-                step.kind = ClusterRotationStep::Kind::wait_for_nodes;
-                step.waiting_for = "retire their old keys";
-                return step;
-            }
-            finished = true;
+            step.kind =
+                old.empty() ? ClusterRotationStep::Kind::finish : ClusterRotationStep::Kind::retire;
+            return step;
         }
-        step.keys.clear();
-        step.nodes.clear();
+        // retire
+        for (const NodeKeys* n : part) {
+            for (const auto& r : replaced(*n)) {
+                step.nodes.push_back(n->node);
+                step.keys.emplace_back(n->node, r);
+                break;
+            }
+        }
+        if (!step.nodes.empty()) {
+            step.kind = ClusterRotationStep::Kind::wait_for_nodes;
+            step.waiting_for = "retire their old keys";
+            return step;
+        }
+        step.kind = ClusterRotationStep::Kind::finish;
+        return step;
     }
+    const bool finished = plan != nullptr;
     // Nothing under way: start, unless this period's rotation has just been done.
     std::string target = request.selector;
     if (!target.empty() && target.find("%n") == std::string::npos) {
@@ -453,8 +464,22 @@ Expected<ClusterRotationStep, std::string> next_cluster_rotation_step(
             return unexpected(formatted.error());
         }
         target = *formatted;
-    } else if (!dns::is_key_selector(cluster_selector(target, "node1"))) {
-        return unexpected("--selector '" + request.selector + "' is not a valid selector");
+    }
+    // Every node's selector must be one, and no two nodes' the same (names that differ only in
+    // case, or in '.', '_' and '-').
+    std::vector<std::string> taken;
+    for (const auto& n : nodes) {
+        const std::string mine = cluster_selector(target, n.node);
+        if (!dns::is_key_selector(mine)) {
+            return unexpected("the selector pattern " + target + " makes '" + mine + "' for node " +
+                              n.node + ", which is not a valid selector");
+        }
+        if (std::find(taken.begin(), taken.end(), mine) != taken.end()) {
+            return unexpected("the selector pattern " + target + " makes " + mine +
+                              " for two nodes (their names differ only in case or in '.', '_', "
+                              "'-'): rename one");
+        }
+        taken.push_back(mine);
     }
     std::vector<std::string> current;
     std::string algorithm = request.algorithm;
@@ -469,10 +494,9 @@ Expected<ClusterRotationStep, std::string> next_cluster_rotation_step(
             }
         }
     }
-    if (finished && plan != nullptr &&
-        (plan->selector == target ||
-         (request.selector.empty() &&
-          request.now_ms - plan->updated_ms < request.min_interval_ms))) {
+    if (finished && (plan->selector == target ||
+                     (request.selector.empty() &&
+                      request.now_ms - plan->updated_ms < request.min_interval_ms))) {
         step.kind = ClusterRotationStep::Kind::done;
         return step;
     }

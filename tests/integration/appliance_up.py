@@ -639,6 +639,22 @@ def cluster_rotation(folder, appliance):
         k = keys()
         check(r.returncode == 75 and "node2: " in r.stdout and k.get(("node1", new["node1"])) == "pending-publish",
               "with one node's record missing from DNS nothing is activated: %s" % (r.stdout + r.stderr).strip()[-400:])
+        # Node 2 gone (its signerd stopped) while only node 1's record is published: node 1
+        # switches; node 2, back, does not switch to its unchecked key until DNS has it.
+        signerd2 = [pid for name, argv, pid in _cluster_processes(state)
+                    if name == "dkim-signerd" and argv[1].endswith("signerd-node2.toml")]
+        os.kill(signerd2[0], signal.SIGSTOP)
+        try:
+            gone = wait_for(lambda: re.search(r"^node\tnode2\tgone", cli(up, "cluster", "status").stdout, re.M), 30, 1)
+            check(gone, "node 2 shows as gone while its signerd is stopped")
+            r = as_user(up, "admin", *rotate)
+        finally:
+            os.kill(signerd2[0], signal.SIGCONT)
+        time.sleep(3)  # node 2's ticks after it is back
+        k = keys()
+        check(k.get(("node1", new["node1"])) == "active" and k.get(("node2", new["node2"])) == "pending-publish",
+              "node 1 switched; node 2, back from being gone, did not switch to a key DNS does not have (%s; %s)"
+              % (k, (r.stdout + r.stderr).strip()[-300:]))
         full = os.path.join(state, "dns", "full.conf")
         with open(full, "w") as f:
             f.write(records)

@@ -117,8 +117,20 @@ TEST(RotationTest, SelectorFormats) {
 
 using CKind = ClusterRotationStep::Kind;
 
-ClusterRotationPlan plan(const std::string& phase, const std::string& pattern = "s2026-11-%n") {
-    return {"rsa", "rsa-2048", pattern, phase, kNow};
+ClusterRotationPlan plan(const std::string& phase, std::vector<std::string> checked = {},
+                         const std::string& pattern = "s2026-11-%n") {
+    return {"rsa", "rsa-2048", pattern, phase, kNow, std::move(checked)};
+}
+
+// A node's key made active at `at`, and the one it replaced, retiring since then.
+void switched(NodeKeys& n, const std::string& old_selector, const std::string& new_selector,
+              std::int64_t at, std::int64_t grace_end) {
+    n.keys.clear();
+    KeyStatus old = key(old_selector, "retiring", "rsa-2048", grace_end);
+    old.retiring_since_ms = at;
+    KeyStatus now = key(new_selector, "active");
+    now.activated_ms = at;
+    n.keys = {old, now};
 }
 
 TEST(ClusterRotationTest, NodeSelectorsComeFromOnePattern) {
@@ -163,14 +175,12 @@ TEST(ClusterRotationTest, WalksEveryNodeThroughEachPhaseFromTheStatesAlone) {
     EXPECT_EQ(step->keys[1].first, "mx2");
     EXPECT_EQ(step->selector, "s2026-11-%n") << "the plan's pattern, for the activation";
 
-    plans[0].phase = "activate";
+    plans[0] = plan("activate", {"s2026-11-mx1", "s2026-11-mx2"});
     step = next_cluster_rotation_step(nodes, plans, at());
     EXPECT_EQ(step->kind, CKind::wait_for_nodes) << "activated in the shared state, not yet here";
 
-    nodes[0].keys = {key("rsa2048", "retiring", "rsa-2048", kNow + 2 * kDay),
-                     key("s2026-11-mx1", "active")};
-    nodes[1].keys = {key("n2-rsa2048", "retiring", "rsa-2048", kNow + 3 * kDay),
-                     key("s2026-11-mx2", "active")};
+    switched(nodes[0], "rsa2048", "s2026-11-mx1", kNow, kNow + 2 * kDay);
+    switched(nodes[1], "n2-rsa2048", "s2026-11-mx2", kNow + 1, kNow + 3 * kDay);
     step = next_cluster_rotation_step(nodes, plans, at());
     EXPECT_EQ(step->kind, CKind::wait_for_grace);
     EXPECT_EQ(step->not_before_ms, kNow + 3 * kDay) << "the last node's grace period";
@@ -186,10 +196,47 @@ TEST(ClusterRotationTest, WalksEveryNodeThroughEachPhaseFromTheStatesAlone) {
     nodes[0].keys[0].state = "retired";
     nodes[1].keys[0].state = "retired";
     step = next_cluster_rotation_step(nodes, plans, at(kNow + 3 * kDay));
+    EXPECT_EQ(step->kind, CKind::finish) << "every part done: the rotation is closed";
+
+    plans[0].phase = "done";
+    step = next_cluster_rotation_step(nodes, plans, at(kNow + 3 * kDay));
     EXPECT_EQ(step->kind, CKind::done) << "this period's rotation is over";
     step = next_cluster_rotation_step(nodes, plans, at(kNow + 40 * kDay));
     EXPECT_EQ(step->kind, CKind::start) << "the next period's";
     EXPECT_EQ(step->selector, "s2027-01-%n");
+}
+
+TEST(ClusterRotationTest, ANodeBackFromBeingGoneHasItsRecordCheckedBeforeItSwitches) {
+    // mx2 was gone when the records were checked: only mx1's was, and only mx1 switched.
+    std::vector<NodeKeys> nodes{
+        {"mx1", false, {}},
+        {"mx2", false, {key("n2-rsa2048", "active"), key("s2026-11-mx2", "pending-publish")}}};
+    switched(nodes[0], "rsa2048", "s2026-11-mx1", kNow, kNow + kDay);
+    std::vector<ClusterRotationPlan> plans{plan("activate", {"s2026-11-mx1"})};
+    auto step = next_cluster_rotation_step(nodes, plans, at());
+    ASSERT_TRUE(step) << step.error();
+    EXPECT_EQ(step->kind, CKind::wait_for_publication);
+    ASSERT_EQ(step->keys.size(), 1U);
+    EXPECT_EQ(step->keys[0].second.selector, "s2026-11-mx2");
+
+    // A key retiring by hand (not replaced by this rotation) is not the rotation's to retire.
+    nodes = {{"mx1", false, {}}};
+    switched(nodes[0], "rsa2048", "s2026-11-mx1", kNow, kNow + kDay);
+    KeyStatus other = key("manual", "retiring", "rsa-2048", kNow + kDay);
+    other.retiring_since_ms = kNow + 5;
+    nodes[0].keys[0].state = "retired";
+    nodes[0].keys.push_back(other);
+    plans = {plan("retire", {"s2026-11-mx1"})};
+    step = next_cluster_rotation_step(nodes, plans, at(kNow + 2 * kDay));
+    EXPECT_EQ(step->kind, CKind::finish);
+}
+
+TEST(ClusterRotationTest, NodeNamesThatMakeOneSelectorAreRefused) {
+    std::vector<NodeKeys> nodes{{"mx_1", false, {key("a", "active")}},
+                                {"MX-1", false, {key("b", "active")}}};
+    auto step = next_cluster_rotation_step(nodes, {}, at());
+    ASSERT_FALSE(step);
+    EXPECT_NE(step.error().find("for two nodes"), std::string::npos) << step.error();
 }
 
 TEST(ClusterRotationTest, AGoneNodeIsNotWaitedForAndUsedSelectorsAreRefused) {

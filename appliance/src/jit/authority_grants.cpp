@@ -319,6 +319,9 @@ Outcome<Grant> Authority::authorize_operation(const Actor& actor, Operation op,
     AuditRecord r = record(now, actor.audit_name(), std::string(to_string(op)), used.scope, "ok",
                            "", used.request_id, used.id);
     r.detail = "target " + domain + "/" + selector + "; use " + std::to_string(used.uses);
+    if (!actor.via.empty()) {
+        r.detail += "; " + actor.via;
+    }
     if (auto written =
             journal_.write({GrantUses{used.id, used.uses, used.exhausted_at}}, std::move(r));
         !written) {

@@ -116,13 +116,14 @@ std::string_view to_string(ClusterRotation::Phase phase) noexcept {
         case ClusterRotation::Phase::generate: return "generate";
         case ClusterRotation::Phase::activate: return "activate";
         case ClusterRotation::Phase::retire: return "retire";
+        case ClusterRotation::Phase::done: return "done";
     }
     return "generate";
 }
 
 std::optional<ClusterRotation::Phase> parse_rotation_phase(std::string_view text) noexcept {
     for (const auto p : {ClusterRotation::Phase::generate, ClusterRotation::Phase::activate,
-                         ClusterRotation::Phase::retire}) {
+                         ClusterRotation::Phase::retire, ClusterRotation::Phase::done}) {
         if (to_string(p) == text) {
             return p;
         }

@@ -86,7 +86,8 @@ CREATE TABLE IF NOT EXISTS keys(
 CREATE TABLE IF NOT EXISTS cluster_rotations(
   domain text NOT NULL, kind text NOT NULL, algorithm text NOT NULL, selector text NOT NULL,
   grace_s bigint NOT NULL, phase text NOT NULL, requested_by text NOT NULL,
-  started bigint NOT NULL, updated bigint NOT NULL, PRIMARY KEY(domain, kind));
+  started bigint NOT NULL, updated bigint NOT NULL, checked text NOT NULL,
+  PRIMARY KEY(domain, kind));
 CREATE TABLE IF NOT EXISTS audit(
   seq bigint PRIMARY KEY, time bigint NOT NULL, actor text NOT NULL, action text NOT NULL,
   scope text NOT NULL, outcome text NOT NULL, reason text NOT NULL, request_id bigint NOT NULL,
@@ -481,7 +482,7 @@ Expected<StoredState, std::string> PgStore::load() {
         }
         auto rotations = reader_.exec(
             "SELECT domain, kind, algorithm, selector, grace_s, phase, requested_by, started, "
-            "updated FROM cluster_rotations ORDER BY domain, kind",
+            "updated, checked FROM cluster_rotations ORDER BY domain, kind",
             "read the cluster's rotations");
         if (!rotations) {
             return unexpected(rotations.error());
@@ -502,6 +503,7 @@ Expected<StoredState, std::string> PgStore::load() {
             c.requested_by = pg_text(r, i, 6);
             c.started = from_unix_ms(pg_int(r, i, 7));
             c.updated = from_unix_ms(pg_int(r, i, 8));
+            c.checked = pg_text(r, i, 9);
             state.rotations.push_back(std::move(c));
         }
         auto failures = reader_.exec(
@@ -731,14 +733,15 @@ Expected<void, std::string> PgStore::apply(const Mutation& mutation) {
         Expected<void, std::string> operator()(const ClusterRotation& r) const {
             return run(
                 "INSERT INTO cluster_rotations(domain, kind, algorithm, selector, grace_s, phase, "
-                "requested_by, started, updated) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) "
+                "requested_by, started, updated, checked) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) "
                 "ON CONFLICT (domain, kind) DO UPDATE SET algorithm = excluded.algorithm, "
                 "selector = excluded.selector, grace_s = excluded.grace_s, "
                 "phase = excluded.phase, requested_by = excluded.requested_by, "
-                "started = excluded.started, updated = excluded.updated",
+                "started = excluded.started, updated = excluded.updated, checked = "
+                "excluded.checked",
                 {r.domain, r.kind, r.algorithm, r.selector, num(r.grace_s),
                  std::string(to_string(r.phase)), r.requested_by, num(to_unix_ms(r.started)),
-                 num(to_unix_ms(r.updated))},
+                 num(to_unix_ms(r.updated)), r.checked},
                 "write the cluster's rotation");
         }
         const std::string& node;

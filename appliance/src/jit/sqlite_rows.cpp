@@ -236,13 +236,13 @@ bool SqliteConnection::apply(const Passkey& p) {
 bool SqliteConnection::apply(const ClusterRotation& c) {
     Statement* s = statement(
         "INSERT OR REPLACE INTO cluster_rotations(domain, kind, algorithm, selector, grace_s, "
-        "phase, requested_by, started, updated) VALUES (?,?,?,?,?,?,?,?,?)");
+        "phase, requested_by, started, updated, checked) VALUES (?,?,?,?,?,?,?,?,?,?)");
     if (s == nullptr) {
         return false;
     }
     s->bind(c.domain).bind(c.kind).bind(c.algorithm).bind(c.selector).bind(c.grace_s);
     s->bind(to_string(c.phase)).bind(c.requested_by).bind(to_unix_ms(c.started));
-    s->bind(to_unix_ms(c.updated));
+    s->bind(to_unix_ms(c.updated)).bind(c.checked);
     return done(s);
 }
 

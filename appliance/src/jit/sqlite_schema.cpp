@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS keys(
 CREATE TABLE IF NOT EXISTS cluster_rotations(
   domain TEXT NOT NULL, kind TEXT NOT NULL, algorithm TEXT NOT NULL, selector TEXT NOT NULL,
   grace_s INTEGER NOT NULL, phase TEXT NOT NULL, requested_by TEXT NOT NULL,
-  started INTEGER NOT NULL, updated INTEGER NOT NULL, PRIMARY KEY(domain, kind));
+  started INTEGER NOT NULL, updated INTEGER NOT NULL, checked TEXT NOT NULL,
+  PRIMARY KEY(domain, kind));
 CREATE TABLE IF NOT EXISTS audit(
   seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
   scope TEXT NOT NULL, outcome TEXT NOT NULL, reason TEXT NOT NULL, request_id INTEGER NOT NULL,

@@ -242,7 +242,7 @@ Expected<StoredState, std::string> SqliteStore::load() {
     }
     if (Statement* s = connection->statement(
             "SELECT domain, kind, algorithm, selector, grace_s, phase, requested_by, started, "
-            "updated FROM cluster_rotations ORDER BY domain, kind")) {
+            "updated, checked FROM cluster_rotations ORDER BY domain, kind")) {
         while (s->step() == SQLITE_ROW) {
             ClusterRotation c;
             c.domain = s->text(0);
@@ -258,6 +258,7 @@ Expected<StoredState, std::string> SqliteStore::load() {
             c.requested_by = s->text(6);
             c.started = from_unix_ms(s->integer(7));
             c.updated = from_unix_ms(s->integer(8));
+            c.checked = s->text(9);
             state.rotations.push_back(std::move(c));
         }
     } else {

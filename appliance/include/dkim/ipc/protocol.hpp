@@ -576,10 +576,13 @@ struct ClusterRotate {
     std::string algorithm;  // the new keys'
     std::string selector;   // the nodes' new selectors, "%n" for each node's name
     std::int64_t grace_seconds = 0;
-    std::string phase;
+    std::string phase;  // and "done": every part is done
+    // activate: the nodes' new selectors whose records were found published (only those are
+    // activated; added to the ones found before).
+    std::vector<std::string> checked;
     template <class A>
     void serialize(A& ar) {
-        ar(auth, domain, algorithm, selector, grace_seconds, phase);
+        ar(auth, domain, algorithm, selector, grace_seconds, phase, checked);
     }
 };
 
@@ -1114,9 +1117,12 @@ struct ClusterKeyView {
     std::string state;
     std::string dns_record;  // "v=DKIM1; k=...; p=..." as its node's token holds it ("": unknown)
     std::int64_t retire_after_ms = 0;  // a retiring key's end of grace (0: none)
+    std::int64_t activated_ms = 0;
+    std::int64_t retiring_since_ms = 0;
     template <class A>
     void serialize(A& ar) {
-        ar(node, domain, selector, algorithm, state, dns_record, retire_after_ms);
+        ar(node, domain, selector, algorithm, state, dns_record, retire_after_ms, activated_ms,
+           retiring_since_ms);
     }
 };
 
@@ -1131,10 +1137,11 @@ struct ClusterRotationView {
     std::string requested_by;
     std::int64_t started_ms = 0;
     std::int64_t updated_ms = 0;
+    std::vector<std::string> checked;  // the nodes' selectors found published
     template <class A>
     void serialize(A& ar) {
         ar(domain, kind, algorithm, selector, grace_seconds, phase, requested_by, started_ms,
-           updated_ms);
+           updated_ms, checked);
     }
 };
 

@@ -39,6 +39,9 @@ struct Actor {
     // "factor=totp", or "factor=webauthn; credential=...; challenge_sha256=...; ..." (signerd's
     // elevation handlers set it after checking the factor). Empty: none was asked for.
     std::string factor{};
+    // Set when signerd acts for the user by itself (a cluster's rotation): said in the detail
+    // of the records of what it does.
+    std::string via{};
 
     // "alice", "service:relay", "local:root": how the audit log names the actor.
     std::string audit_name() const;

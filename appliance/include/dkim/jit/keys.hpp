@@ -64,11 +64,14 @@ std::string key_kind(std::string_view algorithm);
 // requester's grants (rotation_follower):
 //   generate  each node that signs with a key of this kind makes its next one (key.rotate),
 //   activate  every node's new record is published: each switches to its new key (key.rotate),
-//   retire    the grace period is over: each destroys its old key (key.retire).
+//   retire    the grace period is over: each destroys the key its activation replaced
+//             (key.retire),
+//   done      every part is done: the nodes do nothing more for it.
+// A node activates only a key whose record the CLI found published (`checked`).
 // A node's new selector is `selector` with "%n" replaced by the node's name
 // (provisioning::cluster_selector).
 struct ClusterRotation {
-    enum class Phase : std::uint8_t { generate, activate, retire };
+    enum class Phase : std::uint8_t { generate, activate, retire, done };
     std::string domain;
     std::string kind;       // "rsa", "ed25519"
     std::string algorithm;  // the new keys'
@@ -76,6 +79,7 @@ struct ClusterRotation {
     std::int64_t grace_s = 0;
     Phase phase = Phase::generate;
     std::string requested_by;  // the user whose grants the nodes' steps run under
+    std::string checked;       // the nodes' selectors found published, space-separated
     TimePoint started;
     TimePoint updated;
     bool operator==(const ClusterRotation&) const = default;

@@ -30,6 +30,7 @@ struct KeyStatus {
     std::int64_t retire_after_ms = 0;
     std::string dkim_record;
     std::int64_t retired_ms = 0;
+    std::int64_t retiring_since_ms = 0;
 };
 
 struct RotationRequest {
@@ -87,18 +88,20 @@ struct ClusterRotationPlan {  // the shared state's, as signerd reports it
     std::string kind;
     std::string algorithm;
     std::string selector;  // the pattern, "%n" for the node's name
-    std::string phase;     // "generate", "activate", "retire"
+    std::string phase;     // "generate", "activate", "retire", "done"
     std::int64_t updated_ms = 0;
+    std::vector<std::string> checked;  // the nodes' selectors found published
 };
 
 struct ClusterRotationStep {
     enum class Kind : std::uint8_t {
         start,                 // ClusterRotate generate: `algorithm`, `selector` (a pattern)
         wait_for_nodes,        // `nodes` have not done the phase's part yet
-        wait_for_publication,  // `keys`' records: then activate
-        activate,              // ClusterRotate activate (their records were found published)
+        wait_for_publication,  // `keys`' records: once found published, ClusterRotate activate
+                               // with them (only checked keys are activated)
         wait_for_grace,        // until not_before_ms
         retire,                // ClusterRotate retire
+        finish,                // ClusterRotate done: every part is done
         done,
     } kind = Kind::done;
     std::string algorithm;
