@@ -134,6 +134,8 @@ TEST_F(WipeSecretsTest, EveryRequestTypeHasEverySecretWipedAndNothingElse) {
     expect<PinStatusRequest>("PinStatusRequest", kCredentials);
     expect<PinLock>("PinLock", kCredentials + "p");  // reason
     expect<ClusterStatusRequest>("ClusterStatusRequest", kCredentials);
+    // domain, algorithm, selector pattern, phase (the checked selectors are a list: public)
+    expect<ClusterRotate>("ClusterRotate", kCredentials + "pppp");
     EXPECT_EQ(seen_.size(), std::variant_size_v<Request>)
         << "a request type is missing above: classify its fields";
 }
