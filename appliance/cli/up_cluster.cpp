@@ -279,9 +279,9 @@ ChildSpec postgres_spec(const PostgresServer& server, const StatePaths& p, const
               "-c", "unix_socket_directories=" + server.socket_dir.string(),
               "-c", "max_connections=" + std::to_string(8 * kMaxClusterNodes + 20),
               "-c", "password_encryption=scram-sha-256",
-              // A local user who opens connections and never authenticates holds a slot for
-              // this long (60 s by default), not for a minute each.
               "-c", "authentication_timeout=5s"};
+    // authentication_timeout: a local user who opens connections and never authenticates holds
+    // a slot for 5 s each (60 s by default).
     c.uid = server.uid;
     c.gid = server.gid;
     c.groups = {server.gid, u.signer_gid};  // the notification socket is signerd's group's
