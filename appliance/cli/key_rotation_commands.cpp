@@ -107,25 +107,6 @@ int run_key_retire(const KeyStepArgs& args) {
     return print_keys_reply(*reply, args.json);
 }
 
-Expected<ipc::ClusterStatusReply, std::string> cluster_status(const Common& common) {
-    auto auth = credentials(common);
-    if (!auth) {
-        return unexpected(std::string("no credentials"));
-    }
-    auto reply = ask_signerd(common, ipc::ClusterStatusRequest{std::move(*auth)});
-    if (!reply) {
-        return unexpected(reply.error());
-    }
-    if (const auto* e = std::get_if<ipc::ErrorReply>(&*reply)) {
-        return unexpected(e->message);
-    }
-    const auto* status = std::get_if<ipc::ClusterStatusReply>(&*reply);
-    if (status == nullptr) {
-        return unexpected(std::string("unexpected reply from dkim-signerd"));
-    }
-    return *status;
-}
-
 // The rotation of every node's key of one kind (provisioning/rotation.hpp, the cluster's state
 // machine): this CLI moves the cluster's phases on, each node's signerd does its own part in its
 // own token within a tick. Everything it knows comes from the cluster's state and DNS each time.

@@ -97,6 +97,25 @@ Expected<std::vector<ipc::KeyView>, std::string> fetch_keys(const Common& c) {
     return keys->keys;
 }
 
+Expected<ipc::ClusterStatusReply, std::string> cluster_status(const Common& common) {
+    auto auth = credentials(common);
+    if (!auth) {
+        return unexpected(std::string("no credentials"));
+    }
+    auto reply = ask_signerd(common, ipc::ClusterStatusRequest{std::move(*auth)});
+    if (!reply) {
+        return unexpected(reply.error());
+    }
+    if (const auto* e = std::get_if<ipc::ErrorReply>(&*reply)) {
+        return unexpected(e->message);
+    }
+    const auto* status = std::get_if<ipc::ClusterStatusReply>(&*reply);
+    if (status == nullptr) {
+        return unexpected(std::string("unexpected reply from dkim-signerd"));
+    }
+    return *status;
+}
+
 std::vector<provisioning::DomainKey> domain_keys(const std::vector<ipc::KeyView>& keys,
                                                  const std::string& domain) {
     std::vector<provisioning::DomainKey> out;

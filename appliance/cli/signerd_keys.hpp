@@ -16,6 +16,8 @@ namespace dkim::cli {
 
 // Every key signerd holds (KeyList, under the credentials `c` names).
 Expected<std::vector<ipc::KeyView>, std::string> fetch_keys(const Common& c);
+// The cluster's nodes, keys and rotations (cluster = false on a single appliance).
+Expected<ipc::ClusterStatusReply, std::string> cluster_status(const Common& c);
 
 // `domain`'s keys as the DNS checks see them.
 std::vector<provisioning::DomainKey> domain_keys(const std::vector<ipc::KeyView>& keys,
