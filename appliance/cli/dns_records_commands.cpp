@@ -123,6 +123,19 @@ void add_other_nodes_keys(const Common& common, const std::string& domain,
     if (!status->cluster) {
         return;
     }
+    // A node whose registry row does not verify with the audit key signerd pins for it: its
+    // records could be anyone's with write access to the database, and are not listed.
+    for (const ipc::ClusterNodeView& n : status->nodes) {
+        const bool has_domain =
+            std::any_of(n.selectors.begin(), n.selectors.end(),
+                        [&domain](const std::string& s) { return s.rfind(domain + "/", 0) == 0; });
+        if (!n.self && !n.records_verified && has_domain) {
+            std::cerr << "dkim-appliance: node " << n.name
+                      << "'s keys are not listed: its registry row is not signed with the audit "
+                         "key this node pins for it ([cluster] node_keys in signerd.toml, from "
+                         "`dkim-appliance audit key` on that node), or it has not signed it yet\n";
+        }
+    }
     for (const ipc::ClusterKeyView& k : status->keys) {
         if (k.node == status->node || k.domain != domain || k.dns_record.empty()) {
             continue;

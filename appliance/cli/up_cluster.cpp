@@ -140,7 +140,8 @@ std::vector<ClusterNode> cluster_nodes(const Settings& s, const StatePaths& p) {
                       s.smtp_listen,
                       p,
                       "dkim-signerd",
-                      "dkim-relayd"};
+                      "dkim-relayd",
+                      {}};
         if (k > 1) {
             const fs::path own = p.root / "nodes" / n.name;
             n.token_label = std::string(kTokenLabel) + "-" + n.name;

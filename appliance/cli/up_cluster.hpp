@@ -38,6 +38,9 @@ struct ClusterNode {
     StatePaths paths;             // its signerd folder, secrets and socket
     std::string signerd;          // the supervisor's names: "dkim-signerd", "dkim-signerd-node2"
     std::string relayd;
+    // Its audit key's public half (raw Ed25519; made in its token by prepare_demo_token): the
+    // other nodes pin it ([cluster] node_keys) to check its registry row.
+    std::string audit_key;
     std::string signerd_config() const;  // etc/signerd.toml, etc/signerd-node2.toml
     std::string relayd_config() const;
 };

@@ -240,12 +240,9 @@ Expected<Prepared, std::string> prepare_state(const UpArgs& args, const up::Stat
         }
         out.database_password = std::move(*password);
     }
-    if (auto written = up::write_daemon_configs(settings, p, out.nodes); !written) {
-        return unexpected(written.error());
-    }
     const auto custody = up::parse_pin_custody(settings.pin_custody).value_or(up::PinCustody::file);
     std::vector<up::TxtRecord> keys;
-    for (const up::ClusterNode& node : out.nodes) {
+    for (up::ClusterNode& node : out.nodes) {
         // The user PIN, from wherever it is, kept where the custody wants it before the token
         // is made with it (a new folder's PIN must not exist only in a token).
         auto pin = up::demo_user_pin(node.paths);
@@ -256,12 +253,17 @@ Expected<Prepared, std::string> prepare_state(const UpArgs& args, const up::Stat
             return unexpected(kept.error());
         }
         auto made = up::prepare_demo_token(settings, node.paths, users, *pin, node.token_label,
-                                           node.selector_prefix);
+                                           node.selector_prefix,
+                                           settings.cluster > 1 ? &node.audit_key : nullptr);
         pin->wipe();
         if (!made) {
             return unexpected(made.error());
         }
         keys.insert(keys.end(), made->begin(), made->end());
+    }
+    // After the tokens: each node's configuration pins the others' audit keys.
+    if (auto written = up::write_daemon_configs(settings, p, out.nodes); !written) {
+        return unexpected(written.error());
     }
     // Report domains outside the domain's organizational domain need an authorization record
     // (RFC 7489 §7.1); without the list, the tree decides.

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "dkim/config/endpoint.hpp"
+#include "dkim/crypto/base64.hpp"
 #include "up_cluster.hpp"
 #include "up_commented_toml.hpp"
 #include "up_facts.hpp"
@@ -137,7 +138,8 @@ std::string pin_comment(const Settings& s, const StatePaths& p) {
 
 }  // namespace
 
-std::string signerd_config(const Settings& s, const StatePaths& p, const ClusterNode* node) {
+std::string signerd_config(const Settings& s, const StatePaths& p, const ClusterNode* node,
+                           const std::vector<ClusterNode>& nodes) {
     CommentedToml file = daemon_file(p);
     const bool cluster = node != nullptr && s.cluster > 1;
     file.add("The PKCS#11 module and the token's label: signerd is the only process that loads it.",
@@ -162,15 +164,23 @@ std::string signerd_config(const Settings& s, const StatePaths& p, const Cluster
             "approvers (up makes approver and approver2), key.generate and key.rotate one.",
             toml::table{{"policy", toml::table{{"sign", toml::table{{"max_duration", "1h"}}}}}});
     if (cluster) {
+        toml::array node_keys;
+        for (const ClusterNode& other : nodes) {
+            if (other.name != node->name && !other.audit_key.empty()) {
+                node_keys.push_back(other.name + "=" + crypto::base64_encode(other.audit_key));
+            }
+        }
         file.add("Node " + node->name + " of " + std::to_string(s.cluster) +
                      ": the grant state and the audit log are the cluster's, in PostgreSQL "
                      "(up.toml cluster,\npostgres_listen). It signs only while it reaches the "
-                     "database (or within the lease).",
+                     "database (or within the lease). node_keys: the other nodes' audit keys,\n"
+                     "which sign their registry rows (their DNS records are shown only then).",
                  toml::table{{"cluster",
                               toml::table{{"node", node->name},
                                           {"database", cluster_database(s)},
                                           {"password_file", database_password_file(*node).string()},
-                                          {"lease", "5s"}}}});
+                                          {"lease", "5s"},
+                                          {"node_keys", std::move(node_keys)}}}});
     }
     if (const auto origin = localhost_origin(s)) {
         file.add(
@@ -302,7 +312,7 @@ Expected<void, std::string> write_daemon_configs(const Settings& s, const StateP
         files = {{"signerd.toml", signerd_config(s, p)}, {"relayd.toml", relayd_config(s, p)}};
     }
     for (const ClusterNode& n : nodes) {
-        files.emplace_back(n.signerd_config(), signerd_config(s, n.paths, &n));
+        files.emplace_back(n.signerd_config(), signerd_config(s, n.paths, &n, nodes));
         files.emplace_back(n.relayd_config(), relayd_config(s, n.paths, &n));
     }
     files.emplace_back("webd.toml", webd_config(s, p));

@@ -14,10 +14,11 @@
 
 namespace dkim::cli::up {
 
-// With `node` (up_cluster.hpp): that node's token, and in a cluster its [cluster] table;
-// `paths` are the node's.
+// With `node` (up_cluster.hpp): that node's token, and in a cluster its [cluster] table, which
+// pins the audit keys of the other nodes in `nodes` whose key is known; `paths` are the node's.
 std::string signerd_config(const Settings& settings, const StatePaths& paths,
-                           const ClusterNode* node = nullptr);
+                           const ClusterNode* node = nullptr,
+                           const std::vector<ClusterNode>& nodes = {});
 // With `node` other than node 1: its relay, outbound only, on its port, to its signerd.
 std::string relayd_config(const Settings& settings, const StatePaths& paths,
                           const ClusterNode* node = nullptr);

@@ -60,7 +60,7 @@ Expected<void, std::string> prepare_so_pin(const StatePaths& p, const fs::path& 
 
 Expected<std::vector<TxtRecord>, std::string> prepare_demo_token(
     const Settings& s, const StatePaths& p, const DaemonUsers& u, const hsm::Secret& user_pin,
-    const std::string& label, const std::string& prefix) {
+    const std::string& label, const std::string& prefix, std::string* audit_key) {
     if (auto written = write_file(p.softhsm_conf, softhsm_conf(p), 0644); !written) {
         return unexpected(written.error());
     }
@@ -100,6 +100,19 @@ Expected<std::vector<TxtRecord>, std::string> prepare_demo_token(
                       << " inside the token\n";
         }
         records.push_back({name->label(), provisioning::dkim_record_value(key->public_key)});
+    }
+    if (audit_key != nullptr) {
+        const hsm::KeyName name{"signerd.invalid", "audit"};  // signerd's audit_key_name()
+        auto key = provisioning::public_key(where, name);
+        if (!key) {
+            key = provisioning::generate_key(where, user_pin.duplicate(), name,
+                                             hsm::KeyAlgorithm::ed25519);
+            if (!key) {
+                return report(key.error());
+            }
+        }
+        const auto& raw = key->public_key.raw;
+        *audit_key = std::string(raw.begin(), raw.end());
     }
     // The token's files belong to signerd's user from now on.
     if (auto handed = hand_over(p.tokens, u.signer, u.signer_gid); !handed) {

@@ -19,10 +19,12 @@ namespace dkim::cli::up {
 // (secrets/so.pin), the token with `user_pin` (kept where the PIN's custody wants it:
 // up_pin_custody.hpp) and the keys; the token's files are handed to signerd's user. Returns the
 // keys' DKIM records. A cluster's other nodes have their own token (`label`) in the same
-// folder, and their selectors begin with `prefix` (up_cluster.hpp).
+// folder, and their selectors begin with `prefix` (up_cluster.hpp). With `audit_key`: signerd's
+// audit key is made in the token now (signerd would make it at its first checkpoint) and its
+// public half returned there, for the other nodes to pin.
 Expected<std::vector<TxtRecord>, std::string> prepare_demo_token(
     const Settings& settings, const StatePaths& paths, const DaemonUsers& users,
     const hsm::Secret& user_pin, const std::string& label = kTokenLabel,
-    const std::string& prefix = "");
+    const std::string& prefix = "", std::string* audit_key = nullptr);
 
 }  // namespace dkim::cli::up

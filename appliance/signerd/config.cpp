@@ -9,6 +9,7 @@
 #include <charconv>
 
 #include "dkim/config/toml_reader.hpp"
+#include "dkim/crypto/base64.hpp"
 #include "dkim/jit/shared_store.hpp"
 #include "dkim/mail/header.hpp"
 
@@ -204,6 +205,12 @@ constexpr config::KeyDoc kKeys[] = {
      "5m): then it logs out and refuses to sign until the store is back. Nothing is ever signed "
      "without its record in the shared log.",
      "\"5s\""},
+    {"cluster.node_keys", "strings", "[]",
+     "The other nodes' audit keys, NAME=BASE64 (`dkim-appliance audit key` on each node). A node "
+     "signs its registry row (its keys' DNS records) with its audit key; the records of a node "
+     "whose key is not listed here, or whose row does not verify, are not shown (`dns records`, "
+     "`cluster status`, the console): a database writer cannot add a key of its own to them.",
+     "[\"mx2=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\"]"},
     {"metrics", "table", "", "Prometheus metrics over HTTP."},
     {"metrics.listen", "string", "127.0.0.1:9464", "Loopback address and port.",
      "\"127.0.0.1:9464\""},
@@ -536,6 +543,25 @@ Expected<Config, std::string> load_config(const std::string& file) {
             k.lease = duration(*cluster, "lease", k.lease);
             if (k.lease < std::chrono::seconds(1) || k.lease > std::chrono::minutes(5)) {
                 cluster->fail("lease", "between 1s and 5m");
+            }
+            for (const std::string& given :
+                 cluster->strings("node_keys").value_or(std::vector<std::string>{})) {
+                const auto eq = given.find('=');
+                const std::string name = given.substr(0, eq);
+                const auto raw =
+                    eq == std::string::npos
+                        ? std::nullopt
+                        : crypto::base64_decode(std::string_view(given).substr(eq + 1));
+                if (!jit::valid_node_name(name) || !raw || raw->size() != 32) {
+                    cluster->fail("node_keys",
+                                  "each entry is NAME=BASE64: a node's name and its audit key "
+                                  "(32 bytes, `dkim-appliance audit key` on that node)");
+                } else if (name == k.node) {
+                    cluster->fail("node_keys",
+                                  "this node's own key is read from its token, not listed here");
+                } else if (!k.node_keys.emplace(name, *raw).second) {
+                    cluster->fail("node_keys", "node " + name + " is listed twice");
+                }
             }
             if (c.pin_source == PinSourceKind::approver || c.pin_source == PinSourceKind::shares) {
                 cluster->fail("node",

@@ -107,6 +107,9 @@ struct Config {
         std::string database;                 // libpq's connection string, without the password
         std::filesystem::path password_file;  // empty: none, ~/.pgpass or a client certificate
         Duration lease = std::chrono::seconds(5);
+        // The other nodes' audit keys (raw Ed25519 public keys, by node name): a node's
+        // registry row (its keys' DNS records) is shown only when it is signed with its key.
+        std::map<std::string, std::string> node_keys;
     };
     std::optional<Cluster> cluster;
 

@@ -39,6 +39,8 @@
 
 #include "cluster.hpp"
 #include "config.hpp"
+#include "dkim/crypto/public_key.hpp"
+#include "dkim/jit/audit.hpp"
 #include "dkim/jit/shared_store.hpp"
 #include "dkim/jit/store.hpp"
 #include "dkim/lock_guarded.hpp"
@@ -239,6 +241,15 @@ int run(const signerd::Config& config) {
         options.cluster = cluster.get();
         options.fenced = [&cluster] { return cluster->fenced(); };
         options.node = config.cluster->node;
+        for (const auto& [name, raw] : config.cluster->node_keys) {
+            auto key = crypto::PublicKey::parse(KeyType::ed25519, raw);
+            if (!key) {
+                std::cerr << "dkim-signerd: " << config.file << ": [cluster] node_keys: " << name
+                          << ": " << key.error() << "\n";
+                return 1;
+            }
+            options.node_keys.emplace(name, std::move(*key));
+        }
     }
     signerd::Service service(journal, authority, directory, keys, gate, clock, metrics, options);
 
@@ -254,9 +265,18 @@ int run(const signerd::Config& config) {
 
     if (cluster) {
         const TimePoint started = clock.now();
+        // The registry row's records, signed with the audit key (the others show them only
+        // then): signed again when they change and the token is logged in (a key is made or
+        // destroyed only then); after a restart, the signature of the row as it was left.
+        struct Attested {
+            std::string records;
+            std::string signature;
+            bool looked_up = false;
+        };
+        auto attested = std::make_shared<Attested>();
         cluster->start(
             [&service] { service.notify_change(); },
-            [&service, &authority, &gate, &clock, &cluster, started] {
+            [&service, &authority, &gate, &clock, &cluster, started, attested] {
                 jit::NodeStatus s;
                 s.version = DKIM_APPLIANCE_VERSION;
                 s.started = started;
@@ -275,6 +295,27 @@ int run(const signerd::Config& config) {
                         }
                     }
                 }
+                if (s.records != attested->records) {
+                    *attested = Attested{s.records, {}, false};
+                }
+                if (attested->signature.empty() && service.logged_in()) {
+                    if (auto signature = gate.sign_checkpoint(
+                            jit::node_records_message(cluster->node(), s.records));
+                        signature) {
+                        attested->signature = std::move(signature->signature);
+                    }
+                }
+                if (attested->signature.empty() && !attested->looked_up) {
+                    attested->looked_up = true;
+                    if (auto nodes = cluster->store().nodes(); nodes) {
+                        for (const jit::NodeStatus& n : *nodes) {
+                            if (n.name == cluster->node() && n.records == s.records) {
+                                attested->signature = n.attestation;
+                            }
+                        }
+                    }
+                }
+                s.attestation = attested->signature;
                 return s;
             });
         std::cerr

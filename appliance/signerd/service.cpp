@@ -8,6 +8,8 @@
 #include <type_traits>
 
 #include "dkim/base/wipe.hpp"
+#include "dkim/crypto/sha256.hpp"
+#include "dkim/jit/audit.hpp"
 
 namespace dkim::signerd {
 
@@ -45,6 +47,7 @@ Service::Service(jit::Journal& journal, jit::Authority& authority, jit::Director
       metrics_(metrics),
       pin_source_(options.pin_source),
       cluster_(options.cluster),
+      node_keys_(options.node_keys),
       keys_registry_(keys),
       custody_(journal, authority, directory,
                CustodyOptions{options.pin_source, options.pin_path, options.pin_unlock_window,
@@ -125,6 +128,14 @@ ipc::ClusterKeyView key_view(const std::string& node, const jit::KeyRecord& k) {
 
 }  // namespace
 
+bool Service::records_attested(const jit::NodeStatus& n) const {
+    const auto key = node_keys_.find(n.name);
+    return key != node_keys_.end() && !n.attestation.empty() &&
+           key->second.verify(SigningAlgorithm::ed25519_sha256,
+                              crypto::Sha256::hash(jit::node_records_message(n.name, n.records)),
+                              n.attestation);
+}
+
 ipc::Reply Service::cluster_status(TimePoint now) const {
     ipc::ClusterStatusReply out;
     out.now_ms = to_unix_ms(now);
@@ -159,6 +170,7 @@ ipc::Reply Service::cluster_status(TimePoint now) const {
         }
         v.gone = now - n.last_seen > kNodeGoneAfter;
         v.self = n.name == cluster_->node();
+        v.records_verified = v.self || records_attested(n);
         if (v.self) {
             // This node's own row as it is now, not as its last heartbeat wrote it.
             v.token = cluster_->fenced() ? "fenced" : logged_in() ? "logged-in" : "logged-out";
@@ -185,9 +197,20 @@ ipc::Reply Service::cluster_status(TimePoint now) const {
         }
         out.rotations.push_back(std::move(v));
     }
-    // Each node's token's records, as its heartbeat lists them ("domain selector record").
+    // Each node's token's records ("domain selector record"): this node's from its token, the
+    // others' as their heartbeats list them, when the row is signed with the node's pinned
+    // audit key. No record is taken from the keys' lifecycle rows, which anyone with the
+    // database could write: a key of a writer's own would be listed for publication.
     std::map<std::tuple<std::string, std::string, std::string>, std::string> records;
+    if (auto own = gate_.list_keys(); own) {
+        for (const TokenGate::KeyDescription& k : *own) {
+            records[{cluster_->node(), k.domain, k.selector}] = k.dkim_record;
+        }
+    }
     for (const jit::NodeStatus& n : *nodes) {
+        if (n.name == cluster_->node() || !records_attested(n)) {
+            continue;
+        }
         std::istringstream lines(n.records);
         for (std::string line; std::getline(lines, line);) {
             const auto first = line.find(' ');
@@ -220,11 +243,8 @@ ipc::Reply Service::cluster_status(TimePoint now) const {
         }
     }
     for (ipc::ClusterKeyView& k : out.keys) {
-        if (k.dns_record.empty()) {
-            if (const auto it = records.find({k.node, k.domain, k.selector}); it != records.end()) {
-                k.dns_record = it->second;
-            }
-        }
+        const auto it = records.find({k.node, k.domain, k.selector});
+        k.dns_record = it == records.end() ? std::string() : it->second;
     }
     std::sort(out.keys.begin(), out.keys.end(),
               [](const ipc::ClusterKeyView& a, const ipc::ClusterKeyView& b) {

@@ -13,6 +13,7 @@
 #include "cluster.hpp"
 #include "config.hpp"
 #include "dkim/clock.hpp"
+#include "dkim/crypto/public_key.hpp"
 #include "dkim/dkim/signing_profile.hpp"
 #include "dkim/ipc/protocol.hpp"
 #include "dkim/jit/authority.hpp"
@@ -47,6 +48,9 @@ struct ServiceOptions : LifecycleOptions {
     // A node of a cluster (cluster.hpp): decisions under the cluster's lock on its latest
     // state; signing refused while fenced. Null: a single appliance.
     ClusterNode* cluster = nullptr;
+    // The other nodes' audit keys ([cluster] node_keys): a node's DNS records are listed only
+    // when its registry row is signed with its key.
+    std::map<std::string, crypto::PublicKey> node_keys;
 };
 
 class Service {
@@ -86,6 +90,8 @@ class Service {
     ipc::Reply operate(const Peer& peer, const jit::Actor& who, T& request, TimePoint now);
     ipc::Reply status() const;
     ipc::Reply cluster_status(TimePoint now) const;
+    // Whether node n's registry row is signed with the audit key pinned for it.
+    bool records_attested(const jit::NodeStatus& n) const;
     // This node's parts of the cluster's rotations (the tick's): each as one decision, as the
     // rotation's requester under their grants; one that fails is tried again after a while.
     void follow_rotations(TimePoint now);
@@ -105,6 +111,7 @@ class Service {
     Metrics& metrics_;
     const PinSourceKind pin_source_;
     ClusterNode* const cluster_;
+    const std::map<std::string, crypto::PublicKey> node_keys_;  // ServiceOptions::node_keys
     const jit::KeyRegistry& keys_registry_;
     PinCustody custody_;
     TokenLifecycle lifecycle_;

@@ -926,17 +926,36 @@ def cluster(folder, appliance):
     status = cli(up, "cluster", "status")
     check(status.returncode == 0 and "node1" in status.stdout and "node2" in status.stdout,
           "cluster status lists both nodes (%s%s)" % (status.stdout[-400:], status.stderr[-200:]))
-    # dns records on node 1 lists node 2's selectors too (from the cluster's registry), with
-    # the same values as the records up printed.
-    records = cli(up, "dns", "records", "example.test", "--offline", "--json")
-    listed = {}
-    if records.returncode == 0:
-        listed = {r["name"].rstrip("."): r["value"] for r in json.loads(records.stdout)["records"]
-                  if "._domainkey." in r["name"]}
+    # dns records on node 1 lists node 2's selectors too (from the cluster's registry, which
+    # node 2 signs with its audit key once it is logged in), with the values up printed.
     wanted = {name: value for name, value in printed.items() if "._domainkey." in name}
-    check(records.returncode == 0 and listed == wanted,
+
+    def dkim_records():
+        out = cli(up, "dns", "records", "example.test", "--offline", "--json")
+        listed = {}
+        if out.returncode == 0:
+            listed = {r["name"].rstrip("."): r["value"] for r in json.loads(out.stdout)["records"]
+                      if "._domainkey." in r["name"]}
+        return out, listed
+    check(wait_for(lambda: dkim_records()[1] == wanted, 10),
           "dns records on node 1 lists every node's DKIM records (%s; wanted %s) %s"
-          % (sorted(listed), sorted(wanted), records.stderr[-200:]))
+          % (sorted(dkim_records()[1]), sorted(wanted), dkim_records()[0].stderr[-200:]))
+    # A database writer's row for a node of its own, with a key of its own and a signature that
+    # is not node9's (no key is pinned for it), dated ahead so that it looks up: not listed.
+    forged_key = printed.get("rsa2048._domainkey.example.test", "v=DKIM1; k=rsa; p=AAAA")
+    future = int((time.time() + 3600) * 1000)
+    insert = ("INSERT INTO nodes(name, version, started, last_seen, token, grants, selectors, records, "
+              "attestation) VALUES ('node9', 'x', %d, %d, 'logged-in', 1, 'example.test/forged:rsa-2048', "
+              "'example.test forged %s' || chr(10), 'AAAA')" % (future, future, forged_key.replace("'", "''")))
+    psql = subprocess.run(["runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/psql", "-h",
+                           os.path.join(state, "postgres", "run"), "-p", str(pg), "-U", "postgres", "-d", "dkim",
+                           "-v", "ON_ERROR_STOP=1", "-c", insert], capture_output=True, text=True)
+    check(psql.returncode == 0, "a database writer adds a node row of its own (%s)" % psql.stderr.strip())
+    out, listed = dkim_records()
+    check(out.returncode == 0 and listed == wanted and "forged._domainkey.example.test" not in listed,
+          "dns records does not list the forged node's key (%s)" % sorted(listed))
+    check("node node9's keys are not listed" in out.stderr,
+          "and says why it left node9 out (%s)" % out.stderr.strip()[-300:])
     grants = cli(up, "grant", "list", "--active").stdout.strip().splitlines()
     grant = grants[-1].split("\t")[0] if grants else "0"
     revoked = as_user(up, "approver", "elevation", "revoke", "--grant", grant, "--reason", "cluster tour done",

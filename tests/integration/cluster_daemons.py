@@ -61,6 +61,10 @@ class Cluster:
                 cluster={"node": "node-" + name, "database": self.pg.conninfo(self.database),
                          "password_file": self.password_file, "lease": lease})
         self.a, self.b = self.nodes["a"], self.nodes["b"]
+        # Each node pins the other's audit key: it lists the other's DNS records only from a
+        # registry row signed with it.
+        self.a.pin_node_keys({"node-b": self.b.audit_key})
+        self.b.pin_node_keys({"node-a": self.a.audit_key})
         records = dict(self.a.records)
         records.update(self.b.records)
         self.records = records

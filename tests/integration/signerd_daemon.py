@@ -93,6 +93,13 @@ class Appliance:
                            "--domain", DOMAIN, "--selector", selector, "--algorithm", algorithm,
                            "--json").stdout.decode()
             self.records["%s._domainkey.%s" % (selector, DOMAIN)] = re.search(r'"dns_record": "([^"]*)"', out).group(1)
+        self.audit_key = None
+        if cluster:
+            # A node's audit key, made now (signerd would make it at its first checkpoint), so
+            # that the other nodes can pin it ([cluster] node_keys) before they start.
+            self.cli("key", "generate", "--module", module, "--token", "dkim", "--pin-file", self.pin,
+                     "--domain", "signerd.invalid", "--selector", "audit", "--algorithm", "ed25519")
+            self.audit_key = self.cli("audit", "key", "--module", module, "--token", "dkim").stdout.decode().strip()
         self.socket = os.path.join(folder, "signerd.sock")
         self.db = os.path.join(folder, "state", "signerd.db")
         config = [
@@ -115,6 +122,8 @@ class Appliance:
         if cluster:
             config += ["[cluster]", 'node = "%s"' % cluster["node"], 'database = "%s"' % cluster["database"],
                        'password_file = "%s"' % cluster["password_file"], 'lease = "%s"' % cluster.get("lease", "3s")]
+            # The other nodes' audit keys, once they are known (Appliance.pin_node_keys).
+            config += ["#node_keys"]
         config += ["[policy.sign]", 'max_duration = "1h"', 'approvers = ["role:approver"]'] + list(sign_policy)
         if web_peer:
             config += ["[policy.key.generate]", 'approvers = ["role:approver"]']
@@ -124,6 +133,14 @@ class Appliance:
         self.proc = None
         self.totp_secrets = {}
         self.totp_last = {}
+
+    def pin_node_keys(self, keys):
+        """[cluster] node_keys = the other nodes' audit keys ({name: base64})."""
+        with open(self.config) as f:
+            text = f.read()
+        line = "node_keys = [%s]" % ", ".join('"%s=%s"' % item for item in sorted(keys.items()))
+        with open(self.config, "w") as f:
+            f.write(text.replace("#node_keys\n", line + "\n"))
 
     def secret_file(self, name, content):
         path = os.path.join(self.folder, name)

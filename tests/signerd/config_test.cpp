@@ -64,8 +64,11 @@ TEST_F(SignerdConfigTest, AClusterNodeNeedsANameADatabaseAndAPinItCanUseByItself
     auto good = dkim::signerd::load_config(
         write(head + file_pin +
               "[cluster]\nnode = \"mx1\"\ndatabase = \"host=db dbname=dkim\"\n"
-              "password_file = \"/etc/db-password\"\nlease = \"3s\"\n"));
+              "password_file = \"/etc/db-password\"\nlease = \"3s\"\n"
+              "node_keys = [\"mx2=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\"]\n"));
     ASSERT_TRUE(good.has_value()) << good.error();
+    ASSERT_EQ(good->cluster->node_keys.size(), 1U);
+    EXPECT_EQ(good->cluster->node_keys.at("mx2").size(), 32U) << "the raw key";
     ASSERT_TRUE(good->cluster);
     EXPECT_EQ(good->cluster->node, "mx1");
     EXPECT_EQ(good->cluster->password_file, "/etc/db-password");
@@ -83,6 +86,19 @@ TEST_F(SignerdConfigTest, AClusterNodeNeedsANameADatabaseAndAPinItCanUseByItself
          "sealed"},
         {"[pin]\nsource = \"shares\"\n[cluster]\nnode = \"mx1\"\ndatabase = \"host=db\"\n",
          "sealed"},
+        // node_keys: NAME=BASE64 of 32 bytes, another node's, each once.
+        {file_pin + "[cluster]\nnode = \"mx1\"\ndatabase = \"host=db\"\nnode_keys = [\"mx2\"]\n",
+         "NAME=BASE64"},
+        {file_pin +
+             "[cluster]\nnode = \"mx1\"\ndatabase = \"host=db\"\nnode_keys = [\"mx2=AAAA\"]\n",
+         "32 bytes"},
+        {file_pin + "[cluster]\nnode = \"mx1\"\ndatabase = \"host=db\"\nnode_keys = "
+                    "[\"mx1=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\"]\n",
+         "own key"},
+        {file_pin + "[cluster]\nnode = \"mx1\"\ndatabase = \"host=db\"\nnode_keys = "
+                    "[\"mx2=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\", "
+                    "\"mx2=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\"]\n",
+         "twice"},
     };
     for (const auto& [text, words] : refused) {
         auto config = dkim::signerd::load_config(write(head + text));

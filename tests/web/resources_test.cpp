@@ -249,8 +249,9 @@ TEST_F(ResourcesTest, TheClusterViewShowsTheNodesAndTheirKeys) {
                         2,
                         {"example.com/a1:rsa-2048"},
                         false,
+                        true,
                         true},
-                       {"mx2", "0.1.0", 1, 980'000, "logged-out", 0, {}, true, false}};
+                       {"mx2", "0.1.0", 1, 980'000, "logged-out", 0, {}, true, false, false}};
             c.keys = {{"mx1", "example.com", "a1", "rsa-2048", "unmanaged", "v=DKIM1; p=A"}};
         }
         return c;
@@ -264,6 +265,8 @@ TEST_F(ResourcesTest, TheClusterViewShowsTheNodesAndTheirKeys) {
     EXPECT_TRUE(d["nodes"][0]["self"].GetBool());
     EXPECT_EQ(std::string(d["nodes"][0]["selectors"][0].GetString()), "example.com/a1:rsa-2048");
     EXPECT_TRUE(d["nodes"][1]["gone"].GetBool());
+    EXPECT_TRUE(d["nodes"][0]["records_verified"].GetBool());
+    EXPECT_FALSE(d["nodes"][1]["records_verified"].GetBool());
     EXPECT_EQ(std::string(d["keys"][0]["dns_record"].GetString()), "v=DKIM1; p=A");
     cluster = false;
     auto single = parse(send(verb::get, "/api/v1/cluster", "", with_session()).body());

@@ -1063,7 +1063,11 @@
       const ago = Math.max(0, Math.round((doc.now_ms - n.last_seen_ms) / 1000));
       tr.appendChild(el("td", ago + " s ago"));
       tr.appendChild(el("td", String(n.grants)));
-      tr.appendChild(el("td", n.selectors.join(" ") || "—", "mono"));
+      const keysCell = el("td", n.selectors.join(" ") || "—", "mono");
+      if (!n.records_verified) {
+        keysCell.appendChild(el("div", "records not shown: the node's registry row is not signed with the audit key this node pins for it", "small muted"));
+      }
+      tr.appendChild(keysCell);
       tr.appendChild(el("td", n.version));
       body.appendChild(tr);
     }

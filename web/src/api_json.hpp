@@ -208,13 +208,15 @@ struct ClusterNode {
     std::vector<std::string> selectors;
     bool gone = false;
     bool self = false;
+    bool records_verified = false;
     template <class A>
     void save(A& ar) const {
         ar(cereal::make_nvp("name", name), cereal::make_nvp("version", version),
            cereal::make_nvp("started_ms", started_ms),
            cereal::make_nvp("last_seen_ms", last_seen_ms), cereal::make_nvp("token", token),
            cereal::make_nvp("grants", grants), cereal::make_nvp("selectors", selectors),
-           cereal::make_nvp("gone", gone), cereal::make_nvp("self", self));
+           cereal::make_nvp("gone", gone), cereal::make_nvp("self", self),
+           cereal::make_nvp("records_verified", records_verified));
     }
 };
 struct ClusterKey {

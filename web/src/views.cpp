@@ -225,7 +225,7 @@ api::ClusterStatus cluster_status_view(const ipc::ClusterStatusReply& s) {
     api::ClusterStatus out{s.cluster, s.node, s.fenced, s.lease_ms, s.now_ms, {}, {}};
     for (const ipc::ClusterNodeView& n : s.nodes) {
         out.nodes.push_back({n.name, n.version, n.started_ms, n.last_seen_ms, n.token, n.grants,
-                             n.selectors, n.gone, n.self});
+                             n.selectors, n.gone, n.self, n.records_verified});
     }
     for (const ipc::ClusterKeyView& k : s.keys) {
         out.keys.push_back({k.node, k.domain, k.selector, k.algorithm, k.state, k.dns_record});

@@ -73,6 +73,13 @@ std::string checkpoint_message(const Checkpoint& c) {
     return out;
 }
 
+std::string node_records_message(std::string_view node, std::string_view records) {
+    std::string out = "dkim-node-records-v1";
+    put(out, node);
+    put(out, records);
+    return out;
+}
+
 std::string checkpoint_interval_detail(std::int64_t every_ms, std::int64_t every_records) {
     return "checkpoint every=" + std::to_string(every_ms) + "ms," + std::to_string(every_records) +
            "records";

@@ -23,6 +23,7 @@
 #include <set>
 #include <tuple>
 
+#include "dkim/crypto/base64.hpp"
 #include "dkim/jit/directory.hpp"
 #include "dkim/jit/shared_store.hpp"
 #include "pg_connection.hpp"
@@ -111,6 +112,8 @@ CREATE TABLE IF NOT EXISTS nodes(
   name text PRIMARY KEY, version text NOT NULL, started bigint NOT NULL,
   last_seen bigint NOT NULL, token text NOT NULL, grants bigint NOT NULL,
   selectors text NOT NULL, records text NOT NULL);
+-- The node's Ed25519 signature (base64) over its records, with its audit key.
+ALTER TABLE nodes ADD COLUMN IF NOT EXISTS attestation text NOT NULL DEFAULT '';
 -- Stops accidents only: whoever owns the tables can drop the trigger. The hash chain and the
 -- checkpoints signed in the nodes' tokens are what detect an edit.
 CREATE OR REPLACE FUNCTION dkim_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
@@ -1264,13 +1267,13 @@ Expected<void, std::string> PgStore::heartbeat(const NodeStatus& s) {
         return ok;
     }
     auto res = listener_.exec(
-        "INSERT INTO nodes(name, version, started, last_seen, token, grants, selectors, records) "
-        "VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (name) DO UPDATE SET "
+        "INSERT INTO nodes(name, version, started, last_seen, token, grants, selectors, records, "
+        "attestation) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (name) DO UPDATE SET "
         "version = excluded.version, started = excluded.started, last_seen = excluded.last_seen, "
         "token = excluded.token, grants = excluded.grants, selectors = excluded.selectors, "
-        "records = excluded.records",
+        "records = excluded.records, attestation = excluded.attestation",
         {options_.node, s.version, num(to_unix_ms(s.started)), num(to_unix_ms(s.last_seen)),
-         s.token, num(s.grants), s.selectors, s.records},
+         s.token, num(s.grants), s.selectors, s.records, crypto::base64_encode(s.attestation)},
         "register the node");
     if (!res) {
         listener_.drop();
@@ -1285,8 +1288,8 @@ Expected<std::vector<NodeStatus>, std::string> PgStore::nodes() {
         return unexpected(ok.error());
     }
     auto res = reader_.exec(
-        "SELECT name, version, started, last_seen, token, grants, selectors, records FROM nodes "
-        "ORDER BY name",
+        "SELECT name, version, started, last_seen, token, grants, selectors, records, attestation "
+        "FROM nodes ORDER BY name",
         "read the nodes");
     if (!res) {
         return unexpected(res.error());
@@ -1296,7 +1299,8 @@ Expected<std::vector<NodeStatus>, std::string> PgStore::nodes() {
         const PGresult* r = res->get();
         out.push_back({pg_text(r, i, 0), pg_text(r, i, 1), from_unix_ms(pg_int(r, i, 2)),
                        from_unix_ms(pg_int(r, i, 3)), pg_text(r, i, 4), pg_int(r, i, 5),
-                       pg_text(r, i, 6), pg_text(r, i, 7)});
+                       pg_text(r, i, 6), pg_text(r, i, 7),
+                       crypto::base64_decode(pg_text(r, i, 8)).value_or(std::string())});
     }
     return out;
 }

@@ -230,13 +230,17 @@ TEST_F(PgStoreTest, EachNodeLoadsItsOwnKeysAndTheRegistryListsAll) {
     ASSERT_EQ(all->size(), 2U);
     EXPECT_EQ((*all)[0].first, "node-a");
     EXPECT_EQ((*all)[1].first, "node-b");
-    ASSERT_TRUE(a->store->heartbeat({"ignored", "0.1.0", t0, t0 + 1s, "logged-in", 1, "x/a1", ""}));
+    const std::string attestation("\x00\xffsig\n", 6);  // raw signature bytes, any of them
+    ASSERT_TRUE(a->store->heartbeat(
+        {"ignored", "0.1.0", t0, t0 + 1s, "logged-in", 1, "x/a1", "x a1 v=DKIM1\n", attestation}));
     auto nodes = b->store->nodes();
     ASSERT_TRUE(nodes);
     ASSERT_EQ(nodes->size(), 1U);
     EXPECT_EQ((*nodes)[0].name, "node-a");
     EXPECT_EQ((*nodes)[0].token, "logged-in");
     EXPECT_EQ((*nodes)[0].last_seen, t0 + 1s);
+    EXPECT_EQ((*nodes)[0].records, "x a1 v=DKIM1\n");
+    EXPECT_EQ((*nodes)[0].attestation, attestation);
 }
 
 TEST_F(PgStoreTest, EveryKindOfStateRoundTrips) {

@@ -1103,9 +1103,14 @@ struct ClusterNodeView {
     std::vector<std::string> selectors;  // "domain/selector", signing keys
     bool gone = false;                   // not seen for longer than kNodeGoneAfter
     bool self = false;                   // the node that answered
+    // Its keys' DNS records are listed (ClusterKeyView::dns_record): its registry row verifies
+    // with the audit key the answering node pins for it ([cluster] node_keys), or it is the
+    // answering node (its own token's).
+    bool records_verified = false;
     template <class A>
     void serialize(A& ar) {
-        ar(name, version, started_ms, last_seen_ms, token, grants, selectors, gone, self);
+        ar(name, version, started_ms, last_seen_ms, token, grants, selectors, gone, self,
+           records_verified);
     }
 };
 
@@ -1115,7 +1120,9 @@ struct ClusterKeyView {
     std::string selector;
     std::string algorithm;
     std::string state;
-    std::string dns_record;  // "v=DKIM1; k=...; p=..." as its node's token holds it ("": unknown)
+    // "v=DKIM1; k=...; p=..." as its node's token holds it: the answering node's own, or
+    // another's from its signed registry row ("": unknown, or the row does not verify).
+    std::string dns_record;
     std::int64_t retire_after_ms = 0;  // a retiring key's end of grace (0: none)
     std::int64_t activated_ms = 0;
     std::int64_t retiring_since_ms = 0;

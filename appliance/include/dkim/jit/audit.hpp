@@ -96,6 +96,10 @@ struct Checkpoint {
 // The bytes a checkpoint signature covers: v1 (seq, head, time) for table checkpoints, v2
 // (also kind, every_ms, every_records, and crash for a recovery) for in-chain ones.
 std::string checkpoint_message(const Checkpoint& checkpoint);
+// The bytes a cluster node signs with its audit key over its registry row's DNS records (its
+// token's keys, "domain selector record" lines), so that the other nodes can tell its row from
+// one a database writer made. Its own prefix: never the bytes of a checkpoint.
+std::string node_records_message(std::string_view node, std::string_view records);
 
 inline constexpr std::string_view kCheckpointAction = "audit.checkpoint";
 inline constexpr std::string_view kCheckpointPeriodic = "periodic";

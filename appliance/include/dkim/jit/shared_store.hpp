@@ -46,6 +46,11 @@ struct NodeStatus {
     // Their DNS records, one line each: "domain selector record" (the other nodes publish
     // them beside their own).
     std::string records;
+    // Its Ed25519 signature over node_records_message(name, records) with the node's audit key
+    // (raw bytes; empty while it could not sign: logged out since its keys changed). Anyone
+    // with the database could write the row: the others show its records only when this
+    // verifies with the key they pin for the node.
+    std::string attestation;
 };
 
 class SharedStore : public Store {
