@@ -328,6 +328,21 @@ int run_audit_verify(const AuditFileArgs& args) {
             separator = ", ";
         }
     }
+    if (!report.cut_off_ends.empty()) {
+        // Each a node that lost the shared store and logged out after its lease, without a
+        // checkpoint; its next login's signed recovery checkpoint covered it.
+        const bool one = report.cut_off_ends.size() == 1;
+        std::cout << "; " << report.cut_off_ends.size() << (one ? " logout" : " logouts")
+                  << " of a node cut off from the shared store (the database was unreachable "
+                     "for longer than the lease) covered by a later signed checkpoint, at "
+                     "token.logout record"
+                  << (one ? "" : "s");
+        const char* separator = " ";
+        for (const std::int64_t logout : report.cut_off_ends) {
+            std::cout << separator << logout;
+            separator = ", ";
+        }
+    }
     if (!report.tail.empty()) {
         std::cout << "; " << report.tail;
     }

@@ -434,7 +434,7 @@ LogReport verify_log(const std::vector<AuditRecord>& records, const std::vector<
                 }
             }
             for (const UncleanEnd& u : unclean) {
-                out.unclean_ends.push_back(u.start);
+                (u.fenced ? out.cut_off_ends : out.unclean_ends).push_back(u.start);
                 if (u.node != r.node) {
                     life_of(u.node).recovered.push_back(u.start);
                 }
@@ -508,7 +508,7 @@ LogReport verify_log(const std::vector<AuditRecord>& records, const std::vector<
     // earlier version's log counts).
     for (const UncleanEnd& u : unclean) {
         if (u.start <= table_covered) {
-            out.unclean_ends.push_back(u.start);
+            (u.fenced ? out.cut_off_ends : out.unclean_ends).push_back(u.start);
             continue;
         }
         const std::int64_t last = u.start - 1;

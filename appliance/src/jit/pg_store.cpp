@@ -752,6 +752,24 @@ Expected<void, std::string> PgStore::apply(const Mutation& mutation) {
     return std::visit(Visitor{writer_, options_.node}, mutation);
 }
 
+namespace {
+
+// "use N; rest" in the signature records of `e` becomes "use <use>; rest".
+void renumber_use(CommitEntry& e, std::int64_t use) {
+    if (e.records == nullptr) {
+        return;
+    }
+    for (AuditRecord& r : *e.records) {
+        const auto semicolon = r.detail.find(';');
+        if (r.action == "sign" && r.detail.rfind("use ", 0) == 0 &&
+            semicolon != std::string::npos) {
+            r.detail = "use " + std::to_string(use) + r.detail.substr(semicolon);
+        }
+    }
+}
+
+}  // namespace
+
 Expected<bool, std::string> PgStore::spend_claims(std::vector<CommitEntry>& entries) {
     // The claims of each grant, in the batch's order: one statement per grant.
     std::map<std::int64_t, std::vector<CommitEntry*>> by_grant;
@@ -780,7 +798,7 @@ Expected<bool, std::string> PgStore::spend_claims(std::vector<CommitEntry>& entr
             "UPDATE grants t SET uses = t.uses + n.k, exhausted_at = CASE WHEN n.budget IS NOT "
             "NULL AND n.uses + n.k >= n.budget AND n.k > 0 THEN COALESCE(t.exhausted_at, $3) "
             "ELSE t.exhausted_at END FROM n WHERE t.id = n.id "
-            "RETURNING n.k, n.budget IS NOT NULL AND n.uses + n.k >= n.budget AND n.k > 0",
+            "RETURNING n.k, n.budget IS NOT NULL AND n.uses + n.k >= n.budget AND n.k > 0, n.uses",
             {num(grant), num(static_cast<std::int64_t>(claims.size())), num(to_unix_ms(at))},
             "spend a grant's use");
         if (!res) {
@@ -790,6 +808,12 @@ Expected<bool, std::string> PgStore::spend_claims(std::vector<CommitEntry>& entr
         if (PQntuples(res->get()) == 1) {
             granted = static_cast<std::size_t>(pg_int(res->get(), 0, 0));
             exhausted = exhausted || pg_bool(res->get(), 0, 1);
+            // Each signature's record says which use of the grant it is in the cluster (the
+            // node's memory counts its own uses only): "use N; ..." as the authority wrote it.
+            const std::int64_t before = pg_int(res->get(), 0, 2);
+            for (std::size_t i = 0; i < granted; ++i) {
+                renumber_use(*claims[i], before + static_cast<std::int64_t>(i) + 1);
+            }
         }
         for (std::size_t i = granted; i < claims.size(); ++i) {
             claims[i]->refused =

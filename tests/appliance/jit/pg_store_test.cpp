@@ -169,6 +169,13 @@ TEST_F(PgStoreTest, ABudgetOfAHundredSpentByTwoNodesAtOnceGivesExactlyAHundred) 
     EXPECT_EQ(query(db, "SELECT count(*) FROM audit WHERE action = 'sign' AND outcome = 'issued'"),
               "100")
         << "one record per signature issued, none for the refused";
+    EXPECT_EQ(query(db,
+                    "SELECT count(DISTINCT split_part(detail, ';', 1)) || ' ' || "
+                    "min(split_part(split_part(detail, ';', 1), ' ', 2)::int) || ' ' || "
+                    "max(split_part(split_part(detail, ';', 1), ' ', 2)::int) FROM audit "
+                    "WHERE action = 'sign' AND outcome = 'issued'"),
+              "100 1 100")
+        << "each record names its use of the grant in the cluster: use 1 to use 100, once each";
     EXPECT_EQ(
         query(db, "SELECT exhausted_at IS NOT NULL FROM grants WHERE id = " + std::to_string(id)),
         "t");

@@ -160,6 +160,10 @@ struct LogReport {
     std::string tail;                     // what the uncovered tail is, when ok
     // The signerd.start records of unclean ends (rule 5) that a later signed checkpoint covers.
     std::vector<std::int64_t> unclean_ends;
+    // The token.logout records of cluster nodes cut off from the shared store (they logged out
+    // after their lease without a checkpoint: unclean ends too, by rule 5) that a later signed
+    // checkpoint covers.
+    std::vector<std::int64_t> cut_off_ends;
 };
 
 // verify_chain over `records` and `anchors` (table checkpoints and an export's anchors),
