@@ -102,24 +102,13 @@ void add_dns_advice_options(CLI::App* command, DnsCommandArgs& args) {
 // record signs as an active key, as on its own node.
 void add_other_nodes_keys(const Common& common, const std::string& domain,
                           std::vector<provisioning::DomainKey>& keys) {
-    auto auth = credentials(common);
-    if (!auth) {
-        return;
-    }
-    auto reply = ask_signerd(common, ipc::ClusterStatusRequest{std::move(*auth)});
+    auto reply = cluster_status(common);
     if (!reply) {
         std::cerr << "dkim-appliance: the other cluster nodes' keys are not listed: "
                   << reply.error() << "\n";
         return;
     }
-    const auto* status = std::get_if<ipc::ClusterStatusReply>(&*reply);
-    if (status == nullptr) {
-        if (const auto* e = std::get_if<ipc::ErrorReply>(&*reply)) {
-            std::cerr << "dkim-appliance: the other cluster nodes' keys are not listed: "
-                      << e->message << "\n";
-        }
-        return;
-    }
+    const ipc::ClusterStatusReply* status = &*reply;
     if (!status->cluster) {
         return;
     }

@@ -10,6 +10,35 @@ namespace dkim::provisioning {
 
 using detail::kind_of;
 using detail::utc;
+
+namespace {
+
+// The one kind ("rsa", "ed25519") of `keys` (those a rotation without --algorithm looks at):
+// none is nothing to rotate, two are ambiguous. `where`: " on any node" for a cluster.
+Expected<std::string, std::string> the_one_kind(const std::vector<const KeyStatus*>& keys,
+                                                const std::string& domain,
+                                                const std::string& where) {
+    std::vector<std::string> kinds;
+    for (const KeyStatus* k : keys) {
+        const std::string kind = kind_of(k->algorithm);
+        if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end()) {
+            kinds.push_back(kind);
+        }
+    }
+    if (kinds.empty()) {
+        return unexpected(domain + " has no active key" + where +
+                          ": there is nothing to rotate (key generate, then key activate)");
+    }
+    if (kinds.size() > 1) {
+        return unexpected(domain +
+                          " signs with an RSA and an Ed25519 key: rotate one at a time "
+                          "(--algorithm)");
+    }
+    return kinds.front();
+}
+
+}  // namespace
+
 std::string RotationStep::describe() const {
     switch (kind) {
         case Kind::generate:
@@ -102,29 +131,22 @@ Expected<std::string, std::string> format_selector(const std::string& format, st
 
 Expected<RotationStep, std::string> next_rotation_step(const std::vector<KeyStatus>& keys,
                                                        const RotationRequest& request) {
-    // The kind that rotates.
+    // The kind that rotates: asked for, else the one of the keys in use (a rotation under way
+    // counts its new and its old keys).
     std::string kind = kind_of(request.algorithm);
     if (kind.empty()) {
-        std::vector<std::string> kinds;
+        std::vector<const KeyStatus*> in_use;
         for (const auto& k : keys) {
-            const std::string kk = kind_of(k.algorithm);
-            if ((k.state == "active" || k.state == "pending-publish" || k.state == "generating" ||
-                 k.state == "retiring") &&
-                std::find(kinds.begin(), kinds.end(), kk) == kinds.end()) {
-                kinds.push_back(kk);
+            if (k.state == "active" || k.state == "pending-publish" || k.state == "generating" ||
+                k.state == "retiring") {
+                in_use.push_back(&k);
             }
         }
-        if (kinds.empty()) {
-            return unexpected(request.domain +
-                              " has no active key: there is nothing to rotate "
-                              "(key generate, then key activate)");
+        auto only = the_one_kind(in_use, request.domain, "");
+        if (!only) {
+            return unexpected(only.error());
         }
-        if (kinds.size() > 1) {
-            return unexpected(request.domain +
-                              " signs with an RSA and an Ed25519 key: rotate one at a time "
-                              "(--algorithm)");
-        }
-        kind = kinds.front();
+        kind = *only;
     }
     std::vector<KeyStatus> current;
     std::vector<KeyStatus> pending;
@@ -314,27 +336,19 @@ Expected<ClusterRotationStep, std::string> next_cluster_rotation_step(
         }
     }
     if (kind.empty()) {
-        std::vector<std::string> kinds;
+        std::vector<const KeyStatus*> active;
         for (const NodeKeys* n : live) {
             for (const auto& k : n->keys) {
-                const std::string kk = kind_of(k.algorithm);
-                if (k.state == "active" &&
-                    std::find(kinds.begin(), kinds.end(), kk) == kinds.end()) {
-                    kinds.push_back(kk);
+                if (k.state == "active") {
+                    active.push_back(&k);
                 }
             }
         }
-        if (kinds.empty()) {
-            return unexpected(request.domain +
-                              " has no active key on any node: there is nothing "
-                              "to rotate (key generate, then key activate)");
+        auto only = the_one_kind(active, request.domain, " on any node");
+        if (!only) {
+            return unexpected(only.error());
         }
-        if (kinds.size() > 1) {
-            return unexpected(request.domain +
-                              " signs with an RSA and an Ed25519 key: rotate one at a time "
-                              "(--algorithm)");
-        }
-        kind = kinds.front();
+        kind = *only;
     }
     const ClusterRotationPlan* plan = nullptr;
     for (const auto& p : plans) {
