@@ -102,7 +102,12 @@ void add_signerd_commands(CLI::App& app, int& exit_code) {
                     for (std::size_t i = 0; i < n.selectors.size(); ++i) {
                         std::cout << (i == 0 ? "" : " ") << n.selectors[i];
                     }
-                    std::cout << "\t" << n.version << (n.self ? "\t(this one)" : "") << "\n";
+                    std::cout << "\t" << n.version << (n.self ? "\t(this one)" : "")
+                              << (n.records_verified
+                                      ? ""
+                                      : "\t(records not shown: its row is not signed with the "
+                                        "audit key [cluster] node_keys pins for it)")
+                              << "\n";
                 }
             }
             for (const ipc::ClusterKeyView& k : s->keys) {

@@ -956,6 +956,12 @@ def cluster(folder, appliance):
           "dns records does not list the forged node's key (%s)" % sorted(listed))
     check("node node9's keys are not listed" in out.stderr,
           "and says why it left node9 out (%s)" % out.stderr.strip()[-300:])
+    status = cli(up, "cluster", "status").stdout
+    node_lines = {line.split("\t")[1]: line for line in status.splitlines() if line.startswith("node\t")}
+    check("records not shown" in node_lines.get("node9", "") and "records not shown" not in node_lines.get("node2", "x"),
+          "cluster status marks node9's records as not shown, node2's as shown (%s)" % status.strip()[-600:])
+    check(not re.search(r"^key\tnode9\t.*\tv=DKIM1", status, re.M),
+          "and lists no record for node9's key (%s)" % status.strip()[-600:])
     grants = cli(up, "grant", "list", "--active").stdout.strip().splitlines()
     grant = grants[-1].split("\t")[0] if grants else "0"
     revoked = as_user(up, "approver", "elevation", "revoke", "--grant", grant, "--reason", "cluster tour done",
