@@ -332,10 +332,11 @@ int run_audit_verify(const AuditFileArgs& args) {
         // Each a node that lost the shared store and logged out after its lease, without a
         // checkpoint; its next login's signed recovery checkpoint covered it.
         const bool one = report.cut_off_ends.size() == 1;
-        std::cout << "; " << report.cut_off_ends.size() << (one ? " logout" : " logouts")
-                  << " of a node cut off from the shared store (the database was unreachable "
-                     "for longer than the lease) covered by a later signed checkpoint, at "
-                     "token.logout record"
+        std::cout << "; " << report.cut_off_ends.size()
+                  << (one ? " unclean logout" : " unclean logouts")
+                  << " (the record says its node was cut off from the shared store for longer "
+                     "than its lease, as a database outage leaves; unsigned, like a crash's "
+                     "start) covered by a later signed checkpoint, at token.logout record"
                   << (one ? "" : "s");
         const char* separator = " ";
         for (const std::int64_t logout : report.cut_off_ends) {

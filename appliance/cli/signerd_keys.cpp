@@ -120,9 +120,19 @@ std::vector<provisioning::DomainKey> domain_keys(const std::vector<ipc::KeyView>
                                                  const std::string& domain) {
     std::vector<provisioning::DomainKey> out;
     for (const auto& k : keys) {
-        if (k.domain == domain) {
-            out.push_back({k.selector, k.algorithm, k.state, k.dns_record});
+        if (k.domain != domain) {
+            continue;
         }
+        // signerd takes a key's record from the token only: a key the registry lists (the
+        // database's) that the token does not hold has none, and nothing to publish.
+        if (k.dns_record.empty() &&
+            provisioning::should_be_published({k.selector, k.algorithm, k.state, k.dns_record})) {
+            std::cerr << "dkim-appliance: " << k.dns_name << " is " << k.state
+                      << " in signerd's key registry but the token holds no such key: not "
+                         "listed\n";
+            continue;
+        }
+        out.push_back({k.selector, k.algorithm, k.state, k.dns_record});
     }
     return out;
 }

@@ -118,9 +118,8 @@ ipc::KeyView key_view(const KeyHandlers::KeyEntry& e) {
             v.signing = signing_of(r.algorithm);
             v.bits = bits_of(r.algorithm);
         }
-        if (v.dns_record.empty()) {
-            v.dns_record = r.dkim_record;
-        }
+        // The record only ever from the token: the registry's copy is the store's (a cluster's
+        // database), and a key of a writer's own would be listed for publication.
         v.state = std::string(jit::to_string(r.state));
         v.managed = true;
         v.origin = r.origin;
@@ -269,7 +268,10 @@ ipc::Reply KeyHandlers::operate(const Actor& who, ipc::KeyGenerate& r, TimePoint
     if (!grant) {
         return error_reply(grant.error());
     }
-    if (existing != nullptr && existing->record->state == KeyState::pending_publish) {
+    // A key the registry says is made and the token holds: its record again. One the token does
+    // not hold is made now (a record without its key is no key; its record is not shown).
+    if (existing != nullptr && existing->record->state == KeyState::pending_publish &&
+        existing->token) {
         ipc::KeysReply out;
         out.keys.push_back(key_view(*existing));
         out.message = "already generated; publish its record";

@@ -266,12 +266,15 @@ int run(const signerd::Config& config) {
     if (cluster) {
         const TimePoint started = clock.now();
         // The registry row's records, signed with the audit key (the others show them only
-        // then): signed again when they change and the token is logged in (a key is made or
-        // destroyed only then); after a restart, the signature of the row as it was left.
+        // then): signed at the first login of this run and whenever they change while the
+        // token is logged in (a key is made or destroyed only then). Before that, the
+        // signature of the row as it was left, unchecked (the database's: if it is not this
+        // node's, the others leave its records out until the first login signs them again).
         struct Attested {
             std::string records;
             std::string signature;
             bool looked_up = false;
+            bool signed_here = false;  // by this run's token, over `records`
         };
         auto attested = std::make_shared<Attested>();
         cluster->start(
@@ -296,13 +299,14 @@ int run(const signerd::Config& config) {
                     }
                 }
                 if (s.records != attested->records) {
-                    *attested = Attested{s.records, {}, false};
+                    *attested = Attested{s.records, {}, false, false};
                 }
-                if (attested->signature.empty() && service.logged_in()) {
+                if (!attested->signed_here && service.logged_in()) {
                     if (auto signature = gate.sign_checkpoint(
                             jit::node_records_message(cluster->node(), s.records));
                         signature) {
                         attested->signature = std::move(signature->signature);
+                        attested->signed_here = true;
                     }
                 }
                 if (attested->signature.empty() && !attested->looked_up) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <iostream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <tuple>
 #include <type_traits>
@@ -128,6 +129,13 @@ ipc::ClusterKeyView key_view(const std::string& node, const jit::KeyRecord& k) {
 
 }  // namespace
 
+namespace {
+
+// The most selectors and records of one node's registry row that a status lists.
+constexpr std::size_t kMaxListedKeys = 1000;
+
+}  // namespace
+
 bool Service::records_attested(const jit::NodeStatus& n) const {
     const auto key = node_keys_.find(n.name);
     return key != node_keys_.end() && !n.attestation.empty() &&
@@ -164,8 +172,11 @@ ipc::Reply Service::cluster_status(TimePoint now) const {
         v.last_seen_ms = to_unix_ms(n.last_seen);
         v.token = n.token;
         v.grants = n.grants;
+        // The row is anyone's with the database (its selectors are not signed): at most
+        // kMaxListedKeys of them, so that a huge row neither holds this decision (and the
+        // cluster's lock) nor outgrows the reply.
         std::istringstream words(n.selectors);
-        for (std::string w; words >> w;) {
+        for (std::string w; v.selectors.size() < kMaxListedKeys && words >> w;) {
             v.selectors.push_back(w);
         }
         v.gone = now - n.last_seen > kNodeGoneAfter;
@@ -212,7 +223,8 @@ ipc::Reply Service::cluster_status(TimePoint now) const {
             continue;
         }
         std::istringstream lines(n.records);
-        for (std::string line; std::getline(lines, line);) {
+        std::size_t listed = 0;
+        for (std::string line; listed++ < kMaxListedKeys && std::getline(lines, line);) {
             const auto first = line.find(' ');
             const auto second = first == std::string::npos ? first : line.find(' ', first + 1);
             if (second != std::string::npos) {
@@ -223,6 +235,10 @@ ipc::Reply Service::cluster_status(TimePoint now) const {
     }
     // The keys a node's token holds without a lifecycle record (made before signerd managed
     // them), as its heartbeat lists them: "domain/selector:algorithm".
+    std::set<std::tuple<std::string, std::string, std::string>> managed_keys;
+    for (const ipc::ClusterKeyView& k : out.keys) {
+        managed_keys.emplace(k.node, k.domain, k.selector);
+    }
     for (const ipc::ClusterNodeView& n : out.nodes) {
         for (const std::string& listed : n.selectors) {
             const auto slash = listed.find('/');
@@ -232,11 +248,7 @@ ipc::Reply Service::cluster_status(TimePoint now) const {
             }
             const std::string domain = listed.substr(0, slash);
             const std::string selector = listed.substr(slash + 1, colon - slash - 1);
-            const bool managed =
-                std::any_of(out.keys.begin(), out.keys.end(), [&](const ipc::ClusterKeyView& k) {
-                    return k.node == n.name && k.domain == domain && k.selector == selector;
-                });
-            if (!managed) {
+            if (managed_keys.emplace(n.name, domain, selector).second) {
                 out.keys.push_back(
                     {n.name, domain, selector, listed.substr(colon + 1), "unmanaged", "", 0, 0, 0});
             }

@@ -1,6 +1,7 @@
 #include "signing_handlers.hpp"
 
 #include <algorithm>
+#include <charconv>
 
 #include "dkim/base/wipe.hpp"
 #include "dkim/crypto/sha256.hpp"
@@ -163,9 +164,20 @@ ipc::Reply SigningHandlers::sign(const Peer& peer, const ipc::SignRequest& reque
     auto durable = record->wait();
     if (!signature) {
         const std::string why = signature.error().message;
-        // Takes back the signature the "issued" record counted, if that record is durable.
+        // Takes back the signature the "issued" record counted, if that record is durable,
+        // under the use number that record got (a cluster's commit numbers the uses).
+        jit::SignPermit failed = *permit;
+        if (durable) {
+            const std::string& issued = record->records().front().detail;  // "use N; ..."
+            std::uint64_t use = 0;
+            const auto* end = issued.data() + issued.size();
+            if (issued.rfind("use ", 0) == 0 &&
+                std::from_chars(issued.data() + 4, end, use).ec == std::errc()) {
+                failed.use = use;
+            }
+        }
         (void)authority_.record_signature(
-            *permit, client, "failed", detail + "; " + why, now,
+            failed, client, "failed", detail + "; " + why, now,
             durable ? std::optional<TimePoint>(record->records().front().time) : std::nullopt);
         metrics_.refusal(Metrics::Refusal::token);
         metrics_.signature(Metrics::SignOutcome::failed);

@@ -947,10 +947,13 @@ def cluster(folder, appliance):
     insert = ("INSERT INTO nodes(name, version, started, last_seen, token, grants, selectors, records, "
               "attestation) VALUES ('node9', 'x', %d, %d, 'logged-in', 1, 'example.test/forged:rsa-2048', "
               "'example.test forged %s' || chr(10), 'AAAA')" % (future, future, forged_key.replace("'", "''")))
-    psql = subprocess.run(["runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/psql", "-h",
-                           os.path.join(state, "postgres", "run"), "-p", str(pg), "-U", "postgres", "-d", "dkim",
-                           "-v", "ON_ERROR_STOP=1", "-c", insert], capture_output=True, text=True)
-    check(psql.returncode == 0, "a database writer adds a node row of its own (%s)" % psql.stderr.strip())
+    def psql(*statements):
+        return subprocess.run(["runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/psql", "-h",
+                               os.path.join(state, "postgres", "run"), "-p", str(pg), "-U", "postgres", "-d", "dkim",
+                               "-v", "ON_ERROR_STOP=1"] + [a for s in statements for a in ("-c", s)],
+                              capture_output=True, text=True)
+    wrote = psql(insert)
+    check(wrote.returncode == 0, "a database writer adds a node row of its own (%s)" % wrote.stderr.strip())
     out, listed = dkim_records()
     check(out.returncode == 0 and listed == wanted and "forged._domainkey.example.test" not in listed,
           "dns records does not list the forged node's key (%s)" % sorted(listed))
@@ -962,6 +965,20 @@ def cluster(folder, appliance):
           "cluster status marks node9's records as not shown, node2's as shown (%s)" % status.strip()[-600:])
     check(not re.search(r"^key\tnode9\t.*\tv=DKIM1", status, re.M),
           "and lists no record for node9's key (%s)" % status.strip()[-600:])
+    # The red team's way past that: a key row for node 1 itself, active, with the writer's record,
+    # and the change announced. Node 1's own keys' records come from its token only.
+    wrote = psql("INSERT INTO keys(node, domain, selector, algorithm, state, origin, created, dkim_record) "
+                 "VALUES ('node1', 'example.test', 'evil', 'rsa-2048', 'active', 'generated', %d, '%s')"
+                 % (int(time.time() * 1000), forged_key.replace("'", "''")),
+                 "UPDATE cluster_state SET version = version + 1", "SELECT pg_notify('dkim_state', 'x')")
+    check(wrote.returncode == 0, "a database writer adds an active key row for node 1 (%s)" % wrote.stderr.strip())
+    check(wait_for(lambda: "evil" in cli(up, "key", "list").stdout, 10),
+          "node 1 reads the row (key list: %s)" % cli(up, "key", "list").stdout.strip()[-300:])
+    out, listed = dkim_records()
+    check(out.returncode == 0 and listed == wanted,
+          "dns records lists no record for node 1's planted key (%s)" % sorted(listed))
+    check("evil._domainkey.example.test is active in signerd's key registry but the token holds no such key"
+          in out.stderr, "and says so (%s)" % out.stderr.strip()[-300:])
     grants = cli(up, "grant", "list", "--active").stdout.strip().splitlines()
     grant = grants[-1].split("\t")[0] if grants else "0"
     revoked = as_user(up, "approver", "elevation", "revoke", "--grant", grant, "--reason", "cluster tour done",

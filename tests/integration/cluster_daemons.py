@@ -550,8 +550,8 @@ def faults(folder, cli, signerd, relayd, module):
         check(verified.returncode == 0 and "chain intact" in text,
               "after the kill -9 and the database's restart the cluster's audit chain verifies: %s" % text.strip()[:400])
         # The nodes that logged out for want of the database are named so, apart from the kill -9.
-        check(re.search(r"\d+ logouts? of a node cut off from the shared store .* covered by a later signed "
-                        r"checkpoint, at token\.logout records? \d+", text) is not None,
+        check(re.search(r"\d+ unclean logouts? \(the record says its node was cut off from the shared store .*\) "
+                        r"covered by a later signed checkpoint, at token\.logout records? \d+", text) is not None,
               "audit verify reports the outage's logouts as nodes cut off from the database: %s" % text.strip()[-400:])
         signed = int(cluster.sql("SELECT count(*) FROM audit WHERE action = 'sign' AND outcome = 'issued'"))
         check(signed >= len(got), "the log holds a signature record for every delivered message (%d >= %d)"

@@ -374,6 +374,51 @@ TEST_F(ServiceTest, WhoAmINamesTheUserAndTheSessionToken) {
     EXPECT_EQ(error_code(h.call(h.web_peer, ipc::SessionEnd{h.password_of("alice")})), "invalid");
 }
 
+// Found by the red team (a writer of the cluster's database): a key row in the registry, with a
+// record of the writer's own, was listed by KeyList (dns records, the console's DNS page) as a
+// key to publish, and a key.generate for that selector answered "already generated" with the
+// writer's record. A key's record now comes from the token alone: the planted row has none, and
+// generating its selector makes the key in the token.
+TEST_F(ServiceTest, ARegistryRowWithoutItsKeyInTheTokenListsNoRecordAndIsGeneratedForReal) {
+    jit::KeyRecord planted;
+    planted.domain = "example.com";
+    planted.selector = "s2";
+    planted.algorithm = "ed25519";
+    planted.state = jit::KeyState::pending_publish;
+    planted.origin = "generated";
+    planted.created = h.clock.now();
+    planted.dkim_record = "v=DKIM1; k=ed25519; p=ATTACKER";
+    h.engine.keys().put(planted);
+    auto listed = h.call(h.web_peer, ipc::KeyList{h.password_of("alice")});
+    ASSERT_TRUE(std::holds_alternative<ipc::KeysReply>(listed)) << error_message(listed);
+    ASSERT_EQ(std::get<ipc::KeysReply>(listed).keys.size(), 1U);
+    EXPECT_EQ(std::get<ipc::KeysReply>(listed).keys[0].state, "pending-publish");
+    EXPECT_EQ(std::get<ipc::KeysReply>(listed).keys[0].dns_record, "")
+        << "no record that the token does not hold";
+
+    ipc::ElevationRequest r;
+    r.auth = h.password_of("alice");
+    r.operation = "key.generate";
+    r.domain = "example.com";
+    r.selector = "s2";
+    r.duration_seconds = 600;
+    r.reason = "CHG-10 new selector";
+    auto requested = h.call(h.web_peer, r);
+    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(requested)) << error_message(requested);
+    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(
+        h.decide("bob", "approve", std::get<ipc::OkReply>(requested).id)));
+    auto made = h.call(h.web_peer,
+                       ipc::KeyGenerate{h.password_of("alice"), "example.com", "s2", "ed25519"});
+    ASSERT_TRUE(std::holds_alternative<ipc::KeysReply>(made)) << error_message(made);
+    EXPECT_EQ(gate.generated, 1) << "the key is made in the token";
+    const ipc::KeyView& key = std::get<ipc::KeysReply>(made).keys.at(0);
+    EXPECT_EQ(key.state, "pending-publish");
+    EXPECT_FALSE(key.dns_record.empty());
+    EXPECT_EQ(key.dns_record.find("ATTACKER"), std::string::npos) << key.dns_record;
+    EXPECT_EQ(h.engine.keys().find("example.com", "s2")->dkim_record, key.dns_record)
+        << "the registry holds the token's record now";
+}
+
 TEST_F(ServiceTest, KeysAreListedForAnyUserAndGeneratedOnlyUnderAKeyGenerateGrant) {
     gate.add_key("example.com", "s1");
     auto listed = h.call(h.web_peer, ipc::KeyList{h.password_of("alice")});

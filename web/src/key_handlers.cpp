@@ -94,7 +94,8 @@ Result<Response> domain_dns(Context& ctx, Caller& caller) {
         // half-generated ones have nothing to publish.
         const bool publish =
             k.state == "pending-publish" || k.state == "active" || k.state == "retiring";
-        if (k.domain == domain && publish) {
+        // No record: the registry lists a key the token does not hold (nothing to publish).
+        if (k.domain == domain && publish && !k.dns_record.empty()) {
             records.push_back({"dkim", k.dns_name, "TXT", k.dns_record,
                                dns::zone_line(k.dns_name, k.dns_record),
                                "the public half of the " + k.algorithm + " key " + k.selector +
