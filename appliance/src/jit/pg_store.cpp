@@ -44,9 +44,13 @@ using detail::PgResult;
 
 constexpr int kPgSchemaVersion = 1;
 constexpr const char* kChannel = "dkim_state";
-// pg_advisory_lock keys: the decisions' lock and the schema's creation.
-constexpr const char* kDecisionLock = "SELECT pg_advisory_lock(7340030001)";
-constexpr const char* kDecisionUnlock = "SELECT pg_advisory_unlock(7340030001)";
+// pg_advisory_lock keys: the decisions' lock and the schema's creation. The decisions' lock is
+// a transaction's, held open on its own connection for the decision: a node that stops inside
+// one (SIGSTOP, a hung thread) leaves its session idle in that transaction, and the server ends
+// it after idle_in_transaction_session_timeout, which frees the lock (a session-level lock of a
+// stopped process would stay until its TCP connection died, holding every node's decisions).
+constexpr const char* kDecisionLock = "SELECT pg_advisory_xact_lock(7340030001)";
+constexpr const char* kDecisionUnlock = "COMMIT";
 
 constexpr const char* kPgSchema = R"sql(
 CREATE TABLE IF NOT EXISTS dkim_meta(key text PRIMARY KEY, value text NOT NULL);
@@ -180,8 +184,13 @@ std::string session_settings(const PostgresOptions& o) {
     if (o.read_only) {
         return {};
     }
+    // idle_in_transaction_session_timeout: a node stopped inside a transaction (the decision
+    // lock's, or a commit holding the chain's end row) is cut off by the server after its
+    // answer timeout (the lease), so that the others' decisions and commits go on.
     return "SET lock_timeout = " + std::to_string(std::max(o.lock_timeout_ms, 0)) +
-           "; SET statement_timeout = " + std::to_string(std::max(o.statement_timeout_ms, 0));
+           "; SET statement_timeout = " + std::to_string(std::max(o.statement_timeout_ms, 0)) +
+           "; SET idle_in_transaction_session_timeout = " +
+           std::to_string(std::max(o.answer_timeout_ms, 0));
 }
 
 class PgStore final : public SharedStore {
@@ -1225,8 +1234,11 @@ Expected<bool, std::string> PgStore::lock_decisions() {
         // Waits lock_timeout_ms at most (the session's setting): a node stuck inside a
         // decision, or any session of the role holding this lock, delays the others'
         // decisions by that much and fails them, never fences them.
-        if (auto locked = locker_.exec(kDecisionLock, "take the cluster's decision lock");
-            !locked) {
+        auto locked = locker_.exec("BEGIN", "take the cluster's decision lock");
+        if (locked) {
+            locked = locker_.exec(kDecisionLock, "take the cluster's decision lock");
+        }
+        if (!locked) {
             locker_.drop();
             return unexpected(locked.error());
         }

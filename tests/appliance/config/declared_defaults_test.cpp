@@ -367,6 +367,16 @@ TEST(DeclaredDefaultsTest, Signerd) {
         "cluster.lease",
         [](const C& c) { return c.cluster ? ms(c.cluster->lease) : std::string("(no cluster)"); },
         "[cluster]\nnode = \"n1\"\ndatabase = \"host=db dbname=dkim\"\n");
+    d.expect(
+        "cluster.node_keys",
+        [](const C& c) {
+            std::vector<std::string> names;
+            for (const auto& [name, key] : c.cluster->node_keys) {
+                names.push_back(name);
+            }
+            return list(names);
+        },
+        "[cluster]\nnode = \"n1\"\ndatabase = \"host=db dbname=dkim\"\n");
     d.expect_every_default_compared();
 }
 

@@ -373,6 +373,46 @@ TEST_F(PgAttackTest, ASessionHoldingTheDecisionLockDoesNotFenceTheOtherNodes) {
                                  << " ms for the lock without giving up";
 }
 
+// Found by a flaky run of appliance_up.cluster-rotation (node 2 SIGSTOPped while it held the
+// decision lock): the lock was a session's, and a stopped process's session lives on with its TCP
+// connection, so every other node's decisions failed (lock_timeout) for as long as it stayed
+// stopped. The lock is now a transaction's, and the writing sessions have an
+// idle_in_transaction_session_timeout of their answer timeout: the server ends a stopped node's
+// session, and with it the lock, after that long.
+TEST_F(PgAttackTest, ANodeStoppedInsideADecisionFreesTheLockAfterItsAnswerTimeout) {
+    const auto open = [this](const std::string& name) {
+        jit::PostgresOptions o;
+        o.conninfo = db;
+        o.password = PgFixture::get().password;
+        o.node = name;
+        o.lock_timeout_ms = 200;
+        o.answer_timeout_ms = 1000;
+        auto opened = jit::open_postgres_store(o);
+        EXPECT_TRUE(opened) << (opened ? "" : opened.error());
+        return opened ? std::move(*opened) : nullptr;
+    };
+    auto stopped = open("node-x");
+    auto other = open("node-y");
+    ASSERT_TRUE(stopped && other);
+    ASSERT_TRUE(stopped->load() && other->load());
+    ASSERT_TRUE(stopped->lock_decisions()) << "node-x decides, and stops there";
+    ASSERT_FALSE(other->lock_decisions()) << "the lock is held: node-y's decision fails at once";
+    const auto started = std::chrono::steady_clock::now();
+    bool locked = false;
+    while (!locked && std::chrono::steady_clock::now() - started < 6s) {
+        locked = other->lock_decisions().has_value();
+        std::this_thread::sleep_for(50ms);
+    }
+    const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - started);
+    EXPECT_TRUE(locked) << "node-y could not decide for 6 s while node-x was stopped in a decision";
+    EXPECT_LT(waited, 4s) << "the server ends node-x's idle transaction after 1 s";
+    other->unlock_decisions();
+    stopped->unlock_decisions();  // its session is gone: dropped, and taken again afresh
+    ASSERT_TRUE(stopped->lock_decisions()) << "node-x, running again, reconnects and decides";
+    stopped->unlock_decisions();
+}
+
 // Found by the red team (same class; fixed by the writer's lock_timeout): a session holding the
 // cluster_state row (a node paused in the middle of
 // its commit, where its token signs a checkpoint under that lock) holds every other node's
