@@ -315,6 +315,14 @@ int run_audit_verify(const AuditFileArgs& args) {
     }
     std::cout << "; " << passkeys.checked << " passkey decisions verified";
     std::cout << "; covered through record " << report.covered_through;
+    // " 12, 15, 20": the records a report names.
+    const auto print_seqs = [](const std::vector<std::int64_t>& seqs) {
+        const char* separator = " ";
+        for (const std::int64_t seq : seqs) {
+            std::cout << separator << seq;
+            separator = ", ";
+        }
+    };
     if (!report.unclean_ends.empty()) {
         // Each a crash that signerd's next login covered with a signed recovery checkpoint.
         const bool one = report.unclean_ends.size() == 1;
@@ -322,11 +330,7 @@ int run_audit_verify(const AuditFileArgs& args) {
                   << " (signerd stopped without logging out) covered by a signed recovery "
                      "checkpoint, at signerd.start record"
                   << (one ? "" : "s");
-        const char* separator = " ";
-        for (const std::int64_t start : report.unclean_ends) {
-            std::cout << separator << start;
-            separator = ", ";
-        }
+        print_seqs(report.unclean_ends);
     }
     if (!report.cut_off_ends.empty()) {
         // Each a node that lost the shared store and logged out after its lease, without a
@@ -338,11 +342,7 @@ int run_audit_verify(const AuditFileArgs& args) {
                      "than its lease, as a database outage leaves; unsigned, like a crash's "
                      "start) covered by a later signed checkpoint, at token.logout record"
                   << (one ? "" : "s");
-        const char* separator = " ";
-        for (const std::int64_t logout : report.cut_off_ends) {
-            std::cout << separator << logout;
-            separator = ", ";
-        }
+        print_seqs(report.cut_off_ends);
     }
     if (!report.tail.empty()) {
         std::cout << "; " << report.tail;

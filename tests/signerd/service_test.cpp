@@ -30,6 +30,21 @@ class ServiceTest : public ::testing::Test {
         EXPECT_TRUE(std::holds_alternative<ipc::OkReply>(reply)) << error_message(reply);
         return std::holds_alternative<ipc::OkReply>(reply) ? std::get<ipc::OkReply>(reply).id : 0;
     }
+
+    // alice asks (through webd) for a key.generate grant on example.com/`selector`; bob approves.
+    void grant_key_generate(const std::string& selector, const std::string& reason) {
+        ipc::ElevationRequest r;
+        r.auth = h.password_of("alice");
+        r.operation = "key.generate";
+        r.domain = "example.com";
+        r.selector = selector;
+        r.duration_seconds = 600;
+        r.reason = reason;
+        auto requested = h.call(h.web_peer, r);
+        ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(requested)) << error_message(requested);
+        auto approved = h.decide("bob", "approve", std::get<ipc::OkReply>(requested).id);
+        ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(approved)) << error_message(approved);
+    }
 };
 
 TEST_F(ServiceTest, LockedUntilApprovedThenSignsAndLogsInOnlyThen) {
@@ -396,17 +411,7 @@ TEST_F(ServiceTest, ARegistryRowWithoutItsKeyInTheTokenListsNoRecordAndIsGenerat
     EXPECT_EQ(std::get<ipc::KeysReply>(listed).keys[0].dns_record, "")
         << "no record that the token does not hold";
 
-    ipc::ElevationRequest r;
-    r.auth = h.password_of("alice");
-    r.operation = "key.generate";
-    r.domain = "example.com";
-    r.selector = "s2";
-    r.duration_seconds = 600;
-    r.reason = "CHG-10 new selector";
-    auto requested = h.call(h.web_peer, r);
-    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(requested)) << error_message(requested);
-    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(
-        h.decide("bob", "approve", std::get<ipc::OkReply>(requested).id)));
+    ASSERT_NO_FATAL_FAILURE(grant_key_generate("s2", "CHG-10 new selector"));
     auto made = h.call(h.web_peer,
                        ipc::KeyGenerate{h.password_of("alice"), "example.com", "s2", "ed25519"});
     ASSERT_TRUE(std::holds_alternative<ipc::KeysReply>(made)) << error_message(made);
@@ -432,17 +437,7 @@ TEST_F(ServiceTest, KeysAreListedForAnyUserAndGeneratedOnlyUnderAKeyGenerateGran
     EXPECT_EQ(error_code(refused), "forbidden") << "no key.generate grant";
     EXPECT_EQ(gate.keys.size(), 1U);
 
-    ipc::ElevationRequest r;
-    r.auth = h.password_of("alice");
-    r.operation = "key.generate";
-    r.domain = "example.com";
-    r.selector = "s2";
-    r.duration_seconds = 600;
-    r.reason = "CHG-9 new selector";
-    auto requested = h.call(h.web_peer, r);
-    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(requested)) << error_message(requested);
-    auto approved = h.decide("bob", "approve", std::get<ipc::OkReply>(requested).id);
-    ASSERT_TRUE(std::holds_alternative<ipc::OkReply>(approved)) << error_message(approved);
+    ASSERT_NO_FATAL_FAILURE(grant_key_generate("s2", "CHG-9 new selector"));
     EXPECT_TRUE(gate.in) << "a key.generate grant logs the token in";
 
     EXPECT_EQ(error_code(h.call(h.web_peer, ipc::KeyGenerate{h.password_of("alice"), "example.com",
