@@ -116,11 +116,29 @@ stop_background() {
   [ -n "${lint_pid:-}" ] && [ -s build-lint.pgid ] && kill -- -"$(cat build-lint.pgid)" 2>/dev/null || true
   jobs -p | xargs -r kill 2>/dev/null || true
 }
+# The failed checks of each failed test, last: CI shows only the tail of a run's output, and
+# "The following tests FAILED" alone does not say why.
+print_failed_checks() {
+  local dir failed name
+  for dir in build-fuzz build-asan build; do
+    failed=$dir/Testing/Temporary/LastTestsFailed.log
+    [ -s "$failed" ] && [ -s "$dir/Testing/Temporary/LastTest.log" ] || continue
+    while IFS=: read -r _ name; do
+      echo "== why $name failed ($dir; its whole output: $dir/Testing/Temporary/LastTest.log)"
+      awk -v name="$name" '
+        $0 ~ "^[0-9]+/[0-9]+ Testing: " && $NF == name { inside = 1; next }
+        inside && $0 ~ "^\"" && index($0, "\"" name "\" end time:") == 1 { inside = 0 }
+        inside && /^(FAIL  |\[  FAILED  \]|.*: Failure$|==[0-9]+==ERROR|.*runtime error:|Traceback|.*Error: )/ {
+          print substr($0, 1, 300); if (++n == 8) exit }' "$dir/Testing/Temporary/LastTest.log"
+    done <"$failed"
+  done
+}
 on_exit() {
   local rc=$?
   stop_background
-  # An early stop (a failed stage) still says where the time went.
+  # An early stop (a failed stage) still says where the time went, and why.
   [ "$rc" = 0 ] || [ ! -s "$timing/table" ] || print_table
+  [ "$rc" = 0 ] || print_failed_checks
 }
 trap on_exit EXIT
 

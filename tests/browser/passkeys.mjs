@@ -7,7 +7,7 @@
 //   SHA-256, pinned), ARTIFACTS (screenshots), DOMAIN, SIGN_COMMAND (a relay signature, as JSON
 //   argv), REQUESTS ({approve, a, b}: alice's pending sign requests), TOTP_SECRETS, TOTP_LAST,
 //   PASSWORDS.
-// The scenarios, each bounded (every wait 15 s at most):
+// The scenarios, each bounded (every wait 30 s at most):
 //   1. enrol: bob (password + TOTP) adds a passkey, confirmed with his TOTP code; a second one,
 //      on another authenticator, confirmed by the first (an assertion over a challenge bound to
 //      the new credential, its statement shown); renames it; removes it with a passkey; the
@@ -39,7 +39,8 @@ const signCommand = JSON.parse(env.SIGN_COMMAND);
 // `dkim-appliance passkey confirm --socket ... --for`, as root: the user and the credential id follow.
 const confirmCommand = JSON.parse(env.CONFIRM_COMMAND);
 const ids = JSON.parse(env.REQUESTS);
-const WAIT = 15000;
+// Each wait is bounded, generously: CI runs four tests at once on two cores beside clang-tidy.
+const WAIT = 30000;
 
 const totp = totpFor(secrets, lastStep);
 
