@@ -115,6 +115,27 @@ const Client* Config::client(std::string_view name) const {
     return nullptr;
 }
 
+bool Listener::allows(const std::array<unsigned char, 16>& ip) const {
+    return allowed_networks.empty() ||
+           std::any_of(allowed_networks.begin(), allowed_networks.end(),
+                       [&ip](const Network& n) { return n.contains(ip); });
+}
+
+bool Config::relays() const {
+    return std::any_of(listeners.begin(), listeners.end(),
+                       [](const Listener& l) { return l.protocol == Listener::Protocol::smtp; });
+}
+
+const Client* Config::client_for_user(std::string_view user) const {
+    for (const auto& c : clients) {
+        if (c.name == user ||
+            std::find(c.sasl_users.begin(), c.sasl_users.end(), user) != c.sasl_users.end()) {
+            return &c;
+        }
+    }
+    return nullptr;
+}
+
 const Client* Config::client_for(const std::array<unsigned char, 16>& ip) const {
     for (const auto& c : clients) {
         for (const auto& n : c.networks) {
@@ -363,11 +384,20 @@ constexpr config::KeyDoc kKeys[] = {
     {"signerd_socket", "string", "/run/dkim-signerd/signerd.sock",
      "dkim-signerd's socket: keys and signatures come from there.",
      "\"/run/dkim-signerd/signerd.sock\""},
-    {"listen[]", "tables", "", "SMTP listeners; at least one."},
+    {"listen[]", "tables", "", "SMTP (or milter) listeners; at least one."},
     {"listen[].address", "string", "", "IP:PORT (required).", "\"127.0.0.1:2525\""},
+    {"listen[].protocol", "string", "smtp",
+     "smtp (a relay: mail comes in and goes to the next hop) or milter (Postfix or Sendmail "
+     "asks, version 6; the MTA keeps the mail).",
+     "\"smtp\""},
     {"listen[].role", "string", "outbound",
-     "outbound (sign and forward) or inbound (check SPF, DKIM, DMARC and forward).",
+     "outbound (sign and forward) or inbound (check SPF, DKIM, DMARC and forward); milter "
+     "listeners also both (a client's mail signed, the rest verified).",
      "\"outbound\""},
+    {"listen[].allowed_networks", "strings", "anyone; milter: [\"127.0.0.0/8\", \"::1/128\"]",
+     "Addresses or networks that may connect at all (others are closed on at once). A milter "
+     "listener's MTAs decide what is signed: loopback unless named here.",
+     "[\"127.0.0.0/8\"]"},
     {"listen[].tls_certificate", "string", "", "PEM certificate for STARTTLS (with tls_key).",
      "\"/etc/dkim-appliance/tls/relay.crt\""},
     {"listen[].tls_key", "string", "", "PEM key for STARTTLS.",
@@ -432,6 +462,10 @@ constexpr config::KeyDoc kKeys[] = {
      "\"$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g\""},
     {"client[].domains", "strings", "", "Domains (from [[domain]]) it may send for.",
      "[\"example.net\"]"},
+    {"client[].sasl_users", "strings", "",
+     "Milter listeners: SMTP AUTH users the MTA reports ({auth_authen}) whose mail is this "
+     "client's (besides its name).",
+     "[\"alice@example.net\"]"},
     {"metrics", "table", "", "Prometheus metrics over HTTP."},
     {"metrics.listen", "string", "", "Loopback IP:PORT.", "\"127.0.0.1:9465\""},
     {"inbound", "table", "", "The verifying role: needed when a listener has role = inbound."},
@@ -507,14 +541,48 @@ Expected<Config, std::string> load_config(const std::string& file) {
                 l.fail(listener.tls_key.empty() ? "tls_key" : "tls_certificate",
                        "STARTTLS needs both tls_certificate and tls_key");
             }
+            if (const auto protocol = l.string("protocol")) {
+                if (*protocol == "milter") {
+                    listener.protocol = Listener::Protocol::milter;
+                } else if (*protocol != "smtp") {
+                    l.fail("protocol", "expected \"smtp\" or \"milter\"");
+                }
+            }
+            const bool milter = listener.protocol == Listener::Protocol::milter;
             if (const auto role = l.string("role")) {
                 if (*role == "inbound") {
                     listener.role = Listener::Role::inbound;
+                } else if (*role == "both" && milter) {
+                    listener.role = Listener::Role::both;
                 } else if (*role != "outbound") {
-                    l.fail("role", "expected \"outbound\" (sign) or \"inbound\" (verify)");
+                    l.fail("role", milter ? "expected \"outbound\" (sign), \"inbound\" (verify) "
+                                            "or \"both\""
+                                          : "expected \"outbound\" (sign) or \"inbound\" (verify)");
                 }
             }
+            if (const auto networks = l.strings("allowed_networks")) {
+                if (networks->empty()) {
+                    l.fail("allowed_networks", "an empty list would let no one connect");
+                }
+                for (const auto& n : *networks) {
+                    auto network = parse_network(n);
+                    if (!network) {
+                        l.fail("allowed_networks",
+                               "'" + n + "' is not an address or network (\"127.0.0.1\")");
+                    }
+                    listener.allowed_networks.push_back(*network);
+                }
+            } else if (milter) {
+                listener.allowed_networks = {*parse_network("127.0.0.0/8"),
+                                             *parse_network("::1/128")};
+            }
+            if (milter && listener.tls()) {
+                l.fail("tls_certificate", "a milter listener has no TLS (keep it on loopback)");
+            }
             listener.plain_auth = l.boolean("plain_auth").value_or(false);
+            if (listener.plain_auth && milter) {
+                l.fail("plain_auth", "a milter listener offers no AUTH");
+            }
             if (listener.plain_auth && listener.role == Listener::Role::inbound) {
                 l.fail("plain_auth", "an inbound listener offers no AUTH");
             }
@@ -530,12 +598,14 @@ Expected<Config, std::string> load_config(const std::string& file) {
         if (auto limits = r.table("limits")) {
             read_limits(*limits, c.limits);
         }
+        // Mail goes to a next hop from SMTP listeners only: the MTA keeps a milter's.
         auto next_hop = r.table("next_hop");
-        if (!next_hop) {
+        if (next_hop) {
+            read_next_hop(*next_hop, c.next_hop);
+        } else if (c.relays()) {
             r.fail("next_hop",
                    "missing ([next_hop] url = \"smtp://host:port\" or \"maildir:/path\")");
         }
-        read_next_hop(*next_hop, c.next_hop);
 
         if (auto signing = r.table("signing")) {
             if (const auto canon = signing->string("canonicalization")) {
@@ -612,8 +682,17 @@ Expected<Config, std::string> load_config(const std::string& file) {
             if (!client.password_hash.empty() && client.password_hash.rfind("$argon2id$", 0) != 0) {
                 t.fail("password_hash", "expected an Argon2id hash (\"$argon2id$...\")");
             }
-            if (client.networks.empty() && client.password_hash.empty()) {
-                t.fail("", "a client needs networks, a password_hash, or both");
+            client.sasl_users = t.strings("sasl_users").value_or(std::vector<std::string>{});
+            for (const auto& user : client.sasl_users) {
+                if (user.empty() || user.size() > 255 || c.client_for_user(user) != nullptr) {
+                    t.fail("sasl_users", user.empty() || user.size() > 255
+                                             ? "expected user names of 1 to 255 bytes"
+                                             : "'" + user + "' is another client's already");
+                }
+            }
+            if (client.networks.empty() && client.password_hash.empty() &&
+                client.sasl_users.empty()) {
+                t.fail("", "a client needs networks, a password_hash, sasl_users, or more");
             }
             for (auto d : t.strings("domains").value_or(std::vector<std::string>{})) {
                 d = mail::ascii_lowercase(d);
@@ -632,13 +711,13 @@ Expected<Config, std::string> load_config(const std::string& file) {
             c.metrics = endpoint(*metrics, "listen", true);
             metrics->finish();
         }
-        const bool inbound_listener =
-            std::any_of(c.listeners.begin(), c.listeners.end(),
-                        [](const Listener& l) { return l.role == Listener::Role::inbound; });
+        const bool inbound_listener = std::any_of(c.listeners.begin(), c.listeners.end(),
+                                                  [](const Listener& l) { return l.verifies(); });
         if (auto inbound = r.table("inbound")) {
             c.inbound = read_inbound(*inbound, c);
         } else if (inbound_listener) {
-            r.fail("inbound", "a listener has role = \"inbound\": an [inbound] table is needed");
+            r.fail("inbound",
+                   "a listener has role = \"inbound\" or \"both\": an [inbound] table is needed");
         }
         r.finish();
         return c;

@@ -8,6 +8,8 @@
 //   [[listen]]
 //   address = "127.0.0.1:2525"              # or "[::1]:2525"
 //   role = "outbound"                       # sign (default), or "inbound": verify
+//   protocol = "smtp"                       # or "milter" (Postfix/Sendmail; role "both" too)
+//   allowed_networks = ["10.0.0.0/8"]      # who may connect (milter default: loopback)
 //   tls_certificate = "/etc/dkim/relay.crt" # enables STARTTLS
 //   tls_key = "/etc/dkim/relay.key"
 //   plain_auth = false                      # AUTH without TLS: only on a loopback address
@@ -39,6 +41,7 @@
 //   name = "app1"
 //   networks = ["127.0.0.0/8", "::1/128"]   # may send without AUTH from these
 //   password_hash = "$argon2id$..."         # or AUTH PLAIN/LOGIN as `name` with a password
+//   sasl_users = ["alice"]                  # milter: the MTA's AUTH users that are this client
 //   domains = ["example.com"]
 //
 //   [metrics]
@@ -93,13 +96,23 @@ std::optional<Network> parse_network(std::string_view text);
 bool is_loopback(const std::array<unsigned char, 16>& ip);
 
 struct Listener {
-    enum class Role : std::uint8_t { outbound, inbound };
+    enum class Protocol : std::uint8_t { smtp, milter };
+    // both: milter listeners only (OpenDKIM's Mode sv): a configured client's mail is signed,
+    // everything else verified.
+    enum class Role : std::uint8_t { outbound, inbound, both };
     Endpoint address;
+    Protocol protocol = Protocol::smtp;
     Role role = Role::outbound;
     std::string tls_certificate;
     std::string tls_key;
     bool plain_auth = false;
+    // Who may connect at all (anyone else is closed on at once); empty: anyone. A milter
+    // listener's default is loopback.
+    std::vector<Network> allowed_networks;
+    bool allows(const std::array<unsigned char, 16>& ip) const;
     bool tls() const { return !tls_certificate.empty(); }
+    bool signs() const { return role != Role::inbound; }
+    bool verifies() const { return role != Role::outbound; }
 };
 
 struct Limits {
@@ -146,6 +159,9 @@ struct Client {
     std::vector<Network> networks;
     std::string password_hash;         // Argon2id (libsodium crypto_pwhash_str), empty: no AUTH
     std::vector<std::string> domains;  // lower-case From:/MAIL FROM domains it may send for
+    // Milter listeners: SMTP AUTH users (the MTA's {auth_authen}) whose mail is this client's,
+    // besides `name`.
+    std::vector<std::string> sasl_users;
     bool allows(std::string_view domain) const;
 };
 
@@ -210,6 +226,10 @@ struct Config {
     const Client* client(std::string_view name) const;
     // The client whose networks contain `ip` (first match), or null.
     const Client* client_for(const std::array<unsigned char, 16>& ip) const;
+    // Whether an SMTP listener relays mail to a next hop (milter listeners never do).
+    bool relays() const;
+    // The client an MTA-authenticated user is (its name, or one of its sasl_users), or null.
+    const Client* client_for_user(std::string_view user) const;
 };
 
 // Errors name the file, line, column and key.

@@ -64,7 +64,10 @@ int run(int argc, char** argv) {
     if (check_only) {
         std::cout << config_file << ": ok (" << config->listeners.size() << " listeners, "
                   << config->domains.size() << " signing domains, " << config->clients.size()
-                  << " clients, next hop " << config->next_hop.describe() << ")\n";
+                  << " clients"
+                  << (config->relays() ? ", next hop " + config->next_hop.describe()
+                                       : std::string())
+                  << ")\n";
         return 0;
     }
     if (sodium_init() < 0) {
@@ -107,11 +110,18 @@ int run(int argc, char** argv) {
     });
     std::thread signal_thread([&signals_io] { signals_io.run(); });
 
-    for (const auto& endpoint : relay.endpoints()) {
-        std::cerr << "dkim-relayd: listening on " << endpoint << "\n";
+    const auto endpoints = relay.endpoints();
+    auto protocol = [&config](std::size_t i) {
+        return config->listeners[i].protocol == relayd::Listener::Protocol::milter ? "milter"
+                                                                                   : "SMTP";
+    };
+    for (std::size_t i = 0; i < endpoints.size(); ++i) {
+        std::cerr << "dkim-relayd: listening on " << endpoints[i] << " (" << protocol(i) << ")\n";
     }
-    std::cerr << "dkim-relayd: next hop " << config->next_hop.describe() << ", signerd "
-              << config->signerd_socket << "\n";
+    std::cerr << "dkim-relayd: "
+              << (config->relays() ? "next hop " + config->next_hop.describe() + ", "
+                                   : std::string())
+              << "signerd " << config->signerd_socket << "\n";
     if (config->inbound && config->inbound->reports) {
         std::string addresses;
         for (const auto& a : config->inbound->reports->addresses) {
@@ -127,9 +137,10 @@ int run(int argc, char** argv) {
             [&relay](std::chrono::milliseconds budget) { return relay.responsive(budget); },
             "dkim-relayd");
         std::string listening;
-        for (const auto& endpoint : relay.endpoints()) {
-            listening += (listening.empty() ? "SMTP on " : ", ") + endpoint.address().to_string() +
-                         ":" + std::to_string(endpoint.port());
+        for (std::size_t i = 0; i < endpoints.size(); ++i) {
+            listening += std::string(listening.empty() ? "" : ", ") + protocol(i) + " on " +
+                         endpoints[i].address().to_string() + ":" +
+                         std::to_string(endpoints[i].port());
         }
         service::notify_ready(listening);
         relay.run();

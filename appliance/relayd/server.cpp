@@ -3,6 +3,8 @@
 #include <future>
 #include <random>
 
+#include "milter.hpp"
+
 namespace dkim::relayd {
 
 namespace {
@@ -178,9 +180,11 @@ void Relay::accept(std::size_t listener) {
         if (ec == asio::error::operation_aborted || !acceptors_[listener]->is_open()) {
             return;
         }
-        if (!ec) {
-            std::make_shared<Session>(*context_, config_.listeners[listener],
-                                      *server_tls_[listener], std::move(socket))
+        const Listener& l = config_.listeners[listener];
+        if (!ec && l.protocol == Listener::Protocol::milter) {
+            std::make_shared<MilterSession>(*context_, l, std::move(socket))->start();
+        } else if (!ec) {
+            std::make_shared<Session>(*context_, l, *server_tls_[listener], std::move(socket))
                 ->start();
         }
         accept(listener);

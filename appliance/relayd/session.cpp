@@ -11,8 +11,6 @@ namespace dkim::relayd {
 
 using namespace std::chrono_literals;
 
-namespace {
-
 std::string session_hex_id(std::uint64_t salt, std::uint64_t n) {
     char buffer[40];
     (void)std::snprintf(buffer, sizeof buffer, "%06llx%06llx",
@@ -20,8 +18,6 @@ std::string session_hex_id(std::uint64_t salt, std::uint64_t n) {
                         static_cast<unsigned long long>(n & 0xffffff));
     return buffer;
 }
-
-}  // namespace
 
 Session::Session(RelayContext& relay, const Listener& listener, ssl::context& tls,
                  tcp::socket socket)
@@ -204,6 +200,10 @@ awaitable<bool> Session::greet() {
         relay_.metrics.connection_refused();
         out_ += smtp::format_reply(code, enhanced, text);
     };
+    if (!listener_.allows(address_)) {
+        refuse(554, "5.7.1", config_.hostname + " Your address may not use this service");
+        co_return false;
+    }
     if (relay_.connections > limits.connections) {
         refuse(421, "4.7.0", config_.hostname + " Too many connections; try again later");
         co_return false;

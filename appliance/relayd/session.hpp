@@ -50,6 +50,9 @@ struct RelayContext {
     ReportIntake* reports = nullptr;
 };
 
+// A session's id in log lines: the relay's salt and the session's number, in hex.
+std::string session_hex_id(std::uint64_t salt, std::uint64_t n);
+
 class Session final : public std::enable_shared_from_this<Session>, public TransactionHost {
   public:
     Session(RelayContext& relay, const Listener& listener, ssl::context& tls, tcp::socket socket);

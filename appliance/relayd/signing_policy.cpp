@@ -83,22 +83,37 @@ void SigningPolicy::body(std::string_view chunk) {
     }
 }
 
-awaitable<Delivery> SigningPolicy::end_of_data(const Peer& peer, const std::string& message,
-                                               std::size_t body_start, bool /*eight_bit*/) {
-    using Outcome = RelayMetrics::Outcome;
+std::optional<smtp::Reply> SigningPolicy::unsignable(const Peer& peer) const {
     if (!header_error_.empty() || !header_) {
-        co_return signing_refusal(Outcome::rejected, 554, "5.6.0", header_error_);
+        return policy_reply(554, "5.6.0", header_error_);
     }
     for (const auto& d : from_domains_) {
         if (peer.client == nullptr || !peer.client->allows(d)) {
-            co_return signing_refusal(
-                Outcome::rejected, 550, "5.7.1",
+            return policy_reply(
+                550, "5.7.1",
                 "Client " + peer.client_name() + " may not send mail with From: domain " + d);
         }
     }
     if (domain_ == nullptr) {  // allowed domains are signing domains (config check)
-        co_return signing_refusal(Outcome::rejected, 550, "5.7.1",
-                                  "No signing keys for " + from_domains_.front());
+        return policy_reply(550, "5.7.1", "No signing keys for " + from_domains_.front());
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> SigningPolicy::not_signed_because(const Peer& peer) const {
+    if (auto refusal = unsignable(peer)) {
+        return refusal->text.empty() ? std::string("no header section") : refusal->text;
+    }
+    return std::nullopt;
+}
+
+awaitable<Delivery> SigningPolicy::end_of_data(const Peer& peer, const std::string& message,
+                                               std::size_t body_start, bool /*eight_bit*/) {
+    using Outcome = RelayMetrics::Outcome;
+    if (auto refusal = unsignable(peer)) {
+        Delivery d;
+        d.refusal = std::move(*refusal);
+        co_return d;  // Outcome::rejected
     }
     const auto sign_started = clock_.monotonic();
     if (!signature_) {

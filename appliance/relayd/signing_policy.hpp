@@ -48,8 +48,16 @@ class SigningPolicy final : public MailPolicy {
                                         const Conclusion& c) const override;
     void annotate(Conclusion& c) const override;
     void reset() override;
+    // After end_of_header: why this message is not one to sign for `peer` (its header section
+    // is unusable, a From: domain is not the client's, or no [[domain]] signs it), or nullopt
+    // when it is. The SMTP listener refuses such mail at the final dot; the milter lets it go
+    // untouched, as OpenDKIM does with mail its SigningTable does not name.
+    std::optional<std::string> not_signed_because(const Peer& peer) const;
 
   private:
+    // The refusal of a message that is not one to sign (see not_signed_because), or nullopt.
+    std::optional<smtp::Reply> unsignable(const Peer& peer) const;
+
     const Config& config_;
     SigningBackend& signing_;
     RelayMetrics& metrics_;

@@ -9,6 +9,7 @@
 // in milliseconds, a size in bytes). A default given per name of a placeholder ("sign 8h,
 // others 1h" for policy.<operation>.max_duration) is compared name by name.
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -422,10 +423,42 @@ TEST(DeclaredDefaultsTest, Relayd) {
     d.expect("hostname", [](const C& c) { return c.hostname; });
     d.expect("signerd_socket", [](const C& c) { return c.signerd_socket; });
     d.expect("listen[].role", [](const C& c) {
-        return std::string(c.listeners.at(0).role == dkim::relayd::Listener::Role::outbound
-                               ? "outbound"
-                               : "inbound");
+        switch (c.listeners.at(0).role) {
+            case dkim::relayd::Listener::Role::outbound: return std::string("outbound");
+            case dkim::relayd::Listener::Role::inbound: return std::string("inbound");
+            case dkim::relayd::Listener::Role::both: return std::string("both");
+        }
+        return std::string("?");
     });
+    d.expect("listen[].protocol", [](const C& c) {
+        return std::string(c.listeners.at(0).protocol == dkim::relayd::Listener::Protocol::smtp
+                               ? "smtp"
+                               : "milter");
+    });
+    // An SMTP listener's and a milter listener's, in one file.
+    d.expect_in(
+        "[[listen]]\naddress = \"127.0.0.1:2525\"\n[[listen]]\naddress = \"127.0.0.1:8891\"\n"
+        "protocol = \"milter\"\n[next_hop]\nurl = \"smtp://mx.example.net:25\"\n",
+        "listen[].allowed_networks", [](const C& c) {
+            auto text = [](const std::vector<dkim::relayd::Network>& networks) {
+                std::string out;
+                for (const auto& n : networks) {
+                    const bool v4 = std::all_of(n.address.begin(), n.address.begin() + 10,
+                                                [](unsigned char b) { return b == 0; }) &&
+                                    n.address[10] == 0xff && n.address[11] == 0xff;
+                    char buffer[64];
+                    ::inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? &n.address[12] : n.address.data(),
+                                buffer, sizeof buffer);
+                    out += std::string(out.empty() ? "[" : ", ") + "\"" + buffer + "/" +
+                           std::to_string(v4 ? n.prefix - 96 : n.prefix) + "\"";
+                }
+                return out + "]";
+            };
+            return (c.listeners.at(0).allowed_networks.empty()
+                        ? std::string("anyone")
+                        : text(c.listeners.at(0).allowed_networks)) +
+                   "; milter: " + text(c.listeners.at(1).allowed_networks);
+        });
     d.expect("listen[].plain_auth", [](const C& c) { return flag(c.listeners.at(0).plain_auth); });
     d.expect("limits.message_size",
              [](const C& c) { return std::to_string(c.limits.message_size); });

@@ -1,0 +1,164 @@
+#pragma once
+// The milter listener (protocol = "milter"): Postfix or Sendmail hands each message to the
+// relay over the milter protocol (version 6, dkim/milter/protocol.hpp) instead of relaying it,
+// and the relay answers with the header fields to add. The same policies as the SMTP listeners
+// decide (policy.hpp): mail of a configured [[client]] (by the client address the MTA reports,
+// or the SMTP AUTH user it reports in {auth_authen}) whose From: domains that client may sign
+// for is signed through signerd (SigningPolicy: same grants, profile and audit); other mail is
+// verified when the listener's role takes inbound mail (VerifyingPolicy: one
+// Authentication-Results field, forged ones removed), otherwise it passes untouched.
+//
+// What the MTA keeps: without a grant the answer is 451 4.7.0 with the elevation request's id,
+// and with signerd unreachable 451 4.3.0, so the MTA keeps the mail and retries (the relay's
+// 451); nothing is ever accepted unsigned that was to be signed. The DKIM-Signature fields go
+// on top (INSHEADER at 0), the Authentication-Results field too; nothing else of the message
+// changes.
+//
+// MilterConversation is the protocol without a socket (bytes in, replies out, as Transaction
+// is for SMTP); MilterSession owns the socket, the deadlines and the connection count. A
+// malformed packet, a packet over the limit or a message over [limits] message_size ends that
+// connection only (the MTA then applies its milter_default_action to the message).
+//
+// SECURITY: the MTA's statements (the client's address, the AUTH user) decide what is signed,
+// so whoever can connect to the listener can have mail signed as any configured client: a
+// milter listener is a loopback address or a Unix socket the MTA's group alone may open.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config.hpp"
+#include "dkim/clock.hpp"
+#include "dkim/milter/protocol.hpp"
+#include "io.hpp"
+#include "metrics.hpp"
+#include "policy.hpp"
+#include "session.hpp"
+#include "signing_policy.hpp"
+#include "verifying_policy.hpp"
+
+namespace dkim::relayd {
+
+// What the conversation needs from the outside: the socket in the daemon, a fake in tests.
+class MilterHost {
+  public:
+    virtual ~MilterHost() = default;
+    // Sends the replies so far (before a step that waits on signerd or DNS); false when the
+    // MTA cannot be written to.
+    virtual awaitable<bool> flush(std::string& output) = 0;
+    virtual void log(const std::string& line) = 0;
+};
+
+// The policies a milter connection may use: signing (outbound or both roles) and verifying
+// (inbound or both, when [inbound] is configured). Either may be null.
+struct MilterPolicies {
+    SigningPolicy* signing = nullptr;
+    VerifyingPolicy* verifying = nullptr;
+};
+
+// The largest packet the listener takes (command byte included): body chunks are at most 64
+// KiB, but a header field may be as long as the MTA allows one (Postfix: header_size_limit,
+// 100 KiB by default).
+inline constexpr std::size_t kMilterMaxPacket = std::size_t{1} << 20;
+
+class MilterConversation {
+  public:
+    MilterConversation(const Config& config, std::string id, MilterPolicies policies,
+                       MilterHost& host, RelayMetrics& metrics, const Clock& clock);
+    MilterConversation(const MilterConversation&) = delete;
+    MilterConversation& operator=(const MilterConversation&) = delete;
+    ~MilterConversation();
+
+    // Takes bytes from the MTA and answers every complete packet in them.
+    awaitable<void> receive(std::string_view bytes);
+    // The MTA closed the connection or went quiet (`timed_out`): a message in progress is
+    // abandoned (the MTA applies its default action to it).
+    void input_ended(bool timed_out);
+    std::string take_output() { return std::exchange(output_, {}); }
+    bool closing() const { return closing_; }
+    // Between MAIL and the end of the message (the session waits with the data timeout).
+    bool in_message() const { return message_ != nullptr; }
+
+  private:
+    struct Message;
+    enum class Mode : std::uint8_t { pass, sign, verify };
+
+    awaitable<void> packet(const milter::Packet& p);
+    void negotiate(std::string_view data);
+    void connect(std::string_view data);
+    void macros(std::string_view data);
+    awaitable<void> mail(std::string_view data);
+    void header(std::string_view data);
+    void end_of_header();
+    void body(std::string_view chunk);
+    awaitable<void> end_of_body(std::string_view chunk);
+    // The message is over (answered, aborted or the connection ended).
+    void end_message();
+    // Answers a step unless the MTA was told it needs no answer.
+    void answer(std::uint32_t no_reply_step, char reply);
+    void fail(const std::string& why);
+    void log_message(const char* outcome, const std::string& detail, int code);
+    std::string macro(std::string_view name) const;
+    Peer peer() const;
+
+    const Config& config_;
+    std::string id_;
+    MilterPolicies policies_;
+    MilterHost& host_;
+    RelayMetrics& metrics_;
+    const Clock& clock_;
+
+    milter::PacketReader reader_{kMilterMaxPacket};
+    std::string output_;
+    bool closing_ = false;
+    bool negotiated_ = false;
+    std::uint32_t steps_ = 0;    // the protocol steps agreed on
+    std::uint32_t actions_ = 0;  // the actions agreed on
+    std::string hostname_;       // the client's, as the MTA resolved it
+    std::string address_text_;   // the client's IP address ("" when unknown)
+    const Client* network_client_ = nullptr;
+    std::string helo_;
+    std::map<char, std::vector<std::pair<std::string, std::string>>> macros_;
+    std::uint64_t messages_ = 0;
+    std::unique_ptr<Message> message_;
+};
+
+// One MTA connection, as one coroutine on the relay's I/O thread: the socket, the deadlines
+// ([limits] command_timeout between messages, data_timeout inside one, session_timeout in
+// all) and the connection count ([limits] connections; an MTA's connections are not limited
+// per address, they all come from it).
+class MilterSession final : public std::enable_shared_from_this<MilterSession>, public MilterHost {
+  public:
+    MilterSession(RelayContext& relay, const Listener& listener, tcp::socket socket);
+    ~MilterSession() override;
+    void start();
+
+  private:
+    awaitable<void> run();
+    awaitable<void> write(std::string& bytes);
+
+    // MilterHost
+    awaitable<bool> flush(std::string& output) override;
+    void log(const std::string& line) override;
+
+    RelayContext& relay_;
+    const Listener& listener_;
+    tcp::socket socket_;
+    Watchdog watchdog_;
+    std::string id_;
+    MonotonicTime session_end_;
+    bool allowed_ = false;  // the peer is one of the listener's MTAs
+    bool counted_ = false;
+    bool broken_ = false;
+    bool timed_out_ = false;
+    std::unique_ptr<SigningPolicy> signing_;
+    std::unique_ptr<VerifyingPolicy> verifying_;
+    std::unique_ptr<MilterConversation> conversation_;
+};
+
+}  // namespace dkim::relayd
