@@ -5,11 +5,13 @@
 // Exit codes: 0 done; 1 a key failed; 2 usage; 75 (EX_TEMPFAIL) a record is not published as
 // the key says, or a key is not activated yet.
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "commands.hpp"
@@ -31,6 +33,7 @@ namespace {
 struct ImportArgs {
     Common common;
     DnsArgs dns;
+    std::string opendkim_conf;
     std::string key_table;
     std::string signing_table;
     std::string config_out;
@@ -94,9 +97,97 @@ class ImportingSigner final : public Signer {
     SigningAlgorithm algorithm_;
 };
 
+// The milter settings of opendkim.conf as dkim-relayd's milter listener, and the lines of
+// Postfix's main.cf that change (`domains`: the tables').
+Expected<std::string, std::string> milter_settings(const provisioning::OpenDkimConf& conf,
+                                                   const std::string& conf_file,
+                                                   const std::vector<std::string>& domains) {
+    auto socket = provisioning::milter_socket(conf.socket);
+    if (!socket) {
+        return unexpected(conf_file + ": " + socket.error());
+    }
+    std::string dataset;
+    const std::string hosts_file = provisioning::strip_dataset_prefix(conf.internal_hosts);
+    if (!hosts_file.empty() && hosts_file.front() == '/') {
+        auto text = read_file(hosts_file, 16U << 20);
+        if (!text) {
+            return unexpected(conf_file + ": InternalHosts: " + text.error());
+        }
+        dataset = std::move(*text);
+    }
+    const auto hosts = provisioning::parse_internal_hosts(conf.internal_hosts, dataset);
+    auto list = [](const std::vector<std::string>& items) {
+        std::string out;
+        for (const auto& i : items) {
+            out += (out.empty() ? "\"" : ", \"") + i + "\"";
+        }
+        return "[" + out + "]";
+    };
+    const char* role = conf.mode == "s" ? "outbound" : conf.mode == "v" ? "inbound" : "both";
+    std::ostringstream out;
+    out << "\n# dkim-relayd.toml: the milter listener that replaces OpenDKIM (" << conf_file
+        << ")\n";
+    for (const auto& note : socket->notes) {
+        out << "# note: " << note << "\n";
+    }
+    for (const auto& note : hosts.notes) {
+        out << "# note: " << note << "\n";
+    }
+    for (const auto& note : conf.notes) {
+        out << "# note: " << note << "\n";
+    }
+    out << "[[listen]]\naddress = \"" << socket->listen << "\"\nprotocol = \"milter\"\nrole = \""
+        << role << "\"                        # OpenDKIM's Mode " << conf.mode << "\n";
+    if (!socket->loopback) {
+        out << "allowed_networks = [\"192.0.2.25\"]        # the MTA's address\n";
+    }
+    for (const auto& d : domains) {
+        out << "\n[[domain]]\nname = \"" << d
+            << "\"                 # signs with signerd's active keys\n";
+    }
+    if (std::string(role) != "inbound") {
+        out << "\n[[client]]\nname = \"internal\"\nnetworks = " << list(hosts.networks)
+            << "   # OpenDKIM's InternalHosts\ndomains = " << list(domains)
+            << "\n# sasl_users = [\"alice@example.com\"]       # OpenDKIM signed the mail of "
+               "every authenticated\n#                          # sender; name the SMTP AUTH "
+               "users here\n";
+    }
+    if (std::string(role) != "outbound") {
+        out << "\n[inbound]                              # verifies the rest: one "
+               "Authentication-Results\ndomains = "
+            << list(domains) << "\nauthserv_id = \"mx.example.com\"          # this host's name\n";
+    }
+    out << "\n# Postfix's main.cf: change these lines (postconf -e '...'; postfix reload), and "
+           "check\n# master.cf for -o smtpd_milters= overrides naming OpenDKIM's socket:\n"
+        << "smtpd_milters = " << socket->postfix << "\nnon_smtpd_milters = $smtpd_milters\n"
+        << "milter_default_action = tempfail     # keep the mail when the milter cannot sign\n"
+        << "milter_protocol = 6\n";
+    return out.str();
+}
+
 int run_import(const ImportArgs& args) {
-    const std::string key_table_file = provisioning::strip_dataset_prefix(args.key_table);
-    const std::string signing_table_file = provisioning::strip_dataset_prefix(args.signing_table);
+    std::optional<provisioning::OpenDkimConf> conf;
+    if (!args.opendkim_conf.empty()) {
+        auto text = read_file(args.opendkim_conf, 1U << 20);
+        if (!text) {
+            return fail(text.error());
+        }
+        auto parsed = provisioning::parse_opendkim_conf(*text, args.opendkim_conf);
+        if (!parsed) {
+            return fail(parsed.error());
+        }
+        conf = std::move(*parsed);
+    }
+    // The tables: as given, else opendkim.conf's.
+    const std::string key_table_file = provisioning::strip_dataset_prefix(
+        !args.key_table.empty() || !conf ? args.key_table : conf->key_table);
+    const std::string signing_table_file = provisioning::strip_dataset_prefix(
+        !args.signing_table.empty() || !conf ? args.signing_table : conf->signing_table);
+    if (key_table_file.empty() || signing_table_file.empty()) {
+        std::cerr << "dkim-appliance: --keytable and --signingtable are needed (or an "
+                     "--opendkim-conf that names KeyTable and SigningTable)\n";
+        return kUsage;
+    }
     auto key_text = read_file(key_table_file, 16U << 20);
     auto signing_text = read_file(signing_table_file, 16U << 20);
     if (!key_text || !signing_text) {
@@ -254,6 +345,19 @@ int run_import(const ImportArgs& args) {
     } else {
         std::cout << "\n" << config.str();
     }
+    if (conf) {
+        std::vector<std::string> domains;  // every domain of the tables, imported now or before
+        for (const auto& item : *items) {
+            if (std::find(domains.begin(), domains.end(), item.domain) == domains.end()) {
+                domains.push_back(item.domain);
+            }
+        }
+        auto milter = milter_settings(*conf, args.opendkim_conf, domains);
+        if (!milter) {
+            return fail(milter.error());
+        }
+        std::cout << *milter;
+    }
     if (!imported.empty()) {
         std::cout << "\nThe private keys are in the token now, sensitive and not extractable. "
                      "Destroy the copies on disk (and in backups):\n";
@@ -275,9 +379,14 @@ void add_import_command(CLI::App& app, int& exit_code) {
         "Import OpenDKIM's keys into the token (sensitive, not extractable; key.generate grant), "
         "sign a test message with each, verify it with the published record, activate it, and "
         "print the equivalent configuration. Then destroy the key files");
-    opendkim->add_option("--keytable", import_args->key_table, "OpenDKIM's KeyTable")->required();
-    opendkim->add_option("--signingtable", import_args->signing_table, "OpenDKIM's SigningTable")
-        ->required();
+    opendkim->add_option("--opendkim-conf", import_args->opendkim_conf,
+                         "opendkim.conf: its KeyTable and SigningTable, and its milter settings "
+                         "(Socket, InternalHosts, Mode) as dkim-relayd's milter listener, with the "
+                         "lines of Postfix's main.cf to change");
+    opendkim->add_option("--keytable", import_args->key_table,
+                         "OpenDKIM's KeyTable (default: opendkim.conf's)");
+    opendkim->add_option("--signingtable", import_args->signing_table,
+                         "OpenDKIM's SigningTable (default: opendkim.conf's)");
     opendkim->add_option("--config-out", import_args->config_out,
                          "write the equivalent appliance.toml here");
     opendkim

@@ -248,4 +248,165 @@ Expected<std::vector<ImportItem>, std::string> plan_import(
     return out;
 }
 
+Expected<OpenDkimConf, std::string> parse_opendkim_conf(std::string_view text,
+                                                        const std::string& file) {
+    auto lines = read_lines(text, file);
+    if (!lines) {
+        return unexpected(lines.error());
+    }
+    OpenDkimConf conf;
+    // Settings whose effect the appliance replaces with its own: named once each.
+    const std::map<std::string, std::string, std::less<>> differs = {
+        {"canonicalization", "the relay's [signing] canonicalization decides (relaxed/relaxed)"},
+        {"signheaders", "signerd's signing profile decides which fields are signed"},
+        {"oversignheaders", "signerd's signing profile oversigns From, To, Subject and more"},
+        {"signaturealgorithm", "each selector's key decides its algorithm"},
+        {"subdomains", "relayd signs a [[domain]] only, not its subdomains"},
+        {"externalignorelist", "relayd signs mail of its [[client]] networks and sasl_users only"},
+        {"macrolist", "relayd trusts the MTA's {auth_authen} of a client's sasl_users only"},
+        {"senderheaders", "relayd signs by the From: field alone"},
+        {"on-signatureerror", "relayd answers 451 (tempfail) when it cannot sign"},
+        {"minimumkeybits", "verification needs 1024 bits (RFC 8301) and refuses less"},
+    };
+    std::set<std::string> noted;
+    for (const auto& line : *lines) {
+        const std::string key = lower(line.key);
+        if (key == "socket") {
+            conf.socket = line.value;
+        } else if (key == "mode") {
+            std::string mode = lower(line.value);
+            std::sort(mode.begin(), mode.end());  // "vs" is "sv"
+            if (mode == "vs") {
+                mode = "sv";
+            }
+            if (mode != "s" && mode != "v" && mode != "sv") {
+                return unexpected(file + ":" + std::to_string(line.number) + ": Mode '" +
+                                  line.value + "' is not s, v or sv");
+            }
+            conf.mode = mode;
+        } else if (key == "internalhosts") {
+            conf.internal_hosts = line.value;
+        } else if (key == "keytable") {
+            conf.key_table = line.value;
+        } else if (key == "signingtable") {
+            conf.signing_table = line.value;
+        } else if (const auto it = differs.find(key);
+                   it != differs.end() && noted.insert(key).second) {
+            conf.notes.push_back(line.key + " (" + file + ":" + std::to_string(line.number) +
+                                 ") is not carried over: " + it->second);
+        }
+    }
+    return conf;
+}
+
+InternalHosts parse_internal_hosts(std::string_view value, std::string_view dataset_text) {
+    InternalHosts out;
+    std::vector<std::string> entries;
+    const std::string named = strip_dataset_prefix(std::string(value));
+    const bool dataset = !named.empty() && named.front() == '/';
+    if (value.empty()) {
+        entries.emplace_back("127.0.0.1");  // opendkim.conf(5): the default
+    } else if (dataset) {
+        std::size_t count = 0;
+        while (!dataset_text.empty() && count++ < kMaxEntries) {
+            const auto end = dataset_text.find('\n');
+            std::string_view line = dataset_text.substr(0, end);
+            dataset_text.remove_prefix(end == std::string_view::npos ? dataset_text.size()
+                                                                     : end + 1);
+            line = trim(line.substr(0, line.find('#')));
+            if (!line.empty()) {
+                entries.emplace_back(line);
+            }
+        }
+    } else {
+        std::string_view rest = value;
+        while (!rest.empty()) {
+            const auto comma = rest.find(',');
+            const std::string_view item = trim(rest.substr(0, comma));
+            rest.remove_prefix(comma == std::string_view::npos ? rest.size() : comma + 1);
+            if (!item.empty()) {
+                entries.emplace_back(item);
+            }
+        }
+    }
+    std::set<std::string> seen;
+    for (const auto& entry : entries) {
+        std::string e = entry;
+        if (e.size() > 2 && e.front() == '[' && e.back() == ']') {
+            e = e.substr(1, e.size() - 2);
+        }
+        const auto slash = e.find('/');
+        const std::string address = e.substr(0, slash);
+        const bool numeric =
+            !address.empty() &&
+            address.find_first_not_of("0123456789abcdefABCDEF.:") == std::string::npos &&
+            (address.find('.') != std::string::npos || address.find(':') != std::string::npos);
+        if (!e.empty() && e.front() == '!') {
+            out.notes.push_back("InternalHosts exception '" + entry.substr(0, 100) +
+                                "' is left out: a [[client]] lists the networks it takes");
+        } else if (!numeric) {
+            out.notes.push_back("InternalHosts name '" + entry.substr(0, 100) +
+                                "' is left out: relayd matches addresses, name its address");
+        } else if (seen.insert(e).second) {
+            out.networks.push_back(e);
+        }
+    }
+    return out;
+}
+
+Expected<MilterSocket, std::string> milter_socket(std::string_view socket) {
+    MilterSocket out;
+    const std::string s = lower(trim(socket));
+    std::string port;
+    std::string host;
+    if (s.empty() || s.starts_with("local:") || s.starts_with("unix:") || s.front() == '/') {
+        out.listen = "127.0.0.1:8891";
+        out.postfix = "inet:127.0.0.1:8891";
+        out.notes.push_back(
+            std::string(s.empty()
+                            ? "opendkim.conf names no Socket"
+                            : "OpenDKIM listened on the Unix socket " + std::string(trim(socket))) +
+            ": dkim-relayd's milter listens on 127.0.0.1:8891, so smtpd_milters names "
+            "inet:127.0.0.1:8891 instead");
+        return out;
+    }
+    const bool six = s.starts_with("inet6:");
+    if (!six && !s.starts_with("inet:")) {
+        return unexpected("Socket '" + std::string(trim(socket)).substr(0, 100) +
+                          "' is not inet:PORT@HOST, inet6:PORT@HOST or local:PATH");
+    }
+    const std::string rest = s.substr(six ? 6 : 5);
+    const auto at = rest.find('@');
+    port = rest.substr(0, at);
+    host = at == std::string::npos ? std::string() : rest.substr(at + 1);
+    if (port.empty() || port.size() > 5 ||
+        port.find_first_not_of("0123456789") != std::string::npos || std::stoul(port) == 0 ||
+        std::stoul(port) > 65535) {
+        return unexpected("Socket '" + std::string(trim(socket)).substr(0, 100) +
+                          "' has no port number");
+    }
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);
+    }
+    if (host.empty() || host == "*" || host == "0.0.0.0" || host == "::") {
+        out.notes.push_back(
+            "OpenDKIM listened on every address: the milter listens on "
+            "loopback; for an MTA on another host, listen on an address of "
+            "this one and name the MTA in allowed_networks");
+        host = six ? "::1" : "127.0.0.1";
+    } else if (host == "localhost") {
+        host = six ? "::1" : "127.0.0.1";
+    }
+    out.loopback = host == "::1" || host.starts_with("127.");
+    const bool v6 = host.find(':') != std::string::npos;
+    out.listen = (v6 ? "[" + host + "]" : host) + ":" + port;
+    out.postfix = "inet:" + (v6 ? "[" + host + "]" : host) + ":" + port;
+    if (!out.loopback) {
+        out.notes.push_back("the milter listens on " + out.listen +
+                            ": name the MTA's address in allowed_networks (the default takes "
+                            "loopback only)");
+    }
+    return out;
+}
+
 }  // namespace dkim::provisioning

@@ -548,7 +548,16 @@ def import_group(folder, cli, signerd, relayd, module):
                 f.write("*@%s mig.%s\n" % (domain, domain))
         messages = os.path.join(folder, "test-messages")
         os.makedirs(messages)
-        args = ["import", "opendkim", "--keytable", "refile:" + key_table, "--signingtable", signing_table,
+        # Its opendkim.conf (Debian's, with the site's tables and hosts): the milter settings.
+        trusted = os.path.join(keydir, "TrustedHosts")
+        with open(trusted, "w") as f:
+            f.write("127.0.0.1\n10.1.0.0/16\nmail.import.example\n")
+        opendkim_conf = os.path.join(keydir, "opendkim.conf")
+        with open(opendkim_conf, "w") as f:
+            f.write("Syslog yes\nCanonicalization relaxed/simple\nMode sv\nOversignHeaders From\n"
+                    "KeyTable refile:%s\nSigningTable refile:%s\nInternalHosts refile:%s\n"
+                    "Socket local:/run/opendkim/opendkim.sock\n" % (key_table, signing_table, trusted))
+        args = ["import", "opendkim", "--opendkim-conf", opendkim_conf,
                 "--test-messages", messages, "--config-out", os.path.join(folder, "imported.toml")]
 
         refused = op.alice(*args)
@@ -578,6 +587,22 @@ def import_group(folder, cli, signerd, relayd, module):
             os.path.join(folder, "imported.toml")) else ""
         check('name = "import.example"' in config and 'selector = "mig"' in config and 'algorithm = "rsa-2048"' in config,
               "the equivalent appliance.toml is written")
+        # The milter settings: a listener for dkim-relayd that it reads as it is, and main.cf's lines.
+        milter = text.partition("# dkim-relayd.toml:")[2].partition("# Postfix's main.cf")[0]
+        check('protocol = "milter"' in milter and 'role = "both"' in milter and
+              'networks = ["127.0.0.1", "10.1.0.0/16"]' in milter and "mail.import.example" in milter and
+              'name = "import.example"' in milter and 'name = "other.example"' in milter,
+              "the import prints the milter listener for opendkim.conf's Socket, Mode and InternalHosts: %s"
+              % milter[-600:])
+        relayd_conf = os.path.join(folder, "milter-relayd.toml")
+        with open(relayd_conf, "w") as f:
+            f.write('signerd_socket = "%s"\n' % op.app.socket + milter.split("\n", 1)[1])
+        checked = subprocess.run([relayd, "--config", relayd_conf, "--check-config"], capture_output=True, text=True)
+        check(checked.returncode == 0, "dkim-relayd takes the printed listener as it is: %s"
+              % (checked.stdout + checked.stderr).strip()[-300:])
+        check("smtpd_milters = inet:127.0.0.1:8891" in text and "non_smtpd_milters = $smtpd_milters" in text and
+              "milter_default_action = tempfail" in text and "milter_protocol = 6" in text,
+              "and the lines of Postfix's main.cf to change")
         keys = op.keys("import.example")
         check(keys.get("mig", {}).get("state") == "active" and keys["mig"]["origin"] == "imported",
               "the imported key is active: %s" % keys.get("mig"))

@@ -123,5 +123,92 @@ TEST(OpendkimTest, DatasetPrefixes) {
     EXPECT_EQ(strip_dataset_prefix("/etc/opendkim/KeyTable"), "/etc/opendkim/KeyTable");
 }
 
+// Debian 12's /etc/opendkim.conf with a site's tables, hosts and a few settings of its own.
+constexpr const char* kConf =
+    "Syslog\t\t\tyes\n"
+    "UMask\t\t\t007\n"
+    "Canonicalization\trelaxed/simple\n"
+    "Mode\t\t\tsv\n"
+    "OversignHeaders\t\tFrom\n"
+    "KeyTable\t\trefile:/etc/opendkim/KeyTable\n"
+    "SigningTable\t\trefile:/etc/opendkim/SigningTable\n"
+    "InternalHosts\t\trefile:/etc/opendkim/TrustedHosts\n"
+    "Socket\t\t\tlocal:/run/opendkim/opendkim.sock\n"
+    "PidFile\t\t\t/run/opendkim/opendkim.pid\n";
+
+TEST(OpendkimConfTest, ReadsTheMilterSettingsAndNamesWhatIsNotCarriedOver) {
+    auto conf = parse_opendkim_conf(kConf, "/etc/opendkim.conf");
+    ASSERT_TRUE(conf) << conf.error();
+    EXPECT_EQ(conf->socket, "local:/run/opendkim/opendkim.sock");
+    EXPECT_EQ(conf->mode, "sv");
+    EXPECT_EQ(conf->internal_hosts, "refile:/etc/opendkim/TrustedHosts");
+    EXPECT_EQ(conf->key_table, "refile:/etc/opendkim/KeyTable");
+    EXPECT_EQ(conf->signing_table, "refile:/etc/opendkim/SigningTable");
+    ASSERT_EQ(conf->notes.size(), 2u);
+    EXPECT_NE(conf->notes[0].find("Canonicalization (/etc/opendkim.conf:3)"), std::string::npos)
+        << conf->notes[0];
+    EXPECT_NE(conf->notes[1].find("OversignHeaders"), std::string::npos);
+
+    EXPECT_EQ(parse_opendkim_conf("mode VS\n", "c")->mode, "sv");
+    EXPECT_EQ(parse_opendkim_conf("# nothing\n", "c")->mode, "sv") << "OpenDKIM's default";
+    auto bad = parse_opendkim_conf("Socket inet:8891\nMode x\n", "/etc/opendkim.conf");
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().find("/etc/opendkim.conf:2: Mode 'x'"), std::string::npos) << bad.error();
+}
+
+TEST(OpendkimConfTest, InternalHostsBecomeNetworksAndNamesAreLeftOutWithANote) {
+    EXPECT_EQ(parse_internal_hosts("").networks, std::vector<std::string>{"127.0.0.1"});
+    const auto list =
+        parse_internal_hosts("127.0.0.1, ::1, 10.0.0.0/8 ,mail.example.com, !10.0.0.9");
+    EXPECT_EQ(list.networks, (std::vector<std::string>{"127.0.0.1", "::1", "10.0.0.0/8"}));
+    ASSERT_EQ(list.notes.size(), 2u);
+    EXPECT_NE(list.notes[0].find("mail.example.com"), std::string::npos);
+    EXPECT_NE(list.notes[1].find("!10.0.0.9"), std::string::npos);
+    const auto file =
+        parse_internal_hosts("refile:/etc/opendkim/TrustedHosts",
+                             "# trusted\n127.0.0.1\nlocalhost\n192.0.2.0/24  # office\n"
+                             "[2001:db8::1]\n127.0.0.1\n");
+    EXPECT_EQ(file.networks,
+              (std::vector<std::string>{"127.0.0.1", "192.0.2.0/24", "2001:db8::1"}));
+    ASSERT_EQ(file.notes.size(), 1u);
+    EXPECT_NE(file.notes[0].find("localhost"), std::string::npos);
+}
+
+TEST(OpendkimConfTest, TheSocketBecomesAListenAddressAndPostfixsMilterLine) {
+    auto inet = milter_socket("inet:8891@localhost");
+    ASSERT_TRUE(inet) << inet.error();
+    EXPECT_EQ(inet->listen, "127.0.0.1:8891");
+    EXPECT_EQ(inet->postfix, "inet:127.0.0.1:8891");
+    EXPECT_TRUE(inet->loopback);
+    EXPECT_TRUE(inet->notes.empty());
+
+    auto local = milter_socket("local:/run/opendkim/opendkim.sock");
+    ASSERT_TRUE(local);
+    EXPECT_EQ(local->postfix, "inet:127.0.0.1:8891");
+    ASSERT_EQ(local->notes.size(), 1u);
+    EXPECT_NE(local->notes[0].find("Unix socket"), std::string::npos);
+
+    auto every = milter_socket("inet:12301");
+    ASSERT_TRUE(every);
+    EXPECT_EQ(every->listen, "127.0.0.1:12301");
+    EXPECT_EQ(every->notes.size(), 1u);
+
+    auto v6 = milter_socket("inet6:8891@[::1]");
+    ASSERT_TRUE(v6);
+    EXPECT_EQ(v6->listen, "[::1]:8891");
+    EXPECT_EQ(v6->postfix, "inet:[::1]:8891");
+
+    auto remote = milter_socket("inet:8891@192.0.2.10");
+    ASSERT_TRUE(remote);
+    EXPECT_FALSE(remote->loopback);
+    EXPECT_EQ(remote->listen, "192.0.2.10:8891");
+    EXPECT_NE(remote->notes.at(0).find("allowed_networks"), std::string::npos);
+
+    EXPECT_FALSE(milter_socket("tcp:8891"));
+    EXPECT_FALSE(milter_socket("inet:@localhost"));
+    EXPECT_FALSE(milter_socket("inet:99999@localhost"));
+    EXPECT_FALSE(milter_socket("inet:88a1@localhost"));
+}
+
 }  // namespace
 }  // namespace dkim::provisioning

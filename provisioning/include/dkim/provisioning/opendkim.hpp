@@ -58,4 +58,41 @@ Expected<std::vector<ImportItem>, std::string> plan_import(
 // of opendkim.conf); other values unchanged.
 std::string strip_dataset_prefix(const std::string& value);
 
+// --- the milter settings (opendkim.conf(5)) --------------------------------------------------
+
+// What a milter replacement needs of opendkim.conf: its socket, mode, internal hosts and
+// tables. Keywords are case-insensitive; the others are left alone (the file holds settings
+// the appliance decides its own way: canonicalization, headers, key files), and named in
+// `notes` when they change what is signed.
+struct OpenDkimConf {
+    std::string socket;          // "inet:8891@localhost", "local:/run/opendkim/opendkim.sock"
+    std::string mode = "sv";     // s (sign), v (verify), sv (both); OpenDKIM's default
+    std::string internal_hosts;  // a list ("127.0.0.1, 10.0.0.0/8") or a dataset ("refile:/...")
+    std::string key_table;
+    std::string signing_table;
+    std::vector<std::string> notes;
+};
+Expected<OpenDkimConf, std::string> parse_opendkim_conf(std::string_view text,
+                                                        const std::string& file);
+
+// InternalHosts: OpenDKIM's default (127.0.0.1) when `value` is empty, else a comma-separated
+// list, or (`dataset_text`, when the value names a file) one host per line. Addresses and
+// networks become [[client]] networks; host names and "!" exceptions are left out with a note
+// (relayd matches addresses only).
+struct InternalHosts {
+    std::vector<std::string> networks;
+    std::vector<std::string> notes;
+};
+InternalHosts parse_internal_hosts(std::string_view value, std::string_view dataset_text = {});
+
+// The milter listener that replaces OpenDKIM's Socket: relayd's listen address and the address
+// Postfix's smtpd_milters names for it ("inet:127.0.0.1:8891").
+struct MilterSocket {
+    std::string listen;
+    std::string postfix;
+    bool loopback = true;  // else allowed_networks must name the MTA
+    std::vector<std::string> notes;
+};
+Expected<MilterSocket, std::string> milter_socket(std::string_view socket);
+
 }  // namespace dkim::provisioning
