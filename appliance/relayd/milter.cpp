@@ -1,5 +1,9 @@
 #include "milter.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -738,6 +742,13 @@ awaitable<void> MilterSession::run() {
             break;
         }
         relay_.metrics.bytes_in(n);
+        // ACK at once: the MTA writes the steps it was told need no reply (headers, body)
+        // back to back, and with Nagle on its side each small write would wait for our
+        // delayed ACK (40 ms a message, measured: 19 messages/s on one session instead of 180).
+        // Linux clears the flag after a while, so it is set again after every read.
+        const int quick = 1;
+        (void)::setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_QUICKACK, &quick,
+                           sizeof quick);
         co_await conversation_->receive(std::string_view(relay_.scratch.data(), n));
     }
     std::string out = conversation_->take_output();
