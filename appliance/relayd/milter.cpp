@@ -607,7 +607,6 @@ using namespace std::chrono_literals;
 
 MilterSession::MilterSession(RelayContext& relay, const Listener& listener, tcp::socket socket)
     : relay_(relay),
-      listener_(listener),
       socket_(std::move(socket)),
       watchdog_(socket_.get_executor()),
       id_("m" + session_hex_id(relay.id_salt, ++relay.next_session)) {

@@ -147,7 +147,6 @@ class MilterSession final : public std::enable_shared_from_this<MilterSession>, 
     void log(const std::string& line) override;
 
     RelayContext& relay_;
-    const Listener& listener_;
     tcp::socket socket_;
     Watchdog watchdog_;
     std::string id_;

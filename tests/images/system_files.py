@@ -212,7 +212,7 @@ def firewall(images):
         again = in_netns(app, "nft", "list", "table", "inet", "dkim_appliance").stdout
         check(again == listed, "loading the ruleset twice gives the same rules")
 
-        ports = (25, 587, 443, 8443, 22, 2525)
+        ports = (25, 587, 443, 8443, 22, 2525, 8891)
         servers = [subprocess.Popen(
             ["ip", "netns", "exec", app, "/usr/bin/python3", "-c",
              "import socket,sys\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
@@ -226,6 +226,10 @@ def firewall(images):
                  "print(' '.join(r))" % (ports,))
         reached = in_netns(client, "/usr/bin/python3", "-c", probe).stdout.split()
         check(reached == ["25", "587", "443"], "from outside only 25, 587 and 443 answer (%s)" % reached)
+        # The milter port (8891) answers only the MTAs the operator lists (mta_v4).
+        in_netns(app, "nft", "add", "element", "inet", "dkim_appliance", "mta_v4", "{ 10.231.0.2 }")
+        reached = in_netns(client, "/usr/bin/python3", "-c", probe).stdout.split()
+        check(reached == ["25", "587", "443", "8891"], "a listed MTA reaches the milter port too (%s)" % reached)
         # Out: SMTP to an address outside next_hop_v4 is dropped; once the operator lists it,
         # it goes through (the client namespace plays the next hop, on port 25).
         out = ("import socket\ns=socket.socket();s.settimeout(1.5)\ntry:\n s.connect(('10.231.0.2',25));print('yes')\n"
