@@ -9,8 +9,9 @@ Started by ctest (labels "hsm;signerd;relayd;milter"), one group per run:
            message verifies with dkimpy (RSA-2048 and Ed25519 on each) and with Mail::DKIM
            (RSA: Debian 12's does not know Ed25519),
            the signatures are the message's first fields and nothing else of it changed (the
-           same message straight to the sink); a sendmail(1) submission (non_smtpd_milters)
-           is signed too; mail from a From: domain the client may not sign for passes unsigned
+           same message straight to the sink); a field Postfix adds after signing
+           (smtp_header_checks) fails the signature, as it is oversigned; a sendmail(1)
+           submission (non_smtpd_milters) is signed too; mail from a From: domain the client may not sign for passes unsigned
   keep     no grant: an SMTP client is told 451 4.7.0 with the request id; a sendmail(1)
            submission stays in Postfix's maildrop, and once the request is approved it is
            delivered once, signed. signerd stopped: deferred the same way, delivered once
@@ -137,9 +138,15 @@ def setup(folder, cli, signerd, relayd, module, grant=True, retry_seconds=None):
         parts["sink"] = Sink(folder)
         parts["milter"] = Milter(folder, relayd, app, dns_server)
         parts["milter"].start()
+        # On the way out Postfix adds a Reply-To: to one test message (after the milter signed):
+        # the oversigned Reply-To in h= must make that signature fail.
+        checks = os.path.join(folder, "smtp_header_checks")
+        with open(checks, "w") as f:
+            f.write("/^Subject: added on the way/ PREPEND Reply-To: <attacker@evil.example>\n")
         parts["postfix"] = PostfixInstance(folder, parts["sink"].port,
                                            milters="inet:127.0.0.1:%d" % parts["milter"].port,
-                                           retry_seconds=retry_seconds)
+                                           retry_seconds=retry_seconds,
+                                           extra=["smtp_header_checks = regexp:" + checks])
     except BaseException:
         teardown(parts)
         raise
@@ -201,6 +208,17 @@ def sign(folder, cli, signerd, relayd, module):
         got = dumped(sink)[-1][1]
         check(b"by sendmail" in got and verifies_both_ways(dns_server, got)[0],
               "the sendmail(1) submission is signed and verifies")
+
+        # A field Postfix adds after signing (smtp_header_checks PREPEND): oversigned, so the
+        # signature breaks instead of vouching for it.
+        before = len(dumped(sink))
+        status, out = swaks(postfix.port, data=message("added on the way"))
+        check(eventually(lambda: len(dumped(sink)) > before, 30), "the message with a field added later arrived")
+        got = dumped(sink)[-1][1]
+        ok, detail = verifies_both_ways(dns_server, got)
+        check(b"attacker@evil.example" in got and detail[0] == [False, False] and
+              detail[1].get("rsa-sha256") == "fail",
+              "a Reply-To: added after signing fails both signatures (Reply-To is oversigned): %s" % (detail,))
 
         # A From: domain apps may not sign for: accepted, unsigned (the milter lets it pass).
         before = len(dumped(sink))
