@@ -128,8 +128,7 @@ bool Config::relays() const {
 
 const Client* Config::client_for_user(std::string_view user) const {
     for (const auto& c : clients) {
-        if (c.name == user ||
-            std::find(c.sasl_users.begin(), c.sasl_users.end(), user) != c.sasl_users.end()) {
+        if (std::find(c.sasl_users.begin(), c.sasl_users.end(), user) != c.sasl_users.end()) {
             return &c;
         }
     }
@@ -464,7 +463,7 @@ constexpr config::KeyDoc kKeys[] = {
      "[\"example.net\"]"},
     {"client[].sasl_users", "strings", "",
      "Milter listeners: SMTP AUTH users the MTA reports ({auth_authen}) whose mail is this "
-     "client's (besides its name).",
+     "client's.",
      "[\"alice@example.net\"]"},
     {"metrics", "table", "", "Prometheus metrics over HTTP."},
     {"metrics.listen", "string", "", "Loopback IP:PORT.", "\"127.0.0.1:9465\""},

@@ -159,8 +159,8 @@ struct Client {
     std::vector<Network> networks;
     std::string password_hash;         // Argon2id (libsodium crypto_pwhash_str), empty: no AUTH
     std::vector<std::string> domains;  // lower-case From:/MAIL FROM domains it may send for
-    // Milter listeners: SMTP AUTH users (the MTA's {auth_authen}) whose mail is this client's,
-    // besides `name`.
+    // Milter listeners: SMTP AUTH users (the MTA's {auth_authen}) whose mail is this client's
+    // (never its name alone: a client of networks has no AUTH user).
     std::vector<std::string> sasl_users;
     bool allows(std::string_view domain) const;
 };
@@ -228,7 +228,7 @@ struct Config {
     const Client* client_for(const std::array<unsigned char, 16>& ip) const;
     // Whether an SMTP listener relays mail to a next hop (milter listeners never do).
     bool relays() const;
-    // The client an MTA-authenticated user is (its name, or one of its sasl_users), or null.
+    // The client an MTA-authenticated user is (one of its sasl_users), or null.
     const Client* client_for_user(std::string_view user) const;
 };
 

@@ -147,23 +147,6 @@ void MilterConversation::answer(std::uint32_t no_reply_step, char reply) {
     }
 }
 
-std::string MilterConversation::macro(std::string_view name) const {
-    // The newest stage first: a message's macros over the connection's.
-    for (const char stage : {cmd::end_of_body, cmd::end_of_header, cmd::header, cmd::rcpt,
-                             cmd::mail, cmd::helo, cmd::connect}) {
-        const auto it = macros_.find(stage);
-        if (it == macros_.end()) {
-            continue;
-        }
-        for (const auto& [key, value] : it->second) {
-            if (key == name) {
-                return value;
-            }
-        }
-    }
-    return {};
-}
-
 Peer MilterConversation::peer() const {
     Peer p;
     p.address_text = address_text_;
@@ -217,10 +200,8 @@ awaitable<void> MilterConversation::packet(const milter::Packet& p) {
                 metrics_.transaction(RelayMetrics::Outcome::aborted);
                 end_message();
             }
-            macros_.erase(cmd::mail);
-            macros_.erase(cmd::rcpt);
-            macros_.erase(cmd::end_of_header);
-            macros_.erase(cmd::end_of_body);
+            auth_user_.clear();
+            queue_id_.clear();
             break;  // no reply
         case cmd::quit:
             if (message_) {
@@ -235,7 +216,8 @@ awaitable<void> MilterConversation::packet(const milter::Packet& p) {
                 metrics_.transaction(RelayMetrics::Outcome::aborted);
                 end_message();
             }
-            macros_.clear();
+            auth_user_.clear();
+            queue_id_.clear();
             hostname_.clear();
             address_text_.clear();
             network_client_ = nullptr;
@@ -276,7 +258,18 @@ void MilterConversation::macros(std::string_view data) {
         fail(parsed.error().message);
         return;
     }
-    macros_[parsed->for_command] = std::move(parsed->values);
+    // Only what is used is kept (an MTA sends a MACRO packet before every command): the AUTH
+    // user of the MAIL stage's macros, and the queue id of any stage.
+    if (parsed->for_command == cmd::mail) {
+        auth_user_.clear();
+    }
+    for (const auto& [name, value] : parsed->values) {
+        if (name == "{auth_authen}" && parsed->for_command == cmd::mail) {
+            auth_user_ = value.substr(0, 256);  // longer than any sasl_users entry: no match
+        } else if (name == "i") {
+            queue_id_ = value.substr(0, 64);
+        }
+    }
 }
 
 void MilterConversation::connect(std::string_view data) {
@@ -327,7 +320,7 @@ awaitable<void> MilterConversation::mail(std::string_view data) {
             m.sender = std::move(*path);
         }
     }
-    m.auth_user = macro("{auth_authen}");
+    m.auth_user = auth_user_;
     // An authenticated user decides the client; else the client's address does.
     if (!m.auth_user.empty()) {
         m.client = config_.client_for_user(m.auth_user);
@@ -368,8 +361,12 @@ void MilterConversation::header(std::string_view data) {
         fail(h.error().message);
         return;
     }
-    if (!message_ || message_->header_done) {
-        return;  // not in a message (accepted already), or after EOH: nothing to keep
+    if (!message_) {
+        return;  // not in a message (it went on untouched): nothing to keep
+    }
+    if (message_->header_done) {
+        fail("a header field after the end of the header section");
+        return;
     }
     Message& m = *message_;
     std::string line = h->name + ":";
@@ -586,7 +583,7 @@ void MilterConversation::log_message(const char* outcome, const std::string& det
     char numbers[64];
     (void)std::snprintf(numbers, sizeof numbers, " reply=%d latency_ms=%.3f", code, ms);
     const Peer p = peer();
-    const std::string queue_id = macro("i").substr(0, 64);
+    const std::string& queue_id = queue_id_;
     host_.log(
         "dkim-relayd: milter id=" + id_ + "." + std::to_string(messages_) +
         // The MTA's queue id: Postfix's smtpd has one only after the first recipient.

@@ -103,7 +103,6 @@ class MilterConversation {
     void answer(std::uint32_t no_reply_step, char reply);
     void fail(const std::string& why);
     void log_message(const char* outcome, const std::string& detail, int code);
-    std::string macro(std::string_view name) const;
     Peer peer() const;
 
     const Config& config_;
@@ -123,7 +122,8 @@ class MilterConversation {
     std::string address_text_;   // the client's IP address ("" when unknown)
     const Client* network_client_ = nullptr;
     std::string helo_;
-    std::map<char, std::vector<std::pair<std::string, std::string>>> macros_;
+    std::string auth_user_;  // {auth_authen} of the last MAIL stage's macros
+    std::string queue_id_;   // the MTA's queue id ("i"), for the log
     std::uint64_t messages_ = 0;
     std::unique_ptr<Message> message_;
 };

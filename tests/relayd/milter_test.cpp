@@ -304,6 +304,36 @@ TEST_F(MilterTest, AnAuthenticatedUserIsItsClientWhereverItConnectsFrom) {
     EXPECT_NE(replies[2].data.find("Authentication-Results"), std::string::npos);
 }
 
+TEST_F(MilterTest, OnlyTheMailStagesAuthUserCountsAndAClientsNameIsNoAuthUser) {
+    open("192.0.2.9");
+    // "apps" is a client of networks: an AUTH user of that name is not it.
+    send(packet(cmd::macro, bin("M{auth_authen}\0apps\0")) +
+         packet(cmd::mail, strings({"<a@example.com>"})) + header("From", " a@example.com") +
+         packet(cmd::end_of_header) + packet(cmd::end_of_body));
+    EXPECT_TRUE(signing_.clients.empty());
+    // {auth_authen} in another stage's macros (here the end of the last message's) is not the
+    // MAIL stage's: the next message is a stranger's.
+    send(packet(cmd::macro, bin("E{auth_authen}\0alice@example.com\0")) + packet(cmd::abort));
+    send(packet(cmd::mail, strings({"<a@example.com>"})) + header("From", " a@example.com") +
+         packet(cmd::end_of_header) + packet(cmd::end_of_body));
+    EXPECT_TRUE(signing_.clients.empty());
+    // The MAIL stage's macros of one message do not carry over to the next.
+    send(packet(cmd::macro, bin("M{auth_authen}\0alice@example.com\0")) +
+         packet(cmd::mail, strings({"<a@example.com>"})) + packet(cmd::abort));
+    send(packet(cmd::macro, bin("M\0")) + packet(cmd::mail, strings({"<a@example.com>"})) +
+         header("From", " a@example.com") + packet(cmd::end_of_header) + packet(cmd::end_of_body));
+    EXPECT_TRUE(signing_.clients.empty());
+}
+
+TEST_F(MilterTest, AHeaderAfterTheEndOfTheHeaderSectionEndsTheConnection) {
+    open();
+    send(packet(cmd::mail, strings({"<a@example.com>"})) + header("From", " a@example.com") +
+         packet(cmd::end_of_header));
+    EXPECT_TRUE(send(header("From", " b@example.com")).empty());
+    EXPECT_TRUE(conversation_->closing());
+    EXPECT_TRUE(signing_.header.empty()) << "nothing signed";
+}
+
 TEST_F(MilterTest, MailTheClientMayNotSignForPassesUntouched) {
     open();
     // apps may sign example.com only: other.test goes on as it is (accepted at EOH).
@@ -479,11 +509,12 @@ TEST(MilterConfigTest, MilterListenersAndSaslUsersAreCheckedWithTheirKeys) {
              "[[client]]\nname = \"b\"\nsasl_users = [\"bob\"]\ndomains = [\"example.com\"]\n");
     ASSERT_TRUE(users) << users.error();
     EXPECT_EQ(users->client_for_user("bob"), users->client("b"));
-    EXPECT_EQ(users->client_for_user("b"), users->client("b"));
+    EXPECT_EQ(users->client_for_user("b"), nullptr) << "a client's name is no AUTH user";
     EXPECT_EQ(users->client_for_user("carol"), nullptr);
     auto twice =
         load("protocol = \"milter\"",
-             "[[client]]\nname = \"b\"\nsasl_users = [\"a\"]\ndomains = [\"example.com\"]\n");
+             "[[client]]\nname = \"b\"\nsasl_users = [\"x\"]\ndomains = [\"example.com\"]\n"
+             "[[client]]\nname = \"c\"\nsasl_users = [\"x\"]\ndomains = [\"example.com\"]\n");
     ASSERT_FALSE(twice);
     EXPECT_NE(twice.error().find("sasl_users"), std::string::npos) << twice.error();
 }
