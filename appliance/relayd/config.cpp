@@ -1,6 +1,7 @@
 #include "config.hpp"
 
 #include <arpa/inet.h>
+#include <pwd.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -147,6 +148,18 @@ const Client* Config::client_for(const std::array<unsigned char, 16>& ip) const 
 }
 
 namespace {
+
+// A user's uid by name, or nullopt.
+std::optional<uid_t> user_id(const std::string& name) {
+    std::array<char, 4096> buffer{};
+    passwd pw{};
+    passwd* found = nullptr;
+    if (::getpwnam_r(name.c_str(), &pw, buffer.data(), buffer.size(), &found) != 0 ||
+        found == nullptr) {
+        return std::nullopt;
+    }
+    return found->pw_uid;
+}
 
 Endpoint endpoint(config::TableReader& r, const std::string& key, bool loopback_only) {
     const auto text = r.string(key);
@@ -384,7 +397,9 @@ constexpr config::KeyDoc kKeys[] = {
      "dkim-signerd's socket: keys and signatures come from there.",
      "\"/run/dkim-signerd/signerd.sock\""},
     {"listen[]", "tables", "", "SMTP (or milter) listeners; at least one."},
-    {"listen[].address", "string", "", "IP:PORT (required).", "\"127.0.0.1:2525\""},
+    {"listen[].address", "string", "",
+     "IP:PORT (required); a milter listener may be unix:/path (a Unix socket).",
+     "\"127.0.0.1:2525\""},
     {"listen[].protocol", "string", "smtp",
      "smtp (a relay: mail comes in and goes to the next hop) or milter (Postfix or Sendmail "
      "asks, version 6; the MTA keeps the mail).",
@@ -393,6 +408,10 @@ constexpr config::KeyDoc kKeys[] = {
      "outbound (sign and forward) or inbound (check SPF, DKIM, DMARC and forward); milter "
      "listeners also both (a client's mail signed, the rest verified).",
      "\"outbound\""},
+    {"listen[].allowed_users", "strings", "[\"postfix\"]",
+     "Milter listeners on a Unix socket (address = \"unix:/path\"): the users whose processes "
+     "may connect (checked by SO_PEERCRED).",
+     "[\"postfix\"]"},
     {"listen[].allowed_networks", "strings", "anyone; milter: [\"127.0.0.0/8\", \"::1/128\"]",
      "Addresses or networks that may connect at all (others are closed on at once). A milter "
      "listener's MTAs decide what is signed: loopback unless named here.",
@@ -533,14 +552,25 @@ Expected<Config, std::string> load_config(const std::string& file) {
 
         for (auto& l : r.tables("listen")) {
             Listener listener;
-            listener.address = endpoint(l, "address", false);
+            // A milter listener may be a Unix socket ("unix:/path"), the MTA's user checked.
+            const auto protocol_text = l.string("protocol");
+            const auto address_text = l.string("address");
+            if (protocol_text == "milter" && address_text && address_text->starts_with("unix:")) {
+                listener.unix_path = address_text->substr(5);
+                if (listener.unix_path.empty() || listener.unix_path.front() != '/' ||
+                    listener.unix_path.size() > 100) {
+                    l.fail("address", "expected unix:/absolute/path (at most 100 bytes)");
+                }
+            } else {
+                listener.address = endpoint(l, "address", false);
+            }
             listener.tls_certificate = l.string("tls_certificate").value_or("");
             listener.tls_key = l.string("tls_key").value_or("");
             if (listener.tls_certificate.empty() != listener.tls_key.empty()) {
                 l.fail(listener.tls_key.empty() ? "tls_key" : "tls_certificate",
                        "STARTTLS needs both tls_certificate and tls_key");
             }
-            if (const auto protocol = l.string("protocol")) {
+            if (const auto& protocol = protocol_text) {
                 if (*protocol == "milter") {
                     listener.protocol = Listener::Protocol::milter;
                 } else if (*protocol != "smtp") {
@@ -559,7 +589,32 @@ Expected<Config, std::string> load_config(const std::string& file) {
                                           : "expected \"outbound\" (sign) or \"inbound\" (verify)");
                 }
             }
+            if (const auto users = l.strings("allowed_users")) {
+                if (listener.unix_path.empty()) {
+                    l.fail("allowed_users",
+                           "only a Unix socket (address = \"unix:/path\") checks "
+                           "its peers' users");
+                }
+                for (const auto& user : *users) {
+                    const auto uid = user_id(user);
+                    if (!uid) {
+                        l.fail("allowed_users", "no user " + user + " on this machine");
+                    }
+                    listener.allowed_uids.push_back(*uid);
+                }
+            } else if (!listener.unix_path.empty()) {
+                const auto uid = user_id("postfix");
+                if (!uid) {
+                    l.fail("allowed_users",
+                           "missing, and there is no user postfix: name the MTA's "
+                           "user (and root if it submits)");
+                }
+                listener.allowed_uids = {*uid};
+            }
             if (const auto networks = l.strings("allowed_networks")) {
+                if (!listener.unix_path.empty()) {
+                    l.fail("allowed_networks", "a Unix socket has no networks: allowed_users");
+                }
                 if (networks->empty()) {
                     l.fail("allowed_networks", "an empty list would let no one connect");
                 }
@@ -571,7 +626,7 @@ Expected<Config, std::string> load_config(const std::string& file) {
                     }
                     listener.allowed_networks.push_back(*network);
                 }
-            } else if (milter) {
+            } else if (milter && listener.unix_path.empty()) {
                 listener.allowed_networks = {*parse_network("127.0.0.0/8"),
                                              *parse_network("::1/128")};
             }
@@ -585,7 +640,8 @@ Expected<Config, std::string> load_config(const std::string& file) {
             if (listener.plain_auth && listener.role == Listener::Role::inbound) {
                 l.fail("plain_auth", "an inbound listener offers no AUTH");
             }
-            if (listener.plain_auth && !is_loopback(*parse_ip(listener.address.host))) {
+            if (listener.plain_auth && listener.unix_path.empty() &&
+                !is_loopback(*parse_ip(listener.address.host))) {
                 l.fail("plain_auth", "AUTH without TLS is only allowed on a loopback address");
             }
             l.finish();

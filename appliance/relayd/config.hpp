@@ -10,6 +10,7 @@
 //   role = "outbound"                       # sign (default), or "inbound": verify
 //   protocol = "smtp"                       # or "milter" (Postfix/Sendmail; role "both" too)
 //   allowed_networks = ["10.0.0.0/8"]      # who may connect (milter default: loopback)
+//   # a milter listener may be address = "unix:/path", allowed_users = ["postfix"]
 //   tls_certificate = "/etc/dkim/relay.crt" # enables STARTTLS
 //   tls_key = "/etc/dkim/relay.key"
 //   plain_auth = false                      # AUTH without TLS: only on a loopback address
@@ -69,6 +70,8 @@
 //   max_per_client_per_hour = 60            # report transactions per client (IPv6: per /64)
 //   max_per_hour = 2000                     # report transactions, all clients together
 
+#include <sys/types.h>
+
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -101,6 +104,10 @@ struct Listener {
     // everything else verified.
     enum class Role : std::uint8_t { outbound, inbound, both };
     Endpoint address;
+    // A milter listener on a Unix socket (address = "unix:/path"); `address` is unused then,
+    // and the peers are checked by user (SO_PEERCRED) against allowed_uids.
+    std::string unix_path;
+    std::vector<uid_t> allowed_uids;
     Protocol protocol = Protocol::smtp;
     Role role = Role::outbound;
     std::string tls_certificate;

@@ -32,6 +32,7 @@
 
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <sstream>
 #include <thread>
 
 #include "config.hpp"
@@ -115,8 +116,18 @@ int run(int argc, char** argv) {
         return config->listeners[i].protocol == relayd::Listener::Protocol::milter ? "milter"
                                                                                    : "SMTP";
     };
+    auto where = [&config, &endpoints](std::size_t i) {
+        const auto& l = config->listeners[i];
+        std::ostringstream text;
+        if (l.unix_path.empty()) {
+            text << endpoints[i];  // "[::1]:2525" for IPv6
+        } else {
+            text << "unix:" << l.unix_path;
+        }
+        return text.str();
+    };
     for (std::size_t i = 0; i < endpoints.size(); ++i) {
-        std::cerr << "dkim-relayd: listening on " << endpoints[i] << " (" << protocol(i) << ")\n";
+        std::cerr << "dkim-relayd: listening on " << where(i) << " (" << protocol(i) << ")\n";
     }
     std::cerr << "dkim-relayd: "
               << (config->relays() ? "next hop " + config->next_hop.describe() + ", "
@@ -138,9 +149,8 @@ int run(int argc, char** argv) {
             "dkim-relayd");
         std::string listening;
         for (std::size_t i = 0; i < endpoints.size(); ++i) {
-            listening += std::string(listening.empty() ? "" : ", ") + protocol(i) + " on " +
-                         endpoints[i].address().to_string() + ":" +
-                         std::to_string(endpoints[i].port());
+            listening +=
+                std::string(listening.empty() ? "" : ", ") + protocol(i) + " on " + where(i);
         }
         service::notify_ready(listening);
         relay.run();

@@ -602,25 +602,47 @@ namespace dkim::relayd {
 
 using namespace std::chrono_literals;
 
-MilterSession::MilterSession(RelayContext& relay, const Listener& listener, tcp::socket socket)
+std::string milter_refusal(const Listener& listener, tcp::socket& socket) {
+    error_code ec;
+    socket.set_option(tcp::no_delay(true), ec);
+    const auto remote = socket.remote_endpoint(ec);
+    if (ec) {
+        return "the peer's address cannot be read";
+    }
+    const auto ip = remote.address();
+    const auto bytes = ip.is_v4()
+                           ? asio::ip::make_address_v6(asio::ip::v4_mapped, ip.to_v4()).to_bytes()
+                           : ip.to_v6().to_bytes();
+    return listener.allows(bytes)
+               ? std::string()
+               : ip.to_string() + " is not one of the listener's allowed_networks";
+}
+
+std::string milter_refusal(const Listener& listener, asio::local::stream_protocol::socket& socket) {
+    ucred peer{};
+    socklen_t size = sizeof peer;
+    if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0) {
+        return "the peer's user cannot be read";
+    }
+    const bool allowed = std::find(listener.allowed_uids.begin(), listener.allowed_uids.end(),
+                                   peer.uid) != listener.allowed_uids.end();
+    return allowed
+               ? std::string()
+               : "uid " + std::to_string(peer.uid) + " is not one of the listener's allowed_users";
+}
+
+MilterSession::MilterSession(RelayContext& relay, const Listener& listener,
+                             asio::generic::stream_protocol::socket socket, std::string refusal)
     : relay_(relay),
       socket_(std::move(socket)),
       watchdog_(socket_.get_executor()),
-      id_("m" + session_hex_id(relay.id_salt, ++relay.next_session)) {
-    error_code ec;
-    const auto remote = socket_.remote_endpoint(ec);
-    if (!ec) {
-        const auto ip = remote.address();
-        const auto bytes =
-            ip.is_v4() ? asio::ip::make_address_v6(asio::ip::v4_mapped, ip.to_v4()).to_bytes()
-                       : ip.to_v6().to_bytes();
-        allowed_ = listener.allows(bytes);
-        if (!allowed_) {
-            log("dkim-relayd: milter id=" + id_ + ": " + ip.to_string() +
-                " is not one of the listener's allowed_networks; closing");
-        }
+      id_("m" + session_hex_id(relay.id_salt, ++relay.next_session)),
+      tcp_(listener.unix_path.empty()) {
+    allowed_ = refusal.empty();
+    if (!allowed_) {
+        log("dkim-relayd: milter id=" + id_ + ": " + refusal + "; closing");
     }
-    socket_.set_option(tcp::no_delay(true), ec);
+    error_code ec;
     socket_.non_blocking(true, ec);
     const Config& config = relay.config;
     MilterPolicies policies;
@@ -726,7 +748,7 @@ awaitable<void> MilterSession::run() {
         error_code ec;
         std::size_t n = 0;
         do {
-            co_await socket_.async_wait(tcp::socket::wait_read,
+            co_await socket_.async_wait(asio::socket_base::wait_read,
                                         asio::redirect_error(asio::use_awaitable, ec));
             if (!ec) {
                 n = socket_.read_some(asio::buffer(relay_.scratch), ec);
@@ -742,9 +764,11 @@ awaitable<void> MilterSession::run() {
         // back to back, and with Nagle on its side each small write would wait for our
         // delayed ACK (40 ms a message, measured: 19 messages/s on one session instead of 180).
         // Linux clears the flag after a while, so it is set again after every read.
-        const int quick = 1;
-        (void)::setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_QUICKACK, &quick,
-                           sizeof quick);
+        if (tcp_) {
+            const int quick = 1;
+            (void)::setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_QUICKACK, &quick,
+                               sizeof quick);
+        }
         co_await conversation_->receive(std::string_view(relay_.scratch.data(), n));
     }
     std::string out = conversation_->take_output();

@@ -128,13 +128,20 @@ class MilterConversation {
     std::unique_ptr<Message> message_;
 };
 
+// Why a peer may not use a milter listener, or "" when it may: a TCP peer by its address
+// (allowed_networks), a Unix socket's by its user (allowed_users, SO_PEERCRED).
+std::string milter_refusal(const Listener& listener, tcp::socket& socket);
+std::string milter_refusal(const Listener& listener, asio::local::stream_protocol::socket& socket);
+
 // One MTA connection, as one coroutine on the relay's I/O thread: the socket, the deadlines
 // ([limits] command_timeout between messages, data_timeout inside one, session_timeout in
 // all) and the connection count ([limits] connections; an MTA's connections are not limited
 // per address, they all come from it).
 class MilterSession final : public std::enable_shared_from_this<MilterSession>, public MilterHost {
   public:
-    MilterSession(RelayContext& relay, const Listener& listener, tcp::socket socket);
+    // `refusal`: why the peer may not use the listener (milter_refusal), empty when it may.
+    MilterSession(RelayContext& relay, const Listener& listener,
+                  asio::generic::stream_protocol::socket socket, std::string refusal);
     ~MilterSession() override;
     void start();
 
@@ -147,9 +154,10 @@ class MilterSession final : public std::enable_shared_from_this<MilterSession>, 
     void log(const std::string& line) override;
 
     RelayContext& relay_;
-    tcp::socket socket_;
+    asio::generic::stream_protocol::socket socket_;
     Watchdog watchdog_;
     std::string id_;
+    bool tcp_ = true;
     MonotonicTime session_end_;
     bool allowed_ = false;  // the peer is one of the listener's MTAs
     bool counted_ = false;

@@ -1,5 +1,7 @@
 #include "server.hpp"
 
+#include <sys/stat.h>
+
 #include <future>
 #include <random>
 
@@ -128,6 +130,15 @@ Expected<void, std::string> Relay::open() {
     }
     for (std::size_t i = 0; i < config_.listeners.size(); ++i) {
         const Listener& l = config_.listeners[i];
+        if (!l.unix_path.empty()) {
+            server_tls_.push_back(nullptr);
+            acceptors_.push_back(nullptr);
+            if (auto opened = open_unix(i); !opened) {
+                return opened;
+            }
+            continue;
+        }
+        unix_acceptors_.push_back(nullptr);
         auto tls = std::make_unique<ssl::context>(ssl::context::tls_server);
         harden(*tls);
         if (l.tls()) {
@@ -161,16 +172,67 @@ Expected<void, std::string> Relay::open() {
         acceptors_.push_back(std::move(acceptor));
     }
     for (std::size_t i = 0; i < acceptors_.size(); ++i) {
-        accept(i);
+        if (acceptors_[i]) {
+            accept(i);
+        } else {
+            accept_unix(i);
+        }
     }
     return {};
+}
+
+Expected<void, std::string> Relay::open_unix(std::size_t listener) {
+    const std::string& path = config_.listeners[listener].unix_path;
+    // A socket file left by an earlier run is replaced; anything else at the path is an error.
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            return unexpected("cannot listen on unix:" + path + ": it exists and is no socket");
+        }
+        (void)::unlink(path.c_str());
+    }
+    error_code ec;
+    auto acceptor = std::make_unique<asio::local::stream_protocol::acceptor>(io_);
+    const asio::local::stream_protocol::endpoint endpoint(path);
+    acceptor->open(endpoint.protocol(), ec);
+    if (!ec) {
+        acceptor->bind(endpoint, ec);
+    }
+    if (!ec) {
+        // Anyone may connect; the peer's user is checked at once (allowed_users).
+        (void)::chmod(path.c_str(), 0666);
+        acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    }
+    if (ec) {
+        return unexpected("cannot listen on unix:" + path + ": " + ec.message());
+    }
+    unix_acceptors_.push_back(std::move(acceptor));
+    return {};
+}
+
+void Relay::accept_unix(std::size_t listener) {
+    unix_acceptors_[listener]->async_accept(
+        [this, listener](error_code ec, asio::local::stream_protocol::socket socket) {
+            if (ec == asio::error::operation_aborted || !unix_acceptors_[listener]->is_open()) {
+                return;
+            }
+            if (!ec) {
+                const Listener& l = config_.listeners[listener];
+                std::string refusal = milter_refusal(l, socket);
+                std::make_shared<MilterSession>(
+                    *context_, l, asio::generic::stream_protocol::socket(std::move(socket)),
+                    std::move(refusal))
+                    ->start();
+            }
+            accept_unix(listener);
+        });
 }
 
 std::vector<tcp::endpoint> Relay::endpoints() const {
     std::vector<tcp::endpoint> out;
     for (const auto& a : acceptors_) {
         error_code ec;
-        out.push_back(a->local_endpoint(ec));
+        out.push_back(a ? a->local_endpoint(ec) : tcp::endpoint());
     }
     return out;
 }
@@ -182,7 +244,11 @@ void Relay::accept(std::size_t listener) {
         }
         const Listener& l = config_.listeners[listener];
         if (!ec && l.protocol == Listener::Protocol::milter) {
-            std::make_shared<MilterSession>(*context_, l, std::move(socket))->start();
+            std::string refusal = milter_refusal(l, socket);
+            std::make_shared<MilterSession>(
+                *context_, l, asio::generic::stream_protocol::socket(std::move(socket)),
+                std::move(refusal))
+                ->start();
         } else if (!ec) {
             std::make_shared<Session>(*context_, l, *server_tls_[listener], std::move(socket))
                 ->start();
@@ -206,7 +272,15 @@ void Relay::stop() {
     asio::post(io_, [this] {
         for (auto& a : acceptors_) {
             error_code ignored;
-            a->close(ignored);
+            if (a) {
+                a->close(ignored);
+            }
+        }
+        for (auto& a : unix_acceptors_) {
+            error_code ignored;
+            if (a) {
+                a->close(ignored);
+            }
         }
     });
     io_.stop();

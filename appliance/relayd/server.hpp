@@ -27,7 +27,7 @@ class Relay {
 
     // Binds every listener (port 0 picks one) and loads the TLS material.
     Expected<void, std::string> open();
-    // The bound addresses, in [[listen]] order.
+    // The bound addresses, in [[listen]] order (a Unix socket's is the default endpoint).
     std::vector<tcp::endpoint> endpoints() const;
     // Runs the I/O thread on the calling thread until stop().
     void run();
@@ -40,6 +40,9 @@ class Relay {
 
   private:
     void accept(std::size_t listener);
+    void accept_unix(std::size_t listener);
+    // Binds a milter listener's Unix socket (a stale socket file of an earlier run is replaced).
+    Expected<void, std::string> open_unix(std::size_t listener);
     // A next hop with its own client TLS context; `key` names it in errors.
     Expected<NextHopFactory, std::string> next_hop(const NextHop& hop, const std::string& key);
     Expected<void, std::string> open_inbound();
@@ -65,7 +68,9 @@ class Relay {
     std::unique_ptr<ReportIntake> report_intake_;
     std::unique_ptr<RelayContext> context_;
     asio::io_context io_{1};
+    // One per [[listen]], in order: TCP, or a Unix socket (milter listeners); the other null.
     std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
+    std::vector<std::unique_ptr<asio::local::stream_protocol::acceptor>> unix_acceptors_;
 };
 
 }  // namespace dkim::relayd

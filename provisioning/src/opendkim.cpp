@@ -367,7 +367,8 @@ Expected<MilterSocket, std::string> milter_socket(std::string_view socket) {
                             ? "opendkim.conf names no Socket"
                             : "OpenDKIM listened on the Unix socket " + std::string(trim(socket))) +
             ": dkim-relayd's milter listens on 127.0.0.1:8891, so smtpd_milters names "
-            "inet:127.0.0.1:8891 instead");
+            "inet:127.0.0.1:8891 instead (or give it a Unix socket of its own: address = "
+            "\"unix:/var/spool/postfix/dkim/milter.sock\" with allowed_users)");
         return out;
     }
     const bool six = s.starts_with("inet6:");

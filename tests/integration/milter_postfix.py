@@ -17,9 +17,10 @@ Started by ctest (labels "hsm;signerd;relayd;milter"), one group per run:
            delivered once, signed. signerd stopped: deferred the same way, delivered once
            signerd is back. kill -9 of dkim-relayd under load (sendmail submissions): nothing is
            lost, nothing delivered twice, every delivered message verifies
-  inbound  mail from a client that is no [[client]] (swaks from 127.0.0.5) is verified: one
-           Authentication-Results field of ours on top, a forged one claiming our authserv-id
-           removed, another host's kept
+  inbound  the milter on a Unix socket (allowed_users = ["postfix"]: root's connection is
+           closed unanswered); mail from a client that is no [[client]] (swaks from
+           127.0.0.5) is verified: one Authentication-Results field of ours on top, a forged
+           one claiming our authserv-id removed, another host's kept
 
 usage: milter_postfix.py GROUP DKIM_APPLIANCE DKIM_SIGNERD DKIM_RELAYD SOFTHSM2_MODULE
 """
@@ -27,7 +28,9 @@ usage: milter_postfix.py GROUP DKIM_APPLIANCE DKIM_SIGNERD DKIM_RELAYD SOFTHSM2_
 import glob
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -51,14 +54,25 @@ def message(subject, sender="alice@" + DOMAIN, extra=b"", body=b"Signed by the m
 class Milter:
     """dkim-relayd with one milter listener (role both: 127.0.0.1 is the client "apps")."""
 
-    def __init__(self, folder, relayd, app, dns_server):
+    def __init__(self, folder, relayd, app, dns_server, unix_socket=False):
+        """`unix_socket`: listen on a Unix socket that only the postfix user may use."""
         self.port = free_port()
         self.relayd = relayd
         self.config = os.path.join(folder, "milter.toml")
         self.logfile = os.path.join(folder, "milter.log")
+        self.socket_path = None
+        if unix_socket:
+            sockets = os.path.join(folder, "milter-socket")
+            os.makedirs(sockets)
+            shutil.chown(sockets, "nobody", "nogroup")
+            self.socket_path = os.path.join(sockets, "milter.sock")
         with open(self.config, "w") as f:
             f.write('hostname = "relay.test"\nsignerd_socket = "%s"\n' % app.socket)
-            f.write('[[listen]]\naddress = "127.0.0.1:%d"\nprotocol = "milter"\nrole = "both"\n' % self.port)
+            if self.socket_path:
+                f.write('[[listen]]\naddress = "unix:%s"\nprotocol = "milter"\nrole = "both"\n'
+                        'allowed_users = ["postfix"]\n' % self.socket_path)
+            else:
+                f.write('[[listen]]\naddress = "127.0.0.1:%d"\nprotocol = "milter"\nrole = "both"\n' % self.port)
             f.write('[[domain]]\nname = "%s"\nselectors = ["rsa", "ed"]\n' % DOMAIN)
             f.write('[[client]]\nname = "apps"\nnetworks = ["127.0.0.1/32"]\ndomains = ["%s"]\n' % DOMAIN)
             f.write('[inbound]\ndomains = ["peer.example"]\nauthserv_id = "%s"\norg_domain = "tree-walk"\n'
@@ -79,6 +93,9 @@ class Milter:
 
     def text(self):
         return open(self.logfile, errors="replace").read() if os.path.exists(self.logfile) else ""
+
+    def postfix_address(self):
+        return "unix:" + self.socket_path if self.socket_path else "inet:127.0.0.1:%d" % self.port
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -126,7 +143,7 @@ def subjects(sink):
             for _, m in dumped(sink) if re.search(rb"^Subject: ", m, re.M | re.I)]
 
 
-def setup(folder, cli, signerd, relayd, module, grant=True, retry_seconds=None):
+def setup(folder, cli, signerd, relayd, module, grant=True, retry_seconds=None, unix_socket=False):
     app = Appliance(folder, cli, signerd, module)
     dns_server = DnsServer(folder, app.records, DOMAIN)
     parts = {"app": app, "dns": dns_server}
@@ -136,7 +153,7 @@ def setup(folder, cli, signerd, relayd, module, grant=True, retry_seconds=None):
         if grant:
             app.approve(app.request("*", "30m"))
         parts["sink"] = Sink(folder)
-        parts["milter"] = Milter(folder, relayd, app, dns_server)
+        parts["milter"] = Milter(folder, relayd, app, dns_server, unix_socket=unix_socket)
         parts["milter"].start()
         # On the way out Postfix adds a Reply-To: to one test message (after the milter signed):
         # the oversigned Reply-To in h= must make that signature fail.
@@ -144,7 +161,7 @@ def setup(folder, cli, signerd, relayd, module, grant=True, retry_seconds=None):
         with open(checks, "w") as f:
             f.write("/^Subject: added on the way/ PREPEND Reply-To: <attacker@evil.example>\n")
         parts["postfix"] = PostfixInstance(folder, parts["sink"].port,
-                                           milters="inet:127.0.0.1:%d" % parts["milter"].port,
+                                           milters=parts["milter"].postfix_address(),
                                            retry_seconds=retry_seconds,
                                            extra=["smtp_header_checks = regexp:" + checks])
     except BaseException:
@@ -303,9 +320,23 @@ def keep(folder, cli, signerd, relayd, module):
 
 
 def inbound(folder, cli, signerd, relayd, module):
-    parts = setup(folder, cli, signerd, relayd, module)
-    postfix, sink = parts["postfix"], parts["sink"]
+    # This time the milter listens on a Unix socket that only Postfix's user may use.
+    parts = setup(folder, cli, signerd, relayd, module, unix_socket=True)
+    postfix, sink, milter = parts["postfix"], parts["sink"], parts["milter"]
     try:
+        # root is not the postfix user: its connection is closed before a word.
+        intruder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        intruder.settimeout(10)
+        intruder.connect(milter.socket_path)
+        intruder.sendall(b"\x00\x00\x00\x0dO\x00\x00\x00\x06\x00\x00\x01\xff\x00\x1f\xff\xff")
+        try:
+            answer = intruder.recv(64)
+        except ConnectionResetError:  # closed with our packet unread
+            answer = b""
+        check(answer == b"", "another user's process is closed on at the Unix socket, unanswered")
+        intruder.close()
+        check(eventually(lambda: "is not one of the listener's allowed_users" in milter.text(), 10),
+              "and the milter's log says why")
         forged = (b"Authentication-Results: " + AUTHSERV_ID.encode() + b"; dkim=pass header.d=peer.example\r\n"
                   b"Authentication-Results: other.example; spf=pass smtp.mailfrom=peer.example\r\n")
         original = message("from outside", sender="carol@peer.example", extra=forged)

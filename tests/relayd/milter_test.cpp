@@ -499,6 +499,34 @@ TEST(MilterConfigTest, MilterListenersAndSaslUsersAreCheckedWithTheirKeys) {
     auto bad_network = load("protocol = \"milter\"\nallowed_networks = [\"nowhere\"]");
     ASSERT_FALSE(bad_network);
     EXPECT_NE(bad_network.error().find("allowed_networks"), std::string::npos);
+    // A Unix socket: milter listeners only, its peers checked by user (postfix by default).
+    const auto dir_text = dir.string();
+    auto unix_socket = load("protocol = \"milter\"\naddress = \"unix:" + dir_text + "/m.sock\"");
+    ASSERT_FALSE(unix_socket) << "address is given twice (the helper's and this one)";
+    auto unix_file = dir / "unix.toml";
+    std::ofstream(unix_file) << "[[listen]]\naddress = \"unix:" << dir_text
+                             << "/m.sock\"\nprotocol = \"milter\"\nallowed_users = [\"root\"]\n"
+                                "[[domain]]\nname = \"example.com\"\nselectors = [\"s\"]\n";
+    auto unix_ok = load_config(unix_file.string());
+    ASSERT_TRUE(unix_ok) << unix_ok.error();
+    EXPECT_EQ(unix_ok->listeners[0].unix_path, dir_text + "/m.sock");
+    EXPECT_EQ(unix_ok->listeners[0].allowed_uids, std::vector<uid_t>{0});
+    EXPECT_TRUE(unix_ok->listeners[0].allowed_networks.empty());
+    for (const char* bad :
+         {"address = \"unix:relative.sock\"\nprotocol = \"milter\"",
+          "address = \"unix:/tmp/x.sock\"\nprotocol = \"milter\"\nallowed_users = "
+          "[\"no-such-user-x\"]",
+          "address = \"unix:/tmp/x.sock\"\nprotocol = \"milter\"\nallowed_users = [\"root\"]\n"
+          "allowed_networks = [\"127.0.0.1\"]",
+          "address = \"unix:/tmp/x.sock\"",
+          "address = \"127.0.0.1:2525\"\nallowed_users = [\"root\"]"}) {
+        std::ofstream(unix_file) << "[[listen]]\n"
+                                 << bad << "\n[next_hop]\nurl = \"maildir:/x\"\n"
+                                 << "[[domain]]\nname = \"example.com\"\nselectors = [\"s\"]\n";
+        auto refused = load_config(unix_file.string());
+        ASSERT_FALSE(refused) << bad;
+        EXPECT_NE(refused.error().find("unix.toml:"), std::string::npos) << refused.error();
+    }
     auto bad_protocol = load("protocol = \"lmtp\"");
     ASSERT_FALSE(bad_protocol);
     EXPECT_NE(bad_protocol.error().find("protocol"), std::string::npos);

@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -435,6 +436,19 @@ TEST(DeclaredDefaultsTest, Relayd) {
                                ? "smtp"
                                : "milter");
     });
+    // A milter listener on a Unix socket: the postfix user's processes (the test machine has
+    // Postfix).
+    d.expect_in(
+        "[[listen]]\naddress = \"unix:/run/dkim-test/milter.sock\"\nprotocol = \"milter\"\n",
+        "listen[].allowed_users", [](const C& c) {
+            std::string out;
+            for (const uid_t uid : c.listeners.at(0).allowed_uids) {
+                const passwd* pw = ::getpwuid(uid);
+                out += std::string(out.empty() ? "[" : ", ") + "\"" +
+                       (pw != nullptr ? pw->pw_name : std::to_string(uid)) + "\"";
+            }
+            return out + "]";
+        });
     // An SMTP listener's and a milter listener's, in one file.
     d.expect_in(
         "[[listen]]\naddress = \"127.0.0.1:2525\"\n[[listen]]\naddress = \"127.0.0.1:8891\"\n"
