@@ -411,7 +411,7 @@ constexpr config::KeyDoc kKeys[] = {
     {"listen[].allowed_users", "strings", "[\"postfix\"]",
      "Milter listeners on a Unix socket (address = \"unix:/path\"): the users whose processes "
      "may connect (checked by SO_PEERCRED).",
-     "[\"postfix\"]"},
+     ""},  // no example: the all-keys example's listener is TCP
     {"listen[].allowed_networks", "strings", "anyone; milter: [\"127.0.0.0/8\", \"::1/128\"]",
      "Addresses or networks that may connect at all (others are closed on at once). A milter "
      "listener's MTAs decide what is signed: loopback unless named here.",
