@@ -632,7 +632,8 @@ std::string milter_refusal(const Listener& listener, asio::local::stream_protoco
 }
 
 MilterSession::MilterSession(RelayContext& relay, const Listener& listener,
-                             asio::generic::stream_protocol::socket socket, std::string refusal)
+                             asio::generic::stream_protocol::socket socket,
+                             const std::string& refusal)
     : relay_(relay),
       socket_(std::move(socket)),
       watchdog_(socket_.get_executor()),

@@ -141,7 +141,7 @@ class MilterSession final : public std::enable_shared_from_this<MilterSession>, 
   public:
     // `refusal`: why the peer may not use the listener (milter_refusal), empty when it may.
     MilterSession(RelayContext& relay, const Listener& listener,
-                  asio::generic::stream_protocol::socket socket, std::string refusal);
+                  asio::generic::stream_protocol::socket socket, const std::string& refusal);
     ~MilterSession() override;
     void start();
 

@@ -218,10 +218,10 @@ void Relay::accept_unix(std::size_t listener) {
             }
             if (!ec) {
                 const Listener& l = config_.listeners[listener];
-                std::string refusal = milter_refusal(l, socket);
+                const std::string refusal = milter_refusal(l, socket);
                 std::make_shared<MilterSession>(
                     *context_, l, asio::generic::stream_protocol::socket(std::move(socket)),
-                    std::move(refusal))
+                    refusal)
                     ->start();
             }
             accept_unix(listener);
@@ -244,10 +244,9 @@ void Relay::accept(std::size_t listener) {
         }
         const Listener& l = config_.listeners[listener];
         if (!ec && l.protocol == Listener::Protocol::milter) {
-            std::string refusal = milter_refusal(l, socket);
+            const std::string refusal = milter_refusal(l, socket);
             std::make_shared<MilterSession>(
-                *context_, l, asio::generic::stream_protocol::socket(std::move(socket)),
-                std::move(refusal))
+                *context_, l, asio::generic::stream_protocol::socket(std::move(socket)), refusal)
                 ->start();
         } else if (!ec) {
             std::make_shared<Session>(*context_, l, *server_tls_[listener], std::move(socket))
