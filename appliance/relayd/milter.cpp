@@ -85,8 +85,10 @@ struct MilterConversation::Message {
     const Client* client = nullptr;
     std::string auth_user;
     smtp::Path sender;
-    std::vector<milter::Header> headers;  // as the MTA sent them
-    std::string text;                     // the header section, then the body
+    std::size_t fields = 0;             // header fields so far
+    std::uint32_t results = 0;          // Authentication-Results fields so far
+    std::vector<std::uint32_t> forged;  // which of them claim our authserv-id
+    std::string text;                   // the header section, then the body
     std::size_t body_start = 0;
     bool header_done = false;
     bool too_big = false;
@@ -103,7 +105,14 @@ MilterConversation::MilterConversation(const Config& config, std::string id,
       policies_(policies),
       host_(host),
       metrics_(metrics),
-      clock_(clock) {}
+      clock_(clock) {
+    if (config_.inbound) {
+        ours_ = mail::ascii_lowercase(config_.inbound->authserv_id);
+        if (!ours_.empty() && ours_.back() == '.') {
+            ours_.pop_back();
+        }
+    }
+}
 
 MilterConversation::~MilterConversation() = default;
 
@@ -382,14 +391,21 @@ void MilterConversation::header(std::string_view data) {
         line += h->value[i];
     }
     line += "\r\n";
-    if (m.text.size() + line.size() > config_.limits.message_size) {
+    if (m.text.size() + line.size() > config_.limits.message_size ||
+        ++m.fields > kMilterMaxFields) {
         m.too_big = true;
         m.text.clear();
-        m.headers.clear();
+        m.forged.clear();
         return;
     }
     m.text += line;
-    m.headers.push_back(std::move(*h));
+    if (mail::iequals(h->name, "Authentication-Results")) {
+        ++m.results;
+        const auto claimed = mail::authserv_id_of(h->value);
+        if (claimed && *claimed == ours_) {
+            m.forged.push_back(m.results);
+        }
+    }
 }
 
 void MilterConversation::end_of_header() {
@@ -448,7 +464,7 @@ void MilterConversation::body(std::string_view chunk) {
     if (m.text.size() + normal.size() > config_.limits.message_size) {
         m.too_big = true;
         m.text.clear();
-        m.headers.clear();
+        m.forged.clear();
         return;
     }
     m.text += normal;
@@ -472,10 +488,10 @@ awaitable<void> MilterConversation::end_of_body(std::string_view chunk) {
         co_return;
     }
     if (m.too_big) {
-        output_ += milter::encode_reply_code(552, "5.3.4",
-                                             "Message too big for the DKIM milter (" +
-                                                 std::to_string(config_.limits.message_size) +
-                                                 " bytes at most)");
+        output_ += milter::encode_reply_code(
+            552, "5.3.4",
+            "Message too big for the DKIM milter (" + std::to_string(config_.limits.message_size) +
+                " bytes and " + std::to_string(kMilterMaxFields) + " header fields at most)");
         metrics_.transaction(RelayMetrics::Outcome::rejected);
         log_message("refused", "over the message size limit", 552);
         end_message();
@@ -516,22 +532,18 @@ awaitable<void> MilterConversation::end_of_body(std::string_view chunk) {
     if (m.mode == Mode::verify) {
         // Forged results first: each Authentication-Results field that claims our authserv-id
         // goes (from the last, so that the earlier ones keep their numbers).
-        std::string ours = mail::ascii_lowercase(config_.inbound->authserv_id);
-        if (!ours.empty() && ours.back() == '.') {
-            ours.pop_back();
+        if (m.forged.size() > kMilterMaxForgedResults) {
+            // Each removal costs the MTA a pass over the header (Postfix: seconds for
+            // thousands); no real message carries more than a few.
+            output_ += milter::encode_reply_code(
+                550, "5.7.1",
+                "Too many Authentication-Results fields claiming " + config_.inbound->authserv_id);
+            metrics_.transaction(RelayMetrics::Outcome::rejected);
+            log_message("refused", "too many forged Authentication-Results fields", 550);
+            end_message();
+            co_return;
         }
-        std::vector<std::uint32_t> forged;
-        std::uint32_t occurrence = 0;
-        for (const auto& h : m.headers) {
-            if (mail::iequals(h.name, "Authentication-Results")) {
-                ++occurrence;
-                const auto claimed = mail::authserv_id_of(h.value);
-                if (claimed && *claimed == ours) {
-                    forged.push_back(occurrence);
-                }
-            }
-        }
-        for (auto it = forged.rbegin(); it != forged.rend(); ++it) {
+        for (auto it = m.forged.rbegin(); it != m.forged.rend(); ++it) {
             output_ += milter::encode_change_header(*it, "Authentication-Results", "");
         }
     }
@@ -663,7 +675,7 @@ MilterSession::MilterSession(RelayContext& relay, const Listener& listener,
 
 MilterSession::~MilterSession() {
     if (counted_) {
-        --relay_.connections;
+        --relay_.milter_connections;
         relay_.metrics.connection_closed();
     }
 }
@@ -729,7 +741,9 @@ awaitable<void> MilterSession::run() {
     const Limits& limits = relay_.config.limits;
     relay_.metrics.connection_opened();
     counted_ = true;
-    if (++relay_.connections > limits.connections) {
+    // Counted apart from the SMTP listeners' connections: mail clients on the internet cannot
+    // take the MTA's places.
+    if (++relay_.milter_connections > limits.connections) {
         relay_.metrics.connection_refused();
         log("dkim-relayd: milter id=" + id_ + ": too many connections; closing");
         co_return;

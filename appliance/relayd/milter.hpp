@@ -65,6 +65,11 @@ struct MilterPolicies {
 // KiB, but a header field may be as long as the MTA allows one (Postfix: header_size_limit,
 // 100 KiB by default).
 inline constexpr std::size_t kMilterMaxPacket = std::size_t{1} << 20;
+// Header fields a message may have (each costs the policies' parsers: message_size alone let
+// a 3 MiB message of a million empty fields take 300 MiB), and forged Authentication-Results
+// fields it may carry (each removal costs the MTA a pass over the header).
+inline constexpr std::size_t kMilterMaxFields = 10000;
+inline constexpr std::size_t kMilterMaxForgedResults = 64;
 
 class MilterConversation {
   public:
@@ -118,6 +123,7 @@ class MilterConversation {
     bool negotiated_ = false;
     std::uint32_t steps_ = 0;    // the protocol steps agreed on
     std::uint32_t actions_ = 0;  // the actions agreed on
+    std::string ours_;           // [inbound] authserv_id, lower case, no trailing dot
     std::string hostname_;       // the client's, as the MTA resolved it
     std::string address_text_;   // the client's IP address ("" when unknown)
     const Client* network_client_ = nullptr;

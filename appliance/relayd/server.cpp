@@ -121,7 +121,7 @@ Expected<void, std::string> Relay::open() {
         return unexpected(primary.error());
     }
     context_ = std::make_unique<RelayContext>(RelayContext{
-        config_, workers_, signing_, std::move(*primary), metrics_, clock_, 0, {}, 0, 0});
+        config_, workers_, signing_, std::move(*primary), metrics_, clock_, 0, 0, {}, 0, 0});
     context_->id_salt = std::random_device{}();
     if (config_.inbound) {
         if (auto opened = open_inbound(); !opened) {

@@ -33,7 +33,8 @@ struct RelayContext {
     NextHopFactory next_hop;
     RelayMetrics& metrics;
     const Clock& clock;
-    std::size_t connections = 0;
+    std::size_t connections = 0;         // SMTP listeners'
+    std::size_t milter_connections = 0;  // milter listeners' (the same limit, counted apart)
     std::map<IpAddress, std::size_t> per_address;
     std::uint64_t next_session = 0;
     std::uint64_t id_salt = 0;

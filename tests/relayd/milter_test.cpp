@@ -400,6 +400,35 @@ TEST_F(MilterTest, AMessageOverTheSizeLimitIsRefusedWithoutBeingKept) {
     EXPECT_EQ(commands(message("a@example.com")), "ccic") << "the connection goes on";
 }
 
+TEST_F(MilterTest, TooManyFieldsOrForgedResultsAreRefusedNotKept) {
+    open("192.0.2.9");
+    std::string forged;
+    for (int i = 0; i < 65; ++i) {
+        forged += header("Authentication-Results", " relay.test; dkim=pass");
+    }
+    auto replies = message("someone@example.org", "hi\r\n", forged);
+    ASSERT_EQ(commands(replies), "ccy");
+    EXPECT_EQ(replies[2].data.substr(0, 10), "550 5.7.1 ");
+    // 64 are removed one by one, as any real message's few.
+    forged.clear();
+    for (int i = 0; i < 64; ++i) {
+        forged += header("Authentication-Results", " relay.test; dkim=pass");
+    }
+    replies = message("someone@example.org", "hi\r\n", forged);
+    EXPECT_EQ(std::count_if(replies.begin(), replies.end(),
+                            [](const Reply& r) { return r.command == 'm'; }),
+              64);
+    // Ten thousand and one fields of one byte each, within message_size: 552, nothing kept.
+    config_->limits.message_size = 1 << 20;
+    std::string many;
+    for (std::size_t i = 0; i <= kMilterMaxFields; ++i) {
+        many += header("X", "");
+    }
+    replies = message("a@example.com", "hi\r\n", many);
+    ASSERT_EQ(commands(replies), "ccy");
+    EXPECT_EQ(replies[2].data.substr(0, 10), "552 5.3.4 ");
+}
+
 TEST_F(MilterTest, AbortForgetsTheMessageAndTheNextOneStartsClean) {
     open();
     send(packet(cmd::mail, strings({"<a@example.com>"})) + header("From", " a@example.com") +
