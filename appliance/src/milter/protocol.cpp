@@ -220,26 +220,30 @@ std::string encode_reply_code(int code, std::string_view enhanced, std::string_v
     return encode(reply::reply_code, data);
 }
 
-std::string encode_insert_header(std::uint32_t index, std::string_view name,
-                                 std::string_view value) {
+namespace {
+
+// INSHEADER and CHGHEADER: an index, then the field's name and value, each ending in NUL.
+std::string encode_header_edit(char reply_command, std::uint32_t index, std::string_view name,
+                               std::string_view value) {
     std::string data;
     append_u32(data, index);
     data.append(without_nul(name));
     data.push_back('\0');
     data.append(without_nul(value));
     data.push_back('\0');
-    return encode(reply::insert_header, data);
+    return encode(reply_command, data);
+}
+
+}  // namespace
+
+std::string encode_insert_header(std::uint32_t index, std::string_view name,
+                                 std::string_view value) {
+    return encode_header_edit(reply::insert_header, index, name, value);
 }
 
 std::string encode_change_header(std::uint32_t index, std::string_view name,
                                  std::string_view value) {
-    std::string data;
-    append_u32(data, index);
-    data.append(without_nul(name));
-    data.push_back('\0');
-    data.append(without_nul(value));
-    data.push_back('\0');
-    return encode(reply::change_header, data);
+    return encode_header_edit(reply::change_header, index, name, value);
 }
 
 std::string encode_quarantine(std::string_view reason) {
