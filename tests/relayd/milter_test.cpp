@@ -10,31 +10,18 @@
 
 #include "dkim/dns/resolver.hpp"
 #include "jit_fixture.hpp"
+#include "milter_packets.hpp"
 
 namespace dkim::relayd {
 namespace {
 
+using test::bin;
+using test::packet;
+using test::u32;
+
 using namespace std::chrono_literals;
 namespace cmd = milter::command;
 namespace st = milter::step;
-
-template <std::size_t N>
-std::string bin(const char (&s)[N]) {
-    return std::string(s, N - 1);
-}
-
-std::string u32(std::uint32_t v) {
-    std::string s(4, '\0');
-    s[0] = static_cast<char>(v >> 24);
-    s[1] = static_cast<char>(v >> 16);
-    s[2] = static_cast<char>(v >> 8);
-    s[3] = static_cast<char>(v);
-    return s;
-}
-
-std::string packet(char command, std::string_view data = {}) {
-    return u32(static_cast<std::uint32_t>(data.size() + 1)) + command + std::string(data);
-}
 
 std::string strings(std::initializer_list<std::string> parts) {
     std::string out;

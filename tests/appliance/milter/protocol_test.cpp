@@ -4,27 +4,14 @@
 
 #include <gtest/gtest.h>
 
+#include "milter_packets.hpp"
+
 namespace dkim::milter {
 namespace {
 
-// A literal with its NULs.
-template <std::size_t N>
-std::string bin(const char (&s)[N]) {
-    return std::string(s, N - 1);
-}
-
-std::string u32(std::uint32_t v) {
-    std::string s(4, '\0');
-    s[0] = static_cast<char>(v >> 24);
-    s[1] = static_cast<char>(v >> 16);
-    s[2] = static_cast<char>(v >> 8);
-    s[3] = static_cast<char>(v);
-    return s;
-}
-
-std::string packet(char command, std::string_view data) {
-    return u32(static_cast<std::uint32_t>(data.size() + 1)) + command + std::string(data);
-}
+using test::bin;
+using test::packet;
+using test::u32;
 
 TEST(MilterPacketReaderTest, FramesPacketsWhateverTheChunking) {
     const std::string stream = packet('O', u32(6) + u32(0x1ff) + u32(0x1fffff)) +
