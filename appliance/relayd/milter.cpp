@@ -330,13 +330,9 @@ awaitable<void> MilterConversation::mail(std::string_view data) {
         }
     }
     m.auth_user = auth_user_;
-    // An authenticated user decides the client; else the client's address does.
-    if (!m.auth_user.empty()) {
-        m.client = config_.client_for_user(m.auth_user);
-    }
-    if (m.client == nullptr) {
-        m.client = network_client_;
-    }
+    // An authenticated user decides the client (none when no client names it: a webmail's
+    // users on the client's own address are not that client); else the address does.
+    m.client = m.auth_user.empty() ? network_client_ : config_.client_for_user(m.auth_user);
     if (policies_.signing != nullptr && m.client != nullptr) {
         m.mode = Mode::sign;
     } else if (policies_.verifying != nullptr) {

@@ -312,6 +312,14 @@ TEST_F(MilterTest, OnlyTheMailStagesAuthUserCountsAndAClientsNameIsNoAuthUser) {
     EXPECT_TRUE(signing_.clients.empty());
 }
 
+TEST_F(MilterTest, AnAuthUserNoClientNamesIsNotTheClientOfItsAddress) {
+    open("10.1.2.3");  // apps' network
+    send(packet(cmd::macro, bin("M{auth_authen}\0mallory\0")) +
+         packet(cmd::mail, strings({"<a@example.com>"})) + header("From", " a@example.com") +
+         packet(cmd::end_of_header) + packet(cmd::end_of_body));
+    EXPECT_TRUE(signing_.clients.empty()) << "mallory on apps' address is not apps";
+}
+
 TEST_F(MilterTest, AHeaderAfterTheEndOfTheHeaderSectionEndsTheConnection) {
     open();
     send(packet(cmd::mail, strings({"<a@example.com>"})) + header("From", " a@example.com") +
