@@ -143,10 +143,7 @@ void MilterConversation::input_ended(bool timed_out) {
 
 void MilterConversation::fail(const std::string& why) {
     host_.log("dkim-relayd: milter id=" + id_ + ": protocol error: " + why + "; closing");
-    if (message_) {
-        metrics_.transaction(RelayMetrics::Outcome::aborted);
-        end_message();
-    }
+    abandon_message();
     closing_ = true;
 }
 
@@ -205,26 +202,17 @@ awaitable<void> MilterConversation::packet(const milter::Packet& p) {
             break;
         case cmd::end_of_body: co_await end_of_body(p.data); break;
         case cmd::abort:
-            if (message_) {
-                metrics_.transaction(RelayMetrics::Outcome::aborted);
-                end_message();
-            }
+            abandon_message();
             auth_user_.clear();
             queue_id_.clear();
             break;  // no reply
         case cmd::quit:
-            if (message_) {
-                metrics_.transaction(RelayMetrics::Outcome::aborted);
-                end_message();
-            }
+            abandon_message();
             closing_ = true;
             break;
         case cmd::quit_new_connection:
             // The MTA reuses the connection for another SMTP client: forget this one.
-            if (message_) {
-                metrics_.transaction(RelayMetrics::Outcome::aborted);
-                end_message();
-            }
+            abandon_message();
             auth_user_.clear();
             queue_id_.clear();
             hostname_.clear();
@@ -313,10 +301,7 @@ awaitable<void> MilterConversation::mail(std::string_view data) {
         fail(args.error().message);
         co_return;
     }
-    if (message_) {  // a MAIL without an ABORT after the last message: start over
-        metrics_.transaction(RelayMetrics::Outcome::aborted);
-        end_message();
-    }
+    abandon_message();  // a MAIL without an ABORT after the last message: start over
     message_ = std::make_unique<Message>();
     Message& m = *message_;
     m.started = clock_.monotonic();
@@ -559,6 +544,13 @@ awaitable<void> MilterConversation::end_of_body(std::string_view chunk) {
     log_message(m.mode == Mode::sign ? "signed" : d.action.c_str(), "", 250);
     output_ += milter::encode(rep::continue_);
     end_message();
+}
+
+void MilterConversation::abandon_message() {
+    if (message_) {
+        metrics_.transaction(RelayMetrics::Outcome::aborted);
+        end_message();
+    }
 }
 
 void MilterConversation::end_message() {

@@ -104,6 +104,8 @@ class MilterConversation {
     awaitable<void> end_of_body(std::string_view chunk);
     // The message is over (answered, aborted or the connection ended).
     void end_message();
+    // A message in progress is given up (ABORT, QUIT, an error): counted as aborted, ended.
+    void abandon_message();
     // Answers a step unless the MTA was told it needs no answer.
     void answer(std::uint32_t no_reply_step, char reply);
     void fail(const std::string& why);
