@@ -29,6 +29,7 @@ packages=(
   libcurl4-openssl-dev                   # reports: fetching report mail from an IMAP mailbox
   # real peers for tests
   softhsm2                               # the development/CI token
+  opencryptoki                           # the second PKCS#11 implementation: tests start a private pkcsslotd
   postgresql-15                          # the cluster's shared store: tests initdb their own server
   opensc                                 # pkcs11-tool, for cross-checks against our own code
   valgrind                               # callgrind instruction counts in tests/bench
@@ -85,7 +86,7 @@ fi
 
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-# Postfix, OpenDKIM, NSD, Dovecot and PostgreSQL are wanted for their tools and for private instances that
+# Postfix, OpenDKIM, NSD, Dovecot, PostgreSQL and openCryptoki's pkcsslotd are wanted for their tools and for private instances that
 # the tests and benchmarks start themselves: the packages' own services must not start, and Postfix
 # must not be configured as this machine's mailer.
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
@@ -99,7 +100,7 @@ trap '[ "$policy_added" = 1 ] && rm -f /usr/sbin/policy-rc.d' EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-  for unit in postfix opendkim nsd dovecot postgresql; do
+  for unit in postfix opendkim nsd dovecot postgresql pkcsslotd; do
     systemctl disable --now "$unit" >/dev/null 2>&1 || true
   done
 fi

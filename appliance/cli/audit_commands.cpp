@@ -201,6 +201,13 @@ Expected<std::vector<jit::Checkpoint>, std::string> read_anchors(const std::stri
     return anchors;
 }
 
+// The audit key's public half as `audit key` prints it (PublicKey::parse_audit_key): the raw
+// Ed25519 key, or an RSA key's SubjectPublicKeyInfo on a token without EdDSA.
+std::string_view audit_key_bytes(const hsm::PublicKey& key) {
+    const auto& bytes = key.type == hsm::KeyType::ed25519 ? key.raw : key.spki_der;
+    return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
 // The chain, the export's anchors (--against), and the checkpoint rules of jit::verify_log:
 // every record covered by a later signed checkpoint but the tail, which is named. With
 // --token the signatures are checked with the audit key's public half (no PIN needed).
@@ -227,10 +234,7 @@ int run_audit_verify(const AuditFileArgs& args) {
         auto key = provisioning::public_key(args.where, hsm::KeyName{"signerd.invalid", "audit"});
         std::optional<crypto::PublicKey> public_key;
         if (key) {
-            auto parsed = crypto::PublicKey::parse(
-                KeyType::ed25519,
-                std::string_view(reinterpret_cast<const char*>(key->public_key.raw.data()),
-                                 key->public_key.raw.size()));
+            auto parsed = crypto::PublicKey::parse_audit_key(audit_key_bytes(key->public_key));
             if (!parsed) {
                 return fail("audit key: " + parsed.error());
             }
@@ -246,7 +250,7 @@ int run_audit_verify(const AuditFileArgs& args) {
         const auto raw = eq == std::string::npos
                              ? std::nullopt
                              : crypto::base64_decode(std::string_view(given).substr(eq + 1));
-        auto parsed = raw ? crypto::PublicKey::parse(KeyType::ed25519, *raw)
+        auto parsed = raw ? crypto::PublicKey::parse_audit_key(*raw)
                           : Expected<crypto::PublicKey, std::string>(
                                 unexpected(std::string("expected NAME=BASE64")));
         if (!parsed) {
@@ -266,7 +270,7 @@ int run_audit_verify(const AuditFileArgs& args) {
                 return false;
             }
             return it->second && it->second->verify(
-                                     SigningAlgorithm::ed25519_sha256,
+                                     it->second->signing_algorithm(),
                                      crypto::Sha256::hash(jit::checkpoint_message(c)), c.signature);
         };
     }
@@ -440,10 +444,7 @@ void add_audit_commands(CLI::App& app, int& exit_code) {
             exit_code = fail("audit key: " + found.error().to_string());
             return;
         }
-        std::cout << crypto::base64_encode(std::string_view(
-                         reinterpret_cast<const char*>(found->public_key.raw.data()),
-                         found->public_key.raw.size()))
-                  << "\n";
+        std::cout << crypto::base64_encode(audit_key_bytes(found->public_key)) << "\n";
         exit_code = 0;
     });
 }

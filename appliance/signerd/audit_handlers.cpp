@@ -66,7 +66,7 @@ ipc::Reply AuditHandlers::operate(const Actor& who, ipc::AuditVerify& /*r*/, Tim
     const hsm::KeyName audit = audit_key_name();
     std::optional<crypto::PublicKey> public_key;
     if (auto key = gate_.public_key(audit.domain, audit.selector)) {
-        auto parsed = crypto::PublicKey::parse(KeyType::ed25519, key->key);
+        auto parsed = crypto::PublicKey::parse_audit_key(key->key);
         if (!parsed) {
             out.ok = false;
             out.problem = "the audit key cannot be read: " + parsed.error();
@@ -84,7 +84,7 @@ ipc::Reply AuditHandlers::operate(const Actor& who, ipc::AuditVerify& /*r*/, Tim
     options.default_every_records = checkpoint_records_;
     options.signature_valid = [&public_key](const jit::Checkpoint& c) {
         return public_key &&
-               public_key->verify(SigningAlgorithm::ed25519_sha256,
+               public_key->verify(public_key->signing_algorithm(),
                                   crypto::Sha256::hash(jit::checkpoint_message(c)), c.signature);
     };
     const jit::LogReport report = jit::verify_log(all, *checkpoints, {}, options);

@@ -10,6 +10,7 @@
 
 #include "dkim/config/toml_reader.hpp"
 #include "dkim/crypto/base64.hpp"
+#include "dkim/crypto/public_key.hpp"
 #include "dkim/jit/shared_store.hpp"
 #include "dkim/mail/header.hpp"
 
@@ -552,10 +553,12 @@ Expected<Config, std::string> load_config(const std::string& file) {
                     eq == std::string::npos
                         ? std::nullopt
                         : crypto::base64_decode(std::string_view(given).substr(eq + 1));
-                if (!jit::valid_node_name(name) || !raw || raw->size() != 32) {
+                if (!jit::valid_node_name(name) || !raw ||
+                    !crypto::PublicKey::parse_audit_key(*raw)) {
                     cluster->fail("node_keys",
                                   "each entry is NAME=BASE64: a node's name and its audit key "
-                                  "(32 bytes, `dkim-appliance audit key` on that node)");
+                                  "(`dkim-appliance audit key` on that node: 32 bytes of "
+                                  "Ed25519, or an RSA key's SubjectPublicKeyInfo)");
                 } else if (name == k.node) {
                     cluster->fail("node_keys",
                                   "this node's own key is read from its token, not listed here");

@@ -107,7 +107,8 @@ struct Config {
         std::string database;                 // libpq's connection string, without the password
         std::filesystem::path password_file;  // empty: none, ~/.pgpass or a client certificate
         Duration lease = std::chrono::seconds(5);
-        // The other nodes' audit keys (raw Ed25519 public keys, by node name): a node's
+        // The other nodes' audit keys (raw Ed25519 public keys, or RSA SubjectPublicKeyInfo on
+        // tokens without EdDSA; PublicKey::parse_audit_key), by node name: a node's
         // registry row (its keys' DNS records) is shown only when it is signed with its key.
         std::map<std::string, std::string> node_keys;
     };

@@ -242,7 +242,7 @@ int run(const signerd::Config& config) {
         options.fenced = [&cluster] { return cluster->fenced(); };
         options.node = config.cluster->node;
         for (const auto& [name, raw] : config.cluster->node_keys) {
-            auto key = crypto::PublicKey::parse(KeyType::ed25519, raw);
+            auto key = crypto::PublicKey::parse_audit_key(raw);
             if (!key) {
                 std::cerr << "dkim-signerd: " << config.file << ": [cluster] node_keys: " << name
                           << ": " << key.error() << "\n";

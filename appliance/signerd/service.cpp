@@ -139,7 +139,7 @@ constexpr std::size_t kMaxListedKeys = 1000;
 bool Service::records_attested(const jit::NodeStatus& n) const {
     const auto key = node_keys_.find(n.name);
     return key != node_keys_.end() && !n.attestation.empty() &&
-           key->second.verify(SigningAlgorithm::ed25519_sha256,
+           key->second.verify(key->second.signing_algorithm(),
                               crypto::Sha256::hash(jit::node_records_message(n.name, n.records)),
                               n.attestation);
 }

@@ -174,6 +174,11 @@ Expected<TokenGate::CheckpointSignature, GateError> HsmTokenGate::sign_checkpoin
     if (!info && info.error().kind == GateError::Kind::no_key) {
         hsm::KeyStore store(token_);
         auto generated = store.generate(name, hsm::KeyAlgorithm::ed25519);
+        if (!generated && generated.error().code == hsm::ErrorCode::unsupported) {
+            // A token without EdDSA (openCryptoki 3.8.1): an RSA audit key, whose public half
+            // `audit key` prints as its SubjectPublicKeyInfo.
+            generated = store.generate(name, hsm::KeyAlgorithm::rsa2048);
+        }
         if (!generated) {
             return unexpected(from_hsm(generated.error()));
         }
@@ -187,7 +192,7 @@ Expected<TokenGate::CheckpointSignature, GateError> HsmTokenGate::sign_checkpoin
     if (!signature) {
         return unexpected(from_hsm(signature.error()));
     }
-    return CheckpointSignature{name.label(), "ed25519-sha256",
+    return CheckpointSignature{name.label(), std::string(hsm::dkim_signature_algorithm(info->type)),
                                std::string(signature->begin(), signature->end())};
 }
 

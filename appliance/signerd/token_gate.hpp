@@ -96,8 +96,8 @@ class TokenGate {
     virtual Expected<CheckpointSignature, GateError> sign_checkpoint(std::string_view message) = 0;
 };
 
-// The audit key: Ed25519, label "audit._domainkey.signerd.invalid" (.invalid never resolves:
-// no DNS name can collide with it).
+// The audit key: Ed25519 (RSA-2048 on a token without EdDSA), label
+// "audit._domainkey.signerd.invalid" (.invalid never resolves: no DNS name can collide with it).
 hsm::KeyName audit_key_name();
 
 class HsmTokenGate final : public TokenGate {

@@ -155,7 +155,7 @@ Result<KeyInfo> KeyStore::import(const KeyName& name, std::span<const unsigned c
     const std::string label = name.label();
     const KeyType type = ed25519 ? KeyType::ed25519 : KeyType::rsa;
     const std::span<const unsigned char> id_bytes(start->id);
-    detail::KeyPairTemplate pair(type, label, id_bytes);
+    detail::KeyPairTemplate pair(type, *token_, label, id_bytes);
     std::vector<CK_ATTRIBUTE>& public_template = pair.public_half;
     std::vector<CK_ATTRIBUTE>& private_template = pair.private_half;
     const CK_MECHANISM_TYPE allowed = pair.allowed();
@@ -208,6 +208,10 @@ Result<KeyInfo> KeyStore::import(const KeyName& name, std::span<const unsigned c
 
     const std::string context = token_->name() + ": importing key " + label;
     auto private_object = session.create_object(private_template, context);
+    if (!private_object && private_object.error().rv == CKR_ATTRIBUTE_TYPE_INVALID &&
+        pair.drop_allowed_mechanisms()) {
+        private_object = session.create_object(private_template, context);
+    }
     if (!private_object) {
         return dkim::unexpected(std::move(private_object).error());
     }

@@ -67,13 +67,13 @@ std::string KeyName::label() const {
 
 bool PrivateKeyProtection::as_imported() const {
     return token && is_private && sensitive && !extractable && sign && !decrypt && !unwrap &&
-           !derive && !sign_recover && allowed_mechanisms.size() == 1;
+           !derive && !sign_recover && one_mechanism();
 }
 
 bool PrivateKeyProtection::as_generated() const {
     return token && is_private && sensitive && !extractable && always_sensitive &&
-           never_extractable && sign && !decrypt && !unwrap && !derive && !sign_recover &&
-           allowed_mechanisms.size() == 1;
+           never_extractable && local && sign && !decrypt && !unwrap && !derive && !sign_recover &&
+           one_mechanism();
 }
 
 std::string KeyInfo::algorithm_name() const {

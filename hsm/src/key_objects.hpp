@@ -27,8 +27,9 @@ Result<T> fail(ErrorCode code, std::string message) {
     return dkim::unexpected(Error{code, std::move(message), "", 0});
 }
 
-inline CK_MECHANISM_TYPE signing_mechanism(KeyType type) {
-    return type == KeyType::rsa ? CKM_SHA256_RSA_PKCS : CKM_EDDSA;
+// The one mechanism a key of `type` signs with on `token` (Token::rsa_signing_mechanism).
+inline CK_MECHANISM_TYPE signing_mechanism(KeyType type, const Token& token) {
+    return type == KeyType::rsa ? token.rsa_signing_mechanism() : CKM_EDDSA;
 }
 
 // The attributes every DKIM key pair gets, generated or imported (keys.hpp's header comment):
@@ -37,9 +38,10 @@ inline CK_MECHANISM_TYPE signing_mechanism(KeyType type) {
 // point to: not copyable.
 class KeyPairTemplate {
   public:
-    KeyPairTemplate(KeyType type, const std::string& label, std::span<const unsigned char> id)
+    KeyPairTemplate(KeyType type, const Token& token, const std::string& label,
+                    std::span<const unsigned char> id)
         : key_type_(type == KeyType::ed25519 ? CKK_EC_EDWARDS : CKK_RSA),
-          allowed_(signing_mechanism(type)) {
+          allowed_(signing_mechanism(type, token)) {
         const std::span<const unsigned char> allowed_bytes(
             reinterpret_cast<const unsigned char*>(&allowed_), sizeof allowed_);  // NOLINT
         public_half = {
@@ -75,6 +77,15 @@ class KeyPairTemplate {
     KeyPairTemplate& operator=(const KeyPairTemplate&) = delete;
 
     CK_MECHANISM_TYPE allowed() const { return allowed_; }
+
+    // For a token that refuses the whole template because it does not implement
+    // CKA_ALLOWED_MECHANISMS (CKR_ATTRIBUTE_TYPE_INVALID: openCryptoki 3.8.1): the private half
+    // without it, once. False when it was already gone (the refusal was about something else).
+    bool drop_allowed_mechanisms() {
+        return std::erase_if(private_half, [](const CK_ATTRIBUTE& a) {
+                   return a.type == CKA_ALLOWED_MECHANISMS;
+               }) > 0;
+    }
 
     std::vector<CK_ATTRIBUTE> public_half;
     std::vector<CK_ATTRIBUTE> private_half;

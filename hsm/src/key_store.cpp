@@ -41,13 +41,14 @@ Result<std::vector<CK_OBJECT_HANDLE>> find_by_id(const Session& session, CK_OBJE
 
 Result<PrivateKeyProtection> read_protection(const Session& session, CK_OBJECT_HANDLE key) {
     PrivateKeyProtection p;
-    const std::array<std::pair<CK_ATTRIBUTE_TYPE, bool PrivateKeyProtection::*>, 11> flags{{
+    const std::array<std::pair<CK_ATTRIBUTE_TYPE, bool PrivateKeyProtection::*>, 12> flags{{
         {CKA_TOKEN, &PrivateKeyProtection::token},
         {CKA_PRIVATE, &PrivateKeyProtection::is_private},
         {CKA_SENSITIVE, &PrivateKeyProtection::sensitive},
         {CKA_EXTRACTABLE, &PrivateKeyProtection::extractable},
         {CKA_ALWAYS_SENSITIVE, &PrivateKeyProtection::always_sensitive},
         {CKA_NEVER_EXTRACTABLE, &PrivateKeyProtection::never_extractable},
+        {CKA_LOCAL, &PrivateKeyProtection::local},
         {CKA_SIGN, &PrivateKeyProtection::sign},
         {CKA_DECRYPT, &PrivateKeyProtection::decrypt},
         {CKA_UNWRAP, &PrivateKeyProtection::unwrap},
@@ -62,7 +63,9 @@ Result<PrivateKeyProtection> read_protection(const Session& session, CK_OBJECT_H
         p.*member = *value;
     }
     auto mechanisms = session.attribute(key, CKA_ALLOWED_MECHANISMS);
-    if (mechanisms) {
+    if (!mechanisms && mechanisms.error().rv == CKR_ATTRIBUTE_TYPE_INVALID) {
+        p.token_lacks_allowed_mechanisms = true;
+    } else if (mechanisms) {
         const std::size_t count = mechanisms->size() / sizeof(CK_MECHANISM_TYPE);
         p.allowed_mechanisms.resize(count);
         std::memcpy(p.allowed_mechanisms.data(), mechanisms->data(),
@@ -238,7 +241,8 @@ Result<KeyInfo> keep_if_protected(const Session& session, const Token& token, co
                                   bool (PrivateKeyProtection::*promised)() const) {
     auto info = read_key(session, name, id, true);
     if (info && info->private_half && (*info->private_half.*promised)() &&
-        info->private_half->allowed_mechanisms.front() == allowed) {
+        (info->private_half->token_lacks_allowed_mechanisms ||
+         info->private_half->allowed_mechanisms.front() == allowed)) {
         return info;
     }
     const bool read = info.has_value();
@@ -273,7 +277,7 @@ Result<KeyInfo> KeyStore::generate(const KeyName& name, KeyAlgorithm algorithm) 
                             : algorithm == KeyAlgorithm::rsa3072 ? 3072
                                                                  : 2048;
     const std::span<const unsigned char> id_bytes(start->id);
-    KeyPairTemplate pair(type, label, id_bytes);
+    KeyPairTemplate pair(type, *token_, label, id_bytes);
     std::vector<CK_ATTRIBUTE>& public_template = pair.public_half;
     std::vector<CK_ATTRIBUTE>& private_template = pair.private_half;
     if (ed25519) {
@@ -289,6 +293,9 @@ Result<KeyInfo> KeyStore::generate(const KeyName& name, KeyAlgorithm algorithm) 
     const std::string context =
         token_->name() + ": generating " + std::string(to_string(algorithm)) + " key " + label;
     auto made = session.generate_key_pair(mechanism, public_template, private_template, context);
+    if (!made && made.error().rv == CKR_ATTRIBUTE_TYPE_INVALID && pair.drop_allowed_mechanisms()) {
+        made = session.generate_key_pair(mechanism, public_template, private_template, context);
+    }
     if (!made && ed25519 &&
         (made.error().rv == CKR_DOMAIN_PARAMS_INVALID ||
          made.error().rv == CKR_CURVE_NOT_SUPPORTED ||

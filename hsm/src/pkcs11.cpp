@@ -192,6 +192,19 @@ Result<CK_TOKEN_INFO> token_info(const Module& module, CK_SLOT_ID slot) {
     return info;
 }
 
+Result<bool> has_mechanism(const Module& module, CK_SLOT_ID slot, CK_MECHANISM_TYPE mechanism,
+                           CK_FLAGS flags) {
+    CK_MECHANISM_INFO info{};
+    const CK_RV rv = functions(module).C_GetMechanismInfo(slot, mechanism, &info);
+    if (rv == CKR_MECHANISM_INVALID) {
+        return false;
+    }
+    if (auto ok = check_rv(rv, "C_GetMechanismInfo"); !ok) {
+        return dkim::unexpected(std::move(ok).error());
+    }
+    return (info.flags & flags) == flags;
+}
+
 Result<void> init_token(const Module& module, CK_SLOT_ID slot, const Secret& so_pin,
                         std::string_view label, std::string_view context) {
     // CK_UTF8CHAR label[32], blank padded.

@@ -60,6 +60,10 @@ Result<CK_INFO> library_info(const Module& module);              // C_GetInfo
 Result<std::vector<CK_SLOT_ID>> slot_ids(const Module& module);  // C_GetSlotList
 Result<CK_SLOT_INFO> slot_info(const Module& module, CK_SLOT_ID slot);
 Result<CK_TOKEN_INFO> token_info(const Module& module, CK_SLOT_ID slot);
+// C_GetMechanismInfo: true when the slot's token has `mechanism` with all of `flags` (CKF_SIGN);
+// false when it does not know the mechanism (CKR_MECHANISM_INVALID) or lacks a flag.
+Result<bool> has_mechanism(const Module& module, CK_SLOT_ID slot, CK_MECHANISM_TYPE mechanism,
+                           CK_FLAGS flags);
 // C_InitToken with the label blank-padded to CK_UTF8CHAR[32] (the caller checks its length).
 Result<void> init_token(const Module& module, CK_SLOT_ID slot, const Secret& so_pin,
                         std::string_view label, std::string_view context);

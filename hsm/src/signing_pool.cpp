@@ -2,6 +2,7 @@
 
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <map>
 #include <optional>
@@ -70,6 +71,11 @@ class Lease {
     bool discarded_ = false;
 };
 
+// RFC 8017 §9.2 note 1: the DER encoding of DigestInfo for SHA-256, before the 32-byte hash.
+constexpr std::array<unsigned char, 19> kSha256DigestInfo{0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60,
+                                                          0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                                                          0x01, 0x05, 0x00, 0x04, 0x20};
+
 }  // namespace
 
 SigningPool::SigningPool(std::shared_ptr<Token> token) : SigningPool(std::move(token), Options{}) {}
@@ -92,13 +98,22 @@ Result<std::vector<unsigned char>> SigningPool::sign(const KeyInfo& key,
     if (auto ok = token_->module()->check_not_forked(); !ok) {
         return dkim::unexpected(std::move(ok).error());
     }
-    std::array<unsigned char, SHA256_DIGEST_LENGTH> digest{};
+    // What the token signs: the data itself (CKM_SHA256_RSA_PKCS hashes it), its SHA-256 hash
+    // (Ed25519, RFC 8463), or the hash in its DER DigestInfo (CKM_RSA_PKCS pads only: RFC 8017
+    // §9.2 step 2, giving the same signature CKM_SHA256_RSA_PKCS would).
+    std::array<unsigned char, sizeof kSha256DigestInfo + SHA256_DIGEST_LENGTH> digest_info{};
     std::span<const unsigned char> input = data;
-    if (key.type == KeyType::ed25519) {
-        SHA256(data.data(), data.size(), digest.data());
-        input = digest;
+    const CK_MECHANISM_TYPE type =
+        key.type == KeyType::rsa ? token_->rsa_signing_mechanism() : CKM_EDDSA;
+    if (type != CKM_SHA256_RSA_PKCS) {
+        std::copy(kSha256DigestInfo.begin(), kSha256DigestInfo.end(), digest_info.begin());
+        SHA256(data.data(), data.size(), digest_info.data() + kSha256DigestInfo.size());
+        input = std::span<const unsigned char>(digest_info);
+        if (type == CKM_EDDSA) {
+            input = input.subspan(kSha256DigestInfo.size());
+        }
     }
-    CK_MECHANISM mechanism{key.type == KeyType::rsa ? CKM_SHA256_RSA_PKCS : CKM_EDDSA, nullptr, 0};
+    CK_MECHANISM mechanism{type, nullptr, 0};
     auto& state = *state_;
     // Only failures need this text: build it then, not on every signature.
     const auto context = [&] { return token_->name() + ": signing with key " + key.name.label(); };

@@ -20,10 +20,12 @@ Result<void> login_user(const detail::Session& session, const Secret& pin,
 
 }  // namespace
 
-Token::Token(std::shared_ptr<Module> module, unsigned long slot_id, std::string label)
+Token::Token(std::shared_ptr<Module> module, unsigned long slot_id, std::string label,
+             unsigned long rsa_mechanism)
     : module_(std::move(module)),
       slot_id_(slot_id),
       label_(std::move(label)),
+      rsa_mechanism_(rsa_mechanism),
       state_(std::make_unique<State>()) {}
 
 Token::~Token() = default;
@@ -34,7 +36,17 @@ Result<std::shared_ptr<Token>> Token::open(std::shared_ptr<Module> module,
     if (!slot) {
         return dkim::unexpected(std::move(slot).error());
     }
-    return std::shared_ptr<Token>(new Token(std::move(module), slot->slot_id, slot->label));
+    // A token that cannot say (an error) keeps CKM_SHA256_RSA_PKCS: C_SignInit then names
+    // what is wrong when a signature is asked for.
+    CK_MECHANISM_TYPE rsa = CKM_SHA256_RSA_PKCS;
+    auto hashes_itself = detail::has_mechanism(*module, slot->slot_id, rsa, CKF_SIGN);
+    if (hashes_itself && !*hashes_itself) {
+        auto pads_only = detail::has_mechanism(*module, slot->slot_id, CKM_RSA_PKCS, CKF_SIGN);
+        if (pads_only && *pads_only) {
+            rsa = CKM_RSA_PKCS;
+        }
+    }
+    return std::shared_ptr<Token>(new Token(std::move(module), slot->slot_id, slot->label, rsa));
 }
 
 std::string Token::name() const {

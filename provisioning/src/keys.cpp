@@ -96,11 +96,18 @@ std::string protection_summary(const hsm::KeyInfo& key, bool logged_in) {
         return "MISSING: no private key with this CKA_ID";
     }
     const hsm::PrivateKeyProtection& p = *key.private_half;
+    // A token without CKA_ALLOWED_MECHANISMS cannot hold a key to one mechanism: said, as it
+    // is the most that token can do.
+    const std::string any_mechanism =
+        p.token_lacks_allowed_mechanisms
+            ? " (this token has no CKA_ALLOWED_MECHANISMS: the key may sign with any of its RSA "
+              "mechanisms)"
+            : "";
     if (p.as_generated()) {
-        return "protected";
+        return "protected" + any_mechanism;
     }
     if (p.as_imported()) {
-        return "protected (imported: it existed outside the token before)";
+        return "protected (imported: it existed outside the token before)" + any_mechanism;
     }
     std::string weak;
     const auto add = [&weak](bool bad, const char* what) {
@@ -114,12 +121,13 @@ std::string protection_summary(const hsm::KeyInfo& key, bool logged_in) {
     add(p.extractable, "extractable");
     add(!p.always_sensitive, "was not always sensitive");
     add(!p.never_extractable, "was extractable once");
+    add(!p.local, "not generated on the token");
     add(!p.sign, "cannot sign");
     add(p.decrypt, "can decrypt");
     add(p.unwrap, "can unwrap");
     add(p.derive, "can derive");
     add(p.sign_recover, "can sign-recover");
-    add(p.allowed_mechanisms.size() != 1, "not limited to one mechanism");
+    add(!p.one_mechanism(), "not limited to one mechanism");
     return "WEAK: " + weak;
 }
 

@@ -18,7 +18,16 @@ inline constexpr const char* kSigningToken = "signing";
 inline constexpr const char* kRecoveryToken = "recovery";
 inline constexpr const char* kFaultToken = "fault";
 inline constexpr const char* kForkToken = "fork";
-inline constexpr const char* kUserPin = "user-pin-1234";
+// 8 characters: openCryptoki's software token takes PINs of 4 to 8 (SoftHSM2: 4 to 255).
+inline constexpr const char* kUserPin = "pin-1234";
+
+// The smallest key the token under test makes: Ed25519, or RSA-2048 where it has no EdDSA.
+inline hsm::KeyAlgorithm small_key() {
+    return token_traits().ed25519 ? hsm::KeyAlgorithm::ed25519 : hsm::KeyAlgorithm::rsa2048;
+}
+inline hsm::KeyType small_key_type() {
+    return token_traits().ed25519 ? hsm::KeyType::ed25519 : hsm::KeyType::rsa;
+}
 
 inline std::shared_ptr<hsm::Module> softhsm() {
     auto module = hsm::Module::load(SoftHsmEnvironment::module_path());

@@ -1,6 +1,9 @@
 #include "dkim/hsm/keys.hpp"
 
 #include <gtest/gtest.h>
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include <atomic>
 #include <thread>
@@ -36,6 +39,9 @@ class KeygenTest : public ::testing::TestWithParam<KeyAlgorithm> {
 };
 
 TEST_P(KeygenTest, GeneratesAProtectedKeyThatSignsVerifiably) {
+    if (GetParam() == KeyAlgorithm::ed25519 && !test::token_traits().ed25519) {
+        GTEST_SKIP() << "this token has no EdDSA (Ed25519OnATokenWithoutItIsAClearError)";
+    }
     KeyStore store(token_);
     const KeyName name = key_name("Example.COM.", selector());
     EXPECT_EQ(name.domain, "example.com");
@@ -69,12 +75,21 @@ TEST_P(KeygenTest, GeneratesAProtectedKeyThatSignsVerifiably) {
     EXPECT_FALSE(read_bool(CKA_UNWRAP));
     EXPECT_FALSE(read_bool(CKA_DERIVE));
     EXPECT_FALSE(read_bool(CKA_SIGN_RECOVER));
-    CK_MECHANISM_TYPE allowed[4] = {};
-    CK_ATTRIBUTE mechanisms{CKA_ALLOWED_MECHANISMS, allowed, sizeof allowed};
-    ASSERT_EQ(raw.fn().C_GetAttributeValue(session, priv, &mechanisms, 1), CKR_OK);
-    ASSERT_EQ(mechanisms.ulValueLen, sizeof(CK_MECHANISM_TYPE));
     const bool ed25519 = GetParam() == KeyAlgorithm::ed25519;
-    EXPECT_EQ(allowed[0], ed25519 ? CKM_EDDSA : CKM_SHA256_RSA_PKCS);
+    const test::TokenTraits& traits = test::token_traits();
+    if (traits.allowed_mechanisms) {
+        CK_MECHANISM_TYPE allowed[4] = {};
+        CK_ATTRIBUTE mechanisms{CKA_ALLOWED_MECHANISMS, allowed, sizeof allowed};
+        ASSERT_EQ(raw.fn().C_GetAttributeValue(session, priv, &mechanisms, 1), CKR_OK);
+        ASSERT_EQ(mechanisms.ulValueLen, sizeof(CK_MECHANISM_TYPE));
+        EXPECT_EQ(allowed[0], ed25519 ? CKM_EDDSA : traits.rsa_mechanism);
+        EXPECT_FALSE(key->private_half->token_lacks_allowed_mechanisms);
+    } else {
+        // openCryptoki 3.8.1: the attribute is unknown to the token, and the key says so.
+        EXPECT_EQ(raw.attribute_rv(session, priv, CKA_ALLOWED_MECHANISMS),
+                  CKR_ATTRIBUTE_TYPE_INVALID);
+        EXPECT_TRUE(key->private_half->token_lacks_allowed_mechanisms);
+    }
 
     // The secret part cannot be read.
     const CK_ATTRIBUTE_TYPE secret = ed25519 ? CKA_VALUE : CKA_PRIVATE_EXPONENT;
@@ -85,8 +100,14 @@ TEST_P(KeygenTest, GeneratesAProtectedKeyThatSignsVerifiably) {
     // The key cannot decrypt, and cannot sign with any other mechanism.
     CK_MECHANISM decrypt{ed25519 ? CKM_ECDH1_DERIVE : CKM_RSA_PKCS, nullptr, 0};
     EXPECT_NE(raw.fn().C_DecryptInit(session, &decrypt, priv), CKR_OK);
-    CK_MECHANISM other{ed25519 ? CKM_ECDSA : CKM_RSA_PKCS, nullptr, 0};
-    EXPECT_NE(raw.fn().C_SignInit(session, &other, priv), CKR_OK);
+    // (A token without CKA_ALLOWED_MECHANISMS cannot refuse other signature mechanisms.)
+    CK_MECHANISM other{ed25519                                ? CKM_ECDSA
+                       : traits.rsa_mechanism == CKM_RSA_PKCS ? CKM_SHA1_RSA_PKCS
+                                                              : CKM_RSA_PKCS,
+                       nullptr, 0};
+    if (traits.allowed_mechanisms) {
+        EXPECT_NE(raw.fn().C_SignInit(session, &other, priv), CKR_OK);
+    }
     // Both halves carry the DNS name of the key record as their label.
     char label[64] = {};
     CK_ATTRIBUTE label_query{CKA_LABEL, label, sizeof label - 1};
@@ -125,6 +146,9 @@ TEST_P(KeygenTest, GeneratesAProtectedKeyThatSignsVerifiably) {
 }
 
 TEST_P(KeygenTest, RefusesASecondKeyWithTheSameName) {
+    if (GetParam() == KeyAlgorithm::ed25519 && !test::token_traits().ed25519) {
+        GTEST_SKIP() << "this token has no EdDSA";
+    }
     // Self-contained: ctest runs every test in a process of its own, with fresh tokens.
     KeyStore store(token_);
     const KeyName name = key_name("twice.example", selector());
@@ -154,10 +178,28 @@ INSTANTIATE_TEST_SUITE_P(AllAlgorithms, KeygenTest,
                              return name;
                          });
 
+TEST(KeyStoreTest, Ed25519OnATokenWithoutItIsAClearError) {
+    if (test::token_traits().ed25519) {
+        GTEST_SKIP() << "this token has EdDSA (KeygenTest covers it)";
+    }
+    auto token = test::open_token(test::kKeygenToken);
+    auto login = test::login(token);
+    KeyStore store(token);
+    const KeyName name = key_name("example.org", "noed");
+    auto key = store.generate(name, KeyAlgorithm::ed25519);
+    ASSERT_FALSE(key);
+    EXPECT_EQ(key.error().code, ErrorCode::unsupported) << key.error().to_string();
+    EXPECT_EQ(key.error().rv_name(), "CKR_MECHANISM_INVALID");
+    EXPECT_NE(key.error().message.find("generating ed25519 key noed._domainkey.example.org"),
+              std::string::npos)
+        << key.error().message;
+    EXPECT_FALSE(store.find(name)) << "nothing was left behind";
+}
+
 TEST(KeyStoreTest, KeygenNeedsALogin) {
     auto token = test::open_token(test::kKeygenToken);
     KeyStore store(token);
-    auto key = store.generate(key_name("example.org", "nologin"), KeyAlgorithm::ed25519);
+    auto key = store.generate(key_name("example.org", "nologin"), test::small_key());
     ASSERT_FALSE(key);
     EXPECT_EQ(key.error().code, ErrorCode::locked);
 }
@@ -167,8 +209,8 @@ TEST(KeyStoreTest, ListsAndFindsKeysPublicHalvesWithoutLogin) {
     {
         auto login = test::login(token);
         KeyStore store(token);
-        ASSERT_TRUE(store.generate(key_name("b.example", "s2"), KeyAlgorithm::ed25519));
-        ASSERT_TRUE(store.generate(key_name("a.example", "s1"), KeyAlgorithm::ed25519));
+        ASSERT_TRUE(store.generate(key_name("b.example", "s2"), test::small_key()));
+        ASSERT_TRUE(store.generate(key_name("a.example", "s1"), test::small_key()));
         auto keys = store.list();
         ASSERT_TRUE(keys) << keys.error().to_string();
         ASSERT_GE(keys->size(), 2U);
@@ -187,7 +229,7 @@ TEST(KeyStoreTest, ListsAndFindsKeysPublicHalvesWithoutLogin) {
     }
     auto found = store.find(key_name("b.example", "s2"));
     ASSERT_TRUE(found) << found.error().to_string();
-    EXPECT_EQ(found->type, KeyType::ed25519);
+    EXPECT_EQ(found->type, test::small_key_type());
     EXPECT_EQ(found->uri("keygen").rfind("pkcs11:token=keygen;object=s2._domainkey.b.example;"
                                          "type=private;id=%",
                                          0),
@@ -208,8 +250,8 @@ TEST(KeyStoreTest, FindsKeysByUri) {
     auto token = test::open_token(test::kKeygenToken);
     auto login = test::login(token);
     KeyStore store(token);
-    auto first = store.generate(key_name("uri.example", "one"), KeyAlgorithm::ed25519);
-    auto second = store.generate(key_name("uri.example", "two"), KeyAlgorithm::ed25519);
+    auto first = store.generate(key_name("uri.example", "one"), test::small_key());
+    auto second = store.generate(key_name("uri.example", "two"), test::small_key());
     ASSERT_TRUE(first && second);
 
     const auto find = [&](const std::string& text) {
@@ -249,7 +291,7 @@ TEST(KeyStoreTest, ConcurrentKeyGenerationIsSerializedAndAllSucceed) {
     for (int t = 0; t < kThreads; ++t) {
         threads.emplace_back([&, t] {
             KeyStore store(token);  // one store per thread, as separate callers would have
-            const auto algorithm = t % 2 == 0 ? KeyAlgorithm::ed25519 : KeyAlgorithm::rsa2048;
+            const auto algorithm = t % 2 == 0 ? test::small_key() : KeyAlgorithm::rsa2048;
             auto key =
                 store.generate(key_name("parallel.example", "k" + std::to_string(t)), algorithm);
             if (key && key->private_half && key->private_half->as_generated()) {
@@ -277,14 +319,15 @@ TEST(KeyStoreTest, TwoKeysUnderOneNameAreAnErrorNotAChoice) {
     auto login = test::login(token);
     KeyStore store(token);
     const KeyName name = key_name("twins.example", "s1");
-    auto key = store.generate(name, KeyAlgorithm::ed25519);
+    auto key = store.generate(name, test::small_key());
     ASSERT_TRUE(key) << key.error().to_string();
 
     // Another tool puts a second public key with the same label but another CKA_ID.
     test::RawPkcs11 raw(test::SoftHsmEnvironment::module_path());
     const CK_SESSION_HANDLE session = raw.open_session(raw.slot(test::kKeygenToken), true);
     CK_OBJECT_CLASS klass = CKO_PUBLIC_KEY;
-    CK_KEY_TYPE type = CKK_EC_EDWARDS;
+    const bool ed25519 = key->type == KeyType::ed25519;
+    CK_KEY_TYPE type = ed25519 ? CKK_EC_EDWARDS : CKK_RSA;
     CK_BBOOL yes = CK_TRUE;
     const std::string label = name.label();
     unsigned char id[] = {0xAB, 0xCD};
@@ -293,17 +336,36 @@ TEST(KeyStoreTest, TwoKeysUnderOneNameAreAnErrorNotAChoice) {
     auto public_key = store.public_key(*key);
     ASSERT_TRUE(public_key);
     point.insert(point.end(), public_key->raw.begin(), public_key->raw.end());
-    CK_ATTRIBUTE object[] = {
+    std::vector<CK_ATTRIBUTE> object = {
         {CKA_CLASS, &klass, sizeof klass},
         {CKA_KEY_TYPE, &type, sizeof type},
         {CKA_TOKEN, &yes, sizeof yes},
         {CKA_LABEL, const_cast<char*>(label.data()), label.size()},
         {CKA_ID, id, sizeof id},
-        {CKA_EC_PARAMS, params, sizeof params},
-        {CKA_EC_POINT, point.data(), point.size()},
     };
+    // RSA (a token without EdDSA): the same modulus and exponent, read from the SPKI.
+    std::vector<unsigned char> modulus;
+    std::vector<unsigned char> exponent;
+    if (ed25519) {
+        object.push_back({CKA_EC_PARAMS, params, sizeof params});
+        object.push_back({CKA_EC_POINT, point.data(), point.size()});
+    } else {
+        const unsigned char* der = public_key->spki_der.data();
+        EVP_PKEY* pkey = d2i_PUBKEY(nullptr, &der, static_cast<long>(public_key->spki_der.size()));
+        ASSERT_NE(pkey, nullptr);
+        for (auto [param, out] : {std::pair{"n", &modulus}, std::pair{"e", &exponent}}) {
+            BIGNUM* bn = nullptr;
+            ASSERT_EQ(EVP_PKEY_get_bn_param(pkey, param, &bn), 1);
+            out->resize(static_cast<std::size_t>(BN_num_bytes(bn)));
+            BN_bn2bin(bn, out->data());
+            BN_free(bn);
+        }
+        EVP_PKEY_free(pkey);
+        object.push_back({CKA_MODULUS, modulus.data(), modulus.size()});
+        object.push_back({CKA_PUBLIC_EXPONENT, exponent.data(), exponent.size()});
+    }
     CK_OBJECT_HANDLE twin = CK_INVALID_HANDLE;
-    ASSERT_EQ(raw.fn().C_CreateObject(session, object, std::size(object), &twin), CKR_OK);
+    ASSERT_EQ(raw.fn().C_CreateObject(session, object.data(), object.size(), &twin), CKR_OK);
 
     auto found = store.find(name);
     ASSERT_FALSE(found);

@@ -46,7 +46,7 @@ TEST(SigningPoolTest, SignsFromEightThreadsAtOnce) {
     auto token = test::open_token(test::kSigningToken);
     auto login = test::login(token);
     const SigningKey rsa = make_key(token, "rsa", KeyAlgorithm::rsa2048);
-    const SigningKey ed = make_key(token, "ed", KeyAlgorithm::ed25519);
+    const SigningKey ed = make_key(token, "ed", test::small_key());
     SigningPool pool(token, {.max_sessions = 8});
 
     constexpr int kThreads = 8;
@@ -102,7 +102,7 @@ TEST(SigningPoolTest, LockedWhileLoggedOutAndSignsAgainAfterLogin) {
     EXPECT_NE(locked.error().message.find("token 'signing' is locked"), std::string::npos);
 
     // The logout really happened: the token itself refuses a direct C_SignInit.
-    CK_MECHANISM mechanism{CKM_SHA256_RSA_PKCS, nullptr, 0};
+    CK_MECHANISM mechanism{test::token_traits().rsa_mechanism, nullptr, 0};
     const CK_RV rv = raw.fn().C_SignInit(session, &mechanism, handle);
     EXPECT_TRUE(rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_KEY_HANDLE_INVALID ||
                 rv == CKR_OBJECT_HANDLE_INVALID)
@@ -118,7 +118,7 @@ TEST(SigningPoolTest, LockedWhileLoggedOutAndSignsAgainAfterLogin) {
 TEST(SigningPoolTest, RecoversAfterAllSessionsWereClosedBehindItsBack) {
     auto token = test::open_token(test::kRecoveryToken);
     auto login = test::login(token);
-    const SigningKey key = make_key(token, "ed", KeyAlgorithm::ed25519);
+    const SigningKey key = make_key(token, "ed", test::small_key());
     SigningPool pool(token, {.max_sessions = 4});
     // Fill the pool with several idle sessions.
     std::vector<std::thread> threads;
@@ -135,8 +135,8 @@ TEST(SigningPoolTest, RecoversAfterAllSessionsWereClosedBehindItsBack) {
 
     auto signature = pool.sign(key.info, bytes("after the loss"));
     ASSERT_TRUE(signature) << signature.error().to_string();
-    EXPECT_TRUE(
-        test::openssl_verify(key.public_key.spki_der, true, bytes("after the loss"), *signature));
+    EXPECT_TRUE(test::openssl_verify(key.public_key.spki_der, key.info.type == KeyType::ed25519,
+                                     bytes("after the loss"), *signature));
     EXPECT_NE(token->login_epoch(), epoch_before) << "logged in again, key looked up again";
     EXPECT_TRUE(token->logged_in());
     EXPECT_EQ(pool.open_sessions(), 1U) << "the closed sessions were dropped";
@@ -145,7 +145,7 @@ TEST(SigningPoolTest, RecoversAfterAllSessionsWereClosedBehindItsBack) {
 TEST(SigningPoolTest, WithoutReloginALoginLostBehindItsBackStaysLocked) {
     auto token = test::open_token(test::kRecoveryToken);
     auto login = test::login(token, Login::Relogin::forbidden);
-    const SigningKey key = make_key(token, "ed", KeyAlgorithm::ed25519);
+    const SigningKey key = make_key(token, "ed", test::small_key());
     SigningPool pool(token);
     ASSERT_TRUE(pool.sign(key.info, bytes("one")));
     // The same loss that RecoversAfterAllSessionsWereClosedBehindItsBack recovers from.
@@ -162,7 +162,7 @@ TEST(SigningPoolTest, WithoutReloginALoginLostBehindItsBackStaysLocked) {
 TEST(SigningPoolTest, CloseAllSessionsIsAForcedLogoutEvenWhenReloginIsAllowed) {
     auto token = test::open_token(test::kRecoveryToken);
     auto login = test::login(token, Login::Relogin::allowed);
-    const SigningKey key = make_key(token, "ed", KeyAlgorithm::ed25519);
+    const SigningKey key = make_key(token, "ed", test::small_key());
     SigningPool pool(token);
     ASSERT_TRUE(pool.sign(key.info, bytes("one")));
     ASSERT_TRUE(token->close_all_sessions());
@@ -401,7 +401,7 @@ TEST_F(FaultModuleTest, AHalfImportedKeyIsRemovedOrNamedNeverLeftSilently) {
 TEST(ForkTest, ChildMustNotUseTheParentsSessionsButMayStartAfresh) {
     auto token = test::open_token(test::kForkToken);
     auto login = test::login(token);
-    const SigningKey key = make_key(token, "ed", KeyAlgorithm::ed25519);
+    const SigningKey key = make_key(token, "ed", test::small_key());
     SigningPool pool(token);
     ASSERT_TRUE(pool.sign(key.info, bytes("parent before fork")));
 
@@ -428,7 +428,8 @@ TEST(ForkTest, ChildMustNotUseTheParentsSessionsButMayStartAfresh) {
         SigningPool child_pool(*child_token);
         auto signature = child_pool.sign(key.info, bytes("child"));
         if (!signature ||
-            !test::openssl_verify(key.public_key.spki_der, true, bytes("child"), *signature)) {
+            !test::openssl_verify(key.public_key.spki_der, key.info.type == KeyType::ed25519,
+                                  bytes("child"), *signature)) {
             _exit(14);
         }
         _exit(0);
@@ -440,8 +441,8 @@ TEST(ForkTest, ChildMustNotUseTheParentsSessionsButMayStartAfresh) {
 
     auto signature = pool.sign(key.info, bytes("parent after fork"));
     ASSERT_TRUE(signature) << signature.error().to_string();
-    EXPECT_TRUE(test::openssl_verify(key.public_key.spki_der, true, bytes("parent after fork"),
-                                     *signature));
+    EXPECT_TRUE(test::openssl_verify(key.public_key.spki_der, key.info.type == KeyType::ed25519,
+                                     bytes("parent after fork"), *signature));
 }
 
 }  // namespace

@@ -24,6 +24,7 @@ Started by ctest (labels "hsm;signerd"), one group per run:
               old grant ends: a relay client signing all along is never locked, the signatures
               before the boundary are the old grant's and after it the new one's, and the token
               stays logged in
+  opencryptoki the lifecycle on openCryptoki's software token (see the function)
 
 The relay client runs as user nobody (setpriv), the operator CLI as root (the admin peer).
 Each run has its own SoftHSM2 token, state folder and dnsmasq. Debian's python3-dkim belongs
@@ -75,7 +76,8 @@ class Appliance:
 
     def __init__(self, folder, cli, signerd, module, webhook_url=None, pin_source="file", web_peer=None,
                  webhook_outbox=None, reports_peer=None, sign_policy=(),
-                 selectors=(("rsa", "rsa-2048"), ("ed", "ed25519"), ("short", "ed25519")), cluster=None):
+                 selectors=(("rsa", "rsa-2048"), ("ed", "ed25519"), ("short", "ed25519")), cluster=None,
+                 pins=("so-pin-1234", "user-pin-1234")):
         """`cluster`: a node of a cluster, {"node", "database", "password_file", "lease"}: its
         [cluster] section (the state in that PostgreSQL, not in state/signerd.db)."""
         self.folder, self.cli_path, self.signerd, self.module = folder, cli, signerd, module
@@ -84,8 +86,8 @@ class Appliance:
         os.makedirs(os.path.join(folder, "tokens"))
         with open(self.env["SOFTHSM2_CONF"], "w") as f:
             f.write("directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n" % folder)
-        self.pin = self.secret_file("pin", "user-pin-1234")
-        so = self.secret_file("so-pin", "so-pin-1234")
+        so = self.secret_file("so-pin", pins[0])
+        self.pin = self.secret_file("pin", pins[1])
         self.cli("token", "init", "--module", module, "--label", "dkim", "--so-pin-file", so, "--pin-file", self.pin)
         self.records = {}
         for selector, algorithm in selectors:
@@ -699,12 +701,77 @@ def renewal(folder, cli, signerd, module):
         receiver.shutdown()
 
 
+def opencryptoki(folder, cli, signerd, module):
+    """signerd on openCryptoki 3.8.1's software token (run inside tests/support/opencryptoki/
+    private-run.sh, which starts a private pkcsslotd with an uninitialised token): the CLI
+    initialises it (factory SO PIN, a user PIN of at most 8 characters), makes an RSA key (the
+    token has no EdDSA, no CKA_ALLOWED_MECHANISMS, no CKM_SHA256_RSA_PKCS); grants log it in and
+    out, signatures made with CKM_RSA_PKCS over our DigestInfo verify with dkimpy and Mail::DKIM,
+    a grant survives kill -9 (new object handles after the new login)."""
+    app = Appliance(folder, cli, signerd, module, selectors=(("rsa", "rsa-2048"),), pins=("87654321", "pin-1234"))
+    dns_server = DnsServer(folder, app.records, DOMAIN)
+    app.start()
+    try:
+        listed = app.cli("key", "list", "--module", module, "--token", "dkim", "--pin-file", app.pin).stdout.decode()
+        check("signerd.example  rsa" in listed and "protected (this token has no CKA_ALLOWED_MECHANISMS"
+              in listed, "the key is listed as protected, with the token's missing mechanism limit said: %s"
+              % listed.strip())
+        ed = app.cli("key", "generate", "--module", module, "--token", "dkim", "--pin-file", app.pin, "--domain",
+                     DOMAIN, "--selector", "ed", "--algorithm", "ed25519", check=False)
+        check(ed.returncode != 0 and b"CKR_MECHANISM_INVALID" in ed.stderr and b"does not support" in ed.stderr,
+              "an Ed25519 key is refused with the token's reason: %s" % ed.stderr.strip()[-200:])
+        app.add_users()
+        locked = app.relay_sign("rsa", "rsa-sha256")
+        check(locked.returncode == 3 and b"locked" in locked.stderr, "without a grant the relay is told 'locked'")
+        check("token: logged out" in app.status(), "the token is logged out while no grant is active")
+        grant = app.approve(app.request("rsa", "30m"))
+        check("token: logged in" in app.status(), "approval logs the token in")
+        signed = [app.relay_sign("rsa", "rsa-sha256") for _ in range(3)]
+        check(all(r.returncode == 0 for r in signed), "the relay signs through signerd: %s"
+              % [r.stderr[-200:] for r in signed if r.returncode != 0])
+        check(all(dkimpy_verifies(dns_server, r.stdout) for r in signed), "dkimpy verifies the RSA signatures")
+        check(mail_dkim_result(dns_server, signed[0].stdout) == "pass", "Mail::DKIM verifies the RSA signature")
+
+        revoked = app.op("elevation", "revoke", "--grant", str(grant), "--reason", "incident 8", user="carol",
+                         totp=True)
+        check(revoked.returncode == 0 and b"the token is logged out" in revoked.stdout,
+              "revoke logs openCryptoki's token out: %s" % revoked.stdout.strip())
+        check(app.relay_sign("rsa", "rsa-sha256").returncode == 3, "after the revoke the relay is locked again")
+
+        long_grant = app.approve(app.request("rsa", "30m"), "carol")
+        check(app.relay_sign("rsa", "rsa-sha256").returncode == 0, "a new grant signs again (new key handles)")
+        app.kill9()
+        app.start()
+        check(grant_states(app).get(long_grant) == "active", "after kill -9 the grant is active again")
+        after = app.relay_sign("rsa", "rsa-sha256")
+        check(after.returncode == 0 and dkimpy_verifies(dns_server, after.stdout),
+              "the restored grant signs verifiably after the restart: %s" % after.stderr[-200:])
+        code = app.stop()
+        check(code == 0, "SIGTERM stops signerd cleanly")
+        # The token has no EdDSA: the checkpoints are signed with an RSA audit key.
+        audit_key = app.cli("audit", "key", "--module", module, "--token", "dkim").stdout.decode().strip()
+        check(len(base64.b64decode(audit_key)) > 256, "`audit key` prints an RSA key's SubjectPublicKeyInfo")
+        verify = app.cli("audit", "verify", "--db", app.db, "--module", module, "--token", "dkim", check=False)
+        check(verify.returncode == 0 and b"chain intact" in verify.stdout and b"signatures valid" in verify.stdout,
+              "the audit chain is intact and its checkpoints' RSA signatures verify: %s" % verify.stdout.strip())
+        db = sqlite3.connect("file:%s?mode=ro" % app.db, uri=True)
+        algorithms = [re.search(r" alg=(\S+)", row[0]).group(1) for row in
+                      db.execute("SELECT detail FROM audit WHERE action = 'audit.checkpoint' AND outcome = 'ok'")]
+        db.close()
+        check(algorithms and set(algorithms) == {"rsa-sha256"},
+              "the %d checkpoints are rsa-sha256: %s" % (len(algorithms), set(algorithms)))
+    finally:
+        app.stop()
+        dns_server.stop()
+
+
 def main():
     if len(sys.argv) != 5:
         print(__doc__)
         return 2
     group, cli, signerd, module = sys.argv[1:]
-    groups = {"lifecycle": lifecycle, "faults": faults, "pin-sources": pin_sources, "renewal": renewal}
+    groups = {"lifecycle": lifecycle, "faults": faults, "pin-sources": pin_sources, "renewal": renewal,
+              "opencryptoki": opencryptoki}
     folder = tempfile.mkdtemp(prefix="dkim-signerd-")
     try:
         groups[group](folder, cli, signerd, module)

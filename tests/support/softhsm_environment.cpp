@@ -1,5 +1,6 @@
 #include "softhsm_environment.hpp"
 
+#include <p11-kit/pkcs11.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -32,8 +33,22 @@ int run_command(const std::string& command, std::string* output) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+namespace {
+const char* opencryptoki_module() {
+    const char* path = std::getenv("DKIM_TEST_OPENCRYPTOKI_MODULE");
+    return path != nullptr && *path != '\0' ? path : nullptr;
+}
+}  // namespace
+
+const TokenTraits& token_traits() {
+    static const TokenTraits softhsm{"SoftHSM2", true, true, CKM_SHA256_RSA_PKCS};
+    static const TokenTraits opencryptoki{"openCryptoki", false, false, CKM_RSA_PKCS};
+    return opencryptoki_module() != nullptr ? opencryptoki : softhsm;
+}
+
 std::string SoftHsmEnvironment::module_path() {
-    return DKIM_SOFTHSM2_MODULE;
+    const char* opencryptoki = opencryptoki_module();
+    return opencryptoki != nullptr ? opencryptoki : DKIM_SOFTHSM2_MODULE;
 }
 
 SoftHsmEnvironment& SoftHsmEnvironment::create(const std::vector<TestToken>& tokens) {
@@ -51,7 +66,8 @@ SoftHsmEnvironment& SoftHsmEnvironment::create(const std::vector<TestToken>& tok
                                 << "slots.removable = false\nslots.mechanisms = ALL\n"
                                 << "library.reset_on_fork = true\n";
     setenv("SOFTHSM2_CONF", env->config_.c_str(), 1);
-    for (const auto& token : tokens) {
+    // openCryptoki's token is made by private-run.sh, around the whole test process.
+    for (const auto& token : opencryptoki_module() != nullptr ? std::vector<TestToken>{} : tokens) {
         std::string output;
         const int status =
             run_command("softhsm2-util --init-token --free --label '" + token.label +

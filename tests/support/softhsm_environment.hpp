@@ -24,7 +24,8 @@ class SoftHsmEnvironment {
 
     const std::filesystem::path& directory() const { return directory_; }
     const std::filesystem::path& config() const { return config_; }
-    // Path of libsofthsm2.so (from CMake's DKIM_SOFTHSM2_MODULE).
+    // Path of libsofthsm2.so (from CMake's DKIM_SOFTHSM2_MODULE), or of the openCryptoki
+    // module under test (token_traits()).
     static std::string module_path();
     // Writes a PIN file (mode 0600) in the environment's folder and returns its path.
     std::filesystem::path write_pin_file(const std::string& name, const std::string& pin) const;
@@ -35,6 +36,20 @@ class SoftHsmEnvironment {
     std::filesystem::path directory_;
     std::filesystem::path config_;
 };
+
+// What the token under test can do. The hsm tests run against SoftHSM2 tokens that this
+// environment makes, and (tests/support/opencryptoki/private-run.sh, with
+// $DKIM_TEST_OPENCRYPTOKI_MODULE naming libopencryptoki.so) against the one software token of a
+// private openCryptoki 3.8.1, which that script initialises with the test's label and PIN: it
+// has no EdDSA, no CKA_ALLOWED_MECHANISMS and no CKM_SHA256_RSA_PKCS (opencryptoki/FINDINGS.md).
+struct TokenTraits {
+    const char* implementation;  // "SoftHSM2", "openCryptoki"
+    bool ed25519;                // CKM_EC_EDWARDS_KEY_PAIR_GEN and CKM_EDDSA
+    bool allowed_mechanisms;     // CKA_ALLOWED_MECHANISMS
+    unsigned long
+        rsa_mechanism;  // what rsa-sha256 is signed with: CKM_SHA256_RSA_PKCS or CKM_RSA_PKCS
+};
+const TokenTraits& token_traits();
 
 // Runs a shell command, returns its exit status and fills `output` with stdout+stderr.
 int run_command(const std::string& command, std::string* output = nullptr);

@@ -45,6 +45,10 @@ struct PublicKey::Key {
     EVP_PKEY_CTX* rsa_template = nullptr;
 };
 
+Expected<PublicKey, std::string> PublicKey::parse_audit_key(std::string_view key_bytes) {
+    return parse(key_bytes.size() == 32 ? KeyType::ed25519 : KeyType::rsa, key_bytes);
+}
+
 Expected<PublicKey, std::string> PublicKey::parse(KeyType type, std::string_view key_bytes) {
     const auto* der = reinterpret_cast<const unsigned char*>(key_bytes.data());
     const auto len = static_cast<long>(key_bytes.size());

@@ -299,6 +299,13 @@ Expected<Share, std::string> parse_share(std::string_view input) {
         wiped.bytes.size() > hsm::Secret::max_size) {
         return bad("its data has an impossible length");
     }
+    // The last character's bits past the data are zero in every share written: one mistyped
+    // there would decode to the same bytes (and the same check digits) and be taken silently.
+    const bool padded_with_zeros = (buffer & ((1U << static_cast<unsigned>(bits)) - 1U)) == 0;
+    OPENSSL_cleanse(&buffer, sizeof buffer);  // the secret's last bits
+    if (!padded_with_zeros) {
+        return bad("its last data character is not one a share can end with: it was mistyped");
+    }
     Share share{std::string(set_id), static_cast<std::uint8_t>(*index),
                 static_cast<std::uint8_t>(*threshold), hsm::Secret(wiped.bytes)};
     // The check digits are over the canonical text: the same share written again.

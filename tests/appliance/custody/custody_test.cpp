@@ -254,6 +254,16 @@ TEST(ShamirTest, TheTextFormRoundTripsAndItsCheckDigitsCatchATypo) {
         EXPECT_EQ(bad.error().find(typo.substr(data_start, 8)), std::string::npos);
     }
     EXPECT_GT(caught, 70);
+    // The last data character's lowest bit lies past the data (48 bytes are 384 bits in 77
+    // characters of 5): set, it decodes to the same bytes, yet it is a typo and refused.
+    {
+        constexpr std::string_view kAlphabet = "abcdefghijklmnopqrstuvwxyz234567";
+        std::string typo = t;
+        typo[data_end - 1] = kAlphabet[kAlphabet.find(t[data_end - 1]) ^ 1U];
+        auto bad = custody::parse_share(typo);
+        ASSERT_FALSE(bad);
+        EXPECT_NE(bad.error().find("last data character"), std::string::npos) << bad.error();
+    }
     for (const std::string& bad :
          {std::string("dkimpin1"), t.substr(0, t.size() - 1), "dkimpin2" + t.substr(8),
           std::string(3000, 'a'), "dkimpin1-0a1b2c3d-0-3-" + t.substr(22),

@@ -19,7 +19,17 @@ class PublicKey {
     // ed25519: the 32-byte key (RFC 8463 §4.2: "the base64-encoded public key").
     static Expected<PublicKey, std::string> parse(KeyType type, std::string_view key_bytes);
 
+    // An audit key's public half as `dkim-appliance audit key` prints it: the 32-byte Ed25519
+    // key, or the DER SubjectPublicKeyInfo of the RSA-2048 audit key that signerd makes on a
+    // token without EdDSA (openCryptoki 3.8.1).
+    static Expected<PublicKey, std::string> parse_audit_key(std::string_view key_bytes);
+
     KeyType type() const { return type_; }
+    // What this key's signatures are: ed25519-sha256 or rsa-sha256.
+    SigningAlgorithm signing_algorithm() const {
+        return type_ == KeyType::ed25519 ? SigningAlgorithm::ed25519_sha256
+                                         : SigningAlgorithm::rsa_sha256;
+    }
     unsigned bits() const { return bits_; }
 
     // rsa-sha256: RSASSA-PKCS1-v1_5 over the SHA-256 `digest`; ed25519-sha256: PureEdDSA

@@ -2,7 +2,8 @@
 // DKIM keys inside the token: generation, lookup and public key export.
 //
 // Private keys are generated in the token with CKA_SENSITIVE=true, CKA_EXTRACTABLE=false and
-// CKA_ALLOWED_MECHANISMS limited to the one signing mechanism; they never leave it. The
+// CKA_ALLOWED_MECHANISMS limited to the one signing mechanism (on tokens that implement it);
+// they never leave it. The
 // public and private halves share a random CKA_ID, and both carry the label
 // "<selector>._domainkey.<domain>", the DNS name of the key record.
 
@@ -48,12 +49,26 @@ struct PrivateKeyProtection {
     bool extractable = true;
     bool always_sensitive = false;
     bool never_extractable = false;
+    // Generated on the token (CKA_LOCAL). What tells a generated key from an imported one:
+    // openCryptoki 3.8.1 sets CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE on imported keys
+    // made sensitive and unextractable (SoftHSM2 does not).
+    bool local = false;
     bool sign = false;
     bool decrypt = true;
     bool unwrap = true;
     bool derive = true;
     bool sign_recover = true;
     std::vector<unsigned long> allowed_mechanisms;  // CKM_ values
+    // The token does not implement CKA_ALLOWED_MECHANISMS (CKR_ATTRIBUTE_TYPE_INVALID:
+    // openCryptoki 3.8.1). Its keys cannot be limited to one mechanism: they stay sign-only
+    // (CKA_DECRYPT, CKA_UNWRAP, CKA_DERIVE, CKA_SIGN_RECOVER false) but may sign with any of
+    // the token's RSA signature mechanisms. Counted as the best such a token can do.
+    bool token_lacks_allowed_mechanisms = false;
+
+    // Limited to one mechanism, or on a token that cannot limit any key.
+    bool one_mechanism() const {
+        return allowed_mechanisms.size() == 1 || token_lacks_allowed_mechanisms;
+    }
 
     // True when every attribute is what we generate (see keys.hpp's header comment).
     bool as_generated() const;

@@ -28,7 +28,8 @@ class SigningPool {
     ~SigningPool();
 
     // The DKIM signature over `data` (the canonicalized header block):
-    //  - RSA: CKM_SHA256_RSA_PKCS over data (RFC 6376 §3.3.1, rsa-sha256);
+    //  - RSA: CKM_SHA256_RSA_PKCS over data (RFC 6376 §3.3.1, rsa-sha256), or CKM_RSA_PKCS over
+    //    the DigestInfo of SHA-256(data) on a token without it (Token::rsa_signing_mechanism);
     //  - Ed25519: CKM_EDDSA over SHA-256(data) (RFC 8463 §3, paraphrased: the message hash
     //    is computed with SHA-256 and that 32-byte hash is signed with PureEdDSA Ed25519).
     // Fails with ErrorCode::locked while the token is not logged in.

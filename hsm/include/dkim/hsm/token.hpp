@@ -36,6 +36,11 @@ class Token {
     const std::string& label() const noexcept { return label_; }
     // "token 'dkim'": the prefix of this token's error messages.
     std::string name() const;
+    // The mechanism rsa-sha256 is signed with on this token, asked once at open:
+    // CKM_SHA256_RSA_PKCS where the token has it for signing, else CKM_RSA_PKCS over the DER
+    // DigestInfo of a SHA-256 hash computed here (RFC 8017 §9.2, the same signature bytes);
+    // openCryptoki 3.8.1's software token has only the latter.
+    unsigned long rsa_signing_mechanism() const noexcept { return rsa_mechanism_; }
 
     // Our view of the login state (a Login object is alive and the token accepted the PIN).
     bool logged_in() const;
@@ -53,7 +58,8 @@ class Token {
     friend class KeyStore;
     struct State;
 
-    Token(std::shared_ptr<Module> module, unsigned long slot_id, std::string label);
+    Token(std::shared_ptr<Module> module, unsigned long slot_id, std::string label,
+          unsigned long rsa_mechanism);
 
     // Called after the pool saw a lost session at login epoch `seen_epoch`: makes sure the
     // token is logged in again (re-login with the kept PIN), once per loss, whichever
@@ -63,6 +69,7 @@ class Token {
     std::shared_ptr<Module> module_;
     unsigned long slot_id_ = 0;
     std::string label_;
+    unsigned long rsa_mechanism_;
     std::unique_ptr<State> state_;
 };
 
