@@ -320,6 +320,13 @@ awaitable<void> MilterConversation::mail(std::string_view data) {
     m.client = m.auth_user.empty() ? network_client_ : config_.client_for_user(m.auth_user);
     if (policies_.signing != nullptr && m.client != nullptr) {
         m.mode = Mode::sign;
+    } else if (policies_.verifying != nullptr && address_text_.empty()) {
+        // No client address (Sendmail's local submissions: family 'L' or unknown): nothing came
+        // from the network to check, and SPF without an address would defer it for ever. It
+        // goes on untouched, results claiming our authserv-id removed at its end.
+        m.passed_why = "the MTA gave no client address (a local submission)";
+        metrics_.transaction(RelayMetrics::Outcome::delivered);
+        log_message("untouched", m.passed_why, 0);
     } else if (policies_.verifying != nullptr) {
         m.mode = Mode::verify;
         const Peer p = peer();
@@ -413,10 +420,14 @@ void MilterConversation::end_of_header() {
             signing->annotate(c);
             metrics_.transaction(RelayMetrics::Outcome::delivered);
             log_message("untouched", m.passed_why, 0);
-            if ((steps_ & st::no_reply_end_of_header) == 0) {
+            // Fields claiming our authserv-id go from every message (end_of_body); without
+            // any, the MTA may stop sending this one.
+            if ((steps_ & st::no_reply_end_of_header) == 0 && m.forged.empty()) {
                 output_ += milter::encode(rep::accept);
                 end_message();
+                return;
             }
+            answer(st::no_reply_end_of_header, rep::continue_);
             return;
         }
     }
@@ -464,8 +475,10 @@ awaitable<void> MilterConversation::end_of_body(std::string_view chunk) {
     }
     Message& m = *message_;
     if (!m.passed_why.empty()) {  // decided at the end of the header section, untouched
-        output_ += milter::encode(rep::continue_);
-        end_message();
+        if (remove_forged_results()) {
+            output_ += milter::encode(rep::continue_);
+            end_message();
+        }
         co_return;
     }
     if (m.too_big) {
@@ -510,23 +523,8 @@ awaitable<void> MilterConversation::end_of_body(std::string_view chunk) {
         end_message();
         co_return;
     }
-    if (m.mode == Mode::verify) {
-        // Forged results first: each Authentication-Results field that claims our authserv-id
-        // goes (from the last, so that the earlier ones keep their numbers).
-        if (m.forged.size() > kMilterMaxForgedResults) {
-            // Each removal costs the MTA a pass over the header (Postfix: seconds for
-            // thousands); no real message carries more than a few.
-            output_ += milter::encode_reply_code(
-                550, "5.7.1",
-                "Too many Authentication-Results fields claiming " + config_.inbound->authserv_id);
-            metrics_.transaction(RelayMetrics::Outcome::rejected);
-            log_message("refused", "too many forged Authentication-Results fields", 550);
-            end_message();
-            co_return;
-        }
-        for (auto it = m.forged.rbegin(); it != m.forged.rend(); ++it) {
-            output_ += milter::encode_change_header(*it, "Authentication-Results", "");
-        }
+    if (!remove_forged_results()) {
+        co_return;
     }
     // The new fields on top, in their order (each insertion at 0 goes above the last).
     const auto fields = split_fields(d.prefix);
@@ -544,6 +542,26 @@ awaitable<void> MilterConversation::end_of_body(std::string_view chunk) {
     log_message(m.mode == Mode::sign ? "signed" : d.action.c_str(), "", 250);
     output_ += milter::encode(rep::continue_);
     end_message();
+}
+
+bool MilterConversation::remove_forged_results() {
+    Message& m = *message_;
+    if (m.forged.size() > kMilterMaxForgedResults) {
+        // Each removal costs the MTA a pass over the header (Postfix: seconds for thousands);
+        // no real message carries more than a few.
+        output_ += milter::encode_reply_code(
+            550, "5.7.1",
+            "Too many Authentication-Results fields claiming " + config_.inbound->authserv_id);
+        metrics_.transaction(RelayMetrics::Outcome::rejected);
+        log_message("refused", "too many forged Authentication-Results fields", 550);
+        end_message();
+        return false;
+    }
+    // From the last, so that the earlier ones keep their numbers.
+    for (auto it = m.forged.rbegin(); it != m.forged.rend(); ++it) {
+        output_ += milter::encode_change_header(*it, "Authentication-Results", "");
+    }
+    return true;
 }
 
 void MilterConversation::abandon_message() {
@@ -736,18 +754,18 @@ awaitable<void> MilterSession::run() {
         log("dkim-relayd: milter id=" + id_ + ": too many connections; closing");
         co_return;
     }
-    session_end_ = relay_.clock.monotonic() + limits.session_timeout;
     while (!conversation_->closing() && !broken_) {
         std::string out = conversation_->take_output();
         co_await write(out);
         if (broken_) {
             break;
         }
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            session_end_ - relay_.clock.monotonic());
-        const auto timeout =
-            conversation_->in_message() ? limits.data_timeout : limits.command_timeout;
-        watchdog_.arm(std::max(std::min(timeout, left), 1ms));
+        // Silence between packets is the MTA waiting for its client (kMilterIdleTimeout); a
+        // packet begun and not finished is a stalled or broken MTA (the command timeout).
+        watchdog_.arm(
+            conversation_->mid_packet()
+                ? std::chrono::duration_cast<std::chrono::milliseconds>(limits.command_timeout)
+                : std::chrono::duration_cast<std::chrono::milliseconds>(kMilterIdleTimeout));
         error_code ec;
         std::size_t n = 0;
         do {

@@ -70,6 +70,13 @@ inline constexpr std::size_t kMilterMaxPacket = std::size_t{1} << 20;
 // fields it may carry (each removal costs the MTA a pass over the header).
 inline constexpr std::size_t kMilterMaxFields = 10000;
 inline constexpr std::size_t kMilterMaxForgedResults = 64;
+// How long the MTA may stay silent between two packets. It sends nothing while its SMTP client
+// is slow (in DATA) or idles with NOOPs, and may keep a connection for a whole SMTP session:
+// a short deadline here would end the milter under a healthy session, and Postfix then applies
+// milter_default_action to that message and every later one of the session. libmilter waits
+// 7210 s; so does this (no cap on the connection's lifetime: only the MTAs of
+// allowed_networks/allowed_users connect, and their connections have a count of their own).
+inline constexpr std::chrono::seconds kMilterIdleTimeout{7210};
 
 class MilterConversation {
   public:
@@ -86,8 +93,10 @@ class MilterConversation {
     void input_ended(bool timed_out);
     std::string take_output() { return std::exchange(output_, {}); }
     bool closing() const { return closing_; }
-    // Between MAIL and the end of the message (the session waits with the data timeout).
+    // Between MAIL and the end of the message.
     bool in_message() const { return message_ != nullptr; }
+    // Part of a packet has arrived: the rest is due within the command timeout.
+    bool mid_packet() const { return reader_.buffered() > 0; }
 
   private:
     struct Message;
@@ -104,6 +113,10 @@ class MilterConversation {
     awaitable<void> end_of_body(std::string_view chunk);
     // The message is over (answered, aborted or the connection ended).
     void end_message();
+    // Writes the removal of each Authentication-Results field that claims our authserv-id (in
+    // every mode: a client's message delivered here must not carry results in our name), or,
+    // past kMilterMaxForgedResults, a 550 that ends the message: false then.
+    bool remove_forged_results();
     // A message in progress is given up (ABORT, QUIT, an error): counted as aborted, ended.
     void abandon_message();
     // Answers a step unless the MTA was told it needs no answer.
@@ -166,7 +179,6 @@ class MilterSession final : public std::enable_shared_from_this<MilterSession>, 
     Watchdog watchdog_;
     std::string id_;
     bool tcp_ = true;
-    MonotonicTime session_end_;
     bool allowed_ = false;  // the peer is one of the listener's MTAs
     bool counted_ = false;
     bool broken_ = false;

@@ -196,11 +196,15 @@ Expected<void, std::string> Relay::open_unix(std::size_t listener) {
     const asio::local::stream_protocol::endpoint endpoint(path);
     acceptor->open(endpoint.protocol(), ec);
     if (!ec) {
+        // Anyone may connect; the peer's user is checked at once (allowed_users). The mode is
+        // given at bind through the umask: a chmod by path afterwards would follow a symlink
+        // planted there in between. (Nothing else of the relay makes files while it opens its
+        // listeners, so the process-wide umask is changed for this one call.)
+        const mode_t before = ::umask(0111);
         acceptor->bind(endpoint, ec);
+        ::umask(before);
     }
     if (!ec) {
-        // Anyone may connect; the peer's user is checked at once (allowed_users).
-        (void)::chmod(path.c_str(), 0666);
         acceptor->listen(asio::socket_base::max_listen_connections, ec);
     }
     if (ec) {

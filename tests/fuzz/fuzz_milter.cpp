@@ -54,7 +54,9 @@ void chunked(std::string_view stream, std::size_t seed, F&& take) {
     }
 }
 
-// Every packet's parse, as text, so that two runs compare.
+// Every packet's parse, as text, so that two runs compare. The framing limit is 4096 here so
+// that inputs of libFuzzer's sizes reach the refusal of an over-long packet; the conversation
+// below frames with the daemon's own limit (kMilterMaxPacket).
 std::string parse_all(std::string_view stream, std::size_t seed) {
     std::string out;
     milter::PacketReader reader(4096);

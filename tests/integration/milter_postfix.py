@@ -30,6 +30,7 @@ import os
 import re
 import shutil
 import signal
+import smtplib
 import socket
 import subprocess
 import sys
@@ -73,6 +74,9 @@ class Milter:
                         'allowed_users = ["postfix"]\n' % self.socket_path)
             else:
                 f.write('[[listen]]\naddress = "127.0.0.1:%d"\nprotocol = "milter"\nrole = "both"\n' % self.port)
+            # Short SMTP deadlines: the milter's own (the MTA silent while its client is slow)
+            # must not follow them (`slow client` below).
+            f.write('[limits]\ncommand_timeout = "2s"\ndata_timeout = "2s"\nsession_timeout = "4s"\n')
             f.write('[[domain]]\nname = "%s"\nselectors = ["rsa", "ed"]\n' % DOMAIN)
             f.write('[[client]]\nname = "apps"\nnetworks = ["127.0.0.1/32"]\ndomains = ["%s"]\n' % DOMAIN)
             f.write('[inbound]\ndomains = ["peer.example"]\nauthserv_id = "%s"\norg_domain = "tree-walk"\n'
@@ -236,6 +240,24 @@ def sign(folder, cli, signerd, relayd, module):
         check(b"attacker@evil.example" in got and detail[0] == [False, False] and
               detail[1].get("rsa-sha256") == "fail",
               "a Reply-To: added after signing fails both signatures (Reply-To is oversigned): %s" % (detail,))
+
+        # A slow client: Postfix says nothing to the milter while it waits, longer than the
+        # relay's SMTP deadlines (2 s a command, 4 s a session); the milter must still be there.
+        before = len(dumped(sink))
+        client = smtplib.SMTP("127.0.0.1", postfix.port, timeout=30)
+        client.ehlo("slow.test")
+        client.mail("alice@" + DOMAIN)
+        time.sleep(3)
+        client.noop()
+        time.sleep(3)
+        client.rcpt("bob@peer.example")
+        time.sleep(2.5)
+        code, reply = client.data(message("slowly"))
+        client.quit()
+        check(code == 250, "a client silent for 8.5 s between its commands is answered 250: %d %s" % (code, reply))
+        check(eventually(lambda: len(dumped(sink)) > before, 30), "its message reached the sink")
+        got = dumped(sink)[-1][1]
+        check(b"slowly" in got and verifies_both_ways(dns_server, got)[0], "signed, and it verifies")
 
         # A From: domain apps may not sign for: accepted, unsigned (the milter lets it pass).
         before = len(dumped(sink))

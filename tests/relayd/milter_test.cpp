@@ -387,6 +387,43 @@ TEST_F(MilterTest, InboundMailGetsOneAuthenticationResultsAndForgedOnesGo) {
     EXPECT_TRUE(signing_.clients.empty());
 }
 
+TEST_F(MilterTest, ResultsClaimingOurIdGoFromAClientsMailToo) {
+    // Role both: a client's mail may be delivered here, where our authserv-id is trusted.
+    open();
+    const std::string forged =
+        header("Authentication-Results", " relay.test; dkim=pass header.d=example.com");
+    auto replies = message("a@example.com", "hi\r\n", forged);
+    // MAIL, EOH, the forged field removed (it is the first), the signature on top, continue.
+    ASSERT_EQ(commands(replies), "ccmic");
+    EXPECT_EQ(replies[2].data, u32(1) + bin("Authentication-Results\0\0"));
+    ASSERT_EQ(signing_.clients, (std::vector<std::string>{"apps"}));
+    // Mail the client may not sign passes untouched, but is not accepted at the end of its
+    // header (which would let the field through): it goes at the end of the body.
+    replies = message("a@other.test", "hi\r\n", forged);
+    ASSERT_EQ(commands(replies), "ccmc");
+    EXPECT_EQ(replies[2].data, u32(1) + bin("Authentication-Results\0\0"));
+    EXPECT_NE(host_.logs.back().find("outcome=untouched"), std::string::npos) << host_.logs.back();
+}
+
+TEST_F(MilterTest, ALocalSubmissionWithoutAnAddressIsNotDeferredForEver) {
+    // Sendmail's local submissions: family 'L' (a socket path) and unknown ('U'), no address.
+    for (const std::string& family :
+         {std::string("L") + bin("\0\0") + "/var/run/x" + '\0', std::string("U")}) {
+        start();
+        send(negotiate() + packet(cmd::connect, bin("localhost\0") + family) +
+             packet(cmd::helo, strings({"localhost"})));
+        const auto replies = message(
+            "someone@example.org", "hi\r\n",
+            header("Authentication-Results", " relay.test; spf=pass smtp.mailfrom=example.org"));
+        // Untouched (no SPF without an address, no Authentication-Results of ours), the field
+        // in our name removed.
+        ASSERT_EQ(commands(replies), "ccmc") << family;
+        EXPECT_EQ(replies[2].data, u32(1) + bin("Authentication-Results\0\0"));
+        EXPECT_NE(host_.logs.back().find("outcome=untouched"), std::string::npos)
+            << host_.logs.back();
+    }
+}
+
 TEST_F(MilterTest, AMessageOverTheSizeLimitIsRefusedWithoutBeingKept) {
     open();
     const auto replies = message("a@example.com", std::string(5000, 'x'));
@@ -459,7 +496,7 @@ TEST_F(MilterTest, WithoutLeadingSpacesTheSpaceIsPutBackAndLeftOutOfInsertedValu
     EXPECT_EQ(replies[2].data.substr(4, 20), bin("DKIM-Signature\0v=1; "));
 }
 
-TEST_F(MilterTest, AMalformedPacketEndsThatConnectionOnly) {
+TEST_F(MilterTest, AMalformedPacketEndsItsConversationAndItsMessageIsCountedAborted) {
     for (const std::string& bad :
          {packet('Z'), packet(cmd::header, "no nul"), packet(cmd::connect, "x"), packet(cmd::macro),
           u32(0), u32(2u << 20), packet(cmd::mail, "<a@b>")}) {
