@@ -474,13 +474,8 @@ awaitable<void> MilterConversation::end_of_body(std::string_view chunk) {
         body(chunk);
     }
     Message& m = *message_;
-    if (!m.passed_why.empty()) {  // decided at the end of the header section, untouched
-        if (remove_forged_results()) {
-            output_ += milter::encode(rep::continue_);
-            end_message();
-        }
-        co_return;
-    }
+    // Too big before untouched: the forged fields of a header over the limits were not all
+    // counted, so they could not all be removed.
     if (m.too_big) {
         output_ += milter::encode_reply_code(
             552, "5.3.4",
@@ -489,6 +484,13 @@ awaitable<void> MilterConversation::end_of_body(std::string_view chunk) {
         metrics_.transaction(RelayMetrics::Outcome::rejected);
         log_message("refused", "over the message size limit", 552);
         end_message();
+        co_return;
+    }
+    if (!m.passed_why.empty()) {  // decided at the end of the header section, untouched
+        if (remove_forged_results()) {
+            output_ += milter::encode(rep::continue_);
+            end_message();
+        }
         co_return;
     }
     if (!m.header_done) {  // no EOH (the MTA was told it need not send one): the body is all
@@ -623,6 +625,8 @@ using namespace std::chrono_literals;
 std::string milter_refusal(const Listener& listener, tcp::socket& socket) {
     error_code ec;
     socket.set_option(tcp::no_delay(true), ec);
+    // An MTA host that vanished (no FIN) frees its slot when keepalive finds it gone.
+    socket.set_option(asio::socket_base::keep_alive(true), ec);
     const auto remote = socket.remote_endpoint(ec);
     if (ec) {
         return "the peer's address cannot be read";
@@ -761,10 +765,13 @@ awaitable<void> MilterSession::run() {
             break;
         }
         // Silence between packets is the MTA waiting for its client (kMilterIdleTimeout); a
-        // packet begun and not finished is a stalled or broken MTA (the command timeout).
+        // packet begun must be whole within the command timeout of its first byte, however
+        // slowly the rest drips in.
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            packet_due_ - relay_.clock.monotonic());
         watchdog_.arm(
             conversation_->mid_packet()
-                ? std::chrono::duration_cast<std::chrono::milliseconds>(limits.command_timeout)
+                ? std::max(left, 1ms)
                 : std::chrono::duration_cast<std::chrono::milliseconds>(kMilterIdleTimeout));
         error_code ec;
         std::size_t n = 0;
@@ -790,7 +797,12 @@ awaitable<void> MilterSession::run() {
             (void)::setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_QUICKACK, &quick,
                                sizeof quick);
         }
+        const bool was_mid_packet = conversation_->mid_packet();
+        const MonotonicTime received = relay_.clock.monotonic();
         co_await conversation_->receive(std::string_view(relay_.scratch.data(), n));
+        if (conversation_->mid_packet() && !was_mid_packet) {
+            packet_due_ = received + limits.command_timeout;
+        }
     }
     std::string out = conversation_->take_output();
     co_await write(out);

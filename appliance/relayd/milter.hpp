@@ -34,6 +34,7 @@
 
 #include "config.hpp"
 #include "dkim/clock.hpp"
+#include "dkim/mail/header.hpp"
 #include "dkim/milter/protocol.hpp"
 #include "io.hpp"
 #include "metrics.hpp"
@@ -68,7 +69,7 @@ inline constexpr std::size_t kMilterMaxPacket = std::size_t{1} << 20;
 // Header fields a message may have (each costs the policies' parsers: message_size alone let
 // a 3 MiB message of a million empty fields take 300 MiB), and forged Authentication-Results
 // fields it may carry (each removal costs the MTA a pass over the header).
-inline constexpr std::size_t kMilterMaxFields = 10000;
+inline constexpr std::size_t kMilterMaxFields = mail::kMaxHeaderFields;
 inline constexpr std::size_t kMilterMaxForgedResults = 64;
 // How long the MTA may stay silent between two packets. It sends nothing while its SMTP client
 // is slow (in DATA) or idles with NOOPs, and may keep a connection for a whole SMTP session:
@@ -179,7 +180,8 @@ class MilterSession final : public std::enable_shared_from_this<MilterSession>, 
     Watchdog watchdog_;
     std::string id_;
     bool tcp_ = true;
-    bool allowed_ = false;  // the peer is one of the listener's MTAs
+    MonotonicTime packet_due_{};  // when the packet whose first bytes came must be whole
+    bool allowed_ = false;        // the peer is one of the listener's MTAs
     bool counted_ = false;
     bool broken_ = false;
     bool timed_out_ = false;

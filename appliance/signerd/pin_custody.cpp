@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <array>
@@ -52,6 +53,22 @@ constexpr std::string_view kSealedRefused =
     "toward the token's PIN lockout); seal the right one (dkim-appliance pin seal) and restart "
     "dkim-signerd";
 
+constexpr std::string_view kFileRefused =
+    "the token refused the PIN in the PIN file: it is not tried again until the file changes "
+    "(each try counts toward the token's PIN lockout)";
+
+// What tells one version of the PIN file from the next; nullopt when it cannot be read.
+std::optional<std::array<std::int64_t, 5>> file_stamp(const std::filesystem::path& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        return std::nullopt;
+    }
+    return std::array<std::int64_t, 5>{
+        static_cast<std::int64_t>(st.st_dev), static_cast<std::int64_t>(st.st_ino),
+        static_cast<std::int64_t>(st.st_size), static_cast<std::int64_t>(st.st_mtim.tv_sec),
+        static_cast<std::int64_t>(st.st_mtim.tv_nsec)};
+}
+
 ipc::ErrorReply refusal(ipc::ErrorCode code, std::string message, std::string rule = {}) {
     return ipc::ErrorReply{code, std::move(message), 0, std::move(rule)};
 }
@@ -99,6 +116,12 @@ Expected<hsm::Secret, std::string> PinCustody::pin_for_login() const {
                 if (state_.credential_refused) {
                     return unexpected(std::string(kSealedRefused));
                 }
+            } else {
+                std::lock_guard lock(mutex_);
+                // A new file gets one try (refused again, login_refused stamps it).
+                if (state_.refused_file && file_stamp(options_.pin_path) == state_.refused_file) {
+                    return unexpected(std::string(kFileRefused));
+                }
             }
             auto pin = hsm::Secret::from_file(options_.pin_path);
             if (!pin) {
@@ -127,6 +150,14 @@ void PinCustody::login_refused(TimePoint now, const std::string& why) {
         // Each try would be a C_Login the token counts toward its lockout, at every tick.
         std::lock_guard lock(mutex_);
         state_.credential_refused = true;
+        return;
+    }
+    if (options_.mode == PinSourceKind::file) {
+        std::lock_guard lock(mutex_);
+        state_.refused_file = file_stamp(options_.pin_path);
+        if (!state_.refused_file) {
+            state_.refused_file = std::array<std::int64_t, 5>{};  // unreadable now: kept refused
+        }
         return;
     }
     if (options_.mode != PinSourceKind::shares) {
@@ -575,6 +606,10 @@ ipc::PinStatusReply PinCustody::status(bool logged_in, TimePoint now) {
             if (state_.credential_refused) {
                 s.ready = false;
                 s.missing = std::string(kSealedRefused);
+            } else if (state_.refused_file &&
+                       file_stamp(options_.pin_path) == state_.refused_file) {
+                s.ready = false;
+                s.missing = std::string(kFileRefused);
             } else if (!s.ready) {
                 s.missing = "the PIN " +
                             std::string(options_.mode == PinSourceKind::sealed

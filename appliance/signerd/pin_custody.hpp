@@ -23,6 +23,7 @@
 // never the share), the quorum (pin.share.quorum) and the wipe of the shares (pin.share.wipe,
 // at the quorum or at the end of the window) are on the audit log.
 
+#include <array>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -74,7 +75,9 @@ class PinCustody {
     // The token refused pin_for_login's PIN: in shares mode it is forgotten (a quorum is needed
     // again; trying it at every tick would count against the token's PIN lockout); in sealed
     // mode the credential is not tried again before a restart (systemd decrypts it once, at the
-    // start: it cannot change before the next one).
+    // start: it cannot change before the next one); in file mode the file is not tried again
+    // until it changes (openCryptoki locks its PIN after 3 wrong ones: a reconcile a second
+    // would lock it at once).
     void login_refused(TimePoint now, const std::string& why);
 
     // Opens an approver's PIN: sealed to a key offered to `user` for purpose "approve" and
@@ -127,6 +130,9 @@ class PinCustody {
         std::optional<hsm::Secret> held;  // shares: the PIN a quorum rebuilt
         TimePoint quorum_at;              // when it did: a re-split follows it within the window
         bool credential_refused = false;  // sealed: the token refused the credential's PIN
+        // file: the token refused the PIN of the file as it was then (device, inode, size,
+        // modification time): not tried again until the file changes.
+        std::optional<std::array<std::int64_t, 5>> refused_file;
     };
 
     Expected<hsm::Secret, std::string> open_locked(State& state, std::string_view purpose,

@@ -224,7 +224,8 @@ Result<KeyInfo> KeyStore::import(const KeyName& name, std::span<const unsigned c
     }
     values.clear();
     return detail::keep_if_protected(session, *token_, name, {*public_object, *private_object},
-                                     id_bytes, allowed, &PrivateKeyProtection::as_imported);
+                                     id_bytes, allowed, pair.restricts_mechanisms(),
+                                     &PrivateKeyProtection::as_imported);
 }
 
 }  // namespace dkim::hsm

@@ -5,6 +5,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 #include <initializer_list>
 #include <span>
@@ -77,6 +78,12 @@ class KeyPairTemplate {
     KeyPairTemplate& operator=(const KeyPairTemplate&) = delete;
 
     CK_MECHANISM_TYPE allowed() const { return allowed_; }
+    // The template still asks for CKA_ALLOWED_MECHANISMS (drop_allowed_mechanisms was not
+    // needed): the key made from it must have it.
+    bool restricts_mechanisms() const {
+        return std::any_of(private_half.begin(), private_half.end(),
+                           [](const CK_ATTRIBUTE& a) { return a.type == CKA_ALLOWED_MECHANISMS; });
+    }
 
     // For a token that refuses the whole template because it does not implement
     // CKA_ALLOWED_MECHANISMS (CKR_ATTRIBUTE_TYPE_INVALID: openCryptoki 3.8.1): the private half
@@ -128,11 +135,13 @@ Error remove_made_objects(const Session& session, const Token& token,
 
 // Reads back the pair just made under `name` and keeps it only when its private half is
 // protected as `promised` (PrivateKeyProtection::as_generated or as_imported) with `allowed` its
-// one mechanism. Some tokens ignore attributes they do not implement: a key that is not
-// protected as promised must not exist, so both halves are removed.
+// one mechanism; a key without the attribute only when the token refused it in the template
+// (`restricted` false), not when a token took it and then reads it back as unknown. Some tokens
+// ignore attributes they do not implement: a key that is not protected as promised must not exist,
+// so both halves are removed.
 Result<KeyInfo> keep_if_protected(const Session& session, const Token& token, const KeyName& name,
                                   Session::KeyPair made, std::span<const unsigned char> id,
-                                  CK_MECHANISM_TYPE allowed,
+                                  CK_MECHANISM_TYPE allowed, bool restricted,
                                   bool (PrivateKeyProtection::*promised)() const);
 
 }  // namespace dkim::hsm::detail

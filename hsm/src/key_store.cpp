@@ -237,12 +237,13 @@ Result<void> encode_public_key(const EVP_PKEY* key, PublicKey& out) {
 
 Result<KeyInfo> keep_if_protected(const Session& session, const Token& token, const KeyName& name,
                                   Session::KeyPair made, std::span<const unsigned char> id,
-                                  CK_MECHANISM_TYPE allowed,
+                                  CK_MECHANISM_TYPE allowed, bool restricted,
                                   bool (PrivateKeyProtection::*promised)() const) {
     auto info = read_key(session, name, id, true);
     if (info && info->private_half && (*info->private_half.*promised)() &&
-        (info->private_half->token_lacks_allowed_mechanisms ||
-         info->private_half->allowed_mechanisms.front() == allowed)) {
+        (info->private_half->token_lacks_allowed_mechanisms
+             ? !restricted
+             : info->private_half->allowed_mechanisms.front() == allowed)) {
         return info;
     }
     const bool read = info.has_value();
@@ -308,6 +309,7 @@ Result<KeyInfo> KeyStore::generate(const KeyName& name, KeyAlgorithm algorithm) 
         return dkim::unexpected(std::move(made).error());
     }
     return detail::keep_if_protected(session, *token_, name, *made, id_bytes, pair.allowed(),
+                                     pair.restricts_mechanisms(),
                                      &PrivateKeyProtection::as_generated);
 }
 

@@ -11,6 +11,23 @@ namespace {
 // application, and another part of this process may have logged in already.
 Result<void> login_user(const detail::Session& session, const Secret& pin,
                         const std::string& token_name) {
+    // A token one wrong PIN away from locking (openCryptoki: the third in a row) is not given a
+    // PIN that may be that one: locked, only its security officer can open it again. A login
+    // with the token's own tool resets the count.
+    auto info = detail::token_info(*session.module(), session.slot());
+    if (info && (info->flags & (CKF_USER_PIN_LOCKED | CKF_USER_PIN_FINAL_TRY)) != 0) {
+        const bool locked = (info->flags & CKF_USER_PIN_LOCKED) != 0;
+        return dkim::unexpected(Error{
+            ErrorCode::pin_locked,
+            token_name +
+                (locked ? ": the user PIN is locked after too many wrong PINs; the security "
+                          "officer must unlock it"
+                        : ": one more wrong PIN would lock the token (CKF_USER_PIN_FINAL_TRY), so "
+                          "no PIN is tried; log in once with the right PIN with the token's own "
+                          "tool (pkcs11-tool --login --test), or have the security officer set "
+                          "a new one"),
+            "C_GetTokenInfo", locked ? CKR_PIN_LOCKED : 0});
+    }
     auto ok = session.login(CKU_USER, pin, token_name);
     if (!ok && ok.error().rv == CKR_USER_ALREADY_LOGGED_IN) {
         return {};

@@ -100,8 +100,8 @@ std::string protection_summary(const hsm::KeyInfo& key, bool logged_in) {
     // is the most that token can do.
     const std::string any_mechanism =
         p.token_lacks_allowed_mechanisms
-            ? " (this token has no CKA_ALLOWED_MECHANISMS: the key may sign with any of its RSA "
-              "mechanisms)"
+            ? " (this token has no CKA_ALLOWED_MECHANISMS: whoever holds the PIN may use the key "
+              "with any of its RSA mechanisms, raw RSA included)"
             : "";
     if (p.as_generated()) {
         return "protected" + any_mechanism;

@@ -115,6 +115,45 @@ TEST(SigningPoolTest, LockedWhileLoggedOutAndSignsAgainAfterLogin) {
     EXPECT_TRUE(test::openssl_verify(key.public_key.spki_der, false, bytes("after"), *signature));
 }
 
+TEST(LoginTest, TheLastPinTryBeforeTheTokenLocksIsNeverSpent) {
+    // openCryptoki locks its user PIN at the third wrong one in a row (SoftHSM2 never does,
+    // nor does it set CKF_USER_PIN_FINAL_TRY).
+    if (std::string(test::token_traits().implementation) != "openCryptoki") {
+        GTEST_SKIP() << "only a token that locks sets CKF_USER_PIN_FINAL_TRY";
+    }
+    auto token = test::open_token(test::kSigningToken);
+    test::RawPkcs11 raw(test::SoftHsmEnvironment::module_path());
+    const CK_SLOT_ID slot = raw.slot(test::kSigningToken);
+    const CK_SESSION_HANDLE session = raw.open_session(slot);
+    const auto raw_login = [&](std::string pin) {
+        return raw.fn().C_Login(session, CKU_USER, reinterpret_cast<CK_UTF8CHAR*>(pin.data()),
+                                pin.size());
+    };
+    const auto flags = [&] {
+        CK_TOKEN_INFO info{};
+        EXPECT_EQ(raw.fn().C_GetTokenInfo(slot, &info), CKR_OK);
+        return info.flags;
+    };
+    ASSERT_EQ(raw_login("wrong-1"), CKR_PIN_INCORRECT);
+    ASSERT_EQ(raw_login("wrong-2"), CKR_PIN_INCORRECT);
+    ASSERT_NE(flags() & CKF_USER_PIN_FINAL_TRY, 0U);
+
+    auto refused = Login::acquire(token, Secret::from_string("wrong-3"));
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, ErrorCode::pin_locked);
+    EXPECT_NE(refused.error().message.find("one more wrong PIN would lock the token"),
+              std::string::npos)
+        << refused.error().message;
+    EXPECT_EQ(flags() & CKF_USER_PIN_LOCKED, 0U) << "the PIN was not tried";
+
+    // The token's own tool (here: a raw login with the right PIN) resets the count.
+    ASSERT_EQ(raw_login(test::kUserPin), CKR_OK);
+    ASSERT_EQ(raw.fn().C_Logout(session), CKR_OK);
+    raw.fn().C_CloseSession(session);
+    auto login = Login::acquire(token, Secret::from_string(test::kUserPin));
+    EXPECT_TRUE(login) << login.error().to_string();
+}
+
 TEST(SigningPoolTest, RecoversAfterAllSessionsWereClosedBehindItsBack) {
     auto token = test::open_token(test::kRecoveryToken);
     auto login = test::login(token);

@@ -422,6 +422,16 @@ TEST_F(MilterTest, ALocalSubmissionWithoutAnAddressIsNotDeferredForEver) {
         EXPECT_NE(host_.logs.back().find("outcome=untouched"), std::string::npos)
             << host_.logs.back();
     }
+    // Over the field limit the forged ones cannot all be counted, so it does not pass.
+    std::string many = header("Authentication-Results", " relay.test; dkim=pass");
+    for (std::size_t i = 0; i < kMilterMaxFields; ++i) {
+        many += header("X", "");
+    }
+    start();
+    send(negotiate() + packet(cmd::connect, bin("localhost\0") + "U"));
+    const auto replies = message("someone@example.org", "hi\r\n", many);
+    ASSERT_EQ(commands(replies), "ccy");
+    EXPECT_EQ(replies[2].data.substr(0, 10), "552 5.3.4 ");
 }
 
 TEST_F(MilterTest, AMessageOverTheSizeLimitIsRefusedWithoutBeingKept) {

@@ -1,5 +1,7 @@
 #include "dkim/crypto/public_key.hpp"
 
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
@@ -46,7 +48,23 @@ struct PublicKey::Key {
 };
 
 Expected<PublicKey, std::string> PublicKey::parse_audit_key(std::string_view key_bytes) {
-    return parse(key_bytes.size() == 32 ? KeyType::ed25519 : KeyType::rsa, key_bytes);
+    auto key = parse(key_bytes.size() == 32 ? KeyType::ed25519 : KeyType::rsa, key_bytes);
+    if (!key || key->type() == KeyType::ed25519) {
+        return key;
+    }
+    // What signerd makes (RSA-2048, e = 65537) and no less: a DNS key record may be weak, an
+    // audit key that vouches for a log may not (e = 1 or 512 bits let anyone sign).
+    BIGNUM* e = nullptr;
+    const bool exponent_ok =
+        EVP_PKEY_get_bn_param(key->key_->pkey, OSSL_PKEY_PARAM_RSA_E, &e) == 1 &&
+        BN_is_word(e, RSA_F4) == 1;
+    BN_free(e);
+    ERR_clear_error();
+    if (key->bits() < 2048 || !exponent_ok) {
+        return unexpected(
+            std::string("an RSA audit key must have at least 2048 bits and the exponent 65537"));
+    }
+    return key;
 }
 
 Expected<PublicKey, std::string> PublicKey::parse(KeyType type, std::string_view key_bytes) {

@@ -66,6 +66,10 @@ Expected<HeaderBlock, HeaderError> HeaderBlock::parse(std::string text) {
         if (first == '\r' || first == '\n') {
             return unexpected(error_at(line, "empty line inside the header section"));
         }
+        if (block.fields_.size() == kMaxHeaderFields) {
+            return unexpected(
+                error_at(line, "more than " + std::to_string(kMaxHeaderFields) + " header fields"));
+        }
         Field field;
         field.begin = static_cast<std::uint32_t>(pos);
         while (pos < n && is_ftext(text[pos])) {
@@ -116,6 +120,10 @@ Expected<HeaderBlock, HeaderError> HeaderBlock::parse(std::string text) {
             break;
         }
         field.end = static_cast<std::uint32_t>(pos);
+        if (block.fields_.size() == kMaxHeaderFields) {
+            return unexpected(
+                error_at(line, "more than " + std::to_string(kMaxHeaderFields) + " header fields"));
+        }
         block.fields_.push_back(field);
     }
     block.text_ = std::move(text);

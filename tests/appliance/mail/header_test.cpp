@@ -138,5 +138,20 @@ TEST(MessageSplitterTest, OversizedHeaderIsRefusedAndStaysRefused) {
     EXPECT_FALSE(s.finish());
 }
 
+TEST(HeaderBlockTest, AtMostTenThousandFields) {
+    std::string section;
+    for (std::size_t i = 0; i < kMaxHeaderFields; ++i) {
+        section += "X:\r\n";
+    }
+    auto most = HeaderBlock::parse(section);
+    ASSERT_TRUE(most) << most.error().to_string();
+    EXPECT_EQ(most->size(), kMaxHeaderFields);
+    auto over = HeaderBlock::parse(section + "Y: one more\r\n");
+    ASSERT_FALSE(over);
+    EXPECT_EQ(over.error().line, kMaxHeaderFields + 1);
+    EXPECT_NE(over.error().message.find("more than 10000 header fields"), std::string::npos)
+        << over.error().message;
+}
+
 }  // namespace
 }  // namespace dkim::mail

@@ -21,7 +21,7 @@ class PublicKey {
 
     // An audit key's public half as `dkim-appliance audit key` prints it: the 32-byte Ed25519
     // key, or the DER SubjectPublicKeyInfo of the RSA-2048 audit key that signerd makes on a
-    // token without EdDSA (openCryptoki 3.8.1).
+    // token without EdDSA (openCryptoki 3.8.1), of 2048 bits at least with e = 65537.
     static Expected<PublicKey, std::string> parse_audit_key(std::string_view key_bytes);
 
     KeyType type() const { return type_; }
